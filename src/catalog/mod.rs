@@ -1,0 +1,1 @@
+//! The service catalog loaded from `dialogs/`.
