@@ -1,3 +1,21 @@
-//! kaitong (开通): a WeCom chatbot that files value-added service requests.
+//! kaitong (开通): a WeCom chatbot that files value-added service requests for the flagship ERP.
+//!
+//! Layout, in the direction data flows:
+//! - [`wecom`]: callback crypto (WXBizMsgCrypt), envelope shapes, the WeCom side of a callback.
+//! - [`channel`]: turns callbacks of both inbound channels into one domain message and back.
+//! - [`dialog`]: decides what the bot says.
+//! - [`catalog`]: the services, fields and wording loaded from `dialogs/`.
+//! - [`store`]: key-value persistence, Redis or an embedded file, behind one trait.
+//! - [`http`]: axum routes; [`startup`]: builds and runs the server; [`config`]: settings.
+//! - [`chat`]: `kaitong chat`, a terminal stand-in for WeCom.
 
 pub mod catalog;
+pub mod channel;
+pub mod chat;
+pub mod config;
+pub mod dialog;
+pub mod http;
+pub mod startup;
+pub mod store;
+pub mod telemetry;
+pub mod wecom;

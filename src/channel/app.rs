@@ -1,0 +1,240 @@
+//! Channel A: the self-built app (自建应用), XML over WXBizMsgCrypt.
+
+use std::sync::Arc;
+
+use super::{
+    Attachment, AttachmentKind, Bot, CallbackResponse, CardAction, ChannelKind, ChannelSettings,
+    Content, Conversation, Inbound, MediaSource, Outcome, Rejection, Reply, ReplyCache, UserId,
+    open, reply_stamp, signed_query,
+};
+use crate::wecom::app_xml::{self, Envelope, InnerMessage};
+use crate::wecom::{CallbackQuery, MsgCrypt};
+
+/// Events that need no answer at all (a reply to them is never shown).
+const SILENT_EVENTS: &[&str] = &[
+    "subscribe",
+    "unsubscribe",
+    "LOCATION",
+    "view",
+    "view_miniprogram",
+    "batch_job_result",
+    "change_contact",
+    "change_external_contact",
+    "open_approval_change",
+    "sys_approval_change",
+];
+
+pub struct AppChannel {
+    crypt: MsgCrypt,
+    corp_id: String,
+    agent_id: String,
+    bot: Arc<dyn Bot>,
+    replies: ReplyCache,
+    settings: ChannelSettings,
+}
+
+impl AppChannel {
+    #[must_use]
+    pub fn new(
+        crypt: MsgCrypt,
+        agent_id: String,
+        bot: Arc<dyn Bot>,
+        replies: ReplyCache,
+        settings: ChannelSettings,
+    ) -> Self {
+        Self {
+            corp_id: crypt.receive_id().to_owned(),
+            crypt,
+            agent_id,
+            bot,
+            replies,
+            settings,
+        }
+    }
+
+    /// GET: URL verification; the answer is the decrypted echostr, verbatim.
+    pub fn verify_url(&self, query: &CallbackQuery, now: i64) -> Result<String, Rejection> {
+        super::verify_url(&self.crypt, query, now, self.settings.timestamp_window)
+    }
+
+    /// POST: one message or event.
+    pub async fn receive(
+        &self,
+        query: &CallbackQuery,
+        body: &[u8],
+        now: i64,
+    ) -> Result<CallbackResponse, Rejection> {
+        let signed = signed_query(query, now, self.settings.timestamp_window)?;
+        let body = std::str::from_utf8(body)
+            .map_err(|_| Rejection::Malformed("body is not UTF-8".into()))?;
+        let encrypted = Envelope::parse(body).map_err(|e| Rejection::Malformed(e.to_string()))?;
+        let plain = open(&self.crypt, &signed, &encrypted)?;
+        let plain = String::from_utf8(plain)
+            .map_err(|_| Rejection::Malformed("message is not UTF-8".into()))?;
+        let message =
+            InnerMessage::parse(&plain).map_err(|e| Rejection::Malformed(e.to_string()))?;
+        let sender = UserId::parse(&message.from_user_name)
+            .ok_or_else(|| Rejection::Malformed("FromUserName is empty".into()))?;
+
+        let Some(content) = content_of(&message) else {
+            tracing::info!(
+                channel = "app",
+                msg_type = %message.msg_type,
+                event = message.event.as_deref().unwrap_or(""),
+                "event needs no reply"
+            );
+            return Ok(CallbackResponse::empty());
+        };
+        if let Content::Unsupported(kind) = &content {
+            tracing::info!(channel = "app", kind = %kind, "unsupported message type");
+        }
+
+        let key = self.dedupe_key(&message);
+        let inbound = Inbound {
+            channel: ChannelKind::App,
+            sender: sender.clone(),
+            conversation: Conversation::Direct,
+            content,
+        };
+        let create_time = now;
+        let turn = || async {
+            let reply = self.bot.respond(inbound).await;
+            self.render(&sender, create_time, &reply)
+        };
+        let plaintext = match self.replies.run_once(&key, turn).await {
+            Ok(Outcome::Fresh(reply)) => reply,
+            Ok(Outcome::Replayed(reply)) => {
+                tracing::info!(channel = "app", key = %key, "retried callback answered from cache");
+                reply
+            }
+            Ok(Outcome::InFlight) => {
+                tracing::info!(channel = "app", key = %key, "retry while first call still running");
+                return Ok(CallbackResponse::empty());
+            }
+            Err(e) => {
+                tracing::error!(channel = "app", error = %e, "store unavailable; answering busy");
+                self.render(
+                    &sender,
+                    create_time,
+                    &Reply::Text(self.settings.busy_text.clone()),
+                )
+            }
+        };
+        Ok(self.seal(&plaintext))
+    }
+
+    /// Messages by MsgId; events by sender + CreateTime + Event (WeCom's own rule), per app.
+    fn dedupe_key(&self, message: &InnerMessage) -> String {
+        let scope = format!("idem:app:{}:{}", self.corp_id, self.agent_id);
+        match message
+            .msg_id
+            .as_deref()
+            .map(str::trim)
+            .filter(|m| !m.is_empty())
+        {
+            Some(msg_id) => format!("{scope}:msg:{msg_id}"),
+            None => format!(
+                "{scope}:evt:{}:{}:{}:{}:{}",
+                message.from_user_name,
+                message.create_time.trim(),
+                message.event.as_deref().unwrap_or(""),
+                message.task_id.as_deref().unwrap_or(""),
+                message.event_key.as_deref().unwrap_or("")
+            ),
+        }
+    }
+
+    fn render(&self, to: &UserId, create_time: i64, reply: &Reply) -> String {
+        reply.as_text().map_or_else(String::new, |text| {
+            app_xml::text_reply(to.as_str(), &self.corp_id, create_time, &text)
+        })
+    }
+
+    /// Encrypts and signs a plaintext reply; an empty plaintext is the empty 200.
+    fn seal(&self, plaintext: &str) -> CallbackResponse {
+        if plaintext.is_empty() {
+            return CallbackResponse::empty();
+        }
+        let (timestamp, nonce) = reply_stamp();
+        match self.crypt.encrypt(plaintext.as_bytes()) {
+            Ok(encrypted) => {
+                let signature = self.crypt.signature(&timestamp, &nonce, &encrypted);
+                CallbackResponse {
+                    body: app_xml::reply_envelope(&encrypted, &signature, &timestamp, &nonce),
+                    content_type: "application/xml; charset=utf-8",
+                }
+            }
+            Err(e) => {
+                tracing::error!(channel = "app", error = %e, code = e.code(), "could not encrypt reply");
+                CallbackResponse::empty()
+            }
+        }
+    }
+}
+
+/// Maps the inner XML to domain content; `None` for events that need no answer.
+fn content_of(message: &InnerMessage) -> Option<Content> {
+    let text = |v: &Option<String>| v.clone().unwrap_or_default();
+    let media = |kind: AttachmentKind, name: Option<String>| {
+        message.media_id.as_ref().map(|id| {
+            Content::Attachment(Attachment {
+                kind,
+                source: MediaSource::MediaId(id.clone()),
+                file_name: name,
+            })
+        })
+    };
+    let content = match message.msg_type.trim() {
+        "text" => Content::Text(text(&message.content)),
+        "image" => media(AttachmentKind::Image, None)?,
+        "voice" => media(AttachmentKind::Voice, None)?,
+        "video" => media(AttachmentKind::Video, None)?,
+        "file" => media(AttachmentKind::File, message.file_name.clone())?,
+        "location" => Content::Location {
+            label: text(&message.label),
+            latitude: text(&message.location_x).trim().parse().unwrap_or(0.0),
+            longitude: text(&message.location_y).trim().parse().unwrap_or(0.0),
+        },
+        "link" => Content::Link {
+            title: text(&message.title),
+            url: text(&message.url),
+        },
+        "event" => {
+            let event = message.event.as_deref().unwrap_or("").trim();
+            match event {
+                "enter_agent" => Content::Entered,
+                "click" => Content::MenuClick(text(&message.event_key)),
+                "template_card_event" => Content::CardAction(CardAction {
+                    task_id: text(&message.task_id),
+                    key: text(&message.event_key),
+                    selections: message
+                        .selected_items
+                        .as_ref()
+                        .map(|items| {
+                            items
+                                .items
+                                .iter()
+                                .map(|item| {
+                                    (
+                                        item.question_key.clone(),
+                                        item.option_ids
+                                            .as_ref()
+                                            .map(|o| o.ids.clone())
+                                            .unwrap_or_default(),
+                                    )
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                }),
+                e if SILENT_EVENTS.contains(&e) => return None,
+                other => {
+                    tracing::info!(channel = "app", event = other, "unknown event ignored");
+                    return None;
+                }
+            }
+        }
+        other => Content::Unsupported(other.to_owned()),
+    };
+    Some(content)
+}

@@ -1,0 +1,152 @@
+//! Turns WeCom callbacks of both inbound channels into one domain [`Inbound`] message for the
+//! [`Bot`], and the bot's [`Reply`] back into each channel's encrypted wire format.
+//!
+//! Owns signature/timestamp checks, envelope parsing, retry de-duplication and reply rendering.
+//! It must not know what the bot does with a message, nor anything of HTTP beyond raw bytes.
+
+mod aibot;
+mod app;
+mod dedupe;
+mod message;
+
+use std::time::Duration;
+
+pub use aibot::AiBotChannel;
+pub use app::AppChannel;
+pub use dedupe::{Outcome, ReplyCache};
+pub use message::{
+    Attachment, AttachmentKind, Bot, CardAction, ChannelKind, ChoiceOption, Content, Conversation,
+    Inbound, MediaSource, Reply, UserId,
+};
+
+use crate::wecom::{CallbackQuery, CryptoError, MsgCrypt};
+
+/// Why a callback was refused; each maps to one HTTP status in `http`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    #[error("missing query parameter {0}")]
+    MissingParameter(&'static str),
+    #[error("timestamp {0:?} outside the accepted window")]
+    StaleTimestamp(String),
+    #[error("bad signature")]
+    BadSignature,
+    #[error("receive id does not match this app")]
+    ReceiveIdMismatch,
+    #[error("malformed callback: {0}")]
+    Malformed(String),
+}
+
+impl Rejection {
+    /// Whether the sender failed to prove it is WeCom (401) rather than sent garbage (400).
+    #[must_use]
+    pub fn is_unauthenticated(&self) -> bool {
+        matches!(
+            self,
+            Self::StaleTimestamp(_) | Self::BadSignature | Self::ReceiveIdMismatch
+        )
+    }
+}
+
+/// What a callback answers with: the body of a 200 (empty = no reply).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallbackResponse {
+    pub body: String,
+    pub content_type: &'static str,
+}
+
+impl CallbackResponse {
+    #[must_use]
+    pub fn empty() -> Self {
+        Self {
+            body: String::new(),
+            content_type: "text/plain; charset=utf-8",
+        }
+    }
+}
+
+/// A signed, fresh request's signature parts.
+struct SignedQuery<'a> {
+    signature: &'a str,
+    timestamp: &'a str,
+    nonce: &'a str,
+}
+
+/// Checks presence and freshness of the signing parameters (the signature itself is checked
+/// against the payload by the caller).
+fn signed_query<'a>(
+    query: &'a CallbackQuery,
+    now: i64,
+    window: Duration,
+) -> Result<SignedQuery<'a>, Rejection> {
+    let signature = query
+        .msg_signature
+        .as_deref()
+        .ok_or(Rejection::MissingParameter("msg_signature"))?;
+    let timestamp = query
+        .timestamp
+        .as_deref()
+        .ok_or(Rejection::MissingParameter("timestamp"))?;
+    let nonce = query
+        .nonce
+        .as_deref()
+        .ok_or(Rejection::MissingParameter("nonce"))?;
+    let sent: i64 = timestamp
+        .trim()
+        .parse()
+        .map_err(|_| Rejection::StaleTimestamp(timestamp.to_owned()))?;
+    let window = i64::try_from(window.as_secs()).unwrap_or(i64::MAX);
+    if (now - sent).abs() > window {
+        return Err(Rejection::StaleTimestamp(timestamp.to_owned()));
+    }
+    Ok(SignedQuery {
+        signature,
+        timestamp,
+        nonce,
+    })
+}
+
+/// Verifies then decrypts, mapping crypto failures to rejections.
+fn open(crypt: &MsgCrypt, signed: &SignedQuery<'_>, encrypted: &str) -> Result<Vec<u8>, Rejection> {
+    crypt
+        .verify_signature(signed.signature, signed.timestamp, signed.nonce, encrypted)
+        .map_err(|_| Rejection::BadSignature)?;
+    crypt.decrypt(encrypted).map_err(|e| match e {
+        CryptoError::ValidateReceiveId => Rejection::ReceiveIdMismatch,
+        other => Rejection::Malformed(format!("{other} ({})", other.code())),
+    })
+}
+
+/// URL verification (GET): verify echostr's signature and answer its plaintext.
+fn verify_url(
+    crypt: &MsgCrypt,
+    query: &CallbackQuery,
+    now: i64,
+    window: Duration,
+) -> Result<String, Rejection> {
+    let signed = signed_query(query, now, window)?;
+    let echostr = query
+        .echostr
+        .as_deref()
+        .ok_or(Rejection::MissingParameter("echostr"))?;
+    let plain = open(crypt, &signed, echostr)?;
+    String::from_utf8(plain).map_err(|_| Rejection::Malformed("echostr is not UTF-8".into()))
+}
+
+/// A fresh timestamp and nonce for a reply envelope.
+fn reply_stamp() -> (String, String) {
+    use rand::Rng;
+    (
+        chrono::Utc::now().timestamp().to_string(),
+        rand::thread_rng()
+            .gen_range(1_000_000_000u64..9_999_999_999)
+            .to_string(),
+    )
+}
+
+/// Settings shared by both channels.
+#[derive(Debug, Clone)]
+pub struct ChannelSettings {
+    pub timestamp_window: Duration,
+    /// Said when the store is unreachable, instead of failing the callback.
+    pub busy_text: String,
+}

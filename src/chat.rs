@@ -1,0 +1,189 @@
+//! `kaitong chat`: a terminal stand-in for WeCom. Each typed line is encrypted and signed
+//! exactly as WeCom would, posted to the bot, and the encrypted reply is opened and printed.
+
+use std::io::{BufRead, Write};
+
+use rand::Rng;
+
+use crate::channel::ChannelKind;
+use crate::config::Settings;
+use crate::wecom::app_xml::InnerMessage;
+use crate::wecom::peer::{self, WecomPeer};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChatError {
+    #[error("cannot reach the bot at {url}: {source}")]
+    Http { url: String, source: reqwest::Error },
+    #[error("the bot answered HTTP {status}: {body}")]
+    Status { status: u16, body: String },
+    #[error("URL verification failed: expected {expected:?}, got {got:?}")]
+    Verification { expected: String, got: String },
+    #[error("reply could not be opened: {0}")]
+    Reply(#[from] peer::PeerError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Crypto(#[from] crate::wecom::CryptoError),
+    #[error("terminal: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Who is talking, and through which channel.
+#[derive(Debug, Clone)]
+pub struct ChatIdentity {
+    pub channel: ChannelKind,
+    pub user: String,
+    /// AI-bot group chat id; `None` for a 1:1 chat.
+    pub group: Option<String>,
+}
+
+/// A WeCom tenant talking to one running bot.
+pub struct ChatClient {
+    http: reqwest::Client,
+    base_url: String,
+    identity: ChatIdentity,
+    app: WecomPeer,
+    aibot: WecomPeer,
+    corp_id: String,
+    agent_id: String,
+}
+
+impl ChatClient {
+    pub fn new(
+        settings: &Settings,
+        base_url: &str,
+        identity: ChatIdentity,
+    ) -> Result<Self, ChatError> {
+        Ok(Self {
+            http: reqwest::Client::new(),
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            identity,
+            app: WecomPeer::new(settings.app_crypt()?),
+            aibot: WecomPeer::new(settings.aibot_crypt()?),
+            corp_id: settings.wecom.corp_id.clone(),
+            agent_id: settings.wecom.agent_id.to_string(),
+        })
+    }
+
+    fn path(&self) -> &'static str {
+        match self.identity.channel {
+            ChannelKind::App => "/wecom/app",
+            ChannelKind::AiBot => "/wecom/aibot",
+        }
+    }
+
+    fn peer(&self) -> &WecomPeer {
+        match self.identity.channel {
+            ChannelKind::App => &self.app,
+            ChannelKind::AiBot => &self.aibot,
+        }
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> Result<String, ChatError> {
+        let url = format!("{}{}", self.base_url, self.path());
+        let response = request.send().await.map_err(|source| ChatError::Http {
+            url: url.clone(),
+            source,
+        })?;
+        let status = response.status();
+        let body = response
+            .text()
+            .await
+            .map_err(|source| ChatError::Http { url, source })?;
+        if !status.is_success() {
+            return Err(ChatError::Status {
+                status: status.as_u16(),
+                body,
+            });
+        }
+        Ok(body)
+    }
+
+    /// Does what the admin console does when you save the callback URL.
+    pub async fn verify_url(&self) -> Result<(), ChatError> {
+        let echo: u64 = rand::thread_rng().r#gen();
+        let echo = echo.to_string();
+        let query = self.peer().verify_url_query(&echo)?;
+        let url = format!("{}{}?{query}", self.base_url, self.path());
+        let got = self.send(self.http.get(url)).await?;
+        if got == echo {
+            Ok(())
+        } else {
+            Err(ChatError::Verification {
+                expected: echo,
+                got,
+            })
+        }
+    }
+
+    /// Sends one text message and returns the bot's answer as text (`None` = no reply).
+    pub async fn say(&self, text: &str) -> Result<Option<String>, ChatError> {
+        let id: u64 = rand::thread_rng().gen_range(1..i64::MAX as u64);
+        let callback = match self.identity.channel {
+            ChannelKind::App => self.app.app_callback(
+                &peer::app_text_xml(&self.corp_id, &self.identity.user, &self.agent_id, id, text),
+                &self.agent_id,
+            )?,
+            ChannelKind::AiBot => {
+                let content = match &self.identity.group {
+                    Some(_) => format!("@开通助手 {text}"),
+                    None => text.to_owned(),
+                };
+                self.aibot.aibot_callback(&peer::aibot_text_json(
+                    &format!("chat{id:x}"),
+                    &self.identity.user,
+                    self.identity.group.as_deref(),
+                    &content,
+                ))?
+            }
+        };
+        let url = format!("{}{}?{}", self.base_url, self.path(), callback.query);
+        let body = self.send(self.http.post(url).body(callback.body)).await?;
+        match self.identity.channel {
+            ChannelKind::App => Ok(self.app.open_app_reply(&body)?.map(|xml| {
+                InnerMessage::parse(&xml)
+                    .ok()
+                    .and_then(|m| m.content)
+                    .unwrap_or(xml)
+            })),
+            ChannelKind::AiBot => Ok(self.aibot.open_aibot_reply(&body)?.map(|json| {
+                json.pointer("/stream/content")
+                    .or_else(|| json.pointer("/text/content"))
+                    .or_else(|| json.pointer("/template_card/sub_title_text"))
+                    .and_then(serde_json::Value::as_str)
+                    .map_or_else(|| json.to_string(), str::to_owned)
+            })),
+        }
+    }
+}
+
+/// Reads lines from `input` until EOF or `/quit`, printing each reply to `output`.
+pub async fn converse(
+    client: &ChatClient,
+    input: impl BufRead,
+    mut output: impl Write,
+) -> Result<(), ChatError> {
+    client.verify_url().await?;
+    writeln!(
+        output,
+        "✓ URL 验证通过 ({}). 输入消息回车发送, /quit 退出。",
+        client.identity.channel.as_str()
+    )?;
+    for line in input.lines() {
+        let line = line?;
+        let text = line.trim();
+        if text.is_empty() {
+            continue;
+        }
+        if text == "/quit" || text == "/exit" {
+            break;
+        }
+        writeln!(output, "我: {text}")?;
+        match client.say(text).await? {
+            Some(reply) => writeln!(output, "开通助手: {reply}")?,
+            None => writeln!(output, "开通助手: (无回复)")?,
+        }
+        output.flush()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,351 @@
+//! Settings: `config/default.toml` (compiled in) ← `--config FILE` ← `KAITONG_<SECTION>__<KEY>`.
+//!
+//! Loaded once at start-up into typed values; nothing else reads files or the environment.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::wecom::{AesKey, MsgCrypt};
+
+/// The shipped defaults; the binary works from any directory.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration could not be read: {0}")]
+    Load(String),
+    #[error("missing required setting {key} (set it in the config file or {env})")]
+    Missing { key: &'static str, env: String },
+    #[error("invalid setting {key}: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+/// A value that must never be printed; `Debug` shows only that it is set.
+#[derive(Clone, Deserialize, Default, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    #[must_use]
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() { "<unset>" } else { "****" })
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Self(value.to_owned())
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    pub listen: String,
+    pub max_body_bytes: usize,
+    pub timestamp_window_secs: u64,
+    pub shutdown_grace_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSection {
+    pub format: LogFormat,
+    pub filter: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSection {
+    pub url: String,
+    pub redis_prefix: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdempotencySection {
+    pub reply_ttl_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WecomSection {
+    pub corp_id: String,
+    pub agent_id: u32,
+    pub secret: Secret,
+    pub token: Secret,
+    pub encoding_aes_key: Secret,
+    pub api_base: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AiBotSection {
+    pub token: Secret,
+    pub encoding_aes_key: Secret,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSection {
+    pub token: Secret,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DialogsSection {
+    pub dir: PathBuf,
+}
+
+/// Everything the bot is configured with, checked.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub server: ServerSection,
+    pub log: LogSection,
+    pub store: StoreSection,
+    pub idempotency: IdempotencySection,
+    pub wecom: WecomSection,
+    pub aibot: AiBotSection,
+    pub admin: AdminSection,
+    pub dialogs: DialogsSection,
+}
+
+fn env_name(key: &str) -> String {
+    let (section, name) = key.split_once('.').unwrap_or(("", key));
+    format!(
+        "KAITONG_{}__{}",
+        section.to_uppercase(),
+        name.to_uppercase()
+    )
+}
+
+fn required(key: &'static str, value: &str) -> Result<(), ConfigError> {
+    if value.trim().is_empty() {
+        Err(ConfigError::Missing {
+            key,
+            env: env_name(key),
+        })
+    } else {
+        Ok(())
+    }
+}
+
+impl Settings {
+    /// Loads the layers and validates them; the error names the offending key.
+    pub fn load(extra_file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_with_env(extra_file, std::env::vars())
+    }
+
+    /// Like [`Settings::load`], with the environment given explicitly (tests).
+    pub fn load_with_env(
+        extra_file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut builder = config::Config::builder().add_source(config::File::from_str(
+            DEFAULT_TOML,
+            config::FileFormat::Toml,
+        ));
+        if let Some(path) = extra_file {
+            if !path.exists() {
+                return Err(ConfigError::Load(format!(
+                    "{} does not exist",
+                    path.display()
+                )));
+            }
+            builder = builder.add_source(config::File::from(path));
+        }
+        let env: config::Map<String, String> = env
+            .into_iter()
+            .filter(|(name, _)| name.starts_with("KAITONG_") && name.contains("__"))
+            .collect();
+        builder = builder.add_source(
+            config::Environment::with_prefix("KAITONG")
+                .prefix_separator("_")
+                .separator("__")
+                .source(Some(env)),
+        );
+        let settings: Settings = builder
+            .build()
+            .and_then(config::Config::try_deserialize)
+            .map_err(|e| ConfigError::Load(e.to_string()))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.listen_addr()?;
+        required("store.url", &self.store.url)?;
+        required("wecom.corp_id", &self.wecom.corp_id)?;
+        required("wecom.token", self.wecom.token.expose())?;
+        required(
+            "wecom.encoding_aes_key",
+            self.wecom.encoding_aes_key.expose(),
+        )?;
+        required("wecom.api_base", &self.wecom.api_base)?;
+        required("aibot.token", self.aibot.token.expose())?;
+        required(
+            "aibot.encoding_aes_key",
+            self.aibot.encoding_aes_key.expose(),
+        )?;
+        required("admin.token", self.admin.token.expose())?;
+        for (key, value) in [
+            ("wecom.encoding_aes_key", &self.wecom.encoding_aes_key),
+            ("aibot.encoding_aes_key", &self.aibot.encoding_aes_key),
+        ] {
+            AesKey::parse(value.expose()).map_err(|e| ConfigError::Invalid {
+                key,
+                reason: e.to_string(),
+            })?;
+        }
+        if self.idempotency.reply_ttl_secs < 600 {
+            return Err(ConfigError::Invalid {
+                key: "idempotency.reply_ttl_secs",
+                reason: "must be at least 600 so every WeCom retry finds the reply".into(),
+            });
+        }
+        if self.server.max_body_bytes == 0 {
+            return Err(ConfigError::Invalid {
+                key: "server.max_body_bytes",
+                reason: "must be positive".into(),
+            });
+        }
+        Ok(())
+    }
+
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.server
+            .listen
+            .parse()
+            .map_err(|e: std::net::AddrParseError| ConfigError::Invalid {
+                key: "server.listen",
+                reason: e.to_string(),
+            })
+    }
+
+    /// The app channel's crypto: receive id = CorpID.
+    pub fn app_crypt(&self) -> Result<MsgCrypt, ConfigError> {
+        MsgCrypt::new(
+            self.wecom.token.expose(),
+            self.wecom.encoding_aes_key.expose(),
+            self.wecom.corp_id.clone(),
+        )
+        .map_err(|e| ConfigError::Invalid {
+            key: "wecom.encoding_aes_key",
+            reason: e.to_string(),
+        })
+    }
+
+    /// The AI bot's crypto: receive id is the empty string.
+    pub fn aibot_crypt(&self) -> Result<MsgCrypt, ConfigError> {
+        MsgCrypt::new(
+            self.aibot.token.expose(),
+            self.aibot.encoding_aes_key.expose(),
+            "",
+        )
+        .map_err(|e| ConfigError::Invalid {
+            key: "aibot.encoding_aes_key",
+            reason: e.to_string(),
+        })
+    }
+
+    #[must_use]
+    pub fn timestamp_window(&self) -> Duration {
+        Duration::from_secs(self.server.timestamp_window_secs)
+    }
+
+    /// Whether the shipped demo credentials are still in use (logged loudly at start-up).
+    #[must_use]
+    pub fn uses_demo_credentials(&self) -> bool {
+        DEFAULT_TOML.contains(self.wecom.encoding_aes_key.expose())
+            || DEFAULT_TOML.contains(self.aibot.encoding_aes_key.expose())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_load_and_are_demo() {
+        let settings = Settings::load_with_env(None, env(&[])).unwrap();
+        assert_eq!(settings.store.url, "embedded://data/kaitong.db");
+        assert!(settings.uses_demo_credentials());
+    }
+
+    #[test]
+    fn environment_overrides_any_key() {
+        let settings = Settings::load_with_env(
+            None,
+            env(&[
+                ("KAITONG_WECOM__CORP_ID", "ww_real"),
+                ("KAITONG_WECOM__AGENT_ID", "42"),
+                ("KAITONG_SERVER__LISTEN", "0.0.0.0:9000"),
+                ("KAITONG_TEST_REDIS_URL", "redis://ignored"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(settings.wecom.corp_id, "ww_real");
+        assert_eq!(settings.wecom.agent_id, 42);
+        assert_eq!(settings.listen_addr().unwrap().port(), 9000);
+    }
+
+    #[test]
+    fn a_bad_aes_key_names_the_key() {
+        let err =
+            Settings::load_with_env(None, env(&[("KAITONG_AIBOT__ENCODING_AES_KEY", "short")]))
+                .unwrap_err();
+        assert!(err.to_string().contains("aibot.encoding_aes_key"), "{err}");
+    }
+
+    #[test]
+    fn an_empty_required_key_names_the_key_and_its_variable() {
+        let err = Settings::load_with_env(None, env(&[("KAITONG_WECOM__TOKEN", "")])).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("wecom.token") && text.contains("KAITONG_WECOM__TOKEN"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_config_file_layer_applies() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("local.toml");
+        std::fs::write(&path, "[store]\nurl = \"redis://127.0.0.1:6399\"\n").unwrap();
+        let settings = Settings::load_with_env(Some(&path), env(&[])).unwrap();
+        assert_eq!(settings.store.url, "redis://127.0.0.1:6399");
+        assert!(Settings::load_with_env(Some(&dir.path().join("nope.toml")), env(&[])).is_err());
+    }
+
+    #[test]
+    fn secrets_do_not_show_in_debug_output() {
+        let settings = Settings::load_with_env(None, env(&[])).unwrap();
+        let debug = format!("{settings:?}");
+        assert!(!debug.contains(settings.wecom.token.expose()));
+        assert!(!debug.contains(settings.wecom.encoding_aes_key.expose()));
+    }
+}

@@ -1,0 +1,233 @@
+//! HTTP wiring: the axum routes, body limits, status codes and the rejection log line.
+//!
+//! Owns only transport concerns; protocol work is delegated to `channel`, state to `store`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::channel::{AiBotChannel, AppChannel, CallbackResponse, Rejection};
+use crate::store::Store;
+use crate::wecom::CallbackQuery;
+
+/// Shared by every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub app: Arc<AppChannel>,
+    pub aibot: Arc<AiBotChannel>,
+    pub store: Arc<dyn Store>,
+    pub max_body_bytes: usize,
+}
+
+/// Which inbound channel a route serves, for logs.
+#[derive(Clone, Copy)]
+enum Route {
+    App,
+    AiBot,
+}
+
+impl Route {
+    fn name(self) -> &'static str {
+        match self {
+            Self::App => "app",
+            Self::AiBot => "aibot",
+        }
+    }
+}
+
+pub fn router(state: AppState, request_timeout: Duration) -> Router {
+    Router::new()
+        .route(
+            "/wecom/app",
+            get(app_verify)
+                .post(app_callback)
+                .fallback(method_not_allowed),
+        )
+        .route(
+            "/wecom/aibot",
+            get(aibot_verify)
+                .post(aibot_callback)
+                .fallback(method_not_allowed),
+        )
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .fallback(not_found)
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            request_timeout,
+        ))
+        .with_state(state)
+}
+
+fn peer(request: &Request) -> String {
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or_else(
+            || "unknown".to_owned(),
+            |ConnectInfo(addr)| addr.to_string(),
+        )
+}
+
+fn reject(route: Route, peer: &str, rejection: &Rejection) -> Response {
+    let status = if rejection.is_unauthenticated() {
+        StatusCode::UNAUTHORIZED
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    tracing::warn!(
+        channel = route.name(),
+        peer,
+        status = status.as_u16(),
+        reason = %rejection,
+        "callback rejected"
+    );
+    let body = if status == StatusCode::UNAUTHORIZED {
+        "unauthorized"
+    } else {
+        "bad request"
+    };
+    (status, body).into_response()
+}
+
+fn respond(response: CallbackResponse) -> Response {
+    let mut res = Response::new(Body::from(response.body));
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(response.content_type),
+    );
+    res
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// Reads the body under the limit; a declared or actual overflow is a 413.
+async fn read_body(request: Request, limit: usize) -> Result<Bytes, ()> {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return Err(());
+    }
+    axum::body::to_bytes(request.into_body(), limit)
+        .await
+        .map_err(|_| ())
+}
+
+async fn verify(state: &AppState, route: Route, request: Request) -> Response {
+    let peer = peer(&request);
+    let query = CallbackQuery::parse(request.uri().query().unwrap_or(""));
+    let result = match route {
+        Route::App => state.app.verify_url(&query, now()),
+        Route::AiBot => state.aibot.verify_url(&query, now()),
+    };
+    match result {
+        Ok(echo) => {
+            tracing::info!(channel = route.name(), peer, "URL verified");
+            ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], echo).into_response()
+        }
+        Err(rejection) => reject(route, &peer, &rejection),
+    }
+}
+
+async fn callback(state: &AppState, route: Route, request: Request) -> Response {
+    let started = Instant::now();
+    let peer = peer(&request);
+    let query = CallbackQuery::parse(request.uri().query().unwrap_or(""));
+    let Ok(body) = read_body(request, state.max_body_bytes).await else {
+        tracing::warn!(
+            channel = route.name(),
+            peer,
+            status = 413,
+            reason = "body over the size limit",
+            limit = state.max_body_bytes,
+            "callback rejected"
+        );
+        return (StatusCode::PAYLOAD_TOO_LARGE, "payload too large").into_response();
+    };
+    let result = match route {
+        Route::App => state.app.receive(&query, &body, now()).await,
+        Route::AiBot => state.aibot.receive(&query, &body, now()).await,
+    };
+    match result {
+        Ok(response) => {
+            tracing::info!(
+                channel = route.name(),
+                peer,
+                replied = !response.body.is_empty(),
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "callback handled"
+            );
+            respond(response)
+        }
+        Err(rejection) => reject(route, &peer, &rejection),
+    }
+}
+
+async fn app_verify(State(state): State<AppState>, request: Request) -> Response {
+    verify(&state, Route::App, request).await
+}
+
+async fn app_callback(State(state): State<AppState>, request: Request) -> Response {
+    callback(&state, Route::App, request).await
+}
+
+async fn aibot_verify(State(state): State<AppState>, request: Request) -> Response {
+    verify(&state, Route::AiBot, request).await
+}
+
+async fn aibot_callback(State(state): State<AppState>, request: Request) -> Response {
+    callback(&state, Route::AiBot, request).await
+}
+
+async fn method_not_allowed(request: Request) -> Response {
+    let peer = peer(&request);
+    tracing::warn!(
+        peer,
+        method = %request.method(),
+        path = request.uri().path(),
+        status = 405,
+        reason = "method not allowed",
+        "callback rejected"
+    );
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        [(header::ALLOW, "GET, POST")],
+        "method not allowed",
+    )
+        .into_response()
+}
+
+async fn not_found(request: Request) -> Response {
+    tracing::info!(
+        peer = peer(&request),
+        path = request.uri().path(),
+        "no such route"
+    );
+    (StatusCode::NOT_FOUND, "not found").into_response()
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => (StatusCode::OK, "ready").into_response(),
+        Err(e) => {
+            tracing::warn!(store = %state.store.describe(), error = %e, "not ready");
+            (StatusCode::SERVICE_UNAVAILABLE, "store unavailable").into_response()
+        }
+    }
+}

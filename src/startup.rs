@@ -1,0 +1,189 @@
+//! Builds the application from settings and runs it until a shutdown signal.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::channel::{AiBotChannel, AppChannel, Bot, ChannelSettings, ReplyCache};
+use crate::config::{ConfigError, Settings};
+use crate::dialog::{EchoBot, EchoWording};
+use crate::http::{AppState, router};
+use crate::store::{self, Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A built, bound server that has not started serving yet.
+pub struct Application {
+    listener: TcpListener,
+    router: axum::Router,
+    local_addr: SocketAddr,
+    store: Arc<dyn Store>,
+    grace: Duration,
+}
+
+/// The texts said before the form engine exists; kept here until `dialogs/` wording lands.
+fn echo_wording() -> EchoWording {
+    EchoWording {
+        welcome: "你好,我是开通助手 👋 告诉我要给哪个卖家账号开通什么服务,例如:帮 abc_flagship 开通电子发票".into(),
+        help: "发送要开通的服务和卖家账号即可,例如:帮 abc_flagship 开通电子发票。\n发送「帮助」查看本说明。".into(),
+        echo_prefix: "收到:".into(),
+        attachment_received: "已收到文件".into(),
+    }
+}
+
+const BUSY_TEXT: &str = "系统繁忙,请稍后再试";
+
+impl Application {
+    /// Builds with the default bot.
+    pub async fn build(settings: &Settings) -> Result<Self, StartupError> {
+        let store = store::open(&settings.store.url, &settings.store.redis_prefix).await?;
+        let bot: Arc<dyn Bot> = Arc::new(EchoBot::new(echo_wording()));
+        Self::build_with(settings, store, bot).await
+    }
+
+    /// Builds with an explicit store and bot (tests and `kaitong chat` use this).
+    pub async fn build_with(
+        settings: &Settings,
+        store: Arc<dyn Store>,
+        bot: Arc<dyn Bot>,
+    ) -> Result<Self, StartupError> {
+        let channel_settings = ChannelSettings {
+            timestamp_window: settings.timestamp_window(),
+            busy_text: BUSY_TEXT.into(),
+        };
+        let replies = ReplyCache::new(
+            Arc::clone(&store),
+            Duration::from_secs(settings.idempotency.reply_ttl_secs),
+        );
+        let app = AppChannel::new(
+            settings.app_crypt()?,
+            settings.wecom.agent_id.to_string(),
+            Arc::clone(&bot),
+            replies.clone(),
+            channel_settings.clone(),
+        );
+        let aibot = AiBotChannel::new(
+            settings.aibot_crypt()?,
+            bot,
+            replies,
+            Arc::clone(&store),
+            channel_settings,
+        );
+        let state = AppState {
+            app: Arc::new(app),
+            aibot: Arc::new(aibot),
+            store: Arc::clone(&store),
+            max_body_bytes: settings.server.max_body_bytes,
+        };
+        let addr = settings.listen_addr()?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartupError::Bind { addr, source })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind { addr, source })?;
+        Ok(Self {
+            listener,
+            router: router(state, Duration::from_secs(15)),
+            local_addr,
+            store,
+            grace: Duration::from_secs(settings.server.shutdown_grace_secs),
+        })
+    }
+
+    #[must_use]
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    #[must_use]
+    pub fn port(&self) -> u16 {
+        self.local_addr.port()
+    }
+
+    /// Serves until `shutdown` resolves, then lets in-flight requests finish (bounded by the
+    /// configured grace period).
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        tracing::info!(addr = %self.local_addr, store = %self.store.describe(), "kaitong listening");
+        let purge_store = Arc::clone(&self.store);
+        let purger = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                if let Err(e) = purge_store.purge_expired().await {
+                    tracing::warn!(error = %e, "purging expired records failed");
+                }
+            }
+        });
+        let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
+        let grace = self.grace;
+        let signal = async move {
+            shutdown.await;
+            tracing::info!("shutdown requested; finishing in-flight callbacks");
+            let _ = stopped_tx.send(());
+        };
+        let server = axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(signal);
+        let result = tokio::select! {
+            result = server => result,
+            () = async {
+                let _ = stopped_rx.await;
+                tokio::time::sleep(grace).await;
+            } => {
+                tracing::warn!(grace_secs = grace.as_secs(), "grace period over; stopping anyway");
+                Ok(())
+            }
+        };
+        purger.abort();
+        tracing::info!("kaitong stopped");
+        result
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,214 @@
+//! The embedded backend: one redb file, so a single instance needs no server at all.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use redb::{Database, ReadableTable, TableDefinition};
+
+use super::{Store, StoreError};
+
+/// value = expiry in unix millis (8 bytes, big-endian; 0 = never) followed by the payload.
+const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
+
+fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+fn expiry_for(ttl: Option<Duration>) -> u64 {
+    ttl.map_or(0, |ttl| {
+        now_millis().saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1))
+    })
+}
+
+fn encode(value: &[u8], ttl: Option<Duration>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + value.len());
+    out.extend_from_slice(&expiry_for(ttl).to_be_bytes());
+    out.extend_from_slice(value);
+    out
+}
+
+/// Returns the payload of a stored record if it has not expired.
+fn live(record: &[u8], now: u64) -> Option<&[u8]> {
+    let (expiry, payload) = record.split_at_checked(8)?;
+    let expiry = u64::from_be_bytes(expiry.try_into().ok()?);
+    (expiry == 0 || expiry > now).then_some(payload)
+}
+
+fn backend<E: std::fmt::Display>(e: E) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+pub struct EmbeddedStore {
+    db: Arc<Database>,
+    path: PathBuf,
+}
+
+impl EmbeddedStore {
+    /// Opens or creates the file, creating parent folders as needed.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(backend)?;
+        }
+        let db = Database::create(&path).map_err(backend)?;
+        let txn = db.begin_write().map_err(backend)?;
+        txn.open_table(KV).map_err(backend)?;
+        txn.commit().map_err(backend)?;
+        Ok(Self {
+            db: Arc::new(db),
+            path,
+        })
+    }
+
+    /// Runs a write transaction on the blocking pool: redb is synchronous and fsyncs on commit.
+    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut redb::Table<&str, &[u8]>) -> Result<(T, bool), StoreError> + Send + 'static,
+    {
+        let db = Arc::clone(&self.db);
+        tokio::task::spawn_blocking(move || {
+            let txn = db.begin_write().map_err(backend)?;
+            let (result, changed) = {
+                let mut table = txn.open_table(KV).map_err(backend)?;
+                f(&mut table)?
+            };
+            if changed {
+                txn.commit().map_err(backend)?;
+            } else {
+                txn.abort().map_err(backend)?;
+            }
+            Ok(result)
+        })
+        .await
+        .map_err(backend)?
+    }
+
+    /// Removes expired records; the server runs this periodically.
+    async fn purge(&self) -> Result<usize, StoreError> {
+        self.write(|table| {
+            let now = now_millis();
+            let mut expired = Vec::new();
+            for entry in table.iter().map_err(backend)? {
+                let (key, value) = entry.map_err(backend)?;
+                if live(value.value(), now).is_none() {
+                    expired.push(key.value().to_owned());
+                }
+            }
+            for key in &expired {
+                table.remove(key.as_str()).map_err(backend)?;
+            }
+            let changed = !expired.is_empty();
+            Ok((expired.len(), changed))
+        })
+        .await
+    }
+}
+
+fn read_live(table: &redb::Table<&str, &[u8]>, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    let now = now_millis();
+    Ok(table
+        .get(key)
+        .map_err(backend)?
+        .and_then(|v| live(v.value(), now).map(<[u8]>::to_vec)))
+}
+
+#[async_trait]
+impl Store for EmbeddedStore {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let db = Arc::clone(&self.db);
+        let key = key.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let txn = db.begin_read().map_err(backend)?;
+            let table = txn.open_table(KV).map_err(backend)?;
+            let now = now_millis();
+            Ok(table
+                .get(key.as_str())
+                .map_err(backend)?
+                .and_then(|v| live(v.value(), now).map(<[u8]>::to_vec)))
+        })
+        .await
+        .map_err(backend)?
+    }
+
+    async fn put(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), StoreError> {
+        let (key, record) = (key.to_owned(), encode(value, ttl));
+        self.write(move |table| {
+            table
+                .insert(key.as_str(), record.as_slice())
+                .map_err(backend)?;
+            Ok(((), true))
+        })
+        .await
+    }
+
+    async fn put_if_absent(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<bool, StoreError> {
+        let (key, record) = (key.to_owned(), encode(value, ttl));
+        self.write(move |table| {
+            if read_live(table, &key)?.is_some() {
+                return Ok((false, false));
+            }
+            table
+                .insert(key.as_str(), record.as_slice())
+                .map_err(backend)?;
+            Ok((true, true))
+        })
+        .await
+    }
+
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<bool, StoreError> {
+        let (key, record) = (key.to_owned(), encode(value, ttl));
+        let expected = expected.map(<[u8]>::to_vec);
+        self.write(move |table| {
+            if read_live(table, &key)? != expected {
+                return Ok((false, false));
+            }
+            table
+                .insert(key.as_str(), record.as_slice())
+                .map_err(backend)?;
+            Ok((true, true))
+        })
+        .await
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool, StoreError> {
+        let key = key.to_owned();
+        self.write(move |table| {
+            let was_live = read_live(table, &key)?.is_some();
+            let removed = table.remove(key.as_str()).map_err(backend)?.is_some();
+            Ok((was_live, removed))
+        })
+        .await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let db = Arc::clone(&self.db);
+        tokio::task::spawn_blocking(move || db.begin_read().map(|_| ()).map_err(backend))
+            .await
+            .map_err(backend)?
+    }
+
+    fn describe(&self) -> String {
+        format!("embedded:{}", self.path.display())
+    }
+
+    async fn purge_expired(&self) -> Result<usize, StoreError> {
+        self.purge().await
+    }
+}

@@ -1,0 +1,81 @@
+//! Durable key-value state behind one trait, with two backends chosen by `store.url`:
+//! `embedded://PATH` (a single redb file, the default) and `redis://…` (shared by many instances).
+//!
+//! Owns persistence and expiry only. Callers decide what the keys and bytes mean; this module
+//! must not know about WeCom, dialogs or requests.
+
+mod embedded;
+mod redis_store;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+pub use embedded::EmbeddedStore;
+pub use redis_store::RedisStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backend cannot be reached right now (Redis down, timeout); the caller may retry later.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The backend answered but failed (corrupt file, protocol error).
+    #[error("store failure: {0}")]
+    Backend(String),
+    #[error("unsupported store url {0:?}: expected embedded://PATH or redis://HOST:PORT")]
+    UnsupportedUrl(String),
+}
+
+/// Key-value operations every backend provides with the same semantics (see `tests/store.rs`).
+///
+/// `ttl = None` keeps a value until deleted. Expired values are invisible to every operation.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
+    async fn put(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), StoreError>;
+
+    /// Writes only when no live value exists; returns whether it wrote.
+    async fn put_if_absent(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<bool, StoreError>;
+
+    /// Replaces the value only if it still equals `expected` (`None` = absent); returns whether it
+    /// wrote. This is what keeps two instances from losing each other's update.
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<bool, StoreError>;
+
+    /// Returns whether a live value was removed.
+    async fn delete(&self, key: &str) -> Result<bool, StoreError>;
+
+    /// Cheap reachability check for `/readyz`.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Human-readable backend name for logs.
+    fn describe(&self) -> String;
+
+    /// Drops expired records where the backend does not do so itself.
+    async fn purge_expired(&self) -> Result<usize, StoreError> {
+        Ok(0)
+    }
+}
+
+/// Opens the backend named by a `store.url`.
+pub async fn open(url: &str, redis_prefix: &str) -> Result<Arc<dyn Store>, StoreError> {
+    if let Some(path) = url.strip_prefix("embedded://") {
+        Ok(Arc::new(EmbeddedStore::open(path)?))
+    } else if url.starts_with("redis://") || url.starts_with("rediss://") {
+        Ok(Arc::new(RedisStore::open(url, redis_prefix)?))
+    } else {
+        Err(StoreError::UnsupportedUrl(url.to_owned()))
+    }
+}

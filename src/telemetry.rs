@@ -1,0 +1,20 @@
+//! Logging set-up: one subscriber for the process, text or JSON.
+
+use tracing_subscriber::EnvFilter;
+
+use crate::config::LogFormat;
+
+/// Installs the global subscriber; `RUST_LOG` wins over the configured filter.
+/// Returns false when one was already installed (tests call it repeatedly).
+pub fn init(format: LogFormat, filter: &str) -> bool {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(filter))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().try_init().is_ok(),
+        LogFormat::Text => builder.try_init().is_ok(),
+    }
+}

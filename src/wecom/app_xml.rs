@@ -1,0 +1,243 @@
+//! XML shapes of the self-built app (自建应用) channel: the encrypted envelope, the inner
+//! message or event, and the passive reply. Parsing is by element name; order does not matter.
+
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum XmlError {
+    #[error("malformed XML: {0}")]
+    Malformed(String),
+    #[error("missing element {0}")]
+    Missing(&'static str),
+}
+
+/// The outer POST body: `<xml><ToUserName/><AgentID/><Encrypt/></xml>`.
+#[derive(Debug, Deserialize)]
+pub struct Envelope {
+    #[serde(rename = "ToUserName")]
+    pub to_user_name: Option<String>,
+    #[serde(rename = "AgentID")]
+    pub agent_id: Option<String>,
+    #[serde(rename = "Encrypt")]
+    pub encrypt: Option<String>,
+}
+
+impl Envelope {
+    /// Returns the ciphertext of a well-formed envelope.
+    pub fn parse(body: &str) -> Result<String, XmlError> {
+        let envelope: Envelope =
+            quick_xml::de::from_str(body).map_err(|e| XmlError::Malformed(e.to_string()))?;
+        envelope
+            .encrypt
+            .map(|e| e.trim().to_owned())
+            .filter(|e| !e.is_empty())
+            .ok_or(XmlError::Missing("Encrypt"))
+    }
+}
+
+/// The decrypted inner message or event; every element optional so unknown kinds still parse.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct InnerMessage {
+    #[serde(rename = "ToUserName")]
+    pub to_user_name: String,
+    #[serde(rename = "FromUserName")]
+    pub from_user_name: String,
+    #[serde(rename = "CreateTime")]
+    pub create_time: String,
+    #[serde(rename = "MsgType")]
+    pub msg_type: String,
+    #[serde(rename = "MsgId")]
+    pub msg_id: Option<String>,
+    #[serde(rename = "AgentID")]
+    pub agent_id: Option<String>,
+    #[serde(rename = "Content")]
+    pub content: Option<String>,
+    #[serde(rename = "PicUrl")]
+    pub pic_url: Option<String>,
+    #[serde(rename = "MediaId")]
+    pub media_id: Option<String>,
+    #[serde(rename = "Format")]
+    pub format: Option<String>,
+    #[serde(rename = "ThumbMediaId")]
+    pub thumb_media_id: Option<String>,
+    #[serde(rename = "FileName")]
+    pub file_name: Option<String>,
+    #[serde(rename = "Location_X")]
+    pub location_x: Option<String>,
+    #[serde(rename = "Location_Y")]
+    pub location_y: Option<String>,
+    #[serde(rename = "Scale")]
+    pub scale: Option<String>,
+    #[serde(rename = "Label")]
+    pub label: Option<String>,
+    #[serde(rename = "Title")]
+    pub title: Option<String>,
+    #[serde(rename = "Description")]
+    pub description: Option<String>,
+    #[serde(rename = "Url")]
+    pub url: Option<String>,
+    #[serde(rename = "Event")]
+    pub event: Option<String>,
+    #[serde(rename = "EventKey")]
+    pub event_key: Option<String>,
+    #[serde(rename = "TaskId")]
+    pub task_id: Option<String>,
+    #[serde(rename = "CardType")]
+    pub card_type: Option<String>,
+    #[serde(rename = "ResponseCode")]
+    pub response_code: Option<String>,
+    #[serde(rename = "SelectedItems")]
+    pub selected_items: Option<SelectedItems>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct SelectedItems {
+    #[serde(rename = "SelectedItem", default)]
+    pub items: Vec<SelectedItem>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct SelectedItem {
+    #[serde(rename = "QuestionKey", default)]
+    pub question_key: String,
+    #[serde(rename = "OptionIds", default)]
+    pub option_ids: Option<OptionIds>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct OptionIds {
+    #[serde(rename = "OptionId", default)]
+    pub ids: Vec<String>,
+}
+
+impl InnerMessage {
+    pub fn parse(xml: &str) -> Result<Self, XmlError> {
+        let msg: InnerMessage =
+            quick_xml::de::from_str(xml).map_err(|e| XmlError::Malformed(e.to_string()))?;
+        if msg.msg_type.trim().is_empty() {
+            return Err(XmlError::Missing("MsgType"));
+        }
+        if msg.from_user_name.trim().is_empty() {
+            return Err(XmlError::Missing("FromUserName"));
+        }
+        Ok(msg)
+    }
+}
+
+/// Wraps text in CDATA, splitting any `]]>` so the section cannot be closed early.
+#[must_use]
+pub fn cdata(text: &str) -> String {
+    format!("<![CDATA[{}]]>", text.replace("]]>", "]]]]><![CDATA[>"))
+}
+
+/// The encrypted passive reply body WeCom expects (template of the official samples).
+#[must_use]
+pub fn reply_envelope(encrypt: &str, signature: &str, timestamp: &str, nonce: &str) -> String {
+    format!(
+        "<xml>\n<Encrypt>{}</Encrypt>\n<MsgSignature>{}</MsgSignature>\n<TimeStamp>{}</TimeStamp>\n<Nonce>{}</Nonce>\n</xml>",
+        cdata(encrypt),
+        cdata(signature),
+        timestamp,
+        cdata(nonce)
+    )
+}
+
+/// WeCom truncates passive text beyond 2048 bytes; cut on a character boundary ourselves.
+pub const TEXT_LIMIT_BYTES: usize = 2048;
+
+#[must_use]
+pub fn truncate_on_char_boundary(text: &str, limit: usize) -> &str {
+    if text.len() <= limit {
+        return text;
+    }
+    let mut end = limit;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// Inner plaintext of a passive text reply.
+#[must_use]
+pub fn text_reply(to_user: &str, from_corp: &str, create_time: i64, content: &str) -> String {
+    format!(
+        "<xml><ToUserName>{}</ToUserName><FromUserName>{}</FromUserName><CreateTime>{}</CreateTime><MsgType>{}</MsgType><Content>{}</Content></xml>",
+        cdata(to_user),
+        cdata(from_corp),
+        create_time,
+        cdata("text"),
+        cdata(truncate_on_char_boundary(content, TEXT_LIMIT_BYTES))
+    )
+}
+
+/// Inner plaintext of a passive reply that relabels the clicked card button.
+#[must_use]
+pub fn update_button_reply(
+    to_user: &str,
+    from_corp: &str,
+    create_time: i64,
+    replace_name: &str,
+) -> String {
+    format!(
+        "<xml><ToUserName>{}</ToUserName><FromUserName>{}</FromUserName><CreateTime>{}</CreateTime><MsgType>{}</MsgType><Button><ReplaceName>{}</ReplaceName></Button></xml>",
+        cdata(to_user),
+        cdata(from_corp),
+        create_time,
+        cdata("update_button"),
+        cdata(replace_name)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn envelope_elements_parse_in_any_order() {
+        let body = "<xml><Encrypt><![CDATA[abc]]></Encrypt><AgentID><![CDATA[218]]></AgentID><ToUserName><![CDATA[wx]]></ToUserName></xml>";
+        assert_eq!(Envelope::parse(body).unwrap(), "abc");
+    }
+
+    #[test]
+    fn envelope_without_encrypt_is_an_error() {
+        assert!(matches!(
+            Envelope::parse("<xml><ToUserName>x</ToUserName></xml>"),
+            Err(XmlError::Missing("Encrypt"))
+        ));
+        assert!(Envelope::parse("<xml><Encrypt>").is_err());
+        assert!(Envelope::parse("not xml at all").is_err());
+    }
+
+    #[test]
+    fn template_card_event_with_selected_items_parses() {
+        let xml = "<xml><ToUserName><![CDATA[toUser]]></ToUserName><FromUserName><![CDATA[FromUser]]></FromUserName><CreateTime>123456789</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[template_card_event]]></Event><EventKey><![CDATA[key111]]></EventKey><TaskId><![CDATA[taskid111]]></TaskId><CardType><![CDATA[vote_interaction]]></CardType><ResponseCode><![CDATA[ResponseCode]]></ResponseCode><AgentID>1</AgentID><SelectedItems><SelectedItem><QuestionKey><![CDATA[QuestionKey1]]></QuestionKey><OptionIds><OptionId><![CDATA[OptionId1]]></OptionId><OptionId><![CDATA[OptionId2]]></OptionId></OptionIds></SelectedItem><SelectedItem><QuestionKey><![CDATA[QuestionKey2]]></QuestionKey><OptionIds><OptionId><![CDATA[OptionId3]]></OptionId><OptionId><![CDATA[OptionId4]]></OptionId></OptionIds></SelectedItem></SelectedItems></xml>";
+        let msg = InnerMessage::parse(xml).unwrap();
+        assert_eq!(msg.event.as_deref(), Some("template_card_event"));
+        let items = msg.selected_items.unwrap().items;
+        assert_eq!(items.len(), 2);
+        assert_eq!(items[1].question_key, "QuestionKey2");
+        assert_eq!(
+            items[1].option_ids.as_ref().unwrap().ids,
+            vec!["OptionId3", "OptionId4"]
+        );
+    }
+
+    #[test]
+    fn cdata_cannot_be_closed_by_content() {
+        let wrapped = cdata("a]]>b");
+        let xml = format!(
+            "<xml><MsgType>text</MsgType><FromUserName>u</FromUserName><Content>{wrapped}</Content></xml>"
+        );
+        assert_eq!(InnerMessage::parse(&xml).unwrap().content.unwrap(), "a]]>b");
+    }
+
+    #[test]
+    fn truncation_keeps_whole_characters() {
+        let text = "开".repeat(1000); // 3000 bytes
+        let cut = truncate_on_char_boundary(&text, TEXT_LIMIT_BYTES);
+        assert!(cut.len() <= TEXT_LIMIT_BYTES);
+        assert_eq!(cut.chars().count(), 682);
+    }
+}

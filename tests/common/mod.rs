@@ -1,0 +1,214 @@
+//! Test harness: a real `redis-server` on a free port, settings with fresh stores, and the
+//! real HTTP server on a random port.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use kaitong::channel::Bot;
+use kaitong::config::Settings;
+use kaitong::startup::Application;
+use kaitong::store::{EmbeddedStore, RedisStore, Store};
+use kaitong::wecom::peer::WecomPeer;
+
+/// Keeps the spawned server's stdin open; when the test process exits the pipe closes and the
+/// wrapper shell kills redis-server, so no server outlives the tests.
+struct RedisGuard {
+    _child: Child,
+    url: String,
+}
+
+static REDIS: OnceLock<RedisGuard> = OnceLock::new();
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// URL of a real Redis: `KAITONG_TEST_REDIS_URL`, or one this process starts.
+/// A machine without `redis-server` fails loudly: these tests never skip.
+pub fn redis_url() -> String {
+    if let Ok(url) = std::env::var("KAITONG_TEST_REDIS_URL") {
+        if !url.is_empty() {
+            return url;
+        }
+    }
+    REDIS
+        .get_or_init(|| {
+            let status = Command::new("redis-server").arg("--version").output();
+            assert!(
+                status.is_ok(),
+                "redis-server is not installed: the Redis tests need a real server \
+                 (apt-get install redis-server, or set KAITONG_TEST_REDIS_URL)"
+            );
+            let port = free_port();
+            let script = format!(
+                "redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no \
+                 --loglevel warning & pid=$!; echo started; read _; kill $pid"
+            );
+            let mut child = Command::new("sh")
+                .arg("-c")
+                .arg(script)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("spawn redis-server");
+            let mut line = String::new();
+            BufReader::new(child.stdout.take().unwrap())
+                .read_line(&mut line)
+                .unwrap();
+            let url = format!("redis://127.0.0.1:{port}/");
+            wait_for_redis(&url);
+            RedisGuard { _child: child, url }
+        })
+        .url
+        .clone()
+}
+
+fn wait_for_redis(url: &str) {
+    let client = redis::Client::open(url).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(mut conn) = client.get_connection() {
+            if redis::cmd("PING").query::<String>(&mut conn).is_ok() {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "redis-server did not start at {url}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A prefix no other test uses, so tests share one Redis without seeing each other's keys.
+pub fn unique_prefix() -> String {
+    format!("test:{:016x}:", rand::random::<u64>())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Embedded,
+    Redis,
+}
+
+pub const BACKENDS: [Backend; 2] = [Backend::Embedded, Backend::Redis];
+
+/// A fresh, empty store of the given kind; the temp dir lives as long as the returned guard.
+pub fn fresh_store(backend: Backend) -> (Arc<dyn Store>, Option<tempfile::TempDir>) {
+    match backend {
+        Backend::Embedded => {
+            let dir = tempfile::tempdir().unwrap();
+            let store = EmbeddedStore::open(dir.path().join("kaitong.db")).unwrap();
+            (Arc::new(store), Some(dir))
+        }
+        Backend::Redis => {
+            let store = RedisStore::open(&redis_url(), &unique_prefix()).unwrap();
+            (Arc::new(store), None)
+        }
+    }
+}
+
+pub fn test_settings() -> Settings {
+    let mut settings = Settings::load_with_env(None, Vec::new()).unwrap();
+    settings.server.listen = "127.0.0.1:0".into();
+    settings.server.shutdown_grace_secs = 5;
+    settings
+}
+
+/// The real server on a random port, plus WeCom's side of both channels.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub http: reqwest::Client,
+    pub app_peer: WecomPeer,
+    pub aibot_peer: WecomPeer,
+    pub settings: Settings,
+    pub store: Arc<dyn Store>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    pub server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend, bot: Arc<dyn Bot>) -> Self {
+        let (store, dir) = fresh_store(backend);
+        Self::spawn_with(test_settings(), store, dir, bot).await
+    }
+
+    pub async fn spawn_with(
+        settings: Settings,
+        store: Arc<dyn Store>,
+        dir: Option<tempfile::TempDir>,
+        bot: Arc<dyn Bot>,
+    ) -> Self {
+        let app = Application::build_with(&settings, Arc::clone(&store), bot)
+            .await
+            .unwrap();
+        let addr = app.local_addr();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(app.run_until_stopped(async {
+            let _ = rx.await;
+        }));
+        Self {
+            addr,
+            http: reqwest::Client::new(),
+            app_peer: WecomPeer::new(settings.app_crypt().unwrap()),
+            aibot_peer: WecomPeer::new(settings.aibot_crypt().unwrap()),
+            settings,
+            store,
+            stop: Some(tx),
+            server: Some(server),
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self, path_and_query: &str) -> String {
+        format!("http://{}{}", self.addr, path_and_query)
+    }
+
+    pub async fn post(&self, path: &str, query: &str, body: impl Into<reqwest::Body>) -> (u16, String) {
+        let response = self
+            .http
+            .post(self.url(&format!("{path}?{query}")))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap())
+    }
+
+    pub async fn get(&self, path_and_query: &str) -> (u16, String) {
+        let response = self.http.get(self.url(path_and_query)).send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap())
+    }
+
+    pub fn corp_id(&self) -> String {
+        self.settings.wecom.corp_id.clone()
+    }
+
+    pub fn agent_id(&self) -> String {
+        self.settings.wecom.agent_id.to_string()
+    }
+
+    /// Signals shutdown and waits for the server to finish.
+    pub async fn stop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.unwrap().unwrap();
+        }
+    }
+
+    pub fn trigger_shutdown(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
