@@ -84,7 +84,7 @@ fn reject(route: Route, peer: &str, rejection: &Rejection) -> Response {
     };
     tracing::warn!(
         channel = route.name(),
-        peer,
+        peer = %peer,
         status = status.as_u16(),
         reason = %rejection,
         "callback rejected"
@@ -134,7 +134,7 @@ async fn verify(state: &AppState, route: Route, request: Request) -> Response {
     };
     match result {
         Ok(echo) => {
-            tracing::info!(channel = route.name(), peer, "URL verified");
+            tracing::info!(channel = route.name(), peer = %peer, "URL verified");
             ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], echo).into_response()
         }
         Err(rejection) => reject(route, &peer, &rejection),
@@ -148,7 +148,7 @@ async fn callback(state: &AppState, route: Route, request: Request) -> Response 
     let Ok(body) = read_body(request, state.max_body_bytes).await else {
         tracing::warn!(
             channel = route.name(),
-            peer,
+            peer = %peer,
             status = 413,
             reason = "body over the size limit",
             limit = state.max_body_bytes,
@@ -164,7 +164,7 @@ async fn callback(state: &AppState, route: Route, request: Request) -> Response 
         Ok(response) => {
             tracing::info!(
                 channel = route.name(),
-                peer,
+                peer = %peer,
                 replied = !response.body.is_empty(),
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "callback handled"
@@ -194,7 +194,7 @@ async fn aibot_callback(State(state): State<AppState>, request: Request) -> Resp
 async fn method_not_allowed(request: Request) -> Response {
     let peer = peer(&request);
     tracing::warn!(
-        peer,
+        peer = %peer,
         method = %request.method(),
         path = request.uri().path(),
         status = 405,

@@ -107,7 +107,7 @@ impl AesKey {
 
     /// Decrypts a raw AES-256-CBC payload with WeCom's PKCS#7/32 padding (used for AI-bot media too).
     pub fn decrypt_padded(&self, ciphertext: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        if ciphertext.is_empty() || ciphertext.len() % 16 != 0 {
+        if ciphertext.is_empty() || !ciphertext.len().is_multiple_of(16) {
             return Err(CryptoError::DecryptAes);
         }
         let mut buf = ciphertext.to_vec();

@@ -34,10 +34,10 @@ fn free_port() -> u16 {
 /// URL of a real Redis: `KAITONG_TEST_REDIS_URL`, or one this process starts.
 /// A machine without `redis-server` fails loudly: these tests never skip.
 pub fn redis_url() -> String {
-    if let Ok(url) = std::env::var("KAITONG_TEST_REDIS_URL") {
-        if !url.is_empty() {
-            return url;
-        }
+    if let Ok(url) = std::env::var("KAITONG_TEST_REDIS_URL")
+        && !url.is_empty()
+    {
+        return url;
     }
     REDIS
         .get_or_init(|| {
@@ -50,7 +50,7 @@ pub fn redis_url() -> String {
             let port = free_port();
             let script = format!(
                 "redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no \
-                 --loglevel warning & pid=$!; echo started; read _; kill $pid"
+                 --loglevel warning >/dev/null 2>&1 & pid=$!; echo started; read _; kill $pid"
             );
             let mut child = Command::new("sh")
                 .arg("-c")
@@ -75,12 +75,15 @@ fn wait_for_redis(url: &str) {
     let client = redis::Client::open(url).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        if let Ok(mut conn) = client.get_connection() {
-            if redis::cmd("PING").query::<String>(&mut conn).is_ok() {
-                return;
-            }
+        if let Ok(mut conn) = client.get_connection()
+            && redis::cmd("PING").query::<String>(&mut conn).is_ok()
+        {
+            return;
         }
-        assert!(Instant::now() < deadline, "redis-server did not start at {url}");
+        assert!(
+            Instant::now() < deadline,
+            "redis-server did not start at {url}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -170,7 +173,12 @@ impl TestApp {
         format!("http://{}{}", self.addr, path_and_query)
     }
 
-    pub async fn post(&self, path: &str, query: &str, body: impl Into<reqwest::Body>) -> (u16, String) {
+    pub async fn post(
+        &self,
+        path: &str,
+        query: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, String) {
         let response = self
             .http
             .post(self.url(&format!("{path}?{query}")))
@@ -183,7 +191,12 @@ impl TestApp {
     }
 
     pub async fn get(&self, path_and_query: &str) -> (u16, String) {
-        let response = self.http.get(self.url(path_and_query)).send().await.unwrap();
+        let response = self
+            .http
+            .get(self.url(path_and_query))
+            .send()
+            .await
+            .unwrap();
         let status = response.status().as_u16();
         (status, response.text().await.unwrap())
     }
@@ -209,6 +222,55 @@ impl TestApp {
     pub fn trigger_shutdown(&mut self) {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
+        }
+    }
+}
+
+/// A bot that records every message it is handed and echoes it, optionally slowly.
+#[derive(Default)]
+pub struct RecordingBot {
+    pub seen: std::sync::Mutex<Vec<kaitong::channel::Inbound>>,
+    pub delay: Duration,
+}
+
+impl RecordingBot {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    pub fn slow(delay: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            delay,
+            ..Self::default()
+        })
+    }
+
+    pub fn calls(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+
+    pub fn last(&self) -> kaitong::channel::Inbound {
+        self.seen
+            .lock()
+            .unwrap()
+            .last()
+            .cloned()
+            .expect("the bot was called")
+    }
+}
+
+#[async_trait::async_trait]
+impl Bot for RecordingBot {
+    async fn respond(&self, message: kaitong::channel::Inbound) -> kaitong::channel::Reply {
+        use kaitong::channel::{Content, Reply};
+        self.seen.lock().unwrap().push(message.clone());
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
+        }
+        match message.content {
+            Content::Text(text) => Reply::Text(format!("echo:{text}")),
+            Content::Entered => Reply::Text("welcome".into()),
+            other => Reply::Text(format!("got:{other:?}")),
         }
     }
 }
