@@ -1,0 +1,96 @@
+//! The `kaitong` binary as a person uses it: `chat` against an in-process bot, `chat --url`
+//! against a running `serve`, and a clear one-line refusal for bad configuration.
+#![allow(clippy::unwrap_used)]
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn kaitong() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kaitong"));
+    cmd.env_remove("RUST_LOG");
+    cmd
+}
+
+fn chat_with(args: &[&str], envs: &[(&str, String)], input: &str) -> (bool, String, String) {
+    let mut child = kaitong()
+        .arg("chat")
+        .args(args)
+        .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn chat_talks_to_an_in_process_bot_on_both_channels() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ("KAITONG_STORE__URL", format!("embedded://{}", dir.path().join("k.db").display()));
+    let (ok, out, err) = chat_with(&[], std::slice::from_ref(&store), "帮助\n开通电子发票\n/quit\n");
+    assert!(ok, "{err}");
+    assert!(out.contains("URL 验证通过 (app)"), "{out}");
+    assert!(out.contains("开通助手: 收到: 开通电子发票"), "{out}");
+    assert!(out.contains("帮助"), "{out}");
+
+    let (ok, out, err) = chat_with(&["--group", "wrkTEAM"], &[store], "查询\n");
+    assert!(ok, "{err}");
+    assert!(out.contains("URL 验证通过 (aibot)"), "{out}");
+    assert!(out.contains("开通助手: 收到: 查询"), "{out}");
+}
+
+#[test]
+fn chat_reaches_a_running_server_by_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut server = kaitong()
+        .arg("serve")
+        .env("KAITONG_SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("KAITONG_STORE__URL", format!("embedded://{}", dir.path().join("k.db").display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "serve did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (ok, out, err) = chat_with(&["--url", &format!("http://127.0.0.1:{port}"), "--channel", "aibot"], &[], "你好\n");
+    // SIGTERM is a graceful stop: the process exits cleanly.
+    let killed = Command::new("kill").arg("-TERM").arg(server.id().to_string()).status().unwrap();
+    assert!(killed.success());
+    let status = server.wait().unwrap();
+    assert!(ok, "{err}");
+    assert!(out.contains("开通助手: 收到: 你好"), "{out}");
+    assert!(status.success(), "serve exited with {status:?} after SIGTERM");
+}
+
+#[test]
+fn an_invalid_aes_key_stops_start_up_with_one_line_naming_it() {
+    let out = kaitong()
+        .arg("serve")
+        .env("KAITONG_WECOM__ENCODING_AES_KEY", "too-short")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("wecom.encoding_aes_key"), "{err}");
+}
+
+#[test]
+fn a_missing_required_key_stops_start_up_naming_it() {
+    let out = kaitong().arg("serve").env("KAITONG_AIBOT__TOKEN", "").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("aibot.token") && err.contains("KAITONG_AIBOT__TOKEN"), "{err}");
+}
