@@ -22,7 +22,12 @@ fn chat_with(args: &[&str], envs: &[(&str, String)], input: &str) -> (bool, Stri
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     (
         out.status.success(),
@@ -34,8 +39,15 @@ fn chat_with(args: &[&str], envs: &[(&str, String)], input: &str) -> (bool, Stri
 #[test]
 fn chat_talks_to_an_in_process_bot_on_both_channels() {
     let dir = tempfile::tempdir().unwrap();
-    let store = ("KAITONG_STORE__URL", format!("embedded://{}", dir.path().join("k.db").display()));
-    let (ok, out, err) = chat_with(&[], std::slice::from_ref(&store), "帮助\n开通电子发票\n/quit\n");
+    let store = (
+        "KAITONG_STORE__URL",
+        format!("embedded://{}", dir.path().join("k.db").display()),
+    );
+    let (ok, out, err) = chat_with(
+        &[],
+        std::slice::from_ref(&store),
+        "帮助\n开通电子发票\n/quit\n",
+    );
     assert!(ok, "{err}");
     assert!(out.contains("URL 验证通过 (app)"), "{out}");
     assert!(out.contains("开通助手: 收到: 开通电子发票"), "{out}");
@@ -50,11 +62,18 @@ fn chat_talks_to_an_in_process_bot_on_both_channels() {
 #[test]
 fn chat_reaches_a_running_server_by_url() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut server = kaitong()
         .arg("serve")
         .env("KAITONG_SERVER__LISTEN", format!("127.0.0.1:{port}"))
-        .env("KAITONG_STORE__URL", format!("embedded://{}", dir.path().join("k.db").display()))
+        .env(
+            "KAITONG_STORE__URL",
+            format!("embedded://{}", dir.path().join("k.db").display()),
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -64,14 +83,30 @@ fn chat_reaches_a_running_server_by_url() {
         assert!(Instant::now() < deadline, "serve did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let (ok, out, err) = chat_with(&["--url", &format!("http://127.0.0.1:{port}"), "--channel", "aibot"], &[], "你好\n");
+    let (ok, out, err) = chat_with(
+        &[
+            "--url",
+            &format!("http://127.0.0.1:{port}"),
+            "--channel",
+            "aibot",
+        ],
+        &[],
+        "你好\n",
+    );
     // SIGTERM is a graceful stop: the process exits cleanly.
-    let killed = Command::new("kill").arg("-TERM").arg(server.id().to_string()).status().unwrap();
+    let killed = Command::new("kill")
+        .arg("-TERM")
+        .arg(server.id().to_string())
+        .status()
+        .unwrap();
     assert!(killed.success());
     let status = server.wait().unwrap();
     assert!(ok, "{err}");
     assert!(out.contains("开通助手: 收到: 你好"), "{out}");
-    assert!(status.success(), "serve exited with {status:?} after SIGTERM");
+    assert!(
+        status.success(),
+        "serve exited with {status:?} after SIGTERM"
+    );
 }
 
 #[test]
@@ -89,8 +124,15 @@ fn an_invalid_aes_key_stops_start_up_with_one_line_naming_it() {
 
 #[test]
 fn a_missing_required_key_stops_start_up_naming_it() {
-    let out = kaitong().arg("serve").env("KAITONG_AIBOT__TOKEN", "").output().unwrap();
+    let out = kaitong()
+        .arg("serve")
+        .env("KAITONG_AIBOT__TOKEN", "")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("aibot.token") && err.contains("KAITONG_AIBOT__TOKEN"), "{err}");
+    assert!(
+        err.contains("aibot.token") && err.contains("KAITONG_AIBOT__TOKEN"),
+        "{err}"
+    );
 }
