@@ -226,11 +226,7 @@ enum PickError {
     Ambiguous(Vec<String>),
 }
 
-fn choice_error(
-    e: PickError,
-    options: &[String],
-    err: &ErrFn<'_>,
-) -> AnswerError {
+fn choice_error(e: PickError, options: &[String], err: &ErrFn<'_>) -> AnswerError {
     match e {
         PickError::NoMatch => err("err_choice", &[("options", &numbered(options))]),
         PickError::Ambiguous(c) => err("err_choice_ambiguous", &[("options", &c.join(" / "))]),
