@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::model::{ApplicantRule, Service, ServiceId, Window};
+use super::model::{ApplicantRule, Channel, Service, ServiceId, Window};
 use super::{Catalog, CatalogError};
 
 /// All services grouped by category, with ids.
@@ -43,6 +43,9 @@ pub fn render_show(catalog: &Catalog, id: ServiceId) -> Option<String> {
     let _ = writeln!(o, "分类: {cat}");
     let _ = writeln!(o, "处理人: {}", s.team.label());
     let _ = writeln!(o, "渠道: {}", s.channel.label());
+    if s.channel == Channel::ResourcePlatform {
+        let _ = writeln!(o, "  ({})", m.get("resource_platform_hint"));
+    }
     let window = match &s.window {
         Window::DailyBatch => m.get("window_daily_batch").to_owned(),
         Window::Custom(t) => t.clone(),
@@ -119,6 +122,12 @@ pub fn render_show(catalog: &Catalog, id: ServiceId) -> Option<String> {
             })
             .collect();
         let _ = writeln!(o, "相关服务: {}", rel.join("; "));
+    }
+    if !s.seed_notes.trim().is_empty() {
+        let _ = writeln!(o, "seed 备注原文:");
+        for line in s.seed_notes.lines().filter(|l| !l.trim().is_empty()) {
+            let _ = writeln!(o, "  | {}", line.trim_end());
+        }
     }
     Some(o)
 }

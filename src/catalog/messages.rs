@@ -26,6 +26,8 @@ pub const REQUIRED_KEYS: &[&str] = &[
     "refusal_framing",
     "applicant_implementation_only",
     "window_daily_batch",
+    "resource_platform_hint",
+    "legacy_process_notice",
     "skip_not_allowed",
     "err_empty",
     "err_seller_account",

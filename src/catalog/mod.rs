@@ -4,7 +4,8 @@
 //! This module owns the data model ([`model`]), answer parsing
 //! ([`value`]), conditions ([`condition`]), wording ([`messages`]), the
 //! loader ([`load`]), hot reload ([`CatalogHandle`]) and the pure
-//! renderers the CLI prints ([`cli`]). The dialog engine only reads it.
+//! renderers the CLI prints ([`cli`]), plus a simple free-text lookup
+//! ([`search`]). The dialog engine only reads it.
 
 pub mod cli;
 pub mod condition;
@@ -13,6 +14,7 @@ mod load;
 pub mod messages;
 pub mod model;
 mod raw;
+pub mod search;
 pub mod value;
 
 use std::collections::BTreeMap;
@@ -28,6 +30,7 @@ pub use model::{
     Answers, ApplicantRule, Category, Channel, FieldKey, FieldKind, FieldSpec, Guidance, Refusal,
     Service, ServiceField, ServiceId, Team, Window,
 };
+pub use search::Candidate;
 pub use value::{AnswerError, FieldValue};
 
 /// A loaded, consistent catalog. Cheap to share behind an `Arc`.

@@ -428,6 +428,18 @@ impl Service {
         self.refusals.iter().find(|r| r.when.holds(answers))
     }
 
+    /// Label and display text of each answered, active field, in order,
+    /// with secrets masked: what the summary (and any log line) shows.
+    pub fn summary_lines(&self, answers: &Answers) -> Vec<(String, String)> {
+        self.active_fields(answers)
+            .filter_map(|f| {
+                answers
+                    .get(f.key())
+                    .map(|v| (f.spec.label.clone(), f.spec.display_value(v)))
+            })
+            .collect()
+    }
+
     /// The first guidance-only outcome that applies, if any.
     pub fn guidance_for(&self, answers: &Answers) -> Option<&Guidance> {
         self.guidance.iter().find(|g| g.when.holds(answers))

@@ -423,6 +423,7 @@ pub fn parse_integer(raw: &str) -> Option<i64> {
 }
 
 fn parse_chinese_numeral(s: &str) -> Option<i64> {
+    // Checked arithmetic: a long run of 万 must not overflow.
     let (mut total, mut section, mut number) = (0i64, 0i64, None::<i64>);
     for c in s.chars() {
         if let Some(d) = chinese_digit(c) {
@@ -434,17 +435,18 @@ fn parse_chinese_numeral(s: &str) -> Option<i64> {
             '百' | '佰' => 100,
             '千' | '仟' => 1000,
             '万' | '萬' => {
-                total += (section + number.unwrap_or(0)) * 10_000;
+                let part = section.checked_add(number.unwrap_or(0))?;
+                total = total.checked_add(part.checked_mul(10_000)?)?;
                 section = 0;
                 number = None;
                 continue;
             }
             _ => return None,
         };
-        section += number.unwrap_or(1) * unit;
+        section = section.checked_add(number.unwrap_or(1).checked_mul(unit)?)?;
         number = None;
     }
-    Some(total + section + number.unwrap_or(0))
+    total.checked_add(section)?.checked_add(number.unwrap_or(0))
 }
 
 /// Yuan amounts: "1200", "1200元", "¥1,200.50", "1.2万" → cents.
