@@ -1,0 +1,635 @@
+//! Loading `dialogs/` into a validated [`Catalog`]: parse the raw TOML,
+//! resolve field references, compile patterns, check conditions and
+//! cross-service links. Every rejection names the file, line and reason.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use regex::Regex;
+use serde::de::DeserializeOwned;
+use toml::Spanned;
+
+use super::Catalog;
+use super::condition::Condition;
+use super::messages::{Messages, REQUIRED_KEYS};
+use super::model::{
+    Category, Channel, FieldKey, FieldKind, FieldSpec, Guidance, Refusal, Service, ServiceField,
+    ServiceId, Window,
+};
+use super::raw::{
+    RawCategoriesFile, RawChannelKind, RawCondition, RawConstraints, RawFieldHead, RawFieldsFile,
+    RawOutcome, RawService,
+};
+
+/// Why a catalog could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("{}: cannot read: {source}", file.display())]
+    Io {
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}:{line}: {reason}", file.display())]
+    Invalid {
+        file: PathBuf,
+        line: usize,
+        reason: String,
+    },
+}
+
+impl CatalogError {
+    pub fn file(&self) -> &Path {
+        match self {
+            CatalogError::Io { file, .. } | CatalogError::Invalid { file, .. } => file,
+        }
+    }
+
+    /// 1-based line, when the error concerns file content.
+    pub fn line(&self) -> Option<usize> {
+        match self {
+            CatalogError::Io { .. } => None,
+            CatalogError::Invalid { line, .. } => Some(*line),
+        }
+    }
+}
+
+type Result<T> = std::result::Result<T, CatalogError>;
+
+/// One source file kept in memory so byte spans can become line numbers.
+struct Src {
+    path: PathBuf,
+    text: String,
+}
+
+impl Src {
+    fn read(path: PathBuf) -> Result<Self> {
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Ok(Self { path, text }),
+            Err(source) => Err(CatalogError::Io { file: path, source }),
+        }
+    }
+
+    fn line_of(&self, offset: usize) -> usize {
+        let end = offset.min(self.text.len());
+        self.text.as_bytes()[..end]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count()
+            + 1
+    }
+
+    fn err(&self, span: Range<usize>, reason: impl Into<String>) -> CatalogError {
+        CatalogError::Invalid {
+            file: self.path.clone(),
+            line: self.line_of(span.start),
+            reason: reason.into(),
+        }
+    }
+
+    fn parse<T: DeserializeOwned>(&self) -> Result<T> {
+        toml::from_str(&self.text).map_err(|e| {
+            let span = e.span().unwrap_or(0..0);
+            self.err(span, e.message().trim().to_owned())
+        })
+    }
+}
+
+/// A library field: the resolved spec plus its raw constraints, which
+/// services may override.
+struct LibField {
+    head: RawFieldHead,
+    constraints: RawConstraints,
+}
+
+pub(super) fn load(dir: &Path) -> Result<Catalog> {
+    let messages = Arc::new(load_messages(&dir.join("messages.toml"))?);
+    let categories = load_categories(&dir.join("categories.toml"))?;
+    let (library, fields) = load_fields(&dir.join("fields.toml"), &messages)?;
+
+    let services_dir = dir.join("services");
+    let entries = std::fs::read_dir(&services_dir).map_err(|source| CatalogError::Io {
+        file: services_dir.clone(),
+        source,
+    })?;
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    paths.sort();
+
+    let category_keys: BTreeSet<&str> = categories.iter().map(|c| c.key.as_str()).collect();
+    let mut services: BTreeMap<ServiceId, Service> = BTreeMap::new();
+    // Spans of `related` entries, to report asymmetric links precisely.
+    let mut related_spans: BTreeMap<ServiceId, Vec<(ServiceId, usize)>> = BTreeMap::new();
+    for path in paths {
+        let src = Src::read(path)?;
+        let raw: RawService = src.parse()?;
+        let id_span = raw.id.span();
+        let id = ServiceId(*raw.id.get_ref());
+        if id.0 == 0 {
+            return Err(src.err(id_span, "service id must be ≥ 1"));
+        }
+        if let Some(prev) = services.get(&id) {
+            return Err(src.err(
+                id_span,
+                format!(
+                    "duplicate service id {id} (already in {})",
+                    prev.source.display()
+                ),
+            ));
+        }
+        let rel: Vec<(ServiceId, usize)> = raw
+            .related
+            .iter()
+            .map(|r| (ServiceId(*r.get_ref()), src.line_of(r.span().start)))
+            .collect();
+        let service = convert_service(raw, &src, &library, &messages, &category_keys)?;
+        related_spans.insert(id, rel);
+        services.insert(id, service);
+    }
+
+    check_related(&services, &related_spans)?;
+
+    Ok(Catalog {
+        services,
+        fields,
+        categories,
+        messages,
+        dir: dir.to_path_buf(),
+    })
+}
+
+fn load_messages(path: &Path) -> Result<Messages> {
+    let src = Src::read(path.to_path_buf())?;
+    let map: BTreeMap<String, String> = src.parse()?;
+    for key in REQUIRED_KEYS {
+        match map.get(*key) {
+            None => {
+                return Err(src.err(0..0, format!("required message key `{key}` is missing")));
+            }
+            Some(v) if v.trim().is_empty() => {
+                return Err(src.err(0..0, format!("message `{key}` is empty")));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(Messages::new(map))
+}
+
+fn load_categories(path: &Path) -> Result<Vec<Category>> {
+    let src = Src::read(path.to_path_buf())?;
+    let raw: RawCategoriesFile = src.parse()?;
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for c in raw.category {
+        let key = c.key.get_ref().clone();
+        if !seen.insert(key.clone()) {
+            return Err(src.err(c.key.span(), format!("duplicate category `{key}`")));
+        }
+        out.push(Category {
+            key,
+            name: c.name,
+            description: c.description,
+        });
+    }
+    Ok(out)
+}
+
+type Library = BTreeMap<FieldKey, LibField>;
+
+fn load_fields(
+    path: &Path,
+    messages: &Arc<Messages>,
+) -> Result<(Library, BTreeMap<FieldKey, FieldSpec>)> {
+    let src = Src::read(path.to_path_buf())?;
+    let raw: RawFieldsFile = src.parse()?;
+    let mut library = Library::new();
+    let mut specs = BTreeMap::new();
+    for f in raw.field {
+        let (head, constraints) = f.split();
+        let key = FieldKey::parse(head.key.get_ref()).map_err(|e| src.err(head.key.span(), e))?;
+        if library.contains_key(&key) {
+            return Err(src.err(head.key.span(), format!("duplicate field key `{key}`")));
+        }
+        let kind = build_kind(&head.kind, &constraints, &src)?;
+        let spec = FieldSpec {
+            key: key.clone(),
+            label: head.label.clone(),
+            prompt: head.prompt.clone(),
+            example: head.example.clone(),
+            help: head.help.clone(),
+            kind,
+            sensitive: head.sensitive,
+            messages: Arc::clone(messages),
+        };
+        specs.insert(key.clone(), spec);
+        library.insert(key, LibField { head, constraints });
+    }
+    Ok((library, specs))
+}
+
+/// Library values take the span of the service's reference, so that an
+/// inconsistency created by merging is reported in the service file.
+fn respan<T: Clone>(v: &Option<Spanned<T>>, span: &Range<usize>) -> Option<Spanned<T>> {
+    v.as_ref()
+        .map(|s| Spanned::new(span.clone(), s.get_ref().clone()))
+}
+
+fn merge(lib: &RawConstraints, over: RawConstraints, at: &Range<usize>) -> RawConstraints {
+    RawConstraints {
+        min_chars: over.min_chars.or(lib.min_chars),
+        max_chars: over.max_chars.or(lib.max_chars),
+        pattern: over.pattern.or_else(|| respan(&lib.pattern, at)),
+        pattern_hint: over.pattern_hint.or_else(|| lib.pattern_hint.clone()),
+        min: over.min.or_else(|| respan(&lib.min, at)),
+        max: over.max.or_else(|| respan(&lib.max, at)),
+        default: over.default.or_else(|| respan(&lib.default, at)),
+        allowed: over.allowed.or_else(|| respan(&lib.allowed, at)),
+        unit: over.unit.or_else(|| lib.unit.clone()),
+        options: over.options.or_else(|| respan(&lib.options, at)),
+        template: over.template.or_else(|| lib.template.clone()),
+        max_hours: over.max_hours.or_else(|| respan(&lib.max_hours, at)),
+        max_items: over.max_items.or(lib.max_items),
+    }
+}
+
+fn compile(pattern: &Spanned<String>, src: &Src) -> Result<Regex> {
+    Regex::new(pattern.get_ref()).map_err(|e| {
+        src.err(
+            pattern.span(),
+            format!("bad regex {:?}: {e}", pattern.get_ref()),
+        )
+    })
+}
+
+fn build_kind(kind: &Spanned<String>, c: &RawConstraints, src: &Src) -> Result<FieldKind> {
+    let v = |s: &Option<Spanned<i64>>| s.as_ref().map(|s| *s.get_ref());
+    Ok(match kind.get_ref().as_str() {
+        "seller_account" => FieldKind::SellerAccount,
+        "text" => {
+            let min_chars = c.min_chars.unwrap_or(1);
+            let max_chars = c.max_chars.unwrap_or(500);
+            if min_chars > max_chars {
+                return Err(src.err(kind.span(), "min_chars is greater than max_chars"));
+            }
+            FieldKind::Text {
+                min_chars,
+                max_chars,
+            }
+        }
+        "identifier" => {
+            let Some(p) = &c.pattern else {
+                return Err(src.err(kind.span(), "identifier field needs a `pattern`"));
+            };
+            FieldKind::Identifier {
+                pattern: compile(p, src)?,
+                hint: c.pattern_hint.clone().unwrap_or_default(),
+            }
+        }
+        "email" => FieldKind::Email,
+        "integer" => {
+            let (min, max, default) = (v(&c.min), v(&c.max), v(&c.default));
+            if let (Some(lo), Some(hi)) = (min, max)
+                && lo > hi
+            {
+                let span = c.max.as_ref().map_or(kind.span(), |s| s.span());
+                return Err(src.err(span, format!("min {lo} is greater than max {hi}")));
+            }
+            let allowed = match &c.allowed {
+                Some(a) if a.get_ref().is_empty() => {
+                    return Err(src.err(a.span(), "empty `allowed` list"));
+                }
+                Some(a) => a.get_ref().clone(),
+                None => Vec::new(),
+            };
+            if let (Some(d), Some(ds)) = (default, &c.default) {
+                let below = min.is_some_and(|m| d < m);
+                let above = max.is_some_and(|m| d > m);
+                let not_allowed = !allowed.is_empty() && !allowed.contains(&d);
+                if below || above || not_allowed {
+                    return Err(src.err(
+                        ds.span(),
+                        format!("default {d} is outside the cap (min {min:?}, max {max:?}, allowed {allowed:?})"),
+                    ));
+                }
+            }
+            FieldKind::Integer {
+                min,
+                max,
+                default,
+                allowed,
+                unit: c.unit.clone().unwrap_or_default(),
+            }
+        }
+        "money" => FieldKind::Money {
+            min_cents: v(&c.min).map(|m| m.saturating_mul(100)),
+            max_cents: v(&c.max).map(|m| m.saturating_mul(100)),
+        },
+        "choice" | "multi_choice" => {
+            let options = match &c.options {
+                None => return Err(src.err(kind.span(), "choice field needs `options`")),
+                Some(o) if o.get_ref().is_empty() => {
+                    return Err(src.err(o.span(), "empty choice list"));
+                }
+                Some(o) => {
+                    let list = o.get_ref().clone();
+                    let unique: BTreeSet<&String> = list.iter().collect();
+                    if unique.len() != list.len() || list.iter().any(|x| x.trim().is_empty()) {
+                        return Err(src.err(o.span(), "choice list has duplicate or blank options"));
+                    }
+                    list
+                }
+            };
+            if kind.get_ref() == "choice" {
+                FieldKind::SingleChoice { options }
+            } else {
+                FieldKind::MultiChoice { options }
+            }
+        }
+        "yes_no" => FieldKind::YesNo,
+        "attachment" => FieldKind::Attachment {
+            template: c.template.clone(),
+        },
+        "id_list" => FieldKind::IdList {
+            pattern: c.pattern.as_ref().map(|p| compile(p, src)).transpose()?,
+            max_items: c.max_items,
+        },
+        "duration" => FieldKind::Duration {
+            max_hours: c.max_hours.as_ref().map(|h| *h.get_ref()),
+        },
+        other => {
+            return Err(src.err(kind.span(), format!("unknown field type `{other}`")));
+        }
+    })
+}
+
+fn convert_service(
+    raw: RawService,
+    src: &Src,
+    library: &Library,
+    messages: &Arc<Messages>,
+    categories: &BTreeSet<&str>,
+) -> Result<Service> {
+    let id = ServiceId(*raw.id.get_ref());
+    if raw.name.trim().is_empty() || raw.seed_name.trim().is_empty() {
+        return Err(src.err(raw.id.span(), "`name` and `seed_name` must not be empty"));
+    }
+    if !categories.contains(raw.category.get_ref().as_str()) {
+        return Err(src.err(
+            raw.category.span(),
+            format!("unknown category `{}`", raw.category.get_ref()),
+        ));
+    }
+    let channel = match (raw.channel.get_ref(), raw.channel_address) {
+        (RawChannelKind::Email, Some(address)) if address.contains('@') => {
+            Channel::Email { address }
+        }
+        (RawChannelKind::Email, _) => {
+            return Err(src.err(
+                raw.channel.span(),
+                "email channel needs a `channel_address`",
+            ));
+        }
+        (_, Some(_)) => {
+            return Err(src.err(
+                raw.channel.span(),
+                "`channel_address` is only valid with channel = \"email\"",
+            ));
+        }
+        (RawChannelKind::ResourcePlatform, None) => Channel::ResourcePlatform,
+        (RawChannelKind::OaTicket, None) => Channel::OaTicket,
+    };
+
+    let mut fields: Vec<ServiceField> = Vec::new();
+    for r in raw.fields {
+        let (head, over) = r.split();
+        let at = head.key.span();
+        let key = FieldKey::parse(head.key.get_ref()).map_err(|e| src.err(at.clone(), e))?;
+        let Some(lib) = library.get(&key) else {
+            return Err(src.err(at, format!("unknown field `{key}` (not in fields.toml)")));
+        };
+        if fields.iter().any(|f| f.key() == &key) {
+            return Err(src.err(at, format!("field `{key}` listed twice")));
+        }
+        let merged = merge(&lib.constraints, over, &at);
+        let type_here = Spanned::new(at.clone(), lib.head.kind.get_ref().clone());
+        let kind = build_kind(&type_here, &merged, src)?;
+        let when = head
+            .when
+            .as_ref()
+            .map(|w| convert_condition(w, &fields, src))
+            .transpose()?;
+        fields.push(ServiceField {
+            spec: FieldSpec {
+                key,
+                label: head.label.unwrap_or_else(|| lib.head.label.clone()),
+                prompt: head.prompt.unwrap_or_else(|| lib.head.prompt.clone()),
+                example: head.example.unwrap_or_else(|| lib.head.example.clone()),
+                help: head.help.unwrap_or_else(|| lib.head.help.clone()),
+                kind,
+                sensitive: lib.head.sensitive,
+                messages: Arc::clone(messages),
+            },
+            required: !head.optional,
+            when,
+        });
+    }
+
+    let outcome = |o: &RawOutcome| -> Result<(Condition, String)> {
+        if o.message.trim().is_empty() {
+            return Err(src.err(o.when.span(), "empty message"));
+        }
+        Ok((convert_condition(&o.when, &fields, src)?, o.message.clone()))
+    };
+    let refusals = raw
+        .refusals
+        .iter()
+        .map(|o| outcome(o).map(|(when, message)| Refusal { when, message }))
+        .collect::<Result<Vec<_>>>()?;
+    let guidance = raw
+        .guidance
+        .iter()
+        .map(|o| outcome(o).map(|(when, message)| Guidance { when, message }))
+        .collect::<Result<Vec<_>>>()?;
+
+    let mut related = Vec::new();
+    for r in &raw.related {
+        let rid = ServiceId(*r.get_ref());
+        if rid == id || related.contains(&rid) {
+            return Err(src.err(r.span(), format!("related id {rid} is self or repeated")));
+        }
+        related.push(rid);
+    }
+
+    Ok(Service {
+        id,
+        name: raw.name,
+        seed_name: raw.seed_name,
+        category: raw.category.into_inner(),
+        team: raw.team,
+        channel,
+        window: match raw.window {
+            None => Window::DailyBatch,
+            Some(w) => Window::Custom(w),
+        },
+        applicant: raw.applicant,
+        aliases: raw.aliases,
+        keywords: raw.keywords,
+        fields,
+        preconditions: raw.preconditions,
+        warnings: raw.warnings,
+        refusals,
+        guidance,
+        related,
+        notes: raw.notes,
+        seed_notes: raw.seed_notes,
+        source: src.path.clone(),
+    })
+}
+
+/// Converts a raw condition. `earlier` are the fields it may look at: for a
+/// field's `when`, only fields asked before it; for refusals and guidance,
+/// all of the service's fields.
+fn convert_condition(
+    raw: &Spanned<RawCondition>,
+    earlier: &[ServiceField],
+    src: &Src,
+) -> Result<Condition> {
+    let span = raw.span();
+    let c = raw.get_ref();
+    let ops = [
+        c.equals.is_some(),
+        c.any_of.is_some(),
+        c.contains.is_some(),
+        c.is.is_some(),
+        c.gt.is_some(),
+    ]
+    .iter()
+    .filter(|b| **b)
+    .count();
+    let Some(field_name) = &c.field else {
+        return match (c.always, ops) {
+            (Some(true), 0) => Ok(Condition::Always),
+            _ => Err(src.err(
+                span,
+                "condition needs `field` and one operator, or `always = true`",
+            )),
+        };
+    };
+    if c.always.is_some() || ops != 1 {
+        return Err(src.err(
+            span,
+            "condition needs exactly one of equals / any_of / contains / is / gt",
+        ));
+    }
+    let fspan = field_name.span();
+    let key = FieldKey::parse(field_name.get_ref()).map_err(|e| src.err(fspan.clone(), e))?;
+    let Some(target) = earlier.iter().find(|f| f.key() == &key) else {
+        return Err(src.err(
+            fspan,
+            format!("condition references unknown or later field `{key}`"),
+        ));
+    };
+    let kind = &target.spec.kind;
+    let check_option = |value: &str, multi: bool| -> Result<()> {
+        let options = match (kind, multi) {
+            (FieldKind::SingleChoice { options }, false)
+            | (FieldKind::MultiChoice { options }, true) => options,
+            (FieldKind::Text { .. } | FieldKind::Identifier { .. }, false) => return Ok(()),
+            _ => {
+                return Err(src.err(
+                    span.clone(),
+                    format!(
+                        "operator does not fit the type of field `{key}` ({})",
+                        kind.type_name()
+                    ),
+                ));
+            }
+        };
+        if options.iter().any(|o| o == value) {
+            Ok(())
+        } else {
+            Err(src.err(
+                span.clone(),
+                format!("`{value}` is not an option of field `{key}`"),
+            ))
+        }
+    };
+    let field = key.clone();
+    if let Some(value) = &c.equals {
+        check_option(value, false)?;
+        return Ok(Condition::Equals {
+            field,
+            value: value.clone(),
+        });
+    }
+    if let Some(values) = &c.any_of {
+        if values.is_empty() {
+            return Err(src.err(span, "empty `any_of` list"));
+        }
+        for v in values {
+            check_option(v, false)?;
+        }
+        return Ok(Condition::AnyOf {
+            field,
+            values: values.clone(),
+        });
+    }
+    if let Some(value) = &c.contains {
+        check_option(value, true)?;
+        return Ok(Condition::Contains {
+            field,
+            value: value.clone(),
+        });
+    }
+    if let Some(value) = c.is {
+        if !matches!(kind, FieldKind::YesNo) {
+            return Err(src.err(span, format!("`is` needs a yes/no field, `{key}` is not")));
+        }
+        return Ok(Condition::Is { field, value });
+    }
+    if let Some(value) = c.gt {
+        if !matches!(
+            kind,
+            FieldKind::Integer { .. } | FieldKind::Money { .. } | FieldKind::Duration { .. }
+        ) {
+            return Err(src.err(span, format!("`gt` needs a numeric field, `{key}` is not")));
+        }
+        return Ok(Condition::GreaterThan { field, value });
+    }
+    Err(src.err(span, "condition has no operator"))
+}
+
+/// Related services must exist and link back (near-duplicates are shown
+/// to the user from either side).
+fn check_related(
+    services: &BTreeMap<ServiceId, Service>,
+    spans: &BTreeMap<ServiceId, Vec<(ServiceId, usize)>>,
+) -> Result<()> {
+    for (id, links) in spans {
+        let Some(service) = services.get(id) else {
+            continue;
+        };
+        for (other, line) in links {
+            let err = |reason: String| CatalogError::Invalid {
+                file: service.source.clone(),
+                line: *line,
+                reason,
+            };
+            match services.get(other) {
+                None => return Err(err(format!("related service {other} does not exist"))),
+                Some(o) if !o.related.contains(id) => {
+                    return Err(err(format!(
+                        "related service {other} does not list {id} back (in {})",
+                        o.source.display()
+                    )));
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    Ok(())
+}

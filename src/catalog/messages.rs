@@ -1,0 +1,134 @@
+//! The bot's wording (`dialogs/messages.toml`): a flat key → text table and
+//! a tiny `{placeholder}` renderer. The loader refuses a file that lacks any
+//! key listed in [`REQUIRED_KEYS`], so `get` never comes back empty-handed
+//! for those.
+
+use std::collections::BTreeMap;
+
+/// Keys the code relies on; the loader fails when one is missing.
+pub const REQUIRED_KEYS: &[&str] = &[
+    "greeting",
+    "help",
+    "prompt",
+    "prompt_with_example",
+    "summary_header",
+    "summary_warnings_header",
+    "summary_preconditions_header",
+    "confirm_prompt",
+    "confirmed",
+    "cancelled",
+    "filed_receipt",
+    "busy",
+    "form_expired",
+    "choose_candidates",
+    "nothing_matched",
+    "guidance_framing",
+    "refusal_framing",
+    "applicant_implementation_only",
+    "window_daily_batch",
+    "resource_platform_hint",
+    "legacy_process_notice",
+    "skip_not_allowed",
+    "err_empty",
+    "err_seller_account",
+    "err_text_too_short",
+    "err_text_too_long",
+    "err_pattern",
+    "err_email",
+    "err_integer",
+    "err_integer_min",
+    "err_integer_max",
+    "err_integer_allowed",
+    "err_money",
+    "err_money_min",
+    "err_money_max",
+    "err_choice",
+    "err_choice_ambiguous",
+    "err_yes_no",
+    "err_attachment",
+    "err_id_list_empty",
+    "err_id_list_item",
+    "err_id_list_too_many",
+    "err_duration",
+    "err_duration_max",
+    "err_duration_permanent",
+];
+
+/// Wording table.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Messages {
+    map: BTreeMap<String, String>,
+}
+
+impl Messages {
+    pub fn new(map: BTreeMap<String, String>) -> Self {
+        Self { map }
+    }
+
+    /// The raw text for `key`; the key itself when absent so a typo in an
+    /// optional key shows up visibly rather than as an empty reply.
+    pub fn get<'a>(&'a self, key: &'a str) -> &'a str {
+        self.map.get(key).map(String::as_str).unwrap_or(key)
+    }
+
+    pub fn contains(&self, key: &str) -> bool {
+        self.map.contains_key(key)
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.map.keys().map(String::as_str)
+    }
+
+    /// `get(key)` with `{name}` placeholders filled from `args`.
+    pub fn render(&self, key: &str, args: &[(&str, &str)]) -> String {
+        fill(self.get(key), args)
+    }
+}
+
+/// Replaces each `{name}` in `template` with its value from `args`;
+/// unknown placeholders are left as they are.
+pub fn fill(template: &str, args: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 1..];
+        match after.find('}') {
+            Some(end) => {
+                let name = &after[..end];
+                match args.iter().find(|(k, _)| *k == name) {
+                    Some((_, v)) => out.push_str(v),
+                    None => {
+                        out.push('{');
+                        out.push_str(name);
+                        out.push('}');
+                    }
+                }
+                rest = &after[end + 1..];
+            }
+            None => {
+                out.push_str(&rest[start..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fill_replaces_known_and_keeps_unknown() {
+        assert_eq!(
+            fill(
+                "请提供{label}, 例如: {example} {x}",
+                &[("label", "卖家账号"), ("example", "a1")]
+            ),
+            "请提供卖家账号, 例如: a1 {x}"
+        );
+        assert_eq!(fill("no close {brace", &[]), "no close {brace");
+    }
+}

@@ -1,0 +1,447 @@
+//! Typed, validated catalog model: the structures the dialog engine reads.
+//!
+//! Everything here is produced by the loader (`load.rs`) from the raw TOML
+//! in `dialogs/`; once a value of these types exists it is known to be
+//! consistent (field references resolved, regexes compiled, caps coherent).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+
+use super::condition::Condition;
+use super::messages::Messages;
+use super::value::FieldValue;
+
+/// The seed's 序号: stable forever, used in tickets and commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ServiceId(pub u16);
+
+impl ServiceId {
+    pub fn get(self) -> u16 {
+        self.0
+    }
+}
+
+impl fmt::Display for ServiceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Key of a field in the shared field library (`dialogs/fields.toml`).
+/// Lower snake case so it is safe in JSON, logs and TOML conditions.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct FieldKey(String);
+
+impl FieldKey {
+    /// Accepts `^[a-z][a-z0-9_]*$`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let mut chars = s.chars();
+        let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase());
+        if first_ok
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(format!(
+                "invalid field key {s:?}: expected lower_snake_case"
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for FieldKey {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::parse(&s)
+    }
+}
+
+impl From<FieldKey> for String {
+    fn from(k: FieldKey) -> String {
+        k.0
+    }
+}
+
+impl fmt::Display for FieldKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Answers collected so far in one form.
+pub type Answers = BTreeMap<FieldKey, FieldValue>;
+
+/// Who handles the request once filed (the seed's 处理人 column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Team {
+    /// 运维
+    Ops,
+    /// 产研
+    Rnd,
+    /// 职能组
+    Functional,
+    /// The flagship value-added mailbox (旗舰版增值邮箱).
+    Mailbox,
+}
+
+impl Team {
+    pub fn label(self) -> &'static str {
+        match self {
+            Team::Ops => "运维",
+            Team::Rnd => "产研",
+            Team::Functional => "职能组",
+            Team::Mailbox => "旗舰版增值邮箱",
+        }
+    }
+}
+
+/// Where the request is filed (the seed's 申请渠道 column).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Channel {
+    /// 慧策资源管理平台: 项目管理→服务管理→服务申请→申请开通.
+    ResourcePlatform,
+    /// An OA 工单.
+    OaTicket,
+    /// An email to a fixed address.
+    Email { address: String },
+}
+
+impl Channel {
+    pub fn label(&self) -> String {
+        match self {
+            Channel::ResourcePlatform => "资源管理系统".to_owned(),
+            Channel::OaTicket => "OA 工单".to_owned(),
+            Channel::Email { address } => format!("邮件 {address}"),
+        }
+    }
+}
+
+/// How long processing takes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Window {
+    /// The daily batch: 16:00 every day incl. holidays, done by 17:30.
+    DailyBatch,
+    /// A service-specific window, e.g. "1~3 个工作日".
+    Custom(String),
+}
+
+/// Who may apply for a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApplicantRule {
+    #[default]
+    Anyone,
+    /// Only implementation staff (实施) may apply (service 8).
+    ImplementationStaff,
+}
+
+/// A browsing category.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Category {
+    pub key: String,
+    pub name: String,
+    pub description: String,
+}
+
+/// Type and constraints of a field; the merged result of the library field
+/// and the service's overrides.
+#[derive(Debug, Clone)]
+pub enum FieldKind {
+    /// 卖家账号: trimmed, no spaces, 2-64 chars of letters/digits/CJK/_-.@
+    SellerAccount,
+    /// Free text with a minimum length in characters.
+    Text {
+        min_chars: usize,
+        max_chars: usize,
+    },
+    /// An identifier (code, appkey...) checked against a pattern.
+    Identifier {
+        pattern: Regex,
+        hint: String,
+    },
+    Email,
+    Integer {
+        min: Option<i64>,
+        max: Option<i64>,
+        default: Option<i64>,
+        /// When set, only these values are accepted (service 61).
+        allowed: Vec<i64>,
+        unit: String,
+    },
+    /// Money in yuan, stored as cents.
+    Money {
+        min_cents: Option<i64>,
+        max_cents: Option<i64>,
+    },
+    SingleChoice {
+        options: Vec<String>,
+    },
+    MultiChoice {
+        options: Vec<String>,
+    },
+    YesNo,
+    /// A file sent by the user; `template` names the template to fill in.
+    Attachment {
+        template: Option<String>,
+    },
+    /// A list of ids, e.g. 原始单号.
+    IdList {
+        pattern: Option<Regex>,
+        max_items: Option<usize>,
+    },
+    /// A duration in hours; `max_hours` also means "never permanent".
+    Duration {
+        max_hours: Option<u32>,
+    },
+}
+
+impl FieldKind {
+    /// Short type name for `show` and diagnostics.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            FieldKind::SellerAccount => "seller_account",
+            FieldKind::Text { .. } => "text",
+            FieldKind::Identifier { .. } => "identifier",
+            FieldKind::Email => "email",
+            FieldKind::Integer { .. } => "integer",
+            FieldKind::Money { .. } => "money",
+            FieldKind::SingleChoice { .. } => "choice",
+            FieldKind::MultiChoice { .. } => "multi_choice",
+            FieldKind::YesNo => "yes_no",
+            FieldKind::Attachment { .. } => "attachment",
+            FieldKind::IdList { .. } => "id_list",
+            FieldKind::Duration { .. } => "duration",
+        }
+    }
+
+    /// Human-readable constraints, e.g. "100~3000, 默认 300".
+    pub fn describe(&self) -> String {
+        match self {
+            FieldKind::SellerAccount => "2-64 位, 不含空格".to_owned(),
+            FieldKind::Text {
+                min_chars,
+                max_chars,
+            } => {
+                format!("{min_chars}~{max_chars} 个字")
+            }
+            FieldKind::Identifier { pattern, hint } => format!("{hint} ({})", pattern.as_str()),
+            FieldKind::Email => "邮箱".to_owned(),
+            FieldKind::Integer {
+                min,
+                max,
+                default,
+                allowed,
+                unit,
+            } => {
+                let mut parts = Vec::new();
+                if !allowed.is_empty() {
+                    let list: Vec<String> = allowed.iter().map(|n| n.to_string()).collect();
+                    parts.push(format!("只能是 {}", list.join("/")));
+                }
+                if let Some(min) = min {
+                    parts.push(format!("最小 {min}"));
+                }
+                if let Some(max) = max {
+                    parts.push(format!("上限 {max}"));
+                }
+                if let Some(d) = default {
+                    parts.push(format!("默认 {d}"));
+                }
+                if !unit.is_empty() {
+                    parts.push(format!("单位 {unit}"));
+                }
+                parts.join(", ")
+            }
+            FieldKind::Money {
+                min_cents,
+                max_cents,
+            } => {
+                let mut s = "金额(元)".to_owned();
+                if let Some(m) = min_cents {
+                    s.push_str(&format!(", 最小 {}", m / 100));
+                }
+                if let Some(m) = max_cents {
+                    s.push_str(&format!(", 上限 {}", m / 100));
+                }
+                s
+            }
+            FieldKind::SingleChoice { options } => format!("单选: {}", options.join(" / ")),
+            FieldKind::MultiChoice { options } => format!("多选: {}", options.join(" / ")),
+            FieldKind::YesNo => "是/否".to_owned(),
+            FieldKind::Attachment { template } => match template {
+                Some(t) => format!("附件, 模板 {t}"),
+                None => "附件".to_owned(),
+            },
+            FieldKind::IdList { max_items, .. } => match max_items {
+                Some(m) => format!("编号列表, 最多 {m} 个"),
+                None => "编号列表".to_owned(),
+            },
+            FieldKind::Duration { max_hours } => match max_hours {
+                Some(h) => format!("时长, 最多 {h} 小时, 不能永久"),
+                None => "时长".to_owned(),
+            },
+        }
+    }
+}
+
+/// A fully resolved field specification. Carries the catalog wording so
+/// that `parse_answer` can produce user-facing errors on its own.
+#[derive(Debug, Clone)]
+pub struct FieldSpec {
+    pub key: FieldKey,
+    pub label: String,
+    pub prompt: String,
+    pub example: String,
+    pub help: String,
+    pub kind: FieldKind,
+    /// Secret: masked as `****abcd` wherever shown or logged.
+    pub sensitive: bool,
+    pub(crate) messages: Arc<Messages>,
+}
+
+impl FieldSpec {
+    /// The question to send, e.g. "请提供卖家账号, 例如: wdt_shop01".
+    pub fn render_prompt(&self) -> String {
+        let prompt = if self.prompt.is_empty() {
+            self.messages.render("prompt", &[("label", &self.label)])
+        } else {
+            self.prompt.clone()
+        };
+        if self.example.is_empty() {
+            prompt
+        } else {
+            self.messages.render(
+                "prompt_with_example",
+                &[("prompt", &prompt), ("example", &self.example)],
+            )
+        }
+    }
+
+    /// Shows a value, masking it when the field is sensitive.
+    pub fn display_value(&self, value: &FieldValue) -> String {
+        value.display(self.sensitive)
+    }
+}
+
+/// A field as used by one service: merged spec plus per-service rules.
+#[derive(Debug, Clone)]
+pub struct ServiceField {
+    pub spec: FieldSpec,
+    pub required: bool,
+    /// Ask only when this holds on the earlier answers.
+    pub when: Option<Condition>,
+}
+
+impl ServiceField {
+    pub fn key(&self) -> &FieldKey {
+        &self.spec.key
+    }
+
+    /// Whether this field should be asked given the answers so far.
+    pub fn is_active(&self, answers: &Answers) -> bool {
+        self.when.as_ref().is_none_or(|c| c.holds(answers))
+    }
+}
+
+/// A refusal: when the condition holds the request must not be filed and
+/// the message explains why and what to do instead.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    pub when: Condition,
+    pub message: String,
+}
+
+/// A guidance-only outcome: when the condition holds nothing is filed; the
+/// user is told how to get the service elsewhere.
+#[derive(Debug, Clone)]
+pub struct Guidance {
+    pub when: Condition,
+    pub message: String,
+}
+
+/// One value-added service.
+#[derive(Debug, Clone)]
+pub struct Service {
+    pub id: ServiceId,
+    /// Canonical short name shown to users.
+    pub name: String,
+    /// The exact name in the seed (may span lines).
+    pub seed_name: String,
+    pub category: String,
+    pub team: Team,
+    pub channel: Channel,
+    pub window: Window,
+    pub applicant: ApplicantRule,
+    pub aliases: Vec<String>,
+    pub keywords: Vec<String>,
+    pub fields: Vec<ServiceField>,
+    /// Must be confirmed by the requester before filing.
+    pub preconditions: Vec<String>,
+    /// Must be acknowledged before filing.
+    pub warnings: Vec<String>,
+    pub refusals: Vec<Refusal>,
+    pub guidance: Vec<Guidance>,
+    pub related: Vec<ServiceId>,
+    /// Informational text shown in help and the summary.
+    pub notes: Vec<String>,
+    /// The seed's notes column verbatim, so nothing is ever lost.
+    pub seed_notes: String,
+    /// File the service was loaded from (for diagnostics).
+    pub source: PathBuf,
+}
+
+impl Service {
+    pub fn field(&self, key: &FieldKey) -> Option<&ServiceField> {
+        self.fields.iter().find(|f| f.key() == key)
+    }
+
+    /// Fields to ask given the answers so far, in order.
+    pub fn active_fields<'a>(
+        &'a self,
+        answers: &'a Answers,
+    ) -> impl Iterator<Item = &'a ServiceField> + 'a {
+        self.fields.iter().filter(move |f| f.is_active(answers))
+    }
+
+    /// The next field to ask: first active field without an answer.
+    pub fn next_missing_field(&self, answers: &Answers) -> Option<&ServiceField> {
+        self.fields
+            .iter()
+            .find(|f| f.is_active(answers) && !answers.contains_key(f.key()))
+    }
+
+    /// The first refusal that applies, if any.
+    pub fn refusal_for(&self, answers: &Answers) -> Option<&Refusal> {
+        self.refusals.iter().find(|r| r.when.holds(answers))
+    }
+
+    /// Label and display text of each answered, active field, in order,
+    /// with secrets masked: what the summary (and any log line) shows.
+    pub fn summary_lines(&self, answers: &Answers) -> Vec<(String, String)> {
+        self.active_fields(answers)
+            .filter_map(|f| {
+                answers
+                    .get(f.key())
+                    .map(|v| (f.spec.label.clone(), f.spec.display_value(v)))
+            })
+            .collect()
+    }
+
+    /// The first guidance-only outcome that applies, if any.
+    pub fn guidance_for(&self, answers: &Answers) -> Option<&Guidance> {
+        self.guidance.iter().find(|g| g.when.holds(answers))
+    }
+}

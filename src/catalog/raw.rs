@@ -1,0 +1,246 @@
+//! Raw, file-shaped structures deserialised straight from `dialogs/*.toml`.
+//! Unknown keys are rejected (`deny_unknown_fields`) so a typo in a data
+//! file is an error, not a silently ignored rule. Positions are kept with
+//! `toml::Spanned` so later validation can report file and line.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::model::{ApplicantRule, Team};
+
+/// Constraint keys shared by library fields and service overrides. The
+/// same keys appear in [`RawField`] and [`RawFieldRef`]; they are spelled
+/// out in both because serde's `flatten` loses spans and defeats
+/// `deny_unknown_fields`.
+#[derive(Debug, Default, Clone)]
+pub struct RawConstraints {
+    pub min_chars: Option<usize>,
+    pub max_chars: Option<usize>,
+    pub pattern: Option<Spanned<String>>,
+    pub pattern_hint: Option<String>,
+    pub min: Option<Spanned<i64>>,
+    pub max: Option<Spanned<i64>>,
+    pub default: Option<Spanned<i64>>,
+    pub allowed: Option<Spanned<Vec<i64>>>,
+    pub unit: Option<String>,
+    pub options: Option<Spanned<Vec<String>>>,
+    pub template: Option<String>,
+    pub max_hours: Option<Spanned<u32>>,
+    pub max_items: Option<usize>,
+}
+
+macro_rules! constraints_of {
+    ($raw:expr) => {
+        RawConstraints {
+            min_chars: $raw.min_chars,
+            max_chars: $raw.max_chars,
+            pattern: $raw.pattern,
+            pattern_hint: $raw.pattern_hint,
+            min: $raw.min,
+            max: $raw.max,
+            default: $raw.default,
+            allowed: $raw.allowed,
+            unit: $raw.unit,
+            options: $raw.options,
+            template: $raw.template,
+            max_hours: $raw.max_hours,
+            max_items: $raw.max_items,
+        }
+    };
+}
+
+impl RawField {
+    /// Splits off the constraint keys.
+    pub fn split(self) -> (RawFieldHead, RawConstraints) {
+        let head = RawFieldHead {
+            key: self.key,
+            label: self.label,
+            prompt: self.prompt,
+            example: self.example,
+            help: self.help,
+            kind: self.kind,
+            sensitive: self.sensitive,
+        };
+        (head, constraints_of!(self))
+    }
+}
+
+/// The non-constraint part of a library field.
+#[derive(Debug)]
+pub struct RawFieldHead {
+    pub key: Spanned<String>,
+    pub label: String,
+    pub prompt: String,
+    pub example: String,
+    pub help: String,
+    pub kind: Spanned<String>,
+    pub sensitive: bool,
+}
+
+impl RawFieldRef {
+    /// Splits off the constraint overrides.
+    pub fn split(self) -> (RawFieldRefHead, RawConstraints) {
+        let head = RawFieldRefHead {
+            key: self.key,
+            label: self.label,
+            prompt: self.prompt,
+            example: self.example,
+            help: self.help,
+            optional: self.optional,
+            when: self.when,
+        };
+        (head, constraints_of!(self))
+    }
+}
+
+/// The non-constraint part of a service's field reference.
+#[derive(Debug)]
+pub struct RawFieldRefHead {
+    pub key: Spanned<String>,
+    pub label: Option<String>,
+    pub prompt: Option<String>,
+    pub example: Option<String>,
+    pub help: Option<String>,
+    pub optional: bool,
+    pub when: Option<Spanned<RawCondition>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCategoriesFile {
+    pub category: Vec<RawCategory>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCategory {
+    pub key: Spanned<String>,
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFieldsFile {
+    pub field: Vec<RawField>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawField {
+    pub key: Spanned<String>,
+    pub label: String,
+    #[serde(default)]
+    pub prompt: String,
+    #[serde(default)]
+    pub example: String,
+    #[serde(default)]
+    pub help: String,
+    #[serde(rename = "type")]
+    pub kind: Spanned<String>,
+    #[serde(default)]
+    pub sensitive: bool,
+    pub min_chars: Option<usize>,
+    pub max_chars: Option<usize>,
+    pub pattern: Option<Spanned<String>>,
+    pub pattern_hint: Option<String>,
+    pub min: Option<Spanned<i64>>,
+    pub max: Option<Spanned<i64>>,
+    pub default: Option<Spanned<i64>>,
+    pub allowed: Option<Spanned<Vec<i64>>>,
+    pub unit: Option<String>,
+    pub options: Option<Spanned<Vec<String>>>,
+    pub template: Option<String>,
+    pub max_hours: Option<Spanned<u32>>,
+    pub max_items: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCondition {
+    pub always: Option<bool>,
+    pub field: Option<Spanned<String>>,
+    pub equals: Option<String>,
+    pub any_of: Option<Vec<String>>,
+    pub contains: Option<String>,
+    pub is: Option<bool>,
+    pub gt: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFieldRef {
+    pub key: Spanned<String>,
+    pub label: Option<String>,
+    pub prompt: Option<String>,
+    pub example: Option<String>,
+    pub help: Option<String>,
+    #[serde(default)]
+    pub optional: bool,
+    pub when: Option<Spanned<RawCondition>>,
+    pub min_chars: Option<usize>,
+    pub max_chars: Option<usize>,
+    pub pattern: Option<Spanned<String>>,
+    pub pattern_hint: Option<String>,
+    pub min: Option<Spanned<i64>>,
+    pub max: Option<Spanned<i64>>,
+    pub default: Option<Spanned<i64>>,
+    pub allowed: Option<Spanned<Vec<i64>>>,
+    pub unit: Option<String>,
+    pub options: Option<Spanned<Vec<String>>>,
+    pub template: Option<String>,
+    pub max_hours: Option<Spanned<u32>>,
+    pub max_items: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOutcome {
+    pub when: Spanned<RawCondition>,
+    pub message: String,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RawChannelKind {
+    ResourcePlatform,
+    OaTicket,
+    Email,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawService {
+    pub id: Spanned<u16>,
+    pub name: String,
+    pub seed_name: String,
+    pub category: Spanned<String>,
+    pub team: Team,
+    pub channel: Spanned<RawChannelKind>,
+    pub channel_address: Option<String>,
+    /// Absent = the daily batch; otherwise free text such as "1~3 个工作日".
+    pub window: Option<String>,
+    #[serde(default)]
+    pub applicant: ApplicantRule,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    #[serde(default)]
+    pub keywords: Vec<String>,
+    #[serde(default)]
+    pub related: Vec<Spanned<u16>>,
+    #[serde(default)]
+    pub preconditions: Vec<String>,
+    #[serde(default)]
+    pub warnings: Vec<String>,
+    #[serde(default)]
+    pub notes: Vec<String>,
+    #[serde(default)]
+    pub seed_notes: String,
+    #[serde(default)]
+    pub fields: Vec<RawFieldRef>,
+    #[serde(default)]
+    pub refusals: Vec<RawOutcome>,
+    #[serde(default)]
+    pub guidance: Vec<RawOutcome>,
+}

@@ -1,0 +1,607 @@
+//! Answer values and their parsing. `FieldSpec::parse_answer` turns the
+//! free text a salesperson typed into a typed [`FieldValue`], or an
+//! [`AnswerError`] whose Chinese message (from `dialogs/messages.toml`)
+//! states the rule. Pure: no I/O, no clock.
+
+use serde::{Deserialize, Serialize};
+
+use super::model::{FieldKind, FieldSpec};
+
+/// A typed answer; serialisable because forms are stored as JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "value", rename_all = "snake_case")]
+pub enum FieldValue {
+    Text(String),
+    Integer(i64),
+    Money {
+        cents: i64,
+    },
+    Choice(String),
+    Choices(Vec<String>),
+    Bool(bool),
+    /// Given by the engine from a WeCom file message.
+    Attachment {
+        file_name: String,
+        media_id: String,
+    },
+    IdList(Vec<String>),
+    DurationHours(u32),
+}
+
+impl FieldValue {
+    /// Text for summaries; secrets show only their last 4 chars.
+    pub fn display(&self, sensitive: bool) -> String {
+        let plain = match self {
+            FieldValue::Text(s) | FieldValue::Choice(s) => s.clone(),
+            FieldValue::Integer(n) => n.to_string(),
+            FieldValue::Money { cents } => {
+                let sign = if *cents < 0 { "-" } else { "" };
+                let c = cents.unsigned_abs();
+                format!("{sign}{}.{:02} 元", c / 100, c % 100)
+            }
+            FieldValue::Choices(v) => v.join("、"),
+            FieldValue::Bool(b) => (if *b { "是" } else { "否" }).to_owned(),
+            FieldValue::Attachment { file_name, .. } => file_name.clone(),
+            FieldValue::IdList(v) => v.join(", "),
+            FieldValue::DurationHours(h) => format!("{h} 小时"),
+        };
+        if sensitive { mask(&plain) } else { plain }
+    }
+}
+
+/// `****` followed by the last 4 characters (only `****` when the secret is
+/// too short to reveal anything safely).
+pub fn mask(secret: &str) -> String {
+    let chars: Vec<char> = secret.chars().collect();
+    if chars.len() <= 4 {
+        return "****".to_owned();
+    }
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("****{tail}")
+}
+
+/// A rejected answer, with the message to send back to the user.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct AnswerError {
+    pub message: String,
+}
+
+impl FieldSpec {
+    /// Parses and validates a free-text answer for this field.
+    pub fn parse_answer(&self, raw: &str) -> Result<FieldValue, AnswerError> {
+        let input = normalize_width(raw.trim());
+        let input = input.trim();
+        let m = &self.messages;
+        let label = self.label.as_str();
+        let example = self.example.as_str();
+        let err = |key: &str, extra: &[(&str, &str)]| {
+            let mut args: Vec<(&str, &str)> = vec![("label", label), ("example", example)];
+            args.extend_from_slice(extra);
+            AnswerError {
+                message: m.render(key, &args),
+            }
+        };
+        if input.is_empty() && !matches!(self.kind, FieldKind::Attachment { .. }) {
+            return Err(err("err_empty", &[]));
+        }
+        match &self.kind {
+            FieldKind::SellerAccount => {
+                let n = input.chars().count();
+                let ok = (2..=64).contains(&n)
+                    && input
+                        .chars()
+                        .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | '@'));
+                if ok {
+                    Ok(FieldValue::Text(input.to_owned()))
+                } else {
+                    Err(err("err_seller_account", &[]))
+                }
+            }
+            FieldKind::Text {
+                min_chars,
+                max_chars,
+            } => {
+                let n = input.chars().filter(|c| !c.is_whitespace()).count();
+                if n < *min_chars {
+                    Err(err(
+                        "err_text_too_short",
+                        &[("min", &min_chars.to_string())],
+                    ))
+                } else if n > *max_chars {
+                    Err(err("err_text_too_long", &[("max", &max_chars.to_string())]))
+                } else {
+                    Ok(FieldValue::Text(input.to_owned()))
+                }
+            }
+            FieldKind::Identifier { pattern, hint } => {
+                if pattern.is_match(input) {
+                    Ok(FieldValue::Text(input.to_owned()))
+                } else {
+                    Err(err("err_pattern", &[("hint", hint)]))
+                }
+            }
+            FieldKind::Email => {
+                if is_email(input) {
+                    Ok(FieldValue::Text(input.to_owned()))
+                } else {
+                    Err(err("err_email", &[]))
+                }
+            }
+            FieldKind::Integer {
+                min, max, allowed, ..
+            } => {
+                let n = parse_integer(input).ok_or_else(|| err("err_integer", &[]))?;
+                if !allowed.is_empty() && !allowed.contains(&n) {
+                    let list: Vec<String> = allowed.iter().map(|a| a.to_string()).collect();
+                    return Err(err("err_integer_allowed", &[("allowed", &list.join("/"))]));
+                }
+                if let Some(min) = min.filter(|min| n < *min) {
+                    return Err(err("err_integer_min", &[("min", &min.to_string())]));
+                }
+                if let Some(max) = max.filter(|max| n > *max) {
+                    return Err(err("err_integer_max", &[("max", &max.to_string())]));
+                }
+                Ok(FieldValue::Integer(n))
+            }
+            FieldKind::Money {
+                min_cents,
+                max_cents,
+            } => {
+                let cents = parse_money(input).ok_or_else(|| err("err_money", &[]))?;
+                if let Some(min) = min_cents.filter(|m| cents < *m) {
+                    return Err(err("err_money_min", &[("min", &(min / 100).to_string())]));
+                }
+                if let Some(max) = max_cents.filter(|m| cents > *m) {
+                    return Err(err("err_money_max", &[("max", &(max / 100).to_string())]));
+                }
+                Ok(FieldValue::Money { cents })
+            }
+            FieldKind::SingleChoice { options } => pick_option(input, options)
+                .map(FieldValue::Choice)
+                .map_err(|e| choice_error(e, options, &err)),
+            FieldKind::MultiChoice { options } => {
+                let mut picked: Vec<String> = Vec::new();
+                for token in split_list(input) {
+                    let choice =
+                        pick_option(token, options).map_err(|e| choice_error(e, options, &err))?;
+                    if !picked.contains(&choice) {
+                        picked.push(choice);
+                    }
+                }
+                if picked.is_empty() {
+                    return Err(err("err_choice", &[("options", &numbered(options))]));
+                }
+                // Keep catalog order so summaries are stable.
+                picked.sort_by_key(|p| options.iter().position(|o| o == p));
+                Ok(FieldValue::Choices(picked))
+            }
+            FieldKind::YesNo => parse_yes_no(input)
+                .map(FieldValue::Bool)
+                .ok_or_else(|| err("err_yes_no", &[])),
+            FieldKind::Attachment { template } => Err(err(
+                "err_attachment",
+                &[("template", template.as_deref().unwrap_or("免责声明"))],
+            )),
+            FieldKind::IdList { pattern, max_items } => {
+                let mut ids: Vec<String> = Vec::new();
+                for token in split_list(input) {
+                    if let Some(p) = pattern
+                        && !p.is_match(token)
+                    {
+                        return Err(err("err_id_list_item", &[("item", token)]));
+                    }
+                    if !ids.iter().any(|i| i == token) {
+                        ids.push(token.to_owned());
+                    }
+                }
+                if ids.is_empty() {
+                    return Err(err("err_id_list_empty", &[]));
+                }
+                if let Some(max) = max_items.filter(|m| ids.len() > *m) {
+                    return Err(err("err_id_list_too_many", &[("max", &max.to_string())]));
+                }
+                Ok(FieldValue::IdList(ids))
+            }
+            FieldKind::Duration { max_hours } => {
+                if is_permanent(input) {
+                    let max = max_hours.unwrap_or(0).to_string();
+                    return Err(err("err_duration_permanent", &[("max", &max)]));
+                }
+                let hours = parse_duration_hours(input).ok_or_else(|| err("err_duration", &[]))?;
+                if let Some(max) = max_hours.filter(|m| hours > *m) {
+                    return Err(err("err_duration_max", &[("max", &max.to_string())]));
+                }
+                Ok(FieldValue::DurationHours(hours))
+            }
+        }
+    }
+}
+
+/// Builds an [`AnswerError`] from a message key and extra placeholders.
+type ErrFn<'a> = dyn Fn(&str, &[(&str, &str)]) -> AnswerError + 'a;
+
+enum PickError {
+    NoMatch,
+    Ambiguous(Vec<String>),
+}
+
+fn choice_error(e: PickError, options: &[String], err: &ErrFn<'_>) -> AnswerError {
+    match e {
+        PickError::NoMatch => err("err_choice", &[("options", &numbered(options))]),
+        PickError::Ambiguous(c) => err("err_choice_ambiguous", &[("options", &c.join(" / "))]),
+    }
+}
+
+fn numbered(options: &[String]) -> String {
+    options
+        .iter()
+        .enumerate()
+        .map(|(i, o)| format!("{}. {o}", i + 1))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Option number ("2"), exact text, or an unambiguous substring either way.
+fn pick_option(input: &str, options: &[String]) -> Result<String, PickError> {
+    let input = input.trim();
+    if let Ok(n) = input.parse::<usize>()
+        && (1..=options.len()).contains(&n)
+    {
+        return Ok(options[n - 1].clone());
+    }
+    let folded = input.to_lowercase();
+    if let Some(o) = options.iter().find(|o| o.to_lowercase() == folded) {
+        return Ok(o.clone());
+    }
+    if folded.is_empty() {
+        return Err(PickError::NoMatch);
+    }
+    let hits: Vec<String> = options
+        .iter()
+        .filter(|o| {
+            let lo = o.to_lowercase();
+            lo.contains(&folded) || folded.contains(&lo)
+        })
+        .cloned()
+        .collect();
+    match hits.len() {
+        0 => Err(PickError::NoMatch),
+        1 => Ok(hits[0].clone()),
+        _ => Err(PickError::Ambiguous(hits)),
+    }
+}
+
+/// Splits a list typed in chat: commas (ASCII and full width), 、, ;,
+/// whitespace and newlines.
+pub fn split_list(input: &str) -> impl Iterator<Item = &str> {
+    input
+        .split(|c: char| matches!(c, ',' | '，' | '、' | ';' | '；') || c.is_whitespace())
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
+/// Full-width ASCII variants (０-９, Ａ-Ｚ, ＠...) and the ideographic space
+/// to their ASCII forms; phones often type them.
+pub fn normalize_width(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '\u{3000}' => ' ',
+            '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+            _ => c,
+        })
+        .collect()
+}
+
+fn is_email(s: &str) -> bool {
+    let Some((local, domain)) = s.split_once('@') else {
+        return false;
+    };
+    let local_ok = !local.is_empty()
+        && local
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._%+-".contains(c));
+    let labels: Vec<&str> = domain.split('.').collect();
+    let domain_ok = labels.len() >= 2
+        && labels
+            .iter()
+            .all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        && labels
+            .last()
+            .is_some_and(|tld| tld.len() >= 2 && tld.chars().all(|c| c.is_ascii_alphabetic()));
+    local_ok && domain_ok
+}
+
+fn parse_yes_no(s: &str) -> Option<bool> {
+    let s = s
+        .trim()
+        .trim_end_matches(['。', '!', '！', '.'])
+        .to_lowercase();
+    const NO: &[&str] = &[
+        "否",
+        "不是",
+        "不",
+        "不对",
+        "没有",
+        "无",
+        "未",
+        "不支持",
+        "未结项",
+        "没",
+        "no",
+        "n",
+        "0",
+        "false",
+        "不要",
+        "不需要",
+        "不可以",
+    ];
+    const YES: &[&str] = &[
+        "是",
+        "是的",
+        "对",
+        "对的",
+        "有",
+        "支持",
+        "已",
+        "已结项",
+        "结项了",
+        "好",
+        "好的",
+        "可以",
+        "嗯",
+        "确认",
+        "yes",
+        "y",
+        "1",
+        "true",
+        "ok",
+        "要",
+        "需要",
+    ];
+    if NO.contains(&s.as_str()) {
+        Some(false)
+    } else if YES.contains(&s.as_str()) {
+        Some(true)
+    } else {
+        None
+    }
+}
+
+fn chinese_digit(c: char) -> Option<i64> {
+    Some(match c {
+        '零' | '〇' => 0,
+        '一' | '壹' => 1,
+        '二' | '两' | '贰' => 2,
+        '三' | '叁' => 3,
+        '四' | '肆' => 4,
+        '五' | '伍' => 5,
+        '六' | '陆' => 6,
+        '七' | '柒' => 7,
+        '八' | '捌' => 8,
+        '九' | '玖' => 9,
+        _ => return None,
+    })
+}
+
+/// Integers as salespeople type them: "3000", "3,000", "3000条", "两千",
+/// "三百", "3万", "1w", "1.5万", "2k", "一万五" is not supported (ambiguous).
+pub fn parse_integer(raw: &str) -> Option<i64> {
+    let s = normalize_width(raw);
+    let s: String = s
+        .trim()
+        .trim_end_matches(|c: char| "条个天件单次家张行人台元块小时组".contains(c))
+        .chars()
+        .filter(|c| *c != ',' && *c != '，' && !c.is_whitespace())
+        .collect();
+    if s.is_empty() {
+        return None;
+    }
+    if let Ok(n) = s.parse::<i64>() {
+        return Some(n);
+    }
+    // Arabic number with a unit suffix: "3万", "1w", "1.5万", "2k", "3千".
+    let lower = s.to_lowercase();
+    for (suffix, mult) in [
+        ("万", 10_000.0),
+        ("w", 10_000.0),
+        ("千", 1_000.0),
+        ("k", 1_000.0),
+        ("百", 100.0),
+    ] {
+        if let Some(num) = lower.strip_suffix(suffix)
+            && let Ok(f) = num.parse::<f64>()
+        {
+            let v = f * mult;
+            if v.fract() == 0.0 && v.abs() < 9.0e15 {
+                return Some(v as i64);
+            }
+            return None;
+        }
+    }
+    parse_chinese_numeral(&s)
+}
+
+fn parse_chinese_numeral(s: &str) -> Option<i64> {
+    // Checked arithmetic: a long run of 万 must not overflow.
+    let (mut total, mut section, mut number) = (0i64, 0i64, None::<i64>);
+    for c in s.chars() {
+        if let Some(d) = chinese_digit(c) {
+            number = Some(d);
+            continue;
+        }
+        let unit = match c {
+            '十' | '拾' => 10,
+            '百' | '佰' => 100,
+            '千' | '仟' => 1000,
+            '万' | '萬' => {
+                let part = section.checked_add(number.unwrap_or(0))?;
+                total = total.checked_add(part.checked_mul(10_000)?)?;
+                section = 0;
+                number = None;
+                continue;
+            }
+            _ => return None,
+        };
+        section = section.checked_add(number.unwrap_or(1).checked_mul(unit)?)?;
+        number = None;
+    }
+    total.checked_add(section)?.checked_add(number.unwrap_or(0))
+}
+
+/// Yuan amounts: "1200", "1200元", "¥1,200.50", "1.2万" → cents.
+pub fn parse_money(raw: &str) -> Option<i64> {
+    let s = normalize_width(raw);
+    let s: String = s
+        .trim()
+        .trim_start_matches(['¥', '￥'])
+        .trim_end_matches(['元', '块'])
+        .chars()
+        .filter(|c| *c != ',' && !c.is_whitespace())
+        .collect();
+    if let Some(num) = s.strip_suffix('万').or_else(|| s.strip_suffix('w')) {
+        let f: f64 = num.parse().ok()?;
+        return Some((f * 1_000_000.0).round() as i64);
+    }
+    let (int_part, frac_part) = s.split_once('.').unwrap_or((&s, ""));
+    if int_part.is_empty() || frac_part.len() > 2 {
+        return None;
+    }
+    if !int_part.chars().all(|c| c.is_ascii_digit())
+        || !frac_part.chars().all(|c| c.is_ascii_digit())
+    {
+        return parse_integer(&s).map(|n| n.saturating_mul(100));
+    }
+    let int: i64 = int_part.parse().ok()?;
+    let frac: i64 = if frac_part.is_empty() {
+        0
+    } else {
+        format!("{frac_part:0<2}").parse().ok()?
+    };
+    Some(int.checked_mul(100)? + frac)
+}
+
+fn is_permanent(s: &str) -> bool {
+    let l = s.to_lowercase();
+    ["永久", "一直", "长期", "永远", "permanent", "forever"]
+        .iter()
+        .any(|w| l.contains(w))
+}
+
+/// "3小时", "3个小时", "2天", "48h", "2d", "两天", "半天" → hours.
+pub fn parse_duration_hours(raw: &str) -> Option<u32> {
+    let s: String = normalize_width(raw)
+        .to_lowercase()
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    if s == "半天" {
+        return Some(12);
+    }
+    let units: [(&str, u32); 10] = [
+        ("个小时", 1),
+        ("小时", 1),
+        ("hours", 1),
+        ("hour", 1),
+        ("hrs", 1),
+        ("h", 1),
+        ("天", 24),
+        ("days", 24),
+        ("day", 24),
+        ("d", 24),
+    ];
+    for (unit, mult) in units {
+        if let Some(num) = s.strip_suffix(unit) {
+            let n = parse_integer(num)?;
+            let n = u32::try_from(n).ok()?;
+            return n.checked_mul(mult).filter(|h| *h > 0);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_in_many_forms() {
+        for (s, n) in [
+            ("3000", 3000),
+            ("３０００", 3000),
+            ("3,000", 3000),
+            ("3000条", 3000),
+            ("两千", 2000),
+            ("三百", 300),
+            ("3万", 30000),
+            ("1w", 10000),
+            ("1.5万", 15000),
+            ("2k", 2000),
+            ("十五", 15),
+            ("二百五十", 250),
+            ("一万二千", 12000),
+            ("四百", 400),
+        ] {
+            assert_eq!(parse_integer(s), Some(n), "{s}");
+        }
+        assert_eq!(parse_integer("很多"), None);
+        assert_eq!(parse_integer(""), None);
+    }
+
+    #[test]
+    fn money_forms() {
+        assert_eq!(parse_money("1200元"), Some(120_000));
+        assert_eq!(parse_money("1,200.50"), Some(120_050));
+        assert_eq!(parse_money("¥99.9"), Some(9_990));
+        assert_eq!(parse_money("1.2万"), Some(1_200_000));
+        assert_eq!(parse_money("abc"), None);
+        assert_eq!(parse_money("1.234"), None);
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration_hours("3小时"), Some(3));
+        assert_eq!(parse_duration_hours("3 个小时"), Some(3));
+        assert_eq!(parse_duration_hours("2天"), Some(48));
+        assert_eq!(parse_duration_hours("两天"), Some(48));
+        assert_eq!(parse_duration_hours("48h"), Some(48));
+        assert_eq!(parse_duration_hours("48"), None);
+        assert!(is_permanent("永久开通"));
+    }
+
+    #[test]
+    fn yes_no_forms() {
+        for s in ["是", "对", "yes", "Y", "1", "是的", "已结项"] {
+            assert_eq!(parse_yes_no(s), Some(true), "{s}");
+        }
+        for s in ["否", "不是", "no", "n", "0", "没有"] {
+            assert_eq!(parse_yes_no(s), Some(false), "{s}");
+        }
+        assert_eq!(parse_yes_no("也许"), None);
+    }
+
+    #[test]
+    fn masking_shows_last_four() {
+        assert_eq!(mask("secretkeyabcd"), "****abcd");
+        assert_eq!(mask("abc"), "****");
+        let v = FieldValue::Text("sk_live_12345678abcd".into());
+        assert_eq!(v.display(true), "****abcd");
+        assert_eq!(v.display(false), "sk_live_12345678abcd");
+    }
+
+    #[test]
+    fn value_roundtrips_json() {
+        let v = FieldValue::Choices(vec!["淘宝".into()]);
+        let json = serde_json::to_string(&v).expect("serialise");
+        let back: FieldValue = serde_json::from_str(&json).expect("deserialise");
+        assert_eq!(v, back);
+    }
+
+    #[test]
+    fn emails() {
+        assert!(is_email("ops@example.com"));
+        assert!(is_email("a.b+c@wangdian.cn"));
+        assert!(!is_email("ops@example"));
+        assert!(!is_email("not an email"));
+    }
+}
