@@ -4,9 +4,11 @@
 //! Owns bytes and wire formats only; it must not know about dialogs, requests or the store.
 
 pub mod aibot_json;
+pub mod api;
 pub mod app_xml;
 pub mod crypto;
 pub mod peer;
+pub mod simulator;
 
 pub use crypto::{AesKey, CryptoError, MsgCrypt};
 

@@ -1,0 +1,1 @@
+//! An in-repo WeCom server API simulator for tests and `kaitong chat`.
