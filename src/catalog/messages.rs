@@ -55,9 +55,19 @@ pub const REQUIRED_KEYS: &[&str] = &[
 ];
 
 /// Wording table.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Messages {
     map: BTreeMap<String, String>,
+}
+
+// Every `FieldSpec` holds the table; printing all texts in each debug dump
+// would drown the interesting part.
+impl std::fmt::Debug for Messages {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Messages")
+            .field("keys", &self.map.len())
+            .finish()
+    }
 }
 
 impl Messages {

@@ -27,6 +27,23 @@ impl ServiceId {
     }
 }
 
+impl std::str::FromStr for ServiceId {
+    type Err = String;
+
+    /// Accepts "33", "#33", "＃33", "33号" (what users type for an id).
+    fn from_str(s: &str) -> Result<Self, String> {
+        let t = s
+            .trim()
+            .trim_start_matches(['#', '＃'])
+            .trim_end_matches('号')
+            .trim();
+        match t.parse::<u16>() {
+            Ok(n) if n > 0 => Ok(Self(n)),
+            _ => Err(format!("not a service id: {s:?}")),
+        }
+    }
+}
+
 impl fmt::Display for ServiceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.0)
@@ -65,6 +82,13 @@ impl TryFrom<String> for FieldKey {
     type Error = String;
     fn try_from(s: String) -> Result<Self, String> {
         Self::parse(&s)
+    }
+}
+
+impl std::str::FromStr for FieldKey {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::parse(s)
     }
 }
 
@@ -443,5 +467,22 @@ impl Service {
     /// The first guidance-only outcome that applies, if any.
     pub fn guidance_for(&self, answers: &Answers) -> Option<&Guidance> {
         self.guidance.iter().find(|g| g.when.holds(answers))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_and_keys_parse() {
+        assert_eq!("#33".parse::<ServiceId>(), Ok(ServiceId(33)));
+        assert_eq!("33号".parse::<ServiceId>(), Ok(ServiceId(33)));
+        assert!("0".parse::<ServiceId>().is_err());
+        assert!("abc".parse::<ServiceId>().is_err());
+        assert!(FieldKey::parse("seller_account").is_ok());
+        assert!(FieldKey::parse("Seller").is_err());
+        assert!(FieldKey::parse("9x").is_err());
+        assert!(FieldKey::parse("").is_err());
     }
 }

@@ -22,14 +22,6 @@ fn fold(s: &str) -> String {
         .collect()
 }
 
-fn explicit_id(text: &str) -> Option<u16> {
-    let t = text
-        .trim_start_matches(['#', '＃'])
-        .trim_end_matches('号')
-        .trim();
-    t.parse().ok()
-}
-
 fn score(service: &Service, text: &str) -> u32 {
     let len = |s: &str| u32::try_from(s.chars().count()).unwrap_or(u32::MAX);
     let mut best_phrase = 0;
@@ -63,8 +55,8 @@ impl Catalog {
     /// "#33", "33" or "33号" select service 33 directly.
     pub fn candidates(&self, text: &str) -> Vec<Candidate> {
         let text = fold(text);
-        if let Some(n) = explicit_id(&text)
-            && let Some(s) = self.service(ServiceId(n))
+        if let Ok(id) = text.parse::<ServiceId>()
+            && let Some(s) = self.service(id)
         {
             return vec![Candidate {
                 id: s.id,
