@@ -5,9 +5,11 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
+use kaitong::catalog::Catalog;
 use kaitong::channel::ChannelKind;
 use kaitong::chat::{ChatClient, ChatIdentity, converse};
 use kaitong::config::Settings;
+use kaitong::dialog::Matcher;
 use kaitong::startup::{Application, shutdown_signal};
 
 #[derive(Parser)]
@@ -49,6 +51,33 @@ enum Command {
         #[arg(long)]
         group: Option<String>,
     },
+    /// Show which service a text asks for, as JSON (reads stdin lines without TEXT).
+    Understand {
+        /// The utterance; without it, one utterance per stdin line.
+        text: Option<String>,
+    },
+    /// Score understanding against a labelled JSONL file.
+    Eval {
+        file: PathBuf,
+        /// Print every confusion, not just the top 20.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Inspect and validate the service catalog in dialogs/.
+    Catalog {
+        #[command(subcommand)]
+        command: CatalogCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CatalogCommand {
+    /// All services by category, with ids.
+    List,
+    /// Everything about one service.
+    Show { id: u16 },
+    /// Validate the catalog; exits non-zero with file:line: reason when broken.
+    Check,
 }
 
 #[tokio::main]
@@ -84,6 +113,9 @@ async fn main() -> anyhow::Result<()> {
             )
             .await
         }
+        Command::Understand { text } => understand(&settings, text),
+        Command::Eval { file, all } => eval(&settings, &file, all),
+        Command::Catalog { command } => catalog(&settings, command),
     }
 }
 
@@ -138,4 +170,102 @@ async fn chat(
         let _ = handle.await;
     }
     result.context("chat ended with an error")
+}
+
+fn load_catalog(settings: &Settings) -> anyhow::Result<Catalog> {
+    Catalog::load(&settings.dialogs.dir).map_err(|e| anyhow::anyhow!("catalog: {e}"))
+}
+
+fn understand(settings: &Settings, text: Option<String>) -> anyhow::Result<()> {
+    let catalog = load_catalog(settings)?;
+    let matcher = Matcher::new(&catalog);
+    let print = |line: &str| -> anyhow::Result<()> {
+        let report = kaitong::dialog::understand::report(&catalog, &matcher, line);
+        println!("{}", serde_json::to_string(&report)?);
+        Ok(())
+    };
+    match text {
+        Some(text) => print(&text),
+        None => {
+            for line in std::io::stdin().lines() {
+                print(&line?)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn eval(settings: &Settings, file: &std::path::Path, all: bool) -> anyhow::Result<()> {
+    let catalog = load_catalog(settings)?;
+    let matcher = Matcher::new(&catalog);
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let set = kaitong::dialog::eval::parse(&text)?;
+    let report = kaitong::dialog::eval::evaluate(&matcher, &set);
+    println!(
+        "lines {}  in-scope {}  out-of-scope {}",
+        report.lines, report.in_scope, report.out_of_scope
+    );
+    println!(
+        "top-1 accuracy {:.1}% ({}/{})  offered {:.1}%  ambiguous {}  missed {}",
+        report.top1_accuracy * 100.0,
+        report.top1_correct,
+        report.in_scope,
+        report.offered_accuracy * 100.0,
+        report.ambiguous,
+        report.missed
+    );
+    println!(
+        "none-detection {:.1}% ({}/{})",
+        report.none_accuracy * 100.0,
+        report.none_correct,
+        report.out_of_scope
+    );
+    println!("confusions (expected → got, 0 = nothing):");
+    let name = |id: u16| {
+        catalog
+            .service(kaitong::catalog::ServiceId(id))
+            .map_or_else(|| "-".to_owned(), |s| s.name.clone())
+    };
+    let shown = if all { usize::MAX } else { 20 };
+    for (expected, got, n) in report.confusions.iter().take(shown) {
+        println!(
+            "  {n:>3} × #{expected} {} → #{got} {}",
+            name(*expected),
+            name(*got)
+        );
+    }
+    Ok(())
+}
+
+fn catalog(settings: &Settings, command: CatalogCommand) -> anyhow::Result<()> {
+    match command {
+        CatalogCommand::Check => match Catalog::load(&settings.dialogs.dir) {
+            Ok(catalog) => {
+                println!("{}", catalog.summary_line());
+                Ok(())
+            }
+            Err(e) => {
+                eprintln!("catalog invalid: {e}");
+                std::process::exit(1);
+            }
+        },
+        CatalogCommand::List => {
+            print!(
+                "{}",
+                kaitong::catalog::render_list(&load_catalog(settings)?)
+            );
+            Ok(())
+        }
+        CatalogCommand::Show { id } => {
+            let catalog = load_catalog(settings)?;
+            match kaitong::catalog::render_show(&catalog, kaitong::catalog::ServiceId(id)) {
+                Some(text) => {
+                    print!("{text}");
+                    Ok(())
+                }
+                None => anyhow::bail!("no service #{id}"),
+            }
+        }
+    }
 }

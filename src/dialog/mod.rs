@@ -1,7 +1,11 @@
-//! The conversation: what the bot says to each inbound message.
+//! The conversation: understanding free text, the form state machine, and what the bot says.
 //!
-//! Works on domain messages only; it must not know about XML, HTTP or Redis.
+//! Works on domain messages and the catalog only; it must not know about XML, HTTP or Redis
+//! (sessions go through the `Store` trait).
 
 mod echo;
+pub mod eval;
+pub mod understand;
 
 pub use echo::{EchoBot, EchoWording};
+pub use understand::{Matcher, Scored, Verdict};

@@ -1,0 +1,561 @@
+//! Understanding: which service a free-text message asks for, and which field values it
+//! already carries. Local and pure; built once per catalog snapshot.
+//!
+//! Scoring is deliberately general (no rules for single lines):
+//! - every name, alias and keyword of a service is a phrase; a phrase found in the text scores
+//!   the sum of its characters' distinctiveness (IDF over the catalog), so words shared by many
+//!   services ("旗舰版", "上限调整") weigh little and specific ones ("发票", "解绑") weigh much;
+//! - a phrase found in the text's toneless pinyin also counts (homophone typos "发漂", pinyin typed
+//!   as "fapiao"), slightly discounted; so does a phrase with one mistyped character;
+//! - a partial overlap (the longest common run of characters) counts proportionally.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use pinyin::ToPinyin;
+use regex::Regex;
+use serde::Serialize;
+
+use crate::catalog::value::normalize_width;
+use crate::catalog::{Answers, Catalog, FieldKind, Service, ServiceId};
+
+/// A ranked service.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Scored {
+    pub id: ServiceId,
+    pub score: f32,
+}
+
+/// What the matcher concluded about one message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// One clear winner.
+    Service(ServiceId),
+    /// A close call between these (best first).
+    Ambiguous(Vec<ServiceId>),
+    /// Nothing in the catalog matches.
+    Nothing,
+}
+
+struct Phrase {
+    /// Folded (width-normalised, lower-case, no spaces/punctuation) characters.
+    chars: Vec<char>,
+    /// Toneless pinyin of the phrase, concatenated (ASCII kept as is).
+    pinyin: String,
+    weight: f32,
+}
+
+struct Entry {
+    id: ServiceId,
+    names: Vec<Phrase>,
+    keywords: Vec<Phrase>,
+}
+
+/// The catalog, indexed for ranking.
+pub struct Matcher {
+    entries: Vec<Entry>,
+    idf: HashMap<char, f32>,
+    related: HashMap<ServiceId, Vec<ServiceId>>,
+}
+
+/// Below this a service is not considered at all.
+const MIN_SCORE: f32 = 3.0;
+/// A runner-up within this fraction of the winner makes the call ambiguous.
+const CLOSE_CALL: f32 = 0.8;
+
+/// Lower-cases, normalises width, drops whitespace, punctuation and leading @mentions.
+#[must_use]
+pub fn fold(text: &str) -> String {
+    let text = crate::wecom::aibot_json::strip_mentions(&normalize_width(text));
+    text.to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric())
+        .collect()
+}
+
+/// Toneless pinyin of each Chinese character; other characters kept as they are.
+#[must_use]
+pub fn to_pinyin(folded: &str) -> String {
+    let mut out = String::with_capacity(folded.len() * 3);
+    for (c, py) in folded.chars().zip(folded.to_pinyin()) {
+        match py {
+            Some(p) => out.push_str(p.plain()),
+            None => out.push(c),
+        }
+    }
+    out
+}
+
+fn longest_common_run(a: &[char], b: &[char]) -> usize {
+    let mut best = 0;
+    let mut prev = vec![0usize; b.len() + 1];
+    for &ca in a {
+        let mut cur = vec![0usize; b.len() + 1];
+        for (j, &cb) in b.iter().enumerate() {
+            if ca == cb {
+                cur[j + 1] = prev[j] + 1;
+                best = best.max(cur[j + 1]);
+            }
+        }
+        prev = cur;
+    }
+    best
+}
+
+/// Whether `needle` occurs in `hay` with at most one substituted character.
+fn contains_with_one_typo(hay: &[char], needle: &[char]) -> bool {
+    if needle.len() < 3 || hay.len() < needle.len() {
+        return false;
+    }
+    hay.windows(needle.len())
+        .any(|w| w.iter().zip(needle).filter(|(a, b)| a != b).count() <= 1)
+}
+
+fn contains(hay: &[char], needle: &[char]) -> bool {
+    !needle.is_empty()
+        && hay.len() >= needle.len()
+        && hay.windows(needle.len()).any(|w| w == needle)
+}
+
+impl Matcher {
+    #[must_use]
+    pub fn new(catalog: &Catalog) -> Self {
+        // Document frequency of each character across services.
+        let mut df: HashMap<char, usize> = HashMap::new();
+        let services: Vec<&Service> = catalog.services().collect();
+        for service in &services {
+            let mut seen = HashSet::new();
+            for phrase in phrases_of(service).chain(service.keywords.iter().map(String::as_str)) {
+                seen.extend(fold(phrase).chars());
+            }
+            for c in seen {
+                *df.entry(c).or_default() += 1;
+            }
+        }
+        #[allow(clippy::cast_precision_loss)]
+        let n = services.len().max(1) as f32;
+        #[allow(clippy::cast_precision_loss)]
+        let idf: HashMap<char, f32> = df
+            .into_iter()
+            .map(|(c, d)| (c, ((n + 1.0) / (d as f32 + 0.5)).ln().max(0.05)))
+            .collect();
+        let phrase = |text: &str| {
+            let folded = fold(text);
+            let chars: Vec<char> = folded.chars().collect();
+            let weight = chars
+                .iter()
+                .map(|c| idf.get(c).copied().unwrap_or(1.0))
+                .sum();
+            Phrase {
+                pinyin: to_pinyin(&folded),
+                chars,
+                weight,
+            }
+        };
+        let entries = services
+            .iter()
+            .map(|s| Entry {
+                id: s.id,
+                names: phrases_of(s)
+                    .map(phrase)
+                    .filter(|p| !p.chars.is_empty())
+                    .collect(),
+                keywords: s
+                    .keywords
+                    .iter()
+                    .map(|k| phrase(k))
+                    .filter(|p| !p.chars.is_empty())
+                    .collect(),
+            })
+            .collect();
+        let related = services.iter().map(|s| (s.id, s.related.clone())).collect();
+        Self {
+            entries,
+            idf,
+            related,
+        }
+    }
+
+    fn char_weight(&self, c: char) -> f32 {
+        self.idf.get(&c).copied().unwrap_or(1.0)
+    }
+
+    fn phrase_score(&self, text: &[char], text_pinyin: &str, p: &Phrase) -> f32 {
+        if contains(text, &p.chars) {
+            return p.weight;
+        }
+        // Pinyin matches need some length, or "an" would match everything.
+        if p.pinyin.len() >= 4 && p.pinyin.is_ascii() && text_pinyin.contains(&p.pinyin) {
+            return p.weight * 0.9;
+        }
+        if contains_with_one_typo(text, &p.chars) {
+            return p.weight * 0.75;
+        }
+        let run = longest_common_run(text, &p.chars);
+        if run >= 2 && p.chars.len() > run {
+            // Weight only the overlapping run, found again to sum its characters' weights.
+            let mut best = 0.0f32;
+            for w in p.chars.windows(run) {
+                if contains(text, w) {
+                    best = best.max(w.iter().map(|&c| self.char_weight(c)).sum());
+                }
+            }
+            return best * 0.6;
+        }
+        0.0
+    }
+
+    /// Every service with a positive score, best first.
+    #[must_use]
+    pub fn rank(&self, text: &str) -> Vec<Scored> {
+        let folded = fold(text);
+        if folded.is_empty() {
+            return Vec::new();
+        }
+        let chars: Vec<char> = folded.chars().collect();
+        let pinyin = to_pinyin(&folded);
+        let mut scored: Vec<Scored> = self
+            .entries
+            .iter()
+            .map(|e| {
+                let name = e
+                    .names
+                    .iter()
+                    .map(|p| self.phrase_score(&chars, &pinyin, p))
+                    .fold(0.0f32, f32::max);
+                let keywords: f32 = e
+                    .keywords
+                    .iter()
+                    .map(|p| self.phrase_score(&chars, &pinyin, p))
+                    .filter(|s| *s > 0.0)
+                    .sum();
+                Scored {
+                    id: e.id,
+                    score: name + 0.5 * keywords,
+                }
+            })
+            .filter(|s| s.score >= MIN_SCORE)
+            .collect();
+        scored.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
+        scored
+    }
+
+    /// Decides between a clear winner, a close call (2–4 options) and nothing.
+    #[must_use]
+    pub fn verdict(&self, ranked: &[Scored]) -> Verdict {
+        let Some(best) = ranked.first() else {
+            return Verdict::Nothing;
+        };
+        let close: Vec<ServiceId> = ranked
+            .iter()
+            .take_while(|s| s.score >= best.score * CLOSE_CALL)
+            .take(4)
+            .map(|s| s.id)
+            .collect();
+        if close.len() == 1 {
+            return Verdict::Service(best.id);
+        }
+        // Near-duplicates the catalog links are still a close call: the user must pick.
+        let _ = &self.related;
+        Verdict::Ambiguous(close)
+    }
+
+    /// The services a message asks for, in order: one per clause that has a clear winner.
+    /// Used to handle "开电子发票和物流追踪" one service at a time.
+    #[must_use]
+    pub fn several(&self, text: &str) -> Vec<ServiceId> {
+        let mut out = Vec::new();
+        for clause in split_clauses(text) {
+            if let Verdict::Service(id) = self.verdict(&self.rank(clause))
+                && !out.contains(&id)
+            {
+                out.push(id);
+            }
+        }
+        out
+    }
+}
+
+fn phrases_of(service: &Service) -> impl Iterator<Item = &str> {
+    std::iter::once(service.name.as_str())
+        .chain(std::iter::once(service.seed_name.as_str()))
+        .chain(service.aliases.iter().map(String::as_str))
+}
+
+fn split_clauses(text: &str) -> Vec<&str> {
+    static SPLIT: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    let re = SPLIT.get_or_init(|| {
+        Regex::new(r"[,，;；。+]|还有|以及|另外|顺便|再开|和")
+            .unwrap_or_else(|_| unreachable_regex())
+    });
+    re.split(text).filter(|c| !c.trim().is_empty()).collect()
+}
+
+fn unreachable_regex() -> Regex {
+    // The patterns in this file are constants covered by tests; this is never reached.
+    Regex::new("$^").unwrap_or_else(|_| std::process::abort())
+}
+
+// ------------------------------------------------------------------------- slots
+
+fn regex(cell: &'static std::sync::OnceLock<Regex>, pattern: &str) -> &'static Regex {
+    cell.get_or_init(|| Regex::new(pattern).unwrap_or_else(|_| unreachable_regex()))
+}
+
+/// Words that introduce a seller account.
+const ACCOUNT_PATTERN: &str = r"(?:卖家账号|卖家帐号|卖家|账号|帐号|商家|客户|店铺账号)\s*(?:是|为|:|：|=)?\s*([A-Za-z0-9\p{Han}][A-Za-z0-9_\-\.@\p{Han}]{1,63})";
+/// "给 X 开…", "帮 X 申请…".
+const FOR_PATTERN: &str = r"(?:给|帮|为|替)\s*([A-Za-z0-9][A-Za-z0-9_\-\.@]{1,63})\s*(?:开|申请|弄|搞|处理|调|改|的|把|做|加|取消|解绑|重置)";
+/// A lone ASCII token with letters and digits or underscores: most often the seller account.
+const TOKEN_PATTERN: &str = r"(?:^|[^A-Za-z0-9_\-\.@])([A-Za-z][A-Za-z0-9\-\.]*[_0-9][A-Za-z0-9_\-\.]*|[0-9]{11})(?:$|[^A-Za-z0-9_\-\.@])";
+const EMAIL_PATTERN: &str = r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}";
+const AMOUNT_PATTERN: &str = r"(?:调到|调整到|调整为|调成|改成|改为|改到|设为|设置为|设置成|提到|提高到|加到|上限|到|为|开到)\s*(\d+(?:\.\d+)?\s*[wW万千kK]?|[零一二两三四五六七八九十百千万]+)";
+const DURATION_PATTERN: &str = r"(\d+|[一二两三四五六七八九十]+)\s*(?:个)?\s*(?:小时|天|h|H|d)";
+
+/// Code labels: a token right after one of these is a code, not a seller account.
+const CODE_WORDS: &[&str] = &[
+    "仓库",
+    "编码",
+    "编号",
+    "appkey",
+    "供应商",
+    "店铺编号",
+    "单号",
+];
+
+/// Field values a message already carries for `service`. Only values that pass the field's
+/// own validation are returned, so nothing is guessed into a form.
+#[must_use]
+pub fn extract_slots(service: &Service, text: &str) -> Answers {
+    static ACCOUNT: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    static FOR: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    static TOKEN: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    static EMAIL: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    static AMOUNT: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    static DURATION: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+
+    let text = crate::wecom::aibot_json::strip_mentions(&normalize_width(text));
+    let mut answers = Answers::new();
+    let mut used_tokens: Vec<String> = Vec::new();
+
+    // Labelled values first: "仓库编码 WH001", "店铺名称: 旗舰店".
+    for field in &service.fields {
+        let spec = &field.spec;
+        if matches!(
+            spec.kind,
+            FieldKind::Attachment { .. } | FieldKind::Text { .. }
+        ) {
+            continue;
+        }
+        if let Some(pos) = text.find(&spec.label) {
+            let rest = text[pos + spec.label.len()..]
+                .trim_start_matches(|c: char| c.is_whitespace() || "是为:：=".contains(c));
+            let value: String = rest
+                .chars()
+                .take_while(|c| !c.is_whitespace() && !",，;；。".contains(*c))
+                .collect();
+            if !value.is_empty()
+                && let Ok(parsed) = spec.parse_answer(&value)
+            {
+                used_tokens.push(value);
+                answers.insert(field.key().clone(), parsed);
+            }
+        }
+    }
+
+    for field in &service.fields {
+        let key = field.key();
+        if answers.contains_key(key) {
+            continue;
+        }
+        let spec = &field.spec;
+        let found = match &spec.kind {
+            FieldKind::SellerAccount => {
+                let labelled = regex(&ACCOUNT, ACCOUNT_PATTERN)
+                    .captures(&text)
+                    .or_else(|| regex(&FOR, FOR_PATTERN).captures(&text))
+                    .and_then(|c| c.get(1))
+                    .map(|m| m.as_str().to_owned());
+                let candidate = labelled.or_else(|| {
+                    regex(&TOKEN, TOKEN_PATTERN)
+                        .captures_iter(&text)
+                        .filter_map(|c| c.get(1))
+                        .find(|m| {
+                            let before = &text[..m.start()];
+                            !CODE_WORDS.iter().any(|w| before.trim_end().ends_with(w))
+                                && !used_tokens.iter().any(|t| t == m.as_str())
+                        })
+                        .map(|m| m.as_str().to_owned())
+                });
+                candidate.and_then(|c| spec.parse_answer(&c).ok())
+            }
+            FieldKind::Email => regex(&EMAIL, EMAIL_PATTERN)
+                .find(&text)
+                .and_then(|m| spec.parse_answer(m.as_str()).ok()),
+            FieldKind::Integer { .. } => regex(&AMOUNT, AMOUNT_PATTERN)
+                .captures(&text)
+                .and_then(|c| c.get(1))
+                .and_then(|m| spec.parse_answer(m.as_str()).ok()),
+            FieldKind::Duration { .. } => regex(&DURATION, DURATION_PATTERN)
+                .find(&text)
+                .and_then(|m| spec.parse_answer(m.as_str()).ok()),
+            FieldKind::SingleChoice { options } => {
+                let hits: Vec<&String> = options
+                    .iter()
+                    .filter(|o| text.contains(o.as_str()))
+                    .collect();
+                match hits.as_slice() {
+                    [one] => spec.parse_answer(one).ok(),
+                    _ => None,
+                }
+            }
+            FieldKind::MultiChoice { options } => {
+                let hits: Vec<&str> = options
+                    .iter()
+                    .filter(|o| text.contains(o.as_str()))
+                    .map(String::as_str)
+                    .collect();
+                if hits.is_empty() {
+                    None
+                } else {
+                    spec.parse_answer(&hits.join(",")).ok()
+                }
+            }
+            FieldKind::IdList { .. } if text.contains("单号") => {
+                let after = &text[text.find("单号").unwrap_or(0)..];
+                let ids: Vec<&str> = after
+                    .split(|c: char| !c.is_ascii_alphanumeric() && c != '-' && c != '_')
+                    .filter(|t| t.len() >= 6 && t.chars().any(|c| c.is_ascii_digit()))
+                    .collect();
+                if ids.is_empty() {
+                    None
+                } else {
+                    spec.parse_answer(&ids.join(",")).ok()
+                }
+            }
+            _ => None,
+        };
+        if let Some(value) = found {
+            answers.insert(key.clone(), value);
+        }
+    }
+    answers
+}
+
+/// JSON shape printed by `kaitong understand`.
+#[derive(Debug, Serialize)]
+pub struct UnderstandReport {
+    pub service: Option<ServiceRef>,
+    pub candidates: Vec<CandidateRef>,
+    pub slots: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ServiceRef {
+    pub id: u16,
+    pub name: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CandidateRef {
+    pub id: u16,
+    pub name: String,
+    pub score: f32,
+}
+
+/// Runs understanding on one utterance, as `kaitong understand` reports it.
+#[must_use]
+pub fn report(catalog: &Catalog, matcher: &Matcher, text: &str) -> UnderstandReport {
+    let ranked = matcher.rank(text);
+    let name = |id: ServiceId| {
+        catalog
+            .service(id)
+            .map(|s| s.name.clone())
+            .unwrap_or_default()
+    };
+    let service = match matcher.verdict(&ranked) {
+        Verdict::Service(id) => Some(ServiceRef {
+            id: id.get(),
+            name: name(id),
+        }),
+        _ => None,
+    };
+    let slots = service
+        .as_ref()
+        .and_then(|s| catalog.service(ServiceId(s.id)))
+        .map(|s| {
+            extract_slots(s, text)
+                .iter()
+                .map(|(k, v)| {
+                    let sensitive = s.field(k).is_some_and(|f| f.spec.sensitive);
+                    (k.as_str().to_owned(), v.display(sensitive))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    UnderstandReport {
+        service,
+        candidates: ranked
+            .iter()
+            .take(4)
+            .map(|s| CandidateRef {
+                id: s.id.get(),
+                name: name(s.id),
+                score: (s.score * 100.0).round() / 100.0,
+            })
+            .collect(),
+        slots,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn folding_drops_mentions_width_and_punctuation() {
+        assert_eq!(
+            fold("@开通助手 开通ＡＢＣ１２３, 电子发票!"),
+            "开通abc123电子发票"
+        );
+    }
+
+    #[test]
+    fn pinyin_is_toneless_and_keeps_ascii() {
+        assert_eq!(to_pinyin("发票abc"), "fapiaoabc");
+        assert_eq!(to_pinyin("发漂"), "fapiao");
+    }
+
+    #[test]
+    fn one_typo_is_tolerated_only_for_longer_phrases() {
+        let hay: Vec<char> = "开个电子发漂吧".chars().collect();
+        assert!(contains_with_one_typo(
+            &hay,
+            &"电子发票".chars().collect::<Vec<_>>()
+        ));
+        assert!(!contains_with_one_typo(
+            &hay,
+            &"发票".chars().collect::<Vec<_>>()
+        ));
+    }
+
+    #[test]
+    fn clauses_split_on_conjunctions() {
+        assert_eq!(split_clauses("开电子发票和物流追踪").len(), 2);
+        assert_eq!(split_clauses("电子发票").len(), 1);
+    }
+
+    #[test]
+    fn the_constant_patterns_compile() {
+        for p in [
+            ACCOUNT_PATTERN,
+            FOR_PATTERN,
+            TOKEN_PATTERN,
+            EMAIL_PATTERN,
+            AMOUNT_PATTERN,
+            DURATION_PATTERN,
+        ] {
+            assert!(Regex::new(p).is_ok(), "{p}");
+        }
+    }
+}
