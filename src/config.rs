@@ -111,6 +111,15 @@ pub struct AdminSection {
 #[serde(deny_unknown_fields)]
 pub struct DialogsSection {
     pub dir: PathBuf,
+    pub session_ttl_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleSection {
+    pub timezone: String,
+    pub cutoff: String,
+    pub done_by: String,
 }
 
 /// Everything the bot is configured with, checked.
@@ -124,6 +133,7 @@ pub struct Settings {
     pub aibot: AiBotSection,
     pub admin: AdminSection,
     pub dialogs: DialogsSection,
+    pub schedule: ScheduleSection,
 }
 
 fn env_name(key: &str) -> String {
@@ -219,6 +229,13 @@ impl Settings {
                 reason: "must be at least 600 so every WeCom retry finds the reply".into(),
             });
         }
+        self.batch_schedule()?;
+        if self.dialogs.session_ttl_secs == 0 {
+            return Err(ConfigError::Invalid {
+                key: "dialogs.session_ttl_secs",
+                reason: "must be positive".into(),
+            });
+        }
         if self.server.max_body_bytes == 0 {
             return Err(ConfigError::Invalid {
                 key: "server.max_body_bytes",
@@ -262,6 +279,36 @@ impl Settings {
             key: "aibot.encoding_aes_key",
             reason: e.to_string(),
         })
+    }
+
+    /// The daily batch times, parsed.
+    pub fn batch_schedule(&self) -> Result<crate::requests::BatchSchedule, ConfigError> {
+        let tz: chrono_tz::Tz =
+            self.schedule
+                .timezone
+                .parse()
+                .map_err(|_| ConfigError::Invalid {
+                    key: "schedule.timezone",
+                    reason: format!("unknown time zone {:?}", self.schedule.timezone),
+                })?;
+        let time = |key: &'static str, value: &str| {
+            chrono::NaiveTime::parse_from_str(value, "%H:%M").map_err(|_| ConfigError::Invalid {
+                key,
+                reason: format!("expected HH:MM, got {value:?}"),
+            })
+        };
+        let cutoff = time("schedule.cutoff", &self.schedule.cutoff)?;
+        let done_by = time("schedule.done_by", &self.schedule.done_by)?;
+        Ok(crate::requests::BatchSchedule {
+            tz,
+            cutoff,
+            done_by,
+        })
+    }
+
+    #[must_use]
+    pub fn session_ttl(&self) -> Duration {
+        Duration::from_secs(self.dialogs.session_ttl_secs)
     }
 
     #[must_use]

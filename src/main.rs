@@ -176,9 +176,15 @@ fn load_catalog(settings: &Settings) -> anyhow::Result<Catalog> {
     Catalog::load(&settings.dialogs.dir).map_err(|e| anyhow::anyhow!("catalog: {e}"))
 }
 
+fn load_tuning(settings: &Settings) -> anyhow::Result<kaitong::dialog::understand::Tuning> {
+    Ok(kaitong::dialog::understand::Tuning::load(
+        &settings.dialogs.dir,
+    )?)
+}
+
 fn understand(settings: &Settings, text: Option<String>) -> anyhow::Result<()> {
     let catalog = load_catalog(settings)?;
-    let matcher = Matcher::new(&catalog);
+    let matcher = Matcher::new(&catalog, load_tuning(settings)?);
     let print = |line: &str| -> anyhow::Result<()> {
         let report = kaitong::dialog::understand::report(&catalog, &matcher, line);
         println!("{}", serde_json::to_string(&report)?);
@@ -197,7 +203,7 @@ fn understand(settings: &Settings, text: Option<String>) -> anyhow::Result<()> {
 
 fn eval(settings: &Settings, file: &std::path::Path, all: bool) -> anyhow::Result<()> {
     let catalog = load_catalog(settings)?;
-    let matcher = Matcher::new(&catalog);
+    let matcher = Matcher::new(&catalog, load_tuning(settings)?);
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let set = kaitong::dialog::eval::parse(&text)?;

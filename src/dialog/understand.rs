@@ -54,13 +54,77 @@ struct Entry {
 pub struct Matcher {
     entries: Vec<Entry>,
     idf: HashMap<char, f32>,
-    related: HashMap<ServiceId, Vec<ServiceId>>,
+    tuning: Tuning,
 }
 
-/// Below this a service is not considered at all.
-const MIN_SCORE: f32 = 3.0;
-/// A runner-up within this fraction of the winner makes the call ambiguous.
-const CLOSE_CALL: f32 = 0.8;
+/// `dialogs/understanding.toml`: the knobs and word lists of understanding.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tuning {
+    pub generic_words: Vec<String>,
+    pub question_markers: Vec<String>,
+    pub request_markers: Vec<String>,
+    pub question_discount: f32,
+    pub min_score: f32,
+    pub close_call: f32,
+    pub greetings: Vec<String>,
+    pub thanks: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {reason}")]
+pub struct TuningError {
+    pub path: String,
+    pub reason: String,
+}
+
+impl Tuning {
+    /// Loads `understanding.toml` from the dialogs folder.
+    pub fn load(dir: &std::path::Path) -> Result<Self, TuningError> {
+        let path = dir.join("understanding.toml");
+        let text = std::fs::read_to_string(&path).map_err(|e| TuningError {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let mut tuning: Tuning = toml::from_str(&text).map_err(|e| TuningError {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        for list in [
+            &mut tuning.generic_words,
+            &mut tuning.greetings,
+            &mut tuning.thanks,
+        ] {
+            for word in list.iter_mut() {
+                *word = fold(word);
+            }
+        }
+        Ok(tuning)
+    }
+
+    /// Whether the whole message is a greeting or a thank-you (trailing particles ignored).
+    #[must_use]
+    pub fn small_talk(&self, text: &str) -> Option<SmallTalk> {
+        let folded = fold(text);
+        let core = folded.trim_end_matches(['啊', '呀', '哈', '呢', '吧', '哦', '了', '啦', '~']);
+        if core.is_empty() {
+            return None;
+        }
+        if self.greetings.iter().any(|g| g == core || g == &folded) {
+            Some(SmallTalk::Greeting)
+        } else if self.thanks.iter().any(|t| t == core || t == &folded) {
+            Some(SmallTalk::Thanks)
+        } else {
+            None
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmallTalk {
+    Greeting,
+    Thanks,
+}
 
 /// Lower-cases, normalises width, drops whitespace, punctuation and leading @mentions.
 #[must_use]
@@ -118,7 +182,7 @@ fn contains(hay: &[char], needle: &[char]) -> bool {
 
 impl Matcher {
     #[must_use]
-    pub fn new(catalog: &Catalog) -> Self {
+    pub fn new(catalog: &Catalog, tuning: Tuning) -> Self {
         // Document frequency of each character across services.
         let mut df: HashMap<char, usize> = HashMap::new();
         let services: Vec<&Service> = catalog.services().collect();
@@ -167,19 +231,28 @@ impl Matcher {
                     .collect(),
             })
             .collect();
-        let related = services.iter().map(|s| (s.id, s.related.clone())).collect();
         Self {
             entries,
             idf,
-            related,
+            tuning,
         }
+    }
+
+    #[must_use]
+    pub fn tuning(&self) -> &Tuning {
+        &self.tuning
+    }
+
+    fn is_generic(&self, run: &[char]) -> bool {
+        let run: String = run.iter().collect();
+        self.tuning.generic_words.iter().any(|g| g.contains(&run))
     }
 
     fn char_weight(&self, c: char) -> f32 {
         self.idf.get(&c).copied().unwrap_or(1.0)
     }
 
-    fn phrase_score(&self, text: &[char], text_pinyin: &str, p: &Phrase) -> f32 {
+    fn phrase_score(&self, text: &[char], text_pinyin: &str, p: &Phrase, partial: bool) -> f32 {
         if contains(text, &p.chars) {
             return p.weight;
         }
@@ -190,12 +263,15 @@ impl Matcher {
         if contains_with_one_typo(text, &p.chars) {
             return p.weight * 0.75;
         }
+        if !partial {
+            return 0.0;
+        }
         let run = longest_common_run(text, &p.chars);
         if run >= 2 && p.chars.len() > run {
             // Weight only the overlapping run, found again to sum its characters' weights.
             let mut best = 0.0f32;
             for w in p.chars.windows(run) {
-                if contains(text, w) {
+                if contains(text, w) && !self.is_generic(w) {
                     best = best.max(w.iter().map(|&c| self.char_weight(c)).sum());
                 }
             }
@@ -213,6 +289,21 @@ impl Matcher {
         }
         let chars: Vec<char> = folded.chars().collect();
         let pinyin = to_pinyin(&folded);
+        let asks_how = self
+            .tuning
+            .question_markers
+            .iter()
+            .any(|m| folded.contains(m.as_str()));
+        let requests = self
+            .tuning
+            .request_markers
+            .iter()
+            .any(|m| folded.contains(m.as_str()));
+        let discount = if asks_how && !requests {
+            self.tuning.question_discount
+        } else {
+            1.0
+        };
         let mut scored: Vec<Scored> = self
             .entries
             .iter()
@@ -220,20 +311,20 @@ impl Matcher {
                 let name = e
                     .names
                     .iter()
-                    .map(|p| self.phrase_score(&chars, &pinyin, p))
+                    .map(|p| self.phrase_score(&chars, &pinyin, p, true))
                     .fold(0.0f32, f32::max);
                 let keywords: f32 = e
                     .keywords
                     .iter()
-                    .map(|p| self.phrase_score(&chars, &pinyin, p))
+                    .map(|p| self.phrase_score(&chars, &pinyin, p, false))
                     .filter(|s| *s > 0.0)
                     .sum();
                 Scored {
                     id: e.id,
-                    score: name + 0.5 * keywords,
+                    score: (name + 0.5 * keywords) * discount,
                 }
             })
-            .filter(|s| s.score >= MIN_SCORE)
+            .filter(|s| s.score >= self.tuning.min_score)
             .collect();
         scored.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
         scored
@@ -247,15 +338,13 @@ impl Matcher {
         };
         let close: Vec<ServiceId> = ranked
             .iter()
-            .take_while(|s| s.score >= best.score * CLOSE_CALL)
+            .take_while(|s| s.score >= best.score * self.tuning.close_call)
             .take(4)
             .map(|s| s.id)
             .collect();
         if close.len() == 1 {
             return Verdict::Service(best.id);
         }
-        // Near-duplicates the catalog links are still a close call: the user must pick.
-        let _ = &self.related;
         Verdict::Ambiguous(close)
     }
 

@@ -1,0 +1,262 @@
+//! Filed requests: the ledger every confirmed form goes into, with readable ids
+//! (`KT-20261128-0007`), batch days and status history.
+//!
+//! Owns request records and their ids. It must not know about chat wording, HTTP or WeCom.
+
+mod batch;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+pub use batch::{BatchDay, BatchSchedule};
+
+use crate::catalog::{Answers, ServiceId};
+use crate::channel::{ChannelKind, Conversation, UserId};
+use crate::store::{Store, StoreError};
+
+/// A readable request id: `KT-YYYYMMDD-NNNN` (date of submission, Asia/Shanghai).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RequestId(String);
+
+impl RequestId {
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Accepts what users type: "KT-20261128-0007", "kt-20261128-7".
+    #[must_use]
+    pub fn parse(raw: &str) -> Option<Self> {
+        let upper = raw.trim().to_ascii_uppercase();
+        let rest = upper.strip_prefix("KT-")?;
+        let (date, seq) = rest.split_once('-')?;
+        if date.len() != 8 || !date.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let seq: u32 = seq.parse().ok()?;
+        Some(Self(format!("KT-{date}-{seq:04}")))
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Who asked, and where to answer them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Requester {
+    pub user: UserId,
+    pub channel: ChannelKind,
+    pub conversation: Conversation,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Submitted,
+    Processing,
+    Done,
+    Rejected,
+    Cancelled,
+}
+
+/// One change of status, and who made it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusChange {
+    pub status: Status,
+    pub at: DateTime<Utc>,
+    pub by: String,
+    pub note: Option<String>,
+}
+
+/// A confirmed form, as the dialog hands it over.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FiledForm {
+    /// The form's own id: filing the same form twice files once.
+    pub form_id: String,
+    pub service: ServiceId,
+    pub service_name: String,
+    pub answers: Answers,
+    /// Label and display text of each answer, secrets masked.
+    pub summary: Vec<(String, String)>,
+    pub requester: Requester,
+}
+
+/// A filed request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    pub id: RequestId,
+    pub form: FiledForm,
+    pub submitted_at: DateTime<Utc>,
+    pub batch: BatchDay,
+    pub history: Vec<StatusChange>,
+}
+
+impl Request {
+    #[must_use]
+    pub fn status(&self) -> Status {
+        self.history.last().map_or(Status::Submitted, |c| c.status)
+    }
+}
+
+/// What the requester is told on filing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    pub id: RequestId,
+    pub batch: BatchDay,
+    /// Whether this call filed it (false: the same form had been filed before).
+    pub newly_filed: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("corrupt record {key}: {reason}")]
+    Corrupt { key: String, reason: String },
+    #[error("could not allocate a request id")]
+    IdContention,
+}
+
+/// Where confirmed forms go.
+#[async_trait::async_trait]
+pub trait Ledger: Send + Sync + 'static {
+    async fn file(&self, form: FiledForm, now: DateTime<Utc>) -> Result<Receipt, LedgerError>;
+    async fn get(&self, id: &RequestId) -> Result<Option<Request>, LedgerError>;
+}
+
+/// The ledger on the shared store: requests survive restarts on either backend.
+pub struct StoreLedger {
+    store: Arc<dyn Store>,
+    schedule: BatchSchedule,
+}
+
+impl StoreLedger {
+    #[must_use]
+    pub fn new(store: Arc<dyn Store>, schedule: BatchSchedule) -> Self {
+        Self { store, schedule }
+    }
+
+    /// Next sequence number of the day, via compare-and-swap so instances never share one.
+    async fn next_seq(&self, date: &str) -> Result<u32, LedgerError> {
+        let key = format!("seq:{date}");
+        for _ in 0..64 {
+            let current = self.store.get(&key).await?;
+            let n: u32 = match &current {
+                Some(bytes) => std::str::from_utf8(bytes)
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(|| LedgerError::Corrupt {
+                        key: key.clone(),
+                        reason: "not a number".into(),
+                    })?,
+                None => 0,
+            };
+            let next = n + 1;
+            if self
+                .store
+                .compare_and_swap(&key, current.as_deref(), next.to_string().as_bytes(), None)
+                .await?
+            {
+                return Ok(next);
+            }
+        }
+        Err(LedgerError::IdContention)
+    }
+
+    fn decode<T: for<'de> Deserialize<'de>>(key: &str, bytes: &[u8]) -> Result<T, LedgerError> {
+        serde_json::from_slice(bytes).map_err(|e| LedgerError::Corrupt {
+            key: key.to_owned(),
+            reason: e.to_string(),
+        })
+    }
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    // Serialising these plain structs cannot fail.
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+#[async_trait::async_trait]
+impl Ledger for StoreLedger {
+    async fn file(&self, form: FiledForm, now: DateTime<Utc>) -> Result<Receipt, LedgerError> {
+        let form_key = format!("form:{}", form.form_id);
+        if let Some(bytes) = self.store.get(&form_key).await? {
+            let mut receipt: Receipt = Self::decode(&form_key, &bytes)?;
+            receipt.newly_filed = false;
+            return Ok(receipt);
+        }
+        let local_date = self.schedule.local_date(now).format("%Y%m%d").to_string();
+        let seq = self.next_seq(&local_date).await?;
+        let id = RequestId(format!("KT-{local_date}-{seq:04}"));
+        let receipt = Receipt {
+            id: id.clone(),
+            batch: self.schedule.batch_for(now),
+            newly_filed: true,
+        };
+        // The form key decides: a concurrent confirm of the same form loses here and reports
+        // the winner's receipt (its allocated number is simply skipped).
+        if !self
+            .store
+            .put_if_absent(&form_key, &encode(&receipt), None)
+            .await?
+        {
+            let bytes = self.store.get(&form_key).await?.unwrap_or_default();
+            let mut winner: Receipt = Self::decode(&form_key, &bytes)?;
+            winner.newly_filed = false;
+            return Ok(winner);
+        }
+        let request = Request {
+            id: id.clone(),
+            submitted_at: now,
+            batch: receipt.batch,
+            history: vec![StatusChange {
+                status: Status::Submitted,
+                at: now,
+                by: form.requester.user.to_string(),
+                note: None,
+            }],
+            form,
+        };
+        self.store
+            .put(&format!("request:{id}"), &encode(&request), None)
+            .await?;
+        Ok(receipt)
+    }
+
+    async fn get(&self, id: &RequestId) -> Result<Option<Request>, LedgerError> {
+        let key = format!("request:{id}");
+        match self.store.get(&key).await? {
+            Some(bytes) => Ok(Some(Self::decode(&key, &bytes)?)),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Field values as plain strings, for handlers and exports.
+#[must_use]
+pub fn plain_values(summary: &[(String, String)]) -> BTreeMap<String, String> {
+    summary.iter().cloned().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn request_ids_parse_loosely_and_print_canonically() {
+        assert_eq!(
+            RequestId::parse("kt-20261128-7").unwrap().as_str(),
+            "KT-20261128-0007"
+        );
+        assert!(RequestId::parse("KT-2026-1").is_none());
+        assert!(RequestId::parse("hello").is_none());
+    }
+}
