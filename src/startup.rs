@@ -6,10 +6,13 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
+use crate::catalog::{CatalogError, CatalogHandle};
 use crate::channel::{AiBotChannel, AppChannel, Bot, ChannelSettings, ReplyCache};
 use crate::config::{ConfigError, Settings};
-use crate::dialog::{EchoBot, EchoWording};
+use crate::dialog::DialogBot;
+use crate::dialog::understand::{Tuning, TuningError};
 use crate::http::{AppState, router};
+use crate::requests::{Ledger, StoreLedger};
 use crate::store::{self, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +21,10 @@ pub enum StartupError {
     Config(#[from] ConfigError),
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    #[error("catalog: {0}")]
+    Catalog(#[from] CatalogError),
+    #[error("understanding: {0}")]
+    Tuning(#[from] TuningError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -32,26 +39,47 @@ pub struct Application {
     local_addr: SocketAddr,
     store: Arc<dyn Store>,
     grace: Duration,
+    catalog: CatalogHandle,
 }
 
-/// The texts said before the form engine exists; kept here until `dialogs/` wording lands.
-fn echo_wording() -> EchoWording {
-    EchoWording {
-        welcome: "你好,我是开通助手 👋 告诉我要给哪个卖家账号开通什么服务,例如:帮 abc_flagship 开通电子发票".into(),
-        help: "发送要开通的服务和卖家账号即可,例如:帮 abc_flagship 开通电子发票。\n发送「帮助」查看本说明。".into(),
-        echo_prefix: "收到:".into(),
-        attachment_received: "已收到文件".into(),
+/// The pieces of the conversation, built from settings.
+pub struct Parts {
+    pub catalog: CatalogHandle,
+    pub store: Arc<dyn Store>,
+    pub ledger: Arc<dyn Ledger>,
+    pub bot: Arc<dyn Bot>,
+}
+
+impl Parts {
+    /// The catalog, ledger and dialog bot over `store`.
+    pub fn build(settings: &Settings, store: Arc<dyn Store>) -> Result<Self, StartupError> {
+        let catalog = CatalogHandle::load(&settings.dialogs.dir)?;
+        let tuning = Tuning::load(&settings.dialogs.dir)?;
+        let schedule = settings.batch_schedule()?;
+        let ledger: Arc<dyn Ledger> = Arc::new(StoreLedger::new(Arc::clone(&store), schedule));
+        let bot: Arc<dyn Bot> = Arc::new(DialogBot::new(
+            catalog.clone(),
+            tuning,
+            Arc::clone(&store),
+            Arc::clone(&ledger),
+            schedule,
+            settings.session_ttl(),
+        ));
+        Ok(Self {
+            catalog,
+            store,
+            ledger,
+            bot,
+        })
     }
 }
 
-const BUSY_TEXT: &str = "系统繁忙,请稍后再试";
-
 impl Application {
-    /// Builds with the default bot.
+    /// Builds with the store from `store.url` and the dialog bot.
     pub async fn build(settings: &Settings) -> Result<Self, StartupError> {
         let store = store::open(&settings.store.url, &settings.store.redis_prefix).await?;
-        let bot: Arc<dyn Bot> = Arc::new(EchoBot::new(echo_wording()));
-        Self::build_with(settings, store, bot).await
+        let parts = Parts::build(settings, store)?;
+        Self::assemble(settings, parts.store, parts.bot, parts.catalog).await
     }
 
     /// Builds with an explicit store and bot (tests and `kaitong chat` use this).
@@ -60,9 +88,19 @@ impl Application {
         store: Arc<dyn Store>,
         bot: Arc<dyn Bot>,
     ) -> Result<Self, StartupError> {
+        let catalog = CatalogHandle::load(&settings.dialogs.dir)?;
+        Self::assemble(settings, store, bot, catalog).await
+    }
+
+    async fn assemble(
+        settings: &Settings,
+        store: Arc<dyn Store>,
+        bot: Arc<dyn Bot>,
+        catalog: CatalogHandle,
+    ) -> Result<Self, StartupError> {
         let channel_settings = ChannelSettings {
             timestamp_window: settings.timestamp_window(),
-            busy_text: BUSY_TEXT.into(),
+            busy_text: catalog.current().messages().get("busy").to_owned(),
         };
         let replies = ReplyCache::new(
             Arc::clone(&store),
@@ -101,6 +139,7 @@ impl Application {
             local_addr,
             store,
             grace: Duration::from_secs(settings.server.shutdown_grace_secs),
+            catalog,
         })
     }
 
@@ -131,6 +170,7 @@ impl Application {
                 }
             }
         });
+        let reloader = tokio::spawn(crate::catalog::reload_on_sighup(self.catalog.clone()));
         let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
         let grace = self.grace;
         let signal = async move {
@@ -155,6 +195,7 @@ impl Application {
             }
         };
         purger.abort();
+        reloader.abort();
         tracing::info!("kaitong stopped");
         result
     }

@@ -252,21 +252,16 @@ async fn app_media_location_and_link_messages_become_domain_content() {
 }
 
 #[tokio::test]
-async fn unknown_app_message_types_get_the_help_text_from_the_default_bot() {
+async fn unknown_app_message_types_get_the_help_text_from_the_dialog_bot() {
+    logs();
     let settings = common::test_settings();
-    let app = TestApp::spawn(Backend::Embedded, Arc::new(default_bot(&settings))).await;
+    let (store, dir) = common::fresh_store(Backend::Embedded);
+    let parts = kaitong::startup::Parts::build(&settings, Arc::clone(&store)).unwrap();
+    let app = TestApp::spawn_with(settings, store, dir, parts.bot).await;
     let (status, reply) = app_send(&app, &message_xml(&app, "u1", "hologram", "")).await;
     assert_eq!(status, 200);
-    assert!(content_of(&reply.unwrap()).contains("帮助"));
-}
-
-fn default_bot(_settings: &kaitong::config::Settings) -> kaitong::dialog::EchoBot {
-    kaitong::dialog::EchoBot::new(kaitong::dialog::EchoWording {
-        welcome: "你好".into(),
-        help: "发送「帮助」查看说明".into(),
-        echo_prefix: "收到:".into(),
-        attachment_received: "已收到文件".into(),
-    })
+    let help = parts.catalog.current().messages().get("help").to_owned();
+    assert_eq!(content_of(&reply.unwrap()), help);
 }
 
 #[tokio::test]

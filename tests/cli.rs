@@ -102,7 +102,7 @@ fn chat_reaches_a_running_server_by_url() {
     assert!(killed.success());
     let status = server.wait().unwrap();
     assert!(ok, "{err}");
-    assert!(out.contains("开通助手: 收到: 你好"), "{out}");
+    assert!(out.contains("开通助手: 你好, 我是开通助手"), "{out}");
     assert!(
         status.success(),
         "serve exited with {status:?} after SIGTERM"

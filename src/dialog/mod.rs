@@ -3,9 +3,11 @@
 //! Works on domain messages and the catalog only; it must not know about XML, HTTP or Redis
 //! (sessions go through the `Store` trait).
 
-mod echo;
+mod bot;
+pub mod engine;
 pub mod eval;
+pub mod session;
 pub mod understand;
 
-pub use echo::{EchoBot, EchoWording};
+pub use bot::{DialogBot, session_key};
 pub use understand::{Matcher, Scored, Verdict};

@@ -69,6 +69,22 @@ pub struct Tuning {
     pub close_call: f32,
     pub greetings: Vec<String>,
     pub thanks: Vec<String>,
+    pub commands: CommandWords,
+}
+
+/// Words for the conversation commands; each list holds whole-message forms.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandWords {
+    pub cancel: Vec<String>,
+    pub back: Vec<String>,
+    pub skip: Vec<String>,
+    pub help: Vec<String>,
+    pub confirm: Vec<String>,
+    pub edit: Vec<String>,
+    pub yes: Vec<String>,
+    pub no: Vec<String>,
+    pub resume: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -90,16 +106,42 @@ impl Tuning {
             path: path.display().to_string(),
             reason: e.to_string(),
         })?;
+        let c = &mut tuning.commands;
         for list in [
             &mut tuning.generic_words,
             &mut tuning.greetings,
             &mut tuning.thanks,
+            &mut c.cancel,
+            &mut c.back,
+            &mut c.skip,
+            &mut c.help,
+            &mut c.confirm,
+            &mut c.edit,
+            &mut c.yes,
+            &mut c.no,
+            &mut c.resume,
         ] {
             for word in list.iter_mut() {
                 *word = fold(word);
             }
         }
         Ok(tuning)
+    }
+
+    /// The folded message without trailing particles, for whole-message word lists.
+    #[must_use]
+    pub fn core(text: &str) -> String {
+        let folded = fold(text);
+        let core = folded.trim_end_matches(['啊', '呀', '哈', '呢', '吧', '哦', '了', '啦', '~']);
+        if core.is_empty() { folded } else { core.to_owned() }
+    }
+
+    /// Whether the whole message is one of `words`.
+    #[must_use]
+    pub fn is(words: &[String], text: &str) -> bool {
+        let core = Self::core(text);
+        let folded = fold(text);
+        words.iter().any(|w| *w == core || *w == folded)
     }
 
     /// Whether the whole message is a greeting or a thank-you (trailing particles ignored).
@@ -328,6 +370,18 @@ impl Matcher {
             .collect();
         scored.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
         scored
+    }
+
+    /// Whether `text` contains one of the service's names or aliases in full (3+ characters):
+    /// the bar for reading a mid-form message as a request to switch services.
+    #[must_use]
+    pub fn names_fully(&self, id: ServiceId, text: &str) -> bool {
+        let chars: Vec<char> = fold(text).chars().collect();
+        self.entries
+            .iter()
+            .filter(|e| e.id == id)
+            .flat_map(|e| &e.names)
+            .any(|p| p.chars.len() >= 3 && contains(&chars, &p.chars))
     }
 
     /// Decides between a clear winner, a close call (2–4 options) and nothing.

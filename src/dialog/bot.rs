@@ -1,0 +1,197 @@
+//! The dialog bot: loads a person's session, runs one engine turn, files confirmed forms and
+//! saves the session back with compare-and-swap, so one person's messages apply in order even
+//! across instances (a lost race re-runs the turn on the fresh session).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use chrono::Utc;
+
+use super::engine::Engine;
+use super::session::Session;
+use super::understand::{Matcher, Tuning};
+use crate::catalog::{Catalog, CatalogHandle};
+use crate::channel::{Bot, Inbound, Reply};
+use crate::requests::{BatchSchedule, FiledForm, Ledger, Requester};
+use crate::store::Store;
+
+const MAX_ATTEMPTS: usize = 5;
+
+pub struct DialogBot {
+    catalog: CatalogHandle,
+    /// The matcher built for the current catalog snapshot; rebuilt after a reload.
+    index: RwLock<(Arc<Catalog>, Arc<Matcher>)>,
+    store: Arc<dyn Store>,
+    ledger: Arc<dyn Ledger>,
+    schedule: BatchSchedule,
+    ttl: Duration,
+    /// Serialises one person's turns inside this process (CAS covers other instances).
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl DialogBot {
+    #[must_use]
+    pub fn new(
+        catalog: CatalogHandle,
+        tuning: Tuning,
+        store: Arc<dyn Store>,
+        ledger: Arc<dyn Ledger>,
+        schedule: BatchSchedule,
+        ttl: Duration,
+    ) -> Self {
+        let snapshot = catalog.current();
+        let matcher = Arc::new(Matcher::new(&snapshot, tuning));
+        Self {
+            catalog,
+            index: RwLock::new((snapshot, matcher)),
+            store,
+            ledger,
+            schedule,
+            ttl,
+            locks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn snapshot(&self) -> (Arc<Catalog>, Arc<Matcher>) {
+        let current = self.catalog.current();
+        {
+            let guard = self.index.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if Arc::ptr_eq(&guard.0, &current) {
+                return (Arc::clone(&guard.0), Arc::clone(&guard.1));
+            }
+        }
+        // The catalog was reloaded: index it again, keeping the word lists in force.
+        let tuning = Tuning::load(current.dir()).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "understanding.toml invalid after reload; keeping the old word lists");
+            let guard = self.index.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            guard.1.tuning().clone()
+        });
+        let matcher = Arc::new(Matcher::new(&current, tuning));
+        let mut guard = self.index.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *guard = (Arc::clone(&current), Arc::clone(&matcher));
+        (current, matcher)
+    }
+
+    fn person_lock(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.locks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if locks.len() > 10_000 {
+            // Drop locks nobody holds; they are recreated on demand.
+            locks.retain(|_, l| Arc::strong_count(l) > 1);
+        }
+        Arc::clone(locks.entry(key.to_owned()).or_default())
+    }
+
+    fn busy(catalog: &Catalog) -> Reply {
+        Reply::Text(catalog.messages().get("busy").to_owned())
+    }
+}
+
+/// The store key of one person's session in one chat on one channel.
+#[must_use]
+pub fn session_key(message: &Inbound) -> String {
+    format!(
+        "session:{}:{}:{}",
+        message.channel.as_str(),
+        message.conversation.key(),
+        message.sender
+    )
+}
+
+#[async_trait::async_trait]
+impl Bot for DialogBot {
+    async fn respond(&self, message: Inbound) -> Reply {
+        let (catalog, matcher) = self.snapshot();
+        let engine = Engine {
+            catalog: &catalog,
+            matcher: &matcher,
+            schedule: &self.schedule,
+        };
+        let key = session_key(&message);
+        let lock = self.person_lock(&key);
+        let _turn = lock.lock().await;
+        let ttl_secs = i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX);
+        for _ in 0..MAX_ATTEMPTS {
+            let now = Utc::now();
+            let stored = match self.store.get(&key).await {
+                Ok(stored) => stored,
+                Err(e) => {
+                    tracing::error!(error = %e, "session store unavailable");
+                    return Self::busy(&catalog);
+                }
+            };
+            let session: Session = match stored.as_deref().map(serde_json::from_slice) {
+                None => Session::default(),
+                Some(Ok(session)) => session,
+                Some(Err(e)) => {
+                    // An unreadable session (older format) is reset rather than blocking the person.
+                    tracing::warn!(error = %e, key = %key, "unreadable session reset");
+                    Session::default()
+                }
+            };
+            let expired = stored.is_some() && now.timestamp() - session.updated_at > ttl_secs;
+            let outcome = engine.turn(session, expired, &message.content, now);
+            let mut reply = outcome.reply;
+            if let Some(form) = &outcome.file {
+                let summary = catalog
+                    .service(form.service)
+                    .map(|s| s.summary_lines(&form.answers))
+                    .unwrap_or_default();
+                let filed = FiledForm {
+                    form_id: form.id.clone(),
+                    service: form.service,
+                    service_name: catalog
+                        .service(form.service)
+                        .map(|s| s.name.clone())
+                        .unwrap_or_default(),
+                    answers: form.answers.clone(),
+                    summary,
+                    requester: Requester {
+                        user: message.sender.clone(),
+                        channel: message.channel,
+                        conversation: message.conversation.clone(),
+                    },
+                };
+                match self.ledger.file(filed, now).await {
+                    Ok(receipt) => {
+                        tracing::info!(request = %receipt.id, service = %form.service, user = %message.sender, "request filed");
+                        let batch = self.schedule.expectation(receipt.batch, now);
+                        reply = Reply::Text(engine.receipt(
+                            form,
+                            receipt.id.as_str(),
+                            &batch,
+                            &outcome.session.queue,
+                        ));
+                    }
+                    Err(e) => {
+                        // The form stays at its summary: nothing is lost, 确认 can be sent again.
+                        tracing::error!(error = %e, "filing failed");
+                        return Reply::Text(catalog.messages().get("filing_failed").to_owned());
+                    }
+                }
+            }
+            let bytes = match serde_json::to_vec(&outcome.session) {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    tracing::error!(error = %e, "session could not be encoded");
+                    return Self::busy(&catalog);
+                }
+            };
+            match self
+                .store
+                .compare_and_swap(&key, stored.as_deref(), &bytes, Some(self.ttl * 2))
+                .await
+            {
+                Ok(true) => return reply,
+                Ok(false) => {
+                    tracing::info!(key = %key, "session changed concurrently; re-running the turn");
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "session could not be saved");
+                    return Self::busy(&catalog);
+                }
+            }
+        }
+        Self::busy(&catalog)
+    }
+}

@@ -1,0 +1,847 @@
+//! The form state machine: one inbound message and the current session in, the next session,
+//! the reply and (on 确认) the form to file out. Pure: no I/O, the clock is passed in.
+
+use chrono::{DateTime, Utc};
+use regex::Regex;
+
+use super::session::{Form, Session, State, Step};
+use super::understand::{Matcher, SmallTalk, Tuning, Verdict, extract_slots, fold};
+use crate::catalog::{Catalog, FieldKind, FieldValue, Messages, Service, ServiceField, ServiceId, Window};
+use crate::channel::{ChoiceOption, Content, Reply};
+use crate::requests::BatchSchedule;
+
+/// What one turn decided.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub session: Session,
+    pub reply: Reply,
+    /// A confirmed form to hand to the ledger; the reply then still needs the receipt.
+    pub file: Option<Form>,
+}
+
+/// Everything a turn reads; cheap to build per message.
+pub struct Engine<'a> {
+    pub catalog: &'a Catalog,
+    pub matcher: &'a Matcher,
+    pub schedule: &'a BatchSchedule,
+}
+
+/// The reply under construction: paragraphs, and options if the last one is a question.
+#[derive(Default)]
+struct Say {
+    parts: Vec<String>,
+    options: Vec<ChoiceOption>,
+}
+
+impl Say {
+    fn push(&mut self, text: impl Into<String>) {
+        let text = text.into();
+        if !text.trim().is_empty() {
+            self.parts.push(text);
+        }
+    }
+
+    fn into_reply(self) -> Reply {
+        let text = self.parts.join("\n\n");
+        if self.options.is_empty() {
+            Reply::Text(text)
+        } else {
+            Reply::Choices {
+                text,
+                options: self.options,
+            }
+        }
+    }
+}
+
+/// A conversation command recognised in a message.
+#[derive(Debug, PartialEq)]
+enum Command {
+    Cancel,
+    Back,
+    Skip,
+    Help,
+    Confirm,
+    /// 修改, optionally naming the field ("修改 申请原因").
+    Edit(Option<String>),
+    /// "卖家账号改成 xyz".
+    Correct { field: String, value: String },
+    Resume,
+    Slash { name: String, args: String },
+}
+
+fn correction_regex() -> &'static Regex {
+    static RE: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    RE.get_or_init(|| {
+        Regex::new(r"^(?:把|将)?\s*(.{1,12}?)\s*(?:改成|改为|换成|修改为|更正为|应该是|改一下为)\s*[:：]?\s*(.+)$")
+            .unwrap_or_else(|_| Regex::new("$^").unwrap_or_else(|_| std::process::abort()))
+    })
+}
+
+fn edit_regex() -> &'static Regex {
+    static RE: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    RE.get_or_init(|| {
+        Regex::new(r"^(?:修改|更改|改一下|改)\s*(.{1,12})$")
+            .unwrap_or_else(|_| Regex::new("$^").unwrap_or_else(|_| std::process::abort()))
+    })
+}
+
+impl Engine<'_> {
+    fn m(&self) -> &Messages {
+        self.catalog.messages()
+    }
+
+    fn tuning(&self) -> &Tuning {
+        self.matcher.tuning()
+    }
+
+    fn command(&self, text: &str) -> Option<Command> {
+        let trimmed = text.trim();
+        if let Some(rest) = trimmed.strip_prefix('/').or_else(|| trimmed.strip_prefix('／')) {
+            let (name, args) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+            return Some(Command::Slash {
+                name: name.to_lowercase(),
+                args: args.trim().to_owned(),
+            });
+        }
+        let w = &self.tuning().commands;
+        let is = |list: &[String]| Tuning::is(list, trimmed);
+        if is(&w.cancel) {
+            Some(Command::Cancel)
+        } else if is(&w.back) {
+            Some(Command::Back)
+        } else if is(&w.skip) {
+            Some(Command::Skip)
+        } else if is(&w.help) {
+            Some(Command::Help)
+        } else if is(&w.confirm) {
+            Some(Command::Confirm)
+        } else if is(&w.edit) {
+            Some(Command::Edit(None))
+        } else if is(&w.resume) {
+            Some(Command::Resume)
+        } else if let Some(c) = correction_regex().captures(trimmed) {
+            Some(Command::Correct {
+                field: c[1].trim().to_owned(),
+                value: c[2].trim().to_owned(),
+            })
+        } else {
+            edit_regex()
+                .captures(trimmed)
+                .map(|c| Command::Edit(Some(c[1].trim().to_owned())))
+        }
+    }
+
+    /// Runs one turn. `expired` says the stored session outlived its TTL.
+    #[must_use]
+    pub fn turn(&self, session: Session, expired: bool, content: &Content, now: DateTime<Utc>) -> Outcome {
+        let mut say = Say::default();
+        let mut session = if expired {
+            if !matches!(session.state, State::Idle) {
+                say.push(self.m().get("form_expired"));
+            }
+            Session::default()
+        } else {
+            session
+        };
+        session.updated_at = now.timestamp();
+        let state = std::mem::take(&mut session.state);
+        let mut file = None;
+        let next = match content {
+            Content::Text(text) => self.on_text(state, &mut session.queue, text, now, &mut say, &mut file),
+            Content::CardAction(action) => {
+                self.on_text(state, &mut session.queue, &action.key, now, &mut say, &mut file)
+            }
+            Content::Attachment(attachment) => match state {
+                State::Filling { mut form } => {
+                    let field = match &form.step {
+                        Step::Ask(key) => self.service(&form).and_then(|s| s.field(key)),
+                        _ => None,
+                    };
+                    match field {
+                        Some(f) if matches!(f.spec.kind, FieldKind::Attachment { .. }) => {
+                            let value = FieldValue::Attachment {
+                                file_name: attachment
+                                    .file_name
+                                    .clone()
+                                    .unwrap_or_else(|| default_file_name(attachment.kind)),
+                                media_id: match &attachment.source {
+                                    crate::channel::MediaSource::MediaId(id) => id.clone(),
+                                    crate::channel::MediaSource::EncryptedUrl(url) => url.clone(),
+                                },
+                            };
+                            let key = f.key().clone();
+                            form.answers.insert(key.clone(), value);
+                            form.order.push(key);
+                            form.failures = 0;
+                            self.advance(form, &mut say, now)
+                        }
+                        _ => {
+                            say.push(self.m().get("attachment_unexpected"));
+                            self.reask(form, &mut say)
+                        }
+                    }
+                }
+                other => {
+                    say.push(self.m().get("attachment_unexpected"));
+                    other
+                }
+            },
+            Content::Entered => match state {
+                State::Filling { form } => {
+                    let name = self.service(&form).map(|s| s.name.clone()).unwrap_or_default();
+                    say.push(self.m().render("welcome_back", &[("name", &name)]));
+                    self.reask(form, &mut say)
+                }
+                other => {
+                    say.push(self.m().get("greeting"));
+                    other
+                }
+            },
+            Content::Location { .. } | Content::Link { .. } | Content::MenuClick(_) | Content::Unsupported(_) => {
+                say.push(self.m().get("help"));
+                state
+            }
+        };
+        session.state = next;
+        Outcome {
+            session,
+            reply: say.into_reply(),
+            file,
+        }
+    }
+
+    fn service(&self, form: &Form) -> Option<&Service> {
+        self.catalog.service(form.service)
+    }
+
+    fn on_text(
+        &self,
+        state: State,
+        queue: &mut Vec<ServiceId>,
+        text: &str,
+        now: DateTime<Utc>,
+        say: &mut Say,
+        file: &mut Option<Form>,
+    ) -> State {
+        let text = text.trim();
+        let command = self.command(text);
+        match state {
+            State::Idle => self.idle(queue, text, command, now, say),
+            State::Choosing { options, text: original } => {
+                if command == Some(Command::Cancel) {
+                    say.push(self.m().get("cancelled"));
+                    return State::Idle;
+                }
+                if let Some(n) = pick_number(text, options.len()) {
+                    return self.start(options[n], &original, now, say);
+                }
+                let ranked = self.matcher.rank(text);
+                if let Some(best) = ranked.iter().find(|s| options.contains(&s.id)) {
+                    return self.start(best.id, &format!("{original} {text}"), now, say);
+                }
+                if matches!(self.matcher.verdict(&ranked), Verdict::Service(_) | Verdict::Ambiguous(_)) || command.is_some() {
+                    return self.idle(queue, text, command, now, say);
+                }
+                say.push(self.m().render("choose_number", &[("n", &options.len().to_string())]));
+                self.offer(&options, say);
+                State::Choosing { options, text: original }
+            }
+            State::ConfirmSwitch { form, target, text: original } => {
+                let words = &self.tuning().commands;
+                if Tuning::is(&words.yes, text) || command == Some(Command::Confirm) {
+                    self.start(target, &original, now, say)
+                } else if Tuning::is(&words.no, text) || command == Some(Command::Cancel) {
+                    let name = self.service(&form).map(|s| s.name.clone()).unwrap_or_default();
+                    say.push(self.m().render("switch_kept", &[("name", &name)]));
+                    self.reask(form, say)
+                } else if self.matcher.verdict(&self.matcher.rank(text)) == Verdict::Service(target) {
+                    // Naming the new service again is a yes.
+                    self.start(target, &format!("{original} {text}"), now, say)
+                } else {
+                    // Anything else keeps the current form and is handled as part of it.
+                    self.filling(form, queue, text, command, now, say, file)
+                }
+            }
+            State::Filling { form } => self.filling(form, queue, text, command, now, say, file),
+        }
+    }
+
+    fn idle(
+        &self,
+        queue: &mut Vec<ServiceId>,
+        text: &str,
+        command: Option<Command>,
+        now: DateTime<Utc>,
+        say: &mut Say,
+    ) -> State {
+        match command {
+            Some(Command::Cancel) => {
+                say.push(self.m().get("nothing_to_cancel"));
+                return State::Idle;
+            }
+            Some(Command::Help) => {
+                say.push(self.m().get("help"));
+                return State::Idle;
+            }
+            Some(Command::Resume) if !queue.is_empty() => {
+                let next = queue.remove(0);
+                return self.start(next, "", now, say);
+            }
+            Some(Command::Slash { name, args }) => return self.slash(State::Idle, &name, &args, say),
+            _ => {}
+        }
+        match self.tuning().small_talk(text) {
+            Some(SmallTalk::Greeting) => {
+                say.push(self.m().get("greeting"));
+                return State::Idle;
+            }
+            Some(SmallTalk::Thanks) => {
+                say.push(self.m().get("thanks_reply"));
+                return State::Idle;
+            }
+            None => {}
+        }
+        let several = self.matcher.several(text);
+        if several.len() > 1 {
+            *queue = several[1..].to_vec();
+            return self.start(several[0], text, now, say);
+        }
+        let ranked = self.matcher.rank(text);
+        match self.matcher.verdict(&ranked) {
+            Verdict::Service(id) => self.start(id, text, now, say),
+            Verdict::Ambiguous(options) => {
+                // The options are numbered by the channel (text) or shown as buttons (cards).
+                say.push(self.m().render("choose_candidates", &[("candidates", "")]).trim_end());
+                self.offer(&options, say);
+                State::Choosing {
+                    options,
+                    text: text.to_owned(),
+                }
+            }
+            Verdict::Nothing => {
+                say.push(self.m().get("nothing_matched"));
+                State::Idle
+            }
+        }
+    }
+
+    fn offer(&self, ids: &[ServiceId], say: &mut Say) {
+        say.options = ids
+            .iter()
+            .filter_map(|id| self.catalog.service(*id))
+            .map(|s| ChoiceOption {
+                key: format!("#{}", s.id),
+                label: format!("#{} {}", s.id, s.name),
+            })
+            .collect();
+    }
+
+    fn start(&self, id: ServiceId, text: &str, now: DateTime<Utc>, say: &mut Say) -> State {
+        let Some(service) = self.catalog.service(id) else {
+            say.push(self.m().get("nothing_matched"));
+            return State::Idle;
+        };
+        let answers = extract_slots(service, text);
+        say.push(self.m().render(
+            "start_service",
+            &[("id", &service.id.to_string()), ("name", &service.name)],
+        ));
+        if service.applicant == crate::catalog::ApplicantRule::ImplementationStaff {
+            say.push(self.m().render(
+                "applicant_rule_note",
+                &[("rule", self.m().get("applicant_implementation_only"))],
+            ));
+        }
+        if !answers.is_empty() {
+            let values = service
+                .summary_lines(&answers)
+                .into_iter()
+                .map(|(label, value)| format!("{label} {value}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            say.push(self.m().render("prefilled", &[("values", &values)]));
+        }
+        let form = Form::new(id, answers, now.timestamp());
+        self.advance(form, say, now)
+    }
+
+    /// After any change: refuse, guide, ask the next field, or show the summary.
+    fn advance(&self, mut form: Form, say: &mut Say, now: DateTime<Utc>) -> State {
+        let Some(service) = self.catalog.service(form.service) else {
+            return State::Idle;
+        };
+        if let Some(refusal) = service.refusal_for(&form.answers) {
+            say.push(self.m().render("refusal_framing", &[("message", &refusal.message)]));
+            return State::Idle;
+        }
+        if let Some(guidance) = service.guidance_for(&form.answers) {
+            say.push(self.m().render("guidance_framing", &[("message", &guidance.message)]));
+            return State::Idle;
+        }
+        // Answers to fields no longer asked (a condition flipped) are dropped.
+        let active: Vec<_> = service.active_fields(&form.answers).map(|f| f.key().clone()).collect();
+        form.answers.retain(|k, _| active.contains(k));
+        form.order.retain(|k| active.contains(k));
+        let next = service
+            .fields
+            .iter()
+            .find(|f| f.is_active(&form.answers) && !form.answers.contains_key(f.key()) && !form.skipped.contains(f.key()));
+        match next {
+            Some(field) => {
+                form.step = Step::Ask(field.key().clone());
+                self.ask(field, say);
+            }
+            None => {
+                form.step = Step::Summary;
+                self.summary(service, &form, say, now);
+            }
+        }
+        State::Filling { form }
+    }
+
+    fn ask(&self, field: &ServiceField, say: &mut Say) {
+        let mut prompt = field.spec.render_prompt();
+        if !field.required {
+            prompt.push('\n');
+            prompt.push_str(self.m().get("optional_hint"));
+        }
+        let options: Vec<String> = match &field.spec.kind {
+            FieldKind::SingleChoice { options } | FieldKind::MultiChoice { options } => options.clone(),
+            FieldKind::YesNo => vec!["是".into(), "否".into()],
+            _ => Vec::new(),
+        };
+        say.push(prompt);
+        say.options = options
+            .into_iter()
+            .map(|o| ChoiceOption {
+                key: o.clone(),
+                label: o,
+            })
+            .collect();
+    }
+
+    fn reask(&self, form: Form, say: &mut Say) -> State {
+        if let (Step::Ask(key), Some(service)) = (&form.step, self.service(&form))
+            && let Some(field) = service.field(key)
+        {
+            self.ask(field, say);
+        } else if form.step == Step::Summary {
+            say.push(self.m().get("confirm_needed"));
+        } else if form.step == Step::PickEdit
+            && let Some(service) = self.service(&form)
+        {
+            say.push(self.m().render("edit_which", &[("fields", &self.editable_list(service, &form))]));
+        }
+        State::Filling { form }
+    }
+
+    fn window_text(&self, service: &Service, now: DateTime<Utc>) -> String {
+        match &service.window {
+            Window::DailyBatch => self.schedule.expectation(self.schedule.batch_for(now), now),
+            Window::Custom(text) => text.clone(),
+        }
+    }
+
+    fn summary(&self, service: &Service, form: &Form, say: &mut Say, now: DateTime<Utc>) {
+        let m = self.m();
+        let mut text = m.render("summary_header", &[("id", &service.id.to_string()), ("name", &service.name)]);
+        for (label, value) in service.summary_lines(&form.answers) {
+            text.push('\n');
+            text.push_str(&m.render("summary_line", &[("label", &label), ("value", &value)]));
+        }
+        if !service.preconditions.is_empty() {
+            text.push_str("\n\n");
+            text.push_str(m.get("summary_preconditions_header"));
+            for p in &service.preconditions {
+                text.push_str("\n· ");
+                text.push_str(p);
+            }
+        }
+        if !service.warnings.is_empty() {
+            text.push_str("\n\n");
+            text.push_str(m.get("summary_warnings_header"));
+            for w in &service.warnings {
+                text.push_str("\n· ");
+                text.push_str(w);
+            }
+        }
+        text.push_str("\n\n");
+        text.push_str(&m.render("summary_window", &[("window", &self.window_text(service, now))]));
+        say.push(text);
+        say.push(m.get("confirm_prompt"));
+    }
+
+    fn editable_fields<'s>(&self, service: &'s Service, form: &Form) -> Vec<&'s ServiceField> {
+        service
+            .fields
+            .iter()
+            .filter(|f| f.is_active(&form.answers) && form.answers.contains_key(f.key()))
+            .collect()
+    }
+
+    fn editable_list(&self, service: &Service, form: &Form) -> String {
+        self.editable_fields(service, form)
+            .iter()
+            .enumerate()
+            .map(|(i, f)| format!("{}. {}", i + 1, f.spec.label))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Finds a field of the form by what the user called it ("卖家账号", "账号", "原因").
+    fn find_field<'s>(&self, service: &'s Service, form: &Form, name: &str) -> Option<&'s ServiceField> {
+        let name = fold(name);
+        if name.is_empty() {
+            return None;
+        }
+        let active: Vec<&ServiceField> = service
+            .fields
+            .iter()
+            .filter(|f| f.is_active(&form.answers))
+            .collect();
+        active
+            .iter()
+            .find(|f| fold(&f.spec.label) == name)
+            .or_else(|| active.iter().find(|f| fold(&f.spec.label).contains(&name) || name.contains(&fold(&f.spec.label))))
+            .copied()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn filling(
+        &self,
+        mut form: Form,
+        queue: &mut Vec<ServiceId>,
+        text: &str,
+        command: Option<Command>,
+        now: DateTime<Utc>,
+        say: &mut Say,
+        file: &mut Option<Form>,
+    ) -> State {
+        let Some(service) = self.catalog.service(form.service) else {
+            return State::Idle;
+        };
+        let m = self.m();
+        match command {
+            Some(Command::Cancel) => {
+                queue.clear();
+                say.push(m.get("cancelled"));
+                return State::Idle;
+            }
+            Some(Command::Help) => {
+                match &form.step {
+                    Step::Ask(key) => {
+                        if let Some(f) = service.field(key) {
+                            let help = if f.spec.help.is_empty() { f.spec.render_prompt() } else { f.spec.help.clone() };
+                            say.push(m.render("field_help", &[("label", &f.spec.label), ("help", &help)]));
+                        }
+                    }
+                    _ => say.push(m.get("help")),
+                }
+                return self.reask(form, say);
+            }
+            Some(Command::Back) => {
+                form.failures = 0;
+                match form.order.pop() {
+                    Some(key) => {
+                        form.answers.remove(&key);
+                        form.skipped.retain(|k| *k != key);
+                        say.push(m.get("back_done"));
+                        form.step = Step::Ask(key.clone());
+                        if let Some(f) = service.field(&key) {
+                            self.ask(f, say);
+                        }
+                        return State::Filling { form };
+                    }
+                    None => {
+                        say.push(m.get("at_first_step"));
+                        return self.reask(form, say);
+                    }
+                }
+            }
+            Some(Command::Skip) => {
+                if let Step::Ask(key) = &form.step
+                    && let Some(f) = service.field(key)
+                {
+                    if f.required {
+                        say.push(m.render("skip_not_allowed", &[("label", &f.spec.label)]));
+                        return self.reask(form, say);
+                    }
+                    form.skipped.push(key.clone());
+                    form.failures = 0;
+                    return self.advance(form, say, now);
+                }
+            }
+            Some(Command::Confirm) if form.step == Step::Summary => {
+                *file = Some(form);
+                say.push(m.get("confirmed"));
+                return State::Idle;
+            }
+            Some(Command::Edit(None)) => {
+                form.step = Step::PickEdit;
+                say.push(m.render("edit_which", &[("fields", &self.editable_list(service, &form))]));
+                return State::Filling { form };
+            }
+            Some(Command::Edit(Some(name))) => {
+                if let Some(f) = self.find_field(service, &form, &name) {
+                    form.step = Step::Ask(f.key().clone());
+                    form.failures = 0;
+                    self.ask(f, say);
+                    return State::Filling { form };
+                }
+            }
+            Some(Command::Correct { field, value }) => {
+                if let Some(f) = self.find_field(service, &form, &field) {
+                    match f.spec.parse_answer(&value) {
+                        Ok(parsed) => {
+                            say.push(m.render(
+                                "field_updated",
+                                &[("label", &f.spec.label), ("value", &f.spec.display_value(&parsed))],
+                            ));
+                            let key = f.key().clone();
+                            form.answers.insert(key.clone(), parsed);
+                            if !form.order.contains(&key) {
+                                form.order.push(key);
+                            }
+                            return self.advance(form, say, now);
+                        }
+                        Err(e) => {
+                            say.push(e.message);
+                            return self.reask(form, say);
+                        }
+                    }
+                }
+            }
+            Some(Command::Slash { name, args }) => {
+                return match self.slash(State::Filling { form }, &name, &args, say) {
+                    State::Filling { form } => self.reask(form, say),
+                    other => other,
+                };
+            }
+            _ => {}
+        }
+        match self.tuning().small_talk(text) {
+            Some(SmallTalk::Greeting) if form.step != Step::Summary => {
+                let name = service.name.clone();
+                say.push(m.render("welcome_back", &[("name", &name)]));
+                return self.reask(form, say);
+            }
+            Some(SmallTalk::Thanks) if form.step != Step::Summary => {
+                say.push(m.get("thanks_reply"));
+                return self.reask(form, say);
+            }
+            _ => {}
+        }
+
+        // A message that names another service is never taken as a field value.
+        if let Some(target) = self.names_other_service(service, &form, text) {
+            return self.switch_prompt(form, target, text.to_owned(), say);
+        }
+
+        match form.step.clone() {
+            Step::PickEdit => {
+                let fields = self.editable_fields(service, &form);
+                let chosen = pick_number(text, fields.len())
+                    .map(|n| fields[n])
+                    .or_else(|| self.find_field(service, &form, text));
+                match chosen {
+                    Some(f) => {
+                        form.step = Step::Ask(f.key().clone());
+                        self.ask(f, say);
+                        State::Filling { form }
+                    }
+                    None => {
+                        say.push(m.render("edit_which", &[("fields", &self.editable_list(service, &form))]));
+                        State::Filling { form }
+                    }
+                }
+            }
+            Step::Summary => {
+                say.push(m.get("confirm_needed"));
+                State::Filling { form }
+            }
+            Step::Ask(key) => {
+                let Some(field) = service.field(&key) else {
+                    return self.advance(form, say, now);
+                };
+                match field.spec.parse_answer(text) {
+                    Ok(value) => {
+                        form.answers.insert(key.clone(), value);
+                        if !form.order.contains(&key) {
+                            form.order.push(key);
+                        }
+                        form.failures = 0;
+                        self.advance(form, say, now)
+                    }
+                    Err(error) => {
+                        form.failures = form.failures.saturating_add(1);
+                        if form.failures >= 3 {
+                            form.failures = 0;
+                            say.push(error.message);
+                            say.push(m.render("too_many_failures", &[("label", &field.spec.label)]));
+                            State::Filling { form }
+                        } else {
+                            say.push(error.message);
+                            if matches!(field.spec.kind, FieldKind::SingleChoice { .. } | FieldKind::MultiChoice { .. } | FieldKind::YesNo) {
+                                self.ask(field, say);
+                                say.parts.pop();
+                            }
+                            State::Filling { form }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Another service named clearly enough to be a switch, not an answer.
+    fn names_other_service(&self, service: &Service, form: &Form, text: &str) -> Option<ServiceId> {
+        // Long free-text answers (申请原因) often mention services; they are answers.
+        if let Step::Ask(key) = &form.step
+            && let Some(f) = service.field(key)
+            && matches!(f.spec.kind, FieldKind::Text { .. })
+            && text.chars().count() > 12
+        {
+            return None;
+        }
+        // Option answers ("淘宝", "正式环境") are answers even if a service mentions them.
+        if let Step::Ask(key) = &form.step
+            && let Some(f) = service.field(key)
+            && f.spec.parse_answer(text).is_ok()
+            && !matches!(f.spec.kind, FieldKind::Text { .. })
+        {
+            return None;
+        }
+        let ranked = self.matcher.rank(text);
+        match self.matcher.verdict(&ranked) {
+            Verdict::Service(id) if id != service.id && self.matcher.names_fully(id, text) => Some(id),
+            _ => None,
+        }
+    }
+
+    fn switch_prompt(&self, form: Form, target: ServiceId, text: String, say: &mut Say) -> State {
+        let current = self.service(&form).map(|s| s.name.clone()).unwrap_or_default();
+        let target_name = self.catalog.service(target).map(|s| s.name.clone()).unwrap_or_default();
+        say.push(self.m().render(
+            "switch_confirm",
+            &[
+                ("current", &form.service.to_string()),
+                ("current_name", &current),
+                ("target", &target.to_string()),
+                ("target_name", &target_name),
+            ],
+        ));
+        State::ConfirmSwitch { form, target, text }
+    }
+
+    fn slash(&self, state: State, name: &str, args: &str, say: &mut Say) -> State {
+        match name {
+            "help" | "帮助" => {
+                say.push(self.m().get("help"));
+                state
+            }
+            "cancel" | "取消" if args.is_empty() => {
+                if matches!(state, State::Idle) {
+                    say.push(self.m().get("nothing_to_cancel"));
+                } else {
+                    say.push(self.m().get("cancelled"));
+                }
+                State::Idle
+            }
+            "services" | "服务" => {
+                say.push(self.services(args));
+                state
+            }
+            _ => {
+                say.push(self.m().get("unknown_command"));
+                state
+            }
+        }
+    }
+
+    fn services(&self, keyword: &str) -> String {
+        let m = self.m();
+        if keyword.is_empty() {
+            let categories = self
+                .catalog
+                .categories()
+                .iter()
+                .map(|c| {
+                    let n = self.catalog.services().filter(|s| s.category == c.key).count();
+                    format!("· {} ({n})", c.name)
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            return m.render(
+                "services_overview",
+                &[("count", &self.catalog.service_count().to_string()), ("categories", &categories)],
+            );
+        }
+        // A category name lists its services; otherwise rank by the keyword.
+        let folded = fold(keyword);
+        let ids: Vec<ServiceId> = match self.catalog.categories().iter().find(|c| fold(&c.name) == folded) {
+            Some(c) => self.catalog.services().filter(|s| s.category == c.key).map(|s| s.id).collect(),
+            None => self.matcher.rank(keyword).iter().take(10).map(|s| s.id).collect(),
+        };
+        if ids.is_empty() {
+            return m.render("services_none", &[("keyword", keyword)]);
+        }
+        let list = ids
+            .iter()
+            .filter_map(|id| self.catalog.service(*id))
+            .map(|s| format!("#{} {}", s.id, s.name))
+            .collect::<Vec<_>>()
+            .join("\n");
+        m.render("services_found", &[("services", &list)])
+    }
+
+    /// The receipt after the ledger filed a form.
+    #[must_use]
+    pub fn receipt(&self, form: &Form, request_id: &str, batch_text: &str, queue: &[ServiceId]) -> String {
+        let Some(service) = self.service(form) else {
+            return String::new();
+        };
+        let window = match &service.window {
+            Window::DailyBatch => batch_text.to_owned(),
+            Window::Custom(text) => text.clone(),
+        };
+        let mut text = self.m().render(
+            "filed_receipt",
+            &[
+                ("id", &service.id.to_string()),
+                ("name", &service.name),
+                ("ticket", request_id),
+                ("channel", &service.channel.label()),
+                ("team", service.team.label()),
+                ("window", &window),
+            ],
+        );
+        if let Some(next) = queue.first().and_then(|id| self.catalog.service(*id)) {
+            text.push_str("\n\n");
+            text.push_str(&self.m().render("queued_next", &[("id", &next.id.to_string()), ("name", &next.name)]));
+        }
+        text
+    }
+}
+
+fn default_file_name(kind: crate::channel::AttachmentKind) -> String {
+    match kind {
+        crate::channel::AttachmentKind::Image => "图片".into(),
+        crate::channel::AttachmentKind::Voice => "语音".into(),
+        crate::channel::AttachmentKind::Video => "视频".into(),
+        crate::channel::AttachmentKind::File => "文件".into(),
+    }
+}
+
+/// "2", "2号", "第2个", "#2" → index 1 when within 1..=len.
+fn pick_number(text: &str, len: usize) -> Option<usize> {
+    let t = crate::catalog::value::normalize_width(text);
+    let digits: String = t
+        .trim()
+        .trim_start_matches(['第', '#', '选'])
+        .trim_end_matches(['号', '个', '项', '.', '、'])
+        .trim()
+        .to_owned();
+    let n: usize = digits.parse().ok()?;
+    (1..=len).contains(&n).then(|| n - 1)
+}
