@@ -12,7 +12,8 @@ mod wecom {
         TEXT_LIMIT_BYTES, WecomApi,
     };
     use kaitong::wecom::simulator::{
-        DEFAULT_AGENT_ID, DEFAULT_CORP_ID, DEFAULT_SECRET, SimulatorHandle, WecomSimulator,
+        DEFAULT_AGENT_ID, DEFAULT_CORP_ID, DEFAULT_SECRET, SimulatedApp, SimulatorHandle,
+        WecomSimulator,
     };
 
     async fn simulator() -> SimulatorHandle {
@@ -411,6 +412,7 @@ mod wecom {
         .expect("the client's own timeout fires first");
         let error = result.unwrap_err();
         assert!(matches!(error, ApiError::Transport { .. }), "{error:?}");
+        assert!(error.is_timeout());
         assert!(error.is_retryable());
         assert!(started.elapsed() < Duration::from_secs(2));
         // The URL (with the access token) is stripped from transport errors.
@@ -440,5 +442,62 @@ mod wecom {
         sim.stop().await;
         let error = api.send_text(&["zhangsan"], "x", None).await.unwrap_err();
         assert!(matches!(error, ApiError::Transport { .. }), "{error:?}");
+    }
+
+    #[tokio::test]
+    async fn whole_card_replacement_uses_the_code_too() {
+        let sim = simulator().await;
+        let api = sim.client().unwrap();
+        let code = sim.issue_response_code(DEFAULT_AGENT_ID);
+        let card = serde_json::json!({"card_type": "vote_interaction", "task_id": "t2"});
+        api.replace_template_card(&["zhangsan"], &code, &card)
+            .await
+            .unwrap();
+        assert_eq!(sim.card_updates()[0].body["template_card"], card);
+        let again = api.replace_template_card(&["zhangsan"], &code, &card).await;
+        assert_eq!(errcode(again), 40058);
+    }
+
+    #[tokio::test]
+    async fn each_app_has_its_own_token() {
+        let sim = WecomSimulator::new()
+            .with_app(SimulatedApp::new("wwcorp", "secret-a", 1001))
+            .with_app(SimulatedApp::new("wwcorp", "secret-b", 1002))
+            .spawn()
+            .await
+            .unwrap();
+        let app_a = WecomApi::new(sim.base_url(), "wwcorp", "secret-a".to_owned(), 1001).unwrap();
+        let app_b = WecomApi::new(sim.base_url(), "wwcorp", "secret-b".to_owned(), 1002).unwrap();
+        app_a.send_text(&["u"], "from a", None).await.unwrap();
+        app_b.send_text(&["u"], "from b", None).await.unwrap();
+        assert_eq!(sim.gettoken_calls(), 2);
+        let agents: Vec<u32> = sim.sent_messages().iter().map(|m| m.agent_id).collect();
+        assert_eq!(agents, [1001, 1002]);
+        // A token is bound to its app: app b's secret cannot send as agent 1001.
+        let mixed = WecomApi::new(sim.base_url(), "wwcorp", "secret-b".to_owned(), 1001).unwrap();
+        assert_eq!(errcode(mixed.send_text(&["u"], "x", None).await), 40056);
+    }
+
+    #[tokio::test]
+    async fn media_larger_than_the_cap_is_refused() {
+        let sim = simulator().await;
+        let settings = ApiSettings {
+            media_body_cap: 1000,
+            ..ApiSettings::default()
+        };
+        let api = WecomApi::with_settings(
+            sim.base_url(),
+            DEFAULT_CORP_ID,
+            DEFAULT_SECRET.to_owned(),
+            DEFAULT_AGENT_ID,
+            settings,
+        )
+        .unwrap();
+        sim.add_media("BIG", "big.bin", &[7u8; 4000]);
+        let error = api.media_get("BIG").await.unwrap_err();
+        assert!(
+            matches!(error, ApiError::BodyTooLarge { limit: 1000, .. }),
+            "{error:?}"
+        );
     }
 }

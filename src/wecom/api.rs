@@ -144,6 +144,12 @@ impl ApiError {
         }
     }
 
+    /// Whether the request timed out (connect or total), as opposed to being refused or reset.
+    #[must_use]
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Self::Transport { source, .. } if source.is_timeout())
+    }
+
     /// Whether trying the same call again later can succeed: WeCom busy (-1), rate and
     /// concurrency limits (45009, 45033), HTTP 5xx, and transport failures. Note a transport
     /// failure on `message/send` may mean the message was delivered; use the duplicate check
@@ -515,6 +521,15 @@ enum RequestBody {
     Multipart { content_type: String, bytes: Bytes },
 }
 
+/// What kind of successful answer an endpoint gives; decides the body cap and whether
+/// non-JSON bodies are valid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    Json,
+    /// Raw bytes on success (media/get), JSON only on error.
+    Media,
+}
+
 /// What a successful call returned: a JSON object (errcode 0) or raw bytes (media/get).
 enum Reply {
     Json(Bytes),
@@ -683,13 +698,41 @@ impl WecomApi {
         Ok(())
     }
 
+    /// Replaces the whole card the users clicked (doc 94888, `template_card` form), e.g. to
+    /// show disabled options after a vote. Same single-use `response_code` as above.
+    pub async fn replace_template_card(
+        &self,
+        userids: &[&str],
+        response_code: &str,
+        template_card: &serde_json::Value,
+    ) -> Result<(), ApiError> {
+        const PATH: &str = "message/update_template_card";
+        let request = serde_json::json!({
+            "userids": userids,
+            "agentid": self.agent_id,
+            "response_code": response_code,
+            "template_card": template_card,
+        });
+        let body = json_body(PATH, &request)?;
+        let _: serde::de::IgnoredAny = self
+            .call_json(reqwest::Method::POST, PATH, &[], body)
+            .await?;
+        Ok(())
+    }
+
     /// Downloads a temporary media file. Errors arrive as a JSON body with HTTP 200, recognised
     /// by Content-Type, not by status.
     pub async fn media_get(&self, media_id: &str) -> Result<Media, ApiError> {
         const PATH: &str = "media/get";
         let query = [("media_id", media_id)];
         match self
-            .call(reqwest::Method::GET, PATH, &query, RequestBody::Empty)
+            .call(
+                reqwest::Method::GET,
+                PATH,
+                &query,
+                RequestBody::Empty,
+                Expect::Media,
+            )
             .await?
         {
             Reply::Binary {
@@ -769,7 +812,7 @@ impl WecomApi {
             ("corpid", self.corp_id.as_str()),
             ("corpsecret", &self.secret.0),
         ]);
-        let reply: TokenReply = match self.execute(PATH, request).await? {
+        let reply: TokenReply = match self.execute(PATH, request, Expect::Json).await? {
             Reply::Json(bytes) => decode(PATH, &bytes)?,
             Reply::Binary { .. } => return Err(not_json(PATH)),
         };
@@ -798,7 +841,7 @@ impl WecomApi {
         query: &[(&str, &str)],
         body: RequestBody,
     ) -> Result<T, ApiError> {
-        match self.call(method, path, query, body).await? {
+        match self.call(method, path, query, body, Expect::Json).await? {
             Reply::Json(bytes) => decode(path, &bytes),
             Reply::Binary { .. } => Err(not_json(path)),
         }
@@ -812,6 +855,7 @@ impl WecomApi {
         path: &'static str,
         query: &[(&str, &str)],
         body: RequestBody,
+        expect: Expect,
     ) -> Result<Reply, ApiError> {
         let mut retried = false;
         loop {
@@ -833,7 +877,7 @@ impl WecomApi {
                     .header(reqwest::header::CONTENT_TYPE, content_type.as_str())
                     .body(bytes.clone()),
             };
-            match self.execute(path, request).await {
+            match self.execute(path, request, expect).await {
                 Err(error) if error.is_token_rejection() && !retried => {
                     tracing::info!(
                         path,
@@ -853,9 +897,13 @@ impl WecomApi {
         &self,
         path: &'static str,
         request: reqwest::RequestBuilder,
+        expect: Expect,
     ) -> Result<Reply, ApiError> {
-        let result = self.execute_inner(path, request).await;
-        if let Err(error) = &result {
+        let result = self.execute_inner(path, request, expect).await;
+        if let Err(error) = &result
+            && !error.is_token_rejection()
+        {
+            // Token rejections are logged by `call`, which retries them.
             // Path and errcode only: never the URL (token) or the secret.
             tracing::warn!(
                 path = error.path(),
@@ -872,6 +920,7 @@ impl WecomApi {
         &self,
         path: &'static str,
         request: reqwest::RequestBuilder,
+        expect: Expect,
     ) -> Result<Reply, ApiError> {
         let transport = |source: reqwest::Error| ApiError::Transport {
             path,
@@ -897,7 +946,7 @@ impl WecomApi {
             .to_ascii_lowercase();
         let declared_json = media_type == "application/json";
         // Only media/get may answer with large non-JSON bodies.
-        let limit = if declared_json || path != "media/get" {
+        let limit = if declared_json || expect == Expect::Json {
             self.settings.json_body_cap
         } else {
             self.settings.media_body_cap
@@ -917,8 +966,9 @@ impl WecomApi {
         }
 
         // WeCom error bodies come as application/json, sometimes text/plain; a text/plain body
-        // that is not an errcode object is a downloaded .txt file.
-        let status_body = if declared_json || media_type == "text/plain" {
+        // that is not an errcode object is a downloaded .txt file. JSON-only endpoints are read
+        // as JSON whatever the label, as long as the body carries an errcode.
+        let status_body = if declared_json || expect == Expect::Json || media_type == "text/plain" {
             serde_json::from_slice::<Status>(&bytes)
                 .ok()
                 .filter(|_| declared_json || looks_like_status(&bytes))
@@ -943,10 +993,10 @@ impl WecomApi {
                 status: status.as_u16(),
             });
         }
-        if declared_json {
+        if declared_json || expect == Expect::Json {
             return Err(ApiError::InvalidResponse {
                 path,
-                reason: "body is not a WeCom JSON object".to_owned(),
+                reason: format!("body is not a WeCom JSON object (Content-Type {media_type:?})"),
             });
         }
         Ok(Reply::Binary {

@@ -224,6 +224,14 @@ impl SimulatorHandle {
         }
     }
 
+    /// A client for the default (first) app, pointed at this simulator.
+    pub fn client(&self) -> Result<super::api::WecomApi, super::api::ApiError> {
+        let app = self.shared.lock().apps.first().cloned().unwrap_or_else(|| {
+            SimulatedApp::new(DEFAULT_CORP_ID, DEFAULT_SECRET, DEFAULT_AGENT_ID)
+        });
+        super::api::WecomApi::new(self.base_url(), app.corp_id, app.secret, app.agent_id)
+    }
+
     /// Stores media as if uploaded; `content_type` is guessed from the extension.
     pub fn add_media(&self, media_id: &str, file_name: &str, bytes: &[u8]) {
         self.shared.lock().media.insert(
