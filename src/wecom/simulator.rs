@@ -1,1 +1,1114 @@
-//! An in-repo WeCom server API simulator for tests and `kaitong chat`.
+//! An in-repo WeCom server API simulator: an axum app on `127.0.0.1:0` answering `gettoken`,
+//! `message/send`, `media/get`, `media/upload` and `message/update_template_card` with WeCom's
+//! real JSON shapes and errcodes (PROTOCOL.md §4, §7), so tests and `kaitong chat` never need
+//! the real server.
+//!
+//! Owns: the simulated apps, tokens, delivered messages, stored media and response codes, plus
+//! test hooks on [`SimulatorHandle`] (fault injection, delays, token expiry, counters). It must
+//! not depend on the client in [`super::api`] for parsing: it reads raw JSON and multipart the
+//! way WeCom would, so client bugs show up as WeCom errors rather than being mirrored.
+//!
+//! Faithfulness notes (where WeCom's behaviour is not documented, the choice is marked):
+//! - gettoken returns the same token while it is valid, with the remaining `expires_in`.
+//! - Per member, at most 30 messages a minute are delivered per app; the excess is accepted and
+//!   silently dropped (DOC-90312). Adjustable with [`SimulatorHandle::set_per_user_minute_limit`].
+//! - A duplicate within `duplicate_check_interval` is accepted (errcode 0, the first msgid) but
+//!   not delivered again.
+//! - A reused or unknown `response_code` answers 40058 (不合法的参数): WeCom's exact code for
+//!   this case is not in the public errcode table — a documented guess.
+//! - Injected faults ([`SimulatorHandle::fail_next`]) apply to token-bearing endpoints only, not
+//!   to gettoken, so a fault is consumed by the call under test.
+//! - `Range` requests on media/get are not simulated.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use rand::Rng;
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+
+/// The app [`WecomSimulator::start`] configures.
+pub const DEFAULT_CORP_ID: &str = "wwsimulatedcorp0001";
+pub const DEFAULT_SECRET: &str = "simulated-app-secret-0001";
+pub const DEFAULT_AGENT_ID: u32 = 1_000_002;
+
+const TOKEN_LIFETIME: Duration = Duration::from_secs(7200);
+const MEDIA_LIFETIME: Duration = Duration::from_secs(3 * 24 * 3600);
+const RESPONSE_CODE_LIFETIME: Duration = Duration::from_secs(72 * 3600);
+const TEXT_LIMIT_BYTES: usize = 2048;
+const DEFAULT_DUPLICATE_INTERVAL_SECS: u64 = 1800;
+const MAX_DUPLICATE_INTERVAL_SECS: u64 = 4 * 3600;
+const MAX_UPLOAD_BYTES: usize = 32 * 1024 * 1024;
+
+/// One self-built app the simulator accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimulatedApp {
+    pub corp_id: String,
+    pub secret: String,
+    pub agent_id: u32,
+}
+
+impl SimulatedApp {
+    #[must_use]
+    pub fn new(corp_id: impl Into<String>, secret: impl Into<String>, agent_id: u32) -> Self {
+        Self {
+            corp_id: corp_id.into(),
+            secret: secret.into(),
+            agent_id,
+        }
+    }
+}
+
+/// A message WeCom accepted and delivered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SentMessage {
+    pub agent_id: u32,
+    /// Recipients as sent (`touser` split on `|`), minus invalid users.
+    pub touser: Vec<String>,
+    pub msgtype: String,
+    /// `text.content` / `markdown.content`; for other types the type's JSON object.
+    pub content: String,
+    pub msgid: String,
+    pub time: chrono::DateTime<chrono::Utc>,
+    /// The whole request body, for assertions on cards and flags.
+    pub body: Value,
+}
+
+/// A `message/update_template_card` that WeCom accepted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CardUpdate {
+    pub agent_id: u32,
+    pub userids: Vec<String>,
+    pub response_code: String,
+    /// `button.replace_name` for button-only updates.
+    pub replace_name: Option<String>,
+    pub body: Value,
+}
+
+/// A stored temporary media file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMedia {
+    pub file_name: String,
+    pub content_type: String,
+    pub bytes: Vec<u8>,
+}
+
+/// Builder for a simulator with custom apps.
+#[derive(Debug, Clone, Default)]
+pub struct WecomSimulator {
+    apps: Vec<SimulatedApp>,
+}
+
+impl WecomSimulator {
+    /// A simulator with no apps yet; add them with [`Self::with_app`].
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    #[must_use]
+    pub fn with_app(mut self, app: SimulatedApp) -> Self {
+        self.apps.push(app);
+        self
+    }
+
+    /// Starts a simulator with the default app ([`DEFAULT_CORP_ID`], [`DEFAULT_SECRET`],
+    /// [`DEFAULT_AGENT_ID`]) on an ephemeral loopback port.
+    pub async fn start() -> std::io::Result<SimulatorHandle> {
+        Self::new()
+            .with_app(SimulatedApp::new(
+                DEFAULT_CORP_ID,
+                DEFAULT_SECRET,
+                DEFAULT_AGENT_ID,
+            ))
+            .spawn()
+            .await
+    }
+
+    /// Binds `127.0.0.1:0` and serves until the handle is stopped or dropped.
+    pub async fn spawn(self) -> std::io::Result<SimulatorHandle> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared::new(self.apps));
+        let router = Router::new()
+            .route("/cgi-bin/gettoken", get(gettoken))
+            .route("/cgi-bin/message/send", post(message_send))
+            .route("/cgi-bin/media/get", get(media_get))
+            .route("/cgi-bin/media/upload", post(media_upload))
+            .route(
+                "/cgi-bin/message/update_template_card",
+                post(update_template_card),
+            )
+            .fallback(unknown_api)
+            // Media uploads go up to 20 MB; axum's default limit is 2 MB.
+            .layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES))
+            .with_state(shared.clone());
+        let (shutdown, shutdown_signal) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
+                // A dropped sender (handle dropped) also means stop.
+                let _ = shutdown_signal.await;
+            });
+            if let Err(error) = serve.await {
+                tracing::warn!(%error, "WeCom simulator stopped");
+            }
+        });
+        Ok(SimulatorHandle {
+            addr,
+            shared,
+            shutdown: Some(shutdown),
+            task: Some(task),
+        })
+    }
+}
+
+/// A running simulator. Dropping it stops the server.
+#[derive(Debug)]
+pub struct SimulatorHandle {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Drop for SimulatorHandle {
+    // Aborting the accept loop drops the graceful-shutdown watch, which makes open keep-alive
+    // connections close once their in-flight request is answered.
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+impl SimulatorHandle {
+    /// `http://127.0.0.1:PORT/cgi-bin`, the `api_base` for [`super::api::WecomApi`].
+    #[must_use]
+    pub fn base_url(&self) -> String {
+        format!("http://{}/cgi-bin", self.addr)
+    }
+
+    #[must_use]
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The configured apps, the first being the default one.
+    #[must_use]
+    pub fn apps(&self) -> Vec<SimulatedApp> {
+        self.shared.lock().apps.clone()
+    }
+
+    /// Stops accepting, closes idle connections, and waits (at most 2 s, since a request may
+    /// be sleeping in [`Self::set_delay`]) for in-flight requests before cutting them off.
+    pub async fn stop(mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            // The server may already be gone; nothing to signal then.
+            let _ = shutdown.send(());
+        }
+        if let Some(mut task) = self.task.take()
+            && tokio::time::timeout(Duration::from_secs(2), &mut task)
+                .await
+                .is_err()
+        {
+            task.abort();
+        }
+    }
+
+    /// A client for the default (first) app, pointed at this simulator.
+    pub fn client(&self) -> Result<super::api::WecomApi, super::api::ApiError> {
+        let app = self.shared.lock().apps.first().cloned().unwrap_or_else(|| {
+            SimulatedApp::new(DEFAULT_CORP_ID, DEFAULT_SECRET, DEFAULT_AGENT_ID)
+        });
+        super::api::WecomApi::new(self.base_url(), app.corp_id, app.secret, app.agent_id)
+    }
+
+    /// Stores media as if uploaded; `content_type` is guessed from the extension.
+    pub fn add_media(&self, media_id: &str, file_name: &str, bytes: &[u8]) {
+        self.shared.lock().media.insert(
+            media_id.to_owned(),
+            MediaEntry {
+                media: StoredMedia {
+                    file_name: file_name.to_owned(),
+                    content_type: guess_content_type(file_name).to_owned(),
+                    bytes: bytes.to_vec(),
+                },
+                created: Instant::now(),
+            },
+        );
+    }
+
+    #[must_use]
+    pub fn media(&self, media_id: &str) -> Option<StoredMedia> {
+        self.shared
+            .lock()
+            .media
+            .get(media_id)
+            .map(|entry| entry.media.clone())
+    }
+
+    /// Delivered messages, oldest first.
+    #[must_use]
+    pub fn sent_messages(&self) -> Vec<SentMessage> {
+        self.shared.lock().sent.clone()
+    }
+
+    pub fn clear_sent_messages(&self) {
+        self.shared.lock().sent.clear();
+    }
+
+    /// Accepted template-card updates, oldest first.
+    #[must_use]
+    pub fn card_updates(&self) -> Vec<CardUpdate> {
+        self.shared.lock().card_updates.clone()
+    }
+
+    /// Issues a fresh single-use `response_code` for `agent_id`, as a card click would.
+    #[must_use]
+    pub fn issue_response_code(&self, agent_id: u32) -> String {
+        self.shared.lock().issue_response_code(agent_id)
+    }
+
+    /// Makes every token issued so far answer 42001 (expired); gettoken then issues new ones.
+    pub fn expire_tokens(&self) {
+        for token in self.shared.lock().tokens.values_mut() {
+            token.expired = true;
+        }
+    }
+
+    /// Makes every token issued so far unknown (40014), as when WeCom invalidates early.
+    pub fn revoke_tokens(&self) {
+        self.shared.lock().tokens.clear();
+    }
+
+    /// The next `n` token-bearing calls answer `errcode` (HTTP 200, WeCom JSON).
+    pub fn fail_next(&self, n: usize, errcode: i64) {
+        let mut state = self.shared.lock();
+        state
+            .faults
+            .extend(std::iter::repeat_n(Fault::Errcode(errcode), n));
+    }
+
+    /// The next `n` token-bearing calls answer HTTP `status` with a non-JSON body.
+    pub fn fail_next_http(&self, n: usize, status: u16) {
+        let mut state = self.shared.lock();
+        state
+            .faults
+            .extend(std::iter::repeat_n(Fault::Http(status), n));
+    }
+
+    /// Every request waits this long before being handled.
+    pub fn set_delay(&self, delay: Duration) {
+        self.shared.lock().delay = delay;
+    }
+
+    /// Users WeCom reports in `invaliduser` (not in the directory) instead of delivering to.
+    pub fn set_invalid_users(&self, users: &[&str]) {
+        self.shared.lock().invalid_users = users.iter().map(|user| (*user).to_owned()).collect();
+    }
+
+    /// Users WeCom reports in `unlicenseduser`; messages to them are not delivered.
+    pub fn set_unlicensed_users(&self, users: &[&str]) {
+        self.shared.lock().unlicensed_users = users.iter().map(|user| (*user).to_owned()).collect();
+    }
+
+    /// WeCom drops messages beyond 30 per member per minute; `None` disables the cap.
+    pub fn set_per_user_minute_limit(&self, limit: Option<usize>) {
+        self.shared.lock().per_user_minute_limit = limit;
+    }
+
+    /// Number of gettoken requests received (successful or not).
+    #[must_use]
+    pub fn gettoken_calls(&self) -> u64 {
+        self.shared.gettoken_calls.load(Ordering::SeqCst)
+    }
+
+    /// Number of requests received on any path.
+    #[must_use]
+    pub fn request_count(&self) -> u64 {
+        self.shared.requests.load(Ordering::SeqCst)
+    }
+
+    /// Messages accepted as duplicates and therefore not delivered again.
+    #[must_use]
+    pub fn duplicates_suppressed(&self) -> u64 {
+        self.shared.lock().duplicates_suppressed
+    }
+
+    /// Messages accepted but dropped by the per-member minute cap.
+    #[must_use]
+    pub fn rate_dropped(&self) -> u64 {
+        self.shared.lock().rate_dropped
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    Errcode(i64),
+    Http(u16),
+}
+
+#[derive(Debug)]
+struct TokenEntry {
+    app: usize,
+    issued: Instant,
+    expired: bool,
+}
+
+#[derive(Debug)]
+struct MediaEntry {
+    media: StoredMedia,
+    created: Instant,
+}
+
+#[derive(Debug)]
+struct ResponseCodeEntry {
+    agent_id: u32,
+    issued: Instant,
+    used: bool,
+}
+
+#[derive(Debug)]
+struct SimState {
+    apps: Vec<SimulatedApp>,
+    tokens: HashMap<String, TokenEntry>,
+    sent: Vec<SentMessage>,
+    card_updates: Vec<CardUpdate>,
+    media: HashMap<String, MediaEntry>,
+    response_codes: HashMap<String, ResponseCodeEntry>,
+    /// (agent, recipients, msgtype, payload) → (first msgid, when, interval).
+    recent: HashMap<String, (String, Instant, Duration)>,
+    deliveries: HashMap<(u32, String), VecDeque<Instant>>,
+    faults: VecDeque<Fault>,
+    delay: Duration,
+    invalid_users: Vec<String>,
+    unlicensed_users: Vec<String>,
+    per_user_minute_limit: Option<usize>,
+    duplicates_suppressed: u64,
+    rate_dropped: u64,
+    next_msgid: u64,
+}
+
+#[derive(Debug)]
+struct Shared {
+    state: Mutex<SimState>,
+    gettoken_calls: AtomicU64,
+    requests: AtomicU64,
+}
+
+impl Shared {
+    fn new(apps: Vec<SimulatedApp>) -> Self {
+        Self {
+            state: Mutex::new(SimState {
+                apps,
+                tokens: HashMap::new(),
+                sent: Vec::new(),
+                card_updates: Vec::new(),
+                media: HashMap::new(),
+                response_codes: HashMap::new(),
+                recent: HashMap::new(),
+                deliveries: HashMap::new(),
+                faults: VecDeque::new(),
+                delay: Duration::ZERO,
+                invalid_users: Vec::new(),
+                unlicensed_users: Vec::new(),
+                per_user_minute_limit: Some(30),
+                duplicates_suppressed: 0,
+                rate_dropped: 0,
+                next_msgid: 1,
+            }),
+            gettoken_calls: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+        }
+    }
+
+    /// A poisoned lock only means a handler panicked mid-update; the simulator keeps serving.
+    fn lock(&self) -> MutexGuard<'_, SimState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Counts the request and applies the configured delay (never holding the lock across it).
+    async fn arrive(&self) {
+        self.requests.fetch_add(1, Ordering::SeqCst);
+        let delay = self.lock().delay;
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+    }
+}
+
+impl SimState {
+    fn random_id(prefix: &str, len: usize) -> String {
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+        let mut rng = rand::thread_rng();
+        let tail: String = (0..len)
+            .map(|_| char::from(ALPHABET[rng.gen_range(0..ALPHABET.len())]))
+            .collect();
+        format!("{prefix}{tail}")
+    }
+
+    fn issue_response_code(&mut self, agent_id: u32) -> String {
+        let code = Self::random_id("", 43);
+        self.response_codes.insert(
+            code.clone(),
+            ResponseCodeEntry {
+                agent_id,
+                issued: Instant::now(),
+                used: false,
+            },
+        );
+        code
+    }
+
+    fn next_msgid(&mut self) -> String {
+        self.next_msgid += 1;
+        Self::random_id(&format!("sim{}_", self.next_msgid), 24)
+    }
+
+    /// Resolves `access_token` to the app index, or the errcode WeCom answers.
+    fn authenticate(&mut self, token: Option<&str>) -> Result<usize, Rejection> {
+        let Some(token) = token.filter(|token| !token.is_empty()) else {
+            return Err(Rejection::WeCom(41001, "access_token missing"));
+        };
+        match self.tokens.get(token) {
+            None => Err(Rejection::WeCom(40014, "invalid access_token")),
+            Some(entry) if entry.expired || entry.issued.elapsed() >= TOKEN_LIFETIME => {
+                Err(Rejection::WeCom(42001, "access_token expired"))
+            }
+            Some(entry) => Ok(entry.app),
+        }
+    }
+
+    /// Common prologue of token-bearing endpoints: injected fault, then token check.
+    fn admit(&mut self, query: &HashMap<String, String>) -> Result<usize, Rejection> {
+        if let Some(fault) = self.faults.pop_front() {
+            return Err(match fault {
+                Fault::Errcode(errcode) => Rejection::WeCom(errcode, canned_errmsg(errcode)),
+                Fault::Http(status) => Rejection::Http(status),
+            });
+        }
+        self.authenticate(query.get("access_token").map(String::as_str))
+    }
+
+    /// Whether one more delivery to `user` fits the 30-a-minute cap; records it if so.
+    fn admit_delivery(&mut self, agent_id: u32, user: &str, now: Instant) -> bool {
+        let Some(limit) = self.per_user_minute_limit else {
+            return true;
+        };
+        let window = self
+            .deliveries
+            .entry((agent_id, user.to_owned()))
+            .or_default();
+        while window
+            .front()
+            .is_some_and(|sent| now.duration_since(*sent) >= Duration::from_secs(60))
+        {
+            window.pop_front();
+        }
+        if window.len() >= limit {
+            return false;
+        }
+        window.push_back(now);
+        true
+    }
+}
+
+/// Why a token-bearing request was turned away before its endpoint logic ran.
+#[derive(Debug, Clone, Copy)]
+enum Rejection {
+    WeCom(i64, &'static str),
+    /// A front-end failure: non-JSON body, as WeCom's gateways answer.
+    Http(u16),
+}
+
+impl IntoResponse for Rejection {
+    fn into_response(self) -> Response {
+        match self {
+            Self::WeCom(errcode, errmsg) => wecom_error(errcode, errmsg),
+            Self::Http(status) => (
+                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                [(header::CONTENT_TYPE, "text/html")],
+                "<html><body>Internal Server Error</body></html>",
+            )
+                .into_response(),
+        }
+    }
+}
+
+fn canned_errmsg(errcode: i64) -> &'static str {
+    match errcode {
+        -1 => "system busy",
+        40014 => "invalid access_token",
+        42001 => "access_token expired",
+        45009 => "api freq out of limit",
+        45033 => "api concurrent out of limit",
+        48002 => "api forbidden",
+        60020 => "not allow to access from your ip, hint: [simulated], from ip: 127.0.0.1",
+        _ => "simulated error",
+    }
+}
+
+/// WeCom's error answer: HTTP 200, JSON, errcode + errmsg (real errmsgs append a hint and
+/// a link; clients must not parse them).
+fn wecom_error(errcode: i64, errmsg: &str) -> Response {
+    Json(json!({
+        "errcode": errcode,
+        "errmsg": format!("{errmsg}, hint: [simulated], more info at https://open.work.weixin.qq.com/devtool/query?e={errcode}"),
+    }))
+    .into_response()
+}
+
+fn ok(mut body: Value) -> Response {
+    if let Some(object) = body.as_object_mut() {
+        object.insert("errcode".to_owned(), json!(0));
+        object.insert("errmsg".to_owned(), json!("ok"));
+    }
+    Json(body).into_response()
+}
+
+async fn unknown_api(State(shared): State<Arc<Shared>>) -> Response {
+    shared.arrive().await;
+    // WeCom answers unknown cgi paths with a JSON error too.
+    wecom_error(
+        40058,
+        "invalid Request Parameter (api not simulated by kaitong)",
+    )
+}
+
+async fn gettoken(
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    shared.arrive().await;
+    shared.gettoken_calls.fetch_add(1, Ordering::SeqCst);
+    let mut state = shared.lock();
+    let Some(corp_id) = query.get("corpid").filter(|id| !id.is_empty()) else {
+        return wecom_error(41002, "corpid missing");
+    };
+    let Some(secret) = query.get("corpsecret").filter(|secret| !secret.is_empty()) else {
+        return wecom_error(41004, "corpsecret missing");
+    };
+    if !state.apps.iter().any(|app| &app.corp_id == corp_id) {
+        return wecom_error(40013, "invalid corpid");
+    }
+    let Some(app) = state
+        .apps
+        .iter()
+        .position(|app| &app.corp_id == corp_id && &app.secret == secret)
+    else {
+        return wecom_error(40001, "invalid credential");
+    };
+    // WeCom hands out the same token while it is valid.
+    let current = state.tokens.iter().find(|(_, entry)| {
+        entry.app == app && !entry.expired && entry.issued.elapsed() < TOKEN_LIFETIME
+    });
+    let (token, remaining) = match current {
+        Some((token, entry)) => (token.clone(), TOKEN_LIFETIME - entry.issued.elapsed()),
+        None => {
+            let token = SimState::random_id("simtok_", 64);
+            state.tokens.insert(
+                token.clone(),
+                TokenEntry {
+                    app,
+                    issued: Instant::now(),
+                    expired: false,
+                },
+            );
+            (token, TOKEN_LIFETIME)
+        }
+    };
+    ok(json!({ "access_token": token, "expires_in": remaining.as_secs() }))
+}
+
+/// Splits WeCom's `a|b` id lists, ignoring empties.
+fn id_list(body: &Value, field: &str) -> Vec<String> {
+    body.get(field)
+        .and_then(Value::as_str)
+        .map(|ids| {
+            ids.split('|')
+                .map(str::trim)
+                .filter(|id| !id.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `agentid` may be a number or a numeric string, as WeCom tolerates both.
+fn agent_id_of(body: &Value) -> Option<u64> {
+    match body.get("agentid")? {
+        Value::Number(number) => number.as_u64(),
+        Value::String(text) => text.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+async fn message_send(
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> Response {
+    shared.arrive().await;
+    let mut state = shared.lock();
+    let app_index = match state.admit(&query) {
+        Ok(app) => app,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let app_agent = state.apps[app_index].agent_id;
+    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+        return wecom_error(47001, "data format error");
+    };
+    let Some(agent_id) = agent_id_of(&body) else {
+        return wecom_error(41011, "missing agentid");
+    };
+    if agent_id != u64::from(app_agent) {
+        return wecom_error(40056, "invalid agentid");
+    }
+    let msgtype = body
+        .get("msgtype")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    let content = match msgtype.as_str() {
+        "text" | "markdown" => {
+            let content = body
+                .get(&msgtype)
+                .and_then(|payload| payload.get("content"))
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            if content.is_empty() {
+                return wecom_error(44004, "empty content");
+            }
+            if content.len() > TEXT_LIMIT_BYTES {
+                return wecom_error(45002, "content size out of limit");
+            }
+            content.to_owned()
+        }
+        "template_card" | "textcard" | "news" | "mpnews" | "image" | "voice" | "video" | "file" => {
+            match body.get(&msgtype) {
+                Some(payload) if payload.is_object() => payload.to_string(),
+                _ => return wecom_error(40058, "invalid Request Parameter"),
+            }
+        }
+        _ => return wecom_error(40008, "invalid message type"),
+    };
+    let touser = id_list(&body, "touser");
+    let toparty = id_list(&body, "toparty");
+    let totag = id_list(&body, "totag");
+    if touser.is_empty() && toparty.is_empty() && totag.is_empty() {
+        return wecom_error(82001, "All touser & toparty & totag invalid");
+    }
+
+    let (invalid, rest): (Vec<String>, Vec<String>) = touser
+        .into_iter()
+        .partition(|user| state.invalid_users.contains(user));
+    let (unlicensed, deliverable): (Vec<String>, Vec<String>) = rest
+        .into_iter()
+        .partition(|user| state.unlicensed_users.contains(user));
+    if deliverable.is_empty() && toparty.is_empty() && totag.is_empty() {
+        return wecom_error(81013, "user & party & tag all invalid");
+    }
+
+    // An interaction card yields a single-use response_code for updating it later.
+    let card_type = body
+        .pointer("/template_card/card_type")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let response_code = (msgtype == "template_card"
+        && matches!(
+            card_type,
+            "button_interaction" | "vote_interaction" | "multiple_interaction"
+        ))
+    .then(|| state.issue_response_code(app_agent));
+
+    let now = Instant::now();
+    let duplicate_check = body
+        .get("enable_duplicate_check")
+        .and_then(Value::as_u64)
+        .unwrap_or(0)
+        == 1;
+    let mut recipients = deliverable.clone();
+    recipients.sort();
+    let dedupe_key = format!(
+        "{app_agent}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{msgtype}\u{1f}{content}",
+        recipients.join("|"),
+        toparty.join("|"),
+        totag.join("|"),
+    );
+    state
+        .recent
+        .retain(|_, (_, sent, interval)| now.duration_since(*sent) < *interval);
+    let earlier = state
+        .recent
+        .get(&dedupe_key)
+        .map(|(msgid, _, _)| msgid.clone());
+    let msgid = match earlier {
+        Some(msgid) if duplicate_check => {
+            state.duplicates_suppressed += 1;
+            msgid
+        }
+        _ => {
+            let msgid = state.next_msgid();
+            if duplicate_check {
+                let interval = body
+                    .get("duplicate_check_interval")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(DEFAULT_DUPLICATE_INTERVAL_SECS)
+                    .min(MAX_DUPLICATE_INTERVAL_SECS);
+                state.recent.insert(
+                    dedupe_key,
+                    (msgid.clone(), now, Duration::from_secs(interval)),
+                );
+            }
+            let delivered: Vec<String> = deliverable
+                .iter()
+                .filter(|user| state.admit_delivery(app_agent, user, now))
+                .cloned()
+                .collect();
+            if delivered.is_empty() && !deliverable.is_empty() {
+                // WeCom accepts and silently drops over-limit messages.
+                state.rate_dropped += 1;
+            } else {
+                state.sent.push(SentMessage {
+                    agent_id: app_agent,
+                    touser: delivered,
+                    msgtype: msgtype.clone(),
+                    content,
+                    msgid: msgid.clone(),
+                    time: chrono::Utc::now(),
+                    body: body.clone(),
+                });
+            }
+            msgid
+        }
+    };
+
+    let mut reply = json!({
+        "invaliduser": invalid.join("|"),
+        "invalidparty": "",
+        "invalidtag": "",
+        "unlicenseduser": unlicensed.join("|"),
+        "msgid": msgid,
+    });
+    if let (Some(code), Some(object)) = (response_code, reply.as_object_mut()) {
+        object.insert("response_code".to_owned(), json!(code));
+    }
+    ok(reply)
+}
+
+fn guess_content_type(file_name: &str) -> &'static str {
+    let extension = file_name
+        .rsplit_once('.')
+        .map(|(_, extension)| extension.to_ascii_lowercase())
+        .unwrap_or_default();
+    match extension.as_str() {
+        "jpg" | "jpeg" => "image/jpeg",
+        "png" => "image/png",
+        "gif" => "image/gif",
+        "amr" => "voice/amr",
+        "mp4" => "video/mp4",
+        "pdf" => "application/pdf",
+        "txt" => "text/plain",
+        _ => "application/octet-stream",
+    }
+}
+
+async fn media_get(
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    shared.arrive().await;
+    let mut state = shared.lock();
+    if let Err(rejection) = state.admit(&query) {
+        return rejection.into_response();
+    }
+    let Some(media_id) = query.get("media_id").filter(|id| !id.is_empty()) else {
+        return wecom_error(41006, "media_id missing");
+    };
+    let Some(entry) = state
+        .media
+        .get(media_id)
+        .filter(|entry| entry.created.elapsed() < MEDIA_LIFETIME)
+    else {
+        return wecom_error(40007, "invalid media_id");
+    };
+    let media = &entry.media;
+    // WeCom puts the UTF-8 name raw into the quoted filename; header values may carry such
+    // bytes (obs-text). Quotes cannot occur: upload replaced them.
+    let disposition = format!(
+        "attachment; filename=\"{}\"",
+        media.file_name.replace('"', "_")
+    );
+    let disposition = HeaderValue::from_bytes(disposition.as_bytes())
+        .unwrap_or_else(|_| HeaderValue::from_static("attachment"));
+    let content_type = HeaderValue::from_str(&media.content_type)
+        .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
+    let mut headers = HeaderMap::new();
+    headers.insert(header::CONTENT_TYPE, content_type);
+    headers.insert(header::CONTENT_DISPOSITION, disposition);
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    (headers, media.bytes.clone()).into_response()
+}
+
+/// One part of a multipart body.
+struct Part {
+    name: Option<String>,
+    file_name: Option<String>,
+    content_type: Option<String>,
+    bytes: Vec<u8>,
+}
+
+fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
+    if needle.is_empty() || from > haystack.len() {
+        return None;
+    }
+    haystack[from..]
+        .windows(needle.len())
+        .position(|window| window == needle)
+        .map(|at| at + from)
+}
+
+/// `key="value"` from a header's parameters (quoted values may contain `;`).
+fn header_param(header: &str, key: &str) -> Option<String> {
+    let pattern = format!("{key}=");
+    let mut search = 0;
+    while let Some(found) = header[search..].find(&pattern) {
+        let at = search + found;
+        let preceded_ok = header[..at]
+            .chars()
+            .next_back()
+            .is_none_or(|c| c == ';' || c.is_whitespace());
+        let value = &header[at + pattern.len()..];
+        if preceded_ok {
+            return Some(if let Some(quoted) = value.strip_prefix('"') {
+                quoted.split('"').next().unwrap_or("").to_owned()
+            } else {
+                value.split(';').next().unwrap_or("").trim().to_owned()
+            });
+        }
+        search = at + pattern.len();
+    }
+    None
+}
+
+/// A minimal RFC 7578 reader: enough for what WeCom's own parser accepts.
+fn parse_multipart(content_type: &str, body: &[u8]) -> Option<Vec<Part>> {
+    let boundary = header_param(content_type, "boundary")?;
+    let delimiter = format!("--{boundary}").into_bytes();
+    let mut parts = Vec::new();
+    let mut cursor = find(body, &delimiter, 0)? + delimiter.len();
+    loop {
+        if body.get(cursor..cursor + 2) == Some(b"--") {
+            return Some(parts);
+        }
+        if body.get(cursor..cursor + 2) != Some(b"\r\n") {
+            return None;
+        }
+        cursor += 2;
+        let headers_end = find(body, b"\r\n\r\n", cursor)?;
+        let headers = String::from_utf8_lossy(&body[cursor..headers_end]).into_owned();
+        let content_start = headers_end + 4;
+        let mut closing = b"\r\n".to_vec();
+        closing.extend_from_slice(&delimiter);
+        let content_end = find(body, &closing, content_start)?;
+        let mut part = Part {
+            name: None,
+            file_name: None,
+            content_type: None,
+            bytes: body[content_start..content_end].to_vec(),
+        };
+        for line in headers.split("\r\n") {
+            let Some((name, value)) = line.split_once(':') else {
+                continue;
+            };
+            match name.trim().to_ascii_lowercase().as_str() {
+                "content-disposition" => {
+                    part.name = header_param(value, "name");
+                    part.file_name = header_param(value, "filename");
+                }
+                "content-type" => part.content_type = Some(value.trim().to_owned()),
+                _ => {}
+            }
+        }
+        parts.push(part);
+        cursor = content_end + closing.len();
+    }
+}
+
+async fn media_upload(
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    shared.arrive().await;
+    let mut state = shared.lock();
+    if let Err(rejection) = state.admit(&query) {
+        return rejection.into_response();
+    }
+    let kind = query.get("type").map(String::as_str).unwrap_or("");
+    // Per-type size limits (doc 90253): image 10 MB, voice 2 MB, video 10 MB, file 20 MB.
+    let (max_bytes, too_big) = match kind {
+        "image" => (10 * 1024 * 1024, 40009),
+        "voice" => (2 * 1024 * 1024, 40006),
+        "video" => (10 * 1024 * 1024, 40011),
+        "file" => (20 * 1024 * 1024, 40006),
+        _ => return wecom_error(40005, "invalid file type"),
+    };
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("");
+    let Some(parts) = parse_multipart(content_type, &body) else {
+        return wecom_error(44001, "empty media data");
+    };
+    let Some(part) = parts
+        .into_iter()
+        .find(|part| part.name.as_deref() == Some("media"))
+    else {
+        return wecom_error(44001, "empty media data");
+    };
+    // WeCom rejects files of 5 bytes or fewer with 40006 不合法的文件大小.
+    if part.bytes.len() <= 5 {
+        return wecom_error(40006, "invalid file size");
+    }
+    if part.bytes.len() > max_bytes {
+        return wecom_error(too_big, "invalid file size");
+    }
+    let file_name = part.file_name.unwrap_or_else(|| "unnamed".to_owned());
+    let content_type = match part.content_type.as_deref() {
+        Some(declared) if declared != "application/octet-stream" => declared.to_owned(),
+        _ => guess_content_type(&file_name).to_owned(),
+    };
+    let media_id = SimState::random_id("3sim", 60);
+    state.media.insert(
+        media_id.clone(),
+        MediaEntry {
+            media: StoredMedia {
+                file_name,
+                content_type,
+                bytes: part.bytes,
+            },
+            created: Instant::now(),
+        },
+    );
+    // WeCom returns created_at as a string of Unix seconds.
+    ok(json!({
+        "type": kind,
+        "media_id": media_id,
+        "created_at": chrono::Utc::now().timestamp().to_string(),
+    }))
+}
+
+async fn update_template_card(
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> Response {
+    shared.arrive().await;
+    let mut state = shared.lock();
+    let app_index = match state.admit(&query) {
+        Ok(app) => app,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let app_agent = state.apps[app_index].agent_id;
+    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+        return wecom_error(47001, "data format error");
+    };
+    let Some(agent_id) = agent_id_of(&body) else {
+        return wecom_error(41011, "missing agentid");
+    };
+    if agent_id != u64::from(app_agent) {
+        return wecom_error(40056, "invalid agentid");
+    }
+    let Some(response_code) = body
+        .get("response_code")
+        .and_then(Value::as_str)
+        .filter(|code| !code.is_empty())
+    else {
+        return wecom_error(40058, "response_code missing");
+    };
+    let usable = state
+        .response_codes
+        .get(response_code)
+        .is_some_and(|entry| {
+            !entry.used
+                && entry.agent_id == app_agent
+                && entry.issued.elapsed() < RESPONSE_CODE_LIFETIME
+        });
+    if !usable {
+        return wecom_error(40058, "invalid response_code");
+    }
+    let replace_name = body
+        .pointer("/button/replace_name")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    if replace_name.is_none() && !body.get("template_card").is_some_and(Value::is_object) {
+        return wecom_error(40058, "button or template_card required");
+    }
+    if let Some(entry) = state.response_codes.get_mut(response_code) {
+        entry.used = true;
+    }
+    let userids: Vec<String> = body
+        .get("userids")
+        .and_then(Value::as_array)
+        .map(|ids| {
+            ids.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    let invalid: Vec<String> = userids
+        .iter()
+        .filter(|user| state.invalid_users.contains(user))
+        .cloned()
+        .collect();
+    state.card_updates.push(CardUpdate {
+        agent_id: app_agent,
+        userids,
+        response_code: response_code.to_owned(),
+        replace_name,
+        body: body.clone(),
+    });
+    ok(json!({ "invaliduser": invalid }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multipart_reader_finds_the_media_part() {
+        let body = b"--XyZ\r\nContent-Disposition: form-data; name=\"media\"; filename=\"a;b.txt\"; filelength=6\r\nContent-Type: application/octet-stream\r\n\r\nabc\r\ndef\r\n--XyZ--\r\n";
+        let parts = parse_multipart("multipart/form-data; boundary=XyZ", body).expect("parsed");
+        assert_eq!(parts.len(), 1);
+        assert_eq!(parts[0].name.as_deref(), Some("media"));
+        assert_eq!(parts[0].file_name.as_deref(), Some("a;b.txt"));
+        assert_eq!(parts[0].bytes, b"abc\r\ndef");
+    }
+
+    #[test]
+    fn multipart_reader_rejects_garbage() {
+        assert!(parse_multipart("multipart/form-data; boundary=XyZ", b"nothing here").is_none());
+        assert!(parse_multipart("text/plain", b"--XyZ--").is_none());
+    }
+
+    #[test]
+    fn header_param_does_not_confuse_name_and_filename() {
+        let value = "form-data; filename=\"f.txt\"; name=\"media\"";
+        assert_eq!(header_param(value, "name").as_deref(), Some("media"));
+        assert_eq!(header_param(value, "filename").as_deref(), Some("f.txt"));
+    }
+}
