@@ -56,7 +56,10 @@ impl DialogBot {
     fn snapshot(&self) -> (Arc<Catalog>, Arc<Matcher>) {
         let current = self.catalog.current();
         {
-            let guard = self.index.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let guard = self
+                .index
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             if Arc::ptr_eq(&guard.0, &current) {
                 return (Arc::clone(&guard.0), Arc::clone(&guard.1));
             }
@@ -68,13 +71,19 @@ impl DialogBot {
             guard.1.tuning().clone()
         });
         let matcher = Arc::new(Matcher::new(&current, tuning));
-        let mut guard = self.index.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut guard = self
+            .index
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         *guard = (Arc::clone(&current), Arc::clone(&matcher));
         (current, matcher)
     }
 
     fn person_lock(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self.locks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut locks = self
+            .locks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if locks.len() > 10_000 {
             // Drop locks nobody holds; they are recreated on demand.
             locks.retain(|_, l| Arc::strong_count(l) > 1);

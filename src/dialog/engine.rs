@@ -6,7 +6,9 @@ use regex::Regex;
 
 use super::session::{Form, Session, State, Step};
 use super::understand::{Matcher, SmallTalk, Tuning, Verdict, extract_slots, fold};
-use crate::catalog::{Catalog, FieldKind, FieldValue, Messages, Service, ServiceField, ServiceId, Window};
+use crate::catalog::{
+    Catalog, FieldKind, FieldValue, Messages, Service, ServiceField, ServiceId, Window,
+};
 use crate::channel::{ChoiceOption, Content, Reply};
 use crate::requests::BatchSchedule;
 
@@ -65,9 +67,15 @@ enum Command {
     /// 修改, optionally naming the field ("修改 申请原因").
     Edit(Option<String>),
     /// "卖家账号改成 xyz".
-    Correct { field: String, value: String },
+    Correct {
+        field: String,
+        value: String,
+    },
     Resume,
-    Slash { name: String, args: String },
+    Slash {
+        name: String,
+        args: String,
+    },
 }
 
 fn correction_regex() -> &'static Regex {
@@ -97,7 +105,10 @@ impl Engine<'_> {
 
     fn command(&self, text: &str) -> Option<Command> {
         let trimmed = text.trim();
-        if let Some(rest) = trimmed.strip_prefix('/').or_else(|| trimmed.strip_prefix('／')) {
+        if let Some(rest) = trimmed
+            .strip_prefix('/')
+            .or_else(|| trimmed.strip_prefix('／'))
+        {
             let (name, args) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
             return Some(Command::Slash {
                 name: name.to_lowercase(),
@@ -134,7 +145,13 @@ impl Engine<'_> {
 
     /// Runs one turn. `expired` says the stored session outlived its TTL.
     #[must_use]
-    pub fn turn(&self, session: Session, expired: bool, content: &Content, now: DateTime<Utc>) -> Outcome {
+    pub fn turn(
+        &self,
+        session: Session,
+        expired: bool,
+        content: &Content,
+        now: DateTime<Utc>,
+    ) -> Outcome {
         let mut say = Say::default();
         let mut session = if expired {
             if !matches!(session.state, State::Idle) {
@@ -148,10 +165,17 @@ impl Engine<'_> {
         let state = std::mem::take(&mut session.state);
         let mut file = None;
         let next = match content {
-            Content::Text(text) => self.on_text(state, &mut session.queue, text, now, &mut say, &mut file),
-            Content::CardAction(action) => {
-                self.on_text(state, &mut session.queue, &action.key, now, &mut say, &mut file)
+            Content::Text(text) => {
+                self.on_text(state, &mut session.queue, text, now, &mut say, &mut file)
             }
+            Content::CardAction(action) => self.on_text(
+                state,
+                &mut session.queue,
+                &action.key,
+                now,
+                &mut say,
+                &mut file,
+            ),
             Content::Attachment(attachment) => match state {
                 State::Filling { mut form } => {
                     let field = match &form.step {
@@ -189,7 +213,10 @@ impl Engine<'_> {
             },
             Content::Entered => match state {
                 State::Filling { form } => {
-                    let name = self.service(&form).map(|s| s.name.clone()).unwrap_or_default();
+                    let name = self
+                        .service(&form)
+                        .map(|s| s.name.clone())
+                        .unwrap_or_default();
                     say.push(self.m().render("welcome_back", &[("name", &name)]));
                     self.reask(form, &mut say)
                 }
@@ -198,7 +225,10 @@ impl Engine<'_> {
                     other
                 }
             },
-            Content::Location { .. } | Content::Link { .. } | Content::MenuClick(_) | Content::Unsupported(_) => {
+            Content::Location { .. }
+            | Content::Link { .. }
+            | Content::MenuClick(_)
+            | Content::Unsupported(_) => {
                 say.push(self.m().get("help"));
                 state
             }
@@ -228,7 +258,10 @@ impl Engine<'_> {
         let command = self.command(text);
         match state {
             State::Idle => self.idle(queue, text, command, now, say),
-            State::Choosing { options, text: original } => {
+            State::Choosing {
+                options,
+                text: original,
+            } => {
                 if command == Some(Command::Cancel) {
                     say.push(self.m().get("cancelled"));
                     return State::Idle;
@@ -240,22 +273,40 @@ impl Engine<'_> {
                 if let Some(best) = ranked.iter().find(|s| options.contains(&s.id)) {
                     return self.start(best.id, &format!("{original} {text}"), now, say);
                 }
-                if matches!(self.matcher.verdict(&ranked), Verdict::Service(_) | Verdict::Ambiguous(_)) || command.is_some() {
+                if matches!(
+                    self.matcher.verdict(&ranked),
+                    Verdict::Service(_) | Verdict::Ambiguous(_)
+                ) || command.is_some()
+                {
                     return self.idle(queue, text, command, now, say);
                 }
-                say.push(self.m().render("choose_number", &[("n", &options.len().to_string())]));
+                say.push(
+                    self.m()
+                        .render("choose_number", &[("n", &options.len().to_string())]),
+                );
                 self.offer(&options, say);
-                State::Choosing { options, text: original }
+                State::Choosing {
+                    options,
+                    text: original,
+                }
             }
-            State::ConfirmSwitch { form, target, text: original } => {
+            State::ConfirmSwitch {
+                form,
+                target,
+                text: original,
+            } => {
                 let words = &self.tuning().commands;
                 if Tuning::is(&words.yes, text) || command == Some(Command::Confirm) {
                     self.start(target, &original, now, say)
                 } else if Tuning::is(&words.no, text) || command == Some(Command::Cancel) {
-                    let name = self.service(&form).map(|s| s.name.clone()).unwrap_or_default();
+                    let name = self
+                        .service(&form)
+                        .map(|s| s.name.clone())
+                        .unwrap_or_default();
                     say.push(self.m().render("switch_kept", &[("name", &name)]));
                     self.reask(form, say)
-                } else if self.matcher.verdict(&self.matcher.rank(text)) == Verdict::Service(target) {
+                } else if self.matcher.verdict(&self.matcher.rank(text)) == Verdict::Service(target)
+                {
                     // Naming the new service again is a yes.
                     self.start(target, &format!("{original} {text}"), now, say)
                 } else {
@@ -288,7 +339,9 @@ impl Engine<'_> {
                 let next = queue.remove(0);
                 return self.start(next, "", now, say);
             }
-            Some(Command::Slash { name, args }) => return self.slash(State::Idle, &name, &args, say),
+            Some(Command::Slash { name, args }) => {
+                return self.slash(State::Idle, &name, &args, say);
+            }
             _ => {}
         }
         match self.tuning().small_talk(text) {
@@ -296,7 +349,7 @@ impl Engine<'_> {
                 say.push(self.m().get("greeting"));
                 return State::Idle;
             }
-            Some(SmallTalk::Thanks) => {
+            Some(SmallTalk::Thanks | SmallTalk::Acknowledgement) => {
                 say.push(self.m().get("thanks_reply"));
                 return State::Idle;
             }
@@ -312,7 +365,11 @@ impl Engine<'_> {
             Verdict::Service(id) => self.start(id, text, now, say),
             Verdict::Ambiguous(options) => {
                 // The options are numbered by the channel (text) or shown as buttons (cards).
-                say.push(self.m().render("choose_candidates", &[("candidates", "")]).trim_end());
+                say.push(
+                    self.m()
+                        .render("choose_candidates", &[("candidates", "")])
+                        .trim_end(),
+                );
                 self.offer(&options, say);
                 State::Choosing {
                     options,
@@ -372,21 +429,31 @@ impl Engine<'_> {
             return State::Idle;
         };
         if let Some(refusal) = service.refusal_for(&form.answers) {
-            say.push(self.m().render("refusal_framing", &[("message", &refusal.message)]));
+            say.push(
+                self.m()
+                    .render("refusal_framing", &[("message", &refusal.message)]),
+            );
             return State::Idle;
         }
         if let Some(guidance) = service.guidance_for(&form.answers) {
-            say.push(self.m().render("guidance_framing", &[("message", &guidance.message)]));
+            say.push(
+                self.m()
+                    .render("guidance_framing", &[("message", &guidance.message)]),
+            );
             return State::Idle;
         }
         // Answers to fields no longer asked (a condition flipped) are dropped.
-        let active: Vec<_> = service.active_fields(&form.answers).map(|f| f.key().clone()).collect();
+        let active: Vec<_> = service
+            .active_fields(&form.answers)
+            .map(|f| f.key().clone())
+            .collect();
         form.answers.retain(|k, _| active.contains(k));
         form.order.retain(|k| active.contains(k));
-        let next = service
-            .fields
-            .iter()
-            .find(|f| f.is_active(&form.answers) && !form.answers.contains_key(f.key()) && !form.skipped.contains(f.key()));
+        let next = service.fields.iter().find(|f| {
+            f.is_active(&form.answers)
+                && !form.answers.contains_key(f.key())
+                && !form.skipped.contains(f.key())
+        });
         match next {
             Some(field) => {
                 form.step = Step::Ask(field.key().clone());
@@ -407,7 +474,9 @@ impl Engine<'_> {
             prompt.push_str(self.m().get("optional_hint"));
         }
         let options: Vec<String> = match &field.spec.kind {
-            FieldKind::SingleChoice { options } | FieldKind::MultiChoice { options } => options.clone(),
+            FieldKind::SingleChoice { options } | FieldKind::MultiChoice { options } => {
+                options.clone()
+            }
             FieldKind::YesNo => vec!["是".into(), "否".into()],
             _ => Vec::new(),
         };
@@ -431,7 +500,10 @@ impl Engine<'_> {
         } else if form.step == Step::PickEdit
             && let Some(service) = self.service(&form)
         {
-            say.push(self.m().render("edit_which", &[("fields", &self.editable_list(service, &form))]));
+            say.push(self.m().render(
+                "edit_which",
+                &[("fields", &self.editable_list(service, &form))],
+            ));
         }
         State::Filling { form }
     }
@@ -445,7 +517,10 @@ impl Engine<'_> {
 
     fn summary(&self, service: &Service, form: &Form, say: &mut Say, now: DateTime<Utc>) {
         let m = self.m();
-        let mut text = m.render("summary_header", &[("id", &service.id.to_string()), ("name", &service.name)]);
+        let mut text = m.render(
+            "summary_header",
+            &[("id", &service.id.to_string()), ("name", &service.name)],
+        );
         for (label, value) in service.summary_lines(&form.answers) {
             text.push('\n');
             text.push_str(&m.render("summary_line", &[("label", &label), ("value", &value)]));
@@ -467,7 +542,10 @@ impl Engine<'_> {
             }
         }
         text.push_str("\n\n");
-        text.push_str(&m.render("summary_window", &[("window", &self.window_text(service, now))]));
+        text.push_str(&m.render(
+            "summary_window",
+            &[("window", &self.window_text(service, now))],
+        ));
         say.push(text);
         say.push(m.get("confirm_prompt"));
     }
@@ -490,7 +568,12 @@ impl Engine<'_> {
     }
 
     /// Finds a field of the form by what the user called it ("卖家账号", "账号", "原因").
-    fn find_field<'s>(&self, service: &'s Service, form: &Form, name: &str) -> Option<&'s ServiceField> {
+    fn find_field<'s>(
+        &self,
+        service: &'s Service,
+        form: &Form,
+        name: &str,
+    ) -> Option<&'s ServiceField> {
         let name = fold(name);
         if name.is_empty() {
             return None;
@@ -503,7 +586,11 @@ impl Engine<'_> {
         active
             .iter()
             .find(|f| fold(&f.spec.label) == name)
-            .or_else(|| active.iter().find(|f| fold(&f.spec.label).contains(&name) || name.contains(&fold(&f.spec.label))))
+            .or_else(|| {
+                active.iter().find(|f| {
+                    fold(&f.spec.label).contains(&name) || name.contains(&fold(&f.spec.label))
+                })
+            })
             .copied()
     }
 
@@ -532,8 +619,15 @@ impl Engine<'_> {
                 match &form.step {
                     Step::Ask(key) => {
                         if let Some(f) = service.field(key) {
-                            let help = if f.spec.help.is_empty() { f.spec.render_prompt() } else { f.spec.help.clone() };
-                            say.push(m.render("field_help", &[("label", &f.spec.label), ("help", &help)]));
+                            let help = if f.spec.help.is_empty() {
+                                f.spec.render_prompt()
+                            } else {
+                                f.spec.help.clone()
+                            };
+                            say.push(m.render(
+                                "field_help",
+                                &[("label", &f.spec.label), ("help", &help)],
+                            ));
                         }
                     }
                     _ => say.push(m.get("help")),
@@ -579,7 +673,10 @@ impl Engine<'_> {
             }
             Some(Command::Edit(None)) => {
                 form.step = Step::PickEdit;
-                say.push(m.render("edit_which", &[("fields", &self.editable_list(service, &form))]));
+                say.push(m.render(
+                    "edit_which",
+                    &[("fields", &self.editable_list(service, &form))],
+                ));
                 return State::Filling { form };
             }
             Some(Command::Edit(Some(name))) => {
@@ -596,7 +693,10 @@ impl Engine<'_> {
                         Ok(parsed) => {
                             say.push(m.render(
                                 "field_updated",
-                                &[("label", &f.spec.label), ("value", &f.spec.display_value(&parsed))],
+                                &[
+                                    ("label", &f.spec.label),
+                                    ("value", &f.spec.display_value(&parsed)),
+                                ],
                             ));
                             let key = f.key().clone();
                             form.answers.insert(key.clone(), parsed);
@@ -651,7 +751,10 @@ impl Engine<'_> {
                         State::Filling { form }
                     }
                     None => {
-                        say.push(m.render("edit_which", &[("fields", &self.editable_list(service, &form))]));
+                        say.push(m.render(
+                            "edit_which",
+                            &[("fields", &self.editable_list(service, &form))],
+                        ));
                         State::Filling { form }
                     }
                 }
@@ -678,11 +781,18 @@ impl Engine<'_> {
                         if form.failures >= 3 {
                             form.failures = 0;
                             say.push(error.message);
-                            say.push(m.render("too_many_failures", &[("label", &field.spec.label)]));
+                            say.push(
+                                m.render("too_many_failures", &[("label", &field.spec.label)]),
+                            );
                             State::Filling { form }
                         } else {
                             say.push(error.message);
-                            if matches!(field.spec.kind, FieldKind::SingleChoice { .. } | FieldKind::MultiChoice { .. } | FieldKind::YesNo) {
+                            if matches!(
+                                field.spec.kind,
+                                FieldKind::SingleChoice { .. }
+                                    | FieldKind::MultiChoice { .. }
+                                    | FieldKind::YesNo
+                            ) {
                                 self.ask(field, say);
                                 say.parts.pop();
                             }
@@ -704,24 +814,25 @@ impl Engine<'_> {
         {
             return None;
         }
-        // Option answers ("淘宝", "正式环境") are answers even if a service mentions them.
-        if let Step::Ask(key) = &form.step
-            && let Some(f) = service.field(key)
-            && f.spec.parse_answer(text).is_ok()
-            && !matches!(f.spec.kind, FieldKind::Text { .. })
-        {
-            return None;
-        }
-        let ranked = self.matcher.rank(text);
-        match self.matcher.verdict(&ranked) {
-            Verdict::Service(id) if id != service.id && self.matcher.names_fully(id, text) => Some(id),
-            _ => None,
-        }
+        // Only a service named in full counts: option answers ("淘宝", "京东") mention
+        // services too, but never a whole service name.
+        self.matcher
+            .rank(text)
+            .iter()
+            .map(|s| s.id)
+            .find(|&id| id != service.id && self.matcher.names_fully(id, text))
     }
 
     fn switch_prompt(&self, form: Form, target: ServiceId, text: String, say: &mut Say) -> State {
-        let current = self.service(&form).map(|s| s.name.clone()).unwrap_or_default();
-        let target_name = self.catalog.service(target).map(|s| s.name.clone()).unwrap_or_default();
+        let current = self
+            .service(&form)
+            .map(|s| s.name.clone())
+            .unwrap_or_default();
+        let target_name = self
+            .catalog
+            .service(target)
+            .map(|s| s.name.clone())
+            .unwrap_or_default();
         say.push(self.m().render(
             "switch_confirm",
             &[
@@ -767,21 +878,44 @@ impl Engine<'_> {
                 .categories()
                 .iter()
                 .map(|c| {
-                    let n = self.catalog.services().filter(|s| s.category == c.key).count();
+                    let n = self
+                        .catalog
+                        .services()
+                        .filter(|s| s.category == c.key)
+                        .count();
                     format!("· {} ({n})", c.name)
                 })
                 .collect::<Vec<_>>()
                 .join("\n");
             return m.render(
                 "services_overview",
-                &[("count", &self.catalog.service_count().to_string()), ("categories", &categories)],
+                &[
+                    ("count", &self.catalog.service_count().to_string()),
+                    ("categories", &categories),
+                ],
             );
         }
         // A category name lists its services; otherwise rank by the keyword.
         let folded = fold(keyword);
-        let ids: Vec<ServiceId> = match self.catalog.categories().iter().find(|c| fold(&c.name) == folded) {
-            Some(c) => self.catalog.services().filter(|s| s.category == c.key).map(|s| s.id).collect(),
-            None => self.matcher.rank(keyword).iter().take(10).map(|s| s.id).collect(),
+        let ids: Vec<ServiceId> = match self
+            .catalog
+            .categories()
+            .iter()
+            .find(|c| fold(&c.name) == folded)
+        {
+            Some(c) => self
+                .catalog
+                .services()
+                .filter(|s| s.category == c.key)
+                .map(|s| s.id)
+                .collect(),
+            None => self
+                .matcher
+                .rank(keyword)
+                .iter()
+                .take(10)
+                .map(|s| s.id)
+                .collect(),
         };
         if ids.is_empty() {
             return m.render("services_none", &[("keyword", keyword)]);
@@ -797,7 +931,13 @@ impl Engine<'_> {
 
     /// The receipt after the ledger filed a form.
     #[must_use]
-    pub fn receipt(&self, form: &Form, request_id: &str, batch_text: &str, queue: &[ServiceId]) -> String {
+    pub fn receipt(
+        &self,
+        form: &Form,
+        request_id: &str,
+        batch_text: &str,
+        queue: &[ServiceId],
+    ) -> String {
         let Some(service) = self.service(form) else {
             return String::new();
         };
@@ -818,7 +958,10 @@ impl Engine<'_> {
         );
         if let Some(next) = queue.first().and_then(|id| self.catalog.service(*id)) {
             text.push_str("\n\n");
-            text.push_str(&self.m().render("queued_next", &[("id", &next.id.to_string()), ("name", &next.name)]));
+            text.push_str(&self.m().render(
+                "queued_next",
+                &[("id", &next.id.to_string()), ("name", &next.name)],
+            ));
         }
         text
     }

@@ -22,8 +22,13 @@ pub enum State {
     #[default]
     Idle,
     /// A close call: the person picks one of these; `text` is kept to prefill the form.
-    Choosing { options: Vec<ServiceId>, text: String },
-    Filling { form: Form },
+    Choosing {
+        options: Vec<ServiceId>,
+        text: String,
+    },
+    Filling {
+        form: Form,
+    },
     /// The person named another service mid-form; confirm before dropping this one.
     ConfirmSwitch {
         form: Form,
@@ -64,7 +69,11 @@ impl Form {
     pub fn new(service: ServiceId, answers: Answers, now: i64) -> Self {
         let order = answers.keys().cloned().collect();
         Self {
-            id: format!("{:016x}{:016x}", rand::random::<u64>(), rand::random::<u64>()),
+            id: format!(
+                "{:016x}{:016x}",
+                rand::random::<u64>(),
+                rand::random::<u64>()
+            ),
             service,
             answers,
             order,

@@ -69,6 +69,7 @@ pub struct Tuning {
     pub close_call: f32,
     pub greetings: Vec<String>,
     pub thanks: Vec<String>,
+    pub acknowledgements: Vec<String>,
     pub commands: CommandWords,
 }
 
@@ -111,6 +112,7 @@ impl Tuning {
             &mut tuning.generic_words,
             &mut tuning.greetings,
             &mut tuning.thanks,
+            &mut tuning.acknowledgements,
             &mut c.cancel,
             &mut c.back,
             &mut c.skip,
@@ -133,7 +135,11 @@ impl Tuning {
     pub fn core(text: &str) -> String {
         let folded = fold(text);
         let core = folded.trim_end_matches(['啊', '呀', '哈', '呢', '吧', '哦', '了', '啦', '~']);
-        if core.is_empty() { folded } else { core.to_owned() }
+        if core.is_empty() {
+            folded
+        } else {
+            core.to_owned()
+        }
     }
 
     /// Whether the whole message is one of `words`.
@@ -156,6 +162,12 @@ impl Tuning {
             Some(SmallTalk::Greeting)
         } else if self.thanks.iter().any(|t| t == core || t == &folded) {
             Some(SmallTalk::Thanks)
+        } else if self
+            .acknowledgements
+            .iter()
+            .any(|t| t == core || t == &folded)
+        {
+            Some(SmallTalk::Acknowledgement)
         } else {
             None
         }
@@ -166,6 +178,7 @@ impl Tuning {
 pub enum SmallTalk {
     Greeting,
     Thanks,
+    Acknowledgement,
 }
 
 /// Lower-cases, normalises width, drops whitespace, punctuation and leading @mentions.
