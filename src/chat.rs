@@ -2,6 +2,7 @@
 //! exactly as WeCom would, posted to the bot, and the encrypted reply is opened and printed.
 
 use std::io::{BufRead, Write};
+use std::sync::Arc;
 
 use rand::Rng;
 
@@ -9,6 +10,7 @@ use crate::channel::ChannelKind;
 use crate::config::Settings;
 use crate::wecom::app_xml::InnerMessage;
 use crate::wecom::peer::{self, WecomPeer};
+use crate::wecom::simulator::{SentMessage, SimulatorHandle};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChatError {
@@ -37,6 +39,32 @@ pub struct ChatIdentity {
     pub group: Option<String>,
 }
 
+/// Renders a message the bot pushed through the API (cards, notices) for the terminal.
+#[must_use]
+pub fn render_pushed(message: &SentMessage) -> String {
+    match message.msgtype.as_str() {
+        "template_card" => {
+            let card = &message.body["template_card"];
+            let mut out = card["sub_title_text"]
+                .as_str()
+                .or_else(|| card["main_title"]["title"].as_str())
+                .unwrap_or_default()
+                .to_owned();
+            if let Some(buttons) = card["button_list"].as_array() {
+                let labels: Vec<String> = buttons
+                    .iter()
+                    .enumerate()
+                    .map(|(i, b)| format!("[{}] {}", i + 1, b["text"].as_str().unwrap_or_default()))
+                    .collect();
+                out.push('\n');
+                out.push_str(&labels.join("  "));
+            }
+            out
+        }
+        _ => message.content.clone(),
+    }
+}
+
 /// A WeCom tenant talking to one running bot.
 pub struct ChatClient {
     http: reqwest::Client,
@@ -46,6 +74,8 @@ pub struct ChatClient {
     aibot: WecomPeer,
     corp_id: String,
     agent_id: String,
+    /// The in-process WeCom API simulator, whose deliveries are shown as bot messages.
+    simulator: Option<Arc<SimulatorHandle>>,
 }
 
 impl ChatClient {
@@ -62,7 +92,31 @@ impl ChatClient {
             aibot: WecomPeer::new(settings.aibot_crypt()?),
             corp_id: settings.wecom.corp_id.clone(),
             agent_id: settings.wecom.agent_id.to_string(),
+            simulator: None,
         })
+    }
+
+    /// Shows what the bot pushes through the (simulated) WeCom API.
+    #[must_use]
+    pub fn with_simulator(mut self, simulator: Arc<SimulatorHandle>) -> Self {
+        self.simulator = Some(simulator);
+        self
+    }
+
+    /// Messages the bot pushed to this user since `from` (index into the simulator's log).
+    #[must_use]
+    pub fn pushed_since(&self, from: usize) -> (Vec<String>, usize) {
+        let Some(simulator) = &self.simulator else {
+            return (Vec::new(), from);
+        };
+        let sent = simulator.sent_messages();
+        let texts = sent
+            .iter()
+            .skip(from)
+            .filter(|m| m.touser.contains(&self.identity.user))
+            .map(render_pushed)
+            .collect();
+        (texts, sent.len())
     }
 
     fn path(&self) -> &'static str {
@@ -169,6 +223,7 @@ pub async fn converse(
         "✓ URL 验证通过 ({}). 输入消息回车发送, /quit 退出。",
         client.identity.channel.as_str()
     )?;
+    let mut seen = client.pushed_since(0).1;
     for line in input.lines() {
         let line = line?;
         let text = line.trim();
@@ -179,9 +234,16 @@ pub async fn converse(
             break;
         }
         writeln!(output, "我: {text}")?;
-        match client.say(text).await? {
+        let reply = client.say(text).await?;
+        let (pushed, next) = client.pushed_since(seen);
+        seen = next;
+        match reply {
             Some(reply) => writeln!(output, "开通助手: {reply}")?,
-            None => writeln!(output, "开通助手: (无回复)")?,
+            None if pushed.is_empty() => writeln!(output, "开通助手: (无回复)")?,
+            None => {}
+        }
+        for message in pushed {
+            writeln!(output, "开通助手: {message}")?;
         }
         output.flush()?;
     }

@@ -92,6 +92,7 @@ pub struct WecomSection {
     pub token: Secret,
     pub encoding_aes_key: Secret,
     pub api_base: String,
+    pub cards: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

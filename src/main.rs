@@ -11,6 +11,8 @@ use kaitong::chat::{ChatClient, ChatIdentity, converse};
 use kaitong::config::Settings;
 use kaitong::dialog::Matcher;
 use kaitong::startup::{Application, shutdown_signal};
+use kaitong::wecom::simulator::{SimulatedApp, WecomSimulator};
+use std::sync::Arc;
 
 #[derive(Parser)]
 #[command(
@@ -146,6 +148,18 @@ async fn chat(
             kaitong::telemetry::init(settings.log.format, "warn");
             let mut local = settings.clone();
             local.server.listen = "127.0.0.1:0".into();
+            // WeCom's server API is simulated in-process; its deliveries show in the chat.
+            let simulator = WecomSimulator::new()
+                .with_app(SimulatedApp::new(
+                    settings.wecom.corp_id.clone(),
+                    settings.wecom.secret.expose(),
+                    settings.wecom.agent_id,
+                ))
+                .spawn()
+                .await
+                .context("could not start the WeCom API simulator")?;
+            simulator.set_per_user_minute_limit(None);
+            local.wecom.api_base = simulator.base_url();
             let app = Application::build(&local)
                 .await
                 .context("could not start the in-process bot (is `kaitong serve` holding the store? then pass --url)")?;
@@ -154,10 +168,13 @@ async fn chat(
             let handle = tokio::spawn(app.run_until_stopped(async {
                 let _ = rx.await;
             }));
-            (url, Some((tx, handle)))
+            (url, Some((tx, handle, Arc::new(simulator))))
         }
     };
-    let client = ChatClient::new(&settings, &base_url, identity)?;
+    let mut client = ChatClient::new(&settings, &base_url, identity)?;
+    if let Some((_, _, simulator)) = &stop {
+        client = client.with_simulator(Arc::clone(simulator));
+    }
     let result = tokio::task::block_in_place(|| {
         tokio::runtime::Handle::current().block_on(converse(
             &client,
@@ -165,7 +182,7 @@ async fn chat(
             std::io::stdout(),
         ))
     });
-    if let Some((tx, handle)) = stop {
+    if let Some((tx, handle, _)) = stop {
         let _ = tx.send(());
         let _ = handle.await;
     }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::catalog::{CatalogError, CatalogHandle};
+use crate::channel::media::WecomMediaFetcher;
 use crate::channel::{AiBotChannel, AppChannel, Bot, ChannelSettings, ReplyCache};
 use crate::config::{ConfigError, Settings};
 use crate::dialog::DialogBot;
@@ -14,6 +15,7 @@ use crate::dialog::understand::{Tuning, TuningError};
 use crate::http::{AppState, router};
 use crate::requests::{Ledger, StoreLedger};
 use crate::store::{self, Store, StoreError};
+use crate::wecom::api::WecomApi;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -25,6 +27,8 @@ pub enum StartupError {
     Catalog(#[from] CatalogError),
     #[error("understanding: {0}")]
     Tuning(#[from] TuningError),
+    #[error("WeCom API client: {0}")]
+    Api(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -48,6 +52,8 @@ pub struct Parts {
     pub store: Arc<dyn Store>,
     pub ledger: Arc<dyn Ledger>,
     pub bot: Arc<dyn Bot>,
+    /// The self-built app's outbound API client (pushes, media).
+    pub api: Arc<WecomApi>,
 }
 
 impl Parts {
@@ -57,19 +63,33 @@ impl Parts {
         let tuning = Tuning::load(&settings.dialogs.dir)?;
         let schedule = settings.batch_schedule()?;
         let ledger: Arc<dyn Ledger> = Arc::new(StoreLedger::new(Arc::clone(&store), schedule));
-        let bot: Arc<dyn Bot> = Arc::new(DialogBot::new(
-            catalog.clone(),
-            tuning,
-            Arc::clone(&store),
-            Arc::clone(&ledger),
-            schedule,
-            settings.session_ttl(),
-        ));
+        let api = WecomApi::new(
+            settings.wecom.api_base.clone(),
+            settings.wecom.corp_id.clone(),
+            settings.wecom.secret.expose().to_owned(),
+            settings.wecom.agent_id,
+        )
+        .map(Arc::new)
+        .map_err(|e| StartupError::Api(e.to_string()))?;
+        let fetcher =
+            WecomMediaFetcher::new(Arc::clone(&api), settings.aibot_crypt()?.key().clone());
+        let bot: Arc<dyn Bot> = Arc::new(
+            DialogBot::new(
+                catalog.clone(),
+                tuning,
+                Arc::clone(&store),
+                Arc::clone(&ledger),
+                schedule,
+                settings.session_ttl(),
+            )
+            .with_fetcher(Arc::new(fetcher)),
+        );
         Ok(Self {
             catalog,
             store,
             ledger,
             bot,
+            api,
         })
     }
 }
@@ -79,7 +99,14 @@ impl Application {
     pub async fn build(settings: &Settings) -> Result<Self, StartupError> {
         let store = store::open(&settings.store.url, &settings.store.redis_prefix).await?;
         let parts = Parts::build(settings, store)?;
-        Self::assemble(settings, parts.store, parts.bot, parts.catalog).await
+        Self::build_from(settings, parts).await
+    }
+
+    /// Builds from already assembled parts; questions with options go out as cards when
+    /// `wecom.cards` is on.
+    pub async fn build_from(settings: &Settings, parts: Parts) -> Result<Self, StartupError> {
+        let api = settings.wecom.cards.then_some(parts.api);
+        Self::assemble(settings, parts.store, parts.bot, parts.catalog, api).await
     }
 
     /// Builds with an explicit store and bot (tests and `kaitong chat` use this).
@@ -89,7 +116,7 @@ impl Application {
         bot: Arc<dyn Bot>,
     ) -> Result<Self, StartupError> {
         let catalog = CatalogHandle::load(&settings.dialogs.dir)?;
-        Self::assemble(settings, store, bot, catalog).await
+        Self::assemble(settings, store, bot, catalog, None).await
     }
 
     async fn assemble(
@@ -97,6 +124,7 @@ impl Application {
         store: Arc<dyn Store>,
         bot: Arc<dyn Bot>,
         catalog: CatalogHandle,
+        cards: Option<Arc<WecomApi>>,
     ) -> Result<Self, StartupError> {
         let channel_settings = ChannelSettings {
             timestamp_window: settings.timestamp_window(),
@@ -106,13 +134,16 @@ impl Application {
             Arc::clone(&store),
             Duration::from_secs(settings.idempotency.reply_ttl_secs),
         );
-        let app = AppChannel::new(
+        let mut app = AppChannel::new(
             settings.app_crypt()?,
             settings.wecom.agent_id.to_string(),
             Arc::clone(&bot),
             replies.clone(),
             channel_settings.clone(),
         );
+        if let Some(api) = cards {
+            app = app.with_cards(api);
+        }
         let aibot = AiBotChannel::new(
             settings.aibot_crypt()?,
             bot,

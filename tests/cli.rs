@@ -46,17 +46,27 @@ fn chat_talks_to_an_in_process_bot_on_both_channels() {
     let (ok, out, err) = chat_with(
         &[],
         std::slice::from_ref(&store),
-        "帮助\n开通电子发票\n/quit\n",
+        "帮助\n帮我给 abc_flagship 开一下电子发票\n客户要开票报销用\n确认\n/quit\n",
     );
     assert!(ok, "{err}");
     assert!(out.contains("URL 验证通过 (app)"), "{out}");
-    assert!(out.contains("开通助手: 收到: 开通电子发票"), "{out}");
-    assert!(out.contains("帮助"), "{out}");
+    assert!(out.contains("开通「#7 电子发票」"), "{out}");
+    assert!(out.contains("卖家账号 abc_flagship"), "{out}");
+    assert!(out.contains("单号: KT-"), "{out}");
 
-    let (ok, out, err) = chat_with(&["--group", "wrkTEAM"], &[store], "查询\n");
+    // Options are sent as a card through the simulated WeCom API and shown in the chat.
+    let (ok, out, err) = chat_with(
+        &[],
+        std::slice::from_ref(&store),
+        "实施助手 卖家账号 acct_9\n客户要做初始化配置\n",
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("[1] 是  [2] 否"), "{out}");
+
+    let (ok, out, err) = chat_with(&["--group", "wrkTEAM"], &[store], "物流追踪\n");
     assert!(ok, "{err}");
     assert!(out.contains("URL 验证通过 (aibot)"), "{out}");
-    assert!(out.contains("开通助手: 收到: 查询"), "{out}");
+    assert!(out.contains("开通「#6 物流追踪」"), "{out}");
 }
 
 #[test]

@@ -12,19 +12,42 @@ use kaitong::startup::Parts;
 use kaitong::store::Store;
 use kaitong::wecom::app_xml::InnerMessage;
 use kaitong::wecom::peer;
+use kaitong::wecom::simulator::{SimulatedApp, SimulatorHandle, WecomSimulator};
 
 struct Bot {
     app: TestApp,
     ledger: Arc<dyn Ledger>,
+    wecom: SimulatorHandle,
+    store: Arc<dyn Store>,
 }
 
 async fn start_on(store: Arc<dyn Store>, dir: Option<tempfile::TempDir>) -> Bot {
-    let settings = common::test_settings();
+    start_with(common::test_settings(), store, dir).await
+}
+
+async fn start_with(
+    mut settings: kaitong::config::Settings,
+    store: Arc<dyn Store>,
+    dir: Option<tempfile::TempDir>,
+) -> Bot {
+    // WeCom's server API is the in-repo simulator, with this app's credentials.
+    let wecom = WecomSimulator::new()
+        .with_app(SimulatedApp::new(
+            settings.wecom.corp_id.clone(),
+            settings.wecom.secret.expose(),
+            settings.wecom.agent_id,
+        ))
+        .spawn()
+        .await
+        .unwrap();
+    settings.wecom.api_base = wecom.base_url();
     let parts = Parts::build(&settings, Arc::clone(&store)).unwrap();
-    let app = TestApp::spawn_with(settings, store, dir, parts.bot).await;
+    let app = TestApp::spawn_with(settings, Arc::clone(&store), dir, parts.bot).await;
     Bot {
         app,
         ledger: parts.ledger,
+        wecom,
+        store,
     }
 }
 
@@ -77,6 +100,23 @@ impl Bot {
             .unwrap()
             .expect("a reply");
         reply["stream"]["content"].as_str().unwrap().to_owned()
+    }
+
+    /// The raw decrypted JSON reply to a group message.
+    async fn say_in_group_raw(&self, chat: &str, user: &str, text: &str) -> serde_json::Value {
+        let json = peer::aibot_text_json(
+            &format!("m{}", rand::random::<u64>()),
+            user,
+            Some(chat),
+            &format!("@开通助手 {text}"),
+        );
+        let cb = self.app.aibot_peer.aibot_callback(&json).unwrap();
+        let (_, body) = self.app.post("/wecom/aibot", &cb.query, cb.body).await;
+        self.app
+            .aibot_peer
+            .open_aibot_reply(&body)
+            .unwrap()
+            .expect("a reply")
     }
 
     /// An app file message (as WeCom sends a document).
@@ -253,6 +293,14 @@ async fn the_disclaimer_is_asked_only_when_implementation_has_closed() {
         text_answer.contains("免责声明填写样板.docx"),
         "a text is not a file: {text_answer}"
     );
+
+    // A media id WeCom does not know: the person is asked to send it again.
+    let failed = bot.send_file("s9", "media-unknown", "x.pdf").await;
+    assert!(failed.contains("重新发送"), "{failed}");
+
+    let document = b"%PDF-1.4 signed disclaimer".to_vec();
+    bot.wecom
+        .add_media("media-123", "免责声明-签字版.pdf", &document);
     let summary = bot
         .send_file("s9", "media-123", "免责声明-签字版.pdf")
         .await;
@@ -260,6 +308,22 @@ async fn the_disclaimer_is_asked_only_when_implementation_has_closed() {
         summary.contains("免责声明-签字版.pdf"),
         "the summary shows the file name: {summary}"
     );
+    let receipt = bot.say("s9", "确认").await;
+    let request = bot
+        .ledger
+        .get(&request_id(&receipt))
+        .await
+        .unwrap()
+        .unwrap();
+    let kept = bot
+        .store
+        .get(&kaitong::dialog::attachment_key(
+            &request.form.form_id,
+            "disclaimer",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(kept, Some(document), "the file is kept with the request");
 }
 
 #[tokio::test]
@@ -405,4 +469,102 @@ async fn guidance_only_paths_file_nothing() {
     }
     let reply = bot.say("s15", "联调环境").await;
     assert!(reply.contains("open.wangdian.cn/open"), "{reply}");
+}
+
+#[tokio::test]
+async fn on_the_app_channel_options_are_buttons_and_a_click_answers() {
+    let mut settings = common::test_settings();
+    let wecom = WecomSimulator::new()
+        .with_app(SimulatedApp::new(
+            settings.wecom.corp_id.clone(),
+            settings.wecom.secret.expose(),
+            settings.wecom.agent_id,
+        ))
+        .spawn()
+        .await
+        .unwrap();
+    settings.wecom.api_base = wecom.base_url();
+    let (store, dir) = common::fresh_store(Backend::Embedded);
+    let parts = Parts::build(&settings, Arc::clone(&store)).unwrap();
+    let ledger = parts.ledger.clone();
+    let app = kaitong::startup::Application::build_from(&settings, parts)
+        .await
+        .unwrap();
+    let bot = Bot {
+        app: TestApp::serve(app, settings, Arc::clone(&store), dir),
+        ledger,
+        wecom,
+        store,
+    };
+    bot.say("s20", "实施助手 卖家账号 acct_20").await;
+    // The yes/no question goes out as a card, so the passive reply is empty.
+    let inner = peer::app_text_xml(
+        &bot.app.corp_id(),
+        "s20",
+        &bot.app.agent_id(),
+        777,
+        "客户要做初始化配置",
+    );
+    let cb = bot
+        .app
+        .app_peer
+        .app_callback(&inner, &bot.app.agent_id())
+        .unwrap();
+    let (status, body) = bot.app.post("/wecom/app", &cb.query, cb.body).await;
+    assert_eq!((status, body.as_str()), (200, ""));
+    let sent = bot.wecom.sent_messages();
+    let card = sent.last().unwrap();
+    assert_eq!(card.msgtype, "template_card");
+    assert_eq!(card.touser, vec!["s20".to_owned()]);
+    let buttons = card.body["template_card"]["button_list"]
+        .as_array()
+        .unwrap();
+    assert_eq!(buttons.len(), 2);
+    let yes = buttons[0]["key"].as_str().unwrap().to_owned();
+
+    // The click comes back as a template_card_event whose EventKey is the button key.
+    let click = format!(
+        "<xml><ToUserName><![CDATA[{}]]></ToUserName><FromUserName><![CDATA[s20]]></FromUserName><CreateTime>1700000123</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[template_card_event]]></Event><EventKey><![CDATA[{yes}]]></EventKey><TaskId><![CDATA[{}]]></TaskId><CardType><![CDATA[button_interaction]]></CardType><ResponseCode><![CDATA[rc1]]></ResponseCode><AgentID>{}</AgentID></xml>",
+        bot.app.corp_id(),
+        card.body["template_card"]["task_id"].as_str().unwrap(),
+        bot.app.agent_id()
+    );
+    let cb = bot
+        .app
+        .app_peer
+        .app_callback(&click, &bot.app.agent_id())
+        .unwrap();
+    let (_, body) = bot.app.post("/wecom/app", &cb.query, cb.body).await;
+    let xml = bot.app.app_peer.open_app_reply(&body).unwrap().unwrap();
+    let reply = InnerMessage::parse(&xml).unwrap().content.unwrap();
+    assert!(reply.contains("免责声明"), "the click answered 是: {reply}");
+}
+
+#[tokio::test]
+async fn an_expired_form_is_reported_as_expired() {
+    let mut settings = common::test_settings();
+    settings.dialogs.session_ttl_secs = 1;
+    let (store, dir) = common::fresh_store(Backend::Redis);
+    let bot = start_with(settings, store, dir).await;
+    bot.say("s21", "电子发票").await;
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let reply = bot.say("s21", "acct_21").await;
+    assert!(reply.contains("已失效"), "{reply}");
+    assert!(
+        !reply.contains("申请原因"),
+        "the old form does not continue: {reply}"
+    );
+}
+
+#[tokio::test]
+async fn in_a_group_a_yes_no_question_is_a_button_card() {
+    let bot = start(Backend::Embedded).await;
+    bot.say_in_group_raw("wrkG2", "u22", "实施助手 卖家账号 acct_22")
+        .await;
+    let reply = bot
+        .say_in_group_raw("wrkG2", "u22", "客户要做初始化配置")
+        .await;
+    assert_eq!(reply["msgtype"], "template_card", "{reply}");
+    assert_eq!(reply["template_card"]["card_type"], "button_interaction");
+    assert_eq!(reply["template_card"]["button_list"][1]["key"], "否");
 }

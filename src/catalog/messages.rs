@@ -76,6 +76,7 @@ pub const REQUIRED_KEYS: &[&str] = &[
     "welcome_back",
     "filing_failed",
     "applicant_rule_note",
+    "attachment_failed",
 ];
 
 /// Wording table.

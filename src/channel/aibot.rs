@@ -143,6 +143,27 @@ impl AiBotChannel {
         let Some(text) = reply.as_text() else {
             return String::new();
         };
+        // Options that fit on a card are buttons; the card also answers a card click.
+        if let Reply::Choices {
+            text: question,
+            options,
+        } = reply
+            && let Some(card) =
+                super::cards::button_card(&super::cards::task_id(), question, options)
+        {
+            return match shape {
+                Shape::CardUpdate => serde_json::json!({
+                    "response_type": "update_template_card",
+                    "template_card": card,
+                })
+                .to_string(),
+                Shape::Stream | Shape::Welcome => serde_json::json!({
+                    "msgtype": "template_card",
+                    "template_card": card,
+                })
+                .to_string(),
+            };
+        }
         match shape {
             Shape::Welcome => aibot_json::text_reply(&text).to_string(),
             Shape::CardUpdate => aibot_json::card_update_reply("开通助手", &text).to_string(),

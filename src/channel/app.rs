@@ -7,6 +7,7 @@ use super::{
     Content, Conversation, Inbound, MediaSource, Outcome, Rejection, Reply, ReplyCache, UserId,
     open, reply_stamp, signed_query,
 };
+use crate::wecom::api::{MessageBody, OutboundMessage, WecomApi};
 use crate::wecom::app_xml::{self, Envelope, InnerMessage};
 use crate::wecom::{CallbackQuery, MsgCrypt};
 
@@ -24,7 +25,12 @@ const SILENT_EVENTS: &[&str] = &[
     "sys_approval_change",
 ];
 
+/// WeCom waits 5 s for the passive reply; the card send must leave room for the text fallback.
+const CARD_SEND_BUDGET: std::time::Duration = std::time::Duration::from_millis(2500);
+
 pub struct AppChannel {
+    /// Outbound API for button cards; `None` answers options as numbered text.
+    api: Option<Arc<WecomApi>>,
     crypt: MsgCrypt,
     corp_id: String,
     agent_id: String,
@@ -43,6 +49,7 @@ impl AppChannel {
         settings: ChannelSettings,
     ) -> Self {
         Self {
+            api: None,
             corp_id: crypt.receive_id().to_owned(),
             crypt,
             agent_id,
@@ -50,6 +57,13 @@ impl AppChannel {
             replies,
             settings,
         }
+    }
+
+    /// Sends questions with options as button cards through `api`.
+    #[must_use]
+    pub fn with_cards(mut self, api: Arc<WecomApi>) -> Self {
+        self.api = Some(api);
+        self
     }
 
     /// GET: URL verification; the answer is the decrypted echostr, verbatim.
@@ -99,6 +113,9 @@ impl AppChannel {
         let create_time = now;
         let turn = || async {
             let reply = self.bot.respond(inbound).await;
+            if self.send_card(&sender, &reply).await {
+                return String::new();
+            }
             self.render(&sender, create_time, &reply)
         };
         let plaintext = match self.replies.run_once(&key, turn).await {
@@ -141,6 +158,35 @@ impl AppChannel {
                 message.task_id.as_deref().unwrap_or(""),
                 message.event_key.as_deref().unwrap_or("")
             ),
+        }
+    }
+
+    /// Sends a question with options as a button card through the API (a passive reply cannot
+    /// carry a card). Returns false when there is no API or the send failed, so the caller
+    /// answers with numbered text instead.
+    async fn send_card(&self, to: &UserId, reply: &Reply) -> bool {
+        let (Some(api), Reply::Choices { text, options }) = (&self.api, reply) else {
+            return false;
+        };
+        let Some(card) = super::cards::button_card(&super::cards::task_id(), text, options) else {
+            return false;
+        };
+        let message = OutboundMessage::new(
+            &[to.as_str()],
+            MessageBody::TemplateCard {
+                template_card: card,
+            },
+        );
+        match tokio::time::timeout(CARD_SEND_BUDGET, api.send(&message)).await {
+            Ok(Ok(_)) => true,
+            Ok(Err(e)) => {
+                tracing::warn!(channel = "app", error = %e, "card not sent; answering with text");
+                false
+            }
+            Err(_) => {
+                tracing::warn!(channel = "app", "card send timed out; answering with text");
+                false
+            }
         }
     }
 

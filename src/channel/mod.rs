@@ -6,7 +6,9 @@
 
 mod aibot;
 mod app;
+pub mod cards;
 mod dedupe;
+pub mod media;
 mod message;
 
 use std::time::Duration;

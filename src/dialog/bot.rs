@@ -9,10 +9,11 @@ use std::time::Duration;
 use chrono::Utc;
 
 use super::engine::Engine;
-use super::session::Session;
+use super::session::{Session, State, Step};
 use super::understand::{Matcher, Tuning};
 use crate::catalog::{Catalog, CatalogHandle};
-use crate::channel::{Bot, Inbound, Reply};
+use crate::channel::media::AttachmentFetcher;
+use crate::channel::{Bot, Content, Inbound, Reply};
 use crate::requests::{BatchSchedule, FiledForm, Ledger, Requester};
 use crate::store::Store;
 
@@ -28,6 +29,14 @@ pub struct DialogBot {
     ttl: Duration,
     /// Serialises one person's turns inside this process (CAS covers other instances).
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Downloads attachments so they are kept with the request (WeCom's copies expire).
+    fetcher: Option<Arc<dyn AttachmentFetcher>>,
+}
+
+/// Where an attachment answer's bytes are kept.
+#[must_use]
+pub fn attachment_key(form_id: &str, field: &str) -> String {
+    format!("attachment:{form_id}:{field}")
 }
 
 impl DialogBot {
@@ -50,7 +59,62 @@ impl DialogBot {
             schedule,
             ttl,
             locks: Mutex::new(HashMap::new()),
+            fetcher: None,
         }
+    }
+
+    /// Keeps attachments by downloading them when a form asks for one.
+    #[must_use]
+    pub fn with_fetcher(mut self, fetcher: Arc<dyn AttachmentFetcher>) -> Self {
+        self.fetcher = Some(fetcher);
+        self
+    }
+
+    /// Downloads and keeps an attachment the form is waiting for; returns the content to use
+    /// (with the file name WeCom gave the download), or the reply to send on failure.
+    async fn keep_attachment(
+        &self,
+        catalog: &Catalog,
+        session: &Session,
+        content: &Content,
+    ) -> Result<Content, Reply> {
+        let (Content::Attachment(attachment), Some(fetcher)) = (content, &self.fetcher) else {
+            return Ok(content.clone());
+        };
+        let State::Filling { form } = &session.state else {
+            return Ok(content.clone());
+        };
+        let Step::Ask(field) = &form.step else {
+            return Ok(content.clone());
+        };
+        let wants_file = catalog
+            .service(form.service)
+            .and_then(|s| s.field(field))
+            .is_some_and(|f| matches!(f.spec.kind, crate::catalog::FieldKind::Attachment { .. }));
+        if !wants_file {
+            return Ok(content.clone());
+        }
+        let failed = || Reply::Text(catalog.messages().get("attachment_failed").to_owned());
+        let media = fetcher.fetch(&attachment.source).await.map_err(|e| {
+            tracing::warn!(error = %e, "attachment could not be fetched");
+            failed()
+        })?;
+        self.store
+            .put(
+                &attachment_key(&form.id, field.as_str()),
+                &media.bytes,
+                None,
+            )
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "attachment could not be kept");
+                failed()
+            })?;
+        let mut kept = attachment.clone();
+        if kept.file_name.is_none() {
+            kept.file_name = media.file_name;
+        }
+        Ok(Content::Attachment(kept))
     }
 
     fn snapshot(&self) -> (Arc<Catalog>, Arc<Matcher>) {
@@ -139,7 +203,14 @@ impl Bot for DialogBot {
                 }
             };
             let expired = stored.is_some() && now.timestamp() - session.updated_at > ttl_secs;
-            let outcome = engine.turn(session, expired, &message.content, now);
+            let content = match self
+                .keep_attachment(&catalog, &session, &message.content)
+                .await
+            {
+                Ok(content) => content,
+                Err(reply) => return reply,
+            };
+            let outcome = engine.turn(session, expired, &content, now);
             let mut reply = outcome.reply;
             if let Some(form) = &outcome.file {
                 let summary = catalog

@@ -9,5 +9,5 @@ pub mod eval;
 pub mod session;
 pub mod understand;
 
-pub use bot::{DialogBot, session_key};
+pub use bot::{DialogBot, attachment_key, session_key};
 pub use understand::{Matcher, Scored, Verdict};

@@ -151,6 +151,16 @@ impl TestApp {
         let app = Application::build_with(&settings, Arc::clone(&store), bot)
             .await
             .unwrap();
+        Self::serve(app, settings, store, dir)
+    }
+
+    /// Runs an already built application.
+    pub fn serve(
+        app: Application,
+        settings: Settings,
+        store: Arc<dyn Store>,
+        dir: Option<tempfile::TempDir>,
+    ) -> Self {
         let addr = app.local_addr();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until_stopped(async {
