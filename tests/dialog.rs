@@ -568,3 +568,35 @@ async fn in_a_group_a_yes_no_question_is_a_button_card() {
     assert_eq!(reply["template_card"]["card_type"], "button_interaction");
     assert_eq!(reply["template_card"]["button_list"][1]["key"], "否");
 }
+
+#[tokio::test]
+async fn two_instances_on_one_redis_continue_each_others_forms() {
+    let prefix = common::unique_prefix();
+    let open = || -> Arc<dyn Store> {
+        Arc::new(kaitong::store::RedisStore::open(&common::redis_url(), &prefix).unwrap())
+    };
+    let a = start_on(open(), None).await;
+    let b = start_on(open(), None).await;
+    a.say("s23", "电子发票").await;
+    let reply = b.say("s23", "acct_23").await;
+    assert!(
+        reply.contains("申请原因"),
+        "instance B sees A's form: {reply}"
+    );
+    let summary = a.say("s23", "客户需要开电子发票").await;
+    assert!(summary.contains("acct_23"), "{summary}");
+    let receipt = b.say("s23", "确认").await;
+    assert!(receipt.contains("已提交"), "{receipt}");
+    // Both instances share the ledger: the request is visible from A too.
+    assert!(a.ledger.get(&request_id(&receipt)).await.unwrap().is_some());
+
+    // The same person typing on both instances at once: every turn lands, none is lost.
+    a.say("s24", "赠品策略上限调整 卖家账号 acct_24").await;
+    let (x, y) = tokio::join!(a.say("s24", "2000"), b.say("s24", "上一步"));
+    assert!(!x.is_empty() && !y.is_empty());
+    let summary = a.say("s24", "帮助").await;
+    assert!(
+        summary.contains("【"),
+        "the session is still usable: {summary}"
+    );
+}

@@ -18,6 +18,8 @@ use crate::requests::{BatchSchedule, FiledForm, Ledger, Requester};
 use crate::store::Store;
 
 const MAX_ATTEMPTS: usize = 5;
+/// A session is kept this long past its TTL so a late message can be told the form expired.
+const EXPIRY_MEMORY: Duration = Duration::from_secs(24 * 3600);
 
 pub struct DialogBot {
     catalog: CatalogHandle,
@@ -259,7 +261,12 @@ impl Bot for DialogBot {
             };
             match self
                 .store
-                .compare_and_swap(&key, stored.as_deref(), &bytes, Some(self.ttl * 2))
+                .compare_and_swap(
+                    &key,
+                    stored.as_deref(),
+                    &bytes,
+                    Some(self.ttl + EXPIRY_MEMORY),
+                )
                 .await
             {
                 Ok(true) => return reply,
