@@ -265,3 +265,51 @@ async fn an_unknown_store_url_is_refused() {
         Err(StoreError::UnsupportedUrl(_))
     ));
 }
+
+#[tokio::test]
+async fn list_prefix_returns_live_matches_in_key_order() {
+    for_each_backend(|store, backend| async move {
+        store
+            .put("batch:2026-11-29:KT-2", b"b", None)
+            .await
+            .unwrap();
+        store
+            .put("batch:2026-11-29:KT-1", b"a", None)
+            .await
+            .unwrap();
+        store
+            .put("batch:2026-11-30:KT-3", b"c", None)
+            .await
+            .unwrap();
+        store
+            .put(
+                "batch:2026-11-29:KT-9",
+                b"x",
+                Some(Duration::from_millis(30)),
+            )
+            .await
+            .unwrap();
+        store.put("batch*odd:1", b"glob", None).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        let day = store.list_prefix("batch:2026-11-29:", 100).await.unwrap();
+        let keys: Vec<&str> = day.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            vec!["batch:2026-11-29:KT-1", "batch:2026-11-29:KT-2"],
+            "{backend:?}"
+        );
+        assert_eq!(day[0].1, b"a");
+        assert_eq!(
+            store.list_prefix("batch:", 2).await.unwrap().len(),
+            2,
+            "{backend:?}"
+        );
+        assert_eq!(
+            store.list_prefix("batch*", 10).await.unwrap().len(),
+            1,
+            "glob characters are literal: {backend:?}"
+        );
+        assert!(store.list_prefix("nothing:", 10).await.unwrap().is_empty());
+    })
+    .await;
+}

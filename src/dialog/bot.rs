@@ -219,13 +219,16 @@ impl Bot for DialogBot {
                     .service(form.service)
                     .map(|s| s.summary_lines(&form.answers))
                     .unwrap_or_default();
+                let Some(service) = catalog.service(form.service) else {
+                    return Self::busy(&catalog);
+                };
                 let filed = FiledForm {
                     form_id: form.id.clone(),
                     service: form.service,
-                    service_name: catalog
-                        .service(form.service)
-                        .map(|s| s.name.clone())
-                        .unwrap_or_default(),
+                    service_name: service.name.clone(),
+                    team: service.team,
+                    routing: service.channel.clone(),
+                    window: service.window.clone(),
                     answers: form.answers.clone(),
                     summary,
                     requester: Requester {

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 pub use batch::{BatchDay, BatchSchedule};
 
-use crate::catalog::{Answers, ServiceId};
+use crate::catalog::{Answers, Channel, ServiceId, Team, Window};
 use crate::channel::{ChannelKind, Conversation, UserId};
 use crate::store::{Store, StoreError};
 
@@ -82,10 +82,22 @@ pub struct FiledForm {
     pub form_id: String,
     pub service: ServiceId,
     pub service_name: String,
+    /// Who handles it and where it is filed, from the catalog at the time of filing.
+    pub team: Team,
+    pub routing: Channel,
+    pub window: Window,
     pub answers: Answers,
     /// Label and display text of each answer, secrets masked.
     pub summary: Vec<(String, String)>,
     pub requester: Requester,
+}
+
+/// A note a handler or requester added, part of the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Note {
+    pub at: DateTime<Utc>,
+    pub by: String,
+    pub text: String,
 }
 
 /// A filed request.
@@ -96,12 +108,94 @@ pub struct Request {
     pub submitted_at: DateTime<Utc>,
     pub batch: BatchDay,
     pub history: Vec<StatusChange>,
+    #[serde(default)]
+    pub notes: Vec<Note>,
 }
 
 impl Request {
     #[must_use]
     pub fn status(&self) -> Status {
         self.history.last().map_or(Status::Submitted, |c| c.status)
+    }
+
+    /// When the request reached its current status.
+    #[must_use]
+    pub fn status_since(&self) -> DateTime<Utc> {
+        self.history.last().map_or(self.submitted_at, |c| c.at)
+    }
+}
+
+impl Status {
+    /// Done, rejected and cancelled requests never change again.
+    #[must_use]
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Done | Self::Rejected | Self::Cancelled)
+    }
+
+    /// The allowed moves: submitted → processing → done | rejected; cancelled only before
+    /// processing starts.
+    #[must_use]
+    pub fn can_become(self, next: Status) -> bool {
+        match (self, next) {
+            (Self::Submitted, Self::Processing | Self::Done | Self::Rejected | Self::Cancelled)
+            | (Self::Processing, Self::Done | Self::Rejected) => true,
+            _ => false,
+        }
+    }
+
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Submitted => "已提交",
+            Self::Processing => "处理中",
+            Self::Done => "已完成",
+            Self::Rejected => "已驳回",
+            Self::Cancelled => "已撤回",
+        }
+    }
+
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Submitted => "submitted",
+            Self::Processing => "processing",
+            Self::Done => "done",
+            Self::Rejected => "rejected",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    #[must_use]
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw.trim() {
+            "submitted" => Some(Self::Submitted),
+            "processing" => Some(Self::Processing),
+            "done" => Some(Self::Done),
+            "rejected" => Some(Self::Rejected),
+            "cancelled" => Some(Self::Cancelled),
+            _ => None,
+        }
+    }
+}
+
+/// Which requests to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestFilter {
+    pub day: Option<BatchDay>,
+    pub status: Option<Status>,
+    pub team: Option<Team>,
+    /// Only this requester's (channel and user).
+    pub requester: Option<(ChannelKind, UserId)>,
+}
+
+impl RequestFilter {
+    fn accepts(&self, request: &Request) -> bool {
+        self.day.is_none_or(|d| request.batch == d)
+            && self.status.is_none_or(|s| request.status() == s)
+            && self.team.is_none_or(|t| request.form.team == t)
+            && self.requester.as_ref().is_none_or(|(channel, user)| {
+                request.form.requester.channel == *channel && request.form.requester.user == *user
+            })
     }
 }
 
@@ -122,14 +216,46 @@ pub enum LedgerError {
     Corrupt { key: String, reason: String },
     #[error("could not allocate a request id")]
     IdContention,
+    #[error("no request {0}")]
+    NotFound(RequestId),
+    #[error("request {id} is {from:?} and cannot become {to:?}")]
+    InvalidTransition {
+        id: RequestId,
+        from: Status,
+        to: Status,
+    },
+    #[error("request {0} changed concurrently too often")]
+    Contention(RequestId),
 }
 
-/// Where confirmed forms go.
+/// Where confirmed forms go, and how handlers move them on.
 #[async_trait::async_trait]
 pub trait Ledger: Send + Sync + 'static {
     async fn file(&self, form: FiledForm, now: DateTime<Utc>) -> Result<Receipt, LedgerError>;
     async fn get(&self, id: &RequestId) -> Result<Option<Request>, LedgerError>;
+    /// Requests matching the filter, oldest first.
+    async fn list(&self, filter: &RequestFilter) -> Result<Vec<Request>, LedgerError>;
+    /// Moves a request to `to`, recording who and why; refuses moves `Status::can_become` forbids.
+    async fn transition(
+        &self,
+        id: &RequestId,
+        to: Status,
+        by: &str,
+        note: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<Request, LedgerError>;
+    /// Adds a note to the audit trail without changing the status.
+    async fn add_note(
+        &self,
+        id: &RequestId,
+        by: &str,
+        text: String,
+        now: DateTime<Utc>,
+    ) -> Result<Request, LedgerError>;
 }
+
+/// A day's batch or a person's history is far below this.
+const LIST_LIMIT: usize = 10_000;
 
 /// The ledger on the shared store: requests survive restarts on either backend.
 pub struct StoreLedger {
@@ -168,6 +294,29 @@ impl StoreLedger {
             }
         }
         Err(LedgerError::IdContention)
+    }
+
+    /// Read-modify-write of one request under compare-and-swap.
+    async fn update<F>(&self, id: &RequestId, change: F) -> Result<Request, LedgerError>
+    where
+        F: Fn(&mut Request) -> Result<(), LedgerError> + Send + Sync,
+    {
+        let key = format!("request:{id}");
+        for _ in 0..16 {
+            let Some(bytes) = self.store.get(&key).await? else {
+                return Err(LedgerError::NotFound(id.clone()));
+            };
+            let mut request: Request = Self::decode(&key, &bytes)?;
+            change(&mut request)?;
+            if self
+                .store
+                .compare_and_swap(&key, Some(&bytes), &encode(&request), None)
+                .await?
+            {
+                return Ok(request);
+            }
+        }
+        Err(LedgerError::Contention(id.clone()))
     }
 
     fn decode<T: for<'de> Deserialize<'de>>(key: &str, bytes: &[u8]) -> Result<T, LedgerError> {
@@ -222,12 +371,98 @@ impl Ledger for StoreLedger {
                 by: form.requester.user.to_string(),
                 note: None,
             }],
+            notes: Vec::new(),
             form,
         };
         self.store
             .put(&format!("request:{id}"), &encode(&request), None)
             .await?;
+        // Indexes for a day's batch and a person's requests (values unused).
+        self.store
+            .put(&format!("batch:{}:{id}", receipt.batch), b"", None)
+            .await?;
+        let requester = &request.form.requester;
+        self.store
+            .put(
+                &format!(
+                    "mine:{}:{}:{id}",
+                    requester.channel.as_str(),
+                    requester.user
+                ),
+                b"",
+                None,
+            )
+            .await?;
         Ok(receipt)
+    }
+
+    async fn list(&self, filter: &RequestFilter) -> Result<Vec<Request>, LedgerError> {
+        let prefix = match (&filter.day, &filter.requester) {
+            (Some(day), _) => format!("batch:{day}:"),
+            (None, Some((channel, user))) => format!("mine:{}:{user}:", channel.as_str()),
+            (None, None) => "request:".to_owned(),
+        };
+        let entries = self.store.list_prefix(&prefix, LIST_LIMIT).await?;
+        let mut out = Vec::with_capacity(entries.len());
+        for (key, value) in entries {
+            let request = if prefix == "request:" {
+                Some(Self::decode::<Request>(&key, &value)?)
+            } else {
+                let id = RequestId(key[prefix.len()..].to_owned());
+                self.get(&id).await?
+            };
+            if let Some(request) = request.filter(|r| filter.accepts(r)) {
+                out.push(request);
+            }
+        }
+        out.sort_by(|a, b| a.submitted_at.cmp(&b.submitted_at).then(a.id.cmp(&b.id)));
+        Ok(out)
+    }
+
+    async fn transition(
+        &self,
+        id: &RequestId,
+        to: Status,
+        by: &str,
+        note: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<Request, LedgerError> {
+        self.update(id, |request| {
+            let from = request.status();
+            if !from.can_become(to) {
+                return Err(LedgerError::InvalidTransition {
+                    id: id.clone(),
+                    from,
+                    to,
+                });
+            }
+            request.history.push(StatusChange {
+                status: to,
+                at: now,
+                by: by.to_owned(),
+                note: note.clone(),
+            });
+            Ok(())
+        })
+        .await
+    }
+
+    async fn add_note(
+        &self,
+        id: &RequestId,
+        by: &str,
+        text: String,
+        now: DateTime<Utc>,
+    ) -> Result<Request, LedgerError> {
+        self.update(id, |request| {
+            request.notes.push(Note {
+                at: now,
+                by: by.to_owned(),
+                text: text.clone(),
+            });
+            Ok(())
+        })
+        .await
     }
 
     async fn get(&self, id: &RequestId) -> Result<Option<Request>, LedgerError> {

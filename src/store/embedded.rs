@@ -197,6 +197,34 @@ impl Store for EmbeddedStore {
         .await
     }
 
+    async fn list_prefix(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let db = Arc::clone(&self.db);
+        let prefix = prefix.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let txn = db.begin_read().map_err(backend)?;
+            let table = txn.open_table(KV).map_err(backend)?;
+            let now = now_millis();
+            let mut out = Vec::new();
+            for entry in table.range(prefix.as_str()..).map_err(backend)? {
+                let (key, value) = entry.map_err(backend)?;
+                let key = key.value();
+                if !key.starts_with(&prefix) || out.len() >= limit {
+                    break;
+                }
+                if let Some(payload) = live(value.value(), now) {
+                    out.push((key.to_owned(), payload.to_vec()));
+                }
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(backend)?
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         let db = Arc::clone(&self.db);
         tokio::task::spawn_blocking(move || db.begin_read().map(|_| ()).map_err(backend))

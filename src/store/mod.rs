@@ -57,6 +57,14 @@ pub trait Store: Send + Sync + 'static {
     /// Returns whether a live value was removed.
     async fn delete(&self, key: &str) -> Result<bool, StoreError>;
 
+    /// Live records whose key starts with `prefix`, in key order, at most `limit`.
+    /// Used for small indexes (a day's batch, a person's requests, the outbox).
+    async fn list_prefix(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+
     /// Cheap reachability check for `/readyz`.
     async fn ping(&self) -> Result<(), StoreError>;
 

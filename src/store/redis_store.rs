@@ -37,6 +37,18 @@ fn classify(e: redis::RedisError) -> StoreError {
     }
 }
 
+/// Escapes Redis glob characters so a prefix matches literally.
+fn glob_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 fn ttl_millis(ttl: Option<Duration>) -> u64 {
     ttl.map_or(0, |t| {
         u64::try_from(t.as_millis()).unwrap_or(u64::MAX).max(1)
@@ -157,6 +169,50 @@ impl Store for RedisStore {
             .await
             .map_err(classify)?;
         Ok(removed > 0)
+    }
+
+    async fn list_prefix(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let mut conn = self.conn().await?;
+        let pattern = format!("{}*", glob_escape(&self.key(prefix)));
+        let mut keys: Vec<String> = Vec::new();
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await
+                .map_err(classify)?;
+            keys.extend(batch);
+            cursor = next;
+            if cursor == 0 {
+                break;
+            }
+        }
+        keys.sort();
+        keys.dedup();
+        keys.truncate(limit);
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let values: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
+            .arg(&keys)
+            .query_async(&mut conn)
+            .await
+            .map_err(classify)?;
+        let strip = self.prefix.len();
+        Ok(keys
+            .into_iter()
+            .zip(values)
+            .filter_map(|(k, v)| v.map(|v| (k[strip..].to_owned(), v)))
+            .collect())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
