@@ -136,11 +136,13 @@ impl Status {
     /// processing starts.
     #[must_use]
     pub fn can_become(self, next: Status) -> bool {
-        match (self, next) {
-            (Self::Submitted, Self::Processing | Self::Done | Self::Rejected | Self::Cancelled)
-            | (Self::Processing, Self::Done | Self::Rejected) => true,
-            _ => false,
-        }
+        matches!(
+            (self, next),
+            (
+                Self::Submitted,
+                Self::Processing | Self::Done | Self::Rejected | Self::Cancelled
+            ) | (Self::Processing, Self::Done | Self::Rejected)
+        )
     }
 
     #[must_use]
