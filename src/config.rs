@@ -123,6 +123,45 @@ pub struct ScheduleSection {
     pub done_by: String,
 }
 
+/// One handler account (console, API, chat commands).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HandlerAccount {
+    pub name: String,
+    /// "all" or a team key ("ops", "rnd", "functional", "mailbox").
+    pub team: String,
+    /// Lower-case hex SHA-256 of the token; the token itself is never stored.
+    pub token_sha256: String,
+    #[serde(default)]
+    pub wecom_userid: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HandlersSection {
+    pub accounts: Vec<HandlerAccount>,
+    #[serde(default)]
+    pub admins: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HandoffSection {
+    pub platform_webhook_url: String,
+    pub platform_webhook_secret: Secret,
+    pub oa_webhook_url: String,
+    pub oa_webhook_secret: Secret,
+    pub smtp_url: Secret,
+    pub mail_from: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifySection {
+    pub enabled: bool,
+    pub tick_millis: u64,
+}
+
 /// Everything the bot is configured with, checked.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
@@ -135,6 +174,9 @@ pub struct Settings {
     pub admin: AdminSection,
     pub dialogs: DialogsSection,
     pub schedule: ScheduleSection,
+    pub handlers: HandlersSection,
+    pub handoff: HandoffSection,
+    pub notify: NotifySection,
 }
 
 fn env_name(key: &str) -> String {
@@ -231,6 +273,22 @@ impl Settings {
             });
         }
         self.batch_schedule()?;
+        for account in &self.handlers.accounts {
+            let hex_ok = account.token_sha256.len() == 64
+                && account.token_sha256.bytes().all(|b| b.is_ascii_hexdigit());
+            if !hex_ok {
+                return Err(ConfigError::Invalid {
+                    key: "handlers.accounts",
+                    reason: format!("{}: token_sha256 must be 64 hex characters", account.name),
+                });
+            }
+            if account.team != "all" && crate::catalog::Team::parse(&account.team).is_none() {
+                return Err(ConfigError::Invalid {
+                    key: "handlers.accounts",
+                    reason: format!("{}: unknown team {:?}", account.name, account.team),
+                });
+            }
+        }
         if self.dialogs.session_ttl_secs == 0 {
             return Err(ConfigError::Invalid {
                 key: "dialogs.session_ttl_secs",

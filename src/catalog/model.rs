@@ -122,6 +122,26 @@ pub enum Team {
 }
 
 impl Team {
+    /// The config/API spelling: "ops", "rnd", "functional", "mailbox".
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw.trim() {
+            "ops" => Some(Team::Ops),
+            "rnd" => Some(Team::Rnd),
+            "functional" => Some(Team::Functional),
+            "mailbox" => Some(Team::Mailbox),
+            _ => None,
+        }
+    }
+
+    pub fn key(self) -> &'static str {
+        match self {
+            Team::Ops => "ops",
+            Team::Rnd => "rnd",
+            Team::Functional => "functional",
+            Team::Mailbox => "mailbox",
+        }
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             Team::Ops => "运维",

@@ -4,6 +4,7 @@
 //! Owns request records and their ids. It must not know about chat wording, HTTP or WeCom.
 
 mod batch;
+pub mod desk;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use batch::{BatchDay, BatchSchedule};
+pub use desk::{Desk, DeskError, Handler, HandlerDirectory, TeamScope, token_hash};
 
 use crate::catalog::{Answers, Channel, ServiceId, Team, Window};
 use crate::channel::{ChannelKind, Conversation, UserId};
@@ -473,6 +475,76 @@ impl Ledger for StoreLedger {
             Some(bytes) => Ok(Some(Self::decode(&key, &bytes)?)),
             None => Ok(None),
         }
+    }
+}
+
+/// Hears about every request that is filed or changes status (hand-offs and notices start here).
+#[async_trait::async_trait]
+pub trait Watcher: Send + Sync + 'static {
+    async fn changed(&self, request: &Request, now: DateTime<Utc>);
+}
+
+/// A ledger that tells its watchers after each successful filing (new ones only) and change.
+/// A watcher's failure never undoes the change: watchers write to the durable outbox.
+pub struct WatchedLedger {
+    inner: Arc<dyn Ledger>,
+    watchers: Vec<Arc<dyn Watcher>>,
+}
+
+impl WatchedLedger {
+    #[must_use]
+    pub fn new(inner: Arc<dyn Ledger>, watchers: Vec<Arc<dyn Watcher>>) -> Self {
+        Self { inner, watchers }
+    }
+
+    async fn tell(&self, request: &Request, now: DateTime<Utc>) {
+        for watcher in &self.watchers {
+            watcher.changed(request, now).await;
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Ledger for WatchedLedger {
+    async fn file(&self, form: FiledForm, now: DateTime<Utc>) -> Result<Receipt, LedgerError> {
+        let receipt = self.inner.file(form, now).await?;
+        if receipt.newly_filed
+            && let Some(request) = self.inner.get(&receipt.id).await?
+        {
+            self.tell(&request, now).await;
+        }
+        Ok(receipt)
+    }
+
+    async fn get(&self, id: &RequestId) -> Result<Option<Request>, LedgerError> {
+        self.inner.get(id).await
+    }
+
+    async fn list(&self, filter: &RequestFilter) -> Result<Vec<Request>, LedgerError> {
+        self.inner.list(filter).await
+    }
+
+    async fn transition(
+        &self,
+        id: &RequestId,
+        to: Status,
+        by: &str,
+        note: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<Request, LedgerError> {
+        let request = self.inner.transition(id, to, by, note, now).await?;
+        self.tell(&request, now).await;
+        Ok(request)
+    }
+
+    async fn add_note(
+        &self,
+        id: &RequestId,
+        by: &str,
+        text: String,
+        now: DateTime<Utc>,
+    ) -> Result<Request, LedgerError> {
+        self.inner.add_note(id, by, text, now).await
     }
 }
 

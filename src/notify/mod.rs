@@ -1,0 +1,8 @@
+//! Everything that leaves the bot on its own initiative: the durable outbox and its worker,
+//! hand-offs to the handling side, the daily completion push and the notices it sends.
+//!
+//! Owns timing and delivery. It must not decide what a request is or how a dialog goes.
+
+pub mod outbox;
+
+pub use outbox::{DeliveryError, Outbox, OutboxItem, PassReport, RetryPolicy, Transport};

@@ -1,0 +1,320 @@
+//! A durable outbox on the store: every message to the outside (WeCom notices, the request
+//! platform's webhook, emails, OA tickets) is written here first and sent by a worker, retried
+//! with backoff until it goes through, and kept as failed (visible to handlers) if it never does.
+//!
+//! Keys: `outbox:pending:{kind}:{id}` (the item), `outbox:done:{id}` (sent or given up; makes
+//! enqueueing idempotent), `outbox:failed:{kind}:{id}` (given up), `outbox:lease:{id}` (one
+//! sender at a time across instances).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::store::{Store, StoreError};
+
+/// One message waiting to go out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboxItem {
+    /// Idempotency key: the same id is only ever sent once.
+    pub id: String,
+    /// Which transport sends it ("wecom", "webhook", "email", "oa").
+    pub kind: String,
+    pub payload: serde_json::Value,
+    pub attempts: u32,
+    /// Not before this time.
+    pub due: DateTime<Utc>,
+    pub created: DateTime<Utc>,
+    pub last_error: Option<String>,
+}
+
+/// Why a delivery failed, and whether trying again can help.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct DeliveryError {
+    pub message: String,
+    pub retryable: bool,
+    /// A hint from the other side (e.g. WeCom's 45009 rate limit: 60 s).
+    pub retry_after: Option<Duration>,
+}
+
+impl DeliveryError {
+    #[must_use]
+    pub fn retry(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            retryable: true,
+            retry_after: None,
+        }
+    }
+
+    #[must_use]
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            retryable: false,
+            retry_after: None,
+        }
+    }
+}
+
+/// Something that sends outbox items of one kind.
+#[async_trait::async_trait]
+pub trait Transport: Send + Sync + 'static {
+    fn kind(&self) -> &'static str;
+    async fn deliver(&self, item: &OutboxItem) -> Result<(), DeliveryError>;
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub first_delay: Duration,
+    pub max_delay: Duration,
+    /// After this many attempts an item is given up and listed as failed.
+    pub max_attempts: u32,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            first_delay: Duration::from_secs(5),
+            max_delay: Duration::from_secs(30 * 60),
+            max_attempts: 20,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Exponential backoff: first_delay × 2^(attempts-1), capped.
+    #[must_use]
+    pub fn delay(&self, attempts: u32) -> Duration {
+        let factor = 2u32.saturating_pow(attempts.saturating_sub(1).min(20));
+        self.first_delay.saturating_mul(factor).min(self.max_delay)
+    }
+}
+
+/// What one pass of the worker did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PassReport {
+    pub sent: usize,
+    pub retried: usize,
+    pub failed: usize,
+}
+
+#[derive(Clone)]
+pub struct Outbox {
+    store: Arc<dyn Store>,
+    policy: RetryPolicy,
+    lease: Duration,
+}
+
+fn encode(item: &OutboxItem) -> Vec<u8> {
+    serde_json::to_vec(item).unwrap_or_default()
+}
+
+fn pending_key(kind: &str, id: &str) -> String {
+    format!("outbox:pending:{kind}:{id}")
+}
+
+impl Outbox {
+    #[must_use]
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self {
+            store,
+            policy: RetryPolicy::default(),
+            lease: Duration::from_secs(60),
+        }
+    }
+
+    #[must_use]
+    pub fn with_policy(mut self, policy: RetryPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Queues a message; returns false if this id was queued (or sent) before.
+    pub async fn enqueue(
+        &self,
+        kind: &str,
+        id: &str,
+        payload: serde_json::Value,
+        due: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        if self
+            .store
+            .get(&format!("outbox:done:{id}"))
+            .await?
+            .is_some()
+        {
+            return Ok(false);
+        }
+        let item = OutboxItem {
+            id: id.to_owned(),
+            kind: kind.to_owned(),
+            payload,
+            attempts: 0,
+            due,
+            created: now,
+            last_error: None,
+        };
+        self.store
+            .put_if_absent(&pending_key(kind, id), &encode(&item), None)
+            .await
+    }
+
+    /// Items of `kind` still to be sent (due or not).
+    pub async fn pending(&self, kind: &str) -> Result<Vec<OutboxItem>, StoreError> {
+        self.list(&format!("outbox:pending:{kind}:")).await
+    }
+
+    /// Every item still to be sent, all kinds.
+    pub async fn all_pending(&self) -> Result<Vec<OutboxItem>, StoreError> {
+        self.list("outbox:pending:").await
+    }
+
+    /// Items given up after the last attempt, all kinds.
+    pub async fn failed(&self) -> Result<Vec<OutboxItem>, StoreError> {
+        self.list("outbox:failed:").await
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<OutboxItem>, StoreError> {
+        Ok(self
+            .store
+            .list_prefix(prefix, 100_000)
+            .await?
+            .into_iter()
+            .filter_map(|(_, v)| serde_json::from_slice(&v).ok())
+            .collect())
+    }
+
+    /// Puts a failed item back in the queue (a handler pressed "retry").
+    pub async fn requeue_failed(
+        &self,
+        kind: &str,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let key = format!("outbox:failed:{kind}:{id}");
+        let Some(bytes) = self.store.get(&key).await? else {
+            return Ok(false);
+        };
+        let Ok(mut item) = serde_json::from_slice::<OutboxItem>(&bytes) else {
+            return Ok(false);
+        };
+        item.attempts = 0;
+        item.due = now;
+        self.store.delete(&format!("outbox:done:{id}")).await?;
+        self.store
+            .put(&pending_key(kind, id), &encode(&item), None)
+            .await?;
+        self.store.delete(&key).await?;
+        Ok(true)
+    }
+
+    /// Sends every due item once through its transport. Several instances may run this at
+    /// once: a lease per item keeps each send to one of them.
+    pub async fn run_pass(
+        &self,
+        transports: &HashMap<&'static str, Arc<dyn Transport>>,
+        now: DateTime<Utc>,
+    ) -> Result<PassReport, StoreError> {
+        let mut report = PassReport::default();
+        for (kind, transport) in transports {
+            for mut item in self.pending(kind).await? {
+                if item.due > now {
+                    continue;
+                }
+                let lease = format!("outbox:lease:{}", item.id);
+                if !self
+                    .store
+                    .put_if_absent(&lease, b"1", Some(self.lease))
+                    .await?
+                {
+                    continue;
+                }
+                // Re-read under the lease: another instance may have just finished it.
+                let key = pending_key(kind, &item.id);
+                if self.store.get(&key).await?.is_none() {
+                    self.store.delete(&lease).await?;
+                    continue;
+                }
+                item.attempts += 1;
+                match transport.deliver(&item).await {
+                    Ok(()) => {
+                        self.store
+                            .put(&format!("outbox:done:{}", item.id), b"sent", None)
+                            .await?;
+                        self.store.delete(&key).await?;
+                        report.sent += 1;
+                    }
+                    Err(e) if e.retryable && item.attempts < self.policy.max_attempts => {
+                        let delay = e
+                            .retry_after
+                            .unwrap_or_else(|| self.policy.delay(item.attempts));
+                        item.due = now + chrono::Duration::from_std(delay).unwrap_or_default();
+                        item.last_error = Some(e.message.clone());
+                        tracing::warn!(kind = *kind, id = %item.id, attempts = item.attempts, error = %e, retry_in_secs = delay.as_secs(), "delivery failed; will retry");
+                        self.store.put(&key, &encode(&item), None).await?;
+                        report.retried += 1;
+                    }
+                    Err(e) => {
+                        item.last_error = Some(e.message.clone());
+                        tracing::error!(kind = *kind, id = %item.id, attempts = item.attempts, error = %e, "delivery given up; listed as failed");
+                        self.store
+                            .put(
+                                &format!("outbox:failed:{kind}:{}", item.id),
+                                &encode(&item),
+                                None,
+                            )
+                            .await?;
+                        self.store
+                            .put(&format!("outbox:done:{}", item.id), b"failed", None)
+                            .await?;
+                        self.store.delete(&key).await?;
+                        report.failed += 1;
+                    }
+                }
+                self.store.delete(&lease).await?;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Runs passes every `tick` until `stop` resolves.
+    pub async fn run(
+        self,
+        transports: HashMap<&'static str, Arc<dyn Transport>>,
+        tick: Duration,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let mut stop = stop;
+        let mut interval = tokio::time::interval(tick);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = interval.tick() => {
+                    if let Err(e) = self.run_pass(&transports, Utc::now()).await {
+                        tracing::warn!(error = %e, "outbox pass failed; store unavailable?");
+                    }
+                }
+                _ = stop.changed() => break,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let p = RetryPolicy::default();
+        assert_eq!(p.delay(1), Duration::from_secs(5));
+        assert_eq!(p.delay(2), Duration::from_secs(10));
+        assert_eq!(p.delay(4), Duration::from_secs(40));
+        assert_eq!(p.delay(30), Duration::from_secs(1800));
+    }
+}
