@@ -13,9 +13,13 @@ use crate::config::{ConfigError, Settings};
 use crate::dialog::DialogBot;
 use crate::dialog::understand::{Tuning, TuningError};
 use crate::http::{AppState, router};
-use crate::requests::{Ledger, StoreLedger};
+use crate::notify::{DailyPush, Notifier, Outbox, Transport, WecomTransport};
+use crate::requests::{
+    BatchSchedule, Desk, HandlerDirectory, Ledger, StoreLedger, WatchedLedger, Watcher,
+};
 use crate::store::{self, Store, StoreError};
 use crate::wecom::api::WecomApi;
+use std::collections::HashMap;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -44,25 +48,33 @@ pub struct Application {
     store: Arc<dyn Store>,
     grace: Duration,
     catalog: CatalogHandle,
+    background: Option<Background>,
 }
 
 /// The pieces of the conversation, built from settings.
 pub struct Parts {
     pub catalog: CatalogHandle,
     pub store: Arc<dyn Store>,
+    /// The ledger as everyone uses it: changes reach the notifier (and hand-offs).
     pub ledger: Arc<dyn Ledger>,
+    pub desk: Desk,
+    pub handlers: HandlerDirectory,
     pub bot: Arc<dyn Bot>,
     /// The self-built app's outbound API client (pushes, media).
     pub api: Arc<WecomApi>,
+    pub outbox: Outbox,
+    pub notifier: Notifier,
+    pub schedule: BatchSchedule,
+    /// Outbox transports by kind.
+    pub transports: HashMap<&'static str, Arc<dyn Transport>>,
 }
 
 impl Parts {
-    /// The catalog, ledger and dialog bot over `store`.
+    /// The catalog, ledger, outbox, notifier and dialog bot over `store`.
     pub fn build(settings: &Settings, store: Arc<dyn Store>) -> Result<Self, StartupError> {
         let catalog = CatalogHandle::load(&settings.dialogs.dir)?;
         let tuning = Tuning::load(&settings.dialogs.dir)?;
         let schedule = settings.batch_schedule()?;
-        let ledger: Arc<dyn Ledger> = Arc::new(StoreLedger::new(Arc::clone(&store), schedule));
         let api = WecomApi::new(
             settings.wecom.api_base.clone(),
             settings.wecom.corp_id.clone(),
@@ -71,6 +83,18 @@ impl Parts {
         )
         .map(Arc::new)
         .map_err(|e| StartupError::Api(e.to_string()))?;
+        let outbox = Outbox::new(Arc::clone(&store));
+        let notifier = Notifier::new(outbox.clone(), catalog.clone(), schedule);
+        let watchers: Vec<Arc<dyn Watcher>> = vec![Arc::new(notifier.clone())];
+        let ledger: Arc<dyn Ledger> = Arc::new(WatchedLedger::new(
+            Arc::new(StoreLedger::new(Arc::clone(&store), schedule)),
+            watchers,
+        ));
+        let desk = Desk::new(Arc::clone(&ledger));
+        let handlers = HandlerDirectory::new(&settings.handlers.accounts);
+        let mut transports: HashMap<&'static str, Arc<dyn Transport>> = HashMap::new();
+        let wecom: Arc<dyn Transport> = Arc::new(WecomTransport::new(Arc::clone(&api)));
+        transports.insert(wecom.kind(), wecom);
         let fetcher =
             WecomMediaFetcher::new(Arc::clone(&api), settings.aibot_crypt()?.key().clone());
         let bot: Arc<dyn Bot> = Arc::new(
@@ -88,9 +112,59 @@ impl Parts {
             catalog,
             store,
             ledger,
+            desk,
+            handlers,
             bot,
             api,
+            outbox,
+            notifier,
+            schedule,
+            transports,
         })
+    }
+
+    /// The background work: the outbox worker and the daily push.
+    #[must_use]
+    pub fn background(&self, settings: &Settings) -> Background {
+        Background {
+            outbox: self.outbox.clone(),
+            transports: self.transports.clone(),
+            tick: Duration::from_millis(settings.notify.tick_millis.max(10)),
+            push: DailyPush {
+                notifier: self.notifier.clone(),
+                ledger: Arc::clone(&self.ledger),
+                store: Arc::clone(&self.store),
+                schedule: self.schedule,
+                catch_up_days: 3,
+            },
+        }
+    }
+}
+
+/// Work that runs beside the HTTP server until shutdown.
+pub struct Background {
+    pub outbox: Outbox,
+    pub transports: HashMap<&'static str, Arc<dyn Transport>>,
+    pub tick: Duration,
+    pub push: DailyPush,
+}
+
+impl Background {
+    /// Spawns the outbox worker and the daily push; they stop when `stop` flips.
+    pub fn spawn(
+        self,
+        stop: &tokio::sync::watch::Sender<bool>,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        vec![
+            tokio::spawn(
+                self.outbox
+                    .run(self.transports, self.tick, stop.subscribe()),
+            ),
+            tokio::spawn(
+                self.push
+                    .run(self.tick.max(Duration::from_secs(1)), stop.subscribe()),
+            ),
+        ]
     }
 }
 
@@ -105,8 +179,11 @@ impl Application {
     /// Builds from already assembled parts; questions with options go out as cards when
     /// `wecom.cards` is on.
     pub async fn build_from(settings: &Settings, parts: Parts) -> Result<Self, StartupError> {
+        let background = settings.notify.enabled.then(|| parts.background(settings));
         let api = settings.wecom.cards.then_some(parts.api);
-        Self::assemble(settings, parts.store, parts.bot, parts.catalog, api).await
+        let mut app = Self::assemble(settings, parts.store, parts.bot, parts.catalog, api).await?;
+        app.background = background;
+        Ok(app)
     }
 
     /// Builds with an explicit store and bot (tests and `kaitong chat` use this).
@@ -171,6 +248,7 @@ impl Application {
             store,
             grace: Duration::from_secs(settings.server.shutdown_grace_secs),
             catalog,
+            background: None,
         })
     }
 
@@ -202,6 +280,11 @@ impl Application {
             }
         });
         let reloader = tokio::spawn(crate::catalog::reload_on_sighup(self.catalog.clone()));
+        let (stop_background, _) = tokio::sync::watch::channel(false);
+        let workers = self
+            .background
+            .map(|b| b.spawn(&stop_background))
+            .unwrap_or_default();
         let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
         let grace = self.grace;
         let signal = async move {
@@ -227,6 +310,11 @@ impl Application {
         };
         purger.abort();
         reloader.abort();
+        // Let a worker finish the item it is sending; it stops before the next one.
+        let _ = stop_background.send(true);
+        for worker in workers {
+            let _ = tokio::time::timeout(Duration::from_secs(5), worker).await;
+        }
         tracing::info!("kaitong stopped");
         result
     }

@@ -77,6 +77,10 @@ pub const REQUIRED_KEYS: &[&str] = &[
     "filing_failed",
     "applicant_rule_note",
     "attachment_failed",
+    "notice_done",
+    "notice_rejected",
+    "notice_pending",
+    "notice_note",
 ];
 
 /// Wording table.

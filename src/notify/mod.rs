@@ -3,6 +3,10 @@
 //!
 //! Owns timing and delivery. It must not decide what a request is or how a dialog goes.
 
+pub mod notices;
 pub mod outbox;
+pub mod wecom;
 
+pub use notices::{DailyPush, Notice, Notifier};
 pub use outbox::{DeliveryError, Outbox, OutboxItem, PassReport, RetryPolicy, Transport};
+pub use wecom::WecomTransport;

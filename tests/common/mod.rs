@@ -284,3 +284,10 @@ impl Bot for RecordingBot {
         }
     }
 }
+
+/// Test settings whose WeCom API is the given simulator.
+pub fn test_settings_with_api(sim: &kaitong::wecom::simulator::SimulatorHandle) -> Settings {
+    let mut settings = test_settings();
+    settings.wecom.api_base = sim.base_url();
+    settings
+}

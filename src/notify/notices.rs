@@ -1,0 +1,256 @@
+//! Completion notices: what the requester is told, and when.
+//!
+//! At a batch's done-by time (17:30) every requester of that batch is told: done ones their
+//! completion, rejected ones the reason, unfinished ones an honest "still processing" (and then
+//! their own notice the moment it is handled). A request handled after its batch's done-by
+//! time is notified at once. Every notice goes through the outbox under its own key, so a
+//! restart or a second instance never sends it twice.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::outbox::Outbox;
+use crate::catalog::{CatalogHandle, Messages};
+use crate::requests::{BatchDay, BatchSchedule, Ledger, Request, RequestFilter, Status, Watcher};
+use crate::store::{Store, StoreError};
+
+/// Outbox kind of WeCom notices.
+pub const KIND: &str = "wecom";
+
+/// A notice as queued: who gets which text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notice {
+    pub touser: String,
+    pub text: String,
+}
+
+/// Composes and queues notices.
+#[derive(Clone)]
+pub struct Notifier {
+    outbox: Outbox,
+    catalog: CatalogHandle,
+    schedule: BatchSchedule,
+}
+
+fn fields(request: &Request) -> String {
+    request
+        .form
+        .summary
+        .iter()
+        .map(|(label, value)| format!("{label}: {value}\n"))
+        .collect()
+}
+
+impl Notifier {
+    #[must_use]
+    pub fn new(outbox: Outbox, catalog: CatalogHandle, schedule: BatchSchedule) -> Self {
+        Self {
+            outbox,
+            catalog,
+            schedule,
+        }
+    }
+
+    /// The text for a request in its current state; `None` when there is nothing to tell.
+    #[must_use]
+    pub fn compose(messages: &Messages, request: &Request) -> Option<String> {
+        let last = request.history.last();
+        let note = last.and_then(|c| c.note.clone()).unwrap_or_default();
+        let service = request.form.service.to_string();
+        let id = request.id.to_string();
+        let fields = fields(request);
+        let base = [
+            ("service", service.as_str()),
+            ("name", request.form.service_name.as_str()),
+            ("id", id.as_str()),
+            ("fields", fields.as_str()),
+        ];
+        match request.status() {
+            Status::Done => {
+                let note = if note.is_empty() {
+                    String::new()
+                } else {
+                    messages.render("notice_note", &[("note", &note)])
+                };
+                let mut args = base.to_vec();
+                args.push(("note", &note));
+                Some(messages.render("notice_done", &args).trim_end().to_owned())
+            }
+            Status::Rejected => {
+                let mut args = base.to_vec();
+                args.push(("reason", &note));
+                args.push(("team", request.form.team.label()));
+                Some(messages.render("notice_rejected", &args))
+            }
+            Status::Submitted | Status::Processing => {
+                Some(messages.render("notice_pending", &base))
+            }
+            Status::Cancelled => None,
+        }
+    }
+
+    /// Queues the notice for the request's current state under `key`.
+    async fn queue(
+        &self,
+        request: &Request,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let catalog = self.catalog.current();
+        let Some(text) = Self::compose(catalog.messages(), request) else {
+            return Ok(false);
+        };
+        let notice = Notice {
+            touser: request.form.requester.user.to_string(),
+            text,
+        };
+        let payload = serde_json::to_value(&notice).unwrap_or_default();
+        self.outbox.enqueue(KIND, key, payload, now, now).await
+    }
+
+    /// The daily push for batch `day`: one notice per request, keyed so it is queued once.
+    pub async fn push_batch(
+        &self,
+        ledger: &dyn Ledger,
+        day: BatchDay,
+        now: DateTime<Utc>,
+    ) -> Result<usize, crate::requests::LedgerError> {
+        let filter = RequestFilter {
+            day: Some(day),
+            ..RequestFilter::default()
+        };
+        let mut queued = 0;
+        for request in ledger.list(&filter).await? {
+            let key = match request.status() {
+                Status::Done | Status::Rejected => final_key(&request),
+                Status::Submitted | Status::Processing => format!("notice:{}:pending", request.id),
+                Status::Cancelled => continue,
+            };
+            if self.queue(&request, &key, now).await? {
+                queued += 1;
+            }
+        }
+        tracing::info!(batch = %day, queued, "batch push queued");
+        Ok(queued)
+    }
+}
+
+fn final_key(request: &Request) -> String {
+    format!("notice:{}:{}", request.id, request.status().as_str())
+}
+
+/// Handled after its batch's done-by time → the requester hears at once.
+#[async_trait::async_trait]
+impl Watcher for Notifier {
+    async fn changed(&self, request: &Request, now: DateTime<Utc>) {
+        if !matches!(request.status(), Status::Done | Status::Rejected) {
+            return;
+        }
+        let due = self.schedule.done_at(request.batch);
+        if due.is_some_and(|due| now < due) {
+            return;
+        }
+        if let Err(e) = self.queue(request, &final_key(request), now).await {
+            tracing::error!(request = %request.id, error = %e, "notice could not be queued");
+        }
+    }
+}
+
+/// Runs each batch's push once, at its done-by time, across restarts and instances.
+///
+/// Each tick looks at the last few batch days whose done-by time has passed; a day without a
+/// "pushed" record is pushed under a lease (one instance at a time), then recorded. A run
+/// missed while the bot was down therefore happens at the next start, once.
+pub struct DailyPush {
+    pub notifier: Notifier,
+    pub ledger: Arc<dyn Ledger>,
+    pub store: Arc<dyn Store>,
+    pub schedule: BatchSchedule,
+    /// How many past days to catch up on after downtime.
+    pub catch_up_days: u32,
+}
+
+impl DailyPush {
+    /// One check; returns the days pushed now.
+    pub async fn tick(&self, now: DateTime<Utc>) -> Vec<BatchDay> {
+        let mut pushed = Vec::new();
+        let today = self.schedule.local_date(now);
+        for back in (0..=self.catch_up_days).rev() {
+            let Some(date) = today.checked_sub_days(chrono::Days::new(u64::from(back))) else {
+                continue;
+            };
+            let day = BatchDay(date);
+            if self.schedule.done_at(day).is_none_or(|due| now < due) {
+                continue;
+            }
+            match self.push_once(day, now).await {
+                Ok(true) => pushed.push(day),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(batch = %day, error = %e, "batch push failed; will retry"),
+            }
+        }
+        pushed
+    }
+
+    async fn push_once(&self, day: BatchDay, now: DateTime<Utc>) -> Result<bool, String> {
+        let done_key = format!("job:push:{day}:done");
+        if self
+            .store
+            .get(&done_key)
+            .await
+            .map_err(|e| e.to_string())?
+            .is_some()
+        {
+            return Ok(false);
+        }
+        let lease = format!("job:push:{day}:lease");
+        if !self
+            .store
+            .put_if_absent(&lease, b"1", Some(std::time::Duration::from_secs(300)))
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            return Ok(false);
+        }
+        let result = self
+            .notifier
+            .push_batch(self.ledger.as_ref(), day, now)
+            .await;
+        match result {
+            Ok(_) => {
+                // Kept a month: long past any catch-up window.
+                self.store
+                    .put(
+                        &done_key,
+                        now.to_rfc3339().as_bytes(),
+                        Some(std::time::Duration::from_secs(31 * 86400)),
+                    )
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let _ = self.store.delete(&lease).await;
+                Ok(true)
+            }
+            Err(e) => {
+                let _ = self.store.delete(&lease).await;
+                Err(e.to_string())
+            }
+        }
+    }
+
+    /// Ticks every `every` until `stop` changes.
+    pub async fn run(
+        self,
+        every: std::time::Duration,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let mut interval = tokio::time::interval(every);
+        loop {
+            tokio::select! {
+                _ = interval.tick() => { self.tick(Utc::now()).await; }
+                _ = stop.changed() => break,
+            }
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! Sends queued notices through the self-built app's `message/send`, within WeCom's rules:
+//! at most 30 messages a minute per member (more are silently dropped by WeCom, so we wait),
+//! long texts split on character boundaries, and WeCom's own duplicate check as a second guard
+//! against a notice resent after a crash.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::notices::{KIND, Notice};
+use super::outbox::{DeliveryError, OutboxItem, Transport};
+use crate::wecom::api::{DuplicateCheck, WecomApi};
+
+const PER_MEMBER_PER_MINUTE: usize = 30;
+
+pub struct WecomTransport {
+    api: Arc<WecomApi>,
+    /// Send times per member in the last minute.
+    recent: Mutex<HashMap<String, VecDeque<Instant>>>,
+}
+
+impl WecomTransport {
+    #[must_use]
+    pub fn new(api: Arc<WecomApi>) -> Self {
+        Self {
+            api,
+            recent: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Reserves a slot for `user`, or says how long until one frees up.
+    fn reserve(&self, user: &str) -> Result<(), Duration> {
+        let now = Instant::now();
+        let mut recent = self
+            .recent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let times = recent.entry(user.to_owned()).or_default();
+        while times
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60))
+        {
+            times.pop_front();
+        }
+        if times.len() >= PER_MEMBER_PER_MINUTE {
+            let oldest = times.front().copied().unwrap_or(now);
+            return Err(Duration::from_secs(60).saturating_sub(now.duration_since(oldest)));
+        }
+        times.push_back(now);
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Transport for WecomTransport {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    async fn deliver(&self, item: &OutboxItem) -> Result<(), DeliveryError> {
+        let notice: Notice = serde_json::from_value(item.payload.clone())
+            .map_err(|e| DeliveryError::permanent(format!("bad notice payload: {e}")))?;
+        if let Err(wait) = self.reserve(&notice.touser) {
+            return Err(DeliveryError {
+                message: "30 messages a minute to this member already".into(),
+                retryable: true,
+                retry_after: Some(wait.max(Duration::from_secs(1))),
+            });
+        }
+        match self
+            .api
+            .send_text(
+                &[notice.touser.as_str()],
+                &notice.text,
+                Some(DuplicateCheck::default()),
+            )
+            .await
+        {
+            Ok(outcome) if outcome.invaliduser.contains(&notice.touser) => Err(
+                DeliveryError::permanent(format!("{} is not a member WeCom knows", notice.touser)),
+            ),
+            Ok(_) => Ok(()),
+            Err(e) => {
+                if let Some(fix) = e.config_problem() {
+                    // A configuration problem: say what to fix, and keep trying slowly so the
+                    // notice goes out once it is fixed.
+                    tracing::error!(error = %e, fix, "WeCom refused the notice: configuration problem");
+                    return Err(DeliveryError {
+                        message: format!("{e} — {fix}"),
+                        retryable: true,
+                        retry_after: Some(Duration::from_secs(300)),
+                    });
+                }
+                Err(DeliveryError {
+                    message: e.to_string(),
+                    retryable: e.is_retryable(),
+                    retry_after: e.retry_after(),
+                })
+            }
+        }
+    }
+}

@@ -1,0 +1,449 @@
+//! Completion notices end to end: the batch push at 17:30 through the outbox to the WeCom API
+//! simulator, exactly once across restarts and instances, with WeCom's failures injected.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use common::{BACKENDS, Backend};
+use kaitong::catalog::{Answers, Channel, ServiceId, Team, Window};
+use kaitong::channel::{ChannelKind, Conversation, UserId};
+use kaitong::config::Settings;
+use kaitong::requests::{FiledForm, Handler, RequestId, Requester, TeamScope};
+use kaitong::startup::Parts;
+use kaitong::store::Store;
+use kaitong::wecom::simulator::{SimulatedApp, SimulatorHandle, WecomSimulator};
+
+fn at(d: u32, h: u32, m: u32) -> DateTime<Utc> {
+    chrono_tz::Asia::Shanghai
+        .with_ymd_and_hms(2026, 11, d, h, m, 0)
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+fn handler() -> Handler {
+    Handler {
+        name: "ops1".into(),
+        scope: TeamScope::All,
+    }
+}
+
+async fn simulator(settings: &Settings) -> SimulatorHandle {
+    let sim = WecomSimulator::new()
+        .with_app(SimulatedApp::new(
+            settings.wecom.corp_id.clone(),
+            settings.wecom.secret.expose(),
+            settings.wecom.agent_id,
+        ))
+        .spawn()
+        .await
+        .unwrap();
+    sim.set_per_user_minute_limit(None);
+    sim
+}
+
+fn parts_on(settings: &Settings, store: Arc<dyn Store>) -> Parts {
+    Parts::build(settings, store).unwrap()
+}
+
+fn form(id: &str, user: &str) -> FiledForm {
+    FiledForm {
+        form_id: id.to_owned(),
+        service: ServiceId(7),
+        service_name: "电子发票".into(),
+        team: Team::Functional,
+        routing: Channel::ResourcePlatform,
+        window: Window::DailyBatch,
+        answers: Answers::new(),
+        summary: vec![("卖家账号".into(), format!("acct_{user}"))],
+        requester: Requester {
+            user: UserId::parse(user).unwrap(),
+            channel: ChannelKind::App,
+            conversation: Conversation::Direct,
+        },
+    }
+}
+
+async fn file(parts: &Parts, id: &str, user: &str, when: DateTime<Utc>) -> RequestId {
+    parts.ledger.file(form(id, user), when).await.unwrap().id
+}
+
+async fn setup(backend: Backend) -> (Settings, SimulatorHandle, Parts, Option<tempfile::TempDir>) {
+    let mut settings = common::test_settings();
+    let sim = simulator(&settings).await;
+    settings.wecom.api_base = sim.base_url();
+    let (store, dir) = common::fresh_store(backend);
+    let parts = parts_on(&settings, store);
+    (settings, sim, parts, dir)
+}
+
+#[tokio::test]
+async fn at_half_past_five_each_requester_hears_once_done_rejected_or_still_processing() {
+    for backend in BACKENDS {
+        let (_settings, sim, parts, _dir) = setup(backend).await;
+        let done = file(&parts, "f1", "alice", at(28, 9, 0)).await;
+        let rejected = file(&parts, "f2", "bob", at(28, 10, 0)).await;
+        let _pending = file(&parts, "f3", "carol", at(28, 11, 0)).await;
+        let _tomorrow = file(&parts, "f4", "dave", at(28, 16, 0)).await;
+        parts
+            .desk
+            .complete(&handler(), &done, Some("已开通".into()), at(28, 16, 30))
+            .await
+            .unwrap();
+        parts
+            .desk
+            .reject(&handler(), &rejected, "卖家账号不存在", at(28, 16, 40))
+            .await
+            .unwrap();
+        let push = parts.background(&common::test_settings()).push;
+
+        let day = kaitong::requests::BatchDay(
+            at(28, 9, 0)
+                .with_timezone(&chrono_tz::Asia::Shanghai)
+                .date_naive(),
+        );
+        assert!(
+            !push.tick(at(28, 17, 29)).await.contains(&day),
+            "{backend:?}: nothing before 17:30"
+        );
+        parts
+            .outbox
+            .run_pass(&parts.transports, at(28, 17, 29))
+            .await
+            .unwrap();
+        assert!(
+            sim.sent_messages().is_empty(),
+            "handled before done-by: no early notice"
+        );
+
+        assert_eq!(push.tick(at(28, 17, 30)).await, vec![day]);
+        let report = parts
+            .outbox
+            .run_pass(&parts.transports, at(28, 17, 30))
+            .await
+            .unwrap();
+        assert_eq!(report.sent, 3, "{backend:?}");
+        let sent = sim.sent_messages();
+        let to = |user: &str| {
+            sent.iter()
+                .find(|m| m.touser == vec![user.to_owned()])
+                .unwrap()
+                .content
+                .clone()
+        };
+        assert!(
+            to("alice").contains("已开通") && to("alice").contains("acct_alice"),
+            "{}",
+            to("alice")
+        );
+        assert!(to("bob").contains("卖家账号不存在"), "{}", to("bob"));
+        assert!(to("carol").contains("仍在处理"), "{}", to("carol"));
+        assert!(
+            sent.iter().all(|m| m.touser != vec!["dave".to_owned()]),
+            "dave is in tomorrow's batch"
+        );
+
+        // Ticking again, or after a restart, sends nothing more.
+        assert!(push.tick(at(28, 17, 31)).await.is_empty());
+        let again = parts_on(
+            &common::test_settings_with_api(&sim),
+            Arc::clone(&parts.store),
+        );
+        again
+            .background(&common::test_settings())
+            .push
+            .tick(at(28, 18, 0))
+            .await;
+        again
+            .outbox
+            .run_pass(&again.transports, at(28, 18, 0))
+            .await
+            .unwrap();
+        assert_eq!(sim.sent_messages().len(), 3, "{backend:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_request_handled_after_done_by_is_notified_at_once() {
+    let (_s, sim, parts, _dir) = setup(Backend::Embedded).await;
+    let id = file(&parts, "late", "erin", at(28, 9, 0)).await;
+    parts
+        .background(&common::test_settings())
+        .push
+        .tick(at(28, 17, 30))
+        .await;
+    parts
+        .outbox
+        .run_pass(&parts.transports, at(28, 17, 30))
+        .await
+        .unwrap();
+    assert!(sim.sent_messages()[0].content.contains("仍在处理"));
+    parts
+        .desk
+        .complete(&handler(), &id, None, at(28, 19, 0))
+        .await
+        .unwrap();
+    parts
+        .outbox
+        .run_pass(&parts.transports, at(28, 19, 0))
+        .await
+        .unwrap();
+    let sent = sim.sent_messages();
+    assert_eq!(sent.len(), 2);
+    assert!(sent[1].content.contains("已开通"), "{}", sent[1].content);
+}
+
+#[tokio::test]
+async fn a_missed_push_runs_once_at_start_up() {
+    let (_s, sim, parts, _dir) = setup(Backend::Redis).await;
+    file(&parts, "m1", "fay", at(27, 9, 0)).await;
+    // The bot was down over the 27th's 17:30; it starts on the 28th in the morning.
+    let pushed = parts
+        .background(&common::test_settings())
+        .push
+        .tick(at(28, 8, 0))
+        .await;
+    let the_27th =
+        kaitong::requests::BatchDay(chrono::NaiveDate::from_ymd_opt(2026, 11, 27).unwrap());
+    assert!(pushed.contains(&the_27th), "{pushed:?}");
+    parts
+        .outbox
+        .run_pass(&parts.transports, at(28, 8, 0))
+        .await
+        .unwrap();
+    assert_eq!(sim.sent_messages().len(), 1);
+    assert!(
+        parts
+            .background(&common::test_settings())
+            .push
+            .tick(at(28, 8, 1))
+            .await
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn a_restart_in_the_middle_of_sending_loses_and_doubles_nothing() {
+    for backend in BACKENDS {
+        let (settings, sim, parts, dir) = setup(backend).await;
+        let users = ["u1", "u2", "u3", "u4", "u5"];
+        for (i, user) in users.iter().enumerate() {
+            file(&parts, &format!("r{i}"), user, at(28, 9, 0)).await;
+        }
+        parts.background(&settings).push.tick(at(28, 17, 30)).await;
+        // WeCom is busy for three of the five sends of this pass; then the process dies.
+        sim.fail_next(3, -1);
+        let first = parts
+            .outbox
+            .run_pass(&parts.transports, at(28, 17, 30))
+            .await
+            .unwrap();
+        assert_eq!((first.sent, first.retried), (2, 3), "{backend:?}");
+        // A send that went out just before the crash but was never marked: WeCom's duplicate
+        // check (which every notice carries) absorbs the resend.
+        let pending = parts.outbox.pending("wecom").await.unwrap();
+        let notice: kaitong::notify::Notice =
+            serde_json::from_value(pending[0].payload.clone()).unwrap();
+        parts
+            .api
+            .send_text(
+                &[notice.touser.as_str()],
+                &notice.text,
+                Some(kaitong::wecom::api::DuplicateCheck::default()),
+            )
+            .await
+            .unwrap();
+        let store = Arc::clone(&parts.store);
+        drop(parts);
+
+        let restarted = parts_on(&settings, store);
+        restarted
+            .background(&settings)
+            .push
+            .tick(at(28, 17, 40))
+            .await;
+        restarted
+            .outbox
+            .run_pass(&restarted.transports, at(28, 17, 40))
+            .await
+            .unwrap();
+        let delivered = sim.sent_messages();
+        for user in users {
+            assert_eq!(
+                delivered
+                    .iter()
+                    .filter(|m| m.touser == vec![user.to_owned()])
+                    .count(),
+                1,
+                "{backend:?} {user}"
+            );
+        }
+        assert_eq!(sim.duplicates_suppressed(), 1);
+        drop(dir);
+    }
+}
+
+#[tokio::test]
+async fn an_expired_token_mid_push_is_refreshed_and_the_push_completes() {
+    let (settings, sim, parts, _dir) = setup(Backend::Embedded).await;
+    for i in 0..4 {
+        file(&parts, &format!("t{i}"), &format!("user{i}"), at(28, 9, 0)).await;
+    }
+    parts.background(&settings).push.tick(at(28, 17, 30)).await;
+    sim.fail_next(2, -1); // stop the pass after two sends
+    parts
+        .outbox
+        .run_pass(&parts.transports, at(28, 17, 30))
+        .await
+        .unwrap();
+    sim.expire_tokens();
+    parts
+        .outbox
+        .run_pass(&parts.transports, at(28, 17, 35))
+        .await
+        .unwrap();
+    assert_eq!(sim.sent_messages().len(), 4);
+    assert_eq!(sim.gettoken_calls(), 2, "one refresh after expiry");
+}
+
+#[tokio::test]
+async fn a_rate_limit_backs_off_before_retrying() {
+    let (settings, sim, parts, _dir) = setup(Backend::Embedded).await;
+    file(&parts, "rl", "gina", at(28, 9, 0)).await;
+    parts.background(&settings).push.tick(at(28, 17, 30)).await;
+    sim.fail_next(1, 45009);
+    let report = parts
+        .outbox
+        .run_pass(&parts.transports, at(28, 17, 30))
+        .await
+        .unwrap();
+    assert_eq!(report.retried, 1);
+    let item = &parts.outbox.pending("wecom").await.unwrap()[0];
+    assert!(
+        item.due >= at(28, 17, 30) + Duration::seconds(60),
+        "45009 waits a minute: {}",
+        item.due
+    );
+    parts
+        .outbox
+        .run_pass(&parts.transports, at(28, 17, 30) + Duration::seconds(30))
+        .await
+        .unwrap();
+    assert!(sim.sent_messages().is_empty(), "not before the backoff");
+    parts
+        .outbox
+        .run_pass(&parts.transports, at(28, 17, 31) + Duration::seconds(30))
+        .await
+        .unwrap();
+    assert_eq!(sim.sent_messages().len(), 1);
+}
+
+#[tokio::test]
+async fn an_untrusted_ip_is_reported_as_a_configuration_problem_and_retried_later() {
+    let (settings, sim, parts, _dir) = setup(Backend::Embedded).await;
+    file(&parts, "ip", "hana", at(28, 9, 0)).await;
+    parts.background(&settings).push.tick(at(28, 17, 30)).await;
+    sim.fail_next(1, 60020);
+    parts
+        .outbox
+        .run_pass(&parts.transports, at(28, 17, 30))
+        .await
+        .unwrap();
+    let item = &parts.outbox.pending("wecom").await.unwrap()[0];
+    assert!(
+        item.last_error.as_deref().unwrap().contains("可信IP"),
+        "{:?}",
+        item.last_error
+    );
+    parts
+        .outbox
+        .run_pass(&parts.transports, at(28, 17, 36))
+        .await
+        .unwrap();
+    assert_eq!(sim.sent_messages().len(), 1, "sent once the IP is trusted");
+}
+
+#[tokio::test]
+async fn two_instances_on_one_redis_send_each_notice_once() {
+    let mut settings = common::test_settings();
+    let sim = simulator(&settings).await;
+    settings.wecom.api_base = sim.base_url();
+    let prefix = common::unique_prefix();
+    let open = || -> Arc<dyn Store> {
+        Arc::new(kaitong::store::RedisStore::open(&common::redis_url(), &prefix).unwrap())
+    };
+    let a = parts_on(&settings, open());
+    let b = parts_on(&settings, open());
+    for i in 0..20 {
+        file(&a, &format!("x{i}"), &format!("member{i}"), at(28, 9, 0)).await;
+    }
+    let (pa, pb) = (a.background(&settings).push, b.background(&settings).push);
+    let (da, db) = tokio::join!(pa.tick(at(28, 17, 30)), pb.tick(at(28, 17, 30)));
+    let the_28th =
+        kaitong::requests::BatchDay(chrono::NaiveDate::from_ymd_opt(2026, 11, 28).unwrap());
+    let runs = da.iter().chain(&db).filter(|d| **d == the_28th).count();
+    assert_eq!(runs, 1, "one instance ran the push");
+    let (ra, rb) = tokio::join!(
+        a.outbox.run_pass(&a.transports, at(28, 17, 30)),
+        b.outbox.run_pass(&b.transports, at(28, 17, 30))
+    );
+    assert_eq!(ra.unwrap().sent + rb.unwrap().sent, 20);
+    let sent = sim.sent_messages();
+    assert_eq!(sent.len(), 20);
+    for i in 0..20 {
+        let user = format!("member{i}");
+        assert_eq!(
+            sent.iter()
+                .filter(|m| m.touser == vec![user.clone()])
+                .count(),
+            1
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_long_notice_is_split_on_character_boundaries() {
+    let (settings, sim, parts, _dir) = setup(Backend::Embedded).await;
+    let mut long = form("long", "ivy");
+    long.summary = (0..200)
+        .map(|i| (format!("字段{i}"), "很长的值".repeat(3)))
+        .collect();
+    let id = parts.ledger.file(long, at(28, 9, 0)).await.unwrap().id;
+    parts
+        .desk
+        .complete(&handler(), &id, None, at(28, 16, 10))
+        .await
+        .unwrap();
+    parts.background(&settings).push.tick(at(28, 17, 30)).await;
+    parts
+        .outbox
+        .run_pass(&parts.transports, at(28, 17, 30))
+        .await
+        .unwrap();
+    let parts_sent = sim.sent_messages();
+    assert!(parts_sent.len() > 1, "{}", parts_sent.len());
+    assert!(parts_sent.iter().all(|m| m.content.len() <= 2048));
+}
+
+#[tokio::test]
+async fn no_member_gets_more_than_thirty_messages_a_minute() {
+    let (settings, sim, parts, _dir) = setup(Backend::Embedded).await;
+    for i in 0..31 {
+        file(&parts, &format!("burst{i}"), "busy_user", at(28, 9, 0)).await;
+    }
+    parts.background(&settings).push.tick(at(28, 17, 30)).await;
+    let report = parts
+        .outbox
+        .run_pass(&parts.transports, at(28, 17, 30))
+        .await
+        .unwrap();
+    assert_eq!((report.sent, report.retried), (30, 1));
+    assert_eq!(sim.sent_messages().len(), 30);
+    let waiting = &parts.outbox.pending("wecom").await.unwrap()[0];
+    assert!(
+        waiting.due > at(28, 17, 30),
+        "the 31st waits for the next minute"
+    );
+}
