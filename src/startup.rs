@@ -106,7 +106,12 @@ impl Parts {
                 schedule,
                 settings.session_ttl(),
             )
-            .with_fetcher(Arc::new(fetcher)),
+            .with_fetcher(Arc::new(fetcher))
+            .with_commands(
+                desk.clone(),
+                handlers.clone(),
+                settings.handlers.admins.clone(),
+            ),
         );
         Ok(Self {
             catalog,
@@ -194,6 +199,17 @@ impl Application {
     ) -> Result<Self, StartupError> {
         let catalog = CatalogHandle::load(&settings.dialogs.dir)?;
         Self::assemble(settings, store, bot, catalog, None).await
+    }
+
+    /// Like [`Application::build_with`], with an outbound API for cards and long replies.
+    pub async fn build_with_api(
+        settings: &Settings,
+        store: Arc<dyn Store>,
+        bot: Arc<dyn Bot>,
+        api: Arc<WecomApi>,
+    ) -> Result<Self, StartupError> {
+        let catalog = CatalogHandle::load(&settings.dialogs.dir)?;
+        Self::assemble(settings, store, bot, catalog, Some(api)).await
     }
 
     async fn assemble(

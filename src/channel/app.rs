@@ -116,7 +116,7 @@ impl AppChannel {
             if self.send_card(&sender, &reply).await {
                 return String::new();
             }
-            self.render(&sender, create_time, &reply)
+            self.render_long(&sender, create_time, &reply)
         };
         let plaintext = match self.replies.run_once(&key, turn).await {
             Ok(Outcome::Fresh(reply)) => reply,
@@ -188,6 +188,45 @@ impl AppChannel {
                 false
             }
         }
+    }
+
+    /// A passive reply carries at most 2048 bytes: the first part goes passively, the rest
+    /// follows through the API in order (split on character boundaries, preferring newlines).
+    fn render_long(&self, to: &UserId, create_time: i64, reply: &Reply) -> String {
+        let Some(text) = reply.as_text() else {
+            return String::new();
+        };
+        if text.len() <= app_xml::TEXT_LIMIT_BYTES {
+            return app_xml::text_reply(to.as_str(), &self.corp_id, create_time, &text);
+        }
+        let mut parts =
+            crate::wecom::api::split_on_char_boundaries(&text, app_xml::TEXT_LIMIT_BYTES);
+        let first = if parts.is_empty() {
+            String::new()
+        } else {
+            parts.remove(0)
+        };
+        if let Some(api) = &self.api {
+            let api = Arc::clone(api);
+            let user = to.as_str().to_owned();
+            tokio::spawn(async move {
+                // Let the passive reply arrive first.
+                tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+                for part in parts {
+                    if let Err(e) = api.send_text(&[user.as_str()], &part, None).await {
+                        tracing::warn!(channel = "app", error = %e, "rest of a long reply not sent");
+                        break;
+                    }
+                }
+            });
+        } else {
+            tracing::warn!(
+                channel = "app",
+                bytes = text.len(),
+                "long reply truncated: no API to send the rest"
+            );
+        }
+        app_xml::text_reply(to.as_str(), &self.corp_id, create_time, &first)
     }
 
     fn render(&self, to: &UserId, create_time: i64, reply: &Reply) -> String {

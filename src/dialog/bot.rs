@@ -14,7 +14,7 @@ use super::understand::{Matcher, Tuning};
 use crate::catalog::{Catalog, CatalogHandle};
 use crate::channel::media::AttachmentFetcher;
 use crate::channel::{Bot, Content, Inbound, Reply};
-use crate::requests::{BatchSchedule, FiledForm, Ledger, Requester};
+use crate::requests::{BatchSchedule, Desk, FiledForm, HandlerDirectory, Ledger, Requester};
 use crate::store::Store;
 
 const MAX_ATTEMPTS: usize = 5;
@@ -33,6 +33,10 @@ pub struct DialogBot {
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Downloads attachments so they are kept with the request (WeCom's copies expire).
     fetcher: Option<Arc<dyn AttachmentFetcher>>,
+    /// Request commands (/status, /mine, /today, /cancel, /done, /reject); off without a desk.
+    desk: Option<Desk>,
+    handlers: HandlerDirectory,
+    admins: Vec<String>,
 }
 
 /// Where an attachment answer's bytes are kept.
@@ -62,7 +66,24 @@ impl DialogBot {
             ttl,
             locks: Mutex::new(HashMap::new()),
             fetcher: None,
+            desk: None,
+            handlers: HandlerDirectory::default(),
+            admins: Vec::new(),
         }
+    }
+
+    /// Answers the request commands through `desk`; handlers and admins see beyond their own.
+    #[must_use]
+    pub fn with_commands(
+        mut self,
+        desk: Desk,
+        handlers: HandlerDirectory,
+        admins: Vec<String>,
+    ) -> Self {
+        self.desk = Some(desk);
+        self.handlers = handlers;
+        self.admins = admins;
+        self
     }
 
     /// Keeps attachments by downloading them when a form asks for one.
@@ -177,10 +198,28 @@ pub fn session_key(message: &Inbound) -> String {
 impl Bot for DialogBot {
     async fn respond(&self, message: Inbound) -> Reply {
         let (catalog, matcher) = self.snapshot();
+        if let (Content::Text(text), Some(desk)) = (&message.content, &self.desk)
+            && let Some(command) = super::commands::parse(text)
+        {
+            let commands = super::commands::Commands {
+                messages: catalog.messages(),
+                ledger: self.ledger.as_ref(),
+                desk,
+                handlers: &self.handlers,
+                admins: &self.admins,
+                schedule: &self.schedule,
+            };
+            return Reply::Text(
+                commands
+                    .run(command, message.channel, &message.sender, Utc::now())
+                    .await,
+            );
+        }
         let engine = Engine {
             catalog: &catalog,
             matcher: &matcher,
             schedule: &self.schedule,
+            in_group: message.conversation.is_group(),
         };
         let key = session_key(&message);
         let lock = self.person_lock(&key);
@@ -213,7 +252,8 @@ impl Bot for DialogBot {
                 Err(reply) => return reply,
             };
             let outcome = engine.turn(session, expired, &content, now);
-            let mut reply = outcome.reply;
+            let mut outcome = outcome;
+            let mut reply = std::mem::replace(&mut outcome.reply, Reply::Nothing);
             if let Some(form) = &outcome.file {
                 let summary = catalog
                     .service(form.service)
@@ -253,6 +293,31 @@ impl Bot for DialogBot {
                         tracing::error!(error = %e, "filing failed");
                         return Reply::Text(catalog.messages().get("filing_failed").to_owned());
                     }
+                }
+            }
+            if outcome.move_to_private {
+                // The form continues in the person's 1:1 chat with the bot; the group is left idle.
+                let private = Inbound {
+                    conversation: crate::channel::Conversation::Direct,
+                    ..message.clone()
+                };
+                let form_session = Session {
+                    state: std::mem::take(&mut outcome.session.state),
+                    queue: std::mem::take(&mut outcome.session.queue),
+                    updated_at: outcome.session.updated_at,
+                };
+                let bytes = serde_json::to_vec(&form_session).unwrap_or_default();
+                if let Err(e) = self
+                    .store
+                    .put(
+                        &session_key(&private),
+                        &bytes,
+                        Some(self.ttl + EXPIRY_MEMORY),
+                    )
+                    .await
+                {
+                    tracing::error!(error = %e, "form could not be moved to the 1:1 chat");
+                    return Self::busy(&catalog);
                 }
             }
             let bytes = match serde_json::to_vec(&outcome.session) {

@@ -19,6 +19,9 @@ pub struct Outcome {
     pub reply: Reply,
     /// A confirmed form to hand to the ledger; the reply then still needs the receipt.
     pub file: Option<Form>,
+    /// The form reached a field not to be asked in a group (a secret or a file): the bot moves
+    /// it to the person's 1:1 chat.
+    pub move_to_private: bool,
 }
 
 /// Everything a turn reads; cheap to build per message.
@@ -26,6 +29,8 @@ pub struct Engine<'a> {
     pub catalog: &'a Catalog,
     pub matcher: &'a Matcher,
     pub schedule: &'a BatchSchedule,
+    /// Secrets and disclaimers are never asked for in a group chat.
+    pub in_group: bool,
 }
 
 /// The reply under construction: paragraphs, and options if the last one is a question.
@@ -33,6 +38,7 @@ pub struct Engine<'a> {
 struct Say {
     parts: Vec<String>,
     options: Vec<ChoiceOption>,
+    move_to_private: bool,
 }
 
 impl Say {
@@ -234,10 +240,12 @@ impl Engine<'_> {
             }
         };
         session.state = next;
+        let move_to_private = say.move_to_private;
         Outcome {
             session,
             reply: say.into_reply(),
             file,
+            move_to_private,
         }
     }
 
@@ -455,6 +463,18 @@ impl Engine<'_> {
                 && !form.skipped.contains(f.key())
         });
         match next {
+            Some(field)
+                if self.in_group
+                    && (field.spec.sensitive
+                        || matches!(field.spec.kind, FieldKind::Attachment { .. })) =>
+            {
+                form.step = Step::Ask(field.key().clone());
+                say.push(
+                    self.m()
+                        .render("continue_private", &[("label", &field.spec.label)]),
+                );
+                say.move_to_private = true;
+            }
             Some(field) => {
                 form.step = Step::Ask(field.key().clone());
                 self.ask(field, say);
@@ -671,6 +691,7 @@ impl Engine<'_> {
                 say.push(m.get("confirmed"));
                 return State::Idle;
             }
+            Some(Command::Resume) => return self.reask(form, say),
             Some(Command::Edit(None)) => {
                 form.step = Step::PickEdit;
                 say.push(m.render(

@@ -4,6 +4,7 @@
 //! (sessions go through the `Store` trait).
 
 mod bot;
+pub mod commands;
 pub mod engine;
 pub mod eval;
 pub mod session;

@@ -1,0 +1,383 @@
+//! Chat commands about filed requests: `/status ID` (查询), `/mine` (我的申请), `/today` (今天),
+//! `/cancel ID` (撤回), and for handlers `/done ID [备注]` (完成) and `/reject ID 原因` (驳回).
+//!
+//! Who may see what: the requester, handlers of the request's team, and configured admins.
+//! An unknown id and someone else's request get the same answer, so existence does not leak.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+
+use crate::catalog::Messages;
+use crate::channel::{ChannelKind, UserId};
+use crate::requests::{
+    BatchSchedule, Desk, DeskError, HandlerDirectory, Ledger, Request, RequestFilter, RequestId,
+    Status, TeamScope,
+};
+
+/// Lines per page of `/today` and `/mine`.
+const PAGE: usize = 10;
+
+/// A recognised command about filed requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Status(Option<RequestId>),
+    Mine,
+    Today {
+        page: usize,
+    },
+    Cancel(RequestId),
+    Done {
+        id: Option<RequestId>,
+        note: String,
+    },
+    Reject {
+        id: Option<RequestId>,
+        reason: String,
+    },
+}
+
+/// Reads a command from a whole message; `None` leaves it to the conversation.
+#[must_use]
+pub fn parse(text: &str) -> Option<Command> {
+    let text = crate::catalog::value::normalize_width(text.trim());
+    let (head, rest) = text
+        .split_once(char::is_whitespace)
+        .map_or((text.as_str(), ""), |(h, r)| (h, r.trim()));
+    let id = |s: &str| s.split_whitespace().next().and_then(RequestId::parse);
+    let after_id = |s: &str| {
+        s.split_once(char::is_whitespace)
+            .map(|(_, r)| r.trim().to_owned())
+            .unwrap_or_default()
+    };
+    match head.trim_start_matches('/').to_lowercase().as_str() {
+        "status" | "查询" | "进度" | "查进度" if head.starts_with('/') || id(rest).is_some() => {
+            Some(Command::Status(id(rest)))
+        }
+        "mine" | "我的申请" | "我的" if head.starts_with('/') || head == "我的申请" => {
+            Some(Command::Mine)
+        }
+        "today" | "今天" | "今日" | "今日申请" | "今天的申请"
+            if head.starts_with('/') || rest.is_empty() || rest.parse::<usize>().is_ok() =>
+        {
+            Some(Command::Today {
+                page: rest.parse().unwrap_or(1).max(1),
+            })
+        }
+        "cancel" | "撤回" => id(rest).map(Command::Cancel),
+        "done" | "完成" if head.starts_with('/') || id(rest).is_some() => Some(Command::Done {
+            id: id(rest),
+            note: after_id(rest),
+        }),
+        "reject" | "驳回" if head.starts_with('/') || id(rest).is_some() => {
+            Some(Command::Reject {
+                id: id(rest),
+                reason: after_id(rest),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Everything the commands need.
+pub struct Commands<'a> {
+    pub messages: &'a Messages,
+    pub ledger: &'a dyn Ledger,
+    pub desk: &'a Desk,
+    pub handlers: &'a HandlerDirectory,
+    pub admins: &'a [String],
+    pub schedule: &'a BatchSchedule,
+}
+
+fn local_time(schedule: &BatchSchedule, at: DateTime<Utc>) -> String {
+    at.with_timezone(&schedule.tz)
+        .format("%m-%d %H:%M")
+        .to_string()
+}
+
+impl Commands<'_> {
+    fn is_admin(&self, user: &UserId) -> bool {
+        self.admins.iter().any(|a| a == user.as_str())
+    }
+
+    /// The scope this person sees beyond their own requests.
+    fn scope(&self, user: &UserId) -> Option<TeamScope> {
+        if self.is_admin(user) {
+            return Some(TeamScope::All);
+        }
+        self.handlers.by_wecom_user(user).map(|h| h.scope)
+    }
+
+    fn may_see(&self, user: &UserId, request: &Request) -> bool {
+        request.form.requester.user == *user
+            || self
+                .scope(user)
+                .is_some_and(|s| s.covers(request.form.team))
+    }
+
+    fn line(&self, request: &Request) -> String {
+        self.messages.render(
+            "cmd_line",
+            &[
+                ("id", request.id.as_str()),
+                ("service_id", &request.form.service.to_string()),
+                ("service", &request.form.service_name),
+                ("status", request.status().label()),
+            ],
+        )
+    }
+
+    pub async fn run(
+        &self,
+        command: Command,
+        channel: ChannelKind,
+        user: &UserId,
+        now: DateTime<Utc>,
+    ) -> String {
+        let m = self.messages;
+        let result = match command {
+            Command::Status(None) => Ok(m.get("cmd_status_usage").to_owned()),
+            Command::Status(Some(id)) => self.status(user, &id).await,
+            Command::Mine => self.mine(user).await,
+            Command::Today { page } => self.today(user, page, now).await,
+            Command::Cancel(id) => match self.desk.cancel_own(channel, user, &id, now).await {
+                Ok(_) => Ok(m.render("cmd_cancel_done", &[("id", id.as_str())])),
+                Err(e) => Err((Some(id), e)),
+            },
+            Command::Done { id, note } => match (self.handlers.by_wecom_user(user), id) {
+                (None, _) => Ok(m.get("cmd_no_permission").to_owned()),
+                (Some(_), None) => Ok(m.get("cmd_done_usage").to_owned()),
+                (Some(handler), Some(id)) => {
+                    let note = (!note.is_empty()).then_some(note);
+                    match self.desk.complete(&handler, &id, note, now).await {
+                        Ok(r) => Ok(m.render(
+                            "cmd_done_ok",
+                            &[("id", id.as_str()), ("when", &self.when(&r, now))],
+                        )),
+                        Err(e) => Err((Some(id), e)),
+                    }
+                }
+            },
+            Command::Reject { id, reason } => match (self.handlers.by_wecom_user(user), id) {
+                (None, _) => Ok(m.get("cmd_no_permission").to_owned()),
+                (Some(_), None) => Ok(m.get("cmd_reject_usage").to_owned()),
+                (Some(_), Some(_)) if reason.is_empty() => Ok(m.get("cmd_reject_usage").to_owned()),
+                (Some(handler), Some(id)) => {
+                    match self.desk.reject(&handler, &id, &reason, now).await {
+                        Ok(r) => Ok(m.render(
+                            "cmd_reject_ok",
+                            &[("id", id.as_str()), ("when", &self.when(&r, now))],
+                        )),
+                        Err(e) => Err((Some(id), e)),
+                    }
+                }
+            },
+        };
+        match result {
+            Ok(text) => text,
+            Err((id, DeskError::NotNow { from, .. })) => {
+                let id = id.map(|i| i.to_string()).unwrap_or_default();
+                m.render("cmd_not_now", &[("id", &id), ("status", from)])
+            }
+            Err((_, DeskError::ReasonRequired)) => m.get("cmd_reject_usage").to_owned(),
+            Err((_, DeskError::NotFound)) => m.get("cmd_not_found").to_owned(),
+            Err((_, DeskError::Ledger(e))) => {
+                tracing::error!(error = %e, "command failed");
+                m.get("busy").to_owned()
+            }
+        }
+    }
+
+    /// When the requester hears of a handled request.
+    fn when(&self, request: &Request, now: DateTime<Utc>) -> String {
+        match self.schedule.done_at(request.batch) {
+            Some(due) if now < due => self.messages.render(
+                "cmd_notify_later",
+                &[(
+                    "time",
+                    &due.with_timezone(&self.schedule.tz)
+                        .format("%H:%M")
+                        .to_string(),
+                )],
+            ),
+            _ => self.messages.get("cmd_notify_now").to_owned(),
+        }
+    }
+
+    async fn status(
+        &self,
+        user: &UserId,
+        id: &RequestId,
+    ) -> Result<String, (Option<RequestId>, DeskError)> {
+        let request = match self.ledger.get(id).await {
+            Ok(Some(r)) if self.may_see(user, &r) => r,
+            Ok(_) => return Err((Some(id.clone()), DeskError::NotFound)),
+            Err(e) => return Err((Some(id.clone()), DeskError::Ledger(e))),
+        };
+        let note = request
+            .history
+            .last()
+            .and_then(|c| c.note.clone())
+            .map(|n| self.messages.render("cmd_status_note", &[("note", &n)]))
+            .unwrap_or_default();
+        Ok(self.messages.render(
+            "cmd_status",
+            &[
+                ("id", request.id.as_str()),
+                ("service_id", &request.form.service.to_string()),
+                ("service", &request.form.service_name),
+                ("status", request.status().label()),
+                (
+                    "submitted",
+                    &local_time(self.schedule, request.submitted_at),
+                ),
+                ("batch", &request.batch.to_string()),
+                ("team", request.form.team.label()),
+                ("extra", &note),
+            ],
+        ))
+    }
+
+    async fn mine(&self, user: &UserId) -> Result<String, (Option<RequestId>, DeskError)> {
+        let mut all = Vec::new();
+        for channel in [ChannelKind::App, ChannelKind::AiBot] {
+            let filter = RequestFilter {
+                requester: Some((channel, user.clone())),
+                ..RequestFilter::default()
+            };
+            match self.ledger.list(&filter).await {
+                Ok(list) => all.extend(list),
+                Err(e) => return Err((None, DeskError::Ledger(e))),
+            }
+        }
+        if all.is_empty() {
+            return Ok(self.messages.get("cmd_mine_empty").to_owned());
+        }
+        // Open ones first, then the most recent.
+        all.sort_by(|a, b| {
+            a.status()
+                .is_final()
+                .cmp(&b.status().is_final())
+                .then(b.submitted_at.cmp(&a.submitted_at))
+        });
+        all.truncate(PAGE);
+        let mut out = self
+            .messages
+            .render("cmd_mine_header", &[("n", &all.len().to_string())]);
+        for r in &all {
+            out.push('\n');
+            out.push_str(&self.line(r));
+        }
+        Ok(out)
+    }
+
+    async fn today(
+        &self,
+        user: &UserId,
+        page: usize,
+        now: DateTime<Utc>,
+    ) -> Result<String, (Option<RequestId>, DeskError)> {
+        let day = self.schedule.batch_for(now);
+        let filter = RequestFilter {
+            day: Some(day),
+            ..RequestFilter::default()
+        };
+        let batch = self
+            .ledger
+            .list(&filter)
+            .await
+            .map_err(|e| (None, DeskError::Ledger(e)))?;
+        let scope = self.scope(user);
+        let visible: Vec<&Request> = batch
+            .iter()
+            .filter(|r| {
+                scope.is_some_and(|s| s.covers(r.form.team)) || r.form.requester.user == *user
+            })
+            .collect();
+        let mut counts: BTreeMap<u8, (Status, usize)> = BTreeMap::new();
+        for r in &visible {
+            let status = r.status();
+            counts.entry(status as u8).or_insert((status, 0)).1 += 1;
+        }
+        let counts = counts
+            .values()
+            .map(|(s, n)| format!("{} {n}", s.label()))
+            .collect::<Vec<_>>()
+            .join(" · ");
+        let mut out = self.messages.render(
+            "cmd_today_header",
+            &[
+                ("day", &day.to_string()),
+                ("total", &visible.len().to_string()),
+                ("counts", &counts),
+            ],
+        );
+        if scope.is_none() && !visible.is_empty() {
+            out.push('\n');
+            out.push_str(self.messages.get("cmd_today_mine"));
+        }
+        let pages = visible.len().div_ceil(PAGE).max(1);
+        let page = page.min(pages);
+        for r in visible.iter().skip((page - 1) * PAGE).take(PAGE) {
+            out.push('\n');
+            out.push_str(&self.line(r));
+        }
+        if pages > 1 {
+            out.push('\n');
+            out.push_str(&self.messages.render(
+                "cmd_page",
+                &[
+                    ("page", &page.to_string()),
+                    ("pages", &pages.to_string()),
+                    ("next", &(page % pages + 1).to_string()),
+                ],
+            ));
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_parse_in_slash_and_chinese_forms() {
+        let id = RequestId::parse("KT-20261128-0007");
+        assert_eq!(
+            parse("/status KT-20261128-7"),
+            Some(Command::Status(id.clone()))
+        );
+        assert_eq!(
+            parse("查询 kt-20261128-0007"),
+            Some(Command::Status(id.clone()))
+        );
+        assert_eq!(parse("/status"), Some(Command::Status(None)));
+        assert_eq!(parse("我的申请"), Some(Command::Mine));
+        assert_eq!(parse("/today 2"), Some(Command::Today { page: 2 }));
+        assert_eq!(parse("今天"), Some(Command::Today { page: 1 }));
+        assert_eq!(
+            parse("撤回 KT-20261128-0007"),
+            id.clone().map(Command::Cancel)
+        );
+        assert_eq!(
+            parse("/reject KT-20261128-0007 卖家账号 不存在"),
+            Some(Command::Reject {
+                id: id.clone(),
+                reason: "卖家账号 不存在".into()
+            })
+        );
+        assert_eq!(
+            parse("/done KT-20261128-0007"),
+            Some(Command::Done {
+                id,
+                note: String::new()
+            })
+        );
+        // Ordinary sentences are left to the conversation.
+        assert_eq!(parse("查询一下电子发票怎么开"), None);
+        assert_eq!(parse("今天能开通吗"), None);
+        assert_eq!(parse("/cancel"), None);
+        assert_eq!(parse("完成了"), None);
+    }
+}

@@ -1,0 +1,401 @@
+//! Status and handler commands through both channels' encrypted callbacks: every command, who
+//! may see what, group rules, and long replies split for the phone.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{Backend, RecordingBot, TestApp};
+use kaitong::config::{HandlerAccount, Settings};
+use kaitong::requests::{Ledger, RequestId, Status, token_hash};
+use kaitong::startup::{Application, Parts};
+use kaitong::wecom::app_xml::InnerMessage;
+use kaitong::wecom::peer;
+use kaitong::wecom::simulator::{SimulatedApp, SimulatorHandle, WecomSimulator};
+
+struct Bot {
+    app: TestApp,
+    ledger: Arc<dyn Ledger>,
+    _wecom: SimulatorHandle,
+}
+
+async fn start(mut settings: Settings) -> Bot {
+    let wecom = WecomSimulator::new()
+        .with_app(SimulatedApp::new(
+            settings.wecom.corp_id.clone(),
+            settings.wecom.secret.expose(),
+            settings.wecom.agent_id,
+        ))
+        .spawn()
+        .await
+        .unwrap();
+    settings.wecom.api_base = wecom.base_url();
+    let (store, dir) = common::fresh_store(Backend::Embedded);
+    let parts = Parts::build(&settings, Arc::clone(&store)).unwrap();
+    let ledger = Arc::clone(&parts.ledger);
+    let app = TestApp::spawn_with(settings, store, dir, parts.bot).await;
+    Bot {
+        app,
+        ledger,
+        _wecom: wecom,
+    }
+}
+
+fn settings_with_handler() -> Settings {
+    let mut settings = common::test_settings();
+    settings.handlers.accounts = vec![
+        HandlerAccount {
+            name: "职能-小王".into(),
+            team: "functional".into(),
+            token_sha256: token_hash("t-functional"),
+            wecom_userid: "handler_f".into(),
+        },
+        HandlerAccount {
+            name: "运维-小李".into(),
+            team: "ops".into(),
+            token_sha256: token_hash("t-ops"),
+            wecom_userid: "handler_o".into(),
+        },
+    ];
+    settings.handlers.admins = vec!["boss".into()];
+    settings
+}
+
+impl Bot {
+    async fn say(&self, user: &str, text: &str) -> String {
+        let inner = peer::app_text_xml(
+            &self.app.corp_id(),
+            user,
+            &self.app.agent_id(),
+            rand::random::<u64>() >> 1,
+            text,
+        );
+        let cb = self
+            .app
+            .app_peer
+            .app_callback(&inner, &self.app.agent_id())
+            .unwrap();
+        let (status, body) = self.app.post("/wecom/app", &cb.query, cb.body).await;
+        assert_eq!(status, 200);
+        let xml = self
+            .app
+            .app_peer
+            .open_app_reply(&body)
+            .unwrap()
+            .expect("a reply");
+        InnerMessage::parse(&xml).unwrap().content.unwrap()
+    }
+
+    async fn say_in_group(&self, chat: &str, user: &str, text: &str) -> String {
+        let json = peer::aibot_text_json(
+            &format!("m{}", rand::random::<u64>()),
+            user,
+            Some(chat),
+            &format!("@开通助手 {text}"),
+        );
+        let cb = self.app.aibot_peer.aibot_callback(&json).unwrap();
+        let (_, body) = self.app.post("/wecom/aibot", &cb.query, cb.body).await;
+        let reply = self
+            .app
+            .aibot_peer
+            .open_aibot_reply(&body)
+            .unwrap()
+            .expect("a reply");
+        reply["stream"]["content"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| reply.to_string())
+    }
+
+    async fn say_direct_aibot(&self, user: &str, text: &str) -> String {
+        let json = peer::aibot_text_json(&format!("m{}", rand::random::<u64>()), user, None, text);
+        let cb = self.app.aibot_peer.aibot_callback(&json).unwrap();
+        let (_, body) = self.app.post("/wecom/aibot", &cb.query, cb.body).await;
+        let reply = self
+            .app
+            .aibot_peer
+            .open_aibot_reply(&body)
+            .unwrap()
+            .expect("a reply");
+        reply["stream"]["content"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| reply.to_string())
+    }
+
+    /// Files an 电子发票 request (职能组) for `user` and returns its id.
+    async fn file(&self, user: &str) -> RequestId {
+        self.say(user, &format!("给 acct_{user} 开电子发票")).await;
+        self.say(user, "客户需要开电子发票").await;
+        let receipt = self.say(user, "确认").await;
+        let start = receipt.find("KT-").unwrap();
+        RequestId::parse(&receipt[start..start + 16]).unwrap()
+    }
+}
+
+#[tokio::test]
+async fn status_shows_ones_own_request_and_hides_others_the_same_way_as_unknown_ids() {
+    let bot = start(settings_with_handler()).await;
+    let id = bot.file("alice").await;
+    let mine = bot.say("alice", &format!("/status {id}")).await;
+    assert!(
+        mine.contains(id.as_str()) && mine.contains("已提交") && mine.contains("电子发票"),
+        "{mine}"
+    );
+    let chinese = bot.say("alice", &format!("查询 {id}")).await;
+    assert_eq!(chinese, mine);
+    let other = bot.say("mallory", &format!("/status {id}")).await;
+    let unknown = bot.say("mallory", "/status KT-20990101-0001").await;
+    assert_eq!(other, unknown, "no existence leak");
+    assert!(other.contains("没有找到"), "{other}");
+    // The request's team handler and an admin may look; another team's handler may not.
+    assert!(
+        bot.say("handler_f", &format!("/status {id}"))
+            .await
+            .contains("已提交")
+    );
+    assert!(
+        bot.say("boss", &format!("/status {id}"))
+            .await
+            .contains("已提交")
+    );
+    assert_eq!(
+        bot.say("handler_o", &format!("/status {id}")).await,
+        unknown
+    );
+    assert!(bot.say("alice", "/status").await.contains("用法"));
+}
+
+#[tokio::test]
+async fn mine_lists_open_requests_first() {
+    let bot = start(settings_with_handler()).await;
+    assert!(bot.say("bob", "/mine").await.contains("还没有"));
+    let first = bot.file("bob").await;
+    let second = bot.file("bob").await;
+    bot.say("handler_f", &format!("/done {first}")).await;
+    let mine = bot.say("bob", "我的申请").await;
+    let (p_second, p_first) = (
+        mine.find(second.as_str()).unwrap(),
+        mine.find(first.as_str()).unwrap(),
+    );
+    assert!(p_second < p_first, "open before done: {mine}");
+    assert!(mine.contains("已完成"), "{mine}");
+}
+
+#[tokio::test]
+async fn today_shows_counts_and_handlers_see_every_request_of_their_team_paged() {
+    let bot = start(settings_with_handler()).await;
+    for i in 0..12 {
+        bot.file(&format!("sales{i}")).await;
+    }
+    let handler = bot.say("handler_f", "/today").await;
+    assert!(
+        handler.contains("共 12 条") && handler.contains("已提交 12"),
+        "{handler}"
+    );
+    assert!(handler.contains("第 1/2 页"), "{handler}");
+    let page2 = bot.say("handler_f", "/today 2").await;
+    assert_eq!(page2.matches("KT-").count(), 2, "{page2}");
+    let sales = bot.say("sales3", "今天").await;
+    assert!(
+        sales.contains("共 1 条"),
+        "a salesperson sees their own: {sales}"
+    );
+    let ops = bot.say("handler_o", "/today").await;
+    assert!(
+        ops.contains("共 0 条"),
+        "ops does not handle 电子发票: {ops}"
+    );
+}
+
+#[tokio::test]
+async fn cancel_is_for_the_requester_before_processing_starts() {
+    let bot = start(settings_with_handler()).await;
+    let id = bot.file("carol").await;
+    assert!(
+        bot.say("mallory", &format!("/cancel {id}"))
+            .await
+            .contains("没有找到")
+    );
+    assert!(
+        bot.say("carol", &format!("撤回 {id}"))
+            .await
+            .contains("已撤回")
+    );
+    assert_eq!(
+        bot.ledger.get(&id).await.unwrap().unwrap().status(),
+        Status::Cancelled
+    );
+
+    let second = bot.file("carol").await;
+    bot.ledger
+        .transition(
+            &second,
+            Status::Processing,
+            "handler",
+            None,
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+    let late = bot.say("carol", &format!("/cancel {second}")).await;
+    assert!(late.contains("不能"), "{late}");
+    assert!(
+        bot.say("carol", "/cancel").await.contains("没有进行中"),
+        "no form to cancel"
+    );
+}
+
+#[tokio::test]
+async fn handlers_complete_and_reject_in_chat_and_others_may_not() {
+    let bot = start(settings_with_handler()).await;
+    let id = bot.file("dan").await;
+    assert!(
+        bot.say("dan", &format!("/done {id}"))
+            .await
+            .contains("只有处理人")
+    );
+    assert!(
+        bot.say("handler_o", &format!("/done {id}"))
+            .await
+            .contains("没有找到"),
+        "other team"
+    );
+    let usage = bot.say("handler_f", &format!("/reject {id}")).await;
+    assert!(usage.contains("用法"), "a reason is required: {usage}");
+    let done = bot
+        .say("handler_f", &format!("/done {id} 已在后台开通"))
+        .await;
+    assert!(
+        done.contains("已完成") && done.contains(id.as_str()),
+        "{done}"
+    );
+    let request = bot.ledger.get(&id).await.unwrap().unwrap();
+    assert_eq!(request.status(), Status::Done);
+    assert_eq!(
+        request.history.last().unwrap().note.as_deref(),
+        Some("已在后台开通")
+    );
+    assert_eq!(request.history.last().unwrap().by, "职能-小王");
+    assert!(
+        bot.say("handler_f", &format!("驳回 {id} 重复申请"))
+            .await
+            .contains("不能"),
+        "already done"
+    );
+
+    let other = bot.file("dan").await;
+    let rejected = bot
+        .say("handler_f", &format!("/reject {other} 卖家账号不存在"))
+        .await;
+    assert!(rejected.contains("已驳回"), "{rejected}");
+    assert!(
+        bot.say("dan", &format!("/status {other}"))
+            .await
+            .contains("卖家账号不存在")
+    );
+}
+
+#[tokio::test]
+async fn commands_work_in_groups_through_the_ai_bot() {
+    let bot = start(settings_with_handler()).await;
+    let id = bot.file("erin").await;
+    let status = bot
+        .say_in_group("wrkSALES", "erin", &format!("/status {id}"))
+        .await;
+    assert!(status.contains("已提交"), "{status}");
+    let today = bot.say_in_group("wrkSALES", "handler_f", "/today").await;
+    assert!(today.contains(id.as_str()), "{today}");
+    let unknown = bot.say_in_group("wrkSALES", "erin", "/frobnicate").await;
+    assert!(
+        unknown.contains("/services") && unknown.contains("/help"),
+        "unknown commands get the list: {unknown}"
+    );
+}
+
+#[tokio::test]
+async fn secrets_and_disclaimers_are_asked_in_the_one_to_one_chat_not_in_the_group() {
+    let bot = start(common::test_settings()).await;
+    // Service 22 needs a disclaimer file.
+    let first = bot
+        .say_in_group("wrkSALES", "fred", "取消手机号导出模糊化 卖家账号 acct_f")
+        .await;
+    let reply = if first.contains("私聊") {
+        first
+    } else {
+        bot.say_in_group("wrkSALES", "fred", "客户要导出完整手机号给快递")
+            .await
+    };
+    assert!(reply.contains("私聊"), "{reply}");
+    assert!(
+        !reply.contains("请上传"),
+        "the disclaimer is not asked for in the group: {reply}"
+    );
+    let private = bot.say_direct_aibot("fred", "继续").await;
+    assert!(
+        private.contains("免责声明"),
+        "the form continues 1:1: {private}"
+    );
+    // The group conversation is free again.
+    let group = bot.say_in_group("wrkSALES", "fred", "确认").await;
+    assert!(!group.contains("已提交"), "{group}");
+}
+
+#[tokio::test]
+async fn a_long_app_reply_is_split_on_character_boundaries_and_the_rest_follows_by_api() {
+    let mut settings = common::test_settings();
+    let wecom = WecomSimulator::new()
+        .with_app(SimulatedApp::new(
+            settings.wecom.corp_id.clone(),
+            settings.wecom.secret.expose(),
+            settings.wecom.agent_id,
+        ))
+        .spawn()
+        .await
+        .unwrap();
+    settings.wecom.api_base = wecom.base_url();
+    let api = Arc::new(
+        kaitong::wecom::api::WecomApi::new(
+            wecom.base_url(),
+            settings.wecom.corp_id.clone(),
+            settings.wecom.secret.expose().to_owned(),
+            settings.wecom.agent_id,
+        )
+        .unwrap(),
+    );
+    let (store, dir) = common::fresh_store(Backend::Embedded);
+    let app = Application::build_with_api(&settings, Arc::clone(&store), RecordingBot::new(), api)
+        .await
+        .unwrap();
+    let app = TestApp::serve(app, settings, store, dir);
+    let long = "开通".repeat(1500); // 9000 bytes
+    let inner = peer::app_text_xml(&app.corp_id(), "gail", &app.agent_id(), 4242, &long);
+    let cb = app.app_peer.app_callback(&inner, &app.agent_id()).unwrap();
+    let (_, body) = app.post("/wecom/app", &cb.query, cb.body).await;
+    let first = InnerMessage::parse(&app.app_peer.open_app_reply(&body).unwrap().unwrap())
+        .unwrap()
+        .content
+        .unwrap();
+    assert!(first.len() <= 2048 && first.starts_with("echo:"));
+    let mut rest = String::new();
+    for _ in 0..50 {
+        let sent = wecom.sent_messages();
+        rest = sent.iter().map(|m| m.content.clone()).collect();
+        if first.len() + rest.len() >= 9005 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        wecom
+            .sent_messages()
+            .iter()
+            .all(|m| m.content.len() <= 2048)
+    );
+    assert_eq!(
+        format!("{first}{rest}"),
+        format!("echo:{long}"),
+        "nothing lost, in order"
+    );
+}
