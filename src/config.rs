@@ -54,6 +54,7 @@ pub struct ServerSection {
     pub max_body_bytes: usize,
     pub timestamp_window_secs: u64,
     pub shutdown_grace_secs: u64,
+    pub per_user_per_minute: u32,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]

@@ -15,6 +15,7 @@ pub mod chat;
 pub mod config;
 pub mod dialog;
 pub mod http;
+pub mod metrics;
 pub mod notify;
 pub mod requests;
 pub mod startup;

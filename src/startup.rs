@@ -222,6 +222,10 @@ impl Application {
         let channel_settings = ChannelSettings {
             timestamp_window: settings.timestamp_window(),
             busy_text: catalog.current().messages().get("busy").to_owned(),
+            slow_down_text: catalog.current().messages().get("slow_down").to_owned(),
+            limiter: Arc::new(crate::channel::limit::RateLimiter::new(
+                settings.server.per_user_per_minute,
+            )),
         };
         let replies = ReplyCache::new(
             Arc::clone(&store),

@@ -102,6 +102,7 @@ pub const REQUIRED_KEYS: &[&str] = &[
     "cmd_done_usage",
     "cmd_no_permission",
     "continue_private",
+    "slow_down",
 ];
 
 /// Wording table.

@@ -96,14 +96,27 @@ impl AiBotChannel {
             content,
         };
         let key = format!("idem:aibot:{}:{}", message.aibotid, message.msgid.trim());
+        let limited = !self
+            .settings
+            .limiter
+            .allow(&format!("aibot:{}", inbound.sender));
         let turn = || async {
+            if limited {
+                tracing::warn!(channel = "aibot", user = %inbound.sender, "per-person rate limit hit");
+                crate::metrics::callback("aibot", "rate_limited");
+                let reply = Reply::Text(self.settings.slow_down_text.clone());
+                return self.render(&reply, &shape).await;
+            }
+            let started = std::time::Instant::now();
             let reply = self.bot.respond(inbound).await;
+            crate::metrics::turn("aibot", started.elapsed());
             self.render(&reply, &shape).await
         };
         let plaintext = match self.replies.run_once(&key, turn).await {
             Ok(Outcome::Fresh(reply)) => reply,
             Ok(Outcome::Replayed(reply)) => {
                 tracing::info!(channel = "aibot", key = %key, "retried callback answered from cache");
+                crate::metrics::callback("aibot", "replayed");
                 reply
             }
             Ok(Outcome::InFlight) => {
@@ -112,6 +125,7 @@ impl AiBotChannel {
             }
             Err(e) => {
                 tracing::error!(channel = "aibot", error = %e, "store unavailable; answering busy");
+                crate::metrics::callback("aibot", "busy");
                 self.render(&Reply::Text(self.settings.busy_text.clone()), &shape)
                     .await
             }

@@ -111,8 +111,20 @@ impl AppChannel {
             content,
         };
         let create_time = now;
+        let limited = !self
+            .settings
+            .limiter
+            .allow(&format!("app:{}", inbound.sender));
         let turn = || async {
+            if limited {
+                tracing::warn!(channel = "app", user = %inbound.sender, "per-person rate limit hit");
+                crate::metrics::callback("app", "rate_limited");
+                let reply = Reply::Text(self.settings.slow_down_text.clone());
+                return self.render(&sender, create_time, &reply);
+            }
+            let started = std::time::Instant::now();
             let reply = self.bot.respond(inbound).await;
+            crate::metrics::turn("app", started.elapsed());
             if self.send_card(&sender, &reply).await {
                 return String::new();
             }
@@ -122,6 +134,7 @@ impl AppChannel {
             Ok(Outcome::Fresh(reply)) => reply,
             Ok(Outcome::Replayed(reply)) => {
                 tracing::info!(channel = "app", key = %key, "retried callback answered from cache");
+                crate::metrics::callback("app", "replayed");
                 reply
             }
             Ok(Outcome::InFlight) => {
@@ -130,6 +143,7 @@ impl AppChannel {
             }
             Err(e) => {
                 tracing::error!(channel = "app", error = %e, "store unavailable; answering busy");
+                crate::metrics::callback("app", "busy");
                 self.render(
                     &sender,
                     create_time,

@@ -8,6 +8,7 @@ mod aibot;
 mod app;
 pub mod cards;
 mod dedupe;
+pub mod limit;
 pub mod media;
 mod message;
 
@@ -151,4 +152,7 @@ pub struct ChannelSettings {
     pub timestamp_window: Duration,
     /// Said when the store is unreachable, instead of failing the callback.
     pub busy_text: String,
+    /// Said to a person who sends faster than the per-person limit.
+    pub slow_down_text: String,
+    pub limiter: std::sync::Arc<limit::RateLimiter>,
 }

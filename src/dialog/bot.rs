@@ -18,6 +18,8 @@ use crate::requests::{BatchSchedule, Desk, FiledForm, HandlerDirectory, Ledger, 
 use crate::store::Store;
 
 const MAX_ATTEMPTS: usize = 5;
+/// Time allowed for downloading an attachment inside a callback.
+const FETCH_BUDGET: Duration = Duration::from_millis(2500);
 /// A session is kept this long past its TTL so a late message can be told the form expired.
 const EXPIRY_MEMORY: Duration = Duration::from_secs(24 * 3600);
 
@@ -118,10 +120,18 @@ impl DialogBot {
             return Ok(content.clone());
         }
         let failed = || Reply::Text(catalog.messages().get("attachment_failed").to_owned());
-        let media = fetcher.fetch(&attachment.source).await.map_err(|e| {
-            tracing::warn!(error = %e, "attachment could not be fetched");
-            failed()
-        })?;
+        // WeCom waits 5 s for our answer: a slow download is given up and the person asked to
+        // send the file again, rather than losing the whole reply.
+        let media = tokio::time::timeout(FETCH_BUDGET, fetcher.fetch(&attachment.source))
+            .await
+            .map_err(|_| {
+                tracing::warn!("attachment download timed out");
+                failed()
+            })?
+            .map_err(|e| {
+                tracing::warn!(error = %e, "attachment could not be fetched");
+                failed()
+            })?;
         self.store
             .put(
                 &attachment_key(&form.id, field.as_str()),

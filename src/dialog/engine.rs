@@ -369,7 +369,13 @@ impl Engine<'_> {
             return self.start(several[0], text, now, say);
         }
         let ranked = self.matcher.rank(text);
-        match self.matcher.verdict(&ranked) {
+        let verdict = self.matcher.verdict(&ranked);
+        crate::metrics::understanding(match verdict {
+            Verdict::Service(_) => "matched",
+            Verdict::Ambiguous(_) => "ambiguous",
+            Verdict::Nothing => "none",
+        });
+        match verdict {
             Verdict::Service(id) => self.start(id, text, now, say),
             Verdict::Ambiguous(options) => {
                 // The options are numbered by the channel (text) or shown as buttons (cards).

@@ -57,6 +57,7 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
                 .fallback(method_not_allowed),
         )
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
         .route("/readyz", get(readyz))
         .fallback(not_found)
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
@@ -82,6 +83,14 @@ fn reject(route: Route, peer: &str, rejection: &Rejection) -> Response {
     } else {
         StatusCode::BAD_REQUEST
     };
+    crate::metrics::callback(
+        route.name(),
+        if status == StatusCode::UNAUTHORIZED {
+            "rejected_401"
+        } else {
+            "rejected_400"
+        },
+    );
     tracing::warn!(
         channel = route.name(),
         peer = %peer,
@@ -154,6 +163,7 @@ async fn callback(state: &AppState, route: Route, request: Request) -> Response 
             limit = state.max_body_bytes,
             "callback rejected"
         );
+        crate::metrics::callback(route.name(), "too_large");
         return (StatusCode::PAYLOAD_TOO_LARGE, "payload too large").into_response();
     };
     let result = match route {
@@ -162,6 +172,14 @@ async fn callback(state: &AppState, route: Route, request: Request) -> Response 
     };
     match result {
         Ok(response) => {
+            crate::metrics::callback(
+                route.name(),
+                if response.body.is_empty() {
+                    "empty"
+                } else {
+                    "replied"
+                },
+            );
             tracing::info!(
                 channel = route.name(),
                 peer = %peer,
@@ -216,6 +234,17 @@ async fn not_found(request: Request) -> Response {
         "no such route"
     );
     (StatusCode::NOT_FOUND, "not found").into_response()
+}
+
+async fn metrics() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        crate::metrics::render(),
+    )
+        .into_response()
 }
 
 async fn healthz() -> &'static str {

@@ -221,6 +221,13 @@ impl Outbox {
         now: DateTime<Utc>,
     ) -> Result<PassReport, StoreError> {
         let mut report = PassReport::default();
+        let waiting = self.all_pending().await?;
+        let oldest = waiting.iter().map(|i| i.created).min();
+        crate::metrics::outbox(
+            waiting.len(),
+            oldest.and_then(|o| (now - o).to_std().ok()),
+            self.failed().await?.len(),
+        );
         for (kind, transport) in transports {
             for mut item in self.pending(kind).await? {
                 if item.due > now {

@@ -498,6 +498,7 @@ impl WatchedLedger {
     }
 
     async fn tell(&self, request: &Request, now: DateTime<Utc>) {
+        crate::metrics::transition(request.status().as_str());
         for watcher in &self.watchers {
             watcher.changed(request, now).await;
         }

@@ -80,10 +80,90 @@ pub trait Store: Send + Sync + 'static {
 /// Opens the backend named by a `store.url`.
 pub async fn open(url: &str, redis_prefix: &str) -> Result<Arc<dyn Store>, StoreError> {
     if let Some(path) = url.strip_prefix("embedded://") {
-        Ok(Arc::new(EmbeddedStore::open(path)?))
+        Ok(Metered::wrap(Arc::new(EmbeddedStore::open(path)?)))
     } else if url.starts_with("redis://") || url.starts_with("rediss://") {
-        Ok(Arc::new(RedisStore::open(url, redis_prefix)?))
+        Ok(Metered::wrap(Arc::new(RedisStore::open(
+            url,
+            redis_prefix,
+        )?)))
     } else {
         Err(StoreError::UnsupportedUrl(url.to_owned()))
+    }
+}
+
+/// Times every operation of the wrapped store for the `store_seconds` metric.
+pub struct Metered {
+    inner: Arc<dyn Store>,
+}
+
+impl Metered {
+    #[must_use]
+    pub fn wrap(inner: Arc<dyn Store>) -> Arc<dyn Store> {
+        Arc::new(Self { inner })
+    }
+}
+
+async fn timed<T>(op: &'static str, f: impl std::future::Future<Output = T>) -> T {
+    let started = std::time::Instant::now();
+    let out = f.await;
+    crate::metrics::store(op, started.elapsed());
+    out
+}
+
+#[async_trait]
+impl Store for Metered {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        timed("get", self.inner.get(key)).await
+    }
+
+    async fn put(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), StoreError> {
+        timed("put", self.inner.put(key, value, ttl)).await
+    }
+
+    async fn put_if_absent(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<bool, StoreError> {
+        timed("put_if_absent", self.inner.put_if_absent(key, value, ttl)).await
+    }
+
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<bool, StoreError> {
+        timed(
+            "compare_and_swap",
+            self.inner.compare_and_swap(key, expected, value, ttl),
+        )
+        .await
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool, StoreError> {
+        timed("delete", self.inner.delete(key)).await
+    }
+
+    async fn list_prefix(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        timed("list_prefix", self.inner.list_prefix(prefix, limit)).await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        timed("ping", self.inner.ping()).await
+    }
+
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+
+    async fn purge_expired(&self) -> Result<usize, StoreError> {
+        timed("purge", self.inner.purge_expired()).await
     }
 }

@@ -900,6 +900,13 @@ impl WecomApi {
         expect: Expect,
     ) -> Result<Reply, ApiError> {
         let result = self.execute_inner(path, request, expect).await;
+        // errcode 0 for success; -2 marks a failure without a WeCom errcode (transport, HTTP).
+        crate::metrics::wecom_api(
+            path,
+            result
+                .as_ref()
+                .map_or_else(|e| e.errcode().unwrap_or(-2), |_| 0),
+        );
         if let Err(error) = &result
             && !error.is_token_rejection()
         {

@@ -1,0 +1,148 @@
+//! Prometheus metrics, served as text at `/metrics`.
+//!
+//! One process-wide registry; modules record through the small functions here so none of them
+//! depends on the metrics library directly.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
+
+struct Metrics {
+    registry: Registry,
+    callbacks: IntCounterVec,
+    turn_seconds: HistogramVec,
+    understanding: IntCounterVec,
+    transitions: IntCounterVec,
+    outbox_depth: IntGauge,
+    outbox_oldest_seconds: IntGauge,
+    outbox_failed: IntGauge,
+    wecom_api: IntCounterVec,
+    store_seconds: HistogramVec,
+}
+
+fn metrics() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(|| {
+        let registry =
+            Registry::new_custom(Some("kaitong".into()), None).unwrap_or_else(|_| Registry::new());
+        // Metric definitions are constants; a failure here is a programming error caught by
+        // the tests, so fall back to unregistered metrics rather than abort.
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels)
+                .unwrap_or_else(|_| std::process::abort());
+            let _ = registry.register(Box::new(c.clone()));
+            c
+        };
+        let histogram = |name: &str, help: &str, labels: &[&str], buckets: Vec<f64>| {
+            let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)
+                .unwrap_or_else(|_| std::process::abort());
+            let _ = registry.register(Box::new(h.clone()));
+            h
+        };
+        let gauge = |name: &str, help: &str| {
+            let g = IntGauge::new(name, help).unwrap_or_else(|_| std::process::abort());
+            let _ = registry.register(Box::new(g.clone()));
+            g
+        };
+        let fast = vec![
+            0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+            1.0, 2.5, 5.0,
+        ];
+        Metrics {
+            callbacks: counter(
+                "callbacks_total",
+                "WeCom callbacks by channel and result",
+                &["channel", "result"],
+            ),
+            turn_seconds: histogram(
+                "turn_seconds",
+                "Time for the bot to answer one message",
+                &["channel"],
+                fast.clone(),
+            ),
+            understanding: counter(
+                "understanding_total",
+                "Understanding outcomes",
+                &["outcome"],
+            ),
+            transitions: counter(
+                "request_transitions_total",
+                "Requests filed or moved, by new status",
+                &["status"],
+            ),
+            outbox_depth: gauge("outbox_pending", "Messages waiting in the outbox"),
+            outbox_oldest_seconds: gauge(
+                "outbox_oldest_seconds",
+                "Age of the oldest waiting outbox message",
+            ),
+            outbox_failed: gauge("outbox_failed", "Outbox messages given up"),
+            wecom_api: counter(
+                "wecom_api_calls_total",
+                "WeCom API calls by path and errcode",
+                &["path", "errcode"],
+            ),
+            store_seconds: histogram("store_seconds", "Store operation latency", &["op"], fast),
+            registry,
+        }
+    })
+}
+
+pub fn callback(channel: &str, result: &str) {
+    metrics()
+        .callbacks
+        .with_label_values(&[channel, result])
+        .inc();
+}
+
+pub fn turn(channel: &str, took: Duration) {
+    metrics()
+        .turn_seconds
+        .with_label_values(&[channel])
+        .observe(took.as_secs_f64());
+}
+
+pub fn understanding(outcome: &str) {
+    metrics().understanding.with_label_values(&[outcome]).inc();
+}
+
+pub fn transition(status: &str) {
+    metrics().transitions.with_label_values(&[status]).inc();
+}
+
+pub fn wecom_api(path: &str, errcode: i64) {
+    metrics()
+        .wecom_api
+        .with_label_values(&[path, &errcode.to_string()])
+        .inc();
+}
+
+pub fn store(op: &str, took: Duration) {
+    metrics()
+        .store_seconds
+        .with_label_values(&[op])
+        .observe(took.as_secs_f64());
+}
+
+pub fn outbox(pending: usize, oldest: Option<Duration>, failed: usize) {
+    let m = metrics();
+    m.outbox_depth
+        .set(i64::try_from(pending).unwrap_or(i64::MAX));
+    m.outbox_oldest_seconds
+        .set(oldest.map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)));
+    m.outbox_failed
+        .set(i64::try_from(failed).unwrap_or(i64::MAX));
+}
+
+/// The text exposition of every metric.
+#[must_use]
+pub fn render() -> String {
+    let mut out = Vec::new();
+    let families = metrics().registry.gather();
+    if TextEncoder::new().encode(&families, &mut out).is_err() {
+        return String::new();
+    }
+    String::from_utf8(out).unwrap_or_default()
+}
