@@ -899,3 +899,33 @@ async fn the_api_lists_reads_and_moves_requests_with_the_right_codes() {
         assert_eq!(again.status(), StatusCode::CONFLICT);
     }
 }
+
+#[tokio::test]
+async fn the_router_merges_into_an_app_with_its_own_fallback() {
+    let (store, _dir) = fresh_store(Backend::Embedded);
+    let schedule = BatchSchedule::default();
+    let ledger: Arc<dyn Ledger> = Arc::new(StoreLedger::new(Arc::clone(&store), schedule));
+    let state = ConsoleState {
+        desk: Desk::new(ledger),
+        directory: HandlerDirectory::new(&[]),
+        store: Arc::clone(&store),
+        outbox: Outbox::new(store),
+        schedule,
+    };
+    let app = axum::Router::new()
+        .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .fallback(|| async { (StatusCode::NOT_FOUND, "main fallback") })
+        .merge(router(state));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let get = |path: &str| reqwest::get(format!("http://{addr}{path}"));
+    assert_eq!(get("/healthz").await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        get("/console/login").await.unwrap().status(),
+        StatusCode::OK
+    );
+    let missing = get("/nope").await.unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    assert_eq!(missing.text().await.unwrap(), "main fallback");
+}
