@@ -13,6 +13,7 @@ pub mod catalog;
 pub mod channel;
 pub mod chat;
 pub mod config;
+pub mod console;
 pub mod dialog;
 pub mod http;
 pub mod metrics;

@@ -1,0 +1,235 @@
+//! The JSON API for handlers' own tools: list a batch, read a request, complete or reject it.
+//! Authenticated by `Authorization: Bearer <token>` (see [`ApiHandler`]).
+//!
+//! Errors are `{"error": code, "message": …}` with 400 (malformed), 401 (no or bad token),
+//! 404 (unknown or another team's request: the same answer), 409 (impossible transition) and
+//! 422 (a reject without reason).
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{OriginalUri, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use chrono::{SecondsFormat, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::auth::ApiHandler;
+use super::{BatchQuery, ConsoleState, Peer, log_refusal, visible_batch};
+use crate::requests::{DeskError, Request, RequestId};
+
+/// A refusal: logged once (without the token) and answered as JSON.
+fn refuse(status: StatusCode, code: &str, message: &str, path: &str, peer: &Peer) -> Response {
+    log_refusal(status.as_u16(), message, path, peer);
+    (status, Json(json!({ "error": code, "message": message }))).into_response()
+}
+
+fn desk_refusal(error: &DeskError, path: &str, peer: &Peer) -> Response {
+    match error {
+        DeskError::NotFound => refuse(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such request",
+            path,
+            peer,
+        ),
+        DeskError::ReasonRequired => refuse(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "reason_required",
+            "a reason is required to reject",
+            path,
+            peer,
+        ),
+        DeskError::NotNow { .. } => refuse(
+            StatusCode::CONFLICT,
+            "invalid_transition",
+            &error.to_string(),
+            path,
+            peer,
+        ),
+        DeskError::Ledger(e) => internal(e),
+    }
+}
+
+fn internal(error: &dyn std::fmt::Display) -> Response {
+    tracing::error!(error = %error, "api: ledger or store failed");
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({ "error": "unavailable", "message": "storage unavailable, retry later" })),
+    )
+        .into_response()
+}
+
+fn rfc3339(at: chrono::DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// The API's shape of a request. Field values are the summary's (secrets already masked).
+#[must_use]
+pub(crate) fn request_json(request: &Request) -> Value {
+    json!({
+        "id": request.id.as_str(),
+        "service": { "id": request.form.service.get(), "name": request.form.service_name },
+        "team": request.form.team.key(),
+        "status": request.status().as_str(),
+        "batch_day": request.batch.to_string(),
+        "submitted_at": rfc3339(request.submitted_at),
+        "requester": {
+            "userid": request.form.requester.user.as_str(),
+            "channel": request.form.requester.channel.as_str(),
+        },
+        "fields": request.form.summary.iter()
+            .map(|(label, value)| json!({ "label": label, "value": value }))
+            .collect::<Vec<_>>(),
+        "history": request.history.iter()
+            .map(|c| json!({ "status": c.status.as_str(), "at": rfc3339(c.at), "by": c.by, "note": c.note }))
+            .collect::<Vec<_>>(),
+        "notes": request.notes.iter()
+            .map(|n| json!({ "at": rfc3339(n.at), "by": n.by, "text": n.text }))
+            .collect::<Vec<_>>(),
+    })
+}
+
+pub(crate) async fn list(
+    State(state): State<ConsoleState>,
+    ApiHandler(handler): ApiHandler,
+    peer: Peer,
+    OriginalUri(uri): OriginalUri,
+    query: Result<Query<BatchQuery>, QueryRejection>,
+) -> Response {
+    let path = uri.path();
+    let view = match query {
+        Ok(Query(q)) => match q.check(&state.schedule, Utc::now()) {
+            Ok(view) => view,
+            Err(e) => {
+                return refuse(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    &e.to_string(),
+                    path,
+                    &peer,
+                );
+            }
+        },
+        Err(e) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                &e.body_text(),
+                path,
+                &peer,
+            );
+        }
+    };
+    match visible_batch(&state, &handler, view).await {
+        Ok(requests) => Json(json!({
+            "day": view.day.to_string(),
+            "count": requests.len(),
+            "requests": requests.iter().map(request_json).collect::<Vec<_>>(),
+        }))
+        .into_response(),
+        Err(e) => internal(&e),
+    }
+}
+
+pub(crate) async fn get_one(
+    State(state): State<ConsoleState>,
+    ApiHandler(handler): ApiHandler,
+    peer: Peer,
+    OriginalUri(uri): OriginalUri,
+    Path(id): Path<String>,
+) -> Response {
+    let Some(id) = RequestId::parse(&id) else {
+        return desk_refusal(&DeskError::NotFound, uri.path(), &peer);
+    };
+    match state.desk.visible(&handler, &id).await {
+        Ok(request) => Json(request_json(&request)).into_response(),
+        Err(e) => desk_refusal(&e, uri.path(), &peer),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct CompleteBody {
+    #[serde(default)]
+    note: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RejectBody {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// An empty body means "no fields"; anything else must be a JSON object of the right shape.
+fn parse_body<T: Default + for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, String> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| format!("malformed JSON body: {e}"))
+}
+
+pub(crate) async fn complete(
+    State(state): State<ConsoleState>,
+    ApiHandler(handler): ApiHandler,
+    peer: Peer,
+    OriginalUri(uri): OriginalUri,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let path = uri.path();
+    let body: CompleteBody = match parse_body(&body) {
+        Ok(body) => body,
+        Err(message) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                &message,
+                path,
+                &peer,
+            );
+        }
+    };
+    let Some(id) = RequestId::parse(&id) else {
+        return desk_refusal(&DeskError::NotFound, path, &peer);
+    };
+    match state
+        .desk
+        .complete(&handler, &id, body.note, Utc::now())
+        .await
+    {
+        Ok(request) => Json(request_json(&request)).into_response(),
+        Err(e) => desk_refusal(&e, path, &peer),
+    }
+}
+
+pub(crate) async fn reject(
+    State(state): State<ConsoleState>,
+    ApiHandler(handler): ApiHandler,
+    peer: Peer,
+    OriginalUri(uri): OriginalUri,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let path = uri.path();
+    let body: RejectBody = match parse_body(&body) {
+        Ok(body) => body,
+        Err(message) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                &message,
+                path,
+                &peer,
+            );
+        }
+    };
+    let Some(id) = RequestId::parse(&id) else {
+        return desk_refusal(&DeskError::NotFound, path, &peer);
+    };
+    let reason = body.reason.unwrap_or_default();
+    match state.desk.reject(&handler, &id, &reason, Utc::now()).await {
+        Ok(request) => Json(request_json(&request)).into_response(),
+        Err(e) => desk_refusal(&e, path, &peer),
+    }
+}

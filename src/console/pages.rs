@@ -1,0 +1,438 @@
+//! The console's handlers: read the session, call the desk or the outbox, render a page or
+//! redirect back with a notice (post/redirect/get, so a reload never repeats an action).
+
+use std::collections::HashMap;
+
+use axum::extract::rejection::{FormRejection, QueryRejection};
+use axum::extract::{Form, Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use chrono::Utc;
+
+use super::auth::ConsoleSession;
+use super::html::{self, Notice};
+use super::{BatchQuery, ConsoleState, Peer, log_refusal, visible_batch};
+use crate::catalog::{FieldKey, FieldValue};
+use crate::dialog::attachment_key;
+use crate::requests::{DeskError, Request, RequestId};
+
+/// Longest note or reason accepted; the forms say so too.
+const MAX_TEXT_CHARS: usize = 2000;
+
+fn not_found(session: &ConsoleSession) -> Response {
+    html::message_page(
+        StatusCode::NOT_FOUND,
+        Some(session),
+        "找不到该申请",
+        "单号不存在，或不属于你的处理组。",
+    )
+}
+
+fn internal(session: &ConsoleSession, error: &dyn std::fmt::Display) -> Response {
+    tracing::error!(error = %error, handler = %session.handler.name, "console: ledger or store failed");
+    html::message_page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        Some(session),
+        "暂时无法处理",
+        "存储暂时不可用，请稍后重试。",
+    )
+}
+
+pub(crate) async fn batch(
+    State(state): State<ConsoleState>,
+    session: ConsoleSession,
+    peer: Peer,
+    query: Result<Query<BatchQuery>, QueryRejection>,
+) -> Response {
+    let now = Utc::now();
+    let checked = match query {
+        Ok(Query(q)) => q.check(&state.schedule, now),
+        Err(_) => Err(super::FilterError::Day),
+    };
+    let view = match checked {
+        Ok(view) => view,
+        Err(e) => {
+            log_refusal(400, &e.to_string(), "/console", &peer);
+            return html::message_page(
+                StatusCode::BAD_REQUEST,
+                Some(&session),
+                "筛选条件有误",
+                e.chinese(),
+            );
+        }
+    };
+    let all_of_day = match visible_batch(&state, &session.handler, view.any_status()).await {
+        Ok(list) => list,
+        Err(e) => return internal(&session, &e),
+    };
+    let shown: Vec<Request> = all_of_day
+        .iter()
+        .filter(|r| view.status.is_none_or(|s| r.status() == s))
+        .cloned()
+        .collect();
+    let is_open = view.day == state.schedule.batch_for(now);
+    html::batch_page(
+        &session,
+        &state.schedule,
+        view,
+        &all_of_day,
+        &shown,
+        is_open,
+    )
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+pub(crate) struct DetailQuery {
+    #[serde(default)]
+    ok: Option<String>,
+}
+
+/// What a redirect's `?ok=` code says (fixed texts: nothing user-typed is reflected).
+fn ok_notice(code: &str) -> Option<Notice> {
+    let text = match code {
+        "start" => "已开始处理",
+        "complete" => "已标记为已完成",
+        "reject" => "已驳回",
+        "note" => "备注已添加",
+        "retry" => "已重新排队发送",
+        _ => return None,
+    };
+    Some(Notice::Ok(text.to_owned()))
+}
+
+pub(crate) async fn detail(
+    State(state): State<ConsoleState>,
+    session: ConsoleSession,
+    Path(id): Path<String>,
+    query: Result<Query<DetailQuery>, QueryRejection>,
+) -> Response {
+    let Some(id) = RequestId::parse(&id) else {
+        return not_found(&session);
+    };
+    let notice = query
+        .ok()
+        .and_then(|Query(q)| q.ok)
+        .and_then(|code| ok_notice(&code));
+    match state.desk.visible(&session.handler, &id).await {
+        Ok(request) => html::detail_page(
+            StatusCode::OK,
+            &session,
+            &state.schedule,
+            &request,
+            notice.as_ref(),
+        ),
+        Err(DeskError::NotFound) => not_found(&session),
+        Err(e) => internal(&session, &e),
+    }
+}
+
+/// `filename*` (RFC 5987/6266) carries the real name; the plain `filename` is an ASCII
+/// stand-in for old clients, with anything risky in a header replaced.
+fn content_disposition(file_name: &str) -> String {
+    const ATTR: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    let fallback: String = file_name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' && c != ';' && c != '%' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!(
+        "attachment; filename=\"{fallback}\"; filename*=UTF-8''{}",
+        percent_encoding::utf8_percent_encode(file_name, ATTR)
+    )
+}
+
+pub(crate) async fn attachment(
+    State(state): State<ConsoleState>,
+    session: ConsoleSession,
+    peer: Peer,
+    Path((id, field)): Path<(String, String)>,
+) -> Response {
+    let Some(id) = RequestId::parse(&id) else {
+        return not_found(&session);
+    };
+    let request = match state.desk.visible(&session.handler, &id).await {
+        Ok(request) => request,
+        Err(DeskError::NotFound) => return not_found(&session),
+        Err(e) => return internal(&session, &e),
+    };
+    let file_name =
+        FieldKey::parse(&field)
+            .ok()
+            .and_then(|key| match request.form.answers.get(&key) {
+                Some(FieldValue::Attachment { file_name, .. }) => Some(file_name.clone()),
+                _ => None,
+            });
+    let Some(file_name) = file_name else {
+        log_refusal(
+            404,
+            "no such attachment field",
+            "/console/requests/…/attachments",
+            &peer,
+        );
+        return html::message_page(
+            StatusCode::NOT_FOUND,
+            Some(&session),
+            "找不到附件",
+            "该申请没有这个附件。",
+        );
+    };
+    let bytes = match state
+        .store
+        .get(&attachment_key(&request.form.form_id, &field))
+        .await
+    {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => {
+            return html::message_page(
+                StatusCode::NOT_FOUND,
+                Some(&session),
+                "附件未保存",
+                "提交时附件未能下载保存，请联系申请人重新发送。",
+            );
+        }
+        Err(e) => return internal(&session, &e),
+    };
+    tracing::info!(request = %id, field, handler = %session.handler.name, "attachment downloaded");
+    let mut response = bytes.into_response();
+    let headers = response.headers_mut();
+    // Always a download, never rendered: the bytes come from a chat user.
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(value) = HeaderValue::from_str(&content_disposition(&file_name)) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    response
+}
+
+fn form_text<'a>(form: &'a HashMap<String, String>, name: &str) -> &'a str {
+    form.get(name).map_or("", |s| s.trim())
+}
+
+/// 开始处理 / 完成 / 驳回 / 备注 from the detail page.
+pub(crate) async fn act(
+    State(state): State<ConsoleState>,
+    session: ConsoleSession,
+    peer: Peer,
+    Path((id, action)): Path<(String, String)>,
+    form: Result<Form<HashMap<String, String>>, FormRejection>,
+) -> Response {
+    let path = format!("/console/requests/{id}/{action}");
+    let form = form.map(|Form(f)| f).unwrap_or_default();
+    if let Some(refused) = session.csrf_refusal(&form, &path, &peer) {
+        return refused;
+    }
+    let Some(id) = RequestId::parse(&id) else {
+        return not_found(&session);
+    };
+    let handler = &session.handler;
+    let now = Utc::now();
+    let (verb, result) = match action.as_str() {
+        "start" => ("开始处理", state.desk.start(handler, &id, now).await),
+        "complete" => {
+            let note = form_text(&form, "note");
+            if note.chars().count() > MAX_TEXT_CHARS {
+                return refuse_action(
+                    &state,
+                    &session,
+                    &id,
+                    &peer,
+                    &path,
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "说明过长（最多 2000 字）",
+                )
+                .await;
+            }
+            let note = Some(note.to_owned());
+            ("完成", state.desk.complete(handler, &id, note, now).await)
+        }
+        "reject" => {
+            let reason = form_text(&form, "reason");
+            if reason.chars().count() > MAX_TEXT_CHARS {
+                return refuse_action(
+                    &state,
+                    &session,
+                    &id,
+                    &peer,
+                    &path,
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "原因过长（最多 2000 字）",
+                )
+                .await;
+            }
+            ("驳回", state.desk.reject(handler, &id, reason, now).await)
+        }
+        "note" => {
+            let text = form_text(&form, "text");
+            if text.is_empty() {
+                return refuse_action(
+                    &state,
+                    &session,
+                    &id,
+                    &peer,
+                    &path,
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "备注不能为空",
+                )
+                .await;
+            }
+            if text.chars().count() > MAX_TEXT_CHARS {
+                return refuse_action(
+                    &state,
+                    &session,
+                    &id,
+                    &peer,
+                    &path,
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "备注过长（最多 2000 字）",
+                )
+                .await;
+            }
+            ("备注", state.desk.note(handler, &id, text, now).await)
+        }
+        _ => return not_found(&session),
+    };
+    match result {
+        Ok(_) => Redirect::to(&format!("/console/requests/{id}?ok={action}")).into_response(),
+        Err(DeskError::NotFound) => {
+            log_refusal(404, "request not visible", &path, &peer);
+            not_found(&session)
+        }
+        Err(DeskError::ReasonRequired) => {
+            refuse_action(
+                &state,
+                &session,
+                &id,
+                &peer,
+                &path,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "驳回需要填写原因",
+            )
+            .await
+        }
+        Err(DeskError::NotNow { from, .. }) => {
+            let text = format!("当前状态（{from}）不能{verb}");
+            refuse_action(
+                &state,
+                &session,
+                &id,
+                &peer,
+                &path,
+                StatusCode::CONFLICT,
+                &text,
+            )
+            .await
+        }
+        Err(e) => internal(&session, &e),
+    }
+}
+
+/// The detail page again, with the refusal on top and the matching status code.
+async fn refuse_action(
+    state: &ConsoleState,
+    session: &ConsoleSession,
+    id: &RequestId,
+    peer: &Peer,
+    path: &str,
+    status: StatusCode,
+    text: &str,
+) -> Response {
+    log_refusal(status.as_u16(), text, path, peer);
+    match state.desk.visible(&session.handler, id).await {
+        Ok(request) => html::detail_page(
+            status,
+            session,
+            &state.schedule,
+            &request,
+            Some(&Notice::Err(text.to_owned())),
+        ),
+        Err(DeskError::NotFound) => not_found(session),
+        Err(e) => internal(session, &e),
+    }
+}
+
+pub(crate) async fn deliveries(
+    State(state): State<ConsoleState>,
+    session: ConsoleSession,
+    query: Result<Query<DetailQuery>, QueryRejection>,
+) -> Response {
+    let notice = query
+        .ok()
+        .and_then(|Query(q)| q.ok)
+        .and_then(|code| ok_notice(&code));
+    let failed = match state.outbox.failed().await {
+        Ok(items) => items,
+        Err(e) => return internal(&session, &e),
+    };
+    let pending = match state.outbox.all_pending().await {
+        Ok(items) => items,
+        Err(e) => return internal(&session, &e),
+    };
+    html::deliveries_page(
+        &session,
+        &state.schedule,
+        &failed,
+        &pending,
+        notice.as_ref(),
+    )
+}
+
+pub(crate) async fn retry(
+    State(state): State<ConsoleState>,
+    session: ConsoleSession,
+    peer: Peer,
+    form: Result<Form<HashMap<String, String>>, FormRejection>,
+) -> Response {
+    let path = "/console/deliveries/retry";
+    let form = form.map(|Form(f)| f).unwrap_or_default();
+    if let Some(refused) = session.csrf_refusal(&form, path, &peer) {
+        return refused;
+    }
+    let kind = form_text(&form, "kind");
+    let id = form_text(&form, "id");
+    match state.outbox.requeue_failed(kind, id, Utc::now()).await {
+        Ok(true) => {
+            tracing::info!(kind, id, handler = %session.handler.name, "failed delivery requeued");
+            Redirect::to("/console/deliveries?ok=retry").into_response()
+        }
+        Ok(false) => {
+            log_refusal(404, "no such failed delivery", path, &peer);
+            html::message_page(
+                StatusCode::NOT_FOUND,
+                Some(&session),
+                "找不到该投递",
+                "它可能已被重新排队。",
+            )
+        }
+        Err(e) => internal(&session, &e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn download_names_keep_unicode_in_filename_star_and_stay_header_safe() {
+        let value = content_disposition("报价 \"单\".xlsx");
+        assert_eq!(
+            value,
+            "attachment; filename=\"______.xlsx\"; filename*=UTF-8''%E6%8A%A5%E4%BB%B7%20%22%E5%8D%95%22.xlsx"
+        );
+    }
+}

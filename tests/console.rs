@@ -1,0 +1,931 @@
+//! The handler console and JSON API over real HTTP, on both stores: sessions and CSRF, the
+//! batch page and its filters, escaping, actions, CSV, attachments, deliveries, API codes and
+//! team scoping.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use common::{BACKENDS, Backend, fresh_store};
+use kaitong::catalog::{Answers, Channel, FieldKey, FieldValue, ServiceId, Team, Window};
+use kaitong::channel::{ChannelKind, Conversation, UserId};
+use kaitong::config::HandlerAccount;
+use kaitong::console::{ConsoleState, router};
+use kaitong::dialog::attachment_key;
+use kaitong::notify::{DeliveryError, Outbox, OutboxItem, RetryPolicy, Transport};
+use kaitong::requests::{
+    BatchSchedule, Desk, FiledForm, HandlerDirectory, Ledger, RequestId, Requester, Status,
+    StoreLedger, token_hash,
+};
+use kaitong::store::Store;
+use reqwest::StatusCode;
+use reqwest::header::{CONTENT_DISPOSITION, LOCATION, SET_COOKIE, WWW_AUTHENTICATE};
+
+const ALL_TOKEN: &str = "boss-token-0123456789";
+const OPS_TOKEN: &str = "ops-token-0123456789";
+const RND_TOKEN: &str = "rnd-token-0123456789";
+
+fn account(name: &str, team: &str, token: &str) -> HandlerAccount {
+    HandlerAccount {
+        name: name.to_owned(),
+        team: team.to_owned(),
+        token_sha256: token_hash(token),
+        wecom_userid: String::new(),
+    }
+}
+
+struct Console {
+    addr: SocketAddr,
+    http: reqwest::Client,
+    ledger: Arc<dyn Ledger>,
+    store: Arc<dyn Store>,
+    outbox: Outbox,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Console {
+    async fn spawn(backend: Backend) -> Self {
+        let (store, dir) = fresh_store(backend);
+        let schedule = BatchSchedule::default();
+        let ledger: Arc<dyn Ledger> = Arc::new(StoreLedger::new(Arc::clone(&store), schedule));
+        let outbox = Outbox::new(Arc::clone(&store)).with_policy(RetryPolicy {
+            max_attempts: 1,
+            ..RetryPolicy::default()
+        });
+        let state = ConsoleState {
+            desk: Desk::new(Arc::clone(&ledger)),
+            directory: HandlerDirectory::new(&[
+                account("boss", "all", ALL_TOKEN),
+                account("ops1", "ops", OPS_TOKEN),
+                account("dev1", "rnd", RND_TOKEN),
+            ]),
+            store: Arc::clone(&store),
+            outbox: outbox.clone(),
+            schedule,
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = router(state);
+        tokio::spawn(async move {
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+            .unwrap();
+        });
+        Self {
+            addr,
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            ledger,
+            store,
+            outbox,
+            _dir: dir,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Files a request straight into the ledger.
+    async fn file(
+        &self,
+        form_id: &str,
+        team: Team,
+        summary: &[(&str, &str)],
+        at: DateTime<Utc>,
+    ) -> RequestId {
+        self.file_form(form(form_id, team, summary, Answers::new()), at)
+            .await
+    }
+
+    async fn file_form(&self, form: FiledForm, at: DateTime<Utc>) -> RequestId {
+        self.ledger.file(form, at).await.unwrap().id
+    }
+
+    async fn status(&self, id: &RequestId) -> Status {
+        self.ledger.get(id).await.unwrap().unwrap().status()
+    }
+
+    /// Logs in through the form; returns the session (cookie and CSRF token).
+    async fn login(&self, token: &str) -> Session {
+        let response = self
+            .http
+            .post(self.url("/console/login"))
+            .form(&[("token", token)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        let set_cookie = response
+            .headers()
+            .get(SET_COOKIE)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let cookie = set_cookie.split(';').next().unwrap().to_owned();
+        let page = self
+            .http
+            .get(self.url("/console"))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        Session {
+            cookie,
+            set_cookie,
+            csrf: csrf_of(&page),
+        }
+    }
+
+    async fn get(&self, session: Option<&Session>, path: &str) -> (StatusCode, String) {
+        let mut request = self.http.get(self.url(path));
+        if let Some(session) = session {
+            request = request.header("cookie", &session.cookie);
+        }
+        let response = request.send().await.unwrap();
+        (response.status(), response.text().await.unwrap())
+    }
+
+    async fn post(
+        &self,
+        session: &Session,
+        path: &str,
+        fields: &[(&str, &str)],
+    ) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .header("cookie", &session.cookie)
+            .form(fields)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    fn api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+    ) -> reqwest::RequestBuilder {
+        let request = self.http.request(method, self.url(path));
+        match token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+}
+
+struct Session {
+    cookie: String,
+    set_cookie: String,
+    csrf: String,
+}
+
+fn csrf_of(page: &str) -> String {
+    let marker = "name=\"csrf\" value=\"";
+    let start = page.find(marker).expect("a CSRF field on the page") + marker.len();
+    page[start..start + 64].to_owned()
+}
+
+fn form(form_id: &str, team: Team, summary: &[(&str, &str)], answers: Answers) -> FiledForm {
+    FiledForm {
+        form_id: form_id.to_owned(),
+        service: ServiceId(7),
+        service_name: "电子发票".into(),
+        team,
+        routing: Channel::ResourcePlatform,
+        window: Window::DailyBatch,
+        answers,
+        summary: summary
+            .iter()
+            .map(|(l, v)| ((*l).to_owned(), (*v).to_owned()))
+            .collect(),
+        requester: Requester {
+            user: UserId::parse(&format!("sales-{form_id}")).unwrap(),
+            channel: ChannelKind::App,
+            conversation: Conversation::Direct,
+        },
+    }
+}
+
+#[tokio::test]
+async fn login_sets_a_strict_cookie_and_keeps_only_hashes_in_the_store() {
+    for backend in BACKENDS {
+        let c = Console::spawn(backend).await;
+        let response = c.http.get(c.url("/console")).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{backend:?}");
+        assert_eq!(response.headers()[LOCATION], "/console/login");
+        let (status, page) = c.get(None, "/console/login").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(page.contains("name=\"token\"") && page.contains("name=\"viewport\""));
+
+        let bad = c
+            .http
+            .post(c.url("/console/login"))
+            .form(&[("token", "not-a-token")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(bad.status(), StatusCode::UNAUTHORIZED, "{backend:?}");
+        assert!(bad.headers().get(SET_COOKIE).is_none());
+        assert!(bad.text().await.unwrap().contains("令牌无效"));
+
+        let session = c.login(ALL_TOKEN).await;
+        for attribute in ["HttpOnly", "SameSite=Strict", "Path=/console"] {
+            assert!(
+                session.set_cookie.contains(attribute),
+                "{}",
+                session.set_cookie
+            );
+        }
+        let (status, page) = c.get(Some(&session), "/console").await;
+        assert_eq!(status, StatusCode::OK, "{backend:?}");
+        assert!(page.contains("boss"));
+
+        // The store knows the session only by the hash of its id, and never the token.
+        let raw_id = session.cookie.split_once('=').unwrap().1;
+        let sessions = c.store.list_prefix("console:session:", 10).await.unwrap();
+        assert_eq!(sessions.len(), 1, "{backend:?}");
+        let (key, value) = &sessions[0];
+        assert_eq!(key, &format!("console:session:{}", token_hash(raw_id)));
+        let value = String::from_utf8_lossy(value);
+        assert!(!value.contains(raw_id) && !value.contains(ALL_TOKEN));
+
+        // Logging out needs the CSRF token, then ends the session for good.
+        let refused = c.post(&session, "/console/logout", &[]).await;
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+        let out = c
+            .post(&session, "/console/logout", &[("csrf", &session.csrf)])
+            .await;
+        assert_eq!(out.status(), StatusCode::SEE_OTHER);
+        let (status, _) = c.get(Some(&session), "/console").await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{backend:?}: session ended");
+        assert!(
+            c.store
+                .list_prefix("console:session:", 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_batch_page_shows_todays_batch_by_team_and_filters() {
+    let c = Console::spawn(Backend::Embedded).await;
+    let now = Utc::now();
+    let rnd = c.file("b1", Team::Rnd, &[("卖家账号", "acct")], now).await;
+    let ops = c.file("b2", Team::Ops, &[("卖家账号", "acct2")], now).await;
+    let yesterday = c
+        .file("b3", Team::Ops, &[], now - chrono::Duration::days(1))
+        .await;
+    let boss = c.login(ALL_TOKEN).await;
+
+    let (status, page) = c.get(Some(&boss), "/console").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains(rnd.as_str()) && page.contains(ops.as_str()));
+    assert!(!page.contains(yesterday.as_str()), "only the open batch");
+    assert!(
+        page.contains("产研") && page.contains("运维"),
+        "grouped by team"
+    );
+    assert!(page.contains("#7 电子发票") && page.contains("sales-b1"));
+    assert!(page.contains("已提交 2"), "counts by status");
+    assert!(page.contains(&format!("/console/requests/{rnd}")));
+
+    let (_, page) = c.get(Some(&boss), "/console?team=ops").await;
+    assert!(page.contains(ops.as_str()) && !page.contains(rnd.as_str()));
+
+    c.ledger
+        .transition(&rnd, Status::Done, "boss", None, now)
+        .await
+        .unwrap();
+    let (_, page) = c.get(Some(&boss), "/console?status=done&team=").await;
+    assert!(page.contains(rnd.as_str()) && !page.contains(ops.as_str()));
+
+    let day = BatchSchedule::default()
+        .batch_for(now - chrono::Duration::days(1))
+        .to_string();
+    let (_, page) = c.get(Some(&boss), &format!("/console?day={day}")).await;
+    assert!(page.contains(yesterday.as_str()) && !page.contains(rnd.as_str()));
+
+    let (status, page) = c.get(Some(&boss), "/console?day=28.11.2026").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains("日期格式"));
+
+    // A team handler sees only their team, whatever the filter says.
+    let ops1 = c.login(OPS_TOKEN).await;
+    let (_, page) = c.get(Some(&ops1), "/console").await;
+    assert!(page.contains(ops.as_str()) && !page.contains(rnd.as_str()));
+    let (_, page) = c.get(Some(&ops1), "/console?team=rnd").await;
+    assert!(!page.contains(rnd.as_str()));
+}
+
+#[tokio::test]
+async fn the_detail_page_escapes_user_text() {
+    let c = Console::spawn(Backend::Embedded).await;
+    let id = c
+        .file(
+            "x1",
+            Team::Rnd,
+            &[
+                ("备注", "<script>alert('x')</script>"),
+                ("<b>标签</b>", "a&b"),
+            ],
+            Utc::now(),
+        )
+        .await;
+    let boss = c.login(ALL_TOKEN).await;
+    let (status, page) = c.get(Some(&boss), &format!("/console/requests/{id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!page.contains("<script>") && !page.contains("<b>标签"));
+    assert!(page.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;"));
+    assert!(page.contains("&lt;b&gt;标签&lt;/b&gt;") && page.contains("a&amp;b"));
+    for action in ["start", "complete", "reject", "note"] {
+        assert!(page.contains(&format!("/console/requests/{id}/{action}")));
+    }
+    let (status, _) = c
+        .get(Some(&boss), "/console/requests/KT-20990101-0001")
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = c.get(Some(&boss), "/console/requests/nonsense").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn form_actions_change_the_ledger_and_csrf_guards_them() {
+    for backend in BACKENDS {
+        let c = Console::spawn(backend).await;
+        let now = Utc::now();
+        let a = c.file("a1", Team::Rnd, &[], now).await;
+        let b = c.file("a2", Team::Rnd, &[], now).await;
+        let boss = c.login(ALL_TOKEN).await;
+        let path = |id: &RequestId, action: &str| format!("/console/requests/{id}/{action}");
+
+        // No token, a wrong token, another site's form: refused, nothing changes.
+        let none = c.post(&boss, &path(&a, "complete"), &[("note", "x")]).await;
+        assert_eq!(none.status(), StatusCode::FORBIDDEN, "{backend:?}");
+        let wrong = c
+            .post(&boss, &path(&a, "complete"), &[("csrf", &"0".repeat(64))])
+            .await;
+        assert_eq!(wrong.status(), StatusCode::FORBIDDEN);
+        let cross = c
+            .http
+            .post(c.url(&path(&a, "complete")))
+            .header("cookie", &boss.cookie)
+            .header("origin", "https://evil.example")
+            .form(&[("csrf", boss.csrf.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(cross.status(), StatusCode::FORBIDDEN);
+        assert_eq!(c.status(&a).await, Status::Submitted, "{backend:?}");
+
+        // A note, then start, then complete with a note (same-origin header is fine).
+        let noted = c
+            .post(
+                &boss,
+                &path(&a, "note"),
+                &[("csrf", &boss.csrf), ("text", "已联系客户")],
+            )
+            .await;
+        assert_eq!(noted.status(), StatusCode::SEE_OTHER);
+        let empty = c
+            .post(
+                &boss,
+                &path(&a, "note"),
+                &[("csrf", &boss.csrf), ("text", " ")],
+            )
+            .await;
+        assert_eq!(empty.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let started = c
+            .post(&boss, &path(&a, "start"), &[("csrf", &boss.csrf)])
+            .await;
+        assert_eq!(started.status(), StatusCode::SEE_OTHER);
+        assert_eq!(c.status(&a).await, Status::Processing);
+        let done = c
+            .http
+            .post(c.url(&path(&a, "complete")))
+            .header("cookie", &boss.cookie)
+            .header("origin", format!("http://{}", c.addr))
+            .form(&[("csrf", boss.csrf.as_str()), ("note", "已开通")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(done.status(), StatusCode::SEE_OTHER, "{backend:?}");
+        assert_eq!(
+            done.headers()[LOCATION],
+            format!("/console/requests/{a}?ok=complete").as_str()
+        );
+        let request = c.ledger.get(&a).await.unwrap().unwrap();
+        assert_eq!(request.status(), Status::Done);
+        assert_eq!(request.history.last().unwrap().by, "boss");
+        assert_eq!(
+            request.history.last().unwrap().note.as_deref(),
+            Some("已开通")
+        );
+        assert_eq!(request.notes[0].text, "已联系客户");
+        let (_, page) = c
+            .get(Some(&boss), &format!("/console/requests/{a}?ok=complete"))
+            .await;
+        assert!(page.contains("已标记为已完成") && page.contains("已完成"));
+
+        // Completing twice is refused in Chinese, with 409.
+        let again = c
+            .post(&boss, &path(&a, "complete"), &[("csrf", &boss.csrf)])
+            .await;
+        assert_eq!(again.status(), StatusCode::CONFLICT);
+        assert!(
+            again
+                .text()
+                .await
+                .unwrap()
+                .contains("当前状态（已完成）不能完成")
+        );
+
+        // A reject needs a reason.
+        let bare = c
+            .post(
+                &boss,
+                &path(&b, "reject"),
+                &[("csrf", &boss.csrf), ("reason", "  ")],
+            )
+            .await;
+        assert_eq!(bare.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(bare.text().await.unwrap().contains("驳回需要填写原因"));
+        assert_eq!(c.status(&b).await, Status::Submitted);
+        let rejected = c
+            .post(
+                &boss,
+                &path(&b, "reject"),
+                &[("csrf", &boss.csrf), ("reason", "账号不存在")],
+            )
+            .await;
+        assert_eq!(rejected.status(), StatusCode::SEE_OTHER);
+        let request = c.ledger.get(&b).await.unwrap().unwrap();
+        assert_eq!(request.status(), Status::Rejected, "{backend:?}");
+        assert_eq!(
+            request.history.last().unwrap().note.as_deref(),
+            Some("账号不存在")
+        );
+
+        // Another team's handler cannot act on it (and cannot tell it exists).
+        let c2 = c.file("a3", Team::Rnd, &[], now).await;
+        let ops1 = c.login(OPS_TOKEN).await;
+        let hidden = c
+            .post(&ops1, &path(&c2, "complete"), &[("csrf", &ops1.csrf)])
+            .await;
+        assert_eq!(hidden.status(), StatusCode::NOT_FOUND);
+        assert_eq!(c.status(&c2).await, Status::Submitted);
+    }
+}
+
+#[tokio::test]
+async fn the_csv_export_has_a_bom_the_columns_and_rfc_4180_quoting() {
+    let c = Console::spawn(Backend::Embedded).await;
+    let now = Utc::now();
+    let a = c
+        .file(
+            "c1",
+            Team::Rnd,
+            &[("卖家账号", "acct, \"main\""), ("数量", "3")],
+            now,
+        )
+        .await;
+    let b = c.file("c2", Team::Ops, &[("公式", "=1+1")], now).await;
+    let boss = c.login(ALL_TOKEN).await;
+    let response = c
+        .http
+        .get(c.url("/console/export.csv"))
+        .header("cookie", &boss.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    assert!(
+        response.headers()[CONTENT_DISPOSITION]
+            .to_str()
+            .unwrap()
+            .contains("attachment")
+    );
+    let bytes = response.bytes().await.unwrap();
+    assert_eq!(&bytes[..3], b"\xEF\xBB\xBF", "UTF-8 BOM for Excel");
+    let text = std::str::from_utf8(&bytes[3..]).unwrap();
+    let lines: Vec<&str> = text.split("\r\n").collect();
+    assert_eq!(
+        lines[0],
+        "单号,服务编号,服务,处理组,申请人,状态,提交时间,申请内容"
+    );
+    assert!(lines[1].starts_with(&format!("{a},7,电子发票,产研,sales-c1,已提交,")));
+    assert!(
+        lines[1].ends_with(",\"卖家账号: acct, \"\"main\"\"; 数量: 3\""),
+        "{}",
+        lines[1]
+    );
+    assert!(lines[2].starts_with(&format!("{b},7,电子发票,运维,")));
+    assert_eq!(lines.len(), 4, "two rows and the final CRLF");
+
+    let (_, text) = c.get(Some(&boss), "/console/export.csv?team=ops").await;
+    assert!(text.contains(b.as_str()) && !text.contains(a.as_str()));
+    let rnd = c.login(RND_TOKEN).await;
+    let (_, text) = c.get(Some(&rnd), "/console/export.csv").await;
+    assert!(
+        text.contains(a.as_str()) && !text.contains(b.as_str()),
+        "team scoped"
+    );
+}
+
+#[tokio::test]
+async fn attachments_download_with_their_file_name() {
+    for backend in BACKENDS {
+        let c = Console::spawn(backend).await;
+        let mut answers = Answers::new();
+        answers.insert(
+            FieldKey::parse("license").unwrap(),
+            FieldValue::Attachment {
+                file_name: "营业执照 2026.pdf".into(),
+                media_id: "m1".into(),
+            },
+        );
+        answers.insert(
+            FieldKey::parse("account").unwrap(),
+            FieldValue::Text("acct".into()),
+        );
+        let id = c
+            .file_form(
+                form(
+                    "att1",
+                    Team::Rnd,
+                    &[("营业执照", "营业执照 2026.pdf")],
+                    answers,
+                ),
+                Utc::now(),
+            )
+            .await;
+        c.store
+            .put(&attachment_key("att1", "license"), b"%PDF-1.7 bytes", None)
+            .await
+            .unwrap();
+        let boss = c.login(ALL_TOKEN).await;
+        let (_, page) = c.get(Some(&boss), &format!("/console/requests/{id}")).await;
+        let link = format!("/console/requests/{id}/attachments/license");
+        assert!(page.contains(&link) && page.contains("营业执照 2026.pdf"));
+
+        let response = c
+            .http
+            .get(c.url(&link))
+            .header("cookie", &boss.cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{backend:?}");
+        let disposition = response.headers()[CONTENT_DISPOSITION]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(disposition.starts_with("attachment;"));
+        assert!(
+            disposition
+                .contains("filename*=UTF-8''%E8%90%A5%E4%B8%9A%E6%89%A7%E7%85%A7%202026.pdf"),
+            "{disposition}"
+        );
+        assert_eq!(&response.bytes().await.unwrap()[..], b"%PDF-1.7 bytes");
+
+        let (status, _) = c
+            .get(
+                Some(&boss),
+                &format!("/console/requests/{id}/attachments/account"),
+            )
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "not an attachment field");
+        let ops1 = c.login(OPS_TOKEN).await;
+        let (status, _) = c.get(Some(&ops1), &link).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "another team's attachment");
+        let (status, _) = c.get(None, &link).await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "login first");
+    }
+}
+
+/// A transport that always fails for good, so an item lands in the failed list.
+struct Broken;
+
+#[async_trait::async_trait]
+impl Transport for Broken {
+    fn kind(&self) -> &'static str {
+        "webhook"
+    }
+
+    async fn deliver(&self, _: &OutboxItem) -> Result<(), DeliveryError> {
+        Err(DeliveryError::permanent("HTTP 500 from <platform>"))
+    }
+}
+
+#[tokio::test]
+async fn failed_deliveries_are_listed_and_a_retry_requeues_them() {
+    for backend in BACKENDS {
+        let c = Console::spawn(backend).await;
+        let now = Utc::now();
+        c.outbox
+            .enqueue("webhook", "handoff:KT-1", serde_json::json!({}), now, now)
+            .await
+            .unwrap();
+        let transports: HashMap<&'static str, Arc<dyn Transport>> =
+            HashMap::from([("webhook", Arc::new(Broken) as Arc<dyn Transport>)]);
+        let report = c.outbox.run_pass(&transports, now).await.unwrap();
+        assert_eq!(report.failed, 1, "{backend:?}");
+        c.outbox
+            .enqueue("email", "mail:KT-2", serde_json::json!({}), now, now)
+            .await
+            .unwrap();
+
+        let boss = c.login(ALL_TOKEN).await;
+        let (status, page) = c.get(Some(&boss), "/console/deliveries").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(page.contains("handoff:KT-1") && page.contains("mail:KT-2"));
+        assert!(
+            page.contains("HTTP 500 from &lt;platform&gt;"),
+            "last error, escaped"
+        );
+        assert!(page.contains("重试"));
+
+        let refused = c
+            .post(
+                &boss,
+                "/console/deliveries/retry",
+                &[("kind", "webhook"), ("id", "handoff:KT-1")],
+            )
+            .await;
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+        assert_eq!(c.outbox.failed().await.unwrap().len(), 1);
+
+        let retried = c
+            .post(
+                &boss,
+                "/console/deliveries/retry",
+                &[
+                    ("csrf", &boss.csrf),
+                    ("kind", "webhook"),
+                    ("id", "handoff:KT-1"),
+                ],
+            )
+            .await;
+        assert_eq!(retried.status(), StatusCode::SEE_OTHER, "{backend:?}");
+        assert!(c.outbox.failed().await.unwrap().is_empty());
+        let pending = c.outbox.pending("webhook").await.unwrap();
+        assert_eq!(pending.len(), 1);
+        assert_eq!(pending[0].attempts, 0);
+        let (_, page) = c.get(Some(&boss), "/console/deliveries?ok=retry").await;
+        assert!(page.contains("已重新排队发送") && page.contains("没有失败的投递"));
+
+        let unknown = c
+            .post(
+                &boss,
+                "/console/deliveries/retry",
+                &[("csrf", &boss.csrf), ("kind", "webhook"), ("id", "nope")],
+            )
+            .await;
+        assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    }
+}
+
+#[tokio::test]
+async fn the_api_refuses_without_a_valid_token() {
+    let c = Console::spawn(Backend::Embedded).await;
+    for token in [None, Some("wrong-token")] {
+        let response = c
+            .api(reqwest::Method::GET, "/api/v1/requests", token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert!(
+            response.headers()[WWW_AUTHENTICATE]
+                .to_str()
+                .unwrap()
+                .starts_with("Bearer")
+        );
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body, serde_json::json!({ "error": "unauthorized" }));
+    }
+    // A console cookie is no API credential.
+    let session = c.login(ALL_TOKEN).await;
+    let response = c
+        .api(reqwest::Method::GET, "/api/v1/requests", None)
+        .header("cookie", &session.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn the_api_lists_reads_and_moves_requests_with_the_right_codes() {
+    for backend in BACKENDS {
+        let c = Console::spawn(backend).await;
+        let now = Utc::now();
+        let rnd = c.file("p1", Team::Rnd, &[("卖家账号", "acct")], now).await;
+        let ops = c.file("p2", Team::Ops, &[], now).await;
+        let get = |path: &str, token: &str| c.api(reqwest::Method::GET, path, Some(token)).send();
+        let post = |path: &str, token: &str, body: &'static str| {
+            c.api(reqwest::Method::POST, path, Some(token))
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+        };
+
+        let list: serde_json::Value = get("/api/v1/requests", ALL_TOKEN)
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(list["count"], 2, "{backend:?}");
+        assert_eq!(
+            list["day"],
+            BatchSchedule::default().batch_for(now).to_string()
+        );
+        let first = &list["requests"][0];
+        assert_eq!(first["id"], rnd.as_str());
+        assert_eq!(
+            first["service"],
+            serde_json::json!({ "id": 7, "name": "电子发票" })
+        );
+        assert_eq!(first["team"], "rnd");
+        assert_eq!(first["status"], "submitted");
+        assert_eq!(
+            first["requester"],
+            serde_json::json!({ "userid": "sales-p1", "channel": "app" })
+        );
+        assert_eq!(
+            first["fields"],
+            serde_json::json!([{ "label": "卖家账号", "value": "acct" }])
+        );
+        assert_eq!(first["history"][0]["status"], "submitted");
+        assert!(first["submitted_at"].as_str().unwrap().ends_with('Z'));
+        assert!(first["notes"].as_array().unwrap().is_empty());
+
+        let ops_list: serde_json::Value = get("/api/v1/requests?team=ops", ALL_TOKEN)
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(ops_list["count"], 1);
+        let scoped: serde_json::Value = get("/api/v1/requests", OPS_TOKEN)
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(scoped["count"], 1);
+        assert_eq!(scoped["requests"][0]["id"], ops.as_str());
+        for bad in [
+            "/api/v1/requests?day=tomorrow",
+            "/api/v1/requests?status=lost",
+            "/api/v1/requests?team=sales",
+        ] {
+            assert_eq!(
+                get(bad, ALL_TOKEN).await.unwrap().status(),
+                StatusCode::BAD_REQUEST,
+                "{bad}"
+            );
+        }
+
+        let one = get(&format!("/api/v1/requests/{rnd}"), RND_TOKEN)
+            .await
+            .unwrap();
+        assert_eq!(one.status(), StatusCode::OK);
+        let unknown = get("/api/v1/requests/KT-20990101-0001", ALL_TOKEN)
+            .await
+            .unwrap();
+        assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+        assert_eq!(
+            get("/api/v1/requests/garbage", ALL_TOKEN)
+                .await
+                .unwrap()
+                .status(),
+            StatusCode::NOT_FOUND
+        );
+
+        // Team scoping: an ops handler gets 404 for an rnd request, reading or acting.
+        let hidden = get(&format!("/api/v1/requests/{rnd}"), OPS_TOKEN)
+            .await
+            .unwrap();
+        assert_eq!(hidden.status(), StatusCode::NOT_FOUND, "{backend:?}");
+        let hidden = post(&format!("/api/v1/requests/{rnd}/complete"), OPS_TOKEN, "{}")
+            .await
+            .unwrap();
+        assert_eq!(hidden.status(), StatusCode::NOT_FOUND);
+        assert_eq!(c.status(&rnd).await, Status::Submitted);
+
+        let malformed = post(
+            &format!("/api/v1/requests/{rnd}/complete"),
+            RND_TOKEN,
+            "{\"note\":",
+        )
+        .await
+        .unwrap();
+        assert_eq!(malformed.status(), StatusCode::BAD_REQUEST);
+        let done = post(
+            &format!("/api/v1/requests/{rnd}/complete"),
+            RND_TOKEN,
+            "{\"note\":\"已开通\"}",
+        )
+        .await
+        .unwrap();
+        assert_eq!(done.status(), StatusCode::OK, "{backend:?}");
+        let done: serde_json::Value = done.json().await.unwrap();
+        assert_eq!(done["status"], "done");
+        assert_eq!(done["history"][1]["by"], "dev1");
+        assert_eq!(done["history"][1]["note"], "已开通");
+        assert_eq!(c.status(&rnd).await, Status::Done);
+        let again = post(&format!("/api/v1/requests/{rnd}/complete"), RND_TOKEN, "")
+            .await
+            .unwrap();
+        assert_eq!(again.status(), StatusCode::CONFLICT);
+        assert_eq!(
+            again.json::<serde_json::Value>().await.unwrap()["error"],
+            "invalid_transition"
+        );
+
+        let no_reason = post(&format!("/api/v1/requests/{ops}/reject"), OPS_TOKEN, "{}")
+            .await
+            .unwrap();
+        assert_eq!(no_reason.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let blank = post(
+            &format!("/api/v1/requests/{ops}/reject"),
+            OPS_TOKEN,
+            "{\"reason\":\" \"}",
+        )
+        .await
+        .unwrap();
+        assert_eq!(blank.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(c.status(&ops).await, Status::Submitted);
+        let rejected = post(
+            &format!("/api/v1/requests/{ops}/reject"),
+            OPS_TOKEN,
+            "{\"reason\":\"账号不存在\"}",
+        )
+        .await
+        .unwrap();
+        assert_eq!(rejected.status(), StatusCode::OK);
+        assert_eq!(c.status(&ops).await, Status::Rejected, "{backend:?}");
+        let again = post(
+            &format!("/api/v1/requests/{ops}/reject"),
+            OPS_TOKEN,
+            "{\"reason\":\"x\"}",
+        )
+        .await
+        .unwrap();
+        assert_eq!(again.status(), StatusCode::CONFLICT);
+    }
+}
+
+#[tokio::test]
+async fn the_router_merges_into_an_app_with_its_own_fallback() {
+    let (store, _dir) = fresh_store(Backend::Embedded);
+    let schedule = BatchSchedule::default();
+    let ledger: Arc<dyn Ledger> = Arc::new(StoreLedger::new(Arc::clone(&store), schedule));
+    let state = ConsoleState {
+        desk: Desk::new(ledger),
+        directory: HandlerDirectory::new(&[]),
+        store: Arc::clone(&store),
+        outbox: Outbox::new(store),
+        schedule,
+    };
+    let app = axum::Router::new()
+        .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .fallback(|| async { (StatusCode::NOT_FOUND, "main fallback") })
+        .merge(router(state));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let get = |path: &str| reqwest::get(format!("http://{addr}{path}"));
+    assert_eq!(get("/healthz").await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        get("/console/login").await.unwrap().status(),
+        StatusCode::OK
+    );
+    let missing = get("/nope").await.unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    assert_eq!(missing.text().await.unwrap(), "main fallback");
+}

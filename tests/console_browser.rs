@@ -1,0 +1,363 @@
+//! The console in a real headless Chromium on a phone-sized screen: log in, see the batch,
+//! open a request, press 完成, and find it done in the ledger and on the page.
+//!
+//! Chromium is driven over the DevTools protocol on a pipe (`--remote-debugging-pipe`: JSON
+//! messages ending in NUL on fds 3 and 4), so no driver crate or download is needed. A machine
+//! without Chromium fails this test loudly: it never skips (CI installs `chromium`).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use chrono::Utc;
+use common::{Backend, fresh_store};
+use kaitong::catalog::{Answers, Channel, ServiceId, Team, Window};
+use kaitong::channel::{ChannelKind, Conversation, UserId};
+use kaitong::config::HandlerAccount;
+use kaitong::console::{ConsoleState, router};
+use kaitong::notify::Outbox;
+use kaitong::requests::{
+    BatchSchedule, Desk, FiledForm, HandlerDirectory, Ledger, Requester, Status, StoreLedger,
+    token_hash,
+};
+use serde_json::{Value, json};
+
+const TOKEN: &str = "browser-handler-token";
+/// An iPhone-sized viewport: the console must work on a phone.
+const WIDTH: u32 = 390;
+const HEIGHT: u32 = 844;
+const WAIT: Duration = Duration::from_secs(20);
+
+fn chromium_path() -> PathBuf {
+    std::env::var_os("KAITONG_CHROMIUM")
+        .map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from)
+}
+
+/// A headless Chromium with one page attached, spoken to over the DevTools pipe.
+struct Browser {
+    child: Child,
+    commands: ChildStdin,
+    messages: Receiver<Value>,
+    session: String,
+    next_id: u64,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    fn launch() -> Self {
+        let binary = chromium_path();
+        assert!(
+            binary.exists(),
+            "Chromium not found at {}: the browser test needs it (apt-get install chromium, \
+             as .ci/run does; or set KAITONG_CHROMIUM). This test never skips.",
+            binary.display()
+        );
+        let profile = tempfile::tempdir().unwrap();
+        // The pipe transport reads fd 3 and writes fd 4: the shell points them at our pipes.
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg("exec \"$0\" \"$@\" 3<&0 4>&1 </dev/null >/dev/null")
+            .arg(&binary)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--disable-extensions",
+                "--no-first-run",
+                "--no-default-browser-check",
+                "--remote-debugging-pipe",
+                &format!("--window-size={WIDTH},{HEIGHT}"),
+                &format!("--user-data-dir={}", profile.path().display()),
+                "about:blank",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("could not start {}: {e}", binary.display()));
+        let commands = child.stdin.take().unwrap();
+        let mut output = BufReader::new(child.stdout.take().unwrap());
+        let (tx, messages) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            loop {
+                buf.clear();
+                match output.read_until(0, &mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        if buf.last() == Some(&0) {
+                            buf.pop();
+                        }
+                        if let Ok(value) = serde_json::from_slice::<Value>(&buf)
+                            && tx.send(value).is_err()
+                        {
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+        let mut browser = Self {
+            child,
+            commands,
+            messages,
+            session: String::new(),
+            next_id: 0,
+            _profile: profile,
+        };
+        let target = browser
+            .call("Target.createTarget", json!({ "url": "about:blank" }))
+            .unwrap();
+        let target_id = target["targetId"].as_str().unwrap().to_owned();
+        let attached = browser
+            .call(
+                "Target.attachToTarget",
+                json!({ "targetId": target_id, "flatten": true }),
+            )
+            .unwrap();
+        browser.session = attached["sessionId"].as_str().unwrap().to_owned();
+        browser
+            .call(
+                "Emulation.setDeviceMetricsOverride",
+                json!({ "width": WIDTH, "height": HEIGHT, "deviceScaleFactor": 2, "mobile": true }),
+            )
+            .unwrap();
+        browser
+    }
+
+    /// Sends one command (to the page once attached) and waits for its answer.
+    fn call(&mut self, method: &str, params: Value) -> Result<Value, String> {
+        self.next_id += 1;
+        let id = self.next_id;
+        let mut message = json!({ "id": id, "method": method, "params": params });
+        if !self.session.is_empty() {
+            message["sessionId"] = json!(self.session);
+        }
+        let mut bytes = serde_json::to_vec(&message).unwrap();
+        bytes.push(0);
+        self.commands
+            .write_all(&bytes)
+            .and_then(|()| self.commands.flush())
+            .map_err(|e| format!("Chromium pipe closed: {e}"))?;
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.messages.recv_timeout(left) {
+                Ok(reply) if reply["id"] == json!(id) => {
+                    return match reply.get("error") {
+                        Some(error) => Err(format!("{method}: {error}")),
+                        None => Ok(reply["result"].clone()),
+                    };
+                }
+                Ok(_) => {} // an event or another answer: not ours
+                Err(RecvTimeoutError::Timeout) => return Err(format!("{method}: no answer")),
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(format!("{method}: Chromium exited"));
+                }
+            }
+        }
+    }
+
+    fn eval(&mut self, expression: &str) -> Result<Value, String> {
+        let result = self.call(
+            "Runtime.evaluate",
+            json!({ "expression": expression, "returnByValue": true }),
+        )?;
+        if let Some(exception) = result.get("exceptionDetails") {
+            return Err(format!("{expression}: {exception}"));
+        }
+        Ok(result["result"]["value"].clone())
+    }
+
+    fn navigate(&mut self, url: &str) {
+        self.call("Page.navigate", json!({ "url": url })).unwrap();
+    }
+
+    /// Polls until the expression is true in a loaded page (navigations destroy the context
+    /// mid-way, so errors just mean "not yet").
+    fn wait_for(&mut self, what: &str, expression: &str) {
+        let deadline = Instant::now() + WAIT;
+        let check = format!("document.readyState === 'complete' && !!({expression})");
+        loop {
+            if self.eval(&check).ok() == Some(json!(true)) {
+                return;
+            }
+            if Instant::now() > deadline {
+                let page = self
+                    .eval("location.href + '\\n' + document.body.innerText")
+                    .unwrap_or_default();
+                panic!("timed out waiting for {what}; page: {page}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Clicks the element's centre with real mouse events, as a finger or mouse would.
+    fn click(&mut self, selector: &str) {
+        let selector_js = serde_json::to_string(selector).unwrap();
+        let centre = self
+            .eval(&format!(
+                "(() => {{ const e = document.querySelector({selector_js}); if (!e) return null; \
+                 e.scrollIntoView({{block: 'center'}}); const r = e.getBoundingClientRect(); \
+                 return [r.left + r.width / 2, r.top + r.height / 2]; }})()"
+            ))
+            .unwrap();
+        let (Some(x), Some(y)) = (centre[0].as_f64(), centre[1].as_f64()) else {
+            panic!("nothing to click at {selector}");
+        };
+        for kind in ["mouseMoved", "mousePressed", "mouseReleased"] {
+            self.call(
+                "Input.dispatchMouseEvent",
+                json!({ "type": kind, "x": x, "y": y, "button": "left", "clickCount": 1 }),
+            )
+            .unwrap();
+        }
+    }
+
+    fn type_into(&mut self, selector: &str, text: &str) {
+        let selector_js = serde_json::to_string(selector).unwrap();
+        self.eval(&format!("document.querySelector({selector_js}).focus()"))
+            .unwrap();
+        self.call("Input.insertText", json!({ "text": text }))
+            .unwrap();
+    }
+
+    fn screenshot(&mut self, path: &Path) {
+        let shot = self
+            .call("Page.captureScreenshot", json!({ "format": "png" }))
+            .unwrap();
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(shot["data"].as_str().unwrap())
+            .unwrap();
+        std::fs::write(path, png).unwrap();
+    }
+
+    fn text(&mut self) -> String {
+        self.eval("document.body.innerText")
+            .unwrap()
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        self.session.clear();
+        let _ = self.call("Browser.close", json!({}));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn filed_form() -> FiledForm {
+    FiledForm {
+        form_id: "browser-1".into(),
+        service: ServiceId(7),
+        service_name: "电子发票".into(),
+        team: Team::Rnd,
+        routing: Channel::ResourcePlatform,
+        window: Window::DailyBatch,
+        answers: Answers::new(),
+        summary: vec![
+            ("卖家账号".into(), "shop-001".into()),
+            ("说明".into(), "<b>请尽快</b>开通".into()),
+        ],
+        requester: Requester {
+            user: UserId::parse("zhangsan").unwrap(),
+            channel: ChannelKind::App,
+            conversation: Conversation::Direct,
+        },
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_logs_in_sees_the_batch_and_completes_a_request_in_chromium() {
+    let (store, _dir) = fresh_store(Backend::Embedded);
+    let schedule = BatchSchedule::default();
+    let ledger: Arc<dyn Ledger> = Arc::new(StoreLedger::new(Arc::clone(&store), schedule));
+    let state = ConsoleState {
+        desk: Desk::new(Arc::clone(&ledger)),
+        directory: HandlerDirectory::new(&[HandlerAccount {
+            name: "boss".into(),
+            team: "all".into(),
+            token_sha256: token_hash(TOKEN),
+            wecom_userid: String::new(),
+        }]),
+        store: Arc::clone(&store),
+        outbox: Outbox::new(Arc::clone(&store)),
+        schedule,
+    };
+    let id = ledger.file(filed_form(), Utc::now()).await.unwrap().id;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = router(state);
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    });
+
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console-browser");
+    std::fs::create_dir_all(&shots).unwrap();
+    let base = format!("http://{addr}");
+    let request_id = id.to_string();
+    let (text, shots) = tokio::task::spawn_blocking(move || {
+        let mut browser = Browser::launch();
+        browser.navigate(&format!("{base}/console/login"));
+        browser.wait_for("the login form", "document.getElementById('token')");
+        browser.type_into("#token", TOKEN);
+        browser.screenshot(&shots.join("1-login.png"));
+        browser.click("form[action='/console/login'] button");
+        browser.wait_for(
+            "the batch page",
+            &format!("location.pathname === '/console' && document.body.innerText.includes('{request_id}')"),
+        );
+        browser.screenshot(&shots.join("2-batch.png"));
+        browser.click(&format!("a[href='/console/requests/{request_id}']"));
+        browser.wait_for(
+            "the request page",
+            &format!("location.pathname === '/console/requests/{request_id}'"),
+        );
+        assert!(browser.text().contains("<b>请尽快</b>开通"), "user text shown as text");
+        browser.screenshot(&shots.join("3-detail.png"));
+        browser.click("form[action$='/complete'] button");
+        browser.wait_for(
+            "the request marked done",
+            "location.search.includes('ok=complete')",
+        );
+        browser.screenshot(&shots.join("4-done.png"));
+        (browser.text(), shots)
+    })
+    .await
+    .unwrap();
+
+    assert!(text.contains("已完成"), "the page shows 已完成: {text}");
+    assert!(text.contains("已标记为已完成"), "{text}");
+    let request = ledger.get(&id).await.unwrap().unwrap();
+    assert_eq!(request.status(), Status::Done);
+    assert_eq!(request.history.last().unwrap().by, "boss");
+    eprintln!("screenshots in {}", shots.display());
+}
