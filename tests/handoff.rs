@@ -411,6 +411,62 @@ async fn an_unreachable_platform_is_retried_not_dropped() {
 }
 
 #[tokio::test]
+async fn a_platform_that_never_answers_times_out_and_is_retried() {
+    // Accepts connections and reads nothing back: only the transport's own timeout ends it.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let hold = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            open.push(socket);
+        }
+    });
+    let url = format!("http://{addr}/hook");
+    let rig = rig(Backend::Embedded, &section(&url, "", ""));
+    rig.file(form("f1", 7, "电子发票", Channel::ResourcePlatform))
+        .await;
+    let started = Instant::now();
+    assert_eq!(rig.pass(0).await.retried, 1);
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(9) && took < Duration::from_secs(20),
+        "the 10 s total timeout should end the attempt, took {took:?}"
+    );
+    let pending = rig.outbox.pending("webhook").await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert!(pending[0].last_error.is_some());
+    hold.abort();
+}
+
+#[tokio::test]
+async fn a_store_outage_while_queueing_never_fails_the_filing() {
+    // File for real, then tell a watcher whose outbox sits on a Redis nobody runs.
+    let rig = rig(
+        Backend::Embedded,
+        &section("http://127.0.0.1:9/hook", "", ""),
+    );
+    let request = rig
+        .file(form("f1", 7, "电子发票", Channel::ResourcePlatform))
+        .await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dead: Arc<dyn Store> = Arc::new(
+        kaitong::store::RedisStore::open(&format!("redis://127.0.0.1:{port}/"), "x:").unwrap(),
+    );
+    let watcher = HandoffWatcher::new(
+        Outbox::new(dead),
+        &section("http://127.0.0.1:9/hook", "", ""),
+    );
+    // Returns (logging the error) instead of panicking or hanging.
+    tokio::time::timeout(Duration::from_secs(30), watcher.changed(&request, t0()))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
 async fn filing_the_same_form_twice_queues_and_sends_once() {
     for backend in BACKENDS {
         let platform = Receiver::start().await;
