@@ -3,10 +3,12 @@
 //!
 //! Owns timing and delivery. It must not decide what a request is or how a dialog goes.
 
+pub mod handoff;
 pub mod notices;
 pub mod outbox;
 pub mod wecom;
 
+pub use handoff::{EmailTransport, HandoffError, HandoffTargets, HandoffWatcher, WebhookTransport};
 pub use notices::{DailyPush, Notice, Notifier};
 pub use outbox::{DeliveryError, Outbox, OutboxItem, PassReport, RetryPolicy, Transport};
 pub use wecom::WecomTransport;

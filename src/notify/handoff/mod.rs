@@ -1,0 +1,374 @@
+//! Hand-offs: every filed request is handed to the side that handles it, through the durable
+//! outbox, so nothing is lost when the other side is down and every failure stays visible.
+//!
+//! - [`HandoffWatcher`] hears about filings and status changes (it is a
+//!   [`Watcher`](crate::requests::Watcher) on the `WatchedLedger`) and only *enqueues*: one
+//!   outbox item per destination, each with a stable idempotency key
+//!   (`handoff:{kind}:{request id}`, and `handoff:webhook:{request id}:{status}` for status
+//!   updates).
+//! - [`WebhookTransport`] (kinds `webhook` and `oa`) POSTs a signed JSON event; see
+//!   [`webhook`] for the body and the signature scheme the receiving side verifies.
+//! - [`EmailTransport`] (kind `email`) mails the request, attachments included, to the
+//!   address the catalog routes the service to.
+//!
+//! What goes where:
+//!
+//! | destination | when | outbox kind |
+//! | --- | --- | --- |
+//! | request platform webhook | every request (system of record), and each later status change | `webhook` |
+//! | OA webhook | services routed to `OaTicket` | `oa` |
+//! | email | services routed to `Email { address }` | `email` |
+//!
+//! An empty URL in `[handoff]` switches that destination off.
+//!
+//! Each item carries a snapshot of the request taken when it was enqueued (labels and masked
+//! display values from the form's summary, never the raw answers), so a retry days later sends
+//! what was filed. Attachments are the exception: their bytes stay in the store under
+//! [`attachment_key`] and the email transport loads them when it sends.
+//!
+//! This module owns the wire formats of the hand-offs and their delivery. It must not change
+//! requests, decide routing (the catalog did, at filing time) or schedule retries (the outbox
+//! does).
+
+pub mod email;
+pub mod webhook;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::{Channel, FieldValue};
+use crate::config::HandoffSection;
+use crate::dialog::attachment_key;
+use crate::notify::outbox::{Outbox, Transport};
+use crate::requests::{Request, Watcher};
+use crate::store::Store;
+
+pub use email::EmailTransport;
+pub use webhook::{WebhookTransport, sign, verify_signature};
+
+/// Outbox kind of the request platform's webhook.
+pub const KIND_WEBHOOK: &str = "webhook";
+/// Outbox kind of the OA webhook.
+pub const KIND_OA: &str = "oa";
+/// Outbox kind of emails.
+pub const KIND_EMAIL: &str = "email";
+
+/// `event` of a newly filed request.
+pub const EVENT_FILED: &str = "request.filed";
+/// `event` of a status change of a request filed earlier.
+pub const EVENT_STATUS: &str = "request.status";
+
+/// A hand-off transport could not be built from the settings (start-up should stop on this).
+#[derive(Debug, thiserror::Error)]
+pub enum HandoffError {
+    /// Never includes the URL itself: it may carry credentials.
+    #[error("invalid {what} URL: {reason}")]
+    InvalidUrl { what: &'static str, reason: String },
+    #[error("{what} is set but its secret is empty: requests would go out unsigned")]
+    MissingSecret { what: &'static str },
+    #[error("invalid mail_from {0:?}: {1}")]
+    MailFrom(String, String),
+    #[error("could not build the {what} client: {reason}")]
+    Client { what: &'static str, reason: String },
+}
+
+/// Which destinations are switched on (a non-empty URL in `[handoff]`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HandoffTargets {
+    pub platform: bool,
+    pub oa: bool,
+    pub email: bool,
+}
+
+impl HandoffTargets {
+    #[must_use]
+    pub fn from_settings(section: &HandoffSection) -> Self {
+        Self {
+            platform: !section.platform_webhook_url.trim().is_empty(),
+            oa: !section.oa_webhook_url.trim().is_empty(),
+            email: !section.smtp_url.expose().trim().is_empty(),
+        }
+    }
+}
+
+/// Builds the transports of every destination switched on in `[handoff]`, ready to be put in
+/// the outbox worker's map by their `kind()`. Fails on a malformed URL, an empty secret next
+/// to a URL, or an unusable `mail_from`: better to stop at start-up than to queue hand-offs
+/// nobody can send.
+pub fn transports(
+    section: &HandoffSection,
+    store: Arc<dyn Store>,
+) -> Result<Vec<Arc<dyn Transport>>, HandoffError> {
+    let targets = HandoffTargets::from_settings(section);
+    let mut out: Vec<Arc<dyn Transport>> = Vec::new();
+    if targets.platform {
+        out.push(Arc::new(WebhookTransport::new(
+            KIND_WEBHOOK,
+            &section.platform_webhook_url,
+            section.platform_webhook_secret.expose(),
+        )?));
+    }
+    if targets.oa {
+        out.push(Arc::new(WebhookTransport::new(
+            KIND_OA,
+            &section.oa_webhook_url,
+            section.oa_webhook_secret.expose(),
+        )?));
+    }
+    if targets.email {
+        out.push(Arc::new(EmailTransport::new(
+            &section.smtp_url,
+            &section.mail_from,
+            store,
+        )?));
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The webhook event (the platform team's contract; keep changes additive).
+
+/// The JSON body POSTed to the webhooks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebhookEvent {
+    /// [`EVENT_FILED`] or [`EVENT_STATUS`].
+    pub event: String,
+    /// Same as the `X-Kaitong-Idempotency-Key` header: the receiver must treat a repeated key
+    /// as already handled (the bot retries until it sees a 2xx).
+    pub idempotency_key: String,
+    pub request: RequestView,
+}
+
+/// A snapshot of a request as the handling side sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RequestView {
+    /// `KT-YYYYMMDD-NNNN`.
+    pub id: String,
+    /// Number of status changes so far (1 when filed). Events may arrive out of order after
+    /// retries: keep the snapshot with the highest version.
+    pub version: usize,
+    pub service: ServiceView,
+    /// `ops`, `rnd`, `functional` or `mailbox`.
+    pub team: String,
+    pub routing: RoutingView,
+    /// The daily batch the request joins, `YYYY-MM-DD` (Asia/Shanghai).
+    pub batch_day: String,
+    pub submitted_at: DateTime<Utc>,
+    /// `submitted`, `processing`, `done`, `rejected` or `cancelled`.
+    pub status: String,
+    pub status_since: DateTime<Utc>,
+    pub requester: RequesterView,
+    /// Every answer as label and display text; secrets are masked (`****1234`).
+    pub fields: Vec<FieldView>,
+    pub history: Vec<HistoryView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceView {
+    pub id: u16,
+    pub name: String,
+}
+
+/// Where the catalog routes the service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RoutingView {
+    ResourcePlatform,
+    OaTicket,
+    Email { address: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RequesterView {
+    /// The WeCom userid.
+    pub userid: String,
+    /// `app` (self-built app) or `aibot` (AI bot).
+    pub channel: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FieldView {
+    pub label: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryView {
+    pub status: String,
+    pub at: DateTime<Utc>,
+    pub by: String,
+    pub note: Option<String>,
+}
+
+impl RequestView {
+    #[must_use]
+    pub fn of(request: &Request) -> Self {
+        let form = &request.form;
+        Self {
+            id: request.id.to_string(),
+            version: request.history.len(),
+            service: ServiceView {
+                id: form.service.get(),
+                name: form.service_name.clone(),
+            },
+            team: form.team.key().to_owned(),
+            routing: match &form.routing {
+                Channel::ResourcePlatform => RoutingView::ResourcePlatform,
+                Channel::OaTicket => RoutingView::OaTicket,
+                Channel::Email { address } => RoutingView::Email {
+                    address: address.clone(),
+                },
+            },
+            batch_day: request.batch.to_string(),
+            submitted_at: request.submitted_at,
+            status: request.status().as_str().to_owned(),
+            status_since: request.status_since(),
+            requester: RequesterView {
+                userid: form.requester.user.as_str().to_owned(),
+                channel: form.requester.channel.as_str().to_owned(),
+            },
+            fields: form
+                .summary
+                .iter()
+                .map(|(label, value)| FieldView {
+                    label: label.clone(),
+                    value: value.clone(),
+                })
+                .collect(),
+            history: request
+                .history
+                .iter()
+                .map(|c| HistoryView {
+                    status: c.status.as_str().to_owned(),
+                    at: c.at,
+                    by: c.by.clone(),
+                    note: c.note.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The watcher.
+
+/// One outbox item the watcher wants queued.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedHandoff {
+    pub kind: &'static str,
+    /// The outbox id, i.e. the idempotency key.
+    pub key: String,
+    pub payload: serde_json::Value,
+}
+
+/// Queues hand-offs for new requests and platform updates for status changes.
+#[derive(Clone)]
+pub struct HandoffWatcher {
+    outbox: Outbox,
+    targets: HandoffTargets,
+}
+
+impl HandoffWatcher {
+    #[must_use]
+    pub fn new(outbox: Outbox, section: &HandoffSection) -> Self {
+        Self::with_targets(outbox, HandoffTargets::from_settings(section))
+    }
+
+    #[must_use]
+    pub fn with_targets(outbox: Outbox, targets: HandoffTargets) -> Self {
+        Self { outbox, targets }
+    }
+
+    /// What a change of `request` should send (pure; no I/O).
+    #[must_use]
+    pub fn plan(&self, request: &Request) -> Vec<PlannedHandoff> {
+        let mut out = Vec::new();
+        let id = &request.id;
+        if request.history.len() <= 1 {
+            // Newly filed: the first (and only) entry of the history is the submission.
+            if self.targets.platform {
+                let key = format!("handoff:{KIND_WEBHOOK}:{id}");
+                out.push(webhook_item(KIND_WEBHOOK, EVENT_FILED, key, request));
+            }
+            match &request.form.routing {
+                Channel::OaTicket if self.targets.oa => {
+                    let key = format!("handoff:{KIND_OA}:{id}");
+                    out.push(webhook_item(KIND_OA, EVENT_FILED, key, request));
+                }
+                Channel::Email { address } if self.targets.email => {
+                    let key = format!("handoff:{KIND_EMAIL}:{id}");
+                    let job = email::EmailJob::of(request, address, &key);
+                    out.push(PlannedHandoff {
+                        kind: KIND_EMAIL,
+                        payload: serde_json::to_value(&job).unwrap_or_default(),
+                        key,
+                    });
+                }
+                _ => {}
+            }
+        } else if self.targets.platform {
+            // A status change: keep the system of record in sync. Statuses only move forward,
+            // so each (request, status) pair happens at most once.
+            let key = format!("handoff:{KIND_WEBHOOK}:{id}:{}", request.status().as_str());
+            out.push(webhook_item(KIND_WEBHOOK, EVENT_STATUS, key, request));
+        }
+        out
+    }
+}
+
+fn webhook_item(kind: &'static str, event: &str, key: String, request: &Request) -> PlannedHandoff {
+    let event = WebhookEvent {
+        event: event.to_owned(),
+        idempotency_key: key.clone(),
+        request: RequestView::of(request),
+    };
+    PlannedHandoff {
+        kind,
+        // Serialising these plain structs cannot fail.
+        payload: serde_json::to_value(&event).unwrap_or_default(),
+        key,
+    }
+}
+
+#[async_trait::async_trait]
+impl Watcher for HandoffWatcher {
+    async fn changed(&self, request: &Request, now: DateTime<Utc>) {
+        for item in self.plan(request) {
+            match self
+                .outbox
+                .enqueue(item.kind, &item.key, item.payload, now, now)
+                .await
+            {
+                Ok(true) => {
+                    tracing::info!(request = %request.id, kind = item.kind, key = %item.key, "hand-off queued");
+                }
+                Ok(false) => {
+                    tracing::debug!(request = %request.id, kind = item.kind, key = %item.key, "hand-off was queued before");
+                }
+                // The filing itself stands; this hand-off is lost unless someone re-queues it,
+                // so it must be loud.
+                Err(e) => {
+                    tracing::error!(request = %request.id, kind = item.kind, key = %item.key, error = %e, "hand-off could not be queued");
+                }
+            }
+        }
+    }
+}
+
+/// The attachments of a request: file name and the store key of their bytes.
+fn attachments_of(request: &Request) -> Vec<email::AttachmentRef> {
+    request
+        .form
+        .answers
+        .iter()
+        .filter_map(|(field, value)| match value {
+            FieldValue::Attachment { file_name, .. } => Some(email::AttachmentRef {
+                file_name: file_name.clone(),
+                store_key: attachment_key(&request.form.form_id, field.as_str()),
+            }),
+            _ => None,
+        })
+        .collect()
+}
