@@ -13,6 +13,7 @@ use crate::config::{ConfigError, Settings};
 use crate::dialog::DialogBot;
 use crate::dialog::understand::{Tuning, TuningError};
 use crate::http::{AppState, router};
+use crate::notify::handoff::HandoffWatcher;
 use crate::notify::{DailyPush, Notifier, Outbox, Transport, WecomTransport};
 use crate::requests::{
     BatchSchedule, Desk, HandlerDirectory, Ledger, StoreLedger, WatchedLedger, Watcher,
@@ -33,6 +34,8 @@ pub enum StartupError {
     Tuning(#[from] TuningError),
     #[error("WeCom API client: {0}")]
     Api(String),
+    #[error("hand-off: {0}")]
+    Handoff(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -85,7 +88,8 @@ impl Parts {
         .map_err(|e| StartupError::Api(e.to_string()))?;
         let outbox = Outbox::new(Arc::clone(&store));
         let notifier = Notifier::new(outbox.clone(), catalog.clone(), schedule);
-        let watchers: Vec<Arc<dyn Watcher>> = vec![Arc::new(notifier.clone())];
+        let handoff = HandoffWatcher::new(outbox.clone(), &settings.handoff);
+        let watchers: Vec<Arc<dyn Watcher>> = vec![Arc::new(notifier.clone()), Arc::new(handoff)];
         let ledger: Arc<dyn Ledger> = Arc::new(WatchedLedger::new(
             Arc::new(StoreLedger::new(Arc::clone(&store), schedule)),
             watchers,
@@ -95,6 +99,11 @@ impl Parts {
         let mut transports: HashMap<&'static str, Arc<dyn Transport>> = HashMap::new();
         let wecom: Arc<dyn Transport> = Arc::new(WecomTransport::new(Arc::clone(&api)));
         transports.insert(wecom.kind(), wecom);
+        for transport in crate::notify::handoff::transports(&settings.handoff, Arc::clone(&store))
+            .map_err(|e| StartupError::Handoff(e.to_string()))?
+        {
+            transports.insert(transport.kind(), transport);
+        }
         let fetcher =
             WecomMediaFetcher::new(Arc::clone(&api), settings.aibot_crypt()?.key().clone());
         let bot: Arc<dyn Bot> = Arc::new(
@@ -185,8 +194,16 @@ impl Application {
     /// `wecom.cards` is on.
     pub async fn build_from(settings: &Settings, parts: Parts) -> Result<Self, StartupError> {
         let background = settings.notify.enabled.then(|| parts.background(settings));
+        let console = crate::console::router(crate::console::ConsoleState {
+            desk: parts.desk.clone(),
+            directory: parts.handlers.clone(),
+            store: Arc::clone(&parts.store),
+            outbox: parts.outbox.clone(),
+            schedule: parts.schedule,
+        });
         let api = settings.wecom.cards.then_some(parts.api);
         let mut app = Self::assemble(settings, parts.store, parts.bot, parts.catalog, api).await?;
+        app.router = app.router.merge(console);
         app.background = background;
         Ok(app)
     }
