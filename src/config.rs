@@ -206,6 +206,18 @@ impl Settings {
         Self::load_with_env(extra_file, std::env::vars())
     }
 
+    /// Defaults plus one TOML layer given as text (fuzzing and tests of config files).
+    pub fn load_from_toml(extra: &str) -> Result<Self, ConfigError> {
+        let settings: Settings = config::Config::builder()
+            .add_source(config::File::from_str(DEFAULT_TOML, config::FileFormat::Toml))
+            .add_source(config::File::from_str(extra, config::FileFormat::Toml))
+            .build()
+            .and_then(config::Config::try_deserialize)
+            .map_err(|e| ConfigError::Load(e.to_string()))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
     /// Like [`Settings::load`], with the environment given explicitly (tests).
     pub fn load_with_env(
         extra_file: Option<&Path>,
