@@ -209,7 +209,10 @@ impl Settings {
     /// Defaults plus one TOML layer given as text (fuzzing and tests of config files).
     pub fn load_from_toml(extra: &str) -> Result<Self, ConfigError> {
         let settings: Settings = config::Config::builder()
-            .add_source(config::File::from_str(DEFAULT_TOML, config::FileFormat::Toml))
+            .add_source(config::File::from_str(
+                DEFAULT_TOML,
+                config::FileFormat::Toml,
+            ))
             .add_source(config::File::from_str(extra, config::FileFormat::Toml))
             .build()
             .and_then(config::Config::try_deserialize)

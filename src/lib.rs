@@ -16,6 +16,7 @@ pub mod config;
 pub mod console;
 pub mod dialog;
 pub mod http;
+pub mod load;
 pub mod metrics;
 pub mod notify;
 pub mod requests;

@@ -65,6 +65,30 @@ enum Command {
         #[arg(long)]
         all: bool,
     },
+    /// Drive a running bot (on this machine) with encrypted callbacks; prints throughput and latency.
+    Load {
+        /// The bot, e.g. http://127.0.0.1:8080 (loopback only).
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        #[arg(long, default_value_t = 20_000)]
+        requests: usize,
+        /// Distinct people; default requests / 10 so no one hits the per-person limit.
+        #[arg(long)]
+        users: Option<usize>,
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// Open-loop rate (requests per second) instead of as fast as possible.
+        #[arg(long)]
+        rate: Option<u32>,
+        /// Server process id, to report its peak RSS.
+        #[arg(long)]
+        pid: Option<u32>,
+    },
+    /// The minimal comparison server for `load`: decrypts and encrypts an echo, nothing else.
+    EchoBaseline {
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        listen: String,
+    },
     /// Inspect and validate the service catalog in dialogs/.
     Catalog {
         #[command(subcommand)]
@@ -116,6 +140,37 @@ async fn main() -> anyhow::Result<()> {
             .await
         }
         Command::Understand { text } => understand(&settings, text),
+        Command::Load {
+            url,
+            requests,
+            users,
+            concurrency,
+            rate,
+            pid,
+        } => {
+            let plan = kaitong::load::LoadPlan {
+                url,
+                requests,
+                users: users.unwrap_or(requests / 10),
+                concurrency,
+                rate,
+                pid,
+            };
+            let report = kaitong::load::run(&settings, plan).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(())
+        }
+        Command::EchoBaseline { listen } => {
+            let listener = tokio::net::TcpListener::bind(&listen).await?;
+            eprintln!("echo baseline on {listen}");
+            axum::serve(
+                listener,
+                kaitong::load::echo_baseline(settings.app_crypt()?),
+            )
+            .with_graceful_shutdown(shutdown_signal())
+            .await?;
+            Ok(())
+        }
         Command::Eval { file, all } => eval(&settings, &file, all),
         Command::Catalog { command } => catalog(&settings, command),
     }

@@ -43,9 +43,85 @@ fn backend<E: std::fmt::Display>(e: E) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
+/// One write, run inside the writer's shared transaction. It returns whether it changed
+/// anything and how to report its result once the transaction is committed (or failed).
+type Job = Box<dyn FnOnce(Option<&mut redb::Table<&str, &[u8]>>) -> (bool, Finish) + Send>;
+type Finish = Box<dyn FnOnce(Option<&StoreError>) + Send>;
+
+/// How many queued writes share one commit (one fsync) at most.
+const GROUP_COMMIT_MAX: usize = 256;
+
 pub struct EmbeddedStore {
     db: Arc<Database>,
     path: PathBuf,
+    /// Writes go to one writer thread that commits them in groups: every write is durable
+    /// (fsync before it is acknowledged), and concurrent writers share the fsync.
+    writer: Option<std::sync::mpsc::Sender<Job>>,
+    writer_thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for EmbeddedStore {
+    /// Stops the writer after its last group, so the file is closed when the store is dropped
+    /// (a restart in the same process can open it again at once).
+    fn drop(&mut self) {
+        self.writer.take();
+        if let Some(thread) = self.writer_thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The writer thread: takes every queued write, runs them in one transaction, commits once,
+/// then tells each caller. A failed commit fails every write of the group.
+fn run_writer(db: Arc<Database>, jobs: std::sync::mpsc::Receiver<Job>) {
+    while let Ok(first) = jobs.recv() {
+        let mut group = vec![first];
+        while group.len() < GROUP_COMMIT_MAX {
+            match jobs.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        let txn = match db.begin_write() {
+            Ok(txn) => txn,
+            Err(e) => {
+                let error = backend(e);
+                for job in group {
+                    let (_, finish) = job(None);
+                    finish(Some(&error));
+                }
+                continue;
+            }
+        };
+        let mut finishes = Vec::with_capacity(group.len());
+        let mut changed = false;
+        match txn.open_table(KV) {
+            Ok(mut table) => {
+                for job in group {
+                    let (did_change, finish) = job(Some(&mut table));
+                    changed |= did_change;
+                    finishes.push(finish);
+                }
+            }
+            Err(e) => {
+                let error = backend(e);
+                for job in group {
+                    let (_, finish) = job(None);
+                    finish(Some(&error));
+                }
+                continue;
+            }
+        }
+        let outcome = if changed {
+            txn.commit().map_err(backend)
+        } else {
+            txn.abort().map_err(backend)
+        };
+        let error = outcome.err();
+        for finish in finishes {
+            finish(error.as_ref());
+        }
+    }
 }
 
 impl EmbeddedStore {
@@ -55,38 +131,61 @@ impl EmbeddedStore {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(backend)?;
         }
-        let db = Database::create(&path).map_err(backend)?;
+        let db = Arc::new(Database::create(&path).map_err(backend)?);
         let txn = db.begin_write().map_err(backend)?;
         txn.open_table(KV).map_err(backend)?;
         txn.commit().map_err(backend)?;
+        let (writer, jobs) = std::sync::mpsc::channel::<Job>();
+        let writer_db = Arc::clone(&db);
+        let thread = std::thread::Builder::new()
+            .name("kaitong-store-writer".into())
+            .spawn(move || run_writer(writer_db, jobs))
+            .map_err(backend)?;
         Ok(Self {
-            db: Arc::new(db),
+            db,
             path,
+            writer: Some(writer),
+            writer_thread: Some(thread),
         })
     }
 
-    /// Runs a write transaction on the blocking pool: redb is synchronous and fsyncs on commit.
+    /// Queues a write for the writer thread and waits for its group to be committed.
     async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut redb::Table<&str, &[u8]>) -> Result<(T, bool), StoreError> + Send + 'static,
     {
-        let db = Arc::clone(&self.db);
-        tokio::task::spawn_blocking(move || {
-            let txn = db.begin_write().map_err(backend)?;
-            let (result, changed) = {
-                let mut table = txn.open_table(KV).map_err(backend)?;
-                f(&mut table)?
+        let (tx, rx) = tokio::sync::oneshot::channel::<Result<T, StoreError>>();
+        let job: Job = Box::new(move |table| {
+            let Some(table) = table else {
+                let finish: Finish = Box::new(move |error| {
+                    let error = error.map_or_else(
+                        || StoreError::Backend("no transaction".into()),
+                        |e| StoreError::Backend(e.to_string()),
+                    );
+                    let _ = tx.send(Err(error));
+                });
+                return (false, finish);
             };
-            if changed {
-                txn.commit().map_err(backend)?;
-            } else {
-                txn.abort().map_err(backend)?;
-            }
-            Ok(result)
-        })
-        .await
-        .map_err(backend)?
+            let outcome = f(table);
+            let changed = matches!(outcome, Ok((_, true)));
+            let finish: Finish = Box::new(move |commit_error| {
+                let result = match (outcome, commit_error) {
+                    (Ok((_, true)), Some(e)) => Err(StoreError::Backend(e.to_string())),
+                    (Ok((value, _)), _) => Ok(value),
+                    (Err(e), _) => Err(e),
+                };
+                let _ = tx.send(result);
+            });
+            (changed, finish)
+        });
+        self.writer
+            .as_ref()
+            .ok_or_else(|| StoreError::Backend("store closed".into()))?
+            .send(job)
+            .map_err(|_| StoreError::Backend("store writer stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Backend("store writer dropped a write".into()))?
     }
 
     /// Removes expired records; the server runs this periodically.
