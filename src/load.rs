@@ -94,13 +94,15 @@ pub async fn run(settings: &Settings, plan: LoadPlan) -> Result<LoadReport, Load
     let corp = settings.wecom.corp_id.clone();
     let agent = settings.wecom.agent_id.to_string();
     let users = plan.users.max(1);
+    // Fresh message ids each run, so no callback is answered from a previous run's replies.
+    let run_base = u64::from(rand::random::<u32>()) << 24;
     let mut callbacks = Vec::with_capacity(plan.requests);
     for i in 0..plan.requests {
         let user = i % users;
         let turn = (i / users) % SCRIPT.len();
         let text = SCRIPT[turn].replace("{u}", &user.to_string());
         let inner =
-            peer::app_text_xml(&corp, &format!("load{user}"), &agent, (i as u64) + 1, &text);
+            peer::app_text_xml(&corp, &format!("load{user}"), &agent, run_base + (i as u64) + 1, &text);
         let cb = peer.app_callback(&inner, &agent)?;
         callbacks.push((
             format!("{}/wecom/app?{}", plan.url.trim_end_matches('/'), cb.query),

@@ -205,17 +205,16 @@ pub fn to_pinyin(folded: &str) -> String {
 }
 
 fn longest_common_run(a: &[char], b: &[char]) -> usize {
+    // Two reused rows of the classic dynamic programme; phrases are short.
     let mut best = 0;
     let mut prev = vec![0usize; b.len() + 1];
+    let mut cur = vec![0usize; b.len() + 1];
     for &ca in a {
-        let mut cur = vec![0usize; b.len() + 1];
         for (j, &cb) in b.iter().enumerate() {
-            if ca == cb {
-                cur[j + 1] = prev[j] + 1;
-                best = best.max(cur[j + 1]);
-            }
+            cur[j + 1] = if ca == cb { prev[j] + 1 } else { 0 };
+            best = best.max(cur[j + 1]);
         }
-        prev = cur;
+        std::mem::swap(&mut prev, &mut cur);
     }
     best
 }
@@ -307,15 +306,32 @@ impl Matcher {
         self.idf.get(&c).copied().unwrap_or(1.0)
     }
 
-    fn phrase_score(&self, text: &[char], text_pinyin: &str, p: &Phrase, partial: bool) -> f32 {
-        if contains(text, &p.chars) {
+    fn phrase_score(
+        &self,
+        text: &[char],
+        text_chars: &[char],
+        text_pinyin: &str,
+        p: &Phrase,
+        partial: bool,
+    ) -> f32 {
+        // How many of the phrase's characters occur in the text at all: a cheap bound that
+        // rules out the costlier checks below for most phrases.
+        let shared = p
+            .chars
+            .iter()
+            .filter(|c| text_chars.binary_search(c).is_ok())
+            .count();
+        if shared == p.chars.len() && contains(text, &p.chars) {
             return p.weight;
         }
         // Pinyin matches need some length, or "an" would match everything.
         if p.pinyin.len() >= 4 && p.pinyin.is_ascii() && text_pinyin.contains(&p.pinyin) {
             return p.weight * 0.9;
         }
-        if contains_with_one_typo(text, &p.chars) {
+        if shared < 2 {
+            return 0.0;
+        }
+        if shared + 1 >= p.chars.len() && contains_with_one_typo(text, &p.chars) {
             return p.weight * 0.75;
         }
         if !partial {
@@ -343,6 +359,9 @@ impl Matcher {
             return Vec::new();
         }
         let chars: Vec<char> = folded.chars().collect();
+        let mut text_chars = chars.clone();
+        text_chars.sort_unstable();
+        text_chars.dedup();
         let pinyin = to_pinyin(&folded);
         let asks_how = self
             .tuning
@@ -366,12 +385,12 @@ impl Matcher {
                 let name = e
                     .names
                     .iter()
-                    .map(|p| self.phrase_score(&chars, &pinyin, p, true))
+                    .map(|p| self.phrase_score(&chars, &text_chars, &pinyin, p, true))
                     .fold(0.0f32, f32::max);
                 let keywords: f32 = e
                     .keywords
                     .iter()
-                    .map(|p| self.phrase_score(&chars, &pinyin, p, false))
+                    .map(|p| self.phrase_score(&chars, &text_chars, &pinyin, p, false))
                     .filter(|s| *s > 0.0)
                     .sum();
                 Scored {

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use crate::store::{Store, StoreError};
@@ -92,6 +93,15 @@ impl RetryPolicy {
         let factor = 2u32.saturating_pow(attempts.saturating_sub(1).min(20));
         self.first_delay.saturating_mul(factor).min(self.max_delay)
     }
+}
+
+/// Items of one kind sent at once within a pass.
+const PASS_CONCURRENCY: usize = 32;
+
+enum Delivered {
+    Sent,
+    Retry,
+    Failed,
 }
 
 /// What one pass of the worker did.
@@ -229,64 +239,82 @@ impl Outbox {
             self.failed().await?.len(),
         );
         for (kind, transport) in transports {
-            for mut item in self.pending(kind).await? {
-                if item.due > now {
-                    continue;
+            let due: Vec<OutboxItem> = self
+                .pending(kind)
+                .await?
+                .into_iter()
+                .filter(|item| item.due <= now)
+                .collect();
+            // Items are independent; sending several at once lets the store group their writes.
+            let outcomes: Vec<Result<Option<Delivered>, StoreError>> =
+                futures::stream::iter(due.into_iter().map(|item| self.process(kind, transport.as_ref(), item, now)))
+                    .buffer_unordered(PASS_CONCURRENCY)
+                    .collect()
+                    .await;
+            for outcome in outcomes {
+                match outcome? {
+                    Some(Delivered::Sent) => report.sent += 1,
+                    Some(Delivered::Retry) => report.retried += 1,
+                    Some(Delivered::Failed) => report.failed += 1,
+                    None => {}
                 }
-                let lease = format!("outbox:lease:{}", item.id);
-                if !self
-                    .store
-                    .put_if_absent(&lease, b"1", Some(self.lease))
-                    .await?
-                {
-                    continue;
-                }
-                // Re-read under the lease: another instance may have just finished it.
-                let key = pending_key(kind, &item.id);
-                if self.store.get(&key).await?.is_none() {
-                    self.store.delete(&lease).await?;
-                    continue;
-                }
-                item.attempts += 1;
-                match transport.deliver(&item).await {
-                    Ok(()) => {
-                        self.store
-                            .put(&format!("outbox:done:{}", item.id), b"sent", None)
-                            .await?;
-                        self.store.delete(&key).await?;
-                        report.sent += 1;
-                    }
-                    Err(e) if e.retryable && item.attempts < self.policy.max_attempts => {
-                        let delay = e
-                            .retry_after
-                            .unwrap_or_else(|| self.policy.delay(item.attempts));
-                        item.due = now + chrono::Duration::from_std(delay).unwrap_or_default();
-                        item.last_error = Some(e.message.clone());
-                        tracing::warn!(kind = *kind, id = %item.id, attempts = item.attempts, error = %e, retry_in_secs = delay.as_secs(), "delivery failed; will retry");
-                        self.store.put(&key, &encode(&item), None).await?;
-                        report.retried += 1;
-                    }
-                    Err(e) => {
-                        item.last_error = Some(e.message.clone());
-                        tracing::error!(kind = *kind, id = %item.id, attempts = item.attempts, error = %e, "delivery given up; listed as failed");
-                        self.store
-                            .put(
-                                &format!("outbox:failed:{kind}:{}", item.id),
-                                &encode(&item),
-                                None,
-                            )
-                            .await?;
-                        self.store
-                            .put(&format!("outbox:done:{}", item.id), b"failed", None)
-                            .await?;
-                        self.store.delete(&key).await?;
-                        report.failed += 1;
-                    }
-                }
-                self.store.delete(&lease).await?;
             }
         }
         Ok(report)
+    }
+
+    /// Sends one item under its lease; `None` when another instance has it.
+    async fn process(
+        &self,
+        kind: &'static str,
+        transport: &dyn Transport,
+        mut item: OutboxItem,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Delivered>, StoreError> {
+        let lease = format!("outbox:lease:{}", item.id);
+        if !self.store.put_if_absent(&lease, b"1", Some(self.lease)).await? {
+            return Ok(None);
+        }
+        // Re-read under the lease: another instance may have just finished it.
+        let key = pending_key(kind, &item.id);
+        if self.store.get(&key).await?.is_none() {
+            self.store.delete(&lease).await?;
+            return Ok(None);
+        }
+        item.attempts += 1;
+        let delivered = match transport.deliver(&item).await {
+            Ok(()) => {
+                self.store
+                    .put(&format!("outbox:done:{}", item.id), b"sent", None)
+                    .await?;
+                self.store.delete(&key).await?;
+                Delivered::Sent
+            }
+            Err(e) if e.retryable && item.attempts < self.policy.max_attempts => {
+                let delay = e
+                    .retry_after
+                    .unwrap_or_else(|| self.policy.delay(item.attempts));
+                item.due = now + chrono::Duration::from_std(delay).unwrap_or_default();
+                item.last_error = Some(e.message.clone());
+                tracing::warn!(kind, id = %item.id, attempts = item.attempts, error = %e, retry_in_secs = delay.as_secs(), "delivery failed; will retry");
+                self.store.put(&key, &encode(&item), None).await?;
+                Delivered::Retry
+            }
+            Err(e) => {
+                item.last_error = Some(e.message.clone());
+                tracing::error!(kind, id = %item.id, attempts = item.attempts, error = %e, "delivery given up; listed as failed");
+                self.store
+                    .put(&format!("outbox:failed:{kind}:{}", item.id), &encode(&item), None)
+                    .await?;
+                self.store
+                    .put(&format!("outbox:done:{}", item.id), b"failed", None)
+                    .await?;
+                self.store.delete(&key).await?;
+                Delivered::Failed
+            }
+        };
+        self.store.delete(&lease).await?;
+        Ok(Some(delivered))
     }
 
     /// Runs passes every `tick` until `stop` resolves.

@@ -276,7 +276,11 @@ impl StoreLedger {
     /// Next sequence number of the day, via compare-and-swap so instances never share one.
     async fn next_seq(&self, date: &str) -> Result<u32, LedgerError> {
         let key = format!("seq:{date}");
-        for _ in 0..64 {
+        for attempt in 0..256u32 {
+            if attempt > 0 {
+                // Lost a race for the counter: let the winner finish before trying again.
+                tokio::time::sleep(std::time::Duration::from_micros(u64::from(attempt.min(50)) * 100)).await;
+            }
             let current = self.store.get(&key).await?;
             let n: u32 = match &current {
                 Some(bytes) => std::str::from_utf8(bytes)
