@@ -101,8 +101,13 @@ pub async fn run(settings: &Settings, plan: LoadPlan) -> Result<LoadReport, Load
         let user = i % users;
         let turn = (i / users) % SCRIPT.len();
         let text = SCRIPT[turn].replace("{u}", &user.to_string());
-        let inner =
-            peer::app_text_xml(&corp, &format!("load{user}"), &agent, run_base + (i as u64) + 1, &text);
+        let inner = peer::app_text_xml(
+            &corp,
+            &format!("load{user}"),
+            &agent,
+            run_base + (i as u64) + 1,
+            &text,
+        );
         let cb = peer.app_callback(&inner, &agent)?;
         callbacks.push((
             format!("{}/wecom/app?{}", plan.url.trim_end_matches('/'), cb.query),

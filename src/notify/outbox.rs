@@ -246,11 +246,13 @@ impl Outbox {
                 .filter(|item| item.due <= now)
                 .collect();
             // Items are independent; sending several at once lets the store group their writes.
-            let outcomes: Vec<Result<Option<Delivered>, StoreError>> =
-                futures::stream::iter(due.into_iter().map(|item| self.process(kind, transport.as_ref(), item, now)))
-                    .buffer_unordered(PASS_CONCURRENCY)
-                    .collect()
-                    .await;
+            let outcomes: Vec<Result<Option<Delivered>, StoreError>> = futures::stream::iter(
+                due.into_iter()
+                    .map(|item| self.process(kind, transport.as_ref(), item, now)),
+            )
+            .buffer_unordered(PASS_CONCURRENCY)
+            .collect()
+            .await;
             for outcome in outcomes {
                 match outcome? {
                     Some(Delivered::Sent) => report.sent += 1,
@@ -272,7 +274,11 @@ impl Outbox {
         now: DateTime<Utc>,
     ) -> Result<Option<Delivered>, StoreError> {
         let lease = format!("outbox:lease:{}", item.id);
-        if !self.store.put_if_absent(&lease, b"1", Some(self.lease)).await? {
+        if !self
+            .store
+            .put_if_absent(&lease, b"1", Some(self.lease))
+            .await?
+        {
             return Ok(None);
         }
         // Re-read under the lease: another instance may have just finished it.
@@ -304,7 +310,11 @@ impl Outbox {
                 item.last_error = Some(e.message.clone());
                 tracing::error!(kind, id = %item.id, attempts = item.attempts, error = %e, "delivery given up; listed as failed");
                 self.store
-                    .put(&format!("outbox:failed:{kind}:{}", item.id), &encode(&item), None)
+                    .put(
+                        &format!("outbox:failed:{kind}:{}", item.id),
+                        &encode(&item),
+                        None,
+                    )
                     .await?;
                 self.store
                     .put(&format!("outbox:done:{}", item.id), b"failed", None)

@@ -279,7 +279,10 @@ impl StoreLedger {
         for attempt in 0..256u32 {
             if attempt > 0 {
                 // Lost a race for the counter: let the winner finish before trying again.
-                tokio::time::sleep(std::time::Duration::from_micros(u64::from(attempt.min(50)) * 100)).await;
+                tokio::time::sleep(std::time::Duration::from_micros(
+                    u64::from(attempt.min(50)) * 100,
+                ))
+                .await;
             }
             let current = self.store.get(&key).await?;
             let n: u32 = match &current {
