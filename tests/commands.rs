@@ -12,7 +12,7 @@ use kaitong::requests::{Ledger, RequestId, Status, token_hash};
 use kaitong::startup::{Application, Parts};
 use kaitong::wecom::app_xml::InnerMessage;
 use kaitong::wecom::peer;
-use kaitong::wecom::simulator::{SimulatedApp, SimulatorHandle, WecomSimulator};
+use kaitong::wecom::simulator::SimulatorHandle;
 
 struct Bot {
     app: TestApp,
@@ -21,15 +21,7 @@ struct Bot {
 }
 
 async fn start(mut settings: Settings) -> Bot {
-    let wecom = WecomSimulator::new()
-        .with_app(SimulatedApp::new(
-            settings.wecom.corp_id.clone(),
-            settings.wecom.secret.expose(),
-            settings.wecom.agent_id,
-        ))
-        .spawn()
-        .await
-        .unwrap();
+    let wecom = common::wecom_simulator(&settings).await;
     settings.wecom.api_base = wecom.base_url();
     let (store, dir) = common::fresh_store(Backend::Embedded);
     let parts = Parts::build(&settings, Arc::clone(&store)).unwrap();
@@ -345,15 +337,7 @@ async fn secrets_and_disclaimers_are_asked_in_the_one_to_one_chat_not_in_the_gro
 #[tokio::test]
 async fn a_long_app_reply_is_split_on_character_boundaries_and_the_rest_follows_by_api() {
     let mut settings = common::test_settings();
-    let wecom = WecomSimulator::new()
-        .with_app(SimulatedApp::new(
-            settings.wecom.corp_id.clone(),
-            settings.wecom.secret.expose(),
-            settings.wecom.agent_id,
-        ))
-        .spawn()
-        .await
-        .unwrap();
+    let wecom = common::wecom_simulator(&settings).await;
     settings.wecom.api_base = wecom.base_url();
     let api = Arc::new(
         kaitong::wecom::api::WecomApi::new(

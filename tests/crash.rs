@@ -4,6 +4,8 @@
 //! resend of what had gone out).
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -11,7 +13,6 @@ use chrono::{TimeZone, Utc};
 use kaitong::catalog::{Answers, Channel, ServiceId, Team, Window};
 use kaitong::channel::{ChannelKind, Conversation, UserId};
 use kaitong::requests::{BatchSchedule, FiledForm, Ledger, Requester, StoreLedger};
-use kaitong::wecom::simulator::{SimulatedApp, WecomSimulator};
 
 const REQUESTERS: usize = 100;
 
@@ -37,15 +38,7 @@ fn serve(db: &std::path::Path, api_base: &str) -> Child {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kill_9_during_the_push_loses_and_doubles_no_notice() {
     let settings = kaitong::config::Settings::load_with_env(None, Vec::new()).unwrap();
-    let sim = WecomSimulator::new()
-        .with_app(SimulatedApp::new(
-            settings.wecom.corp_id.clone(),
-            settings.wecom.secret.expose(),
-            settings.wecom.agent_id,
-        ))
-        .spawn()
-        .await
-        .unwrap();
+    let sim = common::wecom_simulator(&settings).await;
     sim.set_per_user_minute_limit(None);
     // Slow enough that the push takes several rounds of sends.
     sim.set_delay(Duration::from_millis(300));

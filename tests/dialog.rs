@@ -12,7 +12,7 @@ use kaitong::startup::Parts;
 use kaitong::store::Store;
 use kaitong::wecom::app_xml::InnerMessage;
 use kaitong::wecom::peer;
-use kaitong::wecom::simulator::{SimulatedApp, SimulatorHandle, WecomSimulator};
+use kaitong::wecom::simulator::SimulatorHandle;
 
 struct Bot {
     app: TestApp,
@@ -31,15 +31,7 @@ async fn start_with(
     dir: Option<tempfile::TempDir>,
 ) -> Bot {
     // WeCom's server API is the in-repo simulator, with this app's credentials.
-    let wecom = WecomSimulator::new()
-        .with_app(SimulatedApp::new(
-            settings.wecom.corp_id.clone(),
-            settings.wecom.secret.expose(),
-            settings.wecom.agent_id,
-        ))
-        .spawn()
-        .await
-        .unwrap();
+    let wecom = common::wecom_simulator(&settings).await;
     settings.wecom.api_base = wecom.base_url();
     let parts = Parts::build(&settings, Arc::clone(&store)).unwrap();
     let app = TestApp::spawn_with(settings, Arc::clone(&store), dir, parts.bot).await;
@@ -474,15 +466,7 @@ async fn guidance_only_paths_file_nothing() {
 #[tokio::test]
 async fn on_the_app_channel_options_are_buttons_and_a_click_answers() {
     let mut settings = common::test_settings();
-    let wecom = WecomSimulator::new()
-        .with_app(SimulatedApp::new(
-            settings.wecom.corp_id.clone(),
-            settings.wecom.secret.expose(),
-            settings.wecom.agent_id,
-        ))
-        .spawn()
-        .await
-        .unwrap();
+    let wecom = common::wecom_simulator(&settings).await;
     settings.wecom.api_base = wecom.base_url();
     let (store, dir) = common::fresh_store(Backend::Embedded);
     let parts = Parts::build(&settings, Arc::clone(&store)).unwrap();

@@ -14,7 +14,7 @@ use kaitong::startup::{Application, Parts};
 use kaitong::store::{RedisStore, Store};
 use kaitong::wecom::app_xml::InnerMessage;
 use kaitong::wecom::peer;
-use kaitong::wecom::simulator::{SimulatedApp, SimulatorHandle, WecomSimulator};
+use kaitong::wecom::simulator::SimulatorHandle;
 
 #[derive(Clone, Default)]
 struct LogBuffer(Arc<Mutex<Vec<u8>>>);
@@ -44,15 +44,7 @@ fn logs() -> &'static LogBuffer {
 }
 
 async fn simulator(settings: &Settings) -> SimulatorHandle {
-    WecomSimulator::new()
-        .with_app(SimulatedApp::new(
-            settings.wecom.corp_id.clone(),
-            settings.wecom.secret.expose(),
-            settings.wecom.agent_id,
-        ))
-        .spawn()
-        .await
-        .unwrap()
+    common::wecom_simulator(settings).await
 }
 
 async fn start(mut settings: Settings, store: Arc<dyn Store>) -> (TestApp, SimulatorHandle) {

@@ -14,7 +14,7 @@ use kaitong::config::Settings;
 use kaitong::requests::{FiledForm, Handler, RequestId, Requester, TeamScope};
 use kaitong::startup::Parts;
 use kaitong::store::Store;
-use kaitong::wecom::simulator::{SimulatedApp, SimulatorHandle, WecomSimulator};
+use kaitong::wecom::simulator::SimulatorHandle;
 
 fn at(d: u32, h: u32, m: u32) -> DateTime<Utc> {
     chrono_tz::Asia::Shanghai
@@ -31,15 +31,7 @@ fn handler() -> Handler {
 }
 
 async fn simulator(settings: &Settings) -> SimulatorHandle {
-    let sim = WecomSimulator::new()
-        .with_app(SimulatedApp::new(
-            settings.wecom.corp_id.clone(),
-            settings.wecom.secret.expose(),
-            settings.wecom.agent_id,
-        ))
-        .spawn()
-        .await
-        .unwrap();
+    let sim = common::wecom_simulator(settings).await;
     sim.set_per_user_minute_limit(None);
     sim
 }

@@ -133,7 +133,9 @@ impl Outbox {
         Self {
             store,
             policy: RetryPolicy::default(),
-            lease: Duration::from_secs(60),
+            // Longer than one delivery can take (the API client gives up after 10 s), short enough
+            // that a crashed instance's items are picked up again soon after a restart.
+            lease: Duration::from_secs(20),
         }
     }
 

@@ -291,3 +291,16 @@ pub fn test_settings_with_api(sim: &kaitong::wecom::simulator::SimulatorHandle) 
     settings.wecom.api_base = sim.base_url();
     settings
 }
+
+/// The in-repo WeCom API simulator, knowing the app configured in `settings`.
+pub async fn wecom_simulator(settings: &Settings) -> kaitong::wecom::simulator::SimulatorHandle {
+    kaitong::wecom::simulator::WecomSimulator::new()
+        .with_app(kaitong::wecom::simulator::SimulatedApp::new(
+            settings.wecom.corp_id.clone(),
+            settings.wecom.secret.expose(),
+            settings.wecom.agent_id,
+        ))
+        .spawn()
+        .await
+        .unwrap()
+}
