@@ -16,7 +16,27 @@ use kaitong::requests::{BatchSchedule, FiledForm, Ledger, Requester, StoreLedger
 
 const REQUESTERS: usize = 100;
 
-fn serve(db: &std::path::Path, api_base: &str) -> Child {
+/// The server process; killed when dropped, so a failing assertion never leaves it running.
+struct Server(Child);
+
+impl Server {
+    fn id(&self) -> u32 {
+        self.0.id()
+    }
+
+    fn wait(&mut self) {
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve(db: &std::path::Path, api_base: &str) -> Server {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -32,6 +52,7 @@ fn serve(db: &std::path::Path, api_base: &str) -> Child {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
+        .map(Server)
         .unwrap()
 }
 
@@ -91,14 +112,14 @@ async fn a_kill_9_during_the_push_loses_and_doubles_no_notice() {
         .arg("-9")
         .arg(first.id().to_string())
         .status();
-    let _ = first.wait();
+    first.wait();
     let at_kill = sim.sent_messages().len();
     assert!(
         at_kill < REQUESTERS,
         "killed in the middle of the push ({at_kill} sent)"
     );
 
-    let mut second = serve(&db, &sim.base_url());
+    let second = serve(&db, &sim.base_url());
     let deadline = Instant::now() + Duration::from_secs(60);
     while sim.sent_messages().len() < REQUESTERS {
         assert!(
@@ -110,8 +131,7 @@ async fn a_kill_9_during_the_push_loses_and_doubles_no_notice() {
     }
     // A little longer, to catch a late duplicate.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let _ = second.kill();
-    let _ = second.wait();
+    drop(second);
 
     let sent = sim.sent_messages();
     for i in 0..REQUESTERS {
