@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use super::{
     Attachment, AttachmentKind, Bot, CallbackResponse, CardAction, ChannelKind, ChannelSettings,
-    Content, Conversation, Inbound, MediaSource, Outcome, Rejection, Reply, ReplyCache, UserId,
-    open, reply_stamp, signed_query,
+    Content, Conversation, Inbound, MediaSource, Rejection, Reply, ReplyCache, UserId, open,
+    reply_stamp, signed_query,
 };
 use crate::store::Store;
 use crate::wecom::aibot_json::{self, BotMessage, ReplyEnvelope};
@@ -96,39 +96,19 @@ impl AiBotChannel {
             content,
         };
         let key = format!("idem:aibot:{}:{}", message.aibotid, message.msgid.trim());
-        let limited = !self
-            .settings
-            .limiter
-            .allow(&format!("aibot:{}", inbound.sender));
-        let turn = || async {
-            if limited {
-                tracing::warn!(channel = "aibot", user = %inbound.sender, "per-person rate limit hit");
-                crate::metrics::callback("aibot", "rate_limited");
-                let reply = Reply::Text(self.settings.slow_down_text.clone());
-                return self.render(&reply, &shape).await;
-            }
-            let started = std::time::Instant::now();
-            let reply = self.bot.respond(inbound).await;
-            crate::metrics::turn("aibot", started.elapsed());
-            self.render(&reply, &shape).await
-        };
-        let plaintext = match self.replies.run_once(&key, turn).await {
-            Ok(Outcome::Fresh(reply)) => reply,
-            Ok(Outcome::Replayed(reply)) => {
-                tracing::info!(channel = "aibot", key = %key, "retried callback answered from cache");
-                crate::metrics::callback("aibot", "replayed");
-                reply
-            }
-            Ok(Outcome::InFlight) => {
-                tracing::info!(channel = "aibot", key = %key, "retry while first call still running");
-                return Ok(CallbackResponse::empty());
-            }
-            Err(e) => {
-                tracing::error!(channel = "aibot", error = %e, "store unavailable; answering busy");
-                crate::metrics::callback("aibot", "busy");
-                self.render(&Reply::Text(self.settings.busy_text.clone()), &shape)
-                    .await
-            }
+        let shape = &shape;
+        let Some(plaintext) = super::answer_once(
+            ChannelKind::AiBot,
+            &self.replies,
+            &self.settings,
+            self.bot.as_ref(),
+            &key,
+            inbound,
+            |reply| async move { self.render(&reply, shape).await },
+        )
+        .await
+        else {
+            return Ok(CallbackResponse::empty());
         };
         Ok(self.seal(&plaintext))
     }

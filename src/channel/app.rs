@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use super::{
     Attachment, AttachmentKind, Bot, CallbackResponse, CardAction, ChannelKind, ChannelSettings,
-    Content, Conversation, Inbound, MediaSource, Outcome, Rejection, Reply, ReplyCache, UserId,
-    open, reply_stamp, signed_query,
+    Content, Conversation, Inbound, MediaSource, Rejection, Reply, ReplyCache, UserId, open,
+    reply_stamp, signed_query,
 };
 use crate::wecom::api::{MessageBody, OutboundMessage, WecomApi};
 use crate::wecom::app_xml::{self, Envelope, InnerMessage};
@@ -110,46 +110,28 @@ impl AppChannel {
             conversation: Conversation::Direct,
             content,
         };
-        let create_time = now;
-        let limited = !self
-            .settings
-            .limiter
-            .allow(&format!("app:{}", inbound.sender));
-        let turn = || async {
-            if limited {
-                tracing::warn!(channel = "app", user = %inbound.sender, "per-person rate limit hit");
-                crate::metrics::callback("app", "rate_limited");
-                let reply = Reply::Text(self.settings.slow_down_text.clone());
-                return self.render(&sender, create_time, &reply);
+        // Short texts (the slow-down and busy answers) render the same through every path.
+        let render = |reply: Reply| {
+            let sender = &sender;
+            async move {
+                if self.send_card(sender, &reply).await {
+                    return String::new();
+                }
+                self.render(sender, now, &reply)
             }
-            let started = std::time::Instant::now();
-            let reply = self.bot.respond(inbound).await;
-            crate::metrics::turn("app", started.elapsed());
-            if self.send_card(&sender, &reply).await {
-                return String::new();
-            }
-            self.render_long(&sender, create_time, &reply)
         };
-        let plaintext = match self.replies.run_once(&key, turn).await {
-            Ok(Outcome::Fresh(reply)) => reply,
-            Ok(Outcome::Replayed(reply)) => {
-                tracing::info!(channel = "app", key = %key, "retried callback answered from cache");
-                crate::metrics::callback("app", "replayed");
-                reply
-            }
-            Ok(Outcome::InFlight) => {
-                tracing::info!(channel = "app", key = %key, "retry while first call still running");
-                return Ok(CallbackResponse::empty());
-            }
-            Err(e) => {
-                tracing::error!(channel = "app", error = %e, "store unavailable; answering busy");
-                crate::metrics::callback("app", "busy");
-                self.render(
-                    &sender,
-                    create_time,
-                    &Reply::Text(self.settings.busy_text.clone()),
-                )
-            }
+        let Some(plaintext) = super::answer_once(
+            ChannelKind::App,
+            &self.replies,
+            &self.settings,
+            self.bot.as_ref(),
+            &key,
+            inbound,
+            render,
+        )
+        .await
+        else {
+            return Ok(CallbackResponse::empty());
         };
         Ok(self.seal(&plaintext))
     }
@@ -206,7 +188,7 @@ impl AppChannel {
 
     /// A passive reply carries at most 2048 bytes: the first part goes passively, the rest
     /// follows through the API in order (split on character boundaries, preferring newlines).
-    fn render_long(&self, to: &UserId, create_time: i64, reply: &Reply) -> String {
+    fn render(&self, to: &UserId, create_time: i64, reply: &Reply) -> String {
         let Some(text) = reply.as_text() else {
             return String::new();
         };
@@ -241,12 +223,6 @@ impl AppChannel {
             );
         }
         app_xml::text_reply(to.as_str(), &self.corp_id, create_time, &first)
-    }
-
-    fn render(&self, to: &UserId, create_time: i64, reply: &Reply) -> String {
-        reply.as_text().map_or_else(String::new, |text| {
-            app_xml::text_reply(to.as_str(), &self.corp_id, create_time, &text)
-        })
     }
 
     /// Encrypts and signs a plaintext reply; an empty plaintext is the empty 200.

@@ -156,3 +156,55 @@ pub struct ChannelSettings {
     pub slow_down_text: String,
     pub limiter: std::sync::Arc<limit::RateLimiter>,
 }
+
+/// Runs one callback's turn at most once and returns the reply plaintext to seal, or `None`
+/// when the answer is an empty 200 (a retry arriving while the first call still runs).
+///
+/// Shared by both channels: the per-person rate limit, the turn metrics, WeCom's retries and the
+/// "store unavailable" answer are the same; only rendering differs, and `render` does it.
+async fn answer_once<R, Fut>(
+    channel: ChannelKind,
+    replies: &ReplyCache,
+    settings: &ChannelSettings,
+    bot: &dyn Bot,
+    key: &str,
+    inbound: Inbound,
+    render: R,
+) -> Option<String>
+where
+    R: Fn(Reply) -> Fut,
+    Fut: std::future::Future<Output = String>,
+{
+    let name = channel.as_str();
+    let limited = !settings
+        .limiter
+        .allow(&format!("{name}:{}", inbound.sender));
+    let turn = || async {
+        if limited {
+            tracing::warn!(channel = name, user = %inbound.sender, "per-person rate limit hit");
+            crate::metrics::callback(name, "rate_limited");
+            return render(Reply::Text(settings.slow_down_text.clone())).await;
+        }
+        let started = std::time::Instant::now();
+        let reply = bot.respond(inbound).await;
+        crate::metrics::turn(name, started.elapsed());
+        render(reply).await
+    };
+    match replies.run_once(key, turn).await {
+        Ok(Outcome::Fresh(reply)) => Some(reply),
+        Ok(Outcome::Replayed(reply)) => {
+            tracing::info!(channel = name, key, "retried callback answered from cache");
+            crate::metrics::callback(name, "replayed");
+            Some(reply)
+        }
+        Ok(Outcome::InFlight) => {
+            tracing::info!(channel = name, key, "retry while first call still running");
+            None
+        }
+        Err(e) => {
+            tracing::error!(channel = name, error = %e, "store unavailable; answering busy");
+            crate::metrics::callback(name, "busy");
+            Some(render(Reply::Text(settings.busy_text.clone())).await)
+        }
+    }
+}
