@@ -233,6 +233,7 @@ impl Outbox {
         now: DateTime<Utc>,
     ) -> Result<PassReport, StoreError> {
         let mut report = PassReport::default();
+        // One listing of the queue serves the gauges and every transport's share of it.
         let waiting = self.all_pending().await?;
         let oldest = waiting.iter().map(|i| i.created).min();
         crate::metrics::outbox(
@@ -240,13 +241,12 @@ impl Outbox {
             oldest.and_then(|o| (now - o).to_std().ok()),
             self.failed().await?.len(),
         );
+        let mut by_kind: HashMap<String, Vec<OutboxItem>> = HashMap::new();
+        for item in waiting.into_iter().filter(|item| item.due <= now) {
+            by_kind.entry(item.kind.clone()).or_default().push(item);
+        }
         for (kind, transport) in transports {
-            let due: Vec<OutboxItem> = self
-                .pending(kind)
-                .await?
-                .into_iter()
-                .filter(|item| item.due <= now)
-                .collect();
+            let due = by_kind.remove(*kind).unwrap_or_default();
             // Items are independent; sending several at once lets the store group their writes.
             let outcomes: Vec<Result<Option<Delivered>, StoreError>> = futures::stream::iter(
                 due.into_iter()
