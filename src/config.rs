@@ -180,6 +180,14 @@ pub struct Settings {
     pub notify: NotifySection,
 }
 
+/// The compiled-in defaults, the bottom layer of every configuration.
+fn defaults() -> config::ConfigBuilder<config::builder::DefaultState> {
+    config::Config::builder().add_source(config::File::from_str(
+        DEFAULT_TOML,
+        config::FileFormat::Toml,
+    ))
+}
+
 fn env_name(key: &str) -> String {
     let (section, name) = key.split_once('.').unwrap_or(("", key));
     format!(
@@ -208,12 +216,16 @@ impl Settings {
 
     /// Defaults plus one TOML layer given as text (fuzzing and tests of config files).
     pub fn load_from_toml(extra: &str) -> Result<Self, ConfigError> {
-        let settings: Settings = config::Config::builder()
-            .add_source(config::File::from_str(
-                DEFAULT_TOML,
-                config::FileFormat::Toml,
-            ))
-            .add_source(config::File::from_str(extra, config::FileFormat::Toml))
+        Self::from_layers(
+            defaults().add_source(config::File::from_str(extra, config::FileFormat::Toml)),
+        )
+    }
+
+    /// Builds, deserialises and validates: the one way every layer stack becomes settings.
+    fn from_layers(
+        builder: config::ConfigBuilder<config::builder::DefaultState>,
+    ) -> Result<Self, ConfigError> {
+        let settings: Settings = builder
             .build()
             .and_then(config::Config::try_deserialize)
             .map_err(|e| ConfigError::Load(e.to_string()))?;
@@ -226,10 +238,7 @@ impl Settings {
         extra_file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
-        let mut builder = config::Config::builder().add_source(config::File::from_str(
-            DEFAULT_TOML,
-            config::FileFormat::Toml,
-        ));
+        let mut builder = defaults();
         if let Some(path) = extra_file {
             if !path.exists() {
                 return Err(ConfigError::Load(format!(
@@ -249,12 +258,7 @@ impl Settings {
                 .separator("__")
                 .source(Some(env)),
         );
-        let settings: Settings = builder
-            .build()
-            .and_then(config::Config::try_deserialize)
-            .map_err(|e| ConfigError::Load(e.to_string()))?;
-        settings.validate()?;
-        Ok(settings)
+        Self::from_layers(builder)
     }
 
     fn validate(&self) -> Result<(), ConfigError> {

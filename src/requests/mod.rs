@@ -6,7 +6,6 @@
 mod batch;
 pub mod desk;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -554,12 +553,6 @@ impl Ledger for WatchedLedger {
     ) -> Result<Request, LedgerError> {
         self.inner.add_note(id, by, text, now).await
     }
-}
-
-/// Field values as plain strings, for handlers and exports.
-#[must_use]
-pub fn plain_values(summary: &[(String, String)]) -> BTreeMap<String, String> {
-    summary.iter().cloned().collect()
 }
 
 #[cfg(test)]
