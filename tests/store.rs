@@ -313,3 +313,25 @@ async fn list_prefix_returns_live_matches_in_key_order() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn concurrent_increments_hand_out_every_number_once() {
+    for_each_backend(|store, backend| async move {
+        let takers = (0..40).map(|_| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.increment("seq:day").await.unwrap() })
+        });
+        let mut numbers: Vec<u64> = futures::future::join_all(takers)
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        numbers.sort_unstable();
+        assert_eq!(numbers, (1..=40).collect::<Vec<_>>(), "{backend:?}");
+        assert_eq!(
+            store.get("seq:day").await.unwrap().as_deref(),
+            Some(&b"40"[..])
+        );
+    })
+    .await;
+}

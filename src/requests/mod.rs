@@ -217,8 +217,6 @@ pub enum LedgerError {
     Store(#[from] StoreError),
     #[error("corrupt record {key}: {reason}")]
     Corrupt { key: String, reason: String },
-    #[error("could not allocate a request id")]
-    IdContention,
     #[error("no request {0}")]
     NotFound(RequestId),
     #[error("request {id} is {from:?} and cannot become {to:?}")]
@@ -272,38 +270,9 @@ impl StoreLedger {
         Self { store, schedule }
     }
 
-    /// Next sequence number of the day, via compare-and-swap so instances never share one.
-    async fn next_seq(&self, date: &str) -> Result<u32, LedgerError> {
-        let key = format!("seq:{date}");
-        for attempt in 0..256u32 {
-            if attempt > 0 {
-                // Lost a race for the counter: let the winner finish before trying again.
-                tokio::time::sleep(std::time::Duration::from_micros(
-                    u64::from(attempt.min(50)) * 100,
-                ))
-                .await;
-            }
-            let current = self.store.get(&key).await?;
-            let n: u32 = match &current {
-                Some(bytes) => std::str::from_utf8(bytes)
-                    .ok()
-                    .and_then(|s| s.parse().ok())
-                    .ok_or_else(|| LedgerError::Corrupt {
-                        key: key.clone(),
-                        reason: "not a number".into(),
-                    })?,
-                None => 0,
-            };
-            let next = n + 1;
-            if self
-                .store
-                .compare_and_swap(&key, current.as_deref(), next.to_string().as_bytes(), None)
-                .await?
-            {
-                return Ok(next);
-            }
-        }
-        Err(LedgerError::IdContention)
+    /// Next sequence number of the day; the store's atomic counter keeps instances apart.
+    async fn next_seq(&self, date: &str) -> Result<u64, LedgerError> {
+        Ok(self.store.increment(&format!("seq:{date}")).await?)
     }
 
     /// Read-modify-write of one request under compare-and-swap.

@@ -286,6 +286,26 @@ impl Store for EmbeddedStore {
         .await
     }
 
+    async fn increment(&self, key: &str) -> Result<u64, StoreError> {
+        let key = key.to_owned();
+        self.write(move |table| {
+            let current = match read_live(table, &key)? {
+                Some(bytes) => std::str::from_utf8(&bytes)
+                    .ok()
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .ok_or_else(|| StoreError::Backend(format!("{key} is not a counter")))?,
+                None => 0,
+            };
+            let next = current + 1;
+            let record = encode(next.to_string().as_bytes(), None);
+            table
+                .insert(key.as_str(), record.as_slice())
+                .map_err(backend)?;
+            Ok((next, true))
+        })
+        .await
+    }
+
     async fn delete(&self, key: &str) -> Result<bool, StoreError> {
         let key = key.to_owned();
         self.write(move |table| {

@@ -54,6 +54,10 @@ pub trait Store: Send + Sync + 'static {
         ttl: Option<Duration>,
     ) -> Result<bool, StoreError>;
 
+    /// Atomically adds one to a decimal counter (absent = 0) and returns the new value; used
+    /// for request numbers, so concurrent callers never share one.
+    async fn increment(&self, key: &str) -> Result<u64, StoreError>;
+
     /// Returns whether a live value was removed.
     async fn delete(&self, key: &str) -> Result<bool, StoreError>;
 
@@ -141,6 +145,10 @@ impl Store for Metered {
             self.inner.compare_and_swap(key, expected, value, ttl),
         )
         .await
+    }
+
+    async fn increment(&self, key: &str) -> Result<u64, StoreError> {
+        timed("increment", self.inner.increment(key)).await
     }
 
     async fn delete(&self, key: &str) -> Result<bool, StoreError> {

@@ -161,6 +161,15 @@ impl Store for RedisStore {
         Ok(swapped == 1)
     }
 
+    async fn increment(&self, key: &str) -> Result<u64, StoreError> {
+        let mut conn = self.conn().await?;
+        redis::cmd("INCR")
+            .arg(self.key(key))
+            .query_async(&mut conn)
+            .await
+            .map_err(classify)
+    }
+
     async fn delete(&self, key: &str) -> Result<bool, StoreError> {
         let mut conn = self.conn().await?;
         let removed: i64 = redis::cmd("DEL")

@@ -373,7 +373,11 @@ mod tests {
 
     #[test]
     fn smtp_urls_are_checked_without_quoting_them() {
-        let store: Arc<dyn Store> = Arc::new(NoStore);
+        // The transport only keeps the store for attachments; a real one in a temp dir will do.
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store: Arc<dyn Store> = Arc::new(
+            crate::store::EmbeddedStore::open(dir.path().join("k.db")).expect("embedded store"),
+        );
         let url = |s: &str| Secret::from(s);
         for ok in [
             "smtp://127.0.0.1:2525",
@@ -397,55 +401,5 @@ mod tests {
         .to_string();
         assert!(!err.contains("pa55"), "{err}");
         assert!(EmailTransport::new(&url("smtp://127.0.0.1:25"), "not an address", store).is_err());
-    }
-
-    struct NoStore;
-
-    #[async_trait::async_trait]
-    impl Store for NoStore {
-        async fn get(&self, _: &str) -> Result<Option<Vec<u8>>, crate::store::StoreError> {
-            Ok(None)
-        }
-        async fn put(
-            &self,
-            _: &str,
-            _: &[u8],
-            _: Option<Duration>,
-        ) -> Result<(), crate::store::StoreError> {
-            Ok(())
-        }
-        async fn put_if_absent(
-            &self,
-            _: &str,
-            _: &[u8],
-            _: Option<Duration>,
-        ) -> Result<bool, crate::store::StoreError> {
-            Ok(true)
-        }
-        async fn compare_and_swap(
-            &self,
-            _: &str,
-            _: Option<&[u8]>,
-            _: &[u8],
-            _: Option<Duration>,
-        ) -> Result<bool, crate::store::StoreError> {
-            Ok(true)
-        }
-        async fn delete(&self, _: &str) -> Result<bool, crate::store::StoreError> {
-            Ok(false)
-        }
-        async fn list_prefix(
-            &self,
-            _: &str,
-            _: usize,
-        ) -> Result<Vec<(String, Vec<u8>)>, crate::store::StoreError> {
-            Ok(Vec::new())
-        }
-        async fn ping(&self) -> Result<(), crate::store::StoreError> {
-            Ok(())
-        }
-        fn describe(&self) -> String {
-            "none".into()
-        }
     }
 }
