@@ -56,64 +56,15 @@ fn settings_with_handler() -> Settings {
 
 impl Bot {
     async fn say(&self, user: &str, text: &str) -> String {
-        let inner = peer::app_text_xml(
-            &self.app.corp_id(),
-            user,
-            &self.app.agent_id(),
-            rand::random::<u64>() >> 1,
-            text,
-        );
-        let cb = self
-            .app
-            .app_peer
-            .app_callback(&inner, &self.app.agent_id())
-            .unwrap();
-        let (status, body) = self.app.post("/wecom/app", &cb.query, cb.body).await;
-        assert_eq!(status, 200);
-        let xml = self
-            .app
-            .app_peer
-            .open_app_reply(&body)
-            .unwrap()
-            .expect("a reply");
-        InnerMessage::parse(&xml).unwrap().content.unwrap()
+        self.app.say(user, text).await
     }
 
     async fn say_in_group(&self, chat: &str, user: &str, text: &str) -> String {
-        let json = peer::aibot_text_json(
-            &format!("m{}", rand::random::<u64>()),
-            user,
-            Some(chat),
-            &format!("@开通助手 {text}"),
-        );
-        let cb = self.app.aibot_peer.aibot_callback(&json).unwrap();
-        let (_, body) = self.app.post("/wecom/aibot", &cb.query, cb.body).await;
-        let reply = self
-            .app
-            .aibot_peer
-            .open_aibot_reply(&body)
-            .unwrap()
-            .expect("a reply");
-        reply["stream"]["content"]
-            .as_str()
-            .map(str::to_owned)
-            .unwrap_or_else(|| reply.to_string())
+        self.app.say_to_aibot(Some(chat), user, text).await
     }
 
     async fn say_direct_aibot(&self, user: &str, text: &str) -> String {
-        let json = peer::aibot_text_json(&format!("m{}", rand::random::<u64>()), user, None, text);
-        let cb = self.app.aibot_peer.aibot_callback(&json).unwrap();
-        let (_, body) = self.app.post("/wecom/aibot", &cb.query, cb.body).await;
-        let reply = self
-            .app
-            .aibot_peer
-            .open_aibot_reply(&body)
-            .unwrap()
-            .expect("a reply");
-        reply["stream"]["content"]
-            .as_str()
-            .map(str::to_owned)
-            .unwrap_or_else(|| reply.to_string())
+        self.app.say_to_aibot(None, user, text).await
     }
 
     /// Files an 电子发票 request (职能组) for `user` and returns its id.

@@ -51,64 +51,17 @@ async fn start(backend: Backend) -> Bot {
 impl Bot {
     /// A 1:1 message through the self-built app; returns the bot's text.
     async fn say(&self, user: &str, text: &str) -> String {
-        let inner = peer::app_text_xml(
-            &self.app.corp_id(),
-            user,
-            &self.app.agent_id(),
-            rand::random::<u64>() >> 1,
-            text,
-        );
-        let cb = self
-            .app
-            .app_peer
-            .app_callback(&inner, &self.app.agent_id())
-            .unwrap();
-        let (status, body) = self.app.post("/wecom/app", &cb.query, cb.body).await;
-        assert_eq!(status, 200, "{body}");
-        let xml = self
-            .app
-            .app_peer
-            .open_app_reply(&body)
-            .unwrap()
-            .expect("a reply");
-        InnerMessage::parse(&xml).unwrap().content.unwrap()
+        self.app.say(user, text).await
     }
 
     /// A group message through the AI bot, with the @mention WeCom adds.
     async fn say_in_group(&self, chat: &str, user: &str, text: &str) -> String {
-        let json = peer::aibot_text_json(
-            &format!("m{}", rand::random::<u64>()),
-            user,
-            Some(chat),
-            &format!("@开通助手 {text}"),
-        );
-        let cb = self.app.aibot_peer.aibot_callback(&json).unwrap();
-        let (status, body) = self.app.post("/wecom/aibot", &cb.query, cb.body).await;
-        assert_eq!(status, 200, "{body}");
-        let reply = self
-            .app
-            .aibot_peer
-            .open_aibot_reply(&body)
-            .unwrap()
-            .expect("a reply");
-        reply["stream"]["content"].as_str().unwrap().to_owned()
+        self.app.say_to_aibot(Some(chat), user, text).await
     }
 
     /// The raw decrypted JSON reply to a group message.
     async fn say_in_group_raw(&self, chat: &str, user: &str, text: &str) -> serde_json::Value {
-        let json = peer::aibot_text_json(
-            &format!("m{}", rand::random::<u64>()),
-            user,
-            Some(chat),
-            &format!("@开通助手 {text}"),
-        );
-        let cb = self.app.aibot_peer.aibot_callback(&json).unwrap();
-        let (_, body) = self.app.post("/wecom/aibot", &cb.query, cb.body).await;
-        self.app
-            .aibot_peer
-            .open_aibot_reply(&body)
-            .unwrap()
-            .expect("a reply")
+        self.app.say_to_aibot_raw(Some(chat), user, text).await
     }
 
     /// An app file message (as WeCom sends a document).

@@ -13,7 +13,6 @@ use kaitong::config::Settings;
 use kaitong::startup::{Application, Parts};
 use kaitong::store::{RedisStore, Store};
 use kaitong::wecom::app_xml::InnerMessage;
-use kaitong::wecom::peer;
 use kaitong::wecom::simulator::SimulatorHandle;
 
 #[derive(Clone, Default)]
@@ -57,20 +56,7 @@ async fn start(mut settings: Settings, store: Arc<dyn Store>) -> (TestApp, Simul
 }
 
 async fn say(app: &TestApp, user: &str, text: &str) -> String {
-    let inner = peer::app_text_xml(
-        &app.corp_id(),
-        user,
-        &app.agent_id(),
-        rand::random::<u64>() >> 1,
-        text,
-    );
-    let cb = app.app_peer.app_callback(&inner, &app.agent_id()).unwrap();
-    let (status, body) = app.post("/wecom/app", &cb.query, cb.body).await;
-    assert_eq!(status, 200, "{body}");
-    match app.app_peer.open_app_reply(&body).unwrap() {
-        Some(xml) => InnerMessage::parse(&xml).unwrap().content.unwrap(),
-        None => String::new(),
-    }
+    app.say_raw(user, text).await.unwrap_or_default()
 }
 
 /// A redis-server of this test's own, with an append-only file so a restart keeps the data.

@@ -304,3 +304,67 @@ pub async fn wecom_simulator(settings: &Settings) -> kaitong::wecom::simulator::
         .await
         .unwrap()
 }
+
+impl TestApp {
+    /// A 1:1 text through the self-built app; the decrypted reply text, `None` for an empty 200.
+    pub async fn say_raw(&self, user: &str, text: &str) -> Option<String> {
+        let inner = kaitong::wecom::peer::app_text_xml(
+            &self.corp_id(),
+            user,
+            &self.agent_id(),
+            rand::random::<u64>() >> 1,
+            text,
+        );
+        let cb = self
+            .app_peer
+            .app_callback(&inner, &self.agent_id())
+            .unwrap();
+        let (status, body) = self.post("/wecom/app", &cb.query, cb.body).await;
+        assert_eq!(status, 200, "{body}");
+        self.app_peer.open_app_reply(&body).unwrap().map(|xml| {
+            kaitong::wecom::app_xml::InnerMessage::parse(&xml)
+                .unwrap()
+                .content
+                .unwrap()
+        })
+    }
+
+    /// A 1:1 text through the self-built app that must be answered.
+    pub async fn say(&self, user: &str, text: &str) -> String {
+        self.say_raw(user, text).await.expect("a reply")
+    }
+
+    /// A text through the AI bot (a group one carries the @mention WeCom adds); the raw reply.
+    pub async fn say_to_aibot_raw(
+        &self,
+        chat: Option<&str>,
+        user: &str,
+        text: &str,
+    ) -> serde_json::Value {
+        let content = match chat {
+            Some(_) => format!("@开通助手 {text}"),
+            None => text.to_owned(),
+        };
+        let json = kaitong::wecom::peer::aibot_text_json(
+            &format!("m{}", rand::random::<u64>()),
+            user,
+            chat,
+            &content,
+        );
+        let cb = self.aibot_peer.aibot_callback(&json).unwrap();
+        let (status, body) = self.post("/wecom/aibot", &cb.query, cb.body).await;
+        assert_eq!(status, 200, "{body}");
+        self.aibot_peer
+            .open_aibot_reply(&body)
+            .unwrap()
+            .expect("a reply")
+    }
+
+    /// The AI bot's answer as text: the stream content, or the whole reply when it is a card.
+    pub async fn say_to_aibot(&self, chat: Option<&str>, user: &str, text: &str) -> String {
+        let reply = self.say_to_aibot_raw(chat, user, text).await;
+        reply["stream"]["content"]
+            .as_str()
+            .map_or_else(|| reply.to_string(), str::to_owned)
+    }
+}
