@@ -144,13 +144,13 @@ impl Parts {
             outbox: self.outbox.clone(),
             transports: self.transports.clone(),
             tick: Duration::from_millis(settings.notify.tick_millis.max(10)),
-            push: DailyPush {
-                notifier: self.notifier.clone(),
-                ledger: Arc::clone(&self.ledger),
-                store: Arc::clone(&self.store),
-                schedule: self.schedule,
-                catch_up_days: 3,
-            },
+            push: DailyPush::new(
+                self.notifier.clone(),
+                Arc::clone(&self.ledger),
+                Arc::clone(&self.store),
+                self.schedule,
+                3,
+            ),
         }
     }
 }

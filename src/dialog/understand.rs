@@ -435,11 +435,17 @@ impl Matcher {
     }
 
     /// The services a message asks for, in order: one per clause that has a clear winner.
+    /// Empty for a single-clause message.
     /// Used to handle "开电子发票和物流追踪" one service at a time.
     #[must_use]
     pub fn several(&self, text: &str) -> Vec<ServiceId> {
+        let clauses = split_clauses(text);
+        // One clause is the whole message, which the caller ranks anyway.
+        if clauses.len() < 2 {
+            return Vec::new();
+        }
         let mut out = Vec::new();
-        for clause in split_clauses(text) {
+        for clause in clauses {
             if let Verdict::Service(id) = self.verdict(&self.rank(clause))
                 && !out.contains(&id)
             {

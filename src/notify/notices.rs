@@ -164,15 +164,54 @@ impl Watcher for Notifier {
 /// "pushed" record is pushed under a lease (one instance at a time), then recorded. A run
 /// missed while the bot was down therefore happens at the next start, once.
 pub struct DailyPush {
-    pub notifier: Notifier,
-    pub ledger: Arc<dyn Ledger>,
-    pub store: Arc<dyn Store>,
-    pub schedule: BatchSchedule,
+    notifier: Notifier,
+    ledger: Arc<dyn Ledger>,
+    store: Arc<dyn Store>,
+    schedule: BatchSchedule,
     /// How many past days to catch up on after downtime.
-    pub catch_up_days: u32,
+    catch_up_days: u32,
+    /// Days known to be pushed, so a tick every second does not ask the store again.
+    known_done: std::sync::Mutex<std::collections::HashSet<BatchDay>>,
 }
 
 impl DailyPush {
+    #[must_use]
+    pub fn new(
+        notifier: Notifier,
+        ledger: Arc<dyn Ledger>,
+        store: Arc<dyn Store>,
+        schedule: BatchSchedule,
+        catch_up_days: u32,
+    ) -> Self {
+        Self {
+            notifier,
+            ledger,
+            store,
+            schedule,
+            catch_up_days,
+            known_done: std::sync::Mutex::new(std::collections::HashSet::new()),
+        }
+    }
+
+    fn is_known_done(&self, day: BatchDay) -> bool {
+        self.known_done
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(&day)
+    }
+
+    fn remember_done(&self, day: BatchDay) {
+        let mut known = self
+            .known_done
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Only the catch-up window matters; older days are never looked at again.
+        if known.len() > 64 {
+            known.clear();
+        }
+        known.insert(day);
+    }
+
     /// One check; returns the days pushed now.
     pub async fn tick(&self, now: DateTime<Utc>) -> Vec<BatchDay> {
         let mut pushed = Vec::new();
@@ -182,7 +221,7 @@ impl DailyPush {
                 continue;
             };
             let day = BatchDay(date);
-            if self.schedule.done_at(day).is_none_or(|due| now < due) {
+            if self.is_known_done(day) || self.schedule.done_at(day).is_none_or(|due| now < due) {
                 continue;
             }
             match self.push_once(day, now).await {
@@ -203,6 +242,7 @@ impl DailyPush {
             .map_err(|e| e.to_string())?
             .is_some()
         {
+            self.remember_done(day);
             return Ok(false);
         }
         let lease = format!("job:push:{day}:lease");
@@ -229,6 +269,7 @@ impl DailyPush {
                     )
                     .await
                     .map_err(|e| e.to_string())?;
+                self.remember_done(day);
                 let _ = self.store.delete(&lease).await;
                 Ok(true)
             }
