@@ -161,6 +161,21 @@ struct RejectBody {
     reason: Option<String>,
 }
 
+/// The body and the request id of an action, or the refusal to send instead.
+// The refusal is returned straight to axum by the caller; boxing it would buy nothing.
+#[allow(clippy::result_large_err)]
+fn action_input<T: Default + for<'de> Deserialize<'de>>(
+    body: &[u8],
+    id: &str,
+    path: &str,
+    peer: &Peer,
+) -> Result<(T, RequestId), Response> {
+    let body = parse_body(body)
+        .map_err(|message| refuse(StatusCode::BAD_REQUEST, "bad_request", &message, path, peer))?;
+    let id = RequestId::parse(id).ok_or_else(|| desk_refusal(&DeskError::NotFound, path, peer))?;
+    Ok((body, id))
+}
+
 /// An empty body means "no fields"; anything else must be a JSON object of the right shape.
 fn parse_body<T: Default + for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, String> {
     if body.iter().all(u8::is_ascii_whitespace) {
@@ -178,20 +193,9 @@ pub(crate) async fn complete(
     body: Bytes,
 ) -> Response {
     let path = uri.path();
-    let body: CompleteBody = match parse_body(&body) {
-        Ok(body) => body,
-        Err(message) => {
-            return refuse(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                &message,
-                path,
-                &peer,
-            );
-        }
-    };
-    let Some(id) = RequestId::parse(&id) else {
-        return desk_refusal(&DeskError::NotFound, path, &peer);
+    let (body, id): (CompleteBody, RequestId) = match action_input(&body, &id, path, &peer) {
+        Ok(input) => input,
+        Err(refused) => return refused,
     };
     match state
         .desk
@@ -212,20 +216,9 @@ pub(crate) async fn reject(
     body: Bytes,
 ) -> Response {
     let path = uri.path();
-    let body: RejectBody = match parse_body(&body) {
-        Ok(body) => body,
-        Err(message) => {
-            return refuse(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                &message,
-                path,
-                &peer,
-            );
-        }
-    };
-    let Some(id) = RequestId::parse(&id) else {
-        return desk_refusal(&DeskError::NotFound, path, &peer);
+    let (body, id): (RejectBody, RequestId) = match action_input(&body, &id, path, &peer) {
+        Ok(input) => input,
+        Err(refused) => return refused,
     };
     let reason = body.reason.unwrap_or_default();
     match state.desk.reject(&handler, &id, &reason, Utc::now()).await {

@@ -224,6 +224,18 @@ fn form_text<'a>(form: &'a HashMap<String, String>, name: &str) -> &'a str {
     form.get(name).map_or("", |s| s.trim())
 }
 
+/// What is wrong with an action's text fields, if anything (checked before any action runs).
+fn text_problem(action: &str, form: &HashMap<String, String>) -> Option<&'static str> {
+    let too_long = |name: &str| form_text(form, name).chars().count() > MAX_TEXT_CHARS;
+    match action {
+        "complete" if too_long("note") => Some("说明过长（最多 2000 字）"),
+        "reject" if too_long("reason") => Some("原因过长（最多 2000 字）"),
+        "note" if form_text(form, "text").is_empty() => Some("备注不能为空"),
+        "note" if too_long("text") => Some("备注过长（最多 2000 字）"),
+        _ => None,
+    }
+}
+
 /// 开始处理 / 完成 / 驳回 / 备注 from the detail page.
 pub(crate) async fn act(
     State(state): State<ConsoleState>,
@@ -242,67 +254,30 @@ pub(crate) async fn act(
     };
     let handler = &session.handler;
     let now = Utc::now();
+    if let Some(problem) = text_problem(&action, &form) {
+        return refuse_action(
+            &state,
+            &session,
+            &id,
+            &peer,
+            &path,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            problem,
+        )
+        .await;
+    }
     let (verb, result) = match action.as_str() {
         "start" => ("开始处理", state.desk.start(handler, &id, now).await),
         "complete" => {
-            let note = form_text(&form, "note");
-            if note.chars().count() > MAX_TEXT_CHARS {
-                return refuse_action(
-                    &state,
-                    &session,
-                    &id,
-                    &peer,
-                    &path,
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "说明过长（最多 2000 字）",
-                )
-                .await;
-            }
-            let note = Some(note.to_owned());
+            let note = Some(form_text(&form, "note").to_owned());
             ("完成", state.desk.complete(handler, &id, note, now).await)
         }
         "reject" => {
             let reason = form_text(&form, "reason");
-            if reason.chars().count() > MAX_TEXT_CHARS {
-                return refuse_action(
-                    &state,
-                    &session,
-                    &id,
-                    &peer,
-                    &path,
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "原因过长（最多 2000 字）",
-                )
-                .await;
-            }
             ("驳回", state.desk.reject(handler, &id, reason, now).await)
         }
         "note" => {
             let text = form_text(&form, "text");
-            if text.is_empty() {
-                return refuse_action(
-                    &state,
-                    &session,
-                    &id,
-                    &peer,
-                    &path,
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "备注不能为空",
-                )
-                .await;
-            }
-            if text.chars().count() > MAX_TEXT_CHARS {
-                return refuse_action(
-                    &state,
-                    &session,
-                    &id,
-                    &peer,
-                    &path,
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "备注过长（最多 2000 字）",
-                )
-                .await;
-            }
             ("备注", state.desk.note(handler, &id, text, now).await)
         }
         _ => return not_found(&session),
