@@ -279,6 +279,24 @@ fn eval(settings: &Settings, file: &std::path::Path, all: bool) -> anyhow::Resul
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let set = kaitong::dialog::eval::parse(&text)?;
+    if set.iter().any(|l| l.slots.is_some()) {
+        let slots =
+            kaitong::dialog::eval::evaluate_slots(&catalog, &matcher.tuning().slots, &set);
+        println!(
+            "slots exact {:.1}% ({}/{})  fully answered (noticed + extra accounts) {:.1}% ({}/{})",
+            slots.exact_ratio * 100.0,
+            slots.exact,
+            slots.lines,
+            slots.fully_answered_ratio * 100.0,
+            slots.fully_answered,
+            slots.lines
+        );
+        if all {
+            for (text, expected, got) in &slots.misses {
+                println!("  miss: {text}\n    expected {expected}\n    got      {got}");
+            }
+        }
+    }
     let report = kaitong::dialog::eval::evaluate(&matcher, &set);
     println!(
         "lines {}  in-scope {}  out-of-scope {}",

@@ -221,6 +221,9 @@ fn load_fields(
             prompt: head.prompt.clone(),
             example: head.example.clone(),
             help: head.help.clone(),
+            cues: head.cues.clone(),
+            yes_phrases: head.yes_phrases.clone(),
+            no_phrases: head.no_phrases.clone(),
             kind,
             sensitive: head.sensitive,
             messages: Arc::clone(messages),
@@ -422,17 +425,43 @@ fn convert_service(
             .as_ref()
             .map(|w| convert_condition(w, &fields, src))
             .transpose()?;
+        let spec = FieldSpec {
+            key,
+            label: head.label.unwrap_or_else(|| lib.head.label.clone()),
+            prompt: head.prompt.unwrap_or_else(|| lib.head.prompt.clone()),
+            example: head.example.unwrap_or_else(|| lib.head.example.clone()),
+            help: head.help.unwrap_or_else(|| lib.head.help.clone()),
+            // The library label stays a cue when a service renames the field.
+            cues: lib
+                .head
+                .cues
+                .iter()
+                .cloned()
+                .chain(std::iter::once(lib.head.label.clone()))
+                .collect(),
+            yes_phrases: lib.head.yes_phrases.clone(),
+            no_phrases: lib.head.no_phrases.clone(),
+            kind,
+            sensitive: lib.head.sensitive,
+            messages: Arc::clone(messages),
+        };
+        // A prompt's example must satisfy the field's own rule (an example of 200 under a cap
+        // of 50 teaches the wrong answer). Secrets and files have illustrative examples only.
+        if !spec.example.is_empty()
+            && !spec.sensitive
+            && !matches!(spec.kind, FieldKind::Attachment { .. })
+            && let Err(e) = spec.parse_answer(&spec.example)
+        {
+            return Err(src.err(
+                at,
+                format!(
+                    "example `{}` of field `{}` breaks its own rule: {}",
+                    spec.example, spec.key, e.message
+                ),
+            ));
+        }
         fields.push(ServiceField {
-            spec: FieldSpec {
-                key,
-                label: head.label.unwrap_or_else(|| lib.head.label.clone()),
-                prompt: head.prompt.unwrap_or_else(|| lib.head.prompt.clone()),
-                example: head.example.unwrap_or_else(|| lib.head.example.clone()),
-                help: head.help.unwrap_or_else(|| lib.head.help.clone()),
-                kind,
-                sensitive: lib.head.sensitive,
-                messages: Arc::clone(messages),
-            },
+            spec,
             required: !head.optional,
             when,
         });

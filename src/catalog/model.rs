@@ -271,6 +271,48 @@ impl FieldKind {
         }
     }
 
+    /// The rule a prompt states up front, so nobody learns it from an error: "上限 3000",
+    /// "默认 200, 可调到 201~400", "只能是 200/300/400", "最多 48 小时, 不能永久". Empty when the
+    /// question needs no rule (choices show their options anyway).
+    pub fn prompt_rule(&self) -> String {
+        match self {
+            FieldKind::Integer {
+                min,
+                max,
+                default,
+                allowed,
+                unit,
+            } => {
+                let unit = unit.as_str();
+                if !allowed.is_empty() {
+                    let list: Vec<String> = allowed.iter().map(|n| n.to_string()).collect();
+                    return format!("只能是 {}{unit}", list.join("/"));
+                }
+                match (min.filter(|m| *m > 1), max, default) {
+                    (_, Some(max), Some(d)) if d < max => {
+                        format!("默认 {d}{unit}, 可调到 {}~{max}{unit}", d + 1)
+                    }
+                    (_, Some(max), Some(d)) => format!("固定为 {d}{unit}, 上限 {max}{unit}"),
+                    (Some(min), Some(max), None) => format!("{min}~{max}{unit}"),
+                    (None, Some(max), None) => format!("上限 {max}{unit}"),
+                    (_, None, Some(d)) => format!("默认 {d}{unit}"),
+                    (Some(min), None, None) => format!("至少 {min}{unit}"),
+                    (None, None, None) => String::new(),
+                }
+            }
+            FieldKind::Money { max_cents, .. } => max_cents
+                .map(|m| format!("上限 {} 元", m / 100))
+                .unwrap_or_default(),
+            FieldKind::Duration { max_hours } => max_hours
+                .map(|h| format!("最多 {h} 小时, 不能永久"))
+                .unwrap_or_default(),
+            FieldKind::Text { min_chars, .. } if *min_chars > 1 => {
+                format!("至少 {min_chars} 个字")
+            }
+            _ => String::new(),
+        }
+    }
+
     /// Human-readable constraints, e.g. "100~3000, 默认 300".
     pub fn describe(&self) -> String {
         match self {
@@ -350,6 +392,12 @@ pub struct FieldSpec {
     pub prompt: String,
     pub example: String,
     pub help: String,
+    /// Words that introduce this field's value in free text besides its label, longest first
+    /// at match time ("卖家账号", "店铺账号", "账号").
+    pub cues: Vec<String>,
+    /// yes_no only: phrases that say yes / no inside a sentence ("实施已经结项了").
+    pub yes_phrases: Vec<String>,
+    pub no_phrases: Vec<String>,
     pub kind: FieldKind,
     /// Secret: masked as `****abcd` wherever shown or logged.
     pub sensitive: bool,
@@ -359,11 +407,17 @@ pub struct FieldSpec {
 impl FieldSpec {
     /// The question to send, e.g. "请提供卖家账号, 例如: wdt_shop01".
     pub fn render_prompt(&self) -> String {
-        let prompt = if self.prompt.is_empty() {
+        let mut prompt = if self.prompt.is_empty() {
             self.messages.render("prompt", &[("label", &self.label)])
         } else {
             self.prompt.clone()
         };
+        let rule = self.kind.prompt_rule();
+        if !rule.is_empty() {
+            prompt = self
+                .messages
+                .render("prompt_with_rule", &[("prompt", &prompt), ("rule", &rule)]);
+        }
         if self.example.is_empty() {
             prompt
         } else {

@@ -58,6 +58,9 @@ impl RawField {
             prompt: self.prompt,
             example: self.example,
             help: self.help,
+            cues: self.cues,
+            yes_phrases: self.yes_phrases,
+            no_phrases: self.no_phrases,
             kind: self.kind,
             sensitive: self.sensitive,
         };
@@ -73,6 +76,9 @@ pub struct RawFieldHead {
     pub prompt: String,
     pub example: String,
     pub help: String,
+    pub cues: Vec<String>,
+    pub yes_phrases: Vec<String>,
+    pub no_phrases: Vec<String>,
     pub kind: Spanned<String>,
     pub sensitive: bool,
 }
@@ -137,6 +143,14 @@ pub struct RawField {
     pub example: String,
     #[serde(default)]
     pub help: String,
+    /// Other words people put before this field's value ("账号" for 卖家账号).
+    #[serde(default)]
+    pub cues: Vec<String>,
+    /// yes_no only: phrases that answer the question inside a sentence ("已经结项" / "没结项").
+    #[serde(default)]
+    pub yes_phrases: Vec<String>,
+    #[serde(default)]
+    pub no_phrases: Vec<String>,
     #[serde(rename = "type")]
     pub kind: Spanned<String>,
     #[serde(default)]

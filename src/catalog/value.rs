@@ -87,12 +87,7 @@ impl FieldSpec {
         }
         match &self.kind {
             FieldKind::SellerAccount => {
-                let n = input.chars().count();
-                let ok = (2..=64).contains(&n)
-                    && input
-                        .chars()
-                        .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | '@'));
-                if ok {
+                if is_seller_account(input) {
                     Ok(FieldValue::Text(input.to_owned()))
                 } else {
                     Err(err("err_seller_account", &[]))
@@ -129,9 +124,15 @@ impl FieldSpec {
                 }
             }
             FieldKind::Integer {
-                min, max, allowed, ..
+                min,
+                max,
+                default,
+                allowed,
+                ..
             } => {
-                let n = parse_integer(input).ok_or_else(|| err("err_integer", &[]))?;
+                let n = parse_integer(input)
+                    .or_else(|| the_one_number(input))
+                    .ok_or_else(|| err("err_integer", &[]))?;
                 if !allowed.is_empty() && !allowed.contains(&n) {
                     let list: Vec<String> = allowed.iter().map(|a| a.to_string()).collect();
                     return Err(err("err_integer_allowed", &[("allowed", &list.join("/"))]));
@@ -141,6 +142,17 @@ impl FieldSpec {
                 }
                 if let Some(max) = max.filter(|max| n > *max) {
                     return Err(err("err_integer_max", &[("max", &max.to_string())]));
+                }
+                // A limit with a default below its cap is raised, never lowered: asking for the
+                // default (or less) is not an adjustment (#60: 默认 200 上限 400).
+                if let (Some(d), Some(max)) = (default, max)
+                    && d < max
+                    && n <= *d
+                {
+                    return Err(err(
+                        "err_integer_not_above_default",
+                        &[("default", &d.to_string()), ("max", &max.to_string())],
+                    ));
                 }
                 Ok(FieldValue::Integer(n))
             }
@@ -161,8 +173,11 @@ impl FieldSpec {
                 .map(FieldValue::Choice)
                 .map_err(|e| choice_error(e, options, &err)),
             FieldKind::MultiChoice { options } => {
+                if says_all(input) {
+                    return Ok(FieldValue::Choices(options.clone()));
+                }
                 let mut picked: Vec<String> = Vec::new();
-                for token in split_list(input) {
+                for token in split_choices(input, options) {
                     let choice =
                         pick_option(token, options).map_err(|e| choice_error(e, options, &err))?;
                     if !picked.contains(&choice) {
@@ -272,6 +287,117 @@ fn pick_option(input: &str, options: &[String]) -> Result<String, PickError> {
     }
 }
 
+/// Words that pick every option of a multi-choice question ("两个都要", "全部").
+const ALL_OPTIONS: &[&str] = &[
+    "都要", "全要", "全部", "全选", "所有", "都开", "全开", "两个都要", "三个都要", "都需要",
+    "全部都要", "都开通", "全部开通", "以上全部", "都",
+];
+
+fn says_all(input: &str) -> bool {
+    let core: String = input
+        .chars()
+        .filter(|c| c.is_alphanumeric())
+        .collect::<String>()
+        .trim_end_matches(['吧', '了', '啊', '呀', '的'])
+        .to_owned();
+    ALL_OPTIONS.contains(&core.as_str())
+}
+
+/// Splits a multi-choice answer: list separators and the conjunctions people type between
+/// options ("店铺利润和链接利润").
+fn split_choices<'a>(input: &'a str, options: &[String]) -> Vec<&'a str> {
+    split_list(input)
+        .flat_map(|t| {
+            // An option may itself hold a separator ("订单/退换单明细").
+            if options.iter().any(|o| o == t) {
+                vec![t]
+            } else {
+                t.split(['和', '与', '及', '跟', '+', '/']).collect()
+            }
+        })
+        .flat_map(|t| t.split("还有"))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
+/// Whether `s` has the shape of a seller account: 2-64 characters of ASCII letters and digits,
+/// `_ - . @` and Chinese characters, with at least one letter. Pure digits (a phone number, an
+/// order number, a stray "180") and letters from other scripts ("shop_ü1") are refused: a wrong
+/// account filed costs more than a question asked.
+#[must_use]
+pub fn is_seller_account(s: &str) -> bool {
+    let n = s.chars().count();
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '@') || is_han(c);
+    let has_letter = s.chars().any(|c| c.is_ascii_alphabetic() || is_han(c));
+    let han = s.chars().filter(|c| is_han(*c)).count();
+    // A mainland mobile number is a common login, and a shape nothing else has.
+    let mobile = n == 11 && s.starts_with('1') && s.chars().all(|c| c.is_ascii_digit());
+    if mobile {
+        return true;
+    }
+    (2..=64).contains(&n)
+        && s.chars().all(allowed)
+        && has_letter
+        && s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric() || is_han(c))
+        // Chinese accounts are shop-like names, not sentences or questions.
+        && (han == 0 || (n <= 32 && !QUESTION_WORDS.iter().any(|q| s.contains(q))))
+}
+
+const QUESTION_WORDS: &[&str] = &["吗", "呢", "多少", "怎么", "什么", "为什么", "哪", "么"];
+
+/// CJK unified ideographs (the basic block and extension A).
+#[must_use]
+pub fn is_han(c: char) -> bool {
+    matches!(c, '\u{4E00}'..='\u{9FFF}' | '\u{3400}'..='\u{4DBF}')
+}
+
+/// Numbers written inside a phrase ("调到3000吧", "续费了10万单", "那300呢"), each with its byte
+/// range in `text`: Arabic digits with an optional 万/w/千/k/百 multiplier, or a run of two or
+/// more Chinese numerals. Digits that belong to an identifier ("shop_a1", "WH001") are not numbers.
+#[must_use]
+pub fn number_spans(text: &str) -> Vec<(std::ops::Range<usize>, i64)> {
+    static NUMBER: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let re = NUMBER.get_or_init(|| {
+        regex::Regex::new(
+            r"[0-9][0-9,]*(?:\.[0-9]+)?\s*[wWkK万千百]?|[零〇一二两三四五六七八九十百千万]{2,}",
+        )
+        .unwrap_or_else(|_| regex::Regex::new("$^").unwrap_or_else(|_| std::process::abort()))
+    });
+    let ident = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '@');
+    let mut out = Vec::new();
+    for m in re.find_iter(text) {
+        let mut end = m.end();
+        let mut span = m.as_str();
+        // A trailing w/k glued to more letters is part of a word ("3kg", "5wms"), not a multiplier.
+        let after = text[end..].chars().next();
+        if span.ends_with(['w', 'W', 'k', 'K']) && after.is_some_and(|c| c.is_ascii_alphabetic()) {
+            span = &span[..span.len() - 1];
+            end -= 1;
+        }
+        let span = span.trim_end_matches([',', ' ']);
+        let end = m.start() + span.len().min(end - m.start());
+        let before = text[..m.start()].chars().next_back();
+        let after = text[end..].chars().next();
+        if span.starts_with(|c: char| c.is_ascii_digit())
+            && (before.is_some_and(ident) || after.is_some_and(|c| ident(c) && c != '.' && c != '-'))
+        {
+            continue;
+        }
+        if let Some(n) = parse_integer(span) {
+            out.push((m.start()..end, n));
+        }
+    }
+    out
+}
+
+/// The number a short phrase holds, when it holds exactly one ("3000吧" → 3000).
+fn the_one_number(input: &str) -> Option<i64> {
+    let spans = number_spans(input);
+    let first = spans.first()?.1;
+    spans.iter().all(|(_, n)| *n == first).then_some(first)
+}
+
 /// Splits a list typed in chat: commas (ASCII and full width), 、, ;,
 /// whitespace and newlines.
 pub fn split_list(input: &str) -> impl Iterator<Item = &str> {
@@ -281,16 +407,37 @@ pub fn split_list(input: &str) -> impl Iterator<Item = &str> {
         .filter(|s| !s.is_empty())
 }
 
-/// Full-width ASCII variants (０-９, Ａ-Ｚ, ＠...) and the ideographic space
-/// to their ASCII forms; phones often type them.
+/// The one text normalisation every check sees: Unicode NFKC (full-width ＡＢＣ１２３ and the
+/// ideographic space become ASCII, compatibility forms fold) with invisible characters removed
+/// (zero-width spaces and joiners, word joiner, BOM, soft hyphen and every bidi control), so
+/// "原因" followed by five U+200B is two characters, and an RTL override never reaches a summary.
 pub fn normalize_width(s: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    s.nfkc().filter(|c| !is_invisible(*c)).collect()
+}
+
+/// Format characters that render as nothing (or reorder what is around them).
+#[must_use]
+pub fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{FEFF}'
+    )
+}
+
+/// Control characters (NUL, BEL, ESC …) other than tab and line breaks: a message holding one
+/// is refused rather than stored.
+#[must_use]
+pub fn has_control_chars(s: &str) -> bool {
     s.chars()
-        .map(|c| match c {
-            '\u{3000}' => ' ',
-            '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
-            _ => c,
-        })
-        .collect()
+        .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
 }
 
 fn is_email(s: &str) -> bool {
@@ -312,60 +459,52 @@ fn is_email(s: &str) -> bool {
     local_ok && domain_ok
 }
 
+/// Yes or no as people answer a yes/no question: "是", "对的", "已经结项了", "没有", "还没结项",
+/// "不支持". Unsure answers ("不确定", "不知道") and bare command words ("确认") are neither.
 fn parse_yes_no(s: &str) -> Option<bool> {
-    let s = s
+    let folded: String = s
         .trim()
-        .trim_end_matches(['。', '!', '！', '.'])
-        .to_lowercase();
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric())
+        .collect();
+    let core = folded.trim_end_matches(['了', '的', '啦', '呀', '啊', '哦', '吧', '呢', '嗯']);
+    let core = if core.is_empty() { folded.as_str() } else { core };
+    const UNSURE: &[&str] = &[
+        "不确定", "不知道", "不清楚", "不一定", "可能", "也许", "待确认", "看情况", "不好说", "确认",
+    ];
     const NO: &[&str] = &[
-        "否",
-        "不是",
-        "不",
-        "不对",
-        "没有",
-        "无",
-        "未",
-        "不支持",
-        "未结项",
-        "没",
-        "no",
-        "n",
-        "0",
-        "false",
-        "不要",
-        "不需要",
-        "不可以",
+        "否", "不是", "不", "不对", "没有", "没", "无", "未", "不支持", "不行", "no", "n", "0",
+        "false", "不要", "不需要", "不可以", "没结项", "未结项", "还没", "还没有", "尚未",
     ];
     const YES: &[&str] = &[
-        "是",
-        "是的",
-        "对",
-        "对的",
-        "有",
-        "支持",
-        "已",
-        "已结项",
-        "结项了",
-        "好",
-        "好的",
-        "可以",
-        "嗯",
-        "确认",
-        "yes",
-        "y",
-        "1",
-        "true",
-        "ok",
-        "要",
-        "需要",
+        "是", "是的", "对", "对的", "有", "支持", "已", "已结项", "结项", "好", "好", "可以", "嗯",
+        "yes", "y", "1", "true", "ok", "要", "需要", "没错", "是滴", "必须",
     ];
-    if NO.contains(&s.as_str()) {
-        Some(false)
-    } else if YES.contains(&s.as_str()) {
-        Some(true)
-    } else {
-        None
+    if UNSURE.iter().any(|u| core.contains(u)) && !NO.contains(&core) {
+        return None;
     }
+    if NO.contains(&core) {
+        return Some(false);
+    }
+    if YES.contains(&core) {
+        return Some(true);
+    }
+    // Short phrases: a negation decides; otherwise "已经/已/有/支持/是…" says yes.
+    if core.chars().count() > 10 {
+        return None;
+    }
+    if ["没", "未", "不", "无", "否", "尚未"].iter().any(|w| core.contains(w)) {
+        return Some(false);
+    }
+    let core = core.trim_start_matches(['都', '早', '就']);
+    if ["已经", "已", "是", "有", "支持", "结项", "对"]
+        .iter()
+        .any(|w| core.starts_with(w))
+    {
+        return Some(true);
+    }
+    None
 }
 
 fn chinese_digit(c: char) -> Option<i64> {
@@ -423,6 +562,24 @@ pub fn parse_integer(raw: &str) -> Option<i64> {
 }
 
 fn parse_chinese_numeral(s: &str) -> Option<i64> {
+    // Colloquial: a lone digit after a unit means the next lower unit ("一百五" = 150,
+    // "两千五" = 2500, "一万二" = 12000).
+    let chars: Vec<char> = s.chars().collect();
+    if chars.len() >= 3
+        && let (Some(d), Some(unit)) = (
+            chinese_digit(chars[chars.len() - 1]),
+            match chars[chars.len() - 2] {
+                '百' | '佰' => Some(10),
+                '千' | '仟' => Some(100),
+                '万' | '萬' => Some(1000),
+                _ => None,
+            },
+        )
+        && chinese_digit(chars[chars.len() - 3]).is_some()
+    {
+        let head: String = chars[..chars.len() - 1].iter().collect();
+        return parse_chinese_numeral(&head)?.checked_add(d * unit);
+    }
     // Checked arithmetic: a long run of 万 must not overflow.
     let (mut total, mut section, mut number) = (0i64, 0i64, None::<i64>);
     for c in s.chars() {
@@ -498,9 +655,19 @@ pub fn parse_duration_hours(raw: &str) -> Option<u32> {
     if s == "半天" {
         return Some(12);
     }
-    let units: [(&str, u32); 10] = [
+    // "一天半", "2天半": a day and a half.
+    if let Some(days) = s.strip_suffix("天半") {
+        let n = u32::try_from(parse_integer(days)?).ok()?;
+        return n.checked_mul(24)?.checked_add(12);
+    }
+    let units: [(&str, u32); 15] = [
         ("个小时", 1),
         ("小时", 1),
+        ("个钟头", 1),
+        ("钟头", 1),
+        ("个钟", 1),
+        ("钟", 1),
+        ("周", 168),
         ("hours", 1),
         ("hour", 1),
         ("hrs", 1),

@@ -4,8 +4,9 @@
 use chrono::{DateTime, Utc};
 use regex::Regex;
 
-use super::session::{Form, Session, State, Step};
-use super::understand::{Matcher, SmallTalk, Tuning, Verdict, extract_slots, fold};
+use super::session::{Form, Offer, Queued, Session, State, Step};
+use super::slots::{Extraction, extract};
+use super::understand::{Matcher, SmallTalk, Tuning, Verdict, fold};
 use crate::catalog::{
     Catalog, FieldKind, FieldValue, Messages, Service, ServiceField, ServiceId, Window,
 };
@@ -78,6 +79,8 @@ enum Command {
         value: String,
     },
     Resume,
+    /// "#33 …": the service with that 序号, and the rest of the message.
+    Service(ServiceId, String),
     Slash {
         name: String,
         args: String,
@@ -88,6 +91,15 @@ fn correction_regex() -> &'static Regex {
     static RE: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
     RE.get_or_init(|| {
         Regex::new(r"^(?:把|将)?\s*(.{1,12}?)\s*(?:改成|改为|换成|修改为|更正为|应该是|改一下为)\s*[:：]?\s*(.+)$")
+            .unwrap_or_else(|_| Regex::new("$^").unwrap_or_else(|_| std::process::abort()))
+    })
+}
+
+/// "#33", "＃33 shop_a1 调到2000" (full width is folded before this runs).
+fn service_number_regex() -> &'static Regex {
+    static RE: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    RE.get_or_init(|| {
+        Regex::new(r"^#\s*([0-9]{1,3})(?:$|[^0-9](.*))$")
             .unwrap_or_else(|_| Regex::new("$^").unwrap_or_else(|_| std::process::abort()))
     })
 }
@@ -120,6 +132,12 @@ impl Engine<'_> {
                 name: name.to_lowercase(),
                 args: args.trim().to_owned(),
             });
+        }
+        if let Some(c) = service_number_regex().captures(trimmed)
+            && let Ok(n) = c[1].parse::<u16>()
+            && self.catalog.service(ServiceId(n)).is_some()
+        {
+            return Some(Command::Service(ServiceId(n), c[2].trim().to_owned()));
         }
         let w = &self.tuning().commands;
         let is = |list: &[String]| Tuning::is(list, trimmed);
@@ -171,8 +189,14 @@ impl Engine<'_> {
         let state = std::mem::take(&mut session.state);
         let mut file = None;
         let next = match content {
+            Content::Text(text) if crate::catalog::value::has_control_chars(text) => {
+                // Refused at the edge: NUL, BEL or ESC are never stored or shown.
+                say.push(self.m().get("text_control_chars"));
+                state
+            }
             Content::Text(text) => {
-                self.on_text(state, &mut session.queue, text, now, &mut say, &mut file)
+                let text = crate::catalog::value::normalize_width(text);
+                self.on_text(state, &mut session.queue, &text, now, &mut say, &mut file)
             }
             Content::CardAction(action) => self.on_text(
                 state,
@@ -189,6 +213,19 @@ impl Engine<'_> {
                         _ => None,
                     };
                     match field {
+                        Some(f) if is_blank_template(f, attachment.file_name.as_deref()) => {
+                            let template = match &f.spec.kind {
+                                FieldKind::Attachment { template } => {
+                                    template.clone().unwrap_or_default()
+                                }
+                                _ => String::new(),
+                            };
+                            say.push(
+                                self.m()
+                                    .render("template_refused", &[("template", &template)]),
+                            );
+                            self.reask(form, &mut say)
+                        }
                         Some(f) if matches!(f.spec.kind, FieldKind::Attachment { .. }) => {
                             let value = FieldValue::Attachment {
                                 file_name: attachment
@@ -256,7 +293,7 @@ impl Engine<'_> {
     fn on_text(
         &self,
         state: State,
-        queue: &mut Vec<ServiceId>,
+        queue: &mut Vec<Queued>,
         text: &str,
         now: DateTime<Utc>,
         say: &mut Say,
@@ -274,12 +311,16 @@ impl Engine<'_> {
                     say.push(self.m().get("cancelled"));
                     return State::Idle;
                 }
+                // "#60" names service 60; a bare "2" is the second option.
+                if let Some(Command::Service(id, rest)) = &command {
+                    return self.start(*id, &format!("{original} {rest}"), None, queue, now, say);
+                }
                 if let Some(n) = pick_number(text, options.len()) {
-                    return self.start(options[n], &original, now, say);
+                    return self.start(options[n], &original, None, queue, now, say);
                 }
                 let ranked = self.matcher.rank(text);
                 if let Some(best) = ranked.iter().find(|s| options.contains(&s.id)) {
-                    return self.start(best.id, &format!("{original} {text}"), now, say);
+                    return self.start(best.id, &format!("{original} {text}"), None, queue, now, say);
                 }
                 if matches!(
                     self.matcher.verdict(&ranked),
@@ -304,19 +345,49 @@ impl Engine<'_> {
                 text: original,
             } => {
                 let words = &self.tuning().commands;
-                if Tuning::is(&words.yes, text) || command == Some(Command::Confirm) {
-                    self.start(target, &original, now, say)
-                } else if Tuning::is(&words.no, text) || command == Some(Command::Cancel) {
+                let carried = seller_account(&form);
+                if Tuning::is(&words.switch, text) || Tuning::is(&words.yes, text) {
+                    self.start(target, &original, carried, queue, now, say)
+                } else if Tuning::is(&words.later, text) {
+                    let name = self
+                        .catalog
+                        .service(target)
+                        .map(|s| s.name.clone())
+                        .unwrap_or_default();
+                    if !queue.iter().any(|q| q.service == target) {
+                        queue.insert(
+                            0,
+                            Queued {
+                                service: target,
+                                account: carried,
+                            },
+                        );
+                    }
+                    say.push(self.m().render(
+                        "switch_queued",
+                        &[("id", &target.to_string()), ("name", &name)],
+                    ));
+                    self.reask(form, say)
+                } else if Tuning::is(&words.keep, text)
+                    || Tuning::is(&words.no, text)
+                    || command == Some(Command::Cancel)
+                {
+                    // "No, that was my answer": the held message answers the current field.
                     let name = self
                         .service(&form)
                         .map(|s| s.name.clone())
                         .unwrap_or_default();
+                    if command != Some(Command::Cancel)
+                        && let Step::Ask(_) = &form.step
+                    {
+                        return self.answer(form, &original, now, say);
+                    }
                     say.push(self.m().render("switch_kept", &[("name", &name)]));
                     self.reask(form, say)
                 } else if self.matcher.verdict(&self.matcher.rank(text)) == Verdict::Service(target)
                 {
                     // Naming the new service again is a yes.
-                    self.start(target, &format!("{original} {text}"), now, say)
+                    self.start(target, &format!("{original} {text}"), carried, queue, now, say)
                 } else {
                     // Anything else keeps the current form and is handled as part of it.
                     self.filling(form, queue, text, command, now, say, file)
@@ -328,7 +399,7 @@ impl Engine<'_> {
 
     fn idle(
         &self,
-        queue: &mut Vec<ServiceId>,
+        queue: &mut Vec<Queued>,
         text: &str,
         command: Option<Command>,
         now: DateTime<Utc>,
@@ -345,12 +416,24 @@ impl Engine<'_> {
             }
             Some(Command::Resume) if !queue.is_empty() => {
                 let next = queue.remove(0);
-                return self.start(next, "", now, say);
+                return self.start(next.service, "", next.account, queue, now, say);
+            }
+            Some(Command::Service(id, rest)) => {
+                return self.start(id, &rest, None, queue, now, say);
             }
             Some(Command::Slash { name, args }) => {
                 return self.slash(State::Idle, &name, &args, say);
             }
+            // A stray 确认/返回/跳过/修改 after filing is never a new request (待确认 is #56's alias).
+            Some(Command::Confirm | Command::Back | Command::Skip | Command::Edit(None)) => {
+                say.push(self.m().get("nothing_to_confirm"));
+                return State::Idle;
+            }
             _ => {}
+        }
+        if Tuning::is(&self.tuning().commands.confirm_like, text) {
+            say.push(self.m().get("nothing_to_confirm"));
+            return State::Idle;
         }
         match self.tuning().small_talk(text) {
             Some(SmallTalk::Greeting) => {
@@ -365,8 +448,15 @@ impl Engine<'_> {
         }
         let several = self.matcher.several(text);
         if several.len() > 1 {
-            *queue = several[1..].to_vec();
-            return self.start(several[0], text, now, say);
+            let account = self.account_in(several[0], text);
+            queue.splice(
+                0..0,
+                several[1..].iter().map(|&service| Queued {
+                    service,
+                    account: account.clone(),
+                }),
+            );
+            return self.start(several[0], text, None, queue, now, say);
         }
         let ranked = self.matcher.rank(text);
         let verdict = self.matcher.verdict(&ranked);
@@ -376,7 +466,7 @@ impl Engine<'_> {
             Verdict::Nothing => "none",
         });
         match verdict {
-            Verdict::Service(id) => self.start(id, text, now, say),
+            Verdict::Service(id) => self.start(id, text, None, queue, now, say),
             Verdict::Ambiguous(options) => {
                 // The options are numbered by the channel (text) or shown as buttons (cards).
                 say.push(
@@ -397,6 +487,22 @@ impl Engine<'_> {
         }
     }
 
+    /// The seller account a message gives, as read for `service`.
+    fn account_in(&self, service: ServiceId, text: &str) -> Option<String> {
+        let service = self.catalog.service(service)?;
+        let found = self.extract(service, text);
+        service
+            .fields
+            .iter()
+            .find(|f| matches!(f.spec.kind, FieldKind::SellerAccount))
+            .and_then(|f| found.answers.get(f.key()))
+            .map(|v| v.display(false))
+    }
+
+    fn extract(&self, service: &Service, text: &str) -> Extraction {
+        extract(self.catalog, service, &self.tuning().slots, text)
+    }
+
     fn offer(&self, ids: &[ServiceId], say: &mut Say) {
         say.options = ids
             .iter()
@@ -408,32 +514,112 @@ impl Engine<'_> {
             .collect();
     }
 
-    fn start(&self, id: ServiceId, text: &str, now: DateTime<Utc>, say: &mut Say) -> State {
+    /// Starts a form for `id` with what `text` already carries; `carried` is the seller account
+    /// of the request this one follows (a switch, a queued service), used when `text` has none.
+    fn start(
+        &self,
+        id: ServiceId,
+        text: &str,
+        carried: Option<String>,
+        queue: &mut Vec<Queued>,
+        now: DateTime<Utc>,
+        say: &mut Say,
+    ) -> State {
         let Some(service) = self.catalog.service(id) else {
             say.push(self.m().get("nothing_matched"));
             return State::Idle;
         };
-        let answers = extract_slots(service, text);
-        say.push(self.m().render(
+        let m = self.m();
+        let Extraction {
+            mut answers,
+            noticed,
+            extra_accounts,
+        } = self.extract(service, text);
+        say.push(m.render(
             "start_service",
             &[("id", &service.id.to_string()), ("name", &service.name)],
         ));
         if service.applicant == crate::catalog::ApplicantRule::ImplementationStaff {
-            say.push(self.m().render(
+            say.push(m.render(
                 "applicant_rule_note",
-                &[("rule", self.m().get("applicant_implementation_only"))],
+                &[("rule", m.get("applicant_implementation_only"))],
             ));
+        }
+        let account_field = service
+            .fields
+            .iter()
+            .find(|f| matches!(f.spec.kind, FieldKind::SellerAccount));
+        let mut carried_key = None;
+        if let (Some(f), Some(account)) = (account_field, carried)
+            && !answers.contains_key(f.key())
+            && let Ok(value) = f.spec.parse_answer(&account)
+        {
+            answers.insert(f.key().clone(), value);
+            carried_key = Some(f.key().clone());
         }
         if !answers.is_empty() {
             let values = service
-                .summary_lines(&answers)
-                .into_iter()
-                .map(|(label, value)| format!("{label} {value}"))
+                .fields
+                .iter()
+                .filter_map(|f| {
+                    let v = answers.get(f.key())?;
+                    let mut line = format!("{} {}", f.spec.label, f.spec.display_value(v));
+                    if carried_key.as_ref() == Some(f.key()) {
+                        line.push_str(m.get("carried_suffix"));
+                    }
+                    Some(line)
+                })
                 .collect::<Vec<_>>()
                 .join(", ");
-            say.push(self.m().render("prefilled", &[("values", &values)]));
+            say.push(m.render("prefilled", &[("values", &values)]));
         }
-        let form = Form::new(id, answers, now.timestamp());
+        // Nothing recognised is dropped without a word.
+        let mut offers = Vec::new();
+        for n in &noticed {
+            match &n.offer {
+                Some(value) => offers.push(Offer {
+                    key: n.key.clone(),
+                    value: value.clone(),
+                    question: m.render(
+                        "offer_value",
+                        &[
+                            ("raw", &n.raw),
+                            ("why", n.why.trim_end_matches(['。', '.'])),
+                            ("value", &value.display(false)),
+                        ],
+                    ),
+                }),
+                None => say.push(m.render(
+                    "noticed_value",
+                    &[("label", &n.label), ("raw", &n.raw), ("why", &n.why)],
+                )),
+            }
+        }
+        if !extra_accounts.is_empty() {
+            say.push(m.render(
+                "extra_accounts_queued",
+                &[
+                    ("accounts", &extra_accounts.join("、")),
+                    ("name", &service.name),
+                ],
+            ));
+            let at = 0;
+            queue.splice(
+                at..at,
+                extra_accounts.into_iter().map(|a| Queued {
+                    service: id,
+                    account: Some(a),
+                }),
+            );
+        }
+        let order = service
+            .fields
+            .iter()
+            .map(|f| f.key().clone())
+            .filter(|k| answers.contains_key(k))
+            .collect();
+        let mut form = Form::new(id, answers, order, now.timestamp());
+        form.offers = offers;
         self.advance(form, say, now)
     }
 
@@ -447,7 +633,18 @@ impl Engine<'_> {
                 self.m()
                     .render("refusal_framing", &[("message", &refusal.message)]),
             );
-            return State::Idle;
+            // The answer that triggered the refusal is taken back and asked again; everything
+            // else the person gave is kept ("那300呢" continues the same form).
+            if let Some(key) = refusal.when.field().cloned()
+                && service.field(&key).is_some()
+            {
+                form.answers.remove(&key);
+                form.order.retain(|k| *k != key);
+                form.failures = 0;
+                say.push(self.m().get("refusal_retry"));
+            } else {
+                return State::Idle;
+            }
         }
         if let Some(guidance) = service.guidance_for(&form.answers) {
             say.push(
@@ -483,7 +680,7 @@ impl Engine<'_> {
             }
             Some(field) => {
                 form.step = Step::Ask(field.key().clone());
-                self.ask(field, say);
+                self.ask(field, &form, say);
             }
             None => {
                 form.step = Step::Summary;
@@ -493,7 +690,7 @@ impl Engine<'_> {
         State::Filling { form }
     }
 
-    fn ask(&self, field: &ServiceField, say: &mut Say) {
+    fn ask(&self, field: &ServiceField, form: &Form, say: &mut Say) {
         let mut prompt = field.spec.render_prompt();
         if !field.required {
             prompt.push('\n');
@@ -507,6 +704,9 @@ impl Engine<'_> {
             _ => Vec::new(),
         };
         say.push(prompt);
+        if let Some(offer) = form.offers.iter().find(|o| &o.key == field.key()) {
+            say.push(offer.question.clone());
+        }
         say.options = options
             .into_iter()
             .map(|o| ChoiceOption {
@@ -520,7 +720,7 @@ impl Engine<'_> {
         if let (Step::Ask(key), Some(service)) = (&form.step, self.service(&form))
             && let Some(field) = service.field(key)
         {
-            self.ask(field, say);
+            self.ask(field, &form, say);
         } else if form.step == Step::Summary {
             say.push(self.m().get("confirm_needed"));
         } else if form.step == Step::PickEdit
@@ -624,7 +824,7 @@ impl Engine<'_> {
     fn filling(
         &self,
         mut form: Form,
-        queue: &mut Vec<ServiceId>,
+        queue: &mut Vec<Queued>,
         text: &str,
         command: Option<Command>,
         now: DateTime<Utc>,
@@ -635,6 +835,46 @@ impl Engine<'_> {
             return State::Idle;
         };
         let m = self.m();
+        let words = &self.tuning().commands;
+        let current = match &form.step {
+            Step::Ask(key) => service.field(key),
+            _ => None,
+        };
+        // A yes/no or option question reads its own words first: "没有" is 否 there, not 跳过.
+        if let Some(f) = current
+            && matches!(
+                f.spec.kind,
+                FieldKind::YesNo | FieldKind::SingleChoice { .. } | FieldKind::MultiChoice { .. }
+            )
+            && !matches!(
+                command,
+                Some(
+                    Command::Cancel
+                        | Command::Back
+                        | Command::Help
+                        | Command::Slash { .. }
+                        | Command::Service(..)
+                        | Command::Correct { .. }
+                        | Command::Edit(_)
+                )
+            )
+            && f.spec.parse_answer(text).is_ok()
+        {
+            return self.answer(form, text, now, say);
+        }
+        // A value the bot proposed for this field is taken on a yes.
+        if let Some(f) = current
+            && let Some(i) = form.offers.iter().position(|o| &o.key == f.key())
+            && (Tuning::is(&words.yes, text) || command == Some(Command::Confirm))
+        {
+            let offer = form.offers.remove(i);
+            form.answers.insert(offer.key.clone(), offer.value);
+            if !form.order.contains(&offer.key) {
+                form.order.push(offer.key);
+            }
+            form.failures = 0;
+            return self.advance(form, say, now);
+        }
         match command {
             Some(Command::Cancel) => {
                 queue.clear();
@@ -669,7 +909,7 @@ impl Engine<'_> {
                         say.push(m.get("back_done"));
                         form.step = Step::Ask(key.clone());
                         if let Some(f) = service.field(&key) {
-                            self.ask(f, say);
+                            self.ask(f, &form, say);
                         }
                         return State::Filling { form };
                     }
@@ -697,6 +937,11 @@ impl Engine<'_> {
                 say.push(m.get("confirmed"));
                 return State::Idle;
             }
+            Some(Command::Confirm) => {
+                // 确认 is never a field value ("确认" as a seller account).
+                say.push(m.get("not_at_summary"));
+                return self.reask(form, say);
+            }
             Some(Command::Resume) => return self.reask(form, say),
             Some(Command::Edit(None)) => {
                 form.step = Step::PickEdit;
@@ -710,7 +955,7 @@ impl Engine<'_> {
                 if let Some(f) = self.find_field(service, &form, &name) {
                     form.step = Step::Ask(f.key().clone());
                     form.failures = 0;
-                    self.ask(f, say);
+                    self.ask(f, &form, say);
                     return State::Filling { form };
                 }
             }
@@ -727,6 +972,7 @@ impl Engine<'_> {
                             ));
                             let key = f.key().clone();
                             form.answers.insert(key.clone(), parsed);
+                            form.offers.retain(|o| o.key != key);
                             if !form.order.contains(&key) {
                                 form.order.push(key);
                             }
@@ -739,6 +985,10 @@ impl Engine<'_> {
                     }
                 }
             }
+            Some(Command::Service(id, _)) if id != form.service => {
+                return self.switch_prompt(form, id, text.to_owned(), say);
+            }
+            Some(Command::Service(..)) => return self.reask(form, say),
             Some(Command::Slash { name, args }) => {
                 return match self.slash(State::Filling { form }, &name, &args, say) {
                     State::Filling { form } => self.reask(form, say),
@@ -774,7 +1024,7 @@ impl Engine<'_> {
                 match chosen {
                     Some(f) => {
                         form.step = Step::Ask(f.key().clone());
-                        self.ask(f, say);
+                        self.ask(f, &form, say);
                         State::Filling { form }
                     }
                     None => {
@@ -790,64 +1040,131 @@ impl Engine<'_> {
                 say.push(m.get("confirm_needed"));
                 State::Filling { form }
             }
-            Step::Ask(key) => {
-                let Some(field) = service.field(&key) else {
-                    return self.advance(form, say, now);
-                };
-                match field.spec.parse_answer(text) {
-                    Ok(value) => {
-                        form.answers.insert(key.clone(), value);
-                        if !form.order.contains(&key) {
-                            form.order.push(key);
-                        }
-                        form.failures = 0;
-                        self.advance(form, say, now)
-                    }
-                    Err(error) => {
-                        form.failures = form.failures.saturating_add(1);
-                        if form.failures >= 3 {
-                            form.failures = 0;
-                            say.push(error.message);
-                            say.push(
-                                m.render("too_many_failures", &[("label", &field.spec.label)]),
-                            );
-                            State::Filling { form }
-                        } else {
-                            say.push(error.message);
-                            if matches!(
-                                field.spec.kind,
-                                FieldKind::SingleChoice { .. }
-                                    | FieldKind::MultiChoice { .. }
-                                    | FieldKind::YesNo
-                            ) {
-                                self.ask(field, say);
-                                say.parts.pop();
-                            }
-                            State::Filling { form }
-                        }
-                    }
+            Step::Ask(_) => self.answer(form, text, now, say),
+        }
+    }
+
+    /// Reads `text` as the answer to the field being asked.
+    fn answer(&self, mut form: Form, text: &str, now: DateTime<Utc>, say: &mut Say) -> State {
+        let m = self.m();
+        let Some(service) = self.catalog.service(form.service) else {
+            return State::Idle;
+        };
+        let Step::Ask(key) = form.step.clone() else {
+            return self.reask(form, say);
+        };
+        let Some(field) = service.field(&key) else {
+            return self.advance(form, say, now);
+        };
+        let words = &self.tuning().commands;
+        let plain_word = Tuning::is(&words.yes, text)
+            || Tuning::is(&words.no, text)
+            || self.tuning().small_talk(text) == Some(SmallTalk::Acknowledgement);
+        let asks_choice = matches!(
+            field.spec.kind,
+            FieldKind::YesNo | FieldKind::SingleChoice { .. } | FieldKind::MultiChoice { .. }
+        );
+        // A cued value inside a sentence ("账号是 abc_1", "调到3000吧") wins over reading the
+        // whole message as the value; then the whole message.
+        let found = self.extract(service, text);
+        let parsed = match found.answers.get(&key) {
+            Some(value) => Ok((value.clone(), true)),
+            None if plain_word && !asks_choice => Err(field.spec.render_prompt()),
+            None => match field.spec.parse_answer(text) {
+                Ok(value) => Ok((value, false)),
+                Err(e) => Err(found
+                    .noticed
+                    .iter()
+                    .find(|n| n.key == key)
+                    .map_or(e.message, |n| n.why.clone())),
+            },
+        };
+        match parsed {
+            Ok((value, cued)) => {
+                // A Chinese account typed without a cue is read back before it is used.
+                if !cued
+                    && matches!(field.spec.kind, FieldKind::SellerAccount)
+                    && text.chars().any(crate::catalog::value::is_han)
+                {
+                    let shown = value.display(false);
+                    let question = m.render("offer_chinese_account", &[("value", &shown)]);
+                    form.offers.retain(|o| o.key != key);
+                    form.offers.push(Offer {
+                        key: key.clone(),
+                        value,
+                        question: question.clone(),
+                    });
+                    say.push(question);
+                    return State::Filling { form };
                 }
+                form.answers.insert(key.clone(), value);
+                form.offers.retain(|o| o.key != key);
+                if !form.order.contains(&key) {
+                    form.order.push(key);
+                }
+                form.failures = 0;
+                self.advance(form, say, now)
+            }
+            Err(message) => {
+                form.failures = form.failures.saturating_add(1);
+                say.push(message);
+                if form.failures >= 3 {
+                    form.failures = 0;
+                    say.push(m.render("too_many_failures", &[("label", &field.spec.label)]));
+                } else if asks_choice {
+                    // The options again, as buttons, without repeating the question text.
+                    self.ask(field, &form, say);
+                    say.parts.pop();
+                }
+                State::Filling { form }
             }
         }
     }
 
     /// Another service named clearly enough to be a switch, not an answer.
     fn names_other_service(&self, service: &Service, form: &Form, text: &str) -> Option<ServiceId> {
-        // Long free-text answers (申请原因) often mention services; they are answers.
+        let folded = fold(text);
+        let mut free_text = false;
         if let Step::Ask(key) = &form.step
             && let Some(f) = service.field(key)
-            && matches!(f.spec.kind, FieldKind::Text { .. })
-            && text.chars().count() > 12
         {
-            return None;
+            // The answer the question suggests (an option, the field's own example or a value
+            // its help names, "菜鸟自流转") is an answer, never a switch.
+            if matches!(
+                f.spec.kind,
+                FieldKind::YesNo | FieldKind::SingleChoice { .. } | FieldKind::MultiChoice { .. }
+            ) && f.spec.parse_answer(text).is_ok()
+            {
+                return None;
+            }
+            if !folded.is_empty()
+                && (fold(&f.spec.example) == folded || fold(&f.spec.help).contains(&folded))
+            {
+                return None;
+            }
+            free_text = matches!(f.spec.kind, FieldKind::Text { .. });
         }
-        // Only a service named in full counts: option answers ("淘宝", "京东") mention
-        // services too, but never a whole service name.
-        self.matcher
-            .rank(text)
+        let ranked = self.matcher.rank(text);
+        if let Some(id) = ranked
             .iter()
             .map(|s| s.id)
             .find(|&id| id != service.id && self.matcher.names_fully(id, text))
+        {
+            return Some(id);
+        }
+        // A clear winner asked for in so many words: "等下 先帮我开个物流对账报表". In a free-text
+        // answer only an interruption counts, since reasons mention features all the time.
+        let tuning = self.tuning();
+        let markers = if free_text {
+            &tuning.interrupt_markers
+        } else {
+            &tuning.request_markers
+        };
+        let asks = markers.iter().any(|w| folded.contains(w.as_str()));
+        match self.matcher.verdict(&ranked) {
+            Verdict::Service(id) if id != service.id && asks => Some(id),
+            _ => None,
+        }
     }
 
     fn switch_prompt(&self, form: Form, target: ServiceId, text: String, say: &mut Say) -> State {
@@ -869,6 +1186,13 @@ impl Engine<'_> {
                 ("target_name", &target_name),
             ],
         ));
+        say.options = ["切换", "稍后", "继续填"]
+            .into_iter()
+            .map(|o| ChoiceOption {
+                key: o.to_owned(),
+                label: o.to_owned(),
+            })
+            .collect();
         State::ConfirmSwitch { form, target, text }
     }
 
@@ -936,13 +1260,27 @@ impl Engine<'_> {
                 .filter(|s| s.category == c.key)
                 .map(|s| s.id)
                 .collect(),
-            None => self
-                .matcher
-                .rank(keyword)
-                .iter()
-                .take(10)
-                .map(|s| s.id)
-                .collect(),
+            None => {
+                // Services whose name, aliases or keywords hold the word ("上限", "报表", "sn"),
+                // then whatever ranking adds.
+                let mut ids: Vec<ServiceId> = self
+                    .catalog
+                    .services()
+                    .filter(|s| {
+                        std::iter::once(&s.name)
+                            .chain(&s.aliases)
+                            .chain(&s.keywords)
+                            .any(|w| fold(w).contains(&folded))
+                    })
+                    .map(|s| s.id)
+                    .collect();
+                for s in self.matcher.rank(keyword).iter().take(10) {
+                    if !ids.contains(&s.id) {
+                        ids.push(s.id);
+                    }
+                }
+                ids
+            }
         };
         if ids.is_empty() {
             return m.render("services_none", &[("keyword", keyword)]);
@@ -963,7 +1301,7 @@ impl Engine<'_> {
         form: &Form,
         request_id: &str,
         batch_text: &str,
-        queue: &[ServiceId],
+        queue: &[Queued],
     ) -> String {
         let Some(service) = self.service(form) else {
             return String::new();
@@ -983,15 +1321,48 @@ impl Engine<'_> {
                 ("window", &window),
             ],
         );
-        if let Some(next) = queue.first().and_then(|id| self.catalog.service(*id)) {
+        if let Some(queued) = queue.first()
+            && let Some(next) = self.catalog.service(queued.service)
+        {
+            let account = queued
+                .account
+                .as_ref()
+                .map(|a| self.m().render("queued_account", &[("account", a)]))
+                .unwrap_or_default();
             text.push_str("\n\n");
             text.push_str(&self.m().render(
                 "queued_next",
-                &[("id", &next.id.to_string()), ("name", &next.name)],
+                &[
+                    ("id", &next.id.to_string()),
+                    ("name", &next.name),
+                    ("account", &account),
+                ],
             ));
         }
         text
     }
+}
+
+/// The seller account a form holds, carried to the request that follows it.
+fn seller_account(form: &Form) -> Option<String> {
+    form.answers.iter().find_map(|(k, v)| {
+        (k.as_str() == "seller_account").then(|| v.display(false))
+    })
+}
+
+/// Whether a file sent for `field` is the field's blank template itself (same file name).
+fn is_blank_template(field: &ServiceField, file_name: Option<&str>) -> bool {
+    let FieldKind::Attachment {
+        template: Some(template),
+    } = &field.spec.kind
+    else {
+        return false;
+    };
+    let Some(name) = file_name else {
+        return false;
+    };
+    let norm = |s: &str| fold(s);
+    norm(name) == norm(template)
 }
 
 fn default_file_name(kind: crate::channel::AttachmentKind) -> String {

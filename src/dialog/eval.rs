@@ -1,5 +1,7 @@
 //! Scoring understanding against a labelled JSONL set (`kaitong eval`, and the test that pins
-//! the accuracy). A line is `{"text": "...", "service": 7 | null, "alt": [47]}`.
+//! the accuracy). A line is `{"text": "...", "service": 7 | null, "alt": [47]}`; a slot line
+//! adds the values expected in the form, `"slots": {"seller_account": "shop_a1"}`, and optionally
+//! `"noticed"` (values the bot must answer about instead of using) and `"extra_accounts"`.
 
 use std::collections::BTreeMap;
 
@@ -14,6 +16,84 @@ pub struct Labelled {
     pub service: Option<u16>,
     #[serde(default)]
     pub alt: Vec<u16>,
+    /// Expected form values (canonical display text); present on slot lines only.
+    #[serde(default)]
+    pub slots: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub noticed: BTreeMap<String, String>,
+    #[serde(default)]
+    pub extra_accounts: Vec<String>,
+    #[serde(default)]
+    pub class: Option<String>,
+}
+
+/// The slot metric: a line is exact when every expected value is found and nothing else is.
+#[derive(Debug, Default, Serialize)]
+pub struct SlotReport {
+    pub lines: usize,
+    pub exact: usize,
+    pub exact_ratio: f64,
+    /// Lines whose noticed values and extra accounts are also exactly as expected.
+    pub fully_answered: usize,
+    pub fully_answered_ratio: f64,
+    /// (text, expected, got) of every line that is not exact.
+    pub misses: Vec<(String, String, String)>,
+}
+
+fn show(map: &BTreeMap<String, String>) -> String {
+    map.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Scores slot extraction on the lines that carry `slots`, each against its labelled service.
+#[must_use]
+pub fn evaluate_slots(
+    catalog: &crate::catalog::Catalog,
+    words: &super::slots::SlotWords,
+    set: &[Labelled],
+) -> SlotReport {
+    let mut report = SlotReport::default();
+    for item in set {
+        let (Some(expected), Some(id)) = (&item.slots, item.service) else {
+            continue;
+        };
+        let Some(service) = catalog.service(ServiceId(id)) else {
+            continue;
+        };
+        report.lines += 1;
+        let found = super::slots::extract(catalog, service, words, &item.text);
+        let got: BTreeMap<String, String> = found
+            .answers
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), v.display(false)))
+            .collect();
+        if &got == expected {
+            report.exact += 1;
+            let noticed: BTreeMap<String, String> = found
+                .noticed
+                .iter()
+                .map(|n| (n.key.as_str().to_owned(), n.raw.clone()))
+                .collect();
+            if noticed == item.noticed && found.extra_accounts == item.extra_accounts {
+                report.fully_answered += 1;
+            } else {
+                report.misses.push((
+                    item.text.clone(),
+                    format!("noticed {} extra {:?}", show(&item.noticed), item.extra_accounts),
+                    format!("noticed {} extra {:?}", show(&noticed), found.extra_accounts),
+                ));
+            }
+        } else {
+            report
+                .misses
+                .push((item.text.clone(), show(expected), show(&got)));
+        }
+    }
+    report.exact_ratio = ratio(report.exact, report.lines);
+    report.fully_answered_ratio = ratio(report.fully_answered, report.lines);
+    report
 }
 
 #[derive(Debug, Default, Serialize)]

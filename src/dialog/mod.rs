@@ -8,6 +8,7 @@ pub mod commands;
 pub mod engine;
 pub mod eval;
 pub mod session;
+pub mod slots;
 pub mod understand;
 
 pub use bot::{DialogBot, attachment_key, session_key};

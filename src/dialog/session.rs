@@ -3,17 +3,50 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{Answers, FieldKey, ServiceId};
+use crate::catalog::{Answers, FieldKey, FieldValue, ServiceId};
 
 /// One person's conversation in one chat.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Session {
     pub state: State,
-    /// Other services the person asked for in the same message, offered after filing.
+    /// Other services (or other accounts) the person asked for in the same message, offered
+    /// after filing.
     #[serde(default)]
-    pub queue: Vec<ServiceId>,
+    pub queue: Vec<Queued>,
     /// Unix seconds of the last message; older than the TTL means the form expired.
     pub updated_at: i64,
+}
+
+/// A request waiting its turn: the service, and the seller account it is for when one was given.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "QueuedRepr")]
+pub struct Queued {
+    pub service: ServiceId,
+    pub account: Option<String>,
+}
+
+/// Sessions stored before accounts were queued hold bare service ids.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum QueuedRepr {
+    Id(ServiceId),
+    Full {
+        service: ServiceId,
+        #[serde(default)]
+        account: Option<String>,
+    },
+}
+
+impl From<QueuedRepr> for Queued {
+    fn from(r: QueuedRepr) -> Self {
+        match r {
+            QueuedRepr::Id(service) => Queued {
+                service,
+                account: None,
+            },
+            QueuedRepr::Full { service, account } => Queued { service, account },
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -50,7 +83,20 @@ pub struct Form {
     pub step: Step,
     /// Consecutive invalid answers to the current question.
     pub failures: u8,
+    /// Values waiting for a yes when their field is asked: the cap instead of an over-cap
+    /// number, or a Chinese account typed without a cue.
+    #[serde(default)]
+    pub offers: Vec<Offer>,
     pub started_at: i64,
+}
+
+/// A value the bot proposes for a field; it enters the form only on the person's yes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Offer {
+    pub key: FieldKey,
+    pub value: FieldValue,
+    /// The question shown with the field's prompt.
+    pub question: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,8 +112,9 @@ pub enum Step {
 
 impl Form {
     #[must_use]
-    pub fn new(service: ServiceId, answers: Answers, now: i64) -> Self {
-        let order = answers.keys().cloned().collect();
+    /// A new form; `order` lists the prefilled fields in the service's field order, so 返回
+    /// walks back over them the way they would have been asked.
+    pub fn new(service: ServiceId, answers: Answers, order: Vec<FieldKey>, now: i64) -> Self {
         Self {
             id: format!(
                 "{:016x}{:016x}",
@@ -80,6 +127,7 @@ impl Form {
             skipped: Vec::new(),
             step: Step::Summary,
             failures: 0,
+            offers: Vec::new(),
             started_at: now,
         }
     }

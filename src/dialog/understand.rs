@@ -16,7 +16,7 @@ use regex::Regex;
 use serde::Serialize;
 
 use crate::catalog::value::normalize_width;
-use crate::catalog::{Answers, Catalog, FieldKind, Service, ServiceId};
+use crate::catalog::{Catalog, Service, ServiceId};
 
 /// A ranked service.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -64,6 +64,8 @@ pub struct Tuning {
     pub generic_words: Vec<String>,
     pub question_markers: Vec<String>,
     pub request_markers: Vec<String>,
+    /// Words that interrupt a free-text answer with another request ("等下", "先", "另外").
+    pub interrupt_markers: Vec<String>,
     pub question_discount: f32,
     pub min_score: f32,
     pub close_call: f32,
@@ -71,6 +73,7 @@ pub struct Tuning {
     pub thanks: Vec<String>,
     pub acknowledgements: Vec<String>,
     pub commands: CommandWords,
+    pub slots: super::slots::SlotWords,
 }
 
 /// Words for the conversation commands; each list holds whole-message forms.
@@ -86,6 +89,12 @@ pub struct CommandWords {
     pub yes: Vec<String>,
     pub no: Vec<String>,
     pub resume: Vec<String>,
+    /// Answers to "switch to the other service?": switch now, queue it, or keep filling.
+    pub switch: Vec<String>,
+    pub later: Vec<String>,
+    pub keep: Vec<String>,
+    /// "已确认" and the like: never a new request when nothing waits for confirmation.
+    pub confirm_like: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -122,6 +131,11 @@ impl Tuning {
             &mut c.yes,
             &mut c.no,
             &mut c.resume,
+            &mut c.switch,
+            &mut c.later,
+            &mut c.keep,
+            &mut c.confirm_like,
+            &mut tuning.interrupt_markers,
         ] {
             for word in list.iter_mut() {
                 *word = fold(word);
@@ -476,152 +490,6 @@ fn unreachable_regex() -> Regex {
     Regex::new("$^").unwrap_or_else(|_| std::process::abort())
 }
 
-// ------------------------------------------------------------------------- slots
-
-fn regex(cell: &'static std::sync::OnceLock<Regex>, pattern: &str) -> &'static Regex {
-    cell.get_or_init(|| Regex::new(pattern).unwrap_or_else(|_| unreachable_regex()))
-}
-
-/// Words that introduce a seller account.
-const ACCOUNT_PATTERN: &str = r"(?:卖家账号|卖家帐号|卖家|账号|帐号|商家|客户|店铺账号)\s*(?:是|为|:|：|=)?\s*([A-Za-z0-9\p{Han}][A-Za-z0-9_\-\.@\p{Han}]{1,63})";
-/// "给 X 开…", "帮 X 申请…".
-const FOR_PATTERN: &str = r"(?:给|帮|为|替)\s*([A-Za-z0-9][A-Za-z0-9_\-\.@]{1,63})\s*(?:开|申请|弄|搞|处理|调|改|的|把|做|加|取消|解绑|重置)";
-/// A lone ASCII token with letters and digits or underscores: most often the seller account.
-const TOKEN_PATTERN: &str = r"(?:^|[^A-Za-z0-9_\-\.@])([A-Za-z][A-Za-z0-9\-\.]*[_0-9][A-Za-z0-9_\-\.]*|[0-9]{11})(?:$|[^A-Za-z0-9_\-\.@])";
-const EMAIL_PATTERN: &str = r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}";
-const AMOUNT_PATTERN: &str = r"(?:调到|调整到|调整为|调成|改成|改为|改到|设为|设置为|设置成|提到|提高到|加到|上限|到|为|开到)\s*(\d+(?:\.\d+)?\s*[wW万千kK]?|[零一二两三四五六七八九十百千万]+)";
-const DURATION_PATTERN: &str = r"(\d+|[一二两三四五六七八九十]+)\s*(?:个)?\s*(?:小时|天|h|H|d)";
-
-/// Code labels: a token right after one of these is a code, not a seller account.
-const CODE_WORDS: &[&str] = &[
-    "仓库",
-    "编码",
-    "编号",
-    "appkey",
-    "供应商",
-    "店铺编号",
-    "单号",
-];
-
-/// Field values a message already carries for `service`. Only values that pass the field's
-/// own validation are returned, so nothing is guessed into a form.
-#[must_use]
-pub fn extract_slots(service: &Service, text: &str) -> Answers {
-    static ACCOUNT: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
-    static FOR: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
-    static TOKEN: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
-    static EMAIL: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
-    static AMOUNT: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
-    static DURATION: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
-
-    let text = crate::wecom::aibot_json::strip_mentions(&normalize_width(text));
-    let mut answers = Answers::new();
-    let mut used_tokens: Vec<String> = Vec::new();
-
-    // Labelled values first: "仓库编码 WH001", "店铺名称: 旗舰店".
-    for field in &service.fields {
-        let spec = &field.spec;
-        if matches!(
-            spec.kind,
-            FieldKind::Attachment { .. } | FieldKind::Text { .. }
-        ) {
-            continue;
-        }
-        if let Some(pos) = text.find(&spec.label) {
-            let rest = text[pos + spec.label.len()..]
-                .trim_start_matches(|c: char| c.is_whitespace() || "是为:：=".contains(c));
-            let value: String = rest
-                .chars()
-                .take_while(|c| !c.is_whitespace() && !",，;；。".contains(*c))
-                .collect();
-            if !value.is_empty()
-                && let Ok(parsed) = spec.parse_answer(&value)
-            {
-                used_tokens.push(value);
-                answers.insert(field.key().clone(), parsed);
-            }
-        }
-    }
-
-    for field in &service.fields {
-        let key = field.key();
-        if answers.contains_key(key) {
-            continue;
-        }
-        let spec = &field.spec;
-        let found = match &spec.kind {
-            FieldKind::SellerAccount => {
-                let labelled = regex(&ACCOUNT, ACCOUNT_PATTERN)
-                    .captures(&text)
-                    .or_else(|| regex(&FOR, FOR_PATTERN).captures(&text))
-                    .and_then(|c| c.get(1))
-                    .map(|m| m.as_str().to_owned());
-                let candidate = labelled.or_else(|| {
-                    regex(&TOKEN, TOKEN_PATTERN)
-                        .captures_iter(&text)
-                        .filter_map(|c| c.get(1))
-                        .find(|m| {
-                            let before = &text[..m.start()];
-                            !CODE_WORDS.iter().any(|w| before.trim_end().ends_with(w))
-                                && !used_tokens.iter().any(|t| t == m.as_str())
-                        })
-                        .map(|m| m.as_str().to_owned())
-                });
-                candidate.and_then(|c| spec.parse_answer(&c).ok())
-            }
-            FieldKind::Email => regex(&EMAIL, EMAIL_PATTERN)
-                .find(&text)
-                .and_then(|m| spec.parse_answer(m.as_str()).ok()),
-            FieldKind::Integer { .. } => regex(&AMOUNT, AMOUNT_PATTERN)
-                .captures(&text)
-                .and_then(|c| c.get(1))
-                .and_then(|m| spec.parse_answer(m.as_str()).ok()),
-            FieldKind::Duration { .. } => regex(&DURATION, DURATION_PATTERN)
-                .find(&text)
-                .and_then(|m| spec.parse_answer(m.as_str()).ok()),
-            FieldKind::SingleChoice { options } => {
-                let hits: Vec<&String> = options
-                    .iter()
-                    .filter(|o| text.contains(o.as_str()))
-                    .collect();
-                match hits.as_slice() {
-                    [one] => spec.parse_answer(one).ok(),
-                    _ => None,
-                }
-            }
-            FieldKind::MultiChoice { options } => {
-                let hits: Vec<&str> = options
-                    .iter()
-                    .filter(|o| text.contains(o.as_str()))
-                    .map(String::as_str)
-                    .collect();
-                if hits.is_empty() {
-                    None
-                } else {
-                    spec.parse_answer(&hits.join(",")).ok()
-                }
-            }
-            FieldKind::IdList { .. } if text.contains("单号") => {
-                let after = &text[text.find("单号").unwrap_or(0)..];
-                let ids: Vec<&str> = after
-                    .split(|c: char| !c.is_ascii_alphanumeric() && c != '-' && c != '_')
-                    .filter(|t| t.len() >= 6 && t.chars().any(|c| c.is_ascii_digit()))
-                    .collect();
-                if ids.is_empty() {
-                    None
-                } else {
-                    spec.parse_answer(&ids.join(",")).ok()
-                }
-            }
-            _ => None,
-        };
-        if let Some(value) = found {
-            answers.insert(key.clone(), value);
-        }
-    }
-    answers
-}
-
 /// JSON shape printed by `kaitong understand`.
 #[derive(Debug, Serialize)]
 pub struct UnderstandReport {
@@ -664,7 +532,8 @@ pub fn report(catalog: &Catalog, matcher: &Matcher, text: &str) -> UnderstandRep
         .as_ref()
         .and_then(|s| catalog.service(ServiceId(s.id)))
         .map(|s| {
-            extract_slots(s, text)
+            super::slots::extract(catalog, s, &matcher.tuning().slots, text)
+                .answers
                 .iter()
                 .map(|(k, v)| {
                     let sensitive = s.field(k).is_some_and(|f| f.spec.sensitive);
@@ -726,17 +595,4 @@ mod tests {
         assert_eq!(split_clauses("电子发票").len(), 1);
     }
 
-    #[test]
-    fn the_constant_patterns_compile() {
-        for p in [
-            ACCOUNT_PATTERN,
-            FOR_PATTERN,
-            TOKEN_PATTERN,
-            EMAIL_PATTERN,
-            AMOUNT_PATTERN,
-            DURATION_PATTERN,
-        ] {
-            assert!(Regex::new(p).is_ok(), "{p}");
-        }
-    }
 }

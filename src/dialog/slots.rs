@@ -1,0 +1,768 @@
+//! Slot extraction: which field values a free-text message already carries for one service.
+//!
+//! The contract (never guess into a form):
+//! - a value is taken only when it is *cued* — right after its field's label or one of its cue
+//!   words ("账号 X", "仓库编码 X", "调到 3000") — or *unmistakable* by a shape only that field
+//!   can have (an e-mail for the one e-mail field, an account-shaped token like `shop_a1`);
+//! - every value is a literal span of the normalised message and passes its field's own parser;
+//! - a value the message clearly gives but the field refuses (over the cap, not above the
+//!   default, a platform not offered) is *noticed*, so the bot can say why it was not used;
+//! - further seller accounts are returned in order, to be queued with the same service.
+//!
+//! Pure: no I/O. The word lists live in `dialogs/understanding.toml` (`[slots]`) and the
+//! field cues in `dialogs/fields.toml`.
+
+use std::ops::Range;
+
+use regex::Regex;
+
+use crate::catalog::value::{is_han, is_seller_account, normalize_width, number_spans};
+use crate::catalog::{Answers, Catalog, FieldKey, FieldKind, FieldValue, Service, ServiceField};
+
+/// Word lists for slot extraction (`[slots]` in `dialogs/understanding.toml`).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlotWords {
+    /// Words that introduce the new value of a service's number ("调到", "改成", "充").
+    pub amount_cues: Vec<String>,
+    /// "给/帮/为/替 X 开…": the words before an account …
+    pub account_frames_before: Vec<String>,
+    /// … and the words that may follow it.
+    pub account_frames_after: Vec<String>,
+    /// Labels of accounts that are not the seller account ("员工账号", "支付宝账号").
+    pub foreign_account_labels: Vec<String>,
+    /// A Chinese run after an account cue holding one of these is a sentence, not an account.
+    pub chinese_account_stop_words: Vec<String>,
+    /// Platform names, to say so when a platform is named that a service does not offer.
+    pub platforms: Vec<String>,
+}
+
+/// A value the message gives for a field but which the field refuses.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Noticed {
+    pub key: FieldKey,
+    pub label: String,
+    /// What the person wrote (numbers as digits).
+    pub raw: String,
+    /// The field's own message saying why.
+    pub why: String,
+    /// The nearest value the rule allows, offered instead (the cap for an over-cap number).
+    pub offer: Option<FieldValue>,
+}
+
+/// What one message carries for one service.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Extraction {
+    pub answers: Answers,
+    pub noticed: Vec<Noticed>,
+    /// Seller accounts after the first, in message order.
+    pub extra_accounts: Vec<String>,
+}
+
+/// A cue found in the text: which field it introduces (None: a field this service lacks).
+struct Cue {
+    span: Range<usize>,
+    field: Option<usize>,
+}
+
+struct Scan<'a> {
+    text: &'a str,
+    service: &'a Service,
+    words: &'a SlotWords,
+    /// Byte ranges already used by a cue or a value.
+    used: Vec<Range<usize>>,
+    /// Where the service's own name or aliases stand: no number or account inside them.
+    names: Vec<Range<usize>>,
+    out: Extraction,
+}
+
+/// Extracts the field values `text` carries for `service`.
+#[must_use]
+pub fn extract(catalog: &Catalog, service: &Service, words: &SlotWords, text: &str) -> Extraction {
+    let text = crate::wecom::aibot_json::strip_mentions(&normalize_width(text));
+    let mut scan = Scan {
+        text: &text,
+        service,
+        words,
+        used: Vec::new(),
+        names: Vec::new(),
+        out: Extraction::default(),
+    };
+    scan.mask_service_names();
+    let cues = scan.find_cues(catalog);
+    for (i, cue) in cues.iter().enumerate() {
+        let end = cues.get(i + 1).map_or(text.len(), |next| next.span.start);
+        // Free text runs to the end of the line, or to the next "label:".
+        let text_end = cues[i + 1..]
+            .iter()
+            .find(|next| text[next.span.end..].trim_start().starts_with(':'))
+            .map_or(text.len(), |next| next.span.start);
+        scan.take_cued(cue, end, text_end);
+    }
+    scan.take_uncued();
+    scan.out
+}
+
+fn is_ident(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '@')
+}
+
+/// A separator between a cue and its value: spaces and "是/为/:/=".
+fn skip_separators(s: &str) -> usize {
+    let mut n = 0;
+    for c in s.chars() {
+        if c.is_whitespace() || matches!(c, ':' | '=' | '是' | '为' | '：' | '-' | '—') {
+            n += c.len_utf8();
+        } else {
+            break;
+        }
+    }
+    n
+}
+
+fn is_delimiter(c: char) -> bool {
+    c.is_whitespace() || (!c.is_alphanumeric() && !matches!(c, '_' | '-' | '.' | '@'))
+}
+
+impl Scan<'_> {
+    fn overlaps_used(&self, r: &Range<usize>) -> bool {
+        self.used
+            .iter()
+            .chain(&self.names)
+            .any(|u| u.start < r.end && r.start < u.end)
+    }
+
+    /// Nothing inside the service's own name or aliases is a value ("修改拣货分组为300").
+    fn mask_service_names(&mut self) {
+        let lower = self.text.to_lowercase();
+        if lower.len() != self.text.len() {
+            return;
+        }
+        let s = self.service;
+        let names = std::iter::once(&s.name)
+            .chain(std::iter::once(&s.seed_name))
+            .chain(&s.aliases);
+        for name in names {
+            let name = normalize_width(name).to_lowercase();
+            if name.chars().count() < 2 {
+                continue;
+            }
+            for (at, _) in lower.match_indices(name.as_str()) {
+                // An ASCII name ("jitx") inside an identifier ("vip_jitx_01") is not the name.
+                let before = lower[..at].chars().next_back();
+                let after = lower[at + name.len()..].chars().next();
+                let ascii_edge = |c: Option<char>| c.is_some_and(is_ident);
+                if (name.starts_with(|c: char| c.is_ascii()) && ascii_edge(before))
+                    || (name.ends_with(|c: char| c.is_ascii()) && ascii_edge(after))
+                {
+                    continue;
+                }
+                self.names.push(at..at + name.len());
+            }
+        }
+    }
+
+    /// Every label or cue word in the text, longest first at each place, not overlapping.
+    fn find_cues(&mut self, catalog: &Catalog) -> Vec<Cue> {
+        let lower = self.text.to_lowercase();
+        if lower.len() != self.text.len() {
+            return Vec::new();
+        }
+        // (word, field index in the service or None)
+        let mut words: Vec<(String, Option<usize>)> = Vec::new();
+        for (i, f) in self.service.fields.iter().enumerate() {
+            words.push((f.spec.label.to_lowercase(), Some(i)));
+            for c in &f.spec.cues {
+                words.push((c.to_lowercase(), Some(i)));
+            }
+        }
+        for spec in catalog.fields() {
+            if self.service.field(&spec.key).is_some() {
+                continue;
+            }
+            words.push((spec.label.to_lowercase(), None));
+            for c in &spec.cues {
+                words.push((c.to_lowercase(), None));
+            }
+        }
+        for w in &self.words.foreign_account_labels {
+            words.push((w.to_lowercase(), None));
+        }
+        let mut found: Vec<Cue> = Vec::new();
+        for (word, field) in &words {
+            if word.chars().count() < 2 && !word.is_ascii() {
+                continue;
+            }
+            for (at, _) in lower.match_indices(word.as_str()) {
+                let span = at..at + word.len();
+                // An ASCII cue ("sid", "appkey") must stand alone, not inside a word.
+                if word.is_ascii() {
+                    let before = lower[..at].chars().next_back();
+                    let after = lower[span.end..].chars().next();
+                    if before.is_some_and(is_ident)
+                        || after.is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                    {
+                        continue;
+                    }
+                }
+                found.push(Cue {
+                    span,
+                    field: *field,
+                });
+            }
+        }
+        // Longest first, then earliest; drop cues inside a longer one or inside a name.
+        found.sort_by(|a, b| {
+            (b.span.len(), a.span.start).cmp(&(a.span.len(), b.span.start))
+        });
+        let mut kept: Vec<Cue> = Vec::new();
+        for cue in found {
+            // A cue wholly inside the service's name is part of the name ("上限" in 赠品策略上限).
+            let inside_name = self
+                .names
+                .iter()
+                .any(|n| n.start <= cue.span.start && cue.span.end <= n.end);
+            let overlaps = kept
+                .iter()
+                .any(|k| k.span.start < cue.span.end && cue.span.start < k.span.end);
+            if !inside_name && !overlaps {
+                kept.push(cue);
+            }
+        }
+        kept.sort_by_key(|c| c.span.start);
+        for c in &kept {
+            self.used.push(c.span.clone());
+        }
+        kept
+    }
+
+    fn field(&self, i: usize) -> &ServiceField {
+        &self.service.fields[i]
+    }
+
+    /// Records a value for a field, or notices why the field refused it.
+    fn offer(&mut self, field_index: usize, span: Range<usize>, raw: &str, shown: &str) -> bool {
+        self.offer_or_skip(field_index, span, raw, shown, true)
+    }
+
+    /// As `offer`; with `notice` false a refused value is neither noticed nor consumed (a
+    /// clause after a choice label that holds no option is not a value at all).
+    fn offer_or_skip(
+        &mut self,
+        field_index: usize,
+        span: Range<usize>,
+        raw: &str,
+        shown: &str,
+        notice: bool,
+    ) -> bool {
+        let field = self.field(field_index);
+        let key = field.key().clone();
+        if self.out.answers.contains_key(&key) {
+            return false;
+        }
+        match field.spec.parse_answer(raw) {
+            Ok(value) => {
+                self.used.push(span);
+                self.out.answers.insert(key, value);
+                true
+            }
+            Err(_) if !notice => false,
+            Err(e) => {
+                let offer = match &field.spec.kind {
+                    FieldKind::Integer { max: Some(max), .. } => {
+                        crate::catalog::value::parse_integer(shown)
+                            .filter(|n| n > max)
+                            .and_then(|_| field.spec.parse_answer(&max.to_string()).ok())
+                    }
+                    _ => None,
+                };
+                let noticed = Noticed {
+                    key,
+                    label: field.spec.label.clone(),
+                    raw: shown.to_owned(),
+                    why: e.message,
+                    offer,
+                };
+                self.used.push(span);
+                if !self.out.noticed.iter().any(|n| n.key == noticed.key) {
+                    self.out.noticed.push(noticed);
+                }
+                false
+            }
+        }
+    }
+
+    /// The value right after a cue, read by the cued field's kind, up to `limit`.
+    fn take_cued(&mut self, cue: &Cue, limit: usize, text_limit: usize) {
+        let text = self.text;
+        let start = cue.span.end + skip_separators(&text[cue.span.end..limit.max(cue.span.end)]);
+        let rest = &text[start..limit.max(start)];
+        let Some(i) = cue.field else {
+            // A field this service does not have: its value is consumed, never used elsewhere.
+            let len: usize = rest.chars().take_while(|c| is_ident(*c)).map(char::len_utf8).sum();
+            self.used.push(start..start + len);
+            return;
+        };
+        let field = self.field(i);
+        match &field.spec.kind {
+            FieldKind::SellerAccount => self.take_cued_accounts(i, start, rest),
+            FieldKind::Identifier { .. } => {
+                let len: usize = rest.chars().take_while(|c| is_ident(*c)).map(char::len_utf8).sum();
+                if len > 0 && !rest[len..].starts_with(|c: char| c.is_alphabetic() && !is_han(c)) {
+                    let value = &rest[..len];
+                    self.offer(i, start..start + len, value, value);
+                }
+            }
+            FieldKind::Email => {
+                if let Some(m) = email_regex().find(rest).filter(|m| m.start() == 0) {
+                    self.offer(i, start..start + m.end(), m.as_str(), m.as_str());
+                }
+            }
+            FieldKind::Money { .. } => {
+                if let Some(m) = money_regex().find(rest).filter(|m| m.start() <= 2) {
+                    let raw = m.as_str().trim().to_owned();
+                    self.offer(i, start + m.start()..start + m.end(), &raw, &raw);
+                }
+            }
+            FieldKind::Integer { .. } => {
+                // The first number soon after the label ("调整数量 3000", "上限调到 3000").
+                let window: String = rest.chars().take(8).collect();
+                if let Some((r, n)) = number_spans(rest)
+                    .into_iter()
+                    .find(|(r, _)| r.start <= window.len())
+                {
+                    let raw = rest[r.clone()].to_owned();
+                    self.offer(i, start + r.start..start + r.end, &raw, &n.to_string());
+                }
+            }
+            FieldKind::Text { .. } => {
+                // Free text only after "label:" and up to the end of the line.
+                let after = &text[cue.span.end..];
+                let colon = after.trim_start().starts_with([':', '：']);
+                if colon {
+                    let rest = &text[start..text_limit.max(start)];
+                    let line_end = rest.find('\n').unwrap_or(rest.len());
+                    let value = rest[..line_end].trim();
+                    if !value.is_empty() {
+                        self.offer(i, start..start + line_end, value, value);
+                    }
+                }
+            }
+            FieldKind::SingleChoice { .. }
+            | FieldKind::MultiChoice { .. }
+            | FieldKind::YesNo
+            | FieldKind::Duration { .. } => {
+                let clause_end = rest
+                    .find(|c: char| matches!(c, ',' | ';' | '。' | '\n' | '，' | '；'))
+                    .unwrap_or(rest.len());
+                let value = rest[..clause_end].trim();
+                // The first word alone when it answers ("是否多仓:否 wdt_zlz02"), else the clause.
+                let word_end = value.find(char::is_whitespace).unwrap_or(value.len());
+                let word = &value[..word_end];
+                let notice = matches!(field.spec.kind, FieldKind::Duration { .. });
+                if !word.is_empty() && field.spec.parse_answer(word).is_ok() {
+                    self.offer_or_skip(i, start..start + word_end, word, word, notice);
+                } else if !value.is_empty() {
+                    self.offer_or_skip(i, start..start + clause_end, value, value, notice);
+                }
+            }
+            FieldKind::IdList { .. } => {
+                let ids: Vec<&str> = rest
+                    .split(|c: char| !c.is_ascii_alphanumeric() && c != '-' && c != '_')
+                    .take_while(|t| t.is_empty() || t.chars().any(|c| c.is_ascii_digit()))
+                    .filter(|t| !t.is_empty())
+                    .collect();
+                if let Some(last) = ids.last() {
+                    let end = rest.find(last).map_or(0, |p| p + last.len());
+                    let joined = ids.join(",");
+                    self.offer(i, start..start + end, &joined, &ids.join(", "));
+                }
+            }
+            FieldKind::Attachment { .. } => {}
+        }
+    }
+
+    /// "账号 shop_a1", "账号: 杭州小米旗舰店", "账号 a1 和 b2".
+    fn take_cued_accounts(&mut self, i: usize, start: usize, rest: &str) {
+        let mut at = 0;
+        loop {
+            let here = &rest[at..];
+            let Some(len) = self.account_token(here) else {
+                return;
+            };
+            let value = &here[..len];
+            let span = start + at..start + at + len;
+            if self.out.answers.contains_key(self.field(i).key()) {
+                if is_seller_account(value) && !self.out.extra_accounts.iter().any(|a| a == value) {
+                    self.out.extra_accounts.push(value.to_owned());
+                    self.used.push(span);
+                }
+            } else if !self.offer(i, span, value, value) {
+                return;
+            }
+            // Another account joined by 和/、/,/及 continues the list.
+            let after = &here[len..];
+            let joiner: usize = after
+                .chars()
+                .take_while(|c| c.is_whitespace() || matches!(c, '和' | '、' | ',' | '及' | '跟' | '与' | '/'))
+                .map(char::len_utf8)
+                .sum();
+            if joiner == 0 || after[..joiner].trim().is_empty() {
+                return;
+            }
+            at += len + joiner;
+        }
+    }
+
+    /// The length of an account token at the start of `s`: an ASCII token that is not glued to
+    /// letters of another script, or a delimited run of Chinese characters that reads as a name.
+    fn account_token(&self, s: &str) -> Option<usize> {
+        let ascii: usize = s.chars().take_while(|c| is_ident(*c)).map(char::len_utf8).sum();
+        let ascii = s[..ascii].trim_end_matches(['.', '-']).len();
+        let next = s[ascii..].chars().next();
+        if next.is_some_and(|c| c.is_alphabetic() && !is_han(c)) {
+            // "shop_ü1": not a clean account, so nothing is taken.
+            return None;
+        }
+        // A run mixing Chinese ("abc旗舰店", "杭州小米旗舰店") counts when it stands alone and
+        // reads as a name, not as the rest of the sentence.
+        let run: usize = s
+            .chars()
+            .take_while(|c| is_han(*c) || is_ident(*c))
+            .map(char::len_utf8)
+            .sum();
+        if run > ascii {
+            let next = s[run..].chars().next();
+            let delimited = next.is_none_or(is_delimiter);
+            let sentence = self
+                .words
+                .chinese_account_stop_words
+                .iter()
+                .any(|w| s[..run].contains(w.as_str()));
+            if delimited && !sentence {
+                return Some(run);
+            }
+        }
+        (ascii > 0).then_some(ascii)
+    }
+
+    fn first_field(&self, pred: impl Fn(&FieldKind) -> bool) -> Option<usize> {
+        let hits: Vec<usize> = self
+            .service
+            .fields
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| pred(&f.spec.kind))
+            .map(|(i, _)| i)
+            .collect();
+        // Uncued values go to a field only when the kind names it alone.
+        (hits.len() == 1).then(|| hits[0])
+    }
+
+    fn take_uncued(&mut self) {
+        if let Some(i) = self.first_field(|k| matches!(k, FieldKind::SellerAccount)) {
+            self.uncued_accounts(i);
+        }
+        if let Some(i) = self.first_field(|k| matches!(k, FieldKind::Integer { .. })) {
+            self.uncued_number(i);
+        }
+        if let Some(i) = self.first_field(|k| matches!(k, FieldKind::Email)) {
+            let text = self.text;
+            let found: Vec<Range<usize>> = email_regex()
+                .find_iter(text)
+                .map(|m| m.range())
+                .filter(|r| !self.overlaps_used(r))
+                .collect();
+            if let Some(r) = found.first() {
+                let value = &text[r.clone()];
+                self.offer(i, r.clone(), value, value);
+            }
+        }
+        if let Some(i) = self.first_field(|k| matches!(k, FieldKind::Duration { .. })) {
+            self.uncued_duration(i);
+        }
+        self.uncued_choices();
+        for i in 0..self.service.fields.len() {
+            if matches!(self.field(i).spec.kind, FieldKind::YesNo) {
+                self.uncued_yes_no(i);
+            }
+        }
+    }
+
+    /// Account-shaped tokens anywhere ("给 abc_flagship 开…" or a lone `shop_a1`).
+    fn uncued_accounts(&mut self, i: usize) {
+        let text = self.text;
+        let mut tokens: Vec<(Range<usize>, bool)> = Vec::new();
+        let mut at = 0;
+        while at < text.len() {
+            let c = text[at..].chars().next().unwrap_or(' ');
+            if !is_ident(c) {
+                at += c.len_utf8();
+                continue;
+            }
+            let len: usize = text[at..].chars().take_while(|c| is_ident(*c)).map(char::len_utf8).sum();
+            let tok = text[at..at + len].trim_end_matches(['.', '-', '@']);
+            let span = at..at + tok.len();
+            let before = text[..at].chars().next_back();
+            let after = text[at + len..].chars().next();
+            let glued = before.is_some_and(|c| c.is_alphabetic() && !is_han(c))
+                || after.is_some_and(|c| c.is_alphabetic() && !is_han(c));
+            if !glued && !self.overlaps_used(&span) && !tok.contains('@') {
+                let framed = self.framed(&span);
+                let shaped = tok.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+                    && (3..=40).contains(&tok.len())
+                    && tok.chars().any(|c| c.is_ascii_digit() || c == '_');
+                let letters = tok.chars().any(|c| c.is_ascii_alphabetic());
+                if (shaped || (framed && letters && tok.len() >= 2)) && is_seller_account(tok) {
+                    tokens.push((span, framed));
+                }
+            }
+            at += len.max(1);
+        }
+        let mut values: Vec<(Range<usize>, String)> = Vec::new();
+        for (span, _) in &tokens {
+            let v = text[span.clone()].to_owned();
+            if !values.iter().any(|(_, x)| *x == v) {
+                values.push((span.clone(), v));
+            }
+        }
+        let key = self.field(i).key().clone();
+        for (span, value) in values {
+            if self.out.answers.contains_key(&key) {
+                if self.out.answers.get(&key).is_some_and(|a| a.display(false) == value) {
+                    continue;
+                }
+                if !self.out.extra_accounts.contains(&value) {
+                    self.out.extra_accounts.push(value);
+                }
+                self.used.push(span);
+            } else {
+                self.offer(i, span, &value, &value);
+            }
+        }
+    }
+
+    /// Whether the token sits in "给/帮/为/替 X 开…".
+    fn framed(&self, span: &Range<usize>) -> bool {
+        let before = self.text[..span.start].trim_end();
+        let after = self.text[span.end..].trim_start();
+        self.words
+            .account_frames_before
+            .iter()
+            .any(|w| before.ends_with(w.as_str()))
+            && self
+                .words
+                .account_frames_after
+                .iter()
+                .any(|w| after.starts_with(w.as_str()))
+    }
+
+    /// A number right after an amount cue ("调到3000", "续费了10万单", "上限 400").
+    fn uncued_number(&mut self, i: usize) {
+        let text = self.text;
+        if self.out.answers.contains_key(self.field(i).key()) {
+            return;
+        }
+        let spans = number_spans(text);
+        for (r, n) in spans {
+            if self.overlaps_used(&r) {
+                continue;
+            }
+            let before = text[..r.start].trim_end().trim_end_matches(['了', '到', '成', '为', ':']);
+            let before_full = text[..r.start].trim_end();
+            let cued = self.words.amount_cues.iter().any(|w| {
+                before_full.ends_with(w.as_str()) || before.ends_with(w.as_str())
+            });
+            // Or the field's own unit right after the number ("开5台", "20000台").
+            let unit = match &self.field(i).spec.kind {
+                FieldKind::Integer { unit, .. } => unit.clone(),
+                _ => String::new(),
+            };
+            let with_unit = !unit.is_empty() && text[r.end..].trim_start().starts_with(unit.as_str());
+            if cued || with_unit {
+                let raw = text[r.clone()].to_owned();
+                self.offer(i, r, &raw, &n.to_string());
+                return;
+            }
+        }
+    }
+
+    fn uncued_duration(&mut self, i: usize) {
+        static DURATION: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+        let re = DURATION.get_or_init(|| {
+            Regex::new(
+                r"(?:[0-9]+|[一二两三四五六七八九十半]+)\s*(?:个)?\s*(?:小时|钟头|钟|天半|天|周|星期|h|d)(?:半)?|永久|一直开着|长期",
+            )
+            .unwrap_or_else(|_| Regex::new("$^").unwrap_or_else(|_| std::process::abort()))
+        });
+        let text = self.text;
+        let found = re
+            .find_iter(text)
+            .map(|m| m.range())
+            .find(|r| !self.overlaps_used(r));
+        if let Some(r) = found {
+            let raw = text[r.clone()].to_owned();
+            self.offer(i, r, &raw, &raw);
+        }
+    }
+
+    /// Options named in the text, each place counted once for the longest option there;
+    /// a platform a field does not offer is noticed.
+    fn uncued_choices(&mut self) {
+        let lower = self.text.to_lowercase();
+        if lower.len() != self.text.len() {
+            return;
+        }
+        // (span, field index, option)
+        let mut found: Vec<(Range<usize>, usize, String)> = Vec::new();
+        for (i, f) in self.service.fields.iter().enumerate() {
+            let (FieldKind::SingleChoice { options } | FieldKind::MultiChoice { options }) =
+                &f.spec.kind
+            else {
+                continue;
+            };
+            for o in options {
+                let o_lower = normalize_width(o).to_lowercase();
+                let forms = std::iter::once(o_lower.as_str()).chain(short_option(&o_lower));
+                for form in forms {
+                    for (at, _) in lower.match_indices(form) {
+                        let span = at..at + form.len();
+                        if !self.used.iter().any(|u| u.start < span.end && span.start < u.end) {
+                            found.push((span, i, o.clone()));
+                        }
+                    }
+                }
+            }
+        }
+        found.sort_by(|a, b| (b.0.len(), a.0.start).cmp(&(a.0.len(), b.0.start)));
+        let mut kept: Vec<(Range<usize>, usize, String)> = Vec::new();
+        for hit in found {
+            if !kept.iter().any(|k| k.0.start < hit.0.end && hit.0.start < k.0.end) {
+                kept.push(hit);
+            }
+        }
+        for i in 0..self.service.fields.len() {
+            let key = self.field(i).key().clone();
+            let mut options: Vec<String> = Vec::new();
+            for (_, f, o) in &kept {
+                if *f == i && !options.contains(o) {
+                    options.push(o.clone());
+                }
+            }
+            let (all, multi) = match &self.field(i).spec.kind {
+                FieldKind::MultiChoice { options } => (options.clone(), true),
+                FieldKind::SingleChoice { options } => (options.clone(), false),
+                _ => continue,
+            };
+            if !self.out.answers.contains_key(&key) {
+                match (options.len(), multi) {
+                    (0, _) => {}
+                    (1, false) => {
+                        self.out
+                            .answers
+                            .insert(key.clone(), FieldValue::Choice(options[0].clone()));
+                    }
+                    (_, true) => {
+                        options.sort_by_key(|o| all.iter().position(|a| a == o));
+                        self.out.answers.insert(key.clone(), FieldValue::Choices(options));
+                    }
+                    _ => {}
+                }
+            }
+            self.unoffered_platforms(i, &all, &lower);
+        }
+    }
+
+    /// A platform named that a platform question does not offer (拼多多 for 明文打印).
+    fn unoffered_platforms(&mut self, i: usize, options: &[String], lower: &str) {
+        let key = self.field(i).key().clone();
+        let offers_platforms = options
+            .iter()
+            .any(|o| self.words.platforms.iter().any(|p| o.contains(p.as_str())));
+        if !offers_platforms {
+            return;
+        }
+        for p in &self.words.platforms {
+            let p_lower = p.to_lowercase();
+            let named = lower
+                .match_indices(p_lower.as_str())
+                .any(|(at, _)| !self.overlaps_used(&(at..at + p_lower.len())));
+            let offered = options
+                .iter()
+                .any(|o| o.contains(p.as_str()) || p.contains(o.as_str()));
+            if named && !offered && !self.out.noticed.iter().any(|n| n.key == key) {
+                let spec = &self.field(i).spec;
+                let why = spec
+                    .parse_answer(p)
+                    .err()
+                    .map(|e| e.message)
+                    .unwrap_or_default();
+                self.out.noticed.push(Noticed {
+                    key: key.clone(),
+                    label: spec.label.clone(),
+                    raw: p.clone(),
+                    why,
+                    offer: None,
+                });
+            }
+        }
+    }
+
+    /// A yes/no answered inside a sentence by one of the field's phrases ("实施还没结项").
+    fn uncued_yes_no(&mut self, i: usize) {
+        let key = self.field(i).key().clone();
+        if self.out.answers.contains_key(&key) {
+            return;
+        }
+        let lower = self.text.to_lowercase();
+        let spec = &self.field(i).spec;
+        let mut phrases: Vec<(&String, bool)> = spec
+            .no_phrases
+            .iter()
+            .map(|p| (p, false))
+            .chain(spec.yes_phrases.iter().map(|p| (p, true)))
+            .collect();
+        // Longest first: "不支持" before "支持".
+        phrases.sort_by_key(|(p, _)| std::cmp::Reverse(p.chars().count()));
+        for (p, yes) in phrases {
+            if lower.contains(p.to_lowercase().as_str()) {
+                self.out.answers.insert(key, FieldValue::Bool(yes));
+                return;
+            }
+        }
+    }
+}
+
+/// An option's short form people type ("店铺利润" for 店铺利润报表), when distinctive enough.
+fn short_option(option: &str) -> Option<&str> {
+    // "订单缺货汇总(档口模式)" is said without its parenthesis.
+    if let Some(head) = option.split_once('(').map(|(h, _)| h)
+        && head.chars().count() >= 2
+    {
+        return Some(head);
+    }
+    for suffix in ["报表", "统计表", "统计", "拆分"] {
+        if let Some(s) = option.strip_suffix(suffix)
+            && s.chars().count() >= 2
+        {
+            return Some(s);
+        }
+    }
+    None
+}
+
+fn money_regex() -> &'static Regex {
+    static MONEY: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    MONEY.get_or_init(|| {
+        Regex::new(r"[¥￥]?\s*[0-9][0-9,]*(?:\.[0-9]+)?\s*(?:万|w|元|块)?")
+            .unwrap_or_else(|_| Regex::new("$^").unwrap_or_else(|_| std::process::abort()))
+    })
+}
+
+fn email_regex() -> &'static Regex {
+    static EMAIL: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    EMAIL.get_or_init(|| {
+        Regex::new(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
+            .unwrap_or_else(|_| Regex::new("$^").unwrap_or_else(|_| std::process::abort()))
+    })
+}
