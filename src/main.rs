@@ -280,8 +280,7 @@ fn eval(settings: &Settings, file: &std::path::Path, all: bool) -> anyhow::Resul
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let set = kaitong::dialog::eval::parse(&text)?;
     if set.iter().any(|l| l.slots.is_some()) {
-        let slots =
-            kaitong::dialog::eval::evaluate_slots(&catalog, &matcher.tuning().slots, &set);
+        let slots = kaitong::dialog::eval::evaluate_slots(&catalog, &matcher.tuning().slots, &set);
         println!(
             "slots exact {:.1}% ({}/{})  fully answered (noticed + extra accounts) {:.1}% ({}/{})",
             slots.exact_ratio * 100.0,

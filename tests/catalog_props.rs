@@ -1,5 +1,6 @@
 //! Property tests: answer parsing never panics on arbitrary input, and
-//! plain integers within a field's caps are always accepted.
+//! plain integers within a field's caps (above the default of a raised limit) are always
+//! accepted.
 
 use std::path::Path;
 use std::sync::LazyLock;
@@ -48,10 +49,13 @@ proptest! {
         let c = catalog();
         for s in c.services() {
             for f in &s.fields {
-                if let FieldKind::Integer { min, max, allowed, .. } = &f.spec.kind {
+                if let FieldKind::Integer { min, max, allowed, default, .. } = &f.spec.kind {
+                    // A limit with a default below its cap is raised: the default is no request.
+                    let raised = matches!((default, max), (Some(d), Some(m)) if d < m);
                     let inside = min.is_none_or(|m| n >= m)
                         && max.is_none_or(|m| n <= m)
-                        && (allowed.is_empty() || allowed.contains(&n));
+                        && (allowed.is_empty() || allowed.contains(&n))
+                        && (!raised || default.is_none_or(|d| n > d));
                     let got = f.spec.parse_answer(&n.to_string());
                     if inside {
                         prop_assert_eq!(got, Ok(FieldValue::Integer(n)));

@@ -319,7 +319,7 @@ async fn naming_another_service_mid_form_asks_before_switching() {
     bot.say("s12", "电子发票").await;
     let reply = bot.say("s12", "还是先开物流追踪吧").await;
     assert!(
-        reply.contains("改办「#6 物流追踪」"),
+        reply.contains("「#6 物流追踪」") && reply.contains("切换"),
         "the name is not taken as an account: {reply}"
     );
     let reply = bot.say("s12", "否").await;

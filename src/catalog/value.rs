@@ -289,8 +289,21 @@ fn pick_option(input: &str, options: &[String]) -> Result<String, PickError> {
 
 /// Words that pick every option of a multi-choice question ("两个都要", "全部").
 const ALL_OPTIONS: &[&str] = &[
-    "都要", "全要", "全部", "全选", "所有", "都开", "全开", "两个都要", "三个都要", "都需要",
-    "全部都要", "都开通", "全部开通", "以上全部", "都",
+    "都要",
+    "全要",
+    "全部",
+    "全选",
+    "所有",
+    "都开",
+    "全开",
+    "两个都要",
+    "三个都要",
+    "都需要",
+    "全部都要",
+    "都开通",
+    "全部开通",
+    "以上全部",
+    "都",
 ];
 
 fn says_all(input: &str) -> bool {
@@ -328,7 +341,8 @@ fn split_choices<'a>(input: &'a str, options: &[String]) -> Vec<&'a str> {
 #[must_use]
 pub fn is_seller_account(s: &str) -> bool {
     let n = s.chars().count();
-    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '@') || is_han(c);
+    let allowed =
+        |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '@') || is_han(c);
     let has_letter = s.chars().any(|c| c.is_ascii_alphabetic() || is_han(c));
     let han = s.chars().filter(|c| is_han(*c)).count();
     // A mainland mobile number is a common login, and a shape nothing else has.
@@ -380,7 +394,8 @@ pub fn number_spans(text: &str) -> Vec<(std::ops::Range<usize>, i64)> {
         let before = text[..m.start()].chars().next_back();
         let after = text[end..].chars().next();
         if span.starts_with(|c: char| c.is_ascii_digit())
-            && (before.is_some_and(ident) || after.is_some_and(|c| ident(c) && c != '.' && c != '-'))
+            && (before.is_some_and(ident)
+                || after.is_some_and(|c| ident(c) && c != '.' && c != '-'))
         {
             continue;
         }
@@ -469,17 +484,71 @@ fn parse_yes_no(s: &str) -> Option<bool> {
         .filter(|c| c.is_alphanumeric())
         .collect();
     let core = folded.trim_end_matches(['了', '的', '啦', '呀', '啊', '哦', '吧', '呢', '嗯']);
-    let core = if core.is_empty() { folded.as_str() } else { core };
+    let core = if core.is_empty() {
+        folded.as_str()
+    } else {
+        core
+    };
     const UNSURE: &[&str] = &[
-        "不确定", "不知道", "不清楚", "不一定", "可能", "也许", "待确认", "看情况", "不好说", "确认",
+        "不确定",
+        "不知道",
+        "不清楚",
+        "不一定",
+        "可能",
+        "也许",
+        "待确认",
+        "看情况",
+        "不好说",
+        "确认",
     ];
     const NO: &[&str] = &[
-        "否", "不是", "不", "不对", "没有", "没", "无", "未", "不支持", "不行", "no", "n", "0",
-        "false", "不要", "不需要", "不可以", "没结项", "未结项", "还没", "还没有", "尚未",
+        "否",
+        "不是",
+        "不",
+        "不对",
+        "没有",
+        "没",
+        "无",
+        "未",
+        "不支持",
+        "不行",
+        "no",
+        "n",
+        "0",
+        "false",
+        "不要",
+        "不需要",
+        "不可以",
+        "没结项",
+        "未结项",
+        "还没",
+        "还没有",
+        "尚未",
     ];
     const YES: &[&str] = &[
-        "是", "是的", "对", "对的", "有", "支持", "已", "已结项", "结项", "好", "好", "可以", "嗯",
-        "yes", "y", "1", "true", "ok", "要", "需要", "没错", "是滴", "必须",
+        "是",
+        "是的",
+        "对",
+        "对的",
+        "有",
+        "支持",
+        "已",
+        "已结项",
+        "结项",
+        "好",
+        "好",
+        "可以",
+        "嗯",
+        "yes",
+        "y",
+        "1",
+        "true",
+        "ok",
+        "要",
+        "需要",
+        "没错",
+        "是滴",
+        "必须",
     ];
     if UNSURE.iter().any(|u| core.contains(u)) && !NO.contains(&core) {
         return None;
@@ -494,7 +563,10 @@ fn parse_yes_no(s: &str) -> Option<bool> {
     if core.chars().count() > 10 {
         return None;
     }
-    if ["没", "未", "不", "无", "否", "尚未"].iter().any(|w| core.contains(w)) {
+    if ["没", "未", "不", "无", "否", "尚未"]
+        .iter()
+        .any(|w| core.contains(w))
+    {
         return Some(false);
     }
     let core = core.trim_start_matches(['都', '早', '就']);

@@ -116,7 +116,12 @@ impl DialogBot {
             .service(form.service)
             .and_then(|s| s.field(field))
             .is_some_and(|f| matches!(f.spec.kind, crate::catalog::FieldKind::Attachment { .. }));
-        if !wants_file {
+        // The blank template itself is refused by the engine; there is nothing to keep.
+        let blank_template = catalog
+            .service(form.service)
+            .and_then(|s| s.field(field))
+            .is_some_and(|f| super::engine::is_blank_template(f, attachment.file_name.as_deref()));
+        if !wants_file || blank_template {
             return Ok(content.clone());
         }
         let failed = || Reply::Text(catalog.messages().get("attachment_failed").to_owned());

@@ -137,7 +137,8 @@ impl Engine<'_> {
             && let Ok(n) = c[1].parse::<u16>()
             && self.catalog.service(ServiceId(n)).is_some()
         {
-            return Some(Command::Service(ServiceId(n), c[2].trim().to_owned()));
+            let rest = c.get(2).map_or("", |m| m.as_str()).trim().to_owned();
+            return Some(Command::Service(ServiceId(n), rest));
         }
         let w = &self.tuning().commands;
         let is = |list: &[String]| Tuning::is(list, trimmed);
@@ -149,7 +150,7 @@ impl Engine<'_> {
             Some(Command::Skip)
         } else if is(&w.help) {
             Some(Command::Help)
-        } else if is(&w.confirm) {
+        } else if is(&w.confirm) || is(&w.confirm_like) {
             Some(Command::Confirm)
         } else if is(&w.edit) {
             Some(Command::Edit(None))
@@ -320,7 +321,14 @@ impl Engine<'_> {
                 }
                 let ranked = self.matcher.rank(text);
                 if let Some(best) = ranked.iter().find(|s| options.contains(&s.id)) {
-                    return self.start(best.id, &format!("{original} {text}"), None, queue, now, say);
+                    return self.start(
+                        best.id,
+                        &format!("{original} {text}"),
+                        None,
+                        queue,
+                        now,
+                        say,
+                    );
                 }
                 if matches!(
                     self.matcher.verdict(&ranked),
@@ -369,25 +377,31 @@ impl Engine<'_> {
                     ));
                     self.reask(form, say)
                 } else if Tuning::is(&words.keep, text)
+                    && let Step::Ask(_) = &form.step
+                {
+                    // "That was my answer": the held message answers the current field.
+                    self.answer(form, &original, now, say)
+                } else if Tuning::is(&words.keep, text)
                     || Tuning::is(&words.no, text)
                     || command == Some(Command::Cancel)
                 {
-                    // "No, that was my answer": the held message answers the current field.
                     let name = self
                         .service(&form)
                         .map(|s| s.name.clone())
                         .unwrap_or_default();
-                    if command != Some(Command::Cancel)
-                        && let Step::Ask(_) = &form.step
-                    {
-                        return self.answer(form, &original, now, say);
-                    }
                     say.push(self.m().render("switch_kept", &[("name", &name)]));
                     self.reask(form, say)
                 } else if self.matcher.verdict(&self.matcher.rank(text)) == Verdict::Service(target)
                 {
                     // Naming the new service again is a yes.
-                    self.start(target, &format!("{original} {text}"), carried, queue, now, say)
+                    self.start(
+                        target,
+                        &format!("{original} {text}"),
+                        carried,
+                        queue,
+                        now,
+                        say,
+                    )
                 } else {
                     // Anything else keeps the current form and is handled as part of it.
                     self.filling(form, queue, text, command, now, say, file)
@@ -534,6 +548,7 @@ impl Engine<'_> {
             mut answers,
             noticed,
             extra_accounts,
+            ..
         } = self.extract(service, text);
         say.push(m.render(
             "start_service",
@@ -1069,7 +1084,17 @@ impl Engine<'_> {
         let found = self.extract(service, text);
         let parsed = match found.answers.get(&key) {
             Some(value) => Ok((value.clone(), true)),
-            None if plain_word && !asks_choice => Err(field.spec.render_prompt()),
+            // "好的", "是" where a name or a reason is asked are no answer: the question again.
+            None if plain_word
+                && matches!(
+                    field.spec.kind,
+                    FieldKind::SellerAccount
+                        | FieldKind::Text { .. }
+                        | FieldKind::Identifier { .. }
+                ) =>
+            {
+                Err(field.spec.render_prompt())
+            }
             None => match field.spec.parse_answer(text) {
                 Ok(value) => Ok((value, false)),
                 Err(e) => Err(found
@@ -1152,6 +1177,19 @@ impl Engine<'_> {
         {
             return Some(id);
         }
+        // A valid answer to a closed question ("调到3000" for a number) is an answer; only a
+        // service named in full (above) beats it.
+        if !free_text
+            && let Step::Ask(key) = &form.step
+            && let Some(f) = service.field(key)
+            && (f.spec.parse_answer(text).is_ok()
+                || self.extract(service, text).answers.contains_key(key))
+        {
+            return None;
+        }
+        // Digits say nothing about which service is meant ("3000" is not #46's "300").
+        let words: String = text.chars().filter(|c| !c.is_ascii_digit()).collect();
+        let ranked = self.matcher.rank(&words);
         // A clear winner asked for in so many words: "等下 先帮我开个物流对账报表". In a free-text
         // answer only an interruption counts, since reasons mention features all the time.
         let tuning = self.tuning();
@@ -1345,13 +1383,13 @@ impl Engine<'_> {
 
 /// The seller account a form holds, carried to the request that follows it.
 fn seller_account(form: &Form) -> Option<String> {
-    form.answers.iter().find_map(|(k, v)| {
-        (k.as_str() == "seller_account").then(|| v.display(false))
-    })
+    form.answers
+        .iter()
+        .find_map(|(k, v)| (k.as_str() == "seller_account").then(|| v.display(false)))
 }
 
 /// Whether a file sent for `field` is the field's blank template itself (same file name).
-fn is_blank_template(field: &ServiceField, file_name: Option<&str>) -> bool {
+pub(crate) fn is_blank_template(field: &ServiceField, file_name: Option<&str>) -> bool {
     let FieldKind::Attachment {
         template: Some(template),
     } = &field.spec.kind

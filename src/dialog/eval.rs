@@ -81,8 +81,16 @@ pub fn evaluate_slots(
             } else {
                 report.misses.push((
                     item.text.clone(),
-                    format!("noticed {} extra {:?}", show(&item.noticed), item.extra_accounts),
-                    format!("noticed {} extra {:?}", show(&noticed), found.extra_accounts),
+                    format!(
+                        "noticed {} extra {:?}",
+                        show(&item.noticed),
+                        item.extra_accounts
+                    ),
+                    format!(
+                        "noticed {} extra {:?}",
+                        show(&noticed),
+                        found.extra_accounts
+                    ),
                 ));
             }
         } else {

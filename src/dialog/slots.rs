@@ -57,6 +57,8 @@ pub struct Extraction {
     pub noticed: Vec<Noticed>,
     /// Seller accounts after the first, in message order.
     pub extra_accounts: Vec<String>,
+    /// The literal text of the (normalised) message each answer was read from.
+    pub sources: std::collections::BTreeMap<FieldKey, String>,
 }
 
 /// A cue found in the text: which field it introduces (None: a field this service lacks).
@@ -212,9 +214,7 @@ impl Scan<'_> {
             }
         }
         // Longest first, then earliest; drop cues inside a longer one or inside a name.
-        found.sort_by(|a, b| {
-            (b.span.len(), a.span.start).cmp(&(a.span.len(), b.span.start))
-        });
+        found.sort_by(|a, b| (b.span.len(), a.span.start).cmp(&(a.span.len(), b.span.start)));
         let mut kept: Vec<Cue> = Vec::new();
         for cue in found {
             // A cue wholly inside the service's name is part of the name ("上限" in 赠品策略上限).
@@ -262,6 +262,9 @@ impl Scan<'_> {
         }
         match field.spec.parse_answer(raw) {
             Ok(value) => {
+                self.out
+                    .sources
+                    .insert(key.clone(), self.text[span.clone()].to_owned());
                 self.used.push(span);
                 self.out.answers.insert(key, value);
                 true
@@ -299,7 +302,11 @@ impl Scan<'_> {
         let rest = &text[start..limit.max(start)];
         let Some(i) = cue.field else {
             // A field this service does not have: its value is consumed, never used elsewhere.
-            let len: usize = rest.chars().take_while(|c| is_ident(*c)).map(char::len_utf8).sum();
+            let len: usize = rest
+                .chars()
+                .take_while(|c| is_ident(*c))
+                .map(char::len_utf8)
+                .sum();
             self.used.push(start..start + len);
             return;
         };
@@ -307,7 +314,11 @@ impl Scan<'_> {
         match &field.spec.kind {
             FieldKind::SellerAccount => self.take_cued_accounts(i, start, rest),
             FieldKind::Identifier { .. } => {
-                let len: usize = rest.chars().take_while(|c| is_ident(*c)).map(char::len_utf8).sum();
+                let len: usize = rest
+                    .chars()
+                    .take_while(|c| is_ident(*c))
+                    .map(char::len_utf8)
+                    .sum();
                 if len > 0 && !rest[len..].starts_with(|c: char| c.is_alphabetic() && !is_han(c)) {
                     let value = &rest[..len];
                     self.offer(i, start..start + len, value, value);
@@ -353,7 +364,7 @@ impl Scan<'_> {
             | FieldKind::YesNo
             | FieldKind::Duration { .. } => {
                 let clause_end = rest
-                    .find(|c: char| matches!(c, ',' | ';' | '。' | '\n' | '，' | '；'))
+                    .find([',', ';', '。', '\n', '，', '；'])
                     .unwrap_or(rest.len());
                 let value = rest[..clause_end].trim();
                 // The first word alone when it answers ("是否多仓:否 wdt_zlz02"), else the clause.
@@ -404,7 +415,9 @@ impl Scan<'_> {
             let after = &here[len..];
             let joiner: usize = after
                 .chars()
-                .take_while(|c| c.is_whitespace() || matches!(c, '和' | '、' | ',' | '及' | '跟' | '与' | '/'))
+                .take_while(|c| {
+                    c.is_whitespace() || matches!(c, '和' | '、' | ',' | '及' | '跟' | '与' | '/')
+                })
                 .map(char::len_utf8)
                 .sum();
             if joiner == 0 || after[..joiner].trim().is_empty() {
@@ -417,7 +430,11 @@ impl Scan<'_> {
     /// The length of an account token at the start of `s`: an ASCII token that is not glued to
     /// letters of another script, or a delimited run of Chinese characters that reads as a name.
     fn account_token(&self, s: &str) -> Option<usize> {
-        let ascii: usize = s.chars().take_while(|c| is_ident(*c)).map(char::len_utf8).sum();
+        let ascii: usize = s
+            .chars()
+            .take_while(|c| is_ident(*c))
+            .map(char::len_utf8)
+            .sum();
         let ascii = s[..ascii].trim_end_matches(['.', '-']).len();
         let next = s[ascii..].chars().next();
         if next.is_some_and(|c| c.is_alphabetic() && !is_han(c)) {
@@ -500,7 +517,11 @@ impl Scan<'_> {
                 at += c.len_utf8();
                 continue;
             }
-            let len: usize = text[at..].chars().take_while(|c| is_ident(*c)).map(char::len_utf8).sum();
+            let len: usize = text[at..]
+                .chars()
+                .take_while(|c| is_ident(*c))
+                .map(char::len_utf8)
+                .sum();
             let tok = text[at..at + len].trim_end_matches(['.', '-', '@']);
             let span = at..at + tok.len();
             let before = text[..at].chars().next_back();
@@ -529,7 +550,12 @@ impl Scan<'_> {
         let key = self.field(i).key().clone();
         for (span, value) in values {
             if self.out.answers.contains_key(&key) {
-                if self.out.answers.get(&key).is_some_and(|a| a.display(false) == value) {
+                if self
+                    .out
+                    .answers
+                    .get(&key)
+                    .is_some_and(|a| a.display(false) == value)
+                {
                     continue;
                 }
                 if !self.out.extra_accounts.contains(&value) {
@@ -568,17 +594,22 @@ impl Scan<'_> {
             if self.overlaps_used(&r) {
                 continue;
             }
-            let before = text[..r.start].trim_end().trim_end_matches(['了', '到', '成', '为', ':']);
+            let before = text[..r.start]
+                .trim_end()
+                .trim_end_matches(['了', '到', '成', '为', ':']);
             let before_full = text[..r.start].trim_end();
-            let cued = self.words.amount_cues.iter().any(|w| {
-                before_full.ends_with(w.as_str()) || before.ends_with(w.as_str())
-            });
+            let cued = self
+                .words
+                .amount_cues
+                .iter()
+                .any(|w| before_full.ends_with(w.as_str()) || before.ends_with(w.as_str()));
             // Or the field's own unit right after the number ("开5台", "20000台").
             let unit = match &self.field(i).spec.kind {
                 FieldKind::Integer { unit, .. } => unit.clone(),
                 _ => String::new(),
             };
-            let with_unit = !unit.is_empty() && text[r.end..].trim_start().starts_with(unit.as_str());
+            let with_unit =
+                !unit.is_empty() && text[r.end..].trim_start().starts_with(unit.as_str());
             if cued || with_unit {
                 let raw = text[r.clone()].to_owned();
                 self.offer(i, r, &raw, &n.to_string());
@@ -627,7 +658,11 @@ impl Scan<'_> {
                 for form in forms {
                     for (at, _) in lower.match_indices(form) {
                         let span = at..at + form.len();
-                        if !self.used.iter().any(|u| u.start < span.end && span.start < u.end) {
+                        if !self
+                            .used
+                            .iter()
+                            .any(|u| u.start < span.end && span.start < u.end)
+                        {
                             found.push((span, i, o.clone()));
                         }
                     }
@@ -637,16 +672,21 @@ impl Scan<'_> {
         found.sort_by(|a, b| (b.0.len(), a.0.start).cmp(&(a.0.len(), b.0.start)));
         let mut kept: Vec<(Range<usize>, usize, String)> = Vec::new();
         for hit in found {
-            if !kept.iter().any(|k| k.0.start < hit.0.end && hit.0.start < k.0.end) {
+            if !kept
+                .iter()
+                .any(|k| k.0.start < hit.0.end && hit.0.start < k.0.end)
+            {
                 kept.push(hit);
             }
         }
         for i in 0..self.service.fields.len() {
             let key = self.field(i).key().clone();
             let mut options: Vec<String> = Vec::new();
-            for (_, f, o) in &kept {
+            let mut source = None;
+            for (span, f, o) in &kept {
                 if *f == i && !options.contains(o) {
                     options.push(o.clone());
+                    source.get_or_insert_with(|| self.text[span.clone()].to_owned());
                 }
             }
             let (all, multi) = match &self.field(i).spec.kind {
@@ -655,6 +695,9 @@ impl Scan<'_> {
                 _ => continue,
             };
             if !self.out.answers.contains_key(&key) {
+                if let Some(source) = source.filter(|_| multi || options.len() == 1) {
+                    self.out.sources.insert(key.clone(), source);
+                }
                 match (options.len(), multi) {
                     (0, _) => {}
                     (1, false) => {
@@ -664,7 +707,9 @@ impl Scan<'_> {
                     }
                     (_, true) => {
                         options.sort_by_key(|o| all.iter().position(|a| a == o));
-                        self.out.answers.insert(key.clone(), FieldValue::Choices(options));
+                        self.out
+                            .answers
+                            .insert(key.clone(), FieldValue::Choices(options));
                     }
                     _ => {}
                 }
@@ -725,7 +770,9 @@ impl Scan<'_> {
         // Longest first: "不支持" before "支持".
         phrases.sort_by_key(|(p, _)| std::cmp::Reverse(p.chars().count()));
         for (p, yes) in phrases {
-            if lower.contains(p.to_lowercase().as_str()) {
+            if let Some(at) = lower.find(p.to_lowercase().as_str()) {
+                let source = self.text[at..at + p.len()].to_owned();
+                self.out.sources.insert(key.clone(), source);
                 self.out.answers.insert(key, FieldValue::Bool(yes));
                 return;
             }

@@ -460,7 +460,20 @@ impl Matcher {
         }
         let mut out = Vec::new();
         for clause in clauses {
-            if let Verdict::Service(id) = self.verdict(&self.rank(clause))
+            let ranked = self.rank(clause);
+            let picked = match self.verdict(&ranked) {
+                Verdict::Service(id) => Some(id),
+                // A close call inside a list ("物流追踪" vs 韵达物流追踪) goes to the service the
+                // clause names in full, else to the best-ranked one: a listed service is never
+                // dropped, and the person sees which one was understood before filing.
+                Verdict::Ambiguous(ids) => ids
+                    .iter()
+                    .copied()
+                    .find(|&id| self.names_fully(id, clause))
+                    .or_else(|| ids.first().copied()),
+                Verdict::Nothing => None,
+            };
+            if let Some(id) = picked
                 && !out.contains(&id)
             {
                 out.push(id);
@@ -479,7 +492,7 @@ fn phrases_of(service: &Service) -> impl Iterator<Item = &str> {
 fn split_clauses(text: &str) -> Vec<&str> {
     static SPLIT: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
     let re = SPLIT.get_or_init(|| {
-        Regex::new(r"[,，;；。+]|还有|以及|另外|顺便|再开|和")
+        Regex::new(r"[,，、;；。+]|还有|以及|另外|顺便|再开|和")
             .unwrap_or_else(|_| unreachable_regex())
     });
     re.split(text).filter(|c| !c.trim().is_empty()).collect()
@@ -594,5 +607,4 @@ mod tests {
         assert_eq!(split_clauses("开电子发票和物流追踪").len(), 2);
         assert_eq!(split_clauses("电子发票").len(), 1);
     }
-
 }

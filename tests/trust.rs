@@ -1,0 +1,458 @@
+//! Trustworthy slot filling, end to end: each class of defect found when salespeople tried the
+//! bot (issue 10) is reproduced through the real server with really encrypted callbacks, on both
+//! channels (the self-built app and the AI bot, 1:1), and shows the fixed behaviour.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{Backend, TestApp};
+use kaitong::requests::{Ledger, RequestId};
+use kaitong::startup::Parts;
+use kaitong::wecom::app_xml::InnerMessage;
+use kaitong::wecom::simulator::SimulatorHandle;
+
+#[derive(Clone, Copy, Debug)]
+enum Via {
+    App,
+    AiBot,
+}
+
+const BOTH: [Via; 2] = [Via::App, Via::AiBot];
+
+struct Bot {
+    app: TestApp,
+    ledger: Arc<dyn Ledger>,
+    _wecom: SimulatorHandle,
+    via: Via,
+}
+
+async fn start(via: Via) -> Bot {
+    // The AI bot runs on Redis, the app on the embedded store: both stores see every class.
+    let backend = match via {
+        Via::App => Backend::Embedded,
+        Via::AiBot => Backend::Redis,
+    };
+    let (store, dir) = common::fresh_store(backend);
+    let mut settings = common::test_settings();
+    let wecom = common::wecom_simulator(&settings).await;
+    settings.wecom.api_base = wecom.base_url();
+    let parts = Parts::build(&settings, Arc::clone(&store)).unwrap();
+    let app = TestApp::spawn_with(settings, store, dir, parts.bot).await;
+    Bot {
+        app,
+        ledger: parts.ledger,
+        _wecom: wecom,
+        via,
+    }
+}
+
+impl Bot {
+    async fn say(&self, user: &str, text: &str) -> String {
+        match self.via {
+            Via::App => self.app.say(user, text).await,
+            Via::AiBot => self.app.say_to_aibot(None, user, text).await,
+        }
+    }
+
+    /// Says each line in turn; the last reply.
+    async fn says(&self, user: &str, lines: &[&str]) -> String {
+        let mut last = String::new();
+        for line in lines {
+            last = self.say(user, line).await;
+        }
+        last
+    }
+
+    async fn filed_summary(&self, receipt: &str) -> Vec<(String, String)> {
+        let start = receipt.find("KT-").expect("a request id in the receipt");
+        let id = RequestId::parse(&receipt[start..start + 16]).unwrap();
+        self.ledger.get(&id).await.unwrap().unwrap().form.summary
+    }
+
+    /// An app file message (the AI bot's file messages carry no file name).
+    async fn send_file(&self, user: &str, media_id: &str, file_name: &str) -> String {
+        let inner = format!(
+            "<xml><ToUserName><![CDATA[{}]]></ToUserName><FromUserName><![CDATA[{user}]]></FromUserName><CreateTime>1700000000</CreateTime><MsgType><![CDATA[file]]></MsgType><MediaId><![CDATA[{media_id}]]></MediaId><FileName><![CDATA[{file_name}]]></FileName><MsgId>{}</MsgId><AgentID>{}</AgentID></xml>",
+            self.app.corp_id(),
+            rand::random::<u64>() >> 1,
+            self.app.agent_id()
+        );
+        let cb = self
+            .app
+            .app_peer
+            .app_callback(&inner, &self.app.agent_id())
+            .unwrap();
+        let (_, body) = self.app.post("/wecom/app", &cb.query, cb.body).await;
+        let xml = self.app.app_peer.open_app_reply(&body).unwrap().unwrap();
+        InnerMessage::parse(&xml).unwrap().content.unwrap()
+    }
+}
+
+const ASK_ACCOUNT: &str = "请提供客户的卖家账号";
+
+#[tokio::test]
+async fn class_01_the_seller_account_is_never_invented_from_free_text() {
+    for via in BOTH {
+        let bot = start(via).await;
+        let reply = bot.say("a1", "客户要关多仓成本 账号 dc_cost").await;
+        assert!(reply.contains("卖家账号 dc_cost"), "{via:?} {reply}");
+        assert!(!reply.contains("要关多仓成本,"), "{via:?} {reply}");
+
+        let reply = bot.say("a2", "帮客户开通物流追踪").await;
+        assert!(!reply.contains("已识别"), "{via:?} nothing given: {reply}");
+        assert!(reply.contains(ASK_ACCOUNT), "{via:?} {reply}");
+        // Neither a command word nor a question becomes an account.
+        let reply = bot.say("a2", "确认").await;
+        assert!(reply.contains("还没到确认这一步"), "{via:?} {reply}");
+        let reply = bot.say("a2", "电子发票多少钱").await;
+        assert!(
+            reply.contains("切换"),
+            "{via:?} asks before switching: {reply}"
+        );
+        let reply = bot.say("a2", "继续填").await;
+        assert!(reply.contains("卖家账号格式不对"), "{via:?} {reply}");
+
+        let reply = bot
+            .say(
+                "a3",
+                "标准接口 接口账号 wdt_api_g2 卖家账号 shop_s3 联调环境",
+            )
+            .await;
+        assert!(reply.contains("卖家账号 shop_s3"), "{via:?} {reply}");
+        assert!(reply.contains("接口账号 wdt_api_g2"), "{via:?} {reply}");
+
+        let reply = bot.say("a4", "帮 shop_ü1 开通电子发票").await;
+        assert!(!reply.contains("已识别"), "{via:?} {reply}");
+        assert!(!reply.contains("shop_"), "{via:?} no half token: {reply}");
+
+        // A Chinese account typed at the prompt is read back before it is used.
+        bot.say("a5", "电子发票").await;
+        let reply = bot.say("a5", "杭州小米旗舰店").await;
+        assert!(
+            reply.contains("卖家账号是「杭州小米旗舰店」吗"),
+            "{via:?} {reply}"
+        );
+        let reply = bot.say("a5", "是").await;
+        assert!(reply.contains("申请原因"), "{via:?} {reply}");
+    }
+}
+
+#[tokio::test]
+async fn class_02_nothing_recognised_is_dropped_without_a_word() {
+    for via in BOTH {
+        let bot = start(via).await;
+        // An over-cap number is answered, and the cap offered.
+        let reply = bot.say("b1", "赠品策略上限 调到5000 账号 zp_a1").await;
+        assert!(
+            reply.contains("5000") && reply.contains("按 3000 申请"),
+            "{via:?} {reply}"
+        );
+        let reply = bot.say("b1", "是").await;
+        assert!(reply.contains("申请原因"), "{via:?} {reply}");
+        let summary = bot.say("b1", "双十一赠品规则很多").await;
+        assert!(summary.contains("调整数量: 3000"), "{via:?} {summary}");
+
+        // A second account is queued with the same service and offered after filing.
+        let reply = bot.say("b2", "帮 shop_a1 和 shop_b2 开电子发票").await;
+        assert!(reply.contains("shop_b2"), "{via:?} {reply}");
+        let receipt = bot.says("b2", &["客户要给下游开票报销", "确认"]).await;
+        assert!(
+            receipt.contains("已提交") && receipt.contains("shop_b2"),
+            "{via:?} {receipt}"
+        );
+        let next = bot.say("b2", "继续").await;
+        assert!(
+            next.contains("#7") && next.contains("卖家账号 shop_b2"),
+            "{via:?} {next}"
+        );
+
+        // A platform the service does not offer is answered.
+        let reply = bot.say("b3", "发货单明文打印 淘宝 拼多多 账号 mw_1").await;
+        assert!(reply.contains("拼多多"), "{via:?} {reply}");
+        assert!(reply.contains("需要开通的平台 淘宝"), "{via:?} {reply}");
+
+        // Three services in one message: one now, the others after filing.
+        let reply = bot
+            .say("b4", "账号 tri_01 开电子发票、物流追踪还有超期订单预警")
+            .await;
+        assert!(reply.contains("#7"), "{via:?} {reply}");
+        let receipt = bot.says("b4", &["客户要给下游开票报销", "确认"]).await;
+        assert!(receipt.contains("#6"), "{via:?} {receipt}");
+        let second = bot.say("b4", "继续").await;
+        assert!(
+            second.contains("tri_01"),
+            "{via:?} the account comes along: {second}"
+        );
+        let receipt = bot.says("b4", &["客户要看物流轨迹", "确认"]).await;
+        assert!(receipt.contains("#48"), "{via:?} {receipt}");
+    }
+}
+
+#[tokio::test]
+async fn class_03_a_free_text_prompt_does_not_swallow_another_request() {
+    for via in BOTH {
+        let bot = start(via).await;
+        bot.say("c1", "电子发票 账号 fp_c1").await;
+        let reply = bot.say("c1", "等下 先帮我开个物流对账报表").await;
+        assert!(
+            reply.contains("#44") && reply.contains("稍后"),
+            "{via:?} {reply}"
+        );
+        let reply = bot.say("c1", "稍后").await;
+        assert!(reply.contains("申请原因"), "{via:?} still waiting: {reply}");
+        let receipt = bot.says("c1", &["客户要给下游开票报销", "确认"]).await;
+        assert!(receipt.contains("#44"), "{via:?} queued: {receipt}");
+
+        // The bot's own example answers the question; it is never a switch.
+        bot.says("c2", &["自流转订单多仓 账号 zl_c2", "是", "是"])
+            .await;
+        let reply = bot.say("c2", "菜鸟自流转").await;
+        assert!(!reply.contains("切换"), "{via:?} {reply}");
+        assert!(reply.contains("仓库"), "{via:?} the next field: {reply}");
+    }
+}
+
+#[tokio::test]
+async fn class_04_a_stray_confirm_after_filing_starts_nothing() {
+    for via in BOTH {
+        let bot = start(via).await;
+        let receipt = bot
+            .says(
+                "d1",
+                &["电子发票 账号 fp_d1", "客户要给下游开票报销", "确认"],
+            )
+            .await;
+        assert!(receipt.contains("已提交"), "{via:?} {receipt}");
+        for stray in ["确认", "已确认", "确认了"] {
+            let reply = bot.say("d1", stray).await;
+            assert!(!reply.contains("#56"), "{via:?} {stray}: {reply}");
+            assert!(reply.contains("没有待确认"), "{via:?} {stray}: {reply}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn class_05_yes_and_no_are_read_as_people_answer() {
+    for via in BOTH {
+        let bot = start(via).await;
+        bot.say("e1", "实施助手 账号 ss_e1").await;
+        let reply = bot.say("e1", "客户新来的客服要用实施助手").await;
+        assert!(reply.contains("结项"), "{via:?} {reply}");
+        let reply = bot.say("e1", "确认").await;
+        assert!(
+            !reply.contains("免责声明"),
+            "{via:?} 确认 is no yes: {reply}"
+        );
+        let reply = bot.say("e1", "没有").await;
+        assert!(!reply.contains("跳过"), "{via:?} {reply}");
+        assert!(
+            reply.contains("请核对"),
+            "{via:?} 没有 = 否, no disclaimer needed: {reply}"
+        );
+        assert!(reply.contains("实施是否已结项: 否"), "{via:?} {reply}");
+
+        bot.says("e2", &["实施助手 账号 ss_e2", "客户新来的客服要用实施助手"])
+            .await;
+        let reply = bot.say("e2", "已经结项了").await;
+        assert!(!reply.contains("请回复「是」或「否」"), "{via:?} {reply}");
+    }
+}
+
+#[tokio::test]
+async fn class_06_numbers_inside_phrases_are_read() {
+    for via in BOTH {
+        let bot = start(via).await;
+        for (i, answer) in ["3000吧", "调到3000", "三千"].iter().enumerate() {
+            let user = format!("f{i}");
+            bot.say(&user, "赠品策略上限调整 账号 zp_f1").await;
+            let reply = bot.say(&user, answer).await;
+            assert!(reply.contains("申请原因"), "{via:?} {answer}: {reply}");
+        }
+        bot.say("f9", "续费充值单量 账号 cz_f9").await;
+        let reply = bot.say("f9", "续费了10万单").await;
+        assert!(reply.contains("申请原因"), "{via:?} {reply}");
+        let summary = bot.say("f9", "客户双十一单量猛增").await;
+        assert!(summary.contains("100000"), "{via:?} {summary}");
+    }
+}
+
+#[tokio::test]
+async fn class_07_prompts_state_caps_and_defaults_and_the_default_is_no_request() {
+    for via in BOTH {
+        let bot = start(via).await;
+        let reply = bot.say("g1", "赠品策略上限调整 账号 zp_g1").await;
+        assert!(reply.contains("上限 3000"), "{via:?} {reply}");
+        let reply = bot.say("g2", "店铺数量上限调整 账号 dp_g2").await;
+        let reply = if reply.contains("调整到多少") {
+            reply
+        } else {
+            bot.say("g2", "店铺").await
+        };
+        assert!(
+            reply.contains("默认 200") && reply.contains("400"),
+            "{via:?} {reply}"
+        );
+        let reply = bot.say("g2", "2").await;
+        assert!(reply.contains("默认就是 200"), "{via:?} {reply}");
+        let reply = bot.say("g3", "多物流单号单次获取上限调整 账号 wl_g3").await;
+        assert!(reply.contains("上限 50"), "{via:?} {reply}");
+        assert!(
+            !reply.contains("例如: 200"),
+            "{via:?} the example obeys the cap: {reply}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn class_08_service_numbers_name_services() {
+    for via in BOTH {
+        let bot = start(via).await;
+        let reply = bot.say("h1", "#33").await;
+        assert!(reply.contains("#33 赠品策略上限调整"), "{via:?} {reply}");
+        let reply = bot.say("h2", "支付宝数据透视").await;
+        assert!(reply.contains("#47"), "{via:?} a close call: {reply}");
+        let reply = bot.say("h2", "#60").await;
+        assert!(
+            reply.contains("#60 店铺/仓库数量上限调整"),
+            "{via:?} {reply}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn class_09_services_finds_common_words() {
+    for via in BOTH {
+        let bot = start(via).await;
+        let reply = bot.say("i1", "/services 上限").await;
+        assert!(reply.matches('#').count() >= 15, "{via:?} {reply}");
+        let reply = bot.say("i1", "/services 报表").await;
+        assert!(
+            reply.contains("#16") && reply.contains("#44"),
+            "{via:?} {reply}"
+        );
+        let reply = bot.say("i1", "/services sn").await;
+        assert!(
+            reply.contains("#35") && reply.contains("#36"),
+            "{via:?} {reply}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn class_10_back_walks_over_prefilled_fields_in_order() {
+    for via in BOTH {
+        let bot = start(via).await;
+        bot.say("j1", "赠品策略上限调到3000 卖家账号 shop_j1").await;
+        let reply = bot.say("j1", "返回").await;
+        assert!(reply.contains("调整到多少"), "{via:?} {reply}");
+        let reply = bot.say("j1", "返回").await;
+        assert!(reply.contains(ASK_ACCOUNT), "{via:?} {reply}");
+        let reply = bot.say("j1", "180").await;
+        assert!(reply.contains("卖家账号格式不对"), "{via:?} {reply}");
+    }
+}
+
+#[tokio::test]
+async fn class_11_multi_choice_takes_natural_answers() {
+    for via in BOTH {
+        let bot = start(via).await;
+        bot.say("k1", "利润报表 账号 lr_k1").await;
+        let reply = bot.say("k1", "店铺利润和链接利润").await;
+        assert!(reply.contains("申请原因"), "{via:?} {reply}");
+        let summary = bot.say("k1", "老板要看每个店赚多少").await;
+        assert!(
+            summary.contains("店铺利润报表、链接利润报表"),
+            "{via:?} {summary}"
+        );
+
+        for all in ["都要", "两个都要", "全部"] {
+            let user = format!("k-{all}");
+            bot.say(&user, "利润报表 账号 lr_k2").await;
+            let reply = bot.say(&user, all).await;
+            assert!(reply.contains("申请原因"), "{via:?} {all}: {reply}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn class_12_a_refused_value_keeps_the_rest_of_the_form() {
+    for via in BOTH {
+        let bot = start(via).await;
+        let reply = bot.say("l1", "拣货分组 账号 jh_l1 改成500").await;
+        assert!(reply.contains("300"), "{via:?} {reply}");
+        let reply = bot.say("l1", "那300呢").await;
+        assert!(reply.contains("申请原因"), "{via:?} {reply}");
+        let summary = bot.say("l1", "仓库拣货效率需要提高").await;
+        assert!(
+            summary.contains("jh_l1") && summary.contains("300"),
+            "{via:?} {summary}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn class_13_switching_or_queuing_carries_the_account() {
+    for via in BOTH {
+        let bot = start(via).await;
+        bot.say("m1", "电子发票 账号 shop_m1").await;
+        let reply = bot.say("m1", "算了 帮我开物流追踪吧").await;
+        let reply = if reply.contains("切换") {
+            bot.say("m1", "切换").await
+        } else {
+            reply
+        };
+        assert!(
+            reply.contains("#6") && reply.contains("shop_m1"),
+            "{via:?} {reply}"
+        );
+        assert!(
+            reply.contains("沿用"),
+            "{via:?} says where it came from: {reply}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn class_14_the_blank_template_is_not_a_signed_disclaimer() {
+    let bot = start(Via::App).await;
+    bot.says(
+        "n1",
+        &[
+            "取消手机号导出模糊化 账号 sj_n1",
+            "客户要导出完整手机号给快递",
+        ],
+    )
+    .await;
+    let reply = bot
+        .send_file("n1", "media-tpl", "免责声明填写样板.docx")
+        .await;
+    assert!(reply.contains("空白"), "{reply}");
+    assert!(!reply.contains("请核对"), "{reply}");
+}
+
+#[tokio::test]
+async fn class_15_invisible_and_control_characters_are_cleaned_or_refused() {
+    for via in BOTH {
+        let bot = start(via).await;
+        bot.say("o1", "电子发票 账号 fp_o1").await;
+        let reply = bot
+            .say("o1", "原因\u{200B}\u{200B}\u{200B}\u{200B}\u{200B}")
+            .await;
+        assert!(reply.contains("至少 5 个字"), "{via:?} {reply}");
+        let reply = bot.say("o1", "客户要\u{7}开票").await;
+        assert!(reply.contains("控制字符"), "{via:?} {reply}");
+        let summary = bot.say("o1", "客户要给\u{202E}下游开票报销").await;
+        assert!(
+            summary.contains("客户要给下游开票报销"),
+            "{via:?} {summary}"
+        );
+        let receipt = bot.say("o1", "确认").await;
+        let filed = bot.filed_summary(&receipt).await;
+        assert!(
+            filed.iter().all(|(_, v)| !v.contains('\u{202E}')),
+            "{via:?} {filed:?}"
+        );
+    }
+}
