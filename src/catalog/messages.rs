@@ -18,6 +18,7 @@ pub const REQUIRED_KEYS: &[&str] = &[
     "nothing_to_confirm",
     "not_at_summary",
     "noticed_value",
+    "noticed_platform",
     "offer_value",
     "offer_chinese_account",
     "carried_suffix",

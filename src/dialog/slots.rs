@@ -738,10 +738,8 @@ impl Scan<'_> {
             if named && !offered && !self.out.noticed.iter().any(|n| n.key == key) {
                 let spec = &self.field(i).spec;
                 let why = spec
-                    .parse_answer(p)
-                    .err()
-                    .map(|e| e.message)
-                    .unwrap_or_default();
+                    .messages
+                    .render("noticed_platform", &[("options", &options.join("、"))]);
                 self.out.noticed.push(Noticed {
                     key: key.clone(),
                     label: spec.label.clone(),
