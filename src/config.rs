@@ -178,6 +178,9 @@ pub struct Settings {
     pub handlers: HandlersSection,
     pub handoff: HandoffSection,
     pub notify: NotifySection,
+    /// Understanding by meaning: the embedding server and the in-process table.
+    #[serde(default)]
+    pub embeddings: crate::embed::EmbeddingsSection,
 }
 
 /// The compiled-in defaults, the bottom layer of every configuration.

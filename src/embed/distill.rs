@@ -1,0 +1,2 @@
+//! `kaitong distill`: builds the static table from an embedding server. Implemented on branch
+//! `embed`.
