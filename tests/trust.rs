@@ -456,3 +456,45 @@ async fn class_15_invisible_and_control_characters_are_cleaned_or_refused() {
         );
     }
 }
+
+/// What surprised when the bot was tried as a hurried salesperson (issue 10's closing note).
+#[tokio::test]
+async fn surprises_from_trying_it_as_a_salesperson() {
+    for via in BOTH {
+        let bot = start(via).await;
+        // A sentence at the account prompt is not read back as an account, and 确认 accepts nothing.
+        bot.say("p1", "电子发票").await;
+        let reply = bot.say("p1", "客户要给买家开票").await;
+        assert!(reply.contains("卖家账号格式不对"), "{via:?} {reply}");
+        let reply = bot.say("p1", "确认").await;
+        assert!(!reply.contains("已提交"), "{via:?} {reply}");
+
+        // Values for another field sent while the reason is asked fill that field.
+        bot.say("p2", "取消未付款订单 账号 qx_p2").await;
+        let reply = bot.say("p2", "原始单号 3456789012345 3456789012346").await;
+        assert!(
+            reply.contains("3456789012345, 3456789012346"),
+            "{via:?} {reply}"
+        );
+        assert!(!reply.contains("申请原因: 原始单号"), "{via:?} {reply}");
+
+        // A reason that mentions another service is a reason.
+        bot.say("p3", "电子发票 账号 fp_p3").await;
+        let reply = bot.say("p3", "客户做活动 一单多包裹赠品多").await;
+        assert!(!reply.contains("切换"), "{via:?} {reply}");
+
+        // The switch menu's numbers work; "3" keeps the message as the answer.
+        bot.say("p4", "物流追踪").await;
+        let reply = bot.say("p4", "电子发票多少钱").await;
+        assert!(reply.contains("切换"), "{via:?} {reply}");
+        let reply = bot.say("p4", "2").await;
+        assert!(reply.contains("排在这份后面"), "{via:?} {reply}");
+
+        // Over the cap at the prompt: the cap is offered, not just refused.
+        bot.say("p5", "赠品策略上限调整 账号 zp_p5").await;
+        let reply = bot.say("p5", "5000").await;
+        assert!(reply.contains("按 3000 申请"), "{via:?} {reply}");
+        let reply = bot.say("p5", "是").await;
+        assert!(reply.contains("申请原因"), "{via:?} {reply}");
+    }
+}

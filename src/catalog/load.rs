@@ -484,6 +484,20 @@ fn convert_service(
         .map(|o| outcome(o).map(|(when, message)| Guidance { when, message }))
         .collect::<Result<Vec<_>>>()?;
 
+    let examples_span = raw.examples.span();
+    let examples = raw.examples.into_inner();
+    for (i, e) in examples.iter().enumerate() {
+        if e.trim().chars().count() < 2 {
+            return Err(src.err(examples_span.clone(), format!("example {} is empty", i + 1)));
+        }
+        if examples[..i].contains(e) {
+            return Err(src.err(
+                examples_span.clone(),
+                format!("example `{e}` is listed twice"),
+            ));
+        }
+    }
+
     let mut related = Vec::new();
     for r in &raw.related {
         let rid = ServiceId(*r.get_ref());
@@ -507,6 +521,7 @@ fn convert_service(
         applicant: raw.applicant,
         aliases: raw.aliases,
         keywords: raw.keywords,
+        examples,
         fields,
         preconditions: raw.preconditions,
         warnings: raw.warnings,

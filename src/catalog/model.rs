@@ -485,6 +485,8 @@ pub struct Service {
     pub applicant: ApplicantRule,
     pub aliases: Vec<String>,
     pub keywords: Vec<String>,
+    /// How salespeople ask for it, mostly by describing the need or the symptom.
+    pub examples: Vec<String>,
     pub fields: Vec<ServiceField>,
     /// Must be confirmed by the requester before filing.
     pub preconditions: Vec<String>,

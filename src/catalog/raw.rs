@@ -111,6 +111,10 @@ pub struct RawFieldRefHead {
     pub when: Option<Spanned<RawCondition>>,
 }
 
+fn no_examples() -> Spanned<Vec<String>> {
+    Spanned::new(0..0, Vec::new())
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawCategoriesFile {
@@ -241,6 +245,10 @@ pub struct RawService {
     pub aliases: Vec<String>,
     #[serde(default)]
     pub keywords: Vec<String>,
+    /// Utterances in salespeople's words, mostly describing the need: what every matcher
+    /// (lexical and by meaning) learns the service from.
+    #[serde(default = "no_examples")]
+    pub examples: Spanned<Vec<String>>,
     #[serde(default)]
     pub related: Vec<Spanned<u16>>,
     #[serde(default)]

@@ -354,6 +354,14 @@ impl Engine<'_> {
             } => {
                 let words = &self.tuning().commands;
                 let carried = seller_account(&form);
+                // The buttons' numbers: 1 切换, 2 稍后, 3 继续填.
+                let picked = pick_number(text, 3);
+                let text = match picked {
+                    Some(0) => words.switch.first().map_or(text, String::as_str),
+                    Some(1) => words.later.first().map_or(text, String::as_str),
+                    Some(_) => words.keep.first().map_or(text, String::as_str),
+                    None => text,
+                };
                 if Tuning::is(&words.switch, text) || Tuning::is(&words.yes, text) {
                     self.start(target, &original, carried, queue, now, say)
                 } else if Tuning::is(&words.later, text) {
@@ -650,8 +658,15 @@ impl Engine<'_> {
             );
             // The answer that triggered the refusal is taken back and asked again; everything
             // else the person gave is kept ("那300呢" continues the same form).
+            // Only a number can be asked again ("那300呢"); a refused choice or yes/no (淘宝 for
+            // 解绑, 我是销售 for 实施-only) ends the form, so nobody answers around a rule.
             if let Some(key) = refusal.when.field().cloned()
-                && service.field(&key).is_some()
+                && service.field(&key).is_some_and(|f| {
+                    matches!(
+                        f.spec.kind,
+                        FieldKind::Integer { .. } | FieldKind::Duration { .. }
+                    )
+                })
             {
                 form.answers.remove(&key);
                 form.order.retain(|k| *k != key);
@@ -880,7 +895,7 @@ impl Engine<'_> {
         // A value the bot proposed for this field is taken on a yes.
         if let Some(f) = current
             && let Some(i) = form.offers.iter().position(|o| &o.key == f.key())
-            && (Tuning::is(&words.yes, text) || command == Some(Command::Confirm))
+            && Tuning::is(&words.yes, text)
         {
             let offer = form.offers.remove(i);
             form.answers.insert(offer.key.clone(), offer.value);
@@ -1082,6 +1097,40 @@ impl Engine<'_> {
         // A cued value inside a sentence ("账号是 abc_1", "调到3000吧") wins over reading the
         // whole message as the value; then the whole message.
         let found = self.extract(service, text);
+        // A message made only of values for other fields ("原始单号 3456…" while the reason is
+        // asked, "抖店和快手" for the platforms) fills those fields; this one keeps waiting.
+        let others: Vec<_> = found
+            .answers
+            .iter()
+            .filter(|(k, _)| {
+                **k != key && service.field(k).is_some_and(|f| f.is_active(&form.answers))
+            })
+            .collect();
+        if !found.answers.contains_key(&key) && !others.is_empty() && found.leftover_chars <= 4 {
+            for (k, v) in others {
+                if let Some(f) = service.field(k) {
+                    say.push(m.render(
+                        "field_updated",
+                        &[
+                            ("label", &f.spec.label),
+                            ("value", &f.spec.display_value(v)),
+                        ],
+                    ));
+                }
+                form.answers.insert(k.clone(), v.clone());
+                form.offers.retain(|o| o.key != *k);
+                if !form.order.contains(k) {
+                    form.order.push(k.clone());
+                }
+            }
+            for n in &found.noticed {
+                say.push(m.render(
+                    "noticed_value",
+                    &[("label", &n.label), ("raw", &n.raw), ("why", &n.why)],
+                ));
+            }
+            return self.advance(form, say, now);
+        }
         let parsed = match found.answers.get(&key) {
             Some(value) => Ok((value.clone(), true)),
             // "好的", "是" where a name or a reason is asked are no answer: the question again.
@@ -1111,6 +1160,25 @@ impl Engine<'_> {
                     && matches!(field.spec.kind, FieldKind::SellerAccount)
                     && text.chars().any(crate::catalog::value::is_han)
                 {
+                    // "客户要给买家开票" is a sentence, not a shop's account name.
+                    if self
+                        .tuning()
+                        .slots
+                        .chinese_account_stop_words
+                        .iter()
+                        .any(|w| text.contains(w.as_str()))
+                    {
+                        form.failures = form.failures.saturating_add(1);
+                        say.push(
+                            field
+                                .spec
+                                .parse_answer("?")
+                                .err()
+                                .map(|e| e.message)
+                                .unwrap_or_default(),
+                        );
+                        return State::Filling { form };
+                    }
                     let shown = value.display(false);
                     let question = m.render("offer_chinese_account", &[("value", &shown)]);
                     form.offers.retain(|o| o.key != key);
@@ -1132,6 +1200,37 @@ impl Engine<'_> {
             }
             Err(message) => {
                 form.failures = form.failures.saturating_add(1);
+                // Over the cap at the prompt: offer the cap, as for a first message.
+                if let FieldKind::Integer { max: Some(max), .. } = &field.spec.kind
+                    && let Some(n) = crate::catalog::value::parse_integer(text).or_else(|| {
+                        crate::catalog::value::number_spans(text)
+                            .first()
+                            .map(|s| s.1)
+                    })
+                    && n > *max
+                    && let Ok(cap) = field.spec.parse_answer(&max.to_string())
+                {
+                    let question = m.render(
+                        "offer_value",
+                        &[
+                            ("raw", &n.to_string()),
+                            ("why", message.trim_end_matches(['。', '.'])),
+                            ("value", &cap.display(false)),
+                        ],
+                    );
+                    form.offers.retain(|o| o.key != key);
+                    form.offers.push(Offer {
+                        key: key.clone(),
+                        value: cap,
+                        question: question.clone(),
+                    });
+                    say.push(question);
+                    if form.failures >= 3 {
+                        form.failures = 0;
+                        say.push(m.render("too_many_failures", &[("label", &field.spec.label)]));
+                    }
+                    return State::Filling { form };
+                }
                 say.push(message);
                 if form.failures >= 3 {
                     form.failures = 0;
@@ -1169,11 +1268,18 @@ impl Engine<'_> {
             }
             free_text = matches!(f.spec.kind, FieldKind::Text { .. });
         }
+        let tuning = self.tuning();
+        let asks_for = |markers: &[String]| markers.iter().any(|w| folded.contains(w.as_str()));
         let ranked = self.matcher.rank(text);
+        // A service named in full, except inside a free-text answer that does not ask for it
+        // ("客户做活动 一单多包裹赠品多" is a reason that mentions 多包裹).
         if let Some(id) = ranked
             .iter()
             .map(|s| s.id)
             .find(|&id| id != service.id && self.matcher.names_fully(id, text))
+            && (!free_text
+                || asks_for(&tuning.interrupt_markers)
+                || asks_for(&tuning.request_markers) && folded.chars().count() <= 16)
         {
             return Some(id);
         }
@@ -1192,13 +1298,12 @@ impl Engine<'_> {
         let ranked = self.matcher.rank(&words);
         // A clear winner asked for in so many words: "等下 先帮我开个物流对账报表". In a free-text
         // answer only an interruption counts, since reasons mention features all the time.
-        let tuning = self.tuning();
         let markers = if free_text {
             &tuning.interrupt_markers
         } else {
             &tuning.request_markers
         };
-        let asks = markers.iter().any(|w| folded.contains(w.as_str()));
+        let asks = asks_for(markers);
         match self.matcher.verdict(&ranked) {
             Verdict::Service(id) if id != service.id && asks => Some(id),
             _ => None,

@@ -59,6 +59,9 @@ pub struct Extraction {
     pub extra_accounts: Vec<String>,
     /// The literal text of the (normalised) message each answer was read from.
     pub sources: std::collections::BTreeMap<FieldKey, String>,
+    /// How many letters and digits of the message are neither a cue nor a value: few means the
+    /// message is just values ("抖店和快手", "原始单号 3456…"), many means a sentence.
+    pub leftover_chars: usize,
 }
 
 /// A cue found in the text: which field it introduces (None: a field this service lacks).
@@ -102,6 +105,17 @@ pub fn extract(catalog: &Catalog, service: &Service, words: &SlotWords, text: &s
         scan.take_cued(cue, end, text_end);
     }
     scan.take_uncued();
+    for source in scan.out.sources.values() {
+        if let Some(at) = text.find(source.as_str()) {
+            scan.used.push(at..at + source.len());
+        }
+    }
+    scan.out.leftover_chars = text
+        .char_indices()
+        .filter(|(i, c)| {
+            c.is_alphanumeric() && !scan.used.iter().any(|u| u.start <= *i && *i < u.end)
+        })
+        .count();
     scan.out
 }
 
