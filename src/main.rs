@@ -171,7 +171,7 @@ async fn main() -> anyhow::Result<()> {
             .await?;
             Ok(())
         }
-        Command::Eval { file, all } => eval(&settings, &file, all),
+        Command::Eval { file, all } => eval(&settings, &file, all).await,
         Command::Catalog { command } => catalog(&settings, command),
     }
 }
@@ -273,7 +273,9 @@ fn understand(settings: &Settings, text: Option<String>) -> anyhow::Result<()> {
     }
 }
 
-fn eval(settings: &Settings, file: &std::path::Path, all: bool) -> anyhow::Result<()> {
+async fn eval(settings: &Settings, file: &std::path::Path, all: bool) -> anyhow::Result<()> {
+    use kaitong::dialog::eval::{EvalReport, evaluate, evaluate_meaning};
+    use kaitong::dialog::meaning::{Space, SpaceKind};
     let catalog = load_catalog(settings)?;
     let matcher = Matcher::new(&catalog, load_tuning(settings)?);
     let text =
@@ -296,39 +298,65 @@ fn eval(settings: &Settings, file: &std::path::Path, all: bool) -> anyhow::Resul
             }
         }
     }
-    let report = kaitong::dialog::eval::evaluate(&matcher, &set);
+    let mut rows: Vec<(String, EvalReport)> = vec![("lexical".to_owned(), evaluate(&matcher, &set))];
+    if let Some(encoder) = kaitong::startup::static_encoder(settings) {
+        let space = Space::encode(&catalog, encoder.as_ref());
+        let queries: Vec<_> = set.iter().map(|l| encoder.encode(&l.text)).collect();
+        rows.push((
+            format!("default ({})", space.model),
+            evaluate_meaning(&matcher, &space, &queries, &set),
+        ));
+    }
+    if let Some(server) = kaitong::embed::ServerEmbedder::from_settings(&settings.embeddings)? {
+        let texts = Space::texts(&catalog);
+        let mut vectors = Vec::new();
+        for chunk in texts.chunks(64) {
+            let batch: Vec<String> = chunk.iter().map(|t| t.text.clone()).collect();
+            vectors.extend(server.embed(&batch, kaitong::embed::TextKind::Passage).await?);
+        }
+        let space = Space::from_vectors(SpaceKind::Server, server.model_id(), &texts, vectors);
+        let mut queries = Vec::new();
+        for chunk in set.chunks(64) {
+            let batch: Vec<String> = chunk.iter().map(|l| l.text.clone()).collect();
+            queries.extend(server.embed(&batch, kaitong::embed::TextKind::Query).await?);
+        }
+        rows.push((
+            format!("server ({})", server.model_id()),
+            evaluate_meaning(&matcher, &space, &queries, &set),
+        ));
+    }
+    let first = &rows[0].1;
     println!(
         "lines {}  in-scope {}  out-of-scope {}",
-        report.lines, report.in_scope, report.out_of_scope
+        first.lines, first.in_scope, first.out_of_scope
     );
-    println!(
-        "top-1 accuracy {:.1}% ({}/{})  offered {:.1}%  ambiguous {}  missed {}",
-        report.top1_accuracy * 100.0,
-        report.top1_correct,
-        report.in_scope,
-        report.offered_accuracy * 100.0,
-        report.ambiguous,
-        report.missed
-    );
-    println!(
-        "none-detection {:.1}% ({}/{})",
-        report.none_accuracy * 100.0,
-        report.none_correct,
-        report.out_of_scope
-    );
-    println!("confusions (expected → got, 0 = nothing):");
+    println!("{:<40} {:>8} {:>8} {:>8} {:>6} {:>6}", "understanding", "top-1", "offered", "none", "close", "missed");
+    for (name, r) in &rows {
+        println!(
+            "{:<40} {:>7.1}% {:>7.1}% {:>7.1}% {:>6} {:>6}",
+            name,
+            r.top1_accuracy * 100.0,
+            r.offered_accuracy * 100.0,
+            r.none_accuracy * 100.0,
+            r.ambiguous,
+            r.missed
+        );
+    }
     let name = |id: u16| {
         catalog
             .service(kaitong::catalog::ServiceId(id))
             .map_or_else(|| "-".to_owned(), |s| s.name.clone())
     };
     let shown = if all { usize::MAX } else { 20 };
-    for (expected, got, n) in report.confusions.iter().take(shown) {
-        println!(
-            "  {n:>3} × #{expected} {} → #{got} {}",
-            name(*expected),
-            name(*got)
-        );
+    for (label, report) in &rows {
+        println!("confusions of {label} (expected → got, 0 = nothing):");
+        for (expected, got, n) in report.confusions.iter().take(shown) {
+            println!(
+                "  {n:>3} × #{expected} {} → #{got} {}",
+                name(*expected),
+                name(*got)
+            );
+        }
     }
     Ok(())
 }

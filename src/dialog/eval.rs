@@ -152,14 +152,40 @@ fn ratio(n: usize, d: usize) -> f64 {
     if d == 0 { 0.0 } else { n as f64 / d as f64 }
 }
 
+/// Scores understanding by words alone.
 #[must_use]
 pub fn evaluate(matcher: &Matcher, set: &[Labelled]) -> EvalReport {
-    let mut report = EvalReport::default();
-    let mut confusions: BTreeMap<(u16, u16), usize> = BTreeMap::new();
-    for item in set {
-        report.lines += 1;
+    evaluate_with(set, |item, _| {
         let ranked = matcher.rank(&item.text);
         let verdict = matcher.verdict(&ranked);
+        (ranked, verdict)
+    })
+}
+
+/// Scores the hybrid with meaning in `space`; `queries[i]` is line i's vector in that space.
+#[must_use]
+pub fn evaluate_meaning(
+    matcher: &Matcher,
+    space: &super::meaning::Space,
+    queries: &[crate::embed::Vector],
+    set: &[Labelled],
+) -> EvalReport {
+    evaluate_with(set, |item, i| {
+        let u = matcher.understand_with(&item.text, queries.get(i).map(|q| (space, q.as_slice())));
+        (u.ranked, u.verdict)
+    })
+}
+
+/// Scores any understanding: `understand(line, index)` gives the ranking and the verdict.
+pub fn evaluate_with(
+    set: &[Labelled],
+    understand: impl Fn(&Labelled, usize) -> (Vec<super::understand::Scored>, Verdict),
+) -> EvalReport {
+    let mut report = EvalReport::default();
+    let mut confusions: BTreeMap<(u16, u16), usize> = BTreeMap::new();
+    for (i, item) in set.iter().enumerate() {
+        report.lines += 1;
+        let (ranked, verdict) = understand(item, i);
         match item.service {
             None => {
                 report.out_of_scope += 1;

@@ -74,6 +74,9 @@ pub struct Tuning {
     pub acknowledgements: Vec<String>,
     pub commands: CommandWords,
     pub slots: super::slots::SlotWords,
+    /// The hybrid with meaning; without it understanding is by words alone.
+    #[serde(default)]
+    pub meaning: Option<super::meaning::MeaningTuning>,
 }
 
 /// Words for the conversation commands; each list holds whole-message forms.

@@ -1,0 +1,249 @@
+//! Understanding by meaning: the hybrid of the lexical ranking with sentence-embedding
+//! similarity to each service's examples and catalog text.
+//!
+//! A *space* holds the vectors of the catalog in one embedding model (the in-process table, or a
+//! real model behind an embeddings server). A message is compared with every example (best
+//! match per service) and with each service's catalog passage (name, aliases, notes). The
+//! lexical matcher decides alone when it has a clear winner; otherwise the blend decides, with
+//! thresholds from `dialogs/understanding.toml` (`[meaning]`). Pure: vectors come in, a verdict
+//! goes out; the HTTP call lives in `embed` and the bot.
+
+use std::collections::HashMap;
+
+use super::understand::{Matcher, Scored, Verdict};
+use crate::catalog::{Catalog, ServiceId};
+use crate::embed::{Vector, cosine};
+
+/// Turns a sentence into a vector in-process (the distilled table).
+pub trait SentenceEncoder: Send + Sync {
+    fn encode(&self, text: &str) -> Vector;
+    /// The model the vectors come from, for reports and cache keys.
+    fn model(&self) -> String;
+}
+
+/// `[meaning]` in `dialogs/understanding.toml`.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MeaningTuning {
+    /// A lexical winner this strong (and clear of the runner-up) is never overruled.
+    pub clear_lexical_score: f32,
+    /// Weights of the blend: best example similarity, catalog-passage similarity, and the
+    /// lexical score relative to the best lexical score.
+    pub example_weight: f32,
+    pub catalog_weight: f32,
+    pub lexical_weight: f32,
+    /// Per space ("static" for the in-process table, "server" for a real model): the blended
+    /// score a winner needs, the lead it needs over the runner-up, and the score below which
+    /// nothing is offered (out of scope, small talk).
+    pub static_space: SpaceThresholds,
+    pub server_space: SpaceThresholds,
+}
+
+#[derive(Debug, Clone, Copy, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpaceThresholds {
+    pub accept: f32,
+    pub margin: f32,
+    pub offer: f32,
+}
+
+/// Which embedding model a space was built with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpaceKind {
+    /// The in-process distilled table.
+    Static,
+    /// A real model behind `[embeddings] url`.
+    Server,
+}
+
+/// The catalog's vectors in one model.
+pub struct Space {
+    pub kind: SpaceKind,
+    pub model: String,
+    examples: Vec<(ServiceId, Vector)>,
+    passages: Vec<(ServiceId, Vector)>,
+}
+
+/// One text of the catalog to embed: an example or a service's passage.
+#[derive(Debug, Clone)]
+pub struct CatalogText {
+    pub service: ServiceId,
+    pub text: String,
+    pub is_example: bool,
+}
+
+impl Space {
+    /// The texts a space is built from, in a stable order.
+    #[must_use]
+    pub fn texts(catalog: &Catalog) -> Vec<CatalogText> {
+        let mut out = Vec::new();
+        for s in catalog.services() {
+            let mut passage = s.name.clone();
+            for a in &s.aliases {
+                passage.push('；');
+                passage.push_str(a);
+            }
+            for n in &s.notes {
+                passage.push('；');
+                passage.push_str(n);
+            }
+            out.push(CatalogText {
+                service: s.id,
+                text: passage,
+                is_example: false,
+            });
+            for e in &s.examples {
+                out.push(CatalogText {
+                    service: s.id,
+                    text: e.clone(),
+                    is_example: true,
+                });
+            }
+        }
+        out
+    }
+
+    /// A space from vectors computed for [`Space::texts`], in the same order.
+    #[must_use]
+    pub fn from_vectors(
+        kind: SpaceKind,
+        model: String,
+        texts: &[CatalogText],
+        vectors: Vec<Vector>,
+    ) -> Self {
+        let mut examples = Vec::new();
+        let mut passages = Vec::new();
+        for (t, v) in texts.iter().zip(vectors) {
+            if t.is_example {
+                examples.push((t.service, v));
+            } else {
+                passages.push((t.service, v));
+            }
+        }
+        Self {
+            kind,
+            model,
+            examples,
+            passages,
+        }
+    }
+
+    /// A space computed in-process.
+    #[must_use]
+    pub fn encode(catalog: &Catalog, encoder: &dyn SentenceEncoder) -> Self {
+        let texts = Self::texts(catalog);
+        let vectors = texts.iter().map(|t| encoder.encode(&t.text)).collect();
+        Self::from_vectors(SpaceKind::Static, encoder.model(), &texts, vectors)
+    }
+
+    #[must_use]
+    pub fn dims(&self) -> usize {
+        self.passages.first().map_or(0, |(_, v)| v.len())
+    }
+
+    /// (best example similarity, passage similarity) per service.
+    fn similarities(&self, query: &[f32]) -> HashMap<ServiceId, (f32, f32)> {
+        let mut out: HashMap<ServiceId, (f32, f32)> = HashMap::new();
+        for (id, v) in &self.examples {
+            let e = out.entry(*id).or_insert((0.0, 0.0));
+            e.0 = e.0.max(cosine(query, v));
+        }
+        for (id, v) in &self.passages {
+            let e = out.entry(*id).or_insert((0.0, 0.0));
+            e.1 = e.1.max(cosine(query, v));
+        }
+        out
+    }
+}
+
+/// A ranking and the verdict drawn from it, with where it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Understood {
+    pub ranked: Vec<Scored>,
+    pub verdict: Verdict,
+    /// Whether meaning (not words alone) decided.
+    pub by_meaning: bool,
+}
+
+impl Matcher {
+    /// Whether the words alone settle it: a clear winner, strong enough.
+    #[must_use]
+    pub fn lexically_clear(&self, ranked: &[Scored]) -> bool {
+        let Some(t) = self.tuning().meaning.as_ref() else {
+            return true;
+        };
+        matches!(self.verdict(ranked), Verdict::Service(_))
+            && ranked.first().is_some_and(|b| b.score >= t.clear_lexical_score)
+    }
+
+    /// The hybrid: words first; when they are not clear, meaning in `space` with the message's
+    /// vector `query` (a zero vector means the model knew none of the words).
+    #[must_use]
+    pub fn understand_with(&self, text: &str, meaning: Option<(&Space, &[f32])>) -> Understood {
+        let ranked = self.rank(text);
+        let lexical = Understood {
+            verdict: self.verdict(&ranked),
+            ranked: ranked.clone(),
+            by_meaning: false,
+        };
+        let (Some(t), Some((space, query))) = (self.tuning().meaning.as_ref(), meaning) else {
+            return lexical;
+        };
+        if self.lexically_clear(&ranked) || query.iter().all(|x| *x == 0.0) {
+            return lexical;
+        }
+        // Small talk and acknowledgements never become a service by meaning.
+        if self.tuning().small_talk(text).is_some() {
+            return lexical;
+        }
+        let thresholds = match space.kind {
+            SpaceKind::Static => t.static_space,
+            SpaceKind::Server => t.server_space,
+        };
+        let lex_best = ranked
+            .first()
+            .map_or(self.tuning().min_score, |b| b.score)
+            .max(self.tuning().min_score);
+        let lex: HashMap<ServiceId, f32> = ranked.iter().map(|s| (s.id, s.score)).collect();
+        let mut blended: Vec<Scored> = space
+            .similarities(query)
+            .into_iter()
+            .map(|(id, (ex, cat))| Scored {
+                id,
+                score: t.example_weight * ex
+                    + t.catalog_weight * cat
+                    + t.lexical_weight * lex.get(&id).copied().unwrap_or(0.0) / lex_best,
+            })
+            .collect();
+        blended.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
+        let Some(best) = blended.first().copied() else {
+            return lexical;
+        };
+        let runner_up = blended.get(1).map_or(0.0, |s| s.score);
+        let verdict = if best.score >= thresholds.accept && best.score - runner_up >= thresholds.margin
+        {
+            Verdict::Service(best.id)
+        } else if best.score >= thresholds.offer {
+            Verdict::Ambiguous(
+                blended
+                    .iter()
+                    .take_while(|s| best.score - s.score < thresholds.margin.max(0.02) * 2.0)
+                    .take(4)
+                    .map(|s| s.id)
+                    .collect(),
+            )
+        } else {
+            // Meaning found nothing convincing: the words' verdict stands (often nothing).
+            return lexical;
+        };
+        let verdict = match verdict {
+            Verdict::Ambiguous(ids) if ids.len() == 1 => Verdict::Service(ids[0]),
+            v => v,
+        };
+        Understood {
+            ranked: blended,
+            verdict,
+            by_meaning: true,
+        }
+    }
+}
