@@ -97,8 +97,9 @@ fn signed_query<'a>(
         .trim()
         .parse()
         .map_err(|_| Rejection::StaleTimestamp(timestamp.to_owned()))?;
-    let window = i64::try_from(window.as_secs()).unwrap_or(i64::MAX);
-    if (now - sent).abs() > window {
+    // `abs_diff` cannot overflow: `now - sent` wraps for a timestamp near i64::MIN (a signed
+    // callback with timestamp = now − 2^63 would otherwise land inside the window).
+    if now.abs_diff(sent) > window.as_secs() {
         return Err(Rejection::StaleTimestamp(timestamp.to_owned()));
     }
     Ok(SignedQuery {

@@ -1,0 +1,108 @@
+//! Issue 13: the callback path under hostile or odd input, through the real server on a random
+//! port with really signed callbacks: wrapped timestamp arithmetic.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::{Arc, Mutex, OnceLock};
+
+use common::{Backend, RecordingBot, TestApp};
+use kaitong::wecom::peer;
+
+/// Captures this test binary's log output so tests can check what a refusal logs.
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn logs() -> &'static LogBuffer {
+    static LOGS: OnceLock<LogBuffer> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buffer = LogBuffer::default();
+        let writer = buffer.clone();
+        tracing_subscriber::fmt()
+            .with_env_filter("info")
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .init();
+        buffer
+    })
+}
+
+fn log_text() -> String {
+    String::from_utf8_lossy(&logs().0.lock().unwrap()).into_owned()
+}
+
+async fn spawn_with(settings: kaitong::config::Settings) -> (TestApp, Arc<RecordingBot>) {
+    logs();
+    let bot = RecordingBot::new();
+    let (store, dir) = common::fresh_store(Backend::Embedded);
+    (
+        TestApp::spawn_with(settings, store, dir, bot.clone()).await,
+        bot,
+    )
+}
+
+fn next_id() -> u64 {
+    rand::random::<u64>() >> 1
+}
+
+// ------------------------------------------------------------- item 3: timestamps
+
+#[tokio::test]
+async fn a_correctly_signed_callback_with_a_wrapping_timestamp_is_401() {
+    let (app, bot) = spawn_with(common::test_settings()).await;
+    let now = chrono::Utc::now().timestamp();
+    // now − 2^63 made `(now - sent).abs()` wrap to a negative number, inside any window.
+    let wrapping = [
+        now.wrapping_sub(i64::MIN),
+        now - (1i64 << 62) - (1i64 << 62),
+        i64::MIN,
+        i64::MAX,
+    ];
+    for timestamp in wrapping {
+        let timestamp = timestamp.to_string();
+        let inner = peer::app_text_xml(&app.corp_id(), "u", &app.agent_id(), next_id(), "x");
+        let encrypted = app.app_peer.crypt().encrypt(inner.as_bytes()).unwrap();
+        let body = format!(
+            "<xml><ToUserName><![CDATA[{}]]></ToUserName><Encrypt><![CDATA[{encrypted}]]></Encrypt></xml>",
+            app.corp_id()
+        );
+        let query = app.app_peer.query_for(&encrypted, &timestamp, "n1");
+        let (status, _) = app.post("/wecom/app", &query, body).await;
+        assert_eq!(status, 401, "app callback with timestamp {timestamp}");
+
+        let json = peer::aibot_text_json(&format!("m{}", next_id()), "u", None, "x");
+        let encrypted = app.aibot_peer.crypt().encrypt(json.as_bytes()).unwrap();
+        let body = serde_json::json!({ "encrypt": encrypted }).to_string();
+        let query = app.aibot_peer.query_for(&encrypted, &timestamp, "n2");
+        let (status, _) = app.post("/wecom/aibot", &query, body).await;
+        assert_eq!(status, 401, "aibot callback with timestamp {timestamp}");
+
+        // URL verification takes the same path.
+        let echostr = app.app_peer.crypt().encrypt(b"echo").unwrap();
+        let query = app.app_peer.query_for(&echostr, &timestamp, "n3");
+        let encoded: String =
+            percent_encoding::utf8_percent_encode(&echostr, percent_encoding::NON_ALPHANUMERIC)
+                .to_string();
+        let (status, _) = app
+            .get(&format!("/wecom/app?{query}&echostr={encoded}"))
+            .await;
+        assert_eq!(status, 401, "URL verification with timestamp {timestamp}");
+    }
+    assert_eq!(bot.calls(), 0, "nothing reached the bot");
+    // The server is still healthy: nothing panicked.
+    assert_eq!(app.get("/healthz").await.0, 200);
+    assert!(
+        log_text().contains(&format!("timestamp \"{}\"", i64::MIN)),
+        "each refusal is logged with its reason"
+    );
+}
