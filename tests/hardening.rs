@@ -1,5 +1,6 @@
 //! Issue 13: the callback path under hostile or odd input, through the real server on a random
-//! port with really signed callbacks: wrapped timestamp arithmetic.
+//! port with really signed callbacks: wrapped timestamp arithmetic, WeCom's retries and the
+//! per-person limit.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -105,4 +106,47 @@ async fn a_correctly_signed_callback_with_a_wrapping_timestamp_is_401() {
         log_text().contains(&format!("timestamp \"{}\"", i64::MIN)),
         "each refusal is logged with its reason"
     );
+}
+
+// ------------------------------------------------------------- item 5: retries and the limit
+
+#[tokio::test]
+async fn wecom_retries_of_one_message_never_use_up_the_persons_rate_limit() {
+    let (app, bot) = spawn_with(common::test_settings()).await;
+    assert_eq!(app.settings.server.per_user_per_minute, 60);
+    let inner = peer::app_text_xml(&app.corp_id(), "lisi", &app.agent_id(), next_id(), "你好");
+    let mut replies = Vec::new();
+    // The first delivery and 65 retries of it (WeCom resends the same MsgId).
+    for _ in 0..66 {
+        let cb = app.app_peer.app_callback(&inner, &app.agent_id()).unwrap();
+        let (status, body) = app.post("/wecom/app", &cb.query, cb.body).await;
+        assert_eq!(status, 200, "{body}");
+        replies.push(app.app_peer.open_app_reply(&body).unwrap().unwrap());
+    }
+    assert_eq!(bot.calls(), 1, "the turn ran once");
+    assert!(
+        replies.iter().all(|r| r == &replies[0]),
+        "every retry got the first reply"
+    );
+    assert!(replies[0].contains("echo:你好"), "{}", replies[0]);
+    // The person's next real message is answered, not throttled.
+    let reply = app.say("lisi", "电子发票").await;
+    assert_eq!(reply, "echo:电子发票");
+    assert_eq!(bot.calls(), 2);
+}
+
+#[tokio::test]
+async fn fresh_messages_over_the_limit_are_still_slowed_down() {
+    let mut settings = common::test_settings();
+    settings.server.per_user_per_minute = 3;
+    let (app, bot) = spawn_with(settings).await;
+    for i in 0..3 {
+        assert_eq!(
+            app.say("wangwu", &format!("m{i}")).await,
+            format!("echo:m{i}")
+        );
+    }
+    let reply = app.say("wangwu", "m3").await;
+    assert!(reply.contains("稍等"), "{reply}");
+    assert_eq!(bot.calls(), 3);
 }
