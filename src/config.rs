@@ -10,6 +10,10 @@ use serde::Deserialize;
 
 use crate::wecom::{AesKey, MsgCrypt};
 
+/// Every request is answered within this (503 when our side is too slow); body and header
+/// timeouts must be shorter, so a slow client gets 408 or a closed connection instead.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// The shipped defaults; the binary works from any directory.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 
@@ -55,6 +59,9 @@ pub struct ServerSection {
     pub timestamp_window_secs: u64,
     pub shutdown_grace_secs: u64,
     pub per_user_per_minute: u32,
+    pub max_connections: usize,
+    pub header_read_timeout_ms: u64,
+    pub idle_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -315,6 +322,32 @@ impl Settings {
                 reason: "must be positive".into(),
             });
         }
+        if self.server.max_connections == 0 {
+            return Err(ConfigError::Invalid {
+                key: "server.max_connections",
+                reason: "must be positive".into(),
+            });
+        }
+        if self.server.header_read_timeout_ms == 0
+            || Duration::from_millis(self.server.header_read_timeout_ms) >= REQUEST_TIMEOUT
+        {
+            return Err(ConfigError::Invalid {
+                key: "server.header_read_timeout_ms",
+                reason: format!(
+                    "must be between 1 and {} (the request timeout)",
+                    REQUEST_TIMEOUT.as_millis() - 1
+                ),
+            });
+        }
+        if Duration::from_millis(self.server.idle_timeout_ms) <= REQUEST_TIMEOUT {
+            return Err(ConfigError::Invalid {
+                key: "server.idle_timeout_ms",
+                reason: format!(
+                    "must be above {} (the request timeout), or a slow answer would be cut",
+                    REQUEST_TIMEOUT.as_millis()
+                ),
+            });
+        }
         if self.server.max_body_bytes == 0 {
             return Err(ConfigError::Invalid {
                 key: "server.max_body_bytes",
@@ -388,6 +421,16 @@ impl Settings {
     #[must_use]
     pub fn session_ttl(&self) -> Duration {
         Duration::from_secs(self.dialogs.session_ttl_secs)
+    }
+
+    /// The accept loop's cap and timeouts.
+    #[must_use]
+    pub fn connection_limits(&self) -> crate::http::serve::ConnectionLimits {
+        crate::http::serve::ConnectionLimits {
+            max_connections: self.server.max_connections,
+            header_read_timeout: Duration::from_millis(self.server.header_read_timeout_ms),
+            idle_timeout: Duration::from_millis(self.server.idle_timeout_ms),
+        }
     }
 
     #[must_use]

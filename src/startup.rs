@@ -50,6 +50,7 @@ pub struct Application {
     local_addr: SocketAddr,
     store: Arc<dyn Store>,
     grace: Duration,
+    limits: crate::http::serve::ConnectionLimits,
     catalog: CatalogHandle,
     background: Option<Background>,
 }
@@ -280,10 +281,11 @@ impl Application {
             .map_err(|source| StartupError::Bind { addr, source })?;
         Ok(Self {
             listener,
-            router: router(state, Duration::from_secs(15)),
+            router: router(state, crate::config::REQUEST_TIMEOUT),
             local_addr,
             store,
             grace: Duration::from_secs(settings.server.shutdown_grace_secs),
+            limits: settings.connection_limits(),
             catalog,
             background: None,
         })
@@ -305,7 +307,12 @@ impl Application {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        tracing::info!(addr = %self.local_addr, store = %self.store.describe(), "kaitong listening");
+        tracing::info!(
+            addr = %self.local_addr,
+            store = %self.store.describe(),
+            max_connections = self.limits.max_connections,
+            "kaitong listening"
+        );
         let purge_store = Arc::clone(&self.store);
         let purger = tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(60));
@@ -329,14 +336,9 @@ impl Application {
             tracing::info!("shutdown requested; finishing in-flight callbacks");
             let _ = stopped_tx.send(());
         };
-        let server = axum::serve(
-            self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(signal);
+        let server = crate::http::serve::serve(self.listener, self.router, self.limits, signal);
         let result = tokio::select! {
-            result = server => result,
+            () = server => Ok(()),
             () = async {
                 let _ = stopped_rx.await;
                 tokio::time::sleep(grace).await;

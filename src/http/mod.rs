@@ -2,6 +2,8 @@
 //!
 //! Owns only transport concerns; protocol work is delegated to `channel`, state to `store`.
 
+pub mod serve;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
