@@ -59,6 +59,7 @@ pub struct ServerSection {
     pub timestamp_window_secs: u64,
     pub shutdown_grace_secs: u64,
     pub per_user_per_minute: u32,
+    pub body_read_timeout_ms: u64,
     pub max_connections: usize,
     pub header_read_timeout_ms: u64,
     pub idle_timeout_ms: u64,
@@ -322,6 +323,17 @@ impl Settings {
                 reason: "must be positive".into(),
             });
         }
+        if self.server.body_read_timeout_ms == 0
+            || Duration::from_millis(self.server.body_read_timeout_ms) >= REQUEST_TIMEOUT
+        {
+            return Err(ConfigError::Invalid {
+                key: "server.body_read_timeout_ms",
+                reason: format!(
+                    "must be between 1 and {} (the request timeout)",
+                    REQUEST_TIMEOUT.as_millis() - 1
+                ),
+            });
+        }
         if self.server.max_connections == 0 {
             return Err(ConfigError::Invalid {
                 key: "server.max_connections",
@@ -431,6 +443,11 @@ impl Settings {
             header_read_timeout: Duration::from_millis(self.server.header_read_timeout_ms),
             idle_timeout: Duration::from_millis(self.server.idle_timeout_ms),
         }
+    }
+
+    #[must_use]
+    pub fn body_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.server.body_read_timeout_ms)
     }
 
     #[must_use]

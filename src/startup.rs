@@ -271,6 +271,7 @@ impl Application {
             aibot: Arc::new(aibot),
             store: Arc::clone(&store),
             max_body_bytes: settings.server.max_body_bytes,
+            body_read_timeout: settings.body_read_timeout(),
         };
         let addr = settings.listen_addr()?;
         let listener = TcpListener::bind(addr)

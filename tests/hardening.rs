@@ -1,11 +1,13 @@
 //! Issue 13: the callback path under hostile or odd input, through the real server on a random
 //! port with really signed callbacks: wrapped timestamp arithmetic, WeCom's retries and the
-//! per-person limit.
+//! per-person limit, slow bodies.
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
+use std::io::{Read, Write};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use common::{Backend, RecordingBot, TestApp};
 use kaitong::wecom::peer;
@@ -149,4 +151,54 @@ async fn fresh_messages_over_the_limit_are_still_slowed_down() {
     let reply = app.say("wangwu", "m3").await;
     assert!(reply.contains("稍等"), "{reply}");
     assert_eq!(bot.calls(), 3);
+}
+
+// ------------------------------------------------------------- item 6: slow bodies
+
+#[tokio::test]
+async fn a_body_that_stops_arriving_gets_408_after_the_body_timeout() {
+    let mut settings = common::test_settings();
+    settings.server.body_read_timeout_ms = 400;
+    let (app, bot) = spawn_with(settings).await;
+    let now = chrono::Utc::now().timestamp().to_string();
+    let query = app.app_peer.query_for("x", &now, "n");
+    let addr = app.addr;
+    let started = Instant::now();
+    let (head, elapsed) = tokio::task::spawn_blocking(move || {
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        // Announces 1000 bytes, sends 10, then goes quiet.
+        write!(
+            stream,
+            "POST /wecom/app?{query} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n0123456789"
+        )
+        .unwrap();
+        let mut buf = [0u8; 512];
+        let n = stream.read(&mut buf).unwrap();
+        (
+            String::from_utf8_lossy(&buf[..n]).into_owned(),
+            started.elapsed(),
+        )
+    })
+    .await
+    .unwrap();
+    assert!(head.starts_with("HTTP/1.1 408"), "{head}");
+    assert!(
+        elapsed >= Duration::from_millis(400) && elapsed < Duration::from_secs(5),
+        "{elapsed:?}"
+    );
+    assert_eq!(bot.calls(), 0);
+    let log = log_text();
+    let line = log
+        .lines()
+        .find(|l| l.contains("status=408"))
+        .expect("a log line for the 408");
+    assert!(
+        line.contains("body not received in time") && line.contains("peer=127.0.0.1"),
+        "{line}"
+    );
+    // A body that does arrive in time is handled as before.
+    assert_eq!(app.say("zhaoliu", "hi").await, "echo:hi");
 }

@@ -26,6 +26,8 @@ pub struct AppState {
     pub aibot: Arc<AiBotChannel>,
     pub store: Arc<dyn Store>,
     pub max_body_bytes: usize,
+    /// How long a callback body may take to arrive (408 after).
+    pub body_read_timeout: Duration,
 }
 
 /// Which inbound channel a route serves, for logs.
@@ -121,19 +123,31 @@ fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-/// Reads the body under the limit; a declared or actual overflow is a 413.
-async fn read_body(request: Request, limit: usize) -> Result<Bytes, ()> {
+/// Why a callback body could not be read.
+enum BodyError {
+    /// Declared or actual size over the limit: 413.
+    TooLarge,
+    /// The body did not finish arriving within the body timeout: 408.
+    TimedOut,
+}
+
+/// Reads the body under the size limit and within the body timeout.
+async fn read_body(request: Request, limit: usize, deadline: Duration) -> Result<Bytes, BodyError> {
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|len| len > limit) {
-        return Err(());
+        return Err(BodyError::TooLarge);
     }
-    axum::body::to_bytes(request.into_body(), limit)
-        .await
-        .map_err(|_| ())
+    // A client that announces a body and then trickles or stops must not hold the request
+    // until the overall request timeout (which answers 503, as if we were at fault).
+    match tokio::time::timeout(deadline, axum::body::to_bytes(request.into_body(), limit)).await {
+        Ok(Ok(body)) => Ok(body),
+        Ok(Err(_)) => Err(BodyError::TooLarge),
+        Err(_) => Err(BodyError::TimedOut),
+    }
 }
 
 async fn verify(state: &AppState, route: Route, request: Request) -> Response {
@@ -156,17 +170,37 @@ async fn callback(state: &AppState, route: Route, request: Request) -> Response 
     let started = Instant::now();
     let peer = peer(&request);
     let query = CallbackQuery::parse(request.uri().query().unwrap_or(""));
-    let Ok(body) = read_body(request, state.max_body_bytes).await else {
-        tracing::warn!(
-            channel = route.name(),
-            peer = %peer,
-            status = 413,
-            reason = "body over the size limit",
-            limit = state.max_body_bytes,
-            "callback rejected"
-        );
-        crate::metrics::callback(route.name(), "too_large");
-        return (StatusCode::PAYLOAD_TOO_LARGE, "payload too large").into_response();
+    let body = match read_body(request, state.max_body_bytes, state.body_read_timeout).await {
+        Ok(body) => body,
+        Err(BodyError::TooLarge) => {
+            tracing::warn!(
+                channel = route.name(),
+                peer = %peer,
+                status = 413,
+                reason = "body over the size limit",
+                limit = state.max_body_bytes,
+                "callback rejected"
+            );
+            crate::metrics::callback(route.name(), "too_large");
+            return (StatusCode::PAYLOAD_TOO_LARGE, "payload too large").into_response();
+        }
+        Err(BodyError::TimedOut) => {
+            tracing::warn!(
+                channel = route.name(),
+                peer = %peer,
+                status = 408,
+                reason = "body not received in time",
+                timeout_ms = u64::try_from(state.body_read_timeout.as_millis()).unwrap_or(u64::MAX),
+                "callback rejected"
+            );
+            crate::metrics::callback(route.name(), "body_timeout");
+            return (
+                StatusCode::REQUEST_TIMEOUT,
+                [(header::CONNECTION, "close")],
+                "request timeout",
+            )
+                .into_response();
+        }
     };
     let result = match route {
         Route::App => state.app.receive(&query, &body, now()).await,
