@@ -25,6 +25,125 @@ pub enum ConfigError {
     Missing { key: &'static str, env: String },
     #[error("invalid setting {key}: {reason}")]
     Invalid { key: &'static str, reason: String },
+    /// A config file that is not valid TOML. Names the place and the key, never the value:
+    /// the broken line is often a secret with a missing quote.
+    #[error("{file}:{line}: syntax error at {key}: {reason} (the value is not shown)")]
+    Syntax {
+        file: String,
+        line: usize,
+        key: String,
+        reason: String,
+    },
+}
+
+/// Leaf string values of a TOML table (and of the environment), to keep out of error text.
+fn string_values(value: &toml::Value, out: &mut Vec<String>) {
+    match value {
+        toml::Value::String(s) => out.push(s.clone()),
+        toml::Value::Array(items) => items.iter().for_each(|v| string_values(v, out)),
+        toml::Value::Table(table) => table.values().for_each(|v| string_values(v, out)),
+        _ => {}
+    }
+}
+
+/// Replaces every configured value of three or more characters in `text` with `****`: the
+/// config crate quotes offending values in its messages, and a value may be a secret.
+fn redact(text: &str, values: &[String]) -> String {
+    let mut values: Vec<&str> = values
+        .iter()
+        .map(|v| v.trim())
+        .filter(|v| v.chars().count() >= 3)
+        .collect();
+    // Longest first, so a value containing another is replaced whole.
+    values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    let mut out = text.to_owned();
+    for value in values {
+        out = out.replace(value, "****");
+    }
+    out
+}
+
+/// The config crate's error in words that never carry a value (type errors name the key and
+/// what was expected, not what was found).
+fn describe(error: &config::ConfigError) -> String {
+    match error {
+        config::ConfigError::Type {
+            origin,
+            expected,
+            key,
+            ..
+        } => format!(
+            "invalid type for {}: expected {expected}{}",
+            key.as_deref().unwrap_or("a setting"),
+            origin
+                .as_deref()
+                .map(|o| format!(" (in {o})"))
+                .unwrap_or_default()
+        ),
+        config::ConfigError::At { error, key, .. } => match key {
+            Some(key) => format!("{} (at {key})", describe(error)),
+            None => describe(error),
+        },
+        other => other.to_string(),
+    }
+}
+
+/// Checks a config file's TOML syntax first, so a broken file is reported with our own message
+/// (file:line and key) instead of the parser's, which quotes the broken line.
+fn check_syntax(path: &Path) -> Result<Vec<String>, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::Load(format!("{}: {e}", path.display())))?;
+    match text.parse::<toml::Table>() {
+        Ok(table) => {
+            let mut values = Vec::new();
+            string_values(&toml::Value::Table(table), &mut values);
+            Ok(values)
+        }
+        Err(e) => {
+            let offset = e.span().map_or(0, |span| span.start).min(text.len());
+            let line = text
+                .get(..offset)
+                .map_or(1, |before| before.matches('\n').count() + 1);
+            let line_text = text.lines().nth(line - 1).unwrap_or("");
+            let section = text
+                .lines()
+                .take(line)
+                .filter_map(|l| {
+                    let l = l.trim();
+                    l.strip_prefix('[')
+                        .and_then(|rest| rest.strip_suffix(']'))
+                        .map(|name| name.trim_matches(['[', ']']).trim().to_owned())
+                })
+                .last();
+            let bare = |k: &str| {
+                !k.is_empty()
+                    && k.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+            };
+            let key = line_text
+                .split_once('=')
+                .map(|(k, _)| k.trim())
+                .filter(|k| bare(k))
+                .map(|k| match &section {
+                    Some(section) if !section.is_empty() => format!("{section}.{k}"),
+                    _ => k.to_owned(),
+                })
+                .unwrap_or_else(|| format!("line {line}"));
+            // The parser's message is short, but keep even fragments of the value out of it.
+            let fragments: Vec<String> = line_text
+                .split_once('=')
+                .map_or(line_text, |(_, v)| v)
+                .split(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | ','))
+                .map(str::to_owned)
+                .collect();
+            Err(ConfigError::Syntax {
+                file: path.display().to_string(),
+                line,
+                key,
+                reason: redact(e.message().trim(), &fragments),
+            })
+        }
+    }
 }
 
 /// A value that must never be printed; `Debug` shows only that it is set.
@@ -224,19 +343,26 @@ impl Settings {
 
     /// Defaults plus one TOML layer given as text (fuzzing and tests of config files).
     pub fn load_from_toml(extra: &str) -> Result<Self, ConfigError> {
+        let mut values = Vec::new();
+        if let Ok(table) = extra.parse::<toml::Table>() {
+            string_values(&toml::Value::Table(table), &mut values);
+        }
         Self::from_layers(
             defaults().add_source(config::File::from_str(extra, config::FileFormat::Toml)),
+            &values,
         )
     }
 
     /// Builds, deserialises and validates: the one way every layer stack becomes settings.
+    /// `values` are the layers' own strings, kept out of any error message.
     fn from_layers(
         builder: config::ConfigBuilder<config::builder::DefaultState>,
+        values: &[String],
     ) -> Result<Self, ConfigError> {
         let settings: Settings = builder
             .build()
             .and_then(config::Config::try_deserialize)
-            .map_err(|e| ConfigError::Load(e.to_string()))?;
+            .map_err(|e| ConfigError::Load(redact(&describe(&e), values)))?;
         settings.validate()?;
         Ok(settings)
     }
@@ -247,6 +373,7 @@ impl Settings {
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
         let mut builder = defaults();
+        let mut values = Vec::new();
         if let Some(path) = extra_file {
             if !path.exists() {
                 return Err(ConfigError::Load(format!(
@@ -254,19 +381,21 @@ impl Settings {
                     path.display()
                 )));
             }
+            values = check_syntax(path)?;
             builder = builder.add_source(config::File::from(path));
         }
         let env: config::Map<String, String> = env
             .into_iter()
             .filter(|(name, _)| name.starts_with("KAITONG_") && name.contains("__"))
             .collect();
+        values.extend(env.values().cloned());
         builder = builder.add_source(
             config::Environment::with_prefix("KAITONG")
                 .prefix_separator("_")
                 .separator("__")
                 .source(Some(env)),
         );
-        Self::from_layers(builder)
+        Self::from_layers(builder, &values)
     }
 
     fn validate(&self) -> Result<(), ConfigError> {

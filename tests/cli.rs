@@ -146,3 +146,55 @@ fn a_missing_required_key_stops_start_up_naming_it() {
         "{err}"
     );
 }
+
+/// Runs `kaitong --config FILE serve` with `toml` as the file; the exit code and stderr.
+fn serve_with_config_file(toml: &str, envs: &[(&str, &str)]) -> (Option<i32>, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("local.toml");
+    std::fs::write(&path, toml).unwrap();
+    let out = kaitong()
+        .arg("--config")
+        .arg(&path)
+        .arg("serve")
+        .envs(envs.iter().copied())
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        path.display().to_string(),
+    )
+}
+
+#[test]
+fn a_config_syntax_error_names_file_line_and_key_but_never_the_value() {
+    let (code, err, path) = serve_with_config_file(
+        "# local overrides\n[server]\nlisten = \"127.0.0.1:0\"\n\n[wecom]\ntoken = \"TopSecret-7f3a9\n",
+        &[],
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains(&format!("{path}:6")), "{err}");
+    assert!(err.contains("wecom.token"), "{err}");
+    assert!(!err.contains("TopSecret"), "the value leaked: {err}");
+    assert!(
+        !err.contains("7f3a9"),
+        "a fragment of the value leaked: {err}"
+    );
+}
+
+#[test]
+fn a_config_type_error_names_the_key_but_never_the_value() {
+    let (code, err, _) = serve_with_config_file("[wecom]\nagent_id = \"TopSecret-7f3a9\"\n", &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("agent_id"), "{err}");
+    assert!(!err.contains("TopSecret"), "the value leaked: {err}");
+    // The same through the environment.
+    let (code, err, _) = serve_with_config_file(
+        "[server]\nlisten = \"127.0.0.1:0\"\n",
+        &[("KAITONG_WECOM__AGENT_ID", "EnvSecret-1b2c")],
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("agent_id"), "{err}");
+    assert!(!err.contains("EnvSecret"), "the value leaked: {err}");
+}
