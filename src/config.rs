@@ -283,6 +283,16 @@ pub struct HandoffSection {
     pub mail_from: String,
 }
 
+/// The handlers' console and API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleSection {
+    /// Failed logins (or API tokens) allowed at once per address and per token prefix.
+    pub login_burst: u32,
+    /// Time to regain one failed attempt.
+    pub login_refill_ms: u64,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NotifySection {
@@ -305,6 +315,7 @@ pub struct Settings {
     pub handlers: HandlersSection,
     pub handoff: HandoffSection,
     pub notify: NotifySection,
+    pub console: ConsoleSection,
 }
 
 /// The compiled-in defaults, the bottom layer of every configuration.
@@ -452,6 +463,12 @@ impl Settings {
                 reason: "must be positive".into(),
             });
         }
+        if self.console.login_burst == 0 || self.console.login_refill_ms == 0 {
+            return Err(ConfigError::Invalid {
+                key: "console.login_burst",
+                reason: "login_burst and login_refill_ms must be positive".into(),
+            });
+        }
         if self.server.body_read_timeout_ms == 0
             || Duration::from_millis(self.server.body_read_timeout_ms) >= REQUEST_TIMEOUT
         {
@@ -562,6 +579,15 @@ impl Settings {
     #[must_use]
     pub fn session_ttl(&self) -> Duration {
         Duration::from_secs(self.dialogs.session_ttl_secs)
+    }
+
+    /// The console's and API's throttle on failed tokens.
+    #[must_use]
+    pub fn login_throttle(&self) -> crate::console::LoginThrottle {
+        crate::console::LoginThrottle::new(
+            self.console.login_burst,
+            Duration::from_millis(self.console.login_refill_ms),
+        )
     }
 
     /// The accept loop's cap and timeouts.

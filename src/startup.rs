@@ -201,6 +201,7 @@ impl Application {
             store: Arc::clone(&parts.store),
             outbox: parts.outbox.clone(),
             schedule: parts.schedule,
+            login_throttle: Arc::new(settings.login_throttle()),
         });
         let api = settings.wecom.cards.then_some(parts.api);
         let mut app = Self::assemble(settings, parts.store, parts.bot, parts.catalog, api).await?;
