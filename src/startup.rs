@@ -273,6 +273,7 @@ impl Application {
             store: Arc::clone(&store),
             max_body_bytes: settings.server.max_body_bytes,
             body_read_timeout: settings.body_read_timeout(),
+            admin_token: settings.admin.token.clone(),
         };
         let addr = settings.listen_addr()?;
         let listener = TcpListener::bind(addr)

@@ -28,6 +28,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// How long a callback body may take to arrive (408 after).
     pub body_read_timeout: Duration,
+    /// Bearer token of the admin endpoints.
+    pub admin_token: crate::config::Secret,
 }
 
 /// Which inbound channel a route serves, for logs.
@@ -63,6 +65,7 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/readyz", get(readyz))
+        .route("/admin/store/backup", axum::routing::post(store_backup))
         .fallback(not_found)
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -293,6 +296,54 @@ async fn readyz(State(state): State<AppState>) -> Response {
         Err(e) => {
             tracing::warn!(store = %state.store.describe(), error = %e, "not ready");
             (StatusCode::SERVICE_UNAVAILABLE, "store unavailable").into_response()
+        }
+    }
+}
+
+/// `POST /admin/store/backup` (bearer `admin.token`): a consistent copy of the embedded store
+/// as a redb file, taken while the server keeps running (the file itself is locked by redb, so
+/// `kaitong store backup` comes here when the server is up).
+async fn store_backup(State(state): State<AppState>, request: Request) -> Response {
+    use subtle::ConstantTimeEq;
+    let peer = peer(&request);
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default()
+        .trim()
+        .as_bytes();
+    let expected = state.admin_token.expose().as_bytes();
+    if expected.is_empty() || given.len() != expected.len() || !bool::from(given.ct_eq(expected)) {
+        tracing::warn!(peer = %peer, status = 401, reason = "bad admin token", "admin request refused");
+        return (StatusCode::UNAUTHORIZED, "unauthorized").into_response();
+    }
+    let dest = std::env::temp_dir().join(format!(
+        "kaitong-backup-{}.db",
+        hex::encode(rand::random::<[u8; 8]>())
+    ));
+    let result = state.store.backup_to(&dest).await;
+    let bytes = match result {
+        Ok(records) => match tokio::fs::read(&dest).await {
+            Ok(bytes) => {
+                tracing::info!(peer = %peer, records, bytes = bytes.len(), "store backup taken");
+                Ok(bytes)
+            }
+            Err(e) => Err(e.to_string()),
+        },
+        Err(e) => Err(e.to_string()),
+    };
+    let _ = tokio::fs::remove_file(&dest).await;
+    match bytes {
+        Ok(bytes) => ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "store backup failed");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("backup failed: {e}"),
+            )
+                .into_response()
         }
     }
 }
