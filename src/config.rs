@@ -203,6 +203,11 @@ pub struct LogSection {
 pub struct StoreSection {
     pub url: String,
     pub redis_prefix: String,
+    /// Base64 of 32 random bytes; values at rest are sealed with it. Empty = not sealed.
+    pub secret_key: Secret,
+    /// Keys used before the current one, still accepted for reading.
+    #[serde(default)]
+    pub previous_secret_keys: Vec<Secret>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -463,6 +468,7 @@ impl Settings {
                 reason: "must be positive".into(),
             });
         }
+        self.sealer()?;
         if self.console.login_burst == 0 || self.console.login_refill_ms == 0 {
             return Err(ConfigError::Invalid {
                 key: "console.login_burst",
@@ -581,6 +587,27 @@ impl Settings {
         Duration::from_secs(self.dialogs.session_ttl_secs)
     }
 
+    /// The keys values are sealed with at rest; `None` when `store.secret_key` is empty.
+    pub fn sealer(&self) -> Result<Option<crate::store::Sealer>, ConfigError> {
+        let parse = |key: &'static str, value: &Secret| {
+            crate::store::SealKey::parse(value.expose()).map_err(|e| ConfigError::Invalid {
+                key,
+                reason: format!("{e} (generate one with `openssl rand -base64 32`)"),
+            })
+        };
+        if self.store.secret_key.expose().trim().is_empty() {
+            return Ok(None);
+        }
+        let current = parse("store.secret_key", &self.store.secret_key)?;
+        let previous = self
+            .store
+            .previous_secret_keys
+            .iter()
+            .map(|k| parse("store.previous_secret_keys", k))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(crate::store::Sealer::new(current, previous)))
+    }
+
     /// The console's and API's throttle on failed tokens.
     #[must_use]
     pub fn login_throttle(&self) -> crate::console::LoginThrottle {
@@ -615,6 +642,8 @@ impl Settings {
     pub fn uses_demo_credentials(&self) -> bool {
         DEFAULT_TOML.contains(self.wecom.encoding_aes_key.expose())
             || DEFAULT_TOML.contains(self.aibot.encoding_aes_key.expose())
+            || (!self.store.secret_key.expose().is_empty()
+                && DEFAULT_TOML.contains(self.store.secret_key.expose()))
     }
 }
 
@@ -680,6 +709,19 @@ mod tests {
         let settings = Settings::load_with_env(Some(&path), env(&[])).unwrap();
         assert_eq!(settings.store.url, "redis://127.0.0.1:6399");
         assert!(Settings::load_with_env(Some(&dir.path().join("nope.toml")), env(&[])).is_err());
+    }
+
+    #[test]
+    fn a_bad_store_secret_key_names_the_key_and_an_empty_one_turns_sealing_off() {
+        let err = Settings::load_with_env(None, env(&[("KAITONG_STORE__SECRET_KEY", "c2hvcnQ=")]))
+            .unwrap_err();
+        assert!(err.to_string().contains("store.secret_key"), "{err}");
+        assert!(!err.to_string().contains("c2hvcnQ="), "{err}");
+        let plain =
+            Settings::load_with_env(None, env(&[("KAITONG_STORE__SECRET_KEY", "")])).unwrap();
+        assert!(plain.sealer().unwrap().is_none());
+        let sealed = Settings::load_with_env(None, env(&[])).unwrap();
+        assert!(sealed.sealer().unwrap().is_some());
     }
 
     #[test]

@@ -187,6 +187,15 @@ impl Application {
     /// Builds with the store from `store.url` and the dialog bot.
     pub async fn build(settings: &Settings) -> Result<Self, StartupError> {
         let store = store::open(&settings.store.url, &settings.store.redis_prefix).await?;
+        let store = match settings.sealer()? {
+            Some(sealer) => store::Sealed::wrap(store, sealer),
+            None => {
+                tracing::warn!(
+                    "store.secret_key is empty: values at rest, sensitive answers included, are stored in plain text"
+                );
+                store
+            }
+        };
         let parts = Parts::build(settings, store)?;
         Self::build_from(settings, parts).await
     }
@@ -292,6 +301,12 @@ impl Application {
             catalog,
             background: None,
         })
+    }
+
+    /// The store the application runs on (sealed when `store.secret_key` is set).
+    #[must_use]
+    pub fn store(&self) -> Arc<dyn Store> {
+        Arc::clone(&self.store)
     }
 
     #[must_use]

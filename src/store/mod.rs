@@ -6,6 +6,7 @@
 
 mod embedded;
 mod redis_store;
+mod sealed;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +15,7 @@ use async_trait::async_trait;
 
 pub use embedded::{EmbeddedStore, check_file, restore_file};
 pub use redis_store::RedisStore;
+pub use sealed::{SealKey, SealKeyError, Sealed, Sealer};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
