@@ -10,6 +10,10 @@ use serde::Deserialize;
 
 use crate::wecom::{AesKey, MsgCrypt};
 
+/// Every request is answered within this (503 when our side is too slow); body and header
+/// timeouts must be shorter, so a slow client gets 408 or a closed connection instead.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// The shipped defaults; the binary works from any directory.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 
@@ -21,6 +25,125 @@ pub enum ConfigError {
     Missing { key: &'static str, env: String },
     #[error("invalid setting {key}: {reason}")]
     Invalid { key: &'static str, reason: String },
+    /// A config file that is not valid TOML. Names the place and the key, never the value:
+    /// the broken line is often a secret with a missing quote.
+    #[error("{file}:{line}: syntax error at {key}: {reason} (the value is not shown)")]
+    Syntax {
+        file: String,
+        line: usize,
+        key: String,
+        reason: String,
+    },
+}
+
+/// Leaf string values of a TOML table (and of the environment), to keep out of error text.
+fn string_values(value: &toml::Value, out: &mut Vec<String>) {
+    match value {
+        toml::Value::String(s) => out.push(s.clone()),
+        toml::Value::Array(items) => items.iter().for_each(|v| string_values(v, out)),
+        toml::Value::Table(table) => table.values().for_each(|v| string_values(v, out)),
+        _ => {}
+    }
+}
+
+/// Replaces every configured value of three or more characters in `text` with `****`: the
+/// config crate quotes offending values in its messages, and a value may be a secret.
+fn redact(text: &str, values: &[String]) -> String {
+    let mut values: Vec<&str> = values
+        .iter()
+        .map(|v| v.trim())
+        .filter(|v| v.chars().count() >= 3)
+        .collect();
+    // Longest first, so a value containing another is replaced whole.
+    values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    let mut out = text.to_owned();
+    for value in values {
+        out = out.replace(value, "****");
+    }
+    out
+}
+
+/// The config crate's error in words that never carry a value (type errors name the key and
+/// what was expected, not what was found).
+fn describe(error: &config::ConfigError) -> String {
+    match error {
+        config::ConfigError::Type {
+            origin,
+            expected,
+            key,
+            ..
+        } => format!(
+            "invalid type for {}: expected {expected}{}",
+            key.as_deref().unwrap_or("a setting"),
+            origin
+                .as_deref()
+                .map(|o| format!(" (in {o})"))
+                .unwrap_or_default()
+        ),
+        config::ConfigError::At { error, key, .. } => match key {
+            Some(key) => format!("{} (at {key})", describe(error)),
+            None => describe(error),
+        },
+        other => other.to_string(),
+    }
+}
+
+/// Checks a config file's TOML syntax first, so a broken file is reported with our own message
+/// (file:line and key) instead of the parser's, which quotes the broken line.
+fn check_syntax(path: &Path) -> Result<Vec<String>, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::Load(format!("{}: {e}", path.display())))?;
+    match text.parse::<toml::Table>() {
+        Ok(table) => {
+            let mut values = Vec::new();
+            string_values(&toml::Value::Table(table), &mut values);
+            Ok(values)
+        }
+        Err(e) => {
+            let offset = e.span().map_or(0, |span| span.start).min(text.len());
+            let line = text
+                .get(..offset)
+                .map_or(1, |before| before.matches('\n').count() + 1);
+            let line_text = text.lines().nth(line - 1).unwrap_or("");
+            let section = text
+                .lines()
+                .take(line)
+                .filter_map(|l| {
+                    let l = l.trim();
+                    l.strip_prefix('[')
+                        .and_then(|rest| rest.strip_suffix(']'))
+                        .map(|name| name.trim_matches(['[', ']']).trim().to_owned())
+                })
+                .last();
+            let bare = |k: &str| {
+                !k.is_empty()
+                    && k.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+            };
+            let key = line_text
+                .split_once('=')
+                .map(|(k, _)| k.trim())
+                .filter(|k| bare(k))
+                .map(|k| match &section {
+                    Some(section) if !section.is_empty() => format!("{section}.{k}"),
+                    _ => k.to_owned(),
+                })
+                .unwrap_or_else(|| format!("line {line}"));
+            // The parser's message is short, but keep even fragments of the value out of it.
+            let fragments: Vec<String> = line_text
+                .split_once('=')
+                .map_or(line_text, |(_, v)| v)
+                .split(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | ','))
+                .map(str::to_owned)
+                .collect();
+            Err(ConfigError::Syntax {
+                file: path.display().to_string(),
+                line,
+                key,
+                reason: redact(e.message().trim(), &fragments),
+            })
+        }
+    }
 }
 
 /// A value that must never be printed; `Debug` shows only that it is set.
@@ -55,6 +178,10 @@ pub struct ServerSection {
     pub timestamp_window_secs: u64,
     pub shutdown_grace_secs: u64,
     pub per_user_per_minute: u32,
+    pub body_read_timeout_ms: u64,
+    pub max_connections: usize,
+    pub header_read_timeout_ms: u64,
+    pub idle_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -76,6 +203,11 @@ pub struct LogSection {
 pub struct StoreSection {
     pub url: String,
     pub redis_prefix: String,
+    /// Base64 of 32 random bytes; values at rest are sealed with it. Empty = not sealed.
+    pub secret_key: Secret,
+    /// Keys used before the current one, still accepted for reading.
+    #[serde(default)]
+    pub previous_secret_keys: Vec<Secret>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -156,6 +288,16 @@ pub struct HandoffSection {
     pub mail_from: String,
 }
 
+/// The handlers' console and API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleSection {
+    /// Failed logins (or API tokens) allowed at once per address and per token prefix.
+    pub login_burst: u32,
+    /// Time to regain one failed attempt.
+    pub login_refill_ms: u64,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NotifySection {
@@ -178,6 +320,7 @@ pub struct Settings {
     pub handlers: HandlersSection,
     pub handoff: HandoffSection,
     pub notify: NotifySection,
+    pub console: ConsoleSection,
     /// Understanding by meaning: the embedding server and the in-process table.
     #[serde(default)]
     pub embeddings: crate::embed::EmbeddingsSection,
@@ -219,19 +362,26 @@ impl Settings {
 
     /// Defaults plus one TOML layer given as text (fuzzing and tests of config files).
     pub fn load_from_toml(extra: &str) -> Result<Self, ConfigError> {
+        let mut values = Vec::new();
+        if let Ok(table) = extra.parse::<toml::Table>() {
+            string_values(&toml::Value::Table(table), &mut values);
+        }
         Self::from_layers(
             defaults().add_source(config::File::from_str(extra, config::FileFormat::Toml)),
+            &values,
         )
     }
 
     /// Builds, deserialises and validates: the one way every layer stack becomes settings.
+    /// `values` are the layers' own strings, kept out of any error message.
     fn from_layers(
         builder: config::ConfigBuilder<config::builder::DefaultState>,
+        values: &[String],
     ) -> Result<Self, ConfigError> {
         let settings: Settings = builder
             .build()
             .and_then(config::Config::try_deserialize)
-            .map_err(|e| ConfigError::Load(e.to_string()))?;
+            .map_err(|e| ConfigError::Load(redact(&describe(&e), values)))?;
         settings.validate()?;
         Ok(settings)
     }
@@ -242,6 +392,7 @@ impl Settings {
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
         let mut builder = defaults();
+        let mut values = Vec::new();
         if let Some(path) = extra_file {
             if !path.exists() {
                 return Err(ConfigError::Load(format!(
@@ -249,19 +400,21 @@ impl Settings {
                     path.display()
                 )));
             }
+            values = check_syntax(path)?;
             builder = builder.add_source(config::File::from(path));
         }
         let env: config::Map<String, String> = env
             .into_iter()
             .filter(|(name, _)| name.starts_with("KAITONG_") && name.contains("__"))
             .collect();
+        values.extend(env.values().cloned());
         builder = builder.add_source(
             config::Environment::with_prefix("KAITONG")
                 .prefix_separator("_")
                 .separator("__")
                 .source(Some(env)),
         );
-        Self::from_layers(builder)
+        Self::from_layers(builder, &values)
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -316,6 +469,50 @@ impl Settings {
             return Err(ConfigError::Invalid {
                 key: "dialogs.session_ttl_secs",
                 reason: "must be positive".into(),
+            });
+        }
+        self.sealer()?;
+        if self.console.login_burst == 0 || self.console.login_refill_ms == 0 {
+            return Err(ConfigError::Invalid {
+                key: "console.login_burst",
+                reason: "login_burst and login_refill_ms must be positive".into(),
+            });
+        }
+        if self.server.body_read_timeout_ms == 0
+            || Duration::from_millis(self.server.body_read_timeout_ms) >= REQUEST_TIMEOUT
+        {
+            return Err(ConfigError::Invalid {
+                key: "server.body_read_timeout_ms",
+                reason: format!(
+                    "must be between 1 and {} (the request timeout)",
+                    REQUEST_TIMEOUT.as_millis() - 1
+                ),
+            });
+        }
+        if self.server.max_connections == 0 {
+            return Err(ConfigError::Invalid {
+                key: "server.max_connections",
+                reason: "must be positive".into(),
+            });
+        }
+        if self.server.header_read_timeout_ms == 0
+            || Duration::from_millis(self.server.header_read_timeout_ms) >= REQUEST_TIMEOUT
+        {
+            return Err(ConfigError::Invalid {
+                key: "server.header_read_timeout_ms",
+                reason: format!(
+                    "must be between 1 and {} (the request timeout)",
+                    REQUEST_TIMEOUT.as_millis() - 1
+                ),
+            });
+        }
+        if Duration::from_millis(self.server.idle_timeout_ms) <= REQUEST_TIMEOUT {
+            return Err(ConfigError::Invalid {
+                key: "server.idle_timeout_ms",
+                reason: format!(
+                    "must be above {} (the request timeout), or a slow answer would be cut",
+                    REQUEST_TIMEOUT.as_millis()
+                ),
             });
         }
         if self.server.max_body_bytes == 0 {
@@ -393,6 +590,51 @@ impl Settings {
         Duration::from_secs(self.dialogs.session_ttl_secs)
     }
 
+    /// The keys values are sealed with at rest; `None` when `store.secret_key` is empty.
+    pub fn sealer(&self) -> Result<Option<crate::store::Sealer>, ConfigError> {
+        let parse = |key: &'static str, value: &Secret| {
+            crate::store::SealKey::parse(value.expose()).map_err(|e| ConfigError::Invalid {
+                key,
+                reason: format!("{e} (generate one with `openssl rand -base64 32`)"),
+            })
+        };
+        if self.store.secret_key.expose().trim().is_empty() {
+            return Ok(None);
+        }
+        let current = parse("store.secret_key", &self.store.secret_key)?;
+        let previous = self
+            .store
+            .previous_secret_keys
+            .iter()
+            .map(|k| parse("store.previous_secret_keys", k))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(crate::store::Sealer::new(current, previous)))
+    }
+
+    /// The console's and API's throttle on failed tokens.
+    #[must_use]
+    pub fn login_throttle(&self) -> crate::console::LoginThrottle {
+        crate::console::LoginThrottle::new(
+            self.console.login_burst,
+            Duration::from_millis(self.console.login_refill_ms),
+        )
+    }
+
+    /// The accept loop's cap and timeouts.
+    #[must_use]
+    pub fn connection_limits(&self) -> crate::http::serve::ConnectionLimits {
+        crate::http::serve::ConnectionLimits {
+            max_connections: self.server.max_connections,
+            header_read_timeout: Duration::from_millis(self.server.header_read_timeout_ms),
+            idle_timeout: Duration::from_millis(self.server.idle_timeout_ms),
+        }
+    }
+
+    #[must_use]
+    pub fn body_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.server.body_read_timeout_ms)
+    }
+
     #[must_use]
     pub fn timestamp_window(&self) -> Duration {
         Duration::from_secs(self.server.timestamp_window_secs)
@@ -403,6 +645,8 @@ impl Settings {
     pub fn uses_demo_credentials(&self) -> bool {
         DEFAULT_TOML.contains(self.wecom.encoding_aes_key.expose())
             || DEFAULT_TOML.contains(self.aibot.encoding_aes_key.expose())
+            || (!self.store.secret_key.expose().is_empty()
+                && DEFAULT_TOML.contains(self.store.secret_key.expose()))
     }
 }
 
@@ -468,6 +712,19 @@ mod tests {
         let settings = Settings::load_with_env(Some(&path), env(&[])).unwrap();
         assert_eq!(settings.store.url, "redis://127.0.0.1:6399");
         assert!(Settings::load_with_env(Some(&dir.path().join("nope.toml")), env(&[])).is_err());
+    }
+
+    #[test]
+    fn a_bad_store_secret_key_names_the_key_and_an_empty_one_turns_sealing_off() {
+        let err = Settings::load_with_env(None, env(&[("KAITONG_STORE__SECRET_KEY", "c2hvcnQ=")]))
+            .unwrap_err();
+        assert!(err.to_string().contains("store.secret_key"), "{err}");
+        assert!(!err.to_string().contains("c2hvcnQ="), "{err}");
+        let plain =
+            Settings::load_with_env(None, env(&[("KAITONG_STORE__SECRET_KEY", "")])).unwrap();
+        assert!(plain.sealer().unwrap().is_none());
+        let sealed = Settings::load_with_env(None, env(&[])).unwrap();
+        assert!(sealed.sealer().unwrap().is_some());
     }
 
     #[test]

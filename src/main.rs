@@ -94,6 +94,32 @@ enum Command {
         #[command(subcommand)]
         command: CatalogCommand,
     },
+    /// Check, back up and restore the embedded store (store.url = embedded://PATH).
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Check the store file page by page; needs `serve` stopped.
+    Check,
+    /// Write a consistent copy of the store to FILE; works while `serve` runs (through it).
+    Backup {
+        /// The backup file to create (never overwritten).
+        #[arg(long, value_name = "FILE")]
+        to: PathBuf,
+        /// The running bot, when the store is in use; default http://<server.listen>.
+        #[arg(long)]
+        url: Option<String>,
+    },
+    /// Replace the store with a checked backup; needs `serve` stopped. The current file is kept
+    /// beside it as PATH.before-restore-UNIXTIME.
+    Restore {
+        /// The backup file.
+        backup: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -107,7 +133,32 @@ enum CatalogCommand {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() {
+    // Every failure is one line: operators read it in journald, where a multi-line chain is
+    // split across entries.
+    if let Err(e) = run().await {
+        eprintln!("kaitong: {}", one_line(&e));
+        std::process::exit(1);
+    }
+}
+
+/// The error and its causes on one line, each said once (a typed error often repeats its
+/// source in its own message).
+fn one_line(error: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+    }
+    out
+}
+
+async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let settings = match Settings::load(cli.config.as_deref()) {
         Ok(settings) => settings,
@@ -173,7 +224,118 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Eval { file, all } => eval(&settings, &file, all).await,
         Command::Catalog { command } => catalog(&settings, command),
+        Command::Store { command } => store(&settings, command).await,
     }
+}
+
+/// The embedded store's file, from `store.url`.
+fn embedded_path(settings: &Settings) -> anyhow::Result<PathBuf> {
+    settings
+        .store
+        .url
+        .strip_prefix("embedded://")
+        .map(PathBuf::from)
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "store.url is not embedded://…; back up Redis with its own tools (BGSAVE / the RDB file)"
+            )
+        })
+}
+
+async fn store(settings: &Settings, command: StoreCommand) -> anyhow::Result<()> {
+    use kaitong::store::{EmbeddedStore, Store, StoreError, check_file, restore_file};
+    let path = embedded_path(settings)?;
+    match command {
+        StoreCommand::Check => {
+            if !path.exists() {
+                anyhow::bail!("{} does not exist", path.display());
+            }
+            let report = check_file(&path)?;
+            println!(
+                "ok: {} ({} records{})",
+                path.display(),
+                report.records,
+                if report.repaired {
+                    "; allocator state repaired after an unclean stop"
+                } else {
+                    ""
+                }
+            );
+            Ok(())
+        }
+        StoreCommand::Backup { to, url } => {
+            if to.exists() {
+                anyhow::bail!(
+                    "{} already exists; a backup never overwrites a file",
+                    to.display()
+                );
+            }
+            if !path.exists() {
+                anyhow::bail!("{} does not exist", path.display());
+            }
+            let how = match EmbeddedStore::open(&path) {
+                Ok(local) => {
+                    local.backup_to(&to).await?;
+                    "directly"
+                }
+                Err(StoreError::InUse(_)) => {
+                    let url = url.unwrap_or_else(|| {
+                        format!(
+                            "http://{}",
+                            settings.server.listen.replace("0.0.0.0", "127.0.0.1")
+                        )
+                    });
+                    backup_through_server(settings, &url, &to).await?;
+                    "through the running server"
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let report = check_file(&to)?;
+            println!(
+                "backup written: {} ({} records, {how})",
+                to.display(),
+                report.records
+            );
+            Ok(())
+        }
+        StoreCommand::Restore { backup } => {
+            let kept = restore_file(&backup, &path)?;
+            let report = check_file(&path)?;
+            println!(
+                "restored {} from {} ({} records); the previous file, if any, is {}",
+                path.display(),
+                backup.display(),
+                report.records,
+                kept.display()
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Asks a running server for a snapshot (`POST /admin/store/backup`) and writes it to `to`.
+async fn backup_through_server(
+    settings: &Settings,
+    url: &str,
+    to: &std::path::Path,
+) -> anyhow::Result<()> {
+    let response = reqwest::Client::new()
+        .post(format!("{}/admin/store/backup", url.trim_end_matches('/')))
+        .bearer_auth(settings.admin.token.expose())
+        .send()
+        .await
+        .with_context(|| format!("the store is in use and the server at {url} did not answer"))?;
+    let status = response.status();
+    if !status.is_success() {
+        anyhow::bail!("the server at {url} refused the backup: {status}");
+    }
+    let bytes = response.bytes().await?;
+    // Written beside the target first, so a failed download never leaves a partial backup.
+    let staged = to.with_extension("partial");
+    std::fs::write(&staged, &bytes)?;
+    std::fs::File::open(&staged)?.sync_all()?;
+    std::fs::rename(&staged, to)?;
+    Ok(())
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
@@ -185,7 +347,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     }
     let app = Application::build(&settings)
         .await
-        .context("kaitong could not start")?;
+        .context("could not start")?;
     app.run_until_stopped(shutdown_signal())
         .await
         .context("server failed")

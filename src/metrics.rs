@@ -7,7 +7,8 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
 };
 
 struct Metrics {
@@ -21,6 +22,8 @@ struct Metrics {
     outbox_failed: IntGauge,
     wecom_api: IntCounterVec,
     store_seconds: HistogramVec,
+    connections_open: IntGauge,
+    connection_cap_hits: IntCounter,
 }
 
 fn metrics() -> &'static Metrics {
@@ -85,6 +88,16 @@ fn metrics() -> &'static Metrics {
                 &["path", "errcode"],
             ),
             store_seconds: histogram("store_seconds", "Store operation latency", &["op"], fast),
+            connections_open: gauge("connections_open", "Open HTTP connections"),
+            connection_cap_hits: {
+                let c = IntCounter::new(
+                    "connection_cap_hits_total",
+                    "Times the accept loop waited because server.max_connections were open",
+                )
+                .unwrap_or_else(|_| std::process::abort());
+                let _ = registry.register(Box::new(c.clone()));
+                c
+            },
             registry,
         }
     })
@@ -134,6 +147,18 @@ pub fn outbox(pending: usize, oldest: Option<Duration>, failed: usize) {
         .set(oldest.map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)));
     m.outbox_failed
         .set(i64::try_from(failed).unwrap_or(i64::MAX));
+}
+
+pub fn connection_opened() {
+    metrics().connections_open.inc();
+}
+
+pub fn connection_closed() {
+    metrics().connections_open.dec();
+}
+
+pub fn connection_cap_hit() {
+    metrics().connection_cap_hits.inc();
 }
 
 /// The text exposition of every metric.

@@ -50,6 +50,7 @@ pub struct Application {
     local_addr: SocketAddr,
     store: Arc<dyn Store>,
     grace: Duration,
+    limits: crate::http::serve::ConnectionLimits,
     catalog: CatalogHandle,
     background: Option<Background>,
 }
@@ -186,6 +187,15 @@ impl Application {
     /// Builds with the store from `store.url` and the dialog bot.
     pub async fn build(settings: &Settings) -> Result<Self, StartupError> {
         let store = store::open(&settings.store.url, &settings.store.redis_prefix).await?;
+        let store = match settings.sealer()? {
+            Some(sealer) => store::Sealed::wrap(store, sealer),
+            None => {
+                tracing::warn!(
+                    "store.secret_key is empty: values at rest, sensitive answers included, are stored in plain text"
+                );
+                store
+            }
+        };
         let parts = Parts::build(settings, store)?;
         Self::build_from(settings, parts).await
     }
@@ -200,6 +210,7 @@ impl Application {
             store: Arc::clone(&parts.store),
             outbox: parts.outbox.clone(),
             schedule: parts.schedule,
+            login_throttle: Arc::new(settings.login_throttle()),
         });
         let api = settings.wecom.cards.then_some(parts.api);
         let mut app = Self::assemble(settings, parts.store, parts.bot, parts.catalog, api).await?;
@@ -270,6 +281,8 @@ impl Application {
             aibot: Arc::new(aibot),
             store: Arc::clone(&store),
             max_body_bytes: settings.server.max_body_bytes,
+            body_read_timeout: settings.body_read_timeout(),
+            admin_token: settings.admin.token.clone(),
         };
         let addr = settings.listen_addr()?;
         let listener = TcpListener::bind(addr)
@@ -280,13 +293,20 @@ impl Application {
             .map_err(|source| StartupError::Bind { addr, source })?;
         Ok(Self {
             listener,
-            router: router(state, Duration::from_secs(15)),
+            router: router(state, crate::config::REQUEST_TIMEOUT),
             local_addr,
             store,
             grace: Duration::from_secs(settings.server.shutdown_grace_secs),
+            limits: settings.connection_limits(),
             catalog,
             background: None,
         })
+    }
+
+    /// The store the application runs on (sealed when `store.secret_key` is set).
+    #[must_use]
+    pub fn store(&self) -> Arc<dyn Store> {
+        Arc::clone(&self.store)
     }
 
     #[must_use]
@@ -305,7 +325,12 @@ impl Application {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        tracing::info!(addr = %self.local_addr, store = %self.store.describe(), "kaitong listening");
+        tracing::info!(
+            addr = %self.local_addr,
+            store = %self.store.describe(),
+            max_connections = self.limits.max_connections,
+            "kaitong listening"
+        );
         let purge_store = Arc::clone(&self.store);
         let purger = tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(60));
@@ -329,14 +354,9 @@ impl Application {
             tracing::info!("shutdown requested; finishing in-flight callbacks");
             let _ = stopped_tx.send(());
         };
-        let server = axum::serve(
-            self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(signal);
+        let server = crate::http::serve::serve(self.listener, self.router, self.limits, signal);
         let result = tokio::select! {
-            result = server => result,
+            () = server => Ok(()),
             () = async {
                 let _ = stopped_rx.await;
                 tokio::time::sleep(grace).await;

@@ -14,7 +14,7 @@ use common::{BACKENDS, Backend, fresh_store};
 use kaitong::catalog::{Answers, Channel, FieldKey, FieldValue, ServiceId, Team, Window};
 use kaitong::channel::{ChannelKind, Conversation, UserId};
 use kaitong::config::HandlerAccount;
-use kaitong::console::{ConsoleState, router};
+use kaitong::console::{ConsoleState, LoginThrottle, router};
 use kaitong::dialog::attachment_key;
 use kaitong::notify::{DeliveryError, Outbox, OutboxItem, RetryPolicy, Transport};
 use kaitong::requests::{
@@ -49,6 +49,14 @@ struct Console {
 
 impl Console {
     async fn spawn(backend: Backend) -> Self {
+        Self::spawn_throttled(
+            backend,
+            LoginThrottle::new(1000, std::time::Duration::from_millis(1)),
+        )
+        .await
+    }
+
+    async fn spawn_throttled(backend: Backend, throttle: LoginThrottle) -> Self {
         let (store, dir) = fresh_store(backend);
         let schedule = BatchSchedule::default();
         let ledger: Arc<dyn Ledger> = Arc::new(StoreLedger::new(Arc::clone(&store), schedule));
@@ -66,6 +74,7 @@ impl Console {
             store: Arc::clone(&store),
             outbox: outbox.clone(),
             schedule,
+            login_throttle: Arc::new(throttle),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -911,6 +920,10 @@ async fn the_router_merges_into_an_app_with_its_own_fallback() {
         store: Arc::clone(&store),
         outbox: Outbox::new(store),
         schedule,
+        login_throttle: Arc::new(LoginThrottle::new(
+            1000,
+            std::time::Duration::from_millis(1),
+        )),
     };
     let app = axum::Router::new()
         .route("/healthz", axum::routing::get(|| async { "ok" }))
@@ -928,4 +941,73 @@ async fn the_router_merges_into_an_app_with_its_own_fallback() {
     let missing = get("/nope").await.unwrap();
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
     assert_eq!(missing.text().await.unwrap(), "main fallback");
+}
+
+/// A login attempt from a given loopback address (Linux routes all of 127/8 to lo).
+async fn login_from(c: &Console, ip: [u8; 4], token: &str) -> reqwest::Response {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .local_address(std::net::IpAddr::from(ip))
+        .build()
+        .unwrap()
+        .post(c.url("/console/login"))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn failed_logins_are_throttled_per_address_and_token_prefix_and_the_buckets_refill() {
+    let refill = std::time::Duration::from_millis(600);
+    let c = Console::spawn_throttled(Backend::Embedded, LoginThrottle::new(3, refill)).await;
+    // Three guesses from one address are answered; the fourth is refused before it is checked.
+    for i in 0..3 {
+        let response = login_from(&c, [127, 0, 0, 1], &format!("g{i}-wrong")).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    let refused = login_from(&c, [127, 0, 0, 1], "g3-wrong").await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    assert!(refused.text().await.unwrap().contains("登录失败次数过多"));
+    // The API's bearer tokens share the throttle.
+    let api = c
+        .http
+        .get(c.url("/api/v1/requests"))
+        .bearer_auth(ALL_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(api.headers().contains_key("retry-after"));
+    // Another address is not affected.
+    let other = login_from(&c, [127, 0, 0, 2], ALL_TOKEN).await;
+    assert_eq!(other.status(), StatusCode::SEE_OTHER, "logged in");
+
+    // Guesses at one token prefix spread over addresses meet the prefix bucket.
+    for (i, ip) in [[127, 0, 0, 3], [127, 0, 0, 4], [127, 0, 0, 5]]
+        .iter()
+        .enumerate()
+    {
+        let response = login_from(&c, *ip, &format!("ops-guess-{i}")).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    let refused = login_from(&c, [127, 0, 0, 6], "ops-guess-3").await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+
+    // Nobody is locked out for good: after the refill the right tokens work again.
+    tokio::time::sleep(refill + std::time::Duration::from_millis(100)).await;
+    let back = login_from(&c, [127, 0, 0, 1], ALL_TOKEN).await;
+    assert_eq!(
+        back.status(),
+        StatusCode::SEE_OTHER,
+        "the address recovered"
+    );
+    let back = login_from(&c, [127, 0, 0, 6], OPS_TOKEN).await;
+    assert_eq!(back.status(), StatusCode::SEE_OTHER, "the prefix recovered");
+    // A success takes nothing: logging in many times in a row stays possible.
+    for _ in 0..5 {
+        let again = login_from(&c, [127, 0, 0, 7], RND_TOKEN).await;
+        assert_eq!(again.status(), StatusCode::SEE_OTHER);
+    }
 }

@@ -306,6 +306,10 @@ async fn a_handler_logs_in_sees_the_batch_and_completes_a_request_in_chromium() 
         store: Arc::clone(&store),
         outbox: Outbox::new(Arc::clone(&store)),
         schedule,
+        login_throttle: Arc::new(kaitong::console::LoginThrottle::new(
+            1000,
+            std::time::Duration::from_millis(1),
+        )),
     };
     let id = ledger.file(filed_form(), Utc::now()).await.unwrap().id;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -1,4 +1,5 @@
-//! One conformance suite, run against both store backends (a real Redis and a redb file).
+//! One conformance suite, run against both store backends (a real Redis and a redb file), bare
+//! and with values sealed at rest.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -7,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{BACKENDS, Backend, fresh_store};
-use kaitong::store::{RedisStore, Store, StoreError};
+use kaitong::store::{RedisStore, Sealed, Store, StoreError};
 
 async fn for_each_backend<F, Fut>(test: F)
 where
@@ -17,6 +18,13 @@ where
     for backend in BACKENDS {
         let (store, _dir) = fresh_store(backend);
         test(store, backend).await;
+        // The same semantics with values sealed at rest (compare-and-swap compares plaintexts).
+        let (store, _dir) = fresh_store(backend);
+        let sealer = common::test_settings()
+            .sealer()
+            .unwrap()
+            .expect("the default config seals");
+        test(Sealed::wrap(store, sealer), backend).await;
     }
 }
 

@@ -97,8 +97,9 @@ fn signed_query<'a>(
         .trim()
         .parse()
         .map_err(|_| Rejection::StaleTimestamp(timestamp.to_owned()))?;
-    let window = i64::try_from(window.as_secs()).unwrap_or(i64::MAX);
-    if (now - sent).abs() > window {
+    // `abs_diff` cannot overflow: `now - sent` wraps for a timestamp near i64::MIN (a signed
+    // callback with timestamp = now − 2^63 would otherwise land inside the window).
+    if now.abs_diff(sent) > window.as_secs() {
         return Err(Rejection::StaleTimestamp(timestamp.to_owned()));
     }
     Ok(SignedQuery {
@@ -160,8 +161,9 @@ pub struct ChannelSettings {
 /// Runs one callback's turn at most once and returns the reply plaintext to seal, or `None`
 /// when the answer is an empty 200 (a retry arriving while the first call still runs).
 ///
-/// Shared by both channels: the per-person rate limit, the turn metrics, WeCom's retries and the
-/// "store unavailable" answer are the same; only rendering differs, and `render` does it.
+/// Shared by both channels: the per-person rate limit (checked after de-duplication), the turn
+/// metrics, WeCom's retries and the "store unavailable" answer are the same; only rendering
+/// differs, and `render` does it.
 async fn answer_once<R, Fut>(
     channel: ChannelKind,
     replies: &ReplyCache,
@@ -176,10 +178,13 @@ where
     Fut: std::future::Future<Output = String>,
 {
     let name = channel.as_str();
-    let limited = !settings
-        .limiter
-        .allow(&format!("{name}:{}", inbound.sender));
+    // The limit is taken inside the turn, which runs only for the first arrival of a message:
+    // WeCom's retries of a message already answered (or in flight) never use up a token, so
+    // a burst of retries cannot throttle the person's next real message.
     let turn = || async {
+        let limited = !settings
+            .limiter
+            .allow(&format!("{name}:{}", inbound.sender));
         if limited {
             tracing::warn!(channel = name, user = %inbound.sender, "per-person rate limit hit");
             crate::metrics::callback(name, "rate_limited");

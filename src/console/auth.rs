@@ -15,6 +15,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::{Deserialize, Serialize};
 
+use super::throttle::retry_after_secs;
 use super::{ConsoleState, Peer, html, log_refusal};
 use crate::catalog::Team;
 use crate::requests::{Handler, TeamScope, token_hash};
@@ -215,7 +216,19 @@ pub(crate) async fn login(
     form: Result<Form<LoginForm>, FormRejection>,
 ) -> Response {
     let token = form.map(|Form(f)| f.token).unwrap_or_default();
+    if let Err(wait) = state.login_throttle.check(peer.ip(), &token) {
+        log_refusal(429, "too many failed logins", "/console/login", &peer);
+        let secs = retry_after_secs(wait);
+        let mut page = html::login_page(
+            StatusCode::TOO_MANY_REQUESTS,
+            Some(&format!("登录失败次数过多，请 {secs} 秒后再试")),
+        );
+        page.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        return page;
+    }
     let Some(handler) = state.directory.by_token(token.trim()) else {
+        state.login_throttle.failed(peer.ip(), &token);
         log_refusal(401, "invalid console token", "/console/login", &peer);
         return html::login_page(StatusCode::UNAUTHORIZED, Some("令牌无效"));
     };
@@ -291,6 +304,23 @@ impl FromRequestParts<ConsoleState> for ApiHandler {
                 scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
             })
             .filter(|t| !t.is_empty());
+        let peer = Peer::of(&parts.extensions);
+        if let Err(wait) = state
+            .login_throttle
+            .check(peer.ip(), token.unwrap_or_default())
+        {
+            log_refusal(429, "too many failed tokens", parts.uri.path(), &peer);
+            let mut response = (
+                StatusCode::TOO_MANY_REQUESTS,
+                axum::Json(serde_json::json!({ "error": "too many failed attempts" })),
+            )
+                .into_response();
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(retry_after_secs(wait)),
+            );
+            return Err(response);
+        }
         let reason = match token {
             Some(token) => match state.directory.by_token(token) {
                 Some(handler) => return Ok(Self(handler)),
@@ -298,7 +328,10 @@ impl FromRequestParts<ConsoleState> for ApiHandler {
             },
             None => "missing bearer token",
         };
-        log_refusal(401, reason, parts.uri.path(), &Peer::of(&parts.extensions));
+        if let Some(token) = token {
+            state.login_throttle.failed(peer.ip(), token);
+        }
+        log_refusal(401, reason, parts.uri.path(), &peer);
         let mut response = (
             StatusCode::UNAUTHORIZED,
             axum::Json(serde_json::json!({ "error": "unauthorized" })),

@@ -13,6 +13,7 @@ mod auth;
 mod csv;
 mod html;
 mod pages;
+mod throttle;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,6 +28,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 
 pub use auth::{SESSION_COOKIE, SESSION_TTL};
+pub use throttle::LoginThrottle;
 
 use crate::catalog::Team;
 use crate::notify::Outbox;
@@ -44,6 +46,8 @@ pub struct ConsoleState {
     pub store: Arc<dyn Store>,
     pub outbox: Outbox,
     pub schedule: BatchSchedule,
+    /// Failed console logins and API tokens, per address and token prefix.
+    pub login_throttle: Arc<LoginThrottle>,
 }
 
 /// The console and API routes, with their state applied so they merge into the main router.
@@ -89,6 +93,11 @@ const STATUSES: [Status; 5] = [
 pub(crate) struct Peer(pub String);
 
 impl Peer {
+    /// The address without the port, for per-address limits.
+    pub(crate) fn ip(&self) -> Option<std::net::IpAddr> {
+        self.0.parse::<SocketAddr>().ok().map(|addr| addr.ip())
+    }
+
     fn of(extensions: &Extensions) -> Self {
         Self(
             extensions

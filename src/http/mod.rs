@@ -2,6 +2,8 @@
 //!
 //! Owns only transport concerns; protocol work is delegated to `channel`, state to `store`.
 
+pub mod serve;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,6 +26,10 @@ pub struct AppState {
     pub aibot: Arc<AiBotChannel>,
     pub store: Arc<dyn Store>,
     pub max_body_bytes: usize,
+    /// How long a callback body may take to arrive (408 after).
+    pub body_read_timeout: Duration,
+    /// Bearer token of the admin endpoints.
+    pub admin_token: crate::config::Secret,
 }
 
 /// Which inbound channel a route serves, for logs.
@@ -59,6 +65,7 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/readyz", get(readyz))
+        .route("/admin/store/backup", axum::routing::post(store_backup))
         .fallback(not_found)
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -119,19 +126,31 @@ fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-/// Reads the body under the limit; a declared or actual overflow is a 413.
-async fn read_body(request: Request, limit: usize) -> Result<Bytes, ()> {
+/// Why a callback body could not be read.
+enum BodyError {
+    /// Declared or actual size over the limit: 413.
+    TooLarge,
+    /// The body did not finish arriving within the body timeout: 408.
+    TimedOut,
+}
+
+/// Reads the body under the size limit and within the body timeout.
+async fn read_body(request: Request, limit: usize, deadline: Duration) -> Result<Bytes, BodyError> {
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|len| len > limit) {
-        return Err(());
+        return Err(BodyError::TooLarge);
     }
-    axum::body::to_bytes(request.into_body(), limit)
-        .await
-        .map_err(|_| ())
+    // A client that announces a body and then trickles or stops must not hold the request
+    // until the overall request timeout (which answers 503, as if we were at fault).
+    match tokio::time::timeout(deadline, axum::body::to_bytes(request.into_body(), limit)).await {
+        Ok(Ok(body)) => Ok(body),
+        Ok(Err(_)) => Err(BodyError::TooLarge),
+        Err(_) => Err(BodyError::TimedOut),
+    }
 }
 
 async fn verify(state: &AppState, route: Route, request: Request) -> Response {
@@ -154,17 +173,37 @@ async fn callback(state: &AppState, route: Route, request: Request) -> Response 
     let started = Instant::now();
     let peer = peer(&request);
     let query = CallbackQuery::parse(request.uri().query().unwrap_or(""));
-    let Ok(body) = read_body(request, state.max_body_bytes).await else {
-        tracing::warn!(
-            channel = route.name(),
-            peer = %peer,
-            status = 413,
-            reason = "body over the size limit",
-            limit = state.max_body_bytes,
-            "callback rejected"
-        );
-        crate::metrics::callback(route.name(), "too_large");
-        return (StatusCode::PAYLOAD_TOO_LARGE, "payload too large").into_response();
+    let body = match read_body(request, state.max_body_bytes, state.body_read_timeout).await {
+        Ok(body) => body,
+        Err(BodyError::TooLarge) => {
+            tracing::warn!(
+                channel = route.name(),
+                peer = %peer,
+                status = 413,
+                reason = "body over the size limit",
+                limit = state.max_body_bytes,
+                "callback rejected"
+            );
+            crate::metrics::callback(route.name(), "too_large");
+            return (StatusCode::PAYLOAD_TOO_LARGE, "payload too large").into_response();
+        }
+        Err(BodyError::TimedOut) => {
+            tracing::warn!(
+                channel = route.name(),
+                peer = %peer,
+                status = 408,
+                reason = "body not received in time",
+                timeout_ms = u64::try_from(state.body_read_timeout.as_millis()).unwrap_or(u64::MAX),
+                "callback rejected"
+            );
+            crate::metrics::callback(route.name(), "body_timeout");
+            return (
+                StatusCode::REQUEST_TIMEOUT,
+                [(header::CONNECTION, "close")],
+                "request timeout",
+            )
+                .into_response();
+        }
     };
     let result = match route {
         Route::App => state.app.receive(&query, &body, now()).await,
@@ -257,6 +296,54 @@ async fn readyz(State(state): State<AppState>) -> Response {
         Err(e) => {
             tracing::warn!(store = %state.store.describe(), error = %e, "not ready");
             (StatusCode::SERVICE_UNAVAILABLE, "store unavailable").into_response()
+        }
+    }
+}
+
+/// `POST /admin/store/backup` (bearer `admin.token`): a consistent copy of the embedded store
+/// as a redb file, taken while the server keeps running (the file itself is locked by redb, so
+/// `kaitong store backup` comes here when the server is up).
+async fn store_backup(State(state): State<AppState>, request: Request) -> Response {
+    use subtle::ConstantTimeEq;
+    let peer = peer(&request);
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default()
+        .trim()
+        .as_bytes();
+    let expected = state.admin_token.expose().as_bytes();
+    if expected.is_empty() || given.len() != expected.len() || !bool::from(given.ct_eq(expected)) {
+        tracing::warn!(peer = %peer, status = 401, reason = "bad admin token", "admin request refused");
+        return (StatusCode::UNAUTHORIZED, "unauthorized").into_response();
+    }
+    let dest = std::env::temp_dir().join(format!(
+        "kaitong-backup-{}.db",
+        hex::encode(rand::random::<[u8; 8]>())
+    ));
+    let result = state.store.backup_to(&dest).await;
+    let bytes = match result {
+        Ok(records) => match tokio::fs::read(&dest).await {
+            Ok(bytes) => {
+                tracing::info!(peer = %peer, records, bytes = bytes.len(), "store backup taken");
+                Ok(bytes)
+            }
+            Err(e) => Err(e.to_string()),
+        },
+        Err(e) => Err(e.to_string()),
+    };
+    let _ = tokio::fs::remove_file(&dest).await;
+    match bytes {
+        Ok(bytes) => ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "store backup failed");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("backup failed: {e}"),
+            )
+                .into_response()
         }
     }
 }

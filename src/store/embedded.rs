@@ -124,17 +124,160 @@ fn run_writer(db: Arc<Database>, jobs: std::sync::mpsc::Receiver<Job>) {
     }
 }
 
+thread_local! {
+    /// Set while this thread opens a store file, so the panic hook stays quiet: a panic inside
+    /// redb on a damaged file is caught and reported as one line, not a backtrace.
+    static OPENING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Installs (once) a panic hook that silences panics raised while a store file is opened on
+/// this thread and hands every other panic to the previous hook unchanged.
+fn quiet_open_panics() {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !OPENING.with(std::cell::Cell::get) {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// The text of a caught panic.
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "the storage engine failed".to_owned())
+}
+
+fn damaged(path: &Path, reason: impl std::fmt::Display) -> StoreError {
+    StoreError::Damaged {
+        path: path.display().to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Runs `f` on a store file, turning redb's errors and panics into [`StoreError`]s: a file
+/// held by another process is `InUse`, anything else wrong with it is `Damaged`.
+fn guarded<T>(path: &Path, f: impl FnOnce() -> Result<T, redb::Error>) -> Result<T, StoreError> {
+    quiet_open_panics();
+    OPENING.with(|o| o.set(true));
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    OPENING.with(|o| o.set(false));
+    match outcome {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(redb::Error::DatabaseAlreadyOpen)) => {
+            Err(StoreError::InUse(path.display().to_string()))
+        }
+        Ok(Err(redb::Error::Io(e))) if e.kind() == std::io::ErrorKind::WouldBlock => {
+            Err(StoreError::InUse(path.display().to_string()))
+        }
+        Ok(Err(e)) => Err(damaged(path, e)),
+        Err(payload) => Err(damaged(path, panic_text(payload.as_ref()))),
+    }
+}
+
+/// Opens the database file and reads every record once, so a damaged file is found at
+/// start-up instead of by the first request that touches the broken part. An existing empty
+/// file is damaged (redb would silently start a new store in it, hiding the loss).
+// redb's own error type is large; these closures run once per open, not per request.
+#[allow(clippy::result_large_err)]
+fn open_checked(path: &Path, create: bool) -> Result<(Database, usize), StoreError> {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.len() == 0 => return Err(damaged(path, "the file is empty (0 bytes)")),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {}
+        Err(e) => return Err(StoreError::Backend(format!("{}: {e}", path.display()))),
+    }
+    guarded(path, || {
+        let db = Database::create(path)?;
+        let txn = db.begin_write()?;
+        txn.open_table(KV)?;
+        txn.commit()?;
+        let txn = db.begin_read()?;
+        let table = txn.open_table(KV)?;
+        let mut records = 0;
+        for entry in table.iter()? {
+            let (key, value) = entry?;
+            let _ = (key.value().len(), value.value().len());
+            records += 1;
+        }
+        drop(table);
+        drop(txn);
+        Ok((db, records))
+    })
+}
+
+/// What `kaitong store check` reports for a healthy file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckReport {
+    /// Records in the file, expired ones included.
+    pub records: usize,
+    /// Whether redb had to repair its allocator state (after an unclean stop).
+    pub repaired: bool,
+}
+
+/// Checks an existing store file thoroughly (every page's checksum) without starting anything.
+/// The file must not be in use.
+// redb's own error type is large; these closures run once per open, not per request.
+#[allow(clippy::result_large_err)]
+pub fn check_file(path: &Path) -> Result<CheckReport, StoreError> {
+    let (mut db, records) = open_checked(path, false)?;
+    let clean = guarded(path, || Ok(db.check_integrity()?))?;
+    Ok(CheckReport {
+        records,
+        repaired: !clean,
+    })
+}
+
+/// Replaces the store file at `path` with the backup at `backup`, after checking the backup.
+/// The current file (if any) is kept beside it as `PATH.before-restore-UNIXTIME`. The store
+/// must not be in use.
+// redb's own error type is large; these closures run once per open, not per request.
+#[allow(clippy::result_large_err)]
+pub fn restore_file(backup: &Path, path: &Path) -> Result<std::path::PathBuf, StoreError> {
+    check_file(backup)?;
+    if path.exists() {
+        // Taking the lock proves no server is using the file right now.
+        match guarded(path, || Ok(Database::open(path)?)) {
+            Err(StoreError::InUse(p)) => return Err(StoreError::InUse(p)),
+            Ok(db) => drop(db),
+            // A damaged current file is what a restore is for.
+            Err(_) => {}
+        }
+    }
+    let staged = path.with_extension("restoring");
+    std::fs::copy(backup, &staged).map_err(backend)?;
+    std::fs::File::open(&staged)
+        .and_then(|f| f.sync_all())
+        .map_err(backend)?;
+    let kept = path.with_extension(format!(
+        "before-restore-{}",
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    ));
+    if path.exists() {
+        std::fs::rename(path, &kept).map_err(backend)?;
+    }
+    std::fs::rename(&staged, path).map_err(backend)?;
+    Ok(kept)
+}
+
 impl EmbeddedStore {
-    /// Opens or creates the file, creating parent folders as needed.
+    /// Opens or creates the file, creating parent folders as needed. A damaged file is refused
+    /// with [`StoreError::Damaged`] (never a panic), a file held by another process with
+    /// [`StoreError::InUse`].
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(backend)?;
         }
-        let db = Arc::new(Database::create(&path).map_err(backend)?);
-        let txn = db.begin_write().map_err(backend)?;
-        txn.open_table(KV).map_err(backend)?;
-        txn.commit().map_err(backend)?;
+        let (db, _) = open_checked(&path, true)?;
+        let db = Arc::new(db);
         let (writer, jobs) = std::sync::mpsc::channel::<Job>();
         let writer_db = Arc::clone(&db);
         let thread = std::thread::Builder::new()
@@ -357,5 +500,39 @@ impl Store for EmbeddedStore {
 
     async fn purge_expired(&self) -> Result<usize, StoreError> {
         self.purge().await
+    }
+
+    async fn backup_to(&self, dest: &Path) -> Result<usize, StoreError> {
+        let db = Arc::clone(&self.db);
+        let dest = dest.to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            if dest.exists() {
+                return Err(StoreError::Backend(format!(
+                    "{} already exists; a backup never overwrites a file",
+                    dest.display()
+                )));
+            }
+            // One read transaction is a consistent snapshot; writers carry on meanwhile.
+            let txn = db.begin_read().map_err(backend)?;
+            let table = txn.open_table(KV).map_err(backend)?;
+            let copy = Database::create(&dest).map_err(backend)?;
+            let write = copy.begin_write().map_err(backend)?;
+            let mut copied = 0;
+            {
+                let mut out = write.open_table(KV).map_err(backend)?;
+                let now = now_millis();
+                for entry in table.iter().map_err(backend)? {
+                    let (key, value) = entry.map_err(backend)?;
+                    if live(value.value(), now).is_some() {
+                        out.insert(key.value(), value.value()).map_err(backend)?;
+                        copied += 1;
+                    }
+                }
+            }
+            write.commit().map_err(backend)?;
+            Ok(copied)
+        })
+        .await
+        .map_err(backend)?
     }
 }

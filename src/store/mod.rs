@@ -6,14 +6,16 @@
 
 mod embedded;
 mod redis_store;
+mod sealed;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 
-pub use embedded::EmbeddedStore;
+pub use embedded::{EmbeddedStore, check_file, restore_file};
 pub use redis_store::RedisStore;
+pub use sealed::{SealKey, SealKeyError, Sealed, Sealer};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -25,6 +27,18 @@ pub enum StoreError {
     Backend(String),
     #[error("unsupported store url {0:?}: expected embedded://PATH or redis://HOST:PORT")]
     UnsupportedUrl(String),
+    /// The embedded store's file cannot be used as it is; start-up is refused rather than
+    /// starting empty or crashing inside the storage engine.
+    #[error(
+        "embedded store {path} is damaged ({reason}); restore a backup with `kaitong store restore BACKUP`, \
+         or move the file aside to start with an empty store"
+    )]
+    Damaged { path: String, reason: String },
+    /// Another process (usually a running `kaitong serve`) holds the embedded store's file.
+    #[error("embedded store {0} is in use by another process (is `kaitong serve` running?)")]
+    InUse(String),
+    #[error("{0} is not supported by this store")]
+    Unsupported(&'static str),
 }
 
 /// Key-value operations every backend provides with the same semantics (see `tests/store.rs`).
@@ -78,6 +92,13 @@ pub trait Store: Send + Sync + 'static {
     /// Drops expired records where the backend does not do so itself.
     async fn purge_expired(&self) -> Result<usize, StoreError> {
         Ok(0)
+    }
+
+    /// Writes a consistent copy of every live record to a new store file at `dest` while the
+    /// store stays in use; returns how many records it copied. Only the embedded store can
+    /// (Redis has its own persistence and backups).
+    async fn backup_to(&self, _dest: &std::path::Path) -> Result<usize, StoreError> {
+        Err(StoreError::Unsupported("backup"))
     }
 }
 
@@ -173,5 +194,9 @@ impl Store for Metered {
 
     async fn purge_expired(&self) -> Result<usize, StoreError> {
         timed("purge", self.inner.purge_expired()).await
+    }
+
+    async fn backup_to(&self, dest: &std::path::Path) -> Result<usize, StoreError> {
+        self.inner.backup_to(dest).await
     }
 }

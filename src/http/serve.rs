@@ -1,0 +1,262 @@
+//! The accept loop: bounded connections with header-read and idle timeouts.
+//!
+//! `axum::serve` sets neither a header-read timeout nor a connection cap, so connections that
+//! send half a request line and wait pile up until the process runs out of file descriptors
+//! (and memory). Here every connection holds one of `max_connections` permits; at the cap the
+//! loop stops accepting, new connections wait in the kernel's listen backlog (costing us
+//! nothing) and are taken as soon as a slot frees. A connection that does not deliver its
+//! request head within `header_read_timeout` (including an idle keep-alive connection waiting
+//! for its next request) is closed by hyper; one with no bytes moving either way for
+//! `idle_timeout` is closed here.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+use tower::ServiceExt;
+
+/// How the server treats connections (from `server.*` settings).
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    pub max_connections: usize,
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+}
+
+/// A gap between "connection cap reached" log lines, so an attack logs a line per interval
+/// rather than a line per connection.
+const CAP_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Serves `router` on `listener` until `shutdown` resolves, then asks every connection to
+/// finish its current request and returns when all have closed. Dropping the returned future
+/// closes every connection at once.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: ConnectionLimits,
+    shutdown: impl Future<Output = ()> + Send,
+) {
+    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let (closing_tx, closing_rx) = watch::channel(false);
+    let mut connections = JoinSet::new();
+    let mut cap = CapLog::default();
+    tokio::pin!(shutdown);
+    loop {
+        while connections.try_join_next().is_some() {}
+        let permit = match Arc::clone(&permits).try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                cap.hit(limits.max_connections);
+                tokio::select! {
+                    permit = Arc::clone(&permits).acquire_owned() => match permit {
+                        Ok(permit) => permit,
+                        Err(_) => break,
+                    },
+                    () = &mut shutdown => break,
+                }
+            }
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // EMFILE/ENFILE and aborted handshakes: back off instead of spinning.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let router = router.clone();
+        let closing = closing_rx.clone();
+        crate::metrics::connection_opened();
+        connections.spawn(async move {
+            // Counted down even when the task is aborted (the server future dropped).
+            let _open = OpenConnection { _permit: permit };
+            connection(stream, peer, router, limits, closing).await;
+        });
+    }
+    drop(listener);
+    let _ = closing_tx.send(true);
+    while connections.join_next().await.is_some() {}
+}
+
+/// A connection's slot: frees the permit and the gauge when the connection task ends.
+struct OpenConnection {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        crate::metrics::connection_closed();
+    }
+}
+
+/// Logs the first time the cap is hit and then at most once per interval, with a count.
+#[derive(Default)]
+struct CapLog {
+    last: Option<Instant>,
+    since_last: u64,
+}
+
+impl CapLog {
+    fn hit(&mut self, max: usize) {
+        crate::metrics::connection_cap_hit();
+        self.since_last += 1;
+        if self.last.is_none_or(|at| at.elapsed() >= CAP_LOG_INTERVAL) {
+            tracing::warn!(
+                max_connections = max,
+                times = self.since_last,
+                "connection cap reached (server.max_connections); new connections wait in the \
+                 listen backlog until one closes"
+            );
+            self.last = Some(Instant::now());
+            self.since_last = 0;
+        }
+    }
+}
+
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    router: Router,
+    limits: ConnectionLimits,
+    mut closing: watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    let started = Instant::now();
+    let activity = Arc::new(AtomicU64::new(0));
+    let io = TokioIo::new(Tracked {
+        inner: stream,
+        started,
+        activity: Arc::clone(&activity),
+    });
+    let service = router.map_request(move |mut request: axum::http::Request<Incoming>| {
+        request.extensions_mut().insert(ConnectInfo(peer));
+        request
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .keep_alive(true);
+    let conn = builder.serve_connection(io, TowerToHyperService::new(service));
+    tokio::pin!(conn);
+    let mut shutting_down = *closing.borrow();
+    if shutting_down {
+        conn.as_mut().graceful_shutdown();
+    }
+    loop {
+        let last = Duration::from_millis(activity.load(Ordering::Relaxed));
+        let idle_for = started.elapsed().saturating_sub(last);
+        let idle_left = limits.idle_timeout.saturating_sub(idle_for);
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(e) = result {
+                    // Header timeouts and clients that vanish mid-request end up here.
+                    tracing::debug!(peer = %peer, error = %e, "connection closed with an error");
+                }
+                return;
+            }
+            () = tokio::time::sleep(idle_left) => {
+                let last = Duration::from_millis(activity.load(Ordering::Relaxed));
+                if started.elapsed().saturating_sub(last) >= limits.idle_timeout {
+                    tracing::info!(
+                        peer = %peer,
+                        idle_ms = u64::try_from(limits.idle_timeout.as_millis()).unwrap_or(u64::MAX),
+                        "idle connection closed"
+                    );
+                    return;
+                }
+            }
+            changed = closing.changed(), if !shutting_down => {
+                if changed.is_err() || *closing.borrow() {
+                    shutting_down = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+            }
+        }
+    }
+}
+
+/// A TCP stream that records when bytes last moved, for the idle timeout.
+struct Tracked {
+    inner: TcpStream,
+    started: Instant,
+    /// Milliseconds after `started` of the last read or write.
+    activity: Arc<AtomicU64>,
+}
+
+impl Tracked {
+    fn touch(&self) {
+        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.activity.store(now, Ordering::Relaxed);
+    }
+}
+
+impl AsyncRead for Tracked {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(result, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.touch();
+        }
+        result
+    }
+}
+
+impl AsyncWrite for Tracked {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let result = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
+            self.touch();
+        }
+        result
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let result = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
+            self.touch();
+        }
+        result
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}

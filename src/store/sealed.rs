@@ -1,0 +1,334 @@
+//! Values at rest are sealed: every value written through [`Sealed`] is encrypted with
+//! ChaCha20-Poly1305 under `store.secret_key`, with the record's key as associated data (so a
+//! sealed value cannot be moved to another key). A sensitive answer (an API secret typed into a
+//! form) sits in sessions, filed requests, hand-off payloads and cached replies; sealing whole
+//! values covers every one of those places without the dialog layer knowing.
+//!
+//! Record layout: `KTS1` ‖ key id (4 bytes: SHA-256 of the key, truncated) ‖ nonce (12) ‖
+//! ciphertext+tag. Values without the `KTS1` prefix are returned as they are: records written
+//! before sealing was turned on, and counters, which `increment` keeps as plain decimal text
+//! (Redis `INCR` needs them so; a number is no secret).
+//!
+//! Rotation: put the new key in `store.secret_key` and the old one in
+//! `store.previous_secret_keys`; records are read with whichever key sealed them and re-sealed
+//! with the new key when next written.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use base64::Engine;
+use chacha20poly1305::aead::{Aead, Payload};
+use chacha20poly1305::{ChaCha20Poly1305, KeyInit, Nonce};
+use sha2::Digest;
+
+use super::{Store, StoreError};
+
+const MAGIC: &[u8; 4] = b"KTS1";
+const ID_LEN: usize = 4;
+const NONCE_LEN: usize = 12;
+const HEADER_LEN: usize = MAGIC.len() + ID_LEN + NONCE_LEN;
+
+/// How often a compare-and-swap re-reads when the sealed bytes changed under it.
+const CAS_ATTEMPTS: usize = 8;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SealKeyError {
+    #[error("not base64")]
+    Base64,
+    #[error("must be 32 bytes (44 base64 characters), got {0} bytes")]
+    Length(usize),
+}
+
+/// One 256-bit key and its short id.
+#[derive(Clone)]
+pub struct SealKey {
+    id: [u8; ID_LEN],
+    cipher: ChaCha20Poly1305,
+}
+
+impl std::fmt::Debug for SealKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SealKey({})", hex::encode(self.id))
+    }
+}
+
+impl SealKey {
+    /// A key from its base64 text (standard alphabet, 32 bytes).
+    pub fn parse(text: &str) -> Result<Self, SealKeyError> {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text.trim())
+            .map_err(|_| SealKeyError::Base64)?;
+        if bytes.len() != 32 {
+            return Err(SealKeyError::Length(bytes.len()));
+        }
+        let digest = sha2::Sha256::digest(&bytes);
+        let mut id = [0u8; ID_LEN];
+        id.copy_from_slice(&digest[..ID_LEN]);
+        let cipher = ChaCha20Poly1305::new_from_slice(&bytes)
+            .map_err(|_| SealKeyError::Length(bytes.len()))?;
+        Ok(Self { id, cipher })
+    }
+
+    /// The key's id as hex, for logs and errors (never the key).
+    #[must_use]
+    pub fn id(&self) -> String {
+        hex::encode(self.id)
+    }
+}
+
+/// The current key and the previous ones: seals with the current, opens with whichever sealed.
+#[derive(Debug, Clone)]
+pub struct Sealer {
+    current: SealKey,
+    previous: Vec<SealKey>,
+}
+
+impl Sealer {
+    #[must_use]
+    pub fn new(current: SealKey, previous: Vec<SealKey>) -> Self {
+        Self { current, previous }
+    }
+
+    /// Encrypts `value` for the record `key` under the current key.
+    pub fn seal(&self, key: &str, value: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let nonce: [u8; NONCE_LEN] = rand::random();
+        let ciphertext = self
+            .current
+            .cipher
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: value,
+                    aad: key.as_bytes(),
+                },
+            )
+            .map_err(|_| StoreError::Backend(format!("sealing {key} failed")))?;
+        let mut record = Vec::with_capacity(HEADER_LEN + ciphertext.len());
+        record.extend_from_slice(MAGIC);
+        record.extend_from_slice(&self.current.id);
+        record.extend_from_slice(&nonce);
+        record.extend_from_slice(&ciphertext);
+        Ok(record)
+    }
+
+    /// The plaintext of a record read from `key`; unsealed records are returned as they are.
+    pub fn open(&self, key: &str, record: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let Some(rest) = record.strip_prefix(MAGIC.as_slice()) else {
+            return Ok(record.to_vec());
+        };
+        let (id, rest) = rest
+            .split_at_checked(ID_LEN)
+            .ok_or_else(|| StoreError::Backend(format!("sealed record {key} is truncated")))?;
+        let (nonce, ciphertext) = rest
+            .split_at_checked(NONCE_LEN)
+            .ok_or_else(|| StoreError::Backend(format!("sealed record {key} is truncated")))?;
+        let sealer = std::iter::once(&self.current)
+            .chain(&self.previous)
+            .find(|k| k.id == id)
+            .ok_or_else(|| {
+                StoreError::Backend(format!(
+                    "record {key} is sealed with key {} which is neither store.secret_key nor in \
+                     store.previous_secret_keys",
+                    hex::encode(id)
+                ))
+            })?;
+        sealer
+            .cipher
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad: key.as_bytes(),
+                },
+            )
+            .map_err(|_| StoreError::Backend(format!("sealed record {key} failed authentication")))
+    }
+}
+
+/// A store whose values are sealed at rest; see the module documentation.
+pub struct Sealed {
+    inner: Arc<dyn Store>,
+    sealer: Sealer,
+}
+
+impl Sealed {
+    #[must_use]
+    pub fn wrap(inner: Arc<dyn Store>, sealer: Sealer) -> Arc<dyn Store> {
+        Arc::new(Self { inner, sealer })
+    }
+
+    fn seal(&self, key: &str, value: &[u8]) -> Result<Vec<u8>, StoreError> {
+        self.sealer.seal(key, value)
+    }
+
+    fn open(&self, key: &str, record: &[u8]) -> Result<Vec<u8>, StoreError> {
+        self.sealer.open(key, record)
+    }
+}
+
+#[async_trait]
+impl Store for Sealed {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner
+            .get(key)
+            .await?
+            .map(|record| self.open(key, &record))
+            .transpose()
+    }
+
+    async fn put(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), StoreError> {
+        self.inner.put(key, &self.seal(key, value)?, ttl).await
+    }
+
+    async fn put_if_absent(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<bool, StoreError> {
+        self.inner
+            .put_if_absent(key, &self.seal(key, value)?, ttl)
+            .await
+    }
+
+    /// Compares plaintexts: sealing is randomised, so the caller's expected value is checked
+    /// against the opened current value, and the swap is made on the exact sealed bytes read
+    /// (so a concurrent writer still makes it fail, as on the bare store).
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<bool, StoreError> {
+        let sealed = self.seal(key, value)?;
+        for _ in 0..CAS_ATTEMPTS {
+            let raw = self.inner.get(key).await?;
+            let current = raw
+                .as_deref()
+                .map(|record| self.open(key, record))
+                .transpose()?;
+            if current.as_deref() != expected {
+                return Ok(false);
+            }
+            if self
+                .inner
+                .compare_and_swap(key, raw.as_deref(), &sealed, ttl)
+                .await?
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    async fn increment(&self, key: &str) -> Result<u64, StoreError> {
+        self.inner.increment(key).await
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool, StoreError> {
+        self.inner.delete(key).await
+    }
+
+    async fn list_prefix(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.inner
+            .list_prefix(prefix, limit)
+            .await?
+            .into_iter()
+            .map(|(key, record)| {
+                let value = self.open(&key, &record)?;
+                Ok((key, value))
+            })
+            .collect()
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.inner.ping().await
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{} (sealed, key {})",
+            self.inner.describe(),
+            self.sealer.current.id()
+        )
+    }
+
+    async fn purge_expired(&self) -> Result<usize, StoreError> {
+        self.inner.purge_expired().await
+    }
+
+    /// The backup holds the sealed bytes; restoring it needs the same keys.
+    async fn backup_to(&self, dest: &Path) -> Result<usize, StoreError> {
+        self.inner.backup_to(dest).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    const KEY_A: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    const KEY_B: &str = "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
+
+    fn sealed(current: &str, previous: &[&str]) -> Sealer {
+        Sealer::new(
+            SealKey::parse(current).unwrap(),
+            previous
+                .iter()
+                .map(|k| SealKey::parse(k).unwrap())
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn a_sealed_value_opens_under_its_key_only_and_hides_the_plaintext() {
+        let store = sealed(KEY_A, &[]);
+        let record = store.seal("k1", b"sk_live_secret").unwrap();
+        assert!(!record.windows(14).any(|w| w == b"sk_live_secret"));
+        assert_eq!(store.open("k1", &record).unwrap(), b"sk_live_secret");
+        assert!(store.open("k2", &record).is_err(), "bound to its key");
+        assert_ne!(
+            record,
+            store.seal("k1", b"sk_live_secret").unwrap(),
+            "fresh nonce"
+        );
+        let mut tampered = record.clone();
+        let last = tampered.len() - 1;
+        tampered[last] ^= 1;
+        assert!(store.open("k1", &tampered).is_err());
+        // Plain records (written before sealing, or counters) pass through.
+        assert_eq!(store.open("n", b"42").unwrap(), b"42");
+    }
+
+    #[test]
+    fn rotation_reads_old_records_with_the_previous_key() {
+        let old = sealed(KEY_A, &[]);
+        let record = old.seal("k", b"v").unwrap();
+        let rotated = sealed(KEY_B, &[KEY_A]);
+        assert_eq!(rotated.open("k", &record).unwrap(), b"v");
+        let forgotten = sealed(KEY_B, &[]);
+        let err = forgotten.open("k", &record).unwrap_err().to_string();
+        assert!(err.contains("previous_secret_keys"), "{err}");
+    }
+
+    #[test]
+    fn keys_must_be_32_bytes_of_base64() {
+        assert!(matches!(
+            SealKey::parse("short"),
+            Err(SealKeyError::Base64 | SealKeyError::Length(_))
+        ));
+        assert!(matches!(
+            SealKey::parse("AAAA"),
+            Err(SealKeyError::Length(3))
+        ));
+        assert!(SealKey::parse(KEY_A).is_ok());
+    }
+}
