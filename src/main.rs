@@ -460,7 +460,8 @@ async fn eval(settings: &Settings, file: &std::path::Path, all: bool) -> anyhow:
             }
         }
     }
-    let mut rows: Vec<(String, EvalReport)> = vec![("lexical".to_owned(), evaluate(&matcher, &set))];
+    let mut rows: Vec<(String, EvalReport)> =
+        vec![("lexical".to_owned(), evaluate(&matcher, &set))];
     if let Some(encoder) = kaitong::startup::static_encoder(settings) {
         let space = Space::encode(&catalog, encoder.as_ref());
         let queries: Vec<_> = set.iter().map(|l| encoder.encode(&l.text)).collect();
@@ -470,29 +471,32 @@ async fn eval(settings: &Settings, file: &std::path::Path, all: bool) -> anyhow:
         ));
     }
     if let Some(server) = kaitong::embed::ServerEmbedder::from_settings(&settings.embeddings)? {
-        let texts = Space::texts(&catalog);
-        let mut vectors = Vec::new();
-        for chunk in texts.chunks(64) {
-            let batch: Vec<String> = chunk.iter().map(|t| t.text.clone()).collect();
-            vectors.extend(server.embed(&batch, kaitong::embed::TextKind::Passage).await?);
-        }
-        let space = Space::from_vectors(SpaceKind::Server, server.model_id(), &texts, vectors);
-        let mut queries = Vec::new();
-        for chunk in set.chunks(64) {
-            let batch: Vec<String> = chunk.iter().map(|l| l.text.clone()).collect();
-            queries.extend(server.embed(&batch, kaitong::embed::TextKind::Query).await?);
-        }
+        // Vectors are cached in a store file of their own, so a second run costs nothing and the
+        // bot's store (perhaps held by `serve`) is never touched.
+        let store = kaitong::store::open("embedded://data/eval-embed-cache.db", "")
+            .await
+            .ok();
+        let store = store.as_deref();
+        let space = Space::from_server(&catalog, &server, store).await?;
+        let lines: Vec<String> = set.iter().map(|l| l.text.clone()).collect();
+        let queries =
+            kaitong::embed::embed_cached(&server, store, &lines, kaitong::embed::TextKind::Query)
+                .await?;
         rows.push((
             format!("server ({})", server.model_id()),
             evaluate_meaning(&matcher, &space, &queries, &set),
         ));
+        let _ = SpaceKind::Server;
     }
     let first = &rows[0].1;
     println!(
         "lines {}  in-scope {}  out-of-scope {}",
         first.lines, first.in_scope, first.out_of_scope
     );
-    println!("{:<40} {:>8} {:>8} {:>8} {:>6} {:>6}", "understanding", "top-1", "offered", "none", "close", "missed");
+    println!(
+        "{:<40} {:>8} {:>8} {:>8} {:>6} {:>6}",
+        "understanding", "top-1", "offered", "none", "close", "missed"
+    );
     for (name, r) in &rows {
         println!(
             "{:<40} {:>7.1}% {:>7.1}% {:>7.1}% {:>6} {:>6}",

@@ -16,6 +16,7 @@ struct Metrics {
     callbacks: IntCounterVec,
     turn_seconds: HistogramVec,
     understanding: IntCounterVec,
+    embedding_fallbacks: IntCounterVec,
     transitions: IntCounterVec,
     outbox_depth: IntGauge,
     outbox_oldest_seconds: IntGauge,
@@ -71,6 +72,11 @@ fn metrics() -> &'static Metrics {
                 "Understanding outcomes",
                 &["outcome"],
             ),
+            embedding_fallbacks: counter(
+                "embedding_fallbacks_total",
+                "Messages understood with the in-process table because the embedding server failed",
+                &["reason"],
+            ),
             transitions: counter(
                 "request_transitions_total",
                 "Requests filed or moved, by new status",
@@ -119,6 +125,14 @@ pub fn turn(channel: &str, took: Duration) {
 
 pub fn understanding(outcome: &str) {
     metrics().understanding.with_label_values(&[outcome]).inc();
+}
+
+/// The embedding server failed (timeout, status, garbage); the in-process table answered.
+pub fn embedding_fallback(reason: &str) {
+    metrics()
+        .embedding_fallbacks
+        .with_label_values(&[reason])
+        .inc();
 }
 
 pub fn transition(status: &str) {

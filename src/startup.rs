@@ -36,6 +36,8 @@ pub enum StartupError {
     Api(String),
     #[error("hand-off: {0}")]
     Handoff(String),
+    #[error("embeddings: {0}")]
+    Embeddings(#[from] crate::embed::EmbedError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -117,6 +119,10 @@ impl Parts {
                 settings.session_ttl(),
             )
             .with_fetcher(Arc::new(fetcher))
+            .with_meaning(
+                static_encoder(settings),
+                crate::embed::ServerEmbedder::from_settings(&settings.embeddings)?,
+            )
             .with_commands(
                 desk.clone(),
                 handlers.clone(),

@@ -9,11 +9,13 @@ use std::time::Duration;
 use chrono::Utc;
 
 use super::engine::Engine;
+use super::meaning::{SentenceEncoder, Space};
 use super::session::{Session, State, Step};
 use super::understand::{Matcher, Tuning};
 use crate::catalog::{Catalog, CatalogHandle};
 use crate::channel::media::AttachmentFetcher;
 use crate::channel::{Bot, Content, Inbound, Reply};
+use crate::embed::ServerEmbedder;
 use crate::requests::{BatchSchedule, Desk, FiledForm, HandlerDirectory, Ledger, Requester};
 use crate::store::Store;
 
@@ -39,6 +41,152 @@ pub struct DialogBot {
     desk: Option<Desk>,
     handlers: HandlerDirectory,
     admins: Vec<String>,
+    meaning: Arc<MeaningState>,
+}
+
+/// What understanding by meaning needs at run time: the in-process encoder and its space for
+/// the current catalog, the embedding server and its space (built in the background at start
+/// and after each reload, cached in the store), and whether the server is in an outage (so an
+/// outage is logged once, not per message).
+#[derive(Default)]
+pub struct MeaningState {
+    encoder: Option<Arc<dyn SentenceEncoder>>,
+    static_space: RwLock<Option<(Arc<Catalog>, Arc<Space>)>>,
+    server: Option<Arc<ServerEmbedder>>,
+    server_space: RwLock<Option<(Arc<Catalog>, Arc<Space>)>>,
+    building: std::sync::atomic::AtomicBool,
+    outage: std::sync::atomic::AtomicBool,
+}
+
+/// The space a message is compared in and its vector there.
+pub struct MessageMeaning {
+    pub space: Arc<Space>,
+    pub vector: crate::embed::Vector,
+}
+
+impl MeaningState {
+    fn static_space(&self, catalog: &Arc<Catalog>) -> Option<Arc<Space>> {
+        let encoder = self.encoder.as_ref()?;
+        {
+            let guard = self
+                .static_space
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some((c, space)) = guard.as_ref()
+                && Arc::ptr_eq(c, catalog)
+            {
+                return Some(Arc::clone(space));
+            }
+        }
+        let space = Arc::new(Space::encode(catalog, encoder.as_ref()));
+        *self
+            .static_space
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some((Arc::clone(catalog), Arc::clone(&space)));
+        Some(space)
+    }
+
+    /// The server's space for `catalog`; starts building it in the background when missing.
+    fn server_space(
+        self: &Arc<Self>,
+        catalog: &Arc<Catalog>,
+        store: &Arc<dyn Store>,
+    ) -> Option<Arc<Space>> {
+        let server = self.server.as_ref()?;
+        {
+            let guard = self
+                .server_space
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some((c, space)) = guard.as_ref()
+                && Arc::ptr_eq(c, catalog)
+            {
+                return Some(Arc::clone(space));
+            }
+        }
+        if !self
+            .building
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let state = Arc::clone(self);
+            let server = Arc::clone(server);
+            let catalog = Arc::clone(catalog);
+            let store = Arc::clone(store);
+            runtime.spawn(async move {
+                let started = std::time::Instant::now();
+                // A slow server gets time here: this runs beside the conversation, not in it.
+                match Space::from_server(&catalog, &server, Some(store.as_ref())).await {
+                    Ok(space) => {
+                        tracing::info!(model = %space.model, dims = space.dims(), elapsed_ms = started.elapsed().as_millis() as u64, "catalog embedded by the embedding server");
+                        *state.server_space.write().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                            Some((catalog, Arc::new(space)));
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "catalog could not be embedded by the server; the in-process table answers until it can");
+                    }
+                }
+                state.building.store(false, std::sync::atomic::Ordering::SeqCst);
+            });
+        }
+        None
+    }
+
+    /// The message's meaning: by the server when it has the catalog and answers in time, else
+    /// by the in-process table.
+    async fn message(
+        self: &Arc<Self>,
+        catalog: &Arc<Catalog>,
+        store: &Arc<dyn Store>,
+        text: &str,
+    ) -> Option<MessageMeaning> {
+        if let (Some(server), Some(space)) = (&self.server, self.server_space(catalog, store)) {
+            match server
+                .embed(&[text.to_owned()], crate::embed::TextKind::Query)
+                .await
+            {
+                Ok(mut v) if v.first().is_some_and(|v| v.len() == space.dims()) => {
+                    if self.outage.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                        tracing::info!("embedding server answers again");
+                    }
+                    return Some(MessageMeaning {
+                        space,
+                        vector: v.swap_remove(0),
+                    });
+                }
+                Ok(_) => self.fallback(
+                    "dimension",
+                    "the embedding server's vectors changed dimension",
+                ),
+                Err(e) => {
+                    let reason = match &e {
+                        crate::embed::EmbedError::Unavailable(_) => "unavailable",
+                        crate::embed::EmbedError::Status { .. } => "status",
+                        _ => "garbage",
+                    };
+                    self.fallback(reason, &e.to_string());
+                }
+            }
+        }
+        let encoder = self.encoder.as_ref()?;
+        let space = self.static_space(catalog)?;
+        Some(MessageMeaning {
+            space,
+            vector: encoder.encode(text),
+        })
+    }
+
+    fn fallback(&self, reason: &str, detail: &str) {
+        crate::metrics::embedding_fallback(reason);
+        if !self.outage.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            tracing::warn!(
+                reason,
+                detail,
+                "embedding server failed; understanding falls back to the in-process table until it answers again"
+            );
+        }
+    }
 }
 
 /// Where an attachment answer's bytes are kept.
@@ -71,7 +219,26 @@ impl DialogBot {
             desk: None,
             handlers: HandlerDirectory::default(),
             admins: Vec::new(),
+            meaning: Arc::new(MeaningState::default()),
         }
+    }
+
+    /// Understanding by meaning: the in-process encoder (the distilled table) and, when
+    /// configured, an embedding server. The server's catalog space is built in the background.
+    #[must_use]
+    pub fn with_meaning(
+        mut self,
+        encoder: Option<Arc<dyn SentenceEncoder>>,
+        server: Option<ServerEmbedder>,
+    ) -> Self {
+        self.meaning = Arc::new(MeaningState {
+            encoder,
+            server: server.map(Arc::new),
+            ..MeaningState::default()
+        });
+        let (catalog, _) = self.snapshot();
+        let _ = self.meaning.server_space(&catalog, &self.store);
+        self
     }
 
     /// Answers the request commands through `desk`; handlers and admins see beyond their own.
@@ -230,13 +397,35 @@ impl Bot for DialogBot {
                     .await,
             );
         }
+        let key = session_key(&message);
+        // Meaning is looked up only for a new request whose words are not clear, and before the
+        // person's lock, so a slow embedding call never holds up their other messages.
+        let meaning = match &message.content {
+            Content::Text(text) if !matcher.lexically_clear(&matcher.rank(text)) => {
+                let idle = match self.store.get(&key).await {
+                    Ok(Some(bytes)) => serde_json::from_slice::<Session>(&bytes)
+                        .is_ok_and(|s| matches!(s.state, State::Idle | State::Choosing { .. })),
+                    Ok(None) => true,
+                    Err(_) => false,
+                };
+                if idle {
+                    let text = crate::catalog::value::normalize_width(text);
+                    self.meaning.message(&catalog, &self.store, &text).await
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        };
         let engine = Engine {
             catalog: &catalog,
             matcher: &matcher,
             schedule: &self.schedule,
             in_group: message.conversation.is_group(),
+            meaning: meaning
+                .as_ref()
+                .map(|m| (m.space.as_ref(), m.vector.as_slice())),
         };
-        let key = session_key(&message);
         let lock = self.person_lock(&key);
         let _turn = lock.lock().await;
         let ttl_secs = i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX);

@@ -32,6 +32,8 @@ pub struct Engine<'a> {
     pub schedule: &'a BatchSchedule,
     /// Secrets and disclaimers are never asked for in a group chat.
     pub in_group: bool,
+    /// The message in an embedding space, when its words alone were not clear.
+    pub meaning: Option<(&'a super::meaning::Space, &'a [f32])>,
 }
 
 /// The reply under construction: paragraphs, and options if the last one is a question.
@@ -480,12 +482,14 @@ impl Engine<'_> {
             );
             return self.start(several[0], text, None, queue, now, say);
         }
-        let ranked = self.matcher.rank(text);
-        let verdict = self.matcher.verdict(&ranked);
-        crate::metrics::understanding(match verdict {
-            Verdict::Service(_) => "matched",
-            Verdict::Ambiguous(_) => "ambiguous",
-            Verdict::Nothing => "none",
+        let understood = self.matcher.understand_with(text, self.meaning);
+        let verdict = understood.verdict;
+        crate::metrics::understanding(match (&verdict, understood.by_meaning) {
+            (Verdict::Service(_), false) => "matched",
+            (Verdict::Service(_), true) => "matched_by_meaning",
+            (Verdict::Ambiguous(_), false) => "ambiguous",
+            (Verdict::Ambiguous(_), true) => "ambiguous_by_meaning",
+            (Verdict::Nothing, _) => "none",
         });
         match verdict {
             Verdict::Service(id) => self.start(id, text, None, queue, now, say),

@@ -128,6 +128,39 @@ impl Space {
         }
     }
 
+    /// A space from a real model behind an embeddings server: examples are embedded as
+    /// queries (they are what people type), passages as passages; cached in `store`.
+    pub async fn from_server(
+        catalog: &Catalog,
+        server: &crate::embed::ServerEmbedder,
+        store: Option<&dyn crate::store::Store>,
+    ) -> Result<Self, crate::embed::EmbedError> {
+        use crate::embed::{TextKind, embed_cached};
+        let texts = Self::texts(catalog);
+        let (examples, passages): (Vec<&CatalogText>, Vec<&CatalogText>) =
+            texts.iter().partition(|t| t.is_example);
+        let example_texts: Vec<String> = examples.iter().map(|t| t.text.clone()).collect();
+        let passage_texts: Vec<String> = passages.iter().map(|t| t.text.clone()).collect();
+        let ev = embed_cached(server, store, &example_texts, TextKind::Query).await?;
+        let pv = embed_cached(server, store, &passage_texts, TextKind::Passage).await?;
+        let mut ordered: Vec<CatalogText> = Vec::new();
+        let mut vectors = Vec::new();
+        for (t, v) in examples
+            .into_iter()
+            .zip(ev)
+            .chain(passages.into_iter().zip(pv))
+        {
+            ordered.push(t.clone());
+            vectors.push(v);
+        }
+        Ok(Self::from_vectors(
+            SpaceKind::Server,
+            server.model_id(),
+            &ordered,
+            vectors,
+        ))
+    }
+
     /// A space computed in-process.
     #[must_use]
     pub fn encode(catalog: &Catalog, encoder: &dyn SentenceEncoder) -> Self {
@@ -173,7 +206,9 @@ impl Matcher {
             return true;
         };
         matches!(self.verdict(ranked), Verdict::Service(_))
-            && ranked.first().is_some_and(|b| b.score >= t.clear_lexical_score)
+            && ranked
+                .first()
+                .is_some_and(|b| b.score >= t.clear_lexical_score)
     }
 
     /// The hybrid: words first; when they are not clear, meaning in `space` with the message's
@@ -192,8 +227,22 @@ impl Matcher {
         if self.lexically_clear(&ranked) || query.iter().all(|x| *x == 0.0) {
             return lexical;
         }
-        // Small talk and acknowledgements never become a service by meaning.
-        if self.tuning().small_talk(text).is_some() {
+        // Small talk, very short messages and how-to questions ("怎么打印快递单") never become a
+        // service by meaning: they are answered by the words' verdict (usually nothing).
+        let folded = super::understand::fold(text);
+        let tuning = self.tuning();
+        let asks_how = tuning
+            .question_markers
+            .iter()
+            .any(|m| folded.contains(m.as_str()));
+        let requests = tuning
+            .request_markers
+            .iter()
+            .any(|m| folded.contains(m.as_str()));
+        if tuning.small_talk(text).is_some()
+            || folded.chars().count() < 4
+            || (asks_how && !requests)
+        {
             return lexical;
         }
         let thresholds = match space.kind {
@@ -220,22 +269,22 @@ impl Matcher {
             return lexical;
         };
         let runner_up = blended.get(1).map_or(0.0, |s| s.score);
-        let verdict = if best.score >= thresholds.accept && best.score - runner_up >= thresholds.margin
-        {
-            Verdict::Service(best.id)
-        } else if best.score >= thresholds.offer {
-            Verdict::Ambiguous(
-                blended
-                    .iter()
-                    .take_while(|s| best.score - s.score < thresholds.margin.max(0.02) * 2.0)
-                    .take(4)
-                    .map(|s| s.id)
-                    .collect(),
-            )
-        } else {
-            // Meaning found nothing convincing: the words' verdict stands (often nothing).
-            return lexical;
-        };
+        let verdict =
+            if best.score >= thresholds.accept && best.score - runner_up >= thresholds.margin {
+                Verdict::Service(best.id)
+            } else if best.score >= thresholds.offer {
+                Verdict::Ambiguous(
+                    blended
+                        .iter()
+                        .take_while(|s| best.score - s.score < thresholds.margin.max(0.02) * 2.0)
+                        .take(4)
+                        .map(|s| s.id)
+                        .collect(),
+                )
+            } else {
+                // Meaning found nothing convincing: the words' verdict stands (often nothing).
+                return lexical;
+            };
         let verdict = match verdict {
             Verdict::Ambiguous(ids) if ids.len() == 1 => Verdict::Service(ids[0]),
             v => v,

@@ -99,6 +99,10 @@ fn default_table() -> String {
 /// A real model behind an OpenAI-compatible embeddings API.
 pub struct ServerEmbedder {
     client: reqwest::Client,
+    /// A person's message: inside WeCom's 5 s window.
+    message_timeout: Duration,
+    /// The catalog, embedded beside the conversation: may take a while on a small CPU server.
+    batch_timeout: Duration,
     endpoint: String,
     model: String,
     api_key: Option<String>,
@@ -144,12 +148,14 @@ impl ServerEmbedder {
             format!("{}/v1/embeddings", url.trim_end_matches('/'))
         };
         let client = reqwest::Client::builder()
-            .timeout(Duration::from_millis(section.timeout_ms.max(1)))
+            .connect_timeout(Duration::from_millis(section.timeout_ms.max(1)))
             .build()
             .map_err(|e| EmbedError::Unavailable(e.to_string()))?;
         let key = section.api_key.expose();
         Ok(Some(Self {
             client,
+            message_timeout: Duration::from_millis(section.timeout_ms.max(1)),
+            batch_timeout: Duration::from_secs(120),
             endpoint,
             model: section.model.clone(),
             api_key: (!key.is_empty()).then(|| key.to_owned()),
@@ -169,8 +175,27 @@ impl ServerEmbedder {
         }
     }
 
-    /// Embeds `texts` in one call; every vector normalised and of one dimension.
+    /// Embeds a person's message within `timeout_ms`.
     pub async fn embed(&self, texts: &[String], kind: TextKind) -> Result<Vec<Vector>, EmbedError> {
+        self.embed_within(texts, kind, self.message_timeout).await
+    }
+
+    /// Embeds catalog text in the background, with a generous budget.
+    pub async fn embed_batch(
+        &self,
+        texts: &[String],
+        kind: TextKind,
+    ) -> Result<Vec<Vector>, EmbedError> {
+        self.embed_within(texts, kind, self.batch_timeout).await
+    }
+
+    /// Embeds `texts` in one call; every vector normalised and of one dimension.
+    async fn embed_within(
+        &self,
+        texts: &[String],
+        kind: TextKind,
+        timeout: Duration,
+    ) -> Result<Vec<Vector>, EmbedError> {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
@@ -187,7 +212,11 @@ impl ServerEmbedder {
             }),
             encoding_format: "float",
         };
-        let mut request = self.client.post(&self.endpoint).json(&body);
+        let mut request = self
+            .client
+            .post(&self.endpoint)
+            .timeout(timeout)
+            .json(&body);
         if let Some(key) = &self.api_key {
             request = request.bearer_auth(key);
         }
@@ -232,4 +261,107 @@ impl ServerEmbedder {
         }
         Ok(out)
     }
+}
+
+/// The store key of one cached vector: model, kind and a hash of the text.
+fn cache_key(model: &str, kind: TextKind, text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(model.as_bytes());
+    h.update([0]);
+    h.update(text.as_bytes());
+    let digest = h.finalize();
+    let kind = match kind {
+        TextKind::Query => "q",
+        TextKind::Passage => "p",
+    };
+    format!("embcache:{kind}:{}", hex::encode(&digest[..16]))
+}
+
+fn to_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn from_bytes(b: &[u8]) -> Option<Vector> {
+    if b.is_empty() || !b.len().is_multiple_of(4) {
+        return None;
+    }
+    Some(
+        b.chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+    )
+}
+
+/// Embeds `texts` through `server`, reading and filling the store's cache by (model, text
+/// hash) so a restart does not recompute the catalog. Batches of 64; a store error only
+/// costs the cache.
+pub async fn embed_cached(
+    server: &ServerEmbedder,
+    store: Option<&dyn crate::store::Store>,
+    texts: &[String],
+    kind: TextKind,
+) -> Result<Vec<Vector>, EmbedError> {
+    let model = server.model_id();
+    let mut out: Vec<Option<Vector>> = vec![None; texts.len()];
+    for (i, t) in texts.iter().enumerate() {
+        out[i] = memory_cache_get(&cache_key(&model, kind, t));
+    }
+    if let Some(store) = store {
+        for (i, t) in texts.iter().enumerate() {
+            if out[i].is_none()
+                && let Ok(Some(bytes)) = store.get(&cache_key(&model, kind, t)).await
+            {
+                out[i] = from_bytes(&bytes);
+            }
+        }
+    }
+    let missing: Vec<usize> = (0..texts.len()).filter(|i| out[*i].is_none()).collect();
+    for chunk in missing.chunks(64) {
+        let batch: Vec<String> = chunk.iter().map(|i| texts[*i].clone()).collect();
+        let vectors = server.embed_batch(&batch, kind).await?;
+        for (i, v) in chunk.iter().zip(vectors) {
+            if let Some(store) = store
+                && let Err(e) = store
+                    .put(&cache_key(&model, kind, &texts[*i]), &to_bytes(&v), None)
+                    .await
+            {
+                tracing::debug!(error = %e, "embedding cache write failed");
+            }
+            memory_cache_put(cache_key(&model, kind, &texts[*i]), &v);
+            out[*i] = Some(v);
+        }
+    }
+    let dims = out.iter().flatten().map(Vec::len).next().unwrap_or(0);
+    out.into_iter()
+        .map(|v| {
+            v.filter(|v| v.len() == dims)
+                .ok_or_else(|| EmbedError::Garbage("cached vector of another dimension".into()))
+        })
+        .collect()
+}
+
+/// Vectors this process already has (a reload re-embeds nothing); bounded, cleared when full.
+fn memory_cache() -> &'static std::sync::Mutex<std::collections::HashMap<String, Vector>> {
+    static CACHE: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<String, Vector>>> =
+        std::sync::OnceLock::new();
+    CACHE.get_or_init(Default::default)
+}
+
+fn memory_cache_get(key: &str) -> Option<Vector> {
+    memory_cache()
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(key)
+        .cloned()
+}
+
+fn memory_cache_put(key: String, v: &[f32]) {
+    let mut cache = memory_cache()
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if cache.len() >= 50_000 {
+        cache.clear();
+    }
+    cache.insert(key, v.to_vec());
 }
