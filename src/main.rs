@@ -190,7 +190,7 @@ async fn run() -> anyhow::Result<()> {
             )
             .await
         }
-        Command::Understand { text } => understand(&settings, text),
+        Command::Understand { text } => understand(&settings, text).await,
         Command::Load {
             url,
             requests,
@@ -416,23 +416,45 @@ fn load_tuning(settings: &Settings) -> anyhow::Result<kaitong::dialog::understan
     )?)
 }
 
-fn understand(settings: &Settings, text: Option<String>) -> anyhow::Result<()> {
+async fn understand(settings: &Settings, text: Option<String>) -> anyhow::Result<()> {
+    use kaitong::dialog::meaning::Space;
     let catalog = load_catalog(settings)?;
     let matcher = Matcher::new(&catalog, load_tuning(settings)?);
-    let print = |line: &str| -> anyhow::Result<()> {
-        let report = kaitong::dialog::understand::report(&catalog, &matcher, line);
-        println!("{}", serde_json::to_string(&report)?);
-        Ok(())
+    let lines: Vec<String> = match text {
+        Some(text) => vec![text],
+        None => std::io::stdin().lines().collect::<Result<_, _>>()?,
     };
-    match text {
-        Some(text) => print(&text),
-        None => {
-            for line in std::io::stdin().lines() {
-                print(&line?)?;
-            }
-            Ok(())
-        }
+    // The configured backend: the embedding server when `[embeddings] url` is set, else the
+    // in-process table; vectors of the catalog are cached beside the eval cache.
+    let (space, queries): (Option<Space>, Vec<kaitong::embed::Vector>) = if let Some(server) =
+        kaitong::embed::ServerEmbedder::from_settings(&settings.embeddings)?
+    {
+        let store = kaitong::store::open("embedded://data/eval-embed-cache.db", "")
+            .await
+            .ok();
+        let space = Space::from_server(&catalog, &server, store.as_deref()).await?;
+        let queries =
+            kaitong::embed::embed_cached(&server, None, &lines, kaitong::embed::TextKind::Query)
+                .await?;
+        (Some(space), queries)
+    } else if let Some(encoder) = kaitong::startup::static_encoder(settings) {
+        let space = Space::encode(&catalog, encoder.as_ref());
+        (
+            Some(space),
+            lines.iter().map(|l| encoder.encode(l)).collect(),
+        )
+    } else {
+        (None, Vec::new())
+    };
+    for (i, line) in lines.iter().enumerate() {
+        let meaning = space
+            .as_ref()
+            .zip(queries.get(i))
+            .map(|(s, q)| (s, q.as_slice()));
+        let report = kaitong::dialog::understand::report_with(&catalog, &matcher, line, meaning);
+        println!("{}", serde_json::to_string(&report)?);
     }
+    Ok(())
 }
 
 async fn eval(settings: &Settings, file: &std::path::Path, all: bool) -> anyhow::Result<()> {

@@ -530,14 +530,26 @@ pub struct CandidateRef {
 /// Runs understanding on one utterance, as `kaitong understand` reports it.
 #[must_use]
 pub fn report(catalog: &Catalog, matcher: &Matcher, text: &str) -> UnderstandReport {
-    let ranked = matcher.rank(text);
+    report_with(catalog, matcher, text, None)
+}
+
+/// As [`report`], with the message's vector in an embedding space (the configured backend).
+#[must_use]
+pub fn report_with(
+    catalog: &Catalog,
+    matcher: &Matcher,
+    text: &str,
+    meaning: Option<(&super::meaning::Space, &[f32])>,
+) -> UnderstandReport {
+    let understood = matcher.understand_with(text, meaning);
+    let ranked = understood.ranked;
     let name = |id: ServiceId| {
         catalog
             .service(id)
             .map(|s| s.name.clone())
             .unwrap_or_default()
     };
-    let service = match matcher.verdict(&ranked) {
+    let service = match understood.verdict {
         Verdict::Service(id) => Some(ServiceRef {
             id: id.get(),
             name: name(id),

