@@ -59,6 +59,14 @@ impl Bot {
         self.app.say(user, text).await
     }
 
+    async fn says_all(&self, user: &str, lines: &[&str]) -> String {
+        let mut last = String::new();
+        for line in lines {
+            last = self.say(user, line).await;
+        }
+        last
+    }
+
     async fn say_in_group(&self, chat: &str, user: &str, text: &str) -> String {
         self.app.say_to_aibot(Some(chat), user, text).await
     }
@@ -333,4 +341,52 @@ async fn a_long_app_reply_is_split_on_character_boundaries_and_the_rest_follows_
         format!("echo:{long}"),
         "nothing lost, in order"
     );
+}
+
+#[tokio::test]
+async fn status_my_requests_and_withdrawal_in_plain_words_answer_like_the_commands() {
+    let bot = start(settings_with_handler()).await;
+    let receipt = bot.say("plain1", "电子发票 账号 fp_plain").await;
+    assert!(receipt.contains("申请原因"), "{receipt}");
+    let receipt = bot.say("plain1", "客户要给下游开票报销").await;
+    assert!(receipt.contains("请核对"), "{receipt}");
+    let receipt = bot.say("plain1", "确认").await;
+    let start = receipt.find("KT-").unwrap();
+    let id = &receipt[start..start + 16];
+
+    let plain = bot.say("plain1", "我刚提的那个什么时候能好").await;
+    let slash = bot.say("plain1", &format!("/status {id}")).await;
+    assert_eq!(plain, slash, "plain words answer exactly as /status");
+    for question in ["好了没", "进度怎么样"] {
+        assert_eq!(bot.say("plain1", question).await, slash, "{question}");
+    }
+    assert_eq!(
+        bot.say("plain1", "我申请过哪些").await,
+        bot.say("plain1", "/mine").await
+    );
+
+    // A rejection's reason is what "为什么被驳回" shows.
+    let rejected = bot
+        .say("handler_f", &format!("/reject {id} 卖家账号不存在"))
+        .await;
+    assert!(rejected.contains("已驳回"), "{rejected}");
+    let why = bot.say("plain1", "为什么被驳回").await;
+    assert!(why.contains("卖家账号不存在"), "{why}");
+
+    // Someone else's plain question never shows this request.
+    let other = bot.say("plain2", "好了没").await;
+    assert!(!other.contains(id), "{other}");
+
+    // Withdrawal of the most recent request, as /cancel would.
+    bot.says_all(
+        "plain3",
+        &["物流追踪 账号 wl_plain", "客户要看物流轨迹", "确认"],
+    )
+    .await;
+    let withdrawn = bot.say("plain3", "撤回刚才那个申请").await;
+    assert!(withdrawn.contains("已撤回"), "{withdrawn}");
+    // Mid-form the same words are part of the form, not a command.
+    bot.say("plain4", "电子发票 账号 fp_p4").await;
+    let mid = bot.say("plain4", "好了没").await;
+    assert!(!mid.contains("KT-"), "{mid}");
 }

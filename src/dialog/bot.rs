@@ -398,22 +398,41 @@ impl Bot for DialogBot {
             );
         }
         let key = session_key(&message);
+        // No form in progress: plain-language status questions go to the commands, and meaning
+        // may be needed for a new request.
+        let idle = match &message.content {
+            Content::Text(_) => match self.store.get(&key).await {
+                Ok(Some(bytes)) => serde_json::from_slice::<Session>(&bytes)
+                    .is_ok_and(|s| matches!(s.state, State::Idle | State::Choosing { .. })),
+                Ok(None) => true,
+                Err(_) => false,
+            },
+            _ => false,
+        };
+        if let (Content::Text(text), Some(desk), true) = (&message.content, &self.desk, idle)
+            && let Some(command) =
+                super::commands::parse_plain(text, &matcher.tuning().plain_commands)
+        {
+            let commands = super::commands::Commands {
+                messages: catalog.messages(),
+                ledger: self.ledger.as_ref(),
+                desk,
+                handlers: &self.handlers,
+                admins: &self.admins,
+                schedule: &self.schedule,
+            };
+            return Reply::Text(
+                commands
+                    .run(command, message.channel, &message.sender, Utc::now())
+                    .await,
+            );
+        }
         // Meaning is looked up only for a new request whose words are not clear, and before the
         // person's lock, so a slow embedding call never holds up their other messages.
         let meaning = match &message.content {
-            Content::Text(text) if !matcher.lexically_clear(&matcher.rank(text)) => {
-                let idle = match self.store.get(&key).await {
-                    Ok(Some(bytes)) => serde_json::from_slice::<Session>(&bytes)
-                        .is_ok_and(|s| matches!(s.state, State::Idle | State::Choosing { .. })),
-                    Ok(None) => true,
-                    Err(_) => false,
-                };
-                if idle {
-                    let text = crate::catalog::value::normalize_width(text);
-                    self.meaning.message(&catalog, &self.store, &text).await
-                } else {
-                    None
-                }
+            Content::Text(text) if idle && !matcher.lexically_clear(&matcher.rank(text)) => {
+                let text = crate::catalog::value::normalize_width(text);
+                self.meaning.message(&catalog, &self.store, &text).await
             }
             _ => None,
         };

@@ -22,6 +22,10 @@ const PAGE: usize = 10;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     Status(Option<RequestId>),
+    /// "好了没", "为什么被驳回": the person's most recent request.
+    LatestStatus,
+    /// "撤回刚才那个申请": the person's most recent request.
+    CancelLatest,
     Mine,
     Today {
         page: usize,
@@ -77,6 +81,44 @@ pub fn parse(text: &str) -> Option<Command> {
         }
         _ => None,
     }
+}
+
+/// Plain-language forms of the commands (`[plain_commands]` in `dialogs/understanding.toml`).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlainWords {
+    /// Longest message still read as a command rather than a request.
+    pub max_chars: usize,
+    pub status: Vec<String>,
+    pub mine: Vec<String>,
+    pub cancel: Vec<String>,
+}
+
+/// Reads a status question, "my requests" or a withdrawal said in plain words; a request id in
+/// the message ("KT-20261128-0007 好了没") is used, else the person's most recent request.
+#[must_use]
+pub fn parse_plain(text: &str, words: &PlainWords) -> Option<Command> {
+    let folded = super::understand::fold(text);
+    if folded.is_empty() || folded.chars().count() > words.max_chars {
+        return None;
+    }
+    let has = |list: &[String]| {
+        list.iter()
+            .any(|w| folded.contains(&super::understand::fold(w)))
+    };
+    let id = crate::catalog::value::normalize_width(text)
+        .split(|c: char| c.is_whitespace() || matches!(c, ',' | '，'))
+        .find_map(|t| RequestId::parse(t.trim()));
+    if has(&words.cancel) {
+        return Some(id.map_or(Command::CancelLatest, Command::Cancel));
+    }
+    if has(&words.mine) {
+        return Some(Command::Mine);
+    }
+    if has(&words.status) {
+        return Some(id.map_or(Command::LatestStatus, |id| Command::Status(Some(id))));
+    }
+    None
 }
 
 /// Everything the commands need.
@@ -138,6 +180,19 @@ impl Commands<'_> {
         let result = match command {
             Command::Status(None) => Ok(m.get("cmd_status_usage").to_owned()),
             Command::Status(Some(id)) => self.status(user, &id).await,
+            Command::LatestStatus => match self.latest(user).await {
+                Ok(Some(id)) => self.status(user, &id).await,
+                Ok(None) => Ok(m.get("cmd_mine_empty").to_owned()),
+                Err(e) => Err((None, e)),
+            },
+            Command::CancelLatest => match self.latest(user).await {
+                Ok(Some(id)) => match self.desk.cancel_own(channel, user, &id, now).await {
+                    Ok(_) => Ok(m.render("cmd_cancel_done", &[("id", id.as_str())])),
+                    Err(e) => Err((Some(id), e)),
+                },
+                Ok(None) => Ok(m.get("cmd_mine_empty").to_owned()),
+                Err(e) => Err((None, e)),
+            },
             Command::Mine => self.mine(user).await,
             Command::Today { page } => self.today(user, page, now).await,
             Command::Cancel(id) => match self.desk.cancel_own(channel, user, &id, now).await {
@@ -236,6 +291,19 @@ impl Commands<'_> {
                 ("extra", &note),
             ],
         ))
+    }
+
+    /// The person's most recently filed request, on either channel.
+    async fn latest(&self, user: &UserId) -> Result<Option<RequestId>, DeskError> {
+        let mut all = Vec::new();
+        for channel in [ChannelKind::App, ChannelKind::AiBot] {
+            let filter = RequestFilter {
+                requester: Some((channel, user.clone())),
+                ..RequestFilter::default()
+            };
+            all.extend(self.ledger.list(&filter).await.map_err(DeskError::Ledger)?);
+        }
+        Ok(all.into_iter().max_by_key(|r| r.submitted_at).map(|r| r.id))
     }
 
     async fn mine(&self, user: &UserId) -> Result<String, (Option<RequestId>, DeskError)> {

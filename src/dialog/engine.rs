@@ -1414,9 +1414,11 @@ impl Engine<'_> {
                     .catalog
                     .services()
                     .filter(|s| {
+                        // Examples say what a service is about in people's words ("打印").
                         std::iter::once(&s.name)
                             .chain(&s.aliases)
                             .chain(&s.keywords)
+                            .chain(&s.examples)
                             .any(|w| fold(w).contains(&folded))
                     })
                     .map(|s| s.id)

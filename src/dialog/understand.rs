@@ -74,6 +74,8 @@ pub struct Tuning {
     pub acknowledgements: Vec<String>,
     pub commands: CommandWords,
     pub slots: super::slots::SlotWords,
+    /// Status, "my requests" and withdrawal in plain words.
+    pub plain_commands: super::commands::PlainWords,
     /// The hybrid with meaning; without it understanding is by words alone.
     #[serde(default)]
     pub meaning: Option<super::meaning::MeaningTuning>,
