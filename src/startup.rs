@@ -416,6 +416,18 @@ pub async fn shutdown_signal() {
 pub fn static_encoder(
     settings: &Settings,
 ) -> Option<std::sync::Arc<dyn crate::dialog::meaning::SentenceEncoder>> {
-    let _ = settings;
-    None
+    let table = if settings.embeddings.table.is_empty() {
+        "embeddings/zh-static.kvec"
+    } else {
+        settings.embeddings.table.as_str()
+    };
+    let path = settings.dialogs.dir.join(table);
+    match crate::embed::static_table::StaticTable::load(&path) {
+        Ok(table) => Some(std::sync::Arc::new(table)),
+        Err(e) => {
+            // Without the table the bot still understands by words; say so once, at start.
+            tracing::warn!(error = %e, "no in-process embedding table; understanding by words only");
+            None
+        }
+    }
 }

@@ -1107,7 +1107,9 @@ impl Engine<'_> {
             .answers
             .iter()
             .filter(|(k, _)| {
-                **k != key && service.field(k).is_some_and(|f| f.is_active(&form.answers))
+                **k != key
+                    && found.cued.contains(*k)
+                    && service.field(k).is_some_and(|f| f.is_active(&form.answers))
             })
             .collect();
         if !found.answers.contains_key(&key) && !others.is_empty() && found.leftover_chars <= 4 {

@@ -268,6 +268,13 @@ impl Matcher {
         let Some(best) = blended.first().copied() else {
             return lexical;
         };
+        // A lexical close call between services the message names in full ("支付宝数据透视":
+        // #5 and #47) stays the person's to choose: meaning does not pick between twins.
+        if let Verdict::Ambiguous(ids) = &lexical.verdict
+            && ids.iter().filter(|id| self.names_fully(**id, text)).count() >= 2
+        {
+            return lexical;
+        }
         let runner_up = blended.get(1).map_or(0.0, |s| s.score);
         let verdict =
             if best.score >= thresholds.accept && best.score - runner_up >= thresholds.margin {
@@ -294,5 +301,15 @@ impl Matcher {
             verdict,
             by_meaning: true,
         }
+    }
+}
+
+impl SentenceEncoder for crate::embed::static_table::StaticTable {
+    fn encode(&self, text: &str) -> Vector {
+        self.embed(text)
+    }
+
+    fn model(&self) -> String {
+        format!("static:{}", self.provenance().model)
     }
 }

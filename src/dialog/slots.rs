@@ -62,6 +62,9 @@ pub struct Extraction {
     /// How many letters and digits of the message are neither a cue nor a value: few means the
     /// message is just values ("抖店和快手", "原始单号 3456…"), many means a sentence.
     pub leftover_chars: usize,
+    /// Answers read after their label or cue words, or named as an option: the ones a message
+    /// can give for a field other than the one being asked.
+    pub cued: std::collections::BTreeSet<FieldKey>,
 }
 
 /// A cue found in the text: which field it introduces (None: a field this service lacks).
@@ -311,6 +314,19 @@ impl Scan<'_> {
 
     /// The value right after a cue, read by the cued field's kind, up to `limit`.
     fn take_cued(&mut self, cue: &Cue, limit: usize, text_limit: usize) {
+        let before: Vec<FieldKey> = self.out.answers.keys().cloned().collect();
+        self.take_cued_value(cue, limit, text_limit);
+        let new: Vec<FieldKey> = self
+            .out
+            .answers
+            .keys()
+            .filter(|k| !before.contains(k))
+            .cloned()
+            .collect();
+        self.out.cued.extend(new);
+    }
+
+    fn take_cued_value(&mut self, cue: &Cue, limit: usize, text_limit: usize) {
         let text = self.text;
         let start = cue.span.end + skip_separators(&text[cue.span.end..limit.max(cue.span.end)]);
         let rest = &text[start..limit.max(start)];
@@ -718,12 +734,14 @@ impl Scan<'_> {
                         self.out
                             .answers
                             .insert(key.clone(), FieldValue::Choice(options[0].clone()));
+                        self.out.cued.insert(key.clone());
                     }
                     (_, true) => {
                         options.sort_by_key(|o| all.iter().position(|a| a == o));
                         self.out
                             .answers
                             .insert(key.clone(), FieldValue::Choices(options));
+                        self.out.cued.insert(key.clone());
                     }
                     _ => {}
                 }
