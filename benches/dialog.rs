@@ -34,6 +34,32 @@ fn understanding(c: &mut Criterion) {
     });
 }
 
+/// The hybrid with the in-process table: words, then (when they are not clear) the message's
+/// vector against every example and passage. Paraphrases, so meaning is consulted.
+fn understanding_by_meaning(c: &mut Criterion) {
+    use kaitong::dialog::meaning::Space;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("dialogs");
+    let catalog = Catalog::load(&dir).unwrap();
+    let matcher = Matcher::new(&catalog, Tuning::load(&dir).unwrap());
+    let settings = kaitong::config::Settings::load_with_env(None, Vec::new()).unwrap();
+    let encoder = kaitong::startup::static_encoder(&settings).unwrap();
+    let space = Space::encode(&catalog, encoder.as_ref());
+    let texts: Vec<String> = include_str!("../tests/fixtures/paraphrase_eval.jsonl")
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["text"].as_str().map(str::to_owned))
+        .collect();
+    let mut i = 0;
+    c.bench_function("understand_by_meaning_default_table_paraphrase", |b| {
+        b.iter(|| {
+            i = (i + 1) % texts.len();
+            let text = black_box(&texts[i]);
+            let vector = encoder.encode(text);
+            black_box(matcher.understand_with(text, Some((&space, vector.as_slice()))))
+        })
+    });
+}
+
 fn turn(c: &mut Criterion) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -61,5 +87,5 @@ fn turn(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, understanding, turn);
+criterion_group!(benches, understanding, understanding_by_meaning, turn);
 criterion_main!(benches);

@@ -17,6 +17,7 @@ struct Metrics {
     turn_seconds: HistogramVec,
     understanding: IntCounterVec,
     embedding_fallbacks: IntCounterVec,
+    embedding_space_texts: IntGauge,
     transitions: IntCounterVec,
     outbox_depth: IntGauge,
     outbox_oldest_seconds: IntGauge,
@@ -72,6 +73,10 @@ fn metrics() -> &'static Metrics {
                 "Understanding outcomes",
                 &["outcome"],
             ),
+            embedding_space_texts: gauge(
+                "embedding_server_space_texts",
+                "Catalog texts embedded by the embedding server for the current catalog (0: not ready)",
+            ),
             embedding_fallbacks: counter(
                 "embedding_fallbacks_total",
                 "Messages understood with the in-process table because the embedding server failed",
@@ -125,6 +130,13 @@ pub fn turn(channel: &str, took: Duration) {
 
 pub fn understanding(outcome: &str) {
     metrics().understanding.with_label_values(&[outcome]).inc();
+}
+
+/// The server's catalog space is ready with this many texts.
+pub fn embedding_space_ready(texts: usize) {
+    metrics()
+        .embedding_space_texts
+        .set(i64::try_from(texts).unwrap_or(i64::MAX));
 }
 
 /// The embedding server failed (timeout, status, garbage); the in-process table answered.

@@ -119,6 +119,7 @@ impl MeaningState {
                 // A slow server gets time here: this runs beside the conversation, not in it.
                 match Space::from_server(&catalog, &server, Some(store.as_ref())).await {
                     Ok(space) => {
+                        crate::metrics::embedding_space_ready(space.len());
                         tracing::info!(model = %space.model, dims = space.dims(), elapsed_ms = started.elapsed().as_millis() as u64, "catalog embedded by the embedding server");
                         *state.server_space.write().unwrap_or_else(std::sync::PoisonError::into_inner) =
                             Some((catalog, Arc::new(space)));

@@ -169,6 +169,17 @@ impl Space {
         Self::from_vectors(SpaceKind::Static, encoder.model(), &texts, vectors)
     }
 
+    /// How many catalog texts the space holds.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.examples.len() + self.passages.len()
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     #[must_use]
     pub fn dims(&self) -> usize {
         self.passages.first().map_or(0, |(_, v)| v.len())
