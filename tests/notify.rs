@@ -439,3 +439,52 @@ async fn no_member_gets_more_than_thirty_messages_a_minute() {
         "the 31st waits for the next minute"
     );
 }
+
+/// An OA-ticket request is not in the 16:00 batch: no 17:30 push for it ("仍在处理" would be a
+/// promise the seed does not make); its requester hears as soon as the handler acts.
+#[tokio::test]
+async fn an_oa_ticket_request_is_left_out_of_the_batch_push_and_heard_of_at_once() {
+    let (_settings, sim, parts, _dir) = setup(Backend::Embedded).await;
+    let mut oa = form("o1", "olga");
+    oa.service = ServiceId(1);
+    oa.service_name = "续费充值单量".into();
+    oa.team = Team::Ops;
+    oa.routing = Channel::OaTicket;
+    oa.window = Window::Custom("运维在 OA 工单上处理".into());
+    let oa_id = parts.ledger.file(oa, at(28, 9, 0)).await.unwrap().id;
+    let _batch = file(&parts, "o2", "paul", at(28, 9, 5)).await;
+    let push = parts.background(&common::test_settings()).push;
+    push.tick(at(28, 17, 30)).await;
+    parts
+        .outbox
+        .run_pass(&parts.transports, at(28, 17, 30))
+        .await
+        .unwrap();
+    let sent = sim.sent_messages();
+    assert!(
+        sent.iter().any(|m| m.touser == vec!["paul".to_owned()]),
+        "the batch's own"
+    );
+    assert!(
+        sent.iter().all(|m| m.touser != vec!["olga".to_owned()]),
+        "no 17:30 push for an OA ticket"
+    );
+    // Handled on the ticket in the morning: heard at once, not at 17:30.
+    parts
+        .desk
+        .complete(&handler(), &oa_id, None, at(29, 10, 0))
+        .await
+        .unwrap();
+    parts
+        .outbox
+        .run_pass(&parts.transports, at(29, 10, 0))
+        .await
+        .unwrap();
+    assert!(
+        sim.sent_messages()
+            .iter()
+            .any(|m| m.touser == vec!["olga".to_owned()] && m.content.contains("已开通")),
+        "{:?}",
+        sim.sent_messages()
+    );
+}

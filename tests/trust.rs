@@ -498,3 +498,45 @@ async fn surprises_from_trying_it_as_a_salesperson() {
         assert!(reply.contains("申请原因"), "{via:?} {reply}");
     }
 }
+
+/// Issue 12's seed fidelity, first part: services filed by OA ticket or e-mail are not in the
+/// 16:00 batch, so nothing promises 17:30 for them, and the seed's named handler is shown.
+#[tokio::test]
+async fn oa_and_email_services_do_not_promise_the_daily_batch() {
+    for via in BOTH {
+        let bot = start(via).await;
+        let summary = bot
+            .says(
+                "q1",
+                &["续费充值单量 账号 cz_q1 充10万单", "客户双十一单量猛增"],
+            )
+            .await;
+        assert!(summary.contains("OA"), "{via:?} {summary}");
+        assert!(!summary.contains("17:30"), "{via:?} {summary}");
+        let receipt = bot.say("q1", "确认").await;
+        assert!(receipt.contains("已提交"), "{via:?} {receipt}");
+        assert!(!receipt.contains("17:30"), "{via:?} {receipt}");
+
+        bot.say("q2", "委外WMS联调排期 账号 lt_q2").await;
+        let receipt = bot
+            .says(
+                "q2",
+                &[
+                    "富勒 FLUX",
+                    "flux_test02",
+                    "kf@example.com",
+                    "30",
+                    "1200",
+                    "客户要和富勒联调出库",
+                    "确认",
+                ],
+            )
+            .await;
+        assert!(receipt.contains("已提交"), "{via:?} {receipt}");
+        assert!(
+            receipt.contains("江雪"),
+            "{via:?} the seed's handler: {receipt}"
+        );
+        assert!(!receipt.contains("17:30"), "{via:?} {receipt}");
+    }
+}

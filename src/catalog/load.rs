@@ -406,6 +406,15 @@ fn convert_service(
         (RawChannelKind::OaTicket, None) => Channel::OaTicket,
     };
 
+    // Only the resource platform has the daily 16:00 batch; an OA ticket or an e-mail must say
+    // what the seed says instead, so no receipt promises 17:30 for them.
+    if !matches!(channel, Channel::ResourcePlatform) && raw.window.is_none() {
+        return Err(src.err(
+            raw.channel.span(),
+            "services filed by OA ticket or e-mail are not in the 16:00 batch: give `window`",
+        ));
+    }
+
     let mut fields: Vec<ServiceField> = Vec::new();
     for r in raw.fields {
         let (head, over) = r.split();
@@ -518,6 +527,7 @@ fn convert_service(
             None => Window::DailyBatch,
             Some(w) => Window::Custom(w),
         },
+        handler: raw.handler,
         applicant: raw.applicant,
         aliases: raw.aliases,
         keywords: raw.keywords,

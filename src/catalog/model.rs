@@ -482,6 +482,8 @@ pub struct Service {
     pub team: Team,
     pub channel: Channel,
     pub window: Window,
+    /// The person the seed names as handler, shown on the receipt instead of the team.
+    pub handler: Option<String>,
     pub applicant: ApplicantRule,
     pub aliases: Vec<String>,
     pub keywords: Vec<String>,

@@ -239,6 +239,8 @@ pub struct RawService {
     pub channel_address: Option<String>,
     /// Absent = the daily batch; otherwise free text such as "1~3 个工作日".
     pub window: Option<String>,
+    /// The person the seed's 处理人 column names, when it names one (#4 江雪).
+    pub handler: Option<String>,
     #[serde(default)]
     pub applicant: ApplicantRule,
     #[serde(default)]

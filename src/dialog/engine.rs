@@ -1468,7 +1468,10 @@ impl Engine<'_> {
                 ("name", &service.name),
                 ("ticket", request_id),
                 ("channel", &service.channel.label()),
-                ("team", service.team.label()),
+                (
+                    "team",
+                    service.handler.as_deref().unwrap_or(service.team.label()),
+                ),
                 ("window", &window),
             ],
         );

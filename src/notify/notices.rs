@@ -123,6 +123,10 @@ impl Notifier {
         };
         let mut queued = 0;
         for request in ledger.list(&filter).await? {
+            // OA tickets and e-mails are not in the 16:00 batch: no 17:30 push for them.
+            if !matches!(request.form.window, crate::catalog::Window::DailyBatch) {
+                continue;
+            }
             let key = match request.status() {
                 Status::Done | Status::Rejected => final_key(&request),
                 Status::Submitted | Status::Processing => format!("notice:{}:pending", request.id),
@@ -148,8 +152,12 @@ impl Watcher for Notifier {
         if !matches!(request.status(), Status::Done | Status::Rejected) {
             return;
         }
+        // The daily batch's requests hear at 17:30 (or at once after it); the others, handled
+        // on their ticket or by e-mail, hear as soon as their status changes.
         let due = self.schedule.done_at(request.batch);
-        if due.is_some_and(|due| now < due) {
+        if matches!(request.form.window, crate::catalog::Window::DailyBatch)
+            && due.is_some_and(|due| now < due)
+        {
             return;
         }
         if let Err(e) = self.queue(request, &final_key(request), now).await {
