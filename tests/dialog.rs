@@ -209,13 +209,50 @@ async fn a_cap_is_enforced_with_its_number_and_three_failures_offer_a_way_out() 
 #[tokio::test]
 async fn a_taobao_unbind_is_refused_with_the_workaround_and_nothing_is_filed() {
     let bot = start(Backend::Embedded).await;
+    // Not renamed on Taobao: refused with the seed's workaround, nothing filed.
     let reply = bot.say("s7", "淘宝店铺解绑 卖家 wdt_a1").await;
+    assert!(
+        reply.contains("改过名字了吗"),
+        "asks about the rename first: {reply}"
+    );
+    let reply = bot.say("s7", "没有").await;
     assert!(
         reply.contains("无法提交") && reply.contains("修改店铺名称"),
         "{reply}"
     );
     let reply = bot.say("s7", "确认").await;
     assert!(!reply.contains("已提交"), "{reply}");
+    // Renamed since: the same form resumes, and the summary carries the seed's warning.
+    let reply = bot.say("s7", "已经在淘宝上改过名字了").await;
+    assert!(reply.contains("店铺编号"), "the same form goes on: {reply}");
+    for answer in ["tb001", "某某淘宝店", "店铺改名后要解绑旧授权"] {
+        bot.say("s7", answer).await;
+    }
+    let reply = bot.say("s7", "已经在淘宝上改过名字了").await;
+    assert!(!reply.contains("无法提交"), "{reply}");
+}
+
+#[tokio::test]
+async fn a_renamed_taobao_shop_is_filed_with_the_old_orders_warning() {
+    let bot = start(Backend::Embedded).await;
+    bot.say("s7b", "淘宝店铺解绑 卖家 wdt_a2").await;
+    let reply = bot.say("s7b", "是").await;
+    assert!(reply.contains("店铺编号"), "{reply}");
+    let mut summary = String::new();
+    for answer in ["tb002", "某某淘宝店", "店铺改名后要解绑旧授权"] {
+        summary = bot.say("s7b", answer).await;
+    }
+    // The disclaimer is a file; the summary comes after it.
+    bot.wecom
+        .add_media("media-23", "免责声明-签字版.pdf", b"%PDF signed");
+    if !summary.contains("请核对") {
+        summary = bot
+            .send_file("s7b", "media-23", "免责声明-签字版.pdf")
+            .await;
+    }
+    assert!(summary.contains("旧店铺里的订单处理完毕"), "{summary}");
+    let receipt = bot.say("s7b", "确认").await;
+    assert!(receipt.contains("已提交"), "{receipt}");
 }
 
 #[tokio::test]

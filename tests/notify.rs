@@ -105,9 +105,14 @@ async fn at_half_past_five_each_requester_hears_once_done_rejected_or_still_proc
             .run_pass(&parts.transports, at(28, 17, 29))
             .await
             .unwrap();
+        // A completion waits for 17:30; a rejection is told at once, with its reason.
+        let early = sim.sent_messages();
+        assert_eq!(early.len(), 1, "{early:?}");
+        assert_eq!(early[0].touser, vec!["bob".to_owned()]);
         assert!(
-            sim.sent_messages().is_empty(),
-            "handled before done-by: no early notice"
+            early[0].content.contains("卖家账号不存在"),
+            "{}",
+            early[0].content
         );
 
         assert_eq!(push.tick(at(28, 17, 30)).await, vec![day]);
@@ -116,7 +121,7 @@ async fn at_half_past_five_each_requester_hears_once_done_rejected_or_still_proc
             .run_pass(&parts.transports, at(28, 17, 30))
             .await
             .unwrap();
-        assert_eq!(report.sent, 3, "{backend:?}");
+        assert_eq!(report.sent, 2, "{backend:?}: bob already heard, once");
         let sent = sim.sent_messages();
         let to = |user: &str| {
             sent.iter()

@@ -485,7 +485,13 @@ fn convert_service(
     let refusals = raw
         .refusals
         .iter()
-        .map(|o| outcome(o).map(|(when, message)| Refusal { when, message }))
+        .map(|o| {
+            outcome(o).map(|(when, message)| Refusal {
+                when,
+                message,
+                keep_form: o.keep_form,
+            })
+        })
         .collect::<Result<Vec<_>>>()?;
     let guidance = raw
         .guidance

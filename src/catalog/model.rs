@@ -460,6 +460,8 @@ impl ServiceField {
 pub struct Refusal {
     pub when: Condition,
     pub message: String,
+    /// Keep the form at the refused question (a number is always asked again).
+    pub keep_form: bool,
 }
 
 /// A guidance-only outcome: when the condition holds nothing is filed; the

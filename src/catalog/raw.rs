@@ -217,6 +217,10 @@ pub struct RawFieldRef {
 pub struct RawOutcome {
     pub when: Spanned<RawCondition>,
     pub message: String,
+    /// Refusals only: keep the form at the refused question, so a later answer resumes it
+    /// (#23: "已经在淘宝上改过名字了").
+    #[serde(default)]
+    pub keep_form: bool,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]

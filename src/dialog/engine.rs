@@ -666,10 +666,11 @@ impl Engine<'_> {
             // 解绑, 我是销售 for 实施-only) ends the form, so nobody answers around a rule.
             if let Some(key) = refusal.when.field().cloned()
                 && service.field(&key).is_some_and(|f| {
-                    matches!(
-                        f.spec.kind,
-                        FieldKind::Integer { .. } | FieldKind::Duration { .. }
-                    )
+                    refusal.keep_form
+                        || matches!(
+                            f.spec.kind,
+                            FieldKind::Integer { .. } | FieldKind::Duration { .. }
+                        )
                 })
             {
                 form.answers.remove(&key);
@@ -1106,8 +1107,11 @@ impl Engine<'_> {
         let others: Vec<_> = found
             .answers
             .iter()
-            .filter(|(k, _)| {
+            // A value the form already holds is no news ("某某淘宝店" for the shop name of a
+            // 淘宝 shop); only new or changed values count.
+            .filter(|(k, v)| {
                 **k != key
+                    && form.answers.get(*k) != Some(*v)
                     && found.cued.contains(*k)
                     && service.field(k).is_some_and(|f| f.is_active(&form.answers))
             })

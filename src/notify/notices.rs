@@ -154,8 +154,11 @@ impl Watcher for Notifier {
         }
         // The daily batch's requests hear at 17:30 (or at once after it); the others, handled
         // on their ticket or by e-mail, hear as soon as their status changes.
+        // A rejection is told at once, with its reason, so it can be fixed before the next
+        // cut-off; completions keep the 17:30 push the seed describes.
         let due = self.schedule.done_at(request.batch);
         if matches!(request.form.window, crate::catalog::Window::DailyBatch)
+            && request.status() == Status::Done
             && due.is_some_and(|due| now < due)
         {
             return;
