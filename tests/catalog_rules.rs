@@ -169,14 +169,32 @@ fn service_23_taobao_refused_with_rename_guidance() {
     let c = load();
     let s = service(&c, 23);
     let platform = field(s, "shop_platform");
+    let renamed = field(s, "taobao_renamed");
     let mut a = Answers::new();
     a.insert(key("shop_platform"), ok(platform, "淘宝"));
-    let r = s.refusal_for(&a).expect("淘宝 refused");
+    // A Taobao shop is asked whether it was renamed on Taobao (the seed's way to unbind).
+    assert_eq!(
+        s.next_missing_field(&a).map(|f| f.key().as_str()),
+        Some("taobao_renamed")
+    );
+    assert!(s.refusal_for(&a).is_none(), "not before the answer");
+    a.insert(key("taobao_renamed"), ok(renamed, "否"));
+    let r = s.refusal_for(&a).expect("not renamed: refused");
     assert!(r.message.contains("修改店铺名称"), "{}", r.message);
     assert!(r.message.contains("订单处理完毕"), "{}", r.message);
-    a.insert(key("shop_platform"), ok(platform, "京东"));
-    assert!(s.refusal_for(&a).is_none());
-    // The platform is asked before the details, so refusal comes early.
+    assert!(r.keep_form, "the form waits for the rename");
+    a.insert(key("taobao_renamed"), ok(renamed, "已经改名了"));
+    assert!(s.refusal_for(&a).is_none(), "renamed: filed");
+    assert!(s.warnings.iter().any(|w| w.contains("订单处理完毕")));
+    let mut b = Answers::new();
+    b.insert(key("shop_platform"), ok(platform, "京东"));
+    assert!(s.refusal_for(&b).is_none());
+    assert_ne!(
+        s.next_missing_field(&b).map(|f| f.key().as_str()),
+        Some("taobao_renamed"),
+        "only Taobao shops are asked"
+    );
+    // The platform is asked before the details, so the question comes early.
     assert_eq!(s.fields[1].key().as_str(), "shop_platform");
 }
 
