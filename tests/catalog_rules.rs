@@ -170,7 +170,9 @@ fn service_23_taobao_refused_with_rename_guidance() {
     let s = service(&c, 23);
     let platform = field(s, "shop_platform");
     let renamed = field(s, "taobao_renamed");
+    let account = field(s, "seller_account");
     let mut a = Answers::new();
+    a.insert(key("seller_account"), ok(account, "shop_a1"));
     a.insert(key("shop_platform"), ok(platform, "淘宝"));
     // A Taobao shop is asked whether it was renamed on Taobao (the seed's way to unbind).
     assert_eq!(
@@ -187,6 +189,7 @@ fn service_23_taobao_refused_with_rename_guidance() {
     assert!(s.refusal_for(&a).is_none(), "renamed: filed");
     assert!(s.warnings.iter().any(|w| w.contains("订单处理完毕")));
     let mut b = Answers::new();
+    b.insert(key("seller_account"), ok(account, "shop_a1"));
     b.insert(key("shop_platform"), ok(platform, "京东"));
     assert!(s.refusal_for(&b).is_none());
     assert_ne!(
