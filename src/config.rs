@@ -449,6 +449,7 @@ impl Settings {
             });
         }
         self.batch_schedule()?;
+        let admin_hash = crate::requests::token_hash(self.admin.token.expose());
         for account in &self.handlers.accounts {
             let hex_ok = account.token_sha256.len() == 64
                 && account.token_sha256.bytes().all(|b| b.is_ascii_hexdigit());
@@ -456,6 +457,25 @@ impl Settings {
                 return Err(ConfigError::Invalid {
                     key: "handlers.accounts",
                     reason: format!("{}: token_sha256 must be 64 hex characters", account.name),
+                });
+            }
+            // The admin token's actions are recorded as "admin"; an account of that name
+            // would make the history ambiguous.
+            if account.name == crate::requests::ADMIN_ACTOR {
+                return Err(ConfigError::Invalid {
+                    key: "handlers.accounts",
+                    reason: format!(
+                        "{}: the name is reserved for admin.token",
+                        crate::requests::ADMIN_ACTOR
+                    ),
+                });
+            }
+            // Otherwise one token would be both a handler and the admin, and what the admin
+            // does with it would be recorded under the handler's name.
+            if account.token_sha256.eq_ignore_ascii_case(&admin_hash) {
+                return Err(ConfigError::Invalid {
+                    key: "handlers.accounts",
+                    reason: format!("{}: token must differ from admin.token", account.name),
                 });
             }
             if account.team != "all" && crate::catalog::Team::parse(&account.team).is_none() {
@@ -725,6 +745,34 @@ mod tests {
         assert!(plain.sealer().unwrap().is_none());
         let sealed = Settings::load_with_env(None, env(&[])).unwrap();
         assert!(sealed.sealer().unwrap().is_some());
+    }
+
+    #[test]
+    fn handler_accounts_may_not_be_named_admin_nor_share_the_admin_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("local.toml");
+        let layer = |name: &str, token: &str| {
+            format!(
+                "[handlers]\naccounts = [{{ name = \"{name}\", team = \"ops\", token_sha256 = \"{}\" }}]\n",
+                crate::requests::token_hash(token)
+            )
+        };
+        std::fs::write(&path, layer("admin", "some-other-token")).unwrap();
+        let err = Settings::load_with_env(Some(&path), env(&[])).unwrap_err();
+        assert!(
+            err.to_string().contains("reserved for admin.token"),
+            "{err}"
+        );
+        std::fs::write(&path, layer("ops1", "demo-admin-token")).unwrap();
+        let err = Settings::load_with_env(Some(&path), env(&[])).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("ops1: token must differ from admin.token"),
+            "{text}"
+        );
+        assert!(!text.contains("demo-admin-token"), "{text}");
+        std::fs::write(&path, layer("ops1", "some-other-token")).unwrap();
+        assert!(Settings::load_with_env(Some(&path), env(&[])).is_ok());
     }
 
     #[test]

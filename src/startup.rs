@@ -98,7 +98,8 @@ impl Parts {
             watchers,
         ));
         let desk = Desk::new(Arc::clone(&ledger));
-        let handlers = HandlerDirectory::new(&settings.handlers.accounts);
+        let handlers = HandlerDirectory::new(&settings.handlers.accounts)
+            .with_admin_token(&settings.admin.token);
         let mut transports: HashMap<&'static str, Arc<dyn Transport>> = HashMap::new();
         let wecom: Arc<dyn Transport> = Arc::new(WecomTransport::new(Arc::clone(&api)));
         transports.insert(wecom.kind(), wecom);

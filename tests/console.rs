@@ -7,19 +7,19 @@ mod common;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use chrono::{DateTime, Utc};
 use common::{BACKENDS, Backend, fresh_store};
 use kaitong::catalog::{Answers, Channel, FieldKey, FieldValue, ServiceId, Team, Window};
 use kaitong::channel::{ChannelKind, Conversation, UserId};
-use kaitong::config::HandlerAccount;
+use kaitong::config::{HandlerAccount, Secret};
 use kaitong::console::{ConsoleState, LoginThrottle, router};
 use kaitong::dialog::attachment_key;
 use kaitong::notify::{DeliveryError, Outbox, OutboxItem, RetryPolicy, Transport};
 use kaitong::requests::{
-    BatchSchedule, Desk, FiledForm, HandlerDirectory, Ledger, RequestId, Requester, Status,
-    StoreLedger, token_hash,
+    ADMIN_ACTOR, BatchSchedule, Desk, FiledForm, HandlerDirectory, Ledger, RequestId, Requester,
+    Status, StoreLedger, token_hash,
 };
 use kaitong::store::Store;
 use reqwest::StatusCode;
@@ -28,6 +28,40 @@ use reqwest::header::{CONTENT_DISPOSITION, LOCATION, SET_COOKIE, WWW_AUTHENTICAT
 const ALL_TOKEN: &str = "boss-token-0123456789";
 const OPS_TOKEN: &str = "ops-token-0123456789";
 const RND_TOKEN: &str = "rnd-token-0123456789";
+/// `admin.token`: every team's rights, recorded as "admin".
+const ADMIN_TOKEN: &str = "adm1n-secret-0123456789";
+
+/// Captures this test binary's log output, so tests can check what is (and is not) logged.
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn logs() -> &'static LogBuffer {
+    static LOGS: OnceLock<LogBuffer> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buffer = LogBuffer::default();
+        let writer = buffer.clone();
+        tracing_subscriber::fmt()
+            .with_env_filter("info")
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .init();
+        buffer
+    })
+}
+
+fn log_text() -> String {
+    String::from_utf8_lossy(&logs().0.lock().unwrap()).into_owned()
+}
 
 fn account(name: &str, team: &str, token: &str) -> HandlerAccount {
     HandlerAccount {
@@ -57,6 +91,7 @@ impl Console {
     }
 
     async fn spawn_throttled(backend: Backend, throttle: LoginThrottle) -> Self {
+        logs();
         let (store, dir) = fresh_store(backend);
         let schedule = BatchSchedule::default();
         let ledger: Arc<dyn Ledger> = Arc::new(StoreLedger::new(Arc::clone(&store), schedule));
@@ -70,7 +105,8 @@ impl Console {
                 account("boss", "all", ALL_TOKEN),
                 account("ops1", "ops", OPS_TOKEN),
                 account("dev1", "rnd", RND_TOKEN),
-            ]),
+            ])
+            .with_admin_token(&Secret::from(ADMIN_TOKEN)),
             store: Arc::clone(&store),
             outbox: outbox.clone(),
             schedule,
@@ -1010,4 +1046,302 @@ async fn failed_logins_are_throttled_per_address_and_token_prefix_and_the_bucket
         let again = login_from(&c, [127, 0, 0, 7], RND_TOKEN).await;
         assert_eq!(again.status(), StatusCode::SEE_OTHER);
     }
+}
+
+/// Issue 12: `admin.token` on the API sees and moves every team's requests, recorded as
+/// "admin"; a wrong token stays 401, and the token shows in no response and no log line.
+#[tokio::test]
+async fn the_admin_token_lists_and_moves_every_teams_requests_through_the_api() {
+    for backend in BACKENDS {
+        let c = Console::spawn(backend).await;
+        let now = Utc::now();
+        let rnd = c.file("ad1", Team::Rnd, &[], now).await;
+        let ops = c.file("ad2", Team::Ops, &[], now).await;
+        let functional = c.file("ad3", Team::Functional, &[], now).await;
+        let mailbox = c.file("ad4", Team::Mailbox, &[], now).await;
+        let mut bodies = Vec::new();
+
+        let list = c
+            .api(reqwest::Method::GET, "/api/v1/requests", Some(ADMIN_TOKEN))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(list.status(), StatusCode::OK, "{backend:?}");
+        let list: serde_json::Value = list.json().await.unwrap();
+        assert_eq!(list["count"], 4, "{backend:?}: every team");
+        let ids: Vec<&str> = list["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap())
+            .collect();
+        for id in [&rnd, &ops, &functional, &mailbox] {
+            assert!(ids.contains(&id.as_str()), "{backend:?}: {id} listed");
+        }
+        bodies.push(list.to_string());
+        let one = c
+            .api(
+                reqwest::Method::GET,
+                &format!("/api/v1/requests/{mailbox}"),
+                Some(ADMIN_TOKEN),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(one.status(), StatusCode::OK);
+        bodies.push(one.text().await.unwrap());
+
+        let done = c
+            .api(
+                reqwest::Method::POST,
+                &format!("/api/v1/requests/{rnd}/complete"),
+                Some(ADMIN_TOKEN),
+            )
+            .header("content-type", "application/json")
+            .body("{\"note\":\"管理员代办\"}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(done.status(), StatusCode::OK, "{backend:?}");
+        let done: serde_json::Value = done.json().await.unwrap();
+        assert_eq!(done["status"], "done");
+        assert_eq!(done["history"][1]["by"], ADMIN_ACTOR);
+        bodies.push(done.to_string());
+        let rejected = c
+            .api(
+                reqwest::Method::POST,
+                &format!("/api/v1/requests/{ops}/reject"),
+                Some(ADMIN_TOKEN),
+            )
+            .header("content-type", "application/json")
+            .body("{\"reason\":\"账号不存在\"}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(rejected.status(), StatusCode::OK, "{backend:?}");
+        bodies.push(rejected.text().await.unwrap());
+
+        // The ledger's history names the admin as the actor, with the note or reason.
+        let request = c.ledger.get(&rnd).await.unwrap().unwrap();
+        assert_eq!(request.status(), Status::Done, "{backend:?}");
+        let last = request.history.last().unwrap();
+        assert_eq!(last.by, "admin");
+        assert_eq!(last.note.as_deref(), Some("管理员代办"));
+        let request = c.ledger.get(&ops).await.unwrap().unwrap();
+        assert_eq!(request.status(), Status::Rejected, "{backend:?}");
+        assert_eq!(request.history.last().unwrap().by, "admin");
+        assert_eq!(c.status(&functional).await, Status::Submitted);
+
+        // Near misses of the admin token are 401 like any wrong token, and change nothing.
+        for wrong in [
+            ADMIN_TOKEN[..ADMIN_TOKEN.len() - 1].to_owned(),
+            format!("{ADMIN_TOKEN}x"),
+            ADMIN_TOKEN.to_uppercase(),
+        ] {
+            let response = c
+                .api(
+                    reqwest::Method::POST,
+                    &format!("/api/v1/requests/{functional}/complete"),
+                    Some(&wrong),
+                )
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{wrong}");
+            let body = response.text().await.unwrap();
+            assert_eq!(body, "{\"error\":\"unauthorized\"}");
+        }
+        assert_eq!(
+            c.status(&functional).await,
+            Status::Submitted,
+            "{backend:?}"
+        );
+
+        for body in &bodies {
+            assert!(!body.contains(ADMIN_TOKEN), "{backend:?}: {body}");
+        }
+    }
+    let logs = log_text();
+    assert!(logs.contains("by=admin"), "the actions are logged as admin");
+    assert!(
+        !logs.contains(ADMIN_TOKEN),
+        "the admin token is never logged"
+    );
+}
+
+/// Issue 12: `admin.token` logs in to the console (same form), sees every team's batch and
+/// acts on any team's request, recorded as "admin"; the store keeps no trace of the token.
+#[tokio::test]
+async fn the_admin_token_logs_in_to_the_console_and_sees_every_team() {
+    for backend in BACKENDS {
+        let c = Console::spawn(backend).await;
+        let now = Utc::now();
+        let rnd = c.file("ac1", Team::Rnd, &[], now).await;
+        let ops = c.file("ac2", Team::Ops, &[], now).await;
+        let functional = c.file("ac3", Team::Functional, &[], now).await;
+        let mailbox = c.file("ac4", Team::Mailbox, &[], now).await;
+
+        let bad = c
+            .http
+            .post(c.url("/console/login"))
+            .form(&[("token", &ADMIN_TOKEN[1..])])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(bad.status(), StatusCode::UNAUTHORIZED, "{backend:?}");
+        assert!(bad.headers().get(SET_COOKIE).is_none());
+
+        let admin = c.login(ADMIN_TOKEN).await;
+        assert!(!admin.set_cookie.contains(ADMIN_TOKEN));
+        let (status, page) = c.get(Some(&admin), "/console").await;
+        assert_eq!(status, StatusCode::OK, "{backend:?}");
+        for id in [&rnd, &ops, &functional, &mailbox] {
+            assert!(page.contains(id.as_str()), "{backend:?}: {id} on the page");
+        }
+        assert!(page.contains("admin"), "the session shows who is logged in");
+        assert!(!page.contains(ADMIN_TOKEN));
+        let (_, csv) = c.get(Some(&admin), "/console/export.csv").await;
+        assert!(csv.contains(mailbox.as_str()) && csv.contains(rnd.as_str()));
+
+        let done = c
+            .post(
+                &admin,
+                &format!("/console/requests/{mailbox}/complete"),
+                &[("csrf", &admin.csrf), ("note", "已处理")],
+            )
+            .await;
+        assert_eq!(done.status(), StatusCode::SEE_OTHER, "{backend:?}");
+        let rejected = c
+            .post(
+                &admin,
+                &format!("/console/requests/{functional}/reject"),
+                &[("csrf", &admin.csrf), ("reason", "重复申请")],
+            )
+            .await;
+        assert_eq!(rejected.status(), StatusCode::SEE_OTHER, "{backend:?}");
+        for (id, status) in [(&mailbox, Status::Done), (&functional, Status::Rejected)] {
+            let request = c.ledger.get(id).await.unwrap().unwrap();
+            assert_eq!(request.status(), status, "{backend:?}");
+            assert_eq!(request.history.last().unwrap().by, "admin");
+        }
+        let (_, detail) = c
+            .get(Some(&admin), &format!("/console/requests/{mailbox}"))
+            .await;
+        assert!(detail.contains("admin") && !detail.contains(ADMIN_TOKEN));
+
+        // Only the session id's hash and the actor's name are stored.
+        for (_, value) in c.store.list_prefix("console:session:", 10).await.unwrap() {
+            let value = String::from_utf8_lossy(&value);
+            assert!(!value.contains(ADMIN_TOKEN), "{backend:?}: {value}");
+        }
+    }
+    assert!(!log_text().contains(ADMIN_TOKEN), "never logged");
+}
+
+/// Issue 12: the admin token meets the failed-login throttle like any token: a throttled
+/// address is refused even with it, guesses at its prefix empty the prefix bucket, and it works
+/// again after the refill.
+#[tokio::test]
+async fn the_admin_token_is_throttled_like_any_token() {
+    let refill = std::time::Duration::from_millis(600);
+    let c = Console::spawn_throttled(Backend::Embedded, LoginThrottle::new(2, refill)).await;
+    for i in 0..2 {
+        let response = login_from(&c, [127, 0, 1, 1], &format!("w{i}-wrong")).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    let refused = login_from(&c, [127, 0, 1, 1], ADMIN_TOKEN).await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(refused.headers().contains_key("retry-after"));
+    let api = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 1, 1]))
+        .build()
+        .unwrap()
+        .get(c.url("/api/v1/requests"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        api.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "the API shares the throttle"
+    );
+
+    // Guessing at the admin token from other addresses meets its prefix bucket.
+    let guess = |i: usize| format!("{}guess-{i}", &ADMIN_TOKEN[..4]);
+    for (i, ip) in [[127, 0, 1, 2], [127, 0, 1, 3]].iter().enumerate() {
+        let response = login_from(&c, *ip, &guess(i)).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    let refused = login_from(&c, [127, 0, 1, 4], ADMIN_TOKEN).await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+
+    tokio::time::sleep(refill + std::time::Duration::from_millis(100)).await;
+    let back = login_from(&c, [127, 0, 1, 1], ADMIN_TOKEN).await;
+    assert_eq!(
+        back.status(),
+        StatusCode::SEE_OTHER,
+        "the address recovered"
+    );
+    // Successful admin logins take nothing from the buckets.
+    for _ in 0..4 {
+        let again = login_from(&c, [127, 0, 1, 5], ADMIN_TOKEN).await;
+        assert_eq!(again.status(), StatusCode::SEE_OTHER);
+    }
+}
+
+/// Issue 12, end to end: the `admin.token` of the settings is accepted by the served app's
+/// console and API (start-up wires it in), and a wrong one is not.
+#[tokio::test]
+async fn the_configured_admin_token_works_on_the_served_app() {
+    let mut settings = common::test_settings();
+    settings.admin.token = Secret::from(ADMIN_TOKEN);
+    settings.notify.enabled = false;
+    let (store, dir) = fresh_store(Backend::Embedded);
+    let parts = kaitong::startup::Parts::build(&settings, Arc::clone(&store)).unwrap();
+    let ledger = parts.ledger.clone();
+    let app = kaitong::startup::Application::build_from(&settings, parts)
+        .await
+        .unwrap();
+    let mut app = common::TestApp::serve(app, settings, store, dir);
+    let now = Utc::now();
+    let id = ledger
+        .file(form("e2e1", Team::Mailbox, &[], Answers::new()), now)
+        .await
+        .unwrap()
+        .id;
+
+    let list = app
+        .http
+        .get(app.url("/api/v1/requests"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(list.status(), StatusCode::OK);
+    let list: serde_json::Value = list.json().await.unwrap();
+    assert_eq!(list["requests"][0]["id"], id.as_str());
+    let wrong = app
+        .http
+        .get(app.url("/api/v1/requests"))
+        .bearer_auth("demo-admin-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        wrong.status(),
+        StatusCode::UNAUTHORIZED,
+        "only the configured one"
+    );
+    let login = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(app.url("/console/login"))
+        .form(&[("token", ADMIN_TOKEN)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), StatusCode::SEE_OTHER);
+    app.stop().await;
 }

@@ -1,5 +1,6 @@
 //! The JSON API for handlers' own tools: list a batch, read a request, complete or reject it.
-//! Authenticated by `Authorization: Bearer <token>` (see [`ApiHandler`]).
+//! Authenticated by `Authorization: Bearer <token>`: a handler's token or `admin.token` (see
+//! [`ApiHandler`]).
 //!
 //! Errors are `{"error": code, "message": …}` with 400 (malformed), 401 (no or bad token),
 //! 404 (unknown or another team's request: the same answer), 409 (impossible transition) and

@@ -285,7 +285,8 @@ pub(crate) async fn logout(
     response
 }
 
-/// A handler calling the API with `Authorization: Bearer <token>`; 401 otherwise.
+/// A handler (or the admin, with `admin.token`) calling the API with
+/// `Authorization: Bearer <token>`; 401 otherwise.
 pub(crate) struct ApiHandler(pub Handler);
 
 impl FromRequestParts<ConsoleState> for ApiHandler {

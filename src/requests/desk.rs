@@ -9,7 +9,11 @@ use chrono::{DateTime, Utc};
 use super::{Ledger, LedgerError, Request, RequestId, Status};
 use crate::catalog::Team;
 use crate::channel::{ChannelKind, UserId};
-use crate::config::HandlerAccount;
+use crate::config::{HandlerAccount, Secret};
+
+/// The actor recorded in a request's history for actions done with `admin.token`. Handler
+/// accounts may not take this name (config validation), so the history stays unambiguous.
+pub const ADMIN_ACTOR: &str = "admin";
 
 /// Which requests a handler sees and acts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,10 +39,14 @@ pub struct Handler {
     pub scope: TeamScope,
 }
 
-/// The configured handler accounts, looked up by token hash or WeCom userid.
+/// The configured handler accounts, looked up by token hash or WeCom userid, plus the admin
+/// token (every team's rights).
 #[derive(Debug, Clone, Default)]
 pub struct HandlerDirectory {
     accounts: Vec<(HandlerAccount, TeamScope)>,
+    /// SHA-256 of `admin.token`: only the hash is kept here, as for handler tokens, so the
+    /// directory (cloned into the console and the bot) never holds the secret itself.
+    admin_sha256: Option<String>,
 }
 
 impl HandlerDirectory {
@@ -56,24 +64,44 @@ impl HandlerDirectory {
                     Some((a.clone(), scope))
                 })
                 .collect(),
+            admin_sha256: None,
         }
     }
 
-    /// The handler whose token this is; compared by hash in constant time.
+    /// Also accepts `admin.token`, as [`ADMIN_ACTOR`] with every team's rights. An empty token
+    /// is never accepted (an empty bearer or login field must not become admin).
+    #[must_use]
+    pub fn with_admin_token(mut self, token: &Secret) -> Self {
+        self.admin_sha256 = (!token.expose().is_empty()).then(|| token_hash(token.expose()));
+        self
+    }
+
+    /// The handler whose token this is (or the admin); compared by hash in constant time.
     #[must_use]
     pub fn by_token(&self, token: &str) -> Option<Handler> {
-        use subtle::ConstantTimeEq;
         let hash = token_hash(token);
-        self.accounts
+        let same = |stored: &str| {
+            use subtle::ConstantTimeEq;
+            let stored = stored.to_ascii_lowercase();
+            stored.len() == hash.len() && bool::from(stored.as_bytes().ct_eq(hash.as_bytes()))
+        };
+        // Checked even when an account matched, so the time taken does not tell an admin
+        // token from a handler's.
+        let admin = self.admin_sha256.as_deref().is_some_and(same);
+        let account = self
+            .accounts
             .iter()
-            .find(|(a, _)| {
-                let stored = a.token_sha256.to_ascii_lowercase();
-                stored.len() == hash.len() && bool::from(stored.as_bytes().ct_eq(hash.as_bytes()))
-            })
+            .find(|(a, _)| same(&a.token_sha256))
             .map(|(a, scope)| Handler {
                 name: a.name.clone(),
                 scope: *scope,
+            });
+        account.or_else(|| {
+            admin.then(|| Handler {
+                name: ADMIN_ACTOR.to_owned(),
+                scope: TeamScope::All,
             })
+        })
     }
 
     /// The handler configured for this WeCom user, for chat commands.
@@ -252,6 +280,33 @@ mod tests {
         assert_eq!(handler.scope, TeamScope::All);
         assert!(directory.by_token("wrong").is_none());
         assert!(directory.by_token("").is_none());
+    }
+
+    #[test]
+    fn the_admin_token_is_the_admin_with_every_team_and_an_empty_one_is_nobody() {
+        let settings =
+            crate::config::Settings::load_with_env(None, Vec::new()).expect("defaults load");
+        let directory = HandlerDirectory::new(&settings.handlers.accounts)
+            .with_admin_token(&settings.admin.token);
+        let admin = directory
+            .by_token(settings.admin.token.expose())
+            .expect("the admin token is accepted");
+        assert_eq!(admin.name, ADMIN_ACTOR);
+        assert_eq!(admin.scope, TeamScope::All);
+        assert_eq!(
+            directory
+                .by_token("demo-handler-token")
+                .map(|h| h.name)
+                .as_deref(),
+            Some("demo-handler")
+        );
+        let none = HandlerDirectory::new(&[]).with_admin_token(&Secret::from(""));
+        assert!(none.by_token("").is_none());
+        assert!(
+            HandlerDirectory::new(&[])
+                .by_token("demo-admin-token")
+                .is_none()
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use batch::{BatchDay, BatchSchedule};
-pub use desk::{Desk, DeskError, Handler, HandlerDirectory, TeamScope, token_hash};
+pub use desk::{ADMIN_ACTOR, Desk, DeskError, Handler, HandlerDirectory, TeamScope, token_hash};
 
 use crate::catalog::{Answers, Channel, ServiceId, Team, Window};
 use crate::channel::{ChannelKind, Conversation, UserId};
