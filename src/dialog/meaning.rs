@@ -60,8 +60,15 @@ pub enum SpaceKind {
 pub struct Space {
     pub kind: SpaceKind,
     pub model: String,
-    examples: Vec<(ServiceId, Vector)>,
-    passages: Vec<(ServiceId, Vector)>,
+    dims: usize,
+    /// The services in slot order; rows below point at a slot.
+    services: Vec<ServiceId>,
+    /// Example vectors, one row each, contiguous (row-major) so a message is compared with
+    /// every example in one pass over memory.
+    example_slots: Vec<usize>,
+    example_matrix: Vec<f32>,
+    passage_slots: Vec<usize>,
+    passage_matrix: Vec<f32>,
 }
 
 /// One text of the catalog to embed: an example or a service's passage.
@@ -111,21 +118,39 @@ impl Space {
         texts: &[CatalogText],
         vectors: Vec<Vector>,
     ) -> Self {
-        let mut examples = Vec::new();
-        let mut passages = Vec::new();
-        for (t, v) in texts.iter().zip(vectors) {
-            if t.is_example {
-                examples.push((t.service, v));
-            } else {
-                passages.push((t.service, v));
-            }
-        }
-        Self {
+        let dims = vectors.first().map_or(0, Vec::len);
+        let mut services: Vec<ServiceId> = Vec::new();
+        let mut space = Self {
             kind,
             model,
-            examples,
-            passages,
+            dims,
+            services: Vec::new(),
+            example_slots: Vec::new(),
+            example_matrix: Vec::new(),
+            passage_slots: Vec::new(),
+            passage_matrix: Vec::new(),
+        };
+        for (t, v) in texts.iter().zip(vectors) {
+            if v.len() != dims {
+                continue;
+            }
+            let slot = match services.iter().position(|s| *s == t.service) {
+                Some(i) => i,
+                None => {
+                    services.push(t.service);
+                    services.len() - 1
+                }
+            };
+            if t.is_example {
+                space.example_slots.push(slot);
+                space.example_matrix.extend_from_slice(&v);
+            } else {
+                space.passage_slots.push(slot);
+                space.passage_matrix.extend_from_slice(&v);
+            }
         }
+        space.services = services;
+        space
     }
 
     /// A space from a real model behind an embeddings server: examples are embedded as
@@ -172,7 +197,7 @@ impl Space {
     /// How many catalog texts the space holds.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.examples.len() + self.passages.len()
+        self.example_slots.len() + self.passage_slots.len()
     }
 
     #[must_use]
@@ -182,21 +207,32 @@ impl Space {
 
     #[must_use]
     pub fn dims(&self) -> usize {
-        self.passages.first().map_or(0, |(_, v)| v.len())
+        self.dims
     }
 
     /// (best example similarity, passage similarity) per service.
-    fn similarities(&self, query: &[f32]) -> HashMap<ServiceId, (f32, f32)> {
-        let mut out: HashMap<ServiceId, (f32, f32)> = HashMap::new();
-        for (id, v) in &self.examples {
-            let e = out.entry(*id).or_insert((0.0, 0.0));
-            e.0 = e.0.max(cosine(query, v));
+    fn similarities(&self, query: &[f32]) -> Vec<(ServiceId, (f32, f32))> {
+        let mut best = vec![(0.0f32, 0.0f32); self.services.len()];
+        if self.dims == 0 || query.len() != self.dims {
+            return Vec::new();
         }
-        for (id, v) in &self.passages {
-            let e = out.entry(*id).or_insert((0.0, 0.0));
-            e.1 = e.1.max(cosine(query, v));
+        for (row, slot) in self
+            .example_matrix
+            .chunks_exact(self.dims)
+            .zip(&self.example_slots)
+        {
+            let e = &mut best[*slot].0;
+            *e = e.max(cosine(query, row));
         }
-        out
+        for (row, slot) in self
+            .passage_matrix
+            .chunks_exact(self.dims)
+            .zip(&self.passage_slots)
+        {
+            let p = &mut best[*slot].1;
+            *p = p.max(cosine(query, row));
+        }
+        self.services.iter().copied().zip(best).collect()
     }
 }
 
