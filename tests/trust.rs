@@ -483,6 +483,16 @@ async fn surprises_from_trying_it_as_a_salesperson() {
         let reply = bot.say("p3", "客户做活动 一单多包裹赠品多").await;
         assert!(!reply.contains("切换"), "{via:?} {reply}");
 
+        // Options are read in the words people use for them (抖音 is 抖店, 关掉 is 关闭).
+        let reply = bot.say("p6", "发货单明文打印 账号 mw_p6 抖音和快手").await;
+        assert!(
+            reply.contains("需要开通的平台 抖店、快手"),
+            "{via:?} {reply}"
+        );
+        assert!(!reply.contains("只支持"), "{via:?} {reply}");
+        let reply = bot.say("p7", "多仓成本 账号 dc_p7 关掉").await;
+        assert!(reply.contains("开通或关闭 关闭"), "{via:?} {reply}");
+
         // The switch menu's numbers work; "3" keeps the message as the answer.
         bot.say("p4", "物流追踪").await;
         let reply = bot.say("p4", "电子发票多少钱").await;

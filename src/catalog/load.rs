@@ -224,6 +224,7 @@ fn load_fields(
             cues: head.cues.clone(),
             yes_phrases: head.yes_phrases.clone(),
             no_phrases: head.no_phrases.clone(),
+            synonyms: flat_synonyms(&head.synonyms),
             kind,
             sensitive: head.sensitive,
             messages: Arc::clone(messages),
@@ -450,6 +451,7 @@ fn convert_service(
                 .collect(),
             yes_phrases: lib.head.yes_phrases.clone(),
             no_phrases: lib.head.no_phrases.clone(),
+            synonyms: flat_synonyms(&lib.head.synonyms),
             kind,
             sensitive: lib.head.sensitive,
             messages: Arc::clone(messages),
@@ -692,4 +694,14 @@ fn check_related(
         }
     }
     Ok(())
+}
+
+/// `{ option = [words] }` → (word, option) pairs, longest word first.
+fn flat_synonyms(map: &BTreeMap<String, Vec<String>>) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = map
+        .iter()
+        .flat_map(|(option, words)| words.iter().map(move |w| (w.clone(), option.clone())))
+        .collect();
+    out.sort_by_key(|(w, _)| std::cmp::Reverse(w.chars().count()));
+    out
 }

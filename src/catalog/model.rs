@@ -398,6 +398,8 @@ pub struct FieldSpec {
     /// yes_no only: phrases that say yes / no inside a sentence ("实施已经结项了").
     pub yes_phrases: Vec<String>,
     pub no_phrases: Vec<String>,
+    /// choice / multi_choice: (word people use, the option it means).
+    pub synonyms: Vec<(String, String)>,
     pub kind: FieldKind,
     /// Secret: masked as `****abcd` wherever shown or logged.
     pub sensitive: bool,

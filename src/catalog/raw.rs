@@ -61,6 +61,7 @@ impl RawField {
             cues: self.cues,
             yes_phrases: self.yes_phrases,
             no_phrases: self.no_phrases,
+            synonyms: self.synonyms,
             kind: self.kind,
             sensitive: self.sensitive,
         };
@@ -79,6 +80,7 @@ pub struct RawFieldHead {
     pub cues: Vec<String>,
     pub yes_phrases: Vec<String>,
     pub no_phrases: Vec<String>,
+    pub synonyms: std::collections::BTreeMap<String, Vec<String>>,
     pub kind: Spanned<String>,
     pub sensitive: bool,
 }
@@ -155,6 +157,10 @@ pub struct RawField {
     pub yes_phrases: Vec<String>,
     #[serde(default)]
     pub no_phrases: Vec<String>,
+    /// choice / multi_choice: other words people use for an option
+    /// (`synonyms = { "抖店" = ["抖音"], "关闭" = ["关掉"] }`).
+    #[serde(default)]
+    pub synonyms: std::collections::BTreeMap<String, Vec<String>>,
     #[serde(rename = "type")]
     pub kind: Spanned<String>,
     #[serde(default)]

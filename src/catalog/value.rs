@@ -169,7 +169,7 @@ impl FieldSpec {
                 }
                 Ok(FieldValue::Money { cents })
             }
-            FieldKind::SingleChoice { options } => pick_option(input, options)
+            FieldKind::SingleChoice { options } => pick_option(&self.with_synonyms(input), options)
                 .map(FieldValue::Choice)
                 .map_err(|e| choice_error(e, options, &err)),
             FieldKind::MultiChoice { options } => {
@@ -177,7 +177,8 @@ impl FieldSpec {
                     return Ok(FieldValue::Choices(options.clone()));
                 }
                 let mut picked: Vec<String> = Vec::new();
-                for token in split_choices(input, options) {
+                let input = self.with_synonyms(input);
+                for token in split_choices(&input, options) {
                     let choice =
                         pick_option(token, options).map_err(|e| choice_error(e, options, &err))?;
                     if !picked.contains(&choice) {
@@ -230,6 +231,19 @@ impl FieldSpec {
                 Ok(FieldValue::DurationHours(hours))
             }
         }
+    }
+}
+
+impl FieldSpec {
+    /// The answer with the words people use for an option replaced by the option ("抖音" → 抖店).
+    fn with_synonyms(&self, input: &str) -> String {
+        let mut out = input.to_owned();
+        for (word, option) in &self.synonyms {
+            if out.contains(word.as_str()) && !out.contains(option.as_str()) {
+                out = out.replace(word.as_str(), option);
+            }
+        }
+        out
     }
 }
 

@@ -684,7 +684,16 @@ impl Scan<'_> {
             };
             for o in options {
                 let o_lower = normalize_width(o).to_lowercase();
-                let forms = std::iter::once(o_lower.as_str()).chain(short_option(&o_lower));
+                let synonyms: Vec<String> = f
+                    .spec
+                    .synonyms
+                    .iter()
+                    .filter(|(_, option)| option == o)
+                    .map(|(word, _)| normalize_width(word).to_lowercase())
+                    .collect();
+                let forms = std::iter::once(o_lower.as_str())
+                    .chain(short_option(&o_lower))
+                    .chain(synonyms.iter().map(String::as_str));
                 for form in forms {
                     for (at, _) in lower.match_indices(form) {
                         let span = at..at + form.len();
@@ -766,7 +775,13 @@ impl Scan<'_> {
                 .any(|(at, _)| !self.overlaps_used(&(at..at + p_lower.len())));
             let offered = options
                 .iter()
-                .any(|o| o.contains(p.as_str()) || p.contains(o.as_str()));
+                .any(|o| o.contains(p.as_str()) || p.contains(o.as_str()))
+                || self
+                    .field(i)
+                    .spec
+                    .synonyms
+                    .iter()
+                    .any(|(word, _)| word == p);
             if named && !offered && !self.out.noticed.iter().any(|n| n.key == key) {
                 let spec = &self.field(i).spec;
                 let why = spec
