@@ -10,7 +10,6 @@ use std::sync::Arc;
 use common::{Backend, TestApp};
 use kaitong::requests::{Ledger, RequestId};
 use kaitong::startup::Parts;
-use kaitong::wecom::app_xml::InnerMessage;
 use kaitong::wecom::simulator::SimulatorHandle;
 
 #[derive(Clone, Copy, Debug)]
@@ -73,20 +72,7 @@ impl Bot {
 
     /// An app file message (the AI bot's file messages carry no file name).
     async fn send_file(&self, user: &str, media_id: &str, file_name: &str) -> String {
-        let inner = format!(
-            "<xml><ToUserName><![CDATA[{}]]></ToUserName><FromUserName><![CDATA[{user}]]></FromUserName><CreateTime>1700000000</CreateTime><MsgType><![CDATA[file]]></MsgType><MediaId><![CDATA[{media_id}]]></MediaId><FileName><![CDATA[{file_name}]]></FileName><MsgId>{}</MsgId><AgentID>{}</AgentID></xml>",
-            self.app.corp_id(),
-            rand::random::<u64>() >> 1,
-            self.app.agent_id()
-        );
-        let cb = self
-            .app
-            .app_peer
-            .app_callback(&inner, &self.app.agent_id())
-            .unwrap();
-        let (_, body) = self.app.post("/wecom/app", &cb.query, cb.body).await;
-        let xml = self.app.app_peer.open_app_reply(&body).unwrap().unwrap();
-        InnerMessage::parse(&xml).unwrap().content.unwrap()
+        self.app.send_app_file(user, media_id, file_name).await
     }
 }
 

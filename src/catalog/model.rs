@@ -253,6 +253,15 @@ pub enum FieldKind {
 }
 
 impl FieldKind {
+    /// A question answered by picking (yes/no, one option, several options): its own words
+    /// ("没有", "都要") are answers there, never commands or switches.
+    pub fn is_closed(&self) -> bool {
+        matches!(
+            self,
+            FieldKind::YesNo | FieldKind::SingleChoice { .. } | FieldKind::MultiChoice { .. }
+        )
+    }
+
     /// Short type name for `show` and diagnostics.
     pub fn type_name(&self) -> &'static str {
         match self {
@@ -544,6 +553,13 @@ impl Service {
                     .map(|v| (f.spec.label.clone(), f.spec.display_value(v)))
             })
             .collect()
+    }
+
+    /// The field that holds the customer's seller account, when the service asks for one.
+    pub fn seller_account_field(&self) -> Option<&ServiceField> {
+        self.fields
+            .iter()
+            .find(|f| matches!(f.spec.kind, FieldKind::SellerAccount))
     }
 
     /// The first guidance-only outcome that applies, if any.

@@ -235,6 +235,20 @@ impl FieldSpec {
 }
 
 impl FieldSpec {
+    /// For a number over this field's cap: the number read (as `parse_answer` reads it) and the
+    /// cap as a value, to offer instead.
+    pub fn over_cap(&self, raw: &str) -> Option<(i64, FieldValue)> {
+        let FieldKind::Integer { max: Some(max), .. } = &self.kind else {
+            return None;
+        };
+        let input = normalize_width(raw.trim());
+        let n = parse_integer(&input).or_else(|| the_one_number(&input))?;
+        if n <= *max {
+            return None;
+        }
+        self.parse_answer(&max.to_string()).ok().map(|cap| (n, cap))
+    }
+
     /// The answer with the words people use for an option replaced by the option ("抖音" → 抖店).
     fn with_synonyms(&self, input: &str) -> String {
         let mut out = input.to_owned();

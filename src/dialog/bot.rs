@@ -361,6 +361,29 @@ impl DialogBot {
         Arc::clone(locks.entry(key.to_owned()).or_default())
     }
 
+    /// Answers a command about filed requests (slash or plain words) from the ledger.
+    async fn run_command(
+        &self,
+        catalog: &Catalog,
+        desk: &Desk,
+        command: super::commands::Command,
+        message: &Inbound,
+    ) -> Reply {
+        let commands = super::commands::Commands {
+            messages: catalog.messages(),
+            ledger: self.ledger.as_ref(),
+            desk,
+            handlers: &self.handlers,
+            admins: &self.admins,
+            schedule: &self.schedule,
+        };
+        Reply::Text(
+            commands
+                .run(command, message.channel, &message.sender, Utc::now())
+                .await,
+        )
+    }
+
     fn busy(catalog: &Catalog) -> Reply {
         Reply::Text(catalog.messages().get("busy").to_owned())
     }
@@ -384,71 +407,13 @@ impl Bot for DialogBot {
         if let (Content::Text(text), Some(desk)) = (&message.content, &self.desk)
             && let Some(command) = super::commands::parse(text)
         {
-            let commands = super::commands::Commands {
-                messages: catalog.messages(),
-                ledger: self.ledger.as_ref(),
-                desk,
-                handlers: &self.handlers,
-                admins: &self.admins,
-                schedule: &self.schedule,
-            };
-            return Reply::Text(
-                commands
-                    .run(command, message.channel, &message.sender, Utc::now())
-                    .await,
-            );
+            return self.run_command(&catalog, desk, command, &message).await;
         }
         let key = session_key(&message);
-        // No form in progress: plain-language status questions go to the commands, and meaning
-        // may be needed for a new request.
-        let idle = match &message.content {
-            Content::Text(_) => match self.store.get(&key).await {
-                Ok(Some(bytes)) => serde_json::from_slice::<Session>(&bytes)
-                    .is_ok_and(|s| matches!(s.state, State::Idle | State::Choosing { .. })),
-                Ok(None) => true,
-                Err(_) => false,
-            },
-            _ => false,
-        };
-        if let (Content::Text(text), Some(desk), true) = (&message.content, &self.desk, idle)
-            && let Some(command) =
-                super::commands::parse_plain(text, &matcher.tuning().plain_commands)
-        {
-            let commands = super::commands::Commands {
-                messages: catalog.messages(),
-                ledger: self.ledger.as_ref(),
-                desk,
-                handlers: &self.handlers,
-                admins: &self.admins,
-                schedule: &self.schedule,
-            };
-            return Reply::Text(
-                commands
-                    .run(command, message.channel, &message.sender, Utc::now())
-                    .await,
-            );
-        }
-        // Meaning is looked up only for a new request whose words are not clear, and before the
-        // person's lock, so a slow embedding call never holds up their other messages.
-        let meaning = match &message.content {
-            Content::Text(text) if idle && !matcher.lexically_clear(&matcher.rank(text)) => {
-                let text = crate::catalog::value::normalize_width(text);
-                self.meaning.message(&catalog, &self.store, &text).await
-            }
-            _ => None,
-        };
-        let engine = Engine {
-            catalog: &catalog,
-            matcher: &matcher,
-            schedule: &self.schedule,
-            in_group: message.conversation.is_group(),
-            meaning: meaning
-                .as_ref()
-                .map(|m| (m.space.as_ref(), m.vector.as_slice())),
-        };
         let lock = self.person_lock(&key);
         let _turn = lock.lock().await;
         let ttl_secs = i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX);
+        let mut meaning: Option<Option<MessageMeaning>> = None;
         for _ in 0..MAX_ATTEMPTS {
             let now = Utc::now();
             let stored = match self.store.get(&key).await {
@@ -466,6 +431,36 @@ impl Bot for DialogBot {
                     tracing::warn!(error = %e, key = %key, "unreadable session reset");
                     Session::default()
                 }
+            };
+            // No form in progress: plain-language status questions go to the commands, and a
+            // new request whose words are not clear is looked up by meaning (once per message,
+            // however often a lost race re-runs the turn).
+            let idle = matches!(session.state, State::Idle | State::Choosing { .. });
+            if let (Content::Text(text), true) = (&message.content, idle) {
+                if let Some(desk) = &self.desk
+                    && let Some(command) =
+                        super::commands::parse_plain(text, &matcher.tuning().plain_commands)
+                {
+                    return self.run_command(&catalog, desk, command, &message).await;
+                }
+                if meaning.is_none() {
+                    meaning = Some(if matcher.lexically_clear(&matcher.rank(text)) {
+                        None
+                    } else {
+                        let text = crate::catalog::value::normalize_width(text);
+                        self.meaning.message(&catalog, &self.store, &text).await
+                    });
+                }
+            }
+            let engine = Engine {
+                catalog: &catalog,
+                matcher: &matcher,
+                schedule: &self.schedule,
+                in_group: message.conversation.is_group(),
+                meaning: meaning
+                    .as_ref()
+                    .and_then(Option::as_ref)
+                    .map(|m| (m.space.as_ref(), m.vector.as_slice())),
             };
             let expired = stored.is_some() && now.timestamp() - session.updated_at > ttl_secs;
             let content = match self

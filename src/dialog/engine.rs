@@ -8,7 +8,7 @@ use super::session::{Form, Offer, Queued, Session, State, Step};
 use super::slots::{Extraction, extract};
 use super::understand::{Matcher, SmallTalk, Tuning, Verdict, fold};
 use crate::catalog::{
-    Catalog, FieldKind, FieldValue, Messages, Service, ServiceField, ServiceId, Window,
+    Catalog, FieldKey, FieldKind, FieldValue, Messages, Service, ServiceField, ServiceId, Window,
 };
 use crate::channel::{ChoiceOption, Content, Reply};
 use crate::requests::BatchSchedule;
@@ -355,7 +355,7 @@ impl Engine<'_> {
                 text: original,
             } => {
                 let words = &self.tuning().commands;
-                let carried = seller_account(&form);
+                let carried = self.seller_account(&form);
                 // The buttons' numbers: 1 切换, 2 稍后, 3 继续填.
                 let picked = pick_number(text, 3);
                 let text = match picked {
@@ -518,10 +518,18 @@ impl Engine<'_> {
         let service = self.catalog.service(service)?;
         let found = self.extract(service, text);
         service
-            .fields
-            .iter()
-            .find(|f| matches!(f.spec.kind, FieldKind::SellerAccount))
+            .seller_account_field()
             .and_then(|f| found.answers.get(f.key()))
+            .map(|v| v.display(false))
+    }
+
+    /// The seller account a form holds (its seller-account field, whatever its key), carried to
+    /// the request that follows it.
+    fn seller_account(&self, form: &Form) -> Option<String> {
+        let service = self.service(form)?;
+        service
+            .seller_account_field()
+            .and_then(|f| form.answers.get(f.key()))
             .map(|v| v.display(false))
     }
 
@@ -572,10 +580,7 @@ impl Engine<'_> {
                 &[("rule", m.get("applicant_implementation_only"))],
             ));
         }
-        let account_field = service
-            .fields
-            .iter()
-            .find(|f| matches!(f.spec.kind, FieldKind::SellerAccount));
+        let account_field = service.seller_account_field();
         let mut carried_key = None;
         if let (Some(f), Some(account)) = (account_field, carried)
             && !answers.contains_key(f.key())
@@ -604,18 +609,7 @@ impl Engine<'_> {
         let mut offers = Vec::new();
         for n in &noticed {
             match &n.offer {
-                Some(value) => offers.push(Offer {
-                    key: n.key.clone(),
-                    value: value.clone(),
-                    question: m.render(
-                        "offer_value",
-                        &[
-                            ("raw", &n.raw),
-                            ("why", n.why.trim_end_matches(['。', '.'])),
-                            ("value", &value.display(false)),
-                        ],
-                    ),
-                }),
+                Some(value) => offers.push(self.cap_offer(&n.key, &n.raw, &n.why, value.clone())),
                 None => say.push(m.render(
                     "noticed_value",
                     &[("label", &n.label), ("raw", &n.raw), ("why", &n.why)],
@@ -723,6 +717,23 @@ impl Engine<'_> {
             }
         }
         State::Filling { form }
+    }
+
+    /// The cap offered instead of an over-cap number, with the question that offers it.
+    fn cap_offer(&self, key: &FieldKey, raw: &str, why: &str, cap: FieldValue) -> Offer {
+        let question = self.m().render(
+            "offer_value",
+            &[
+                ("raw", raw),
+                ("why", why.trim_end_matches(['。', '.'])),
+                ("value", &cap.display(false)),
+            ],
+        );
+        Offer {
+            key: key.clone(),
+            value: cap,
+            question,
+        }
     }
 
     fn ask(&self, field: &ServiceField, form: &Form, say: &mut Say) {
@@ -877,10 +888,7 @@ impl Engine<'_> {
         };
         // A yes/no or option question reads its own words first: "没有" is 否 there, not 跳过.
         if let Some(f) = current
-            && matches!(
-                f.spec.kind,
-                FieldKind::YesNo | FieldKind::SingleChoice { .. } | FieldKind::MultiChoice { .. }
-            )
+            && f.spec.kind.is_closed()
             && !matches!(
                 command,
                 Some(
@@ -1095,10 +1103,7 @@ impl Engine<'_> {
         let plain_word = Tuning::is(&words.yes, text)
             || Tuning::is(&words.no, text)
             || self.tuning().small_talk(text) == Some(SmallTalk::Acknowledgement);
-        let asks_choice = matches!(
-            field.spec.kind,
-            FieldKind::YesNo | FieldKind::SingleChoice { .. } | FieldKind::MultiChoice { .. }
-        );
+        let asks_choice = field.spec.kind.is_closed();
         // A cued value inside a sentence ("账号是 abc_1", "调到3000吧") wins over reading the
         // whole message as the value; then the whole message.
         let found = self.extract(service, text);
@@ -1211,30 +1216,11 @@ impl Engine<'_> {
             Err(message) => {
                 form.failures = form.failures.saturating_add(1);
                 // Over the cap at the prompt: offer the cap, as for a first message.
-                if let FieldKind::Integer { max: Some(max), .. } = &field.spec.kind
-                    && let Some(n) = crate::catalog::value::parse_integer(text).or_else(|| {
-                        crate::catalog::value::number_spans(text)
-                            .first()
-                            .map(|s| s.1)
-                    })
-                    && n > *max
-                    && let Ok(cap) = field.spec.parse_answer(&max.to_string())
-                {
-                    let question = m.render(
-                        "offer_value",
-                        &[
-                            ("raw", &n.to_string()),
-                            ("why", message.trim_end_matches(['。', '.'])),
-                            ("value", &cap.display(false)),
-                        ],
-                    );
+                if let Some((n, cap)) = field.spec.over_cap(text) {
+                    let offer = self.cap_offer(&key, &n.to_string(), &message, cap);
+                    say.push(offer.question.clone());
                     form.offers.retain(|o| o.key != key);
-                    form.offers.push(Offer {
-                        key: key.clone(),
-                        value: cap,
-                        question: question.clone(),
-                    });
-                    say.push(question);
+                    form.offers.push(offer);
                     if form.failures >= 3 {
                         form.failures = 0;
                         say.push(m.render("too_many_failures", &[("label", &field.spec.label)]));
@@ -1264,11 +1250,7 @@ impl Engine<'_> {
         {
             // The answer the question suggests (an option, the field's own example or a value
             // its help names, "菜鸟自流转") is an answer, never a switch.
-            if matches!(
-                f.spec.kind,
-                FieldKind::YesNo | FieldKind::SingleChoice { .. } | FieldKind::MultiChoice { .. }
-            ) && f.spec.parse_answer(text).is_ok()
-            {
+            if f.spec.kind.is_closed() && f.spec.parse_answer(text).is_ok() {
                 return None;
             }
             if !folded.is_empty()
@@ -1499,13 +1481,6 @@ impl Engine<'_> {
         }
         text
     }
-}
-
-/// The seller account a form holds, carried to the request that follows it.
-fn seller_account(form: &Form) -> Option<String> {
-    form.answers
-        .iter()
-        .find_map(|(k, v)| (k.as_str() == "seller_account").then(|| v.display(false)))
 }
 
 /// Whether a file sent for `field` is the field's blank template itself (same file name).

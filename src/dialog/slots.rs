@@ -288,14 +288,7 @@ impl Scan<'_> {
             }
             Err(_) if !notice => false,
             Err(e) => {
-                let offer = match &field.spec.kind {
-                    FieldKind::Integer { max: Some(max), .. } => {
-                        crate::catalog::value::parse_integer(shown)
-                            .filter(|n| n > max)
-                            .and_then(|_| field.spec.parse_answer(&max.to_string()).ok())
-                    }
-                    _ => None,
-                };
+                let offer = field.spec.over_cap(shown).map(|(_, cap)| cap);
                 let noticed = Noticed {
                     key,
                     label: field.spec.label.clone(),

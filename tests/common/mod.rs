@@ -383,6 +383,26 @@ impl TestApp {
         })
     }
 
+    /// An app file message (as WeCom sends a document); the bot's text reply.
+    pub async fn send_app_file(&self, user: &str, media_id: &str, file_name: &str) -> String {
+        let inner = format!(
+            "<xml><ToUserName><![CDATA[{}]]></ToUserName><FromUserName><![CDATA[{user}]]></FromUserName><CreateTime>1700000000</CreateTime><MsgType><![CDATA[file]]></MsgType><MediaId><![CDATA[{media_id}]]></MediaId><FileName><![CDATA[{file_name}]]></FileName><MsgId>{}</MsgId><AgentID>{}</AgentID></xml>",
+            self.corp_id(),
+            rand::random::<u64>() >> 1,
+            self.agent_id()
+        );
+        let cb = self
+            .app_peer
+            .app_callback(&inner, &self.agent_id())
+            .unwrap();
+        let (_, body) = self.post("/wecom/app", &cb.query, cb.body).await;
+        let xml = self.app_peer.open_app_reply(&body).unwrap().unwrap();
+        kaitong::wecom::app_xml::InnerMessage::parse(&xml)
+            .unwrap()
+            .content
+            .unwrap()
+    }
+
     /// A 1:1 text through the self-built app that must be answered.
     pub async fn say(&self, user: &str, text: &str) -> String {
         self.say_raw(user, text).await.expect("a reply")
