@@ -469,6 +469,16 @@ async fn surprises_from_trying_it_as_a_salesperson() {
         let reply = bot.say("p3", "客户做活动 一单多包裹赠品多").await;
         assert!(!reply.contains("切换"), "{via:?} {reply}");
 
+        // A number while choosing between services is no service ("300" is not #46), and a
+        // status question at the account prompt is not read back as an account.
+        let reply = bot.say("p8", "支付宝数据透视").await;
+        assert!(reply.contains("#47"), "{via:?} a close call: {reply}");
+        let reply = bot.say("p8", "调到300吧").await;
+        assert!(!reply.contains("#46"), "{via:?} {reply}");
+        bot.say("p9", "电子发票").await;
+        let reply = bot.say("p9", "好了没").await;
+        assert!(!reply.contains("吗?"), "{via:?} {reply}");
+
         // Options are read in the words people use for them (抖音 is 抖店, 关掉 is 关闭).
         let reply = bot.say("p6", "发货单明文打印 账号 mw_p6 抖音和快手").await;
         assert!(

@@ -321,7 +321,7 @@ impl Engine<'_> {
                 if let Some(n) = pick_number(text, options.len()) {
                     return self.start(options[n], &original, None, queue, now, say);
                 }
-                let ranked = self.matcher.rank(text);
+                let ranked = self.matcher.rank_words(text);
                 if let Some(best) = ranked.iter().find(|s| options.contains(&s.id)) {
                     return self.start(
                         best.id,
@@ -1175,13 +1175,15 @@ impl Engine<'_> {
                     && matches!(field.spec.kind, FieldKind::SellerAccount)
                     && text.chars().any(crate::catalog::value::is_han)
                 {
-                    // "客户要给买家开票" is a sentence, not a shop's account name.
-                    if self
-                        .tuning()
+                    // "客户要给买家开票" is a sentence and "好了没" a question, not a shop's
+                    // account name.
+                    let tuning = self.tuning();
+                    if tuning
                         .slots
                         .chinese_account_stop_words
                         .iter()
                         .any(|w| text.contains(w.as_str()))
+                        || super::commands::parse_plain(text, &tuning.plain_commands).is_some()
                     {
                         form.failures = form.failures.saturating_add(1);
                         say.push(
@@ -1285,9 +1287,7 @@ impl Engine<'_> {
         {
             return None;
         }
-        // Digits say nothing about which service is meant ("3000" is not #46's "300").
-        let words: String = text.chars().filter(|c| !c.is_ascii_digit()).collect();
-        let ranked = self.matcher.rank(&words);
+        let ranked = self.matcher.rank_words(text);
         // A clear winner asked for in so many words: "等下 先帮我开个物流对账报表". In a free-text
         // answer only an interruption counts, since reasons mention features all the time.
         let markers = if free_text {

@@ -423,6 +423,14 @@ impl Matcher {
         scored
     }
 
+    /// The ranking of a message sent mid-conversation: by its words, not its numbers, since a
+    /// number there answers a question ("调到300吧" is not #46 "修改拣货分组为300").
+    #[must_use]
+    pub fn rank_words(&self, text: &str) -> Vec<Scored> {
+        let words: String = text.chars().filter(|c| !c.is_ascii_digit()).collect();
+        self.rank(&words)
+    }
+
     /// Whether `text` contains one of the service's names or aliases in full (3+ characters):
     /// the bar for reading a mid-form message as a request to switch services.
     #[must_use]
