@@ -64,6 +64,10 @@ enum Command {
         /// Print every confusion, not just the top 20.
         #[arg(long)]
         all: bool,
+        /// Also try a grid of `[meaning]` thresholds per space and print the best ones that
+        /// keep at least this share of out-of-scope lines unmatched (e.g. 0.8): a tuning aid.
+        #[arg(long)]
+        sweep: Option<f64>,
     },
     /// Drive a running bot (on this machine) with encrypted callbacks; prints throughput and latency.
     Load {
@@ -238,7 +242,7 @@ async fn run() -> anyhow::Result<()> {
             .await?;
             Ok(())
         }
-        Command::Eval { file, all } => eval(&settings, &file, all).await,
+        Command::Eval { file, all, sweep } => eval(&settings, &file, all, sweep).await,
         Command::Catalog { command } => catalog(&settings, command),
         Command::Store { command } => store(&settings, command).await,
         Command::Distill {
@@ -468,7 +472,7 @@ fn load_tuning(settings: &Settings) -> anyhow::Result<kaitong::dialog::understan
 }
 
 async fn understand(settings: &Settings, text: Option<String>) -> anyhow::Result<()> {
-    use kaitong::dialog::meaning::Space;
+    use kaitong::dialog::meaning::{Space, meaning_text};
     let catalog = load_catalog(settings)?;
     let matcher = Matcher::new(&catalog, load_tuning(settings)?);
     let lines: Vec<String> = match text {
@@ -484,15 +488,19 @@ async fn understand(settings: &Settings, text: Option<String>) -> anyhow::Result
             .await
             .ok();
         let space = Space::from_server(&catalog, &server, store.as_deref()).await?;
+        let texts: Vec<String> = lines.iter().map(|l| meaning_text(l)).collect();
         let queries =
-            kaitong::embed::embed_cached(&server, None, &lines, kaitong::embed::TextKind::Query)
+            kaitong::embed::embed_cached(&server, None, &texts, kaitong::embed::TextKind::Query)
                 .await?;
         (Some(space), queries)
     } else if let Some(encoder) = kaitong::startup::static_encoder(settings) {
         let space = Space::encode(&catalog, encoder.as_ref());
         (
             Some(space),
-            lines.iter().map(|l| encoder.encode(l)).collect(),
+            lines
+                .iter()
+                .map(|l| encoder.encode(&meaning_text(l)))
+                .collect(),
         )
     } else {
         (None, Vec::new())
@@ -508,9 +516,14 @@ async fn understand(settings: &Settings, text: Option<String>) -> anyhow::Result
     Ok(())
 }
 
-async fn eval(settings: &Settings, file: &std::path::Path, all: bool) -> anyhow::Result<()> {
+async fn eval(
+    settings: &Settings,
+    file: &std::path::Path,
+    all: bool,
+    sweep: Option<f64>,
+) -> anyhow::Result<()> {
     use kaitong::dialog::eval::{EvalReport, evaluate, evaluate_meaning};
-    use kaitong::dialog::meaning::{Space, SpaceKind};
+    use kaitong::dialog::meaning::{Space, meaning_text};
     let catalog = load_catalog(settings)?;
     let matcher = Matcher::new(&catalog, load_tuning(settings)?);
     let text =
@@ -535,13 +548,18 @@ async fn eval(settings: &Settings, file: &std::path::Path, all: bool) -> anyhow:
     }
     let mut rows: Vec<(String, EvalReport)> =
         vec![("lexical".to_owned(), evaluate(&matcher, &set))];
+    let mut spaces: Vec<(Space, Vec<kaitong::embed::Vector>)> = Vec::new();
     if let Some(encoder) = kaitong::startup::static_encoder(settings) {
         let space = Space::encode(&catalog, encoder.as_ref());
-        let queries: Vec<_> = set.iter().map(|l| encoder.encode(&l.text)).collect();
+        let queries: Vec<_> = set
+            .iter()
+            .map(|l| encoder.encode(&meaning_text(&l.text)))
+            .collect();
         rows.push((
             format!("default ({})", space.model),
             evaluate_meaning(&matcher, &space, &queries, &set),
         ));
+        spaces.push((space, queries));
     }
     if let Some(server) = kaitong::embed::ServerEmbedder::from_settings(&settings.embeddings)? {
         // Vectors are cached in a store file of their own, so a second run costs nothing and the
@@ -551,7 +569,7 @@ async fn eval(settings: &Settings, file: &std::path::Path, all: bool) -> anyhow:
             .ok();
         let store = store.as_deref();
         let space = Space::from_server(&catalog, &server, store).await?;
-        let lines: Vec<String> = set.iter().map(|l| l.text.clone()).collect();
+        let lines: Vec<String> = set.iter().map(|l| meaning_text(&l.text)).collect();
         let queries =
             kaitong::embed::embed_cached(&server, store, &lines, kaitong::embed::TextKind::Query)
                 .await?;
@@ -559,7 +577,7 @@ async fn eval(settings: &Settings, file: &std::path::Path, all: bool) -> anyhow:
             format!("server ({})", server.model_id()),
             evaluate_meaning(&matcher, &space, &queries, &set),
         ));
-        let _ = SpaceKind::Server;
+        spaces.push((space, queries));
     }
     let first = &rows[0].1;
     println!(
@@ -581,6 +599,11 @@ async fn eval(settings: &Settings, file: &std::path::Path, all: bool) -> anyhow:
             r.missed
         );
     }
+    if let Some(min_none) = sweep {
+        for (space, queries) in &spaces {
+            sweep_thresholds(&catalog, &matcher, space, queries, &set, min_none);
+        }
+    }
     let name = |id: u16| {
         catalog
             .service(kaitong::catalog::ServiceId(id))
@@ -598,6 +621,63 @@ async fn eval(settings: &Settings, file: &std::path::Path, all: bool) -> anyhow:
         }
     }
     Ok(())
+}
+
+/// Tries a grid of accept / margin / offer thresholds for one space and prints the ten with
+/// the best top-1 among those that keep `min_none` of out-of-scope lines unmatched.
+fn sweep_thresholds(
+    catalog: &Catalog,
+    matcher: &Matcher,
+    space: &kaitong::dialog::meaning::Space,
+    queries: &[kaitong::embed::Vector],
+    set: &[kaitong::dialog::eval::Labelled],
+    min_none: f64,
+) {
+    use kaitong::dialog::meaning::{SpaceKind, SpaceThresholds};
+    let mut found: Vec<(f64, f64, f64, SpaceThresholds)> = Vec::new();
+    for a in 0..40u8 {
+        let accept = 0.5 + f32::from(a) * 0.02;
+        for margin in [0.0, 0.01, 0.02, 0.03, 0.05, 0.08] {
+            for below in [0.0, 0.03, 0.06, 0.1, 0.15] {
+                let thresholds = SpaceThresholds {
+                    accept,
+                    margin,
+                    offer: accept - below,
+                };
+                let mut tuning = matcher.tuning().clone();
+                let Some(meaning) = tuning.meaning.as_mut() else {
+                    return;
+                };
+                match space.kind {
+                    SpaceKind::Static => meaning.static_space = thresholds,
+                    SpaceKind::Server => meaning.server_space = thresholds,
+                }
+                let trial = Matcher::new(catalog, tuning);
+                let r = kaitong::dialog::eval::evaluate_meaning(&trial, space, queries, set);
+                if r.none_accuracy >= min_none {
+                    found.push((
+                        r.top1_accuracy,
+                        r.offered_accuracy,
+                        r.none_accuracy,
+                        thresholds,
+                    ));
+                }
+            }
+        }
+    }
+    found.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.total_cmp(&a.1)));
+    println!("best thresholds for {} (none ≥ {min_none}):", space.model);
+    for (top1, offered, none, t) in found.iter().take(10) {
+        println!(
+            "  accept {:.2} margin {:.2} offer {:.2}: top-1 {:.1}% offered {:.1}% none {:.1}%",
+            t.accept,
+            t.margin,
+            t.offer,
+            top1 * 100.0,
+            offered * 100.0,
+            none * 100.0
+        );
+    }
 }
 
 fn catalog(settings: &Settings, command: CatalogCommand) -> anyhow::Result<()> {

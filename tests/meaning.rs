@@ -15,7 +15,7 @@ use common::{Backend, TestApp};
 use kaitong::catalog::Catalog;
 use kaitong::dialog::Matcher;
 use kaitong::dialog::eval::{evaluate_meaning, parse};
-use kaitong::dialog::meaning::Space;
+use kaitong::dialog::meaning::{Space, meaning_text};
 use kaitong::dialog::understand::Tuning;
 use kaitong::embed::{EmbeddingsSection, ServerEmbedder, TextKind, embed_cached};
 use kaitong::startup::Parts;
@@ -59,7 +59,7 @@ async fn figures_with_the_real_model_stay_at_the_measured_level() {
         )
         .unwrap();
         let set = parse(&text).unwrap();
-        let lines: Vec<String> = set.iter().map(|l| l.text.clone()).collect();
+        let lines: Vec<String> = set.iter().map(|l| meaning_text(&l.text)).collect();
         let queries = embed_cached(&server, None, &lines, TextKind::Query)
             .await
             .unwrap();

@@ -264,7 +264,7 @@ mod slot_properties {
 /// figures in BENCHMARKS.md, on the paraphrases and on the lines that use the catalog's words.
 #[test]
 fn figures_with_the_default_table_stay_at_the_measured_level() {
-    use kaitong::dialog::meaning::Space;
+    use kaitong::dialog::meaning::{Space, meaning_text};
     let (catalog, matcher) = matcher();
     let settings = kaitong::config::Settings::load_with_env(None, Vec::new()).unwrap();
     let encoder = kaitong::startup::static_encoder(&settings).expect("the committed table loads");
@@ -278,7 +278,10 @@ fn figures_with_the_default_table_stay_at_the_measured_level() {
         ),
         (eval_set(), 0.93, 0.94, 0.82),
     ] {
-        let queries: Vec<_> = set.iter().map(|l| encoder.encode(&l.text)).collect();
+        let queries: Vec<_> = set
+            .iter()
+            .map(|l| encoder.encode(&meaning_text(&l.text)))
+            .collect();
         let report = kaitong::dialog::eval::evaluate_meaning(&matcher, &space, &queries, &set);
         let lexical = evaluate(&matcher, &set);
         assert!(

@@ -447,7 +447,7 @@ impl Bot for DialogBot {
                     meaning = Some(if matcher.lexically_clear(&matcher.rank(text)) {
                         None
                     } else {
-                        let text = crate::catalog::value::normalize_width(text);
+                        let text = super::meaning::meaning_text(text);
                         self.meaning.message(&catalog, &self.store, &text).await
                     });
                 }

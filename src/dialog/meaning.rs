@@ -32,6 +32,15 @@ pub struct MeaningTuning {
     pub example_weight: f32,
     pub catalog_weight: f32,
     pub lexical_weight: f32,
+    /// A service's example similarity is the mean of its best `example_top_k` examples: one
+    /// stray example close to the message is weaker evidence than two.
+    #[serde(default = "one")]
+    pub example_top_k: usize,
+    /// How much of a service's *hubness* (how close it sits to every other service's
+    /// examples) is taken off its score, so a service with broad examples does not attract
+    /// every vague message.
+    #[serde(default)]
+    pub hub_weight: f32,
     /// Per space ("static" for the in-process table, "server" for a real model): the blended
     /// score a winner needs, the lead it needs over the runner-up, and the score below which
     /// nothing is offered (out of scope, small talk).
@@ -45,6 +54,50 @@ pub struct SpaceThresholds {
     pub accept: f32,
     pub margin: f32,
     pub offer: f32,
+}
+
+fn one() -> usize {
+    1
+}
+
+/// The part of a message that carries its meaning: without @mentions, seller accounts,
+/// codes and numbers (a model reads `shop_a1` or `WH01` as noise, and the lexical matcher and
+/// the form already see them). Used for messages and catalog examples alike.
+#[must_use]
+pub fn meaning_text(text: &str) -> String {
+    let text = crate::catalog::value::normalize_width(text);
+    let mut out = String::with_capacity(text.len());
+    for word in text.split_whitespace() {
+        if word.starts_with('@') {
+            continue;
+        }
+        // Within a word, drop ASCII runs that hold a digit or an underscore (accounts, codes,
+        // amounts) and keep the rest ("dy", "wms", Chinese).
+        let mut kept = String::new();
+        let mut run = String::new();
+        let flush = |run: &mut String, kept: &mut String| {
+            if !run.chars().any(|c| c.is_ascii_digit() || c == '_') {
+                kept.push_str(run);
+            }
+            run.clear();
+        };
+        for c in word.chars() {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') {
+                run.push(c);
+            } else {
+                flush(&mut run, &mut kept);
+                kept.push(c);
+            }
+        }
+        flush(&mut run, &mut kept);
+        if !kept.is_empty() {
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            out.push_str(&kept);
+        }
+    }
+    out
 }
 
 /// Which embedding model a space was built with.
@@ -69,6 +122,8 @@ pub struct Space {
     example_matrix: Vec<f32>,
     passage_slots: Vec<usize>,
     passage_matrix: Vec<f32>,
+    /// Each service's hubness for a given top-k, computed on first use.
+    hubness: std::sync::OnceLock<(usize, Vec<f32>)>,
 }
 
 /// One text of the catalog to embed: an example or a service's passage.
@@ -102,7 +157,7 @@ impl Space {
             for e in &s.examples {
                 out.push(CatalogText {
                     service: s.id,
-                    text: e.clone(),
+                    text: meaning_text(e),
                     is_example: true,
                 });
             }
@@ -129,6 +184,7 @@ impl Space {
             example_matrix: Vec::new(),
             passage_slots: Vec::new(),
             passage_matrix: Vec::new(),
+            hubness: std::sync::OnceLock::new(),
         };
         for (t, v) in texts.iter().zip(vectors) {
             if v.len() != dims {
@@ -210,29 +266,86 @@ impl Space {
         self.dims
     }
 
-    /// (best example similarity, passage similarity) per service.
-    fn similarities(&self, query: &[f32]) -> Vec<(ServiceId, (f32, f32))> {
-        let mut best = vec![(0.0f32, 0.0f32); self.services.len()];
+    /// (example similarity, passage similarity) per service, in slot order; the example
+    /// similarity is the mean of the `top_k` best examples.
+    fn similarities(&self, query: &[f32], top_k: usize) -> Vec<(f32, f32)> {
+        let top_k = top_k.max(1);
         if self.dims == 0 || query.len() != self.dims {
             return Vec::new();
         }
+        // The best `top_k` example similarities per service, highest first.
+        let mut best = vec![vec![f32::MIN; top_k]; self.services.len()];
         for (row, slot) in self
             .example_matrix
             .chunks_exact(self.dims)
             .zip(&self.example_slots)
         {
-            let e = &mut best[*slot].0;
-            *e = e.max(cosine(query, row));
+            keep_best(&mut best[*slot], cosine(query, row));
         }
+        let mut out: Vec<(f32, f32)> = best.iter().map(|b| (mean_kept(b), 0.0)).collect();
         for (row, slot) in self
             .passage_matrix
             .chunks_exact(self.dims)
             .zip(&self.passage_slots)
         {
-            let p = &mut best[*slot].1;
+            let p = &mut out[*slot].1;
             *p = p.max(cosine(query, row));
         }
-        self.services.iter().copied().zip(best).collect()
+        out
+    }
+
+    /// How close each service sits to the other services' examples (mean top-k similarity of
+    /// a sample of them), in slot order. A sample of every eighth example keeps the start-up
+    /// cost small; the mean is stable well before that.
+    fn hubness(&self, top_k: usize) -> Vec<f32> {
+        if let Some((k, h)) = self.hubness.get()
+            && *k == top_k
+        {
+            return h.clone();
+        }
+        let mut sums = vec![0.0f32; self.services.len()];
+        let mut counts = vec![0usize; self.services.len()];
+        for (i, (row, from)) in self
+            .example_matrix
+            .chunks_exact(self.dims.max(1))
+            .zip(&self.example_slots)
+            .enumerate()
+        {
+            if i % 8 != 0 {
+                continue;
+            }
+            for (slot, (ex, _)) in self.similarities(row, top_k).into_iter().enumerate() {
+                if slot != *from {
+                    sums[slot] += ex;
+                    counts[slot] += 1;
+                }
+            }
+        }
+        let h: Vec<f32> = sums
+            .iter()
+            .zip(&counts)
+            .map(|(s, n)| if *n == 0 { 0.0 } else { s / *n as f32 })
+            .collect();
+        let _ = self.hubness.set((top_k, h.clone()));
+        h
+    }
+}
+
+/// Keeps the highest values in `best` (sorted, highest first).
+fn keep_best(best: &mut [f32], value: f32) {
+    if let Some(pos) = best.iter().position(|b| value > *b) {
+        best[pos..].rotate_right(1);
+        best[pos] = value;
+    }
+}
+
+/// The mean of the values actually kept (a service with fewer examples than k).
+fn mean_kept(best: &[f32]) -> f32 {
+    let kept: Vec<f32> = best.iter().copied().filter(|b| *b > f32::MIN).collect();
+    if kept.is_empty() {
+        0.0
+    } else {
+        kept.iter().sum::<f32>() / kept.len() as f32
     }
 }
 
@@ -301,14 +414,21 @@ impl Matcher {
             .map_or(self.tuning().min_score, |b| b.score)
             .max(self.tuning().min_score);
         let lex: HashMap<ServiceId, f32> = ranked.iter().map(|s| (s.id, s.score)).collect();
+        let hubness = if t.hub_weight > 0.0 {
+            space.hubness(t.example_top_k)
+        } else {
+            Vec::new()
+        };
         let mut blended: Vec<Scored> = space
-            .similarities(query)
+            .similarities(query, t.example_top_k)
             .into_iter()
-            .map(|(id, (ex, cat))| Scored {
-                id,
-                score: t.example_weight * ex
-                    + t.catalog_weight * cat
-                    + t.lexical_weight * lex.get(&id).copied().unwrap_or(0.0) / lex_best,
+            .zip(&space.services)
+            .enumerate()
+            .map(|(slot, ((ex, cat), id))| Scored {
+                id: *id,
+                score: t.example_weight * ex + t.catalog_weight * cat
+                    - t.hub_weight * hubness.get(slot).copied().unwrap_or(0.0)
+                    + t.lexical_weight * lex.get(id).copied().unwrap_or(0.0) / lex_best,
             })
             .collect();
         blended.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
