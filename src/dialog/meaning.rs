@@ -36,11 +36,10 @@ pub struct MeaningTuning {
     /// stray example close to the message is weaker evidence than two.
     #[serde(default = "one")]
     pub example_top_k: usize,
-    /// How much of a service's *hubness* (how close it sits to every other service's
-    /// examples) is taken off its score, so a service with broad examples does not attract
-    /// every vague message.
+    /// Weight of the examples' words (TF-IDF of character n-grams, mean of the best
+    /// `example_top_k`): shared everyday words are strong evidence the model may miss.
     #[serde(default)]
-    pub hub_weight: f32,
+    pub example_words_weight: f32,
     /// Per space ("static" for the in-process table, "server" for a real model): the blended
     /// score a winner needs, the lead it needs over the runner-up, and the score below which
     /// nothing is offered (out of scope, small talk).
@@ -122,8 +121,6 @@ pub struct Space {
     example_matrix: Vec<f32>,
     passage_slots: Vec<usize>,
     passage_matrix: Vec<f32>,
-    /// Each service's hubness for a given top-k, computed on first use.
-    hubness: std::sync::OnceLock<(usize, Vec<f32>)>,
 }
 
 /// One text of the catalog to embed: an example or a service's passage.
@@ -184,7 +181,6 @@ impl Space {
             example_matrix: Vec::new(),
             passage_slots: Vec::new(),
             passage_matrix: Vec::new(),
-            hubness: std::sync::OnceLock::new(),
         };
         for (t, v) in texts.iter().zip(vectors) {
             if v.len() != dims {
@@ -293,42 +289,6 @@ impl Space {
         }
         out
     }
-
-    /// How close each service sits to the other services' examples (mean top-k similarity of
-    /// a sample of them), in slot order. A sample of every eighth example keeps the start-up
-    /// cost small; the mean is stable well before that.
-    fn hubness(&self, top_k: usize) -> Vec<f32> {
-        if let Some((k, h)) = self.hubness.get()
-            && *k == top_k
-        {
-            return h.clone();
-        }
-        let mut sums = vec![0.0f32; self.services.len()];
-        let mut counts = vec![0usize; self.services.len()];
-        for (i, (row, from)) in self
-            .example_matrix
-            .chunks_exact(self.dims.max(1))
-            .zip(&self.example_slots)
-            .enumerate()
-        {
-            if i % 8 != 0 {
-                continue;
-            }
-            for (slot, (ex, _)) in self.similarities(row, top_k).into_iter().enumerate() {
-                if slot != *from {
-                    sums[slot] += ex;
-                    counts[slot] += 1;
-                }
-            }
-        }
-        let h: Vec<f32> = sums
-            .iter()
-            .zip(&counts)
-            .map(|(s, n)| if *n == 0 { 0.0 } else { s / *n as f32 })
-            .collect();
-        let _ = self.hubness.set((top_k, h.clone()));
-        h
-    }
 }
 
 /// Keeps the highest values in `best` (sorted, highest first).
@@ -414,20 +374,23 @@ impl Matcher {
             .map_or(self.tuning().min_score, |b| b.score)
             .max(self.tuning().min_score);
         let lex: HashMap<ServiceId, f32> = ranked.iter().map(|s| (s.id, s.score)).collect();
-        let hubness = if t.hub_weight > 0.0 {
-            space.hubness(t.example_top_k)
+        let words: HashMap<ServiceId, f32> = if t.example_words_weight > 0.0 {
+            self.examples()
+                .similarities(text, t.example_top_k)
+                .into_iter()
+                .collect()
         } else {
-            Vec::new()
+            HashMap::new()
         };
         let mut blended: Vec<Scored> = space
             .similarities(query, t.example_top_k)
             .into_iter()
             .zip(&space.services)
-            .enumerate()
-            .map(|(slot, ((ex, cat), id))| Scored {
+            .map(|((ex, cat), id)| Scored {
                 id: *id,
-                score: t.example_weight * ex + t.catalog_weight * cat
-                    - t.hub_weight * hubness.get(slot).copied().unwrap_or(0.0)
+                score: t.example_weight * ex
+                    + t.catalog_weight * cat
+                    + t.example_words_weight * words.get(id).copied().unwrap_or(0.0)
                     + t.lexical_weight * lex.get(id).copied().unwrap_or(0.0) / lex_best,
             })
             .collect();

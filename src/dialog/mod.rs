@@ -7,6 +7,7 @@ mod bot;
 pub mod commands;
 pub mod engine;
 pub mod eval;
+pub mod examples;
 pub mod meaning;
 pub mod session;
 pub mod slots;

@@ -54,6 +54,8 @@ struct Entry {
 pub struct Matcher {
     entries: Vec<Entry>,
     idf: HashMap<char, f32>,
+    /// The words of every service's examples, for the blend by meaning.
+    examples: super::examples::ExampleIndex,
     tuning: Tuning,
 }
 
@@ -307,6 +309,7 @@ impl Matcher {
         Self {
             entries,
             idf,
+            examples: super::examples::ExampleIndex::new(catalog),
             tuning,
         }
     }
@@ -314,6 +317,12 @@ impl Matcher {
     #[must_use]
     pub fn tuning(&self) -> &Tuning {
         &self.tuning
+    }
+
+    /// The words of the catalog's examples.
+    #[must_use]
+    pub fn examples(&self) -> &super::examples::ExampleIndex {
+        &self.examples
     }
 
     fn is_generic(&self, run: &[char]) -> bool {
