@@ -182,7 +182,7 @@ fn teams_channels_and_windows_follow_the_seed() {
     assert_eq!(
         get(4).channel,
         Channel::Email {
-            address: "qijianbanzengzhi@wangdian.cn".into()
+            address: Some("qijianbanzengzhi@wangdian.cn".into())
         }
     );
     assert_eq!(get(1).channel, Channel::OaTicket);

@@ -575,7 +575,7 @@ async fn nothing_is_queued_when_no_hand_off_is_configured() {
             4,
             "邮件服务",
             Channel::Email {
-                address: "x@example.com".into(),
+                address: Some("x@example.com".into()),
             },
         ))
         .await;
@@ -835,7 +835,7 @@ fn email_form(form_id: &str, address: &str) -> FiledForm {
         4,
         "旗舰版增值服务",
         Channel::Email {
-            address: address.into(),
+            address: Some(address.into()),
         },
     );
     form.team = Team::Mailbox;

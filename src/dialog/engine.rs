@@ -744,7 +744,13 @@ impl Engine<'_> {
         }
         let options: Vec<String> = match &field.spec.kind {
             FieldKind::SingleChoice { options } | FieldKind::MultiChoice { options } => {
-                options.clone()
+                let mut options = options.clone();
+                // An assumed list ends with 其他 (the number after the last option), which asks
+                // for the name.
+                if field.spec.other_allowed {
+                    options.push(crate::catalog::value::OTHER.to_owned());
+                }
+                options
             }
             FieldKind::YesNo => vec!["是".into(), "否".into()],
             _ => Vec::new(),
@@ -1217,6 +1223,21 @@ impl Engine<'_> {
             }
             Err(message) => {
                 form.failures = form.failures.saturating_add(1);
+                // Not in an assumed list: offer it as "其他: …", taken on a yes.
+                if let Some(value) = field.spec.as_other(text) {
+                    let question = m.render(
+                        "offer_other",
+                        &[("raw", text.trim()), ("value", &value.display(false))],
+                    );
+                    say.push(question.clone());
+                    form.offers.retain(|o| o.key != key);
+                    form.offers.push(Offer {
+                        key: key.clone(),
+                        value,
+                        question,
+                    });
+                    return State::Filling { form };
+                }
                 // Over the cap at the prompt: offer the cap, as for a first message.
                 if let Some((n, cap)) = field.spec.over_cap(text) {
                     let offer = self.cap_offer(&key, &n.to_string(), &message, cap);
@@ -1454,10 +1475,7 @@ impl Engine<'_> {
                 ("name", &service.name),
                 ("ticket", request_id),
                 ("channel", &service.channel.label()),
-                (
-                    "team",
-                    service.handler.as_deref().unwrap_or(service.team.label()),
-                ),
+                ("team", &receipt_handler(service, self.m())),
                 ("window", &window),
             ],
         );
@@ -1496,6 +1514,18 @@ pub(crate) fn is_blank_template(field: &ServiceField, file_name: Option<&str>) -
     };
     let norm = |s: &str| fold(s);
     norm(name) == norm(template)
+}
+
+/// Who the receipt says handles the request: the seed's named person, else the team, unless the
+/// team is only our routing assumption (#1, #10), which is not promised to the requester.
+fn receipt_handler(service: &Service, m: &crate::catalog::Messages) -> String {
+    match &service.handler {
+        Some(person) => person.clone(),
+        None if service.is_assumed(&crate::catalog::AssumedValue::Team) => {
+            m.get("receipt_handler_unnamed").to_owned()
+        }
+        None => service.team.label().to_owned(),
+    }
 }
 
 fn default_file_name(kind: crate::channel::AttachmentKind) -> String {
