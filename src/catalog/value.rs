@@ -390,6 +390,17 @@ fn other_start(input: &str) -> Option<usize> {
         .min()
 }
 
+/// Whether an answer holds a value outside its list ("其他: 盘点单").
+#[must_use]
+pub fn holds_other(value: &FieldValue) -> bool {
+    let is_other = |s: &String| s.starts_with(&other_value(""));
+    match value {
+        FieldValue::Choice(c) => is_other(c),
+        FieldValue::Choices(cs) => cs.iter().any(is_other),
+        _ => false,
+    }
+}
+
 /// The stored form of a value outside the list.
 fn other_value(text: &str) -> String {
     format!("{OTHER}: {text}")

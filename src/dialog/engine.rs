@@ -1152,20 +1152,32 @@ impl Engine<'_> {
             }
             return self.advance(form, say, now);
         }
-        let parsed = match found.answers.get(&key) {
-            Some(value) => Ok((value.clone(), true)),
+        // "采购单, 其他: 盘点单" for an assumed list: slot extraction knows only the listed
+        // options, so the field's own reading, which keeps the 其他 part, goes first.
+        // "采购单, 其他: 盘点单" for an assumed list: slot extraction knows only the listed
+        // options, so the field's own reading, which keeps the 其他 part, goes first.
+        let with_other = field
+            .spec
+            .other_allowed
+            .then(|| field.spec.parse_answer(text).ok())
+            .flatten()
+            .filter(crate::catalog::value::holds_other);
+        let parsed = match (with_other, found.answers.get(&key)) {
+            (Some(value), _) => Ok((value, false)),
+            (None, Some(value)) => Ok((value.clone(), true)),
             // "好的", "是" where a name or a reason is asked are no answer: the question again.
-            None if plain_word
-                && matches!(
-                    field.spec.kind,
-                    FieldKind::SellerAccount
-                        | FieldKind::Text { .. }
-                        | FieldKind::Identifier { .. }
-                ) =>
+            (None, None)
+                if plain_word
+                    && matches!(
+                        field.spec.kind,
+                        FieldKind::SellerAccount
+                            | FieldKind::Text { .. }
+                            | FieldKind::Identifier { .. }
+                    ) =>
             {
                 Err(field.spec.render_prompt())
             }
-            None => match field.spec.parse_answer(text) {
+            (None, None) => match field.spec.parse_answer(text) {
                 Ok(value) => Ok((value, false)),
                 Err(e) => Err(found
                     .noticed
