@@ -376,6 +376,7 @@ impl DialogBot {
             handlers: &self.handlers,
             admins: &self.admins,
             schedule: &self.schedule,
+            in_group: message.conversation.is_group(),
         };
         Reply::Text(
             commands

@@ -15,6 +15,82 @@ use crate::requests::{
     Status, TeamScope,
 };
 
+/// One slash command as the bot lists it: its name and the `messages.toml` key of its line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlashCommand {
+    pub name: &'static str,
+    pub line_key: &'static str,
+    /// Only handlers may use it (listed under their own heading).
+    pub handlers_only: bool,
+}
+
+/// Every slash command the bot answers, in the order they are listed. `/help` and the reply to an
+/// unknown command are built from this one list, so neither can miss a command; a test sends each
+/// one and checks it is understood.
+pub const SLASH_COMMANDS: &[SlashCommand] = &[
+    SlashCommand {
+        name: "services",
+        line_key: "cmd_list_services",
+        handlers_only: false,
+    },
+    SlashCommand {
+        name: "status",
+        line_key: "cmd_list_status",
+        handlers_only: false,
+    },
+    SlashCommand {
+        name: "mine",
+        line_key: "cmd_list_mine",
+        handlers_only: false,
+    },
+    SlashCommand {
+        name: "today",
+        line_key: "cmd_list_today",
+        handlers_only: false,
+    },
+    SlashCommand {
+        name: "cancel",
+        line_key: "cmd_list_cancel",
+        handlers_only: false,
+    },
+    SlashCommand {
+        name: "help",
+        line_key: "cmd_list_help",
+        handlers_only: false,
+    },
+    SlashCommand {
+        name: "done",
+        line_key: "cmd_list_done",
+        handlers_only: true,
+    },
+    SlashCommand {
+        name: "reject",
+        line_key: "cmd_list_reject",
+        handlers_only: true,
+    },
+];
+
+/// The command list as shown in `/help` and after an unknown command: everyone's commands, then
+/// the handlers' under their heading.
+#[must_use]
+pub fn command_list(messages: &Messages) -> String {
+    let lines = |handlers_only: bool| {
+        SLASH_COMMANDS
+            .iter()
+            .filter(|c| c.handlers_only == handlers_only)
+            .map(|c| messages.get(c.line_key))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    messages.render(
+        "cmd_list",
+        &[
+            ("commands", &lines(false)),
+            ("handler_commands", &lines(true)),
+        ],
+    )
+}
+
 /// Lines per page of `/today` and `/mine`.
 const PAGE: usize = 10;
 
@@ -129,6 +205,8 @@ pub struct Commands<'a> {
     pub handlers: &'a HandlerDirectory,
     pub admins: &'a [String],
     pub schedule: &'a BatchSchedule,
+    /// Asked in a group chat: others read the answer, so `/today` says whose view it is.
+    pub in_group: bool,
 }
 
 fn local_time(schedule: &BatchSchedule, at: DateTime<Utc>) -> String {
@@ -355,13 +433,26 @@ impl Commands<'_> {
             .list(&filter)
             .await
             .map_err(|e| (None, DeskError::Ledger(e)))?;
+        // Handlers (and admins) see their team's batch; everyone else their own requests. The
+        // first line names the view, so nobody in a group takes one person's list for the batch.
         let scope = self.scope(user);
         let visible: Vec<&Request> = batch
             .iter()
-            .filter(|r| {
-                scope.is_some_and(|s| s.covers(r.form.team)) || r.form.requester.user == *user
+            .filter(|r| match scope {
+                Some(s) => s.covers(r.form.team),
+                None => r.form.requester.user == *user,
             })
             .collect();
+        let view = match (scope, self.in_group) {
+            (Some(TeamScope::All), _) => self.messages.get("cmd_today_view_all").to_owned(),
+            (Some(TeamScope::Team(team)), _) => self
+                .messages
+                .render("cmd_today_view_team", &[("team", team.label())]),
+            (None, false) => self.messages.get("cmd_today_view_own").to_owned(),
+            (None, true) => self
+                .messages
+                .render("cmd_today_view_own_group", &[("user", user.as_str())]),
+        };
         let mut counts: BTreeMap<u8, (Status, usize)> = BTreeMap::new();
         for r in &visible {
             let status = r.status();
@@ -372,7 +463,9 @@ impl Commands<'_> {
             .map(|(s, n)| format!("{} {n}", s.label()))
             .collect::<Vec<_>>()
             .join(" · ");
-        let mut out = self.messages.render(
+        let mut out = view;
+        out.push('\n');
+        out += &self.messages.render(
             "cmd_today_header",
             &[
                 ("day", &day.to_string()),
@@ -380,10 +473,6 @@ impl Commands<'_> {
                 ("counts", &counts),
             ],
         );
-        if scope.is_none() && !visible.is_empty() {
-            out.push('\n');
-            out.push_str(self.messages.get("cmd_today_mine"));
-        }
         let pages = visible.len().div_ceil(PAGE).max(1);
         let page = page.min(pages);
         for r in visible.iter().skip((page - 1) * PAGE).take(PAGE) {
@@ -408,6 +497,25 @@ impl Commands<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_listed_command_has_a_required_line_and_the_request_commands_parse() {
+        for c in SLASH_COMMANDS {
+            assert!(
+                crate::catalog::messages::REQUIRED_KEYS.contains(&c.line_key),
+                "{} must be a required key so the list is never blank",
+                c.line_key
+            );
+        }
+        // The form's own commands (services, help, cancel) are the engine's; the rest are here.
+        for name in ["status", "mine", "today", "done", "reject"] {
+            assert!(
+                SLASH_COMMANDS.iter().any(|c| c.name == name),
+                "{name} listed"
+            );
+            assert!(parse(&format!("/{name}")).is_some(), "/{name} parses");
+        }
+    }
 
     #[test]
     fn commands_parse_in_slash_and_chinese_forms() {

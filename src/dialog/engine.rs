@@ -275,7 +275,7 @@ impl Engine<'_> {
             | Content::Link { .. }
             | Content::MenuClick(_)
             | Content::Unsupported(_) => {
-                say.push(self.m().get("help"));
+                say.push(self.help_text());
                 state
             }
         };
@@ -435,7 +435,7 @@ impl Engine<'_> {
                 return State::Idle;
             }
             Some(Command::Help) => {
-                say.push(self.m().get("help"));
+                say.push(self.help_text());
                 return State::Idle;
             }
             Some(Command::Resume) if !queue.is_empty() => {
@@ -945,7 +945,7 @@ impl Engine<'_> {
                             ));
                         }
                     }
-                    _ => say.push(m.get("help")),
+                    _ => say.push(self.help_text()),
                 }
                 return self.reask(form, say);
             }
@@ -1367,7 +1367,7 @@ impl Engine<'_> {
     fn slash(&self, state: State, name: &str, args: &str, say: &mut Say) -> State {
         match name {
             "help" | "帮助" => {
-                say.push(self.m().get("help"));
+                say.push(self.help_text());
                 state
             }
             "cancel" | "取消" if args.is_empty() => {
@@ -1383,10 +1383,21 @@ impl Engine<'_> {
                 state
             }
             _ => {
-                say.push(self.m().get("unknown_command"));
+                say.push(self.m().render(
+                    "unknown_command",
+                    &[("commands", &super::commands::command_list(self.m()))],
+                ));
                 state
             }
         }
+    }
+
+    /// `/help`, with the command list built from the one list of commands.
+    fn help_text(&self) -> String {
+        self.m().render(
+            "help",
+            &[("commands", &super::commands::command_list(self.m()))],
+        )
     }
 
     fn services(&self, keyword: &str) -> String {
