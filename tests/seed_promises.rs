@@ -282,3 +282,48 @@ fn kaitong_catalog_audit_prints_90_rows_and_exits_non_zero_on_an_unmarked_value(
     assert!(text.contains("#10 数据迁移"), "{text}");
     assert!(text.contains("✗ 未标注 channel_address"), "{text}");
 }
+
+#[test]
+fn a_receipt_names_no_address_the_seed_does_not_give_and_no_assumed_team() {
+    use kaitong::dialog::engine::Engine;
+    use kaitong::dialog::session::Form;
+    use kaitong::dialog::understand::{Matcher, Tuning};
+    use kaitong::requests::BatchSchedule;
+
+    // #10 made fileable (its guidance removed) to see what its receipt would say.
+    let (_tmp, dir) = edited_catalog("010.toml", |t| {
+        let start = t.find("[[guidance]]").expect("10 has guidance");
+        let end = start + t[start..].find("\n\n").expect("a blank line after it");
+        format!(
+            "{}[[fields]]\nkey = \"seller_account\"\n{}",
+            &t[..start],
+            &t[end..]
+        )
+    });
+    let catalog = load(&dir);
+    let matcher = Matcher::new(&catalog, Tuning::load(&dir).expect("tuning"));
+    let schedule = BatchSchedule::default();
+    let engine = Engine {
+        catalog: &catalog,
+        matcher: &matcher,
+        schedule: &schedule,
+        in_group: false,
+        meaning: None,
+    };
+    let receipt = |id: u16| {
+        let form = Form::new(ServiceId(id), Default::default(), Vec::new(), 0);
+        engine.receipt(&form, "KT-20261202-0001", "今天 17:30 前", &[])
+    };
+    let ten = receipt(10);
+    assert!(ten.contains("邮件申请, 处理方会邮件回复"), "{ten}");
+    assert!(!ten.contains('@'), "no address: {ten}");
+    assert!(ten.contains("处理人: 按渠道流转"), "{ten}");
+    // #4's address and handler are the seed's own, and shown.
+    let four = receipt(4);
+    assert!(
+        four.contains("qijianbanzengzhi@wangdian.cn") && four.contains("江雪"),
+        "{four}"
+    );
+    // A seed team (产研 for #33) is named.
+    assert!(receipt(33).contains("处理人: 产研"), "{}", receipt(33));
+}

@@ -37,6 +37,7 @@ pub const REQUIRED_KEYS: &[&str] = &[
     "cancelled",
     "filed_receipt",
     "receipt_handler_unnamed",
+    "receipt_channel_email_unaddressed",
     "busy",
     "form_expired",
     "choose_candidates",

@@ -172,7 +172,7 @@ impl Channel {
             Channel::Email {
                 address: Some(address),
             } => format!("邮件 {address}"),
-            Channel::Email { address: None } => "邮件申请(处理方邮件回复)".to_owned(),
+            Channel::Email { address: None } => "邮件(seed 未给地址)".to_owned(),
         }
     }
 }

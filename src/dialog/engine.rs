@@ -1497,7 +1497,7 @@ impl Engine<'_> {
                 ("id", &service.id.to_string()),
                 ("name", &service.name),
                 ("ticket", request_id),
-                ("channel", &service.channel.label()),
+                ("channel", &receipt_channel(service, self.m())),
                 ("team", &receipt_handler(service, self.m())),
                 ("window", &window),
             ],
@@ -1537,6 +1537,16 @@ pub(crate) fn is_blank_template(field: &ServiceField, file_name: Option<&str>) -
     };
     let norm = |s: &str| fold(s);
     norm(name) == norm(template)
+}
+
+/// Where the receipt says the request goes; an e-mail channel without a seed address names none.
+fn receipt_channel(service: &Service, m: &crate::catalog::Messages) -> String {
+    match &service.channel {
+        crate::catalog::Channel::Email { address: None } => {
+            m.get("receipt_channel_email_unaddressed").to_owned()
+        }
+        channel => channel.label(),
+    }
 }
 
 /// Who the receipt says handles the request: the seed's named person, else the team, unless the
