@@ -524,8 +524,16 @@ async fn oa_and_email_services_do_not_promise_the_daily_batch() {
         assert!(!receipt.contains("17:30"), "{via:?} {receipt}");
         // The seed names no handler for #1: the receipt does not promise one.
         assert!(
-            receipt.contains("处理人: 按渠道流转") && !receipt.contains("运维"),
+            receipt.contains("处理人: 渠道的处理方") && !receipt.contains("运维"),
             "{via:?} {receipt}"
+        );
+        let start = receipt.find("KT-").expect("a request id in the receipt");
+        let status = bot
+            .say("q1", &format!("/status {}", &receipt[start..start + 16]))
+            .await;
+        assert!(
+            status.contains("处理人: 渠道的处理方") && !status.contains("运维"),
+            "{via:?} /status names the receipt's handler: {status}"
         );
 
         bot.say("q2", "委外WMS联调排期 账号 lt_q2").await;

@@ -598,6 +598,18 @@ impl Service {
         self.assumed.iter().any(|a| &a.what == what)
     }
 
+    /// Who the requester is told handles it: the person the seed names (#4 江雪), else the team,
+    /// unless the team is only our routing assumption (#1, #10) — then no one is promised.
+    pub fn handler_label(&self, messages: &Messages) -> String {
+        match &self.handler {
+            Some(person) => person.clone(),
+            None if self.is_assumed(&AssumedValue::Team) => {
+                messages.get("receipt_handler_unnamed").to_owned()
+            }
+            None => self.team.label().to_owned(),
+        }
+    }
+
     pub fn field(&self, key: &FieldKey) -> Option<&ServiceField> {
         self.fields.iter().find(|f| f.key() == key)
     }

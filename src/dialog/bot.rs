@@ -370,7 +370,7 @@ impl DialogBot {
         message: &Inbound,
     ) -> Reply {
         let commands = super::commands::Commands {
-            messages: catalog.messages(),
+            catalog,
             ledger: self.ledger.as_ref(),
             desk,
             handlers: &self.handlers,

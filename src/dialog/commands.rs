@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
-use crate::catalog::Messages;
+use crate::catalog::{Catalog, Messages};
 use crate::channel::{ChannelKind, UserId};
 use crate::requests::{
     BatchSchedule, Desk, DeskError, HandlerDirectory, Ledger, Request, RequestFilter, RequestId,
@@ -199,7 +199,8 @@ pub fn parse_plain(text: &str, words: &PlainWords) -> Option<Command> {
 
 /// Everything the commands need.
 pub struct Commands<'a> {
-    pub messages: &'a Messages,
+    /// Wording, and the services' handlers as the receipt names them.
+    pub catalog: &'a Catalog,
     pub ledger: &'a dyn Ledger,
     pub desk: &'a Desk,
     pub handlers: &'a HandlerDirectory,
@@ -236,7 +237,7 @@ impl Commands<'_> {
     }
 
     fn line(&self, request: &Request) -> String {
-        self.messages.render(
+        self.catalog.messages().render(
             "cmd_line",
             &[
                 ("id", request.id.as_str()),
@@ -254,7 +255,7 @@ impl Commands<'_> {
         user: &UserId,
         now: DateTime<Utc>,
     ) -> String {
-        let m = self.messages;
+        let m = self.catalog.messages();
         let result = match command {
             Command::Status(None) => Ok(m.get("cmd_status_usage").to_owned()),
             Command::Status(Some(id)) => self.status(user, &id).await,
@@ -324,7 +325,7 @@ impl Commands<'_> {
     /// When the requester hears of a handled request.
     fn when(&self, request: &Request, now: DateTime<Utc>) -> String {
         match self.schedule.done_at(request.batch) {
-            Some(due) if now < due => self.messages.render(
+            Some(due) if now < due => self.catalog.messages().render(
                 "cmd_notify_later",
                 &[(
                     "time",
@@ -333,7 +334,7 @@ impl Commands<'_> {
                         .to_string(),
                 )],
             ),
-            _ => self.messages.get("cmd_notify_now").to_owned(),
+            _ => self.catalog.messages().get("cmd_notify_now").to_owned(),
         }
     }
 
@@ -351,9 +352,18 @@ impl Commands<'_> {
             .history
             .last()
             .and_then(|c| c.note.clone())
-            .map(|n| self.messages.render("cmd_status_note", &[("note", &n)]))
+            .map(|n| {
+                self.catalog
+                    .messages()
+                    .render("cmd_status_note", &[("note", &n)])
+            })
             .unwrap_or_default();
-        Ok(self.messages.render(
+        // The handler the receipt named (no assumed team); the team when the service is gone.
+        let team = self.catalog.service(request.form.service).map_or_else(
+            || request.form.team.label().to_owned(),
+            |s| s.handler_label(self.catalog.messages()),
+        );
+        Ok(self.catalog.messages().render(
             "cmd_status",
             &[
                 ("id", request.id.as_str()),
@@ -365,7 +375,7 @@ impl Commands<'_> {
                     &local_time(self.schedule, request.submitted_at),
                 ),
                 ("batch", &request.batch.to_string()),
-                ("team", request.form.team.label()),
+                ("team", &team),
                 ("extra", &note),
             ],
         ))
@@ -397,7 +407,7 @@ impl Commands<'_> {
             }
         }
         if all.is_empty() {
-            return Ok(self.messages.get("cmd_mine_empty").to_owned());
+            return Ok(self.catalog.messages().get("cmd_mine_empty").to_owned());
         }
         // Open ones first, then the most recent.
         all.sort_by(|a, b| {
@@ -408,7 +418,8 @@ impl Commands<'_> {
         });
         all.truncate(PAGE);
         let mut out = self
-            .messages
+            .catalog
+            .messages()
             .render("cmd_mine_header", &[("n", &all.len().to_string())]);
         for r in &all {
             out.push('\n');
@@ -444,13 +455,17 @@ impl Commands<'_> {
             })
             .collect();
         let view = match (scope, self.in_group) {
-            (Some(TeamScope::All), _) => self.messages.get("cmd_today_view_all").to_owned(),
+            (Some(TeamScope::All), _) => {
+                self.catalog.messages().get("cmd_today_view_all").to_owned()
+            }
             (Some(TeamScope::Team(team)), _) => self
-                .messages
+                .catalog
+                .messages()
                 .render("cmd_today_view_team", &[("team", team.label())]),
-            (None, false) => self.messages.get("cmd_today_view_own").to_owned(),
+            (None, false) => self.catalog.messages().get("cmd_today_view_own").to_owned(),
             (None, true) => self
-                .messages
+                .catalog
+                .messages()
                 .render("cmd_today_view_own_group", &[("user", user.as_str())]),
         };
         let mut counts: BTreeMap<u8, (Status, usize)> = BTreeMap::new();
@@ -465,7 +480,7 @@ impl Commands<'_> {
             .join(" · ");
         let mut out = view;
         out.push('\n');
-        out += &self.messages.render(
+        out += &self.catalog.messages().render(
             "cmd_today_header",
             &[
                 ("day", &day.to_string()),
@@ -481,7 +496,7 @@ impl Commands<'_> {
         }
         if pages > 1 {
             out.push('\n');
-            out.push_str(&self.messages.render(
+            out.push_str(&self.catalog.messages().render(
                 "cmd_page",
                 &[
                     ("page", &page.to_string()),

@@ -1498,7 +1498,7 @@ impl Engine<'_> {
                 ("name", &service.name),
                 ("ticket", request_id),
                 ("channel", &receipt_channel(service, self.m())),
-                ("team", &receipt_handler(service, self.m())),
+                ("team", &service.handler_label(self.m())),
                 ("window", &window),
             ],
         );
@@ -1546,18 +1546,6 @@ fn receipt_channel(service: &Service, m: &crate::catalog::Messages) -> String {
             m.get("receipt_channel_email_unaddressed").to_owned()
         }
         channel => channel.label(),
-    }
-}
-
-/// Who the receipt says handles the request: the seed's named person, else the team, unless the
-/// team is only our routing assumption (#1, #10), which is not promised to the requester.
-fn receipt_handler(service: &Service, m: &crate::catalog::Messages) -> String {
-    match &service.handler {
-        Some(person) => person.clone(),
-        None if service.is_assumed(&crate::catalog::AssumedValue::Team) => {
-            m.get("receipt_handler_unnamed").to_owned()
-        }
-        None => service.team.label().to_owned(),
     }
 }
 
