@@ -150,6 +150,14 @@ enum CatalogCommand {
     Show { id: u16 },
     /// Validate the catalog; exits non-zero with file:line: reason when broken.
     Check,
+    /// Compare every service with its seed row (channel, handler, notes, assumptions); exits
+    /// non-zero when the catalog holds a value the seed does not state and the data does not
+    /// mark as assumed.
+    Audit {
+        /// The seed file (the 90-row table).
+        #[arg(long, default_value = "tests/fixtures/seed.txt")]
+        seed: std::path::PathBuf,
+    },
 }
 
 #[tokio::main]
@@ -692,6 +700,17 @@ fn catalog(settings: &Settings, command: CatalogCommand) -> anyhow::Result<()> {
                 std::process::exit(1);
             }
         },
+        CatalogCommand::Audit { seed } => {
+            let catalog = load_catalog(settings)?;
+            let text = std::fs::read_to_string(&seed)
+                .map_err(|e| anyhow::anyhow!("seed {}: {e}", seed.display()))?;
+            let audit = kaitong::catalog::audit::audit(&catalog, &text);
+            print!("{}", kaitong::catalog::audit::render_audit(&audit));
+            if !audit.is_clean() {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         CatalogCommand::List => {
             print!(
                 "{}",

@@ -260,7 +260,13 @@ async fn unknown_app_message_types_get_the_help_text_from_the_dialog_bot() {
     let app = TestApp::spawn_with(settings, store, dir, parts.bot).await;
     let (status, reply) = app_send(&app, &message_xml(&app, "u1", "hologram", "")).await;
     assert_eq!(status, 200);
-    let help = parts.catalog.current().messages().get("help").to_owned();
+    let catalog = parts.catalog.current();
+    let m = catalog.messages();
+    let help = m.render(
+        "help",
+        &[("commands", &kaitong::dialog::commands::command_list(m))],
+    );
+    assert!(help.contains("/today"), "{help}");
     assert_eq!(content_of(&reply.unwrap()), help);
 }
 

@@ -390,3 +390,86 @@ async fn status_my_requests_and_withdrawal_in_plain_words_answer_like_the_comman
     let mid = bot.say("plain4", "好了没").await;
     assert!(!mid.contains("KT-"), "{mid}");
 }
+
+/// Issue 12: the reply to an unknown command lists every command (handlers' too), from the same
+/// list as /help, and every listed command is one the bot understands.
+#[tokio::test]
+async fn an_unknown_command_lists_every_command_and_each_listed_one_is_understood() {
+    let bot = start(settings_with_handler()).await;
+    let direct = bot.say("erin", "/frobnicate").await;
+    let group = bot.say_in_group("wrkSALES", "erin", "/frobnicate").await;
+    let help = bot.say("erin", "/help").await;
+    for reply in [&direct, &group, &help] {
+        for command in [
+            "/services",
+            "/help",
+            "/cancel",
+            "/status",
+            "/mine",
+            "/today",
+            "/done",
+            "/reject",
+        ] {
+            assert!(reply.contains(command), "{command} missing: {reply}");
+        }
+        assert!(reply.contains("处理人专用"), "{reply}");
+    }
+    assert!(direct.contains("没有这个命令"), "{direct}");
+    for c in kaitong::dialog::commands::SLASH_COMMANDS {
+        let reply = bot.say("handler_f", &format!("/{}", c.name)).await;
+        assert!(
+            !reply.contains("没有这个命令"),
+            "/{} is listed, so it must be understood: {reply}",
+            c.name
+        );
+    }
+}
+
+/// Issue 12: /today in a group says whose view it is: a handler sees the team's batch, anyone
+/// else only their own requests, named, so nobody takes one person's list for the batch.
+#[tokio::test]
+async fn today_in_a_group_names_the_view_team_batch_for_handlers_own_requests_for_others() {
+    let bot = start(settings_with_handler()).await;
+    let erins = bot.file("erin").await;
+    let franks = bot.file("frank").await;
+
+    let team = bot.say_in_group("wrkSALES", "handler_f", "/today").await;
+    assert!(team.contains("团队视图: 职能组"), "{team}");
+    assert!(
+        team.contains(erins.as_str()) && team.contains(franks.as_str()) && team.contains("共 2 条"),
+        "{team}"
+    );
+
+    let own = bot.say_in_group("wrkSALES", "erin", "/today").await;
+    assert!(own.contains("个人视图") && own.contains("erin"), "{own}");
+    assert!(
+        own.contains(erins.as_str()) && own.contains("共 1 条"),
+        "{own}"
+    );
+    assert!(!own.contains(franks.as_str()), "only her own: {own}");
+
+    let nobody = bot.say_in_group("wrkSALES", "gina", "/today").await;
+    assert!(
+        nobody.contains("只有 gina 的申请") && nobody.contains("共 0 条"),
+        "{nobody}"
+    );
+
+    let ops = bot.say_in_group("wrkSALES", "handler_o", "/today").await;
+    assert!(
+        ops.contains("团队视图: 运维") && ops.contains("共 0 条"),
+        "{ops}"
+    );
+
+    let admin = bot.say_in_group("wrkSALES", "boss", "/today").await;
+    assert!(
+        admin.contains("全部团队") && admin.contains("共 2 条"),
+        "{admin}"
+    );
+
+    // One to one, the view is named too, without the name.
+    let direct = bot.say("erin", "/today").await;
+    assert!(
+        direct.contains("只有你的申请") && direct.contains(erins.as_str()),
+        "{direct}"
+    );
+}

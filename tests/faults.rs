@@ -231,7 +231,13 @@ async fn secrets_never_reach_the_log_during_a_full_conversation() {
     // Service 3 asks for an API secret (接口密钥), a field marked sensitive.
     let api_secret = "sk_live_9f8e7d6c5b4a39281706";
     let mut reply = say(&app, "dora", "标准接口开通 卖家账号 acct_dora").await;
-    for answer in ["正式环境", "api_dora", api_secret, "客户要对接自研系统"] {
+    for answer in [
+        "正式环境",
+        "已经提交了",
+        "api_dora",
+        api_secret,
+        "客户要对接自研系统",
+    ] {
         reply = say(&app, "dora", answer).await;
     }
     assert!(

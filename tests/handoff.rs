@@ -575,7 +575,7 @@ async fn nothing_is_queued_when_no_hand_off_is_configured() {
             4,
             "邮件服务",
             Channel::Email {
-                address: "x@example.com".into(),
+                address: Some("x@example.com".into()),
             },
         ))
         .await;
@@ -835,7 +835,7 @@ fn email_form(form_id: &str, address: &str) -> FiledForm {
         4,
         "旗舰版增值服务",
         Channel::Email {
-            address: address.into(),
+            address: Some(address.into()),
         },
     );
     form.team = Team::Mailbox;
@@ -972,4 +972,32 @@ async fn a_missing_attachment_is_named_in_the_mail_instead_of_holding_it_up() {
     assert!(message["attachments"].as_array().unwrap().is_empty());
     let body = message["body"].as_str().unwrap();
     assert!(body.contains("附件「报价单 2026.xlsx」未能找到"), "{body}");
+}
+
+/// Issue 12: an e-mail service whose seed row gives no address (#10) is never mailed to a
+/// guessed one; the request platform's webhook still carries it, with the address left empty.
+#[tokio::test]
+async fn an_email_service_without_an_address_queues_no_mail_only_the_platform_webhook() {
+    for backend in BACKENDS {
+        // Mail is switched on (any SMTP URL): the request itself has nowhere to be mailed.
+        let rig = rig(
+            backend,
+            &section("http://127.0.0.1:9/hook", "", "smtp://127.0.0.1:9"),
+        );
+        rig.file(form(
+            "f-noaddr",
+            10,
+            "数据迁移",
+            Channel::Email { address: None },
+        ))
+        .await;
+        let pending = rig.outbox.all_pending().await.unwrap();
+        let kinds: Vec<&str> = pending.iter().map(|i| i.kind.as_str()).collect();
+        assert_eq!(kinds, vec!["webhook"], "{backend:?}");
+        assert_eq!(
+            pending[0].payload["request"]["routing"],
+            serde_json::json!({ "kind": "email", "address": null }),
+            "{backend:?}"
+        );
+    }
 }

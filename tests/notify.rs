@@ -110,7 +110,8 @@ async fn at_half_past_five_each_requester_hears_once_done_rejected_or_still_proc
         assert_eq!(early.len(), 1, "{early:?}");
         assert_eq!(early[0].touser, vec!["bob".to_owned()]);
         assert!(
-            early[0].content.contains("卖家账号不存在"),
+            early[0].content.contains("卖家账号不存在")
+                && early[0].content.contains("如有疑问请联系职能组"),
             "{}",
             early[0].content
         );
@@ -491,5 +492,41 @@ async fn an_oa_ticket_request_is_left_out_of_the_batch_push_and_heard_of_at_once
             .any(|m| m.touser == vec!["olga".to_owned()] && m.content.contains("已开通")),
         "{:?}",
         sim.sent_messages()
+    );
+}
+
+/// Issue 12: the seed names no handler for #1, so a rejection does not send the requester to a
+/// team we only assumed; it names whom the receipt named.
+#[tokio::test]
+async fn a_rejection_of_a_service_without_a_seed_handler_names_no_assumed_team() {
+    let (_settings, sim, parts, _dir) = setup(Backend::Embedded).await;
+    let mut oa = form("r1", "rita");
+    oa.service = ServiceId(1);
+    oa.service_name = "续费充值单量".into();
+    oa.team = Team::Ops;
+    oa.routing = Channel::OaTicket;
+    oa.window = Window::Custom("在 OA 开库工单上处理".into());
+    let id = parts.ledger.file(oa, at(28, 9, 0)).await.unwrap().id;
+    parts
+        .desk
+        .reject(&handler(), &id, "单量写错了", at(28, 10, 0))
+        .await
+        .unwrap();
+    parts
+        .outbox
+        .run_pass(&parts.transports, at(28, 10, 0))
+        .await
+        .unwrap();
+    let sent = sim.sent_messages();
+    let notice = sent
+        .iter()
+        .find(|m| m.touser == vec!["rita".to_owned()])
+        .expect("the rejection is told at once");
+    assert!(
+        notice.content.contains("单量写错了")
+            && notice.content.contains("如有疑问请联系渠道的处理方")
+            && !notice.content.contains("运维"),
+        "{}",
+        notice.content
     );
 }

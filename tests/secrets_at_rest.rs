@@ -27,7 +27,13 @@ async fn file_a_request_with_a_secret(mut settings: Settings) {
     let mut app = TestApp::serve(app, settings, store, None);
     app.say("dora", "标准接口开通 卖家账号 acct_dora").await;
     let mut reply = String::new();
-    for answer in ["正式环境", "api_dora", API_SECRET, "客户要对接自研系统"] {
+    for answer in [
+        "正式环境",
+        "已经提交了",
+        "api_dora",
+        API_SECRET,
+        "客户要对接自研系统",
+    ] {
         reply = app.say("dora", answer).await;
     }
     assert!(

@@ -522,6 +522,19 @@ async fn oa_and_email_services_do_not_promise_the_daily_batch() {
         let receipt = bot.say("q1", "确认").await;
         assert!(receipt.contains("已提交"), "{via:?} {receipt}");
         assert!(!receipt.contains("17:30"), "{via:?} {receipt}");
+        // The seed names no handler for #1: the receipt does not promise one.
+        assert!(
+            receipt.contains("处理人: 渠道的处理方") && !receipt.contains("运维"),
+            "{via:?} {receipt}"
+        );
+        let start = receipt.find("KT-").expect("a request id in the receipt");
+        let status = bot
+            .say("q1", &format!("/status {}", &receipt[start..start + 16]))
+            .await;
+        assert!(
+            status.contains("处理人: 渠道的处理方") && !status.contains("运维"),
+            "{via:?} /status names the receipt's handler: {status}"
+        );
 
         bot.say("q2", "委外WMS联调排期 账号 lt_q2").await;
         let receipt = bot
@@ -544,5 +557,93 @@ async fn oa_and_email_services_do_not_promise_the_daily_batch() {
             "{via:?} the seed's handler: {receipt}"
         );
         assert!(!receipt.contains("17:30"), "{via:?} {receipt}");
+    }
+}
+
+/// Issue 12: #86's document types are our list, not the seed's, so the prompt offers 其他, an
+/// answer "其他: 名称" is taken as it is, and a type the list misses is offered as 其他 (taken on
+/// a yes) instead of being refused.
+#[tokio::test]
+async fn an_assumed_choice_list_takes_other_and_offers_an_unlisted_answer_as_other() {
+    for via in BOTH {
+        let bot = start(via).await;
+        let prompt = bot.say("o1", "单据批量结算 账号 js_o1").await;
+        assert!(
+            prompt.contains("结算单据类型") || prompt.contains("哪些类型"),
+            "{via:?} {prompt}"
+        );
+        assert!(
+            prompt.contains("其他: "),
+            "{via:?} the rule is stated: {prompt}"
+        );
+        let offer = bot.say("o1", "库存调整单").await;
+        assert!(
+            offer.contains("不在列表里") && offer.contains("其他: 库存调整单"),
+            "{via:?} {offer}"
+        );
+        let next = bot.say("o1", "是").await;
+        assert!(
+            next.contains("申请原因"),
+            "{via:?} taken, next question: {next}"
+        );
+        let summary = bot.say("o1", "月底对账单据太多").await;
+        assert!(summary.contains("其他: 库存调整单"), "{via:?} {summary}");
+        let receipt = bot.say("o1", "确认").await;
+        let filed = bot.filed_summary(&receipt).await;
+        assert!(
+            filed.contains(&("结算单据类型".to_owned(), "其他: 库存调整单".to_owned())),
+            "{via:?} {filed:?}"
+        );
+
+        // Listed and other types in one answer; 其他 alone asks for the name.
+        bot.say("o2", "单据批量结算 账号 js_o2").await;
+        let ask = bot.say("o2", "其他").await;
+        assert!(ask.contains("请写明"), "{via:?} {ask}");
+        let next = bot.say("o2", "采购单, 其他: 盘点单").await;
+        assert!(next.contains("申请原因"), "{via:?} {next}");
+        let summary = bot.say("o2", "月底对账单据太多").await;
+        assert!(
+            summary.contains("采购单、其他: 盘点单"),
+            "{via:?} {summary}"
+        );
+    }
+}
+
+/// Issue 12: the seed's 正式环境 has two steps (OA 工单 and the open platform's application); the
+/// requester confirms the second, a "not yet" keeps the form until it is done, and the summary
+/// warns that the OA ticket alone opens nothing.
+#[tokio::test]
+async fn the_open_platform_application_is_confirmed_before_production_api_access_is_filed() {
+    for via in BOTH {
+        let bot = start(via).await;
+        bot.say("p1", "标准接口开通 卖家账号 acct_p1").await;
+        let question = bot.say("p1", "正式环境").await;
+        assert!(
+            question.contains("开放平台") && question.contains("提交"),
+            "{via:?} {question}"
+        );
+        let refused = bot.say("p1", "还没提交").await;
+        assert!(
+            refused.contains("无法提交") && refused.contains("在旺店通开放平台提交"),
+            "{via:?} {refused}"
+        );
+        assert!(
+            !refused.contains("已取消"),
+            "{via:?} the form stays: {refused}"
+        );
+        let next = bot.say("p1", "已经提交了").await;
+        assert!(next.contains("接口账号"), "{via:?} {next}");
+        let summary = bot
+            .says(
+                "p1",
+                &["api_p1", "sk_live_9f8e7d6c5b4a3928", "客户要对接自研系统"],
+            )
+            .await;
+        assert!(
+            summary.contains("只提 OA 工单不会开通") && summary.contains("开放平台是否已提交申请"),
+            "{via:?} warned on the summary: {summary}"
+        );
+        let receipt = bot.say("p1", "确认").await;
+        assert!(receipt.contains("已提交"), "{via:?} {receipt}");
     }
 }

@@ -123,6 +123,9 @@ pub fn render_show(catalog: &Catalog, id: ServiceId) -> Option<String> {
             .collect();
         let _ = writeln!(o, "相关服务: {}", rel.join("; "));
     }
+    for a in &s.assumed {
+        let _ = writeln!(o, "假设 {}: {}", a.what, a.note);
+    }
     if !s.seed_notes.trim().is_empty() {
         let _ = writeln!(o, "seed 备注原文:");
         for line in s.seed_notes.lines().filter(|l| !l.trim().is_empty()) {

@@ -15,12 +15,12 @@ use super::Catalog;
 use super::condition::Condition;
 use super::messages::{Messages, REQUIRED_KEYS};
 use super::model::{
-    Category, Channel, FieldKey, FieldKind, FieldSpec, Guidance, Refusal, Service, ServiceField,
-    ServiceId, Window,
+    AssumedValue, Assumption, Category, Channel, FieldKey, FieldKind, FieldSpec, Guidance, Refusal,
+    Service, ServiceField, ServiceId, Window,
 };
 use super::raw::{
-    RawCategoriesFile, RawChannelKind, RawCondition, RawConstraints, RawFieldHead, RawFieldsFile,
-    RawOutcome, RawService,
+    RawAssumption, RawCategoriesFile, RawChannelKind, RawCondition, RawConstraints, RawFieldHead,
+    RawFieldsFile, RawOutcome, RawService,
 };
 
 /// Why a catalog could not be loaded.
@@ -227,6 +227,7 @@ fn load_fields(
             synonyms: flat_synonyms(&head.synonyms),
             kind,
             sensitive: head.sensitive,
+            other_allowed: false,
             messages: Arc::clone(messages),
         };
         specs.insert(key.clone(), spec);
@@ -388,15 +389,17 @@ fn convert_service(
         ));
     }
     let channel = match (raw.channel.get_ref(), raw.channel_address) {
-        (RawChannelKind::Email, Some(address)) if address.contains('@') => {
-            Channel::Email { address }
-        }
-        (RawChannelKind::Email, _) => {
+        (RawChannelKind::Email, Some(address)) if address.contains('@') => Channel::Email {
+            address: Some(address),
+        },
+        (RawChannelKind::Email, Some(_)) => {
             return Err(src.err(
                 raw.channel.span(),
-                "email channel needs a `channel_address`",
+                "`channel_address` must be an e-mail address",
             ));
         }
+        // The seed does not always name the mailbox (#10); no address is better than a copied one.
+        (RawChannelKind::Email, None) => Channel::Email { address: None },
         (_, Some(_)) => {
             return Err(src.err(
                 raw.channel.span(),
@@ -435,6 +438,22 @@ fn convert_service(
             .as_ref()
             .map(|w| convert_condition(w, &fields, src))
             .transpose()?;
+        let other_allowed = match &head.other_allowed {
+            Some(flag)
+                if *flag.get_ref()
+                    && !matches!(
+                        kind,
+                        FieldKind::SingleChoice { .. } | FieldKind::MultiChoice { .. }
+                    ) =>
+            {
+                return Err(src.err(
+                    flag.span(),
+                    format!("`other_allowed` needs a choice field, `{key}` is not"),
+                ));
+            }
+            Some(flag) => *flag.get_ref(),
+            None => false,
+        };
         let spec = FieldSpec {
             key,
             label: head.label.unwrap_or_else(|| lib.head.label.clone()),
@@ -454,6 +473,7 @@ fn convert_service(
             synonyms: flat_synonyms(&lib.head.synonyms),
             kind,
             sensitive: lib.head.sensitive,
+            other_allowed,
             messages: Arc::clone(messages),
         };
         // A prompt's example must satisfy the field's own rule (an example of 200 under a cap
@@ -524,6 +544,8 @@ fn convert_service(
         related.push(rid);
     }
 
+    let assumed = convert_assumptions(&raw.assumed, &fields, &channel, raw.handler.is_some(), src)?;
+
     Ok(Service {
         id,
         name: raw.name,
@@ -547,9 +569,56 @@ fn convert_service(
         guidance,
         related,
         notes: raw.notes,
+        assumed,
         seed_notes: raw.seed_notes,
         source: src.path.clone(),
     })
+}
+
+/// Reads `[[assumed]]`: each names a value this service really has (a field's options, its
+/// handler…), once, with a note saying why it is there.
+fn convert_assumptions(
+    raw: &[RawAssumption],
+    fields: &[ServiceField],
+    channel: &Channel,
+    has_handler: bool,
+    src: &Src,
+) -> Result<Vec<Assumption>> {
+    let mut out: Vec<Assumption> = Vec::new();
+    for a in raw {
+        let span = a.what.span();
+        let what = AssumedValue::parse(a.what.get_ref()).map_err(|e| src.err(span.clone(), e))?;
+        let field_kind = |k: &FieldKey| fields.iter().find(|f| f.key() == k).map(|f| &f.spec.kind);
+        let exists = match &what {
+            AssumedValue::Handler => has_handler,
+            AssumedValue::ChannelAddress => {
+                matches!(channel, Channel::Email { address: Some(_) })
+            }
+            AssumedValue::Options(k) => matches!(
+                field_kind(k),
+                Some(FieldKind::SingleChoice { .. } | FieldKind::MultiChoice { .. })
+            ),
+            AssumedValue::Cap(k) => matches!(field_kind(k), Some(FieldKind::Integer { .. })),
+            _ => true,
+        };
+        if !exists {
+            return Err(src.err(
+                span,
+                format!("assumed `{what}` names nothing this service has"),
+            ));
+        }
+        if a.note.trim().is_empty() {
+            return Err(src.err(span, format!("assumed `{what}` needs a `note` saying why")));
+        }
+        if out.iter().any(|o| o.what == what) {
+            return Err(src.err(span, format!("assumed `{what}` is listed twice")));
+        }
+        out.push(Assumption {
+            what,
+            note: a.note.trim().to_owned(),
+        });
+    }
+    Ok(out)
 }
 
 /// Converts a raw condition. `earlier` are the fields it may look at: for a

@@ -3,10 +3,11 @@
 //!
 //! This module owns the data model ([`model`]), answer parsing
 //! ([`value`]), conditions ([`condition`]), wording ([`messages`]), the
-//! loader ([`load`]), hot reload ([`CatalogHandle`]) and the pure
-//! renderers the CLI prints ([`cli`]), plus a simple free-text lookup
+//! loader ([`load`]), hot reload ([`CatalogHandle`]), the pure
+//! renderers the CLI prints ([`cli`]), the audit against the seed ([`audit`]), plus a simple free-text lookup
 //! ([`search`]). The dialog engine only reads it.
 
+pub mod audit;
 pub mod cli;
 pub mod condition;
 mod handle;
@@ -27,8 +28,8 @@ pub use handle::{CatalogHandle, reload_on_sighup};
 pub use load::CatalogError;
 pub use messages::Messages;
 pub use model::{
-    Answers, ApplicantRule, Category, Channel, FieldKey, FieldKind, FieldSpec, Guidance, Refusal,
-    Service, ServiceField, ServiceId, Team, Window,
+    Answers, ApplicantRule, AssumedValue, Assumption, Category, Channel, FieldKey, FieldKind,
+    FieldSpec, Guidance, Refusal, Service, ServiceField, ServiceId, Team, Window,
 };
 pub use search::Candidate;
 pub use value::{AnswerError, FieldValue};

@@ -159,8 +159,9 @@ pub enum Channel {
     ResourcePlatform,
     /// An OA 工单.
     OaTicket,
-    /// An email to a fixed address.
-    Email { address: String },
+    /// An e-mail; the address only when the seed gives one (#4). Without one (#10) the receipt
+    /// says the handling side answers by e-mail and names no address.
+    Email { address: Option<String> },
 }
 
 impl Channel {
@@ -168,7 +169,10 @@ impl Channel {
         match self {
             Channel::ResourcePlatform => "资源管理系统".to_owned(),
             Channel::OaTicket => "OA 工单".to_owned(),
-            Channel::Email { address } => format!("邮件 {address}"),
+            Channel::Email {
+                address: Some(address),
+            } => format!("邮件 {address}"),
+            Channel::Email { address: None } => "邮件(seed 未给地址)".to_owned(),
         }
     }
 }
@@ -412,6 +416,9 @@ pub struct FieldSpec {
     pub kind: FieldKind,
     /// Secret: masked as `****abcd` wherever shown or logged.
     pub sensitive: bool,
+    /// choice / multi_choice whose list is an assumption, not the seed's: "其他: …" is
+    /// accepted, so a real value the list misses is never refused (#86 单据类型).
+    pub other_allowed: bool,
     pub(crate) messages: Arc<Messages>,
 }
 
@@ -423,7 +430,10 @@ impl FieldSpec {
         } else {
             self.prompt.clone()
         };
-        let rule = self.kind.prompt_rule();
+        let mut rule = self.kind.prompt_rule();
+        if self.other_allowed {
+            rule = self.messages.get("choice_other_rule").to_owned();
+        }
         if !rule.is_empty() {
             prompt = self
                 .messages
@@ -512,13 +522,94 @@ pub struct Service {
     pub related: Vec<ServiceId>,
     /// Informational text shown in help and the summary.
     pub notes: Vec<String>,
+    /// Values of this service the seed does not state, each with why it is there.
+    pub assumed: Vec<Assumption>,
     /// The seed's notes column verbatim, so nothing is ever lost.
     pub seed_notes: String,
     /// File the service was loaded from (for diagnostics).
     pub source: PathBuf,
 }
 
+/// Which catalog value of a service is an assumption (`what` in `[[assumed]]`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum AssumedValue {
+    Channel,
+    ChannelAddress,
+    Team,
+    Handler,
+    Window,
+    /// Notes, preconditions, warnings and outcome messages.
+    Notes,
+    /// The option list of a choice field: `options.<field>`.
+    Options(FieldKey),
+    /// The caps of an integer field (max, default, allowed): `cap.<field>`.
+    Cap(FieldKey),
+}
+
+impl AssumedValue {
+    /// Reads the data spelling: `team`, `handler`, `window`, `channel`, `channel_address`,
+    /// `notes`, `options.<field>`, `cap.<field>`.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let field = |k: &str| FieldKey::parse(k);
+        match raw.trim() {
+            "channel" => Ok(Self::Channel),
+            "channel_address" => Ok(Self::ChannelAddress),
+            "team" => Ok(Self::Team),
+            "handler" => Ok(Self::Handler),
+            "window" => Ok(Self::Window),
+            "notes" => Ok(Self::Notes),
+            other => match other.split_once('.') {
+                Some(("options", k)) => field(k).map(Self::Options),
+                Some(("cap", k)) => field(k).map(Self::Cap),
+                _ => Err(format!(
+                    "unknown assumption `{other}`: expected team, handler, window, channel, \
+                     channel_address, notes, options.<field> or cap.<field>"
+                )),
+            },
+        }
+    }
+}
+
+impl fmt::Display for AssumedValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Channel => f.write_str("channel"),
+            Self::ChannelAddress => f.write_str("channel_address"),
+            Self::Team => f.write_str("team"),
+            Self::Handler => f.write_str("handler"),
+            Self::Window => f.write_str("window"),
+            Self::Notes => f.write_str("notes"),
+            Self::Options(k) => write!(f, "options.{k}"),
+            Self::Cap(k) => write!(f, "cap.{k}"),
+        }
+    }
+}
+
+/// A value the seed does not state, kept on purpose and said so in the data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assumption {
+    pub what: AssumedValue,
+    pub note: String,
+}
+
 impl Service {
+    /// Whether the data marks `what` as an assumption.
+    pub fn is_assumed(&self, what: &AssumedValue) -> bool {
+        self.assumed.iter().any(|a| &a.what == what)
+    }
+
+    /// Who the requester is told handles it: the person the seed names (#4 江雪), else the team,
+    /// unless the team is only our routing assumption (#1, #10) — then no one is promised.
+    pub fn handler_label(&self, messages: &Messages) -> String {
+        match &self.handler {
+            Some(person) => person.clone(),
+            None if self.is_assumed(&AssumedValue::Team) => {
+                messages.get("receipt_handler_unnamed").to_owned()
+            }
+            None => self.team.label().to_owned(),
+        }
+    }
+
     pub fn field(&self, key: &FieldKey) -> Option<&ServiceField> {
         self.fields.iter().find(|f| f.key() == key)
     }

@@ -96,6 +96,7 @@ impl RawFieldRef {
             help: self.help,
             optional: self.optional,
             when: self.when,
+            other_allowed: self.other_allowed,
         };
         (head, constraints_of!(self))
     }
@@ -111,6 +112,7 @@ pub struct RawFieldRefHead {
     pub help: Option<String>,
     pub optional: bool,
     pub when: Option<Spanned<RawCondition>>,
+    pub other_allowed: Option<Spanned<bool>>,
 }
 
 fn no_examples() -> Spanned<Vec<String>> {
@@ -203,6 +205,8 @@ pub struct RawFieldRef {
     #[serde(default)]
     pub optional: bool,
     pub when: Option<Spanned<RawCondition>>,
+    /// choice / multi_choice: the list is not the seed's, so "其他: …" is accepted too.
+    pub other_allowed: Option<Spanned<bool>>,
     pub min_chars: Option<usize>,
     pub max_chars: Option<usize>,
     pub pattern: Option<Spanned<String>>,
@@ -277,4 +281,15 @@ pub struct RawService {
     pub refusals: Vec<RawOutcome>,
     #[serde(default)]
     pub guidance: Vec<RawOutcome>,
+    /// Values of this file the seed does not state, each with why it is there.
+    #[serde(default)]
+    pub assumed: Vec<RawAssumption>,
+}
+
+/// `[[assumed]] what = "team", note = "…"`: one catalog value that is ours, not the seed's.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAssumption {
+    pub what: Spanned<String>,
+    pub note: String,
 }

@@ -169,15 +169,51 @@ impl FieldSpec {
                 }
                 Ok(FieldValue::Money { cents })
             }
-            FieldKind::SingleChoice { options } => pick_option(&self.with_synonyms(input), options)
-                .map(FieldValue::Choice)
-                .map_err(|e| choice_error(e, options, &err)),
+            FieldKind::SingleChoice { options } => {
+                if self.other_allowed {
+                    if let Some(rest) = other_text(input) {
+                        return match rest {
+                            "" => Err(err("err_other_empty", &[])),
+                            // "其他: 调拨单" when 调拨单 is listed is simply 调拨单.
+                            t => Ok(FieldValue::Choice(
+                                exact_option(t, options)
+                                    .map_or_else(|| other_value(t), ToOwned::to_owned),
+                            )),
+                        };
+                    }
+                    if is_other_number(input, options) {
+                        return Err(err("err_other_empty", &[]));
+                    }
+                }
+                pick_option(&self.with_synonyms(input), options)
+                    .map(FieldValue::Choice)
+                    .map_err(|e| choice_error(e, options, &err))
+            }
             FieldKind::MultiChoice { options } => {
                 if says_all(input) {
                     return Ok(FieldValue::Choices(options.clone()));
                 }
                 let mut picked: Vec<String> = Vec::new();
-                let input = self.with_synonyms(input);
+                let mut listed = input;
+                let mut other: Option<String> = None;
+                if self.other_allowed {
+                    if is_other_number(input, options) {
+                        return Err(err("err_other_empty", &[]));
+                    }
+                    // "采购单, 其他: 库存调整单": the listed part, then the free text.
+                    if let Some(at) = other_start(input) {
+                        let rest = other_text(&input[at..]).unwrap_or_default();
+                        if rest.is_empty() {
+                            return Err(err("err_other_empty", &[]));
+                        }
+                        match exact_option(rest, options) {
+                            Some(o) => picked.push(o.to_owned()),
+                            None => other = Some(other_value(rest)),
+                        }
+                        listed = &input[..at];
+                    }
+                }
+                let input = self.with_synonyms(listed);
                 for token in split_choices(&input, options) {
                     let choice =
                         pick_option(token, options).map_err(|e| choice_error(e, options, &err))?;
@@ -185,11 +221,12 @@ impl FieldSpec {
                         picked.push(choice);
                     }
                 }
+                // Keep catalog order so summaries are stable; "其他: …" goes last.
+                picked.sort_by_key(|p| options.iter().position(|o| o == p));
+                picked.extend(other);
                 if picked.is_empty() {
                     return Err(err("err_choice", &[("options", &numbered(options))]));
                 }
-                // Keep catalog order so summaries are stable.
-                picked.sort_by_key(|p| options.iter().position(|o| o == p));
                 Ok(FieldValue::Choices(picked))
             }
             FieldKind::YesNo => parse_yes_no(input)
@@ -235,6 +272,45 @@ impl FieldSpec {
 }
 
 impl FieldSpec {
+    /// For an answer outside an assumed choice list ("库存调整单" for #86's document types): the
+    /// value it would be as "其他: …", to offer instead of refusing. Listed options in the same
+    /// answer are kept; numbers and answers that match options ambiguously are not offered.
+    pub fn as_other(&self, raw: &str) -> Option<FieldValue> {
+        if !self.other_allowed {
+            return None;
+        }
+        let input = normalize_width(raw.trim());
+        let input = self.with_synonyms(input.trim());
+        if input.is_empty() || input.chars().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        match &self.kind {
+            FieldKind::SingleChoice { options } => match pick_option(&input, options) {
+                Err(PickError::NoMatch) => Some(FieldValue::Choice(other_value(&input))),
+                _ => None,
+            },
+            FieldKind::MultiChoice { options } => {
+                let mut picked = Vec::new();
+                let mut unknown = Vec::new();
+                for token in split_choices(&input, options) {
+                    match pick_option(token, options) {
+                        Ok(o) => picked.push(o),
+                        Err(PickError::NoMatch) => unknown.push(token),
+                        Err(PickError::Ambiguous(_)) => return None,
+                    }
+                }
+                if unknown.is_empty() {
+                    return None;
+                }
+                picked.sort_by_key(|p| options.iter().position(|o| o == p));
+                picked.dedup();
+                picked.push(other_value(&unknown.join("、")));
+                Some(FieldValue::Choices(picked))
+            }
+            _ => None,
+        }
+    }
+
     /// For a number over this field's cap: the number read (as `parse_answer` reads it) and the
     /// cap as a value, to offer instead.
     pub fn over_cap(&self, raw: &str) -> Option<(i64, FieldValue)> {
@@ -283,6 +359,65 @@ fn numbered(options: &[String]) -> String {
         .map(|(i, o)| format!("{}. {o}", i + 1))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// The word that opens a free-text answer to an assumed choice list ("其他: 调拨单").
+pub const OTHER: &str = "其他";
+/// The other common spelling people type.
+const OTHER_VARIANT: &str = "其它";
+
+/// The text after "其他:" / "其它 " (the word, then a colon, a space or nothing), or `None`
+/// when the answer does not start so; "其他出入库单" is an option's name, not this.
+fn other_text(input: &str) -> Option<&str> {
+    let t = input.trim();
+    let rest = t
+        .strip_prefix(OTHER)
+        .or_else(|| t.strip_prefix(OTHER_VARIANT))?;
+    let is_separator = |c: char| matches!(c, ':' | '：' | '-') || c.is_whitespace();
+    if !rest.is_empty() && !rest.starts_with(is_separator) {
+        return None;
+    }
+    Some(rest.trim_start_matches(is_separator).trim())
+}
+
+/// Where "其他: …" starts inside a multi-choice answer.
+fn other_start(input: &str) -> Option<usize> {
+    input
+        .match_indices(OTHER)
+        .chain(input.match_indices(OTHER_VARIANT))
+        .map(|(at, _)| at)
+        .filter(|at| other_text(&input[*at..]).is_some())
+        .min()
+}
+
+/// Whether an answer holds a value outside its list ("其他: 盘点单").
+#[must_use]
+pub fn holds_other(value: &FieldValue) -> bool {
+    let is_other = |s: &String| s.starts_with(&other_value(""));
+    match value {
+        FieldValue::Choice(c) => is_other(c),
+        FieldValue::Choices(cs) => cs.iter().any(is_other),
+        _ => false,
+    }
+}
+
+/// The stored form of a value outside the list.
+fn other_value(text: &str) -> String {
+    format!("{OTHER}: {text}")
+}
+
+/// The option spelled exactly (ignoring case), if any.
+fn exact_option<'a>(text: &str, options: &'a [String]) -> Option<&'a str> {
+    let folded = text.to_lowercase();
+    options
+        .iter()
+        .find(|o| o.to_lowercase() == folded)
+        .map(String::as_str)
+}
+
+/// The number one past the list: the "其他" entry the prompt adds.
+fn is_other_number(input: &str, options: &[String]) -> bool {
+    input.trim().parse::<usize>() == Ok(options.len() + 1)
 }
 
 /// Option number ("2"), exact text, or an unambiguous substring either way.

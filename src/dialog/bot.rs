@@ -370,12 +370,13 @@ impl DialogBot {
         message: &Inbound,
     ) -> Reply {
         let commands = super::commands::Commands {
-            messages: catalog.messages(),
+            catalog,
             ledger: self.ledger.as_ref(),
             desk,
             handlers: &self.handlers,
             admins: &self.admins,
             schedule: &self.schedule,
+            in_group: message.conversation.is_group(),
         };
         Reply::Text(
             commands

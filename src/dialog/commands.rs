@@ -8,12 +8,88 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
-use crate::catalog::Messages;
+use crate::catalog::{Catalog, Messages};
 use crate::channel::{ChannelKind, UserId};
 use crate::requests::{
     BatchSchedule, Desk, DeskError, HandlerDirectory, Ledger, Request, RequestFilter, RequestId,
     Status, TeamScope,
 };
+
+/// One slash command as the bot lists it: its name and the `messages.toml` key of its line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlashCommand {
+    pub name: &'static str,
+    pub line_key: &'static str,
+    /// Only handlers may use it (listed under their own heading).
+    pub handlers_only: bool,
+}
+
+/// Every slash command the bot answers, in the order they are listed. `/help` and the reply to an
+/// unknown command are built from this one list, so neither can miss a command; a test sends each
+/// one and checks it is understood.
+pub const SLASH_COMMANDS: &[SlashCommand] = &[
+    SlashCommand {
+        name: "services",
+        line_key: "cmd_list_services",
+        handlers_only: false,
+    },
+    SlashCommand {
+        name: "status",
+        line_key: "cmd_list_status",
+        handlers_only: false,
+    },
+    SlashCommand {
+        name: "mine",
+        line_key: "cmd_list_mine",
+        handlers_only: false,
+    },
+    SlashCommand {
+        name: "today",
+        line_key: "cmd_list_today",
+        handlers_only: false,
+    },
+    SlashCommand {
+        name: "cancel",
+        line_key: "cmd_list_cancel",
+        handlers_only: false,
+    },
+    SlashCommand {
+        name: "help",
+        line_key: "cmd_list_help",
+        handlers_only: false,
+    },
+    SlashCommand {
+        name: "done",
+        line_key: "cmd_list_done",
+        handlers_only: true,
+    },
+    SlashCommand {
+        name: "reject",
+        line_key: "cmd_list_reject",
+        handlers_only: true,
+    },
+];
+
+/// The command list as shown in `/help` and after an unknown command: everyone's commands, then
+/// the handlers' under their heading.
+#[must_use]
+pub fn command_list(messages: &Messages) -> String {
+    let lines = |handlers_only: bool| {
+        SLASH_COMMANDS
+            .iter()
+            .filter(|c| c.handlers_only == handlers_only)
+            .map(|c| messages.get(c.line_key))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    messages.render(
+        "cmd_list",
+        &[
+            ("commands", &lines(false)),
+            ("handler_commands", &lines(true)),
+        ],
+    )
+}
 
 /// Lines per page of `/today` and `/mine`.
 const PAGE: usize = 10;
@@ -123,12 +199,15 @@ pub fn parse_plain(text: &str, words: &PlainWords) -> Option<Command> {
 
 /// Everything the commands need.
 pub struct Commands<'a> {
-    pub messages: &'a Messages,
+    /// Wording, and the services' handlers as the receipt names them.
+    pub catalog: &'a Catalog,
     pub ledger: &'a dyn Ledger,
     pub desk: &'a Desk,
     pub handlers: &'a HandlerDirectory,
     pub admins: &'a [String],
     pub schedule: &'a BatchSchedule,
+    /// Asked in a group chat: others read the answer, so `/today` says whose view it is.
+    pub in_group: bool,
 }
 
 fn local_time(schedule: &BatchSchedule, at: DateTime<Utc>) -> String {
@@ -158,7 +237,7 @@ impl Commands<'_> {
     }
 
     fn line(&self, request: &Request) -> String {
-        self.messages.render(
+        self.catalog.messages().render(
             "cmd_line",
             &[
                 ("id", request.id.as_str()),
@@ -176,7 +255,7 @@ impl Commands<'_> {
         user: &UserId,
         now: DateTime<Utc>,
     ) -> String {
-        let m = self.messages;
+        let m = self.catalog.messages();
         let result = match command {
             Command::Status(None) => Ok(m.get("cmd_status_usage").to_owned()),
             Command::Status(Some(id)) => self.status(user, &id).await,
@@ -246,7 +325,7 @@ impl Commands<'_> {
     /// When the requester hears of a handled request.
     fn when(&self, request: &Request, now: DateTime<Utc>) -> String {
         match self.schedule.done_at(request.batch) {
-            Some(due) if now < due => self.messages.render(
+            Some(due) if now < due => self.catalog.messages().render(
                 "cmd_notify_later",
                 &[(
                     "time",
@@ -255,7 +334,7 @@ impl Commands<'_> {
                         .to_string(),
                 )],
             ),
-            _ => self.messages.get("cmd_notify_now").to_owned(),
+            _ => self.catalog.messages().get("cmd_notify_now").to_owned(),
         }
     }
 
@@ -273,9 +352,18 @@ impl Commands<'_> {
             .history
             .last()
             .and_then(|c| c.note.clone())
-            .map(|n| self.messages.render("cmd_status_note", &[("note", &n)]))
+            .map(|n| {
+                self.catalog
+                    .messages()
+                    .render("cmd_status_note", &[("note", &n)])
+            })
             .unwrap_or_default();
-        Ok(self.messages.render(
+        // The handler the receipt named (no assumed team); the team when the service is gone.
+        let team = self.catalog.service(request.form.service).map_or_else(
+            || request.form.team.label().to_owned(),
+            |s| s.handler_label(self.catalog.messages()),
+        );
+        Ok(self.catalog.messages().render(
             "cmd_status",
             &[
                 ("id", request.id.as_str()),
@@ -287,7 +375,7 @@ impl Commands<'_> {
                     &local_time(self.schedule, request.submitted_at),
                 ),
                 ("batch", &request.batch.to_string()),
-                ("team", request.form.team.label()),
+                ("team", &team),
                 ("extra", &note),
             ],
         ))
@@ -319,7 +407,7 @@ impl Commands<'_> {
             }
         }
         if all.is_empty() {
-            return Ok(self.messages.get("cmd_mine_empty").to_owned());
+            return Ok(self.catalog.messages().get("cmd_mine_empty").to_owned());
         }
         // Open ones first, then the most recent.
         all.sort_by(|a, b| {
@@ -330,7 +418,8 @@ impl Commands<'_> {
         });
         all.truncate(PAGE);
         let mut out = self
-            .messages
+            .catalog
+            .messages()
             .render("cmd_mine_header", &[("n", &all.len().to_string())]);
         for r in &all {
             out.push('\n');
@@ -355,13 +444,30 @@ impl Commands<'_> {
             .list(&filter)
             .await
             .map_err(|e| (None, DeskError::Ledger(e)))?;
+        // Handlers (and admins) see their team's batch; everyone else their own requests. The
+        // first line names the view, so nobody in a group takes one person's list for the batch.
         let scope = self.scope(user);
         let visible: Vec<&Request> = batch
             .iter()
-            .filter(|r| {
-                scope.is_some_and(|s| s.covers(r.form.team)) || r.form.requester.user == *user
+            .filter(|r| match scope {
+                Some(s) => s.covers(r.form.team),
+                None => r.form.requester.user == *user,
             })
             .collect();
+        let view = match (scope, self.in_group) {
+            (Some(TeamScope::All), _) => {
+                self.catalog.messages().get("cmd_today_view_all").to_owned()
+            }
+            (Some(TeamScope::Team(team)), _) => self
+                .catalog
+                .messages()
+                .render("cmd_today_view_team", &[("team", team.label())]),
+            (None, false) => self.catalog.messages().get("cmd_today_view_own").to_owned(),
+            (None, true) => self
+                .catalog
+                .messages()
+                .render("cmd_today_view_own_group", &[("user", user.as_str())]),
+        };
         let mut counts: BTreeMap<u8, (Status, usize)> = BTreeMap::new();
         for r in &visible {
             let status = r.status();
@@ -372,7 +478,9 @@ impl Commands<'_> {
             .map(|(s, n)| format!("{} {n}", s.label()))
             .collect::<Vec<_>>()
             .join(" · ");
-        let mut out = self.messages.render(
+        let mut out = view;
+        out.push('\n');
+        out += &self.catalog.messages().render(
             "cmd_today_header",
             &[
                 ("day", &day.to_string()),
@@ -380,10 +488,6 @@ impl Commands<'_> {
                 ("counts", &counts),
             ],
         );
-        if scope.is_none() && !visible.is_empty() {
-            out.push('\n');
-            out.push_str(self.messages.get("cmd_today_mine"));
-        }
         let pages = visible.len().div_ceil(PAGE).max(1);
         let page = page.min(pages);
         for r in visible.iter().skip((page - 1) * PAGE).take(PAGE) {
@@ -392,7 +496,7 @@ impl Commands<'_> {
         }
         if pages > 1 {
             out.push('\n');
-            out.push_str(&self.messages.render(
+            out.push_str(&self.catalog.messages().render(
                 "cmd_page",
                 &[
                     ("page", &page.to_string()),
@@ -408,6 +512,25 @@ impl Commands<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_listed_command_has_a_required_line_and_the_request_commands_parse() {
+        for c in SLASH_COMMANDS {
+            assert!(
+                crate::catalog::messages::REQUIRED_KEYS.contains(&c.line_key),
+                "{} must be a required key so the list is never blank",
+                c.line_key
+            );
+        }
+        // The form's own commands (services, help, cancel) are the engine's; the rest are here.
+        for name in ["status", "mine", "today", "done", "reject"] {
+            assert!(
+                SLASH_COMMANDS.iter().any(|c| c.name == name),
+                "{name} listed"
+            );
+            assert!(parse(&format!("/{name}")).is_some(), "/{name} parses");
+        }
+    }
 
     #[test]
     fn commands_parse_in_slash_and_chinese_forms() {

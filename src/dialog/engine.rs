@@ -275,7 +275,7 @@ impl Engine<'_> {
             | Content::Link { .. }
             | Content::MenuClick(_)
             | Content::Unsupported(_) => {
-                say.push(self.m().get("help"));
+                say.push(self.help_text());
                 state
             }
         };
@@ -435,7 +435,7 @@ impl Engine<'_> {
                 return State::Idle;
             }
             Some(Command::Help) => {
-                say.push(self.m().get("help"));
+                say.push(self.help_text());
                 return State::Idle;
             }
             Some(Command::Resume) if !queue.is_empty() => {
@@ -744,7 +744,13 @@ impl Engine<'_> {
         }
         let options: Vec<String> = match &field.spec.kind {
             FieldKind::SingleChoice { options } | FieldKind::MultiChoice { options } => {
-                options.clone()
+                let mut options = options.clone();
+                // An assumed list ends with 其他 (the number after the last option), which asks
+                // for the name.
+                if field.spec.other_allowed {
+                    options.push(crate::catalog::value::OTHER.to_owned());
+                }
+                options
             }
             FieldKind::YesNo => vec!["是".into(), "否".into()],
             _ => Vec::new(),
@@ -939,7 +945,7 @@ impl Engine<'_> {
                             ));
                         }
                     }
-                    _ => say.push(m.get("help")),
+                    _ => say.push(self.help_text()),
                 }
                 return self.reask(form, say);
             }
@@ -1146,20 +1152,32 @@ impl Engine<'_> {
             }
             return self.advance(form, say, now);
         }
-        let parsed = match found.answers.get(&key) {
-            Some(value) => Ok((value.clone(), true)),
+        // "采购单, 其他: 盘点单" for an assumed list: slot extraction knows only the listed
+        // options, so the field's own reading, which keeps the 其他 part, goes first.
+        // "采购单, 其他: 盘点单" for an assumed list: slot extraction knows only the listed
+        // options, so the field's own reading, which keeps the 其他 part, goes first.
+        let with_other = field
+            .spec
+            .other_allowed
+            .then(|| field.spec.parse_answer(text).ok())
+            .flatten()
+            .filter(crate::catalog::value::holds_other);
+        let parsed = match (with_other, found.answers.get(&key)) {
+            (Some(value), _) => Ok((value, false)),
+            (None, Some(value)) => Ok((value.clone(), true)),
             // "好的", "是" where a name or a reason is asked are no answer: the question again.
-            None if plain_word
-                && matches!(
-                    field.spec.kind,
-                    FieldKind::SellerAccount
-                        | FieldKind::Text { .. }
-                        | FieldKind::Identifier { .. }
-                ) =>
+            (None, None)
+                if plain_word
+                    && matches!(
+                        field.spec.kind,
+                        FieldKind::SellerAccount
+                            | FieldKind::Text { .. }
+                            | FieldKind::Identifier { .. }
+                    ) =>
             {
                 Err(field.spec.render_prompt())
             }
-            None => match field.spec.parse_answer(text) {
+            (None, None) => match field.spec.parse_answer(text) {
                 Ok(value) => Ok((value, false)),
                 Err(e) => Err(found
                     .noticed
@@ -1217,6 +1235,21 @@ impl Engine<'_> {
             }
             Err(message) => {
                 form.failures = form.failures.saturating_add(1);
+                // Not in an assumed list: offer it as "其他: …", taken on a yes.
+                if let Some(value) = field.spec.as_other(text) {
+                    let question = m.render(
+                        "offer_other",
+                        &[("raw", text.trim()), ("value", &value.display(false))],
+                    );
+                    say.push(question.clone());
+                    form.offers.retain(|o| o.key != key);
+                    form.offers.push(Offer {
+                        key: key.clone(),
+                        value,
+                        question,
+                    });
+                    return State::Filling { form };
+                }
                 // Over the cap at the prompt: offer the cap, as for a first message.
                 if let Some((n, cap)) = field.spec.over_cap(text) {
                     let offer = self.cap_offer(&key, &n.to_string(), &message, cap);
@@ -1334,7 +1367,7 @@ impl Engine<'_> {
     fn slash(&self, state: State, name: &str, args: &str, say: &mut Say) -> State {
         match name {
             "help" | "帮助" => {
-                say.push(self.m().get("help"));
+                say.push(self.help_text());
                 state
             }
             "cancel" | "取消" if args.is_empty() => {
@@ -1350,10 +1383,21 @@ impl Engine<'_> {
                 state
             }
             _ => {
-                say.push(self.m().get("unknown_command"));
+                say.push(self.m().render(
+                    "unknown_command",
+                    &[("commands", &super::commands::command_list(self.m()))],
+                ));
                 state
             }
         }
+    }
+
+    /// `/help`, with the command list built from the one list of commands.
+    fn help_text(&self) -> String {
+        self.m().render(
+            "help",
+            &[("commands", &super::commands::command_list(self.m()))],
+        )
     }
 
     fn services(&self, keyword: &str) -> String {
@@ -1453,11 +1497,8 @@ impl Engine<'_> {
                 ("id", &service.id.to_string()),
                 ("name", &service.name),
                 ("ticket", request_id),
-                ("channel", &service.channel.label()),
-                (
-                    "team",
-                    service.handler.as_deref().unwrap_or(service.team.label()),
-                ),
+                ("channel", &receipt_channel(service, self.m())),
+                ("team", &service.handler_label(self.m())),
                 ("window", &window),
             ],
         );
@@ -1496,6 +1537,16 @@ pub(crate) fn is_blank_template(field: &ServiceField, file_name: Option<&str>) -
     };
     let norm = |s: &str| fold(s);
     norm(name) == norm(template)
+}
+
+/// Where the receipt says the request goes; an e-mail channel without a seed address names none.
+fn receipt_channel(service: &Service, m: &crate::catalog::Messages) -> String {
+    match &service.channel {
+        crate::catalog::Channel::Email { address: None } => {
+            m.get("receipt_channel_email_unaddressed").to_owned()
+        }
+        channel => channel.label(),
+    }
 }
 
 fn default_file_name(kind: crate::channel::AttachmentKind) -> String {

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::outbox::Outbox;
-use crate::catalog::{CatalogHandle, Messages};
+use crate::catalog::{Catalog, CatalogHandle};
 use crate::requests::{BatchDay, BatchSchedule, Ledger, Request, RequestFilter, Status, Watcher};
 use crate::store::{Store, StoreError};
 
@@ -55,7 +55,8 @@ impl Notifier {
 
     /// The text for a request in its current state; `None` when there is nothing to tell.
     #[must_use]
-    pub fn compose(messages: &Messages, request: &Request) -> Option<String> {
+    pub fn compose(catalog: &Catalog, request: &Request) -> Option<String> {
+        let messages = catalog.messages();
         let last = request.history.last();
         let note = last.and_then(|c| c.note.clone()).unwrap_or_default();
         let service = request.form.service.to_string();
@@ -81,7 +82,12 @@ impl Notifier {
             Status::Rejected => {
                 let mut args = base.to_vec();
                 args.push(("reason", &note));
-                args.push(("team", request.form.team.label()));
+                // The same handler the receipt named; the team when the service is gone.
+                let team = catalog.service(request.form.service).map_or_else(
+                    || request.form.team.label().to_owned(),
+                    |s| s.handler_label(messages),
+                );
+                args.push(("team", &team));
                 Some(messages.render("notice_rejected", &args))
             }
             Status::Submitted | Status::Processing => {
@@ -99,7 +105,7 @@ impl Notifier {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let catalog = self.catalog.current();
-        let Some(text) = Self::compose(catalog.messages(), request) else {
+        let Some(text) = Self::compose(&catalog, request) else {
             return Ok(false);
         };
         let notice = Notice {

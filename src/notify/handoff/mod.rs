@@ -177,7 +177,10 @@ pub struct ServiceView {
 pub enum RoutingView {
     ResourcePlatform,
     OaTicket,
-    Email { address: String },
+    /// No address when the seed names none (the handling side answers by e-mail).
+    Email {
+        address: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -297,7 +300,10 @@ impl HandoffWatcher {
                     let key = format!("handoff:{KIND_OA}:{id}");
                     out.push(webhook_item(KIND_OA, EVENT_FILED, key, request));
                 }
-                Channel::Email { address } if self.targets.email => {
+                // Without an address there is nobody to mail; the platform webhook still carries it.
+                Channel::Email {
+                    address: Some(address),
+                } if self.targets.email => {
                     let key = format!("handoff:{KIND_EMAIL}:{id}");
                     let job = email::EmailJob::of(request, address, &key);
                     out.push(PlannedHandoff {
