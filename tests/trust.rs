@@ -197,6 +197,16 @@ async fn class_03_a_free_text_prompt_does_not_swallow_another_request() {
         let reply = bot.say("c2", "菜鸟自流转").await;
         assert!(!reply.contains("切换"), "{via:?} {reply}");
         assert!(reply.contains("仓库"), "{via:?} the next field: {reply}");
+
+        // A status question at the reason prompt is a question, not the reason (found trying
+        // the bot: "在吗 好了没" was filed as 申请原因).
+        bot.say("c3", "电子发票 账号 fp_c3").await;
+        let reply = bot.say("c3", "在吗 好了没").await;
+        assert!(reply.contains("进度"), "{via:?} {reply}");
+        assert!(reply.contains("申请原因"), "{via:?} asked again: {reply}");
+        let summary = bot.say("c3", "客户要给下游开票报销").await;
+        assert!(summary.contains("客户要给下游开票报销"), "{via:?} {summary}");
+        assert!(!summary.contains("好了没"), "{via:?} {summary}");
     }
 }
 

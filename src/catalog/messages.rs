@@ -15,6 +15,7 @@ pub const REQUIRED_KEYS: &[&str] = &[
     "switch_queued",
     "queued_account",
     "text_control_chars",
+    "plain_command_in_form",
     "nothing_to_confirm",
     "not_at_summary",
     "noticed_value",

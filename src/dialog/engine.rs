@@ -1154,8 +1154,6 @@ impl Engine<'_> {
         }
         // "采购单, 其他: 盘点单" for an assumed list: slot extraction knows only the listed
         // options, so the field's own reading, which keeps the 其他 part, goes first.
-        // "采购单, 其他: 盘点单" for an assumed list: slot extraction knows only the listed
-        // options, so the field's own reading, which keeps the 其他 part, goes first.
         let with_other = field
             .spec
             .other_allowed
@@ -1176,6 +1174,18 @@ impl Engine<'_> {
                     ) =>
             {
                 Err(field.spec.render_prompt())
+            }
+            // "在吗 好了没" where a reason is asked is a question about a request, not a reason.
+            (None, None)
+                if matches!(field.spec.kind, FieldKind::Text { .. })
+                    && super::commands::parse_plain(text, &self.tuning().plain_commands)
+                        .is_some() =>
+            {
+                Err(format!(
+                    "{}\n{}",
+                    m.get("plain_command_in_form"),
+                    field.spec.render_prompt()
+                ))
             }
             (None, None) => match field.spec.parse_answer(text) {
                 Ok(value) => Ok((value, false)),
