@@ -1,0 +1,531 @@
+//! High availability: two kaitong instances on a Sentinel-managed Redis (one master, one
+//! replica, three sentinels, all real processes on loopback ports) keep every half-filled form
+//! and every filed request through a planned failover (`SENTINEL FAILOVER`) and through the
+//! master's process being killed, in the middle of conversations; nothing is filed twice and
+//! the 17:30 push runs once.
+//!
+//! `redis-server` and `redis-sentinel` must be installed: a missing one fails the test.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::TestApp;
+use kaitong::channel::{ChannelKind, UserId};
+use kaitong::requests::{BatchDay, RequestFilter, RequestId};
+use kaitong::startup::{Application, Parts};
+
+const MASTER_NAME: &str = "mymaster";
+const BUSY: &str = "系统繁忙,请稍后再试";
+const FILING_FAILED: &str = "提交失败了";
+/// The whole scenario must finish within this (a hung failover fails, it does not stall CI).
+const SCENARIO_LIMIT: Duration = Duration::from_secs(60);
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn installed(binary: &str) -> bool {
+    Command::new(binary)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// One process of the cluster; killed when dropped, so none outlives a failing test.
+struct Proc(Option<Child>);
+
+impl Proc {
+    fn spawn(program: &str, args: &[String]) -> Self {
+        let child = Command::new(program)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{program} could not be started: {e}"));
+        Self(Some(child))
+    }
+
+    /// SIGKILL: the machine is gone, nothing is flushed or handed over.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// One master, one replica and three sentinels on free loopback ports.
+struct Cluster {
+    servers: BTreeMap<u16, Proc>,
+    _sentinels: Vec<Proc>,
+    sentinel_ports: Vec<u16>,
+    _dir: tempfile::TempDir,
+}
+
+fn server_args(port: u16, dir: &Path, replica_of: Option<u16>) -> Vec<String> {
+    let mut args = vec![
+        "--port".to_owned(),
+        port.to_string(),
+        "--bind".to_owned(),
+        "127.0.0.1".to_owned(),
+        "--save".to_owned(),
+        String::new(),
+        "--appendonly".to_owned(),
+        "no".to_owned(),
+        "--dir".to_owned(),
+        dir.display().to_string(),
+        "--dbfilename".to_owned(),
+        format!("dump-{port}.rdb"),
+        // Both must be picked again by the sentinels: never rule a replica out by priority.
+        "--replica-priority".to_owned(),
+        "100".to_owned(),
+    ];
+    if let Some(master) = replica_of {
+        args.extend([
+            "--replicaof".to_owned(),
+            "127.0.0.1".to_owned(),
+            master.to_string(),
+        ]);
+    }
+    args
+}
+
+impl Cluster {
+    async fn start() -> Self {
+        assert!(
+            installed("redis-server"),
+            "redis-server is not installed: the failover test needs a real server (apt-get install redis-server)"
+        );
+        assert!(
+            installed("redis-sentinel"),
+            "redis-sentinel is not installed: the failover test needs real sentinels \
+             (apt-get install redis-sentinel)"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let master = free_port();
+        let replica = free_port();
+        let mut servers = BTreeMap::new();
+        servers.insert(
+            master,
+            Proc::spawn("redis-server", &server_args(master, dir.path(), None)),
+        );
+        servers.insert(
+            replica,
+            Proc::spawn(
+                "redis-server",
+                &server_args(replica, dir.path(), Some(master)),
+            ),
+        );
+        let sentinel_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let mut sentinels = Vec::new();
+        for port in &sentinel_ports {
+            let conf = dir.path().join(format!("sentinel-{port}.conf"));
+            // Small timings keep the test short: a master is "down" after 1 s of silence.
+            std::fs::write(
+                &conf,
+                format!(
+                    "port {port}\nbind 127.0.0.1\ndir {dir}\n\
+                     sentinel monitor {MASTER_NAME} 127.0.0.1 {master} 2\n\
+                     sentinel down-after-milliseconds {MASTER_NAME} 1000\n\
+                     sentinel failover-timeout {MASTER_NAME} 4000\n\
+                     sentinel parallel-syncs {MASTER_NAME} 1\n",
+                    dir = dir.path().display()
+                ),
+            )
+            .unwrap();
+            sentinels.push(Proc::spawn(
+                "redis-sentinel",
+                &[conf.display().to_string()],
+            ));
+        }
+        let cluster = Self {
+            servers,
+            _sentinels: sentinels,
+            sentinel_ports,
+            _dir: dir,
+        };
+        cluster.wait_until_ready(master).await;
+        cluster
+    }
+
+    fn url(&self) -> String {
+        let hosts: Vec<String> = self
+            .sentinel_ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect();
+        format!("redis+sentinel://{}/{MASTER_NAME}", hosts.join(","))
+    }
+
+    async fn sentinel(&self, index: usize) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(format!("redis://127.0.0.1:{}/", self.sentinel_ports[index]))
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap()
+    }
+
+    /// The master's port as each sentinel sees it (`None` for one that does not answer).
+    async fn masters_seen(&self) -> Vec<Option<u16>> {
+        let mut seen = Vec::new();
+        for index in 0..self.sentinel_ports.len() {
+            let Ok(client) =
+                redis::Client::open(format!("redis://127.0.0.1:{}/", self.sentinel_ports[index]))
+            else {
+                seen.push(None);
+                continue;
+            };
+            let answer: Option<(String, u16)> = match client.get_multiplexed_async_connection().await
+            {
+                Ok(mut conn) => redis::cmd("SENTINEL")
+                    .arg("GET-MASTER-ADDR-BY-NAME")
+                    .arg(MASTER_NAME)
+                    .query_async(&mut conn)
+                    .await
+                    .ok(),
+                Err(_) => None,
+            };
+            seen.push(answer.map(|(_, port)| port));
+        }
+        seen
+    }
+
+    /// Until the replica is in sync and every sentinel knows the replica and the two others
+    /// (a failover needs the quorum and a replica to promote).
+    async fn wait_until_ready(&self, master: u16) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let mut ready = true;
+            for index in 0..self.sentinel_ports.len() {
+                let mut conn = self.sentinel(index).await;
+                let replicas: Vec<std::collections::HashMap<String, String>> =
+                    redis::cmd("SENTINEL")
+                        .arg("REPLICAS")
+                        .arg(MASTER_NAME)
+                        .query_async(&mut conn)
+                        .await
+                        .unwrap_or_default();
+                let others: Vec<std::collections::HashMap<String, String>> =
+                    redis::cmd("SENTINEL")
+                        .arg("SENTINELS")
+                        .arg(MASTER_NAME)
+                        .query_async(&mut conn)
+                        .await
+                        .unwrap_or_default();
+                let replica_up = replicas.iter().any(|r| {
+                    r.get("flags").is_some_and(|f| f == "slave")
+                        && r.get("master-link-status").is_some_and(|s| s == "ok")
+                });
+                ready &= replica_up && others.len() == self.sentinel_ports.len() - 1;
+            }
+            ready &= self.masters_seen().await.iter().all(|m| *m == Some(master));
+            if ready {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the sentinels did not see the master, the replica and each other in time"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Until every sentinel names the same master other than `old`; returns its port.
+    async fn wait_for_new_master(&self, old: u16) -> u16 {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let seen = self.masters_seen().await;
+            if let Some(Some(first)) = seen.first()
+                && *first != old
+                && seen.iter().all(|m| *m == Some(*first))
+            {
+                return *first;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no failover away from {old}: {seen:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn current_master(&self) -> u16 {
+        self.masters_seen().await[0].unwrap()
+    }
+
+    fn kill(&mut self, port: u16) {
+        self.servers.get_mut(&port).unwrap().kill();
+    }
+}
+
+/// A person filling forms through whichever instance takes each message (as behind a load
+/// balancer), sending again whatever the bot answered busy to, as the busy text asks.
+struct Person {
+    user: String,
+    apps: Arc<Vec<TestApp>>,
+    transcript: Vec<String>,
+}
+
+impl Person {
+    async fn say(&mut self, text: &str, expect: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let app = &self.apps[rand::random::<usize>() % self.apps.len()];
+            let reply = app.say_raw(&self.user, text).await.unwrap_or_default();
+            self.transcript.push(format!("> {text}\n< {reply}"));
+            if reply.contains(expect) {
+                return reply;
+            }
+            assert!(
+                reply == BUSY || reply.contains(FILING_FAILED) || reply.is_empty(),
+                "{}: unexpected answer while waiting for {expect:?}:\n{}",
+                self.user,
+                self.transcript.join("\n")
+            );
+            assert!(
+                Instant::now() < deadline,
+                "{}: still no {expect:?}:\n{}",
+                self.user,
+                self.transcript.join("\n")
+            );
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+    }
+
+    /// Starts a form for `account`: the bot asks for the reason.
+    async fn start_form(&mut self, account: &str) {
+        self.say(&format!("给 {account} 开电子发票"), "#7 电子发票")
+            .await;
+    }
+
+    /// Answers the last question: the summary to check names the account.
+    async fn finish_form(&mut self, account: &str) {
+        let summary = self.say("客户需要开电子发票", "请核对").await;
+        assert!(
+            summary.contains(account),
+            "{}: the half-filled form lost its account:\n{}",
+            self.user,
+            self.transcript.join("\n")
+        );
+    }
+
+    /// 确认: the receipt's request id.
+    async fn confirm(&mut self) -> RequestId {
+        let receipt = self.say("确认", "已提交").await;
+        receipt
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+            .find_map(RequestId::parse)
+            .unwrap_or_else(|| panic!("no request id in {receipt}"))
+    }
+}
+
+async fn instance(settings: &kaitong::config::Settings) -> TestApp {
+    let app = Application::build(settings).await.unwrap();
+    let store = app.store();
+    TestApp::serve(app, settings.clone(), store, None)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failovers_mid_conversation_lose_no_form_or_request_file_nothing_twice_and_push_once() {
+    tokio::time::timeout(SCENARIO_LIMIT, scenario())
+        .await
+        .expect("the failover scenario took longer than its limit");
+}
+
+async fn scenario() {
+    let mut cluster = Cluster::start().await;
+    let first_master = cluster.current_master().await;
+
+    let mut settings = common::test_settings();
+    let sim = common::wecom_simulator(&settings).await;
+    sim.set_per_user_minute_limit(None);
+    settings.wecom.api_base = sim.base_url();
+    settings.store.url = cluster.url();
+    settings.store.redis_prefix = common::unique_prefix();
+    // The push is driven below at the batch's own 17:30, not by the wall clock.
+    settings.notify.enabled = false;
+    settings.server.per_user_per_minute = 10_000;
+    let apps = Arc::new(vec![instance(&settings).await, instance(&settings).await]);
+    // The instances' own parts over their (sealed) stores, for the ledger and the push.
+    let parts: Vec<Parts> = apps
+        .iter()
+        .map(|app| Parts::build(&settings, Arc::clone(&app.store)).unwrap())
+        .collect();
+
+    // Before any failover: one request filed, one form half-filled.
+    let mut early = Person {
+        user: "early".into(),
+        apps: Arc::clone(&apps),
+        transcript: Vec::new(),
+    };
+    early.start_form("acct_early").await;
+    early.finish_form("acct_early").await;
+    let early_id = early.confirm().await;
+    let mut waiting = Person {
+        user: "waiting".into(),
+        apps: Arc::clone(&apps),
+        transcript: Vec::new(),
+    };
+    waiting.start_form("acct_waiting").await;
+
+    // People keep filing while the store fails over twice under them.
+    let failovers_done = Arc::new(AtomicBool::new(false));
+    let mut people = Vec::new();
+    for n in 0..4 {
+        let done = Arc::clone(&failovers_done);
+        let apps = Arc::clone(&apps);
+        people.push(tokio::spawn(async move {
+            let mut person = Person {
+                user: format!("busy{n}"),
+                apps,
+                transcript: Vec::new(),
+            };
+            let mut filed: Vec<(String, RequestId)> = Vec::new();
+            for k in 0.. {
+                if done.load(Ordering::SeqCst) && k >= 2 {
+                    break;
+                }
+                let account = format!("acct_busy{n}_{k}");
+                person.start_form(&account).await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                person.finish_form(&account).await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                filed.push((account, person.confirm().await));
+            }
+            (person.user, filed)
+        }));
+    }
+
+    // A planned failover: the replica becomes master, the old master its replica.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let mut conn = cluster.sentinel(0).await;
+    let _: () = redis::cmd("SENTINEL")
+        .arg("FAILOVER")
+        .arg(MASTER_NAME)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let second_master = cluster.wait_for_new_master(first_master).await;
+    assert_ne!(second_master, first_master);
+    // The old master must be back in sync as a replica before the next failover can use it.
+    cluster.wait_until_ready(second_master).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+
+    // The master's machine is lost: its process killed outright.
+    cluster.kill(second_master);
+    let third_master = cluster.wait_for_new_master(second_master).await;
+    assert_eq!(third_master, first_master);
+    failovers_done.store(true, Ordering::SeqCst);
+
+    let mut acknowledged: Vec<(String, String, RequestId)> =
+        vec![("early".into(), "acct_early".into(), early_id)];
+    for person in people {
+        let (user, filed) = person.await.unwrap();
+        acknowledged.extend(
+            filed
+                .into_iter()
+                .map(|(account, id)| (user.clone(), account, id)),
+        );
+    }
+    // The form half-filled before both failovers is still there.
+    waiting.finish_form("acct_waiting").await;
+    let waiting_id = waiting.confirm().await;
+    acknowledged.push(("waiting".into(), "acct_waiting".into(), waiting_id));
+
+    // Every acknowledged request is in the ledger, under its own id, once per form.
+    let ledger = &parts[0].ledger;
+    let ids: BTreeSet<&RequestId> = acknowledged.iter().map(|(_, _, id)| id).collect();
+    assert_eq!(ids.len(), acknowledged.len(), "two forms share an id: {acknowledged:?}");
+    let mut days = BTreeSet::new();
+    for (user, account, id) in &acknowledged {
+        let request = ledger
+            .get(id)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{user}'s acknowledged {id} was lost"));
+        assert!(
+            request
+                .form
+                .summary
+                .iter()
+                .any(|(_, value)| value == account),
+            "{id} does not carry {account}: {:?}",
+            request.form.summary
+        );
+        days.insert(request.batch);
+    }
+    let users: BTreeSet<&String> = acknowledged.iter().map(|(user, _, _)| user).collect();
+    for user in users {
+        let filed = ledger
+            .list(&RequestFilter {
+                requester: Some((ChannelKind::App, UserId::parse(user).unwrap())),
+                ..RequestFilter::default()
+            })
+            .await
+            .unwrap();
+        let expected = acknowledged.iter().filter(|(u, _, _)| u == user).count();
+        assert_eq!(
+            filed.len(),
+            expected,
+            "{user}: filed {:?}, acknowledged {expected}",
+            filed.iter().map(|r| r.id.as_str()).collect::<Vec<_>>()
+        );
+    }
+
+    // The 17:30 push of each batch day runs once across both instances, with the replica of
+    // the new master gone (the killed process is not restarted).
+    for day in days {
+        push_once_across_instances(&parts, day).await;
+    }
+    let sent = sim.sent_messages();
+    assert_eq!(
+        sent.len(),
+        acknowledged.len(),
+        "one notice per request: {sent:?}"
+    );
+    for (user, _, id) in &acknowledged {
+        let notices = sent
+            .iter()
+            .filter(|m| m.touser == vec![user.clone()] && m.content.contains(id.as_str()))
+            .count();
+        assert_eq!(notices, 1, "{user} heard of {id} {notices} times");
+    }
+}
+
+async fn push_once_across_instances(parts: &[Parts], day: BatchDay) {
+    let settings = common::test_settings();
+    let due = parts[0].schedule.done_at(day).unwrap();
+    let pushes: Vec<_> = parts.iter().map(|p| p.background(&settings).push).collect();
+    let (a, b) = tokio::join!(pushes[0].tick(due), pushes[1].tick(due));
+    let runs = a.iter().chain(&b).filter(|d| **d == day).count();
+    assert_eq!(runs, 1, "the push for {day} ran {runs} times");
+    // A later tick on either instance finds it done.
+    for push in &pushes {
+        assert!(push.tick(due + chrono::Duration::minutes(1)).await.is_empty());
+    }
+    let (ra, rb) = tokio::join!(
+        parts[0].outbox.run_pass(&parts[0].transports, due),
+        parts[1].outbox.run_pass(&parts[1].transports, due)
+    );
+    ra.unwrap();
+    rb.unwrap();
+}
