@@ -12,18 +12,30 @@
 //! - one that certainly did not run (no connection, refused by a read-only replica, `LOADING`,
 //!   `MASTERDOWN`): always;
 //! - one whose outcome is unknown (the connection broke after sending, no answer in time, or
-//!   no replica confirmed it): only if running it twice is the same as once — `get`, `put`,
-//!   `delete`, `list_prefix`, `ping`. `put_if_absent`, `compare_and_swap` and `increment` would
-//!   answer differently the second time (their own first write would look like someone
-//!   else's), so they report [`StoreError::Unavailable`] instead; their callers already treat
-//!   that as "not done, ask again" (the busy answer, a filing that is repeated by form id).
+//!   no replica confirmed it):
+//!   - `get`, `put`, `delete`, `list_prefix`, `ping`: running them twice is the same as once;
+//!   - `put_if_absent`, `compare_and_swap`: a plain second run would take its own first write
+//!     for someone else's and answer "not written". They are tried again as a check-and-write
+//!     script: if the key already holds exactly the value we were writing, the first attempt
+//!     landed and the answer is "written"; otherwise the write is done as usual. Values are
+//!     sealed with a fresh random nonce each time (`store.secret_key`), so an equal value is our
+//!     own; without sealing two writers of byte-identical values could be confused — another
+//!     reason to keep sealing on;
+//!   - `increment`: no way to tell, so it reports [`StoreError::Unavailable`]; the request
+//!     number it may have used is skipped, as with any failed filing.
+//!
+//! Callers treat `Unavailable` as "not done, ask again": the busy answer, a filing repeated by
+//! form id.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::aio::{
+    ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection,
+};
 use redis::{Cmd, Pipeline, RedisFuture, Value};
 use tokio::sync::Mutex;
 
@@ -38,13 +50,21 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_millis(1500);
 /// `down-after-milliseconds` plus an election, longer than a callback can wait, so those
 /// turns answer busy and the person sends again.
 const FAILOVER_BUDGET: Duration = Duration::from_millis(2000);
+/// How long a master connection is used before the sentinels are asked again whether it is
+/// still the master. A planned failover promotes the replica while the old master keeps
+/// answering (the sentinels demote it only seconds later), so a connection that never breaks
+/// must still be moved; reads may be this stale, writes are checked (`confirm_replicated`).
+const MASTER_RECHECK: Duration = Duration::from_secs(1);
 const FIRST_PAUSE: Duration = Duration::from_millis(100);
 const LONGEST_PAUSE: Duration = Duration::from_millis(400);
 
 /// Atomic compare-and-swap: ARGV[1] = "1" if a value is expected, ARGV[2] = expected,
-/// ARGV[3] = new value, ARGV[4] = ttl in ms (0 = none).
+/// ARGV[3] = new value, ARGV[4] = ttl in ms (0 = none), ARGV[5] = "1" when an earlier attempt
+/// of this very write may have landed (then finding the new value already there is success).
+/// With no value expected it is also `put_if_absent`'s check-and-write retry.
 const CAS_SCRIPT: &str = r"
 local current = redis.call('GET', KEYS[1])
+if ARGV[5] == '1' and current == ARGV[3] then return 1 end
 if ARGV[1] == '1' then
   if current ~= ARGV[2] then return 0 end
 else
@@ -63,6 +83,8 @@ return 1
 enum Repeat {
     /// Running it twice leaves the same state and answer as once.
     Safe,
+    /// Sent again told that its first attempt may have landed, which it checks for.
+    Checked,
     /// A second run could answer differently; only retried when the first surely did not run.
     Once,
 }
@@ -131,7 +153,18 @@ enum Conn {
     Master {
         generation: u64,
         conn: MultiplexedConnection,
+        addr: Arc<str>,
     },
+}
+
+impl MasterConn {
+    fn to_conn(&self) -> Conn {
+        Conn::Master {
+            generation: self.generation,
+            conn: self.conn.clone(),
+            addr: Arc::clone(&self.addr),
+        }
+    }
 }
 
 impl ConnectionLike for Conn {
@@ -162,6 +195,14 @@ impl ConnectionLike for Conn {
     }
 }
 
+/// The connection to the master, and when the sentinels last confirmed it is still the one.
+struct MasterConn {
+    generation: u64,
+    conn: MultiplexedConnection,
+    addr: Arc<str>,
+    confirmed: Instant,
+}
+
 enum Route {
     /// One fixed server.
     Direct {
@@ -172,7 +213,7 @@ enum Route {
     /// Whichever server the sentinels name as master.
     Sentinel {
         link: SentinelLink,
-        master: Mutex<Option<(u64, MultiplexedConnection)>>,
+        master: Mutex<Option<MasterConn>>,
         generations: AtomicU64,
         /// How long a write waits for a replica's acknowledgement; zero = not at all.
         replica_ack: Duration,
@@ -255,13 +296,27 @@ impl RedisStore {
             } => {
                 // Held while looking up, so a failover sends one lookup, not one per request.
                 let mut slot = master.lock().await;
-                if let Some((generation, conn)) = slot.as_ref() {
-                    return Ok(Conn::Master {
-                        generation: *generation,
-                        conn: conn.clone(),
-                    });
+                if let Some(current) = slot.as_ref()
+                    && current.confirmed.elapsed() < MASTER_RECHECK
+                {
+                    return Ok(current.to_conn());
                 }
-                let client = link.master().await?;
+                let client = match link.master().await {
+                    Ok(client) => client,
+                    // The sentinels cannot be asked right now: keep a connection we have (it
+                    // fails by itself if its server is gone) rather than stop on their account.
+                    Err(e) => match slot.as_ref() {
+                        Some(current) => return Ok(current.to_conn()),
+                        None => return Err(e),
+                    },
+                };
+                let addr: Arc<str> = client.get_connection_info().addr.to_string().into();
+                if let Some(current) = slot.as_mut()
+                    && current.addr == addr
+                {
+                    current.confirmed = Instant::now();
+                    return Ok(current.to_conn());
+                }
                 let config = redis::AsyncConnectionConfig::new()
                     .set_connection_timeout(CONNECT_TIMEOUT)
                     .set_response_timeout(RESPONSE_TIMEOUT);
@@ -275,11 +330,18 @@ impl RedisStore {
                 let generation = generations.fetch_add(1, Ordering::Relaxed) + 1;
                 tracing::info!(
                     store = %self.url_for_logs,
-                    master = %client.get_connection_info().addr,
+                    master = %addr,
                     "connected to the master named by the sentinels"
                 );
-                *slot = Some((generation, conn.clone()));
-                Ok(Conn::Master { generation, conn })
+                let fresh = MasterConn {
+                    generation,
+                    conn,
+                    addr,
+                    confirmed: Instant::now(),
+                };
+                let out = fresh.to_conn();
+                *slot = Some(fresh);
+                Ok(out)
             }
         }
     }
@@ -291,15 +353,24 @@ impl RedisStore {
             (&self.route, broken)
         {
             let mut slot = master.lock().await;
-            if slot.as_ref().is_some_and(|(current, _)| current == generation) {
+            if slot
+                .as_ref()
+                .is_some_and(|current| current.generation == *generation)
+            {
                 *slot = None;
             }
         }
     }
 
     /// After a write on a Sentinel-managed master: waits until a replica has it, so it is
-    /// acknowledged only once it would survive a failover. Without a healthy replica (the old
-    /// master is gone) the write stands on the master alone rather than the service stopping.
+    /// acknowledged only once it would survive a failover.
+    ///
+    /// A replica is expected when the sentinels know a healthy one *or* the master itself has
+    /// one connected. Either alone can be wrong for a moment around a failover: the sentinels'
+    /// view is cached for a second and lags a re-attached replica; the master loses its replica
+    /// the instant that replica is promoted, while it still takes writes that are about to be
+    /// thrown away. Only when both say none (the old master's machine is gone) does the write
+    /// stand on the master alone, logged, rather than the service stopping.
     async fn confirm_replicated(&self, conn: &mut Conn) -> Result<(), Failure> {
         let Route::Sentinel {
             link, replica_ack, ..
@@ -307,8 +378,24 @@ impl RedisStore {
         else {
             return Ok(());
         };
-        if replica_ack.is_zero() || !link.replica_expected().await {
+        if replica_ack.is_zero() {
             return Ok(());
+        }
+        let ran = |e: redis::RedisError| match failure_of(&e) {
+            // The write ran; whether it reached a replica is unknown.
+            Failure::NotDone(e) => Failure::Unknown(e),
+            other => other,
+        };
+        if !link.replica_expected().await {
+            let role: Vec<Value> = redis::cmd("ROLE").query_async(conn).await.map_err(ran)?;
+            let connected =
+                matches!(role.get(2), Some(Value::Array(replicas)) if !replicas.is_empty());
+            if !connected {
+                // A master without a replica may be one the sentinels have just replaced (its
+                // replica promoted, itself not yet demoted): what it takes now is thrown away
+                // when it is. Acknowledge only if it is still the master they name.
+                return self.confirm_still_master(link, conn).await;
+            }
         }
         let millis = u64::try_from(replica_ack.as_millis()).unwrap_or(u64::MAX);
         let acked: i64 = redis::cmd("WAIT")
@@ -316,11 +403,7 @@ impl RedisStore {
             .arg(millis)
             .query_async(conn)
             .await
-            .map_err(|e| match failure_of(&e) {
-                // The write ran; whether it reached a replica is unknown.
-                Failure::NotDone(e) => Failure::Unknown(e),
-                other => other,
-            })?;
+            .map_err(ran)?;
         if acked >= 1 {
             Ok(())
         } else {
@@ -331,25 +414,50 @@ impl RedisStore {
         }
     }
 
+    /// For a write acknowledged from the master alone: the sentinels must agree this
+    /// connection's server is the master, with no failover under way; otherwise the write is
+    /// reported as not done (it may be on a master about to be demoted).
+    async fn confirm_still_master(&self, link: &SentinelLink, conn: &Conn) -> Result<(), Failure> {
+        let Conn::Master { addr, .. } = conn else {
+            return Ok(());
+        };
+        if link.confirms_sole_master(addr).await {
+            Ok(())
+        } else {
+            Err(Failure::Unknown(StoreError::Unavailable(format!(
+                "write on {addr} has no replica and the sentinels do not confirm it as the master"
+            ))))
+        }
+    }
+
     /// Runs `op` (which answers its result and whether it wrote), confirming writes with a
     /// replica and, on a Sentinel-managed store, trying again on the current master while that
-    /// is safe for `repeat` and the failover budget lasts.
-    async fn run<T, F, Fut>(&self, what: &'static str, repeat: Repeat, op: F) -> Result<T, StoreError>
+    /// is safe for `repeat` and the failover budget lasts. `op`'s flag says that an earlier
+    /// attempt may have been carried out.
+    async fn run<T, F, Fut>(
+        &self,
+        what: &'static str,
+        repeat: Repeat,
+        op: F,
+    ) -> Result<T, StoreError>
     where
-        F: Fn(Conn) -> Fut + Send + Sync,
+        F: Fn(Conn, bool) -> Fut + Send + Sync,
         Fut: Future<Output = redis::RedisResult<(T, bool)>> + Send,
         T: Send,
     {
         let sentinel = matches!(self.route, Route::Sentinel { .. });
         let started = Instant::now();
         let mut pause = FIRST_PAUSE;
+        let mut maybe_ran = false;
         loop {
             let failure = match self.conn().await {
                 Err(e) => Failure::NotDone(e),
                 Ok(mut conn) => {
-                    let attempt = match op(conn.clone()).await {
+                    let attempt = match op(conn.clone(), maybe_ran).await {
                         Ok((value, false)) => Ok(value),
-                        Ok((value, true)) => self.confirm_replicated(&mut conn).await.map(|()| value),
+                        Ok((value, true)) => {
+                            self.confirm_replicated(&mut conn).await.map(|()| value)
+                        }
                         Err(e) => Err(failure_of(&e)),
                     };
                     match attempt {
@@ -365,7 +473,10 @@ impl RedisStore {
             };
             let again = match &failure {
                 Failure::NotDone(_) => true,
-                Failure::Unknown(_) => repeat == Repeat::Safe,
+                Failure::Unknown(_) => {
+                    maybe_ran = true;
+                    repeat != Repeat::Once
+                }
                 Failure::Final(_) => false,
             };
             let error = failure.into_error();
@@ -393,7 +504,7 @@ impl RedisStore {
 impl Store for RedisStore {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let key = self.key(key);
-        self.run("get", Repeat::Safe, |mut conn| {
+        self.run("get", Repeat::Safe, |mut conn, _| {
             let key = key.clone();
             async move {
                 let value: Option<Vec<u8>> =
@@ -410,7 +521,7 @@ impl Store for RedisStore {
         if ttl.is_some() {
             cmd.arg("PX").arg(ttl_millis(ttl));
         }
-        self.run("put", Repeat::Safe, |mut conn| {
+        self.run("put", Repeat::Safe, |mut conn, _| {
             let cmd = cmd.clone();
             async move {
                 cmd.query_async::<()>(&mut conn).await?;
@@ -431,11 +542,28 @@ impl Store for RedisStore {
         if ttl.is_some() {
             cmd.arg("PX").arg(ttl_millis(ttl));
         }
-        self.run("put_if_absent", Repeat::Once, |mut conn| {
+        let key = self.key(key);
+        self.run("put_if_absent", Repeat::Checked, |mut conn, maybe_ran| {
             let cmd = cmd.clone();
+            let key = key.clone();
             async move {
-                let reply: Option<String> = cmd.query_async(&mut conn).await?;
-                let wrote = reply.is_some();
+                let wrote = if maybe_ran {
+                    // Absent-or-ours, as one script: see the module comment.
+                    let swapped: i64 = self
+                        .cas
+                        .key(key)
+                        .arg("0")
+                        .arg(&[] as &[u8])
+                        .arg(value)
+                        .arg(ttl_millis(ttl))
+                        .arg("1")
+                        .invoke_async(&mut conn)
+                        .await?;
+                    swapped == 1
+                } else {
+                    let reply: Option<String> = cmd.query_async(&mut conn).await?;
+                    reply.is_some()
+                };
                 Ok((wrote, wrote))
             }
         })
@@ -449,23 +577,33 @@ impl Store for RedisStore {
         value: &[u8],
         ttl: Option<Duration>,
     ) -> Result<bool, StoreError> {
-        let mut invocation = self.cas.key(self.key(key));
-        invocation
-            .arg(if expected.is_some() { "1" } else { "0" })
-            .arg(expected.unwrap_or_default())
-            .arg(value)
-            .arg(ttl_millis(ttl));
-        let invocation = &invocation;
-        self.run("compare_and_swap", Repeat::Once, |mut conn| async move {
-            let swapped: i64 = invocation.invoke_async(&mut conn).await?;
-            Ok((swapped == 1, swapped == 1))
-        })
+        let key = self.key(key);
+        self.run(
+            "compare_and_swap",
+            Repeat::Checked,
+            |mut conn, maybe_ran| {
+                let key = key.clone();
+                async move {
+                    let swapped: i64 = self
+                        .cas
+                        .key(key)
+                        .arg(if expected.is_some() { "1" } else { "0" })
+                        .arg(expected.unwrap_or_default())
+                        .arg(value)
+                        .arg(ttl_millis(ttl))
+                        .arg(if maybe_ran { "1" } else { "0" })
+                        .invoke_async(&mut conn)
+                        .await?;
+                    Ok((swapped == 1, swapped == 1))
+                }
+            },
+        )
         .await
     }
 
     async fn increment(&self, key: &str) -> Result<u64, StoreError> {
         let key = self.key(key);
-        self.run("increment", Repeat::Once, |mut conn| {
+        self.run("increment", Repeat::Once, |mut conn, _| {
             let key = key.clone();
             async move {
                 let value: u64 = redis::cmd("INCR").arg(key).query_async(&mut conn).await?;
@@ -479,7 +617,7 @@ impl Store for RedisStore {
         let key = self.key(key);
         // Deleting twice leaves the same state; only the "was it there" answer of a repeated
         // delete can say no where the first one removed it, and no caller relies on it.
-        self.run("delete", Repeat::Safe, |mut conn| {
+        self.run("delete", Repeat::Safe, |mut conn, _| {
             let key = key.clone();
             async move {
                 let removed: i64 = redis::cmd("DEL").arg(key).query_async(&mut conn).await?;
@@ -496,7 +634,7 @@ impl Store for RedisStore {
     ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         let pattern = format!("{}*", glob_escape(&self.key(prefix)));
         let strip = self.prefix.len();
-        self.run("list_prefix", Repeat::Safe, |mut conn| {
+        self.run("list_prefix", Repeat::Safe, |mut conn, _| {
             let pattern = pattern.clone();
             async move {
                 let mut keys: Vec<String> = Vec::new();
@@ -536,7 +674,7 @@ impl Store for RedisStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.run("ping", Repeat::Safe, |mut conn| async move {
+        self.run("ping", Repeat::Safe, |mut conn, _| async move {
             redis::cmd("PING").query_async::<String>(&mut conn).await?;
             Ok(((), false))
         })

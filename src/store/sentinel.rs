@@ -98,9 +98,7 @@ impl SentinelUrl {
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             match pair.split_once('=') {
                 Some(("db", n)) => {
-                    db = n
-                        .parse()
-                        .map_err(|_| invalid("db must be a number"))?;
+                    db = n.parse().map_err(|_| invalid("db must be a number"))?;
                 }
                 Some(("replica_ack_ms", n)) => {
                     replica_ack = Duration::from_millis(
@@ -140,6 +138,8 @@ impl SentinelUrl {
 /// The sentinels, asked for the current master and whether a healthy replica exists.
 pub struct SentinelLink {
     sentinel: Mutex<Sentinel>,
+    /// Each sentinel's own address, for questions the crate's `Sentinel` does not ask.
+    each_sentinel: Vec<redis::Client>,
     master: String,
     node: SentinelNodeConnectionInfo,
     /// Whether the sentinels knew a healthy replica when last asked, and when that was.
@@ -153,9 +153,16 @@ impl SentinelLink {
             .iter()
             .map(|(h, p)| format!("redis://{h}:{p}/"))
             .collect();
-        let sentinel = Sentinel::build(sentinels).map_err(|e| StoreError::InvalidUrl(e.to_string()))?;
+        let each_sentinel = sentinels
+            .iter()
+            .map(|url| redis::Client::open(url.as_str()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| StoreError::InvalidUrl(e.to_string()))?;
+        let sentinel =
+            Sentinel::build(sentinels).map_err(|e| StoreError::InvalidUrl(e.to_string()))?;
         Ok(Self {
             sentinel: Mutex::new(sentinel),
+            each_sentinel,
             master: url.master.clone(),
             node: SentinelNodeConnectionInfo {
                 tls_mode: None,
@@ -182,10 +189,9 @@ impl SentinelLink {
         .map_err(|e| StoreError::Unavailable(format!("no master from the sentinels: {e}")))
     }
 
-    /// Whether a write should wait for a replica: true while the sentinels know a replica that
-    /// is up. After the master's machine is lost and its replica promoted, there is none until
-    /// the old master comes back as a replica; writes then go to one machine only (logged)
-    /// rather than the service stopping.
+    /// Whether the sentinels know a replica that is up (asked at most once a second). After the
+    /// master's machine is lost and its replica promoted there is none until the old master
+    /// comes back as a replica.
     pub async fn replica_expected(&self) -> bool {
         if let Some((at, healthy)) = *self
             .replica_view
@@ -213,7 +219,8 @@ impl SentinelLink {
         if !healthy {
             tracing::warn!(
                 master = %self.master,
-                "no healthy replica known to the sentinels: writes are acknowledged from the master alone"
+                "no healthy replica known to the sentinels: unless the master has one connected, \
+                 writes are acknowledged from the master alone"
             );
         }
         *self
@@ -221,6 +228,49 @@ impl SentinelLink {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((Instant::now(), healthy));
         healthy
+    }
+
+    /// Whether a write on the server at `addr` may be acknowledged without a replica: a
+    /// majority of the sentinels answer, and every one that answers names `addr` as the master
+    /// with no failover under way and no "down" flag. In a planned failover the old master
+    /// keeps taking writes after its replica was promoted (everything it takes then is thrown
+    /// away when it is demoted), and a sentinel not leading the failover still names it for a
+    /// moment; asking them all, for the failover flag too, closes that window.
+    pub async fn confirms_sole_master(&self, addr: &str) -> bool {
+        let answers = futures::future::join_all(self.each_sentinel.iter().map(|client| {
+            let client = client.clone();
+            async move {
+                let ask = async {
+                    let mut conn = client.get_multiplexed_async_connection().await.ok()?;
+                    redis::cmd("SENTINEL")
+                        .arg("MASTER")
+                        .arg(&self.master)
+                        .query_async::<std::collections::HashMap<String, String>>(&mut conn)
+                        .await
+                        .ok()
+                };
+                tokio::time::timeout(LOOKUP_TIMEOUT, ask)
+                    .await
+                    .ok()
+                    .flatten()
+            }
+        }))
+        .await;
+        let answered: Vec<_> = answers.into_iter().flatten().collect();
+        let majority = answered.len() * 2 > self.each_sentinel.len();
+        majority
+            && answered.iter().all(|master| {
+                let named = format!(
+                    "{}:{}",
+                    master.get("ip").map_or("", String::as_str),
+                    master.get("port").map_or("", String::as_str)
+                );
+                let flags = master.get("flags").map_or("", String::as_str);
+                named == addr
+                    && !flags.contains("failover_in_progress")
+                    && !flags.contains("s_down")
+                    && !flags.contains("o_down")
+            })
     }
 
     /// Forgets the replica view, so the next write asks the sentinels again.
@@ -234,6 +284,7 @@ impl SentinelLink {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
