@@ -97,6 +97,9 @@ async fn replica_in_sync(replica: u16, master: u16) -> bool {
 /// One master, one replica and three sentinels on free loopback ports.
 struct Cluster {
     servers: BTreeMap<u16, Proc>,
+    /// A "sentinel" that takes connections and never answers, listed first in the URL: a
+    /// sentinel on a machine that hangs must not hold up the lookups through the others.
+    hung_sentinel: std::net::TcpListener,
     _sentinels: Vec<Proc>,
     sentinel_ports: Vec<u16>,
     dir: tempfile::TempDir,
@@ -176,6 +179,7 @@ impl Cluster {
             sentinels.push(Proc::spawn("redis-sentinel", &[conf.display().to_string()]));
         }
         let cluster = Self {
+            hung_sentinel: std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
             servers,
             _sentinels: sentinels,
             sentinel_ports,
@@ -186,9 +190,9 @@ impl Cluster {
     }
 
     fn url(&self) -> String {
-        let hosts: Vec<String> = self
-            .sentinel_ports
-            .iter()
+        let hung = self.hung_sentinel.local_addr().unwrap().port();
+        let hosts: Vec<String> = std::iter::once(&hung)
+            .chain(&self.sentinel_ports)
             .map(|p| format!("127.0.0.1:{p}"))
             .collect();
         format!("redis+sentinel://{}/{MASTER_NAME}", hosts.join(","))

@@ -25,9 +25,15 @@ const DEFAULT_SENTINEL_PORT: u16 = 26379;
 /// Long enough for a replica on the same network to acknowledge (normally well under 1 ms),
 /// short enough that a turn with several writes still answers inside WeCom's 5 s.
 pub const DEFAULT_REPLICA_ACK: Duration = Duration::from_millis(500);
-/// A sentinel or server that does not answer within this is treated as unreachable; keeps a
-/// lookup from hanging on a dead host's TCP timeout.
+/// A sentinel (or the server it names) that does not answer within this is treated as
+/// unreachable; keeps a lookup from hanging on a dead host's TCP timeout. The sentinels are asked
+/// side by side, so one on a lost machine costs nothing while another answers.
 const LOOKUP_TIMEOUT: Duration = Duration::from_millis(1000);
+/// For the check behind a write acknowledged without a replica, which waits for every sentinel:
+/// they answer in well under a millisecond on a working network.
+const CONFIRM_TIMEOUT: Duration = Duration::from_millis(300);
+/// How long the sentinels' confirmation that a server is the sole master is reused.
+const SOLE_MASTER_REUSE: Duration = Duration::from_millis(500);
 /// How long the answer to "is there a healthy replica?" is reused before asking again.
 const REPLICA_VIEW_TTL: Duration = Duration::from_secs(1);
 
@@ -137,13 +143,17 @@ impl SentinelUrl {
 
 /// The sentinels, asked for the current master and whether a healthy replica exists.
 pub struct SentinelLink {
-    sentinel: Mutex<Sentinel>,
+    /// One crate `Sentinel` per sentinel, so they can be asked side by side (the crate asks a
+    /// list of them one after another, and one that hangs would hold up the rest).
+    sentinels: Vec<Mutex<Sentinel>>,
     /// Each sentinel's own address, for questions the crate's `Sentinel` does not ask.
     each_sentinel: Vec<redis::Client>,
     master: String,
     node: SentinelNodeConnectionInfo,
     /// Whether the sentinels knew a healthy replica when last asked, and when that was.
     replica_view: std::sync::Mutex<Option<(Instant, bool)>>,
+    /// The master address the sentinels last confirmed as sole master, and when.
+    sole_master: std::sync::Mutex<Option<(Instant, String)>>,
 }
 
 impl SentinelLink {
@@ -158,10 +168,13 @@ impl SentinelLink {
             .map(|url| redis::Client::open(url.as_str()))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| StoreError::InvalidUrl(e.to_string()))?;
-        let sentinel =
-            Sentinel::build(sentinels).map_err(|e| StoreError::InvalidUrl(e.to_string()))?;
+        let sentinels = sentinels
+            .into_iter()
+            .map(|url| Sentinel::build(vec![url]).map(Mutex::new))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| StoreError::InvalidUrl(e.to_string()))?;
         Ok(Self {
-            sentinel: Mutex::new(sentinel),
+            sentinels,
             each_sentinel,
             master: url.master.clone(),
             node: SentinelNodeConnectionInfo {
@@ -174,19 +187,32 @@ impl SentinelLink {
                 }),
             },
             replica_view: std::sync::Mutex::new(None),
+            sole_master: std::sync::Mutex::new(None),
         })
     }
 
-    /// A client for the master the sentinels name now (checked with `ROLE`).
+    /// A client for the master the sentinels name now (checked with `ROLE`): the first
+    /// sentinel to answer with one decides.
     pub async fn master(&self) -> Result<redis::Client, StoreError> {
-        let mut sentinel = self.sentinel.lock().await;
-        tokio::time::timeout(
-            LOOKUP_TIMEOUT,
-            sentinel.async_master_for(&self.master, Some(&self.node)),
-        )
-        .await
-        .map_err(|_| StoreError::Unavailable("sentinel lookup timed out".into()))?
-        .map_err(|e| StoreError::Unavailable(format!("no master from the sentinels: {e}")))
+        let lookups = self.sentinels.iter().map(|sentinel| {
+            Box::pin(async move {
+                let mut sentinel = sentinel.lock().await;
+                tokio::time::timeout(
+                    LOOKUP_TIMEOUT,
+                    sentinel.async_master_for(&self.master, Some(&self.node)),
+                )
+                .await
+                .map_err(|_| {
+                    StoreError::Unavailable(
+                        "no master from the sentinels: a sentinel did not answer in time".into(),
+                    )
+                })?
+                .map_err(|e| StoreError::Unavailable(format!("no master from the sentinels: {e}")))
+            })
+        });
+        futures::future::select_ok(lookups)
+            .await
+            .map(|(client, _)| client)
     }
 
     /// Whether the sentinels know a replica that is up (asked at most once a second). After the
@@ -201,21 +227,42 @@ impl SentinelLink {
         {
             return healthy;
         }
-        let healthy = {
-            let mut sentinel = self.sentinel.lock().await;
-            match tokio::time::timeout(
-                LOOKUP_TIMEOUT,
-                sentinel.async_replica_for(&self.master, Some(&self.node)),
-            )
-            .await
-            {
-                Ok(Ok(_)) => true,
-                Ok(Err(e)) if e.kind() == redis::ErrorKind::NoValidReplicasFoundBySentinel => false,
-                // Sentinels unreachable or slow: assume a replica, so a write is acknowledged
-                // only once it is on two machines.
-                Ok(Err(_)) | Err(_) => true,
+        let mut answers: futures::stream::FuturesUnordered<_> = self
+            .sentinels
+            .iter()
+            .map(|sentinel| async move {
+                let mut sentinel = sentinel.lock().await;
+                tokio::time::timeout(
+                    LOOKUP_TIMEOUT,
+                    sentinel.async_replica_for(&self.master, Some(&self.node)),
+                )
+                .await
+            })
+            .collect();
+        // One sentinel naming a healthy replica is enough; "none" needs a sentinel that says
+        // so. Sentinels unreachable or slow: assume a replica, so a write is acknowledged only
+        // once it is on two machines.
+        // A majority saying none is the answer: a sentinel that hangs is not waited for.
+        let mut denied = 0;
+        let mut healthy = true;
+        while let Some(answer) = futures::StreamExt::next(&mut answers).await {
+            match answer {
+                Ok(Ok(_)) => {
+                    denied = 0;
+                    break;
+                }
+                Ok(Err(e)) if e.kind() == redis::ErrorKind::NoValidReplicasFoundBySentinel => {
+                    denied += 1;
+                    if denied * 2 > self.sentinels.len() {
+                        break;
+                    }
+                }
+                Ok(Err(_)) | Err(_) => {}
             }
-        };
+        }
+        if denied > 0 {
+            healthy = false;
+        }
         if !healthy {
             tracing::warn!(
                 master = %self.master,
@@ -236,7 +283,22 @@ impl SentinelLink {
     /// keeps taking writes after its replica was promoted (everything it takes then is thrown
     /// away when it is demoted), and a sentinel not leading the failover still names it for a
     /// moment; asking them all, for the failover flag too, closes that window.
+    ///
+    /// A confirmation is reused for [`SOLE_MASTER_REUSE`]: the check waits for every sentinel
+    /// (up to [`CONFIRM_TIMEOUT`] for one that hangs), and for this answer to turn wrong a
+    /// replica would have to attach to this master, sync, be noticed by the sentinels and be
+    /// promoted within that time — while it is attached, writes wait for it anyway.
     pub async fn confirms_sole_master(&self, addr: &str) -> bool {
+        if let Some((at, confirmed)) = self
+            .sole_master
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            && at.elapsed() < SOLE_MASTER_REUSE
+            && confirmed == addr
+        {
+            return true;
+        }
         let answers = futures::future::join_all(self.each_sentinel.iter().map(|client| {
             let client = client.clone();
             async move {
@@ -249,7 +311,7 @@ impl SentinelLink {
                         .await
                         .ok()
                 };
-                tokio::time::timeout(LOOKUP_TIMEOUT, ask)
+                tokio::time::timeout(CONFIRM_TIMEOUT, ask)
                     .await
                     .ok()
                     .flatten()
@@ -258,7 +320,7 @@ impl SentinelLink {
         .await;
         let answered: Vec<_> = answers.into_iter().flatten().collect();
         let majority = answered.len() * 2 > self.each_sentinel.len();
-        majority
+        let confirmed = majority
             && answered.iter().all(|master| {
                 let named = format!(
                     "{}:{}",
@@ -270,7 +332,13 @@ impl SentinelLink {
                     && !flags.contains("failover_in_progress")
                     && !flags.contains("s_down")
                     && !flags.contains("o_down")
-            })
+            });
+        *self
+            .sole_master
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            confirmed.then(|| (Instant::now(), addr.to_owned()));
+        confirmed
     }
 
     /// Forgets the replica view, so the next write asks the sentinels again.
