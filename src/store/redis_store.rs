@@ -304,9 +304,14 @@ impl RedisStore {
                 let client = match link.master().await {
                     Ok(client) => client,
                     // The sentinels cannot be asked right now: keep a connection we have (it
-                    // fails by itself if its server is gone) rather than stop on their account.
-                    Err(e) => match slot.as_ref() {
-                        Some(current) => return Ok(current.to_conn()),
+                    // fails by itself if its server is gone) rather than stop on their account,
+                    // and ask them again in a second, not on every operation.
+                    Err(e) => match slot.as_mut() {
+                        Some(current) => {
+                            tracing::warn!(store = %self.url_for_logs, error = %e, "sentinels not answering; keeping the current master connection");
+                            current.confirmed = Instant::now();
+                            return Ok(current.to_conn());
+                        }
                         None => return Err(e),
                     },
                 };
