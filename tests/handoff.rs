@@ -460,10 +460,12 @@ async fn a_store_outage_while_queueing_never_fails_the_filing() {
         Outbox::new(dead),
         &section("http://127.0.0.1:9/hook", "", ""),
     );
-    // Returns (logging the error) instead of panicking or hanging.
-    tokio::time::timeout(Duration::from_secs(30), watcher.changed(&request, t0()))
+    // Returns the error (logged, and reported so a filing can say it failed) instead of
+    // panicking or hanging.
+    let outcome = tokio::time::timeout(Duration::from_secs(30), watcher.changed(&request, t0()))
         .await
         .unwrap();
+    assert!(outcome.is_err());
 }
 
 #[tokio::test]
@@ -479,7 +481,7 @@ async fn filing_the_same_form_twice_queues_and_sends_once() {
             .await;
         assert_eq!(first.id, second.id);
         // Even a watcher told twice queues once: the outbox is idempotent by key.
-        rig.watcher.changed(&first, t0()).await;
+        rig.watcher.changed(&first, t0()).await.unwrap();
         assert_eq!(
             rig.outbox.pending("webhook").await.unwrap().len(),
             1,
@@ -487,7 +489,7 @@ async fn filing_the_same_form_twice_queues_and_sends_once() {
         );
         assert_eq!(rig.pass(0).await.sent, 1);
         // ... and after delivery too.
-        rig.watcher.changed(&first, later(1)).await;
+        rig.watcher.changed(&first, later(1)).await.unwrap();
         assert_eq!(rig.pass(2).await.sent, 0);
         assert_eq!(platform.received().len(), 1);
     }

@@ -203,3 +203,129 @@ async fn transitions_follow_the_rules_and_keep_an_audit_trail() {
         ));
     }
 }
+
+/// A store that fails the next write whose key starts with a given prefix, as a failover
+/// between two writes of one filing does.
+struct FailOnce {
+    inner: Arc<dyn kaitong::store::Store>,
+    prefix: &'static str,
+    armed: std::sync::atomic::AtomicBool,
+}
+
+impl FailOnce {
+    fn trip(&self, key: &str) -> Result<(), kaitong::store::StoreError> {
+        if key.starts_with(self.prefix)
+            && self.armed.swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(kaitong::store::StoreError::Unavailable(
+                "failing over".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl kaitong::store::Store for FailOnce {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, kaitong::store::StoreError> {
+        self.inner.get(key).await
+    }
+    async fn put(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Option<std::time::Duration>,
+    ) -> Result<(), kaitong::store::StoreError> {
+        self.trip(key)?;
+        self.inner.put(key, value, ttl).await
+    }
+    async fn put_if_absent(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Option<std::time::Duration>,
+    ) -> Result<bool, kaitong::store::StoreError> {
+        self.trip(key)?;
+        self.inner.put_if_absent(key, value, ttl).await
+    }
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        value: &[u8],
+        ttl: Option<std::time::Duration>,
+    ) -> Result<bool, kaitong::store::StoreError> {
+        self.trip(key)?;
+        self.inner.compare_and_swap(key, expected, value, ttl).await
+    }
+    async fn increment(&self, key: &str) -> Result<u64, kaitong::store::StoreError> {
+        self.inner.increment(key).await
+    }
+    async fn delete(&self, key: &str) -> Result<bool, kaitong::store::StoreError> {
+        self.inner.delete(key).await
+    }
+    async fn list_prefix(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, kaitong::store::StoreError> {
+        self.inner.list_prefix(prefix, limit).await
+    }
+    async fn ping(&self) -> Result<(), kaitong::store::StoreError> {
+        self.inner.ping().await
+    }
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+}
+
+#[tokio::test]
+async fn a_filing_cut_off_after_its_number_was_claimed_is_completed_by_the_repeated_confirm() {
+    for backend in BACKENDS {
+        for cut in ["request:", "batch:", "mine:"] {
+            let (store, _dir) = fresh_store(backend);
+            let flaky = Arc::new(FailOnce {
+                inner: store,
+                prefix: cut,
+                armed: std::sync::atomic::AtomicBool::new(true),
+            });
+            let ledger = StoreLedger::new(flaky, BatchSchedule::default());
+            let first = ledger
+                .file(form("f1", "u1", Team::Rnd), shanghai(28, 10, 0))
+                .await;
+            assert!(
+                matches!(first, Err(LedgerError::Store(_))),
+                "{backend:?} {cut}"
+            );
+            // The person sends 确认 again: the same number, and now the request is there.
+            let again = ledger
+                .file(form("f1", "u1", Team::Rnd), shanghai(28, 10, 1))
+                .await
+                .unwrap();
+            assert_eq!(again.id.as_str(), "KT-20261128-0001", "{backend:?} {cut}");
+            assert_eq!(again.newly_filed, cut == "request:", "{backend:?} {cut}");
+            assert!(ledger.get(&again.id).await.unwrap().is_some());
+            let mine = ledger
+                .list(&RequestFilter {
+                    requester: Some((ChannelKind::App, UserId::parse("u1").unwrap())),
+                    ..RequestFilter::default()
+                })
+                .await
+                .unwrap();
+            assert_eq!(mine.len(), 1, "{backend:?} {cut}");
+            let day = ledger
+                .list(&RequestFilter {
+                    day: Some(again.batch),
+                    ..RequestFilter::default()
+                })
+                .await
+                .unwrap();
+            assert_eq!(day.len(), 1, "{backend:?} {cut}");
+            let third = ledger
+                .file(form("f1", "u1", Team::Rnd), shanghai(28, 10, 2))
+                .await
+                .unwrap();
+            assert_eq!((third.id, third.newly_filed), (again.id, false));
+        }
+    }
+}

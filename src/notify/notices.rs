@@ -154,9 +154,9 @@ fn final_key(request: &Request) -> String {
 /// Handled after its batch's done-by time → the requester hears at once.
 #[async_trait::async_trait]
 impl Watcher for Notifier {
-    async fn changed(&self, request: &Request, now: DateTime<Utc>) {
+    async fn changed(&self, request: &Request, now: DateTime<Utc>) -> Result<(), StoreError> {
         if !matches!(request.status(), Status::Done | Status::Rejected) {
-            return;
+            return Ok(());
         }
         // The daily batch's requests hear at 17:30 (or at once after it); the others, handled
         // on their ticket or by e-mail, hear as soon as their status changes.
@@ -167,10 +167,14 @@ impl Watcher for Notifier {
             && request.status() == Status::Done
             && due.is_some_and(|due| now < due)
         {
-            return;
+            return Ok(());
         }
-        if let Err(e) = self.queue(request, &final_key(request), now).await {
-            tracing::error!(request = %request.id, error = %e, "notice could not be queued");
+        match self.queue(request, &final_key(request), now).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                tracing::error!(request = %request.id, error = %e, "notice could not be queued");
+                Err(e)
+            }
         }
     }
 }

@@ -298,6 +298,61 @@ impl StoreLedger {
         Err(LedgerError::Contention(id.clone()))
     }
 
+    /// Writes the request and its indexes for a receipt already claimed under the form's key.
+    ///
+    /// Also the repeat path: a filing that stopped after the claim (the store failed over, the
+    /// process died) left a receipt without its request; the person's repeated 确认 finishes
+    /// it here instead of answering with a number nobody can find. Every write is idempotent:
+    /// the request only if absent (a handler may already have moved it on), the indexes as
+    /// empty markers. `newly_filed` is true when this call wrote the request.
+    async fn record(
+        &self,
+        form: FiledForm,
+        mut receipt: Receipt,
+        now: DateTime<Utc>,
+    ) -> Result<Receipt, LedgerError> {
+        let id = receipt.id.clone();
+        let request = Request {
+            id: id.clone(),
+            submitted_at: now,
+            batch: receipt.batch,
+            history: vec![StatusChange {
+                status: Status::Submitted,
+                at: now,
+                by: form.requester.user.to_string(),
+                note: None,
+            }],
+            notes: Vec::new(),
+            form,
+        };
+        let request_key = format!("request:{id}");
+        receipt.newly_filed = match self.store.get(&request_key).await? {
+            Some(_) => false,
+            None => {
+                self.store
+                    .put_if_absent(&request_key, &encode(&request), None)
+                    .await?
+            }
+        };
+        // Indexes for a day's batch and a person's requests (values unused).
+        self.store
+            .put(&format!("batch:{}:{id}", receipt.batch), b"", None)
+            .await?;
+        let requester = &request.form.requester;
+        self.store
+            .put(
+                &format!(
+                    "mine:{}:{}:{id}",
+                    requester.channel.as_str(),
+                    requester.user
+                ),
+                b"",
+                None,
+            )
+            .await?;
+        Ok(receipt)
+    }
+
     fn decode<T: for<'de> Deserialize<'de>>(key: &str, bytes: &[u8]) -> Result<T, LedgerError> {
         serde_json::from_slice(bytes).map_err(|e| LedgerError::Corrupt {
             key: key.to_owned(),
@@ -316,9 +371,8 @@ impl Ledger for StoreLedger {
     async fn file(&self, form: FiledForm, now: DateTime<Utc>) -> Result<Receipt, LedgerError> {
         let form_key = format!("form:{}", form.form_id);
         if let Some(bytes) = self.store.get(&form_key).await? {
-            let mut receipt: Receipt = Self::decode(&form_key, &bytes)?;
-            receipt.newly_filed = false;
-            return Ok(receipt);
+            let receipt: Receipt = Self::decode(&form_key, &bytes)?;
+            return self.record(form, receipt, now).await;
         }
         let local_date = self.schedule.local_date(now).format("%Y%m%d").to_string();
         let seq = self.next_seq(&local_date).await?;
@@ -336,43 +390,10 @@ impl Ledger for StoreLedger {
             .await?
         {
             let bytes = self.store.get(&form_key).await?.unwrap_or_default();
-            let mut winner: Receipt = Self::decode(&form_key, &bytes)?;
-            winner.newly_filed = false;
-            return Ok(winner);
+            let winner: Receipt = Self::decode(&form_key, &bytes)?;
+            return self.record(form, winner, now).await;
         }
-        let request = Request {
-            id: id.clone(),
-            submitted_at: now,
-            batch: receipt.batch,
-            history: vec![StatusChange {
-                status: Status::Submitted,
-                at: now,
-                by: form.requester.user.to_string(),
-                note: None,
-            }],
-            notes: Vec::new(),
-            form,
-        };
-        self.store
-            .put(&format!("request:{id}"), &encode(&request), None)
-            .await?;
-        // Indexes for a day's batch and a person's requests (values unused).
-        self.store
-            .put(&format!("batch:{}:{id}", receipt.batch), b"", None)
-            .await?;
-        let requester = &request.form.requester;
-        self.store
-            .put(
-                &format!(
-                    "mine:{}:{}:{id}",
-                    requester.channel.as_str(),
-                    requester.user
-                ),
-                b"",
-                None,
-            )
-            .await?;
-        Ok(receipt)
+        self.record(form, receipt, now).await
     }
 
     async fn list(&self, filter: &RequestFilter) -> Result<Vec<Request>, LedgerError> {
@@ -456,7 +477,9 @@ impl Ledger for StoreLedger {
 /// Hears about every request that is filed or changes status (hand-offs and notices start here).
 #[async_trait::async_trait]
 pub trait Watcher: Send + Sync + 'static {
-    async fn changed(&self, request: &Request, now: DateTime<Utc>);
+    /// Queues what the change calls for (idempotently, by key); an error means something
+    /// could not be queued (it has been logged) and telling again later will queue it.
+    async fn changed(&self, request: &Request, now: DateTime<Utc>) -> Result<(), StoreError>;
 }
 
 /// A ledger that tells its watchers after each successful filing (new ones only) and change.
@@ -472,11 +495,17 @@ impl WatchedLedger {
         Self { inner, watchers }
     }
 
-    async fn tell(&self, request: &Request, now: DateTime<Utc>) {
-        crate::metrics::transition(request.status().as_str());
+    /// Tells every watcher; the first failure to queue, after all have been told.
+    async fn tell(&self, request: &Request, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let mut outcome = Ok(());
         for watcher in &self.watchers {
-            watcher.changed(request, now).await;
+            if let Err(e) = watcher.changed(request, now).await
+                && outcome.is_ok()
+            {
+                outcome = Err(e);
+            }
         }
+        outcome
     }
 }
 
@@ -484,10 +513,17 @@ impl WatchedLedger {
 impl Ledger for WatchedLedger {
     async fn file(&self, form: FiledForm, now: DateTime<Utc>) -> Result<Receipt, LedgerError> {
         let receipt = self.inner.file(form, now).await?;
-        if receipt.newly_filed
-            && let Some(request) = self.inner.get(&receipt.id).await?
+        if receipt.newly_filed {
+            crate::metrics::transition(Status::Submitted.as_str());
+        }
+        // Told on a repeated filing of a still-submitted request too: queuing is idempotent by
+        // key, and if a hand-off could not be queued the first time (the store failing over),
+        // the filing is reported as failed, the form stays at its summary, and the person's
+        // next 确认 queues it here.
+        if let Some(request) = self.inner.get(&receipt.id).await?
+            && (receipt.newly_filed || request.status() == Status::Submitted)
         {
-            self.tell(&request, now).await;
+            self.tell(&request, now).await?;
         }
         Ok(receipt)
     }
@@ -509,7 +545,10 @@ impl Ledger for WatchedLedger {
         now: DateTime<Utc>,
     ) -> Result<Request, LedgerError> {
         let request = self.inner.transition(id, to, by, note, now).await?;
-        self.tell(&request, now).await;
+        crate::metrics::transition(request.status().as_str());
+        // The change stands either way (a handler's action is not undone because a notice
+        // could not be queued); the failure has been logged by the watcher.
+        let _ = self.tell(&request, now).await;
         Ok(request)
     }
 

@@ -1,5 +1,7 @@
 //! Durable key-value state behind one trait, with two backends chosen by `store.url`:
-//! `embedded://PATH` (a single redb file, the default) and `redis://…` (shared by many instances).
+//! `embedded://PATH` (a single redb file, the default), `redis://…` (shared by many instances)
+//! and `redis+sentinel://…` (the same, on a Sentinel-managed master with a replica, which
+//! survives the loss of the master's machine; see `sentinel.rs`).
 //!
 //! Owns persistence and expiry only. Callers decide what the keys and bytes mean; this module
 //! must not know about WeCom, dialogs or requests.
@@ -7,6 +9,7 @@
 mod embedded;
 mod redis_store;
 mod sealed;
+mod sentinel;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,8 +28,15 @@ pub enum StoreError {
     /// The backend answered but failed (corrupt file, protocol error).
     #[error("store failure: {0}")]
     Backend(String),
-    #[error("unsupported store url {0:?}: expected embedded://PATH or redis://HOST:PORT")]
+    #[error(
+        "unsupported store url {0:?}: expected embedded://PATH, redis://HOST:PORT or \
+         redis+sentinel://SENTINEL:PORT,…/MASTER"
+    )]
     UnsupportedUrl(String),
+    /// A store URL of a known kind that cannot be used; says why, never the URL (it may hold
+    /// a password).
+    #[error("invalid store url: {0}")]
+    InvalidUrl(String),
     /// The embedded store's file cannot be used as it is; start-up is refused rather than
     /// starting empty or crashing inside the storage engine.
     #[error(
@@ -106,7 +116,10 @@ pub trait Store: Send + Sync + 'static {
 pub async fn open(url: &str, redis_prefix: &str) -> Result<Arc<dyn Store>, StoreError> {
     if let Some(path) = url.strip_prefix("embedded://") {
         Ok(Metered::wrap(Arc::new(EmbeddedStore::open(path)?)))
-    } else if url.starts_with("redis://") || url.starts_with("rediss://") {
+    } else if url.starts_with("redis://")
+        || url.starts_with("rediss://")
+        || url.starts_with(sentinel::SCHEME)
+    {
         Ok(Metered::wrap(Arc::new(RedisStore::open(
             url,
             redis_prefix,

@@ -43,7 +43,7 @@ use crate::config::HandoffSection;
 use crate::dialog::attachment_key;
 use crate::notify::outbox::{Outbox, Transport};
 use crate::requests::{Request, Watcher};
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 pub use email::EmailTransport;
 pub use webhook::{WebhookTransport, sign, verify_signature};
@@ -340,7 +340,8 @@ fn webhook_item(kind: &'static str, event: &str, key: String, request: &Request)
 
 #[async_trait::async_trait]
 impl Watcher for HandoffWatcher {
-    async fn changed(&self, request: &Request, now: DateTime<Utc>) {
+    async fn changed(&self, request: &Request, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let mut outcome = Ok(());
         for item in self.plan(request) {
             match self
                 .outbox
@@ -353,13 +354,17 @@ impl Watcher for HandoffWatcher {
                 Ok(false) => {
                     tracing::debug!(request = %request.id, kind = item.kind, key = %item.key, "hand-off was queued before");
                 }
-                // The filing itself stands; this hand-off is lost unless someone re-queues it,
-                // so it must be loud.
+                // Loud, and reported: a filing answers "failed" so the person's next 确认
+                // queues it; a status change stands and this hand-off waits for a re-queue.
                 Err(e) => {
                     tracing::error!(request = %request.id, kind = item.kind, key = %item.key, error = %e, "hand-off could not be queued");
+                    if outcome.is_ok() {
+                        outcome = Err(e);
+                    }
                 }
             }
         }
+        outcome
     }
 }
 
