@@ -205,7 +205,10 @@ async fn class_03_a_free_text_prompt_does_not_swallow_another_request() {
         assert!(reply.contains("进度"), "{via:?} {reply}");
         assert!(reply.contains("申请原因"), "{via:?} asked again: {reply}");
         let summary = bot.say("c3", "客户要给下游开票报销").await;
-        assert!(summary.contains("客户要给下游开票报销"), "{via:?} {summary}");
+        assert!(
+            summary.contains("客户要给下游开票报销"),
+            "{via:?} {summary}"
+        );
         assert!(!summary.contains("好了没"), "{via:?} {summary}");
     }
 }
