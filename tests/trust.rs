@@ -164,6 +164,11 @@ async fn class_02_nothing_recognised_is_dropped_without_a_word() {
             .say("b4", "账号 tri_01 开电子发票、物流追踪还有超期订单预警")
             .await;
         assert!(reply.contains("#7"), "{via:?} {reply}");
+        // The others are accounted for at once, not only after filing (found trying the bot).
+        assert!(
+            reply.contains("#6") && reply.contains("#48") && reply.contains("排在后面"),
+            "{via:?} {reply}"
+        );
         let receipt = bot.says("b4", &["客户要给下游开票报销", "确认"]).await;
         assert!(receipt.contains("#6"), "{via:?} {receipt}");
         let second = bot.say("b4", "继续").await;
@@ -173,6 +178,24 @@ async fn class_02_nothing_recognised_is_dropped_without_a_word() {
         );
         let receipt = bot.says("b4", &["客户要看物流轨迹", "确认"]).await;
         assert!(receipt.contains("#48"), "{via:?} {receipt}");
+
+        // A correction inside the first message: the corrected service is started, the account
+        // kept, and the dropped one named (found trying the bot: #7 was filed, #6 never said).
+        let reply = bot
+            .say("b5", "帮客户开个电子发票 账号 abc_shop1 额 不对 是物流追踪")
+            .await;
+        assert!(reply.contains("开通「#6 物流追踪」"), "{via:?} {reply}");
+        assert!(
+            reply.contains("#7 电子发票") && reply.contains("不办"),
+            "{via:?} {reply}"
+        );
+        assert!(reply.contains("abc_shop1"), "{via:?} {reply}");
+        // "金额不对" is a symptom, not a correction.
+        let reply = bot.say("b6", "物流对账报表 金额不对 账号 dz_b6").await;
+        assert!(
+            reply.contains("#44") && !reply.contains("不办"),
+            "{via:?} {reply}"
+        );
     }
 }
 

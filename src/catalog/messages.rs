@@ -16,6 +16,8 @@ pub const REQUIRED_KEYS: &[&str] = &[
     "queued_account",
     "text_control_chars",
     "plain_command_in_form",
+    "correction_taken",
+    "several_queued",
     "nothing_to_confirm",
     "not_at_summary",
     "noticed_value",

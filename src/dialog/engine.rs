@@ -470,9 +470,32 @@ impl Engine<'_> {
             }
             None => {}
         }
+        // "开个电子发票 额 不对 是物流追踪": the correction is what is wanted, and the person
+        // hears which one was dropped.
+        if let Some((dropped, wanted)) = self.matcher.corrected(text)
+            && let (Some(d), Some(w)) =
+                (self.catalog.service(dropped), self.catalog.service(wanted))
+        {
+            say.push(self.m().render(
+                "correction_taken",
+                &[
+                    ("dropped", &format!("#{} {}", d.id, d.name)),
+                    ("wanted", &format!("#{} {}", w.id, w.name)),
+                ],
+            ));
+            return self.start(wanted, text, None, queue, now, say);
+        }
         let several = self.matcher.several(text);
         if several.len() > 1 {
             let account = self.account_in(several[0], text);
+            // Every service the message names is accounted for at once, not only after filing.
+            let later = several[1..]
+                .iter()
+                .filter_map(|id| self.catalog.service(*id))
+                .map(|s| format!("「#{} {}」", s.id, s.name))
+                .collect::<Vec<_>>()
+                .join("、");
+            say.push(self.m().render("several_queued", &[("later", &later)]));
             queue.splice(
                 0..0,
                 several[1..].iter().map(|&service| Queued {

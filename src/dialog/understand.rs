@@ -68,6 +68,10 @@ pub struct Tuning {
     pub request_markers: Vec<String>,
     /// Words that interrupt a free-text answer with another request ("等下", "先", "另外").
     pub interrupt_markers: Vec<String>,
+    /// Words that correct the service named before them in the same message ("电子发票 额
+    /// 不对 是物流追踪"): what follows the last one is what the person wants.
+    #[serde(default)]
+    pub correction_markers: Vec<String>,
     pub question_discount: f32,
     pub min_score: f32,
     pub close_call: f32,
@@ -143,6 +147,7 @@ impl Tuning {
             &mut c.keep,
             &mut c.confirm_like,
             &mut tuning.interrupt_markers,
+            &mut tuning.correction_markers,
         ] {
             for word in list.iter_mut() {
                 *word = fold(word);
@@ -468,6 +473,27 @@ impl Matcher {
             return Verdict::Service(best.id);
         }
         Verdict::Ambiguous(close)
+    }
+
+    /// The service a message corrects itself to ("开个电子发票 额 不对 是物流追踪" → 物流追踪):
+    /// the words after the last correction marker, when they alone have a clear winner that
+    /// differs from what the words before it name.
+    #[must_use]
+    pub fn corrected(&self, text: &str) -> Option<(ServiceId, ServiceId)> {
+        let folded = fold(text);
+        let (at, marker) = self
+            .tuning
+            .correction_markers
+            .iter()
+            .filter_map(|m| folded.rfind(m.as_str()).map(|at| (at, m)))
+            .max_by_key(|(at, _)| *at)?;
+        let (before, after) = (&folded[..at], &folded[at + marker.len()..]);
+        let Verdict::Service(wanted) = self.verdict(&self.rank(after)) else {
+            return None;
+        };
+        let before = self.rank(before);
+        let dropped = before.first().map(|s| s.id)?;
+        (dropped != wanted).then_some((dropped, wanted))
     }
 
     /// The services a message asks for, in order: one per clause that has a clear winner.
