@@ -7,6 +7,23 @@ use std::collections::BTreeMap;
 
 /// Keys the code relies on; the loader fails when one is missing.
 pub const REQUIRED_KEYS: &[&str] = &[
+    "cmd_list_resubmit",
+    "cmd_resubmit_usage",
+    "cmd_resubmit_not_rejected",
+    "cmd_status_resubmit_of",
+    "resubmit_opened",
+    "receipt_resubmit_of",
+    "handler_batch_overview",
+    "handler_batch_more",
+    "handler_batch_console",
+    "handler_card_source",
+    "handler_card_done",
+    "handler_card_reject",
+    "handler_card_console",
+    "card_handled",
+    "card_reject_ask",
+    "card_reject_cancelled",
+    "template_sent",
     "greeting",
     "help",
     "prompt",

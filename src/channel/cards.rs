@@ -43,6 +43,31 @@ pub fn button_card(task_id: &str, question: &str, options: &[ChoiceOption]) -> O
     }))
 }
 
+/// Relabels a card someone clicked, so everyone who got it sees it was handled and by whom.
+#[async_trait::async_trait]
+pub trait CardUpdater: Send + Sync + 'static {
+    /// Replaces the buttons of the card behind `response_code` (single use, 72 h) with `label`.
+    async fn relabel(
+        &self,
+        user: &super::UserId,
+        response_code: &str,
+        label: &str,
+    ) -> Result<(), crate::wecom::api::ApiError>;
+}
+
+#[async_trait::async_trait]
+impl CardUpdater for crate::wecom::api::WecomApi {
+    async fn relabel(
+        &self,
+        user: &super::UserId,
+        response_code: &str,
+        label: &str,
+    ) -> Result<(), crate::wecom::api::ApiError> {
+        self.update_template_card(&[user.as_str()], response_code, &clip(label, 20))
+            .await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
