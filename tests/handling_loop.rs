@@ -188,6 +188,21 @@ async fn a_rejected_request_is_corrected_and_filed_again_linked_to_the_old_one()
     );
     let refused = bot.say("alice", &format!("重新提交 {new}")).await;
     assert!(refused.contains("只有被驳回的申请"), "{refused}");
+
+    // Asked in a group, the correction continues in the 1:1 chat (secrets, files).
+    let bobs = bot.file("bob").await;
+    bot.say("handler_f", &format!("驳回 {bobs} 原因写清楚些"))
+        .await;
+    let in_group = bot
+        .app
+        .say_to_aibot(Some("chat1"), "bob", &format!("重新提交 {bobs}"))
+        .await;
+    assert!(
+        in_group.contains("原因写清楚些") && in_group.contains("私聊"),
+        "{in_group}"
+    );
+    let private = bot.app.say_to_aibot(None, "bob", "继续").await;
+    assert!(private.contains("要修改哪一项"), "{private}");
 }
 
 #[tokio::test]

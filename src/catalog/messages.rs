@@ -12,6 +12,7 @@ pub const REQUIRED_KEYS: &[&str] = &[
     "cmd_resubmit_not_rejected",
     "cmd_status_resubmit_of",
     "resubmit_opened",
+    "resubmit_private",
     "receipt_resubmit_of",
     "handler_batch_overview",
     "handler_batch_more",

@@ -345,13 +345,16 @@ impl Engine<'_> {
                 ("fields", &fields),
             ],
         ));
-        say.push(m.render(
-            "edit_which",
-            &[("fields", &self.editable_list(found, &form))],
-        ));
-        // Secrets and files are never asked for in a group: the form continues in the 1:1 chat.
+        // Secrets and files are never asked for in a group: the form continues in the 1:1
+        // chat, where 继续 asks which item to change.
         if self.in_group {
+            say.push(m.get("resubmit_private"));
             say.move_to_private = true;
+        } else {
+            say.push(m.render(
+                "edit_which",
+                &[("fields", &self.editable_list(found, &form))],
+            ));
         }
         session.state = State::Filling { form };
         Self::outcome(session, say, None)
