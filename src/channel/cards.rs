@@ -14,7 +14,7 @@ pub fn task_id() -> String {
 }
 
 /// WeCom caps card texts; keep within them on character boundaries.
-fn clip(text: &str, max_chars: usize) -> String {
+pub(crate) fn clip(text: &str, max_chars: usize) -> String {
     text.chars().take(max_chars).collect()
 }
 

@@ -19,6 +19,7 @@ use super::notices::{DayJob, KIND, Notice};
 use super::outbox::Outbox;
 use crate::catalog::{CatalogHandle, Messages, Window};
 use crate::channel::UserId;
+use crate::channel::cards::clip;
 use crate::requests::{
     BatchDay, BatchSchedule, DeskAction, Handler, HandlerDirectory, Ledger, Request, RequestFilter,
     Status,
@@ -39,11 +40,6 @@ pub struct HandlerCards {
     handlers: Vec<(Handler, UserId)>,
     /// The console's public address; empty = no link on the cards.
     console_url: String,
-}
-
-/// WeCom caps card texts; keep within them on character boundaries.
-fn clip(text: &str, max_chars: usize) -> String {
-    text.chars().take(max_chars).collect()
 }
 
 /// A task id for the card of `request` sent to `user` (`[0-9A-Za-z_-@]`, ≤ 128 bytes, unique
