@@ -57,6 +57,7 @@ fn main() {
                     window: Window::DailyBatch,
                     answers: Answers::new(),
                     summary: vec![("卖家账号".into(), format!("acct{i}"))],
+                    resubmit_of: None,
                     requester: Requester {
                         user: UserId::parse(&format!("member{i}")).unwrap(),
                         channel: ChannelKind::App,

@@ -246,6 +246,11 @@ pub struct AdminSection {
 pub struct DialogsSection {
     pub dir: PathBuf,
     pub session_ttl_secs: u64,
+    /// Where the blank templates a field names (免责声明填写样板.docx) are kept; a file there
+    /// with the template's name is sent to the person as a file. Empty or missing file = the
+    /// prompt's text hint only.
+    #[serde(default)]
+    pub templates_dir: PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -296,6 +301,10 @@ pub struct ConsoleSection {
     pub login_burst: u32,
     /// Time to regain one failed attempt.
     pub login_refill_ms: u64,
+    /// The console's address as handlers open it (`https://kaitong.example.com`); linked from
+    /// the cards handlers get at the cut-off. Empty = the cards carry no link.
+    #[serde(default)]
+    pub public_url: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

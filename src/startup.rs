@@ -7,14 +7,17 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::catalog::{CatalogError, CatalogHandle};
-use crate::channel::media::WecomMediaFetcher;
+use crate::channel::cards::CardUpdater;
+use crate::channel::media::{WecomMediaFetcher, WecomTemplateFiles};
 use crate::channel::{AiBotChannel, AppChannel, Bot, ChannelSettings, ReplyCache};
 use crate::config::{ConfigError, Settings};
 use crate::dialog::DialogBot;
 use crate::dialog::understand::{Tuning, TuningError};
 use crate::http::{AppState, router};
 use crate::notify::handoff::HandoffWatcher;
-use crate::notify::{DailyPush, Notifier, Outbox, Transport, WecomTransport};
+use crate::notify::{
+    BatchPush, DailyJob, HandlerCards, Notifier, Outbox, Transport, WecomTransport,
+};
 use crate::requests::{
     BatchSchedule, Desk, HandlerDirectory, Ledger, StoreLedger, WatchedLedger, Watcher,
 };
@@ -110,26 +113,33 @@ impl Parts {
         }
         let fetcher =
             WecomMediaFetcher::new(Arc::clone(&api), settings.aibot_crypt()?.key().clone());
-        let bot: Arc<dyn Bot> = Arc::new(
-            DialogBot::new(
-                catalog.clone(),
-                tuning,
+        let mut dialog = DialogBot::new(
+            catalog.clone(),
+            tuning,
+            Arc::clone(&store),
+            Arc::clone(&ledger),
+            schedule,
+            settings.session_ttl(),
+        )
+        .with_fetcher(Arc::new(fetcher))
+        .with_meaning(
+            static_encoder(settings),
+            crate::embed::ServerEmbedder::from_settings(&settings.embeddings)?,
+        )
+        .with_commands(
+            desk.clone(),
+            handlers.clone(),
+            settings.handlers.admins.clone(),
+        )
+        .with_card_updates(Arc::clone(&api) as Arc<dyn CardUpdater>);
+        if !settings.dialogs.templates_dir.as_os_str().is_empty() {
+            dialog = dialog.with_templates(Arc::new(WecomTemplateFiles::new(
+                Arc::clone(&api),
                 Arc::clone(&store),
-                Arc::clone(&ledger),
-                schedule,
-                settings.session_ttl(),
-            )
-            .with_fetcher(Arc::new(fetcher))
-            .with_meaning(
-                static_encoder(settings),
-                crate::embed::ServerEmbedder::from_settings(&settings.embeddings)?,
-            )
-            .with_commands(
-                desk.clone(),
-                handlers.clone(),
-                settings.handlers.admins.clone(),
-            ),
-        );
+                settings.dialogs.templates_dir.clone(),
+            )));
+        }
+        let bot: Arc<dyn Bot> = Arc::new(dialog);
         Ok(Self {
             catalog,
             store,
@@ -145,19 +155,35 @@ impl Parts {
         })
     }
 
-    /// The background work: the outbox worker and the daily push.
+    /// The background work: the outbox worker, the cut-off cards and the daily push.
     #[must_use]
     pub fn background(&self, settings: &Settings) -> Background {
         Background {
             outbox: self.outbox.clone(),
             transports: self.transports.clone(),
             tick: Duration::from_millis(settings.notify.tick_millis.max(10)),
-            push: DailyPush::new(
-                self.notifier.clone(),
-                Arc::clone(&self.ledger),
+            push: DailyJob::new(
+                Arc::new(BatchPush::new(
+                    self.notifier.clone(),
+                    Arc::clone(&self.ledger),
+                )),
                 Arc::clone(&self.store),
                 self.schedule,
                 3,
+            ),
+            // Only today's cut-off is worth catching up on: yesterday's batch is past its
+            // done-by time and already in the console.
+            cutoff: DailyJob::new(
+                Arc::new(HandlerCards::new(
+                    self.outbox.clone(),
+                    self.catalog.clone(),
+                    Arc::clone(&self.ledger),
+                    &self.handlers,
+                    &settings.console.public_url,
+                )),
+                Arc::clone(&self.store),
+                self.schedule,
+                0,
             ),
         }
     }
@@ -168,11 +194,15 @@ pub struct Background {
     pub outbox: Outbox,
     pub transports: HashMap<&'static str, Arc<dyn Transport>>,
     pub tick: Duration,
-    pub push: DailyPush,
+    /// The 17:30 push to requesters.
+    pub push: DailyJob,
+    /// The 16:00 cards to handlers.
+    pub cutoff: DailyJob,
 }
 
 impl Background {
-    /// Spawns the outbox worker and the daily push; they stop when `stop` flips.
+    /// Spawns the outbox worker, the cut-off cards and the daily push; they stop when `stop`
+    /// flips.
     pub fn spawn(
         self,
         stop: &tokio::sync::watch::Sender<bool>,
@@ -184,6 +214,10 @@ impl Background {
             ),
             tokio::spawn(
                 self.push
+                    .run(self.tick.max(Duration::from_secs(1)), stop.subscribe()),
+            ),
+            tokio::spawn(
+                self.cutoff
                     .run(self.tick.max(Duration::from_secs(1)), stop.subscribe()),
             ),
         ]

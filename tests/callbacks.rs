@@ -310,6 +310,7 @@ async fn app_events_enter_click_and_card_reach_the_bot_and_others_get_an_empty_2
                 "QuestionKey1".into(),
                 vec!["OptionId1".into(), "OptionId2".into()]
             )],
+            response_code: Some("rc".into()),
         })
     );
 

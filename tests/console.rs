@@ -258,6 +258,7 @@ fn form(form_id: &str, team: Team, summary: &[(&str, &str)], answers: Answers) -
             .iter()
             .map(|(l, v)| ((*l).to_owned(), (*v).to_owned()))
             .collect(),
+        resubmit_of: None,
         requester: Requester {
             user: UserId::parse(&format!("sales-{form_id}")).unwrap(),
             channel: ChannelKind::App,

@@ -282,6 +282,7 @@ fn filed_form() -> FiledForm {
             ("卖家账号".into(), "shop-001".into()),
             ("说明".into(), "<b>请尽快</b>开通".into()),
         ],
+        resubmit_of: None,
         requester: Requester {
             user: UserId::parse("zhangsan").unwrap(),
             channel: ChannelKind::App,

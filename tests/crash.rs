@@ -92,6 +92,7 @@ async fn a_kill_9_during_the_push_loses_and_doubles_no_notice() {
                 window: Window::DailyBatch,
                 answers: Answers::new(),
                 summary: vec![("卖家账号".into(), format!("acct{i}"))],
+                resubmit_of: None,
                 requester: Requester {
                     user: UserId::parse(&format!("person{i}")).unwrap(),
                     channel: ChannelKind::App,

@@ -59,6 +59,7 @@ fn form(form_id: &str, service: u16, name: &str, routing: Channel) -> FiledForm 
             ("卖家账号".into(), "abc".into()),
             ("AppSecret".into(), "****9f3k".into()),
         ],
+        resubmit_of: None,
         requester: Requester {
             user: UserId::parse("zhangsan").unwrap(),
             channel: ChannelKind::App,

@@ -30,6 +30,7 @@ fn form(id: &str, user: &str, team: Team) -> FiledForm {
         window: Window::DailyBatch,
         answers: Answers::new(),
         summary: vec![("卖家账号".into(), "acct".into())],
+        resubmit_of: None,
         requester: Requester {
             user: UserId::parse(user).unwrap(),
             channel: ChannelKind::App,

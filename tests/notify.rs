@@ -50,6 +50,7 @@ fn form(id: &str, user: &str) -> FiledForm {
         window: Window::DailyBatch,
         answers: Answers::new(),
         summary: vec![("卖家账号".into(), format!("acct_{user}"))],
+        resubmit_of: None,
         requester: Requester {
             user: UserId::parse(user).unwrap(),
             channel: ChannelKind::App,

@@ -276,6 +276,8 @@ fn content_of(message: &BotMessage) -> Option<(Content, Shape)> {
                                         .collect()
                                 })
                                 .unwrap_or_default(),
+                            // The AI bot updates a card by its passive reply, not by a code.
+                            response_code: None,
                         }),
                         Shape::CardUpdate,
                     ))

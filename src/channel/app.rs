@@ -301,6 +301,12 @@ fn content_of(message: &InnerMessage) -> Option<Content> {
                                 .collect()
                         })
                         .unwrap_or_default(),
+                    response_code: message
+                        .response_code
+                        .as_deref()
+                        .map(str::trim)
+                        .filter(|c| !c.is_empty())
+                        .map(str::to_owned),
                 }),
                 e if SILENT_EVENTS.contains(&e) => return None,
                 other => {

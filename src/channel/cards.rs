@@ -14,7 +14,7 @@ pub fn task_id() -> String {
 }
 
 /// WeCom caps card texts; keep within them on character boundaries.
-fn clip(text: &str, max_chars: usize) -> String {
+pub(crate) fn clip(text: &str, max_chars: usize) -> String {
     text.chars().take(max_chars).collect()
 }
 
@@ -41,6 +41,31 @@ pub fn button_card(task_id: &str, question: &str, options: &[ChoiceOption]) -> O
             .map(|o| json!({"text": clip(&o.label, 10), "style": 1, "key": o.key}))
             .collect::<Vec<_>>(),
     }))
+}
+
+/// Relabels a card someone clicked, so everyone who got it sees it was handled and by whom.
+#[async_trait::async_trait]
+pub trait CardUpdater: Send + Sync + 'static {
+    /// Replaces the buttons of the card behind `response_code` (single use, 72 h) with `label`.
+    async fn relabel(
+        &self,
+        user: &super::UserId,
+        response_code: &str,
+        label: &str,
+    ) -> Result<(), crate::wecom::api::ApiError>;
+}
+
+#[async_trait::async_trait]
+impl CardUpdater for crate::wecom::api::WecomApi {
+    async fn relabel(
+        &self,
+        user: &super::UserId,
+        response_code: &str,
+        label: &str,
+    ) -> Result<(), crate::wecom::api::ApiError> {
+        self.update_template_card(&[user.as_str()], response_code, &clip(label, 20))
+            .await
+    }
 }
 
 #[cfg(test)]

@@ -103,6 +103,9 @@ pub struct CardAction {
     pub key: String,
     /// (question key, chosen option ids)
     pub selections: Vec<(String, Vec<String>)>,
+    /// The app channel's single-use code (72 h) for updating the clicked card afterwards.
+    #[serde(default)]
+    pub response_code: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

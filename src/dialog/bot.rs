@@ -8,15 +8,20 @@ use std::time::Duration;
 
 use chrono::Utc;
 
+use super::commands::Command;
 use super::engine::Engine;
 use super::meaning::{SentenceEncoder, Space};
 use super::session::{Session, State, Step};
 use super::understand::{Matcher, Tuning};
 use crate::catalog::{Catalog, CatalogHandle};
-use crate::channel::media::AttachmentFetcher;
-use crate::channel::{Bot, Content, Inbound, Reply};
+use crate::channel::cards::CardUpdater;
+use crate::channel::media::{AttachmentFetcher, TemplateFiles};
+use crate::channel::{Bot, Content, Inbound, Reply, UserId};
 use crate::embed::ServerEmbedder;
-use crate::requests::{BatchSchedule, Desk, FiledForm, HandlerDirectory, Ledger, Requester};
+use crate::requests::{
+    BatchSchedule, Desk, DeskAction, DeskError, FiledForm, HandlerDirectory, Ledger, Request,
+    RequestId, Requester, Status,
+};
 use crate::store::Store;
 
 const MAX_ATTEMPTS: usize = 5;
@@ -24,6 +29,22 @@ const MAX_ATTEMPTS: usize = 5;
 const FETCH_BUDGET: Duration = Duration::from_millis(2500);
 /// A session is kept this long past its TTL so a late message can be told the form expired.
 const EXPIRY_MEMORY: Duration = Duration::from_secs(24 * 3600);
+/// Time allowed for relabelling a clicked card inside a callback.
+const CARD_UPDATE_BUDGET: Duration = Duration::from_millis(2500);
+/// How long a handler's next message is taken as the reason after clicking 驳回.
+const REASON_WAIT: Duration = Duration::from_secs(3600);
+
+/// A handler clicked 驳回 on a card: their next message is the reason.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct ReasonWanted {
+    request: RequestId,
+    /// The click's code for relabelling the card once the request is rejected.
+    response_code: Option<String>,
+}
+
+fn reason_key(user: &UserId) -> String {
+    format!("reason_wanted:{user}")
+}
 
 pub struct DialogBot {
     catalog: CatalogHandle,
@@ -42,6 +63,10 @@ pub struct DialogBot {
     handlers: HandlerDirectory,
     admins: Vec<String>,
     meaning: Arc<MeaningState>,
+    /// Relabels a handler's clicked card once the request is handled.
+    cards: Option<Arc<dyn CardUpdater>>,
+    /// Blank templates sent as files when a field naming one is asked.
+    templates: Option<Arc<dyn TemplateFiles>>,
 }
 
 /// What understanding by meaning needs at run time: the in-process encoder and its space for
@@ -221,7 +246,23 @@ impl DialogBot {
             handlers: HandlerDirectory::default(),
             admins: Vec::new(),
             meaning: Arc::new(MeaningState::default()),
+            cards: None,
+            templates: None,
         }
+    }
+
+    /// Relabels handlers' cards after a click has been acted on.
+    #[must_use]
+    pub fn with_card_updates(mut self, cards: Arc<dyn CardUpdater>) -> Self {
+        self.cards = Some(cards);
+        self
+    }
+
+    /// Sends the blank templates fields name, and recognises them when sent back unchanged.
+    #[must_use]
+    pub fn with_templates(mut self, templates: Arc<dyn TemplateFiles>) -> Self {
+        self.templates = Some(templates);
+        self
     }
 
     /// Understanding by meaning: the in-process encoder (the distilled table) and, when
@@ -320,7 +361,236 @@ impl DialogBot {
         if kept.file_name.is_none() {
             kept.file_name = media.file_name;
         }
+        // The blank template under another name is still the blank template: named as the
+        // template, the engine refuses it like the one sent back unrenamed.
+        if let Some(template) = self.blank_template_bytes(catalog, form, field).await
+            && template == media.bytes
+        {
+            kept.file_name = Some(template_name(catalog, form, field).unwrap_or_default());
+        }
         Ok(Content::Attachment(kept))
+    }
+
+    /// The bytes of the blank template the asked field names, when a file is configured.
+    async fn blank_template_bytes(
+        &self,
+        catalog: &Catalog,
+        form: &super::session::Form,
+        field: &crate::catalog::FieldKey,
+    ) -> Option<Vec<u8>> {
+        let name = template_name(catalog, form, field)?;
+        self.templates.as_ref()?.content(&name).await
+    }
+
+    /// Sends the template a just-asked field names, when there is a file for it, and says so
+    /// under the question; without a file the question's own text hint stands. The upload and
+    /// send run beside the reply so a slow upload never costs the 5 s answer.
+    async fn offer_template(
+        &self,
+        catalog: &Catalog,
+        user: &UserId,
+        name: &str,
+        reply: Reply,
+    ) -> Reply {
+        let Some(templates) = &self.templates else {
+            return reply;
+        };
+        if templates.content(name).await.is_none() {
+            return reply;
+        }
+        let templates = Arc::clone(templates);
+        let (user, file) = (user.clone(), name.to_owned());
+        tokio::spawn(async move {
+            if let Err(e) = templates.send(&user, &file).await {
+                tracing::warn!(template = %file, error = %e, "template not sent");
+            }
+        });
+        match reply {
+            Reply::Text(text) => Reply::Text(format!(
+                "{text}\n\n{}",
+                catalog
+                    .messages()
+                    .render("template_sent", &[("template", name)])
+            )),
+            other => other,
+        }
+    }
+
+    /// A rejected request of this person's, for "重新提交 KT-…"; anything else is answered
+    /// as `/status` answers it (unknown and others' alike).
+    async fn rejected_request(
+        &self,
+        catalog: &Catalog,
+        id: Option<RequestId>,
+        user: &UserId,
+    ) -> Result<Request, Reply> {
+        let m = catalog.messages();
+        let Some(id) = id else {
+            return Err(Reply::Text(m.get("cmd_resubmit_usage").to_owned()));
+        };
+        let request = match self.ledger.get(&id).await {
+            Ok(Some(r)) if r.form.requester.user == *user => r,
+            Ok(_) => return Err(Reply::Text(m.get("cmd_not_found").to_owned())),
+            Err(e) => {
+                tracing::error!(error = %e, "resubmit lookup failed");
+                return Err(Self::busy(catalog));
+            }
+        };
+        if request.status() != Status::Rejected {
+            return Err(Reply::Text(m.render(
+                "cmd_resubmit_not_rejected",
+                &[("id", id.as_str()), ("status", request.status().label())],
+            )));
+        }
+        Ok(request)
+    }
+
+    /// A click on a handler's card: 完成 runs `/done`; 驳回 asks for the reason, which the
+    /// handler's next message gives (or "驳回 KT-… 原因").
+    async fn desk_action(
+        &self,
+        catalog: &Catalog,
+        desk: &Desk,
+        action: DeskAction,
+        response_code: Option<&str>,
+        message: &Inbound,
+    ) -> Reply {
+        let m = catalog.messages();
+        let Some(handler) = self.handlers.by_wecom_user(&message.sender) else {
+            return Reply::Text(m.get("cmd_no_permission").to_owned());
+        };
+        match action {
+            DeskAction::Complete(id) => {
+                let command = Command::Done {
+                    id: Some(id.clone()),
+                    note: String::new(),
+                };
+                let reply = self.run_command(catalog, desk, command, message).await;
+                self.settle_card(catalog, &id, response_code, &message.sender)
+                    .await;
+                reply
+            }
+            DeskAction::Reject(id) => match desk.visible(&handler, &id).await {
+                Ok(request) if request.status().is_final() => {
+                    self.settle_card(catalog, &id, response_code, &message.sender)
+                        .await;
+                    Reply::Text(m.render(
+                        "cmd_not_now",
+                        &[("id", id.as_str()), ("status", request.status().label())],
+                    ))
+                }
+                Ok(_) => {
+                    let wanted = ReasonWanted {
+                        request: id.clone(),
+                        response_code: response_code.map(str::to_owned),
+                    };
+                    let bytes = serde_json::to_vec(&wanted).unwrap_or_default();
+                    match self
+                        .store
+                        .put(&reason_key(&message.sender), &bytes, Some(REASON_WAIT))
+                        .await
+                    {
+                        Ok(()) => Reply::Text(m.render("card_reject_ask", &[("id", id.as_str())])),
+                        Err(e) => {
+                            tracing::error!(error = %e, "reason request not kept");
+                            Self::busy(catalog)
+                        }
+                    }
+                }
+                Err(DeskError::NotFound) => Reply::Text(m.get("cmd_not_found").to_owned()),
+                Err(e) => {
+                    tracing::error!(error = %e, "card action failed");
+                    Self::busy(catalog)
+                }
+            },
+        }
+    }
+
+    /// A handler who clicked 驳回 and owes a reason: their message is the reason (a command
+    /// runs as usual, 取消 withdraws). `None` when no reason is wanted.
+    async fn pending_reason(
+        &self,
+        catalog: &Catalog,
+        matcher: &Matcher,
+        desk: &Desk,
+        command: Option<Command>,
+        text: &str,
+        message: &Inbound,
+    ) -> Option<Reply> {
+        let key = reason_key(&message.sender);
+        let wanted: ReasonWanted = match self.store.get(&key).await {
+            Ok(Some(bytes)) => serde_json::from_slice(&bytes).ok()?,
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::error!(error = %e, "store unavailable");
+                return Some(Self::busy(catalog));
+            }
+        };
+        let reply = match command {
+            Some(command) => self.run_command(catalog, desk, command, message).await,
+            None if Tuning::is(&matcher.tuning().commands.cancel, text.trim()) => {
+                let _ = self.store.delete(&key).await;
+                return Some(Reply::Text(catalog.messages().render(
+                    "card_reject_cancelled",
+                    &[("id", wanted.request.as_str())],
+                )));
+            }
+            None => {
+                let command = Command::Reject {
+                    id: Some(wanted.request.clone()),
+                    reason: text.trim().to_owned(),
+                };
+                self.run_command(catalog, desk, command, message).await
+            }
+        };
+        if self
+            .settle_card(
+                catalog,
+                &wanted.request,
+                wanted.response_code.as_deref(),
+                &message.sender,
+            )
+            .await
+        {
+            let _ = self.store.delete(&key).await;
+        }
+        Some(reply)
+    }
+
+    /// Once a request is done or rejected, relabels the clicked card with who handled it.
+    /// Returns whether the request is settled. A failed relabel is only logged: the request's
+    /// state is in the ledger, the card is a view of it.
+    async fn settle_card(
+        &self,
+        catalog: &Catalog,
+        id: &RequestId,
+        response_code: Option<&str>,
+        user: &UserId,
+    ) -> bool {
+        let Ok(Some(request)) = self.ledger.get(id).await else {
+            return false;
+        };
+        if !request.status().is_final() {
+            return false;
+        }
+        if let (Some(cards), Some(code)) = (&self.cards, response_code) {
+            let by = request
+                .history
+                .last()
+                .map(|c| c.by.clone())
+                .unwrap_or_default();
+            let label = catalog.messages().render(
+                "card_handled",
+                &[("status", request.status().label()), ("by", &by)],
+            );
+            match tokio::time::timeout(CARD_UPDATE_BUDGET, cards.relabel(user, code, &label)).await
+            {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(request = %id, error = %e, "card not relabelled"),
+                Err(_) => tracing::warn!(request = %id, "card relabel timed out"),
+            }
+        }
+        true
     }
 
     fn snapshot(&self) -> (Arc<Catalog>, Arc<Matcher>) {
@@ -385,8 +655,53 @@ impl DialogBot {
         )
     }
 
+    /// The files a rejected request was filed with stay with its resubmission: they are kept
+    /// under the form's id, and the reopened form has a new one.
+    async fn carry_attachments(
+        &self,
+        catalog: &Catalog,
+        request: &Request,
+        outcome: &super::engine::Outcome,
+    ) -> Result<(), Reply> {
+        let State::Filling { form } = &outcome.session.state else {
+            return Ok(());
+        };
+        for (key, value) in &form.answers {
+            if !matches!(value, crate::catalog::FieldValue::Attachment { .. }) {
+                continue;
+            }
+            let old = attachment_key(&request.form.form_id, key.as_str());
+            let copied = match self.store.get(&old).await {
+                Ok(Some(bytes)) => {
+                    self.store
+                        .put(&attachment_key(&form.id, key.as_str()), &bytes, None)
+                        .await
+                }
+                Ok(None) => Ok(()),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = copied {
+                tracing::error!(error = %e, "attachment not carried over to the resubmission");
+                return Err(Self::busy(catalog));
+            }
+        }
+        Ok(())
+    }
+
     fn busy(catalog: &Catalog) -> Reply {
         Reply::Text(catalog.messages().get("busy").to_owned())
+    }
+}
+
+/// The template file the field asks for, if it names one.
+fn template_name(
+    catalog: &Catalog,
+    form: &super::session::Form,
+    field: &crate::catalog::FieldKey,
+) -> Option<String> {
+    match &catalog.service(form.service)?.field(field)?.spec.kind {
+        crate::catalog::FieldKind::Attachment { template } => template.clone(),
+        _ => None,
     }
 }
 
@@ -405,10 +720,38 @@ pub fn session_key(message: &Inbound) -> String {
 impl Bot for DialogBot {
     async fn respond(&self, message: Inbound) -> Reply {
         let (catalog, matcher) = self.snapshot();
-        if let (Content::Text(text), Some(desk)) = (&message.content, &self.desk)
-            && let Some(command) = super::commands::parse(text)
-        {
-            return self.run_command(&catalog, desk, command, &message).await;
+        let mut reopen: Option<Request> = None;
+        if let Some(desk) = &self.desk {
+            if let Content::CardAction(card) = &message.content
+                && let Some(action) = DeskAction::parse(&card.key)
+            {
+                return self
+                    .desk_action(
+                        &catalog,
+                        desk,
+                        action,
+                        card.response_code.as_deref(),
+                        &message,
+                    )
+                    .await;
+            }
+            if let Content::Text(text) = &message.content {
+                let command = super::commands::parse(text);
+                if let Some(Command::Resubmit(id)) = command {
+                    match self.rejected_request(&catalog, id, &message.sender).await {
+                        Ok(request) => reopen = Some(request),
+                        Err(reply) => return reply,
+                    }
+                } else if self.handlers.by_wecom_user(&message.sender).is_some()
+                    && let Some(reply) = self
+                        .pending_reason(&catalog, &matcher, desk, command.clone(), text, &message)
+                        .await
+                {
+                    return reply;
+                } else if let Some(command) = command {
+                    return self.run_command(&catalog, desk, command, &message).await;
+                }
+            }
         }
         let key = session_key(&message);
         let lock = self.person_lock(&key);
@@ -471,8 +814,28 @@ impl Bot for DialogBot {
                 Ok(content) => content,
                 Err(reply) => return reply,
             };
-            let outcome = engine.turn(session, expired, &content, now);
-            let mut outcome = outcome;
+            let mut outcome = match &reopen {
+                Some(request) => {
+                    let reason = request
+                        .history
+                        .last()
+                        .and_then(|c| c.note.clone())
+                        .unwrap_or_default();
+                    let outcome = engine.reopen(
+                        session,
+                        request.form.service,
+                        request.form.answers.clone(),
+                        request.id.as_str(),
+                        &reason,
+                        now,
+                    );
+                    if let Err(reply) = self.carry_attachments(&catalog, request, &outcome).await {
+                        return reply;
+                    }
+                    outcome
+                }
+                None => engine.turn(session, expired, &content, now),
+            };
             let mut reply = std::mem::replace(&mut outcome.reply, Reply::Nothing);
             if let Some(form) = &outcome.file {
                 let summary = catalog
@@ -496,6 +859,7 @@ impl Bot for DialogBot {
                         channel: message.channel,
                         conversation: message.conversation.clone(),
                     },
+                    resubmit_of: form.resubmit_of.as_deref().and_then(RequestId::parse),
                 };
                 match self.ledger.file(filed, now).await {
                     Ok(receipt) => {
@@ -557,7 +921,15 @@ impl Bot for DialogBot {
                 )
                 .await
             {
-                Ok(true) => return reply,
+                Ok(true) => {
+                    return match &outcome.template {
+                        Some(name) => {
+                            self.offer_template(&catalog, &message.sender, name, reply)
+                                .await
+                        }
+                        None => reply,
+                    };
+                }
                 Ok(false) => {
                     tracing::info!(key = %key, "session changed concurrently; re-running the turn");
                 }

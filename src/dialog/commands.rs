@@ -54,6 +54,11 @@ pub const SLASH_COMMANDS: &[SlashCommand] = &[
         handlers_only: false,
     },
     SlashCommand {
+        name: "resubmit",
+        line_key: "cmd_list_resubmit",
+        handlers_only: false,
+    },
+    SlashCommand {
         name: "help",
         line_key: "cmd_list_help",
         handlers_only: false,
@@ -115,6 +120,8 @@ pub enum Command {
         id: Option<RequestId>,
         reason: String,
     },
+    /// "重新提交 KT-…": the requester corrects a rejected request; the bot opens it as a form.
+    Resubmit(Option<RequestId>),
 }
 
 /// Reads a command from a whole message; `None` leaves it to the conversation.
@@ -145,6 +152,12 @@ pub fn parse(text: &str) -> Option<Command> {
             })
         }
         "cancel" | "撤回" => id(rest).map(Command::Cancel),
+        // The rejection notice says to reply "重新提交 KT-…".
+        "resubmit" | "重新提交" | "修改后重新提交"
+            if head.starts_with('/') || id(rest).is_some() =>
+        {
+            Some(Command::Resubmit(id(rest)))
+        }
         "done" | "完成" if head.starts_with('/') || id(rest).is_some() => Some(Command::Done {
             id: id(rest),
             note: after_id(rest),
@@ -292,6 +305,8 @@ impl Commands<'_> {
                     }
                 }
             },
+            // Opening a form is the bot's; here only when no bot intercepted it.
+            Command::Resubmit(_) => Ok(m.get("cmd_resubmit_usage").to_owned()),
             Command::Reject { id, reason } => match (self.handlers.by_wecom_user(user), id) {
                 (None, _) => Ok(m.get("cmd_no_permission").to_owned()),
                 (Some(_), None) => Ok(m.get("cmd_reject_usage").to_owned()),
@@ -358,6 +373,15 @@ impl Commands<'_> {
                     .render("cmd_status_note", &[("note", &n)])
             })
             .unwrap_or_default();
+        let note = match &request.form.resubmit_of {
+            Some(rejected) => {
+                note + &self
+                    .catalog
+                    .messages()
+                    .render("cmd_status_resubmit_of", &[("id", rejected.as_str())])
+            }
+            None => note,
+        };
         // The handler the receipt named (no assumed team); the team when the service is gone.
         let team = self.catalog.service(request.form.service).map_or_else(
             || request.form.team.label().to_owned(),
@@ -523,7 +547,7 @@ mod tests {
             );
         }
         // The form's own commands (services, help, cancel) are the engine's; the rest are here.
-        for name in ["status", "mine", "today", "done", "reject"] {
+        for name in ["status", "mine", "today", "done", "reject", "resubmit"] {
             assert!(
                 SLASH_COMMANDS.iter().any(|c| c.name == name),
                 "{name} listed"
@@ -565,6 +589,12 @@ mod tests {
                 note: String::new()
             })
         );
+        assert_eq!(
+            parse("修改后重新提交 KT-20261128-0007"),
+            Some(Command::Resubmit(RequestId::parse("KT-20261128-0007")))
+        );
+        assert_eq!(parse("/resubmit"), Some(Command::Resubmit(None)));
+        assert_eq!(parse("重新提交一下"), None);
         // Ordinary sentences are left to the conversation.
         assert_eq!(parse("查询一下电子发票怎么开"), None);
         assert_eq!(parse("今天能开通吗"), None);

@@ -23,6 +23,9 @@ pub struct Outcome {
     /// The form reached a field not to be asked in a group (a secret or a file): the bot moves
     /// it to the person's 1:1 chat.
     pub move_to_private: bool,
+    /// A field naming a blank template (免责声明填写样板.docx) was just asked: the bot sends
+    /// the file when it has one.
+    pub template: Option<String>,
 }
 
 /// Everything a turn reads; cheap to build per message.
@@ -42,6 +45,7 @@ struct Say {
     parts: Vec<String>,
     options: Vec<ChoiceOption>,
     move_to_private: bool,
+    template: Option<String>,
 }
 
 impl Say {
@@ -280,13 +284,80 @@ impl Engine<'_> {
             }
         };
         session.state = next;
+        Self::outcome(session, say, file)
+    }
+
+    fn outcome(session: Session, say: Say, file: Option<Form>) -> Outcome {
         let move_to_private = say.move_to_private;
+        let template = say.template.clone();
         Outcome {
             session,
             reply: say.into_reply(),
             file,
             move_to_private,
+            template,
         }
+    }
+
+    /// A rejected request opened again for its requester ("重新提交 KT-…"): the answers it was
+    /// filed with, the reason it was rejected, and the question which item the reason concerns
+    /// (the 修改 flow from there; 确认 at the summary files a new request linked to
+    /// `rejected`). `session` is the person's current one; a form in progress is replaced.
+    #[must_use]
+    pub fn reopen(
+        &self,
+        mut session: Session,
+        service: ServiceId,
+        answers: crate::catalog::Answers,
+        rejected: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Outcome {
+        let mut say = Say::default();
+        session.updated_at = now.timestamp();
+        let Some(found) = self.catalog.service(service) else {
+            say.push(self.m().get("cmd_not_found"));
+            return Self::outcome(session, say, None);
+        };
+        let order = found
+            .fields
+            .iter()
+            .map(|f| f.key().clone())
+            .filter(|k| answers.contains_key(k))
+            .collect();
+        let mut form = Form::new(service, answers, order, now.timestamp());
+        form.resubmit_of = Some(rejected.to_owned());
+        form.step = Step::PickEdit;
+        let m = self.m();
+        let fields = found
+            .summary_lines(&form.answers)
+            .iter()
+            .map(|(label, value)| m.render("summary_line", &[("label", label), ("value", value)]))
+            .collect::<Vec<_>>()
+            .join("\n");
+        say.push(m.render(
+            "resubmit_opened",
+            &[
+                ("id", rejected),
+                ("service_id", &service.to_string()),
+                ("name", &found.name),
+                ("reason", reason),
+                ("fields", &fields),
+            ],
+        ));
+        // Secrets and files are never asked for in a group: the form continues in the 1:1
+        // chat, where 继续 asks which item to change.
+        if self.in_group {
+            say.push(m.get("resubmit_private"));
+            say.move_to_private = true;
+        } else {
+            say.push(m.render(
+                "edit_which",
+                &[("fields", &self.editable_list(found, &form))],
+            ));
+        }
+        session.state = State::Filling { form };
+        Self::outcome(session, say, None)
     }
 
     fn service(&self, form: &Form) -> Option<&Service> {
@@ -732,7 +803,7 @@ impl Engine<'_> {
             }
             Some(field) => {
                 form.step = Step::Ask(field.key().clone());
-                self.ask(field, &form, say);
+                self.ask_first(field, &form, say);
             }
             None => {
                 form.step = Step::Summary;
@@ -757,6 +828,17 @@ impl Engine<'_> {
             value: cap,
             question,
         }
+    }
+
+    /// Asks a field for the first time (not a re-ask): a blank template it names is sent once.
+    fn ask_first(&self, field: &ServiceField, form: &Form, say: &mut Say) {
+        if let FieldKind::Attachment {
+            template: Some(template),
+        } = &field.spec.kind
+        {
+            say.template = Some(template.clone());
+        }
+        self.ask(field, form, say);
     }
 
     fn ask(&self, field: &ServiceField, form: &Form, say: &mut Say) {
@@ -1027,7 +1109,7 @@ impl Engine<'_> {
                 if let Some(f) = self.find_field(service, &form, &name) {
                     form.step = Step::Ask(f.key().clone());
                     form.failures = 0;
-                    self.ask(f, &form, say);
+                    self.ask_first(f, &form, say);
                     return State::Filling { form };
                 }
             }
@@ -1096,7 +1178,7 @@ impl Engine<'_> {
                 match chosen {
                     Some(f) => {
                         form.step = Step::Ask(f.key().clone());
-                        self.ask(f, &form, say);
+                        self.ask_first(f, &form, say);
                         State::Filling { form }
                     }
                     None => {
@@ -1535,6 +1617,10 @@ impl Engine<'_> {
                 ("window", &window),
             ],
         );
+        if let Some(rejected) = &form.resubmit_of {
+            text.push('\n');
+            text.push_str(&self.m().render("receipt_resubmit_of", &[("id", rejected)]));
+        }
         if let Some(queued) = queue.first()
             && let Some(next) = self.catalog.service(queued.service)
         {

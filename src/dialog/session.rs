@@ -88,6 +88,9 @@ pub struct Form {
     #[serde(default)]
     pub offers: Vec<Offer>,
     pub started_at: i64,
+    /// The rejected request this form corrects; filed as a new request linked to it.
+    #[serde(default)]
+    pub resubmit_of: Option<String>,
 }
 
 /// A value the bot proposes for a field; it enters the form only on the person's yes.
@@ -129,6 +132,7 @@ impl Form {
             failures: 0,
             offers: Vec::new(),
             started_at: now,
+            resubmit_of: None,
         }
     }
 }

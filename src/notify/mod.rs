@@ -3,12 +3,14 @@
 //!
 //! Owns timing and delivery. It must not decide what a request is or how a dialog goes.
 
+pub mod handler_cards;
 pub mod handoff;
 pub mod notices;
 pub mod outbox;
 pub mod wecom;
 
+pub use handler_cards::HandlerCards;
 pub use handoff::{EmailTransport, HandoffError, HandoffTargets, HandoffWatcher, WebhookTransport};
-pub use notices::{DailyPush, Notice, Notifier};
+pub use notices::{BatchPush, DailyJob, DayJob, Notice, Notifier};
 pub use outbox::{DeliveryError, Outbox, OutboxItem, PassReport, RetryPolicy, Transport};
 pub use wecom::WecomTransport;

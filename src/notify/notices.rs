@@ -24,6 +24,10 @@ pub const KIND: &str = "wecom";
 pub struct Notice {
     pub touser: String,
     pub text: String,
+    /// A template card to send instead of the text (the handlers' cut-off cards); the text
+    /// then only names it in logs and the console.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card: Option<serde_json::Value>,
 }
 
 /// Composes and queues notices.
@@ -111,6 +115,7 @@ impl Notifier {
         let notice = Notice {
             touser: request.form.requester.user.to_string(),
             text,
+            card: None,
         };
         let payload = serde_json::to_value(&notice).unwrap_or_default();
         self.outbox.enqueue(KIND, key, payload, now, now).await
@@ -179,34 +184,74 @@ impl Watcher for Notifier {
     }
 }
 
-/// Runs each batch's push once, at its done-by time, across restarts and instances.
-///
-/// Each tick looks at the last few batch days whose done-by time has passed; a day without a
-/// "pushed" record is pushed under a lease (one instance at a time), then recorded. A run
-/// missed while the bot was down therefore happens at the next start, once.
-pub struct DailyPush {
+/// The 17:30 push as a [`DayJob`]: each batch's requesters hear at its done-by time.
+pub struct BatchPush {
     notifier: Notifier,
     ledger: Arc<dyn Ledger>,
+}
+
+impl BatchPush {
+    #[must_use]
+    pub fn new(notifier: Notifier, ledger: Arc<dyn Ledger>) -> Self {
+        Self { notifier, ledger }
+    }
+}
+
+#[async_trait::async_trait]
+impl DayJob for BatchPush {
+    fn name(&self) -> &'static str {
+        "push"
+    }
+
+    fn due(&self, schedule: &BatchSchedule, day: BatchDay) -> Option<DateTime<Utc>> {
+        schedule.done_at(day)
+    }
+
+    async fn run(&self, day: BatchDay, now: DateTime<Utc>) -> Result<usize, String> {
+        self.notifier
+            .push_batch(self.ledger.as_ref(), day, now)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Work done once per batch day at a time of that day (the 16:00 cards, the 17:30 push).
+#[async_trait::async_trait]
+pub trait DayJob: Send + Sync + 'static {
+    /// Names the job's records in the store (`job:{name}:{day}:done|lease`).
+    fn name(&self) -> &'static str;
+    /// When the job for `day` is due.
+    fn due(&self, schedule: &BatchSchedule, day: BatchDay) -> Option<DateTime<Utc>>;
+    /// Queues the day's work; it must be idempotent by key, since a run that fails half-way is
+    /// run again.
+    async fn run(&self, day: BatchDay, now: DateTime<Utc>) -> Result<usize, String>;
+}
+
+/// Runs a [`DayJob`] once per day, when due, across restarts and instances.
+///
+/// Each tick looks at the last few batch days whose due time has passed; a day without a
+/// "done" record is run under a lease (one instance at a time), then recorded. A run
+/// missed while the bot was down therefore happens at the next start, once.
+pub struct DailyJob {
+    job: Arc<dyn DayJob>,
     store: Arc<dyn Store>,
     schedule: BatchSchedule,
     /// How many past days to catch up on after downtime.
     catch_up_days: u32,
-    /// Days known to be pushed, so a tick every second does not ask the store again.
+    /// Days known to be done, so a tick every second does not ask the store again.
     known_done: std::sync::Mutex<std::collections::HashSet<BatchDay>>,
 }
 
-impl DailyPush {
+impl DailyJob {
     #[must_use]
     pub fn new(
-        notifier: Notifier,
-        ledger: Arc<dyn Ledger>,
+        job: Arc<dyn DayJob>,
         store: Arc<dyn Store>,
         schedule: BatchSchedule,
         catch_up_days: u32,
     ) -> Self {
         Self {
-            notifier,
-            ledger,
+            job,
             store,
             schedule,
             catch_up_days,
@@ -233,29 +278,37 @@ impl DailyPush {
         known.insert(day);
     }
 
-    /// One check; returns the days pushed now.
+    /// One check; returns the days run now.
     pub async fn tick(&self, now: DateTime<Utc>) -> Vec<BatchDay> {
-        let mut pushed = Vec::new();
+        let mut ran = Vec::new();
         let today = self.schedule.local_date(now);
         for back in (0..=self.catch_up_days).rev() {
             let Some(date) = today.checked_sub_days(chrono::Days::new(u64::from(back))) else {
                 continue;
             };
             let day = BatchDay(date);
-            if self.is_known_done(day) || self.schedule.done_at(day).is_none_or(|due| now < due) {
+            if self.is_known_done(day)
+                || self
+                    .job
+                    .due(&self.schedule, day)
+                    .is_none_or(|due| now < due)
+            {
                 continue;
             }
-            match self.push_once(day, now).await {
-                Ok(true) => pushed.push(day),
+            match self.run_once(day, now).await {
+                Ok(true) => ran.push(day),
                 Ok(false) => {}
-                Err(e) => tracing::warn!(batch = %day, error = %e, "batch push failed; will retry"),
+                Err(e) => {
+                    tracing::warn!(job = self.job.name(), batch = %day, error = %e, "daily job failed; will retry");
+                }
             }
         }
-        pushed
+        ran
     }
 
-    async fn push_once(&self, day: BatchDay, now: DateTime<Utc>) -> Result<bool, String> {
-        let done_key = format!("job:push:{day}:done");
+    async fn run_once(&self, day: BatchDay, now: DateTime<Utc>) -> Result<bool, String> {
+        let name = self.job.name();
+        let done_key = format!("job:{name}:{day}:done");
         if self
             .store
             .get(&done_key)
@@ -266,7 +319,7 @@ impl DailyPush {
             self.remember_done(day);
             return Ok(false);
         }
-        let lease = format!("job:push:{day}:lease");
+        let lease = format!("job:{name}:{day}:lease");
         if !self
             .store
             .put_if_absent(&lease, b"1", Some(std::time::Duration::from_secs(300)))
@@ -275,11 +328,7 @@ impl DailyPush {
         {
             return Ok(false);
         }
-        let result = self
-            .notifier
-            .push_batch(self.ledger.as_ref(), day, now)
-            .await;
-        match result {
+        match self.job.run(day, now).await {
             Ok(_) => {
                 // Kept a month: long past any catch-up window.
                 self.store
@@ -296,7 +345,7 @@ impl DailyPush {
             }
             Err(e) => {
                 let _ = self.store.delete(&lease).await;
-                Err(e.to_string())
+                Err(e)
             }
         }
     }

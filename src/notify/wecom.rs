@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::notices::{KIND, Notice};
 use super::outbox::{DeliveryError, OutboxItem, Transport};
-use crate::wecom::api::{DuplicateCheck, WecomApi};
+use crate::wecom::api::{DuplicateCheck, MessageBody, OutboundMessage, WecomApi};
 
 const PER_MEMBER_PER_MINUTE: usize = 30;
 
@@ -67,15 +67,28 @@ impl Transport for WecomTransport {
                 retry_after: Some(wait.max(Duration::from_secs(1))),
             });
         }
-        match self
-            .api
-            .send_text(
-                &[notice.touser.as_str()],
-                &notice.text,
-                Some(DuplicateCheck::default()),
-            )
-            .await
-        {
+        let sent = match &notice.card {
+            Some(card) => {
+                let message = OutboundMessage::new(
+                    &[notice.touser.as_str()],
+                    MessageBody::TemplateCard {
+                        template_card: card.clone(),
+                    },
+                )
+                .with_duplicate_check(Some(DuplicateCheck::default()));
+                self.api.send(&message).await
+            }
+            None => {
+                self.api
+                    .send_text(
+                        &[notice.touser.as_str()],
+                        &notice.text,
+                        Some(DuplicateCheck::default()),
+                    )
+                    .await
+            }
+        };
+        match sent {
             Ok(outcome) if outcome.invaliduser.contains(&notice.touser) => Err(
                 DeliveryError::permanent(format!("{} is not a member WeCom knows", notice.touser)),
             ),

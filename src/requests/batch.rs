@@ -47,6 +47,15 @@ impl BatchSchedule {
         }
     }
 
+    /// When a batch closes (its cut-off), as an instant: the handlers get it then.
+    #[must_use]
+    pub fn cutoff_at(&self, day: BatchDay) -> Option<DateTime<Utc>> {
+        self.tz
+            .from_local_datetime(&day.0.and_time(self.cutoff))
+            .earliest()
+            .map(|t| t.with_timezone(&Utc))
+    }
+
     /// When a batch is done, as an instant.
     #[must_use]
     pub fn done_at(&self, day: BatchDay) -> Option<DateTime<Utc>> {

@@ -104,6 +104,24 @@ impl HandlerDirectory {
         })
     }
 
+    /// Every handler with a WeCom account, and that account: who gets the batch at the cut-off.
+    #[must_use]
+    pub fn in_wecom(&self) -> Vec<(Handler, UserId)> {
+        self.accounts
+            .iter()
+            .filter_map(|(a, scope)| {
+                let user = UserId::parse(&a.wecom_userid)?;
+                Some((
+                    Handler {
+                        name: a.name.clone(),
+                        scope: *scope,
+                    },
+                    user,
+                ))
+            })
+            .collect()
+    }
+
     /// The handler configured for this WeCom user, for chat commands.
     #[must_use]
     pub fn by_wecom_user(&self, user: &UserId) -> Option<Handler> {
@@ -258,6 +276,44 @@ impl Desk {
     }
 }
 
+/// What a button on a handler's card does; its key travels through WeCom and comes back as
+/// the click's EventKey, so it is parsed like any input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeskAction {
+    Complete(RequestId),
+    Reject(RequestId),
+}
+
+impl DeskAction {
+    const COMPLETE: &'static str = "kt_done:";
+    const REJECT: &'static str = "kt_reject:";
+
+    #[must_use]
+    pub fn key(&self) -> String {
+        match self {
+            Self::Complete(id) => format!("{}{id}", Self::COMPLETE),
+            Self::Reject(id) => format!("{}{id}", Self::REJECT),
+        }
+    }
+
+    #[must_use]
+    pub fn parse(key: &str) -> Option<Self> {
+        if let Some(id) = key.strip_prefix(Self::COMPLETE) {
+            return RequestId::parse(id).map(Self::Complete);
+        }
+        key.strip_prefix(Self::REJECT)
+            .and_then(RequestId::parse)
+            .map(Self::Reject)
+    }
+
+    #[must_use]
+    pub fn request(&self) -> &RequestId {
+        match self {
+            Self::Complete(id) | Self::Reject(id) => id,
+        }
+    }
+}
+
 /// Lower-case hex SHA-256 of a token: only hashes are configured and compared.
 #[must_use]
 pub fn token_hash(token: &str) -> String {
@@ -307,6 +363,16 @@ mod tests {
                 .by_token("demo-admin-token")
                 .is_none()
         );
+    }
+
+    #[test]
+    fn card_keys_round_trip_and_other_keys_are_not_desk_actions() {
+        let id = RequestId::parse("KT-20261128-0007").expect("id");
+        for action in [DeskAction::Complete(id.clone()), DeskAction::Reject(id)] {
+            assert_eq!(DeskAction::parse(&action.key()), Some(action));
+        }
+        assert_eq!(DeskAction::parse("是"), None);
+        assert_eq!(DeskAction::parse("kt_done:nonsense"), None);
     }
 
     #[test]

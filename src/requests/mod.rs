@@ -12,7 +12,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use batch::{BatchDay, BatchSchedule};
-pub use desk::{ADMIN_ACTOR, Desk, DeskError, Handler, HandlerDirectory, TeamScope, token_hash};
+pub use desk::{
+    ADMIN_ACTOR, Desk, DeskAction, DeskError, Handler, HandlerDirectory, TeamScope, token_hash,
+};
 
 use crate::catalog::{Answers, Channel, ServiceId, Team, Window};
 use crate::channel::{ChannelKind, Conversation, UserId};
@@ -91,6 +93,10 @@ pub struct FiledForm {
     /// Label and display text of each answer, secrets masked.
     pub summary: Vec<(String, String)>,
     pub requester: Requester,
+    /// The rejected request this one corrects ("修改后重新提交"); shown on the receipt and
+    /// `/status` so the handler sees the history.
+    #[serde(default)]
+    pub resubmit_of: Option<RequestId>,
 }
 
 /// A note a handler or requester added, part of the audit trail.

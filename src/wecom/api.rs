@@ -299,6 +299,16 @@ pub enum MessageBody {
     TemplateCard {
         template_card: serde_json::Value,
     },
+    /// A file uploaded with [`WecomApi::media_upload`] (`MediaKind::File`).
+    File {
+        file: MediaRef,
+    },
+}
+
+/// `{"media_id": …}` of file, image, voice and video messages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaRef {
+    pub media_id: String,
 }
 
 impl MessageBody {

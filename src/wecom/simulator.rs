@@ -344,6 +344,12 @@ impl SimulatorHandle {
         self.shared.lock().duplicates_suppressed
     }
 
+    /// Successful `media/upload` calls.
+    #[must_use]
+    pub fn uploads(&self) -> u64 {
+        self.shared.lock().uploads
+    }
+
     /// Messages accepted but dropped by the per-member minute cap.
     #[must_use]
     pub fn rate_dropped(&self) -> u64 {
@@ -394,6 +400,7 @@ struct SimState {
     unlicensed_users: Vec<String>,
     per_user_minute_limit: Option<usize>,
     duplicates_suppressed: u64,
+    uploads: u64,
     rate_dropped: u64,
     next_msgid: u64,
 }
@@ -423,6 +430,7 @@ impl Shared {
                 unlicensed_users: Vec::new(),
                 per_user_minute_limit: Some(30),
                 duplicates_suppressed: 0,
+                uploads: 0,
                 rate_dropped: 0,
                 next_msgid: 1,
             }),
@@ -695,12 +703,23 @@ async fn message_send(
             }
             content.to_owned()
         }
-        "template_card" | "textcard" | "news" | "mpnews" | "image" | "voice" | "video" | "file" => {
-            match body.get(&msgtype) {
-                Some(payload) if payload.is_object() => payload.to_string(),
-                _ => return wecom_error(40058, "invalid Request Parameter"),
+        "image" | "voice" | "video" | "file" => {
+            // A media message names an uploaded file that has not expired.
+            let media_id = body
+                .pointer(&format!("/{msgtype}/media_id"))
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            match state.media.get(media_id) {
+                Some(entry) if entry.created.elapsed() < MEDIA_LIFETIME => {
+                    body[&msgtype].to_string()
+                }
+                _ => return wecom_error(40007, "invalid media_id"),
             }
         }
+        "template_card" | "textcard" | "news" | "mpnews" => match body.get(&msgtype) {
+            Some(payload) if payload.is_object() => payload.to_string(),
+            _ => return wecom_error(40058, "invalid Request Parameter"),
+        },
         _ => return wecom_error(40008, "invalid message type"),
     };
     let touser = id_list(&body, "touser");
@@ -992,6 +1011,7 @@ async fn media_upload(
         _ => guess_content_type(&file_name).to_owned(),
     };
     let media_id = SimState::random_id("3sim", 60);
+    state.uploads += 1;
     state.media.insert(
         media_id.clone(),
         MediaEntry {
