@@ -241,6 +241,11 @@ async fn handlers_complete_and_reject_in_chat_and_others_may_not() {
         .say("handler_f", &format!("/reject {other} 卖家账号不存在"))
         .await;
     assert!(rejected.contains("已驳回"), "{rejected}");
+    // A rejection is pushed at once, and the handler is told so (not "at 17:30").
+    assert!(
+        rejected.contains("已通知申请人") && !rejected.contains("17:30"),
+        "{rejected}"
+    );
     assert!(
         bot.say("dan", &format!("/status {other}"))
             .await

@@ -513,12 +513,29 @@ pub fn is_seller_account(s: &str) -> bool {
     if mobile {
         return true;
     }
+    // The bot's own request numbers (KT-20261202-0001) are never a shop's login.
+    if looks_like_request_number(s) {
+        return false;
+    }
     (2..=64).contains(&n)
         && s.chars().all(allowed)
         && has_letter
         && s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric() || is_han(c))
         // Chinese accounts are shop-like names, not sentences or questions.
         && (han == 0 || (n <= 32 && !QUESTION_WORDS.iter().any(|q| s.contains(q))))
+}
+
+/// `KT-YYYYMMDD-N…`, the shape of a filed request's number, in any case.
+fn looks_like_request_number(s: &str) -> bool {
+    let upper = s.to_ascii_uppercase();
+    upper.strip_prefix("KT-").is_some_and(|rest| {
+        rest.split_once('-').is_some_and(|(date, seq)| {
+            date.len() == 8
+                && date.bytes().all(|b| b.is_ascii_digit())
+                && !seq.is_empty()
+                && seq.bytes().all(|b| b.is_ascii_digit())
+        })
+    })
 }
 
 const QUESTION_WORDS: &[&str] = &["吗", "呢", "多少", "怎么", "什么", "为什么", "哪", "么"];
@@ -925,6 +942,14 @@ pub fn parse_duration_hours(raw: &str) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_request_number_is_never_a_seller_account() {
+        assert!(!is_seller_account("KT-20261202-0001"));
+        assert!(!is_seller_account("kt-20261202-12"));
+        assert!(is_seller_account("kt_shop01"));
+        assert!(is_seller_account("KT-home"));
+    }
 
     #[test]
     fn integers_in_many_forms() {

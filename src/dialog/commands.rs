@@ -315,7 +315,9 @@ impl Commands<'_> {
                     match self.desk.reject(&handler, &id, &reason, now).await {
                         Ok(r) => Ok(m.render(
                             "cmd_reject_ok",
-                            &[("id", id.as_str()), ("when", &self.when(&r, now))],
+                            // Rejections are pushed at once, so the request can make the next
+                            // cut-off.
+                            &[("id", id.as_str()), ("when", m.get("cmd_notify_now"))],
                         )),
                         Err(e) => Err((Some(id), e)),
                     }
@@ -337,8 +339,16 @@ impl Commands<'_> {
         }
     }
 
-    /// When the requester hears of a handled request.
+    /// When the requester hears of a completed request: with the 17:30 push for the daily
+    /// batch, at once for services outside it (OA ticket, e-mail) or after 17:30.
     fn when(&self, request: &Request, now: DateTime<Utc>) -> String {
+        let in_batch = self
+            .catalog
+            .service(request.service)
+            .is_none_or(|s| matches!(s.window, crate::catalog::Window::DailyBatch));
+        if !in_batch {
+            return self.catalog.messages().get("cmd_notify_now").to_owned();
+        }
         match self.schedule.done_at(request.batch) {
             Some(due) if now < due => self.catalog.messages().render(
                 "cmd_notify_later",
