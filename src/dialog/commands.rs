@@ -313,7 +313,7 @@ impl Commands<'_> {
                 (Some(_), Some(_)) if reason.is_empty() => Ok(m.get("cmd_reject_usage").to_owned()),
                 (Some(handler), Some(id)) => {
                     match self.desk.reject(&handler, &id, &reason, now).await {
-                        Ok(r) => Ok(m.render(
+                        Ok(_) => Ok(m.render(
                             "cmd_reject_ok",
                             // Rejections are pushed at once, so the request can make the next
                             // cut-off.
@@ -342,11 +342,7 @@ impl Commands<'_> {
     /// When the requester hears of a completed request: with the 17:30 push for the daily
     /// batch, at once for services outside it (OA ticket, e-mail) or after 17:30.
     fn when(&self, request: &Request, now: DateTime<Utc>) -> String {
-        let in_batch = self
-            .catalog
-            .service(request.service)
-            .is_none_or(|s| matches!(s.window, crate::catalog::Window::DailyBatch));
-        if !in_batch {
+        if !matches!(request.form.window, crate::catalog::Window::DailyBatch) {
             return self.catalog.messages().get("cmd_notify_now").to_owned();
         }
         match self.schedule.done_at(request.batch) {
