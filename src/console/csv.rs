@@ -1,5 +1,8 @@
 //! The batch as CSV for Excel: UTF-8 with a BOM (so Chinese opens correctly), CRLF rows and
-//! RFC 4180 quoting. Cells that a spreadsheet would run as a formula are defused.
+//! RFC 4180 quoting by the `csv` crate. Cells that a spreadsheet would run as a formula are
+//! defused first.
+
+use std::borrow::Cow;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -24,33 +27,29 @@ const HEADER: [&str; 8] = [
     "申请内容",
 ];
 
-/// One CSV cell: quoted when it holds a comma, quote or line break (quotes doubled), and
-/// prefixed with `'` when it starts like a formula (`=`, `+`, `-`, `@`, tab, CR), since
-/// requests carry user text and Excel would evaluate it.
-fn cell(raw: &str) -> String {
-    let defused = if raw.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{raw}")
+/// A cell that a spreadsheet would run as a formula (starts with `=`, `+`, `-`, `@`, tab or
+/// CR) gets a leading `'`, since requests carry user text and Excel would evaluate it.
+/// Quoting is the `csv` writer's job.
+fn defuse(raw: &str) -> Cow<'_, str> {
+    if raw.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        Cow::Owned(format!("'{raw}"))
     } else {
-        raw.to_owned()
-    };
-    if defused.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", defused.replace('"', "\"\""))
-    } else {
-        defused
+        Cow::Borrowed(raw)
     }
 }
 
-fn row(out: &mut String, cells: &[&str]) {
-    let line: Vec<String> = cells.iter().map(|c| cell(c)).collect();
-    out.push_str(&line.join(","));
-    out.push_str("\r\n");
-}
-
-/// The whole file, BOM first.
+/// The whole file, BOM first: RFC 4180 quoting (only where needed) and CRLF rows.
 #[must_use]
 pub(crate) fn render(requests: &[Request], schedule: &BatchSchedule) -> String {
-    let mut out = String::from('\u{feff}');
-    row(&mut out, &HEADER);
+    let mut writer = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .quote_style(csv::QuoteStyle::Necessary)
+        .from_writer(Vec::from("\u{feff}".as_bytes()));
+    let mut row = |cells: &[&str]| {
+        // Writing into a Vec cannot fail, and every row has the header's width.
+        let _ = writer.write_record(cells.iter().map(|c| defuse(c).into_owned()));
+    };
+    row(&HEADER);
     for r in requests {
         let summary = r
             .form
@@ -59,21 +58,20 @@ pub(crate) fn render(requests: &[Request], schedule: &BatchSchedule) -> String {
             .map(|(label, value)| format!("{label}: {value}"))
             .collect::<Vec<_>>()
             .join("; ");
-        row(
-            &mut out,
-            &[
-                r.id.as_str(),
-                &r.form.service.to_string(),
-                &r.form.service_name,
-                r.form.team.label(),
-                r.form.requester.user.as_str(),
-                r.status().label(),
-                &local_time(schedule, r.submitted_at, "%Y-%m-%d %H:%M:%S"),
-                &summary,
-            ],
-        );
+        row(&[
+            r.id.as_str(),
+            &r.form.service.to_string(),
+            &r.form.service_name,
+            r.form.team.label(),
+            r.form.requester.user.as_str(),
+            r.status().label(),
+            &local_time(schedule, r.submitted_at, "%Y-%m-%d %H:%M:%S"),
+            &summary,
+        ]);
     }
-    out
+    let bytes = writer.into_inner().unwrap_or_default();
+    // Every cell went in as `&str`, so the file is UTF-8.
+    String::from_utf8(bytes).unwrap_or_default()
 }
 
 pub(crate) async fn export(
@@ -127,13 +125,35 @@ pub(crate) async fn export(
 mod tests {
     use super::*;
 
+    fn line(cells: &[&str]) -> String {
+        let mut writer = csv::WriterBuilder::new()
+            .terminator(csv::Terminator::CRLF)
+            .from_writer(Vec::new());
+        writer
+            .write_record(cells.iter().map(|c| defuse(c).into_owned()))
+            .expect("write");
+        String::from_utf8(writer.into_inner().expect("flush")).expect("utf-8")
+    }
+
     #[test]
     fn cells_are_quoted_per_rfc_4180_and_formulas_defused() {
-        assert_eq!(cell("plain"), "plain");
-        assert_eq!(cell("a,b"), "\"a,b\"");
-        assert_eq!(cell("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(cell("two\nlines"), "\"two\nlines\"");
-        assert_eq!(cell("=1+1"), "'=1+1");
-        assert_eq!(cell("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        assert_eq!(line(&["plain", "a,b"]), "plain,\"a,b\"\r\n");
+        assert_eq!(line(&["say \"hi\""]), "\"say \"\"hi\"\"\"\r\n");
+        assert_eq!(line(&["two\nlines"]), "\"two\nlines\"\r\n");
+        assert_eq!(line(&["=1+1", "-2", "@x", "+3"]), "'=1+1,'-2,'@x,'+3\r\n");
+        assert_eq!(
+            line(&["=HYPERLINK(\"x\")"]),
+            "\"'=HYPERLINK(\"\"x\"\")\"\r\n"
+        );
+        assert_eq!(line(&["\tx"]), "'\tx\r\n");
+    }
+
+    #[test]
+    fn the_file_starts_with_a_bom_and_the_header() {
+        let schedule = BatchSchedule::default();
+        let text = render(&[], &schedule);
+        assert!(
+            text.starts_with("\u{feff}单号,服务编号,服务,处理组,申请人,状态,提交时间,申请内容\r\n")
+        );
     }
 }

@@ -1,35 +1,21 @@
-//! The console's pages as HTML strings: one small layout, phone-first CSS, no JavaScript.
+//! The console's pages: one small layout, phone-first CSS, no JavaScript.
 //!
-//! Every value that comes from a request, a note or a handler goes through [`esc`]: requests
-//! carry user text. Pure rendering; it must not read the store or decide anything.
+//! Built with `maud`'s `html!` macro, which escapes every `(value)` it splices in: requests,
+//! notes and handler names carry user text, and escaping is the default rather than a habit.
+//! Only the constant stylesheet goes in as `PreEscaped`. Pure rendering; it must not read the
+//! store or decide anything.
 
 use std::fmt::Write as _;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use super::auth::ConsoleSession;
 use super::{BatchView, STATUSES, TEAMS, local_time};
 use crate::catalog::FieldValue;
 use crate::notify::OutboxItem;
 use crate::requests::{BatchDay, BatchSchedule, Request, Status};
-
-/// Escapes text for HTML element content and quoted attribute values.
-#[must_use]
-pub fn esc(raw: &str) -> String {
-    let mut out = String::with_capacity(raw.len());
-    for c in raw.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            other => out.push(other),
-        }
-    }
-    out
-}
 
 /// Percent-encodes a query value (links that carry filters).
 fn q(raw: &str) -> String {
@@ -79,8 +65,8 @@ table{width:100%;border-collapse:collapse}td,th{text-align:left;padding:6px;bord
 ";
 
 /// Headers every console page gets: no caching of request data, no framing, no scripts.
-fn html_response(status: StatusCode, body: String) -> Response {
-    let mut response = (status, body).into_response();
+fn html_response(status: StatusCode, page: Markup) -> Response {
+    let mut response = (status, page.into_string()).into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -106,55 +92,51 @@ fn html_response(status: StatusCode, body: String) -> Response {
     response
 }
 
+/// The hidden CSRF field every post form carries.
+fn hidden_csrf(csrf: &str) -> Markup {
+    html! { input type="hidden" name="csrf" value=(csrf); }
+}
+
 /// The page frame: header with who is logged in, navigation, logout, the notice, the body.
 fn layout(
     title: &str,
     session: Option<&ConsoleSession>,
     notice: Option<&Notice>,
-    body: &str,
-) -> String {
-    let mut out = String::with_capacity(body.len() + CSS.len() + 1024);
-    let _ = write!(
-        out,
-        "<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{} · 开通处理台</title><style>{CSS}</style></head><body><header><div>\
-         <strong>开通处理台</strong>",
-        esc(title)
-    );
-    if let Some(session) = session {
-        let _ = write!(
-            out,
-            "<a href=\"/console\">批次</a><a href=\"/console/deliveries\">投递</a>\
-             <span>{}</span>\
-             <form class=\"inline\" method=\"post\" action=\"/console/logout\">\
-             <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
-             <button class=\"plain\" type=\"submit\">退出</button></form>",
-            esc(&session.handler.name),
-            esc(&session.csrf)
-        );
-    }
-    out.push_str("</div></header><main>");
-    match notice {
-        Some(Notice::Ok(text)) => {
-            let _ = write!(
-                out,
-                "<p class=\"notice ok\" role=\"status\">{}</p>",
-                esc(text)
-            );
+    body: Markup,
+) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="zh-CN" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · 开通处理台" }
+                style { (PreEscaped(CSS)) }
+            }
+            body {
+                header { div {
+                    strong { "开通处理台" }
+                    @if let Some(session) = session {
+                        a href="/console" { "批次" }
+                        a href="/console/deliveries" { "投递" }
+                        span { (session.handler.name) }
+                        form class="inline" method="post" action="/console/logout" {
+                            (hidden_csrf(&session.csrf))
+                            button class="plain" type="submit" { "退出" }
+                        }
+                    }
+                } }
+                main {
+                    @match notice {
+                        Some(Notice::Ok(text)) => { p class="notice ok" role="status" { (text) } }
+                        Some(Notice::Err(text)) => { p class="notice err" role="alert" { (text) } }
+                        None => {},
+                    }
+                    (body)
+                }
+            }
         }
-        Some(Notice::Err(text)) => {
-            let _ = write!(
-                out,
-                "<p class=\"notice err\" role=\"alert\">{}</p>",
-                esc(text)
-            );
-        }
-        None => {}
     }
-    out.push_str(body);
-    out.push_str("</main></body></html>");
-    out
 }
 
 /// A page with just a title and a sentence (errors, refusals).
@@ -164,12 +146,12 @@ pub(crate) fn message_page(
     title: &str,
     text: &str,
 ) -> Response {
-    let body = format!(
-        "<h1>{}</h1><p>{}</p><p><a href=\"/console\">返回批次</a></p>",
-        esc(title),
-        esc(text)
-    );
-    html_response(status, layout(title, session, None, &body))
+    let body = html! {
+        h1 { (title) }
+        p { (text) }
+        p { a href="/console" { "返回批次" } }
+    };
+    html_response(status, layout(title, session, None, body))
 }
 
 /// The store or ledger failed: nothing the handler can fix but trying again later.
@@ -184,20 +166,22 @@ pub(crate) fn unavailable() -> Response {
 
 pub(crate) fn login_page(status: StatusCode, error: Option<&str>) -> Response {
     let notice = error.map(|e| Notice::Err(e.to_owned()));
-    let body = "<h1>登录</h1><form class=\"card\" method=\"post\" action=\"/console/login\">\
-        <label for=\"token\">处理人令牌</label>\
-        <p><input id=\"token\" name=\"token\" type=\"password\" autocomplete=\"current-password\" \
-        required style=\"width:100%\"></p>\
-        <button type=\"submit\">登录</button></form>";
+    let body = html! {
+        h1 { "登录" }
+        form class="card" method="post" action="/console/login" {
+            label for="token" { "处理人令牌" }
+            p {
+                input id="token" name="token" type="password" autocomplete="current-password"
+                    required style="width:100%";
+            }
+            button type="submit" { "登录" }
+        }
+    };
     html_response(status, layout("登录", None, notice.as_ref(), body))
 }
 
-fn badge(status: Status) -> String {
-    format!(
-        "<span class=\"badge s-{}\">{}</span>",
-        status.as_str(),
-        status.label()
-    )
+fn badge(status: Status) -> Markup {
+    html! { span class={ "badge s-" (status.as_str()) } { (status.label()) } }
 }
 
 fn batch_link(day: BatchDay, status: Option<Status>, team: Option<&str>) -> String {
@@ -220,137 +204,95 @@ pub(crate) fn batch_page(
     shown: &[Request],
     is_open_batch: bool,
 ) -> Response {
-    let mut body = String::new();
     let team_key = view.team.map(|t| t.key());
-    let _ = write!(
-        body,
-        "<h1>{} 批次{}</h1>",
-        view.day,
-        if is_open_batch { "（当前）" } else { "" }
-    );
     let prev = view.day.0.pred_opt().map(BatchDay);
     let next = view.day.0.succ_opt().map(BatchDay);
-    body.push_str("<p>");
-    if let Some(prev) = prev {
-        let _ = write!(
-            body,
-            "<a href=\"{}\">← 前一天</a> · ",
-            esc(&batch_link(prev, None, team_key))
-        );
-    }
-    body.push_str("<a href=\"/console\">当前批次</a>");
-    if let Some(next) = next {
-        let _ = write!(
-            body,
-            " · <a href=\"{}\">后一天 →</a>",
-            esc(&batch_link(next, None, team_key))
-        );
-    }
-    body.push_str("</p>");
-
-    // Filters: a plain GET form, so it works without scripts.
-    let _ = write!(
-        body,
-        "<form class=\"filters card\" method=\"get\" action=\"/console\">\
-         <div><label for=\"day\">日期</label><input id=\"day\" type=\"date\" name=\"day\" value=\"{}\"></div>\
-         <div><label for=\"status\">状态</label><select id=\"status\" name=\"status\"><option value=\"\">全部</option>",
-        view.day
-    );
-    for status in STATUSES {
-        let selected = if view.status == Some(status) {
-            " selected"
-        } else {
-            ""
-        };
-        let _ = write!(
-            body,
-            "<option value=\"{}\"{selected}>{}</option>",
-            status.as_str(),
-            status.label()
-        );
-    }
-    body.push_str("</select></div><div><label for=\"team\">处理组</label><select id=\"team\" name=\"team\"><option value=\"\">全部</option>");
-    for team in TEAMS.iter().filter(|t| session.handler.scope.covers(**t)) {
-        let selected = if view.team == Some(*team) {
-            " selected"
-        } else {
-            ""
-        };
-        let _ = write!(
-            body,
-            "<option value=\"{}\"{selected}>{}</option>",
-            team.key(),
-            team.label()
-        );
-    }
-    body.push_str("</select></div><div><button type=\"submit\">筛选</button></div></form>");
-
-    // Counts over the whole day (within the team filter), each a link to that status.
-    body.push_str("<div class=\"counts\">");
-    let _ = write!(
-        body,
-        "<a href=\"{}\"><span class=\"badge s-cancelled\">全部 {}</span></a>",
-        esc(&batch_link(view.day, None, team_key)),
-        all_of_day.len()
-    );
-    for status in STATUSES {
-        let n = all_of_day.iter().filter(|r| r.status() == status).count();
-        if n == 0 {
-            continue;
-        }
-        let _ = write!(
-            body,
-            "<a href=\"{}\"><span class=\"badge s-{}\">{} {n}</span></a>",
-            esc(&batch_link(view.day, Some(status), team_key)),
-            status.as_str(),
-            status.label()
-        );
-    }
     let mut export = format!("/console/export.csv?day={}", view.day);
     if let Some(team) = team_key {
         let _ = write!(export, "&team={team}");
     }
-    let _ = write!(
-        body,
-        "</div><p><a href=\"{}\">导出 CSV</a></p>",
-        esc(&export)
-    );
-
-    if shown.is_empty() {
-        body.push_str("<p class=\"card muted\">这一批次没有符合条件的申请。</p>");
-    }
-    for team in TEAMS {
-        let rows: Vec<&Request> = shown.iter().filter(|r| r.form.team == team).collect();
-        if rows.is_empty() {
-            continue;
+    let body = html! {
+        h1 { (view.day) " 批次" @if is_open_batch { "（当前）" } }
+        p {
+            @if let Some(prev) = prev {
+                a href=(batch_link(prev, None, team_key)) { "← 前一天" }
+                " · "
+            }
+            a href="/console" { "当前批次" }
+            @if let Some(next) = next {
+                " · "
+                a href=(batch_link(next, None, team_key)) { "后一天 →" }
+            }
         }
-        let _ = write!(body, "<section><h2>{}（{}）</h2>", team.label(), rows.len());
-        for r in rows {
-            let _ = write!(
-                body,
-                "<a class=\"card\" href=\"/console/requests/{id}\">\
-                 <div class=\"row1\"><span>{id}</span>{badge}</div>\
-                 <div>#{sid} {service}</div>\
-                 <div class=\"muted\">{requester} · {time}</div></a>",
-                id = esc(r.id.as_str()),
-                badge = badge(r.status()),
-                sid = r.form.service,
-                service = esc(&r.form.service_name),
-                requester = esc(r.form.requester.user.as_str()),
-                time = local_time(schedule, r.submitted_at, "%m-%d %H:%M"),
-            );
+        // Filters: a plain GET form, so it works without scripts.
+        form class="filters card" method="get" action="/console" {
+            div {
+                label for="day" { "日期" }
+                input id="day" type="date" name="day" value=(view.day);
+            }
+            div {
+                label for="status" { "状态" }
+                select id="status" name="status" {
+                    option value="" { "全部" }
+                    @for status in STATUSES {
+                        option value=(status.as_str()) selected[view.status == Some(status)] {
+                            (status.label())
+                        }
+                    }
+                }
+            }
+            div {
+                label for="team" { "处理组" }
+                select id="team" name="team" {
+                    option value="" { "全部" }
+                    @for team in TEAMS.iter().filter(|t| session.handler.scope.covers(**t)) {
+                        option value=(team.key()) selected[view.team == Some(*team)] {
+                            (team.label())
+                        }
+                    }
+                }
+            }
+            div { button type="submit" { "筛选" } }
         }
-        body.push_str("</section>");
-    }
+        // Counts over the whole day (within the team filter), each a link to that status.
+        div class="counts" {
+            a href=(batch_link(view.day, None, team_key)) {
+                span class="badge s-cancelled" { "全部 " (all_of_day.len()) }
+            }
+            @for status in STATUSES {
+                @let n = all_of_day.iter().filter(|r| r.status() == status).count();
+                @if n > 0 {
+                    a href=(batch_link(view.day, Some(status), team_key)) {
+                        span class={ "badge s-" (status.as_str()) } { (status.label()) " " (n) }
+                    }
+                }
+            }
+        }
+        p { a href=(export) { "导出 CSV" } }
+        @if shown.is_empty() {
+            p class="card muted" { "这一批次没有符合条件的申请。" }
+        }
+        @for team in TEAMS {
+            @let rows: Vec<&Request> = shown.iter().filter(|r| r.form.team == team).collect();
+            @if !rows.is_empty() {
+                section {
+                    h2 { (team.label()) "（" (rows.len()) "）" }
+                    @for r in rows {
+                        a class="card" href={ "/console/requests/" (r.id.as_str()) } {
+                            div class="row1" { span { (r.id.as_str()) } (badge(r.status())) }
+                            div { "#" (r.form.service) " " (r.form.service_name) }
+                            div class="muted" {
+                                (r.form.requester.user.as_str()) " · "
+                                (local_time(schedule, r.submitted_at, "%m-%d %H:%M"))
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
     let title = format!("{} 批次", view.day);
-    html_response(StatusCode::OK, layout(&title, Some(session), None, &body))
-}
-
-fn hidden_csrf(session: &ConsoleSession) -> String {
-    format!(
-        "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
-        esc(&session.csrf)
-    )
+    html_response(StatusCode::OK, layout(&title, Some(session), None, body))
 }
 
 /// One request: its fields, attachments, history, notes and the action forms.
@@ -361,41 +303,10 @@ pub(crate) fn detail_page(
     request: &Request,
     notice: Option<&Notice>,
 ) -> Response {
-    let id = esc(request.id.as_str());
+    let id = request.id.as_str();
     let status = request.status();
-    let mut body = String::new();
-    let _ = write!(
-        body,
-        "<p><a href=\"{back}\">← {day} 批次</a></p><h1>{id} {badge}</h1>\
-         <div class=\"card\"><dl>\
-         <dt>服务</dt><dd>#{sid} {service}</dd>\
-         <dt>处理组</dt><dd>{team}</dd>\
-         <dt>办理渠道</dt><dd>{routing}</dd>\
-         <dt>申请人</dt><dd>{requester}（{channel}）</dd>\
-         <dt>提交时间</dt><dd>{time}</dd></dl></div>",
-        back = esc(&batch_link(request.batch, None, None)),
-        day = request.batch,
-        badge = badge(status),
-        sid = request.form.service,
-        service = esc(&request.form.service_name),
-        team = request.form.team.label(),
-        routing = esc(&request.form.routing.label()),
-        requester = esc(request.form.requester.user.as_str()),
-        channel = request.form.requester.channel.as_str(),
-        time = local_time(schedule, request.submitted_at, "%Y-%m-%d %H:%M:%S"),
-    );
-
-    body.push_str("<h2>申请内容</h2><div class=\"card\"><dl>");
-    for (label, value) in &request.form.summary {
-        let _ = write!(body, "<dt>{}</dt><dd>{}</dd>", esc(label), esc(value));
-    }
-    if request.form.summary.is_empty() {
-        body.push_str("<dd class=\"muted\">（无）</dd>");
-    }
-    body.push_str("</dl></div>");
-
-    let attachments: Vec<(&str, &str)> = request
-        .form
+    let form = &request.form;
+    let attachments: Vec<(&str, &str)> = form
         .answers
         .iter()
         .filter_map(|(key, value)| match value {
@@ -403,113 +314,120 @@ pub(crate) fn detail_page(
             _ => None,
         })
         .collect();
-    if !attachments.is_empty() {
-        body.push_str("<h2>附件</h2><div class=\"card\">");
-        for (field, file_name) in attachments {
-            let _ = write!(
-                body,
-                "<p><a href=\"/console/requests/{id}/attachments/{}\" download>{}</a></p>",
-                q(field),
-                esc(file_name)
-            );
+    let csrf = hidden_csrf(&session.csrf);
+    let body = html! {
+        p { a href=(batch_link(request.batch, None, None)) { "← " (request.batch) " 批次" } }
+        h1 { (id) " " (badge(status)) }
+        div class="card" { dl {
+            dt { "服务" } dd { "#" (form.service) " " (form.service_name) }
+            dt { "处理组" } dd { (form.team.label()) }
+            dt { "办理渠道" } dd { (form.routing.label()) }
+            dt { "申请人" } dd { (form.requester.user.as_str()) "（" (form.requester.channel.as_str()) "）" }
+            dt { "提交时间" } dd { (local_time(schedule, request.submitted_at, "%Y-%m-%d %H:%M:%S")) }
+        } }
+
+        h2 { "申请内容" }
+        div class="card" { dl {
+            @for (label, value) in &form.summary {
+                dt { (label) } dd { (value) }
+            }
+            @if form.summary.is_empty() {
+                dd class="muted" { "（无）" }
+            }
+        } }
+
+        @if !attachments.is_empty() {
+            h2 { "附件" }
+            div class="card" {
+                @for (field, file_name) in &attachments {
+                    p {
+                        a href={ "/console/requests/" (id) "/attachments/" (q(field)) } download {
+                            (file_name)
+                        }
+                    }
+                }
+            }
         }
-        body.push_str("</div>");
-    }
 
-    if !status.is_final() {
-        body.push_str("<h2>处理</h2><div class=\"actions\">");
-        let csrf = hidden_csrf(session);
-        if status == Status::Submitted {
-            let _ = write!(
-                body,
-                "<form class=\"card\" method=\"post\" action=\"/console/requests/{id}/start\">{csrf}\
-                 <button type=\"submit\">开始处理</button></form>"
-            );
+        @if !status.is_final() {
+            h2 { "处理" }
+            div class="actions" {
+                @if status == Status::Submitted {
+                    form class="card" method="post" action={ "/console/requests/" (id) "/start" } {
+                        (csrf)
+                        button type="submit" { "开始处理" }
+                    }
+                }
+                form class="card" method="post" action={ "/console/requests/" (id) "/complete" } {
+                    (csrf)
+                    label for="done-note" { "完成说明（可选）" }
+                    textarea id="done-note" name="note" maxlength="2000" {}
+                    p { button class="done" type="submit" { "完成" } }
+                }
+                form class="card" method="post" action={ "/console/requests/" (id) "/reject" } {
+                    (csrf)
+                    label for="reason" { "驳回原因（必填）" }
+                    textarea id="reason" name="reason" maxlength="2000" {}
+                    p { button class="danger" type="submit" { "驳回" } }
+                }
+            }
         }
-        let _ = write!(
-            body,
-            "<form class=\"card\" method=\"post\" action=\"/console/requests/{id}/complete\">{csrf}\
-             <label for=\"done-note\">完成说明（可选）</label>\
-             <textarea id=\"done-note\" name=\"note\" maxlength=\"2000\"></textarea>\
-             <p><button class=\"done\" type=\"submit\">完成</button></p></form>\
-             <form class=\"card\" method=\"post\" action=\"/console/requests/{id}/reject\">{csrf}\
-             <label for=\"reason\">驳回原因（必填）</label>\
-             <textarea id=\"reason\" name=\"reason\" maxlength=\"2000\"></textarea>\
-             <p><button class=\"danger\" type=\"submit\">驳回</button></p></form></div>"
-        );
-    }
 
-    body.push_str("<h2>状态记录</h2><div class=\"card\"><table><tr><th>时间</th><th>状态</th><th>操作人</th><th>说明</th></tr>");
-    for change in &request.history {
-        let _ = write!(
-            body,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            local_time(schedule, change.at, "%m-%d %H:%M"),
-            change.status.label(),
-            esc(&change.by),
-            esc(change.note.as_deref().unwrap_or(""))
-        );
-    }
-    body.push_str("</table></div>");
+        h2 { "状态记录" }
+        div class="card" { table {
+            tr { th { "时间" } th { "状态" } th { "操作人" } th { "说明" } }
+            @for change in &request.history {
+                tr {
+                    td { (local_time(schedule, change.at, "%m-%d %H:%M")) }
+                    td { (change.status.label()) }
+                    td { (change.by) }
+                    td { (change.note.as_deref().unwrap_or("")) }
+                }
+            }
+        } }
 
-    body.push_str("<h2>备注</h2>");
-    for note in &request.notes {
-        let _ = write!(
-            body,
-            "<div class=\"card\"><div class=\"muted\">{} · {}</div><div>{}</div></div>",
-            esc(&note.by),
-            local_time(schedule, note.at, "%m-%d %H:%M"),
-            esc(&note.text)
-        );
-    }
-    let _ = write!(
-        body,
-        "<form class=\"card\" method=\"post\" action=\"/console/requests/{id}/note\">{}\
-         <label for=\"note-text\">添加备注</label>\
-         <textarea id=\"note-text\" name=\"text\" maxlength=\"2000\"></textarea>\
-         <p><button type=\"submit\">备注</button></p></form>",
-        hidden_csrf(session)
-    );
-    html_response(
-        status_code,
-        layout(request.id.as_str(), Some(session), notice, &body),
-    )
+        h2 { "备注" }
+        @for note in &request.notes {
+            div class="card" {
+                div class="muted" { (note.by) " · " (local_time(schedule, note.at, "%m-%d %H:%M")) }
+                div { (note.text) }
+            }
+        }
+        form class="card" method="post" action={ "/console/requests/" (id) "/note" } {
+            (csrf)
+            label for="note-text" { "添加备注" }
+            textarea id="note-text" name="text" maxlength="2000" {}
+            p { button type="submit" { "备注" } }
+        }
+    };
+    html_response(status_code, layout(id, Some(session), notice, body))
 }
 
-fn delivery_rows(
-    out: &mut String,
-    schedule: &BatchSchedule,
-    items: &[OutboxItem],
-    retry: Option<&str>,
-) {
-    for item in items {
-        let _ = write!(
-            out,
-            "<div class=\"card\"><div class=\"row1\"><span>{kind}</span><span class=\"muted\">尝试 {attempts} 次</span></div>\
-             <div style=\"word-break:break-all\">{id}</div>\
-             <div class=\"muted\">下次：{due} · 创建：{created}</div>\
-             <div class=\"muted\">错误：{error}</div>",
-            kind = esc(&item.kind),
-            attempts = item.attempts,
-            id = esc(&item.id),
-            due = local_time(schedule, item.due, "%m-%d %H:%M:%S"),
-            created = local_time(schedule, item.created, "%m-%d %H:%M"),
-            error = esc(item.last_error.as_deref().unwrap_or("—")),
-        );
-        if let Some(csrf) = retry {
-            let _ = write!(
-                out,
-                "<form method=\"post\" action=\"/console/deliveries/retry\">\
-                 <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
-                 <input type=\"hidden\" name=\"kind\" value=\"{}\">\
-                 <input type=\"hidden\" name=\"id\" value=\"{}\">\
-                 <p><button type=\"submit\">重试</button></p></form>",
-                esc(csrf),
-                esc(&item.kind),
-                esc(&item.id)
-            );
+/// Outbox items as cards; `retry` carries the CSRF token when each gets a retry button.
+fn delivery_rows(schedule: &BatchSchedule, items: &[OutboxItem], retry: Option<&str>) -> Markup {
+    html! {
+        @for item in items {
+            div class="card" {
+                div class="row1" {
+                    span { (item.kind) }
+                    span class="muted" { "尝试 " (item.attempts) " 次" }
+                }
+                div style="word-break:break-all" { (item.id) }
+                div class="muted" {
+                    "下次：" (local_time(schedule, item.due, "%m-%d %H:%M:%S"))
+                    " · 创建：" (local_time(schedule, item.created, "%m-%d %H:%M"))
+                }
+                div class="muted" { "错误：" (item.last_error.as_deref().unwrap_or("—")) }
+                @if let Some(csrf) = retry {
+                    form method="post" action="/console/deliveries/retry" {
+                        (hidden_csrf(csrf))
+                        input type="hidden" name="kind" value=(item.kind);
+                        input type="hidden" name="id" value=(item.id);
+                        p { button type="submit" { "重试" } }
+                    }
+                }
+            }
         }
-        out.push_str("</div>");
     }
 }
 
@@ -521,18 +439,20 @@ pub(crate) fn deliveries_page(
     pending: &[OutboxItem],
     notice: Option<&Notice>,
 ) -> Response {
-    let mut body = String::from("<h1>投递</h1>");
-    let _ = write!(body, "<h2>失败（{}）</h2>", failed.len());
-    if failed.is_empty() {
-        body.push_str("<p class=\"card muted\">没有失败的投递。</p>");
-    }
-    delivery_rows(&mut body, schedule, failed, Some(&session.csrf));
-    let _ = write!(body, "<h2>待发送（{}）</h2>", pending.len());
-    if pending.is_empty() {
-        body.push_str("<p class=\"card muted\">没有待发送的投递。</p>");
-    }
-    delivery_rows(&mut body, schedule, pending, None);
-    html_response(StatusCode::OK, layout("投递", Some(session), notice, &body))
+    let body = html! {
+        h1 { "投递" }
+        h2 { "失败（" (failed.len()) "）" }
+        @if failed.is_empty() {
+            p class="card muted" { "没有失败的投递。" }
+        }
+        (delivery_rows(schedule, failed, Some(&session.csrf)))
+        h2 { "待发送（" (pending.len()) "）" }
+        @if pending.is_empty() {
+            p class="card muted" { "没有待发送的投递。" }
+        }
+        (delivery_rows(schedule, pending, None))
+    };
+    html_response(StatusCode::OK, layout("投递", Some(session), notice, body))
 }
 
 #[cfg(test)]
@@ -540,10 +460,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn escaping_covers_markup_and_both_quotes() {
-        assert_eq!(
-            esc("<script>alert('x')</script> & \"y\""),
-            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;y&quot;"
-        );
+    fn spliced_text_is_escaped_and_only_the_stylesheet_is_raw() {
+        let page = layout(
+            "<script>alert('x')</script>",
+            None,
+            Some(&Notice::Err("a&b \"q\"".to_owned())),
+            html! { p { ("<b>标签</b>") } },
+        )
+        .into_string();
+        assert!(!page.contains("<script>") && !page.contains("<b>"));
+        assert!(page.contains("&lt;script&gt;alert('x')&lt;/script&gt; · 开通处理台"));
+        assert!(page.contains("a&amp;b &quot;q&quot;") && page.contains("&lt;b&gt;标签&lt;/b&gt;"));
+        assert!(page.contains(CSS), "the stylesheet is spliced verbatim");
     }
 }

@@ -736,7 +736,7 @@ impl Bot for DialogBot {
                     .await;
             }
             if let Content::Text(text) = &message.content {
-                let command = super::commands::parse(text);
+                let command = super::commands::parse(text, &matcher.tuning().chat_commands);
                 if let Some(Command::Resubmit(id)) = command {
                     match self.rejected_request(&catalog, id, &message.sender).await {
                         Ok(request) => reopen = Some(request),

@@ -124,9 +124,120 @@ pub enum Command {
     Resubmit(Option<RequestId>),
 }
 
-/// Reads a command from a whole message; `None` leaves it to the conversation.
+/// The words that name each chat command (`[chat_commands]` in `dialogs/understanding.toml`):
+/// the first word of a message, with or without a leading `/`. Each list holds the command's
+/// slash name and its Chinese words, so a synonym is added in data, not here.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatWords {
+    pub status: Vec<String>,
+    pub mine: Vec<String>,
+    pub today: Vec<String>,
+    pub cancel: Vec<String>,
+    pub resubmit: Vec<String>,
+    pub done: Vec<String>,
+    pub reject: Vec<String>,
+    /// Words that name a command only after a `/` ("/我的"): too common to read alone.
+    #[serde(default)]
+    pub slash_only: Vec<String>,
+}
+
+/// Which command a word names; each has its own rule for what must follow it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verb {
+    Status,
+    Mine,
+    Today,
+    Cancel,
+    Resubmit,
+    Done,
+    Reject,
+}
+
+/// How a command word is compared: the message's first word gets the same treatment.
+fn fold_word(word: &str) -> String {
+    crate::catalog::value::normalize_width(word.trim()).to_lowercase()
+}
+
+impl ChatWords {
+    fn lists(&self) -> [(Verb, &'static str, &[String]); 7] {
+        [
+            (Verb::Status, "status", &self.status),
+            (Verb::Mine, "mine", &self.mine),
+            (Verb::Today, "today", &self.today),
+            (Verb::Cancel, "cancel", &self.cancel),
+            (Verb::Resubmit, "resubmit", &self.resubmit),
+            (Verb::Done, "done", &self.done),
+            (Verb::Reject, "reject", &self.reject),
+        ]
+    }
+
+    /// Folds every word (width, case) and checks the lists: none empty, each holds its
+    /// command's slash name, every word is one non-empty token without a `/` and names one
+    /// command only, and every `slash_only` word names some command.
+    pub fn checked(mut self) -> Result<Self, String> {
+        for list in [
+            &mut self.status,
+            &mut self.mine,
+            &mut self.today,
+            &mut self.cancel,
+            &mut self.resubmit,
+            &mut self.done,
+            &mut self.reject,
+            &mut self.slash_only,
+        ] {
+            for word in list.iter_mut() {
+                *word = fold_word(word);
+            }
+        }
+        let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+        for (_, key, list) in self.lists() {
+            if list.is_empty() {
+                return Err(format!("chat_commands.{key} is empty"));
+            }
+            if !list.iter().any(|w| w == key) {
+                return Err(format!(
+                    "chat_commands.{key} must hold its slash name \"{key}\" (/help lists it)"
+                ));
+            }
+            for word in list {
+                if word.is_empty() || word.contains(char::is_whitespace) || word.contains('/') {
+                    return Err(format!(
+                        "chat_commands.{key}: \"{word}\" must be one word without \"/\""
+                    ));
+                }
+                if let Some(other) = seen.insert(word, key) {
+                    return Err(format!(
+                        "chat_commands: \"{word}\" names both {other} and {key}"
+                    ));
+                }
+            }
+        }
+        if let Some(word) = self
+            .slash_only
+            .iter()
+            .find(|w| !seen.contains_key(w.as_str()))
+        {
+            return Err(format!(
+                "chat_commands.slash_only: \"{word}\" names no command"
+            ));
+        }
+        Ok(self)
+    }
+
+    fn verb(&self, word: &str) -> Option<Verb> {
+        self.lists()
+            .into_iter()
+            .find(|(_, _, list)| list.iter().any(|w| w == word))
+            .map(|(verb, _, _)| verb)
+    }
+}
+
+/// Reads a command from a whole message; `None` leaves it to the conversation. Bare words (no
+/// `/`) follow each command's rule: status, resubmit, done and reject need a request id after
+/// them, cancel always does, today takes nothing or a page number.
 #[must_use]
-pub fn parse(text: &str) -> Option<Command> {
+pub fn parse(text: &str, words: &ChatWords) -> Option<Command> {
     let text = crate::catalog::value::normalize_width(text.trim());
     let (head, rest) = text
         .split_once(char::is_whitespace)
@@ -137,37 +248,30 @@ pub fn parse(text: &str) -> Option<Command> {
             .map(|(_, r)| r.trim().to_owned())
             .unwrap_or_default()
     };
-    match head.trim_start_matches('/').to_lowercase().as_str() {
-        "status" | "查询" | "进度" | "查进度" if head.starts_with('/') || id(rest).is_some() => {
-            Some(Command::Status(id(rest)))
-        }
-        "mine" | "我的申请" | "我的" if head.starts_with('/') || head == "我的申请" => {
-            Some(Command::Mine)
-        }
-        "today" | "今天" | "今日" | "今日申请" | "今天的申请"
-            if head.starts_with('/') || rest.is_empty() || rest.parse::<usize>().is_ok() =>
-        {
+    let slashed = head.starts_with('/');
+    let word = fold_word(head.trim_start_matches('/'));
+    if !slashed && words.slash_only.contains(&word) {
+        return None;
+    }
+    match words.verb(&word)? {
+        Verb::Status if slashed || id(rest).is_some() => Some(Command::Status(id(rest))),
+        Verb::Mine => Some(Command::Mine),
+        Verb::Today if slashed || rest.is_empty() || rest.parse::<usize>().is_ok() => {
             Some(Command::Today {
                 page: rest.parse().unwrap_or(1).max(1),
             })
         }
-        "cancel" | "撤回" => id(rest).map(Command::Cancel),
+        Verb::Cancel => id(rest).map(Command::Cancel),
         // The rejection notice says to reply "重新提交 KT-…".
-        "resubmit" | "重新提交" | "修改后重新提交"
-            if head.starts_with('/') || id(rest).is_some() =>
-        {
-            Some(Command::Resubmit(id(rest)))
-        }
-        "done" | "完成" if head.starts_with('/') || id(rest).is_some() => Some(Command::Done {
+        Verb::Resubmit if slashed || id(rest).is_some() => Some(Command::Resubmit(id(rest))),
+        Verb::Done if slashed || id(rest).is_some() => Some(Command::Done {
             id: id(rest),
             note: after_id(rest),
         }),
-        "reject" | "驳回" if head.starts_with('/') || id(rest).is_some() => {
-            Some(Command::Reject {
-                id: id(rest),
-                reason: after_id(rest),
-            })
-        }
+        Verb::Reject if slashed || id(rest).is_some() => Some(Command::Reject {
+            id: id(rest),
+            reason: after_id(rest),
+        }),
         _ => None,
     }
 }
@@ -543,6 +647,18 @@ impl Commands<'_> {
 mod tests {
     use super::*;
 
+    /// The shipped words, as the loader checks them.
+    fn words() -> ChatWords {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("dialogs");
+        crate::dialog::understand::Tuning::load(&dir)
+            .expect("understanding.toml")
+            .chat_commands
+    }
+
+    fn parse(text: &str) -> Option<Command> {
+        super::parse(text, &words())
+    }
+
     #[test]
     fn every_listed_command_has_a_required_line_and_the_request_commands_parse() {
         for c in SLASH_COMMANDS {
@@ -606,5 +722,42 @@ mod tests {
         assert_eq!(parse("今天能开通吗"), None);
         assert_eq!(parse("/cancel"), None);
         assert_eq!(parse("完成了"), None);
+    }
+
+    #[test]
+    fn a_word_added_in_data_is_recognised() {
+        let mut words = words();
+        assert_eq!(super::parse("进展 KT-20261128-0007", &words), None);
+        words.status.push("进展".to_owned());
+        words.slash_only.push("ＴＯＤＡＹ".to_owned());
+        let words = words.checked().expect("still valid");
+        assert_eq!(
+            super::parse("进展 KT-20261128-0007", &words),
+            Some(Command::Status(RequestId::parse("KT-20261128-0007")))
+        );
+        assert_eq!(
+            super::parse("today", &words),
+            None,
+            "full-width folded, now slash-only"
+        );
+        assert_eq!(
+            super::parse("/today", &words),
+            Some(Command::Today { page: 1 })
+        );
+    }
+
+    #[test]
+    fn the_loader_refuses_ambiguous_or_unusable_words() {
+        let refused = |change: fn(&mut ChatWords)| {
+            let mut words = words();
+            change(&mut words);
+            words.checked().expect_err("refused")
+        };
+        assert!(refused(|w| w.done.push("驳回".into())).contains("both"));
+        assert!(refused(|w| w.cancel.push("撤回 申请".into())).contains("one word"));
+        assert!(refused(|w| w.mine.push("/我".into())).contains("one word"));
+        assert!(refused(|w| w.today.clear()).contains("empty"));
+        assert!(refused(|w| w.reject.retain(|x| x != "reject")).contains("slash name"));
+        assert!(refused(|w| w.slash_only.push("好的".into())).contains("names no command"));
     }
 }

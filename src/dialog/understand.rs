@@ -82,6 +82,8 @@ pub struct Tuning {
     pub slots: super::slots::SlotWords,
     /// Status, "my requests" and withdrawal in plain words.
     pub plain_commands: super::commands::PlainWords,
+    /// The words of the chat commands about filed requests (查询, 撤回, 完成 …).
+    pub chat_commands: super::commands::ChatWords,
     /// The hybrid with meaning; without it understanding is by words alone.
     #[serde(default)]
     pub meaning: Option<super::meaning::MeaningTuning>,
@@ -153,6 +155,12 @@ impl Tuning {
                 *word = fold(word);
             }
         }
+        tuning.chat_commands = std::mem::take(&mut tuning.chat_commands)
+            .checked()
+            .map_err(|reason| TuningError {
+                path: path.display().to_string(),
+                reason,
+            })?;
         Ok(tuning)
     }
 

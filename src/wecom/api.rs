@@ -22,7 +22,6 @@ use std::time::{Duration, Instant};
 // `bytes::Bytes` via axum's re-export (no direct `bytes` dependency): request bodies are
 // cloned cheaply when a call is retried with a fresh token.
 use axum::body::Bytes;
-use rand::Rng;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
@@ -528,7 +527,12 @@ struct CachedToken {
 enum RequestBody {
     Empty,
     Json(Bytes),
-    Multipart { content_type: String, bytes: Bytes },
+    /// A `multipart/form-data` upload with the single part WeCom reads, `media`; rebuilt for
+    /// each attempt (a reqwest form is consumed by sending it).
+    Media {
+        file_name: String,
+        bytes: Bytes,
+    },
 }
 
 /// What kind of successful answer an endpoint gives; decides the body cap and whether
@@ -772,15 +776,14 @@ impl WecomApi {
         bytes: &[u8],
     ) -> Result<String, ApiError> {
         const PATH: &str = "media/upload";
-        let (content_type, body) = multipart_media_body(file_name, bytes);
         let reply: UploadReply = self
             .call_json(
                 reqwest::Method::POST,
                 PATH,
                 &[("type", kind.as_str())],
-                RequestBody::Multipart {
-                    content_type,
-                    bytes: body,
+                RequestBody::Media {
+                    file_name: header_safe_file_name(file_name),
+                    bytes: Bytes::copy_from_slice(bytes),
                 },
             )
             .await?;
@@ -880,12 +883,9 @@ impl WecomApi {
                 RequestBody::Json(bytes) => request
                     .header(reqwest::header::CONTENT_TYPE, "application/json")
                     .body(bytes.clone()),
-                RequestBody::Multipart {
-                    content_type,
-                    bytes,
-                } => request
-                    .header(reqwest::header::CONTENT_TYPE, content_type.as_str())
-                    .body(bytes.clone()),
+                RequestBody::Media { file_name, bytes } => {
+                    request.multipart(media_form(file_name, bytes)?)
+                }
             };
             match self.execute(path, request, expect).await {
                 Err(error) if error.is_token_rejection() && !retried => {
@@ -1052,37 +1052,33 @@ fn not_json(path: &'static str) -> ApiError {
     }
 }
 
-/// Builds a `multipart/form-data` body with the single part WeCom reads, `media`. Hand-built
-/// because reqwest's `multipart` feature is not enabled. Returns (content type, body).
-fn multipart_media_body(file_name: &str, bytes: &[u8]) -> (String, Bytes) {
-    let boundary = format!(
-        "----kaitong{:016x}{:016x}",
-        rand::thread_rng().r#gen::<u64>(),
-        rand::thread_rng().r#gen::<u64>()
-    );
-    // A quote or line break in the name would end the header early; WeCom takes UTF-8 names raw.
-    let safe_name: String = file_name
+/// A file name that needs no escaping inside the part's quoted `filename="…"`: WeCom takes
+/// UTF-8 names raw, and a quote, backslash or line break would need escapes it may not read.
+fn header_safe_file_name(file_name: &str) -> String {
+    file_name
         .chars()
         .map(|c| match c {
             '"' | '\\' => '_',
             c if c.is_control() => '_',
             c => c,
         })
-        .collect();
-    let mut body = Vec::with_capacity(bytes.len() + 256);
-    body.extend_from_slice(
-        format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"media\"; filename=\"{safe_name}\"; filelength={}\r\nContent-Type: application/octet-stream\r\n\r\n",
-            bytes.len()
-        )
-        .as_bytes(),
-    );
-    body.extend_from_slice(bytes);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    (
-        format!("multipart/form-data; boundary={boundary}"),
-        Bytes::from(body),
-    )
+        .collect()
+}
+
+/// The upload form: one part named `media` with the file name unencoded (as WeCom expects)
+/// and a known length, so reqwest sends a `Content-Length` rather than chunks.
+fn media_form(file_name: &str, bytes: &Bytes) -> Result<reqwest::multipart::Form, ApiError> {
+    let length = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+    let part = reqwest::multipart::Part::stream_with_length(bytes.clone(), length)
+        .file_name(file_name.to_owned())
+        .mime_str("application/octet-stream")
+        .map_err(|error| ApiError::InvalidRequest {
+            path: "media/upload",
+            reason: error.to_string(),
+        })?;
+    Ok(reqwest::multipart::Form::new()
+        .percent_encode_noop()
+        .part("media", part))
 }
 
 /// The file name from a `Content-Disposition` header value: `filename*=UTF-8''…` (RFC 5987)
@@ -1313,15 +1309,16 @@ mod tests {
     }
 
     #[test]
-    fn multipart_body_has_the_media_part() {
-        let (content_type, body) = multipart_media_body("报告\".txt", b"hello world");
-        let boundary = content_type
-            .strip_prefix("multipart/form-data; boundary=")
-            .expect("boundary");
-        let text = String::from_utf8(body.to_vec()).expect("utf-8");
-        assert!(text.starts_with(&format!("--{boundary}\r\n")));
-        assert!(text.contains("name=\"media\"; filename=\"报告_.txt\"; filelength=11\r\n"));
-        assert!(text.ends_with(&format!("\r\nhello world\r\n--{boundary}--\r\n")));
+    fn upload_names_lose_only_what_would_break_the_part_header() {
+        assert_eq!(
+            header_safe_file_name("报告\"a\\b\r\n.txt"),
+            "报告_a_b__.txt"
+        );
+        assert_eq!(
+            header_safe_file_name("营业执照 2026.pdf"),
+            "营业执照 2026.pdf"
+        );
+        assert!(media_form("报告.txt", &Bytes::from_static(b"hello world")).is_ok());
     }
 
     #[test]

@@ -5,8 +5,9 @@
 //!
 //! Owns: the simulated apps, tokens, delivered messages, stored media and response codes, plus
 //! test hooks on [`SimulatorHandle`] (fault injection, delays, token expiry, counters). It must
-//! not depend on the client in [`super::api`] for parsing: it reads raw JSON and multipart the
-//! way WeCom would, so client bugs show up as WeCom errors rather than being mirrored.
+//! not depend on the client in [`super::api`] for parsing: it reads raw JSON, and multipart with
+//! `multer`, the way WeCom would, so client bugs show up as WeCom errors rather than being
+//! mirrored.
 //!
 //! Faithfulness notes (where WeCom's behaviour is not documented, the choice is marked):
 //! - gettoken returns the same token while it is valid, with the remaining `expires_in`.
@@ -888,81 +889,27 @@ struct Part {
     bytes: Vec<u8>,
 }
 
-fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
-    if needle.is_empty() || from > haystack.len() {
-        return None;
-    }
-    haystack[from..]
-        .windows(needle.len())
-        .position(|window| window == needle)
-        .map(|at| at + from)
-}
-
-/// `key="value"` from a header's parameters (quoted values may contain `;`).
-fn header_param(header: &str, key: &str) -> Option<String> {
-    let pattern = format!("{key}=");
-    let mut search = 0;
-    while let Some(found) = header[search..].find(&pattern) {
-        let at = search + found;
-        let preceded_ok = header[..at]
-            .chars()
-            .next_back()
-            .is_none_or(|c| c == ';' || c.is_whitespace());
-        let value = &header[at + pattern.len()..];
-        if preceded_ok {
-            return Some(if let Some(quoted) = value.strip_prefix('"') {
-                quoted.split('"').next().unwrap_or("").to_owned()
-            } else {
-                value.split(';').next().unwrap_or("").trim().to_owned()
-            });
-        }
-        search = at + pattern.len();
-    }
-    None
-}
-
-/// A minimal RFC 7578 reader: enough for what WeCom's own parser accepts.
-fn parse_multipart(content_type: &str, body: &[u8]) -> Option<Vec<Part>> {
-    let boundary = header_param(content_type, "boundary")?;
-    let delimiter = format!("--{boundary}").into_bytes();
+/// The parts of a `multipart/form-data` body, read with `multer` (the parser behind axum's
+/// own `Multipart` extractor), not with the client's code. `None` when the body is no
+/// multipart at all or has no part.
+async fn parse_multipart(content_type: &str, body: Bytes) -> Option<Vec<Part>> {
+    let boundary = multer::parse_boundary(content_type).ok()?;
+    let stream = futures::stream::once(async move { Ok::<Bytes, std::io::Error>(body) });
+    let mut multipart = multer::Multipart::new(stream, boundary);
     let mut parts = Vec::new();
-    let mut cursor = find(body, &delimiter, 0)? + delimiter.len();
-    loop {
-        if body.get(cursor..cursor + 2) == Some(b"--") {
-            return Some(parts);
-        }
-        if body.get(cursor..cursor + 2) != Some(b"\r\n") {
-            return None;
-        }
-        cursor += 2;
-        let headers_end = find(body, b"\r\n\r\n", cursor)?;
-        let headers = String::from_utf8_lossy(&body[cursor..headers_end]).into_owned();
-        let content_start = headers_end + 4;
-        let mut closing = b"\r\n".to_vec();
-        closing.extend_from_slice(&delimiter);
-        let content_end = find(body, &closing, content_start)?;
-        let mut part = Part {
-            name: None,
-            file_name: None,
-            content_type: None,
-            bytes: body[content_start..content_end].to_vec(),
-        };
-        for line in headers.split("\r\n") {
-            let Some((name, value)) = line.split_once(':') else {
-                continue;
-            };
-            match name.trim().to_ascii_lowercase().as_str() {
-                "content-disposition" => {
-                    part.name = header_param(value, "name");
-                    part.file_name = header_param(value, "filename");
-                }
-                "content-type" => part.content_type = Some(value.trim().to_owned()),
-                _ => {}
-            }
-        }
-        parts.push(part);
-        cursor = content_end + closing.len();
+    while let Some(field) = multipart.next_field().await.ok()? {
+        let name = field.name().map(str::to_owned);
+        let file_name = field.file_name().map(str::to_owned);
+        let content_type = field.content_type().map(ToString::to_string);
+        let bytes = field.bytes().await.ok()?.to_vec();
+        parts.push(Part {
+            name,
+            file_name,
+            content_type,
+            bytes,
+        });
     }
+    (!parts.is_empty()).then_some(parts)
 }
 
 async fn media_upload(
@@ -972,6 +919,12 @@ async fn media_upload(
     body: Bytes,
 ) -> Response {
     shared.arrive().await;
+    // Read before taking the state lock (parsing awaits); judged after the token and type.
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("");
+    let parts = parse_multipart(content_type, body).await;
     let mut state = shared.lock();
     if let Err(rejection) = state.admit(&query) {
         return rejection.into_response();
@@ -985,11 +938,7 @@ async fn media_upload(
         "file" => (20 * 1024 * 1024, 40006),
         _ => return wecom_error(40005, "invalid file type"),
     };
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or("");
-    let Some(parts) = parse_multipart(content_type, &body) else {
+    let Some(parts) = parts else {
         return wecom_error(44001, "empty media data");
     };
     let Some(part) = parts
@@ -1109,26 +1058,30 @@ async fn update_template_card(
 mod tests {
     use super::*;
 
-    #[test]
-    fn multipart_reader_finds_the_media_part() {
-        let body = b"--XyZ\r\nContent-Disposition: form-data; name=\"media\"; filename=\"a;b.txt\"; filelength=6\r\nContent-Type: application/octet-stream\r\n\r\nabc\r\ndef\r\n--XyZ--\r\n";
-        let parts = parse_multipart("multipart/form-data; boundary=XyZ", body).expect("parsed");
+    #[tokio::test]
+    async fn multipart_reader_finds_the_media_part() {
+        let body = "--XyZ\r\nContent-Disposition: form-data; name=\"media\"; filename=\"报告;b.txt\"; filelength=6\r\nContent-Type: application/octet-stream\r\n\r\nabc\r\ndef\r\n--XyZ--\r\n";
+        let parts = parse_multipart("multipart/form-data; boundary=XyZ", Bytes::from(body))
+            .await
+            .expect("parsed");
         assert_eq!(parts.len(), 1);
         assert_eq!(parts[0].name.as_deref(), Some("media"));
-        assert_eq!(parts[0].file_name.as_deref(), Some("a;b.txt"));
+        assert_eq!(parts[0].file_name.as_deref(), Some("报告;b.txt"));
         assert_eq!(parts[0].bytes, b"abc\r\ndef");
     }
 
-    #[test]
-    fn multipart_reader_rejects_garbage() {
-        assert!(parse_multipart("multipart/form-data; boundary=XyZ", b"nothing here").is_none());
-        assert!(parse_multipart("text/plain", b"--XyZ--").is_none());
-    }
-
-    #[test]
-    fn header_param_does_not_confuse_name_and_filename() {
-        let value = "form-data; filename=\"f.txt\"; name=\"media\"";
-        assert_eq!(header_param(value, "name").as_deref(), Some("media"));
-        assert_eq!(header_param(value, "filename").as_deref(), Some("f.txt"));
+    #[tokio::test]
+    async fn multipart_reader_rejects_garbage() {
+        let form = "multipart/form-data; boundary=XyZ";
+        assert!(
+            parse_multipart(form, Bytes::from_static(b"nothing here"))
+                .await
+                .is_none()
+        );
+        assert!(
+            parse_multipart("text/plain", Bytes::from_static(b"--XyZ--"))
+                .await
+                .is_none()
+        );
     }
 }
