@@ -36,12 +36,19 @@ impl Drop for Server {
     }
 }
 
-fn serve(db: &std::path::Path, api_base: &str) -> Server {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
-        .port();
+        .port()
+}
+
+fn serve(db: &std::path::Path, api_base: &str) -> Server {
+    serve_on(db, api_base, free_port())
+}
+
+fn serve_on(db: &std::path::Path, api_base: &str, port: u16) -> Server {
     Command::new(env!("CARGO_BIN_EXE_kaitong"))
         .arg("serve")
         .env("KAITONG_SERVER__LISTEN", format!("127.0.0.1:{port}"))
@@ -144,4 +151,198 @@ async fn a_kill_9_during_the_push_loses_and_doubles_no_notice() {
         );
     }
     assert_eq!(sent.len(), REQUESTERS);
+}
+
+/// One person's callback that was answered before the kill: what was sent and what came back.
+struct Answered {
+    person: usize,
+    turn: usize,
+    query: String,
+    body: String,
+    reply: String,
+}
+
+async fn post(client: &reqwest::Client, port: u16, query: &str, body: &str) -> Option<String> {
+    let res = client
+        .post(format!("http://127.0.0.1:{port}/wecom/app?{query}"))
+        .body(body.to_owned())
+        .send()
+        .await
+        .ok()?;
+    if !res.status().is_success() {
+        return None;
+    }
+    res.text().await.ok().filter(|b| !b.is_empty())
+}
+
+/// Issue 13: a turn's claim and session are written without an fsync of their own and ride on
+/// the reply record's. kill -9 while many people talk at once; after the restart every answered
+/// callback, sent again as WeCom would retry it, gets the same answer back (the reply record
+/// survived, so the turn does not run twice), and every person whose first turn was answered
+/// finds the form where that answer left it (the session survived).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_9_during_turns_loses_no_answered_turn() {
+    const PEOPLE: usize = 64;
+    let settings = kaitong::config::Settings::load_with_env(None, Vec::new()).unwrap();
+    let sim = common::wecom_simulator(&settings).await;
+    let peer = kaitong::wecom::peer::WecomPeer::new(settings.app_crypt().unwrap());
+    let corp = settings.wecom.corp_id.clone();
+    let agent = settings.wecom.agent_id.to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("k.db");
+    let port = free_port();
+    let mut first = serve_on(&db, &sim.base_url(), port);
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while client
+        .get(format!("http://127.0.0.1:{port}/healthz"))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "the server did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Every person says the first two lines of the load script, over and over (new message
+    // ids each time), until the server is killed under them.
+    let answered = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Answered>::new()));
+    let mut talkers = Vec::new();
+    for person in 0..PEOPLE {
+        let (peer, client, corp, agent, answered) = (
+            peer.clone(),
+            client.clone(),
+            corp.clone(),
+            agent.clone(),
+            std::sync::Arc::clone(&answered),
+        );
+        talkers.push(tokio::spawn(async move {
+            for round in 0u64.. {
+                let turn = usize::try_from(round % 2).unwrap();
+                let text = if turn == 0 {
+                    format!("帮我给 acct_{person} 开一下电子发票")
+                } else {
+                    "客户需要开电子发票".to_owned()
+                };
+                let msg_id = (person as u64) * 1_000_000 + round + 1;
+                let inner = kaitong::wecom::peer::app_text_xml(
+                    &corp,
+                    &format!("crash{person}"),
+                    &agent,
+                    msg_id,
+                    &text,
+                );
+                let cb = peer.app_callback(&inner, &agent).unwrap();
+                let Some(body) = post(&client, port, &cb.query, &cb.body).await else {
+                    return;
+                };
+                let reply = peer.open_app_reply(&body).unwrap().unwrap();
+                answered.lock().unwrap().push(Answered {
+                    person,
+                    turn,
+                    query: cb.query,
+                    body: cb.body,
+                    reply,
+                });
+                if turn == 1 {
+                    // 取消, so the next round starts a fresh form.
+                    let inner = kaitong::wecom::peer::app_text_xml(
+                        &corp,
+                        &format!("crash{person}"),
+                        &agent,
+                        msg_id + 500_000,
+                        "取消",
+                    );
+                    let cb = peer.app_callback(&inner, &agent).unwrap();
+                    if post(&client, port, &cb.query, &cb.body).await.is_none() {
+                        return;
+                    }
+                }
+            }
+        }));
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while answered.lock().unwrap().len() < 400 {
+        assert!(Instant::now() < deadline, "too few turns answered");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let _ = Command::new("kill")
+        .arg("-9")
+        .arg(first.id().to_string())
+        .status();
+    first.wait();
+    for talker in talkers {
+        let _ = talker.await;
+    }
+    let answered = std::mem::take(&mut *answered.lock().unwrap());
+
+    let second = serve_on(&db, &sim.base_url(), port);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while client
+        .get(format!("http://127.0.0.1:{port}/healthz"))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "the server did not restart");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // WeCom's retry of an answered callback gets that answer, not a second run of the turn.
+    for a in &answered {
+        let body = post(&client, port, &a.query, &a.body)
+            .await
+            .unwrap_or_else(|| {
+                panic!(
+                    "person {} turn {}: no answer to the retry",
+                    a.person, a.turn
+                )
+            });
+        assert_eq!(
+            peer.open_app_reply(&body).unwrap().unwrap(),
+            a.reply,
+            "person {} turn {}: the retry was not answered from the stored reply",
+            a.person,
+            a.turn
+        );
+    }
+    // Whoever's last answered callback was the first line is in the form that answer opened
+    // (or further on, if a later turn was committed but its answer never arrived): the reason
+    // is not answered as it is to a person with no form.
+    let say_reason = |user: String, msg_id: u64| {
+        let inner =
+            kaitong::wecom::peer::app_text_xml(&corp, &user, &agent, msg_id, "客户需要开电子发票");
+        peer.app_callback(&inner, &agent).unwrap()
+    };
+    let cb = say_reason("nobody".to_owned(), 999_999_999);
+    let body = post(&client, port, &cb.query, &cb.body).await.unwrap();
+    let without_form = peer.open_app_reply(&body).unwrap().unwrap();
+    let content = |xml: &str| {
+        kaitong::wecom::app_xml::InnerMessage::parse(xml)
+            .unwrap()
+            .content
+            .unwrap()
+    };
+    let mut checked = 0;
+    for person in 0..PEOPLE {
+        let Some(last) = answered.iter().rev().find(|a| a.person == person) else {
+            continue;
+        };
+        if last.turn != 0 {
+            continue;
+        }
+        let cb = say_reason(
+            format!("crash{person}"),
+            (person as u64) * 1_000_000 + 999_999,
+        );
+        let body = post(&client, port, &cb.query, &cb.body).await.unwrap();
+        let reply = peer.open_app_reply(&body).unwrap().unwrap();
+        assert_ne!(
+            content(&reply),
+            content(&without_form),
+            "person {person}: the answered first turn's form was lost"
+        );
+        checked += 1;
+    }
+    assert!(checked > 0, "no person was left mid-form");
+    drop(second);
 }

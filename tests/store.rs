@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{BACKENDS, Backend, fresh_store};
-use kaitong::store::{RedisStore, Sealed, Store, StoreError};
+use kaitong::store::{Durability, RedisStore, Sealed, Store, StoreError};
 
 async fn for_each_backend<F, Fut>(test: F)
 where
@@ -154,6 +154,116 @@ async fn compare_and_swap_only_replaces_the_expected_value() {
         assert_eq!(store.get("k").await.unwrap().as_deref(), Some(&b"v2"[..]));
     })
     .await;
+}
+
+#[tokio::test]
+async fn a_versioned_swap_replaces_only_the_record_as_read() {
+    for_each_backend(|store, backend| async move {
+        assert!(store.get_versioned("k").await.unwrap().is_none());
+        for durability in [Durability::Immediate, Durability::WithNextImmediate] {
+            store.delete("k").await.unwrap();
+            assert!(
+                store
+                    .compare_and_swap_version("k", None, b"v1", None, durability)
+                    .await
+                    .unwrap(),
+                "{backend:?}"
+            );
+            let read = store.get_versioned("k").await.unwrap().unwrap();
+            assert_eq!(read.value, b"v1", "{backend:?}");
+            // Someone else writes (even the same value): the version read no longer matches.
+            store.put("k", b"v1", None).await.unwrap();
+            assert!(
+                !store
+                    .compare_and_swap_version("k", Some(&read.version), b"v2", None, durability)
+                    .await
+                    .unwrap(),
+                "{backend:?} {durability:?}"
+            );
+            let read = store.get_versioned("k").await.unwrap().unwrap();
+            assert!(
+                store
+                    .compare_and_swap_version("k", Some(&read.version), b"v2", None, durability)
+                    .await
+                    .unwrap(),
+                "{backend:?} {durability:?}"
+            );
+            assert_eq!(store.get("k").await.unwrap().as_deref(), Some(&b"v2"[..]));
+            assert!(
+                !store
+                    .compare_and_swap_version("k", None, b"v3", None, durability)
+                    .await
+                    .unwrap(),
+                "{backend:?} {durability:?}"
+            );
+        }
+        assert!(
+            store
+                .put_if_absent_with("p", b"x", None, Durability::WithNextImmediate)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .put_if_absent_with("p", b"y", None, Durability::WithNextImmediate)
+                .await
+                .unwrap()
+        );
+        assert_eq!(store.get("p").await.unwrap().as_deref(), Some(&b"x"[..]));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn deferred_writes_are_made_durable_by_the_next_durable_one_and_by_closing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kaitong.db");
+    {
+        let store = kaitong::store::EmbeddedStore::open(&path).unwrap();
+        assert!(
+            store
+                .put_if_absent_with("claim", b"P", None, Durability::WithNextImmediate)
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .compare_and_swap_version(
+                    "session",
+                    None,
+                    b"s1",
+                    None,
+                    Durability::WithNextImmediate
+                )
+                .await
+                .unwrap()
+        );
+        // Visible at once, before anything durable.
+        assert_eq!(
+            store.get("session").await.unwrap().as_deref(),
+            Some(&b"s1"[..])
+        );
+        store.put("reply", b"R", None).await.unwrap();
+        assert!(
+            store
+                .compare_and_swap_version("late", None, b"l", None, Durability::WithNextImmediate)
+                .await
+                .unwrap()
+        );
+    }
+    let reopened = kaitong::store::EmbeddedStore::open(&path).unwrap();
+    for (key, value) in [
+        ("claim", &b"P"[..]),
+        ("session", b"s1"),
+        ("reply", b"R"),
+        ("late", b"l"),
+    ] {
+        assert_eq!(
+            reopened.get(key).await.unwrap().as_deref(),
+            Some(value),
+            "{key}"
+        );
+    }
 }
 
 #[tokio::test]

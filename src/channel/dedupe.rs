@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::store::{Store, StoreError};
+use crate::store::{Durability, Store, StoreError};
 
 const PENDING: &[u8] = b"P";
 const REPLY_TAG: u8 = b'R';
@@ -53,18 +53,31 @@ impl ReplyCache {
     {
         let deadline = tokio::time::Instant::now() + self.wait;
         loop {
+            // The claim needs no fsync of its own: it only holds off concurrent retries while
+            // the turn runs. If the process dies before the reply record below is durable, the
+            // claim may vanish with it, and a retry runs the turn again on the state the
+            // last durable commit left, which is the right thing: nobody heard this turn's
+            // answer, and its session write (also left to the reply's fsync) is gone too.
             if self
                 .store
-                .put_if_absent(key, PENDING, Some(self.pending_ttl))
+                .put_if_absent_with(
+                    key,
+                    PENDING,
+                    Some(self.pending_ttl),
+                    Durability::WithNextImmediate,
+                )
                 .await?
             {
                 let reply = turn().await;
                 let mut record = Vec::with_capacity(reply.len() + 1);
                 record.push(REPLY_TAG);
                 record.extend_from_slice(reply.as_bytes());
+                // This durable write is what makes the turn's claim and session durable, so
+                // the reply is given only once it succeeded; otherwise the person is told the
+                // system is busy (the turn may be undone by a crash) and sends again.
                 if let Err(e) = self.store.put(key, &record, Some(self.reply_ttl)).await {
-                    // The user still gets this reply; only a later retry would run the turn again.
-                    tracing::warn!(error = %e, key, "could not store reply for retries");
+                    tracing::error!(error = %e, key, "could not store the reply; answering busy");
+                    return Err(e);
                 }
                 return Ok(Outcome::Fresh(reply));
             }

@@ -180,4 +180,12 @@ impl Reply {
 #[async_trait::async_trait]
 pub trait Bot: Send + Sync + 'static {
     async fn respond(&self, message: Inbound) -> Reply;
+
+    /// As [`Bot::respond`], for a caller that writes durably to the same store after the
+    /// turn and before anyone hears the reply (the callback path stores the reply record for
+    /// WeCom's retries): the turn's own writes may leave their fsync to that write
+    /// ([`crate::store::Durability::WithNextImmediate`]).
+    async fn respond_then_persist(&self, message: Inbound) -> Reply {
+        self.respond(message).await
+    }
 }

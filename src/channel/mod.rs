@@ -191,7 +191,9 @@ where
             return render(Reply::Text(settings.slow_down_text.clone())).await;
         }
         let started = std::time::Instant::now();
-        let reply = bot.respond(inbound).await;
+        // `replies.run_once` stores the reply durably before it is returned: the turn's own
+        // writes ride on that fsync.
+        let reply = bot.respond_then_persist(inbound).await;
         crate::metrics::turn(name, started.elapsed());
         render(reply).await
     };

@@ -22,7 +22,7 @@ use crate::requests::{
     BatchSchedule, Desk, DeskAction, DeskError, FiledForm, HandlerDirectory, Ledger, Request,
     RequestId, Requester, Status,
 };
-use crate::store::Store;
+use crate::store::{Durability, Store};
 
 const MAX_ATTEMPTS: usize = 5;
 /// Time allowed for downloading an attachment inside a callback.
@@ -719,6 +719,20 @@ pub fn session_key(message: &Inbound) -> String {
 #[async_trait::async_trait]
 impl Bot for DialogBot {
     async fn respond(&self, message: Inbound) -> Reply {
+        self.turn(message, Durability::Immediate).await
+    }
+
+    /// The callback path: the session is saved without an fsync of its own; the reply record
+    /// written right after the turn (durably) carries it to disk before the answer is sent.
+    async fn respond_then_persist(&self, message: Inbound) -> Reply {
+        self.turn(message, Durability::WithNextImmediate).await
+    }
+}
+
+impl DialogBot {
+    /// One turn: read the session, run the engine, file, compare-and-swap the session back
+    /// (`durability` for that save).
+    async fn turn(&self, message: Inbound, durability: Durability) -> Reply {
         let (catalog, matcher) = self.snapshot();
         let mut reopen: Option<Request> = None;
         if let Some(desk) = &self.desk {
@@ -760,14 +774,16 @@ impl Bot for DialogBot {
         let mut meaning: Option<Option<MessageMeaning>> = None;
         for _ in 0..MAX_ATTEMPTS {
             let now = Utc::now();
-            let stored = match self.store.get(&key).await {
+            // Versioned: the save below swaps on the record as read, in one round trip (on a
+            // sealed store a plain compare-and-swap would first read the sealed bytes again).
+            let stored = match self.store.get_versioned(&key).await {
                 Ok(stored) => stored,
                 Err(e) => {
                     tracing::error!(error = %e, "session store unavailable");
                     return Self::busy(&catalog);
                 }
             };
-            let session: Session = match stored.as_deref().map(serde_json::from_slice) {
+            let session: Session = match stored.as_ref().map(|s| serde_json::from_slice(&s.value)) {
                 None => Session::default(),
                 Some(Ok(session)) => session,
                 Some(Err(e)) => {
@@ -913,11 +929,12 @@ impl Bot for DialogBot {
             };
             match self
                 .store
-                .compare_and_swap(
+                .compare_and_swap_version(
                     &key,
-                    stored.as_deref(),
+                    stored.as_ref().map(|s| s.version.as_slice()),
                     &bytes,
                     Some(self.ttl + EXPIRY_MEMORY),
+                    durability,
                 )
                 .await
             {

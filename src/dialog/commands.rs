@@ -295,10 +295,8 @@ pub fn parse_plain(text: &str, words: &PlainWords) -> Option<Command> {
     if folded.is_empty() || folded.chars().count() > words.max_chars {
         return None;
     }
-    let has = |list: &[String]| {
-        list.iter()
-            .any(|w| folded.contains(&super::understand::fold(w)))
-    };
+    // The lists are folded once at load (`Tuning::load`), not here for every message.
+    let has = |list: &[String]| list.iter().any(|w| folded.contains(w.as_str()));
     let id = crate::catalog::value::normalize_width(text)
         .split(|c: char| c.is_whitespace() || matches!(c, ',' | '，'))
         .find_map(|t| RequestId::parse(t.trim()));

@@ -12,6 +12,7 @@
 //! Pure: no I/O. The word lists live in `dialogs/understanding.toml` (`[slots]`) and the
 //! field cues in `dialogs/fields.toml`.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use regex::Regex;
@@ -139,6 +140,19 @@ fn skip_separators(s: &str) -> usize {
     n
 }
 
+/// `text.to_lowercase()`, without a copy when nothing changes.
+fn lowered(text: &str) -> Cow<'_, str> {
+    let changes = |c: char| {
+        let mut lower = c.to_lowercase();
+        !(lower.next() == Some(c) && lower.next().is_none())
+    };
+    if text.chars().any(changes) {
+        Cow::Owned(text.to_lowercase())
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
 fn is_delimiter(c: char) -> bool {
     c.is_whitespace() || (!c.is_alphanumeric() && !matches!(c, '_' | '-' | '.' | '@'))
 }
@@ -187,32 +201,34 @@ impl Scan<'_> {
         if lower.len() != self.text.len() {
             return Vec::new();
         }
-        // (word, field index in the service or None)
-        let mut words: Vec<(String, Option<usize>)> = Vec::new();
+        // (word, field index in the service or None). Every label and cue of the catalog is
+        // looked for, so they are borrowed, not copied: almost none has an upper-case letter
+        // (issue 13: lower-casing them all per message was a tenth of a turn's CPU).
+        let mut words: Vec<(Cow<'_, str>, Option<usize>)> = Vec::new();
         for (i, f) in self.service.fields.iter().enumerate() {
-            words.push((f.spec.label.to_lowercase(), Some(i)));
+            words.push((lowered(&f.spec.label), Some(i)));
             for c in &f.spec.cues {
-                words.push((c.to_lowercase(), Some(i)));
+                words.push((lowered(c), Some(i)));
             }
         }
         for spec in catalog.fields() {
             if self.service.field(&spec.key).is_some() {
                 continue;
             }
-            words.push((spec.label.to_lowercase(), None));
+            words.push((lowered(&spec.label), None));
             for c in &spec.cues {
-                words.push((c.to_lowercase(), None));
+                words.push((lowered(c), None));
             }
         }
         for w in &self.words.foreign_account_labels {
-            words.push((w.to_lowercase(), None));
+            words.push((lowered(w), None));
         }
         let mut found: Vec<Cue> = Vec::new();
         for (word, field) in &words {
             if word.chars().count() < 2 && !word.is_ascii() {
                 continue;
             }
-            for (at, _) in lower.match_indices(word.as_str()) {
+            for (at, _) in lower.match_indices(&**word) {
                 let span = at..at + word.len();
                 // An ASCII cue ("sid", "appkey") must stand alone, not inside a word.
                 if word.is_ascii() {

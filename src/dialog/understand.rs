@@ -57,6 +57,25 @@ pub struct Matcher {
     /// The words of every service's examples, for the blend by meaning.
     examples: super::examples::ExampleIndex,
     tuning: Tuning,
+    /// Identifies this index for the ranking memo (see [`Matcher::rank`]); unique per process.
+    generation: u64,
+}
+
+/// Where matcher generations come from: every `Matcher::new` takes the next one, so a memo
+/// entry of a replaced matcher (catalog reload) can never be mistaken for the new one's.
+static GENERATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+thread_local! {
+    /// The last ranking computed on this thread: (matcher generation, text, ranking).
+    ///
+    /// One turn ranks the same message several times: the bot ranks a new request to decide
+    /// whether to embed it, then the engine ranks it again to understand it; mid-form, a
+    /// message is ranked by `rank` and `rank_words`, which are the same text when it has no
+    /// digits. Each ranking costs ~80 µs (issue 13). Ranking is a pure function of the
+    /// matcher and the text, so returning the remembered result is exact, whatever thread or
+    /// task asks; a one-entry memo per thread is enough because the repeats come back to back.
+    static LAST_RANKING: std::cell::RefCell<Option<(u64, String, Vec<Scored>)>> =
+        const { std::cell::RefCell::new(None) };
 }
 
 /// `dialogs/understanding.toml`: the knobs and word lists of understanding.
@@ -150,6 +169,10 @@ impl Tuning {
             &mut c.confirm_like,
             &mut tuning.interrupt_markers,
             &mut tuning.correction_markers,
+            // Folded here once, not per message (`commands::parse_plain` compares as they are).
+            &mut tuning.plain_commands.status,
+            &mut tuning.plain_commands.mine,
+            &mut tuning.plain_commands.cancel,
         ] {
             for word in list.iter_mut() {
                 *word = fold(word);
@@ -168,20 +191,16 @@ impl Tuning {
     #[must_use]
     pub fn core(text: &str) -> String {
         let folded = fold(text);
-        let core = folded.trim_end_matches(['啊', '呀', '哈', '呢', '吧', '哦', '了', '啦', '~']);
-        if core.is_empty() {
-            folded
-        } else {
-            core.to_owned()
-        }
+        core_of(&folded).to_owned()
     }
 
     /// Whether the whole message is one of `words`.
     #[must_use]
     pub fn is(words: &[String], text: &str) -> bool {
-        let core = Self::core(text);
+        // One fold, not two (`core` folds too); a turn asks this of a dozen word lists.
         let folded = fold(text);
-        words.iter().any(|w| *w == core || *w == folded)
+        let core = core_of(&folded);
+        words.iter().any(|w| w == core || *w == folded)
     }
 
     /// Whether the whole message is a greeting or a thank-you (trailing particles ignored).
@@ -215,9 +234,38 @@ pub enum SmallTalk {
     Acknowledgement,
 }
 
+/// A folded message without trailing particles (the whole folded text if nothing else is left).
+fn core_of(folded: &str) -> &str {
+    let core = folded.trim_end_matches(['啊', '呀', '哈', '呢', '吧', '哦', '了', '啦', '~']);
+    if core.is_empty() { folded } else { core }
+}
+
+thread_local! {
+    /// The last text folded on this thread and its fold. A turn folds the same message dozens
+    /// of times (every whole-message word list, the plain commands, ranking, slots), and each
+    /// fold is NFKC + lower-casing + a filter with three allocations: with the memo a turn
+    /// folds its message once (issue 13; `fold` was 14 % of the server's CPU). `fold` is a pure
+    /// function of the text, so the remembered answer is exact.
+    static LAST_FOLD: std::cell::RefCell<(String, String)> =
+        const { std::cell::RefCell::new((String::new(), String::new())) };
+}
+
 /// Lower-cases, normalises width, drops whitespace, punctuation and leading @mentions.
 #[must_use]
 pub fn fold(text: &str) -> String {
+    if let Some(folded) = LAST_FOLD.with_borrow(|(t, f)| (t == text).then(|| f.clone())) {
+        return folded;
+    }
+    let folded = fold_uncached(text);
+    LAST_FOLD.with_borrow_mut(|last| {
+        last.0.clear();
+        last.0.push_str(text);
+        last.1.clone_from(&folded);
+    });
+    folded
+}
+
+fn fold_uncached(text: &str) -> String {
     let text = crate::wecom::aibot_json::strip_mentions(&normalize_width(text));
     text.to_lowercase()
         .chars()
@@ -324,6 +372,7 @@ impl Matcher {
             idf,
             examples: super::examples::ExampleIndex::new(catalog),
             tuning,
+            generation: GENERATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         }
     }
 
@@ -395,6 +444,23 @@ impl Matcher {
     /// Every service with a positive score, best first.
     #[must_use]
     pub fn rank(&self, text: &str) -> Vec<Scored> {
+        let remembered = LAST_RANKING.with_borrow(|last| match last {
+            Some((generation, t, ranked)) if *generation == self.generation && t == text => {
+                Some(ranked.clone())
+            }
+            _ => None,
+        });
+        if let Some(ranked) = remembered {
+            return ranked;
+        }
+        let ranked = self.rank_uncached(text);
+        LAST_RANKING.with_borrow_mut(|last| {
+            *last = Some((self.generation, text.to_owned(), ranked.clone()));
+        });
+        ranked
+    }
+
+    fn rank_uncached(&self, text: &str) -> Vec<Scored> {
         let folded = fold(text);
         if folded.is_empty() {
             return Vec::new();
@@ -449,6 +515,10 @@ impl Matcher {
     /// number there answers a question ("调到300吧" is not #46 "修改拣货分组为300").
     #[must_use]
     pub fn rank_words(&self, text: &str) -> Vec<Scored> {
+        if !text.contains(|c: char| c.is_ascii_digit()) {
+            // The same text as `rank`'s: the memo answers when the caller ranked it just before.
+            return self.rank(text);
+        }
         let words: String = text.chars().filter(|c| !c.is_ascii_digit()).collect();
         self.rank(&words)
     }

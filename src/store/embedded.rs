@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use redb::{Database, ReadableTable, TableDefinition};
 
-use super::{Store, StoreError};
+use super::{Durability, Store, StoreError};
 
 /// value = expiry in unix millis (8 bytes, big-endian; 0 = never) followed by the payload.
 const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
@@ -48,6 +48,12 @@ fn backend<E: std::fmt::Display>(e: E) -> StoreError {
 type Job = Box<dyn FnOnce(Option<&mut redb::Table<&str, &[u8]>>) -> (bool, Finish) + Send>;
 type Finish = Box<dyn FnOnce(Option<&StoreError>) + Send>;
 
+/// A queued write and how durable its commit must be.
+struct Queued {
+    job: Job,
+    durability: Durability,
+}
+
 /// How many queued writes share one commit (one fsync) at most.
 const GROUP_COMMIT_MAX: usize = 256;
 
@@ -56,7 +62,7 @@ pub struct EmbeddedStore {
     path: PathBuf,
     /// Writes go to one writer thread that commits them in groups: every write is durable
     /// (fsync before it is acknowledged), and concurrent writers share the fsync.
-    writer: Option<std::sync::mpsc::Sender<Job>>,
+    writer: Option<std::sync::mpsc::Sender<Queued>>,
     writer_thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -73,7 +79,16 @@ impl Drop for EmbeddedStore {
 
 /// The writer thread: takes every queued write, runs them in one transaction, commits once,
 /// then tells each caller. A failed commit fails every write of the group.
-fn run_writer(db: Arc<Database>, jobs: std::sync::mpsc::Receiver<Job>) {
+///
+/// A group whose writes all asked for [`Durability::WithNextImmediate`] is committed without
+/// an fsync (redb `Durability::None`): it is visible to every later transaction at once, and
+/// the next durable commit persists it with its own (redb commits are ordered; recovery after
+/// a crash goes back to the last durable commit, never past a missing one). A callback's turn
+/// writes its claim and session so and its reply record durably, so the turn costs one fsync,
+/// not three, and nothing it wrote is acknowledged before that fsync.
+fn run_writer(db: Arc<Database>, jobs: std::sync::mpsc::Receiver<Queued>) {
+    // Whether a commit since the last durable one is not yet on disk.
+    let mut undurable = false;
     while let Ok(first) = jobs.recv() {
         let mut group = vec![first];
         while group.len() < GROUP_COMMIT_MAX {
@@ -82,38 +97,48 @@ fn run_writer(db: Arc<Database>, jobs: std::sync::mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let txn = match db.begin_write() {
+        let durable = group.iter().any(|q| q.durability == Durability::Immediate);
+        let mut txn = match db.begin_write() {
             Ok(txn) => txn,
             Err(e) => {
                 let error = backend(e);
-                for job in group {
-                    let (_, finish) = job(None);
+                for queued in group {
+                    let (_, finish) = (queued.job)(None);
                     finish(Some(&error));
                 }
                 continue;
             }
         };
+        if !durable {
+            txn.set_durability(redb::Durability::None);
+        }
         let mut finishes = Vec::with_capacity(group.len());
         let mut changed = false;
         match txn.open_table(KV) {
             Ok(mut table) => {
-                for job in group {
-                    let (did_change, finish) = job(Some(&mut table));
+                for queued in group {
+                    let (did_change, finish) = (queued.job)(Some(&mut table));
                     changed |= did_change;
                     finishes.push(finish);
                 }
             }
             Err(e) => {
                 let error = backend(e);
-                for job in group {
-                    let (_, finish) = job(None);
+                for queued in group {
+                    let (_, finish) = (queued.job)(None);
                     finish(Some(&error));
                 }
                 continue;
             }
         }
-        let outcome = if changed {
-            txn.commit().map_err(backend)
+        let outcome = if changed || (durable && undurable) {
+            // A durable group commits even when it changed nothing itself if an earlier
+            // commit is not on disk yet: what its callers read may rest on that commit.
+            let committed = txn.commit().map_err(backend);
+            if committed.is_ok() {
+                undurable = !durable;
+            }
+            committed
         } else {
             txn.abort().map_err(backend)
         };
@@ -121,6 +146,11 @@ fn run_writer(db: Arc<Database>, jobs: std::sync::mpsc::Receiver<Job>) {
         for finish in finishes {
             finish(error.as_ref());
         }
+    }
+    // Stopping: make the last commits durable too, so a clean shutdown keeps every claim and
+    // session (a turn still unanswered at that point can be retried either way).
+    if undurable && let Ok(txn) = db.begin_write() {
+        let _ = txn.commit();
     }
 }
 
@@ -278,7 +308,7 @@ impl EmbeddedStore {
         }
         let (db, _) = open_checked(&path, true)?;
         let db = Arc::new(db);
-        let (writer, jobs) = std::sync::mpsc::channel::<Job>();
+        let (writer, jobs) = std::sync::mpsc::channel::<Queued>();
         let writer_db = Arc::clone(&db);
         let thread = std::thread::Builder::new()
             .name("kaitong-store-writer".into())
@@ -292,8 +322,18 @@ impl EmbeddedStore {
         })
     }
 
-    /// Queues a write for the writer thread and waits for its group to be committed.
+    /// Queues a durable write for the writer thread and waits for its group to be committed.
     async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut redb::Table<&str, &[u8]>) -> Result<(T, bool), StoreError> + Send + 'static,
+    {
+        self.write_with(Durability::Immediate, f).await
+    }
+
+    /// Queues a write for the writer thread and waits for its group to be committed, with
+    /// an fsync unless every write of the group allows its durability to come later.
+    async fn write_with<T, F>(&self, durability: Durability, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut redb::Table<&str, &[u8]>) -> Result<(T, bool), StoreError> + Send + 'static,
@@ -325,7 +365,7 @@ impl EmbeddedStore {
         self.writer
             .as_ref()
             .ok_or_else(|| StoreError::Backend("store closed".into()))?
-            .send(job)
+            .send(Queued { job, durability })
             .map_err(|_| StoreError::Backend("store writer stopped".into()))?;
         rx.await
             .map_err(|_| StoreError::Backend("store writer dropped a write".into()))?
@@ -362,20 +402,18 @@ fn read_live(table: &redb::Table<&str, &[u8]>, key: &str) -> Result<Option<Vec<u
 
 #[async_trait]
 impl Store for EmbeddedStore {
+    /// Read on the calling task, not on the blocking pool: a point read of this small, hot
+    /// file is a few microseconds from redb's page cache, less than handing it to another
+    /// thread and waking the task again (two context switches per read on a busy box; two
+    /// reads per turn). Scans (`list_prefix`, backups) still go to the blocking pool.
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let db = Arc::clone(&self.db);
-        let key = key.to_owned();
-        tokio::task::spawn_blocking(move || {
-            let txn = db.begin_read().map_err(backend)?;
-            let table = txn.open_table(KV).map_err(backend)?;
-            let now = now_millis();
-            Ok(table
-                .get(key.as_str())
-                .map_err(backend)?
-                .and_then(|v| live(v.value(), now).map(<[u8]>::to_vec)))
-        })
-        .await
-        .map_err(backend)?
+        let txn = self.db.begin_read().map_err(backend)?;
+        let table = txn.open_table(KV).map_err(backend)?;
+        let now = now_millis();
+        Ok(table
+            .get(key)
+            .map_err(backend)?
+            .and_then(|v| live(v.value(), now).map(<[u8]>::to_vec)))
     }
 
     async fn put(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), StoreError> {
@@ -395,8 +433,19 @@ impl Store for EmbeddedStore {
         value: &[u8],
         ttl: Option<Duration>,
     ) -> Result<bool, StoreError> {
+        self.put_if_absent_with(key, value, ttl, Durability::Immediate)
+            .await
+    }
+
+    async fn put_if_absent_with(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+        durability: Durability,
+    ) -> Result<bool, StoreError> {
         let (key, record) = (key.to_owned(), encode(value, ttl));
-        self.write(move |table| {
+        self.write_with(durability, move |table| {
             if read_live(table, &key)?.is_some() {
                 return Ok((false, false));
             }
@@ -415,9 +464,22 @@ impl Store for EmbeddedStore {
         value: &[u8],
         ttl: Option<Duration>,
     ) -> Result<bool, StoreError> {
+        self.compare_and_swap_version(key, expected, value, ttl, Durability::Immediate)
+            .await
+    }
+
+    /// On a bare store the version is the value itself.
+    async fn compare_and_swap_version(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        value: &[u8],
+        ttl: Option<Duration>,
+        durability: Durability,
+    ) -> Result<bool, StoreError> {
         let (key, record) = (key.to_owned(), encode(value, ttl));
         let expected = expected.map(<[u8]>::to_vec);
-        self.write(move |table| {
+        self.write_with(durability, move |table| {
             if read_live(table, &key)? != expected {
                 return Ok((false, false));
             }

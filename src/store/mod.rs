@@ -51,6 +51,32 @@ pub enum StoreError {
     Unsupported(&'static str),
 }
 
+/// How durable a write must be when the call that made it returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Durable (fsync'd; on `redis+sentinel://`, on a replica) before the call returns. Every
+    /// write of the plain trait methods is this.
+    Immediate,
+    /// Visible to every later operation at once, and durable no later than the next
+    /// `Immediate` write to the same store made after it returns. For writes whose outcome
+    /// nobody is told about before such a write: a callback's turn writes its claim and the
+    /// session this way, and the reply record written after them (`channel::ReplyCache`) is
+    /// `Immediate`; the answer is sent only after that, so one fsync covers all three. The
+    /// embedded store commits these without an fsync (its commits are ordered: a durable one
+    /// persists every commit before it); backends without a per-write fsync treat it as
+    /// `Immediate`.
+    WithNextImmediate,
+}
+
+/// A value read together with what a later [`Store::compare_and_swap_version`] compares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Versioned {
+    pub value: Vec<u8>,
+    /// The record's bytes as the backend holds them: the value itself on a bare store, the
+    /// sealed bytes under [`Sealed`] (so the swap needs no second read to find them).
+    pub version: Vec<u8>,
+}
+
 /// Key-value operations every backend provides with the same semantics (see `tests/store.rs`).
 ///
 /// `ttl = None` keeps a value until deleted. Expired values are invisible to every operation.
@@ -77,6 +103,40 @@ pub trait Store: Send + Sync + 'static {
         value: &[u8],
         ttl: Option<Duration>,
     ) -> Result<bool, StoreError>;
+
+    /// As [`Store::put_if_absent`], as durable as `durability` asks.
+    async fn put_if_absent_with(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+        _durability: Durability,
+    ) -> Result<bool, StoreError> {
+        self.put_if_absent(key, value, ttl).await
+    }
+
+    /// As [`Store::get`], with the record's version for [`Store::compare_and_swap_version`].
+    async fn get_versioned(&self, key: &str) -> Result<Option<Versioned>, StoreError> {
+        Ok(self.get(key).await?.map(|value| Versioned {
+            version: value.clone(),
+            value,
+        }))
+    }
+
+    /// Replaces the value only if the record is still the one read as `version` (`None` =
+    /// absent); returns whether it wrote. One round trip, where `compare_and_swap` on a sealed
+    /// store must first read the sealed bytes: a read-modify-write (the dialog's session)
+    /// reads with [`Store::get_versioned`] and swaps with this.
+    async fn compare_and_swap_version(
+        &self,
+        key: &str,
+        version: Option<&[u8]>,
+        value: &[u8],
+        ttl: Option<Duration>,
+        _durability: Durability,
+    ) -> Result<bool, StoreError> {
+        self.compare_and_swap(key, version, value, ttl).await
+    }
 
     /// Atomically adds one to a decimal counter (absent = 0) and returns the new value; used
     /// for request numbers, so concurrent callers never share one.
@@ -183,6 +243,40 @@ impl Store for Metered {
 
     async fn increment(&self, key: &str) -> Result<u64, StoreError> {
         timed("increment", self.inner.increment(key)).await
+    }
+
+    async fn put_if_absent_with(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+        durability: Durability,
+    ) -> Result<bool, StoreError> {
+        timed(
+            "put_if_absent",
+            self.inner.put_if_absent_with(key, value, ttl, durability),
+        )
+        .await
+    }
+
+    async fn get_versioned(&self, key: &str) -> Result<Option<Versioned>, StoreError> {
+        timed("get", self.inner.get_versioned(key)).await
+    }
+
+    async fn compare_and_swap_version(
+        &self,
+        key: &str,
+        version: Option<&[u8]>,
+        value: &[u8],
+        ttl: Option<Duration>,
+        durability: Durability,
+    ) -> Result<bool, StoreError> {
+        timed(
+            "compare_and_swap",
+            self.inner
+                .compare_and_swap_version(key, version, value, ttl, durability),
+        )
+        .await
     }
 
     async fn delete(&self, key: &str) -> Result<bool, StoreError> {

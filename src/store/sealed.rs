@@ -23,7 +23,7 @@ use chacha20poly1305::aead::{Aead, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit, Nonce};
 use sha2::Digest;
 
-use super::{Store, StoreError};
+use super::{Durability, Store, StoreError, Versioned};
 
 const MAGIC: &[u8; 4] = b"KTS1";
 const ID_LEN: usize = 4;
@@ -226,6 +226,47 @@ impl Store for Sealed {
 
     async fn increment(&self, key: &str) -> Result<u64, StoreError> {
         self.inner.increment(key).await
+    }
+
+    async fn put_if_absent_with(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+        durability: Durability,
+    ) -> Result<bool, StoreError> {
+        self.inner
+            .put_if_absent_with(key, &self.seal(key, value)?, ttl, durability)
+            .await
+    }
+
+    /// The opened value, versioned by the sealed bytes as stored.
+    async fn get_versioned(&self, key: &str) -> Result<Option<Versioned>, StoreError> {
+        self.inner
+            .get_versioned(key)
+            .await?
+            .map(|record| {
+                Ok(Versioned {
+                    value: self.open(key, &record.value)?,
+                    version: record.version,
+                })
+            })
+            .transpose()
+    }
+
+    /// Swaps on the exact sealed bytes read (no second read, unlike `compare_and_swap`): any
+    /// write since, even of an equal plaintext, makes it fail, and the caller reads again.
+    async fn compare_and_swap_version(
+        &self,
+        key: &str,
+        version: Option<&[u8]>,
+        value: &[u8],
+        ttl: Option<Duration>,
+        durability: Durability,
+    ) -> Result<bool, StoreError> {
+        self.inner
+            .compare_and_swap_version(key, version, &self.seal(key, value)?, ttl, durability)
+            .await
     }
 
     async fn delete(&self, key: &str) -> Result<bool, StoreError> {
