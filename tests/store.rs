@@ -171,8 +171,9 @@ async fn a_versioned_swap_replaces_only_the_record_as_read() {
             );
             let read = store.get_versioned("k").await.unwrap().unwrap();
             assert_eq!(read.value, b"v1", "{backend:?}");
-            // Someone else writes (even the same value): the version read no longer matches.
-            store.put("k", b"v1", None).await.unwrap();
+            // Someone else writes: the version read no longer matches. (On a sealed store even
+            // the same value would not match, its nonce changes; a bare store compares bytes.)
+            store.put("k", b"v1 by another turn", None).await.unwrap();
             assert!(
                 !store
                     .compare_and_swap_version("k", Some(&read.version), b"v2", None, durability)
