@@ -94,6 +94,11 @@ async fn status_shows_ones_own_request_and_hides_others_the_same_way_as_unknown_
         mine.contains(id.as_str()) && mine.contains("已提交") && mine.contains("电子发票"),
         "{mine}"
     );
+    // An open request in the daily batch says when to expect it.
+    assert!(
+        mine.contains("预计: ") && mine.contains("17:30 前"),
+        "{mine}"
+    );
     let chinese = bot.say("alice", &format!("查询 {id}")).await;
     assert_eq!(chinese, mine);
     let other = bot.say("mallory", &format!("/status {id}")).await;

@@ -190,6 +190,10 @@ async fn class_02_nothing_recognised_is_dropped_without_a_word() {
             "{via:?} {reply}"
         );
         assert!(reply.contains("abc_shop1"), "{via:?} {reply}");
+        // The service's name that is also a field's label cues the value after it (found
+        // trying the bot: "充值单量 10万" asked for the amount again).
+        let reply = bot.say("b7", "给 oa_b7 充值单量 10万").await;
+        assert!(reply.contains("充值单量 100000"), "{via:?} {reply}");
         // "金额不对" is a symptom, not a correction.
         let reply = bot.say("b6", "物流对账报表 金额不对 账号 dz_b6").await;
         assert!(

@@ -35,6 +35,8 @@ pub const REQUIRED_KEYS: &[&str] = &[
     "text_control_chars",
     "plain_command_in_form",
     "correction_taken",
+    "cmd_status_expected",
+    "cmd_status_due",
     "several_queued",
     "nothing_to_confirm",
     "not_at_summary",

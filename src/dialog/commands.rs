@@ -490,6 +490,31 @@ impl Commands<'_> {
             }
             None => note,
         };
+        // An open request says when to expect it: the batch's done-by time, or the seed's own
+        // window for services outside the batch (OA ticket, e-mail).
+        let expected = match (request.status(), &request.form.window) {
+            (Status::Submitted | Status::Processing, crate::catalog::Window::DailyBatch) => {
+                self.schedule.done_at(request.batch).map(|due| {
+                    self.catalog.messages().render(
+                        "cmd_status_due",
+                        &[("time", &local_time(self.schedule, due))],
+                    )
+                })
+            }
+            (Status::Submitted | Status::Processing, crate::catalog::Window::Custom(text)) => {
+                Some(text.clone())
+            }
+            _ => None,
+        };
+        let note = match expected {
+            Some(when) => {
+                self.catalog
+                    .messages()
+                    .render("cmd_status_expected", &[("when", &when)])
+                    + &note
+            }
+            None => note,
+        };
         // The handler the receipt named (no assumed team); the team when the service is gone.
         let team = self.catalog.service(request.form.service).map_or_else(
             || request.form.team.label().to_owned(),

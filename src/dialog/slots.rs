@@ -251,10 +251,16 @@ impl Scan<'_> {
         let mut kept: Vec<Cue> = Vec::new();
         for cue in found {
             // A cue wholly inside the service's name is part of the name ("上限" in 赠品策略上限).
-            let inside_name = self
-                .names
-                .iter()
-                .any(|n| n.start <= cue.span.start && cue.span.end <= n.end);
+            // Except this service's own field label closing the name: in "充值单量 10万" the
+            // name 充值单量 is also the label of the amount it is followed by.
+            let closes_name_as_label = cue.field.is_some_and(|i| {
+                lowered(&self.field(i).spec.label).as_ref() == &lower[cue.span.clone()]
+            }) && self.names.iter().any(|n| n.end == cue.span.end);
+            let inside_name = !closes_name_as_label
+                && self
+                    .names
+                    .iter()
+                    .any(|n| n.start <= cue.span.start && cue.span.end <= n.end);
             let overlaps = kept
                 .iter()
                 .any(|k| k.span.start < cue.span.end && cue.span.start < k.span.end);
