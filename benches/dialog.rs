@@ -37,7 +37,7 @@ fn understanding(c: &mut Criterion) {
 /// The hybrid with the in-process table: words, then (when they are not clear) the message's
 /// vector against every example and passage. Paraphrases, so meaning is consulted.
 fn understanding_by_meaning(c: &mut Criterion) {
-    use kaitong::dialog::meaning::{Space, meaning_text};
+    use kaitong::dialog::meaning::Space;
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("dialogs");
     let catalog = Catalog::load(&dir).unwrap();
     let matcher = Matcher::new(&catalog, Tuning::load(&dir).unwrap());
@@ -54,7 +54,7 @@ fn understanding_by_meaning(c: &mut Criterion) {
         b.iter(|| {
             i = (i + 1) % texts.len();
             let text = black_box(&texts[i]);
-            let vector = encoder.encode(&meaning_text(text));
+            let vector = encoder.encode_message(text);
             black_box(matcher.understand_with(text, Some((&space, vector.as_slice()))))
         })
     });

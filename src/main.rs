@@ -505,10 +505,7 @@ async fn understand(settings: &Settings, text: Option<String>) -> anyhow::Result
         let space = Space::encode(&catalog, encoder.as_ref());
         (
             Some(space),
-            lines
-                .iter()
-                .map(|l| encoder.encode(&meaning_text(l)))
-                .collect(),
+            lines.iter().map(|l| encoder.encode_message(l)).collect(),
         )
     } else {
         (None, Vec::new())
@@ -561,7 +558,7 @@ async fn eval(
         let space = Space::encode(&catalog, encoder.as_ref());
         let queries: Vec<_> = set
             .iter()
-            .map(|l| encoder.encode(&meaning_text(&l.text)))
+            .map(|l| encoder.encode_message(&l.text))
             .collect();
         rows.push((
             format!("default ({})", space.model),
@@ -643,6 +640,7 @@ fn sweep_thresholds(
 ) {
     use kaitong::dialog::meaning::{SpaceKind, SpaceThresholds};
     let mut found: Vec<(f64, f64, f64, SpaceThresholds)> = Vec::new();
+    let mut trial = Matcher::new(catalog, matcher.tuning().clone());
     for a in 0..40u8 {
         let accept = 0.5 + f32::from(a) * 0.02;
         for margin in [0.0, 0.01, 0.02, 0.03, 0.05, 0.08] {
@@ -660,7 +658,7 @@ fn sweep_thresholds(
                     SpaceKind::Static => meaning.static_space = thresholds,
                     SpaceKind::Server => meaning.server_space = thresholds,
                 }
-                let trial = Matcher::new(catalog, tuning);
+                trial.set_tuning(tuning);
                 let r = kaitong::dialog::eval::evaluate_meaning(&trial, space, queries, set);
                 if r.none_accuracy >= min_none {
                     found.push((

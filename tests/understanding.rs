@@ -264,7 +264,7 @@ mod slot_properties {
 /// figures in BENCHMARKS.md, on the paraphrases and on the lines that use the catalog's words.
 #[test]
 fn figures_with_the_default_table_stay_at_the_measured_level() {
-    use kaitong::dialog::meaning::{Space, meaning_text};
+    use kaitong::dialog::meaning::Space;
     let (catalog, matcher) = matcher();
     let settings = kaitong::config::Settings::load_with_env(None, Vec::new()).unwrap();
     let encoder = kaitong::startup::static_encoder(&settings).expect("the committed table loads");
@@ -280,7 +280,7 @@ fn figures_with_the_default_table_stay_at_the_measured_level() {
     ] {
         let queries: Vec<_> = set
             .iter()
-            .map(|l| encoder.encode(&meaning_text(&l.text)))
+            .map(|l| encoder.encode_message(&l.text))
             .collect();
         let report = kaitong::dialog::eval::evaluate_meaning(&matcher, &space, &queries, &set);
         let lexical = evaluate(&matcher, &set);

@@ -71,19 +71,12 @@ static NUMBER: LazyLock<Regex> = LazyLock::new(|| {
         .unwrap_or_else(|_| unreachable!("the number pattern is a valid regex"))
 });
 
-/// Layout differences (line breaks, full- and half-width punctuation) do not count.
+/// Layout differences (line breaks, full- and half-width punctuation) do not count: the
+/// catalog's own width folding (NFKC), then no whitespace, lower case.
 fn norm(s: &str) -> String {
-    s.chars()
+    super::value::normalize_width(s)
+        .chars()
         .filter(|c| !c.is_whitespace())
-        .map(|c| match c {
-            '，' => ',',
-            '：' => ':',
-            '（' => '(',
-            '）' => ')',
-            '；' => ';',
-            '～' => '~',
-            c => c,
-        })
         .collect::<String>()
         .to_lowercase()
 }

@@ -13,8 +13,6 @@ use crate::catalog::{Catalog, ServiceId};
 /// The TF-IDF index of the examples.
 #[derive(Debug, Default)]
 pub struct ExampleIndex {
-    /// The service of each example, by example number.
-    services: Vec<ServiceId>,
     /// Distinct services, in catalog order (the output order).
     order: Vec<ServiceId>,
     /// Slot in `order` of each example.
@@ -68,7 +66,6 @@ impl ExampleIndex {
         for service in catalog.services() {
             index.order.push(service.id);
             for example in &service.examples {
-                index.services.push(service.id);
                 index.slots.push(index.order.len() - 1);
                 docs.push(grams(example));
             }
@@ -100,7 +97,7 @@ impl ExampleIndex {
     #[must_use]
     pub fn similarities(&self, text: &str, top_k: usize) -> Vec<(ServiceId, f32)> {
         let top_k = top_k.max(1);
-        let mut dots = vec![0.0f32; self.services.len()];
+        let mut dots = vec![0.0f32; self.slots.len()];
         for (g, w) in weigh(&grams(text), &self.idf) {
             for (example, ew) in self.postings.get(&g).into_iter().flatten() {
                 if let Some(d) = dots.get_mut(*example as usize) {
@@ -108,25 +105,15 @@ impl ExampleIndex {
                 }
             }
         }
-        let mut best = vec![Vec::with_capacity(top_k + 1); self.order.len()];
+        // The same top-k mean as the embedding spaces (`meaning`), without a sort per example.
+        let mut best = vec![vec![f32::MIN; top_k]; self.order.len()];
         for (slot, d) in self.slots.iter().zip(dots) {
-            let kept: &mut Vec<f32> = &mut best[*slot];
-            kept.push(d);
-            kept.sort_by(|a, b| b.total_cmp(a));
-            kept.truncate(top_k);
+            super::meaning::keep_best(&mut best[*slot], d);
         }
-        #[allow(clippy::cast_precision_loss)]
         self.order
             .iter()
-            .zip(best)
-            .map(|(id, kept)| {
-                let mean = if kept.is_empty() {
-                    0.0
-                } else {
-                    kept.iter().sum::<f32>() / kept.len() as f32
-                };
-                (*id, mean)
-            })
+            .zip(&best)
+            .map(|(id, kept)| (*id, super::meaning::mean_kept(kept)))
             .collect()
     }
 }

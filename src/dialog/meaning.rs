@@ -17,6 +17,10 @@ use crate::embed::{Vector, cosine};
 /// Turns a sentence into a vector in-process (the distilled table).
 pub trait SentenceEncoder: Send + Sync {
     fn encode(&self, text: &str) -> Vector;
+    /// A person's message: its meaning text (see [`meaning_text`]), encoded.
+    fn encode_message(&self, text: &str) -> Vector {
+        self.encode(&meaning_text(text))
+    }
     /// The model the vectors come from, for reports and cache keys.
     fn model(&self) -> String;
 }
@@ -292,7 +296,7 @@ impl Space {
 }
 
 /// Keeps the highest values in `best` (sorted, highest first).
-fn keep_best(best: &mut [f32], value: f32) {
+pub(super) fn keep_best(best: &mut [f32], value: f32) {
     if let Some(pos) = best.iter().position(|b| value > *b) {
         best[pos..].rotate_right(1);
         best[pos] = value;
@@ -300,7 +304,7 @@ fn keep_best(best: &mut [f32], value: f32) {
 }
 
 /// The mean of the values actually kept (a service with fewer examples than k).
-fn mean_kept(best: &[f32]) -> f32 {
+pub(super) fn mean_kept(best: &[f32]) -> f32 {
     let kept: Vec<f32> = best.iter().copied().filter(|b| *b > f32::MIN).collect();
     if kept.is_empty() {
         0.0

@@ -381,6 +381,11 @@ impl Matcher {
         &self.tuning
     }
 
+    /// Other knobs over the same index (a tuning sweep tries many without re-indexing).
+    pub fn set_tuning(&mut self, tuning: Tuning) {
+        self.tuning = tuning;
+    }
+
     /// The words of the catalog's examples.
     #[must_use]
     pub fn examples(&self) -> &super::examples::ExampleIndex {
