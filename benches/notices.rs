@@ -10,7 +10,7 @@ use chrono::{TimeZone, Utc};
 use kaitong::catalog::{Answers, Channel, ServiceId, Team, Window};
 use kaitong::channel::{ChannelKind, Conversation, UserId};
 use kaitong::requests::{FiledForm, Requester};
-use kaitong::wecom::simulator::{SimulatedApp, WecomSimulator};
+use kaitong::tools::simulator::{SimulatedApp, WecomSimulator};
 
 const NOTICES: usize = 10_000;
 

@@ -7,11 +7,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use kaitong::catalog::Catalog;
 use kaitong::channel::ChannelKind;
-use kaitong::chat::{ChatClient, ChatIdentity, converse};
 use kaitong::config::Settings;
 use kaitong::dialog::Matcher;
 use kaitong::startup::{Application, shutdown_signal};
-use kaitong::wecom::simulator::{SimulatedApp, WecomSimulator};
+use kaitong::tools::chat::{ChatClient, ChatIdentity, converse};
+use kaitong::tools::simulator::{SimulatedApp, WecomSimulator};
 use std::sync::Arc;
 
 #[derive(Parser)]
@@ -227,7 +227,7 @@ async fn run() -> anyhow::Result<()> {
             rate,
             pid,
         } => {
-            let plan = kaitong::load::LoadPlan {
+            let plan = kaitong::tools::load::LoadPlan {
                 url,
                 requests,
                 users: users.unwrap_or(requests / 10),
@@ -235,7 +235,7 @@ async fn run() -> anyhow::Result<()> {
                 rate,
                 pid,
             };
-            let report = kaitong::load::run(&settings, plan).await?;
+            let report = kaitong::tools::load::run(&settings, plan).await?;
             println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(())
         }
@@ -244,7 +244,7 @@ async fn run() -> anyhow::Result<()> {
             eprintln!("echo baseline on {listen}");
             axum::serve(
                 listener,
-                kaitong::load::echo_baseline(settings.app_crypt()?),
+                kaitong::tools::load::echo_baseline(settings.app_crypt()?),
             )
             .with_graceful_shutdown(shutdown_signal())
             .await?;
@@ -527,15 +527,15 @@ async fn eval(
     all: bool,
     sweep: Option<f64>,
 ) -> anyhow::Result<()> {
-    use kaitong::dialog::eval::{EvalReport, evaluate, evaluate_meaning};
     use kaitong::dialog::meaning::{Space, meaning_text};
+    use kaitong::tools::eval::{EvalReport, evaluate, evaluate_meaning};
     let catalog = load_catalog(settings)?;
     let matcher = Matcher::new(&catalog, load_tuning(settings)?);
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-    let set = kaitong::dialog::eval::parse(&text)?;
+    let set = kaitong::tools::eval::parse(&text)?;
     if set.iter().any(|l| l.slots.is_some()) {
-        let slots = kaitong::dialog::eval::evaluate_slots(&catalog, &matcher.tuning().slots, &set);
+        let slots = kaitong::tools::eval::evaluate_slots(&catalog, &matcher.tuning().slots, &set);
         println!(
             "slots exact {:.1}% ({}/{})  fully answered (noticed + extra accounts) {:.1}% ({}/{})",
             slots.exact_ratio * 100.0,
@@ -635,7 +635,7 @@ fn sweep_thresholds(
     matcher: &Matcher,
     space: &kaitong::dialog::meaning::Space,
     queries: &[kaitong::embed::Vector],
-    set: &[kaitong::dialog::eval::Labelled],
+    set: &[kaitong::tools::eval::Labelled],
     min_none: f64,
 ) {
     use kaitong::dialog::meaning::{SpaceKind, SpaceThresholds};
@@ -659,7 +659,7 @@ fn sweep_thresholds(
                     SpaceKind::Server => meaning.server_space = thresholds,
                 }
                 trial.set_tuning(tuning);
-                let r = kaitong::dialog::eval::evaluate_meaning(&trial, space, queries, set);
+                let r = kaitong::tools::eval::evaluate_meaning(&trial, space, queries, set);
                 if r.none_accuracy >= min_none {
                     found.push((
                         r.top1_accuracy,

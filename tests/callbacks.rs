@@ -11,9 +11,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use common::{BACKENDS, Backend, RecordingBot, TestApp};
 use kaitong::channel::{AttachmentKind, CardAction, Content, Conversation, MediaSource};
+use kaitong::tools::peer::{self, WecomPeer};
 use kaitong::wecom::MsgCrypt;
 use kaitong::wecom::app_xml::InnerMessage;
-use kaitong::wecom::peer::{self, WecomPeer};
 
 /// Captures this test binary's log output so tests can check what a rejection logs.
 #[derive(Clone, Default)]

@@ -10,9 +10,9 @@ use common::{Backend, RecordingBot, TestApp};
 use kaitong::config::{HandlerAccount, Settings};
 use kaitong::requests::{Ledger, RequestId, Status, token_hash};
 use kaitong::startup::{Application, Parts};
+use kaitong::tools::peer;
+use kaitong::tools::simulator::SimulatorHandle;
 use kaitong::wecom::app_xml::InnerMessage;
-use kaitong::wecom::peer;
-use kaitong::wecom::simulator::SimulatorHandle;
 
 struct Bot {
     app: TestApp,

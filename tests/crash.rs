@@ -185,7 +185,7 @@ async fn a_kill_9_during_turns_loses_no_answered_turn() {
     const PEOPLE: usize = 64;
     let settings = kaitong::config::Settings::load_with_env(None, Vec::new()).unwrap();
     let sim = common::wecom_simulator(&settings).await;
-    let peer = kaitong::wecom::peer::WecomPeer::new(settings.app_crypt().unwrap());
+    let peer = kaitong::tools::peer::WecomPeer::new(settings.app_crypt().unwrap());
     let corp = settings.wecom.corp_id.clone();
     let agent = settings.wecom.agent_id.to_string();
     let dir = tempfile::tempdir().unwrap();
@@ -225,7 +225,7 @@ async fn a_kill_9_during_turns_loses_no_answered_turn() {
                     "客户需要开电子发票".to_owned()
                 };
                 let msg_id = (person as u64) * 1_000_000 + round + 1;
-                let inner = kaitong::wecom::peer::app_text_xml(
+                let inner = kaitong::tools::peer::app_text_xml(
                     &corp,
                     &format!("crash{person}"),
                     &agent,
@@ -246,7 +246,7 @@ async fn a_kill_9_during_turns_loses_no_answered_turn() {
                 });
                 if turn == 1 {
                     // 取消, so the next round starts a fresh form.
-                    let inner = kaitong::wecom::peer::app_text_xml(
+                    let inner = kaitong::tools::peer::app_text_xml(
                         &corp,
                         &format!("crash{person}"),
                         &agent,
@@ -310,7 +310,7 @@ async fn a_kill_9_during_turns_loses_no_answered_turn() {
     // is not answered as it is to a person with no form.
     let say_reason = |user: String, msg_id: u64| {
         let inner =
-            kaitong::wecom::peer::app_text_xml(&corp, &user, &agent, msg_id, "客户需要开电子发票");
+            kaitong::tools::peer::app_text_xml(&corp, &user, &agent, msg_id, "客户需要开电子发票");
         peer.app_callback(&inner, &agent).unwrap()
     };
     let cb = say_reason("nobody".to_owned(), 999_999_999);

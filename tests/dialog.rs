@@ -10,9 +10,9 @@ use common::{BACKENDS, Backend, TestApp};
 use kaitong::requests::{Ledger, RequestId, Status};
 use kaitong::startup::Parts;
 use kaitong::store::Store;
+use kaitong::tools::peer;
+use kaitong::tools::simulator::SimulatorHandle;
 use kaitong::wecom::app_xml::InnerMessage;
-use kaitong::wecom::peer;
-use kaitong::wecom::simulator::SimulatorHandle;
 
 struct Bot {
     app: TestApp,

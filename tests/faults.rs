@@ -12,8 +12,8 @@ use common::{Backend, TestApp};
 use kaitong::config::Settings;
 use kaitong::startup::{Application, Parts};
 use kaitong::store::{RedisStore, Store};
+use kaitong::tools::simulator::SimulatorHandle;
 use kaitong::wecom::app_xml::InnerMessage;
-use kaitong::wecom::simulator::SimulatorHandle;
 
 #[derive(Clone, Default)]
 struct LogBuffer(Arc<Mutex<Vec<u8>>>);

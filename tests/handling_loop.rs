@@ -13,8 +13,8 @@ use common::{Backend, TestApp};
 use kaitong::config::{HandlerAccount, Settings};
 use kaitong::requests::{RequestId, Status, token_hash};
 use kaitong::startup::Parts;
+use kaitong::tools::simulator::{SentMessage, SimulatorHandle};
 use kaitong::wecom::app_xml::InnerMessage;
-use kaitong::wecom::simulator::{SentMessage, SimulatorHandle};
 
 struct Bot {
     app: TestApp,

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use common::{Backend, RecordingBot, TestApp};
-use kaitong::wecom::peer;
+use kaitong::tools::peer;
 
 /// Captures this test binary's log output so tests can check what a refusal logs.
 #[derive(Clone, Default)]

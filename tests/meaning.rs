@@ -14,11 +14,11 @@ use std::time::{Duration, Instant};
 use common::{Backend, TestApp};
 use kaitong::catalog::Catalog;
 use kaitong::dialog::Matcher;
-use kaitong::dialog::eval::{evaluate_meaning, parse};
 use kaitong::dialog::meaning::{Space, meaning_text};
 use kaitong::dialog::understand::Tuning;
 use kaitong::embed::{EmbeddingsSection, ServerEmbedder, TextKind, embed_cached};
 use kaitong::startup::Parts;
+use kaitong::tools::eval::{evaluate_meaning, parse};
 
 /// One model name for every test, so the catalog is embedded once per test process.
 const MODEL: &str = "multilingual-e5-small";
@@ -98,7 +98,7 @@ async fn figures_with_the_real_model_stay_at_the_measured_level() {
             report.none_accuracy
         );
         // Meaning must add to words, never take away (the lexical figure on the same lines).
-        let lexical = kaitong::dialog::eval::evaluate(&matcher, &set);
+        let lexical = kaitong::tools::eval::evaluate(&matcher, &set);
         assert!(report.top1_accuracy > lexical.top1_accuracy, "{file}");
     }
 }

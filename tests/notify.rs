@@ -14,7 +14,7 @@ use kaitong::config::Settings;
 use kaitong::requests::{FiledForm, Handler, RequestId, Requester, TeamScope};
 use kaitong::startup::Parts;
 use kaitong::store::Store;
-use kaitong::wecom::simulator::SimulatorHandle;
+use kaitong::tools::simulator::SimulatorHandle;
 
 fn at(d: u32, h: u32, m: u32) -> DateTime<Utc> {
     chrono_tz::Asia::Shanghai

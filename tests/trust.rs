@@ -10,7 +10,7 @@ use std::sync::Arc;
 use common::{Backend, TestApp};
 use kaitong::requests::{Ledger, RequestId};
 use kaitong::startup::Parts;
-use kaitong::wecom::simulator::SimulatorHandle;
+use kaitong::tools::simulator::SimulatorHandle;
 
 #[derive(Clone, Copy, Debug)]
 enum Via {

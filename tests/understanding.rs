@@ -6,8 +6,8 @@ use std::process::Command;
 
 use kaitong::catalog::Catalog;
 use kaitong::dialog::Matcher;
-use kaitong::dialog::eval::{evaluate, parse};
 use kaitong::dialog::understand::Tuning;
+use kaitong::tools::eval::{evaluate, parse};
 
 fn matcher() -> (Catalog, Matcher) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("dialogs");
@@ -16,7 +16,7 @@ fn matcher() -> (Catalog, Matcher) {
     (catalog, matcher)
 }
 
-fn eval_set() -> Vec<kaitong::dialog::eval::Labelled> {
+fn eval_set() -> Vec<kaitong::tools::eval::Labelled> {
     parse(include_str!("fixtures/understanding_eval.jsonl")).unwrap()
 }
 
@@ -126,7 +126,7 @@ fn eval_prints_the_scores() {
     );
 }
 
-fn slot_set() -> Vec<kaitong::dialog::eval::Labelled> {
+fn slot_set() -> Vec<kaitong::tools::eval::Labelled> {
     parse(include_str!("fixtures/slots_eval.jsonl")).unwrap()
 }
 
@@ -164,7 +164,7 @@ fn the_slot_set_covers_every_class_of_defect_and_many_services() {
 fn slot_extraction_is_exact_on_the_labelled_set() {
     let (catalog, matcher) = matcher();
     let report =
-        kaitong::dialog::eval::evaluate_slots(&catalog, &matcher.tuning().slots, &slot_set());
+        kaitong::tools::eval::evaluate_slots(&catalog, &matcher.tuning().slots, &slot_set());
     assert!(
         report.exact_ratio >= 0.99,
         "exact {:.3}; misses: {:#?}",
@@ -282,7 +282,7 @@ fn figures_with_the_default_table_stay_at_the_measured_level() {
             .iter()
             .map(|l| encoder.encode_message(&l.text))
             .collect();
-        let report = kaitong::dialog::eval::evaluate_meaning(&matcher, &space, &queries, &set);
+        let report = kaitong::tools::eval::evaluate_meaning(&matcher, &space, &queries, &set);
         let lexical = evaluate(&matcher, &set);
         assert!(
             report.top1_accuracy >= top1,

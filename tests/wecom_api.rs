@@ -7,13 +7,13 @@ mod wecom {
     use std::sync::Arc;
     use std::time::{Duration, Instant};
 
+    use kaitong::tools::simulator::{
+        DEFAULT_AGENT_ID, DEFAULT_CORP_ID, DEFAULT_SECRET, SimulatedApp, SimulatorHandle,
+        WecomSimulator,
+    };
     use kaitong::wecom::api::{
         ApiError, ApiSettings, DuplicateCheck, MediaKind, MessageBody, OutboundMessage,
         TEXT_LIMIT_BYTES, WecomApi,
-    };
-    use kaitong::wecom::simulator::{
-        DEFAULT_AGENT_ID, DEFAULT_CORP_ID, DEFAULT_SECRET, SimulatedApp, SimulatorHandle,
-        WecomSimulator,
     };
 
     async fn simulator() -> SimulatorHandle {

@@ -6,7 +6,6 @@
 mod bot;
 pub mod commands;
 pub mod engine;
-pub mod eval;
 pub mod examples;
 pub mod meaning;
 pub mod session;

@@ -1,5 +1,5 @@
 //! The WeCom wire protocol: callback crypto, envelope shapes of both inbound channels, and the
-//! WeCom side of a callback exchange (used by `kaitong chat` and the tests).
+//! outbound server API client. WeCom's own side (simulator, callback peer) is in `crate::tools`.
 //!
 //! Owns bytes and wire formats only; it must not know about dialogs, requests or the store.
 
@@ -7,8 +7,6 @@ pub mod aibot_json;
 pub mod api;
 pub mod app_xml;
 pub mod crypto;
-pub mod peer;
-pub mod simulator;
 
 pub use crypto::{AesKey, CryptoError, MsgCrypt};
 

@@ -12,7 +12,7 @@ use kaitong::channel::Bot;
 use kaitong::config::Settings;
 use kaitong::startup::Application;
 use kaitong::store::{EmbeddedStore, RedisStore, Store};
-use kaitong::wecom::peer::WecomPeer;
+use kaitong::tools::peer::WecomPeer;
 
 /// Keeps the spawned server's stdin open; when the test process exits the pipe closes and the
 /// wrapper shell kills redis-server, so no server outlives the tests.
@@ -340,16 +340,16 @@ impl Bot for RecordingBot {
 }
 
 /// Test settings whose WeCom API is the given simulator.
-pub fn test_settings_with_api(sim: &kaitong::wecom::simulator::SimulatorHandle) -> Settings {
+pub fn test_settings_with_api(sim: &kaitong::tools::simulator::SimulatorHandle) -> Settings {
     let mut settings = test_settings();
     settings.wecom.api_base = sim.base_url();
     settings
 }
 
 /// The in-repo WeCom API simulator, knowing the app configured in `settings`.
-pub async fn wecom_simulator(settings: &Settings) -> kaitong::wecom::simulator::SimulatorHandle {
-    kaitong::wecom::simulator::WecomSimulator::new()
-        .with_app(kaitong::wecom::simulator::SimulatedApp::new(
+pub async fn wecom_simulator(settings: &Settings) -> kaitong::tools::simulator::SimulatorHandle {
+    kaitong::tools::simulator::WecomSimulator::new()
+        .with_app(kaitong::tools::simulator::SimulatedApp::new(
             settings.wecom.corp_id.clone(),
             settings.wecom.secret.expose(),
             settings.wecom.agent_id,
@@ -362,7 +362,7 @@ pub async fn wecom_simulator(settings: &Settings) -> kaitong::wecom::simulator::
 impl TestApp {
     /// A 1:1 text through the self-built app; the decrypted reply text, `None` for an empty 200.
     pub async fn say_raw(&self, user: &str, text: &str) -> Option<String> {
-        let inner = kaitong::wecom::peer::app_text_xml(
+        let inner = kaitong::tools::peer::app_text_xml(
             &self.corp_id(),
             user,
             &self.agent_id(),
@@ -419,7 +419,7 @@ impl TestApp {
             Some(_) => format!("@开通助手 {text}"),
             None => text.to_owned(),
         };
-        let json = kaitong::wecom::peer::aibot_text_json(
+        let json = kaitong::tools::peer::aibot_text_json(
             &format!("m{}", rand::random::<u64>()),
             user,
             chat,

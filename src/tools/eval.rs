@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::understand::{Matcher, Verdict};
 use crate::catalog::ServiceId;
+use crate::dialog::understand::{Matcher, Verdict};
 
 #[derive(Debug, Deserialize)]
 pub struct Labelled {
@@ -51,7 +51,7 @@ fn show(map: &BTreeMap<String, String>) -> String {
 #[must_use]
 pub fn evaluate_slots(
     catalog: &crate::catalog::Catalog,
-    words: &super::slots::SlotWords,
+    words: &crate::dialog::slots::SlotWords,
     set: &[Labelled],
 ) -> SlotReport {
     let mut report = SlotReport::default();
@@ -63,7 +63,7 @@ pub fn evaluate_slots(
             continue;
         };
         report.lines += 1;
-        let found = super::slots::extract(catalog, service, words, &item.text);
+        let found = crate::dialog::slots::extract(catalog, service, words, &item.text);
         let got: BTreeMap<String, String> = found
             .answers
             .iter()
@@ -166,7 +166,7 @@ pub fn evaluate(matcher: &Matcher, set: &[Labelled]) -> EvalReport {
 #[must_use]
 pub fn evaluate_meaning(
     matcher: &Matcher,
-    space: &super::meaning::Space,
+    space: &crate::dialog::meaning::Space,
     queries: &[crate::embed::Vector],
     set: &[Labelled],
 ) -> EvalReport {
@@ -179,7 +179,7 @@ pub fn evaluate_meaning(
 /// Scores any understanding: `understand(line, index)` gives the ranking and the verdict.
 pub fn evaluate_with(
     set: &[Labelled],
-    understand: impl Fn(&Labelled, usize) -> (Vec<super::understand::Scored>, Verdict),
+    understand: impl Fn(&Labelled, usize) -> (Vec<crate::dialog::understand::Scored>, Verdict),
 ) -> EvalReport {
     let mut report = EvalReport::default();
     let mut confusions: BTreeMap<(u16, u16), usize> = BTreeMap::new();

@@ -11,8 +11,8 @@ use axum::routing::post;
 use serde::Serialize;
 
 use crate::config::Settings;
+use crate::tools::peer::{self, WecomPeer};
 use crate::wecom::app_xml::{self, Envelope, InnerMessage};
-use crate::wecom::peer::{self, WecomPeer};
 use crate::wecom::{CallbackQuery, MsgCrypt};
 
 /// What a conversation turn of the load says, in order, per simulated person.

@@ -8,9 +8,9 @@ use rand::Rng;
 
 use crate::channel::ChannelKind;
 use crate::config::Settings;
+use crate::tools::peer::{self, WecomPeer};
+use crate::tools::simulator::{SentMessage, SimulatorHandle};
 use crate::wecom::app_xml::InnerMessage;
-use crate::wecom::peer::{self, WecomPeer};
-use crate::wecom::simulator::{SentMessage, SimulatorHandle};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChatError {

@@ -5,7 +5,7 @@
 //!
 //! Owns: the simulated apps, tokens, delivered messages, stored media and response codes, plus
 //! test hooks on [`SimulatorHandle`] (fault injection, delays, token expiry, counters). It must
-//! not depend on the client in [`super::api`] for parsing: it reads raw JSON, and multipart with
+//! not depend on the client in [`crate::wecom::api`] for parsing: it reads raw JSON, and multipart with
 //! `multer`, the way WeCom would, so client bugs show up as WeCom errors rather than being
 //! mirrored.
 //!
@@ -36,6 +36,8 @@ use axum::{Json, Router};
 use rand::Rng;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
+
+use crate::wecom::api::{ApiError, WecomApi};
 
 /// The app [`WecomSimulator::start`] configures.
 pub const DEFAULT_CORP_ID: &str = "wwsimulatedcorp0001";
@@ -192,7 +194,7 @@ impl Drop for SimulatorHandle {
 }
 
 impl SimulatorHandle {
-    /// `http://127.0.0.1:PORT/cgi-bin`, the `api_base` for [`super::api::WecomApi`].
+    /// `http://127.0.0.1:PORT/cgi-bin`, the `api_base` for [`crate::wecom::api::WecomApi`].
     #[must_use]
     pub fn base_url(&self) -> String {
         format!("http://{}/cgi-bin", self.addr)
@@ -226,11 +228,11 @@ impl SimulatorHandle {
     }
 
     /// A client for the default (first) app, pointed at this simulator.
-    pub fn client(&self) -> Result<super::api::WecomApi, super::api::ApiError> {
+    pub fn client(&self) -> Result<WecomApi, ApiError> {
         let app = self.shared.lock().apps.first().cloned().unwrap_or_else(|| {
             SimulatedApp::new(DEFAULT_CORP_ID, DEFAULT_SECRET, DEFAULT_AGENT_ID)
         });
-        super::api::WecomApi::new(self.base_url(), app.corp_id, app.secret, app.agent_id)
+        WecomApi::new(self.base_url(), app.corp_id, app.secret, app.agent_id)
     }
 
     /// Stores media as if uploaded; `content_type` is guessed from the extension.
