@@ -1,0 +1,211 @@
+//! What can go wrong calling WeCom, and what a caller should do about it: the errcodes we
+//! branch on, retryable or not, how long to wait, and the configuration problems an
+//! administrator must fix.
+
+use std::time::Duration;
+
+/// WeCom errcodes this module branches on (DOC-90313). Never branch on `errmsg`.
+pub mod errcode {
+    pub const SYSTEM_BUSY: i64 = -1;
+    pub const INVALID_SECRET: i64 = 40001;
+    pub const INVALID_FILE_SIZE: i64 = 40006;
+    pub const INVALID_MEDIA_ID: i64 = 40007;
+    pub const INVALID_MSGTYPE: i64 = 40008;
+    pub const INVALID_CORP_ID: i64 = 40013;
+    pub const INVALID_ACCESS_TOKEN: i64 = 40014;
+    pub const INVALID_AGENT_ID: i64 = 40056;
+    pub const MISSING_ACCESS_TOKEN: i64 = 41001;
+    pub const ACCESS_TOKEN_EXPIRED: i64 = 42001;
+    pub const EMPTY_CONTENT: i64 = 44004;
+    pub const CONTENT_TOO_LONG: i64 = 45002;
+    pub const API_RATE_LIMIT: i64 = 45009;
+    pub const API_CONCURRENCY_LIMIT: i64 = 45033;
+    pub const API_NO_PERMISSION: i64 = 48002;
+    pub const UNTRUSTED_IP: i64 = 60020;
+    pub const IP_WHITELIST: i64 = 301042;
+    pub const ALL_RECIPIENTS_INVALID: i64 = 81013;
+    pub const RECIPIENTS_EMPTY: i64 = 82001;
+}
+
+/// Everything that can go wrong calling WeCom.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Connection refused, DNS, TLS, timeout, reset: the request may or may not have arrived.
+    #[error("WeCom API {path}: transport error: {source}")]
+    Transport {
+        path: &'static str,
+        #[source]
+        source: reqwest::Error,
+    },
+    /// A non-2xx status without a WeCom JSON error body (WeCom's front ends answer 5xx this way).
+    #[error("WeCom API {path}: HTTP status {status}")]
+    Http { path: &'static str, status: u16 },
+    /// WeCom answered with a non-zero errcode.
+    #[error("WeCom API {path}: errcode {errcode}: {errmsg}")]
+    WeCom {
+        path: &'static str,
+        errcode: i64,
+        errmsg: String,
+    },
+    /// The response body exceeded the configured cap.
+    #[error("WeCom API {path}: response body larger than {limit} bytes")]
+    BodyTooLarge { path: &'static str, limit: usize },
+    /// The response was not the shape WeCom documents.
+    #[error("WeCom API {path}: unexpected response: {reason}")]
+    InvalidResponse { path: &'static str, reason: String },
+    /// The request could not be built (e.g. unserializable card).
+    #[error("WeCom API {path}: invalid request: {reason}")]
+    InvalidRequest { path: &'static str, reason: String },
+}
+
+impl ApiError {
+    /// The WeCom errcode, if WeCom answered with one.
+    #[must_use]
+    pub fn errcode(&self) -> Option<i64> {
+        match self {
+            Self::WeCom { errcode, .. } => Some(*errcode),
+            _ => None,
+        }
+    }
+
+    /// Whether the request timed out (connect or total), as opposed to being refused or reset.
+    #[must_use]
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Self::Transport { source, .. } if source.is_timeout())
+    }
+
+    /// Whether trying the same call again later can succeed: WeCom busy (-1), rate and
+    /// concurrency limits (45009, 45033), HTTP 5xx, and transport failures. Note a transport
+    /// failure on `message/send` may mean the message was delivered; use the duplicate check
+    /// when resending.
+    #[must_use]
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Transport { .. } => true,
+            Self::Http { status, .. } => *status >= 500 || *status == 429,
+            Self::WeCom { errcode, .. } => matches!(
+                *errcode,
+                errcode::SYSTEM_BUSY | errcode::API_RATE_LIMIT | errcode::API_CONCURRENCY_LIMIT
+            ),
+            Self::BodyTooLarge { .. }
+            | Self::InvalidResponse { .. }
+            | Self::InvalidRequest { .. } => false,
+        }
+    }
+
+    /// How long to wait before retrying, for retryable errors. WeCom's minute-level rate-limit
+    /// blocks last 60 s (DOC-90312), so 45009 waits a full minute.
+    #[must_use]
+    pub fn retry_after(&self) -> Option<Duration> {
+        if !self.is_retryable() {
+            return None;
+        }
+        Some(match self {
+            Self::WeCom {
+                errcode: errcode::API_RATE_LIMIT,
+                ..
+            } => Duration::from_secs(60),
+            Self::WeCom {
+                errcode: errcode::API_CONCURRENCY_LIMIT,
+                ..
+            } => Duration::from_secs(2),
+            _ => Duration::from_secs(1),
+        })
+    }
+
+    /// A bilingual hint when the error means the deployment is misconfigured (retrying will not
+    /// help; an administrator must act).
+    #[must_use]
+    pub fn config_problem(&self) -> Option<&'static str> {
+        let Self::WeCom { errcode, .. } = self else {
+            return None;
+        };
+        Some(match *errcode {
+            errcode::UNTRUSTED_IP => {
+                "服务器IP不在应用的企业可信IP中：请在应用管理→本应用→企业可信IP中添加本服务器的出口IP，约1分钟后生效。\
+                 / The server's IP is not in the app's trusted IPs (企业可信IP): add this server's egress IP in the app's settings; it takes effect after about a minute."
+            }
+            errcode::IP_WHITELIST => {
+                "服务器IP不在IP白名单中：请在管理后台添加本服务器的出口IP。\
+                 / The server's IP is not on the IP whitelist: add this server's egress IP in the admin console."
+            }
+            errcode::API_NO_PERMISSION => {
+                "接口无权限：请检查应用的可见范围与接口权限（例如群聊接口要求可见范围为根部门）。\
+                 / API not permitted: check the app's visibility range and API permissions (e.g. app chats need the root department visible)."
+            }
+            errcode::INVALID_SECRET => {
+                "Secret 不正确：请核对应用详情中的 Secret（多次错误会导致IP被封禁1小时）。\
+                 / Wrong app secret: check the Secret on the app's detail page (repeated failures ban the IP for an hour)."
+            }
+            errcode::INVALID_CORP_ID => {
+                "CorpID 不正确：请在管理后台“我的企业”页核对企业ID。\
+                 / Wrong corp id: check the corp ID on the admin console's My Company page."
+            }
+            errcode::INVALID_AGENT_ID => {
+                "AgentId 不正确：请核对应用详情中的 AgentId，且与 Secret 属于同一应用。\
+                 / Wrong agent id: check the app's AgentId and that it belongs to the same app as the secret."
+            }
+            _ => return None,
+        })
+    }
+
+    /// Whether WeCom rejected the access token itself, so a fresh one should fix the call.
+    pub(super) fn is_token_rejection(&self) -> bool {
+        matches!(
+            self.errcode(),
+            Some(
+                errcode::INVALID_ACCESS_TOKEN
+                    | errcode::ACCESS_TOKEN_EXPIRED
+                    | errcode::MISSING_ACCESS_TOKEN
+            )
+        )
+    }
+
+    pub(super) fn path(&self) -> &'static str {
+        match self {
+            Self::Transport { path, .. }
+            | Self::Http { path, .. }
+            | Self::WeCom { path, .. }
+            | Self::BodyTooLarge { path, .. }
+            | Self::InvalidResponse { path, .. }
+            | Self::InvalidRequest { path, .. } => path,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classification() {
+        let wecom = |errcode| ApiError::WeCom {
+            path: "message/send",
+            errcode,
+            errmsg: String::new(),
+        };
+        assert!(wecom(45009).is_retryable());
+        assert_eq!(wecom(45009).retry_after(), Some(Duration::from_secs(60)));
+        assert!(wecom(-1).is_retryable());
+        assert!(!wecom(60020).is_retryable());
+        assert!(wecom(60020).config_problem().is_some());
+        assert!(wecom(48002).config_problem().is_some());
+        assert!(wecom(40001).config_problem().is_some());
+        assert!(wecom(40013).config_problem().is_some());
+        assert!(wecom(45009).config_problem().is_none());
+        assert!(
+            ApiError::Http {
+                path: "x",
+                status: 502
+            }
+            .is_retryable()
+        );
+        assert!(
+            !ApiError::Http {
+                path: "x",
+                status: 404
+            }
+            .is_retryable()
+        );
+    }
+}

@@ -1,0 +1,446 @@
+//! Outbound WeCom server API client, one [`WecomApi`] per self-built app (corp id + secret +
+//! agent id): `gettoken`, `message/send`, `media/get`, `media/upload`,
+//! `message/update_template_card` (PROTOCOL.md §4, §7).
+//!
+//! Owns: the per-app access-token cache (refreshed early, single-flight, retried once on a
+//! rejected token), request/response wire shapes, body size caps, and the classification of
+//! WeCom errcodes into retryable / configuration problems. It must not know about dialogs,
+//! channels or the store, and it does not retry busy/rate-limit errors itself: callers decide,
+//! guided by [`ApiError::is_retryable`] and [`ApiError::retry_after`].
+//!
+//! Secrets: neither the app secret nor the access token is ever logged or put into an error.
+//! Logs carry only the API path and the errcode. `reqwest` errors are stripped of their URL
+//! because the URL carries the token (or, for gettoken, the secret).
+//!
+//! Layout: this file holds the client and its one call path (token, send, capped read, errcode
+//! check); [`errors`] the error type and errcode classification; `token` the token cache;
+//! `messages` the `message/send` and `update_template_card` shapes and calls; `media` the
+//! media calls, upload form and Content-Disposition parsing; `text` the text splitter.
+//!
+//! Limitations: `media_get` downloads in one request, so files above 20 MB (which WeCom only
+//! serves in `Range` chunks, else errcode 830002) are not supported; a multi-part `send_text`
+//! that fails midway has already delivered the earlier parts.
+
+mod errors;
+mod media;
+mod messages;
+mod text;
+mod token;
+
+use std::fmt;
+use std::time::Duration;
+
+// `bytes::Bytes` via axum's re-export (no direct `bytes` dependency): request bodies are
+// cloned cheaply when a call is retried with a fresh token.
+use axum::body::Bytes;
+use serde::Deserialize;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::Mutex;
+
+pub use errors::{ApiError, errcode};
+pub use media::{Media, MediaKind, parse_content_disposition_filename};
+pub use messages::{
+    Content, DEFAULT_DUPLICATE_CHECK_INTERVAL, DuplicateCheck, MAX_DUPLICATE_CHECK_INTERVAL,
+    MediaRef, MessageBody, OutboundMessage, SendOutcome,
+};
+pub use text::{TEXT_LIMIT_BYTES, split_on_char_boundaries};
+
+use media::media_form;
+use token::CachedToken;
+
+/// The production API base.
+pub const DEFAULT_API_BASE: &str = "https://qyapi.weixin.qq.com/cgi-bin";
+
+/// Tunables for one client. `Default` is what production uses.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    pub connect_timeout: Duration,
+    /// Whole-request timeout, headers and body.
+    pub request_timeout: Duration,
+    /// Cap on JSON response bodies.
+    pub json_body_cap: usize,
+    /// Cap on `media/get` bodies; WeCom serves at most 20 MB per request.
+    pub media_body_cap: usize,
+    /// Refresh the token this long before WeCom says it expires, so a token never dies in flight.
+    pub token_refresh_margin: Duration,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(3),
+            request_timeout: Duration::from_secs(10),
+            json_body_cap: 1024 * 1024,
+            media_body_cap: 20 * 1024 * 1024,
+            token_refresh_margin: Duration::from_secs(300),
+        }
+    }
+}
+
+impl ApiSettings {
+    /// A `reqwest::Client` with these timeouts. Redirects are not followed: the WeCom API never
+    /// redirects, and following one would carry the token to another host.
+    pub fn http_client(&self) -> Result<reqwest::Client, ApiError> {
+        reqwest::Client::builder()
+            .connect_timeout(self.connect_timeout)
+            .timeout(self.request_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|source| ApiError::Transport {
+                path: "client",
+                source: source.without_url(),
+            })
+    }
+}
+
+/// `{"errcode":…,"errmsg":…}`, present on every JSON answer.
+#[derive(Deserialize)]
+struct Status {
+    #[serde(default)]
+    errcode: i64,
+    #[serde(default)]
+    errmsg: String,
+}
+
+/// The app secret; kept out of `Debug` so it cannot leak into logs.
+#[derive(Clone)]
+struct Secret(String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+enum RequestBody {
+    Empty,
+    Json(Bytes),
+    /// A `multipart/form-data` upload with the single part WeCom reads, `media`; rebuilt for
+    /// each attempt (a reqwest form is consumed by sending it).
+    Media {
+        file_name: String,
+        bytes: Bytes,
+    },
+}
+
+/// What kind of successful answer an endpoint gives; decides the body cap and whether
+/// non-JSON bodies are valid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    Json,
+    /// Raw bytes on success (media/get), JSON only on error.
+    Media,
+}
+
+/// What a successful call returned: a JSON object (errcode 0) or raw bytes (media/get).
+enum Reply {
+    Json(Bytes),
+    Binary {
+        content_type: String,
+        content_disposition: Option<Vec<u8>>,
+        bytes: Vec<u8>,
+    },
+}
+
+/// The WeCom API client for one app. Cheap to share behind an `Arc`; all methods take `&self`.
+pub struct WecomApi {
+    api_base: String,
+    corp_id: String,
+    secret: Secret,
+    agent_id: u32,
+    http: reqwest::Client,
+    settings: ApiSettings,
+    /// Held across a gettoken call so concurrent callers share one refresh (single flight).
+    token: Mutex<Option<CachedToken>>,
+}
+
+impl fmt::Debug for WecomApi {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WecomApi")
+            .field("api_base", &self.api_base)
+            .field("corp_id", &self.corp_id)
+            .field("secret", &self.secret)
+            .field("agent_id", &self.agent_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WecomApi {
+    /// A client with the default settings (connect 3 s, total 10 s, 1 MiB JSON, 20 MiB media).
+    pub fn new(
+        api_base: impl Into<String>,
+        corp_id: impl Into<String>,
+        secret: String,
+        agent_id: u32,
+    ) -> Result<Self, ApiError> {
+        Self::with_settings(api_base, corp_id, secret, agent_id, ApiSettings::default())
+    }
+
+    pub fn with_settings(
+        api_base: impl Into<String>,
+        corp_id: impl Into<String>,
+        secret: String,
+        agent_id: u32,
+        settings: ApiSettings,
+    ) -> Result<Self, ApiError> {
+        let http = settings.http_client()?;
+        Ok(Self::with_client(
+            api_base, corp_id, secret, agent_id, http, settings,
+        ))
+    }
+
+    /// Share one connection pool between apps; `http` should carry the timeouts itself
+    /// (see [`ApiSettings::http_client`]).
+    #[must_use]
+    pub fn with_client(
+        api_base: impl Into<String>,
+        corp_id: impl Into<String>,
+        secret: String,
+        agent_id: u32,
+        http: reqwest::Client,
+        settings: ApiSettings,
+    ) -> Self {
+        Self {
+            api_base: api_base.into().trim_end_matches('/').to_owned(),
+            corp_id: corp_id.into(),
+            secret: Secret(secret),
+            agent_id,
+            http,
+            settings,
+            token: Mutex::new(None),
+        }
+    }
+
+    #[must_use]
+    pub fn agent_id(&self) -> u32 {
+        self.agent_id
+    }
+
+    #[must_use]
+    pub fn corp_id(&self) -> &str {
+        &self.corp_id
+    }
+}
+
+impl WecomApi {
+    fn url(&self, path: &str) -> String {
+        format!("{}/{path}", self.api_base)
+    }
+
+    async fn call_json<T: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &'static str,
+        query: &[(&str, &str)],
+        body: RequestBody,
+    ) -> Result<T, ApiError> {
+        match self.call(method, path, query, body, Expect::Json).await? {
+            Reply::Json(bytes) => decode(path, &bytes),
+            Reply::Binary { .. } => Err(not_json(path)),
+        }
+    }
+
+    /// One authenticated call; when WeCom rejects the token, fetches a fresh one and retries
+    /// exactly once.
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &'static str,
+        query: &[(&str, &str)],
+        body: RequestBody,
+        expect: Expect,
+    ) -> Result<Reply, ApiError> {
+        let mut retried = false;
+        loop {
+            let token = self.access_token().await?;
+            let mut request = self
+                .http
+                .request(method.clone(), self.url(path))
+                .query(&[("access_token", token.as_str())])
+                .query(query);
+            request = match &body {
+                RequestBody::Empty => request,
+                RequestBody::Json(bytes) => request
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(bytes.clone()),
+                RequestBody::Media { file_name, bytes } => {
+                    request.multipart(media_form(file_name, bytes)?)
+                }
+            };
+            match self.execute(path, request, expect).await {
+                Err(error) if error.is_token_rejection() && !retried => {
+                    tracing::info!(
+                        path,
+                        errcode = error.errcode(),
+                        "WeCom rejected the access token; refreshing and retrying once"
+                    );
+                    self.invalidate_if_current(&token).await;
+                    retried = true;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Sends, reads the capped body, and turns a non-zero errcode into [`ApiError::WeCom`].
+    async fn execute(
+        &self,
+        path: &'static str,
+        request: reqwest::RequestBuilder,
+        expect: Expect,
+    ) -> Result<Reply, ApiError> {
+        let result = self.execute_inner(path, request, expect).await;
+        // errcode 0 for success; -2 marks a failure without a WeCom errcode (transport, HTTP).
+        crate::metrics::wecom_api(
+            path,
+            result
+                .as_ref()
+                .map_or_else(|e| e.errcode().unwrap_or(-2), |_| 0),
+        );
+        if let Err(error) = &result
+            && !error.is_token_rejection()
+        {
+            // Token rejections are logged by `call`, which retries them.
+            // Path and errcode only: never the URL (token) or the secret.
+            tracing::warn!(
+                path = error.path(),
+                errcode = error.errcode(),
+                retryable = error.is_retryable(),
+                error = %error,
+                "WeCom API call failed"
+            );
+        }
+        result
+    }
+
+    async fn execute_inner(
+        &self,
+        path: &'static str,
+        request: reqwest::RequestBuilder,
+        expect: Expect,
+    ) -> Result<Reply, ApiError> {
+        let transport = |source: reqwest::Error| ApiError::Transport {
+            path,
+            source: source.without_url(),
+        };
+        let mut response = request.send().await.map_err(transport)?;
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let content_disposition = response
+            .headers()
+            .get(reqwest::header::CONTENT_DISPOSITION)
+            .map(|value| value.as_bytes().to_vec());
+        let media_type = content_type
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        let declared_json = media_type == "application/json";
+        // Only media/get may answer with large non-JSON bodies.
+        let limit = if declared_json || expect == Expect::Json {
+            self.settings.json_body_cap
+        } else {
+            self.settings.media_body_cap
+        };
+        if response
+            .content_length()
+            .is_some_and(|length| length > limit as u64)
+        {
+            return Err(ApiError::BodyTooLarge { path, limit });
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(transport)? {
+            if bytes.len() + chunk.len() > limit {
+                return Err(ApiError::BodyTooLarge { path, limit });
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+
+        // WeCom error bodies come as application/json, sometimes text/plain; a text/plain body
+        // that is not an errcode object is a downloaded .txt file. JSON-only endpoints are read
+        // as JSON whatever the label, as long as the body carries an errcode.
+        let status_body = if declared_json || expect == Expect::Json || media_type == "text/plain" {
+            serde_json::from_slice::<Status>(&bytes)
+                .ok()
+                .filter(|_| declared_json || looks_like_status(&bytes))
+        } else {
+            None
+        };
+        if let Some(reply_status) = status_body {
+            if reply_status.errcode != 0 {
+                return Err(ApiError::WeCom {
+                    path,
+                    errcode: reply_status.errcode,
+                    errmsg: reply_status.errmsg,
+                });
+            }
+            if status.is_success() {
+                return Ok(Reply::Json(Bytes::from(bytes)));
+            }
+        }
+        if !status.is_success() {
+            return Err(ApiError::Http {
+                path,
+                status: status.as_u16(),
+            });
+        }
+        if declared_json || expect == Expect::Json {
+            return Err(ApiError::InvalidResponse {
+                path,
+                reason: format!("body is not a WeCom JSON object (Content-Type {media_type:?})"),
+            });
+        }
+        Ok(Reply::Binary {
+            content_type,
+            content_disposition,
+            bytes,
+        })
+    }
+}
+
+fn looks_like_status(bytes: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(bytes)
+        .is_ok_and(|object| object.contains_key("errcode"))
+}
+
+fn json_body<T: Serialize>(path: &'static str, value: &T) -> Result<RequestBody, ApiError> {
+    serde_json::to_vec(value)
+        .map(|bytes| RequestBody::Json(Bytes::from(bytes)))
+        .map_err(|error| ApiError::InvalidRequest {
+            path,
+            reason: error.to_string(),
+        })
+}
+
+fn decode<T: DeserializeOwned>(path: &'static str, bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|error| ApiError::InvalidResponse {
+        path,
+        reason: error.to_string(),
+    })
+}
+
+fn not_json(path: &'static str) -> ApiError {
+    ApiError::InvalidResponse {
+        path,
+        reason: "expected a JSON body".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_redacts_the_secret() {
+        let api = WecomApi::new("http://127.0.0.1:1/cgi-bin", "corp", "s3cr3t".into(), 1)
+            .expect("client");
+        assert!(!format!("{api:?}").contains("s3cr3t"));
+    }
+}
