@@ -225,18 +225,6 @@ mod wecom {
         }
         let rejoined: String = sent.iter().map(|m| m.content.as_str()).collect();
         assert_eq!(rejoined, text);
-
-        let long_markdown = "**粗体** 文本\n".repeat(300);
-        api.send_markdown(&["zhangsan"], &long_markdown, None)
-            .await
-            .unwrap();
-        let markdown: String = sim
-            .sent_messages()
-            .iter()
-            .filter(|m| m.msgtype == "markdown")
-            .map(|m| m.content.clone())
-            .collect();
-        assert_eq!(markdown, long_markdown);
     }
 
     #[tokio::test]
@@ -254,7 +242,7 @@ mod wecom {
     async fn duplicate_check_prevents_a_second_delivery() {
         let sim = simulator().await;
         let api = client(&sim);
-        let dedupe = Some(DuplicateCheck::within(Duration::from_secs(600)));
+        let dedupe = Some(DuplicateCheck::default());
         let first = api
             .send_text(&["zhangsan"], "您的申请已提交", dedupe)
             .await
@@ -411,8 +399,10 @@ mod wecom {
         .await
         .expect("the client's own timeout fires first");
         let error = result.unwrap_err();
-        assert!(matches!(error, ApiError::Transport { .. }), "{error:?}");
-        assert!(error.is_timeout());
+        assert!(
+            matches!(&error, ApiError::Transport { source, .. } if source.is_timeout()),
+            "{error:?}"
+        );
         assert!(error.is_retryable());
         assert!(started.elapsed() < Duration::from_secs(2));
         // The URL (with the access token) is stripped from transport errors.
@@ -442,20 +432,6 @@ mod wecom {
         sim.stop().await;
         let error = api.send_text(&["zhangsan"], "x", None).await.unwrap_err();
         assert!(matches!(error, ApiError::Transport { .. }), "{error:?}");
-    }
-
-    #[tokio::test]
-    async fn whole_card_replacement_uses_the_code_too() {
-        let sim = simulator().await;
-        let api = sim.client().unwrap();
-        let code = sim.issue_response_code(DEFAULT_AGENT_ID);
-        let card = serde_json::json!({"card_type": "vote_interaction", "task_id": "t2"});
-        api.replace_template_card(&["zhangsan"], &code, &card)
-            .await
-            .unwrap();
-        assert_eq!(sim.card_updates()[0].body["template_card"], card);
-        let again = api.replace_template_card(&["zhangsan"], &code, &card).await;
-        assert_eq!(errcode(again), 40058);
     }
 
     #[tokio::test]

@@ -37,8 +37,6 @@ use rand::Rng;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
-use crate::wecom::api::{ApiError, WecomApi};
-
 /// The app [`WecomSimulator::start`] configures.
 pub const DEFAULT_CORP_ID: &str = "wwsimulatedcorp0001";
 pub const DEFAULT_SECRET: &str = "simulated-app-secret-0001";
@@ -225,14 +223,6 @@ impl SimulatorHandle {
         {
             task.abort();
         }
-    }
-
-    /// A client for the default (first) app, pointed at this simulator.
-    pub fn client(&self) -> Result<WecomApi, ApiError> {
-        let app = self.shared.lock().apps.first().cloned().unwrap_or_else(|| {
-            SimulatedApp::new(DEFAULT_CORP_ID, DEFAULT_SECRET, DEFAULT_AGENT_ID)
-        });
-        WecomApi::new(self.base_url(), app.corp_id, app.secret, app.agent_id)
     }
 
     /// Stores media as if uploaded; `content_type` is guessed from the extension.

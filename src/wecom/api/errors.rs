@@ -68,12 +68,6 @@ impl ApiError {
         }
     }
 
-    /// Whether the request timed out (connect or total), as opposed to being refused or reset.
-    #[must_use]
-    pub fn is_timeout(&self) -> bool {
-        matches!(self, Self::Transport { source, .. } if source.is_timeout())
-    }
-
     /// Whether trying the same call again later can succeed: WeCom busy (-1), rate and
     /// concurrency limits (45009, 45033), HTTP 5xx, and transport failures. Note a transport
     /// failure on `message/send` may mean the message was delivered; use the duplicate check

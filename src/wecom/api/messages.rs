@@ -9,29 +9,12 @@ use super::{ApiError, TEXT_LIMIT_BYTES, WecomApi, json_body, split_on_char_bound
 
 /// Default `duplicate_check_interval` WeCom applies (seconds).
 pub const DEFAULT_DUPLICATE_CHECK_INTERVAL: Duration = Duration::from_secs(1800);
-/// Largest `duplicate_check_interval` WeCom accepts: 4 hours.
-pub const MAX_DUPLICATE_CHECK_INTERVAL: Duration = Duration::from_secs(4 * 3600);
 
-/// Ask WeCom to drop a message identical to one sent within `interval`
+/// Ask WeCom to drop a message identical to one sent within WeCom's default interval
 /// (`enable_duplicate_check` / `duplicate_check_interval`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DuplicateCheck {
     interval: Duration,
-}
-
-impl DuplicateCheck {
-    /// Clamped to WeCom's accepted range (1 s ..= 4 h).
-    #[must_use]
-    pub fn within(interval: Duration) -> Self {
-        Self {
-            interval: interval.clamp(Duration::from_secs(1), MAX_DUPLICATE_CHECK_INTERVAL),
-        }
-    }
-
-    #[must_use]
-    pub fn interval(&self) -> Duration {
-        self.interval
-    }
 }
 
 impl Default for DuplicateCheck {
@@ -42,7 +25,7 @@ impl Default for DuplicateCheck {
     }
 }
 
-/// `{"content": …}` of text and markdown messages.
+/// `{"content": …}` of text messages.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Content {
     pub content: String,
@@ -54,9 +37,6 @@ pub struct Content {
 pub enum MessageBody {
     Text {
         text: Content,
-    },
-    Markdown {
-        markdown: Content,
     },
     /// A full card (PROTOCOL.md §7); built by whoever owns card layouts.
     TemplateCard {
@@ -79,15 +59,6 @@ impl MessageBody {
     pub fn text(content: impl Into<String>) -> Self {
         Self::Text {
             text: Content {
-                content: content.into(),
-            },
-        }
-    }
-
-    #[must_use]
-    pub fn markdown(content: impl Into<String>) -> Self {
-        Self::Markdown {
-            markdown: Content {
                 content: content.into(),
             },
         }
@@ -222,29 +193,6 @@ impl WecomApi {
         content: &str,
         dedupe: Option<DuplicateCheck>,
     ) -> Result<SendOutcome, ApiError> {
-        self.send_split(touser, content, dedupe, MessageBody::text)
-            .await
-    }
-
-    /// Like [`Self::send_text`] for markdown. A split may fall inside a markdown construct;
-    /// callers wanting clean breaks keep their markdown under the limit.
-    pub async fn send_markdown(
-        &self,
-        touser: &[&str],
-        content: &str,
-        dedupe: Option<DuplicateCheck>,
-    ) -> Result<SendOutcome, ApiError> {
-        self.send_split(touser, content, dedupe, MessageBody::markdown)
-            .await
-    }
-
-    async fn send_split(
-        &self,
-        touser: &[&str],
-        content: &str,
-        dedupe: Option<DuplicateCheck>,
-        body: fn(String) -> MessageBody,
-    ) -> Result<SendOutcome, ApiError> {
         let mut parts = split_on_char_boundaries(content, TEXT_LIMIT_BYTES);
         if parts.is_empty() {
             // Let WeCom judge empty content (44004) rather than silently sending nothing.
@@ -252,7 +200,8 @@ impl WecomApi {
         }
         let mut outcome = SendOutcome::default();
         for part in parts {
-            let message = OutboundMessage::new(touser, body(part)).with_duplicate_check(dedupe);
+            let message =
+                OutboundMessage::new(touser, MessageBody::text(part)).with_duplicate_check(dedupe);
             outcome.absorb(self.send_one(&message).await?);
         }
         Ok(outcome)
@@ -292,28 +241,6 @@ impl WecomApi {
             .await?;
         Ok(())
     }
-
-    /// Replaces the whole card the users clicked (doc 94888, `template_card` form), e.g. to
-    /// show disabled options after a vote. Same single-use `response_code` as above.
-    pub async fn replace_template_card(
-        &self,
-        userids: &[&str],
-        response_code: &str,
-        template_card: &serde_json::Value,
-    ) -> Result<(), ApiError> {
-        const PATH: &str = "message/update_template_card";
-        let request = serde_json::json!({
-            "userids": userids,
-            "agentid": self.agent_id,
-            "response_code": response_code,
-            "template_card": template_card,
-        });
-        let body = json_body(PATH, &request)?;
-        let _: serde::de::IgnoredAny = self
-            .call_json(reqwest::Method::POST, PATH, &[], body)
-            .await?;
-        Ok(())
-    }
 }
 
 #[cfg(test)]
@@ -323,7 +250,7 @@ mod tests {
     #[test]
     fn wire_message_shape() {
         let message = OutboundMessage::new(&["zhangsan", "lisi"], MessageBody::text("hi"))
-            .with_duplicate_check(Some(DuplicateCheck::within(Duration::from_secs(60))));
+            .with_duplicate_check(Some(DuplicateCheck::default()));
         let json = serde_json::to_value(message.to_wire(1000002)).expect("serializable");
         assert_eq!(
             json,
@@ -333,7 +260,7 @@ mod tests {
                 "msgtype": "text",
                 "text": {"content": "hi"},
                 "enable_duplicate_check": 1,
-                "duplicate_check_interval": 60,
+                "duplicate_check_interval": 1800,
             })
         );
     }

@@ -41,16 +41,13 @@ use tokio::sync::Mutex;
 pub use errors::{ApiError, errcode};
 pub use media::{Media, MediaKind, parse_content_disposition_filename};
 pub use messages::{
-    Content, DEFAULT_DUPLICATE_CHECK_INTERVAL, DuplicateCheck, MAX_DUPLICATE_CHECK_INTERVAL,
-    MediaRef, MessageBody, OutboundMessage, SendOutcome,
+    Content, DEFAULT_DUPLICATE_CHECK_INTERVAL, DuplicateCheck, MediaRef, MessageBody,
+    OutboundMessage, SendOutcome,
 };
 pub use text::{TEXT_LIMIT_BYTES, split_on_char_boundaries};
 
 use media::media_form;
 use token::CachedToken;
-
-/// The production API base.
-pub const DEFAULT_API_BASE: &str = "https://qyapi.weixin.qq.com/cgi-bin";
 
 /// Tunables for one client. `Default` is what production uses.
 #[derive(Debug, Clone)]
@@ -81,7 +78,7 @@ impl Default for ApiSettings {
 impl ApiSettings {
     /// A `reqwest::Client` with these timeouts. Redirects are not followed: the WeCom API never
     /// redirects, and following one would carry the token to another host.
-    pub fn http_client(&self) -> Result<reqwest::Client, ApiError> {
+    fn http_client(&self) -> Result<reqwest::Client, ApiError> {
         reqwest::Client::builder()
             .connect_timeout(self.connect_timeout)
             .timeout(self.request_timeout)
@@ -185,23 +182,7 @@ impl WecomApi {
         settings: ApiSettings,
     ) -> Result<Self, ApiError> {
         let http = settings.http_client()?;
-        Ok(Self::with_client(
-            api_base, corp_id, secret, agent_id, http, settings,
-        ))
-    }
-
-    /// Share one connection pool between apps; `http` should carry the timeouts itself
-    /// (see [`ApiSettings::http_client`]).
-    #[must_use]
-    pub fn with_client(
-        api_base: impl Into<String>,
-        corp_id: impl Into<String>,
-        secret: String,
-        agent_id: u32,
-        http: reqwest::Client,
-        settings: ApiSettings,
-    ) -> Self {
-        Self {
+        Ok(Self {
             api_base: api_base.into().trim_end_matches('/').to_owned(),
             corp_id: corp_id.into(),
             secret: Secret(secret),
@@ -209,17 +190,7 @@ impl WecomApi {
             http,
             settings,
             token: Mutex::new(None),
-        }
-    }
-
-    #[must_use]
-    pub fn agent_id(&self) -> u32 {
-        self.agent_id
-    }
-
-    #[must_use]
-    pub fn corp_id(&self) -> &str {
-        &self.corp_id
+        })
     }
 }
 

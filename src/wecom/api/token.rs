@@ -19,11 +19,6 @@ struct TokenReply {
 }
 
 impl WecomApi {
-    /// Forgets the cached token, e.g. after the secret was rotated.
-    pub async fn invalidate_token(&self) {
-        *self.token.lock().await = None;
-    }
-
     /// A valid access token, from the cache or one shared gettoken call.
     pub(super) async fn access_token(&self) -> Result<String, ApiError> {
         // Holding the lock across gettoken is the single flight: callers queued behind it find
