@@ -11,9 +11,9 @@ mod wecom {
         DEFAULT_AGENT_ID, DEFAULT_CORP_ID, DEFAULT_SECRET, SimulatedApp, SimulatorHandle,
         WecomSimulator,
     };
+    use kaitong::wecom::TEXT_LIMIT_BYTES;
     use kaitong::wecom::api::{
-        ApiError, ApiSettings, DuplicateCheck, MediaKind, MessageBody, OutboundMessage,
-        TEXT_LIMIT_BYTES, WecomApi,
+        ApiError, ApiSettings, DuplicateCheck, MediaKind, MessageBody, OutboundMessage, WecomApi,
     };
 
     async fn simulator() -> SimulatorHandle {

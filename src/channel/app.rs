@@ -192,11 +192,11 @@ impl AppChannel {
         let Some(text) = reply.as_text() else {
             return String::new();
         };
-        if text.len() <= app_xml::TEXT_LIMIT_BYTES {
+        if text.len() <= crate::wecom::TEXT_LIMIT_BYTES {
             return app_xml::text_reply(to.as_str(), &self.corp_id, create_time, &text);
         }
         let mut parts =
-            crate::wecom::api::split_on_char_boundaries(&text, app_xml::TEXT_LIMIT_BYTES);
+            crate::wecom::api::split_on_char_boundaries(&text, crate::wecom::TEXT_LIMIT_BYTES);
         let first = if parts.is_empty() {
             String::new()
         } else {

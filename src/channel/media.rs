@@ -208,7 +208,9 @@ impl TemplateFiles for WecomTemplateFiles {
         };
         match self.send_media(user, &media_id).await {
             // WeCom forgot the upload early (40007): upload again, once.
-            Err(TemplateError::Api(e)) if e.errcode() == Some(40007) => {
+            Err(TemplateError::Api(e))
+                if e.errcode() == Some(crate::wecom::api::errcode::INVALID_MEDIA_ID) =>
+            {
                 let media_id = self.upload(&key, name, &bytes).await?;
                 self.send_media(user, &media_id).await
             }

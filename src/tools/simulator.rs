@@ -37,6 +37,9 @@ use rand::Rng;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
+use crate::wecom::TEXT_LIMIT_BYTES;
+use crate::wecom::api::{DEFAULT_DUPLICATE_CHECK_INTERVAL, errcode};
+
 /// The app [`WecomSimulator::start`] configures.
 pub const DEFAULT_CORP_ID: &str = "wwsimulatedcorp0001";
 pub const DEFAULT_SECRET: &str = "simulated-app-secret-0001";
@@ -45,8 +48,7 @@ pub const DEFAULT_AGENT_ID: u32 = 1_000_002;
 const TOKEN_LIFETIME: Duration = Duration::from_secs(7200);
 const MEDIA_LIFETIME: Duration = Duration::from_secs(3 * 24 * 3600);
 const RESPONSE_CODE_LIFETIME: Duration = Duration::from_secs(72 * 3600);
-const TEXT_LIMIT_BYTES: usize = 2048;
-const DEFAULT_DUPLICATE_INTERVAL_SECS: u64 = 1800;
+/// Largest `duplicate_check_interval` WeCom accepts (seconds); longer asks are cut to it.
 const MAX_DUPLICATE_INTERVAL_SECS: u64 = 4 * 3600;
 const MAX_UPLOAD_BYTES: usize = 32 * 1024 * 1024;
 
@@ -480,13 +482,19 @@ impl SimState {
     /// Resolves `access_token` to the app index, or the errcode WeCom answers.
     fn authenticate(&mut self, token: Option<&str>) -> Result<usize, Rejection> {
         let Some(token) = token.filter(|token| !token.is_empty()) else {
-            return Err(Rejection::WeCom(41001, "access_token missing"));
+            return Err(Rejection::WeCom(
+                errcode::MISSING_ACCESS_TOKEN,
+                "access_token missing",
+            ));
         };
         match self.tokens.get(token) {
-            None => Err(Rejection::WeCom(40014, "invalid access_token")),
-            Some(entry) if entry.expired || entry.issued.elapsed() >= TOKEN_LIFETIME => {
-                Err(Rejection::WeCom(42001, "access_token expired"))
-            }
+            None => Err(Rejection::WeCom(
+                errcode::INVALID_ACCESS_TOKEN,
+                "invalid access_token",
+            )),
+            Some(entry) if entry.expired || entry.issued.elapsed() >= TOKEN_LIFETIME => Err(
+                Rejection::WeCom(errcode::ACCESS_TOKEN_EXPIRED, "access_token expired"),
+            ),
             Some(entry) => Ok(entry.app),
         }
     }
@@ -549,13 +557,15 @@ impl IntoResponse for Rejection {
 
 fn canned_errmsg(errcode: i64) -> &'static str {
     match errcode {
-        -1 => "system busy",
-        40014 => "invalid access_token",
-        42001 => "access_token expired",
-        45009 => "api freq out of limit",
-        45033 => "api concurrent out of limit",
-        48002 => "api forbidden",
-        60020 => "not allow to access from your ip, hint: [simulated], from ip: 127.0.0.1",
+        errcode::SYSTEM_BUSY => "system busy",
+        errcode::INVALID_ACCESS_TOKEN => "invalid access_token",
+        errcode::ACCESS_TOKEN_EXPIRED => "access_token expired",
+        errcode::API_RATE_LIMIT => "api freq out of limit",
+        errcode::API_CONCURRENCY_LIMIT => "api concurrent out of limit",
+        errcode::API_NO_PERMISSION => "api forbidden",
+        errcode::UNTRUSTED_IP => {
+            "not allow to access from your ip, hint: [simulated], from ip: 127.0.0.1"
+        }
         _ => "simulated error",
     }
 }
@@ -582,7 +592,7 @@ async fn unknown_api(State(shared): State<Arc<Shared>>) -> Response {
     shared.arrive().await;
     // WeCom answers unknown cgi paths with a JSON error too.
     wecom_error(
-        40058,
+        errcode::INVALID_PARAMETER,
         "invalid Request Parameter (api not simulated by kaitong)",
     )
 }
@@ -595,20 +605,20 @@ async fn gettoken(
     shared.gettoken_calls.fetch_add(1, Ordering::SeqCst);
     let mut state = shared.lock();
     let Some(corp_id) = query.get("corpid").filter(|id| !id.is_empty()) else {
-        return wecom_error(41002, "corpid missing");
+        return wecom_error(errcode::MISSING_CORP_ID, "corpid missing");
     };
     let Some(secret) = query.get("corpsecret").filter(|secret| !secret.is_empty()) else {
-        return wecom_error(41004, "corpsecret missing");
+        return wecom_error(errcode::MISSING_SECRET, "corpsecret missing");
     };
     if !state.apps.iter().any(|app| &app.corp_id == corp_id) {
-        return wecom_error(40013, "invalid corpid");
+        return wecom_error(errcode::INVALID_CORP_ID, "invalid corpid");
     }
     let Some(app) = state
         .apps
         .iter()
         .position(|app| &app.corp_id == corp_id && &app.secret == secret)
     else {
-        return wecom_error(40001, "invalid credential");
+        return wecom_error(errcode::INVALID_SECRET, "invalid credential");
     };
     // WeCom hands out the same token while it is valid.
     let current = state.tokens.iter().find(|(_, entry)| {
@@ -668,13 +678,13 @@ async fn message_send(
     };
     let app_agent = state.apps[app_index].agent_id;
     let Ok(body) = serde_json::from_slice::<Value>(&body) else {
-        return wecom_error(47001, "data format error");
+        return wecom_error(errcode::DATA_FORMAT_ERROR, "data format error");
     };
     let Some(agent_id) = agent_id_of(&body) else {
-        return wecom_error(41011, "missing agentid");
+        return wecom_error(errcode::MISSING_AGENT_ID, "missing agentid");
     };
     if agent_id != u64::from(app_agent) {
-        return wecom_error(40056, "invalid agentid");
+        return wecom_error(errcode::INVALID_AGENT_ID, "invalid agentid");
     }
     let msgtype = body
         .get("msgtype")
@@ -689,10 +699,10 @@ async fn message_send(
                 .and_then(Value::as_str)
                 .unwrap_or("");
             if content.is_empty() {
-                return wecom_error(44004, "empty content");
+                return wecom_error(errcode::EMPTY_CONTENT, "empty content");
             }
             if content.len() > TEXT_LIMIT_BYTES {
-                return wecom_error(45002, "content size out of limit");
+                return wecom_error(errcode::CONTENT_TOO_LONG, "content size out of limit");
             }
             content.to_owned()
         }
@@ -706,20 +716,23 @@ async fn message_send(
                 Some(entry) if entry.created.elapsed() < MEDIA_LIFETIME => {
                     body[&msgtype].to_string()
                 }
-                _ => return wecom_error(40007, "invalid media_id"),
+                _ => return wecom_error(errcode::INVALID_MEDIA_ID, "invalid media_id"),
             }
         }
         "template_card" | "textcard" | "news" | "mpnews" => match body.get(&msgtype) {
             Some(payload) if payload.is_object() => payload.to_string(),
-            _ => return wecom_error(40058, "invalid Request Parameter"),
+            _ => return wecom_error(errcode::INVALID_PARAMETER, "invalid Request Parameter"),
         },
-        _ => return wecom_error(40008, "invalid message type"),
+        _ => return wecom_error(errcode::INVALID_MSGTYPE, "invalid message type"),
     };
     let touser = id_list(&body, "touser");
     let toparty = id_list(&body, "toparty");
     let totag = id_list(&body, "totag");
     if touser.is_empty() && toparty.is_empty() && totag.is_empty() {
-        return wecom_error(82001, "All touser & toparty & totag invalid");
+        return wecom_error(
+            errcode::RECIPIENTS_EMPTY,
+            "All touser & toparty & totag invalid",
+        );
     }
 
     let (invalid, rest): (Vec<String>, Vec<String>) = touser
@@ -729,7 +742,10 @@ async fn message_send(
         .into_iter()
         .partition(|user| state.unlicensed_users.contains(user));
     if deliverable.is_empty() && toparty.is_empty() && totag.is_empty() {
-        return wecom_error(81013, "user & party & tag all invalid");
+        return wecom_error(
+            errcode::ALL_RECIPIENTS_INVALID,
+            "user & party & tag all invalid",
+        );
     }
 
     // An interaction card yields a single-use response_code for updating it later.
@@ -776,7 +792,7 @@ async fn message_send(
                 let interval = body
                     .get("duplicate_check_interval")
                     .and_then(Value::as_u64)
-                    .unwrap_or(DEFAULT_DUPLICATE_INTERVAL_SECS)
+                    .unwrap_or(DEFAULT_DUPLICATE_CHECK_INTERVAL.as_secs())
                     .min(MAX_DUPLICATE_INTERVAL_SECS);
                 state.recent.insert(
                     dedupe_key,
@@ -846,14 +862,14 @@ async fn media_get(
         return rejection.into_response();
     }
     let Some(media_id) = query.get("media_id").filter(|id| !id.is_empty()) else {
-        return wecom_error(41006, "media_id missing");
+        return wecom_error(errcode::MISSING_MEDIA_ID, "media_id missing");
     };
     let Some(entry) = state
         .media
         .get(media_id)
         .filter(|entry| entry.created.elapsed() < MEDIA_LIFETIME)
     else {
-        return wecom_error(40007, "invalid media_id");
+        return wecom_error(errcode::INVALID_MEDIA_ID, "invalid media_id");
     };
     let media = &entry.media;
     // WeCom puts the UTF-8 name raw into the quoted filename; header values may carry such
@@ -924,24 +940,24 @@ async fn media_upload(
     let kind = query.get("type").map(String::as_str).unwrap_or("");
     // Per-type size limits (doc 90253): image 10 MB, voice 2 MB, video 10 MB, file 20 MB.
     let (max_bytes, too_big) = match kind {
-        "image" => (10 * 1024 * 1024, 40009),
-        "voice" => (2 * 1024 * 1024, 40006),
-        "video" => (10 * 1024 * 1024, 40011),
-        "file" => (20 * 1024 * 1024, 40006),
-        _ => return wecom_error(40005, "invalid file type"),
+        "image" => (10 * 1024 * 1024, errcode::INVALID_IMAGE_SIZE),
+        "voice" => (2 * 1024 * 1024, errcode::INVALID_FILE_SIZE),
+        "video" => (10 * 1024 * 1024, errcode::INVALID_VIDEO_SIZE),
+        "file" => (20 * 1024 * 1024, errcode::INVALID_FILE_SIZE),
+        _ => return wecom_error(errcode::INVALID_FILE_TYPE, "invalid file type"),
     };
     let Some(parts) = parts else {
-        return wecom_error(44001, "empty media data");
+        return wecom_error(errcode::EMPTY_MEDIA, "empty media data");
     };
     let Some(part) = parts
         .into_iter()
         .find(|part| part.name.as_deref() == Some("media"))
     else {
-        return wecom_error(44001, "empty media data");
+        return wecom_error(errcode::EMPTY_MEDIA, "empty media data");
     };
     // WeCom rejects files of 5 bytes or fewer with 40006 不合法的文件大小.
     if part.bytes.len() <= 5 {
-        return wecom_error(40006, "invalid file size");
+        return wecom_error(errcode::INVALID_FILE_SIZE, "invalid file size");
     }
     if part.bytes.len() > max_bytes {
         return wecom_error(too_big, "invalid file size");
@@ -985,20 +1001,20 @@ async fn update_template_card(
     };
     let app_agent = state.apps[app_index].agent_id;
     let Ok(body) = serde_json::from_slice::<Value>(&body) else {
-        return wecom_error(47001, "data format error");
+        return wecom_error(errcode::DATA_FORMAT_ERROR, "data format error");
     };
     let Some(agent_id) = agent_id_of(&body) else {
-        return wecom_error(41011, "missing agentid");
+        return wecom_error(errcode::MISSING_AGENT_ID, "missing agentid");
     };
     if agent_id != u64::from(app_agent) {
-        return wecom_error(40056, "invalid agentid");
+        return wecom_error(errcode::INVALID_AGENT_ID, "invalid agentid");
     }
     let Some(response_code) = body
         .get("response_code")
         .and_then(Value::as_str)
         .filter(|code| !code.is_empty())
     else {
-        return wecom_error(40058, "response_code missing");
+        return wecom_error(errcode::INVALID_PARAMETER, "response_code missing");
     };
     let usable = state
         .response_codes
@@ -1009,14 +1025,17 @@ async fn update_template_card(
                 && entry.issued.elapsed() < RESPONSE_CODE_LIFETIME
         });
     if !usable {
-        return wecom_error(40058, "invalid response_code");
+        return wecom_error(errcode::INVALID_PARAMETER, "invalid response_code");
     }
     let replace_name = body
         .pointer("/button/replace_name")
         .and_then(Value::as_str)
         .map(str::to_owned);
     if replace_name.is_none() && !body.get("template_card").is_some_and(Value::is_object) {
-        return wecom_error(40058, "button or template_card required");
+        return wecom_error(
+            errcode::INVALID_PARAMETER,
+            "button or template_card required",
+        );
     }
     if let Some(entry) = state.response_codes.get_mut(response_code) {
         entry.used = true;

@@ -3,6 +3,8 @@
 
 use serde::Deserialize;
 
+use super::TEXT_LIMIT_BYTES;
+
 #[derive(Debug, thiserror::Error)]
 pub enum XmlError {
     #[error("malformed XML: {0}")]
@@ -143,9 +145,8 @@ pub fn reply_envelope(encrypt: &str, signature: &str, timestamp: &str, nonce: &s
     )
 }
 
-/// WeCom truncates passive text beyond 2048 bytes; cut on a character boundary ourselves.
-pub const TEXT_LIMIT_BYTES: usize = 2048;
-
+/// Cuts `text` to at most `limit` bytes on a character boundary: WeCom would truncate passive
+/// text beyond [`TEXT_LIMIT_BYTES`] itself, possibly inside a character.
 #[must_use]
 pub fn truncate_on_char_boundary(text: &str, limit: usize) -> &str {
     if text.len() <= limit {

@@ -10,6 +10,10 @@ pub mod crypto;
 
 pub use crypto::{AesKey, CryptoError, MsgCrypt};
 
+/// WeCom's byte limit on a text message's content: a passive reply is truncated beyond it and
+/// `message/send` refuses more (errcode 45002).
+pub const TEXT_LIMIT_BYTES: usize = 2048;
+
 /// The query parameters WeCom signs a callback with, percent-decoded.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CallbackQuery {

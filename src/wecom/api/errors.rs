@@ -4,22 +4,33 @@
 
 use std::time::Duration;
 
-/// WeCom errcodes this module branches on (DOC-90313). Never branch on `errmsg`.
+/// WeCom's global errcodes (DOC-90313) by name, the one list the client and the simulator
+/// (`crate::tools::simulator`) share. Never branch on `errmsg`.
 pub mod errcode {
     pub const SYSTEM_BUSY: i64 = -1;
     pub const INVALID_SECRET: i64 = 40001;
+    pub const INVALID_FILE_TYPE: i64 = 40005;
     pub const INVALID_FILE_SIZE: i64 = 40006;
     pub const INVALID_MEDIA_ID: i64 = 40007;
     pub const INVALID_MSGTYPE: i64 = 40008;
+    pub const INVALID_IMAGE_SIZE: i64 = 40009;
+    pub const INVALID_VIDEO_SIZE: i64 = 40011;
     pub const INVALID_CORP_ID: i64 = 40013;
     pub const INVALID_ACCESS_TOKEN: i64 = 40014;
     pub const INVALID_AGENT_ID: i64 = 40056;
+    pub const INVALID_PARAMETER: i64 = 40058;
     pub const MISSING_ACCESS_TOKEN: i64 = 41001;
+    pub const MISSING_CORP_ID: i64 = 41002;
+    pub const MISSING_SECRET: i64 = 41004;
+    pub const MISSING_MEDIA_ID: i64 = 41006;
+    pub const MISSING_AGENT_ID: i64 = 41011;
     pub const ACCESS_TOKEN_EXPIRED: i64 = 42001;
+    pub const EMPTY_MEDIA: i64 = 44001;
     pub const EMPTY_CONTENT: i64 = 44004;
     pub const CONTENT_TOO_LONG: i64 = 45002;
     pub const API_RATE_LIMIT: i64 = 45009;
     pub const API_CONCURRENCY_LIMIT: i64 = 45033;
+    pub const DATA_FORMAT_ERROR: i64 = 47001;
     pub const API_NO_PERMISSION: i64 = 48002;
     pub const UNTRUSTED_IP: i64 = 60020;
     pub const IP_WHITELIST: i64 = 301042;

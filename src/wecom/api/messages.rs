@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{ApiError, TEXT_LIMIT_BYTES, WecomApi, json_body, split_on_char_boundaries};
+use super::{ApiError, WecomApi, json_body, split_on_char_boundaries};
+use crate::wecom::TEXT_LIMIT_BYTES;
 
 /// Default `duplicate_check_interval` WeCom applies (seconds).
 pub const DEFAULT_DUPLICATE_CHECK_INTERVAL: Duration = Duration::from_secs(1800);

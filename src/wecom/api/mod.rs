@@ -44,7 +44,7 @@ pub use messages::{
     Content, DEFAULT_DUPLICATE_CHECK_INTERVAL, DuplicateCheck, MediaRef, MessageBody,
     OutboundMessage, SendOutcome,
 };
-pub use text::{TEXT_LIMIT_BYTES, split_on_char_boundaries};
+pub use text::split_on_char_boundaries;
 
 use media::media_form;
 use token::CachedToken;

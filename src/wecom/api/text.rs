@@ -1,8 +1,5 @@
 //! Splitting text to WeCom's byte limit without cutting a character.
 
-/// Byte limit WeCom enforces on `text.content` and `markdown.content` (errcode 45002 beyond).
-pub const TEXT_LIMIT_BYTES: usize = 2048;
-
 /// Splits `text` into parts of at most `limit_bytes` bytes, never inside a character. A part
 /// ends just after a newline when one lies in the last quarter of the chunk, so paragraphs stay
 /// whole when possible. Concatenating the parts gives back `text`; empty text gives no parts.
