@@ -15,6 +15,7 @@ mod wecom {
     use kaitong::wecom::api::{
         ApiError, ApiSettings, DuplicateCheck, MediaKind, MessageBody, OutboundMessage, WecomApi,
     };
+    use kaitong::wecom::cards::{Button, ButtonInteraction, MainTitle, TemplateCard};
 
     async fn simulator() -> SimulatorHandle {
         WecomSimulator::start().await.unwrap()
@@ -338,12 +339,12 @@ mod wecom {
     async fn template_card_response_code_is_single_use() {
         let sim = simulator().await;
         let api = client(&sim);
-        let card = serde_json::json!({
-            "card_type": "button_interaction",
-            "main_title": {"title": "开通申请", "desc": "请确认"},
-            "task_id": "task-1",
-            "button_list": [{"text": "确认", "style": 1, "key": "confirm"}],
-        });
+        let card = TemplateCard::ButtonInteraction(ButtonInteraction::new(
+            "开通助手",
+            MainTitle::new("开通申请", "请确认"),
+            "task-1",
+            vec![Button::new("确认", 1, "confirm")],
+        ));
         let message = OutboundMessage::new(
             &["zhangsan"],
             MessageBody::TemplateCard {

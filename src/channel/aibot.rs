@@ -146,16 +146,8 @@ impl AiBotChannel {
                 super::cards::button_card(&super::cards::task_id(), question, options)
         {
             return match shape {
-                Shape::CardUpdate => serde_json::json!({
-                    "response_type": "update_template_card",
-                    "template_card": card,
-                })
-                .to_string(),
-                Shape::Stream | Shape::Welcome => serde_json::json!({
-                    "msgtype": "template_card",
-                    "template_card": card,
-                })
-                .to_string(),
+                Shape::CardUpdate => aibot_json::card_update(&card).to_string(),
+                Shape::Stream | Shape::Welcome => aibot_json::card_reply(&card).to_string(),
             };
         }
         match shape {

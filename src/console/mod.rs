@@ -8,10 +8,10 @@
 //! module must not write requests to the store itself, send anything (the outbox does), or
 //! know about WeCom callbacks.
 
-mod api;
 mod auth;
 mod csv;
 mod html;
+mod json_api;
 mod pages;
 mod throttle;
 
@@ -70,10 +70,10 @@ pub fn router(state: ConsoleState) -> Router {
         // second line: this one also covers the login form, which has no session yet).
         .layer(middleware::from_fn(auth::same_origin_posts));
     let api = Router::new()
-        .route("/api/v1/requests", get(api::list))
-        .route("/api/v1/requests/{id}", get(api::get_one))
-        .route("/api/v1/requests/{id}/complete", post(api::complete))
-        .route("/api/v1/requests/{id}/reject", post(api::reject));
+        .route("/api/v1/requests", get(json_api::list))
+        .route("/api/v1/requests/{id}", get(json_api::get_one))
+        .route("/api/v1/requests/{id}/complete", post(json_api::complete))
+        .route("/api/v1/requests/{id}/reject", post(json_api::reject));
     console.merge(api).with_state(state)
 }
 

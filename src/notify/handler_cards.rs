@@ -13,17 +13,16 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
 
 use super::notices::{DayJob, KIND, Notice};
 use super::outbox::Outbox;
 use crate::catalog::{CatalogHandle, Messages, Window};
 use crate::channel::UserId;
-use crate::channel::cards::clip;
 use crate::requests::{
     BatchDay, BatchSchedule, DeskAction, Handler, HandlerDirectory, Ledger, Request, RequestFilter,
     Status,
 };
+use crate::wecom::cards::{Button, ButtonInteraction, HorizontalContent, MainTitle, TemplateCard};
 
 /// Requests per handler that get their own button card at the cut-off.
 pub const MAX_REQUEST_CARDS: usize = 6;
@@ -80,42 +79,43 @@ impl HandlerCards {
         request: &Request,
         user: &UserId,
         position: (usize, usize),
-    ) -> Value {
-        let fields: Vec<Value> = request
+    ) -> TemplateCard {
+        let fields = request
             .form
             .summary
             .iter()
             .take(5)
-            .map(|(label, value)| json!({"keyname": clip(label, 5), "value": clip(value, 26)}))
+            .map(|(label, value)| HorizontalContent::new(label, value))
             .collect();
-        let mut card = json!({
-            "card_type": "button_interaction",
-            "source": {"desc": messages.render("handler_card_source", &[
+        let source = messages.render(
+            "handler_card_source",
+            &[
                 ("n", &position.0.to_string()),
                 ("total", &position.1.to_string()),
-            ])},
-            "main_title": {
-                "title": clip(&format!("#{} {}", request.form.service, request.form.service_name), 26),
-                "desc": request.id.as_str(),
-            },
-            "horizontal_content_list": fields,
-            "task_id": task_id(request, user),
-            "button_list": [
-                {"text": messages.get("handler_card_done"), "style": 1,
-                 "key": DeskAction::Complete(request.id.clone()).key()},
-                {"text": messages.get("handler_card_reject"), "style": 2,
-                 "key": DeskAction::Reject(request.id.clone()).key()},
             ],
-        });
+        );
+        let title = MainTitle::new(
+            &format!("#{} {}", request.form.service, request.form.service_name),
+            request.id.as_str(),
+        );
+        let buttons = vec![
+            Button::new(
+                messages.get("handler_card_done"),
+                1,
+                DeskAction::Complete(request.id.clone()).key(),
+            ),
+            Button::new(
+                messages.get("handler_card_reject"),
+                2,
+                DeskAction::Reject(request.id.clone()).key(),
+            ),
+        ];
+        let mut card = ButtonInteraction::new(&source, title, &task_id(request, user), buttons)
+            .with_fields(fields);
         if !self.console_url.is_empty() {
-            card["card_action"] = json!({"type": 1, "url": self.console_url});
-            card["jump_list"] = json!([{
-                "type": 1,
-                "title": messages.get("handler_card_console"),
-                "url": self.console_url,
-            }]);
+            card = card.with_link(&self.console_url, messages.get("handler_card_console"));
         }
-        card
+        TemplateCard::ButtonInteraction(card)
     }
 
     fn overview(&self, messages: &Messages, day: BatchDay, open: &[&Request]) -> String {

@@ -27,7 +27,7 @@ pub struct Notice {
     /// A template card to send instead of the text (the handlers' cut-off cards); the text
     /// then only names it in logs and the console.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub card: Option<serde_json::Value>,
+    pub card: Option<crate::wecom::cards::TemplateCard>,
 }
 
 /// Composes and queues notices.

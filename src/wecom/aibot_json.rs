@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::cards::{TemplateCard, TextNotice};
+
 #[derive(Debug, thiserror::Error)]
 pub enum JsonError {
     #[error("malformed JSON: {0}")]
@@ -182,17 +184,22 @@ pub fn text_reply(content: &str) -> serde_json::Value {
     serde_json::json!({"msgtype": "text", "text": {"content": content}})
 }
 
+/// A reply that is a card (a question with buttons).
+#[must_use]
+pub fn card_reply(card: &TemplateCard) -> serde_json::Value {
+    serde_json::json!({"msgtype": "template_card", "template_card": card})
+}
+
+/// The answer to a card click: the clicked card is replaced by `card`.
+#[must_use]
+pub fn card_update(card: &TemplateCard) -> serde_json::Value {
+    serde_json::json!({"response_type": "update_template_card", "template_card": card})
+}
+
 /// The answer to a card click: replace the card with a text notice carrying the bot's words.
 #[must_use]
 pub fn card_update_reply(title: &str, body: &str) -> serde_json::Value {
-    serde_json::json!({
-        "response_type": "update_template_card",
-        "template_card": {
-            "card_type": "text_notice",
-            "main_title": {"title": title},
-            "sub_title_text": body,
-        }
-    })
+    card_update(&TemplateCard::TextNotice(TextNotice::new(title, body)))
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 pub mod aibot_json;
 pub mod api;
 pub mod app_xml;
+pub mod cards;
 pub mod crypto;
 
 pub use crypto::{AesKey, CryptoError, MsgCrypt};

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{ApiError, WecomApi, json_body, split_on_char_boundaries};
 use crate::wecom::TEXT_LIMIT_BYTES;
+use crate::wecom::cards::{ButtonReplacement, TemplateCard};
 
 /// Default `duplicate_check_interval` WeCom applies (seconds).
 pub const DEFAULT_DUPLICATE_CHECK_INTERVAL: Duration = Duration::from_secs(1800);
@@ -39,9 +40,9 @@ pub enum MessageBody {
     Text {
         text: Content,
     },
-    /// A full card (PROTOCOL.md §7); built by whoever owns card layouts.
+    /// A full card (PROTOCOL.md §7), shaped by [`crate::wecom::cards`].
     TemplateCard {
-        template_card: serde_json::Value,
+        template_card: TemplateCard,
     },
     /// A file uploaded with [`WecomApi::media_upload`] (`MediaKind::File`).
     File {
@@ -126,6 +127,15 @@ struct WireMessage<'a> {
     enable_duplicate_check: u8,
     #[serde(skip_serializing_if = "Option::is_none")]
     duplicate_check_interval: Option<u64>,
+}
+
+/// The `message/update_template_card` body that relabels the buttons of a clicked card.
+#[derive(Serialize)]
+struct WireCardUpdate<'a> {
+    userids: &'a [&'a str],
+    agentid: u32,
+    response_code: &'a str,
+    button: ButtonReplacement,
 }
 
 /// What `message/send` reported. WeCom answers errcode 0 even when some recipients were
@@ -221,8 +231,8 @@ impl WecomApi {
         self.call_json(reqwest::Method::POST, PATH, &[], body).await
     }
 
-    /// Replaces the button of an interaction card the users clicked (doc 94888). The
-    /// `response_code` is single use and valid 72 h.
+    /// Replaces the button of an interaction card the users clicked (doc 94888), the label
+    /// clipped to WeCom's 20 characters. The `response_code` is single use and valid 72 h.
     pub async fn update_template_card(
         &self,
         userids: &[&str],
@@ -230,12 +240,12 @@ impl WecomApi {
         replace_name: &str,
     ) -> Result<(), ApiError> {
         const PATH: &str = "message/update_template_card";
-        let request = serde_json::json!({
-            "userids": userids,
-            "agentid": self.agent_id,
-            "response_code": response_code,
-            "button": { "replace_name": replace_name },
-        });
+        let request = WireCardUpdate {
+            userids,
+            agentid: self.agent_id,
+            response_code,
+            button: ButtonReplacement::new(replace_name),
+        };
         let body = json_body(PATH, &request)?;
         let _: serde::de::IgnoredAny = self
             .call_json(reqwest::Method::POST, PATH, &[], body)
@@ -262,6 +272,25 @@ mod tests {
                 "text": {"content": "hi"},
                 "enable_duplicate_check": 1,
                 "duplicate_check_interval": 1800,
+            })
+        );
+    }
+
+    #[test]
+    fn card_update_shape() {
+        let update = WireCardUpdate {
+            userids: &["zhangsan"],
+            agentid: 1000002,
+            response_code: "code",
+            button: ButtonReplacement::new("已处理"),
+        };
+        assert_eq!(
+            serde_json::to_value(update).expect("serializable"),
+            serde_json::json!({
+                "userids": ["zhangsan"],
+                "agentid": 1000002,
+                "response_code": "code",
+                "button": {"replace_name": "已处理"},
             })
         );
     }
