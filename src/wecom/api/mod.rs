@@ -13,7 +13,7 @@
 //! because the URL carries the token (or, for gettoken, the secret).
 //!
 //! Layout: this file holds the client and its one call path (token, send, capped read, errcode
-//! check); [`errors`] the error type and errcode classification; `token` the token cache;
+//! check); `errors` the error type and errcode classification; `token` the token cache;
 //! `messages` the `message/send` and `update_template_card` shapes and calls; `media` the
 //! media calls, upload form and Content-Disposition parsing; `text` the text splitter.
 //!
@@ -33,9 +33,8 @@ use std::time::Duration;
 // `bytes::Bytes` via axum's re-export (no direct `bytes` dependency): request bodies are
 // cloned cheaply when a call is retried with a fresh token.
 use axum::body::Bytes;
-use serde::Deserialize;
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
 pub use errors::{ApiError, errcode};
