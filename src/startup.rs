@@ -9,10 +9,11 @@ use tokio::net::TcpListener;
 use crate::catalog::{CatalogError, CatalogHandle};
 use crate::channel::cards::CardUpdater;
 use crate::channel::media::{WecomMediaFetcher, WecomTemplateFiles};
-use crate::channel::{AiBotChannel, AppChannel, Bot, ChannelSettings, ReplyCache};
+use crate::channel::{AiBotChannel, AppChannel, ChannelSettings, ReplyCache};
 use crate::config::{ConfigError, Settings};
 use crate::dialog::DialogBot;
 use crate::dialog::understand::{Tuning, TuningError};
+use crate::domain::Bot;
 use crate::http::{AppState, router};
 use crate::notify::handoff::HandoffWatcher;
 use crate::notify::{

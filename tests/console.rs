@@ -11,15 +11,15 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use chrono::{DateTime, Utc};
 use common::{BACKENDS, Backend, fresh_store};
-use kaitong::catalog::{Answers, Channel, FieldKey, FieldValue, ServiceId, Team, Window};
-use kaitong::channel::{ChannelKind, Conversation, UserId};
+use kaitong::catalog::{Answers, Channel, FieldKey, FieldValue, Team, Window};
 use kaitong::config::{HandlerAccount, Secret};
 use kaitong::console::{ConsoleState, LoginThrottle, router};
 use kaitong::dialog::attachment_key;
+use kaitong::domain::{ChannelKind, Conversation, RequestId, ServiceId, UserId};
 use kaitong::notify::{DeliveryError, Outbox, OutboxItem, RetryPolicy, Transport};
 use kaitong::requests::{
-    ADMIN_ACTOR, BatchSchedule, Desk, FiledForm, HandlerDirectory, Ledger, RequestId, Requester,
-    Status, StoreLedger, token_hash,
+    ADMIN_ACTOR, BatchSchedule, Desk, FiledForm, HandlerDirectory, Ledger, Requester, Status,
+    StoreLedger, token_hash,
 };
 use kaitong::store::Store;
 use reqwest::StatusCode;

@@ -7,7 +7,8 @@ mod common;
 use std::sync::Arc;
 
 use common::{BACKENDS, Backend, TestApp};
-use kaitong::requests::{Ledger, RequestId, Status};
+use kaitong::domain::RequestId;
+use kaitong::requests::{Ledger, Status};
 use kaitong::startup::Parts;
 use kaitong::store::Store;
 use kaitong::wecom::app_xml::InnerMessage;

@@ -19,10 +19,10 @@ use axum::response::IntoResponse;
 use base64::Engine;
 use chrono::{DateTime, TimeZone, Utc};
 use common::{BACKENDS, Backend, fresh_store};
-use kaitong::catalog::{Answers, Channel, FieldKey, FieldValue, ServiceId, Team, Window};
-use kaitong::channel::{ChannelKind, Conversation, UserId};
+use kaitong::catalog::{Answers, Channel, FieldKey, FieldValue, Team, Window};
 use kaitong::config::HandoffSection;
 use kaitong::dialog::attachment_key;
+use kaitong::domain::{ChannelKind, Conversation, ServiceId, UserId};
 use kaitong::notify::handoff::{self, HandoffWatcher, WebhookEvent, verify_signature};
 use kaitong::notify::{Outbox, RetryPolicy, Transport};
 use kaitong::requests::{

@@ -8,10 +8,10 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use common::{BACKENDS, Backend};
-use kaitong::catalog::{Answers, Channel, ServiceId, Team, Window};
-use kaitong::channel::{ChannelKind, Conversation, UserId};
+use kaitong::catalog::{Answers, Channel, Team, Window};
 use kaitong::config::Settings;
-use kaitong::requests::{FiledForm, Handler, RequestId, Requester, TeamScope};
+use kaitong::domain::{ChannelKind, Conversation, RequestId, ServiceId, UserId};
+use kaitong::requests::{FiledForm, Handler, Requester, TeamScope};
 use kaitong::startup::Parts;
 use kaitong::store::Store;
 use kaitong::wecom::simulator::SimulatorHandle;

@@ -5,9 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{
-    Attachment, AttachmentKind, Bot, CallbackResponse, CardAction, ChannelKind, ChannelSettings,
-    Content, Conversation, Inbound, MediaSource, Rejection, Reply, ReplyCache, UserId, open,
-    reply_stamp, signed_query,
+    CallbackResponse, ChannelSettings, Rejection, ReplyCache, open, reply_stamp, signed_query,
+};
+use crate::domain::{
+    Attachment, AttachmentKind, Bot, CardAction, ChannelKind, Content, Conversation, Inbound,
+    MediaSource, Reply, UserId,
 };
 use crate::store::Store;
 use crate::wecom::aibot_json::{self, BotMessage, ReplyEnvelope};

@@ -3,9 +3,11 @@
 use std::sync::Arc;
 
 use super::{
-    Attachment, AttachmentKind, Bot, CallbackResponse, CardAction, ChannelKind, ChannelSettings,
-    Content, Conversation, Inbound, MediaSource, Rejection, Reply, ReplyCache, UserId, open,
-    reply_stamp, signed_query,
+    CallbackResponse, ChannelSettings, Rejection, ReplyCache, open, reply_stamp, signed_query,
+};
+use crate::domain::{
+    Attachment, AttachmentKind, Bot, CardAction, ChannelKind, Content, Conversation, Inbound,
+    MediaSource, Reply, UserId,
 };
 use crate::wecom::api::{MessageBody, OutboundMessage, WecomApi};
 use crate::wecom::app_xml::{self, Envelope, InnerMessage};

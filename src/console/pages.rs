@@ -14,7 +14,8 @@ use super::html::{self, Notice};
 use super::{BatchQuery, ConsoleState, Peer, log_refusal, visible_batch};
 use crate::catalog::{FieldKey, FieldValue};
 use crate::dialog::attachment_key;
-use crate::requests::{DeskError, Request, RequestId};
+use crate::domain::RequestId;
+use crate::requests::{DeskError, Request};
 
 /// Longest note or reason accepted; the forms say so too.
 const MAX_TEXT_CHARS: usize = 2000;

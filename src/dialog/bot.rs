@@ -16,11 +16,11 @@ use super::understand::{Matcher, Tuning};
 use crate::catalog::{Catalog, CatalogHandle};
 use crate::channel::cards::CardUpdater;
 use crate::channel::media::{AttachmentFetcher, TemplateFiles};
-use crate::channel::{Bot, Content, Inbound, Reply, UserId};
+use crate::domain::{Bot, Content, Inbound, Reply, RequestId, UserId};
 use crate::embed::ServerEmbedder;
 use crate::requests::{
     BatchSchedule, Desk, DeskAction, DeskError, FiledForm, HandlerDirectory, Ledger, Request,
-    RequestId, Requester, Status,
+    Requester, Status,
 };
 use crate::store::{Durability, Store};
 
@@ -898,7 +898,7 @@ impl DialogBot {
             if outcome.move_to_private {
                 // The form continues in the person's 1:1 chat with the bot; the group is left idle.
                 let private = Inbound {
-                    conversation: crate::channel::Conversation::Direct,
+                    conversation: crate::domain::Conversation::Direct,
                     ..message.clone()
                 };
                 let form_session = Session {

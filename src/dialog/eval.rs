@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::understand::{Matcher, Verdict};
-use crate::catalog::ServiceId;
+use crate::domain::ServiceId;
 
 #[derive(Debug, Deserialize)]
 pub struct Labelled {

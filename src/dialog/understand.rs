@@ -16,7 +16,8 @@ use regex::Regex;
 use serde::Serialize;
 
 use crate::catalog::value::normalize_width;
-use crate::catalog::{Catalog, Service, ServiceId};
+use crate::catalog::{Catalog, Service};
+use crate::domain::ServiceId;
 
 /// A ranked service.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]

@@ -18,8 +18,8 @@ use serde_json::{Value, json};
 use super::notices::{DayJob, KIND, Notice};
 use super::outbox::Outbox;
 use crate::catalog::{CatalogHandle, Messages, Window};
-use crate::channel::UserId;
 use crate::channel::cards::clip;
+use crate::domain::UserId;
 use crate::requests::{
     BatchDay, BatchSchedule, DeskAction, Handler, HandlerDirectory, Ledger, Request, RequestFilter,
     Status,

@@ -16,40 +16,9 @@ pub use desk::{
     ADMIN_ACTOR, Desk, DeskAction, DeskError, Handler, HandlerDirectory, TeamScope, token_hash,
 };
 
-use crate::catalog::{Answers, Channel, ServiceId, Team, Window};
-use crate::channel::{ChannelKind, Conversation, UserId};
+use crate::catalog::{Answers, Channel, Team, Window};
+use crate::domain::{ChannelKind, Conversation, RequestId, ServiceId, UserId};
 use crate::store::{Store, StoreError};
-
-/// A readable request id: `KT-YYYYMMDD-NNNN` (date of submission, Asia/Shanghai).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct RequestId(String);
-
-impl RequestId {
-    #[must_use]
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// Accepts what users type: "KT-20261128-0007", "kt-20261128-7".
-    #[must_use]
-    pub fn parse(raw: &str) -> Option<Self> {
-        let upper = raw.trim().to_ascii_uppercase();
-        let rest = upper.strip_prefix("KT-")?;
-        let (date, seq) = rest.split_once('-')?;
-        if date.len() != 8 || !date.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        let seq: u32 = seq.parse().ok()?;
-        Some(Self(format!("KT-{date}-{seq:04}")))
-    }
-}
-
-impl std::fmt::Display for RequestId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
 
 /// Who asked, and where to answer them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -382,7 +351,7 @@ impl Ledger for StoreLedger {
         }
         let local_date = self.schedule.local_date(now).format("%Y%m%d").to_string();
         let seq = self.next_seq(&local_date).await?;
-        let id = RequestId(format!("KT-{local_date}-{seq:04}"));
+        let id = RequestId::numbered(&local_date, seq);
         let receipt = Receipt {
             id: id.clone(),
             batch: self.schedule.batch_for(now),
@@ -414,7 +383,9 @@ impl Ledger for StoreLedger {
             let request = if prefix == "request:" {
                 Some(Self::decode::<Request>(&key, &value)?)
             } else {
-                let id = RequestId(key[prefix.len()..].to_owned());
+                let Some(id) = RequestId::parse(&key[prefix.len()..]) else {
+                    continue;
+                };
                 self.get(&id).await?
             };
             if let Some(request) = request.filter(|r| filter.accepts(r)) {
@@ -566,21 +537,5 @@ impl Ledger for WatchedLedger {
         now: DateTime<Utc>,
     ) -> Result<Request, LedgerError> {
         self.inner.add_note(id, by, text, now).await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    #[test]
-    fn request_ids_parse_loosely_and_print_canonically() {
-        assert_eq!(
-            RequestId::parse("kt-20261128-7").unwrap().as_str(),
-            "KT-20261128-0007"
-        );
-        assert!(RequestId::parse("KT-2026-1").is_none());
-        assert!(RequestId::parse("hello").is_none());
     }
 }

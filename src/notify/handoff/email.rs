@@ -22,8 +22,8 @@ use serde::{Deserialize, Serialize};
 
 use super::HandoffError;
 use crate::catalog::Window;
-use crate::channel::{ChannelKind, Conversation};
 use crate::config::Secret;
+use crate::domain::{ChannelKind, Conversation};
 use crate::notify::outbox::{DeliveryError, OutboxItem, Transport};
 use crate::requests::Request;
 use crate::store::Store;
