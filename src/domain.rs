@@ -136,15 +136,6 @@ impl Conversation {
     pub fn is_group(&self) -> bool {
         matches!(self, Self::Group(_))
     }
-
-    /// A stable key part: "direct" or "group:<id>".
-    #[must_use]
-    pub fn key(&self) -> String {
-        match self {
-            Self::Direct => "direct".into(),
-            Self::Group(id) => format!("group:{id}"),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

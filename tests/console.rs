@@ -14,9 +14,9 @@ use common::{BACKENDS, Backend, fresh_store};
 use kaitong::catalog::{Answers, Channel, FieldKey, FieldValue, Team, Window};
 use kaitong::config::{HandlerAccount, Secret};
 use kaitong::console::{ConsoleState, LoginThrottle, router};
-use kaitong::dialog::attachment_key;
 use kaitong::domain::{ChannelKind, Conversation, RequestId, ServiceId, UserId};
 use kaitong::notify::{DeliveryError, Outbox, OutboxItem, RetryPolicy, Transport};
+use kaitong::requests::attachments;
 use kaitong::requests::{
     ADMIN_ACTOR, BatchSchedule, Desk, FiledForm, HandlerDirectory, Ledger, Requester, Status,
     StoreLedger, token_hash,
@@ -629,8 +629,7 @@ async fn attachments_download_with_their_file_name() {
                 Utc::now(),
             )
             .await;
-        c.store
-            .put(&attachment_key("att1", "license"), b"%PDF-1.7 bytes", None)
+        attachments::store_blob(c.store.as_ref(), "att1", "license", b"%PDF-1.7 bytes")
             .await
             .unwrap();
         let boss = c.login(ALL_TOKEN).await;

@@ -21,10 +21,10 @@ use chrono::{DateTime, TimeZone, Utc};
 use common::{BACKENDS, Backend, fresh_store};
 use kaitong::catalog::{Answers, Channel, FieldKey, FieldValue, Team, Window};
 use kaitong::config::HandoffSection;
-use kaitong::dialog::attachment_key;
 use kaitong::domain::{ChannelKind, Conversation, ServiceId, UserId};
 use kaitong::notify::handoff::{self, HandoffWatcher, WebhookEvent, verify_signature};
 use kaitong::notify::{Outbox, RetryPolicy, Transport};
+use kaitong::requests::attachments;
 use kaitong::requests::{
     BatchSchedule, FiledForm, Ledger, Request, Requester, Status, StoreLedger, WatchedLedger,
     Watcher,
@@ -869,14 +869,14 @@ async fn email_routed_requests_are_mailed_with_their_attachment() {
         let platform = Receiver::start().await;
         let rig = rig(backend, &section(&platform.url, "", &sink.url()));
         let form = email_form(&format!("mail-{backend:?}"), MAILBOX);
-        rig.store
-            .put(
-                &attachment_key(&form.form_id, "quote_file"),
-                &attachment_bytes(),
-                None,
-            )
-            .await
-            .unwrap();
+        attachments::store_blob(
+            rig.store.as_ref(),
+            &form.form_id,
+            "quote_file",
+            &attachment_bytes(),
+        )
+        .await
+        .unwrap();
         let request = rig.file(form).await;
         let report = rig.pass(0).await;
         assert_eq!(report.sent, 2, "{backend:?} {report:?}: webhook and email");

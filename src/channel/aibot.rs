@@ -11,7 +11,7 @@ use crate::domain::{
     Attachment, AttachmentKind, Bot, CardAction, ChannelKind, Content, Conversation, Inbound,
     MediaSource, Reply, UserId,
 };
-use crate::store::Store;
+use crate::store::{Store, keys};
 use crate::wecom::aibot_json::{self, BotMessage, ReplyEnvelope};
 use crate::wecom::{CallbackQuery, MsgCrypt};
 
@@ -97,7 +97,7 @@ impl AiBotChannel {
             conversation,
             content,
         };
-        let key = format!("idem:aibot:{}:{}", message.aibotid, message.msgid.trim());
+        let key = keys::dedupe_aibot_message(&message.aibotid, message.msgid.trim());
         let shape = &shape;
         let Some(plaintext) = super::answer_once(
             ChannelKind::AiBot,
@@ -123,7 +123,7 @@ impl AiBotChannel {
             .as_ref()
             .map(|s| s.id.clone())
             .unwrap_or_default();
-        let content = match self.store.get(&stream_key(&id)).await {
+        let content = match self.store.get(&keys::aibot_stream(&id)).await {
             Ok(Some(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
             Ok(None) => String::new(),
             Err(e) => {
@@ -167,7 +167,11 @@ impl AiBotChannel {
                 let stream_id = new_stream_id();
                 if let Err(e) = self
                     .store
-                    .put(&stream_key(&stream_id), text.as_bytes(), Some(STREAM_TTL))
+                    .put(
+                        &keys::aibot_stream(&stream_id),
+                        text.as_bytes(),
+                        Some(STREAM_TTL),
+                    )
                     .await
                 {
                     tracing::warn!(channel = "aibot", error = %e, "stream content not kept for refresh");
@@ -201,10 +205,6 @@ impl AiBotChannel {
             }
         }
     }
-}
-
-fn stream_key(id: &str) -> String {
-    format!("stream:{id}")
 }
 
 fn new_stream_id() -> String {

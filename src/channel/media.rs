@@ -5,6 +5,7 @@ use crate::wecom::AesKey;
 use crate::wecom::api::WecomApi;
 
 use crate::domain::{MediaSource, UserId};
+use crate::store::keys;
 
 /// A downloaded attachment.
 #[derive(Clone, PartialEq, Eq)]
@@ -193,10 +194,7 @@ impl TemplateFiles for WecomTemplateFiles {
             .content(name)
             .await
             .ok_or_else(|| TemplateError::Missing(name.to_owned()))?;
-        let key = format!(
-            "media:template:{}",
-            hex::encode(sha2::Sha256::digest(&bytes))
-        );
+        let key = keys::template_media(&sha2::Sha256::digest(&bytes));
         let cached = self
             .store
             .get(&key)

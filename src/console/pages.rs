@@ -13,8 +13,8 @@ use super::auth::ConsoleSession;
 use super::html::{self, Notice};
 use super::{BatchQuery, ConsoleState, Peer, log_refusal, visible_batch};
 use crate::catalog::{FieldKey, FieldValue};
-use crate::dialog::attachment_key;
 use crate::domain::RequestId;
+use crate::requests::attachments::{self, BlobRef};
 use crate::requests::{DeskError, Request};
 
 /// Longest note or reason accepted; the forms say so too.
@@ -186,11 +186,8 @@ pub(crate) async fn attachment(
             "该申请没有这个附件。",
         );
     };
-    let bytes = match state
-        .store
-        .get(&attachment_key(&request.form.form_id, &field))
-        .await
-    {
+    let blob = BlobRef::of(&request.form.form_id, &field);
+    let bytes = match attachments::load_blob(state.store.as_ref(), &blob).await {
         Ok(Some(bytes)) => bytes,
         Ok(None) => {
             return html::message_page(

@@ -24,6 +24,7 @@ use crate::requests::{
     BatchDay, BatchSchedule, DeskAction, Handler, HandlerDirectory, Ledger, Request, RequestFilter,
     Status,
 };
+use crate::store::keys;
 
 /// Requests per handler that get their own button card at the cut-off.
 pub const MAX_REQUEST_CARDS: usize = 6;
@@ -215,9 +216,14 @@ impl DayJob for HandlerCards {
                 text: self.overview(messages, day, &open),
                 card: None,
             };
-            let prefix = format!("handler_card:{day}:{user}");
+            let day_label = day.to_string();
             if self
-                .queue(format!("{prefix}:overview"), overview, now, now)
+                .queue(
+                    keys::handler_card_overview(&day_label, user),
+                    overview,
+                    now,
+                    now,
+                )
                 .await
                 .map_err(|e| e.to_string())?
             {
@@ -230,7 +236,12 @@ impl DayJob for HandlerCards {
                     card: Some(self.card(messages, request, user, (i + 1, open.len()))),
                 };
                 if self
-                    .queue(format!("{prefix}:{}", request.id), notice, now, cards_due)
+                    .queue(
+                        keys::handler_card(&day_label, user, &request.id),
+                        notice,
+                        now,
+                        cards_due,
+                    )
                     .await
                     .map_err(|e| e.to_string())?
                 {

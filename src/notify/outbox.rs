@@ -2,9 +2,9 @@
 //! platform's webhook, emails, OA tickets) is written here first and sent by a worker, retried
 //! with backoff until it goes through, and kept as failed (visible to handlers) if it never does.
 //!
-//! Keys: `outbox:pending:{kind}:{id}` (the item), `outbox:done:{id}` (sent or given up; makes
-//! enqueueing idempotent), `outbox:failed:{kind}:{id}` (given up), `outbox:lease:{id}` (one
-//! sender at a time across instances).
+//! Records per item (`store::keys`): pending (the item), done (sent or given up; makes
+//! enqueueing idempotent), failed (given up) and a lease (one sender at a time across
+//! instances).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, keys};
 
 /// One message waiting to go out.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -123,10 +123,6 @@ fn encode(item: &OutboxItem) -> Vec<u8> {
     serde_json::to_vec(item).unwrap_or_default()
 }
 
-fn pending_key(kind: &str, id: &str) -> String {
-    format!("outbox:pending:{kind}:{id}")
-}
-
 impl Outbox {
     #[must_use]
     pub fn new(store: Arc<dyn Store>) -> Self {
@@ -154,12 +150,7 @@ impl Outbox {
         due: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        if self
-            .store
-            .get(&format!("outbox:done:{id}"))
-            .await?
-            .is_some()
-        {
+        if self.store.get(&keys::outbox_done(id)).await?.is_some() {
             return Ok(false);
         }
         let item = OutboxItem {
@@ -172,23 +163,23 @@ impl Outbox {
             last_error: None,
         };
         self.store
-            .put_if_absent(&pending_key(kind, id), &encode(&item), None)
+            .put_if_absent(&keys::outbox_pending(kind, id), &encode(&item), None)
             .await
     }
 
     /// Items of `kind` still to be sent (due or not).
     pub async fn pending(&self, kind: &str) -> Result<Vec<OutboxItem>, StoreError> {
-        self.list(&format!("outbox:pending:{kind}:")).await
+        self.list(&keys::outbox_pending_of(kind)).await
     }
 
     /// Every item still to be sent, all kinds.
     pub async fn all_pending(&self) -> Result<Vec<OutboxItem>, StoreError> {
-        self.list("outbox:pending:").await
+        self.list(keys::OUTBOX_PENDING).await
     }
 
     /// Items given up after the last attempt, all kinds.
     pub async fn failed(&self) -> Result<Vec<OutboxItem>, StoreError> {
-        self.list("outbox:failed:").await
+        self.list(keys::OUTBOX_FAILED).await
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<OutboxItem>, StoreError> {
@@ -208,7 +199,7 @@ impl Outbox {
         id: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let key = format!("outbox:failed:{kind}:{id}");
+        let key = keys::outbox_failed(kind, id);
         let Some(bytes) = self.store.get(&key).await? else {
             return Ok(false);
         };
@@ -217,9 +208,9 @@ impl Outbox {
         };
         item.attempts = 0;
         item.due = now;
-        self.store.delete(&format!("outbox:done:{id}")).await?;
+        self.store.delete(&keys::outbox_done(id)).await?;
         self.store
-            .put(&pending_key(kind, id), &encode(&item), None)
+            .put(&keys::outbox_pending(kind, id), &encode(&item), None)
             .await?;
         self.store.delete(&key).await?;
         Ok(true)
@@ -275,7 +266,7 @@ impl Outbox {
         mut item: OutboxItem,
         now: DateTime<Utc>,
     ) -> Result<Option<Delivered>, StoreError> {
-        let lease = format!("outbox:lease:{}", item.id);
+        let lease = keys::outbox_lease(&item.id);
         if !self
             .store
             .put_if_absent(&lease, b"1", Some(self.lease))
@@ -284,7 +275,7 @@ impl Outbox {
             return Ok(None);
         }
         // Re-read under the lease: another instance may have just finished it.
-        let key = pending_key(kind, &item.id);
+        let key = keys::outbox_pending(kind, &item.id);
         if self.store.get(&key).await?.is_none() {
             self.store.delete(&lease).await?;
             return Ok(None);
@@ -293,7 +284,7 @@ impl Outbox {
         let delivered = match transport.deliver(&item).await {
             Ok(()) => {
                 self.store
-                    .put(&format!("outbox:done:{}", item.id), b"sent", None)
+                    .put(&keys::outbox_done(&item.id), b"sent", None)
                     .await?;
                 self.store.delete(&key).await?;
                 Delivered::Sent
@@ -312,14 +303,10 @@ impl Outbox {
                 item.last_error = Some(e.message.clone());
                 tracing::error!(kind, id = %item.id, attempts = item.attempts, error = %e, "delivery given up; listed as failed");
                 self.store
-                    .put(
-                        &format!("outbox:failed:{kind}:{}", item.id),
-                        &encode(&item),
-                        None,
-                    )
+                    .put(&keys::outbox_failed(kind, &item.id), &encode(&item), None)
                     .await?;
                 self.store
-                    .put(&format!("outbox:done:{}", item.id), b"failed", None)
+                    .put(&keys::outbox_done(&item.id), b"failed", None)
                     .await?;
                 self.store.delete(&key).await?;
                 Delivered::Failed

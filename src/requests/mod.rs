@@ -3,6 +3,7 @@
 //!
 //! Owns request records and their ids. It must not know about chat wording, HTTP or WeCom.
 
+pub mod attachments;
 mod batch;
 pub mod desk;
 
@@ -18,7 +19,7 @@ pub use desk::{
 
 use crate::catalog::{Answers, Channel, Team, Window};
 use crate::domain::{ChannelKind, Conversation, RequestId, ServiceId, UserId};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, keys};
 
 /// Who asked, and where to answer them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -247,7 +248,7 @@ impl StoreLedger {
 
     /// Next sequence number of the day; the store's atomic counter keeps instances apart.
     async fn next_seq(&self, date: &str) -> Result<u64, LedgerError> {
-        Ok(self.store.increment(&format!("seq:{date}")).await?)
+        Ok(self.store.increment(&keys::request_seq(date)).await?)
     }
 
     /// Read-modify-write of one request under compare-and-swap.
@@ -255,7 +256,7 @@ impl StoreLedger {
     where
         F: Fn(&mut Request) -> Result<(), LedgerError> + Send + Sync,
     {
-        let key = format!("request:{id}");
+        let key = keys::request(id);
         for _ in 0..16 {
             let Some(bytes) = self.store.get(&key).await? else {
                 return Err(LedgerError::NotFound(id.clone()));
@@ -300,7 +301,7 @@ impl StoreLedger {
             notes: Vec::new(),
             form,
         };
-        let request_key = format!("request:{id}");
+        let request_key = keys::request(&id);
         receipt.newly_filed = match self.store.get(&request_key).await? {
             Some(_) => false,
             None => {
@@ -311,16 +312,16 @@ impl StoreLedger {
         };
         // Indexes for a day's batch and a person's requests (values unused).
         self.store
-            .put(&format!("batch:{}:{id}", receipt.batch), b"", None)
+            .put(
+                &keys::batch_entry(&receipt.batch.to_string(), &id),
+                b"",
+                None,
+            )
             .await?;
         let requester = &request.form.requester;
         self.store
             .put(
-                &format!(
-                    "mine:{}:{}:{id}",
-                    requester.channel.as_str(),
-                    requester.user
-                ),
+                &keys::requester_entry(requester.channel, &requester.user, &id),
                 b"",
                 None,
             )
@@ -344,7 +345,7 @@ fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 #[async_trait::async_trait]
 impl Ledger for StoreLedger {
     async fn file(&self, form: FiledForm, now: DateTime<Utc>) -> Result<Receipt, LedgerError> {
-        let form_key = format!("form:{}", form.form_id);
+        let form_key = keys::filed_form(&form.form_id);
         if let Some(bytes) = self.store.get(&form_key).await? {
             let receipt: Receipt = Self::decode(&form_key, &bytes)?;
             return self.record(form, receipt, now).await;
@@ -373,17 +374,17 @@ impl Ledger for StoreLedger {
 
     async fn list(&self, filter: &RequestFilter) -> Result<Vec<Request>, LedgerError> {
         let prefix = match (&filter.day, &filter.requester) {
-            (Some(day), _) => format!("batch:{day}:"),
-            (None, Some((channel, user))) => format!("mine:{}:{user}:", channel.as_str()),
-            (None, None) => "request:".to_owned(),
+            (Some(day), _) => keys::batch_index(&day.to_string()),
+            (None, Some((channel, user))) => keys::requester_index(*channel, user),
+            (None, None) => keys::REQUESTS.to_owned(),
         };
         let entries = self.store.list_prefix(&prefix, LIST_LIMIT).await?;
         let mut out = Vec::with_capacity(entries.len());
         for (key, value) in entries {
-            let request = if prefix == "request:" {
+            let request = if prefix == keys::REQUESTS {
                 Some(Self::decode::<Request>(&key, &value)?)
             } else {
-                let Some(id) = RequestId::parse(&key[prefix.len()..]) else {
+                let Some(id) = keys::indexed_request(&prefix, &key) else {
                     continue;
                 };
                 self.get(&id).await?
@@ -443,7 +444,7 @@ impl Ledger for StoreLedger {
     }
 
     async fn get(&self, id: &RequestId) -> Result<Option<Request>, LedgerError> {
-        let key = format!("request:{id}");
+        let key = keys::request(id);
         match self.store.get(&key).await? {
             Some(bytes) => Ok(Some(Self::decode(&key, &bytes)?)),
             None => Ok(None),

@@ -23,8 +23,8 @@
 //!
 //! Each item carries a snapshot of the request taken when it was enqueued (labels and masked
 //! display values from the form's summary, never the raw answers), so a retry days later sends
-//! what was filed. Attachments are the exception: their bytes stay in the store under
-//! [`attachment_key`] and the email transport loads them when it sends.
+//! what was filed. Attachments are the exception: their bytes stay with the request
+//! ([`crate::requests::attachments`]) and the email transport loads them when it sends.
 //!
 //! This module owns the wire formats of the hand-offs and their delivery. It must not change
 //! requests, decide routing (the catalog did, at filing time) or schedule retries (the outbox
@@ -40,10 +40,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::{Channel, FieldValue};
 use crate::config::HandoffSection;
-use crate::dialog::attachment_key;
 use crate::notify::outbox::{Outbox, Transport};
+use crate::requests::attachments::BlobRef;
 use crate::requests::{Request, Watcher};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, keys};
 
 pub use email::EmailTransport;
 pub use webhook::{WebhookTransport, sign, verify_signature};
@@ -292,19 +292,19 @@ impl HandoffWatcher {
         if request.history.len() <= 1 {
             // Newly filed: the first (and only) entry of the history is the submission.
             if self.targets.platform {
-                let key = format!("handoff:{KIND_WEBHOOK}:{id}");
+                let key = keys::handoff_filed(KIND_WEBHOOK, id);
                 out.push(webhook_item(KIND_WEBHOOK, EVENT_FILED, key, request));
             }
             match &request.form.routing {
                 Channel::OaTicket if self.targets.oa => {
-                    let key = format!("handoff:{KIND_OA}:{id}");
+                    let key = keys::handoff_filed(KIND_OA, id);
                     out.push(webhook_item(KIND_OA, EVENT_FILED, key, request));
                 }
                 // Without an address there is nobody to mail; the platform webhook still carries it.
                 Channel::Email {
                     address: Some(address),
                 } if self.targets.email => {
-                    let key = format!("handoff:{KIND_EMAIL}:{id}");
+                    let key = keys::handoff_filed(KIND_EMAIL, id);
                     let job = email::EmailJob::of(request, address, &key);
                     out.push(PlannedHandoff {
                         kind: KIND_EMAIL,
@@ -317,7 +317,7 @@ impl HandoffWatcher {
         } else if self.targets.platform {
             // A status change: keep the system of record in sync. Statuses only move forward,
             // so each (request, status) pair happens at most once.
-            let key = format!("handoff:{KIND_WEBHOOK}:{id}:{}", request.status().as_str());
+            let key = keys::handoff_status(KIND_WEBHOOK, id, request.status().as_str());
             out.push(webhook_item(KIND_WEBHOOK, EVENT_STATUS, key, request));
         }
         out
@@ -368,7 +368,7 @@ impl Watcher for HandoffWatcher {
     }
 }
 
-/// The attachments of a request: file name and the store key of their bytes.
+/// The attachments of a request: file name and where their bytes are kept.
 fn attachments_of(request: &Request) -> Vec<email::AttachmentRef> {
     request
         .form
@@ -377,7 +377,7 @@ fn attachments_of(request: &Request) -> Vec<email::AttachmentRef> {
         .filter_map(|(field, value)| match value {
             FieldValue::Attachment { file_name, .. } => Some(email::AttachmentRef {
                 file_name: file_name.clone(),
-                store_key: attachment_key(&request.form.form_id, field.as_str()),
+                blob: BlobRef::of(&request.form.form_id, field.as_str()),
             }),
             _ => None,
         })
