@@ -213,6 +213,24 @@ fn new_stream_id() -> String {
     format!("kt{n:032x}")
 }
 
+/// Group messages arrive as "@机器人 text"; the leading mentions are not part of what was asked,
+/// so the domain text never carries them (the dialog sees what the person asked).
+#[must_use]
+pub fn strip_mentions(text: &str) -> String {
+    let is_space = |c: char| c.is_whitespace() || c == '\u{2005}';
+    let mut rest = text.trim_start_matches(is_space);
+    while let Some(after_at) = rest.strip_prefix('@').or_else(|| rest.strip_prefix('＠')) {
+        match after_at.find(is_space) {
+            Some(end) => rest = after_at[end..].trim_start_matches(is_space),
+            None => {
+                rest = "";
+                break;
+            }
+        }
+    }
+    rest.trim_end_matches(is_space).to_owned()
+}
+
 fn content_of(message: &BotMessage) -> Option<(Content, Shape)> {
     let attachment = |kind, url: &str, name: Option<String>| {
         Content::Attachment(Attachment {
@@ -222,7 +240,7 @@ fn content_of(message: &BotMessage) -> Option<(Content, Shape)> {
         })
     };
     let content = match message.msgtype.as_str() {
-        "text" => Content::Text(aibot_json::strip_mentions(
+        "text" => Content::Text(strip_mentions(
             &message
                 .text
                 .as_ref()
@@ -230,7 +248,7 @@ fn content_of(message: &BotMessage) -> Option<(Content, Shape)> {
                 .unwrap_or_default(),
         )),
         // WeCom transcribes voice; the text is what the person said.
-        "voice" => Content::Text(aibot_json::strip_mentions(
+        "voice" => Content::Text(strip_mentions(
             &message
                 .voice
                 .as_ref()
@@ -253,7 +271,7 @@ fn content_of(message: &BotMessage) -> Option<(Content, Shape)> {
                 let image = items.iter().find_map(|i| i.image.as_ref())?;
                 attachment(AttachmentKind::Image, &image.url, None)
             } else {
-                Content::Text(aibot_json::strip_mentions(&text.join("\n")))
+                Content::Text(strip_mentions(&text.join("\n")))
             }
         }
         "event" => {
@@ -293,4 +311,18 @@ fn content_of(message: &BotMessage) -> Option<(Content, Shape)> {
         other => Content::Unsupported(other.to_owned()),
     };
     Some((content, Shape::Stream))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mentions_are_stripped_from_the_front() {
+        assert_eq!(strip_mentions("@RobotA hello robot"), "hello robot");
+        assert_eq!(strip_mentions("@开通助手\u{2005}开电子发票"), "开电子发票");
+        assert_eq!(strip_mentions("  @a @b  查询 KT-1 "), "查询 KT-1");
+        assert_eq!(strip_mentions("@only"), "");
+        assert_eq!(strip_mentions("email a@b.com"), "email a@b.com");
+    }
 }

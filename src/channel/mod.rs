@@ -13,7 +13,7 @@ pub mod media;
 
 use std::time::Duration;
 
-pub use aibot::AiBotChannel;
+pub use aibot::{AiBotChannel, strip_mentions};
 pub use app::AppChannel;
 pub use dedupe::{Outcome, ReplyCache};
 

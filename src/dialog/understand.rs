@@ -267,7 +267,7 @@ pub fn fold(text: &str) -> String {
 }
 
 fn fold_uncached(text: &str) -> String {
-    let text = crate::wecom::aibot_json::strip_mentions(&normalize_width(text));
+    let text = normalize_width(text);
     text.to_lowercase()
         .chars()
         .filter(|c| c.is_alphanumeric())
