@@ -23,7 +23,7 @@ use kaitong::catalog::{Answers, Channel, FieldKey, FieldValue, Team, Window};
 use kaitong::config::HandoffSection;
 use kaitong::domain::{ChannelKind, Conversation, ServiceId, UserId};
 use kaitong::notify::handoff::{self, HandoffWatcher, WebhookEvent, verify_signature};
-use kaitong::notify::{Outbox, RetryPolicy, Transport};
+use kaitong::notify::{DeliveryKind, Outbox, RetryPolicy, Transport};
 use kaitong::requests::attachments;
 use kaitong::requests::{
     BatchSchedule, FiledForm, Ledger, Request, Requester, Status, StoreLedger, WatchedLedger,
@@ -85,7 +85,7 @@ struct Rig {
     outbox: Outbox,
     watcher: Arc<HandoffWatcher>,
     ledger: WatchedLedger,
-    transports: HashMap<&'static str, Arc<dyn Transport>>,
+    transports: HashMap<DeliveryKind, Arc<dyn Transport>>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -262,7 +262,7 @@ async fn a_filed_request_is_posted_once_signed_with_its_fields() {
             .file(form("f1", 7, "电子发票", Channel::ResourcePlatform))
             .await;
         let key = format!("handoff:webhook:{}", request.id);
-        let pending = rig.outbox.pending("webhook").await.unwrap();
+        let pending = rig.outbox.pending(DeliveryKind::Webhook).await.unwrap();
         assert_eq!(pending.len(), 1, "{backend:?}");
         assert_eq!(pending[0].id, key);
 
@@ -329,7 +329,7 @@ async fn service_unavailable_is_retried_honouring_retry_after_then_delivered_onc
 
         let first = rig.pass(0).await;
         assert_eq!(first.retried, 1, "{backend:?} {first:?}");
-        let pending = rig.outbox.pending("webhook").await.unwrap();
+        let pending = rig.outbox.pending(DeliveryKind::Webhook).await.unwrap();
         assert_eq!(pending.len(), 1);
         assert_eq!(pending[0].attempts, 1);
         assert_eq!(pending[0].due, later(0) + chrono::Duration::seconds(120));
@@ -433,7 +433,7 @@ async fn a_platform_that_never_answers_times_out_and_is_retried() {
         took >= Duration::from_secs(9) && took < Duration::from_secs(20),
         "the 10 s total timeout should end the attempt, took {took:?}"
     );
-    let pending = rig.outbox.pending("webhook").await.unwrap();
+    let pending = rig.outbox.pending(DeliveryKind::Webhook).await.unwrap();
     assert_eq!(pending.len(), 1);
     assert!(pending[0].last_error.is_some());
     hold.abort();
@@ -484,7 +484,11 @@ async fn filing_the_same_form_twice_queues_and_sends_once() {
         // Even a watcher told twice queues once: the outbox is idempotent by key.
         rig.watcher.changed(&first, t0()).await.unwrap();
         assert_eq!(
-            rig.outbox.pending("webhook").await.unwrap().len(),
+            rig.outbox
+                .pending(DeliveryKind::Webhook)
+                .await
+                .unwrap()
+                .len(),
             1,
             "{backend:?}"
         );
@@ -956,7 +960,7 @@ async fn smtp_refusals_are_failed_and_deferrals_retried() {
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].id, format!("handoff:email:{}", rejected.id));
     assert!(failed[0].last_error.as_deref().unwrap().contains("550"));
-    let pending = rig.outbox.pending("email").await.unwrap();
+    let pending = rig.outbox.pending(DeliveryKind::Email).await.unwrap();
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].id, format!("handoff:email:{}", deferred.id));
     assert!(pending[0].last_error.as_deref().unwrap().contains("451"));
@@ -995,10 +999,10 @@ async fn an_email_service_without_an_address_queues_no_mail_only_the_platform_we
         ))
         .await;
         let pending = rig.outbox.all_pending().await.unwrap();
-        let kinds: Vec<&str> = pending.iter().map(|i| i.kind.as_str()).collect();
+        let kinds: Vec<&str> = pending.iter().map(|i| i.delivery.kind()).collect();
         assert_eq!(kinds, vec!["webhook"], "{backend:?}");
         assert_eq!(
-            pending[0].payload["request"]["routing"],
+            pending[0].delivery.payload()["request"]["routing"],
             serde_json::json!({ "kind": "email", "address": null }),
             "{backend:?}"
         );

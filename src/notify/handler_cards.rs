@@ -15,8 +15,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use super::notices::{DayJob, KIND, Notice};
-use super::outbox::Outbox;
+use super::notices::{DayJob, Notice};
+use super::outbox::{Delivery, Outbox};
 use crate::catalog::{CatalogHandle, Messages, Window};
 use crate::channel::cards::clip;
 use crate::domain::UserId;
@@ -168,8 +168,9 @@ impl HandlerCards {
         now: DateTime<Utc>,
         due: DateTime<Utc>,
     ) -> Result<bool, crate::store::StoreError> {
-        let payload = serde_json::to_value(&notice).unwrap_or_default();
-        self.outbox.enqueue(KIND, &key, payload, due, now).await
+        self.outbox
+            .enqueue(&key, Delivery::Wecom(notice), due, now)
+            .await
     }
 }
 

@@ -11,13 +11,10 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::outbox::Outbox;
+use super::outbox::{Delivery, Outbox};
 use crate::catalog::{Catalog, CatalogHandle};
 use crate::requests::{BatchDay, BatchSchedule, Ledger, Request, RequestFilter, Status, Watcher};
 use crate::store::{Store, StoreError, keys};
-
-/// Outbox kind of WeCom notices.
-pub const KIND: &str = "wecom";
 
 /// A notice as queued: who gets which text.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -117,8 +114,9 @@ impl Notifier {
             text,
             card: None,
         };
-        let payload = serde_json::to_value(&notice).unwrap_or_default();
-        self.outbox.enqueue(KIND, key, payload, now, now).await
+        self.outbox
+            .enqueue(key, Delivery::Wecom(notice), now, now)
+            .await
     }
 
     /// The daily push for batch `day`: one notice per request, keyed so it is queued once.

@@ -24,7 +24,7 @@ use super::HandoffError;
 use crate::catalog::Window;
 use crate::config::Secret;
 use crate::domain::{ChannelKind, Conversation};
-use crate::notify::outbox::{DeliveryError, OutboxItem, Transport};
+use crate::notify::outbox::{Delivery, DeliveryError, DeliveryKind, OutboxItem, Transport};
 use crate::requests::Request;
 use crate::requests::attachments::{self, BlobRef};
 use crate::store::Store;
@@ -269,8 +269,9 @@ impl EmailTransport {
 
     /// Builds the message, loading attachment bytes from the store.
     async fn compose(&self, item: &OutboxItem) -> Result<Message, DeliveryError> {
-        let job: EmailJob = serde_json::from_value(item.payload.clone())
-            .map_err(|e| DeliveryError::permanent(format!("not an email job: {e}")))?;
+        let Delivery::Email(job) = &item.delivery else {
+            return Err(item.unexpected(DeliveryKind::Email));
+        };
         let to: Mailbox = job
             .to
             .parse()
@@ -310,8 +311,8 @@ impl EmailTransport {
         Message::builder()
             .from(self.from.clone())
             .to(to)
-            .subject(job.subject)
-            .message_id(Some(job.message_id))
+            .subject(job.subject.clone())
+            .message_id(Some(job.message_id.clone()))
             .date_now()
             .multipart(parts)
             .map_err(|e| DeliveryError::permanent(format!("message not buildable: {e}")))
@@ -327,15 +328,15 @@ fn is_loopback(host: &str) -> bool {
 
 #[async_trait::async_trait]
 impl Transport for EmailTransport {
-    fn kind(&self) -> &'static str {
-        super::KIND_EMAIL
+    fn kind(&self) -> DeliveryKind {
+        DeliveryKind::Email
     }
 
     async fn deliver(&self, item: &OutboxItem) -> Result<(), DeliveryError> {
         let message = self.compose(item).await?;
         match self.mailer.send(message).await {
             Ok(_) => {
-                tracing::info!(kind = super::KIND_EMAIL, host = %self.host, id = %item.id, "hand-off mailed");
+                tracing::info!(kind = DeliveryKind::Email.as_str(), host = %self.host, id = %item.id, "hand-off mailed");
                 Ok(())
             }
             Err(e) => {
