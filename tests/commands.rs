@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use common::{Backend, RecordingBot, TestApp};
 use kaitong::config::{HandlerAccount, Settings};
-use kaitong::requests::{Ledger, RequestId, Status, token_hash};
+use kaitong::domain::RequestId;
+use kaitong::requests::{Ledger, Status, token_hash};
 use kaitong::startup::{Application, Parts};
 use kaitong::tools::peer;
 use kaitong::tools::simulator::SimulatorHandle;

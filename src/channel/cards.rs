@@ -2,7 +2,7 @@
 //! WeCom allows at most 6 buttons on a button_interaction card; longer lists stay numbered text.
 //! What the card says is decided here; its wire shape is `wecom::cards`.
 
-use super::ChoiceOption;
+use crate::domain::{ChoiceOption, UserId};
 use crate::wecom::cards::{Button, ButtonInteraction, MAX_BUTTONS, MainTitle, TemplateCard};
 
 /// A fresh task id (`[0-9A-Za-z_-]`, unique per app) for a card.
@@ -43,7 +43,7 @@ pub trait CardUpdater: Send + Sync + 'static {
     /// Replaces the buttons of the card behind `response_code` (single use, 72 h) with `label`.
     async fn relabel(
         &self,
-        user: &super::UserId,
+        user: &UserId,
         response_code: &str,
         label: &str,
     ) -> Result<(), crate::wecom::api::ApiError>;
@@ -53,7 +53,7 @@ pub trait CardUpdater: Send + Sync + 'static {
 impl CardUpdater for crate::wecom::api::WecomApi {
     async fn relabel(
         &self,
-        user: &super::UserId,
+        user: &UserId,
         response_code: &str,
         label: &str,
     ) -> Result<(), crate::wecom::api::ApiError> {

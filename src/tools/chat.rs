@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use rand::Rng;
 
-use crate::channel::ChannelKind;
 use crate::config::Settings;
+use crate::domain::ChannelKind;
 use crate::tools::peer::{self, WecomPeer};
 use crate::tools::simulator::{SentMessage, SimulatorHandle};
 use crate::wecom::app_xml::InnerMessage;
