@@ -1,10 +1,11 @@
 //! Pure text renderers for the `services`, `show` and `check` commands of
 //! the binary. No I/O here: the binary prints what these return.
 
+use crate::domain::ServiceId;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::model::{ApplicantRule, Channel, Service, ServiceId, Window};
+use super::model::{ApplicantRule, Channel, Service, Window};
 use super::{Catalog, CatalogError};
 
 /// All services grouped by category, with ids.

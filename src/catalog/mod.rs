@@ -18,6 +18,7 @@ mod raw;
 pub mod search;
 pub mod value;
 
+use crate::domain::ServiceId;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -29,7 +30,7 @@ pub use load::CatalogError;
 pub use messages::Messages;
 pub use model::{
     Answers, ApplicantRule, AssumedValue, Assumption, Category, Channel, FieldKey, FieldKind,
-    FieldSpec, Guidance, Refusal, Service, ServiceField, ServiceId, Team, Window,
+    FieldSpec, Guidance, Refusal, Service, ServiceField, Team, Window,
 };
 pub use search::Candidate;
 pub use value::{AnswerError, FieldValue};

@@ -4,8 +4,9 @@
 //! duplicates tie so the engine can ask the user to choose.
 
 use super::Catalog;
-use super::model::{Service, ServiceId};
+use super::model::Service;
 use super::value::normalize_width;
+use crate::domain::ServiceId;
 
 /// A candidate service and its score (higher is better).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -16,13 +16,13 @@ use super::understand::{Matcher, Tuning};
 use crate::catalog::{Catalog, CatalogHandle};
 use crate::channel::cards::CardUpdater;
 use crate::channel::media::{AttachmentFetcher, TemplateFiles};
-use crate::channel::{Bot, Content, Inbound, Reply, UserId};
+use crate::domain::{Bot, Content, Inbound, Reply, RequestId, UserId};
 use crate::embed::ServerEmbedder;
 use crate::requests::{
     BatchSchedule, Desk, DeskAction, DeskError, FiledForm, HandlerDirectory, Ledger, Request,
-    RequestId, Requester, Status,
+    Requester, Status, attachments,
 };
-use crate::store::{Durability, Store};
+use crate::store::{Durability, Store, keys};
 
 const MAX_ATTEMPTS: usize = 5;
 /// Time allowed for downloading an attachment inside a callback.
@@ -40,10 +40,6 @@ struct ReasonWanted {
     request: RequestId,
     /// The click's code for relabelling the card once the request is rejected.
     response_code: Option<String>,
-}
-
-fn reason_key(user: &UserId) -> String {
-    format!("reason_wanted:{user}")
 }
 
 pub struct DialogBot {
@@ -215,12 +211,6 @@ impl MeaningState {
     }
 }
 
-/// Where an attachment answer's bytes are kept.
-#[must_use]
-pub fn attachment_key(form_id: &str, field: &str) -> String {
-    format!("attachment:{form_id}:{field}")
-}
-
 impl DialogBot {
     #[must_use]
     pub fn new(
@@ -346,12 +336,7 @@ impl DialogBot {
                 tracing::warn!(error = %e, "attachment could not be fetched");
                 failed()
             })?;
-        self.store
-            .put(
-                &attachment_key(&form.id, field.as_str()),
-                &media.bytes,
-                None,
-            )
+        attachments::store_blob(self.store.as_ref(), &form.id, field.as_str(), &media.bytes)
             .await
             .map_err(|e| {
                 tracing::error!(error = %e, "attachment could not be kept");
@@ -487,7 +472,11 @@ impl DialogBot {
                     let bytes = serde_json::to_vec(&wanted).unwrap_or_default();
                     match self
                         .store
-                        .put(&reason_key(&message.sender), &bytes, Some(REASON_WAIT))
+                        .put(
+                            &keys::reason_wanted(&message.sender),
+                            &bytes,
+                            Some(REASON_WAIT),
+                        )
                         .await
                     {
                         Ok(()) => Reply::Text(m.render("card_reject_ask", &[("id", id.as_str())])),
@@ -517,7 +506,7 @@ impl DialogBot {
         text: &str,
         message: &Inbound,
     ) -> Option<Reply> {
-        let key = reason_key(&message.sender);
+        let key = keys::reason_wanted(&message.sender);
         let wanted: ReasonWanted = match self.store.get(&key).await {
             Ok(Some(bytes)) => serde_json::from_slice(&bytes).ok()?,
             Ok(None) => return None,
@@ -670,17 +659,14 @@ impl DialogBot {
             if !matches!(value, crate::catalog::FieldValue::Attachment { .. }) {
                 continue;
             }
-            let old = attachment_key(&request.form.form_id, key.as_str());
-            let copied = match self.store.get(&old).await {
-                Ok(Some(bytes)) => {
-                    self.store
-                        .put(&attachment_key(&form.id, key.as_str()), &bytes, None)
-                        .await
-                }
-                Ok(None) => Ok(()),
-                Err(e) => Err(e),
-            };
-            if let Err(e) = copied {
+            let carried = attachments::carry_blob(
+                self.store.as_ref(),
+                &request.form.form_id,
+                &form.id,
+                key.as_str(),
+            )
+            .await;
+            if let Err(e) = carried {
                 tracing::error!(error = %e, "attachment not carried over to the resubmission");
                 return Err(Self::busy(catalog));
             }
@@ -706,14 +692,8 @@ fn template_name(
 }
 
 /// The store key of one person's session in one chat on one channel.
-#[must_use]
-pub fn session_key(message: &Inbound) -> String {
-    format!(
-        "session:{}:{}:{}",
-        message.channel.as_str(),
-        message.conversation.key(),
-        message.sender
-    )
+fn session_key(message: &Inbound) -> String {
+    keys::session(message.channel, &message.conversation, &message.sender)
 }
 
 #[async_trait::async_trait]
@@ -898,7 +878,7 @@ impl DialogBot {
             if outcome.move_to_private {
                 // The form continues in the person's 1:1 chat with the bot; the group is left idle.
                 let private = Inbound {
-                    conversation: crate::channel::Conversation::Direct,
+                    conversation: crate::domain::Conversation::Direct,
                     ..message.clone()
                 };
                 let form_session = Session {

@@ -8,9 +8,9 @@ use super::session::{Form, Offer, Queued, Session, State, Step};
 use super::slots::{Extraction, extract};
 use super::understand::{Matcher, SmallTalk, Tuning, Verdict, fold};
 use crate::catalog::{
-    Catalog, FieldKey, FieldKind, FieldValue, Messages, Service, ServiceField, ServiceId, Window,
+    Catalog, FieldKey, FieldKind, FieldValue, Messages, Service, ServiceField, Window,
 };
-use crate::channel::{ChoiceOption, Content, Reply};
+use crate::domain::{ChoiceOption, Content, Reply, ServiceId};
 use crate::requests::BatchSchedule;
 
 /// What one turn decided.
@@ -240,8 +240,8 @@ impl Engine<'_> {
                                     .clone()
                                     .unwrap_or_else(|| default_file_name(attachment.kind)),
                                 media_id: match &attachment.source {
-                                    crate::channel::MediaSource::MediaId(id) => id.clone(),
-                                    crate::channel::MediaSource::EncryptedUrl(url) => url.clone(),
+                                    crate::domain::MediaSource::MediaId(id) => id.clone(),
+                                    crate::domain::MediaSource::EncryptedUrl(url) => url.clone(),
                                 },
                             };
                             let key = f.key().clone();
@@ -1668,12 +1668,12 @@ fn receipt_channel(service: &Service, m: &crate::catalog::Messages) -> String {
     }
 }
 
-fn default_file_name(kind: crate::channel::AttachmentKind) -> String {
+fn default_file_name(kind: crate::domain::AttachmentKind) -> String {
     match kind {
-        crate::channel::AttachmentKind::Image => "图片".into(),
-        crate::channel::AttachmentKind::Voice => "语音".into(),
-        crate::channel::AttachmentKind::Video => "视频".into(),
-        crate::channel::AttachmentKind::File => "文件".into(),
+        crate::domain::AttachmentKind::Image => "图片".into(),
+        crate::domain::AttachmentKind::Voice => "语音".into(),
+        crate::domain::AttachmentKind::Video => "视频".into(),
+        crate::domain::AttachmentKind::File => "文件".into(),
     }
 }
 

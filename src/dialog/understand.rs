@@ -16,7 +16,8 @@ use regex::Regex;
 use serde::Serialize;
 
 use crate::catalog::value::normalize_width;
-use crate::catalog::{Catalog, Service, ServiceId};
+use crate::catalog::{Catalog, Service};
+use crate::domain::ServiceId;
 
 /// A ranked service.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -274,7 +275,7 @@ pub fn fold(text: &str) -> String {
 }
 
 fn fold_uncached(text: &str) -> String {
-    let text = crate::wecom::aibot_json::strip_mentions(&normalize_width(text));
+    let text = normalize_width(text);
     text.to_lowercase()
         .chars()
         .filter(|c| c.is_alphanumeric())
@@ -764,11 +765,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn folding_drops_mentions_width_and_punctuation() {
-        assert_eq!(
-            fold("@开通助手 开通ＡＢＣ１２３, 电子发票!"),
-            "开通abc123电子发票"
-        );
+    fn folding_drops_width_and_punctuation() {
+        // @mentions never get this far: the AI-bot channel strips them (`channel::strip_mentions`).
+        assert_eq!(fold("开通ＡＢＣ１２３, 电子发票!"), "开通abc123电子发票");
     }
 
     #[test]

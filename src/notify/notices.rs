@@ -11,13 +11,10 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::outbox::Outbox;
+use super::outbox::{Delivery, Outbox};
 use crate::catalog::{Catalog, CatalogHandle};
 use crate::requests::{BatchDay, BatchSchedule, Ledger, Request, RequestFilter, Status, Watcher};
-use crate::store::{Store, StoreError};
-
-/// Outbox kind of WeCom notices.
-pub const KIND: &str = "wecom";
+use crate::store::{Store, StoreError, keys};
 
 /// A notice as queued: who gets which text.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -117,8 +114,9 @@ impl Notifier {
             text,
             card: None,
         };
-        let payload = serde_json::to_value(&notice).unwrap_or_default();
-        self.outbox.enqueue(KIND, key, payload, now, now).await
+        self.outbox
+            .enqueue(key, Delivery::Wecom(notice), now, now)
+            .await
     }
 
     /// The daily push for batch `day`: one notice per request, keyed so it is queued once.
@@ -140,7 +138,7 @@ impl Notifier {
             }
             let key = match request.status() {
                 Status::Done | Status::Rejected => final_key(&request),
-                Status::Submitted | Status::Processing => format!("notice:{}:pending", request.id),
+                Status::Submitted | Status::Processing => keys::notice_pending(&request.id),
                 Status::Cancelled => continue,
             };
             if self.queue(&request, &key, now).await? {
@@ -153,7 +151,7 @@ impl Notifier {
 }
 
 fn final_key(request: &Request) -> String {
-    format!("notice:{}:{}", request.id, request.status().as_str())
+    keys::notice_final(&request.id, request.status().as_str())
 }
 
 /// Handled after its batch's done-by time → the requester hears at once.
@@ -308,7 +306,7 @@ impl DailyJob {
 
     async fn run_once(&self, day: BatchDay, now: DateTime<Utc>) -> Result<bool, String> {
         let name = self.job.name();
-        let done_key = format!("job:{name}:{day}:done");
+        let done_key = keys::day_job_done(name, &day.to_string());
         if self
             .store
             .get(&done_key)
@@ -319,7 +317,7 @@ impl DailyJob {
             self.remember_done(day);
             return Ok(false);
         }
-        let lease = format!("job:{name}:{day}:lease");
+        let lease = keys::day_job_lease(name, &day.to_string());
         if !self
             .store
             .put_if_absent(&lease, b"1", Some(std::time::Duration::from_secs(300)))

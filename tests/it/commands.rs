@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use kaitong::config::{HandlerAccount, Settings};
-use kaitong::requests::{Ledger, RequestId, Status, token_hash};
+use kaitong::domain::RequestId;
+use kaitong::requests::{Ledger, Status, token_hash};
 use kaitong::startup::{Application, Parts};
 use kaitong::wecom::app_xml::InnerMessage;
 use kaitong::wecom::peer;

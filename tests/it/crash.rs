@@ -8,8 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
-use kaitong::catalog::{Answers, Channel, ServiceId, Team, Window};
-use kaitong::channel::{ChannelKind, Conversation, UserId};
+use kaitong::catalog::{Answers, Channel, Team, Window};
+use kaitong::domain::{ChannelKind, Conversation, ServiceId, UserId};
 use kaitong::requests::{BatchSchedule, FiledForm, Ledger, Requester, StoreLedger};
 
 use crate::harness::{self, free_port};

@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use kaitong::channel::{ChannelKind, UserId};
-use kaitong::requests::{BatchDay, RequestFilter, RequestId};
+use kaitong::domain::{ChannelKind, RequestId, UserId};
+use kaitong::requests::{BatchDay, RequestFilter};
 use kaitong::startup::{Application, Parts};
 
 use crate::harness::{self, TestApp, free_port};

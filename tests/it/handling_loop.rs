@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use kaitong::config::{HandlerAccount, Settings};
-use kaitong::requests::{RequestId, Status, token_hash};
+use kaitong::domain::RequestId;
+use kaitong::requests::{Status, token_hash};
 use kaitong::startup::Parts;
 use kaitong::wecom::app_xml::InnerMessage;
 use kaitong::wecom::simulator::{SentMessage, SimulatorHandle};

@@ -5,7 +5,8 @@
 
 use std::sync::Arc;
 
-use kaitong::requests::{Ledger, RequestId};
+use kaitong::domain::RequestId;
+use kaitong::requests::Ledger;
 use kaitong::startup::Parts;
 use kaitong::wecom::simulator::SimulatorHandle;
 
