@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use chrono::{DateTime, Utc};
 use common::{BACKENDS, Backend, fresh_store};
 use kaitong::catalog::{Answers, Channel, FieldKey, FieldValue, Team, Window};
-use kaitong::config::{HandlerAccount, Secret};
+use kaitong::config::{HandlerAccountSettings, Secret};
 use kaitong::console::{ConsoleState, LoginThrottle, router};
 use kaitong::domain::{ChannelKind, Conversation, RequestId, ServiceId, UserId};
 use kaitong::notify::handoff::email::EmailJob;
@@ -66,8 +66,8 @@ fn log_text() -> String {
     String::from_utf8_lossy(&logs().0.lock().unwrap()).into_owned()
 }
 
-fn account(name: &str, team: &str, token: &str) -> HandlerAccount {
-    HandlerAccount {
+fn account(name: &str, team: &str, token: &str) -> HandlerAccountSettings {
+    HandlerAccountSettings {
         name: name.to_owned(),
         team: team.to_owned(),
         token_sha256: token_hash(token),

@@ -20,7 +20,7 @@ use base64::Engine as _;
 use chrono::Utc;
 use common::{Backend, fresh_store};
 use kaitong::catalog::{Answers, Channel, Team, Window};
-use kaitong::config::HandlerAccount;
+use kaitong::config::HandlerAccountSettings;
 use kaitong::console::{ConsoleState, router};
 use kaitong::domain::{ChannelKind, Conversation, ServiceId, UserId};
 use kaitong::notify::Outbox;
@@ -298,7 +298,7 @@ async fn a_handler_logs_in_sees_the_batch_and_completes_a_request_in_chromium() 
     let ledger: Arc<dyn Ledger> = Arc::new(StoreLedger::new(Arc::clone(&store), schedule));
     let state = ConsoleState {
         desk: Desk::new(Arc::clone(&ledger)),
-        directory: HandlerDirectory::new(&[HandlerAccount {
+        directory: HandlerDirectory::new(&[HandlerAccountSettings {
             name: "boss".into(),
             team: "all".into(),
             token_sha256: token_hash(TOKEN),

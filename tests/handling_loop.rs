@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use common::{Backend, TestApp};
-use kaitong::config::{HandlerAccount, Settings};
+use kaitong::config::{HandlerAccountSettings, Settings};
 use kaitong::domain::RequestId;
 use kaitong::requests::{Status, token_hash};
 use kaitong::startup::Parts;
@@ -26,7 +26,7 @@ struct Bot {
 
 fn settings_with_handler() -> Settings {
     let mut settings = common::test_settings();
-    settings.handlers.accounts = vec![HandlerAccount {
+    settings.handlers.accounts = vec![HandlerAccountSettings {
         name: "职能-小王".into(),
         team: "functional".into(),
         token_sha256: token_hash("t-functional"),

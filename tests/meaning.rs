@@ -13,11 +13,12 @@ use std::time::{Duration, Instant};
 
 use common::{Backend, TestApp};
 use kaitong::catalog::Catalog;
+use kaitong::config::EmbeddingsSection;
 use kaitong::dialog::Matcher;
 use kaitong::dialog::eval::{evaluate_meaning, parse};
 use kaitong::dialog::meaning::{Space, meaning_text};
 use kaitong::dialog::understand::Tuning;
-use kaitong::embed::{EmbeddingsSection, ServerEmbedder, TextKind, embed_cached};
+use kaitong::embed::{ServerEmbedder, TextKind, embed_cached};
 use kaitong::startup::Parts;
 
 /// One model name for every test, so the catalog is embedded once per test process.

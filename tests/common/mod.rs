@@ -12,6 +12,7 @@ use kaitong::config::Settings;
 use kaitong::domain::Bot;
 use kaitong::startup::Application;
 use kaitong::store::{EmbeddedStore, RedisStore, Store};
+use kaitong::wecom::MsgCrypt;
 use kaitong::wecom::peer::WecomPeer;
 
 /// Keeps the spawned server's stdin open; when the test process exits the pipe closes and the
@@ -223,8 +224,8 @@ impl TestApp {
         Self {
             addr,
             http: reqwest::Client::new(),
-            app_peer: WecomPeer::new(settings.app_crypt().unwrap()),
-            aibot_peer: WecomPeer::new(settings.aibot_crypt().unwrap()),
+            app_peer: WecomPeer::new(MsgCrypt::for_app(&settings.wecom).unwrap()),
+            aibot_peer: WecomPeer::new(MsgCrypt::for_aibot(&settings.aibot).unwrap()),
             settings,
             store,
             stop: Some(tx),
