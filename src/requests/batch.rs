@@ -123,6 +123,23 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    #[test]
+    fn the_configured_schedule_is_the_seed_and_a_bad_time_names_its_setting() {
+        let mut section = crate::config::Settings::load_with_env(None, Vec::new())
+            .unwrap()
+            .schedule;
+        assert_eq!(
+            BatchSchedule::from_settings(&section).unwrap(),
+            BatchSchedule::default()
+        );
+        section.done_by = "17h30".into();
+        let err = BatchSchedule::from_settings(&section).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid setting schedule.done_by: expected HH:MM, got \"17h30\""
+        );
+    }
+
     fn shanghai(y: i32, m: u32, d: u32, h: u32, min: u32, s: u32) -> DateTime<Utc> {
         chrono_tz::Asia::Shanghai
             .with_ymd_and_hms(y, m, d, h, min, s)
