@@ -9,7 +9,7 @@ pub mod app_xml;
 pub mod cards;
 pub mod crypto;
 
-pub use crypto::{AesKey, CryptoError, MsgCrypt};
+pub use crypto::{AesKey, AesKeySettingError, CryptoError, MsgCrypt};
 
 /// WeCom's byte limit on a text message's content: a passive reply is truncated beyond it and
 /// `message/send` refuses more (errcode 45002).
