@@ -12,7 +12,7 @@ use crate::channel::media::{WecomMediaFetcher, WecomTemplateFiles};
 use crate::channel::{AiBotChannel, AppChannel, Bot, ChannelSettings, ReplyCache};
 use crate::config::{ConfigError, Settings};
 use crate::dialog::DialogBot;
-use crate::dialog::understand::{Tuning, TuningError};
+use crate::dialog::understand::TuningError;
 use crate::http::{AppState, router};
 use crate::notify::handoff::HandoffWatcher;
 use crate::notify::{
@@ -82,7 +82,6 @@ impl Parts {
     /// The catalog, ledger, outbox, notifier and dialog bot over `store`.
     pub fn build(settings: &Settings, store: Arc<dyn Store>) -> Result<Self, StartupError> {
         let catalog = CatalogHandle::load(&settings.dialogs.dir)?;
-        let tuning = Tuning::load(&settings.dialogs.dir)?;
         let schedule = settings.batch_schedule()?;
         let api = WecomApi::new(
             settings.wecom.api_base.clone(),
@@ -115,12 +114,11 @@ impl Parts {
             WecomMediaFetcher::new(Arc::clone(&api), settings.aibot_crypt()?.key().clone());
         let mut dialog = DialogBot::new(
             catalog.clone(),
-            tuning,
             Arc::clone(&store),
             Arc::clone(&ledger),
             schedule,
             settings.session_ttl(),
-        )
+        )?
         .with_fetcher(Arc::new(fetcher))
         .with_meaning(
             static_encoder(settings),

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use kaitong::catalog::{Catalog, Channel, ServiceId, Team, Window, render_list, render_show};
+use kaitong::catalog::{Catalog, FilingRoute, ServiceId, Team, Window, render_list, render_show};
 
 fn dialogs() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("dialogs")
@@ -154,18 +154,18 @@ fn teams_channels_and_windows_follow_the_seed() {
     let c = load();
     let get = |n: u16| c.service(ServiceId(n)).expect("service exists");
     assert_eq!(
-        get(4).channel,
-        Channel::Email {
+        get(4).route,
+        FilingRoute::Email {
             address: Some("qijianbanzengzhi@wangdian.cn".into())
         }
     );
-    assert_eq!(get(1).channel, Channel::OaTicket);
+    assert_eq!(get(1).route, FilingRoute::OaTicket);
     assert_eq!(get(2).team, Team::Ops);
     assert_eq!(get(3).window, Window::Custom("1~3 个工作日".into()));
     assert_eq!(get(7).team, Team::Functional);
     assert_eq!(get(9).team, Team::Rnd);
     assert_eq!(get(33).window, Window::DailyBatch);
-    assert_eq!(get(33).channel, Channel::ResourcePlatform);
+    assert_eq!(get(33).route, FilingRoute::ResourcePlatform);
 }
 
 #[test]

@@ -11,9 +11,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use chrono::{DateTime, Utc};
 use common::{BACKENDS, Backend, fresh_store};
-use kaitong::catalog::{Answers, Channel, FieldKey, FieldValue, ServiceId, Team, Window};
+use kaitong::catalog::{Answers, FieldKey, FieldValue, FilingRoute, ServiceId, Team, Window};
 use kaitong::channel::{ChannelKind, Conversation, UserId};
-use kaitong::config::{HandlerAccount, Secret};
+use kaitong::config::HandlerAccount;
 use kaitong::console::{ConsoleState, LoginThrottle, router};
 use kaitong::dialog::attachment_key;
 use kaitong::notify::{DeliveryError, Outbox, OutboxItem, RetryPolicy, Transport};
@@ -21,6 +21,7 @@ use kaitong::requests::{
     ADMIN_ACTOR, BatchSchedule, Desk, FiledForm, HandlerDirectory, Ledger, RequestId, Requester,
     Status, StoreLedger, token_hash,
 };
+use kaitong::secret::Secret;
 use kaitong::store::Store;
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_DISPOSITION, LOCATION, SET_COOKIE, WWW_AUTHENTICATE};
@@ -251,7 +252,7 @@ fn form(form_id: &str, team: Team, summary: &[(&str, &str)], answers: Answers) -
         service: ServiceId(7),
         service_name: "电子发票".into(),
         team,
-        routing: Channel::ResourcePlatform,
+        routing: FilingRoute::ResourcePlatform,
         window: Window::DailyBatch,
         answers,
         summary: summary

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use chrono::Utc;
 use common::{Backend, fresh_store};
-use kaitong::catalog::{Answers, Channel, ServiceId, Team, Window};
+use kaitong::catalog::{Answers, FilingRoute, ServiceId, Team, Window};
 use kaitong::channel::{ChannelKind, Conversation, UserId};
 use kaitong::config::HandlerAccount;
 use kaitong::console::{ConsoleState, router};
@@ -275,7 +275,7 @@ fn filed_form() -> FiledForm {
         service: ServiceId(7),
         service_name: "电子发票".into(),
         team: Team::Rnd,
-        routing: Channel::ResourcePlatform,
+        routing: FilingRoute::ResourcePlatform,
         window: Window::DailyBatch,
         answers: Answers::new(),
         summary: vec![

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
 use common::{BACKENDS, fresh_store};
-use kaitong::catalog::{Answers, Channel, ServiceId, Team, Window};
+use kaitong::catalog::{Answers, FilingRoute, ServiceId, Team, Window};
 use kaitong::channel::{ChannelKind, Conversation, UserId};
 use kaitong::requests::{
     BatchSchedule, FiledForm, Ledger, LedgerError, RequestFilter, Requester, Status, StoreLedger,
@@ -26,7 +26,7 @@ fn form(id: &str, user: &str, team: Team) -> FiledForm {
         service: ServiceId(7),
         service_name: "电子发票".into(),
         team,
-        routing: Channel::ResourcePlatform,
+        routing: FilingRoute::ResourcePlatform,
         window: Window::DailyBatch,
         answers: Answers::new(),
         summary: vec![("卖家账号".into(), "acct".into())],

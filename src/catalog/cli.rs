@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::model::{ApplicantRule, Channel, Service, ServiceId, Window};
+use super::model::{ApplicantRule, FilingRoute, Service, ServiceId, Window};
 use super::{Catalog, CatalogError};
 
 /// All services grouped by category, with ids.
@@ -42,8 +42,8 @@ pub fn render_show(catalog: &Catalog, id: ServiceId) -> Option<String> {
         .map_or(s.category.as_str(), |c| c.name.as_str());
     let _ = writeln!(o, "分类: {cat}");
     let _ = writeln!(o, "处理人: {}", s.team.label());
-    let _ = writeln!(o, "渠道: {}", s.channel.label());
-    if s.channel == Channel::ResourcePlatform {
+    let _ = writeln!(o, "渠道: {}", s.route.label());
+    if s.route == FilingRoute::ResourcePlatform {
         let _ = writeln!(o, "  ({})", m.get("resource_platform_hint"));
     }
     let window = match &s.window {

@@ -15,13 +15,14 @@ use super::Catalog;
 use super::condition::Condition;
 use super::messages::{Messages, REQUIRED_KEYS};
 use super::model::{
-    AssumedValue, Assumption, Category, Channel, FieldKey, FieldKind, FieldSpec, Guidance, Refusal,
+    AssumedValue, Assumption, Category, FieldKind, FieldSpec, FilingRoute, Guidance, Refusal,
     Service, ServiceField, ServiceId, Window,
 };
 use super::raw::{
     RawAssumption, RawCategoriesFile, RawChannelKind, RawCondition, RawConstraints, RawFieldHead,
     RawFieldsFile, RawOutcome, RawService,
 };
+use super::value::FieldKey;
 
 /// Why a catalog could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -389,7 +390,7 @@ fn convert_service(
         ));
     }
     let channel = match (raw.channel.get_ref(), raw.channel_address) {
-        (RawChannelKind::Email, Some(address)) if address.contains('@') => Channel::Email {
+        (RawChannelKind::Email, Some(address)) if address.contains('@') => FilingRoute::Email {
             address: Some(address),
         },
         (RawChannelKind::Email, Some(_)) => {
@@ -399,20 +400,20 @@ fn convert_service(
             ));
         }
         // The seed does not always name the mailbox (#10); no address is better than a copied one.
-        (RawChannelKind::Email, None) => Channel::Email { address: None },
+        (RawChannelKind::Email, None) => FilingRoute::Email { address: None },
         (_, Some(_)) => {
             return Err(src.err(
                 raw.channel.span(),
                 "`channel_address` is only valid with channel = \"email\"",
             ));
         }
-        (RawChannelKind::ResourcePlatform, None) => Channel::ResourcePlatform,
-        (RawChannelKind::OaTicket, None) => Channel::OaTicket,
+        (RawChannelKind::ResourcePlatform, None) => FilingRoute::ResourcePlatform,
+        (RawChannelKind::OaTicket, None) => FilingRoute::OaTicket,
     };
 
     // Only the resource platform has the daily 16:00 batch; an OA ticket or an e-mail must say
     // what the seed says instead, so no receipt promises 17:30 for them.
-    if !matches!(channel, Channel::ResourcePlatform) && raw.window.is_none() {
+    if !matches!(channel, FilingRoute::ResourcePlatform) && raw.window.is_none() {
         return Err(src.err(
             raw.channel.span(),
             "services filed by OA ticket or e-mail are not in the 16:00 batch: give `window`",
@@ -552,7 +553,7 @@ fn convert_service(
         seed_name: raw.seed_name,
         category: raw.category.into_inner(),
         team: raw.team,
-        channel,
+        route: channel,
         window: match raw.window {
             None => Window::DailyBatch,
             Some(w) => Window::Custom(w),
@@ -580,7 +581,7 @@ fn convert_service(
 fn convert_assumptions(
     raw: &[RawAssumption],
     fields: &[ServiceField],
-    channel: &Channel,
+    channel: &FilingRoute,
     has_handler: bool,
     src: &Src,
 ) -> Result<Vec<Assumption>> {
@@ -591,8 +592,8 @@ fn convert_assumptions(
         let field_kind = |k: &FieldKey| fields.iter().find(|f| f.key() == k).map(|f| &f.spec.kind);
         let exists = match &what {
             AssumedValue::Handler => has_handler,
-            AssumedValue::ChannelAddress => {
-                matches!(channel, Channel::Email { address: Some(_) })
+            AssumedValue::RouteAddress => {
+                matches!(channel, FilingRoute::Email { address: Some(_) })
             }
             AssumedValue::Options(k) => matches!(
                 field_kind(k),

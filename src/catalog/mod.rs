@@ -7,6 +7,7 @@
 //! renderers the CLI prints ([`cli`]), the audit against the seed ([`audit`]), plus a simple free-text lookup
 //! ([`search`]). The dialog engine only reads it.
 
+mod answer;
 pub mod audit;
 pub mod cli;
 pub mod condition;
@@ -28,11 +29,11 @@ pub use handle::{CatalogHandle, reload_on_sighup};
 pub use load::CatalogError;
 pub use messages::Messages;
 pub use model::{
-    Answers, ApplicantRule, AssumedValue, Assumption, Category, Channel, FieldKey, FieldKind,
-    FieldSpec, Guidance, Refusal, Service, ServiceField, ServiceId, Team, Window,
+    ApplicantRule, AssumedValue, Assumption, Category, FieldKind, FieldSpec, FilingRoute, Guidance,
+    Refusal, Service, ServiceField, ServiceId, Team, Window,
 };
 pub use search::Candidate;
-pub use value::{AnswerError, FieldValue};
+pub use value::{AnswerError, Answers, FieldKey, FieldValue};
 
 /// A loaded, consistent catalog. Cheap to share behind an `Arc`.
 #[derive(Debug)]

@@ -4,7 +4,6 @@
 //! in `dialogs/`; once a value of these types exists it is known to be
 //! consistent (field references resolved, regexes compiled, caps coherent).
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -14,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::condition::Condition;
 use super::messages::Messages;
-use super::value::FieldValue;
+use super::value::{Answers, FieldKey, FieldValue};
 
 /// The seed's 序号: stable forever, used in tickets and commands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -49,63 +48,6 @@ impl fmt::Display for ServiceId {
         write!(f, "{}", self.0)
     }
 }
-
-/// Key of a field in the shared field library (`dialogs/fields.toml`).
-/// Lower snake case so it is safe in JSON, logs and TOML conditions.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct FieldKey(String);
-
-impl FieldKey {
-    /// Accepts `^[a-z][a-z0-9_]*$`.
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let mut chars = s.chars();
-        let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase());
-        if first_ok
-            && s.chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        {
-            Ok(Self(s.to_owned()))
-        } else {
-            Err(format!(
-                "invalid field key {s:?}: expected lower_snake_case"
-            ))
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl TryFrom<String> for FieldKey {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        Self::parse(&s)
-    }
-}
-
-impl std::str::FromStr for FieldKey {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Self::parse(s)
-    }
-}
-
-impl From<FieldKey> for String {
-    fn from(k: FieldKey) -> String {
-        k.0
-    }
-}
-
-impl fmt::Display for FieldKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// Answers collected so far in one form.
-pub type Answers = BTreeMap<FieldKey, FieldValue>;
 
 /// Who handles the request once filed (the seed's 处理人 column).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -152,9 +94,10 @@ impl Team {
     }
 }
 
-/// Where the request is filed (the seed's 申请渠道 column).
+/// Where the request is filed (the seed's 申请渠道 column; `channel` in `dialogs/services/`). Not
+/// to be confused with `channel`, the chat channels messages arrive on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Channel {
+pub enum FilingRoute {
     /// 慧策资源管理平台: 项目管理→服务管理→服务申请→申请开通.
     ResourcePlatform,
     /// An OA 工单.
@@ -164,15 +107,15 @@ pub enum Channel {
     Email { address: Option<String> },
 }
 
-impl Channel {
+impl FilingRoute {
     pub fn label(&self) -> String {
         match self {
-            Channel::ResourcePlatform => "资源管理系统".to_owned(),
-            Channel::OaTicket => "OA 工单".to_owned(),
-            Channel::Email {
+            FilingRoute::ResourcePlatform => "资源管理系统".to_owned(),
+            FilingRoute::OaTicket => "OA 工单".to_owned(),
+            FilingRoute::Email {
                 address: Some(address),
             } => format!("邮件 {address}"),
-            Channel::Email { address: None } => "邮件(seed 未给地址)".to_owned(),
+            FilingRoute::Email { address: None } => "邮件(seed 未给地址)".to_owned(),
         }
     }
 }
@@ -503,7 +446,7 @@ pub struct Service {
     pub seed_name: String,
     pub category: String,
     pub team: Team,
-    pub channel: Channel,
+    pub route: FilingRoute,
     pub window: Window,
     /// The person the seed names as handler, shown on the receipt instead of the team.
     pub handler: Option<String>,
@@ -533,8 +476,8 @@ pub struct Service {
 /// Which catalog value of a service is an assumption (`what` in `[[assumed]]`).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum AssumedValue {
-    Channel,
-    ChannelAddress,
+    Route,
+    RouteAddress,
     Team,
     Handler,
     Window,
@@ -552,8 +495,8 @@ impl AssumedValue {
     pub fn parse(raw: &str) -> Result<Self, String> {
         let field = |k: &str| FieldKey::parse(k);
         match raw.trim() {
-            "channel" => Ok(Self::Channel),
-            "channel_address" => Ok(Self::ChannelAddress),
+            "channel" => Ok(Self::Route),
+            "channel_address" => Ok(Self::RouteAddress),
             "team" => Ok(Self::Team),
             "handler" => Ok(Self::Handler),
             "window" => Ok(Self::Window),
@@ -573,8 +516,8 @@ impl AssumedValue {
 impl fmt::Display for AssumedValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Channel => f.write_str("channel"),
-            Self::ChannelAddress => f.write_str("channel_address"),
+            Self::Route => f.write_str("channel"),
+            Self::RouteAddress => f.write_str("channel_address"),
             Self::Team => f.write_str("team"),
             Self::Handler => f.write_str("handler"),
             Self::Window => f.write_str("window"),

@@ -13,6 +13,7 @@ mod auth;
 mod csv;
 mod html;
 mod pages;
+mod session;
 mod throttle;
 
 use std::net::SocketAddr;

@@ -101,7 +101,7 @@ const PAGE: usize = 10;
 
 /// A recognised command about filed requests.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Command {
+pub enum RequestCommand {
     Status(Option<RequestId>),
     /// "好了没", "为什么被驳回": the person's most recent request.
     LatestStatus,
@@ -237,7 +237,7 @@ impl ChatWords {
 /// `/`) follow each command's rule: status, resubmit, done and reject need a request id after
 /// them, cancel always does, today takes nothing or a page number.
 #[must_use]
-pub fn parse(text: &str, words: &ChatWords) -> Option<Command> {
+pub fn parse(text: &str, words: &ChatWords) -> Option<RequestCommand> {
     let text = crate::catalog::value::normalize_width(text.trim());
     let (head, rest) = text
         .split_once(char::is_whitespace)
@@ -254,21 +254,21 @@ pub fn parse(text: &str, words: &ChatWords) -> Option<Command> {
         return None;
     }
     match words.verb(&word)? {
-        Verb::Status if slashed || id(rest).is_some() => Some(Command::Status(id(rest))),
-        Verb::Mine => Some(Command::Mine),
+        Verb::Status if slashed || id(rest).is_some() => Some(RequestCommand::Status(id(rest))),
+        Verb::Mine => Some(RequestCommand::Mine),
         Verb::Today if slashed || rest.is_empty() || rest.parse::<usize>().is_ok() => {
-            Some(Command::Today {
+            Some(RequestCommand::Today {
                 page: rest.parse().unwrap_or(1).max(1),
             })
         }
-        Verb::Cancel => id(rest).map(Command::Cancel),
+        Verb::Cancel => id(rest).map(RequestCommand::Cancel),
         // The rejection notice says to reply "重新提交 KT-…".
-        Verb::Resubmit if slashed || id(rest).is_some() => Some(Command::Resubmit(id(rest))),
-        Verb::Done if slashed || id(rest).is_some() => Some(Command::Done {
+        Verb::Resubmit if slashed || id(rest).is_some() => Some(RequestCommand::Resubmit(id(rest))),
+        Verb::Done if slashed || id(rest).is_some() => Some(RequestCommand::Done {
             id: id(rest),
             note: after_id(rest),
         }),
-        Verb::Reject if slashed || id(rest).is_some() => Some(Command::Reject {
+        Verb::Reject if slashed || id(rest).is_some() => Some(RequestCommand::Reject {
             id: id(rest),
             reason: after_id(rest),
         }),
@@ -290,7 +290,7 @@ pub struct PlainWords {
 /// Reads a status question, "my requests" or a withdrawal said in plain words; a request id in
 /// the message ("KT-20261128-0007 好了没") is used, else the person's most recent request.
 #[must_use]
-pub fn parse_plain(text: &str, words: &PlainWords) -> Option<Command> {
+pub fn parse_plain(text: &str, words: &PlainWords) -> Option<RequestCommand> {
     let folded = super::understand::fold(text);
     if folded.is_empty() || folded.chars().count() > words.max_chars {
         return None;
@@ -301,13 +301,15 @@ pub fn parse_plain(text: &str, words: &PlainWords) -> Option<Command> {
         .split(|c: char| c.is_whitespace() || matches!(c, ',' | '，'))
         .find_map(|t| RequestId::parse(t.trim()));
     if has(&words.cancel) {
-        return Some(id.map_or(Command::CancelLatest, Command::Cancel));
+        return Some(id.map_or(RequestCommand::CancelLatest, RequestCommand::Cancel));
     }
     if has(&words.mine) {
-        return Some(Command::Mine);
+        return Some(RequestCommand::Mine);
     }
     if has(&words.status) {
-        return Some(id.map_or(Command::LatestStatus, |id| Command::Status(Some(id))));
+        return Some(id.map_or(RequestCommand::LatestStatus, |id| {
+            RequestCommand::Status(Some(id))
+        }));
     }
     None
 }
@@ -365,21 +367,21 @@ impl Commands<'_> {
 
     pub async fn run(
         &self,
-        command: Command,
+        command: RequestCommand,
         channel: ChannelKind,
         user: &UserId,
         now: DateTime<Utc>,
     ) -> String {
         let m = self.catalog.messages();
         let result = match command {
-            Command::Status(None) => Ok(m.get("cmd_status_usage").to_owned()),
-            Command::Status(Some(id)) => self.status(user, &id).await,
-            Command::LatestStatus => match self.latest(user).await {
+            RequestCommand::Status(None) => Ok(m.get("cmd_status_usage").to_owned()),
+            RequestCommand::Status(Some(id)) => self.status(user, &id).await,
+            RequestCommand::LatestStatus => match self.latest(user).await {
                 Ok(Some(id)) => self.status(user, &id).await,
                 Ok(None) => Ok(m.get("cmd_mine_empty").to_owned()),
                 Err(e) => Err((None, e)),
             },
-            Command::CancelLatest => match self.latest(user).await {
+            RequestCommand::CancelLatest => match self.latest(user).await {
                 Ok(Some(id)) => match self.desk.cancel_own(channel, user, &id, now).await {
                     Ok(_) => Ok(m.render("cmd_cancel_done", &[("id", id.as_str())])),
                     Err(e) => Err((Some(id), e)),
@@ -387,13 +389,14 @@ impl Commands<'_> {
                 Ok(None) => Ok(m.get("cmd_mine_empty").to_owned()),
                 Err(e) => Err((None, e)),
             },
-            Command::Mine => self.mine(user).await,
-            Command::Today { page } => self.today(user, page, now).await,
-            Command::Cancel(id) => match self.desk.cancel_own(channel, user, &id, now).await {
+            RequestCommand::Mine => self.mine(user).await,
+            RequestCommand::Today { page } => self.today(user, page, now).await,
+            RequestCommand::Cancel(id) => match self.desk.cancel_own(channel, user, &id, now).await
+            {
                 Ok(_) => Ok(m.render("cmd_cancel_done", &[("id", id.as_str())])),
                 Err(e) => Err((Some(id), e)),
             },
-            Command::Done { id, note } => match (self.handlers.by_wecom_user(user), id) {
+            RequestCommand::Done { id, note } => match (self.handlers.by_wecom_user(user), id) {
                 (None, _) => Ok(m.get("cmd_no_permission").to_owned()),
                 (Some(_), None) => Ok(m.get("cmd_done_usage").to_owned()),
                 (Some(handler), Some(id)) => {
@@ -408,23 +411,27 @@ impl Commands<'_> {
                 }
             },
             // Opening a form is the bot's; here only when no bot intercepted it.
-            Command::Resubmit(_) => Ok(m.get("cmd_resubmit_usage").to_owned()),
-            Command::Reject { id, reason } => match (self.handlers.by_wecom_user(user), id) {
-                (None, _) => Ok(m.get("cmd_no_permission").to_owned()),
-                (Some(_), None) => Ok(m.get("cmd_reject_usage").to_owned()),
-                (Some(_), Some(_)) if reason.is_empty() => Ok(m.get("cmd_reject_usage").to_owned()),
-                (Some(handler), Some(id)) => {
-                    match self.desk.reject(&handler, &id, &reason, now).await {
-                        Ok(_) => Ok(m.render(
-                            "cmd_reject_ok",
-                            // Rejections are pushed at once, so the request can make the next
-                            // cut-off.
-                            &[("id", id.as_str()), ("when", m.get("cmd_notify_now"))],
-                        )),
-                        Err(e) => Err((Some(id), e)),
+            RequestCommand::Resubmit(_) => Ok(m.get("cmd_resubmit_usage").to_owned()),
+            RequestCommand::Reject { id, reason } => {
+                match (self.handlers.by_wecom_user(user), id) {
+                    (None, _) => Ok(m.get("cmd_no_permission").to_owned()),
+                    (Some(_), None) => Ok(m.get("cmd_reject_usage").to_owned()),
+                    (Some(_), Some(_)) if reason.is_empty() => {
+                        Ok(m.get("cmd_reject_usage").to_owned())
+                    }
+                    (Some(handler), Some(id)) => {
+                        match self.desk.reject(&handler, &id, &reason, now).await {
+                            Ok(_) => Ok(m.render(
+                                "cmd_reject_ok",
+                                // Rejections are pushed at once, so the request can make the next
+                                // cut-off.
+                                &[("id", id.as_str()), ("when", m.get("cmd_notify_now"))],
+                            )),
+                            Err(e) => Err((Some(id), e)),
+                        }
                     }
                 }
-            },
+            }
         };
         match result {
             Ok(text) => text,
@@ -678,7 +685,7 @@ mod tests {
             .chat_commands
     }
 
-    fn parse(text: &str) -> Option<Command> {
+    fn parse(text: &str) -> Option<RequestCommand> {
         super::parse(text, &words())
     }
 
@@ -706,39 +713,41 @@ mod tests {
         let id = RequestId::parse("KT-20261128-0007");
         assert_eq!(
             parse("/status KT-20261128-7"),
-            Some(Command::Status(id.clone()))
+            Some(RequestCommand::Status(id.clone()))
         );
         assert_eq!(
             parse("查询 kt-20261128-0007"),
-            Some(Command::Status(id.clone()))
+            Some(RequestCommand::Status(id.clone()))
         );
-        assert_eq!(parse("/status"), Some(Command::Status(None)));
-        assert_eq!(parse("我的申请"), Some(Command::Mine));
-        assert_eq!(parse("/today 2"), Some(Command::Today { page: 2 }));
-        assert_eq!(parse("今天"), Some(Command::Today { page: 1 }));
+        assert_eq!(parse("/status"), Some(RequestCommand::Status(None)));
+        assert_eq!(parse("我的申请"), Some(RequestCommand::Mine));
+        assert_eq!(parse("/today 2"), Some(RequestCommand::Today { page: 2 }));
+        assert_eq!(parse("今天"), Some(RequestCommand::Today { page: 1 }));
         assert_eq!(
             parse("撤回 KT-20261128-0007"),
-            id.clone().map(Command::Cancel)
+            id.clone().map(RequestCommand::Cancel)
         );
         assert_eq!(
             parse("/reject KT-20261128-0007 卖家账号 不存在"),
-            Some(Command::Reject {
+            Some(RequestCommand::Reject {
                 id: id.clone(),
                 reason: "卖家账号 不存在".into()
             })
         );
         assert_eq!(
             parse("/done KT-20261128-0007"),
-            Some(Command::Done {
+            Some(RequestCommand::Done {
                 id,
                 note: String::new()
             })
         );
         assert_eq!(
             parse("修改后重新提交 KT-20261128-0007"),
-            Some(Command::Resubmit(RequestId::parse("KT-20261128-0007")))
+            Some(RequestCommand::Resubmit(RequestId::parse(
+                "KT-20261128-0007"
+            )))
         );
-        assert_eq!(parse("/resubmit"), Some(Command::Resubmit(None)));
+        assert_eq!(parse("/resubmit"), Some(RequestCommand::Resubmit(None)));
         assert_eq!(parse("重新提交一下"), None);
         // Ordinary sentences are left to the conversation.
         assert_eq!(parse("查询一下电子发票怎么开"), None);
@@ -756,7 +765,7 @@ mod tests {
         let words = words.checked().expect("still valid");
         assert_eq!(
             super::parse("进展 KT-20261128-0007", &words),
-            Some(Command::Status(RequestId::parse("KT-20261128-0007")))
+            Some(RequestCommand::Status(RequestId::parse("KT-20261128-0007")))
         );
         assert_eq!(
             super::parse("today", &words),
@@ -765,7 +774,7 @@ mod tests {
         );
         assert_eq!(
             super::parse("/today", &words),
-            Some(Command::Today { page: 1 })
+            Some(RequestCommand::Today { page: 1 })
         );
     }
 

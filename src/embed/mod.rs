@@ -82,7 +82,7 @@ pub struct EmbeddingsSection {
     pub model: String,
     /// Bearer token for hosted APIs.
     #[serde(default)]
-    pub api_key: crate::config::Secret,
+    pub api_key: crate::secret::Secret,
     /// Budget for one call; WeCom waits 5 s for the whole turn.
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,

@@ -9,7 +9,8 @@ use chrono::{DateTime, Utc};
 use super::{Ledger, LedgerError, Request, RequestId, Status};
 use crate::catalog::Team;
 use crate::channel::{ChannelKind, UserId};
-use crate::config::{HandlerAccount, Secret};
+use crate::config::HandlerAccount;
+use crate::secret::Secret;
 
 /// The actor recorded in a request's history for actions done with `admin.token`. Handler
 /// accounts may not take this name (config validation), so the history stays unambiguous.

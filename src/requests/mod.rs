@@ -16,7 +16,7 @@ pub use desk::{
     ADMIN_ACTOR, Desk, DeskAction, DeskError, Handler, HandlerDirectory, TeamScope, token_hash,
 };
 
-use crate::catalog::{Answers, Channel, ServiceId, Team, Window};
+use crate::catalog::{Answers, FilingRoute, ServiceId, Team, Window};
 use crate::channel::{ChannelKind, Conversation, UserId};
 use crate::store::{Store, StoreError};
 
@@ -87,7 +87,7 @@ pub struct FiledForm {
     pub service_name: String,
     /// Who handles it and where it is filed, from the catalog at the time of filing.
     pub team: Team,
-    pub routing: Channel,
+    pub routing: FilingRoute,
     pub window: Window,
     pub answers: Answers,
     /// Label and display text of each answer, secrets masked.

@@ -26,6 +26,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
+use crate::secret::Secret;
+
 /// The production API base.
 pub const DEFAULT_API_BASE: &str = "https://qyapi.weixin.qq.com/cgi-bin";
 
@@ -509,16 +511,6 @@ impl MediaKind {
     }
 }
 
-/// The app secret; kept out of `Debug` so it cannot leak into logs.
-#[derive(Clone)]
-struct Secret(String);
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
-
 struct CachedToken {
     value: String,
     refresh_at: Instant,
@@ -615,7 +607,7 @@ impl WecomApi {
         Self {
             api_base: api_base.into().trim_end_matches('/').to_owned(),
             corp_id: corp_id.into(),
-            secret: Secret(secret),
+            secret: Secret::from(secret),
             agent_id,
             http,
             settings,
@@ -823,7 +815,7 @@ impl WecomApi {
         const PATH: &str = "gettoken";
         let request = self.http.get(self.url(PATH)).query(&[
             ("corpid", self.corp_id.as_str()),
-            ("corpsecret", &self.secret.0),
+            ("corpsecret", self.secret.expose()),
         ]);
         let reply: TokenReply = match self.execute(PATH, request, Expect::Json).await? {
             Reply::Json(bytes) => decode(PATH, &bytes)?,

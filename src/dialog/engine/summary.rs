@@ -111,8 +111,8 @@ impl Engine<'_> {
 
 /// Where the receipt says the request goes; an e-mail channel without a seed address names none.
 fn receipt_channel(service: &Service, m: &crate::catalog::Messages) -> String {
-    match &service.channel {
-        crate::catalog::Channel::Email { address: None } => {
+    match &service.route {
+        crate::catalog::FilingRoute::Email { address: None } => {
             m.get("receipt_channel_email_unaddressed").to_owned()
         }
         channel => channel.label(),

@@ -23,9 +23,9 @@ use serde::{Deserialize, Serialize};
 use super::HandoffError;
 use crate::catalog::Window;
 use crate::channel::{ChannelKind, Conversation};
-use crate::config::Secret;
 use crate::notify::outbox::{DeliveryError, OutboxItem, Transport};
 use crate::requests::Request;
+use crate::secret::Secret;
 use crate::store::Store;
 
 const SMTP_TIMEOUT: Duration = Duration::from_secs(30);

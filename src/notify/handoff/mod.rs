@@ -38,7 +38,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{Channel, FieldValue};
+use crate::catalog::{FieldValue, FilingRoute};
 use crate::config::HandoffSection;
 use crate::dialog::attachment_key;
 use crate::notify::outbox::{Outbox, Transport};
@@ -218,9 +218,9 @@ impl RequestView {
             },
             team: form.team.key().to_owned(),
             routing: match &form.routing {
-                Channel::ResourcePlatform => RoutingView::ResourcePlatform,
-                Channel::OaTicket => RoutingView::OaTicket,
-                Channel::Email { address } => RoutingView::Email {
+                FilingRoute::ResourcePlatform => RoutingView::ResourcePlatform,
+                FilingRoute::OaTicket => RoutingView::OaTicket,
+                FilingRoute::Email { address } => RoutingView::Email {
                     address: address.clone(),
                 },
             },
@@ -296,12 +296,12 @@ impl HandoffWatcher {
                 out.push(webhook_item(KIND_WEBHOOK, EVENT_FILED, key, request));
             }
             match &request.form.routing {
-                Channel::OaTicket if self.targets.oa => {
+                FilingRoute::OaTicket if self.targets.oa => {
                     let key = format!("handoff:{KIND_OA}:{id}");
                     out.push(webhook_item(KIND_OA, EVENT_FILED, key, request));
                 }
                 // Without an address there is nobody to mail; the platform webhook still carries it.
-                Channel::Email {
+                FilingRoute::Email {
                     address: Some(address),
                 } if self.targets.email => {
                     let key = format!("handoff:{KIND_EMAIL}:{id}");
