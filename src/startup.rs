@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
+use crate::catalog::MessageKey;
 use crate::catalog::{CatalogError, CatalogHandle};
 use crate::channel::cards::CardUpdater;
 use crate::channel::media::{WecomMediaFetcher, WecomTemplateFiles};
@@ -288,8 +289,16 @@ impl Application {
     ) -> Result<Self, StartupError> {
         let channel_settings = ChannelSettings {
             timestamp_window: settings.timestamp_window(),
-            busy_text: catalog.current().messages().get("busy").to_owned(),
-            slow_down_text: catalog.current().messages().get("slow_down").to_owned(),
+            busy_text: catalog
+                .current()
+                .messages()
+                .get(MessageKey::Busy)
+                .to_owned(),
+            slow_down_text: catalog
+                .current()
+                .messages()
+                .get(MessageKey::SlowDown)
+                .to_owned(),
             limiter: Arc::new(crate::channel::limit::RateLimiter::new(
                 settings.server.per_user_per_minute,
             )),

@@ -263,25 +263,6 @@ fn cli_renderers_cover_everything() {
 }
 
 #[test]
-fn free_text_finds_the_service() {
-    let c = load();
-    let top = |text: &str| c.candidates(text).first().map(|x| x.id.get());
-    assert_eq!(top("给 wdt_shop01 开电子发票"), Some(7));
-    assert_eq!(top("fapiao"), Some(7));
-    assert_eq!(top("#33"), Some(33));
-    assert_eq!(top("赠品策略上限调到3000"), Some(33));
-    assert_eq!(top("店铺解绑"), Some(23));
-    assert_eq!(top("admin 密码重置"), Some(21));
-    assert_eq!(top("手机号不加密导出"), Some(22));
-    // Near-duplicates tie so the engine asks the user to choose.
-    let alipay = c.candidates("支付宝数据透视");
-    assert_eq!(alipay[0].score, alipay[1].score);
-    let ids: Vec<u16> = alipay.iter().take(2).map(|x| x.id.get()).collect();
-    assert_eq!(ids, vec![5, 47]);
-    assert!(c.candidates("今天天气不错").is_empty());
-}
-
-#[test]
 fn summary_masks_secrets() {
     use kaitong::catalog::{Answers, FieldKey, FieldValue};
     let c = load();

@@ -3,6 +3,7 @@
 //! (from `dialogs/messages.toml`) states the rule; `as_other` and `over_cap` say what to offer
 //! instead of a refusal. Pure: no I/O, no clock.
 
+use super::messages::MessageKey;
 use super::model::{FieldKind, FieldSpec};
 use super::value::{
     AnswerError, FieldValue, is_email, is_permanent, is_seller_account, normalize_width,
@@ -18,7 +19,7 @@ impl FieldSpec {
         let m = &self.messages;
         let label = self.label.as_str();
         let example = self.example.as_str();
-        let err = |key: &str, extra: &[(&str, &str)]| {
+        let err = |key: MessageKey, extra: &[(&str, &str)]| {
             let mut args: Vec<(&str, &str)> = vec![("label", label), ("example", example)];
             args.extend_from_slice(extra);
             AnswerError {
@@ -26,14 +27,14 @@ impl FieldSpec {
             }
         };
         if input.is_empty() && !matches!(self.kind, FieldKind::Attachment { .. }) {
-            return Err(err("err_empty", &[]));
+            return Err(err(MessageKey::ErrEmpty, &[]));
         }
         match &self.kind {
             FieldKind::SellerAccount => {
                 if is_seller_account(input) {
                     Ok(FieldValue::Text(input.to_owned()))
                 } else {
-                    Err(err("err_seller_account", &[]))
+                    Err(err(MessageKey::ErrSellerAccount, &[]))
                 }
             }
             FieldKind::Text {
@@ -43,11 +44,14 @@ impl FieldSpec {
                 let n = input.chars().filter(|c| !c.is_whitespace()).count();
                 if n < *min_chars {
                     Err(err(
-                        "err_text_too_short",
+                        MessageKey::ErrTextTooShort,
                         &[("min", &min_chars.to_string())],
                     ))
                 } else if n > *max_chars {
-                    Err(err("err_text_too_long", &[("max", &max_chars.to_string())]))
+                    Err(err(
+                        MessageKey::ErrTextTooLong,
+                        &[("max", &max_chars.to_string())],
+                    ))
                 } else {
                     Ok(FieldValue::Text(input.to_owned()))
                 }
@@ -56,14 +60,14 @@ impl FieldSpec {
                 if pattern.is_match(input) {
                     Ok(FieldValue::Text(input.to_owned()))
                 } else {
-                    Err(err("err_pattern", &[("hint", hint)]))
+                    Err(err(MessageKey::ErrPattern, &[("hint", hint)]))
                 }
             }
             FieldKind::Email => {
                 if is_email(input) {
                     Ok(FieldValue::Text(input.to_owned()))
                 } else {
-                    Err(err("err_email", &[]))
+                    Err(err(MessageKey::ErrEmail, &[]))
                 }
             }
             FieldKind::Integer {
@@ -75,16 +79,19 @@ impl FieldSpec {
             } => {
                 let n = parse_integer(input)
                     .or_else(|| the_one_number(input))
-                    .ok_or_else(|| err("err_integer", &[]))?;
+                    .ok_or_else(|| err(MessageKey::ErrInteger, &[]))?;
                 if !allowed.is_empty() && !allowed.contains(&n) {
                     let list: Vec<String> = allowed.iter().map(|a| a.to_string()).collect();
-                    return Err(err("err_integer_allowed", &[("allowed", &list.join("/"))]));
+                    return Err(err(
+                        MessageKey::ErrIntegerAllowed,
+                        &[("allowed", &list.join("/"))],
+                    ));
                 }
                 if let Some(min) = min.filter(|min| n < *min) {
-                    return Err(err("err_integer_min", &[("min", &min.to_string())]));
+                    return Err(err(MessageKey::ErrIntegerMin, &[("min", &min.to_string())]));
                 }
                 if let Some(max) = max.filter(|max| n > *max) {
-                    return Err(err("err_integer_max", &[("max", &max.to_string())]));
+                    return Err(err(MessageKey::ErrIntegerMax, &[("max", &max.to_string())]));
                 }
                 // A limit with a default below its cap is raised, never lowered: asking for the
                 // default (or less) is not an adjustment (#60: 默认 200 上限 400).
@@ -93,7 +100,7 @@ impl FieldSpec {
                     && n <= *d
                 {
                     return Err(err(
-                        "err_integer_not_above_default",
+                        MessageKey::ErrIntegerNotAboveDefault,
                         &[("default", &d.to_string()), ("max", &max.to_string())],
                     ));
                 }
@@ -103,12 +110,18 @@ impl FieldSpec {
                 min_cents,
                 max_cents,
             } => {
-                let cents = parse_money(input).ok_or_else(|| err("err_money", &[]))?;
+                let cents = parse_money(input).ok_or_else(|| err(MessageKey::ErrMoney, &[]))?;
                 if let Some(min) = min_cents.filter(|m| cents < *m) {
-                    return Err(err("err_money_min", &[("min", &(min / 100).to_string())]));
+                    return Err(err(
+                        MessageKey::ErrMoneyMin,
+                        &[("min", &(min / 100).to_string())],
+                    ));
                 }
                 if let Some(max) = max_cents.filter(|m| cents > *m) {
-                    return Err(err("err_money_max", &[("max", &(max / 100).to_string())]));
+                    return Err(err(
+                        MessageKey::ErrMoneyMax,
+                        &[("max", &(max / 100).to_string())],
+                    ));
                 }
                 Ok(FieldValue::Money { cents })
             }
@@ -116,7 +129,7 @@ impl FieldSpec {
                 if self.other_allowed {
                     if let Some(rest) = other_text(input) {
                         return match rest {
-                            "" => Err(err("err_other_empty", &[])),
+                            "" => Err(err(MessageKey::ErrOtherEmpty, &[])),
                             // "其他: 调拨单" when 调拨单 is listed is simply 调拨单.
                             t => Ok(FieldValue::Choice(
                                 exact_option(t, options)
@@ -125,7 +138,7 @@ impl FieldSpec {
                         };
                     }
                     if is_other_number(input, options) {
-                        return Err(err("err_other_empty", &[]));
+                        return Err(err(MessageKey::ErrOtherEmpty, &[]));
                     }
                 }
                 pick_option(&self.with_synonyms(input), options)
@@ -141,13 +154,13 @@ impl FieldSpec {
                 let mut other: Option<String> = None;
                 if self.other_allowed {
                     if is_other_number(input, options) {
-                        return Err(err("err_other_empty", &[]));
+                        return Err(err(MessageKey::ErrOtherEmpty, &[]));
                     }
                     // "采购单, 其他: 库存调整单": the listed part, then the free text.
                     if let Some(at) = other_start(input) {
                         let rest = other_text(&input[at..]).unwrap_or_default();
                         if rest.is_empty() {
-                            return Err(err("err_other_empty", &[]));
+                            return Err(err(MessageKey::ErrOtherEmpty, &[]));
                         }
                         match exact_option(rest, options) {
                             Some(o) => picked.push(o.to_owned()),
@@ -168,15 +181,18 @@ impl FieldSpec {
                 picked.sort_by_key(|p| options.iter().position(|o| o == p));
                 picked.extend(other);
                 if picked.is_empty() {
-                    return Err(err("err_choice", &[("options", &numbered(options))]));
+                    return Err(err(
+                        MessageKey::ErrChoice,
+                        &[("options", &numbered(options))],
+                    ));
                 }
                 Ok(FieldValue::Choices(picked))
             }
             FieldKind::YesNo => parse_yes_no(input)
                 .map(FieldValue::Bool)
-                .ok_or_else(|| err("err_yes_no", &[])),
+                .ok_or_else(|| err(MessageKey::ErrYesNo, &[])),
             FieldKind::Attachment { template } => Err(err(
-                "err_attachment",
+                MessageKey::ErrAttachment,
                 &[("template", template.as_deref().unwrap_or("免责声明"))],
             )),
             FieldKind::IdList { pattern, max_items } => {
@@ -185,28 +201,35 @@ impl FieldSpec {
                     if let Some(p) = pattern
                         && !p.is_match(token)
                     {
-                        return Err(err("err_id_list_item", &[("item", token)]));
+                        return Err(err(MessageKey::ErrIdListItem, &[("item", token)]));
                     }
                     if !ids.iter().any(|i| i == token) {
                         ids.push(token.to_owned());
                     }
                 }
                 if ids.is_empty() {
-                    return Err(err("err_id_list_empty", &[]));
+                    return Err(err(MessageKey::ErrIdListEmpty, &[]));
                 }
                 if let Some(max) = max_items.filter(|m| ids.len() > *m) {
-                    return Err(err("err_id_list_too_many", &[("max", &max.to_string())]));
+                    return Err(err(
+                        MessageKey::ErrIdListTooMany,
+                        &[("max", &max.to_string())],
+                    ));
                 }
                 Ok(FieldValue::IdList(ids))
             }
             FieldKind::Duration { max_hours } => {
                 if is_permanent(input) {
                     let max = max_hours.unwrap_or(0).to_string();
-                    return Err(err("err_duration_permanent", &[("max", &max)]));
+                    return Err(err(MessageKey::ErrDurationPermanent, &[("max", &max)]));
                 }
-                let hours = parse_duration_hours(input).ok_or_else(|| err("err_duration", &[]))?;
+                let hours =
+                    parse_duration_hours(input).ok_or_else(|| err(MessageKey::ErrDuration, &[]))?;
                 if let Some(max) = max_hours.filter(|m| hours > *m) {
-                    return Err(err("err_duration_max", &[("max", &max.to_string())]));
+                    return Err(err(
+                        MessageKey::ErrDurationMax,
+                        &[("max", &max.to_string())],
+                    ));
                 }
                 Ok(FieldValue::DurationHours(hours))
             }
@@ -281,7 +304,7 @@ impl FieldSpec {
 }
 
 /// Builds an [`AnswerError`] from a message key and extra placeholders.
-type ErrFn<'a> = dyn Fn(&str, &[(&str, &str)]) -> AnswerError + 'a;
+type ErrFn<'a> = dyn Fn(MessageKey, &[(&str, &str)]) -> AnswerError + 'a;
 
 enum PickError {
     NoMatch,
@@ -290,8 +313,11 @@ enum PickError {
 
 fn choice_error(e: PickError, options: &[String], err: &ErrFn<'_>) -> AnswerError {
     match e {
-        PickError::NoMatch => err("err_choice", &[("options", &numbered(options))]),
-        PickError::Ambiguous(c) => err("err_choice_ambiguous", &[("options", &c.join(" / "))]),
+        PickError::NoMatch => err(MessageKey::ErrChoice, &[("options", &numbered(options))]),
+        PickError::Ambiguous(c) => err(
+            MessageKey::ErrChoiceAmbiguous,
+            &[("options", &c.join(" / "))],
+        ),
     }
 }
 

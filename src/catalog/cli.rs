@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use super::messages::MessageKey;
 use super::model::{ApplicantRule, FilingRoute, Service, ServiceId, Window};
 use super::{Catalog, CatalogError};
 
@@ -44,15 +45,19 @@ pub fn render_show(catalog: &Catalog, id: ServiceId) -> Option<String> {
     let _ = writeln!(o, "处理人: {}", s.team.label());
     let _ = writeln!(o, "渠道: {}", s.route.label());
     if s.route == FilingRoute::ResourcePlatform {
-        let _ = writeln!(o, "  ({})", m.get("resource_platform_hint"));
+        let _ = writeln!(o, "  ({})", m.get(MessageKey::ResourcePlatformHint));
     }
     let window = match &s.window {
-        Window::DailyBatch => m.get("window_daily_batch").to_owned(),
+        Window::DailyBatch => m.get(MessageKey::WindowDailyBatch).to_owned(),
         Window::Custom(t) => t.clone(),
     };
     let _ = writeln!(o, "时效: {window}");
     if s.applicant == ApplicantRule::ImplementationStaff {
-        let _ = writeln!(o, "申请人: {}", m.get("applicant_implementation_only"));
+        let _ = writeln!(
+            o,
+            "申请人: {}",
+            m.get(MessageKey::ApplicantImplementationOnly)
+        );
     }
     if !s.aliases.is_empty() {
         let _ = writeln!(o, "别名: {}", s.aliases.join("、"));

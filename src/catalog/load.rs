@@ -13,7 +13,7 @@ use toml::Spanned;
 
 use super::Catalog;
 use super::condition::Condition;
-use super::messages::{Messages, REQUIRED_KEYS};
+use super::messages::{MessageKey, Messages};
 use super::model::{
     AssumedValue, Assumption, Category, FieldKind, FieldSpec, FilingRoute, Guidance, Refusal,
     Service, ServiceField, ServiceId, Window,
@@ -165,19 +165,25 @@ pub(super) fn load(dir: &Path) -> Result<Catalog> {
 
 fn load_messages(path: &Path) -> Result<Messages> {
     let src = Src::read(path.to_path_buf())?;
-    let map: BTreeMap<String, String> = src.parse()?;
-    for key in REQUIRED_KEYS {
-        match map.get(*key) {
+    let map: BTreeMap<String, Spanned<String>> = src.parse()?;
+    // The code names its texts by `MessageKey`: every one must be here, so a text the code
+    // uses is never missing in chat.
+    for key in MessageKey::ALL.iter().map(|k| k.as_str()) {
+        match map.get(key) {
             None => {
                 return Err(src.err(0..0, format!("required message key `{key}` is missing")));
             }
-            Some(v) if v.trim().is_empty() => {
-                return Err(src.err(0..0, format!("message `{key}` is empty")));
+            Some(v) if v.get_ref().trim().is_empty() => {
+                return Err(src.err(v.span(), format!("message `{key}` is empty")));
             }
             Some(_) => {}
         }
     }
-    Ok(Messages::new(map))
+    Ok(Messages::new(
+        map.into_iter()
+            .map(|(key, text)| (key, text.into_inner()))
+            .collect(),
+    ))
 }
 
 fn load_categories(path: &Path) -> Result<Vec<Category>> {
@@ -774,4 +780,66 @@ fn flat_synonyms(map: &BTreeMap<String, Vec<String>>) -> Vec<(String, String)> {
         .collect();
     out.sort_by_key(|(w, _)| std::cmp::Reverse(w.chars().count()));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// A copy of `dialogs/` (what the catalog reads) with `messages.toml` as given.
+    fn dialogs_with_messages(messages: &str) -> tempfile::TempDir {
+        let dialogs = Path::new(env!("CARGO_MANIFEST_DIR")).join("dialogs");
+        let dir = tempfile::tempdir().unwrap();
+        for file in ["categories.toml", "fields.toml"] {
+            std::fs::copy(dialogs.join(file), dir.path().join(file)).unwrap();
+        }
+        std::fs::create_dir(dir.path().join("services")).unwrap();
+        for entry in std::fs::read_dir(dialogs.join("services")).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap();
+            std::fs::copy(&path, dir.path().join("services").join(name)).unwrap();
+        }
+        std::fs::write(dir.path().join("messages.toml"), messages).unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_message_the_code_uses_fails_the_load_when_missing_or_empty() {
+        let messages = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("dialogs/messages.toml"),
+        )
+        .unwrap();
+        let dir = dialogs_with_messages(&messages);
+        assert!(Catalog::load(dir.path()).is_ok());
+
+        // 返回's answer: used by the engine, once missing from the hand-kept list.
+        assert!(MessageKey::ALL.contains(&MessageKey::BackDone));
+        let without: String = messages
+            .lines()
+            .filter(|line| !line.starts_with("back_done "))
+            .map(|line| format!("{line}\n"))
+            .collect();
+        let dir = dialogs_with_messages(&without);
+        let error = Catalog::load(dir.path()).unwrap_err().to_string();
+        assert!(
+            error.contains("messages.toml:1:") && error.contains("`back_done` is missing"),
+            "{error}"
+        );
+
+        let emptied = messages.replace("back_done = \"已返回上一步。\"", "back_done = \" \"");
+        assert_ne!(emptied, messages);
+        let line = emptied
+            .lines()
+            .position(|line| line.starts_with("back_done "))
+            .unwrap()
+            + 1;
+        let dir = dialogs_with_messages(&emptied);
+        let error = Catalog::load(dir.path()).unwrap_err().to_string();
+        assert!(
+            error.contains(&format!("messages.toml:{line}:"))
+                && error.contains("`back_done` is empty"),
+            "{error}"
+        );
+    }
 }

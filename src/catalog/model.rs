@@ -12,6 +12,7 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 use super::condition::Condition;
+use super::messages::MessageKey;
 use super::messages::Messages;
 use super::value::{Answers, FieldKey, FieldValue};
 
@@ -369,24 +370,26 @@ impl FieldSpec {
     /// The question to send, e.g. "请提供卖家账号, 例如: wdt_shop01".
     pub fn render_prompt(&self) -> String {
         let mut prompt = if self.prompt.is_empty() {
-            self.messages.render("prompt", &[("label", &self.label)])
+            self.messages
+                .render(MessageKey::Prompt, &[("label", &self.label)])
         } else {
             self.prompt.clone()
         };
         let mut rule = self.kind.prompt_rule();
         if self.other_allowed {
-            rule = self.messages.get("choice_other_rule").to_owned();
+            rule = self.messages.get(MessageKey::ChoiceOtherRule).to_owned();
         }
         if !rule.is_empty() {
-            prompt = self
-                .messages
-                .render("prompt_with_rule", &[("prompt", &prompt), ("rule", &rule)]);
+            prompt = self.messages.render(
+                MessageKey::PromptWithRule,
+                &[("prompt", &prompt), ("rule", &rule)],
+            );
         }
         if self.example.is_empty() {
             prompt
         } else {
             self.messages.render(
-                "prompt_with_example",
+                MessageKey::PromptWithExample,
                 &[("prompt", &prompt), ("example", &self.example)],
             )
         }
@@ -547,7 +550,7 @@ impl Service {
         match &self.handler {
             Some(person) => person.clone(),
             None if self.is_assumed(&AssumedValue::Team) => {
-                messages.get("receipt_handler_unnamed").to_owned()
+                messages.get(MessageKey::ReceiptHandlerUnnamed).to_owned()
             }
             None => self.team.label().to_owned(),
         }

@@ -13,6 +13,7 @@ use super::engine::Engine;
 use super::meaning::{SentenceEncoder, Space};
 use super::session::{Session, State, Step};
 use super::understand::{Matcher, Tuning, TuningError};
+use crate::catalog::MessageKey;
 use crate::catalog::{Catalog, CatalogHandle};
 use crate::channel::cards::CardUpdater;
 use crate::channel::media::{AttachmentFetcher, TemplateFiles};
@@ -333,7 +334,14 @@ impl DialogBot {
         if !wants_file || blank_template {
             return Ok(content.clone());
         }
-        let failed = || Reply::Text(catalog.messages().get("attachment_failed").to_owned());
+        let failed = || {
+            Reply::Text(
+                catalog
+                    .messages()
+                    .get(MessageKey::AttachmentFailed)
+                    .to_owned(),
+            )
+        };
         // WeCom waits 5 s for our answer: a slow download is given up and the person asked to
         // send the file again, rather than losing the whole reply.
         let media = tokio::time::timeout(FETCH_BUDGET, fetcher.fetch(&attachment.source))
@@ -410,7 +418,7 @@ impl DialogBot {
                 "{text}\n\n{}",
                 catalog
                     .messages()
-                    .render("template_sent", &[("template", name)])
+                    .render(MessageKey::TemplateSent, &[("template", name)])
             )),
             other => other,
         }
@@ -426,11 +434,11 @@ impl DialogBot {
     ) -> Result<Request, Reply> {
         let m = catalog.messages();
         let Some(id) = id else {
-            return Err(Reply::Text(m.get("cmd_resubmit_usage").to_owned()));
+            return Err(Reply::Text(m.get(MessageKey::CmdResubmitUsage).to_owned()));
         };
         let request = match self.ledger.get(&id).await {
             Ok(Some(r)) if r.form.requester.user == *user => r,
-            Ok(_) => return Err(Reply::Text(m.get("cmd_not_found").to_owned())),
+            Ok(_) => return Err(Reply::Text(m.get(MessageKey::CmdNotFound).to_owned())),
             Err(e) => {
                 tracing::error!(error = %e, "resubmit lookup failed");
                 return Err(Self::busy(catalog));
@@ -438,7 +446,7 @@ impl DialogBot {
         };
         if request.status() != Status::Rejected {
             return Err(Reply::Text(m.render(
-                "cmd_resubmit_not_rejected",
+                MessageKey::CmdResubmitNotRejected,
                 &[("id", id.as_str()), ("status", request.status().label())],
             )));
         }
@@ -457,7 +465,7 @@ impl DialogBot {
     ) -> Reply {
         let m = catalog.messages();
         let Some(handler) = self.handlers.by_wecom_user(&message.sender) else {
-            return Reply::Text(m.get("cmd_no_permission").to_owned());
+            return Reply::Text(m.get(MessageKey::CmdNoPermission).to_owned());
         };
         match action {
             DeskAction::Complete(id) => {
@@ -475,7 +483,7 @@ impl DialogBot {
                     self.settle_card(catalog, &id, response_code, &message.sender)
                         .await;
                     Reply::Text(m.render(
-                        "cmd_not_now",
+                        MessageKey::CmdNotNow,
                         &[("id", id.as_str()), ("status", request.status().label())],
                     ))
                 }
@@ -490,14 +498,16 @@ impl DialogBot {
                         .put(&reason_key(&message.sender), &bytes, Some(REASON_WAIT))
                         .await
                     {
-                        Ok(()) => Reply::Text(m.render("card_reject_ask", &[("id", id.as_str())])),
+                        Ok(()) => {
+                            Reply::Text(m.render(MessageKey::CardRejectAsk, &[("id", id.as_str())]))
+                        }
                         Err(e) => {
                             tracing::error!(error = %e, "reason request not kept");
                             Self::busy(catalog)
                         }
                     }
                 }
-                Err(DeskError::NotFound) => Reply::Text(m.get("cmd_not_found").to_owned()),
+                Err(DeskError::NotFound) => Reply::Text(m.get(MessageKey::CmdNotFound).to_owned()),
                 Err(e) => {
                     tracing::error!(error = %e, "card action failed");
                     Self::busy(catalog)
@@ -531,7 +541,7 @@ impl DialogBot {
             None if Tuning::is(&matcher.tuning().commands.cancel, text.trim()) => {
                 let _ = self.store.delete(&key).await;
                 return Some(Reply::Text(catalog.messages().render(
-                    "card_reject_cancelled",
+                    MessageKey::CardRejectCancelled,
                     &[("id", wanted.request.as_str())],
                 )));
             }
@@ -580,7 +590,7 @@ impl DialogBot {
                 .map(|c| c.by.clone())
                 .unwrap_or_default();
             let label = catalog.messages().render(
-                "card_handled",
+                MessageKey::CardHandled,
                 &[("status", request.status().label()), ("by", &by)],
             );
             match tokio::time::timeout(CARD_UPDATE_BUDGET, cards.relabel(user, code, &label)).await
@@ -689,7 +699,7 @@ impl DialogBot {
     }
 
     fn busy(catalog: &Catalog) -> Reply {
-        Reply::Text(catalog.messages().get("busy").to_owned())
+        Reply::Text(catalog.messages().get(MessageKey::Busy).to_owned())
     }
 }
 
@@ -990,7 +1000,7 @@ impl DialogBot {
             Err(e) => {
                 tracing::error!(error = %e, "filing failed");
                 Err(Reply::Text(
-                    catalog.messages().get("filing_failed").to_owned(),
+                    catalog.messages().get(MessageKey::FilingFailed).to_owned(),
                 ))
             }
         }

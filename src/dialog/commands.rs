@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
+use crate::catalog::MessageKey;
 use crate::catalog::{Catalog, Messages};
 use crate::channel::{ChannelKind, UserId};
 use crate::requests::{
@@ -19,7 +20,7 @@ use crate::requests::{
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SlashCommand {
     pub name: &'static str,
-    pub line_key: &'static str,
+    pub line_key: MessageKey,
     /// Only handlers may use it (listed under their own heading).
     pub handlers_only: bool,
 }
@@ -30,47 +31,47 @@ pub struct SlashCommand {
 pub const SLASH_COMMANDS: &[SlashCommand] = &[
     SlashCommand {
         name: "services",
-        line_key: "cmd_list_services",
+        line_key: MessageKey::CmdListServices,
         handlers_only: false,
     },
     SlashCommand {
         name: "status",
-        line_key: "cmd_list_status",
+        line_key: MessageKey::CmdListStatus,
         handlers_only: false,
     },
     SlashCommand {
         name: "mine",
-        line_key: "cmd_list_mine",
+        line_key: MessageKey::CmdListMine,
         handlers_only: false,
     },
     SlashCommand {
         name: "today",
-        line_key: "cmd_list_today",
+        line_key: MessageKey::CmdListToday,
         handlers_only: false,
     },
     SlashCommand {
         name: "cancel",
-        line_key: "cmd_list_cancel",
+        line_key: MessageKey::CmdListCancel,
         handlers_only: false,
     },
     SlashCommand {
         name: "resubmit",
-        line_key: "cmd_list_resubmit",
+        line_key: MessageKey::CmdListResubmit,
         handlers_only: false,
     },
     SlashCommand {
         name: "help",
-        line_key: "cmd_list_help",
+        line_key: MessageKey::CmdListHelp,
         handlers_only: false,
     },
     SlashCommand {
         name: "done",
-        line_key: "cmd_list_done",
+        line_key: MessageKey::CmdListDone,
         handlers_only: true,
     },
     SlashCommand {
         name: "reject",
-        line_key: "cmd_list_reject",
+        line_key: MessageKey::CmdListReject,
         handlers_only: true,
     },
 ];
@@ -88,7 +89,7 @@ pub fn command_list(messages: &Messages) -> String {
             .join("\n")
     };
     messages.render(
-        "cmd_list",
+        MessageKey::CmdList,
         &[
             ("commands", &lines(false)),
             ("handler_commands", &lines(true)),
@@ -355,7 +356,7 @@ impl Commands<'_> {
 
     fn line(&self, request: &Request) -> String {
         self.catalog.messages().render(
-            "cmd_line",
+            MessageKey::CmdLine,
             &[
                 ("id", request.id.as_str()),
                 ("service_id", &request.form.service.to_string()),
@@ -374,36 +375,36 @@ impl Commands<'_> {
     ) -> String {
         let m = self.catalog.messages();
         let result = match command {
-            RequestCommand::Status(None) => Ok(m.get("cmd_status_usage").to_owned()),
+            RequestCommand::Status(None) => Ok(m.get(MessageKey::CmdStatusUsage).to_owned()),
             RequestCommand::Status(Some(id)) => self.status(user, &id).await,
             RequestCommand::LatestStatus => match self.latest(user).await {
                 Ok(Some(id)) => self.status(user, &id).await,
-                Ok(None) => Ok(m.get("cmd_mine_empty").to_owned()),
+                Ok(None) => Ok(m.get(MessageKey::CmdMineEmpty).to_owned()),
                 Err(e) => Err((None, e)),
             },
             RequestCommand::CancelLatest => match self.latest(user).await {
                 Ok(Some(id)) => match self.desk.cancel_own(channel, user, &id, now).await {
-                    Ok(_) => Ok(m.render("cmd_cancel_done", &[("id", id.as_str())])),
+                    Ok(_) => Ok(m.render(MessageKey::CmdCancelDone, &[("id", id.as_str())])),
                     Err(e) => Err((Some(id), e)),
                 },
-                Ok(None) => Ok(m.get("cmd_mine_empty").to_owned()),
+                Ok(None) => Ok(m.get(MessageKey::CmdMineEmpty).to_owned()),
                 Err(e) => Err((None, e)),
             },
             RequestCommand::Mine => self.mine(user).await,
             RequestCommand::Today { page } => self.today(user, page, now).await,
             RequestCommand::Cancel(id) => match self.desk.cancel_own(channel, user, &id, now).await
             {
-                Ok(_) => Ok(m.render("cmd_cancel_done", &[("id", id.as_str())])),
+                Ok(_) => Ok(m.render(MessageKey::CmdCancelDone, &[("id", id.as_str())])),
                 Err(e) => Err((Some(id), e)),
             },
             RequestCommand::Done { id, note } => match (self.handlers.by_wecom_user(user), id) {
-                (None, _) => Ok(m.get("cmd_no_permission").to_owned()),
-                (Some(_), None) => Ok(m.get("cmd_done_usage").to_owned()),
+                (None, _) => Ok(m.get(MessageKey::CmdNoPermission).to_owned()),
+                (Some(_), None) => Ok(m.get(MessageKey::CmdDoneUsage).to_owned()),
                 (Some(handler), Some(id)) => {
                     let note = (!note.is_empty()).then_some(note);
                     match self.desk.complete(&handler, &id, note, now).await {
                         Ok(r) => Ok(m.render(
-                            "cmd_done_ok",
+                            MessageKey::CmdDoneOk,
                             &[("id", id.as_str()), ("when", &self.when(&r, now))],
                         )),
                         Err(e) => Err((Some(id), e)),
@@ -411,21 +412,24 @@ impl Commands<'_> {
                 }
             },
             // Opening a form is the bot's; here only when no bot intercepted it.
-            RequestCommand::Resubmit(_) => Ok(m.get("cmd_resubmit_usage").to_owned()),
+            RequestCommand::Resubmit(_) => Ok(m.get(MessageKey::CmdResubmitUsage).to_owned()),
             RequestCommand::Reject { id, reason } => {
                 match (self.handlers.by_wecom_user(user), id) {
-                    (None, _) => Ok(m.get("cmd_no_permission").to_owned()),
-                    (Some(_), None) => Ok(m.get("cmd_reject_usage").to_owned()),
+                    (None, _) => Ok(m.get(MessageKey::CmdNoPermission).to_owned()),
+                    (Some(_), None) => Ok(m.get(MessageKey::CmdRejectUsage).to_owned()),
                     (Some(_), Some(_)) if reason.is_empty() => {
-                        Ok(m.get("cmd_reject_usage").to_owned())
+                        Ok(m.get(MessageKey::CmdRejectUsage).to_owned())
                     }
                     (Some(handler), Some(id)) => {
                         match self.desk.reject(&handler, &id, &reason, now).await {
                             Ok(_) => Ok(m.render(
-                                "cmd_reject_ok",
+                                MessageKey::CmdRejectOk,
                                 // Rejections are pushed at once, so the request can make the next
                                 // cut-off.
-                                &[("id", id.as_str()), ("when", m.get("cmd_notify_now"))],
+                                &[
+                                    ("id", id.as_str()),
+                                    ("when", m.get(MessageKey::CmdNotifyNow)),
+                                ],
                             )),
                             Err(e) => Err((Some(id), e)),
                         }
@@ -437,13 +441,13 @@ impl Commands<'_> {
             Ok(text) => text,
             Err((id, DeskError::NotNow { from, .. })) => {
                 let id = id.map(|i| i.to_string()).unwrap_or_default();
-                m.render("cmd_not_now", &[("id", &id), ("status", from)])
+                m.render(MessageKey::CmdNotNow, &[("id", &id), ("status", from)])
             }
-            Err((_, DeskError::ReasonRequired)) => m.get("cmd_reject_usage").to_owned(),
-            Err((_, DeskError::NotFound)) => m.get("cmd_not_found").to_owned(),
+            Err((_, DeskError::ReasonRequired)) => m.get(MessageKey::CmdRejectUsage).to_owned(),
+            Err((_, DeskError::NotFound)) => m.get(MessageKey::CmdNotFound).to_owned(),
             Err((_, DeskError::Ledger(e))) => {
                 tracing::error!(error = %e, "command failed");
-                m.get("busy").to_owned()
+                m.get(MessageKey::Busy).to_owned()
             }
         }
     }
@@ -452,11 +456,15 @@ impl Commands<'_> {
     /// batch, at once for services outside it (OA ticket, e-mail) or after 17:30.
     fn when(&self, request: &Request, now: DateTime<Utc>) -> String {
         if !matches!(request.form.window, crate::catalog::Window::DailyBatch) {
-            return self.catalog.messages().get("cmd_notify_now").to_owned();
+            return self
+                .catalog
+                .messages()
+                .get(MessageKey::CmdNotifyNow)
+                .to_owned();
         }
         match self.schedule.done_at(request.batch) {
             Some(due) if now < due => self.catalog.messages().render(
-                "cmd_notify_later",
+                MessageKey::CmdNotifyLater,
                 &[(
                     "time",
                     &due.with_timezone(&self.schedule.tz)
@@ -464,7 +472,11 @@ impl Commands<'_> {
                         .to_string(),
                 )],
             ),
-            _ => self.catalog.messages().get("cmd_notify_now").to_owned(),
+            _ => self
+                .catalog
+                .messages()
+                .get(MessageKey::CmdNotifyNow)
+                .to_owned(),
         }
     }
 
@@ -485,15 +497,15 @@ impl Commands<'_> {
             .map(|n| {
                 self.catalog
                     .messages()
-                    .render("cmd_status_note", &[("note", &n)])
+                    .render(MessageKey::CmdStatusNote, &[("note", &n)])
             })
             .unwrap_or_default();
         let note = match &request.form.resubmit_of {
             Some(rejected) => {
-                note + &self
-                    .catalog
-                    .messages()
-                    .render("cmd_status_resubmit_of", &[("id", rejected.as_str())])
+                note + &self.catalog.messages().render(
+                    MessageKey::CmdStatusResubmitOf,
+                    &[("id", rejected.as_str())],
+                )
             }
             None => note,
         };
@@ -503,7 +515,7 @@ impl Commands<'_> {
             (Status::Submitted | Status::Processing, crate::catalog::Window::DailyBatch) => {
                 self.schedule.done_at(request.batch).map(|due| {
                     self.catalog.messages().render(
-                        "cmd_status_due",
+                        MessageKey::CmdStatusDue,
                         &[("time", &local_time(self.schedule, due))],
                     )
                 })
@@ -517,7 +529,7 @@ impl Commands<'_> {
             Some(when) => {
                 self.catalog
                     .messages()
-                    .render("cmd_status_expected", &[("when", &when)])
+                    .render(MessageKey::CmdStatusExpected, &[("when", &when)])
                     + &note
             }
             None => note,
@@ -528,7 +540,7 @@ impl Commands<'_> {
             |s| s.handler_label(self.catalog.messages()),
         );
         Ok(self.catalog.messages().render(
-            "cmd_status",
+            MessageKey::CmdStatus,
             &[
                 ("id", request.id.as_str()),
                 ("service_id", &request.form.service.to_string()),
@@ -571,7 +583,11 @@ impl Commands<'_> {
             }
         }
         if all.is_empty() {
-            return Ok(self.catalog.messages().get("cmd_mine_empty").to_owned());
+            return Ok(self
+                .catalog
+                .messages()
+                .get(MessageKey::CmdMineEmpty)
+                .to_owned());
         }
         // Open ones first, then the most recent.
         all.sort_by(|a, b| {
@@ -584,7 +600,7 @@ impl Commands<'_> {
         let mut out = self
             .catalog
             .messages()
-            .render("cmd_mine_header", &[("n", &all.len().to_string())]);
+            .render(MessageKey::CmdMineHeader, &[("n", &all.len().to_string())]);
         for r in &all {
             out.push('\n');
             out.push_str(&self.line(r));
@@ -619,18 +635,24 @@ impl Commands<'_> {
             })
             .collect();
         let view = match (scope, self.in_group) {
-            (Some(TeamScope::All), _) => {
-                self.catalog.messages().get("cmd_today_view_all").to_owned()
-            }
+            (Some(TeamScope::All), _) => self
+                .catalog
+                .messages()
+                .get(MessageKey::CmdTodayViewAll)
+                .to_owned(),
             (Some(TeamScope::Team(team)), _) => self
                 .catalog
                 .messages()
-                .render("cmd_today_view_team", &[("team", team.label())]),
-            (None, false) => self.catalog.messages().get("cmd_today_view_own").to_owned(),
+                .render(MessageKey::CmdTodayViewTeam, &[("team", team.label())]),
+            (None, false) => self
+                .catalog
+                .messages()
+                .get(MessageKey::CmdTodayViewOwn)
+                .to_owned(),
             (None, true) => self
                 .catalog
                 .messages()
-                .render("cmd_today_view_own_group", &[("user", user.as_str())]),
+                .render(MessageKey::CmdTodayViewOwnGroup, &[("user", user.as_str())]),
         };
         let mut counts: BTreeMap<u8, (Status, usize)> = BTreeMap::new();
         for r in &visible {
@@ -645,7 +667,7 @@ impl Commands<'_> {
         let mut out = view;
         out.push('\n');
         out += &self.catalog.messages().render(
-            "cmd_today_header",
+            MessageKey::CmdTodayHeader,
             &[
                 ("day", &day.to_string()),
                 ("total", &visible.len().to_string()),
@@ -661,7 +683,7 @@ impl Commands<'_> {
         if pages > 1 {
             out.push('\n');
             out.push_str(&self.catalog.messages().render(
-                "cmd_page",
+                MessageKey::CmdPage,
                 &[
                     ("page", &page.to_string()),
                     ("pages", &pages.to_string()),
@@ -693,7 +715,7 @@ mod tests {
     fn every_listed_command_has_a_required_line_and_the_request_commands_parse() {
         for c in SLASH_COMMANDS {
             assert!(
-                crate::catalog::messages::REQUIRED_KEYS.contains(&c.line_key),
+                MessageKey::ALL.contains(&c.line_key),
                 "{} must be a required key so the list is never blank",
                 c.line_key
             );

@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 
 use super::notices::{DayJob, KIND, Notice};
 use super::outbox::Outbox;
+use crate::catalog::MessageKey;
 use crate::catalog::{CatalogHandle, Messages, Window};
 use crate::channel::UserId;
 use crate::channel::cards::clip;
@@ -90,7 +91,7 @@ impl HandlerCards {
             .collect();
         let mut card = json!({
             "card_type": "button_interaction",
-            "source": {"desc": messages.render("handler_card_source", &[
+            "source": {"desc": messages.render(MessageKey::HandlerCardSource, &[
                 ("n", &position.0.to_string()),
                 ("total", &position.1.to_string()),
             ])},
@@ -101,9 +102,9 @@ impl HandlerCards {
             "horizontal_content_list": fields,
             "task_id": task_id(request, user),
             "button_list": [
-                {"text": messages.get("handler_card_done"), "style": 1,
+                {"text": messages.get(MessageKey::HandlerCardDone), "style": 1,
                  "key": DeskAction::Complete(request.id.clone()).key()},
-                {"text": messages.get("handler_card_reject"), "style": 2,
+                {"text": messages.get(MessageKey::HandlerCardReject), "style": 2,
                  "key": DeskAction::Reject(request.id.clone()).key()},
             ],
         });
@@ -111,7 +112,7 @@ impl HandlerCards {
             card["card_action"] = json!({"type": 1, "url": self.console_url});
             card["jump_list"] = json!([{
                 "type": 1,
-                "title": messages.get("handler_card_console"),
+                "title": messages.get(MessageKey::HandlerCardConsole),
                 "url": self.console_url,
             }]);
         }
@@ -124,7 +125,7 @@ impl HandlerCards {
             .take(OVERVIEW_LINES)
             .map(|r| {
                 messages.render(
-                    "cmd_line",
+                    MessageKey::CmdLine,
                     &[
                         ("id", r.id.as_str()),
                         ("service_id", &r.form.service.to_string()),
@@ -136,18 +137,21 @@ impl HandlerCards {
             .collect();
         let more = open.len().saturating_sub(MAX_REQUEST_CARDS);
         let more = if more > 0 {
-            messages.render("handler_batch_more", &[("n", &more.to_string())])
+            messages.render(MessageKey::HandlerBatchMore, &[("n", &more.to_string())])
         } else {
             String::new()
         };
         let console = if self.console_url.is_empty() {
             String::new()
         } else {
-            messages.render("handler_batch_console", &[("url", &self.console_url)])
+            messages.render(
+                MessageKey::HandlerBatchConsole,
+                &[("url", &self.console_url)],
+            )
         };
         messages
             .render(
-                "handler_batch_overview",
+                MessageKey::HandlerBatchOverview,
                 &[
                     ("day", &day.to_string()),
                     ("n", &open.len().to_string()),

@@ -4,6 +4,7 @@
 use std::ops::ControlFlow;
 
 use super::{Engine, Say, Turn};
+use crate::catalog::MessageKey;
 use crate::catalog::{FieldKey, FieldKind, FieldValue, Service, ServiceField};
 use crate::dialog::session::{Form, Offer, State, Step};
 use crate::dialog::slots::Extraction;
@@ -63,7 +64,7 @@ impl Engine<'_> {
         for (k, v) in others {
             if let Some(f) = service.field(k) {
                 t.say.push(m.render(
-                    "field_updated",
+                    MessageKey::FieldUpdated,
                     &[
                         ("label", &f.spec.label),
                         ("value", &f.spec.display_value(v)),
@@ -78,7 +79,7 @@ impl Engine<'_> {
         }
         for n in &found.noticed {
             t.say.push(m.render(
-                "noticed_value",
+                MessageKey::NoticedValue,
                 &[("label", &n.label), ("raw", &n.raw), ("why", &n.why)],
             ));
         }
@@ -131,7 +132,7 @@ impl Engine<'_> {
             {
                 Err(format!(
                     "{}\n{}",
-                    self.m().get("plain_command_in_form"),
+                    self.m().get(MessageKey::PlainCommandInForm),
                     field.spec.render_prompt()
                 ))
             }
@@ -186,7 +187,7 @@ impl Engine<'_> {
             let shown = value.display(false);
             let question = self
                 .m()
-                .render("offer_chinese_account", &[("value", &shown)]);
+                .render(MessageKey::OfferChineseAccount, &[("value", &shown)]);
             form.offers.retain(|o| o.key != key);
             form.offers.push(Offer {
                 key,
@@ -221,7 +222,7 @@ impl Engine<'_> {
         // Not in an assumed list: offer it as "其他: …", taken on a yes.
         if let Some(value) = field.spec.as_other(text) {
             let question = m.render(
-                "offer_other",
+                MessageKey::OfferOther,
                 &[("raw", text.trim()), ("value", &value.display(false))],
             );
             say.push(question.clone());
@@ -241,14 +242,14 @@ impl Engine<'_> {
             form.offers.push(offer);
             if form.failures >= 3 {
                 form.failures = 0;
-                say.push(m.render("too_many_failures", &[("label", &field.spec.label)]));
+                say.push(m.render(MessageKey::TooManyFailures, &[("label", &field.spec.label)]));
             }
             return State::Filling { form };
         }
         say.push(message);
         if form.failures >= 3 {
             form.failures = 0;
-            say.push(m.render("too_many_failures", &[("label", &field.spec.label)]));
+            say.push(m.render(MessageKey::TooManyFailures, &[("label", &field.spec.label)]));
         } else if field.spec.kind.is_closed() {
             // The options again, as buttons, without repeating the question text.
             self.ask(field, &form, say);

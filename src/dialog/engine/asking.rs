@@ -2,6 +2,7 @@
 //! after every change the form is advanced (refusal, guidance, next field or summary).
 
 use super::{Engine, Say, Turn};
+use crate::catalog::MessageKey;
 use crate::catalog::{FieldKey, FieldKind, FieldValue, Service, ServiceField, ServiceId};
 use crate::channel::ChoiceOption;
 use crate::dialog::session::{Form, Offer, Queued, State, Step};
@@ -19,7 +20,7 @@ impl Engine<'_> {
         t: &mut Turn,
     ) -> State {
         let Some(service) = self.catalog.service(id) else {
-            t.say.push(self.m().get("nothing_matched"));
+            t.say.push(self.m().get(MessageKey::NothingMatched));
             return State::Idle;
         };
         let m = self.m();
@@ -30,13 +31,13 @@ impl Engine<'_> {
             ..
         } = self.extract(service, text);
         t.say.push(m.render(
-            "start_service",
+            MessageKey::StartService,
             &[("id", &service.id.to_string()), ("name", &service.name)],
         ));
         if service.applicant == crate::catalog::ApplicantRule::ImplementationStaff {
             t.say.push(m.render(
-                "applicant_rule_note",
-                &[("rule", m.get("applicant_implementation_only"))],
+                MessageKey::ApplicantRuleNote,
+                &[("rule", m.get(MessageKey::ApplicantImplementationOnly))],
             ));
         }
         let account_field = service.seller_account_field();
@@ -56,13 +57,14 @@ impl Engine<'_> {
                     let v = answers.get(f.key())?;
                     let mut line = format!("{} {}", f.spec.label, f.spec.display_value(v));
                     if carried_key.as_ref() == Some(f.key()) {
-                        line.push_str(m.get("carried_suffix"));
+                        line.push_str(m.get(MessageKey::CarriedSuffix));
                     }
                     Some(line)
                 })
                 .collect::<Vec<_>>()
                 .join(", ");
-            t.say.push(m.render("prefilled", &[("values", &values)]));
+            t.say
+                .push(m.render(MessageKey::Prefilled, &[("values", &values)]));
         }
         // Nothing recognised is dropped without a word.
         let mut offers = Vec::new();
@@ -70,14 +72,14 @@ impl Engine<'_> {
             match &n.offer {
                 Some(value) => offers.push(self.cap_offer(&n.key, &n.raw, &n.why, value.clone())),
                 None => t.say.push(m.render(
-                    "noticed_value",
+                    MessageKey::NoticedValue,
                     &[("label", &n.label), ("raw", &n.raw), ("why", &n.why)],
                 )),
             }
         }
         if !extra_accounts.is_empty() {
             t.say.push(m.render(
-                "extra_accounts_queued",
+                MessageKey::ExtraAccountsQueued,
                 &[
                     ("accounts", &extra_accounts.join("、")),
                     ("name", &service.name),
@@ -111,7 +113,7 @@ impl Engine<'_> {
         if let Some(refusal) = service.refusal_for(&form.answers) {
             t.say.push(
                 self.m()
-                    .render("refusal_framing", &[("message", &refusal.message)]),
+                    .render(MessageKey::RefusalFraming, &[("message", &refusal.message)]),
             );
             // The answer that triggered the refusal is taken back and asked again; everything
             // else the person gave is kept ("那300呢" continues the same form).
@@ -129,16 +131,16 @@ impl Engine<'_> {
                 form.answers.remove(&key);
                 form.order.retain(|k| *k != key);
                 form.failures = 0;
-                t.say.push(self.m().get("refusal_retry"));
+                t.say.push(self.m().get(MessageKey::RefusalRetry));
             } else {
                 return State::Idle;
             }
         }
         if let Some(guidance) = service.guidance_for(&form.answers) {
-            t.say.push(
-                self.m()
-                    .render("guidance_framing", &[("message", &guidance.message)]),
-            );
+            t.say.push(self.m().render(
+                MessageKey::GuidanceFraming,
+                &[("message", &guidance.message)],
+            ));
             return State::Idle;
         }
         // Answers to fields no longer asked (a condition flipped) are dropped.
@@ -162,7 +164,7 @@ impl Engine<'_> {
                 form.step = Step::Ask(field.key().clone());
                 t.say.push(
                     self.m()
-                        .render("continue_private", &[("label", &field.spec.label)]),
+                        .render(MessageKey::ContinuePrivate, &[("label", &field.spec.label)]),
                 );
                 t.say.move_to_private = true;
             }
@@ -181,7 +183,7 @@ impl Engine<'_> {
     /// The cap offered instead of an over-cap number, with the question that offers it.
     pub(super) fn cap_offer(&self, key: &FieldKey, raw: &str, why: &str, cap: FieldValue) -> Offer {
         let question = self.m().render(
-            "offer_value",
+            MessageKey::OfferValue,
             &[
                 ("raw", raw),
                 ("why", why.trim_end_matches(['。', '.'])),
@@ -210,7 +212,7 @@ impl Engine<'_> {
         let mut prompt = field.spec.render_prompt();
         if !field.required {
             prompt.push('\n');
-            prompt.push_str(self.m().get("optional_hint"));
+            prompt.push_str(self.m().get(MessageKey::OptionalHint));
         }
         let options: Vec<String> = match &field.spec.kind {
             FieldKind::SingleChoice { options } | FieldKind::MultiChoice { options } => {
@@ -244,12 +246,12 @@ impl Engine<'_> {
         {
             self.ask(field, &form, say);
         } else if form.step == Step::Summary {
-            say.push(self.m().get("confirm_needed"));
+            say.push(self.m().get(MessageKey::ConfirmNeeded));
         } else if form.step == Step::PickEdit
             && let Some(service) = self.service(&form)
         {
             say.push(self.m().render(
-                "edit_which",
+                MessageKey::EditWhich,
                 &[("fields", &self.editable_list(service, &form))],
             ));
         }

@@ -6,6 +6,7 @@ use std::ops::ControlFlow;
 
 use super::command::FormCommand;
 use super::{Engine, Say, Turn, pick_number};
+use crate::catalog::MessageKey;
 use crate::catalog::{FieldKind, Service, ServiceField, ServiceId};
 use crate::channel::ChoiceOption;
 use crate::dialog::session::{Form, State, Step};
@@ -51,12 +52,14 @@ impl Engine<'_> {
         };
         match self.tuning().small_talk(text) {
             Some(SmallTalk::Greeting) if form.step != Step::Summary => {
-                t.say
-                    .push(self.m().render("welcome_back", &[("name", &service.name)]));
+                t.say.push(
+                    self.m()
+                        .render(MessageKey::WelcomeBack, &[("name", &service.name)]),
+                );
                 return self.reask(form, &mut t.say);
             }
             Some(SmallTalk::Thanks) if form.step != Step::Summary => {
-                t.say.push(self.m().get("thanks_reply"));
+                t.say.push(self.m().get(MessageKey::ThanksReply));
                 return self.reask(form, &mut t.say);
             }
             _ => {}
@@ -68,7 +71,7 @@ impl Engine<'_> {
         match form.step.clone() {
             Step::PickEdit => self.pick_edit(form, service, text, &mut t.say),
             Step::Summary => {
-                t.say.push(self.m().get("confirm_needed"));
+                t.say.push(self.m().get(MessageKey::ConfirmNeeded));
                 State::Filling { form }
             }
             Step::Ask(_) => self.answer(form, text, t),
@@ -114,7 +117,7 @@ impl Engine<'_> {
         let state = match command {
             FormCommand::Cancel => {
                 t.queue.clear();
-                t.say.push(m.get("cancelled"));
+                t.say.push(m.get(MessageKey::Cancelled));
                 State::Idle
             }
             FormCommand::Help => self.field_help(form, service, &mut t.say),
@@ -125,19 +128,19 @@ impl Engine<'_> {
             },
             FormCommand::Confirm if form.step == Step::Summary => {
                 t.file = Some(form);
-                t.say.push(m.get("confirmed"));
+                t.say.push(m.get(MessageKey::Confirmed));
                 State::Idle
             }
             FormCommand::Confirm => {
                 // 确认 is never a field value ("确认" as a seller account).
-                t.say.push(m.get("not_at_summary"));
+                t.say.push(m.get(MessageKey::NotAtSummary));
                 self.reask(form, &mut t.say)
             }
             FormCommand::Resume => self.reask(form, &mut t.say),
             FormCommand::Edit(None) => {
                 form.step = Step::PickEdit;
                 t.say.push(m.render(
-                    "edit_which",
+                    MessageKey::EditWhich,
                     &[("fields", &self.editable_list(service, &form))],
                 ));
                 State::Filling { form }
@@ -181,10 +184,10 @@ impl Engine<'_> {
                     } else {
                         f.spec.help.clone()
                     };
-                    say.push(
-                        self.m()
-                            .render("field_help", &[("label", &f.spec.label), ("help", &help)]),
-                    );
+                    say.push(self.m().render(
+                        MessageKey::FieldHelp,
+                        &[("label", &f.spec.label), ("help", &help)],
+                    ));
                 }
             }
             _ => say.push(self.help_text()),
@@ -196,12 +199,12 @@ impl Engine<'_> {
     pub(super) fn step_back(&self, mut form: Form, service: &Service, say: &mut Say) -> State {
         form.failures = 0;
         let Some(key) = form.order.pop() else {
-            say.push(self.m().get("at_first_step"));
+            say.push(self.m().get(MessageKey::AtFirstStep));
             return self.reask(form, say);
         };
         form.answers.remove(&key);
         form.skipped.retain(|k| *k != key);
-        say.push(self.m().get("back_done"));
+        say.push(self.m().get(MessageKey::BackDone));
         form.step = Step::Ask(key.clone());
         if let Some(f) = service.field(&key) {
             self.ask(f, &form, say);
@@ -220,7 +223,7 @@ impl Engine<'_> {
         if f.required {
             t.say.push(
                 self.m()
-                    .render("skip_not_allowed", &[("label", &f.spec.label)]),
+                    .render(MessageKey::SkipNotAllowed, &[("label", &f.spec.label)]),
             );
             return self.reask(form, &mut t.say);
         }
@@ -240,7 +243,7 @@ impl Engine<'_> {
         match f.spec.parse_answer(value) {
             Ok(parsed) => {
                 t.say.push(self.m().render(
-                    "field_updated",
+                    MessageKey::FieldUpdated,
                     &[
                         ("label", &f.spec.label),
                         ("value", &f.spec.display_value(&parsed)),
@@ -279,7 +282,7 @@ impl Engine<'_> {
                 self.ask_first(f, &form, say);
             }
             None => say.push(self.m().render(
-                "edit_which",
+                MessageKey::EditWhich,
                 &[("fields", &self.editable_list(service, &form))],
             )),
         }
@@ -367,7 +370,7 @@ impl Engine<'_> {
             .map(|s| s.name.clone())
             .unwrap_or_default();
         say.push(self.m().render(
-            "switch_confirm",
+            MessageKey::SwitchConfirm,
             &[
                 ("current", &form.service.to_string()),
                 ("current_name", &current),

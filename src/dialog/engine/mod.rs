@@ -23,6 +23,7 @@ use self::command::FormCommand;
 use super::session::{Form, Queued, Session, State, Step};
 use super::slots::{Extraction, extract};
 use super::understand::{Matcher, SmallTalk, Tuning, Verdict, fold};
+use crate::catalog::MessageKey;
 use crate::catalog::{Catalog, FieldKind, FieldValue, Messages, Service, ServiceField, ServiceId};
 use crate::channel::{ChoiceOption, Content, Reply};
 use crate::requests::BatchSchedule;
@@ -118,7 +119,7 @@ impl Engine<'_> {
         };
         let mut session = if expired {
             if !matches!(session.state, State::Idle) {
-                t.say.push(self.m().get("form_expired"));
+                t.say.push(self.m().get(MessageKey::FormExpired));
             }
             Session::default()
         } else {
@@ -130,7 +131,7 @@ impl Engine<'_> {
         let next = match content {
             Content::Text(text) if crate::catalog::value::has_control_chars(text) => {
                 // Refused at the edge: NUL, BEL or ESC are never stored or shown.
-                t.say.push(self.m().get("text_control_chars"));
+                t.say.push(self.m().get(MessageKey::TextControlChars));
                 state
             }
             Content::Text(text) => {
@@ -161,7 +162,7 @@ impl Engine<'_> {
         t: &mut Turn,
     ) -> State {
         let State::Filling { mut form } = state else {
-            t.say.push(self.m().get("attachment_unexpected"));
+            t.say.push(self.m().get(MessageKey::AttachmentUnexpected));
             return state;
         };
         let field = match &form.step {
@@ -176,7 +177,7 @@ impl Engine<'_> {
                 };
                 t.say.push(
                     self.m()
-                        .render("template_refused", &[("template", &template)]),
+                        .render(MessageKey::TemplateRefused, &[("template", &template)]),
                 );
                 self.reask(form, &mut t.say)
             }
@@ -198,7 +199,7 @@ impl Engine<'_> {
                 self.advance(form, t)
             }
             _ => {
-                t.say.push(self.m().get("attachment_unexpected"));
+                t.say.push(self.m().get(MessageKey::AttachmentUnexpected));
                 self.reask(form, &mut t.say)
             }
         }
@@ -212,11 +213,11 @@ impl Engine<'_> {
                     .service(&form)
                     .map(|s| s.name.clone())
                     .unwrap_or_default();
-                say.push(self.m().render("welcome_back", &[("name", &name)]));
+                say.push(self.m().render(MessageKey::WelcomeBack, &[("name", &name)]));
                 self.reask(form, say)
             }
             other => {
-                say.push(self.m().get("greeting"));
+                say.push(self.m().get(MessageKey::Greeting));
                 other
             }
         }
@@ -267,7 +268,7 @@ impl Engine<'_> {
         t: &mut Turn,
     ) -> State {
         if command == Some(FormCommand::Cancel) {
-            t.say.push(self.m().get("cancelled"));
+            t.say.push(self.m().get(MessageKey::Cancelled));
             return State::Idle;
         }
         // "#60" names service 60; a bare "2" is the second option.
@@ -288,10 +289,10 @@ impl Engine<'_> {
         {
             return self.idle(text, command, t);
         }
-        t.say.push(
-            self.m()
-                .render("choose_number", &[("n", &options.len().to_string())]),
-        );
+        t.say.push(self.m().render(
+            MessageKey::ChooseNumber,
+            &[("n", &options.len().to_string())],
+        ));
         self.offer(&options, &mut t.say);
         State::Choosing {
             options,
@@ -337,7 +338,7 @@ impl Engine<'_> {
                 );
             }
             t.say.push(self.m().render(
-                "switch_queued",
+                MessageKey::SwitchQueued,
                 &[("id", &target.to_string()), ("name", &name)],
             ));
             self.reask(form, &mut t.say)
@@ -355,7 +356,7 @@ impl Engine<'_> {
                 .map(|s| s.name.clone())
                 .unwrap_or_default();
             t.say
-                .push(self.m().render("switch_kept", &[("name", &name)]));
+                .push(self.m().render(MessageKey::SwitchKept, &[("name", &name)]));
             self.reask(form, &mut t.say)
         } else if self.matcher.verdict(&self.matcher.rank(text)) == Verdict::Service(target) {
             // Naming the new service again is a yes.
@@ -369,7 +370,7 @@ impl Engine<'_> {
     fn idle(&self, text: &str, command: Option<FormCommand>, t: &mut Turn) -> State {
         match command {
             Some(FormCommand::Cancel) => {
-                t.say.push(self.m().get("nothing_to_cancel"));
+                t.say.push(self.m().get(MessageKey::NothingToCancel));
                 return State::Idle;
             }
             Some(FormCommand::Help) => {
@@ -393,22 +394,22 @@ impl Engine<'_> {
                 | FormCommand::Skip
                 | FormCommand::Edit(None),
             ) => {
-                t.say.push(self.m().get("nothing_to_confirm"));
+                t.say.push(self.m().get(MessageKey::NothingToConfirm));
                 return State::Idle;
             }
             _ => {}
         }
         if Tuning::is(&self.tuning().commands.confirm_like, text) {
-            t.say.push(self.m().get("nothing_to_confirm"));
+            t.say.push(self.m().get(MessageKey::NothingToConfirm));
             return State::Idle;
         }
         match self.tuning().small_talk(text) {
             Some(SmallTalk::Greeting) => {
-                t.say.push(self.m().get("greeting"));
+                t.say.push(self.m().get(MessageKey::Greeting));
                 return State::Idle;
             }
             Some(SmallTalk::Thanks | SmallTalk::Acknowledgement) => {
-                t.say.push(self.m().get("thanks_reply"));
+                t.say.push(self.m().get(MessageKey::ThanksReply));
                 return State::Idle;
             }
             None => {}
@@ -420,7 +421,7 @@ impl Engine<'_> {
                 (self.catalog.service(dropped), self.catalog.service(wanted))
         {
             t.say.push(self.m().render(
-                "correction_taken",
+                MessageKey::CorrectionTaken,
                 &[
                     ("dropped", &format!("#{} {}", d.id, d.name)),
                     ("wanted", &format!("#{} {}", w.id, w.name)),
@@ -438,8 +439,10 @@ impl Engine<'_> {
                 .map(|s| format!("「#{} {}」", s.id, s.name))
                 .collect::<Vec<_>>()
                 .join("、");
-            t.say
-                .push(self.m().render("several_queued", &[("later", &later)]));
+            t.say.push(
+                self.m()
+                    .render(MessageKey::SeveralQueued, &[("later", &later)]),
+            );
             t.queue.splice(
                 0..0,
                 several[1..].iter().map(|&service| Queued {
@@ -464,7 +467,7 @@ impl Engine<'_> {
                 // The options are numbered by the channel (text) or shown as buttons (cards).
                 t.say.push(
                     self.m()
-                        .render("choose_candidates", &[("candidates", "")])
+                        .render(MessageKey::ChooseCandidates, &[("candidates", "")])
                         .trim_end(),
                 );
                 self.offer(&options, &mut t.say);
@@ -474,7 +477,7 @@ impl Engine<'_> {
                 }
             }
             Verdict::Nothing => {
-                t.say.push(self.m().get("nothing_matched"));
+                t.say.push(self.m().get(MessageKey::NothingMatched));
                 State::Idle
             }
         }

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{Engine, Outcome, Say};
+use crate::catalog::MessageKey;
 use crate::catalog::ServiceId;
 use crate::dialog::session::{Form, Session, State, Step};
 
@@ -24,7 +25,7 @@ impl Engine<'_> {
         let mut say = Say::default();
         session.updated_at = now.timestamp();
         let Some(found) = self.catalog.service(service) else {
-            say.push(self.m().get("cmd_not_found"));
+            say.push(self.m().get(MessageKey::CmdNotFound));
             return Self::outcome(session, say, None);
         };
         let order = found
@@ -40,11 +41,16 @@ impl Engine<'_> {
         let fields = found
             .summary_lines(&form.answers)
             .iter()
-            .map(|(label, value)| m.render("summary_line", &[("label", label), ("value", value)]))
+            .map(|(label, value)| {
+                m.render(
+                    MessageKey::SummaryLine,
+                    &[("label", label), ("value", value)],
+                )
+            })
             .collect::<Vec<_>>()
             .join("\n");
         say.push(m.render(
-            "resubmit_opened",
+            MessageKey::ResubmitOpened,
             &[
                 ("id", rejected),
                 ("service_id", &service.to_string()),
@@ -56,11 +62,11 @@ impl Engine<'_> {
         // Secrets and files are never asked for in a group: the form continues in the 1:1
         // chat, where 继续 asks which item to change.
         if self.in_group {
-            say.push(m.get("resubmit_private"));
+            say.push(m.get(MessageKey::ResubmitPrivate));
             say.move_to_private = true;
         } else {
             say.push(m.render(
-                "edit_which",
+                MessageKey::EditWhich,
                 &[("fields", &self.editable_list(found, &form))],
             ));
         }

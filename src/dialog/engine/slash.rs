@@ -1,6 +1,7 @@
 //! The slash commands a turn answers itself: `/help`, `/cancel`, `/services [keyword]`.
 
 use super::{Engine, Say};
+use crate::catalog::MessageKey;
 use crate::catalog::ServiceId;
 use crate::dialog::session::State;
 use crate::dialog::understand::fold;
@@ -14,9 +15,9 @@ impl Engine<'_> {
             }
             "cancel" | "取消" if args.is_empty() => {
                 if matches!(state, State::Idle) {
-                    say.push(self.m().get("nothing_to_cancel"));
+                    say.push(self.m().get(MessageKey::NothingToCancel));
                 } else {
-                    say.push(self.m().get("cancelled"));
+                    say.push(self.m().get(MessageKey::Cancelled));
                 }
                 State::Idle
             }
@@ -26,7 +27,7 @@ impl Engine<'_> {
             }
             _ => {
                 say.push(self.m().render(
-                    "unknown_command",
+                    MessageKey::UnknownCommand,
                     &[("commands", &crate::dialog::commands::command_list(self.m()))],
                 ));
                 state
@@ -37,7 +38,7 @@ impl Engine<'_> {
     /// `/help`, with the command list built from the one list of commands.
     pub(super) fn help_text(&self) -> String {
         self.m().render(
-            "help",
+            MessageKey::Help,
             &[("commands", &crate::dialog::commands::command_list(self.m()))],
         )
     }
@@ -60,7 +61,7 @@ impl Engine<'_> {
                 .collect::<Vec<_>>()
                 .join("\n");
             return m.render(
-                "services_overview",
+                MessageKey::ServicesOverview,
                 &[
                     ("count", &self.catalog.service_count().to_string()),
                     ("categories", &categories),
@@ -106,7 +107,7 @@ impl Engine<'_> {
             }
         };
         if ids.is_empty() {
-            return m.render("services_none", &[("keyword", keyword)]);
+            return m.render(MessageKey::ServicesNone, &[("keyword", keyword)]);
         }
         let list = ids
             .iter()
@@ -114,6 +115,6 @@ impl Engine<'_> {
             .map(|s| format!("#{} {}", s.id, s.name))
             .collect::<Vec<_>>()
             .join("\n");
-        m.render("services_found", &[("services", &list)])
+        m.render(MessageKey::ServicesFound, &[("services", &list)])
     }
 }

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{Engine, Say};
+use crate::catalog::MessageKey;
 use crate::catalog::{Service, Window};
 use crate::dialog::session::{Form, Queued};
 
@@ -24,16 +25,19 @@ impl Engine<'_> {
     ) {
         let m = self.m();
         let mut text = m.render(
-            "summary_header",
+            MessageKey::SummaryHeader,
             &[("id", &service.id.to_string()), ("name", &service.name)],
         );
         for (label, value) in service.summary_lines(&form.answers) {
             text.push('\n');
-            text.push_str(&m.render("summary_line", &[("label", &label), ("value", &value)]));
+            text.push_str(&m.render(
+                MessageKey::SummaryLine,
+                &[("label", &label), ("value", &value)],
+            ));
         }
         if !service.preconditions.is_empty() {
             text.push_str("\n\n");
-            text.push_str(m.get("summary_preconditions_header"));
+            text.push_str(m.get(MessageKey::SummaryPreconditionsHeader));
             for p in &service.preconditions {
                 text.push_str("\n· ");
                 text.push_str(p);
@@ -41,7 +45,7 @@ impl Engine<'_> {
         }
         if !service.warnings.is_empty() {
             text.push_str("\n\n");
-            text.push_str(m.get("summary_warnings_header"));
+            text.push_str(m.get(MessageKey::SummaryWarningsHeader));
             for w in &service.warnings {
                 text.push_str("\n· ");
                 text.push_str(w);
@@ -49,11 +53,11 @@ impl Engine<'_> {
         }
         text.push_str("\n\n");
         text.push_str(&m.render(
-            "summary_window",
+            MessageKey::SummaryWindow,
             &[("window", &self.window_text(service, now))],
         ));
         say.push(text);
-        say.push(m.get("confirm_prompt"));
+        say.push(m.get(MessageKey::ConfirmPrompt));
     }
 
     /// The receipt after the ledger filed a form.
@@ -73,7 +77,7 @@ impl Engine<'_> {
             Window::Custom(text) => text.clone(),
         };
         let mut text = self.m().render(
-            "filed_receipt",
+            MessageKey::FiledReceipt,
             &[
                 ("id", &service.id.to_string()),
                 ("name", &service.name),
@@ -85,7 +89,11 @@ impl Engine<'_> {
         );
         if let Some(rejected) = &form.resubmit_of {
             text.push('\n');
-            text.push_str(&self.m().render("receipt_resubmit_of", &[("id", rejected)]));
+            text.push_str(
+                &self
+                    .m()
+                    .render(MessageKey::ReceiptResubmitOf, &[("id", rejected)]),
+            );
         }
         if let Some(queued) = queue.first()
             && let Some(next) = self.catalog.service(queued.service)
@@ -93,11 +101,14 @@ impl Engine<'_> {
             let account = queued
                 .account
                 .as_ref()
-                .map(|a| self.m().render("queued_account", &[("account", a)]))
+                .map(|a| {
+                    self.m()
+                        .render(MessageKey::QueuedAccount, &[("account", a)])
+                })
                 .unwrap_or_default();
             text.push_str("\n\n");
             text.push_str(&self.m().render(
-                "queued_next",
+                MessageKey::QueuedNext,
                 &[
                     ("id", &next.id.to_string()),
                     ("name", &next.name),
@@ -113,7 +124,7 @@ impl Engine<'_> {
 fn receipt_channel(service: &Service, m: &crate::catalog::Messages) -> String {
     match &service.route {
         crate::catalog::FilingRoute::Email { address: None } => {
-            m.get("receipt_channel_email_unaddressed").to_owned()
+            m.get(MessageKey::ReceiptChannelEmailUnaddressed).to_owned()
         }
         channel => channel.label(),
     }

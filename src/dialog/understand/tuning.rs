@@ -112,13 +112,6 @@ impl Tuning {
         Ok(tuning)
     }
 
-    /// The folded message without trailing particles, for whole-message word lists.
-    #[must_use]
-    pub fn core(text: &str) -> String {
-        let folded = fold(text);
-        core_of(&folded).to_owned()
-    }
-
     /// Whether the whole message is one of `words`.
     #[must_use]
     pub fn is(words: &[String], text: &str) -> bool {
