@@ -556,6 +556,11 @@ impl Store for EmbeddedStore {
             .map_err(backend)?
     }
 
+    fn single_process(&self) -> bool {
+        // redb holds an exclusive lock on the file for as long as it is open.
+        true
+    }
+
     fn describe(&self) -> String {
         format!("embedded:{}", self.path.display())
     }

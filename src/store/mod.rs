@@ -159,6 +159,14 @@ pub trait Store: Send + Sync + 'static {
     /// Human-readable backend name for logs.
     fn describe(&self) -> String;
 
+    /// Whether only this process can reach the store (the embedded file is locked by the
+    /// process that opened it). Short-lived coordination that need not outlive the process,
+    /// such as a callback's "being answered" claim, can then stay in memory instead of costing
+    /// a write.
+    fn single_process(&self) -> bool {
+        false
+    }
+
     /// Drops expired records where the backend does not do so itself.
     async fn purge_expired(&self) -> Result<usize, StoreError> {
         Ok(0)
@@ -297,6 +305,10 @@ impl Store for Metered {
 
     fn describe(&self) -> String {
         self.inner.describe()
+    }
+
+    fn single_process(&self) -> bool {
+        self.inner.single_process()
     }
 
     async fn purge_expired(&self) -> Result<usize, StoreError> {

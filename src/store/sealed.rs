@@ -293,6 +293,10 @@ impl Store for Sealed {
         self.inner.ping().await
     }
 
+    fn single_process(&self) -> bool {
+        self.inner.single_process()
+    }
+
     fn describe(&self) -> String {
         format!(
             "{} (sealed, key {})",

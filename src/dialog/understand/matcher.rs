@@ -39,6 +39,9 @@ struct Phrase {
     chars: Vec<char>,
     /// Toneless pinyin of the phrase, concatenated (ASCII kept as is).
     pinyin: String,
+    /// Where this phrase's pinyin is among the matcher's pinyin patterns; `None` when the
+    /// pinyin is too short (or not ASCII) to be matched on its own.
+    pinyin_pattern: Option<usize>,
     weight: f32,
 }
 
@@ -55,6 +58,11 @@ pub struct Matcher {
     /// The words of every service's examples, for the blend by meaning.
     examples: ExampleIndex,
     tuning: Tuning,
+    /// Every distinct phrase pinyin long enough to match on its own, found in a message's
+    /// pinyin in one pass (a substring search per phrase was a tenth of a turn, issue 13).
+    pinyin_patterns: Option<aho_corasick::AhoCorasick>,
+    /// How many patterns `pinyin_patterns` holds.
+    pinyin_pattern_count: usize,
     /// Identifies this index for the ranking memo (see [`Matcher::rank`]); unique per process.
     generation: u64,
 }
@@ -137,11 +145,12 @@ impl Matcher {
                 .sum();
             Phrase {
                 pinyin: to_pinyin(&folded),
+                pinyin_pattern: None,
                 chars,
                 weight,
             }
         };
-        let entries = services
+        let mut entries: Vec<Entry> = services
             .iter()
             .map(|s| Entry {
                 id: s.id,
@@ -157,9 +166,31 @@ impl Matcher {
                     .collect(),
             })
             .collect();
+        let mut patterns: Vec<String> = Vec::new();
+        let mut slot_of: HashMap<String, usize> = HashMap::new();
+        for p in entries
+            .iter_mut()
+            .flat_map(|e| e.names.iter_mut().chain(e.keywords.iter_mut()))
+        {
+            // Pinyin matches need some length, or "an" would match everything.
+            if p.pinyin.len() >= 4 && p.pinyin.is_ascii() {
+                let slot = *slot_of.entry(p.pinyin.clone()).or_insert_with(|| {
+                    patterns.push(p.pinyin.clone());
+                    patterns.len() - 1
+                });
+                p.pinyin_pattern = Some(slot);
+            }
+        }
+        // Building fails only on patterns beyond the crate's size limits; matching then falls
+        // back to no pinyin matches rather than refusing the catalog.
+        let pinyin_patterns = aho_corasick::AhoCorasick::new(&patterns)
+            .map_err(|e| tracing::warn!(error = %e, "pinyin patterns not indexed"))
+            .ok();
         Self {
             entries,
             idf,
+            pinyin_patterns,
+            pinyin_pattern_count: patterns.len(),
             examples: ExampleIndex::new(catalog),
             tuning,
             generation: GENERATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
@@ -182,6 +213,19 @@ impl Matcher {
         &self.examples
     }
 
+    /// Which pinyin patterns occur in `text_pinyin` (overlapping occurrences count).
+    fn pinyin_hits(&self, text_pinyin: &str) -> Vec<bool> {
+        let mut hits = vec![false; self.pinyin_pattern_count];
+        if let Some(patterns) = &self.pinyin_patterns {
+            for found in patterns.find_overlapping_iter(text_pinyin) {
+                if let Some(hit) = hits.get_mut(found.pattern().as_usize()) {
+                    *hit = true;
+                }
+            }
+        }
+        hits
+    }
+
     fn is_generic(&self, run: &[char]) -> bool {
         let run: String = run.iter().collect();
         self.tuning.generic_words.iter().any(|g| g.contains(&run))
@@ -195,7 +239,7 @@ impl Matcher {
         &self,
         text: &[char],
         text_chars: &[char],
-        text_pinyin: &str,
+        pinyin_hits: &[bool],
         p: &Phrase,
         partial: bool,
     ) -> f32 {
@@ -209,8 +253,9 @@ impl Matcher {
         if shared == p.chars.len() && contains(text, &p.chars) {
             return p.weight;
         }
-        // Pinyin matches need some length, or "an" would match everything.
-        if p.pinyin.len() >= 4 && p.pinyin.is_ascii() && text_pinyin.contains(&p.pinyin) {
+        if p.pinyin_pattern
+            .is_some_and(|i| pinyin_hits.get(i).copied().unwrap_or(false))
+        {
             return p.weight * 0.9;
         }
         if shared < 2 {
@@ -264,7 +309,7 @@ impl Matcher {
         let mut text_chars = chars.clone();
         text_chars.sort_unstable();
         text_chars.dedup();
-        let pinyin = to_pinyin(&folded);
+        let pinyin_hits = self.pinyin_hits(&to_pinyin(&folded));
         let asks_how = self
             .tuning
             .question_markers
@@ -287,12 +332,12 @@ impl Matcher {
                 let name = e
                     .names
                     .iter()
-                    .map(|p| self.phrase_score(&chars, &text_chars, &pinyin, p, true))
+                    .map(|p| self.phrase_score(&chars, &text_chars, &pinyin_hits, p, true))
                     .fold(0.0f32, f32::max);
                 let keywords: f32 = e
                     .keywords
                     .iter()
-                    .map(|p| self.phrase_score(&chars, &text_chars, &pinyin, p, false))
+                    .map(|p| self.phrase_score(&chars, &text_chars, &pinyin_hits, p, false))
                     .filter(|s| *s > 0.0)
                     .sum();
                 Scored {
