@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use criterion::{Criterion, black_box, criterion_group, criterion_main};
 use kaitong::catalog::Catalog;
-use kaitong::channel::{ChannelKind, Content, Conversation, Inbound, UserId};
 use kaitong::dialog::Matcher;
 use kaitong::dialog::understand::Tuning;
+use kaitong::domain::{ChannelKind, Content, Conversation, Inbound, UserId};
 
 fn eval_texts() -> Vec<String> {
     include_str!("../tests/fixtures/understanding_eval.jsonl")

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{TimeZone, Utc};
-use kaitong::catalog::{Answers, FilingRoute, ServiceId, Team, Window};
-use kaitong::channel::{ChannelKind, Conversation, UserId};
+use kaitong::catalog::{Answers, FilingRoute, Team, Window};
+use kaitong::domain::{ChannelKind, Conversation, ServiceId, UserId};
 use kaitong::requests::{FiledForm, Requester};
 use kaitong::wecom::simulator::{SimulatedApp, WecomSimulator};
 

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use rand::Rng;
 
-use crate::channel::ChannelKind;
 use crate::config::Settings;
+use crate::domain::ChannelKind;
 use crate::wecom::app_xml::InnerMessage;
 use crate::wecom::peer::{self, WecomPeer};
 use crate::wecom::simulator::{SentMessage, SimulatorHandle};

@@ -15,6 +15,7 @@ pub mod chat;
 pub mod config;
 pub mod console;
 pub mod dialog;
+pub mod domain;
 pub mod embed;
 pub mod http;
 pub mod load;

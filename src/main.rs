@@ -6,10 +6,10 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use kaitong::catalog::Catalog;
-use kaitong::channel::ChannelKind;
 use kaitong::chat::{ChatClient, ChatIdentity, converse};
 use kaitong::config::Settings;
 use kaitong::dialog::Matcher;
+use kaitong::domain::ChannelKind;
 use kaitong::startup::{Application, shutdown_signal};
 use kaitong::wecom::simulator::{SimulatedApp, WecomSimulator};
 use std::sync::Arc;
@@ -611,7 +611,7 @@ async fn eval(
     }
     let name = |id: u16| {
         catalog
-            .service(kaitong::catalog::ServiceId(id))
+            .service(kaitong::domain::ServiceId(id))
             .map_or_else(|| "-".to_owned(), |s| s.name.clone())
     };
     let shown = if all { usize::MAX } else { 20 };
@@ -718,7 +718,7 @@ fn catalog(settings: &Settings, command: CatalogCommand) -> anyhow::Result<()> {
         }
         CatalogCommand::Show { id } => {
             let catalog = load_catalog(settings)?;
-            match kaitong::catalog::render_show(&catalog, kaitong::catalog::ServiceId(id)) {
+            match kaitong::catalog::render_show(&catalog, kaitong::domain::ServiceId(id)) {
                 Some(text) => {
                     print!("{text}");
                     Ok(())

@@ -10,14 +10,15 @@ use crate::catalog::MessageKey;
 use crate::catalog::{CatalogError, CatalogHandle};
 use crate::channel::cards::CardUpdater;
 use crate::channel::media::{WecomMediaFetcher, WecomTemplateFiles};
-use crate::channel::{AiBotChannel, AppChannel, Bot, ChannelSettings, ReplyCache};
+use crate::channel::{AiBotChannel, AppChannel, ChannelSettings, ReplyCache};
 use crate::config::{ConfigError, Settings};
 use crate::dialog::DialogBot;
 use crate::dialog::understand::TuningError;
+use crate::domain::Bot;
 use crate::http::{AppState, router};
 use crate::notify::handoff::HandoffWatcher;
 use crate::notify::{
-    BatchPush, DailyJob, HandlerCards, Notifier, Outbox, Transport, WecomTransport,
+    BatchPush, DailyJob, DeliveryKind, HandlerCards, Notifier, Outbox, Transport, WecomTransport,
 };
 use crate::requests::{
     BatchSchedule, Desk, HandlerDirectory, Ledger, StoreLedger, WatchedLedger, Watcher,
@@ -76,7 +77,7 @@ pub struct Parts {
     pub notifier: Notifier,
     pub schedule: BatchSchedule,
     /// Outbox transports by kind.
-    pub transports: HashMap<&'static str, Arc<dyn Transport>>,
+    pub transports: HashMap<DeliveryKind, Arc<dyn Transport>>,
 }
 
 impl Parts {
@@ -103,7 +104,7 @@ impl Parts {
         let desk = Desk::new(Arc::clone(&ledger));
         let handlers = HandlerDirectory::new(&settings.handlers.accounts)
             .with_admin_token(&settings.admin.token);
-        let mut transports: HashMap<&'static str, Arc<dyn Transport>> = HashMap::new();
+        let mut transports: HashMap<DeliveryKind, Arc<dyn Transport>> = HashMap::new();
         let wecom: Arc<dyn Transport> = Arc::new(WecomTransport::new(Arc::clone(&api)));
         transports.insert(wecom.kind(), wecom);
         for transport in crate::notify::handoff::transports(&settings.handoff, Arc::clone(&store))
@@ -191,7 +192,7 @@ impl Parts {
 /// Work that runs beside the HTTP server until shutdown.
 pub struct Background {
     pub outbox: Outbox,
-    pub transports: HashMap<&'static str, Arc<dyn Transport>>,
+    pub transports: HashMap<DeliveryKind, Arc<dyn Transport>>,
     pub tick: Duration,
     /// The 17:30 push to requesters.
     pub push: DailyJob,

@@ -10,7 +10,7 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use common::{BACKENDS, Backend, RecordingBot, TestApp};
-use kaitong::channel::{AttachmentKind, CardAction, Content, Conversation, MediaSource};
+use kaitong::domain::{AttachmentKind, CardAction, Content, Conversation, MediaSource};
 use kaitong::wecom::MsgCrypt;
 use kaitong::wecom::app_xml::InnerMessage;
 use kaitong::wecom::peer::{self, WecomPeer};
@@ -197,7 +197,7 @@ async fn an_app_text_message_gets_an_encrypted_text_reply() {
         assert_eq!(parsed.msg_type, "text");
         let seen = bot.last();
         assert_eq!(seen.conversation, Conversation::Direct);
-        assert_eq!(seen.channel, kaitong::channel::ChannelKind::App);
+        assert_eq!(seen.channel, kaitong::domain::ChannelKind::App);
     }
 }
 

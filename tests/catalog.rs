@@ -6,7 +6,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use kaitong::catalog::{Catalog, FilingRoute, ServiceId, Team, Window, render_list, render_show};
+use kaitong::catalog::{Catalog, FilingRoute, Team, Window, render_list, render_show};
+use kaitong::domain::ServiceId;
 
 fn dialogs() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("dialogs")

@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 
 use kaitong::catalog::{
     Answers, ApplicantRule, Catalog, CatalogError, CatalogHandle, FieldKey, FieldValue, Service,
-    ServiceField, ServiceId,
+    ServiceField,
 };
+use kaitong::domain::ServiceId;
 
 fn dialogs() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("dialogs")

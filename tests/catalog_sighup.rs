@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use kaitong::catalog::{CatalogHandle, ServiceId, reload_on_sighup};
+use kaitong::catalog::{CatalogHandle, reload_on_sighup};
+use kaitong::domain::ServiceId;
 use tokio::signal::unix::{SignalKind, signal};
 
 fn copy_dir(from: &Path, to: &Path) {

@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use common::{Backend, RecordingBot, TestApp};
 use kaitong::config::{HandlerAccount, Settings};
-use kaitong::requests::{Ledger, RequestId, Status, token_hash};
+use kaitong::domain::RequestId;
+use kaitong::requests::{Ledger, Status, token_hash};
 use kaitong::startup::{Application, Parts};
 use kaitong::wecom::app_xml::InnerMessage;
 use kaitong::wecom::peer;

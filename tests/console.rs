@@ -11,15 +11,18 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use chrono::{DateTime, Utc};
 use common::{BACKENDS, Backend, fresh_store};
-use kaitong::catalog::{Answers, FieldKey, FieldValue, FilingRoute, ServiceId, Team, Window};
-use kaitong::channel::{ChannelKind, Conversation, UserId};
+use kaitong::catalog::{Answers, FieldKey, FieldValue, FilingRoute, Team, Window};
 use kaitong::config::HandlerAccount;
 use kaitong::console::{ConsoleState, LoginThrottle, router};
-use kaitong::dialog::attachment_key;
-use kaitong::notify::{DeliveryError, Outbox, OutboxItem, RetryPolicy, Transport};
+use kaitong::domain::{ChannelKind, Conversation, RequestId, ServiceId, UserId};
+use kaitong::notify::handoff::email::EmailJob;
+use kaitong::notify::{
+    Delivery, DeliveryError, DeliveryKind, Notice, Outbox, OutboxItem, RetryPolicy, Transport,
+};
+use kaitong::requests::attachments;
 use kaitong::requests::{
-    ADMIN_ACTOR, BatchSchedule, Desk, FiledForm, HandlerDirectory, Ledger, RequestId, Requester,
-    Status, StoreLedger, token_hash,
+    ADMIN_ACTOR, BatchSchedule, Desk, FiledForm, HandlerDirectory, Ledger, Requester, Status,
+    StoreLedger, token_hash,
 };
 use kaitong::secret::Secret;
 use kaitong::store::Store;
@@ -630,8 +633,7 @@ async fn attachments_download_with_their_file_name() {
                 Utc::now(),
             )
             .await;
-        c.store
-            .put(&attachment_key("att1", "license"), b"%PDF-1.7 bytes", None)
+        attachments::store_blob(c.store.as_ref(), "att1", "license", b"%PDF-1.7 bytes")
             .await
             .unwrap();
         let boss = c.login(ALL_TOKEN).await;
@@ -679,8 +681,8 @@ struct Broken;
 
 #[async_trait::async_trait]
 impl Transport for Broken {
-    fn kind(&self) -> &'static str {
-        "webhook"
+    fn kind(&self) -> DeliveryKind {
+        DeliveryKind::Wecom
     }
 
     async fn deliver(&self, _: &OutboxItem) -> Result<(), DeliveryError> {
@@ -693,16 +695,28 @@ async fn failed_deliveries_are_listed_and_a_retry_requeues_them() {
     for backend in BACKENDS {
         let c = Console::spawn(backend).await;
         let now = Utc::now();
+        let notice = Notice {
+            touser: "zhangsan".into(),
+            text: "已完成".into(),
+            card: None,
+        };
         c.outbox
-            .enqueue("webhook", "handoff:KT-1", serde_json::json!({}), now, now)
+            .enqueue("handoff:KT-1", Delivery::Wecom(notice), now, now)
             .await
             .unwrap();
-        let transports: HashMap<&'static str, Arc<dyn Transport>> =
-            HashMap::from([("webhook", Arc::new(Broken) as Arc<dyn Transport>)]);
+        let transports: HashMap<DeliveryKind, Arc<dyn Transport>> =
+            HashMap::from([(DeliveryKind::Wecom, Arc::new(Broken) as Arc<dyn Transport>)]);
         let report = c.outbox.run_pass(&transports, now).await.unwrap();
         assert_eq!(report.failed, 1, "{backend:?}");
+        let mail = EmailJob {
+            to: "ops@example.com".into(),
+            subject: "KT-2".into(),
+            body: String::new(),
+            message_id: "<KT-2@kaitong>".into(),
+            attachments: Vec::new(),
+        };
         c.outbox
-            .enqueue("email", "mail:KT-2", serde_json::json!({}), now, now)
+            .enqueue("mail:KT-2", Delivery::Email(mail), now, now)
             .await
             .unwrap();
 
@@ -720,7 +734,7 @@ async fn failed_deliveries_are_listed_and_a_retry_requeues_them() {
             .post(
                 &boss,
                 "/console/deliveries/retry",
-                &[("kind", "webhook"), ("id", "handoff:KT-1")],
+                &[("kind", "wecom"), ("id", "handoff:KT-1")],
             )
             .await;
         assert_eq!(refused.status(), StatusCode::FORBIDDEN);
@@ -732,14 +746,14 @@ async fn failed_deliveries_are_listed_and_a_retry_requeues_them() {
                 "/console/deliveries/retry",
                 &[
                     ("csrf", &boss.csrf),
-                    ("kind", "webhook"),
+                    ("kind", "wecom"),
                     ("id", "handoff:KT-1"),
                 ],
             )
             .await;
         assert_eq!(retried.status(), StatusCode::SEE_OTHER, "{backend:?}");
         assert!(c.outbox.failed().await.unwrap().is_empty());
-        let pending = c.outbox.pending("webhook").await.unwrap();
+        let pending = c.outbox.pending(DeliveryKind::Wecom).await.unwrap();
         assert_eq!(pending.len(), 1);
         assert_eq!(pending[0].attempts, 0);
         let (_, page) = c.get(Some(&boss), "/console/deliveries?ok=retry").await;

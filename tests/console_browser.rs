@@ -19,10 +19,10 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use chrono::Utc;
 use common::{Backend, fresh_store};
-use kaitong::catalog::{Answers, FilingRoute, ServiceId, Team, Window};
-use kaitong::channel::{ChannelKind, Conversation, UserId};
+use kaitong::catalog::{Answers, FilingRoute, Team, Window};
 use kaitong::config::HandlerAccount;
 use kaitong::console::{ConsoleState, router};
+use kaitong::domain::{ChannelKind, Conversation, ServiceId, UserId};
 use kaitong::notify::Outbox;
 use kaitong::requests::{
     BatchSchedule, Desk, FiledForm, HandlerDirectory, Ledger, Requester, Status, StoreLedger,

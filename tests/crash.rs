@@ -10,8 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
-use kaitong::catalog::{Answers, FilingRoute, ServiceId, Team, Window};
-use kaitong::channel::{ChannelKind, Conversation, UserId};
+use kaitong::catalog::{Answers, FilingRoute, Team, Window};
+use kaitong::domain::{ChannelKind, Conversation, ServiceId, UserId};
 use kaitong::requests::{BatchSchedule, FiledForm, Ledger, Requester, StoreLedger};
 
 const REQUESTERS: usize = 100;

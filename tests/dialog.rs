@@ -7,7 +7,8 @@ mod common;
 use std::sync::Arc;
 
 use common::{BACKENDS, Backend, TestApp};
-use kaitong::requests::{Ledger, RequestId, Status};
+use kaitong::domain::RequestId;
+use kaitong::requests::{Ledger, Status};
 use kaitong::startup::Parts;
 use kaitong::store::Store;
 use kaitong::wecom::app_xml::InnerMessage;
@@ -284,14 +285,12 @@ async fn the_disclaimer_is_asked_only_when_implementation_has_closed() {
         .await
         .unwrap()
         .unwrap();
-    let kept = bot
-        .store
-        .get(&kaitong::dialog::attachment_key(
-            &request.form.form_id,
-            "disclaimer",
-        ))
-        .await
-        .unwrap();
+    let kept = kaitong::requests::attachments::load_blob(
+        bot.store.as_ref(),
+        &kaitong::requests::attachments::BlobRef::of(&request.form.form_id, "disclaimer"),
+    )
+    .await
+    .unwrap();
     assert_eq!(kept, Some(document), "the file is kept with the request");
 }
 

@@ -17,8 +17,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::TestApp;
-use kaitong::channel::{ChannelKind, UserId};
-use kaitong::requests::{BatchDay, RequestFilter, RequestId};
+use kaitong::domain::{ChannelKind, RequestId, UserId};
+use kaitong::requests::{BatchDay, RequestFilter};
 use kaitong::startup::{Application, Parts};
 
 const MASTER_NAME: &str = "mymaster";

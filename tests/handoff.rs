@@ -19,12 +19,12 @@ use axum::response::IntoResponse;
 use base64::Engine;
 use chrono::{DateTime, TimeZone, Utc};
 use common::{BACKENDS, Backend, fresh_store};
-use kaitong::catalog::{Answers, FieldKey, FieldValue, FilingRoute, ServiceId, Team, Window};
-use kaitong::channel::{ChannelKind, Conversation, UserId};
+use kaitong::catalog::{Answers, FieldKey, FieldValue, FilingRoute, Team, Window};
 use kaitong::config::HandoffSection;
-use kaitong::dialog::attachment_key;
+use kaitong::domain::{ChannelKind, Conversation, ServiceId, UserId};
 use kaitong::notify::handoff::{self, HandoffWatcher, WebhookEvent, verify_signature};
-use kaitong::notify::{Outbox, RetryPolicy, Transport};
+use kaitong::notify::{DeliveryKind, Outbox, RetryPolicy, Transport};
+use kaitong::requests::attachments;
 use kaitong::requests::{
     BatchSchedule, FiledForm, Ledger, Request, Requester, Status, StoreLedger, WatchedLedger,
     Watcher,
@@ -85,7 +85,7 @@ struct Rig {
     outbox: Outbox,
     watcher: Arc<HandoffWatcher>,
     ledger: WatchedLedger,
-    transports: HashMap<&'static str, Arc<dyn Transport>>,
+    transports: HashMap<DeliveryKind, Arc<dyn Transport>>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -262,7 +262,7 @@ async fn a_filed_request_is_posted_once_signed_with_its_fields() {
             .file(form("f1", 7, "电子发票", FilingRoute::ResourcePlatform))
             .await;
         let key = format!("handoff:webhook:{}", request.id);
-        let pending = rig.outbox.pending("webhook").await.unwrap();
+        let pending = rig.outbox.pending(DeliveryKind::Webhook).await.unwrap();
         assert_eq!(pending.len(), 1, "{backend:?}");
         assert_eq!(pending[0].id, key);
 
@@ -329,7 +329,7 @@ async fn service_unavailable_is_retried_honouring_retry_after_then_delivered_onc
 
         let first = rig.pass(0).await;
         assert_eq!(first.retried, 1, "{backend:?} {first:?}");
-        let pending = rig.outbox.pending("webhook").await.unwrap();
+        let pending = rig.outbox.pending(DeliveryKind::Webhook).await.unwrap();
         assert_eq!(pending.len(), 1);
         assert_eq!(pending[0].attempts, 1);
         assert_eq!(pending[0].due, later(0) + chrono::Duration::seconds(120));
@@ -433,7 +433,7 @@ async fn a_platform_that_never_answers_times_out_and_is_retried() {
         took >= Duration::from_secs(9) && took < Duration::from_secs(20),
         "the 10 s total timeout should end the attempt, took {took:?}"
     );
-    let pending = rig.outbox.pending("webhook").await.unwrap();
+    let pending = rig.outbox.pending(DeliveryKind::Webhook).await.unwrap();
     assert_eq!(pending.len(), 1);
     assert!(pending[0].last_error.is_some());
     hold.abort();
@@ -484,7 +484,11 @@ async fn filing_the_same_form_twice_queues_and_sends_once() {
         // Even a watcher told twice queues once: the outbox is idempotent by key.
         rig.watcher.changed(&first, t0()).await.unwrap();
         assert_eq!(
-            rig.outbox.pending("webhook").await.unwrap().len(),
+            rig.outbox
+                .pending(DeliveryKind::Webhook)
+                .await
+                .unwrap()
+                .len(),
             1,
             "{backend:?}"
         );
@@ -873,14 +877,14 @@ async fn email_routed_requests_are_mailed_with_their_attachment() {
         let platform = Receiver::start().await;
         let rig = rig(backend, &section(&platform.url, "", &sink.url()));
         let form = email_form(&format!("mail-{backend:?}"), MAILBOX);
-        rig.store
-            .put(
-                &attachment_key(&form.form_id, "quote_file"),
-                &attachment_bytes(),
-                None,
-            )
-            .await
-            .unwrap();
+        attachments::store_blob(
+            rig.store.as_ref(),
+            &form.form_id,
+            "quote_file",
+            &attachment_bytes(),
+        )
+        .await
+        .unwrap();
         let request = rig.file(form).await;
         let report = rig.pass(0).await;
         assert_eq!(report.sent, 2, "{backend:?} {report:?}: webhook and email");
@@ -960,7 +964,7 @@ async fn smtp_refusals_are_failed_and_deferrals_retried() {
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].id, format!("handoff:email:{}", rejected.id));
     assert!(failed[0].last_error.as_deref().unwrap().contains("550"));
-    let pending = rig.outbox.pending("email").await.unwrap();
+    let pending = rig.outbox.pending(DeliveryKind::Email).await.unwrap();
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].id, format!("handoff:email:{}", deferred.id));
     assert!(pending[0].last_error.as_deref().unwrap().contains("451"));
@@ -999,10 +1003,10 @@ async fn an_email_service_without_an_address_queues_no_mail_only_the_platform_we
         ))
         .await;
         let pending = rig.outbox.all_pending().await.unwrap();
-        let kinds: Vec<&str> = pending.iter().map(|i| i.kind.as_str()).collect();
+        let kinds: Vec<&str> = pending.iter().map(|i| i.delivery.kind()).collect();
         assert_eq!(kinds, vec!["webhook"], "{backend:?}");
         assert_eq!(
-            pending[0].payload["request"]["routing"],
+            pending[0].delivery.payload()["request"]["routing"],
             serde_json::json!({ "kind": "email", "address": null }),
             "{backend:?}"
         );

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
 use common::{BACKENDS, fresh_store};
-use kaitong::catalog::{Answers, FilingRoute, ServiceId, Team, Window};
-use kaitong::channel::{ChannelKind, Conversation, UserId};
+use kaitong::catalog::{Answers, FilingRoute, Team, Window};
+use kaitong::domain::{ChannelKind, Conversation, ServiceId, UserId};
 use kaitong::requests::{
     BatchSchedule, FiledForm, Ledger, LedgerError, RequestFilter, Requester, Status, StoreLedger,
 };
@@ -195,7 +195,7 @@ async fn transitions_follow_the_rules_and_keep_an_audit_trail() {
             matches!(again, Err(LedgerError::InvalidTransition { .. })),
             "final states stay final"
         );
-        let missing = kaitong::requests::RequestId::parse("KT-20990101-0001").unwrap();
+        let missing = kaitong::domain::RequestId::parse("KT-20990101-0001").unwrap();
         assert!(matches!(
             ledger
                 .transition(&missing, Status::Done, "x", None, shanghai(28, 9, 0))

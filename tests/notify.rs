@@ -8,10 +8,11 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use common::{BACKENDS, Backend};
-use kaitong::catalog::{Answers, FilingRoute, ServiceId, Team, Window};
-use kaitong::channel::{ChannelKind, Conversation, UserId};
+use kaitong::catalog::{Answers, FilingRoute, Team, Window};
 use kaitong::config::Settings;
-use kaitong::requests::{FiledForm, Handler, RequestId, Requester, TeamScope};
+use kaitong::domain::{ChannelKind, Conversation, RequestId, ServiceId, UserId};
+use kaitong::notify::{Delivery, DeliveryKind};
+use kaitong::requests::{FiledForm, Handler, Requester, TeamScope};
 use kaitong::startup::Parts;
 use kaitong::store::Store;
 use kaitong::wecom::simulator::SimulatorHandle;
@@ -242,9 +243,10 @@ async fn a_restart_in_the_middle_of_sending_loses_and_doubles_nothing() {
         assert_eq!((first.sent, first.retried), (2, 3), "{backend:?}");
         // A send that went out just before the crash but was never marked: WeCom's duplicate
         // check (which every notice carries) absorbs the resend.
-        let pending = parts.outbox.pending("wecom").await.unwrap();
-        let notice: kaitong::notify::Notice =
-            serde_json::from_value(pending[0].payload.clone()).unwrap();
+        let pending = parts.outbox.pending(DeliveryKind::Wecom).await.unwrap();
+        let Delivery::Wecom(notice) = &pending[0].delivery else {
+            panic!("{:?}", pending[0]);
+        };
         parts
             .api
             .send_text(
@@ -319,7 +321,7 @@ async fn a_rate_limit_backs_off_before_retrying() {
         .await
         .unwrap();
     assert_eq!(report.retried, 1);
-    let item = &parts.outbox.pending("wecom").await.unwrap()[0];
+    let item = &parts.outbox.pending(DeliveryKind::Wecom).await.unwrap()[0];
     assert!(
         item.due >= at(28, 17, 30) + Duration::seconds(60),
         "45009 waits a minute: {}",
@@ -350,7 +352,7 @@ async fn an_untrusted_ip_is_reported_as_a_configuration_problem_and_retried_late
         .run_pass(&parts.transports, at(28, 17, 30))
         .await
         .unwrap();
-    let item = &parts.outbox.pending("wecom").await.unwrap()[0];
+    let item = &parts.outbox.pending(DeliveryKind::Wecom).await.unwrap()[0];
     assert!(
         item.last_error.as_deref().unwrap().contains("可信IP"),
         "{:?}",
@@ -440,7 +442,7 @@ async fn no_member_gets_more_than_thirty_messages_a_minute() {
         .unwrap();
     assert_eq!((report.sent, report.retried), (30, 1));
     assert_eq!(sim.sent_messages().len(), 30);
-    let waiting = &parts.outbox.pending("wecom").await.unwrap()[0];
+    let waiting = &parts.outbox.pending(DeliveryKind::Wecom).await.unwrap()[0];
     assert!(
         waiting.due > at(28, 17, 30),
         "the 31st waits for the next minute"

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use kaitong::catalog::audit::{audit, render_audit, seed_rows};
-use kaitong::catalog::{AssumedValue, Catalog, FieldKey, FieldValue, FilingRoute, ServiceId};
+use kaitong::catalog::{AssumedValue, Catalog, FieldKey, FieldValue, FilingRoute};
+use kaitong::domain::ServiceId;
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -8,7 +8,8 @@ mod common;
 use std::sync::Arc;
 
 use common::{Backend, TestApp};
-use kaitong::requests::{Ledger, RequestId};
+use kaitong::domain::RequestId;
+use kaitong::requests::Ledger;
 use kaitong::startup::Parts;
 use kaitong::wecom::simulator::SimulatorHandle;
 

@@ -191,7 +191,7 @@ mod slot_properties {
     fn piece(service: u16) -> impl Strategy<Value = String> {
         let (catalog, _) = &*PARTS;
         let s = catalog
-            .service(kaitong::catalog::ServiceId(service))
+            .service(kaitong::domain::ServiceId(service))
             .unwrap();
         let mut phrases: Vec<String> = vec![s.name.clone()];
         phrases.extend(s.aliases.iter().cloned());
@@ -237,7 +237,7 @@ mod slot_properties {
         #[test]
         fn every_reported_value_is_in_the_message_and_valid((id, text) in message()) {
             let (catalog, matcher) = &*PARTS;
-            let service = catalog.service(kaitong::catalog::ServiceId(id)).unwrap();
+            let service = catalog.service(kaitong::domain::ServiceId(id)).unwrap();
             let found = kaitong::dialog::slots::extract(catalog, service, &matcher.tuning().slots, &text);
             let normalised = normalize_width(&text).to_lowercase();
             for (key, value) in &found.answers {

@@ -4,6 +4,7 @@
 //! assumption (`[[assumed]]` in the service file) with a note saying why. Pure: the caller reads
 //! the seed file and prints the report.
 
+use crate::domain::ServiceId;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::LazyLock;
@@ -11,9 +12,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use super::Catalog;
-use super::model::{
-    AssumedValue, Assumption, FieldKind, FilingRoute, Service, ServiceId, Team, Window,
-};
+use super::model::{AssumedValue, Assumption, FieldKind, FilingRoute, Service, Team, Window};
 
 /// Where the seed says a request goes (its 申请渠道 column).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

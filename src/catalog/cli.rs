@@ -1,11 +1,12 @@
 //! Pure text renderers for the `services`, `show` and `check` commands of
 //! the binary. No I/O here: the binary prints what these return.
 
+use crate::domain::ServiceId;
 use std::fmt::Write as _;
 use std::path::Path;
 
 use super::messages::MessageKey;
-use super::model::{ApplicantRule, FilingRoute, Service, ServiceId, Window};
+use super::model::{ApplicantRule, FilingRoute, Service, Window};
 use super::{Catalog, CatalogError};
 
 /// All services grouped by category, with ids.

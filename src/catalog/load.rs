@@ -2,6 +2,7 @@
 //! resolve field references, compile patterns, check conditions and
 //! cross-service links. Every rejection names the file, line and reason.
 
+use crate::domain::ServiceId;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -16,7 +17,7 @@ use super::condition::Condition;
 use super::messages::{MessageKey, Messages};
 use super::model::{
     AssumedValue, Assumption, Category, FieldKind, FieldSpec, FilingRoute, Guidance, Refusal,
-    Service, ServiceField, ServiceId, Window,
+    Service, ServiceField, Window,
 };
 use super::raw::{
     RawAssumption, RawCategoriesFile, RawChannelKind, RawCondition, RawConstraints, RawFieldHead,

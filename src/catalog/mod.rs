@@ -21,6 +21,7 @@ pub mod model;
 mod raw;
 pub mod value;
 
+use crate::domain::ServiceId;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -32,7 +33,7 @@ pub use load::CatalogError;
 pub use messages::{MessageKey, Messages};
 pub use model::{
     ApplicantRule, AssumedValue, Assumption, Category, FieldKind, FieldSpec, FilingRoute, Guidance,
-    Refusal, Service, ServiceField, ServiceId, Team, Window,
+    Refusal, Service, ServiceField, Team, Window,
 };
 pub use value::{AnswerError, Answers, FieldKey, FieldValue};
 

@@ -4,6 +4,7 @@
 //! in `dialogs/`; once a value of these types exists it is known to be
 //! consistent (field references resolved, regexes compiled, caps coherent).
 
+use crate::domain::ServiceId;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,40 +16,6 @@ use super::condition::Condition;
 use super::messages::MessageKey;
 use super::messages::Messages;
 use super::value::{Answers, FieldKey, FieldValue};
-
-/// The seed's 序号: stable forever, used in tickets and commands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct ServiceId(pub u16);
-
-impl ServiceId {
-    pub fn get(self) -> u16 {
-        self.0
-    }
-}
-
-impl std::str::FromStr for ServiceId {
-    type Err = String;
-
-    /// Accepts "33", "#33", "＃33", "33号" (what users type for an id).
-    fn from_str(s: &str) -> Result<Self, String> {
-        let t = s
-            .trim()
-            .trim_start_matches(['#', '＃'])
-            .trim_end_matches('号')
-            .trim();
-        match t.parse::<u16>() {
-            Ok(n) if n > 0 => Ok(Self(n)),
-            _ => Err(format!("not a service id: {s:?}")),
-        }
-    }
-}
-
-impl fmt::Display for ServiceId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
 
 /// Who handles the request once filed (the seed's 处理人 column).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -610,11 +577,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ids_and_keys_parse() {
-        assert_eq!("#33".parse::<ServiceId>(), Ok(ServiceId(33)));
-        assert_eq!("33号".parse::<ServiceId>(), Ok(ServiceId(33)));
-        assert!("0".parse::<ServiceId>().is_err());
-        assert!("abc".parse::<ServiceId>().is_err());
+    fn field_keys_parse() {
         assert!(FieldKey::parse("seller_account").is_ok());
         assert!(FieldKey::parse("Seller").is_err());
         assert!(FieldKey::parse("9x").is_err());

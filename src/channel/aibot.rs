@@ -5,11 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{
-    Attachment, AttachmentKind, Bot, CallbackResponse, CardAction, ChannelKind, ChannelSettings,
-    Content, Conversation, Inbound, MediaSource, Rejection, Reply, ReplyCache, UserId, open,
-    reply_stamp, signed_query,
+    CallbackResponse, ChannelSettings, Rejection, ReplyCache, open, reply_stamp, signed_query,
 };
-use crate::store::Store;
+use crate::domain::{
+    Attachment, AttachmentKind, Bot, CardAction, ChannelKind, Content, Conversation, Inbound,
+    MediaSource, Reply, UserId,
+};
+use crate::store::{Store, keys};
 use crate::wecom::aibot_json::{self, BotMessage, ReplyEnvelope};
 use crate::wecom::{CallbackQuery, MsgCrypt};
 
@@ -95,7 +97,7 @@ impl AiBotChannel {
             conversation,
             content,
         };
-        let key = format!("idem:aibot:{}:{}", message.aibotid, message.msgid.trim());
+        let key = keys::dedupe_aibot_message(&message.aibotid, message.msgid.trim());
         let shape = &shape;
         let Some(plaintext) = super::answer_once(
             ChannelKind::AiBot,
@@ -121,7 +123,7 @@ impl AiBotChannel {
             .as_ref()
             .map(|s| s.id.clone())
             .unwrap_or_default();
-        let content = match self.store.get(&stream_key(&id)).await {
+        let content = match self.store.get(&keys::aibot_stream(&id)).await {
             Ok(Some(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
             Ok(None) => String::new(),
             Err(e) => {
@@ -165,7 +167,11 @@ impl AiBotChannel {
                 let stream_id = new_stream_id();
                 if let Err(e) = self
                     .store
-                    .put(&stream_key(&stream_id), text.as_bytes(), Some(STREAM_TTL))
+                    .put(
+                        &keys::aibot_stream(&stream_id),
+                        text.as_bytes(),
+                        Some(STREAM_TTL),
+                    )
                     .await
                 {
                     tracing::warn!(channel = "aibot", error = %e, "stream content not kept for refresh");
@@ -201,14 +207,28 @@ impl AiBotChannel {
     }
 }
 
-fn stream_key(id: &str) -> String {
-    format!("stream:{id}")
-}
-
 fn new_stream_id() -> String {
     use rand::Rng;
     let n: u128 = rand::thread_rng().r#gen();
     format!("kt{n:032x}")
+}
+
+/// Group messages arrive as "@机器人 text"; the leading mentions are not part of what was asked,
+/// so the domain text never carries them (the dialog sees what the person asked).
+#[must_use]
+pub fn strip_mentions(text: &str) -> String {
+    let is_space = |c: char| c.is_whitespace() || c == '\u{2005}';
+    let mut rest = text.trim_start_matches(is_space);
+    while let Some(after_at) = rest.strip_prefix('@').or_else(|| rest.strip_prefix('＠')) {
+        match after_at.find(is_space) {
+            Some(end) => rest = after_at[end..].trim_start_matches(is_space),
+            None => {
+                rest = "";
+                break;
+            }
+        }
+    }
+    rest.trim_end_matches(is_space).to_owned()
 }
 
 fn content_of(message: &BotMessage) -> Option<(Content, Shape)> {
@@ -220,7 +240,7 @@ fn content_of(message: &BotMessage) -> Option<(Content, Shape)> {
         })
     };
     let content = match message.msgtype.as_str() {
-        "text" => Content::Text(aibot_json::strip_mentions(
+        "text" => Content::Text(strip_mentions(
             &message
                 .text
                 .as_ref()
@@ -228,7 +248,7 @@ fn content_of(message: &BotMessage) -> Option<(Content, Shape)> {
                 .unwrap_or_default(),
         )),
         // WeCom transcribes voice; the text is what the person said.
-        "voice" => Content::Text(aibot_json::strip_mentions(
+        "voice" => Content::Text(strip_mentions(
             &message
                 .voice
                 .as_ref()
@@ -251,7 +271,7 @@ fn content_of(message: &BotMessage) -> Option<(Content, Shape)> {
                 let image = items.iter().find_map(|i| i.image.as_ref())?;
                 attachment(AttachmentKind::Image, &image.url, None)
             } else {
-                Content::Text(aibot_json::strip_mentions(&text.join("\n")))
+                Content::Text(strip_mentions(&text.join("\n")))
             }
         }
         "event" => {
@@ -291,4 +311,18 @@ fn content_of(message: &BotMessage) -> Option<(Content, Shape)> {
         other => Content::Unsupported(other.to_owned()),
     };
     Some((content, Shape::Stream))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mentions_are_stripped_from_the_front() {
+        assert_eq!(strip_mentions("@RobotA hello robot"), "hello robot");
+        assert_eq!(strip_mentions("@开通助手\u{2005}开电子发票"), "开电子发票");
+        assert_eq!(strip_mentions("  @a @b  查询 KT-1 "), "查询 KT-1");
+        assert_eq!(strip_mentions("@only"), "");
+        assert_eq!(strip_mentions("email a@b.com"), "email a@b.com");
+    }
 }

@@ -3,10 +3,13 @@
 use std::sync::Arc;
 
 use super::{
-    Attachment, AttachmentKind, Bot, CallbackResponse, CardAction, ChannelKind, ChannelSettings,
-    Content, Conversation, Inbound, MediaSource, Rejection, Reply, ReplyCache, UserId, open,
-    reply_stamp, signed_query,
+    CallbackResponse, ChannelSettings, Rejection, ReplyCache, open, reply_stamp, signed_query,
 };
+use crate::domain::{
+    Attachment, AttachmentKind, Bot, CardAction, ChannelKind, Content, Conversation, Inbound,
+    MediaSource, Reply, UserId,
+};
+use crate::store::keys;
 use crate::wecom::api::{MessageBody, OutboundMessage, WecomApi};
 use crate::wecom::app_xml::{self, Envelope, InnerMessage};
 use crate::wecom::{CallbackQuery, MsgCrypt};
@@ -138,21 +141,21 @@ impl AppChannel {
 
     /// Messages by MsgId; events by sender + CreateTime + Event (WeCom's own rule), per app.
     fn dedupe_key(&self, message: &InnerMessage) -> String {
-        let scope = format!("idem:app:{}:{}", self.corp_id, self.agent_id);
         match message
             .msg_id
             .as_deref()
             .map(str::trim)
             .filter(|m| !m.is_empty())
         {
-            Some(msg_id) => format!("{scope}:msg:{msg_id}"),
-            None => format!(
-                "{scope}:evt:{}:{}:{}:{}:{}",
-                message.from_user_name,
+            Some(msg_id) => keys::dedupe_app_message(&self.corp_id, &self.agent_id, msg_id),
+            None => keys::dedupe_app_event(
+                &self.corp_id,
+                &self.agent_id,
+                &message.from_user_name,
                 message.create_time.trim(),
                 message.event.as_deref().unwrap_or(""),
                 message.task_id.as_deref().unwrap_or(""),
-                message.event_key.as_deref().unwrap_or("")
+                message.event_key.as_deref().unwrap_or(""),
             ),
         }
     }

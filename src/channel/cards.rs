@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::ChoiceOption;
+use crate::domain::{ChoiceOption, UserId};
 
 pub const MAX_BUTTONS: usize = 6;
 
@@ -49,7 +49,7 @@ pub trait CardUpdater: Send + Sync + 'static {
     /// Replaces the buttons of the card behind `response_code` (single use, 72 h) with `label`.
     async fn relabel(
         &self,
-        user: &super::UserId,
+        user: &UserId,
         response_code: &str,
         label: &str,
     ) -> Result<(), crate::wecom::api::ApiError>;
@@ -59,7 +59,7 @@ pub trait CardUpdater: Send + Sync + 'static {
 impl CardUpdater for crate::wecom::api::WecomApi {
     async fn relabel(
         &self,
-        user: &super::UserId,
+        user: &UserId,
         response_code: &str,
         label: &str,
     ) -> Result<(), crate::wecom::api::ApiError> {

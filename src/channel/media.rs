@@ -4,7 +4,8 @@
 use crate::wecom::AesKey;
 use crate::wecom::api::WecomApi;
 
-use super::MediaSource;
+use crate::domain::{MediaSource, UserId};
+use crate::store::keys;
 
 /// A downloaded attachment.
 #[derive(Clone, PartialEq, Eq)]
@@ -111,7 +112,7 @@ pub trait TemplateFiles: Send + Sync + 'static {
     /// The template's bytes, when a file of that name is configured.
     async fn content(&self, name: &str) -> Option<Vec<u8>>;
     /// Sends the template to `user` as a file message.
-    async fn send(&self, user: &super::UserId, name: &str) -> Result<(), TemplateError>;
+    async fn send(&self, user: &UserId, name: &str) -> Result<(), TemplateError>;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -160,7 +161,7 @@ impl WecomTemplateFiles {
         Ok(media_id)
     }
 
-    async fn send_media(&self, user: &super::UserId, media_id: &str) -> Result<(), TemplateError> {
+    async fn send_media(&self, user: &UserId, media_id: &str) -> Result<(), TemplateError> {
         use crate::wecom::api::{MediaRef, MessageBody, OutboundMessage};
         let message = OutboundMessage::new(
             &[user.as_str()],
@@ -187,16 +188,13 @@ impl TemplateFiles for WecomTemplateFiles {
         tokio::fs::read(self.dir.join(name)).await.ok()
     }
 
-    async fn send(&self, user: &super::UserId, name: &str) -> Result<(), TemplateError> {
+    async fn send(&self, user: &UserId, name: &str) -> Result<(), TemplateError> {
         use sha2::Digest;
         let bytes = self
             .content(name)
             .await
             .ok_or_else(|| TemplateError::Missing(name.to_owned()))?;
-        let key = format!(
-            "media:template:{}",
-            hex::encode(sha2::Sha256::digest(&bytes))
-        );
+        let key = keys::template_media(&sha2::Sha256::digest(&bytes));
         let cached = self
             .store
             .get(&key)

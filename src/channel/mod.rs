@@ -1,5 +1,5 @@
 //! Turns WeCom callbacks of both inbound channels into one domain [`Inbound`] message for the
-//! [`Bot`], and the bot's [`Reply`] back into each channel's encrypted wire format.
+//! [`Bot`] (both in [`crate::domain`]), and the bot's [`Reply`] back into each channel's encrypted wire format.
 //!
 //! Owns signature/timestamp checks, envelope parsing, retry de-duplication and reply rendering.
 //! It must not know what the bot does with a message, nor anything of HTTP beyond raw bytes.
@@ -10,18 +10,14 @@ pub mod cards;
 mod dedupe;
 pub mod limit;
 pub mod media;
-mod message;
 
 use std::time::Duration;
 
-pub use aibot::AiBotChannel;
+pub use aibot::{AiBotChannel, strip_mentions};
 pub use app::AppChannel;
 pub use dedupe::{Outcome, ReplyCache};
-pub use message::{
-    Attachment, AttachmentKind, Bot, CardAction, ChannelKind, ChoiceOption, Content, Conversation,
-    Inbound, MediaSource, Reply, UserId,
-};
 
+use crate::domain::{Bot, ChannelKind, Inbound, Reply};
 use crate::wecom::{CallbackQuery, CryptoError, MsgCrypt};
 
 /// Why a callback was refused; each maps to one HTTP status in `http`.

@@ -18,7 +18,8 @@ use serde_json::{Value, json};
 
 use super::auth::ApiHandler;
 use super::{BatchQuery, ConsoleState, Peer, log_refusal, visible_batch};
-use crate::requests::{DeskError, Request, RequestId};
+use crate::domain::RequestId;
+use crate::requests::{DeskError, Request};
 
 /// A refusal: logged once (without the token) and answered as JSON.
 fn refuse(status: StatusCode, code: &str, message: &str, path: &str, peer: &Peer) -> Response {

@@ -20,6 +20,7 @@ use super::throttle::retry_after_secs;
 use super::{ConsoleState, Peer, html, log_refusal};
 use crate::catalog::Team;
 use crate::requests::{Handler, TeamScope, token_hash};
+use crate::store::keys;
 
 /// The console's session cookie.
 pub const SESSION_COOKIE: &str = "kt_console";
@@ -37,7 +38,7 @@ struct SessionRecord {
 }
 
 fn session_key(id: &str) -> String {
-    format!("console:session:{}", token_hash(id))
+    keys::console_session(&token_hash(id))
 }
 
 /// 256 random bits as hex: session ids and CSRF tokens.

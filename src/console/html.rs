@@ -409,7 +409,7 @@ fn delivery_rows(schedule: &BatchSchedule, items: &[OutboxItem], retry: Option<&
         @for item in items {
             div class="card" {
                 div class="row1" {
-                    span { (item.kind) }
+                    span { (item.delivery.kind()) }
                     span class="muted" { "尝试 " (item.attempts) " 次" }
                 }
                 div style="word-break:break-all" { (item.id) }
@@ -421,7 +421,7 @@ fn delivery_rows(schedule: &BatchSchedule, items: &[OutboxItem], retry: Option<&
                 @if let Some(csrf) = retry {
                     form method="post" action="/console/deliveries/retry" {
                         (hidden_csrf(csrf))
-                        input type="hidden" name="kind" value=(item.kind);
+                        input type="hidden" name="kind" value=(item.delivery.kind());
                         input type="hidden" name="id" value=(item.id);
                         p { button type="submit" { "重试" } }
                     }

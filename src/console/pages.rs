@@ -13,8 +13,9 @@ use super::html::{self, Notice};
 use super::session::ConsoleSession;
 use super::{BatchQuery, ConsoleState, Peer, log_refusal, visible_batch};
 use crate::catalog::{FieldKey, FieldValue};
-use crate::dialog::attachment_key;
-use crate::requests::{DeskError, Request, RequestId};
+use crate::domain::RequestId;
+use crate::requests::attachments::{self, BlobRef};
+use crate::requests::{DeskError, Request};
 
 /// Longest note or reason accepted; the forms say so too.
 const MAX_TEXT_CHARS: usize = 2000;
@@ -185,11 +186,8 @@ pub(crate) async fn attachment(
             "该申请没有这个附件。",
         );
     };
-    let bytes = match state
-        .store
-        .get(&attachment_key(&request.form.form_id, &field))
-        .await
-    {
+    let blob = BlobRef::of(&request.form.form_id, &field);
+    let bytes = match attachments::load_blob(state.store.as_ref(), &blob).await {
         Ok(Some(bytes)) => bytes,
         Ok(None) => {
             return html::message_page(

@@ -17,13 +17,13 @@ use crate::catalog::MessageKey;
 use crate::catalog::{Catalog, CatalogHandle};
 use crate::channel::cards::CardUpdater;
 use crate::channel::media::{AttachmentFetcher, TemplateFiles};
-use crate::channel::{Bot, Content, Inbound, Reply, UserId};
+use crate::domain::{Bot, Content, Inbound, Reply, RequestId, UserId};
 use crate::embed::ServerEmbedder;
 use crate::requests::{
     BatchSchedule, Desk, DeskAction, DeskError, FiledForm, HandlerDirectory, Ledger, Request,
-    RequestId, Requester, Status,
+    Requester, Status, attachments,
 };
-use crate::store::{Durability, Store, Versioned};
+use crate::store::{Durability, Store, Versioned, keys};
 
 const MAX_ATTEMPTS: usize = 5;
 /// Time allowed for downloading an attachment inside a callback.
@@ -41,10 +41,6 @@ struct ReasonWanted {
     request: RequestId,
     /// The click's code for relabelling the card once the request is rejected.
     response_code: Option<String>,
-}
-
-fn reason_key(user: &UserId) -> String {
-    format!("reason_wanted:{user}")
 }
 
 pub struct DialogBot {
@@ -216,12 +212,6 @@ impl MeaningState {
     }
 }
 
-/// Where an attachment answer's bytes are kept.
-#[must_use]
-pub fn attachment_key(form_id: &str, field: &str) -> String {
-    format!("attachment:{form_id}:{field}")
-}
-
 impl DialogBot {
     /// The bot over the current catalog, with the word lists beside it (`understanding.toml`
     /// in the catalog's folder; see [`index`]).
@@ -354,12 +344,7 @@ impl DialogBot {
                 tracing::warn!(error = %e, "attachment could not be fetched");
                 failed()
             })?;
-        self.store
-            .put(
-                &attachment_key(&form.id, field.as_str()),
-                &media.bytes,
-                None,
-            )
+        attachments::store_blob(self.store.as_ref(), &form.id, field.as_str(), &media.bytes)
             .await
             .map_err(|e| {
                 tracing::error!(error = %e, "attachment could not be kept");
@@ -495,7 +480,11 @@ impl DialogBot {
                     let bytes = serde_json::to_vec(&wanted).unwrap_or_default();
                     match self
                         .store
-                        .put(&reason_key(&message.sender), &bytes, Some(REASON_WAIT))
+                        .put(
+                            &keys::reason_wanted(&message.sender),
+                            &bytes,
+                            Some(REASON_WAIT),
+                        )
                         .await
                     {
                         Ok(()) => {
@@ -527,7 +516,7 @@ impl DialogBot {
         text: &str,
         message: &Inbound,
     ) -> Option<Reply> {
-        let key = reason_key(&message.sender);
+        let key = keys::reason_wanted(&message.sender);
         let wanted: ReasonWanted = match self.store.get(&key).await {
             Ok(Some(bytes)) => serde_json::from_slice(&bytes).ok()?,
             Ok(None) => return None,
@@ -680,17 +669,14 @@ impl DialogBot {
             if !matches!(value, crate::catalog::FieldValue::Attachment { .. }) {
                 continue;
             }
-            let old = attachment_key(&request.form.form_id, key.as_str());
-            let copied = match self.store.get(&old).await {
-                Ok(Some(bytes)) => {
-                    self.store
-                        .put(&attachment_key(&form.id, key.as_str()), &bytes, None)
-                        .await
-                }
-                Ok(None) => Ok(()),
-                Err(e) => Err(e),
-            };
-            if let Err(e) = copied {
+            let carried = attachments::carry_blob(
+                self.store.as_ref(),
+                &request.form.form_id,
+                &form.id,
+                key.as_str(),
+            )
+            .await;
+            if let Err(e) = carried {
                 tracing::error!(error = %e, "attachment not carried over to the resubmission");
                 return Err(Self::busy(catalog));
             }
@@ -723,14 +709,8 @@ fn template_name(
 }
 
 /// The store key of one person's session in one chat on one channel.
-#[must_use]
-pub fn session_key(message: &Inbound) -> String {
-    format!(
-        "session:{}:{}:{}",
-        message.channel.as_str(),
-        message.conversation.key(),
-        message.sender
-    )
+fn session_key(message: &Inbound) -> String {
+    keys::session(message.channel, &message.conversation, &message.sender)
 }
 
 #[async_trait::async_trait]
@@ -1014,7 +994,7 @@ impl DialogBot {
         outcome: &mut super::engine::Outcome,
     ) -> Result<(), Reply> {
         let private = Inbound {
-            conversation: crate::channel::Conversation::Direct,
+            conversation: crate::domain::Conversation::Direct,
             ..message.clone()
         };
         let form_session = Session {

@@ -10,10 +10,10 @@ use chrono::{DateTime, Utc};
 
 use crate::catalog::MessageKey;
 use crate::catalog::{Catalog, Messages};
-use crate::channel::{ChannelKind, UserId};
+use crate::domain::{ChannelKind, RequestId, UserId};
 use crate::requests::{
-    BatchSchedule, Desk, DeskError, HandlerDirectory, Ledger, Request, RequestFilter, RequestId,
-    Status, TeamScope,
+    BatchSchedule, Desk, DeskError, HandlerDirectory, Ledger, Request, RequestFilter, Status,
+    TeamScope,
 };
 
 /// One slash command as the bot lists it: its name and the `messages.toml` key of its line.

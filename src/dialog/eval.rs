@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::understand::{Matcher, Verdict};
-use crate::catalog::ServiceId;
+use crate::domain::ServiceId;
 
 #[derive(Debug, Deserialize)]
 pub struct Labelled {
@@ -139,10 +139,14 @@ pub fn parse(jsonl: &str) -> Result<Vec<Labelled>, EvalError> {
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, l)| {
-            serde_json::from_str(l).map_err(|e| EvalError {
+            let mut labelled: Labelled = serde_json::from_str(l).map_err(|e| EvalError {
                 line: i + 1,
                 reason: e.to_string(),
-            })
+            })?;
+            // Lines are what people typed in a group chat; the dialog sees them as the
+            // AI-bot channel hands them over, @mentions stripped.
+            labelled.text = crate::channel::strip_mentions(&labelled.text);
+            Ok(labelled)
         })
         .collect()
 }

@@ -8,7 +8,8 @@
 
 use std::collections::HashMap;
 
-use crate::catalog::{Catalog, ServiceId};
+use crate::catalog::Catalog;
+use crate::domain::ServiceId;
 
 /// The TF-IDF index of the examples.
 #[derive(Debug, Default)]

@@ -11,7 +11,8 @@
 use std::collections::HashMap;
 
 use super::understand::{Matcher, Scored, Verdict};
-use crate::catalog::{Catalog, ServiceId};
+use crate::catalog::Catalog;
+use crate::domain::ServiceId;
 use crate::embed::{Vector, cosine};
 
 /// Turns a sentence into a vector in-process (the distilled table).

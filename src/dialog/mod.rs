@@ -13,5 +13,5 @@ pub mod session;
 pub mod slots;
 pub mod understand;
 
-pub use bot::{DialogBot, attachment_key, session_key};
+pub use bot::DialogBot;
 pub use understand::{Matcher, Scored, Verdict};

@@ -3,7 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{Answers, FieldKey, FieldValue, ServiceId};
+use crate::catalog::{Answers, FieldKey, FieldValue};
+use crate::domain::ServiceId;
 
 /// One person's conversation in one chat.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]

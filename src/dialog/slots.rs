@@ -89,7 +89,8 @@ struct Scan<'a> {
 /// Extracts the field values `text` carries for `service`.
 #[must_use]
 pub fn extract(catalog: &Catalog, service: &Service, words: &SlotWords, text: &str) -> Extraction {
-    let text = crate::wecom::aibot_json::strip_mentions(&normalize_width(text));
+    // Mentions are the channel's to strip; the ends are trimmed as they always were.
+    let text = normalize_width(text).trim().to_owned();
     let mut scan = Scan {
         text: &text,
         service,

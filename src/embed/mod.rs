@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::store::keys;
+
 /// An L2-normalised vector.
 pub type Vector = Vec<f32>;
 
@@ -288,7 +290,7 @@ fn cache_key(model: &str, kind: TextKind, text: &str) -> String {
         TextKind::Query => "q",
         TextKind::Passage => "p",
     };
-    format!("embcache:{kind}:{}", hex::encode(&digest[..16]))
+    keys::embedding_cache(kind, &digest[..16])
 }
 
 fn to_bytes(v: &[f32]) -> Vec<u8> {

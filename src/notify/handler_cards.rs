@@ -15,16 +15,17 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use super::notices::{DayJob, KIND, Notice};
-use super::outbox::Outbox;
+use super::notices::{DayJob, Notice};
+use super::outbox::{Delivery, Outbox};
 use crate::catalog::MessageKey;
 use crate::catalog::{CatalogHandle, Messages, Window};
-use crate::channel::UserId;
 use crate::channel::cards::clip;
+use crate::domain::UserId;
 use crate::requests::{
     BatchDay, BatchSchedule, DeskAction, Handler, HandlerDirectory, Ledger, Request, RequestFilter,
     Status,
 };
+use crate::store::keys;
 
 /// Requests per handler that get their own button card at the cut-off.
 pub const MAX_REQUEST_CARDS: usize = 6;
@@ -171,8 +172,9 @@ impl HandlerCards {
         now: DateTime<Utc>,
         due: DateTime<Utc>,
     ) -> Result<bool, crate::store::StoreError> {
-        let payload = serde_json::to_value(&notice).unwrap_or_default();
-        self.outbox.enqueue(KIND, &key, payload, due, now).await
+        self.outbox
+            .enqueue(&key, Delivery::Wecom(notice), due, now)
+            .await
     }
 }
 
@@ -219,9 +221,14 @@ impl DayJob for HandlerCards {
                 text: self.overview(messages, day, &open),
                 card: None,
             };
-            let prefix = format!("handler_card:{day}:{user}");
+            let day_label = day.to_string();
             if self
-                .queue(format!("{prefix}:overview"), overview, now, now)
+                .queue(
+                    keys::handler_card_overview(&day_label, user),
+                    overview,
+                    now,
+                    now,
+                )
                 .await
                 .map_err(|e| e.to_string())?
             {
@@ -234,7 +241,12 @@ impl DayJob for HandlerCards {
                     card: Some(self.card(messages, request, user, (i + 1, open.len()))),
                 };
                 if self
-                    .queue(format!("{prefix}:{}", request.id), notice, now, cards_due)
+                    .queue(
+                        keys::handler_card(&day_label, user, &request.id),
+                        notice,
+                        now,
+                        cards_due,
+                    )
                     .await
                     .map_err(|e| e.to_string())?
                 {

@@ -12,5 +12,7 @@ pub mod wecom;
 pub use handler_cards::HandlerCards;
 pub use handoff::{EmailTransport, HandoffError, HandoffTargets, HandoffWatcher, WebhookTransport};
 pub use notices::{BatchPush, DailyJob, DayJob, Notice, Notifier};
-pub use outbox::{DeliveryError, Outbox, OutboxItem, PassReport, RetryPolicy, Transport};
+pub use outbox::{
+    Delivery, DeliveryError, DeliveryKind, Outbox, OutboxItem, PassReport, RetryPolicy, Transport,
+};
 pub use wecom::WecomTransport;

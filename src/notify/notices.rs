@@ -11,14 +11,11 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::outbox::Outbox;
+use super::outbox::{Delivery, Outbox};
 use crate::catalog::MessageKey;
 use crate::catalog::{Catalog, CatalogHandle};
 use crate::requests::{BatchDay, BatchSchedule, Ledger, Request, RequestFilter, Status, Watcher};
-use crate::store::{Store, StoreError};
-
-/// Outbox kind of WeCom notices.
-pub const KIND: &str = "wecom";
+use crate::store::{Store, StoreError, keys};
 
 /// A notice as queued: who gets which text.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,8 +120,9 @@ impl Notifier {
             text,
             card: None,
         };
-        let payload = serde_json::to_value(&notice).unwrap_or_default();
-        self.outbox.enqueue(KIND, key, payload, now, now).await
+        self.outbox
+            .enqueue(key, Delivery::Wecom(notice), now, now)
+            .await
     }
 
     /// The daily push for batch `day`: one notice per request, keyed so it is queued once.
@@ -146,7 +144,7 @@ impl Notifier {
             }
             let key = match request.status() {
                 Status::Done | Status::Rejected => final_key(&request),
-                Status::Submitted | Status::Processing => format!("notice:{}:pending", request.id),
+                Status::Submitted | Status::Processing => keys::notice_pending(&request.id),
                 Status::Cancelled => continue,
             };
             if self.queue(&request, &key, now).await? {
@@ -159,7 +157,7 @@ impl Notifier {
 }
 
 fn final_key(request: &Request) -> String {
-    format!("notice:{}:{}", request.id, request.status().as_str())
+    keys::notice_final(&request.id, request.status().as_str())
 }
 
 /// Handled after its batch's done-by time → the requester hears at once.
@@ -314,7 +312,7 @@ impl DailyJob {
 
     async fn run_once(&self, day: BatchDay, now: DateTime<Utc>) -> Result<bool, String> {
         let name = self.job.name();
-        let done_key = format!("job:{name}:{day}:done");
+        let done_key = keys::day_job_done(name, &day.to_string());
         if self
             .store
             .get(&done_key)
@@ -325,7 +323,7 @@ impl DailyJob {
             self.remember_done(day);
             return Ok(false);
         }
-        let lease = format!("job:{name}:{day}:lease");
+        let lease = keys::day_job_lease(name, &day.to_string());
         if !self
             .store
             .put_if_absent(&lease, b"1", Some(std::time::Duration::from_secs(300)))

@@ -2,9 +2,9 @@
 //! platform's webhook, emails, OA tickets) is written here first and sent by a worker, retried
 //! with backoff until it goes through, and kept as failed (visible to handlers) if it never does.
 //!
-//! Keys: `outbox:pending:{kind}:{id}` (the item), `outbox:done:{id}` (sent or given up; makes
-//! enqueueing idempotent), `outbox:failed:{kind}:{id}` (given up), `outbox:lease:{id}` (one
-//! sender at a time across instances).
+//! Records per item (`store::keys`): pending (the item), done (sent or given up; makes
+//! enqueueing idempotent), failed (given up) and a lease (one sender at a time across
+//! instances).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,21 +14,178 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
-use crate::store::{Store, StoreError};
+use super::handoff::WebhookEvent;
+use super::handoff::email::EmailJob;
+use super::notices::Notice;
+use crate::store::{Store, StoreError, keys};
 
-/// One message waiting to go out.
+/// Which transport sends an item. The strings are stored (in keys and items), so they never
+/// change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeliveryKind {
+    /// WeCom `message/send` (notices, handler cards).
+    Wecom,
+    /// The request platform's webhook.
+    Webhook,
+    /// The OA webhook.
+    Oa,
+    Email,
+}
+
+impl DeliveryKind {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Wecom => "wecom",
+            Self::Webhook => "webhook",
+            Self::Oa => "oa",
+            Self::Email => "email",
+        }
+    }
+
+    #[must_use]
+    pub fn parse(raw: &str) -> Option<Self> {
+        [Self::Wecom, Self::Webhook, Self::Oa, Self::Email]
+            .into_iter()
+            .find(|kind| kind.as_str() == raw)
+    }
+}
+
+/// What an item carries, by the transport that sends it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Delivery {
+    Wecom(Notice),
+    Webhook(WebhookEvent),
+    Oa(WebhookEvent),
+    Email(EmailJob),
+    /// A stored item this version cannot read (a kind it does not know, or a payload of
+    /// another shape), kept as stored: it stays listed, and its transport, if there is one,
+    /// fails it for good so a handler sees it.
+    Unreadable {
+        kind: String,
+        payload: serde_json::Value,
+        reason: String,
+    },
+}
+
+impl Delivery {
+    /// The stored kind string: [`DeliveryKind::as_str`], or an unreadable item's own.
+    #[must_use]
+    pub fn kind(&self) -> &str {
+        match self {
+            Self::Wecom(_) => DeliveryKind::Wecom.as_str(),
+            Self::Webhook(_) => DeliveryKind::Webhook.as_str(),
+            Self::Oa(_) => DeliveryKind::Oa.as_str(),
+            Self::Email(_) => DeliveryKind::Email.as_str(),
+            Self::Unreadable { kind, .. } => kind,
+        }
+    }
+
+    /// The payload as stored; a webhook's is also its body.
+    #[must_use]
+    pub fn payload(&self) -> serde_json::Value {
+        // Serialising these plain structs cannot fail.
+        match self {
+            Self::Wecom(notice) => serde_json::to_value(notice).unwrap_or_default(),
+            Self::Webhook(event) | Self::Oa(event) => {
+                serde_json::to_value(event).unwrap_or_default()
+            }
+            Self::Email(job) => serde_json::to_value(job).unwrap_or_default(),
+            Self::Unreadable { payload, .. } => payload.clone(),
+        }
+    }
+
+    fn read(kind: String, payload: serde_json::Value) -> Self {
+        fn typed<T: serde::de::DeserializeOwned>(
+            payload: &serde_json::Value,
+            wrap: fn(T) -> Delivery,
+        ) -> Result<Delivery, String> {
+            T::deserialize(payload).map(wrap).map_err(|e| e.to_string())
+        }
+        let read = match DeliveryKind::parse(&kind) {
+            Some(DeliveryKind::Wecom) => typed(&payload, Self::Wecom),
+            Some(DeliveryKind::Webhook) => typed(&payload, Self::Webhook),
+            Some(DeliveryKind::Oa) => typed(&payload, Self::Oa),
+            Some(DeliveryKind::Email) => typed(&payload, Self::Email),
+            None => Err("unknown kind".to_owned()),
+        };
+        read.unwrap_or_else(|reason| Self::Unreadable {
+            kind,
+            payload,
+            reason,
+        })
+    }
+}
+
+/// One message waiting to go out. Stored as `{"id", "kind", "payload", …}`: the kind string
+/// tags the payload ([`WireItem`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "WireItem", into = "WireItem")]
 pub struct OutboxItem {
     /// Idempotency key: the same id is only ever sent once.
     pub id: String,
-    /// Which transport sends it ("wecom", "webhook", "email", "oa").
-    pub kind: String,
-    pub payload: serde_json::Value,
+    pub delivery: Delivery,
     pub attempts: u32,
     /// Not before this time.
     pub due: DateTime<Utc>,
     pub created: DateTime<Utc>,
     pub last_error: Option<String>,
+}
+
+/// The stored shape of an item, the same fields in the same order as always.
+#[derive(Serialize, Deserialize)]
+struct WireItem {
+    id: String,
+    kind: String,
+    payload: serde_json::Value,
+    attempts: u32,
+    due: DateTime<Utc>,
+    created: DateTime<Utc>,
+    last_error: Option<String>,
+}
+
+impl From<WireItem> for OutboxItem {
+    fn from(wire: WireItem) -> Self {
+        Self {
+            id: wire.id,
+            delivery: Delivery::read(wire.kind, wire.payload),
+            attempts: wire.attempts,
+            due: wire.due,
+            created: wire.created,
+            last_error: wire.last_error,
+        }
+    }
+}
+
+impl From<OutboxItem> for WireItem {
+    fn from(item: OutboxItem) -> Self {
+        Self {
+            id: item.id,
+            kind: item.delivery.kind().to_owned(),
+            payload: item.delivery.payload(),
+            attempts: item.attempts,
+            due: item.due,
+            created: item.created,
+            last_error: item.last_error,
+        }
+    }
+}
+
+impl OutboxItem {
+    /// The payload a transport expected but this item does not carry: a permanent failure.
+    #[must_use]
+    pub fn unexpected(&self, wanted: DeliveryKind) -> DeliveryError {
+        match &self.delivery {
+            Delivery::Unreadable { reason, .. } => {
+                DeliveryError::permanent(format!("bad {} payload: {reason}", wanted.as_str()))
+            }
+            other => DeliveryError::permanent(format!(
+                "a {} item given to the {} transport",
+                other.kind(),
+                wanted.as_str()
+            )),
+        }
+    }
 }
 
 /// Why a delivery failed, and whether trying again can help.
@@ -64,7 +221,7 @@ impl DeliveryError {
 /// Something that sends outbox items of one kind.
 #[async_trait::async_trait]
 pub trait Transport: Send + Sync + 'static {
-    fn kind(&self) -> &'static str;
+    fn kind(&self) -> DeliveryKind;
     async fn deliver(&self, item: &OutboxItem) -> Result<(), DeliveryError>;
 }
 
@@ -123,10 +280,6 @@ fn encode(item: &OutboxItem) -> Vec<u8> {
     serde_json::to_vec(item).unwrap_or_default()
 }
 
-fn pending_key(kind: &str, id: &str) -> String {
-    format!("outbox:pending:{kind}:{id}")
-}
-
 impl Outbox {
     #[must_use]
     pub fn new(store: Arc<dyn Store>) -> Self {
@@ -148,47 +301,41 @@ impl Outbox {
     /// Queues a message; returns false if this id was queued (or sent) before.
     pub async fn enqueue(
         &self,
-        kind: &str,
         id: &str,
-        payload: serde_json::Value,
+        delivery: Delivery,
         due: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        if self
-            .store
-            .get(&format!("outbox:done:{id}"))
-            .await?
-            .is_some()
-        {
+        if self.store.get(&keys::outbox_done(id)).await?.is_some() {
             return Ok(false);
         }
+        let kind = delivery.kind().to_owned();
         let item = OutboxItem {
             id: id.to_owned(),
-            kind: kind.to_owned(),
-            payload,
+            delivery,
             attempts: 0,
             due,
             created: now,
             last_error: None,
         };
         self.store
-            .put_if_absent(&pending_key(kind, id), &encode(&item), None)
+            .put_if_absent(&keys::outbox_pending(&kind, id), &encode(&item), None)
             .await
     }
 
     /// Items of `kind` still to be sent (due or not).
-    pub async fn pending(&self, kind: &str) -> Result<Vec<OutboxItem>, StoreError> {
-        self.list(&format!("outbox:pending:{kind}:")).await
+    pub async fn pending(&self, kind: DeliveryKind) -> Result<Vec<OutboxItem>, StoreError> {
+        self.list(&keys::outbox_pending_of(kind.as_str())).await
     }
 
     /// Every item still to be sent, all kinds.
     pub async fn all_pending(&self) -> Result<Vec<OutboxItem>, StoreError> {
-        self.list("outbox:pending:").await
+        self.list(keys::OUTBOX_PENDING).await
     }
 
     /// Items given up after the last attempt, all kinds.
     pub async fn failed(&self) -> Result<Vec<OutboxItem>, StoreError> {
-        self.list("outbox:failed:").await
+        self.list(keys::OUTBOX_FAILED).await
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<OutboxItem>, StoreError> {
@@ -208,7 +355,7 @@ impl Outbox {
         id: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let key = format!("outbox:failed:{kind}:{id}");
+        let key = keys::outbox_failed(kind, id);
         let Some(bytes) = self.store.get(&key).await? else {
             return Ok(false);
         };
@@ -217,9 +364,9 @@ impl Outbox {
         };
         item.attempts = 0;
         item.due = now;
-        self.store.delete(&format!("outbox:done:{id}")).await?;
+        self.store.delete(&keys::outbox_done(id)).await?;
         self.store
-            .put(&pending_key(kind, id), &encode(&item), None)
+            .put(&keys::outbox_pending(kind, id), &encode(&item), None)
             .await?;
         self.store.delete(&key).await?;
         Ok(true)
@@ -229,7 +376,7 @@ impl Outbox {
     /// once: a lease per item keeps each send to one of them.
     pub async fn run_pass(
         &self,
-        transports: &HashMap<&'static str, Arc<dyn Transport>>,
+        transports: &HashMap<DeliveryKind, Arc<dyn Transport>>,
         now: DateTime<Utc>,
     ) -> Result<PassReport, StoreError> {
         let mut report = PassReport::default();
@@ -243,10 +390,14 @@ impl Outbox {
         );
         let mut by_kind: HashMap<String, Vec<OutboxItem>> = HashMap::new();
         for item in waiting.into_iter().filter(|item| item.due <= now) {
-            by_kind.entry(item.kind.clone()).or_default().push(item);
+            by_kind
+                .entry(item.delivery.kind().to_owned())
+                .or_default()
+                .push(item);
         }
         for (kind, transport) in transports {
-            let due = by_kind.remove(*kind).unwrap_or_default();
+            let kind = kind.as_str();
+            let due = by_kind.remove(kind).unwrap_or_default();
             // Items are independent; sending several at once lets the store group their writes.
             let outcomes: Vec<Result<Option<Delivered>, StoreError>> = futures::stream::iter(
                 due.into_iter()
@@ -275,7 +426,7 @@ impl Outbox {
         mut item: OutboxItem,
         now: DateTime<Utc>,
     ) -> Result<Option<Delivered>, StoreError> {
-        let lease = format!("outbox:lease:{}", item.id);
+        let lease = keys::outbox_lease(&item.id);
         if !self
             .store
             .put_if_absent(&lease, b"1", Some(self.lease))
@@ -284,7 +435,7 @@ impl Outbox {
             return Ok(None);
         }
         // Re-read under the lease: another instance may have just finished it.
-        let key = pending_key(kind, &item.id);
+        let key = keys::outbox_pending(kind, &item.id);
         if self.store.get(&key).await?.is_none() {
             self.store.delete(&lease).await?;
             return Ok(None);
@@ -293,7 +444,7 @@ impl Outbox {
         let delivered = match transport.deliver(&item).await {
             Ok(()) => {
                 self.store
-                    .put(&format!("outbox:done:{}", item.id), b"sent", None)
+                    .put(&keys::outbox_done(&item.id), b"sent", None)
                     .await?;
                 self.store.delete(&key).await?;
                 Delivered::Sent
@@ -312,14 +463,10 @@ impl Outbox {
                 item.last_error = Some(e.message.clone());
                 tracing::error!(kind, id = %item.id, attempts = item.attempts, error = %e, "delivery given up; listed as failed");
                 self.store
-                    .put(
-                        &format!("outbox:failed:{kind}:{}", item.id),
-                        &encode(&item),
-                        None,
-                    )
+                    .put(&keys::outbox_failed(kind, &item.id), &encode(&item), None)
                     .await?;
                 self.store
-                    .put(&format!("outbox:done:{}", item.id), b"failed", None)
+                    .put(&keys::outbox_done(&item.id), b"failed", None)
                     .await?;
                 self.store.delete(&key).await?;
                 Delivered::Failed
@@ -332,7 +479,7 @@ impl Outbox {
     /// Runs passes every `tick` until `stop` resolves.
     pub async fn run(
         self,
-        transports: HashMap<&'static str, Arc<dyn Transport>>,
+        transports: HashMap<DeliveryKind, Arc<dyn Transport>>,
         tick: Duration,
         stop: tokio::sync::watch::Receiver<bool>,
     ) {
@@ -354,7 +501,50 @@ impl Outbox {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
+
+    /// Items queued by earlier versions (kind and payload as plain JSON) read as typed ones
+    /// and are written back byte for byte.
+    #[test]
+    fn items_in_the_stored_format_read_and_write_back_unchanged() {
+        let stored = r#"{"id":"notice:KT-20261128-0007:done","kind":"wecom","payload":{"text":"已完成","touser":"zhangsan"},"attempts":2,"due":"2026-11-28T09:30:00Z","created":"2026-11-28T09:30:00Z","last_error":"HTTP 502"}"#;
+        let item: OutboxItem = serde_json::from_str(stored).unwrap();
+        assert_eq!(
+            item.delivery,
+            Delivery::Wecom(Notice {
+                touser: "zhangsan".into(),
+                text: "已完成".into(),
+                card: None,
+            })
+        );
+        assert_eq!(item.attempts, 2);
+        assert_eq!(serde_json::to_string(&item).unwrap(), stored);
+
+        let email = r#"{"id":"handoff:email:KT-20261128-0007","kind":"email","payload":{"attachments":[{"file_name":"a.pdf","store_key":"attachment:f1:quote_file"}],"body":"b","message_id":"<m@kaitong>","subject":"s","to":"ops@example.com"},"attempts":0,"due":"2026-11-28T09:30:00Z","created":"2026-11-28T09:30:00Z","last_error":null}"#;
+        let item: OutboxItem = serde_json::from_str(email).unwrap();
+        let Delivery::Email(job) = &item.delivery else {
+            panic!("{item:?}");
+        };
+        assert_eq!(
+            job.attachments[0].blob,
+            crate::requests::attachments::BlobRef::of("f1", "quote_file")
+        );
+        assert_eq!(serde_json::to_string(&item).unwrap(), email);
+    }
+
+    #[test]
+    fn an_unreadable_item_is_kept_as_stored() {
+        let stored = r#"{"id":"x","kind":"fax","payload":{"to":1},"attempts":0,"due":"2026-11-28T09:30:00Z","created":"2026-11-28T09:30:00Z","last_error":null}"#;
+        let item: OutboxItem = serde_json::from_str(stored).unwrap();
+        assert!(matches!(item.delivery, Delivery::Unreadable { .. }));
+        assert_eq!(item.delivery.kind(), "fax");
+        assert_eq!(serde_json::to_string(&item).unwrap(), stored);
+        let odd = stored.replace("fax", "wecom");
+        let item: OutboxItem = serde_json::from_str(&odd).unwrap();
+        assert!(matches!(item.delivery, Delivery::Unreadable { .. }));
+        assert_eq!(serde_json::to_string(&item).unwrap(), odd);
+    }
 
     #[test]
     fn backoff_doubles_and_is_capped() {

@@ -7,8 +7,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::notices::{KIND, Notice};
-use super::outbox::{DeliveryError, OutboxItem, Transport};
+use super::outbox::{Delivery, DeliveryError, DeliveryKind, OutboxItem, Transport};
 use crate::wecom::api::{DuplicateCheck, MessageBody, OutboundMessage, WecomApi};
 
 const PER_MEMBER_PER_MINUTE: usize = 30;
@@ -53,13 +52,14 @@ impl WecomTransport {
 
 #[async_trait::async_trait]
 impl Transport for WecomTransport {
-    fn kind(&self) -> &'static str {
-        KIND
+    fn kind(&self) -> DeliveryKind {
+        DeliveryKind::Wecom
     }
 
     async fn deliver(&self, item: &OutboxItem) -> Result<(), DeliveryError> {
-        let notice: Notice = serde_json::from_value(item.payload.clone())
-            .map_err(|e| DeliveryError::permanent(format!("bad notice payload: {e}")))?;
+        let Delivery::Wecom(notice) = &item.delivery else {
+            return Err(item.unexpected(DeliveryKind::Wecom));
+        };
         if let Err(wait) = self.reserve(&notice.touser) {
             return Err(DeliveryError {
                 message: "30 messages a minute to this member already".into(),

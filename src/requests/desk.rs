@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::{Ledger, LedgerError, Request, RequestId, Status};
+use super::{Ledger, LedgerError, Request, Status};
 use crate::catalog::Team;
-use crate::channel::{ChannelKind, UserId};
 use crate::config::HandlerAccount;
+use crate::domain::{ChannelKind, RequestId, UserId};
 use crate::secret::Secret;
 
 /// The actor recorded in a request's history for actions done with `admin.token`. Handler

@@ -3,6 +3,7 @@
 //!
 //! Owns request records and their ids. It must not know about chat wording, HTTP or WeCom.
 
+pub mod attachments;
 mod batch;
 pub mod desk;
 
@@ -16,40 +17,9 @@ pub use desk::{
     ADMIN_ACTOR, Desk, DeskAction, DeskError, Handler, HandlerDirectory, TeamScope, token_hash,
 };
 
-use crate::catalog::{Answers, FilingRoute, ServiceId, Team, Window};
-use crate::channel::{ChannelKind, Conversation, UserId};
-use crate::store::{Store, StoreError};
-
-/// A readable request id: `KT-YYYYMMDD-NNNN` (date of submission, Asia/Shanghai).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct RequestId(String);
-
-impl RequestId {
-    #[must_use]
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// Accepts what users type: "KT-20261128-0007", "kt-20261128-7".
-    #[must_use]
-    pub fn parse(raw: &str) -> Option<Self> {
-        let upper = raw.trim().to_ascii_uppercase();
-        let rest = upper.strip_prefix("KT-")?;
-        let (date, seq) = rest.split_once('-')?;
-        if date.len() != 8 || !date.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        let seq: u32 = seq.parse().ok()?;
-        Some(Self(format!("KT-{date}-{seq:04}")))
-    }
-}
-
-impl std::fmt::Display for RequestId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+use crate::catalog::{Answers, FilingRoute, Team, Window};
+use crate::domain::{ChannelKind, Conversation, RequestId, ServiceId, UserId};
+use crate::store::{Store, StoreError, keys};
 
 /// Who asked, and where to answer them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -278,7 +248,7 @@ impl StoreLedger {
 
     /// Next sequence number of the day; the store's atomic counter keeps instances apart.
     async fn next_seq(&self, date: &str) -> Result<u64, LedgerError> {
-        Ok(self.store.increment(&format!("seq:{date}")).await?)
+        Ok(self.store.increment(&keys::request_seq(date)).await?)
     }
 
     /// Read-modify-write of one request under compare-and-swap.
@@ -286,7 +256,7 @@ impl StoreLedger {
     where
         F: Fn(&mut Request) -> Result<(), LedgerError> + Send + Sync,
     {
-        let key = format!("request:{id}");
+        let key = keys::request(id);
         for _ in 0..16 {
             let Some(bytes) = self.store.get(&key).await? else {
                 return Err(LedgerError::NotFound(id.clone()));
@@ -331,7 +301,7 @@ impl StoreLedger {
             notes: Vec::new(),
             form,
         };
-        let request_key = format!("request:{id}");
+        let request_key = keys::request(&id);
         receipt.newly_filed = match self.store.get(&request_key).await? {
             Some(_) => false,
             None => {
@@ -342,16 +312,16 @@ impl StoreLedger {
         };
         // Indexes for a day's batch and a person's requests (values unused).
         self.store
-            .put(&format!("batch:{}:{id}", receipt.batch), b"", None)
+            .put(
+                &keys::batch_entry(&receipt.batch.to_string(), &id),
+                b"",
+                None,
+            )
             .await?;
         let requester = &request.form.requester;
         self.store
             .put(
-                &format!(
-                    "mine:{}:{}:{id}",
-                    requester.channel.as_str(),
-                    requester.user
-                ),
+                &keys::requester_entry(requester.channel, &requester.user, &id),
                 b"",
                 None,
             )
@@ -375,14 +345,14 @@ fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 #[async_trait::async_trait]
 impl Ledger for StoreLedger {
     async fn file(&self, form: FiledForm, now: DateTime<Utc>) -> Result<Receipt, LedgerError> {
-        let form_key = format!("form:{}", form.form_id);
+        let form_key = keys::filed_form(&form.form_id);
         if let Some(bytes) = self.store.get(&form_key).await? {
             let receipt: Receipt = Self::decode(&form_key, &bytes)?;
             return self.record(form, receipt, now).await;
         }
         let local_date = self.schedule.local_date(now).format("%Y%m%d").to_string();
         let seq = self.next_seq(&local_date).await?;
-        let id = RequestId(format!("KT-{local_date}-{seq:04}"));
+        let id = RequestId::numbered(&local_date, seq);
         let receipt = Receipt {
             id: id.clone(),
             batch: self.schedule.batch_for(now),
@@ -404,17 +374,19 @@ impl Ledger for StoreLedger {
 
     async fn list(&self, filter: &RequestFilter) -> Result<Vec<Request>, LedgerError> {
         let prefix = match (&filter.day, &filter.requester) {
-            (Some(day), _) => format!("batch:{day}:"),
-            (None, Some((channel, user))) => format!("mine:{}:{user}:", channel.as_str()),
-            (None, None) => "request:".to_owned(),
+            (Some(day), _) => keys::batch_index(&day.to_string()),
+            (None, Some((channel, user))) => keys::requester_index(*channel, user),
+            (None, None) => keys::REQUESTS.to_owned(),
         };
         let entries = self.store.list_prefix(&prefix, LIST_LIMIT).await?;
         let mut out = Vec::with_capacity(entries.len());
         for (key, value) in entries {
-            let request = if prefix == "request:" {
+            let request = if prefix == keys::REQUESTS {
                 Some(Self::decode::<Request>(&key, &value)?)
             } else {
-                let id = RequestId(key[prefix.len()..].to_owned());
+                let Some(id) = keys::indexed_request(&prefix, &key) else {
+                    continue;
+                };
                 self.get(&id).await?
             };
             if let Some(request) = request.filter(|r| filter.accepts(r)) {
@@ -472,7 +444,7 @@ impl Ledger for StoreLedger {
     }
 
     async fn get(&self, id: &RequestId) -> Result<Option<Request>, LedgerError> {
-        let key = format!("request:{id}");
+        let key = keys::request(id);
         match self.store.get(&key).await? {
             Some(bytes) => Ok(Some(Self::decode(&key, &bytes)?)),
             None => Ok(None),
@@ -566,21 +538,5 @@ impl Ledger for WatchedLedger {
         now: DateTime<Utc>,
     ) -> Result<Request, LedgerError> {
         self.inner.add_note(id, by, text, now).await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    #[test]
-    fn request_ids_parse_loosely_and_print_canonically() {
-        assert_eq!(
-            RequestId::parse("kt-20261128-7").unwrap().as_str(),
-            "KT-20261128-0007"
-        );
-        assert!(RequestId::parse("KT-2026-1").is_none());
-        assert!(RequestId::parse("hello").is_none());
     }
 }

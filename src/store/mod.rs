@@ -7,6 +7,7 @@
 //! must not know about WeCom, dialogs or requests.
 
 mod embedded;
+pub mod keys;
 mod redis_store;
 mod sealed;
 mod sentinel;

@@ -139,23 +139,6 @@ impl BotMessage {
     }
 }
 
-/// Group messages arrive as "@机器人 text"; the leading mentions are not part of what was asked.
-#[must_use]
-pub fn strip_mentions(text: &str) -> String {
-    let is_space = |c: char| c.is_whitespace() || c == '\u{2005}';
-    let mut rest = text.trim_start_matches(is_space);
-    while let Some(after_at) = rest.strip_prefix('@').or_else(|| rest.strip_prefix('＠')) {
-        match after_at.find(is_space) {
-            Some(end) => rest = after_at[end..].trim_start_matches(is_space),
-            None => {
-                rest = "";
-                break;
-            }
-        }
-    }
-    rest.trim_end_matches(is_space).to_owned()
-}
-
 /// The encrypted reply body of the JSON protocol.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct ReplyEnvelope {
@@ -199,15 +182,6 @@ pub fn card_update_reply(title: &str, body: &str) -> serde_json::Value {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-
-    #[test]
-    fn mentions_are_stripped_from_the_front() {
-        assert_eq!(strip_mentions("@RobotA hello robot"), "hello robot");
-        assert_eq!(strip_mentions("@开通助手\u{2005}开电子发票"), "开电子发票");
-        assert_eq!(strip_mentions("  @a @b  查询 KT-1 "), "查询 KT-1");
-        assert_eq!(strip_mentions("@only"), "");
-        assert_eq!(strip_mentions("email a@b.com"), "email a@b.com");
-    }
 
     #[test]
     fn both_envelope_spellings_are_accepted() {

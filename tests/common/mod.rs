@@ -8,8 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use kaitong::channel::Bot;
 use kaitong::config::Settings;
+use kaitong::domain::Bot;
 use kaitong::startup::Application;
 use kaitong::store::{EmbeddedStore, RedisStore, Store};
 use kaitong::wecom::peer::WecomPeer;
@@ -293,7 +293,7 @@ impl TestApp {
 /// A bot that records every message it is handed and echoes it, optionally slowly.
 #[derive(Default)]
 pub struct RecordingBot {
-    pub seen: std::sync::Mutex<Vec<kaitong::channel::Inbound>>,
+    pub seen: std::sync::Mutex<Vec<kaitong::domain::Inbound>>,
     pub delay: Duration,
 }
 
@@ -313,7 +313,7 @@ impl RecordingBot {
         self.seen.lock().unwrap().len()
     }
 
-    pub fn last(&self) -> kaitong::channel::Inbound {
+    pub fn last(&self) -> kaitong::domain::Inbound {
         self.seen
             .lock()
             .unwrap()
@@ -325,8 +325,8 @@ impl RecordingBot {
 
 #[async_trait::async_trait]
 impl Bot for RecordingBot {
-    async fn respond(&self, message: kaitong::channel::Inbound) -> kaitong::channel::Reply {
-        use kaitong::channel::{Content, Reply};
+    async fn respond(&self, message: kaitong::domain::Inbound) -> kaitong::domain::Reply {
+        use kaitong::domain::{Content, Reply};
         self.seen.lock().unwrap().push(message.clone());
         if !self.delay.is_zero() {
             tokio::time::sleep(self.delay).await;

@@ -3,11 +3,11 @@
 
 use super::{Engine, Say, Turn};
 use crate::catalog::MessageKey;
-use crate::catalog::{FieldKey, FieldKind, FieldValue, Service, ServiceField, ServiceId};
-use crate::channel::ChoiceOption;
+use crate::catalog::{FieldKey, FieldKind, FieldValue, Service, ServiceField};
 use crate::dialog::session::{Form, Offer, Queued, State, Step};
 use crate::dialog::slots::Extraction;
 use crate::dialog::understand::fold;
+use crate::domain::{ChoiceOption, ServiceId};
 
 impl Engine<'_> {
     /// Starts a form for `id` with what `text` already carries; `carried` is the seller account

@@ -5,8 +5,8 @@
 use regex::Regex;
 
 use super::Engine;
-use crate::catalog::ServiceId;
 use crate::dialog::understand::Tuning;
+use crate::domain::ServiceId;
 
 /// A conversation command recognised in a message.
 #[derive(Debug, PartialEq)]

@@ -7,10 +7,10 @@ use std::ops::ControlFlow;
 use super::command::FormCommand;
 use super::{Engine, Say, Turn, pick_number};
 use crate::catalog::MessageKey;
-use crate::catalog::{FieldKind, Service, ServiceField, ServiceId};
-use crate::channel::ChoiceOption;
+use crate::catalog::{FieldKind, Service, ServiceField};
 use crate::dialog::session::{Form, State, Step};
 use crate::dialog::understand::{SmallTalk, Tuning, Verdict, fold};
+use crate::domain::{ChoiceOption, ServiceId};
 
 impl Engine<'_> {
     /// A message while a form is open: the field's own words first, then an offered value, a

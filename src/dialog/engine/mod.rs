@@ -24,8 +24,8 @@ use super::session::{Form, Queued, Session, State, Step};
 use super::slots::{Extraction, extract};
 use super::understand::{Matcher, SmallTalk, Tuning, Verdict, fold};
 use crate::catalog::MessageKey;
-use crate::catalog::{Catalog, FieldKind, FieldValue, Messages, Service, ServiceField, ServiceId};
-use crate::channel::{ChoiceOption, Content, Reply};
+use crate::catalog::{Catalog, FieldKind, FieldValue, Messages, Service, ServiceField};
+use crate::domain::{ChoiceOption, Content, Reply, ServiceId};
 use crate::requests::BatchSchedule;
 
 /// What one turn decided.
@@ -158,7 +158,7 @@ impl Engine<'_> {
     fn on_attachment(
         &self,
         state: State,
-        attachment: &crate::channel::Attachment,
+        attachment: &crate::domain::Attachment,
         t: &mut Turn,
     ) -> State {
         let State::Filling { mut form } = state else {
@@ -188,8 +188,8 @@ impl Engine<'_> {
                         .clone()
                         .unwrap_or_else(|| default_file_name(attachment.kind)),
                     media_id: match &attachment.source {
-                        crate::channel::MediaSource::MediaId(id) => id.clone(),
-                        crate::channel::MediaSource::EncryptedUrl(url) => url.clone(),
+                        crate::domain::MediaSource::MediaId(id) => id.clone(),
+                        crate::domain::MediaSource::EncryptedUrl(url) => url.clone(),
                     },
                 };
                 let key = f.key().clone();
@@ -534,12 +534,12 @@ pub(crate) fn is_blank_template(field: &ServiceField, file_name: Option<&str>) -
     norm(name) == norm(template)
 }
 
-fn default_file_name(kind: crate::channel::AttachmentKind) -> String {
+fn default_file_name(kind: crate::domain::AttachmentKind) -> String {
     match kind {
-        crate::channel::AttachmentKind::Image => "图片".into(),
-        crate::channel::AttachmentKind::Voice => "语音".into(),
-        crate::channel::AttachmentKind::Video => "视频".into(),
-        crate::channel::AttachmentKind::File => "文件".into(),
+        crate::domain::AttachmentKind::Image => "图片".into(),
+        crate::domain::AttachmentKind::Voice => "语音".into(),
+        crate::domain::AttachmentKind::Video => "视频".into(),
+        crate::domain::AttachmentKind::File => "文件".into(),
     }
 }
 

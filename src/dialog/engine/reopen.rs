@@ -4,8 +4,8 @@ use chrono::{DateTime, Utc};
 
 use super::{Engine, Outcome, Say};
 use crate::catalog::MessageKey;
-use crate::catalog::ServiceId;
 use crate::dialog::session::{Form, Session, State, Step};
+use crate::domain::ServiceId;
 
 impl Engine<'_> {
     /// A rejected request opened again for its requester ("重新提交 KT-…"): the answers it was

@@ -2,9 +2,9 @@
 
 use super::{Engine, Say};
 use crate::catalog::MessageKey;
-use crate::catalog::ServiceId;
 use crate::dialog::session::State;
 use crate::dialog::understand::fold;
+use crate::domain::ServiceId;
 
 impl Engine<'_> {
     pub(super) fn slash(&self, state: State, name: &str, args: &str, say: &mut Say) -> State {

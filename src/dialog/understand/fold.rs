@@ -1,5 +1,5 @@
 //! Folding: the one normal form every comparison of understanding uses (width, case,
-//! whitespace, punctuation and @mentions dropped), and toneless pinyin for homophones.
+//! whitespace and punctuation dropped), and toneless pinyin for homophones.
 
 use pinyin::ToPinyin;
 
@@ -15,7 +15,7 @@ thread_local! {
         const { std::cell::RefCell::new((String::new(), String::new())) };
 }
 
-/// Lower-cases, normalises width, drops whitespace, punctuation and leading @mentions.
+/// Lower-cases, normalises width, drops whitespace and punctuation.
 #[must_use]
 pub fn fold(text: &str) -> String {
     if let Some(folded) = LAST_FOLD.with_borrow(|(t, f)| (t == text).then(|| f.clone())) {
@@ -31,7 +31,7 @@ pub fn fold(text: &str) -> String {
 }
 
 fn fold_uncached(text: &str) -> String {
-    let text = crate::wecom::aibot_json::strip_mentions(&normalize_width(text));
+    let text = normalize_width(text);
     text.to_lowercase()
         .chars()
         .filter(|c| c.is_alphanumeric())
@@ -56,11 +56,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn folding_drops_mentions_width_and_punctuation() {
-        assert_eq!(
-            fold("@开通助手 开通ＡＢＣ１２３, 电子发票!"),
-            "开通abc123电子发票"
-        );
+    fn folding_drops_width_and_punctuation() {
+        // @mentions never get this far: the AI-bot channel strips them (`channel::strip_mentions`).
+        assert_eq!(fold("开通ＡＢＣ１２３, 电子发票!"), "开通abc123电子发票");
     }
 
     #[test]

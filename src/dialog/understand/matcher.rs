@@ -13,8 +13,9 @@ use serde::Serialize;
 
 use super::fold::{fold, to_pinyin};
 use super::tuning::Tuning;
-use crate::catalog::{Catalog, Service, ServiceId};
+use crate::catalog::{Catalog, Service};
 use crate::dialog::examples::ExampleIndex;
+use crate::domain::ServiceId;
 
 /// A ranked service.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::matcher::{Matcher, Verdict};
-use crate::catalog::{Catalog, ServiceId};
+use crate::catalog::Catalog;
+use crate::domain::ServiceId;
 
 /// JSON shape printed by `kaitong understand`.
 #[derive(Debug, Serialize)]

@@ -2,8 +2,8 @@
 //! the service to, with every answer in a plain-text body and the attachments attached.
 //!
 //! The subject and body are rendered when the hand-off is queued (a snapshot of what was filed;
-//! secrets masked as in the form's summary). Attachment bytes are loaded from the store at send
-//! time, under the key the dialog kept them (`attachment:{form id}:{field}`).
+//! secrets masked as in the form's summary). Attachment bytes are loaded at send time from where
+//! the request keeps them ([`crate::requests::attachments`]).
 //!
 //! `smtp_url`: `smtps://user:pass@host:465` = implicit TLS; `smtp://user:pass@host:587` =
 //! STARTTLS required; `smtp://host:25` without credentials = plain (a local relay or a
@@ -22,9 +22,10 @@ use serde::{Deserialize, Serialize};
 
 use super::HandoffError;
 use crate::catalog::Window;
-use crate::channel::{ChannelKind, Conversation};
-use crate::notify::outbox::{DeliveryError, OutboxItem, Transport};
+use crate::domain::{ChannelKind, Conversation};
+use crate::notify::outbox::{Delivery, DeliveryError, DeliveryKind, OutboxItem, Transport};
 use crate::requests::Request;
+use crate::requests::attachments::{self, BlobRef};
 use crate::secret::Secret;
 use crate::store::Store;
 
@@ -41,11 +42,13 @@ pub struct EmailJob {
     pub attachments: Vec<AttachmentRef>,
 }
 
-/// An attachment to load from the store when sending.
+/// An attachment to load when sending.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttachmentRef {
     pub file_name: String,
-    pub store_key: String,
+    /// Named `store_key` on the wire, as queued items have always spelled it.
+    #[serde(rename = "store_key")]
+    pub blob: BlobRef,
 }
 
 impl EmailJob {
@@ -266,8 +269,9 @@ impl EmailTransport {
 
     /// Builds the message, loading attachment bytes from the store.
     async fn compose(&self, item: &OutboxItem) -> Result<Message, DeliveryError> {
-        let job: EmailJob = serde_json::from_value(item.payload.clone())
-            .map_err(|e| DeliveryError::permanent(format!("not an email job: {e}")))?;
+        let Delivery::Email(job) = &item.delivery else {
+            return Err(item.unexpected(DeliveryKind::Email));
+        };
         let to: Mailbox = job
             .to
             .parse()
@@ -275,7 +279,7 @@ impl EmailTransport {
         let mut body = job.body.clone();
         let mut files = Vec::new();
         for attachment in &job.attachments {
-            match self.store.get(&attachment.store_key).await {
+            match attachments::load_blob(self.store.as_ref(), &attachment.blob).await {
                 Ok(Some(bytes)) => {
                     let content_type = ContentType::parse(mime_for(&attachment.file_name))
                         .unwrap_or(ContentType::TEXT_PLAIN);
@@ -307,8 +311,8 @@ impl EmailTransport {
         Message::builder()
             .from(self.from.clone())
             .to(to)
-            .subject(job.subject)
-            .message_id(Some(job.message_id))
+            .subject(job.subject.clone())
+            .message_id(Some(job.message_id.clone()))
             .date_now()
             .multipart(parts)
             .map_err(|e| DeliveryError::permanent(format!("message not buildable: {e}")))
@@ -324,15 +328,15 @@ fn is_loopback(host: &str) -> bool {
 
 #[async_trait::async_trait]
 impl Transport for EmailTransport {
-    fn kind(&self) -> &'static str {
-        super::KIND_EMAIL
+    fn kind(&self) -> DeliveryKind {
+        DeliveryKind::Email
     }
 
     async fn deliver(&self, item: &OutboxItem) -> Result<(), DeliveryError> {
         let message = self.compose(item).await?;
         match self.mailer.send(message).await {
             Ok(_) => {
-                tracing::info!(kind = super::KIND_EMAIL, host = %self.host, id = %item.id, "hand-off mailed");
+                tracing::info!(kind = DeliveryKind::Email.as_str(), host = %self.host, id = %item.id, "hand-off mailed");
                 Ok(())
             }
             Err(e) => {

@@ -23,8 +23,8 @@
 //!
 //! Each item carries a snapshot of the request taken when it was enqueued (labels and masked
 //! display values from the form's summary, never the raw answers), so a retry days later sends
-//! what was filed. Attachments are the exception: their bytes stay in the store under
-//! [`attachment_key`] and the email transport loads them when it sends.
+//! what was filed. Attachments are the exception: their bytes stay with the request
+//! ([`crate::requests::attachments`]) and the email transport loads them when it sends.
 //!
 //! This module owns the wire formats of the hand-offs and their delivery. It must not change
 //! requests, decide routing (the catalog did, at filing time) or schedule retries (the outbox
@@ -40,20 +40,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::{FieldValue, FilingRoute};
 use crate::config::HandoffSection;
-use crate::dialog::attachment_key;
-use crate::notify::outbox::{Outbox, Transport};
+use crate::notify::outbox::{Delivery, DeliveryKind, Outbox, Transport};
+use crate::requests::attachments::BlobRef;
 use crate::requests::{Request, Watcher};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, keys};
 
 pub use email::EmailTransport;
 pub use webhook::{WebhookTransport, sign, verify_signature};
-
-/// Outbox kind of the request platform's webhook.
-pub const KIND_WEBHOOK: &str = "webhook";
-/// Outbox kind of the OA webhook.
-pub const KIND_OA: &str = "oa";
-/// Outbox kind of emails.
-pub const KIND_EMAIL: &str = "email";
 
 /// `event` of a newly filed request.
 pub const EVENT_FILED: &str = "request.filed";
@@ -105,14 +98,14 @@ pub fn transports(
     let mut out: Vec<Arc<dyn Transport>> = Vec::new();
     if targets.platform {
         out.push(Arc::new(WebhookTransport::new(
-            KIND_WEBHOOK,
+            DeliveryKind::Webhook,
             &section.platform_webhook_url,
             section.platform_webhook_secret.expose(),
         )?));
     }
     if targets.oa {
         out.push(Arc::new(WebhookTransport::new(
-            KIND_OA,
+            DeliveryKind::Oa,
             &section.oa_webhook_url,
             section.oa_webhook_secret.expose(),
         )?));
@@ -260,10 +253,9 @@ impl RequestView {
 /// One outbox item the watcher wants queued.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlannedHandoff {
-    pub kind: &'static str,
     /// The outbox id, i.e. the idempotency key.
     pub key: String,
-    pub payload: serde_json::Value,
+    pub delivery: Delivery,
 }
 
 /// Queues hand-offs for new requests and platform updates for status changes.
@@ -292,23 +284,28 @@ impl HandoffWatcher {
         if request.history.len() <= 1 {
             // Newly filed: the first (and only) entry of the history is the submission.
             if self.targets.platform {
-                let key = format!("handoff:{KIND_WEBHOOK}:{id}");
-                out.push(webhook_item(KIND_WEBHOOK, EVENT_FILED, key, request));
+                let key = keys::handoff_filed(DeliveryKind::Webhook.as_str(), id);
+                out.push(PlannedHandoff {
+                    delivery: Delivery::Webhook(webhook_event(EVENT_FILED, &key, request)),
+                    key,
+                });
             }
             match &request.form.routing {
                 FilingRoute::OaTicket if self.targets.oa => {
-                    let key = format!("handoff:{KIND_OA}:{id}");
-                    out.push(webhook_item(KIND_OA, EVENT_FILED, key, request));
+                    let key = keys::handoff_filed(DeliveryKind::Oa.as_str(), id);
+                    out.push(PlannedHandoff {
+                        delivery: Delivery::Oa(webhook_event(EVENT_FILED, &key, request)),
+                        key,
+                    });
                 }
                 // Without an address there is nobody to mail; the platform webhook still carries it.
                 FilingRoute::Email {
                     address: Some(address),
                 } if self.targets.email => {
-                    let key = format!("handoff:{KIND_EMAIL}:{id}");
+                    let key = keys::handoff_filed(DeliveryKind::Email.as_str(), id);
                     let job = email::EmailJob::of(request, address, &key);
                     out.push(PlannedHandoff {
-                        kind: KIND_EMAIL,
-                        payload: serde_json::to_value(&job).unwrap_or_default(),
+                        delivery: Delivery::Email(job),
                         key,
                     });
                 }
@@ -317,24 +314,25 @@ impl HandoffWatcher {
         } else if self.targets.platform {
             // A status change: keep the system of record in sync. Statuses only move forward,
             // so each (request, status) pair happens at most once.
-            let key = format!("handoff:{KIND_WEBHOOK}:{id}:{}", request.status().as_str());
-            out.push(webhook_item(KIND_WEBHOOK, EVENT_STATUS, key, request));
+            let key = keys::handoff_status(
+                DeliveryKind::Webhook.as_str(),
+                id,
+                request.status().as_str(),
+            );
+            out.push(PlannedHandoff {
+                delivery: Delivery::Webhook(webhook_event(EVENT_STATUS, &key, request)),
+                key,
+            });
         }
         out
     }
 }
 
-fn webhook_item(kind: &'static str, event: &str, key: String, request: &Request) -> PlannedHandoff {
-    let event = WebhookEvent {
+fn webhook_event(event: &str, key: &str, request: &Request) -> WebhookEvent {
+    WebhookEvent {
         event: event.to_owned(),
-        idempotency_key: key.clone(),
+        idempotency_key: key.to_owned(),
         request: RequestView::of(request),
-    };
-    PlannedHandoff {
-        kind,
-        // Serialising these plain structs cannot fail.
-        payload: serde_json::to_value(&event).unwrap_or_default(),
-        key,
     }
 }
 
@@ -343,21 +341,22 @@ impl Watcher for HandoffWatcher {
     async fn changed(&self, request: &Request, now: DateTime<Utc>) -> Result<(), StoreError> {
         let mut outcome = Ok(());
         for item in self.plan(request) {
+            let kind = item.delivery.kind().to_owned();
             match self
                 .outbox
-                .enqueue(item.kind, &item.key, item.payload, now, now)
+                .enqueue(&item.key, item.delivery, now, now)
                 .await
             {
                 Ok(true) => {
-                    tracing::info!(request = %request.id, kind = item.kind, key = %item.key, "hand-off queued");
+                    tracing::info!(request = %request.id, kind, key = %item.key, "hand-off queued");
                 }
                 Ok(false) => {
-                    tracing::debug!(request = %request.id, kind = item.kind, key = %item.key, "hand-off was queued before");
+                    tracing::debug!(request = %request.id, kind, key = %item.key, "hand-off was queued before");
                 }
                 // Loud, and reported: a filing answers "failed" so the person's next 确认
                 // queues it; a status change stands and this hand-off waits for a re-queue.
                 Err(e) => {
-                    tracing::error!(request = %request.id, kind = item.kind, key = %item.key, error = %e, "hand-off could not be queued");
+                    tracing::error!(request = %request.id, kind, key = %item.key, error = %e, "hand-off could not be queued");
                     if outcome.is_ok() {
                         outcome = Err(e);
                     }
@@ -368,7 +367,7 @@ impl Watcher for HandoffWatcher {
     }
 }
 
-/// The attachments of a request: file name and the store key of their bytes.
+/// The attachments of a request: file name and where their bytes are kept.
 fn attachments_of(request: &Request) -> Vec<email::AttachmentRef> {
     request
         .form
@@ -377,7 +376,7 @@ fn attachments_of(request: &Request) -> Vec<email::AttachmentRef> {
         .filter_map(|(field, value)| match value {
             FieldValue::Attachment { file_name, .. } => Some(email::AttachmentRef {
                 file_name: file_name.clone(),
-                store_key: attachment_key(&request.form.form_id, field.as_str()),
+                blob: BlobRef::of(&request.form.form_id, field.as_str()),
             }),
             _ => None,
         })

@@ -42,7 +42,7 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, RETRY_AFTER};
 use sha2::Sha256;
 
 use super::HandoffError;
-use crate::notify::outbox::{DeliveryError, OutboxItem, Transport};
+use crate::notify::outbox::{Delivery, DeliveryError, DeliveryKind, OutboxItem, Transport};
 use crate::secret::Secret;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -95,7 +95,7 @@ pub fn verify_signature(secret: &str, timestamp: &str, body: &[u8], header: &str
 /// Sends outbox items of one kind to one webhook.
 #[derive(Debug)]
 pub struct WebhookTransport {
-    kind: &'static str,
+    kind: DeliveryKind,
     url: reqwest::Url,
     /// For logs and error messages: never the path or query (they may carry tokens).
     host: String,
@@ -104,28 +104,29 @@ pub struct WebhookTransport {
 }
 
 impl WebhookTransport {
-    /// `kind` is the outbox kind this instance sends ([`KIND_WEBHOOK`](super::KIND_WEBHOOK)
-    /// or [`KIND_OA`](super::KIND_OA)).
-    pub fn new(kind: &'static str, url: &str, secret: &str) -> Result<Self, HandoffError> {
+    /// `kind` is the outbox kind this instance sends ([`DeliveryKind::Webhook`] or
+    /// [`DeliveryKind::Oa`]).
+    pub fn new(kind: DeliveryKind, url: &str, secret: &str) -> Result<Self, HandoffError> {
+        let what = kind.as_str();
         let parsed = reqwest::Url::parse(url.trim()).map_err(|e| HandoffError::InvalidUrl {
-            what: kind,
+            what,
             reason: e.to_string(),
         })?;
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(HandoffError::InvalidUrl {
-                what: kind,
+                what,
                 reason: format!("scheme {:?}: expected http or https", parsed.scheme()),
             });
         }
         let host = parsed.host_str().unwrap_or_default().to_owned();
         if host.is_empty() {
             return Err(HandoffError::InvalidUrl {
-                what: kind,
+                what,
                 reason: "no host".into(),
             });
         }
         if secret.is_empty() {
-            return Err(HandoffError::MissingSecret { what: kind });
+            return Err(HandoffError::MissingSecret { what });
         }
         let client = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
@@ -134,7 +135,7 @@ impl WebhookTransport {
             .user_agent(concat!("kaitong/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| HandoffError::Client {
-                what: kind,
+                what,
                 reason: e.to_string(),
             })?;
         Ok(Self {
@@ -155,12 +156,19 @@ impl WebhookTransport {
 
 #[async_trait::async_trait]
 impl Transport for WebhookTransport {
-    fn kind(&self) -> &'static str {
+    fn kind(&self) -> DeliveryKind {
         self.kind
     }
 
     async fn deliver(&self, item: &OutboxItem) -> Result<(), DeliveryError> {
-        let body = serde_json::to_vec(&item.payload)
+        let event = match (&item.delivery, self.kind) {
+            (Delivery::Webhook(event), DeliveryKind::Webhook)
+            | (Delivery::Oa(event), DeliveryKind::Oa) => event,
+            _ => return Err(item.unexpected(self.kind)),
+        };
+        // Through a JSON value, as the body has always been built (keys in sorted order).
+        let body = serde_json::to_value(event)
+            .and_then(|payload| serde_json::to_vec(&payload))
             .map_err(|e| DeliveryError::permanent(format!("payload not serialisable: {e}")))?;
         let timestamp = Utc::now().timestamp().to_string();
         let signature = sign(self.secret.expose(), &timestamp, &body);
@@ -179,7 +187,7 @@ impl Transport for WebhookTransport {
             Err(e) => {
                 // `without_url`: the error text must not carry the URL's path or query.
                 let retryable = !e.is_builder();
-                let message = format!("{} {}: {}", self.kind, self.host, e.without_url());
+                let message = format!("{} {}: {}", self.kind.as_str(), self.host, e.without_url());
                 return Err(if retryable {
                     DeliveryError::retry(message)
                 } else {
@@ -190,14 +198,14 @@ impl Transport for WebhookTransport {
         let status = response.status().as_u16();
         let retry_after = retry_after(response.headers());
         if (200..300).contains(&status) {
-            tracing::info!(kind = self.kind, host = %self.host, id = %item.id, status, "hand-off delivered");
+            tracing::info!(kind = self.kind.as_str(), host = %self.host, id = %item.id, status, "hand-off delivered");
             return Ok(());
         }
         let text = response.text().await.unwrap_or_default();
         let excerpt: String = text.chars().take(ERROR_BODY_CHARS).collect();
         let message = format!(
             "{} {} answered {status}: {}",
-            self.kind,
+            self.kind.as_str(),
             self.host,
             excerpt.trim()
         );
@@ -318,13 +326,14 @@ mod tests {
 
     #[test]
     fn construction_refuses_bad_urls_and_empty_secrets() {
-        assert!(WebhookTransport::new("webhook", "not a url", "s").is_err());
-        assert!(WebhookTransport::new("webhook", "ftp://h/x", "s").is_err());
+        assert!(WebhookTransport::new(DeliveryKind::Webhook, "not a url", "s").is_err());
+        assert!(WebhookTransport::new(DeliveryKind::Webhook, "ftp://h/x", "s").is_err());
         assert!(matches!(
-            WebhookTransport::new("webhook", "https://h/x", ""),
+            WebhookTransport::new(DeliveryKind::Webhook, "https://h/x", ""),
             Err(HandoffError::MissingSecret { .. })
         ));
-        let t = WebhookTransport::new("oa", "https://oa.example.com/hook?token=t", "s").unwrap();
+        let t = WebhookTransport::new(DeliveryKind::Oa, "https://oa.example.com/hook?token=t", "s")
+            .unwrap();
         assert_eq!(t.host(), "oa.example.com");
         assert!(!format!("{t:?}").contains("\"s\""));
     }

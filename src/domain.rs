@@ -1,7 +1,82 @@
-//! The one domain message both channels produce, and the reply the bot gives back.
-//! Nothing here knows whether it came as XML or JSON.
+//! The ids and messages every layer speaks: who (`UserId`), where (`ChannelKind`,
+//! `Conversation`), which service (`ServiceId`) and request (`RequestId`), the one inbound
+//! message both channels produce (`Inbound`, `Content`), the bot's `Reply`, and the `Bot` trait.
+//!
+//! Owns these shapes and their parsing. It imports nothing from the crate, so any module may
+//! import it; it must not know wire formats, store keys or what the bot decides.
 
 use serde::{Deserialize, Serialize};
+
+/// The seed's 序号: stable forever, used in tickets and commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ServiceId(pub u16);
+
+impl ServiceId {
+    pub fn get(self) -> u16 {
+        self.0
+    }
+}
+
+impl std::str::FromStr for ServiceId {
+    type Err = String;
+
+    /// Accepts "33", "#33", "＃33", "33号" (what users type for an id).
+    fn from_str(s: &str) -> Result<Self, String> {
+        let t = s
+            .trim()
+            .trim_start_matches(['#', '＃'])
+            .trim_end_matches('号')
+            .trim();
+        match t.parse::<u16>() {
+            Ok(n) if n > 0 => Ok(Self(n)),
+            _ => Err(format!("not a service id: {s:?}")),
+        }
+    }
+}
+
+impl std::fmt::Display for ServiceId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// A readable request id: `KT-YYYYMMDD-NNNN` (date of submission, Asia/Shanghai).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RequestId(String);
+
+impl RequestId {
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The id of the `seq`th request filed on `local_date` (`YYYYMMDD`, Asia/Shanghai).
+    #[must_use]
+    pub fn numbered(local_date: &str, seq: u64) -> Self {
+        Self(format!("KT-{local_date}-{seq:04}"))
+    }
+
+    /// Accepts what users type: "KT-20261128-0007", "kt-20261128-7".
+    #[must_use]
+    pub fn parse(raw: &str) -> Option<Self> {
+        let upper = raw.trim().to_ascii_uppercase();
+        let rest = upper.strip_prefix("KT-")?;
+        let (date, seq) = rest.split_once('-')?;
+        if date.len() != 8 || !date.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let seq: u32 = seq.parse().ok()?;
+        Some(Self(format!("KT-{date}-{seq:04}")))
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
 
 /// Which inbound channel a message came through; sessions are kept apart per channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -60,15 +135,6 @@ impl Conversation {
     #[must_use]
     pub fn is_group(&self) -> bool {
         matches!(self, Self::Group(_))
-    }
-
-    /// A stable key part: "direct" or "group:<id>".
-    #[must_use]
-    pub fn key(&self) -> String {
-        match self {
-            Self::Direct => "direct".into(),
-            Self::Group(id) => format!("group:{id}"),
-        }
     }
 }
 
@@ -184,8 +250,32 @@ pub trait Bot: Send + Sync + 'static {
     /// As [`Bot::respond`], for a caller that writes durably to the same store after the
     /// turn and before anyone hears the reply (the callback path stores the reply record for
     /// WeCom's retries): the turn's own writes may leave their fsync to that write
-    /// ([`crate::store::Durability::WithNextImmediate`]).
+    /// (`store::Durability::WithNextImmediate`).
     async fn respond_then_persist(&self, message: Inbound) -> Reply {
         self.respond(message).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn request_ids_parse_loosely_and_print_canonically() {
+        assert_eq!(
+            RequestId::parse("kt-20261128-7").unwrap().as_str(),
+            "KT-20261128-0007"
+        );
+        assert!(RequestId::parse("KT-2026-1").is_none());
+        assert!(RequestId::parse("hello").is_none());
+    }
+
+    #[test]
+    fn service_ids_parse_as_users_type_them() {
+        assert_eq!("#33".parse::<ServiceId>(), Ok(ServiceId(33)));
+        assert_eq!("33号".parse::<ServiceId>(), Ok(ServiceId(33)));
+        assert!("0".parse::<ServiceId>().is_err());
+        assert!("abc".parse::<ServiceId>().is_err());
     }
 }
