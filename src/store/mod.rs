@@ -78,7 +78,7 @@ pub struct Versioned {
     pub version: Vec<u8>,
 }
 
-/// Key-value operations every backend provides with the same semantics (see `tests/store.rs`).
+/// Key-value operations every backend provides with the same semantics (see `tests/it/store.rs`).
 ///
 /// `ttl = None` keeps a value until deleted. Expired values are invisible to every operation.
 #[async_trait]

@@ -17,7 +17,7 @@ fn matcher() -> (Catalog, Matcher) {
 }
 
 fn eval_set() -> Vec<kaitong::dialog::eval::Labelled> {
-    parse(include_str!("fixtures/understanding_eval.jsonl")).unwrap()
+    parse(include_str!("../fixtures/understanding_eval.jsonl")).unwrap()
 }
 
 #[test]
@@ -127,7 +127,7 @@ fn eval_prints_the_scores() {
 }
 
 fn slot_set() -> Vec<kaitong::dialog::eval::Labelled> {
-    parse(include_str!("fixtures/slots_eval.jsonl")).unwrap()
+    parse(include_str!("../fixtures/slots_eval.jsonl")).unwrap()
 }
 
 #[test]
@@ -184,6 +184,8 @@ mod slot_properties {
     use proptest::prelude::*;
     use std::sync::LazyLock;
 
+    use crate::harness;
+
     static PARTS: LazyLock<(Catalog, Matcher)> = LazyLock::new(matcher);
 
     /// Pieces salespeople's messages are made of: catalog phrases, option words, cue words,
@@ -231,7 +233,7 @@ mod slot_properties {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(400))]
+        #![proptest_config(harness::proptest_config(400))]
 
         /// Every value the bot reports occurs in the message and satisfies its field's parser.
         #[test]
@@ -271,7 +273,7 @@ fn figures_with_the_default_table_stay_at_the_measured_level() {
     let space = Space::encode(&catalog, encoder.as_ref());
     for (set, top1, offered, none) in [
         (
-            parse(include_str!("fixtures/paraphrase_eval.jsonl")).unwrap(),
+            parse(include_str!("../fixtures/paraphrase_eval.jsonl")).unwrap(),
             0.65,
             0.77,
             0.78,

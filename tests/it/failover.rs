@@ -7,8 +7,6 @@
 //! `redis-server` and `redis-sentinel` must be installed: a missing one fails the test.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -16,24 +14,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::TestApp;
 use kaitong::domain::{ChannelKind, RequestId, UserId};
 use kaitong::requests::{BatchDay, RequestFilter};
 use kaitong::startup::{Application, Parts};
+
+use crate::harness::{self, TestApp, free_port};
 
 const MASTER_NAME: &str = "mymaster";
 const BUSY: &str = "系统繁忙,请稍后再试";
 const FILING_FAILED: &str = "提交失败了";
 /// The whole scenario must finish within this (a hung failover fails, it does not stall CI).
 const SCENARIO_LIMIT: Duration = Duration::from_secs(60);
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn installed(binary: &str) -> bool {
     Command::new(binary)
@@ -442,23 +433,18 @@ async fn failovers_mid_conversation_lose_no_form_or_request_file_nothing_twice_a
 
 async fn scenario() {
     // The store's failover lines (retries, reconnections, busy answers) show with --nocapture.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            std::env::var("RUST_LOG").unwrap_or_else(|_| "kaitong::store=info,warn".into()),
-        )
-        .with_test_writer()
-        .try_init();
+    harness::capture_logs();
     let started = Instant::now();
     let mut cluster = Cluster::start().await;
     eprintln!("cluster ready after {:?}", started.elapsed());
     let first_master = cluster.current_master().await;
 
-    let mut settings = common::test_settings();
-    let sim = common::wecom_simulator(&settings).await;
+    let mut settings = harness::test_settings();
+    let sim = harness::wecom_simulator(&settings).await;
     sim.set_per_user_minute_limit(None);
     settings.wecom.api_base = sim.base_url();
     settings.store.url = cluster.url();
-    settings.store.redis_prefix = common::unique_prefix();
+    settings.store.redis_prefix = harness::unique_prefix();
     // The push is driven below at the batch's own 17:30, not by the wall clock.
     settings.notify.enabled = false;
     settings.server.per_user_per_minute = 10_000;
@@ -629,7 +615,7 @@ async fn scenario() {
 }
 
 async fn push_once_across_instances(parts: &[Parts], day: BatchDay) {
-    let settings = common::test_settings();
+    let settings = harness::test_settings();
     let due = parts[0].schedule.done_at(day).unwrap();
     let pushes: Vec<_> = parts.iter().map(|p| p.background(&settings).push).collect();
     let (a, b) = tokio::join!(pushes[0].tick(due), pushes[1].tick(due));
@@ -660,7 +646,7 @@ async fn an_acknowledged_write_is_already_on_the_replica() {
         let cluster = Cluster::start().await;
         let master = cluster.current_master().await;
         let replica = *cluster.servers.keys().find(|p| **p != master).unwrap();
-        let prefix = common::unique_prefix();
+        let prefix = harness::unique_prefix();
         let store = kaitong::store::open(&cluster.url(), &prefix).await.unwrap();
         assert!(store.describe().starts_with("redis+sentinel:"));
         let on_replica = redis::Client::open(format!("redis://127.0.0.1:{replica}/"))

@@ -2,53 +2,20 @@
 //! and both stores: verification, messages, events, retries, and every kind of bad input.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use common::{BACKENDS, Backend, RecordingBot, TestApp};
 use kaitong::domain::{AttachmentKind, CardAction, Content, Conversation, MediaSource};
 use kaitong::wecom::MsgCrypt;
 use kaitong::wecom::app_xml::InnerMessage;
 use kaitong::wecom::peer::{self, WecomPeer};
 
-/// Captures this test binary's log output so tests can check what a rejection logs.
-#[derive(Clone, Default)]
-struct LogBuffer(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogBuffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn logs() -> &'static LogBuffer {
-    static LOGS: OnceLock<LogBuffer> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let buffer = LogBuffer::default();
-        let writer = buffer.clone();
-        tracing_subscriber::fmt()
-            .with_env_filter("info")
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .init();
-        buffer
-    })
-}
-
-fn log_text() -> String {
-    String::from_utf8_lossy(&logs().0.lock().unwrap()).into_owned()
-}
+use crate::harness::{self, BACKENDS, Backend, RecordingBot, TestApp};
 
 async fn spawn(backend: Backend) -> (TestApp, Arc<RecordingBot>) {
-    logs();
+    harness::capture_logs();
     let bot = RecordingBot::new();
     (TestApp::spawn(backend, bot.clone()).await, bot)
 }
@@ -131,17 +98,17 @@ async fn both_channels_verify_their_url_with_the_plaintext_echo() {
 /// Tencent's own sample request, byte for byte, against a server configured like the sample.
 #[tokio::test]
 async fn the_official_sample_requests_are_understood() {
-    logs();
+    harness::capture_logs();
     let vectors: serde_json::Value =
-        serde_json::from_str(include_str!("fixtures/wecom_vectors.json")).unwrap();
+        serde_json::from_str(include_str!("../fixtures/wecom_vectors.json")).unwrap();
     let verify = &vectors["vectors"][1];
     let post = &vectors["vectors"][0];
-    let mut settings = common::test_settings();
+    let mut settings = harness::test_settings();
     settings.wecom.token = verify["token"].as_str().unwrap().into();
     settings.wecom.encoding_aes_key = verify["encoding_aes_key"].as_str().unwrap().into();
     settings.wecom.corp_id = verify["receive_id"].as_str().unwrap().into();
     settings.server.timestamp_window_secs = 20 * 365 * 24 * 3600; // the samples are from 2014
-    let (store, dir) = common::fresh_store(Backend::Embedded);
+    let (store, dir) = harness::fresh_store(Backend::Embedded);
     let bot = RecordingBot::new();
     let app = TestApp::spawn_with(settings, store, dir, bot.clone()).await;
 
@@ -253,9 +220,9 @@ async fn app_media_location_and_link_messages_become_domain_content() {
 
 #[tokio::test]
 async fn unknown_app_message_types_get_the_help_text_from_the_dialog_bot() {
-    logs();
-    let settings = common::test_settings();
-    let (store, dir) = common::fresh_store(Backend::Embedded);
+    harness::capture_logs();
+    let settings = harness::test_settings();
+    let (store, dir) = harness::fresh_store(Backend::Embedded);
     let parts = kaitong::startup::Parts::build(&settings, Arc::clone(&store)).unwrap();
     let app = TestApp::spawn_with(settings, store, dir, parts.bot).await;
     let (status, reply) = app_send(&app, &message_xml(&app, "u1", "hologram", "")).await;
@@ -448,7 +415,7 @@ async fn a_retried_app_message_gets_the_same_reply_and_runs_once() {
 #[tokio::test]
 async fn concurrent_retries_run_the_turn_once_on_both_channels() {
     for backend in BACKENDS {
-        logs();
+        harness::capture_logs();
         let bot = RecordingBot::slow(Duration::from_millis(400));
         let app = Arc::new(TestApp::spawn(backend, bot.clone()).await);
 
@@ -581,7 +548,7 @@ async fn a_timestamp_outside_the_window_is_401_and_logged_with_the_peer() {
     assert_eq!(status, 401);
     assert_eq!(bot.calls(), 0);
 
-    let log = log_text();
+    let log = harness::captured_logs();
     let line = log
         .lines()
         .find(|l| l.contains(&stale))
@@ -787,7 +754,7 @@ async fn wrong_methods_are_405_and_unknown_paths_404() {
 
 #[tokio::test]
 async fn with_redis_down_the_user_is_told_the_system_is_busy_and_readyz_fails() {
-    logs();
+    harness::capture_logs();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -797,7 +764,7 @@ async fn with_redis_down_the_user_is_told_the_system_is_busy_and_readyz_fails() 
         kaitong::store::RedisStore::open(&format!("redis://127.0.0.1:{port}/"), "down:").unwrap(),
     );
     let bot = RecordingBot::new();
-    let app = TestApp::spawn_with(common::test_settings(), store, None, bot.clone()).await;
+    let app = TestApp::spawn_with(harness::test_settings(), store, None, bot.clone()).await;
     let (status, reply) = app_say(&app, "u", next_id(), "开通电子发票").await;
     assert_eq!(status, 200);
     assert_eq!(content_of(&reply.unwrap()), "系统繁忙,请稍后再试");
@@ -823,7 +790,7 @@ async fn readyz_is_200_when_the_store_answers() {
 
 #[tokio::test]
 async fn shutdown_lets_an_in_flight_callback_finish() {
-    logs();
+    harness::capture_logs();
     let bot = RecordingBot::slow(Duration::from_millis(600));
     let mut app = TestApp::spawn(Backend::Embedded, bot.clone()).await;
     let inner = peer::app_text_xml(&app.corp_id(), "u", &app.agent_id(), next_id(), "慢");

@@ -10,6 +10,8 @@ use base64::engine::general_purpose::STANDARD;
 use kaitong::wecom::{AesKey, CryptoError, MsgCrypt};
 use proptest::prelude::*;
 
+use crate::harness;
+
 const KEY: &str = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C";
 
 fn crypt(receive_id: &str) -> MsgCrypt {
@@ -47,7 +49,7 @@ fn message() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(128))]
+    #![proptest_config(harness::proptest_config(128))]
 
     #[test]
     fn round_trip_any_utf8_message(msg in message(), receive_id in "[a-zA-Z0-9]{0,24}") {

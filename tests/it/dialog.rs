@@ -2,11 +2,8 @@
 //! catalog in `dialogs/`, on both stores.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::sync::Arc;
 
-use common::{BACKENDS, Backend, TestApp};
 use kaitong::domain::RequestId;
 use kaitong::requests::{Ledger, Status};
 use kaitong::startup::Parts;
@@ -14,6 +11,8 @@ use kaitong::store::Store;
 use kaitong::wecom::app_xml::InnerMessage;
 use kaitong::wecom::peer;
 use kaitong::wecom::simulator::SimulatorHandle;
+
+use crate::harness::{self, BACKENDS, Backend, TestApp};
 
 struct Bot {
     app: TestApp,
@@ -23,7 +22,7 @@ struct Bot {
 }
 
 async fn start_on(store: Arc<dyn Store>, dir: Option<tempfile::TempDir>) -> Bot {
-    start_with(common::test_settings(), store, dir).await
+    start_with(harness::test_settings(), store, dir).await
 }
 
 async fn start_with(
@@ -32,7 +31,7 @@ async fn start_with(
     dir: Option<tempfile::TempDir>,
 ) -> Bot {
     // WeCom's server API is the in-repo simulator, with this app's credentials.
-    let wecom = common::wecom_simulator(&settings).await;
+    let wecom = harness::wecom_simulator(&settings).await;
     settings.wecom.api_base = wecom.base_url();
     let parts = Parts::build(&settings, Arc::clone(&store)).unwrap();
     let app = TestApp::spawn_with(settings, Arc::clone(&store), dir, parts.bot).await;
@@ -45,7 +44,7 @@ async fn start_with(
 }
 
 async fn start(backend: Backend) -> Bot {
-    let (store, dir) = common::fresh_store(backend);
+    let (store, dir) = harness::fresh_store(backend);
     start_on(store, dir).await
 }
 
@@ -356,14 +355,14 @@ async fn naming_another_service_mid_form_asks_before_switching() {
 async fn a_half_filled_form_survives_a_restart_on_both_stores() {
     for backend in BACKENDS {
         let dir = tempfile::tempdir().unwrap();
-        let prefix = common::unique_prefix();
+        let prefix = harness::unique_prefix();
         let open = || -> Arc<dyn Store> {
             match backend {
                 Backend::Embedded => {
                     Arc::new(kaitong::store::EmbeddedStore::open(dir.path().join("k.db")).unwrap())
                 }
                 Backend::Redis => Arc::new(
-                    kaitong::store::RedisStore::open(&common::redis_url(), &prefix).unwrap(),
+                    kaitong::store::RedisStore::open(&harness::redis_url(), &prefix).unwrap(),
                 ),
             }
         };
@@ -441,10 +440,10 @@ async fn guidance_only_paths_file_nothing() {
 
 #[tokio::test]
 async fn on_the_app_channel_options_are_buttons_and_a_click_answers() {
-    let mut settings = common::test_settings();
-    let wecom = common::wecom_simulator(&settings).await;
+    let mut settings = harness::test_settings();
+    let wecom = harness::wecom_simulator(&settings).await;
     settings.wecom.api_base = wecom.base_url();
-    let (store, dir) = common::fresh_store(Backend::Embedded);
+    let (store, dir) = harness::fresh_store(Backend::Embedded);
     let parts = Parts::build(&settings, Arc::clone(&store)).unwrap();
     let ledger = parts.ledger.clone();
     let app = kaitong::startup::Application::build_from(&settings, parts)
@@ -502,9 +501,9 @@ async fn on_the_app_channel_options_are_buttons_and_a_click_answers() {
 
 #[tokio::test]
 async fn an_expired_form_is_reported_as_expired() {
-    let mut settings = common::test_settings();
+    let mut settings = harness::test_settings();
     settings.dialogs.session_ttl_secs = 1;
-    let (store, dir) = common::fresh_store(Backend::Redis);
+    let (store, dir) = harness::fresh_store(Backend::Redis);
     let bot = start_with(settings, store, dir).await;
     bot.say("s21", "电子发票").await;
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
@@ -531,9 +530,9 @@ async fn in_a_group_a_yes_no_question_is_a_button_card() {
 
 #[tokio::test]
 async fn two_instances_on_one_redis_continue_each_others_forms() {
-    let prefix = common::unique_prefix();
+    let prefix = harness::unique_prefix();
     let open = || -> Arc<dyn Store> {
-        Arc::new(kaitong::store::RedisStore::open(&common::redis_url(), &prefix).unwrap())
+        Arc::new(kaitong::store::RedisStore::open(&harness::redis_url(), &prefix).unwrap())
     };
     let a = start_on(open(), None).await;
     let b = start_on(open(), None).await;

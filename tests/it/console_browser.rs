@@ -6,8 +6,6 @@
 //! without Chromium fails this test loudly: it never skips (CI installs `chromium`).
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -18,7 +16,6 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use chrono::Utc;
-use common::{Backend, fresh_store};
 use kaitong::catalog::{Answers, FilingRoute, Team, Window};
 use kaitong::config::HandlerAccount;
 use kaitong::console::{ConsoleState, router};
@@ -29,6 +26,8 @@ use kaitong::requests::{
     token_hash,
 };
 use serde_json::{Value, json};
+
+use crate::harness::{Backend, fresh_store};
 
 const TOKEN: &str = "browser-handler-token";
 /// An iPhone-sized viewport: the console must work on a phone.

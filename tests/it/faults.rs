@@ -2,52 +2,24 @@
 //! budget, a flood from one person, and secrets kept out of the logs.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Backend, TestApp};
 use kaitong::config::Settings;
 use kaitong::startup::{Application, Parts};
 use kaitong::store::{RedisStore, Store};
 use kaitong::wecom::app_xml::InnerMessage;
 use kaitong::wecom::simulator::SimulatorHandle;
 
-#[derive(Clone, Default)]
-struct LogBuffer(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogBuffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn logs() -> &'static LogBuffer {
-    static LOGS: OnceLock<LogBuffer> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let buffer = LogBuffer::default();
-        let writer = buffer.clone();
-        tracing_subscriber::fmt()
-            .with_env_filter("debug")
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .init();
-        buffer
-    })
-}
+use crate::harness::{self, Backend, TestApp};
 
 async fn simulator(settings: &Settings) -> SimulatorHandle {
-    common::wecom_simulator(settings).await
+    harness::wecom_simulator(settings).await
 }
 
 async fn start(mut settings: Settings, store: Arc<dyn Store>) -> (TestApp, SimulatorHandle) {
-    logs();
+    harness::capture_logs();
     let sim = simulator(&settings).await;
     settings.wecom.api_base = sim.base_url();
     let parts = Parts::build(&settings, Arc::clone(&store)).unwrap();
@@ -128,7 +100,7 @@ async fn redis_stopped_mid_conversation_gives_busy_then_the_form_continues_when_
     let redis = OwnRedis::start_in(tempfile::tempdir().unwrap(), port);
     let store: Arc<dyn Store> =
         Arc::new(RedisStore::open(&format!("redis://127.0.0.1:{port}/"), "fault:").unwrap());
-    let (app, _sim) = start(common::test_settings(), store).await;
+    let (app, _sim) = start(harness::test_settings(), store).await;
 
     say(&app, "ann", "给 acct_ann 开电子发票").await;
     let (dir, port) = redis.stop();
@@ -156,8 +128,8 @@ async fn redis_stopped_mid_conversation_gives_busy_then_the_form_continues_when_
 
 #[tokio::test]
 async fn a_wecom_api_slower_than_five_seconds_never_holds_up_the_callback() {
-    let (store, _dir) = common::fresh_store(Backend::Embedded);
-    let (app, sim) = start(common::test_settings(), store).await;
+    let (store, _dir) = harness::fresh_store(Backend::Embedded);
+    let (app, sim) = start(harness::test_settings(), store).await;
     sim.set_delay(Duration::from_secs(6));
     say(&app, "ben", "实施助手 卖家账号 acct_ben").await;
     let started = std::time::Instant::now();
@@ -192,8 +164,8 @@ async fn a_wecom_api_slower_than_five_seconds_never_holds_up_the_callback() {
 
 #[tokio::test]
 async fn a_flood_from_one_person_is_slowed_down_without_starving_others() {
-    let (store, _dir) = common::fresh_store(Backend::Embedded);
-    let mut settings = common::test_settings();
+    let (store, _dir) = harness::fresh_store(Backend::Embedded);
+    let mut settings = harness::test_settings();
     settings.server.per_user_per_minute = 20;
     let (app, _sim) = start(settings, store).await;
     let app = Arc::new(app);
@@ -220,8 +192,8 @@ async fn a_flood_from_one_person_is_slowed_down_without_starving_others() {
 
 #[tokio::test]
 async fn secrets_never_reach_the_log_during_a_full_conversation() {
-    let (store, _dir) = common::fresh_store(Backend::Embedded);
-    let settings = common::test_settings();
+    let (store, _dir) = harness::fresh_store(Backend::Embedded);
+    let settings = harness::test_settings();
     let (token, key, secret) = (
         settings.wecom.token.expose().to_owned(),
         settings.wecom.encoding_aes_key.expose().to_owned(),
@@ -245,7 +217,7 @@ async fn secrets_never_reach_the_log_during_a_full_conversation() {
         "masked in the summary: {reply}"
     );
     say(&app, "dora", "确认").await;
-    let log = String::from_utf8_lossy(&logs().0.lock().unwrap()).into_owned();
+    let log = harness::captured_logs();
     assert!(log.contains("request filed"), "the log was captured");
     for secret in [api_secret, &token, &key, &secret] {
         assert!(!log.contains(secret), "a secret leaked into the log");

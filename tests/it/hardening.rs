@@ -3,51 +3,18 @@
 //! per-person limit, slow bodies.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::io::{Read, Write};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Backend, RecordingBot, TestApp};
 use kaitong::wecom::peer;
 
-/// Captures this test binary's log output so tests can check what a refusal logs.
-#[derive(Clone, Default)]
-struct LogBuffer(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogBuffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn logs() -> &'static LogBuffer {
-    static LOGS: OnceLock<LogBuffer> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let buffer = LogBuffer::default();
-        let writer = buffer.clone();
-        tracing_subscriber::fmt()
-            .with_env_filter("info")
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .init();
-        buffer
-    })
-}
-
-fn log_text() -> String {
-    String::from_utf8_lossy(&logs().0.lock().unwrap()).into_owned()
-}
+use crate::harness::{self, Backend, RecordingBot, TestApp};
 
 async fn spawn_with(settings: kaitong::config::Settings) -> (TestApp, Arc<RecordingBot>) {
-    logs();
+    harness::capture_logs();
     let bot = RecordingBot::new();
-    let (store, dir) = common::fresh_store(Backend::Embedded);
+    let (store, dir) = harness::fresh_store(Backend::Embedded);
     (
         TestApp::spawn_with(settings, store, dir, bot.clone()).await,
         bot,
@@ -62,7 +29,7 @@ fn next_id() -> u64 {
 
 #[tokio::test]
 async fn a_correctly_signed_callback_with_a_wrapping_timestamp_is_401() {
-    let (app, bot) = spawn_with(common::test_settings()).await;
+    let (app, bot) = spawn_with(harness::test_settings()).await;
     let now = chrono::Utc::now().timestamp();
     // now − 2^63 made `(now - sent).abs()` wrap to a negative number, inside any window.
     let wrapping = [
@@ -105,7 +72,7 @@ async fn a_correctly_signed_callback_with_a_wrapping_timestamp_is_401() {
     // The server is still healthy: nothing panicked.
     assert_eq!(app.get("/healthz").await.0, 200);
     assert!(
-        log_text().contains(&format!("timestamp \"{}\"", i64::MIN)),
+        harness::captured_logs().contains(&format!("timestamp \"{}\"", i64::MIN)),
         "each refusal is logged with its reason"
     );
 }
@@ -114,7 +81,7 @@ async fn a_correctly_signed_callback_with_a_wrapping_timestamp_is_401() {
 
 #[tokio::test]
 async fn wecom_retries_of_one_message_never_use_up_the_persons_rate_limit() {
-    let (app, bot) = spawn_with(common::test_settings()).await;
+    let (app, bot) = spawn_with(harness::test_settings()).await;
     assert_eq!(app.settings.server.per_user_per_minute, 60);
     let inner = peer::app_text_xml(&app.corp_id(), "lisi", &app.agent_id(), next_id(), "你好");
     let mut replies = Vec::new();
@@ -139,7 +106,7 @@ async fn wecom_retries_of_one_message_never_use_up_the_persons_rate_limit() {
 
 #[tokio::test]
 async fn fresh_messages_over_the_limit_are_still_slowed_down() {
-    let mut settings = common::test_settings();
+    let mut settings = harness::test_settings();
     settings.server.per_user_per_minute = 3;
     let (app, bot) = spawn_with(settings).await;
     for i in 0..3 {
@@ -157,7 +124,7 @@ async fn fresh_messages_over_the_limit_are_still_slowed_down() {
 
 #[tokio::test]
 async fn a_body_that_stops_arriving_gets_408_after_the_body_timeout() {
-    let mut settings = common::test_settings();
+    let mut settings = harness::test_settings();
     settings.server.body_read_timeout_ms = 400;
     let (app, bot) = spawn_with(settings).await;
     let now = chrono::Utc::now().timestamp().to_string();
@@ -190,7 +157,7 @@ async fn a_body_that_stops_arriving_gets_408_after_the_body_timeout() {
         "{elapsed:?}"
     );
     assert_eq!(bot.calls(), 0);
-    let log = log_text();
+    let log = harness::captured_logs();
     let line = log
         .lines()
         .find(|l| l.contains("status=408"))

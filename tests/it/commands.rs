@@ -2,11 +2,8 @@
 //! may see what, group rules, and long replies split for the phone.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::sync::Arc;
 
-use common::{Backend, RecordingBot, TestApp};
 use kaitong::config::{HandlerAccount, Settings};
 use kaitong::domain::RequestId;
 use kaitong::requests::{Ledger, Status, token_hash};
@@ -15,6 +12,8 @@ use kaitong::wecom::app_xml::InnerMessage;
 use kaitong::wecom::peer;
 use kaitong::wecom::simulator::SimulatorHandle;
 
+use crate::harness::{self, Backend, RecordingBot, TestApp};
+
 struct Bot {
     app: TestApp,
     ledger: Arc<dyn Ledger>,
@@ -22,9 +21,9 @@ struct Bot {
 }
 
 async fn start(mut settings: Settings) -> Bot {
-    let wecom = common::wecom_simulator(&settings).await;
+    let wecom = harness::wecom_simulator(&settings).await;
     settings.wecom.api_base = wecom.base_url();
-    let (store, dir) = common::fresh_store(Backend::Embedded);
+    let (store, dir) = harness::fresh_store(Backend::Embedded);
     let parts = Parts::build(&settings, Arc::clone(&store)).unwrap();
     let ledger = Arc::clone(&parts.ledger);
     let app = TestApp::spawn_with(settings, store, dir, parts.bot).await;
@@ -36,7 +35,7 @@ async fn start(mut settings: Settings) -> Bot {
 }
 
 fn settings_with_handler() -> Settings {
-    let mut settings = common::test_settings();
+    let mut settings = harness::test_settings();
     settings.handlers.accounts = vec![
         HandlerAccount {
             name: "职能-小王".into(),
@@ -278,7 +277,7 @@ async fn commands_work_in_groups_through_the_ai_bot() {
 
 #[tokio::test]
 async fn secrets_and_disclaimers_are_asked_in_the_one_to_one_chat_not_in_the_group() {
-    let bot = start(common::test_settings()).await;
+    let bot = start(harness::test_settings()).await;
     // Service 22 needs a disclaimer file.
     let first = bot
         .say_in_group("wrkSALES", "fred", "取消手机号导出模糊化 卖家账号 acct_f")
@@ -306,8 +305,8 @@ async fn secrets_and_disclaimers_are_asked_in_the_one_to_one_chat_not_in_the_gro
 
 #[tokio::test]
 async fn a_long_app_reply_is_split_on_character_boundaries_and_the_rest_follows_by_api() {
-    let mut settings = common::test_settings();
-    let wecom = common::wecom_simulator(&settings).await;
+    let mut settings = harness::test_settings();
+    let wecom = harness::wecom_simulator(&settings).await;
     settings.wecom.api_base = wecom.base_url();
     let api = Arc::new(
         kaitong::wecom::api::WecomApi::new(
@@ -318,7 +317,7 @@ async fn a_long_app_reply_is_split_on_character_boundaries_and_the_rest_follows_
         )
         .unwrap(),
     );
-    let (store, dir) = common::fresh_store(Backend::Embedded);
+    let (store, dir) = harness::fresh_store(Backend::Embedded);
     let app = Application::build_with_api(&settings, Arc::clone(&store), RecordingBot::new(), api)
         .await
         .unwrap();

@@ -1,17 +1,16 @@
 //! The request ledger on both stores: ids, idempotent filing, batch days, listing, transitions.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
-use common::{BACKENDS, fresh_store};
 use kaitong::catalog::{Answers, FilingRoute, Team, Window};
 use kaitong::domain::{ChannelKind, Conversation, ServiceId, UserId};
 use kaitong::requests::{
     BatchSchedule, FiledForm, Ledger, LedgerError, RequestFilter, Requester, Status, StoreLedger,
 };
+
+use crate::harness::{BACKENDS, fresh_store};
 
 fn shanghai(d: u32, h: u32, m: u32) -> DateTime<Utc> {
     chrono_tz::Asia::Shanghai

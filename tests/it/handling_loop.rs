@@ -4,18 +4,17 @@
 //! disclaimer template sent as a file.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::sync::Arc;
 
 use chrono::Utc;
-use common::{Backend, TestApp};
 use kaitong::config::{HandlerAccount, Settings};
 use kaitong::domain::RequestId;
 use kaitong::requests::{Status, token_hash};
 use kaitong::startup::Parts;
 use kaitong::wecom::app_xml::InnerMessage;
 use kaitong::wecom::simulator::{SentMessage, SimulatorHandle};
+
+use crate::harness::{self, Backend, TestApp};
 
 struct Bot {
     app: TestApp,
@@ -25,7 +24,7 @@ struct Bot {
 }
 
 fn settings_with_handler() -> Settings {
-    let mut settings = common::test_settings();
+    let mut settings = harness::test_settings();
     settings.handlers.accounts = vec![HandlerAccount {
         name: "职能-小王".into(),
         team: "functional".into(),
@@ -37,10 +36,10 @@ fn settings_with_handler() -> Settings {
 }
 
 async fn start(mut settings: Settings) -> Bot {
-    let wecom = common::wecom_simulator(&settings).await;
+    let wecom = harness::wecom_simulator(&settings).await;
     wecom.set_per_user_minute_limit(None);
     settings.wecom.api_base = wecom.base_url();
-    let (store, dir) = common::fresh_store(Backend::Redis);
+    let (store, dir) = harness::fresh_store(Backend::Redis);
     let parts = Parts::build(&settings, Arc::clone(&store)).unwrap();
     let bot = Arc::clone(&parts.bot);
     let app = TestApp::spawn_with(settings.clone(), store, dir, bot).await;
@@ -383,7 +382,7 @@ async fn the_blank_disclaimer_template_is_sent_as_a_file_uploaded_once() {
     let templates = tempfile::tempdir().unwrap();
     let blank = b"PK\x03\x04 blank disclaimer template".to_vec();
     std::fs::write(templates.path().join("免责声明填写样板.docx"), &blank).unwrap();
-    let mut settings = common::test_settings();
+    let mut settings = harness::test_settings();
     settings.dialogs.templates_dir = templates.path().to_owned();
     let bot = start(settings).await;
 

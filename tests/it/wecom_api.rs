@@ -2,7 +2,8 @@
 //! classification, message splitting, duplicate check, media and template-card updates.
 #![allow(clippy::unwrap_used)]
 
-// Test names carry a `wecom::` prefix so `cargo test --test wecom_api --lib wecom::` runs them.
+// Test names carry a `wecom::` prefix so `cargo test --test it --lib wecom::` runs them with the
+// library's own `wecom::` tests.
 mod wecom {
     use std::sync::Arc;
     use std::time::{Duration, Instant};

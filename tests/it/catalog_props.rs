@@ -8,6 +8,8 @@ use std::sync::LazyLock;
 use kaitong::catalog::{Catalog, FieldKind, FieldValue};
 use proptest::prelude::*;
 
+use crate::harness;
+
 static CATALOG: LazyLock<Catalog> = LazyLock::new(load);
 
 fn catalog() -> &'static Catalog {
@@ -22,7 +24,7 @@ fn load() -> Catalog {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(harness::proptest_config(64))]
 
     #[test]
     fn parse_answer_never_panics(raw in "\\PC{0,40}") {

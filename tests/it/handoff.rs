@@ -3,8 +3,6 @@
 //! loopback (aiosmtpd, with the attachment), both through the durable outbox on both stores.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::collections::HashMap;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -18,7 +16,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use base64::Engine;
 use chrono::{DateTime, TimeZone, Utc};
-use common::{BACKENDS, Backend, fresh_store};
 use kaitong::catalog::{Answers, FieldKey, FieldValue, FilingRoute, Team, Window};
 use kaitong::config::HandoffSection;
 use kaitong::domain::{ChannelKind, Conversation, ServiceId, UserId};
@@ -30,6 +27,8 @@ use kaitong::requests::{
     Watcher,
 };
 use kaitong::store::Store;
+
+use crate::harness::{BACKENDS, Backend, fresh_store};
 
 const PLATFORM_SECRET: &str = "platform-secret-for-tests";
 const OA_SECRET: &str = "oa-secret-for-tests";

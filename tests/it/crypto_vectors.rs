@@ -6,7 +6,7 @@ use kaitong::wecom::{CryptoError, MsgCrypt};
 use serde_json::Value;
 
 fn fixture() -> Value {
-    serde_json::from_str(include_str!("fixtures/wecom_vectors.json")).unwrap()
+    serde_json::from_str(include_str!("../fixtures/wecom_vectors.json")).unwrap()
 }
 
 fn vectors() -> Vec<Value> {

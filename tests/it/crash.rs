@@ -4,8 +4,6 @@
 //! resend of what had gone out).
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -13,6 +11,8 @@ use chrono::{TimeZone, Utc};
 use kaitong::catalog::{Answers, FilingRoute, Team, Window};
 use kaitong::domain::{ChannelKind, Conversation, ServiceId, UserId};
 use kaitong::requests::{BatchSchedule, FiledForm, Ledger, Requester, StoreLedger};
+
+use crate::harness::{self, free_port};
 
 const REQUESTERS: usize = 100;
 
@@ -34,14 +34,6 @@ impl Drop for Server {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn serve(db: &std::path::Path, api_base: &str) -> Server {
@@ -66,7 +58,7 @@ fn serve_on(db: &std::path::Path, api_base: &str, port: u16) -> Server {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kill_9_during_the_push_loses_and_doubles_no_notice() {
     let settings = kaitong::config::Settings::load_with_env(None, Vec::new()).unwrap();
-    let sim = common::wecom_simulator(&settings).await;
+    let sim = harness::wecom_simulator(&settings).await;
     sim.set_per_user_minute_limit(None);
     // Slow enough that the push takes several rounds of sends.
     sim.set_delay(Duration::from_millis(300));
@@ -184,7 +176,7 @@ async fn post(client: &reqwest::Client, port: u16, query: &str, body: &str) -> O
 async fn a_kill_9_during_turns_loses_no_answered_turn() {
     const PEOPLE: usize = 64;
     let settings = kaitong::config::Settings::load_with_env(None, Vec::new()).unwrap();
-    let sim = common::wecom_simulator(&settings).await;
+    let sim = harness::wecom_simulator(&settings).await;
     let peer = kaitong::wecom::peer::WecomPeer::new(settings.app_crypt().unwrap());
     let corp = settings.wecom.corp_id.clone();
     let agent = settings.wecom.agent_id.to_string();

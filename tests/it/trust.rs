@@ -3,15 +3,14 @@
 //! channels (the self-built app and the AI bot, 1:1), and shows the fixed behaviour.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::sync::Arc;
 
-use common::{Backend, TestApp};
 use kaitong::domain::RequestId;
 use kaitong::requests::Ledger;
 use kaitong::startup::Parts;
 use kaitong::wecom::simulator::SimulatorHandle;
+
+use crate::harness::{self, Backend, TestApp};
 
 #[derive(Clone, Copy, Debug)]
 enum Via {
@@ -34,9 +33,9 @@ async fn start(via: Via) -> Bot {
         Via::App => Backend::Embedded,
         Via::AiBot => Backend::Redis,
     };
-    let (store, dir) = common::fresh_store(backend);
-    let mut settings = common::test_settings();
-    let wecom = common::wecom_simulator(&settings).await;
+    let (store, dir) = harness::fresh_store(backend);
+    let mut settings = harness::test_settings();
+    let wecom = harness::wecom_simulator(&settings).await;
     settings.wecom.api_base = wecom.base_url();
     let parts = Parts::build(&settings, Arc::clone(&store)).unwrap();
     let app = TestApp::spawn_with(settings, store, dir, parts.bot).await;

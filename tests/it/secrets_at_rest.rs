@@ -4,20 +4,19 @@
 //! bytes — the redb file, the Redis values — are searched for the secret.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::sync::Arc;
 
-use common::TestApp;
 use kaitong::config::Settings;
 use kaitong::startup::Application;
 use kaitong::store::{EmbeddedStore, RedisStore, Sealed, Store};
+
+use crate::harness::{self, TestApp};
 
 const API_SECRET: &str = "sk_live_9f8e7d6c5b4a39281706";
 
 /// Files a service-3 request carrying `API_SECRET` through the real server on `settings`.
 async fn file_a_request_with_a_secret(mut settings: Settings) {
-    let sim = common::wecom_simulator(&settings).await;
+    let sim = harness::wecom_simulator(&settings).await;
     settings.wecom.api_base = sim.base_url();
     // Options as numbered text, so every answer comes back in the callback's reply.
     settings.wecom.cards = false;
@@ -56,7 +55,7 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
 async fn the_embedded_store_file_never_holds_a_sensitive_answer_in_plain_text() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("kaitong.db");
-    let mut settings = common::test_settings();
+    let mut settings = harness::test_settings();
     settings.store.url = format!("embedded://{}", path.display());
     let sealer = settings
         .sealer()
@@ -85,9 +84,9 @@ async fn the_embedded_store_file_never_holds_a_sensitive_answer_in_plain_text() 
 
 #[tokio::test]
 async fn redis_never_holds_a_sensitive_answer_in_plain_text() {
-    let mut settings = common::test_settings();
-    settings.store.url = common::redis_url();
-    settings.store.redis_prefix = common::unique_prefix();
+    let mut settings = harness::test_settings();
+    settings.store.url = harness::redis_url();
+    settings.store.redis_prefix = harness::unique_prefix();
     let prefix = settings.store.redis_prefix.clone();
     let sealer = settings
         .sealer()
@@ -95,7 +94,7 @@ async fn redis_never_holds_a_sensitive_answer_in_plain_text() {
         .expect("the default config seals");
     file_a_request_with_a_secret(settings).await;
 
-    let client = redis::Client::open(common::redis_url()).unwrap();
+    let client = redis::Client::open(harness::redis_url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg(format!("{prefix}*"))
@@ -112,7 +111,7 @@ async fn redis_never_holds_a_sensitive_answer_in_plain_text() {
         assert!(!contains(&value, API_SECRET), "{key} holds the secret");
     }
     let opened = Sealed::wrap(
-        Arc::new(RedisStore::open(&common::redis_url(), &prefix).unwrap()),
+        Arc::new(RedisStore::open(&harness::redis_url(), &prefix).unwrap()),
         sealer,
     )
     .list_prefix("", 100_000)

@@ -2,13 +2,12 @@
 //! and with values sealed at rest.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{BACKENDS, Backend, fresh_store};
 use kaitong::store::{Durability, RedisStore, Sealed, Store, StoreError};
+
+use crate::harness::{self, BACKENDS, Backend, fresh_store};
 
 async fn for_each_backend<F, Fut>(test: F)
 where
@@ -20,7 +19,7 @@ where
         test(store, backend).await;
         // The same semantics with values sealed at rest (compare-and-swap compares plaintexts).
         let (store, _dir) = fresh_store(backend);
-        let sealer = common::test_settings()
+        let sealer = harness::test_settings()
             .sealer()
             .unwrap()
             .expect("the default config seals");
@@ -355,9 +354,9 @@ async fn the_embedded_store_survives_a_reopen() {
 
 #[tokio::test]
 async fn two_redis_prefixes_do_not_see_each_other() {
-    let url = common::redis_url();
-    let a = RedisStore::open(&url, &common::unique_prefix()).unwrap();
-    let b = RedisStore::open(&url, &common::unique_prefix()).unwrap();
+    let url = harness::redis_url();
+    let a = RedisStore::open(&url, &harness::unique_prefix()).unwrap();
+    let b = RedisStore::open(&url, &harness::unique_prefix()).unwrap();
     a.put("k", b"a", None).await.unwrap();
     assert_eq!(b.get("k").await.unwrap(), None);
 }

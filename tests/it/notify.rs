@@ -2,12 +2,9 @@
 //! simulator, exactly once across restarts and instances, with WeCom's failures injected.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use common::{BACKENDS, Backend};
 use kaitong::catalog::{Answers, FilingRoute, Team, Window};
 use kaitong::config::Settings;
 use kaitong::domain::{ChannelKind, Conversation, RequestId, ServiceId, UserId};
@@ -16,6 +13,8 @@ use kaitong::requests::{FiledForm, Handler, Requester, TeamScope};
 use kaitong::startup::Parts;
 use kaitong::store::Store;
 use kaitong::wecom::simulator::SimulatorHandle;
+
+use crate::harness::{self, BACKENDS, Backend};
 
 fn at(d: u32, h: u32, m: u32) -> DateTime<Utc> {
     chrono_tz::Asia::Shanghai
@@ -32,7 +31,7 @@ fn handler() -> Handler {
 }
 
 async fn simulator(settings: &Settings) -> SimulatorHandle {
-    let sim = common::wecom_simulator(settings).await;
+    let sim = harness::wecom_simulator(settings).await;
     sim.set_per_user_minute_limit(None);
     sim
 }
@@ -65,10 +64,10 @@ async fn file(parts: &Parts, id: &str, user: &str, when: DateTime<Utc>) -> Reque
 }
 
 async fn setup(backend: Backend) -> (Settings, SimulatorHandle, Parts, Option<tempfile::TempDir>) {
-    let mut settings = common::test_settings();
+    let mut settings = harness::test_settings();
     let sim = simulator(&settings).await;
     settings.wecom.api_base = sim.base_url();
-    let (store, dir) = common::fresh_store(backend);
+    let (store, dir) = harness::fresh_store(backend);
     let parts = parts_on(&settings, store);
     (settings, sim, parts, dir)
 }
@@ -91,7 +90,7 @@ async fn at_half_past_five_each_requester_hears_once_done_rejected_or_still_proc
             .reject(&handler(), &rejected, "卖家账号不存在", at(28, 16, 40))
             .await
             .unwrap();
-        let push = parts.background(&common::test_settings()).push;
+        let push = parts.background(&harness::test_settings()).push;
 
         let day = kaitong::requests::BatchDay(
             at(28, 9, 0)
@@ -148,11 +147,11 @@ async fn at_half_past_five_each_requester_hears_once_done_rejected_or_still_proc
         // Ticking again, or after a restart, sends nothing more.
         assert!(push.tick(at(28, 17, 31)).await.is_empty());
         let again = parts_on(
-            &common::test_settings_with_api(&sim),
+            &harness::test_settings_with_api(&sim),
             Arc::clone(&parts.store),
         );
         again
-            .background(&common::test_settings())
+            .background(&harness::test_settings())
             .push
             .tick(at(28, 18, 0))
             .await;
@@ -170,7 +169,7 @@ async fn a_request_handled_after_done_by_is_notified_at_once() {
     let (_s, sim, parts, _dir) = setup(Backend::Embedded).await;
     let id = file(&parts, "late", "erin", at(28, 9, 0)).await;
     parts
-        .background(&common::test_settings())
+        .background(&harness::test_settings())
         .push
         .tick(at(28, 17, 30))
         .await;
@@ -201,7 +200,7 @@ async fn a_missed_push_runs_once_at_start_up() {
     file(&parts, "m1", "fay", at(27, 9, 0)).await;
     // The bot was down over the 27th's 17:30; it starts on the 28th in the morning.
     let pushed = parts
-        .background(&common::test_settings())
+        .background(&harness::test_settings())
         .push
         .tick(at(28, 8, 0))
         .await;
@@ -216,7 +215,7 @@ async fn a_missed_push_runs_once_at_start_up() {
     assert_eq!(sim.sent_messages().len(), 1);
     assert!(
         parts
-            .background(&common::test_settings())
+            .background(&harness::test_settings())
             .push
             .tick(at(28, 8, 1))
             .await
@@ -368,12 +367,12 @@ async fn an_untrusted_ip_is_reported_as_a_configuration_problem_and_retried_late
 
 #[tokio::test]
 async fn two_instances_on_one_redis_send_each_notice_once() {
-    let mut settings = common::test_settings();
+    let mut settings = harness::test_settings();
     let sim = simulator(&settings).await;
     settings.wecom.api_base = sim.base_url();
-    let prefix = common::unique_prefix();
+    let prefix = harness::unique_prefix();
     let open = || -> Arc<dyn Store> {
-        Arc::new(kaitong::store::RedisStore::open(&common::redis_url(), &prefix).unwrap())
+        Arc::new(kaitong::store::RedisStore::open(&harness::redis_url(), &prefix).unwrap())
     };
     let a = parts_on(&settings, open());
     let b = parts_on(&settings, open());
@@ -462,7 +461,7 @@ async fn an_oa_ticket_request_is_left_out_of_the_batch_push_and_heard_of_at_once
     oa.window = Window::Custom("运维在 OA 工单上处理".into());
     let oa_id = parts.ledger.file(oa, at(28, 9, 0)).await.unwrap().id;
     let _batch = file(&parts, "o2", "paul", at(28, 9, 5)).await;
-    let push = parts.background(&common::test_settings()).push;
+    let push = parts.background(&harness::test_settings()).push;
     push.tick(at(28, 17, 30)).await;
     parts
         .outbox

