@@ -8,6 +8,7 @@ use rand::Rng;
 
 use crate::config::Settings;
 use crate::domain::ChannelKind;
+use crate::wecom::MsgCrypt;
 use crate::wecom::app_xml::InnerMessage;
 use crate::wecom::peer::{self, WecomPeer};
 use crate::wecom::simulator::{SentMessage, SimulatorHandle};
@@ -23,7 +24,7 @@ pub enum ChatError {
     #[error("reply could not be opened: {0}")]
     Reply(#[from] peer::PeerError),
     #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
+    AesKey(#[from] crate::wecom::AesKeySettingError),
     #[error(transparent)]
     Crypto(#[from] crate::wecom::CryptoError),
     #[error("terminal: {0}")]
@@ -88,8 +89,8 @@ impl ChatClient {
             http: reqwest::Client::new(),
             base_url: base_url.trim_end_matches('/').to_owned(),
             identity,
-            app: WecomPeer::new(settings.app_crypt()?),
-            aibot: WecomPeer::new(settings.aibot_crypt()?),
+            app: WecomPeer::new(MsgCrypt::for_app(&settings.wecom)?),
+            aibot: WecomPeer::new(MsgCrypt::for_aibot(&settings.aibot)?),
             corp_id: settings.wecom.corp_id.clone(),
             agent_id: settings.wecom.agent_id.to_string(),
             simulator: None,

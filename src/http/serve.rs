@@ -28,12 +28,24 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tower::ServiceExt;
 
+use crate::config::ServerSection;
+
 /// How the server treats connections (from `server.*` settings).
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionLimits {
     pub max_connections: usize,
     pub header_read_timeout: Duration,
     pub idle_timeout: Duration,
+}
+
+impl From<&ServerSection> for ConnectionLimits {
+    fn from(section: &ServerSection) -> Self {
+        Self {
+            max_connections: section.max_connections,
+            header_read_timeout: Duration::from_millis(section.header_read_timeout_ms),
+            idle_timeout: Duration::from_millis(section.idle_timeout_ms),
+        }
+    }
 }
 
 /// A gap between "connection cap reached" log lines, so an attack logs a line per interval

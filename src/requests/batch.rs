@@ -5,6 +5,8 @@ use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
+use crate::config::ScheduleSection;
+
 /// The daily processing schedule (seed: 16:00 cut-off, done by 17:30, every day).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchSchedule {
@@ -20,6 +22,35 @@ impl Default for BatchSchedule {
             cutoff: NaiveTime::from_hms_opt(16, 0, 0).unwrap_or_default(),
             done_by: NaiveTime::from_hms_opt(17, 30, 0).unwrap_or_default(),
         }
+    }
+}
+
+/// A `[schedule]` setting that is not a time zone or an HH:MM time; names the setting.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid setting {key}: {reason}")]
+pub struct ScheduleError {
+    pub key: &'static str,
+    pub reason: String,
+}
+
+impl BatchSchedule {
+    /// The daily batch times from `[schedule]`, parsed.
+    pub fn from_settings(section: &ScheduleSection) -> Result<Self, ScheduleError> {
+        let tz: Tz = section.timezone.parse().map_err(|_| ScheduleError {
+            key: "schedule.timezone",
+            reason: format!("unknown time zone {:?}", section.timezone),
+        })?;
+        let time = |key: &'static str, value: &str| {
+            NaiveTime::parse_from_str(value, "%H:%M").map_err(|_| ScheduleError {
+                key,
+                reason: format!("expected HH:MM, got {value:?}"),
+            })
+        };
+        Ok(Self {
+            tz,
+            cutoff: time("schedule.cutoff", &section.cutoff)?,
+            done_by: time("schedule.done_by", &section.done_by)?,
+        })
     }
 }
 
@@ -91,6 +122,23 @@ impl BatchSchedule {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn the_configured_schedule_is_the_seed_and_a_bad_time_names_its_setting() {
+        let mut section = crate::config::Settings::load_with_env(None, Vec::new())
+            .unwrap()
+            .schedule;
+        assert_eq!(
+            BatchSchedule::from_settings(&section).unwrap(),
+            BatchSchedule::default()
+        );
+        section.done_by = "17h30".into();
+        let err = BatchSchedule::from_settings(&section).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid setting schedule.done_by: expected HH:MM, got \"17h30\""
+        );
+    }
 
     fn shanghai(y: i32, m: u32, d: u32, h: u32, min: u32, s: u32) -> DateTime<Utc> {
         chrono_tz::Asia::Shanghai

@@ -8,12 +8,12 @@ use chrono::{DateTime, Utc};
 
 use super::{Ledger, LedgerError, Request, Status};
 use crate::catalog::Team;
-use crate::config::HandlerAccount;
+use crate::config::{HandlerAccountSettings, HandlersSection};
 use crate::domain::{ChannelKind, RequestId, UserId};
 use crate::secret::Secret;
 
 /// The actor recorded in a request's history for actions done with `admin.token`. Handler
-/// accounts may not take this name (config validation), so the history stays unambiguous.
+/// accounts may not take this name ([`HandlerDirectory::from_settings`]), so the history stays unambiguous.
 pub const ADMIN_ACTOR: &str = "admin";
 
 /// Which requests a handler sees and acts on.
@@ -44,15 +44,63 @@ pub struct Handler {
 /// token (every team's rights).
 #[derive(Debug, Clone, Default)]
 pub struct HandlerDirectory {
-    accounts: Vec<(HandlerAccount, TeamScope)>,
+    accounts: Vec<(HandlerAccountSettings, TeamScope)>,
     /// SHA-256 of `admin.token`: only the hash is kept here, as for handler tokens, so the
     /// directory (cloned into the console and the bot) never holds the secret itself.
     admin_sha256: Option<String>,
 }
 
+/// A configured handler account that cannot be used; names the account, never its token.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid setting handlers.accounts: {0}")]
+pub struct HandlerAccountError(String);
+
 impl HandlerDirectory {
+    /// The configured accounts and the admin token, each account checked: a refusal here stops
+    /// start-up.
+    pub fn from_settings(
+        section: &HandlersSection,
+        admin_token: &Secret,
+    ) -> Result<Self, HandlerAccountError> {
+        let admin_hash = token_hash(admin_token.expose());
+        for account in &section.accounts {
+            let hex_ok = account.token_sha256.len() == 64
+                && account.token_sha256.bytes().all(|b| b.is_ascii_hexdigit());
+            if !hex_ok {
+                return Err(HandlerAccountError(format!(
+                    "{}: token_sha256 must be 64 hex characters",
+                    account.name
+                )));
+            }
+            // The admin token's actions are recorded as "admin"; an account of that name
+            // would make the history ambiguous.
+            if account.name == ADMIN_ACTOR {
+                return Err(HandlerAccountError(format!(
+                    "{ADMIN_ACTOR}: the name is reserved for admin.token"
+                )));
+            }
+            // Otherwise one token would be both a handler and the admin, and what the admin
+            // does with it would be recorded under the handler's name.
+            if account.token_sha256.eq_ignore_ascii_case(&admin_hash) {
+                return Err(HandlerAccountError(format!(
+                    "{}: token must differ from admin.token",
+                    account.name
+                )));
+            }
+            if account.team != "all" && Team::parse(&account.team).is_none() {
+                return Err(HandlerAccountError(format!(
+                    "{}: unknown team {:?}",
+                    account.name, account.team
+                )));
+            }
+        }
+        Ok(Self::new(&section.accounts).with_admin_token(admin_token))
+    }
+
+    /// The accounts as given, those of an unknown team left out (tests build directories
+    /// directly; configured ones go through [`HandlerDirectory::from_settings`]).
     #[must_use]
-    pub fn new(accounts: &[HandlerAccount]) -> Self {
+    pub fn new(accounts: &[HandlerAccountSettings]) -> Self {
         Self {
             accounts: accounts
                 .iter()
@@ -330,7 +378,8 @@ mod tests {
     fn the_demo_handler_token_matches_its_configured_hash() {
         let settings =
             crate::config::Settings::load_with_env(None, Vec::new()).expect("defaults load");
-        let directory = HandlerDirectory::new(&settings.handlers.accounts);
+        let directory = HandlerDirectory::from_settings(&settings.handlers, &settings.admin.token)
+            .expect("the demo accounts are valid");
         let handler = directory
             .by_token("demo-handler-token")
             .expect("demo account");
@@ -343,8 +392,8 @@ mod tests {
     fn the_admin_token_is_the_admin_with_every_team_and_an_empty_one_is_nobody() {
         let settings =
             crate::config::Settings::load_with_env(None, Vec::new()).expect("defaults load");
-        let directory = HandlerDirectory::new(&settings.handlers.accounts)
-            .with_admin_token(&settings.admin.token);
+        let directory = HandlerDirectory::from_settings(&settings.handlers, &settings.admin.token)
+            .expect("the demo accounts are valid");
         let admin = directory
             .by_token(settings.admin.token.expose())
             .expect("the admin token is accepted");
@@ -364,6 +413,37 @@ mod tests {
                 .by_token("demo-admin-token")
                 .is_none()
         );
+    }
+
+    #[test]
+    fn handler_accounts_may_not_be_named_admin_nor_share_the_admin_token() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("local.toml");
+        let layer = |name: &str, token: &str| {
+            format!(
+                "[handlers]\naccounts = [{{ name = \"{name}\", team = \"ops\", token_sha256 = \"{}\" }}]\n",
+                token_hash(token)
+            )
+        };
+        let directory = |layer: String| {
+            std::fs::write(&path, layer).expect("layer written");
+            let settings =
+                crate::config::Settings::load_with_env(Some(&path), Vec::new()).expect("loads");
+            HandlerDirectory::from_settings(&settings.handlers, &settings.admin.token)
+        };
+        let err = directory(layer("admin", "some-other-token")).expect_err("reserved name");
+        assert!(
+            err.to_string().contains("reserved for admin.token"),
+            "{err}"
+        );
+        let err = directory(layer("ops1", "demo-admin-token")).expect_err("the admin's token");
+        let text = err.to_string();
+        assert!(
+            text.contains("ops1: token must differ from admin.token"),
+            "{text}"
+        );
+        assert!(!text.contains("demo-admin-token"), "{text}");
+        assert!(directory(layer("ops1", "some-other-token")).is_ok());
     }
 
     #[test]

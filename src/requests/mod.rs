@@ -12,9 +12,10 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-pub use batch::{BatchDay, BatchSchedule};
+pub use batch::{BatchDay, BatchSchedule, ScheduleError};
 pub use desk::{
-    ADMIN_ACTOR, Desk, DeskAction, DeskError, Handler, HandlerDirectory, TeamScope, token_hash,
+    ADMIN_ACTOR, Desk, DeskAction, DeskError, Handler, HandlerAccountError, HandlerDirectory,
+    TeamScope, token_hash,
 };
 
 use crate::catalog::{Answers, FilingRoute, Team, Window};

@@ -19,7 +19,7 @@ use async_trait::async_trait;
 
 pub use embedded::{EmbeddedStore, check_file, restore_file};
 pub use redis_store::RedisStore;
-pub use sealed::{SealKey, SealKeyError, Sealed, Sealer};
+pub use sealed::{SealKey, SealKeyError, SealKeySettingError, Sealed, Sealer};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -24,6 +24,8 @@ use chacha20poly1305::{ChaCha20Poly1305, KeyInit, Nonce};
 use sha2::Digest;
 
 use super::{Durability, Store, StoreError, Versioned};
+use crate::config::StoreSection;
+use crate::secret::Secret;
 
 const MAGIC: &[u8; 4] = b"KTS1";
 const ID_LEN: usize = 4;
@@ -39,6 +41,14 @@ pub enum SealKeyError {
     Base64,
     #[error("must be 32 bytes (44 base64 characters), got {0} bytes")]
     Length(usize),
+}
+
+/// A configured seal key that is not one; names the setting, never the value.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid setting {key}: {reason} (generate one with `openssl rand -base64 32`)")]
+pub struct SealKeySettingError {
+    pub key: &'static str,
+    pub reason: SealKeyError,
 }
 
 /// One 256-bit key and its short id.
@@ -89,6 +99,23 @@ impl Sealer {
     #[must_use]
     pub fn new(current: SealKey, previous: Vec<SealKey>) -> Self {
         Self { current, previous }
+    }
+
+    /// The keys from `[store]`; `None` when `store.secret_key` is empty (not sealed).
+    pub fn from_settings(section: &StoreSection) -> Result<Option<Self>, SealKeySettingError> {
+        let parse = |key: &'static str, value: &Secret| {
+            SealKey::parse(value.expose()).map_err(|reason| SealKeySettingError { key, reason })
+        };
+        if section.secret_key.expose().trim().is_empty() {
+            return Ok(None);
+        }
+        let current = parse("store.secret_key", &section.secret_key)?;
+        let previous = section
+            .previous_secret_keys
+            .iter()
+            .map(|k| parse("store.previous_secret_keys", k))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(Self::new(current, previous)))
     }
 
     /// Encrypts `value` for the record `key` under the current key.
@@ -322,6 +349,23 @@ mod tests {
 
     const KEY_A: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
     const KEY_B: &str = "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
+
+    fn settings(env: &[(&str, &str)]) -> crate::config::Settings {
+        let env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
+        crate::config::Settings::load_with_env(None, env).unwrap()
+    }
+
+    #[test]
+    fn a_bad_store_secret_key_names_the_key_and_an_empty_one_turns_sealing_off() {
+        let bad = settings(&[("KAITONG_STORE__SECRET_KEY", "c2hvcnQ=")]);
+        let err = Sealer::from_settings(&bad.store).unwrap_err();
+        assert!(err.to_string().contains("store.secret_key"), "{err}");
+        assert!(!err.to_string().contains("c2hvcnQ="), "{err}");
+        let plain = settings(&[("KAITONG_STORE__SECRET_KEY", "")]);
+        assert!(Sealer::from_settings(&plain.store).unwrap().is_none());
+        let sealed = settings(&[]);
+        assert!(Sealer::from_settings(&sealed.store).unwrap().is_some());
+    }
 
     fn sealed(current: &str, previous: &[&str]) -> Sealer {
         Sealer::new(

@@ -11,6 +11,8 @@ use rand::RngCore;
 use sha1::{Digest, Sha1};
 use subtle::ConstantTimeEq;
 
+use crate::config::{AiBotSection, WecomSection};
+
 type Aes256CbcEnc = cbc::Encryptor<Aes256>;
 type Aes256CbcDec = cbc::Decryptor<Aes256>;
 
@@ -161,6 +163,14 @@ pub struct Decrypted {
     pub receive_id: Vec<u8>,
 }
 
+/// A configured `encoding_aes_key` that is not a WeCom key; names the setting, never the value.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid setting {key}: {reason}")]
+pub struct AesKeySettingError {
+    pub key: &'static str,
+    pub reason: CryptoError,
+}
+
 /// One app's (or AI bot's) callback crypto: token, key and the receive id it expects.
 #[derive(Clone)]
 pub struct MsgCrypt {
@@ -188,6 +198,32 @@ impl MsgCrypt {
             token: token.into(),
             key: AesKey::parse(encoding_aes_key)?,
             receive_id: receive_id.into(),
+        })
+    }
+
+    /// The app channel's crypto from `[wecom]`: receive id = CorpID.
+    pub fn for_app(section: &WecomSection) -> Result<Self, AesKeySettingError> {
+        Self::new(
+            section.token.expose(),
+            section.encoding_aes_key.expose(),
+            section.corp_id.clone(),
+        )
+        .map_err(|reason| AesKeySettingError {
+            key: "wecom.encoding_aes_key",
+            reason,
+        })
+    }
+
+    /// The AI bot's crypto from `[aibot]`: receive id is the empty string.
+    pub fn for_aibot(section: &AiBotSection) -> Result<Self, AesKeySettingError> {
+        Self::new(
+            section.token.expose(),
+            section.encoding_aes_key.expose(),
+            "",
+        )
+        .map_err(|reason| AesKeySettingError {
+            key: "aibot.encoding_aes_key",
+            reason,
         })
     }
 
@@ -374,5 +410,17 @@ mod tests {
         let receiver = MsgCrypt::new("t", KEY, "corp").unwrap();
         let ct = sender.encrypt(b"hello").unwrap();
         assert_eq!(receiver.decrypt(&ct), Err(CryptoError::ValidateReceiveId));
+    }
+
+    #[test]
+    fn a_bad_configured_aes_key_names_the_key() {
+        let env = vec![(
+            "KAITONG_AIBOT__ENCODING_AES_KEY".to_owned(),
+            "short".to_owned(),
+        )];
+        let settings = crate::config::Settings::load_with_env(None, env).unwrap();
+        assert!(MsgCrypt::for_app(&settings.wecom).is_ok());
+        let err = MsgCrypt::for_aibot(&settings.aibot).unwrap_err();
+        assert!(err.to_string().contains("aibot.encoding_aes_key"), "{err}");
     }
 }

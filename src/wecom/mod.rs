@@ -10,7 +10,7 @@ pub mod crypto;
 pub mod peer;
 pub mod simulator;
 
-pub use crypto::{AesKey, CryptoError, MsgCrypt};
+pub use crypto::{AesKey, AesKeySettingError, CryptoError, MsgCrypt};
 
 /// The query parameters WeCom signs a callback with, percent-decoded.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

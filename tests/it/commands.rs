@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use kaitong::config::{HandlerAccount, Settings};
+use kaitong::config::{HandlerAccountSettings, Settings};
 use kaitong::domain::RequestId;
 use kaitong::requests::{Ledger, Status, token_hash};
 use kaitong::startup::{Application, Parts};
@@ -37,13 +37,13 @@ async fn start(mut settings: Settings) -> Bot {
 fn settings_with_handler() -> Settings {
     let mut settings = harness::test_settings();
     settings.handlers.accounts = vec![
-        HandlerAccount {
+        HandlerAccountSettings {
             name: "职能-小王".into(),
             team: "functional".into(),
             token_sha256: token_hash("t-functional"),
             wecom_userid: "handler_f".into(),
         },
-        HandlerAccount {
+        HandlerAccountSettings {
             name: "运维-小李".into(),
             team: "ops".into(),
             token_sha256: token_hash("t-ops"),

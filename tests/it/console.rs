@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use kaitong::catalog::{Answers, FieldKey, FieldValue, FilingRoute, Team, Window};
-use kaitong::config::HandlerAccount;
+use kaitong::config::HandlerAccountSettings;
 use kaitong::console::{ConsoleState, LoginThrottle, router};
 use kaitong::domain::{ChannelKind, Conversation, RequestId, ServiceId, UserId};
 use kaitong::notify::handoff::email::EmailJob;
@@ -34,8 +34,8 @@ const RND_TOKEN: &str = "rnd-token-0123456789";
 /// `admin.token`: every team's rights, recorded as "admin".
 const ADMIN_TOKEN: &str = "adm1n-secret-0123456789";
 
-fn account(name: &str, team: &str, token: &str) -> HandlerAccount {
-    HandlerAccount {
+fn account(name: &str, team: &str, token: &str) -> HandlerAccountSettings {
+    HandlerAccountSettings {
         name: name.to_owned(),
         team: team.to_owned(),
         token_sha256: token_hash(token),

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use chrono::Utc;
 use kaitong::catalog::{Answers, FilingRoute, Team, Window};
-use kaitong::config::HandlerAccount;
+use kaitong::config::HandlerAccountSettings;
 use kaitong::console::{ConsoleState, router};
 use kaitong::domain::{ChannelKind, Conversation, ServiceId, UserId};
 use kaitong::notify::Outbox;
@@ -297,7 +297,7 @@ async fn a_handler_logs_in_sees_the_batch_and_completes_a_request_in_chromium() 
     let ledger: Arc<dyn Ledger> = Arc::new(StoreLedger::new(Arc::clone(&store), schedule));
     let state = ConsoleState {
         desk: Desk::new(Arc::clone(&ledger)),
-        directory: HandlerDirectory::new(&[HandlerAccount {
+        directory: HandlerDirectory::new(&[HandlerAccountSettings {
             name: "boss".into(),
             team: "all".into(),
             token_sha256: token_hash(TOKEN),

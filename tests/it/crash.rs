@@ -177,7 +177,9 @@ async fn a_kill_9_during_turns_loses_no_answered_turn() {
     const PEOPLE: usize = 64;
     let settings = kaitong::config::Settings::load_with_env(None, Vec::new()).unwrap();
     let sim = harness::wecom_simulator(&settings).await;
-    let peer = kaitong::wecom::peer::WecomPeer::new(settings.app_crypt().unwrap());
+    let peer = kaitong::wecom::peer::WecomPeer::new(
+        kaitong::wecom::MsgCrypt::for_app(&settings.wecom).unwrap(),
+    );
     let corp = settings.wecom.corp_id.clone();
     let agent = settings.wecom.agent_id.to_string();
     let dir = tempfile::tempdir().unwrap();

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use chrono::Utc;
-use kaitong::config::{HandlerAccount, Settings};
+use kaitong::config::{HandlerAccountSettings, Settings};
 use kaitong::domain::RequestId;
 use kaitong::requests::{Status, token_hash};
 use kaitong::startup::Parts;
@@ -25,7 +25,7 @@ struct Bot {
 
 fn settings_with_handler() -> Settings {
     let mut settings = harness::test_settings();
-    settings.handlers.accounts = vec![HandlerAccount {
+    settings.handlers.accounts = vec![HandlerAccountSettings {
         name: "职能-小王".into(),
         team: "functional".into(),
         token_sha256: token_hash("t-functional"),

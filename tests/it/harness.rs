@@ -16,6 +16,7 @@ use kaitong::config::Settings;
 use kaitong::domain::Bot;
 use kaitong::startup::Application;
 use kaitong::store::{EmbeddedStore, RedisStore, Store};
+use kaitong::wecom::MsgCrypt;
 use kaitong::wecom::peer::WecomPeer;
 use proptest::test_runner::{Config as ProptestConfig, FileFailurePersistence};
 use tracing_subscriber::EnvFilter;
@@ -234,8 +235,8 @@ impl TestApp {
         Self {
             addr,
             http: reqwest::Client::new(),
-            app_peer: WecomPeer::new(settings.app_crypt().unwrap()),
-            aibot_peer: WecomPeer::new(settings.aibot_crypt().unwrap()),
+            app_peer: WecomPeer::new(MsgCrypt::for_app(&settings.wecom).unwrap()),
+            aibot_peer: WecomPeer::new(MsgCrypt::for_aibot(&settings.aibot).unwrap()),
             settings,
             store,
             stop: Some(tx),

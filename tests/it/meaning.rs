@@ -10,11 +10,12 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use kaitong::catalog::Catalog;
+use kaitong::config::EmbeddingsSection;
 use kaitong::dialog::Matcher;
 use kaitong::dialog::eval::{evaluate_meaning, parse};
 use kaitong::dialog::meaning::{Space, meaning_text};
 use kaitong::dialog::understand::Tuning;
-use kaitong::embed::{EmbeddingsSection, ServerEmbedder, TextKind, embed_cached};
+use kaitong::embed::{ServerEmbedder, TextKind, embed_cached};
 use kaitong::startup::Parts;
 
 use crate::harness::{self, Backend, TestApp};

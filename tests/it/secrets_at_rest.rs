@@ -57,8 +57,7 @@ async fn the_embedded_store_file_never_holds_a_sensitive_answer_in_plain_text() 
     let path = dir.path().join("kaitong.db");
     let mut settings = harness::test_settings();
     settings.store.url = format!("embedded://{}", path.display());
-    let sealer = settings
-        .sealer()
+    let sealer = kaitong::store::Sealer::from_settings(&settings.store)
         .unwrap()
         .expect("the default config seals");
     file_a_request_with_a_secret(settings).await;
@@ -88,8 +87,7 @@ async fn redis_never_holds_a_sensitive_answer_in_plain_text() {
     settings.store.url = harness::redis_url();
     settings.store.redis_prefix = harness::unique_prefix();
     let prefix = settings.store.redis_prefix.clone();
-    let sealer = settings
-        .sealer()
+    let sealer = kaitong::store::Sealer::from_settings(&settings.store)
         .unwrap()
         .expect("the default config seals");
     file_a_request_with_a_secret(settings).await;

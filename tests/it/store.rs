@@ -19,8 +19,7 @@ where
         test(store, backend).await;
         // The same semantics with values sealed at rest (compare-and-swap compares plaintexts).
         let (store, _dir) = fresh_store(backend);
-        let sealer = harness::test_settings()
-            .sealer()
+        let sealer = kaitong::store::Sealer::from_settings(&harness::test_settings().store)
             .unwrap()
             .expect("the default config seals");
         test(Sealed::wrap(store, sealer), backend).await;
