@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{TimeZone, Utc};
-use kaitong::catalog::{Answers, Channel, Team, Window};
+use kaitong::catalog::{Answers, FilingRoute, Team, Window};
 use kaitong::domain::{ChannelKind, Conversation, ServiceId, UserId};
 use kaitong::requests::{FiledForm, Requester};
 use kaitong::tools::simulator::{SimulatedApp, WecomSimulator};
@@ -53,7 +53,7 @@ fn main() {
                     service: ServiceId(7),
                     service_name: "电子发票".into(),
                     team: Team::Functional,
-                    routing: Channel::ResourcePlatform,
+                    routing: FilingRoute::ResourcePlatform,
                     window: Window::DailyBatch,
                     answers: Answers::new(),
                     summary: vec![("卖家账号".into(), format!("acct{i}"))],

@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::secret::Secret;
+
 /// Every request is answered within this (503 when our side is too slow); body and header
 /// timeouts must be shorter, so a slow client gets 408 or a closed connection instead.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
@@ -144,30 +146,6 @@ fn check_syntax(path: &Path) -> Result<Vec<String>, ConfigError> {
                 reason: redact(e.message().trim(), &fragments),
             })
         }
-    }
-}
-
-/// A value that must never be printed; `Debug` shows only that it is set.
-#[derive(Clone, Deserialize, Default, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    #[must_use]
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_empty() { "<unset>" } else { "****" })
-    }
-}
-
-impl From<&str> for Secret {
-    fn from(value: &str) -> Self {
-        Self(value.to_owned())
     }
 }
 

@@ -21,6 +21,7 @@ pub mod http;
 pub mod metrics;
 pub mod notify;
 pub mod requests;
+pub mod secret;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

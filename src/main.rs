@@ -521,7 +521,7 @@ async fn understand(settings: &Settings, text: Option<String>) -> anyhow::Result
             .as_ref()
             .zip(queries.get(i))
             .map(|(s, q)| (s, q.as_slice()));
-        let report = kaitong::dialog::understand::report_with(&catalog, &matcher, line, meaning);
+        let report = kaitong::dialog::understand::report(&catalog, &matcher, line, meaning);
         println!("{}", serde_json::to_string(&report)?);
     }
     Ok(())

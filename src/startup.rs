@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
+use crate::catalog::MessageKey;
 use crate::catalog::{CatalogError, CatalogHandle};
 use crate::channel::cards::CardUpdater;
 use crate::channel::media::{WecomMediaFetcher, WecomTemplateFiles};
@@ -13,7 +14,7 @@ use crate::channel::{AiBotChannel, AppChannel, ChannelSettings, ReplyCache};
 use crate::config::{ConfigError, Settings};
 use crate::console::LoginThrottle;
 use crate::dialog::DialogBot;
-use crate::dialog::understand::{Tuning, TuningError};
+use crate::dialog::understand::TuningError;
 use crate::domain::Bot;
 use crate::http::serve::ConnectionLimits;
 use crate::http::{AppState, router};
@@ -107,7 +108,6 @@ impl Parts {
     /// The catalog, ledger, outbox, notifier and dialog bot over `store`.
     pub fn build(settings: &Settings, store: Arc<dyn Store>) -> Result<Self, StartupError> {
         let catalog = CatalogHandle::load(&settings.dialogs.dir)?;
-        let tuning = Tuning::load(&settings.dialogs.dir)?;
         let schedule = BatchSchedule::from_settings(&settings.schedule)?;
         let api = WecomApi::new(
             settings.wecom.api_base.clone(),
@@ -141,12 +141,11 @@ impl Parts {
         );
         let mut dialog = DialogBot::new(
             catalog.clone(),
-            tuning,
             Arc::clone(&store),
             Arc::clone(&ledger),
             schedule,
             settings.session_ttl(),
-        )
+        )?
         .with_fetcher(Arc::new(fetcher))
         .with_meaning(
             static_encoder(settings),
@@ -316,8 +315,16 @@ impl Application {
     ) -> Result<Self, StartupError> {
         let channel_settings = ChannelSettings {
             timestamp_window: settings.timestamp_window(),
-            busy_text: catalog.current().messages().get("busy").to_owned(),
-            slow_down_text: catalog.current().messages().get("slow_down").to_owned(),
+            busy_text: catalog
+                .current()
+                .messages()
+                .get(MessageKey::Busy)
+                .to_owned(),
+            slow_down_text: catalog
+                .current()
+                .messages()
+                .get(MessageKey::SlowDown)
+                .to_owned(),
             limiter: Arc::new(crate::channel::limit::RateLimiter::new(
                 settings.server.per_user_per_minute,
             )),

@@ -12,7 +12,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use super::Catalog;
-use super::model::{AssumedValue, Assumption, Channel, FieldKind, Service, Team, Window};
+use super::model::{AssumedValue, Assumption, FieldKind, FilingRoute, Service, Team, Window};
 
 /// Where the seed says a request goes (its 申请渠道 column).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,11 +31,11 @@ impl SeedChannel {
         }
     }
 
-    fn of(channel: &Channel) -> Self {
+    fn of(channel: &FilingRoute) -> Self {
         match channel {
-            Channel::ResourcePlatform => SeedChannel::ResourcePlatform,
-            Channel::OaTicket => SeedChannel::OaTicket,
-            Channel::Email { .. } => SeedChannel::Email,
+            FilingRoute::ResourcePlatform => SeedChannel::ResourcePlatform,
+            FilingRoute::OaTicket => SeedChannel::OaTicket,
+            FilingRoute::Email { .. } => SeedChannel::Email,
         }
     }
 }
@@ -214,13 +214,13 @@ fn audit_service(s: &Service, row: Option<&String>) -> RowAudit {
             unmarked.push(format!("{what}: {finding}"));
         }
     };
-    let catalog_channel = s.channel.label();
+    let catalog_channel = s.route.label();
     let mut catalog_handler = s.team.label().to_owned();
     if let Some(h) = &s.handler {
         let _ = write!(catalog_handler, " · {h}");
     }
     let Some(row) = row else {
-        flag(AssumedValue::Channel, "the seed has no such row".into());
+        flag(AssumedValue::Route, "the seed has no such row".into());
         return RowAudit {
             id: s.id,
             name: s.name.clone(),
@@ -237,22 +237,22 @@ fn audit_service(s: &Service, row: Option<&String>) -> RowAudit {
     };
     let text = norm(row);
 
-    // Channel.
+    // Filing route.
     let seed_channel = channel_of(row).map(|(c, _)| c);
-    let channel_agrees = seed_channel == Some(SeedChannel::of(&s.channel));
+    let channel_agrees = seed_channel == Some(SeedChannel::of(&s.route));
     if !channel_agrees {
         flag(
-            AssumedValue::Channel,
+            AssumedValue::Route,
             format!("{catalog_channel} is not the seed's channel"),
         );
     }
-    if let Channel::Email {
+    if let FilingRoute::Email {
         address: Some(address),
-    } = &s.channel
+    } = &s.route
         && !text.contains(&norm(address))
     {
         flag(
-            AssumedValue::ChannelAddress,
+            AssumedValue::RouteAddress,
             format!("{address} is not in the seed's row"),
         );
     }
@@ -266,8 +266,8 @@ fn audit_service(s: &Service, row: Option<&String>) -> RowAudit {
         .collect();
     let team_agrees = match (s.team, column) {
         (Team::Mailbox, _) => matches!(
-            &s.channel,
-            Channel::Email { address: Some(a) } if text.contains(&norm(a))
+            &s.route,
+            FilingRoute::Email { address: Some(a) } if text.contains(&norm(a))
         ),
         (team, Some(col)) => team == col,
         (team, None) => text.contains(team.label()),
@@ -420,7 +420,7 @@ pub fn render_audit(audit: &Audit) -> String {
             r.name,
             r.seed_channel,
             r.catalog_channel,
-            mark(r.channel_agrees, &[AssumedValue::Channel]),
+            mark(r.channel_agrees, &[AssumedValue::Route]),
             r.seed_handler,
             r.catalog_handler,
             mark(

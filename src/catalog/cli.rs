@@ -5,7 +5,8 @@ use crate::domain::ServiceId;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::model::{ApplicantRule, Channel, Service, Window};
+use super::messages::MessageKey;
+use super::model::{ApplicantRule, FilingRoute, Service, Window};
 use super::{Catalog, CatalogError};
 
 /// All services grouped by category, with ids.
@@ -43,17 +44,21 @@ pub fn render_show(catalog: &Catalog, id: ServiceId) -> Option<String> {
         .map_or(s.category.as_str(), |c| c.name.as_str());
     let _ = writeln!(o, "分类: {cat}");
     let _ = writeln!(o, "处理人: {}", s.team.label());
-    let _ = writeln!(o, "渠道: {}", s.channel.label());
-    if s.channel == Channel::ResourcePlatform {
-        let _ = writeln!(o, "  ({})", m.get("resource_platform_hint"));
+    let _ = writeln!(o, "渠道: {}", s.route.label());
+    if s.route == FilingRoute::ResourcePlatform {
+        let _ = writeln!(o, "  ({})", m.get(MessageKey::ResourcePlatformHint));
     }
     let window = match &s.window {
-        Window::DailyBatch => m.get("window_daily_batch").to_owned(),
+        Window::DailyBatch => m.get(MessageKey::WindowDailyBatch).to_owned(),
         Window::Custom(t) => t.clone(),
     };
     let _ = writeln!(o, "时效: {window}");
     if s.applicant == ApplicantRule::ImplementationStaff {
-        let _ = writeln!(o, "申请人: {}", m.get("applicant_implementation_only"));
+        let _ = writeln!(
+            o,
+            "申请人: {}",
+            m.get(MessageKey::ApplicantImplementationOnly)
+        );
     }
     if !s.aliases.is_empty() {
         let _ = writeln!(o, "别名: {}", s.aliases.join("、"));

@@ -3,8 +3,7 @@
 
 use serde::Serialize;
 
-use super::model::{Answers, FieldKey};
-use super::value::FieldValue;
+use super::value::{Answers, FieldKey, FieldValue};
 
 /// A condition over the answers collected so far. A condition on a field
 /// that has no answer yet never holds (except `Always`).

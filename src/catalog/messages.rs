@@ -1,164 +1,194 @@
 //! The bot's wording (`dialogs/messages.toml`): a flat key → text table and
-//! a tiny `{placeholder}` renderer. The loader refuses a file that lacks any
-//! key listed in [`REQUIRED_KEYS`], so `get` never comes back empty-handed
-//! for those.
+//! a tiny `{placeholder}` renderer. The code names texts by [`MessageKey`], one list the
+//! loader checks: a file that lacks a key the code uses fails at load, never in chat.
 
 use std::collections::BTreeMap;
 
-/// Keys the code relies on; the loader fails when one is missing.
-pub const REQUIRED_KEYS: &[&str] = &[
-    "cmd_list_resubmit",
-    "cmd_resubmit_usage",
-    "cmd_resubmit_not_rejected",
-    "cmd_status_resubmit_of",
-    "resubmit_opened",
-    "resubmit_private",
-    "receipt_resubmit_of",
-    "handler_batch_overview",
-    "handler_batch_more",
-    "handler_batch_console",
-    "handler_card_source",
-    "handler_card_done",
-    "handler_card_reject",
-    "handler_card_console",
-    "card_handled",
-    "card_reject_ask",
-    "card_reject_cancelled",
-    "template_sent",
-    "greeting",
-    "help",
-    "prompt",
-    "prompt_with_example",
-    "prompt_with_rule",
-    "switch_queued",
-    "queued_account",
-    "text_control_chars",
-    "plain_command_in_form",
-    "correction_taken",
-    "cmd_status_expected",
-    "cmd_status_due",
-    "several_queued",
-    "nothing_to_confirm",
-    "not_at_summary",
-    "noticed_value",
-    "noticed_platform",
-    "offer_value",
-    "offer_other",
-    "choice_other_rule",
-    "err_other_empty",
-    "offer_chinese_account",
-    "carried_suffix",
-    "extra_accounts_queued",
-    "template_refused",
-    "refusal_retry",
-    "err_integer_not_above_default",
-    "summary_header",
-    "summary_warnings_header",
-    "summary_preconditions_header",
-    "confirm_prompt",
-    "confirmed",
-    "cancelled",
-    "filed_receipt",
-    "receipt_handler_unnamed",
-    "receipt_channel_email_unaddressed",
-    "busy",
-    "form_expired",
-    "choose_candidates",
-    "nothing_matched",
-    "guidance_framing",
-    "refusal_framing",
-    "applicant_implementation_only",
-    "window_daily_batch",
-    "resource_platform_hint",
-    "legacy_process_notice",
-    "skip_not_allowed",
-    "err_empty",
-    "err_seller_account",
-    "err_text_too_short",
-    "err_text_too_long",
-    "err_pattern",
-    "err_email",
-    "err_integer",
-    "err_integer_min",
-    "err_integer_max",
-    "err_integer_allowed",
-    "err_money",
-    "err_money_min",
-    "err_money_max",
-    "err_choice",
-    "err_choice_ambiguous",
-    "err_yes_no",
-    "err_attachment",
-    "err_id_list_empty",
-    "err_id_list_item",
-    "err_id_list_too_many",
-    "err_duration",
-    "err_duration_max",
-    "err_duration_permanent",
-    "thanks_reply",
-    "start_service",
-    "prefilled",
-    "switch_confirm",
-    "switch_kept",
-    "too_many_failures",
-    "nothing_to_cancel",
-    "at_first_step",
-    "queued_next",
-    "field_updated",
-    "summary_window",
-    "summary_line",
-    "choose_number",
-    "attachment_unexpected",
-    "optional_hint",
-    "unknown_command",
-    "confirm_needed",
-    "field_not_found",
-    "services_overview",
-    "services_found",
-    "services_none",
-    "welcome_back",
-    "filing_failed",
-    "applicant_rule_note",
-    "attachment_failed",
-    "notice_done",
-    "notice_rejected",
-    "notice_pending",
-    "notice_note",
-    "cmd_status",
-    "cmd_status_note",
-    "cmd_status_usage",
-    "cmd_not_found",
-    "cmd_mine_header",
-    "cmd_mine_empty",
-    "cmd_line",
-    "cmd_today_header",
-    "cmd_list",
-    "cmd_list_services",
-    "cmd_list_status",
-    "cmd_list_mine",
-    "cmd_list_today",
-    "cmd_list_cancel",
-    "cmd_list_help",
-    "cmd_list_done",
-    "cmd_list_reject",
-    "cmd_today_view_team",
-    "cmd_today_view_all",
-    "cmd_today_view_own",
-    "cmd_today_view_own_group",
-    "cmd_page",
-    "cmd_cancel_usage",
-    "cmd_cancel_done",
-    "cmd_not_now",
-    "cmd_done_ok",
-    "cmd_reject_ok",
-    "cmd_notify_now",
-    "cmd_notify_later",
-    "cmd_reject_usage",
-    "cmd_done_usage",
-    "cmd_no_permission",
-    "continue_private",
-    "slow_down",
-];
+/// Declares [`MessageKey`]: one variant per text the code asks for, with its key in
+/// `messages.toml`, and [`MessageKey::ALL`] built from the same list.
+macro_rules! message_keys {
+    ($($variant:ident = $key:literal,)*) => {
+        /// A text of `dialogs/messages.toml` the code uses. The loader refuses a file that
+        /// lacks any of [`MessageKey::ALL`], so [`Messages::get`] always has one.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum MessageKey {
+            $($variant,)*
+        }
+
+        impl MessageKey {
+            /// Every key the code uses: what the loader checks.
+            pub const ALL: &[MessageKey] = &[$(MessageKey::$variant,)*];
+
+            /// The key as written in `messages.toml`.
+            #[must_use]
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(MessageKey::$variant => $key,)*
+                }
+            }
+        }
+    };
+}
+
+message_keys! {
+    Greeting = "greeting",
+    Help = "help",
+    Prompt = "prompt",
+    PromptWithExample = "prompt_with_example",
+    PromptWithRule = "prompt_with_rule",
+    SummaryHeader = "summary_header",
+    SummaryWarningsHeader = "summary_warnings_header",
+    SummaryPreconditionsHeader = "summary_preconditions_header",
+    ConfirmPrompt = "confirm_prompt",
+    Confirmed = "confirmed",
+    Cancelled = "cancelled",
+    FiledReceipt = "filed_receipt",
+    Busy = "busy",
+    FormExpired = "form_expired",
+    ChooseCandidates = "choose_candidates",
+    NothingMatched = "nothing_matched",
+    GuidanceFraming = "guidance_framing",
+    RefusalFraming = "refusal_framing",
+    ApplicantImplementationOnly = "applicant_implementation_only",
+    WindowDailyBatch = "window_daily_batch",
+    ResourcePlatformHint = "resource_platform_hint",
+    SkipNotAllowed = "skip_not_allowed",
+    BackDone = "back_done",
+    EditWhich = "edit_which",
+    FieldHelp = "field_help",
+    ErrEmpty = "err_empty",
+    ErrSellerAccount = "err_seller_account",
+    ErrTextTooShort = "err_text_too_short",
+    ErrTextTooLong = "err_text_too_long",
+    ErrPattern = "err_pattern",
+    ErrEmail = "err_email",
+    ErrInteger = "err_integer",
+    ErrIntegerMin = "err_integer_min",
+    ErrIntegerMax = "err_integer_max",
+    ErrIntegerNotAboveDefault = "err_integer_not_above_default",
+    ErrIntegerAllowed = "err_integer_allowed",
+    ErrMoney = "err_money",
+    ErrMoneyMin = "err_money_min",
+    ErrMoneyMax = "err_money_max",
+    ErrChoice = "err_choice",
+    ChoiceOtherRule = "choice_other_rule",
+    ErrOtherEmpty = "err_other_empty",
+    ErrChoiceAmbiguous = "err_choice_ambiguous",
+    ErrYesNo = "err_yes_no",
+    ErrAttachment = "err_attachment",
+    ErrIdListEmpty = "err_id_list_empty",
+    ErrIdListItem = "err_id_list_item",
+    ErrIdListTooMany = "err_id_list_too_many",
+    ErrDuration = "err_duration",
+    ErrDurationMax = "err_duration_max",
+    ErrDurationPermanent = "err_duration_permanent",
+    ThanksReply = "thanks_reply",
+    StartService = "start_service",
+    Prefilled = "prefilled",
+    SwitchConfirm = "switch_confirm",
+    SwitchQueued = "switch_queued",
+    SwitchKept = "switch_kept",
+    TooManyFailures = "too_many_failures",
+    NothingToCancel = "nothing_to_cancel",
+    AtFirstStep = "at_first_step",
+    QueuedNext = "queued_next",
+    QueuedAccount = "queued_account",
+    ReceiptHandlerUnnamed = "receipt_handler_unnamed",
+    ReceiptChannelEmailUnaddressed = "receipt_channel_email_unaddressed",
+    FieldUpdated = "field_updated",
+    SummaryWindow = "summary_window",
+    SummaryLine = "summary_line",
+    ChooseNumber = "choose_number",
+    AttachmentUnexpected = "attachment_unexpected",
+    OptionalHint = "optional_hint",
+    UnknownCommand = "unknown_command",
+    CmdList = "cmd_list",
+    CmdListServices = "cmd_list_services",
+    CmdListStatus = "cmd_list_status",
+    CmdListMine = "cmd_list_mine",
+    CmdListToday = "cmd_list_today",
+    CmdListCancel = "cmd_list_cancel",
+    CmdListResubmit = "cmd_list_resubmit",
+    CmdListHelp = "cmd_list_help",
+    CmdListDone = "cmd_list_done",
+    CmdListReject = "cmd_list_reject",
+    ConfirmNeeded = "confirm_needed",
+    ServicesOverview = "services_overview",
+    ServicesFound = "services_found",
+    ServicesNone = "services_none",
+    WelcomeBack = "welcome_back",
+    FilingFailed = "filing_failed",
+    ApplicantRuleNote = "applicant_rule_note",
+    AttachmentFailed = "attachment_failed",
+    NoticeDone = "notice_done",
+    NoticeRejected = "notice_rejected",
+    NoticePending = "notice_pending",
+    NoticeNote = "notice_note",
+    CmdStatus = "cmd_status",
+    CmdStatusExpected = "cmd_status_expected",
+    CmdStatusDue = "cmd_status_due",
+    CmdStatusNote = "cmd_status_note",
+    CmdStatusUsage = "cmd_status_usage",
+    CmdNotFound = "cmd_not_found",
+    CmdMineHeader = "cmd_mine_header",
+    CmdMineEmpty = "cmd_mine_empty",
+    CmdLine = "cmd_line",
+    CmdTodayHeader = "cmd_today_header",
+    CmdTodayViewTeam = "cmd_today_view_team",
+    CmdTodayViewAll = "cmd_today_view_all",
+    CmdTodayViewOwn = "cmd_today_view_own",
+    CmdTodayViewOwnGroup = "cmd_today_view_own_group",
+    CmdPage = "cmd_page",
+    CmdCancelDone = "cmd_cancel_done",
+    CmdNotNow = "cmd_not_now",
+    CmdDoneOk = "cmd_done_ok",
+    CmdRejectOk = "cmd_reject_ok",
+    CmdNotifyNow = "cmd_notify_now",
+    CmdNotifyLater = "cmd_notify_later",
+    CmdRejectUsage = "cmd_reject_usage",
+    CmdDoneUsage = "cmd_done_usage",
+    CmdResubmitUsage = "cmd_resubmit_usage",
+    CmdResubmitNotRejected = "cmd_resubmit_not_rejected",
+    CmdStatusResubmitOf = "cmd_status_resubmit_of",
+    CmdNoPermission = "cmd_no_permission",
+    ContinuePrivate = "continue_private",
+    SlowDown = "slow_down",
+    CorrectionTaken = "correction_taken",
+    SeveralQueued = "several_queued",
+    PlainCommandInForm = "plain_command_in_form",
+    TextControlChars = "text_control_chars",
+    NothingToConfirm = "nothing_to_confirm",
+    NotAtSummary = "not_at_summary",
+    NoticedValue = "noticed_value",
+    NoticedPlatform = "noticed_platform",
+    OfferValue = "offer_value",
+    OfferOther = "offer_other",
+    OfferChineseAccount = "offer_chinese_account",
+    CarriedSuffix = "carried_suffix",
+    ExtraAccountsQueued = "extra_accounts_queued",
+    TemplateRefused = "template_refused",
+    RefusalRetry = "refusal_retry",
+    ResubmitOpened = "resubmit_opened",
+    ResubmitPrivate = "resubmit_private",
+    ReceiptResubmitOf = "receipt_resubmit_of",
+    HandlerBatchOverview = "handler_batch_overview",
+    HandlerBatchMore = "handler_batch_more",
+    HandlerBatchConsole = "handler_batch_console",
+    HandlerCardSource = "handler_card_source",
+    HandlerCardDone = "handler_card_done",
+    HandlerCardReject = "handler_card_reject",
+    HandlerCardConsole = "handler_card_console",
+    CardHandled = "card_handled",
+    CardRejectAsk = "card_reject_ask",
+    CardRejectCancelled = "card_reject_cancelled",
+    TemplateSent = "template_sent",
+}
+
+impl std::fmt::Display for MessageKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// Wording table.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -181,10 +211,12 @@ impl Messages {
         Self { map }
     }
 
-    /// The raw text for `key`; the key itself when absent so a typo in an
-    /// optional key shows up visibly rather than as an empty reply.
-    pub fn get<'a>(&'a self, key: &'a str) -> &'a str {
-        self.map.get(key).map(String::as_str).unwrap_or(key)
+    /// The text for `key` (the loader made sure there is one; the key itself otherwise, so a
+    /// table built by hand shows a gap visibly rather than as an empty reply).
+    pub fn get(&self, key: MessageKey) -> &str {
+        self.map
+            .get(key.as_str())
+            .map_or(key.as_str(), String::as_str)
     }
 
     pub fn contains(&self, key: &str) -> bool {
@@ -196,7 +228,7 @@ impl Messages {
     }
 
     /// `get(key)` with `{name}` placeholders filled from `args`.
-    pub fn render(&self, key: &str, args: &[(&str, &str)]) -> String {
+    pub fn render(&self, key: MessageKey, args: &[(&str, &str)]) -> String {
         fill(self.get(key), args)
     }
 }

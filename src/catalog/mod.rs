@@ -1,12 +1,16 @@
 //! The service catalog: the 90 value-added services of the seed, encoded
 //! as data in `dialogs/` and loaded into typed, validated structures.
 //!
-//! This module owns the data model ([`model`]), answer parsing
-//! ([`value`]), conditions ([`condition`]), wording ([`messages`]), the
-//! loader ([`load`]), hot reload ([`CatalogHandle`]), the pure
-//! renderers the CLI prints ([`cli`]), the audit against the seed ([`audit`]), plus a simple free-text lookup
-//! ([`search`]). The dialog engine only reads it.
+//! This module owns what a form holds ([`value`]: field keys, typed values, the text readers),
+//! wording ([`messages`]), conditions ([`condition`]), the data model ([`model`]), reading a
+//! field's answer (`answer`), the loader (`load`), hot reload ([`CatalogHandle`]), the pure
+//! renderers the CLI prints ([`cli`]), and the audit against the seed ([`audit`]). The dialog
+//! engine only reads it; ranking free text is `dialog::understand`.
+//!
+//! Inside, modules only depend downwards: `value`, `messages` → `condition` → `model` →
+//! `answer`, `raw`, `audit` → `load` → this file's [`Catalog`] (`handle`, `cli` read it).
 
+mod answer;
 pub mod audit;
 pub mod cli;
 pub mod condition;
@@ -15,7 +19,6 @@ mod load;
 pub mod messages;
 pub mod model;
 mod raw;
-pub mod search;
 pub mod value;
 
 use crate::domain::ServiceId;
@@ -27,13 +30,12 @@ pub use cli::{render_list, render_show};
 pub use condition::Condition;
 pub use handle::{CatalogHandle, reload_on_sighup};
 pub use load::CatalogError;
-pub use messages::Messages;
+pub use messages::{MessageKey, Messages};
 pub use model::{
-    Answers, ApplicantRule, AssumedValue, Assumption, Category, Channel, FieldKey, FieldKind,
-    FieldSpec, Guidance, Refusal, Service, ServiceField, Team, Window,
+    ApplicantRule, AssumedValue, Assumption, Category, FieldKind, FieldSpec, FilingRoute, Guidance,
+    Refusal, Service, ServiceField, Team, Window,
 };
-pub use search::Candidate;
-pub use value::{AnswerError, FieldValue};
+pub use value::{AnswerError, Answers, FieldKey, FieldValue};
 
 /// A loaded, consistent catalog. Cheap to share behind an `Arc`.
 #[derive(Debug)]

@@ -5,7 +5,6 @@
 //! consistent (field references resolved, regexes compiled, caps coherent).
 
 use crate::domain::ServiceId;
-use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -14,65 +13,9 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 use super::condition::Condition;
+use super::messages::MessageKey;
 use super::messages::Messages;
-use super::value::FieldValue;
-
-/// Key of a field in the shared field library (`dialogs/fields.toml`).
-/// Lower snake case so it is safe in JSON, logs and TOML conditions.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct FieldKey(String);
-
-impl FieldKey {
-    /// Accepts `^[a-z][a-z0-9_]*$`.
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let mut chars = s.chars();
-        let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase());
-        if first_ok
-            && s.chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        {
-            Ok(Self(s.to_owned()))
-        } else {
-            Err(format!(
-                "invalid field key {s:?}: expected lower_snake_case"
-            ))
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl TryFrom<String> for FieldKey {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        Self::parse(&s)
-    }
-}
-
-impl std::str::FromStr for FieldKey {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Self::parse(s)
-    }
-}
-
-impl From<FieldKey> for String {
-    fn from(k: FieldKey) -> String {
-        k.0
-    }
-}
-
-impl fmt::Display for FieldKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// Answers collected so far in one form.
-pub type Answers = BTreeMap<FieldKey, FieldValue>;
+use super::value::{Answers, FieldKey, FieldValue};
 
 /// Who handles the request once filed (the seed's 处理人 column).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -119,9 +62,10 @@ impl Team {
     }
 }
 
-/// Where the request is filed (the seed's 申请渠道 column).
+/// Where the request is filed (the seed's 申请渠道 column; `channel` in `dialogs/services/`). Not
+/// to be confused with `channel`, the chat channels messages arrive on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Channel {
+pub enum FilingRoute {
     /// 慧策资源管理平台: 项目管理→服务管理→服务申请→申请开通.
     ResourcePlatform,
     /// An OA 工单.
@@ -131,15 +75,15 @@ pub enum Channel {
     Email { address: Option<String> },
 }
 
-impl Channel {
+impl FilingRoute {
     pub fn label(&self) -> String {
         match self {
-            Channel::ResourcePlatform => "资源管理系统".to_owned(),
-            Channel::OaTicket => "OA 工单".to_owned(),
-            Channel::Email {
+            FilingRoute::ResourcePlatform => "资源管理系统".to_owned(),
+            FilingRoute::OaTicket => "OA 工单".to_owned(),
+            FilingRoute::Email {
                 address: Some(address),
             } => format!("邮件 {address}"),
-            Channel::Email { address: None } => "邮件(seed 未给地址)".to_owned(),
+            FilingRoute::Email { address: None } => "邮件(seed 未给地址)".to_owned(),
         }
     }
 }
@@ -393,24 +337,26 @@ impl FieldSpec {
     /// The question to send, e.g. "请提供卖家账号, 例如: wdt_shop01".
     pub fn render_prompt(&self) -> String {
         let mut prompt = if self.prompt.is_empty() {
-            self.messages.render("prompt", &[("label", &self.label)])
+            self.messages
+                .render(MessageKey::Prompt, &[("label", &self.label)])
         } else {
             self.prompt.clone()
         };
         let mut rule = self.kind.prompt_rule();
         if self.other_allowed {
-            rule = self.messages.get("choice_other_rule").to_owned();
+            rule = self.messages.get(MessageKey::ChoiceOtherRule).to_owned();
         }
         if !rule.is_empty() {
-            prompt = self
-                .messages
-                .render("prompt_with_rule", &[("prompt", &prompt), ("rule", &rule)]);
+            prompt = self.messages.render(
+                MessageKey::PromptWithRule,
+                &[("prompt", &prompt), ("rule", &rule)],
+            );
         }
         if self.example.is_empty() {
             prompt
         } else {
             self.messages.render(
-                "prompt_with_example",
+                MessageKey::PromptWithExample,
                 &[("prompt", &prompt), ("example", &self.example)],
             )
         }
@@ -470,7 +416,7 @@ pub struct Service {
     pub seed_name: String,
     pub category: String,
     pub team: Team,
-    pub channel: Channel,
+    pub route: FilingRoute,
     pub window: Window,
     /// The person the seed names as handler, shown on the receipt instead of the team.
     pub handler: Option<String>,
@@ -500,8 +446,8 @@ pub struct Service {
 /// Which catalog value of a service is an assumption (`what` in `[[assumed]]`).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum AssumedValue {
-    Channel,
-    ChannelAddress,
+    Route,
+    RouteAddress,
     Team,
     Handler,
     Window,
@@ -519,8 +465,8 @@ impl AssumedValue {
     pub fn parse(raw: &str) -> Result<Self, String> {
         let field = |k: &str| FieldKey::parse(k);
         match raw.trim() {
-            "channel" => Ok(Self::Channel),
-            "channel_address" => Ok(Self::ChannelAddress),
+            "channel" => Ok(Self::Route),
+            "channel_address" => Ok(Self::RouteAddress),
             "team" => Ok(Self::Team),
             "handler" => Ok(Self::Handler),
             "window" => Ok(Self::Window),
@@ -540,8 +486,8 @@ impl AssumedValue {
 impl fmt::Display for AssumedValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Channel => f.write_str("channel"),
-            Self::ChannelAddress => f.write_str("channel_address"),
+            Self::Route => f.write_str("channel"),
+            Self::RouteAddress => f.write_str("channel_address"),
             Self::Team => f.write_str("team"),
             Self::Handler => f.write_str("handler"),
             Self::Window => f.write_str("window"),
@@ -571,7 +517,7 @@ impl Service {
         match &self.handler {
             Some(person) => person.clone(),
             None if self.is_assumed(&AssumedValue::Team) => {
-                messages.get("receipt_handler_unnamed").to_owned()
+                messages.get(MessageKey::ReceiptHandlerUnnamed).to_owned()
             }
             None => self.team.label().to_owned(),
         }

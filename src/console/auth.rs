@@ -15,6 +15,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::{Deserialize, Serialize};
 
+use super::session::ConsoleSession;
 use super::throttle::retry_after_secs;
 use super::{ConsoleState, Peer, html, log_refusal};
 use crate::catalog::Team;
@@ -71,13 +72,6 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .find(|(k, _)| *k == name)
         .map(|(_, v)| v.trim())
         .filter(|v| !v.is_empty())
-}
-
-/// A logged-in handler, with the session's CSRF token for the forms.
-pub(crate) struct ConsoleSession {
-    pub handler: Handler,
-    pub csrf: String,
-    key: String,
 }
 
 impl ConsoleSession {

@@ -10,7 +10,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 
-use super::auth::ConsoleSession;
+use super::session::ConsoleSession;
 use super::{
     BatchQuery, ConsoleState, FilterError, Peer, html, local_time, log_refusal, visible_batch,
 };

@@ -11,7 +11,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
-use super::auth::ConsoleSession;
+use super::session::ConsoleSession;
 use super::{BatchView, STATUSES, TEAMS, local_time};
 use crate::catalog::FieldValue;
 use crate::notify::OutboxItem;

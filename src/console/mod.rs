@@ -13,6 +13,7 @@ mod csv;
 mod html;
 mod json_api;
 mod pages;
+mod session;
 mod throttle;
 
 use std::net::SocketAddr;

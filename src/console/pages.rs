@@ -9,8 +9,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::Utc;
 
-use super::auth::ConsoleSession;
 use super::html::{self, Notice};
+use super::session::ConsoleSession;
 use super::{BatchQuery, ConsoleState, Peer, log_refusal, visible_batch};
 use crate::catalog::{FieldKey, FieldValue};
 use crate::domain::RequestId;

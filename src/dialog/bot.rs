@@ -8,11 +8,12 @@ use std::time::Duration;
 
 use chrono::Utc;
 
-use super::commands::Command;
+use super::commands::RequestCommand;
 use super::engine::Engine;
 use super::meaning::{SentenceEncoder, Space};
 use super::session::{Session, State, Step};
-use super::understand::{Matcher, Tuning};
+use super::understand::{Matcher, Tuning, TuningError};
+use crate::catalog::MessageKey;
 use crate::catalog::{Catalog, CatalogHandle};
 use crate::channel::cards::CardUpdater;
 use crate::channel::media::{AttachmentFetcher, TemplateFiles};
@@ -22,7 +23,7 @@ use crate::requests::{
     BatchSchedule, Desk, DeskAction, DeskError, FiledForm, HandlerDirectory, Ledger, Request,
     Requester, Status, attachments,
 };
-use crate::store::{Durability, Store, keys};
+use crate::store::{Durability, Store, Versioned, keys};
 
 const MAX_ATTEMPTS: usize = 5;
 /// Time allowed for downloading an attachment inside a callback.
@@ -212,18 +213,18 @@ impl MeaningState {
 }
 
 impl DialogBot {
-    #[must_use]
+    /// The bot over the current catalog, with the word lists beside it (`understanding.toml`
+    /// in the catalog's folder; see [`index`]).
     pub fn new(
         catalog: CatalogHandle,
-        tuning: Tuning,
         store: Arc<dyn Store>,
         ledger: Arc<dyn Ledger>,
         schedule: BatchSchedule,
         ttl: Duration,
-    ) -> Self {
+    ) -> Result<Self, TuningError> {
         let snapshot = catalog.current();
-        let matcher = Arc::new(Matcher::new(&snapshot, tuning));
-        Self {
+        let matcher = Arc::new(index(&snapshot)?);
+        Ok(Self {
             catalog,
             index: RwLock::new((snapshot, matcher)),
             store,
@@ -238,7 +239,7 @@ impl DialogBot {
             meaning: Arc::new(MeaningState::default()),
             cards: None,
             templates: None,
-        }
+        })
     }
 
     /// Relabels handlers' cards after a click has been acted on.
@@ -323,7 +324,14 @@ impl DialogBot {
         if !wants_file || blank_template {
             return Ok(content.clone());
         }
-        let failed = || Reply::Text(catalog.messages().get("attachment_failed").to_owned());
+        let failed = || {
+            Reply::Text(
+                catalog
+                    .messages()
+                    .get(MessageKey::AttachmentFailed)
+                    .to_owned(),
+            )
+        };
         // WeCom waits 5 s for our answer: a slow download is given up and the person asked to
         // send the file again, rather than losing the whole reply.
         let media = tokio::time::timeout(FETCH_BUDGET, fetcher.fetch(&attachment.source))
@@ -395,7 +403,7 @@ impl DialogBot {
                 "{text}\n\n{}",
                 catalog
                     .messages()
-                    .render("template_sent", &[("template", name)])
+                    .render(MessageKey::TemplateSent, &[("template", name)])
             )),
             other => other,
         }
@@ -411,11 +419,11 @@ impl DialogBot {
     ) -> Result<Request, Reply> {
         let m = catalog.messages();
         let Some(id) = id else {
-            return Err(Reply::Text(m.get("cmd_resubmit_usage").to_owned()));
+            return Err(Reply::Text(m.get(MessageKey::CmdResubmitUsage).to_owned()));
         };
         let request = match self.ledger.get(&id).await {
             Ok(Some(r)) if r.form.requester.user == *user => r,
-            Ok(_) => return Err(Reply::Text(m.get("cmd_not_found").to_owned())),
+            Ok(_) => return Err(Reply::Text(m.get(MessageKey::CmdNotFound).to_owned())),
             Err(e) => {
                 tracing::error!(error = %e, "resubmit lookup failed");
                 return Err(Self::busy(catalog));
@@ -423,7 +431,7 @@ impl DialogBot {
         };
         if request.status() != Status::Rejected {
             return Err(Reply::Text(m.render(
-                "cmd_resubmit_not_rejected",
+                MessageKey::CmdResubmitNotRejected,
                 &[("id", id.as_str()), ("status", request.status().label())],
             )));
         }
@@ -442,11 +450,11 @@ impl DialogBot {
     ) -> Reply {
         let m = catalog.messages();
         let Some(handler) = self.handlers.by_wecom_user(&message.sender) else {
-            return Reply::Text(m.get("cmd_no_permission").to_owned());
+            return Reply::Text(m.get(MessageKey::CmdNoPermission).to_owned());
         };
         match action {
             DeskAction::Complete(id) => {
-                let command = Command::Done {
+                let command = RequestCommand::Done {
                     id: Some(id.clone()),
                     note: String::new(),
                 };
@@ -460,7 +468,7 @@ impl DialogBot {
                     self.settle_card(catalog, &id, response_code, &message.sender)
                         .await;
                     Reply::Text(m.render(
-                        "cmd_not_now",
+                        MessageKey::CmdNotNow,
                         &[("id", id.as_str()), ("status", request.status().label())],
                     ))
                 }
@@ -479,14 +487,16 @@ impl DialogBot {
                         )
                         .await
                     {
-                        Ok(()) => Reply::Text(m.render("card_reject_ask", &[("id", id.as_str())])),
+                        Ok(()) => {
+                            Reply::Text(m.render(MessageKey::CardRejectAsk, &[("id", id.as_str())]))
+                        }
                         Err(e) => {
                             tracing::error!(error = %e, "reason request not kept");
                             Self::busy(catalog)
                         }
                     }
                 }
-                Err(DeskError::NotFound) => Reply::Text(m.get("cmd_not_found").to_owned()),
+                Err(DeskError::NotFound) => Reply::Text(m.get(MessageKey::CmdNotFound).to_owned()),
                 Err(e) => {
                     tracing::error!(error = %e, "card action failed");
                     Self::busy(catalog)
@@ -502,7 +512,7 @@ impl DialogBot {
         catalog: &Catalog,
         matcher: &Matcher,
         desk: &Desk,
-        command: Option<Command>,
+        command: Option<RequestCommand>,
         text: &str,
         message: &Inbound,
     ) -> Option<Reply> {
@@ -520,12 +530,12 @@ impl DialogBot {
             None if Tuning::is(&matcher.tuning().commands.cancel, text.trim()) => {
                 let _ = self.store.delete(&key).await;
                 return Some(Reply::Text(catalog.messages().render(
-                    "card_reject_cancelled",
+                    MessageKey::CardRejectCancelled,
                     &[("id", wanted.request.as_str())],
                 )));
             }
             None => {
-                let command = Command::Reject {
+                let command = RequestCommand::Reject {
                     id: Some(wanted.request.clone()),
                     reason: text.trim().to_owned(),
                 };
@@ -569,7 +579,7 @@ impl DialogBot {
                 .map(|c| c.by.clone())
                 .unwrap_or_default();
             let label = catalog.messages().render(
-                "card_handled",
+                MessageKey::CardHandled,
                 &[("status", request.status().label()), ("by", &by)],
             );
             match tokio::time::timeout(CARD_UPDATE_BUDGET, cards.relabel(user, code, &label)).await
@@ -593,13 +603,13 @@ impl DialogBot {
                 return (Arc::clone(&guard.0), Arc::clone(&guard.1));
             }
         }
-        // The catalog was reloaded: index it again, keeping the word lists in force.
-        let tuning = Tuning::load(current.dir()).unwrap_or_else(|e| {
+        // The catalog was reloaded: index it again with the word lists read again beside it;
+        // invalid ones keep the lists in force.
+        let matcher = Arc::new(index(&current).unwrap_or_else(|e| {
             tracing::warn!(error = %e, "understanding.toml invalid after reload; keeping the old word lists");
             let guard = self.index.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-            guard.1.tuning().clone()
-        });
-        let matcher = Arc::new(Matcher::new(&current, tuning));
+            Matcher::new(&current, guard.1.tuning().clone())
+        }));
         let mut guard = self
             .index
             .write()
@@ -625,7 +635,7 @@ impl DialogBot {
         &self,
         catalog: &Catalog,
         desk: &Desk,
-        command: super::commands::Command,
+        command: RequestCommand,
         message: &Inbound,
     ) -> Reply {
         let commands = super::commands::Commands {
@@ -675,8 +685,15 @@ impl DialogBot {
     }
 
     fn busy(catalog: &Catalog) -> Reply {
-        Reply::Text(catalog.messages().get("busy").to_owned())
+        Reply::Text(catalog.messages().get(MessageKey::Busy).to_owned())
     }
+}
+
+/// The catalog indexed for understanding, with the word lists read from `understanding.toml`
+/// in the folder the catalog was loaded from: the one way they are read, at start and after
+/// each reload, so catalog and word lists always come from the same folder.
+fn index(catalog: &Catalog) -> Result<Matcher, TuningError> {
+    Ok(Matcher::new(catalog, Tuning::load(catalog.dir())?))
 }
 
 /// The template file the field asks for, if it names one.
@@ -710,232 +727,352 @@ impl Bot for DialogBot {
 }
 
 impl DialogBot {
-    /// One turn: read the session, run the engine, file, compare-and-swap the session back
-    /// (`durability` for that save).
+    /// One turn: route what needs no session (card clicks, request commands), then under the
+    /// person's lock read the session, run the engine, file, and compare-and-swap the session
+    /// back (`durability` for that save); a lost race re-runs the turn on the fresh session.
     async fn turn(&self, message: Inbound, durability: Durability) -> Reply {
         let (catalog, matcher) = self.snapshot();
-        let mut reopen: Option<Request> = None;
-        if let Some(desk) = &self.desk {
-            if let Content::CardAction(card) = &message.content
-                && let Some(action) = DeskAction::parse(&card.key)
-            {
-                return self
-                    .desk_action(
-                        &catalog,
-                        desk,
-                        action,
-                        card.response_code.as_deref(),
-                        &message,
-                    )
-                    .await;
-            }
-            if let Content::Text(text) = &message.content {
-                let command = super::commands::parse(text, &matcher.tuning().chat_commands);
-                if let Some(Command::Resubmit(id)) = command {
-                    match self.rejected_request(&catalog, id, &message.sender).await {
-                        Ok(request) => reopen = Some(request),
-                        Err(reply) => return reply,
-                    }
-                } else if self.handlers.by_wecom_user(&message.sender).is_some()
-                    && let Some(reply) = self
-                        .pending_reason(&catalog, &matcher, desk, command.clone(), text, &message)
-                        .await
-                {
-                    return reply;
-                } else if let Some(command) = command {
-                    return self.run_command(&catalog, desk, command, &message).await;
-                }
-            }
-        }
+        let reopen = match self.route(&catalog, &matcher, &message).await {
+            Route::Answered(reply) => return reply,
+            Route::Reopen(request) => Some(*request),
+            Route::Conversation => None,
+        };
         let key = session_key(&message);
         let lock = self.person_lock(&key);
         let _turn = lock.lock().await;
-        let ttl_secs = i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX);
+        let cx = TurnContext {
+            catalog: &catalog,
+            matcher: &matcher,
+            message: &message,
+            key: &key,
+            reopen: reopen.as_ref(),
+            durability,
+        };
+        // Looked up once per message, however often a lost race re-runs the turn.
         let mut meaning: Option<Option<MessageMeaning>> = None;
         for _ in 0..MAX_ATTEMPTS {
-            let now = Utc::now();
-            // Versioned: the save below swaps on the record as read, in one round trip (on a
-            // sealed store a plain compare-and-swap would first read the sealed bytes again).
-            let stored = match self.store.get_versioned(&key).await {
-                Ok(stored) => stored,
-                Err(e) => {
-                    tracing::error!(error = %e, "session store unavailable");
-                    return Self::busy(&catalog);
-                }
-            };
-            let session: Session = match stored.as_ref().map(|s| serde_json::from_slice(&s.value)) {
-                None => Session::default(),
-                Some(Ok(session)) => session,
-                Some(Err(e)) => {
-                    // An unreadable session (older format) is reset rather than blocking the person.
-                    tracing::warn!(error = %e, key = %key, "unreadable session reset");
-                    Session::default()
-                }
-            };
-            // No form in progress: plain-language status questions go to the commands, and a
-            // new request whose words are not clear is looked up by meaning (once per message,
-            // however often a lost race re-runs the turn).
-            let idle = matches!(session.state, State::Idle | State::Choosing { .. });
-            if let (Content::Text(text), true) = (&message.content, idle) {
-                if let Some(desk) = &self.desk
-                    && let Some(command) =
-                        super::commands::parse_plain(text, &matcher.tuning().plain_commands)
-                {
-                    return self.run_command(&catalog, desk, command, &message).await;
-                }
-                if meaning.is_none() {
-                    meaning = Some(if matcher.lexically_clear(&matcher.rank(text)) {
-                        None
-                    } else {
-                        let text = super::meaning::meaning_text(text);
-                        self.meaning.message(&catalog, &self.store, &text).await
-                    });
-                }
-            }
-            let engine = Engine {
-                catalog: &catalog,
-                matcher: &matcher,
-                schedule: &self.schedule,
-                in_group: message.conversation.is_group(),
-                meaning: meaning
-                    .as_ref()
-                    .and_then(Option::as_ref)
-                    .map(|m| (m.space.as_ref(), m.vector.as_slice())),
-            };
-            let expired = stored.is_some() && now.timestamp() - session.updated_at > ttl_secs;
-            let content = match self
-                .keep_attachment(&catalog, &session, &message.content)
-                .await
-            {
-                Ok(content) => content,
-                Err(reply) => return reply,
-            };
-            let mut outcome = match &reopen {
-                Some(request) => {
-                    let reason = request
-                        .history
-                        .last()
-                        .and_then(|c| c.note.clone())
-                        .unwrap_or_default();
-                    let outcome = engine.reopen(
-                        session,
-                        request.form.service,
-                        request.form.answers.clone(),
-                        request.id.as_str(),
-                        &reason,
-                        now,
-                    );
-                    if let Err(reply) = self.carry_attachments(&catalog, request, &outcome).await {
-                        return reply;
-                    }
-                    outcome
-                }
-                None => engine.turn(session, expired, &content, now),
-            };
-            let mut reply = std::mem::replace(&mut outcome.reply, Reply::Nothing);
-            if let Some(form) = &outcome.file {
-                let summary = catalog
-                    .service(form.service)
-                    .map(|s| s.summary_lines(&form.answers))
-                    .unwrap_or_default();
-                let Some(service) = catalog.service(form.service) else {
-                    return Self::busy(&catalog);
-                };
-                let filed = FiledForm {
-                    form_id: form.id.clone(),
-                    service: form.service,
-                    service_name: service.name.clone(),
-                    team: service.team,
-                    routing: service.channel.clone(),
-                    window: service.window.clone(),
-                    answers: form.answers.clone(),
-                    summary,
-                    requester: Requester {
-                        user: message.sender.clone(),
-                        channel: message.channel,
-                        conversation: message.conversation.clone(),
-                    },
-                    resubmit_of: form.resubmit_of.as_deref().and_then(RequestId::parse),
-                };
-                match self.ledger.file(filed, now).await {
-                    Ok(receipt) => {
-                        tracing::info!(request = %receipt.id, service = %form.service, user = %message.sender, "request filed");
-                        let batch = self.schedule.expectation(receipt.batch, now);
-                        reply = Reply::Text(engine.receipt(
-                            form,
-                            receipt.id.as_str(),
-                            &batch,
-                            &outcome.session.queue,
-                        ));
-                    }
-                    Err(e) => {
-                        // The form stays at its summary: nothing is lost, 确认 can be sent again.
-                        tracing::error!(error = %e, "filing failed");
-                        return Reply::Text(catalog.messages().get("filing_failed").to_owned());
-                    }
-                }
-            }
-            if outcome.move_to_private {
-                // The form continues in the person's 1:1 chat with the bot; the group is left idle.
-                let private = Inbound {
-                    conversation: crate::domain::Conversation::Direct,
-                    ..message.clone()
-                };
-                let form_session = Session {
-                    state: std::mem::take(&mut outcome.session.state),
-                    queue: std::mem::take(&mut outcome.session.queue),
-                    updated_at: outcome.session.updated_at,
-                };
-                let bytes = serde_json::to_vec(&form_session).unwrap_or_default();
-                if let Err(e) = self
-                    .store
-                    .put(
-                        &session_key(&private),
-                        &bytes,
-                        Some(self.ttl + EXPIRY_MEMORY),
-                    )
-                    .await
-                {
-                    tracing::error!(error = %e, "form could not be moved to the 1:1 chat");
-                    return Self::busy(&catalog);
-                }
-            }
-            let bytes = match serde_json::to_vec(&outcome.session) {
-                Ok(bytes) => bytes,
-                Err(e) => {
-                    tracing::error!(error = %e, "session could not be encoded");
-                    return Self::busy(&catalog);
-                }
-            };
-            match self
-                .store
-                .compare_and_swap_version(
-                    &key,
-                    stored.as_ref().map(|s| s.version.as_slice()),
-                    &bytes,
-                    Some(self.ttl + EXPIRY_MEMORY),
-                    durability,
-                )
-                .await
-            {
-                Ok(true) => {
-                    return match &outcome.template {
-                        Some(name) => {
-                            self.offer_template(&catalog, &message.sender, name, reply)
-                                .await
-                        }
-                        None => reply,
-                    };
-                }
-                Ok(false) => {
+            match self.attempt(&cx, &mut meaning).await {
+                Attempt::Done(reply) => return reply,
+                Attempt::LostRace => {
                     tracing::info!(key = %key, "session changed concurrently; re-running the turn");
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "session could not be saved");
-                    return Self::busy(&catalog);
                 }
             }
         }
         Self::busy(&catalog)
     }
+
+    /// What a message is before any session is read: a click on a handler's card, a request
+    /// command (answered from the ledger), a resubmission to reopen, or the conversation.
+    async fn route(&self, catalog: &Catalog, matcher: &Matcher, message: &Inbound) -> Route {
+        let Some(desk) = &self.desk else {
+            return Route::Conversation;
+        };
+        if let Content::CardAction(card) = &message.content
+            && let Some(action) = DeskAction::parse(&card.key)
+        {
+            let code = card.response_code.as_deref();
+            return Route::Answered(self.desk_action(catalog, desk, action, code, message).await);
+        }
+        let Content::Text(text) = &message.content else {
+            return Route::Conversation;
+        };
+        let command = super::commands::parse(text, &matcher.tuning().chat_commands);
+        if let Some(RequestCommand::Resubmit(id)) = command {
+            return match self.rejected_request(catalog, id, &message.sender).await {
+                Ok(request) => Route::Reopen(Box::new(request)),
+                Err(reply) => Route::Answered(reply),
+            };
+        }
+        if self.handlers.by_wecom_user(&message.sender).is_some()
+            && let Some(reply) = self
+                .pending_reason(catalog, matcher, desk, command.clone(), text, message)
+                .await
+        {
+            return Route::Answered(reply);
+        }
+        match command {
+            Some(command) => {
+                Route::Answered(self.run_command(catalog, desk, command, message).await)
+            }
+            None => Route::Conversation,
+        }
+    }
+
+    /// One try of the turn on the session as stored now.
+    async fn attempt(
+        &self,
+        cx: &TurnContext<'_>,
+        meaning: &mut Option<Option<MessageMeaning>>,
+    ) -> Attempt {
+        let TurnContext {
+            catalog,
+            matcher,
+            message,
+            key,
+            reopen,
+            durability,
+        } = *cx;
+        let now = Utc::now();
+        let (stored, session) = match self.load_session(catalog, key).await {
+            Ok(loaded) => loaded,
+            Err(reply) => return Attempt::Done(reply),
+        };
+        // No form in progress: plain-language status questions go to the commands, and a
+        // new request whose words are not clear is looked up by meaning.
+        let idle = matches!(session.state, State::Idle | State::Choosing { .. });
+        if let (Content::Text(text), true) = (&message.content, idle) {
+            if let Some(desk) = &self.desk
+                && let Some(command) =
+                    super::commands::parse_plain(text, &matcher.tuning().plain_commands)
+            {
+                return Attempt::Done(self.run_command(catalog, desk, command, message).await);
+            }
+            if meaning.is_none() {
+                *meaning = Some(if matcher.lexically_clear(&matcher.rank(text)) {
+                    None
+                } else {
+                    let text = super::meaning::meaning_text(text);
+                    self.meaning.message(catalog, &self.store, &text).await
+                });
+            }
+        }
+        let engine = Engine {
+            catalog,
+            matcher,
+            schedule: &self.schedule,
+            in_group: message.conversation.is_group(),
+            meaning: meaning
+                .as_ref()
+                .and_then(Option::as_ref)
+                .map(|m| (m.space.as_ref(), m.vector.as_slice())),
+        };
+        let ttl_secs = i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX);
+        let expired = stored.is_some() && now.timestamp() - session.updated_at > ttl_secs;
+        let content = match self
+            .keep_attachment(catalog, &session, &message.content)
+            .await
+        {
+            Ok(content) => content,
+            Err(reply) => return Attempt::Done(reply),
+        };
+        let mut outcome = match reopen {
+            Some(request) => {
+                let reason = request
+                    .history
+                    .last()
+                    .and_then(|c| c.note.clone())
+                    .unwrap_or_default();
+                let outcome = engine.reopen(
+                    session,
+                    request.form.service,
+                    request.form.answers.clone(),
+                    request.id.as_str(),
+                    &reason,
+                    now,
+                );
+                if let Err(reply) = self.carry_attachments(catalog, request, &outcome).await {
+                    return Attempt::Done(reply);
+                }
+                outcome
+            }
+            None => engine.turn(session, expired, &content, now),
+        };
+        let mut reply = std::mem::replace(&mut outcome.reply, Reply::Nothing);
+        if let Some(form) = &outcome.file {
+            match self
+                .file(catalog, &engine, form, &outcome, message, now)
+                .await
+            {
+                Ok(receipt) => reply = receipt,
+                Err(reply) => return Attempt::Done(reply),
+            }
+        }
+        if outcome.move_to_private
+            && let Err(reply) = self.move_to_private(catalog, message, &mut outcome).await
+        {
+            return Attempt::Done(reply);
+        }
+        match self
+            .save_session(catalog, key, stored.as_ref(), &outcome.session, durability)
+            .await
+        {
+            Ok(true) => Attempt::Done(match &outcome.template {
+                Some(name) => {
+                    self.offer_template(catalog, &message.sender, name, reply)
+                        .await
+                }
+                None => reply,
+            }),
+            Ok(false) => Attempt::LostRace,
+            Err(reply) => Attempt::Done(reply),
+        }
+    }
+
+    /// The person's session as stored (with its version for the save) and as read; an
+    /// unreadable one (older format) is reset rather than blocking the person.
+    async fn load_session(
+        &self,
+        catalog: &Catalog,
+        key: &str,
+    ) -> Result<(Option<Versioned>, Session), Reply> {
+        // Versioned: the save swaps on the record as read, in one round trip (on a sealed
+        // store a plain compare-and-swap would first read the sealed bytes again).
+        let stored = match self.store.get_versioned(key).await {
+            Ok(stored) => stored,
+            Err(e) => {
+                tracing::error!(error = %e, "session store unavailable");
+                return Err(Self::busy(catalog));
+            }
+        };
+        let session = match stored.as_ref().map(|s| serde_json::from_slice(&s.value)) {
+            None => Session::default(),
+            Some(Ok(session)) => session,
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, key = %key, "unreadable session reset");
+                Session::default()
+            }
+        };
+        Ok((stored, session))
+    }
+
+    /// Files a confirmed form through the ledger; the receipt is the reply. On failure the
+    /// form stays at its summary (the session is not saved): nothing is lost, 确认 can be sent
+    /// again.
+    async fn file(
+        &self,
+        catalog: &Catalog,
+        engine: &Engine<'_>,
+        form: &super::session::Form,
+        outcome: &super::engine::Outcome,
+        message: &Inbound,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<Reply, Reply> {
+        let Some(service) = catalog.service(form.service) else {
+            return Err(Self::busy(catalog));
+        };
+        let filed = FiledForm {
+            form_id: form.id.clone(),
+            service: form.service,
+            service_name: service.name.clone(),
+            team: service.team,
+            routing: service.route.clone(),
+            window: service.window.clone(),
+            answers: form.answers.clone(),
+            summary: service.summary_lines(&form.answers),
+            requester: Requester {
+                user: message.sender.clone(),
+                channel: message.channel,
+                conversation: message.conversation.clone(),
+            },
+            resubmit_of: form.resubmit_of.as_deref().and_then(RequestId::parse),
+        };
+        match self.ledger.file(filed, now).await {
+            Ok(receipt) => {
+                tracing::info!(request = %receipt.id, service = %form.service, user = %message.sender, "request filed");
+                let batch = self.schedule.expectation(receipt.batch, now);
+                Ok(Reply::Text(engine.receipt(
+                    form,
+                    receipt.id.as_str(),
+                    &batch,
+                    &outcome.session.queue,
+                )))
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "filing failed");
+                Err(Reply::Text(
+                    catalog.messages().get(MessageKey::FilingFailed).to_owned(),
+                ))
+            }
+        }
+    }
+
+    /// The form continues in the person's 1:1 chat with the bot; the group is left idle.
+    async fn move_to_private(
+        &self,
+        catalog: &Catalog,
+        message: &Inbound,
+        outcome: &mut super::engine::Outcome,
+    ) -> Result<(), Reply> {
+        let private = Inbound {
+            conversation: crate::domain::Conversation::Direct,
+            ..message.clone()
+        };
+        let form_session = Session {
+            state: std::mem::take(&mut outcome.session.state),
+            queue: std::mem::take(&mut outcome.session.queue),
+            updated_at: outcome.session.updated_at,
+        };
+        let bytes = serde_json::to_vec(&form_session).unwrap_or_default();
+        self.store
+            .put(
+                &session_key(&private),
+                &bytes,
+                Some(self.ttl + EXPIRY_MEMORY),
+            )
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "form could not be moved to the 1:1 chat");
+                Self::busy(catalog)
+            })
+    }
+
+    /// Compare-and-swap of the session against the record as read: `Ok(false)` when another
+    /// turn saved first.
+    async fn save_session(
+        &self,
+        catalog: &Catalog,
+        key: &str,
+        stored: Option<&Versioned>,
+        session: &Session,
+        durability: Durability,
+    ) -> Result<bool, Reply> {
+        let bytes = serde_json::to_vec(session).map_err(|e| {
+            tracing::error!(error = %e, "session could not be encoded");
+            Self::busy(catalog)
+        })?;
+        self.store
+            .compare_and_swap_version(
+                key,
+                stored.map(|s| s.version.as_slice()),
+                &bytes,
+                Some(self.ttl + EXPIRY_MEMORY),
+                durability,
+            )
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "session could not be saved");
+                Self::busy(catalog)
+            })
+    }
+}
+
+/// What a message is before the session is read.
+enum Route {
+    /// Answered without the conversation (a card click, a request command, a refusal).
+    Answered(Reply),
+    /// "重新提交 KT-…" of the person's own rejected request.
+    Reopen(Box<Request>),
+    /// The conversation: the engine's turn.
+    Conversation,
+}
+
+/// What every try of one turn shares.
+#[derive(Clone, Copy)]
+struct TurnContext<'a> {
+    catalog: &'a Arc<Catalog>,
+    matcher: &'a Matcher,
+    message: &'a Inbound,
+    /// The person's session key, under their lock.
+    key: &'a str,
+    /// A rejected request being resubmitted, instead of the engine's turn.
+    reopen: Option<&'a Request>,
+    /// For the session save.
+    durability: Durability,
+}
+
+/// How one try of a turn ended.
+enum Attempt {
+    Done(Reply),
+    /// Another turn saved the session first: try again on the fresh one.
+    LostRace,
 }

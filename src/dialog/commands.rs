@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
+use crate::catalog::MessageKey;
 use crate::catalog::{Catalog, Messages};
 use crate::domain::{ChannelKind, RequestId, UserId};
 use crate::requests::{
@@ -19,7 +20,7 @@ use crate::requests::{
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SlashCommand {
     pub name: &'static str,
-    pub line_key: &'static str,
+    pub line_key: MessageKey,
     /// Only handlers may use it (listed under their own heading).
     pub handlers_only: bool,
 }
@@ -30,47 +31,47 @@ pub struct SlashCommand {
 pub const SLASH_COMMANDS: &[SlashCommand] = &[
     SlashCommand {
         name: "services",
-        line_key: "cmd_list_services",
+        line_key: MessageKey::CmdListServices,
         handlers_only: false,
     },
     SlashCommand {
         name: "status",
-        line_key: "cmd_list_status",
+        line_key: MessageKey::CmdListStatus,
         handlers_only: false,
     },
     SlashCommand {
         name: "mine",
-        line_key: "cmd_list_mine",
+        line_key: MessageKey::CmdListMine,
         handlers_only: false,
     },
     SlashCommand {
         name: "today",
-        line_key: "cmd_list_today",
+        line_key: MessageKey::CmdListToday,
         handlers_only: false,
     },
     SlashCommand {
         name: "cancel",
-        line_key: "cmd_list_cancel",
+        line_key: MessageKey::CmdListCancel,
         handlers_only: false,
     },
     SlashCommand {
         name: "resubmit",
-        line_key: "cmd_list_resubmit",
+        line_key: MessageKey::CmdListResubmit,
         handlers_only: false,
     },
     SlashCommand {
         name: "help",
-        line_key: "cmd_list_help",
+        line_key: MessageKey::CmdListHelp,
         handlers_only: false,
     },
     SlashCommand {
         name: "done",
-        line_key: "cmd_list_done",
+        line_key: MessageKey::CmdListDone,
         handlers_only: true,
     },
     SlashCommand {
         name: "reject",
-        line_key: "cmd_list_reject",
+        line_key: MessageKey::CmdListReject,
         handlers_only: true,
     },
 ];
@@ -88,7 +89,7 @@ pub fn command_list(messages: &Messages) -> String {
             .join("\n")
     };
     messages.render(
-        "cmd_list",
+        MessageKey::CmdList,
         &[
             ("commands", &lines(false)),
             ("handler_commands", &lines(true)),
@@ -101,7 +102,7 @@ const PAGE: usize = 10;
 
 /// A recognised command about filed requests.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Command {
+pub enum RequestCommand {
     Status(Option<RequestId>),
     /// "好了没", "为什么被驳回": the person's most recent request.
     LatestStatus,
@@ -237,7 +238,7 @@ impl ChatWords {
 /// `/`) follow each command's rule: status, resubmit, done and reject need a request id after
 /// them, cancel always does, today takes nothing or a page number.
 #[must_use]
-pub fn parse(text: &str, words: &ChatWords) -> Option<Command> {
+pub fn parse(text: &str, words: &ChatWords) -> Option<RequestCommand> {
     let text = crate::catalog::value::normalize_width(text.trim());
     let (head, rest) = text
         .split_once(char::is_whitespace)
@@ -254,21 +255,21 @@ pub fn parse(text: &str, words: &ChatWords) -> Option<Command> {
         return None;
     }
     match words.verb(&word)? {
-        Verb::Status if slashed || id(rest).is_some() => Some(Command::Status(id(rest))),
-        Verb::Mine => Some(Command::Mine),
+        Verb::Status if slashed || id(rest).is_some() => Some(RequestCommand::Status(id(rest))),
+        Verb::Mine => Some(RequestCommand::Mine),
         Verb::Today if slashed || rest.is_empty() || rest.parse::<usize>().is_ok() => {
-            Some(Command::Today {
+            Some(RequestCommand::Today {
                 page: rest.parse().unwrap_or(1).max(1),
             })
         }
-        Verb::Cancel => id(rest).map(Command::Cancel),
+        Verb::Cancel => id(rest).map(RequestCommand::Cancel),
         // The rejection notice says to reply "重新提交 KT-…".
-        Verb::Resubmit if slashed || id(rest).is_some() => Some(Command::Resubmit(id(rest))),
-        Verb::Done if slashed || id(rest).is_some() => Some(Command::Done {
+        Verb::Resubmit if slashed || id(rest).is_some() => Some(RequestCommand::Resubmit(id(rest))),
+        Verb::Done if slashed || id(rest).is_some() => Some(RequestCommand::Done {
             id: id(rest),
             note: after_id(rest),
         }),
-        Verb::Reject if slashed || id(rest).is_some() => Some(Command::Reject {
+        Verb::Reject if slashed || id(rest).is_some() => Some(RequestCommand::Reject {
             id: id(rest),
             reason: after_id(rest),
         }),
@@ -290,7 +291,7 @@ pub struct PlainWords {
 /// Reads a status question, "my requests" or a withdrawal said in plain words; a request id in
 /// the message ("KT-20261128-0007 好了没") is used, else the person's most recent request.
 #[must_use]
-pub fn parse_plain(text: &str, words: &PlainWords) -> Option<Command> {
+pub fn parse_plain(text: &str, words: &PlainWords) -> Option<RequestCommand> {
     let folded = super::understand::fold(text);
     if folded.is_empty() || folded.chars().count() > words.max_chars {
         return None;
@@ -301,13 +302,15 @@ pub fn parse_plain(text: &str, words: &PlainWords) -> Option<Command> {
         .split(|c: char| c.is_whitespace() || matches!(c, ',' | '，'))
         .find_map(|t| RequestId::parse(t.trim()));
     if has(&words.cancel) {
-        return Some(id.map_or(Command::CancelLatest, Command::Cancel));
+        return Some(id.map_or(RequestCommand::CancelLatest, RequestCommand::Cancel));
     }
     if has(&words.mine) {
-        return Some(Command::Mine);
+        return Some(RequestCommand::Mine);
     }
     if has(&words.status) {
-        return Some(id.map_or(Command::LatestStatus, |id| Command::Status(Some(id))));
+        return Some(id.map_or(RequestCommand::LatestStatus, |id| {
+            RequestCommand::Status(Some(id))
+        }));
     }
     None
 }
@@ -353,7 +356,7 @@ impl Commands<'_> {
 
     fn line(&self, request: &Request) -> String {
         self.catalog.messages().render(
-            "cmd_line",
+            MessageKey::CmdLine,
             &[
                 ("id", request.id.as_str()),
                 ("service_id", &request.form.service.to_string()),
@@ -365,42 +368,43 @@ impl Commands<'_> {
 
     pub async fn run(
         &self,
-        command: Command,
+        command: RequestCommand,
         channel: ChannelKind,
         user: &UserId,
         now: DateTime<Utc>,
     ) -> String {
         let m = self.catalog.messages();
         let result = match command {
-            Command::Status(None) => Ok(m.get("cmd_status_usage").to_owned()),
-            Command::Status(Some(id)) => self.status(user, &id).await,
-            Command::LatestStatus => match self.latest(user).await {
+            RequestCommand::Status(None) => Ok(m.get(MessageKey::CmdStatusUsage).to_owned()),
+            RequestCommand::Status(Some(id)) => self.status(user, &id).await,
+            RequestCommand::LatestStatus => match self.latest(user).await {
                 Ok(Some(id)) => self.status(user, &id).await,
-                Ok(None) => Ok(m.get("cmd_mine_empty").to_owned()),
+                Ok(None) => Ok(m.get(MessageKey::CmdMineEmpty).to_owned()),
                 Err(e) => Err((None, e)),
             },
-            Command::CancelLatest => match self.latest(user).await {
+            RequestCommand::CancelLatest => match self.latest(user).await {
                 Ok(Some(id)) => match self.desk.cancel_own(channel, user, &id, now).await {
-                    Ok(_) => Ok(m.render("cmd_cancel_done", &[("id", id.as_str())])),
+                    Ok(_) => Ok(m.render(MessageKey::CmdCancelDone, &[("id", id.as_str())])),
                     Err(e) => Err((Some(id), e)),
                 },
-                Ok(None) => Ok(m.get("cmd_mine_empty").to_owned()),
+                Ok(None) => Ok(m.get(MessageKey::CmdMineEmpty).to_owned()),
                 Err(e) => Err((None, e)),
             },
-            Command::Mine => self.mine(user).await,
-            Command::Today { page } => self.today(user, page, now).await,
-            Command::Cancel(id) => match self.desk.cancel_own(channel, user, &id, now).await {
-                Ok(_) => Ok(m.render("cmd_cancel_done", &[("id", id.as_str())])),
+            RequestCommand::Mine => self.mine(user).await,
+            RequestCommand::Today { page } => self.today(user, page, now).await,
+            RequestCommand::Cancel(id) => match self.desk.cancel_own(channel, user, &id, now).await
+            {
+                Ok(_) => Ok(m.render(MessageKey::CmdCancelDone, &[("id", id.as_str())])),
                 Err(e) => Err((Some(id), e)),
             },
-            Command::Done { id, note } => match (self.handlers.by_wecom_user(user), id) {
-                (None, _) => Ok(m.get("cmd_no_permission").to_owned()),
-                (Some(_), None) => Ok(m.get("cmd_done_usage").to_owned()),
+            RequestCommand::Done { id, note } => match (self.handlers.by_wecom_user(user), id) {
+                (None, _) => Ok(m.get(MessageKey::CmdNoPermission).to_owned()),
+                (Some(_), None) => Ok(m.get(MessageKey::CmdDoneUsage).to_owned()),
                 (Some(handler), Some(id)) => {
                     let note = (!note.is_empty()).then_some(note);
                     match self.desk.complete(&handler, &id, note, now).await {
                         Ok(r) => Ok(m.render(
-                            "cmd_done_ok",
+                            MessageKey::CmdDoneOk,
                             &[("id", id.as_str()), ("when", &self.when(&r, now))],
                         )),
                         Err(e) => Err((Some(id), e)),
@@ -408,35 +412,42 @@ impl Commands<'_> {
                 }
             },
             // Opening a form is the bot's; here only when no bot intercepted it.
-            Command::Resubmit(_) => Ok(m.get("cmd_resubmit_usage").to_owned()),
-            Command::Reject { id, reason } => match (self.handlers.by_wecom_user(user), id) {
-                (None, _) => Ok(m.get("cmd_no_permission").to_owned()),
-                (Some(_), None) => Ok(m.get("cmd_reject_usage").to_owned()),
-                (Some(_), Some(_)) if reason.is_empty() => Ok(m.get("cmd_reject_usage").to_owned()),
-                (Some(handler), Some(id)) => {
-                    match self.desk.reject(&handler, &id, &reason, now).await {
-                        Ok(_) => Ok(m.render(
-                            "cmd_reject_ok",
-                            // Rejections are pushed at once, so the request can make the next
-                            // cut-off.
-                            &[("id", id.as_str()), ("when", m.get("cmd_notify_now"))],
-                        )),
-                        Err(e) => Err((Some(id), e)),
+            RequestCommand::Resubmit(_) => Ok(m.get(MessageKey::CmdResubmitUsage).to_owned()),
+            RequestCommand::Reject { id, reason } => {
+                match (self.handlers.by_wecom_user(user), id) {
+                    (None, _) => Ok(m.get(MessageKey::CmdNoPermission).to_owned()),
+                    (Some(_), None) => Ok(m.get(MessageKey::CmdRejectUsage).to_owned()),
+                    (Some(_), Some(_)) if reason.is_empty() => {
+                        Ok(m.get(MessageKey::CmdRejectUsage).to_owned())
+                    }
+                    (Some(handler), Some(id)) => {
+                        match self.desk.reject(&handler, &id, &reason, now).await {
+                            Ok(_) => Ok(m.render(
+                                MessageKey::CmdRejectOk,
+                                // Rejections are pushed at once, so the request can make the next
+                                // cut-off.
+                                &[
+                                    ("id", id.as_str()),
+                                    ("when", m.get(MessageKey::CmdNotifyNow)),
+                                ],
+                            )),
+                            Err(e) => Err((Some(id), e)),
+                        }
                     }
                 }
-            },
+            }
         };
         match result {
             Ok(text) => text,
             Err((id, DeskError::NotNow { from, .. })) => {
                 let id = id.map(|i| i.to_string()).unwrap_or_default();
-                m.render("cmd_not_now", &[("id", &id), ("status", from)])
+                m.render(MessageKey::CmdNotNow, &[("id", &id), ("status", from)])
             }
-            Err((_, DeskError::ReasonRequired)) => m.get("cmd_reject_usage").to_owned(),
-            Err((_, DeskError::NotFound)) => m.get("cmd_not_found").to_owned(),
+            Err((_, DeskError::ReasonRequired)) => m.get(MessageKey::CmdRejectUsage).to_owned(),
+            Err((_, DeskError::NotFound)) => m.get(MessageKey::CmdNotFound).to_owned(),
             Err((_, DeskError::Ledger(e))) => {
                 tracing::error!(error = %e, "command failed");
-                m.get("busy").to_owned()
+                m.get(MessageKey::Busy).to_owned()
             }
         }
     }
@@ -445,11 +456,15 @@ impl Commands<'_> {
     /// batch, at once for services outside it (OA ticket, e-mail) or after 17:30.
     fn when(&self, request: &Request, now: DateTime<Utc>) -> String {
         if !matches!(request.form.window, crate::catalog::Window::DailyBatch) {
-            return self.catalog.messages().get("cmd_notify_now").to_owned();
+            return self
+                .catalog
+                .messages()
+                .get(MessageKey::CmdNotifyNow)
+                .to_owned();
         }
         match self.schedule.done_at(request.batch) {
             Some(due) if now < due => self.catalog.messages().render(
-                "cmd_notify_later",
+                MessageKey::CmdNotifyLater,
                 &[(
                     "time",
                     &due.with_timezone(&self.schedule.tz)
@@ -457,7 +472,11 @@ impl Commands<'_> {
                         .to_string(),
                 )],
             ),
-            _ => self.catalog.messages().get("cmd_notify_now").to_owned(),
+            _ => self
+                .catalog
+                .messages()
+                .get(MessageKey::CmdNotifyNow)
+                .to_owned(),
         }
     }
 
@@ -478,15 +497,15 @@ impl Commands<'_> {
             .map(|n| {
                 self.catalog
                     .messages()
-                    .render("cmd_status_note", &[("note", &n)])
+                    .render(MessageKey::CmdStatusNote, &[("note", &n)])
             })
             .unwrap_or_default();
         let note = match &request.form.resubmit_of {
             Some(rejected) => {
-                note + &self
-                    .catalog
-                    .messages()
-                    .render("cmd_status_resubmit_of", &[("id", rejected.as_str())])
+                note + &self.catalog.messages().render(
+                    MessageKey::CmdStatusResubmitOf,
+                    &[("id", rejected.as_str())],
+                )
             }
             None => note,
         };
@@ -496,7 +515,7 @@ impl Commands<'_> {
             (Status::Submitted | Status::Processing, crate::catalog::Window::DailyBatch) => {
                 self.schedule.done_at(request.batch).map(|due| {
                     self.catalog.messages().render(
-                        "cmd_status_due",
+                        MessageKey::CmdStatusDue,
                         &[("time", &local_time(self.schedule, due))],
                     )
                 })
@@ -510,7 +529,7 @@ impl Commands<'_> {
             Some(when) => {
                 self.catalog
                     .messages()
-                    .render("cmd_status_expected", &[("when", &when)])
+                    .render(MessageKey::CmdStatusExpected, &[("when", &when)])
                     + &note
             }
             None => note,
@@ -521,7 +540,7 @@ impl Commands<'_> {
             |s| s.handler_label(self.catalog.messages()),
         );
         Ok(self.catalog.messages().render(
-            "cmd_status",
+            MessageKey::CmdStatus,
             &[
                 ("id", request.id.as_str()),
                 ("service_id", &request.form.service.to_string()),
@@ -564,7 +583,11 @@ impl Commands<'_> {
             }
         }
         if all.is_empty() {
-            return Ok(self.catalog.messages().get("cmd_mine_empty").to_owned());
+            return Ok(self
+                .catalog
+                .messages()
+                .get(MessageKey::CmdMineEmpty)
+                .to_owned());
         }
         // Open ones first, then the most recent.
         all.sort_by(|a, b| {
@@ -577,7 +600,7 @@ impl Commands<'_> {
         let mut out = self
             .catalog
             .messages()
-            .render("cmd_mine_header", &[("n", &all.len().to_string())]);
+            .render(MessageKey::CmdMineHeader, &[("n", &all.len().to_string())]);
         for r in &all {
             out.push('\n');
             out.push_str(&self.line(r));
@@ -612,18 +635,24 @@ impl Commands<'_> {
             })
             .collect();
         let view = match (scope, self.in_group) {
-            (Some(TeamScope::All), _) => {
-                self.catalog.messages().get("cmd_today_view_all").to_owned()
-            }
+            (Some(TeamScope::All), _) => self
+                .catalog
+                .messages()
+                .get(MessageKey::CmdTodayViewAll)
+                .to_owned(),
             (Some(TeamScope::Team(team)), _) => self
                 .catalog
                 .messages()
-                .render("cmd_today_view_team", &[("team", team.label())]),
-            (None, false) => self.catalog.messages().get("cmd_today_view_own").to_owned(),
+                .render(MessageKey::CmdTodayViewTeam, &[("team", team.label())]),
+            (None, false) => self
+                .catalog
+                .messages()
+                .get(MessageKey::CmdTodayViewOwn)
+                .to_owned(),
             (None, true) => self
                 .catalog
                 .messages()
-                .render("cmd_today_view_own_group", &[("user", user.as_str())]),
+                .render(MessageKey::CmdTodayViewOwnGroup, &[("user", user.as_str())]),
         };
         let mut counts: BTreeMap<u8, (Status, usize)> = BTreeMap::new();
         for r in &visible {
@@ -638,7 +667,7 @@ impl Commands<'_> {
         let mut out = view;
         out.push('\n');
         out += &self.catalog.messages().render(
-            "cmd_today_header",
+            MessageKey::CmdTodayHeader,
             &[
                 ("day", &day.to_string()),
                 ("total", &visible.len().to_string()),
@@ -654,7 +683,7 @@ impl Commands<'_> {
         if pages > 1 {
             out.push('\n');
             out.push_str(&self.catalog.messages().render(
-                "cmd_page",
+                MessageKey::CmdPage,
                 &[
                     ("page", &page.to_string()),
                     ("pages", &pages.to_string()),
@@ -678,7 +707,7 @@ mod tests {
             .chat_commands
     }
 
-    fn parse(text: &str) -> Option<Command> {
+    fn parse(text: &str) -> Option<RequestCommand> {
         super::parse(text, &words())
     }
 
@@ -686,7 +715,7 @@ mod tests {
     fn every_listed_command_has_a_required_line_and_the_request_commands_parse() {
         for c in SLASH_COMMANDS {
             assert!(
-                crate::catalog::messages::REQUIRED_KEYS.contains(&c.line_key),
+                MessageKey::ALL.contains(&c.line_key),
                 "{} must be a required key so the list is never blank",
                 c.line_key
             );
@@ -706,39 +735,41 @@ mod tests {
         let id = RequestId::parse("KT-20261128-0007");
         assert_eq!(
             parse("/status KT-20261128-7"),
-            Some(Command::Status(id.clone()))
+            Some(RequestCommand::Status(id.clone()))
         );
         assert_eq!(
             parse("查询 kt-20261128-0007"),
-            Some(Command::Status(id.clone()))
+            Some(RequestCommand::Status(id.clone()))
         );
-        assert_eq!(parse("/status"), Some(Command::Status(None)));
-        assert_eq!(parse("我的申请"), Some(Command::Mine));
-        assert_eq!(parse("/today 2"), Some(Command::Today { page: 2 }));
-        assert_eq!(parse("今天"), Some(Command::Today { page: 1 }));
+        assert_eq!(parse("/status"), Some(RequestCommand::Status(None)));
+        assert_eq!(parse("我的申请"), Some(RequestCommand::Mine));
+        assert_eq!(parse("/today 2"), Some(RequestCommand::Today { page: 2 }));
+        assert_eq!(parse("今天"), Some(RequestCommand::Today { page: 1 }));
         assert_eq!(
             parse("撤回 KT-20261128-0007"),
-            id.clone().map(Command::Cancel)
+            id.clone().map(RequestCommand::Cancel)
         );
         assert_eq!(
             parse("/reject KT-20261128-0007 卖家账号 不存在"),
-            Some(Command::Reject {
+            Some(RequestCommand::Reject {
                 id: id.clone(),
                 reason: "卖家账号 不存在".into()
             })
         );
         assert_eq!(
             parse("/done KT-20261128-0007"),
-            Some(Command::Done {
+            Some(RequestCommand::Done {
                 id,
                 note: String::new()
             })
         );
         assert_eq!(
             parse("修改后重新提交 KT-20261128-0007"),
-            Some(Command::Resubmit(RequestId::parse("KT-20261128-0007")))
+            Some(RequestCommand::Resubmit(RequestId::parse(
+                "KT-20261128-0007"
+            )))
         );
-        assert_eq!(parse("/resubmit"), Some(Command::Resubmit(None)));
+        assert_eq!(parse("/resubmit"), Some(RequestCommand::Resubmit(None)));
         assert_eq!(parse("重新提交一下"), None);
         // Ordinary sentences are left to the conversation.
         assert_eq!(parse("查询一下电子发票怎么开"), None);
@@ -756,7 +787,7 @@ mod tests {
         let words = words.checked().expect("still valid");
         assert_eq!(
             super::parse("进展 KT-20261128-0007", &words),
-            Some(Command::Status(RequestId::parse("KT-20261128-0007")))
+            Some(RequestCommand::Status(RequestId::parse("KT-20261128-0007")))
         );
         assert_eq!(
             super::parse("today", &words),
@@ -765,7 +796,7 @@ mod tests {
         );
         assert_eq!(
             super::parse("/today", &words),
-            Some(Command::Today { page: 1 })
+            Some(RequestCommand::Today { page: 1 })
         );
     }
 

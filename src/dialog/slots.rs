@@ -17,6 +17,7 @@ use std::ops::Range;
 
 use regex::Regex;
 
+use crate::catalog::MessageKey;
 use crate::catalog::value::{is_han, is_seller_account, normalize_width, number_spans};
 use crate::catalog::{Answers, Catalog, FieldKey, FieldKind, FieldValue, Service, ServiceField};
 
@@ -800,9 +801,10 @@ impl Scan<'_> {
                     .any(|(word, _)| word == p);
             if named && !offered && !self.out.noticed.iter().any(|n| n.key == key) {
                 let spec = &self.field(i).spec;
-                let why = spec
-                    .messages
-                    .render("noticed_platform", &[("options", &options.join("、"))]);
+                let why = spec.messages.render(
+                    MessageKey::NoticedPlatform,
+                    &[("options", &options.join("、"))],
+                );
                 self.out.noticed.push(Noticed {
                     key: key.clone(),
                     label: spec.label.clone(),

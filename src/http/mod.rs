@@ -29,7 +29,7 @@ pub struct AppState {
     /// How long a callback body may take to arrive (408 after).
     pub body_read_timeout: Duration,
     /// Bearer token of the admin endpoints.
-    pub admin_token: crate::config::Secret,
+    pub admin_token: crate::secret::Secret,
 }
 
 /// Which inbound channel a route serves, for logs.

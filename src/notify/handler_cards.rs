@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 
 use super::notices::{DayJob, Notice};
 use super::outbox::{Delivery, Outbox};
+use crate::catalog::MessageKey;
 use crate::catalog::{CatalogHandle, Messages, Window};
 use crate::domain::UserId;
 use crate::requests::{
@@ -89,7 +90,7 @@ impl HandlerCards {
             .map(|(label, value)| HorizontalContent::new(label, value))
             .collect();
         let source = messages.render(
-            "handler_card_source",
+            MessageKey::HandlerCardSource,
             &[
                 ("n", &position.0.to_string()),
                 ("total", &position.1.to_string()),
@@ -101,12 +102,12 @@ impl HandlerCards {
         );
         let buttons = vec![
             Button::new(
-                messages.get("handler_card_done"),
+                messages.get(MessageKey::HandlerCardDone),
                 1,
                 DeskAction::Complete(request.id.clone()).key(),
             ),
             Button::new(
-                messages.get("handler_card_reject"),
+                messages.get(MessageKey::HandlerCardReject),
                 2,
                 DeskAction::Reject(request.id.clone()).key(),
             ),
@@ -114,7 +115,10 @@ impl HandlerCards {
         let mut card = ButtonInteraction::new(&source, title, &task_id(request, user), buttons)
             .with_fields(fields);
         if !self.console_url.is_empty() {
-            card = card.with_link(&self.console_url, messages.get("handler_card_console"));
+            card = card.with_link(
+                &self.console_url,
+                messages.get(MessageKey::HandlerCardConsole),
+            );
         }
         TemplateCard::ButtonInteraction(card)
     }
@@ -125,7 +129,7 @@ impl HandlerCards {
             .take(OVERVIEW_LINES)
             .map(|r| {
                 messages.render(
-                    "cmd_line",
+                    MessageKey::CmdLine,
                     &[
                         ("id", r.id.as_str()),
                         ("service_id", &r.form.service.to_string()),
@@ -137,18 +141,21 @@ impl HandlerCards {
             .collect();
         let more = open.len().saturating_sub(MAX_REQUEST_CARDS);
         let more = if more > 0 {
-            messages.render("handler_batch_more", &[("n", &more.to_string())])
+            messages.render(MessageKey::HandlerBatchMore, &[("n", &more.to_string())])
         } else {
             String::new()
         };
         let console = if self.console_url.is_empty() {
             String::new()
         } else {
-            messages.render("handler_batch_console", &[("url", &self.console_url)])
+            messages.render(
+                MessageKey::HandlerBatchConsole,
+                &[("url", &self.console_url)],
+            )
         };
         messages
             .render(
-                "handler_batch_overview",
+                MessageKey::HandlerBatchOverview,
                 &[
                     ("day", &day.to_string()),
                     ("n", &open.len().to_string()),

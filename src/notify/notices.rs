@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::outbox::{Delivery, Outbox};
+use crate::catalog::MessageKey;
 use crate::catalog::{Catalog, CatalogHandle};
 use crate::requests::{BatchDay, BatchSchedule, Ledger, Request, RequestFilter, Status, Watcher};
 use crate::store::{Store, StoreError, keys};
@@ -74,11 +75,16 @@ impl Notifier {
                 let note = if note.is_empty() {
                     String::new()
                 } else {
-                    messages.render("notice_note", &[("note", &note)])
+                    messages.render(MessageKey::NoticeNote, &[("note", &note)])
                 };
                 let mut args = base.to_vec();
                 args.push(("note", &note));
-                Some(messages.render("notice_done", &args).trim_end().to_owned())
+                Some(
+                    messages
+                        .render(MessageKey::NoticeDone, &args)
+                        .trim_end()
+                        .to_owned(),
+                )
             }
             Status::Rejected => {
                 let mut args = base.to_vec();
@@ -89,10 +95,10 @@ impl Notifier {
                     |s| s.handler_label(messages),
                 );
                 args.push(("team", &team));
-                Some(messages.render("notice_rejected", &args))
+                Some(messages.render(MessageKey::NoticeRejected, &args))
             }
             Status::Submitted | Status::Processing => {
-                Some(messages.render("notice_pending", &base))
+                Some(messages.render(MessageKey::NoticePending, &base))
             }
             Status::Cancelled => None,
         }

@@ -8,8 +8,9 @@ use chrono::{DateTime, Utc};
 
 use super::{Ledger, LedgerError, Request, Status};
 use crate::catalog::Team;
-use crate::config::{HandlerAccountSettings, HandlersSection, Secret};
+use crate::config::{HandlerAccountSettings, HandlersSection};
 use crate::domain::{ChannelKind, RequestId, UserId};
+use crate::secret::Secret;
 
 /// The actor recorded in a request's history for actions done with `admin.token`. Handler
 /// accounts may not take this name ([`HandlerDirectory::from_settings`]), so the history stays unambiguous.

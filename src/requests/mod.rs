@@ -18,7 +18,7 @@ pub use desk::{
     TeamScope, token_hash,
 };
 
-use crate::catalog::{Answers, Channel, Team, Window};
+use crate::catalog::{Answers, FilingRoute, Team, Window};
 use crate::domain::{ChannelKind, Conversation, RequestId, ServiceId, UserId};
 use crate::store::{Store, StoreError, keys};
 
@@ -58,7 +58,7 @@ pub struct FiledForm {
     pub service_name: String,
     /// Who handles it and where it is filed, from the catalog at the time of filing.
     pub team: Team,
-    pub routing: Channel,
+    pub routing: FilingRoute,
     pub window: Window,
     pub answers: Answers,
     /// Label and display text of each answer, secrets masked.

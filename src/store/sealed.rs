@@ -24,7 +24,8 @@ use chacha20poly1305::{ChaCha20Poly1305, KeyInit, Nonce};
 use sha2::Digest;
 
 use super::{Durability, Store, StoreError, Versioned};
-use crate::config::{Secret, StoreSection};
+use crate::config::StoreSection;
+use crate::secret::Secret;
 
 const MAGIC: &[u8; 4] = b"KTS1";
 const ID_LEN: usize = 4;

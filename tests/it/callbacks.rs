@@ -230,7 +230,7 @@ async fn unknown_app_message_types_get_the_help_text_from_the_dialog_bot() {
     let catalog = parts.catalog.current();
     let m = catalog.messages();
     let help = m.render(
-        "help",
+        kaitong::catalog::MessageKey::Help,
         &[("commands", &kaitong::dialog::commands::command_list(m))],
     );
     assert!(help.contains("/today"), "{help}");

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use kaitong::catalog::{Catalog, Channel, Team, Window, render_list, render_show};
+use kaitong::catalog::{Catalog, FilingRoute, Team, Window, render_list, render_show};
 use kaitong::domain::ServiceId;
 
 fn dialogs() -> PathBuf {
@@ -155,18 +155,18 @@ fn teams_channels_and_windows_follow_the_seed() {
     let c = load();
     let get = |n: u16| c.service(ServiceId(n)).expect("service exists");
     assert_eq!(
-        get(4).channel,
-        Channel::Email {
+        get(4).route,
+        FilingRoute::Email {
             address: Some("qijianbanzengzhi@wangdian.cn".into())
         }
     );
-    assert_eq!(get(1).channel, Channel::OaTicket);
+    assert_eq!(get(1).route, FilingRoute::OaTicket);
     assert_eq!(get(2).team, Team::Ops);
     assert_eq!(get(3).window, Window::Custom("1~3 个工作日".into()));
     assert_eq!(get(7).team, Team::Functional);
     assert_eq!(get(9).team, Team::Rnd);
     assert_eq!(get(33).window, Window::DailyBatch);
-    assert_eq!(get(33).channel, Channel::ResourcePlatform);
+    assert_eq!(get(33).route, FilingRoute::ResourcePlatform);
 }
 
 #[test]
@@ -261,25 +261,6 @@ fn cli_renderers_cover_everything() {
     let show33 = render_show(&c, ServiceId(33)).expect("33 exists");
     assert!(show33.contains("上限 3000"), "{show33}");
     assert!(render_show(&c, ServiceId(999)).is_none());
-}
-
-#[test]
-fn free_text_finds_the_service() {
-    let c = load();
-    let top = |text: &str| c.candidates(text).first().map(|x| x.id.get());
-    assert_eq!(top("给 wdt_shop01 开电子发票"), Some(7));
-    assert_eq!(top("fapiao"), Some(7));
-    assert_eq!(top("#33"), Some(33));
-    assert_eq!(top("赠品策略上限调到3000"), Some(33));
-    assert_eq!(top("店铺解绑"), Some(23));
-    assert_eq!(top("admin 密码重置"), Some(21));
-    assert_eq!(top("手机号不加密导出"), Some(22));
-    // Near-duplicates tie so the engine asks the user to choose.
-    let alipay = c.candidates("支付宝数据透视");
-    assert_eq!(alipay[0].score, alipay[1].score);
-    let ids: Vec<u16> = alipay.iter().take(2).map(|x| x.id.get()).collect();
-    assert_eq!(ids, vec![5, 47]);
-    assert!(c.candidates("今天天气不错").is_empty());
 }
 
 #[test]

@@ -370,9 +370,12 @@ fn prompts_come_from_the_wording_file() {
     let f = field(service(&c, 33), "seller_account");
     let p = f.spec.render_prompt();
     assert!(p.contains("卖家账号") && p.contains("wdt_shop01"), "{p}");
-    assert_eq!(c.messages().get("busy"), "系统繁忙,请稍后再试");
+    assert_eq!(
+        c.messages().get(kaitong::catalog::MessageKey::Busy),
+        "系统繁忙,请稍后再试"
+    );
     let receipt = c.messages().render(
-        "filed_receipt",
+        kaitong::catalog::MessageKey::FiledReceipt,
         &[("id", "33"), ("name", "赠品策略上限调整")],
     );
     assert!(receipt.contains("#33 赠品策略上限调整"));

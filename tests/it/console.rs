@@ -8,8 +8,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use kaitong::catalog::{Answers, Channel, FieldKey, FieldValue, Team, Window};
-use kaitong::config::{HandlerAccountSettings, Secret};
+use kaitong::catalog::{Answers, FieldKey, FieldValue, FilingRoute, Team, Window};
+use kaitong::config::HandlerAccountSettings;
 use kaitong::console::{ConsoleState, LoginThrottle, router};
 use kaitong::domain::{ChannelKind, Conversation, RequestId, ServiceId, UserId};
 use kaitong::notify::handoff::email::EmailJob;
@@ -21,6 +21,7 @@ use kaitong::requests::{
     ADMIN_ACTOR, BatchSchedule, Desk, FiledForm, HandlerDirectory, Ledger, Requester, Status,
     StoreLedger, token_hash,
 };
+use kaitong::secret::Secret;
 use kaitong::store::Store;
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_DISPOSITION, LOCATION, SET_COOKIE, WWW_AUTHENTICATE};
@@ -221,7 +222,7 @@ fn form(form_id: &str, team: Team, summary: &[(&str, &str)], answers: Answers) -
         service: ServiceId(7),
         service_name: "电子发票".into(),
         team,
-        routing: Channel::ResourcePlatform,
+        routing: FilingRoute::ResourcePlatform,
         window: Window::DailyBatch,
         answers,
         summary: summary

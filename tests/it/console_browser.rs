@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use chrono::Utc;
-use kaitong::catalog::{Answers, Channel, Team, Window};
+use kaitong::catalog::{Answers, FilingRoute, Team, Window};
 use kaitong::config::HandlerAccountSettings;
 use kaitong::console::{ConsoleState, router};
 use kaitong::domain::{ChannelKind, Conversation, ServiceId, UserId};
@@ -274,7 +274,7 @@ fn filed_form() -> FiledForm {
         service: ServiceId(7),
         service_name: "电子发票".into(),
         team: Team::Rnd,
-        routing: Channel::ResourcePlatform,
+        routing: FilingRoute::ResourcePlatform,
         window: Window::DailyBatch,
         answers: Answers::new(),
         summary: vec![

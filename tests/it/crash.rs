@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
-use kaitong::catalog::{Answers, Channel, Team, Window};
+use kaitong::catalog::{Answers, FilingRoute, Team, Window};
 use kaitong::domain::{ChannelKind, Conversation, ServiceId, UserId};
 use kaitong::requests::{BatchSchedule, FiledForm, Ledger, Requester, StoreLedger};
 
@@ -87,7 +87,7 @@ async fn a_kill_9_during_the_push_loses_and_doubles_no_notice() {
                 service: ServiceId(7),
                 service_name: "电子发票".into(),
                 team: Team::Functional,
-                routing: Channel::ResourcePlatform,
+                routing: FilingRoute::ResourcePlatform,
                 window: Window::DailyBatch,
                 answers: Answers::new(),
                 summary: vec![("卖家账号".into(), format!("acct{i}"))],

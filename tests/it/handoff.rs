@@ -16,7 +16,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use base64::Engine;
 use chrono::{DateTime, TimeZone, Utc};
-use kaitong::catalog::{Answers, Channel, FieldKey, FieldValue, Team, Window};
+use kaitong::catalog::{Answers, FieldKey, FieldValue, FilingRoute, Team, Window};
 use kaitong::config::HandoffSection;
 use kaitong::domain::{ChannelKind, Conversation, ServiceId, UserId};
 use kaitong::notify::handoff::{self, HandoffWatcher, WebhookEvent, verify_signature};
@@ -45,7 +45,7 @@ fn later(n: i64) -> DateTime<Utc> {
     t0() + chrono::Duration::hours(n)
 }
 
-fn form(form_id: &str, service: u16, name: &str, routing: Channel) -> FiledForm {
+fn form(form_id: &str, service: u16, name: &str, routing: FilingRoute) -> FiledForm {
     FiledForm {
         form_id: form_id.to_owned(),
         service: ServiceId(service),
@@ -258,7 +258,7 @@ async fn a_filed_request_is_posted_once_signed_with_its_fields() {
         let platform = Receiver::start().await;
         let rig = rig(backend, &section(&platform.url, "", ""));
         let request = rig
-            .file(form("f1", 7, "电子发票", Channel::ResourcePlatform))
+            .file(form("f1", 7, "电子发票", FilingRoute::ResourcePlatform))
             .await;
         let key = format!("handoff:webhook:{}", request.id);
         let pending = rig.outbox.pending(DeliveryKind::Webhook).await.unwrap();
@@ -323,7 +323,7 @@ async fn service_unavailable_is_retried_honouring_retry_after_then_delivered_onc
         platform.fail(2, 503, Some("120"));
         let rig = rig(backend, &section(&platform.url, "", ""));
         let request = rig
-            .file(form("f1", 7, "电子发票", Channel::ResourcePlatform))
+            .file(form("f1", 7, "电子发票", FilingRoute::ResourcePlatform))
             .await;
 
         let first = rig.pass(0).await;
@@ -376,7 +376,7 @@ async fn a_client_error_is_permanent_and_listed_as_failed() {
         platform.fail(1, 400, None);
         let rig = rig(backend, &section(&platform.url, "", ""));
         let request = rig
-            .file(form("f1", 7, "电子发票", Channel::ResourcePlatform))
+            .file(form("f1", 7, "电子发票", FilingRoute::ResourcePlatform))
             .await;
         let report = rig.pass(0).await;
         assert_eq!(report.failed, 1, "{backend:?} {report:?}");
@@ -400,7 +400,7 @@ async fn an_unreachable_platform_is_retried_not_dropped() {
         .port();
     let url = format!("http://127.0.0.1:{port}/hook");
     let rig = rig(Backend::Embedded, &section(&url, "", ""));
-    rig.file(form("f1", 7, "电子发票", Channel::ResourcePlatform))
+    rig.file(form("f1", 7, "电子发票", FilingRoute::ResourcePlatform))
         .await;
     for hour in 0..4 {
         assert_eq!(rig.pass(hour).await.retried, 1);
@@ -423,7 +423,7 @@ async fn a_platform_that_never_answers_times_out_and_is_retried() {
     });
     let url = format!("http://{addr}/hook");
     let rig = rig(Backend::Embedded, &section(&url, "", ""));
-    rig.file(form("f1", 7, "电子发票", Channel::ResourcePlatform))
+    rig.file(form("f1", 7, "电子发票", FilingRoute::ResourcePlatform))
         .await;
     let started = Instant::now();
     assert_eq!(rig.pass(0).await.retried, 1);
@@ -446,7 +446,7 @@ async fn a_store_outage_while_queueing_never_fails_the_filing() {
         &section("http://127.0.0.1:9/hook", "", ""),
     );
     let request = rig
-        .file(form("f1", 7, "电子发票", Channel::ResourcePlatform))
+        .file(form("f1", 7, "电子发票", FilingRoute::ResourcePlatform))
         .await;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -474,10 +474,10 @@ async fn filing_the_same_form_twice_queues_and_sends_once() {
         let platform = Receiver::start().await;
         let rig = rig(backend, &section(&platform.url, "", ""));
         let first = rig
-            .file(form("same", 7, "电子发票", Channel::ResourcePlatform))
+            .file(form("same", 7, "电子发票", FilingRoute::ResourcePlatform))
             .await;
         let second = rig
-            .file(form("same", 7, "电子发票", Channel::ResourcePlatform))
+            .file(form("same", 7, "电子发票", FilingRoute::ResourcePlatform))
             .await;
         assert_eq!(first.id, second.id);
         // Even a watcher told twice queues once: the outbox is idempotent by key.
@@ -505,7 +505,7 @@ async fn a_status_change_sends_a_status_event() {
         let platform = Receiver::start().await;
         let rig = rig(backend, &section(&platform.url, "", ""));
         let request = rig
-            .file(form("f1", 7, "电子发票", Channel::ResourcePlatform))
+            .file(form("f1", 7, "电子发票", FilingRoute::ResourcePlatform))
             .await;
         assert_eq!(rig.pass(0).await.sent, 1);
         rig.ledger
@@ -575,12 +575,14 @@ async fn nothing_is_queued_when_no_hand_off_is_configured() {
     for backend in BACKENDS {
         let rig = rig(backend, &section("", "", ""));
         assert!(rig.transports.is_empty());
-        let request = rig.file(form("f1", 12, "OA 服务", Channel::OaTicket)).await;
+        let request = rig
+            .file(form("f1", 12, "OA 服务", FilingRoute::OaTicket))
+            .await;
         rig.file(form(
             "f2",
             4,
             "邮件服务",
-            Channel::Email {
+            FilingRoute::Email {
                 address: Some("x@example.com".into()),
             },
         ))
@@ -602,8 +604,10 @@ async fn oa_routed_services_also_go_to_the_oa_webhook() {
         let platform = Receiver::start().await;
         let oa = Receiver::start().await;
         let rig = rig(backend, &section(&platform.url, &oa.url, ""));
-        let oa_request = rig.file(form("f1", 12, "OA 服务", Channel::OaTicket)).await;
-        rig.file(form("f2", 7, "电子发票", Channel::ResourcePlatform))
+        let oa_request = rig
+            .file(form("f1", 12, "OA 服务", FilingRoute::OaTicket))
+            .await;
+        rig.file(form("f2", 7, "电子发票", FilingRoute::ResourcePlatform))
             .await;
         let report = rig.pass(0).await;
         assert_eq!(report.sent, 3, "{backend:?} {report:?}");
@@ -840,7 +844,7 @@ fn email_form(form_id: &str, address: &str) -> FiledForm {
         form_id,
         4,
         "旗舰版增值服务",
-        Channel::Email {
+        FilingRoute::Email {
             address: Some(address.into()),
         },
     );
@@ -994,7 +998,7 @@ async fn an_email_service_without_an_address_queues_no_mail_only_the_platform_we
             "f-noaddr",
             10,
             "数据迁移",
-            Channel::Email { address: None },
+            FilingRoute::Email { address: None },
         ))
         .await;
         let pending = rig.outbox.all_pending().await.unwrap();

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
-use kaitong::catalog::{Answers, Channel, Team, Window};
+use kaitong::catalog::{Answers, FilingRoute, Team, Window};
 use kaitong::domain::{ChannelKind, Conversation, ServiceId, UserId};
 use kaitong::requests::{
     BatchSchedule, FiledForm, Ledger, LedgerError, RequestFilter, Requester, Status, StoreLedger,
@@ -25,7 +25,7 @@ fn form(id: &str, user: &str, team: Team) -> FiledForm {
         service: ServiceId(7),
         service_name: "电子发票".into(),
         team,
-        routing: Channel::ResourcePlatform,
+        routing: FilingRoute::ResourcePlatform,
         window: Window::DailyBatch,
         answers: Answers::new(),
         summary: vec![("卖家账号".into(), "acct".into())],

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use kaitong::catalog::{Answers, Channel, Team, Window};
+use kaitong::catalog::{Answers, FilingRoute, Team, Window};
 use kaitong::config::Settings;
 use kaitong::domain::{ChannelKind, Conversation, RequestId, ServiceId, UserId};
 use kaitong::notify::{Delivery, DeliveryKind};
@@ -46,7 +46,7 @@ fn form(id: &str, user: &str) -> FiledForm {
         service: ServiceId(7),
         service_name: "电子发票".into(),
         team: Team::Functional,
-        routing: Channel::ResourcePlatform,
+        routing: FilingRoute::ResourcePlatform,
         window: Window::DailyBatch,
         answers: Answers::new(),
         summary: vec![("卖家账号".into(), format!("acct_{user}"))],
@@ -457,7 +457,7 @@ async fn an_oa_ticket_request_is_left_out_of_the_batch_push_and_heard_of_at_once
     oa.service = ServiceId(1);
     oa.service_name = "续费充值单量".into();
     oa.team = Team::Ops;
-    oa.routing = Channel::OaTicket;
+    oa.routing = FilingRoute::OaTicket;
     oa.window = Window::Custom("运维在 OA 工单上处理".into());
     let oa_id = parts.ledger.file(oa, at(28, 9, 0)).await.unwrap().id;
     let _batch = file(&parts, "o2", "paul", at(28, 9, 5)).await;
@@ -506,7 +506,7 @@ async fn a_rejection_of_a_service_without_a_seed_handler_names_no_assumed_team()
     oa.service = ServiceId(1);
     oa.service_name = "续费充值单量".into();
     oa.team = Team::Ops;
-    oa.routing = Channel::OaTicket;
+    oa.routing = FilingRoute::OaTicket;
     oa.window = Window::Custom("在 OA 开库工单上处理".into());
     let id = parts.ledger.file(oa, at(28, 9, 0)).await.unwrap().id;
     parts

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use kaitong::catalog::audit::{audit, render_audit, seed_rows};
-use kaitong::catalog::{AssumedValue, Catalog, Channel, FieldKey, FieldValue};
+use kaitong::catalog::{AssumedValue, Catalog, FieldKey, FieldValue, FilingRoute};
 use kaitong::domain::ServiceId;
 
 fn root() -> &'static Path {
@@ -65,7 +65,7 @@ fn the_known_cases_are_fixed_or_marked() {
     let c = load(&dialogs());
     let get = |n: u16| c.service(ServiceId(n)).expect("service exists");
     // #10: the seed gives no address; the one #4 names is not copied over.
-    assert_eq!(get(10).channel, Channel::Email { address: None });
+    assert_eq!(get(10).route, FilingRoute::Email { address: None });
     // #1: the seed's 处理人 column is empty, so the team is an assumption.
     assert!(get(1).is_assumed(&AssumedValue::Team));
     // #86: the document types are ours, and so the list takes "其他: …".
@@ -76,7 +76,7 @@ fn the_known_cases_are_fixed_or_marked() {
         .expect("86 asks for the types");
     assert!(types.spec.other_allowed);
     // #4 keeps the seed's own address and handler, with nothing to mark.
-    assert!(!get(4).is_assumed(&AssumedValue::ChannelAddress));
+    assert!(!get(4).is_assumed(&AssumedValue::RouteAddress));
     assert!(!get(4).is_assumed(&AssumedValue::Handler));
 }
 

@@ -22,11 +22,11 @@ use serde::{Deserialize, Serialize};
 
 use super::HandoffError;
 use crate::catalog::Window;
-use crate::config::Secret;
 use crate::domain::{ChannelKind, Conversation};
 use crate::notify::outbox::{Delivery, DeliveryError, DeliveryKind, OutboxItem, Transport};
 use crate::requests::Request;
 use crate::requests::attachments::{self, BlobRef};
+use crate::secret::Secret;
 use crate::store::Store;
 
 const SMTP_TIMEOUT: Duration = Duration::from_secs(30);

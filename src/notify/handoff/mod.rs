@@ -38,7 +38,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{Channel, FieldValue};
+use crate::catalog::{FieldValue, FilingRoute};
 use crate::config::HandoffSection;
 use crate::notify::outbox::{Delivery, DeliveryKind, Outbox, Transport};
 use crate::requests::attachments::BlobRef;
@@ -211,9 +211,9 @@ impl RequestView {
             },
             team: form.team.key().to_owned(),
             routing: match &form.routing {
-                Channel::ResourcePlatform => RoutingView::ResourcePlatform,
-                Channel::OaTicket => RoutingView::OaTicket,
-                Channel::Email { address } => RoutingView::Email {
+                FilingRoute::ResourcePlatform => RoutingView::ResourcePlatform,
+                FilingRoute::OaTicket => RoutingView::OaTicket,
+                FilingRoute::Email { address } => RoutingView::Email {
                     address: address.clone(),
                 },
             },
@@ -291,7 +291,7 @@ impl HandoffWatcher {
                 });
             }
             match &request.form.routing {
-                Channel::OaTicket if self.targets.oa => {
+                FilingRoute::OaTicket if self.targets.oa => {
                     let key = keys::handoff_filed(DeliveryKind::Oa.as_str(), id);
                     out.push(PlannedHandoff {
                         delivery: Delivery::Oa(webhook_event(EVENT_FILED, &key, request)),
@@ -299,7 +299,7 @@ impl HandoffWatcher {
                     });
                 }
                 // Without an address there is nobody to mail; the platform webhook still carries it.
-                Channel::Email {
+                FilingRoute::Email {
                     address: Some(address),
                 } if self.targets.email => {
                     let key = keys::handoff_filed(DeliveryKind::Email.as_str(), id);

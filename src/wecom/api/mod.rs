@@ -45,6 +45,7 @@ pub use messages::{
 };
 pub use text::split_on_char_boundaries;
 
+use crate::secret::Secret;
 use media::media_form;
 use token::CachedToken;
 
@@ -97,16 +98,6 @@ struct Status {
     errcode: i64,
     #[serde(default)]
     errmsg: String,
-}
-
-/// The app secret; kept out of `Debug` so it cannot leak into logs.
-#[derive(Clone)]
-struct Secret(String);
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
 }
 
 enum RequestBody {
@@ -184,7 +175,7 @@ impl WecomApi {
         Ok(Self {
             api_base: api_base.into().trim_end_matches('/').to_owned(),
             corp_id: corp_id.into(),
-            secret: Secret(secret),
+            secret: Secret::from(secret),
             agent_id,
             http,
             settings,

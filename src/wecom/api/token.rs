@@ -47,7 +47,7 @@ impl WecomApi {
         const PATH: &str = "gettoken";
         let request = self.http.get(self.url(PATH)).query(&[
             ("corpid", self.corp_id.as_str()),
-            ("corpsecret", &self.secret.0),
+            ("corpsecret", self.secret.expose()),
         ]);
         let reply: TokenReply = match self.execute(PATH, request, Expect::Json).await? {
             Reply::Json(bytes) => decode(PATH, &bytes)?,

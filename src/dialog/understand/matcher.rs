@@ -1,7 +1,4 @@
-//! Understanding: which service a free-text message asks for, and which field values it
-//! already carries. Local and pure; built once per catalog snapshot.
-//!
-//! Scoring is deliberately general (no rules for single lines):
+//! Ranking services from free text. Scoring is deliberately general (no rules for single lines):
 //! - every name, alias and keyword of a service is a phrase; a phrase found in the text scores
 //!   the sum of its characters' distinctiveness (IDF over the catalog), so words shared by many
 //!   services ("旗舰版", "上限调整") weigh little and specific ones ("发票", "解绑") weigh much;
@@ -9,14 +6,15 @@
 //!   as "fapiao"), slightly discounted; so does a phrase with one mistyped character;
 //! - a partial overlap (the longest common run of characters) counts proportionally.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
-use pinyin::ToPinyin;
 use regex::Regex;
 use serde::Serialize;
 
-use crate::catalog::value::normalize_width;
+use super::fold::{fold, to_pinyin};
+use super::tuning::Tuning;
 use crate::catalog::{Catalog, Service};
+use crate::dialog::examples::ExampleIndex;
 use crate::domain::ServiceId;
 
 /// A ranked service.
@@ -59,7 +57,7 @@ pub struct Matcher {
     entries: Vec<Entry>,
     idf: HashMap<char, f32>,
     /// The words of every service's examples, for the blend by meaning.
-    examples: super::examples::ExampleIndex,
+    examples: ExampleIndex,
     tuning: Tuning,
     /// Every distinct phrase pinyin long enough to match on its own, found in a message's
     /// pinyin in one pass (a substring search per phrase was a tenth of a turn, issue 13).
@@ -85,214 +83,6 @@ thread_local! {
     /// task asks; a one-entry memo per thread is enough because the repeats come back to back.
     static LAST_RANKING: std::cell::RefCell<Option<(u64, String, Vec<Scored>)>> =
         const { std::cell::RefCell::new(None) };
-}
-
-/// `dialogs/understanding.toml`: the knobs and word lists of understanding.
-#[derive(Debug, Clone, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Tuning {
-    pub generic_words: Vec<String>,
-    pub question_markers: Vec<String>,
-    pub request_markers: Vec<String>,
-    /// Words that interrupt a free-text answer with another request ("等下", "先", "另外").
-    pub interrupt_markers: Vec<String>,
-    /// Words that correct the service named before them in the same message ("电子发票 额
-    /// 不对 是物流追踪"): what follows the last one is what the person wants.
-    #[serde(default)]
-    pub correction_markers: Vec<String>,
-    pub question_discount: f32,
-    pub min_score: f32,
-    pub close_call: f32,
-    pub greetings: Vec<String>,
-    pub thanks: Vec<String>,
-    pub acknowledgements: Vec<String>,
-    pub commands: CommandWords,
-    pub slots: super::slots::SlotWords,
-    /// Status, "my requests" and withdrawal in plain words.
-    pub plain_commands: super::commands::PlainWords,
-    /// The words of the chat commands about filed requests (查询, 撤回, 完成 …).
-    pub chat_commands: super::commands::ChatWords,
-    /// The hybrid with meaning; without it understanding is by words alone.
-    #[serde(default)]
-    pub meaning: Option<super::meaning::MeaningTuning>,
-}
-
-/// Words for the conversation commands; each list holds whole-message forms.
-#[derive(Debug, Clone, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CommandWords {
-    pub cancel: Vec<String>,
-    pub back: Vec<String>,
-    pub skip: Vec<String>,
-    pub help: Vec<String>,
-    pub confirm: Vec<String>,
-    pub edit: Vec<String>,
-    pub yes: Vec<String>,
-    pub no: Vec<String>,
-    pub resume: Vec<String>,
-    /// Answers to "switch to the other service?": switch now, queue it, or keep filling.
-    pub switch: Vec<String>,
-    pub later: Vec<String>,
-    pub keep: Vec<String>,
-    /// "已确认" and the like: never a new request when nothing waits for confirmation.
-    pub confirm_like: Vec<String>,
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("{path}: {reason}")]
-pub struct TuningError {
-    pub path: String,
-    pub reason: String,
-}
-
-impl Tuning {
-    /// Loads `understanding.toml` from the dialogs folder.
-    pub fn load(dir: &std::path::Path) -> Result<Self, TuningError> {
-        let path = dir.join("understanding.toml");
-        let text = std::fs::read_to_string(&path).map_err(|e| TuningError {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
-        let mut tuning: Tuning = toml::from_str(&text).map_err(|e| TuningError {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
-        let c = &mut tuning.commands;
-        for list in [
-            &mut tuning.generic_words,
-            &mut tuning.greetings,
-            &mut tuning.thanks,
-            &mut tuning.acknowledgements,
-            &mut c.cancel,
-            &mut c.back,
-            &mut c.skip,
-            &mut c.help,
-            &mut c.confirm,
-            &mut c.edit,
-            &mut c.yes,
-            &mut c.no,
-            &mut c.resume,
-            &mut c.switch,
-            &mut c.later,
-            &mut c.keep,
-            &mut c.confirm_like,
-            &mut tuning.interrupt_markers,
-            &mut tuning.correction_markers,
-            // Folded here once, not per message (`commands::parse_plain` compares as they are).
-            &mut tuning.plain_commands.status,
-            &mut tuning.plain_commands.mine,
-            &mut tuning.plain_commands.cancel,
-        ] {
-            for word in list.iter_mut() {
-                *word = fold(word);
-            }
-        }
-        tuning.chat_commands = std::mem::take(&mut tuning.chat_commands)
-            .checked()
-            .map_err(|reason| TuningError {
-                path: path.display().to_string(),
-                reason,
-            })?;
-        Ok(tuning)
-    }
-
-    /// The folded message without trailing particles, for whole-message word lists.
-    #[must_use]
-    pub fn core(text: &str) -> String {
-        let folded = fold(text);
-        core_of(&folded).to_owned()
-    }
-
-    /// Whether the whole message is one of `words`.
-    #[must_use]
-    pub fn is(words: &[String], text: &str) -> bool {
-        // One fold, not two (`core` folds too); a turn asks this of a dozen word lists.
-        let folded = fold(text);
-        let core = core_of(&folded);
-        words.iter().any(|w| w == core || *w == folded)
-    }
-
-    /// Whether the whole message is a greeting or a thank-you (trailing particles ignored).
-    #[must_use]
-    pub fn small_talk(&self, text: &str) -> Option<SmallTalk> {
-        let folded = fold(text);
-        let core = folded.trim_end_matches(['啊', '呀', '哈', '呢', '吧', '哦', '了', '啦', '~']);
-        if core.is_empty() {
-            return None;
-        }
-        if self.greetings.iter().any(|g| g == core || g == &folded) {
-            Some(SmallTalk::Greeting)
-        } else if self.thanks.iter().any(|t| t == core || t == &folded) {
-            Some(SmallTalk::Thanks)
-        } else if self
-            .acknowledgements
-            .iter()
-            .any(|t| t == core || t == &folded)
-        {
-            Some(SmallTalk::Acknowledgement)
-        } else {
-            None
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SmallTalk {
-    Greeting,
-    Thanks,
-    Acknowledgement,
-}
-
-/// A folded message without trailing particles (the whole folded text if nothing else is left).
-fn core_of(folded: &str) -> &str {
-    let core = folded.trim_end_matches(['啊', '呀', '哈', '呢', '吧', '哦', '了', '啦', '~']);
-    if core.is_empty() { folded } else { core }
-}
-
-thread_local! {
-    /// The last text folded on this thread and its fold. A turn folds the same message dozens
-    /// of times (every whole-message word list, the plain commands, ranking, slots), and each
-    /// fold is NFKC + lower-casing + a filter with three allocations: with the memo a turn
-    /// folds its message once (issue 13; `fold` was 14 % of the server's CPU). `fold` is a pure
-    /// function of the text, so the remembered answer is exact.
-    static LAST_FOLD: std::cell::RefCell<(String, String)> =
-        const { std::cell::RefCell::new((String::new(), String::new())) };
-}
-
-/// Lower-cases, normalises width, drops whitespace, punctuation and leading @mentions.
-#[must_use]
-pub fn fold(text: &str) -> String {
-    if let Some(folded) = LAST_FOLD.with_borrow(|(t, f)| (t == text).then(|| f.clone())) {
-        return folded;
-    }
-    let folded = fold_uncached(text);
-    LAST_FOLD.with_borrow_mut(|last| {
-        last.0.clear();
-        last.0.push_str(text);
-        last.1.clone_from(&folded);
-    });
-    folded
-}
-
-fn fold_uncached(text: &str) -> String {
-    let text = normalize_width(text);
-    text.to_lowercase()
-        .chars()
-        .filter(|c| c.is_alphanumeric())
-        .collect()
-}
-
-/// Toneless pinyin of each Chinese character; other characters kept as they are.
-#[must_use]
-pub fn to_pinyin(folded: &str) -> String {
-    let mut out = String::with_capacity(folded.len() * 3);
-    for (c, py) in folded.chars().zip(folded.to_pinyin()) {
-        match py {
-            Some(p) => out.push_str(p.plain()),
-            None => out.push(c),
-        }
-    }
-    out
 }
 
 fn longest_common_run(a: &[char], b: &[char]) -> usize {
@@ -402,7 +192,7 @@ impl Matcher {
             idf,
             pinyin_patterns,
             pinyin_pattern_count: patterns.len(),
-            examples: super::examples::ExampleIndex::new(catalog),
+            examples: ExampleIndex::new(catalog),
             tuning,
             generation: GENERATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         }
@@ -420,7 +210,7 @@ impl Matcher {
 
     /// The words of the catalog's examples.
     #[must_use]
-    pub fn examples(&self) -> &super::examples::ExampleIndex {
+    pub fn examples(&self) -> &ExampleIndex {
         &self.examples
     }
 
@@ -680,101 +470,10 @@ fn unreachable_regex() -> Regex {
     Regex::new("$^").unwrap_or_else(|_| std::process::abort())
 }
 
-/// JSON shape printed by `kaitong understand`.
-#[derive(Debug, Serialize)]
-pub struct UnderstandReport {
-    pub service: Option<ServiceRef>,
-    pub candidates: Vec<CandidateRef>,
-    pub slots: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct ServiceRef {
-    pub id: u16,
-    pub name: String,
-}
-
-#[derive(Debug, Serialize)]
-pub struct CandidateRef {
-    pub id: u16,
-    pub name: String,
-    pub score: f32,
-}
-
-/// Runs understanding on one utterance, as `kaitong understand` reports it.
-#[must_use]
-pub fn report(catalog: &Catalog, matcher: &Matcher, text: &str) -> UnderstandReport {
-    report_with(catalog, matcher, text, None)
-}
-
-/// As [`report`], with the message's vector in an embedding space (the configured backend).
-#[must_use]
-pub fn report_with(
-    catalog: &Catalog,
-    matcher: &Matcher,
-    text: &str,
-    meaning: Option<(&super::meaning::Space, &[f32])>,
-) -> UnderstandReport {
-    let understood = matcher.understand_with(text, meaning);
-    let ranked = understood.ranked;
-    let name = |id: ServiceId| {
-        catalog
-            .service(id)
-            .map(|s| s.name.clone())
-            .unwrap_or_default()
-    };
-    let service = match understood.verdict {
-        Verdict::Service(id) => Some(ServiceRef {
-            id: id.get(),
-            name: name(id),
-        }),
-        _ => None,
-    };
-    let slots = service
-        .as_ref()
-        .and_then(|s| catalog.service(ServiceId(s.id)))
-        .map(|s| {
-            super::slots::extract(catalog, s, &matcher.tuning().slots, text)
-                .answers
-                .iter()
-                .map(|(k, v)| {
-                    let sensitive = s.field(k).is_some_and(|f| f.spec.sensitive);
-                    (k.as_str().to_owned(), v.display(sensitive))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    UnderstandReport {
-        service,
-        candidates: ranked
-            .iter()
-            .take(4)
-            .map(|s| CandidateRef {
-                id: s.id.get(),
-                name: name(s.id),
-                score: (s.score * 100.0).round() / 100.0,
-            })
-            .collect(),
-        slots,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-
-    #[test]
-    fn folding_drops_width_and_punctuation() {
-        // @mentions never get this far: the AI-bot channel strips them (`channel::strip_mentions`).
-        assert_eq!(fold("开通ＡＢＣ１２３, 电子发票!"), "开通abc123电子发票");
-    }
-
-    #[test]
-    fn pinyin_is_toneless_and_keeps_ascii() {
-        assert_eq!(to_pinyin("发票abc"), "fapiaoabc");
-        assert_eq!(to_pinyin("发漂"), "fapiao");
-    }
 
     #[test]
     fn one_typo_is_tolerated_only_for_longer_phrases() {

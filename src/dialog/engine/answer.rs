@@ -1,0 +1,260 @@
+//! Reading the answer to the asked field: values for other fields, the field's own reading,
+//! acceptance (a Chinese account read back first) or refusal with why and what is offered.
+
+use std::ops::ControlFlow;
+
+use super::{Engine, Say, Turn};
+use crate::catalog::MessageKey;
+use crate::catalog::{FieldKey, FieldKind, FieldValue, Service, ServiceField};
+use crate::dialog::session::{Form, Offer, State, Step};
+use crate::dialog::slots::Extraction;
+use crate::dialog::understand::{SmallTalk, Tuning};
+
+impl Engine<'_> {
+    /// Reads `text` as the answer to the field being asked.
+    pub(super) fn answer(&self, form: Form, text: &str, t: &mut Turn) -> State {
+        let Some(service) = self.catalog.service(form.service) else {
+            return State::Idle;
+        };
+        let Step::Ask(key) = form.step.clone() else {
+            return self.reask(form, &mut t.say);
+        };
+        let Some(field) = service.field(&key) else {
+            return self.advance(form, t);
+        };
+        // A cued value inside a sentence ("账号是 abc_1", "调到3000吧") wins over reading the
+        // whole message as the value; then the whole message.
+        let found = self.extract(service, text);
+        let form = match self.other_fields_only(form, service, &key, &found, t) {
+            ControlFlow::Break(state) => return state,
+            ControlFlow::Continue(form) => form,
+        };
+        match self.read_answer(field, text, &found) {
+            Ok((value, cued)) => self.accept(form, field, text, value, cued, t),
+            Err(message) => self.refuse(form, field, text, message, &mut t.say),
+        }
+    }
+
+    /// A message made only of values for other fields ("原始单号 3456…" while the reason is
+    /// asked, "抖店和快手" for the platforms) fills those fields; the asked one keeps waiting.
+    pub(super) fn other_fields_only(
+        &self,
+        mut form: Form,
+        service: &Service,
+        key: &FieldKey,
+        found: &Extraction,
+        t: &mut Turn,
+    ) -> ControlFlow<State, Form> {
+        let others: Vec<_> = found
+            .answers
+            .iter()
+            // A value the form already holds is no news ("某某淘宝店" for the shop name of a
+            // 淘宝 shop); only new or changed values count.
+            .filter(|(k, v)| {
+                *k != key
+                    && form.answers.get(*k) != Some(*v)
+                    && found.cued.contains(*k)
+                    && service.field(k).is_some_and(|f| f.is_active(&form.answers))
+            })
+            .collect();
+        if found.answers.contains_key(key) || others.is_empty() || found.leftover_chars > 4 {
+            return ControlFlow::Continue(form);
+        }
+        let m = self.m();
+        for (k, v) in others {
+            if let Some(f) = service.field(k) {
+                t.say.push(m.render(
+                    MessageKey::FieldUpdated,
+                    &[
+                        ("label", &f.spec.label),
+                        ("value", &f.spec.display_value(v)),
+                    ],
+                ));
+            }
+            form.answers.insert(k.clone(), v.clone());
+            form.offers.retain(|o| o.key != *k);
+            if !form.order.contains(k) {
+                form.order.push(k.clone());
+            }
+        }
+        for n in &found.noticed {
+            t.say.push(m.render(
+                MessageKey::NoticedValue,
+                &[("label", &n.label), ("raw", &n.raw), ("why", &n.why)],
+            ));
+        }
+        ControlFlow::Break(self.advance(form, t))
+    }
+
+    /// The asked field's value in `text` and whether it was cued, or why there is none.
+    pub(super) fn read_answer(
+        &self,
+        field: &ServiceField,
+        text: &str,
+        found: &Extraction,
+    ) -> Result<(FieldValue, bool), String> {
+        let key = field.key();
+        let words = &self.tuning().commands;
+        let plain_word = Tuning::is(&words.yes, text)
+            || Tuning::is(&words.no, text)
+            || self.tuning().small_talk(text) == Some(SmallTalk::Acknowledgement);
+        // "采购单, 其他: 盘点单" for an assumed list: slot extraction knows only the listed
+        // options, so the field's own reading, which keeps the 其他 part, goes first.
+        let with_other = field
+            .spec
+            .other_allowed
+            .then(|| field.spec.parse_answer(text).ok())
+            .flatten()
+            .filter(crate::catalog::value::holds_other);
+        match (with_other, found.answers.get(key)) {
+            (Some(value), _) => Ok((value, false)),
+            (None, Some(value)) => Ok((value.clone(), true)),
+            // "好的", "是" where a name or a reason is asked are no answer: the question again.
+            (None, None)
+                if plain_word
+                    && matches!(
+                        field.spec.kind,
+                        FieldKind::SellerAccount
+                            | FieldKind::Text { .. }
+                            | FieldKind::Identifier { .. }
+                    ) =>
+            {
+                Err(field.spec.render_prompt())
+            }
+            // "在吗 好了没" where a reason is asked is a question about a request, not a reason.
+            (None, None)
+                if matches!(field.spec.kind, FieldKind::Text { .. })
+                    && crate::dialog::commands::parse_plain(
+                        text,
+                        &self.tuning().plain_commands,
+                    )
+                    .is_some() =>
+            {
+                Err(format!(
+                    "{}\n{}",
+                    self.m().get(MessageKey::PlainCommandInForm),
+                    field.spec.render_prompt()
+                ))
+            }
+            (None, None) => match field.spec.parse_answer(text) {
+                Ok(value) => Ok((value, false)),
+                Err(e) => Err(found
+                    .noticed
+                    .iter()
+                    .find(|n| n.key == *key)
+                    .map_or(e.message, |n| n.why.clone())),
+            },
+        }
+    }
+
+    /// The asked field takes `value`; a Chinese seller account typed without a cue is read
+    /// back first.
+    pub(super) fn accept(
+        &self,
+        mut form: Form,
+        field: &ServiceField,
+        text: &str,
+        value: FieldValue,
+        cued: bool,
+        t: &mut Turn,
+    ) -> State {
+        let key = field.key().clone();
+        if !cued
+            && matches!(field.spec.kind, FieldKind::SellerAccount)
+            && text.chars().any(crate::catalog::value::is_han)
+        {
+            // "客户要给买家开票" is a sentence and "好了没" a question, not a shop's
+            // account name.
+            let tuning = self.tuning();
+            if tuning
+                .slots
+                .chinese_account_stop_words
+                .iter()
+                .any(|w| text.contains(w.as_str()))
+                || crate::dialog::commands::parse_plain(text, &tuning.plain_commands).is_some()
+            {
+                form.failures = form.failures.saturating_add(1);
+                t.say.push(
+                    field
+                        .spec
+                        .parse_answer("?")
+                        .err()
+                        .map(|e| e.message)
+                        .unwrap_or_default(),
+                );
+                return State::Filling { form };
+            }
+            let shown = value.display(false);
+            let question = self
+                .m()
+                .render(MessageKey::OfferChineseAccount, &[("value", &shown)]);
+            form.offers.retain(|o| o.key != key);
+            form.offers.push(Offer {
+                key,
+                value,
+                question: question.clone(),
+            });
+            t.say.push(question);
+            return State::Filling { form };
+        }
+        form.answers.insert(key.clone(), value);
+        form.offers.retain(|o| o.key != key);
+        if !form.order.contains(&key) {
+            form.order.push(key);
+        }
+        form.failures = 0;
+        self.advance(form, t)
+    }
+
+    /// The asked field refused the message: say why, offer "其他: …" or the cap where that
+    /// helps, and after 3 failures a way out.
+    pub(super) fn refuse(
+        &self,
+        mut form: Form,
+        field: &ServiceField,
+        text: &str,
+        message: String,
+        say: &mut Say,
+    ) -> State {
+        let m = self.m();
+        let key = field.key().clone();
+        form.failures = form.failures.saturating_add(1);
+        // Not in an assumed list: offer it as "其他: …", taken on a yes.
+        if let Some(value) = field.spec.as_other(text) {
+            let question = m.render(
+                MessageKey::OfferOther,
+                &[("raw", text.trim()), ("value", &value.display(false))],
+            );
+            say.push(question.clone());
+            form.offers.retain(|o| o.key != key);
+            form.offers.push(Offer {
+                key,
+                value,
+                question,
+            });
+            return State::Filling { form };
+        }
+        // Over the cap at the prompt: offer the cap, as for a first message.
+        if let Some((n, cap)) = field.spec.over_cap(text) {
+            let offer = self.cap_offer(&key, &n.to_string(), &message, cap);
+            say.push(offer.question.clone());
+            form.offers.retain(|o| o.key != key);
+            form.offers.push(offer);
+            if form.failures >= 3 {
+                form.failures = 0;
+                say.push(m.render(MessageKey::TooManyFailures, &[("label", &field.spec.label)]));
+            }
+            return State::Filling { form };
+        }
+        say.push(message);
+        if form.failures >= 3 {
+            form.failures = 0;
+            say.push(m.render(MessageKey::TooManyFailures, &[("label", &field.spec.label)]));
+        } else if field.spec.kind.is_closed() {
+            // The options again, as buttons, without repeating the question text.
+            self.ask(field, &form, say);
+            say.parts.pop();
+        }
+        State::Filling { form }
+    }
+}

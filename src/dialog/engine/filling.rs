@@ -1,0 +1,390 @@
+//! A message while a form is open, one step at a time: the asked field's own words, an
+//! offered value, a conversation command, small talk, another service named (switch?), and
+//! the step's answer.
+
+use std::ops::ControlFlow;
+
+use super::command::FormCommand;
+use super::{Engine, Say, Turn, pick_number};
+use crate::catalog::MessageKey;
+use crate::catalog::{FieldKind, Service, ServiceField};
+use crate::dialog::session::{Form, State, Step};
+use crate::dialog::understand::{SmallTalk, Tuning, Verdict, fold};
+use crate::domain::{ChoiceOption, ServiceId};
+
+impl Engine<'_> {
+    /// A message while a form is open: the field's own words first, then an offered value, a
+    /// command, small talk, another service, and only then the step's answer.
+    pub(super) fn filling(
+        &self,
+        form: Form,
+        text: &str,
+        command: Option<FormCommand>,
+        t: &mut Turn,
+    ) -> State {
+        let Some(service) = self.catalog.service(form.service) else {
+            return State::Idle;
+        };
+        let current = match &form.step {
+            Step::Ask(key) => service.field(key),
+            _ => None,
+        };
+        // A yes/no or option question reads its own words first: "没有" is 否 there, not 跳过.
+        if let Some(f) = current
+            && f.spec.kind.is_closed()
+            && !command
+                .as_ref()
+                .is_some_and(FormCommand::steers_a_closed_question)
+            && f.spec.parse_answer(text).is_ok()
+        {
+            return self.answer(form, text, t);
+        }
+        let form = match self.take_offer(form, current, text, t) {
+            ControlFlow::Break(state) => return state,
+            ControlFlow::Continue(form) => form,
+        };
+        let form = match command {
+            Some(command) => match self.steer(form, service, text, command, t) {
+                ControlFlow::Break(state) => return state,
+                ControlFlow::Continue(form) => form,
+            },
+            None => form,
+        };
+        match self.tuning().small_talk(text) {
+            Some(SmallTalk::Greeting) if form.step != Step::Summary => {
+                t.say.push(
+                    self.m()
+                        .render(MessageKey::WelcomeBack, &[("name", &service.name)]),
+                );
+                return self.reask(form, &mut t.say);
+            }
+            Some(SmallTalk::Thanks) if form.step != Step::Summary => {
+                t.say.push(self.m().get(MessageKey::ThanksReply));
+                return self.reask(form, &mut t.say);
+            }
+            _ => {}
+        }
+        // A message that names another service is never taken as a field value.
+        if let Some(target) = self.names_other_service(service, &form, text) {
+            return self.switch_prompt(form, target, text.to_owned(), &mut t.say);
+        }
+        match form.step.clone() {
+            Step::PickEdit => self.pick_edit(form, service, text, &mut t.say),
+            Step::Summary => {
+                t.say.push(self.m().get(MessageKey::ConfirmNeeded));
+                State::Filling { form }
+            }
+            Step::Ask(_) => self.answer(form, text, t),
+        }
+    }
+
+    /// A value the bot proposed for the asked field (a cap, "其他: …", a Chinese account read
+    /// back) is taken on a yes.
+    pub(super) fn take_offer(
+        &self,
+        mut form: Form,
+        current: Option<&ServiceField>,
+        text: &str,
+        t: &mut Turn,
+    ) -> ControlFlow<State, Form> {
+        if let Some(f) = current
+            && let Some(i) = form.offers.iter().position(|o| &o.key == f.key())
+            && Tuning::is(&self.tuning().commands.yes, text)
+        {
+            let offer = form.offers.remove(i);
+            form.answers.insert(offer.key.clone(), offer.value);
+            if !form.order.contains(&offer.key) {
+                form.order.push(offer.key);
+            }
+            form.failures = 0;
+            return ControlFlow::Break(self.advance(form, t));
+        }
+        ControlFlow::Continue(form)
+    }
+
+    /// A conversation command inside a form. `Continue` hands the form back when the command
+    /// does not apply here (跳过 at the summary, 修改 naming no field), so the message is read
+    /// on as an answer.
+    pub(super) fn steer(
+        &self,
+        mut form: Form,
+        service: &Service,
+        text: &str,
+        command: FormCommand,
+        t: &mut Turn,
+    ) -> ControlFlow<State, Form> {
+        let m = self.m();
+        let state = match command {
+            FormCommand::Cancel => {
+                t.queue.clear();
+                t.say.push(m.get(MessageKey::Cancelled));
+                State::Idle
+            }
+            FormCommand::Help => self.field_help(form, service, &mut t.say),
+            FormCommand::Back => self.step_back(form, service, &mut t.say),
+            FormCommand::Skip => match &form.step {
+                Step::Ask(key) if service.field(key).is_some() => self.skip(form, service, t),
+                _ => return ControlFlow::Continue(form),
+            },
+            FormCommand::Confirm if form.step == Step::Summary => {
+                t.file = Some(form);
+                t.say.push(m.get(MessageKey::Confirmed));
+                State::Idle
+            }
+            FormCommand::Confirm => {
+                // 确认 is never a field value ("确认" as a seller account).
+                t.say.push(m.get(MessageKey::NotAtSummary));
+                self.reask(form, &mut t.say)
+            }
+            FormCommand::Resume => self.reask(form, &mut t.say),
+            FormCommand::Edit(None) => {
+                form.step = Step::PickEdit;
+                t.say.push(m.render(
+                    MessageKey::EditWhich,
+                    &[("fields", &self.editable_list(service, &form))],
+                ));
+                State::Filling { form }
+            }
+            FormCommand::Edit(Some(name)) => match self.find_field(service, &form, &name) {
+                Some(f) => {
+                    form.step = Step::Ask(f.key().clone());
+                    form.failures = 0;
+                    self.ask_first(f, &form, &mut t.say);
+                    State::Filling { form }
+                }
+                None => return ControlFlow::Continue(form),
+            },
+            FormCommand::Correct { field, value } => {
+                match self.find_field(service, &form, &field) {
+                    Some(f) => self.correct(form, f, &value, t),
+                    None => return ControlFlow::Continue(form),
+                }
+            }
+            FormCommand::Service(id, _) if id != form.service => {
+                self.switch_prompt(form, id, text.to_owned(), &mut t.say)
+            }
+            FormCommand::Service(..) => self.reask(form, &mut t.say),
+            FormCommand::Slash { name, args } => {
+                match self.slash(State::Filling { form }, &name, &args, &mut t.say) {
+                    State::Filling { form } => self.reask(form, &mut t.say),
+                    other => other,
+                }
+            }
+        };
+        ControlFlow::Break(state)
+    }
+
+    /// 帮助 inside a form: the asked field's help (or its prompt), else the general help.
+    pub(super) fn field_help(&self, form: Form, service: &Service, say: &mut Say) -> State {
+        match &form.step {
+            Step::Ask(key) => {
+                if let Some(f) = service.field(key) {
+                    let help = if f.spec.help.is_empty() {
+                        f.spec.render_prompt()
+                    } else {
+                        f.spec.help.clone()
+                    };
+                    say.push(self.m().render(
+                        MessageKey::FieldHelp,
+                        &[("label", &f.spec.label), ("help", &help)],
+                    ));
+                }
+            }
+            _ => say.push(self.help_text()),
+        }
+        self.reask(form, say)
+    }
+
+    /// 返回: the last answer is taken back and its question asked again.
+    pub(super) fn step_back(&self, mut form: Form, service: &Service, say: &mut Say) -> State {
+        form.failures = 0;
+        let Some(key) = form.order.pop() else {
+            say.push(self.m().get(MessageKey::AtFirstStep));
+            return self.reask(form, say);
+        };
+        form.answers.remove(&key);
+        form.skipped.retain(|k| *k != key);
+        say.push(self.m().get(MessageKey::BackDone));
+        form.step = Step::Ask(key.clone());
+        if let Some(f) = service.field(&key) {
+            self.ask(f, &form, say);
+        }
+        State::Filling { form }
+    }
+
+    /// 跳过 the asked field: only an optional one.
+    pub(super) fn skip(&self, mut form: Form, service: &Service, t: &mut Turn) -> State {
+        let Step::Ask(key) = &form.step else {
+            return self.reask(form, &mut t.say);
+        };
+        let Some(f) = service.field(key) else {
+            return self.reask(form, &mut t.say);
+        };
+        if f.required {
+            t.say.push(
+                self.m()
+                    .render(MessageKey::SkipNotAllowed, &[("label", &f.spec.label)]),
+            );
+            return self.reask(form, &mut t.say);
+        }
+        form.skipped.push(key.clone());
+        form.failures = 0;
+        self.advance(form, t)
+    }
+
+    /// "卖家账号改成 xyz": the named field takes the value if its parser does.
+    pub(super) fn correct(
+        &self,
+        mut form: Form,
+        f: &ServiceField,
+        value: &str,
+        t: &mut Turn,
+    ) -> State {
+        match f.spec.parse_answer(value) {
+            Ok(parsed) => {
+                t.say.push(self.m().render(
+                    MessageKey::FieldUpdated,
+                    &[
+                        ("label", &f.spec.label),
+                        ("value", &f.spec.display_value(&parsed)),
+                    ],
+                ));
+                let key = f.key().clone();
+                form.answers.insert(key.clone(), parsed);
+                form.offers.retain(|o| o.key != key);
+                if !form.order.contains(&key) {
+                    form.order.push(key);
+                }
+                self.advance(form, t)
+            }
+            Err(e) => {
+                t.say.push(e.message);
+                self.reask(form, &mut t.say)
+            }
+        }
+    }
+
+    /// 修改 asked which item: a number from the list or the item's name.
+    pub(super) fn pick_edit(
+        &self,
+        mut form: Form,
+        service: &Service,
+        text: &str,
+        say: &mut Say,
+    ) -> State {
+        let fields = self.editable_fields(service, &form);
+        let chosen = pick_number(text, fields.len())
+            .map(|n| fields[n])
+            .or_else(|| self.find_field(service, &form, text));
+        match chosen {
+            Some(f) => {
+                form.step = Step::Ask(f.key().clone());
+                self.ask_first(f, &form, say);
+            }
+            None => say.push(self.m().render(
+                MessageKey::EditWhich,
+                &[("fields", &self.editable_list(service, &form))],
+            )),
+        }
+        State::Filling { form }
+    }
+
+    /// Another service named clearly enough to be a switch, not an answer.
+    pub(super) fn names_other_service(
+        &self,
+        service: &Service,
+        form: &Form,
+        text: &str,
+    ) -> Option<ServiceId> {
+        let folded = fold(text);
+        let mut free_text = false;
+        if let Step::Ask(key) = &form.step
+            && let Some(f) = service.field(key)
+        {
+            // The answer the question suggests (an option, the field's own example or a value
+            // its help names, "菜鸟自流转") is an answer, never a switch.
+            if f.spec.kind.is_closed() && f.spec.parse_answer(text).is_ok() {
+                return None;
+            }
+            if !folded.is_empty()
+                && (fold(&f.spec.example) == folded || fold(&f.spec.help).contains(&folded))
+            {
+                return None;
+            }
+            free_text = matches!(f.spec.kind, FieldKind::Text { .. });
+        }
+        let tuning = self.tuning();
+        let asks_for = |markers: &[String]| markers.iter().any(|w| folded.contains(w.as_str()));
+        let ranked = self.matcher.rank(text);
+        // A service named in full, except inside a free-text answer that does not ask for it
+        // ("客户做活动 一单多包裹赠品多" is a reason that mentions 多包裹).
+        if let Some(id) = ranked
+            .iter()
+            .map(|s| s.id)
+            .find(|&id| id != service.id && self.matcher.names_fully(id, text))
+            && (!free_text
+                || asks_for(&tuning.interrupt_markers)
+                || asks_for(&tuning.request_markers) && folded.chars().count() <= 16)
+        {
+            return Some(id);
+        }
+        // A valid answer to a closed question ("调到3000" for a number) is an answer; only a
+        // service named in full (above) beats it.
+        if !free_text
+            && let Step::Ask(key) = &form.step
+            && let Some(f) = service.field(key)
+            && (f.spec.parse_answer(text).is_ok()
+                || self.extract(service, text).answers.contains_key(key))
+        {
+            return None;
+        }
+        let ranked = self.matcher.rank_words(text);
+        // A clear winner asked for in so many words: "等下 先帮我开个物流对账报表". In a free-text
+        // answer only an interruption counts, since reasons mention features all the time.
+        let markers = if free_text {
+            &tuning.interrupt_markers
+        } else {
+            &tuning.request_markers
+        };
+        let asks = asks_for(markers);
+        match self.matcher.verdict(&ranked) {
+            Verdict::Service(id) if id != service.id && asks => Some(id),
+            _ => None,
+        }
+    }
+
+    pub(super) fn switch_prompt(
+        &self,
+        form: Form,
+        target: ServiceId,
+        text: String,
+        say: &mut Say,
+    ) -> State {
+        let current = self
+            .service(&form)
+            .map(|s| s.name.clone())
+            .unwrap_or_default();
+        let target_name = self
+            .catalog
+            .service(target)
+            .map(|s| s.name.clone())
+            .unwrap_or_default();
+        say.push(self.m().render(
+            MessageKey::SwitchConfirm,
+            &[
+                ("current", &form.service.to_string()),
+                ("current_name", &current),
+                ("target", &target.to_string()),
+                ("target_name", &target_name),
+            ],
+        ));
+        say.options = ["切换", "稍后", "继续填"]
+            .into_iter()
+            .map(|o| ChoiceOption {
+                key: o.to_owned(),
+                label: o.to_owned(),
+            })
+            .collect();
+        State::ConfirmSwitch { form, target, text }
+    }
+}

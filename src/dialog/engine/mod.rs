@@ -1,0 +1,557 @@
+//! The form state machine: one inbound message and the current session in, the next session,
+//! the reply and (on 确认) the form to file out. Pure: no I/O, the clock is passed in.
+//!
+//! This file holds the turn itself and what happens outside a form (idle, choosing between
+//! services, confirming a switch); each step of a form has its own file:
+//! [`command`] the conversation commands, [`asking`] starting a form and asking its fields,
+//! [`filling`] a message while a form is open, [`answer`] reading the asked field's answer,
+//! [`summary`] the summary and the receipt, [`reopen`] a rejected request opened again,
+//! [`slash`] `/help`, `/cancel`, `/services`.
+//! Must not touch: I/O, the clock, the store.
+
+mod answer;
+mod asking;
+mod command;
+mod filling;
+mod reopen;
+mod slash;
+mod summary;
+
+use chrono::{DateTime, Utc};
+
+use self::command::FormCommand;
+use super::session::{Form, Queued, Session, State, Step};
+use super::slots::{Extraction, extract};
+use super::understand::{Matcher, SmallTalk, Tuning, Verdict, fold};
+use crate::catalog::MessageKey;
+use crate::catalog::{Catalog, FieldKind, FieldValue, Messages, Service, ServiceField};
+use crate::domain::{ChoiceOption, Content, Reply, ServiceId};
+use crate::requests::BatchSchedule;
+
+/// What one turn decided.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub session: Session,
+    pub reply: Reply,
+    /// A confirmed form to hand to the ledger; the reply then still needs the receipt.
+    pub file: Option<Form>,
+    /// The form reached a field not to be asked in a group (a secret or a file): the bot moves
+    /// it to the person's 1:1 chat.
+    pub move_to_private: bool,
+    /// A field naming a blank template (免责声明填写样板.docx) was just asked: the bot sends
+    /// the file when it has one.
+    pub template: Option<String>,
+}
+
+/// Everything a turn reads; cheap to build per message.
+pub struct Engine<'a> {
+    pub catalog: &'a Catalog,
+    pub matcher: &'a Matcher,
+    pub schedule: &'a BatchSchedule,
+    /// Secrets and disclaimers are never asked for in a group chat.
+    pub in_group: bool,
+    /// The message in an embedding space, when its words alone were not clear.
+    pub meaning: Option<(&'a crate::dialog::meaning::Space, &'a [f32])>,
+}
+
+/// One turn's working set, shared by its steps: the clock, the reply being built, the person's
+/// queue of services still to file, and the form confirmed this turn (to hand to the ledger).
+struct Turn {
+    now: DateTime<Utc>,
+    say: Say,
+    queue: Vec<Queued>,
+    file: Option<Form>,
+}
+
+/// The reply under construction: paragraphs, and options if the last one is a question.
+#[derive(Default)]
+struct Say {
+    parts: Vec<String>,
+    options: Vec<ChoiceOption>,
+    move_to_private: bool,
+    template: Option<String>,
+}
+
+impl Say {
+    fn push(&mut self, text: impl Into<String>) {
+        let text = text.into();
+        if !text.trim().is_empty() {
+            self.parts.push(text);
+        }
+    }
+
+    fn into_reply(self) -> Reply {
+        let text = self.parts.join("\n\n");
+        if self.options.is_empty() {
+            Reply::Text(text)
+        } else {
+            Reply::Choices {
+                text,
+                options: self.options,
+            }
+        }
+    }
+}
+
+impl Engine<'_> {
+    fn m(&self) -> &Messages {
+        self.catalog.messages()
+    }
+
+    fn tuning(&self) -> &Tuning {
+        self.matcher.tuning()
+    }
+
+    /// Runs one turn. `expired` says the stored session outlived its TTL.
+    #[must_use]
+    pub fn turn(
+        &self,
+        session: Session,
+        expired: bool,
+        content: &Content,
+        now: DateTime<Utc>,
+    ) -> Outcome {
+        let mut t = Turn {
+            now,
+            say: Say::default(),
+            queue: Vec::new(),
+            file: None,
+        };
+        let mut session = if expired {
+            if !matches!(session.state, State::Idle) {
+                t.say.push(self.m().get(MessageKey::FormExpired));
+            }
+            Session::default()
+        } else {
+            session
+        };
+        session.updated_at = now.timestamp();
+        let state = std::mem::take(&mut session.state);
+        t.queue = std::mem::take(&mut session.queue);
+        let next = match content {
+            Content::Text(text) if crate::catalog::value::has_control_chars(text) => {
+                // Refused at the edge: NUL, BEL or ESC are never stored or shown.
+                t.say.push(self.m().get(MessageKey::TextControlChars));
+                state
+            }
+            Content::Text(text) => {
+                let text = crate::catalog::value::normalize_width(text);
+                self.on_text(state, &text, &mut t)
+            }
+            Content::CardAction(action) => self.on_text(state, &action.key, &mut t),
+            Content::Attachment(attachment) => self.on_attachment(state, attachment, &mut t),
+            Content::Entered => self.on_entered(state, &mut t.say),
+            Content::Location { .. }
+            | Content::Link { .. }
+            | Content::MenuClick(_)
+            | Content::Unsupported(_) => {
+                t.say.push(self.help_text());
+                state
+            }
+        };
+        session.state = next;
+        session.queue = t.queue;
+        Self::outcome(session, t.say, t.file)
+    }
+
+    /// A file sent: the answer to an attachment field being asked, else not expected here.
+    fn on_attachment(
+        &self,
+        state: State,
+        attachment: &crate::domain::Attachment,
+        t: &mut Turn,
+    ) -> State {
+        let State::Filling { mut form } = state else {
+            t.say.push(self.m().get(MessageKey::AttachmentUnexpected));
+            return state;
+        };
+        let field = match &form.step {
+            Step::Ask(key) => self.service(&form).and_then(|s| s.field(key)),
+            _ => None,
+        };
+        match field {
+            Some(f) if is_blank_template(f, attachment.file_name.as_deref()) => {
+                let template = match &f.spec.kind {
+                    FieldKind::Attachment { template } => template.clone().unwrap_or_default(),
+                    _ => String::new(),
+                };
+                t.say.push(
+                    self.m()
+                        .render(MessageKey::TemplateRefused, &[("template", &template)]),
+                );
+                self.reask(form, &mut t.say)
+            }
+            Some(f) if matches!(f.spec.kind, FieldKind::Attachment { .. }) => {
+                let value = FieldValue::Attachment {
+                    file_name: attachment
+                        .file_name
+                        .clone()
+                        .unwrap_or_else(|| default_file_name(attachment.kind)),
+                    media_id: match &attachment.source {
+                        crate::domain::MediaSource::MediaId(id) => id.clone(),
+                        crate::domain::MediaSource::EncryptedUrl(url) => url.clone(),
+                    },
+                };
+                let key = f.key().clone();
+                form.answers.insert(key.clone(), value);
+                form.order.push(key);
+                form.failures = 0;
+                self.advance(form, t)
+            }
+            _ => {
+                t.say.push(self.m().get(MessageKey::AttachmentUnexpected));
+                self.reask(form, &mut t.say)
+            }
+        }
+    }
+
+    /// The person opened the chat: welcomed back to a form in progress, else greeted.
+    fn on_entered(&self, state: State, say: &mut Say) -> State {
+        match state {
+            State::Filling { form } => {
+                let name = self
+                    .service(&form)
+                    .map(|s| s.name.clone())
+                    .unwrap_or_default();
+                say.push(self.m().render(MessageKey::WelcomeBack, &[("name", &name)]));
+                self.reask(form, say)
+            }
+            other => {
+                say.push(self.m().get(MessageKey::Greeting));
+                other
+            }
+        }
+    }
+
+    fn outcome(session: Session, say: Say, file: Option<Form>) -> Outcome {
+        let move_to_private = say.move_to_private;
+        let template = say.template.clone();
+        Outcome {
+            session,
+            reply: say.into_reply(),
+            file,
+            move_to_private,
+            template,
+        }
+    }
+
+    fn service(&self, form: &Form) -> Option<&Service> {
+        self.catalog.service(form.service)
+    }
+
+    fn on_text(&self, state: State, text: &str, t: &mut Turn) -> State {
+        let text = text.trim();
+        let command = self.command(text);
+        match state {
+            State::Idle => self.idle(text, command, t),
+            State::Choosing {
+                options,
+                text: original,
+            } => self.choosing(options, original, text, command, t),
+            State::ConfirmSwitch {
+                form,
+                target,
+                text: original,
+            } => self.confirm_switch(form, target, original, text, command, t),
+            State::Filling { form } => self.filling(form, text, command, t),
+        }
+    }
+
+    /// A close call was offered: a number, a named option or "#N" picks; anything else is a
+    /// new message.
+    fn choosing(
+        &self,
+        options: Vec<ServiceId>,
+        original: String,
+        text: &str,
+        command: Option<FormCommand>,
+        t: &mut Turn,
+    ) -> State {
+        if command == Some(FormCommand::Cancel) {
+            t.say.push(self.m().get(MessageKey::Cancelled));
+            return State::Idle;
+        }
+        // "#60" names service 60; a bare "2" is the second option.
+        if let Some(FormCommand::Service(id, rest)) = &command {
+            return self.start(*id, &format!("{original} {rest}"), None, t);
+        }
+        if let Some(n) = pick_number(text, options.len()) {
+            return self.start(options[n], &original, None, t);
+        }
+        let ranked = self.matcher.rank_words(text);
+        if let Some(best) = ranked.iter().find(|s| options.contains(&s.id)) {
+            return self.start(best.id, &format!("{original} {text}"), None, t);
+        }
+        if matches!(
+            self.matcher.verdict(&ranked),
+            Verdict::Service(_) | Verdict::Ambiguous(_)
+        ) || command.is_some()
+        {
+            return self.idle(text, command, t);
+        }
+        t.say.push(self.m().render(
+            MessageKey::ChooseNumber,
+            &[("n", &options.len().to_string())],
+        ));
+        self.offer(&options, &mut t.say);
+        State::Choosing {
+            options,
+            text: original,
+        }
+    }
+
+    /// "Switch to the other service?" was asked: 切换, 稍后 (queued), 继续填, or a further answer.
+    fn confirm_switch(
+        &self,
+        form: Form,
+        target: ServiceId,
+        original: String,
+        text: &str,
+        command: Option<FormCommand>,
+        t: &mut Turn,
+    ) -> State {
+        let words = &self.tuning().commands;
+        let carried = self.seller_account(&form);
+        // The buttons' numbers: 1 切换, 2 稍后, 3 继续填.
+        let picked = pick_number(text, 3);
+        let text = match picked {
+            Some(0) => words.switch.first().map_or(text, String::as_str),
+            Some(1) => words.later.first().map_or(text, String::as_str),
+            Some(_) => words.keep.first().map_or(text, String::as_str),
+            None => text,
+        };
+        if Tuning::is(&words.switch, text) || Tuning::is(&words.yes, text) {
+            self.start(target, &original, carried, t)
+        } else if Tuning::is(&words.later, text) {
+            let name = self
+                .catalog
+                .service(target)
+                .map(|s| s.name.clone())
+                .unwrap_or_default();
+            if !t.queue.iter().any(|q| q.service == target) {
+                t.queue.insert(
+                    0,
+                    Queued {
+                        service: target,
+                        account: carried,
+                    },
+                );
+            }
+            t.say.push(self.m().render(
+                MessageKey::SwitchQueued,
+                &[("id", &target.to_string()), ("name", &name)],
+            ));
+            self.reask(form, &mut t.say)
+        } else if Tuning::is(&words.keep, text)
+            && let Step::Ask(_) = &form.step
+        {
+            // "That was my answer": the held message answers the current field.
+            self.answer(form, &original, t)
+        } else if Tuning::is(&words.keep, text)
+            || Tuning::is(&words.no, text)
+            || command == Some(FormCommand::Cancel)
+        {
+            let name = self
+                .service(&form)
+                .map(|s| s.name.clone())
+                .unwrap_or_default();
+            t.say
+                .push(self.m().render(MessageKey::SwitchKept, &[("name", &name)]));
+            self.reask(form, &mut t.say)
+        } else if self.matcher.verdict(&self.matcher.rank(text)) == Verdict::Service(target) {
+            // Naming the new service again is a yes.
+            self.start(target, &format!("{original} {text}"), carried, t)
+        } else {
+            // Anything else keeps the current form and is handled as part of it.
+            self.filling(form, text, command, t)
+        }
+    }
+
+    fn idle(&self, text: &str, command: Option<FormCommand>, t: &mut Turn) -> State {
+        match command {
+            Some(FormCommand::Cancel) => {
+                t.say.push(self.m().get(MessageKey::NothingToCancel));
+                return State::Idle;
+            }
+            Some(FormCommand::Help) => {
+                t.say.push(self.help_text());
+                return State::Idle;
+            }
+            Some(FormCommand::Resume) if !t.queue.is_empty() => {
+                let next = t.queue.remove(0);
+                return self.start(next.service, "", next.account, t);
+            }
+            Some(FormCommand::Service(id, rest)) => {
+                return self.start(id, &rest, None, t);
+            }
+            Some(FormCommand::Slash { name, args }) => {
+                return self.slash(State::Idle, &name, &args, &mut t.say);
+            }
+            // A stray 确认/返回/跳过/修改 after filing is never a new request (待确认 is #56's alias).
+            Some(
+                FormCommand::Confirm
+                | FormCommand::Back
+                | FormCommand::Skip
+                | FormCommand::Edit(None),
+            ) => {
+                t.say.push(self.m().get(MessageKey::NothingToConfirm));
+                return State::Idle;
+            }
+            _ => {}
+        }
+        if Tuning::is(&self.tuning().commands.confirm_like, text) {
+            t.say.push(self.m().get(MessageKey::NothingToConfirm));
+            return State::Idle;
+        }
+        match self.tuning().small_talk(text) {
+            Some(SmallTalk::Greeting) => {
+                t.say.push(self.m().get(MessageKey::Greeting));
+                return State::Idle;
+            }
+            Some(SmallTalk::Thanks | SmallTalk::Acknowledgement) => {
+                t.say.push(self.m().get(MessageKey::ThanksReply));
+                return State::Idle;
+            }
+            None => {}
+        }
+        // "开个电子发票 额 不对 是物流追踪": the correction is what is wanted, and the person
+        // hears which one was dropped.
+        if let Some((dropped, wanted)) = self.matcher.corrected(text)
+            && let (Some(d), Some(w)) =
+                (self.catalog.service(dropped), self.catalog.service(wanted))
+        {
+            t.say.push(self.m().render(
+                MessageKey::CorrectionTaken,
+                &[
+                    ("dropped", &format!("#{} {}", d.id, d.name)),
+                    ("wanted", &format!("#{} {}", w.id, w.name)),
+                ],
+            ));
+            return self.start(wanted, text, None, t);
+        }
+        let several = self.matcher.several(text);
+        if several.len() > 1 {
+            let account = self.account_in(several[0], text);
+            // Every service the message names is accounted for at once, not only after filing.
+            let later = several[1..]
+                .iter()
+                .filter_map(|id| self.catalog.service(*id))
+                .map(|s| format!("「#{} {}」", s.id, s.name))
+                .collect::<Vec<_>>()
+                .join("、");
+            t.say.push(
+                self.m()
+                    .render(MessageKey::SeveralQueued, &[("later", &later)]),
+            );
+            t.queue.splice(
+                0..0,
+                several[1..].iter().map(|&service| Queued {
+                    service,
+                    account: account.clone(),
+                }),
+            );
+            return self.start(several[0], text, None, t);
+        }
+        let understood = self.matcher.understand_with(text, self.meaning);
+        let verdict = understood.verdict;
+        crate::metrics::understanding(match (&verdict, understood.by_meaning) {
+            (Verdict::Service(_), false) => "matched",
+            (Verdict::Service(_), true) => "matched_by_meaning",
+            (Verdict::Ambiguous(_), false) => "ambiguous",
+            (Verdict::Ambiguous(_), true) => "ambiguous_by_meaning",
+            (Verdict::Nothing, _) => "none",
+        });
+        match verdict {
+            Verdict::Service(id) => self.start(id, text, None, t),
+            Verdict::Ambiguous(options) => {
+                // The options are numbered by the channel (text) or shown as buttons (cards).
+                t.say.push(
+                    self.m()
+                        .render(MessageKey::ChooseCandidates, &[("candidates", "")])
+                        .trim_end(),
+                );
+                self.offer(&options, &mut t.say);
+                State::Choosing {
+                    options,
+                    text: text.to_owned(),
+                }
+            }
+            Verdict::Nothing => {
+                t.say.push(self.m().get(MessageKey::NothingMatched));
+                State::Idle
+            }
+        }
+    }
+
+    /// The seller account a message gives, as read for `service`.
+    fn account_in(&self, service: ServiceId, text: &str) -> Option<String> {
+        let service = self.catalog.service(service)?;
+        let found = self.extract(service, text);
+        service
+            .seller_account_field()
+            .and_then(|f| found.answers.get(f.key()))
+            .map(|v| v.display(false))
+    }
+
+    /// The seller account a form holds (its seller-account field, whatever its key), carried to
+    /// the request that follows it.
+    fn seller_account(&self, form: &Form) -> Option<String> {
+        let service = self.service(form)?;
+        service
+            .seller_account_field()
+            .and_then(|f| form.answers.get(f.key()))
+            .map(|v| v.display(false))
+    }
+
+    fn extract(&self, service: &Service, text: &str) -> Extraction {
+        extract(self.catalog, service, &self.tuning().slots, text)
+    }
+
+    fn offer(&self, ids: &[ServiceId], say: &mut Say) {
+        say.options = ids
+            .iter()
+            .filter_map(|id| self.catalog.service(*id))
+            .map(|s| ChoiceOption {
+                key: format!("#{}", s.id),
+                label: format!("#{} {}", s.id, s.name),
+            })
+            .collect();
+    }
+}
+
+/// Whether a file sent for `field` is the field's blank template itself (same file name).
+pub(crate) fn is_blank_template(field: &ServiceField, file_name: Option<&str>) -> bool {
+    let FieldKind::Attachment {
+        template: Some(template),
+    } = &field.spec.kind
+    else {
+        return false;
+    };
+    let Some(name) = file_name else {
+        return false;
+    };
+    let norm = |s: &str| fold(s);
+    norm(name) == norm(template)
+}
+
+fn default_file_name(kind: crate::domain::AttachmentKind) -> String {
+    match kind {
+        crate::domain::AttachmentKind::Image => "图片".into(),
+        crate::domain::AttachmentKind::Voice => "语音".into(),
+        crate::domain::AttachmentKind::Video => "视频".into(),
+        crate::domain::AttachmentKind::File => "文件".into(),
+    }
+}
+
+/// "2", "2号", "第2个", "#2" → index 1 when within 1..=len.
+fn pick_number(text: &str, len: usize) -> Option<usize> {
+    let t = crate::catalog::value::normalize_width(text);
+    let digits: String = t
+        .trim()
+        .trim_start_matches(['第', '#', '选'])
+        .trim_end_matches(['号', '个', '项', '.', '、'])
+        .trim()
+        .to_owned();
+    let n: usize = digits.parse().ok()?;
+    (1..=len).contains(&n).then(|| n - 1)
+}

@@ -1,0 +1,83 @@
+//! The JSON shape `kaitong understand` prints; only the CLI uses it.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::matcher::{Matcher, Verdict};
+use crate::catalog::Catalog;
+use crate::domain::ServiceId;
+
+/// JSON shape printed by `kaitong understand`.
+#[derive(Debug, Serialize)]
+pub struct UnderstandReport {
+    pub service: Option<ServiceRef>,
+    pub candidates: Vec<CandidateRef>,
+    pub slots: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ServiceRef {
+    pub id: u16,
+    pub name: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CandidateRef {
+    pub id: u16,
+    pub name: String,
+    pub score: f32,
+}
+
+/// Runs understanding on one utterance, as `kaitong understand` reports it; `meaning` is the
+/// message's vector in an embedding space (the configured backend), when there is one.
+#[must_use]
+pub fn report(
+    catalog: &Catalog,
+    matcher: &Matcher,
+    text: &str,
+    meaning: Option<(&crate::dialog::meaning::Space, &[f32])>,
+) -> UnderstandReport {
+    let understood = matcher.understand_with(text, meaning);
+    let ranked = understood.ranked;
+    let name = |id: ServiceId| {
+        catalog
+            .service(id)
+            .map(|s| s.name.clone())
+            .unwrap_or_default()
+    };
+    let service = match understood.verdict {
+        Verdict::Service(id) => Some(ServiceRef {
+            id: id.get(),
+            name: name(id),
+        }),
+        _ => None,
+    };
+    let slots = service
+        .as_ref()
+        .and_then(|s| catalog.service(ServiceId(s.id)))
+        .map(|s| {
+            crate::dialog::slots::extract(catalog, s, &matcher.tuning().slots, text)
+                .answers
+                .iter()
+                .map(|(k, v)| {
+                    let sensitive = s.field(k).is_some_and(|f| f.spec.sensitive);
+                    (k.as_str().to_owned(), v.display(sensitive))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    UnderstandReport {
+        service,
+        candidates: ranked
+            .iter()
+            .take(4)
+            .map(|s| CandidateRef {
+                id: s.id.get(),
+                name: name(s.id),
+                score: (s.score * 100.0).round() / 100.0,
+            })
+            .collect(),
+        slots,
+    }
+}

@@ -1,0 +1,159 @@
+//! `dialogs/understanding.toml`: the knobs and word lists of understanding, folded once at
+//! load and checked (the chat command words), and the whole-message word tests built on them.
+
+use super::fold::fold;
+
+/// `dialogs/understanding.toml`: the knobs and word lists of understanding.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tuning {
+    pub generic_words: Vec<String>,
+    pub question_markers: Vec<String>,
+    pub request_markers: Vec<String>,
+    /// Words that interrupt a free-text answer with another request ("等下", "先", "另外").
+    pub interrupt_markers: Vec<String>,
+    /// Words that correct the service named before them in the same message ("电子发票 额
+    /// 不对 是物流追踪"): what follows the last one is what the person wants.
+    #[serde(default)]
+    pub correction_markers: Vec<String>,
+    pub question_discount: f32,
+    pub min_score: f32,
+    pub close_call: f32,
+    pub greetings: Vec<String>,
+    pub thanks: Vec<String>,
+    pub acknowledgements: Vec<String>,
+    pub commands: CommandWords,
+    pub slots: crate::dialog::slots::SlotWords,
+    /// Status, "my requests" and withdrawal in plain words.
+    pub plain_commands: crate::dialog::commands::PlainWords,
+    /// The words of the chat commands about filed requests (查询, 撤回, 完成 …).
+    pub chat_commands: crate::dialog::commands::ChatWords,
+    /// The hybrid with meaning; without it understanding is by words alone.
+    #[serde(default)]
+    pub meaning: Option<crate::dialog::meaning::MeaningTuning>,
+}
+
+/// Words for the conversation commands; each list holds whole-message forms.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandWords {
+    pub cancel: Vec<String>,
+    pub back: Vec<String>,
+    pub skip: Vec<String>,
+    pub help: Vec<String>,
+    pub confirm: Vec<String>,
+    pub edit: Vec<String>,
+    pub yes: Vec<String>,
+    pub no: Vec<String>,
+    pub resume: Vec<String>,
+    /// Answers to "switch to the other service?": switch now, queue it, or keep filling.
+    pub switch: Vec<String>,
+    pub later: Vec<String>,
+    pub keep: Vec<String>,
+    /// "已确认" and the like: never a new request when nothing waits for confirmation.
+    pub confirm_like: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {reason}")]
+pub struct TuningError {
+    pub path: String,
+    pub reason: String,
+}
+
+impl Tuning {
+    /// Loads `understanding.toml` from the dialogs folder.
+    pub fn load(dir: &std::path::Path) -> Result<Self, TuningError> {
+        let path = dir.join("understanding.toml");
+        let text = std::fs::read_to_string(&path).map_err(|e| TuningError {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let mut tuning: Tuning = toml::from_str(&text).map_err(|e| TuningError {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let c = &mut tuning.commands;
+        for list in [
+            &mut tuning.generic_words,
+            &mut tuning.greetings,
+            &mut tuning.thanks,
+            &mut tuning.acknowledgements,
+            &mut c.cancel,
+            &mut c.back,
+            &mut c.skip,
+            &mut c.help,
+            &mut c.confirm,
+            &mut c.edit,
+            &mut c.yes,
+            &mut c.no,
+            &mut c.resume,
+            &mut c.switch,
+            &mut c.later,
+            &mut c.keep,
+            &mut c.confirm_like,
+            &mut tuning.interrupt_markers,
+            &mut tuning.correction_markers,
+            // Folded here once, not per message (`commands::parse_plain` compares as they are).
+            &mut tuning.plain_commands.status,
+            &mut tuning.plain_commands.mine,
+            &mut tuning.plain_commands.cancel,
+        ] {
+            for word in list.iter_mut() {
+                *word = fold(word);
+            }
+        }
+        tuning.chat_commands = std::mem::take(&mut tuning.chat_commands)
+            .checked()
+            .map_err(|reason| TuningError {
+                path: path.display().to_string(),
+                reason,
+            })?;
+        Ok(tuning)
+    }
+
+    /// Whether the whole message is one of `words`.
+    #[must_use]
+    pub fn is(words: &[String], text: &str) -> bool {
+        // One fold, not two (`core` folds too); a turn asks this of a dozen word lists.
+        let folded = fold(text);
+        let core = core_of(&folded);
+        words.iter().any(|w| w == core || *w == folded)
+    }
+
+    /// Whether the whole message is a greeting or a thank-you (trailing particles ignored).
+    #[must_use]
+    pub fn small_talk(&self, text: &str) -> Option<SmallTalk> {
+        let folded = fold(text);
+        let core = folded.trim_end_matches(['啊', '呀', '哈', '呢', '吧', '哦', '了', '啦', '~']);
+        if core.is_empty() {
+            return None;
+        }
+        if self.greetings.iter().any(|g| g == core || g == &folded) {
+            Some(SmallTalk::Greeting)
+        } else if self.thanks.iter().any(|t| t == core || t == &folded) {
+            Some(SmallTalk::Thanks)
+        } else if self
+            .acknowledgements
+            .iter()
+            .any(|t| t == core || t == &folded)
+        {
+            Some(SmallTalk::Acknowledgement)
+        } else {
+            None
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmallTalk {
+    Greeting,
+    Thanks,
+    Acknowledgement,
+}
+
+/// A folded message without trailing particles (the whole folded text if nothing else is left).
+fn core_of(folded: &str) -> &str {
+    let core = folded.trim_end_matches(['啊', '呀', '哈', '呢', '吧', '哦', '了', '啦', '~']);
+    if core.is_empty() { folded } else { core }
+}
