@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use criterion::{Criterion, black_box, criterion_group, criterion_main};
 use kaitong::catalog::Catalog;
-use kaitong::dialog::Matcher;
+use kaitong::dialog::understand::Matcher;
 use kaitong::dialog::understand::Tuning;
 use kaitong::domain::{ChannelKind, Content, Conversation, Inbound, UserId};
 

@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use kaitong::catalog::Catalog;
 use kaitong::config::Settings;
-use kaitong::dialog::Matcher;
+use kaitong::dialog::understand::Matcher;
 use kaitong::domain::ChannelKind;
 use kaitong::startup::{Application, check_settings, shutdown_signal};
 use kaitong::tools::chat::{ChatClient, ChatIdentity, converse};
@@ -486,7 +486,8 @@ fn load_tuning(settings: &Settings) -> anyhow::Result<kaitong::dialog::understan
 }
 
 async fn understand(settings: &Settings, text: Option<String>) -> anyhow::Result<()> {
-    use kaitong::dialog::meaning::{Space, meaning_text};
+    use kaitong::dialog::meaning::Space;
+    use kaitong::dialog::text::meaning_text;
     let catalog = load_catalog(settings)?;
     let matcher = Matcher::new(&catalog, load_tuning(settings)?);
     let lines: Vec<String> = match text {
@@ -521,7 +522,7 @@ async fn understand(settings: &Settings, text: Option<String>) -> anyhow::Result
             .as_ref()
             .zip(queries.get(i))
             .map(|(s, q)| (s, q.as_slice()));
-        let report = kaitong::dialog::understand::report(&catalog, &matcher, line, meaning);
+        let report = kaitong::tools::understand_report::report(&catalog, &matcher, line, meaning);
         println!("{}", serde_json::to_string(&report)?);
     }
     Ok(())
@@ -533,7 +534,8 @@ async fn eval(
     all: bool,
     sweep: Option<f64>,
 ) -> anyhow::Result<()> {
-    use kaitong::dialog::meaning::{Space, meaning_text};
+    use kaitong::dialog::meaning::Space;
+    use kaitong::dialog::text::meaning_text;
     use kaitong::tools::eval::{EvalReport, evaluate, evaluate_meaning};
     let catalog = load_catalog(settings)?;
     let matcher = Matcher::new(&catalog, load_tuning(settings)?);
@@ -644,7 +646,8 @@ fn sweep_thresholds(
     set: &[kaitong::tools::eval::Labelled],
     min_none: f64,
 ) {
-    use kaitong::dialog::meaning::{SpaceKind, SpaceThresholds};
+    use kaitong::dialog::meaning::SpaceKind;
+    use kaitong::dialog::understand::SpaceThresholds;
     let mut found: Vec<(f64, f64, f64, SpaceThresholds)> = Vec::new();
     let mut trial = Matcher::new(catalog, matcher.tuning().clone());
     for a in 0..40u8 {

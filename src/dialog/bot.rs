@@ -831,7 +831,7 @@ impl DialogBot {
                 *meaning = Some(if matcher.lexically_clear(&matcher.rank(text)) {
                     None
                 } else {
-                    let text = super::meaning::meaning_text(text);
+                    let text = super::text::meaning_text(text);
                     self.meaning.message(catalog, &self.store, &text).await
                 });
             }

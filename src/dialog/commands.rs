@@ -292,7 +292,7 @@ pub struct PlainWords {
 /// the message ("KT-20261128-0007 好了没") is used, else the person's most recent request.
 #[must_use]
 pub fn parse_plain(text: &str, words: &PlainWords) -> Option<RequestCommand> {
-    let folded = super::understand::fold(text);
+    let folded = super::text::fold(text);
     if folded.is_empty() || folded.chars().count() > words.max_chars {
         return None;
     }

@@ -26,7 +26,7 @@ pub struct ExampleIndex {
 
 /// Character unigrams and bigrams of each run between spaces and punctuation, lowercased.
 fn grams(text: &str) -> HashMap<String, u32> {
-    let text = super::meaning::meaning_text(text).to_lowercase();
+    let text = super::text::meaning_text(text).to_lowercase();
     let mut out: HashMap<String, u32> = HashMap::new();
     for run in text.split(|c: char| c.is_whitespace() || (!c.is_alphanumeric() && c != '_')) {
         let chars: Vec<char> = run.chars().collect();
@@ -109,13 +109,31 @@ impl ExampleIndex {
         // The same top-k mean as the embedding spaces (`meaning`), without a sort per example.
         let mut best = vec![vec![f32::MIN; top_k]; self.order.len()];
         for (slot, d) in self.slots.iter().zip(dots) {
-            super::meaning::keep_best(&mut best[*slot], d);
+            keep_best(&mut best[*slot], d);
         }
         self.order
             .iter()
             .zip(&best)
-            .map(|(id, kept)| (*id, super::meaning::mean_kept(kept)))
+            .map(|(id, kept)| (*id, mean_kept(kept)))
             .collect()
+    }
+}
+
+/// Keeps the highest values in `best` (sorted, highest first).
+pub(super) fn keep_best(best: &mut [f32], value: f32) {
+    if let Some(pos) = best.iter().position(|b| value > *b) {
+        best[pos..].rotate_right(1);
+        best[pos] = value;
+    }
+}
+
+/// The mean of the values actually kept (a service with fewer examples than k).
+pub(super) fn mean_kept(best: &[f32]) -> f32 {
+    let kept: Vec<f32> = best.iter().copied().filter(|b| *b > f32::MIN).collect();
+    if kept.is_empty() {
+        0.0
+    } else {
+        kept.iter().sum::<f32>() / kept.len() as f32
     }
 }
 

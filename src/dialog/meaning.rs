@@ -10,6 +10,8 @@
 
 use std::collections::HashMap;
 
+use super::examples::{keep_best, mean_kept};
+use super::text::meaning_text;
 use super::understand::{Matcher, Scored, Verdict};
 use crate::catalog::Catalog;
 use crate::domain::ServiceId;
@@ -24,84 +26,6 @@ pub trait SentenceEncoder: Send + Sync {
     }
     /// The model the vectors come from, for reports and cache keys.
     fn model(&self) -> String;
-}
-
-/// `[meaning]` in `dialogs/understanding.toml`.
-#[derive(Debug, Clone, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MeaningTuning {
-    /// A lexical winner this strong (and clear of the runner-up) is never overruled.
-    pub clear_lexical_score: f32,
-    /// Weights of the blend: best example similarity, catalog-passage similarity, and the
-    /// lexical score relative to the best lexical score.
-    pub example_weight: f32,
-    pub catalog_weight: f32,
-    pub lexical_weight: f32,
-    /// A service's example similarity is the mean of its best `example_top_k` examples: one
-    /// stray example close to the message is weaker evidence than two.
-    #[serde(default = "one")]
-    pub example_top_k: usize,
-    /// Weight of the examples' words (TF-IDF of character n-grams, mean of the best
-    /// `example_top_k`): shared everyday words are strong evidence the model may miss.
-    #[serde(default)]
-    pub example_words_weight: f32,
-    /// Per space ("static" for the in-process table, "server" for a real model): the blended
-    /// score a winner needs, the lead it needs over the runner-up, and the score below which
-    /// nothing is offered (out of scope, small talk).
-    pub static_space: SpaceThresholds,
-    pub server_space: SpaceThresholds,
-}
-
-#[derive(Debug, Clone, Copy, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SpaceThresholds {
-    pub accept: f32,
-    pub margin: f32,
-    pub offer: f32,
-}
-
-fn one() -> usize {
-    1
-}
-
-/// The part of a message that carries its meaning: without @mentions, seller accounts,
-/// codes and numbers (a model reads `shop_a1` or `WH01` as noise, and the lexical matcher and
-/// the form already see them). Used for messages and catalog examples alike.
-#[must_use]
-pub fn meaning_text(text: &str) -> String {
-    let text = crate::catalog::value::normalize_width(text);
-    let mut out = String::with_capacity(text.len());
-    for word in text.split_whitespace() {
-        if word.starts_with('@') {
-            continue;
-        }
-        // Within a word, drop ASCII runs that hold a digit or an underscore (accounts, codes,
-        // amounts) and keep the rest ("dy", "wms", Chinese).
-        let mut kept = String::new();
-        let mut run = String::new();
-        let flush = |run: &mut String, kept: &mut String| {
-            if !run.chars().any(|c| c.is_ascii_digit() || c == '_') {
-                kept.push_str(run);
-            }
-            run.clear();
-        };
-        for c in word.chars() {
-            if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') {
-                run.push(c);
-            } else {
-                flush(&mut run, &mut kept);
-                kept.push(c);
-            }
-        }
-        flush(&mut run, &mut kept);
-        if !kept.is_empty() {
-            if !out.is_empty() {
-                out.push(' ');
-            }
-            out.push_str(&kept);
-        }
-    }
-    out
 }
 
 /// Which embedding model a space was built with.
@@ -296,24 +220,6 @@ impl Space {
     }
 }
 
-/// Keeps the highest values in `best` (sorted, highest first).
-pub(super) fn keep_best(best: &mut [f32], value: f32) {
-    if let Some(pos) = best.iter().position(|b| value > *b) {
-        best[pos..].rotate_right(1);
-        best[pos] = value;
-    }
-}
-
-/// The mean of the values actually kept (a service with fewer examples than k).
-pub(super) fn mean_kept(best: &[f32]) -> f32 {
-    let kept: Vec<f32> = best.iter().copied().filter(|b| *b > f32::MIN).collect();
-    if kept.is_empty() {
-        0.0
-    } else {
-        kept.iter().sum::<f32>() / kept.len() as f32
-    }
-}
-
 /// A ranking and the verdict drawn from it, with where it came from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Understood {
@@ -354,7 +260,7 @@ impl Matcher {
         }
         // Small talk, very short messages and how-to questions ("怎么打印快递单") never become a
         // service by meaning: they are answered by the words' verdict (usually nothing).
-        let folded = super::understand::fold(text);
+        let folded = super::text::fold(text);
         let tuning = self.tuning();
         let asks_how = tuning
             .question_markers

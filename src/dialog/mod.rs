@@ -10,7 +10,7 @@ pub mod examples;
 pub mod meaning;
 pub mod session;
 pub mod slots;
+pub mod text;
 pub mod understand;
 
 pub use bot::DialogBot;
-pub use understand::{Matcher, Scored, Verdict};

@@ -14,8 +14,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use super::Delivery;
 use super::notices::{DayJob, Notice};
-use super::outbox::{Delivery, Outbox};
+use super::outbox::Outbox;
 use crate::catalog::MessageKey;
 use crate::catalog::{CatalogHandle, Messages, Window};
 use crate::domain::UserId;

@@ -11,7 +11,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::outbox::{Delivery, Outbox};
+use super::Delivery;
+use super::outbox::Outbox;
 use crate::catalog::MessageKey;
 use crate::catalog::{Catalog, CatalogHandle};
 use crate::requests::{BatchDay, BatchSchedule, Ledger, Request, RequestFilter, Status, Watcher};

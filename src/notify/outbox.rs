@@ -14,108 +14,8 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
-use super::handoff::WebhookEvent;
-use super::handoff::email::EmailJob;
-use super::notices::Notice;
+use super::{Delivery, DeliveryKind};
 use crate::store::{Store, StoreError, keys};
-
-/// Which transport sends an item. The strings are stored (in keys and items), so they never
-/// change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DeliveryKind {
-    /// WeCom `message/send` (notices, handler cards).
-    Wecom,
-    /// The request platform's webhook.
-    Webhook,
-    /// The OA webhook.
-    Oa,
-    Email,
-}
-
-impl DeliveryKind {
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Wecom => "wecom",
-            Self::Webhook => "webhook",
-            Self::Oa => "oa",
-            Self::Email => "email",
-        }
-    }
-
-    #[must_use]
-    pub fn parse(raw: &str) -> Option<Self> {
-        [Self::Wecom, Self::Webhook, Self::Oa, Self::Email]
-            .into_iter()
-            .find(|kind| kind.as_str() == raw)
-    }
-}
-
-/// What an item carries, by the transport that sends it.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Delivery {
-    Wecom(Notice),
-    Webhook(WebhookEvent),
-    Oa(WebhookEvent),
-    Email(EmailJob),
-    /// A stored item this version cannot read (a kind it does not know, or a payload of
-    /// another shape), kept as stored: it stays listed, and its transport, if there is one,
-    /// fails it for good so a handler sees it.
-    Unreadable {
-        kind: String,
-        payload: serde_json::Value,
-        reason: String,
-    },
-}
-
-impl Delivery {
-    /// The stored kind string: [`DeliveryKind::as_str`], or an unreadable item's own.
-    #[must_use]
-    pub fn kind(&self) -> &str {
-        match self {
-            Self::Wecom(_) => DeliveryKind::Wecom.as_str(),
-            Self::Webhook(_) => DeliveryKind::Webhook.as_str(),
-            Self::Oa(_) => DeliveryKind::Oa.as_str(),
-            Self::Email(_) => DeliveryKind::Email.as_str(),
-            Self::Unreadable { kind, .. } => kind,
-        }
-    }
-
-    /// The payload as stored; a webhook's is also its body.
-    #[must_use]
-    pub fn payload(&self) -> serde_json::Value {
-        // Serialising these plain structs cannot fail.
-        match self {
-            Self::Wecom(notice) => serde_json::to_value(notice).unwrap_or_default(),
-            Self::Webhook(event) | Self::Oa(event) => {
-                serde_json::to_value(event).unwrap_or_default()
-            }
-            Self::Email(job) => serde_json::to_value(job).unwrap_or_default(),
-            Self::Unreadable { payload, .. } => payload.clone(),
-        }
-    }
-
-    fn read(kind: String, payload: serde_json::Value) -> Self {
-        fn typed<T: serde::de::DeserializeOwned>(
-            payload: &serde_json::Value,
-            wrap: fn(T) -> Delivery,
-        ) -> Result<Delivery, String> {
-            T::deserialize(payload).map(wrap).map_err(|e| e.to_string())
-        }
-        let read = match DeliveryKind::parse(&kind) {
-            Some(DeliveryKind::Wecom) => typed(&payload, Self::Wecom),
-            Some(DeliveryKind::Webhook) => typed(&payload, Self::Webhook),
-            Some(DeliveryKind::Oa) => typed(&payload, Self::Oa),
-            Some(DeliveryKind::Email) => typed(&payload, Self::Email),
-            None => Err("unknown kind".to_owned()),
-        };
-        read.unwrap_or_else(|reason| Self::Unreadable {
-            kind,
-            payload,
-            reason,
-        })
-    }
-}
 
 /// One message waiting to go out. Stored as `{"id", "kind", "payload", …}`: the kind string
 /// tags the payload ([`WireItem`]).
@@ -503,6 +403,7 @@ impl Outbox {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::notify::Notice;
 
     /// Items queued by earlier versions (kind and payload as plain JSON) read as typed ones
     /// and are written back byte for byte.

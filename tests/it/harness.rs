@@ -196,6 +196,8 @@ pub struct TestApp {
     pub app_peer: WecomPeer,
     pub aibot_peer: WecomPeer,
     pub settings: Settings,
+    // Read by the failover binary (tests/failover/), which shares this file.
+    #[allow(dead_code)]
     pub store: Arc<dyn Store>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     pub server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,

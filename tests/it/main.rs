@@ -4,11 +4,13 @@
 //!
 //! One process runs every test, so process-wide state is shared: the Redis and embedding
 //! servers, the log subscriber and the metrics registry (`harness` says how each is kept apart).
-//! The SIGHUP reload test is the one left outside (`tests/catalog_sighup.rs`): its signal reaches
-//! every server running in its process, and every server reloads its catalog on SIGHUP.
+//! Two scenarios run in binaries of their own: the SIGHUP reload (`tests/catalog_sighup.rs`), whose
+//! signal reaches every server running in its process, and the Sentinel failover
+//! (`tests/failover/`), whose election and replica timings need the two cores to itself.
 
 mod harness;
 
+mod architecture;
 mod callbacks;
 mod catalog;
 mod catalog_props;
@@ -22,7 +24,6 @@ mod crash;
 mod crypto_props;
 mod crypto_vectors;
 mod dialog;
-mod failover;
 mod faults;
 mod handling_loop;
 mod handoff;

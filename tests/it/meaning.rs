@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 
 use kaitong::catalog::Catalog;
 use kaitong::config::EmbeddingsSection;
-use kaitong::dialog::Matcher;
-use kaitong::dialog::meaning::{Space, meaning_text};
+use kaitong::dialog::meaning::Space;
+use kaitong::dialog::text::meaning_text;
+use kaitong::dialog::understand::Matcher;
 use kaitong::dialog::understand::Tuning;
 use kaitong::embed::{ServerEmbedder, TextKind, embed_cached};
 use kaitong::startup::Parts;

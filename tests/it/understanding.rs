@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Command;
 
 use kaitong::catalog::Catalog;
-use kaitong::dialog::Matcher;
+use kaitong::dialog::understand::Matcher;
 use kaitong::dialog::understand::Tuning;
 use kaitong::tools::eval::{evaluate, parse};
 

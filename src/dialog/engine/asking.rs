@@ -6,7 +6,7 @@ use crate::catalog::MessageKey;
 use crate::catalog::{FieldKey, FieldKind, FieldValue, Service, ServiceField};
 use crate::dialog::session::{Form, Offer, Queued, State, Step};
 use crate::dialog::slots::Extraction;
-use crate::dialog::understand::fold;
+use crate::dialog::text::fold;
 use crate::domain::{ChoiceOption, ServiceId};
 
 impl Engine<'_> {

@@ -9,7 +9,8 @@ use super::{Engine, Say, Turn, pick_number};
 use crate::catalog::MessageKey;
 use crate::catalog::{FieldKind, Service, ServiceField};
 use crate::dialog::session::{Form, State, Step};
-use crate::dialog::understand::{SmallTalk, Tuning, Verdict, fold};
+use crate::dialog::text::fold;
+use crate::dialog::understand::{SmallTalk, Tuning, Verdict};
 use crate::domain::{ChoiceOption, ServiceId};
 
 impl Engine<'_> {

@@ -3,7 +3,7 @@
 use super::{Engine, Say};
 use crate::catalog::MessageKey;
 use crate::dialog::session::State;
-use crate::dialog::understand::fold;
+use crate::dialog::text::fold;
 use crate::domain::ServiceId;
 
 impl Engine<'_> {

@@ -11,10 +11,10 @@ use std::collections::{HashMap, HashSet};
 use regex::Regex;
 use serde::Serialize;
 
-use super::fold::{fold, to_pinyin};
 use super::tuning::Tuning;
 use crate::catalog::{Catalog, Service};
 use crate::dialog::examples::ExampleIndex;
+use crate::dialog::text::{fold, to_pinyin};
 use crate::domain::ServiceId;
 
 /// A ranked service.

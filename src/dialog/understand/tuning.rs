@@ -1,7 +1,7 @@
 //! `dialogs/understanding.toml`: the knobs and word lists of understanding, folded once at
 //! load and checked (the chat command words), and the whole-message word tests built on them.
 
-use super::fold::fold;
+use crate::dialog::text::fold;
 
 /// `dialogs/understanding.toml`: the knobs and word lists of understanding.
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -30,7 +30,7 @@ pub struct Tuning {
     pub chat_commands: crate::dialog::commands::ChatWords,
     /// The hybrid with meaning; without it understanding is by words alone.
     #[serde(default)]
-    pub meaning: Option<crate::dialog::meaning::MeaningTuning>,
+    pub meaning: Option<MeaningTuning>,
 }
 
 /// Words for the conversation commands; each list holds whole-message forms.
@@ -156,4 +156,42 @@ pub enum SmallTalk {
 fn core_of(folded: &str) -> &str {
     let core = folded.trim_end_matches(['啊', '呀', '哈', '呢', '吧', '哦', '了', '啦', '~']);
     if core.is_empty() { folded } else { core }
+}
+
+/// `[meaning]` in `dialogs/understanding.toml`.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MeaningTuning {
+    /// A lexical winner this strong (and clear of the runner-up) is never overruled.
+    pub clear_lexical_score: f32,
+    /// Weights of the blend: best example similarity, catalog-passage similarity, and the
+    /// lexical score relative to the best lexical score.
+    pub example_weight: f32,
+    pub catalog_weight: f32,
+    pub lexical_weight: f32,
+    /// A service's example similarity is the mean of its best `example_top_k` examples: one
+    /// stray example close to the message is weaker evidence than two.
+    #[serde(default = "one")]
+    pub example_top_k: usize,
+    /// Weight of the examples' words (TF-IDF of character n-grams, mean of the best
+    /// `example_top_k`): shared everyday words are strong evidence the model may miss.
+    #[serde(default)]
+    pub example_words_weight: f32,
+    /// Per space ("static" for the in-process table, "server" for a real model): the blended
+    /// score a winner needs, the lead it needs over the runner-up, and the score below which
+    /// nothing is offered (out of scope, small talk).
+    pub static_space: SpaceThresholds,
+    pub server_space: SpaceThresholds,
+}
+
+#[derive(Debug, Clone, Copy, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpaceThresholds {
+    pub accept: f32,
+    pub margin: f32,
+    pub offer: f32,
+}
+
+fn one() -> usize {
+    1
 }

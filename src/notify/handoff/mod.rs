@@ -40,7 +40,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::{FieldValue, FilingRoute};
 use crate::config::HandoffSection;
-use crate::notify::outbox::{Delivery, DeliveryKind, Outbox, Transport};
+use crate::notify::outbox::{Outbox, Transport};
+use crate::notify::{Delivery, DeliveryKind};
 use crate::requests::attachments::BlobRef;
 use crate::requests::{Request, Watcher};
 use crate::store::{Store, StoreError, keys};

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::matcher::{Matcher, Verdict};
 use crate::catalog::Catalog;
+use crate::dialog::understand::{Matcher, Verdict};
 use crate::domain::ServiceId;
 
 /// JSON shape printed by `kaitong understand`.

@@ -1,5 +1,7 @@
-//! Folding: the one normal form every comparison of understanding uses (width, case,
-//! whitespace and punctuation dropped), and toneless pinyin for homophones.
+//! The forms of a message that understanding compares: the fold every word comparison uses
+//! (width, case, whitespace and punctuation dropped), toneless pinyin for homophones, and the
+//! meaning text the embedding side reads. A leaf of `dialog`: ranking, commands and meaning
+//! all use it, and it uses none of them.
 
 use pinyin::ToPinyin;
 
@@ -46,6 +48,46 @@ pub fn to_pinyin(folded: &str) -> String {
         match py {
             Some(p) => out.push_str(p.plain()),
             None => out.push(c),
+        }
+    }
+    out
+}
+
+/// The part of a message that carries its meaning: without @mentions, seller accounts,
+/// codes and numbers (a model reads `shop_a1` or `WH01` as noise, and the lexical matcher and
+/// the form already see them). Used for messages and catalog examples alike.
+#[must_use]
+pub fn meaning_text(text: &str) -> String {
+    let text = crate::catalog::value::normalize_width(text);
+    let mut out = String::with_capacity(text.len());
+    for word in text.split_whitespace() {
+        if word.starts_with('@') {
+            continue;
+        }
+        // Within a word, drop ASCII runs that hold a digit or an underscore (accounts, codes,
+        // amounts) and keep the rest ("dy", "wms", Chinese).
+        let mut kept = String::new();
+        let mut run = String::new();
+        let flush = |run: &mut String, kept: &mut String| {
+            if !run.chars().any(|c| c.is_ascii_digit() || c == '_') {
+                kept.push_str(run);
+            }
+            run.clear();
+        };
+        for c in word.chars() {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') {
+                run.push(c);
+            } else {
+                flush(&mut run, &mut kept);
+                kept.push(c);
+            }
+        }
+        flush(&mut run, &mut kept);
+        if !kept.is_empty() {
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            out.push_str(&kept);
         }
     }
     out

@@ -1,0 +1,366 @@
+//! The dependency rules of ARCHITECTURE.md, checked by reading the imports in `src/`: which
+//! top-level module may name which (`crate::…`, and `super::…` that leaves a module), that the
+//! sub-modules inside each top-level module form no cycle, and that store keys are spelled
+//! only in `store::keys`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use regex::Regex;
+
+/// Modules every module may import: ids and message types, the secret wrapper, settings and
+/// metrics import nothing but each other (`config` takes `secret`).
+const BOTTOM: &[&str] = &["domain", "secret", "config", "metrics"];
+
+/// Each top-level module and what else it may import (besides [`BOTTOM`]). Not listed:
+/// `startup`, `main.rs` and `tools`, the composition roots, which may import anything; no
+/// module listed here may import them.
+const ALLOWED: &[(&str, &[&str])] = &[
+    ("domain", &[]),
+    ("secret", &[]),
+    ("metrics", &[]),
+    ("config", &[]),
+    ("telemetry", &[]),
+    ("store", &[]),
+    ("catalog", &[]),
+    ("wecom", &[]),
+    ("embed", &["catalog", "store"]),
+    // The flow: wecom → channel → dialog → requests → notify.
+    ("channel", &["wecom", "store"]),
+    ("requests", &["catalog", "store"]),
+    // The dialog uses the channel's outbound helpers (attachment download, blank templates,
+    // relabelling a clicked card); the channel reaches the dialog only through `domain::Bot`.
+    (
+        "dialog",
+        &["channel", "catalog", "embed", "requests", "store"],
+    ),
+    ("notify", &["catalog", "requests", "store", "wecom"]),
+    // Adapters.
+    ("console", &["catalog", "requests", "notify", "store"]),
+    ("http", &["channel", "console", "wecom", "store"]),
+];
+
+struct Source {
+    /// Path below `src/`, e.g. `catalog/model.rs`.
+    relative: PathBuf,
+    text: String,
+}
+
+fn sources() -> Vec<Source> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut out = Vec::new();
+    let mut dirs = vec![root.clone()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("src/ is readable") {
+            let path = entry.expect("a directory entry").path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).expect("a source file is readable");
+                let relative = path.strip_prefix(&root).expect("below src/").to_path_buf();
+                out.push(Source { relative, text });
+            }
+        }
+    }
+    out.sort_by(|a, b| a.relative.cmp(&b.relative));
+    out
+}
+
+/// The source without comments and without its unit tests (from `#[cfg(test)]` on, where a
+/// test may build its inputs with a sibling): doc links, prose and test scaffolding name modules
+/// without the module depending on them.
+fn code_of(text: &str) -> String {
+    let production = text.split("#[cfg(test)]").next().unwrap_or_default();
+    production
+        .lines()
+        .map(|line| match line.find("//") {
+            Some(at) if !line[..at].contains('"') => &line[..at],
+            _ => line,
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The path components of a file's module below the crate root (`catalog/model.rs` →
+/// `["catalog", "model"]`, `catalog/mod.rs` → `["catalog"]`).
+fn module_path(relative: &Path) -> Vec<String> {
+    let mut parts: Vec<String> = relative
+        .iter()
+        .map(|p| p.to_string_lossy().trim_end_matches(".rs").to_owned())
+        .collect();
+    if parts.last().is_some_and(|p| p == "mod") {
+        parts.pop();
+    }
+    parts
+}
+
+/// Every module path (from the crate root) a file names: `crate::a::b…`, `crate::{a, b::c}`
+/// and `super::…`, resolved against the file's own place.
+fn named_paths(source: &Source) -> Vec<Vec<String>> {
+    let here = module_path(&source.relative);
+    let code = code_of(&source.text);
+    let start = Regex::new(r"\b(crate::|(?:super::)+)").expect("a valid regex");
+    let mut out = Vec::new();
+    for found in start.find_iter(&code) {
+        let base: Vec<String> = if found.as_str() == "crate::" {
+            Vec::new()
+        } else {
+            // `super` from a file module `a/b.rs` (path [a, b]) is `a`.
+            let ups = found.as_str().matches("super::").count();
+            if ups > here.len() {
+                continue;
+            }
+            here[..here.len() - ups].to_vec()
+        };
+        let rest = &code[found.end()..];
+        let items: Vec<&str> = match rest.strip_prefix('{') {
+            Some(inner) => split_top_level(inner),
+            None => vec![rest],
+        };
+        for item in items {
+            let mut path = base.clone();
+            path.extend(leading_path(item));
+            if path.len() > base.len() {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+/// The comma-separated items of a `{…}` group (up to its closing brace), nested groups kept
+/// inside their item.
+fn split_top_level(inner: &str) -> Vec<&str> {
+    let (mut depth, mut from, mut items) = (0usize, 0usize, Vec::new());
+    for (i, c) in inner.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' if depth == 0 => {
+                items.push(&inner[from..i]);
+                return items;
+            }
+            '}' => depth -= 1,
+            ',' if depth == 0 => {
+                items.push(&inner[from..i]);
+                from = i + 1;
+            }
+            _ => {}
+        }
+    }
+    items
+}
+
+/// The module-like identifiers a path starts with (`store::keys::session(…)` → store, keys,
+/// session).
+fn leading_path(item: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for part in item.trim_start().split("::") {
+        let ident: String = part
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        if ident.is_empty() {
+            break;
+        }
+        let whole = ident.len() == part.len();
+        out.push(ident);
+        if !whole {
+            break;
+        }
+    }
+    out
+}
+
+#[test]
+fn top_level_modules_import_only_what_the_rules_allow() {
+    let allowed = allowed_imports();
+    let mut broken = Vec::new();
+    for source in sources() {
+        let here = module_path(&source.relative);
+        let Some(top) = here.first().map(String::as_str) else {
+            continue;
+        };
+        let Some(may) = allowed.get(top) else {
+            continue;
+        };
+        for path in named_paths(&source) {
+            let Some(target) = path.first().map(String::as_str) else {
+                continue;
+            };
+            if target != top && !may.contains(target) {
+                broken.push(format!("{} imports {target}", source.relative.display()));
+            }
+        }
+    }
+    broken.sort();
+    broken.dedup();
+    assert!(
+        broken.is_empty(),
+        "imports against ARCHITECTURE.md's rules:\n{}",
+        broken.join("\n")
+    );
+}
+
+/// What each listed module may import: its own list, plus [`BOTTOM`] for every module above the
+/// bottom; `config` takes only `secret`, the other bottom modules nothing.
+fn allowed_imports() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
+    ALLOWED
+        .iter()
+        .map(|(module, deps)| {
+            let bottom: &[&str] = match *module {
+                "domain" | "secret" | "metrics" => &[],
+                "config" => &["secret"],
+                _ => BOTTOM,
+            };
+            (*module, deps.iter().chain(bottom).copied().collect())
+        })
+        .collect()
+}
+
+#[test]
+fn the_allowed_imports_have_no_cycle_and_name_real_modules() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let exists =
+        |m: &str| src.join(format!("{m}.rs")).exists() || src.join(m).join("mod.rs").exists();
+    for (m, deps) in ALLOWED {
+        assert!(exists(m), "{m} is not a module");
+        for d in *deps {
+            assert!(exists(d), "{m} may import {d}, which is not a module");
+        }
+    }
+    let edges: BTreeMap<&str, Vec<&str>> = allowed_imports()
+        .into_iter()
+        .map(|(m, deps)| (m, deps.into_iter().collect()))
+        .collect();
+    assert_eq!(find_cycle(&edges), None);
+}
+
+#[test]
+fn sub_modules_form_no_cycle_inside_a_top_level_module() {
+    // Edges between siblings: `catalog/model.rs` naming `catalog::value` is model → value.
+    let mut edges: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let sources = sources();
+    let known: BTreeSet<Vec<String>> = sources.iter().map(|s| module_path(&s.relative)).collect();
+    for source in &sources {
+        let here = module_path(&source.relative);
+        if here.len() < 2 {
+            continue;
+        }
+        let from = here[..2].join("::");
+        for path in named_paths(source) {
+            if path.len() >= 2
+                && path[0] == here[0]
+                && path[1] != here[1]
+                && known.contains(&path[..2])
+            {
+                let to = path[..2].join("::");
+                edges.entry(from.clone()).or_default().push(to);
+            }
+        }
+    }
+    let edges: BTreeMap<&str, Vec<&str>> = edges
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.iter().map(String::as_str).collect()))
+        .collect();
+    assert_eq!(find_cycle(&edges), None, "a cycle between sub-modules");
+}
+
+/// A cycle in the graph, as the list of its nodes, if there is one.
+fn find_cycle<'a>(edges: &BTreeMap<&'a str, Vec<&'a str>>) -> Option<Vec<&'a str>> {
+    fn visit<'a>(
+        node: &'a str,
+        edges: &BTreeMap<&'a str, Vec<&'a str>>,
+        stack: &mut Vec<&'a str>,
+        done: &mut BTreeSet<&'a str>,
+    ) -> Option<Vec<&'a str>> {
+        if let Some(at) = stack.iter().position(|n| *n == node) {
+            let mut cycle = stack[at..].to_vec();
+            cycle.push(node);
+            return Some(cycle);
+        }
+        if done.contains(node) {
+            return None;
+        }
+        stack.push(node);
+        for next in edges.get(node).into_iter().flatten() {
+            if let Some(cycle) = visit(next, edges, stack, done) {
+                return Some(cycle);
+            }
+        }
+        stack.pop();
+        done.insert(node);
+        None
+    }
+    let mut done = BTreeSet::new();
+    for node in edges.keys() {
+        if let Some(cycle) = visit(node, edges, &mut Vec::new(), &mut done) {
+            return Some(cycle);
+        }
+    }
+    None
+}
+
+#[test]
+fn store_keys_are_spelled_only_in_store_keys() {
+    // The schemes are the string literals `store::keys` starts its keys with ("session:…").
+    let sources = sources();
+    let keys = sources
+        .iter()
+        .find(|s| s.relative == Path::new("store/keys.rs"))
+        .expect("src/store/keys.rs exists");
+    // A scheme's literal runs on after its colon ("session:{…}", "outbox:done:"); a log line's
+    // "console: …" does not.
+    let scheme = Regex::new(r#""([a-z_]+):[^\s"]"#).expect("a valid regex");
+    let schemes: BTreeSet<String> = scheme
+        .captures_iter(&code_of(&keys.text))
+        .map(|c| c[1].to_owned())
+        .collect();
+    assert!(
+        schemes.len() >= 10,
+        "schemes found in store::keys: {schemes:?}"
+    );
+    let mut spelled = Vec::new();
+    for source in &sources {
+        let path = source.relative.to_string_lossy().replace('\\', "/");
+        if path == "store/keys.rs" || path.starts_with("tools/") {
+            continue;
+        }
+        for (n, line) in code_of(&source.text).lines().enumerate() {
+            if scheme.captures_iter(line).any(|c| schemes.contains(&c[1])) {
+                spelled.push(format!("src/{path}:{}: {}", n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        spelled.is_empty(),
+        "store keys spelled outside store::keys:\n{}",
+        spelled.join("\n")
+    );
+}
+
+#[test]
+fn the_checks_see_a_broken_rule() {
+    // The parser finds what the checks rely on, so a rule broken in src/ would be caught.
+    let sample = Source {
+        relative: PathBuf::from("catalog/model.rs"),
+        text: "use crate::dialog::engine; // crate::notify in a comment\nuse super::value::X;\nuse crate::{store::keys, requests};".to_owned(),
+    };
+    let named = named_paths(&sample);
+    assert!(named.contains(&vec!["dialog".to_owned(), "engine".to_owned()]));
+    assert!(named.contains(&vec![
+        "catalog".to_owned(),
+        "value".to_owned(),
+        "X".to_owned()
+    ]));
+    assert!(named.contains(&vec!["store".to_owned(), "keys".to_owned()]));
+    assert!(named.contains(&vec!["requests".to_owned()]));
+    assert!(
+        !named
+            .iter()
+            .any(|p| p.first().is_some_and(|m| m == "notify"))
+    );
+    let cyclic: BTreeMap<&str, Vec<&str>> = [("a", vec!["b"]), ("b", vec!["c"]), ("c", vec!["a"])]
+        .into_iter()
+        .collect();
+    assert_eq!(find_cycle(&cyclic), Some(vec!["a", "b", "c", "a"]));
+}
