@@ -237,6 +237,18 @@ async fn class_03_a_free_text_prompt_does_not_swallow_another_request() {
             "{via:?} {summary}"
         );
         assert!(!summary.contains("好了没"), "{via:?} {summary}");
+
+        // A correction naming another service at the reason prompt is not the reason (found
+        // trying the bot: "额 不对 是电子发票" was filed as #6's 申请原因).
+        bot.say("c4", "dy店铺要开物流追踪 账号 dy_c4").await;
+        let reply = bot.say("c4", "额 不对 是电子发票").await;
+        assert!(
+            reply.contains("#7") && reply.contains("切换"),
+            "{via:?} {reply}"
+        );
+        let reply = bot.say("c4", "切换").await;
+        assert!(reply.contains("#7"), "{via:?} switched: {reply}");
+        assert!(!reply.contains("不对"), "{via:?} {reply}");
     }
 }
 

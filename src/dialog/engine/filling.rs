@@ -318,13 +318,15 @@ impl Engine<'_> {
         let asks_for = |markers: &[String]| markers.iter().any(|w| folded.contains(w.as_str()));
         let ranked = self.matcher.rank(text);
         // A service named in full, except inside a free-text answer that does not ask for it
-        // ("客户做活动 一单多包裹赠品多" is a reason that mentions 多包裹).
+        // ("客户做活动 一单多包裹赠品多" is a reason that mentions 多包裹) or correct to it
+        // ("额 不对 是电子发票" is a change of mind, not a reason).
         if let Some(id) = ranked
             .iter()
             .map(|s| s.id)
             .find(|&id| id != service.id && self.matcher.names_fully(id, text))
             && (!free_text
                 || asks_for(&tuning.interrupt_markers)
+                || asks_for(&tuning.correction_markers)
                 || asks_for(&tuning.request_markers) && folded.chars().count() <= 16)
         {
             return Some(id);
