@@ -158,6 +158,7 @@ message_keys! {
     PlainCommandInForm = "plain_command_in_form",
     TextControlChars = "text_control_chars",
     NothingToConfirm = "nothing_to_confirm",
+    AlreadyFiled = "already_filed",
     NotAtSummary = "not_at_summary",
     NoticedValue = "noticed_value",
     NoticedPlatform = "noticed_platform",

@@ -21,9 +21,12 @@ use crate::domain::{Bot, Content, Inbound, Reply, RequestId, UserId};
 use crate::embed::ServerEmbedder;
 use crate::requests::{
     BatchSchedule, Desk, DeskAction, DeskError, FiledForm, HandlerDirectory, Ledger, Request,
-    Requester, Status, attachments,
+    RequestFilter, Requester, Status, attachments,
 };
 use crate::store::{Durability, Store, Versioned, keys};
+
+/// How long after a filing a stray 确认 shows that filing's receipt again.
+const RECEIPT_AGAIN_WITHIN: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
 
 const MAX_ATTEMPTS: usize = 5;
 /// Time allowed for downloading an attachment inside a callback.
@@ -798,6 +801,42 @@ impl DialogBot {
         }
     }
 
+    /// A 确认 with nothing left to confirm, minutes after this person filed: they most likely
+    /// missed the receipt (answered "busy" when the reply could not be stored, e.g. in a
+    /// failover), so it is shown again instead of "nothing to confirm", which reads as lost.
+    async fn recent_receipt(
+        &self,
+        catalog: &Catalog,
+        message: &Inbound,
+        now: chrono::DateTime<Utc>,
+    ) -> Option<Reply> {
+        let filter = RequestFilter {
+            requester: Some((message.channel, message.sender.clone())),
+            ..RequestFilter::default()
+        };
+        let mine = match self.ledger.list(&filter).await {
+            Ok(mine) => mine,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not look up recent requests");
+                return None;
+            }
+        };
+        let (filed_at, latest) = mine
+            .iter()
+            .filter_map(|r| r.history.first().map(|filed| (filed.at, r)))
+            .max_by_key(|(at, _)| *at)?;
+        (now - filed_at <= RECEIPT_AGAIN_WITHIN).then(|| {
+            Reply::Text(catalog.messages().render(
+                MessageKey::AlreadyFiled,
+                &[
+                    ("id", latest.id.as_str()),
+                    ("service", &latest.form.service.to_string()),
+                    ("service_name", &latest.form.service_name),
+                ],
+            ))
+        })
+    }
+
     /// One try of the turn on the session as stored now.
     async fn attempt(
         &self,
@@ -826,6 +865,13 @@ impl DialogBot {
                     super::commands::parse_plain(text, &matcher.tuning().plain_commands)
             {
                 return Attempt::Done(self.run_command(catalog, desk, command, message).await);
+            }
+            let words = &matcher.tuning().commands;
+            if matches!(session.state, State::Idle)
+                && (Tuning::is(&words.confirm, text) || Tuning::is(&words.confirm_like, text))
+                && let Some(reply) = self.recent_receipt(catalog, message, now).await
+            {
+                return Attempt::Done(reply);
             }
             if meaning.is_none() {
                 *meaning = Some(if matcher.lexically_clear(&matcher.rank(text)) {

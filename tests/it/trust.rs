@@ -263,11 +263,25 @@ async fn class_04_a_stray_confirm_after_filing_starts_nothing() {
             )
             .await;
         assert!(receipt.contains("已提交"), "{via:?} {receipt}");
+        // Minutes after a filing, a stray 确认 shows that receipt again: the person may have
+        // missed it (answered "busy" when the reply could not be stored, seen in a failover)
+        // and must not read "nothing to confirm" as "lost".
+        let id = receipt
+            .split_whitespace()
+            .find(|w| w.starts_with("KT-"))
+            .map(|w| w.trim_end_matches(|c: char| !c.is_ascii_alphanumeric()))
+            .expect("the receipt names its id");
         for stray in ["确认", "已确认", "确认了"] {
             let reply = bot.say("d1", stray).await;
             assert!(!reply.contains("#56"), "{via:?} {stray}: {reply}");
-            assert!(reply.contains("没有待确认"), "{via:?} {stray}: {reply}");
+            assert!(
+                reply.contains("已经提交") && reply.contains(id),
+                "{via:?} {stray}: {reply}"
+            );
         }
+        // Someone who filed nothing hears that there is nothing to confirm.
+        let reply = bot.say("d2", "确认").await;
+        assert!(reply.contains("没有待确认"), "{via:?} {reply}");
     }
 }
 
