@@ -821,11 +821,9 @@ impl DialogBot {
                 return None;
             }
         };
-        let (filed_at, latest) = mine
-            .iter()
-            .filter_map(|r| r.history.first().map(|filed| (filed.at, r)))
-            .max_by_key(|(at, _)| *at)?;
-        (now - filed_at <= RECEIPT_AGAIN_WITHIN).then(|| {
+        // The ledger lists a person's requests oldest first.
+        let latest = mine.last()?;
+        (now - latest.submitted_at <= RECEIPT_AGAIN_WITHIN).then(|| {
             Reply::Text(catalog.messages().render(
                 MessageKey::AlreadyFiled,
                 &[

@@ -499,6 +499,35 @@ impl SimState {
         }
     }
 
+    /// Prologue of the app's JSON calls (`message/send`, `update_template_card`): admitted as
+    /// any token-bearing call, a JSON body, and its `agentid` the token's app's.
+    fn admit_app_call(
+        &mut self,
+        query: &HashMap<String, String>,
+        body: &[u8],
+    ) -> Result<(usize, Value), Rejection> {
+        let app_index = self.admit(query)?;
+        let Ok(body) = serde_json::from_slice::<Value>(body) else {
+            return Err(Rejection::WeCom(
+                errcode::DATA_FORMAT_ERROR,
+                "data format error",
+            ));
+        };
+        let Some(agent_id) = agent_id_of(&body) else {
+            return Err(Rejection::WeCom(
+                errcode::MISSING_AGENT_ID,
+                "missing agentid",
+            ));
+        };
+        if agent_id != u64::from(self.apps[app_index].agent_id) {
+            return Err(Rejection::WeCom(
+                errcode::INVALID_AGENT_ID,
+                "invalid agentid",
+            ));
+        }
+        Ok((app_index, body))
+    }
+
     /// Common prologue of token-bearing endpoints: injected fault, then token check.
     fn admit(&mut self, query: &HashMap<String, String>) -> Result<usize, Rejection> {
         if let Some(fault) = self.faults.pop_front() {
@@ -672,20 +701,11 @@ async fn message_send(
 ) -> Response {
     shared.arrive().await;
     let mut state = shared.lock();
-    let app_index = match state.admit(&query) {
-        Ok(app) => app,
+    let (app_index, body) = match state.admit_app_call(&query, &body) {
+        Ok(admitted) => admitted,
         Err(rejection) => return rejection.into_response(),
     };
     let app_agent = state.apps[app_index].agent_id;
-    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
-        return wecom_error(errcode::DATA_FORMAT_ERROR, "data format error");
-    };
-    let Some(agent_id) = agent_id_of(&body) else {
-        return wecom_error(errcode::MISSING_AGENT_ID, "missing agentid");
-    };
-    if agent_id != u64::from(app_agent) {
-        return wecom_error(errcode::INVALID_AGENT_ID, "invalid agentid");
-    }
     let msgtype = body
         .get("msgtype")
         .and_then(Value::as_str)
@@ -995,20 +1015,11 @@ async fn update_template_card(
 ) -> Response {
     shared.arrive().await;
     let mut state = shared.lock();
-    let app_index = match state.admit(&query) {
-        Ok(app) => app,
+    let (app_index, body) = match state.admit_app_call(&query, &body) {
+        Ok(admitted) => admitted,
         Err(rejection) => return rejection.into_response(),
     };
     let app_agent = state.apps[app_index].agent_id;
-    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
-        return wecom_error(errcode::DATA_FORMAT_ERROR, "data format error");
-    };
-    let Some(agent_id) = agent_id_of(&body) else {
-        return wecom_error(errcode::MISSING_AGENT_ID, "missing agentid");
-    };
-    if agent_id != u64::from(app_agent) {
-        return wecom_error(errcode::INVALID_AGENT_ID, "invalid agentid");
-    }
     let Some(response_code) = body
         .get("response_code")
         .and_then(Value::as_str)

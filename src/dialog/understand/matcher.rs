@@ -62,8 +62,6 @@ pub struct Matcher {
     /// Every distinct phrase pinyin long enough to match on its own, found in a message's
     /// pinyin in one pass (a substring search per phrase was a tenth of a turn, issue 13).
     pinyin_patterns: Option<aho_corasick::AhoCorasick>,
-    /// How many patterns `pinyin_patterns` holds.
-    pinyin_pattern_count: usize,
     /// Identifies this index for the ranking memo (see [`Matcher::rank`]); unique per process.
     generation: u64,
 }
@@ -191,7 +189,6 @@ impl Matcher {
             entries,
             idf,
             pinyin_patterns,
-            pinyin_pattern_count: patterns.len(),
             examples: ExampleIndex::new(catalog),
             tuning,
             generation: GENERATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
@@ -216,12 +213,13 @@ impl Matcher {
 
     /// Which pinyin patterns occur in `text_pinyin` (overlapping occurrences count).
     fn pinyin_hits(&self, text_pinyin: &str) -> Vec<bool> {
-        let mut hits = vec![false; self.pinyin_pattern_count];
-        if let Some(patterns) = &self.pinyin_patterns {
-            for found in patterns.find_overlapping_iter(text_pinyin) {
-                if let Some(hit) = hits.get_mut(found.pattern().as_usize()) {
-                    *hit = true;
-                }
+        let Some(patterns) = &self.pinyin_patterns else {
+            return Vec::new();
+        };
+        let mut hits = vec![false; patterns.patterns_len()];
+        for found in patterns.find_overlapping_iter(text_pinyin) {
+            if let Some(hit) = hits.get_mut(found.pattern().as_usize()) {
+                *hit = true;
             }
         }
         hits
