@@ -545,7 +545,7 @@ async fn eval(
     if set.iter().any(|l| l.slots.is_some()) {
         let slots = kaitong::tools::eval::evaluate_slots(&catalog, &matcher.tuning().slots, &set);
         println!(
-            "slots exact {:.1}% ({}/{})  fully answered (noticed + extra accounts) {:.1}% ({}/{})",
+            "slots exact {:.1}% ({}/{})  fully answered (noticed + unsure + extra accounts) {:.1}% ({}/{})",
             slots.exact_ratio * 100.0,
             slots.exact,
             slots.lines,

@@ -216,7 +216,8 @@ const QUESTION_WORDS: &[&str] = &["吗", "呢", "多少", "怎么", "什么", "�
 /// CJK unified ideographs (the basic block and extension A).
 #[must_use]
 pub fn is_han(c: char) -> bool {
-    matches!(c, '\u{4E00}'..='\u{9FFF}' | '\u{3400}'..='\u{4DBF}')
+    // 〇 (U+3007) is written in names and dates ("二〇二四店") though it sits outside the blocks.
+    matches!(c, '\u{4E00}'..='\u{9FFF}' | '\u{3400}'..='\u{4DBF}' | '\u{3007}')
 }
 
 /// Numbers written inside a phrase ("调到3000吧", "续费了10万单", "那300呢"), each with its byte

@@ -37,6 +37,8 @@ pub struct SlotWords {
     pub chinese_account_stop_words: Vec<String>,
     /// Platform names, to say so when a platform is named that a service does not offer.
     pub platforms: Vec<String>,
+    /// "账号 shopA 哦不 shopB": a value after the last of these replaces the one before it.
+    pub correction_markers: Vec<String>,
 }
 
 /// A value the message gives for a field but which the field refuses.
@@ -50,6 +52,15 @@ pub struct Noticed {
     pub why: String,
     /// The nearest value the rule allows, offered instead (the cap for an over-cap number).
     pub offer: Option<FieldValue>,
+}
+
+/// A value the message itself corrected ("账号 shopA 哦不 shopB"): the later one is used.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Corrected {
+    pub key: FieldKey,
+    pub label: String,
+    /// The value given first and then taken back, as written.
+    pub was: String,
 }
 
 /// What one message carries for one service.
@@ -67,6 +78,21 @@ pub struct Extraction {
     /// Answers read after their label or cue words, or named as an option: the ones a message
     /// can give for a field other than the one being asked.
     pub cued: std::collections::BTreeSet<FieldKey>,
+    /// Values the message gave twice, correcting itself: the bot says which one it used.
+    pub corrected: Vec<Corrected>,
+    /// Values that probably answer a field but were not cued ("续费充值单量 cz_01 100000"):
+    /// never filled, only asked about ("充值单量是 100000 吗?").
+    pub unsure: Vec<Unsure>,
+}
+
+/// A value read without a cue, to be confirmed before it enters the form.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unsure {
+    pub key: FieldKey,
+    pub label: String,
+    pub value: FieldValue,
+    /// As written.
+    pub raw: String,
 }
 
 /// A cue found in the text: which field it introduces (None: a field this service lacks).
@@ -87,12 +113,241 @@ struct Scan<'a> {
 }
 
 /// Extracts the field values `text` carries for `service`.
+///
+/// A message that corrects itself ("账号 shopA 哦不 shopB", "… 不对 是账号 shopB") is read in
+/// two parts around its last correction marker: what the part after it gives replaces what the
+/// part before it gave, and the replaced value is reported, never silently swapped.
 #[must_use]
 pub fn extract(catalog: &Catalog, service: &Service, words: &SlotWords, text: &str) -> Extraction {
     // Mentions are the channel's to strip; the ends are trimmed as they always were.
     let text = normalize_width(text).trim().to_owned();
+    let whole = extract_normalised(catalog, service, words, &text);
+    let Some(marker) = last_marker(&text, &words.correction_markers) else {
+        return whole;
+    };
+    // A marker inside a value ("原因: 客户说之前的配置不对") corrects nothing.
+    let inside_value = whole.sources.values().any(|source| {
+        text.find(source.as_str())
+            .is_some_and(|at| at < marker.end && marker.start < at + source.len())
+    });
+    if inside_value {
+        return whole;
+    }
+    let head = text[..marker.start].trim_end();
+    let tail = text[marker.end..].trim_start();
+    let mut out = extract_normalised(catalog, service, words, head);
+    let mut later = extract_normalised(catalog, service, words, tail);
+    // A bare value right after the marker ("shopA 哦不 shopB", "调到2000 不对 2500") is read as
+    // the field whose value stands right before it, as if that field's label preceded it.
+    if let Some(key) = value_just_before(&out, head)
+        && !later.answers.contains_key(&key)
+        && !later.noticed.iter().any(|n| n.key == key)
+        && let Some(field) = service.field(&key)
+    {
+        let bare = &tail[skip_separators(tail)..];
+        let labelled = format!("{} {bare}", field.spec.label);
+        let again = extract_normalised(catalog, service, words, &labelled);
+        let source = again.sources.get(&key);
+        // Only a value that opens the tail: "不对 开物流追踪 a_2" corrects the service, not this.
+        let opens = source.is_some_and(|s| bare.starts_with(s.as_str()));
+        if let (Some(value), Some(source), true) = (again.answers.get(&key), source, opens) {
+            later.answers.insert(key.clone(), value.clone());
+            later.sources.insert(key.clone(), source.clone());
+            later.cued.insert(key.clone());
+            later.extra_accounts.retain(|a| a != source);
+            later.leftover_chars = later
+                .leftover_chars
+                .saturating_sub(source.chars().filter(|c| c.is_alphanumeric()).count());
+        } else if let Some(n) = again.noticed.into_iter().find(|n| n.key == key)
+            && bare.starts_with(|c: char| c.is_alphanumeric())
+            && number_or_token_opens(bare, &n.raw)
+        {
+            later.noticed.push(n);
+        }
+    }
+    // "shop_a1 和 shop_c3 不对 shop_b2": the account corrected is the extra one before the marker.
+    if let Some(field) = service.seller_account_field()
+        && let Some(last) = out.extra_accounts.last().cloned()
+        && head
+            .trim_end_matches(|c: char| c.is_whitespace() || is_clause_mark(c))
+            .ends_with(last.as_str())
+        && let Some(value) = later.answers.remove(field.key())
+    {
+        later.sources.remove(field.key());
+        out.extra_accounts.pop();
+        out.extra_accounts.push(value.display(false));
+        out.corrected.push(Corrected {
+            key: field.key().clone(),
+            label: field.spec.label.clone(),
+            was: last,
+        });
+    }
+    out.merge_correction(service, later);
+    out
+}
+
+/// `s` opens with an ASCII account of `len` bytes, then one space and a short piece that reads
+/// as its continuation ("shop a1", "wdt 01"): the length up to the piece's end.
+fn split_by_space(s: &str, len: usize) -> Option<usize> {
+    let first = &s[..len];
+    if !first.chars().all(is_ident) {
+        return None;
+    }
+    let after = &s[len..];
+    let gap: usize = after
+        .chars()
+        .take_while(|c| *c == ' ')
+        .map(char::len_utf8)
+        .sum();
+    if gap != 1 {
+        return None;
+    }
+    let piece: usize = after[gap..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .map(char::len_utf8)
+        .sum();
+    let piece_text = &after[gap..gap + piece];
+    let ends = after[gap + piece..]
+        .chars()
+        .next()
+        .is_none_or(|c| c.is_whitespace() || is_clause_mark(c));
+    // A piece shaped as an account of its own ("wdt_01 a_02") is a second account.
+    let own_account = piece_text.starts_with(|c: char| c.is_ascii_alphabetic())
+        && piece_text.len() >= 3
+        && piece_text.chars().any(|c| c.is_ascii_digit() || c == '_');
+    // "shop a1", "shop b", "wdt 01"; not "zp_1 3000", a number after a whole account.
+    let letters_and_digits = piece_text.chars().any(|c| c.is_ascii_digit())
+        && piece_text.chars().any(|c| c.is_ascii_alphabetic());
+    let lone_letter = piece_text.len() == 1 && piece_text.chars().all(|c| c.is_ascii_alphabetic());
+    let short_digits = piece_text.len() <= 2
+        && piece_text.chars().all(|c| c.is_ascii_digit())
+        && !first.chars().any(|c| c.is_ascii_digit());
+    let continues = !own_account && (letters_and_digits || lone_letter || short_digits);
+    (piece > 0 && ends && continues && piece <= 4).then_some(len + gap + piece)
+}
+
+/// "shopA 哦不 shopB" → ("shopA", "shopB"): the message around its last correction marker
+/// (normalised, separators after the marker skipped), when both sides hold something.
+#[must_use]
+pub fn split_correction(text: &str, words: &SlotWords) -> Option<(String, String)> {
+    let text = normalize_width(text).trim().to_owned();
+    let marker = last_marker(&text, &words.correction_markers)?;
+    let head = text[..marker.start]
+        .trim_end_matches(|c: char| c.is_whitespace() || is_clause_mark(c))
+        .to_owned();
+    let tail = text[marker.end..].trim_start();
+    let tail = tail[skip_separators(tail)..].trim().to_owned();
+    (!head.is_empty() && !tail.is_empty()).then_some((head, tail))
+}
+
+/// Whether the refused value `raw` is what `bare` opens with (digits, or the first token).
+fn number_or_token_opens(bare: &str, raw: &str) -> bool {
+    bare.starts_with(raw)
+        || number_spans(bare)
+            .first()
+            .is_some_and(|(r, n)| r.start == 0 && n.to_string() == raw)
+}
+
+/// The last correction marker in `text`, by byte range.
+fn last_marker(text: &str, markers: &[String]) -> Option<Range<usize>> {
+    markers
+        .iter()
+        .filter(|m| !m.is_empty())
+        .filter_map(|m| text.rfind(m.as_str()).map(|at| at..at + m.len()))
+        .max_by_key(|r| (r.start, r.len()))
+}
+
+/// The field whose value (or refused value) ends `head`: what a bare correction replaces.
+fn value_just_before(found: &Extraction, head: &str) -> Option<FieldKey> {
+    let head = head.trim_end_matches(|c: char| c.is_whitespace() || is_clause_mark(c));
+    found
+        .sources
+        .iter()
+        .find(|(_, source)| !source.is_empty() && head.ends_with(source.as_str()))
+        .map(|(k, _)| k.clone())
+        .or_else(|| {
+            found
+                .noticed
+                .iter()
+                .find(|n| !n.raw.is_empty() && head.ends_with(n.raw.as_str()))
+                .map(|n| n.key.clone())
+        })
+}
+
+fn is_clause_mark(c: char) -> bool {
+    matches!(
+        c,
+        ',' | '，' | '、' | ';' | '；' | '。' | '.' | '!' | '！' | '~' | '…'
+    )
+}
+
+impl Extraction {
+    /// Takes what the corrected part of a message (`later`) gives over what came before it.
+    fn merge_correction(&mut self, service: &Service, later: Extraction) {
+        for (key, value) in later.answers {
+            if let Some(was) = self.answers.remove(&key)
+                && was != value
+                && let Some(field) = service.field(&key)
+            {
+                let was = self
+                    .sources
+                    .get(&key)
+                    .cloned()
+                    .unwrap_or_else(|| was.display(false));
+                // The taken-back account is not another account to queue.
+                self.extra_accounts.retain(|a| *a != was);
+                self.corrected.push(Corrected {
+                    key: key.clone(),
+                    label: field.spec.label.clone(),
+                    was,
+                });
+            }
+            self.noticed.retain(|n| n.key != key);
+            if let Some(source) = later.sources.get(&key) {
+                self.sources.insert(key.clone(), source.clone());
+            }
+            if later.cued.contains(&key) {
+                self.cued.insert(key.clone());
+            }
+            let shown = value.display(false);
+            self.extra_accounts.retain(|a| *a != shown);
+            self.answers.insert(key, value);
+        }
+        for noticed in later.noticed {
+            // A refused correction still takes the earlier value back: it is answered, not used.
+            if let Some(was) = self.answers.remove(&noticed.key) {
+                let was = self
+                    .sources
+                    .remove(&noticed.key)
+                    .unwrap_or_else(|| was.display(false));
+                self.cued.remove(&noticed.key);
+                self.corrected.push(Corrected {
+                    key: noticed.key.clone(),
+                    label: noticed.label.clone(),
+                    was,
+                });
+            }
+            self.noticed.retain(|n| n.key != noticed.key);
+            self.noticed.push(noticed);
+        }
+        for account in later.extra_accounts {
+            if !self.extra_accounts.contains(&account) {
+                self.extra_accounts.push(account);
+            }
+        }
+        self.leftover_chars += later.leftover_chars;
+    }
+}
+
+fn extract_normalised(
+    catalog: &Catalog,
+    service: &Service,
+    words: &SlotWords,
+    text: &str,
+) -> Extraction {
     let mut scan = Scan {
-        text: &text,
+        text,
         service,
         words,
         used: Vec::new(),
@@ -446,10 +701,41 @@ impl Scan<'_> {
         loop {
             let here = &rest[at..];
             let Some(len) = self.account_token(here) else {
+                // "账号 shop_ü1": a token is there but not an account; said, not dropped.
+                let raw: usize = here
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || is_ident(*c))
+                    .map(char::len_utf8)
+                    .sum();
+                if at == 0 && raw > 0 && here[..raw].chars().any(|c| c.is_ascii_alphanumeric()) {
+                    let value = &here[..raw];
+                    self.offer(i, start..start + raw, value, value);
+                }
                 return;
             };
             let value = &here[..len];
             let span = start + at..start + at + len;
+            // "账号 shop a1": an account cut by a space is not guessed at either way.
+            if let Some(split) = split_by_space(here, len) {
+                let raw = &here[..split];
+                let why = self
+                    .field(i)
+                    .spec
+                    .parse_answer(raw)
+                    .err()
+                    .map(|e| e.message)
+                    .unwrap_or_default();
+                self.used.push(start + at..start + at + split);
+                let field = self.field(i);
+                self.out.noticed.push(Noticed {
+                    key: field.key().clone(),
+                    label: field.spec.label.clone(),
+                    raw: raw.to_owned(),
+                    why,
+                    offer: None,
+                });
+                return;
+            }
             if self.out.answers.contains_key(self.field(i).key()) {
                 if is_seller_account(value) && !self.out.extra_accounts.iter().any(|a| a == value) {
                     self.out.extra_accounts.push(value.to_owned());
@@ -529,6 +815,7 @@ impl Scan<'_> {
         }
         if let Some(i) = self.first_field(|k| matches!(k, FieldKind::Integer { .. })) {
             self.uncued_number(i);
+            self.bare_number(i);
         }
         if let Some(i) = self.first_field(|k| matches!(k, FieldKind::Email)) {
             let text = self.text;
@@ -661,6 +948,52 @@ impl Scan<'_> {
                 let raw = text[r.clone()].to_owned();
                 self.offer(i, r, &raw, &n.to_string());
                 return;
+            }
+        }
+    }
+
+    /// One number standing alone ("… cz_01 100000") where the service asks for one number:
+    /// not taken, but offered for a yes when the field is asked. A refused one is noticed.
+    fn bare_number(&mut self, i: usize) {
+        let text = self.text;
+        let key = self.field(i).key().clone();
+        if self.out.answers.contains_key(&key) || self.out.noticed.iter().any(|n| n.key == key) {
+            return;
+        }
+        let unit = match &self.field(i).spec.kind {
+            FieldKind::Integer { unit, .. } => unit.clone(),
+            _ => String::new(),
+        };
+        let alone: Vec<(Range<usize>, i64)> = number_spans(text)
+            .into_iter()
+            .filter(|(r, _)| !self.overlaps_used(r))
+            .filter(|(r, _)| {
+                let before = text[..r.start].chars().next_back();
+                let after = text[r.end..].trim_start_matches(unit.as_str());
+                let after = after.chars().next();
+                before.is_none_or(|c| c.is_whitespace() || is_clause_mark(c))
+                    && after.is_none_or(|c| c.is_whitespace() || is_clause_mark(c))
+            })
+            .collect();
+        let [(r, n)] = alone.as_slice() else {
+            return;
+        };
+        let raw = text[r.clone()].trim().to_owned();
+        let field = self.field(i);
+        match field.spec.parse_answer(&raw) {
+            Ok(value) => {
+                let label = field.spec.label.clone();
+                self.used.push(r.clone());
+                self.out.unsure.push(Unsure {
+                    key,
+                    label,
+                    value,
+                    raw,
+                });
+            }
+            Err(_) => {
+                let shown = n.to_string();
+                self.offer(i, r.clone(), &raw, &shown);
             }
         }
     }

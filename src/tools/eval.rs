@@ -1,7 +1,8 @@
 //! Scoring understanding against a labelled JSONL set (`kaitong eval`, and the test that pins
 //! the accuracy). A line is `{"text": "...", "service": 7 | null, "alt": [47]}`; a slot line
 //! adds the values expected in the form, `"slots": {"seller_account": "shop_a1"}`, and optionally
-//! `"noticed"` (values the bot must answer about instead of using) and `"extra_accounts"`.
+//! `"noticed"` (values the bot must answer about instead of using), `"unsure"` (uncued values it
+//! asks about before filling) and `"extra_accounts"`.
 
 use std::collections::BTreeMap;
 
@@ -21,6 +22,8 @@ pub struct Labelled {
     pub slots: Option<BTreeMap<String, String>>,
     #[serde(default)]
     pub noticed: BTreeMap<String, String>,
+    #[serde(default)]
+    pub unsure: BTreeMap<String, String>,
     #[serde(default)]
     pub extra_accounts: Vec<String>,
     #[serde(default)]
@@ -76,19 +79,29 @@ pub fn evaluate_slots(
                 .iter()
                 .map(|n| (n.key.as_str().to_owned(), n.raw.clone()))
                 .collect();
-            if noticed == item.noticed && found.extra_accounts == item.extra_accounts {
+            let unsure: BTreeMap<String, String> = found
+                .unsure
+                .iter()
+                .map(|u| (u.key.as_str().to_owned(), u.raw.clone()))
+                .collect();
+            if noticed == item.noticed
+                && unsure == item.unsure
+                && found.extra_accounts == item.extra_accounts
+            {
                 report.fully_answered += 1;
             } else {
                 report.misses.push((
                     item.text.clone(),
                     format!(
-                        "noticed {} extra {:?}",
+                        "noticed {} unsure {} extra {:?}",
                         show(&item.noticed),
+                        show(&item.unsure),
                         item.extra_accounts
                     ),
                     format!(
-                        "noticed {} extra {:?}",
+                        "noticed {} unsure {} extra {:?}",
                         show(&noticed),
+                        show(&unsure),
                         found.extra_accounts
                     ),
                 ));

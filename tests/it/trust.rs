@@ -713,3 +713,56 @@ async fn the_open_platform_application_is_confirmed_before_production_api_access
         assert!(receipt.contains("已提交"), "{via:?} {receipt}");
     }
 }
+
+/// Found by trying the bot (stop 18): a message that corrects itself, a cued value that is not
+/// an account, and a number given without a cue are each answered, never filled by guess.
+#[tokio::test]
+async fn a_message_that_corrects_itself_or_gives_an_uncued_number_is_read_with_care() {
+    for via in BOTH {
+        let bot = start(via).await;
+        // "哦不" in the first message: the later account is used, and the bot says so.
+        let reply = bot.say("c1", "开电子发票 账号shopA 哦不 shopB").await;
+        assert!(reply.contains("卖家账号 shopB"), "{via:?} {reply}");
+        assert!(reply.contains("不用 shopA"), "{via:?} {reply}");
+        assert!(
+            !reply.contains("还提到了账号"),
+            "{via:?} not queued: {reply}"
+        );
+        let receipt = bot.says("c1", &["客户需要开电子发票", "确认"]).await;
+        let summary = bot.filed_summary(&receipt).await;
+        assert!(
+            summary.iter().any(|(k, v)| k == "卖家账号" && v == "shopB"),
+            "{via:?} {summary:?}"
+        );
+
+        // The same at the prompt, and for a number.
+        bot.say("c2", "赠品策略上限").await;
+        let reply = bot.say("c2", "zp_1 不对 zp_2").await;
+        assert!(reply.contains("不用 zp_1"), "{via:?} {reply}");
+        let reply = bot.say("c2", "2000 不对 2500").await;
+        assert!(reply.contains("不用 2000"), "{via:?} {reply}");
+        let reply = bot.says("c2", &["客户活动赠品多", "确认"]).await;
+        let summary = bot.filed_summary(&reply).await;
+        assert!(
+            summary.iter().any(|(_, v)| v == "zp_2") && summary.iter().any(|(_, v)| v == "2500"),
+            "{via:?} {summary:?}"
+        );
+
+        // A cued token that is not an account is said, not dropped or cut.
+        let reply = bot.say("c3", "开电子发票 账号 shop a1").await;
+        assert!(reply.contains("shop a1 没有填入"), "{via:?} {reply}");
+        assert!(reply.contains(ASK_ACCOUNT), "{via:?} {reply}");
+        let reply = bot.say("c4", "开电子发票 账号 二〇二四店").await;
+        assert!(reply.contains("卖家账号 二〇二四店"), "{via:?} {reply}");
+
+        // A bare number for the one number a service asks is asked about, not filled.
+        let reply = bot.say("c5", "续费充值单量 账号 cz_01 100000").await;
+        assert!(!reply.contains("充值单量 100000"), "{via:?} {reply}");
+        assert!(reply.contains("充值单量是 100000 吗"), "{via:?} {reply}");
+        let reply = bot.say("c5", "是").await;
+        assert!(reply.contains("申请原因"), "{via:?} {reply}");
+        // With its unit it is unmistakable.
+        let reply = bot.say("c6", "续费充值单量 账号 cz_01 10万单").await;
+        assert!(reply.contains("充值单量 100000"), "{via:?} {reply}");
+    }
+}

@@ -25,10 +25,24 @@ impl Engine<'_> {
         // A cued value inside a sentence ("账号是 abc_1", "调到3000吧") wins over reading the
         // whole message as the value; then the whole message.
         let found = self.extract(service, text);
+        self.say_corrected(&found.corrected, t);
         let form = match self.other_fields_only(form, service, &key, &found, t) {
             ControlFlow::Break(state) => return state,
             ControlFlow::Continue(form) => form,
         };
+        // "shopA 哦不 shopB" as the answer: the value after the correction, said so.
+        if !found.answers.contains_key(&key)
+            && field.spec.parse_answer(text).is_err()
+            && let Some((was, corrected)) =
+                crate::dialog::slots::split_correction(text, &self.tuning().slots)
+            && let Ok(value) = field.spec.parse_answer(&corrected)
+        {
+            t.say.push(self.m().render(
+                MessageKey::CorrectedValue,
+                &[("label", &field.spec.label), ("was", &was)],
+            ));
+            return self.accept(form, field, &corrected, value, false, t);
+        }
         match self.read_answer(field, text, &found) {
             Ok((value, cued)) => self.accept(form, field, text, value, cued, t),
             Err(message) => self.refuse(form, field, text, message, &mut t.say),

@@ -5,7 +5,7 @@ use super::{Engine, Say, Turn};
 use crate::catalog::MessageKey;
 use crate::catalog::{FieldKey, FieldKind, FieldValue, Service, ServiceField};
 use crate::dialog::session::{Form, Offer, Queued, State, Step};
-use crate::dialog::slots::Extraction;
+use crate::dialog::slots::{Corrected, Extraction};
 use crate::dialog::text::fold;
 use crate::domain::{ChoiceOption, ServiceId};
 
@@ -28,6 +28,8 @@ impl Engine<'_> {
             mut answers,
             noticed,
             extra_accounts,
+            corrected,
+            unsure,
             ..
         } = self.extract(service, text);
         t.say.push(m.render(
@@ -66,6 +68,7 @@ impl Engine<'_> {
             t.say
                 .push(m.render(MessageKey::Prefilled, &[("values", &values)]));
         }
+        self.say_corrected(&corrected, t);
         // Nothing recognised is dropped without a word.
         let mut offers = Vec::new();
         for n in &noticed {
@@ -76,6 +79,18 @@ impl Engine<'_> {
                     &[("label", &n.label), ("raw", &n.raw), ("why", &n.why)],
                 )),
             }
+        }
+        // A number given without a cue is asked about, never filled in.
+        for u in unsure {
+            let question = m.render(
+                MessageKey::OfferUncued,
+                &[("label", &u.label), ("value", &u.raw)],
+            );
+            offers.push(Offer {
+                key: u.key,
+                value: u.value,
+                question,
+            });
         }
         if !extra_accounts.is_empty() {
             t.say.push(m.render(
@@ -103,6 +118,16 @@ impl Engine<'_> {
         let mut form = Form::new(id, answers, order, t.now.timestamp());
         form.offers = offers;
         self.advance(form, t)
+    }
+
+    /// Which value a message that corrected itself was taken at ("不用 shopA").
+    pub(super) fn say_corrected(&self, corrected: &[Corrected], t: &mut Turn) {
+        for c in corrected {
+            t.say.push(self.m().render(
+                MessageKey::CorrectedValue,
+                &[("label", &c.label), ("was", &c.was)],
+            ));
+        }
     }
 
     /// After any change: refuse, guide, ask the next field, or show the summary.
