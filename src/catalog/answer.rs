@@ -42,7 +42,13 @@ impl FieldSpec {
                 max_chars,
             } => {
                 let n = input.chars().filter(|c| !c.is_whitespace()).count();
-                if n < *min_chars {
+                let code_like = input
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '@'))
+                    && input.chars().any(|c| c.is_ascii_digit() || c == '_');
+                if self.prose && code_like {
+                    Err(err(MessageKey::ErrNotProse, &[]))
+                } else if n < *min_chars {
                     Err(err(
                         MessageKey::ErrTextTooShort,
                         &[("min", &min_chars.to_string())],

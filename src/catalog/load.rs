@@ -235,6 +235,7 @@ fn load_fields(
             synonyms: flat_synonyms(&head.synonyms),
             kind,
             sensitive: head.sensitive,
+            prose: head.prose,
             other_allowed: false,
             messages: Arc::clone(messages),
         };
@@ -481,6 +482,7 @@ fn convert_service(
             synonyms: flat_synonyms(&lib.head.synonyms),
             kind,
             sensitive: lib.head.sensitive,
+            prose: lib.head.prose,
             other_allowed,
             messages: Arc::clone(messages),
         };

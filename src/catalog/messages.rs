@@ -167,6 +167,7 @@ message_keys! {
     OfferOther = "offer_other",
     OfferChineseAccount = "offer_chinese_account",
     OfferUncued = "offer_uncued",
+    ErrNotProse = "err_not_prose",
     CarriedSuffix = "carried_suffix",
     ExtraAccountsQueued = "extra_accounts_queued",
     TemplateRefused = "template_refused",

@@ -327,6 +327,8 @@ pub struct FieldSpec {
     pub kind: FieldKind,
     /// Secret: masked as `****abcd` wherever shown or logged.
     pub sensitive: bool,
+    /// text: one code-like token ("kt_05", an account typed at the wrong prompt) is refused.
+    pub prose: bool,
     /// choice / multi_choice whose list is an assumption, not the seed's: "其他: …" is
     /// accepted, so a real value the list misses is never refused (#86 单据类型).
     pub other_allowed: bool,

@@ -64,6 +64,7 @@ impl RawField {
             synonyms: self.synonyms,
             kind: self.kind,
             sensitive: self.sensitive,
+            prose: self.prose,
         };
         (head, constraints_of!(self))
     }
@@ -83,6 +84,7 @@ pub struct RawFieldHead {
     pub synonyms: std::collections::BTreeMap<String, Vec<String>>,
     pub kind: Spanned<String>,
     pub sensitive: bool,
+    pub prose: bool,
 }
 
 impl RawFieldRef {
@@ -167,6 +169,9 @@ pub struct RawField {
     pub kind: Spanned<String>,
     #[serde(default)]
     pub sensitive: bool,
+    /// text only: the answer is words ("客户要开票"), not one code-like token ("kt_05").
+    #[serde(default)]
+    pub prose: bool,
     pub min_chars: Option<usize>,
     pub max_chars: Option<usize>,
     pub pattern: Option<Spanned<String>>,

@@ -384,6 +384,27 @@ fn is_ident(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '@')
 }
 
+/// "账号都是 wdt_k1": one account for every service named; the words before it are no name.
+fn skip_account_lead(s: &str) -> usize {
+    let lead = s.len() - s.trim_start().len();
+    [
+        "都是",
+        "就是",
+        "均为",
+        "都为",
+        "统一是",
+        "统一为",
+        "都用",
+        "都",
+    ]
+    .iter()
+    .find(|w| s[lead..].starts_with(*w))
+    .map_or(0, |w| {
+        let n = lead + w.len();
+        n + skip_separators(&s[n..])
+    })
+}
+
 /// A separator between a cue and its value: spaces and "是/为/:/=".
 fn skip_separators(s: &str) -> usize {
     let mut n = 0;
@@ -614,7 +635,10 @@ impl Scan<'_> {
         };
         let field = self.field(i);
         match &field.spec.kind {
-            FieldKind::SellerAccount => self.take_cued_accounts(i, start, rest),
+            FieldKind::SellerAccount => {
+                let lead = skip_account_lead(rest);
+                self.take_cued_accounts(i, start + lead, &rest[lead..]);
+            }
             FieldKind::Identifier { .. } => {
                 let len: usize = rest
                     .chars()

@@ -764,5 +764,16 @@ async fn a_message_that_corrects_itself_or_gives_an_uncued_number_is_read_with_c
         // With its unit it is unmistakable.
         let reply = bot.say("c6", "续费充值单量 账号 cz_01 10万单").await;
         assert!(reply.contains("充值单量 100000"), "{via:?} {reply}");
+
+        // "账号都是 X" with two services joined by 跟: one account for both, both kept.
+        let reply = bot
+            .say("c7", "帮我开个 电子发票跟物流追踪 账号都是 wdt_k1")
+            .await;
+        assert!(reply.contains("卖家账号 wdt_k1"), "{via:?} {reply}");
+        assert!(reply.contains("#6 物流追踪"), "{via:?} queued: {reply}");
+        assert!(!reply.contains("都是"), "{via:?} not an account: {reply}");
+        // An account typed at the reason prompt is not a reason.
+        let reply = bot.say("c7", "wdt_k2").await;
+        assert!(reply.contains("不是申请原因"), "{via:?} {reply}");
     }
 }

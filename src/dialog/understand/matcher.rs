@@ -457,10 +457,28 @@ fn phrases_of(service: &Service) -> impl Iterator<Item = &str> {
 fn split_clauses(text: &str) -> Vec<&str> {
     static SPLIT: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
     let re = SPLIT.get_or_init(|| {
-        Regex::new(r"[,，、;；。+]|还有|以及|另外|顺便|再开|和")
+        Regex::new(r"[,，、;；。+]|还有|以及|另外|顺便|再开|和|跟|与|及")
             .unwrap_or_else(|_| unreachable_regex())
     });
-    re.split(text).filter(|c| !c.trim().is_empty()).collect()
+    let mut clauses = Vec::new();
+    let mut from = 0;
+    for m in re.find_iter(text) {
+        // "跟" and "及" also start words ("物流跟踪", "及时"): there they join nothing.
+        let next = text[m.end()..].chars().next();
+        let in_word = match m.as_str() {
+            "跟" => next.is_some_and(|c| "踪进单随".contains(c)),
+            "及" => next.is_some_and(|c| "时格早".contains(c)),
+            _ => false,
+        };
+        if in_word {
+            continue;
+        }
+        clauses.push(&text[from..m.start()]);
+        from = m.end();
+    }
+    clauses.push(&text[from..]);
+    clauses.retain(|c| !c.trim().is_empty());
+    clauses
 }
 
 fn unreachable_regex() -> Regex {
@@ -490,5 +508,7 @@ mod tests {
     fn clauses_split_on_conjunctions() {
         assert_eq!(split_clauses("开电子发票和物流追踪").len(), 2);
         assert_eq!(split_clauses("电子发票").len(), 1);
+        assert_eq!(split_clauses("电子发票跟物流追踪").len(), 2);
+        assert_eq!(split_clauses("物流跟踪要及时").len(), 1);
     }
 }
