@@ -132,6 +132,7 @@ message_keys! {
     CmdNotFound = "cmd_not_found",
     CmdMineHeader = "cmd_mine_header",
     CmdMineEmpty = "cmd_mine_empty",
+    CmdStatusNoneForService = "cmd_status_none_for_service",
     CmdLine = "cmd_line",
     CmdTodayHeader = "cmd_today_header",
     CmdTodayViewTeam = "cmd_today_view_team",
