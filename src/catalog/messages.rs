@@ -158,6 +158,7 @@ message_keys! {
     SeveralQueued = "several_queued",
     PlainCommandInForm = "plain_command_in_form",
     TextControlChars = "text_control_chars",
+    NothingQueued = "nothing_queued",
     NothingToConfirm = "nothing_to_confirm",
     AlreadyFiled = "already_filed",
     NotAtSummary = "not_at_summary",

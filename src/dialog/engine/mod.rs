@@ -378,7 +378,12 @@ impl Engine<'_> {
                 t.say.push(self.help_text());
                 return State::Idle;
             }
-            Some(FormCommand::Resume) if !t.queue.is_empty() => {
+            Some(FormCommand::Resume) => {
+                if t.queue.is_empty() {
+                    // "继续" with nothing queued is no search for a service called 继续.
+                    t.say.push(self.m().get(MessageKey::NothingQueued));
+                    return State::Idle;
+                }
                 let next = t.queue.remove(0);
                 return self.start(next.service, "", next.account, t);
             }
@@ -555,4 +560,96 @@ fn pick_number(text: &str, len: usize) -> Option<usize> {
         .to_owned();
     let n: usize = digits.parse().ok()?;
     (1..=len).contains(&n).then(|| n - 1)
+}
+
+#[cfg(test)]
+mod tests {
+    //! The engine on the shipped catalog, one turn at a time, with no store or channel.
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    struct Fixture {
+        catalog: Catalog,
+        matcher: Matcher,
+        schedule: BatchSchedule,
+    }
+
+    fn fixture() -> Fixture {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("dialogs");
+        let catalog = Catalog::load(&dir).expect("the shipped catalog");
+        let matcher = Matcher::new(&catalog, Tuning::load(&dir).expect("understanding.toml"));
+        Fixture {
+            catalog,
+            matcher,
+            schedule: BatchSchedule::default(),
+        }
+    }
+
+    impl Fixture {
+        fn engine(&self) -> Engine<'_> {
+            Engine {
+                catalog: &self.catalog,
+                matcher: &self.matcher,
+                schedule: &self.schedule,
+                in_group: false,
+                meaning: None,
+            }
+        }
+
+        /// Sends `lines` one after another from `session`; the last turn's outcome.
+        fn say(&self, mut session: Session, lines: &[&str]) -> Outcome {
+            let mut last = None;
+            for line in lines {
+                let outcome = self.engine().turn(
+                    session,
+                    false,
+                    &Content::Text((*line).to_owned()),
+                    Utc::now(),
+                );
+                session = outcome.session.clone();
+                last = Some(outcome);
+            }
+            last.expect("at least one line")
+        }
+    }
+
+    fn text(reply: &Reply) -> String {
+        match reply {
+            Reply::Text(text) | Reply::Choices { text, .. } => text.clone(),
+            other => format!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn resume_with_nothing_queued_says_so_instead_of_searching_for_a_service() {
+        let f = fixture();
+        let m = f.catalog.messages();
+        let filed = f.say(
+            Session::default(),
+            &["电子发票 账号 fp_resume", "客户要开票报销", "确认"],
+        );
+        assert!(filed.file.is_some(), "{:?}", filed.reply);
+        assert!(filed.session.queue.is_empty());
+        for word in ["继续", "下一个"] {
+            let reply = text(&f.say(filed.session.clone(), &[word]).reply);
+            assert_eq!(reply, m.get(MessageKey::NothingQueued), "{word}");
+            assert!(
+                !reply.contains(m.get(MessageKey::NothingMatched)),
+                "{reply}"
+            );
+        }
+        // With something queued, 继续 still starts it.
+        let mut queued = filed.session.clone();
+        queued.queue.push(Queued {
+            service: ServiceId(6),
+            account: None,
+        });
+        let next = f.say(queued, &["继续"]);
+        assert!(
+            matches!(&next.session.state, State::Filling { form } if form.service == ServiceId(6)),
+            "{:?}",
+            next.reply
+        );
+    }
 }
