@@ -46,6 +46,7 @@ message_keys! {
     Busy = "busy",
     FormExpired = "form_expired",
     ChooseCandidates = "choose_candidates",
+    ChoiceLabelHandler = "choice_label_handler",
     NothingMatched = "nothing_matched",
     GuidanceFraming = "guidance_framing",
     RefusalFraming = "refusal_framing",

@@ -513,13 +513,33 @@ impl Engine<'_> {
         extract(self.catalog, service, &self.tuning().slots, text)
     }
 
+    /// The services to choose from as options; one whose name another service shares (#5 and
+    /// #47 支付宝数据透视) is told apart by who handles it, named before the service.
     fn offer(&self, ids: &[ServiceId], say: &mut Say) {
         say.options = ids
             .iter()
             .filter_map(|id| self.catalog.service(*id))
-            .map(|s| ChoiceOption {
-                key: format!("#{}", s.id),
-                label: format!("#{} {}", s.id, s.name),
+            .map(|s| {
+                let shared = self
+                    .catalog
+                    .services()
+                    .any(|o| o.id != s.id && o.name == s.name);
+                let label = if shared {
+                    self.m().render(
+                        MessageKey::ChoiceLabelHandler,
+                        &[
+                            ("id", &s.id.to_string()),
+                            ("handler", &s.handler_label(self.m())),
+                            ("name", &s.name),
+                        ],
+                    )
+                } else {
+                    format!("#{} {}", s.id, s.name)
+                };
+                ChoiceOption {
+                    key: format!("#{}", s.id),
+                    label,
+                }
             })
             .collect();
     }
@@ -651,5 +671,75 @@ mod tests {
             "{:?}",
             next.reply
         );
+    }
+
+    #[test]
+    fn options_that_share_a_name_are_told_apart_by_their_handler_first() {
+        let f = fixture();
+        let outcome = f.say(Session::default(), &["支付宝数据透视"]);
+        let Reply::Choices { options, .. } = &outcome.reply else {
+            panic!("a choice: {:?}", outcome.reply);
+        };
+        let labels: Vec<&str> = options.iter().map(|o| o.label.as_str()).collect();
+        assert_eq!(
+            labels,
+            ["#5 产研 支付宝数据透视", "#47 职能组 支付宝数据透视"]
+        );
+        // Card buttons show 10 characters: still different.
+        let clipped: Vec<String> = labels
+            .iter()
+            .map(|l| l.chars().take(10).collect())
+            .collect();
+        assert_ne!(clipped[0], clipped[1]);
+        assert_eq!(options[0].key, "#5");
+        // A name no other service has keeps the plain label.
+        let outcome = f.say(Session::default(), &["查一下标签"]);
+        if let Reply::Choices { options, .. } = &outcome.reply {
+            for o in options {
+                let id: u16 = o.key.trim_start_matches('#').parse().unwrap();
+                let s = f.catalog.service(ServiceId(id)).unwrap();
+                if f.catalog
+                    .services()
+                    .all(|x| x.id == s.id || x.name != s.name)
+                {
+                    assert_eq!(o.label, format!("#{} {}", s.id, s.name));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_related_service_named_mid_form_is_never_offered_as_a_switch() {
+        let f = fixture();
+        let started = f.say(Session::default(), &["#5"]);
+        assert!(
+            matches!(&started.session.state, State::Filling { form } if form.service == ServiceId(5)),
+            "{:?}",
+            started.reply
+        );
+        let outcome = f.say(started.session, &["客户要看支付宝数据"]);
+        assert!(
+            matches!(&outcome.session.state, State::Filling { form } if form.service == ServiceId(5)),
+            "no switch to #47: {:?}",
+            outcome.reply
+        );
+        assert!(!text(&outcome.reply).contains("#47"), "{:?}", outcome.reply);
+        // Every near-duplicate pair: naming the other one at the first question is no switch.
+        for s in f.catalog.services().filter(|s| !s.related.is_empty()) {
+            let started = f.say(Session::default(), &[&format!("#{}", s.id)]);
+            if !matches!(started.session.state, State::Filling { .. }) {
+                continue;
+            }
+            for r in &s.related {
+                let name = &f.catalog.service(*r).unwrap().name;
+                let outcome = f.say(started.session.clone(), &[&format!("客户要开{name}")]);
+                assert!(
+                    !matches!(&outcome.session.state, State::ConfirmSwitch { target, .. } if s.related.contains(target)),
+                    "#{} offered a switch to its related #{r}: {:?}",
+                    s.id,
+                    outcome.reply
+                );
+            }
+        }
     }
 }
