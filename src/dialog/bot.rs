@@ -699,6 +699,22 @@ fn index(catalog: &Catalog) -> Result<Matcher, TuningError> {
     Ok(Matcher::new(catalog, Tuning::load(catalog.dir())?))
 }
 
+/// A request command said in plain words; a status question or "my requests" that names a
+/// service in full ("我昨天提的电子发票开了没") is about that service's latest request, never
+/// another's and never a new form.
+fn plain_command(matcher: &Matcher, text: &str) -> Option<RequestCommand> {
+    let command = super::commands::parse_plain(text, &matcher.tuning().plain_commands)?;
+    if !matches!(command, RequestCommand::LatestStatus | RequestCommand::Mine) {
+        return Some(command);
+    }
+    let named = matcher
+        .rank(text)
+        .iter()
+        .map(|s| s.id)
+        .find(|&id| matcher.names_fully(id, text));
+    Some(named.map_or(command, RequestCommand::LatestStatusOf))
+}
+
 /// The template file the field asks for, if it names one.
 fn template_name(
     catalog: &Catalog,
@@ -733,8 +749,18 @@ impl DialogBot {
     /// One turn: route what needs no session (card clicks, request commands), then under the
     /// person's lock read the session, run the engine, file, and compare-and-swap the session
     /// back (`durability` for that save); a lost race re-runs the turn on the fresh session.
-    async fn turn(&self, message: Inbound, durability: Durability) -> Reply {
+    async fn turn(&self, mut message: Inbound, durability: Durability) -> Reply {
         let (catalog, matcher) = self.snapshot();
+        // "帮我查下 /status": the command is read as if the message began with it.
+        if let Content::Text(text) = &message.content
+            && let Some(command) = super::commands::embedded_command(
+                text,
+                &matcher.tuning().chat_commands,
+                matcher.tuning().plain_commands.max_chars,
+            )
+        {
+            message.content = Content::Text(command);
+        }
         let reopen = match self.route(&catalog, &matcher, &message).await {
             Route::Answered(reply) => return reply,
             Route::Reopen(request) => Some(*request),
@@ -859,8 +885,7 @@ impl DialogBot {
         let idle = matches!(session.state, State::Idle | State::Choosing { .. });
         if let (Content::Text(text), true) = (&message.content, idle) {
             if let Some(desk) = &self.desk
-                && let Some(command) =
-                    super::commands::parse_plain(text, &matcher.tuning().plain_commands)
+                && let Some(command) = plain_command(matcher, text)
             {
                 return Attempt::Done(self.run_command(catalog, desk, command, message).await);
             }

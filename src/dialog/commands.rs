@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 
 use crate::catalog::MessageKey;
 use crate::catalog::{Catalog, Messages};
-use crate::domain::{ChannelKind, RequestId, UserId};
+use crate::domain::{ChannelKind, RequestId, ServiceId, UserId};
 use crate::requests::{
     BatchSchedule, Desk, DeskError, HandlerDirectory, Ledger, Request, RequestFilter, Status,
     TeamScope,
@@ -106,6 +106,9 @@ pub enum RequestCommand {
     Status(Option<RequestId>),
     /// "好了没", "为什么被驳回": the person's most recent request.
     LatestStatus,
+    /// "我昨天提的电子发票开了没": the person's most recent request for that service (or one of
+    /// the same name, as #5 and #47 are).
+    LatestStatusOf(ServiceId),
     /// "撤回刚才那个申请": the person's most recent request.
     CancelLatest,
     Mine,
@@ -304,13 +307,46 @@ pub fn parse_plain(text: &str, words: &PlainWords) -> Option<RequestCommand> {
     if has(&words.cancel) {
         return Some(id.map_or(RequestCommand::CancelLatest, RequestCommand::Cancel));
     }
-    if has(&words.mine) {
-        return Some(RequestCommand::Mine);
-    }
+    // Before "my requests": "我的申请到哪了" asks where the request is, not for the list.
     if has(&words.status) {
         return Some(id.map_or(RequestCommand::LatestStatus, |id| {
             RequestCommand::Status(Some(id))
         }));
+    }
+    if has(&words.mine) {
+        return Some(RequestCommand::Mine);
+    }
+    None
+}
+
+/// A chat command typed after a few words ("帮我查下 /status KT-…"): the message from the
+/// command on, to be read as if it began there. Only for a short lead (the words up to and
+/// including the command within `max_chars`, folded), only for a `/` that starts a token (not
+/// inside a link or a path), and only for a command word (`[chat_commands]` or a listed slash
+/// command such as `/services`).
+#[must_use]
+pub fn embedded_command(text: &str, words: &ChatWords, max_chars: usize) -> Option<String> {
+    let text = crate::catalog::value::normalize_width(text.trim());
+    if text.starts_with('/') {
+        return None;
+    }
+    let known =
+        |word: &str| words.verb(word).is_some() || SLASH_COMMANDS.iter().any(|c| c.name == word);
+    for (at, _) in text.match_indices('/') {
+        let before = text[..at].chars().next_back();
+        if before.is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | ':' | '.')) {
+            continue;
+        }
+        let command = &text[at..];
+        let head = command
+            .split(char::is_whitespace)
+            .next()
+            .unwrap_or_default();
+        let word = fold_word(head.trim_start_matches('/'));
+        let lead = super::text::fold(&text[..at + head.len()]);
+        if !word.is_empty() && known(&word) && lead.chars().count() <= max_chars {
+            return Some(command.to_owned());
+        }
     }
     None
 }
@@ -377,12 +413,30 @@ impl Commands<'_> {
         let result = match command {
             RequestCommand::Status(None) => Ok(m.get(MessageKey::CmdStatusUsage).to_owned()),
             RequestCommand::Status(Some(id)) => self.status(user, &id).await,
-            RequestCommand::LatestStatus => match self.latest(user).await {
+            RequestCommand::LatestStatus => match self.latest(user, None).await {
                 Ok(Some(id)) => self.status(user, &id).await,
                 Ok(None) => Ok(m.get(MessageKey::CmdMineEmpty).to_owned()),
                 Err(e) => Err((None, e)),
             },
-            RequestCommand::CancelLatest => match self.latest(user).await {
+            RequestCommand::LatestStatusOf(service) => match self.latest(user, Some(service)).await
+            {
+                Ok(Some(id)) => self.status(user, &id).await,
+                // Never another service's status: the person asked about this one.
+                Ok(None) => Ok(m.render(
+                    MessageKey::CmdStatusNoneForService,
+                    &[
+                        ("service_id", &service.to_string()),
+                        (
+                            "service",
+                            self.catalog
+                                .service(service)
+                                .map_or("", |s| s.name.as_str()),
+                        ),
+                    ],
+                )),
+                Err(e) => Err((None, e)),
+            },
+            RequestCommand::CancelLatest => match self.latest(user, None).await {
                 Ok(Some(id)) => match self.desk.cancel_own(channel, user, &id, now).await {
                     Ok(_) => Ok(m.render(MessageKey::CmdCancelDone, &[("id", id.as_str())])),
                     Err(e) => Err((Some(id), e)),
@@ -557,8 +611,22 @@ impl Commands<'_> {
         ))
     }
 
-    /// The person's most recently filed request, on either channel.
-    async fn latest(&self, user: &UserId) -> Result<Option<RequestId>, DeskError> {
+    /// The person's most recently filed request, on either channel; with `service`, the most
+    /// recent one for that service or one of the same name (the person cannot tell #5 支付宝数据透视
+    /// from #47 by its name).
+    async fn latest(
+        &self,
+        user: &UserId,
+        service: Option<ServiceId>,
+    ) -> Result<Option<RequestId>, DeskError> {
+        let name = service
+            .and_then(|id| self.catalog.service(id))
+            .map(|s| s.name.as_str());
+        let about = |r: &Request| {
+            service.is_none_or(|id| {
+                r.form.service == id || name.is_some_and(|n| r.form.service_name == n)
+            })
+        };
         let mut all = Vec::new();
         for channel in [ChannelKind::App, ChannelKind::AiBot] {
             let filter = RequestFilter {
@@ -567,7 +635,11 @@ impl Commands<'_> {
             };
             all.extend(self.ledger.list(&filter).await.map_err(DeskError::Ledger)?);
         }
-        Ok(all.into_iter().max_by_key(|r| r.submitted_at).map(|r| r.id))
+        Ok(all
+            .into_iter()
+            .filter(|r| about(r))
+            .max_by_key(|r| r.submitted_at)
+            .map(|r| r.id))
     }
 
     async fn mine(&self, user: &UserId) -> Result<String, (Option<RequestId>, DeskError)> {
@@ -797,6 +869,106 @@ mod tests {
         assert_eq!(
             super::parse("/today", &words),
             Some(RequestCommand::Today { page: 1 })
+        );
+    }
+
+    fn plain_words() -> PlainWords {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("dialogs");
+        crate::dialog::understand::Tuning::load(&dir)
+            .expect("understanding.toml")
+            .plain_commands
+    }
+
+    #[test]
+    fn hurried_status_and_list_questions_are_read_in_plain_words() {
+        let words = plain_words();
+        let plain = |text: &str| parse_plain(text, &words);
+        for status in [
+            "我的申请到哪了",
+            "到哪一步了",
+            "我昨天提的电子发票开了没",
+            "开了吗",
+            "开好没",
+            "好了没有",
+            "办了没",
+            "上周那个办好了吗",
+        ] {
+            assert_eq!(
+                plain(status),
+                Some(RequestCommand::LatestStatus),
+                "{status}"
+            );
+        }
+        for mine in [
+            "查一下我提交的申请",
+            "我的申请",
+            "查一下我的",
+            "我提的申请呢",
+        ] {
+            assert_eq!(plain(mine), Some(RequestCommand::Mine), "{mine}");
+        }
+        assert_eq!(
+            plain("KT-20261128-0007 到哪一步了"),
+            Some(RequestCommand::Status(RequestId::parse("KT-20261128-0007")))
+        );
+    }
+
+    /// The plain words never catch a request to enable a service: no example a service is
+    /// asked with, in the catalog or the evaluation sets, reads as a status question, "my
+    /// requests" or a withdrawal.
+    #[test]
+    fn no_request_in_the_catalog_or_the_evaluation_sets_reads_as_a_plain_command() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let words = plain_words();
+        let catalog = crate::catalog::Catalog::load(&root.join("dialogs")).expect("catalog");
+        let mut texts: Vec<String> = catalog
+            .services()
+            .flat_map(|s| s.examples.iter().cloned())
+            .collect();
+        for set in [
+            "understanding_eval.jsonl",
+            "paraphrase_eval.jsonl",
+            "slots_eval.jsonl",
+        ] {
+            let lines = std::fs::read_to_string(root.join("tests/fixtures").join(set))
+                .expect("an evaluation set");
+            for line in lines.lines().filter(|l| !l.trim().is_empty()) {
+                let case: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+                if case["service"].is_u64() {
+                    texts.push(case["text"].as_str().unwrap_or_default().to_owned());
+                }
+            }
+        }
+        assert!(texts.len() > 500, "{}", texts.len());
+        let caught: Vec<&String> = texts
+            .iter()
+            .filter(|t| parse_plain(t, &words).is_some())
+            .collect();
+        assert!(caught.is_empty(), "requests read as commands: {caught:?}");
+    }
+
+    #[test]
+    fn a_command_after_a_few_words_is_read_from_the_command_on() {
+        let words = words();
+        let max = plain_words().max_chars;
+        let embedded = |text: &str| embedded_command(text, &words, max);
+        assert_eq!(embedded("帮我查下 /status").as_deref(), Some("/status"));
+        assert_eq!(
+            embedded("帮我查下/status KT-20261128-0007").as_deref(),
+            Some("/status KT-20261128-0007")
+        );
+        assert_eq!(embedded("看看 /mine").as_deref(), Some("/mine"));
+        assert_eq!(embedded("麻烦 /help").as_deref(), Some("/help"));
+        assert_eq!(embedded("看下 /我的").as_deref(), Some("/我的"));
+        // Not a command word, a link, a path, a message that already starts with one, or a
+        // long message.
+        assert_eq!(embedded("帮我查下 /frobnicate"), None);
+        assert_eq!(embedded("看 https://x.cn/status"), None);
+        assert_eq!(embedded("目录 a/status"), None);
+        assert_eq!(embedded("/status KT-20261128-0007"), None);
+        assert_eq!(
+            embedded("客户说他们的店铺最近订单特别多所以想问一下 /status"),
+            None
         );
     }
 

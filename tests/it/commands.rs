@@ -483,3 +483,51 @@ async fn today_in_a_group_names_the_view_team_batch_for_handlers_own_requests_fo
         "{direct}"
     );
 }
+
+/// Found trying the bot as a hurried salesperson: status questions in everyday words, a status
+/// question that names a service (about that service's request, never a new form and never
+/// another service's status), the list in plain words, and a command typed after a few words.
+#[tokio::test]
+async fn hurried_status_questions_name_a_service_or_a_command_after_a_few_words() {
+    let bot = start(settings_with_handler()).await;
+    // Nothing filed yet: no form is started and nothing is searched for.
+    let none = bot.say("hurry", "我的物流追踪开了没").await;
+    assert!(none.contains("还没有提交过「#6 物流追踪」的申请"), "{none}");
+    let invoice = bot.file("hurry").await;
+    let status = bot.say("hurry", &format!("/status {invoice}")).await;
+    assert_eq!(bot.say("hurry", "我的申请到哪了").await, status);
+    assert_eq!(bot.say("hurry", "开好没").await, status);
+    let mine = bot.say("hurry", "/mine").await;
+    assert_eq!(bot.say("hurry", "查一下我提交的申请").await, mine);
+
+    // A later request for another service: the question naming 电子发票 is still about it.
+    bot.says_all(
+        "hurry",
+        &["物流追踪 账号 wl_hurry", "客户要看物流轨迹", "确认"],
+    )
+    .await;
+    let named = bot.say("hurry", "我昨天提的电子发票开了没").await;
+    assert_eq!(named, status, "the 电子发票 request, not the latest one");
+    assert!(!named.contains("开通「"), "no new form: {named}");
+    let other = bot.say("hurry", "支付宝数据透视开了吗").await;
+    assert!(
+        other.contains("还没有提交过") && other.contains("支付宝数据透视"),
+        "{other}"
+    );
+    assert!(!other.contains(invoice.as_str()), "{other}");
+
+    // A command after a few words runs as the command.
+    assert_eq!(
+        bot.say("hurry", &format!("帮我查下 /status {invoice}"))
+            .await,
+        status
+    );
+    assert_eq!(
+        bot.say("hurry", "帮我查下 /status").await,
+        bot.say("hurry", "/status").await
+    );
+    assert_eq!(
+        bot.say("hurry", "麻烦看下 /mine").await,
+        bot.say("hurry", "/mine").await
+    );
+}

@@ -290,13 +290,16 @@ impl Engine<'_> {
         State::Filling { form }
     }
 
-    /// Another service named clearly enough to be a switch, not an answer.
+    /// Another service named clearly enough to be a switch, not an answer. Never one of the
+    /// service's `related` near-duplicates (#5 and #47 are both 支付宝数据透视): their words are
+    /// this service's words too, so naming them is no change of mind.
     pub(super) fn names_other_service(
         &self,
         service: &Service,
         form: &Form,
         text: &str,
     ) -> Option<ServiceId> {
+        let other = |id: ServiceId| id != service.id && !service.related.contains(&id);
         let folded = fold(text);
         let mut free_text = false;
         if let Step::Ask(key) = &form.step
@@ -323,7 +326,7 @@ impl Engine<'_> {
         if let Some(id) = ranked
             .iter()
             .map(|s| s.id)
-            .find(|&id| id != service.id && self.matcher.names_fully(id, text))
+            .find(|&id| other(id) && self.matcher.names_fully(id, text))
             && (!free_text
                 || asks_for(&tuning.interrupt_markers)
                 || asks_for(&tuning.correction_markers)
@@ -351,7 +354,7 @@ impl Engine<'_> {
         };
         let asks = asks_for(markers);
         match self.matcher.verdict(&ranked) {
-            Verdict::Service(id) if id != service.id && asks => Some(id),
+            Verdict::Service(id) if other(id) && asks => Some(id),
             _ => None,
         }
     }

@@ -378,7 +378,12 @@ impl Engine<'_> {
                 t.say.push(self.help_text());
                 return State::Idle;
             }
-            Some(FormCommand::Resume) if !t.queue.is_empty() => {
+            Some(FormCommand::Resume) => {
+                if t.queue.is_empty() {
+                    // "继续" with nothing queued is no search for a service called 继续.
+                    t.say.push(self.m().get(MessageKey::NothingQueued));
+                    return State::Idle;
+                }
                 let next = t.queue.remove(0);
                 return self.start(next.service, "", next.account, t);
             }
@@ -508,13 +513,33 @@ impl Engine<'_> {
         extract(self.catalog, service, &self.tuning().slots, text)
     }
 
+    /// The services to choose from as options; one whose name another service shares (#5 and
+    /// #47 支付宝数据透视) is told apart by who handles it, named before the service.
     fn offer(&self, ids: &[ServiceId], say: &mut Say) {
         say.options = ids
             .iter()
             .filter_map(|id| self.catalog.service(*id))
-            .map(|s| ChoiceOption {
-                key: format!("#{}", s.id),
-                label: format!("#{} {}", s.id, s.name),
+            .map(|s| {
+                let shared = self
+                    .catalog
+                    .services()
+                    .any(|o| o.id != s.id && o.name == s.name);
+                let label = if shared {
+                    self.m().render(
+                        MessageKey::ChoiceLabelHandler,
+                        &[
+                            ("id", &s.id.to_string()),
+                            ("handler", &s.handler_label(self.m())),
+                            ("name", &s.name),
+                        ],
+                    )
+                } else {
+                    format!("#{} {}", s.id, s.name)
+                };
+                ChoiceOption {
+                    key: format!("#{}", s.id),
+                    label,
+                }
             })
             .collect();
     }
@@ -555,4 +580,166 @@ fn pick_number(text: &str, len: usize) -> Option<usize> {
         .to_owned();
     let n: usize = digits.parse().ok()?;
     (1..=len).contains(&n).then(|| n - 1)
+}
+
+#[cfg(test)]
+mod tests {
+    //! The engine on the shipped catalog, one turn at a time, with no store or channel.
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    struct Fixture {
+        catalog: Catalog,
+        matcher: Matcher,
+        schedule: BatchSchedule,
+    }
+
+    fn fixture() -> Fixture {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("dialogs");
+        let catalog = Catalog::load(&dir).expect("the shipped catalog");
+        let matcher = Matcher::new(&catalog, Tuning::load(&dir).expect("understanding.toml"));
+        Fixture {
+            catalog,
+            matcher,
+            schedule: BatchSchedule::default(),
+        }
+    }
+
+    impl Fixture {
+        fn engine(&self) -> Engine<'_> {
+            Engine {
+                catalog: &self.catalog,
+                matcher: &self.matcher,
+                schedule: &self.schedule,
+                in_group: false,
+                meaning: None,
+            }
+        }
+
+        /// Sends `lines` one after another from `session`; the last turn's outcome.
+        fn say(&self, mut session: Session, lines: &[&str]) -> Outcome {
+            let mut last = None;
+            for line in lines {
+                let outcome = self.engine().turn(
+                    session,
+                    false,
+                    &Content::Text((*line).to_owned()),
+                    Utc::now(),
+                );
+                session = outcome.session.clone();
+                last = Some(outcome);
+            }
+            last.expect("at least one line")
+        }
+    }
+
+    fn text(reply: &Reply) -> String {
+        match reply {
+            Reply::Text(text) | Reply::Choices { text, .. } => text.clone(),
+            other => format!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn resume_with_nothing_queued_says_so_instead_of_searching_for_a_service() {
+        let f = fixture();
+        let m = f.catalog.messages();
+        let filed = f.say(
+            Session::default(),
+            &["电子发票 账号 fp_resume", "客户要开票报销", "确认"],
+        );
+        assert!(filed.file.is_some(), "{:?}", filed.reply);
+        assert!(filed.session.queue.is_empty());
+        for word in ["继续", "下一个"] {
+            let reply = text(&f.say(filed.session.clone(), &[word]).reply);
+            assert_eq!(reply, m.get(MessageKey::NothingQueued), "{word}");
+            assert!(
+                !reply.contains(m.get(MessageKey::NothingMatched)),
+                "{reply}"
+            );
+        }
+        // With something queued, 继续 still starts it.
+        let mut queued = filed.session.clone();
+        queued.queue.push(Queued {
+            service: ServiceId(6),
+            account: None,
+        });
+        let next = f.say(queued, &["继续"]);
+        assert!(
+            matches!(&next.session.state, State::Filling { form } if form.service == ServiceId(6)),
+            "{:?}",
+            next.reply
+        );
+    }
+
+    #[test]
+    fn options_that_share_a_name_are_told_apart_by_their_handler_first() {
+        let f = fixture();
+        let outcome = f.say(Session::default(), &["支付宝数据透视"]);
+        let Reply::Choices { options, .. } = &outcome.reply else {
+            panic!("a choice: {:?}", outcome.reply);
+        };
+        let labels: Vec<&str> = options.iter().map(|o| o.label.as_str()).collect();
+        assert_eq!(
+            labels,
+            ["#5 产研 支付宝数据透视", "#47 职能组 支付宝数据透视"]
+        );
+        // Card buttons show 10 characters: still different.
+        let clipped: Vec<String> = labels
+            .iter()
+            .map(|l| l.chars().take(10).collect())
+            .collect();
+        assert_ne!(clipped[0], clipped[1]);
+        assert_eq!(options[0].key, "#5");
+        // A name no other service has keeps the plain label.
+        let outcome = f.say(Session::default(), &["查一下标签"]);
+        if let Reply::Choices { options, .. } = &outcome.reply {
+            for o in options {
+                let id: u16 = o.key.trim_start_matches('#').parse().unwrap();
+                let s = f.catalog.service(ServiceId(id)).unwrap();
+                if f.catalog
+                    .services()
+                    .all(|x| x.id == s.id || x.name != s.name)
+                {
+                    assert_eq!(o.label, format!("#{} {}", s.id, s.name));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_related_service_named_mid_form_is_never_offered_as_a_switch() {
+        let f = fixture();
+        let started = f.say(Session::default(), &["#5"]);
+        assert!(
+            matches!(&started.session.state, State::Filling { form } if form.service == ServiceId(5)),
+            "{:?}",
+            started.reply
+        );
+        let outcome = f.say(started.session, &["客户要看支付宝数据"]);
+        assert!(
+            matches!(&outcome.session.state, State::Filling { form } if form.service == ServiceId(5)),
+            "no switch to #47: {:?}",
+            outcome.reply
+        );
+        assert!(!text(&outcome.reply).contains("#47"), "{:?}", outcome.reply);
+        // Every near-duplicate pair: naming the other one at the first question is no switch.
+        for s in f.catalog.services().filter(|s| !s.related.is_empty()) {
+            let started = f.say(Session::default(), &[&format!("#{}", s.id)]);
+            if !matches!(started.session.state, State::Filling { .. }) {
+                continue;
+            }
+            for r in &s.related {
+                let name = &f.catalog.service(*r).unwrap().name;
+                let outcome = f.say(started.session.clone(), &[&format!("客户要开{name}")]);
+                assert!(
+                    !matches!(&outcome.session.state, State::ConfirmSwitch { target, .. } if s.related.contains(target)),
+                    "#{} offered a switch to its related #{r}: {:?}",
+                    s.id,
+                    outcome.reply
+                );
+            }
+        }
+    }
 }
