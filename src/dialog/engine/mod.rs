@@ -369,6 +369,15 @@ impl Engine<'_> {
     }
 
     fn idle(&self, text: &str, command: Option<FormCommand>, t: &mut Turn) -> State {
+        // Right after "回复「继续」开始办理", a yes or "1" means go on ("好的", "嗯", "1").
+        let words = &self.tuning().commands;
+        let go_on = Tuning::is(&words.yes, text)
+            || self.tuning().small_talk(text) == Some(SmallTalk::Acknowledgement)
+            || pick_number(text, 1) == Some(0);
+        if go_on && !t.queue.is_empty() && !matches!(command, Some(FormCommand::Cancel)) {
+            let next = t.queue.remove(0);
+            return self.start(next.service, "", next.account, t);
+        }
         match command {
             Some(FormCommand::Cancel) => {
                 t.say.push(self.m().get(MessageKey::NothingToCancel));
@@ -665,12 +674,19 @@ mod tests {
             service: ServiceId(6),
             account: None,
         });
-        let next = f.say(queued, &["继续"]);
-        assert!(
-            matches!(&next.session.state, State::Filling { form } if form.service == ServiceId(6)),
-            "{:?}",
-            next.reply
-        );
+        for word in ["继续", "1", "好的", "嗯"] {
+            let next = f.say(queued.clone(), &[word]);
+            assert!(
+                matches!(&next.session.state, State::Filling { form } if form.service == ServiceId(6)),
+                "{word}: {:?}",
+                next.reply
+            );
+        }
+        // With nothing queued, "1" and "好的" start nothing.
+        for word in ["1", "好的"] {
+            let idle = f.say(filed.session.clone(), &[word]);
+            assert!(matches!(idle.session.state, State::Idle), "{word}");
+        }
     }
 
     #[test]
