@@ -236,6 +236,7 @@ fn load_fields(
             kind,
             sensitive: head.sensitive,
             prose: head.prose,
+            name_like: head.name_like,
             other_allowed: false,
             messages: Arc::clone(messages),
         };
@@ -483,6 +484,7 @@ fn convert_service(
             kind,
             sensitive: lib.head.sensitive,
             prose: lib.head.prose,
+            name_like: lib.head.name_like,
             other_allowed,
             messages: Arc::clone(messages),
         };

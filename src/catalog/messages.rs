@@ -171,6 +171,7 @@ message_keys! {
     OfferChineseAccount = "offer_chinese_account",
     OfferUncued = "offer_uncued",
     ErrNotProse = "err_not_prose",
+    NotAName = "not_a_name",
     CarriedSuffix = "carried_suffix",
     ExtraAccountsQueued = "extra_accounts_queued",
     TemplateRefused = "template_refused",

@@ -329,6 +329,8 @@ pub struct FieldSpec {
     pub sensitive: bool,
     /// text: one code-like token ("kt_05", an account typed at the wrong prompt) is refused.
     pub prose: bool,
+    /// text: a name ("某某旗舰店"); an answer holding sentence words is refused by the engine.
+    pub name_like: bool,
     /// choice / multi_choice whose list is an assumption, not the seed's: "其他: …" is
     /// accepted, so a real value the list misses is never refused (#86 单据类型).
     pub other_allowed: bool,

@@ -65,6 +65,7 @@ impl RawField {
             kind: self.kind,
             sensitive: self.sensitive,
             prose: self.prose,
+            name_like: self.name_like,
         };
         (head, constraints_of!(self))
     }
@@ -85,6 +86,7 @@ pub struct RawFieldHead {
     pub kind: Spanned<String>,
     pub sensitive: bool,
     pub prose: bool,
+    pub name_like: bool,
 }
 
 impl RawFieldRef {
@@ -172,6 +174,9 @@ pub struct RawField {
     /// text only: the answer is words ("客户要开票"), not one code-like token ("kt_05").
     #[serde(default)]
     pub prose: bool,
+    /// text only: a name (店铺名称), so an answer that reads as a sentence is refused.
+    #[serde(default)]
+    pub name_like: bool,
     pub min_chars: Option<usize>,
     pub max_chars: Option<usize>,
     pub pattern: Option<Spanned<String>>,

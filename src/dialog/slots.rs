@@ -898,6 +898,32 @@ impl Scan<'_> {
             }
             at += len.max(1);
         }
+        // A lone mainland mobile number is a common login, but digits say little on their own:
+        // asked about ("卖家账号是 138… 吗?"), never filled.
+        if tokens.is_empty() && !self.out.answers.contains_key(self.field(i).key()) {
+            let mobiles: Vec<Range<usize>> = number_spans(text)
+                .into_iter()
+                .map(|(r, _)| r)
+                .filter(|r| {
+                    let t = text[r.clone()].trim();
+                    t.len() == 11 && is_seller_account(t) && !self.overlaps_used(r)
+                })
+                .collect();
+            if let [r] = mobiles.as_slice() {
+                let raw = text[r.clone()].trim().to_owned();
+                let field = self.field(i);
+                if let Ok(value) = field.spec.parse_answer(&raw) {
+                    let (key, label) = (field.key().clone(), field.spec.label.clone());
+                    self.used.push(r.clone());
+                    self.out.unsure.push(Unsure {
+                        key,
+                        label,
+                        value,
+                        raw,
+                    });
+                }
+            }
+        }
         let mut values: Vec<(Range<usize>, String)> = Vec::new();
         for (span, _) in &tokens {
             let v = text[span.clone()].to_owned();

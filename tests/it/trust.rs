@@ -775,5 +775,35 @@ async fn a_message_that_corrects_itself_or_gives_an_uncued_number_is_read_with_c
         // An account typed at the reason prompt is not a reason.
         let reply = bot.say("c7", "wdt_k2").await;
         assert!(reply.contains("不是申请原因"), "{via:?} {reply}");
+
+        // A lone mobile number is asked about, not filled; a sentence is no shop name.
+        let reply = bot.say("c8", "电子发票 13812345678").await;
+        assert!(!reply.contains("已识别"), "{via:?} {reply}");
+        assert!(
+            reply.contains("卖家账号是 13812345678 吗"),
+            "{via:?} {reply}"
+        );
+        bot.says("c9", &["开个唯品会jit", "vip_m1", "shop100"])
+            .await;
+        let reply = bot.say("c9", "客户上唯品会").await;
+        assert!(reply.contains("不像店铺名称"), "{via:?} {reply}");
+        // After a filing that queued another service, "1" starts it.
+        let reply = bot
+            .says(
+                "c10",
+                &[
+                    "给 shop_k6 开物流追踪 顺便开电子发票",
+                    "客户需要追踪物流",
+                    "确认",
+                ],
+            )
+            .await;
+        assert!(reply.contains("回复「继续」"), "{via:?} {reply}");
+        let reply = bot.say("c10", "1").await;
+        assert!(reply.contains("#7 电子发票"), "{via:?} {reply}");
+        assert!(
+            reply.contains("shop_k6"),
+            "{via:?} account carried: {reply}"
+        );
     }
 }

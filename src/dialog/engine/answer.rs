@@ -173,6 +173,24 @@ impl Engine<'_> {
         t: &mut Turn,
     ) -> State {
         let key = field.key().clone();
+        // "客户上唯品会" where a shop's name is asked is a sentence, not a name.
+        if !cued
+            && field.spec.name_like
+            && self
+                .tuning()
+                .slots
+                .chinese_account_stop_words
+                .iter()
+                .any(|w| text.contains(w.as_str()))
+        {
+            form.failures = form.failures.saturating_add(1);
+            t.say.push(
+                self.m()
+                    .render(MessageKey::NotAName, &[("label", &field.spec.label)]),
+            );
+            t.say.push(field.spec.render_prompt());
+            return State::Filling { form };
+        }
         if !cued
             && matches!(field.spec.kind, FieldKind::SellerAccount)
             && text.chars().any(crate::catalog::value::is_han)
