@@ -336,6 +336,15 @@ impl Extraction {
                 self.extra_accounts.push(account);
             }
         }
+        // A value asked about is asked once: the later one, and none for a field now given.
+        for unsure in later.unsure {
+            self.unsure.retain(|u| u.key != unsure.key);
+            self.unsure.push(unsure);
+        }
+        let answers = &self.answers;
+        let noticed = &self.noticed;
+        self.unsure
+            .retain(|u| !answers.contains_key(&u.key) && !noticed.iter().any(|n| n.key == u.key));
         self.leftover_chars += later.leftover_chars;
     }
 }

@@ -207,9 +207,38 @@ mod slot_properties {
             }
         }
         for w in [
-            "帮忙", "客户", "麻烦", "一下", "开", "给", "帮", "调到", "吧", "了", "和", "账号",
-            "是", "：", "，", " ", "\n", "\u{200B}", "没有", "都要", "已经", "续费", "万", "w",
-            "台", "天", "小时",
+            "帮忙",
+            "客户",
+            "麻烦",
+            "一下",
+            "开",
+            "给",
+            "帮",
+            "调到",
+            "吧",
+            "了",
+            "和",
+            "账号",
+            "是",
+            "：",
+            "，",
+            " ",
+            "\n",
+            "\u{200B}",
+            "没有",
+            "都要",
+            "已经",
+            "续费",
+            "万",
+            "w",
+            "台",
+            "天",
+            "小时",
+            "不对",
+            "哦不",
+            "打错了",
+            "都是",
+            "单",
         ] {
             phrases.push(w.to_owned());
         }
@@ -257,6 +286,14 @@ mod slot_properties {
             }
             for account in &found.extra_accounts {
                 prop_assert!(normalised.contains(&account.to_lowercase()), "{account} not in {text:?}");
+            }
+            // Values asked about (never filled) hold to the same contract.
+            for unsure in &found.unsure {
+                prop_assert!(!found.answers.contains_key(&unsure.key), "{} both filled and unsure", unsure.key);
+                prop_assert!(normalised.contains(&unsure.raw.to_lowercase()), "{:?} not in {text:?}", unsure.raw);
+                let field = service.field(&unsure.key).unwrap();
+                let reparsed = field.spec.parse_answer(&unsure.raw).ok();
+                prop_assert_eq!(reparsed.as_ref(), Some(&unsure.value));
             }
         }
     }
