@@ -326,6 +326,10 @@ pub fn parse_plain(text: &str, words: &PlainWords) -> Option<RequestCommand> {
 /// command such as `/services`).
 #[must_use]
 pub fn embedded_command(text: &str, words: &ChatWords, max_chars: usize) -> Option<String> {
+    // Every text turn comes through here: most have no slash and need no normalising.
+    if !text.contains(['/', '／']) {
+        return None;
+    }
     let text = crate::catalog::value::normalize_width(text.trim());
     if text.starts_with('/') {
         return None;
@@ -413,29 +417,10 @@ impl Commands<'_> {
         let result = match command {
             RequestCommand::Status(None) => Ok(m.get(MessageKey::CmdStatusUsage).to_owned()),
             RequestCommand::Status(Some(id)) => self.status(user, &id).await,
-            RequestCommand::LatestStatus => match self.latest(user, None).await {
-                Ok(Some(id)) => self.status(user, &id).await,
-                Ok(None) => Ok(m.get(MessageKey::CmdMineEmpty).to_owned()),
-                Err(e) => Err((None, e)),
-            },
-            RequestCommand::LatestStatusOf(service) => match self.latest(user, Some(service)).await
-            {
-                Ok(Some(id)) => self.status(user, &id).await,
-                // Never another service's status: the person asked about this one.
-                Ok(None) => Ok(m.render(
-                    MessageKey::CmdStatusNoneForService,
-                    &[
-                        ("service_id", &service.to_string()),
-                        (
-                            "service",
-                            self.catalog
-                                .service(service)
-                                .map_or("", |s| s.name.as_str()),
-                        ),
-                    ],
-                )),
-                Err(e) => Err((None, e)),
-            },
+            RequestCommand::LatestStatus => self.latest_status(user, None).await,
+            RequestCommand::LatestStatusOf(service) => {
+                self.latest_status(user, Some(service)).await
+            }
             RequestCommand::CancelLatest => match self.latest(user, None).await {
                 Ok(Some(id)) => match self.desk.cancel_own(channel, user, &id, now).await {
                     Ok(_) => Ok(m.render(MessageKey::CmdCancelDone, &[("id", id.as_str())])),
@@ -609,6 +594,33 @@ impl Commands<'_> {
                 ("extra", &note),
             ],
         ))
+    }
+
+    /// The status of the person's latest request (for `service`, when named); never another
+    /// service's status when one was named.
+    async fn latest_status(
+        &self,
+        user: &UserId,
+        service: Option<ServiceId>,
+    ) -> Result<String, (Option<RequestId>, DeskError)> {
+        let m = self.catalog.messages();
+        match (self.latest(user, service).await, service) {
+            (Ok(Some(id)), _) => self.status(user, &id).await,
+            (Ok(None), None) => Ok(m.get(MessageKey::CmdMineEmpty).to_owned()),
+            (Ok(None), Some(service)) => Ok(m.render(
+                MessageKey::CmdStatusNoneForService,
+                &[
+                    ("service_id", &service.to_string()),
+                    (
+                        "service",
+                        self.catalog
+                            .service(service)
+                            .map_or("", |s| s.name.as_str()),
+                    ),
+                ],
+            )),
+            (Err(e), _) => Err((None, e)),
+        }
     }
 
     /// The person's most recently filed request, on either channel; with `service`, the most

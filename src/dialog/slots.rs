@@ -598,19 +598,58 @@ impl Scan<'_> {
             Err(_) if !notice => false,
             Err(e) => {
                 let offer = field.spec.over_cap(shown).map(|(_, cap)| cap);
-                let noticed = Noticed {
-                    key,
-                    label: field.spec.label.clone(),
-                    raw: shown.to_owned(),
-                    why: e.message,
-                    offer,
-                };
-                self.used.push(span);
-                if !self.out.noticed.iter().any(|n| n.key == noticed.key) {
-                    self.out.noticed.push(noticed);
-                }
+                self.notice(field_index, span, shown, e.message, offer);
                 false
             }
+        }
+    }
+
+    /// Records that the message gives `raw` for a field which refuses it (`why`), once per field.
+    fn notice(
+        &mut self,
+        field_index: usize,
+        span: Range<usize>,
+        raw: &str,
+        why: String,
+        offer: Option<FieldValue>,
+    ) {
+        let field = self.field(field_index);
+        let noticed = Noticed {
+            key: field.key().clone(),
+            label: field.spec.label.clone(),
+            raw: raw.to_owned(),
+            why,
+            offer,
+        };
+        self.used.push(span);
+        if !self.out.noticed.iter().any(|n| n.key == noticed.key) {
+            self.out.noticed.push(noticed);
+        }
+    }
+
+    /// Records a likely value read without a cue, to be asked about: `false` when the field
+    /// refuses it.
+    fn ask_about(&mut self, field_index: usize, span: Range<usize>, raw: &str) -> bool {
+        let field = self.field(field_index);
+        let Ok(value) = field.spec.parse_answer(raw) else {
+            return false;
+        };
+        let unsure = Unsure {
+            key: field.key().clone(),
+            label: field.spec.label.clone(),
+            value,
+            raw: raw.to_owned(),
+        };
+        self.used.push(span);
+        self.out.unsure.push(unsure);
+        true
+    }
+
+    /// The unit an integer field counts in ("台", "单"), empty when it has none.
+    fn integer_unit(&self, field_index: usize) -> &str {
+        match &self.field(field_index).spec.kind {
+            FieldKind::Integer { unit, .. } => unit,
+            _ => "",
         }
     }
 
@@ -758,15 +797,7 @@ impl Scan<'_> {
                     .err()
                     .map(|e| e.message)
                     .unwrap_or_default();
-                self.used.push(start + at..start + at + split);
-                let field = self.field(i);
-                self.out.noticed.push(Noticed {
-                    key: field.key().clone(),
-                    label: field.spec.label.clone(),
-                    raw: raw.to_owned(),
-                    why,
-                    offer: None,
-                });
+                self.notice(i, start + at..start + at + split, raw, why, None);
                 return;
             }
             if self.out.answers.contains_key(self.field(i).key()) {
@@ -919,18 +950,7 @@ impl Scan<'_> {
                 })
                 .collect();
             if let [r] = mobiles.as_slice() {
-                let raw = text[r.clone()].trim().to_owned();
-                let field = self.field(i);
-                if let Ok(value) = field.spec.parse_answer(&raw) {
-                    let (key, label) = (field.key().clone(), field.spec.label.clone());
-                    self.used.push(r.clone());
-                    self.out.unsure.push(Unsure {
-                        key,
-                        label,
-                        value,
-                        raw,
-                    });
-                }
+                self.ask_about(i, r.clone(), text[r.clone()].trim());
             }
         }
         let mut values: Vec<(Range<usize>, String)> = Vec::new();
@@ -997,12 +1017,8 @@ impl Scan<'_> {
                 .iter()
                 .any(|w| before_full.ends_with(w.as_str()) || before.ends_with(w.as_str()));
             // Or the field's own unit right after the number ("开5台", "20000台").
-            let unit = match &self.field(i).spec.kind {
-                FieldKind::Integer { unit, .. } => unit.clone(),
-                _ => String::new(),
-            };
-            let with_unit =
-                !unit.is_empty() && text[r.end..].trim_start().starts_with(unit.as_str());
+            let unit = self.integer_unit(i);
+            let with_unit = !unit.is_empty() && text[r.end..].trim_start().starts_with(unit);
             if cued || with_unit {
                 let raw = text[r.clone()].to_owned();
                 self.offer(i, r, &raw, &n.to_string());
@@ -1019,16 +1035,13 @@ impl Scan<'_> {
         if self.out.answers.contains_key(&key) || self.out.noticed.iter().any(|n| n.key == key) {
             return;
         }
-        let unit = match &self.field(i).spec.kind {
-            FieldKind::Integer { unit, .. } => unit.clone(),
-            _ => String::new(),
-        };
+        let unit = self.integer_unit(i);
         let alone: Vec<(Range<usize>, i64)> = number_spans(text)
             .into_iter()
             .filter(|(r, _)| !self.overlaps_used(r))
             .filter(|(r, _)| {
                 let before = text[..r.start].chars().next_back();
-                let after = text[r.end..].trim_start_matches(unit.as_str());
+                let after = text[r.end..].trim_start_matches(unit);
                 let after = after.chars().next();
                 before.is_none_or(|c| c.is_whitespace() || is_clause_mark(c))
                     && after.is_none_or(|c| c.is_whitespace() || is_clause_mark(c))
@@ -1037,23 +1050,9 @@ impl Scan<'_> {
         let [(r, n)] = alone.as_slice() else {
             return;
         };
-        let raw = text[r.clone()].trim().to_owned();
-        let field = self.field(i);
-        match field.spec.parse_answer(&raw) {
-            Ok(value) => {
-                let label = field.spec.label.clone();
-                self.used.push(r.clone());
-                self.out.unsure.push(Unsure {
-                    key,
-                    label,
-                    value,
-                    raw,
-                });
-            }
-            Err(_) => {
-                let shown = n.to_string();
-                self.offer(i, r.clone(), &raw, &shown);
-            }
+        let raw = text[r.clone()].trim();
+        if !self.ask_about(i, r.clone(), raw) {
+            self.offer(i, r.clone(), raw, &n.to_string());
         }
     }
 

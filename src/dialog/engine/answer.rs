@@ -7,7 +7,7 @@ use super::{Engine, Say, Turn};
 use crate::catalog::MessageKey;
 use crate::catalog::{FieldKey, FieldKind, FieldValue, Service, ServiceField};
 use crate::dialog::session::{Form, Offer, State, Step};
-use crate::dialog::slots::Extraction;
+use crate::dialog::slots::{Corrected, Extraction};
 use crate::dialog::understand::{SmallTalk, Tuning};
 
 impl Engine<'_> {
@@ -37,10 +37,12 @@ impl Engine<'_> {
                 crate::dialog::slots::split_correction(text, &self.tuning().slots)
             && let Ok(value) = field.spec.parse_answer(&corrected)
         {
-            t.say.push(self.m().render(
-                MessageKey::CorrectedValue,
-                &[("label", &field.spec.label), ("was", &was)],
-            ));
+            let taken_back = Corrected {
+                key: key.clone(),
+                label: field.spec.label.clone(),
+                was,
+            };
+            self.say_corrected(std::slice::from_ref(&taken_back), t);
             return self.accept(form, field, &corrected, value, false, t);
         }
         match self.read_answer(field, text, &found) {
@@ -174,15 +176,7 @@ impl Engine<'_> {
     ) -> State {
         let key = field.key().clone();
         // "客户上唯品会" where a shop's name is asked is a sentence, not a name.
-        if !cued
-            && field.spec.name_like
-            && self
-                .tuning()
-                .slots
-                .chinese_account_stop_words
-                .iter()
-                .any(|w| text.contains(w.as_str()))
-        {
+        if !cued && field.spec.name_like && self.reads_as_sentence(text) {
             form.failures = form.failures.saturating_add(1);
             t.say.push(
                 self.m()
@@ -197,13 +191,9 @@ impl Engine<'_> {
         {
             // "客户要给买家开票" is a sentence and "好了没" a question, not a shop's
             // account name.
-            let tuning = self.tuning();
-            if tuning
-                .slots
-                .chinese_account_stop_words
-                .iter()
-                .any(|w| text.contains(w.as_str()))
-                || crate::dialog::commands::parse_plain(text, &tuning.plain_commands).is_some()
+            if self.reads_as_sentence(text)
+                || crate::dialog::commands::parse_plain(text, &self.tuning().plain_commands)
+                    .is_some()
             {
                 form.failures = form.failures.saturating_add(1);
                 t.say.push(
@@ -236,6 +226,16 @@ impl Engine<'_> {
         }
         form.failures = 0;
         self.advance(form, t)
+    }
+
+    /// Whether `text` holds words no name has ("客户", "开通", "了"): a sentence, not a shop's
+    /// or an account's name.
+    fn reads_as_sentence(&self, text: &str) -> bool {
+        self.tuning()
+            .slots
+            .chinese_account_stop_words
+            .iter()
+            .any(|w| text.contains(w.as_str()))
     }
 
     /// The asked field refused the message: say why, offer "其他: …" or the cap where that

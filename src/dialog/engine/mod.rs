@@ -370,11 +370,12 @@ impl Engine<'_> {
 
     fn idle(&self, text: &str, command: Option<FormCommand>, t: &mut Turn) -> State {
         // Right after "回复「继续」开始办理", a yes or "1" means go on ("好的", "嗯", "1").
-        let words = &self.tuning().commands;
-        let go_on = Tuning::is(&words.yes, text)
-            || self.tuning().small_talk(text) == Some(SmallTalk::Acknowledgement)
-            || pick_number(text, 1) == Some(0);
-        if go_on && !t.queue.is_empty() && !matches!(command, Some(FormCommand::Cancel)) {
+        let go_on = || {
+            Tuning::is(&self.tuning().commands.yes, text)
+                || self.tuning().small_talk(text) == Some(SmallTalk::Acknowledgement)
+                || pick_number(text, 1) == Some(0)
+        };
+        if !t.queue.is_empty() && !matches!(command, Some(FormCommand::Cancel)) && go_on() {
             let next = t.queue.remove(0);
             return self.start(next.service, "", next.account, t);
         }
