@@ -70,6 +70,19 @@ enum Command {
         #[arg(long)]
         sweep: Option<f64>,
     },
+    /// Play labelled conversations through the bot and judge what ends up in the ledger.
+    Conversations {
+        file: PathBuf,
+        /// Only this half of the set (dev or test).
+        #[arg(long)]
+        split: Option<String>,
+        /// Only these conversation ids (comma-separated).
+        #[arg(long)]
+        only: Option<String>,
+        /// Print each failed conversation's transcript.
+        #[arg(long)]
+        transcripts: bool,
+    },
     /// Drive a running bot (on this machine) with encrypted callbacks; prints throughput and latency.
     Load {
         /// The bot, e.g. http://127.0.0.1:8080 (loopback only).
@@ -256,6 +269,12 @@ async fn run() -> anyhow::Result<()> {
             .await?;
             Ok(())
         }
+        Command::Conversations {
+            file,
+            split,
+            only,
+            transcripts,
+        } => conversations(&settings, &file, split, only, transcripts).await,
         Command::Eval { file, all, sweep } => eval(&settings, &file, all, sweep).await,
         Command::Catalog { command } => catalog(&settings, command),
         Command::Store { command } => store(&settings, command).await,
@@ -444,6 +463,31 @@ async fn chat(
         let _ = handle.await;
     }
     result.context("chat ended with an error")
+}
+
+async fn conversations(
+    settings: &Settings,
+    file: &std::path::Path,
+    split: Option<String>,
+    only: Option<String>,
+    transcripts: bool,
+) -> anyhow::Result<()> {
+    use kaitong::tools::conversations::{Rig, parse, render};
+    kaitong::telemetry::init(settings.log.format, "error");
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let mut set = parse(&text)?;
+    if let Some(only) = only {
+        let ids: Vec<&str> = only.split(',').map(str::trim).collect();
+        set.retain(|c| ids.contains(&c.id.as_str()));
+    }
+    let dir = std::env::temp_dir().join(format!("kaitong-conversations-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let rig = Rig::build(settings, &dir).await?;
+    let report = rig.run(&set, split.as_deref()).await;
+    print!("{}", render(&report, transcripts));
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
 }
 
 async fn distill(

@@ -5,12 +5,14 @@
 //! - [`chat`]: `kaitong chat`, a terminal stand-in for WeCom.
 //! - [`load`]: `kaitong load` and the echo baseline it is compared against.
 //! - [`eval`]: `kaitong eval`, scoring understanding against a labelled set.
+//! - [`conversations`]: `kaitong conversations`, whole conversations judged by the ledger.
 //!
 //! Production modules never import this tree; only `main.rs`, tests and benches do (checked with
 //! the other dependency rules by `tests/it/architecture.rs`). It may use
 //! any production module (it drives the bot from outside, as WeCom and its people would).
 
 pub mod chat;
+pub mod conversations;
 pub mod eval;
 pub mod load;
 pub mod peer;
