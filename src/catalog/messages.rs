@@ -157,6 +157,7 @@ message_keys! {
     SlowDown = "slow_down",
     CorrectionTaken = "correction_taken",
     SeveralQueued = "several_queued",
+    PlanReadBack = "plan_read_back",
     PlainCommandInForm = "plain_command_in_form",
     TextControlChars = "text_control_chars",
     NothingQueued = "nothing_queued",

@@ -8,6 +8,7 @@ pub mod commands;
 pub mod engine;
 pub mod examples;
 pub mod meaning;
+pub mod reading;
 pub mod session;
 pub mod slots;
 pub mod text;

@@ -24,6 +24,9 @@ pub struct Session {
 pub struct Queued {
     pub service: ServiceId,
     pub account: Option<String>,
+    /// The part of the message that asked for it, read for its values when it starts (its
+    /// own clauses only: nothing said for another request).
+    pub text: Option<String>,
 }
 
 /// Sessions stored before accounts were queued hold bare service ids.
@@ -35,6 +38,8 @@ enum QueuedRepr {
         service: ServiceId,
         #[serde(default)]
         account: Option<String>,
+        #[serde(default)]
+        text: Option<String>,
     },
 }
 
@@ -44,8 +49,17 @@ impl From<QueuedRepr> for Queued {
             QueuedRepr::Id(service) => Queued {
                 service,
                 account: None,
+                text: None,
             },
-            QueuedRepr::Full { service, account } => Queued { service, account },
+            QueuedRepr::Full {
+                service,
+                account,
+                text,
+            } => Queued {
+                service,
+                account,
+                text,
+            },
         }
     }
 }

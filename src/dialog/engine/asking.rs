@@ -106,6 +106,7 @@ impl Engine<'_> {
                 extra_accounts.into_iter().map(|a| Queued {
                     service: id,
                     account: Some(a),
+                    text: None,
                 }),
             );
         }

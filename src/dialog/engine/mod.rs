@@ -335,6 +335,7 @@ impl Engine<'_> {
                     Queued {
                         service: target,
                         account: carried,
+                        text: None,
                     },
                 );
             }
@@ -377,7 +378,7 @@ impl Engine<'_> {
         };
         if !t.queue.is_empty() && !matches!(command, Some(FormCommand::Cancel)) && go_on() {
             let next = t.queue.remove(0);
-            return self.start(next.service, "", next.account, t);
+            return self.start_queued(next, t);
         }
         match command {
             Some(FormCommand::Cancel) => {
@@ -395,7 +396,7 @@ impl Engine<'_> {
                     return State::Idle;
                 }
                 let next = t.queue.remove(0);
-                return self.start(next.service, "", next.account, t);
+                return self.start_queued(next, t);
             }
             Some(FormCommand::Service(id, rest)) => {
                 return self.start(id, &rest, None, t);
@@ -445,28 +446,22 @@ impl Engine<'_> {
             ));
             return self.start(wanted, text, None, t);
         }
-        let several = self.matcher.several(text);
-        if several.len() > 1 {
-            let account = self.account_in(several[0], text);
-            // Every service the message names is accounted for at once, not only after filing.
-            let later = several[1..]
-                .iter()
-                .filter_map(|id| self.catalog.service(*id))
-                .map(|s| format!("「#{} {}」", s.id, s.name))
-                .collect::<Vec<_>>()
-                .join("、");
-            t.say.push(
-                self.m()
-                    .render(MessageKey::SeveralQueued, &[("later", &later)]),
-            );
-            t.queue.splice(
-                0..0,
-                several[1..].iter().map(|&service| Queued {
-                    service,
-                    account: account.clone(),
-                }),
-            );
-            return self.start(several[0], text, None, t);
+        // Several requests in one message: each reads its values from its own clauses, the
+        // plan is read back once, and they are filled in order.
+        let reading = crate::dialog::reading::read(
+            self.catalog,
+            self.matcher,
+            &self.tuning().reading,
+            &self.tuning().slots,
+            text,
+        );
+        if reading.plan.len() > 1 {
+            return self.plan(reading, t);
+        }
+        if let (Some(only), false) = (reading.plan.first(), reading.dropped.is_empty()) {
+            // "电子发票和物流追踪 电子发票先别开了" or "A 哦不 B": one request is left.
+            self.say_dropped(&reading.dropped, only.service, t);
+            return self.start(only.service, &only.text, only.account.clone(), t);
         }
         let understood = self.matcher.understand_with(text, self.meaning);
         let verdict = understood.verdict;
@@ -499,14 +494,74 @@ impl Engine<'_> {
         }
     }
 
-    /// The seller account a message gives, as read for `service`.
-    fn account_in(&self, service: ServiceId, text: &str) -> Option<String> {
-        let service = self.catalog.service(service)?;
-        let found = self.extract(service, text);
-        service
-            .seller_account_field()
-            .and_then(|f| found.answers.get(f.key()))
-            .map(|v| v.display(false))
+    /// Reads the plan back ("我理解为 2 份申请: ① …"), queues all but the first with their own
+    /// text and account, and starts the first.
+    fn plan(&self, reading: crate::dialog::reading::Reading, t: &mut Turn) -> State {
+        let m = self.m();
+        let marks = ["①", "②", "③", "④", "⑤", "⑥", "⑦", "⑧", "⑨"];
+        let items = reading
+            .plan
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| {
+                let s = self.catalog.service(p.service)?;
+                let mark = marks
+                    .get(i)
+                    .map_or_else(|| format!("{}.", i + 1), |m| (*m).to_owned());
+                let account = p
+                    .account
+                    .as_deref()
+                    .map(|a| format!("{a} "))
+                    .unwrap_or_default();
+                Some(format!("{mark} {account}#{} {}", s.id, s.name))
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        t.say.push(m.render(
+            MessageKey::PlanReadBack,
+            &[
+                ("count", &reading.plan.len().to_string()),
+                ("items", &items),
+            ],
+        ));
+        if let Some(first) = reading.plan.first() {
+            self.say_dropped(&reading.dropped, first.service, t);
+        }
+        let mut plan = reading.plan.into_iter();
+        let Some(first) = plan.next() else {
+            return State::Idle;
+        };
+        t.queue.splice(
+            0..0,
+            plan.map(|p| Queued {
+                service: p.service,
+                account: p.account,
+                text: Some(p.text),
+            }),
+        );
+        self.start(first.service, &first.text, first.account, t)
+    }
+
+    /// A queued request starts with the words that asked for it.
+    fn start_queued(&self, next: Queued, t: &mut Turn) -> State {
+        let text = next.text.unwrap_or_default();
+        self.start(next.service, &text, next.account, t)
+    }
+
+    /// Says which services the message named and then corrected away or took back.
+    fn say_dropped(&self, dropped: &[ServiceId], wanted: ServiceId, t: &mut Turn) {
+        let Some(w) = self.catalog.service(wanted) else {
+            return;
+        };
+        for d in dropped.iter().filter_map(|id| self.catalog.service(*id)) {
+            t.say.push(self.m().render(
+                MessageKey::CorrectionTaken,
+                &[
+                    ("dropped", &format!("#{} {}", d.id, d.name)),
+                    ("wanted", &format!("#{} {}", w.id, w.name)),
+                ],
+            ));
+        }
     }
 
     /// The seller account a form holds (its seller-account field, whatever its key), carried to

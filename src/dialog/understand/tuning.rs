@@ -24,6 +24,9 @@ pub struct Tuning {
     pub acknowledgements: Vec<String>,
     pub commands: CommandWords,
     pub slots: crate::dialog::slots::SlotWords,
+    /// How a whole message is cut into requests (clauses, corrections, shared values).
+    #[serde(default)]
+    pub reading: crate::dialog::reading::ReadingWords,
     /// Status, "my requests" and withdrawal in plain words.
     pub plain_commands: crate::dialog::commands::PlainWords,
     /// The words of the chat commands about filed requests (查询, 撤回, 完成 …).

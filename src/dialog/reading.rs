@@ -1,0 +1,421 @@
+//! The reading of one message, before any state logic: which requests it makes and which part
+//! of the text belongs to each.
+//!
+//! A hurried message asks for several things at once ("赠品策略上限调到2000 订单合并上限调到100
+//! 账号 X", "a_shop1开电子发票 b_shop2开物流追踪"). Read as one text, the values of one request
+//! land in another. Here the message is cut into clauses — at punctuation, at connectives
+//! (还有/另外/然后 …) and, where two services are named, at the spaces between them and at a
+//! new customer account — and every clause that names a service plainly starts a request;
+//! clauses that name none belong to the request before them (or, before the first, to the
+//! first). Each request then reads its values from its own clauses only, so no value crosses
+//! from one request to another. A clause that corrects ("哦不 物流追踪", "算了 还是 X") replaces
+//! the service before it; a clause that takes a service back ("电子发票先别开了") drops it.
+//! Request numbers anywhere in the text are references, never requests.
+//!
+//! Pure: no I/O. The word lists are `[reading]` in `dialogs/understanding.toml`.
+//! Must not touch: the form state machine (the engine decides what a reading means in a state).
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use super::slots::{SlotWords, extract};
+use super::text::fold;
+use super::understand::{Matcher, Verdict};
+use crate::catalog::Catalog;
+use crate::catalog::value::{is_seller_account, normalize_width};
+use crate::domain::{RequestId, ServiceId};
+
+/// Word lists for reading a message (`[reading]` in `dialogs/understanding.toml`).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadingWords {
+    /// Words that join two requests: a new clause starts after them ("还有", "另外", "和").
+    pub connectives: Vec<String>,
+    /// Words that begin with a connective's character but join nothing ("跟踪", "及时").
+    pub connective_exceptions: Vec<String>,
+    /// A clause opening with one of these replaces the service named before it ("哦不", "算了
+    /// 还是", "不是").
+    pub service_corrections: Vec<String>,
+    /// A clause holding one of these takes back the service it names ("先别开", "不要了").
+    pub withdrawals: Vec<String>,
+    /// A clause holding one of these gives its values to every request ("账号都是 X", "原因都是").
+    pub shared_markers: Vec<String>,
+}
+
+/// One request the message makes: its service, the text its values are read from, and the
+/// seller account it is for when the message says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Planned {
+    pub service: ServiceId,
+    pub text: String,
+    pub account: Option<String>,
+}
+
+/// What one message says, read whole.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Reading {
+    /// The requests, in the order they were named.
+    pub plan: Vec<Planned>,
+    /// Services named and then corrected away or taken back.
+    pub dropped: Vec<ServiceId>,
+    /// Request numbers anywhere in the text.
+    pub references: Vec<RequestId>,
+}
+
+static REQUEST_NUMBER: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r"(?i)kt-?(\d{8})-?(\d{1,4})").ok());
+
+/// The request numbers a text names ("查一下 KT-20261206-0002 到哪了").
+#[must_use]
+pub fn references(text: &str) -> Vec<RequestId> {
+    let text = normalize_width(text);
+    let Some(re) = REQUEST_NUMBER.as_ref() else {
+        return Vec::new();
+    };
+    let mut out: Vec<RequestId> = Vec::new();
+    for c in re.captures_iter(&text) {
+        let (Some(date), Some(seq)) = (c.get(1), c.get(2)) else {
+            continue;
+        };
+        if let Some(id) = RequestId::parse(&format!("KT-{}-{}", date.as_str(), seq.as_str()))
+            && !out.contains(&id)
+        {
+            out.push(id);
+        }
+    }
+    out
+}
+
+/// A piece of the message between two cuts.
+#[derive(Debug, Clone)]
+struct Piece {
+    text: String,
+    /// The piece opens a new clause (after punctuation or a connective), not only a space.
+    clause_start: bool,
+}
+
+/// A request being gathered: its service and the pieces that belong to it.
+#[derive(Debug, Clone)]
+struct Group {
+    service: ServiceId,
+    pieces: Vec<String>,
+}
+
+/// Reads `text` whole. `words` are the reading's lists, `slot_words` the slot extractor's.
+#[must_use]
+pub fn read(
+    catalog: &Catalog,
+    matcher: &Matcher,
+    words: &ReadingWords,
+    slot_words: &SlotWords,
+    text: &str,
+) -> Reading {
+    let text = normalize_width(text);
+    let refs = references(&text);
+    // Request numbers are references: their digits are no value and no service.
+    let mut cleaned = text.clone();
+    if let Some(re) = REQUEST_NUMBER.as_ref() {
+        cleaned = re.replace_all(&cleaned, " ").into_owned();
+    }
+    let pieces = pieces(&cleaned, words);
+    let mut preamble: Vec<String> = Vec::new();
+    let mut shared: Vec<String> = Vec::new();
+    let mut groups: Vec<Group> = Vec::new();
+    let mut dropped: Vec<ServiceId> = Vec::new();
+    for piece in &pieces {
+        let folded = fold(&piece.text);
+        let corrects = words
+            .service_corrections
+            .iter()
+            .any(|m| folded.starts_with(&fold(m)));
+        let withdraws = words.withdrawals.iter().any(|m| folded.contains(&fold(m)));
+        let mention =
+            mention(matcher, &piece.text, piece.clause_start).filter(|id| !dropped.contains(id));
+        match mention {
+            Some(id) if withdraws => {
+                // "电子发票先别开了": the service is taken back, wherever it was named.
+                dropped.push(id);
+                groups.retain(|g| g.service != id);
+            }
+            Some(id) if corrects && !groups.is_empty() => {
+                // "电子发票 哦不 物流追踪": the last request becomes the corrected one; what was
+                // said for it stays (an account, a number), the service changes.
+                if let Some(last) = groups.last_mut()
+                    && last.service != id
+                {
+                    dropped.push(last.service);
+                    last.service = id;
+                }
+                if let Some(last) = groups.last_mut() {
+                    last.pieces.push(piece.text.clone());
+                }
+            }
+            Some(id) => {
+                // The same service named again ("订单合并上限 … 合并上限 150") adds to it.
+                if let Some(g) = groups.iter_mut().rev().find(|g| g.service == id) {
+                    g.pieces.push(piece.text.clone());
+                } else {
+                    groups.push(Group {
+                        service: id,
+                        pieces: vec![piece.text.clone()],
+                    });
+                }
+            }
+            None => {
+                let is_shared = words
+                    .shared_markers
+                    .iter()
+                    .any(|m| folded.contains(&fold(m)));
+                if is_shared && !groups.is_empty() {
+                    shared.push(piece.text.clone());
+                } else if let Some(last) = groups.last_mut() {
+                    last.pieces.push(piece.text.clone());
+                } else {
+                    preamble.push(piece.text.clone());
+                }
+            }
+        }
+    }
+    let groups = split_by_account(groups);
+    let mut plan: Vec<Planned> = Vec::new();
+    for (i, g) in groups.iter().enumerate() {
+        let mut parts: Vec<&str> = Vec::new();
+        if i == 0 {
+            parts.extend(preamble.iter().map(String::as_str));
+        }
+        parts.extend(g.pieces.iter().map(String::as_str));
+        parts.extend(shared.iter().map(String::as_str));
+        let text = parts.join(" ");
+        let account = catalog.service(g.service).and_then(|s| {
+            let found = extract(catalog, s, slot_words, &text);
+            s.seller_account_field()
+                .and_then(|f| found.answers.get(f.key()))
+                .map(|v| v.display(false))
+        });
+        plan.push(Planned {
+            service: g.service,
+            text,
+            account,
+        });
+    }
+    // A request that names no account is for the customer of the request before it, else of
+    // the message's one customer ("A调到2000 B调到100 账号 X": X is both requests').
+    let accounts: Vec<String> = {
+        let mut all: Vec<String> = Vec::new();
+        for p in &plan {
+            if let Some(a) = &p.account
+                && !all.contains(a)
+            {
+                all.push(a.clone());
+            }
+        }
+        all
+    };
+    let preamble_account = plan.first().and_then(|p| p.account.clone());
+    for i in 0..plan.len() {
+        if plan[i].account.is_some() {
+            continue;
+        }
+        plan[i].account = if accounts.len() == 1 {
+            accounts.first().cloned()
+        } else if i > 0 {
+            plan[i - 1].account.clone()
+        } else {
+            preamble_account.clone()
+        };
+    }
+    Reading {
+        plan,
+        dropped,
+        references: refs,
+    }
+}
+
+/// The service a piece names plainly, if any. A piece cut at a space must name one of the
+/// service's names or aliases in full; a whole clause may also be a clear lexical winner.
+fn mention(matcher: &Matcher, piece: &str, clause: bool) -> Option<ServiceId> {
+    let ranked = matcher.rank_words(piece);
+    let full = |id: ServiceId| matcher.names_fully(id, piece);
+    match matcher.verdict(&ranked) {
+        Verdict::Service(id) if full(id) => Some(id),
+        Verdict::Service(id) if clause && matcher.lexically_clear(&ranked) => Some(id),
+        Verdict::Ambiguous(ids) => ids.iter().copied().find(|&id| full(id)),
+        _ => None,
+    }
+}
+
+/// Cuts the text at punctuation and connectives (clause starts) and at spaces (pieces).
+fn pieces(text: &str, words: &ReadingWords) -> Vec<Piece> {
+    let mut out = Vec::new();
+    for (i, clause) in clauses(text, words).into_iter().enumerate() {
+        let mut first = true;
+        for part in clause.split_whitespace() {
+            // "1 wdt_01开A 2 …": a list's own numbering is no value.
+            if part.chars().count() <= 2
+                && part
+                    .trim_end_matches(['.', '、', ')', '）'])
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || "①②③④⑤".contains(c))
+            {
+                continue;
+            }
+            out.push(Piece {
+                text: part.to_owned(),
+                clause_start: first || i == 0,
+            });
+            first = false;
+        }
+    }
+    // A whole clause is also offered as one piece when its parts name nothing on their own:
+    // handled by `mention` on the clause's first part only, so join the parts back where no
+    // part names a service in full.
+    out
+}
+
+static PUNCTUATION: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r"[,，;；。!！?？\n+＋|｜]|\.\.\.|…+|、").ok());
+
+/// The clauses of a text: cut at punctuation and at connectives (not inside a word).
+fn clauses(text: &str, words: &ReadingWords) -> Vec<String> {
+    let Some(re) = PUNCTUATION.as_ref() else {
+        return vec![text.to_owned()];
+    };
+    let mut out = Vec::new();
+    for chunk in re.split(text) {
+        let mut rest = chunk;
+        'scan: loop {
+            // The earliest connective not inside a word.
+            let mut best: Option<(usize, usize)> = None;
+            for c in &words.connectives {
+                let mut from = 0;
+                while let Some(at) = rest[from..].find(c.as_str()) {
+                    let at = from + at;
+                    let in_word = words
+                        .connective_exceptions
+                        .iter()
+                        .any(|w| rest[at..].starts_with(w.as_str()) || ends_word(rest, at, w));
+                    if !in_word && at > 0 {
+                        if best.is_none_or(|(b, _)| at < b) {
+                            best = Some((at, c.len()));
+                        }
+                        break;
+                    }
+                    from = at + c.len();
+                }
+            }
+            match best {
+                Some((at, len)) => {
+                    out.push(rest[..at].to_owned());
+                    rest = &rest[at + len..];
+                }
+                None => {
+                    out.push(rest.to_owned());
+                    break 'scan;
+                }
+            }
+        }
+    }
+    out.retain(|c| !c.trim().is_empty());
+    out
+}
+
+/// Whether the exception word `w` covers position `at` of `s` from before ("物流跟踪" has 跟
+/// inside; the exception "跟踪" starts at it, "流跟" would end after it).
+fn ends_word(s: &str, at: usize, w: &str) -> bool {
+    let Some(first) = w.chars().next() else {
+        return false;
+    };
+    // Only exceptions whose second character is the connective: "和" in "暖和".
+    w.len() > first.len_utf8()
+        && at >= first.len_utf8()
+        && s[..at].ends_with(first)
+        && s[at - first.len_utf8()..].starts_with(w)
+}
+
+/// "订单合并上限 yw_socks要150 lyf_store要200": one service, two customers each with their own
+/// value: one request per customer, each with the service's words and its own piece.
+fn split_by_account(groups: Vec<Group>) -> Vec<Group> {
+    let mut out = Vec::new();
+    for g in groups {
+        let starts: Vec<usize> = g
+            .pieces
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| leading_account(p).is_some())
+            .map(|(i, _)| i)
+            .collect();
+        let own_values = starts
+            .iter()
+            .filter(|&&i| {
+                let p = &g.pieces[i];
+                let account = leading_account(p).unwrap_or_default();
+                p[account.len()..].chars().any(|c| c.is_ascii_digit())
+            })
+            .count();
+        if starts.len() < 2 || own_values < 2 || starts[0] == 0 {
+            out.push(g);
+            continue;
+        }
+        let head: Vec<String> = g.pieces[..starts[0]].to_vec();
+        for (k, &at) in starts.iter().enumerate() {
+            let end = starts.get(k + 1).copied().unwrap_or(g.pieces.len());
+            let mut pieces = head.clone();
+            pieces.extend(g.pieces[at..end].iter().cloned());
+            out.push(Group {
+                service: g.service,
+                pieces,
+            });
+        }
+    }
+    out
+}
+
+/// An account-shaped token opening a piece ("yw_socks要150" → "yw_socks").
+fn leading_account(piece: &str) -> Option<&str> {
+    let end = piece
+        .char_indices()
+        .find(|(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '@')))
+        .map_or(piece.len(), |(i, _)| i);
+    let token = &piece[..end];
+    (token.len() >= 3 && token.chars().any(|c| c.is_ascii_alphabetic()) && is_seller_account(token))
+        .then_some(token)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn words() -> ReadingWords {
+        ReadingWords {
+            connectives: ["还有", "另外", "然后", "和", "跟"]
+                .map(String::from)
+                .to_vec(),
+            connective_exceptions: ["跟踪", "跟进"].map(String::from).to_vec(),
+            ..ReadingWords::default()
+        }
+    }
+
+    #[test]
+    fn clauses_cut_at_punctuation_and_connectives_but_not_inside_words() {
+        assert_eq!(
+            clauses("物流跟踪开一下，还有电子发票和多包裹", &words()),
+            ["物流跟踪开一下", "电子发票", "多包裹"]
+        );
+    }
+
+    #[test]
+    fn request_numbers_are_read_anywhere_in_any_case() {
+        let refs = references("查一下 kt-20261206-2 还有 KT202612070003 到哪了");
+        let ids: Vec<&str> = refs.iter().map(RequestId::as_str).collect();
+        assert_eq!(ids, ["KT-20261206-0002", "KT-20261207-0003"]);
+    }
+
+    #[test]
+    fn a_leading_account_is_an_account_shaped_token() {
+        assert_eq!(leading_account("yw_socks要150"), Some("yw_socks"));
+        assert_eq!(leading_account("150单"), None);
+        assert_eq!(leading_account("ok"), None);
+    }
+}
