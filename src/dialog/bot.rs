@@ -819,6 +819,14 @@ impl DialogBot {
         {
             return Route::Answered(reply);
         }
+        // A request number anywhere ("查一下 KT-…", "KT-… 到哪了") is a reference to that
+        // request, in every state: never a form of some service, never a field value.
+        let command = command.or_else(|| {
+            super::reading::references(text)
+                .into_iter()
+                .next()
+                .map(|id| RequestCommand::Status(Some(id)))
+        });
         match command {
             Some(command) => {
                 Route::Answered(self.run_command(catalog, desk, command, message).await)

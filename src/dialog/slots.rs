@@ -39,6 +39,9 @@ pub struct SlotWords {
     pub platforms: Vec<String>,
     /// "账号 shopA 哦不 shopB": a value after the last of these replaces the one before it.
     pub correction_markers: Vec<String>,
+    /// Particles that may stand between a value and the correction after it ("3000 哦不对").
+    #[serde(default)]
+    pub fillers: Vec<String>,
 }
 
 /// A value the message gives for a field but which the field refuses.
@@ -133,10 +136,27 @@ pub fn extract(catalog: &Catalog, service: &Service, words: &SlotWords, text: &s
     if inside_value {
         return whole;
     }
-    let head = text[..marker.start].trim_end();
+    // "调到3000 哦不对 2500": the filler before the marker belongs to it, not to the value.
+    let head = text[..marker.start]
+        .trim_end()
+        .trim_end_matches(|c: char| words.fillers.iter().any(|f| f.starts_with(c)))
+        .trim_end();
     let tail = text[marker.end..].trim_start();
     let mut out = extract_normalised(catalog, service, words, head);
     let mut later = extract_normalised(catalog, service, words, tail);
+    // A marker that is also a cue ("上限改成300") corrects only a value said before it.
+    let corrects_something = value_just_before(&out, head).is_some()
+        || later
+            .answers
+            .keys()
+            .any(|k| out.answers.contains_key(k) || out.noticed.iter().any(|n| &n.key == k))
+        || out.extra_accounts.last().is_some_and(|a| {
+            head.trim_end_matches(|c: char| c.is_whitespace() || is_clause_mark(c))
+                .ends_with(a.as_str())
+        });
+    if !corrects_something {
+        return whole;
+    }
     // A bare value right after the marker ("shopA 哦不 shopB", "调到2000 不对 2500") is read as
     // the field whose value stands right before it, as if that field's label preceded it.
     if let Some(key) = value_just_before(&out, head)

@@ -44,6 +44,11 @@ impl Engine<'_> {
             ControlFlow::Break(state) => return state,
             ControlFlow::Continue(form) => form,
         };
+        // "账号写错了 应该是 X" at any step before filing changes the value it names.
+        let form = match self.correct_answered(form, service, current, text, t) {
+            ControlFlow::Break(state) => return state,
+            ControlFlow::Continue(form) => form,
+        };
         let form = match command {
             Some(command) => match self.steer(form, service, text, command, t) {
                 ControlFlow::Break(state) => return state,
@@ -77,6 +82,74 @@ impl Engine<'_> {
             }
             Step::Ask(_) => self.answer(form, text, t),
         }
+    }
+
+    /// A correction of a value already given ("账号写错了 应该是 abc132", "刚才数量说错了 改成
+    /// 180", "仓库编号改成 CK03"): the message holds a correction marker and names an answered
+    /// field by its label or a cue; the value after the marker, read as that field's, replaces
+    /// the old one, the person hears what changed, and the form goes on where it was.
+    pub(super) fn correct_answered(
+        &self,
+        mut form: Form,
+        service: &Service,
+        current: Option<&ServiceField>,
+        text: &str,
+        t: &mut Turn,
+    ) -> ControlFlow<State, Form> {
+        let words = &self.tuning().slots;
+        let normal = crate::catalog::value::normalize_width(text);
+        let Some(at) = words
+            .correction_markers
+            .iter()
+            .filter_map(|m| normal.rfind(m.as_str()).map(|i| i + m.len()))
+            .max()
+        else {
+            return ControlFlow::Continue(form);
+        };
+        let folded = fold(&normal);
+        let tail = normal[at..]
+            .trim_start_matches(|c: char| c.is_whitespace() || "是:：为成,，".contains(c))
+            .trim();
+        if tail.is_empty() {
+            return ControlFlow::Continue(form);
+        }
+        let mut changes = Vec::new();
+        for f in &service.fields {
+            let Some(was) = form.answers.get(f.key()) else {
+                continue;
+            };
+            if f.spec.prose || current.is_some_and(|c| c.key() == f.key()) {
+                continue;
+            }
+            let named = std::iter::once(&f.spec.label)
+                .chain(f.spec.cues.iter())
+                .any(|w| !w.is_empty() && folded.contains(&fold(w)));
+            if !named {
+                continue;
+            }
+            let labelled = format!("{} {tail}", f.spec.label);
+            let found = self.extract(service, &labelled);
+            if let Some(now) = found.answers.get(f.key())
+                && now != was
+            {
+                changes.push((f, was.clone(), now.clone()));
+            }
+        }
+        let [(f, was, now)] = changes.as_slice() else {
+            return ControlFlow::Continue(form);
+        };
+        t.say.push(self.m().render(
+            MessageKey::ValueChanged,
+            &[
+                ("label", &f.spec.label),
+                ("was", &f.spec.display_value(was)),
+                ("now", &f.spec.display_value(now)),
+            ],
+        ));
+        form.answers.insert(f.key().clone(), now.clone());
+        form.failures = 0;
+        // At the summary the form is shown again; at a question the same question follows.
+        ControlFlow::Break(self.advance(form, t))
     }
 
     /// A value the bot proposed for the asked field (a cap, "其他: …", a Chinese account read
@@ -116,8 +189,18 @@ impl Engine<'_> {
     ) -> ControlFlow<State, Form> {
         let m = self.m();
         let state = match command {
+            FormCommand::Cancel if !t.queue.is_empty() => {
+                // Only this request is dropped: the ones queued behind it are named, and wait.
+                t.say.push(m.render(
+                    MessageKey::CancelledQueueLeft,
+                    &[
+                        ("name", &service.name),
+                        ("queued", &self.queued_names(&t.queue)),
+                    ],
+                ));
+                State::Idle
+            }
             FormCommand::Cancel => {
-                t.queue.clear();
                 t.say.push(m.get(MessageKey::Cancelled));
                 State::Idle
             }

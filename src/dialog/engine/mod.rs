@@ -381,6 +381,15 @@ impl Engine<'_> {
             return self.start_queued(next, t);
         }
         match command {
+            Some(FormCommand::Cancel) if !t.queue.is_empty() => {
+                let queued = self.queued_names(&t.queue);
+                t.queue.clear();
+                t.say.push(
+                    self.m()
+                        .render(MessageKey::QueueCancelled, &[("queued", &queued)]),
+                );
+                return State::Idle;
+            }
             Some(FormCommand::Cancel) => {
                 t.say.push(self.m().get(MessageKey::NothingToCancel));
                 return State::Idle;
@@ -540,6 +549,23 @@ impl Engine<'_> {
             }),
         );
         self.start(first.service, &first.text, first.account, t)
+    }
+
+    /// The queued requests as the person reads them: "「#6 物流追踪」(账号 a_1)、…".
+    fn queued_names(&self, queue: &[Queued]) -> String {
+        queue
+            .iter()
+            .filter_map(|q| {
+                let s = self.catalog.service(q.service)?;
+                let account = q
+                    .account
+                    .as_deref()
+                    .map(|a| format!("(账号 {a})"))
+                    .unwrap_or_default();
+                Some(format!("「#{} {}」{account}", s.id, s.name))
+            })
+            .collect::<Vec<_>>()
+            .join("、")
     }
 
     /// A queued request starts with the words that asked for it.
