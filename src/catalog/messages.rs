@@ -162,6 +162,8 @@ message_keys! {
     CancelledQueueLeft = "cancelled_queue_left",
     QueueCancelled = "queue_cancelled",
     EarlierSameRequest = "earlier_same_request",
+    DayToday = "day_today",
+    DaysAgo = "days_ago",
     PlainCommandInForm = "plain_command_in_form",
     TextControlChars = "text_control_chars",
     NothingQueued = "nothing_queued",

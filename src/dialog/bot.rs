@@ -727,6 +727,35 @@ fn template_name(
     }
 }
 
+/// How far back a request for the same service and customer is pointed out before filing.
+const SAME_REQUEST_DAYS: i64 = 7;
+
+/// (form id, service, seller account) of the form a state holds, once it has its customer.
+fn form_account(
+    catalog: &Catalog,
+    state: &State,
+) -> Option<(String, crate::domain::ServiceId, String)> {
+    let form = match state {
+        State::Filling { form } | State::ConfirmSwitch { form, .. } => form,
+        _ => return None,
+    };
+    let field = catalog.service(form.service)?.seller_account_field()?;
+    let account = form.answers.get(field.key())?.display(false);
+    Some((form.id.clone(), form.service, account))
+}
+
+/// `notice` before what the reply says (the question stays last).
+fn prepend(reply: Reply, notice: &str) -> Reply {
+    match reply {
+        Reply::Nothing => Reply::Text(notice.to_owned()),
+        Reply::Text(text) => Reply::Text(format!("{notice}\n\n{text}")),
+        Reply::Choices { text, options } => Reply::Choices {
+            text: format!("{notice}\n\n{text}"),
+            options,
+        },
+    }
+}
+
 /// The store key of one person's session in one chat on one channel.
 fn session_key(message: &Inbound) -> String {
     keys::session(message.channel, &message.conversation, &message.sender)
@@ -888,6 +917,7 @@ impl DialogBot {
             Ok(loaded) => loaded,
             Err(reply) => return Attempt::Done(reply),
         };
+        let account_before = form_account(catalog, &session.state);
         // No form in progress: plain-language status questions go to the commands, and a
         // new request whose words are not clear is looked up by meaning.
         let idle = matches!(session.state, State::Idle | State::Choosing { .. });
@@ -955,6 +985,19 @@ impl DialogBot {
             None => engine.turn(session, expired, &content, now),
         };
         let mut reply = std::mem::replace(&mut outcome.reply, Reply::Nothing);
+        // A form that has just got its customer: the same request filed lately is pointed out
+        // before anything is filed twice.
+        let account_now = form_account(catalog, &outcome.session.state);
+        if let Some((form_id, service, account)) = &account_now
+            && account_before
+                .as_ref()
+                .is_none_or(|(id, _, a)| id != form_id || a != account)
+            && let Some(notice) = self
+                .earlier_same_request(catalog, message, *service, account, now)
+                .await
+        {
+            reply = prepend(reply, &notice);
+        }
         if let Some(form) = &outcome.file {
             match self
                 .file(catalog, &engine, form, &outcome, message, now)
@@ -983,6 +1026,56 @@ impl DialogBot {
             Ok(false) => Attempt::LostRace,
             Err(reply) => Attempt::Done(reply),
         }
+    }
+
+    /// The person's own request for the same service and customer filed in the last 7 days
+    /// and not rejected or withdrawn, as a reminder to show before filing again.
+    async fn earlier_same_request(
+        &self,
+        catalog: &Catalog,
+        message: &Inbound,
+        service: crate::domain::ServiceId,
+        account: &str,
+        now: chrono::DateTime<Utc>,
+    ) -> Option<String> {
+        let filter = RequestFilter {
+            requester: Some((message.channel, message.sender.clone())),
+            ..RequestFilter::default()
+        };
+        let mine = match self.ledger.list(&filter).await {
+            Ok(mine) => mine,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not look up earlier requests");
+                return None;
+            }
+        };
+        let earlier = mine.iter().rev().find(|r| {
+            r.form.service == service
+                && now - r.submitted_at <= chrono::Duration::days(SAME_REQUEST_DAYS)
+                && !matches!(r.status(), Status::Rejected | Status::Cancelled)
+                && catalog
+                    .service(service)
+                    .and_then(|s| s.seller_account_field())
+                    .and_then(|f| r.form.answers.get(f.key()))
+                    .is_some_and(|v| v.display(false) == account)
+        })?;
+        let m = catalog.messages();
+        let days = (now - earlier.submitted_at).num_days();
+        let days = match days {
+            0 => m.get(MessageKey::DayToday).to_owned(),
+            n => m.render(MessageKey::DaysAgo, &[("n", &n.to_string())]),
+        };
+        Some(m.render(
+            MessageKey::EarlierSameRequest,
+            &[
+                ("days", &days),
+                ("id", earlier.id.as_str()),
+                ("service", &service.to_string()),
+                ("name", &earlier.form.service_name),
+                ("account", account),
+                ("status", earlier.status().label()),
+            ],
+        ))
     }
 
     /// The person's session as stored (with its version for the save) and as read; an

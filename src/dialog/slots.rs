@@ -144,8 +144,29 @@ pub fn extract(catalog: &Catalog, service: &Service, words: &SlotWords, text: &s
     let tail = text[marker.end..].trim_start();
     let mut out = extract_normalised(catalog, service, words, head);
     let mut later = extract_normalised(catalog, service, words, tail);
+    // "订单合并上限100 … 哦合并那个写错了 是150": a bare number after the marker corrects the
+    // service's one number given before it, wherever it stood.
+    let number_before = || {
+        let numbers: Vec<&FieldKey> = out
+            .answers
+            .iter()
+            .filter(|(k, v)| {
+                matches!(v, FieldValue::Integer(_))
+                    && service
+                        .field(k)
+                        .is_some_and(|f| matches!(f.spec.kind, FieldKind::Integer { .. }))
+            })
+            .map(|(k, _)| k)
+            .collect();
+        let bare = tail.trim_start_matches(|c: char| c.is_whitespace() || "是:：为".contains(c));
+        match numbers.as_slice() {
+            [k] if bare.starts_with(|c: char| c.is_ascii_digit()) => Some((*k).clone()),
+            _ => None,
+        }
+    };
+    let just_before = value_just_before(&out, head).or_else(number_before);
     // A marker that is also a cue ("上限改成300") corrects only a value said before it.
-    let corrects_something = value_just_before(&out, head).is_some()
+    let corrects_something = just_before.is_some()
         || later
             .answers
             .keys()
@@ -159,12 +180,13 @@ pub fn extract(catalog: &Catalog, service: &Service, words: &SlotWords, text: &s
     }
     // A bare value right after the marker ("shopA 哦不 shopB", "调到2000 不对 2500") is read as
     // the field whose value stands right before it, as if that field's label preceded it.
-    if let Some(key) = value_just_before(&out, head)
+    if let Some(key) = just_before
         && !later.answers.contains_key(&key)
         && !later.noticed.iter().any(|n| n.key == key)
         && let Some(field) = service.field(&key)
     {
-        let bare = &tail[skip_separators(tail)..];
+        let bare = tail[skip_separators(tail)..]
+            .trim_start_matches(|c: char| c.is_whitespace() || "是:：为".contains(c));
         let labelled = format!("{} {bare}", field.spec.label);
         let again = extract_normalised(catalog, service, words, &labelled);
         let source = again.sources.get(&key);

@@ -227,7 +227,7 @@ impl Rig {
             }
             person.say(Content::Text(text)).await;
         }
-        person.finish(&c.expect).await;
+        person.finish(&c.expect, &before_ids).await;
         let filed: Vec<Request> = person
             .mine()
             .await
@@ -397,7 +397,7 @@ impl Person<'_> {
     }
 
     /// Answers what the bot asks, as a person who knows `expect` and does not re-read.
-    async fn finish(&mut self, expect: &[Meant]) {
+    async fn finish(&mut self, expect: &[Meant], earlier: &[String]) {
         for _ in 0..MAX_STEPS {
             let filed = self.mine().await;
             let open: Vec<&Meant> = expect
@@ -461,6 +461,16 @@ impl Person<'_> {
                         (false, true) => "切换".into(),
                         _ => "继续填".into(),
                     }
+                }
+                // Told that the same request was filed lately, a person who did not mean
+                // another one withdraws it.
+                State::Filling { form }
+                    if !open.iter().any(|m| m.service == form.service.get())
+                        && self.transcript.last().is_some_and(|(_, t)| {
+                            earlier.iter().any(|id| t.contains(id.as_str()))
+                        }) =>
+                {
+                    "取消".into()
                 }
                 State::Filling { form } => {
                     let Some(service) = self.rig.catalog.service(form.service) else {

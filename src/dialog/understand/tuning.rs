@@ -121,7 +121,13 @@ impl Tuning {
         // One fold, not two (`core` folds too); a turn asks this of a dozen word lists.
         let folded = fold(text);
         let core = core_of(&folded);
-        words.iter().any(|w| w == core || *w == folded)
+        // "哦那就不用了": an interjection before the words says nothing of its own.
+        let lead =
+            folded.trim_start_matches(['哦', '噢', '喔', '额', '呃', '嗯', '哎', '诶', '啊']);
+        let lead_core = core_of(lead);
+        words.iter().any(|w| {
+            w == core || *w == folded || (!lead.is_empty() && (w == lead || w == lead_core))
+        })
     }
 
     /// Whether the whole message is a greeting or a thank-you (trailing particles ignored).
