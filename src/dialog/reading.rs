@@ -21,27 +21,10 @@ use regex::Regex;
 
 use super::slots::{SlotWords, extract};
 use super::text::fold;
-use super::understand::{Matcher, Verdict};
+use super::understand::{Matcher, ReadingWords, Verdict};
 use crate::catalog::Catalog;
 use crate::catalog::value::{is_seller_account, normalize_width};
 use crate::domain::{RequestId, ServiceId};
-
-/// Word lists for reading a message (`[reading]` in `dialogs/understanding.toml`).
-#[derive(Debug, Clone, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ReadingWords {
-    /// Words that join two requests: a new clause starts after them ("还有", "另外", "和").
-    pub connectives: Vec<String>,
-    /// Words that begin with a connective's character but join nothing ("跟踪", "及时").
-    pub connective_exceptions: Vec<String>,
-    /// A clause opening with one of these replaces the service named before it ("哦不", "算了
-    /// 还是", "不是").
-    pub service_corrections: Vec<String>,
-    /// A clause holding one of these takes back the service it names ("先别开", "不要了").
-    pub withdrawals: Vec<String>,
-    /// A clause holding one of these gives its values to every request ("账号都是 X", "原因都是").
-    pub shared_markers: Vec<String>,
-}
 
 /// One request the message makes: its service, the text its values are read from, and the
 /// seller account it is for when the message says.
@@ -118,7 +101,17 @@ pub fn read(
     if let Some(re) = REQUEST_NUMBER.as_ref() {
         cleaned = re.replace_all(&cleaned, " ").into_owned();
     }
-    let pieces = pieces(&cleaned, words);
+    // Names that hold a connective ("回传备注和标旗上限调整") are never cut.
+    let names: Vec<String> = catalog
+        .services()
+        .flat_map(|s| {
+            std::iter::once(s.name.clone())
+                .chain(std::iter::once(s.seed_name.clone()))
+                .chain(s.aliases.iter().cloned())
+        })
+        .filter(|n| words.connectives.iter().any(|c| n.contains(c.as_str())))
+        .collect();
+    let pieces = pieces(&cleaned, words, &names);
     let mut preamble: Vec<String> = Vec::new();
     let mut shared: Vec<String> = Vec::new();
     let mut groups: Vec<Group> = Vec::new();
@@ -246,20 +239,27 @@ fn mention(matcher: &Matcher, piece: &str, clause: bool) -> Option<ServiceId> {
 }
 
 /// Cuts the text at punctuation and connectives (clause starts) and at spaces (pieces).
-fn pieces(text: &str, words: &ReadingWords) -> Vec<Piece> {
+fn pieces(text: &str, words: &ReadingWords, names: &[String]) -> Vec<Piece> {
     let mut out = Vec::new();
-    for (i, clause) in clauses(text, words).into_iter().enumerate() {
+    // "1 wdt_01开A 2 …": a list's own numbering (1, 2, 3 in turn, each followed by more) is no
+    // value; "调到1 哦不对 2" ends with its number, and "100 … 2" is out of turn.
+    let mut next_item = 1u32;
+    for (i, clause) in clauses(text, words, names).into_iter().enumerate() {
         let mut first = true;
-        for part in clause.split_whitespace() {
-            // "1 wdt_01开A 2 …": a list's own numbering is no value.
-            if part.chars().count() <= 2
-                && part
-                    .trim_end_matches(['.', '、', ')', '）'])
-                    .chars()
-                    .all(|c| c.is_ascii_digit() || "①②③④⑤".contains(c))
-            {
+        let parts: Vec<&str> = clause.split_whitespace().collect();
+        for (k, part) in parts.iter().enumerate() {
+            let number = part.trim_end_matches(['.', '、', ')', '）', ':', '：']);
+            let circled = "①②③④⑤⑥⑦⑧⑨".chars().position(|c| number == c.to_string());
+            let item = number
+                .parse::<u32>()
+                .ok()
+                .or(circled.and_then(|p| u32::try_from(p + 1).ok()));
+            let more = k + 1 < parts.len();
+            if item == Some(next_item) && more {
+                next_item += 1;
                 continue;
             }
+            let part = *part;
             out.push(Piece {
                 text: part.to_owned(),
                 clause_start: first || i == 0,
@@ -277,14 +277,26 @@ static PUNCTUATION: LazyLock<Option<Regex>> =
     LazyLock::new(|| Regex::new(r"[,，;；。!！?？\n+＋|｜]|\.\.\.|…+|、").ok());
 
 /// The clauses of a text: cut at punctuation and at connectives (not inside a word).
-fn clauses(text: &str, words: &ReadingWords) -> Vec<String> {
+fn clauses(text: &str, words: &ReadingWords, names: &[String]) -> Vec<String> {
     let Some(re) = PUNCTUATION.as_ref() else {
         return vec![text.to_owned()];
     };
     let mut out = Vec::new();
     for chunk in re.split(text) {
-        let mut rest = chunk;
+        let mut rest = chunk.trim_start();
         'scan: loop {
+            // A connective opening a clause ("，还有电子发票") only joins it to the one before.
+            if let Some(c) = words.connectives.iter().find(|c| {
+                rest.starts_with(c.as_str())
+                    && !words
+                        .connective_exceptions
+                        .iter()
+                        .any(|w| rest.starts_with(w.as_str()))
+                    && !names.iter().any(|n| rest.starts_with(n.as_str()))
+            }) {
+                rest = rest[c.len()..].trim_start();
+                continue 'scan;
+            }
             // The earliest connective not inside a word.
             let mut best: Option<(usize, usize)> = None;
             for c in &words.connectives {
@@ -294,7 +306,8 @@ fn clauses(text: &str, words: &ReadingWords) -> Vec<String> {
                     let in_word = words
                         .connective_exceptions
                         .iter()
-                        .any(|w| rest[at..].starts_with(w.as_str()) || ends_word(rest, at, w));
+                        .any(|w| rest[at..].starts_with(w.as_str()) || ends_word(rest, at, w))
+                        || names.iter().any(|n| inside(rest, at, n));
                     if !in_word && at > 0 {
                         if best.is_none_or(|(b, _)| at < b) {
                             best = Some((at, c.len()));
@@ -318,6 +331,12 @@ fn clauses(text: &str, words: &ReadingWords) -> Vec<String> {
     }
     out.retain(|c| !c.trim().is_empty());
     out
+}
+
+/// Whether position `at` of `s` lies inside an occurrence of `name`.
+fn inside(s: &str, at: usize, name: &str) -> bool {
+    s.match_indices(name)
+        .any(|(p, _)| p < at && at < p + name.len())
 }
 
 /// Whether the exception word `w` covers position `at` of `s` from before ("物流跟踪" has 跟
@@ -400,8 +419,17 @@ mod tests {
     #[test]
     fn clauses_cut_at_punctuation_and_connectives_but_not_inside_words() {
         assert_eq!(
-            clauses("物流跟踪开一下，还有电子发票和多包裹", &words()),
+            clauses("物流跟踪开一下，还有电子发票和多包裹", &words(), &[]),
             ["物流跟踪开一下", "电子发票", "多包裹"]
+        );
+    }
+
+    #[test]
+    fn a_name_holding_a_connective_is_not_cut() {
+        let names = ["回传备注和标旗上限调整".to_owned()];
+        assert_eq!(
+            clauses("回传备注和标旗上限调整调到150和电子发票", &words(), &names),
+            ["回传备注和标旗上限调整调到150", "电子发票"]
         );
     }
 

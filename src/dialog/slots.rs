@@ -200,6 +200,14 @@ pub fn extract(catalog: &Catalog, service: &Service, words: &SlotWords, text: &s
             later.leftover_chars = later
                 .leftover_chars
                 .saturating_sub(source.chars().filter(|c| c.is_alphanumeric()).count());
+        } else if words
+            .amount_cues
+            .iter()
+            .any(|c| c.as_str() == &text[marker.clone()])
+        {
+            // "账号 jh_l1 改成500": a marker that is also a cue and corrects nothing before it
+            // introduces a value of its own; the message is read whole.
+            return whole;
         } else if let Some(n) = again.noticed.into_iter().find(|n| n.key == key)
             && bare.starts_with(|c: char| c.is_alphanumeric())
             && number_or_token_opens(bare, &n.raw)

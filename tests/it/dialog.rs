@@ -299,8 +299,14 @@ async fn a_field_is_corrected_from_the_summary() {
     bot.say("s10", "给 old_acct1 开电子发票").await;
     bot.say("s10", "客户需要开电子发票").await;
     let reply = bot.say("s10", "卖家账号改成 new_acct2").await;
+    // The person hears what changed, then the summary holds only the new value.
+    let (changed, summary) = reply.split_once("\n\n").unwrap_or_default();
     assert!(
-        reply.contains("new_acct2") && !reply.contains("old_acct1"),
+        changed.contains("new_acct2") && changed.contains("old_acct1"),
+        "{reply}"
+    );
+    assert!(
+        summary.contains("new_acct2") && !summary.contains("old_acct1"),
         "{reply}"
     );
     assert!(reply.contains("请核对"), "back at the summary: {reply}");

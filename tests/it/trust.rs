@@ -164,9 +164,13 @@ async fn class_02_nothing_recognised_is_dropped_without_a_word() {
             .say("b4", "账号 tri_01 开电子发票、物流追踪还有超期订单预警")
             .await;
         assert!(reply.contains("#7"), "{via:?} {reply}");
-        // The others are accounted for at once, not only after filing (found trying the bot).
+        // The others are accounted for at once, read back as a numbered plan with the customer
+        // each is for, not only after filing (found trying the bot).
         assert!(
-            reply.contains("#6") && reply.contains("#48") && reply.contains("排在后面"),
+            reply.contains("3 份申请")
+                && reply.contains("① tri_01 #7")
+                && reply.contains("② tri_01 #6")
+                && reply.contains("③ tri_01 #48"),
             "{via:?} {reply}"
         );
         let receipt = bot.says("b4", &["客户要给下游开票报销", "确认"]).await;

@@ -755,6 +755,7 @@ mod tests {
         queued.queue.push(Queued {
             service: ServiceId(6),
             account: None,
+            text: None,
         });
         for word in ["继续", "1", "好的", "嗯"] {
             let next = f.say(queued.clone(), &[word]);

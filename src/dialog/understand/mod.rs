@@ -14,4 +14,6 @@ mod matcher;
 mod tuning;
 
 pub use matcher::{Matcher, Scored, Verdict};
-pub use tuning::{CommandWords, MeaningTuning, SmallTalk, SpaceThresholds, Tuning, TuningError};
+pub use tuning::{
+    CommandWords, MeaningTuning, ReadingWords, SmallTalk, SpaceThresholds, Tuning, TuningError,
+};

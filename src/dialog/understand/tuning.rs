@@ -26,7 +26,7 @@ pub struct Tuning {
     pub slots: crate::dialog::slots::SlotWords,
     /// How a whole message is cut into requests (clauses, corrections, shared values).
     #[serde(default)]
-    pub reading: crate::dialog::reading::ReadingWords,
+    pub reading: ReadingWords,
     /// Status, "my requests" and withdrawal in plain words.
     pub plain_commands: crate::dialog::commands::PlainWords,
     /// The words of the chat commands about filed requests (查询, 撤回, 完成 …).
@@ -34,6 +34,23 @@ pub struct Tuning {
     /// The hybrid with meaning; without it understanding is by words alone.
     #[serde(default)]
     pub meaning: Option<MeaningTuning>,
+}
+
+/// Word lists for reading a message (`[reading]` in `dialogs/understanding.toml`).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadingWords {
+    /// Words that join two requests: a new clause starts after them ("还有", "另外", "和").
+    pub connectives: Vec<String>,
+    /// Words that begin with a connective's character but join nothing ("跟踪", "及时").
+    pub connective_exceptions: Vec<String>,
+    /// A clause opening with one of these replaces the service named before it ("哦不", "算了
+    /// 还是", "不是").
+    pub service_corrections: Vec<String>,
+    /// A clause holding one of these takes back the service it names ("先别开", "不要了").
+    pub withdrawals: Vec<String>,
+    /// A clause holding one of these gives its values to every request ("账号都是 X", "原因都是").
+    pub shared_markers: Vec<String>,
 }
 
 /// Words for the conversation commands; each list holds whole-message forms.

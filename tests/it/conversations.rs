@@ -1,0 +1,60 @@
+//! The conversation suite (`tests/fixtures/conversations.jsonl`, written from the seed alone by a
+//! session that saw neither the catalog nor the code): whole conversations played through the
+//! production bot, judged only by what the ledger holds afterwards. The floors below are the
+//! measured results; they may only go up. `kaitong conversations FILE --transcripts` shows
+//! every failure.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeSet;
+
+use kaitong::tools::conversations::{Rig, parse, render};
+
+use crate::harness;
+
+const SET: &str = include_str!("../fixtures/conversations.jsonl");
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_conversation_suite_ends_as_meant_and_files_no_more_wrong_values_than_measured() {
+    let set = parse(SET).unwrap();
+    assert!(set.len() >= 150, "{} conversations", set.len());
+    let services: BTreeSet<u16> = set
+        .iter()
+        .flat_map(|c| c.expect.iter().map(|m| m.service))
+        .collect();
+    assert!(services.len() >= 40, "{} services", services.len());
+    for channel in ["app", "aibot", "group"] {
+        assert!(set.iter().any(|c| c.channel == channel), "{channel}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let rig = Rig::build(&harness::test_settings(), dir.path())
+        .await
+        .unwrap();
+    let dev = rig.run(&set, Some("dev")).await;
+    let test = rig.run(&set, Some("test")).await;
+    let shown = format!(
+        "dev:\n{}\ntest:\n{}",
+        render(&dev, false),
+        render(&test, false)
+    );
+    assert_eq!(dev.conversations + test.conversations, set.len(), "{shown}");
+    assert!(dev.passed >= 68 && dev.wrong_filings <= 1, "{shown}");
+    assert!(test.passed >= 64 && test.wrong_filings <= 13, "{shown}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_conversation_that_files_a_value_nobody_meant_fails_the_judge() {
+    // The judge itself: a request meant with 2000 but said as 100 is a wrong filing.
+    let line = r#"{"id": "j1", "split": "dev", "class": "judge", "channel": "app", "turns": ["赠品策略上限调到100 账号 judge_01"], "expect": [{"service": 33, "account": "judge_01", "fields": {"卖家账号": "judge_01", "调整数量": "2000", "申请原因": "客户大促赠品策略不够用"}}]}"#;
+    let set = parse(line).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let rig = Rig::build(&harness::test_settings(), dir.path())
+        .await
+        .unwrap();
+    let report = rig.run(&set, None).await;
+    assert_eq!(report.passed, 0, "{}", render(&report, true));
+    assert_eq!(report.wrong_filings, 1, "{}", render(&report, true));
+    // And the same conversation with the value meant passes.
+    let set = parse(&line.replace("\"2000\"", "\"100\"")).unwrap();
+    let report = rig.run(&set, None).await;
+    assert_eq!(report.passed, 1, "{}", render(&report, true));
+}
