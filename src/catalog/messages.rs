@@ -163,6 +163,7 @@ message_keys! {
     QueueCancelled = "queue_cancelled",
     EarlierSameRequest = "earlier_same_request",
     DayToday = "day_today",
+    ConfirmIrreversible = "confirm_irreversible",
     DaysAgo = "days_ago",
     PlainCommandInForm = "plain_command_in_form",
     TextControlChars = "text_control_chars",

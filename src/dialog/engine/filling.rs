@@ -77,7 +77,31 @@ impl Engine<'_> {
         match form.step.clone() {
             Step::PickEdit => self.pick_edit(form, service, text, &mut t.say),
             Step::Summary => {
-                t.say.push(self.m().get(MessageKey::ConfirmNeeded));
+                // A plain yes (好的/ok/可以) confirms what can be undone; a service whose
+                // warnings say it cannot be needs the word 「确认」, and the person hears why.
+                let words = &self.tuning().commands;
+                let plain_yes = Tuning::is(&words.yes, text)
+                    || Tuning::is(&words.plain_yes, text)
+                    || self.tuning().small_talk(text) == Some(SmallTalk::Acknowledgement);
+                let irreversible = service.warnings.iter().any(|w| {
+                    words
+                        .irreversible_markers
+                        .iter()
+                        .any(|m| w.contains(m.as_str()))
+                });
+                if plain_yes && !irreversible {
+                    t.file = Some(form);
+                    t.say.push(self.m().get(MessageKey::Confirmed));
+                    return State::Idle;
+                }
+                if plain_yes {
+                    t.say.push(
+                        self.m()
+                            .render(MessageKey::ConfirmIrreversible, &[("name", &service.name)]),
+                    );
+                } else {
+                    t.say.push(self.m().get(MessageKey::ConfirmNeeded));
+                }
                 State::Filling { form }
             }
             Step::Ask(_) => self.answer(form, text, t),

@@ -773,6 +773,59 @@ mod tests {
     }
 
     #[test]
+    fn a_plain_yes_confirms_what_can_be_undone_and_not_what_cannot() {
+        let f = fixture();
+        let filed = f.say(
+            Session::default(),
+            &["物流追踪 账号 wl_yes1", "客户要看物流轨迹", "好的"],
+        );
+        assert!(filed.file.is_some(), "{:?}", filed.reply);
+        // 电子发票 cannot be undone: 好的 is not enough, the person hears why, 确认 files.
+        let held = f.say(
+            Session::default(),
+            &["电子发票 账号 fp_yes1", "客户要开票报销", "好的"],
+        );
+        assert!(held.file.is_none(), "{:?}", held.reply);
+        assert!(text(&held.reply).contains("无法撤回"), "{:?}", held.reply);
+        let filed = f.say(held.session, &["确认"]);
+        assert!(filed.file.is_some(), "{:?}", filed.reply);
+    }
+
+    #[test]
+    fn several_requests_in_one_line_each_keep_their_own_values() {
+        let f = fixture();
+        let started = f.say(
+            Session::default(),
+            &["赠品策略上限调到2000 订单合并上限调到100 账号 hz_plan1"],
+        );
+        let State::Filling { form } = &started.session.state else {
+            panic!("a form: {:?}", started.reply);
+        };
+        assert_eq!(form.service, ServiceId(33));
+        let amount = form.answers.iter().find_map(|(_, v)| match v {
+            FieldValue::Integer(n) => Some(*n),
+            _ => None,
+        });
+        assert_eq!(amount, Some(2000), "{:?}", started.reply);
+        assert!(
+            text(&started.reply).contains("2 份申请"),
+            "{:?}",
+            started.reply
+        );
+        let queued = &started.session.queue;
+        assert_eq!(queued.len(), 1);
+        assert_eq!(queued[0].service, ServiceId(50));
+        assert_eq!(queued[0].account.as_deref(), Some("hz_plan1"));
+        assert!(
+            queued[0]
+                .text
+                .as_deref()
+                .is_some_and(|t| t.contains("100") && !t.contains("2000")),
+            "{queued:?}"
+        );
+    }
+
+    #[test]
     fn options_that_share_a_name_are_told_apart_by_their_handler_first() {
         let f = fixture();
         let outcome = f.say(Session::default(), &["支付宝数据透视"]);

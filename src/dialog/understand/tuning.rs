@@ -72,6 +72,12 @@ pub struct CommandWords {
     pub keep: Vec<String>,
     /// "已确认" and the like: never a new request when nothing waits for confirmation.
     pub confirm_like: Vec<String>,
+    /// Plain yeses that confirm a summary of a service that can be undone ("好的", "ok").
+    #[serde(default)]
+    pub plain_yes: Vec<String>,
+    /// Words in a service's warnings that say it cannot be undone: its summary needs 「确认」.
+    #[serde(default)]
+    pub irreversible_markers: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
