@@ -156,7 +156,6 @@ message_keys! {
     ContinuePrivate = "continue_private",
     SlowDown = "slow_down",
     CorrectionTaken = "correction_taken",
-    SeveralQueued = "several_queued",
     PlanReadBack = "plan_read_back",
     ValueChanged = "value_changed",
     CancelledQueueLeft = "cancelled_queue_left",

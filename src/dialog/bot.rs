@@ -864,6 +864,20 @@ impl DialogBot {
         }
     }
 
+    /// The sender's own requests on this channel, oldest first; `None` (logged) when the
+    /// ledger cannot be read, so a reminder is left out rather than the turn failing.
+    async fn requests_of(&self, message: &Inbound) -> Option<Vec<crate::requests::Request>> {
+        let filter = RequestFilter {
+            requester: Some((message.channel, message.sender.clone())),
+            ..RequestFilter::default()
+        };
+        self.ledger
+            .list(&filter)
+            .await
+            .map_err(|e| tracing::warn!(error = %e, "could not look up the person's requests"))
+            .ok()
+    }
+
     /// A 确认 with nothing left to confirm, minutes after this person filed: they most likely
     /// missed the receipt (answered "busy" when the reply could not be stored, e.g. in a
     /// failover), so it is shown again instead of "nothing to confirm", which reads as lost.
@@ -873,17 +887,7 @@ impl DialogBot {
         message: &Inbound,
         now: chrono::DateTime<Utc>,
     ) -> Option<Reply> {
-        let filter = RequestFilter {
-            requester: Some((message.channel, message.sender.clone())),
-            ..RequestFilter::default()
-        };
-        let mine = match self.ledger.list(&filter).await {
-            Ok(mine) => mine,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not look up recent requests");
-                return None;
-            }
-        };
+        let mine = self.requests_of(message).await?;
         // The ledger lists a person's requests oldest first.
         let latest = mine.last()?;
         (now - latest.submitted_at <= RECEIPT_AGAIN_WITHIN).then(|| {
@@ -1038,25 +1042,15 @@ impl DialogBot {
         account: &str,
         now: chrono::DateTime<Utc>,
     ) -> Option<String> {
-        let filter = RequestFilter {
-            requester: Some((message.channel, message.sender.clone())),
-            ..RequestFilter::default()
-        };
-        let mine = match self.ledger.list(&filter).await {
-            Ok(mine) => mine,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not look up earlier requests");
-                return None;
-            }
-        };
+        let mine = self.requests_of(message).await?;
+        let field = catalog.service(service)?.seller_account_field()?;
         let earlier = mine.iter().rev().find(|r| {
             r.form.service == service
                 && now - r.submitted_at <= chrono::Duration::days(SAME_REQUEST_DAYS)
                 && !matches!(r.status(), Status::Rejected | Status::Cancelled)
-                && catalog
-                    .service(service)
-                    .and_then(|s| s.seller_account_field())
-                    .and_then(|f| r.form.answers.get(f.key()))
+                && r.form
+                    .answers
+                    .get(field.key())
                     .is_some_and(|v| v.display(false) == account)
         })?;
         let m = catalog.messages();

@@ -35,15 +35,14 @@ pub struct Planned {
     pub account: Option<String>,
 }
 
-/// What one message says, read whole.
+/// What one message says, read whole. Request numbers in it are [`references`], answered
+/// before a message reaches the reading.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Reading {
     /// The requests, in the order they were named.
     pub plan: Vec<Planned>,
     /// Services named and then corrected away or taken back.
     pub dropped: Vec<ServiceId>,
-    /// Request numbers anywhere in the text.
-    pub references: Vec<RequestId>,
 }
 
 static REQUEST_NUMBER: LazyLock<Option<Regex>> =
@@ -94,35 +93,27 @@ pub fn read(
     slot_words: &SlotWords,
     text: &str,
 ) -> Reading {
-    let text = normalize_width(text);
-    let refs = references(&text);
     // Request numbers are references: their digits are no value and no service.
-    let mut cleaned = text.clone();
+    let mut text = normalize_width(text);
     if let Some(re) = REQUEST_NUMBER.as_ref() {
-        cleaned = re.replace_all(&cleaned, " ").into_owned();
+        text = re.replace_all(&text, " ").into_owned();
     }
-    // Names that hold a connective ("回传备注和标旗上限调整") are never cut.
-    let names: Vec<String> = catalog
-        .services()
-        .flat_map(|s| {
-            std::iter::once(s.name.clone())
-                .chain(std::iter::once(s.seed_name.clone()))
-                .chain(s.aliases.iter().cloned())
-        })
-        .filter(|n| words.connectives.iter().any(|c| n.contains(c.as_str())))
-        .collect();
-    let pieces = pieces(&cleaned, words, &names);
+    let pieces = pieces(&text, words, matcher.joined_names());
     let mut preamble: Vec<String> = Vec::new();
     let mut shared: Vec<String> = Vec::new();
     let mut groups: Vec<Group> = Vec::new();
     let mut dropped: Vec<ServiceId> = Vec::new();
     for piece in &pieces {
         let folded = fold(&piece.text);
+        // The word lists are folded at load.
         let corrects = words
             .service_corrections
             .iter()
-            .any(|m| folded.starts_with(&fold(m)));
-        let withdraws = words.withdrawals.iter().any(|m| folded.contains(&fold(m)));
+            .any(|m| folded.starts_with(m.as_str()));
+        let withdraws = words
+            .withdrawals
+            .iter()
+            .any(|m| folded.contains(m.as_str()));
         let mention =
             mention(matcher, &piece.text, piece.clause_start).filter(|id| !dropped.contains(id));
         match mention {
@@ -159,7 +150,7 @@ pub fn read(
                 let is_shared = words
                     .shared_markers
                     .iter()
-                    .any(|m| folded.contains(&fold(m)));
+                    .any(|m| folded.contains(m.as_str()));
                 if is_shared && !groups.is_empty() {
                     shared.push(piece.text.clone());
                 } else if let Some(last) = groups.last_mut() {
@@ -192,37 +183,24 @@ pub fn read(
             account,
         });
     }
-    // A request that names no account is for the customer of the request before it, else of
-    // the message's one customer ("A调到2000 B调到100 账号 X": X is both requests').
-    let accounts: Vec<String> = {
-        let mut all: Vec<String> = Vec::new();
-        for p in &plan {
-            if let Some(a) = &p.account
-                && !all.contains(a)
-            {
-                all.push(a.clone());
-            }
-        }
-        all
+    // A request that names no account is for the message's one customer ("A调到2000 B调到100
+    // 账号 X": X is both requests'), else for the customer of the request before it.
+    let mut accounts: Vec<&str> = plan.iter().filter_map(|p| p.account.as_deref()).collect();
+    accounts.dedup();
+    let only = match accounts.as_slice() {
+        [one] => Some((*one).to_owned()),
+        _ => None,
     };
-    let preamble_account = plan.first().and_then(|p| p.account.clone());
     for i in 0..plan.len() {
-        if plan[i].account.is_some() {
-            continue;
+        if plan[i].account.is_none() {
+            plan[i].account = match (&only, i) {
+                (Some(one), _) => Some(one.clone()),
+                (None, 0) => None,
+                (None, _) => plan[i - 1].account.clone(),
+            };
         }
-        plan[i].account = if accounts.len() == 1 {
-            accounts.first().cloned()
-        } else if i > 0 {
-            plan[i - 1].account.clone()
-        } else {
-            preamble_account.clone()
-        };
     }
-    Reading {
-        plan,
-        dropped,
-        references: refs,
-    }
+    Reading { plan, dropped }
 }
 
 /// The service a piece names plainly, if any. A piece cut at a space must name one of the
@@ -267,9 +245,6 @@ fn pieces(text: &str, words: &ReadingWords, names: &[String]) -> Vec<Piece> {
             first = false;
         }
     }
-    // A whole clause is also offered as one piece when its parts name nothing on their own:
-    // handled by `mention` on the clause's first part only, so join the parts back where no
-    // part names a service in full.
     out
 }
 
@@ -286,14 +261,11 @@ fn clauses(text: &str, words: &ReadingWords, names: &[String]) -> Vec<String> {
         let mut rest = chunk.trim_start();
         'scan: loop {
             // A connective opening a clause ("，还有电子发票") only joins it to the one before.
-            if let Some(c) = words.connectives.iter().find(|c| {
-                rest.starts_with(c.as_str())
-                    && !words
-                        .connective_exceptions
-                        .iter()
-                        .any(|w| rest.starts_with(w.as_str()))
-                    && !names.iter().any(|n| rest.starts_with(n.as_str()))
-            }) {
+            if let Some(c) = words
+                .connectives
+                .iter()
+                .find(|c| rest.starts_with(c.as_str()) && !in_word(rest, 0, words, names))
+            {
                 rest = rest[c.len()..].trim_start();
                 continue 'scan;
             }
@@ -303,12 +275,7 @@ fn clauses(text: &str, words: &ReadingWords, names: &[String]) -> Vec<String> {
                 let mut from = 0;
                 while let Some(at) = rest[from..].find(c.as_str()) {
                     let at = from + at;
-                    let in_word = words
-                        .connective_exceptions
-                        .iter()
-                        .any(|w| rest[at..].starts_with(w.as_str()) || ends_word(rest, at, w))
-                        || names.iter().any(|n| inside(rest, at, n));
-                    if !in_word && at > 0 {
+                    if at > 0 && !in_word(rest, at, words, names) {
                         if best.is_none_or(|(b, _)| at < b) {
                             best = Some((at, c.len()));
                         }
@@ -333,23 +300,14 @@ fn clauses(text: &str, words: &ReadingWords, names: &[String]) -> Vec<String> {
     out
 }
 
-/// Whether position `at` of `s` lies inside an occurrence of `name`.
-fn inside(s: &str, at: usize, name: &str) -> bool {
-    s.match_indices(name)
-        .any(|(p, _)| p < at && at < p + name.len())
-}
-
-/// Whether the exception word `w` covers position `at` of `s` from before ("物流跟踪" has 跟
-/// inside; the exception "跟踪" starts at it, "流跟" would end after it).
-fn ends_word(s: &str, at: usize, w: &str) -> bool {
-    let Some(first) = w.chars().next() else {
-        return false;
+/// Whether the connective at byte `at` of `s` is part of a word that joins nothing: an
+/// exception ("物流跟踪", "暖和") or a service name ("回传备注和标旗上限调整") covering it.
+fn in_word(s: &str, at: usize, words: &ReadingWords, names: &[String]) -> bool {
+    let covers = |w: &String| {
+        s.match_indices(w.as_str())
+            .any(|(p, _)| p <= at && at < p + w.len())
     };
-    // Only exceptions whose second character is the connective: "和" in "暖和".
-    w.len() > first.len_utf8()
-        && at >= first.len_utf8()
-        && s[..at].ends_with(first)
-        && s[at - first.len_utf8()..].starts_with(w)
+    words.connective_exceptions.iter().any(covers) || names.iter().any(covers)
 }
 
 /// "订单合并上限 yw_socks要150 lyf_store要200": one service, two customers each with their own

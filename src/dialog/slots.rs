@@ -149,16 +149,14 @@ pub fn extract(catalog: &Catalog, service: &Service, words: &SlotWords, text: &s
     let number_before = || {
         let numbers: Vec<&FieldKey> = out
             .answers
-            .iter()
-            .filter(|(k, v)| {
-                matches!(v, FieldValue::Integer(_))
-                    && service
-                        .field(k)
-                        .is_some_and(|f| matches!(f.spec.kind, FieldKind::Integer { .. }))
+            .keys()
+            .filter(|k| {
+                service
+                    .field(k)
+                    .is_some_and(|f| matches!(f.spec.kind, FieldKind::Integer { .. }))
             })
-            .map(|(k, _)| k)
             .collect();
-        let bare = tail.trim_start_matches(|c: char| c.is_whitespace() || "是:：为".contains(c));
+        let bare = &tail[skip_separators(tail)..];
         match numbers.as_slice() {
             [k] if bare.starts_with(|c: char| c.is_ascii_digit()) => Some((*k).clone()),
             _ => None,
@@ -171,10 +169,10 @@ pub fn extract(catalog: &Catalog, service: &Service, words: &SlotWords, text: &s
             .answers
             .keys()
             .any(|k| out.answers.contains_key(k) || out.noticed.iter().any(|n| &n.key == k))
-        || out.extra_accounts.last().is_some_and(|a| {
-            head.trim_end_matches(|c: char| c.is_whitespace() || is_clause_mark(c))
-                .ends_with(a.as_str())
-        });
+        || out
+            .extra_accounts
+            .last()
+            .is_some_and(|a| ends_with_value(head, a));
     if !corrects_something {
         return whole;
     }
@@ -185,8 +183,7 @@ pub fn extract(catalog: &Catalog, service: &Service, words: &SlotWords, text: &s
         && !later.noticed.iter().any(|n| n.key == key)
         && let Some(field) = service.field(&key)
     {
-        let bare = tail[skip_separators(tail)..]
-            .trim_start_matches(|c: char| c.is_whitespace() || "是:：为".contains(c));
+        let bare = &tail[skip_separators(tail)..];
         let labelled = format!("{} {bare}", field.spec.label);
         let again = extract_normalised(catalog, service, words, &labelled);
         let source = again.sources.get(&key);
@@ -218,9 +215,7 @@ pub fn extract(catalog: &Catalog, service: &Service, words: &SlotWords, text: &s
     // "shop_a1 和 shop_c3 不对 shop_b2": the account corrected is the extra one before the marker.
     if let Some(field) = service.seller_account_field()
         && let Some(last) = out.extra_accounts.last().cloned()
-        && head
-            .trim_end_matches(|c: char| c.is_whitespace() || is_clause_mark(c))
-            .ends_with(last.as_str())
+        && ends_with_value(head, &last)
         && let Some(value) = later.answers.remove(field.key())
     {
         later.sources.remove(field.key());
@@ -275,6 +270,24 @@ fn split_by_space(s: &str, len: usize) -> Option<usize> {
         && !first.chars().any(|c| c.is_ascii_digit());
     let continues = !own_account && (letters_and_digits || lone_letter || short_digits);
     (piece > 0 && ends && continues && piece <= 4).then_some(len + gap + piece)
+}
+
+/// Whether `head` ends with `value`, clause marks and spaces after it aside.
+fn ends_with_value(head: &str, value: &str) -> bool {
+    head.trim_end_matches(|c: char| c.is_whitespace() || is_clause_mark(c))
+        .ends_with(value)
+}
+
+/// "账号写错了, 应该是 abc132" → "abc132": what follows the last correction marker (normalised,
+/// clause marks and separators after the marker skipped), when anything does.
+#[must_use]
+pub fn corrected_tail(text: &str, words: &SlotWords) -> Option<String> {
+    let text = normalize_width(text);
+    let marker = last_marker(&text, &words.correction_markers)?;
+    let tail =
+        text[marker.end..].trim_start_matches(|c: char| c.is_whitespace() || is_clause_mark(c));
+    let tail = tail[skip_separators(tail)..].trim();
+    (!tail.is_empty()).then(|| tail.to_owned())
 }
 
 /// "shopA 哦不 shopB" → ("shopA", "shopB"): the message around its last correction marker

@@ -288,22 +288,17 @@ impl Person<'_> {
         self.transcript.push(("开通助手".into(), text));
     }
 
+    /// The person's requests on both channels (a form moved to the 1:1 chat of the other
+    /// channel files under that channel).
     async fn mine(&self) -> Vec<Request> {
-        let filter = RequestFilter {
-            requester: Some((self.channel, self.user.clone())),
-            ..RequestFilter::default()
-        };
-        let mut all = self.rig.ledger.list(&filter).await.unwrap_or_default();
-        // A form moved to the 1:1 chat of the other channel files under that channel.
-        let other = match self.channel {
-            ChannelKind::App => ChannelKind::AiBot,
-            ChannelKind::AiBot => ChannelKind::App,
-        };
-        let filter = RequestFilter {
-            requester: Some((other, self.user.clone())),
-            ..RequestFilter::default()
-        };
-        all.extend(self.rig.ledger.list(&filter).await.unwrap_or_default());
+        let mut all = Vec::new();
+        for channel in [ChannelKind::App, ChannelKind::AiBot] {
+            let filter = RequestFilter {
+                requester: Some((channel, self.user.clone())),
+                ..RequestFilter::default()
+            };
+            all.extend(self.rig.ledger.list(&filter).await.unwrap_or_default());
+        }
         all
     }
 
@@ -364,26 +359,23 @@ impl Person<'_> {
             };
             match self.rig.ledger.file(form, at).await {
                 Ok(receipt) => {
-                    let to = match e.status.as_deref() {
-                        Some("done") => Some(Status::Done),
-                        Some("rejected") => Some(Status::Rejected),
-                        Some("processing") => Some(Status::Processing),
-                        _ => None,
+                    // Done and rejected requests were picked up by a handler first.
+                    let path: &[Status] = match e.status.as_deref().and_then(Status::parse) {
+                        Some(Status::Processing) => &[Status::Processing],
+                        Some(Status::Done) => &[Status::Processing, Status::Done],
+                        Some(Status::Rejected) => &[Status::Processing, Status::Rejected],
+                        Some(Status::Cancelled) => &[Status::Cancelled],
+                        Some(Status::Submitted) | None => &[],
                     };
-                    if let Some(to) = to {
-                        if to == Status::Done || to == Status::Rejected {
-                            let _ = self
-                                .rig
-                                .ledger
-                                .transition(&receipt.id, Status::Processing, "handler", None, at)
-                                .await;
-                        }
-                        if to != Status::Processing
-                            && let Err(err) = self
-                                .rig
-                                .ledger
-                                .transition(&receipt.id, to, "handler", e.reject_reason.clone(), at)
-                                .await
+                    for &to in path {
+                        let note = (to == Status::Rejected)
+                            .then(|| e.reject_reason.clone())
+                            .flatten();
+                        if let Err(err) = self
+                            .rig
+                            .ledger
+                            .transition(&receipt.id, to, "handler", note, at)
+                            .await
                         {
                             self.problems.push(format!("before: {err}"));
                         }

@@ -120,23 +120,10 @@ impl Engine<'_> {
         text: &str,
         t: &mut Turn,
     ) -> ControlFlow<State, Form> {
-        let words = &self.tuning().slots;
-        let normal = crate::catalog::value::normalize_width(text);
-        let Some(at) = words
-            .correction_markers
-            .iter()
-            .filter_map(|m| normal.rfind(m.as_str()).map(|i| i + m.len()))
-            .max()
-        else {
+        let Some(tail) = crate::dialog::slots::corrected_tail(text, &self.tuning().slots) else {
             return ControlFlow::Continue(form);
         };
-        let folded = fold(&normal);
-        let tail = normal[at..]
-            .trim_start_matches(|c: char| c.is_whitespace() || "是:：为成,，".contains(c))
-            .trim();
-        if tail.is_empty() {
-            return ControlFlow::Continue(form);
-        }
+        let folded = fold(text);
         let mut changes = Vec::new();
         for f in &service.fields {
             let Some(was) = form.answers.get(f.key()) else {

@@ -442,17 +442,8 @@ impl Engine<'_> {
         }
         // "开个电子发票 额 不对 是物流追踪": the correction is what is wanted, and the person
         // hears which one was dropped.
-        if let Some((dropped, wanted)) = self.matcher.corrected(text)
-            && let (Some(d), Some(w)) =
-                (self.catalog.service(dropped), self.catalog.service(wanted))
-        {
-            t.say.push(self.m().render(
-                MessageKey::CorrectionTaken,
-                &[
-                    ("dropped", &format!("#{} {}", d.id, d.name)),
-                    ("wanted", &format!("#{} {}", w.id, w.name)),
-                ],
-            ));
+        if let Some((dropped, wanted)) = self.matcher.corrected(text) {
+            self.say_dropped(&[dropped], wanted, t);
             return self.start(wanted, text, None, t);
         }
         // Several requests in one message: each reads its values from its own clauses, the
@@ -506,15 +497,13 @@ impl Engine<'_> {
     /// Reads the plan back ("我理解为 2 份申请: ① …"), queues all but the first with their own
     /// text and account, and starts the first.
     fn plan(&self, reading: crate::dialog::reading::Reading, t: &mut Turn) -> State {
-        let m = self.m();
-        let marks = ["①", "②", "③", "④", "⑤", "⑥", "⑦", "⑧", "⑨"];
+        const MARKS: [&str; 9] = ["①", "②", "③", "④", "⑤", "⑥", "⑦", "⑧", "⑨"];
         let items = reading
             .plan
             .iter()
             .enumerate()
             .filter_map(|(i, p)| {
-                let s = self.catalog.service(p.service)?;
-                let mark = marks
+                let mark = MARKS
                     .get(i)
                     .map_or_else(|| format!("{}.", i + 1), |m| (*m).to_owned());
                 let account = p
@@ -522,24 +511,25 @@ impl Engine<'_> {
                     .as_deref()
                     .map(|a| format!("{a} "))
                     .unwrap_or_default();
-                Some(format!("{mark} {account}#{} {}", s.id, s.name))
+                Some(format!(
+                    "{mark} {account}{}",
+                    self.service_label(p.service)?
+                ))
             })
             .collect::<Vec<_>>()
             .join("\n");
-        t.say.push(m.render(
+        t.say.push(self.m().render(
             MessageKey::PlanReadBack,
             &[
                 ("count", &reading.plan.len().to_string()),
                 ("items", &items),
             ],
         ));
-        if let Some(first) = reading.plan.first() {
-            self.say_dropped(&reading.dropped, first.service, t);
-        }
         let mut plan = reading.plan.into_iter();
         let Some(first) = plan.next() else {
             return State::Idle;
         };
+        self.say_dropped(&reading.dropped, first.service, t);
         t.queue.splice(
             0..0,
             plan.map(|p| Queued {
@@ -551,18 +541,23 @@ impl Engine<'_> {
         self.start(first.service, &first.text, first.account, t)
     }
 
+    /// "#6 物流追踪": a service as the person reads it in lists.
+    fn service_label(&self, id: ServiceId) -> Option<String> {
+        let s = self.catalog.service(id)?;
+        Some(format!("#{} {}", s.id, s.name))
+    }
+
     /// The queued requests as the person reads them: "「#6 物流追踪」(账号 a_1)、…".
     fn queued_names(&self, queue: &[Queued]) -> String {
         queue
             .iter()
             .filter_map(|q| {
-                let s = self.catalog.service(q.service)?;
                 let account = q
                     .account
                     .as_deref()
                     .map(|a| format!("(账号 {a})"))
                     .unwrap_or_default();
-                Some(format!("「#{} {}」{account}", s.id, s.name))
+                Some(format!("「{}」{account}", self.service_label(q.service)?))
             })
             .collect::<Vec<_>>()
             .join("、")
@@ -576,16 +571,13 @@ impl Engine<'_> {
 
     /// Says which services the message named and then corrected away or took back.
     fn say_dropped(&self, dropped: &[ServiceId], wanted: ServiceId, t: &mut Turn) {
-        let Some(w) = self.catalog.service(wanted) else {
+        let Some(wanted) = self.service_label(wanted) else {
             return;
         };
-        for d in dropped.iter().filter_map(|id| self.catalog.service(*id)) {
+        for d in dropped.iter().filter_map(|id| self.service_label(*id)) {
             t.say.push(self.m().render(
                 MessageKey::CorrectionTaken,
-                &[
-                    ("dropped", &format!("#{} {}", d.id, d.name)),
-                    ("wanted", &format!("#{} {}", w.id, w.name)),
-                ],
+                &[("dropped", &d), ("wanted", &wanted)],
             ));
         }
     }

@@ -8,7 +8,6 @@
 
 use std::collections::{HashMap, HashSet};
 
-use regex::Regex;
 use serde::Serialize;
 
 use super::tuning::Tuning;
@@ -64,6 +63,10 @@ pub struct Matcher {
     pinyin_patterns: Option<aho_corasick::AhoCorasick>,
     /// Identifies this index for the ranking memo (see [`Matcher::rank`]); unique per process.
     generation: u64,
+    /// Every service name and alias as written, and those holding one of the reading's
+    /// connectives ("回传备注和标旗上限调整"): a message is never cut inside them.
+    phrases: Vec<String>,
+    joined_names: Vec<String>,
 }
 
 /// Where matcher generations come from: every `Matcher::new` takes the next one, so a memo
@@ -185,11 +188,17 @@ impl Matcher {
         let pinyin_patterns = aho_corasick::AhoCorasick::new(&patterns)
             .map_err(|e| tracing::warn!(error = %e, "pinyin patterns not indexed"))
             .ok();
+        let phrases: Vec<String> = services
+            .iter()
+            .flat_map(|s| phrases_of(s).map(str::to_owned))
+            .collect();
         Self {
             entries,
             idf,
             pinyin_patterns,
             examples: ExampleIndex::new(catalog),
+            joined_names: joined_names(&phrases, &tuning),
+            phrases,
             tuning,
             generation: GENERATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         }
@@ -202,7 +211,14 @@ impl Matcher {
 
     /// Other knobs over the same index (a tuning sweep tries many without re-indexing).
     pub fn set_tuning(&mut self, tuning: Tuning) {
+        self.joined_names = joined_names(&self.phrases, &tuning);
         self.tuning = tuning;
+    }
+
+    /// The service names and aliases that hold a connective of `[reading]`, as written.
+    #[must_use]
+    pub fn joined_names(&self) -> &[String] {
+        &self.joined_names
     }
 
     /// The words of the catalog's examples.
@@ -412,78 +428,21 @@ impl Matcher {
         let dropped = before.first().map(|s| s.id)?;
         (dropped != wanted).then_some((dropped, wanted))
     }
+}
 
-    /// The services a message asks for, in order: one per clause that has a clear winner.
-    /// Empty for a single-clause message.
-    /// Used to handle "开电子发票和物流追踪" one service at a time.
-    #[must_use]
-    pub fn several(&self, text: &str) -> Vec<ServiceId> {
-        let clauses = split_clauses(text);
-        // One clause is the whole message, which the caller ranks anyway.
-        if clauses.len() < 2 {
-            return Vec::new();
-        }
-        let mut out = Vec::new();
-        for clause in clauses {
-            let ranked = self.rank(clause);
-            let picked = match self.verdict(&ranked) {
-                Verdict::Service(id) => Some(id),
-                // A close call inside a list ("物流追踪" vs 韵达物流追踪) goes to the service the
-                // clause names in full, else to the best-ranked one: a listed service is never
-                // dropped, and the person sees which one was understood before filing.
-                Verdict::Ambiguous(ids) => ids
-                    .iter()
-                    .copied()
-                    .find(|&id| self.names_fully(id, clause))
-                    .or_else(|| ids.first().copied()),
-                Verdict::Nothing => None,
-            };
-            if let Some(id) = picked
-                && !out.contains(&id)
-            {
-                out.push(id);
-            }
-        }
-        out
-    }
+fn joined_names(phrases: &[String], tuning: &Tuning) -> Vec<String> {
+    let connectives = &tuning.reading.connectives;
+    phrases
+        .iter()
+        .filter(|n| connectives.iter().any(|c| n.contains(c.as_str())))
+        .cloned()
+        .collect()
 }
 
 fn phrases_of(service: &Service) -> impl Iterator<Item = &str> {
     std::iter::once(service.name.as_str())
         .chain(std::iter::once(service.seed_name.as_str()))
         .chain(service.aliases.iter().map(String::as_str))
-}
-
-fn split_clauses(text: &str) -> Vec<&str> {
-    static SPLIT: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
-    let re = SPLIT.get_or_init(|| {
-        Regex::new(r"[,，、;；。+]|还有|以及|另外|顺便|再开|和|跟|与|及")
-            .unwrap_or_else(|_| unreachable_regex())
-    });
-    let mut clauses = Vec::new();
-    let mut from = 0;
-    for m in re.find_iter(text) {
-        // "跟" and "及" also start words ("物流跟踪", "及时"): there they join nothing.
-        let next = text[m.end()..].chars().next();
-        let in_word = match m.as_str() {
-            "跟" => next.is_some_and(|c| "踪进单随".contains(c)),
-            "及" => next.is_some_and(|c| "时格早".contains(c)),
-            _ => false,
-        };
-        if in_word {
-            continue;
-        }
-        clauses.push(&text[from..m.start()]);
-        from = m.end();
-    }
-    clauses.push(&text[from..]);
-    clauses.retain(|c| !c.trim().is_empty());
-    clauses
-}
-
-fn unreachable_regex() -> Regex {
-    // The patterns in this file are constants covered by tests; this is never reached.
-    Regex::new("$^").unwrap_or_else(|_| std::process::abort())
 }
 
 #[cfg(test)]
@@ -502,13 +461,5 @@ mod tests {
             &hay,
             &"发票".chars().collect::<Vec<_>>()
         ));
-    }
-
-    #[test]
-    fn clauses_split_on_conjunctions() {
-        assert_eq!(split_clauses("开电子发票和物流追踪").len(), 2);
-        assert_eq!(split_clauses("电子发票").len(), 1);
-        assert_eq!(split_clauses("电子发票跟物流追踪").len(), 2);
-        assert_eq!(split_clauses("物流跟踪要及时").len(), 1);
     }
 }

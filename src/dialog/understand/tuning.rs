@@ -118,8 +118,13 @@ impl Tuning {
             &mut c.later,
             &mut c.keep,
             &mut c.confirm_like,
+            &mut c.plain_yes,
             &mut tuning.interrupt_markers,
             &mut tuning.correction_markers,
+            // The reading compares these with folded pieces.
+            &mut tuning.reading.service_corrections,
+            &mut tuning.reading.withdrawals,
+            &mut tuning.reading.shared_markers,
             // Folded here once, not per message (`commands::parse_plain` compares as they are).
             &mut tuning.plain_commands.status,
             &mut tuning.plain_commands.mine,
@@ -145,8 +150,7 @@ impl Tuning {
         let folded = fold(text);
         let core = core_of(&folded);
         // "哦那就不用了": an interjection before the words says nothing of its own.
-        let lead =
-            folded.trim_start_matches(['哦', '噢', '喔', '额', '呃', '嗯', '哎', '诶', '啊']);
+        let lead = folded.trim_start_matches(LEADING_INTERJECTIONS);
         let lead_core = core_of(lead);
         words.iter().any(|w| {
             w == core || *w == folded || (!lead.is_empty() && (w == lead || w == lead_core))
@@ -185,6 +189,9 @@ pub enum SmallTalk {
 }
 
 /// A folded message without trailing particles (the whole folded text if nothing else is left).
+/// Interjections that open a message without changing what it says.
+const LEADING_INTERJECTIONS: [char; 9] = ['哦', '噢', '喔', '额', '呃', '嗯', '哎', '诶', '啊'];
+
 fn core_of(folded: &str) -> &str {
     let core = folded.trim_end_matches(['啊', '呀', '哈', '呢', '吧', '哦', '了', '啦', '~']);
     if core.is_empty() { folded } else { core }
