@@ -103,6 +103,8 @@ pub fn read(
     let mut shared: Vec<String> = Vec::new();
     let mut groups: Vec<Group> = Vec::new();
     let mut dropped: Vec<ServiceId> = Vec::new();
+    // "电子发票 哦不 物流追踪": a correction standing alone applies to the service named next.
+    let mut correction_pending = false;
     for piece in &pieces {
         let folded = fold(&piece.text);
         // The word lists are folded at load.
@@ -116,6 +118,10 @@ pub fn read(
             .any(|m| folded.contains(m.as_str()));
         let mention =
             mention(matcher, &piece.text, piece.clause_start).filter(|id| !dropped.contains(id));
+        // Only the piece right after it: "调到50 哦不对 51 …" corrected the number instead.
+        let follows_correction = correction_pending && mention.is_some();
+        correction_pending = corrects && mention.is_none();
+        let corrects = corrects || follows_correction;
         match mention {
             Some(id) if withdraws => {
                 // "电子发票先别开了": the service is taken back, wherever it was named.
@@ -144,6 +150,12 @@ pub fn read(
                         service: id,
                         pieces: vec![piece.text.clone()],
                     });
+                }
+            }
+            // "电子发票 先别开了": a withdrawal standing alone takes back the service before it.
+            None if withdraws && !groups.is_empty() => {
+                if let Some(last) = groups.pop() {
+                    dropped.push(last.service);
                 }
             }
             None => {

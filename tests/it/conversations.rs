@@ -38,7 +38,7 @@ async fn the_conversation_suite_ends_as_meant_and_files_no_more_wrong_values_tha
     );
     assert_eq!(dev.conversations + test.conversations, set.len(), "{shown}");
     assert!(dev.passed >= 68 && dev.wrong_filings <= 1, "{shown}");
-    assert!(test.passed >= 64 && test.wrong_filings <= 13, "{shown}");
+    assert!(test.passed >= 65 && test.wrong_filings <= 13, "{shown}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -818,6 +818,35 @@ mod tests {
     }
 
     #[test]
+    fn a_correction_or_withdrawal_standing_alone_between_spaces_drops_the_service_before_it() {
+        // Found trying the bot: "ab_c3 电子发票 哦不 物流追踪" planned both and started the
+        // irreversible 电子发票.
+        let f = fixture();
+        for line in [
+            "ab_c3 电子发票 哦不 物流追踪",
+            "ab_c3 电子发票 不对 物流追踪",
+            "ab_c3 电子发票 先别开了 物流追踪",
+        ] {
+            let started = f.say(Session::default(), &[line]);
+            assert!(
+                matches!(&started.session.state, State::Filling { form } if form.service == ServiceId(6)),
+                "{line}: {:?}",
+                started.reply
+            );
+            assert!(
+                started.session.queue.is_empty(),
+                "{line}: {:?}",
+                started.session.queue
+            );
+            assert!(
+                text(&started.reply).contains("ab_c3"),
+                "{line}: {:?}",
+                started.reply
+            );
+        }
+    }
+
+    #[test]
     fn options_that_share_a_name_are_told_apart_by_their_handler_first() {
         let f = fixture();
         let outcome = f.say(Session::default(), &["支付宝数据透视"]);
