@@ -503,9 +503,21 @@ fn convert_service(
                 ),
             ));
         }
+        // A field never prompted cannot be required: nobody would ever be asked for it.
+        let asked = match &head.ask {
+            Some(flag) if !*flag.get_ref() && !head.optional => {
+                return Err(src.err(
+                    flag.span(),
+                    format!("`ask = false` needs `optional = true` on `{}`", spec.key),
+                ));
+            }
+            Some(flag) => *flag.get_ref(),
+            None => true,
+        };
         fields.push(ServiceField {
             spec,
             required: !head.optional,
+            asked,
             when,
         });
     }

@@ -156,6 +156,8 @@ message_keys! {
     ContinuePrivate = "continue_private",
     SlowDown = "slow_down",
     CorrectionTaken = "correction_taken",
+    ServiceDisowned = "service_disowned",
+    WhatInstead = "what_instead",
     PlanReadBack = "plan_read_back",
     ValueChanged = "value_changed",
     CancelledQueueLeft = "cancelled_queue_left",

@@ -377,6 +377,9 @@ impl FieldSpec {
 pub struct ServiceField {
     pub spec: FieldSpec,
     pub required: bool,
+    /// `false`: never prompted (a detail the seed does not ask for); kept when the person
+    /// gives it unasked ("拆分上限 单品全拆分 调到300").
+    pub asked: bool,
     /// Ask only when this holds on the earlier answers.
     pub when: Option<Condition>,
 }

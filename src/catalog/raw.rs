@@ -99,6 +99,7 @@ impl RawFieldRef {
             example: self.example,
             help: self.help,
             optional: self.optional,
+            ask: self.ask,
             when: self.when,
             other_allowed: self.other_allowed,
         };
@@ -115,6 +116,7 @@ pub struct RawFieldRefHead {
     pub example: Option<String>,
     pub help: Option<String>,
     pub optional: bool,
+    pub ask: Option<Spanned<bool>>,
     pub when: Option<Spanned<RawCondition>>,
     pub other_allowed: Option<Spanned<bool>>,
 }
@@ -214,6 +216,8 @@ pub struct RawFieldRef {
     pub help: Option<String>,
     #[serde(default)]
     pub optional: bool,
+    /// `false`: never prompted; filled only when the person gives it unasked.
+    pub ask: Option<Spanned<bool>>,
     pub when: Option<Spanned<RawCondition>>,
     /// choice / multi_choice: the list is not the seed's, so "其他: …" is accepted too.
     pub other_allowed: Option<Spanned<bool>>,

@@ -75,6 +75,16 @@ struct Piece {
     text: String,
     /// The piece opens a new clause (after punctuation or a connective), not only a space.
     clause_start: bool,
+    /// The index of its clause.
+    clause: usize,
+}
+
+/// A clause of the message: the text between two cuts at punctuation or connectives.
+#[derive(Debug, Clone, PartialEq)]
+struct Clause {
+    text: String,
+    /// It follows a connective (还有/另外/顺便 …): it joins another request to the message.
+    joined: bool,
 }
 
 /// A request being gathered: its service and the pieces that belong to it.
@@ -98,14 +108,16 @@ pub fn read(
     if let Some(re) = REQUEST_NUMBER.as_ref() {
         text = re.replace_all(&text, " ").into_owned();
     }
-    let pieces = pieces(&text, words, matcher.joined_names());
+    let clauses = clauses(&text, words, matcher.joined_names());
+    let pieces = pieces(&clauses);
+    let described = described_clauses(matcher, &clauses, &pieces, words.described_min_score);
     let mut preamble: Vec<String> = Vec::new();
     let mut shared: Vec<String> = Vec::new();
     let mut groups: Vec<Group> = Vec::new();
     let mut dropped: Vec<ServiceId> = Vec::new();
     // "电子发票 哦不 物流追踪": a correction standing alone applies to the service named next.
     let mut correction_pending = false;
-    for piece in &pieces {
+    for (j, piece) in pieces.iter().enumerate() {
         let folded = fold(&piece.text);
         // The word lists are folded at load.
         let corrects = words
@@ -116,8 +128,16 @@ pub fn read(
             .withdrawals
             .iter()
             .any(|m| folded.contains(m.as_str()));
-        let mention =
-            mention(matcher, &piece.text, piece.clause_start).filter(|id| !dropped.contains(id));
+        let first_of_clause = j == 0 || pieces[j - 1].clause != piece.clause;
+        let mention = mention(matcher, &piece.text, piece.clause_start)
+            .or_else(|| {
+                // A clause that describes its service instead of naming it.
+                first_of_clause
+                    .then(|| described.get(piece.clause).copied().flatten())
+                    .flatten()
+                    .filter(|_| starts_request(&clauses[piece.clause], &groups))
+            })
+            .filter(|id| !dropped.contains(id));
         // Only the piece right after it: "调到50 哦不对 51 …" corrected the number instead.
         let follows_correction = correction_pending && mention.is_some();
         correction_pending = corrects && mention.is_none();
@@ -228,15 +248,64 @@ fn mention(matcher: &Matcher, piece: &str, clause: bool) -> Option<ServiceId> {
     }
 }
 
-/// Cuts the text at punctuation and connectives (clause starts) and at spaces (pieces).
-fn pieces(text: &str, words: &ReadingWords, names: &[String]) -> Vec<Piece> {
+/// For each clause in which no piece names a service: the service the whole clause clearly
+/// describes ("另外mxw2024报表日期要能查超过32天" is #84 without naming it).
+fn described_clauses(
+    matcher: &Matcher,
+    clauses: &[Clause],
+    pieces: &[Piece],
+    min_score: f32,
+) -> Vec<Option<ServiceId>> {
+    clauses
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let names_one = pieces
+                .iter()
+                .filter(|p| p.clause == i)
+                .any(|p| mention(matcher, &p.text, p.clause_start).is_some());
+            if names_one || clauses.len() < 2 {
+                return None;
+            }
+            // Digits stay: "超过32天" is part of #84's name.
+            let ranked = matcher.rank(&c.text);
+            match matcher.verdict(&ranked) {
+                Verdict::Service(id) if ranked.first().is_some_and(|b| b.score >= min_score) => {
+                    Some(id)
+                }
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// Whether a clause that describes a service starts a request of its own rather than adding
+/// words to the request before it: it opens the message (before any service is named), it
+/// follows a connective ("另外 …", "顺便 …"), or it names a customer the requests before it
+/// did not ("… mxw2024报表日期 …"). A clause after a comma that only explains ("，客户大促单
+/// 多") stays with its request.
+fn starts_request(clause: &Clause, groups: &[Group]) -> bool {
+    if groups.is_empty() || clause.joined {
+        return true;
+    }
+    clause.text.split_whitespace().any(|part| {
+        leading_account(part).is_some_and(|account| {
+            !groups
+                .iter()
+                .any(|g| g.pieces.iter().any(|p| p.contains(account)))
+        })
+    })
+}
+
+/// Cuts the clauses at spaces (pieces).
+fn pieces(clauses: &[Clause]) -> Vec<Piece> {
     let mut out = Vec::new();
     // "1 wdt_01开A 2 …": a list's own numbering (1, 2, 3 in turn, each followed by more) is no
     // value; "调到1 哦不对 2" ends with its number, and "100 … 2" is out of turn.
     let mut next_item = 1u32;
-    for (i, clause) in clauses(text, words, names).into_iter().enumerate() {
+    for (i, clause) in clauses.iter().enumerate() {
         let mut first = true;
-        let parts: Vec<&str> = clause.split_whitespace().collect();
+        let parts: Vec<&str> = clause.text.split_whitespace().collect();
         for (k, part) in parts.iter().enumerate() {
             let number = part.trim_end_matches(['.', '、', ')', '）', ':', '：']);
             let circled = "①②③④⑤⑥⑦⑧⑨".chars().position(|c| number == c.to_string());
@@ -253,6 +322,7 @@ fn pieces(text: &str, words: &ReadingWords, names: &[String]) -> Vec<Piece> {
             out.push(Piece {
                 text: part.to_owned(),
                 clause_start: first || i == 0,
+                clause: i,
             });
             first = false;
         }
@@ -264,13 +334,17 @@ static PUNCTUATION: LazyLock<Option<Regex>> =
     LazyLock::new(|| Regex::new(r"[,，;；。!！?？\n+＋|｜]|\.\.\.|…+|、").ok());
 
 /// The clauses of a text: cut at punctuation and at connectives (not inside a word).
-fn clauses(text: &str, words: &ReadingWords, names: &[String]) -> Vec<String> {
+fn clauses(text: &str, words: &ReadingWords, names: &[String]) -> Vec<Clause> {
     let Some(re) = PUNCTUATION.as_ref() else {
-        return vec![text.to_owned()];
+        return vec![Clause {
+            text: text.to_owned(),
+            joined: false,
+        }];
     };
     let mut out = Vec::new();
     for chunk in re.split(text) {
         let mut rest = chunk.trim_start();
+        let mut joined = false;
         'scan: loop {
             // A connective opening a clause ("，还有电子发票") only joins it to the one before.
             if let Some(c) = words
@@ -279,6 +353,7 @@ fn clauses(text: &str, words: &ReadingWords, names: &[String]) -> Vec<String> {
                 .find(|c| rest.starts_with(c.as_str()) && !in_word(rest, 0, words, names))
             {
                 rest = rest[c.len()..].trim_start();
+                joined = true;
                 continue 'scan;
             }
             // The earliest connective not inside a word.
@@ -298,17 +373,24 @@ fn clauses(text: &str, words: &ReadingWords, names: &[String]) -> Vec<String> {
             }
             match best {
                 Some((at, len)) => {
-                    out.push(rest[..at].to_owned());
+                    out.push(Clause {
+                        text: rest[..at].to_owned(),
+                        joined,
+                    });
                     rest = &rest[at + len..];
+                    joined = true;
                 }
                 None => {
-                    out.push(rest.to_owned());
+                    out.push(Clause {
+                        text: rest.to_owned(),
+                        joined,
+                    });
                     break 'scan;
                 }
             }
         }
     }
-    out.retain(|c| !c.trim().is_empty());
+    out.retain(|c| !c.text.trim().is_empty());
     out
 }
 
@@ -388,19 +470,19 @@ mod tests {
 
     #[test]
     fn clauses_cut_at_punctuation_and_connectives_but_not_inside_words() {
-        assert_eq!(
-            clauses("物流跟踪开一下，还有电子发票和多包裹", &words(), &[]),
-            ["物流跟踪开一下", "电子发票", "多包裹"]
-        );
+        let cut = clauses("物流跟踪开一下，还有电子发票和多包裹", &words(), &[]);
+        let texts: Vec<&str> = cut.iter().map(|c| c.text.as_str()).collect();
+        assert_eq!(texts, ["物流跟踪开一下", "电子发票", "多包裹"]);
+        let joined: Vec<bool> = cut.iter().map(|c| c.joined).collect();
+        assert_eq!(joined, [false, true, true]);
     }
 
     #[test]
     fn a_name_holding_a_connective_is_not_cut() {
         let names = ["回传备注和标旗上限调整".to_owned()];
-        assert_eq!(
-            clauses("回传备注和标旗上限调整调到150和电子发票", &words(), &names),
-            ["回传备注和标旗上限调整调到150", "电子发票"]
-        );
+        let cut = clauses("回传备注和标旗上限调整调到150和电子发票", &words(), &names);
+        let texts: Vec<&str> = cut.iter().map(|c| c.text.as_str()).collect();
+        assert_eq!(texts, ["回传备注和标旗上限调整调到150", "电子发票"]);
     }
 
     #[test]

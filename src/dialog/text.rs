@@ -40,6 +40,32 @@ fn fold_uncached(text: &str) -> String {
         .collect()
 }
 
+/// The fold of `text` and, for each folded character, (its byte offset in the fold, the byte
+/// offset in `text` of the character it came from): a match found in the fold can be cut from
+/// the text the person typed, with their spacing and case.
+#[must_use]
+pub fn fold_mapped(text: &str) -> (String, Vec<(usize, usize)>) {
+    let mut folded = String::with_capacity(text.len());
+    let mut map = Vec::with_capacity(text.len());
+    let mut one = [0u8; 4];
+    for (at, c) in text.char_indices() {
+        for f in fold_uncached(c.encode_utf8(&mut one)).chars() {
+            map.push((folded.len(), at));
+            folded.push(f);
+        }
+    }
+    (folded, map)
+}
+
+/// The byte offset in the typed text of the folded byte offset `folded_at` (the text's end
+/// when `folded_at` is the fold's end).
+#[must_use]
+pub fn typed_offset(text: &str, map: &[(usize, usize)], folded_at: usize) -> usize {
+    map.iter()
+        .find(|(f, _)| *f >= folded_at)
+        .map_or(text.len(), |(_, t)| *t)
+}
+
 /// Toneless pinyin of each Chinese character; other characters kept as they are.
 #[must_use]
 pub fn to_pinyin(folded: &str) -> String {

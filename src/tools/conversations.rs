@@ -318,6 +318,11 @@ impl Person<'_> {
             if !matches!(session.state, State::Idle) {
                 return (chat, session);
             }
+            // Idle with requests queued: the person answers "回复继续" where it was said.
+            if !session.queue.is_empty() {
+                first = Some((chat, session));
+                continue;
+            }
             first.get_or_insert((chat, session));
         }
         first.unwrap_or((self.chat.clone(), Session::default()))

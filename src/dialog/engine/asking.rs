@@ -177,7 +177,8 @@ impl Engine<'_> {
         form.answers.retain(|k, _| active.contains(k));
         form.order.retain(|k| active.contains(k));
         let next = service.fields.iter().find(|f| {
-            f.is_active(&form.answers)
+            f.asked
+                && f.is_active(&form.answers)
                 && !form.answers.contains_key(f.key())
                 && !form.skipped.contains(f.key())
         });

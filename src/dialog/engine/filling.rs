@@ -49,6 +49,10 @@ impl Engine<'_> {
             ControlFlow::Break(state) => return state,
             ControlFlow::Continue(form) => form,
         };
+        let form = match self.disown(form, service, text, t) {
+            ControlFlow::Break(state) => return state,
+            ControlFlow::Continue(form) => form,
+        };
         let form = match command {
             Some(command) => match self.steer(form, service, text, command, t) {
                 ControlFlow::Break(state) => return state,
@@ -132,9 +136,28 @@ impl Engine<'_> {
             if f.spec.prose || current.is_some_and(|c| c.key() == f.key()) {
                 continue;
             }
+            // A yes/no or a choice is also named by its own words after the marker
+            // ("打错了 是多仓的" names 是否多仓; "选错了 要关闭" names 开通或关闭).
+            let tail_folded = fold(&tail);
+            let own_words = || {
+                let options = match &f.spec.kind {
+                    FieldKind::SingleChoice { options } | FieldKind::MultiChoice { options } => {
+                        options.as_slice()
+                    }
+                    _ => &[],
+                };
+                f.spec
+                    .yes_phrases
+                    .iter()
+                    .chain(&f.spec.no_phrases)
+                    .chain(options)
+                    .chain(f.spec.synonyms.iter().map(|(word, _)| word))
+                    .any(|w| w.chars().count() >= 2 && tail_folded.contains(&fold(w)))
+            };
             let named = std::iter::once(&f.spec.label)
                 .chain(f.spec.cues.iter())
-                .any(|w| !w.is_empty() && folded.contains(&fold(w)));
+                .any(|w| !w.is_empty() && folded.contains(&fold(w)))
+                || own_words();
             if !named {
                 continue;
             }
@@ -161,6 +184,92 @@ impl Engine<'_> {
         form.failures = 0;
         // At the summary the form is shown again; at a question the same question follows.
         ControlFlow::Break(self.advance(form, t))
+    }
+
+    /// The form's own service disowned at any step ("搞错了 不是电子发票 是导出要看完整手机号
+    /// 那个"): the form is dropped, the person hears so, and what follows the disowned name is
+    /// read as the request they meant, with the form's seller account carried over. Nothing
+    /// understood after it: the person is asked what they meant instead.
+    pub(super) fn disown(
+        &self,
+        form: Form,
+        service: &Service,
+        text: &str,
+        t: &mut Turn,
+    ) -> ControlFlow<State, Form> {
+        let (folded, map) = crate::dialog::text::fold_mapped(text);
+        let names: Vec<String> = std::iter::once(&service.name)
+            .chain(&service.aliases)
+            .map(|n| fold(n))
+            .filter(|n| n.chars().count() >= 2)
+            .collect();
+        let disowned_end = self.tuning().reading.negations.iter().find_map(|neg| {
+            folded.match_indices(neg.as_str()).find_map(|(at, _)| {
+                let after = &folded[at + neg.len()..];
+                names
+                    .iter()
+                    .filter(|n| after.starts_with(n.as_str()))
+                    .map(|n| at + neg.len() + n.len())
+                    .max()
+            })
+        });
+        let Some(end) = disowned_end else {
+            return ControlFlow::Continue(form);
+        };
+        let rest = text[crate::dialog::text::typed_offset(text, &map, end)..].trim();
+        // "不是电子发票 是导出…": the 是 that opens the rest says what is meant; it is no value.
+        let rest = rest
+            .strip_prefix("而是")
+            .or_else(|| rest.strip_prefix('是'))
+            .or_else(|| rest.strip_prefix("要"))
+            .unwrap_or(rest)
+            .trim();
+        let account = self.seller_account(&form);
+        let understood = self.matcher.understand_with(rest, self.meaning);
+        let label = |id| self.service_label(id).unwrap_or_default();
+        let dropped = format!("#{} {}", service.id, service.name);
+        match understood.verdict {
+            Verdict::Service(id) if id != service.id => {
+                t.say.push(self.m().render(
+                    MessageKey::CorrectionTaken,
+                    &[("dropped", &dropped), ("wanted", &label(id))],
+                ));
+                ControlFlow::Break(self.start(id, rest, account, t))
+            }
+            Verdict::Ambiguous(options) if !options.contains(&service.id) => {
+                t.say.push(
+                    self.m()
+                        .render(MessageKey::ServiceDisowned, &[("name", &dropped)]),
+                );
+                t.say.push(
+                    self.m()
+                        .render(MessageKey::ChooseCandidates, &[("candidates", "")])
+                        .trim_end(),
+                );
+                self.offer(&options, &mut t.say);
+                // The account rides along in the words the chosen service reads.
+                let text = match &account {
+                    Some(a) => format!("{rest} 卖家账号 {a}"),
+                    None => rest.to_owned(),
+                };
+                ControlFlow::Break(State::Choosing { options, text })
+            }
+            _ if !t.queue.is_empty() => {
+                t.say.push(self.m().render(
+                    MessageKey::CancelledQueueLeft,
+                    &[("name", &dropped), ("queued", &self.queued_names(&t.queue))],
+                ));
+                ControlFlow::Break(State::Idle)
+            }
+            _ => {
+                t.say.push(
+                    self.m()
+                        .render(MessageKey::ServiceDisowned, &[("name", &dropped)]),
+                );
+                t.say.push(self.m().get(MessageKey::WhatInstead));
+                ControlFlow::Break(State::Idle)
+            }
+        }
     }
 
     /// A value the bot proposed for the asked field (a cap, "其他: …", a Chinese account read

@@ -847,6 +847,120 @@ mod tests {
     }
 
     #[test]
+    fn the_forms_own_service_disowned_at_a_prompt_starts_the_meant_one_with_the_same_account() {
+        // From the conversation suite: "搞错了 不是电子发票 是…" at the reason prompt became the
+        // reason, and the irreversible 电子发票 was filed.
+        let f = fixture();
+        let moved = f.say(
+            Session::default(),
+            &[
+                "帮tb_dis01开电子发票",
+                "啊等下 搞错了 不是电子发票 是物流追踪",
+            ],
+        );
+        let State::Filling { form } = &moved.session.state else {
+            panic!("a form: {:?}", moved.reply);
+        };
+        assert_eq!(form.service, ServiceId(6), "{:?}", moved.reply);
+        assert!(
+            form.answers
+                .values()
+                .any(|v| v.display(false) == "tb_dis01"),
+            "{:?}",
+            form.answers
+        );
+        assert!(text(&moved.reply).contains("电子发票"), "{:?}", moved.reply);
+        // Disowned with nothing else said: nothing is filed and the person is asked what instead.
+        let dropped = f.say(
+            Session::default(),
+            &["帮tb_dis02开电子发票", "不要电子发票了"],
+        );
+        assert!(
+            matches!(dropped.session.state, State::Idle),
+            "{:?}",
+            dropped.reply
+        );
+        assert!(dropped.file.is_none());
+        // The service's own name in a reason is no disowning.
+        let kept = f.say(
+            Session::default(),
+            &["帮tb_dis03开电子发票", "客户要开电子发票报销"],
+        );
+        assert!(
+            matches!(&kept.session.state, State::Filling { form } if form.service == ServiceId(7)),
+            "{:?}",
+            kept.reply
+        );
+    }
+
+    #[test]
+    fn a_yes_no_corrected_in_its_own_words_at_a_later_question_changes_that_answer() {
+        // "不是" answered 是否多仓 by mistake; at the next question "打错了 是多仓的" mends it.
+        let f = fixture();
+        let mended = f.say(
+            Session::default(),
+            &["sz_mend8 自流转订单多仓情况开通", "不是", "打错了 是多仓的"],
+        );
+        let State::Filling { form } = &mended.session.state else {
+            panic!("a form: {:?}", mended.reply);
+        };
+        let multi = form
+            .answers
+            .iter()
+            .find(|(k, _)| k.as_str() == "is_multi_warehouse")
+            .map(|(_, v)| v.clone());
+        assert_eq!(multi, Some(FieldValue::Bool(true)), "{:?}", mended.reply);
+        assert!(
+            text(&mended.reply).contains("是否多仓"),
+            "{:?}",
+            mended.reply
+        );
+    }
+
+    #[test]
+    fn a_detail_the_seed_does_not_ask_for_is_kept_when_given_and_never_asked() {
+        let f = fixture();
+        let asked = f.say(
+            Session::default(),
+            &["按货品属性拆分上限调到300 账号 cf_ask1"],
+        );
+        assert!(
+            !text(&asked.reply).contains("拆分类型"),
+            "{:?}",
+            asked.reply
+        );
+        let given = f.say(
+            Session::default(),
+            &["按货品属性拆分上限 单品全拆分 调到300 账号 cf_ask2"],
+        );
+        let State::Filling { form } = &given.session.state else {
+            panic!("a form: {:?}", given.reply);
+        };
+        assert!(
+            form.answers.keys().any(|k| k.as_str() == "split_kinds"),
+            "{:?}",
+            form.answers
+        );
+    }
+
+    #[test]
+    fn a_clause_that_describes_its_service_after_a_connective_is_a_request_of_its_own() {
+        let f = fixture();
+        let started = f.say(
+            Session::default(),
+            &["给mxw_d1开定制功能 多次购买查询，另外mxw_d2报表日期要能查超过32天"],
+        );
+        let State::Filling { form } = &started.session.state else {
+            panic!("a form: {:?}", started.reply);
+        };
+        assert_eq!(form.service, ServiceId(9), "{:?}", started.reply);
+        let queued = &started.session.queue;
+        assert_eq!(queued.len(), 1, "{:?}", started.reply);
+        assert_eq!(queued[0].service, ServiceId(84));
+        assert_eq!(queued[0].account.as_deref(), Some("mxw_d2"));
+    }
+
+    #[test]
     fn options_that_share_a_name_are_told_apart_by_their_handler_first() {
         let f = fixture();
         let outcome = f.say(Session::default(), &["支付宝数据透视"]);

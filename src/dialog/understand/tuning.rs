@@ -51,6 +51,11 @@ pub struct ReadingWords {
     pub withdrawals: Vec<String>,
     /// A clause holding one of these gives its values to every request ("账号都是 X", "原因都是").
     pub shared_markers: Vec<String>,
+    /// Right before the form's own service name, one of these disowns it ("不是电子发票").
+    pub negations: Vec<String>,
+    /// The lexical score from which a clause that names no service but clearly describes one
+    /// (a single candidate) starts a request of its own.
+    pub described_min_score: f32,
 }
 
 /// Words for the conversation commands; each list holds whole-message forms.
@@ -125,6 +130,7 @@ impl Tuning {
             &mut tuning.reading.service_corrections,
             &mut tuning.reading.withdrawals,
             &mut tuning.reading.shared_markers,
+            &mut tuning.reading.negations,
             // Folded here once, not per message (`commands::parse_plain` compares as they are).
             &mut tuning.plain_commands.status,
             &mut tuning.plain_commands.mine,
