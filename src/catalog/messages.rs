@@ -157,6 +157,8 @@ message_keys! {
     SlowDown = "slow_down",
     CorrectionTaken = "correction_taken",
     ServiceDisowned = "service_disowned",
+    UnreadPart = "unread_part",
+    QueuedAccountChanged = "queued_account_changed",
     WhatInstead = "what_instead",
     PlanReadBack = "plan_read_back",
     ValueChanged = "value_changed",

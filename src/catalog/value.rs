@@ -417,6 +417,14 @@ pub(super) fn parse_yes_no(s: &str) -> Option<bool> {
     if core.chars().count() > 10 {
         return None;
     }
+    // A word that only begins like a yes is none: "对接自研WMS" (a reason typed at a yes/no
+    // question was filed as 是), "是否…", "有赞", "有没有".
+    if ["对接", "对应", "是否", "有赞", "有没有", "有些", "已读"]
+        .iter()
+        .any(|w| core.starts_with(w))
+    {
+        return None;
+    }
     if ["没", "未", "不", "无", "否", "尚未"]
         .iter()
         .any(|w| core.contains(w))
@@ -679,6 +687,11 @@ mod tests {
             assert_eq!(parse_yes_no(s), Some(false), "{s}");
         }
         assert_eq!(parse_yes_no("也许"), None);
+        // Found trying the bot: a reason typed at a yes/no question was filed as 是.
+        for s in ["对接自研WMS", "是否多仓", "有赞店铺"] {
+            assert_eq!(parse_yes_no(s), None, "{s}");
+        }
+        assert_eq!(parse_yes_no("对的"), Some(true));
     }
 
     #[test]

@@ -43,6 +43,8 @@ pub struct Reading {
     pub plan: Vec<Planned>,
     /// Services named and then corrected away or taken back.
     pub dropped: Vec<ServiceId>,
+    /// Words for a customer that name or describe no service: not filed, and said so.
+    pub unread: Vec<String>,
 }
 
 static REQUEST_NUMBER: LazyLock<Option<Regex>> =
@@ -111,6 +113,18 @@ pub fn read(
     let clauses = clauses(&text, words, matcher.joined_names());
     let pieces = pieces(&clauses);
     let described = described_clauses(matcher, &clauses, &pieces, words.described_min_score);
+    // Whether a later piece of the same clause names a service: the words before it in the
+    // clause are that request's ("，sy_med2 采购开单加批次有效期": sy_med2 is its account).
+    let named_later: Vec<bool> = (0..pieces.len())
+        .map(|j| {
+            pieces[j + 1..]
+                .iter()
+                .take_while(|p| p.clause == pieces[j].clause)
+                .any(|p| mention(matcher, &p.text, p.clause_start).is_some())
+        })
+        .collect();
+    let mut pending: Vec<String> = Vec::new();
+    let mut clause_named = false;
     let mut preamble: Vec<String> = Vec::new();
     let mut shared: Vec<String> = Vec::new();
     let mut groups: Vec<Group> = Vec::new();
@@ -129,6 +143,9 @@ pub fn read(
             .iter()
             .any(|m| folded.contains(m.as_str()));
         let first_of_clause = j == 0 || pieces[j - 1].clause != piece.clause;
+        if first_of_clause {
+            clause_named = false;
+        }
         let mention = mention(matcher, &piece.text, piece.clause_start)
             .or_else(|| {
                 // A clause that describes its service instead of naming it.
@@ -142,6 +159,19 @@ pub fn read(
         let follows_correction = correction_pending && mention.is_some();
         correction_pending = corrects && mention.is_none();
         let corrects = corrects || follows_correction;
+        if mention.is_some() {
+            clause_named = true;
+        }
+        if mention.is_none()
+            && !withdraws
+            && !corrects
+            && !groups.is_empty()
+            && !clause_named
+            && named_later[j]
+        {
+            pending.push(piece.text.clone());
+            continue;
+        }
         match mention {
             Some(id) if withdraws => {
                 // "电子发票先别开了": the service is taken back, wherever it was named.
@@ -163,12 +193,14 @@ pub fn read(
             }
             Some(id) => {
                 // The same service named again ("订单合并上限 … 合并上限 150") adds to it.
+                let mut own = std::mem::take(&mut pending);
+                own.push(piece.text.clone());
                 if let Some(g) = groups.iter_mut().rev().find(|g| g.service == id) {
-                    g.pieces.push(piece.text.clone());
+                    g.pieces.extend(own);
                 } else {
                     groups.push(Group {
                         service: id,
-                        pieces: vec![piece.text.clone()],
+                        pieces: own,
                     });
                 }
             }
@@ -192,6 +224,41 @@ pub fn read(
                 }
             }
         }
+    }
+    // Words held for a request that was then corrected away or taken back go with it.
+    pending.clear();
+    // "cz_lamp 滞销分析要查60天的 nt_textile开子母单…": words for another customer before the
+    // first service named are a request of their own, read from what they describe; never
+    // given to the next customer's request.
+    let mut unread: Vec<String> = Vec::new();
+    let preamble_account = preamble.iter().find_map(|p| leading_account(p));
+    let first_account = groups
+        .first()
+        .and_then(|g| g.pieces.first())
+        .and_then(|p| leading_account(p));
+    if let (Some(a), Some(b)) = (preamble_account, first_account)
+        && a != b
+    {
+        let said = preamble.join(" ");
+        let ranked = matcher.rank(&said);
+        match matcher.verdict(&ranked) {
+            Verdict::Service(id)
+                if ranked
+                    .first()
+                    .is_some_and(|s| s.score >= words.described_min_score)
+                    && !groups.iter().any(|g| g.service == id) =>
+            {
+                groups.insert(
+                    0,
+                    Group {
+                        service: id,
+                        pieces: std::mem::take(&mut preamble),
+                    },
+                );
+            }
+            _ => unread.push(said),
+        }
+        preamble.clear();
     }
     let groups = split_by_account(groups);
     let mut plan: Vec<Planned> = Vec::new();
@@ -232,7 +299,11 @@ pub fn read(
             };
         }
     }
-    Reading { plan, dropped }
+    Reading {
+        plan,
+        dropped,
+        unread,
+    }
 }
 
 /// The service a piece names plainly, if any. A piece cut at a space must name one of the

@@ -282,7 +282,27 @@ fn ends_with_value(head: &str, value: &str) -> bool {
 /// clause marks and separators after the marker skipped), when anything does.
 #[must_use]
 pub fn corrected_tail(text: &str, words: &SlotWords) -> Option<String> {
-    let text = normalize_width(text);
+    let mut text = normalize_width(text);
+    // "不对不对 是lyf_store 打错了": a marker closing the message says nothing after it; the
+    // value is after the marker before it.
+    loop {
+        let end = text
+            .trim_end_matches(|c: char| c.is_whitespace() || is_clause_mark(c))
+            .len();
+        // The longest marker closing the text ("打错了", not the "错了" inside it).
+        let closing = words
+            .correction_markers
+            .iter()
+            .filter(|m| !m.is_empty() && text[..end].ends_with(m.as_str()))
+            .map(String::len)
+            .max();
+        match closing {
+            Some(len) if last_marker(&text[..end - len], &words.correction_markers).is_some() => {
+                text.truncate(end - len);
+            }
+            _ => break,
+        }
+    }
     let marker = last_marker(&text, &words.correction_markers)?;
     let tail =
         text[marker.end..].trim_start_matches(|c: char| c.is_whitespace() || is_clause_mark(c));

@@ -96,7 +96,16 @@ impl Engine<'_> {
         }
         let w = &self.tuning().commands;
         let is = |list: &[String]| Tuning::is(list, trimmed);
-        if is(&w.cancel) {
+        // "算了 取消", "不是韵达了 取消": a short message that ends with a cancel word standing
+        // apart from the words before it cancels too ("客户要取消" is no command).
+        let ends_cancelled = || {
+            trimmed.chars().count() <= 20
+                && trimmed
+                    .rsplit(|c: char| c.is_whitespace() || ",，。!！".contains(c))
+                    .find(|w| !w.is_empty())
+                    .is_some_and(|last| last != trimmed && Tuning::is(&w.cancel, last))
+        };
+        if is(&w.cancel) || ends_cancelled() {
             Some(FormCommand::Cancel)
         } else if is(&w.back) {
             Some(FormCommand::Back)

@@ -127,6 +127,34 @@ impl Engine<'_> {
         let Some(tail) = crate::dialog::slots::corrected_tail(text, &self.tuning().slots) else {
             return ControlFlow::Continue(form);
         };
+        // "哦第二个账号写错了 是sy_med02": an account close to a queued request's account, and
+        // not to this form's, mends the queued one.
+        let token = Some(tail.as_str()).filter(|t| {
+            !t.contains(char::is_whitespace) && crate::catalog::value::is_seller_account(t)
+        });
+        let own_account = self.seller_account(&form);
+        if let Some(token) = token
+            && !own_account
+                .as_deref()
+                .is_some_and(|a| close_spelling(token, a))
+            && let Some(q) = t.queue.iter_mut().find(|q| {
+                q.account
+                    .as_deref()
+                    .is_some_and(|a| close_spelling(token, a))
+            })
+        {
+            let was = q.account.replace(token.to_owned()).unwrap_or_default();
+            // The queued words are read again when it starts: they must say the mended one.
+            if let Some(words) = q.text.as_mut() {
+                *words = words.replace(&was, token);
+            }
+            let name = self.service_label(q.service).unwrap_or_default();
+            t.say.push(self.m().render(
+                MessageKey::QueuedAccountChanged,
+                &[("name", &name), ("now", token), ("was", &was)],
+            ));
+            return ControlFlow::Break(self.reask(form, &mut t.say));
+        }
         let folded = fold(text);
         let mut changes = Vec::new();
         for f in &service.fields {
@@ -154,10 +182,24 @@ impl Engine<'_> {
                     .chain(f.spec.synonyms.iter().map(|(word, _)| word))
                     .any(|w| w.chars().count() >= 2 && tail_folded.contains(&fold(w)))
             };
+            // "不对不对 是lyf_store 打错了": an account-shaped value close to the account given
+            // (a typo mended) names the seller account without the word 账号.
+            let mended_account = || {
+                service
+                    .seller_account_field()
+                    .is_some_and(|s| s.key() == f.key())
+                    && Some(tail.as_str())
+                        .filter(|t| !t.contains(char::is_whitespace))
+                        .is_some_and(|v| {
+                            crate::catalog::value::is_seller_account(v)
+                                && close_spelling(v, &was.display(false))
+                        })
+            };
             let named = std::iter::once(&f.spec.label)
                 .chain(f.spec.cues.iter())
                 .any(|w| !w.is_empty() && folded.contains(&fold(w)))
-                || own_words();
+                || own_words()
+                || mended_account();
             if !named {
                 continue;
             }
@@ -596,4 +638,36 @@ impl Engine<'_> {
             .collect();
         State::ConfirmSwitch { form, target, text }
     }
+}
+
+#[allow(clippy::needless_range_loop)] // the table is indexed both ways
+/// Whether `a` reads as a mistyped `b`: at most two single-character edits (a swap of two
+/// neighbours is one), on strings of four or more characters.
+fn close_spelling(a: &str, b: &str) -> bool {
+    let a: Vec<char> = a.to_lowercase().chars().collect();
+    let b: Vec<char> = b.to_lowercase().chars().collect();
+    if a == b || a.len().min(b.len()) < 4 || a.len().abs_diff(b.len()) > 2 {
+        return false;
+    }
+    // Optimal string alignment distance.
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for j in 0..=b.len() {
+        d[0][j] = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()] <= 2
 }

@@ -280,6 +280,14 @@ impl Engine<'_> {
             return self.start(options[n], &original, None, t);
         }
         let ranked = self.matcher.rank_words(text);
+        // "哦不对 不要这个 是新版支付宝账单": a service named in full that is not offered is
+        // the one meant, with what the first message said (its account) kept.
+        if let Verdict::Service(id) = self.matcher.verdict(&ranked)
+            && !options.contains(&id)
+            && self.matcher.names_fully(id, text)
+        {
+            return self.start(id, &format!("{original} {text}"), None, t);
+        }
         if let Some(best) = ranked.iter().find(|s| options.contains(&s.id)) {
             return self.start(best.id, &format!("{original} {text}"), None, t);
         }
@@ -455,10 +463,18 @@ impl Engine<'_> {
             &self.tuning().slots,
             text,
         );
+        // Words for a customer that named no service are never dropped without a word.
+        for said in &reading.unread {
+            t.say
+                .push(self.m().render(MessageKey::UnreadPart, &[("text", said)]));
+        }
         if reading.plan.len() > 1 {
             return self.plan(reading, t);
         }
-        if let (Some(only), false) = (reading.plan.first(), reading.dropped.is_empty()) {
+        if let (Some(only), false) = (
+            reading.plan.first(),
+            reading.dropped.is_empty() && reading.unread.is_empty(),
+        ) {
             // "电子发票和物流追踪 电子发票先别开了" or "A 哦不 B": one request is left.
             self.say_dropped(&reading.dropped, only.service, t);
             return self.start(only.service, &only.text, only.account.clone(), t);
@@ -958,6 +974,96 @@ mod tests {
         assert_eq!(queued.len(), 1, "{:?}", started.reply);
         assert_eq!(queued[0].service, ServiceId(84));
         assert_eq!(queued[0].account.as_deref(), Some("mxw_d2"));
+    }
+
+    #[test]
+    fn surprises_from_trying_it_as_a_hurried_salesperson() {
+        let f = fixture();
+        // A service named in full at the which-one question is the one meant, with the account.
+        let picked = f.say(
+            Session::default(),
+            &[
+                "cd_pet12 开下支付宝数据透视",
+                "哦不对 不要这个 是新版支付宝账单",
+            ],
+        );
+        let State::Filling { form } = &picked.session.state else {
+            panic!("a form: {:?}", picked.reply);
+        };
+        assert_eq!(form.service, ServiceId(40), "{:?}", picked.reply);
+        assert!(
+            form.answers
+                .values()
+                .any(|v| v.display(false) == "cd_pet12")
+        );
+        // Each customer's words go to their own request; the account before a service named
+        // later in the clause is that request's.
+        let two = f.say(
+            Session::default(),
+            &["gz_shelf 货位调整货区 仓库重新规划货区，sy_med2 采购开单增加批次有效期"],
+        );
+        let State::Filling { form } = &two.session.state else {
+            panic!("a form: {:?}", two.reply);
+        };
+        assert_eq!(form.service, ServiceId(67));
+        assert_eq!(two.session.queue.len(), 1, "{:?}", two.reply);
+        assert_eq!(two.session.queue[0].account.as_deref(), Some("sy_med2"));
+        // "哦第二个账号写错了": the queued request's account is mended, not this form's.
+        let mended = f.say(two.session.clone(), &["哦第二个账号写错了 是sy_med02"]);
+        assert_eq!(
+            mended.session.queue[0].account.as_deref(),
+            Some("sy_med02"),
+            "{:?}",
+            mended.reply
+        );
+        let State::Filling { form } = &mended.session.state else {
+            panic!("a form: {:?}", mended.reply);
+        };
+        assert!(
+            form.answers
+                .values()
+                .any(|v| v.display(false) == "gz_shelf")
+        );
+        // A customer's words that describe another service before the next customer's request.
+        let described = f.say(
+            Session::default(),
+            &["cz_lamp 滞销分析要查60天的 nt_textile开子母单展示子单货品明细"],
+        );
+        let State::Filling { form } = &described.session.state else {
+            panic!("a form: {:?}", described.reply);
+        };
+        assert_eq!(form.service, ServiceId(82), "{:?}", described.reply);
+        assert!(form.answers.values().any(|v| v.display(false) == "cz_lamp"));
+        assert_eq!(described.session.queue.len(), 1);
+        assert_eq!(described.session.queue[0].service, ServiceId(81));
+        assert_eq!(
+            described.session.queue[0].account.as_deref(),
+            Some("nt_textile")
+        );
+        // A mistyped account mended without the word 账号 at a free-text question.
+        let typo = f.say(
+            Session::default(),
+            &["lyf_stroe 开物流追踪", "不对不对 是lyf_store 打错了"],
+        );
+        let State::Filling { form } = &typo.session.state else {
+            panic!("a form: {:?}", typo.reply);
+        };
+        assert!(
+            form.answers
+                .values()
+                .any(|v| v.display(false) == "lyf_store"),
+            "{:?}",
+            typo.reply
+        );
+        // A cancel word after other words cancels.
+        for line in ["算了 取消", "不是韵达了 取消"] {
+            let cancelled = f.say(Session::default(), &["nb_auto5 开韵达物流追踪", line]);
+            assert!(
+                matches!(cancelled.session.state, State::Idle),
+                "{line}: {:?}",
+                cancelled.reply
+            );
+        }
     }
 
     #[test]
