@@ -231,15 +231,23 @@ impl Reply {
         match self {
             Self::Nothing => None,
             Self::Text(text) => Some(text.clone()),
+            Self::Choices { text, options } if options.is_empty() => Some(text.clone()),
             Self::Choices { text, options } => {
-                let mut out = text.clone();
-                for (i, option) in options.iter().enumerate() {
-                    out.push_str(&format!("\n{}. {}", i + 1, option.label));
-                }
-                Some(out)
+                Some(format!("{text}\n{}", numbered_options(options)))
             }
         }
     }
+}
+
+/// Options numbered 1..n, one a line: "1. 淘宝\n2. 京东".
+#[must_use]
+pub fn numbered_options(options: &[ChoiceOption]) -> String {
+    options
+        .iter()
+        .enumerate()
+        .map(|(i, option)| format!("{}. {}", i + 1, option.label))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// The conversation logic the channels hand messages to.

@@ -27,7 +27,7 @@ use crate::requests::{
     WatchedLedger, Watcher,
 };
 use crate::store::{self, SealKeySettingError, Sealer, Store, StoreError};
-use crate::wecom::api::WecomApi;
+use crate::wecom::api::{ResponseUrls, WecomApi};
 use crate::wecom::{AesKeySettingError, MsgCrypt};
 use std::collections::HashMap;
 
@@ -266,8 +266,8 @@ impl Application {
         Self::build_from(settings, parts).await
     }
 
-    /// Builds from already assembled parts; questions with options go out as cards when
-    /// `wecom.cards` is on.
+    /// Builds from already assembled parts; the app channel sends the rest of long replies
+    /// through the app's API, and questions with options as cards when `wecom.cards` is on.
     pub async fn build_from(settings: &Settings, parts: Parts) -> Result<Self, StartupError> {
         let background = settings.notify.enabled.then(|| parts.background(settings));
         let console = crate::console::router(crate::console::ConsoleState {
@@ -278,8 +278,15 @@ impl Application {
             schedule: parts.schedule,
             login_throttle: Arc::new(LoginThrottle::from_settings(&settings.console)),
         });
-        let api = settings.wecom.cards.then_some(parts.api);
-        let mut app = Self::assemble(settings, parts.store, parts.bot, parts.catalog, api).await?;
+        let mut app = Self::assemble(
+            settings,
+            parts.store,
+            parts.bot,
+            parts.catalog,
+            Some(parts.api),
+            settings.wecom.cards,
+        )
+        .await?;
         app.router = app.router.merge(console);
         app.background = background;
         Ok(app)
@@ -292,7 +299,7 @@ impl Application {
         bot: Arc<dyn Bot>,
     ) -> Result<Self, StartupError> {
         let catalog = CatalogHandle::load(&settings.dialogs.dir)?;
-        Self::assemble(settings, store, bot, catalog, None).await
+        Self::assemble(settings, store, bot, catalog, None, false).await
     }
 
     /// Like [`Application::build_with`], with an outbound API for cards and long replies.
@@ -303,7 +310,7 @@ impl Application {
         api: Arc<WecomApi>,
     ) -> Result<Self, StartupError> {
         let catalog = CatalogHandle::load(&settings.dialogs.dir)?;
-        Self::assemble(settings, store, bot, catalog, Some(api)).await
+        Self::assemble(settings, store, bot, catalog, Some(api), true).await
     }
 
     async fn assemble(
@@ -311,7 +318,8 @@ impl Application {
         store: Arc<dyn Store>,
         bot: Arc<dyn Bot>,
         catalog: CatalogHandle,
-        cards: Option<Arc<WecomApi>>,
+        api: Option<Arc<WecomApi>>,
+        cards: bool,
     ) -> Result<Self, StartupError> {
         let channel_settings = ChannelSettings {
             timestamp_window: settings.timestamp_window(),
@@ -340,8 +348,8 @@ impl Application {
             replies.clone(),
             channel_settings.clone(),
         );
-        if let Some(api) = cards {
-            app = app.with_cards(api);
+        if let Some(api) = api {
+            app = app.with_api(api, cards);
         }
         let aibot = AiBotChannel::new(
             MsgCrypt::for_aibot(&settings.aibot)?,
@@ -349,6 +357,10 @@ impl Application {
             replies,
             Arc::clone(&store),
             channel_settings,
+        )
+        .with_response_urls(
+            ResponseUrls::new(&settings.wecom.api_base)
+                .map_err(|e| StartupError::Api(e.to_string()))?,
         );
         let state = AppState {
             app: Arc::new(app),

@@ -12,11 +12,15 @@ use crate::domain::{
     MediaSource, Reply, UserId,
 };
 use crate::store::{Store, keys};
-use crate::wecom::aibot_json::{self, BotMessage, ReplyEnvelope};
+use crate::wecom::aibot_json::{self, BotMessage, ReplyEnvelope, STREAM_LIMIT_BYTES};
+use crate::wecom::api::ResponseUrls;
+use crate::wecom::text::message_parts;
 use crate::wecom::{CallbackQuery, MsgCrypt};
 
 /// WeCom polls a stream for about six minutes; keep its content a little longer.
 const STREAM_TTL: Duration = Duration::from_secs(10 * 60);
+/// How long a message posted to `response_url` waits, so the passive reply shows first.
+const FOLLOW_UP_AFTER: Duration = Duration::from_millis(800);
 
 pub struct AiBotChannel {
     crypt: MsgCrypt,
@@ -24,6 +28,8 @@ pub struct AiBotChannel {
     replies: ReplyCache,
     store: Arc<dyn Store>,
     settings: ChannelSettings,
+    /// Posts what the one passive reply cannot carry to the callback's `response_url`.
+    response_urls: Option<ResponseUrls>,
 }
 
 /// A reply that is not a stream: the card-click and welcome shapes.
@@ -48,7 +54,17 @@ impl AiBotChannel {
             replies,
             store,
             settings,
+            response_urls: None,
         }
+    }
+
+    /// Sends what one passive reply cannot carry (the rest of a very long text, the answer to
+    /// a card click that does not fit the card) as one more message to the callback's
+    /// `response_url`, when it lies under WeCom's API base.
+    #[must_use]
+    pub fn with_response_urls(mut self, urls: ResponseUrls) -> Self {
+        self.response_urls = Some(urls);
+        self
     }
 
     pub fn verify_url(&self, query: &CallbackQuery, now: i64) -> Result<String, Rejection> {
@@ -99,6 +115,7 @@ impl AiBotChannel {
         };
         let key = keys::dedupe_aibot_message(&message.aibotid, message.msgid.trim());
         let shape = &shape;
+        let response_url = message.response_url.as_deref();
         let Some(plaintext) = super::answer_once(
             ChannelKind::AiBot,
             &self.replies,
@@ -106,7 +123,7 @@ impl AiBotChannel {
             self.bot.as_ref(),
             &key,
             inbound,
-            |reply| async move { self.render(&reply, shape).await },
+            |reply| async move { self.render(&reply, shape, response_url).await },
         )
         .await
         else {
@@ -135,42 +152,107 @@ impl AiBotChannel {
         self.seal(&reply)
     }
 
-    async fn render(&self, reply: &Reply, shape: &Shape) -> String {
-        let Some(text) = reply.as_text() else {
-            return String::new();
-        };
-        // Options that fit on a card are buttons; the card also answers a card click.
-        if let Reply::Choices {
-            text: question,
-            options,
-        } = reply
-            && let Some(card) =
-                super::cards::button_card(&super::cards::task_id(), question, options)
-        {
-            return match shape {
-                Shape::CardUpdate => aibot_json::card_update(&card).to_string(),
-                Shape::Stream | Shape::Welcome => aibot_json::card_reply(&card).to_string(),
-            };
-        }
-        match shape {
-            Shape::Welcome => aibot_json::text_reply(&text).to_string(),
-            Shape::CardUpdate => aibot_json::card_update_reply("开通助手", &text).to_string(),
-            Shape::Stream => {
-                let stream_id = new_stream_id();
-                if let Err(e) = self
-                    .store
-                    .put(
-                        &keys::aibot_stream(&stream_id),
-                        text.as_bytes(),
-                        Some(STREAM_TTL),
-                    )
-                    .await
-                {
-                    tracing::warn!(channel = "aibot", error = %e, "stream content not kept for refresh");
-                }
-                aibot_json::stream_reply(&stream_id, &text, true).to_string()
+    /// The passive reply's plaintext. A reply is one message: a stream (text), a card, or a
+    /// stream with a card under it (a question whose text does not fit the card); a card click
+    /// is answered only by updating the card. What does not fit follows through `response_url`.
+    async fn render(&self, reply: &Reply, shape: &Shape, response_url: Option<&str>) -> String {
+        let task_id = super::cards::task_id();
+        let (passive, rest) = match shape {
+            Shape::CardUpdate => {
+                let (card, rest) = super::cards::render_update(reply, &task_id, STREAM_LIMIT_BYTES);
+                (aibot_json::card_update(&card), rest)
             }
+            Shape::Welcome | Shape::Stream => {
+                let mut rendered = super::cards::render(reply, &task_id, STREAM_LIMIT_BYTES, true);
+                match (rendered.card.take(), shape) {
+                    (Some(card), _) if rendered.texts.is_empty() => {
+                        (aibot_json::card_reply(&card), Vec::new())
+                    }
+                    (card, Shape::Stream) => {
+                        if rendered.texts.is_empty() {
+                            return String::new();
+                        }
+                        let first = rendered.texts.remove(0);
+                        let stream_id = self.keep_stream(&first).await;
+                        let passive = match card {
+                            Some(card) => {
+                                aibot_json::stream_with_card_reply(&stream_id, &first, true, &card)
+                            }
+                            None => aibot_json::stream_reply(&stream_id, &first, true),
+                        };
+                        (passive, rendered.texts)
+                    }
+                    // A welcome is a text or a card, not both: the text, options numbered.
+                    (_, _) => {
+                        let mut texts =
+                            message_parts(&reply.as_text().unwrap_or_default(), STREAM_LIMIT_BYTES);
+                        if texts.is_empty() {
+                            return String::new();
+                        }
+                        let first = texts.remove(0);
+                        (aibot_json::text_reply(&first), texts)
+                    }
+                }
+            }
+        };
+        self.follow_up(response_url, rest);
+        passive.to_string()
+    }
+
+    /// Keeps a stream's content for WeCom's refresh calls; returns the stream's id.
+    async fn keep_stream(&self, content: &str) -> String {
+        let stream_id = new_stream_id();
+        if let Err(e) = self
+            .store
+            .put(
+                &keys::aibot_stream(&stream_id),
+                content.as_bytes(),
+                Some(STREAM_TTL),
+            )
+            .await
+        {
+            tracing::warn!(channel = "aibot", error = %e, "stream content not kept for refresh");
         }
+        stream_id
+    }
+
+    /// Posts `rest` to `response_url` once the passive reply is out. The URL takes one message,
+    /// so a reply can be two messages long (2 × 20 KB); more is logged.
+    fn follow_up(&self, response_url: Option<&str>, rest: Vec<String>) {
+        let Some(first) = rest.first().cloned() else {
+            return;
+        };
+        let url = response_url.map(str::trim).filter(|u| !u.is_empty());
+        let (Some(urls), Some(url)) = (&self.response_urls, url) else {
+            tracing::warn!(
+                channel = "aibot",
+                parts = rest.len(),
+                "reply longer than one message and no response_url to send the rest"
+            );
+            return;
+        };
+        if !urls.accepts(url) {
+            tracing::warn!(
+                channel = "aibot",
+                "response_url is not under the WeCom API base; the rest of the reply is not sent"
+            );
+            return;
+        }
+        if rest.len() > 1 {
+            tracing::warn!(
+                channel = "aibot",
+                parts = rest.len() - 1,
+                "reply longer than two messages; the end is not sent"
+            );
+        }
+        let urls = urls.clone();
+        let url = url.to_owned();
+        tokio::spawn(async move {
+            tokio::time::sleep(FOLLOW_UP_AFTER).await;
+            if let Err(e) = urls.post(&url, &aibot_json::markdown_message(&first)).await {
+                tracing::warn!(channel = "aibot", error = %e, "rest of the reply not sent to response_url");
+            }
+        });
     }
 
     fn seal(&self, plaintext: &str) -> CallbackResponse {

@@ -12,7 +12,8 @@ use crate::domain::{
 use crate::store::keys;
 use crate::wecom::api::{MessageBody, OutboundMessage, WecomApi};
 use crate::wecom::app_xml::{self, Envelope, InnerMessage};
-use crate::wecom::{CallbackQuery, MsgCrypt};
+use crate::wecom::text::message_parts;
+use crate::wecom::{CallbackQuery, MsgCrypt, TEXT_LIMIT_BYTES};
 
 /// Events that need no answer at all (a reply to them is never shown).
 const SILENT_EVENTS: &[&str] = &[
@@ -28,12 +29,18 @@ const SILENT_EVENTS: &[&str] = &[
     "sys_approval_change",
 ];
 
-/// WeCom waits 5 s for the passive reply; the card send must leave room for the text fallback.
+/// WeCom waits 5 s for the passive reply; the sends before a card (its texts and the card)
+/// must leave room for the text fallback.
 const CARD_SEND_BUDGET: std::time::Duration = std::time::Duration::from_millis(2500);
+/// How long the rest of a long text waits, so the passive reply arrives first.
+const REST_AFTER: std::time::Duration = std::time::Duration::from_millis(800);
 
 pub struct AppChannel {
-    /// Outbound API for button cards; `None` answers options as numbered text.
+    /// Outbound API for what one passive reply cannot carry: the rest of a long text, cards.
+    /// `None` answers with the passive reply alone.
     api: Option<Arc<WecomApi>>,
+    /// Whether questions with options go out as button cards (`wecom.cards`).
+    cards: bool,
     crypt: MsgCrypt,
     corp_id: String,
     agent_id: String,
@@ -53,6 +60,7 @@ impl AppChannel {
     ) -> Self {
         Self {
             api: None,
+            cards: false,
             corp_id: crypt.receive_id().to_owned(),
             crypt,
             agent_id,
@@ -62,10 +70,12 @@ impl AppChannel {
         }
     }
 
-    /// Sends questions with options as button cards through `api`.
+    /// Sends through `api` what a passive reply cannot carry: the rest of a long text, and,
+    /// when `cards` is on, questions with options as button cards.
     #[must_use]
-    pub fn with_cards(mut self, api: Arc<WecomApi>) -> Self {
+    pub fn with_api(mut self, api: Arc<WecomApi>, cards: bool) -> Self {
         self.api = Some(api);
+        self.cards = cards;
         self
     }
 
@@ -116,12 +126,7 @@ impl AppChannel {
         // Short texts (the slow-down and busy answers) render the same through every path.
         let render = |reply: Reply| {
             let sender = &sender;
-            async move {
-                if self.send_card(sender, &reply).await {
-                    return String::new();
-                }
-                self.render(sender, now, &reply)
-            }
+            async move { self.deliver(sender, now, &reply).await }
         };
         let Some(plaintext) = super::answer_once(
             ChannelKind::App,
@@ -160,70 +165,80 @@ impl AppChannel {
         }
     }
 
-    /// Sends a question with options as a button card through the API (a passive reply cannot
-    /// carry a card). Returns false when there is no API or the send failed, so the caller
-    /// answers with numbered text instead.
-    async fn send_card(&self, to: &UserId, reply: &Reply) -> bool {
-        let (Some(api), Reply::Choices { text, options }) = (&self.api, reply) else {
-            return false;
-        };
-        let Some(card) = super::cards::button_card(&super::cards::task_id(), text, options) else {
-            return false;
-        };
-        let message = OutboundMessage::new(
-            &[to.as_str()],
-            MessageBody::TemplateCard {
-                template_card: card,
-            },
+    /// Renders `reply` and sends what the passive reply cannot carry; returns the passive
+    /// reply's plaintext (empty when everything went through the API).
+    async fn deliver(&self, to: &UserId, create_time: i64, reply: &Reply) -> String {
+        let rendered = super::cards::render(
+            reply,
+            &super::cards::task_id(),
+            TEXT_LIMIT_BYTES,
+            self.cards && self.api.is_some(),
         );
-        match tokio::time::timeout(CARD_SEND_BUDGET, api.send(&message)).await {
-            Ok(Ok(_)) => true,
-            Ok(Err(e)) => {
-                tracing::warn!(channel = "app", error = %e, "card not sent; answering with text");
-                false
+        let (Some(api), Some(card)) = (&self.api, rendered.card) else {
+            return self.passive_then_rest(to, create_time, rendered.texts);
+        };
+        // A passive reply cannot carry a card, and the texts must come before it: all of it
+        // goes through the API, in order.
+        let mut sent = 0;
+        let sending = async {
+            for text in &rendered.texts {
+                api.send_text(&[to.as_str()], text, None).await?;
+                sent += 1;
             }
-            Err(_) => {
-                tracing::warn!(channel = "app", "card send timed out; answering with text");
-                false
+            let message = OutboundMessage::new(
+                &[to.as_str()],
+                MessageBody::TemplateCard {
+                    template_card: card,
+                },
+            );
+            api.send(&message).await
+        };
+        let error = match tokio::time::timeout(CARD_SEND_BUDGET, sending).await {
+            Ok(Ok(_)) => return String::new(),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "timed out".to_owned(),
+        };
+        tracing::warn!(channel = "app", error = %error, texts_sent = sent, "card not sent; answering with text");
+        // The question is already read when its texts went out: the options follow as a
+        // numbered list. Otherwise the whole reply as numbered text.
+        let fallback = match reply {
+            Reply::Choices { options, .. } if sent > 0 && sent == rendered.texts.len() => {
+                crate::domain::numbered_options(options)
             }
-        }
+            other => other.as_text().unwrap_or_default(),
+        };
+        self.passive_then_rest(to, create_time, message_parts(&fallback, TEXT_LIMIT_BYTES))
     }
 
-    /// A passive reply carries at most 2048 bytes: the first part goes passively, the rest
-    /// follows through the API in order (split on character boundaries, preferring newlines).
-    fn render(&self, to: &UserId, create_time: i64, reply: &Reply) -> String {
-        let Some(text) = reply.as_text() else {
+    /// A passive reply carries one text of at most 2048 bytes: the first part goes passively,
+    /// the rest follows through the API in order.
+    fn passive_then_rest(&self, to: &UserId, create_time: i64, mut parts: Vec<String>) -> String {
+        if parts.is_empty() {
             return String::new();
-        };
-        if text.len() <= crate::wecom::TEXT_LIMIT_BYTES {
-            return app_xml::text_reply(to.as_str(), &self.corp_id, create_time, &text);
         }
-        let mut parts =
-            crate::wecom::api::split_on_char_boundaries(&text, crate::wecom::TEXT_LIMIT_BYTES);
-        let first = if parts.is_empty() {
-            String::new()
-        } else {
-            parts.remove(0)
-        };
-        if let Some(api) = &self.api {
-            let api = Arc::clone(api);
-            let user = to.as_str().to_owned();
-            tokio::spawn(async move {
-                // Let the passive reply arrive first.
-                tokio::time::sleep(std::time::Duration::from_millis(800)).await;
-                for part in parts {
-                    if let Err(e) = api.send_text(&[user.as_str()], &part, None).await {
-                        tracing::warn!(channel = "app", error = %e, "rest of a long reply not sent");
-                        break;
+        let first = parts.remove(0);
+        if !parts.is_empty() {
+            if let Some(api) = &self.api {
+                let api = Arc::clone(api);
+                let user = to.as_str().to_owned();
+                tokio::spawn(async move {
+                    tokio::time::sleep(REST_AFTER).await;
+                    for part in parts {
+                        if let Err(e) = api.send_text(&[user.as_str()], &part, None).await {
+                            tracing::warn!(channel = "app", error = %e, "rest of a long reply not sent");
+                            break;
+                        }
                     }
-                }
-            });
-        } else {
-            tracing::warn!(
-                channel = "app",
-                bytes = text.len(),
-                "long reply truncated: no API to send the rest"
-            );
+                });
+            } else {
+                // Only a deployment without the app's API (tests, `kaitong chat` by URL) ends
+                // up here: WeCom's passive reply has room for one message.
+                tracing::warn!(
+                    channel = "app",
+                    parts = parts.len(),
+                    "long reply: no API to send the rest"
+                );
+            }
         }
         app_xml::text_reply(to.as_str(), &self.corp_id, create_time, &first)
     }

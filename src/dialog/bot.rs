@@ -585,6 +585,8 @@ impl DialogBot {
                 MessageKey::CardHandled,
                 &[("status", request.status().label()), ("by", &by)],
             );
+            // A long handler id would not read whole on the button: the status alone does.
+            let label = crate::channel::cards::handled_label(label, request.status().label());
             match tokio::time::timeout(CARD_UPDATE_BUDGET, cards.relabel(user, code, &label)).await
             {
                 Ok(Ok(())) => {}

@@ -25,7 +25,10 @@ use crate::requests::{
     Status,
 };
 use crate::store::keys;
-use crate::wecom::cards::{Button, ButtonInteraction, HorizontalContent, MainTitle, TemplateCard};
+use crate::wecom::cards::{
+    Button, ButtonInteraction, HorizontalContent, KEYNAME_CHARS, MAX_FIELDS, MainTitle,
+    SOURCE_DESC_CHARS, SUB_TITLE_CHARS, TITLE_CHARS, TemplateCard, VALUE_CHARS, fits,
+};
 
 /// Requests per handler that get their own button card at the cut-off.
 pub const MAX_REQUEST_CARDS: usize = 6;
@@ -56,6 +59,111 @@ fn task_id(request: &Request, user: &UserId) -> String {
     format!("kth_{}_{user}", request.id)
 }
 
+/// The button card for one request (`position` in the handler's batch), and the text sent
+/// before it when the request does not fit on the card whole: a field WeCom would shorten (a
+/// label over 5 characters, a value over 26) goes under the title, and when that is too long
+/// too, every field is in the text. Nothing the handler reads is cut.
+#[must_use]
+pub fn request_card(
+    messages: &Messages,
+    request: &Request,
+    user: &UserId,
+    position: (usize, usize),
+    console_url: &str,
+) -> (TemplateCard, Option<String>) {
+    let service = format!("#{} {}", request.form.service, request.form.service_name);
+    // The title names the service; a name too long for it is the first line below.
+    let (title, name_line) = if fits(&service, TITLE_CHARS) {
+        (service.clone(), None)
+    } else {
+        (format!("#{}", request.form.service), Some(service.as_str()))
+    };
+    let line = |label: &str, value: &str| {
+        messages.render(
+            MessageKey::SummaryLine,
+            &[("label", label), ("value", value)],
+        )
+    };
+    let (rows, others): (Vec<_>, Vec<_>) = request
+        .form
+        .summary
+        .iter()
+        .partition(|(label, value)| fits(label, KEYNAME_CHARS) && fits(value, VALUE_CHARS));
+    let (rows, overflow) = rows.split_at(rows.len().min(MAX_FIELDS));
+    let below: Vec<String> = name_line
+        .map(str::to_owned)
+        .into_iter()
+        .chain(
+            others
+                .iter()
+                .chain(overflow)
+                .map(|(label, value)| line(label, value)),
+        )
+        .collect();
+    let below = below.join("\n");
+    let (sub_title, before) = if fits(&below, SUB_TITLE_CHARS) {
+        (below, None)
+    } else {
+        let details: Vec<String> = std::iter::once(format!("{} {service}", request.id))
+            .chain(
+                request
+                    .form
+                    .summary
+                    .iter()
+                    .map(|(label, value)| line(label, value)),
+            )
+            .collect();
+        let name = name_line
+            .filter(|name| fits(name, SUB_TITLE_CHARS))
+            .unwrap_or_default();
+        (name.to_owned(), Some(details.join("\n")))
+    };
+    let fields: Vec<HorizontalContent> = rows
+        .iter()
+        .map(|(label, value)| HorizontalContent::new(label, value))
+        .collect();
+    let source = messages.render(
+        MessageKey::HandlerCardSource,
+        &[
+            ("n", &position.0.to_string()),
+            ("total", &position.1.to_string()),
+        ],
+    );
+    let source = if fits(&source, SOURCE_DESC_CHARS) {
+        source
+    } else {
+        format!("{}/{}", position.0, position.1)
+    };
+    let buttons = vec![
+        Button::new(
+            messages.get(MessageKey::HandlerCardDone),
+            1,
+            DeskAction::Complete(request.id.clone()).key(),
+        ),
+        Button::new(
+            messages.get(MessageKey::HandlerCardReject),
+            2,
+            DeskAction::Reject(request.id.clone()).key(),
+        ),
+    ];
+    let mut card = ButtonInteraction::new(
+        &source,
+        MainTitle::new(&title, request.id.as_str()),
+        &task_id(request, user),
+        buttons,
+    );
+    if !fields.is_empty() {
+        card = card.with_fields(fields);
+    }
+    if !sub_title.is_empty() {
+        card = card.with_sub_title(&sub_title);
+    }
+    if !console_url.is_empty() {
+        card = card.with_link(console_url, messages.get(MessageKey::HandlerCardConsole));
+    }
+    (TemplateCard::ButtonInteraction(card), before)
+}
+
 impl HandlerCards {
     #[must_use]
     pub fn new(
@@ -72,56 +180,6 @@ impl HandlerCards {
             handlers: handlers.in_wecom(),
             console_url: console_url.trim_end_matches('/').to_owned(),
         }
-    }
-
-    /// The button card for one request.
-    #[must_use]
-    pub fn card(
-        &self,
-        messages: &Messages,
-        request: &Request,
-        user: &UserId,
-        position: (usize, usize),
-    ) -> TemplateCard {
-        let fields = request
-            .form
-            .summary
-            .iter()
-            .take(5)
-            .map(|(label, value)| HorizontalContent::new(label, value))
-            .collect();
-        let source = messages.render(
-            MessageKey::HandlerCardSource,
-            &[
-                ("n", &position.0.to_string()),
-                ("total", &position.1.to_string()),
-            ],
-        );
-        let title = MainTitle::new(
-            &format!("#{} {}", request.form.service, request.form.service_name),
-            request.id.as_str(),
-        );
-        let buttons = vec![
-            Button::new(
-                messages.get(MessageKey::HandlerCardDone),
-                1,
-                DeskAction::Complete(request.id.clone()).key(),
-            ),
-            Button::new(
-                messages.get(MessageKey::HandlerCardReject),
-                2,
-                DeskAction::Reject(request.id.clone()).key(),
-            ),
-        ];
-        let mut card = ButtonInteraction::new(&source, title, &task_id(request, user), buttons)
-            .with_fields(fields);
-        if !self.console_url.is_empty() {
-            card = card.with_link(
-                &self.console_url,
-                messages.get(MessageKey::HandlerCardConsole),
-            );
-        }
-        TemplateCard::ButtonInteraction(card)
     }
 
     fn overview(&self, messages: &Messages, day: BatchDay, open: &[&Request]) -> String {
@@ -224,6 +282,7 @@ impl DayJob for HandlerCards {
                 touser: user.to_string(),
                 text: self.overview(messages, day, &open),
                 card: None,
+                before_card: None,
             };
             let day_label = day.to_string();
             if self
@@ -239,10 +298,18 @@ impl DayJob for HandlerCards {
                 queued += 1;
             }
             for (i, request) in open.iter().take(MAX_REQUEST_CARDS).enumerate() {
+                let (card, before_card) = request_card(
+                    messages,
+                    request,
+                    user,
+                    (i + 1, open.len()),
+                    &self.console_url,
+                );
                 let notice = Notice {
                     touser: user.to_string(),
                     text: format!("{} #{}", request.id, request.form.service),
-                    card: Some(self.card(messages, request, user, (i + 1, open.len()))),
+                    card: Some(card),
+                    before_card,
                 };
                 if self
                     .queue(

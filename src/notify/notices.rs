@@ -27,6 +27,9 @@ pub struct Notice {
     /// then only names it in logs and the console.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub card: Option<crate::wecom::cards::TemplateCard>,
+    /// A text sent just before the card: what the card cannot show whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before_card: Option<String>,
 }
 
 /// Composes and queues notices.
@@ -120,6 +123,7 @@ impl Notifier {
             touser: request.form.requester.user.to_string(),
             text,
             card: None,
+            before_card: None,
         };
         self.outbox
             .enqueue(key, Delivery::Wecom(notice), now, now)

@@ -417,6 +417,7 @@ mod tests {
                 touser: "zhangsan".into(),
                 text: "已完成".into(),
                 card: None,
+                before_card: None,
             })
         );
         assert_eq!(item.attempts, 2);

@@ -28,8 +28,8 @@ impl WecomTransport {
         }
     }
 
-    /// Reserves a slot for `user`, or says how long until one frees up.
-    fn reserve(&self, user: &str) -> Result<(), Duration> {
+    /// Reserves `n` slots for `user`, or says how long until they free up.
+    fn reserve(&self, user: &str, n: usize) -> Result<(), Duration> {
         let now = Instant::now();
         let mut recent = self
             .recent
@@ -42,11 +42,11 @@ impl WecomTransport {
         {
             times.pop_front();
         }
-        if times.len() >= PER_MEMBER_PER_MINUTE {
+        if times.len() + n > PER_MEMBER_PER_MINUTE {
             let oldest = times.front().copied().unwrap_or(now);
             return Err(Duration::from_secs(60).saturating_sub(now.duration_since(oldest)));
         }
-        times.push_back(now);
+        times.extend(std::iter::repeat_n(now, n));
         Ok(())
     }
 }
@@ -61,7 +61,9 @@ impl Transport for WecomTransport {
         let Delivery::Wecom(notice) = &item.delivery else {
             return Err(item.unexpected(DeliveryKind::Wecom));
         };
-        if let Err(wait) = self.reserve(&notice.touser) {
+        // A card with a text before it is two messages.
+        let messages = 1 + usize::from(notice.card.is_some() && notice.before_card.is_some());
+        if let Err(wait) = self.reserve(&notice.touser, messages) {
             return Err(DeliveryError {
                 message: "30 messages a minute to this member already".into(),
                 retryable: true,
@@ -70,6 +72,20 @@ impl Transport for WecomTransport {
         }
         let sent = match &notice.card {
             Some(card) => {
+                // What the card cannot show whole comes first; a resend after a failed card
+                // repeats it, and WeCom's duplicate check drops the repeat.
+                let before = match notice.before_card.as_deref().filter(|t| !t.is_empty()) {
+                    Some(before) => self
+                        .api
+                        .send_text(
+                            &[notice.touser.as_str()],
+                            before,
+                            Some(DuplicateCheck::default()),
+                        )
+                        .await
+                        .map(Some),
+                    None => Ok(None),
+                };
                 let message = OutboundMessage::new(
                     &[notice.touser.as_str()],
                     MessageBody::TemplateCard {
@@ -77,7 +93,10 @@ impl Transport for WecomTransport {
                     },
                 )
                 .with_duplicate_check(Some(DuplicateCheck::default()));
-                self.api.send(&message).await
+                match before {
+                    Ok(_) => self.api.send(&message).await,
+                    Err(e) => Err(e),
+                }
             }
             None => {
                 self.api

@@ -44,26 +44,61 @@ pub struct ChatIdentity {
 #[must_use]
 pub fn render_pushed(message: &SentMessage) -> String {
     match message.msgtype.as_str() {
-        "template_card" => {
-            let card = &message.body["template_card"];
-            let mut out = card["sub_title_text"]
-                .as_str()
-                .or_else(|| card["main_title"]["title"].as_str())
-                .unwrap_or_default()
-                .to_owned();
-            if let Some(buttons) = card["button_list"].as_array() {
-                let labels: Vec<String> = buttons
-                    .iter()
-                    .enumerate()
-                    .map(|(i, b)| format!("[{}] {}", i + 1, b["text"].as_str().unwrap_or_default()))
-                    .collect();
-                out.push('\n');
-                out.push_str(&labels.join("  "));
-            }
-            out
-        }
+        "template_card" => render_card(&message.body["template_card"]),
         _ => message.content.clone(),
     }
+}
+
+/// What a person reads in an AI-bot reply: the stream's (or text's) content, then the card.
+#[must_use]
+pub fn render_aibot_reply(json: &serde_json::Value) -> String {
+    let text = json
+        .pointer("/stream/content")
+        .or_else(|| json.pointer("/text/content"))
+        .and_then(serde_json::Value::as_str);
+    let card = json.get("template_card").map(render_card);
+    match (text, card) {
+        (Some(text), Some(card)) => format!("{text}\n{card}"),
+        (Some(text), None) => text.to_owned(),
+        (None, Some(card)) => card,
+        (None, None) => json.to_string(),
+    }
+}
+
+/// A card's texts, one a line as WeCom stacks them (title, its grey line, the text below),
+/// then its buttons.
+#[must_use]
+pub fn render_card(card: &serde_json::Value) -> String {
+    let texts: Vec<&str> = [
+        &card["main_title"]["title"],
+        &card["main_title"]["desc"],
+        &card["sub_title_text"],
+    ]
+    .into_iter()
+    .filter_map(serde_json::Value::as_str)
+    .filter(|t| !t.is_empty())
+    .collect();
+    let mut out = texts.join("\n");
+    if let Some(buttons) = card["button_list"].as_array() {
+        // Numbered as a person would answer by typing; a button that shows a number already
+        // is just that number.
+        let labels: Vec<String> = buttons
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                let text = b["text"].as_str().unwrap_or_default();
+                let n = (i + 1).to_string();
+                if text == n {
+                    format!("[{n}]")
+                } else {
+                    format!("[{n}] {text}")
+                }
+            })
+            .collect();
+        out.push('\n');
+        out.push_str(&labels.join("  "));
+    }
+    out
 }
 
 /// A WeCom tenant talking to one running bot.
@@ -201,13 +236,10 @@ impl ChatClient {
                     .and_then(|m| m.content)
                     .unwrap_or(xml)
             })),
-            ChannelKind::AiBot => Ok(self.aibot.open_aibot_reply(&body)?.map(|json| {
-                json.pointer("/stream/content")
-                    .or_else(|| json.pointer("/text/content"))
-                    .or_else(|| json.pointer("/template_card/sub_title_text"))
-                    .and_then(serde_json::Value::as_str)
-                    .map_or_else(|| json.to_string(), str::to_owned)
-            })),
+            ChannelKind::AiBot => Ok(self
+                .aibot
+                .open_aibot_reply(&body)?
+                .map(|json| render_aibot_reply(&json))),
         }
     }
 }

@@ -1,7 +1,8 @@
 //! An in-repo WeCom server API simulator: an axum app on `127.0.0.1:0` answering `gettoken`,
-//! `message/send`, `media/get`, `media/upload` and `message/update_template_card` with WeCom's
-//! real JSON shapes and errcodes (PROTOCOL.md §4, §7), so tests and `kaitong chat` never need
-//! the real server.
+//! `message/send`, `media/get`, `media/upload`, `message/update_template_card` and the AI bot's
+//! `response_url` (`aibot/response?response_code=…`, see [`SimulatorHandle::response_url`]) with
+//! WeCom's real JSON shapes and errcodes (PROTOCOL.md §4, §5, §7), so tests and `kaitong chat`
+//! never need the real server.
 //!
 //! Owns: the simulated apps, tokens, delivered messages, stored media and response codes, plus
 //! test hooks on [`SimulatorHandle`] (fault injection, delays, token expiry, counters). It must
@@ -20,6 +21,8 @@
 //! - Injected faults ([`SimulatorHandle::fail_next`]) apply to token-bearing endpoints only, not
 //!   to gettoken, so a fault is consumed by the call under test.
 //! - `Range` requests on media/get are not simulated.
+//! - A `response_url` takes one `markdown` or `template_card` message (PROTOCOL.md §5); a second
+//!   post to the same URL answers 40058, as a reused response_code does.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -97,6 +100,16 @@ pub struct CardUpdate {
     pub body: Value,
 }
 
+/// A message posted to an AI-bot `response_url`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResponsePost {
+    pub response_code: String,
+    pub msgtype: String,
+    /// `markdown.content`; for a card the card's JSON.
+    pub content: String,
+    pub body: Value,
+}
+
 /// A stored temporary media file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredMedia {
@@ -151,6 +164,7 @@ impl WecomSimulator {
                 "/cgi-bin/message/update_template_card",
                 post(update_template_card),
             )
+            .route("/cgi-bin/aibot/response", post(aibot_response))
             .fallback(unknown_api)
             // Media uploads go up to 20 MB; axum's default limit is 2 MB.
             .layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES))
@@ -265,6 +279,22 @@ impl SimulatorHandle {
     #[must_use]
     pub fn card_updates(&self) -> Vec<CardUpdate> {
         self.shared.lock().card_updates.clone()
+    }
+
+    /// A fresh AI-bot `response_url` under this simulator, as a callback would carry it.
+    #[must_use]
+    pub fn response_url(&self) -> String {
+        format!(
+            "{}/aibot/response?response_code=rc{:016x}",
+            self.base_url(),
+            rand::random::<u64>()
+        )
+    }
+
+    /// Messages posted to `response_url`s, oldest first.
+    #[must_use]
+    pub fn response_posts(&self) -> Vec<ResponsePost> {
+        self.shared.lock().response_posts.clone()
     }
 
     /// Issues a fresh single-use `response_code` for `agent_id`, as a card click would.
@@ -384,6 +414,7 @@ struct SimState {
     tokens: HashMap<String, TokenEntry>,
     sent: Vec<SentMessage>,
     card_updates: Vec<CardUpdate>,
+    response_posts: Vec<ResponsePost>,
     media: HashMap<String, MediaEntry>,
     response_codes: HashMap<String, ResponseCodeEntry>,
     /// (agent, recipients, msgtype, payload) → (first msgid, when, interval).
@@ -415,6 +446,7 @@ impl Shared {
                 tokens: HashMap::new(),
                 sent: Vec::new(),
                 card_updates: Vec::new(),
+                response_posts: Vec::new(),
                 media: HashMap::new(),
                 response_codes: HashMap::new(),
                 recent: HashMap::new(),
@@ -1006,6 +1038,52 @@ async fn media_upload(
         "media_id": media_id,
         "created_at": chrono::Utc::now().timestamp().to_string(),
     }))
+}
+
+/// An AI-bot `response_url`: no token, plain JSON, one message per URL.
+async fn aibot_response(
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> Response {
+    shared.arrive().await;
+    let mut state = shared.lock();
+    let Some(code) = query.get("response_code").filter(|c| !c.is_empty()) else {
+        return wecom_error(errcode::INVALID_PARAMETER, "response_code missing");
+    };
+    if state
+        .response_posts
+        .iter()
+        .any(|p| &p.response_code == code)
+    {
+        return wecom_error(errcode::INVALID_PARAMETER, "response_url already used");
+    }
+    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+        return wecom_error(errcode::DATA_FORMAT_ERROR, "data format error");
+    };
+    let msgtype = body
+        .get("msgtype")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    let content = match msgtype.as_str() {
+        "markdown" => match body.pointer("/markdown/content").and_then(Value::as_str) {
+            Some(content) if !content.is_empty() => content.to_owned(),
+            _ => return wecom_error(errcode::EMPTY_CONTENT, "empty content"),
+        },
+        "template_card" => match body.get("template_card") {
+            Some(card) if card.is_object() => card.to_string(),
+            _ => return wecom_error(errcode::INVALID_PARAMETER, "invalid Request Parameter"),
+        },
+        _ => return wecom_error(errcode::INVALID_MSGTYPE, "invalid message type"),
+    };
+    state.response_posts.push(ResponsePost {
+        response_code: code.clone(),
+        msgtype,
+        content,
+        body,
+    });
+    ok(json!({}))
 }
 
 async fn update_template_card(

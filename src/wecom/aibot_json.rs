@@ -150,16 +150,47 @@ pub struct ReplyEnvelope {
     pub nonce: String,
 }
 
-/// Markdown stream content is capped at 20480 bytes by WeCom.
+/// Markdown stream content is capped at 20480 bytes by WeCom (doc 101031). The same cap is
+/// taken for a markdown message posted to `response_url`, whose own limit is not documented.
 pub const STREAM_LIMIT_BYTES: usize = 20480;
+
+/// A stream's content; the channel splits longer text before, so the cut here (between
+/// sentences) is only a guard.
+fn stream_content(content: &str) -> String {
+    super::text::split_text(content, STREAM_LIMIT_BYTES)
+        .into_iter()
+        .next()
+        .unwrap_or_default()
+}
 
 #[must_use]
 pub fn stream_reply(stream_id: &str, content: &str, finish: bool) -> serde_json::Value {
-    let content = super::app_xml::truncate_on_char_boundary(content, STREAM_LIMIT_BYTES);
     serde_json::json!({
         "msgtype": "stream",
-        "stream": {"id": stream_id, "finish": finish, "content": content}
+        "stream": {"id": stream_id, "finish": finish, "content": stream_content(content)}
     })
+}
+
+/// A stream and a card below it in one reply (doc 101031 流式消息+模板卡片回复): the question's
+/// text, then its buttons.
+#[must_use]
+pub fn stream_with_card_reply(
+    stream_id: &str,
+    content: &str,
+    finish: bool,
+    card: &TemplateCard,
+) -> serde_json::Value {
+    serde_json::json!({
+        "msgtype": "stream_with_template_card",
+        "stream": {"id": stream_id, "finish": finish, "content": stream_content(content)},
+        "template_card": card,
+    })
+}
+
+/// A markdown message for `response_url`.
+#[must_use]
+pub fn markdown_message(content: &str) -> serde_json::Value {
+    serde_json::json!({"msgtype": "markdown", "markdown": {"content": stream_content(content)}})
 }
 
 #[must_use]

@@ -145,30 +145,22 @@ pub fn reply_envelope(encrypt: &str, signature: &str, timestamp: &str, nonce: &s
     )
 }
 
-/// Cuts `text` to at most `limit` bytes on a character boundary: WeCom would truncate passive
-/// text beyond [`TEXT_LIMIT_BYTES`] itself, possibly inside a character.
-#[must_use]
-pub fn truncate_on_char_boundary(text: &str, limit: usize) -> &str {
-    if text.len() <= limit {
-        return text;
-    }
-    let mut end = limit;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
-}
-
-/// Inner plaintext of a passive text reply.
+/// Inner plaintext of a passive text reply. WeCom truncates passive text beyond
+/// [`TEXT_LIMIT_BYTES`], possibly inside a character; the channel splits longer text before
+/// (the rest goes through `message/send`), so the cut here (between sentences) is only a guard.
 #[must_use]
 pub fn text_reply(to_user: &str, from_corp: &str, create_time: i64, content: &str) -> String {
+    let first = super::text::split_text(content, TEXT_LIMIT_BYTES)
+        .into_iter()
+        .next()
+        .unwrap_or_default();
     format!(
         "<xml><ToUserName>{}</ToUserName><FromUserName>{}</FromUserName><CreateTime>{}</CreateTime><MsgType>{}</MsgType><Content>{}</Content></xml>",
         cdata(to_user),
         cdata(from_corp),
         create_time,
         cdata("text"),
-        cdata(truncate_on_char_boundary(content, TEXT_LIMIT_BYTES))
+        cdata(&first)
     )
 }
 
@@ -235,10 +227,11 @@ mod tests {
     }
 
     #[test]
-    fn truncation_keeps_whole_characters() {
+    fn an_overlong_passive_text_keeps_whole_characters() {
         let text = "开".repeat(1000); // 3000 bytes
-        let cut = truncate_on_char_boundary(&text, TEXT_LIMIT_BYTES);
-        assert!(cut.len() <= TEXT_LIMIT_BYTES);
-        assert_eq!(cut.chars().count(), 682);
+        let xml = text_reply("u", "c", 1, &text);
+        let content = InnerMessage::parse(&xml).unwrap().content.unwrap();
+        assert!(content.len() <= TEXT_LIMIT_BYTES);
+        assert_eq!(content.chars().count(), 682);
     }
 }

@@ -1,28 +1,65 @@
 //! Template cards (PROTOCOL.md §7): typed shapes serialised to the JSON WeCom reads, for
 //! `message/send`, the AI bot's passive replies and `update_template_card`.
 //!
-//! Owns field names, `card_type` tags and WeCom's text limits (texts are clipped to them on
-//! character boundaries, so an overlong label never costs a refused card). What a card says —
-//! questions, options, requests, keys — is decided by `channel` and `notify`.
+//! Owns field names, `card_type` tags and WeCom's text limits ([`TITLE_CHARS`] and its
+//! neighbours, the one place they are spelled). Whoever decides what a card says (`channel`,
+//! `notify`) makes it fit with [`fits`], splitting what does not fit into text messages; the
+//! clipping here is only a guard (logged), so an overlong text never costs a refused card.
 
 use serde::{Deserialize, Serialize};
 
-/// Most buttons WeCom shows on a button_interaction card.
-pub const MAX_BUTTONS: usize = 6;
+// WeCom's limits on template card texts, in characters: the field tables of the template card
+// in doc 90236 (发送应用消息 · 模板卡片消息) and doc 101032 (智能机器人 · 模板卡片类型), read in
+// copies of those tables (web mirrors of 90236 and the field docs of open-source WeCom SDKs),
+// next to PROTOCOL.md §7; where copies differ (sub_title_text 112 or 160, jump_list.title 13 or
+// 18), the smaller is kept. WeCom words most of them "建议不超过 N 个字" and shortens the display
+// beyond them, so they are treated as hard limits: past one, the person would read a cut text.
 
-/// WeCom's limits, in characters.
-const TITLE_CHARS: usize = 26;
-const TITLE_DESC_CHARS: usize = 30;
-const SUB_TITLE_CHARS: usize = 100;
-const BUTTON_TEXT_CHARS: usize = 10;
-const KEYNAME_CHARS: usize = 5;
-const VALUE_CHARS: usize = 26;
-const REPLACE_NAME_CHARS: usize = 20;
+/// `source.desc`: 「来源图片的描述,建议不超过13个字」.
+pub const SOURCE_DESC_CHARS: usize = 13;
+/// `main_title.title`: 「一级标题,建议不超过26个字」.
+pub const TITLE_CHARS: usize = 26;
+/// `main_title.desc`: 「标题辅助信息,建议不超过30个字」.
+pub const TITLE_DESC_CHARS: usize = 30;
+/// `sub_title_text`: 「二级普通文本,建议不超过112个字」.
+pub const SUB_TITLE_CHARS: usize = 112;
+/// `horizontal_content_list.keyname`: 「二级标题,建议不超过5个字」.
+pub const KEYNAME_CHARS: usize = 5;
+/// `horizontal_content_list.value`: 「二级文本,建议不超过26个字」.
+pub const VALUE_CHARS: usize = 26;
+/// `horizontal_content_list`: 「列表长度不超过6」.
+pub const MAX_FIELDS: usize = 6;
+/// `jump_list.title`: 「跳转链接样式的文案内容,建议不超过13个字」.
+pub const JUMP_TITLE_CHARS: usize = 13;
+/// `button_list.text`: 「按钮文案,建议不超过10个字」.
+pub const BUTTON_TEXT_CHARS: usize = 10;
+/// `button_list`: 「按钮列表,列表长度不超过6」.
+pub const MAX_BUTTONS: usize = 6;
+/// `button.replace_name` of `update_template_card` (doc 94888) and the app's passive
+/// `update_button` (doc 90241): no limit is documented; this is ours, a label that reads whole
+/// on a button.
+pub const REPLACE_NAME_CHARS: usize = 20;
 
 /// `type` of a card action or jump that opens a URL.
 const LINK_URL: u8 = 1;
 
+/// Whether `text` fits a field of `max_chars` characters whole.
+#[must_use]
+pub fn fits(text: &str, max_chars: usize) -> bool {
+    text.chars().nth(max_chars).is_none()
+}
+
+/// The guard: cuts on a character boundary, and says so, since a cut here means a caller did
+/// not make its text fit.
 fn clip(text: &str, max_chars: usize) -> String {
+    if fits(text, max_chars) {
+        return text.to_owned();
+    }
+    tracing::warn!(
+        max_chars,
+        chars = text.chars().count(),
+        "card text cut to WeCom's limit"
+    );
     text.chars().take(max_chars).collect()
 }
 
@@ -45,11 +82,12 @@ pub struct MainTitle {
 }
 
 impl MainTitle {
+    /// A title with its grey line below; an empty `desc` is left out.
     #[must_use]
     pub fn new(title: &str, desc: &str) -> Self {
         Self {
             title: clip(title, TITLE_CHARS),
-            desc: Some(clip(desc, TITLE_DESC_CHARS)),
+            desc: (!desc.is_empty()).then(|| clip(desc, TITLE_DESC_CHARS)),
         }
     }
 
@@ -145,13 +183,13 @@ impl ButtonInteraction {
     pub fn new(source: &str, main_title: MainTitle, task_id: &str, buttons: Vec<Button>) -> Self {
         Self {
             source: CardSource {
-                desc: source.to_owned(),
+                desc: clip(source, SOURCE_DESC_CHARS),
             },
             main_title,
             sub_title_text: None,
             horizontal_content_list: None,
             task_id: task_id.to_owned(),
-            button_list: buttons,
+            button_list: buttons.into_iter().take(MAX_BUTTONS).collect(),
             card_action: None,
             jump_list: None,
         }
@@ -165,7 +203,7 @@ impl ButtonInteraction {
 
     #[must_use]
     pub fn with_fields(mut self, fields: Vec<HorizontalContent>) -> Self {
-        self.horizontal_content_list = Some(fields);
+        self.horizontal_content_list = Some(fields.into_iter().take(MAX_FIELDS).collect());
         self
     }
 
@@ -178,7 +216,7 @@ impl ButtonInteraction {
         });
         self.jump_list = Some(vec![Jump {
             kind: LINK_URL,
-            title: title.to_owned(),
+            title: clip(title, JUMP_TITLE_CHARS),
             url: url.to_owned(),
         }]);
         self
@@ -193,12 +231,12 @@ pub struct TextNotice {
 }
 
 impl TextNotice {
-    /// The text goes in whole (the AI bot's notice shows the bot's full answer).
+    /// A notice of `text` under `title`; the caller sends a longer text another way.
     #[must_use]
     pub fn new(title: &str, text: &str) -> Self {
         Self {
             main_title: MainTitle::title_only(title),
-            sub_title_text: text.to_owned(),
+            sub_title_text: clip(text, SUB_TITLE_CHARS),
         }
     }
 }
@@ -229,7 +267,7 @@ mod tests {
     fn button_card_serialises_to_wecoms_shape_and_back() {
         let card = TemplateCard::ButtonInteraction(
             ButtonInteraction::new(
-                "开通助手 · 第 1/2 条",
+                "开通助手 第1/2条",
                 MainTitle::new("#7 电子发票", "KT-20260105-0001"),
                 "kth_KT-20260105-0001_gail",
                 vec![Button::new("完成", 1, "kt_done:KT-20260105-0001")],
@@ -242,7 +280,7 @@ mod tests {
             wire,
             json!({
                 "card_type": "button_interaction",
-                "source": {"desc": "开通助手 · 第 1/2 条"},
+                "source": {"desc": "开通助手 第1/2条"},
                 "main_title": {"title": "#7 电子发票", "desc": "KT-20260105-0001"},
                 "horizontal_content_list": [{"keyname": "店铺账号名", "value": "shop_a1"}],
                 "task_id": "kth_KT-20260105-0001_gail",
@@ -256,7 +294,7 @@ mod tests {
     }
 
     #[test]
-    fn texts_are_clipped_to_wecoms_limits() {
+    fn texts_are_clipped_to_wecoms_limits_as_a_guard() {
         let long = "长".repeat(200);
         let card = ButtonInteraction::new(
             "s",
@@ -269,7 +307,7 @@ mod tests {
         let chars = |v: &serde_json::Value| v.as_str().unwrap().chars().count();
         assert_eq!(chars(&wire["main_title"]["title"]), 26);
         assert_eq!(chars(&wire["main_title"]["desc"]), 30);
-        assert_eq!(chars(&wire["sub_title_text"]), 100);
+        assert_eq!(chars(&wire["sub_title_text"]), 112);
         assert_eq!(chars(&wire["button_list"][0]["text"]), 10);
         let relabel = serde_json::to_value(ButtonReplacement::new(&long)).unwrap();
         assert_eq!(chars(&relabel["replace_name"]), 20);

@@ -8,6 +8,7 @@ pub mod api;
 pub mod app_xml;
 pub mod cards;
 pub mod crypto;
+pub mod text;
 
 pub use crypto::{AesKey, AesKeySettingError, CryptoError, MsgCrypt};
 

@@ -666,6 +666,7 @@ async fn failed_deliveries_are_listed_and_a_retry_requeues_them() {
             touser: "zhangsan".into(),
             text: "已完成".into(),
             card: None,
+            before_card: None,
         };
         c.outbox
             .enqueue("handoff:KT-1", Delivery::Wecom(notice), now, now)

@@ -33,6 +33,7 @@ mod ledger;
 mod meaning;
 mod notify;
 mod reading_props;
+mod reply_limits;
 mod secrets_at_rest;
 mod seed_promises;
 mod static_table;

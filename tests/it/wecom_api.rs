@@ -209,7 +209,7 @@ mod wecom {
     }
 
     #[tokio::test]
-    async fn long_text_is_split_on_character_boundaries_and_delivered_in_order() {
+    async fn long_text_is_split_between_lines_and_delivered_in_order() {
         let sim = simulator().await;
         let api = client(&sim);
         let paragraph = "增值服务开通申请：请确认以下信息无误。🙂 Line with ASCII too.\n";
@@ -222,11 +222,12 @@ mod wecom {
         for (part, msgid) in sent.iter().zip(&outcome.part_msgids) {
             assert!(part.content.len() <= TEXT_LIMIT_BYTES);
             assert_eq!(&part.msgid, msgid);
-            // Every part ends at a paragraph break because one is always near the limit.
-            assert!(part.content.ends_with('\n'));
+            // Every part is whole lines (the line break at the seam is not sent).
+            assert!(part.content.ends_with("too."), "{}", part.content);
+            assert!(part.content.starts_with("增值"), "{}", part.content);
         }
-        let rejoined: String = sent.iter().map(|m| m.content.as_str()).collect();
-        assert_eq!(rejoined, text);
+        let rejoined: Vec<&str> = sent.iter().map(|m| m.content.as_str()).collect();
+        assert_eq!(rejoined.join("\n"), text.trim_end());
     }
 
     #[tokio::test]

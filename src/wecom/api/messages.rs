@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{ApiError, WecomApi, json_body, split_on_char_boundaries};
+use super::{ApiError, WecomApi, json_body};
 use crate::wecom::TEXT_LIMIT_BYTES;
 use crate::wecom::cards::{ButtonReplacement, TemplateCard};
+use crate::wecom::text::message_parts;
 
 /// Default `duplicate_check_interval` WeCom applies (seconds).
 pub const DEFAULT_DUPLICATE_CHECK_INTERVAL: Duration = Duration::from_secs(1800);
@@ -196,15 +197,16 @@ struct SendReply {
 }
 
 impl WecomApi {
-    /// Sends text, split into parts of at most 2048 bytes (at a newline when one is near the
-    /// limit, never inside a character), in order. Stops at the first failing part.
+    /// Sends text, split into parts of at most 2048 bytes where a reader would (between
+    /// paragraphs, lines or sentences; never inside a character), in order. Stops at the first
+    /// failing part.
     pub async fn send_text(
         &self,
         touser: &[&str],
         content: &str,
         dedupe: Option<DuplicateCheck>,
     ) -> Result<SendOutcome, ApiError> {
-        let mut parts = split_on_char_boundaries(content, TEXT_LIMIT_BYTES);
+        let mut parts = message_parts(content, TEXT_LIMIT_BYTES);
         if parts.is_empty() {
             // Let WeCom judge empty content (44004) rather than silently sending nothing.
             parts.push(String::new());

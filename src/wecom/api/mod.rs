@@ -15,7 +15,8 @@
 //! Layout: this file holds the client and its one call path (token, send, capped read, errcode
 //! check); `errors` the error type and errcode classification; `token` the token cache;
 //! `messages` the `message/send` and `update_template_card` shapes and calls; `media` the
-//! media calls, upload form and Content-Disposition parsing; `text` the text splitter.
+//! media calls, upload form and Content-Disposition parsing; `response_url` the AI bot's one
+//! extra message per callback (no token). Text is split by [`crate::wecom::text`].
 //!
 //! Limitations: `media_get` downloads in one request, so files above 20 MB (which WeCom only
 //! serves in `Range` chunks, else errcode 830002) are not supported; a multi-part `send_text`
@@ -24,7 +25,7 @@
 mod errors;
 mod media;
 mod messages;
-mod text;
+mod response_url;
 mod token;
 
 use std::fmt;
@@ -43,7 +44,7 @@ pub use messages::{
     Content, DEFAULT_DUPLICATE_CHECK_INTERVAL, DuplicateCheck, MediaRef, MessageBody,
     OutboundMessage, SendOutcome,
 };
-pub use text::split_on_char_boundaries;
+pub use response_url::ResponseUrls;
 
 use crate::secret::Secret;
 use media::media_form;
