@@ -112,7 +112,13 @@ pub fn read(
     }
     let clauses = clauses(&text, words, matcher.joined_names());
     let pieces = pieces(&clauses);
-    let described = described_clauses(matcher, &clauses, &pieces, words.described_min_score);
+    let described = described_clauses(
+        catalog,
+        matcher,
+        &clauses,
+        &pieces,
+        words.described_min_score,
+    );
     // Whether a later piece of the same clause names a service: the words before it in the
     // clause are that request's ("，sy_med2 采购开单加批次有效期": sy_med2 is its account).
     let named_later: Vec<bool> = (0..pieces.len())
@@ -120,7 +126,7 @@ pub fn read(
             pieces[j + 1..]
                 .iter()
                 .take_while(|p| p.clause == pieces[j].clause)
-                .any(|p| mention(matcher, &p.text, p.clause_start).is_some())
+                .any(|p| mention(catalog, matcher, &p.text, p.clause_start).is_some())
         })
         .collect();
     let mut pending: Vec<String> = Vec::new();
@@ -146,7 +152,7 @@ pub fn read(
         if first_of_clause {
             clause_named = false;
         }
-        let mention = mention(matcher, &piece.text, piece.clause_start)
+        let mention = mention(catalog, matcher, &piece.text, piece.clause_start)
             .or_else(|| {
                 // A clause that describes its service instead of naming it.
                 first_of_clause
@@ -236,8 +242,13 @@ pub fn read(
         .first()
         .and_then(|g| g.pieces.first())
         .and_then(|p| leading_account(p));
+    // Only an account ("lyf_store跟gz_tea01都要…") lists customers of the same request.
+    let only_accounts = preamble
+        .iter()
+        .all(|p| leading_account(p).is_some_and(|a| a.len() == p.len()));
     if let (Some(a), Some(b)) = (preamble_account, first_account)
         && a != b
+        && !only_accounts
     {
         let said = preamble.join(" ");
         let ranked = matcher.rank(&said);
@@ -308,13 +319,30 @@ pub fn read(
 
 /// The service a piece names plainly, if any. A piece cut at a space must name one of the
 /// service's names or aliases in full; a whole clause may also be a clear lexical winner.
-fn mention(matcher: &Matcher, piece: &str, clause: bool) -> Option<ServiceId> {
+fn mention(catalog: &Catalog, matcher: &Matcher, piece: &str, clause: bool) -> Option<ServiceId> {
     let ranked = matcher.rank_words(piece);
     let full = |id: ServiceId| matcher.names_fully(id, piece);
     match matcher.verdict(&ranked) {
         Verdict::Service(id) if full(id) => Some(id),
         Verdict::Service(id) if clause && matcher.lexically_clear(&ranked) => Some(id),
-        Verdict::Ambiguous(ids) => ids.iter().copied().find(|&id| full(id)),
+        Verdict::Ambiguous(ids) => {
+            let named = ids.iter().copied().find(|&id| full(id))?;
+            // "开个韵达的物流追踪": 物流追踪 is named in full, but the first candidate's name
+            // holds it and says more (韵达物流追踪): the specific one is meant.
+            let folded = fold(piece);
+            let more_specific = ids.iter().copied().find(|&other| {
+                let (Some(o), Some(n)) = (catalog.service(other), catalog.service(named)) else {
+                    return false;
+                };
+                let (o_name, n_name) = (fold(&o.name), fold(&n.name));
+                let extra = o_name.replacen(n_name.as_str(), "", 1);
+                other != named
+                    && o_name.contains(n_name.as_str())
+                    && !extra.is_empty()
+                    && folded.contains(extra.as_str())
+            });
+            Some(more_specific.unwrap_or(named))
+        }
         _ => None,
     }
 }
@@ -322,6 +350,7 @@ fn mention(matcher: &Matcher, piece: &str, clause: bool) -> Option<ServiceId> {
 /// For each clause in which no piece names a service: the service the whole clause clearly
 /// describes ("另外mxw2024报表日期要能查超过32天" is #84 without naming it).
 fn described_clauses(
+    catalog: &Catalog,
     matcher: &Matcher,
     clauses: &[Clause],
     pieces: &[Piece],
@@ -334,7 +363,7 @@ fn described_clauses(
             let names_one = pieces
                 .iter()
                 .filter(|p| p.clause == i)
-                .any(|p| mention(matcher, &p.text, p.clause_start).is_some());
+                .any(|p| mention(catalog, matcher, &p.text, p.clause_start).is_some());
             if names_one || clauses.len() < 2 {
                 return None;
             }

@@ -322,7 +322,7 @@ fn secret_is_masked_to_last_four() {
 fn text_email_account_choice_list_money_attachment() {
     let c = load();
     let s4 = service(&c, 4);
-    assert!(rejected(field(s4, "reason"), "太短").contains("至少 5 个字"));
+    assert!(rejected(field(s4, "reason"), "太短").contains("至少 4 个字"));
     assert!(rejected(field(s4, "customer_email"), "not-an-email").contains("ops@example.com"));
     assert_eq!(
         ok(field(s4, "charged_amount"), "1,200.50"),

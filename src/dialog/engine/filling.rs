@@ -323,9 +323,14 @@ impl Engine<'_> {
         text: &str,
         t: &mut Turn,
     ) -> ControlFlow<State, Form> {
+        // The offered value typed again says yes too ("卖家账号是「义乌小商品批发」吗?" answered
+        // with 义乌小商品批发 once more).
         if let Some(f) = current
-            && let Some(i) = form.offers.iter().position(|o| &o.key == f.key())
-            && Tuning::is(&self.tuning().commands.yes, text)
+            && let Some(i) = form.offers.iter().position(|o| {
+                &o.key == f.key()
+                    && (Tuning::is(&self.tuning().commands.yes, text)
+                        || fold(&o.value.display(false)) == fold(text))
+            })
         {
             let offer = form.offers.remove(i);
             form.answers.insert(offer.key.clone(), offer.value);

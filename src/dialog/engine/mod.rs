@@ -1055,6 +1055,18 @@ mod tests {
             "{:?}",
             typo.reply
         );
+        // A named service whose name a more specific candidate holds, with the specific
+        // words said, is the specific one; the plain one after 再开 is its own request.
+        let two = f.say(
+            Session::default(),
+            &["yw_xsp1 开个韵达的物流追踪 再开个普通的物流追踪"],
+        );
+        let State::Filling { form } = &two.session.state else {
+            panic!("a form: {:?}", two.reply);
+        };
+        assert_eq!(form.service, ServiceId(64), "{:?}", two.reply);
+        assert_eq!(two.session.queue.len(), 1, "{:?}", two.reply);
+        assert_eq!(two.session.queue[0].service, ServiceId(6));
         // A cancel word after other words cancels.
         for line in ["算了 取消", "不是韵达了 取消"] {
             let cancelled = f.say(Session::default(), &["nb_auto5 开韵达物流追踪", line]);

@@ -421,7 +421,9 @@ impl Matcher {
             .filter_map(|m| folded.rfind(m.as_str()).map(|at| (at, m)))
             .max_by_key(|(at, _)| *at)?;
         let (before, after) = (&folded[..at], &folded[at + marker.len()..]);
-        let Verdict::Service(wanted) = self.verdict(&self.rank(after)) else {
+        // "调到350 打错了 是300" corrects the number: digits alone name no service (#46's name
+        // holds 300).
+        let Verdict::Service(wanted) = self.verdict(&self.rank_words(after)) else {
             return None;
         };
         let before = self.rank(before);
