@@ -158,6 +158,7 @@ message_keys! {
     CorrectionTaken = "correction_taken",
     ServiceDisowned = "service_disowned",
     UnreadPart = "unread_part",
+    CmdNoneRejected = "cmd_none_rejected",
     QueuedAccountChanged = "queued_account_changed",
     WhatInstead = "what_instead",
     PlanReadBack = "plan_read_back",

@@ -421,6 +421,36 @@ impl DialogBot {
         user: &UserId,
     ) -> Result<Request, Reply> {
         let m = catalog.messages();
+        // Without a number: the person's most recent rejected request, if any.
+        let id = match id {
+            Some(id) => Some(id),
+            None => {
+                let mut latest: Option<Request> = None;
+                for channel in [
+                    crate::domain::ChannelKind::App,
+                    crate::domain::ChannelKind::AiBot,
+                ] {
+                    let filter = RequestFilter {
+                        requester: Some((channel, user.clone())),
+                        ..RequestFilter::default()
+                    };
+                    let list = self.ledger.list(&filter).await.map_err(|e| {
+                        tracing::error!(error = %e, "resubmit lookup failed");
+                        Self::busy(catalog)
+                    })?;
+                    for r in list {
+                        if r.status() == Status::Rejected
+                            && latest
+                                .as_ref()
+                                .is_none_or(|l| r.submitted_at > l.submitted_at)
+                        {
+                            latest = Some(r);
+                        }
+                    }
+                }
+                latest.map(|r| r.id)
+            }
+        };
         let Some(id) = id else {
             return Err(Reply::Text(m.get(MessageKey::CmdResubmitUsage).to_owned()));
         };
@@ -837,6 +867,17 @@ impl DialogBot {
             return Route::Conversation;
         };
         let command = super::commands::parse(text, &matcher.tuning().chat_commands);
+        // "那重新提一个 还是调到150": the latest rejected request is reopened, in any state;
+        // with none rejected the words are the conversation's ("还是要重新提一个" as a reason).
+        if command.is_none()
+            && matches!(
+                super::commands::parse_plain(text, &matcher.tuning().plain_commands),
+                Some(RequestCommand::ResubmitLatest)
+            )
+            && let Ok(request) = self.rejected_request(catalog, None, &message.sender).await
+        {
+            return Route::Reopen(Box::new(request));
+        }
         if let Some(RequestCommand::Resubmit(id)) = command {
             return match self.rejected_request(catalog, id, &message.sender).await {
                 Ok(request) => Route::Reopen(Box::new(request)),
@@ -926,7 +967,9 @@ impl DialogBot {
         let account_before = form_account(catalog, &session.state);
         // No form in progress: plain-language status questions go to the commands, and a
         // new request whose words are not clear is looked up by meaning.
-        let idle = matches!(session.state, State::Idle | State::Choosing { .. });
+        // A reopened request is this turn's form: no plain command reads its words.
+        let idle =
+            matches!(session.state, State::Idle | State::Choosing { .. }) && reopen.is_none();
         if let (Content::Text(text), true) = (&message.content, idle) {
             if let Some(desk) = &self.desk
                 && let Some(command) = plain_command(matcher, text)

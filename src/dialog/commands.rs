@@ -106,6 +106,10 @@ pub enum RequestCommand {
     Status(Option<RequestId>),
     /// "好了没", "为什么被驳回": the person's most recent request.
     LatestStatus,
+    /// "为什么被驳回": the person's most recent rejected request (not the latest one).
+    LatestRejected,
+    /// "那重新提一个": reopen the person's most recent rejected request.
+    ResubmitLatest,
     /// "我昨天提的电子发票开了没": the person's most recent request for that service (or one of
     /// the same name, as #5 and #47 are).
     LatestStatusOf(ServiceId),
@@ -289,6 +293,10 @@ pub struct PlainWords {
     pub status: Vec<String>,
     pub mine: Vec<String>,
     pub cancel: Vec<String>,
+    /// "为什么被驳回": about the latest rejected request.
+    pub why_rejected: Vec<String>,
+    /// "重新提一个": reopen the latest rejected request.
+    pub resubmit: Vec<String>,
 }
 
 /// Reads a status question, "my requests" or a withdrawal said in plain words; a request id in
@@ -306,6 +314,14 @@ pub fn parse_plain(text: &str, words: &PlainWords) -> Option<RequestCommand> {
         .find_map(|t| RequestId::parse(t.trim()));
     if has(&words.cancel) {
         return Some(id.map_or(RequestCommand::CancelLatest, RequestCommand::Cancel));
+    }
+    if has(&words.resubmit) {
+        return Some(id.map_or(RequestCommand::ResubmitLatest, |id| {
+            RequestCommand::Resubmit(Some(id))
+        }));
+    }
+    if id.is_none() && has(&words.why_rejected) {
+        return Some(RequestCommand::LatestRejected);
     }
     // Before "my requests": "我的申请到哪了" asks where the request is, not for the list.
     if has(&words.status) {
@@ -418,6 +434,13 @@ impl Commands<'_> {
             RequestCommand::Status(None) => Ok(m.get(MessageKey::CmdStatusUsage).to_owned()),
             RequestCommand::Status(Some(id)) => self.status(user, &id).await,
             RequestCommand::LatestStatus => self.latest_status(user, None).await,
+            RequestCommand::LatestRejected => match self.latest_rejected(user).await {
+                Ok(Some(id)) => self.status(user, &id).await,
+                Ok(None) => Ok(m.get(MessageKey::CmdNoneRejected).to_owned()),
+                Err(e) => Err((None, e)),
+            },
+            // Reopened by the bot before the engine; here only when nothing was rejected.
+            RequestCommand::ResubmitLatest => Ok(m.get(MessageKey::CmdNoneRejected).to_owned()),
             RequestCommand::LatestStatusOf(service) => {
                 self.latest_status(user, Some(service)).await
             }
@@ -650,6 +673,23 @@ impl Commands<'_> {
         Ok(all
             .into_iter()
             .filter(|r| about(r))
+            .max_by_key(|r| r.submitted_at)
+            .map(|r| r.id))
+    }
+
+    /// The person's most recently filed request that is rejected now, on either channel.
+    pub async fn latest_rejected(&self, user: &UserId) -> Result<Option<RequestId>, DeskError> {
+        let mut all = Vec::new();
+        for channel in [ChannelKind::App, ChannelKind::AiBot] {
+            let filter = RequestFilter {
+                requester: Some((channel, user.clone())),
+                ..RequestFilter::default()
+            };
+            all.extend(self.ledger.list(&filter).await.map_err(DeskError::Ledger)?);
+        }
+        Ok(all
+            .into_iter()
+            .filter(|r| r.status() == crate::requests::Status::Rejected)
             .max_by_key(|r| r.submitted_at)
             .map(|r| r.id))
     }

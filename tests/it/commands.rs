@@ -382,6 +382,25 @@ async fn status_my_requests_and_withdrawal_in_plain_words_answer_like_the_comman
     assert!(rejected.contains("已驳回"), "{rejected}");
     let why = bot.say("plain1", "为什么被驳回").await;
     assert!(why.contains("卖家账号不存在"), "{why}");
+    // Another request filed since: "为什么被驳回" is still about the rejected one, and
+    // "重新提一个" reopens it with what was filled.
+    bot.says_all(
+        "plain1",
+        &["物流追踪 账号 wl_after", "客户要看物流轨迹", "确认"],
+    )
+    .await;
+    let why = bot.say("plain1", "为啥被驳回了").await;
+    assert!(why.contains(id) && why.contains("卖家账号不存在"), "{why}");
+    let reopened = bot.say("plain1", "那重新提一个吧").await;
+    assert!(
+        reopened.contains(id) && reopened.contains("fp_plain"),
+        "{reopened}"
+    );
+    bot.say("plain1", "取消").await;
+    // With nothing rejected the same words are no command ("还是要重新提一个" as a reason).
+    bot.say("plain5", "物流追踪 账号 wl_p5").await;
+    let reason = bot.say("plain5", "客户说没开 还是要重新提一个").await;
+    assert!(reason.contains("请核对"), "{reason}");
 
     // Someone else's plain question never shows this request.
     let other = bot.say("plain2", "好了没").await;

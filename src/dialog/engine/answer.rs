@@ -144,7 +144,9 @@ impl Engine<'_> {
                         text,
                         &self.tuning().plain_commands,
                     )
-                    .is_some() =>
+                    .is_some_and(|c| {
+                        !matches!(c, crate::dialog::commands::RequestCommand::ResubmitLatest)
+                    }) =>
             {
                 Err(format!(
                     "{}\n{}",

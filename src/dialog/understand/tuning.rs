@@ -135,6 +135,8 @@ impl Tuning {
             &mut tuning.plain_commands.status,
             &mut tuning.plain_commands.mine,
             &mut tuning.plain_commands.cancel,
+            &mut tuning.plain_commands.why_rejected,
+            &mut tuning.plain_commands.resubmit,
         ] {
             for word in list.iter_mut() {
                 *word = fold(word);
