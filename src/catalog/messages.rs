@@ -170,6 +170,8 @@ message_keys! {
     ConfirmIrreversible = "confirm_irreversible",
     DaysAgo = "days_ago",
     PlainCommandInForm = "plain_command_in_form",
+    BackToForm = "back_to_form",
+    NothingFiledInForm = "nothing_filed_in_form",
     TextControlChars = "text_control_chars",
     NothingQueued = "nothing_queued",
     NothingToConfirm = "nothing_to_confirm",

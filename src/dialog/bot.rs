@@ -777,6 +777,19 @@ fn form_account(
 }
 
 /// `notice` before what the reply says (the question stays last).
+/// `reply` without the line `line`.
+fn strip_from_reply(reply: Reply, line: &str) -> Reply {
+    let strip = |text: String| text.replace(&format!("{line}\n"), "").replace(line, "");
+    match reply {
+        Reply::Text(text) => Reply::Text(strip(text)),
+        Reply::Choices { text, options } => Reply::Choices {
+            text: strip(text),
+            options,
+        },
+        other => other,
+    }
+}
+
 fn prepend(reply: Reply, notice: &str) -> Reply {
     match reply {
         Reply::Nothing => Reply::Text(notice.to_owned()),
@@ -1034,6 +1047,31 @@ impl DialogBot {
             None => engine.turn(session, expired, &content, now),
         };
         let mut reply = std::mem::replace(&mut outcome.reply, Reply::Nothing);
+        // "好了没" mid-form is no answer to the question: it is answered from the ledger, and
+        // the question follows (the engine knows no ledger; it says it saw a status question).
+        let in_form_note = catalog.messages().get(MessageKey::PlainCommandInForm);
+        if let (Some(desk), Content::Text(text)) = (&self.desk, &message.content)
+            && reply.as_text().is_some_and(|t| t.contains(in_form_note))
+            && let Some(command) = plain_command(matcher, text)
+        {
+            let m = catalog.messages();
+            let answer = match self.run_command(catalog, desk, command, message).await {
+                // "Nothing filed yet, just say what to open" misleads with a form open.
+                Reply::Text(t) if t == m.get(MessageKey::CmdMineEmpty) => {
+                    Reply::Text(m.get(MessageKey::NothingFiledInForm).to_owned())
+                }
+                other => other,
+            };
+            if let Some(answer) = answer.as_text() {
+                reply = prepend(
+                    strip_from_reply(reply, in_form_note),
+                    &format!(
+                        "{answer}\n\n{}",
+                        catalog.messages().get(MessageKey::BackToForm)
+                    ),
+                );
+            }
+        }
         // A form that has just got its customer: the same request filed lately is pointed out
         // before anything is filed twice.
         let account_now = form_account(catalog, &outcome.session.state);

@@ -233,7 +233,7 @@ async fn class_03_a_free_text_prompt_does_not_swallow_another_request() {
         // the bot: "在吗 好了没" was filed as 申请原因).
         bot.say("c3", "电子发票 账号 fp_c3").await;
         let reply = bot.say("c3", "在吗 好了没").await;
-        assert!(reply.contains("进度"), "{via:?} {reply}");
+        assert!(reply.contains("还没有已提交"), "{via:?} {reply}");
         assert!(reply.contains("申请原因"), "{via:?} asked again: {reply}");
         let summary = bot.say("c3", "客户要给下游开票报销").await;
         assert!(

@@ -137,16 +137,21 @@ impl Engine<'_> {
             {
                 Err(field.spec.render_prompt())
             }
-            // "在吗 好了没" where a reason is asked is a question about a request, not a reason.
+            // "在吗 好了没" where a reason, an account or a code is asked is a question about a
+            // request, not an answer.
             (None, None)
-                if matches!(field.spec.kind, FieldKind::Text { .. })
-                    && crate::dialog::commands::parse_plain(
-                        text,
-                        &self.tuning().plain_commands,
-                    )
-                    .is_some_and(|c| {
-                        !matches!(c, crate::dialog::commands::RequestCommand::ResubmitLatest)
-                    }) =>
+                if matches!(
+                    field.spec.kind,
+                    FieldKind::Text { .. }
+                        | FieldKind::SellerAccount
+                        | FieldKind::Identifier { .. }
+                ) && crate::dialog::commands::parse_plain(
+                    text,
+                    &self.tuning().plain_commands,
+                )
+                .is_some_and(|c| {
+                    !matches!(c, crate::dialog::commands::RequestCommand::ResubmitLatest)
+                }) =>
             {
                 Err(format!(
                     "{}\n{}",
