@@ -144,7 +144,8 @@ enum StoreCommand {
         /// The backup file to create (never overwritten).
         #[arg(long, value_name = "FILE")]
         to: PathBuf,
-        /// The running bot, when the store is in use; default http://<server.listen>.
+        /// The running bot's admin listener, when the store is in use; default
+        /// http://<server.admin_listen>.
         #[arg(long)]
         url: Option<String>,
     },
@@ -211,6 +212,12 @@ async fn run() -> anyhow::Result<()> {
     };
     // The settings other modules build from (keys, schedule, accounts) are refused alike.
     if let Err(e) = check_settings(&settings) {
+        eprintln!("kaitong: {e}");
+        std::process::exit(2);
+    }
+    if matches!(cli.command, Command::Serve)
+        && let Err(e) = settings.refuse_demo_secrets_in_public()
+    {
         eprintln!("kaitong: {e}");
         std::process::exit(2);
     }
@@ -338,12 +345,17 @@ async fn store(settings: &Settings, command: StoreCommand) -> anyhow::Result<()>
                     "directly"
                 }
                 Err(StoreError::InUse(_)) => {
-                    let url = url.unwrap_or_else(|| {
-                        format!(
+                    let url = match url {
+                        Some(url) => url,
+                        None => format!(
                             "http://{}",
-                            settings.server.listen.replace("0.0.0.0", "127.0.0.1")
-                        )
-                    });
+                            settings
+                                .admin_listen_addr()?
+                                .context("server.admin_listen is empty: pass --url")?
+                                .to_string()
+                                .replace("0.0.0.0", "127.0.0.1")
+                        ),
+                    };
                     backup_through_server(settings, &url, &to).await?;
                     "through the running server"
                 }
@@ -424,6 +436,8 @@ async fn chat(
             kaitong::telemetry::init(settings.log.format, "warn");
             let mut local = settings.clone();
             local.server.listen = "127.0.0.1:0".into();
+            // The chat needs only the callbacks; the console stays with `serve`.
+            local.server.admin_listen = String::new();
             // WeCom's server API is simulated in-process; its deliveries show in the chat.
             let simulator = WecomSimulator::new()
                 .with_app(SimulatedApp::new(

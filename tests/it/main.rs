@@ -38,6 +38,7 @@ mod secrets_at_rest;
 mod seed_promises;
 mod static_table;
 mod store;
+mod surface;
 mod trust;
 mod understanding;
 mod wecom_api;
