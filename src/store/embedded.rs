@@ -281,6 +281,22 @@ pub fn restore_file(backup: &Path, path: &Path) -> Result<std::path::PathBuf, St
     }
     let staged = path.with_extension("restoring");
     std::fs::copy(backup, &staged).map_err(backend)?;
+    // The moment of the restore, so the daily jobs that were due before it (and ran on the
+    // store the backup came from) are not run again with the backup's stale content.
+    let stamp = chrono::Utc::now().to_rfc3339();
+    guarded(&staged, || {
+        let db = Database::open(&staged)?;
+        let txn = db.begin_write()?;
+        {
+            let mut table = txn.open_table(KV)?;
+            table.insert(
+                super::keys::store_restored_at().as_str(),
+                encode(stamp.as_bytes(), None).as_slice(),
+            )?;
+        }
+        txn.commit()?;
+        Ok(())
+    })?;
     std::fs::File::open(&staged)
         .and_then(|f| f.sync_all())
         .map_err(backend)?;

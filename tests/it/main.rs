@@ -34,6 +34,7 @@ mod meaning;
 mod notify;
 mod reading_props;
 mod reply_limits;
+mod restore;
 mod secrets_at_rest;
 mod seed_promises;
 mod static_table;
