@@ -317,8 +317,21 @@ async fn store(settings: &Settings, command: StoreCommand) -> anyhow::Result<()>
                 anyhow::bail!("{} does not exist", path.display());
             }
             let report = check_file(&path)?;
+            // Readable pages are not enough: the configured keys must open the records.
+            let keys = match kaitong::store::Sealer::from_settings(&settings.store)? {
+                Some(sealer) => {
+                    let local = EmbeddedStore::open(&path)?;
+                    let sample = sealer.sample(&local, 1000).await?;
+                    sample.verdict()?;
+                    format!(
+                        "; store.secret_key opens {}/{} sampled sealed records",
+                        sample.opened, sample.sealed
+                    )
+                }
+                None => String::new(),
+            };
             println!(
-                "ok: {} ({} records{})",
+                "ok: {} ({} records{}{keys})",
                 path.display(),
                 report.records,
                 if report.repaired {

@@ -28,6 +28,7 @@ mod dialog;
 mod faults;
 mod handling_loop;
 mod handoff;
+mod health;
 mod hardening;
 mod ledger;
 mod meaning;
