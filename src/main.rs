@@ -15,10 +15,18 @@ use kaitong::tools::simulator::{SimulatedApp, WecomSimulator};
 use kaitong::wecom::MsgCrypt;
 use std::sync::Arc;
 
+/// The version and the commit it was built from (build.rs).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("KT_BUILD_COMMIT"),
+    ")"
+);
+
 #[derive(Parser)]
 #[command(
     name = "kaitong",
-    version,
+    version = VERSION,
     about = "开通助手: WeCom bot for value-added service requests"
 )]
 struct Cli {
@@ -39,6 +47,12 @@ enum ChannelArg {
 enum Command {
     /// Run the bot's HTTP server.
     Serve,
+    /// Ask a running bot's /readyz; exit 0 when ready, 1 otherwise (Docker HEALTHCHECK).
+    Healthcheck {
+        /// The bot's base URL; default http://<server.listen> (0.0.0.0 asked as 127.0.0.1).
+        #[arg(long)]
+        url: Option<String>,
+    },
     /// Talk to the bot from the terminal, as WeCom would (encrypted callbacks).
     Chat {
         /// URL of a running bot, e.g. http://127.0.0.1:8080; without it a bot is started in-process.
@@ -223,6 +237,7 @@ async fn run() -> anyhow::Result<()> {
     }
     match cli.command {
         Command::Serve => serve(settings).await,
+        Command::Healthcheck { url } => healthcheck(&settings, url).await,
         Command::Chat {
             url,
             channel,
@@ -420,6 +435,38 @@ async fn backup_through_server(
     std::fs::File::open(&staged)?.sync_all()?;
     std::fs::rename(&staged, to)?;
     Ok(())
+}
+
+/// `GET /readyz` on the running bot within 3 s; an error (exit 1) unless it answers 200.
+async fn healthcheck(settings: &Settings, url: Option<String>) -> anyhow::Result<()> {
+    let base = match url {
+        Some(url) => url,
+        None => {
+            let addr = settings.listen_addr()?;
+            let host = match addr.ip() {
+                ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".to_owned(),
+                ip if ip.is_unspecified() => "[::1]".to_owned(),
+                std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+                ip => ip.to_string(),
+            };
+            format!("http://{host}:{}", addr.port())
+        }
+    };
+    let url = format!("{}/readyz", base.trim_end_matches('/'));
+    let response = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(3))
+        .build()?
+        .get(&url)
+        .send()
+        .await
+        .with_context(|| format!("{url} did not answer"))?;
+    let status = response.status();
+    if status.is_success() {
+        println!("ready: {url}");
+        Ok(())
+    } else {
+        anyhow::bail!("not ready: {url} answered {status}")
+    }
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
