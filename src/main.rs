@@ -67,6 +67,11 @@ enum Command {
         /// Speak in this group chat (AI bot channel only).
         #[arg(long)]
         group: Option<String>,
+        /// With --url: run the WeCom API simulator on this address (e.g. 127.0.0.1:8090) and show
+        /// what the bot pushes to it (cards, notices, the 16:00 cards, the 17:30 push); start
+        /// `serve` with KAITONG_WECOM__API_BASE=http://ADDR/cgi-bin.
+        #[arg(long, value_name = "ADDR", requires = "url")]
+        simulator: Option<std::net::SocketAddr>,
     },
     /// Show which service a text asks for, as JSON (reads stdin lines without TEXT).
     Understand {
@@ -243,6 +248,7 @@ async fn run() -> anyhow::Result<()> {
             channel,
             user,
             group,
+            simulator,
         } => {
             let channel = match (channel, &group) {
                 (_, Some(_)) | (ChannelArg::Aibot, None) => ChannelKind::AiBot,
@@ -251,6 +257,7 @@ async fn run() -> anyhow::Result<()> {
             chat(
                 settings,
                 url,
+                simulator,
                 ChatIdentity {
                     channel,
                     user,
@@ -484,11 +491,42 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         .context("server failed")
 }
 
+/// The WeCom API simulator with the configured app, on `addr`, without the per-member limit.
+async fn start_simulator(
+    settings: &Settings,
+    addr: std::net::SocketAddr,
+) -> anyhow::Result<kaitong::tools::simulator::SimulatorHandle> {
+    let simulator = WecomSimulator::new()
+        .with_app(SimulatedApp::new(
+            settings.wecom.corp_id.clone(),
+            settings.wecom.secret.expose(),
+            settings.wecom.agent_id,
+        ))
+        .spawn_on(addr)
+        .await
+        .with_context(|| format!("could not start the WeCom API simulator on {addr}"))?;
+    simulator.set_per_user_minute_limit(None);
+    Ok(simulator)
+}
+
 async fn chat(
     settings: Settings,
     url: Option<String>,
+    simulator_addr: Option<std::net::SocketAddr>,
     identity: ChatIdentity,
 ) -> anyhow::Result<()> {
+    // With --url and --simulator: the running `serve` pushes to this simulator.
+    let remote_simulator = match (&url, simulator_addr) {
+        (Some(_), Some(addr)) => {
+            let simulator = start_simulator(&settings, addr).await?;
+            println!(
+                "(企业微信 API 模拟器: {base}; 用 KAITONG_WECOM__API_BASE={base} 启动 serve, 机器人推送的消息会显示在这里)",
+                base = simulator.base_url()
+            );
+            Some(Arc::new(simulator))
+        }
+        _ => None,
+    };
     let (base_url, stop) = match url {
         Some(url) => (url, None),
         None => {
@@ -499,16 +537,8 @@ async fn chat(
             // The chat needs only the callbacks; the console stays with `serve`.
             local.server.admin_listen = String::new();
             // WeCom's server API is simulated in-process; its deliveries show in the chat.
-            let simulator = WecomSimulator::new()
-                .with_app(SimulatedApp::new(
-                    settings.wecom.corp_id.clone(),
-                    settings.wecom.secret.expose(),
-                    settings.wecom.agent_id,
-                ))
-                .spawn()
-                .await
-                .context("could not start the WeCom API simulator")?;
-            simulator.set_per_user_minute_limit(None);
+            let simulator =
+                start_simulator(&settings, std::net::SocketAddr::from(([127, 0, 0, 1], 0))).await?;
             local.wecom.api_base = simulator.base_url();
             let app = Application::build(&local)
                 .await
@@ -523,6 +553,9 @@ async fn chat(
     };
     let mut client = ChatClient::new(&settings, &base_url, identity)?;
     if let Some((_, _, simulator)) = &stop {
+        client = client.with_simulator(Arc::clone(simulator));
+    }
+    if let Some(simulator) = &remote_simulator {
         client = client.with_simulator(Arc::clone(simulator));
     }
     let result = tokio::task::block_in_place(|| {

@@ -521,3 +521,48 @@ fn an_unknown_kaitong_variable_is_refused_naming_it() {
     assert!(err.contains("KAITONG_SERVER__LISTEN"), "{err}");
     assert!(!err.contains("0.0.0.0:9"), "{err}");
 }
+
+/// Issue 23: against a running `serve`, `chat --url --simulator ADDR` hosts the WeCom API
+/// simulator the server is pointed at, so what the bot pushes (here a question's button card,
+/// which the callback's own answer does not carry) shows in the chat.
+#[test]
+fn chat_by_url_shows_what_serve_pushes_to_the_simulator() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let sim = format!("127.0.0.1:{}", free_port());
+    let mut server = kaitong()
+        .arg("serve")
+        .env("KAITONG_SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env(
+            "KAITONG_STORE__URL",
+            format!("embedded://{}", dir.path().join("k.db").display()),
+        )
+        .env("KAITONG_WECOM__API_BASE", format!("http://{sim}/cgi-bin"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "serve did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (ok, out, err) = chat_with(
+        &[
+            "--url",
+            &format!("http://127.0.0.1:{port}"),
+            "--simulator",
+            &sim,
+        ],
+        &[],
+        "实施助手 卖家账号 acct_9\n客户要做初始化配置\n",
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(ok, "{err}");
+    assert!(out.contains(&format!("http://{sim}/cgi-bin")), "{out}");
+    assert!(
+        out.contains("[1] 是  [2] 否"),
+        "the card pushed by serve: {out}"
+    );
+}
