@@ -28,6 +28,35 @@ pub enum ConfigError {
     Missing { key: &'static str, env: String },
     #[error("invalid setting {key}: {reason}")]
     Invalid { key: &'static str, reason: String },
+    /// An error in a setting the config file sets, with the file and line.
+    #[error("{file}:{line}: {source}")]
+    InFile {
+        file: String,
+        line: usize,
+        source: Box<ConfigError>,
+    },
+    /// A section or key the bot does not know: a typo would otherwise be ignored silently.
+    #[error("{file}:{line}: 未知的配置项 {key}{hint}")]
+    Unknown {
+        file: String,
+        line: usize,
+        key: String,
+        hint: String,
+    },
+    /// A `KAITONG_*` variable that names no setting.
+    #[error(
+        "未知的环境变量 {name}: 配置项的写法是 KAITONG_<节>__<键>(两个下划线),例如 KAITONG_SERVER__LISTEN{hint}"
+    )]
+    UnknownEnv { name: String, hint: String },
+    /// A demo secret while listening beyond loopback.
+    #[error(
+        "拒绝启动: {key} = {addr} 不是本机回环地址, 但这些密钥仍是 config/default.toml 里的演示值: {keys}。请在配置文件或环境变量里设置它们(或只监听 127.0.0.1)"
+    )]
+    DemoSecrets {
+        key: &'static str,
+        addr: String,
+        keys: String,
+    },
     /// A config file that is not valid TOML. Names the place and the key, never the value:
     /// the broken line is often a secret with a missing quote.
     #[error("{file}:{line}: syntax error at {key}: {reason} (the value is not shown)")]
@@ -93,14 +122,15 @@ fn describe(error: &config::ConfigError) -> String {
 
 /// Checks a config file's TOML syntax first, so a broken file is reported with our own message
 /// (file:line and key) instead of the parser's, which quotes the broken line.
-fn check_syntax(path: &Path) -> Result<Vec<String>, ConfigError> {
+fn check_syntax(path: &Path) -> Result<(Vec<String>, String), ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError::Load(format!("{}: {e}", path.display())))?;
     match text.parse::<toml::Table>() {
         Ok(table) => {
+            check_known_keys(&path.display().to_string(), &text, &table)?;
             let mut values = Vec::new();
             string_values(&toml::Value::Table(table), &mut values);
-            Ok(values)
+            Ok((values, text))
         }
         Err(e) => {
             let offset = e.span().map_or(0, |span| span.start).min(text.len());
@@ -149,10 +179,185 @@ fn check_syntax(path: &Path) -> Result<Vec<String>, ConfigError> {
     }
 }
 
+/// The sections and their keys, as `config/default.toml` lists them (it lists every key).
+fn known_keys() -> Vec<(String, Vec<String>)> {
+    let Ok(table) = DEFAULT_TOML.parse::<toml::Table>() else {
+        return Vec::new();
+    };
+    table
+        .iter()
+        .map(|(section, value)| {
+            let keys = value
+                .as_table()
+                .map(|t| t.keys().cloned().collect())
+                .unwrap_or_default();
+            (section.clone(), keys)
+        })
+        .collect()
+}
+
+/// The known name closest to a typo (one edit apart, or equal ignoring case and `_`/`-`).
+fn suggest<'a>(typo: &str, known: impl IntoIterator<Item = &'a str>) -> String {
+    let fold = |s: &str| s.to_lowercase().replace(['_', '-'], "");
+    let close = |a: &str, b: &str| {
+        let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+        if a.len().abs_diff(b.len()) > 1 {
+            return false;
+        }
+        let prefix = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+        let suffix = a[prefix..]
+            .iter()
+            .rev()
+            .zip(b[prefix..].iter().rev())
+            .take_while(|(x, y)| x == y)
+            .count();
+        a.len().max(b.len()) - prefix - suffix <= 1
+    };
+    known
+        .into_iter()
+        .find(|k| fold(k) == fold(typo) || close(k, typo))
+        .map(|k| format!(" (是不是 {k}?)"))
+        .unwrap_or_default()
+}
+
+/// The line (1-based) of a section header `[name]` or, inside it, of `key =`.
+fn line_of(text: &str, section: &str, key: Option<&str>) -> usize {
+    find_line(text, section, key).unwrap_or(1)
+}
+
+fn find_line(text: &str, section: &str, key: Option<&str>) -> Option<usize> {
+    let mut current = String::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.split(']').next()) {
+            current = name.trim_matches(['[', ' ']).to_owned();
+            if key.is_none() && current == section {
+                return Some(i + 1);
+            }
+            continue;
+        }
+        let Some((name, _)) = line.split_once('=') else {
+            continue;
+        };
+        let name = name.trim().trim_matches(['"', '\'']);
+        match key {
+            None if current.is_empty()
+                && (name == section || name.starts_with(&format!("{section}."))) =>
+            {
+                return Some(i + 1);
+            }
+            Some(key)
+                if (current == section && name == key)
+                    || (current.is_empty() && name == format!("{section}.{key}")) =>
+            {
+                return Some(i + 1);
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+impl ConfigError {
+    /// Places the error on the config file's line that sets `key`, when the file sets it.
+    fn at(self, key: Option<&str>, file: Option<(&str, &str)>) -> Self {
+        let (Some(key), Some((name, text))) = (key, file) else {
+            return self;
+        };
+        let Some((section, field)) = key.split_once('.') else {
+            return self;
+        };
+        match find_line(text, section, Some(field)) {
+            Some(line) => Self::InFile {
+                file: name.to_owned(),
+                line,
+                source: Box::new(self),
+            },
+            None => self,
+        }
+    }
+}
+
+/// Refuses a section, top-level key or section key that the bot does not read.
+fn check_known_keys(file: &str, text: &str, table: &toml::Table) -> Result<(), ConfigError> {
+    let known = known_keys();
+    for (section, value) in table {
+        let Some((_, keys)) = known.iter().find(|(name, _)| name == section) else {
+            let what = if value.is_table() {
+                format!("[{section}]")
+            } else {
+                section.clone()
+            };
+            return Err(ConfigError::Unknown {
+                file: file.to_owned(),
+                line: line_of(text, section, None),
+                key: what,
+                hint: suggest(section, known.iter().map(|(n, _)| n.as_str())),
+            });
+        };
+        let Some(inner) = value.as_table() else {
+            return Err(ConfigError::Unknown {
+                file: file.to_owned(),
+                line: line_of(text, section, None),
+                key: format!("{section} (应为一节 [{section}])"),
+                hint: String::new(),
+            });
+        };
+        for key in inner.keys() {
+            if !keys.contains(key) {
+                return Err(ConfigError::Unknown {
+                    file: file.to_owned(),
+                    line: line_of(text, section, Some(key)),
+                    key: format!("{section}.{key}"),
+                    hint: suggest(key, keys.iter().map(String::as_str)),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `KAITONG_*` variables that are not settings: the test and benchmark harnesses' own.
+fn is_harness_variable(name: &str) -> bool {
+    ["KAITONG_TEST_", "KAITONG_BENCH_"]
+        .iter()
+        .any(|p| name.starts_with(p))
+        || name == "KAITONG_CHROMIUM"
+}
+
+/// Refuses a `KAITONG_*` variable that names no setting (one underscore, a typo).
+fn check_env_names<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<(), ConfigError> {
+    let known = known_keys();
+    let all: Vec<String> = known
+        .iter()
+        .flat_map(|(section, keys)| {
+            keys.iter()
+                .map(move |k| env_name(&format!("{section}.{k}")))
+        })
+        .collect();
+    for name in names {
+        if !name.starts_with("KAITONG_") || is_harness_variable(name) {
+            continue;
+        }
+        if !all.iter().any(|k| k == name) {
+            return Err(ConfigError::UnknownEnv {
+                name: name.to_owned(),
+                hint: suggest(name, all.iter().map(String::as_str)),
+            });
+        }
+    }
+    Ok(())
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerSection {
     pub listen: String,
+    /// The listener for the console, the JSON API, `/metrics` and `/admin` (loopback by
+    /// default); empty = those routes are not served at all. `listen` carries only the
+    /// callbacks and health.
+    #[serde(default = "default_admin_listen")]
+    pub admin_listen: String,
     pub max_body_bytes: usize,
     pub timestamp_window_secs: u64,
     pub shutdown_grace_secs: u64,
@@ -163,11 +368,21 @@ pub struct ServerSection {
     pub idle_timeout_ms: u64,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
     Json,
+}
+
+impl<'de> Deserialize<'de> for LogFormat {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match String::deserialize(deserializer)?.trim() {
+            "text" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            // Plain words, and never the value given.
+            _ => Err(serde::de::Error::custom("log.format 只能是 text 或 json")),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -323,6 +538,9 @@ pub struct EmbeddingsSection {
     pub table: String,
 }
 
+fn default_admin_listen() -> String {
+    "127.0.0.1:8081".to_owned()
+}
 fn default_embeddings_timeout_ms() -> u64 {
     800
 }
@@ -392,25 +610,43 @@ impl Settings {
     pub fn load_from_toml(extra: &str) -> Result<Self, ConfigError> {
         let mut values = Vec::new();
         if let Ok(table) = extra.parse::<toml::Table>() {
+            check_known_keys("<toml>", extra, &table)?;
             string_values(&toml::Value::Table(table), &mut values);
         }
         Self::from_layers(
             defaults().add_source(config::File::from_str(extra, config::FileFormat::Toml)),
             &values,
+            Some(("<toml>", extra)),
         )
     }
 
     /// Builds, deserialises and validates: the one way every layer stack becomes settings.
     /// `values` are the layers' own strings, kept out of any error message.
+    /// `file` is the config file given (its name and text), to place an error on its line.
     fn from_layers(
         builder: config::ConfigBuilder<config::builder::DefaultState>,
         values: &[String],
+        file: Option<(&str, &str)>,
     ) -> Result<Self, ConfigError> {
         let settings: Settings = builder
             .build()
             .and_then(config::Config::try_deserialize)
-            .map_err(|e| ConfigError::Load(redact(&describe(&e), values)))?;
-        settings.validate()?;
+            .map_err(|e| {
+                let key = match &e {
+                    config::ConfigError::At { key, .. } | config::ConfigError::Type { key, .. } => {
+                        key.clone()
+                    }
+                    _ => None,
+                };
+                ConfigError::Load(redact(&describe(&e), values)).at(key.as_deref(), file)
+            })?;
+        settings.validate().map_err(|e| match &e {
+            ConfigError::Invalid { key, .. } => {
+                let key: &'static str = key;
+                e.at(Some(key), file)
+            }
+            _ => e,
+        })?;
         Ok(settings)
     }
 
@@ -421,6 +657,7 @@ impl Settings {
     ) -> Result<Self, ConfigError> {
         let mut builder = defaults();
         let mut values = Vec::new();
+        let mut file = None;
         if let Some(path) = extra_file {
             if !path.exists() {
                 return Err(ConfigError::Load(format!(
@@ -428,13 +665,16 @@ impl Settings {
                     path.display()
                 )));
             }
-            values = check_syntax(path)?;
+            let (strings, text) = check_syntax(path)?;
+            values = strings;
+            file = Some((path.display().to_string(), text));
             builder = builder.add_source(config::File::from(path));
         }
         let env: config::Map<String, String> = env
             .into_iter()
-            .filter(|(name, _)| name.starts_with("KAITONG_") && name.contains("__"))
+            .filter(|(name, _)| name.starts_with("KAITONG_") && !is_harness_variable(name))
             .collect();
+        check_env_names(env.keys().map(String::as_str))?;
         values.extend(env.values().cloned());
         builder = builder.add_source(
             config::Environment::with_prefix("KAITONG")
@@ -442,7 +682,12 @@ impl Settings {
                 .separator("__")
                 .source(Some(env)),
         );
-        Self::from_layers(builder, &values)
+        Self::from_layers(
+            builder,
+            &values,
+            file.as_ref()
+                .map(|(name, text)| (name.as_str(), text.as_str())),
+        )
     }
 
     /// The checks that need nothing but the settings. What another module builds from its
@@ -450,6 +695,27 @@ impl Settings {
     /// serving: `startup::check_settings`.
     fn validate(&self) -> Result<(), ConfigError> {
         self.listen_addr()?;
+        self.admin_listen_addr()?;
+        let time = |t: &str| chrono::NaiveTime::parse_from_str(t.trim(), "%H:%M").ok();
+        if let (Some(cutoff), Some(done_by)) =
+            (time(&self.schedule.cutoff), time(&self.schedule.done_by))
+            && cutoff >= done_by
+        {
+            return Err(ConfigError::Invalid {
+                key: "schedule.cutoff",
+                reason: format!(
+                    "截止时间 {cutoff} 必须早于完成时间 schedule.done_by = {done_by}(同一天内先截止、后完成)",
+                    cutoff = cutoff.format("%H:%M"),
+                    done_by = done_by.format("%H:%M"),
+                ),
+            });
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
+            return Err(ConfigError::Invalid {
+                key: "log.filter",
+                reason: format!("不是有效的日志过滤写法(例如 info 或 info,kaitong=debug): {e}"),
+            });
+        }
         required("store.url", &self.store.url)?;
         required("wecom.corp_id", &self.wecom.corp_id)?;
         required("wecom.token", self.wecom.token.expose())?;
@@ -528,6 +794,20 @@ impl Settings {
         Ok(())
     }
 
+    /// The admin listener's address; `None` when `server.admin_listen` is empty.
+    pub fn admin_listen_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        let text = self.server.admin_listen.trim();
+        if text.is_empty() {
+            return Ok(None);
+        }
+        text.parse()
+            .map(Some)
+            .map_err(|e: std::net::AddrParseError| ConfigError::Invalid {
+                key: "server.admin_listen",
+                reason: e.to_string(),
+            })
+    }
+
     pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
         self.server
             .listen
@@ -551,6 +831,103 @@ impl Settings {
     #[must_use]
     pub fn timestamp_window(&self) -> Duration {
         Duration::from_secs(self.server.timestamp_window_secs)
+    }
+
+    /// The secrets still holding the values `config/default.toml` ships as demo values, by
+    /// key (empty when every secret was replaced). A handler account is named by its name.
+    #[must_use]
+    pub fn demo_secrets(&self) -> Vec<String> {
+        let Ok(shipped) = config::Config::builder()
+            .add_source(config::File::from_str(
+                DEFAULT_TOML,
+                config::FileFormat::Toml,
+            ))
+            .build()
+            .and_then(config::Config::try_deserialize::<Settings>)
+        else {
+            return Vec::new();
+        };
+        let pairs: [(&str, &Secret, &Secret); 9] = [
+            ("admin.token", &self.admin.token, &shipped.admin.token),
+            ("wecom.secret", &self.wecom.secret, &shipped.wecom.secret),
+            ("wecom.token", &self.wecom.token, &shipped.wecom.token),
+            (
+                "wecom.encoding_aes_key",
+                &self.wecom.encoding_aes_key,
+                &shipped.wecom.encoding_aes_key,
+            ),
+            ("aibot.token", &self.aibot.token, &shipped.aibot.token),
+            (
+                "aibot.encoding_aes_key",
+                &self.aibot.encoding_aes_key,
+                &shipped.aibot.encoding_aes_key,
+            ),
+            (
+                "store.secret_key",
+                &self.store.secret_key,
+                &shipped.store.secret_key,
+            ),
+            (
+                "handoff.platform_webhook_secret",
+                &self.handoff.platform_webhook_secret,
+                &shipped.handoff.platform_webhook_secret,
+            ),
+            (
+                "handoff.oa_webhook_secret",
+                &self.handoff.oa_webhook_secret,
+                &shipped.handoff.oa_webhook_secret,
+            ),
+        ];
+        let mut found: Vec<String> = pairs
+            .iter()
+            .filter(|(_, ours, demo)| {
+                !demo.expose().is_empty() && ours.expose().trim() == demo.expose()
+            })
+            .map(|(key, _, _)| (*key).to_owned())
+            .collect();
+        let demo_hashes: Vec<&str> = shipped
+            .handlers
+            .accounts
+            .iter()
+            .map(|a| a.token_sha256.as_str())
+            .collect();
+        for account in &self.handlers.accounts {
+            if demo_hashes
+                .iter()
+                .any(|h| h.eq_ignore_ascii_case(account.token_sha256.trim()))
+            {
+                found.push(format!("handlers.accounts ({})", account.name));
+            }
+        }
+        found
+    }
+
+    /// Refuses to serve beyond this machine while a demo secret is configured: anyone who has
+    /// read the README could otherwise call the admin endpoints or forge callbacks.
+    pub fn refuse_demo_secrets_in_public(&self) -> Result<(), ConfigError> {
+        let mut exposed = vec![("server.listen", self.listen_addr()?)];
+        if let Some(admin) = self.admin_listen_addr()? {
+            exposed.push(("server.admin_listen", admin));
+        }
+        let Some((key, addr)) = exposed.into_iter().find(|(_, a)| !a.ip().is_loopback()) else {
+            return Ok(());
+        };
+        let demo = self.demo_secrets();
+        if demo.is_empty() {
+            return Ok(());
+        }
+        let named: Vec<String> = demo
+            .iter()
+            .map(|k| match k.split_once(' ') {
+                Some(_) => format!("{k} 的 token_sha256"),
+                None => format!("{k} ({})", env_name(k)),
+            })
+            .collect();
+        Err(ConfigError::DemoSecrets {
+            key,
+            addr: addr.to_string(),
+            keys: named.join("、"),
+        })
     }
 
     /// Whether the shipped demo credentials are still in use (logged loudly at start-up).
@@ -617,6 +994,49 @@ mod tests {
         let settings = Settings::load_with_env(Some(&path), env(&[])).unwrap();
         assert_eq!(settings.store.url, "redis://127.0.0.1:6399");
         assert!(Settings::load_with_env(Some(&dir.path().join("nope.toml")), env(&[])).is_err());
+    }
+
+    #[test]
+    fn demo_secrets_are_named_and_refused_beyond_loopback() {
+        let settings = Settings::load_with_env(None, env(&[])).unwrap();
+        let demo = settings.demo_secrets();
+        for key in [
+            "admin.token",
+            "wecom.encoding_aes_key",
+            "aibot.encoding_aes_key",
+            "store.secret_key",
+            "handlers.accounts (demo-handler)",
+        ] {
+            assert!(demo.iter().any(|k| k == key), "{key} missing from {demo:?}");
+        }
+        // Loopback listeners: allowed with demo values.
+        settings.refuse_demo_secrets_in_public().unwrap();
+        let public = Settings::load_with_env(
+            None,
+            env(&[
+                ("KAITONG_SERVER__LISTEN", "0.0.0.0:8080"),
+                ("KAITONG_ADMIN__TOKEN", "a-real-admin-token"),
+            ]),
+        )
+        .unwrap();
+        let text = public
+            .refuse_demo_secrets_in_public()
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains("KAITONG_WECOM__ENCODING_AES_KEY"), "{text}");
+        assert!(!text.contains("admin.token"), "{text}");
+        assert!(!text.contains("kaitongDemoToken"), "{text}");
+        // The admin listener counts too.
+        let admin = Settings::load_with_env(
+            None,
+            env(&[("KAITONG_SERVER__ADMIN_LISTEN", "10.0.0.5:8081")]),
+        )
+        .unwrap();
+        let text = admin
+            .refuse_demo_secrets_in_public()
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains("server.admin_listen"), "{text}");
     }
 
     #[test]

@@ -15,10 +15,18 @@ use kaitong::tools::simulator::{SimulatedApp, WecomSimulator};
 use kaitong::wecom::MsgCrypt;
 use std::sync::Arc;
 
+/// The version and the commit it was built from (build.rs).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("KT_BUILD_COMMIT"),
+    ")"
+);
+
 #[derive(Parser)]
 #[command(
     name = "kaitong",
-    version,
+    version = VERSION,
     about = "开通助手: WeCom bot for value-added service requests"
 )]
 struct Cli {
@@ -39,6 +47,12 @@ enum ChannelArg {
 enum Command {
     /// Run the bot's HTTP server.
     Serve,
+    /// Ask a running bot's /readyz; exit 0 when ready, 1 otherwise (Docker HEALTHCHECK).
+    Healthcheck {
+        /// The bot's base URL; default http://<server.listen> (0.0.0.0 asked as 127.0.0.1).
+        #[arg(long)]
+        url: Option<String>,
+    },
     /// Talk to the bot from the terminal, as WeCom would (encrypted callbacks).
     Chat {
         /// URL of a running bot, e.g. http://127.0.0.1:8080; without it a bot is started in-process.
@@ -53,6 +67,11 @@ enum Command {
         /// Speak in this group chat (AI bot channel only).
         #[arg(long)]
         group: Option<String>,
+        /// With --url: run the WeCom API simulator on this address (e.g. 127.0.0.1:8090) and show
+        /// what the bot pushes to it (cards, notices, the 16:00 cards, the 17:30 push); start
+        /// `serve` with KAITONG_WECOM__API_BASE=http://ADDR/cgi-bin.
+        #[arg(long, value_name = "ADDR", requires = "url")]
+        simulator: Option<std::net::SocketAddr>,
     },
     /// Show which service a text asks for, as JSON (reads stdin lines without TEXT).
     Understand {
@@ -144,7 +163,8 @@ enum StoreCommand {
         /// The backup file to create (never overwritten).
         #[arg(long, value_name = "FILE")]
         to: PathBuf,
-        /// The running bot, when the store is in use; default http://<server.listen>.
+        /// The running bot's admin listener, when the store is in use; default
+        /// http://<server.admin_listen>.
         #[arg(long)]
         url: Option<String>,
     },
@@ -214,13 +234,21 @@ async fn run() -> anyhow::Result<()> {
         eprintln!("kaitong: {e}");
         std::process::exit(2);
     }
+    if matches!(cli.command, Command::Serve)
+        && let Err(e) = settings.refuse_demo_secrets_in_public()
+    {
+        eprintln!("kaitong: {e}");
+        std::process::exit(2);
+    }
     match cli.command {
         Command::Serve => serve(settings).await,
+        Command::Healthcheck { url } => healthcheck(&settings, url).await,
         Command::Chat {
             url,
             channel,
             user,
             group,
+            simulator,
         } => {
             let channel = match (channel, &group) {
                 (_, Some(_)) | (ChannelArg::Aibot, None) => ChannelKind::AiBot,
@@ -229,6 +257,7 @@ async fn run() -> anyhow::Result<()> {
             chat(
                 settings,
                 url,
+                simulator,
                 ChatIdentity {
                     channel,
                     user,
@@ -310,8 +339,21 @@ async fn store(settings: &Settings, command: StoreCommand) -> anyhow::Result<()>
                 anyhow::bail!("{} does not exist", path.display());
             }
             let report = check_file(&path)?;
+            // Readable pages are not enough: the configured keys must open the records.
+            let keys = match kaitong::store::Sealer::from_settings(&settings.store)? {
+                Some(sealer) => {
+                    let local = EmbeddedStore::open(&path)?;
+                    let sample = sealer.sample(&local, 1000).await?;
+                    sample.verdict()?;
+                    format!(
+                        "; store.secret_key opens {}/{} sampled sealed records",
+                        sample.opened, sample.sealed
+                    )
+                }
+                None => String::new(),
+            };
             println!(
-                "ok: {} ({} records{})",
+                "ok: {} ({} records{}{keys})",
                 path.display(),
                 report.records,
                 if report.repaired {
@@ -338,12 +380,17 @@ async fn store(settings: &Settings, command: StoreCommand) -> anyhow::Result<()>
                     "directly"
                 }
                 Err(StoreError::InUse(_)) => {
-                    let url = url.unwrap_or_else(|| {
-                        format!(
+                    let url = match url {
+                        Some(url) => url,
+                        None => format!(
                             "http://{}",
-                            settings.server.listen.replace("0.0.0.0", "127.0.0.1")
-                        )
-                    });
+                            settings
+                                .admin_listen_addr()?
+                                .context("server.admin_listen is empty: pass --url")?
+                                .to_string()
+                                .replace("0.0.0.0", "127.0.0.1")
+                        ),
+                    };
                     backup_through_server(settings, &url, &to).await?;
                     "through the running server"
                 }
@@ -397,6 +444,38 @@ async fn backup_through_server(
     Ok(())
 }
 
+/// `GET /readyz` on the running bot within 3 s; an error (exit 1) unless it answers 200.
+async fn healthcheck(settings: &Settings, url: Option<String>) -> anyhow::Result<()> {
+    let base = match url {
+        Some(url) => url,
+        None => {
+            let addr = settings.listen_addr()?;
+            let host = match addr.ip() {
+                ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".to_owned(),
+                ip if ip.is_unspecified() => "[::1]".to_owned(),
+                std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+                ip => ip.to_string(),
+            };
+            format!("http://{host}:{}", addr.port())
+        }
+    };
+    let url = format!("{}/readyz", base.trim_end_matches('/'));
+    let response = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(3))
+        .build()?
+        .get(&url)
+        .send()
+        .await
+        .with_context(|| format!("{url} did not answer"))?;
+    let status = response.status();
+    if status.is_success() {
+        println!("ready: {url}");
+        Ok(())
+    } else {
+        anyhow::bail!("not ready: {url} answered {status}")
+    }
+}
+
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     kaitong::telemetry::init(settings.log.format, &settings.log.filter);
     if settings.uses_demo_credentials() {
@@ -412,11 +491,42 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         .context("server failed")
 }
 
+/// The WeCom API simulator with the configured app, on `addr`, without the per-member limit.
+async fn start_simulator(
+    settings: &Settings,
+    addr: std::net::SocketAddr,
+) -> anyhow::Result<kaitong::tools::simulator::SimulatorHandle> {
+    let simulator = WecomSimulator::new()
+        .with_app(SimulatedApp::new(
+            settings.wecom.corp_id.clone(),
+            settings.wecom.secret.expose(),
+            settings.wecom.agent_id,
+        ))
+        .spawn_on(addr)
+        .await
+        .with_context(|| format!("could not start the WeCom API simulator on {addr}"))?;
+    simulator.set_per_user_minute_limit(None);
+    Ok(simulator)
+}
+
 async fn chat(
     settings: Settings,
     url: Option<String>,
+    simulator_addr: Option<std::net::SocketAddr>,
     identity: ChatIdentity,
 ) -> anyhow::Result<()> {
+    // With --url and --simulator: the running `serve` pushes to this simulator.
+    let remote_simulator = match (&url, simulator_addr) {
+        (Some(_), Some(addr)) => {
+            let simulator = start_simulator(&settings, addr).await?;
+            println!(
+                "(企业微信 API 模拟器: {base}; 用 KAITONG_WECOM__API_BASE={base} 启动 serve, 机器人推送的消息会显示在这里)",
+                base = simulator.base_url()
+            );
+            Some(Arc::new(simulator))
+        }
+        _ => None,
+    };
     let (base_url, stop) = match url {
         Some(url) => (url, None),
         None => {
@@ -424,17 +534,11 @@ async fn chat(
             kaitong::telemetry::init(settings.log.format, "warn");
             let mut local = settings.clone();
             local.server.listen = "127.0.0.1:0".into();
+            // The chat needs only the callbacks; the console stays with `serve`.
+            local.server.admin_listen = String::new();
             // WeCom's server API is simulated in-process; its deliveries show in the chat.
-            let simulator = WecomSimulator::new()
-                .with_app(SimulatedApp::new(
-                    settings.wecom.corp_id.clone(),
-                    settings.wecom.secret.expose(),
-                    settings.wecom.agent_id,
-                ))
-                .spawn()
-                .await
-                .context("could not start the WeCom API simulator")?;
-            simulator.set_per_user_minute_limit(None);
+            let simulator =
+                start_simulator(&settings, std::net::SocketAddr::from(([127, 0, 0, 1], 0))).await?;
             local.wecom.api_base = simulator.base_url();
             let app = Application::build(&local)
                 .await
@@ -449,6 +553,9 @@ async fn chat(
     };
     let mut client = ChatClient::new(&settings, &base_url, identity)?;
     if let Some((_, _, simulator)) = &stop {
+        client = client.with_simulator(Arc::clone(simulator));
+    }
+    if let Some(simulator) = &remote_simulator {
         client = client.with_simulator(Arc::clone(simulator));
     }
     let result = tokio::task::block_in_place(|| {

@@ -17,7 +17,7 @@ use crate::dialog::DialogBot;
 use crate::dialog::understand::TuningError;
 use crate::domain::Bot;
 use crate::http::serve::ConnectionLimits;
-use crate::http::{AppState, router};
+use crate::http::{AppState, admin_router, public_router};
 use crate::notify::handoff::HandoffWatcher;
 use crate::notify::{
     BatchPush, DailyJob, DeliveryKind, HandlerCards, Notifier, Outbox, Transport, WecomTransport,
@@ -79,11 +79,20 @@ pub struct Application {
     listener: TcpListener,
     router: axum::Router,
     local_addr: SocketAddr,
+    /// The console, API, metrics and admin routes, on `server.admin_listen` (none when empty).
+    admin: Option<AdminListener>,
     store: Arc<dyn Store>,
     grace: Duration,
     limits: ConnectionLimits,
     catalog: CatalogHandle,
     background: Option<Background>,
+}
+
+/// The second listener and what it serves.
+struct AdminListener {
+    listener: TcpListener,
+    router: axum::Router,
+    local_addr: SocketAddr,
 }
 
 /// The pieces of the conversation, built from settings.
@@ -287,7 +296,9 @@ impl Application {
             settings.wecom.cards,
         )
         .await?;
-        app.router = app.router.merge(console);
+        if let Some(admin) = app.admin.as_mut() {
+            admin.router = std::mem::take(&mut admin.router).merge(console);
+        }
         app.background = background;
         Ok(app)
     }
@@ -371,16 +382,23 @@ impl Application {
             admin_token: settings.admin.token.clone(),
         };
         let addr = settings.listen_addr()?;
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| StartupError::Bind { addr, source })?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|source| StartupError::Bind { addr, source })?;
+        let (listener, local_addr) = bind(addr).await?;
+        let admin = match settings.admin_listen_addr()? {
+            Some(addr) => {
+                let (listener, local_addr) = bind(addr).await?;
+                Some(AdminListener {
+                    listener,
+                    router: admin_router(state.clone(), crate::config::REQUEST_TIMEOUT),
+                    local_addr,
+                })
+            }
+            None => None,
+        };
         Ok(Self {
             listener,
-            router: router(state, crate::config::REQUEST_TIMEOUT),
+            router: public_router(state, crate::config::REQUEST_TIMEOUT),
             local_addr,
+            admin,
             store,
             grace: Duration::from_secs(settings.server.shutdown_grace_secs),
             limits: ConnectionLimits::from(&settings.server),
@@ -400,6 +418,12 @@ impl Application {
         self.local_addr
     }
 
+    /// The admin listener's address (console, API, metrics, admin), when one is configured.
+    #[must_use]
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(|a| a.local_addr)
+    }
+
     #[must_use]
     pub fn port(&self) -> u16 {
         self.local_addr.port()
@@ -413,6 +437,7 @@ impl Application {
     ) -> std::io::Result<()> {
         tracing::info!(
             addr = %self.local_addr,
+            admin_addr = %self.admin.as_ref().map_or_else(|| "none".to_owned(), |a| a.local_addr.to_string()),
             store = %self.store.describe(),
             max_connections = self.limits.max_connections,
             "kaitong listening"
@@ -435,10 +460,22 @@ impl Application {
             .unwrap_or_default();
         let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
         let grace = self.grace;
+        let (stop_admin_tx, mut stop_admin_rx) = tokio::sync::watch::channel(false);
+        let admin = self.admin.map(|admin| {
+            tokio::spawn(crate::http::serve::serve(
+                admin.listener,
+                admin.router,
+                self.limits,
+                async move {
+                    let _ = stop_admin_rx.wait_for(|stop| *stop).await;
+                },
+            ))
+        });
         let signal = async move {
             shutdown.await;
             tracing::info!("shutdown requested; finishing in-flight callbacks");
             let _ = stopped_tx.send(());
+            let _ = stop_admin_tx.send(true);
         };
         let server = crate::http::serve::serve(self.listener, self.router, self.limits, signal);
         let result = tokio::select! {
@@ -453,6 +490,16 @@ impl Application {
         };
         purger.abort();
         reloader.abort();
+        if let Some(mut admin) = admin {
+            // Its shutdown was signalled with the public listener's; a console page still
+            // loading gets a moment, then the rest is dropped.
+            if tokio::time::timeout(Duration::from_secs(1), &mut admin)
+                .await
+                .is_err()
+            {
+                admin.abort();
+            }
+        }
         // Let a worker finish the item it is sending; it stops before the next one.
         let _ = stop_background.send(true);
         for worker in workers {
@@ -461,6 +508,16 @@ impl Application {
         tracing::info!("kaitong stopped");
         result
     }
+}
+
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartupError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartupError::Bind { addr, source })?;
+    let local_addr = listener
+        .local_addr()
+        .map_err(|source| StartupError::Bind { addr, source })?;
+    Ok((listener, local_addr))
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -48,7 +48,8 @@ impl Route {
     }
 }
 
-pub fn router(state: AppState, request_timeout: Duration) -> Router {
+/// The public listener's routes: the WeCom callbacks and health, nothing else.
+pub fn public_router(state: AppState, request_timeout: Duration) -> Router {
     Router::new()
         .route(
             "/wecom/app",
@@ -63,8 +64,22 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
                 .fallback(method_not_allowed),
         )
         .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
         .route("/readyz", get(readyz))
+        .fallback(not_found)
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            request_timeout,
+        ))
+        .with_state(state)
+}
+
+/// The admin listener's own routes (`server.admin_listen`, loopback by default): `/metrics`,
+/// `/admin/*` and health; the console and the JSON API are merged in by `startup`.
+pub fn admin_router(state: AppState, request_timeout: Duration) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .route("/admin/store/backup", axum::routing::post(store_backup))
         .fallback(not_found)
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(

@@ -48,7 +48,9 @@ pub struct HandlerCards {
 }
 
 /// A task id for the card of `request` sent to `user` (`[0-9A-Za-z_-@]`, ≤ 128 bytes, unique
-/// per app: one card per request and handler).
+/// per app: one card per request and handler). A random tail keeps it unique when a request
+/// number comes round again after the store was restored from a backup (WeCom refuses a
+/// task id it has seen); the card is queued once, so its retries carry the same id.
 fn task_id(request: &Request, user: &UserId) -> String {
     let user: String = user
         .as_str()
@@ -56,7 +58,7 @@ fn task_id(request: &Request, user: &UserId) -> String {
         .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '@'))
         .take(64)
         .collect();
-    format!("kth_{}_{user}", request.id)
+    format!("kth_{}_{user}_{:08x}", request.id, rand::random::<u32>())
 }
 
 /// The button card for one request (`position` in the handler's batch), and the text sent

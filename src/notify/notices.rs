@@ -315,6 +315,21 @@ impl DailyJob {
         ran
     }
 
+    /// Whether `day`'s run was due before the store was last restored from a backup.
+    async fn ran_before_restore(&self, day: BatchDay) -> Result<bool, String> {
+        let Some(due) = self.job.due(&self.schedule, day) else {
+            return Ok(false);
+        };
+        let restored = self
+            .store
+            .get(&keys::store_restored_at())
+            .await
+            .map_err(|e| e.to_string())?
+            .and_then(|v| String::from_utf8(v).ok())
+            .and_then(|v| DateTime::parse_from_rfc3339(v.trim()).ok());
+        Ok(restored.is_some_and(|at| due <= at.with_timezone(&Utc)))
+    }
+
     async fn run_once(&self, day: BatchDay, now: DateTime<Utc>) -> Result<bool, String> {
         let name = self.job.name();
         let done_key = keys::day_job_done(name, &day.to_string());
@@ -325,6 +340,21 @@ impl DailyJob {
             .map_err(|e| e.to_string())?
             .is_some()
         {
+            self.remember_done(day);
+            return Ok(false);
+        }
+        if self.ran_before_restore(day).await? {
+            // Due before the store was restored from a backup: it ran then, on the store the
+            // backup came from; running it again would resend the day with stale content.
+            tracing::info!(job = name, batch = %day, "daily job due before the store was restored; not run again");
+            self.store
+                .put(
+                    &done_key,
+                    now.to_rfc3339().as_bytes(),
+                    Some(std::time::Duration::from_secs(31 * 86400)),
+                )
+                .await
+                .map_err(|e| e.to_string())?;
             self.remember_done(day);
             return Ok(false);
         }

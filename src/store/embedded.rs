@@ -205,6 +205,19 @@ fn guarded<T>(path: &Path, f: impl FnOnce() -> Result<T, redb::Error>) -> Result
         Ok(Err(redb::Error::Io(e))) if e.kind() == std::io::ErrorKind::WouldBlock => {
             Err(StoreError::InUse(path.display().to_string()))
         }
+        // Not damage: the file cannot be opened for writing where it is (a read-only folder,
+        // e.g. under systemd's ProtectSystem=strict). Restoring a backup would not help.
+        Ok(Err(redb::Error::Io(e)))
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+            ) =>
+        {
+            Err(StoreError::Backend(format!(
+                "embedded store {}: cannot open it for writing: {e} (the folder must be writable by the bot, e.g. /var/lib/kaitong)",
+                path.display()
+            )))
+        }
         Ok(Err(e)) => Err(damaged(path, e)),
         Err(payload) => Err(damaged(path, panic_text(payload.as_ref()))),
     }
@@ -281,6 +294,22 @@ pub fn restore_file(backup: &Path, path: &Path) -> Result<std::path::PathBuf, St
     }
     let staged = path.with_extension("restoring");
     std::fs::copy(backup, &staged).map_err(backend)?;
+    // The moment of the restore, so the daily jobs that were due before it (and ran on the
+    // store the backup came from) are not run again with the backup's stale content.
+    let stamp = chrono::Utc::now().to_rfc3339();
+    guarded(&staged, || {
+        let db = Database::open(&staged)?;
+        let txn = db.begin_write()?;
+        {
+            let mut table = txn.open_table(KV)?;
+            table.insert(
+                super::keys::store_restored_at().as_str(),
+                encode(stamp.as_bytes(), None).as_slice(),
+            )?;
+        }
+        txn.commit()?;
+        Ok(())
+    })?;
     std::fs::File::open(&staged)
         .and_then(|f| f.sync_all())
         .map_err(backend)?;
@@ -304,7 +333,12 @@ impl EmbeddedStore {
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(backend)?;
+            std::fs::create_dir_all(parent).map_err(|e| {
+                StoreError::Backend(format!(
+                    "embedded store {}: cannot create its folder: {e}",
+                    path.display()
+                ))
+            })?;
         }
         let (db, _) = open_checked(&path, true)?;
         let db = Arc::new(db);

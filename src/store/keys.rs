@@ -169,6 +169,13 @@ pub fn day_job_done(job: &str, day: &str) -> String {
     format!("job:{job}:{day}:done")
 }
 
+/// When the store was last restored from a backup (`kaitong store restore`): a daily job due
+/// before it ran on the store the backup was taken from, and is not run again.
+#[must_use]
+pub fn store_restored_at() -> String {
+    "store:restored_at".to_owned()
+}
+
 /// A daily job's lease for one batch day (one instance runs it).
 #[must_use]
 pub fn day_job_lease(job: &str, day: &str) -> String {
@@ -295,6 +302,7 @@ mod tests {
                 day_job_lease("batch_push", "2026-11-28"),
                 "job:batch_push:2026-11-28:lease",
             ),
+            (store_restored_at(), "store:restored_at"),
             (notice_final(&id, "done"), "notice:KT-20261128-0007:done"),
             (notice_pending(&id), "notice:KT-20261128-0007:pending"),
             (

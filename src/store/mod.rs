@@ -19,7 +19,7 @@ use async_trait::async_trait;
 
 pub use embedded::{EmbeddedStore, check_file, restore_file};
 pub use redis_store::RedisStore;
-pub use sealed::{SealKey, SealKeyError, SealKeySettingError, Sealed, Sealer};
+pub use sealed::{KeySample, SealKey, SealKeyError, SealKeySettingError, Sealed, Sealer};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -50,6 +50,11 @@ pub enum StoreError {
     InUse(String),
     #[error("{0} is not supported by this store")]
     Unsupported(&'static str),
+    /// The store answers, but the configured keys open none of its sealed records.
+    #[error(
+        "store.secret_key 打不开存储里的记录: 抽查的 {sealed} 条加密记录一条也打不开(密钥配错了?换过密钥时旧密钥要放进 store.previous_secret_keys)"
+    )]
+    WrongKey { sealed: usize },
 }
 
 /// How durable a write must be when the call that made it returns.

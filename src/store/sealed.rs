@@ -174,16 +174,96 @@ impl Sealer {
     }
 }
 
+/// How many records `ping` opens to prove the keys fit the store.
+pub const KEY_SAMPLE: usize = 32;
+
+/// How long a key check's verdict stands before `ping` samples again.
+const KEY_CHECK_INTERVAL: Duration = Duration::from_secs(30);
+
+/// What a sample of stored records says about the configured keys.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeySample {
+    /// Sealed records in the sample.
+    pub sealed: usize,
+    /// Of those, the ones the configured keys opened.
+    pub opened: usize,
+}
+
+impl KeySample {
+    /// The keys fit unless there are sealed records and not one of them opens: a damaged
+    /// record or two is not a wrong key.
+    #[must_use]
+    pub fn keys_fit(&self) -> bool {
+        self.sealed == 0 || self.opened > 0
+    }
+
+    /// `Ok` when the keys fit, else the error naming the setting.
+    pub fn verdict(&self) -> Result<(), StoreError> {
+        if self.keys_fit() {
+            Ok(())
+        } else {
+            Err(StoreError::WrongKey {
+                sealed: self.sealed,
+            })
+        }
+    }
+}
+
+impl Sealer {
+    /// Opens the first `limit` records of `inner` (the raw, sealed store) with these keys.
+    pub async fn sample(&self, inner: &dyn Store, limit: usize) -> Result<KeySample, StoreError> {
+        let mut sample = KeySample::default();
+        for (key, record) in inner.list_prefix("", limit).await? {
+            if record.starts_with(MAGIC) {
+                sample.sealed += 1;
+                if self.open(&key, &record).is_ok() {
+                    sample.opened += 1;
+                }
+            }
+        }
+        Ok(sample)
+    }
+}
+
 /// A store whose values are sealed at rest; see the module documentation.
 pub struct Sealed {
     inner: Arc<dyn Store>,
     sealer: Sealer,
+    /// The last key check: when, and whether the keys fit.
+    key_check: std::sync::Mutex<Option<(std::time::Instant, KeySample)>>,
 }
 
 impl Sealed {
     #[must_use]
     pub fn wrap(inner: Arc<dyn Store>, sealer: Sealer) -> Arc<dyn Store> {
-        Arc::new(Self { inner, sealer })
+        Arc::new(Self {
+            inner,
+            sealer,
+            key_check: std::sync::Mutex::new(None),
+        })
+    }
+
+    /// Whether the configured keys open the stored records, sampled at most every
+    /// `KEY_CHECK_INTERVAL` (a wrong `store.secret_key` makes every read fail while the
+    /// store itself answers).
+    async fn check_keys(&self) -> Result<(), StoreError> {
+        let cached = self
+            .key_check
+            .lock()
+            .ok()
+            .and_then(|last| *last)
+            .filter(|(at, _)| at.elapsed() < KEY_CHECK_INTERVAL);
+        let sample = match cached {
+            Some((_, sample)) => sample,
+            None => {
+                let sample = self.sealer.sample(self.inner.as_ref(), KEY_SAMPLE).await?;
+                if let Ok(mut last) = self.key_check.lock() {
+                    *last = Some((std::time::Instant::now(), sample));
+                }
+                sample
+            }
+        };
+        sample.verdict()
     }
 
     fn seal(&self, key: &str, value: &[u8]) -> Result<Vec<u8>, StoreError> {
@@ -317,7 +397,8 @@ impl Store for Sealed {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.inner.ping().await
+        self.inner.ping().await?;
+        self.check_keys().await
     }
 
     fn single_process(&self) -> bool {

@@ -152,7 +152,13 @@ impl WecomSimulator {
 
     /// Binds `127.0.0.1:0` and serves until the handle is stopped or dropped.
     pub async fn spawn(self) -> std::io::Result<SimulatorHandle> {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+        self.spawn_on(SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    /// Binds `addr` (a fixed port a separately started `kaitong serve` can be pointed at with
+    /// `wecom.api_base`) and serves until the handle is stopped or dropped.
+    pub async fn spawn_on(self, addr: SocketAddr) -> std::io::Result<SimulatorHandle> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared::new(self.apps));
         let router = Router::new()

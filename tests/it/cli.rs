@@ -9,7 +9,17 @@ use std::time::{Duration, Instant};
 fn kaitong() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_kaitong"));
     cmd.env_remove("RUST_LOG");
+    // Tests run side by side: the admin listener on a free port unless a test names one.
+    cmd.env("KAITONG_SERVER__ADMIN_LISTEN", "127.0.0.1:0");
     cmd
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn chat_with(args: &[&str], envs: &[(&str, String)], input: &str) -> (bool, String, String) {
@@ -352,11 +362,13 @@ fn the_store_is_backed_up_while_serving_and_restored_after_damage() {
         .local_addr()
         .unwrap()
         .port();
+    let admin = format!("127.0.0.1:{}", free_port());
     let (key, url) = store_env(&db);
     let mut server = kaitong()
         .arg("serve")
         .env(key, &url)
         .env("KAITONG_SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("KAITONG_SERVER__ADMIN_LISTEN", &admin)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -372,7 +384,7 @@ fn the_store_is_backed_up_while_serving_and_restored_after_damage() {
         .args(["store", "backup", "--to"])
         .arg(&backup)
         .env(key, &url)
-        .env("KAITONG_SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("KAITONG_SERVER__ADMIN_LISTEN", &admin)
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
@@ -428,7 +440,11 @@ fn the_store_is_backed_up_while_serving_and_restored_after_damage() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(records_in(&String::from_utf8_lossy(&out.stdout)), backed_up);
+    // Every record of the backup, and the restore's own time (daily jobs due before it ran).
+    assert_eq!(
+        records_in(&String::from_utf8_lossy(&out.stdout)),
+        backed_up + 1
+    );
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         use kaitong::store::Store;
@@ -454,5 +470,99 @@ fn the_store_is_backed_up_while_serving_and_restored_after_damage() {
         String::from_utf8_lossy(&out.stdout).contains("directly"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Issue 23: a typo in the configuration is refused with the file, the line and the key,
+/// instead of being ignored and the default silently used.
+#[test]
+fn config_typos_are_refused_with_file_line_and_key() {
+    let cases: [(&str, usize, &str); 6] = [
+        // An unknown section, with the one meant.
+        (
+            "[server]\nlisten = \"127.0.0.1:0\"\n\n[sever]\nlisten = \"0.0.0.0:80\"\n",
+            4,
+            "[sever] (是不是 server?)",
+        ),
+        // An unknown top-level key.
+        ("# local\ndebug = true\n", 2, "未知的配置项 debug"),
+        // An unknown key in a known section.
+        ("[server]\nlisen = \"127.0.0.1:0\"\n", 2, "server.lisen"),
+        // The cut-off after the done-by time.
+        ("[schedule]\ncutoff = \"18:00\"\n", 2, "schedule.cutoff"),
+        // A log filter tracing cannot read.
+        ("[log]\nfilter = \"info,kaitong=loud\"\n", 2, "log.filter"),
+        // An enum, in plain words.
+        (
+            "[log]\nformat = \"xml\"\n",
+            2,
+            "log.format 只能是 text 或 json",
+        ),
+    ];
+    for (toml, line, expected) in cases {
+        let (code, err, path) = serve_with_config_file(toml, &[]);
+        assert_eq!(code, Some(2), "{toml}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains(&format!("{path}:{line}:")), "{toml}: {err}");
+        assert!(err.contains(expected), "{toml}: {err}");
+    }
+}
+
+#[test]
+fn an_unknown_kaitong_variable_is_refused_naming_it() {
+    let out = kaitong()
+        .arg("serve")
+        .env("KAITONG_SERVER_LISTEN", "0.0.0.0:9")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("KAITONG_SERVER_LISTEN"), "{err}");
+    assert!(err.contains("KAITONG_SERVER__LISTEN"), "{err}");
+    assert!(!err.contains("0.0.0.0:9"), "{err}");
+}
+
+/// Issue 23: against a running `serve`, `chat --url --simulator ADDR` hosts the WeCom API
+/// simulator the server is pointed at, so what the bot pushes (here a question's button card,
+/// which the callback's own answer does not carry) shows in the chat.
+#[test]
+fn chat_by_url_shows_what_serve_pushes_to_the_simulator() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let sim = format!("127.0.0.1:{}", free_port());
+    let mut server = kaitong()
+        .arg("serve")
+        .env("KAITONG_SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env(
+            "KAITONG_STORE__URL",
+            format!("embedded://{}", dir.path().join("k.db").display()),
+        )
+        .env("KAITONG_WECOM__API_BASE", format!("http://{sim}/cgi-bin"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "serve did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (ok, out, err) = chat_with(
+        &[
+            "--url",
+            &format!("http://127.0.0.1:{port}"),
+            "--simulator",
+            &sim,
+        ],
+        &[],
+        "实施助手 卖家账号 acct_9\n客户要做初始化配置\n",
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(ok, "{err}");
+    assert!(out.contains(&format!("http://{sim}/cgi-bin")), "{out}");
+    assert!(
+        out.contains("[1] 是  [2] 否"),
+        "the card pushed by serve: {out}"
     );
 }

@@ -44,6 +44,7 @@ fn serve_on(db: &std::path::Path, api_base: &str, port: u16) -> Server {
     Command::new(env!("CARGO_BIN_EXE_kaitong"))
         .arg("serve")
         .env("KAITONG_SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("KAITONG_SERVER__ADMIN_LISTEN", "127.0.0.1:0")
         .env("KAITONG_STORE__URL", format!("embedded://{}", db.display()))
         .env("KAITONG_WECOM__API_BASE", api_base)
         .env("KAITONG_NOTIFY__TICK_MILLIS", "100")

@@ -178,6 +178,7 @@ pub fn fresh_store(backend: Backend) -> (Arc<dyn Store>, Option<tempfile::TempDi
 pub fn test_settings() -> Settings {
     let mut settings = Settings::load_with_env(None, Vec::new()).unwrap();
     settings.server.listen = "127.0.0.1:0".into();
+    settings.server.admin_listen = "127.0.0.1:0".into();
     settings.server.shutdown_grace_secs = 5;
     settings
 }
@@ -185,6 +186,8 @@ pub fn test_settings() -> Settings {
 /// The real server on a random port, plus WeCom's side of both channels.
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The admin listener (console, API, metrics, admin), when configured.
+    pub admin_addr: Option<SocketAddr>,
     pub http: reqwest::Client,
     pub app_peer: WecomPeer,
     pub aibot_peer: WecomPeer,
@@ -223,12 +226,14 @@ impl TestApp {
         dir: Option<tempfile::TempDir>,
     ) -> Self {
         let addr = app.local_addr();
+        let admin_addr = app.admin_addr();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until_stopped(async {
             let _ = rx.await;
         }));
         Self {
             addr,
+            admin_addr,
             http: reqwest::Client::new(),
             app_peer: WecomPeer::new(MsgCrypt::for_app(&settings.wecom).unwrap()),
             aibot_peer: WecomPeer::new(MsgCrypt::for_aibot(&settings.aibot).unwrap()),
@@ -240,7 +245,20 @@ impl TestApp {
         }
     }
 
+    /// The URL on the listener that serves the path: the console, API, metrics and admin on
+    /// the admin listener, everything else on the public one.
     pub fn url(&self, path_and_query: &str) -> String {
+        let admin = ["/console", "/api/", "/metrics", "/admin/"]
+            .iter()
+            .any(|p| path_and_query.starts_with(p));
+        match (admin, self.admin_addr) {
+            (true, Some(addr)) => format!("http://{addr}{path_and_query}"),
+            _ => self.public_url(path_and_query),
+        }
+    }
+
+    /// The URL on the public listener, whatever the path.
+    pub fn public_url(&self, path_and_query: &str) -> String {
         format!("http://{}{}", self.addr, path_and_query)
     }
 

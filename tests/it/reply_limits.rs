@@ -433,7 +433,7 @@ fn a_relabel_names_who_when_it_fits_and_the_status_alone_when_not() {
 }
 
 /// The real catalog's wording.
-fn catalog() -> Arc<kaitong::catalog::Catalog> {
+pub(crate) fn catalog() -> Arc<kaitong::catalog::Catalog> {
     static CATALOG: std::sync::LazyLock<CatalogHandle> = std::sync::LazyLock::new(|| {
         CatalogHandle::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("dialogs"))
             .unwrap()
@@ -444,7 +444,7 @@ fn catalog() -> Arc<kaitong::catalog::Catalog> {
 // ---------------------------------------------------------------------------------------------
 // Handler cards (notify): every field of a request whole on the card or in the text before it.
 
-fn request(service_name: &str, summary: &[(String, String)]) -> Request {
+pub(crate) fn request(service_name: &str, summary: &[(String, String)]) -> Request {
     Request {
         id: RequestId::parse("KT-20261128-0007").unwrap(),
         form: FiledForm {
