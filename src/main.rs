@@ -315,7 +315,7 @@ async fn store(settings: &Settings, command: StoreCommand) -> anyhow::Result<()>
                 path.display(),
                 report.records,
                 if report.repaired {
-                    "; allocator state repaired after an unclean stop"
+                    "; allocator state to be repaired after an unclean stop (the file itself is not changed)"
                 } else {
                     ""
                 }

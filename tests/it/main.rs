@@ -32,6 +32,7 @@ mod hardening;
 mod ledger;
 mod meaning;
 mod notify;
+mod probes;
 mod reading_props;
 mod reply_limits;
 mod secrets_at_rest;
