@@ -382,7 +382,56 @@ fn required(key: &'static str, value: &str) -> Result<(), ConfigError> {
     }
 }
 
+/// The user info (`user:password`) of a URL-shaped string, if it has one.
+fn url_user_info(value: &str) -> Option<&str> {
+    let (_, rest) = value.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    let (info, _) = authority.rsplit_once('@')?;
+    Some(info).filter(|i| !i.is_empty())
+}
+
 impl Settings {
+    /// `text` with every configured secret replaced by `****`: the secrets themselves and the
+    /// user info (passwords) of every URL setting. Start-up errors pass through this before they
+    /// are printed, so no error prints a secret, whatever field it sits in.
+    #[must_use]
+    pub fn redact_secrets(&self, text: &str) -> String {
+        let mut values: Vec<String> = [
+            &self.store.secret_key,
+            &self.wecom.secret,
+            &self.wecom.token,
+            &self.wecom.encoding_aes_key,
+            &self.aibot.token,
+            &self.aibot.encoding_aes_key,
+            &self.admin.token,
+            &self.handoff.platform_webhook_secret,
+            &self.handoff.oa_webhook_secret,
+            &self.handoff.smtp_url,
+            &self.embeddings.api_key,
+        ]
+        .into_iter()
+        .chain(&self.store.previous_secret_keys)
+        .map(|s| s.expose().to_owned())
+        .collect();
+        for url in [
+            self.store.url.as_str(),
+            &self.wecom.api_base,
+            &self.handoff.platform_webhook_url,
+            &self.handoff.oa_webhook_url,
+            self.handoff.smtp_url.expose(),
+            &self.console.public_url,
+            &self.embeddings.url,
+        ] {
+            if let Some(info) = url_user_info(url) {
+                values.push(info.to_owned());
+                if let Some((_, password)) = info.split_once(':') {
+                    values.push(password.to_owned());
+                }
+            }
+        }
+        redact(text, &values)
+    }
+
     /// Loads the layers and validates them; the error names the offending key.
     pub fn load(extra_file: Option<&Path>) -> Result<Self, ConfigError> {
         Self::load_with_env(extra_file, std::env::vars())

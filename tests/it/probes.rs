@@ -64,3 +64,62 @@ fn store_check_on_a_damaged_page_never_writes_and_reports_what_is_recoverable() 
         "check must never write the file"
     );
 }
+
+/// Runs `kaitong serve` with `envs` until it exits (it must refuse to start); its stderr.
+fn serve_refusal(envs: &[(&str, &str)]) -> (Option<i32>, String) {
+    let mut cmd = kaitong();
+    cmd.arg("serve")
+        .env("KAITONG_SERVER__LISTEN", "127.0.0.1:0")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("serve started with {envs:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Probe 2: a mistyped store scheme printed the whole URL, password included
+/// (`unsupported store url "redis+sentinal://:…@…"`). Reproduce: `serve` with
+/// `KAITONG_STORE__URL=redis+sentinal://:PASSWORD@10.0.0.1:26379/mymaster`.
+#[test]
+fn no_start_up_error_prints_a_password_from_a_url() {
+    for url in [
+        "redis+sentinal://:Pw7hunter2x@10.0.0.1:26379/mymaster",
+        "redis://:Pw7hunter2x@127.0.0.1:notaport/0",
+        "redis+sentinel://:Pw7hunter2x@/mymaster",
+    ] {
+        let (code, err) = serve_refusal(&[("KAITONG_STORE__URL", url)]);
+        assert_ne!(code, Some(0), "{url}: {err}");
+        assert!(err.contains("kaitong: "), "{url}: {err}");
+        assert!(
+            !err.contains("Pw7hunter2x"),
+            "{url}: the password leaked: {err}"
+        );
+    }
+    // A secret in another field: the embeddings URL's user info.
+    let (_, err) = serve_refusal(&[
+        ("KAITONG_STORE__URL", "redis+sentinal://h:1/m"),
+        (
+            "KAITONG_EMBEDDINGS__URL",
+            "http://u:Pw8hunter3y@127.0.0.1:1",
+        ),
+        ("KAITONG_EMBEDDINGS__API_KEY", "Pw9ApiKeyz"),
+    ]);
+    assert!(
+        !err.contains("Pw8hunter3y") && !err.contains("Pw9ApiKeyz"),
+        "{err}"
+    );
+}
