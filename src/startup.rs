@@ -82,6 +82,8 @@ pub struct Application {
     store: Arc<dyn Store>,
     grace: Duration,
     limits: ConnectionLimits,
+    /// How every route's body is bounded (deadline and the small cap outside the callbacks).
+    bodies: crate::http::BodyLimits,
     catalog: CatalogHandle,
     background: Option<Background>,
 }
@@ -384,6 +386,10 @@ impl Application {
             store,
             grace: Duration::from_secs(settings.server.shutdown_grace_secs),
             limits: ConnectionLimits::from(&settings.server),
+            bodies: crate::http::BodyLimits {
+                deadline: settings.body_read_timeout(),
+                small_bytes: crate::http::SMALL_BODY_BYTES,
+            },
             catalog,
             background: None,
         })
@@ -440,7 +446,8 @@ impl Application {
             tracing::info!("shutdown requested; finishing in-flight callbacks");
             let _ = stopped_tx.send(());
         };
-        let server = crate::http::serve::serve(self.listener, self.router, self.limits, signal);
+        let router = crate::http::bounded(self.router, self.bodies, crate::config::REQUEST_TIMEOUT);
+        let server = crate::http::serve::serve(self.listener, router, self.limits, signal);
         let result = tokio::select! {
             () = server => Ok(()),
             () = async {

@@ -123,3 +123,105 @@ fn no_start_up_error_prints_a_password_from_a_url() {
         "{err}"
     );
 }
+
+/// The full served application (callbacks, console, API, admin) on the embedded store.
+/// Returns it with its ledger and outbox.
+async fn served(
+    settings: kaitong::config::Settings,
+) -> (
+    crate::harness::TestApp,
+    std::sync::Arc<dyn kaitong::requests::Ledger>,
+    kaitong::notify::Outbox,
+) {
+    let (store, dir) = crate::harness::fresh_store(crate::harness::Backend::Embedded);
+    let parts = kaitong::startup::Parts::build(&settings, std::sync::Arc::clone(&store)).unwrap();
+    let (ledger, outbox) = (parts.ledger.clone(), parts.outbox.clone());
+    let app = kaitong::startup::Application::build_from(&settings, parts)
+        .await
+        .unwrap();
+    (
+        crate::harness::TestApp::serve(app, settings, store, dir),
+        ledger,
+        outbox,
+    )
+}
+
+/// Sends `head` and `body` on a raw connection and reads the answer (empty when none came
+/// within `wait`).
+async fn raw_exchange(
+    addr: std::net::SocketAddr,
+    head: &str,
+    body: &[u8],
+    wait: std::time::Duration,
+) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(body).await.unwrap();
+    let mut out = vec![0u8; 4096];
+    match tokio::time::timeout(wait, stream.read(&mut out)).await {
+        Ok(Ok(n)) => String::from_utf8_lossy(&out[..n]).into_owned(),
+        _ => String::new(),
+    }
+}
+
+/// Probe 3: the console login had no body deadline and no size cap: 520 trickling login posts
+/// made `/healthz` fail for 25 s, and 510 half-sent 2 MB login bodies took RSS to 1 GB.
+/// Reproduce: `POST /console/login` announcing 100 bytes and sending 10 (no answer, ever), and
+/// one announcing 2 000 000 bytes (read in full, up to axum's 2 MB default).
+#[tokio::test]
+async fn every_route_has_the_body_deadline_and_a_small_body_cap() {
+    crate::harness::capture_logs();
+    let mut settings = crate::harness::test_settings();
+    settings.notify.enabled = false;
+    settings.server.body_read_timeout_ms = 800;
+    let (mut app, _, _) = served(settings).await;
+    let wait = std::time::Duration::from_secs(3);
+    for path in [
+        "/console/login",
+        "/api/v1/requests/KT-1/reject",
+        "/admin/store/backup",
+    ] {
+        // A trickling body: 408 once the body deadline passes.
+        let started = std::time::Instant::now();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+             Content-Length: 100\r\n\r\n"
+        );
+        let answer = raw_exchange(app.addr, &head, b"token=abc", wait).await;
+        assert!(answer.starts_with("HTTP/1.1 408"), "{path}: {answer:?}");
+        assert!(started.elapsed() < std::time::Duration::from_millis(2500));
+        // A declared large body: 413 at once, nothing read.
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+             Content-Length: 2000000\r\n\r\n"
+        );
+        let answer = raw_exchange(app.addr, &head, b"token=", wait).await;
+        assert!(answer.starts_with("HTTP/1.1 413"), "{path}: {answer:?}");
+        // A chunked body over the cap: 413.
+        let big = app
+            .http
+            .post(app.url(path))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(reqwest::Body::wrap_stream(futures::stream::iter(
+                (0..8).map(|_| Ok::<_, std::io::Error>(vec![b'a'; 16 * 1024])),
+            )))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(big.status().as_u16(), 413, "{path}");
+    }
+    // A small form still works (a wrong token is refused as before).
+    let login = app
+        .http
+        .post(app.url("/console/login"))
+        .form(&[("token", "wrong-token-123")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status().as_u16(), 401);
+    let logs = crate::harness::captured_logs();
+    assert!(logs.contains("body not received in time"), "{logs}");
+    assert!(logs.contains("body over the size limit"), "{logs}");
+    app.stop().await;
+}
