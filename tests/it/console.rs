@@ -1228,8 +1228,8 @@ async fn the_admin_token_logs_in_to_the_console_and_sees_every_team() {
 }
 
 /// Issue 12: the admin token meets the failed-login throttle like any token: a throttled
-/// address is refused even with it, guesses at its prefix empty the prefix bucket, and it works
-/// again after the refill.
+/// address is refused even with it, guesses at its prefix empty the prefix bucket (which then
+/// refuses wrong tokens only), and it works again after the refill.
 #[tokio::test]
 async fn the_admin_token_is_throttled_like_any_token() {
     let refill = std::time::Duration::from_millis(600);
@@ -1262,8 +1262,11 @@ async fn the_admin_token_is_throttled_like_any_token() {
         let response = login_from(&c, *ip, &guess(i)).await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     }
-    let refused = login_from(&c, [127, 0, 1, 4], ADMIN_TOKEN).await;
+    let refused = login_from(&c, [127, 0, 1, 4], &guess(9)).await;
     assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    // Issue 23, probe 4: the prefix bucket never refuses the right token.
+    let right = login_from(&c, [127, 0, 1, 4], ADMIN_TOKEN).await;
+    assert_eq!(right.status(), StatusCode::SEE_OTHER);
 
     tokio::time::sleep(refill + std::time::Duration::from_millis(100)).await;
     let back = login_from(&c, [127, 0, 1, 1], ADMIN_TOKEN).await;

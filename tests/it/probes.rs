@@ -225,3 +225,84 @@ async fn every_route_has_the_body_deadline_and_a_small_body_cap() {
     assert!(logs.contains("body over the size limit"), "{logs}");
     app.stop().await;
 }
+
+const OPS_TOKEN: &str = "ops-token-0123456789";
+
+fn with_ops_handler(mut settings: kaitong::config::Settings) -> kaitong::config::Settings {
+    settings
+        .handlers
+        .accounts
+        .push(kaitong::config::HandlerAccountSettings {
+            name: "ops1".to_owned(),
+            team: "ops".to_owned(),
+            token_sha256: kaitong::requests::token_hash(OPS_TOKEN),
+            wecom_userid: String::new(),
+        });
+    settings
+}
+
+/// A client sending from `ip` (Linux routes all of 127/8 to lo), not following redirects.
+fn client_from(ip: [u8; 4]) -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .local_address(std::net::IpAddr::from(ip))
+        .build()
+        .unwrap()
+}
+
+/// Probe 4: knowing a token's first 4 characters was enough to keep its handler locked out
+/// for good: wrong guesses with that prefix from many addresses emptied the prefix bucket, and
+/// the right token was then refused (429) before it was looked at. Reproduce: 3 wrong
+/// `ops-…` tokens from 3 addresses (burst 3), then the right one from a fourth address.
+#[tokio::test]
+async fn the_token_prefix_bucket_never_locks_out_the_right_token() {
+    crate::harness::capture_logs();
+    let mut settings = with_ops_handler(crate::harness::test_settings());
+    settings.notify.enabled = false;
+    settings.console.login_burst = 3;
+    settings.console.login_refill_ms = 600_000;
+    let (mut app, _, _) = served(settings).await;
+    for i in 0..6u8 {
+        let wrong = client_from([127, 0, 3, i + 1])
+            .post(app.url("/console/login"))
+            .form(&[("token", format!("ops-guess-{i}"))])
+            .send()
+            .await
+            .unwrap();
+        let expected = if i < 3 { 401 } else { 429 };
+        assert_eq!(wrong.status().as_u16(), expected, "guess {i}");
+    }
+    // The right token, from an address that has not failed, logs in and calls the API.
+    let login = client_from([127, 0, 3, 20])
+        .post(app.url("/console/login"))
+        .form(&[("token", OPS_TOKEN)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status().as_u16(), 303, "the right token is let in");
+    let api = client_from([127, 0, 3, 21])
+        .get(app.url("/api/v1/requests"))
+        .bearer_auth(OPS_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        api.status().as_u16(),
+        200,
+        "the right bearer token is let in"
+    );
+    // A wrong one with the prefix from a fresh address is still refused as throttled.
+    let wrong = client_from([127, 0, 3, 22])
+        .get(app.url("/api/v1/requests"))
+        .bearer_auth("ops-guess-x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status().as_u16(), 429);
+    let logs = crate::harness::captured_logs();
+    assert!(
+        logs.contains("too many failed tokens with this prefix"),
+        "{logs}"
+    );
+    app.stop().await;
+}
