@@ -371,6 +371,7 @@ impl Application {
             max_body_bytes: settings.server.max_body_bytes,
             body_read_timeout: settings.body_read_timeout(),
             admin_token: settings.admin.token.clone(),
+            admin_throttle: Arc::new(LoginThrottle::from_settings(&settings.console)),
         };
         let addr = settings.listen_addr()?;
         let listener = TcpListener::bind(addr)

@@ -30,6 +30,8 @@ pub struct AppState {
     pub body_read_timeout: Duration,
     /// Bearer token of the admin endpoints.
     pub admin_token: crate::secret::Secret,
+    /// Failed admin tokens per address and token prefix (`[console]`'s settings).
+    pub admin_throttle: Arc<crate::console::LoginThrottle>,
 }
 
 /// Which inbound channel a route serves, for logs.
@@ -405,8 +407,32 @@ async fn store_backup(State(state): State<AppState>, request: Request) -> Respon
         .unwrap_or_default()
         .trim()
         .as_bytes();
+    let ip = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip());
+    let throttled = |wait: Duration, reason: &str| {
+        tracing::warn!(peer = %peer, status = 429, reason, "admin request refused");
+        let secs = crate::console::retry_after_secs(wait);
+        (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, secs.to_string())],
+            "too many failed attempts",
+        )
+            .into_response()
+    };
+    if let Err(wait) = state.admin_throttle.check_peer(ip) {
+        return throttled(wait, "too many failed admin tokens");
+    }
     let expected = state.admin_token.expose().as_bytes();
     if expected.is_empty() || given.len() != expected.len() || !bool::from(given.ct_eq(expected)) {
+        let tried = String::from_utf8_lossy(given);
+        // Like the console: an empty prefix bucket refuses wrong tokens only.
+        if let Err(wait) = state.admin_throttle.check_prefix(&tried) {
+            state.admin_throttle.failed(ip, &tried);
+            return throttled(wait, "too many failed admin tokens with this prefix");
+        }
+        state.admin_throttle.failed(ip, &tried);
         tracing::warn!(peer = %peer, status = 401, reason = "bad admin token", "admin request refused");
         return (StatusCode::UNAUTHORIZED, "unauthorized").into_response();
     }

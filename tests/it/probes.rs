@@ -306,3 +306,41 @@ async fn the_token_prefix_bucket_never_locks_out_the_right_token() {
     );
     app.stop().await;
 }
+
+/// Probe 7: `POST /admin/store/backup` was not throttled: 60 wrong tokens from one address and
+/// never a 429 (a hit returns the whole store). Reproduce: 60 wrong bearer tokens in a row.
+#[tokio::test]
+async fn the_admin_backup_is_throttled_like_every_token() {
+    crate::harness::capture_logs();
+    let mut settings = crate::harness::test_settings();
+    settings.notify.enabled = false;
+    settings.console.login_burst = 3;
+    settings.console.login_refill_ms = 600_000;
+    settings.admin.token = kaitong::secret::Secret::from("admin-backup-token-0123456789");
+    let (mut app, _, _) = served(settings).await;
+    let mut codes = Vec::new();
+    for i in 0..60 {
+        let response = client_from([127, 0, 7, 1])
+            .post(app.url("/admin/store/backup"))
+            .bearer_auth(format!("wrong-{i}"))
+            .send()
+            .await
+            .unwrap();
+        if response.status().as_u16() == 429 {
+            assert!(response.headers().contains_key("retry-after"));
+        }
+        codes.push(response.status().as_u16());
+    }
+    assert_eq!(&codes[..3], &[401, 401, 401]);
+    assert!(codes[3..].iter().all(|c| *c == 429), "{codes:?}");
+    // The right token from another address still gets its backup.
+    let right = client_from([127, 0, 7, 2])
+        .post(app.url("/admin/store/backup"))
+        .bearer_auth("admin-backup-token-0123456789")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(right.status().as_u16(), 200);
+    assert!(crate::harness::captured_logs().contains("too many failed admin tokens"));
+    app.stop().await;
+}
