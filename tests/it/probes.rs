@@ -344,3 +344,92 @@ async fn the_admin_backup_is_throttled_like_every_token() {
     assert!(crate::harness::captured_logs().contains("too many failed admin tokens"));
     app.stop().await;
 }
+
+/// Probe 8: an empty token logged in when a handler's `token_sha256` was the hash of the empty
+/// string (what `printf %s "$UNSET" | sha256sum` gives). Reproduce: configure that hash, post
+/// an empty token to `/console/login` (303 and a session before).
+#[tokio::test]
+async fn an_empty_token_is_refused_at_start_up_and_everywhere() {
+    use kaitong::requests::{HandlerDirectory, token_hash};
+    let empty = kaitong::config::HandlerAccountSettings {
+        name: "ghost".to_owned(),
+        team: "ops".to_owned(),
+        token_sha256: token_hash(""),
+        wecom_userid: String::new(),
+    };
+    // Start-up refuses the hash of an empty (or blank) token, naming the account.
+    for blank in ["", "\n", " "] {
+        let mut settings = crate::harness::test_settings();
+        settings
+            .handlers
+            .accounts
+            .push(kaitong::config::HandlerAccountSettings {
+                token_sha256: token_hash(blank),
+                ..empty.clone()
+            });
+        let err = kaitong::startup::check_settings(&settings)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("ghost") && err.contains("empty"),
+            "{blank:?}: {err}"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("k.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[[handlers.accounts]]\nname = \"ghost\"\nteam = \"ops\"\ntoken_sha256 = \"{}\"\n",
+            token_hash("")
+        ),
+    )
+    .unwrap();
+    let out = kaitong()
+        .arg("--config")
+        .arg(&file)
+        .arg("serve")
+        .env("KAITONG_SERVER__LISTEN", "127.0.0.1:0")
+        .env(
+            "KAITONG_STORE__URL",
+            format!("embedded://{}", dir.path().join("k.db").display()),
+        )
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("ghost"), "{err}");
+    // An empty or blank token matches nothing, whatever the directory holds.
+    let directory =
+        HandlerDirectory::new(&[empty]).with_admin_token(&kaitong::secret::Secret::from(" "));
+    for blank in ["", " ", "\t"] {
+        assert!(directory.by_token(blank).is_none(), "{blank:?}");
+    }
+    // Over HTTP: an empty login field and an empty bearer are refused.
+    crate::harness::capture_logs();
+    let mut settings = crate::harness::test_settings();
+    settings.notify.enabled = false;
+    let (mut app, _, _) = served(settings).await;
+    let login = client_from([127, 0, 8, 1])
+        .post(app.url("/console/login"))
+        .form(&[("token", "")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status().as_u16(), 401);
+    let api = client_from([127, 0, 8, 1])
+        .get(app.url("/api/v1/requests"))
+        .header("authorization", "Bearer ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status().as_u16(), 401);
+    let backup = client_from([127, 0, 8, 1])
+        .post(app.url("/admin/store/backup"))
+        .header("authorization", "Bearer ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(backup.status().as_u16(), 401);
+    app.stop().await;
+}
