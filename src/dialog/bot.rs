@@ -192,6 +192,7 @@ impl MeaningState {
                     let reason = match &e {
                         crate::embed::EmbedError::Unavailable(_) => "unavailable",
                         crate::embed::EmbedError::Status { .. } => "status",
+                        crate::embed::EmbedError::TooLarge { .. } => "too_large",
                         _ => "garbage",
                     };
                     self.fallback(reason, &e.to_string());

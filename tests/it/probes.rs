@@ -433,3 +433,74 @@ async fn an_empty_token_is_refused_at_start_up_and_everywhere() {
     assert_eq!(backup.status().as_u16(), 401);
     app.stop().await;
 }
+
+/// A hostile embeddings server: answers every request 200 with an endless JSON body, written
+/// as fast as the client reads. Returns its address and the bytes it managed to write.
+async fn endless_embeddings_server() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let written = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = std::sync::Arc::clone(&written);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let counter = std::sync::Arc::clone(&counter);
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                let _ = stream.read(&mut buf).await;
+                let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{\"data\":[{\"index\":0,\"embedding\":[";
+                if stream.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                let chunk = "0.125,".repeat(10_000);
+                // Up to 1 GiB, as the probe sent.
+                while counter.load(std::sync::atomic::Ordering::Relaxed) < 1 << 30 {
+                    if stream.write_all(chunk.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    counter.fetch_add(chunk.len(), std::sync::atomic::Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    (addr, written)
+}
+
+/// Probe 10: a huge embeddings response (1 GiB) made each unclear message take 4–6 s, past
+/// WeCom's 5 s window despite the 800 ms budget, and peaked at 3 GB RSS. Reproduce: an
+/// embeddings server answering an endless JSON array; embed one message.
+#[tokio::test]
+async fn a_huge_embeddings_response_is_capped_and_stays_inside_the_budget() {
+    crate::harness::capture_logs();
+    let (addr, written) = endless_embeddings_server().await;
+    let mut section = crate::harness::test_settings().embeddings;
+    section.url = format!("http://{addr}");
+    section.timeout_ms = 800;
+    let server = kaitong::embed::ServerEmbedder::from_settings(&section)
+        .unwrap()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let result = server
+        .embed(
+            &["几个没付钱的订单要作废掉".to_owned()],
+            kaitong::embed::TextKind::Query,
+        )
+        .await;
+    let took = started.elapsed();
+    assert!(result.is_err(), "an endless answer is no answer");
+    assert!(
+        took < std::time::Duration::from_millis(1200),
+        "inside the budget: {took:?}"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let read = written.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        read < 16 * 1024 * 1024,
+        "the client stopped reading at the cap: {read} bytes written"
+    );
+    let message = result.unwrap_err().to_string();
+    assert!(message.contains("too large"), "{message}");
+}
