@@ -159,6 +159,8 @@ pub struct ServerSection {
     pub per_user_per_minute: u32,
     pub body_read_timeout_ms: u64,
     pub max_connections: usize,
+    /// Connections one client address may hold (its idlest is closed beyond it).
+    pub max_connections_per_address: usize,
     pub header_read_timeout_ms: u64,
     pub idle_timeout_ms: u64,
 }
@@ -545,6 +547,12 @@ impl Settings {
         if self.server.max_connections == 0 {
             return Err(ConfigError::Invalid {
                 key: "server.max_connections",
+                reason: "must be positive".into(),
+            });
+        }
+        if self.server.max_connections_per_address == 0 {
+            return Err(ConfigError::Invalid {
+                key: "server.max_connections_per_address",
                 reason: "must be positive".into(),
             });
         }

@@ -504,3 +504,60 @@ async fn a_huge_embeddings_response_is_capped_and_stays_inside_the_budget() {
     let message = result.unwrap_err().to_string();
     assert!(message.contains("too large"), "{message}");
 }
+
+/// Probe 11: connection slots could be starved: 1,500 clients holding half-sent headers filled
+/// the 512 slots and `/healthz` did not answer within 3 s. Reproduce (scaled down): 40 slots,
+/// a 10 s header timeout, 200 half-sent requests from one address, then `/healthz`.
+#[tokio::test]
+async fn slow_clients_cannot_starve_the_connection_slots() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    crate::harness::capture_logs();
+    let mut settings = crate::harness::test_settings();
+    settings.notify.enabled = false;
+    settings.server.max_connections = 40;
+    settings.server.max_connections_per_address = 10;
+    settings.server.header_read_timeout_ms = 10_000;
+    let (mut app, _, _) = served(settings).await;
+    let mut slow = Vec::new();
+    for i in 0..200u8 {
+        // Half from one address (over its share), half spread over others.
+        let ip = if i % 2 == 0 {
+            [127, 0, 11, 1]
+        } else {
+            [127, 0, 12, i]
+        };
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(std::net::SocketAddr::from((ip, 0))).unwrap();
+        let mut stream = socket.connect(app.addr).await.unwrap();
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHo")
+            .await
+            .unwrap();
+        slow.push(stream);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    for ip in [[127, 0, 11, 1], [127, 0, 13, 1]] {
+        let asked = std::time::Instant::now();
+        let answer = client_from(ip)
+            .get(app.url("/healthz"))
+            .timeout(std::time::Duration::from_secs(3))
+            .send()
+            .await;
+        let answer = answer.unwrap_or_else(|e| panic!("/healthz from {ip:?}: {e}"));
+        assert_eq!(answer.status().as_u16(), 200);
+        assert!(asked.elapsed() < std::time::Duration::from_secs(3));
+    }
+    // The server let go of the idlest: most slow connections are closed already.
+    let mut closed = 0;
+    for stream in &mut slow {
+        let mut buf = [0u8; 16];
+        if let Ok(Ok(0) | Err(_)) =
+            tokio::time::timeout(std::time::Duration::from_millis(5), stream.read(&mut buf)).await
+        {
+            closed += 1;
+        }
+    }
+    assert!(closed >= 200 - 40, "{closed} of 200 closed");
+    assert!(crate::harness::captured_logs().contains("idlest connection closed"));
+    app.stop().await;
+}
