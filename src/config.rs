@@ -364,6 +364,8 @@ pub struct ServerSection {
     pub per_user_per_minute: u32,
     pub body_read_timeout_ms: u64,
     pub max_connections: usize,
+    /// Connections one client address may hold (its idlest is closed beyond it).
+    pub max_connections_per_address: usize,
     pub header_read_timeout_ms: u64,
     pub idle_timeout_ms: u64,
 }
@@ -600,7 +602,56 @@ fn required(key: &'static str, value: &str) -> Result<(), ConfigError> {
     }
 }
 
+/// The user info (`user:password`) of a URL-shaped string, if it has one.
+fn url_user_info(value: &str) -> Option<&str> {
+    let (_, rest) = value.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    let (info, _) = authority.rsplit_once('@')?;
+    Some(info).filter(|i| !i.is_empty())
+}
+
 impl Settings {
+    /// `text` with every configured secret replaced by `****`: the secrets themselves and the
+    /// user info (passwords) of every URL setting. Start-up errors pass through this before they
+    /// are printed, so no error prints a secret, whatever field it sits in.
+    #[must_use]
+    pub fn redact_secrets(&self, text: &str) -> String {
+        let mut values: Vec<String> = [
+            &self.store.secret_key,
+            &self.wecom.secret,
+            &self.wecom.token,
+            &self.wecom.encoding_aes_key,
+            &self.aibot.token,
+            &self.aibot.encoding_aes_key,
+            &self.admin.token,
+            &self.handoff.platform_webhook_secret,
+            &self.handoff.oa_webhook_secret,
+            &self.handoff.smtp_url,
+            &self.embeddings.api_key,
+        ]
+        .into_iter()
+        .chain(&self.store.previous_secret_keys)
+        .map(|s| s.expose().to_owned())
+        .collect();
+        for url in [
+            self.store.url.as_str(),
+            &self.wecom.api_base,
+            &self.handoff.platform_webhook_url,
+            &self.handoff.oa_webhook_url,
+            self.handoff.smtp_url.expose(),
+            &self.console.public_url,
+            &self.embeddings.url,
+        ] {
+            if let Some(info) = url_user_info(url) {
+                values.push(info.to_owned());
+                if let Some((_, password)) = info.split_once(':') {
+                    values.push(password.to_owned());
+                }
+            }
+        }
+        redact(text, &values)
+    }
+
     /// Loads the layers and validates them; the error names the offending key.
     pub fn load(extra_file: Option<&Path>) -> Result<Self, ConfigError> {
         Self::load_with_env(extra_file, std::env::vars())
@@ -762,6 +813,12 @@ impl Settings {
         if self.server.max_connections == 0 {
             return Err(ConfigError::Invalid {
                 key: "server.max_connections",
+                reason: "must be positive".into(),
+            });
+        }
+        if self.server.max_connections_per_address == 0 {
+            return Err(ConfigError::Invalid {
+                key: "server.max_connections_per_address",
                 reason: "must be positive".into(),
             });
         }

@@ -194,12 +194,20 @@ enum CatalogCommand {
     },
 }
 
+/// The loaded settings, for taking their secrets out of the one error line `main` prints.
+static REDACT: std::sync::OnceLock<Settings> = std::sync::OnceLock::new();
+
 #[tokio::main]
 async fn main() {
     // Every failure is one line: operators read it in journald, where a multi-line chain is
     // split across entries.
     if let Err(e) = run().await {
-        eprintln!("kaitong: {}", one_line(&e));
+        let line = one_line(&e);
+        let line = match REDACT.get() {
+            Some(settings) => settings.redact_secrets(&line),
+            None => line,
+        };
+        eprintln!("kaitong: {line}");
         std::process::exit(1);
     }
 }
@@ -230,8 +238,9 @@ async fn run() -> anyhow::Result<()> {
         }
     };
     // The settings other modules build from (keys, schedule, accounts) are refused alike.
+    let _ = REDACT.set(settings.clone());
     if let Err(e) = check_settings(&settings) {
-        eprintln!("kaitong: {e}");
+        eprintln!("kaitong: {}", settings.redact_secrets(&e.to_string()));
         std::process::exit(2);
     }
     if matches!(cli.command, Command::Serve)
@@ -357,7 +366,7 @@ async fn store(settings: &Settings, command: StoreCommand) -> anyhow::Result<()>
                 path.display(),
                 report.records,
                 if report.repaired {
-                    "; allocator state repaired after an unclean stop"
+                    "; allocator state to be repaired after an unclean stop (the file itself is not changed)"
                 } else {
                     ""
                 }

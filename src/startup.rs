@@ -84,6 +84,8 @@ pub struct Application {
     store: Arc<dyn Store>,
     grace: Duration,
     limits: ConnectionLimits,
+    /// How every route's body is bounded (deadline and the small cap outside the callbacks).
+    bodies: crate::http::BodyLimits,
     catalog: CatalogHandle,
     background: Option<Background>,
 }
@@ -380,6 +382,7 @@ impl Application {
             max_body_bytes: settings.server.max_body_bytes,
             body_read_timeout: settings.body_read_timeout(),
             admin_token: settings.admin.token.clone(),
+            admin_throttle: Arc::new(LoginThrottle::from_settings(&settings.console)),
         };
         let addr = settings.listen_addr()?;
         let (listener, local_addr) = bind(addr).await?;
@@ -402,6 +405,10 @@ impl Application {
             store,
             grace: Duration::from_secs(settings.server.shutdown_grace_secs),
             limits: ConnectionLimits::from(&settings.server),
+            bodies: crate::http::BodyLimits {
+                deadline: settings.body_read_timeout(),
+                small_bytes: crate::http::SMALL_BODY_BYTES,
+            },
             catalog,
             background: None,
         })
@@ -461,10 +468,12 @@ impl Application {
         let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
         let grace = self.grace;
         let (stop_admin_tx, mut stop_admin_rx) = tokio::sync::watch::channel(false);
+        let bodies = self.bodies;
         let admin = self.admin.map(|admin| {
             tokio::spawn(crate::http::serve::serve(
                 admin.listener,
-                admin.router,
+                // The console's login and the API get the same body deadline and cap.
+                crate::http::bounded(admin.router, bodies, crate::config::REQUEST_TIMEOUT),
                 self.limits,
                 async move {
                     let _ = stop_admin_rx.wait_for(|stop| *stop).await;
@@ -477,7 +486,8 @@ impl Application {
             let _ = stopped_tx.send(());
             let _ = stop_admin_tx.send(true);
         };
-        let server = crate::http::serve::serve(self.listener, self.router, self.limits, signal);
+        let router = crate::http::bounded(self.router, self.bodies, crate::config::REQUEST_TIMEOUT);
+        let server = crate::http::serve::serve(self.listener, router, self.limits, signal);
         let result = tokio::select! {
             () = server => Ok(()),
             () = async {

@@ -204,6 +204,8 @@ message_keys! {
     CardRejectAsk = "card_reject_ask",
     CardRejectCancelled = "card_reject_cancelled",
     TemplateSent = "template_sent",
+    TemplateSending = "template_sending",
+    TemplateFailed = "template_failed",
 }
 
 impl std::fmt::Display for MessageKey {

@@ -278,26 +278,56 @@ pub fn split_list(input: &str) -> impl Iterator<Item = &str> {
 
 /// The one text normalisation every check sees: Unicode NFKC (full-width ＡＢＣ１２３ and the
 /// ideographic space become ASCII, compatibility forms fold) with invisible characters removed
-/// (zero-width spaces and joiners, word joiner, BOM, soft hyphen and every bidi control), so
-/// "原因" followed by five U+200B is two characters, and an RTL override never reaches a summary.
+/// ([`is_invisible`]: by Unicode category, not by a list), so "原因" followed by five U+200B or
+/// five TAG characters is two characters, and an RTL override never reaches a summary.
 pub fn normalize_width(s: &str) -> String {
     use unicode_normalization::UnicodeNormalization;
     s.nfkc().filter(|c| !is_invisible(*c)).collect()
 }
 
-/// Format characters that render as nothing (or reorder what is around them).
+/// A character that renders as nothing, reorders what is around it, or means nothing to a
+/// reader: general category Cf (format), Cc (control; tab and line breaks excepted — other
+/// controls are refused before cleaning, see [`has_control_chars`]), Co (private use), Cs, Cn
+/// (unassigned), and every `Default_Ignorable_Code_Point` (variation selectors, CGJ, Hangul
+/// fillers, the TAG block …, which are not all Cf).
 #[must_use]
 pub fn is_invisible(c: char) -> bool {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+    if matches!(c, '\t' | '\n' | '\r') {
+        return false;
+    }
+    matches!(
+        c.general_category(),
+        GeneralCategory::Format
+            | GeneralCategory::Control
+            | GeneralCategory::PrivateUse
+            | GeneralCategory::Surrogate
+            | GeneralCategory::Unassigned
+    ) || is_default_ignorable(c)
+}
+
+/// Unicode's derived `Default_Ignorable_Code_Point` property (DerivedCoreProperties.txt, as of
+/// Unicode 16: the property is stable, new ones are assigned inside these ranges).
+fn is_default_ignorable(c: char) -> bool {
     matches!(
         c,
         '\u{00AD}'
+            | '\u{034F}'
             | '\u{061C}'
-            | '\u{180E}'
+            | '\u{115F}'..='\u{1160}'
+            | '\u{17B4}'..='\u{17B5}'
+            | '\u{180B}'..='\u{180F}'
             | '\u{200B}'..='\u{200F}'
             | '\u{202A}'..='\u{202E}'
-            | '\u{2060}'..='\u{2064}'
-            | '\u{2066}'..='\u{2069}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}'
             | '\u{FEFF}'
+            | '\u{FFA0}'
+            | '\u{FFF0}'..='\u{FFF8}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0000}'..='\u{E0FFF}'
     )
 }
 

@@ -109,8 +109,10 @@ impl AttachmentFetcher for WecomMediaFetcher {
 /// The blank templates fields name (免责声明填写样板.docx), sent to the person as files.
 #[async_trait::async_trait]
 pub trait TemplateFiles: Send + Sync + 'static {
-    /// The template's bytes, when a file of that name is configured.
+    /// The template's bytes, when a usable file of that name is configured.
     async fn content(&self, name: &str) -> Option<Vec<u8>>;
+    /// Whether a usable file of that name is configured (without copying it).
+    fn available(&self, name: &str) -> bool;
     /// Sends the template to `user` as a file message.
     async fn send(&self, user: &UserId, name: &str) -> Result<(), TemplateError>;
 }
@@ -130,13 +132,104 @@ pub enum TemplateError {
 const TEMPLATE_MEDIA_TTL: std::time::Duration =
     std::time::Duration::from_secs(3 * 24 * 3600 - 3600);
 
-/// Templates in a folder, uploaded once with `media/upload` and sent with `message/send`.
+/// WeCom's limits for a `file` upload (media/upload, doc 90253): more than 5 bytes (40006
+/// below), at most 20 MB.
+pub const TEMPLATE_MIN_BYTES: u64 = 6;
+pub const TEMPLATE_MAX_BYTES: u64 = 20 * 1024 * 1024;
+
+/// A template file that passed the checks at load, held in memory (at most 20 MB each).
+struct Template {
+    bytes: std::sync::Arc<Vec<u8>>,
+    /// Its media_id cache key, by content.
+    key: String,
+}
+
+/// Why a file in the templates folder is not offered.
+fn template_problem(name: &str, meta: &std::fs::Metadata, head: &[u8]) -> Option<String> {
+    if !meta.is_file() {
+        return Some("not a regular file".to_owned());
+    }
+    if meta.len() < TEMPLATE_MIN_BYTES {
+        return Some(format!(
+            "{} bytes: WeCom refuses files of 5 bytes or fewer",
+            meta.len()
+        ));
+    }
+    if meta.len() > TEMPLATE_MAX_BYTES {
+        return Some(format!(
+            "{} bytes: over WeCom's 20 MB file limit",
+            meta.len()
+        ));
+    }
+    let extension = std::path::Path::new(name)
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
+    let magic: &[u8] = match extension.as_str() {
+        "docx" | "xlsx" | "pptx" | "zip" => b"PK\x03\x04",
+        "pdf" => b"%PDF",
+        "doc" | "xls" | "ppt" => b"\xD0\xCF\x11\xE0",
+        _ => b"",
+    };
+    (!head.starts_with(magic)).then(|| format!("its content is not a .{extension} file"))
+}
+
+/// Reads and checks every file of the templates folder once, at start-up: a file too small,
+/// too large for WeCom or not of the type its name says is logged ("template refused") and
+/// never offered; the question's text hint then stands alone.
+fn load_templates(dir: &std::path::Path) -> std::collections::HashMap<String, Template> {
+    use sha2::Digest;
+    let mut templates = std::collections::HashMap::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), error = %e, "templates folder not readable; no template files are sent");
+            return templates;
+        }
+    };
+    for entry in entries.flatten() {
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
+        if name.starts_with('.') {
+            continue;
+        }
+        let path = entry.path();
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue;
+        };
+        // Only what passes the size check is read, and only once.
+        let bytes = if template_problem(&name, &meta, b"").is_some_and(|p| !p.contains("content")) {
+            Vec::new()
+        } else {
+            std::fs::read(&path).unwrap_or_default()
+        };
+        if let Some(reason) = template_problem(&name, &meta, &bytes) {
+            tracing::warn!(template = %name, reason = %reason, "template refused");
+            continue;
+        }
+        let key = keys::template_media(&sha2::Sha256::digest(&bytes));
+        templates.insert(
+            name,
+            Template {
+                bytes: std::sync::Arc::new(bytes),
+                key,
+            },
+        );
+    }
+    templates
+}
+
+/// Templates in a folder, checked and read once at start-up, uploaded once with `media/upload`
+/// (one upload at a time, so people asked at once share it) and sent with `message/send`.
 /// The `media_id` is kept in the store (shared by instances) under the file's SHA-256, so a
 /// replaced file is uploaded again and an unchanged one is not.
 pub struct WecomTemplateFiles {
     api: std::sync::Arc<WecomApi>,
     store: std::sync::Arc<dyn crate::store::Store>,
-    dir: std::path::PathBuf,
+    templates: std::collections::HashMap<String, Template>,
+    uploading: tokio::sync::Mutex<()>,
 }
 
 impl WecomTemplateFiles {
@@ -146,7 +239,32 @@ impl WecomTemplateFiles {
         store: std::sync::Arc<dyn crate::store::Store>,
         dir: std::path::PathBuf,
     ) -> Self {
-        Self { api, store, dir }
+        Self {
+            api,
+            store,
+            templates: load_templates(&dir),
+            uploading: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The cached media_id, or a fresh upload (`fresh`: ignore the cache, after a 40007).
+    async fn media_id(
+        &self,
+        name: &str,
+        template: &Template,
+        fresh: bool,
+    ) -> Result<String, TemplateError> {
+        let _one_at_a_time = self.uploading.lock().await;
+        if !fresh
+            && let Some(id) = self
+                .store
+                .get(&template.key)
+                .await?
+                .and_then(|v| String::from_utf8(v).ok())
+        {
+            return Ok(id);
+        }
+        self.upload(&template.key, name, &template.bytes).await
     }
 
     async fn upload(&self, key: &str, name: &str, bytes: &[u8]) -> Result<String, TemplateError> {
@@ -179,37 +297,25 @@ impl WecomTemplateFiles {
 #[async_trait::async_trait]
 impl TemplateFiles for WecomTemplateFiles {
     async fn content(&self, name: &str) -> Option<Vec<u8>> {
-        // Only a plain file name is looked up: a catalog value never reaches outside the folder.
-        let plain = !name.is_empty()
-            && std::path::Path::new(name).file_name() == Some(std::ffi::OsStr::new(name));
-        if !plain || self.dir.as_os_str().is_empty() {
-            return None;
-        }
-        tokio::fs::read(self.dir.join(name)).await.ok()
+        self.templates.get(name).map(|t| t.bytes.to_vec())
+    }
+
+    fn available(&self, name: &str) -> bool {
+        self.templates.contains_key(name)
     }
 
     async fn send(&self, user: &UserId, name: &str) -> Result<(), TemplateError> {
-        use sha2::Digest;
-        let bytes = self
-            .content(name)
-            .await
+        let template = self
+            .templates
+            .get(name)
             .ok_or_else(|| TemplateError::Missing(name.to_owned()))?;
-        let key = keys::template_media(&sha2::Sha256::digest(&bytes));
-        let cached = self
-            .store
-            .get(&key)
-            .await?
-            .and_then(|v| String::from_utf8(v).ok());
-        let media_id = match cached {
-            Some(id) => id,
-            None => self.upload(&key, name, &bytes).await?,
-        };
+        let media_id = self.media_id(name, template, false).await?;
         match self.send_media(user, &media_id).await {
             // WeCom forgot the upload early (40007): upload again, once.
             Err(TemplateError::Api(e))
                 if e.errcode() == Some(crate::wecom::api::errcode::INVALID_MEDIA_ID) =>
             {
-                let media_id = self.upload(&key, name, &bytes).await?;
+                let media_id = self.media_id(name, template, true).await?;
                 self.send_media(user, &media_id).await
             }
             other => other,

@@ -211,8 +211,7 @@ pub(crate) async fn login(
     form: Result<Form<LoginForm>, FormRejection>,
 ) -> Response {
     let token = form.map(|Form(f)| f.token).unwrap_or_default();
-    if let Err(wait) = state.login_throttle.check(peer.ip(), &token) {
-        log_refusal(429, "too many failed logins", "/console/login", &peer);
+    let throttled = |wait: Duration| {
         let secs = retry_after_secs(wait);
         let mut page = html::login_page(
             StatusCode::TOO_MANY_REQUESTS,
@@ -220,9 +219,25 @@ pub(crate) async fn login(
         );
         page.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        return page;
+        page
+    };
+    if let Err(wait) = state.login_throttle.check_peer(peer.ip()) {
+        log_refusal(429, "too many failed logins", "/console/login", &peer);
+        return throttled(wait);
     }
     let Some(handler) = state.directory.by_token(token.trim()) else {
+        // The prefix bucket refuses only wrong tokens: whoever knows a prefix cannot lock
+        // its owner out.
+        if let Err(wait) = state.login_throttle.check_prefix(&token) {
+            state.login_throttle.failed(peer.ip(), &token);
+            log_refusal(
+                429,
+                "too many failed tokens with this prefix",
+                "/console/login",
+                &peer,
+            );
+            return throttled(wait);
+        }
         state.login_throttle.failed(peer.ip(), &token);
         log_refusal(401, "invalid console token", "/console/login", &peer);
         return html::login_page(StatusCode::UNAUTHORIZED, Some("令牌无效"));
@@ -301,11 +316,7 @@ impl FromRequestParts<ConsoleState> for ApiHandler {
             })
             .filter(|t| !t.is_empty());
         let peer = Peer::of(&parts.extensions);
-        if let Err(wait) = state
-            .login_throttle
-            .check(peer.ip(), token.unwrap_or_default())
-        {
-            log_refusal(429, "too many failed tokens", parts.uri.path(), &peer);
+        let throttled = |wait: Duration| {
             let mut response = (
                 StatusCode::TOO_MANY_REQUESTS,
                 axum::Json(serde_json::json!({ "error": "too many failed attempts" })),
@@ -315,7 +326,11 @@ impl FromRequestParts<ConsoleState> for ApiHandler {
                 header::RETRY_AFTER,
                 HeaderValue::from(retry_after_secs(wait)),
             );
-            return Err(response);
+            response
+        };
+        if let Err(wait) = state.login_throttle.check_peer(peer.ip()) {
+            log_refusal(429, "too many failed tokens", parts.uri.path(), &peer);
+            return Err(throttled(wait));
         }
         let reason = match token {
             Some(token) => match state.directory.by_token(token) {
@@ -325,6 +340,17 @@ impl FromRequestParts<ConsoleState> for ApiHandler {
             None => "missing bearer token",
         };
         if let Some(token) = token {
+            // The prefix bucket refuses only wrong tokens (see `console::throttle`).
+            if let Err(wait) = state.login_throttle.check_prefix(token) {
+                state.login_throttle.failed(peer.ip(), token);
+                log_refusal(
+                    429,
+                    "too many failed tokens with this prefix",
+                    parts.uri.path(),
+                    &peer,
+                );
+                return Err(throttled(wait));
+            }
             state.login_throttle.failed(peer.ip(), token);
         }
         log_refusal(401, reason, parts.uri.path(), &peer);

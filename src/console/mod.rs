@@ -29,7 +29,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 
 pub use auth::{SESSION_COOKIE, SESSION_TTL};
-pub use throttle::LoginThrottle;
+pub use throttle::{LoginThrottle, retry_after_secs};
 
 use crate::catalog::Team;
 use crate::notify::Outbox;

@@ -15,7 +15,8 @@ use super::{BatchQuery, ConsoleState, Peer, log_refusal, visible_batch};
 use crate::catalog::{FieldKey, FieldValue};
 use crate::domain::RequestId;
 use crate::requests::attachments::{self, BlobRef};
-use crate::requests::{DeskError, Request};
+use crate::requests::{DeskError, Request, TeamScope};
+use crate::store::keys;
 
 /// Longest note or reason accepted; the forms say so too.
 const MAX_TEXT_CHARS: usize = 2000;
@@ -356,6 +357,13 @@ pub(crate) async fn deliveries(
         Ok(items) => items,
         Err(e) => return internal(&session, &e),
     };
+    let (failed, pending) = match (
+        own_items(&state, &session, failed).await,
+        own_items(&state, &session, pending).await,
+    ) {
+        (Ok(failed), Ok(pending)) => (failed, pending),
+        (Err(e), _) | (_, Err(e)) => return internal(&session, &e),
+    };
     html::deliveries_page(
         &session,
         &state.schedule,
@@ -378,6 +386,14 @@ pub(crate) async fn retry(
     }
     let kind = form_text(&form, "kind");
     let id = form_text(&form, "id");
+    match item_visible(&state, &session, id).await {
+        Ok(true) => {}
+        Ok(false) => {
+            log_refusal(404, "delivery outside the handler's team", path, &peer);
+            return no_such_delivery(&session);
+        }
+        Err(e) => return internal(&session, &e),
+    }
     match state.outbox.requeue_failed(kind, id, Utc::now()).await {
         Ok(true) => {
             tracing::info!(kind, id, handler = %session.handler.name, "failed delivery requeued");
@@ -385,15 +401,56 @@ pub(crate) async fn retry(
         }
         Ok(false) => {
             log_refusal(404, "no such failed delivery", path, &peer);
-            html::message_page(
-                StatusCode::NOT_FOUND,
-                Some(&session),
-                "找不到该投递",
-                "它可能已被重新排队。",
-            )
+            no_such_delivery(&session)
         }
         Err(e) => internal(&session, &e),
     }
+}
+
+/// An unknown item and another team's item get the same answer, so existence does not leak.
+fn no_such_delivery(session: &ConsoleSession) -> Response {
+    html::message_page(
+        StatusCode::NOT_FOUND,
+        Some(session),
+        "找不到该投递",
+        "它可能已被重新排队，或不属于你的处理组。",
+    )
+}
+
+/// Whether the handler may see (and retry) the outbox item `id`: a handler of every team sees
+/// every item; a team's handler only items about a request of that team (named in the item's
+/// id), never items about no single request (another handler's overview).
+async fn item_visible(
+    state: &ConsoleState,
+    session: &ConsoleSession,
+    id: &str,
+) -> Result<bool, DeskError> {
+    if session.handler.scope == TeamScope::All {
+        return Ok(true);
+    }
+    let Some(request) = keys::request_of_item(id) else {
+        return Ok(false);
+    };
+    match state.desk.visible(&session.handler, &request).await {
+        Ok(_) => Ok(true),
+        Err(DeskError::NotFound) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// The items of `items` the handler may see.
+async fn own_items(
+    state: &ConsoleState,
+    session: &ConsoleSession,
+    items: Vec<crate::notify::OutboxItem>,
+) -> Result<Vec<crate::notify::OutboxItem>, DeskError> {
+    let mut own = Vec::with_capacity(items.len());
+    for item in items {
+        if item_visible(state, session, &item.id).await? {
+            own.push(item);
+        }
+    }
+    Ok(own)
 }
 
 #[cfg(test)]

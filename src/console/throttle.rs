@@ -2,10 +2,11 @@
 //!
 //! Every failed attempt takes one token from two buckets: the caller's IP address and the
 //! first characters of the token tried (so guesses spread over many addresses still meet a
-//! limit). While either bucket is empty the attempt is refused with 429 and `Retry-After`
-//! before the token is even looked at. Buckets refill continuously, so nobody — including the
-//! owner of the right token behind a busy address — is locked out for longer than the refill
-//! of one token; successful logins never take a token.
+//! limit). While the address's bucket is empty the attempt is refused with 429 and
+//! `Retry-After` before the token is even looked at. The prefix bucket can be emptied by anyone
+//! who knows a token's first characters, so it never refuses the right token: while it is empty
+//! the token is still checked, the right one is let in and a wrong one is answered 429 like a
+//! throttled attempt. Buckets refill continuously; successful logins never take a token.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -76,17 +77,36 @@ impl LoginThrottle {
 
     /// `Err(wait)` when an attempt from `peer` with `token` must be refused for now.
     pub fn check(&self, peer: Option<IpAddr>, token: &str) -> Result<(), Duration> {
-        self.check_at(peer, token, Instant::now())
+        let now = Instant::now();
+        self.wait_for(&Self::keys(peer, token), now)
     }
 
+    /// `Err(wait)` when `peer`'s own bucket is empty: refuse before looking at the token.
+    pub fn check_peer(&self, peer: Option<IpAddr>) -> Result<(), Duration> {
+        let [peer_key, _] = Self::keys(peer, "");
+        self.wait_for(&[peer_key], Instant::now())
+    }
+
+    /// `Err(wait)` when the bucket of `token`'s prefix is empty. Only for a token that turned
+    /// out wrong: the right token is never refused by its prefix.
+    pub fn check_prefix(&self, token: &str) -> Result<(), Duration> {
+        let [_, prefix_key] = Self::keys(None, token);
+        self.wait_for(&[prefix_key], Instant::now())
+    }
+
+    #[cfg(test)]
     fn check_at(&self, peer: Option<IpAddr>, token: &str, now: Instant) -> Result<(), Duration> {
+        self.wait_for(&Self::keys(peer, token), now)
+    }
+
+    fn wait_for(&self, keys: &[String], now: Instant) -> Result<(), Duration> {
         let buckets = self
             .buckets
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut wait = Duration::ZERO;
-        for key in Self::keys(peer, token) {
-            if let Some(entry) = buckets.get(&key) {
+        for key in keys {
+            if let Some(entry) = buckets.get(key) {
                 let level = self.level(*entry, now);
                 if level < 1.0 {
                     wait = wait.max(self.refill.mul_f64(1.0 - level));

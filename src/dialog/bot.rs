@@ -46,6 +46,9 @@ struct ReasonWanted {
     response_code: Option<String>,
 }
 
+/// How long a reply waits for its template to be sent before saying it is on its way.
+const TEMPLATE_WAIT: std::time::Duration = std::time::Duration::from_millis(1500);
+
 pub struct DialogBot {
     catalog: CatalogHandle,
     /// The matcher built for the current catalog snapshot; rebuilt after a reload.
@@ -189,6 +192,7 @@ impl MeaningState {
                     let reason = match &e {
                         crate::embed::EmbedError::Unavailable(_) => "unavailable",
                         crate::embed::EmbedError::Status { .. } => "status",
+                        crate::embed::EmbedError::TooLarge { .. } => "too_large",
                         _ => "garbage",
                     };
                     self.fallback(reason, &e.to_string());
@@ -378,9 +382,9 @@ impl DialogBot {
         self.templates.as_ref()?.content(&name).await
     }
 
-    /// Sends the template a just-asked field names, when there is a file for it, and says so
-    /// under the question; without a file the question's own text hint stands. The upload and
-    /// send run beside the reply so a slow upload never costs the 5 s answer.
+    /// Sends the template a just-asked field names, when there is a usable file for it, and says
+    /// under the question what became of it (sent, still being sent, or not sent); without a
+    /// file the question's own text hint stands. The reply waits at most [`TEMPLATE_WAIT`].
     async fn offer_template(
         &self,
         catalog: &Catalog,
@@ -391,22 +395,44 @@ impl DialogBot {
         let Some(templates) = &self.templates else {
             return reply;
         };
-        if templates.content(name).await.is_none() {
+        if !templates.available(name) {
             return reply;
         }
         let templates = Arc::clone(templates);
         let (user, file) = (user.clone(), name.to_owned());
-        tokio::spawn(async move {
-            if let Err(e) = templates.send(&user, &file).await {
-                tracing::warn!(template = %file, error = %e, "template not sent");
+        let mut sending = tokio::spawn(async move { templates.send(&user, &file).await });
+        // Wait a little for the outcome so the reply tells the truth; a slow upload goes on
+        // beside the reply (its failure logged), never costing the 5 s answer.
+        let key = match tokio::time::timeout(TEMPLATE_WAIT, &mut sending).await {
+            Ok(Ok(Ok(()))) => MessageKey::TemplateSent,
+            Ok(Ok(Err(e))) => {
+                tracing::warn!(template = %name, error = %e, "template not sent");
+                MessageKey::TemplateFailed
             }
-        });
+            Ok(Err(e)) => {
+                tracing::warn!(template = %name, error = %e, "template not sent");
+                MessageKey::TemplateFailed
+            }
+            Err(_) => {
+                let file = name.to_owned();
+                tokio::spawn(async move {
+                    match sending.await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => {
+                            tracing::warn!(template = %file, error = %e, "template not sent");
+                        }
+                        Err(e) => {
+                            tracing::warn!(template = %file, error = %e, "template not sent");
+                        }
+                    }
+                });
+                MessageKey::TemplateSending
+            }
+        };
         match reply {
             Reply::Text(text) => Reply::Text(format!(
                 "{text}\n\n{}",
-                catalog
-                    .messages()
-                    .render(MessageKey::TemplateSent, &[("template", name)])
+                catalog.messages().render(key, &[("template", name)])
             )),
             other => other,
         }

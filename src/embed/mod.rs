@@ -37,6 +37,9 @@ pub enum EmbedError {
     Status { status: u16, body: String },
     #[error("embedding server answered garbage: {0}")]
     Garbage(String),
+    /// The answer was longer than any honest answer to the request could be.
+    #[error("embedding server answer too large (over {cap} bytes); not read further")]
+    TooLarge { cap: usize },
     #[error("embedding table {path}: {reason}")]
     Table { path: String, reason: String },
     #[error("distillation: {0}")]
@@ -71,6 +74,14 @@ pub fn normalise(v: &mut [f32]) {
             *x /= norm;
         }
     }
+}
+
+/// The most an honest answer for `texts` texts can take: 256 KiB a vector (8192 dimensions
+/// written out as long decimals take about 200 KiB) and 64 KiB of the rest. Anything longer is
+/// refused unread, so a broken or hostile server costs neither memory nor the time budget.
+#[must_use]
+pub fn response_cap(texts: usize) -> usize {
+    64 * 1024 + texts.saturating_mul(256 * 1024)
 }
 
 /// A real model behind an OpenAI-compatible embeddings API.
@@ -166,8 +177,25 @@ impl ServerEmbedder {
         self.embed_within(texts, kind, self.batch_timeout).await
     }
 
-    /// Embeds `texts` in one call; every vector normalised and of one dimension.
+    /// Embeds `texts` in one call; every vector normalised and of one dimension. `timeout`
+    /// covers the whole call: connecting, sending, reading the answer (capped at
+    /// [`response_cap`] bytes) and parsing it.
     async fn embed_within(
+        &self,
+        texts: &[String],
+        kind: TextKind,
+        timeout: Duration,
+    ) -> Result<Vec<Vector>, EmbedError> {
+        match tokio::time::timeout(timeout, self.call(texts, kind, timeout)).await {
+            Ok(result) => result,
+            Err(_) => Err(EmbedError::Unavailable(format!(
+                "no complete answer within {} ms",
+                timeout.as_millis()
+            ))),
+        }
+    }
+
+    async fn call(
         &self,
         texts: &[String],
         kind: TextKind,
@@ -197,15 +225,29 @@ impl ServerEmbedder {
         if let Some(key) = &self.api_key {
             request = request.bearer_auth(key);
         }
-        let response = request
+        let mut response = request
             .send()
             .await
             .map_err(|e| EmbedError::Unavailable(e.to_string()))?;
         let status = response.status();
-        let bytes = response
-            .bytes()
+        let cap = response_cap(texts.len());
+        if response
+            .content_length()
+            .is_some_and(|len| len > cap as u64)
+        {
+            return Err(EmbedError::TooLarge { cap });
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
             .await
-            .map_err(|e| EmbedError::Unavailable(e.to_string()))?;
+            .map_err(|e| EmbedError::Unavailable(e.to_string()))?
+        {
+            if bytes.len() + chunk.len() > cap {
+                return Err(EmbedError::TooLarge { cap });
+            }
+            bytes.extend_from_slice(&chunk);
+        }
         if !status.is_success() {
             let body = String::from_utf8_lossy(&bytes).chars().take(200).collect();
             return Err(EmbedError::Status {

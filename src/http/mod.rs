@@ -30,6 +30,8 @@ pub struct AppState {
     pub body_read_timeout: Duration,
     /// Bearer token of the admin endpoints.
     pub admin_token: crate::secret::Secret,
+    /// Failed admin tokens per address and token prefix (`[console]`'s settings).
+    pub admin_throttle: Arc<crate::console::LoginThrottle>,
 }
 
 /// Which inbound channel a route serves, for logs.
@@ -151,8 +153,18 @@ enum BodyError {
 
 /// Reads the body under the size limit and within the body timeout.
 async fn read_body(request: Request, limit: usize, deadline: Duration) -> Result<Bytes, BodyError> {
-    let declared = request
-        .headers()
+    let (parts, body) = request.into_parts();
+    read_limited(&parts.headers, body, limit, deadline).await
+}
+
+/// Reads `body` (announced by `headers`) under `limit` bytes and within `deadline`.
+async fn read_limited(
+    headers: &axum::http::HeaderMap,
+    body: Body,
+    limit: usize,
+    deadline: Duration,
+) -> Result<Bytes, BodyError> {
+    let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
@@ -161,10 +173,88 @@ async fn read_body(request: Request, limit: usize, deadline: Duration) -> Result
     }
     // A client that announces a body and then trickles or stops must not hold the request
     // until the overall request timeout (which answers 503, as if we were at fault).
-    match tokio::time::timeout(deadline, axum::body::to_bytes(request.into_body(), limit)).await {
+    match tokio::time::timeout(deadline, axum::body::to_bytes(body, limit)).await {
         Ok(Ok(body)) => Ok(body),
         Ok(Err(_)) => Err(BodyError::TooLarge),
         Err(_) => Err(BodyError::TimedOut),
+    }
+}
+
+/// Body cap of every route but the callbacks (console forms, API JSON, admin requests): a
+/// login token, a note or a rejection reason fits many times over.
+pub const SMALL_BODY_BYTES: usize = 16 * 1024;
+
+/// How every route's body is bounded (the callbacks read theirs under `server.max_body_bytes`).
+#[derive(Clone, Copy, Debug)]
+pub struct BodyLimits {
+    /// The callbacks' `server.body_read_timeout_ms`, applied to every route.
+    pub deadline: Duration,
+    /// The cap of every route but `/wecom/*`.
+    pub small_bytes: usize,
+}
+
+/// Wraps the whole router (callbacks, console, API, admin): every request's body is read
+/// within the body deadline and, outside the callbacks (which bound theirs themselves, under
+/// their own larger cap), under [`BodyLimits::small_bytes`] — before any handler or extractor
+/// sees it — and every request gets the overall request timeout.
+pub fn bounded(router: Router, limits: BodyLimits, request_timeout: Duration) -> Router {
+    router
+        .layer(axum::middleware::from_fn(
+            move |request: Request, next: axum::middleware::Next| bound_body(limits, request, next),
+        ))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            request_timeout,
+        ))
+}
+
+async fn bound_body(
+    limits: BodyLimits,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if request.uri().path().starts_with("/wecom/") {
+        return next.run(request).await;
+    }
+    let peer = peer(&request);
+    let (parts, body) = request.into_parts();
+    match read_limited(&parts.headers, body, limits.small_bytes, limits.deadline).await {
+        Ok(bytes) => {
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
+        Err(BodyError::TooLarge) => {
+            tracing::warn!(
+                peer = %peer,
+                path = parts.uri.path(),
+                status = 413,
+                reason = "body over the size limit",
+                limit = limits.small_bytes,
+                "request rejected"
+            );
+            (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                [(header::CONNECTION, "close")],
+                "payload too large",
+            )
+                .into_response()
+        }
+        Err(BodyError::TimedOut) => {
+            tracing::warn!(
+                peer = %peer,
+                path = parts.uri.path(),
+                status = 408,
+                reason = "body not received in time",
+                timeout_ms = u64::try_from(limits.deadline.as_millis()).unwrap_or(u64::MAX),
+                "request rejected"
+            );
+            (
+                StatusCode::REQUEST_TIMEOUT,
+                [(header::CONNECTION, "close")],
+                "request timeout",
+            )
+                .into_response()
+        }
     }
 }
 
@@ -332,8 +422,32 @@ async fn store_backup(State(state): State<AppState>, request: Request) -> Respon
         .unwrap_or_default()
         .trim()
         .as_bytes();
+    let ip = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip());
+    let throttled = |wait: Duration, reason: &str| {
+        tracing::warn!(peer = %peer, status = 429, reason, "admin request refused");
+        let secs = crate::console::retry_after_secs(wait);
+        (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, secs.to_string())],
+            "too many failed attempts",
+        )
+            .into_response()
+    };
+    if let Err(wait) = state.admin_throttle.check_peer(ip) {
+        return throttled(wait, "too many failed admin tokens");
+    }
     let expected = state.admin_token.expose().as_bytes();
     if expected.is_empty() || given.len() != expected.len() || !bool::from(given.ct_eq(expected)) {
+        let tried = String::from_utf8_lossy(given);
+        // Like the console: an empty prefix bucket refuses wrong tokens only.
+        if let Err(wait) = state.admin_throttle.check_prefix(&tried) {
+            state.admin_throttle.failed(ip, &tried);
+            return throttled(wait, "too many failed admin tokens with this prefix");
+        }
+        state.admin_throttle.failed(ip, &tried);
         tracing::warn!(peer = %peer, status = 401, reason = "bad admin token", "admin request refused");
         return (StatusCode::UNAUTHORIZED, "unauthorized").into_response();
     }

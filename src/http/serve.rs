@@ -2,18 +2,22 @@
 //!
 //! `axum::serve` sets neither a header-read timeout nor a connection cap, so connections that
 //! send half a request line and wait pile up until the process runs out of file descriptors
-//! (and memory). Here every connection holds one of `max_connections` permits; at the cap the
-//! loop stops accepting, new connections wait in the kernel's listen backlog (costing us
-//! nothing) and are taken as soon as a slot frees. A connection that does not deliver its
+//! (and memory). Here at most `max_connections` are open, and at most
+//! `max_connections_per_address` from one client address; a new connection is always taken,
+//! and when it would go over either bound the idlest connection (of that address, or of all)
+//! is closed to make room — a half-sent request or a silent keep-alive goes before a request
+//! in progress, and `/healthz` keeps answering however many slow clients come. A connection
+//! that does not deliver its
 //! request head within `header_read_timeout` (including an idle keep-alive connection waiting
 //! for its next request) is closed by hyper; one with no bytes moving either way for
 //! `idle_timeout` is closed here.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -24,7 +28,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 use tower::ServiceExt;
 
@@ -34,6 +38,7 @@ use crate::config::ServerSection;
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionLimits {
     pub max_connections: usize,
+    pub max_connections_per_address: usize,
     pub header_read_timeout: Duration,
     pub idle_timeout: Duration,
 }
@@ -42,6 +47,7 @@ impl From<&ServerSection> for ConnectionLimits {
     fn from(section: &ServerSection) -> Self {
         Self {
             max_connections: section.max_connections,
+            max_connections_per_address: section.max_connections_per_address,
             header_read_timeout: Duration::from_millis(section.header_read_timeout_ms),
             idle_timeout: Duration::from_millis(section.idle_timeout_ms),
         }
@@ -52,6 +58,64 @@ impl From<&ServerSection> for ConnectionLimits {
 /// rather than a line per connection.
 const CAP_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
+/// An open connection as the accept loop sees it: whose, and when bytes last moved.
+struct Slot {
+    peer: IpAddr,
+    started: Instant,
+    /// Milliseconds after `started` of the last read or write (shared with [`Tracked`]).
+    activity: Arc<AtomicU64>,
+    /// Closes the connection when notified.
+    evict: Arc<Notify>,
+}
+
+impl Slot {
+    fn last_active(&self) -> Instant {
+        self.started + Duration::from_millis(self.activity.load(Ordering::Relaxed))
+    }
+}
+
+/// The open connections, by id.
+#[derive(Default)]
+struct Slots {
+    next: u64,
+    open: HashMap<u64, Slot>,
+}
+
+impl Slots {
+    /// Makes room for a connection from `peer`: closes the idlest of `peer`'s connections when
+    /// it holds its share, else the idlest of all when the server is full. Returns what was
+    /// closed, for the log.
+    fn make_room(&mut self, peer: IpAddr, limits: &ConnectionLimits) -> Option<&'static str> {
+        let per_address = limits
+            .max_connections_per_address
+            .clamp(1, limits.max_connections.max(1));
+        let of_peer = self.open.values().filter(|s| s.peer == peer).count();
+        let (scope, victim) = if of_peer >= per_address {
+            (
+                "address",
+                self.open
+                    .iter()
+                    .filter(|(_, s)| s.peer == peer)
+                    .min_by_key(|(_, s)| s.last_active())
+                    .map(|(id, _)| *id),
+            )
+        } else if self.open.len() >= limits.max_connections.max(1) {
+            (
+                "server",
+                self.open
+                    .iter()
+                    .min_by_key(|(_, s)| s.last_active())
+                    .map(|(id, _)| *id),
+            )
+        } else {
+            return None;
+        };
+        let slot = self.open.remove(&victim?)?;
+        slot.evict.notify_one();
+        Some(scope)
+    }
+}
+
 /// Serves `router` on `listener` until `shutdown` resolves, then asks every connection to
 /// finish its current request and returns when all have closed. Dropping the returned future
 /// closes every connection at once.
@@ -61,26 +125,13 @@ pub async fn serve(
     limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send,
 ) {
-    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let slots = Arc::new(Mutex::new(Slots::default()));
     let (closing_tx, closing_rx) = watch::channel(false);
     let mut connections = JoinSet::new();
     let mut cap = CapLog::default();
     tokio::pin!(shutdown);
     loop {
         while connections.try_join_next().is_some() {}
-        let permit = match Arc::clone(&permits).try_acquire_owned() {
-            Ok(permit) => permit,
-            Err(_) => {
-                cap.hit(limits.max_connections);
-                tokio::select! {
-                    permit = Arc::clone(&permits).acquire_owned() => match permit {
-                        Ok(permit) => permit,
-                        Err(_) => break,
-                    },
-                    () = &mut shutdown => break,
-                }
-            }
-        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -93,13 +144,50 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        let started = Instant::now();
+        let activity = Arc::new(AtomicU64::new(0));
+        let evict = Arc::new(Notify::new());
+        let id = {
+            let mut slots = slots
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(scope) = slots.make_room(peer.ip(), &limits) {
+                cap.hit(&limits, scope, peer);
+            }
+            let id = slots.next;
+            slots.next += 1;
+            slots.open.insert(
+                id,
+                Slot {
+                    peer: peer.ip(),
+                    started,
+                    activity: Arc::clone(&activity),
+                    evict: Arc::clone(&evict),
+                },
+            );
+            id
+        };
         let router = router.clone();
         let closing = closing_rx.clone();
         crate::metrics::connection_opened();
+        let held = OpenConnection {
+            slots: Arc::clone(&slots),
+            id,
+        };
         connections.spawn(async move {
-            // Counted down even when the task is aborted (the server future dropped).
-            let _open = OpenConnection { _permit: permit };
-            connection(stream, peer, router, limits, closing).await;
+            // Counted down and its slot freed even when the task is aborted.
+            let _open = held;
+            let tracked = Tracked {
+                inner: stream,
+                started,
+                activity,
+            };
+            tokio::select! {
+                () = connection(tracked, peer, router, limits, closing) => {}
+                () = evict.notified() => {
+                    tracing::debug!(peer = %peer, "connection closed to make room");
+                }
+            }
         });
     }
     drop(listener);
@@ -107,18 +195,24 @@ pub async fn serve(
     while connections.join_next().await.is_some() {}
 }
 
-/// A connection's slot: frees the permit and the gauge when the connection task ends.
+/// A connection's slot: frees it and the gauge when the connection task ends.
 struct OpenConnection {
-    _permit: tokio::sync::OwnedSemaphorePermit,
+    slots: Arc<Mutex<Slots>>,
+    id: u64,
 }
 
 impl Drop for OpenConnection {
     fn drop(&mut self) {
+        self.slots
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .open
+            .remove(&self.id);
         crate::metrics::connection_closed();
     }
 }
 
-/// Logs the first time the cap is hit and then at most once per interval, with a count.
+/// Logs the first time a bound is hit and then at most once per interval, with a count.
 #[derive(Default)]
 struct CapLog {
     last: Option<Instant>,
@@ -126,15 +220,18 @@ struct CapLog {
 }
 
 impl CapLog {
-    fn hit(&mut self, max: usize) {
+    fn hit(&mut self, limits: &ConnectionLimits, scope: &str, peer: SocketAddr) {
         crate::metrics::connection_cap_hit();
         self.since_last += 1;
         if self.last.is_none_or(|at| at.elapsed() >= CAP_LOG_INTERVAL) {
             tracing::warn!(
-                max_connections = max,
+                max_connections = limits.max_connections,
+                max_connections_per_address = limits.max_connections_per_address,
+                bound = scope,
+                peer = %peer,
                 times = self.since_last,
-                "connection cap reached (server.max_connections); new connections wait in the \
-                 listen backlog until one closes"
+                "connection cap reached (server.max_connections / max_connections_per_address); \
+                 the idlest connection closed to make room"
             );
             self.last = Some(Instant::now());
             self.since_last = 0;
@@ -143,20 +240,16 @@ impl CapLog {
 }
 
 async fn connection(
-    stream: TcpStream,
+    stream: Tracked,
     peer: SocketAddr,
     router: Router,
     limits: ConnectionLimits,
     mut closing: watch::Receiver<bool>,
 ) {
-    let _ = stream.set_nodelay(true);
-    let started = Instant::now();
-    let activity = Arc::new(AtomicU64::new(0));
-    let io = TokioIo::new(Tracked {
-        inner: stream,
-        started,
-        activity: Arc::clone(&activity),
-    });
+    let _ = stream.inner.set_nodelay(true);
+    let started = stream.started;
+    let activity = Arc::clone(&stream.activity);
+    let io = TokioIo::new(stream);
     let service = router.map_request(move |mut request: axum::http::Request<Incoming>| {
         request.extensions_mut().insert(ConnectInfo(peer));
         request

@@ -72,6 +72,19 @@ impl HandlerDirectory {
                     account.name
                 )));
             }
+            // The hash of an empty or blank token is what hashing an unset variable gives
+            // (`printf %s "$UNSET" | sha256sum`, or `echo` with its newline): it would let an
+            // empty login in, so it is refused rather than left to match.
+            if ["", "\n", " ", "\r\n", "\t"].iter().any(|blank| {
+                account
+                    .token_sha256
+                    .eq_ignore_ascii_case(&token_hash(blank))
+            }) {
+                return Err(HandlerAccountError(format!(
+                    "{}: token_sha256 is the hash of an empty token (was the variable unset when it was hashed?)",
+                    account.name
+                )));
+            }
             // The admin token's actions are recorded as "admin"; an account of that name
             // would make the history ambiguous.
             if account.name == ADMIN_ACTOR {
@@ -121,13 +134,18 @@ impl HandlerDirectory {
     /// is never accepted (an empty bearer or login field must not become admin).
     #[must_use]
     pub fn with_admin_token(mut self, token: &Secret) -> Self {
-        self.admin_sha256 = (!token.expose().is_empty()).then(|| token_hash(token.expose()));
+        self.admin_sha256 = (!token.expose().trim().is_empty()).then(|| token_hash(token.expose()));
         self
     }
 
-    /// The handler whose token this is (or the admin); compared by hash in constant time.
+    /// The handler whose token this is (or the admin); compared by hash in constant time. An
+    /// empty or blank token is never anyone's.
     #[must_use]
     pub fn by_token(&self, token: &str) -> Option<Handler> {
+        // An empty or blank token is nobody's, whatever hash an account holds.
+        if token.trim().is_empty() {
+            return None;
+        }
         let hash = token_hash(token);
         let same = |stored: &str| {
             use subtle::ConstantTimeEq;

@@ -263,17 +263,99 @@ pub struct CheckReport {
     pub repaired: bool,
 }
 
-/// Checks an existing store file thoroughly (every page's checksum) without starting anything.
-/// The file must not be in use.
+/// Checks an existing store file thoroughly (every page's checksum) without starting anything
+/// and without ever writing it: the checks run on a private copy (redb repairs what it opens),
+/// so a damaged file stays exactly as it was for `kaitong store restore` or a closer look. A
+/// damaged file is reported with how many of its records could still be read. The file must not
+/// be in use.
 // redb's own error type is large; these closures run once per open, not per request.
 #[allow(clippy::result_large_err)]
 pub fn check_file(path: &Path) -> Result<CheckReport, StoreError> {
-    let (mut db, records) = open_checked(path, false)?;
-    let clean = guarded(path, || Ok(db.check_integrity()?))?;
-    Ok(CheckReport {
-        records,
-        repaired: !clean,
-    })
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.len() == 0 => return Err(damaged(path, "the file is empty (0 bytes)")),
+        Ok(_) => {}
+        Err(e) => return Err(StoreError::Backend(format!("{}: {e}", path.display()))),
+    }
+    let original = std::fs::File::open(path)
+        .map_err(|e| StoreError::Backend(format!("{}: {e}", path.display())))?;
+    // The same advisory lock redb takes: a running server holds it.
+    match original.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            return Err(StoreError::InUse(path.display().to_string()));
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(StoreError::Backend(format!("{}: {e}", path.display())));
+        }
+    }
+    let copy = std::env::temp_dir().join(format!(
+        "kaitong-check-{}-{}.db",
+        std::process::id(),
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    ));
+    let copied = std::fs::copy(path, &copy)
+        .map_err(|e| StoreError::Backend(format!("copying {} to check it: {e}", path.display())));
+    drop(original);
+    let outcome = copied.and_then(|_| check_copy(path, &copy));
+    let _ = std::fs::remove_file(&copy);
+    outcome
+}
+
+/// The checks of [`check_file`] on `copy`, a private copy of `path` (errors name `path`).
+#[allow(clippy::result_large_err)]
+fn check_copy(path: &Path, copy: &Path) -> Result<CheckReport, StoreError> {
+    let mut db = guarded(path, || Ok(Database::open(copy)?))?;
+    let (records, readable_error) = guarded(path, || Ok(readable_records(&db)))?;
+    let integrity = guarded(path, || Ok(db.check_integrity()?));
+    let (problem, clean) = match (integrity, readable_error) {
+        (Err(StoreError::Damaged { reason, .. }), _) => (Some(reason), false),
+        (Err(e), _) => return Err(e),
+        (Ok(_), Some(reason)) => (Some(reason), false),
+        (Ok(clean), None) => (None, clean),
+    };
+    let _ = guarded(path, || {
+        drop(db);
+        Ok(())
+    });
+    match problem {
+        Some(reason) => Err(damaged(
+            path,
+            format!("{reason}; {records} records readable before the damage"),
+        )),
+        None => Ok(CheckReport {
+            records,
+            repaired: !clean,
+        }),
+    }
+}
+
+/// Reads every record once; returns how many were read and, if reading stopped early, why.
+fn readable_records(db: &Database) -> (usize, Option<String>) {
+    let mut records = 0;
+    let txn = match db.begin_read() {
+        Ok(txn) => txn,
+        Err(e) => return (0, Some(e.to_string())),
+    };
+    let table = match txn.open_table(KV) {
+        Ok(table) => table,
+        Err(e) => return (0, Some(e.to_string())),
+    };
+    let entries = match table.iter() {
+        Ok(entries) => entries,
+        Err(e) => return (0, Some(e.to_string())),
+    };
+    for entry in entries {
+        match entry {
+            Ok((key, value)) => {
+                let _ = (key.value().len(), value.value().len());
+                records += 1;
+            }
+            Err(e) => return (records, Some(e.to_string())),
+        }
+    }
+    (records, None)
 }
 
 /// Replaces the store file at `path` with the backup at `backup`, after checking the backup.

@@ -220,6 +220,19 @@ pub fn handler_card(day: &str, handler: &UserId, id: &RequestId) -> String {
     format!("handler_card:{day}:{handler}:{id}")
 }
 
+/// The request an outbox item is about, read from its id (the schemes above that name one);
+/// `None` for items about no single request (a handler's overview).
+#[must_use]
+pub fn request_of_item(id: &str) -> Option<RequestId> {
+    let mut parts = id.split(':');
+    match parts.next()? {
+        "notice" => RequestId::parse(parts.next()?),
+        "handoff" => RequestId::parse(parts.nth(1)?),
+        "handler_card" => RequestId::parse(parts.nth(2)?),
+        _ => None,
+    }
+}
+
 // --- embed and console ---
 
 /// A cached sentence vector: `kind` ("q" query, "p" passage) and a digest of model and text.

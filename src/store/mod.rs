@@ -29,8 +29,9 @@ pub enum StoreError {
     /// The backend answered but failed (corrupt file, protocol error).
     #[error("store failure: {0}")]
     Backend(String),
+    /// A store URL of an unknown scheme; holds the scheme only (the rest may hold a password).
     #[error(
-        "unsupported store url {0:?}: expected embedded://PATH, redis://HOST:PORT or \
+        "unsupported store url scheme {0:?}: expected embedded://PATH, redis://HOST:PORT or \
          redis+sentinel://SENTINEL:PORT,…/MASTER"
     )]
     UnsupportedUrl(String),
@@ -199,7 +200,10 @@ pub async fn open(url: &str, redis_prefix: &str) -> Result<Arc<dyn Store>, Store
             redis_prefix,
         )?)))
     } else {
-        Err(StoreError::UnsupportedUrl(url.to_owned()))
+        let scheme = url.split_once("://").map_or("", |(scheme, _)| scheme);
+        Err(StoreError::UnsupportedUrl(
+            scheme.chars().take(40).collect(),
+        ))
     }
 }
 

@@ -9,9 +9,11 @@
 //! - `replica_ack_ms` is how long a write waits for a replica's acknowledgement before it is
 //!   reported as not done (default [`DEFAULT_REPLICA_ACK`]; `0` = do not wait).
 //!
-//! Uses the `redis` crate's `sentinel` feature ([`redis::sentinel::Sentinel`]): it asks the
-//! sentinels for the master (`SENTINEL MASTERS`, skipping masters flagged down) and checks the
-//! answer with `ROLE` before handing out a client, so a demoted master is never used.
+//! The master is the one a majority of the configured sentinels name
+//! (`SENTINEL GET-MASTER-ADDR-BY-NAME`, asked side by side), checked with `ROLE` before a
+//! client is handed out: one sentinel that names another live master is never followed, and a
+//! demoted master is never used. The `redis` crate's `sentinel` feature
+//! ([`redis::sentinel::Sentinel`]) answers whether a healthy replica exists.
 
 use std::time::{Duration, Instant};
 
@@ -191,28 +193,101 @@ impl SentinelLink {
         })
     }
 
-    /// A client for the master the sentinels name now (checked with `ROLE`): the first
-    /// sentinel to answer with one decides.
+    /// A client for the master a majority of the configured sentinels name now, checked with
+    /// `ROLE`. One sentinel is never enough: a sentinel that monitors another live master
+    /// under the same name (misconfigured, or lying) would split the data between two masters.
+    /// The sentinels are asked side by side and the answer is taken as soon as a majority
+    /// agrees, so a sentinel that hangs costs nothing while the others answer.
     pub async fn master(&self) -> Result<redis::Client, StoreError> {
-        let lookups = self.sentinels.iter().map(|sentinel| {
-            Box::pin(async move {
-                let mut sentinel = sentinel.lock().await;
-                tokio::time::timeout(
-                    LOOKUP_TIMEOUT,
-                    sentinel.async_master_for(&self.master, Some(&self.node)),
-                )
-                .await
-                .map_err(|_| {
-                    StoreError::Unavailable(
-                        "no master from the sentinels: a sentinel did not answer in time".into(),
-                    )
-                })?
-                .map_err(|e| StoreError::Unavailable(format!("no master from the sentinels: {e}")))
+        let needed = self.each_sentinel.len() / 2 + 1;
+        let mut answers: futures::stream::FuturesUnordered<_> = self
+            .each_sentinel
+            .iter()
+            .map(|client| {
+                let client = client.clone();
+                async move {
+                    let ask = async {
+                        let mut conn = client.get_multiplexed_async_connection().await.ok()?;
+                        redis::cmd("SENTINEL")
+                            .arg("GET-MASTER-ADDR-BY-NAME")
+                            .arg(&self.master)
+                            .query_async::<Option<(String, u16)>>(&mut conn)
+                            .await
+                            .ok()
+                            .flatten()
+                    };
+                    tokio::time::timeout(LOOKUP_TIMEOUT, ask)
+                        .await
+                        .ok()
+                        .flatten()
+                }
             })
-        });
-        futures::future::select_ok(lookups)
-            .await
-            .map(|(client, _)| client)
+            .collect();
+        let mut votes: std::collections::HashMap<(String, u16), usize> =
+            std::collections::HashMap::new();
+        let mut chosen = None;
+        while let Some(answer) = futures::StreamExt::next(&mut answers).await {
+            if let Some(addr) = answer {
+                let count = votes.entry(addr.clone()).or_default();
+                *count += 1;
+                if *count >= needed {
+                    chosen = Some(addr);
+                    break;
+                }
+            }
+        }
+        let Some((host, port)) = chosen else {
+            let named: Vec<String> = votes
+                .iter()
+                .map(|((h, p), n)| format!("{h}:{p} by {n}"))
+                .collect();
+            if votes.len() > 1 {
+                tracing::warn!(
+                    master = %self.master,
+                    named = %named.join(", "),
+                    "the sentinels disagree about the master; following none without a majority"
+                );
+            }
+            return Err(StoreError::Unavailable(format!(
+                "no master named by a majority ({needed} of {}) of the sentinels (named: {})",
+                self.each_sentinel.len(),
+                if named.is_empty() {
+                    "none".to_owned()
+                } else {
+                    named.join(", ")
+                }
+            )));
+        };
+        let info = redis::ConnectionInfo {
+            addr: redis::ConnectionAddr::Tcp(host.clone(), port),
+            redis: self.node.redis_connection_info.clone().unwrap_or_default(),
+        };
+        let client =
+            redis::Client::open(info).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        // The server must itself say it is a master (a demoted one says "slave").
+        let role = tokio::time::timeout(LOOKUP_TIMEOUT, async {
+            let mut conn = client.get_multiplexed_async_connection().await?;
+            redis::cmd("ROLE")
+                .query_async::<Vec<redis::Value>>(&mut conn)
+                .await
+        })
+        .await
+        .map_err(|_| {
+            StoreError::Unavailable(format!(
+                "the master {host}:{port} did not answer ROLE in time"
+            ))
+        })?
+        .map_err(|e| StoreError::Unavailable(format!("the master {host}:{port}: {e}")))?;
+        let is_master = role
+            .first()
+            .and_then(|v| redis::from_redis_value::<String>(v).ok())
+            .is_some_and(|r| r == "master");
+        if !is_master {
+            return Err(StoreError::Unavailable(format!(
+                "{host}:{port}, named by the sentinels, is not a master (ROLE)"
+            )));
+        }
+        Ok(client)
     }
 
     /// Whether the sentinels know a replica that is up (asked at most once a second). After the

@@ -103,7 +103,7 @@ struct Cluster {
     /// A "sentinel" that takes connections and never answers, listed first in the URL: a
     /// sentinel on a machine that hangs must not hold up the lookups through the others.
     hung_sentinel: std::net::TcpListener,
-    _sentinels: Vec<Proc>,
+    sentinels: Vec<Proc>,
     sentinel_ports: Vec<u16>,
     dir: tempfile::TempDir,
 }
@@ -184,7 +184,7 @@ impl Cluster {
         let cluster = Self {
             hung_sentinel: std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
             servers,
-            _sentinels: sentinels,
+            sentinels,
             sentinel_ports,
             dir,
         };
@@ -729,4 +729,106 @@ async fn an_acknowledged_write_is_already_on_the_replica() {
     })
     .await
     .expect("took longer than its limit");
+}
+
+/// Issue 23, probe 12: one lying sentinel split the data: a sentinel that names another live
+/// master (under the same name) was followed when it answered first, so requests were filed on
+/// two masters with the same numbers. Reproduce: a fourth sentinel monitoring a different
+/// master as `mymaster`, listed with the honest three, which are frozen (SIGSTOP) so the liar
+/// answers first; write through the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lying_sentinel_is_not_followed_without_a_quorum() {
+    tokio::time::timeout(SCENARIO_LIMIT, async {
+        let cluster = Cluster::start().await;
+        let real = cluster.current_master().await;
+        // The liar: its own master, monitored under the same name.
+        let other = free_port();
+        let _other = Proc::spawn(
+            "redis-server",
+            &server_args(other, cluster.dir.path(), None),
+        );
+        let liar_port = free_port();
+        let conf = cluster.dir.path().join("liar.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "port {liar_port}\nbind 127.0.0.1\ndir {dir}\n\
+                 sentinel monitor {MASTER_NAME} 127.0.0.1 {other} 1\n",
+                dir = cluster.dir.path().display()
+            ),
+        )
+        .unwrap();
+        let _liar = Proc::spawn("redis-sentinel", &[conf.display().to_string()]);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let answer = async {
+                let mut conn = redis::Client::open(format!("redis://127.0.0.1:{liar_port}/"))
+                    .ok()?
+                    .get_multiplexed_async_connection()
+                    .await
+                    .ok()?;
+                redis::cmd("SENTINEL")
+                    .arg("GET-MASTER-ADDR-BY-NAME")
+                    .arg(MASTER_NAME)
+                    .query_async::<Vec<String>>(&mut conn)
+                    .await
+                    .ok()
+            }
+            .await;
+            if answer.is_some_and(|a| a.get(1) == Some(&other.to_string())) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the lying sentinel did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let hosts: Vec<String> = std::iter::once(&liar_port)
+            .chain(&cluster.sentinel_ports)
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect();
+        let url = format!("redis+sentinel://{}/{MASTER_NAME}", hosts.join(","));
+        let prefix = harness::unique_prefix();
+        let on = |port: u16| async move {
+            redis::Client::open(format!("redis://127.0.0.1:{port}/"))
+                .unwrap()
+                .get_multiplexed_async_connection()
+                .await
+                .unwrap()
+        };
+        let has = |port: u16, key: String| async move {
+            let mut conn = on(port).await;
+            redis::cmd("EXISTS")
+                .arg(key)
+                .query_async::<bool>(&mut conn)
+                .await
+                .unwrap()
+        };
+
+        // The honest three frozen: only the liar answers. Nothing may be written on its master.
+        for sentinel in &cluster.sentinels {
+            sentinel.signal("STOP");
+        }
+        let store = kaitong::store::open(&url, &prefix).await.unwrap();
+        let outcome = store.put("k", b"1", None).await;
+        for sentinel in &cluster.sentinels {
+            sentinel.signal("CONT");
+        }
+        assert!(
+            !has(other, format!("{prefix}k")).await,
+            "written on the liar's master ({outcome:?})"
+        );
+        assert!(
+            matches!(outcome, Err(kaitong::store::StoreError::Unavailable(_))),
+            "{outcome:?}"
+        );
+        // With the honest majority back, the real master is used.
+        let store = kaitong::store::open(&url, &prefix).await.unwrap();
+        store.put("k", b"2", None).await.unwrap();
+        assert!(has(real, format!("{prefix}k")).await);
+        assert!(!has(other, format!("{prefix}k")).await);
+    })
+    .await
+    .expect("the lying-sentinel scenario finished in time");
 }

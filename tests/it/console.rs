@@ -738,6 +738,82 @@ async fn failed_deliveries_are_listed_and_a_retry_requeues_them() {
     }
 }
 
+/// Issue 23, probe 6: `/console/deliveries` was not team-scoped: a handler saw and could retry
+/// other teams' failed items and their errors. Reproduce: an ops handler opens the page while
+/// a failed notice of an R&D request is listed, and retries it.
+#[tokio::test]
+async fn probe_6_deliveries_are_scoped_to_the_handlers_team() {
+    harness::capture_logs();
+    let c = Console::spawn(Backend::Embedded).await;
+    let now = Utc::now();
+    let rnd = c.file("dv1", Team::Rnd, &[], now).await;
+    let ops = c.file("dv2", Team::Ops, &[], now).await;
+    let notice = |text: &str| {
+        Delivery::Wecom(Notice {
+            touser: "zhangsan".into(),
+            text: text.into(),
+            card: None,
+            before_card: None,
+        })
+    };
+    let rnd_item = format!("notice:{rnd}:done");
+    let ops_item = format!("notice:{ops}:done");
+    for (id, text) in [
+        (rnd_item.as_str(), "研发的通知"),
+        (ops_item.as_str(), "运营的通知"),
+        ("handler_card:20261207:boss:overview", "概览"),
+    ] {
+        c.outbox.enqueue(id, notice(text), now, now).await.unwrap();
+    }
+    let transports: HashMap<DeliveryKind, Arc<dyn Transport>> =
+        HashMap::from([(DeliveryKind::Wecom, Arc::new(Broken) as Arc<dyn Transport>)]);
+    assert_eq!(c.outbox.run_pass(&transports, now).await.unwrap().failed, 3);
+
+    let ops1 = c.login(OPS_TOKEN).await;
+    let (status, page) = c.get(Some(&ops1), "/console/deliveries").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains(&ops_item), "its own team's item: {page}");
+    assert!(!page.contains(&rnd_item), "not another team's: {page}");
+    assert!(
+        !page.contains("handler_card:"),
+        "not an item of no request: {page}"
+    );
+    let refused = c
+        .post(
+            &ops1,
+            "/console/deliveries/retry",
+            &[("csrf", &ops1.csrf), ("kind", "wecom"), ("id", &rnd_item)],
+        )
+        .await;
+    assert_eq!(
+        refused.status(),
+        StatusCode::NOT_FOUND,
+        "answered like an unknown item"
+    );
+    assert_eq!(
+        c.outbox.failed().await.unwrap().len(),
+        3,
+        "nothing requeued"
+    );
+    assert!(harness::captured_logs().contains("delivery outside the handler's team"));
+    let own = c
+        .post(
+            &ops1,
+            "/console/deliveries/retry",
+            &[("csrf", &ops1.csrf), ("kind", "wecom"), ("id", &ops_item)],
+        )
+        .await;
+    assert_eq!(own.status(), StatusCode::SEE_OTHER);
+
+    // A handler of every team sees the rest.
+    let boss = c.login(ALL_TOKEN).await;
+    let (_, page) = c.get(Some(&boss), "/console/deliveries").await;
+    assert!(
+        page.contains(&rnd_item) && page.contains("handler_card:"),
+        "{page}"
+    );
+}
+
 #[tokio::test]
 async fn the_api_refuses_without_a_valid_token() {
     let c = Console::spawn(Backend::Embedded).await;
@@ -1228,8 +1304,8 @@ async fn the_admin_token_logs_in_to_the_console_and_sees_every_team() {
 }
 
 /// Issue 12: the admin token meets the failed-login throttle like any token: a throttled
-/// address is refused even with it, guesses at its prefix empty the prefix bucket, and it works
-/// again after the refill.
+/// address is refused even with it, guesses at its prefix empty the prefix bucket (which then
+/// refuses wrong tokens only), and it works again after the refill.
 #[tokio::test]
 async fn the_admin_token_is_throttled_like_any_token() {
     let refill = std::time::Duration::from_millis(600);
@@ -1262,8 +1338,11 @@ async fn the_admin_token_is_throttled_like_any_token() {
         let response = login_from(&c, *ip, &guess(i)).await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     }
-    let refused = login_from(&c, [127, 0, 1, 4], ADMIN_TOKEN).await;
+    let refused = login_from(&c, [127, 0, 1, 4], &guess(9)).await;
     assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    // Issue 23, probe 4: the prefix bucket never refuses the right token.
+    let right = login_from(&c, [127, 0, 1, 4], ADMIN_TOKEN).await;
+    assert_eq!(right.status(), StatusCode::SEE_OTHER);
 
     tokio::time::sleep(refill + std::time::Duration::from_millis(100)).await;
     let back = login_from(&c, [127, 0, 1, 1], ADMIN_TOKEN).await;

@@ -440,3 +440,68 @@ async fn the_blank_disclaimer_template_is_sent_as_a_file_uploaded_once() {
         .await;
     assert!(summary.contains("请核对"), "{summary}");
 }
+
+/// Asks for 实施助手 up to the disclaimer question; its reply.
+async fn ask_template(bot: &Bot, user: &str) -> String {
+    bot.say(user, &format!("实施助手 卖家账号 shop_{user}"))
+        .await;
+    bot.say(user, "客户要用实施助手做初始化").await;
+    bot.say(user, "是").await
+}
+
+/// Issue 23, probe 9: the 免责声明 template had no size or type check: a 110 MB file was read
+/// and uploaded in full on every ask (4 at once → 1 GB RSS), a 0-byte file was uploaded too, and
+/// the person was told the template was sent although the upload failed. Reproduce: a 0-byte
+/// template (the reply said 已发给你; WeCom answered 40006), and a failing upload.
+#[tokio::test]
+async fn probe_9_templates_are_checked_at_load_uploaded_once_and_failures_told() {
+    harness::capture_logs();
+    let name = "免责声明填写样板.docx";
+    // Too small, too large, or not what its name says: refused at load, never offered.
+    for (label, bytes) in [
+        ("empty", Vec::new()),
+        ("oversized", {
+            let mut big = b"PK\x03\x04".to_vec();
+            big.resize(20 * 1024 * 1024 + 1, 0);
+            big
+        }),
+        ("not a docx", b"<html>not a document</html>".to_vec()),
+    ] {
+        let templates = tempfile::tempdir().unwrap();
+        std::fs::write(templates.path().join(name), &bytes).unwrap();
+        let mut settings = harness::test_settings();
+        settings.dialogs.templates_dir = templates.path().to_owned();
+        let bot = start(settings).await;
+        let reply = ask_template(&bot, "u9").await;
+        assert!(reply.contains("免责声明"), "{label}: {reply}");
+        assert!(!reply.contains("已发给你"), "{label}: {reply}");
+        assert_eq!(bot.wecom.uploads(), 0, "{label}: nothing uploaded");
+        assert!(
+            harness::captured_logs().contains("template refused"),
+            "{label}: a log line"
+        );
+    }
+    // A good template whose upload fails: the person is told so, not that it was sent.
+    let templates = tempfile::tempdir().unwrap();
+    std::fs::write(templates.path().join(name), b"PK\x03\x04 blank template").unwrap();
+    let mut settings = harness::test_settings();
+    settings.dialogs.templates_dir = templates.path().to_owned();
+    let bot = start(settings).await;
+    bot.say("v9", "实施助手 卖家账号 shop_v9").await;
+    bot.say("v9", "客户要用实施助手做初始化").await;
+    bot.wecom.fail_next(1, 40006);
+    let reply = bot.say("v9", "是").await;
+    assert!(!reply.contains("已发给你"), "{reply}");
+    assert!(reply.contains("没能发出"), "{reply}");
+    // Four people asked at once: one upload.
+    let (a, b, c, d) = tokio::join!(
+        ask_template(&bot, "w1"),
+        ask_template(&bot, "w2"),
+        ask_template(&bot, "w3"),
+        ask_template(&bot, "w4")
+    );
+    for reply in [a, b, c, d] {
+        assert!(reply.contains("已发给你"), "{reply}");
+    }
+    assert_eq!(bot.wecom.uploads(), 1, "uploaded once");
+}

@@ -513,6 +513,45 @@ async fn class_15_invisible_and_control_characters_are_cleaned_or_refused() {
     }
 }
 
+/// Issue 23, probe 5: invisible characters outside the old list still counted as text: TAG
+/// characters (U+E0000 block), CGJ, U+FFF9–FFFB and variation selectors passed the 5-character
+/// minimum. Reproduce: answer the reason with "原因" and five of them. Cleaning is by Unicode
+/// category now (Cf, Cc, Co, Cn and the default-ignorables), so private-use and unassigned code
+/// points go too.
+#[tokio::test]
+async fn probe_5_invisible_characters_are_cleaned_by_category_not_by_a_list() {
+    let invisible = [
+        "\u{E0041}\u{E0042}\u{E0043}\u{E0044}\u{E0045}",
+        "\u{034F}\u{034F}\u{034F}\u{034F}\u{034F}",
+        "\u{FFF9}\u{FFFA}\u{FFFB}\u{FFF9}\u{FFFA}",
+        "\u{FE00}\u{FE01}\u{FE0F}\u{E0100}\u{E01EF}",
+        "\u{E000}\u{F8FF}\u{F0000}\u{0378}\u{2065}",
+        "\u{115F}\u{3164}\u{FFA0}\u{17B4}\u{180B}",
+    ];
+    for via in BOTH {
+        let bot = start(via).await;
+        for (i, chars) in invisible.iter().enumerate() {
+            let user = format!("q{i}");
+            bot.say(&user, &format!("电子发票 账号 fp_q{i}")).await;
+            let reply = bot.say(&user, &format!("原因{chars}")).await;
+            assert!(reply.contains("至少 5 个字"), "{via:?} {chars:?}: {reply}");
+        }
+    }
+    for chars in invisible {
+        assert_eq!(
+            kaitong::catalog::value::normalize_width(&format!("原{chars}因")),
+            "原因",
+            "{chars:?}"
+        );
+    }
+    // Line breaks and tabs stay (control characters are refused, not cleaned, elsewhere);
+    // ordinary text, emoji and CJK are untouched.
+    assert_eq!(
+        kaitong::catalog::value::normalize_width("a\tb\nc 客户👍"),
+        "a\tb\nc 客户👍"
+    );
+}
+
 /// What surprised when the bot was tried as a hurried salesperson (issue 10's closing note).
 #[tokio::test]
 async fn surprises_from_trying_it_as_a_salesperson() {
