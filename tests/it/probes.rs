@@ -188,7 +188,9 @@ async fn every_route_has_the_body_deadline_and_a_small_body_cap() {
             "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
              Content-Length: 100\r\n\r\n"
         );
-        let answer = raw_exchange(app.addr, &head, b"token=abc", wait).await;
+        // The console, the API and /admin live on the admin listener.
+        let addr = app.admin_addr.unwrap_or(app.addr);
+        let answer = raw_exchange(addr, &head, b"token=abc", wait).await;
         assert!(answer.starts_with("HTTP/1.1 408"), "{path}: {answer:?}");
         assert!(started.elapsed() < std::time::Duration::from_millis(2500));
         // A declared large body: 413 at once, nothing read.
@@ -196,7 +198,7 @@ async fn every_route_has_the_body_deadline_and_a_small_body_cap() {
             "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
              Content-Length: 2000000\r\n\r\n"
         );
-        let answer = raw_exchange(app.addr, &head, b"token=", wait).await;
+        let answer = raw_exchange(addr, &head, b"token=", wait).await;
         assert!(answer.starts_with("HTTP/1.1 413"), "{path}: {answer:?}");
         // A chunked body over the cap: 413.
         let big = app
