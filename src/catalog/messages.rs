@@ -171,6 +171,7 @@ message_keys! {
     DaysAgo = "days_ago",
     PlainCommandInForm = "plain_command_in_form",
     BackToForm = "back_to_form",
+    FileLater = "file_later",
     NothingFiledInForm = "nothing_filed_in_form",
     TextControlChars = "text_control_chars",
     NothingQueued = "nothing_queued",

@@ -106,6 +106,9 @@ pub struct Form {
     /// The rejected request this form corrects; filed as a new request linked to it.
     #[serde(default)]
     pub resubmit_of: Option<String>,
+    /// Files that come later ("等下发"): asked after every other field, never skipped.
+    #[serde(default)]
+    pub deferred: Vec<FieldKey>,
 }
 
 /// A value the bot proposes for a field; it enters the form only on the person's yes.
@@ -143,6 +146,7 @@ impl Form {
             answers,
             order,
             skipped: Vec::new(),
+            deferred: Vec::new(),
             step: Step::Summary,
             failures: 0,
             offers: Vec::new(),

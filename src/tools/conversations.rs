@@ -396,7 +396,13 @@ impl Person<'_> {
     /// Answers what the bot asks, as a person who knows `expect` and does not re-read.
     async fn finish(&mut self, expect: &[Meant], earlier: &[String]) {
         for _ in 0..MAX_STEPS {
-            let filed = self.mine().await;
+            // Requests filed before the conversation are no answer to what it means.
+            let filed: Vec<Request> = self
+                .mine()
+                .await
+                .into_iter()
+                .filter(|r| !earlier.iter().any(|e| e == r.id.as_str()))
+                .collect();
             let open: Vec<&Meant> = expect
                 .iter()
                 .filter(|m| {

@@ -176,12 +176,19 @@ impl Engine<'_> {
             .collect();
         form.answers.retain(|k, _| active.contains(k));
         form.order.retain(|k| active.contains(k));
-        let next = service.fields.iter().find(|f| {
+        let open = |f: &&ServiceField| {
             f.asked
                 && f.is_active(&form.answers)
                 && !form.answers.contains_key(f.key())
                 && !form.skipped.contains(f.key())
-        });
+        };
+        // A file that comes later is asked once everything else is answered.
+        let next = service
+            .fields
+            .iter()
+            .filter(open)
+            .find(|f| !form.deferred.contains(f.key()))
+            .or_else(|| service.fields.iter().find(open));
         match next {
             Some(field)
                 if self.in_group

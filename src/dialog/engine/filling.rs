@@ -74,6 +74,29 @@ impl Engine<'_> {
             }
             _ => {}
         }
+        // "等下发" at a file question: nothing to check yet; the form waits for the file.
+        // No text is a file, so the words may stand anywhere in the message.
+        if let Some(f) = current
+            && matches!(f.spec.kind, FieldKind::Attachment { .. })
+            && self
+                .tuning()
+                .commands
+                .file_later
+                .iter()
+                .any(|w| fold(text).contains(w.as_str()))
+        {
+            let mut form = form;
+            t.say.push(
+                self.m()
+                    .render(MessageKey::FileLater, &[("label", &f.spec.label)]),
+            );
+            if form.deferred.contains(f.key()) {
+                return State::Filling { form };
+            }
+            // The other questions go first; the file is asked again at the end.
+            form.deferred.push(f.key().clone());
+            return self.advance(form, t);
+        }
         // A message that names another service is never taken as a field value.
         if let Some(target) = self.names_other_service(service, &form, text) {
             return self.switch_prompt(form, target, text.to_owned(), &mut t.say);

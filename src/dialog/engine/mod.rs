@@ -1079,6 +1079,28 @@ mod tests {
     }
 
     #[test]
+    fn a_file_that_comes_later_is_asked_after_the_rest_and_never_skipped() {
+        // Found trying the bot: 稍后 / 等下发 at the 免责声明 question looped on "send a file".
+        let f = fixture();
+        let later = f.say(
+            Session::default(),
+            &["gz_file1 取消手机号导出模糊化", "等下发 客户还没盖章"],
+        );
+        assert!(text(&later.reply).contains("申请原因"), "{:?}", later.reply);
+        let State::Filling { form } = &later.session.state else {
+            panic!("a form: {:?}", later.reply);
+        };
+        assert_eq!(form.deferred.len(), 1);
+        // Everything else answered: the file is asked again, not the summary.
+        let again = f.say(later.session.clone(), &["客户导出单据要给快递对账"]);
+        assert!(text(&again.reply).contains("免责声明"), "{:?}", again.reply);
+        assert!(!text(&again.reply).contains("请核对"), "{:?}", again.reply);
+        let still = f.say(again.session, &["稍后"]);
+        assert!(matches!(still.session.state, State::Filling { .. }));
+        assert!(still.file.is_none());
+    }
+
+    #[test]
     fn options_that_share_a_name_are_told_apart_by_their_handler_first() {
         let f = fixture();
         let outcome = f.say(Session::default(), &["支付宝数据透视"]);

@@ -74,6 +74,8 @@ pub struct CommandWords {
     /// Answers to "switch to the other service?": switch now, queue it, or keep filling.
     pub switch: Vec<String>,
     pub later: Vec<String>,
+    /// At a file question: the file comes later ("等下发", "先放着"); the form waits for it.
+    pub file_later: Vec<String>,
     pub keep: Vec<String>,
     /// "已确认" and the like: never a new request when nothing waits for confirmation.
     pub confirm_like: Vec<String>,
@@ -121,6 +123,7 @@ impl Tuning {
             &mut c.resume,
             &mut c.switch,
             &mut c.later,
+            &mut c.file_later,
             &mut c.keep,
             &mut c.confirm_like,
             &mut c.plain_yes,
