@@ -112,13 +112,7 @@ pub fn read(
     }
     let clauses = clauses(&text, words, matcher.joined_names());
     let pieces = pieces(&clauses);
-    let described = described_clauses(
-        catalog,
-        matcher,
-        &clauses,
-        &pieces,
-        words.described_min_score,
-    );
+    let described = described_clauses(catalog, matcher, &clauses, &pieces, words);
     // Whether a later piece of the same clause names a service: the words before it in the
     // clause are that request's ("，sy_med2 采购开单加批次有效期": sy_med2 is its account).
     let named_later: Vec<bool> = (0..pieces.len())
@@ -153,6 +147,16 @@ pub fn read(
             clause_named = false;
         }
         let mention = mention(catalog, matcher, &piece.text, piece.clause_start)
+            // After a request, a clause that is only a clear word match must ask for something
+            // too ("，另外客户说包裹太多查不过来" explains; it is no #20 request).
+            .filter(|&id| {
+                groups.is_empty()
+                    || matcher.names_fully(id, &piece.text)
+                    || words
+                        .request_markers
+                        .iter()
+                        .any(|m| clauses[piece.clause].text.contains(m.as_str()))
+            })
             .or_else(|| {
                 // A clause that describes its service instead of naming it.
                 first_of_clause
@@ -252,11 +256,16 @@ pub fn read(
     {
         let said = preamble.join(" ");
         let ranked = matcher.rank(&said);
+        let asks = words
+            .request_markers
+            .iter()
+            .any(|m| said.contains(m.as_str()));
         match matcher.verdict(&ranked) {
             Verdict::Service(id)
-                if ranked
-                    .first()
-                    .is_some_and(|s| s.score >= words.described_min_score)
+                if asks
+                    && ranked
+                        .first()
+                        .is_some_and(|s| s.score >= words.described_min_score)
                     && !groups.iter().any(|g| g.service == id) =>
             {
                 groups.insert(
@@ -354,8 +363,9 @@ fn described_clauses(
     matcher: &Matcher,
     clauses: &[Clause],
     pieces: &[Piece],
-    min_score: f32,
+    words: &ReadingWords,
 ) -> Vec<Option<ServiceId>> {
+    let min_score = words.described_min_score;
     clauses
         .iter()
         .enumerate()
@@ -365,6 +375,14 @@ fn described_clauses(
                 .filter(|p| p.clause == i)
                 .any(|p| mention(catalog, matcher, &p.text, p.clause_start).is_some());
             if names_one || clauses.len() < 2 {
+                return None;
+            }
+            // It must ask for something, not only explain ("然后客户大促单量大").
+            if !words
+                .request_markers
+                .iter()
+                .any(|m| c.text.contains(m.as_str()))
+            {
                 return None;
             }
             // Digits stay: "超过32天" is part of #84's name.

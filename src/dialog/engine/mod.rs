@@ -1067,6 +1067,14 @@ mod tests {
         assert_eq!(form.service, ServiceId(64), "{:?}", two.reply);
         assert_eq!(two.session.queue.len(), 1, "{:?}", two.reply);
         assert_eq!(two.session.queue[0].service, ServiceId(6));
+        // A clause after a request that only explains is no request of its own.
+        for line in [
+            "帮 hz_ex1 开物流追踪，另外客户说包裹太多查不过来",
+            "订单合并上限调到150 账号 yw_ex2 然后客户大促单量大",
+        ] {
+            let one = f.say(Session::default(), &[line]);
+            assert!(one.session.queue.is_empty(), "{line}: {:?}", one.reply);
+        }
         // A cancel word after other words cancels.
         for line in ["算了 取消", "不是韵达了 取消"] {
             let cancelled = f.say(Session::default(), &["nb_auto5 开韵达物流追踪", line]);

@@ -56,6 +56,8 @@ pub struct ReadingWords {
     /// The lexical score from which a clause that names no service but clearly describes one
     /// (a single candidate) starts a request of its own.
     pub described_min_score: f32,
+    /// A clause that only describes a service must also ask for something: one of these.
+    pub request_markers: Vec<String>,
 }
 
 /// Words for the conversation commands; each list holds whole-message forms.
