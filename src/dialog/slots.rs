@@ -869,6 +869,11 @@ impl Scan<'_> {
                 return;
             };
             let value = &here[..len];
+            // "账号 a_11，还有物流那个": after a comma a run of Chinese is the next clause, not
+            // another customer's account (a Chinese account is taken only right after its cue).
+            if at > 0 && !value.chars().any(|c| c.is_ascii_alphanumeric()) {
+                return;
+            }
             let span = start + at..start + at + len;
             // "账号 shop a1": an account cut by a space is not guessed at either way.
             if let Some(split) = split_by_space(here, len) {

@@ -1075,6 +1075,14 @@ mod tests {
             let one = f.say(Session::default(), &[line]);
             assert!(one.session.queue.is_empty(), "{line}: {:?}", one.reply);
         }
+        // Chinese words after a comma are no second customer's account.
+        let one = f.say(Session::default(), &["电子发票 账号 a_11，还有物流那个"]);
+        assert!(one.session.queue.is_empty(), "{:?}", one.reply);
+        assert!(
+            !text(&one.reply).contains("还提到了账号"),
+            "{:?}",
+            one.reply
+        );
         // A cancel word after other words cancels.
         for line in ["算了 取消", "不是韵达了 取消"] {
             let cancelled = f.say(Session::default(), &["nb_auto5 开韵达物流追踪", line]);
