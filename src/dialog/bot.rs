@@ -447,35 +447,17 @@ impl DialogBot {
         user: &UserId,
     ) -> Result<Request, Reply> {
         let m = catalog.messages();
-        // Without a number: the person's most recent rejected request, if any.
+        // Without a number: the person's most recent rejected request, already read whole.
         let id = match id {
             Some(id) => Some(id),
-            None => {
-                let mut latest: Option<Request> = None;
-                for channel in [
-                    crate::domain::ChannelKind::App,
-                    crate::domain::ChannelKind::AiBot,
-                ] {
-                    let filter = RequestFilter {
-                        requester: Some((channel, user.clone())),
-                        ..RequestFilter::default()
-                    };
-                    let list = self.ledger.list(&filter).await.map_err(|e| {
-                        tracing::error!(error = %e, "resubmit lookup failed");
-                        Self::busy(catalog)
-                    })?;
-                    for r in list {
-                        if r.status() == Status::Rejected
-                            && latest
-                                .as_ref()
-                                .is_none_or(|l| r.submitted_at > l.submitted_at)
-                        {
-                            latest = Some(r);
-                        }
-                    }
+            None => match super::commands::latest_rejected(self.ledger.as_ref(), user).await {
+                Ok(Some(request)) => return Ok(request),
+                Ok(None) => None,
+                Err(e) => {
+                    tracing::error!(error = %e, "resubmit lookup failed");
+                    return Err(Self::busy(catalog));
                 }
-                latest.map(|r| r.id)
-            }
+            },
         };
         let Some(id) = id else {
             return Err(Reply::Text(m.get(MessageKey::CmdResubmitUsage).to_owned()));

@@ -371,6 +371,35 @@ pub fn embedded_command(text: &str, words: &ChatWords, max_chars: usize) -> Opti
     None
 }
 
+/// Every request `user` filed, on either channel (a form moved to the 1:1 chat of the other
+/// channel files under that channel).
+pub async fn person_requests(
+    ledger: &dyn Ledger,
+    user: &UserId,
+) -> Result<Vec<Request>, crate::requests::LedgerError> {
+    let mut all = Vec::new();
+    for channel in [ChannelKind::App, ChannelKind::AiBot] {
+        let filter = RequestFilter {
+            requester: Some((channel, user.clone())),
+            ..RequestFilter::default()
+        };
+        all.extend(ledger.list(&filter).await?);
+    }
+    Ok(all)
+}
+
+/// The person's most recently filed request that is rejected now.
+pub async fn latest_rejected(
+    ledger: &dyn Ledger,
+    user: &UserId,
+) -> Result<Option<Request>, crate::requests::LedgerError> {
+    Ok(person_requests(ledger, user)
+        .await?
+        .into_iter()
+        .filter(|r| r.status() == Status::Rejected)
+        .max_by_key(|r| r.submitted_at))
+}
+
 /// Everything the commands need.
 pub struct Commands<'a> {
     /// Wording, and the services' handlers as the receipt names them.
@@ -434,10 +463,10 @@ impl Commands<'_> {
             RequestCommand::Status(None) => Ok(m.get(MessageKey::CmdStatusUsage).to_owned()),
             RequestCommand::Status(Some(id)) => self.status(user, &id).await,
             RequestCommand::LatestStatus => self.latest_status(user, None).await,
-            RequestCommand::LatestRejected => match self.latest_rejected(user).await {
-                Ok(Some(id)) => self.status(user, &id).await,
+            RequestCommand::LatestRejected => match latest_rejected(self.ledger, user).await {
+                Ok(Some(r)) => self.status(user, &r.id).await,
                 Ok(None) => Ok(m.get(MessageKey::CmdNoneRejected).to_owned()),
-                Err(e) => Err((None, e)),
+                Err(e) => Err((None, DeskError::Ledger(e))),
             },
             // Reopened by the bot before the engine; here only when nothing was rejected.
             RequestCommand::ResubmitLatest => Ok(m.get(MessageKey::CmdNoneRejected).to_owned()),
@@ -662,50 +691,19 @@ impl Commands<'_> {
                 r.form.service == id || name.is_some_and(|n| r.form.service_name == n)
             })
         };
-        let mut all = Vec::new();
-        for channel in [ChannelKind::App, ChannelKind::AiBot] {
-            let filter = RequestFilter {
-                requester: Some((channel, user.clone())),
-                ..RequestFilter::default()
-            };
-            all.extend(self.ledger.list(&filter).await.map_err(DeskError::Ledger)?);
-        }
-        Ok(all
+        Ok(person_requests(self.ledger, user)
+            .await
+            .map_err(DeskError::Ledger)?
             .into_iter()
             .filter(|r| about(r))
             .max_by_key(|r| r.submitted_at)
             .map(|r| r.id))
     }
 
-    /// The person's most recently filed request that is rejected now, on either channel.
-    pub async fn latest_rejected(&self, user: &UserId) -> Result<Option<RequestId>, DeskError> {
-        let mut all = Vec::new();
-        for channel in [ChannelKind::App, ChannelKind::AiBot] {
-            let filter = RequestFilter {
-                requester: Some((channel, user.clone())),
-                ..RequestFilter::default()
-            };
-            all.extend(self.ledger.list(&filter).await.map_err(DeskError::Ledger)?);
-        }
-        Ok(all
-            .into_iter()
-            .filter(|r| r.status() == crate::requests::Status::Rejected)
-            .max_by_key(|r| r.submitted_at)
-            .map(|r| r.id))
-    }
-
     async fn mine(&self, user: &UserId) -> Result<String, (Option<RequestId>, DeskError)> {
-        let mut all = Vec::new();
-        for channel in [ChannelKind::App, ChannelKind::AiBot] {
-            let filter = RequestFilter {
-                requester: Some((channel, user.clone())),
-                ..RequestFilter::default()
-            };
-            match self.ledger.list(&filter).await {
-                Ok(list) => all.extend(list),
-                Err(e) => return Err((None, DeskError::Ledger(e))),
-            }
-        }
+        let mut all = person_requests(self.ledger, user)
+            .await
+            .map_err(|e| (None, DeskError::Ledger(e)))?;
         if all.is_empty() {
             return Ok(self
                 .catalog

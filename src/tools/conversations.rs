@@ -22,7 +22,7 @@ use crate::domain::{
     Attachment, AttachmentKind, Bot, ChannelKind, Content, Conversation as Chat, Inbound,
     MediaSource, Reply, ServiceId, UserId,
 };
-use crate::requests::{FiledForm, Ledger, Request, RequestFilter, Requester, Status};
+use crate::requests::{FiledForm, Ledger, Request, Requester, Status};
 use crate::store::{Store, keys};
 
 /// One labelled conversation.
@@ -291,15 +291,9 @@ impl Person<'_> {
     /// The person's requests on both channels (a form moved to the 1:1 chat of the other
     /// channel files under that channel).
     async fn mine(&self) -> Vec<Request> {
-        let mut all = Vec::new();
-        for channel in [ChannelKind::App, ChannelKind::AiBot] {
-            let filter = RequestFilter {
-                requester: Some((channel, self.user.clone())),
-                ..RequestFilter::default()
-            };
-            all.extend(self.rig.ledger.list(&filter).await.unwrap_or_default());
-        }
-        all
+        crate::dialog::commands::person_requests(self.rig.ledger.as_ref(), &self.user)
+            .await
+            .unwrap_or_default()
     }
 
     /// The person's session where a form is open: the chat itself, else a 1:1 chat.
