@@ -199,23 +199,9 @@ fn known_keys() -> Vec<(String, Vec<String>)> {
 /// The known name closest to a typo (one edit apart, or equal ignoring case and `_`/`-`).
 fn suggest<'a>(typo: &str, known: impl IntoIterator<Item = &'a str>) -> String {
     let fold = |s: &str| s.to_lowercase().replace(['_', '-'], "");
-    let close = |a: &str, b: &str| {
-        let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
-        if a.len().abs_diff(b.len()) > 1 {
-            return false;
-        }
-        let prefix = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
-        let suffix = a[prefix..]
-            .iter()
-            .rev()
-            .zip(b[prefix..].iter().rev())
-            .take_while(|(x, y)| x == y)
-            .count();
-        a.len().max(b.len()) - prefix - suffix <= 1
-    };
     known
         .into_iter()
-        .find(|k| fold(k) == fold(typo) || close(k, typo))
+        .find(|k| fold(k) == fold(typo) || strsim::levenshtein(k, typo) <= 1)
         .map(|k| format!(" (是不是 {k}?)"))
         .unwrap_or_default()
 }

@@ -179,6 +179,7 @@ impl Engine<'_> {
             return ControlFlow::Break(self.reask(form, &mut t.say));
         }
         let folded = fold(text);
+        let tail_folded = fold(&tail);
         let mut changes = Vec::new();
         for f in &service.fields {
             let Some(was) = form.answers.get(f.key()) else {
@@ -189,7 +190,6 @@ impl Engine<'_> {
             }
             // A yes/no or a choice is also named by its own words after the marker
             // ("打错了 是多仓的" names 是否多仓; "选错了 要关闭" names 开通或关闭).
-            let tail_folded = fold(&tail);
             let own_words = || {
                 let options = match &f.spec.kind {
                     FieldKind::SingleChoice { options } | FieldKind::MultiChoice { options } => {
@@ -211,12 +211,7 @@ impl Engine<'_> {
                 service
                     .seller_account_field()
                     .is_some_and(|s| s.key() == f.key())
-                    && Some(tail.as_str())
-                        .filter(|t| !t.contains(char::is_whitespace))
-                        .is_some_and(|v| {
-                            crate::catalog::value::is_seller_account(v)
-                                && close_spelling(v, &was.display(false))
-                        })
+                    && token.is_some_and(|v| close_spelling(v, &was.display(false)))
             };
             let named = std::iter::once(&f.spec.label)
                 .chain(f.spec.cues.iter())
@@ -292,7 +287,7 @@ impl Engine<'_> {
         let account = self.seller_account(&form);
         let understood = self.matcher.understand_with(rest, self.meaning);
         let label = |id| self.service_label(id).unwrap_or_default();
-        let dropped = format!("#{} {}", service.id, service.name);
+        let dropped = label(service.id);
         match understood.verdict {
             Verdict::Service(id) if id != service.id => {
                 t.say.push(self.m().render(
@@ -668,34 +663,9 @@ impl Engine<'_> {
     }
 }
 
-#[allow(clippy::needless_range_loop)] // the table is indexed both ways
 /// Whether `a` reads as a mistyped `b`: at most two single-character edits (a swap of two
 /// neighbours is one), on strings of four or more characters.
 fn close_spelling(a: &str, b: &str) -> bool {
-    let a: Vec<char> = a.to_lowercase().chars().collect();
-    let b: Vec<char> = b.to_lowercase().chars().collect();
-    if a == b || a.len().min(b.len()) < 4 || a.len().abs_diff(b.len()) > 2 {
-        return false;
-    }
-    // Optimal string alignment distance.
-    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for j in 0..=b.len() {
-        d[0][j] = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (d[i - 1][j] + 1)
-                .min(d[i][j - 1] + 1)
-                .min(d[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                best = best.min(d[i - 2][j - 2] + 1);
-            }
-            d[i][j] = best;
-        }
-    }
-    d[a.len()][b.len()] <= 2
+    let (a, b) = (a.to_lowercase(), b.to_lowercase());
+    a != b && a.chars().count().min(b.chars().count()) >= 4 && strsim::osa_distance(&a, &b) <= 2
 }
