@@ -112,15 +112,19 @@ pub fn read(
     }
     let clauses = clauses(&text, words, matcher.joined_names());
     let pieces = pieces(&clauses);
-    let described = described_clauses(catalog, matcher, &clauses, &pieces, words);
+    // The service each piece names plainly, ranked once per piece.
+    let named: Vec<Option<ServiceId>> = pieces
+        .iter()
+        .map(|p| mention(catalog, matcher, &p.text, p.clause_start))
+        .collect();
+    let described = described_clauses(matcher, &clauses, &pieces, &named, words);
     // Whether a later piece of the same clause names a service: the words before it in the
     // clause are that request's ("，sy_med2 采购开单加批次有效期": sy_med2 is its account).
     let named_later: Vec<bool> = (0..pieces.len())
         .map(|j| {
-            pieces[j + 1..]
-                .iter()
-                .take_while(|p| p.clause == pieces[j].clause)
-                .any(|p| mention(catalog, matcher, &p.text, p.clause_start).is_some())
+            (j + 1..pieces.len())
+                .take_while(|&k| pieces[k].clause == pieces[j].clause)
+                .any(|k| named[k].is_some())
         })
         .collect();
     let mut pending: Vec<String> = Vec::new();
@@ -146,16 +150,13 @@ pub fn read(
         if first_of_clause {
             clause_named = false;
         }
-        let mention = mention(catalog, matcher, &piece.text, piece.clause_start)
+        let mention = named[j]
             // After a request, a clause that is only a clear word match must ask for something
             // too ("，另外客户说包裹太多查不过来" explains; it is no #20 request).
             .filter(|&id| {
                 groups.is_empty()
                     || matcher.names_fully(id, &piece.text)
-                    || words
-                        .request_markers
-                        .iter()
-                        .any(|m| clauses[piece.clause].text.contains(m.as_str()))
+                    || asks(words, &clauses[piece.clause].text)
             })
             .or_else(|| {
                 // A clause that describes its service instead of naming it.
@@ -256,13 +257,9 @@ pub fn read(
     {
         let said = preamble.join(" ");
         let ranked = matcher.rank(&said);
-        let asks = words
-            .request_markers
-            .iter()
-            .any(|m| said.contains(m.as_str()));
         match matcher.verdict(&ranked) {
             Verdict::Service(id)
-                if asks
+                if asks(words, &said)
                     && ranked
                         .first()
                         .is_some_and(|s| s.score >= words.described_min_score)
@@ -359,10 +356,10 @@ fn mention(catalog: &Catalog, matcher: &Matcher, piece: &str, clause: bool) -> O
 /// For each clause in which no piece names a service: the service the whole clause clearly
 /// describes ("另外mxw2024报表日期要能查超过32天" is #84 without naming it).
 fn described_clauses(
-    catalog: &Catalog,
     matcher: &Matcher,
     clauses: &[Clause],
     pieces: &[Piece],
+    named: &[Option<ServiceId>],
     words: &ReadingWords,
 ) -> Vec<Option<ServiceId>> {
     let min_score = words.described_min_score;
@@ -372,17 +369,13 @@ fn described_clauses(
         .map(|(i, c)| {
             let names_one = pieces
                 .iter()
-                .filter(|p| p.clause == i)
-                .any(|p| mention(catalog, matcher, &p.text, p.clause_start).is_some());
+                .zip(named)
+                .any(|(p, n)| p.clause == i && n.is_some());
             if names_one || clauses.len() < 2 {
                 return None;
             }
             // It must ask for something, not only explain ("然后客户大促单量大").
-            if !words
-                .request_markers
-                .iter()
-                .any(|m| c.text.contains(m.as_str()))
-            {
+            if !asks(words, &c.text) {
                 return None;
             }
             // Digits stay: "超过32天" is part of #84's name.
@@ -395,6 +388,15 @@ fn described_clauses(
             }
         })
         .collect()
+}
+
+/// Whether `text` asks for something (holds a request word: 开/调/上限/重置 …), not only
+/// explains.
+fn asks(words: &ReadingWords, text: &str) -> bool {
+    words
+        .request_markers
+        .iter()
+        .any(|m| text.contains(m.as_str()))
 }
 
 /// Whether a clause that describes a service starts a request of its own rather than adding
