@@ -330,6 +330,26 @@ impl DailyJob {
         Ok(restored.is_some_and(|at| due <= at.with_timezone(&Utc)))
     }
 
+    /// Records `day`'s run as done, in the store (kept a month: long past any catch-up window)
+    /// and in memory.
+    async fn mark_done(
+        &self,
+        done_key: &str,
+        day: BatchDay,
+        now: DateTime<Utc>,
+    ) -> Result<(), String> {
+        self.store
+            .put(
+                done_key,
+                now.to_rfc3339().as_bytes(),
+                Some(std::time::Duration::from_secs(31 * 86400)),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        self.remember_done(day);
+        Ok(())
+    }
+
     async fn run_once(&self, day: BatchDay, now: DateTime<Utc>) -> Result<bool, String> {
         let name = self.job.name();
         let done_key = keys::day_job_done(name, &day.to_string());
@@ -347,15 +367,7 @@ impl DailyJob {
             // Due before the store was restored from a backup: it ran then, on the store the
             // backup came from; running it again would resend the day with stale content.
             tracing::info!(job = name, batch = %day, "daily job due before the store was restored; not run again");
-            self.store
-                .put(
-                    &done_key,
-                    now.to_rfc3339().as_bytes(),
-                    Some(std::time::Duration::from_secs(31 * 86400)),
-                )
-                .await
-                .map_err(|e| e.to_string())?;
-            self.remember_done(day);
+            self.mark_done(&done_key, day, now).await?;
             return Ok(false);
         }
         let lease = keys::day_job_lease(name, &day.to_string());
@@ -369,16 +381,7 @@ impl DailyJob {
         }
         match self.job.run(day, now).await {
             Ok(_) => {
-                // Kept a month: long past any catch-up window.
-                self.store
-                    .put(
-                        &done_key,
-                        now.to_rfc3339().as_bytes(),
-                        Some(std::time::Duration::from_secs(31 * 86400)),
-                    )
-                    .await
-                    .map_err(|e| e.to_string())?;
-                self.remember_done(day);
+                self.mark_done(&done_key, day, now).await?;
                 let _ = self.store.delete(&lease).await;
                 Ok(true)
             }
