@@ -165,6 +165,7 @@ message_keys! {
     ValueChanged = "value_changed",
     CancelledQueueLeft = "cancelled_queue_left",
     QueueCancelled = "queue_cancelled",
+    QueuedWithdrawn = "queued_withdrawn",
     EarlierSameRequest = "earlier_same_request",
     DayToday = "day_today",
     ConfirmIrreversible = "confirm_irreversible",

@@ -94,6 +94,8 @@ struct Clause {
 struct Group {
     service: ServiceId,
     pieces: Vec<String>,
+    /// Its first clause follows a connective ("… 还有订单合并上限调到150").
+    joined: bool,
 }
 
 /// Reads `text` whole. `words` are the reading's lists, `slot_words` the slot extractor's.
@@ -212,6 +214,7 @@ pub fn read(
                     groups.push(Group {
                         service: id,
                         pieces: own,
+                        joined: clauses[piece.clause].joined,
                     });
                 }
             }
@@ -242,19 +245,22 @@ pub fn read(
     // first service named are a request of their own, read from what they describe; never
     // given to the next customer's request.
     let mut unread: Vec<String> = Vec::new();
-    let preamble_account = preamble.iter().find_map(|p| leading_account(p));
+    let preamble_account = preamble.iter().find_map(|p| leading_customer(p));
     let first_account = groups
         .first()
         .and_then(|g| g.pieces.first())
-        .and_then(|p| leading_account(p));
+        .and_then(|p| leading_customer(p));
     // Only an account ("lyf_store跟gz_tea01都要…") lists customers of the same request.
     let only_accounts = preamble
         .iter()
-        .all(|p| leading_account(p).is_some_and(|a| a.len() == p.len()));
-    if let (Some(a), Some(b)) = (preamble_account, first_account)
-        && a != b
-        && !only_accounts
-    {
+        .all(|p| leading_customer(p).is_some_and(|a| a.len() == p.len()));
+    // "nb_outdoor要开批量拆单 还有订单合并上限…": a customer's words that ask for something and
+    // end before a connective are a request of their own, even when the next names no customer.
+    let asked_apart = groups.first().is_some_and(|g| g.joined)
+        && preamble_account.is_some()
+        && asks(words, &preamble.join(" "));
+    let other_customer = matches!((preamble_account, first_account), (Some(a), Some(b)) if a != b);
+    if (other_customer || asked_apart) && !only_accounts {
         let said = preamble.join(" ");
         let ranked = matcher.rank(&said);
         match matcher.verdict(&ranked) {
@@ -270,6 +276,7 @@ pub fn read(
                     Group {
                         service: id,
                         pieces: std::mem::take(&mut preamble),
+                        joined: false,
                     },
                 );
             }
@@ -308,7 +315,13 @@ pub fn read(
         _ => None,
     };
     for i in 0..plan.len() {
-        if plan[i].account.is_none() {
+        // "还有15990123876要开…": a customer of its own that is no plain account (asked about
+        // when its form starts) never takes another request's account.
+        let own_customer = plan[i]
+            .text
+            .split_whitespace()
+            .any(|p| leading_customer(p).is_some());
+        if plan[i].account.is_none() && !own_customer {
             plan[i].account = match (&only, i) {
                 (Some(one), _) => Some(one.clone()),
                 (None, 0) => None,
@@ -409,7 +422,7 @@ fn starts_request(clause: &Clause, groups: &[Group]) -> bool {
         return true;
     }
     clause.text.split_whitespace().any(|part| {
-        leading_account(part).is_some_and(|account| {
+        leading_customer(part).is_some_and(|account| {
             !groups
                 .iter()
                 .any(|g| g.pieces.iter().any(|p| p.contains(account)))
@@ -556,10 +569,30 @@ fn split_by_account(groups: Vec<Group>) -> Vec<Group> {
             out.push(Group {
                 service: g.service,
                 pieces,
+                joined: g.joined,
             });
         }
     }
     out
+}
+
+/// A customer opening a piece: an account-shaped token or a mainland mobile number (a
+/// common login: "15990123876要开…"), which the form asks about rather than takes.
+fn leading_customer(piece: &str) -> Option<&str> {
+    leading_account(piece).or_else(|| {
+        let end = piece
+            .char_indices()
+            .find(|(_, c)| !c.is_ascii_digit())
+            .map_or(piece.len(), |(i, _)| i);
+        let digits = &piece[..end];
+        let mobile = digits.len() == 11
+            && digits.starts_with('1')
+            && digits
+                .as_bytes()
+                .get(1)
+                .is_some_and(|d| (b'3'..=b'9').contains(d));
+        mobile.then_some(digits)
+    })
 }
 
 /// An account-shaped token opening a piece ("yw_socks要150" → "yw_socks").

@@ -42,6 +42,9 @@ pub struct SlotWords {
     /// Particles that may stand between a value and the correction after it ("3000 哦不对").
     #[serde(default)]
     pub fillers: Vec<String>,
+    /// Words that make free text after its label a promise, not the value ("原因等下发你").
+    #[serde(default)]
+    pub not_yet_words: Vec<String>,
 }
 
 /// A value the message gives for a field but which the field refuses.
@@ -162,7 +165,11 @@ pub fn extract(catalog: &Catalog, service: &Service, words: &SlotWords, text: &s
             _ => None,
         }
     };
-    let just_before = value_just_before(&out, head).or_else(number_before);
+    // Prose ends where the marker starts, so it stands "just before" every correction; what a
+    // bare value after the marker corrects is another field ("原因大促单多 哦不对 要160").
+    let just_before = value_just_before(&out, head)
+        .filter(|k| service.field(k).is_none_or(|f| !f.spec.prose))
+        .or_else(number_before);
     // A marker that is also a cue ("上限改成300") corrects only a value said before it.
     let corrects_something = just_before.is_some()
         || later
@@ -814,6 +821,30 @@ impl Scan<'_> {
                     if !value.is_empty() {
                         self.offer(i, start..start + line_end, value, value);
                     }
+                } else if field.spec.prose && self.opens_word(cue.span.start) {
+                    // "原因大促合并单太多": prose right after its label, to the end of the
+                    // clause, before any correction, and never a promise ("原因等下发你").
+                    let end = rest
+                        .find([',', ';', '。', '\n', '，', '；', '!', '！', '?', '？'])
+                        .unwrap_or(rest.len());
+                    let end = last_marker(&rest[..end], &self.words.correction_markers)
+                        .map_or(end, |m| m.start);
+                    let value = rest[..end]
+                        .trim_end()
+                        .trim_end_matches(|c: char| {
+                            self.words.fillers.iter().any(|f| f.starts_with(c))
+                        })
+                        .trim();
+                    let value = value.strip_prefix('是').unwrap_or(value).trim();
+                    let promise = self
+                        .words
+                        .not_yet_words
+                        .iter()
+                        .any(|w| value.contains(w.as_str()));
+                    if !value.is_empty() && !promise {
+                        let at = start + rest.find(value).unwrap_or(0);
+                        self.offer(i, at..at + value.len(), value, value);
+                    }
                 }
             }
             FieldKind::SingleChoice { .. }
@@ -848,6 +879,14 @@ impl Scan<'_> {
             }
             FieldKind::Attachment { .. } => {}
         }
+    }
+
+    /// Whether byte `at` opens a word: the text's start, or after a space or punctuation.
+    fn opens_word(&self, at: usize) -> bool {
+        self.text[..at]
+            .chars()
+            .next_back()
+            .is_none_or(|c| c.is_whitespace() || is_clause_mark(c) || c.is_ascii_punctuation())
     }
 
     /// "账号 shop_a1", "账号: 杭州小米旗舰店", "账号 a1 和 b2".

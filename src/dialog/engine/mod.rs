@@ -448,12 +448,6 @@ impl Engine<'_> {
             }
             None => {}
         }
-        // "开个电子发票 额 不对 是物流追踪": the correction is what is wanted, and the person
-        // hears which one was dropped.
-        if let Some((dropped, wanted)) = self.matcher.corrected(text) {
-            self.say_dropped(&[dropped], wanted, t);
-            return self.start(wanted, text, None, t);
-        }
         // Several requests in one message: each reads its values from its own clauses, the
         // plan is read back once, and they are filled in order.
         let reading = crate::dialog::reading::read(
@@ -463,6 +457,15 @@ impl Engine<'_> {
             &self.tuning().slots,
             text,
         );
+        // "开个电子发票额不对是物流追踪" (one clause, no spaces): the correction is what is
+        // wanted, and the person hears which one was dropped. Where the reading found several
+        // requests, it has applied the corrections clause by clause already.
+        if reading.plan.len() < 2
+            && let Some((dropped, wanted)) = self.matcher.corrected(text)
+        {
+            self.say_dropped(&[dropped], wanted, t);
+            return self.start(wanted, text, None, t);
+        }
         // Words for a customer that named no service are never dropped without a word.
         for said in &reading.unread {
             t.say
@@ -1184,5 +1187,117 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_mobile_customer_after_a_connective_never_takes_the_first_customers_account() {
+        let f = fixture();
+        let out = f.say(
+            Session::default(),
+            &["nb_outdoor要开批量拆分订单 原因导入订单要拆 还有15990123876要开订单合并上限调到150"],
+        );
+        let State::Filling { form } = &out.session.state else {
+            panic!("a form: {:?}", out.reply);
+        };
+        assert_eq!(form.service, ServiceId(50), "{:?}", out.reply);
+        // The words nobody could place are said back, and nb_outdoor goes nowhere.
+        assert!(
+            text(&out.reply).contains("nb_outdoor要开批量拆分订单"),
+            "{:?}",
+            out.reply
+        );
+        assert!(
+            !form
+                .answers
+                .values()
+                .any(|v| v.display(false) == "nb_outdoor"),
+            "{:?}",
+            form.answers
+        );
+        // The mobile number is asked about, not filled.
+        assert!(
+            text(&out.reply).contains("15990123876 吗"),
+            "{:?}",
+            out.reply
+        );
+    }
+
+    #[test]
+    fn a_value_corrected_later_in_a_two_request_line_keeps_both_requests() {
+        let f = fixture();
+        let out = f.say(
+            Session::default(),
+            &["赠品策略上限调到2000 订单合并上限100 不对 合并的要120 账号 abc_shop1"],
+        );
+        let State::Filling { form } = &out.session.state else {
+            panic!("a form: {:?}", out.reply);
+        };
+        assert_eq!(form.service, ServiceId(33), "{:?}", out.reply);
+        assert!(form.answers.values().any(|v| v.display(false) == "2000"));
+        assert_eq!(out.session.queue.len(), 1, "{:?}", out.reply);
+        assert_eq!(out.session.queue[0].service, ServiceId(50));
+    }
+
+    #[test]
+    fn prose_after_its_label_is_taken_up_to_a_correction_and_never_a_promise() {
+        let f = fixture();
+        let out = f.say(
+            Session::default(),
+            &["yw_socks订单合并上限调到120 原因大促合并单太多 哦不对 要160"],
+        );
+        let State::Filling { form } = &out.session.state else {
+            panic!("a form: {:?}", out.reply);
+        };
+        let shown: Vec<String> = form.answers.values().map(|v| v.display(false)).collect();
+        assert!(shown.contains(&"160".to_owned()), "{shown:?}");
+        assert!(shown.contains(&"大促合并单太多".to_owned()), "{shown:?}");
+        let later = f.say(
+            Session::default(),
+            &["yw_socks订单合并上限调到120 原因等下发你"],
+        );
+        let State::Filling { form } = &later.session.state else {
+            panic!("a form: {:?}", later.reply);
+        };
+        assert!(
+            !form
+                .answers
+                .values()
+                .any(|v| v.display(false).contains("发你")),
+            "{:?}",
+            form.answers
+        );
+    }
+
+    #[test]
+    fn a_withdrawal_naming_a_service_at_a_free_text_question_is_never_the_answer() {
+        let f = fixture();
+        let two = f.say(Session::default(), &["sz_baby88 开超期订单预警和物流追踪"]);
+        assert_eq!(two.session.queue.len(), 1, "{:?}", two.reply);
+        // The form's own service: dropped, and the queued one starts with its account.
+        let own = f.say(two.session.clone(), &["超期订单预警不要了"]);
+        let State::Filling { form } = &own.session.state else {
+            panic!("the queued form: {:?}", own.reply);
+        };
+        assert_eq!(form.service, ServiceId(6), "{:?}", own.reply);
+        assert!(own.session.queue.is_empty());
+        assert!(
+            !form
+                .answers
+                .values()
+                .any(|v| v.display(false).contains("不要"))
+        );
+        // A queued service: out of the queue, the form being filled stays as it was.
+        let queued = f.say(two.session, &["物流追踪先不要了"]);
+        let State::Filling { form } = &queued.session.state else {
+            panic!("the same form: {:?}", queued.reply);
+        };
+        assert_eq!(form.service, ServiceId(48), "{:?}", queued.reply);
+        assert!(queued.session.queue.is_empty(), "{:?}", queued.reply);
+        assert!(
+            !form
+                .answers
+                .values()
+                .any(|v| v.display(false).contains("不要"))
+        );
     }
 }
