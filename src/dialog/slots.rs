@@ -45,6 +45,9 @@ pub struct SlotWords {
     /// Words that make free text after its label a promise, not the value ("原因等下发你").
     #[serde(default)]
     pub not_yet_words: Vec<String>,
+    /// Right before a code, these say it is no account ("仓库WH_ZZ1", "编号PDD003").
+    #[serde(default)]
+    pub code_labels: Vec<String>,
 }
 
 /// A value the message gives for a field but which the field refuses.
@@ -1053,6 +1056,34 @@ impl Scan<'_> {
             let after = text[at + len..].chars().next();
             let glued = before.is_some_and(|c| c.is_alphabetic() && !is_han(c))
                 || after.is_some_and(|c| c.is_alphabetic() && !is_han(c));
+            // "仓库WH_ZZ1", "编号PDD003": a code of something else, never the customer's
+            // account; asked about when the service has a field for such a code.
+            let code_label = self.words.code_labels.iter().find(|l| {
+                // Glued or with a colon: "委外仓库 abc_shop1 要开" names the account.
+                let head = text[..at]
+                    .strip_suffix([':', '：'])
+                    .map_or(&text[..at], str::trim_end);
+                head.ends_with(l.as_str())
+            });
+            if let Some(label) = code_label {
+                if !self.overlaps_used(&span) {
+                    let field = (0..self.service.fields.len()).find(|&f| {
+                        let spec = &self.field(f).spec;
+                        matches!(spec.kind, FieldKind::Identifier { .. })
+                            && !self.out.answers.contains_key(&spec.key)
+                            && (spec.label.contains(label.as_str())
+                                || spec.cues.iter().any(|c| c.contains(label.as_str())))
+                    });
+                    match field {
+                        Some(f) => {
+                            self.ask_about(f, span.clone(), tok);
+                        }
+                        None => tracing::debug!(code = tok, "a labelled code is no account"),
+                    }
+                }
+                at += len.max(1);
+                continue;
+            }
             if !glued && !self.overlaps_used(&span) && !tok.contains('@') {
                 let framed = self.framed(&span);
                 let shaped = tok.chars().next().is_some_and(|c| c.is_ascii_alphabetic())

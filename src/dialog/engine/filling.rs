@@ -275,7 +275,15 @@ impl Engine<'_> {
             return ControlFlow::Continue(form);
         }
         let label = |id| self.service_label(id).unwrap_or_default();
-        if self.matcher.names_fully(service.id, text) {
+        // "客户说先不开了" names nothing: a short message is about the form itself (a longer
+        // one may be a reason that tells a story, "之前不用了现在又要").
+        let names_queued = t
+            .queue
+            .iter()
+            .any(|q| self.matcher.names_fully(q.service, text));
+        let short = text.chars().filter(|c| !c.is_whitespace()).count()
+            <= self.tuning().reading.bare_withdrawal_max_chars;
+        if self.matcher.names_fully(service.id, text) || (short && !names_queued) {
             tracing::info!(service = %service.id, "form withdrawn by name");
             t.say.push(
                 self.m()

@@ -1300,4 +1300,34 @@ mod tests {
                 .any(|v| v.display(false).contains("不要"))
         );
     }
+
+    #[test]
+    fn codes_and_nicknames_are_read_as_what_they_are() {
+        let f = fixture();
+        // A warehouse code glued to its label is no second customer; it is asked about.
+        let out = f.say(
+            Session::default(),
+            &["部分发货销退原单 仓库WH_ZZ1 账号ab_shop"],
+        );
+        assert!(out.session.queue.is_empty(), "{:?}", out.reply);
+        assert!(!text(&out.reply).contains("接着办"), "{:?}", out.reply);
+        // Platform nicknames standing alone are the platforms.
+        let out = f.say(Session::default(), &["多包裹 tb和pdd都要 账号wdt_bg02"]);
+        let State::Filling { form } = &out.session.state else {
+            panic!("a form: {:?}", out.reply);
+        };
+        assert!(
+            form.answers
+                .values()
+                .any(|v| v.display(false) == "淘宝、拼多多"),
+            "{:?}",
+            form.answers
+        );
+        // A bare withdrawal at the reason question takes the form back; it is no reason.
+        let out = f.say(
+            Session::default(),
+            &["帮sx_tea开物流追踪", "客户说先不开了"],
+        );
+        assert!(matches!(out.session.state, State::Idle), "{:?}", out.reply);
+    }
 }

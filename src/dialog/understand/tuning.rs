@@ -58,6 +58,10 @@ pub struct ReadingWords {
     pub described_min_score: f32,
     /// A clause that only describes a service must also ask for something: one of these.
     pub request_markers: Vec<String>,
+    /// Inside a form, a withdrawal that names no service and is at most this long (without
+    /// spaces) takes back the form itself ("客户说先不开了"); a longer one may be a reason.
+    #[serde(default)]
+    pub bare_withdrawal_max_chars: usize,
 }
 
 /// Words for the conversation commands; each list holds whole-message forms.
