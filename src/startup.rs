@@ -20,7 +20,8 @@ use crate::http::serve::ConnectionLimits;
 use crate::http::{AppState, admin_router, public_router};
 use crate::notify::handoff::HandoffWatcher;
 use crate::notify::{
-    BatchPush, DailyJob, DeliveryKind, HandlerCards, Notifier, Outbox, Transport, WecomTransport,
+    BatchPush, DailyJob, DeliveryKind, HandlerCards, HandlerReminders, Notifier, Outbox, Transport,
+    WecomTransport,
 };
 use crate::requests::{
     BatchSchedule, Desk, HandlerAccountError, HandlerDirectory, Ledger, ScheduleError, StoreLedger,
@@ -210,18 +211,32 @@ impl Parts {
             // Only today's cut-off is worth catching up on: yesterday's batch is past its
             // done-by time and already in the console.
             cutoff: DailyJob::new(
-                Arc::new(HandlerCards::new(
-                    self.outbox.clone(),
-                    self.catalog.clone(),
-                    Arc::clone(&self.ledger),
-                    &self.handlers,
-                    &settings.console.public_url,
-                )),
+                Arc::new(self.handler_cards(settings)),
                 Arc::clone(&self.store),
                 self.schedule,
                 0,
             ),
+            // As the cut-off: a reminder of yesterday's overdue work is today's cut-off's job.
+            reminder: DailyJob::new(
+                Arc::new(HandlerReminders::new(self.handler_cards(settings))),
+                Arc::clone(&self.store),
+                self.schedule,
+                0,
+            ),
+            ledger: Arc::clone(&self.ledger),
+            schedule: self.schedule,
         }
+    }
+
+    fn handler_cards(&self, settings: &Settings) -> HandlerCards {
+        HandlerCards::new(
+            self.outbox.clone(),
+            self.catalog.clone(),
+            Arc::clone(&self.ledger),
+            &self.handlers,
+            &settings.console.public_url,
+            self.schedule,
+        )
     }
 }
 
@@ -234,6 +249,11 @@ pub struct Background {
     pub push: DailyJob,
     /// The 16:00 cards to handlers.
     pub cutoff: DailyJob,
+    /// The 17:30 reminder to handlers of what is still open.
+    pub reminder: DailyJob,
+    /// For the open and overdue gauges.
+    pub ledger: Arc<dyn Ledger>,
+    pub schedule: BatchSchedule,
 }
 
 impl Background {
@@ -254,6 +274,10 @@ impl Background {
             ),
             tokio::spawn(
                 self.cutoff
+                    .run(self.tick.max(Duration::from_secs(1)), stop.subscribe()),
+            ),
+            tokio::spawn(
+                self.reminder
                     .run(self.tick.max(Duration::from_secs(1)), stop.subscribe()),
             ),
         ]

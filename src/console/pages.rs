@@ -48,7 +48,7 @@ pub(crate) async fn batch(
 ) -> Response {
     let now = Utc::now();
     let checked = match query {
-        Ok(Query(q)) => q.check(&state.schedule, now),
+        Ok(Query(q)) => q.check(&state.schedule, now, true),
         Err(_) => Err(super::FilterError::Day),
     };
     let view = match checked {
@@ -63,24 +63,16 @@ pub(crate) async fn batch(
             );
         }
     };
-    let all_of_day = match visible_batch(&state, &session.handler, view.any_status()).await {
+    let all = match visible_batch(&state, &session.handler, &view.any_status(), now).await {
         Ok(list) => list,
         Err(e) => return internal(&session, &e),
     };
-    let shown: Vec<Request> = all_of_day
+    let shown: Vec<Request> = all
         .iter()
         .filter(|r| view.status.is_none_or(|s| r.status() == s))
         .cloned()
         .collect();
-    let is_open = view.day == state.schedule.batch_for(now);
-    html::batch_page(
-        &session,
-        &state.schedule,
-        view,
-        &all_of_day,
-        &shown,
-        is_open,
-    )
+    html::batch_page(&session, &state.schedule, &view, &all, &shown, now)
 }
 
 #[derive(Debug, Default, serde::Deserialize)]

@@ -161,8 +161,13 @@ impl Notifier {
     }
 }
 
+/// One notice per final status; a request reopened and handled again is a new round, so the
+/// requester hears the new outcome (`done-r1`, …) instead of the outbox taking it for a repeat.
 fn final_key(request: &Request) -> String {
-    keys::notice_final(&request.id, request.status().as_str())
+    match request.reopenings() {
+        0 => keys::notice_final(&request.id, request.status().as_str()),
+        n => keys::notice_final(&request.id, &format!("{}-r{n}", request.status().as_str())),
+    }
 }
 
 /// Handled after its batch's done-by time → the requester hears at once.
