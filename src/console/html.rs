@@ -435,6 +435,17 @@ pub(crate) fn detail_page(
             }
         }
 
+        @if request.reopenable(schedule, Utc::now()) {
+            h2 { "撤销" }
+            form class="card" method="post" action={ "/console/requests/" (id) "/reopen" } {
+                (csrf)
+                p class="muted" { "今天内可以撤销" (status.label()) "，申请回到处理中，记录在状态记录里。" }
+                label for="reopen-note" { "撤销说明（可选）" }
+                textarea id="reopen-note" name="note" maxlength="2000" {}
+                p { button type="submit" { "重新打开" } }
+            }
+        }
+
         @if !status.is_final() {
             h2 { "处理" }
             div class="actions" {
@@ -487,6 +498,45 @@ pub(crate) fn detail_page(
         }
     };
     html_response(status_code, layout(id, Some(session), notice, body))
+}
+
+/// The step before 完成 / 驳回: what will happen, the text as typed, 确认 or back.
+pub(crate) fn confirm_page(
+    session: &ConsoleSession,
+    request: &Request,
+    action: &str,
+    text: &str,
+) -> Response {
+    let id = request.id.as_str();
+    let (title, field, label, button_class) = if action == "complete" {
+        ("确认完成", "note", "完成说明", "done")
+    } else {
+        ("确认驳回", "reason", "驳回原因", "danger")
+    };
+    let body = html! {
+        p { a href={ "/console/requests/" (id) } { "← 返回 " (id) } }
+        h1 { (title) " " (id) }
+        div class="card" {
+            div { "#" (request.form.service) " " (request.form.service_name) }
+            @if let Some(account) = request.seller_account() { div { "账号 " (account) } }
+            div class="muted" { "申请人 " (request.form.requester.user.as_str()) }
+        }
+        @if action == "complete" {
+            p { "标记为已完成后，申请人会在通知时间收到结果。今天内可以撤销。" }
+        } @else {
+            p { "驳回后申请人会立即收到原因。今天内可以撤销。" }
+        }
+        @if !text.is_empty() {
+            div class="card" { dl { dt { (label) } dd { (text) } } }
+        }
+        form class="card" method="post" action={ "/console/requests/" (id) "/" (action) } {
+            (hidden_csrf(&session.csrf))
+            input type="hidden" name=(field) value=(text);
+            input type="hidden" name="confirmed" value="1";
+            button class=(button_class) type="submit" { (title) }
+        }
+    };
+    html_response(StatusCode::OK, layout(title, Some(session), None, body))
 }
 
 /// Outbox items as cards; `retry` carries the CSRF token when each gets a retry button.

@@ -630,6 +630,32 @@ impl Commands<'_> {
             }
             None => note,
         };
+        // A handler of the request's team reads what was filled in (secrets already masked
+        // in the summary), so `/status` is enough to act on a request from the chat.
+        let note = if self
+            .scope(user)
+            .is_some_and(|s| s.covers(request.form.team))
+            && !request.form.summary.is_empty()
+        {
+            let fields = request
+                .form
+                .summary
+                .iter()
+                .map(|(label, value)| {
+                    self.catalog.messages().render(
+                        MessageKey::SummaryLine,
+                        &[("label", label), ("value", value)],
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            note + &self
+                .catalog
+                .messages()
+                .render(MessageKey::CmdStatusFields, &[("fields", &fields)])
+        } else {
+            note
+        };
         // The handler the receipt named (no assumed team); the team when the service is gone.
         let team = self.catalog.service(request.form.service).map_or_else(
             || request.form.team.label().to_owned(),

@@ -162,6 +162,13 @@ impl Request {
             .count()
     }
 
+    /// Whether a 完成 or 驳回 can still be taken back: it was made on the local day of `now`.
+    #[must_use]
+    pub fn reopenable(&self, schedule: &BatchSchedule, now: DateTime<Utc>) -> bool {
+        matches!(self.status(), Status::Done | Status::Rejected)
+            && schedule.local_date(self.status_since()) == schedule.local_date(now)
+    }
+
     /// The last done or rejected change, by whom and when (for reports).
     #[must_use]
     pub fn handled(&self) -> Option<&StatusChange> {
@@ -594,7 +601,6 @@ impl Ledger for StoreLedger {
         note: Option<String>,
         now: DateTime<Utc>,
     ) -> Result<Request, LedgerError> {
-        let today = self.schedule.local_date(now);
         let request = self
             .update(id, |request| {
                 let from = request.status();
@@ -605,7 +611,7 @@ impl Ledger for StoreLedger {
                         to: Status::Processing,
                     });
                 }
-                if self.schedule.local_date(request.status_since()) != today {
+                if !request.reopenable(&self.schedule, now) {
                     return Err(LedgerError::ReopenTooLate(id.clone()));
                 }
                 request.history.push(StatusChange {

@@ -105,11 +105,18 @@ async fn status_shows_ones_own_request_and_hides_others_the_same_way_as_unknown_
     let unknown = bot.say("mallory", "/status KT-20990101-0001").await;
     assert_eq!(other, unknown, "no existence leak");
     assert!(other.contains("没有找到"), "{other}");
-    // The request's team handler and an admin may look; another team's handler may not.
     assert!(
-        bot.say("handler_f", &format!("/status {id}"))
-            .await
-            .contains("已提交")
+        !mine.contains("填写内容"),
+        "the requester knows what they filled in"
+    );
+    // The request's team handler and an admin may look; another team's handler may not. The
+    // handler also reads the fields (issue 22), enough to act from the chat.
+    let handlers = bot.say("handler_f", &format!("/status {id}")).await;
+    assert!(
+        handlers.contains("已提交")
+            && handlers.contains("填写内容:")
+            && handlers.contains("· 卖家账号: acct_alice"),
+        "{handlers}"
     );
     assert!(
         bot.say("boss", &format!("/status {id}"))

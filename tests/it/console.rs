@@ -482,12 +482,33 @@ async fn form_actions_change_the_ledger_and_csrf_guards_them() {
             .await;
         assert_eq!(started.status(), StatusCode::SEE_OTHER);
         assert_eq!(c.status(&a).await, Status::Processing);
+        // 完成 asks first: the page repeats the note and changes nothing yet.
+        let asked = c
+            .post(
+                &boss,
+                &path(&a, "complete"),
+                &[("csrf", &boss.csrf), ("note", "已开通")],
+            )
+            .await;
+        assert_eq!(asked.status(), StatusCode::OK, "{backend:?}");
+        let asked = asked.text().await.unwrap();
+        assert!(
+            asked.contains("确认完成")
+                && asked.contains("name=\"confirmed\" value=\"1\"")
+                && asked.contains("value=\"已开通\""),
+            "{asked}"
+        );
+        assert_eq!(c.status(&a).await, Status::Processing, "not before 确认");
         let done = c
             .http
             .post(c.url(&path(&a, "complete")))
             .header("cookie", &boss.cookie)
             .header("origin", format!("http://{}", c.addr))
-            .form(&[("csrf", boss.csrf.as_str()), ("note", "已开通")])
+            .form(&[
+                ("csrf", boss.csrf.as_str()),
+                ("note", "已开通"),
+                ("confirmed", "1"),
+            ])
             .send()
             .await
             .unwrap();
@@ -533,11 +554,25 @@ async fn form_actions_change_the_ledger_and_csrf_guards_them() {
         assert_eq!(bare.status(), StatusCode::UNPROCESSABLE_ENTITY);
         assert!(bare.text().await.unwrap().contains("驳回需要填写原因"));
         assert_eq!(c.status(&b).await, Status::Submitted);
-        let rejected = c
+        let asked = c
             .post(
                 &boss,
                 &path(&b, "reject"),
                 &[("csrf", &boss.csrf), ("reason", "账号不存在")],
+            )
+            .await;
+        assert_eq!(asked.status(), StatusCode::OK);
+        assert!(asked.text().await.unwrap().contains("确认驳回"));
+        assert_eq!(c.status(&b).await, Status::Submitted, "not before 确认");
+        let rejected = c
+            .post(
+                &boss,
+                &path(&b, "reject"),
+                &[
+                    ("csrf", &boss.csrf),
+                    ("reason", "账号不存在"),
+                    ("confirmed", "1"),
+                ],
             )
             .await;
         assert_eq!(rejected.status(), StatusCode::SEE_OTHER);
@@ -547,6 +582,51 @@ async fn form_actions_change_the_ledger_and_csrf_guards_them() {
             request.history.last().unwrap().note.as_deref(),
             Some("账号不存在")
         );
+
+        // The same day, a 完成 or 驳回 can be taken back: open again, in the history.
+        let (_, page) = c.get(Some(&boss), &format!("/console/requests/{b}")).await;
+        assert!(page.contains("重新打开"), "{page}");
+        let reopened = c
+            .post(
+                &boss,
+                &path(&b, "reopen"),
+                &[("csrf", &boss.csrf), ("note", "原因写错")],
+            )
+            .await;
+        assert_eq!(reopened.status(), StatusCode::SEE_OTHER);
+        let request = c.ledger.get(&b).await.unwrap().unwrap();
+        assert_eq!(request.status(), Status::Processing, "{backend:?}");
+        let last = request.history.last().unwrap();
+        assert_eq!(
+            (last.by.as_str(), last.note.as_deref()),
+            ("boss", Some("原因写错"))
+        );
+        let (_, page) = c
+            .get(Some(&boss), &format!("/console/requests/{b}?ok=reopen"))
+            .await;
+        assert!(page.contains("已重新打开"), "{page}");
+        // Handled on an earlier day: no reopen.
+        let old = c.file("a4", Team::Rnd, &[], now).await;
+        c.ledger
+            .transition(
+                &old,
+                Status::Done,
+                "boss",
+                None,
+                now - chrono::Duration::days(1),
+            )
+            .await
+            .unwrap();
+        let (_, page) = c
+            .get(Some(&boss), &format!("/console/requests/{old}"))
+            .await;
+        assert!(!page.contains("重新打开"), "{page}");
+        let late = c
+            .post(&boss, &path(&old, "reopen"), &[("csrf", &boss.csrf)])
+            .await;
+        assert_eq!(late.status(), StatusCode::CONFLICT);
+        assert!(late.text().await.unwrap().contains("只能重新打开今天"));
+        assert_eq!(c.status(&old).await, Status::Done);
 
         // Another team's handler cannot act on it (and cannot tell it exists).
         let c2 = c.file("a3", Team::Rnd, &[], now).await;
@@ -1109,6 +1189,25 @@ async fn the_api_lists_reads_and_moves_requests_with_the_right_codes() {
             again.json::<serde_json::Value>().await.unwrap()["error"],
             "invalid_transition"
         );
+        // Taken back the same day: open again, then done again.
+        let reopened = post(
+            &format!("/api/v1/requests/{rnd}/reopen"),
+            RND_TOKEN,
+            "{\"note\":\"点错了\"}",
+        )
+        .await
+        .unwrap();
+        assert_eq!(reopened.status(), StatusCode::OK, "{backend:?}");
+        let reopened: serde_json::Value = reopened.json().await.unwrap();
+        assert_eq!(reopened["status"], "processing");
+        assert_eq!(reopened["history"][2]["note"], "点错了");
+        let twice = post(&format!("/api/v1/requests/{rnd}/reopen"), RND_TOKEN, "")
+            .await
+            .unwrap();
+        assert_eq!(twice.status(), StatusCode::CONFLICT, "only a final one");
+        post(&format!("/api/v1/requests/{rnd}/complete"), RND_TOKEN, "")
+            .await
+            .unwrap();
 
         let no_reason = post(&format!("/api/v1/requests/{ops}/reject"), OPS_TOKEN, "{}")
             .await
@@ -1409,7 +1508,11 @@ async fn the_admin_token_logs_in_to_the_console_and_sees_every_team() {
             .post(
                 &admin,
                 &format!("/console/requests/{mailbox}/complete"),
-                &[("csrf", &admin.csrf), ("note", "已处理")],
+                &[
+                    ("csrf", &admin.csrf),
+                    ("note", "已处理"),
+                    ("confirmed", "1"),
+                ],
             )
             .await;
         assert_eq!(done.status(), StatusCode::SEE_OTHER, "{backend:?}");
@@ -1417,7 +1520,11 @@ async fn the_admin_token_logs_in_to_the_console_and_sees_every_team() {
             .post(
                 &admin,
                 &format!("/console/requests/{functional}/reject"),
-                &[("csrf", &admin.csrf), ("reason", "重复申请")],
+                &[
+                    ("csrf", &admin.csrf),
+                    ("reason", "重复申请"),
+                    ("confirmed", "1"),
+                ],
             )
             .await;
         assert_eq!(rejected.status(), StatusCode::SEE_OTHER, "{backend:?}");

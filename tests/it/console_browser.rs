@@ -348,11 +348,18 @@ async fn a_handler_logs_in_sees_the_batch_and_completes_a_request_in_chromium() 
         assert!(browser.text().contains("<b>请尽快</b>开通"), "user text shown as text");
         browser.screenshot(&shots.join("3-detail.png"));
         browser.click("form[action$='/complete'] button");
+        // 完成 asks first; the second press does it.
+        browser.wait_for(
+            "the confirmation",
+            "document.querySelector(\"input[name='confirmed']\") && document.body.innerText.includes('确认完成')",
+        );
+        browser.screenshot(&shots.join("4-confirm.png"));
+        browser.click("form[action$='/complete'] button");
         browser.wait_for(
             "the request marked done",
             "location.search.includes('ok=complete')",
         );
-        browser.screenshot(&shots.join("4-done.png"));
+        browser.screenshot(&shots.join("5-done.png"));
         (browser.text(), shots)
     })
     .await
