@@ -67,7 +67,7 @@ table{width:100%;border-collapse:collapse}td,th{text-align:left;padding:6px;bord
 ";
 
 /// Headers every console page gets: no caching of request data, no framing, no scripts.
-fn html_response(status: StatusCode, page: Markup) -> Response {
+pub(crate) fn html_response(status: StatusCode, page: Markup) -> Response {
     let mut response = (status, page.into_string()).into_response();
     let headers = response.headers_mut();
     headers.insert(
@@ -100,7 +100,7 @@ fn hidden_csrf(csrf: &str) -> Markup {
 }
 
 /// The page frame: header with who is logged in, navigation, logout, the notice, the body.
-fn layout(
+pub(crate) fn layout(
     title: &str,
     session: Option<&ConsoleSession>,
     notice: Option<&Notice>,

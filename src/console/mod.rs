@@ -10,6 +10,7 @@
 
 mod auth;
 mod csv;
+mod dashboard;
 mod html;
 mod json_api;
 mod pages;
@@ -65,6 +66,7 @@ pub fn router(state: ConsoleState) -> Router {
         )
         .route("/console/requests/{id}/{action}", post(pages::act))
         .route("/console/export.csv", get(csv::export))
+        .route("/console/dashboard", get(dashboard::page))
         .route("/console/deliveries", get(pages::deliveries))
         .route("/console/deliveries/retry", post(pages::retry))
         // Cross-site form posts are refused before any handler runs (CSRF tokens are the

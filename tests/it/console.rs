@@ -398,6 +398,30 @@ async fn the_console_opens_on_the_open_queue_of_any_day_and_filters_and_searches
     assert!(!page.contains(rnd.as_str()), "search stays in scope");
 }
 
+/// Issue 22: the dashboard over HTTP: scoped to the handler's teams, open and overdue per team,
+/// charts as inline SVG.
+#[tokio::test]
+async fn the_dashboard_counts_the_handlers_teams_only() {
+    let c = Console::spawn(Backend::Embedded).await;
+    let now = Utc::now();
+    c.file("d1", Team::Ops, &[], now - chrono::Duration::days(2))
+        .await;
+    c.file("d2", Team::Rnd, &[], now).await;
+    let ops1 = c.login(OPS_TOKEN).await;
+    let (status, page) = c.get(Some(&ops1), "/console/dashboard").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page.matches("<svg class=\"chart\"").count(), 3, "{page}");
+    assert!(page.contains("运维") && !page.contains("产研"), "{page}");
+    assert!(page.contains("/console?overdue=1&amp;team=ops"), "{page}");
+    assert!(page.contains(&format!(
+        "{} 运维 1",
+        BatchSchedule::default().batch_for(now - chrono::Duration::days(2))
+    )));
+    assert!(!page.contains("<script"));
+    let (status, _) = c.get(None, "/console/dashboard").await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "login first");
+}
+
 #[tokio::test]
 async fn the_detail_page_escapes_user_text() {
     let c = Console::spawn(Backend::Embedded).await;
