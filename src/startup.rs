@@ -24,8 +24,8 @@ use crate::notify::{
     WecomTransport,
 };
 use crate::requests::{
-    BatchSchedule, Desk, HandlerAccountError, HandlerDirectory, Ledger, ScheduleError, StoreLedger,
-    WatchedLedger, Watcher,
+    BatchSchedule, Desk, HandlerAccountError, HandlerDirectory, Ledger, LedgerError, RequestFilter,
+    ScheduleError, StoreLedger, WatchedLedger, Watcher, queue_counts,
 };
 use crate::store::{self, SealKeySettingError, Sealer, Store, StoreError};
 use crate::wecom::api::{ResponseUrls, WecomApi};
@@ -280,7 +280,50 @@ impl Background {
                 self.reminder
                     .run(self.tick.max(Duration::from_secs(1)), stop.subscribe()),
             ),
+            tokio::spawn(queue_gauges(
+                Arc::clone(&self.ledger),
+                self.schedule,
+                QUEUE_GAUGES_EVERY,
+                stop.subscribe(),
+            )),
         ]
+    }
+}
+
+/// How often the open and overdue gauges are recounted (one listing of the open queue).
+const QUEUE_GAUGES_EVERY: Duration = Duration::from_secs(30);
+
+/// Sets the open and overdue gauges per team from the open queue now.
+pub async fn refresh_queue_gauges(
+    ledger: &dyn Ledger,
+    schedule: &BatchSchedule,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), LedgerError> {
+    let open = ledger.list(&RequestFilter::open()).await?;
+    for (team, open, overdue) in queue_counts(&open, schedule, now) {
+        crate::metrics::open_requests(team.key(), open, overdue);
+    }
+    Ok(())
+}
+
+/// Recounts the gauges every `every` until `stop` changes; a failed count keeps the last
+/// numbers (logged, the store being down is already reported by `/readyz`).
+async fn queue_gauges(
+    ledger: Arc<dyn Ledger>,
+    schedule: BatchSchedule,
+    every: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut interval = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {
+                if let Err(e) = refresh_queue_gauges(ledger.as_ref(), &schedule, chrono::Utc::now()).await {
+                    tracing::warn!(error = %e, "open and overdue gauges not refreshed");
+                }
+            }
+            _ = stop.changed() => break,
+        }
     }
 }
 

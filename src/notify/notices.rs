@@ -351,6 +351,7 @@ impl DailyJob {
             )
             .await
             .map_err(|e| e.to_string())?;
+        crate::metrics::daily_job_succeeded(self.job.name(), now.timestamp());
         self.remember_done(day);
         Ok(())
     }
@@ -358,13 +359,15 @@ impl DailyJob {
     async fn run_once(&self, day: BatchDay, now: DateTime<Utc>) -> Result<bool, String> {
         let name = self.job.name();
         let done_key = keys::day_job_done(name, &day.to_string());
-        if self
-            .store
-            .get(&done_key)
-            .await
-            .map_err(|e| e.to_string())?
-            .is_some()
-        {
+        if let Some(done) = self.store.get(&done_key).await.map_err(|e| e.to_string())? {
+            // Run by another instance (or before a restart): its time is this job's last
+            // success too, so each instance's gauge tells whether the job ran anywhere.
+            if let Some(at) = std::str::from_utf8(&done)
+                .ok()
+                .and_then(|v| DateTime::parse_from_rfc3339(v.trim()).ok())
+            {
+                crate::metrics::daily_job_succeeded(name, at.timestamp());
+            }
             self.remember_done(day);
             return Ok(false);
         }

@@ -266,6 +266,27 @@ impl RequestFilter {
     }
 }
 
+/// Open and overdue requests per team (every team, zeros included, in a fixed order), from
+/// the open queue: what the `kaitong_requests_open` / `_overdue` gauges show.
+#[must_use]
+pub fn queue_counts(
+    open: &[Request],
+    schedule: &BatchSchedule,
+    now: DateTime<Utc>,
+) -> Vec<(Team, usize, usize)> {
+    [Team::Ops, Team::Rnd, Team::Functional, Team::Mailbox]
+        .into_iter()
+        .map(|team| {
+            let mine = || {
+                open.iter()
+                    .filter(move |r| r.is_open() && r.form.team == team)
+            };
+            let overdue = mine().filter(|r| r.is_overdue(schedule, now)).count();
+            (team, mine().count(), overdue)
+        })
+        .collect()
+}
+
 /// What the requester is told on filing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Receipt {

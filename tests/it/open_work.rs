@@ -314,3 +314,110 @@ async fn console_page(w: &World, path: &str) -> String {
         .await
         .unwrap()
 }
+
+/// The real `kaitong serve` on a store holding open requests and a push another instance ran:
+/// `/metrics` shows open and overdue requests per team and each daily job's last success.
+#[test]
+fn metrics_show_open_and_overdue_per_team_and_when_each_daily_job_last_succeeded() {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+
+    use kaitong::requests::{BatchSchedule, Ledger, StoreLedger};
+    use kaitong::store::{EmbeddedStore, Sealed, Sealer};
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("k.db");
+    let schedule = BatchSchedule::default();
+    let now = Utc::now();
+    let today = BatchDay(schedule.local_date(now));
+    // Another instance ran the 17:30 push of the last days (and today's) at this time.
+    let pushed_at = Utc.with_ymd_and_hms(2026, 1, 2, 9, 30, 0).unwrap();
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let settings = Settings::load_with_env(None, Vec::new()).unwrap();
+        let embedded: Arc<dyn Store> = Arc::new(EmbeddedStore::open(&db).unwrap());
+        let store = match Sealer::from_settings(&settings.store).unwrap() {
+            Some(sealer) => Sealed::wrap(embedded, sealer),
+            None => embedded,
+        };
+        let ledger = StoreLedger::new(Arc::clone(&store), schedule);
+        let mut old = form("m-1", "alice", "shop_old");
+        old.team = Team::Functional;
+        ledger
+            .file(old, now - chrono::Duration::days(3))
+            .await
+            .unwrap();
+        let mut fresh = form("m-2", "bob", "shop_new");
+        fresh.team = Team::Ops;
+        ledger.file(fresh, now).await.unwrap();
+        for back in 0..=3 {
+            let day = BatchDay(today.0.checked_sub_days(Days::new(back)).unwrap());
+            store
+                .put(
+                    &format!("job:push:{day}:done"),
+                    pushed_at.to_rfc3339().as_bytes(),
+                    None,
+                )
+                .await
+                .unwrap();
+        }
+    });
+
+    let port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (public, admin) = (port(), port());
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kaitong"))
+        .arg("serve")
+        .env_remove("RUST_LOG")
+        .env("KAITONG_SERVER__LISTEN", format!("127.0.0.1:{public}"))
+        .env("KAITONG_SERVER__ADMIN_LISTEN", format!("127.0.0.1:{admin}"))
+        .env("KAITONG_STORE__URL", format!("embedded://{}", db.display()))
+        // Nothing may leave for the real WeCom.
+        .env("KAITONG_WECOM__API_BASE", "http://127.0.0.1:9/cgi-bin")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let metrics = || -> Option<String> {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", admin)).ok()?;
+        write!(
+            stream,
+            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).ok()?;
+        Some(response)
+    };
+    let wanted = [
+        "kaitong_requests_open{team=\"functional\"} 1".to_owned(),
+        "kaitong_requests_overdue{team=\"functional\"} 1".to_owned(),
+        "kaitong_requests_open{team=\"ops\"} 1".to_owned(),
+        "kaitong_requests_overdue{team=\"ops\"} 0".to_owned(),
+        "kaitong_requests_open{team=\"rnd\"} 0".to_owned(),
+        format!(
+            "kaitong_daily_job_last_success_timestamp_seconds{{job=\"push\"}} {}",
+            pushed_at.timestamp()
+        ),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let text = loop {
+        let text = metrics().unwrap_or_default();
+        if wanted.iter().all(|w| text.contains(w.as_str())) {
+            break text;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("metrics never showed {wanted:?}:\n{text}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(text.contains("# TYPE kaitong_daily_job_last_success_timestamp_seconds gauge"));
+}
