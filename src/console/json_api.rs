@@ -1,10 +1,11 @@
-//! The JSON API for handlers' own tools: list a batch, read a request, complete or reject it.
+//! The JSON API for handlers' own tools: list the open queue (`/api/v1/requests/open`) or a
+//! batch day, read a request, complete, reject or (the same day) reopen it.
 //! Authenticated by `Authorization: Bearer <token>`: a handler's token or `admin.token` (see
 //! [`ApiHandler`]).
 //!
 //! Errors are `{"error": code, "message": …}` with 400 (malformed), 401 (no or bad token),
-//! 404 (unknown or another team's request: the same answer), 409 (impossible transition) and
-//! 422 (a reject without reason).
+//! 404 (unknown or another team's request: the same answer), 409 (impossible transition, or a
+//! reopen after the day of the 完成/驳回) and 422 (a reject without reason).
 
 use axum::Json;
 use axum::body::Bytes;

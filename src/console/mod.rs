@@ -1,6 +1,8 @@
 //! The handling side's web: the console (server-rendered HTML under `/console`, usable on a
-//! phone without JavaScript) and the JSON API (`/api/v1`), where handlers see each day's batch
-//! and mark requests done or rejected.
+//! phone without JavaScript) and the JSON API (`/api/v1`), where handlers work through the open
+//! queue of their teams (any day, oldest first, overdue marked) or look at a day's batch, mark
+//! requests done or rejected (and take that back the same day), export CSV, and where team
+//! leads find the dashboard.
 //!
 //! Owns HTTP concerns of the handling side only: console sessions and CSRF, bearer tokens,
 //! rendering, the CSV export and the API's JSON shapes. Every change to a request goes through
@@ -82,7 +84,7 @@ pub fn router(state: ConsoleState) -> Router {
     console.merge(api).with_state(state)
 }
 
-/// Teams in the order the batch page shows them.
+/// Teams in the order the pages show them (and the dashboard's colours follow).
 const TEAMS: [Team; 4] = [Team::Rnd, Team::Ops, Team::Functional, Team::Mailbox];
 
 /// Statuses in the order the counts show them.
