@@ -9,7 +9,7 @@ pub mod notices;
 pub mod outbox;
 pub mod wecom;
 
-pub use handler_cards::{HandlerCards, request_card};
+pub use handler_cards::{HandlerCards, HandlerReminders, request_card};
 pub use handoff::{EmailTransport, HandoffError, HandoffTargets, HandoffWatcher, WebhookTransport};
 pub use notices::{BatchPush, DailyJob, DayJob, Notice, Notifier};
 pub use outbox::{DeliveryError, Outbox, OutboxItem, PassReport, RetryPolicy, Transport};
