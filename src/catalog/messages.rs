@@ -164,6 +164,8 @@ message_keys! {
     CancelledQueueLeft = "cancelled_queue_left",
     QueueCancelled = "queue_cancelled",
     QueuedWithdrawn = "queued_withdrawn",
+    InlineWhen = "inline_when",
+    InlineQuestion = "inline_question",
     EarlierSameRequest = "earlier_same_request",
     DayToday = "day_today",
     ConfirmIrreversible = "confirm_irreversible",

@@ -45,6 +45,8 @@ pub struct Reading {
     pub dropped: Vec<ServiceId>,
     /// Words for a customer that name or describe no service: not filed, and said so.
     pub unread: Vec<String>,
+    /// Questions asked on the way ("这个多久能好?"): never a value, answered.
+    pub questions: Vec<String>,
 }
 
 static REQUEST_NUMBER: LazyLock<Option<Regex>> =
@@ -87,6 +89,8 @@ struct Clause {
     text: String,
     /// It follows a connective (还有/另外/顺便 …): it joins another request to the message.
     joined: bool,
+    /// It ends with a question mark or a question particle, or asks when ("多久能好").
+    question: bool,
 }
 
 /// A request being gathered: its service and the pieces that belong to it.
@@ -137,6 +141,7 @@ pub fn read(
     let mut dropped: Vec<ServiceId> = Vec::new();
     // "电子发票 哦不 物流追踪": a correction standing alone applies to the service named next.
     let mut correction_pending = false;
+    let mut questions: Vec<(usize, String)> = Vec::new();
     for (j, piece) in pieces.iter().enumerate() {
         let folded = fold(&piece.text);
         // The word lists are folded at load.
@@ -222,6 +227,16 @@ pub fn read(
             None if withdraws && !groups.is_empty() => {
                 if let Some(last) = groups.pop() {
                     dropped.push(last.service);
+                }
+            }
+            // "这个多久能好?": a question that names no service is answered, never a value.
+            None if clauses[piece.clause].question && !named_later[j] && !clause_named => {
+                match questions.last_mut() {
+                    Some((c, q)) if *c == piece.clause => {
+                        q.push(' ');
+                        q.push_str(&piece.text);
+                    }
+                    _ => questions.push((piece.clause, piece.text.clone())),
                 }
             }
             None => {
@@ -333,6 +348,7 @@ pub fn read(
         plan,
         dropped,
         unread,
+        questions: questions.into_iter().map(|(_, q)| q).collect(),
     }
 }
 
@@ -472,10 +488,20 @@ fn clauses(text: &str, words: &ReadingWords, names: &[String]) -> Vec<Clause> {
         return vec![Clause {
             text: text.to_owned(),
             joined: false,
+            question: false,
         }];
     };
     let mut out = Vec::new();
-    for chunk in re.split(text) {
+    // Each chunk with the mark that ends it: "这个多久能好?" is a question.
+    let mut chunks: Vec<(&str, bool)> = Vec::new();
+    let mut from = 0;
+    for m in re.find_iter(text) {
+        chunks.push((&text[from..m.start()], matches!(m.as_str(), "?" | "？")));
+        from = m.end();
+    }
+    chunks.push((&text[from..], false));
+    for (chunk, asked) in chunks {
+        let first = out.len();
         let mut rest = chunk.trim_start();
         let mut joined = false;
         'scan: loop {
@@ -509,6 +535,7 @@ fn clauses(text: &str, words: &ReadingWords, names: &[String]) -> Vec<Clause> {
                     out.push(Clause {
                         text: rest[..at].to_owned(),
                         joined,
+                        question: false,
                     });
                     rest = &rest[at + len..];
                     joined = true;
@@ -517,10 +544,23 @@ fn clauses(text: &str, words: &ReadingWords, names: &[String]) -> Vec<Clause> {
                     out.push(Clause {
                         text: rest.to_owned(),
                         joined,
+                        question: false,
                     });
                     break 'scan;
                 }
             }
+        }
+        // The question mark ends the last clause of its chunk; particles and "when" words
+        // make any clause a question.
+        let count = out.len();
+        for (k, c) in out.iter_mut().enumerate().skip(first) {
+            let t = c.text.trim_end();
+            c.question = (asked && k + 1 == count)
+                || words
+                    .question_endings
+                    .iter()
+                    .any(|e| t.ends_with(e.as_str()))
+                || words.when_questions.iter().any(|w| t.contains(w.as_str()));
         }
     }
     out.retain(|c| !c.text.trim().is_empty());
@@ -617,6 +657,8 @@ mod tests {
                 .map(String::from)
                 .to_vec(),
             connective_exceptions: ["跟踪", "跟进"].map(String::from).to_vec(),
+            question_endings: ["吗"].map(String::from).to_vec(),
+            when_questions: ["多久"].map(String::from).to_vec(),
             ..ReadingWords::default()
         }
     }

@@ -45,6 +45,9 @@ pub struct SlotWords {
     /// Words that make free text after its label a promise, not the value ("原因等下发你").
     #[serde(default)]
     pub not_yet_words: Vec<String>,
+    /// Words that open free text after its label and are no part of it ("原因都是大促").
+    #[serde(default)]
+    pub prose_openers: Vec<String>,
     /// Right before a code, these say it is no account ("仓库WH_ZZ1", "编号PDD003").
     #[serde(default)]
     pub code_labels: Vec<String>,
@@ -838,7 +841,14 @@ impl Scan<'_> {
                             self.words.fillers.iter().any(|f| f.starts_with(c))
                         })
                         .trim();
-                    let value = value.strip_prefix('是').unwrap_or(value).trim();
+                    // "原因都是大促": the words that open the value are no part of it.
+                    let value = self
+                        .words
+                        .prose_openers
+                        .iter()
+                        .find_map(|o| value.strip_prefix(o.as_str()))
+                        .unwrap_or(value)
+                        .trim();
                     let promise = self
                         .words
                         .not_yet_words

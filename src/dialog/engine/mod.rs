@@ -471,6 +471,9 @@ impl Engine<'_> {
             t.say
                 .push(self.m().render(MessageKey::UnreadPart, &[("text", said)]));
         }
+        if let Some(first) = reading.plan.first() {
+            self.answer_questions(&reading.questions, first.service, t);
+        }
         if reading.plan.len() > 1 {
             return self.plan(reading, t);
         }
@@ -586,6 +589,27 @@ impl Engine<'_> {
     fn start_queued(&self, next: Queued, t: &mut Turn) -> State {
         let text = next.text.unwrap_or_default();
         self.start(next.service, &text, next.account, t)
+    }
+
+    /// Questions asked on the way to a request: "多久能好" gets the service's schedule, any
+    /// other is said back as one the bot cannot answer, so it is never silently dropped.
+    fn answer_questions(&self, questions: &[String], service: ServiceId, t: &mut Turn) {
+        let Some(s) = self.catalog.service(service) else {
+            return;
+        };
+        let when_words = &self.tuning().reading.when_questions;
+        for q in questions {
+            let key = if when_words.iter().any(|w| q.contains(w.as_str())) {
+                MessageKey::InlineWhen
+            } else {
+                MessageKey::InlineQuestion
+            };
+            let window = self.window_text(s, t.now);
+            t.say.push(
+                self.m()
+                    .render(key, &[("text", q), ("name", &s.name), ("window", &window)]),
+            );
+        }
     }
 
     /// Says which services the message named and then corrected away or took back.
@@ -1329,5 +1353,39 @@ mod tests {
             &["帮sx_tea开物流追踪", "客户说先不开了"],
         );
         assert!(matches!(out.session.state, State::Idle), "{:?}", out.reply);
+    }
+
+    #[test]
+    fn a_question_on_the_way_is_answered_and_never_a_value() {
+        let f = fixture();
+        let out = f.say(
+            Session::default(),
+            &["lyf_store 电子发票 原因客户要开票, 这个多久能好?"],
+        );
+        let State::Filling { form } = &out.session.state else {
+            panic!("a form: {:?}", out.reply);
+        };
+        assert_eq!(form.service, ServiceId(7), "{:?}", out.reply);
+        let said = text(&out.reply);
+        assert!(said.contains("关于「这个多久能好」"), "{said}");
+        assert!(said.contains("17:30"), "{said}");
+        assert!(
+            !form
+                .answers
+                .values()
+                .any(|v| v.display(false).contains("多久")),
+            "{:?}",
+            form.answers
+        );
+        // A question the bot cannot answer is said back, not dropped.
+        let out = f.say(
+            Session::default(),
+            &["lyf_store 电子发票 原因客户要开票, 税点是几个点呢"],
+        );
+        assert!(
+            text(&out.reply).contains("税点是几个点呢"),
+            "{:?}",
+            out.reply
+        );
     }
 }
