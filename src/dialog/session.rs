@@ -27,6 +27,9 @@ pub struct Queued {
     /// The part of the message that asked for it, read for its values when it starts (its
     /// own clauses only: nothing said for another request).
     pub text: Option<String>,
+    /// A form put aside while it waits for a file ("先办第二个吧" at the 免责声明 question):
+    /// everything else is answered; a file sent meanwhile is kept in it.
+    pub parked: Option<Box<Form>>,
 }
 
 /// Sessions stored before accounts were queued hold bare service ids.
@@ -40,6 +43,8 @@ enum QueuedRepr {
         account: Option<String>,
         #[serde(default)]
         text: Option<String>,
+        #[serde(default)]
+        parked: Option<Box<Form>>,
     },
 }
 
@@ -50,15 +55,18 @@ impl From<QueuedRepr> for Queued {
                 service,
                 account: None,
                 text: None,
+                parked: None,
             },
             QueuedRepr::Full {
                 service,
                 account,
                 text,
+                parked,
             } => Queued {
                 service,
                 account,
                 text,
+                parked,
             },
         }
     }

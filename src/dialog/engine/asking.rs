@@ -107,6 +107,7 @@ impl Engine<'_> {
                     service: id,
                     account: Some(a),
                     text: None,
+                    parked: None,
                 }),
             );
         }

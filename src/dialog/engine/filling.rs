@@ -90,15 +90,45 @@ impl Engine<'_> {
                 .any(|w| fold(text).contains(w.as_str()))
         {
             let mut form = form;
+            let already = form.deferred.contains(f.key());
+            if !already {
+                form.deferred.push(f.key().clone());
+            }
+            // Only files are left and other requests wait: this one is put aside until its
+            // file comes, and the next one starts ("先办第二个吧").
+            let only_files_left = service
+                .active_fields(&form.answers)
+                .filter(|g| {
+                    g.asked
+                        && !form.answers.contains_key(g.key())
+                        && !form.skipped.contains(g.key())
+                })
+                .all(|g| form.deferred.contains(g.key()));
+            if only_files_left && let Some(at) = t.queue.iter().position(|q| q.parked.is_none()) {
+                let next = t.queue.remove(at);
+                let name = self.service_label(form.service).unwrap_or_default();
+                let next_name = self.service_label(next.service).unwrap_or_default();
+                tracing::info!(service = %form.service, "form parked while it waits for a file");
+                t.say.push(self.m().render(
+                    MessageKey::ParkedForFile,
+                    &[("name", &name), ("next", &next_name)],
+                ));
+                t.queue.push(crate::dialog::session::Queued {
+                    service: form.service,
+                    account: self.seller_account(&form),
+                    text: None,
+                    parked: Some(Box::new(form)),
+                });
+                return self.start_queued(next, t);
+            }
             t.say.push(
                 self.m()
                     .render(MessageKey::FileLater, &[("label", &f.spec.label)]),
             );
-            if form.deferred.contains(f.key()) {
+            if already {
                 return State::Filling { form };
             }
             // The other questions go first; the file is asked again at the end.
-            form.deferred.push(f.key().clone());
             return self.advance(form, t);
         }
         // A message that names another service is never taken as a field value.

@@ -162,6 +162,68 @@ impl Engine<'_> {
         attachment: &crate::domain::Attachment,
         t: &mut Turn,
     ) -> State {
+        // A file while no file is asked: it belongs to a form put aside for its file.
+        let asks_file = |form: &Form| {
+            matches!(&form.step, Step::Ask(key) if self.service(form)
+                .and_then(|s| s.field(key))
+                .is_some_and(|f| matches!(f.spec.kind, FieldKind::Attachment { .. })))
+        };
+        let current_asks = matches!(&state, State::Filling { form } if asks_file(form));
+        if !current_asks
+            && let Some(at) = t
+                .queue
+                .iter()
+                .position(|q| q.parked.as_deref().is_some_and(asks_file))
+        {
+            let Some(parked) = t.queue[at].parked.take() else {
+                return state;
+            };
+            let mut inner = Turn {
+                now: t.now,
+                say: Say::default(),
+                queue: Vec::new(),
+                file: None,
+            };
+            let name = self.service_label(parked.service).unwrap_or_default();
+            match self.on_attachment(State::Filling { form: *parked }, attachment, &mut inner) {
+                State::Filling { form } if !asks_file(&form) => {
+                    tracing::info!(service = %form.service, "file kept for a parked form");
+                    t.queue[at].parked = Some(Box::new(form));
+                    return match state {
+                        // Nothing else is being filled: go on with it now.
+                        State::Idle => {
+                            let next = t.queue.remove(at);
+                            self.start_queued(next, t)
+                        }
+                        State::Filling { form } => {
+                            t.say.push(
+                                self.m()
+                                    .render(MessageKey::ParkedFileKept, &[("name", &name)]),
+                            );
+                            self.reask(form, &mut t.say)
+                        }
+                        other => {
+                            t.say.push(
+                                self.m()
+                                    .render(MessageKey::ParkedFileKept, &[("name", &name)]),
+                            );
+                            other
+                        }
+                    };
+                }
+                other => {
+                    // Refused (a blank template): said, and the form stays put aside.
+                    t.say.parts.extend(inner.say.parts);
+                    if let State::Filling { form } = other {
+                        t.queue[at].parked = Some(Box::new(form));
+                    }
+                    return match state {
+                        State::Filling { form } => self.reask(form, &mut t.say),
+                        other => other,
+                    };
+                }
+            }
+        }
         let State::Filling { mut form } = state else {
             t.say.push(self.m().get(MessageKey::AttachmentUnexpected));
             return state;
@@ -344,6 +406,7 @@ impl Engine<'_> {
                         service: target,
                         account: carried,
                         text: None,
+                        parked: None,
                     },
                 );
             }
@@ -558,6 +621,7 @@ impl Engine<'_> {
                 service: p.service,
                 account: p.account,
                 text: Some(p.text),
+                parked: None,
             }),
         );
         self.start(first.service, &first.text, first.account, t)
@@ -587,6 +651,16 @@ impl Engine<'_> {
 
     /// A queued request starts with the words that asked for it.
     fn start_queued(&self, next: Queued, t: &mut Turn) -> State {
+        // A form put aside for its file goes on where it stood (to its summary when the file
+        // came meanwhile).
+        if let Some(form) = next.parked {
+            let name = self.service_label(form.service).unwrap_or_default();
+            t.say.push(
+                self.m()
+                    .render(MessageKey::ParkedResumed, &[("name", &name)]),
+            );
+            return self.advance(*form, t);
+        }
         let text = next.text.unwrap_or_default();
         self.start(next.service, &text, next.account, t)
     }
@@ -758,6 +832,19 @@ mod tests {
             }
             last.expect("at least one line")
         }
+
+        fn send_file(&self, session: Session, name: &str) -> Outcome {
+            self.engine().turn(
+                session,
+                false,
+                &Content::Attachment(crate::domain::Attachment {
+                    kind: crate::domain::AttachmentKind::File,
+                    source: crate::domain::MediaSource::MediaId("m-1".into()),
+                    file_name: Some(name.into()),
+                }),
+                Utc::now(),
+            )
+        }
     }
 
     fn text(reply: &Reply) -> String {
@@ -791,6 +878,7 @@ mod tests {
             service: ServiceId(6),
             account: None,
             text: None,
+            parked: None,
         });
         for word in ["继续", "1", "好的", "嗯"] {
             let next = f.say(queued.clone(), &[word]);
@@ -1386,6 +1474,50 @@ mod tests {
             text(&out.reply).contains("税点是几个点呢"),
             "{:?}",
             out.reply
+        );
+    }
+
+    #[test]
+    fn a_form_waiting_for_its_file_is_put_aside_for_the_next_request_and_takes_the_file_later() {
+        let f = fixture();
+        let first = f.say(
+            Session::default(),
+            &["yw_socks 订单合并上限调到150 原因大促单量太多 还有电子发票 原因客户要开票"],
+        );
+        let State::Filling { form } = &first.session.state else {
+            panic!("a form: {:?}", first.reply);
+        };
+        assert_eq!(form.service, ServiceId(50), "{:?}", first.reply);
+        // Only the disclaimer is left: the next request starts, this one waits for its file.
+        let aside = f.say(first.session, &["先办第二个吧"]);
+        let State::Filling { form } = &aside.session.state else {
+            panic!("the next form: {:?}", aside.reply);
+        };
+        assert_eq!(form.service, ServiceId(7), "{:?}", aside.reply);
+        assert!(aside.session.queue[0].parked.is_some(), "{:?}", aside.reply);
+        // The file sent meanwhile is kept in the waiting form; the question stays.
+        let kept = f.send_file(aside.session, "免责声明_已盖章.pdf");
+        assert!(text(&kept.reply).contains("收到"), "{:?}", kept.reply);
+        let State::Filling { form } = &kept.session.state else {
+            panic!("still the same form: {:?}", kept.reply);
+        };
+        assert_eq!(form.service, ServiceId(7));
+        // 电子发票 filed; the waiting one comes back at its summary with the file in it.
+        let filed = f.say(kept.session, &["确认"]);
+        assert!(filed.file.is_some(), "{:?}", filed.reply);
+        let mut session = filed.session;
+        if !matches!(session.state, State::Filling { .. }) {
+            session = f.say(session, &["继续"]).session;
+        }
+        let State::Filling { form } = &session.state else {
+            panic!("the waiting form: {session:?}");
+        };
+        assert_eq!(form.service, ServiceId(50));
+        assert_eq!(form.step, Step::Summary);
+        assert!(
+            form.answers
+                .values()
+                .any(|v| v.display(false).contains("免责声明_已盖章"))
         );
     }
 }
