@@ -1059,7 +1059,7 @@ impl DialogBot {
         // the question follows (the engine knows no ledger; it says it saw a status question).
         let in_form_note = catalog.messages().get(MessageKey::PlainCommandInForm);
         if let (Some(desk), Content::Text(text)) = (&self.desk, &message.content)
-            && reply.as_text().is_some_and(|t| t.contains(in_form_note))
+            && outcome.ledger_question.is_some()
             && let Some(command) = plain_command(matcher, text)
         {
             let m = catalog.messages();

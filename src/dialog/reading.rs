@@ -142,6 +142,7 @@ pub fn read(
     // "电子发票 哦不 物流追踪": a correction standing alone applies to the service named next.
     let mut correction_pending = false;
     let mut questions: Vec<(usize, String)> = Vec::new();
+    let mut shared_clause: Option<usize> = None;
     for (j, piece) in pieces.iter().enumerate() {
         let folded = fold(&piece.text);
         // The word lists are folded at load.
@@ -240,10 +241,15 @@ pub fn read(
                 }
             }
             None => {
+                // "原因都是客户要求 订单量上来了": the rest of a shared clause is shared too.
                 let is_shared = words
                     .shared_markers
                     .iter()
-                    .any(|m| folded.contains(m.as_str()));
+                    .any(|m| folded.contains(m.as_str()))
+                    || shared_clause == Some(piece.clause);
+                if is_shared {
+                    shared_clause = Some(piece.clause);
+                }
                 if is_shared && !groups.is_empty() {
                     shared.push(piece.text.clone());
                 } else if let Some(last) = groups.last_mut() {

@@ -17,6 +17,8 @@ use std::ops::Range;
 
 use regex::Regex;
 
+use super::text::fold;
+
 use crate::catalog::MessageKey;
 use crate::catalog::value::{is_han, is_seller_account, normalize_width, number_spans};
 use crate::catalog::{Answers, Catalog, FieldKey, FieldKind, FieldValue, Service, ServiceField};
@@ -48,6 +50,16 @@ pub struct SlotWords {
     /// Words that open free text after its label and are no part of it ("原因都是大促").
     #[serde(default)]
     pub prose_openers: Vec<String>,
+    /// Request and polite words that explain nothing ("帮忙开一下"): set aside before an
+    /// explanation's length is counted.
+    #[serde(default)]
+    pub explanation_fillers: Vec<String>,
+    /// Chinese characters an explanation needs once the fillers are set aside; 0 = never offer.
+    #[serde(default)]
+    pub explanation_min_han: usize,
+    /// A piece ending in one of these is a question, never an explanation.
+    #[serde(default)]
+    pub explanation_skip_endings: Vec<String>,
     /// Right before a code, these say it is no account ("仓库WH_ZZ1", "编号PDD003").
     #[serde(default)]
     pub code_labels: Vec<String>,
@@ -242,6 +254,70 @@ pub fn extract(catalog: &Catalog, service: &Service, words: &SlotWords, text: &s
     }
     out.merge_correction(service, later);
     out
+}
+
+/// The words of a request that explain why it is wanted ("账号hz_tea01 仓库重新规划货区" →
+/// 仓库重新规划货区): pieces with no value, no account, no service name or field label, no
+/// question or correction, and at least `min_han` Chinese characters once polite and request
+/// words are set aside. Offered as the reason (asked, never filled), so a reason typed on the
+/// first line is not asked for again.
+#[must_use]
+pub fn explanation(
+    catalog: &Catalog,
+    service: &Service,
+    words: &SlotWords,
+    text: &str,
+    found: &Extraction,
+) -> Option<String> {
+    let names: Vec<String> = std::iter::once(&service.name)
+        .chain(std::iter::once(&service.seed_name))
+        .chain(&service.aliases)
+        .map(|n| fold(n))
+        .filter(|n| n.chars().count() >= 2)
+        .collect();
+    let labels: Vec<String> = catalog
+        .fields()
+        .flat_map(|f| std::iter::once(&f.label).chain(&f.cues))
+        .map(|c| fold(c))
+        .collect();
+    let mut out: Vec<&str> = Vec::new();
+    for piece in
+        text.split(|c: char| c.is_whitespace() || is_clause_mark(c) || "?？:：".contains(c))
+    {
+        let piece = piece.trim();
+        if piece.is_empty()
+            || piece.chars().any(|c| c.is_ascii_alphanumeric())
+            || found
+                .sources
+                .values()
+                .any(|s| !s.is_empty() && piece.contains(s.as_str()))
+        {
+            continue;
+        }
+        let folded = fold(piece);
+        let marked = |list: &[String]| list.iter().any(|m| folded.contains(m.as_str()));
+        if marked(&words.correction_markers)
+            || marked(&words.not_yet_words)
+            || words
+                .explanation_skip_endings
+                .iter()
+                .any(|e| folded.ends_with(e.as_str()))
+            || names.iter().any(|n| folded.contains(n.as_str()))
+            || labels
+                .iter()
+                .any(|l| l.chars().count() >= 2 && folded.contains(l.as_str()))
+        {
+            continue;
+        }
+        let mut rest = folded.clone();
+        for w in &words.explanation_fillers {
+            rest = rest.replace(w.as_str(), "");
+        }
+        if rest.chars().filter(|c| is_han(*c)).count() >= words.explanation_min_han {
+            out.push(piece);
+        }
+    }
+    (!out.is_empty() && words.explanation_min_han > 0).then(|| out.join("，"))
 }
 
 /// `s` opens with an ASCII account of `len` bytes, then one space and a short piece that reads

@@ -6,6 +6,7 @@ use std::ops::ControlFlow;
 use super::{Engine, Say, Turn};
 use crate::catalog::MessageKey;
 use crate::catalog::{FieldKey, FieldKind, FieldValue, Service, ServiceField};
+use crate::dialog::commands::RequestCommand;
 use crate::dialog::session::{Form, Offer, State, Step};
 use crate::dialog::slots::{Corrected, Extraction};
 use crate::dialog::understand::{SmallTalk, Tuning};
@@ -44,6 +45,22 @@ impl Engine<'_> {
             };
             self.say_corrected(std::slice::from_ref(&taken_back), t);
             return self.accept(form, field, &corrected, value, false, t);
+        }
+        // "在吗 好了没" where a reason, an account or a code is asked is a question about a
+        // request, not an answer: the bot answers it from the ledger and the question stays.
+        if !found.answers.contains_key(&key)
+            && matches!(
+                field.spec.kind,
+                FieldKind::Text { .. } | FieldKind::SellerAccount | FieldKind::Identifier { .. }
+            )
+            && let Some(command) =
+                crate::dialog::commands::parse_plain(text, &self.tuning().plain_commands)
+                    .filter(|c| !matches!(c, RequestCommand::ResubmitLatest))
+        {
+            t.say.ledger_question = Some(command);
+            t.say.push(self.m().get(MessageKey::PlainCommandInForm));
+            t.say.push(field.spec.render_prompt());
+            return State::Filling { form };
         }
         match self.read_answer(field, text, &found) {
             Ok((value, cued)) => self.accept(form, field, text, value, cued, t),
@@ -136,28 +153,6 @@ impl Engine<'_> {
                     ) =>
             {
                 Err(field.spec.render_prompt())
-            }
-            // "在吗 好了没" where a reason, an account or a code is asked is a question about a
-            // request, not an answer.
-            (None, None)
-                if matches!(
-                    field.spec.kind,
-                    FieldKind::Text { .. }
-                        | FieldKind::SellerAccount
-                        | FieldKind::Identifier { .. }
-                ) && crate::dialog::commands::parse_plain(
-                    text,
-                    &self.tuning().plain_commands,
-                )
-                .is_some_and(|c| {
-                    !matches!(c, crate::dialog::commands::RequestCommand::ResubmitLatest)
-                }) =>
-            {
-                Err(format!(
-                    "{}\n{}",
-                    self.m().get(MessageKey::PlainCommandInForm),
-                    field.spec.render_prompt()
-                ))
             }
             (None, None) => match field.spec.parse_answer(text) {
                 Ok(value) => Ok((value, false)),

@@ -24,6 +24,14 @@ impl Engine<'_> {
             return State::Idle;
         };
         let m = self.m();
+        let found = self.extract(service, text);
+        let explained = crate::dialog::slots::explanation(
+            self.catalog,
+            service,
+            &self.tuning().slots,
+            text,
+            &found,
+        );
         let Extraction {
             mut answers,
             noticed,
@@ -31,7 +39,7 @@ impl Engine<'_> {
             corrected,
             unsure,
             ..
-        } = self.extract(service, text);
+        } = found;
         t.say.push(m.render(
             MessageKey::StartService,
             &[("id", &service.id.to_string()), ("name", &service.name)],
@@ -90,6 +98,23 @@ impl Engine<'_> {
                 key: u.key,
                 value: u.value,
                 question,
+            });
+        }
+        // "账号hz_tea01 仓库重新规划货区": the words that say why are offered as the reason.
+        if let Some(field) = service.fields.iter().find(|f| f.spec.prose && f.asked)
+            && !answers.contains_key(field.key())
+            && !offers.iter().any(|o: &Offer| &o.key == field.key())
+            && !noticed.iter().any(|n| &n.key == field.key())
+            && let Some(said) = explained
+            && let Ok(value) = field.spec.parse_answer(&said)
+        {
+            offers.push(Offer {
+                key: field.key().clone(),
+                value,
+                question: m.render(
+                    MessageKey::OfferUncued,
+                    &[("label", &field.spec.label), ("value", &said)],
+                ),
             });
         }
         if !extra_accounts.is_empty() {

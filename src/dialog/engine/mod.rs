@@ -42,6 +42,9 @@ pub struct Outcome {
     /// A field naming a blank template (免责声明填写样板.docx) was just asked: the bot sends
     /// the file when it has one.
     pub template: Option<String>,
+    /// The message asked about the person's requests ("好了没") where a field is asked: the
+    /// bot answers it from the ledger before the question (the engine knows no ledger).
+    pub ledger_question: Option<crate::dialog::commands::RequestCommand>,
 }
 
 /// Everything a turn reads; cheap to build per message.
@@ -71,6 +74,7 @@ struct Say {
     options: Vec<ChoiceOption>,
     move_to_private: bool,
     template: Option<String>,
+    ledger_question: Option<crate::dialog::commands::RequestCommand>,
 }
 
 impl Say {
@@ -289,12 +293,14 @@ impl Engine<'_> {
     fn outcome(session: Session, say: Say, file: Option<Form>) -> Outcome {
         let move_to_private = say.move_to_private;
         let template = say.template.clone();
+        let ledger_question = say.ledger_question.clone();
         Outcome {
             session,
             reply: say.into_reply(),
             file,
             move_to_private,
             template,
+            ledger_question,
         }
     }
 
@@ -1519,5 +1525,51 @@ mod tests {
                 .values()
                 .any(|v| v.display(false).contains("免责声明_已盖章"))
         );
+    }
+
+    #[test]
+    fn words_that_say_why_are_offered_as_the_reason_and_taken_on_a_yes() {
+        let f = fixture();
+        let out = f.say(
+            Session::default(),
+            &["hz_tea01 赠品策略上限调到2500 双十二活动赠品规则太多"],
+        );
+        let said = text(&out.reply);
+        assert!(
+            said.contains("申请原因是 双十二活动赠品规则太多 吗"),
+            "{said}"
+        );
+        let State::Filling { form } = &out.session.state else {
+            panic!("a form: {:?}", out.reply);
+        };
+        // Asked, never filled before the yes.
+        assert!(
+            !form
+                .answers
+                .values()
+                .any(|v| v.display(false).contains("双十二"))
+        );
+        let yes = f.say(out.session, &["是"]);
+        let State::Filling { form } = &yes.session.state else {
+            panic!("the summary: {:?}", yes.reply);
+        };
+        assert_eq!(form.step, Step::Summary, "{:?}", yes.reply);
+        assert!(
+            form.answers
+                .values()
+                .any(|v| v.display(false) == "双十二活动赠品规则太多")
+        );
+        // Request words alone explain nothing; a question is no reason.
+        for line in [
+            "hz_tea01 赠品策略上限调到2500 麻烦帮忙开一下",
+            "hz_tea01 赠品策略上限调到2500 今天能好吗",
+        ] {
+            let out = f.say(Session::default(), &[line]);
+            assert!(
+                !text(&out.reply).contains("申请原因是"),
+                "{line}: {:?}",
+                out.reply
+            );
+        }
     }
 }
