@@ -495,6 +495,8 @@ pub struct ConsoleSection {
 pub struct NotifySection {
     pub enabled: bool,
     pub tick_millis: u64,
+    /// An outbox item still failing this many hours after it was queued is given up.
+    pub give_up_after_hours: u64,
 }
 
 /// `[embeddings]` in the configuration.

@@ -7,8 +7,8 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 struct Metrics {
@@ -22,6 +22,9 @@ struct Metrics {
     outbox_depth: IntGauge,
     outbox_oldest_seconds: IntGauge,
     outbox_failed: IntGauge,
+    outbox_pending_by_kind: IntGaugeVec,
+    outbox_failed_by_kind: IntGaugeVec,
+    outbox_attempt_failures: IntCounterVec,
     wecom_api: IntCounterVec,
     store_seconds: HistogramVec,
     connections_open: IntGauge,
@@ -93,6 +96,35 @@ fn metrics() -> &'static Metrics {
                 "Age of the oldest waiting outbox message",
             ),
             outbox_failed: gauge("outbox_failed", "Outbox messages given up"),
+            outbox_pending_by_kind: {
+                let g = IntGaugeVec::new(
+                    Opts::new(
+                        "outbox_pending_by_kind",
+                        "Messages waiting in the outbox, by transport",
+                    ),
+                    &["kind"],
+                )
+                .unwrap_or_else(|_| std::process::abort());
+                let _ = registry.register(Box::new(g.clone()));
+                g
+            },
+            outbox_failed_by_kind: {
+                let g = IntGaugeVec::new(
+                    Opts::new(
+                        "outbox_failed_by_kind",
+                        "Outbox messages given up, by transport",
+                    ),
+                    &["kind"],
+                )
+                .unwrap_or_else(|_| std::process::abort());
+                let _ = registry.register(Box::new(g.clone()));
+                g
+            },
+            outbox_attempt_failures: counter(
+                "outbox_attempt_failures_total",
+                "Failed delivery attempts by transport and cause (refused, DNS, TLS, timeout, errcode N, HTTP N, …)",
+                &["kind", "cause"],
+            ),
             wecom_api: counter(
                 "wecom_api_calls_total",
                 "WeCom API calls by path and errcode",
@@ -173,6 +205,25 @@ pub fn outbox(pending: usize, oldest: Option<Duration>, failed: usize) {
         .set(oldest.map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)));
     m.outbox_failed
         .set(i64::try_from(failed).unwrap_or(i64::MAX));
+}
+
+/// One transport's share of the outbox: waiting and given up.
+pub fn outbox_kind(kind: &str, pending: usize, failed: usize) {
+    let m = metrics();
+    m.outbox_pending_by_kind
+        .with_label_values(&[kind])
+        .set(i64::try_from(pending).unwrap_or(i64::MAX));
+    m.outbox_failed_by_kind
+        .with_label_values(&[kind])
+        .set(i64::try_from(failed).unwrap_or(i64::MAX));
+}
+
+/// A delivery attempt failed (retried or given up).
+pub fn outbox_failure(kind: &str, cause: &str) {
+    metrics()
+        .outbox_attempt_failures
+        .with_label_values(&[kind, cause])
+        .inc();
 }
 
 pub fn connection_opened() {

@@ -20,7 +20,8 @@ use crate::http::serve::ConnectionLimits;
 use crate::http::{AppState, admin_router, public_router};
 use crate::notify::handoff::HandoffWatcher;
 use crate::notify::{
-    BatchPush, DailyJob, DeliveryKind, HandlerCards, Notifier, Outbox, Transport, WecomTransport,
+    BatchPush, DailyJob, DeliveryKind, HandlerCards, Notifier, Outbox, RetryPolicy, Transport,
+    WecomTransport,
 };
 use crate::requests::{
     BatchSchedule, Desk, HandlerAccountError, HandlerDirectory, Ledger, ScheduleError, StoreLedger,
@@ -128,7 +129,19 @@ impl Parts {
         )
         .map(Arc::new)
         .map_err(|e| StartupError::Api(e.to_string()))?;
-        let outbox = Outbox::new(Arc::clone(&store));
+        let outbox = Outbox::new(Arc::clone(&store))
+            .with_policy(RetryPolicy {
+                give_up_after: Duration::from_secs(
+                    settings
+                        .notify
+                        .give_up_after_hours
+                        .max(1)
+                        .saturating_mul(3600),
+                ),
+                ..RetryPolicy::default()
+            })
+            // Deliveries are recorded on the plain ledger: a record is no change to tell anyone.
+            .with_history(Arc::new(StoreLedger::new(Arc::clone(&store), schedule)));
         let notifier = Notifier::new(outbox.clone(), catalog.clone(), schedule);
         let handoff = HandoffWatcher::new(outbox.clone(), &settings.handoff);
         let watchers: Vec<Arc<dyn Watcher>> = vec![Arc::new(notifier.clone()), Arc::new(handoff)];

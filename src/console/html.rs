@@ -16,6 +16,7 @@ use super::{BatchView, STATUSES, TEAMS, local_time};
 use crate::catalog::FieldValue;
 use crate::notify::OutboxItem;
 use crate::requests::{BatchDay, BatchSchedule, Request, Status};
+use crate::store::keys;
 
 /// Percent-encodes a query value (links that carry filters).
 fn q(raw: &str) -> String {
@@ -386,6 +387,23 @@ pub(crate) fn detail_page(
             }
         } }
 
+        h2 { "送达记录" }
+        @if request.deliveries.is_empty() {
+            p class="card muted" { "还没有送达的通知。" }
+        } @else {
+            div class="card" { table {
+                tr { th { "时间" } th { "发给" } th { "方式" } th { "内容" } }
+                @for delivery in &request.deliveries {
+                    tr {
+                        td { (local_time(schedule, delivery.at, "%m-%d %H:%M")) }
+                        td { (delivery.to) }
+                        td { (delivery.channel) }
+                        td { (delivery.message) }
+                    }
+                }
+            } }
+        }
+
         h2 { "备注" }
         @for note in &request.notes {
             div class="card" {
@@ -412,7 +430,15 @@ fn delivery_rows(schedule: &BatchSchedule, items: &[OutboxItem], retry: Option<&
                     span { (item.delivery.kind()) }
                     span class="muted" { "尝试 " (item.attempts) " 次" }
                 }
-                div style="word-break:break-all" { (item.id) }
+                div { "发给：" (item.delivery.recipient()) }
+                div style="word-break:break-all" {
+                    @if let Some(request) = keys::request_of_item(&item.id) {
+                        a href={ "/console/requests/" (request) } { (request) }
+                        " · "
+                    }
+                    (item.id)
+                }
+                div { (item.delivery.summary()) }
                 div class="muted" {
                     "下次：" (local_time(schedule, item.due, "%m-%d %H:%M:%S"))
                     " · 创建：" (local_time(schedule, item.created, "%m-%d %H:%M"))
@@ -444,6 +470,11 @@ pub(crate) fn deliveries_page(
         h2 { "失败（" (failed.len()) "）" }
         @if failed.is_empty() {
             p class="card muted" { "没有失败的投递。" }
+        } @else {
+            form method="post" action="/console/deliveries/retry-all" {
+                (hidden_csrf(&session.csrf))
+                p { button type="submit" { "全部重试" } }
+            }
         }
         (delivery_rows(schedule, failed, Some(&session.csrf)))
         h2 { "待发送（" (pending.len()) "）" }

@@ -90,6 +90,9 @@ pub(crate) fn request_json(request: &Request) -> Value {
         "notes": request.notes.iter()
             .map(|n| json!({ "at": rfc3339(n.at), "by": n.by, "text": n.text }))
             .collect::<Vec<_>>(),
+        "deliveries": request.deliveries.iter()
+            .map(|d| json!({ "at": rfc3339(d.at), "to": d.to, "channel": d.channel, "item": d.item, "message": d.message }))
+            .collect::<Vec<_>>(),
     })
 }
 

@@ -67,6 +67,7 @@ pub fn router(state: ConsoleState) -> Router {
         .route("/console/export.csv", get(csv::export))
         .route("/console/deliveries", get(pages::deliveries))
         .route("/console/deliveries/retry", post(pages::retry))
+        .route("/console/deliveries/retry-all", post(pages::retry_all))
         // Cross-site form posts are refused before any handler runs (CSRF tokens are the
         // second line: this one also covers the login form, which has no session yet).
         .layer(middleware::from_fn(auth::same_origin_posts));

@@ -97,6 +97,7 @@ fn ok_notice(code: &str) -> Option<Notice> {
         "reject" => "已驳回",
         "note" => "备注已添加",
         "retry" => "已重新排队发送",
+        "retry_all" => "失败的投递已全部重新排队",
         _ => return None,
     };
     Some(Notice::Ok(text.to_owned()))
@@ -405,6 +406,44 @@ pub(crate) async fn retry(
         }
         Err(e) => internal(&session, &e),
     }
+}
+
+/// "全部重试": every failed item the handler may see goes back in the queue.
+pub(crate) async fn retry_all(
+    State(state): State<ConsoleState>,
+    session: ConsoleSession,
+    peer: Peer,
+    form: Result<Form<HashMap<String, String>>, FormRejection>,
+) -> Response {
+    let path = "/console/deliveries/retry-all";
+    let form = form.map(|Form(f)| f).unwrap_or_default();
+    if let Some(refused) = session.csrf_refusal(&form, path, &peer) {
+        return refused;
+    }
+    let failed = match state.outbox.failed().await {
+        Ok(items) => items,
+        Err(e) => return internal(&session, &e),
+    };
+    let own = match own_items(&state, &session, failed).await {
+        Ok(own) => own,
+        Err(e) => return internal(&session, &e),
+    };
+    let now = Utc::now();
+    let mut requeued = 0;
+    for item in &own {
+        match state
+            .outbox
+            .requeue_failed(item.delivery.kind(), &item.id, now)
+            .await
+        {
+            Ok(true) => requeued += 1,
+            // Requeued by someone else meanwhile.
+            Ok(false) => {}
+            Err(e) => return internal(&session, &e),
+        }
+    }
+    tracing::info!(requeued, handler = %session.handler.name, "failed deliveries requeued");
+    Redirect::to("/console/deliveries?ok=retry_all").into_response()
 }
 
 /// An unknown item and another team's item get the same answer, so existence does not leak.

@@ -78,6 +78,21 @@ pub struct Note {
     pub text: String,
 }
 
+/// A message about the request that reached its recipient (a notice to the requester, a card
+/// to a handler, a hand-off), so "did they hear, and when?" has an answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryRecord {
+    pub at: DateTime<Utc>,
+    /// A WeCom userid, an e-mail address, or the receiving system (`webhook`, `oa`).
+    pub to: String,
+    /// The transport: `wecom`, `webhook`, `oa`, `email`.
+    pub channel: String,
+    /// The outbox item's id: one record per item, however often it was sent.
+    pub item: String,
+    /// What was sent, shortened.
+    pub message: String,
+}
+
 /// A filed request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Request {
@@ -88,6 +103,9 @@ pub struct Request {
     pub history: Vec<StatusChange>,
     #[serde(default)]
     pub notes: Vec<Note>,
+    /// Messages about it that were delivered, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deliveries: Vec<DeliveryRecord>,
 }
 
 impl Request {
@@ -230,6 +248,13 @@ pub trait Ledger: Send + Sync + 'static {
         text: String,
         now: DateTime<Utc>,
     ) -> Result<Request, LedgerError>;
+    /// Records a delivered message in the request's history; a second record of the same
+    /// outbox item (resent after a crash) is not added again.
+    async fn record_delivery(
+        &self,
+        id: &RequestId,
+        record: DeliveryRecord,
+    ) -> Result<Request, LedgerError>;
 }
 
 /// A day's batch or a person's history is far below this.
@@ -300,6 +325,7 @@ impl StoreLedger {
                 note: None,
             }],
             notes: Vec::new(),
+            deliveries: Vec::new(),
             form,
         };
         let request_key = keys::request(&id);
@@ -444,6 +470,20 @@ impl Ledger for StoreLedger {
         .await
     }
 
+    async fn record_delivery(
+        &self,
+        id: &RequestId,
+        record: DeliveryRecord,
+    ) -> Result<Request, LedgerError> {
+        self.update(id, |request| {
+            if !request.deliveries.iter().any(|d| d.item == record.item) {
+                request.deliveries.push(record.clone());
+            }
+            Ok(())
+        })
+        .await
+    }
+
     async fn get(&self, id: &RequestId) -> Result<Option<Request>, LedgerError> {
         let key = keys::request(id);
         match self.store.get(&key).await? {
@@ -539,5 +579,13 @@ impl Ledger for WatchedLedger {
         now: DateTime<Utc>,
     ) -> Result<Request, LedgerError> {
         self.inner.add_note(id, by, text, now).await
+    }
+
+    async fn record_delivery(
+        &self,
+        id: &RequestId,
+        record: DeliveryRecord,
+    ) -> Result<Request, LedgerError> {
+        self.inner.record_delivery(id, record).await
     }
 }

@@ -21,6 +21,8 @@
 //! - Injected faults ([`SimulatorHandle::fail_next`]) apply to token-bearing endpoints only, not
 //!   to gettoken, so a fault is consumed by the call under test.
 //! - `Range` requests on media/get are not simulated.
+//! - An outage ([`SimulatorHandle::go_down`]) closes the port: connections are refused, as
+//!   when WeCom or the way to it is gone; [`SimulatorHandle::recover`] listens again.
 //! - A `response_url` takes one `markdown` or `template_card` message (PROTOCOL.md §5); a second
 //!   post to the same URL answers 40058, as a reused response_code does.
 
@@ -161,30 +163,7 @@ impl WecomSimulator {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared::new(self.apps));
-        let router = Router::new()
-            .route("/cgi-bin/gettoken", get(gettoken))
-            .route("/cgi-bin/message/send", post(message_send))
-            .route("/cgi-bin/media/get", get(media_get))
-            .route("/cgi-bin/media/upload", post(media_upload))
-            .route(
-                "/cgi-bin/message/update_template_card",
-                post(update_template_card),
-            )
-            .route("/cgi-bin/aibot/response", post(aibot_response))
-            .fallback(unknown_api)
-            // Media uploads go up to 20 MB; axum's default limit is 2 MB.
-            .layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES))
-            .with_state(shared.clone());
-        let (shutdown, shutdown_signal) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
-                // A dropped sender (handle dropped) also means stop.
-                let _ = shutdown_signal.await;
-            });
-            if let Err(error) = serve.await {
-                tracing::warn!(%error, "WeCom simulator stopped");
-            }
-        });
+        let (shutdown, task) = serve(listener, Arc::clone(&shared));
         Ok(SimulatorHandle {
             addr,
             shared,
@@ -192,6 +171,38 @@ impl WecomSimulator {
             task: Some(task),
         })
     }
+}
+
+/// Serves the simulated API on `listener` until the sender fires or is dropped.
+fn serve(
+    listener: tokio::net::TcpListener,
+    shared: Arc<Shared>,
+) -> (tokio::sync::oneshot::Sender<()>, JoinHandle<()>) {
+    let router = Router::new()
+        .route("/cgi-bin/gettoken", get(gettoken))
+        .route("/cgi-bin/message/send", post(message_send))
+        .route("/cgi-bin/media/get", get(media_get))
+        .route("/cgi-bin/media/upload", post(media_upload))
+        .route(
+            "/cgi-bin/message/update_template_card",
+            post(update_template_card),
+        )
+        .route("/cgi-bin/aibot/response", post(aibot_response))
+        .fallback(unknown_api)
+        // Media uploads go up to 20 MB; axum's default limit is 2 MB.
+        .layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES))
+        .with_state(shared);
+    let (shutdown, shutdown_signal) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
+            // A dropped sender (handle dropped) also means stop.
+            let _ = shutdown_signal.await;
+        });
+        if let Err(error) = serve.await {
+            tracing::warn!(%error, "WeCom simulator stopped");
+        }
+    });
+    (shutdown, task)
 }
 
 /// A running simulator. Dropping it stops the server.
@@ -234,6 +245,10 @@ impl SimulatorHandle {
     /// Stops accepting, closes idle connections, and waits (at most 2 s, since a request may
     /// be sleeping in [`Self::set_delay`]) for in-flight requests before cutting them off.
     pub async fn stop(mut self) {
+        self.halt().await;
+    }
+
+    async fn halt(&mut self) {
         if let Some(shutdown) = self.shutdown.take() {
             // The server may already be gone; nothing to signal then.
             let _ = shutdown.send(());
@@ -245,6 +260,25 @@ impl SimulatorHandle {
         {
             task.abort();
         }
+    }
+
+    /// An outage: the server stops listening (connections to its port are refused, open ones
+    /// are closed) while everything it holds — apps, tokens, delivered messages, faults —
+    /// stays for [`Self::recover`].
+    pub async fn go_down(&mut self) {
+        self.halt().await;
+    }
+
+    /// Ends an outage: listens again on the same port with the same state.
+    pub async fn recover(&mut self) -> std::io::Result<()> {
+        if self.task.is_some() {
+            return Ok(());
+        }
+        let listener = tokio::net::TcpListener::bind(self.addr).await?;
+        let (shutdown, task) = serve(listener, Arc::clone(&self.shared));
+        self.shutdown = Some(shutdown);
+        self.task = Some(task);
+        Ok(())
     }
 
     /// Stores media as if uploaded; `content_type` is guessed from the extension.

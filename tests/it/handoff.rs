@@ -93,7 +93,7 @@ fn rig(backend: Backend, section: &HandoffSection) -> Rig {
     let outbox = Outbox::new(Arc::clone(&store)).with_policy(RetryPolicy {
         first_delay: Duration::from_secs(1),
         max_delay: Duration::from_secs(10),
-        max_attempts: 5,
+        give_up_after: Duration::from_secs(4 * 3600),
     });
     let watcher = Arc::new(HandoffWatcher::new(outbox.clone(), section));
     let inner = Arc::new(StoreLedger::new(
@@ -405,9 +405,12 @@ async fn an_unreachable_platform_is_retried_not_dropped() {
     for hour in 0..4 {
         assert_eq!(rig.pass(hour).await.retried, 1);
     }
-    // The fifth attempt is the last one the policy allows: it goes to failed(), not away.
+    // Four hours after it was queued the policy gives up: it goes to failed(), not away.
     assert_eq!(rig.pass(4).await.failed, 1);
-    assert_eq!(rig.outbox.failed().await.unwrap().len(), 1);
+    let failed = rig.outbox.failed().await.unwrap();
+    assert_eq!(failed.len(), 1);
+    let error = failed[0].last_error.as_deref().unwrap();
+    assert!(error.contains("refused"), "the cause is named: {error}");
 }
 
 #[tokio::test]

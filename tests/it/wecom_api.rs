@@ -137,7 +137,11 @@ mod wecom {
         sim.fail_next(1, -1);
         let busy = api.send_text(&["zhangsan"], "y", None).await.unwrap_err();
         assert!(busy.is_retryable());
-        assert!(busy.retry_after().is_some());
+        assert_eq!(
+            busy.retry_after(),
+            None,
+            "no rule of WeCom's: the outbox's backoff"
+        );
     }
 
     #[tokio::test]

@@ -341,13 +341,24 @@ impl Transport for EmailTransport {
                 Ok(())
             }
             Err(e) => {
-                let message = format!("smtp {}: {e}", self.host);
+                let cause = match e.status() {
+                    Some(code) => format!("SMTP {code}"),
+                    None if e.is_timeout() => "timeout".to_owned(),
+                    None if e.is_tls() => "TLS".to_owned(),
+                    None => crate::wecom::api::transport_cause(&e).to_owned(),
+                };
+                let message = format!(
+                    "smtp {}: {cause}: {}",
+                    self.host,
+                    crate::wecom::api::source_chain(&e)
+                );
                 // Only a 5xx answer is final; 4xx, connection, timeout and TLS trouble may pass.
                 Err(if e.is_permanent() {
                     DeliveryError::permanent(message)
                 } else {
                     DeliveryError::retry(message)
-                })
+                }
+                .with_cause(cause))
             }
         }
     }

@@ -188,12 +188,20 @@ impl Transport for WebhookTransport {
             Err(e) => {
                 // `without_url`: the error text must not carry the URL's path or query.
                 let retryable = !e.is_builder();
-                let message = format!("{} {}: {}", self.kind.as_str(), self.host, e.without_url());
+                let e = e.without_url();
+                let cause = crate::wecom::api::transport_cause(&e);
+                let message = format!(
+                    "{} {}: {cause}: {}",
+                    self.kind.as_str(),
+                    self.host,
+                    crate::wecom::api::source_chain(&e)
+                );
                 return Err(if retryable {
                     DeliveryError::retry(message)
                 } else {
                     DeliveryError::permanent(message)
-                });
+                }
+                .with_cause(cause));
             }
         };
         let status = response.status().as_u16();
@@ -225,6 +233,7 @@ pub fn classify(status: u16, retry_after: Option<Duration>, message: String) -> 
     } else {
         DeliveryError::permanent(message)
     }
+    .with_cause(format!("HTTP {status}"))
 }
 
 /// `Retry-After` as seconds or an HTTP date, capped at an hour.

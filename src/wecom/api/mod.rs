@@ -38,7 +38,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
-pub use errors::{ApiError, errcode};
+pub use errors::{ApiError, errcode, source_chain, transport_cause};
 pub use media::{Media, MediaKind, parse_content_disposition_filename};
 pub use messages::{
     Content, DEFAULT_DUPLICATE_CHECK_INTERVAL, DuplicateCheck, MediaRef, MessageBody,
