@@ -661,3 +661,55 @@ async fn a_notice_failing_for_a_whole_day_is_given_up_then_and_not_before() {
     let error = failed[0].last_error.as_deref().unwrap();
     assert!(error.contains("refused"), "{error}");
 }
+
+/// Issue 22 (metrics to alert on): `/metrics` carries the outbox's depth and given-up items by
+/// transport, failed attempts by transport and cause, the process's own `process_*` figures
+/// and `kaitong_build_info`.
+#[tokio::test]
+async fn metrics_show_outbox_depth_failures_by_cause_the_process_and_the_build() {
+    let (settings, mut sim, parts, _dir) = setup(Backend::Embedded).await;
+    file(&parts, "m1", "metrics_erin", at(28, 9, 0)).await;
+    sim.go_down().await;
+    parts.background(&settings).push.tick(at(28, 17, 30)).await;
+    parts
+        .outbox
+        .run_pass(&parts.transports, at(28, 17, 30))
+        .await
+        .unwrap();
+    let app = harness::TestApp::spawn(Backend::Embedded, harness::RecordingBot::new()).await;
+    let (status, text) = app.get("/metrics").await;
+    assert_eq!(status, 200);
+    let value = |line_start: &str| -> f64 {
+        text.lines()
+            .find(|line| line.starts_with(line_start))
+            .and_then(|line| line.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {line_start} in {text}"))
+    };
+    // Other tests share the process's metrics: at least ours is counted.
+    assert!(
+        value("kaitong_outbox_attempt_failures_total{cause=\"refused\",kind=\"wecom\"}") >= 1.0
+    );
+    assert!(value("kaitong_outbox_pending_by_kind{kind=\"wecom\"}") >= 0.0);
+    assert!(value("kaitong_outbox_failed_by_kind{kind=\"email\"}") >= 0.0);
+    assert!(value("process_resident_memory_bytes") > 1_000_000.0);
+    assert!(value("process_open_fds") >= 3.0);
+    assert!(value("process_max_fds") >= value("process_open_fds"));
+    assert!(value("process_cpu_seconds_total") > 0.0);
+    let started = value("process_start_time_seconds");
+    let now = chrono::Utc::now().timestamp() as f64;
+    assert!(
+        started <= now + 1.0 && started > now - 3600.0,
+        "{started} vs {now}"
+    );
+    let build = text
+        .lines()
+        .find(|line| line.starts_with("kaitong_build_info{"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        build.contains(&format!("version=\"{}\"", env!("CARGO_PKG_VERSION")))
+            && build.contains("commit=\"")
+            && build.ends_with(" 1"),
+        "{build}"
+    );
+}
