@@ -408,6 +408,8 @@ pub struct WecomSection {
     pub encoding_aes_key: Secret,
     pub api_base: String,
     pub cards: bool,
+    /// Hours a requester's WeCom contact (name, departments, e-mail) is cached; 0 = not looked up.
+    pub contacts_cache_hours: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -20,8 +20,8 @@ use crate::http::serve::ConnectionLimits;
 use crate::http::{AppState, admin_router, public_router};
 use crate::notify::handoff::HandoffWatcher;
 use crate::notify::{
-    BatchPush, DailyJob, DeliveryKind, HandlerCards, Notifier, Outbox, RetryPolicy, Transport,
-    WecomTransport,
+    BatchPush, ContactWatcher, DailyJob, DeliveryKind, HandlerCards, Notifier, Outbox, People,
+    Requesters, RetryPolicy, Transport, WecomTransport,
 };
 use crate::requests::{
     BatchSchedule, Desk, HandlerAccountError, HandlerDirectory, Ledger, ScheduleError, StoreLedger,
@@ -144,7 +144,24 @@ impl Parts {
             .with_history(Arc::new(StoreLedger::new(Arc::clone(&store), schedule)));
         let notifier = Notifier::new(outbox.clone(), catalog.clone(), schedule);
         let handoff = HandoffWatcher::new(outbox.clone(), &settings.handoff);
-        let watchers: Vec<Arc<dyn Watcher>> = vec![Arc::new(notifier.clone()), Arc::new(handoff)];
+        let mut watchers: Vec<Arc<dyn Watcher>> =
+            vec![Arc::new(notifier.clone()), Arc::new(handoff)];
+        // Recording a contact is no change to tell anyone about: the plain ledger.
+        let plain_ledger: Arc<dyn Ledger> =
+            Arc::new(StoreLedger::new(Arc::clone(&store), schedule));
+        let people = (settings.wecom.contacts_cache_hours > 0).then(|| {
+            People::new(
+                Arc::clone(&api),
+                Arc::clone(&store),
+                Duration::from_secs(settings.wecom.contacts_cache_hours.saturating_mul(3600)),
+            )
+        });
+        if let Some(people) = &people {
+            watchers.push(Arc::new(ContactWatcher::new(
+                people.clone(),
+                Arc::clone(&plain_ledger),
+            )));
+        }
         let ledger: Arc<dyn Ledger> = Arc::new(WatchedLedger::new(
             Arc::new(StoreLedger::new(Arc::clone(&store), schedule)),
             watchers,
@@ -154,8 +171,12 @@ impl Parts {
         let mut transports: HashMap<DeliveryKind, Arc<dyn Transport>> = HashMap::new();
         let wecom: Arc<dyn Transport> = Arc::new(WecomTransport::new(Arc::clone(&api)));
         transports.insert(wecom.kind(), wecom);
-        for transport in crate::notify::handoff::transports(&settings.handoff, Arc::clone(&store))
-            .map_err(|e| StartupError::Handoff(e.to_string()))?
+        for transport in crate::notify::handoff::transports_naming(
+            &settings.handoff,
+            Arc::clone(&store),
+            people.map(|people| Requesters::new(people, Arc::clone(&plain_ledger))),
+        )
+        .map_err(|e| StartupError::Handoff(e.to_string()))?
         {
             transports.insert(transport.kind(), transport);
         }

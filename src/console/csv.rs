@@ -16,12 +16,14 @@ use super::{
 };
 use crate::requests::{BatchSchedule, Request};
 
-const HEADER: [&str; 8] = [
+const HEADER: [&str; 10] = [
     "单号",
     "服务编号",
     "服务",
     "处理组",
     "申请人",
+    "申请人姓名",
+    "部门",
     "状态",
     "提交时间",
     "申请内容",
@@ -64,6 +66,11 @@ pub(crate) fn render(requests: &[Request], schedule: &BatchSchedule) -> String {
             &r.form.service_name,
             r.form.team.label(),
             r.form.requester.user.as_str(),
+            r.contact.as_ref().map_or("", |c| c.name.as_str()),
+            &r.contact
+                .as_ref()
+                .map(|c| c.departments.join("、"))
+                .unwrap_or_default(),
             r.status().label(),
             &local_time(schedule, r.submitted_at, "%Y-%m-%d %H:%M:%S"),
             &summary,
@@ -152,8 +159,8 @@ mod tests {
     fn the_file_starts_with_a_bom_and_the_header() {
         let schedule = BatchSchedule::default();
         let text = render(&[], &schedule);
-        assert!(
-            text.starts_with("\u{feff}单号,服务编号,服务,处理组,申请人,状态,提交时间,申请内容\r\n")
-        );
+        assert!(text.starts_with(
+            "\u{feff}单号,服务编号,服务,处理组,申请人,申请人姓名,部门,状态,提交时间,申请内容\r\n"
+        ));
     }
 }

@@ -283,7 +283,7 @@ pub(crate) fn batch_page(
                             div class="row1" { span { (r.id.as_str()) } (badge(r.status())) }
                             div { "#" (r.form.service) " " (r.form.service_name) }
                             div class="muted" {
-                                (r.form.requester.user.as_str()) " · "
+                                (r.requester_label()) " · "
                                 (local_time(schedule, r.submitted_at, "%m-%d %H:%M"))
                             }
                         }
@@ -323,7 +323,10 @@ pub(crate) fn detail_page(
             dt { "服务" } dd { "#" (form.service) " " (form.service_name) }
             dt { "处理组" } dd { (form.team.label()) }
             dt { "办理渠道" } dd { (form.routing.label()) }
-            dt { "申请人" } dd { (form.requester.user.as_str()) "（" (form.requester.channel.as_str()) "）" }
+            dt { "申请人" } dd { (request.requester_label()) "（" (form.requester.channel.as_str()) "）" }
+            @if let Some(email) = request.contact.as_ref().and_then(|c| c.email.as_deref()) {
+                dt { "邮箱" } dd { a href={ "mailto:" (email) } { (email) } }
+            }
             dt { "提交时间" } dd { (local_time(schedule, request.submitted_at, "%Y-%m-%d %H:%M:%S")) }
         } }
 

@@ -67,6 +67,23 @@ fn rfc3339(at: chrono::DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
+/// The requester: userid and channel, and (additive) `name`, `departments` and `email` once
+/// WeCom's contacts said (absent before, or when WeCom does not say).
+fn requester_json(request: &Request) -> Value {
+    let mut requester = json!({
+        "userid": request.form.requester.user.as_str(),
+        "channel": request.form.requester.channel.as_str(),
+    });
+    if let (Some(contact), Some(object)) = (&request.contact, requester.as_object_mut()) {
+        object.insert("name".to_owned(), json!(contact.name));
+        object.insert("departments".to_owned(), json!(contact.departments));
+        if let Some(email) = &contact.email {
+            object.insert("email".to_owned(), json!(email));
+        }
+    }
+    requester
+}
+
 /// The API's shape of a request. Field values are the summary's (secrets already masked).
 #[must_use]
 pub(crate) fn request_json(request: &Request) -> Value {
@@ -77,10 +94,7 @@ pub(crate) fn request_json(request: &Request) -> Value {
         "status": request.status().as_str(),
         "batch_day": request.batch.to_string(),
         "submitted_at": rfc3339(request.submitted_at),
-        "requester": {
-            "userid": request.form.requester.user.as_str(),
-            "channel": request.form.requester.channel.as_str(),
-        },
+        "requester": requester_json(request),
         "fields": request.form.summary.iter()
             .map(|(label, value)| json!({ "label": label, "value": value }))
             .collect::<Vec<_>>(),

@@ -7,6 +7,7 @@ pub mod handler_cards;
 pub mod handoff;
 pub mod notices;
 pub mod outbox;
+pub mod people;
 pub mod wecom;
 
 pub use handler_cards::{HandlerCards, request_card};
@@ -15,6 +16,7 @@ pub use notices::{BatchPush, DailyJob, DayJob, Notice, Notifier};
 pub use outbox::{
     DEFAULT_GIVE_UP_AFTER, DeliveryError, Outbox, OutboxItem, PassReport, RetryPolicy, Transport,
 };
+pub use people::{ContactWatcher, People, Requesters};
 pub use wecom::WecomTransport;
 
 use handoff::WebhookEvent;

@@ -93,6 +93,30 @@ pub struct DeliveryRecord {
     pub message: String,
 }
 
+/// Who the requester is in WeCom's contacts (`user/get`, department names from
+/// `department/list`), looked up after filing: what handlers, hand-offs and e-mails show
+/// instead of a bare userid.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contact {
+    pub name: String,
+    /// Department names, the main one first.
+    #[serde(default)]
+    pub departments: Vec<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+impl Contact {
+    /// `张三 · 广州研发中心`, or the name alone.
+    #[must_use]
+    pub fn label(&self) -> String {
+        match self.departments.first() {
+            Some(department) => format!("{} · {}", self.name, department),
+            None => self.name.clone(),
+        }
+    }
+}
+
 /// A filed request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Request {
@@ -106,12 +130,27 @@ pub struct Request {
     /// Messages about it that were delivered, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deliveries: Vec<DeliveryRecord>,
+    /// The requester in WeCom's contacts, once looked up; `None` (shown as the userid) until
+    /// then, or when WeCom does not say (no privilege, unknown member, unreachable).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<Contact>,
 }
 
 impl Request {
     #[must_use]
     pub fn status(&self) -> Status {
         self.history.last().map_or(Status::Submitted, |c| c.status)
+    }
+
+    /// The requester as people read it: `张三 · 广州研发中心 (zhangsan)` when the contact is
+    /// known, else the userid.
+    #[must_use]
+    pub fn requester_label(&self) -> String {
+        let user = self.form.requester.user.as_str();
+        match &self.contact {
+            Some(contact) => format!("{} ({user})", contact.label()),
+            None => user.to_owned(),
+        }
     }
 
     /// When the request reached its current status.
@@ -255,6 +294,8 @@ pub trait Ledger: Send + Sync + 'static {
         id: &RequestId,
         record: DeliveryRecord,
     ) -> Result<Request, LedgerError>;
+    /// Records who the requester is in WeCom's contacts (looked up after filing).
+    async fn set_contact(&self, id: &RequestId, contact: Contact) -> Result<Request, LedgerError>;
 }
 
 /// A day's batch or a person's history is far below this.
@@ -326,6 +367,7 @@ impl StoreLedger {
             }],
             notes: Vec::new(),
             deliveries: Vec::new(),
+            contact: None,
             form,
         };
         let request_key = keys::request(&id);
@@ -484,6 +526,14 @@ impl Ledger for StoreLedger {
         .await
     }
 
+    async fn set_contact(&self, id: &RequestId, contact: Contact) -> Result<Request, LedgerError> {
+        self.update(id, |request| {
+            request.contact = Some(contact.clone());
+            Ok(())
+        })
+        .await
+    }
+
     async fn get(&self, id: &RequestId) -> Result<Option<Request>, LedgerError> {
         let key = keys::request(id);
         match self.store.get(&key).await? {
@@ -587,5 +637,9 @@ impl Ledger for WatchedLedger {
         record: DeliveryRecord,
     ) -> Result<Request, LedgerError> {
         self.inner.record_delivery(id, record).await
+    }
+
+    async fn set_contact(&self, id: &RequestId, contact: Contact) -> Result<Request, LedgerError> {
+        self.inner.set_contact(id, contact).await
     }
 }

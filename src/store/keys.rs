@@ -233,6 +233,20 @@ pub fn request_of_item(id: &str) -> Option<RequestId> {
     }
 }
 
+// --- WeCom contacts cache ---
+
+/// A member's contact as `user/get` gave it (or the marker that WeCom would not say).
+#[must_use]
+pub fn contact(user: &UserId) -> String {
+    format!("contact:user:{user}")
+}
+
+/// The department names `department/list` gave, by id.
+#[must_use]
+pub fn contact_departments() -> String {
+    "contact:departments".to_owned()
+}
+
 // --- embed and console ---
 
 /// A cached sentence vector: `kind` ("q" query, "p" passage) and a digest of model and text.
@@ -337,6 +351,8 @@ mod tests {
             (embedding_cache("q", &[0x0f, 0xa0]), "embcache:q:0fa0"),
             (console_session("abc"), "console:session:abc"),
             (CONSOLE_SESSIONS.to_owned(), "console:session:"),
+            (contact(&user), "contact:user:zhangsan"),
+            (contact_departments(), "contact:departments"),
         ];
         for (built, stored) in pinned {
             assert_eq!(built, stored);

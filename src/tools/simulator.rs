@@ -1,5 +1,6 @@
 //! An in-repo WeCom server API simulator: an axum app on `127.0.0.1:0` answering `gettoken`,
-//! `message/send`, `media/get`, `media/upload`, `message/update_template_card` and the AI bot's
+//! `message/send`, `media/get`, `media/upload`, `message/update_template_card`, the contacts'
+//! `user/get` and `department/list` (60011 for members outside the visible range) and the AI bot's
 //! `response_url` (`aibot/response?response_code=…`, see [`SimulatorHandle::response_url`]) with
 //! WeCom's real JSON shapes and errcodes (PROTOCOL.md §4, §5, §7), so tests and `kaitong chat`
 //! never need the real server.
@@ -188,6 +189,8 @@ fn serve(
             post(update_template_card),
         )
         .route("/cgi-bin/aibot/response", post(aibot_response))
+        .route("/cgi-bin/user/get", get(user_get))
+        .route("/cgi-bin/department/list", get(department_list))
         .fallback(unknown_api)
         // Media uploads go up to 20 MB; axum's default limit is 2 MB.
         .layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES))
@@ -391,6 +394,54 @@ impl SimulatorHandle {
         self.shared.lock().per_user_minute_limit = limit;
     }
 
+    /// A member in the corp's contacts, as `user/get` answers for them: `name`, `department`
+    /// (ids), `main_department`, and `email` when given (WeCom leaves it out for apps created
+    /// after 2022-06-20).
+    pub fn add_member(&self, userid: &str, name: &str, departments: &[u64], email: Option<&str>) {
+        let mut member = json!({
+            "userid": userid,
+            "name": name,
+            "department": departments,
+            "order": departments.iter().map(|_| 0).collect::<Vec<_>>(),
+            "is_leader_in_dept": departments.iter().map(|_| 0).collect::<Vec<_>>(),
+            "main_department": departments.first().copied().unwrap_or(1),
+            "position": "",
+            "status": 1,
+            "isleader": 0,
+            "enable": 1,
+            "alias": "",
+            "open_userid": format!("wo{userid}"),
+            "direct_leader": [],
+        });
+        if let (Some(email), Some(object)) = (email, member.as_object_mut()) {
+            object.insert("email".to_owned(), json!(email));
+        }
+        self.shared.lock().members.insert(userid.to_owned(), member);
+    }
+
+    /// A department `department/list` lists.
+    pub fn add_department(&self, id: u64, name: &str, parentid: u64) {
+        self.shared.lock().departments.push(json!({
+            "id": id,
+            "name": name,
+            "name_en": "",
+            "department_leader": [],
+            "parentid": parentid,
+            "order": 100_000_000u64.saturating_sub(id),
+        }));
+    }
+
+    /// Members outside the app's visible range: `user/get` answers 60011 for them.
+    pub fn hide_members(&self, users: &[&str]) {
+        self.shared.lock().hidden_members = users.iter().map(|u| (*u).to_owned()).collect();
+    }
+
+    /// `user/get` and `department/list` calls received.
+    #[must_use]
+    pub fn contact_calls(&self) -> u64 {
+        self.shared.lock().contact_calls
+    }
+
     /// Number of gettoken requests received (successful or not).
     #[must_use]
     pub fn gettoken_calls(&self) -> u64 {
@@ -465,6 +516,13 @@ struct SimState {
     invalid_users: Vec<String>,
     unlicensed_users: Vec<String>,
     per_user_minute_limit: Option<usize>,
+    /// `user/get` answers by userid: the member's JSON as WeCom gives it.
+    members: HashMap<String, Value>,
+    /// `department/list`'s departments.
+    departments: Vec<Value>,
+    /// Members outside the app's visible range: `user/get` answers 60011.
+    hidden_members: Vec<String>,
+    contact_calls: u64,
     duplicates_suppressed: u64,
     uploads: u64,
     rate_dropped: u64,
@@ -496,6 +554,10 @@ impl Shared {
                 invalid_users: Vec::new(),
                 unlicensed_users: Vec::new(),
                 per_user_minute_limit: Some(30),
+                members: HashMap::new(),
+                departments: Vec::new(),
+                hidden_members: Vec::new(),
+                contact_calls: 0,
                 duplicates_suppressed: 0,
                 uploads: 0,
                 rate_dropped: 0,
@@ -1124,6 +1186,57 @@ async fn aibot_response(
         body,
     });
     ok(json!({}))
+}
+
+/// `user/get`: a known member's JSON; 41009 without a userid, 60011 for a member outside the
+/// app's visible range, 60111 for an unknown one.
+async fn user_get(
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    shared.arrive().await;
+    let mut state = shared.lock();
+    if let Err(rejection) = state.admit(&query) {
+        return rejection.into_response();
+    }
+    state.contact_calls += 1;
+    let Some(userid) = query.get("userid").filter(|u| !u.is_empty()) else {
+        return wecom_error(errcode::MISSING_USERID, "missing userid");
+    };
+    // WeCom's userids are case-insensitive.
+    let key = state
+        .members
+        .keys()
+        .find(|known| known.eq_ignore_ascii_case(userid))
+        .cloned();
+    if state
+        .hidden_members
+        .iter()
+        .any(|hidden| hidden.eq_ignore_ascii_case(userid))
+    {
+        return wecom_error(
+            errcode::NO_PRIVILEGE,
+            "no privilege to access/modify contact/party/agent",
+        );
+    }
+    match key.and_then(|key| state.members.get(&key).cloned()) {
+        Some(member) => ok(member),
+        None => wecom_error(errcode::USERID_NOT_FOUND, "userid not found"),
+    }
+}
+
+/// `department/list`: every department, as WeCom lists them.
+async fn department_list(
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    shared.arrive().await;
+    let mut state = shared.lock();
+    if let Err(rejection) = state.admit(&query) {
+        return rejection.into_response();
+    }
+    state.contact_calls += 1;
+    ok(json!({ "department": state.departments.clone() }))
 }
 
 async fn update_template_card(

@@ -552,9 +552,9 @@ async fn the_csv_export_has_a_bom_the_columns_and_rfc_4180_quoting() {
     let lines: Vec<&str> = text.split("\r\n").collect();
     assert_eq!(
         lines[0],
-        "单号,服务编号,服务,处理组,申请人,状态,提交时间,申请内容"
+        "单号,服务编号,服务,处理组,申请人,申请人姓名,部门,状态,提交时间,申请内容"
     );
-    assert!(lines[1].starts_with(&format!("{a},7,电子发票,产研,sales-c1,已提交,")));
+    assert!(lines[1].starts_with(&format!("{a},7,电子发票,产研,sales-c1,,,已提交,")));
     assert!(
         lines[1].ends_with(",\"卖家账号: acct, \"\"main\"\"; 数量: 3\""),
         "{}",

@@ -134,7 +134,7 @@ impl Rig {
 // A test double of the request platform: records every POST, fails on demand.
 
 #[derive(Debug, Clone)]
-struct Received {
+pub(crate) struct Received {
     headers: HeaderMap,
     body: Vec<u8>,
     answered: u16,
@@ -153,7 +153,7 @@ impl Received {
         serde_json::from_slice(&self.body).unwrap()
     }
 
-    fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).unwrap()
     }
 
@@ -176,8 +176,8 @@ struct Script {
     retry_after: Option<String>,
 }
 
-struct Receiver {
-    url: String,
+pub(crate) struct Receiver {
+    pub(crate) url: String,
     script: Arc<Mutex<Script>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -213,7 +213,7 @@ async fn hook(
 }
 
 impl Receiver {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let script = Arc::new(Mutex::new(Script::default()));
         let app = axum::Router::new()
             .route("/hook", axum::routing::post(hook))
@@ -237,7 +237,7 @@ impl Receiver {
         s.retry_after = retry_after.map(str::to_owned);
     }
 
-    fn received(&self) -> Vec<Received> {
+    pub(crate) fn received(&self) -> Vec<Received> {
         self.script.lock().unwrap().received.clone()
     }
 
@@ -698,6 +698,7 @@ print(json.dumps({
     "subject": str(msg["subject"]),
     "from": str(msg["from"]),
     "to": str(msg["to"]),
+    "reply_to": str(msg["reply-to"]) if msg["reply-to"] else None,
     "message_id": str(msg["message-id"]),
     "body": body.get_content() if body is not None else None,
     "attachments": [
@@ -719,7 +720,7 @@ fn python() -> String {
 }
 
 /// A running aiosmtpd; killed when dropped, also when the test panics.
-struct SmtpSink {
+pub(crate) struct SmtpSink {
     child: Child,
     port: u16,
     dir: tempfile::TempDir,
@@ -733,7 +734,7 @@ impl Drop for SmtpSink {
 }
 
 impl SmtpSink {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let py = python();
         let probe = Command::new(&py)
             .args(["-c", "import aiosmtpd; print(aiosmtpd.__version__)"])
@@ -799,7 +800,7 @@ impl SmtpSink {
         std::fs::read_to_string(self.dir.path().join("aiosmtpd.log")).unwrap_or_default()
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("smtp://127.0.0.1:{}", self.port)
     }
 
@@ -808,7 +809,7 @@ impl SmtpSink {
     }
 
     /// Messages received so far, in order: (envelope, decoded message).
-    fn messages(&self) -> Vec<(serde_json::Value, serde_json::Value)> {
+    pub(crate) fn messages(&self) -> Vec<(serde_json::Value, serde_json::Value)> {
         let mut out = Vec::new();
         for n in 0.. {
             let envelope = self.mail_dir().join(format!("{n}.json"));

@@ -34,6 +34,7 @@ mod health;
 mod ledger;
 mod meaning;
 mod notify;
+mod people;
 mod probes;
 mod reading_props;
 mod reply_limits;

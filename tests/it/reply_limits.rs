@@ -468,6 +468,7 @@ pub(crate) fn request(service_name: &str, summary: &[(String, String)]) -> Reque
         history: Vec::new(),
         notes: Vec::new(),
         deliveries: Vec::new(),
+        contact: None,
     }
 }
 

@@ -41,9 +41,10 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::{FieldValue, FilingRoute};
 use crate::config::HandoffSection;
 use crate::notify::outbox::{Outbox, Transport};
+use crate::notify::people::Requesters;
 use crate::notify::{Delivery, DeliveryKind};
 use crate::requests::attachments::BlobRef;
-use crate::requests::{Request, Watcher};
+use crate::requests::{Contact, Request, Watcher};
 use crate::store::{Store, StoreError, keys};
 
 pub use email::EmailTransport;
@@ -95,28 +96,41 @@ pub fn transports(
     section: &HandoffSection,
     store: Arc<dyn Store>,
 ) -> Result<Vec<Arc<dyn Transport>>, HandoffError> {
+    transports_naming(section, store, None)
+}
+
+/// [`transports`] whose webhooks and e-mails name the requester from WeCom's contacts.
+pub fn transports_naming(
+    section: &HandoffSection,
+    store: Arc<dyn Store>,
+    requesters: Option<Requesters>,
+) -> Result<Vec<Arc<dyn Transport>>, HandoffError> {
     let targets = HandoffTargets::from_settings(section);
     let mut out: Vec<Arc<dyn Transport>> = Vec::new();
     if targets.platform {
-        out.push(Arc::new(WebhookTransport::new(
-            DeliveryKind::Webhook,
-            &section.platform_webhook_url,
-            section.platform_webhook_secret.expose(),
-        )?));
+        out.push(Arc::new(
+            WebhookTransport::new(
+                DeliveryKind::Webhook,
+                &section.platform_webhook_url,
+                section.platform_webhook_secret.expose(),
+            )?
+            .naming(requesters.clone()),
+        ));
     }
     if targets.oa {
-        out.push(Arc::new(WebhookTransport::new(
-            DeliveryKind::Oa,
-            &section.oa_webhook_url,
-            section.oa_webhook_secret.expose(),
-        )?));
+        out.push(Arc::new(
+            WebhookTransport::new(
+                DeliveryKind::Oa,
+                &section.oa_webhook_url,
+                section.oa_webhook_secret.expose(),
+            )?
+            .naming(requesters.clone()),
+        ));
     }
     if targets.email {
-        out.push(Arc::new(EmailTransport::new(
-            &section.smtp_url,
-            &section.mail_from,
-            store,
-        )?));
+        out.push(Arc::new(
+            EmailTransport::new(&section.smtp_url, &section.mail_from, store)?.naming(requesters),
+        ));
     }
     Ok(out)
 }
@@ -183,6 +197,23 @@ pub struct RequesterView {
     pub userid: String,
     /// `app` (self-built app) or `aibot` (AI bot).
     pub channel: String,
+    /// From WeCom's contacts (`user/get`), when it says; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Department names, the main one first; absent when unknown.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub departments: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+}
+
+impl RequesterView {
+    /// Fills in what WeCom's contacts say about the requester.
+    pub fn name_from(&mut self, contact: &Contact) {
+        self.name = Some(contact.name.clone());
+        self.departments.clone_from(&contact.departments);
+        self.email.clone_from(&contact.email);
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -222,9 +253,18 @@ impl RequestView {
             submitted_at: request.submitted_at,
             status: request.status().as_str().to_owned(),
             status_since: request.status_since(),
-            requester: RequesterView {
-                userid: form.requester.user.as_str().to_owned(),
-                channel: form.requester.channel.as_str().to_owned(),
+            requester: {
+                let mut view = RequesterView {
+                    userid: form.requester.user.as_str().to_owned(),
+                    channel: form.requester.channel.as_str().to_owned(),
+                    name: None,
+                    departments: Vec::new(),
+                    email: None,
+                };
+                if let Some(contact) = &request.contact {
+                    view.name_from(contact);
+                }
+                view
             },
             fields: form
                 .summary

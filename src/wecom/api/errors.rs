@@ -31,8 +31,12 @@ pub mod errcode {
     pub const API_RATE_LIMIT: i64 = 45009;
     pub const API_CONCURRENCY_LIMIT: i64 = 45033;
     pub const DATA_FORMAT_ERROR: i64 = 47001;
+    pub const MISSING_USERID: i64 = 41009;
     pub const API_NO_PERMISSION: i64 = 48002;
+    /// No privilege to read the member or department (outside the app's visible range).
+    pub const NO_PRIVILEGE: i64 = 60011;
     pub const UNTRUSTED_IP: i64 = 60020;
+    pub const USERID_NOT_FOUND: i64 = 60111;
     pub const IP_WHITELIST: i64 = 301042;
     pub const ALL_RECIPIENTS_INVALID: i64 = 81013;
     pub const RECIPIENTS_EMPTY: i64 = 82001;
