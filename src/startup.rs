@@ -294,6 +294,15 @@ impl Background {
     }
 }
 
+/// Services routed to a hand-off `[handoff]` leaves unconfigured, logged once at start-up.
+fn handoff_warnings(catalog: &CatalogHandle, settings: &Settings) -> Vec<String> {
+    let warnings = crate::notify::handoff::unconfigured(&catalog.current(), &settings.handoff);
+    for warning in &warnings {
+        tracing::warn!(warning = %warning, "hand-off not configured");
+    }
+    warnings
+}
+
 impl Application {
     /// Builds with the store from `store.url` and the dialog bot.
     pub async fn build(settings: &Settings) -> Result<Self, StartupError> {
@@ -417,6 +426,7 @@ impl Application {
             body_read_timeout: settings.body_read_timeout(),
             admin_token: settings.admin.token.clone(),
             admin_throttle: Arc::new(LoginThrottle::from_settings(&settings.console)),
+            warnings: Arc::new(handoff_warnings(&catalog, settings)),
         };
         let addr = settings.listen_addr()?;
         let (listener, local_addr) = bind(addr).await?;

@@ -1015,3 +1015,49 @@ async fn an_email_service_without_an_address_queues_no_mail_only_the_platform_we
         );
     }
 }
+
+/// Issue 22: OA and e-mail services routed to a hand-off `[handoff]` leaves empty are named at
+/// start-up (one log line each) and on the admin listener's `/readyz` (still 200: the bot
+/// works, the hand-off does not); the public `/readyz` says only "ready".
+#[tokio::test]
+async fn an_unconfigured_hand_off_is_warned_about_at_start_up_and_on_readyz() {
+    crate::harness::capture_logs();
+    let bare =
+        crate::harness::TestApp::spawn(Backend::Embedded, crate::harness::RecordingBot::new())
+            .await;
+    let admin_readyz = |app: &crate::harness::TestApp| {
+        let url = format!("http://{}/readyz", app.admin_addr.unwrap());
+        let http = app.http.clone();
+        async move {
+            let response = http.get(url).send().await.unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+    let (status, body) = admin_readyz(&bare).await;
+    assert_eq!(
+        bare.get("/readyz").await,
+        (200, "ready".into()),
+        "public: no detail"
+    );
+    assert_eq!(status, 200);
+    assert!(body.starts_with("ready\nwarning: "), "{body}");
+    assert!(
+        body.contains("handoff.oa_webhook_url is empty") && body.contains("#1 "),
+        "the OA services by number: {body}"
+    );
+    assert!(body.contains("handoff.smtp_url is empty"), "{body}");
+    assert!(crate::harness::captured_logs().contains("hand-off not configured"));
+
+    let mut settings = crate::harness::test_settings();
+    settings.handoff.oa_webhook_url = "https://oa.example.com/hook".into();
+    settings.handoff.smtp_url = "smtp://127.0.0.1:2525".into();
+    let (store, dir) = fresh_store(Backend::Embedded);
+    let configured = crate::harness::TestApp::spawn_with(
+        settings,
+        store,
+        dir,
+        crate::harness::RecordingBot::new(),
+    )
+    .await;
+    assert_eq!(admin_readyz(&configured).await, (200, "ready".into()));
+}

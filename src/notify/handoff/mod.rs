@@ -38,7 +38,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{FieldValue, FilingRoute};
+use crate::catalog::{Catalog, FieldValue, FilingRoute};
 use crate::config::HandoffSection;
 use crate::notify::outbox::{Outbox, Transport};
 use crate::notify::people::Requesters;
@@ -86,6 +86,43 @@ impl HandoffTargets {
             email: !section.smtp_url.expose().trim().is_empty(),
         }
     }
+}
+
+/// What the catalog routes to a hand-off `[handoff]` leaves unconfigured, one line per
+/// transport naming its services and the key to set: such requests are filed and handled in
+/// the console, but nothing reaches the handling side by itself. Logged at start-up and shown
+/// on the admin listener's `/readyz`.
+#[must_use]
+pub fn unconfigured(catalog: &Catalog, section: &HandoffSection) -> Vec<String> {
+    let targets = HandoffTargets::from_settings(section);
+    let mut oa = Vec::new();
+    let mut email = Vec::new();
+    for service in catalog.services() {
+        match &service.route {
+            FilingRoute::OaTicket if !targets.oa => oa.push(format!("#{}", service.id)),
+            // No address: nothing is mailed by design (the seed names none).
+            FilingRoute::Email { address: Some(_) } if !targets.email => {
+                email.push(format!("#{}", service.id));
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    if !oa.is_empty() {
+        out.push(format!(
+            "{} OA-ticket services ({}) hand off to the OA webhook, but handoff.oa_webhook_url is empty: their requests reach OA only by hand",
+            oa.len(),
+            oa.join(" ")
+        ));
+    }
+    if !email.is_empty() {
+        out.push(format!(
+            "{} e-mail services ({}) hand off by mail, but handoff.smtp_url is empty: their requests are mailed to nobody",
+            email.len(),
+            email.join(" ")
+        ));
+    }
+    out
 }
 
 /// Builds the transports of every destination switched on in `[handoff]`, ready to be put in
