@@ -476,6 +476,11 @@ pub struct HandoffSection {
     pub oa_webhook_secret: Secret,
     pub smtp_url: Secret,
     pub mail_from: String,
+    /// WeCom approval (审批) template OA-ticket requests are filed on (`oa/applyevent`)
+    /// instead of the OA webhook; empty = not used.
+    pub oa_approval_template_id: String,
+    /// The template's text control (`Textarea-…`) that receives the request's content.
+    pub oa_approval_control_id: String,
 }
 
 /// The handlers' console and API.

@@ -175,6 +175,7 @@ impl Parts {
             &settings.handoff,
             Arc::clone(&store),
             people.map(|people| Requesters::new(people, Arc::clone(&plain_ledger))),
+            Some(Arc::clone(&api)),
         )
         .map_err(|e| StartupError::Handoff(e.to_string()))?
         {
@@ -332,6 +333,13 @@ impl Application {
             schedule: parts.schedule,
             login_throttle: Arc::new(LoginThrottle::from_settings(&settings.console)),
         });
+        // Approval callbacks move requests only when OA tickets are filed as approvals.
+        let approvals = (!settings.handoff.oa_approval_template_id.trim().is_empty()).then(|| {
+            Arc::new(crate::notify::handoff::approval::ApprovalDesk::new(
+                Arc::clone(&parts.store),
+                Arc::clone(&parts.ledger),
+            )) as Arc<dyn crate::domain::ApprovalSink>
+        });
         let mut app = Self::assemble(
             settings,
             parts.store,
@@ -339,6 +347,7 @@ impl Application {
             parts.catalog,
             Some(parts.api),
             settings.wecom.cards,
+            approvals,
         )
         .await?;
         if let Some(admin) = app.admin.as_mut() {
@@ -355,7 +364,7 @@ impl Application {
         bot: Arc<dyn Bot>,
     ) -> Result<Self, StartupError> {
         let catalog = CatalogHandle::load(&settings.dialogs.dir)?;
-        Self::assemble(settings, store, bot, catalog, None, false).await
+        Self::assemble(settings, store, bot, catalog, None, false, None).await
     }
 
     /// Like [`Application::build_with`], with an outbound API for cards and long replies.
@@ -366,7 +375,7 @@ impl Application {
         api: Arc<WecomApi>,
     ) -> Result<Self, StartupError> {
         let catalog = CatalogHandle::load(&settings.dialogs.dir)?;
-        Self::assemble(settings, store, bot, catalog, Some(api), true).await
+        Self::assemble(settings, store, bot, catalog, Some(api), true, None).await
     }
 
     async fn assemble(
@@ -376,6 +385,7 @@ impl Application {
         catalog: CatalogHandle,
         api: Option<Arc<WecomApi>>,
         cards: bool,
+        approvals: Option<Arc<dyn crate::domain::ApprovalSink>>,
     ) -> Result<Self, StartupError> {
         let channel_settings = ChannelSettings {
             timestamp_window: settings.timestamp_window(),
@@ -407,6 +417,7 @@ impl Application {
         if let Some(api) = api {
             app = app.with_api(api, cards);
         }
+        app = app.with_approvals(approvals);
         let aibot = AiBotChannel::new(
             MsgCrypt::for_aibot(&settings.aibot)?,
             bot,

@@ -247,6 +247,20 @@ pub fn contact_departments() -> String {
     "contact:departments".to_owned()
 }
 
+// --- WeCom approvals (the OA hand-off) ---
+
+/// The request a WeCom approval (`sp_no`) was filed for.
+#[must_use]
+pub fn approval(sp_no: &str) -> String {
+    format!("approval:{sp_no}")
+}
+
+/// The WeCom approval a request was filed as (its `sp_no`).
+#[must_use]
+pub fn approval_of_request(id: &RequestId) -> String {
+    format!("approval_of:{id}")
+}
+
 // --- embed and console ---
 
 /// A cached sentence vector: `kind` ("q" query, "p" passage) and a digest of model and text.
@@ -353,6 +367,8 @@ mod tests {
             (CONSOLE_SESSIONS.to_owned(), "console:session:"),
             (contact(&user), "contact:user:zhangsan"),
             (contact_departments(), "contact:departments"),
+            (approval("202611280001"), "approval:202611280001"),
+            (approval_of_request(&id), "approval_of:KT-20261128-0007"),
         ];
         for (built, stored) in pinned {
             assert_eq!(built, stored);

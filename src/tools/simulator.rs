@@ -1,6 +1,7 @@
 //! An in-repo WeCom server API simulator: an axum app on `127.0.0.1:0` answering `gettoken`,
 //! `message/send`, `media/get`, `media/upload`, `message/update_template_card`, the contacts'
-//! `user/get` and `department/list` (60011 for members outside the visible range) and the AI bot's
+//! `user/get` and `department/list` (60011 for members outside the visible range), approvals
+//! (`oa/applyevent`, and the `sys_approval_change` callback's XML) and the AI bot's
 //! `response_url` (`aibot/response?response_code=…`, see [`SimulatorHandle::response_url`]) with
 //! WeCom's real JSON shapes and errcodes (PROTOCOL.md §4, §5, §7), so tests and `kaitong chat`
 //! never need the real server.
@@ -113,6 +114,15 @@ pub struct ResponsePost {
     pub body: Value,
 }
 
+/// An approval filed with `oa/applyevent`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FiledApproval {
+    pub sp_no: String,
+    pub creator: String,
+    pub template_id: String,
+    pub body: Value,
+}
+
 /// A stored temporary media file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredMedia {
@@ -191,6 +201,7 @@ fn serve(
         .route("/cgi-bin/aibot/response", post(aibot_response))
         .route("/cgi-bin/user/get", get(user_get))
         .route("/cgi-bin/department/list", get(department_list))
+        .route("/cgi-bin/oa/applyevent", post(oa_applyevent))
         .fallback(unknown_api)
         // Media uploads go up to 20 MB; axum's default limit is 2 MB.
         .layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES))
@@ -436,6 +447,56 @@ impl SimulatorHandle {
         self.shared.lock().hidden_members = users.iter().map(|u| (*u).to_owned()).collect();
     }
 
+    /// An approval template (审批模板) `oa/applyevent` accepts.
+    pub fn add_approval_template(&self, template_id: &str) {
+        self.shared
+            .lock()
+            .approval_templates
+            .push(template_id.to_owned());
+    }
+
+    /// Approvals filed so far, oldest first.
+    #[must_use]
+    pub fn approvals(&self) -> Vec<FiledApproval> {
+        self.shared.lock().approvals.clone()
+    }
+
+    /// The inner XML of the `sys_approval_change` callback WeCom sends when approval `sp_no`
+    /// reaches `status` (2 已通过, 3 已驳回, …) by `approver`'s decision with `speech` (their
+    /// comment), shaped as WeCom's "审批申请状态变化回调通知". Encrypt and sign it with
+    /// [`crate::tools::peer::WecomPeer::app_callback`].
+    #[must_use]
+    pub fn approval_change_xml(
+        &self,
+        sp_no: &str,
+        status: u32,
+        approver: &str,
+        speech: &str,
+        create_time: i64,
+    ) -> String {
+        use crate::wecom::app_xml::cdata;
+        let state = self.shared.lock();
+        let filed = state.approvals.iter().find(|a| a.sp_no == sp_no);
+        let creator = filed.map_or("", |a| a.creator.as_str());
+        let template = filed.map_or("", |a| a.template_id.as_str());
+        let corp = state.apps.first().map_or("", |a| a.corp_id.as_str());
+        let agent = state.apps.first().map_or(0, |a| a.agent_id);
+        // The step's own status is the approver's decision: 2 同意, 3 驳回.
+        format!(
+            "<xml><ToUserName>{}</ToUserName><FromUserName>{}</FromUserName><CreateTime>{create_time}</CreateTime><MsgType>{}</MsgType><Event>{}</Event><AgentID>{agent}</AgentID><ApprovalInfo><SpNo>{sp_no}</SpNo><SpName>{}</SpName><SpStatus>{status}</SpStatus><TemplateId>{}</TemplateId><ApplyTime>{create_time}</ApplyTime><Applyer><UserId>{}</UserId><Party>{}</Party></Applyer><SpRecord><SpStatus>{status}</SpStatus><ApproverAttr>1</ApproverAttr><Details><Approver><UserId>{}</UserId></Approver><Speech>{}</Speech><SpStatus>{status}</SpStatus><SpTime>{create_time}</SpTime></Details></SpRecord><StatuChangeEvent>{status}</StatuChangeEvent></ApprovalInfo></xml>",
+            cdata(corp),
+            cdata("sys"),
+            cdata("event"),
+            cdata("sys_approval_change"),
+            cdata("开库工单"),
+            cdata(template),
+            cdata(creator),
+            cdata("1"),
+            cdata(approver),
+            cdata(speech),
+        )
+    }
+
     /// `user/get` and `department/list` calls received.
     #[must_use]
     pub fn contact_calls(&self) -> u64 {
@@ -523,6 +584,9 @@ struct SimState {
     /// Members outside the app's visible range: `user/get` answers 60011.
     hidden_members: Vec<String>,
     contact_calls: u64,
+    /// Approval templates `oa/applyevent` accepts.
+    approval_templates: Vec<String>,
+    approvals: Vec<FiledApproval>,
     duplicates_suppressed: u64,
     uploads: u64,
     rate_dropped: u64,
@@ -558,6 +622,8 @@ impl Shared {
                 departments: Vec::new(),
                 hidden_members: Vec::new(),
                 contact_calls: 0,
+                approval_templates: Vec::new(),
+                approvals: Vec::new(),
                 duplicates_suppressed: 0,
                 uploads: 0,
                 rate_dropped: 0,
@@ -1237,6 +1303,51 @@ async fn department_list(
     }
     state.contact_calls += 1;
     ok(json!({ "department": state.departments.clone() }))
+}
+
+/// `oa/applyevent`: files an approval on a known template for a known-looking creator and
+/// answers its `sp_no` (`YYYYMMDD` + a 4-digit sequence, as WeCom numbers them). An unknown
+/// template answers 40058 (不合法的参数): the exact code WeCom gives is not in its public table
+/// (a documented guess); a body without `creator_userid` or `template_id` the same.
+async fn oa_applyevent(
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> Response {
+    shared.arrive().await;
+    let mut state = shared.lock();
+    if let Err(rejection) = state.admit(&query) {
+        return rejection.into_response();
+    }
+    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+        return wecom_error(errcode::DATA_FORMAT_ERROR, "data format error");
+    };
+    let text = |field: &str| {
+        body.get(field)
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .unwrap_or("")
+            .to_owned()
+    };
+    let (creator, template_id) = (text("creator_userid"), text("template_id"));
+    if creator.is_empty() || !state.approval_templates.contains(&template_id) {
+        return wecom_error(
+            errcode::INVALID_PARAMETER,
+            "invalid Request Parameter (creator_userid or template_id)",
+        );
+    }
+    let sp_no = format!(
+        "{}{:04}",
+        chrono::Utc::now().format("%Y%m%d"),
+        state.approvals.len() + 1
+    );
+    state.approvals.push(FiledApproval {
+        sp_no: sp_no.clone(),
+        creator,
+        template_id,
+        body,
+    });
+    ok(json!({ "sp_no": sp_no }))
 }
 
 async fn update_template_card(

@@ -75,6 +75,8 @@ fn section(platform: &str, oa: &str, smtp: &str) -> HandoffSection {
         oa_webhook_secret: OA_SECRET.into(),
         smtp_url: smtp.into(),
         mail_from: "开通助手 <kaitong@example.com>".into(),
+        oa_approval_template_id: String::new(),
+        oa_approval_control_id: String::new(),
     }
 }
 

@@ -10,6 +10,7 @@
 
 mod harness;
 
+mod approvals;
 mod architecture;
 mod callbacks;
 mod catalog;

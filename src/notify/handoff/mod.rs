@@ -30,6 +30,7 @@
 //! requests, decide routing (the catalog did, at filing time) or schedule retries (the outbox
 //! does).
 
+pub mod approval;
 pub mod email;
 pub mod webhook;
 
@@ -46,6 +47,7 @@ use crate::notify::{Delivery, DeliveryKind};
 use crate::requests::attachments::BlobRef;
 use crate::requests::{Contact, Request, Watcher};
 use crate::store::{Store, StoreError, keys};
+use crate::wecom::api::WecomApi;
 
 pub use email::EmailTransport;
 pub use webhook::{WebhookTransport, sign, verify_signature};
@@ -67,6 +69,8 @@ pub enum HandoffError {
     MailFrom(String, String),
     #[error("could not build the {what} client: {reason}")]
     Client { what: &'static str, reason: String },
+    #[error("OA approvals: {0}")]
+    Approval(String),
 }
 
 /// Which destinations are switched on (a non-empty URL in `[handoff]`).
@@ -82,7 +86,8 @@ impl HandoffTargets {
     pub fn from_settings(section: &HandoffSection) -> Self {
         Self {
             platform: !section.platform_webhook_url.trim().is_empty(),
-            oa: !section.oa_webhook_url.trim().is_empty(),
+            oa: !section.oa_webhook_url.trim().is_empty()
+                || !section.oa_approval_template_id.trim().is_empty(),
             email: !section.smtp_url.expose().trim().is_empty(),
         }
     }
@@ -133,16 +138,38 @@ pub fn transports(
     section: &HandoffSection,
     store: Arc<dyn Store>,
 ) -> Result<Vec<Arc<dyn Transport>>, HandoffError> {
-    transports_naming(section, store, None)
+    transports_naming(section, store, None, None)
 }
 
-/// [`transports`] whose webhooks and e-mails name the requester from WeCom's contacts.
+/// [`transports`] whose webhooks and e-mails name the requester from WeCom's contacts, and
+/// whose OA tickets are WeCom approvals when `handoff.oa_approval_template_id` is set (through
+/// `api`).
 pub fn transports_naming(
     section: &HandoffSection,
     store: Arc<dyn Store>,
     requesters: Option<Requesters>,
+    api: Option<Arc<WecomApi>>,
 ) -> Result<Vec<Arc<dyn Transport>>, HandoffError> {
     let targets = HandoffTargets::from_settings(section);
+    let approvals = !section.oa_approval_template_id.trim().is_empty();
+    if approvals {
+        let api = api.ok_or_else(|| {
+            HandoffError::Approval("no WeCom API client to file approvals with".to_owned())
+        })?;
+        let transport = approval::ApprovalTransport::new(section, api, Arc::clone(&store))?;
+        let mut out = transports_naming(
+            &HandoffSection {
+                oa_webhook_url: String::new(),
+                oa_approval_template_id: String::new(),
+                ..section.clone()
+            },
+            store,
+            requesters,
+            None,
+        )?;
+        out.push(Arc::new(transport));
+        return Ok(out);
+    }
     let mut out: Vec<Arc<dyn Transport>> = Vec::new();
     if targets.platform {
         out.push(Arc::new(

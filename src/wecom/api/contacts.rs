@@ -93,3 +93,63 @@ impl WecomApi {
         Ok(list.department)
     }
 }
+
+/// One control's value in `oa/applyevent`'s `apply_data.contents`: a text (`Text`/`Textarea`)
+/// control by its id.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ApplyText {
+    pub control: String,
+    pub id: String,
+    pub text: String,
+}
+
+#[derive(Deserialize)]
+struct Applied {
+    #[serde(default)]
+    sp_no: String,
+}
+
+impl WecomApi {
+    /// `POST oa/applyevent` (提交审批申请): files an approval for `creator` on `template_id`,
+    /// the template's own approvers deciding (`use_template_approver`: 1), with `texts` in
+    /// their controls and `summary` as the approval list's lines. Returns WeCom's `sp_no`.
+    pub async fn oa_applyevent(
+        &self,
+        creator: &str,
+        template_id: &str,
+        texts: &[ApplyText],
+        summary: &[String],
+    ) -> Result<String, ApiError> {
+        const PATH: &str = "oa/applyevent";
+        let body = serde_json::json!({
+            "creator_userid": creator,
+            "template_id": template_id,
+            "use_template_approver": 1,
+            "apply_data": {
+                "contents": texts.iter().map(|t| serde_json::json!({
+                    "control": t.control,
+                    "id": t.id,
+                    "value": { "text": t.text },
+                })).collect::<Vec<_>>(),
+            },
+            "summary_list": summary.iter().map(|line| serde_json::json!({
+                "summary_info": [{ "text": line, "lang": "zh_CN" }],
+            })).collect::<Vec<_>>(),
+        });
+        let applied: Applied = self
+            .call_json(
+                reqwest::Method::POST,
+                PATH,
+                &[],
+                super::json_body(PATH, &body)?,
+            )
+            .await?;
+        if applied.sp_no.trim().is_empty() {
+            return Err(ApiError::InvalidResponse {
+                path: PATH,
+                reason: "no sp_no".to_owned(),
+            });
+        }
+        Ok(applied.sp_no)
+    }
+}
