@@ -20,8 +20,8 @@ use crate::http::serve::ConnectionLimits;
 use crate::http::{AppState, admin_router, public_router};
 use crate::notify::handoff::HandoffWatcher;
 use crate::notify::{
-    BatchPush, ContactWatcher, DailyJob, DeliveryKind, HandlerCards, Notifier, Outbox, People,
-    Requesters, RetryPolicy, Transport, WecomTransport,
+    BatchPush, ContactWatcher, DailyJob, DeliveryKind, HandlerCards, Notifier, OaAnnouncer, Outbox,
+    People, Requesters, RetryPolicy, Transport, WecomTransport,
 };
 use crate::requests::{
     BatchSchedule, Desk, HandlerAccountError, HandlerDirectory, Ledger, ScheduleError, StoreLedger,
@@ -162,12 +162,18 @@ impl Parts {
                 Arc::clone(&plain_ledger),
             )));
         }
+        let handlers = HandlerDirectory::from_settings(&settings.handlers, &settings.admin.token)?;
+        watchers.push(Arc::new(OaAnnouncer::new(
+            outbox.clone(),
+            catalog.clone(),
+            &handlers,
+            &settings.console.public_url,
+        )));
         let ledger: Arc<dyn Ledger> = Arc::new(WatchedLedger::new(
             Arc::new(StoreLedger::new(Arc::clone(&store), schedule)),
             watchers,
         ));
         let desk = Desk::new(Arc::clone(&ledger));
-        let handlers = HandlerDirectory::from_settings(&settings.handlers, &settings.admin.token)?;
         let mut transports: HashMap<DeliveryKind, Arc<dyn Transport>> = HashMap::new();
         let wecom: Arc<dyn Transport> = Arc::new(WecomTransport::new(Arc::clone(&api)));
         transports.insert(wecom.kind(), wecom);

@@ -201,6 +201,7 @@ message_keys! {
     HandlerCardDone = "handler_card_done",
     HandlerCardReject = "handler_card_reject",
     HandlerCardConsole = "handler_card_console",
+    HandlerOaNew = "handler_oa_new",
     CardHandled = "card_handled",
     CardRejectAsk = "card_reject_ask",
     CardRejectCancelled = "card_reject_cancelled",

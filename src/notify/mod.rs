@@ -3,6 +3,7 @@
 //!
 //! Owns timing and delivery. It must not decide what a request is or how a dialog goes.
 
+pub mod announce;
 pub mod handler_cards;
 pub mod handoff;
 pub mod notices;
@@ -10,6 +11,7 @@ pub mod outbox;
 pub mod people;
 pub mod wecom;
 
+pub use announce::OaAnnouncer;
 pub use handler_cards::{HandlerCards, request_card};
 pub use handoff::{EmailTransport, HandoffError, HandoffTargets, HandoffWatcher, WebhookTransport};
 pub use notices::{BatchPush, DailyJob, DayJob, Notice, Notifier};

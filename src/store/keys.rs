@@ -208,6 +208,12 @@ pub fn handoff_status(kind: &str, id: &RequestId, status: &str) -> String {
     format!("handoff:{kind}:{id}:{status}")
 }
 
+/// A new OA ticket's announcement to one of its handlers.
+#[must_use]
+pub fn handoff_announce(id: &RequestId, handler: &UserId) -> String {
+    format!("handoff:announce:{id}:{handler}")
+}
+
 /// A handler's cut-off overview for one batch day.
 #[must_use]
 pub fn handler_card_overview(day: &str, handler: &UserId) -> String {
@@ -368,6 +374,10 @@ mod tests {
             (contact(&user), "contact:user:zhangsan"),
             (contact_departments(), "contact:departments"),
             (approval("202611280001"), "approval:202611280001"),
+            (
+                handoff_announce(&id, &user),
+                "handoff:announce:KT-20261128-0007:zhangsan",
+            ),
             (approval_of_request(&id), "approval_of:KT-20261128-0007"),
         ];
         for (built, stored) in pinned {

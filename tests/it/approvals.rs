@@ -170,3 +170,74 @@ async fn an_oa_ticket_filed_as_an_approval_is_completed_and_rejected_by_its_call
     approval_callback(&app, &stranger).await;
     assert!(harness::captured_logs().contains("approval change for no request of ours"));
 }
+
+/// Issue 22: a new OA ticket is announced in WeCom to the handlers of its team (with a WeCom
+/// userid), once; handlers of other teams and requests of other channels are not.
+#[tokio::test]
+async fn a_new_oa_ticket_is_announced_to_its_teams_handlers_in_wecom_once() {
+    use kaitong::config::HandlerAccountSettings;
+    use kaitong::requests::token_hash;
+    let mut settings = harness::test_settings();
+    let sim = harness::wecom_simulator(&settings).await;
+    sim.set_per_user_minute_limit(None);
+    settings.wecom.api_base = sim.base_url();
+    settings.console.public_url = "https://kt.example.com".into();
+    let account = |name: &str, team: &str, wecom: &str| HandlerAccountSettings {
+        name: name.into(),
+        team: team.into(),
+        token_sha256: token_hash(&format!("token-{name}")),
+        wecom_userid: wecom.into(),
+    };
+    settings.handlers.accounts = vec![
+        account("运维-小王", "ops", "ops_wang"),
+        account("职能-小李", "functional", "func_li"),
+    ];
+    let (store, _dir) = harness::fresh_store(Backend::Embedded);
+    let parts = Parts::build(&settings, Arc::clone(&store)).unwrap();
+    let oa = parts
+        .ledger
+        .file(oa_form("an1", "olga"), Utc::now())
+        .await
+        .unwrap()
+        .id;
+    // Filing the same form again announces nothing more.
+    parts
+        .ledger
+        .file(oa_form("an1", "olga"), Utc::now())
+        .await
+        .unwrap();
+    let mut batch = oa_form("an2", "paul");
+    batch.routing = FilingRoute::ResourcePlatform;
+    batch.team = Team::Ops;
+    parts.ledger.file(batch, Utc::now()).await.unwrap();
+    parts
+        .outbox
+        .run_pass(&parts.transports, Utc::now())
+        .await
+        .unwrap();
+    let sent = sim.sent_messages();
+    let to_ops: Vec<_> = sent
+        .iter()
+        .filter(|m| m.touser == vec!["ops_wang".to_owned()])
+        .collect();
+    assert_eq!(to_ops.len(), 1, "{sent:?}");
+    let text = &to_ops[0].content;
+    assert!(
+        text.contains(&format!("新的 OA 工单待处理: {oa} #1 续费充值单量"))
+            && text.contains("申请人: olga")
+            && text.contains("卖家账号: shop_olga")
+            && text.contains(&format!("https://kt.example.com/console/requests/{oa}")),
+        "{text}"
+    );
+    assert!(
+        sent.iter().all(|m| m.touser != vec!["func_li".to_owned()]),
+        "another team's handler is not told: {sent:?}"
+    );
+    // The announcement is in the request's history.
+    let request = parts.ledger.get(&oa).await.unwrap().unwrap();
+    assert!(
+        request.deliveries.iter().any(|d| d.to == "ops_wang"),
+        "{:?}",
+        request.deliveries
+    );
+}
