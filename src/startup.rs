@@ -187,6 +187,7 @@ impl Parts {
         {
             transports.insert(transport.kind(), transport);
         }
+        outbox.set_configured(transports.keys().copied());
         let fetcher = WecomMediaFetcher::new(
             Arc::clone(&api),
             MsgCrypt::for_aibot(&settings.aibot)?.key().clone(),

@@ -15,6 +15,7 @@ use super::session::ConsoleSession;
 use super::{BatchView, STATUSES, TEAMS, local_time};
 use crate::catalog::FieldValue;
 use crate::notify::OutboxItem;
+use crate::notify::handoff::HandoffState;
 use crate::requests::{BatchDay, BatchSchedule, Request, Status};
 use crate::store::keys;
 
@@ -302,6 +303,7 @@ pub(crate) fn detail_page(
     session: &ConsoleSession,
     schedule: &BatchSchedule,
     request: &Request,
+    handoff: Option<&HandoffState>,
     notice: Option<&Notice>,
 ) -> Response {
     let id = request.id.as_str();
@@ -390,6 +392,30 @@ pub(crate) fn detail_page(
             }
         } }
 
+        h2 { "交接" }
+        div class="card" {
+            dl {
+                dt { "交接状态" } dd { (handoff_label(schedule, handoff)) }
+                dt { "工单号" }
+                dd {
+                    @match &request.external_ticket {
+                        Some(ticket) => {
+                            (ticket.number) span class="muted" {
+                                " · " (ticket.by) " · " (local_time(schedule, ticket.at, "%m-%d %H:%M"))
+                            }
+                        }
+                        None => span class="muted" { "未填写" },
+                    }
+                }
+            }
+            form method="post" action={ "/console/requests/" (id) "/ticket" } {
+                (csrf)
+                label for="ticket" { "处理方工单号" }
+                input id="ticket" name="ticket" maxlength="64" value=(request.external_ticket.as_ref().map_or("", |t| t.number.as_str()));
+                p { button type="submit" { "保存工单号" } }
+            }
+        }
+
         h2 { "送达记录" }
         @if request.deliveries.is_empty() {
             p class="card muted" { "还没有送达的通知。" }
@@ -422,6 +448,27 @@ pub(crate) fn detail_page(
         }
     };
     html_response(status_code, layout(id, Some(session), notice, body))
+}
+
+/// The hand-off state in a few words.
+fn handoff_label(schedule: &BatchSchedule, handoff: Option<&HandoffState>) -> String {
+    match handoff {
+        Some(HandoffState::Delivered { at }) => {
+            format!("已送达 {}", local_time(schedule, *at, "%m-%d %H:%M"))
+        }
+        Some(HandoffState::Waiting { attempts: 0, .. }) => "排队中".to_owned(),
+        Some(HandoffState::Waiting { attempts, error }) => format!(
+            "排队重试中（已失败 {attempts} 次：{}）",
+            error.as_deref().unwrap_or("—")
+        ),
+        Some(HandoffState::Failed { error }) => format!("失败：{error}（可在「投递」页重试）"),
+        Some(HandoffState::NotConfigured) => {
+            "未配置：本服务的交接方式没有配置，请人工转交".to_owned()
+        }
+        Some(HandoffState::NotNeeded) => "无需交接".to_owned(),
+        Some(HandoffState::Unknown) => "无记录".to_owned(),
+        None => "暂时无法读取".to_owned(),
+    }
 }
 
 /// Outbox items as cards; `retry` carries the CSRF token when each gets a retry button.

@@ -75,7 +75,8 @@ pub fn router(state: ConsoleState) -> Router {
         .route("/api/v1/requests", get(json_api::list))
         .route("/api/v1/requests/{id}", get(json_api::get_one))
         .route("/api/v1/requests/{id}/complete", post(json_api::complete))
-        .route("/api/v1/requests/{id}/reject", post(json_api::reject));
+        .route("/api/v1/requests/{id}/reject", post(json_api::reject))
+        .route("/api/v1/requests/{id}/ticket", post(json_api::ticket));
     console.merge(api).with_state(state)
 }
 

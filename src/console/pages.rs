@@ -14,6 +14,7 @@ use super::session::ConsoleSession;
 use super::{BatchQuery, ConsoleState, Peer, log_refusal, visible_batch};
 use crate::catalog::{FieldKey, FieldValue};
 use crate::domain::RequestId;
+use crate::notify::handoff::{HandoffState, handoff_state};
 use crate::requests::attachments::{self, BlobRef};
 use crate::requests::{DeskError, Request, TeamScope};
 use crate::store::keys;
@@ -96,6 +97,7 @@ fn ok_notice(code: &str) -> Option<Notice> {
         "complete" => "已标记为已完成",
         "reject" => "已驳回",
         "note" => "备注已添加",
+        "ticket" => "工单号已保存",
         "retry" => "已重新排队发送",
         "retry_all" => "失败的投递已全部重新排队",
         _ => return None,
@@ -122,6 +124,7 @@ pub(crate) async fn detail(
             &session,
             &state.schedule,
             &request,
+            handoff_of(&state, &request).await.as_ref(),
             notice.as_ref(),
         ),
         Err(DeskError::NotFound) => not_found(&session),
@@ -232,6 +235,7 @@ fn text_problem(action: &str, form: &HashMap<String, String>) -> Option<&'static
         "reject" if too_long("reason") => Some("原因过长（最多 2000 字）"),
         "note" if form_text(form, "text").is_empty() => Some("备注不能为空"),
         "note" if too_long("text") => Some("备注过长（最多 2000 字）"),
+        "ticket" => crate::requests::ticket_problem(form_text(form, "ticket")),
         _ => None,
     }
 }
@@ -280,6 +284,13 @@ pub(crate) async fn act(
             let text = form_text(&form, "text");
             ("备注", state.desk.note(handler, &id, text, now).await)
         }
+        "ticket" => {
+            let number = form_text(&form, "ticket");
+            (
+                "设置工单号",
+                state.desk.set_ticket(handler, &id, number, now).await,
+            )
+        }
         _ => return not_found(&session),
     };
     match result {
@@ -317,6 +328,17 @@ pub(crate) async fn act(
     }
 }
 
+/// Where the request's hand-off stands; `None` (the section says so) when the store cannot say.
+async fn handoff_of(state: &ConsoleState, request: &Request) -> Option<HandoffState> {
+    match handoff_state(&state.outbox, request).await {
+        Ok(found) => Some(found),
+        Err(e) => {
+            tracing::warn!(request = %request.id, error = %e, "hand-off state unavailable");
+            None
+        }
+    }
+}
+
 /// The detail page again, with the refusal on top and the matching status code.
 async fn refuse_action(
     state: &ConsoleState,
@@ -334,6 +356,7 @@ async fn refuse_action(
             session,
             &state.schedule,
             &request,
+            handoff_of(state, &request).await.as_ref(),
             Some(&Notice::Err(text.to_owned())),
         ),
         Err(DeskError::NotFound) => not_found(session),

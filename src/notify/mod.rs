@@ -16,7 +16,8 @@ pub use handler_cards::{HandlerCards, request_card};
 pub use handoff::{EmailTransport, HandoffError, HandoffTargets, HandoffWatcher, WebhookTransport};
 pub use notices::{BatchPush, DailyJob, DayJob, Notice, Notifier};
 pub use outbox::{
-    DEFAULT_GIVE_UP_AFTER, DeliveryError, Outbox, OutboxItem, PassReport, RetryPolicy, Transport,
+    DEFAULT_GIVE_UP_AFTER, DeliveryError, ItemState, Outbox, OutboxItem, PassReport, RetryPolicy,
+    Transport,
 };
 pub use people::{ContactWatcher, People, Requesters};
 pub use wecom::WecomTransport;

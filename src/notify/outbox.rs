@@ -199,6 +199,18 @@ pub struct Outbox {
     lease: Duration,
     /// Where a delivered item about a request is recorded; none in tests of the queue alone.
     history: Option<Arc<dyn Ledger>>,
+    /// The kinds this deployment has a transport for, once start-up has built them (shared by
+    /// every clone): what "not configured" means on a request's page.
+    configured: Arc<std::sync::OnceLock<Vec<String>>>,
+}
+
+/// Where an item is, looked up by kind and id.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ItemState {
+    Pending(OutboxItem),
+    Failed(OutboxItem),
+    /// Sent (the done record says so), or never queued.
+    Absent,
 }
 
 fn encode(item: &OutboxItem) -> Vec<u8> {
@@ -215,7 +227,45 @@ impl Outbox {
             // that a crashed instance's items are picked up again soon after a restart.
             lease: Duration::from_secs(20),
             history: None,
+            configured: Arc::new(std::sync::OnceLock::new()),
         }
+    }
+
+    /// Tells the outbox which kinds have a transport (start-up, once).
+    pub fn set_configured(&self, kinds: impl IntoIterator<Item = DeliveryKind>) {
+        let _ = self
+            .configured
+            .set(kinds.into_iter().map(|k| k.as_str().to_owned()).collect());
+    }
+
+    /// Whether `kind` has a transport here; `None` when start-up has not said.
+    #[must_use]
+    pub fn is_configured(&self, kind: DeliveryKind) -> Option<bool> {
+        self.configured
+            .get()
+            .map(|kinds| kinds.iter().any(|k| k == kind.as_str()))
+    }
+
+    /// Where the item `id` of `kind` is: waiting, given up, or neither.
+    pub async fn state(&self, kind: DeliveryKind, id: &str) -> Result<ItemState, StoreError> {
+        let read = |bytes: Vec<u8>| serde_json::from_slice::<OutboxItem>(&bytes).ok();
+        if let Some(item) = self
+            .store
+            .get(&keys::outbox_pending(kind.as_str(), id))
+            .await?
+            .and_then(read)
+        {
+            return Ok(ItemState::Pending(item));
+        }
+        if let Some(item) = self
+            .store
+            .get(&keys::outbox_failed(kind.as_str(), id))
+            .await?
+            .and_then(read)
+        {
+            return Ok(ItemState::Failed(item));
+        }
+        Ok(ItemState::Absent)
     }
 
     #[must_use]

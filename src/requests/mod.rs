@@ -117,6 +117,29 @@ impl Contact {
     }
 }
 
+/// The handling side's own number for a request (an OA ticket, an approval), set by a handler.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExternalTicket {
+    pub number: String,
+    pub by: String,
+    pub at: DateTime<Utc>,
+}
+
+/// Why a ticket number is refused (Chinese, for the console and the API); `None`: fine.
+#[must_use]
+pub fn ticket_problem(number: &str) -> Option<&'static str> {
+    let number = number.trim();
+    if number.is_empty() {
+        Some("工单号不能为空")
+    } else if number.chars().count() > 64 {
+        Some("工单号过长（最多 64 个字符）")
+    } else if number.chars().any(char::is_control) {
+        Some("工单号不能含控制字符")
+    } else {
+        None
+    }
+}
+
 /// A filed request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Request {
@@ -134,6 +157,9 @@ pub struct Request {
     /// then, or when WeCom does not say (no privilege, unknown member, unreachable).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contact: Option<Contact>,
+    /// The handling side's number for it, once a handler set one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_ticket: Option<ExternalTicket>,
 }
 
 impl Request {
@@ -296,6 +322,13 @@ pub trait Ledger: Send + Sync + 'static {
     ) -> Result<Request, LedgerError>;
     /// Records who the requester is in WeCom's contacts (looked up after filing).
     async fn set_contact(&self, id: &RequestId, contact: Contact) -> Result<Request, LedgerError>;
+    /// Sets (or replaces) the handling side's ticket number; the change is noted in the
+    /// audit trail.
+    async fn set_external_ticket(
+        &self,
+        id: &RequestId,
+        ticket: ExternalTicket,
+    ) -> Result<Request, LedgerError>;
 }
 
 /// A day's batch or a person's history is far below this.
@@ -368,6 +401,7 @@ impl StoreLedger {
             notes: Vec::new(),
             deliveries: Vec::new(),
             contact: None,
+            external_ticket: None,
             form,
         };
         let request_key = keys::request(&id);
@@ -534,6 +568,23 @@ impl Ledger for StoreLedger {
         .await
     }
 
+    async fn set_external_ticket(
+        &self,
+        id: &RequestId,
+        ticket: ExternalTicket,
+    ) -> Result<Request, LedgerError> {
+        self.update(id, |request| {
+            request.notes.push(Note {
+                at: ticket.at,
+                by: ticket.by.clone(),
+                text: format!("工单号: {}", ticket.number),
+            });
+            request.external_ticket = Some(ticket.clone());
+            Ok(())
+        })
+        .await
+    }
+
     async fn get(&self, id: &RequestId) -> Result<Option<Request>, LedgerError> {
         let key = keys::request(id);
         match self.store.get(&key).await? {
@@ -641,5 +692,13 @@ impl Ledger for WatchedLedger {
 
     async fn set_contact(&self, id: &RequestId, contact: Contact) -> Result<Request, LedgerError> {
         self.inner.set_contact(id, contact).await
+    }
+
+    async fn set_external_ticket(
+        &self,
+        id: &RequestId,
+        ticket: ExternalTicket,
+    ) -> Result<Request, LedgerError> {
+        self.inner.set_external_ticket(id, ticket).await
     }
 }

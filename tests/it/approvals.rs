@@ -241,3 +241,172 @@ async fn a_new_oa_ticket_is_announced_to_its_teams_handlers_in_wecom_once() {
         request.deliveries
     );
 }
+
+/// Issue 22: the request page and the API say where each request's hand-off stands —
+/// delivered (when), waiting (how often it failed, why), not configured here — and carry the
+/// handling side's ticket number a handler sets (console form or API; noted in the trail).
+#[tokio::test]
+async fn the_request_page_and_api_show_the_hand_off_state_and_the_ticket_number_handlers_set() {
+    use kaitong::console::{ConsoleState, LoginThrottle, router};
+    let platform = crate::handoff::Receiver::start().await;
+    let refused_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut settings = harness::test_settings();
+    let sim = harness::wecom_simulator(&settings).await;
+    settings.wecom.api_base = sim.base_url();
+    settings.handoff.platform_webhook_url = platform.url.clone();
+    settings.handoff.smtp_url = format!("smtp://127.0.0.1:{refused_port}").into();
+    let (store, _dir) = harness::fresh_store(Backend::Embedded);
+    let parts = Parts::build(&settings, Arc::clone(&store)).unwrap();
+    let oa = parts
+        .ledger
+        .file(oa_form("hs1", "olga"), Utc::now())
+        .await
+        .unwrap()
+        .id;
+    let mut mail = oa_form("hs2", "mia");
+    mail.service = ServiceId(4);
+    mail.service_name = "旗舰版增值服务".into();
+    mail.team = Team::Mailbox;
+    mail.routing = FilingRoute::Email {
+        address: Some("ops@example.com".into()),
+    };
+    let mail = parts.ledger.file(mail, Utc::now()).await.unwrap().id;
+    let mut batch = oa_form("hs3", "paul");
+    batch.routing = FilingRoute::ResourcePlatform;
+    let batch = parts.ledger.file(batch, Utc::now()).await.unwrap().id;
+    parts
+        .outbox
+        .run_pass(&parts.transports, Utc::now())
+        .await
+        .unwrap();
+
+    let state = ConsoleState {
+        desk: parts.desk.clone(),
+        directory: parts.handlers.clone(),
+        store: Arc::clone(&store),
+        outbox: parts.outbox.clone(),
+        schedule: parts.schedule,
+        login_throttle: Arc::new(LoginThrottle::new(
+            1000,
+            std::time::Duration::from_millis(1),
+        )),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+    });
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let url = |path: &str| format!("http://{addr}{path}");
+    const TOKEN: &str = "demo-handler-token";
+    let api = |id: &RequestId| {
+        let request = http
+            .get(url(&format!("/api/v1/requests/{id}")))
+            .bearer_auth(TOKEN);
+        async move {
+            request
+                .send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        api(&oa).await["handoff"],
+        serde_json::json!({ "state": "not_configured" })
+    );
+    let waiting = api(&mail).await["handoff"].clone();
+    assert_eq!(waiting["state"], "waiting", "{waiting}");
+    assert_eq!(waiting["attempts"], 1);
+    assert!(
+        waiting["error"].as_str().unwrap().contains("refused"),
+        "{waiting}"
+    );
+    let delivered = api(&batch).await["handoff"].clone();
+    assert_eq!(delivered["state"], "delivered", "{delivered}");
+    assert!(delivered["at"].as_str().unwrap().ends_with('Z'));
+
+    // The ticket number, through the API: refused when empty or too long, kept otherwise.
+    let post_ticket = |ticket: serde_json::Value| {
+        let request = http
+            .post(url(&format!("/api/v1/requests/{oa}/ticket")))
+            .bearer_auth(TOKEN)
+            .json(&serde_json::json!({ "ticket": ticket }));
+        async move { request.send().await.unwrap() }
+    };
+    assert_eq!(post_ticket(serde_json::json!("  ")).await.status(), 422);
+    assert_eq!(
+        post_ticket(serde_json::json!("x".repeat(65)))
+            .await
+            .status(),
+        422
+    );
+    let saved = post_ticket(serde_json::json!(" OA-2026-0042 ")).await;
+    assert_eq!(saved.status(), 200);
+    let body = api(&oa).await;
+    assert_eq!(body["external_ticket"]["number"], "OA-2026-0042", "{body}");
+    assert_eq!(body["external_ticket"]["by"], "demo-handler");
+    assert!(
+        body["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["text"] == "工单号: OA-2026-0042"),
+        "{body}"
+    );
+
+    // The console's request page: the states in words, and the ticket form.
+    let login = http
+        .post(url("/console/login"))
+        .form(&[("token", TOKEN)])
+        .send()
+        .await
+        .unwrap();
+    let cookie = login.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let page = |id: &RequestId| {
+        let request = http
+            .get(url(&format!("/console/requests/{id}")))
+            .header("cookie", &cookie);
+        async move { request.send().await.unwrap().text().await.unwrap() }
+    };
+    let oa_page = page(&oa).await;
+    assert!(
+        oa_page.contains("未配置") && oa_page.contains("OA-2026-0042"),
+        "{oa_page}"
+    );
+    assert!(page(&mail).await.contains("排队重试中（已失败 1 次"));
+    assert!(page(&batch).await.contains("已送达"));
+    let marker = "name=\"csrf\" value=\"";
+    let start = oa_page.find(marker).unwrap() + marker.len();
+    let csrf = &oa_page[start..start + 64];
+    let posted = http
+        .post(url(&format!("/console/requests/{batch}/ticket")))
+        .header("cookie", &cookie)
+        .header("origin", url(""))
+        .form(&[("csrf", csrf), ("ticket", "PLAT-7")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 303, "{}", posted.text().await.unwrap());
+    let batch_page = page(&batch).await;
+    assert!(batch_page.contains("PLAT-7"), "{batch_page}");
+}

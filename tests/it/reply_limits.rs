@@ -469,6 +469,7 @@ pub(crate) fn request(service_name: &str, summary: &[(String, String)]) -> Reque
         notes: Vec::new(),
         deliveries: Vec::new(),
         contact: None,
+        external_ticket: None,
     }
 }
 

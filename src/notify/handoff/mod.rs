@@ -32,6 +32,7 @@
 
 pub mod approval;
 pub mod email;
+pub mod state;
 pub mod webhook;
 
 use std::sync::Arc;
@@ -50,6 +51,7 @@ use crate::store::{Store, StoreError, keys};
 use crate::wecom::api::WecomApi;
 
 pub use email::EmailTransport;
+pub use state::{HandoffState, handoff_state};
 pub use webhook::{WebhookTransport, sign, verify_signature};
 
 /// `event` of a newly filed request.
