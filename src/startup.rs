@@ -20,8 +20,8 @@ use crate::http::serve::ConnectionLimits;
 use crate::http::{AppState, admin_router, public_router};
 use crate::notify::handoff::HandoffWatcher;
 use crate::notify::{
-    BatchPush, ContactWatcher, DailyJob, DeliveryKind, HandlerCards, Notifier, OaAnnouncer, Outbox,
-    People, Requesters, RetryPolicy, Transport, WecomTransport,
+    BatchPush, ContactWatcher, DailyJob, DeliveryKind, HandlerCards, Lookups, Notifier,
+    OaAnnouncer, Outbox, People, Requesters, RetryPolicy, Transport, WecomTransport,
 };
 use crate::requests::{
     BatchSchedule, Desk, HandlerAccountError, HandlerDirectory, Ledger, ScheduleError, StoreLedger,
@@ -89,6 +89,8 @@ pub struct Application {
     bodies: crate::http::BodyLimits,
     catalog: CatalogHandle,
     background: Option<Background>,
+    /// Background contact lookups, ended at shutdown (they hold the store).
+    lookups: Option<Lookups>,
 }
 
 /// The second listener and what it serves.
@@ -114,6 +116,8 @@ pub struct Parts {
     pub schedule: BatchSchedule,
     /// Outbox transports by kind.
     pub transports: HashMap<DeliveryKind, Arc<dyn Transport>>,
+    /// Contact lookups running in the background, ended at shutdown.
+    pub lookups: Lookups,
 }
 
 impl Parts {
@@ -156,10 +160,12 @@ impl Parts {
                 Duration::from_secs(settings.wecom.contacts_cache_hours.saturating_mul(3600)),
             )
         });
+        let lookups = Lookups::default();
         if let Some(people) = &people {
             watchers.push(Arc::new(ContactWatcher::new(
                 people.clone(),
                 Arc::clone(&plain_ledger),
+                lookups.clone(),
             )));
         }
         let handlers = HandlerDirectory::from_settings(&settings.handlers, &settings.admin.token)?;
@@ -182,6 +188,7 @@ impl Parts {
             Arc::clone(&store),
             people.map(|people| Requesters::new(people, Arc::clone(&plain_ledger))),
             Some(Arc::clone(&api)),
+            Some(Arc::clone(&plain_ledger)),
         )
         .map_err(|e| StartupError::Handoff(e.to_string()))?
         {
@@ -230,6 +237,7 @@ impl Parts {
             notifier,
             schedule,
             transports,
+            lookups,
         })
     }
 
@@ -332,6 +340,7 @@ impl Application {
     /// through the app's API, and questions with options as cards when `wecom.cards` is on.
     pub async fn build_from(settings: &Settings, parts: Parts) -> Result<Self, StartupError> {
         let background = settings.notify.enabled.then(|| parts.background(settings));
+        let lookups = parts.lookups.clone();
         let console = crate::console::router(crate::console::ConsoleState {
             desk: parts.desk.clone(),
             directory: parts.handlers.clone(),
@@ -361,6 +370,7 @@ impl Application {
             admin.router = std::mem::take(&mut admin.router).merge(console);
         }
         app.background = background;
+        app.lookups = Some(lookups);
         Ok(app)
     }
 
@@ -473,6 +483,7 @@ impl Application {
             },
             catalog,
             background: None,
+            lookups: None,
         })
     }
 
@@ -523,6 +534,7 @@ impl Application {
         });
         let reloader = tokio::spawn(crate::catalog::reload_on_sighup(self.catalog.clone()));
         let (stop_background, _) = tokio::sync::watch::channel(false);
+        let lookups = self.lookups;
         let workers = self
             .background
             .map(|b| b.spawn(&stop_background))
@@ -576,6 +588,9 @@ impl Application {
         let _ = stop_background.send(true);
         for worker in workers {
             let _ = tokio::time::timeout(Duration::from_secs(5), worker).await;
+        }
+        if let Some(lookups) = lookups {
+            lookups.stop().await;
         }
         tracing::info!("kaitong stopped");
         result

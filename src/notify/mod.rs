@@ -19,7 +19,7 @@ pub use outbox::{
     DEFAULT_GIVE_UP_AFTER, DeliveryError, ItemState, Outbox, OutboxItem, PassReport, RetryPolicy,
     Transport,
 };
-pub use people::{ContactWatcher, People, Requesters};
+pub use people::{ContactWatcher, Lookups, People, Requesters};
 pub use wecom::WecomTransport;
 
 use handoff::WebhookEvent;

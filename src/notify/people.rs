@@ -184,18 +184,52 @@ impl Requesters {
     }
 }
 
+/// The lookups running in the background, so shutdown can end them: each holds the store, and
+/// a lookup outliving the server would keep the embedded store's file locked.
+#[derive(Clone, Default)]
+pub struct Lookups(Arc<std::sync::Mutex<tokio::task::JoinSet<()>>>);
+
+impl Lookups {
+    fn spawn(&self, lookup: impl std::future::Future<Output = ()> + Send + 'static) {
+        let mut set = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Finished lookups are let go here, so the set holds only running ones.
+        while set.try_join_next().is_some() {}
+        set.spawn(lookup);
+    }
+
+    /// Ends every running lookup (shutdown); the request keeps its userid until the next one.
+    pub async fn stop(&self) {
+        let mut set = std::mem::take(
+            &mut *self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        set.abort_all();
+        while set.join_next().await.is_some() {}
+    }
+}
+
 /// Looks a new request's requester up in the background and records the contact on the
 /// request: filing answers at once, the name follows a moment later.
 pub struct ContactWatcher {
     people: People,
     /// The plain ledger: recording a contact is no change anyone is told about.
     ledger: Arc<dyn Ledger>,
+    lookups: Lookups,
 }
 
 impl ContactWatcher {
     #[must_use]
-    pub fn new(people: People, ledger: Arc<dyn Ledger>) -> Self {
-        Self { people, ledger }
+    pub fn new(people: People, ledger: Arc<dyn Ledger>, lookups: Lookups) -> Self {
+        Self {
+            people,
+            ledger,
+            lookups,
+        }
     }
 }
 
@@ -209,7 +243,7 @@ impl Watcher for ContactWatcher {
         let ledger = Arc::clone(&self.ledger);
         let id = request.id.clone();
         let user = request.form.requester.user.clone();
-        tokio::spawn(async move {
+        self.lookups.spawn(async move {
             let Some(contact) = people.lookup(&user).await else {
                 return;
             };

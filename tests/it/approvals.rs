@@ -101,6 +101,18 @@ async fn an_oa_ticket_filed_as_an_approval_is_completed_and_rejected_by_its_call
         approval.sp_no.clone()
     };
     let (sp_approved, sp_rejected) = (sp_no(&approved, "olga"), sp_no(&rejected, "oleg"));
+    // The approval's number is the request's ticket number.
+    let ticket = parts
+        .ledger
+        .get(&approved)
+        .await
+        .unwrap()
+        .unwrap()
+        .external_ticket;
+    assert_eq!(
+        ticket.map(|t| (t.number, t.by)),
+        Some((sp_approved.clone(), "企业微信审批".to_owned()))
+    );
     // Sent means filed: another pass files nothing more.
     parts
         .outbox

@@ -14,9 +14,12 @@ use crate::config::HandoffSection;
 use crate::domain::{ApprovalChange, ApprovalSink, ApprovalStatus, RequestId};
 use crate::notify::outbox::{DeliveryError, OutboxItem, Transport};
 use crate::notify::{Delivery, DeliveryKind};
-use crate::requests::{Ledger, LedgerError, Status};
+use crate::requests::{ExternalTicket, Ledger, LedgerError, Status};
 use crate::store::{Store, keys};
 use crate::wecom::api::{ApplyText, WecomApi};
+
+/// Who set the ticket number, as the request's trail names it.
+const APPROVAL_ACTOR: &str = "企业微信审批";
 
 /// What the approver reads when the request was rejected without a comment.
 const NO_COMMENT: &str = "审批未通过";
@@ -27,9 +30,18 @@ pub struct ApprovalTransport {
     store: Arc<dyn Store>,
     template_id: String,
     control_id: String,
+    /// Where the approval's number is recorded as the request's ticket number.
+    ledger: Option<Arc<dyn Ledger>>,
 }
 
 impl ApprovalTransport {
+    /// Records each approval's number as its request's ticket number in `ledger`.
+    #[must_use]
+    pub fn with_ledger(mut self, ledger: Option<Arc<dyn Ledger>>) -> Self {
+        self.ledger = ledger;
+        self
+    }
+
     pub fn new(
         section: &HandoffSection,
         api: Arc<WecomApi>,
@@ -53,6 +65,7 @@ impl ApprovalTransport {
             store,
             template_id,
             control_id,
+            ledger: None,
         })
     }
 }
@@ -133,6 +146,17 @@ impl Transport for ApprovalTransport {
             )));
         }
         tracing::info!(request = %id, sp_no = %sp_no, "OA ticket filed as a WeCom approval");
+        if let Some(ledger) = &self.ledger {
+            let ticket = ExternalTicket {
+                number: sp_no.clone(),
+                by: APPROVAL_ACTOR.to_owned(),
+                at: Utc::now(),
+            };
+            // Filed either way; the number is also on the approval's WeCom page.
+            if let Err(e) = ledger.set_external_ticket(&id, ticket).await {
+                tracing::warn!(request = %id, sp_no = %sp_no, error = %e, "approval number not recorded as the ticket number");
+            }
+        }
         Ok(())
     }
 }

@@ -140,17 +140,18 @@ pub fn transports(
     section: &HandoffSection,
     store: Arc<dyn Store>,
 ) -> Result<Vec<Arc<dyn Transport>>, HandoffError> {
-    transports_naming(section, store, None, None)
+    transports_naming(section, store, None, None, None)
 }
 
 /// [`transports`] whose webhooks and e-mails name the requester from WeCom's contacts, and
 /// whose OA tickets are WeCom approvals when `handoff.oa_approval_template_id` is set (through
-/// `api`).
+/// `api`; the approval's number becomes the request's ticket number in `ledger`).
 pub fn transports_naming(
     section: &HandoffSection,
     store: Arc<dyn Store>,
     requesters: Option<Requesters>,
     api: Option<Arc<WecomApi>>,
+    ledger: Option<Arc<dyn crate::requests::Ledger>>,
 ) -> Result<Vec<Arc<dyn Transport>>, HandoffError> {
     let targets = HandoffTargets::from_settings(section);
     let approvals = !section.oa_approval_template_id.trim().is_empty();
@@ -158,7 +159,8 @@ pub fn transports_naming(
         let api = api.ok_or_else(|| {
             HandoffError::Approval("no WeCom API client to file approvals with".to_owned())
         })?;
-        let transport = approval::ApprovalTransport::new(section, api, Arc::clone(&store))?;
+        let transport =
+            approval::ApprovalTransport::new(section, api, Arc::clone(&store))?.with_ledger(ledger);
         let mut out = transports_naming(
             &HandoffSection {
                 oa_webhook_url: String::new(),
@@ -167,6 +169,7 @@ pub fn transports_naming(
             },
             store,
             requesters,
+            None,
             None,
         )?;
         out.push(Arc::new(transport));
