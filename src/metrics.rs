@@ -29,6 +29,9 @@ struct Metrics {
     store_seconds: HistogramVec,
     connections_open: IntGauge,
     connection_cap_hits: IntCounter,
+    requests_open: IntGaugeVec,
+    requests_overdue: IntGaugeVec,
+    daily_job_last_success: IntGaugeVec,
 }
 
 fn metrics() -> &'static Metrics {
@@ -56,6 +59,12 @@ fn metrics() -> &'static Metrics {
             g
         };
         register_build_info(&registry);
+        let gauges = |name: &str, help: &str, labels: &[&str]| {
+            let g = IntGaugeVec::new(Opts::new(name, help), labels)
+                .unwrap_or_else(|_| std::process::abort());
+            let _ = registry.register(Box::new(g.clone()));
+            g
+        };
         let fast = vec![
             0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
             1.0, 2.5, 5.0,
@@ -142,6 +151,21 @@ fn metrics() -> &'static Metrics {
                 let _ = registry.register(Box::new(c.clone()));
                 c
             },
+            requests_open: gauges(
+                "requests_open",
+                "Requests submitted or processing now, any batch day, by handling team",
+                &["team"],
+            ),
+            requests_overdue: gauges(
+                "requests_overdue",
+                "Open requests past their batch's done-by time (逾期), by handling team",
+                &["team"],
+            ),
+            daily_job_last_success: gauges(
+                "daily_job_last_success_timestamp_seconds",
+                "When each daily job (cutoff 16:00, push and reminder 17:30) last completed a day, unix seconds",
+                &["job"],
+            ),
             registry,
         }
     })
@@ -254,6 +278,27 @@ pub fn connection_closed() {
 
 pub fn connection_cap_hit() {
     metrics().connection_cap_hits.inc();
+}
+
+/// The open-work queue of one team now.
+pub fn open_requests(team: &str, open: usize, overdue: usize) {
+    let m = metrics();
+    m.requests_open
+        .with_label_values(&[team])
+        .set(i64::try_from(open).unwrap_or(i64::MAX));
+    m.requests_overdue
+        .with_label_values(&[team])
+        .set(i64::try_from(overdue).unwrap_or(i64::MAX));
+}
+
+/// A daily job completed a day at `unix_secs` (this instance, or another one, read from the
+/// store's done record). Only ever moves forward, so a day found done later by another
+/// instance never sets it back.
+pub fn daily_job_succeeded(job: &str, unix_secs: i64) {
+    let gauge = metrics().daily_job_last_success.with_label_values(&[job]);
+    if unix_secs > gauge.get() {
+        gauge.set(unix_secs);
+    }
 }
 
 /// The text exposition of every metric: ours and the process's own (`process::render`).
@@ -382,5 +427,26 @@ mod process {
             .next()?
             .parse()
             .ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_daily_jobs_last_success_only_moves_forward_and_the_queue_gauges_are_labelled() {
+        daily_job_succeeded("unit-test-job", 1_700_000_100);
+        daily_job_succeeded("unit-test-job", 1_700_000_000);
+        open_requests("unit-test-team", 3, 1);
+        let text = render();
+        assert!(
+            text.contains(
+                "kaitong_daily_job_last_success_timestamp_seconds{job=\"unit-test-job\"} 1700000100"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("kaitong_requests_open{team=\"unit-test-team\"} 3"));
+        assert!(text.contains("kaitong_requests_overdue{team=\"unit-test-team\"} 1"));
     }
 }

@@ -20,12 +20,12 @@ use crate::http::serve::ConnectionLimits;
 use crate::http::{AppState, admin_router, public_router};
 use crate::notify::handoff::HandoffWatcher;
 use crate::notify::{
-    BatchPush, ContactWatcher, DailyJob, DeliveryKind, HandlerCards, Lookups, Notifier,
-    OaAnnouncer, Outbox, People, Requesters, RetryPolicy, Transport, WecomTransport,
+    BatchPush, ContactWatcher, DailyJob, DeliveryKind, HandlerCards, HandlerReminders, Lookups,
+    Notifier, OaAnnouncer, Outbox, People, Requesters, RetryPolicy, Transport, WecomTransport,
 };
 use crate::requests::{
-    BatchSchedule, Desk, HandlerAccountError, HandlerDirectory, Ledger, ScheduleError, StoreLedger,
-    WatchedLedger, Watcher,
+    BatchSchedule, Desk, HandlerAccountError, HandlerDirectory, Ledger, LedgerError, RequestFilter,
+    ScheduleError, StoreLedger, WatchedLedger, Watcher, queue_counts,
 };
 use crate::store::{self, SealKeySettingError, Sealer, Store, StoreError};
 use crate::wecom::api::{ResponseUrls, WecomApi};
@@ -260,18 +260,32 @@ impl Parts {
             // Only today's cut-off is worth catching up on: yesterday's batch is past its
             // done-by time and already in the console.
             cutoff: DailyJob::new(
-                Arc::new(HandlerCards::new(
-                    self.outbox.clone(),
-                    self.catalog.clone(),
-                    Arc::clone(&self.ledger),
-                    &self.handlers,
-                    &settings.console.public_url,
-                )),
+                Arc::new(self.handler_cards(settings)),
                 Arc::clone(&self.store),
                 self.schedule,
                 0,
             ),
+            // As the cut-off: a reminder of yesterday's overdue work is today's cut-off's job.
+            reminder: DailyJob::new(
+                Arc::new(HandlerReminders::new(self.handler_cards(settings))),
+                Arc::clone(&self.store),
+                self.schedule,
+                0,
+            ),
+            ledger: Arc::clone(&self.ledger),
+            schedule: self.schedule,
         }
+    }
+
+    fn handler_cards(&self, settings: &Settings) -> HandlerCards {
+        HandlerCards::new(
+            self.outbox.clone(),
+            self.catalog.clone(),
+            Arc::clone(&self.ledger),
+            &self.handlers,
+            &settings.console.public_url,
+            self.schedule,
+        )
     }
 }
 
@@ -284,6 +298,11 @@ pub struct Background {
     pub push: DailyJob,
     /// The 16:00 cards to handlers.
     pub cutoff: DailyJob,
+    /// The 17:30 reminder to handlers of what is still open.
+    pub reminder: DailyJob,
+    /// For the open and overdue gauges.
+    pub ledger: Arc<dyn Ledger>,
+    pub schedule: BatchSchedule,
 }
 
 impl Background {
@@ -306,6 +325,16 @@ impl Background {
                 self.cutoff
                     .run(self.tick.max(Duration::from_secs(1)), stop.subscribe()),
             ),
+            tokio::spawn(
+                self.reminder
+                    .run(self.tick.max(Duration::from_secs(1)), stop.subscribe()),
+            ),
+            tokio::spawn(queue_gauges(
+                Arc::clone(&self.ledger),
+                self.schedule,
+                QUEUE_GAUGES_EVERY,
+                stop.subscribe(),
+            )),
         ]
     }
 }
@@ -317,6 +346,43 @@ fn handoff_warnings(catalog: &CatalogHandle, settings: &Settings) -> Vec<String>
         tracing::warn!(warning = %warning, "hand-off not configured");
     }
     warnings
+}
+
+/// How often the open and overdue gauges are recounted (one listing of the open queue).
+const QUEUE_GAUGES_EVERY: Duration = Duration::from_secs(30);
+
+/// Sets the open and overdue gauges per team from the open queue now.
+pub async fn refresh_queue_gauges(
+    ledger: &dyn Ledger,
+    schedule: &BatchSchedule,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), LedgerError> {
+    let open = ledger.list(&RequestFilter::open()).await?;
+    for (team, open, overdue) in queue_counts(&open, schedule, now) {
+        crate::metrics::open_requests(team.key(), open, overdue);
+    }
+    Ok(())
+}
+
+/// Recounts the gauges every `every` until `stop` changes; a failed count keeps the last
+/// numbers (logged, the store being down is already reported by `/readyz`).
+async fn queue_gauges(
+    ledger: Arc<dyn Ledger>,
+    schedule: BatchSchedule,
+    every: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut interval = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {
+                if let Err(e) = refresh_queue_gauges(ledger.as_ref(), &schedule, chrono::Utc::now()).await {
+                    tracing::warn!(error = %e, "open and overdue gauges not refreshed");
+                }
+            }
+            _ = stop.changed() => break,
+        }
+    }
 }
 
 impl Application {

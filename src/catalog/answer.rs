@@ -298,15 +298,42 @@ impl FieldSpec {
     }
 
     /// The answer with the words people use for an option replaced by the option ("抖音" → 抖店).
+    /// A Latin nickname ("tb", "jd") stands alone: "tb" inside the account "abc_tb01" is no 淘宝.
     fn with_synonyms(&self, input: &str) -> String {
         let mut out = input.to_owned();
         for (word, option) in &self.synonyms {
-            if out.contains(word.as_str()) && !out.contains(option.as_str()) {
+            if out.contains(option.as_str()) {
+                continue;
+            }
+            if word.is_ascii() {
+                out = replace_ascii_word(&out, word, option);
+            } else if out.contains(word.as_str()) {
                 out = out.replace(word.as_str(), option);
             }
         }
         out
     }
+}
+
+/// `text` with every standalone, case-insensitive `word` (no ASCII letter, digit or `_` on
+/// either side) replaced by `by`.
+fn replace_ascii_word(text: &str, word: &str, by: &str) -> String {
+    let lower = text.to_ascii_lowercase();
+    let word = word.to_ascii_lowercase();
+    let joins = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    for (at, _) in lower.match_indices(word.as_str()) {
+        let end = at + word.len();
+        if at < last || joins(text[..at].chars().next_back()) || joins(text[end..].chars().next()) {
+            continue;
+        }
+        out.push_str(&text[last..at]);
+        out.push_str(by);
+        last = end;
+    }
+    out.push_str(&text[last..]);
+    out
 }
 
 /// Builds an [`AnswerError`] from a message key and extra placeholders.
@@ -425,4 +452,26 @@ fn split_choices<'a>(input: &'a str, options: &[String]) -> Vec<&'a str> {
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::replace_ascii_word;
+
+    #[test]
+    fn a_latin_nickname_is_replaced_only_where_it_stands_alone() {
+        assert_eq!(
+            replace_ascii_word("tb和pdd都要", "tb", "淘宝"),
+            "淘宝和pdd都要"
+        );
+        assert_eq!(
+            replace_ascii_word("TB、拼多多", "tb", "淘宝"),
+            "淘宝、拼多多"
+        );
+        assert_eq!(
+            replace_ascii_word("账号abc_tb01", "tb", "淘宝"),
+            "账号abc_tb01"
+        );
+        assert_eq!(replace_ascii_word("jdwl", "jd", "京东"), "jdwl");
+    }
 }

@@ -136,8 +136,6 @@ message_keys! {
     CmdStatusNoneForService = "cmd_status_none_for_service",
     CmdLine = "cmd_line",
     CmdTodayHeader = "cmd_today_header",
-    CmdTodayViewTeam = "cmd_today_view_team",
-    CmdTodayViewAll = "cmd_today_view_all",
     CmdTodayViewOwn = "cmd_today_view_own",
     CmdTodayViewOwnGroup = "cmd_today_view_own_group",
     CmdPage = "cmd_page",
@@ -165,6 +163,9 @@ message_keys! {
     ValueChanged = "value_changed",
     CancelledQueueLeft = "cancelled_queue_left",
     QueueCancelled = "queue_cancelled",
+    QueuedWithdrawn = "queued_withdrawn",
+    InlineWhen = "inline_when",
+    InlineQuestion = "inline_question",
     EarlierSameRequest = "earlier_same_request",
     DayToday = "day_today",
     ConfirmIrreversible = "confirm_irreversible",
@@ -202,6 +203,22 @@ message_keys! {
     HandlerCardReject = "handler_card_reject",
     HandlerCardConsole = "handler_card_console",
     HandlerOaNew = "handler_oa_new",
+    HandlerBatchOverdue = "handler_batch_overdue",
+    HandlerCardSourceOverdue = "handler_card_source_overdue",
+    HandlerReminder = "handler_reminder",
+    HandlerReminderOlder = "handler_reminder_older",
+    HandlerReminderMore = "handler_reminder_more",
+    HandlerOpenLine = "handler_open_line",
+    OverdueMark = "overdue_mark",
+    AgeMinutes = "age_minutes",
+    AgeHours = "age_hours",
+    AgeDays = "age_days",
+    AgeDaysHours = "age_days_hours",
+    CmdTodayViewQueueTeam = "cmd_today_view_queue_team",
+    CmdTodayViewQueueAll = "cmd_today_view_queue_all",
+    CmdQueueHeader = "cmd_queue_header",
+    CmdQueueEmpty = "cmd_queue_empty",
+    CmdStatusFields = "cmd_status_fields",
     CardHandled = "card_handled",
     CardRejectAsk = "card_reject_ask",
     CardRejectCancelled = "card_reject_cancelled",
@@ -256,6 +273,22 @@ impl Messages {
     /// `get(key)` with `{name}` placeholders filled from `args`.
     pub fn render(&self, key: MessageKey, args: &[(&str, &str)]) -> String {
         fill(self.get(key), args)
+    }
+
+    /// How long something has waited, in the table's words: minutes under an hour, hours
+    /// under a day, then days and hours.
+    pub fn age(&self, minutes: i64) -> String {
+        let minutes = minutes.max(0);
+        let (days, hours) = (minutes / 1440, (minutes % 1440) / 60);
+        match (days, hours) {
+            (0, 0) => self.render(MessageKey::AgeMinutes, &[("n", &minutes.to_string())]),
+            (0, h) => self.render(MessageKey::AgeHours, &[("n", &h.to_string())]),
+            (d, 0) => self.render(MessageKey::AgeDays, &[("n", &d.to_string())]),
+            (d, h) => self.render(
+                MessageKey::AgeDaysHours,
+                &[("days", &d.to_string()), ("hours", &h.to_string())],
+            ),
+        }
     }
 }
 

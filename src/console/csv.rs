@@ -8,26 +8,39 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 use super::session::ConsoleSession;
 use super::{
-    BatchQuery, ConsoleState, FilterError, Peer, html, local_time, log_refusal, visible_batch,
+    BatchQuery, BatchView, ConsoleState, FilterError, Listing, Peer, html, local_time, log_refusal,
+    parse_day, visible_batch,
 };
-use crate::requests::{BatchSchedule, Request};
+use crate::requests::{BatchDay, BatchSchedule, LedgerError, Request};
 
-const HEADER: [&str; 10] = [
+/// The fixed columns; one column per field label follows.
+const HEADER: [&str; 18] = [
     "单号",
     "服务编号",
     "服务",
     "处理组",
+    "办理渠道",
+    "申请渠道",
     "申请人",
     "申请人姓名",
     "部门",
+    "卖家账号",
     "状态",
+    "逾期",
+    "批次",
     "提交时间",
-    "申请内容",
+    "处理人",
+    "处理时间",
+    "原因/说明",
+    "备注",
 ];
+
+/// The most batch days one export covers: a year of reporting.
+const MAX_RANGE_DAYS: i64 = 366;
 
 /// A cell that a spreadsheet would run as a formula (starts with `=`, `+`, `-`, `@`, tab or
 /// CR) gets a leading `'`, since requests carry user text and Excel would evaluate it.
@@ -40,45 +53,155 @@ fn defuse(raw: &str) -> Cow<'_, str> {
     }
 }
 
-/// The whole file, BOM first: RFC 4180 quoting (only where needed) and CRLF rows.
+/// The whole file, BOM first: RFC 4180 quoting (only where needed) and CRLF rows. After the
+/// fixed columns, one column per field label, in the order labels first appear.
 #[must_use]
-pub(crate) fn render(requests: &[Request], schedule: &BatchSchedule) -> String {
+pub(crate) fn render(requests: &[Request], schedule: &BatchSchedule, now: DateTime<Utc>) -> String {
+    let mut labels: Vec<&str> = Vec::new();
+    for r in requests {
+        for (label, _) in &r.form.summary {
+            if !labels.contains(&label.as_str()) {
+                labels.push(label);
+            }
+        }
+    }
     let mut writer = csv::WriterBuilder::new()
         .terminator(csv::Terminator::CRLF)
         .quote_style(csv::QuoteStyle::Necessary)
         .from_writer(Vec::from("\u{feff}".as_bytes()));
-    let mut row = |cells: &[&str]| {
+    let mut row = |cells: Vec<String>| {
         // Writing into a Vec cannot fail, and every row has the header's width.
         let _ = writer.write_record(cells.iter().map(|c| defuse(c).into_owned()));
     };
-    row(&HEADER);
+    row(HEADER
+        .iter()
+        .copied()
+        .chain(labels.iter().copied())
+        .map(str::to_owned)
+        .collect());
     for r in requests {
-        let summary = r
-            .form
-            .summary
+        let handled = r.handled();
+        let notes = r
+            .notes
             .iter()
-            .map(|(label, value)| format!("{label}: {value}"))
+            .map(|n| format!("{}: {}", n.by, n.text))
             .collect::<Vec<_>>()
             .join("; ");
-        row(&[
-            r.id.as_str(),
-            &r.form.service.to_string(),
-            &r.form.service_name,
-            r.form.team.label(),
-            r.form.requester.user.as_str(),
-            r.contact.as_ref().map_or("", |c| c.name.as_str()),
-            &r.contact
+        let mut cells = vec![
+            r.id.to_string(),
+            r.form.service.to_string(),
+            r.form.service_name.clone(),
+            r.form.team.label().to_owned(),
+            r.form.routing.label().to_owned(),
+            r.form.requester.channel.as_str().to_owned(),
+            r.form.requester.user.to_string(),
+            r.contact
+                .as_ref()
+                .map(|c| c.name.clone())
+                .unwrap_or_default(),
+            r.contact
                 .as_ref()
                 .map(|c| c.departments.join("、"))
                 .unwrap_or_default(),
-            r.status().label(),
-            &local_time(schedule, r.submitted_at, "%Y-%m-%d %H:%M:%S"),
-            &summary,
-        ]);
+            r.seller_account().unwrap_or_default().to_owned(),
+            r.status().label().to_owned(),
+            if r.is_overdue(schedule, now) {
+                "逾期"
+            } else {
+                ""
+            }
+            .to_owned(),
+            r.batch.to_string(),
+            local_time(schedule, r.submitted_at, "%Y-%m-%d %H:%M:%S"),
+            handled.map(|c| c.by.clone()).unwrap_or_default(),
+            handled
+                .map(|c| local_time(schedule, c.at, "%Y-%m-%d %H:%M:%S"))
+                .unwrap_or_default(),
+            r.history
+                .last()
+                .and_then(|c| c.note.clone())
+                .unwrap_or_default(),
+            notes,
+        ];
+        cells.extend(labels.iter().map(|label| {
+            r.form
+                .summary
+                .iter()
+                .find(|(l, _)| l == label)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        }));
+        row(cells);
     }
     let bytes = writer.into_inner().unwrap_or_default();
     // Every cell went in as `&str`, so the file is UTF-8.
     String::from_utf8(bytes).unwrap_or_default()
+}
+
+/// The batch days of `from`/`to` (either alone is one day), or `None` when neither is given.
+fn range(query: &BatchQuery) -> Result<Option<(BatchDay, BatchDay)>, FilterError> {
+    let day = |raw: &Option<String>| {
+        raw.as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(parse_day)
+            .transpose()
+    };
+    let (from, to) = (day(&query.from)?, day(&query.to)?);
+    let (from, to) = match (from, to) {
+        (None, None) => return Ok(None),
+        (Some(d), None) | (None, Some(d)) => (d, d),
+        (Some(from), Some(to)) => (from, to),
+    };
+    if to < from || (to.0 - from.0).num_days() >= MAX_RANGE_DAYS {
+        return Err(FilterError::Range);
+    }
+    Ok(Some((from, to)))
+}
+
+/// The rows of the export: each day of the range, or the listing the page shows.
+async fn rows(
+    state: &ConsoleState,
+    session: &ConsoleSession,
+    query: &BatchQuery,
+    now: DateTime<Utc>,
+) -> Result<Result<(Vec<Request>, String), FilterError>, LedgerError> {
+    let view = match query.check(&state.schedule, now, true) {
+        Ok(view) => view,
+        Err(e) => return Ok(Err(e)),
+    };
+    let range = match range(query) {
+        Ok(range) => range,
+        Err(e) => return Ok(Err(e)),
+    };
+    let Some((from, to)) = range else {
+        let name = view
+            .day()
+            .map_or_else(|| "open".to_owned(), |d| d.to_string());
+        return Ok(Ok((
+            visible_batch(state, &session.handler, &view, now).await?,
+            name,
+        )));
+    };
+    let mut out = Vec::new();
+    let mut day = from;
+    while day <= to {
+        let one = BatchView {
+            listing: Listing::Day(day),
+            ..view.clone()
+        };
+        out.extend(visible_batch(state, &session.handler, &one, now).await?);
+        match day.0.succ_opt() {
+            Some(next) => day = BatchDay(next),
+            None => break,
+        }
+    }
+    let name = if from == to {
+        from.to_string()
+    } else {
+        format!("{from}_{to}")
+    };
+    Ok(Ok((out, name)))
 }
 
 pub(crate) async fn export(
@@ -87,13 +210,14 @@ pub(crate) async fn export(
     peer: Peer,
     query: Result<Query<BatchQuery>, QueryRejection>,
 ) -> Response {
-    let checked = match query {
-        Ok(Query(q)) => q.check(&state.schedule, Utc::now()),
-        Err(_) => Err(FilterError::Day),
+    let now = Utc::now();
+    let result = match query {
+        Ok(Query(q)) => rows(&state, &session, &q, now).await,
+        Err(_) => Ok(Err(FilterError::Day)),
     };
-    let view = match checked {
-        Ok(view) => view,
-        Err(e) => {
+    let (requests, name) = match result {
+        Ok(Ok(found)) => found,
+        Ok(Err(e)) => {
             log_refusal(400, &e.to_string(), "/console/export.csv", &peer);
             return html::message_page(
                 StatusCode::BAD_REQUEST,
@@ -102,27 +226,22 @@ pub(crate) async fn export(
                 e.chinese(),
             );
         }
-    };
-    let requests = match visible_batch(&state, &session.handler, view).await {
-        Ok(list) => list,
         Err(e) => {
             tracing::error!(error = %e, "console: export failed");
             return html::unavailable();
         }
     };
-    tracing::info!(day = %view.day, rows = requests.len(), handler = %session.handler.name, "batch exported");
-    let mut response = render(&requests, &state.schedule).into_response();
+    tracing::info!(listing = %name, rows = requests.len(), handler = %session.handler.name, "requests exported");
+    let mut response = render(&requests, &state.schedule, now).into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/csv; charset=utf-8"),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    let team = view.team.map_or(String::new(), |t| format!("-{}", t.key()));
-    if let Ok(value) = HeaderValue::from_str(&format!(
-        "attachment; filename=\"kaitong-{}{team}.csv\"",
-        view.day
-    )) {
+    if let Ok(value) =
+        HeaderValue::from_str(&format!("attachment; filename=\"kaitong-{name}.csv\""))
+    {
         headers.insert(header::CONTENT_DISPOSITION, value);
     }
     response
@@ -158,9 +277,10 @@ mod tests {
     #[test]
     fn the_file_starts_with_a_bom_and_the_header() {
         let schedule = BatchSchedule::default();
-        let text = render(&[], &schedule);
-        assert!(text.starts_with(
-            "\u{feff}单号,服务编号,服务,处理组,申请人,申请人姓名,部门,状态,提交时间,申请内容\r\n"
-        ));
+        let text = render(&[], &schedule, chrono::Utc::now());
+        assert_eq!(
+            text,
+            "\u{feff}单号,服务编号,服务,处理组,办理渠道,申请渠道,申请人,申请人姓名,部门,卖家账号,状态,逾期,批次,提交时间,处理人,处理时间,原因/说明,备注\r\n"
+        );
     }
 }

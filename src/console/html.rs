@@ -12,7 +12,9 @@ use axum::response::{IntoResponse, Response};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use super::session::ConsoleSession;
-use super::{BatchView, STATUSES, TEAMS, local_time};
+use chrono::{DateTime, Utc};
+
+use super::{BatchView, Listing, STATUSES, TEAMS, age, local_time};
 use crate::catalog::FieldValue;
 use crate::notify::OutboxItem;
 use crate::notify::handoff::HandoffState;
@@ -67,7 +69,7 @@ table{width:100%;border-collapse:collapse}td,th{text-align:left;padding:6px;bord
 ";
 
 /// Headers every console page gets: no caching of request data, no framing, no scripts.
-fn html_response(status: StatusCode, page: Markup) -> Response {
+pub(crate) fn html_response(status: StatusCode, page: Markup) -> Response {
     let mut response = (status, page.into_string()).into_response();
     let headers = response.headers_mut();
     headers.insert(
@@ -100,7 +102,7 @@ fn hidden_csrf(csrf: &str) -> Markup {
 }
 
 /// The page frame: header with who is logged in, navigation, logout, the notice, the body.
-fn layout(
+pub(crate) fn layout(
     title: &str,
     session: Option<&ConsoleSession>,
     notice: Option<&Notice>,
@@ -119,7 +121,8 @@ fn layout(
                 header { div {
                     strong { "开通处理台" }
                     @if let Some(session) = session {
-                        a href="/console" { "批次" }
+                        a href="/console" { "待处理" }
+                        a href="/console/dashboard" { "看板" }
                         a href="/console/deliveries" { "投递" }
                         span { (session.handler.name) }
                         form class="inline" method="post" action="/console/logout" {
@@ -197,40 +200,118 @@ fn batch_link(day: BatchDay, status: Option<Status>, team: Option<&str>) -> Stri
     link
 }
 
-/// The batch page: filters, counts by status, requests grouped by team.
+/// A link to the open queue with these filters.
+fn open_link(status: Option<Status>, team: Option<&str>, overdue_only: bool) -> String {
+    let mut link = "/console?open=1".to_owned();
+    if let Some(status) = status {
+        let _ = write!(link, "&status={}", status.as_str());
+    }
+    if let Some(team) = team {
+        let _ = write!(link, "&team={}", q(team));
+    }
+    if overdue_only {
+        link.push_str("&overdue=1");
+    }
+    link
+}
+
+fn overdue_badge() -> Markup {
+    html! { span class="badge s-rejected" { "逾期" } }
+}
+
+/// One request in a list: number, status, service, seller account, requester, age.
+fn request_row(schedule: &BatchSchedule, r: &Request, now: DateTime<Utc>) -> Markup {
+    let overdue = r.is_overdue(schedule, now);
+    html! {
+        a class="card" href={ "/console/requests/" (r.id.as_str()) } {
+            div class="row1" {
+                span { (r.id.as_str()) }
+                span { @if overdue { (overdue_badge()) " " } (badge(r.status())) }
+            }
+            div { "#" (r.form.service) " " (r.form.service_name) }
+            @if let Some(account) = r.seller_account() {
+                div { "账号 " (account) }
+            }
+            div class="muted" {
+                (r.requester_label()) " · "
+                (local_time(schedule, r.submitted_at, "%m-%d %H:%M"))
+                @if r.is_open() { " · 已等 " (age(r.submitted_at, now)) }
+            }
+        }
+    }
+}
+
+/// The listing page: the open queue (default) or a batch day; filters and search, counts,
+/// requests grouped by team.
 pub(crate) fn batch_page(
     session: &ConsoleSession,
     schedule: &BatchSchedule,
-    view: BatchView,
-    all_of_day: &[Request],
+    view: &BatchView,
+    all: &[Request],
     shown: &[Request],
-    is_open_batch: bool,
+    now: DateTime<Utc>,
 ) -> Response {
     let team_key = view.team.map(|t| t.key());
-    let prev = view.day.0.pred_opt().map(BatchDay);
-    let next = view.day.0.succ_opt().map(BatchDay);
-    let mut export = format!("/console/export.csv?day={}", view.day);
-    if let Some(team) = team_key {
-        let _ = write!(export, "&team={team}");
-    }
+    let today = BatchDay(schedule.local_date(now));
+    let overdue_n = all.iter().filter(|r| r.is_overdue(schedule, now)).count();
+    let (title, export) = match view.listing {
+        Listing::Open { overdue_only } => {
+            let title = if overdue_only {
+                "逾期申请".to_owned()
+            } else {
+                "待处理".to_owned()
+            };
+            (
+                title,
+                format!(
+                    "/console/export.csv?open=1{}",
+                    team_key.map_or(String::new(), |t| format!("&team={t}"))
+                ),
+            )
+        }
+        Listing::Day(day) => (
+            format!("{day} 批次"),
+            format!(
+                "/console/export.csv?from={day}&to={day}{}",
+                team_key.map_or(String::new(), |t| format!("&team={t}"))
+            ),
+        ),
+    };
+    let search = view.search.as_deref().unwrap_or("");
     let body = html! {
-        h1 { (view.day) " 批次" @if is_open_batch { "（当前）" } }
-        p {
-            @if let Some(prev) = prev {
-                a href=(batch_link(prev, None, team_key)) { "← 前一天" }
-                " · "
-            }
-            a href="/console" { "当前批次" }
-            @if let Some(next) = next {
-                " · "
-                a href=(batch_link(next, None, team_key)) { "后一天 →" }
+        h1 {
+            (title)
+            @if let Listing::Day(day) = view.listing {
+                @if day == schedule.batch_for(now) { "（收单中）" }
             }
         }
-        // Filters: a plain GET form, so it works without scripts.
+        p {
+            a href="/console" { "待处理" }
+            " · "
+            a href=(open_link(None, team_key, true)) { "逾期" }
+            " · "
+            a href=(batch_link(today, None, team_key)) { "今天批次" }
+            @if let Listing::Day(day) = view.listing {
+                @if let Some(prev) = day.0.pred_opt().map(BatchDay) {
+                    " · " a href=(batch_link(prev, None, team_key)) { "← 前一天" }
+                }
+                @if let Some(next) = day.0.succ_opt().map(BatchDay) {
+                    " · " a href=(batch_link(next, None, team_key)) { "后一天 →" }
+                }
+            }
+            " · " a href="/console/dashboard" { "看板" }
+        }
+        // Filters and search: a plain GET form, so it works without scripts. An empty day
+        // is the open queue.
         form class="filters card" method="get" action="/console" {
             div {
-                label for="day" { "日期" }
-                input id="day" type="date" name="day" value=(view.day);
+                label for="q" { "搜索" }
+                input id="q" type="search" name="q" value=(search) maxlength="64"
+                    placeholder="单号 / 卖家账号 / 申请人";
+            }
+            div {
+                label for="day" { "批次日期" }
+                input id="day" type="date" name="day" value=(view.day().map(|d| d.to_string()).unwrap_or_default());
             }
             div {
                 label for="status" { "状态" }
@@ -256,23 +337,36 @@ pub(crate) fn batch_page(
             }
             div { button type="submit" { "筛选" } }
         }
-        // Counts over the whole day (within the team filter), each a link to that status.
+        // Counts over the whole listing (within the team filter), each a link to that status.
         div class="counts" {
-            a href=(batch_link(view.day, None, team_key)) {
-                span class="badge s-cancelled" { "全部 " (all_of_day.len()) }
+            @let all_link = match view.listing {
+                Listing::Open { overdue_only } => open_link(None, team_key, overdue_only),
+                Listing::Day(day) => batch_link(day, None, team_key),
+            };
+            a href=(all_link) {
+                span class="badge s-cancelled" { "全部 " (all.len()) }
             }
             @for status in STATUSES {
-                @let n = all_of_day.iter().filter(|r| r.status() == status).count();
+                @let n = all.iter().filter(|r| r.status() == status).count();
                 @if n > 0 {
-                    a href=(batch_link(view.day, Some(status), team_key)) {
+                    @let link = match view.listing {
+                        Listing::Open { overdue_only } => open_link(Some(status), team_key, overdue_only),
+                        Listing::Day(day) => batch_link(day, Some(status), team_key),
+                    };
+                    a href=(link) {
                         span class={ "badge s-" (status.as_str()) } { (status.label()) " " (n) }
                     }
+                }
+            }
+            @if overdue_n > 0 {
+                a href=(open_link(None, team_key, true)) {
+                    span class="badge s-rejected" { "逾期 " (overdue_n) }
                 }
             }
         }
         p { a href=(export) { "导出 CSV" } }
         @if shown.is_empty() {
-            p class="card muted" { "这一批次没有符合条件的申请。" }
+            p class="card muted" { "没有符合条件的申请。" }
         }
         @for team in TEAMS {
             @let rows: Vec<&Request> = shown.iter().filter(|r| r.form.team == team).collect();
@@ -280,20 +374,12 @@ pub(crate) fn batch_page(
                 section {
                     h2 { (team.label()) "（" (rows.len()) "）" }
                     @for r in rows {
-                        a class="card" href={ "/console/requests/" (r.id.as_str()) } {
-                            div class="row1" { span { (r.id.as_str()) } (badge(r.status())) }
-                            div { "#" (r.form.service) " " (r.form.service_name) }
-                            div class="muted" {
-                                (r.requester_label()) " · "
-                                (local_time(schedule, r.submitted_at, "%m-%d %H:%M"))
-                            }
-                        }
+                        (request_row(schedule, r, now))
                     }
                 }
             }
         }
     };
-    let title = format!("{} 批次", view.day);
     html_response(StatusCode::OK, layout(&title, Some(session), None, body))
 }
 
@@ -352,6 +438,17 @@ pub(crate) fn detail_page(
                         }
                     }
                 }
+            }
+        }
+
+        @if request.reopenable(schedule, Utc::now()) {
+            h2 { "撤销" }
+            form class="card" method="post" action={ "/console/requests/" (id) "/reopen" } {
+                (csrf)
+                p class="muted" { "今天内可以撤销" (status.label()) "，申请回到处理中，记录在状态记录里。" }
+                label for="reopen-note" { "撤销说明（可选）" }
+                textarea id="reopen-note" name="note" maxlength="2000" {}
+                p { button type="submit" { "重新打开" } }
             }
         }
 
@@ -469,6 +566,45 @@ fn handoff_label(schedule: &BatchSchedule, handoff: Option<&HandoffState>) -> St
         Some(HandoffState::Unknown) => "无记录".to_owned(),
         None => "暂时无法读取".to_owned(),
     }
+}
+
+/// The step before 完成 / 驳回: what will happen, the text as typed, 确认 or back.
+pub(crate) fn confirm_page(
+    session: &ConsoleSession,
+    request: &Request,
+    action: &str,
+    text: &str,
+) -> Response {
+    let id = request.id.as_str();
+    let (title, field, label, button_class) = if action == "complete" {
+        ("确认完成", "note", "完成说明", "done")
+    } else {
+        ("确认驳回", "reason", "驳回原因", "danger")
+    };
+    let body = html! {
+        p { a href={ "/console/requests/" (id) } { "← 返回 " (id) } }
+        h1 { (title) " " (id) }
+        div class="card" {
+            div { "#" (request.form.service) " " (request.form.service_name) }
+            @if let Some(account) = request.seller_account() { div { "账号 " (account) } }
+            div class="muted" { "申请人 " (request.requester_label()) }
+        }
+        @if action == "complete" {
+            p { "标记为已完成后，申请人会在通知时间收到结果。今天内可以撤销。" }
+        } @else {
+            p { "驳回后申请人会立即收到原因。今天内可以撤销。" }
+        }
+        @if !text.is_empty() {
+            div class="card" { dl { dt { (label) } dd { (text) } } }
+        }
+        form class="card" method="post" action={ "/console/requests/" (id) "/" (action) } {
+            (hidden_csrf(&session.csrf))
+            input type="hidden" name=(field) value=(text);
+            input type="hidden" name="confirmed" value="1";
+            button class=(button_class) type="submit" { (title) }
+        }
+    };
+    html_response(StatusCode::OK, layout(title, Some(session), None, body))
 }
 
 /// Outbox items as cards; `retry` carries the CSRF token when each gets a retry button.

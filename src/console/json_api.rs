@@ -1,10 +1,11 @@
-//! The JSON API for handlers' own tools: list a batch, read a request, complete or reject it.
+//! The JSON API for handlers' own tools: list the open queue (`/api/v1/requests/open`) or a
+//! batch day, read a request, complete, reject or (the same day) reopen it.
 //! Authenticated by `Authorization: Bearer <token>`: a handler's token or `admin.token` (see
 //! [`ApiHandler`]).
 //!
 //! Errors are `{"error": code, "message": …}` with 400 (malformed), 401 (no or bad token),
-//! 404 (unknown or another team's request: the same answer), 409 (impossible transition) and
-//! 422 (a reject without reason).
+//! 404 (unknown or another team's request: the same answer), 409 (impossible transition, or a
+//! reopen after the day of the 完成/驳回) and 422 (a reject without reason).
 
 use axum::Json;
 use axum::body::Bytes;
@@ -12,15 +13,15 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{OriginalUri, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use chrono::{SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::ApiHandler;
-use super::{BatchQuery, ConsoleState, Peer, log_refusal, visible_batch};
+use super::{BatchQuery, ConsoleState, Listing, Peer, log_refusal, visible_batch};
 use crate::domain::RequestId;
 use crate::notify::handoff::{HandoffState, handoff_state};
-use crate::requests::{DeskError, Request};
+use crate::requests::{BatchSchedule, DeskError, Request};
 
 /// A refusal: logged once (without the token) and answered as JSON.
 fn refuse(status: StatusCode, code: &str, message: &str, path: &str, peer: &Peer) -> Response {
@@ -48,6 +49,13 @@ fn desk_refusal(error: &DeskError, path: &str, peer: &Peer) -> Response {
             StatusCode::CONFLICT,
             "invalid_transition",
             &error.to_string(),
+            path,
+            peer,
+        ),
+        DeskError::TooLate => refuse(
+            StatusCode::CONFLICT,
+            "reopen_too_late",
+            "only a request handled today can be reopened",
             path,
             peer,
         ),
@@ -86,9 +94,19 @@ fn requester_json(request: &Request) -> Value {
 }
 
 /// The API's shape of a request. Field values are the summary's (secrets already masked).
+/// `due_at` is the promised done-by time (none outside the daily batch), `overdue` whether it
+/// is open past it, `age_seconds` how long since it was filed.
 #[must_use]
-pub(crate) fn request_json(request: &Request) -> Value {
+pub(crate) fn request_json(
+    request: &Request,
+    schedule: &BatchSchedule,
+    now: DateTime<Utc>,
+) -> Value {
     json!({
+        "seller_account": request.seller_account(),
+        "due_at": request.due_at(schedule).map(rfc3339),
+        "overdue": request.is_overdue(schedule, now),
+        "age_seconds": (now - request.submitted_at).num_seconds().max(0),
         "id": request.id.as_str(),
         "service": { "id": request.form.service.get(), "name": request.form.service_name },
         "team": request.form.team.key(),
@@ -113,16 +131,44 @@ pub(crate) fn request_json(request: &Request) -> Value {
     })
 }
 
+/// `GET /api/v1/requests`: a batch day (`day`, default today's local date), or the open
+/// queue with `open=1` / `overdue=1`.
 pub(crate) async fn list(
     State(state): State<ConsoleState>,
-    ApiHandler(handler): ApiHandler,
+    handler: ApiHandler,
     peer: Peer,
     OriginalUri(uri): OriginalUri,
     query: Result<Query<BatchQuery>, QueryRejection>,
 ) -> Response {
-    let path = uri.path();
+    listing(state, handler, peer, uri.path(), query, false).await
+}
+
+/// `GET /api/v1/requests/open`: the open queue of the handler's teams, any day, oldest first.
+pub(crate) async fn open(
+    State(state): State<ConsoleState>,
+    handler: ApiHandler,
+    peer: Peer,
+    OriginalUri(uri): OriginalUri,
+    query: Result<Query<BatchQuery>, QueryRejection>,
+) -> Response {
+    let query = query.map(|Query(mut q)| {
+        q.open = Some("1".to_owned());
+        Query(q)
+    });
+    listing(state, handler, peer, uri.path(), query, true).await
+}
+
+async fn listing(
+    state: ConsoleState,
+    ApiHandler(handler): ApiHandler,
+    peer: Peer,
+    path: &str,
+    query: Result<Query<BatchQuery>, QueryRejection>,
+    open_by_default: bool,
+) -> Response {
+    let now = Utc::now();
     let view = match query {
-        Ok(Query(q)) => match q.check(&state.schedule, Utc::now()) {
+        Ok(Query(q)) => match q.check(&state.schedule, now, open_by_default) {
             Ok(view) => view,
             Err(e) => {
                 return refuse(
@@ -144,13 +190,21 @@ pub(crate) async fn list(
             );
         }
     };
-    match visible_batch(&state, &handler, view).await {
-        Ok(requests) => Json(json!({
-            "day": view.day.to_string(),
-            "count": requests.len(),
-            "requests": requests.iter().map(request_json).collect::<Vec<_>>(),
-        }))
-        .into_response(),
+    match visible_batch(&state, &handler, &view, now).await {
+        Ok(requests) => {
+            let overdue = requests
+                .iter()
+                .filter(|r| r.is_overdue(&state.schedule, now))
+                .count();
+            Json(json!({
+                "view": match view.listing { Listing::Open { .. } => "open", Listing::Day(_) => "day" },
+                "day": view.day().map(|d| d.to_string()),
+                "count": requests.len(),
+                "overdue": overdue,
+                "requests": requests.iter().map(|r| request_json(r, &state.schedule, now)).collect::<Vec<_>>(),
+            }))
+            .into_response()
+        }
         Err(e) => internal(&e),
     }
 }
@@ -167,7 +221,7 @@ pub(crate) async fn get_one(
     };
     match state.desk.visible(&handler, &id).await {
         Ok(request) => {
-            let mut body = request_json(&request);
+            let mut body = request_json(&request, &state.schedule, Utc::now());
             let handoff = match handoff_state(&state.outbox, &request).await {
                 Ok(found) => handoff_json(&found),
                 Err(e) => {
@@ -241,7 +295,7 @@ pub(crate) async fn ticket(
         .set_ticket(&handler, &id, &number, Utc::now())
         .await
     {
-        Ok(request) => Json(request_json(&request)).into_response(),
+        Ok(request) => Json(request_json(&request, &state.schedule, Utc::now())).into_response(),
         Err(e) => desk_refusal(&e, path, &peer),
     }
 }
@@ -299,7 +353,28 @@ pub(crate) async fn complete(
         .complete(&handler, &id, body.note, Utc::now())
         .await
     {
-        Ok(request) => Json(request_json(&request)).into_response(),
+        Ok(request) => Json(request_json(&request, &state.schedule, Utc::now())).into_response(),
+        Err(e) => desk_refusal(&e, path, &peer),
+    }
+}
+
+/// `POST …/reopen {"note"}`: takes back today's 完成 or 驳回.
+pub(crate) async fn reopen(
+    State(state): State<ConsoleState>,
+    ApiHandler(handler): ApiHandler,
+    peer: Peer,
+    OriginalUri(uri): OriginalUri,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let path = uri.path();
+    let (body, id): (CompleteBody, RequestId) = match action_input(&body, &id, path, &peer) {
+        Ok(input) => input,
+        Err(refused) => return refused,
+    };
+    let now = Utc::now();
+    match state.desk.reopen(&handler, &id, body.note, now).await {
+        Ok(request) => Json(request_json(&request, &state.schedule, now)).into_response(),
         Err(e) => desk_refusal(&e, path, &peer),
     }
 }
@@ -319,7 +394,7 @@ pub(crate) async fn reject(
     };
     let reason = body.reason.unwrap_or_default();
     match state.desk.reject(&handler, &id, &reason, Utc::now()).await {
-        Ok(request) => Json(request_json(&request)).into_response(),
+        Ok(request) => Json(request_json(&request, &state.schedule, Utc::now())).into_response(),
         Err(e) => desk_refusal(&e, path, &peer),
     }
 }

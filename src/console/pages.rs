@@ -49,7 +49,7 @@ pub(crate) async fn batch(
 ) -> Response {
     let now = Utc::now();
     let checked = match query {
-        Ok(Query(q)) => q.check(&state.schedule, now),
+        Ok(Query(q)) => q.check(&state.schedule, now, true),
         Err(_) => Err(super::FilterError::Day),
     };
     let view = match checked {
@@ -64,24 +64,16 @@ pub(crate) async fn batch(
             );
         }
     };
-    let all_of_day = match visible_batch(&state, &session.handler, view.any_status()).await {
+    let all = match visible_batch(&state, &session.handler, &view.any_status(), now).await {
         Ok(list) => list,
         Err(e) => return internal(&session, &e),
     };
-    let shown: Vec<Request> = all_of_day
+    let shown: Vec<Request> = all
         .iter()
         .filter(|r| view.status.is_none_or(|s| r.status() == s))
         .cloned()
         .collect();
-    let is_open = view.day == state.schedule.batch_for(now);
-    html::batch_page(
-        &session,
-        &state.schedule,
-        view,
-        &all_of_day,
-        &shown,
-        is_open,
-    )
+    html::batch_page(&session, &state.schedule, &view, &all, &shown, now)
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -98,6 +90,7 @@ fn ok_notice(code: &str) -> Option<Notice> {
         "reject" => "已驳回",
         "note" => "备注已添加",
         "ticket" => "工单号已保存",
+        "reopen" => "已重新打开，申请回到处理中",
         "retry" => "已重新排队发送",
         "retry_all" => "失败的投递已全部重新排队",
         _ => return None,
@@ -233,6 +226,8 @@ fn text_problem(action: &str, form: &HashMap<String, String>) -> Option<&'static
     match action {
         "complete" if too_long("note") => Some("说明过长（最多 2000 字）"),
         "reject" if too_long("reason") => Some("原因过长（最多 2000 字）"),
+        "reject" if form_text(form, "reason").is_empty() => Some("驳回需要填写原因"),
+        "reopen" if too_long("note") => Some("说明过长（最多 2000 字）"),
         "note" if form_text(form, "text").is_empty() => Some("备注不能为空"),
         "note" if too_long("text") => Some("备注过长（最多 2000 字）"),
         "ticket" => crate::requests::ticket_problem(form_text(form, "ticket")),
@@ -270,8 +265,37 @@ pub(crate) async fn act(
         )
         .await;
     }
+    // 完成 and 驳回 tell the requester and cannot be taken back after today: the first post
+    // shows what will happen, the second (with `confirmed`) does it.
+    if matches!(action.as_str(), "complete" | "reject") && form_text(&form, "confirmed") != "1" {
+        match state.desk.visible(handler, &id).await {
+            Ok(request) if request.is_open() => {
+                return html::confirm_page(
+                    &session,
+                    &request,
+                    &action,
+                    form_text(
+                        &form,
+                        if action == "complete" {
+                            "note"
+                        } else {
+                            "reason"
+                        },
+                    ),
+                );
+            }
+            // Already handled: the action below answers why it cannot be done now.
+            Ok(_) => {}
+            Err(DeskError::NotFound) => return not_found(&session),
+            Err(e) => return internal(&session, &e),
+        }
+    }
     let (verb, result) = match action.as_str() {
         "start" => ("开始处理", state.desk.start(handler, &id, now).await),
+        "reopen" => {
+            let note = Some(form_text(&form, "note").to_owned());
+            ("重新打开", state.desk.reopen(handler, &id, note, now).await)
+        }
         "complete" => {
             let note = Some(form_text(&form, "note").to_owned());
             ("完成", state.desk.complete(handler, &id, note, now).await)
@@ -308,6 +332,18 @@ pub(crate) async fn act(
                 &path,
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "驳回需要填写原因",
+            )
+            .await
+        }
+        Err(DeskError::TooLate) => {
+            refuse_action(
+                &state,
+                &session,
+                &id,
+                &peer,
+                &path,
+                StatusCode::CONFLICT,
+                "只能重新打开今天完成或驳回的申请",
             )
             .await
         }

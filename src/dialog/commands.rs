@@ -535,6 +535,11 @@ impl Commands<'_> {
                 m.render(MessageKey::CmdNotNow, &[("id", &id), ("status", from)])
             }
             Err((_, DeskError::ReasonRequired)) => m.get(MessageKey::CmdRejectUsage).to_owned(),
+            // Chat never reopens (the console does); answered like any move that is too late.
+            Err((id, DeskError::TooLate)) => {
+                let id = id.map(|i| i.to_string()).unwrap_or_default();
+                m.render(MessageKey::CmdNotNow, &[("id", &id), ("status", "已处理")])
+            }
             Err((_, DeskError::NotFound)) => m.get(MessageKey::CmdNotFound).to_owned(),
             Err((_, DeskError::Ledger(e))) => {
                 tracing::error!(error = %e, "command failed");
@@ -624,6 +629,32 @@ impl Commands<'_> {
                     + &note
             }
             None => note,
+        };
+        // A handler of the request's team reads what was filled in (secrets already masked
+        // in the summary), so `/status` is enough to act on a request from the chat.
+        let note = if self
+            .scope(user)
+            .is_some_and(|s| s.covers(request.form.team))
+            && !request.form.summary.is_empty()
+        {
+            let fields = request
+                .form
+                .summary
+                .iter()
+                .map(|(label, value)| {
+                    self.catalog.messages().render(
+                        MessageKey::SummaryLine,
+                        &[("label", label), ("value", value)],
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            note + &self
+                .catalog
+                .messages()
+                .render(MessageKey::CmdStatusFields, &[("fields", &fields)])
+        } else {
+            note
         };
         // The handler the receipt named (no assumed team); the team when the service is gone.
         let team = self.catalog.service(request.form.service).map_or_else(
@@ -736,6 +767,12 @@ impl Commands<'_> {
         page: usize,
         now: DateTime<Utc>,
     ) -> Result<String, (Option<RequestId>, DeskError)> {
+        // Handlers (and admins) see their team's open work of any day; everyone else their
+        // own requests of today's batch. The first line names the view, so nobody in a group
+        // takes one person's list for the team's.
+        if let Some(scope) = self.scope(user) {
+            return self.queue(scope, page, now).await;
+        }
         let day = self.schedule.batch_for(now);
         let filter = RequestFilter {
             day: Some(day),
@@ -746,35 +783,19 @@ impl Commands<'_> {
             .list(&filter)
             .await
             .map_err(|e| (None, DeskError::Ledger(e)))?;
-        // Handlers (and admins) see their team's batch; everyone else their own requests. The
-        // first line names the view, so nobody in a group takes one person's list for the batch.
-        let scope = self.scope(user);
         let visible: Vec<&Request> = batch
             .iter()
-            .filter(|r| match scope {
-                Some(s) => s.covers(r.form.team),
-                None => r.form.requester.user == *user,
-            })
+            .filter(|r| r.form.requester.user == *user)
             .collect();
-        let view = match (scope, self.in_group) {
-            (Some(TeamScope::All), _) => self
-                .catalog
+        let view = if self.in_group {
+            self.catalog
                 .messages()
-                .get(MessageKey::CmdTodayViewAll)
-                .to_owned(),
-            (Some(TeamScope::Team(team)), _) => self
-                .catalog
-                .messages()
-                .render(MessageKey::CmdTodayViewTeam, &[("team", team.label())]),
-            (None, false) => self
-                .catalog
+                .render(MessageKey::CmdTodayViewOwnGroup, &[("user", user.as_str())])
+        } else {
+            self.catalog
                 .messages()
                 .get(MessageKey::CmdTodayViewOwn)
-                .to_owned(),
-            (None, true) => self
-                .catalog
-                .messages()
-                .render(MessageKey::CmdTodayViewOwnGroup, &[("user", user.as_str())]),
+                .to_owned()
         };
         let mut counts: BTreeMap<u8, (Status, usize)> = BTreeMap::new();
         for r in &visible {
@@ -805,6 +826,77 @@ impl Commands<'_> {
         if pages > 1 {
             out.push('\n');
             out.push_str(&self.catalog.messages().render(
+                MessageKey::CmdPage,
+                &[
+                    ("page", &page.to_string()),
+                    ("pages", &pages.to_string()),
+                    ("next", &(page % pages + 1).to_string()),
+                ],
+            ));
+        }
+        Ok(out)
+    }
+
+    /// A handler's `/today`: the open requests of their team(s), any day, oldest first, each
+    /// with how long it has waited and 逾期 when past its done-by time.
+    async fn queue(
+        &self,
+        scope: TeamScope,
+        page: usize,
+        now: DateTime<Utc>,
+    ) -> Result<String, (Option<RequestId>, DeskError)> {
+        let m = self.catalog.messages();
+        let open: Vec<Request> = self
+            .ledger
+            .list(&RequestFilter::open())
+            .await
+            .map_err(|e| (None, DeskError::Ledger(e)))?
+            .into_iter()
+            .filter(|r| scope.covers(r.form.team))
+            .collect();
+        let mut out = match scope {
+            TeamScope::All => m.get(MessageKey::CmdTodayViewQueueAll).to_owned(),
+            TeamScope::Team(team) => {
+                m.render(MessageKey::CmdTodayViewQueueTeam, &[("team", team.label())])
+            }
+        };
+        out.push('\n');
+        if open.is_empty() {
+            out.push_str(m.get(MessageKey::CmdQueueEmpty));
+            return Ok(out);
+        }
+        let overdue = open
+            .iter()
+            .filter(|r| r.is_overdue(self.schedule, now))
+            .count();
+        out += &m.render(
+            MessageKey::CmdQueueHeader,
+            &[
+                ("total", &open.len().to_string()),
+                ("overdue", &overdue.to_string()),
+            ],
+        );
+        let pages = open.len().div_ceil(PAGE).max(1);
+        let page = page.min(pages);
+        for r in open.iter().skip((page - 1) * PAGE).take(PAGE) {
+            out.push('\n');
+            out += &m.render(
+                MessageKey::HandlerOpenLine,
+                &[
+                    ("id", r.id.as_str()),
+                    ("service_id", &r.form.service.to_string()),
+                    ("service", &r.form.service_name),
+                    ("status", r.status().label()),
+                    ("age", &m.age((now - r.submitted_at).num_minutes())),
+                ],
+            );
+            if r.is_overdue(self.schedule, now) {
+                out.push_str(m.get(MessageKey::OverdueMark));
+            }
+        }
+        if pages > 1 {
+            out.push('\n');
+            out.push_str(&m.render(
                 MessageKey::CmdPage,
                 &[
                     ("page", &page.to_string()),

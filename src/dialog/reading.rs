@@ -45,6 +45,8 @@ pub struct Reading {
     pub dropped: Vec<ServiceId>,
     /// Words for a customer that name or describe no service: not filed, and said so.
     pub unread: Vec<String>,
+    /// Questions asked on the way ("这个多久能好?"): never a value, answered.
+    pub questions: Vec<String>,
 }
 
 static REQUEST_NUMBER: LazyLock<Option<Regex>> =
@@ -87,6 +89,8 @@ struct Clause {
     text: String,
     /// It follows a connective (还有/另外/顺便 …): it joins another request to the message.
     joined: bool,
+    /// It ends with a question mark or a question particle, or asks when ("多久能好").
+    question: bool,
 }
 
 /// A request being gathered: its service and the pieces that belong to it.
@@ -94,6 +98,8 @@ struct Clause {
 struct Group {
     service: ServiceId,
     pieces: Vec<String>,
+    /// Its first clause follows a connective ("… 还有订单合并上限调到150").
+    joined: bool,
 }
 
 /// Reads `text` whole. `words` are the reading's lists, `slot_words` the slot extractor's.
@@ -135,6 +141,7 @@ pub fn read(
     let mut dropped: Vec<ServiceId> = Vec::new();
     // "电子发票 哦不 物流追踪": a correction standing alone applies to the service named next.
     let mut correction_pending = false;
+    let mut questions: Vec<(usize, String)> = Vec::new();
     for (j, piece) in pieces.iter().enumerate() {
         let folded = fold(&piece.text);
         // The word lists are folded at load.
@@ -212,6 +219,7 @@ pub fn read(
                     groups.push(Group {
                         service: id,
                         pieces: own,
+                        joined: clauses[piece.clause].joined,
                     });
                 }
             }
@@ -219,6 +227,16 @@ pub fn read(
             None if withdraws && !groups.is_empty() => {
                 if let Some(last) = groups.pop() {
                     dropped.push(last.service);
+                }
+            }
+            // "这个多久能好?": a question that names no service is answered, never a value.
+            None if clauses[piece.clause].question && !named_later[j] && !clause_named => {
+                match questions.last_mut() {
+                    Some((c, q)) if *c == piece.clause => {
+                        q.push(' ');
+                        q.push_str(&piece.text);
+                    }
+                    _ => questions.push((piece.clause, piece.text.clone())),
                 }
             }
             None => {
@@ -242,19 +260,22 @@ pub fn read(
     // first service named are a request of their own, read from what they describe; never
     // given to the next customer's request.
     let mut unread: Vec<String> = Vec::new();
-    let preamble_account = preamble.iter().find_map(|p| leading_account(p));
+    let preamble_account = preamble.iter().find_map(|p| leading_customer(p));
     let first_account = groups
         .first()
         .and_then(|g| g.pieces.first())
-        .and_then(|p| leading_account(p));
+        .and_then(|p| leading_customer(p));
     // Only an account ("lyf_store跟gz_tea01都要…") lists customers of the same request.
     let only_accounts = preamble
         .iter()
-        .all(|p| leading_account(p).is_some_and(|a| a.len() == p.len()));
-    if let (Some(a), Some(b)) = (preamble_account, first_account)
-        && a != b
-        && !only_accounts
-    {
+        .all(|p| leading_customer(p).is_some_and(|a| a.len() == p.len()));
+    // "nb_outdoor要开批量拆单 还有订单合并上限…": a customer's words that ask for something and
+    // end before a connective are a request of their own, even when the next names no customer.
+    let asked_apart = groups.first().is_some_and(|g| g.joined)
+        && preamble_account.is_some()
+        && asks(words, &preamble.join(" "));
+    let other_customer = matches!((preamble_account, first_account), (Some(a), Some(b)) if a != b);
+    if (other_customer || asked_apart) && !only_accounts {
         let said = preamble.join(" ");
         let ranked = matcher.rank(&said);
         match matcher.verdict(&ranked) {
@@ -270,6 +291,7 @@ pub fn read(
                     Group {
                         service: id,
                         pieces: std::mem::take(&mut preamble),
+                        joined: false,
                     },
                 );
             }
@@ -308,7 +330,13 @@ pub fn read(
         _ => None,
     };
     for i in 0..plan.len() {
-        if plan[i].account.is_none() {
+        // "还有15990123876要开…": a customer of its own that is no plain account (asked about
+        // when its form starts) never takes another request's account.
+        let own_customer = plan[i]
+            .text
+            .split_whitespace()
+            .any(|p| leading_customer(p).is_some());
+        if plan[i].account.is_none() && !own_customer {
             plan[i].account = match (&only, i) {
                 (Some(one), _) => Some(one.clone()),
                 (None, 0) => None,
@@ -320,6 +348,7 @@ pub fn read(
         plan,
         dropped,
         unread,
+        questions: questions.into_iter().map(|(_, q)| q).collect(),
     }
 }
 
@@ -409,7 +438,7 @@ fn starts_request(clause: &Clause, groups: &[Group]) -> bool {
         return true;
     }
     clause.text.split_whitespace().any(|part| {
-        leading_account(part).is_some_and(|account| {
+        leading_customer(part).is_some_and(|account| {
             !groups
                 .iter()
                 .any(|g| g.pieces.iter().any(|p| p.contains(account)))
@@ -459,10 +488,20 @@ fn clauses(text: &str, words: &ReadingWords, names: &[String]) -> Vec<Clause> {
         return vec![Clause {
             text: text.to_owned(),
             joined: false,
+            question: false,
         }];
     };
     let mut out = Vec::new();
-    for chunk in re.split(text) {
+    // Each chunk with the mark that ends it: "这个多久能好?" is a question.
+    let mut chunks: Vec<(&str, bool)> = Vec::new();
+    let mut from = 0;
+    for m in re.find_iter(text) {
+        chunks.push((&text[from..m.start()], matches!(m.as_str(), "?" | "？")));
+        from = m.end();
+    }
+    chunks.push((&text[from..], false));
+    for (chunk, asked) in chunks {
+        let first = out.len();
         let mut rest = chunk.trim_start();
         let mut joined = false;
         'scan: loop {
@@ -496,6 +535,7 @@ fn clauses(text: &str, words: &ReadingWords, names: &[String]) -> Vec<Clause> {
                     out.push(Clause {
                         text: rest[..at].to_owned(),
                         joined,
+                        question: false,
                     });
                     rest = &rest[at + len..];
                     joined = true;
@@ -504,10 +544,23 @@ fn clauses(text: &str, words: &ReadingWords, names: &[String]) -> Vec<Clause> {
                     out.push(Clause {
                         text: rest.to_owned(),
                         joined,
+                        question: false,
                     });
                     break 'scan;
                 }
             }
+        }
+        // The question mark ends the last clause of its chunk; particles and "when" words
+        // make any clause a question.
+        let count = out.len();
+        for (k, c) in out.iter_mut().enumerate().skip(first) {
+            let t = c.text.trim_end();
+            c.question = (asked && k + 1 == count)
+                || words
+                    .question_endings
+                    .iter()
+                    .any(|e| t.ends_with(e.as_str()))
+                || words.when_questions.iter().any(|w| t.contains(w.as_str()));
         }
     }
     out.retain(|c| !c.text.trim().is_empty());
@@ -556,10 +609,30 @@ fn split_by_account(groups: Vec<Group>) -> Vec<Group> {
             out.push(Group {
                 service: g.service,
                 pieces,
+                joined: g.joined,
             });
         }
     }
     out
+}
+
+/// A customer opening a piece: an account-shaped token or a mainland mobile number (a
+/// common login: "15990123876要开…"), which the form asks about rather than takes.
+fn leading_customer(piece: &str) -> Option<&str> {
+    leading_account(piece).or_else(|| {
+        let end = piece
+            .char_indices()
+            .find(|(_, c)| !c.is_ascii_digit())
+            .map_or(piece.len(), |(i, _)| i);
+        let digits = &piece[..end];
+        let mobile = digits.len() == 11
+            && digits.starts_with('1')
+            && digits
+                .as_bytes()
+                .get(1)
+                .is_some_and(|d| (b'3'..=b'9').contains(d));
+        mobile.then_some(digits)
+    })
 }
 
 /// An account-shaped token opening a piece ("yw_socks要150" → "yw_socks").
@@ -584,6 +657,8 @@ mod tests {
                 .map(String::from)
                 .to_vec(),
             connective_exceptions: ["跟踪", "跟进"].map(String::from).to_vec(),
+            question_endings: ["吗"].map(String::from).to_vec(),
+            when_questions: ["多久"].map(String::from).to_vec(),
             ..ReadingWords::default()
         }
     }

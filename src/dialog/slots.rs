@@ -42,6 +42,15 @@ pub struct SlotWords {
     /// Particles that may stand between a value and the correction after it ("3000 哦不对").
     #[serde(default)]
     pub fillers: Vec<String>,
+    /// Words that make free text after its label a promise, not the value ("原因等下发你").
+    #[serde(default)]
+    pub not_yet_words: Vec<String>,
+    /// Words that open free text after its label and are no part of it ("原因都是大促").
+    #[serde(default)]
+    pub prose_openers: Vec<String>,
+    /// Right before a code, these say it is no account ("仓库WH_ZZ1", "编号PDD003").
+    #[serde(default)]
+    pub code_labels: Vec<String>,
 }
 
 /// A value the message gives for a field but which the field refuses.
@@ -162,7 +171,11 @@ pub fn extract(catalog: &Catalog, service: &Service, words: &SlotWords, text: &s
             _ => None,
         }
     };
-    let just_before = value_just_before(&out, head).or_else(number_before);
+    // Prose ends where the marker starts, so it stands "just before" every correction; what a
+    // bare value after the marker corrects is another field ("原因大促单多 哦不对 要160").
+    let just_before = value_just_before(&out, head)
+        .filter(|k| service.field(k).is_none_or(|f| !f.spec.prose))
+        .or_else(number_before);
     // A marker that is also a cue ("上限改成300") corrects only a value said before it.
     let corrects_something = just_before.is_some()
         || later
@@ -814,6 +827,37 @@ impl Scan<'_> {
                     if !value.is_empty() {
                         self.offer(i, start..start + line_end, value, value);
                     }
+                } else if field.spec.prose && self.opens_word(cue.span.start) {
+                    // "原因大促合并单太多": prose right after its label, to the end of the
+                    // clause, before any correction, and never a promise ("原因等下发你").
+                    let end = rest
+                        .find([',', ';', '。', '\n', '，', '；', '!', '！', '?', '？'])
+                        .unwrap_or(rest.len());
+                    let end = last_marker(&rest[..end], &self.words.correction_markers)
+                        .map_or(end, |m| m.start);
+                    let value = rest[..end]
+                        .trim_end()
+                        .trim_end_matches(|c: char| {
+                            self.words.fillers.iter().any(|f| f.starts_with(c))
+                        })
+                        .trim();
+                    // "原因都是大促": the words that open the value are no part of it.
+                    let value = self
+                        .words
+                        .prose_openers
+                        .iter()
+                        .find_map(|o| value.strip_prefix(o.as_str()))
+                        .unwrap_or(value)
+                        .trim();
+                    let promise = self
+                        .words
+                        .not_yet_words
+                        .iter()
+                        .any(|w| value.contains(w.as_str()));
+                    if !value.is_empty() && !promise {
+                        let at = start + rest.find(value).unwrap_or(0);
+                        self.offer(i, at..at + value.len(), value, value);
+                    }
                 }
             }
             FieldKind::SingleChoice { .. }
@@ -848,6 +892,14 @@ impl Scan<'_> {
             }
             FieldKind::Attachment { .. } => {}
         }
+    }
+
+    /// Whether byte `at` opens a word: the text's start, or after a space or punctuation.
+    fn opens_word(&self, at: usize) -> bool {
+        self.text[..at]
+            .chars()
+            .next_back()
+            .is_none_or(|c| c.is_whitespace() || is_clause_mark(c) || c.is_ascii_punctuation())
     }
 
     /// "账号 shop_a1", "账号: 杭州小米旗舰店", "账号 a1 和 b2".
@@ -1014,6 +1066,34 @@ impl Scan<'_> {
             let after = text[at + len..].chars().next();
             let glued = before.is_some_and(|c| c.is_alphabetic() && !is_han(c))
                 || after.is_some_and(|c| c.is_alphabetic() && !is_han(c));
+            // "仓库WH_ZZ1", "编号PDD003": a code of something else, never the customer's
+            // account; asked about when the service has a field for such a code.
+            let code_label = self.words.code_labels.iter().find(|l| {
+                // Glued or with a colon: "委外仓库 abc_shop1 要开" names the account.
+                let head = text[..at]
+                    .strip_suffix([':', '：'])
+                    .map_or(&text[..at], str::trim_end);
+                head.ends_with(l.as_str())
+            });
+            if let Some(label) = code_label {
+                if !self.overlaps_used(&span) {
+                    let field = (0..self.service.fields.len()).find(|&f| {
+                        let spec = &self.field(f).spec;
+                        matches!(spec.kind, FieldKind::Identifier { .. })
+                            && !self.out.answers.contains_key(&spec.key)
+                            && (spec.label.contains(label.as_str())
+                                || spec.cues.iter().any(|c| c.contains(label.as_str())))
+                    });
+                    match field {
+                        Some(f) => {
+                            self.ask_about(f, span.clone(), tok);
+                        }
+                        None => tracing::debug!(code = tok, "a labelled code is no account"),
+                    }
+                }
+                at += len.max(1);
+                continue;
+            }
             if !glued && !self.overlaps_used(&span) && !tok.contains('@') {
                 let framed = self.framed(&span);
                 let shaped = tok.chars().next().is_some_and(|c| c.is_ascii_alphabetic())

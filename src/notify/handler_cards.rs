@@ -22,7 +22,6 @@ use crate::catalog::{CatalogHandle, Messages, Window};
 use crate::domain::UserId;
 use crate::requests::{
     BatchDay, BatchSchedule, DeskAction, Handler, HandlerDirectory, Ledger, Request, RequestFilter,
-    Status,
 };
 use crate::store::keys;
 use crate::wecom::cards::{
@@ -46,6 +45,7 @@ pub struct HandlerCards {
     handlers: Vec<(Handler, UserId)>,
     /// The console's public address; empty = no link on the cards.
     console_url: String,
+    schedule: BatchSchedule,
 }
 
 /// A task id for the card of `request` sent to `user` (`[0-9A-Za-z_-@]`, ≤ 128 bytes, unique
@@ -73,6 +73,7 @@ pub fn request_card(
     user: &UserId,
     position: (usize, usize),
     console_url: &str,
+    overdue: bool,
 ) -> (TemplateCard, Option<String>) {
     let service = format!("#{} {}", request.form.service, request.form.service_name);
     // The title names the service; a name too long for it is the first line below.
@@ -126,7 +127,11 @@ pub fn request_card(
         .map(|(label, value)| HorizontalContent::new(label, value))
         .collect();
     let source = messages.render(
-        MessageKey::HandlerCardSource,
+        if overdue {
+            MessageKey::HandlerCardSourceOverdue
+        } else {
+            MessageKey::HandlerCardSource
+        },
         &[
             ("n", &position.0.to_string()),
             ("total", &position.1.to_string()),
@@ -176,8 +181,10 @@ pub fn request_card(
     if !sub_title.is_empty() {
         card = card.with_sub_title(&sub_title);
     }
+    // The card opens the request's own page, not the list the handler would search.
     if !console_url.is_empty() {
-        card = card.with_link(console_url, messages.get(MessageKey::HandlerCardConsole));
+        let page = format!("{console_url}/console/requests/{}", request.id);
+        card = card.with_link(&page, messages.get(MessageKey::HandlerCardConsole));
     }
     (TemplateCard::ButtonInteraction(card), before)
 }
@@ -190,6 +197,7 @@ impl HandlerCards {
         ledger: Arc<dyn Ledger>,
         handlers: &HandlerDirectory,
         console_url: &str,
+        schedule: BatchSchedule,
     ) -> Self {
         Self {
             outbox,
@@ -197,10 +205,17 @@ impl HandlerCards {
             ledger,
             handlers: handlers.in_wecom(),
             console_url: console_url.trim_end_matches('/').to_owned(),
+            schedule,
         }
     }
 
-    fn overview(&self, messages: &Messages, day: BatchDay, open: &[&Request]) -> String {
+    fn overview(
+        &self,
+        messages: &Messages,
+        day: BatchDay,
+        open: &[&Request],
+        overdue: usize,
+    ) -> String {
         let lines: String = open
             .iter()
             .take(OVERVIEW_LINES)
@@ -230,12 +245,21 @@ impl HandlerCards {
                 &[("url", &self.console_url)],
             )
         };
+        let overdue = if overdue > 0 {
+            messages.render(
+                MessageKey::HandlerBatchOverdue,
+                &[("n", &overdue.to_string())],
+            )
+        } else {
+            String::new()
+        };
         messages
             .render(
                 MessageKey::HandlerBatchOverview,
                 &[
                     ("day", &day.to_string()),
                     ("n", &open.len().to_string()),
+                    ("overdue", &overdue),
                     ("lines", &lines),
                     ("more", &more),
                     ("console", &console),
@@ -272,11 +296,17 @@ impl DayJob for HandlerCards {
         if self.handlers.is_empty() {
             return Ok(0);
         }
-        let filter = RequestFilter {
-            day: Some(day),
-            ..RequestFilter::default()
-        };
-        let batch = self.ledger.list(&filter).await.map_err(|e| e.to_string())?;
+        // The day's batch and whatever earlier batches left open (overdue: carried forward
+        // until someone handles it), oldest first.
+        let batch: Vec<Request> = self
+            .ledger
+            .list(&RequestFilter::open())
+            .await
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .filter(|r| r.batch <= day)
+            .collect();
+        let schedule = self.schedule;
         let catalog = self.catalog.current();
         let messages = catalog.messages();
         let mut queued = 0;
@@ -288,17 +318,16 @@ impl DayJob for HandlerCards {
             let open: Vec<&Request> = batch
                 .iter()
                 .filter(|r| {
-                    matches!(r.form.window, Window::DailyBatch)
-                        && matches!(r.status(), Status::Submitted | Status::Processing)
-                        && handler.scope.covers(r.form.team)
+                    matches!(r.form.window, Window::DailyBatch) && handler.scope.covers(r.form.team)
                 })
                 .collect();
             if open.is_empty() {
                 continue;
             }
+            let overdue = open.iter().filter(|r| r.batch < day).count();
             let overview = Notice {
                 touser: user.to_string(),
-                text: self.overview(messages, day, &open),
+                text: self.overview(messages, day, &open, overdue),
                 card: None,
                 before_card: None,
             };
@@ -322,6 +351,7 @@ impl DayJob for HandlerCards {
                     user,
                     (i + 1, open.len()),
                     &self.console_url,
+                    request.is_overdue(&schedule, now),
                 );
                 let notice = Notice {
                     touser: user.to_string(),
@@ -344,6 +374,150 @@ impl DayJob for HandlerCards {
             }
         }
         tracing::info!(batch = %day, queued, "cut-off cards queued");
+        Ok(queued)
+    }
+}
+
+/// The done-by reminder (17:30): each handler with a WeCom account whose teams still have
+/// requests open past their done-by time gets one message naming them, oldest first, with
+/// how long each has waited and the console's overdue list. Queued under
+/// `reminder:{day}:{user}`, so a day reminds each handler once across restarts and
+/// instances.
+pub struct HandlerReminders {
+    cards: HandlerCards,
+}
+
+impl HandlerReminders {
+    /// Shares the cut-off cards' outbox, catalog, ledger, handlers and console address.
+    #[must_use]
+    pub fn new(cards: HandlerCards) -> Self {
+        Self { cards }
+    }
+
+    fn text(
+        &self,
+        messages: &Messages,
+        day: BatchDay,
+        open: &[&Request],
+        now: DateTime<Utc>,
+    ) -> String {
+        let cards = &self.cards;
+        let lines: String = open
+            .iter()
+            .take(OVERVIEW_LINES)
+            .map(|r| {
+                messages.render(
+                    MessageKey::HandlerOpenLine,
+                    &[
+                        ("id", r.id.as_str()),
+                        ("service_id", &r.form.service.to_string()),
+                        ("service", &r.form.service_name),
+                        ("status", r.status().label()),
+                        ("age", &messages.age((now - r.submitted_at).num_minutes())),
+                    ],
+                ) + "\n"
+            })
+            .collect();
+        let more = open.len().saturating_sub(OVERVIEW_LINES);
+        let more = if more > 0 {
+            messages.render(MessageKey::HandlerReminderMore, &[("n", &more.to_string())])
+        } else {
+            String::new()
+        };
+        let older = open.iter().filter(|r| r.batch < day).count();
+        let older = if older > 0 {
+            messages.render(
+                MessageKey::HandlerReminderOlder,
+                &[("n", &older.to_string())],
+            )
+        } else {
+            String::new()
+        };
+        let console = if cards.console_url.is_empty() {
+            String::new()
+        } else {
+            messages.render(
+                MessageKey::HandlerBatchConsole,
+                &[("url", &format!("{}/console?overdue=1", cards.console_url))],
+            )
+        };
+        let time = cards.schedule.done_by.format("%H:%M").to_string();
+        messages
+            .render(
+                MessageKey::HandlerReminder,
+                &[
+                    ("time", &time),
+                    ("n", &open.len().to_string()),
+                    ("older", &older),
+                    ("lines", &lines),
+                    ("more", &more),
+                    ("console", &console),
+                ],
+            )
+            .trim_end()
+            .to_owned()
+    }
+}
+
+#[async_trait::async_trait]
+impl DayJob for HandlerReminders {
+    fn name(&self) -> &'static str {
+        "reminder"
+    }
+
+    fn due(&self, schedule: &BatchSchedule, day: BatchDay) -> Option<DateTime<Utc>> {
+        schedule.done_at(day)
+    }
+
+    async fn run(&self, day: BatchDay, now: DateTime<Utc>) -> Result<usize, String> {
+        let cards = &self.cards;
+        if cards.handlers.is_empty() {
+            return Ok(0);
+        }
+        let Some(due) = cards.schedule.done_at(day) else {
+            return Ok(0);
+        };
+        // Open past this day's done-by time: this batch and any earlier one (a run caught up
+        // later reminds of what was overdue then, not of later batches).
+        let overdue: Vec<Request> = cards
+            .ledger
+            .list(&RequestFilter::open())
+            .await
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .filter(|r| r.batch <= day && r.is_overdue(&cards.schedule, due))
+            .collect();
+        let catalog = cards.catalog.current();
+        let messages = catalog.messages();
+        let mut queued = 0;
+        for (handler, user) in &cards.handlers {
+            let open: Vec<&Request> = overdue
+                .iter()
+                .filter(|r| handler.scope.covers(r.form.team))
+                .collect();
+            if open.is_empty() {
+                continue;
+            }
+            let notice = Notice {
+                touser: user.to_string(),
+                text: self.text(messages, day, &open, now),
+                card: None,
+                before_card: None,
+            };
+            if cards
+                .queue(
+                    keys::handler_reminder(&day.to_string(), user),
+                    notice,
+                    now,
+                    now,
+                )
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                queued += 1;
+            }
+        }
+        tracing::info!(batch = %day, queued, "done-by reminders queued");
         Ok(queued)
     }
 }

@@ -12,7 +12,7 @@ pub mod people;
 pub mod wecom;
 
 pub use announce::OaAnnouncer;
-pub use handler_cards::{HandlerCards, request_card};
+pub use handler_cards::{HandlerCards, HandlerReminders, request_card};
 pub use handoff::{EmailTransport, HandoffError, HandoffTargets, HandoffWatcher, WebhookTransport};
 pub use notices::{BatchPush, DailyJob, DayJob, Notice, Notifier};
 pub use outbox::{

@@ -161,8 +161,13 @@ impl Notifier {
     }
 }
 
+/// One notice per final status; a request reopened and handled again is a new round, so the
+/// requester hears the new outcome (`done-r1`, …) instead of the outbox taking it for a repeat.
 fn final_key(request: &Request) -> String {
-    keys::notice_final(&request.id, request.status().as_str())
+    match request.reopenings() {
+        0 => keys::notice_final(&request.id, request.status().as_str()),
+        n => keys::notice_final(&request.id, &format!("{}-r{n}", request.status().as_str())),
+    }
 }
 
 /// Handled after its batch's done-by time → the requester hears at once.
@@ -346,6 +351,7 @@ impl DailyJob {
             )
             .await
             .map_err(|e| e.to_string())?;
+        crate::metrics::daily_job_succeeded(self.job.name(), now.timestamp());
         self.remember_done(day);
         Ok(())
     }
@@ -353,13 +359,15 @@ impl DailyJob {
     async fn run_once(&self, day: BatchDay, now: DateTime<Utc>) -> Result<bool, String> {
         let name = self.job.name();
         let done_key = keys::day_job_done(name, &day.to_string());
-        if self
-            .store
-            .get(&done_key)
-            .await
-            .map_err(|e| e.to_string())?
-            .is_some()
-        {
+        if let Some(done) = self.store.get(&done_key).await.map_err(|e| e.to_string())? {
+            // Run by another instance (or before a restart): its time is this job's last
+            // success too, so each instance's gauge tells whether the job ran anywhere.
+            if let Some(at) = std::str::from_utf8(&done)
+                .ok()
+                .and_then(|v| DateTime::parse_from_rfc3339(v.trim()).ok())
+            {
+                crate::metrics::daily_job_succeeded(name, at.timestamp());
+            }
             self.remember_done(day);
             return Ok(false);
         }

@@ -214,6 +214,9 @@ pub enum DeskError {
         from: &'static str,
         to: &'static str,
     },
+    /// A 完成/驳回 is taken back only the same day.
+    #[error("handled before today; cannot be reopened")]
+    TooLate,
     #[error(transparent)]
     Ledger(LedgerError),
 }
@@ -226,6 +229,7 @@ impl From<LedgerError> for DeskError {
                 from: from.label(),
                 to: to.label(),
             },
+            LedgerError::ReopenTooLate(_) => Self::TooLate,
             other => Self::Ledger(other),
         }
     }
@@ -330,6 +334,22 @@ impl Desk {
                 },
             )
             .await?)
+    }
+
+    /// Takes back a 完成 or 驳回 of today: the request is open (处理中) again, with who did it
+    /// in its history.
+    pub async fn reopen(
+        &self,
+        handler: &Handler,
+        id: &RequestId,
+        note: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<Request, DeskError> {
+        self.visible(handler, id).await?;
+        let note = note.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty());
+        let request = self.ledger.reopen(id, &handler.name, note, now).await?;
+        tracing::info!(request = %id, by = %handler.name, "request reopened");
+        Ok(request)
     }
 
     pub async fn note(

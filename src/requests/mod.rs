@@ -184,6 +184,81 @@ impl Request {
     pub fn status_since(&self) -> DateTime<Utc> {
         self.history.last().map_or(self.submitted_at, |c| c.at)
     }
+
+    /// The seller account the request is about: the `seller_account` answer, else a summary
+    /// row labelled 卖家账号 (forms filed before the key was kept).
+    #[must_use]
+    pub fn seller_account(&self) -> Option<&str> {
+        let key = crate::catalog::FieldKey::parse("seller_account").ok()?;
+        match self.form.answers.get(&key) {
+            Some(crate::catalog::FieldValue::Text(account)) => Some(account.as_str()),
+            _ => self
+                .form
+                .summary
+                .iter()
+                .find(|(label, _)| label == "卖家账号")
+                .map(|(_, value)| value.as_str()),
+        }
+    }
+
+    /// Still waiting for a handler: submitted or being processed.
+    #[must_use]
+    pub fn is_open(&self) -> bool {
+        !self.status().is_final()
+    }
+
+    /// The promised time: the batch's done-by time for the daily batch. Services handled on
+    /// their own window (OA ticket, e-mail: "1~3 个工作日") promise no instant, so they are
+    /// never overdue here.
+    #[must_use]
+    pub fn due_at(&self, schedule: &BatchSchedule) -> Option<DateTime<Utc>> {
+        match self.form.window {
+            Window::DailyBatch => schedule.done_at(self.batch),
+            Window::Custom(_) => None,
+        }
+    }
+
+    /// Open after its done-by time (逾期).
+    #[must_use]
+    pub fn is_overdue(&self, schedule: &BatchSchedule, now: DateTime<Utc>) -> bool {
+        self.is_open() && self.due_at(schedule).is_some_and(|due| now >= due)
+    }
+
+    /// Whether it reached done or rejected by its done-by time (for "share done on time");
+    /// `None` while open, cancelled, or without a promised time.
+    #[must_use]
+    pub fn handled_on_time(&self, schedule: &BatchSchedule) -> Option<bool> {
+        let due = self.due_at(schedule)?;
+        match self.status() {
+            Status::Done | Status::Rejected => Some(self.status_since() <= due),
+            _ => None,
+        }
+    }
+
+    /// How many times a final request was reopened (each reopening starts a new round of
+    /// notices: what the requester was told before no longer holds).
+    #[must_use]
+    pub fn reopenings(&self) -> usize {
+        self.history
+            .windows(2)
+            .filter(|w| w[0].status.is_final() && !w[1].status.is_final())
+            .count()
+    }
+
+    /// Whether a 完成 or 驳回 can still be taken back: it was made on the local day of `now`.
+    #[must_use]
+    pub fn reopenable(&self, schedule: &BatchSchedule, now: DateTime<Utc>) -> bool {
+        matches!(self.status(), Status::Done | Status::Rejected)
+            && schedule.local_date(self.status_since()) == schedule.local_date(now)
+    }
+
+    /// The last done or rejected change, by whom and when (for reports).
+    #[must_use]
+    pub fn handled(&self) -> Option<&StatusChange> {
+        self.history
+            .last()
+            .filter(|c| matches!(c.status, Status::Done | Status::Rejected))
+    }
 }
 
 impl Status {
@@ -249,17 +324,50 @@ pub struct RequestFilter {
     pub team: Option<Team>,
     /// Only this requester's (channel and user).
     pub requester: Option<(ChannelKind, UserId)>,
+    /// Only open ones (submitted, processing), of any day.
+    pub open: bool,
 }
 
 impl RequestFilter {
+    /// Every open request, of any day: the handlers' queue.
+    #[must_use]
+    pub fn open() -> Self {
+        Self {
+            open: true,
+            ..Self::default()
+        }
+    }
+
     fn accepts(&self, request: &Request) -> bool {
-        self.day.is_none_or(|d| request.batch == d)
+        (!self.open || request.is_open())
+            && self.day.is_none_or(|d| request.batch == d)
             && self.status.is_none_or(|s| request.status() == s)
             && self.team.is_none_or(|t| request.form.team == t)
             && self.requester.as_ref().is_none_or(|(channel, user)| {
                 request.form.requester.channel == *channel && request.form.requester.user == *user
             })
     }
+}
+
+/// Open and overdue requests per team (every team, zeros included, in a fixed order), from
+/// the open queue: what the `kaitong_requests_open` / `_overdue` gauges show.
+#[must_use]
+pub fn queue_counts(
+    open: &[Request],
+    schedule: &BatchSchedule,
+    now: DateTime<Utc>,
+) -> Vec<(Team, usize, usize)> {
+    [Team::Ops, Team::Rnd, Team::Functional, Team::Mailbox]
+        .into_iter()
+        .map(|team| {
+            let mine = || {
+                open.iter()
+                    .filter(move |r| r.is_open() && r.form.team == team)
+            };
+            let overdue = mine().filter(|r| r.is_overdue(schedule, now)).count();
+            (team, mine().count(), overdue)
+        })
+        .collect()
 }
 
 /// What the requester is told on filing.
@@ -287,6 +395,9 @@ pub enum LedgerError {
     },
     #[error("request {0} changed concurrently too often")]
     Contention(RequestId),
+    /// Reopening is for a mistake noticed the same day; later, file a new request.
+    #[error("request {0} was handled before today and cannot be reopened")]
+    ReopenTooLate(RequestId),
 }
 
 /// Where confirmed forms go, and how handlers move them on.
@@ -301,6 +412,15 @@ pub trait Ledger: Send + Sync + 'static {
         &self,
         id: &RequestId,
         to: Status,
+        by: &str,
+        note: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<Request, LedgerError>;
+    /// Takes back a 完成 or 驳回 made the same local day: the request is processing again,
+    /// recorded in its history with who and why.
+    async fn reopen(
+        &self,
+        id: &RequestId,
         by: &str,
         note: Option<String>,
         now: DateTime<Utc>,
@@ -429,7 +549,63 @@ impl StoreLedger {
                 None,
             )
             .await?;
+        // Also on a repeat: a filing that stopped before this line left the request out of
+        // the queue. An entry for a request already closed is dropped by the next listing.
+        self.store.put(&keys::open_entry(&id), b"", None).await?;
         Ok(receipt)
+    }
+
+    /// Indexes the open requests filed before the open-work index existed, once per store.
+    async fn build_open_index(&self) -> Result<(), LedgerError> {
+        let built = keys::open_index_built();
+        if self.store.get(&built).await?.is_some() {
+            return Ok(());
+        }
+        // Every record, once; the ids are the keys, the values only to know the status.
+        for (key, value) in self.store.list_prefix(keys::REQUESTS, usize::MAX).await? {
+            let request: Request = Self::decode(&key, &value)?;
+            if request.is_open() {
+                self.store
+                    .put(&keys::open_entry(&request.id), b"", None)
+                    .await?;
+            }
+        }
+        self.store.put(&built, b"1", None).await?;
+        Ok(())
+    }
+
+    /// The open requests, from the open-work index; entries of requests that are final by
+    /// now (a change that stopped before removing its entry) are removed here.
+    async fn list_open(&self) -> Result<Vec<Request>, LedgerError> {
+        self.build_open_index().await?;
+        let entries = self.store.list_prefix(keys::OPEN_INDEX, usize::MAX).await?;
+        let mut out = Vec::with_capacity(entries.len());
+        for (key, _) in entries {
+            let Some(id) = keys::indexed_request(keys::OPEN_INDEX, &key) else {
+                continue;
+            };
+            match self.get(&id).await? {
+                Some(request) if request.is_open() => out.push(request),
+                _ => {
+                    let _ = self.store.delete(&key).await;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Keeps the open-work index in step with a change that has been written: a failure is
+    /// logged, never undoes the change (the listing corrects the index).
+    async fn reindex(&self, request: &Request) {
+        let key = keys::open_entry(&request.id);
+        let written = if request.is_open() {
+            self.store.put(&key, b"", None).await
+        } else {
+            self.store.delete(&key).await.map(|_| ())
+        };
+        if let Err(e) = written {
+            tracing::warn!(request = %request.id, error = %e, "open-work index not updated");
+        }
     }
 
     fn decode<T: for<'de> Deserialize<'de>>(key: &str, bytes: &[u8]) -> Result<T, LedgerError> {
@@ -476,6 +652,16 @@ impl Ledger for StoreLedger {
     }
 
     async fn list(&self, filter: &RequestFilter) -> Result<Vec<Request>, LedgerError> {
+        if filter.open && filter.day.is_none() && filter.requester.is_none() {
+            let mut out: Vec<Request> = self
+                .list_open()
+                .await?
+                .into_iter()
+                .filter(|r| filter.accepts(r))
+                .collect();
+            out.sort_by(|a, b| a.submitted_at.cmp(&b.submitted_at).then(a.id.cmp(&b.id)));
+            return Ok(out);
+        }
         let prefix = match (&filter.day, &filter.requester) {
             (Some(day), _) => keys::batch_index(&day.to_string()),
             (None, Some((channel, user))) => keys::requester_index(*channel, user),
@@ -508,24 +694,60 @@ impl Ledger for StoreLedger {
         note: Option<String>,
         now: DateTime<Utc>,
     ) -> Result<Request, LedgerError> {
-        self.update(id, |request| {
-            let from = request.status();
-            if !from.can_become(to) {
-                return Err(LedgerError::InvalidTransition {
-                    id: id.clone(),
-                    from,
-                    to,
+        let request = self
+            .update(id, |request| {
+                let from = request.status();
+                if !from.can_become(to) {
+                    return Err(LedgerError::InvalidTransition {
+                        id: id.clone(),
+                        from,
+                        to,
+                    });
+                }
+                request.history.push(StatusChange {
+                    status: to,
+                    at: now,
+                    by: by.to_owned(),
+                    note: note.clone(),
                 });
-            }
-            request.history.push(StatusChange {
-                status: to,
-                at: now,
-                by: by.to_owned(),
-                note: note.clone(),
-            });
-            Ok(())
-        })
-        .await
+                Ok(())
+            })
+            .await?;
+        self.reindex(&request).await;
+        Ok(request)
+    }
+
+    async fn reopen(
+        &self,
+        id: &RequestId,
+        by: &str,
+        note: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<Request, LedgerError> {
+        let request = self
+            .update(id, |request| {
+                let from = request.status();
+                if !matches!(from, Status::Done | Status::Rejected) {
+                    return Err(LedgerError::InvalidTransition {
+                        id: id.clone(),
+                        from,
+                        to: Status::Processing,
+                    });
+                }
+                if !request.reopenable(&self.schedule, now) {
+                    return Err(LedgerError::ReopenTooLate(id.clone()));
+                }
+                request.history.push(StatusChange {
+                    status: Status::Processing,
+                    at: now,
+                    by: by.to_owned(),
+                    note: note.clone(),
+                });
+                Ok(())
+            })
+            .await?;
+        self.reindex(&request).await;
+        Ok(request)
     }
 
     async fn add_note(
@@ -668,6 +890,19 @@ impl Ledger for WatchedLedger {
         crate::metrics::transition(request.status().as_str());
         // The change stands either way (a handler's action is not undone because a notice
         // could not be queued); the failure has been logged by the watcher.
+        let _ = self.tell(&request, now).await;
+        Ok(request)
+    }
+
+    async fn reopen(
+        &self,
+        id: &RequestId,
+        by: &str,
+        note: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<Request, LedgerError> {
+        let request = self.inner.reopen(id, by, note, now).await?;
+        crate::metrics::transition(request.status().as_str());
         let _ = self.tell(&request, now).await;
         Ok(request)
     }

@@ -119,7 +119,23 @@ pub fn requester_index(channel: ChannelKind, user: &UserId) -> String {
     format!("mine:{}:{user}:", channel.as_str())
 }
 
-/// The request an index entry (`batch_entry`, `requester_entry`) under `index` points to.
+/// A still-open request's entry in the open-work index (removed when it becomes final).
+#[must_use]
+pub fn open_entry(id: &RequestId) -> String {
+    format!("{OPEN_INDEX}{id}")
+}
+
+/// The open-work index: the prefix of [`open_entry`].
+pub const OPEN_INDEX: &str = "openwork:";
+
+/// Written once every request filed before the open-work index existed has been indexed.
+#[must_use]
+pub fn open_index_built() -> String {
+    "index:openwork:built".to_owned()
+}
+
+/// The request an index entry (`batch_entry`, `requester_entry`, `open_entry`) under `index`
+/// points to.
 #[must_use]
 pub fn indexed_request(index: &str, key: &str) -> Option<RequestId> {
     key.strip_prefix(index).and_then(RequestId::parse)
@@ -224,6 +240,12 @@ pub fn handler_card_overview(day: &str, handler: &UserId) -> String {
 #[must_use]
 pub fn handler_card(day: &str, handler: &UserId, id: &RequestId) -> String {
     format!("handler_card:{day}:{handler}:{id}")
+}
+
+/// A handler's reminder at a batch day's done-by time about their open requests.
+#[must_use]
+pub fn handler_reminder(day: &str, handler: &UserId) -> String {
+    format!("reminder:{day}:{handler}")
 }
 
 /// The request an outbox item is about, read from its id (the schemes above that name one);
@@ -367,6 +389,13 @@ mod tests {
             (
                 handler_card("2026-11-28", &user, &id),
                 "handler_card:2026-11-28:zhangsan:KT-20261128-0007",
+            ),
+            (open_entry(&id), "openwork:KT-20261128-0007"),
+            (OPEN_INDEX.to_owned(), "openwork:"),
+            (open_index_built(), "index:openwork:built"),
+            (
+                handler_reminder("2026-11-28", &user),
+                "reminder:2026-11-28:zhangsan",
             ),
             (embedding_cache("q", &[0x0f, 0xa0]), "embcache:q:0fa0"),
             (console_session("abc"), "console:session:abc"),

@@ -14,6 +14,19 @@ pub struct UnderstandReport {
     pub service: Option<ServiceRef>,
     pub candidates: Vec<CandidateRef>,
     pub slots: BTreeMap<String, String>,
+    /// The whole-message reading: the requests it makes, each with its own words and account.
+    pub plan: Vec<PlannedRef>,
+    /// Services named and then corrected away or taken back.
+    pub dropped: Vec<u16>,
+    /// Words for a customer that name no service.
+    pub unread: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PlannedRef {
+    pub id: u16,
+    pub text: String,
+    pub account: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -67,7 +80,21 @@ pub fn report(
                 .collect()
         })
         .unwrap_or_default();
+    let tuning = matcher.tuning();
+    let reading =
+        crate::dialog::reading::read(catalog, matcher, &tuning.reading, &tuning.slots, text);
     UnderstandReport {
+        plan: reading
+            .plan
+            .into_iter()
+            .map(|p| PlannedRef {
+                id: p.service.get(),
+                text: p.text,
+                account: p.account,
+            })
+            .collect(),
+        dropped: reading.dropped.iter().map(|d| d.get()).collect(),
+        unread: reading.unread,
         service,
         candidates: ranked
             .iter()

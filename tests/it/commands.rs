@@ -105,11 +105,18 @@ async fn status_shows_ones_own_request_and_hides_others_the_same_way_as_unknown_
     let unknown = bot.say("mallory", "/status KT-20990101-0001").await;
     assert_eq!(other, unknown, "no existence leak");
     assert!(other.contains("没有找到"), "{other}");
-    // The request's team handler and an admin may look; another team's handler may not.
     assert!(
-        bot.say("handler_f", &format!("/status {id}"))
-            .await
-            .contains("已提交")
+        !mine.contains("填写内容"),
+        "the requester knows what they filled in"
+    );
+    // The request's team handler and an admin may look; another team's handler may not. The
+    // handler also reads the fields (issue 22), enough to act from the chat.
+    let handlers = bot.say("handler_f", &format!("/status {id}")).await;
+    assert!(
+        handlers.contains("已提交")
+            && handlers.contains("填写内容:")
+            && handlers.contains("· 卖家账号: acct_alice"),
+        "{handlers}"
     );
     assert!(
         bot.say("boss", &format!("/status {id}"))
@@ -147,7 +154,7 @@ async fn today_shows_counts_and_handlers_see_every_request_of_their_team_paged()
     }
     let handler = bot.say("handler_f", "/today").await;
     assert!(
-        handler.contains("共 12 条") && handler.contains("已提交 12"),
+        handler.contains("待处理 12 条 · 逾期 0 条") && handler.contains("已等 0 分钟"),
         "{handler}"
     );
     assert!(handler.contains("第 1/2 页"), "{handler}");
@@ -160,7 +167,7 @@ async fn today_shows_counts_and_handlers_see_every_request_of_their_team_paged()
     );
     let ops = bot.say("handler_o", "/today").await;
     assert!(
-        ops.contains("共 0 条"),
+        ops.contains("没有待处理的申请"),
         "ops does not handle 电子发票: {ops}"
     );
 }
@@ -460,8 +467,9 @@ async fn an_unknown_command_lists_every_command_and_each_listed_one_is_understoo
     }
 }
 
-/// Issue 12: /today in a group says whose view it is: a handler sees the team's batch, anyone
-/// else only their own requests, named, so nobody takes one person's list for the batch.
+/// Issue 12: /today in a group says whose view it is: a handler sees the team's open work
+/// (issue 22: of any day), anyone else only their own requests, named, so nobody takes one
+/// person's list for the team's.
 #[tokio::test]
 async fn today_in_a_group_names_the_view_team_batch_for_handlers_own_requests_for_others() {
     let bot = start(settings_with_handler()).await;
@@ -469,9 +477,11 @@ async fn today_in_a_group_names_the_view_team_batch_for_handlers_own_requests_fo
     let franks = bot.file("frank").await;
 
     let team = bot.say_in_group("wrkSALES", "handler_f", "/today").await;
-    assert!(team.contains("团队视图: 职能组"), "{team}");
+    assert!(team.contains("团队视图: 职能组的待处理"), "{team}");
     assert!(
-        team.contains(erins.as_str()) && team.contains(franks.as_str()) && team.contains("共 2 条"),
+        team.contains(erins.as_str())
+            && team.contains(franks.as_str())
+            && team.contains("待处理 2 条"),
         "{team}"
     );
 
@@ -491,13 +501,13 @@ async fn today_in_a_group_names_the_view_team_batch_for_handlers_own_requests_fo
 
     let ops = bot.say_in_group("wrkSALES", "handler_o", "/today").await;
     assert!(
-        ops.contains("团队视图: 运维") && ops.contains("共 0 条"),
+        ops.contains("团队视图: 运维") && ops.contains("没有待处理的申请"),
         "{ops}"
     );
 
     let admin = bot.say_in_group("wrkSALES", "boss", "/today").await;
     assert!(
-        admin.contains("全部团队") && admin.contains("共 2 条"),
+        admin.contains("全部团队的待处理") && admin.contains("待处理 2 条"),
         "{admin}"
     );
 

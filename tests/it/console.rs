@@ -300,44 +300,89 @@ async fn login_sets_a_strict_cookie_and_keeps_only_hashes_in_the_store() {
     }
 }
 
+/// Issue 22: the default page is the open queue of every day, oldest first, with age and 逾期;
+/// a day's batch is one filter away; search by number, seller account or requester.
 #[tokio::test]
-async fn the_batch_page_shows_todays_batch_by_team_and_filters() {
+async fn the_console_opens_on_the_open_queue_of_any_day_and_filters_and_searches() {
     let c = Console::spawn(Backend::Embedded).await;
     let now = Utc::now();
     let rnd = c.file("b1", Team::Rnd, &[("卖家账号", "acct")], now).await;
     let ops = c.file("b2", Team::Ops, &[("卖家账号", "acct2")], now).await;
-    let yesterday = c
-        .file("b3", Team::Ops, &[], now - chrono::Duration::days(1))
+    // Two days ago: its batch's done-by time has passed, whatever the time now.
+    let older = c
+        .file("b3", Team::Ops, &[], now - chrono::Duration::days(2))
         .await;
     let boss = c.login(ALL_TOKEN).await;
 
     let (status, page) = c.get(Some(&boss), "/console").await;
     assert_eq!(status, StatusCode::OK);
     assert!(page.contains(rnd.as_str()) && page.contains(ops.as_str()));
-    assert!(!page.contains(yesterday.as_str()), "only the open batch");
+    assert!(page.contains(older.as_str()), "open work of any day");
+    let (p_older, p_ops) = (
+        page.find(older.as_str()).unwrap(),
+        page.find(ops.as_str()).unwrap(),
+    );
+    assert!(p_older < p_ops, "oldest first");
     assert!(
         page.contains("产研") && page.contains("运维"),
         "grouped by team"
     );
     assert!(page.contains("#7 电子发票") && page.contains("sales-b1"));
-    assert!(page.contains("已提交 2"), "counts by status");
+    assert!(
+        page.contains("账号 acct2"),
+        "the seller account on the card"
+    );
+    assert!(page.contains("已等 2 天"), "the age on the card");
+    assert!(page.contains("已提交 3"), "counts by status");
+    assert!(page.contains("逾期 1"), "the overdue one counted");
     assert!(page.contains(&format!("/console/requests/{rnd}")));
+
+    let (_, page) = c.get(Some(&boss), "/console?overdue=1").await;
+    assert!(page.contains(older.as_str()) && !page.contains(rnd.as_str()));
 
     let (_, page) = c.get(Some(&boss), "/console?team=ops").await;
     assert!(page.contains(ops.as_str()) && !page.contains(rnd.as_str()));
 
+    // Search: a seller account, a requester, a request number (any part, any case).
+    let (_, page) = c.get(Some(&boss), "/console?q=ACCT2").await;
+    assert!(page.contains(ops.as_str()) && !page.contains(rnd.as_str()));
+    let (_, page) = c.get(Some(&boss), "/console?q=sales-b1").await;
+    assert!(page.contains(rnd.as_str()) && !page.contains(ops.as_str()));
+    let (_, page) = c
+        .get(
+            Some(&boss),
+            &format!("/console?q={}", older.as_str().to_lowercase()),
+        )
+        .await;
+    assert!(page.contains(older.as_str()) && !page.contains(ops.as_str()));
+    let (status, _) = c
+        .get(Some(&boss), &format!("/console?q={}", "x".repeat(65)))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // Done requests leave the queue; a day's batch still lists them.
     c.ledger
         .transition(&rnd, Status::Done, "boss", None, now)
         .await
         .unwrap();
-    let (_, page) = c.get(Some(&boss), "/console?status=done&team=").await;
+    let (_, page) = c.get(Some(&boss), "/console").await;
+    assert!(!page.contains(rnd.as_str()), "done leaves the queue");
+    let day = BatchSchedule::default().batch_for(now);
+    let (_, page) = c
+        .get(
+            Some(&boss),
+            &format!("/console?status=done&team=&day={day}"),
+        )
+        .await;
     assert!(page.contains(rnd.as_str()) && !page.contains(ops.as_str()));
 
-    let day = BatchSchedule::default()
-        .batch_for(now - chrono::Duration::days(1))
+    let older_day = BatchSchedule::default()
+        .batch_for(now - chrono::Duration::days(2))
         .to_string();
-    let (_, page) = c.get(Some(&boss), &format!("/console?day={day}")).await;
-    assert!(page.contains(yesterday.as_str()) && !page.contains(rnd.as_str()));
+    let (_, page) = c
+        .get(Some(&boss), &format!("/console?day={older_day}"))
+        .await;
+    assert!(page.contains(older.as_str()) && !page.contains(ops.as_str()));
 
     let (status, page) = c.get(Some(&boss), "/console?day=28.11.2026").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -349,6 +394,32 @@ async fn the_batch_page_shows_todays_batch_by_team_and_filters() {
     assert!(page.contains(ops.as_str()) && !page.contains(rnd.as_str()));
     let (_, page) = c.get(Some(&ops1), "/console?team=rnd").await;
     assert!(!page.contains(rnd.as_str()));
+    let (_, page) = c.get(Some(&ops1), "/console?q=sales-b1").await;
+    assert!(!page.contains(rnd.as_str()), "search stays in scope");
+}
+
+/// Issue 22: the dashboard over HTTP: scoped to the handler's teams, open and overdue per team,
+/// charts as inline SVG.
+#[tokio::test]
+async fn the_dashboard_counts_the_handlers_teams_only() {
+    let c = Console::spawn(Backend::Embedded).await;
+    let now = Utc::now();
+    c.file("d1", Team::Ops, &[], now - chrono::Duration::days(2))
+        .await;
+    c.file("d2", Team::Rnd, &[], now).await;
+    let ops1 = c.login(OPS_TOKEN).await;
+    let (status, page) = c.get(Some(&ops1), "/console/dashboard").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page.matches("<svg class=\"chart\"").count(), 3, "{page}");
+    assert!(page.contains("运维") && !page.contains("产研"), "{page}");
+    assert!(page.contains("/console?overdue=1&amp;team=ops"), "{page}");
+    assert!(page.contains(&format!(
+        "{} 运维 1",
+        BatchSchedule::default().batch_for(now - chrono::Duration::days(2))
+    )));
+    assert!(!page.contains("<script"));
+    let (status, _) = c.get(None, "/console/dashboard").await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "login first");
 }
 
 #[tokio::test]
@@ -435,12 +506,33 @@ async fn form_actions_change_the_ledger_and_csrf_guards_them() {
             .await;
         assert_eq!(started.status(), StatusCode::SEE_OTHER);
         assert_eq!(c.status(&a).await, Status::Processing);
+        // 完成 asks first: the page repeats the note and changes nothing yet.
+        let asked = c
+            .post(
+                &boss,
+                &path(&a, "complete"),
+                &[("csrf", &boss.csrf), ("note", "已开通")],
+            )
+            .await;
+        assert_eq!(asked.status(), StatusCode::OK, "{backend:?}");
+        let asked = asked.text().await.unwrap();
+        assert!(
+            asked.contains("确认完成")
+                && asked.contains("name=\"confirmed\" value=\"1\"")
+                && asked.contains("value=\"已开通\""),
+            "{asked}"
+        );
+        assert_eq!(c.status(&a).await, Status::Processing, "not before 确认");
         let done = c
             .http
             .post(c.url(&path(&a, "complete")))
             .header("cookie", &boss.cookie)
             .header("origin", format!("http://{}", c.addr))
-            .form(&[("csrf", boss.csrf.as_str()), ("note", "已开通")])
+            .form(&[
+                ("csrf", boss.csrf.as_str()),
+                ("note", "已开通"),
+                ("confirmed", "1"),
+            ])
             .send()
             .await
             .unwrap();
@@ -486,11 +578,25 @@ async fn form_actions_change_the_ledger_and_csrf_guards_them() {
         assert_eq!(bare.status(), StatusCode::UNPROCESSABLE_ENTITY);
         assert!(bare.text().await.unwrap().contains("驳回需要填写原因"));
         assert_eq!(c.status(&b).await, Status::Submitted);
-        let rejected = c
+        let asked = c
             .post(
                 &boss,
                 &path(&b, "reject"),
                 &[("csrf", &boss.csrf), ("reason", "账号不存在")],
+            )
+            .await;
+        assert_eq!(asked.status(), StatusCode::OK);
+        assert!(asked.text().await.unwrap().contains("确认驳回"));
+        assert_eq!(c.status(&b).await, Status::Submitted, "not before 确认");
+        let rejected = c
+            .post(
+                &boss,
+                &path(&b, "reject"),
+                &[
+                    ("csrf", &boss.csrf),
+                    ("reason", "账号不存在"),
+                    ("confirmed", "1"),
+                ],
             )
             .await;
         assert_eq!(rejected.status(), StatusCode::SEE_OTHER);
@@ -500,6 +606,51 @@ async fn form_actions_change_the_ledger_and_csrf_guards_them() {
             request.history.last().unwrap().note.as_deref(),
             Some("账号不存在")
         );
+
+        // The same day, a 完成 or 驳回 can be taken back: open again, in the history.
+        let (_, page) = c.get(Some(&boss), &format!("/console/requests/{b}")).await;
+        assert!(page.contains("重新打开"), "{page}");
+        let reopened = c
+            .post(
+                &boss,
+                &path(&b, "reopen"),
+                &[("csrf", &boss.csrf), ("note", "原因写错")],
+            )
+            .await;
+        assert_eq!(reopened.status(), StatusCode::SEE_OTHER);
+        let request = c.ledger.get(&b).await.unwrap().unwrap();
+        assert_eq!(request.status(), Status::Processing, "{backend:?}");
+        let last = request.history.last().unwrap();
+        assert_eq!(
+            (last.by.as_str(), last.note.as_deref()),
+            ("boss", Some("原因写错"))
+        );
+        let (_, page) = c
+            .get(Some(&boss), &format!("/console/requests/{b}?ok=reopen"))
+            .await;
+        assert!(page.contains("已重新打开"), "{page}");
+        // Handled on an earlier day: no reopen.
+        let old = c.file("a4", Team::Rnd, &[], now).await;
+        c.ledger
+            .transition(
+                &old,
+                Status::Done,
+                "boss",
+                None,
+                now - chrono::Duration::days(1),
+            )
+            .await
+            .unwrap();
+        let (_, page) = c
+            .get(Some(&boss), &format!("/console/requests/{old}"))
+            .await;
+        assert!(!page.contains("重新打开"), "{page}");
+        let late = c
+            .post(&boss, &path(&old, "reopen"), &[("csrf", &boss.csrf)])
+            .await;
+        assert_eq!(late.status(), StatusCode::CONFLICT);
+        assert!(late.text().await.unwrap().contains("只能重新打开今天"));
+        assert_eq!(c.status(&old).await, Status::Done);
 
         // Another team's handler cannot act on it (and cannot tell it exists).
         let c2 = c.file("a3", Team::Rnd, &[], now).await;
@@ -552,15 +703,25 @@ async fn the_csv_export_has_a_bom_the_columns_and_rfc_4180_quoting() {
     let lines: Vec<&str> = text.split("\r\n").collect();
     assert_eq!(
         lines[0],
-        "单号,服务编号,服务,处理组,申请人,申请人姓名,部门,状态,提交时间,申请内容"
+        "单号,服务编号,服务,处理组,办理渠道,申请渠道,申请人,申请人姓名,部门,卖家账号,状态,逾期,批次,提交时间,\
+         处理人,处理时间,原因/说明,备注,卖家账号,数量,公式",
+        "one column per field label after the fixed ones"
     );
-    assert!(lines[1].starts_with(&format!("{a},7,电子发票,产研,sales-c1,,,已提交,")));
+    let batch = BatchSchedule::default().batch_for(now);
     assert!(
-        lines[1].ends_with(",\"卖家账号: acct, \"\"main\"\"; 数量: 3\""),
+        lines[1].starts_with(&format!(
+            "{a},7,电子发票,产研,资源管理系统,app,sales-c1,,,\"acct, \"\"main\"\"\",已提交,,{batch},"
+        )),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[1].ends_with(",,,,,\"acct, \"\"main\"\"\",3,"),
         "{}",
         lines[1]
     );
     assert!(lines[2].starts_with(&format!("{b},7,电子发票,运维,")));
+    assert!(lines[2].ends_with(",,,'=1+1"), "defused: {}", lines[2]);
     assert_eq!(lines.len(), 4, "two rows and the final CRLF");
 
     let (_, text) = c.get(Some(&boss), "/console/export.csv?team=ops").await;
@@ -571,6 +732,68 @@ async fn the_csv_export_has_a_bom_the_columns_and_rfc_4180_quoting() {
         text.contains(a.as_str()) && !text.contains(b.as_str()),
         "team scoped"
     );
+}
+
+/// Issue 22: the CSV for reporting covers a range of batch days and says who handled each
+/// request, when, and why.
+#[tokio::test]
+async fn the_csv_covers_a_date_range_with_who_handled_when_and_why() {
+    let c = Console::spawn(Backend::Embedded).await;
+    let schedule = BatchSchedule::default();
+    let now = Utc::now();
+    let long_ago = now - chrono::Duration::days(10);
+    let early = c
+        .file("r1", Team::Rnd, &[("卖家账号", "s1")], long_ago)
+        .await;
+    let mid = c
+        .file(
+            "r2",
+            Team::Ops,
+            &[("仓库编码", "WH01")],
+            now - chrono::Duration::days(5),
+        )
+        .await;
+    let recent = c.file("r3", Team::Ops, &[], now).await;
+    c.ledger
+        .transition(
+            &mid,
+            Status::Rejected,
+            "ops1",
+            Some("账号不存在".into()),
+            now,
+        )
+        .await
+        .unwrap();
+    let boss = c.login(ALL_TOKEN).await;
+    let from = schedule.batch_for(long_ago);
+    let to = schedule.batch_for(now - chrono::Duration::days(5));
+    let (status, text) = c
+        .get(
+            Some(&boss),
+            &format!("/console/export.csv?from={from}&to={to}"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(text.contains(early.as_str()) && text.contains(mid.as_str()));
+    assert!(!text.contains(recent.as_str()), "outside the range");
+    let row = text.lines().find(|l| l.starts_with(mid.as_str())).unwrap();
+    let handled_at = now
+        .with_timezone(&chrono_tz::Asia::Shanghai)
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string();
+    assert!(
+        row.contains(&format!(",已驳回,,{to},"))
+            && row.contains(&format!(",ops1,{handled_at},账号不存在,"))
+            && row.ends_with(",WH01"),
+        "{row}"
+    );
+    let (status, _) = c
+        .get(
+            Some(&boss),
+            &format!("/console/export.csv?from={to}&to={from}"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "from after to");
 }
 
 #[tokio::test]
@@ -859,17 +1082,34 @@ async fn the_api_lists_reads_and_moves_requests_with_the_right_codes() {
                 .send()
         };
 
-        let list: serde_json::Value = get("/api/v1/requests", ALL_TOKEN)
+        let list: serde_json::Value = get("/api/v1/requests/open", ALL_TOKEN)
             .await
             .unwrap()
             .json()
             .await
             .unwrap();
         assert_eq!(list["count"], 2, "{backend:?}");
-        assert_eq!(
-            list["day"],
-            BatchSchedule::default().batch_for(now).to_string()
-        );
+        assert_eq!(list["view"], "open");
+        assert_eq!(list["overdue"], 0);
+        // Without a day the listing resource is today's local batch: after the 16:00 cut-off
+        // new requests join tomorrow's, but today's is the one still being worked on.
+        let by_day: serde_json::Value = get("/api/v1/requests", ALL_TOKEN)
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let today = BatchSchedule::default().local_date(now).to_string();
+        assert_eq!(by_day["day"], today, "{backend:?}");
+        let tomorrow_batch = BatchSchedule::default().batch_for(now).to_string();
+        let batch: serde_json::Value =
+            get(&format!("/api/v1/requests?day={tomorrow_batch}"), ALL_TOKEN)
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+        assert_eq!(batch["count"], 2, "{backend:?}: {batch}");
         let first = &list["requests"][0];
         assert_eq!(first["id"], rnd.as_str());
         assert_eq!(
@@ -890,14 +1130,14 @@ async fn the_api_lists_reads_and_moves_requests_with_the_right_codes() {
         assert!(first["submitted_at"].as_str().unwrap().ends_with('Z'));
         assert!(first["notes"].as_array().unwrap().is_empty());
 
-        let ops_list: serde_json::Value = get("/api/v1/requests?team=ops", ALL_TOKEN)
+        let ops_list: serde_json::Value = get("/api/v1/requests/open?team=ops", ALL_TOKEN)
             .await
             .unwrap()
             .json()
             .await
             .unwrap();
         assert_eq!(ops_list["count"], 1);
-        let scoped: serde_json::Value = get("/api/v1/requests", OPS_TOKEN)
+        let scoped: serde_json::Value = get("/api/v1/requests?open=1", OPS_TOKEN)
             .await
             .unwrap()
             .json()
@@ -973,6 +1213,25 @@ async fn the_api_lists_reads_and_moves_requests_with_the_right_codes() {
             again.json::<serde_json::Value>().await.unwrap()["error"],
             "invalid_transition"
         );
+        // Taken back the same day: open again, then done again.
+        let reopened = post(
+            &format!("/api/v1/requests/{rnd}/reopen"),
+            RND_TOKEN,
+            "{\"note\":\"点错了\"}",
+        )
+        .await
+        .unwrap();
+        assert_eq!(reopened.status(), StatusCode::OK, "{backend:?}");
+        let reopened: serde_json::Value = reopened.json().await.unwrap();
+        assert_eq!(reopened["status"], "processing");
+        assert_eq!(reopened["history"][2]["note"], "点错了");
+        let twice = post(&format!("/api/v1/requests/{rnd}/reopen"), RND_TOKEN, "")
+            .await
+            .unwrap();
+        assert_eq!(twice.status(), StatusCode::CONFLICT, "only a final one");
+        post(&format!("/api/v1/requests/{rnd}/complete"), RND_TOKEN, "")
+            .await
+            .unwrap();
 
         let no_reason = post(&format!("/api/v1/requests/{ops}/reject"), OPS_TOKEN, "{}")
             .await
@@ -1124,7 +1383,11 @@ async fn the_admin_token_lists_and_moves_every_teams_requests_through_the_api() 
         let mut bodies = Vec::new();
 
         let list = c
-            .api(reqwest::Method::GET, "/api/v1/requests", Some(ADMIN_TOKEN))
+            .api(
+                reqwest::Method::GET,
+                "/api/v1/requests/open",
+                Some(ADMIN_TOKEN),
+            )
             .send()
             .await
             .unwrap();
@@ -1269,7 +1532,11 @@ async fn the_admin_token_logs_in_to_the_console_and_sees_every_team() {
             .post(
                 &admin,
                 &format!("/console/requests/{mailbox}/complete"),
-                &[("csrf", &admin.csrf), ("note", "已处理")],
+                &[
+                    ("csrf", &admin.csrf),
+                    ("note", "已处理"),
+                    ("confirmed", "1"),
+                ],
             )
             .await;
         assert_eq!(done.status(), StatusCode::SEE_OTHER, "{backend:?}");
@@ -1277,7 +1544,11 @@ async fn the_admin_token_logs_in_to_the_console_and_sees_every_team() {
             .post(
                 &admin,
                 &format!("/console/requests/{functional}/reject"),
-                &[("csrf", &admin.csrf), ("reason", "重复申请")],
+                &[
+                    ("csrf", &admin.csrf),
+                    ("reason", "重复申请"),
+                    ("confirmed", "1"),
+                ],
             )
             .await;
         assert_eq!(rejected.status(), StatusCode::SEE_OTHER, "{backend:?}");
@@ -1381,7 +1652,7 @@ async fn the_configured_admin_token_works_on_the_served_app() {
 
     let list = app
         .http
-        .get(app.url("/api/v1/requests"))
+        .get(app.url("/api/v1/requests/open"))
         .bearer_auth(ADMIN_TOKEN)
         .send()
         .await

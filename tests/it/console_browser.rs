@@ -19,7 +19,7 @@ use chrono::Utc;
 use kaitong::catalog::{Answers, FilingRoute, Team, Window};
 use kaitong::config::HandlerAccountSettings;
 use kaitong::console::{ConsoleState, router};
-use kaitong::domain::{ChannelKind, Conversation, ServiceId, UserId};
+use kaitong::domain::{ChannelKind, Conversation, RequestId, ServiceId, UserId};
 use kaitong::notify::Outbox;
 use kaitong::requests::{
     BatchSchedule, Desk, FiledForm, HandlerDirectory, Ledger, Requester, Status, StoreLedger,
@@ -243,6 +243,37 @@ impl Browser {
         std::fs::write(path, png).unwrap();
     }
 
+    /// The page's size as a phone (mobile, touch-sized) or a desktop window would have it.
+    fn set_viewport(&mut self, width: u32, height: u32, mobile: bool) {
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            json!({ "width": width, "height": height, "deviceScaleFactor": if mobile { 2 } else { 1 }, "mobile": mobile }),
+        )
+        .unwrap();
+    }
+
+    /// The whole page, not only what fits the window.
+    fn screenshot_full(&mut self, path: &Path) {
+        let shot = self
+            .call(
+                "Page.captureScreenshot",
+                json!({ "format": "png", "captureBeyondViewport": true }),
+            )
+            .unwrap();
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(shot["data"].as_str().unwrap())
+            .unwrap();
+        std::fs::write(path, png).unwrap();
+    }
+
+    fn log_in(&mut self, base: &str) {
+        self.navigate(&format!("{base}/console/login"));
+        self.wait_for("the login form", "document.getElementById('token')");
+        self.type_into("#token", TOKEN);
+        self.click("form[action='/console/login'] button");
+        self.wait_for("the console", "location.pathname === '/console'");
+    }
+
     fn text(&mut self) -> String {
         self.eval("document.body.innerText")
             .unwrap()
@@ -348,11 +379,18 @@ async fn a_handler_logs_in_sees_the_batch_and_completes_a_request_in_chromium() 
         assert!(browser.text().contains("<b>请尽快</b>开通"), "user text shown as text");
         browser.screenshot(&shots.join("3-detail.png"));
         browser.click("form[action$='/complete'] button");
+        // 完成 asks first; the second press does it.
+        browser.wait_for(
+            "the confirmation",
+            "document.querySelector(\"input[name='confirmed']\") && document.body.innerText.includes('确认完成')",
+        );
+        browser.screenshot(&shots.join("4-confirm.png"));
+        browser.click("form[action$='/complete'] button");
         browser.wait_for(
             "the request marked done",
             "location.search.includes('ok=complete')",
         );
-        browser.screenshot(&shots.join("4-done.png"));
+        browser.screenshot(&shots.join("5-done.png"));
         (browser.text(), shots)
     })
     .await
@@ -364,4 +402,181 @@ async fn a_handler_logs_in_sees_the_batch_and_completes_a_request_in_chromium() 
     assert_eq!(request.status(), Status::Done);
     assert_eq!(request.history.last().unwrap().by, "boss");
     eprintln!("screenshots in {}", shots.display());
+}
+
+/// Serves the console over `ledger`'s store with one all-teams handler; returns the base URL.
+async fn serve_console(
+    store: Arc<dyn kaitong::store::Store>,
+    ledger: Arc<dyn Ledger>,
+    schedule: BatchSchedule,
+) -> String {
+    let state = ConsoleState {
+        desk: Desk::new(ledger),
+        directory: HandlerDirectory::new(&[HandlerAccountSettings {
+            name: "组长".into(),
+            team: "all".into(),
+            token_sha256: token_hash(TOKEN),
+            wecom_userid: String::new(),
+        }]),
+        store: Arc::clone(&store),
+        outbox: Outbox::new(store),
+        schedule,
+        login_throttle: Arc::new(kaitong::console::LoginThrottle::new(
+            1000,
+            std::time::Duration::from_millis(1),
+        )),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = router(state);
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    });
+    format!("http://{addr}")
+}
+
+/// Issue 22: the team lead's dashboard with real data, in Chromium at a phone's and a
+/// desktop's width: charts drawn (SVG, no script), nothing wider than the screen, every
+/// number written; screenshots of both in the test output directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_renders_its_charts_at_phone_and_desktop_widths_in_chromium() {
+    let (store, _dir) = fresh_store(Backend::Embedded);
+    let schedule = BatchSchedule::default();
+    let ledger: Arc<dyn Ledger> = Arc::new(StoreLedger::new(Arc::clone(&store), schedule));
+    let now = Utc::now();
+    // Two weeks of requests for three teams and four services; some handled in time, some
+    // late, some still open (overdue).
+    let services = [
+        (7, "电子发票"),
+        (12, "物流追踪"),
+        (33, "多仓库存同步"),
+        (58, "赠品策略上限调整"),
+    ];
+    let teams = [Team::Rnd, Team::Ops, Team::Functional];
+    let mut ids: Vec<RequestId> = Vec::new();
+    for day in 0..14u32 {
+        for k in 0..(day % 4 + 1) {
+            let n = day * 10 + k;
+            let filed = now
+                - chrono::Duration::days(i64::from(day))
+                - chrono::Duration::minutes(i64::from(k));
+            let (service, name) = services[(n as usize) % services.len()];
+            let mut form = filed_form();
+            form.form_id = format!("dash-{n}");
+            form.service = ServiceId(service);
+            form.service_name = name.into();
+            form.team = teams[(n as usize) % teams.len()];
+            let id = ledger.file(form, filed).await.unwrap().id;
+            match n % 3 {
+                0 => {
+                    ledger
+                        .transition(
+                            &id,
+                            Status::Done,
+                            "组长",
+                            None,
+                            filed + chrono::Duration::minutes(30),
+                        )
+                        .await
+                        .unwrap();
+                }
+                1 if day > 1 => {
+                    ledger
+                        .transition(
+                            &id,
+                            Status::Rejected,
+                            "组长",
+                            Some("信息不全".into()),
+                            filed + chrono::Duration::days(1),
+                        )
+                        .await
+                        .unwrap();
+                }
+                _ => {}
+            }
+            ids.push(id);
+        }
+    }
+    let base = serve_console(Arc::clone(&store), ledger, schedule).await;
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console-dashboard");
+    std::fs::create_dir_all(&shots).unwrap();
+    let out = shots.clone();
+    let (phone, desktop) = tokio::task::spawn_blocking(move || {
+        let mut browser = Browser::launch();
+        browser.log_in(&base);
+        let look = |browser: &mut Browser, width: u32, height: u32, mobile: bool, name: &str| {
+            browser.set_viewport(width, height, mobile);
+            browser.navigate(&format!("{base}/console/dashboard"));
+            browser.wait_for(
+                "the dashboard's charts",
+                "location.pathname === '/console/dashboard' && document.querySelectorAll('svg.chart').length === 3",
+            );
+            let layout = browser
+                .eval(
+                    "JSON.stringify({ page: document.documentElement.scrollWidth, window: innerWidth, \
+                     charts: [...document.querySelectorAll('svg.chart')].map(s => { const r = s.getBoundingClientRect(); \
+                     return [r.left, r.right, r.height]; }), scripts: document.scripts.length })",
+                )
+                .unwrap();
+            browser.screenshot_full(&out.join(name));
+            (serde_json::from_str::<Value>(layout.as_str().unwrap()).unwrap(), browser.text())
+        };
+        let phone = look(&mut browser, WIDTH, HEIGHT, true, "dashboard-phone.png");
+        let desktop = look(&mut browser, 1280, 900, false, "dashboard-desktop.png");
+        (phone, desktop)
+    })
+    .await
+    .unwrap();
+
+    for ((layout, text), width) in [(&phone, WIDTH), (&desktop, 1280)] {
+        assert_eq!(layout["scripts"], 0, "no script");
+        assert!(
+            layout["page"].as_f64().unwrap() <= f64::from(width),
+            "nothing wider than the screen at {width}: {layout}"
+        );
+        for chart in layout["charts"].as_array().unwrap() {
+            let (left, right, height) = (
+                chart[0].as_f64().unwrap(),
+                chart[1].as_f64().unwrap(),
+                chart[2].as_f64().unwrap(),
+            );
+            assert!(
+                left >= 0.0 && right <= f64::from(width) && height > 40.0,
+                "{width}: {layout}"
+            );
+        }
+        for words in [
+            "看板",
+            "现在待处理",
+            "每天申请数",
+            "按时处理率",
+            "申请最多的服务",
+            "#7 电子发票",
+            "产研",
+            "运维",
+            "职能组",
+        ] {
+            assert!(text.contains(words), "{width}: {words} in {text}");
+        }
+        assert!(text.contains('%'), "{text}");
+    }
+    // The charts fill a phone's width and grow on a desktop, up to a readable size.
+    let chart_width = |layout: &Value| {
+        let c = &layout["charts"][0];
+        c[1].as_f64().unwrap() - c[0].as_f64().unwrap()
+    };
+    assert!(
+        chart_width(&phone.0) > f64::from(WIDTH) * 0.8,
+        "{}",
+        phone.0
+    );
+    assert!(chart_width(&desktop.0) > chart_width(&phone.0) * 1.5);
+    assert!(chart_width(&desktop.0) <= 720.0);
+    assert!(ids.len() > 20);
+    eprintln!("dashboard screenshots in {}", shots.display());
 }

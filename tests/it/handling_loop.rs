@@ -252,7 +252,11 @@ async fn handlers_get_their_batch_at_the_cut_off_and_complete_or_reject_by_butto
         assert_eq!(card["main_title"]["desc"], id.as_str());
         assert_eq!(card["button_list"][0]["key"], format!("kt_done:{id}"));
         assert_eq!(card["button_list"][1]["key"], format!("kt_reject:{id}"));
-        assert_eq!(card["card_action"]["url"], "https://kt.example.com");
+        assert_eq!(
+            card["card_action"]["url"],
+            format!("https://kt.example.com/console/requests/{id}"),
+            "the card opens the request's own page"
+        );
     }
 
     // Once a day across restarts and instances: another instance on the same store sends nothing.

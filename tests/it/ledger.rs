@@ -329,3 +329,100 @@ async fn a_filing_cut_off_after_its_number_was_claimed_is_completed_by_the_repea
         }
     }
 }
+
+/// Issue 22: the open queue lists open requests of every day, oldest first; a final request
+/// leaves it, a same-day reopen brings it back (in the history), a reopen on a later day is
+/// refused; requests filed before the open-work index existed are found too.
+#[tokio::test]
+async fn the_open_queue_spans_days_and_follows_finals_and_same_day_reopens() {
+    for backend in BACKENDS {
+        let (store, _dir) = fresh_store(backend);
+        let ledger = StoreLedger::new(Arc::clone(&store), BatchSchedule::default());
+        let old = ledger
+            .file(form("o1", "u1", Team::Rnd), shanghai(20, 10, 0))
+            .await
+            .unwrap()
+            .id;
+        let done = ledger
+            .file(form("o2", "u2", Team::Ops), shanghai(21, 10, 0))
+            .await
+            .unwrap()
+            .id;
+        let new = ledger
+            .file(form("o3", "u3", Team::Ops), shanghai(28, 17, 0))
+            .await
+            .unwrap()
+            .id;
+        // As a store written before the index: only the records, no index entries.
+        for key in ["openwork:", "index:openwork:"] {
+            for (k, _) in store.list_prefix(key, 100).await.unwrap() {
+                store.delete(&k).await.unwrap();
+            }
+        }
+        ledger
+            .transition(&done, Status::Done, "h", None, shanghai(28, 9, 0))
+            .await
+            .unwrap();
+        assert_eq!(
+            open_ids(&ledger).await,
+            vec![old.clone(), new.clone()],
+            "{backend:?}"
+        );
+        let ops_only = ledger
+            .list(&RequestFilter {
+                team: Some(Team::Ops),
+                ..RequestFilter::open()
+            })
+            .await
+            .unwrap();
+        assert_eq!(ops_only.len(), 1);
+
+        // The same local day: reopened, open again, in the history.
+        let reopened = ledger
+            .reopen(&done, "h", Some("点错了".into()), shanghai(28, 12, 0))
+            .await
+            .unwrap();
+        assert_eq!(reopened.status(), Status::Processing);
+        assert_eq!(reopened.reopenings(), 1);
+        assert_eq!(
+            reopened.history.last().unwrap().note.as_deref(),
+            Some("点错了")
+        );
+        assert_eq!(
+            open_ids(&ledger).await,
+            vec![old.clone(), done.clone(), new.clone()]
+        );
+        // Handled again, and a day later no reopen.
+        ledger
+            .transition(
+                &done,
+                Status::Rejected,
+                "h",
+                Some("x".into()),
+                shanghai(28, 13, 0),
+            )
+            .await
+            .unwrap();
+        let late = ledger
+            .reopen(&done, "h", None, shanghai(29, 9, 0))
+            .await
+            .unwrap_err();
+        assert!(matches!(late, LedgerError::ReopenTooLate(_)), "{late:?}");
+        let open_one = ledger
+            .reopen(&old, "h", None, shanghai(28, 13, 0))
+            .await
+            .unwrap_err();
+        assert!(matches!(open_one, LedgerError::InvalidTransition { .. }));
+        assert_eq!(open_ids(&ledger).await, vec![old.clone(), new.clone()]);
+    }
+}
+
+async fn open_ids(ledger: &StoreLedger) -> Vec<kaitong::domain::RequestId> {
+    ledger
+        .list(&RequestFilter::open())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect()
+}

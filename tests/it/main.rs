@@ -35,6 +35,7 @@ mod health;
 mod ledger;
 mod meaning;
 mod notify;
+mod open_work;
 mod people;
 mod probes;
 mod reading_props;

@@ -713,3 +713,70 @@ async fn metrics_show_outbox_depth_failures_by_cause_the_process_and_the_build()
         "{build}"
     );
 }
+
+/// Issue 22: a 驳回 taken back the same day and made again with another reason reaches the
+/// requester again (the first notice does not swallow the second), and the platform hears of
+/// each change of the new round as a new event.
+#[tokio::test]
+async fn a_reopened_request_handled_again_is_told_again_with_the_new_outcome() {
+    let mut settings = harness::test_settings();
+    let sim = simulator(&settings).await;
+    settings.wecom.api_base = sim.base_url();
+    // Never reached in this test: only the queued hand-offs are looked at.
+    settings.handoff.platform_webhook_url = "http://127.0.0.1:9/hook".into();
+    let (store, _dir) = harness::fresh_store(Backend::Embedded);
+    let parts = parts_on(&settings, store);
+    let id = file(&parts, "r1", "erin", at(28, 10, 0)).await;
+    parts
+        .desk
+        .reject(&handler(), &id, "账号写错了", at(28, 11, 0))
+        .await
+        .unwrap();
+    parts
+        .desk
+        .reopen(&handler(), &id, Some("看错了".into()), at(28, 11, 30))
+        .await
+        .unwrap();
+    parts
+        .desk
+        .reject(&handler(), &id, "缺少授权书", at(28, 12, 0))
+        .await
+        .unwrap();
+    parts
+        .outbox
+        .run_pass(&parts.transports, at(28, 12, 0))
+        .await
+        .unwrap();
+    let to_erin: Vec<String> = sim
+        .sent_messages()
+        .into_iter()
+        .filter(|m| m.touser == vec!["erin".to_owned()])
+        .map(|m| m.content)
+        .collect();
+    assert_eq!(to_erin.len(), 2, "{to_erin:?}");
+    assert!(to_erin.iter().any(|t| t.contains("账号写错了")));
+    assert!(
+        to_erin.iter().any(|t| t.contains("缺少授权书")),
+        "{to_erin:?}"
+    );
+    let mut items: Vec<String> = parts
+        .outbox
+        .all_pending()
+        .await
+        .unwrap()
+        .into_iter()
+        .chain(parts.outbox.failed().await.unwrap())
+        .map(|item| item.id)
+        .filter(|item| item.starts_with("handoff:webhook:"))
+        .collect();
+    items.sort();
+    assert_eq!(
+        items,
+        vec![
+            format!("handoff:webhook:{id}"),
+            format!("handoff:webhook:{id}:processing-r1"),
+            format!("handoff:webhook:{id}:rejected"),
+            format!("handoff:webhook:{id}:rejected-r1"),
+        ]
+    );
+}

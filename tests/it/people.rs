@@ -236,12 +236,14 @@ async fn the_requesters_name_and_department_reach_console_csv_api_and_mail_and_6
     let csv = page("/console/export.csv?day=2026-11-28".into()).await;
     assert!(
         csv.contains(&format!(
-            "{known},4,旗舰版增值服务,旗舰版增值邮箱,zhangsan,张三,广州研发中心、万店总部,"
+            "{known},4,旗舰版增值服务,旗舰版增值邮箱,邮件 {MAILBOX},app,zhangsan,张三,广州研发中心、万店总部,"
         )),
         "{csv}"
     );
     assert!(
-        csv.contains(&format!("{hidden},4,旗舰版增值服务,旗舰版增值邮箱,lisi,,,")),
+        csv.contains(&format!(
+            "{hidden},4,旗舰版增值服务,旗舰版增值邮箱,邮件 {MAILBOX},app,lisi,,,"
+        )),
         "{csv}"
     );
     let api = |id: &RequestId| {
@@ -280,8 +282,14 @@ fn a_handler_card_names_the_requester_when_it_fits() {
     let desc = |contact: Option<kaitong::requests::Contact>| {
         let mut request = crate::reply_limits::request("电子发票", &[]);
         request.contact = contact;
-        let (card, _) =
-            kaitong::notify::request_card(catalog.messages(), &request, &handler, (1, 1), "");
+        let (card, _) = kaitong::notify::request_card(
+            catalog.messages(),
+            &request,
+            &handler,
+            (1, 1),
+            "",
+            false,
+        );
         let card = serde_json::to_value(card).unwrap();
         card["main_title"]["desc"].as_str().unwrap().to_owned()
     };

@@ -84,7 +84,7 @@ fn a_request_number_seen_again_gets_a_card_with_a_new_task_id() {
     let user = UserId::parse("handler_f").unwrap();
     let task_id = |request| {
         let (card, _) =
-            kaitong::notify::request_card(catalog.messages(), request, &user, (1, 1), "");
+            kaitong::notify::request_card(catalog.messages(), request, &user, (1, 1), "", false);
         serde_json::to_value(card).unwrap()["task_id"]
             .as_str()
             .unwrap()

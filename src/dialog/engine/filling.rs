@@ -49,6 +49,10 @@ impl Engine<'_> {
             ControlFlow::Break(state) => return state,
             ControlFlow::Continue(form) => form,
         };
+        let form = match self.withdraw(form, service, text, t) {
+            ControlFlow::Break(state) => return state,
+            ControlFlow::Continue(form) => form,
+        };
         let form = match self.disown(form, service, text, t) {
             ControlFlow::Break(state) => return state,
             ControlFlow::Continue(form) => form,
@@ -250,6 +254,63 @@ impl Engine<'_> {
     /// 那个"): the form is dropped, the person hears so, and what follows the disowned name is
     /// read as the request they meant, with the form's seller account carried over. Nothing
     /// understood after it: the person is asked what they meant instead.
+    /// "超期订单预警不要了": a withdrawal (data: `[reading] withdrawals`) that names the form's
+    /// own service drops the form and goes on with what the person queued; one that names a
+    /// queued service takes it out of the queue and repeats the question. Never a field value.
+    pub(super) fn withdraw(
+        &self,
+        form: Form,
+        service: &Service,
+        text: &str,
+        t: &mut Turn,
+    ) -> ControlFlow<State, Form> {
+        let folded = fold(text);
+        let withdraws = self
+            .tuning()
+            .reading
+            .withdrawals
+            .iter()
+            .any(|w| folded.contains(w.as_str()));
+        if !withdraws {
+            return ControlFlow::Continue(form);
+        }
+        let label = |id| self.service_label(id).unwrap_or_default();
+        // "客户说先不开了" names nothing: a short message is about the form itself (a longer
+        // one may be a reason that tells a story, "之前不用了现在又要").
+        let names_queued = t
+            .queue
+            .iter()
+            .any(|q| self.matcher.names_fully(q.service, text));
+        let short = text.chars().filter(|c| !c.is_whitespace()).count()
+            <= self.tuning().reading.bare_withdrawal_max_chars;
+        if self.matcher.names_fully(service.id, text) || (short && !names_queued) {
+            tracing::info!(service = %service.id, "form withdrawn by name");
+            t.say.push(
+                self.m()
+                    .render(MessageKey::ServiceDisowned, &[("name", &label(service.id))]),
+            );
+            if t.queue.is_empty() {
+                return ControlFlow::Break(State::Idle);
+            }
+            let next = t.queue.remove(0);
+            return ControlFlow::Break(self.start_queued(next, t));
+        }
+        if let Some(at) = t
+            .queue
+            .iter()
+            .position(|q| self.matcher.names_fully(q.service, text))
+        {
+            let gone = t.queue.remove(at);
+            tracing::info!(service = %gone.service, "queued request withdrawn by name");
+            t.say.push(self.m().render(
+                MessageKey::QueuedWithdrawn,
+                &[("name", &label(gone.service))],
+            ));
+            return ControlFlow::Break(self.reask(form, &mut t.say));
+        }
+        ControlFlow::Continue(form)
+    }
+
     pub(super) fn disown(
         &self,
         form: Form,

@@ -448,12 +448,6 @@ impl Engine<'_> {
             }
             None => {}
         }
-        // "开个电子发票 额 不对 是物流追踪": the correction is what is wanted, and the person
-        // hears which one was dropped.
-        if let Some((dropped, wanted)) = self.matcher.corrected(text) {
-            self.say_dropped(&[dropped], wanted, t);
-            return self.start(wanted, text, None, t);
-        }
         // Several requests in one message: each reads its values from its own clauses, the
         // plan is read back once, and they are filled in order.
         let reading = crate::dialog::reading::read(
@@ -463,10 +457,22 @@ impl Engine<'_> {
             &self.tuning().slots,
             text,
         );
+        // "开个电子发票额不对是物流追踪" (one clause, no spaces): the correction is what is
+        // wanted, and the person hears which one was dropped. Where the reading found several
+        // requests, it has applied the corrections clause by clause already.
+        if reading.plan.len() < 2
+            && let Some((dropped, wanted)) = self.matcher.corrected(text)
+        {
+            self.say_dropped(&[dropped], wanted, t);
+            return self.start(wanted, text, None, t);
+        }
         // Words for a customer that named no service are never dropped without a word.
         for said in &reading.unread {
             t.say
                 .push(self.m().render(MessageKey::UnreadPart, &[("text", said)]));
+        }
+        if let Some(first) = reading.plan.first() {
+            self.answer_questions(&reading.questions, first.service, t);
         }
         if reading.plan.len() > 1 {
             return self.plan(reading, t);
@@ -583,6 +589,27 @@ impl Engine<'_> {
     fn start_queued(&self, next: Queued, t: &mut Turn) -> State {
         let text = next.text.unwrap_or_default();
         self.start(next.service, &text, next.account, t)
+    }
+
+    /// Questions asked on the way to a request: "多久能好" gets the service's schedule, any
+    /// other is said back as one the bot cannot answer, so it is never silently dropped.
+    fn answer_questions(&self, questions: &[String], service: ServiceId, t: &mut Turn) {
+        let Some(s) = self.catalog.service(service) else {
+            return;
+        };
+        let when_words = &self.tuning().reading.when_questions;
+        for q in questions {
+            let key = if when_words.iter().any(|w| q.contains(w.as_str())) {
+                MessageKey::InlineWhen
+            } else {
+                MessageKey::InlineQuestion
+            };
+            let window = self.window_text(s, t.now);
+            t.say.push(
+                self.m()
+                    .render(key, &[("text", q), ("name", &s.name), ("window", &window)]),
+            );
+        }
     }
 
     /// Says which services the message named and then corrected away or took back.
@@ -1184,5 +1211,181 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_mobile_customer_after_a_connective_never_takes_the_first_customers_account() {
+        let f = fixture();
+        let out = f.say(
+            Session::default(),
+            &["nb_outdoor要开批量拆分订单 原因导入订单要拆 还有15990123876要开订单合并上限调到150"],
+        );
+        let State::Filling { form } = &out.session.state else {
+            panic!("a form: {:?}", out.reply);
+        };
+        assert_eq!(form.service, ServiceId(50), "{:?}", out.reply);
+        // The words nobody could place are said back, and nb_outdoor goes nowhere.
+        assert!(
+            text(&out.reply).contains("nb_outdoor要开批量拆分订单"),
+            "{:?}",
+            out.reply
+        );
+        assert!(
+            !form
+                .answers
+                .values()
+                .any(|v| v.display(false) == "nb_outdoor"),
+            "{:?}",
+            form.answers
+        );
+        // The mobile number is asked about, not filled.
+        assert!(
+            text(&out.reply).contains("15990123876 吗"),
+            "{:?}",
+            out.reply
+        );
+    }
+
+    #[test]
+    fn a_value_corrected_later_in_a_two_request_line_keeps_both_requests() {
+        let f = fixture();
+        let out = f.say(
+            Session::default(),
+            &["赠品策略上限调到2000 订单合并上限100 不对 合并的要120 账号 abc_shop1"],
+        );
+        let State::Filling { form } = &out.session.state else {
+            panic!("a form: {:?}", out.reply);
+        };
+        assert_eq!(form.service, ServiceId(33), "{:?}", out.reply);
+        assert!(form.answers.values().any(|v| v.display(false) == "2000"));
+        assert_eq!(out.session.queue.len(), 1, "{:?}", out.reply);
+        assert_eq!(out.session.queue[0].service, ServiceId(50));
+    }
+
+    #[test]
+    fn prose_after_its_label_is_taken_up_to_a_correction_and_never_a_promise() {
+        let f = fixture();
+        let out = f.say(
+            Session::default(),
+            &["yw_socks订单合并上限调到120 原因大促合并单太多 哦不对 要160"],
+        );
+        let State::Filling { form } = &out.session.state else {
+            panic!("a form: {:?}", out.reply);
+        };
+        let shown: Vec<String> = form.answers.values().map(|v| v.display(false)).collect();
+        assert!(shown.contains(&"160".to_owned()), "{shown:?}");
+        assert!(shown.contains(&"大促合并单太多".to_owned()), "{shown:?}");
+        let later = f.say(
+            Session::default(),
+            &["yw_socks订单合并上限调到120 原因等下发你"],
+        );
+        let State::Filling { form } = &later.session.state else {
+            panic!("a form: {:?}", later.reply);
+        };
+        assert!(
+            !form
+                .answers
+                .values()
+                .any(|v| v.display(false).contains("发你")),
+            "{:?}",
+            form.answers
+        );
+    }
+
+    #[test]
+    fn a_withdrawal_naming_a_service_at_a_free_text_question_is_never_the_answer() {
+        let f = fixture();
+        let two = f.say(Session::default(), &["sz_baby88 开超期订单预警和物流追踪"]);
+        assert_eq!(two.session.queue.len(), 1, "{:?}", two.reply);
+        // The form's own service: dropped, and the queued one starts with its account.
+        let own = f.say(two.session.clone(), &["超期订单预警不要了"]);
+        let State::Filling { form } = &own.session.state else {
+            panic!("the queued form: {:?}", own.reply);
+        };
+        assert_eq!(form.service, ServiceId(6), "{:?}", own.reply);
+        assert!(own.session.queue.is_empty());
+        assert!(
+            !form
+                .answers
+                .values()
+                .any(|v| v.display(false).contains("不要"))
+        );
+        // A queued service: out of the queue, the form being filled stays as it was.
+        let queued = f.say(two.session, &["物流追踪先不要了"]);
+        let State::Filling { form } = &queued.session.state else {
+            panic!("the same form: {:?}", queued.reply);
+        };
+        assert_eq!(form.service, ServiceId(48), "{:?}", queued.reply);
+        assert!(queued.session.queue.is_empty(), "{:?}", queued.reply);
+        assert!(
+            !form
+                .answers
+                .values()
+                .any(|v| v.display(false).contains("不要"))
+        );
+    }
+
+    #[test]
+    fn codes_and_nicknames_are_read_as_what_they_are() {
+        let f = fixture();
+        // A warehouse code glued to its label is no second customer; it is asked about.
+        let out = f.say(
+            Session::default(),
+            &["部分发货销退原单 仓库WH_ZZ1 账号ab_shop"],
+        );
+        assert!(out.session.queue.is_empty(), "{:?}", out.reply);
+        assert!(!text(&out.reply).contains("接着办"), "{:?}", out.reply);
+        // Platform nicknames standing alone are the platforms.
+        let out = f.say(Session::default(), &["多包裹 tb和pdd都要 账号wdt_bg02"]);
+        let State::Filling { form } = &out.session.state else {
+            panic!("a form: {:?}", out.reply);
+        };
+        assert!(
+            form.answers
+                .values()
+                .any(|v| v.display(false) == "淘宝、拼多多"),
+            "{:?}",
+            form.answers
+        );
+        // A bare withdrawal at the reason question takes the form back; it is no reason.
+        let out = f.say(
+            Session::default(),
+            &["帮sx_tea开物流追踪", "客户说先不开了"],
+        );
+        assert!(matches!(out.session.state, State::Idle), "{:?}", out.reply);
+    }
+
+    #[test]
+    fn a_question_on_the_way_is_answered_and_never_a_value() {
+        let f = fixture();
+        let out = f.say(
+            Session::default(),
+            &["lyf_store 电子发票 原因客户要开票, 这个多久能好?"],
+        );
+        let State::Filling { form } = &out.session.state else {
+            panic!("a form: {:?}", out.reply);
+        };
+        assert_eq!(form.service, ServiceId(7), "{:?}", out.reply);
+        let said = text(&out.reply);
+        assert!(said.contains("关于「这个多久能好」"), "{said}");
+        assert!(said.contains("17:30"), "{said}");
+        assert!(
+            !form
+                .answers
+                .values()
+                .any(|v| v.display(false).contains("多久")),
+            "{:?}",
+            form.answers
+        );
+        // A question the bot cannot answer is said back, not dropped.
+        let out = f.say(
+            Session::default(),
+            &["lyf_store 电子发票 原因客户要开票, 税点是几个点呢"],
+        );
+        assert!(
+            text(&out.reply).contains("税点是几个点呢"),
+            "{:?}",
+            out.reply
+        );
     }
 }

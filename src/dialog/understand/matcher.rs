@@ -426,6 +426,11 @@ impl Matcher {
         let Verdict::Service(wanted) = self.verdict(&self.rank_words(after)) else {
             return None;
         };
+        // "订单合并上限100 不对 合并的要120": the wanted service was named before the marker, so
+        // the marker corrects its value, not the service.
+        if self.names_fully(wanted, before) {
+            return None;
+        }
         let before = self.rank(before);
         let dropped = before.first().map(|s| s.id)?;
         (dropped != wanted).then_some((dropped, wanted))

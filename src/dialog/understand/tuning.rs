@@ -58,6 +58,16 @@ pub struct ReadingWords {
     pub described_min_score: f32,
     /// A clause that only describes a service must also ask for something: one of these.
     pub request_markers: Vec<String>,
+    /// Inside a form, a withdrawal that names no service and is at most this long (without
+    /// spaces) takes back the form itself ("客户说先不开了"); a longer one may be a reason.
+    #[serde(default)]
+    pub bare_withdrawal_max_chars: usize,
+    /// A clause ending in one of these is a question ("能当天好吗").
+    #[serde(default)]
+    pub question_endings: Vec<String>,
+    /// A clause holding one of these asks when the request will be done ("多久能好").
+    #[serde(default)]
+    pub when_questions: Vec<String>,
 }
 
 /// Words for the conversation commands; each list holds whole-message forms.

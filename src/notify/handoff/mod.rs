@@ -422,13 +422,14 @@ impl HandoffWatcher {
                 _ => {}
             }
         } else if self.targets.platform {
-            // A status change: keep the system of record in sync. Statuses only move forward,
-            // so each (request, status) pair happens at most once.
-            let key = keys::handoff_status(
-                DeliveryKind::Webhook.as_str(),
-                id,
-                request.status().as_str(),
-            );
+            // A status change: keep the system of record in sync. Statuses move forward, so
+            // each (request, status) pair happens once per round; a same-day reopen starts a
+            // new round (`done-r1`, …), whose changes are new events, not repeats.
+            let status = match request.reopenings() {
+                0 => request.status().as_str().to_owned(),
+                n => format!("{}-r{n}", request.status().as_str()),
+            };
+            let key = keys::handoff_status(DeliveryKind::Webhook.as_str(), id, &status);
             out.push(PlannedHandoff {
                 delivery: Delivery::Webhook(webhook_event(EVENT_STATUS, &key, request)),
                 key,
