@@ -408,6 +408,8 @@ pub struct WecomSection {
     pub encoding_aes_key: Secret,
     pub api_base: String,
     pub cards: bool,
+    /// Hours a requester's WeCom contact (name, departments, e-mail) is cached; 0 = not looked up.
+    pub contacts_cache_hours: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -474,6 +476,11 @@ pub struct HandoffSection {
     pub oa_webhook_secret: Secret,
     pub smtp_url: Secret,
     pub mail_from: String,
+    /// WeCom approval (审批) template OA-ticket requests are filed on (`oa/applyevent`)
+    /// instead of the OA webhook; empty = not used.
+    pub oa_approval_template_id: String,
+    /// The template's text control (`Textarea-…`) that receives the request's content.
+    pub oa_approval_control_id: String,
 }
 
 /// The handlers' console and API.
@@ -495,6 +502,8 @@ pub struct ConsoleSection {
 pub struct NotifySection {
     pub enabled: bool,
     pub tick_millis: u64,
+    /// An outbox item still failing this many hours after it was queued is given up.
+    pub give_up_after_hours: u64,
 }
 
 /// `[embeddings]` in the configuration.

@@ -264,6 +264,50 @@ pub trait Bot: Send + Sync + 'static {
     }
 }
 
+/// A WeCom approval (审批) changed state (`sys_approval_change`), as the channel read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalChange {
+    /// WeCom's approval number (`SpNo`).
+    pub sp_no: String,
+    pub status: ApprovalStatus,
+    /// Who decided, when someone did.
+    pub approver: Option<UserId>,
+    /// The deciding approver's comment (`Speech`), if any.
+    pub comment: Option<String>,
+}
+
+/// `SpStatus` of an approval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApprovalStatus {
+    /// 1 审批中
+    Pending,
+    /// 2 已通过
+    Approved,
+    /// 3 已驳回
+    Rejected,
+    /// 4 已撤销, 6 通过后撤销, 7 已删除, 10 已支付, or a code WeCom adds later.
+    Other(u32),
+}
+
+impl ApprovalStatus {
+    #[must_use]
+    pub fn from_code(code: u32) -> Self {
+        match code {
+            1 => Self::Pending,
+            2 => Self::Approved,
+            3 => Self::Rejected,
+            other => Self::Other(other),
+        }
+    }
+}
+
+/// Where approval changes go (the OA hand-off through WeCom approvals). An error means the
+/// change could not be acted on now and WeCom's retry should try again.
+#[async_trait::async_trait]
+pub trait ApprovalSink: Send + Sync + 'static {
+    async fn approval_changed(&self, change: ApprovalChange) -> Result<(), String>;
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

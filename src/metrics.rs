@@ -22,6 +22,9 @@ struct Metrics {
     outbox_depth: IntGauge,
     outbox_oldest_seconds: IntGauge,
     outbox_failed: IntGauge,
+    outbox_pending_by_kind: IntGaugeVec,
+    outbox_failed_by_kind: IntGaugeVec,
+    outbox_attempt_failures: IntCounterVec,
     wecom_api: IntCounterVec,
     store_seconds: HistogramVec,
     connections_open: IntGauge,
@@ -55,6 +58,7 @@ fn metrics() -> &'static Metrics {
             let _ = registry.register(Box::new(g.clone()));
             g
         };
+        register_build_info(&registry);
         let gauges = |name: &str, help: &str, labels: &[&str]| {
             let g = IntGaugeVec::new(Opts::new(name, help), labels)
                 .unwrap_or_else(|_| std::process::abort());
@@ -102,6 +106,35 @@ fn metrics() -> &'static Metrics {
                 "Age of the oldest waiting outbox message",
             ),
             outbox_failed: gauge("outbox_failed", "Outbox messages given up"),
+            outbox_pending_by_kind: {
+                let g = IntGaugeVec::new(
+                    Opts::new(
+                        "outbox_pending_by_kind",
+                        "Messages waiting in the outbox, by transport",
+                    ),
+                    &["kind"],
+                )
+                .unwrap_or_else(|_| std::process::abort());
+                let _ = registry.register(Box::new(g.clone()));
+                g
+            },
+            outbox_failed_by_kind: {
+                let g = IntGaugeVec::new(
+                    Opts::new(
+                        "outbox_failed_by_kind",
+                        "Outbox messages given up, by transport",
+                    ),
+                    &["kind"],
+                )
+                .unwrap_or_else(|_| std::process::abort());
+                let _ = registry.register(Box::new(g.clone()));
+                g
+            },
+            outbox_attempt_failures: counter(
+                "outbox_attempt_failures_total",
+                "Failed delivery attempts by transport and cause (refused, DNS, TLS, timeout, errcode N, HTTP N, …)",
+                &["kind", "cause"],
+            ),
             wecom_api: counter(
                 "wecom_api_calls_total",
                 "WeCom API calls by path and errcode",
@@ -136,6 +169,23 @@ fn metrics() -> &'static Metrics {
             registry,
         }
     })
+}
+
+/// `kaitong_build_info{version,commit}` = 1: which build answers, for dashboards and alerts on
+/// a mixed fleet (the commit from build.rs, as `kaitong --version` shows it).
+fn register_build_info(registry: &Registry) {
+    let Ok(info) = IntGaugeVec::new(
+        Opts::new(
+            "build_info",
+            "The running build: package version and git commit",
+        ),
+        &["version", "commit"],
+    ) else {
+        return;
+    };
+    info.with_label_values(&[env!("CARGO_PKG_VERSION"), env!("KT_BUILD_COMMIT")])
+        .set(1);
+    let _ = registry.register(Box::new(info));
 }
 
 pub fn callback(channel: &str, result: &str) {
@@ -199,6 +249,25 @@ pub fn outbox(pending: usize, oldest: Option<Duration>, failed: usize) {
         .set(i64::try_from(failed).unwrap_or(i64::MAX));
 }
 
+/// One transport's share of the outbox: waiting and given up.
+pub fn outbox_kind(kind: &str, pending: usize, failed: usize) {
+    let m = metrics();
+    m.outbox_pending_by_kind
+        .with_label_values(&[kind])
+        .set(i64::try_from(pending).unwrap_or(i64::MAX));
+    m.outbox_failed_by_kind
+        .with_label_values(&[kind])
+        .set(i64::try_from(failed).unwrap_or(i64::MAX));
+}
+
+/// A delivery attempt failed (retried or given up).
+pub fn outbox_failure(kind: &str, cause: &str) {
+    metrics()
+        .outbox_attempt_failures
+        .with_label_values(&[kind, cause])
+        .inc();
+}
+
 pub fn connection_opened() {
     metrics().connections_open.inc();
 }
@@ -232,7 +301,7 @@ pub fn daily_job_succeeded(job: &str, unix_secs: i64) {
     }
 }
 
-/// The text exposition of every metric.
+/// The text exposition of every metric: ours and the process's own (`process::render`).
 #[must_use]
 pub fn render() -> String {
     let mut out = Vec::new();
@@ -240,7 +309,125 @@ pub fn render() -> String {
     if TextEncoder::new().encode(&families, &mut out).is_err() {
         return String::new();
     }
-    String::from_utf8(out).unwrap_or_default()
+    let mut text = String::from_utf8(out).unwrap_or_default();
+    text.push_str(&process::render());
+    text
+}
+
+/// The standard `process_*` metrics (the names Prometheus' client libraries use, unprefixed, so
+/// stock dashboards and alerts work), read from `/proc/self` at each scrape. Off Linux, or when
+/// `/proc` cannot be read, a value is left out rather than reported as 0.
+mod process {
+    use std::fmt::Write as _;
+
+    /// The unit of `/proc/[pid]/stat`'s times: `USER_HZ`, fixed at 100 in Linux's user ABI
+    /// whatever the kernel's own tick rate.
+    const USER_HZ: f64 = 100.0;
+
+    pub(super) fn render() -> String {
+        let mut out = String::new();
+        let mut metric = |name: &str, kind: &str, help: &str, value: Option<f64>| {
+            if let Some(value) = value {
+                let _ = write!(
+                    out,
+                    "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+                );
+            }
+        };
+        let stat = std::fs::read_to_string("/proc/self/stat").ok();
+        // Fields after the command name, which is in parentheses and may hold spaces: index 0
+        // is field 3 (state), so field N is at N - 3.
+        let fields: Vec<&str> = stat
+            .as_deref()
+            .and_then(|s| s.rsplit_once(')'))
+            .map(|(_, rest)| rest.split_whitespace().collect())
+            .unwrap_or_default();
+        let field = |n: usize| fields.get(n - 3).and_then(|v| v.parse::<f64>().ok());
+        let cpu = field(14)
+            .zip(field(15))
+            .map(|(user, system)| (user + system) / USER_HZ);
+        metric(
+            "process_cpu_seconds_total",
+            "counter",
+            "Total user and system CPU time spent in seconds.",
+            cpu,
+        );
+        let start = field(22)
+            .zip(boot_time())
+            .map(|(ticks, boot)| boot + ticks / USER_HZ);
+        metric(
+            "process_start_time_seconds",
+            "gauge",
+            "Start time of the process since unix epoch in seconds.",
+            start,
+        );
+        let status = std::fs::read_to_string("/proc/self/status").ok();
+        let kib = |key: &str| {
+            status.as_deref().and_then(|s| {
+                s.lines()
+                    .find_map(|line| line.strip_prefix(key))
+                    .and_then(|rest| {
+                        rest.trim()
+                            .trim_end_matches("kB")
+                            .trim()
+                            .parse::<f64>()
+                            .ok()
+                    })
+                    .map(|kib| kib * 1024.0)
+            })
+        };
+        metric(
+            "process_resident_memory_bytes",
+            "gauge",
+            "Resident memory size in bytes.",
+            kib("VmRSS:"),
+        );
+        metric(
+            "process_virtual_memory_bytes",
+            "gauge",
+            "Virtual memory size in bytes.",
+            kib("VmSize:"),
+        );
+        let open = std::fs::read_dir("/proc/self/fd")
+            .ok()
+            .map(|dir| dir.count() as f64);
+        metric(
+            "process_open_fds",
+            "gauge",
+            "Number of open file descriptors.",
+            open,
+        );
+        metric(
+            "process_max_fds",
+            "gauge",
+            "Maximum number of open file descriptors.",
+            max_fds(),
+        );
+        out
+    }
+
+    /// `btime` of `/proc/stat`: when the machine booted, in seconds since the epoch.
+    fn boot_time() -> Option<f64> {
+        std::fs::read_to_string("/proc/stat")
+            .ok()?
+            .lines()
+            .find_map(|line| line.strip_prefix("btime "))?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// The soft limit of `Max open files` in `/proc/self/limits`.
+    fn max_fds() -> Option<f64> {
+        std::fs::read_to_string("/proc/self/limits")
+            .ok()?
+            .lines()
+            .find_map(|line| line.strip_prefix("Max open files"))?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    }
 }
 
 #[cfg(test)]

@@ -20,8 +20,8 @@ use crate::http::serve::ConnectionLimits;
 use crate::http::{AppState, admin_router, public_router};
 use crate::notify::handoff::HandoffWatcher;
 use crate::notify::{
-    BatchPush, DailyJob, DeliveryKind, HandlerCards, HandlerReminders, Notifier, Outbox, Transport,
-    WecomTransport,
+    BatchPush, ContactWatcher, DailyJob, DeliveryKind, HandlerCards, HandlerReminders, Lookups,
+    Notifier, OaAnnouncer, Outbox, People, Requesters, RetryPolicy, Transport, WecomTransport,
 };
 use crate::requests::{
     BatchSchedule, Desk, HandlerAccountError, HandlerDirectory, Ledger, LedgerError, RequestFilter,
@@ -89,6 +89,8 @@ pub struct Application {
     bodies: crate::http::BodyLimits,
     catalog: CatalogHandle,
     background: Option<Background>,
+    /// Background contact lookups, ended at shutdown (they hold the store).
+    lookups: Option<Lookups>,
 }
 
 /// The second listener and what it serves.
@@ -114,6 +116,8 @@ pub struct Parts {
     pub schedule: BatchSchedule,
     /// Outbox transports by kind.
     pub transports: HashMap<DeliveryKind, Arc<dyn Transport>>,
+    /// Contact lookups running in the background, ended at shutdown.
+    pub lookups: Lookups,
 }
 
 impl Parts {
@@ -129,24 +133,68 @@ impl Parts {
         )
         .map(Arc::new)
         .map_err(|e| StartupError::Api(e.to_string()))?;
-        let outbox = Outbox::new(Arc::clone(&store));
+        let outbox = Outbox::new(Arc::clone(&store))
+            .with_policy(RetryPolicy {
+                give_up_after: Duration::from_secs(
+                    settings
+                        .notify
+                        .give_up_after_hours
+                        .max(1)
+                        .saturating_mul(3600),
+                ),
+                ..RetryPolicy::default()
+            })
+            // Deliveries are recorded on the plain ledger: a record is no change to tell anyone.
+            .with_history(Arc::new(StoreLedger::new(Arc::clone(&store), schedule)));
         let notifier = Notifier::new(outbox.clone(), catalog.clone(), schedule);
         let handoff = HandoffWatcher::new(outbox.clone(), &settings.handoff);
-        let watchers: Vec<Arc<dyn Watcher>> = vec![Arc::new(notifier.clone()), Arc::new(handoff)];
+        let mut watchers: Vec<Arc<dyn Watcher>> =
+            vec![Arc::new(notifier.clone()), Arc::new(handoff)];
+        // Recording a contact is no change to tell anyone about: the plain ledger.
+        let plain_ledger: Arc<dyn Ledger> =
+            Arc::new(StoreLedger::new(Arc::clone(&store), schedule));
+        let people = (settings.wecom.contacts_cache_hours > 0).then(|| {
+            People::new(
+                Arc::clone(&api),
+                Arc::clone(&store),
+                Duration::from_secs(settings.wecom.contacts_cache_hours.saturating_mul(3600)),
+            )
+        });
+        let lookups = Lookups::default();
+        if let Some(people) = &people {
+            watchers.push(Arc::new(ContactWatcher::new(
+                people.clone(),
+                Arc::clone(&plain_ledger),
+                lookups.clone(),
+            )));
+        }
+        let handlers = HandlerDirectory::from_settings(&settings.handlers, &settings.admin.token)?;
+        watchers.push(Arc::new(OaAnnouncer::new(
+            outbox.clone(),
+            catalog.clone(),
+            &handlers,
+            &settings.console.public_url,
+        )));
         let ledger: Arc<dyn Ledger> = Arc::new(WatchedLedger::new(
             Arc::new(StoreLedger::new(Arc::clone(&store), schedule)),
             watchers,
         ));
         let desk = Desk::new(Arc::clone(&ledger));
-        let handlers = HandlerDirectory::from_settings(&settings.handlers, &settings.admin.token)?;
         let mut transports: HashMap<DeliveryKind, Arc<dyn Transport>> = HashMap::new();
         let wecom: Arc<dyn Transport> = Arc::new(WecomTransport::new(Arc::clone(&api)));
         transports.insert(wecom.kind(), wecom);
-        for transport in crate::notify::handoff::transports(&settings.handoff, Arc::clone(&store))
-            .map_err(|e| StartupError::Handoff(e.to_string()))?
+        for transport in crate::notify::handoff::transports_naming(
+            &settings.handoff,
+            Arc::clone(&store),
+            people.map(|people| Requesters::new(people, Arc::clone(&plain_ledger))),
+            Some(Arc::clone(&api)),
+            Some(Arc::clone(&plain_ledger)),
+        )
+        .map_err(|e| StartupError::Handoff(e.to_string()))?
         {
             transports.insert(transport.kind(), transport);
         }
+        outbox.set_configured(transports.keys().copied());
         let fetcher = WecomMediaFetcher::new(
             Arc::clone(&api),
             MsgCrypt::for_aibot(&settings.aibot)?.key().clone(),
@@ -189,6 +237,7 @@ impl Parts {
             notifier,
             schedule,
             transports,
+            lookups,
         })
     }
 
@@ -290,6 +339,15 @@ impl Background {
     }
 }
 
+/// Services routed to a hand-off `[handoff]` leaves unconfigured, logged once at start-up.
+fn handoff_warnings(catalog: &CatalogHandle, settings: &Settings) -> Vec<String> {
+    let warnings = crate::notify::handoff::unconfigured(&catalog.current(), &settings.handoff);
+    for warning in &warnings {
+        tracing::warn!(warning = %warning, "hand-off not configured");
+    }
+    warnings
+}
+
 /// How often the open and overdue gauges are recounted (one listing of the open queue).
 const QUEUE_GAUGES_EVERY: Duration = Duration::from_secs(30);
 
@@ -348,6 +406,7 @@ impl Application {
     /// through the app's API, and questions with options as cards when `wecom.cards` is on.
     pub async fn build_from(settings: &Settings, parts: Parts) -> Result<Self, StartupError> {
         let background = settings.notify.enabled.then(|| parts.background(settings));
+        let lookups = parts.lookups.clone();
         let console = crate::console::router(crate::console::ConsoleState {
             desk: parts.desk.clone(),
             directory: parts.handlers.clone(),
@@ -356,6 +415,13 @@ impl Application {
             schedule: parts.schedule,
             login_throttle: Arc::new(LoginThrottle::from_settings(&settings.console)),
         });
+        // Approval callbacks move requests only when OA tickets are filed as approvals.
+        let approvals = (!settings.handoff.oa_approval_template_id.trim().is_empty()).then(|| {
+            Arc::new(crate::notify::handoff::approval::ApprovalDesk::new(
+                Arc::clone(&parts.store),
+                Arc::clone(&parts.ledger),
+            )) as Arc<dyn crate::domain::ApprovalSink>
+        });
         let mut app = Self::assemble(
             settings,
             parts.store,
@@ -363,12 +429,14 @@ impl Application {
             parts.catalog,
             Some(parts.api),
             settings.wecom.cards,
+            approvals,
         )
         .await?;
         if let Some(admin) = app.admin.as_mut() {
             admin.router = std::mem::take(&mut admin.router).merge(console);
         }
         app.background = background;
+        app.lookups = Some(lookups);
         Ok(app)
     }
 
@@ -379,7 +447,7 @@ impl Application {
         bot: Arc<dyn Bot>,
     ) -> Result<Self, StartupError> {
         let catalog = CatalogHandle::load(&settings.dialogs.dir)?;
-        Self::assemble(settings, store, bot, catalog, None, false).await
+        Self::assemble(settings, store, bot, catalog, None, false, None).await
     }
 
     /// Like [`Application::build_with`], with an outbound API for cards and long replies.
@@ -390,7 +458,7 @@ impl Application {
         api: Arc<WecomApi>,
     ) -> Result<Self, StartupError> {
         let catalog = CatalogHandle::load(&settings.dialogs.dir)?;
-        Self::assemble(settings, store, bot, catalog, Some(api), true).await
+        Self::assemble(settings, store, bot, catalog, Some(api), true, None).await
     }
 
     async fn assemble(
@@ -400,6 +468,7 @@ impl Application {
         catalog: CatalogHandle,
         api: Option<Arc<WecomApi>>,
         cards: bool,
+        approvals: Option<Arc<dyn crate::domain::ApprovalSink>>,
     ) -> Result<Self, StartupError> {
         let channel_settings = ChannelSettings {
             timestamp_window: settings.timestamp_window(),
@@ -431,6 +500,7 @@ impl Application {
         if let Some(api) = api {
             app = app.with_api(api, cards);
         }
+        app = app.with_approvals(approvals);
         let aibot = AiBotChannel::new(
             MsgCrypt::for_aibot(&settings.aibot)?,
             bot,
@@ -450,6 +520,7 @@ impl Application {
             body_read_timeout: settings.body_read_timeout(),
             admin_token: settings.admin.token.clone(),
             admin_throttle: Arc::new(LoginThrottle::from_settings(&settings.console)),
+            warnings: Arc::new(handoff_warnings(&catalog, settings)),
         };
         let addr = settings.listen_addr()?;
         let (listener, local_addr) = bind(addr).await?;
@@ -478,6 +549,7 @@ impl Application {
             },
             catalog,
             background: None,
+            lookups: None,
         })
     }
 
@@ -528,6 +600,7 @@ impl Application {
         });
         let reloader = tokio::spawn(crate::catalog::reload_on_sighup(self.catalog.clone()));
         let (stop_background, _) = tokio::sync::watch::channel(false);
+        let lookups = self.lookups;
         let workers = self
             .background
             .map(|b| b.spawn(&stop_background))
@@ -581,6 +654,9 @@ impl Application {
         let _ = stop_background.send(true);
         for worker in workers {
             let _ = tokio::time::timeout(Duration::from_secs(5), worker).await;
+        }
+        if let Some(lookups) = lookups {
+            lookups.stop().await;
         }
         tracing::info!("kaitong stopped");
         result

@@ -205,6 +205,7 @@ message_keys! {
     HandlerCardDone = "handler_card_done",
     HandlerCardReject = "handler_card_reject",
     HandlerCardConsole = "handler_card_console",
+    HandlerOaNew = "handler_oa_new",
     HandlerBatchOverdue = "handler_batch_overdue",
     HandlerCardSourceOverdue = "handler_card_source_overdue",
     HandlerReminder = "handler_reminder",

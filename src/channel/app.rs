@@ -6,8 +6,8 @@ use super::{
     CallbackResponse, ChannelSettings, Rejection, ReplyCache, open, reply_stamp, signed_query,
 };
 use crate::domain::{
-    Attachment, AttachmentKind, Bot, CardAction, ChannelKind, Content, Conversation, Inbound,
-    MediaSource, Reply, UserId,
+    ApprovalChange, ApprovalSink, ApprovalStatus, Attachment, AttachmentKind, Bot, CardAction,
+    ChannelKind, Content, Conversation, Inbound, MediaSource, Reply, UserId,
 };
 use crate::store::keys;
 use crate::wecom::api::{MessageBody, OutboundMessage, WecomApi};
@@ -47,6 +47,8 @@ pub struct AppChannel {
     bot: Arc<dyn Bot>,
     replies: ReplyCache,
     settings: ChannelSettings,
+    /// Where `sys_approval_change` events go (OA through WeCom approvals); `None`: ignored.
+    approvals: Option<Arc<dyn ApprovalSink>>,
 }
 
 impl AppChannel {
@@ -67,7 +69,15 @@ impl AppChannel {
             bot,
             replies,
             settings,
+            approvals: None,
         }
+    }
+
+    /// Acts on approval changes (`sys_approval_change`) through `sink`.
+    #[must_use]
+    pub fn with_approvals(mut self, sink: Option<Arc<dyn ApprovalSink>>) -> Self {
+        self.approvals = sink;
+        self
     }
 
     /// Sends through `api` what a passive reply cannot carry: the rest of a long text, and,
@@ -102,6 +112,13 @@ impl AppChannel {
             InnerMessage::parse(&plain).map_err(|e| Rejection::Malformed(e.to_string()))?;
         let sender = UserId::parse(&message.from_user_name)
             .ok_or_else(|| Rejection::Malformed("FromUserName is empty".into()))?;
+
+        if message.msg_type.trim() == "event"
+            && message.event.as_deref().map(str::trim) == Some("sys_approval_change")
+            && let Some(sink) = &self.approvals
+        {
+            return Ok(self.approval_changed(sink.as_ref(), &message).await);
+        }
 
         let Some(content) = content_of(&message) else {
             tracing::info!(
@@ -142,6 +159,75 @@ impl AppChannel {
             return Ok(CallbackResponse::empty());
         };
         Ok(self.seal(&plaintext))
+    }
+
+    /// A verified approval change: acted on once however often WeCom sends it (keyed by the
+    /// approval's number and status, as every change of one approval comes from `sys`).
+    /// Answered empty; a failure to act leaves no record, so WeCom's retry acts again.
+    async fn approval_changed(
+        &self,
+        sink: &dyn ApprovalSink,
+        message: &InnerMessage,
+    ) -> CallbackResponse {
+        let Some(info) = message
+            .approval_info
+            .as_ref()
+            .filter(|info| !info.sp_no.trim().is_empty())
+        else {
+            tracing::warn!(
+                channel = "app",
+                "approval change without an approval number ignored"
+            );
+            return CallbackResponse::empty();
+        };
+        let decision = info.decision();
+        let change = ApprovalChange {
+            sp_no: info.sp_no.trim().to_owned(),
+            status: ApprovalStatus::from_code(info.status()),
+            approver: decision
+                .and_then(|d| d.approver.as_ref())
+                .and_then(|a| UserId::parse(&a.user_id)),
+            comment: decision
+                .map(|d| d.speech.trim().to_owned())
+                .filter(|speech| !speech.is_empty()),
+        };
+        let key = keys::dedupe_app_event(
+            &self.corp_id,
+            &self.agent_id,
+            &message.from_user_name,
+            message.create_time.trim(),
+            "sys_approval_change",
+            &change.sp_no,
+            &info.status().to_string(),
+        );
+        let outcome = self
+            .replies
+            .run_once(&key, || async {
+                match sink.approval_changed(change.clone()).await {
+                    Ok(()) => String::new(),
+                    // A marker instead of a reply: see below.
+                    Err(e) => format!("failed: {e}"),
+                }
+            })
+            .await;
+        match outcome {
+            Ok(super::dedupe::Outcome::Fresh(result)) if result.starts_with("failed: ") => {
+                tracing::error!(channel = "app", sp_no = %change.sp_no, error = %result, "approval change not acted on; WeCom's retry acts again");
+                // The stored marker would answer the retry; drop it so the retry runs.
+                self.replies.forget(&key).await;
+            }
+            Ok(super::dedupe::Outcome::Fresh(_)) => {
+                tracing::info!(channel = "app", sp_no = %change.sp_no, status = ?change.status, "approval change acted on");
+            }
+            Ok(_) => {
+                tracing::info!(channel = "app", sp_no = %change.sp_no, "repeated approval change ignored");
+                crate::metrics::callback("app", "replayed");
+            }
+            Err(e) => {
+                tracing::error!(channel = "app", error = %e, "store unavailable; approval change left for WeCom's retry");
+            }
+        }
+        CallbackResponse::empty()
     }
 
     /// Messages by MsgId; events by sender + CreateTime + Event (WeCom's own rule), per app.

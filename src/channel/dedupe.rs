@@ -185,6 +185,15 @@ impl ReplyCache {
         }
     }
 
+    /// Drops the record of `key`, so the next arrival runs its turn again (a turn that could
+    /// not act and wants WeCom's retry to try again). A failure is only logged: the record
+    /// then lives out its TTL.
+    pub async fn forget(&self, key: &str) {
+        if let Err(e) = self.store.delete(key).await {
+            tracing::warn!(error = %e, key, "callback record not dropped");
+        }
+    }
+
     async fn run_and_record<F, Fut>(&self, key: &str, turn: F) -> Result<Outcome, StoreError>
     where
         F: FnOnce() -> Fut,

@@ -18,7 +18,7 @@ use super::{
 use crate::requests::{BatchDay, BatchSchedule, LedgerError, Request};
 
 /// The fixed columns; one column per field label follows.
-const HEADER: [&str; 16] = [
+const HEADER: [&str; 18] = [
     "单号",
     "服务编号",
     "服务",
@@ -26,6 +26,8 @@ const HEADER: [&str; 16] = [
     "办理渠道",
     "申请渠道",
     "申请人",
+    "申请人姓名",
+    "部门",
     "卖家账号",
     "状态",
     "逾期",
@@ -93,6 +95,14 @@ pub(crate) fn render(requests: &[Request], schedule: &BatchSchedule, now: DateTi
             r.form.routing.label().to_owned(),
             r.form.requester.channel.as_str().to_owned(),
             r.form.requester.user.to_string(),
+            r.contact
+                .as_ref()
+                .map(|c| c.name.clone())
+                .unwrap_or_default(),
+            r.contact
+                .as_ref()
+                .map(|c| c.departments.join("、"))
+                .unwrap_or_default(),
             r.seller_account().unwrap_or_default().to_owned(),
             r.status().label().to_owned(),
             if r.is_overdue(schedule, now) {
@@ -270,7 +280,7 @@ mod tests {
         let text = render(&[], &schedule, chrono::Utc::now());
         assert_eq!(
             text,
-            "\u{feff}单号,服务编号,服务,处理组,办理渠道,申请渠道,申请人,卖家账号,状态,逾期,批次,提交时间,处理人,处理时间,原因/说明,备注\r\n"
+            "\u{feff}单号,服务编号,服务,处理组,办理渠道,申请渠道,申请人,申请人姓名,部门,卖家账号,状态,逾期,批次,提交时间,处理人,处理时间,原因/说明,备注\r\n"
         );
     }
 }

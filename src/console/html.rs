@@ -17,7 +17,9 @@ use chrono::{DateTime, Utc};
 use super::{BatchView, Listing, STATUSES, TEAMS, age, local_time};
 use crate::catalog::FieldValue;
 use crate::notify::OutboxItem;
+use crate::notify::handoff::HandoffState;
 use crate::requests::{BatchDay, BatchSchedule, Request, Status};
+use crate::store::keys;
 
 /// Percent-encodes a query value (links that carry filters).
 fn q(raw: &str) -> String {
@@ -231,7 +233,7 @@ fn request_row(schedule: &BatchSchedule, r: &Request, now: DateTime<Utc>) -> Mar
                 div { "账号 " (account) }
             }
             div class="muted" {
-                (r.form.requester.user.as_str()) " · "
+                (r.requester_label()) " · "
                 (local_time(schedule, r.submitted_at, "%m-%d %H:%M"))
                 @if r.is_open() { " · 已等 " (age(r.submitted_at, now)) }
             }
@@ -387,6 +389,7 @@ pub(crate) fn detail_page(
     session: &ConsoleSession,
     schedule: &BatchSchedule,
     request: &Request,
+    handoff: Option<&HandoffState>,
     notice: Option<&Notice>,
 ) -> Response {
     let id = request.id.as_str();
@@ -408,7 +411,10 @@ pub(crate) fn detail_page(
             dt { "服务" } dd { "#" (form.service) " " (form.service_name) }
             dt { "处理组" } dd { (form.team.label()) }
             dt { "办理渠道" } dd { (form.routing.label()) }
-            dt { "申请人" } dd { (form.requester.user.as_str()) "（" (form.requester.channel.as_str()) "）" }
+            dt { "申请人" } dd { (request.requester_label()) "（" (form.requester.channel.as_str()) "）" }
+            @if let Some(email) = request.contact.as_ref().and_then(|c| c.email.as_deref()) {
+                dt { "邮箱" } dd { a href={ "mailto:" (email) } { (email) } }
+            }
             dt { "提交时间" } dd { (local_time(schedule, request.submitted_at, "%Y-%m-%d %H:%M:%S")) }
         } }
 
@@ -483,6 +489,47 @@ pub(crate) fn detail_page(
             }
         } }
 
+        h2 { "交接" }
+        div class="card" {
+            dl {
+                dt { "交接状态" } dd { (handoff_label(schedule, handoff)) }
+                dt { "工单号" }
+                dd {
+                    @match &request.external_ticket {
+                        Some(ticket) => {
+                            (ticket.number) span class="muted" {
+                                " · " (ticket.by) " · " (local_time(schedule, ticket.at, "%m-%d %H:%M"))
+                            }
+                        }
+                        None => span class="muted" { "未填写" },
+                    }
+                }
+            }
+            form method="post" action={ "/console/requests/" (id) "/ticket" } {
+                (csrf)
+                label for="ticket" { "处理方工单号" }
+                input id="ticket" name="ticket" maxlength="64" value=(request.external_ticket.as_ref().map_or("", |t| t.number.as_str()));
+                p { button type="submit" { "保存工单号" } }
+            }
+        }
+
+        h2 { "送达记录" }
+        @if request.deliveries.is_empty() {
+            p class="card muted" { "还没有送达的通知。" }
+        } @else {
+            div class="card" { table {
+                tr { th { "时间" } th { "发给" } th { "方式" } th { "内容" } }
+                @for delivery in &request.deliveries {
+                    tr {
+                        td { (local_time(schedule, delivery.at, "%m-%d %H:%M")) }
+                        td { (delivery.to) }
+                        td { (delivery.channel) }
+                        td { (delivery.message) }
+                    }
+                }
+            } }
+        }
+
         h2 { "备注" }
         @for note in &request.notes {
             div class="card" {
@@ -498,6 +545,27 @@ pub(crate) fn detail_page(
         }
     };
     html_response(status_code, layout(id, Some(session), notice, body))
+}
+
+/// The hand-off state in a few words.
+fn handoff_label(schedule: &BatchSchedule, handoff: Option<&HandoffState>) -> String {
+    match handoff {
+        Some(HandoffState::Delivered { at }) => {
+            format!("已送达 {}", local_time(schedule, *at, "%m-%d %H:%M"))
+        }
+        Some(HandoffState::Waiting { attempts: 0, .. }) => "排队中".to_owned(),
+        Some(HandoffState::Waiting { attempts, error }) => format!(
+            "排队重试中（已失败 {attempts} 次：{}）",
+            error.as_deref().unwrap_or("—")
+        ),
+        Some(HandoffState::Failed { error }) => format!("失败：{error}（可在「投递」页重试）"),
+        Some(HandoffState::NotConfigured) => {
+            "未配置：本服务的交接方式没有配置，请人工转交".to_owned()
+        }
+        Some(HandoffState::NotNeeded) => "无需交接".to_owned(),
+        Some(HandoffState::Unknown) => "无记录".to_owned(),
+        None => "暂时无法读取".to_owned(),
+    }
 }
 
 /// The step before 完成 / 驳回: what will happen, the text as typed, 确认 or back.
@@ -519,7 +587,7 @@ pub(crate) fn confirm_page(
         div class="card" {
             div { "#" (request.form.service) " " (request.form.service_name) }
             @if let Some(account) = request.seller_account() { div { "账号 " (account) } }
-            div class="muted" { "申请人 " (request.form.requester.user.as_str()) }
+            div class="muted" { "申请人 " (request.requester_label()) }
         }
         @if action == "complete" {
             p { "标记为已完成后，申请人会在通知时间收到结果。今天内可以撤销。" }
@@ -548,7 +616,15 @@ fn delivery_rows(schedule: &BatchSchedule, items: &[OutboxItem], retry: Option<&
                     span { (item.delivery.kind()) }
                     span class="muted" { "尝试 " (item.attempts) " 次" }
                 }
-                div style="word-break:break-all" { (item.id) }
+                div { "发给：" (item.delivery.recipient()) }
+                div style="word-break:break-all" {
+                    @if let Some(request) = keys::request_of_item(&item.id) {
+                        a href={ "/console/requests/" (request) } { (request) }
+                        " · "
+                    }
+                    (item.id)
+                }
+                div { (item.delivery.summary()) }
                 div class="muted" {
                     "下次：" (local_time(schedule, item.due, "%m-%d %H:%M:%S"))
                     " · 创建：" (local_time(schedule, item.created, "%m-%d %H:%M"))
@@ -580,6 +656,11 @@ pub(crate) fn deliveries_page(
         h2 { "失败（" (failed.len()) "）" }
         @if failed.is_empty() {
             p class="card muted" { "没有失败的投递。" }
+        } @else {
+            form method="post" action="/console/deliveries/retry-all" {
+                (hidden_csrf(&session.csrf))
+                p { button type="submit" { "全部重试" } }
+            }
         }
         (delivery_rows(schedule, failed, Some(&session.csrf)))
         h2 { "待发送（" (pending.len()) "）" }

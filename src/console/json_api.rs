@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use super::auth::ApiHandler;
 use super::{BatchQuery, ConsoleState, Listing, Peer, log_refusal, visible_batch};
 use crate::domain::RequestId;
+use crate::notify::handoff::{HandoffState, handoff_state};
 use crate::requests::{BatchSchedule, DeskError, Request};
 
 /// A refusal: logged once (without the token) and answered as JSON.
@@ -75,6 +76,23 @@ fn rfc3339(at: chrono::DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
+/// The requester: userid and channel, and (additive) `name`, `departments` and `email` once
+/// WeCom's contacts said (absent before, or when WeCom does not say).
+fn requester_json(request: &Request) -> Value {
+    let mut requester = json!({
+        "userid": request.form.requester.user.as_str(),
+        "channel": request.form.requester.channel.as_str(),
+    });
+    if let (Some(contact), Some(object)) = (&request.contact, requester.as_object_mut()) {
+        object.insert("name".to_owned(), json!(contact.name));
+        object.insert("departments".to_owned(), json!(contact.departments));
+        if let Some(email) = &contact.email {
+            object.insert("email".to_owned(), json!(email));
+        }
+    }
+    requester
+}
+
 /// The API's shape of a request. Field values are the summary's (secrets already masked).
 /// `due_at` is the promised done-by time (none outside the daily batch), `overdue` whether it
 /// is open past it, `age_seconds` how long since it was filed.
@@ -95,10 +113,7 @@ pub(crate) fn request_json(
         "status": request.status().as_str(),
         "batch_day": request.batch.to_string(),
         "submitted_at": rfc3339(request.submitted_at),
-        "requester": {
-            "userid": request.form.requester.user.as_str(),
-            "channel": request.form.requester.channel.as_str(),
-        },
+        "requester": requester_json(request),
         "fields": request.form.summary.iter()
             .map(|(label, value)| json!({ "label": label, "value": value }))
             .collect::<Vec<_>>(),
@@ -107,6 +122,11 @@ pub(crate) fn request_json(
             .collect::<Vec<_>>(),
         "notes": request.notes.iter()
             .map(|n| json!({ "at": rfc3339(n.at), "by": n.by, "text": n.text }))
+            .collect::<Vec<_>>(),
+        "external_ticket": request.external_ticket.as_ref()
+            .map(|t| json!({ "number": t.number, "by": t.by, "at": rfc3339(t.at) })),
+        "deliveries": request.deliveries.iter()
+            .map(|d| json!({ "at": rfc3339(d.at), "to": d.to, "channel": d.channel, "item": d.item, "message": d.message }))
             .collect::<Vec<_>>(),
     })
 }
@@ -200,8 +220,83 @@ pub(crate) async fn get_one(
         return desk_refusal(&DeskError::NotFound, uri.path(), &peer);
     };
     match state.desk.visible(&handler, &id).await {
-        Ok(request) => Json(request_json(&request, &state.schedule, Utc::now())).into_response(),
+        Ok(request) => {
+            let mut body = request_json(&request, &state.schedule, Utc::now());
+            let handoff = match handoff_state(&state.outbox, &request).await {
+                Ok(found) => handoff_json(&found),
+                Err(e) => {
+                    tracing::warn!(request = %request.id, error = %e, "hand-off state unavailable");
+                    json!({ "state": "unavailable" })
+                }
+            };
+            if let Some(object) = body.as_object_mut() {
+                object.insert("handoff".to_owned(), handoff);
+            }
+            Json(body).into_response()
+        }
         Err(e) => desk_refusal(&e, uri.path(), &peer),
+    }
+}
+
+/// `{"state": "delivered", "at": …}`, `{"state": "waiting", "attempts": n, "error": …}`,
+/// `{"state": "failed", "error": …}`, or `{"state": "not_configured" | "not_needed" | "unknown"}`.
+fn handoff_json(handoff: &HandoffState) -> Value {
+    let mut out = json!({ "state": handoff.as_str() });
+    if let Some(object) = out.as_object_mut() {
+        match handoff {
+            HandoffState::Delivered { at } => {
+                object.insert("at".to_owned(), json!(rfc3339(*at)));
+            }
+            HandoffState::Waiting { attempts, error } => {
+                object.insert("attempts".to_owned(), json!(attempts));
+                object.insert("error".to_owned(), json!(error));
+            }
+            HandoffState::Failed { error } => {
+                object.insert("error".to_owned(), json!(error));
+            }
+            HandoffState::NotConfigured | HandoffState::NotNeeded | HandoffState::Unknown => {}
+        }
+    }
+    out
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct TicketBody {
+    #[serde(default)]
+    ticket: Option<String>,
+}
+
+/// `POST /api/v1/requests/{id}/ticket {"ticket": "OA-123"}`: the handling side's number.
+pub(crate) async fn ticket(
+    State(state): State<ConsoleState>,
+    ApiHandler(handler): ApiHandler,
+    peer: Peer,
+    OriginalUri(uri): OriginalUri,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let path = uri.path();
+    let (body, id): (TicketBody, RequestId) = match action_input(&body, &id, path, &peer) {
+        Ok(input) => input,
+        Err(refused) => return refused,
+    };
+    let number = body.ticket.unwrap_or_default();
+    if let Some(problem) = crate::requests::ticket_problem(&number) {
+        return refuse(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_ticket",
+            problem,
+            path,
+            &peer,
+        );
+    }
+    match state
+        .desk
+        .set_ticket(&handler, &id, &number, Utc::now())
+        .await
+    {
+        Ok(request) => Json(request_json(&request, &state.schedule, Utc::now())).into_response(),
+        Err(e) => desk_refusal(&e, path, &peer),
     }
 }
 

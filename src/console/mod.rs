@@ -71,6 +71,7 @@ pub fn router(state: ConsoleState) -> Router {
         .route("/console/dashboard", get(dashboard::page))
         .route("/console/deliveries", get(pages::deliveries))
         .route("/console/deliveries/retry", post(pages::retry))
+        .route("/console/deliveries/retry-all", post(pages::retry_all))
         // Cross-site form posts are refused before any handler runs (CSRF tokens are the
         // second line: this one also covers the login form, which has no session yet).
         .layer(middleware::from_fn(auth::same_origin_posts));
@@ -80,6 +81,7 @@ pub fn router(state: ConsoleState) -> Router {
         .route("/api/v1/requests/{id}", get(json_api::get_one))
         .route("/api/v1/requests/{id}/complete", post(json_api::complete))
         .route("/api/v1/requests/{id}/reject", post(json_api::reject))
+        .route("/api/v1/requests/{id}/ticket", post(json_api::ticket))
         .route("/api/v1/requests/{id}/reopen", post(json_api::reopen));
     console.merge(api).with_state(state)
 }

@@ -14,6 +14,7 @@ use super::session::ConsoleSession;
 use super::{BatchQuery, ConsoleState, Peer, log_refusal, visible_batch};
 use crate::catalog::{FieldKey, FieldValue};
 use crate::domain::RequestId;
+use crate::notify::handoff::{HandoffState, handoff_state};
 use crate::requests::attachments::{self, BlobRef};
 use crate::requests::{DeskError, Request, TeamScope};
 use crate::store::keys;
@@ -88,8 +89,10 @@ fn ok_notice(code: &str) -> Option<Notice> {
         "complete" => "已标记为已完成",
         "reject" => "已驳回",
         "note" => "备注已添加",
+        "ticket" => "工单号已保存",
         "reopen" => "已重新打开，申请回到处理中",
         "retry" => "已重新排队发送",
+        "retry_all" => "失败的投递已全部重新排队",
         _ => return None,
     };
     Some(Notice::Ok(text.to_owned()))
@@ -114,6 +117,7 @@ pub(crate) async fn detail(
             &session,
             &state.schedule,
             &request,
+            handoff_of(&state, &request).await.as_ref(),
             notice.as_ref(),
         ),
         Err(DeskError::NotFound) => not_found(&session),
@@ -226,6 +230,7 @@ fn text_problem(action: &str, form: &HashMap<String, String>) -> Option<&'static
         "reopen" if too_long("note") => Some("说明过长（最多 2000 字）"),
         "note" if form_text(form, "text").is_empty() => Some("备注不能为空"),
         "note" if too_long("text") => Some("备注过长（最多 2000 字）"),
+        "ticket" => crate::requests::ticket_problem(form_text(form, "ticket")),
         _ => None,
     }
 }
@@ -303,6 +308,13 @@ pub(crate) async fn act(
             let text = form_text(&form, "text");
             ("备注", state.desk.note(handler, &id, text, now).await)
         }
+        "ticket" => {
+            let number = form_text(&form, "ticket");
+            (
+                "设置工单号",
+                state.desk.set_ticket(handler, &id, number, now).await,
+            )
+        }
         _ => return not_found(&session),
     };
     match result {
@@ -352,6 +364,17 @@ pub(crate) async fn act(
     }
 }
 
+/// Where the request's hand-off stands; `None` (the section says so) when the store cannot say.
+async fn handoff_of(state: &ConsoleState, request: &Request) -> Option<HandoffState> {
+    match handoff_state(&state.outbox, request).await {
+        Ok(found) => Some(found),
+        Err(e) => {
+            tracing::warn!(request = %request.id, error = %e, "hand-off state unavailable");
+            None
+        }
+    }
+}
+
 /// The detail page again, with the refusal on top and the matching status code.
 async fn refuse_action(
     state: &ConsoleState,
@@ -369,6 +392,7 @@ async fn refuse_action(
             session,
             &state.schedule,
             &request,
+            handoff_of(state, &request).await.as_ref(),
             Some(&Notice::Err(text.to_owned())),
         ),
         Err(DeskError::NotFound) => not_found(session),
@@ -441,6 +465,44 @@ pub(crate) async fn retry(
         }
         Err(e) => internal(&session, &e),
     }
+}
+
+/// "全部重试": every failed item the handler may see goes back in the queue.
+pub(crate) async fn retry_all(
+    State(state): State<ConsoleState>,
+    session: ConsoleSession,
+    peer: Peer,
+    form: Result<Form<HashMap<String, String>>, FormRejection>,
+) -> Response {
+    let path = "/console/deliveries/retry-all";
+    let form = form.map(|Form(f)| f).unwrap_or_default();
+    if let Some(refused) = session.csrf_refusal(&form, path, &peer) {
+        return refused;
+    }
+    let failed = match state.outbox.failed().await {
+        Ok(items) => items,
+        Err(e) => return internal(&session, &e),
+    };
+    let own = match own_items(&state, &session, failed).await {
+        Ok(own) => own,
+        Err(e) => return internal(&session, &e),
+    };
+    let now = Utc::now();
+    let mut requeued = 0;
+    for item in &own {
+        match state
+            .outbox
+            .requeue_failed(item.delivery.kind(), &item.id, now)
+            .await
+        {
+            Ok(true) => requeued += 1,
+            // Requeued by someone else meanwhile.
+            Ok(false) => {}
+            Err(e) => return internal(&session, &e),
+        }
+    }
+    tracing::info!(requeued, handler = %session.handler.name, "failed deliveries requeued");
+    Redirect::to("/console/deliveries?ok=retry_all").into_response()
 }
 
 /// An unknown item and another team's item get the same answer, so existence does not leak.

@@ -32,6 +32,9 @@ pub struct AppState {
     pub admin_token: crate::secret::Secret,
     /// Failed admin tokens per address and token prefix (`[console]`'s settings).
     pub admin_throttle: Arc<crate::console::LoginThrottle>,
+    /// Configuration warnings found at start-up (services routed to a hand-off that is not
+    /// configured), shown on the admin listener's `/readyz` below "ready".
+    pub warnings: Arc<Vec<String>>,
 }
 
 /// Which inbound channel a route serves, for logs.
@@ -80,7 +83,7 @@ pub fn public_router(state: AppState, request_timeout: Duration) -> Router {
 pub fn admin_router(state: AppState, request_timeout: Duration) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+        .route("/readyz", get(readyz_detailed))
         .route("/metrics", get(metrics))
         .route("/admin/store/backup", axum::routing::post(store_backup))
         .fallback(not_found)
@@ -406,6 +409,23 @@ async fn readyz(State(state): State<AppState>) -> Response {
             (StatusCode::SERVICE_UNAVAILABLE, "store unavailable").into_response()
         }
     }
+}
+
+/// `/readyz` on the admin listener: the same answer, and under "ready" each start-up warning
+/// as `warning: …` (not on the public listener: the internet need not learn what is missing).
+async fn readyz_detailed(State(state): State<AppState>) -> Response {
+    let warnings = Arc::clone(&state.warnings);
+    let answer = readyz(State(state)).await;
+    if answer.status() != StatusCode::OK || warnings.is_empty() {
+        return answer;
+    }
+    let mut body = String::from("ready\n");
+    for warning in warnings.iter() {
+        body.push_str("warning: ");
+        body.push_str(warning);
+        body.push('\n');
+    }
+    (StatusCode::OK, body).into_response()
 }
 
 /// `POST /admin/store/backup` (bearer `admin.token`): a consistent copy of the embedded store

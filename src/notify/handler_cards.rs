@@ -26,7 +26,8 @@ use crate::requests::{
 use crate::store::keys;
 use crate::wecom::cards::{
     Button, ButtonInteraction, HorizontalContent, KEYNAME_CHARS, MAX_FIELDS, MainTitle,
-    SOURCE_DESC_CHARS, SUB_TITLE_CHARS, TITLE_CHARS, TemplateCard, VALUE_CHARS, fits,
+    SOURCE_DESC_CHARS, SUB_TITLE_CHARS, TITLE_CHARS, TITLE_DESC_CHARS, TemplateCard, VALUE_CHARS,
+    fits,
 };
 
 /// Requests per handler that get their own button card at the cut-off.
@@ -153,9 +154,24 @@ pub fn request_card(
             DeskAction::Reject(request.id.clone()).key(),
         ),
     ];
+    // The grey line under the title: the number, and who asked when WeCom's contacts said
+    // and it fits (else the number alone; the name is on the console's page).
+    let desc = request
+        .contact
+        .as_ref()
+        .map(|contact| format!("{} · {}", request.id, contact.label()))
+        .filter(|desc| fits(desc, TITLE_DESC_CHARS))
+        .or_else(|| {
+            request
+                .contact
+                .as_ref()
+                .map(|contact| format!("{} · {}", request.id, contact.name))
+                .filter(|desc| fits(desc, TITLE_DESC_CHARS))
+        })
+        .unwrap_or_else(|| request.id.to_string());
     let mut card = ButtonInteraction::new(
         &source,
-        MainTitle::new(&title, request.id.as_str()),
+        MainTitle::new(&title, &desc),
         &task_id(request, user),
         buttons,
     );

@@ -3,16 +3,23 @@
 //!
 //! Owns timing and delivery. It must not decide what a request is or how a dialog goes.
 
+pub mod announce;
 pub mod handler_cards;
 pub mod handoff;
 pub mod notices;
 pub mod outbox;
+pub mod people;
 pub mod wecom;
 
+pub use announce::OaAnnouncer;
 pub use handler_cards::{HandlerCards, HandlerReminders, request_card};
 pub use handoff::{EmailTransport, HandoffError, HandoffTargets, HandoffWatcher, WebhookTransport};
 pub use notices::{BatchPush, DailyJob, DayJob, Notice, Notifier};
-pub use outbox::{DeliveryError, Outbox, OutboxItem, PassReport, RetryPolicy, Transport};
+pub use outbox::{
+    DEFAULT_GIVE_UP_AFTER, DeliveryError, ItemState, Outbox, OutboxItem, PassReport, RetryPolicy,
+    Transport,
+};
+pub use people::{ContactWatcher, Lookups, People, Requesters};
 pub use wecom::WecomTransport;
 
 use handoff::WebhookEvent;
@@ -35,6 +42,8 @@ pub enum DeliveryKind {
 }
 
 impl DeliveryKind {
+    pub const ALL: [Self; 4] = [Self::Wecom, Self::Webhook, Self::Oa, Self::Email];
+
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
@@ -47,9 +56,7 @@ impl DeliveryKind {
 
     #[must_use]
     pub fn parse(raw: &str) -> Option<Self> {
-        [Self::Wecom, Self::Webhook, Self::Oa, Self::Email]
-            .into_iter()
-            .find(|kind| kind.as_str() == raw)
+        Self::ALL.into_iter().find(|kind| kind.as_str() == raw)
     }
 }
 
@@ -95,6 +102,39 @@ impl Delivery {
             Self::Email(job) => serde_json::to_value(job).unwrap_or_default(),
             Self::Unreadable { payload, .. } => payload.clone(),
         }
+    }
+
+    /// Whom it goes to: a WeCom userid, an e-mail address, or the receiving system.
+    #[must_use]
+    pub fn recipient(&self) -> String {
+        match self {
+            Self::Wecom(notice) => notice.touser.clone(),
+            Self::Webhook(_) => DeliveryKind::Webhook.as_str().to_owned(),
+            Self::Oa(_) => DeliveryKind::Oa.as_str().to_owned(),
+            Self::Email(job) => job.to.clone(),
+            Self::Unreadable { .. } => String::new(),
+        }
+    }
+
+    /// What it says, shortened to a line or two for the request's history and the console:
+    /// a notice's text (a card's title line), a hand-off's event and status, a mail's subject.
+    #[must_use]
+    pub fn summary(&self) -> String {
+        const CHARS: usize = 120;
+        let text = match self {
+            Self::Wecom(notice) => notice.text.clone(),
+            Self::Webhook(event) | Self::Oa(event) => {
+                format!("{} {}", event.event, event.request.status)
+            }
+            Self::Email(job) => job.subject.clone(),
+            Self::Unreadable { reason, .. } => reason.clone(),
+        };
+        let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        let mut short: String = flat.chars().take(CHARS).collect();
+        if flat.chars().count() > CHARS {
+            short.push('…');
+        }
+        short
     }
 
     pub(crate) fn read(kind: String, payload: serde_json::Value) -> Self {

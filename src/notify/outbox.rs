@@ -5,6 +5,12 @@
 //! Records per item (`store::keys`): pending (the item), done (sent or given up; makes
 //! enqueueing idempotent), failed (given up) and a lease (one sender at a time across
 //! instances).
+//!
+//! Every failed attempt waits the policy's exponential backoff (a hint from the other side,
+//! such as WeCom's 60 s after 45009, only ever lengthens it), and an item is given up by age
+//! (`notify.give_up_after_hours`), not by a count of attempts: an outage costs as many attempts
+//! as its length calls for, never the item. A delivered item about a request is recorded in
+//! that request's history (`Ledger::record_delivery`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,6 +21,7 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use super::{Delivery, DeliveryKind};
+use crate::requests::{DeliveryRecord, Ledger, LedgerError};
 use crate::store::{Store, StoreError, keys};
 
 /// One message waiting to go out. Stored as `{"id", "kind", "payload", …}`: the kind string
@@ -94,8 +101,12 @@ impl OutboxItem {
 pub struct DeliveryError {
     pub message: String,
     pub retryable: bool,
-    /// A hint from the other side (e.g. WeCom's 45009 rate limit: 60 s).
+    /// A hint from the other side (e.g. WeCom's 45009 rate limit: 60 s): the least wait, never
+    /// a shorter one than the backoff.
     pub retry_after: Option<Duration>,
+    /// What went wrong in a word or two (`refused`, `DNS`, `TLS`, `timeout`, `errcode 45009`,
+    /// `HTTP 502`, …): the log's `cause` and the failure metric's label.
+    pub cause: String,
 }
 
 impl DeliveryError {
@@ -105,6 +116,7 @@ impl DeliveryError {
             message: message.into(),
             retryable: true,
             retry_after: None,
+            cause: "other".to_owned(),
         }
     }
 
@@ -114,7 +126,14 @@ impl DeliveryError {
             message: message.into(),
             retryable: false,
             retry_after: None,
+            cause: "other".to_owned(),
         }
+    }
+
+    #[must_use]
+    pub fn with_cause(mut self, cause: impl Into<String>) -> Self {
+        self.cause = cause.into();
+        self
     }
 }
 
@@ -129,16 +148,20 @@ pub trait Transport: Send + Sync + 'static {
 pub struct RetryPolicy {
     pub first_delay: Duration,
     pub max_delay: Duration,
-    /// After this many attempts an item is given up and listed as failed.
-    pub max_attempts: u32,
+    /// An item still failing this long after it was queued is given up and listed as failed;
+    /// its last attempt is made at that moment.
+    pub give_up_after: Duration,
 }
+
+/// `notify.give_up_after_hours`'s default.
+pub const DEFAULT_GIVE_UP_AFTER: Duration = Duration::from_secs(24 * 3600);
 
 impl Default for RetryPolicy {
     fn default() -> Self {
         Self {
             first_delay: Duration::from_secs(5),
             max_delay: Duration::from_secs(30 * 60),
-            max_attempts: 20,
+            give_up_after: DEFAULT_GIVE_UP_AFTER,
         }
     }
 }
@@ -174,6 +197,20 @@ pub struct Outbox {
     store: Arc<dyn Store>,
     policy: RetryPolicy,
     lease: Duration,
+    /// Where a delivered item about a request is recorded; none in tests of the queue alone.
+    history: Option<Arc<dyn Ledger>>,
+    /// The kinds this deployment has a transport for, once start-up has built them (shared by
+    /// every clone): what "not configured" means on a request's page.
+    configured: Arc<std::sync::OnceLock<Vec<String>>>,
+}
+
+/// Where an item is, looked up by kind and id.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ItemState {
+    Pending(OutboxItem),
+    Failed(OutboxItem),
+    /// Sent (the done record says so), or never queued.
+    Absent,
 }
 
 fn encode(item: &OutboxItem) -> Vec<u8> {
@@ -189,12 +226,59 @@ impl Outbox {
             // Longer than one delivery can take (the API client gives up after 10 s), short enough
             // that a crashed instance's items are picked up again soon after a restart.
             lease: Duration::from_secs(20),
+            history: None,
+            configured: Arc::new(std::sync::OnceLock::new()),
         }
+    }
+
+    /// Tells the outbox which kinds have a transport (start-up, once).
+    pub fn set_configured(&self, kinds: impl IntoIterator<Item = DeliveryKind>) {
+        let _ = self
+            .configured
+            .set(kinds.into_iter().map(|k| k.as_str().to_owned()).collect());
+    }
+
+    /// Whether `kind` has a transport here; `None` when start-up has not said.
+    #[must_use]
+    pub fn is_configured(&self, kind: DeliveryKind) -> Option<bool> {
+        self.configured
+            .get()
+            .map(|kinds| kinds.iter().any(|k| k == kind.as_str()))
+    }
+
+    /// Where the item `id` of `kind` is: waiting, given up, or neither.
+    pub async fn state(&self, kind: DeliveryKind, id: &str) -> Result<ItemState, StoreError> {
+        let read = |bytes: Vec<u8>| serde_json::from_slice::<OutboxItem>(&bytes).ok();
+        if let Some(item) = self
+            .store
+            .get(&keys::outbox_pending(kind.as_str(), id))
+            .await?
+            .and_then(read)
+        {
+            return Ok(ItemState::Pending(item));
+        }
+        if let Some(item) = self
+            .store
+            .get(&keys::outbox_failed(kind.as_str(), id))
+            .await?
+            .and_then(read)
+        {
+            return Ok(ItemState::Failed(item));
+        }
+        Ok(ItemState::Absent)
     }
 
     #[must_use]
     pub fn with_policy(mut self, policy: RetryPolicy) -> Self {
         self.policy = policy;
+        self
+    }
+
+    /// Records each delivered item about a request in `ledger` (the plain ledger on the same
+    /// store: a record is no change its watchers act on).
+    #[must_use]
+    pub fn with_history(mut self, ledger: Arc<dyn Ledger>) -> Self {
+        self.history = Some(ledger);
         self
     }
 
@@ -264,6 +348,8 @@ impl Outbox {
         };
         item.attempts = 0;
         item.due = now;
+        // Queued again: its time to be given up counts from now.
+        item.created = now;
         self.store.delete(&keys::outbox_done(id)).await?;
         self.store
             .put(&keys::outbox_pending(kind, id), &encode(&item), None)
@@ -282,12 +368,26 @@ impl Outbox {
         let mut report = PassReport::default();
         // One listing of the queue serves the gauges and every transport's share of it.
         let waiting = self.all_pending().await?;
+        let failed = self.failed().await?;
         let oldest = waiting.iter().map(|i| i.created).min();
         crate::metrics::outbox(
             waiting.len(),
             oldest.and_then(|o| (now - o).to_std().ok()),
-            self.failed().await?.len(),
+            failed.len(),
         );
+        let mut by_kind_counts: HashMap<&str, (usize, usize)> = DeliveryKind::ALL
+            .iter()
+            .map(|kind| (kind.as_str(), (0, 0)))
+            .collect();
+        for item in &waiting {
+            by_kind_counts.entry(item.delivery.kind()).or_default().0 += 1;
+        }
+        for item in &failed {
+            by_kind_counts.entry(item.delivery.kind()).or_default().1 += 1;
+        }
+        for (kind, (pending, given_up)) in by_kind_counts {
+            crate::metrics::outbox_kind(kind, pending, given_up);
+        }
         let mut by_kind: HashMap<String, Vec<OutboxItem>> = HashMap::new();
         for item in waiting.into_iter().filter(|item| item.due <= now) {
             by_kind
@@ -341,27 +441,33 @@ impl Outbox {
             return Ok(None);
         }
         item.attempts += 1;
+        let deadline = item.created
+            + chrono::Duration::from_std(self.policy.give_up_after).unwrap_or_default();
         let delivered = match transport.deliver(&item).await {
             Ok(()) => {
                 self.store
                     .put(&keys::outbox_done(&item.id), b"sent", None)
                     .await?;
                 self.store.delete(&key).await?;
+                self.record(&item, now).await;
                 Delivered::Sent
             }
-            Err(e) if e.retryable && item.attempts < self.policy.max_attempts => {
-                let delay = e
-                    .retry_after
-                    .unwrap_or_else(|| self.policy.delay(item.attempts));
-                item.due = now + chrono::Duration::from_std(delay).unwrap_or_default();
+            Err(e) if e.retryable && now < deadline => {
+                crate::metrics::outbox_failure(kind, &e.cause);
+                let backoff = self.policy.delay(item.attempts);
+                let delay = e.retry_after.map_or(backoff, |hint| hint.max(backoff));
+                // The last attempt is made when the item is due to be given up.
+                item.due =
+                    (now + chrono::Duration::from_std(delay).unwrap_or_default()).min(deadline);
                 item.last_error = Some(e.message.clone());
-                tracing::warn!(kind, id = %item.id, attempts = item.attempts, error = %e, retry_in_secs = delay.as_secs(), "delivery failed; will retry");
+                tracing::warn!(kind, id = %item.id, to = %item.delivery.recipient(), attempts = item.attempts, cause = %e.cause, error = %e, retry_at = %item.due, "delivery failed; will retry");
                 self.store.put(&key, &encode(&item), None).await?;
                 Delivered::Retry
             }
             Err(e) => {
+                crate::metrics::outbox_failure(kind, &e.cause);
                 item.last_error = Some(e.message.clone());
-                tracing::error!(kind, id = %item.id, attempts = item.attempts, error = %e, "delivery given up; listed as failed");
+                tracing::error!(kind, id = %item.id, to = %item.delivery.recipient(), attempts = item.attempts, cause = %e.cause, error = %e, queued_at = %item.created, "delivery given up; listed as failed");
                 self.store
                     .put(&keys::outbox_failed(kind, &item.id), &encode(&item), None)
                     .await?;
@@ -374,6 +480,30 @@ impl Outbox {
         };
         self.store.delete(&lease).await?;
         Ok(Some(delivered))
+    }
+
+    /// Records a delivered item in its request's history; a failure is only logged (the
+    /// message went out; the record is the lesser loss).
+    async fn record(&self, item: &OutboxItem, now: DateTime<Utc>) {
+        let (Some(ledger), Some(request)) = (&self.history, keys::request_of_item(&item.id)) else {
+            return;
+        };
+        let record = DeliveryRecord {
+            at: now,
+            to: item.delivery.recipient(),
+            channel: item.delivery.kind().to_owned(),
+            item: item.id.clone(),
+            message: item.delivery.summary(),
+        };
+        match ledger.record_delivery(&request, record).await {
+            Ok(_) => {}
+            Err(LedgerError::NotFound(_)) => {
+                tracing::debug!(id = %item.id, "delivered item names no filed request");
+            }
+            Err(e) => {
+                tracing::warn!(id = %item.id, error = %e, "delivered, but not recorded in the request's history");
+            }
+        }
     }
 
     /// Runs passes every `tick` until `stop` resolves.

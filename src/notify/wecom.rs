@@ -49,6 +49,20 @@ impl WecomTransport {
         times.extend(std::iter::repeat_n(now, n));
         Ok(())
     }
+
+    /// Gives back the `n` slots just reserved for a send that surely reached nobody (refused,
+    /// no DNS, WeCom's own refusal), so an outage's attempts do not use up a member's minute.
+    fn release(&self, user: &str, n: usize) {
+        let mut recent = self
+            .recent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(times) = recent.get_mut(user) {
+            for _ in 0..n {
+                times.pop_back();
+            }
+        }
+    }
 }
 
 #[async_trait::async_trait]
@@ -68,6 +82,7 @@ impl Transport for WecomTransport {
                 message: "30 messages a minute to this member already".into(),
                 retryable: true,
                 retry_after: Some(wait.max(Duration::from_secs(1))),
+                cause: "member minute limit".into(),
             });
         }
         let sent = match &notice.card {
@@ -110,10 +125,15 @@ impl Transport for WecomTransport {
         };
         match sent {
             Ok(outcome) if outcome.invaliduser.contains(&notice.touser) => Err(
-                DeliveryError::permanent(format!("{} is not a member WeCom knows", notice.touser)),
+                DeliveryError::permanent(format!("{} is not a member WeCom knows", notice.touser))
+                    .with_cause("invalid user"),
             ),
             Ok(_) => Ok(()),
             Err(e) => {
+                // A timeout or a reset may have delivered: those keep their slots.
+                if !matches!(e.cause().as_str(), "timeout" | "reset") {
+                    self.release(&notice.touser, messages);
+                }
                 if let Some(fix) = e.config_problem() {
                     // A configuration problem: say what to fix, and keep trying slowly so the
                     // notice goes out once it is fixed.
@@ -122,12 +142,16 @@ impl Transport for WecomTransport {
                         message: format!("{e} — {fix}"),
                         retryable: true,
                         retry_after: Some(Duration::from_secs(300)),
+                        cause: e.cause(),
                     });
                 }
+                // No hint of our own for a transport error or a busy WeCom: the outbox's
+                // backoff decides, so an outage costs minutes of waiting, not the notice.
                 Err(DeliveryError {
                     message: e.to_string(),
                     retryable: e.is_retryable(),
                     retry_after: e.retry_after(),
+                    cause: e.cause(),
                 })
             }
         }

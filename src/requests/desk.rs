@@ -313,6 +313,29 @@ impl Desk {
             .await
     }
 
+    /// Sets the handling side's ticket number (checked with `ticket_problem` by the caller;
+    /// trimmed here).
+    pub async fn set_ticket(
+        &self,
+        handler: &Handler,
+        id: &RequestId,
+        number: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Request, DeskError> {
+        self.visible(handler, id).await?;
+        Ok(self
+            .ledger
+            .set_external_ticket(
+                id,
+                super::ExternalTicket {
+                    number: number.trim().to_owned(),
+                    by: handler.name.clone(),
+                    at: now,
+                },
+            )
+            .await?)
+    }
+
     /// Takes back a 完成 or 驳回 of today: the request is open (处理中) again, with who did it
     /// in its history.
     pub async fn reopen(

@@ -78,6 +78,68 @@ pub struct Note {
     pub text: String,
 }
 
+/// A message about the request that reached its recipient (a notice to the requester, a card
+/// to a handler, a hand-off), so "did they hear, and when?" has an answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryRecord {
+    pub at: DateTime<Utc>,
+    /// A WeCom userid, an e-mail address, or the receiving system (`webhook`, `oa`).
+    pub to: String,
+    /// The transport: `wecom`, `webhook`, `oa`, `email`.
+    pub channel: String,
+    /// The outbox item's id: one record per item, however often it was sent.
+    pub item: String,
+    /// What was sent, shortened.
+    pub message: String,
+}
+
+/// Who the requester is in WeCom's contacts (`user/get`, department names from
+/// `department/list`), looked up after filing: what handlers, hand-offs and e-mails show
+/// instead of a bare userid.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contact {
+    pub name: String,
+    /// Department names, the main one first.
+    #[serde(default)]
+    pub departments: Vec<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+impl Contact {
+    /// `张三 · 广州研发中心`, or the name alone.
+    #[must_use]
+    pub fn label(&self) -> String {
+        match self.departments.first() {
+            Some(department) => format!("{} · {}", self.name, department),
+            None => self.name.clone(),
+        }
+    }
+}
+
+/// The handling side's own number for a request (an OA ticket, an approval), set by a handler.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExternalTicket {
+    pub number: String,
+    pub by: String,
+    pub at: DateTime<Utc>,
+}
+
+/// Why a ticket number is refused (Chinese, for the console and the API); `None`: fine.
+#[must_use]
+pub fn ticket_problem(number: &str) -> Option<&'static str> {
+    let number = number.trim();
+    if number.is_empty() {
+        Some("工单号不能为空")
+    } else if number.chars().count() > 64 {
+        Some("工单号过长（最多 64 个字符）")
+    } else if number.chars().any(char::is_control) {
+        Some("工单号不能含控制字符")
+    } else {
+        None
+    }
+}
+
 /// A filed request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Request {
@@ -88,12 +150,33 @@ pub struct Request {
     pub history: Vec<StatusChange>,
     #[serde(default)]
     pub notes: Vec<Note>,
+    /// Messages about it that were delivered, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deliveries: Vec<DeliveryRecord>,
+    /// The requester in WeCom's contacts, once looked up; `None` (shown as the userid) until
+    /// then, or when WeCom does not say (no privilege, unknown member, unreachable).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<Contact>,
+    /// The handling side's number for it, once a handler set one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_ticket: Option<ExternalTicket>,
 }
 
 impl Request {
     #[must_use]
     pub fn status(&self) -> Status {
         self.history.last().map_or(Status::Submitted, |c| c.status)
+    }
+
+    /// The requester as people read it: `张三 · 广州研发中心 (zhangsan)` when the contact is
+    /// known, else the userid.
+    #[must_use]
+    pub fn requester_label(&self) -> String {
+        let user = self.form.requester.user.as_str();
+        match &self.contact {
+            Some(contact) => format!("{} ({user})", contact.label()),
+            None => user.to_owned(),
+        }
     }
 
     /// When the request reached its current status.
@@ -350,6 +433,22 @@ pub trait Ledger: Send + Sync + 'static {
         text: String,
         now: DateTime<Utc>,
     ) -> Result<Request, LedgerError>;
+    /// Records a delivered message in the request's history; a second record of the same
+    /// outbox item (resent after a crash) is not added again.
+    async fn record_delivery(
+        &self,
+        id: &RequestId,
+        record: DeliveryRecord,
+    ) -> Result<Request, LedgerError>;
+    /// Records who the requester is in WeCom's contacts (looked up after filing).
+    async fn set_contact(&self, id: &RequestId, contact: Contact) -> Result<Request, LedgerError>;
+    /// Sets (or replaces) the handling side's ticket number; the change is noted in the
+    /// audit trail.
+    async fn set_external_ticket(
+        &self,
+        id: &RequestId,
+        ticket: ExternalTicket,
+    ) -> Result<Request, LedgerError>;
 }
 
 /// A day's batch or a person's history is far below this.
@@ -420,6 +519,9 @@ impl StoreLedger {
                 note: None,
             }],
             notes: Vec::new(),
+            deliveries: Vec::new(),
+            contact: None,
+            external_ticket: None,
             form,
         };
         let request_key = keys::request(&id);
@@ -666,6 +768,45 @@ impl Ledger for StoreLedger {
         .await
     }
 
+    async fn record_delivery(
+        &self,
+        id: &RequestId,
+        record: DeliveryRecord,
+    ) -> Result<Request, LedgerError> {
+        self.update(id, |request| {
+            if !request.deliveries.iter().any(|d| d.item == record.item) {
+                request.deliveries.push(record.clone());
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn set_contact(&self, id: &RequestId, contact: Contact) -> Result<Request, LedgerError> {
+        self.update(id, |request| {
+            request.contact = Some(contact.clone());
+            Ok(())
+        })
+        .await
+    }
+
+    async fn set_external_ticket(
+        &self,
+        id: &RequestId,
+        ticket: ExternalTicket,
+    ) -> Result<Request, LedgerError> {
+        self.update(id, |request| {
+            request.notes.push(Note {
+                at: ticket.at,
+                by: ticket.by.clone(),
+                text: format!("工单号: {}", ticket.number),
+            });
+            request.external_ticket = Some(ticket.clone());
+            Ok(())
+        })
+        .await
+    }
+
     async fn get(&self, id: &RequestId) -> Result<Option<Request>, LedgerError> {
         let key = keys::request(id);
         match self.store.get(&key).await? {
@@ -774,5 +915,25 @@ impl Ledger for WatchedLedger {
         now: DateTime<Utc>,
     ) -> Result<Request, LedgerError> {
         self.inner.add_note(id, by, text, now).await
+    }
+
+    async fn record_delivery(
+        &self,
+        id: &RequestId,
+        record: DeliveryRecord,
+    ) -> Result<Request, LedgerError> {
+        self.inner.record_delivery(id, record).await
+    }
+
+    async fn set_contact(&self, id: &RequestId, contact: Contact) -> Result<Request, LedgerError> {
+        self.inner.set_contact(id, contact).await
+    }
+
+    async fn set_external_ticket(
+        &self,
+        id: &RequestId,
+        ticket: ExternalTicket,
+    ) -> Result<Request, LedgerError> {
+        self.inner.set_external_ticket(id, ticket).await
     }
 }

@@ -224,6 +224,12 @@ pub fn handoff_status(kind: &str, id: &RequestId, status: &str) -> String {
     format!("handoff:{kind}:{id}:{status}")
 }
 
+/// A new OA ticket's announcement to one of its handlers.
+#[must_use]
+pub fn handoff_announce(id: &RequestId, handler: &UserId) -> String {
+    format!("handoff:announce:{id}:{handler}")
+}
+
 /// A handler's cut-off overview for one batch day.
 #[must_use]
 pub fn handler_card_overview(day: &str, handler: &UserId) -> String {
@@ -253,6 +259,34 @@ pub fn request_of_item(id: &str) -> Option<RequestId> {
         "handler_card" => RequestId::parse(parts.nth(2)?),
         _ => None,
     }
+}
+
+// --- WeCom contacts cache ---
+
+/// A member's contact as `user/get` gave it (or the marker that WeCom would not say).
+#[must_use]
+pub fn contact(user: &UserId) -> String {
+    format!("contact:user:{user}")
+}
+
+/// The department names `department/list` gave, by id.
+#[must_use]
+pub fn contact_departments() -> String {
+    "contact:departments".to_owned()
+}
+
+// --- WeCom approvals (the OA hand-off) ---
+
+/// The request a WeCom approval (`sp_no`) was filed for.
+#[must_use]
+pub fn approval(sp_no: &str) -> String {
+    format!("approval:{sp_no}")
+}
+
+/// The WeCom approval a request was filed as (its `sp_no`).
+#[must_use]
+pub fn approval_of_request(id: &RequestId) -> String {
+    format!("approval_of:{id}")
 }
 
 // --- embed and console ---
@@ -366,6 +400,14 @@ mod tests {
             (embedding_cache("q", &[0x0f, 0xa0]), "embcache:q:0fa0"),
             (console_session("abc"), "console:session:abc"),
             (CONSOLE_SESSIONS.to_owned(), "console:session:"),
+            (contact(&user), "contact:user:zhangsan"),
+            (contact_departments(), "contact:departments"),
+            (approval("202611280001"), "approval:202611280001"),
+            (
+                handoff_announce(&id, &user),
+                "handoff:announce:KT-20261128-0007:zhangsan",
+            ),
+            (approval_of_request(&id), "approval_of:KT-20261128-0007"),
         ];
         for (built, stored) in pinned {
             assert_eq!(built, stored);

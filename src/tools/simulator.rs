@@ -1,5 +1,7 @@
 //! An in-repo WeCom server API simulator: an axum app on `127.0.0.1:0` answering `gettoken`,
-//! `message/send`, `media/get`, `media/upload`, `message/update_template_card` and the AI bot's
+//! `message/send`, `media/get`, `media/upload`, `message/update_template_card`, the contacts'
+//! `user/get` and `department/list` (60011 for members outside the visible range), approvals
+//! (`oa/applyevent`, and the `sys_approval_change` callback's XML) and the AI bot's
 //! `response_url` (`aibot/response?response_code=…`, see [`SimulatorHandle::response_url`]) with
 //! WeCom's real JSON shapes and errcodes (PROTOCOL.md §4, §5, §7), so tests and `kaitong chat`
 //! never need the real server.
@@ -21,6 +23,8 @@
 //! - Injected faults ([`SimulatorHandle::fail_next`]) apply to token-bearing endpoints only, not
 //!   to gettoken, so a fault is consumed by the call under test.
 //! - `Range` requests on media/get are not simulated.
+//! - An outage ([`SimulatorHandle::go_down`]) closes the port: connections are refused, as
+//!   when WeCom or the way to it is gone; [`SimulatorHandle::recover`] listens again.
 //! - A `response_url` takes one `markdown` or `template_card` message (PROTOCOL.md §5); a second
 //!   post to the same URL answers 40058, as a reused response_code does.
 
@@ -110,6 +114,15 @@ pub struct ResponsePost {
     pub body: Value,
 }
 
+/// An approval filed with `oa/applyevent`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FiledApproval {
+    pub sp_no: String,
+    pub creator: String,
+    pub template_id: String,
+    pub body: Value,
+}
+
 /// A stored temporary media file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredMedia {
@@ -161,30 +174,7 @@ impl WecomSimulator {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared::new(self.apps));
-        let router = Router::new()
-            .route("/cgi-bin/gettoken", get(gettoken))
-            .route("/cgi-bin/message/send", post(message_send))
-            .route("/cgi-bin/media/get", get(media_get))
-            .route("/cgi-bin/media/upload", post(media_upload))
-            .route(
-                "/cgi-bin/message/update_template_card",
-                post(update_template_card),
-            )
-            .route("/cgi-bin/aibot/response", post(aibot_response))
-            .fallback(unknown_api)
-            // Media uploads go up to 20 MB; axum's default limit is 2 MB.
-            .layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES))
-            .with_state(shared.clone());
-        let (shutdown, shutdown_signal) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
-                // A dropped sender (handle dropped) also means stop.
-                let _ = shutdown_signal.await;
-            });
-            if let Err(error) = serve.await {
-                tracing::warn!(%error, "WeCom simulator stopped");
-            }
-        });
+        let (shutdown, task) = serve(listener, Arc::clone(&shared));
         Ok(SimulatorHandle {
             addr,
             shared,
@@ -192,6 +182,41 @@ impl WecomSimulator {
             task: Some(task),
         })
     }
+}
+
+/// Serves the simulated API on `listener` until the sender fires or is dropped.
+fn serve(
+    listener: tokio::net::TcpListener,
+    shared: Arc<Shared>,
+) -> (tokio::sync::oneshot::Sender<()>, JoinHandle<()>) {
+    let router = Router::new()
+        .route("/cgi-bin/gettoken", get(gettoken))
+        .route("/cgi-bin/message/send", post(message_send))
+        .route("/cgi-bin/media/get", get(media_get))
+        .route("/cgi-bin/media/upload", post(media_upload))
+        .route(
+            "/cgi-bin/message/update_template_card",
+            post(update_template_card),
+        )
+        .route("/cgi-bin/aibot/response", post(aibot_response))
+        .route("/cgi-bin/user/get", get(user_get))
+        .route("/cgi-bin/department/list", get(department_list))
+        .route("/cgi-bin/oa/applyevent", post(oa_applyevent))
+        .fallback(unknown_api)
+        // Media uploads go up to 20 MB; axum's default limit is 2 MB.
+        .layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES))
+        .with_state(shared);
+    let (shutdown, shutdown_signal) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
+            // A dropped sender (handle dropped) also means stop.
+            let _ = shutdown_signal.await;
+        });
+        if let Err(error) = serve.await {
+            tracing::warn!(%error, "WeCom simulator stopped");
+        }
+    });
+    (shutdown, task)
 }
 
 /// A running simulator. Dropping it stops the server.
@@ -234,6 +259,10 @@ impl SimulatorHandle {
     /// Stops accepting, closes idle connections, and waits (at most 2 s, since a request may
     /// be sleeping in [`Self::set_delay`]) for in-flight requests before cutting them off.
     pub async fn stop(mut self) {
+        self.halt().await;
+    }
+
+    async fn halt(&mut self) {
         if let Some(shutdown) = self.shutdown.take() {
             // The server may already be gone; nothing to signal then.
             let _ = shutdown.send(());
@@ -245,6 +274,25 @@ impl SimulatorHandle {
         {
             task.abort();
         }
+    }
+
+    /// An outage: the server stops listening (connections to its port are refused, open ones
+    /// are closed) while everything it holds — apps, tokens, delivered messages, faults —
+    /// stays for [`Self::recover`].
+    pub async fn go_down(&mut self) {
+        self.halt().await;
+    }
+
+    /// Ends an outage: listens again on the same port with the same state.
+    pub async fn recover(&mut self) -> std::io::Result<()> {
+        if self.task.is_some() {
+            return Ok(());
+        }
+        let listener = tokio::net::TcpListener::bind(self.addr).await?;
+        let (shutdown, task) = serve(listener, Arc::clone(&self.shared));
+        self.shutdown = Some(shutdown);
+        self.task = Some(task);
+        Ok(())
     }
 
     /// Stores media as if uploaded; `content_type` is guessed from the extension.
@@ -357,6 +405,104 @@ impl SimulatorHandle {
         self.shared.lock().per_user_minute_limit = limit;
     }
 
+    /// A member in the corp's contacts, as `user/get` answers for them: `name`, `department`
+    /// (ids), `main_department`, and `email` when given (WeCom leaves it out for apps created
+    /// after 2022-06-20).
+    pub fn add_member(&self, userid: &str, name: &str, departments: &[u64], email: Option<&str>) {
+        let mut member = json!({
+            "userid": userid,
+            "name": name,
+            "department": departments,
+            "order": departments.iter().map(|_| 0).collect::<Vec<_>>(),
+            "is_leader_in_dept": departments.iter().map(|_| 0).collect::<Vec<_>>(),
+            "main_department": departments.first().copied().unwrap_or(1),
+            "position": "",
+            "status": 1,
+            "isleader": 0,
+            "enable": 1,
+            "alias": "",
+            "open_userid": format!("wo{userid}"),
+            "direct_leader": [],
+        });
+        if let (Some(email), Some(object)) = (email, member.as_object_mut()) {
+            object.insert("email".to_owned(), json!(email));
+        }
+        self.shared.lock().members.insert(userid.to_owned(), member);
+    }
+
+    /// A department `department/list` lists.
+    pub fn add_department(&self, id: u64, name: &str, parentid: u64) {
+        self.shared.lock().departments.push(json!({
+            "id": id,
+            "name": name,
+            "name_en": "",
+            "department_leader": [],
+            "parentid": parentid,
+            "order": 100_000_000u64.saturating_sub(id),
+        }));
+    }
+
+    /// Members outside the app's visible range: `user/get` answers 60011 for them.
+    pub fn hide_members(&self, users: &[&str]) {
+        self.shared.lock().hidden_members = users.iter().map(|u| (*u).to_owned()).collect();
+    }
+
+    /// An approval template (审批模板) `oa/applyevent` accepts.
+    pub fn add_approval_template(&self, template_id: &str) {
+        self.shared
+            .lock()
+            .approval_templates
+            .push(template_id.to_owned());
+    }
+
+    /// Approvals filed so far, oldest first.
+    #[must_use]
+    pub fn approvals(&self) -> Vec<FiledApproval> {
+        self.shared.lock().approvals.clone()
+    }
+
+    /// The inner XML of the `sys_approval_change` callback WeCom sends when approval `sp_no`
+    /// reaches `status` (2 已通过, 3 已驳回, …) by `approver`'s decision with `speech` (their
+    /// comment), shaped as WeCom's "审批申请状态变化回调通知". Encrypt and sign it with
+    /// [`crate::tools::peer::WecomPeer::app_callback`].
+    #[must_use]
+    pub fn approval_change_xml(
+        &self,
+        sp_no: &str,
+        status: u32,
+        approver: &str,
+        speech: &str,
+        create_time: i64,
+    ) -> String {
+        use crate::wecom::app_xml::cdata;
+        let state = self.shared.lock();
+        let filed = state.approvals.iter().find(|a| a.sp_no == sp_no);
+        let creator = filed.map_or("", |a| a.creator.as_str());
+        let template = filed.map_or("", |a| a.template_id.as_str());
+        let corp = state.apps.first().map_or("", |a| a.corp_id.as_str());
+        let agent = state.apps.first().map_or(0, |a| a.agent_id);
+        // The step's own status is the approver's decision: 2 同意, 3 驳回.
+        format!(
+            "<xml><ToUserName>{}</ToUserName><FromUserName>{}</FromUserName><CreateTime>{create_time}</CreateTime><MsgType>{}</MsgType><Event>{}</Event><AgentID>{agent}</AgentID><ApprovalInfo><SpNo>{sp_no}</SpNo><SpName>{}</SpName><SpStatus>{status}</SpStatus><TemplateId>{}</TemplateId><ApplyTime>{create_time}</ApplyTime><Applyer><UserId>{}</UserId><Party>{}</Party></Applyer><SpRecord><SpStatus>{status}</SpStatus><ApproverAttr>1</ApproverAttr><Details><Approver><UserId>{}</UserId></Approver><Speech>{}</Speech><SpStatus>{status}</SpStatus><SpTime>{create_time}</SpTime></Details></SpRecord><StatuChangeEvent>{status}</StatuChangeEvent></ApprovalInfo></xml>",
+            cdata(corp),
+            cdata("sys"),
+            cdata("event"),
+            cdata("sys_approval_change"),
+            cdata("开库工单"),
+            cdata(template),
+            cdata(creator),
+            cdata("1"),
+            cdata(approver),
+            cdata(speech),
+        )
+    }
+
+    /// `user/get` and `department/list` calls received.
+    #[must_use]
+    pub fn contact_calls(&self) -> u64 {
+        self.shared.lock().contact_calls
+    }
+
     /// Number of gettoken requests received (successful or not).
     #[must_use]
     pub fn gettoken_calls(&self) -> u64 {
@@ -431,6 +577,16 @@ struct SimState {
     invalid_users: Vec<String>,
     unlicensed_users: Vec<String>,
     per_user_minute_limit: Option<usize>,
+    /// `user/get` answers by userid: the member's JSON as WeCom gives it.
+    members: HashMap<String, Value>,
+    /// `department/list`'s departments.
+    departments: Vec<Value>,
+    /// Members outside the app's visible range: `user/get` answers 60011.
+    hidden_members: Vec<String>,
+    contact_calls: u64,
+    /// Approval templates `oa/applyevent` accepts.
+    approval_templates: Vec<String>,
+    approvals: Vec<FiledApproval>,
     duplicates_suppressed: u64,
     uploads: u64,
     rate_dropped: u64,
@@ -462,6 +618,12 @@ impl Shared {
                 invalid_users: Vec::new(),
                 unlicensed_users: Vec::new(),
                 per_user_minute_limit: Some(30),
+                members: HashMap::new(),
+                departments: Vec::new(),
+                hidden_members: Vec::new(),
+                contact_calls: 0,
+                approval_templates: Vec::new(),
+                approvals: Vec::new(),
                 duplicates_suppressed: 0,
                 uploads: 0,
                 rate_dropped: 0,
@@ -1090,6 +1252,102 @@ async fn aibot_response(
         body,
     });
     ok(json!({}))
+}
+
+/// `user/get`: a known member's JSON; 41009 without a userid, 60011 for a member outside the
+/// app's visible range, 60111 for an unknown one.
+async fn user_get(
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    shared.arrive().await;
+    let mut state = shared.lock();
+    if let Err(rejection) = state.admit(&query) {
+        return rejection.into_response();
+    }
+    state.contact_calls += 1;
+    let Some(userid) = query.get("userid").filter(|u| !u.is_empty()) else {
+        return wecom_error(errcode::MISSING_USERID, "missing userid");
+    };
+    // WeCom's userids are case-insensitive.
+    let key = state
+        .members
+        .keys()
+        .find(|known| known.eq_ignore_ascii_case(userid))
+        .cloned();
+    if state
+        .hidden_members
+        .iter()
+        .any(|hidden| hidden.eq_ignore_ascii_case(userid))
+    {
+        return wecom_error(
+            errcode::NO_PRIVILEGE,
+            "no privilege to access/modify contact/party/agent",
+        );
+    }
+    match key.and_then(|key| state.members.get(&key).cloned()) {
+        Some(member) => ok(member),
+        None => wecom_error(errcode::USERID_NOT_FOUND, "userid not found"),
+    }
+}
+
+/// `department/list`: every department, as WeCom lists them.
+async fn department_list(
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    shared.arrive().await;
+    let mut state = shared.lock();
+    if let Err(rejection) = state.admit(&query) {
+        return rejection.into_response();
+    }
+    state.contact_calls += 1;
+    ok(json!({ "department": state.departments.clone() }))
+}
+
+/// `oa/applyevent`: files an approval on a known template for a known-looking creator and
+/// answers its `sp_no` (`YYYYMMDD` + a 4-digit sequence, as WeCom numbers them). An unknown
+/// template answers 40058 (不合法的参数): the exact code WeCom gives is not in its public table
+/// (a documented guess); a body without `creator_userid` or `template_id` the same.
+async fn oa_applyevent(
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> Response {
+    shared.arrive().await;
+    let mut state = shared.lock();
+    if let Err(rejection) = state.admit(&query) {
+        return rejection.into_response();
+    }
+    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+        return wecom_error(errcode::DATA_FORMAT_ERROR, "data format error");
+    };
+    let text = |field: &str| {
+        body.get(field)
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .unwrap_or("")
+            .to_owned()
+    };
+    let (creator, template_id) = (text("creator_userid"), text("template_id"));
+    if creator.is_empty() || !state.approval_templates.contains(&template_id) {
+        return wecom_error(
+            errcode::INVALID_PARAMETER,
+            "invalid Request Parameter (creator_userid or template_id)",
+        );
+    }
+    let sp_no = format!(
+        "{}{:04}",
+        chrono::Utc::now().format("%Y%m%d"),
+        state.approvals.len() + 1
+    );
+    state.approvals.push(FiledApproval {
+        sp_no: sp_no.clone(),
+        creator,
+        template_id,
+        body,
+    });
+    ok(json!({ "sp_no": sp_no }))
 }
 
 async fn update_template_card(

@@ -91,6 +91,76 @@ pub struct InnerMessage {
     pub response_code: Option<String>,
     #[serde(rename = "SelectedItems")]
     pub selected_items: Option<SelectedItems>,
+    /// `sys_approval_change`'s approval.
+    #[serde(rename = "ApprovalInfo")]
+    pub approval_info: Option<ApprovalInfo>,
+}
+
+/// `ApprovalInfo` of a `sys_approval_change` event (审批申请状态变化回调通知).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ApprovalInfo {
+    #[serde(rename = "SpNo")]
+    pub sp_no: String,
+    #[serde(rename = "SpName")]
+    pub sp_name: String,
+    /// 1 审批中, 2 已通过, 3 已驳回, 4 已撤销, 6 通过后撤销, 7 已删除, 10 已支付.
+    #[serde(rename = "SpStatus")]
+    pub sp_status: String,
+    #[serde(rename = "TemplateId")]
+    pub template_id: String,
+    #[serde(rename = "StatuChangeEvent")]
+    pub status_change_event: String,
+    #[serde(rename = "SpRecord")]
+    pub records: Vec<SpRecord>,
+}
+
+/// One approval step (`SpRecord`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct SpRecord {
+    #[serde(rename = "SpStatus")]
+    pub sp_status: String,
+    #[serde(rename = "Details")]
+    pub details: Vec<SpDetail>,
+}
+
+/// One approver's decision in a step (`Details`): 1 审批中, 2 已同意, 3 已驳回, 4 已转审.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct SpDetail {
+    #[serde(rename = "Approver")]
+    pub approver: Option<Approver>,
+    #[serde(rename = "Speech")]
+    pub speech: String,
+    #[serde(rename = "SpStatus")]
+    pub sp_status: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Approver {
+    #[serde(rename = "UserId")]
+    pub user_id: String,
+}
+
+impl ApprovalInfo {
+    /// The approval's status code; 0 when missing or not a number.
+    #[must_use]
+    pub fn status(&self) -> u32 {
+        self.sp_status.trim().parse().unwrap_or(0)
+    }
+
+    /// The last decision matching the approval's status (who approved or rejected it, and
+    /// their comment): the step's approver whose own `SpStatus` is the approval's.
+    #[must_use]
+    pub fn decision(&self) -> Option<&SpDetail> {
+        let status = self.sp_status.trim();
+        self.records
+            .iter()
+            .flat_map(|record| &record.details)
+            .rfind(|detail| detail.sp_status.trim() == status)
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -201,6 +271,19 @@ mod tests {
         ));
         assert!(Envelope::parse("<xml><Encrypt>").is_err());
         assert!(Envelope::parse("not xml at all").is_err());
+    }
+
+    #[test]
+    fn an_approval_change_parses_with_the_deciding_approver_and_comment() {
+        let xml = "<xml><ToUserName><![CDATA[ww1]]></ToUserName><FromUserName><![CDATA[sys]]></FromUserName><CreateTime>1571732272</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[sys_approval_change]]></Event><AgentID>3010040</AgentID><ApprovalInfo><SpNo>201910220021</SpNo><SpName><![CDATA[开库工单]]></SpName><SpStatus>3</SpStatus><TemplateId><![CDATA[3TkaH5KFbrG9heEQ]]></TemplateId><ApplyTime>1571728713</ApplyTime><Applyer><UserId><![CDATA[xiaoming]]></UserId><Party><![CDATA[1]]></Party></Applyer><SpRecord><SpStatus>2</SpStatus><ApproverAttr>1</ApproverAttr><Details><Approver><UserId><![CDATA[zhangsan]]></UserId></Approver><Speech><![CDATA[]]></Speech><SpStatus>2</SpStatus><SpTime>1571728800</SpTime></Details></SpRecord><SpRecord><SpStatus>3</SpStatus><ApproverAttr>1</ApproverAttr><Details><Approver><UserId><![CDATA[lisi]]></UserId></Approver><Speech><![CDATA[库存不足]]></Speech><SpStatus>3</SpStatus><SpTime>1571732272</SpTime></Details></SpRecord><StatuChangeEvent>3</StatuChangeEvent></ApprovalInfo></xml>";
+        let msg = InnerMessage::parse(xml).unwrap();
+        let info = msg.approval_info.unwrap();
+        assert_eq!(info.sp_no, "201910220021");
+        assert_eq!(info.status(), 3);
+        assert_eq!(info.records.len(), 2);
+        let decision = info.decision().unwrap();
+        assert_eq!(decision.approver.as_ref().unwrap().user_id, "lisi");
+        assert_eq!(decision.speech, "库存不足");
     }
 
     #[test]

@@ -67,7 +67,7 @@ impl Console {
         let schedule = BatchSchedule::default();
         let ledger: Arc<dyn Ledger> = Arc::new(StoreLedger::new(Arc::clone(&store), schedule));
         let outbox = Outbox::new(Arc::clone(&store)).with_policy(RetryPolicy {
-            max_attempts: 1,
+            give_up_after: std::time::Duration::ZERO,
             ..RetryPolicy::default()
         });
         let state = ConsoleState {
@@ -703,14 +703,14 @@ async fn the_csv_export_has_a_bom_the_columns_and_rfc_4180_quoting() {
     let lines: Vec<&str> = text.split("\r\n").collect();
     assert_eq!(
         lines[0],
-        "单号,服务编号,服务,处理组,办理渠道,申请渠道,申请人,卖家账号,状态,逾期,批次,提交时间,\
+        "单号,服务编号,服务,处理组,办理渠道,申请渠道,申请人,申请人姓名,部门,卖家账号,状态,逾期,批次,提交时间,\
          处理人,处理时间,原因/说明,备注,卖家账号,数量,公式",
         "one column per field label after the fixed ones"
     );
     let batch = BatchSchedule::default().batch_for(now);
     assert!(
         lines[1].starts_with(&format!(
-            "{a},7,电子发票,产研,资源管理系统,app,sales-c1,\"acct, \"\"main\"\"\",已提交,,{batch},"
+            "{a},7,电子发票,产研,资源管理系统,app,sales-c1,,,\"acct, \"\"main\"\"\",已提交,,{batch},"
         )),
         "{}",
         lines[1]
@@ -1683,4 +1683,112 @@ async fn the_configured_admin_token_works_on_the_served_app() {
         .unwrap();
     assert_eq!(login.status(), StatusCode::SEE_OTHER);
     app.stop().await;
+}
+
+/// Issue 22: the deliveries page names each item's recipient and links its request; "全部重试"
+/// requeues every failed item the handler may see (not another team's); a delivered notice is
+/// in the request's page and API answer (to whom, when, what).
+#[tokio::test]
+async fn deliveries_name_the_recipient_link_the_request_and_retry_all_at_once() {
+    let c = Console::spawn(Backend::Embedded).await;
+    let now = Utc::now();
+    let ops_a = c.file("ra1", Team::Ops, &[], now).await;
+    let ops_b = c.file("ra2", Team::Ops, &[], now).await;
+    let rnd = c.file("ra3", Team::Rnd, &[], now).await;
+    let notice = |to: &str| {
+        Delivery::Wecom(Notice {
+            touser: to.into(),
+            text: "已完成，请查收".into(),
+            card: None,
+            before_card: None,
+        })
+    };
+    for (id, to) in [(&ops_a, "lisi"), (&ops_b, "wangwu"), (&rnd, "zhaoliu")] {
+        c.outbox
+            .enqueue(&format!("notice:{id}:done"), notice(to), now, now)
+            .await
+            .unwrap();
+    }
+    let transports: HashMap<DeliveryKind, Arc<dyn Transport>> =
+        HashMap::from([(DeliveryKind::Wecom, Arc::new(Broken) as Arc<dyn Transport>)]);
+    assert_eq!(c.outbox.run_pass(&transports, now).await.unwrap().failed, 3);
+
+    let ops1 = c.login(OPS_TOKEN).await;
+    let (_, page) = c.get(Some(&ops1), "/console/deliveries").await;
+    assert!(
+        page.contains("发给：lisi") && page.contains("发给：wangwu"),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!("href=\"/console/requests/{ops_a}\"")),
+        "the request is linked: {page}"
+    );
+    assert!(page.contains("已完成，请查收") && page.contains("全部重试"));
+
+    let refused = c
+        .post(&ops1, "/console/deliveries/retry-all", &[("csrf", "wrong")])
+        .await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert_eq!(c.outbox.failed().await.unwrap().len(), 3);
+    let all = c
+        .post(
+            &ops1,
+            "/console/deliveries/retry-all",
+            &[("csrf", &ops1.csrf)],
+        )
+        .await;
+    assert_eq!(all.status(), StatusCode::SEE_OTHER);
+    let left = c.outbox.failed().await.unwrap();
+    assert_eq!(left.len(), 1, "another team's item stays: {left:?}");
+    assert_eq!(left[0].id, format!("notice:{rnd}:done"));
+    assert_eq!(
+        c.outbox.pending(DeliveryKind::Wecom).await.unwrap().len(),
+        2
+    );
+    let (_, page) = c.get(Some(&ops1), "/console/deliveries?ok=retry_all").await;
+    assert!(page.contains("失败的投递已全部重新排队"), "{page}");
+
+    // Delivered this time: recorded in the request's history, shown on its page and in the API.
+    let outbox = c.outbox.clone().with_history(Arc::clone(&c.ledger));
+    let working: HashMap<DeliveryKind, Arc<dyn Transport>> =
+        HashMap::from([(DeliveryKind::Wecom, Arc::new(Works) as Arc<dyn Transport>)]);
+    let report = outbox.run_pass(&working, Utc::now()).await.unwrap();
+    assert_eq!(report.sent, 2);
+    let (_, page) = c
+        .get(Some(&ops1), &format!("/console/requests/{ops_a}"))
+        .await;
+    assert!(
+        page.contains("送达记录") && page.contains("<td>lisi</td>"),
+        "{page}"
+    );
+    let response = c
+        .api(
+            reqwest::Method::GET,
+            &format!("/api/v1/requests/{ops_a}"),
+            Some(OPS_TOKEN),
+        )
+        .send()
+        .await
+        .unwrap();
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["deliveries"][0]["to"], "lisi", "{body}");
+    assert_eq!(body["deliveries"][0]["channel"], "wecom");
+    assert!(
+        body["deliveries"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("已完成")
+    );
+}
+
+struct Works;
+
+#[async_trait::async_trait]
+impl Transport for Works {
+    fn kind(&self) -> DeliveryKind {
+        DeliveryKind::Wecom
+    }
+    async fn deliver(&self, _: &OutboxItem) -> Result<(), DeliveryError> {
+        Ok(())
+    }
 }

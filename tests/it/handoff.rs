@@ -75,6 +75,8 @@ fn section(platform: &str, oa: &str, smtp: &str) -> HandoffSection {
         oa_webhook_secret: OA_SECRET.into(),
         smtp_url: smtp.into(),
         mail_from: "开通助手 <kaitong@example.com>".into(),
+        oa_approval_template_id: String::new(),
+        oa_approval_control_id: String::new(),
     }
 }
 
@@ -93,7 +95,7 @@ fn rig(backend: Backend, section: &HandoffSection) -> Rig {
     let outbox = Outbox::new(Arc::clone(&store)).with_policy(RetryPolicy {
         first_delay: Duration::from_secs(1),
         max_delay: Duration::from_secs(10),
-        max_attempts: 5,
+        give_up_after: Duration::from_secs(4 * 3600),
     });
     let watcher = Arc::new(HandoffWatcher::new(outbox.clone(), section));
     let inner = Arc::new(StoreLedger::new(
@@ -134,7 +136,7 @@ impl Rig {
 // A test double of the request platform: records every POST, fails on demand.
 
 #[derive(Debug, Clone)]
-struct Received {
+pub(crate) struct Received {
     headers: HeaderMap,
     body: Vec<u8>,
     answered: u16,
@@ -153,7 +155,7 @@ impl Received {
         serde_json::from_slice(&self.body).unwrap()
     }
 
-    fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).unwrap()
     }
 
@@ -176,8 +178,8 @@ struct Script {
     retry_after: Option<String>,
 }
 
-struct Receiver {
-    url: String,
+pub(crate) struct Receiver {
+    pub(crate) url: String,
     script: Arc<Mutex<Script>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -213,7 +215,7 @@ async fn hook(
 }
 
 impl Receiver {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let script = Arc::new(Mutex::new(Script::default()));
         let app = axum::Router::new()
             .route("/hook", axum::routing::post(hook))
@@ -237,7 +239,7 @@ impl Receiver {
         s.retry_after = retry_after.map(str::to_owned);
     }
 
-    fn received(&self) -> Vec<Received> {
+    pub(crate) fn received(&self) -> Vec<Received> {
         self.script.lock().unwrap().received.clone()
     }
 
@@ -405,9 +407,12 @@ async fn an_unreachable_platform_is_retried_not_dropped() {
     for hour in 0..4 {
         assert_eq!(rig.pass(hour).await.retried, 1);
     }
-    // The fifth attempt is the last one the policy allows: it goes to failed(), not away.
+    // Four hours after it was queued the policy gives up: it goes to failed(), not away.
     assert_eq!(rig.pass(4).await.failed, 1);
-    assert_eq!(rig.outbox.failed().await.unwrap().len(), 1);
+    let failed = rig.outbox.failed().await.unwrap();
+    assert_eq!(failed.len(), 1);
+    let error = failed[0].last_error.as_deref().unwrap();
+    assert!(error.contains("refused"), "the cause is named: {error}");
 }
 
 #[tokio::test]
@@ -695,6 +700,7 @@ print(json.dumps({
     "subject": str(msg["subject"]),
     "from": str(msg["from"]),
     "to": str(msg["to"]),
+    "reply_to": str(msg["reply-to"]) if msg["reply-to"] else None,
     "message_id": str(msg["message-id"]),
     "body": body.get_content() if body is not None else None,
     "attachments": [
@@ -716,7 +722,7 @@ fn python() -> String {
 }
 
 /// A running aiosmtpd; killed when dropped, also when the test panics.
-struct SmtpSink {
+pub(crate) struct SmtpSink {
     child: Child,
     port: u16,
     dir: tempfile::TempDir,
@@ -730,7 +736,7 @@ impl Drop for SmtpSink {
 }
 
 impl SmtpSink {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let py = python();
         let probe = Command::new(&py)
             .args(["-c", "import aiosmtpd; print(aiosmtpd.__version__)"])
@@ -796,7 +802,7 @@ impl SmtpSink {
         std::fs::read_to_string(self.dir.path().join("aiosmtpd.log")).unwrap_or_default()
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("smtp://127.0.0.1:{}", self.port)
     }
 
@@ -805,7 +811,7 @@ impl SmtpSink {
     }
 
     /// Messages received so far, in order: (envelope, decoded message).
-    fn messages(&self) -> Vec<(serde_json::Value, serde_json::Value)> {
+    pub(crate) fn messages(&self) -> Vec<(serde_json::Value, serde_json::Value)> {
         let mut out = Vec::new();
         for n in 0.. {
             let envelope = self.mail_dir().join(format!("{n}.json"));
@@ -1010,4 +1016,50 @@ async fn an_email_service_without_an_address_queues_no_mail_only_the_platform_we
             "{backend:?}"
         );
     }
+}
+
+/// Issue 22: OA and e-mail services routed to a hand-off `[handoff]` leaves empty are named at
+/// start-up (one log line each) and on the admin listener's `/readyz` (still 200: the bot
+/// works, the hand-off does not); the public `/readyz` says only "ready".
+#[tokio::test]
+async fn an_unconfigured_hand_off_is_warned_about_at_start_up_and_on_readyz() {
+    crate::harness::capture_logs();
+    let bare =
+        crate::harness::TestApp::spawn(Backend::Embedded, crate::harness::RecordingBot::new())
+            .await;
+    let admin_readyz = |app: &crate::harness::TestApp| {
+        let url = format!("http://{}/readyz", app.admin_addr.unwrap());
+        let http = app.http.clone();
+        async move {
+            let response = http.get(url).send().await.unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+    let (status, body) = admin_readyz(&bare).await;
+    assert_eq!(
+        bare.get("/readyz").await,
+        (200, "ready".into()),
+        "public: no detail"
+    );
+    assert_eq!(status, 200);
+    assert!(body.starts_with("ready\nwarning: "), "{body}");
+    assert!(
+        body.contains("handoff.oa_webhook_url is empty") && body.contains("#1 "),
+        "the OA services by number: {body}"
+    );
+    assert!(body.contains("handoff.smtp_url is empty"), "{body}");
+    assert!(crate::harness::captured_logs().contains("hand-off not configured"));
+
+    let mut settings = crate::harness::test_settings();
+    settings.handoff.oa_webhook_url = "https://oa.example.com/hook".into();
+    settings.handoff.smtp_url = "smtp://127.0.0.1:2525".into();
+    let (store, dir) = fresh_store(Backend::Embedded);
+    let configured = crate::harness::TestApp::spawn_with(
+        settings,
+        store,
+        dir,
+        crate::harness::RecordingBot::new(),
+    )
+    .await;
+    assert_eq!(admin_readyz(&configured).await, (200, "ready".into()));
 }

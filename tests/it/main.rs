@@ -10,6 +10,7 @@
 
 mod harness;
 
+mod approvals;
 mod architecture;
 mod callbacks;
 mod catalog;
@@ -35,6 +36,7 @@ mod ledger;
 mod meaning;
 mod notify;
 mod open_work;
+mod people;
 mod probes;
 mod reading_props;
 mod reply_limits;

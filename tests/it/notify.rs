@@ -533,6 +533,187 @@ async fn a_rejection_of_a_service_without_a_seed_handler_names_no_assumed_team()
     );
 }
 
+/// Issue 22: WeCom unreachable for a minute around 17:30 (its port refusing connections). The
+/// worker keeps passing every second meanwhile; each failure waits the outbox's growing
+/// backoff (a transport error carries no hint that could shorten it), nothing is given up,
+/// the log names the cause, and once WeCom is back every requester hears once. Each delivered
+/// notice is in its request's history: to whom, when, what.
+#[tokio::test]
+async fn a_minute_of_wecom_outage_at_half_past_five_loses_no_notice() {
+    harness::capture_logs();
+    for backend in BACKENDS {
+        let (settings, mut sim, parts, _dir) = setup(backend).await;
+        let done = file(&parts, "out1", "outage_alice", at(28, 9, 0)).await;
+        let rejected = file(&parts, "out2", "outage_bob", at(28, 9, 5)).await;
+        let open = file(&parts, "out3", "outage_carol", at(28, 9, 10)).await;
+        parts
+            .desk
+            .complete(&handler(), &done, Some("已开通".into()), at(28, 16, 30))
+            .await
+            .unwrap();
+        let down_from = at(28, 17, 29) + Duration::seconds(30);
+        sim.go_down().await;
+        // The rejection is told at once — into the outage.
+        parts
+            .desk
+            .reject(&handler(), &rejected, "账号不存在", down_from)
+            .await
+            .unwrap();
+        parts.background(&settings).push.tick(at(28, 17, 30)).await;
+        let mut now = down_from;
+        let back_at = down_from + Duration::seconds(60);
+        let mut attempts_while_down = 0;
+        while now < back_at {
+            let report = parts.outbox.run_pass(&parts.transports, now).await.unwrap();
+            assert_eq!(report.failed, 0, "{backend:?}: nothing given up at {now}");
+            assert_eq!(report.sent, 0);
+            attempts_while_down += report.retried;
+            now += Duration::seconds(1);
+        }
+        let waiting = parts.outbox.pending(DeliveryKind::Wecom).await.unwrap();
+        assert_eq!(waiting.len(), 3, "{backend:?}: {waiting:?}");
+        for item in &waiting {
+            let error = item.last_error.as_deref().unwrap();
+            assert!(error.contains("refused"), "{backend:?}: the cause: {error}");
+            // 5 s, 10 s, 20 s …: a handful of attempts in a minute, not one a second.
+            assert!(item.attempts <= 4, "{backend:?}: {item:?}");
+        }
+        assert!(attempts_while_down <= 12, "{attempts_while_down}");
+        assert!(
+            harness::captured_logs().contains("cause=refused"),
+            "the log names the cause"
+        );
+        assert!(sim.sent_messages().is_empty());
+
+        sim.recover().await.unwrap();
+        while now < back_at + Duration::minutes(2) {
+            parts.outbox.run_pass(&parts.transports, now).await.unwrap();
+            now += Duration::seconds(1);
+        }
+        let sent = sim.sent_messages();
+        for user in ["outage_alice", "outage_bob", "outage_carol"] {
+            assert_eq!(
+                sent.iter()
+                    .filter(|m| m.touser == vec![user.to_owned()])
+                    .count(),
+                1,
+                "{backend:?} {user}: {sent:?}"
+            );
+        }
+        assert!(parts.outbox.failed().await.unwrap().is_empty());
+        for (id, user, words) in [
+            (&done, "outage_alice", "已开通"),
+            (&rejected, "outage_bob", "账号不存在"),
+            (&open, "outage_carol", "处理"),
+        ] {
+            let request = parts.ledger.get(id).await.unwrap().unwrap();
+            assert_eq!(request.deliveries.len(), 1, "{backend:?}: {request:?}");
+            let record = &request.deliveries[0];
+            assert_eq!(record.to, user);
+            assert_eq!(record.channel, "wecom");
+            assert!(record.at >= back_at, "{backend:?}: {record:?}");
+            assert!(record.message.contains(words), "{record:?}");
+            let message = sent
+                .iter()
+                .find(|m| m.touser == vec![user.to_owned()])
+                .unwrap();
+            assert!(message.content.contains(words));
+        }
+    }
+}
+
+/// An item is given up by age, not by a count of attempts: still failing when
+/// `notify.give_up_after_hours` have passed since it was queued, it is tried a last time then
+/// and listed as failed.
+#[tokio::test]
+async fn a_notice_failing_for_a_whole_day_is_given_up_then_and_not_before() {
+    let (settings, mut sim, parts, _dir) = setup(Backend::Embedded).await;
+    assert_eq!(settings.notify.give_up_after_hours, 24);
+    file(&parts, "gu1", "giveup_dora", at(28, 9, 0)).await;
+    sim.go_down().await;
+    parts.background(&settings).push.tick(at(28, 17, 30)).await;
+    let mut now = at(28, 17, 30);
+    let mut passes = 0;
+    while now < at(29, 17, 30) {
+        let report = parts.outbox.run_pass(&parts.transports, now).await.unwrap();
+        assert_eq!(report.failed, 0, "not before a day has passed: {now}");
+        passes += report.retried;
+        // The worker looks every minute here; the item is due far less often.
+        now += Duration::minutes(1);
+    }
+    assert!(
+        passes > 20,
+        "more attempts than the old cap of 20: {passes}"
+    );
+    let item = &parts.outbox.pending(DeliveryKind::Wecom).await.unwrap()[0];
+    assert_eq!(
+        item.due,
+        at(29, 17, 30),
+        "the last attempt is at the deadline"
+    );
+    let report = parts
+        .outbox
+        .run_pass(&parts.transports, at(29, 17, 30))
+        .await
+        .unwrap();
+    assert_eq!(report.failed, 1);
+    let failed = parts.outbox.failed().await.unwrap();
+    let error = failed[0].last_error.as_deref().unwrap();
+    assert!(error.contains("refused"), "{error}");
+}
+
+/// Issue 22 (metrics to alert on): `/metrics` carries the outbox's depth and given-up items by
+/// transport, failed attempts by transport and cause, the process's own `process_*` figures
+/// and `kaitong_build_info`.
+#[tokio::test]
+async fn metrics_show_outbox_depth_failures_by_cause_the_process_and_the_build() {
+    let (settings, mut sim, parts, _dir) = setup(Backend::Embedded).await;
+    file(&parts, "m1", "metrics_erin", at(28, 9, 0)).await;
+    sim.go_down().await;
+    parts.background(&settings).push.tick(at(28, 17, 30)).await;
+    parts
+        .outbox
+        .run_pass(&parts.transports, at(28, 17, 30))
+        .await
+        .unwrap();
+    let app = harness::TestApp::spawn(Backend::Embedded, harness::RecordingBot::new()).await;
+    let (status, text) = app.get("/metrics").await;
+    assert_eq!(status, 200);
+    let value = |line_start: &str| -> f64 {
+        text.lines()
+            .find(|line| line.starts_with(line_start))
+            .and_then(|line| line.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {line_start} in {text}"))
+    };
+    // Other tests share the process's metrics: at least ours is counted.
+    assert!(
+        value("kaitong_outbox_attempt_failures_total{cause=\"refused\",kind=\"wecom\"}") >= 1.0
+    );
+    assert!(value("kaitong_outbox_pending_by_kind{kind=\"wecom\"}") >= 0.0);
+    assert!(value("kaitong_outbox_failed_by_kind{kind=\"email\"}") >= 0.0);
+    assert!(value("process_resident_memory_bytes") > 1_000_000.0);
+    assert!(value("process_open_fds") >= 3.0);
+    assert!(value("process_max_fds") >= value("process_open_fds"));
+    assert!(value("process_cpu_seconds_total") > 0.0);
+    let started = value("process_start_time_seconds");
+    let now = chrono::Utc::now().timestamp() as f64;
+    assert!(
+        started <= now + 1.0 && started > now - 3600.0,
+        "{started} vs {now}"
+    );
+    let build = text
+        .lines()
+        .find(|line| line.starts_with("kaitong_build_info{"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        build.contains(&format!("version=\"{}\"", env!("CARGO_PKG_VERSION")))
+            && build.contains("commit=\"")
+            && build.ends_with(" 1"),
+        "{build}"
+    );
+}
+
 /// Issue 22: a 驳回 taken back the same day and made again with another reason reaches the
 /// requester again (the first notice does not swallow the second), and the platform hears of
 /// each change of the new round as a new event.

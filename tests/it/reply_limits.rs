@@ -467,6 +467,9 @@ pub(crate) fn request(service_name: &str, summary: &[(String, String)]) -> Reque
         batch: BatchDay(chrono::NaiveDate::from_ymd_opt(2026, 11, 28).unwrap()),
         history: Vec::new(),
         notes: Vec::new(),
+        deliveries: Vec::new(),
+        contact: None,
+        external_ticket: None,
     }
 }
 

@@ -137,7 +137,11 @@ mod wecom {
         sim.fail_next(1, -1);
         let busy = api.send_text(&["zhangsan"], "y", None).await.unwrap_err();
         assert!(busy.is_retryable());
-        assert!(busy.retry_after().is_some());
+        assert_eq!(
+            busy.retry_after(),
+            None,
+            "no rule of WeCom's: the outbox's backoff"
+        );
     }
 
     #[tokio::test]
@@ -478,5 +482,39 @@ mod wecom {
             matches!(error, ApiError::BodyTooLarge { limit: 1000, .. }),
             "{error:?}"
         );
+    }
+
+    /// Issue 22: the contacts calls, against WeCom's shapes and errcodes in the simulator.
+    #[tokio::test]
+    async fn user_get_and_department_list_read_contacts_and_refusals_keep_their_errcode() {
+        let sim = simulator().await;
+        let api = client(&sim);
+        sim.add_department(1, "万店总部", 0);
+        sim.add_department(7, "华南销售部", 1);
+        sim.add_member("wangwu", "王五", &[1, 7], Some("wangwu@example.com"));
+        sim.add_member("zhaoliu", "赵六", &[7], None);
+        sim.hide_members(&["zhaoliu"]);
+
+        let member = api.user_get("WangWu").await.unwrap();
+        assert_eq!(member.userid, "wangwu");
+        assert_eq!(member.name, "王五");
+        assert_eq!(member.departments(), vec![1, 7], "main department first");
+        assert_eq!(member.mail(), Some("wangwu@example.com"));
+        let departments = api.department_list().await.unwrap();
+        assert_eq!(
+            departments
+                .iter()
+                .map(|d| (d.id, d.name.as_str(), d.parentid))
+                .collect::<Vec<_>>(),
+            vec![(1, "万店总部", 0), (7, "华南销售部", 1)]
+        );
+
+        let hidden = api.user_get("zhaoliu").await.unwrap_err();
+        assert_eq!(hidden.errcode(), Some(60011), "{hidden}");
+        assert!(!hidden.is_retryable());
+        let unknown = api.user_get("nobody").await.unwrap_err();
+        assert_eq!(unknown.errcode(), Some(60111), "{unknown}");
+        let missing = api.user_get("").await.unwrap_err();
+        assert_eq!(missing.errcode(), Some(41009), "{missing}");
     }
 }

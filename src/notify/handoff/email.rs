@@ -24,6 +24,7 @@ use super::HandoffError;
 use crate::catalog::Window;
 use crate::domain::{ChannelKind, Conversation};
 use crate::notify::outbox::{DeliveryError, OutboxItem, Transport};
+use crate::notify::people::Requesters;
 use crate::notify::{Delivery, DeliveryKind};
 use crate::requests::Request;
 use crate::requests::attachments::{self, BlobRef};
@@ -136,6 +137,33 @@ fn body(request: &Request, attachments: &[AttachmentRef]) -> String {
     out
 }
 
+/// The body with the requester's name, departments and e-mail after its `申请人:` line (or
+/// first, if a body of an older version has none).
+fn with_requester_line(body: &str, contact: &crate::requests::Contact) -> String {
+    let mut line = format!("申请人姓名: {}", contact.name);
+    if !contact.departments.is_empty() {
+        line.push_str(&format!(" · 部门: {}", contact.departments.join("、")));
+    }
+    if let Some(email) = &contact.email {
+        line.push_str(&format!(" · 邮箱: {email}"));
+    }
+    let mut out = String::with_capacity(body.len() + line.len() + 1);
+    let mut placed = false;
+    for part in body.split_inclusive('\n') {
+        out.push_str(part);
+        if !placed && part.starts_with("申请人: ") {
+            out.push_str(&line);
+            out.push('\n');
+            placed = true;
+        }
+    }
+    if placed {
+        out
+    } else {
+        format!("{line}\n{body}")
+    }
+}
+
 /// `<handoff.email.KT-20261128-0007@kaitong>`: only characters a msg-id allows.
 fn message_id(key: &str) -> String {
     let left: String = key
@@ -192,6 +220,8 @@ pub struct EmailTransport {
     /// For logs and error messages: never the credentials.
     host: String,
     store: Arc<dyn Store>,
+    /// Names the requester (and answers them by Reply-To) from WeCom's contacts.
+    requesters: Option<Requesters>,
 }
 
 impl std::fmt::Debug for EmailTransport {
@@ -259,7 +289,15 @@ impl EmailTransport {
             from,
             host,
             store,
+            requesters: None,
         })
+    }
+
+    /// Names the requester in each mail from WeCom's contacts, with Reply-To their address.
+    #[must_use]
+    pub fn naming(mut self, requesters: Option<Requesters>) -> Self {
+        self.requesters = requesters;
+        self
     }
 
     /// The SMTP host (for logs and start-up messages).
@@ -278,6 +316,24 @@ impl EmailTransport {
             .parse()
             .map_err(|e| DeliveryError::permanent(format!("bad recipient {:?}: {e}", job.to)))?;
         let mut body = job.body.clone();
+        // Looked up at sending (the worker runs apart from any reply), not when queued.
+        let contact = match &self.requesters {
+            Some(requesters) => requesters.of_item(&item.id).await,
+            None => None,
+        };
+        let mut reply_to = None;
+        if let Some(contact) = &contact {
+            body = with_requester_line(&body, contact);
+            reply_to = contact.email.as_deref().and_then(|email| {
+                format!("{} <{}>", contact.name, email.trim())
+                    .parse::<Mailbox>()
+                    .or_else(|_| email.trim().parse::<Mailbox>())
+                    .inspect_err(|e| {
+                        tracing::warn!(id = %item.id, error = %e, "requester's e-mail unusable as Reply-To");
+                    })
+                    .ok()
+            });
+        }
         let mut files = Vec::new();
         for attachment in &job.attachments {
             match attachments::load_blob(self.store.as_ref(), &attachment.blob).await {
@@ -309,9 +365,11 @@ impl EmailTransport {
         for file in files {
             parts = parts.singlepart(file);
         }
-        Message::builder()
-            .from(self.from.clone())
-            .to(to)
+        let mut builder = Message::builder().from(self.from.clone()).to(to);
+        if let Some(reply_to) = reply_to {
+            builder = builder.reply_to(reply_to);
+        }
+        builder
             .subject(job.subject.clone())
             .message_id(Some(job.message_id.clone()))
             .date_now()
@@ -341,13 +399,24 @@ impl Transport for EmailTransport {
                 Ok(())
             }
             Err(e) => {
-                let message = format!("smtp {}: {e}", self.host);
+                let cause = match e.status() {
+                    Some(code) => format!("SMTP {code}"),
+                    None if e.is_timeout() => "timeout".to_owned(),
+                    None if e.is_tls() => "TLS".to_owned(),
+                    None => crate::wecom::api::transport_cause(&e).to_owned(),
+                };
+                let message = format!(
+                    "smtp {}: {cause}: {}",
+                    self.host,
+                    crate::wecom::api::source_chain(&e)
+                );
                 // Only a 5xx answer is final; 4xx, connection, timeout and TLS trouble may pass.
                 Err(if e.is_permanent() {
                     DeliveryError::permanent(message)
                 } else {
                     DeliveryError::retry(message)
-                })
+                }
+                .with_cause(cause))
             }
         }
     }

@@ -30,7 +30,9 @@
 //! requests, decide routing (the catalog did, at filing time) or schedule retries (the outbox
 //! does).
 
+pub mod approval;
 pub mod email;
+pub mod state;
 pub mod webhook;
 
 use std::sync::Arc;
@@ -38,15 +40,18 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{FieldValue, FilingRoute};
+use crate::catalog::{Catalog, FieldValue, FilingRoute};
 use crate::config::HandoffSection;
 use crate::notify::outbox::{Outbox, Transport};
+use crate::notify::people::Requesters;
 use crate::notify::{Delivery, DeliveryKind};
 use crate::requests::attachments::BlobRef;
-use crate::requests::{Request, Watcher};
+use crate::requests::{Contact, Request, Watcher};
 use crate::store::{Store, StoreError, keys};
+use crate::wecom::api::WecomApi;
 
 pub use email::EmailTransport;
+pub use state::{HandoffState, handoff_state};
 pub use webhook::{WebhookTransport, sign, verify_signature};
 
 /// `event` of a newly filed request.
@@ -66,6 +71,8 @@ pub enum HandoffError {
     MailFrom(String, String),
     #[error("could not build the {what} client: {reason}")]
     Client { what: &'static str, reason: String },
+    #[error("OA approvals: {0}")]
+    Approval(String),
 }
 
 /// Which destinations are switched on (a non-empty URL in `[handoff]`).
@@ -81,10 +88,48 @@ impl HandoffTargets {
     pub fn from_settings(section: &HandoffSection) -> Self {
         Self {
             platform: !section.platform_webhook_url.trim().is_empty(),
-            oa: !section.oa_webhook_url.trim().is_empty(),
+            oa: !section.oa_webhook_url.trim().is_empty()
+                || !section.oa_approval_template_id.trim().is_empty(),
             email: !section.smtp_url.expose().trim().is_empty(),
         }
     }
+}
+
+/// What the catalog routes to a hand-off `[handoff]` leaves unconfigured, one line per
+/// transport naming its services and the key to set: such requests are filed and handled in
+/// the console, but nothing reaches the handling side by itself. Logged at start-up and shown
+/// on the admin listener's `/readyz`.
+#[must_use]
+pub fn unconfigured(catalog: &Catalog, section: &HandoffSection) -> Vec<String> {
+    let targets = HandoffTargets::from_settings(section);
+    let mut oa = Vec::new();
+    let mut email = Vec::new();
+    for service in catalog.services() {
+        match &service.route {
+            FilingRoute::OaTicket if !targets.oa => oa.push(format!("#{}", service.id)),
+            // No address: nothing is mailed by design (the seed names none).
+            FilingRoute::Email { address: Some(_) } if !targets.email => {
+                email.push(format!("#{}", service.id));
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    if !oa.is_empty() {
+        out.push(format!(
+            "{} OA-ticket services ({}) hand off to the OA webhook, but handoff.oa_webhook_url is empty: their requests reach OA only by hand",
+            oa.len(),
+            oa.join(" ")
+        ));
+    }
+    if !email.is_empty() {
+        out.push(format!(
+            "{} e-mail services ({}) hand off by mail, but handoff.smtp_url is empty: their requests are mailed to nobody",
+            email.len(),
+            email.join(" ")
+        ));
+    }
+    out
 }
 
 /// Builds the transports of every destination switched on in `[handoff]`, ready to be put in
@@ -95,28 +140,66 @@ pub fn transports(
     section: &HandoffSection,
     store: Arc<dyn Store>,
 ) -> Result<Vec<Arc<dyn Transport>>, HandoffError> {
+    transports_naming(section, store, None, None, None)
+}
+
+/// [`transports`] whose webhooks and e-mails name the requester from WeCom's contacts, and
+/// whose OA tickets are WeCom approvals when `handoff.oa_approval_template_id` is set (through
+/// `api`; the approval's number becomes the request's ticket number in `ledger`).
+pub fn transports_naming(
+    section: &HandoffSection,
+    store: Arc<dyn Store>,
+    requesters: Option<Requesters>,
+    api: Option<Arc<WecomApi>>,
+    ledger: Option<Arc<dyn crate::requests::Ledger>>,
+) -> Result<Vec<Arc<dyn Transport>>, HandoffError> {
     let targets = HandoffTargets::from_settings(section);
+    let approvals = !section.oa_approval_template_id.trim().is_empty();
+    if approvals {
+        let api = api.ok_or_else(|| {
+            HandoffError::Approval("no WeCom API client to file approvals with".to_owned())
+        })?;
+        let transport =
+            approval::ApprovalTransport::new(section, api, Arc::clone(&store))?.with_ledger(ledger);
+        let mut out = transports_naming(
+            &HandoffSection {
+                oa_webhook_url: String::new(),
+                oa_approval_template_id: String::new(),
+                ..section.clone()
+            },
+            store,
+            requesters,
+            None,
+            None,
+        )?;
+        out.push(Arc::new(transport));
+        return Ok(out);
+    }
     let mut out: Vec<Arc<dyn Transport>> = Vec::new();
     if targets.platform {
-        out.push(Arc::new(WebhookTransport::new(
-            DeliveryKind::Webhook,
-            &section.platform_webhook_url,
-            section.platform_webhook_secret.expose(),
-        )?));
+        out.push(Arc::new(
+            WebhookTransport::new(
+                DeliveryKind::Webhook,
+                &section.platform_webhook_url,
+                section.platform_webhook_secret.expose(),
+            )?
+            .naming(requesters.clone()),
+        ));
     }
     if targets.oa {
-        out.push(Arc::new(WebhookTransport::new(
-            DeliveryKind::Oa,
-            &section.oa_webhook_url,
-            section.oa_webhook_secret.expose(),
-        )?));
+        out.push(Arc::new(
+            WebhookTransport::new(
+                DeliveryKind::Oa,
+                &section.oa_webhook_url,
+                section.oa_webhook_secret.expose(),
+            )?
+            .naming(requesters.clone()),
+        ));
     }
     if targets.email {
-        out.push(Arc::new(EmailTransport::new(
-            &section.smtp_url,
-            &section.mail_from,
-            store,
-        )?));
+        out.push(Arc::new(
+            EmailTransport::new(&section.smtp_url, &section.mail_from, store)?.naming(requesters),
+        ));
     }
     Ok(out)
 }
@@ -183,6 +266,23 @@ pub struct RequesterView {
     pub userid: String,
     /// `app` (self-built app) or `aibot` (AI bot).
     pub channel: String,
+    /// From WeCom's contacts (`user/get`), when it says; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Department names, the main one first; absent when unknown.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub departments: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+}
+
+impl RequesterView {
+    /// Fills in what WeCom's contacts say about the requester.
+    pub fn name_from(&mut self, contact: &Contact) {
+        self.name = Some(contact.name.clone());
+        self.departments.clone_from(&contact.departments);
+        self.email.clone_from(&contact.email);
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -222,9 +322,18 @@ impl RequestView {
             submitted_at: request.submitted_at,
             status: request.status().as_str().to_owned(),
             status_since: request.status_since(),
-            requester: RequesterView {
-                userid: form.requester.user.as_str().to_owned(),
-                channel: form.requester.channel.as_str().to_owned(),
+            requester: {
+                let mut view = RequesterView {
+                    userid: form.requester.user.as_str().to_owned(),
+                    channel: form.requester.channel.as_str().to_owned(),
+                    name: None,
+                    departments: Vec::new(),
+                    email: None,
+                };
+                if let Some(contact) = &request.contact {
+                    view.name_from(contact);
+                }
+                view
             },
             fields: form
                 .summary

@@ -43,6 +43,7 @@ use sha2::Sha256;
 
 use super::HandoffError;
 use crate::notify::outbox::{DeliveryError, OutboxItem, Transport};
+use crate::notify::people::Requesters;
 use crate::notify::{Delivery, DeliveryKind};
 use crate::secret::Secret;
 
@@ -102,6 +103,8 @@ pub struct WebhookTransport {
     host: String,
     secret: Secret,
     client: reqwest::Client,
+    /// Names the requester in the payload (WeCom's contacts); `None`: the userid only.
+    requesters: Option<Requesters>,
 }
 
 impl WebhookTransport {
@@ -145,7 +148,15 @@ impl WebhookTransport {
             host,
             secret: Secret::from(secret),
             client,
+            requesters: None,
         })
+    }
+
+    /// Names the requester in each payload from WeCom's contacts.
+    #[must_use]
+    pub fn naming(mut self, requesters: Option<Requesters>) -> Self {
+        self.requesters = requesters;
+        self
     }
 
     /// The host this transport posts to (for logs and start-up messages).
@@ -167,8 +178,17 @@ impl Transport for WebhookTransport {
             | (Delivery::Oa(event), DeliveryKind::Oa) => event,
             _ => return Err(item.unexpected(self.kind)),
         };
+        // Named at sending, not queuing: the lookup runs after filing, off the reply path.
+        let mut event = event.clone();
+        if event.request.requester.name.is_none()
+            && let Some(requesters) = &self.requesters
+            && let Some(user) = crate::domain::UserId::parse(&event.request.requester.userid)
+            && let Some(contact) = requesters.contact(&user).await
+        {
+            event.request.requester.name_from(&contact);
+        }
         // Through a JSON value, as the body has always been built (keys in sorted order).
-        let body = serde_json::to_value(event)
+        let body = serde_json::to_value(&event)
             .and_then(|payload| serde_json::to_vec(&payload))
             .map_err(|e| DeliveryError::permanent(format!("payload not serialisable: {e}")))?;
         let timestamp = Utc::now().timestamp().to_string();
@@ -188,12 +208,20 @@ impl Transport for WebhookTransport {
             Err(e) => {
                 // `without_url`: the error text must not carry the URL's path or query.
                 let retryable = !e.is_builder();
-                let message = format!("{} {}: {}", self.kind.as_str(), self.host, e.without_url());
+                let e = e.without_url();
+                let cause = crate::wecom::api::transport_cause(&e);
+                let message = format!(
+                    "{} {}: {cause}: {}",
+                    self.kind.as_str(),
+                    self.host,
+                    crate::wecom::api::source_chain(&e)
+                );
                 return Err(if retryable {
                     DeliveryError::retry(message)
                 } else {
                     DeliveryError::permanent(message)
-                });
+                }
+                .with_cause(cause));
             }
         };
         let status = response.status().as_u16();
@@ -225,6 +253,7 @@ pub fn classify(status: u16, retry_after: Option<Duration>, message: String) -> 
     } else {
         DeliveryError::permanent(message)
     }
+    .with_cause(format!("HTTP {status}"))
 }
 
 /// `Retry-After` as seconds or an HTTP date, capped at an hour.

@@ -31,8 +31,12 @@ pub mod errcode {
     pub const API_RATE_LIMIT: i64 = 45009;
     pub const API_CONCURRENCY_LIMIT: i64 = 45033;
     pub const DATA_FORMAT_ERROR: i64 = 47001;
+    pub const MISSING_USERID: i64 = 41009;
     pub const API_NO_PERMISSION: i64 = 48002;
+    /// No privilege to read the member or department (outside the app's visible range).
+    pub const NO_PRIVILEGE: i64 = 60011;
     pub const UNTRUSTED_IP: i64 = 60020;
+    pub const USERID_NOT_FOUND: i64 = 60111;
     pub const IP_WHITELIST: i64 = 301042;
     pub const ALL_RECIPIENTS_INVALID: i64 = 81013;
     pub const RECIPIENTS_EMPTY: i64 = 82001;
@@ -42,7 +46,9 @@ pub mod errcode {
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// Connection refused, DNS, TLS, timeout, reset: the request may or may not have arrived.
-    #[error("WeCom API {path}: transport error: {source}")]
+    /// Shown with its cause and the whole source chain: reqwest's own text ("error sending
+    /// request") names none of them.
+    #[error("WeCom API {path}: transport error ({}): {}", transport_cause(.source), source_chain(.source))]
     Transport {
         path: &'static str,
         #[source]
@@ -98,24 +104,33 @@ impl ApiError {
         }
     }
 
-    /// How long to wait before retrying, for retryable errors. WeCom's minute-level rate-limit
-    /// blocks last 60 s (DOC-90312), so 45009 waits a full minute.
+    /// How long WeCom tells us to wait, for the errors that carry such a rule: its
+    /// minute-level rate-limit blocks last 60 s (DOC-90312), so 45009 waits a full minute;
+    /// 45033 (too many at once) a moment. Every other error has no hint: the caller's own
+    /// backoff decides (a fixed short hint here once spent an outbox item's every attempt in
+    /// half a minute of network trouble).
     #[must_use]
     pub fn retry_after(&self) -> Option<Duration> {
-        if !self.is_retryable() {
-            return None;
+        match self.errcode()? {
+            errcode::API_RATE_LIMIT => Some(Duration::from_secs(60)),
+            errcode::API_CONCURRENCY_LIMIT => Some(Duration::from_secs(2)),
+            _ => None,
         }
-        Some(match self {
-            Self::WeCom {
-                errcode: errcode::API_RATE_LIMIT,
-                ..
-            } => Duration::from_secs(60),
-            Self::WeCom {
-                errcode: errcode::API_CONCURRENCY_LIMIT,
-                ..
-            } => Duration::from_secs(2),
-            _ => Duration::from_secs(1),
-        })
+    }
+
+    /// What went wrong, in a word or two an operator can act on: `DNS`, `refused`, `TLS`,
+    /// `timeout`, `reset`, `connect` (transport, from the source chain), `HTTP 502`,
+    /// `errcode 45009`, `body too large`, `bad response`, `bad request`.
+    #[must_use]
+    pub fn cause(&self) -> String {
+        match self {
+            Self::Transport { source, .. } => transport_cause(source).to_owned(),
+            Self::Http { status, .. } => format!("HTTP {status}"),
+            Self::WeCom { errcode, .. } => format!("errcode {errcode}"),
+            Self::BodyTooLarge { .. } => "body too large".to_owned(),
+            Self::InvalidResponse { .. } => "bad response".to_owned(),
+            Self::InvalidRequest { .. } => "bad request".to_owned(),
+        }
     }
 
     /// A bilingual hint when the error means the deployment is misconfigured (retrying will not
@@ -178,6 +193,81 @@ impl ApiError {
     }
 }
 
+/// The errors under `error`, outermost first, itself included.
+fn chain<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(error), |e| e.source())
+}
+
+/// The error and its sources joined with `: `, each text once (wrappers often repeat their
+/// source's text).
+#[must_use]
+pub fn source_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for e in chain(error) {
+        let text = e.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+    }
+    parts.join(": ")
+}
+
+/// The cause of a network failure, read from its source chain: `DNS`, `refused`, `TLS`,
+/// `timeout`, `reset`, `connect` (another failure to connect) or `network`. reqwest, hyper and
+/// rustls do not expose their error types to us alike, so I/O kinds are read where there is
+/// one and the texts of the layers (hyper-util's `dns error`, rustls' certificate and
+/// handshake errors) where there is not.
+#[must_use]
+pub fn transport_cause(error: &(dyn std::error::Error + 'static)) -> &'static str {
+    let mut connect = false;
+    for e in chain(error) {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => return "refused",
+                std::io::ErrorKind::TimedOut => return "timeout",
+                std::io::ErrorKind::ConnectionReset
+                | std::io::ErrorKind::ConnectionAborted
+                | std::io::ErrorKind::BrokenPipe
+                | std::io::ErrorKind::UnexpectedEof => return "reset",
+                _ => {}
+            }
+        }
+        if let Some(request) = e.downcast_ref::<reqwest::Error>() {
+            if request.is_timeout() {
+                return "timeout";
+            }
+            connect |= request.is_connect();
+        }
+        let text = e.to_string().to_ascii_lowercase();
+        if text.contains("dns error")
+            || text.contains("failed to lookup address")
+            || text.contains("name or service not known")
+            || text.contains("no address associated")
+        {
+            return "DNS";
+        }
+        if text.contains("certificate")
+            || text.contains("tls")
+            || text.contains("handshake")
+            || text.contains("invalid peer")
+        {
+            return "TLS";
+        }
+        if text.contains("timed out") || text.contains("deadline has elapsed") {
+            return "timeout";
+        }
+        if text.contains("connection closed")
+            || text.contains("connection reset")
+            || text.contains("incomplete message")
+        {
+            return "reset";
+        }
+    }
+    if connect { "connect" } else { "network" }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,5 +302,78 @@ mod tests {
             }
             .is_retryable()
         );
+    }
+
+    /// A wrapper around an error, as hyper and reqwest wrap the I/O error underneath.
+    #[derive(Debug, thiserror::Error)]
+    #[error("{text}")]
+    struct Wrapped {
+        text: &'static str,
+        #[source]
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn the_cause_is_read_from_the_source_chain() {
+        let wrapped = |text, kind: std::io::ErrorKind| Wrapped {
+            text,
+            source: std::io::Error::new(kind, "inner"),
+        };
+        let cause = |e: &Wrapped| transport_cause(e);
+        assert_eq!(
+            cause(&wrapped(
+                "tcp connect error",
+                std::io::ErrorKind::ConnectionRefused
+            )),
+            "refused"
+        );
+        assert_eq!(
+            cause(&wrapped(
+                "error sending request",
+                std::io::ErrorKind::TimedOut
+            )),
+            "timeout"
+        );
+        assert_eq!(
+            cause(&wrapped(
+                "connection error",
+                std::io::ErrorKind::ConnectionReset
+            )),
+            "reset"
+        );
+        assert_eq!(
+            cause(&wrapped("dns error", std::io::ErrorKind::Other)),
+            "DNS"
+        );
+        assert_eq!(
+            cause(&wrapped(
+                "invalid peer certificate: UnknownIssuer",
+                std::io::ErrorKind::InvalidData
+            )),
+            "TLS"
+        );
+        assert_eq!(cause(&wrapped("odd", std::io::ErrorKind::Other)), "network");
+        assert_eq!(
+            source_chain(&wrapped("dns error", std::io::ErrorKind::Other)),
+            "dns error: inner"
+        );
+    }
+
+    #[test]
+    fn only_wecoms_own_rules_give_a_wait() {
+        let wecom = |errcode| ApiError::WeCom {
+            path: "message/send",
+            errcode,
+            errmsg: String::new(),
+        };
+        assert_eq!(wecom(45033).retry_after(), Some(Duration::from_secs(2)));
+        assert_eq!(wecom(-1).retry_after(), None, "busy: the caller's backoff");
+        let http = ApiError::Http {
+            path: "x",
+            status: 502,
+        };
+        assert_eq!(http.retry_after(), None);
+        assert_eq!(http.cause(), "HTTP 502");
+        assert_eq!(wecom(45009).cause(), "errcode 45009");
     }
 }

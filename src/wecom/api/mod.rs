@@ -1,6 +1,6 @@
 //! Outbound WeCom server API client, one [`WecomApi`] per self-built app (corp id + secret +
 //! agent id): `gettoken`, `message/send`, `media/get`, `media/upload`,
-//! `message/update_template_card` (PROTOCOL.md §4, §7).
+//! `message/update_template_card`, `user/get`, `department/list`, `oa/applyevent` (PROTOCOL.md §4, §7).
 //!
 //! Owns: the per-app access-token cache (refreshed early, single-flight, retried once on a
 //! rejected token), request/response wire shapes, body size caps, and the classification of
@@ -22,6 +22,7 @@
 //! serves in `Range` chunks, else errcode 830002) are not supported; a multi-part `send_text`
 //! that fails midway has already delivered the earlier parts.
 
+mod contacts;
 mod errors;
 mod media;
 mod messages;
@@ -38,7 +39,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
-pub use errors::{ApiError, errcode};
+pub use contacts::{ApplyText, Department, Member};
+pub use errors::{ApiError, errcode, source_chain, transport_cause};
 pub use media::{Media, MediaKind, parse_content_disposition_filename};
 pub use messages::{
     Content, DEFAULT_DUPLICATE_CHECK_INTERVAL, DuplicateCheck, MediaRef, MessageBody,
