@@ -165,6 +165,7 @@ message_keys! {
     QueueCancelled = "queue_cancelled",
     QueuedWithdrawn = "queued_withdrawn",
     InlineWhen = "inline_when",
+    MovedToPrivateReminder = "moved_to_private_reminder",
     ParkedForFile = "parked_for_file",
     ParkedResumed = "parked_resumed",
     ParkedFileKept = "parked_file_kept",

@@ -989,8 +989,10 @@ impl DialogBot {
         // No form in progress: plain-language status questions go to the commands, and a
         // new request whose words are not clear is looked up by meaning.
         // A reopened request is this turn's form: no plain command reads its words.
-        let idle =
-            matches!(session.state, State::Idle | State::Choosing { .. }) && reopen.is_none();
+        let idle = matches!(
+            session.state,
+            State::Idle | State::Choosing { .. } | State::MovedToPrivate { .. }
+        ) && reopen.is_none();
         if let (Content::Text(text), true) = (&message.content, idle) {
             if let Some(desk) = &self.desk
                 && let Some(command) = plain_command(matcher, text)
@@ -1252,8 +1254,15 @@ impl DialogBot {
             conversation: crate::domain::Conversation::Direct,
             ..message.clone()
         };
+        let state = std::mem::take(&mut outcome.session.state);
+        // The group remembers where the form went, to point a stray "等下发" there.
+        if let State::Filling { form } | State::ConfirmSwitch { form, .. } = &state {
+            outcome.session.state = State::MovedToPrivate {
+                service: form.service,
+            };
+        }
         let form_session = Session {
-            state: std::mem::take(&mut outcome.session.state),
+            state,
             queue: std::mem::take(&mut outcome.session.queue),
             updated_at: outcome.session.updated_at,
         };

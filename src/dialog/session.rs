@@ -91,6 +91,11 @@ pub enum State {
         target: ServiceId,
         text: String,
     },
+    /// In a group: the form went on in the person's 1:1 chat (a file or a secret was next).
+    /// A word here that starts nothing new ("等下发") is pointed there.
+    MovedToPrivate {
+        service: ServiceId,
+    },
 }
 
 /// A form in progress.

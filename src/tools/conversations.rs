@@ -413,7 +413,13 @@ impl Person<'_> {
                 .collect();
             let (chat, session) = self.session().await;
             let reply = match &session.state {
-                State::Idle if open.is_empty() => return,
+                State::Idle | State::MovedToPrivate { .. } if open.is_empty() => return,
+                // The runner speaks in the chat it was given; the form went on elsewhere.
+                State::MovedToPrivate { service } => {
+                    self.problems
+                        .push(format!("stuck: #{service} went on in the 1:1 chat"));
+                    return;
+                }
                 State::Idle if !session.queue.is_empty() => "继续".to_owned(),
                 State::Idle => {
                     let last = self

@@ -526,7 +526,7 @@ async fn a_rejection_of_a_service_without_a_seed_handler_names_no_assumed_team()
         .expect("the rejection is told at once");
     assert!(
         notice.content.contains("单量写错了")
-            && notice.content.contains("如有疑问请联系渠道的处理方")
+            && notice.content.contains("如有疑问请联系工单/邮件的处理人")
             && !notice.content.contains("运维"),
         "{}",
         notice.content

@@ -318,7 +318,7 @@ fn a_receipt_names_no_address_the_seed_does_not_give_and_no_assumed_team() {
     let ten = receipt(10);
     assert!(ten.contains("邮件申请, 处理方会邮件回复"), "{ten}");
     assert!(!ten.contains('@'), "no address: {ten}");
-    assert!(ten.contains("处理人: 渠道的处理方"), "{ten}");
+    assert!(ten.contains("处理人: 工单/邮件的处理人"), "{ten}");
     // #4's address and handler are the seed's own, and shown.
     let four = receipt(4);
     assert!(

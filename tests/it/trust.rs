@@ -633,7 +633,7 @@ async fn oa_and_email_services_do_not_promise_the_daily_batch() {
         assert!(!receipt.contains("17:30"), "{via:?} {receipt}");
         // The seed names no handler for #1: the receipt does not promise one.
         assert!(
-            receipt.contains("处理人: 渠道的处理方") && !receipt.contains("运维"),
+            receipt.contains("处理人: 工单/邮件的处理人") && !receipt.contains("运维"),
             "{via:?} {receipt}"
         );
         let start = receipt.find("KT-").expect("a request id in the receipt");
@@ -641,7 +641,7 @@ async fn oa_and_email_services_do_not_promise_the_daily_batch() {
             .say("q1", &format!("/status {}", &receipt[start..start + 16]))
             .await;
         assert!(
-            status.contains("处理人: 渠道的处理方") && !status.contains("运维"),
+            status.contains("处理人: 工单/邮件的处理人") && !status.contains("运维"),
             "{via:?} /status names the receipt's handler: {status}"
         );
 

@@ -323,6 +323,30 @@ impl Engine<'_> {
                 text: original,
             } => self.confirm_switch(form, target, original, text, command, t),
             State::Filling { form } => self.filling(form, text, command, t),
+            State::MovedToPrivate { service } => {
+                // A new request, a command or a status question starts as from idle; anything
+                // else was meant for the form that went on in private.
+                let starts_anew = match &command {
+                    Some(
+                        FormCommand::Slash { .. } | FormCommand::Service(..) | FormCommand::Help,
+                    ) => true,
+                    // 确认/取消/返回 … are the private form's.
+                    Some(_) => false,
+                    None => !matches!(
+                        self.matcher.understand_with(text, self.meaning).verdict,
+                        Verdict::Nothing
+                    ),
+                };
+                if starts_anew {
+                    return self.idle(text, command, t);
+                }
+                let name = self.service_label(service).unwrap_or_default();
+                t.say.push(
+                    self.m()
+                        .render(MessageKey::MovedToPrivateReminder, &[("name", &name)]),
+                );
+                State::MovedToPrivate { service }
+            }
         }
     }
 
@@ -1571,5 +1595,31 @@ mod tests {
                 out.reply
             );
         }
+    }
+
+    #[test]
+    fn a_group_word_for_a_form_that_went_private_is_pointed_there() {
+        let f = fixture();
+        let moved = Session {
+            state: State::MovedToPrivate {
+                service: ServiceId(54),
+            },
+            ..Session::default()
+        };
+        for line in ["等下发", "确认"] {
+            let out = f.say(moved.clone(), &[line]);
+            assert!(text(&out.reply).contains("私聊"), "{line}: {:?}", out.reply);
+            assert!(
+                matches!(out.session.state, State::MovedToPrivate { .. }),
+                "{line}"
+            );
+        }
+        // A new request in the group starts as usual.
+        let out = f.say(moved, &["电子发票 账号 grp_a1"]);
+        assert!(
+            matches!(&out.session.state, State::Filling { form } if form.service == ServiceId(7)),
+            "{:?}",
+            out.reply
+        );
     }
 }
