@@ -309,7 +309,8 @@ impl Person<'_> {
                 Ok(Some(bytes)) => serde_json::from_slice(&bytes).unwrap_or_default(),
                 _ => Session::default(),
             };
-            if !matches!(session.state, State::Idle) {
+            // A group that points to the 1:1 chat is where the person does not go on.
+            if !matches!(session.state, State::Idle | State::MovedToPrivate { .. }) {
                 return (chat, session);
             }
             // Idle with requests queued: the person answers "回复继续" where it was said.
