@@ -38,7 +38,7 @@ async fn the_conversation_suite_ends_as_meant_and_files_no_more_wrong_values_tha
     );
     assert_eq!(dev.conversations + test.conversations, set.len(), "{shown}");
     assert!(dev.passed >= 85 && dev.wrong_filings == 0, "{shown}");
-    assert!(test.passed >= 76 && test.wrong_filings <= 9, "{shown}");
+    assert!(test.passed >= 78 && test.wrong_filings <= 8, "{shown}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
