@@ -169,8 +169,8 @@ pub(crate) struct BatchView {
     pub listing: Listing,
     pub status: Option<Status>,
     pub team: Option<Team>,
-    /// Lower-cased search text; matches anywhere in the request number, the seller account or
-    /// the requester id.
+    /// Lower-cased search text; matches anywhere in the request number, the seller account, the
+    /// requester id or the requester's name (when WeCom contacts gave one).
     pub search: Option<String>,
 }
 
@@ -293,6 +293,10 @@ impl BatchView {
                     || request
                         .seller_account()
                         .is_some_and(|a| a.to_lowercase().contains(q))
+                    || request
+                        .contact
+                        .as_ref()
+                        .is_some_and(|c| c.name.to_lowercase().contains(q))
             })
     }
 }

@@ -227,6 +227,12 @@ async fn the_requesters_name_and_department_reach_console_csv_api_and_mail_and_6
         list.contains("张三 · 广州研发中心 (zhangsan)") && list.contains("lisi"),
         "{list}"
     );
+    // Handlers search by the requester's name: 张三's request only.
+    let by_name = page(format!("/console?q={}", "%E5%BC%A0%E4%B8%89")).await;
+    assert!(
+        by_name.contains(known.as_str()) && !by_name.contains(hidden.as_str()),
+        "{by_name}"
+    );
     let detail = page(format!("/console/requests/{known}")).await;
     assert!(
         detail.contains("张三 · 广州研发中心 (zhangsan)")
