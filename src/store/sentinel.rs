@@ -287,7 +287,45 @@ impl SentinelLink {
                 "{host}:{port}, named by the sentinels, is not a master (ROLE)"
             )));
         }
+        // Its replicas must be the ones the sentinels monitor: a master whose replicas are all
+        // strangers to them is another replication group under the same address or name.
+        let connected = role_replicas(&role);
+        let monitored = self.monitored_replicas().await;
+        if !replica_sets_agree(&connected, &monitored) {
+            tracing::warn!(
+                master = %format!("{host}:{port}"),
+                connected = ?connected,
+                monitored = ?monitored,
+                "the master's replicas are not the ones the sentinels monitor; not following it"
+            );
+            return Err(StoreError::Unavailable(format!(
+                "{host}:{port}: its replicas are not the ones the sentinels monitor"
+            )));
+        }
         Ok(client)
+    }
+
+    /// The replicas (ip, port) one answering sentinel monitors for the master; empty when none
+    /// answers in time (then nothing is compared).
+    async fn monitored_replicas(&self) -> Vec<(String, u16)> {
+        for client in &self.each_sentinel {
+            let ask = async {
+                let mut conn = client.get_multiplexed_async_connection().await.ok()?;
+                redis::cmd("SENTINEL")
+                    .arg("REPLICAS")
+                    .arg(&self.master)
+                    .query_async::<Vec<std::collections::HashMap<String, String>>>(&mut conn)
+                    .await
+                    .ok()
+            };
+            if let Ok(Some(replicas)) = tokio::time::timeout(LOOKUP_TIMEOUT, ask).await {
+                return replicas
+                    .iter()
+                    .filter_map(|r| Some((r.get("ip")?.clone(), r.get("port")?.parse().ok()?)))
+                    .collect();
+            }
+        }
+        Vec::new()
     }
 
     /// Whether the sentinels know a replica that is up (asked at most once a second). After the
@@ -425,10 +463,56 @@ impl SentinelLink {
     }
 }
 
+/// The replicas a master's `ROLE` answer lists: `["master", offset, [[ip, port, offset], …]]`.
+fn role_replicas(role: &[redis::Value]) -> Vec<(String, u16)> {
+    let Some(redis::Value::Array(replicas)) = role.get(2) else {
+        return Vec::new();
+    };
+    replicas
+        .iter()
+        .filter_map(|r| {
+            let redis::Value::Array(parts) = r else {
+                return None;
+            };
+            let ip = redis::from_redis_value::<String>(parts.first()?).ok()?;
+            let port = redis::from_redis_value::<String>(parts.get(1)?)
+                .ok()?
+                .parse()
+                .ok()?;
+            Some((ip, port))
+        })
+        .collect()
+}
+
+/// Whether a master's connected replicas and the sentinels' monitored ones can be the same
+/// group: either side empty (a failover under way, a replica re-attaching) or one in common.
+fn replica_sets_agree(connected: &[(String, u16)], monitored: &[(String, u16)]) -> bool {
+    connected.is_empty() || monitored.is_empty() || connected.iter().any(|r| monitored.contains(r))
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn a_master_whose_replicas_are_all_strangers_to_the_sentinels_is_not_followed() {
+        let r = |p: u16| ("127.0.0.1".to_owned(), p);
+        assert!(replica_sets_agree(&[r(7001)], &[r(7001), r(7002)]));
+        assert!(replica_sets_agree(&[], &[r(7001)]));
+        assert!(replica_sets_agree(&[r(7001)], &[]));
+        assert!(!replica_sets_agree(&[r(7101)], &[r(7001)]));
+        let role = vec![
+            redis::Value::BulkString(b"master".to_vec()),
+            redis::Value::Int(10),
+            redis::Value::Array(vec![redis::Value::Array(vec![
+                redis::Value::BulkString(b"127.0.0.1".to_vec()),
+                redis::Value::BulkString(b"7001".to_vec()),
+                redis::Value::BulkString(b"10".to_vec()),
+            ])]),
+        ];
+        assert_eq!(role_replicas(&role), vec![r(7001)]);
+    }
 
     #[test]
     fn a_full_url_names_sentinels_master_db_password_and_ack_wait() {
