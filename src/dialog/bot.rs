@@ -744,7 +744,10 @@ fn index(catalog: &Catalog) -> Result<Matcher, TuningError> {
 /// another's and never a new form.
 fn plain_command(matcher: &Matcher, text: &str) -> Option<RequestCommand> {
     let command = super::commands::parse_plain(text, &matcher.tuning().plain_commands)?;
-    if !matches!(command, RequestCommand::LatestStatus | RequestCommand::Mine) {
+    if !matches!(
+        command,
+        RequestCommand::LatestStatus | RequestCommand::Mine | RequestCommand::CancelLatest
+    ) {
         return Some(command);
     }
     let named = matcher
@@ -752,7 +755,12 @@ fn plain_command(matcher: &Matcher, text: &str) -> Option<RequestCommand> {
         .iter()
         .map(|s| s.id)
         .find(|&id| matcher.names_fully(id, text));
-    Some(named.map_or(command, RequestCommand::LatestStatusOf))
+    // A withdrawal that names a service withdraws that service's latest request, never another.
+    Some(match (command, named) {
+        (RequestCommand::CancelLatest, Some(id)) => RequestCommand::CancelLatestOf(id),
+        (_, Some(id)) => RequestCommand::LatestStatusOf(id),
+        (command, None) => command,
+    })
 }
 
 /// The template file the field asks for, if it names one.

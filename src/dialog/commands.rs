@@ -113,6 +113,8 @@ pub enum RequestCommand {
     /// "我昨天提的电子发票开了没": the person's most recent request for that service (or one of
     /// the same name, as #5 and #47 are).
     LatestStatusOf(ServiceId),
+    /// "多包裹那个申请撤回": the person's most recent request for that service, withdrawn.
+    CancelLatestOf(ServiceId),
     /// "撤回刚才那个申请": the person's most recent request.
     CancelLatest,
     Mine,
@@ -297,6 +299,11 @@ pub struct PlainWords {
     pub why_rejected: Vec<String>,
     /// "重新提一个": reopen the latest rejected request.
     pub resubmit: Vec<String>,
+    /// "昨天那个多包裹的申请帮我收回哈": a withdrawal verb and a word for a filed request, anywhere.
+    #[serde(default)]
+    pub cancel_verbs: Vec<String>,
+    #[serde(default)]
+    pub request_nouns: Vec<String>,
 }
 
 /// Reads a status question, "my requests" or a withdrawal said in plain words; a request id in
@@ -312,7 +319,7 @@ pub fn parse_plain(text: &str, words: &PlainWords) -> Option<RequestCommand> {
     let id = crate::catalog::value::normalize_width(text)
         .split(|c: char| c.is_whitespace() || matches!(c, ',' | '，'))
         .find_map(|t| RequestId::parse(t.trim()));
-    if has(&words.cancel) {
+    if has(&words.cancel) || (has(&words.cancel_verbs) && has(&words.request_nouns)) {
         return Some(id.map_or(RequestCommand::CancelLatest, RequestCommand::Cancel));
     }
     if has(&words.resubmit) {
@@ -473,7 +480,16 @@ impl Commands<'_> {
             RequestCommand::LatestStatusOf(service) => {
                 self.latest_status(user, Some(service)).await
             }
-            RequestCommand::CancelLatest => match self.latest(user, None).await {
+            RequestCommand::CancelLatest | RequestCommand::CancelLatestOf(_) => match self
+                .latest(
+                    user,
+                    match command {
+                        RequestCommand::CancelLatestOf(service) => Some(service),
+                        _ => None,
+                    },
+                )
+                .await
+            {
                 Ok(Some(id)) => match self.desk.cancel_own(channel, user, &id, now).await {
                     Ok(_) => Ok(m.render(MessageKey::CmdCancelDone, &[("id", id.as_str())])),
                     Err(e) => Err((Some(id), e)),
@@ -1019,6 +1035,21 @@ mod tests {
         crate::dialog::understand::Tuning::load(&dir)
             .expect("understanding.toml")
             .plain_commands
+    }
+
+    #[test]
+    fn a_withdrawal_verb_with_a_word_for_a_filed_request_withdraws_anywhere_in_the_message() {
+        let words = plain_words();
+        for text in ["昨天那个多包裹的申请帮我收回哈", "刚提的撤掉吧", "那单撤回"]
+        {
+            assert_eq!(
+                parse_plain(text, &words),
+                Some(RequestCommand::CancelLatest),
+                "{text}"
+            );
+        }
+        // A verb alone is no withdrawal of a request ("撤回的消息" is about chat messages).
+        assert_eq!(parse_plain("怎么撤回消息", &words), None);
     }
 
     #[test]

@@ -1061,7 +1061,12 @@ impl Scan<'_> {
             .take_while(|c| is_han(*c) || is_ident(*c))
             .map(char::len_utf8)
             .sum();
-        if run > ascii {
+        // "wh_toys哈": a particle after an ASCII account is no part of it.
+        let particles_only = ascii > 0
+            && s[ascii..run]
+                .chars()
+                .all(|c| self.words.fillers.iter().any(|f| f.starts_with(c)));
+        if run > ascii && !particles_only {
             let next = s[run..].chars().next();
             let delimited = next.is_none_or(is_delimiter);
             let sentence = self

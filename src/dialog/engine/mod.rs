@@ -1622,4 +1622,33 @@ mod tests {
             out.reply
         );
     }
+
+    #[test]
+    fn surprises_from_the_second_seed_only_trial() {
+        let f = fixture();
+        // A particle after an account is no part of it.
+        let out = f.say(Session::default(), &["物流追踪", "账号是wh_toys哈"]);
+        let State::Filling { form } = &out.session.state else {
+            panic!("a form: {:?}", out.reply);
+        };
+        assert!(
+            form.answers.values().any(|v| v.display(false) == "wh_toys"),
+            "{:?}",
+            form.answers
+        );
+        // "账号写错 是X" at the reason offer corrects the account; it is no reason.
+        let out = f.say(
+            Session::default(),
+            &[
+                "批量自动合并上限调到150 账号 xa_bike 大促订单太多",
+                "账号写错 是xa_bike01",
+            ],
+        );
+        let State::Filling { form } = &out.session.state else {
+            panic!("a form: {:?}", out.reply);
+        };
+        let shown: Vec<String> = form.answers.values().map(|v| v.display(false)).collect();
+        assert!(shown.contains(&"xa_bike01".to_owned()), "{shown:?}");
+        assert!(!shown.iter().any(|v| v.contains("写错")), "{shown:?}");
+    }
 }

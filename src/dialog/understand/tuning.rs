@@ -152,6 +152,8 @@ impl Tuning {
             &mut tuning.plain_commands.cancel,
             &mut tuning.plain_commands.why_rejected,
             &mut tuning.plain_commands.resubmit,
+            &mut tuning.plain_commands.cancel_verbs,
+            &mut tuning.plain_commands.request_nouns,
         ] {
             for word in list.iter_mut() {
                 *word = fold(word);
