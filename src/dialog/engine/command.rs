@@ -52,7 +52,7 @@ impl FormCommand {
 fn correction_regex() -> &'static Regex {
     static RE: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
     RE.get_or_init(|| {
-        Regex::new(r"^(?:把|将)?\s*(.{1,12}?)\s*(?:改成|改为|换成|修改为|更正为|应该是|改一下为)\s*[:：]?\s*(.+)$")
+        Regex::new(r"^(?:(?:修改|更改|改一下)\s*)?(?:把|将)?\s*(.{1,12}?)\s*(?:改成|改为|换成|修改为|更正为|应该是|改一下为)\s*[:：]?\s*(.+)$")
             .unwrap_or_else(|_| Regex::new("$^").unwrap_or_else(|_| std::process::abort()))
     })
 }

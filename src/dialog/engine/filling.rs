@@ -512,6 +512,12 @@ impl Engine<'_> {
                     self.ask_first(f, &form, &mut t.say);
                     State::Filling { form }
                 }
+                // "修改 条数改成400": what follows the edit word is read as if sent alone (it
+                // is shorter, so this ends).
+                None if name.chars().count() < text.chars().count() => {
+                    let command = self.command(&name);
+                    self.filling(form, &name, command, t)
+                }
                 None => return ControlFlow::Continue(form),
             },
             FormCommand::Correct { field, value } => {

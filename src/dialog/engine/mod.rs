@@ -1651,4 +1651,24 @@ mod tests {
         assert!(shown.contains(&"xa_bike01".to_owned()), "{shown:?}");
         assert!(!shown.iter().any(|v| v.contains("写错")), "{shown:?}");
     }
+
+    #[test]
+    fn an_edit_word_before_a_change_at_the_summary_makes_the_change() {
+        let f = fixture();
+        for edit in ["修改 条数改成400", "修改条数改成400"] {
+            let out = f.say(
+                Session::default(),
+                &[
+                    "异常地址条数调到300 账号bj_food 原因 异常地址太多显示不全",
+                    edit,
+                ],
+            );
+            let State::Filling { form } = &out.session.state else {
+                panic!("the summary: {:?}", out.reply);
+            };
+            assert_eq!(form.step, Step::Summary, "{edit}: {:?}", out.reply);
+            let shown: Vec<String> = form.answers.values().map(|v| v.display(false)).collect();
+            assert!(shown.contains(&"400".to_owned()), "{edit}: {shown:?}");
+        }
+    }
 }
