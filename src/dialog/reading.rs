@@ -100,6 +100,8 @@ struct Group {
     pieces: Vec<String>,
     /// Its first clause follows a connective ("… 还有订单合并上限调到150").
     joined: bool,
+    /// Words said for every request named so far ("原因都是 …"), not for later ones.
+    shared: Vec<String>,
 }
 
 /// Reads `text` whole. `words` are the reading's lists, `slot_words` the slot extractor's.
@@ -136,7 +138,6 @@ pub fn read(
     let mut pending: Vec<String> = Vec::new();
     let mut clause_named = false;
     let mut preamble: Vec<String> = Vec::new();
-    let mut shared: Vec<String> = Vec::new();
     let mut groups: Vec<Group> = Vec::new();
     let mut dropped: Vec<ServiceId> = Vec::new();
     // "电子发票 哦不 物流追踪": a correction standing alone applies to the service named next.
@@ -221,6 +222,7 @@ pub fn read(
                         service: id,
                         pieces: own,
                         joined: clauses[piece.clause].joined,
+                        shared: Vec::new(),
                     });
                 }
             }
@@ -251,7 +253,10 @@ pub fn read(
                     shared_clause = Some(piece.clause);
                 }
                 if is_shared && !groups.is_empty() {
-                    shared.push(piece.text.clone());
+                    // "A和B 原因都是… 另外C …": the reason is A's and B's, not C's.
+                    for g in &mut groups {
+                        g.shared.push(piece.text.clone());
+                    }
                 } else if let Some(last) = groups.last_mut() {
                     last.pieces.push(piece.text.clone());
                 } else {
@@ -298,6 +303,7 @@ pub fn read(
                         service: id,
                         pieces: std::mem::take(&mut preamble),
                         joined: false,
+                        shared: Vec::new(),
                     },
                 );
             }
@@ -313,7 +319,7 @@ pub fn read(
             parts.extend(preamble.iter().map(String::as_str));
         }
         parts.extend(g.pieces.iter().map(String::as_str));
-        parts.extend(shared.iter().map(String::as_str));
+        parts.extend(g.shared.iter().map(String::as_str));
         let text = parts.join(" ");
         let account = catalog.service(g.service).and_then(|s| {
             let found = extract(catalog, s, slot_words, &text);
@@ -527,7 +533,11 @@ fn clauses(text: &str, words: &ReadingWords, names: &[String]) -> Vec<Clause> {
                 let mut from = 0;
                 while let Some(at) = rest[from..].find(c.as_str()) {
                     let at = from + at;
-                    if at > 0 && !in_word(rest, at, words, names) {
+                    // "bb_02再开个…": an account alone before the connective is the next
+                    // request's customer, not a clause of its own.
+                    let lone_account = leading_customer(rest[..at].trim())
+                        .is_some_and(|a| a.len() == rest[..at].trim().len());
+                    if at > 0 && !in_word(rest, at, words, names) && !lone_account {
                         if best.is_none_or(|(b, _)| at < b) {
                             best = Some((at, c.len()));
                         }
@@ -616,6 +626,7 @@ fn split_by_account(groups: Vec<Group>) -> Vec<Group> {
                 service: g.service,
                 pieces,
                 joined: g.joined,
+                shared: g.shared.clone(),
             });
         }
     }

@@ -1671,4 +1671,30 @@ mod tests {
             assert!(shown.contains(&"400".to_owned()), "{edit}: {shown:?}");
         }
     }
+
+    #[test]
+    fn a_shared_reason_is_for_the_requests_before_it_and_an_account_before_a_connective_is_the_next_ones()
+     {
+        let f = fixture();
+        let out = f.say(
+            Session::default(),
+            &["aa_01 超期订单预警 原因都是发货经常超时 另外bb_02再开个自定义属性导出"],
+        );
+        let State::Filling { form } = &out.session.state else {
+            panic!("a form: {:?}", out.reply);
+        };
+        assert_eq!(form.service, ServiceId(48), "{:?}", out.reply);
+        assert_eq!(out.session.queue.len(), 1, "{:?}", out.reply);
+        let next = &out.session.queue[0];
+        assert_eq!(next.service, ServiceId(55));
+        assert_eq!(next.account.as_deref(), Some("bb_02"));
+        assert!(
+            !next
+                .text
+                .as_deref()
+                .unwrap_or_default()
+                .contains("发货经常超时"),
+            "{next:?}"
+        );
+    }
 }
