@@ -7,7 +7,7 @@ use std::ops::ControlFlow;
 use super::command::FormCommand;
 use super::{Engine, Say, Turn, pick_number};
 use crate::catalog::MessageKey;
-use crate::catalog::{FieldKind, Service, ServiceField};
+use crate::catalog::{FieldKey, FieldKind, Service, ServiceField};
 use crate::dialog::session::{Form, State, Step};
 use crate::dialog::text::fold;
 use crate::dialog::understand::{SmallTalk, Tuning, Verdict};
@@ -214,6 +214,26 @@ impl Engine<'_> {
         }
         let folded = fold(text);
         let tail_folded = fold(&tail);
+        // "不对 改成450": a number after the marker, with the form's one number answered.
+        let numbers: Vec<&FieldKey> = service
+            .fields
+            .iter()
+            .filter(|f| matches!(f.spec.kind, FieldKind::Integer { .. }))
+            .map(ServiceField::key)
+            .filter(|k| form.answers.contains_key(*k))
+            .collect();
+        // Only a number standing for itself ("改成450", "要 1万"), not digits in an account.
+        let bare = tail
+            .trim_start_matches(|c: char| crate::catalog::value::is_han(c) || c.is_whitespace());
+        let first = bare.split_whitespace().next().unwrap_or_default();
+        let a_number = first.starts_with(|c: char| c.is_ascii_digit())
+            && first
+                .chars()
+                .all(|c| c.is_ascii_digit() || crate::catalog::value::is_han(c));
+        let lone_number = match numbers.as_slice() {
+            [k] if a_number => Some((*k).clone()),
+            _ => None,
+        };
         let mut changes = Vec::new();
         for f in &service.fields {
             let Some(was) = form.answers.get(f.key()) else {
@@ -251,7 +271,8 @@ impl Engine<'_> {
                 .chain(f.spec.cues.iter())
                 .any(|w| !w.is_empty() && folded.contains(&fold(w)))
                 || own_words()
-                || mended_account();
+                || mended_account()
+                || lone_number.as_ref() == Some(f.key());
             if !named {
                 continue;
             }

@@ -1697,4 +1697,41 @@ mod tests {
             "{next:?}"
         );
     }
+
+    #[test]
+    fn a_bare_number_after_a_marker_corrects_the_forms_one_number_at_any_question() {
+        let f = fixture();
+        let out = f.say(
+            Session::default(),
+            &[
+                "辅助单位上限调到400 账号 hf_cloth 客户货品规格多单位不够用",
+                "是",
+                "不对 改成450",
+            ],
+        );
+        let State::Filling { form } = &out.session.state else {
+            panic!("a form: {:?}", out.reply);
+        };
+        let shown: Vec<String> = form.answers.values().map(|v| v.display(false)).collect();
+        assert!(
+            shown.contains(&"450".to_owned()),
+            "{shown:?} {:?}",
+            out.reply
+        );
+        // Digits inside an account are no number: the account is mended, not the number.
+        let out = f.say(
+            Session::default(),
+            &["辅助单位上限调到400 账号 hf_cloth1", "不对 是hf_cloth2"],
+        );
+        let State::Filling { form } = &out.session.state else {
+            panic!("a form: {:?}", out.reply);
+        };
+        let shown: Vec<String> = form.answers.values().map(|v| v.display(false)).collect();
+        assert!(shown.contains(&"400".to_owned()), "{shown:?}");
+        assert!(
+            shown.contains(&"hf_cloth2".to_owned()),
+            "{shown:?} {:?}",
+            out.reply
+        );
+    }
 }
