@@ -60,6 +60,10 @@ pub struct SlotWords {
     /// A piece ending in one of these is a question, never an explanation.
     #[serde(default)]
     pub explanation_skip_endings: Vec<String>,
+    /// With one of these, ids given for a list that holds some already are added to it
+    /// ("单号少写一个 还有TB1003").
+    #[serde(default)]
+    pub list_add_words: Vec<String>,
     /// Right before a code, these say it is no account ("仓库WH_ZZ1", "编号PDD003").
     #[serde(default)]
     pub code_labels: Vec<String>,

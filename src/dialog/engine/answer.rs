@@ -27,7 +27,7 @@ impl Engine<'_> {
         // whole message as the value; then the whole message.
         let found = self.extract(service, text);
         self.say_corrected(&found.corrected, t);
-        let form = match self.other_fields_only(form, service, &key, &found, t) {
+        let form = match self.other_fields_only(form, service, &key, &found, text, t) {
             ControlFlow::Break(state) => return state,
             ControlFlow::Continue(form) => form,
         };
@@ -76,6 +76,7 @@ impl Engine<'_> {
         service: &Service,
         key: &FieldKey,
         found: &Extraction,
+        text: &str,
         t: &mut Turn,
     ) -> ControlFlow<State, Form> {
         let others: Vec<_> = found
@@ -94,17 +95,37 @@ impl Engine<'_> {
             return ControlFlow::Continue(form);
         }
         let m = self.m();
+        let folded = crate::dialog::text::fold(text);
+        let adds = self
+            .tuning()
+            .slots
+            .list_add_words
+            .iter()
+            .any(|w| folded.contains(w.as_str()));
         for (k, v) in others {
+            let mut v = v.clone();
             if let Some(f) = service.field(k) {
+                // "单号少写一个 还有TB1003": a list given before grows; it is not replaced.
+                if adds
+                    && matches!(f.spec.kind, FieldKind::IdList { .. })
+                    && let Some(was) = form.answers.get(k)
+                    && let Ok(both) = f.spec.parse_answer(&format!(
+                        "{}, {}",
+                        was.display(false),
+                        v.display(false)
+                    ))
+                {
+                    v = both;
+                }
                 t.say.push(m.render(
                     MessageKey::FieldUpdated,
                     &[
                         ("label", &f.spec.label),
-                        ("value", &f.spec.display_value(v)),
+                        ("value", &f.spec.display_value(&v)),
                     ],
                 ));
             }
-            form.answers.insert(k.clone(), v.clone());
+            form.answers.insert(k.clone(), v);
             form.offers.retain(|o| o.key != *k);
             if !form.order.contains(k) {
                 form.order.push(k.clone());

@@ -106,6 +106,9 @@ impl Engine<'_> {
             && !offers.iter().any(|o: &Offer| &o.key == field.key())
             && !noticed.iter().any(|n| &n.key == field.key())
             && let Some(said) = explained
+            // "帮忙取消几个未付款订单" describes the request itself: only where the service was
+            // named are the other words why it is wanted.
+            && self.matcher.names_fully(service.id, text)
             && let Ok(value) = field.spec.parse_answer(&said)
         {
             offers.push(Offer {

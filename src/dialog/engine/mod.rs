@@ -1734,4 +1734,19 @@ mod tests {
             out.reply
         );
     }
+
+    #[test]
+    fn ids_said_with_an_add_word_grow_the_list_and_the_request_itself_is_no_reason() {
+        let f = fixture();
+        let out = f.say(
+            Session::default(),
+            &[
+                "帮忙取消几个未付款订单 账号 sy_bag 单号 TB1001 TB1002",
+                "单号少写一个 还有TB1003",
+            ],
+        );
+        let said = text(&out.reply);
+        assert!(said.contains("TB1001, TB1002, TB1003"), "{said}");
+        assert!(!said.contains("申请原因是 帮忙取消"), "{said}");
+    }
 }
