@@ -165,6 +165,8 @@ message_keys! {
     QueueCancelled = "queue_cancelled",
     QueuedWithdrawn = "queued_withdrawn",
     InlineWhen = "inline_when",
+    InfoQuestion = "info_question",
+    InfoQuestionAbout = "info_question_about",
     MovedToPrivateReminder = "moved_to_private_reminder",
     ParkedForFile = "parked_for_file",
     ParkedResumed = "parked_resumed",

@@ -541,6 +541,11 @@ impl Engine<'_> {
             }
             None => {}
         }
+        // "电子发票开通要收费吗": a question about a service, with no customer and no request
+        // words, is answered as one; it starts no form.
+        if let Some(state) = self.info_question(text, t) {
+            return state;
+        }
         // Several requests in one message: each reads its values from its own clauses, the
         // plan is read back once, and they are filled in order.
         let reading = crate::dialog::reading::read(
@@ -693,6 +698,45 @@ impl Engine<'_> {
         }
         let text = next.text.unwrap_or_default();
         self.start(next.service, &text, next.account, t)
+    }
+
+    /// A question about a service ("多少钱", "有什么区别", "会影响…吗"): said to be one the bot
+    /// cannot answer, with how to ask for the service instead. `None` when the message also
+    /// names a customer or asks for something outright ("帮 a_1 开…").
+    fn info_question(&self, text: &str, t: &mut Turn) -> Option<State> {
+        let words = &self.tuning().reading;
+        let folded = fold(text);
+        let asks_info = words
+            .info_question_markers
+            .iter()
+            .any(|m| folded.contains(m.as_str()));
+        let asks_for = words
+            .outright_request_words
+            .iter()
+            .any(|m| folded.contains(m.as_str()));
+        let customer = text
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+            .any(|tok| {
+                tok.len() >= 3
+                    && tok.chars().any(|c| c.is_ascii_digit() || c == '_')
+                    && crate::catalog::value::is_seller_account(tok)
+            });
+        if !asks_info || asks_for || customer {
+            return None;
+        }
+        let ranked = self.matcher.rank(text);
+        let name = match self.matcher.verdict(&ranked) {
+            Verdict::Service(id) => self.service_label(id),
+            _ => None,
+        };
+        tracing::info!(named = ?name, "a question about a service, not a request");
+        t.say.push(match &name {
+            Some(name) => self
+                .m()
+                .render(MessageKey::InfoQuestionAbout, &[("name", name)]),
+            None => self.m().get(MessageKey::InfoQuestion).to_owned(),
+        });
+        Some(State::Idle)
     }
 
     /// Questions asked on the way to a request: "多久能好" gets the service's schedule, any
@@ -1748,5 +1792,34 @@ mod tests {
         let said = text(&out.reply);
         assert!(said.contains("TB1001, TB1002, TB1003"), "{said}");
         assert!(!said.contains("申请原因是 帮忙取消"), "{said}");
+    }
+
+    #[test]
+    fn a_question_about_a_service_is_answered_as_one_and_starts_no_form() {
+        let f = fixture();
+        for q in [
+            "电子发票开通要收费吗",
+            "店铺利润报表和链接利润报表有什么区别",
+        ] {
+            let out = f.say(Session::default(), &[q]);
+            assert!(
+                matches!(out.session.state, State::Idle),
+                "{q}: {:?}",
+                out.reply
+            );
+            assert!(text(&out.reply).contains("咨询"), "{q}: {:?}", out.reply);
+        }
+        // With a customer or an outright request it is a request.
+        for r in [
+            "电子发票要收费吗 先帮我给 a_shop1 开了",
+            "a_shop1 电子发票 收费吗 开吧",
+        ] {
+            let out = f.say(Session::default(), &[r]);
+            assert!(
+                matches!(out.session.state, State::Filling { .. }),
+                "{r}: {:?}",
+                out.reply
+            );
+        }
     }
 }

@@ -68,6 +68,13 @@ pub struct ReadingWords {
     /// A clause holding one of these asks when the request will be done ("多久能好").
     #[serde(default)]
     pub when_questions: Vec<String>,
+    /// A message holding one of these asks about a service (its price, its difference from
+    /// another, its effects) rather than for it …
+    #[serde(default)]
+    pub info_question_markers: Vec<String>,
+    /// … unless it also holds one of these, which ask for it outright.
+    #[serde(default)]
+    pub outright_request_words: Vec<String>,
 }
 
 /// Words for the conversation commands; each list holds whole-message forms.
