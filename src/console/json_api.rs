@@ -29,6 +29,19 @@ fn refuse(status: StatusCode, code: &str, message: &str, path: &str, peer: &Peer
     (status, Json(json!({ "error": code, "message": message }))).into_response()
 }
 
+/// A handler action's answer: the request as it now stands, or why the desk refused.
+fn acted(
+    result: Result<Request, DeskError>,
+    state: &ConsoleState,
+    path: &str,
+    peer: &Peer,
+) -> Response {
+    match result {
+        Ok(request) => Json(request_json(&request, &state.schedule, Utc::now())).into_response(),
+        Err(e) => desk_refusal(&e, path, peer),
+    }
+}
+
 fn desk_refusal(error: &DeskError, path: &str, peer: &Peer) -> Response {
     match error {
         DeskError::NotFound => refuse(
@@ -290,14 +303,11 @@ pub(crate) async fn ticket(
             &peer,
         );
     }
-    match state
+    let result = state
         .desk
         .set_ticket(&handler, &id, &number, Utc::now())
-        .await
-    {
-        Ok(request) => Json(request_json(&request, &state.schedule, Utc::now())).into_response(),
-        Err(e) => desk_refusal(&e, path, &peer),
-    }
+        .await;
+    acted(result, &state, path, &peer)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -348,14 +358,11 @@ pub(crate) async fn complete(
         Ok(input) => input,
         Err(refused) => return refused,
     };
-    match state
+    let result = state
         .desk
         .complete(&handler, &id, body.note, Utc::now())
-        .await
-    {
-        Ok(request) => Json(request_json(&request, &state.schedule, Utc::now())).into_response(),
-        Err(e) => desk_refusal(&e, path, &peer),
-    }
+        .await;
+    acted(result, &state, path, &peer)
 }
 
 /// `POST …/reopen {"note"}`: takes back today's 完成 or 驳回.
@@ -372,11 +379,11 @@ pub(crate) async fn reopen(
         Ok(input) => input,
         Err(refused) => return refused,
     };
-    let now = Utc::now();
-    match state.desk.reopen(&handler, &id, body.note, now).await {
-        Ok(request) => Json(request_json(&request, &state.schedule, now)).into_response(),
-        Err(e) => desk_refusal(&e, path, &peer),
-    }
+    let result = state
+        .desk
+        .reopen(&handler, &id, body.note, Utc::now())
+        .await;
+    acted(result, &state, path, &peer)
 }
 
 pub(crate) async fn reject(
@@ -393,8 +400,6 @@ pub(crate) async fn reject(
         Err(refused) => return refused,
     };
     let reason = body.reason.unwrap_or_default();
-    match state.desk.reject(&handler, &id, &reason, Utc::now()).await {
-        Ok(request) => Json(request_json(&request, &state.schedule, Utc::now())).into_response(),
-        Err(e) => desk_refusal(&e, path, &peer),
-    }
+    let result = state.desk.reject(&handler, &id, &reason, Utc::now()).await;
+    acted(result, &state, path, &peer)
 }

@@ -328,13 +328,13 @@ impl Engine<'_> {
         let label = |id| self.service_label(id).unwrap_or_default();
         // "客户说先不开了" names nothing: a short message is about the form itself (a longer
         // one may be a reason that tells a story, "之前不用了现在又要").
-        let names_queued = t
+        let queued_at = t
             .queue
             .iter()
-            .any(|q| self.matcher.names_fully(q.service, text));
+            .position(|q| self.matcher.names_fully(q.service, text));
         let short = text.chars().filter(|c| !c.is_whitespace()).count()
             <= self.tuning().reading.bare_withdrawal_max_chars;
-        if self.matcher.names_fully(service.id, text) || (short && !names_queued) {
+        if self.matcher.names_fully(service.id, text) || (short && queued_at.is_none()) {
             tracing::info!(service = %service.id, "form withdrawn by name");
             t.say.push(
                 self.m()
@@ -346,11 +346,7 @@ impl Engine<'_> {
             let next = t.queue.remove(0);
             return ControlFlow::Break(self.start_queued(next, t));
         }
-        if let Some(at) = t
-            .queue
-            .iter()
-            .position(|q| self.matcher.names_fully(q.service, text))
-        {
+        if let Some(at) = queued_at {
             let gone = t.queue.remove(at);
             tracing::info!(service = %gone.service, "queued request withdrawn by name");
             t.say.push(self.m().render(

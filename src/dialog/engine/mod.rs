@@ -193,26 +193,18 @@ impl Engine<'_> {
                 State::Filling { form } if !asks_file(&form) => {
                     tracing::info!(service = %form.service, "file kept for a parked form");
                     t.queue[at].parked = Some(Box::new(form));
+                    // Nothing else is being filled: go on with it now.
+                    if matches!(state, State::Idle) {
+                        let next = t.queue.remove(at);
+                        return self.start_queued(next, t);
+                    }
+                    t.say.push(
+                        self.m()
+                            .render(MessageKey::ParkedFileKept, &[("name", &name)]),
+                    );
                     return match state {
-                        // Nothing else is being filled: go on with it now.
-                        State::Idle => {
-                            let next = t.queue.remove(at);
-                            self.start_queued(next, t)
-                        }
-                        State::Filling { form } => {
-                            t.say.push(
-                                self.m()
-                                    .render(MessageKey::ParkedFileKept, &[("name", &name)]),
-                            );
-                            self.reask(form, &mut t.say)
-                        }
-                        other => {
-                            t.say.push(
-                                self.m()
-                                    .render(MessageKey::ParkedFileKept, &[("name", &name)]),
-                            );
-                            other
-                        }
+                        State::Filling { form } => self.reask(form, &mut t.say),
+                        other => other,
                     };
                 }
                 other => {
@@ -746,13 +738,13 @@ impl Engine<'_> {
             return;
         };
         let when_words = &self.tuning().reading.when_questions;
+        let window = self.window_text(s, t.now);
         for q in questions {
             let key = if when_words.iter().any(|w| q.contains(w.as_str())) {
                 MessageKey::InlineWhen
             } else {
                 MessageKey::InlineQuestion
             };
-            let window = self.window_text(s, t.now);
             t.say.push(
                 self.m()
                     .render(key, &[("text", q), ("name", &s.name), ("window", &window)]),
