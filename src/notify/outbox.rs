@@ -178,6 +178,11 @@ impl RetryPolicy {
 /// Items of one kind sent at once within a pass.
 const PASS_CONCURRENCY: usize = 32;
 
+/// Tries at marking a sent item done while the store fails over (0.2 + 0.4 + 0.8 + 1.6 s of
+/// waiting: longer than a Sentinel failover of this deployment's settings takes).
+const MARK_ATTEMPTS: u32 = 5;
+const MARK_RETRY_FIRST: Duration = Duration::from_millis(200);
+
 enum Delivered {
     Sent,
     Retry,
@@ -202,6 +207,12 @@ pub struct Outbox {
     /// The kinds this deployment has a transport for, once start-up has built them (shared by
     /// every clone): what "not configured" means on a request's page.
     configured: Arc<std::sync::OnceLock<Vec<String>>>,
+    /// This process's lease value, so a lease it took can be told from another instance's.
+    owner: Arc<str>,
+    /// Items whose lease this process may hold without knowing it: the claim's write ran but
+    /// the store could not confirm it (a failover). The next pass takes such a lease back at
+    /// once instead of leaving the item untouched until the lease runs out.
+    unconfirmed: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 /// Where an item is, looked up by kind and id.
@@ -228,6 +239,8 @@ impl Outbox {
             lease: Duration::from_secs(20),
             history: None,
             configured: Arc::new(std::sync::OnceLock::new()),
+            owner: format!("{:016x}", rand::random::<u64>()).into(),
+            unconfirmed: Arc::default(),
         }
     }
 
@@ -427,11 +440,7 @@ impl Outbox {
         now: DateTime<Utc>,
     ) -> Result<Option<Delivered>, StoreError> {
         let lease = keys::outbox_lease(&item.id);
-        if !self
-            .store
-            .put_if_absent(&lease, b"1", Some(self.lease))
-            .await?
-        {
+        if !self.claim(&lease, &item.id).await? {
             return Ok(None);
         }
         // Re-read under the lease: another instance may have just finished it.
@@ -440,15 +449,25 @@ impl Outbox {
             self.store.delete(&lease).await?;
             return Ok(None);
         }
+        // Sent before, but its pending entry outlived the mark (the store failed over between
+        // the two writes): never send it again.
+        if self
+            .store
+            .get(&keys::outbox_done(&item.id))
+            .await?
+            .is_some()
+        {
+            tracing::info!(kind, id = %item.id, "already delivered; dropping its leftover pending entry");
+            self.store.delete(&key).await?;
+            self.store.delete(&lease).await?;
+            return Ok(None);
+        }
         item.attempts += 1;
         let deadline = item.created
             + chrono::Duration::from_std(self.policy.give_up_after).unwrap_or_default();
         let delivered = match transport.deliver(&item).await {
             Ok(()) => {
-                self.store
-                    .put(&keys::outbox_done(&item.id), b"sent", None)
-                    .await?;
-                self.store.delete(&key).await?;
+                self.mark_sent(&item.id, &key).await?;
                 self.record(&item, now).await;
                 Delivered::Sent
             }
@@ -480,6 +499,65 @@ impl Outbox {
         };
         self.store.delete(&lease).await?;
         Ok(Some(delivered))
+    }
+
+    /// Takes the item's lease; false when another instance holds it.
+    async fn claim(&self, lease: &str, id: &str) -> Result<bool, StoreError> {
+        let unsure = self.unconfirmed_take(id);
+        if unsure && self.store.get(lease).await?.as_deref() == Some(self.owner.as_bytes()) {
+            // Our own earlier claim, written although the store could not say so.
+            self.store.delete(lease).await?;
+        }
+        match self
+            .store
+            .put_if_absent(lease, self.owner.as_bytes(), Some(self.lease))
+            .await
+        {
+            Err(e @ StoreError::Unavailable(_)) => {
+                self.unconfirmed_put(id);
+                Err(e)
+            }
+            other => other,
+        }
+    }
+
+    fn unconfirmed_take(&self, id: &str) -> bool {
+        self.unconfirmed
+            .lock()
+            .map(|mut ids| ids.remove(id))
+            .unwrap_or(false)
+    }
+
+    fn unconfirmed_put(&self, id: &str) {
+        if let Ok(mut ids) = self.unconfirmed.lock() {
+            ids.insert(id.to_owned());
+        }
+    }
+
+    /// Marks a sent item done and drops its pending entry. The message has gone out, so a
+    /// store that is failing over right now is tried a few more times before giving up: an
+    /// unmarked item would be sent again once its lease runs out.
+    async fn mark_sent(&self, id: &str, pending: &str) -> Result<(), StoreError> {
+        let mut wait = MARK_RETRY_FIRST;
+        let mut attempt = 1;
+        loop {
+            let marked = async {
+                self.store
+                    .put(&keys::outbox_done(id), b"sent", None)
+                    .await?;
+                self.store.delete(pending).await.map(drop)
+            }
+            .await;
+            match marked {
+                Err(StoreError::Unavailable(e)) if attempt < MARK_ATTEMPTS => {
+                    tracing::warn!(id, attempt, error = %e, "sent, but not yet marked done; trying again");
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Records a delivered item in its request's history; a failure is only logged (the

@@ -285,6 +285,41 @@ async fn a_restart_in_the_middle_of_sending_loses_and_doubles_nothing() {
     }
 }
 
+/// A failover between marking a notice sent and dropping its pending entry leaves both: the
+/// next pass drops the leftover and sends nothing twice, even past WeCom's duplicate window.
+#[tokio::test]
+async fn a_pending_entry_left_behind_by_a_sent_notice_is_dropped_not_sent_again() {
+    for backend in BACKENDS {
+        let (settings, sim, parts, dir) = setup(backend).await;
+        file(&parts, "r1", "u1", at(28, 9, 0)).await;
+        parts.background(&settings).push.tick(at(28, 17, 30)).await;
+        let pending = parts.outbox.pending(DeliveryKind::Wecom).await.unwrap();
+        assert_eq!(pending.len(), 1, "{backend:?}");
+        let key = kaitong::store::keys::outbox_pending("wecom", &pending[0].id);
+        let stored = parts.store.get(&key).await.unwrap().unwrap();
+        let first = parts
+            .outbox
+            .run_pass(&parts.transports, at(28, 17, 30))
+            .await
+            .unwrap();
+        assert_eq!(first.sent, 1, "{backend:?}");
+        parts.store.put(&key, &stored, None).await.unwrap();
+
+        let next = parts
+            .outbox
+            .run_pass(&parts.transports, at(29, 17, 30))
+            .await
+            .unwrap();
+        assert_eq!((next.sent, next.retried), (0, 0), "{backend:?}");
+        assert!(
+            parts.store.get(&key).await.unwrap().is_none(),
+            "{backend:?}"
+        );
+        assert_eq!(sim.sent_messages().len(), 1, "{backend:?}");
+        drop(dir);
+    }
+}
+
 #[tokio::test]
 async fn an_expired_token_mid_push_is_refreshed_and_the_push_completes() {
     let (settings, sim, parts, _dir) = setup(Backend::Embedded).await;
