@@ -135,6 +135,15 @@ pub fn read(
                 .any(|k| named[k].is_some())
         })
         .collect();
+    // "ab_shop 开A B cd_shop 开C": a message that opens with its customer names each customer
+    // before that customer's services, so a customer standing between two services is the
+    // next one's, not the one's before it.
+    let customers_lead = pieces
+        .first()
+        .is_some_and(|p| leading_customer(&p.text) == Some(p.text.as_str()))
+        && named.first().is_some_and(Option::is_none);
+    let labels = field_labels(catalog);
+    let mut last_customer: Option<String> = None;
     let mut pending: Vec<String> = Vec::new();
     let mut clause_named = false;
     let mut preamble: Vec<String> = Vec::new();
@@ -182,11 +191,22 @@ pub fn read(
         if mention.is_some() {
             clause_named = true;
         }
+        // "仓库编号 CK01" is a value after its label, no customer.
+        let customer = (leading_customer(&piece.text) == Some(piece.text.as_str())
+            && !(j > 0 && ends_with_label(&pieces[j - 1].text, &labels)))
+        .then(|| piece.text.clone());
+        let next_customer = customers_lead
+            && customer.is_some()
+            && last_customer.is_some()
+            && last_customer != customer;
+        if customer.is_some() {
+            last_customer.clone_from(&customer);
+        }
         if mention.is_none()
             && !withdraws
             && !corrects
             && !groups.is_empty()
-            && !clause_named
+            && (!clause_named || next_customer)
             && named_later[j]
         {
             pending.push(piece.text.clone());
@@ -631,6 +651,24 @@ fn split_by_account(groups: Vec<Group>) -> Vec<Group> {
         }
     }
     out
+}
+
+/// Every field label and cue of the catalog, folded: the words a value follows.
+fn field_labels(catalog: &Catalog) -> Vec<String> {
+    catalog
+        .fields()
+        .flat_map(|f| std::iter::once(&f.label).chain(&f.cues))
+        .map(|w| fold(w))
+        .collect()
+}
+
+/// Whether `piece` ends with a field's label or cue ("仓库编号", "账号是").
+fn ends_with_label(piece: &str, labels: &[String]) -> bool {
+    let folded = fold(piece);
+    let folded = folded.trim_end_matches(['是', '为', ':', '：']);
+    labels
+        .iter()
+        .any(|l| !l.is_empty() && folded.ends_with(l.as_str()))
 }
 
 /// A customer opening a piece: an account-shaped token or a mainland mobile number (a

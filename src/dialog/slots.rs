@@ -219,6 +219,20 @@ pub fn extract(catalog: &Catalog, service: &Service, words: &SlotWords, text: &s
         // Only a value that opens the tail: "不对 开物流追踪 a_2" corrects the service, not this.
         let opens = source.is_some_and(|s| bare.starts_with(s.as_str()));
         if let (Some(value), Some(source), true) = (again.answers.get(&key), source, opens) {
+            // The bare value is this field's: read alone it may have looked like another's
+            // ("仓库编号 CK01 改成 CK02": CK02 is no seller account).
+            let elsewhere: Vec<FieldKey> = later
+                .sources
+                .iter()
+                .filter(|(k, s)| **k != key && *s == source)
+                .map(|(k, _)| k.clone())
+                .collect();
+            for k in elsewhere {
+                later.answers.remove(&k);
+                later.sources.remove(&k);
+                later.cued.remove(&k);
+            }
+            later.unsure.retain(|u| u.raw != *source);
             later.answers.insert(key.clone(), value.clone());
             later.sources.insert(key.clone(), source.clone());
             later.cued.insert(key.clone());
@@ -449,6 +463,16 @@ fn value_just_before(found: &Extraction, head: &str) -> Option<FieldKey> {
                 .find(|n| !n.raw.is_empty() && head.ends_with(n.raw.as_str()))
                 .map(|n| n.key.clone())
         })
+}
+
+/// How an id is written, loosely: which kinds of letters and marks it holds. Ids of one list
+/// share it; an account among codes does not ("WH002" vs "wdt_yz01").
+fn id_family(id: &str) -> (bool, bool, bool) {
+    (
+        id.chars().any(|c| c.is_ascii_lowercase()),
+        id.chars().any(|c| c.is_ascii_uppercase()),
+        id.contains('_'),
+    )
 }
 
 fn is_clause_mark(c: char) -> bool {
@@ -907,6 +931,14 @@ impl Scan<'_> {
                     if !value.is_empty() {
                         self.offer(i, start..start + line_end, value, value);
                     }
+                } else if field.spec.name_like
+                    && start > cue.span.end
+                    && let Some(name) = self.name_after_label(rest)
+                {
+                    // "店铺名称 杭州小米淘宝店": a name set apart from its label, one word
+                    // long; a sentence there ("仓库名称 等下问客户") is no name.
+                    let value = name.to_owned();
+                    self.offer(i, start..start + value.len(), &value, &value);
                 } else if field.spec.prose && self.opens_word(cue.span.start) {
                     // "原因大促合并单太多": prose right after its label, to the end of the
                     // clause, before any correction, and never a promise ("原因等下发你").
@@ -959,10 +991,22 @@ impl Scan<'_> {
                 }
             }
             FieldKind::IdList { .. } => {
-                let ids: Vec<&str> = rest
+                // The list ends at a word ("CK01 改成 CK02": 改成 is no separator); a joining
+                // word between two ids ("TB1001和TB1002") is one.
+                let first_id = rest.find(|c: char| c.is_ascii_alphanumeric()).unwrap_or(0);
+                let list_end = rest[first_id..]
+                    .char_indices()
+                    .find(|&(_, c)| is_han(c) && !matches!(c, '和' | '及' | '与' | '跟' | '还'))
+                    .map_or(rest.len(), |(at, _)| first_id + at);
+                let tokens = rest[..list_end]
                     .split(|c: char| !c.is_ascii_alphanumeric() && c != '-' && c != '_')
                     .take_while(|t| t.is_empty() || t.chars().any(|c| c.is_ascii_digit()))
-                    .filter(|t| !t.is_empty())
+                    .filter(|t| !t.is_empty());
+                // Ids of one list are written alike; "WH002 wdt_yz01" is a code and then an
+                // account, not two codes.
+                let mut family = None;
+                let ids: Vec<&str> = tokens
+                    .take_while(|t| *family.get_or_insert_with(|| id_family(t)) == id_family(t))
                     .collect();
                 if let Some(last) = ids.last() {
                     let end = rest.find(last).map_or(0, |p| p + last.len());
@@ -972,6 +1016,27 @@ impl Scan<'_> {
             }
             FieldKind::Attachment { .. } => {}
         }
+    }
+
+    /// The one word after a name's label: up to a space or a clause mark, made of letters,
+    /// digits and Han characters, and holding none of the words no name has.
+    fn name_after_label<'t>(&self, rest: &'t str) -> Option<&'t str> {
+        let end = rest
+            .find(|c: char| c.is_whitespace() || is_clause_mark(c))
+            .unwrap_or(rest.len());
+        let word = &rest[..end];
+        let chars = word.chars().count();
+        let name_chars = word
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '(' | ')' | '（' | '）'));
+        let sentence = self
+            .words
+            .chinese_account_stop_words
+            .iter()
+            .chain(&self.words.not_yet_words)
+            .any(|w| word.contains(w.as_str()));
+        (name_chars && (2..=30).contains(&chars) && word.chars().any(is_han) && !sentence)
+            .then_some(word)
     }
 
     /// Whether byte `at` opens a word: the text's start, or after a space or punctuation.

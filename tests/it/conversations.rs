@@ -41,6 +41,30 @@ async fn the_conversation_suite_ends_as_meant_and_files_no_more_wrong_values_tha
     assert!(test.passed >= 78 && test.wrong_filings <= 8, "{shown}");
 }
 
+const FRESH: &str = include_str!("../fixtures/conversations_fresh.jsonl");
+
+/// A second set, written later by another seed-only session (see
+/// `tests/fixtures/conversations_fresh.README.md`) after the first set had been tuned on: its
+/// dev half was tuned on once, its test half is only reported.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_fresh_conversation_set_ends_as_meant_as_measured() {
+    let set = parse(FRESH).unwrap();
+    assert_eq!(set.len(), 64);
+    let dir = tempfile::tempdir().unwrap();
+    let rig = Rig::build(&harness::test_settings(), dir.path())
+        .await
+        .unwrap();
+    let dev = rig.run(&set, Some("dev")).await;
+    let test = rig.run(&set, Some("test")).await;
+    let shown = format!(
+        "dev:\n{}\ntest:\n{}",
+        render(&dev, false),
+        render(&test, false)
+    );
+    assert!(dev.passed >= 30 && dev.wrong_filings == 0, "{shown}");
+    assert!(test.passed >= 23 && test.wrong_filings <= 2, "{shown}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_conversation_that_files_a_value_nobody_meant_fails_the_judge() {
     // The judge itself: a request meant with 2000 but said as 100 is a wrong filing.

@@ -91,7 +91,14 @@ impl Engine<'_> {
                     && service.field(k).is_some_and(|f| f.is_active(&form.answers))
             })
             .collect();
-        if found.answers.contains_key(key) || others.is_empty() || found.leftover_chars > 4 {
+        // Where a sentence may be the answer (a reason, a name), a long rest means the message
+        // is that answer; a choice is never answered by a sentence, so there the rest is only
+        // the person's way of saying it ("哦 是拼多多那个店 编号P003").
+        let closed = service.field(key).is_some_and(|f| f.spec.kind.is_closed());
+        if found.answers.contains_key(key)
+            || others.is_empty()
+            || (found.leftover_chars > 4 && !closed)
+        {
             return ControlFlow::Continue(form);
         }
         let m = self.m();

@@ -234,6 +234,34 @@ impl Engine<'_> {
             [k] if a_number => Some((*k).clone()),
             _ => None,
         };
+        // "不对不对 是WH-BJ03": a lone code written the way exactly one answered value is
+        // written (same letters, digits and marks in the same places) names that field.
+        let lone_code = bare
+            .split_whitespace()
+            .next()
+            .filter(|c| {
+                c.len() == bare.trim_end().len()
+                    && c.chars()
+                        .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.'))
+                    && c.chars().any(|ch| ch.is_ascii_digit())
+            })
+            .map(code_shape);
+        let same_shape: Vec<&FieldKey> = service
+            .fields
+            .iter()
+            .filter(|f| {
+                lone_code.is_some()
+                    && form
+                        .answers
+                        .get(f.key())
+                        .is_some_and(|v| Some(code_shape(&v.display(false))) == lone_code)
+            })
+            .map(ServiceField::key)
+            .collect();
+        let shaped = match same_shape.as_slice() {
+            [k] => Some((*k).clone()),
+            _ => None,
+        };
         let mut changes = Vec::new();
         for f in &service.fields {
             let Some(was) = form.answers.get(f.key()) else {
@@ -272,7 +300,8 @@ impl Engine<'_> {
                 .any(|w| !w.is_empty() && folded.contains(&fold(w)))
                 || own_words()
                 || mended_account()
-                || lone_number.as_ref() == Some(f.key());
+                || lone_number.as_ref() == Some(f.key())
+                || shaped.as_ref() == Some(f.key());
             if !named {
                 continue;
             }
@@ -702,13 +731,22 @@ impl Engine<'_> {
         let tuning = self.tuning();
         let asks_for = |markers: &[String]| markers.iter().any(|w| folded.contains(w.as_str()));
         let ranked = self.matcher.rank(text);
+        // Values the message gives this form's fields are no names of another service
+        // ("平台拼多多" is a platform here, not 淘宝/拼多多 多包裹).
+        let own = self.extract(service, text);
+        let mut unvalued = text.to_owned();
+        for key in &own.cued {
+            if let Some(source) = own.sources.get(key) {
+                unvalued = unvalued.replacen(source.as_str(), " ", 1);
+            }
+        }
         // A service named in full, except inside a free-text answer that does not ask for it
         // ("客户做活动 一单多包裹赠品多" is a reason that mentions 多包裹) or correct to it
         // ("额 不对 是电子发票" is a change of mind, not a reason).
         if let Some(id) = ranked
             .iter()
             .map(|s| s.id)
-            .find(|&id| other(id) && self.matcher.names_fully(id, text))
+            .find(|&id| other(id) && self.matcher.names_fully(id, &unvalued))
             && (!free_text
                 || asks_for(&tuning.interrupt_markers)
                 || asks_for(&tuning.correction_markers)
@@ -726,7 +764,7 @@ impl Engine<'_> {
         {
             return None;
         }
-        let ranked = self.matcher.rank_words(text);
+        let ranked = self.matcher.rank_words(&unvalued);
         // A clear winner asked for in so many words: "等下 先帮我开个物流对账报表". In a free-text
         // answer only an interruption counts, since reasons mention features all the time.
         let markers = if free_text {
@@ -779,6 +817,18 @@ impl Engine<'_> {
 
 /// Whether `a` reads as a mistyped `b`: at most two single-character edits (a swap of two
 /// neighbours is one), on strings of four or more characters.
+/// How a code is written: letters as `a`, digits as `9`, marks as themselves
+/// ("WH-BJ01" → "aa-aa99").
+fn code_shape(code: &str) -> String {
+    code.chars()
+        .map(|c| match c {
+            c if c.is_ascii_alphabetic() => 'a',
+            c if c.is_ascii_digit() => '9',
+            c => c,
+        })
+        .collect()
+}
+
 fn close_spelling(a: &str, b: &str) -> bool {
     let (a, b) = (a.to_lowercase(), b.to_lowercase());
     a != b && a.chars().count().min(b.chars().count()) >= 4 && strsim::osa_distance(&a, &b) <= 2

@@ -1772,6 +1772,126 @@ mod tests {
     }
 
     #[test]
+    fn a_message_that_opens_with_its_customer_gives_each_customer_the_services_after_it() {
+        let f = fixture();
+        let out = f.say(
+            Session::default(),
+            &["xx_shop1 开电子发票 物流追踪 yy_shop2 开货品摘要"],
+        );
+        let said = text(&out.reply);
+        assert!(said.contains("xx_shop1 #6"), "{said}");
+        assert!(said.contains("yy_shop2 #32"), "{said}");
+        assert!(!said.contains("yy_shop2 #6"), "{said}");
+    }
+
+    #[test]
+    fn a_code_corrected_after_its_label_stays_that_fields_and_a_lone_code_mends_its_like() {
+        let f = fixture();
+        let out = f.say(
+            Session::default(),
+            &["平台发货自动取消指定仓库订单 mm_trade 仓库编号 CK11 改成 CK12"],
+        );
+        let State::Filling { form } = &out.session.state else {
+            panic!("a form: {:?}", out.reply);
+        };
+        let shown: Vec<String> = form.answers.values().map(|v| v.display(false)).collect();
+        assert!(shown.contains(&"mm_trade".to_owned()), "{shown:?}");
+        assert!(shown.contains(&"CK12".to_owned()), "{shown:?}");
+        // At the reason question, "不对 是…" with a code written like the warehouse's.
+        let out = f.say(
+            Session::default(),
+            &[
+                "平台发货自动取消指定仓库订单 mm_trade 仓库编号 WH-HZ01",
+                "不对不对 是WH-HZ05",
+            ],
+        );
+        let State::Filling { form } = &out.session.state else {
+            panic!("a form: {:?}", out.reply);
+        };
+        let shown: Vec<String> = form.answers.values().map(|v| v.display(false)).collect();
+        assert!(
+            shown.contains(&"WH-HZ05".to_owned()),
+            "{shown:?} {:?}",
+            out.reply
+        );
+        assert!(!shown.iter().any(|v| v.contains("不对")), "{shown:?}");
+    }
+
+    #[test]
+    fn several_warehouse_codes_are_one_list_and_an_account_after_them_is_none_of_them() {
+        let f = fixture();
+        let out = f.say(
+            Session::default(),
+            &["平台发货自动取消指定仓库订单 仓库编号 WH-NB01 WH-NB02 pp_shop9"],
+        );
+        let State::Filling { form } = &out.session.state else {
+            panic!("a form: {:?}", out.reply);
+        };
+        let shown: Vec<String> = form.answers.values().map(|v| v.display(false)).collect();
+        assert!(shown.contains(&"WH-NB01, WH-NB02".to_owned()), "{shown:?}");
+        assert!(shown.contains(&"pp_shop9".to_owned()), "{shown:?}");
+    }
+
+    #[test]
+    fn a_name_set_apart_from_its_label_is_taken_and_a_sentence_there_is_not() {
+        let f = fixture();
+        let out = f.say(
+            Session::default(),
+            &["店铺解绑 账号hz_mall2 店铺编号P003 店铺名称 杭州小米拼多多店 平台拼多多"],
+        );
+        let State::Filling { form } = &out.session.state else {
+            panic!("a form: {:?}", out.reply);
+        };
+        let shown: Vec<String> = form.answers.values().map(|v| v.display(false)).collect();
+        assert!(
+            shown.contains(&"杭州小米拼多多店".to_owned()),
+            "{shown:?} {:?}",
+            out.reply
+        );
+        let out = f.say(
+            Session::default(),
+            &["店铺解绑 账号hz_mall2 店铺编号P003 店铺名称 等下问客户 平台拼多多"],
+        );
+        let State::Filling { form } = &out.session.state else {
+            panic!("a form: {:?}", out.reply);
+        };
+        let shown: Vec<String> = form.answers.values().map(|v| v.display(false)).collect();
+        assert!(
+            !shown.iter().any(|v| v.contains("等下")),
+            "{shown:?} {:?}",
+            out.reply
+        );
+    }
+
+    #[test]
+    fn values_for_other_fields_said_at_a_choice_prompt_change_them_in_any_wording() {
+        let f = fixture();
+        let out = f.say(
+            Session::default(),
+            &[
+                "店铺解绑 账号hz_mall2 店铺编号T001 平台淘宝",
+                "哦 搞错了 店铺编号P003 平台拼多多的",
+            ],
+        );
+        let State::Filling { form } = &out.session.state else {
+            panic!("a form: {:?}", out.reply);
+        };
+        let shown: Vec<String> = form.answers.values().map(|v| v.display(false)).collect();
+        assert!(
+            shown.contains(&"P003".to_owned()),
+            "{shown:?} {:?}",
+            out.reply
+        );
+        assert!(
+            shown.contains(&"拼多多".to_owned()),
+            "{shown:?} {:?}",
+            out.reply
+        );
+        // The 淘宝-only question no longer applies.
+        assert!(!text(&out.reply).contains("改过名字"), "{:?}", out.reply);
+    }
+
+    #[test]
     fn ids_said_with_an_add_word_grow_the_list_and_the_request_itself_is_no_reason() {
         let f = fixture();
         let out = f.say(
