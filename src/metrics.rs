@@ -32,6 +32,7 @@ struct Metrics {
     requests_open: IntGaugeVec,
     requests_overdue: IntGaugeVec,
     daily_job_last_success: IntGaugeVec,
+    background_restarts: IntCounterVec,
 }
 
 fn metrics() -> &'static Metrics {
@@ -166,6 +167,11 @@ fn metrics() -> &'static Metrics {
                 "When each daily job (cutoff 16:00, push and reminder 17:30) last completed a day, unix seconds",
                 &["job"],
             ),
+            background_restarts: counter(
+                "background_restarts_total",
+                "Background tasks (outbox worker, daily jobs, gauges, purger, reloader, admin listener) restarted after a panic, by task",
+                &["task"],
+            ),
             registry,
         }
     })
@@ -299,6 +305,14 @@ pub fn daily_job_succeeded(job: &str, unix_secs: i64) {
     if unix_secs > gauge.get() {
         gauge.set(unix_secs);
     }
+}
+
+/// The supervisor restarted background task `task` after it panicked.
+pub fn background_restart(task: &str) {
+    metrics()
+        .background_restarts
+        .with_label_values(&[task])
+        .inc();
 }
 
 /// The text exposition of every metric: ours and the process's own (`process::render`).

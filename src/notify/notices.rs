@@ -400,17 +400,19 @@ impl DailyJob {
         }
     }
 
-    /// Ticks every `every` until `stop` changes.
-    pub async fn run(
-        self,
-        every: std::time::Duration,
-        mut stop: tokio::sync::watch::Receiver<bool>,
-    ) {
+    /// The job's name (`push`, `cutoff`, `reminder`), as its records and metrics spell it.
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        self.job.name()
+    }
+
+    /// Ticks every `every` until `stop` is cancelled.
+    pub async fn run(&self, every: std::time::Duration, stop: tokio_util::sync::CancellationToken) {
         let mut interval = tokio::time::interval(every);
         loop {
             tokio::select! {
                 _ = interval.tick() => { self.tick(Utc::now()).await; }
-                _ = stop.changed() => break,
+                () = stop.cancelled() => break,
             }
         }
     }

@@ -24,6 +24,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("store", &[]),
     ("catalog", &[]),
     ("wecom", &[]),
+    // Runs the background loops; knows none of them.
+    ("supervisor", &[]),
     ("embed", &["catalog", "store"]),
     // The flow: wecom → channel → dialog → requests → notify.
     ("channel", &["wecom", "store"]),
