@@ -14,8 +14,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::Delivery;
-use super::notices::{DayJob, Notice};
+use super::daily::DayJob;
+use super::delivery::{Delivery, Notice};
 use super::outbox::Outbox;
 use crate::catalog::MessageKey;
 use crate::catalog::{CatalogHandle, Messages, Window};

@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
-use super::{Delivery, DeliveryKind};
+use super::delivery::{Delivery, DeliveryKind};
 use crate::requests::{DeliveryRecord, Ledger, LedgerError};
 use crate::store::{Store, StoreError, keys};
 

@@ -42,9 +42,9 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, RETRY_AFTER};
 use sha2::Sha256;
 
 use super::HandoffError;
+use crate::notify::delivery::{Delivery, DeliveryKind};
 use crate::notify::outbox::{DeliveryError, OutboxItem, Transport};
 use crate::notify::people::Requesters;
-use crate::notify::{Delivery, DeliveryKind};
 use crate::secret::Secret;
 
 type HmacSha256 = Hmac<Sha256>;
