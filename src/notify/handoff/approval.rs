@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 
-use super::HandoffError;
+use super::error::HandoffError;
 use crate::config::HandoffSection;
 use crate::domain::{ApprovalChange, ApprovalSink, ApprovalStatus, RequestId};
 use crate::notify::delivery::{Delivery, DeliveryKind};

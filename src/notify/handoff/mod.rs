@@ -32,6 +32,7 @@
 
 pub mod approval;
 pub mod email;
+pub mod error;
 pub mod state;
 pub mod webhook;
 
@@ -55,24 +56,9 @@ pub use crate::notify::delivery::{
     ServiceView, WebhookEvent,
 };
 pub use email::EmailTransport;
+pub use error::HandoffError;
 pub use state::{HandoffState, handoff_state};
 pub use webhook::{WebhookTransport, sign, verify_signature};
-
-/// A hand-off transport could not be built from the settings (start-up should stop on this).
-#[derive(Debug, thiserror::Error)]
-pub enum HandoffError {
-    /// Never includes the URL itself: it may carry credentials.
-    #[error("invalid {what} URL: {reason}")]
-    InvalidUrl { what: &'static str, reason: String },
-    #[error("{what} is set but its secret is empty: requests would go out unsigned")]
-    MissingSecret { what: &'static str },
-    #[error("invalid mail_from {0:?}: {1}")]
-    MailFrom(String, String),
-    #[error("could not build the {what} client: {reason}")]
-    Client { what: &'static str, reason: String },
-    #[error("OA approvals: {0}")]
-    Approval(String),
-}
 
 /// Which destinations are switched on (a non-empty URL in `[handoff]`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
