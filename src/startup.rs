@@ -53,9 +53,9 @@ pub enum StartupError {
     #[error("understanding: {0}")]
     Tuning(#[from] TuningError),
     #[error("WeCom API client: {0}")]
-    Api(String),
+    Api(#[from] crate::wecom::api::ApiError),
     #[error("hand-off: {0}")]
-    Handoff(String),
+    Handoff(#[from] crate::notify::HandoffError),
     #[error("embeddings: {0}")]
     Embeddings(#[from] crate::embed::EmbedError),
     #[error("cannot listen on {addr}: {source}")]
@@ -136,8 +136,7 @@ impl Parts {
             settings.wecom.secret.expose().to_owned(),
             settings.wecom.agent_id,
         )
-        .map(Arc::new)
-        .map_err(|e| StartupError::Api(e.to_string()))?;
+        .map(Arc::new)?;
         let outbox = Outbox::new(Arc::clone(&store))
             .with_policy(RetryPolicy {
                 give_up_after: Duration::from_secs(
@@ -194,9 +193,7 @@ impl Parts {
             people.map(|people| Requesters::new(people, Arc::clone(&plain_ledger))),
             Some(Arc::clone(&api)),
             Some(Arc::clone(&plain_ledger)),
-        )
-        .map_err(|e| StartupError::Handoff(e.to_string()))?
-        {
+        )? {
             transports.insert(transport.kind(), transport);
         }
         outbox.set_configured(transports.keys().copied());
@@ -512,10 +509,7 @@ impl Application {
             Arc::clone(&store),
             channel_settings,
         )
-        .with_response_urls(
-            ResponseUrls::new(&settings.wecom.api_base)
-                .map_err(|e| StartupError::Api(e.to_string()))?,
-        );
+        .with_response_urls(ResponseUrls::new(&settings.wecom.api_base)?);
         let state = AppState {
             app: Arc::new(app),
             aibot: Arc::new(aibot),
@@ -775,5 +769,41 @@ pub fn static_encoder(
             tracing::warn!(error = %e, "no in-process embedding table; understanding by words only");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn api_and_handoff_errors_keep_their_cause() {
+        let error = StartupError::from(crate::wecom::api::ApiError::InvalidRequest {
+            path: "gettoken",
+            reason: "bad base".to_owned(),
+        });
+        assert_eq!(
+            error.to_string(),
+            "WeCom API client: WeCom API gettoken: invalid request: bad base"
+        );
+        assert!(
+            error
+                .source()
+                .is_some_and(|s| { s.downcast_ref::<crate::wecom::api::ApiError>().is_some() })
+        );
+        let error = StartupError::from(crate::notify::HandoffError::MissingSecret {
+            what: "platform webhook",
+        });
+        assert!(
+            error
+                .to_string()
+                .starts_with("hand-off: platform webhook is set")
+        );
+        assert!(
+            error
+                .source()
+                .is_some_and(|s| { s.downcast_ref::<crate::notify::HandoffError>().is_some() })
+        );
     }
 }

@@ -11,8 +11,20 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::requests::{BatchDay, BatchSchedule};
-use crate::store::{Store, keys};
+use crate::requests::{BatchDay, BatchSchedule, LedgerError};
+use crate::store::{Store, StoreError, keys};
+
+/// Why a day's run did not complete; the day is tried again at the next tick.
+#[derive(Debug, thiserror::Error)]
+pub enum DayJobError {
+    /// The requests the job works on could not be listed.
+    #[error("listing the requests: {0}")]
+    Ledger(#[from] LedgerError),
+    /// The job's records (done, lease, restore time) or its outbox items could not be read
+    /// or written.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+}
 
 /// Work done once per batch day at a time of that day (the 16:00 cards, the 17:30 push).
 #[async_trait::async_trait]
@@ -23,7 +35,7 @@ pub trait DayJob: Send + Sync + 'static {
     fn due(&self, schedule: &BatchSchedule, day: BatchDay) -> Option<DateTime<Utc>>;
     /// Queues the day's work; it must be idempotent by key, since a run that fails half-way is
     /// run again.
-    async fn run(&self, day: BatchDay, now: DateTime<Utc>) -> Result<usize, String>;
+    async fn run(&self, day: BatchDay, now: DateTime<Utc>) -> Result<usize, DayJobError>;
 }
 
 /// Runs a [`DayJob`] once per day, when due, across restarts and instances.
@@ -106,15 +118,14 @@ impl DailyJob {
     }
 
     /// Whether `day`'s run was due before the store was last restored from a backup.
-    async fn ran_before_restore(&self, day: BatchDay) -> Result<bool, String> {
+    async fn ran_before_restore(&self, day: BatchDay) -> Result<bool, DayJobError> {
         let Some(due) = self.job.due(&self.schedule, day) else {
             return Ok(false);
         };
         let restored = self
             .store
             .get(&keys::store_restored_at())
-            .await
-            .map_err(|e| e.to_string())?
+            .await?
             .and_then(|v| String::from_utf8(v).ok())
             .and_then(|v| DateTime::parse_from_rfc3339(v.trim()).ok());
         Ok(restored.is_some_and(|at| due <= at.with_timezone(&Utc)))
@@ -127,24 +138,23 @@ impl DailyJob {
         done_key: &str,
         day: BatchDay,
         now: DateTime<Utc>,
-    ) -> Result<(), String> {
+    ) -> Result<(), DayJobError> {
         self.store
             .put(
                 done_key,
                 now.to_rfc3339().as_bytes(),
                 Some(std::time::Duration::from_secs(31 * 86400)),
             )
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         crate::metrics::daily_job_succeeded(self.job.name(), now.timestamp());
         self.remember_done(day);
         Ok(())
     }
 
-    async fn run_once(&self, day: BatchDay, now: DateTime<Utc>) -> Result<bool, String> {
+    async fn run_once(&self, day: BatchDay, now: DateTime<Utc>) -> Result<bool, DayJobError> {
         let name = self.job.name();
         let done_key = keys::day_job_done(name, &day.to_string());
-        if let Some(done) = self.store.get(&done_key).await.map_err(|e| e.to_string())? {
+        if let Some(done) = self.store.get(&done_key).await? {
             // Run by another instance (or before a restart): its time is this job's last
             // success too, so each instance's gauge tells whether the job ran anywhere.
             if let Some(at) = std::str::from_utf8(&done)
@@ -167,8 +177,7 @@ impl DailyJob {
         if !self
             .store
             .put_if_absent(&lease, b"1", Some(std::time::Duration::from_secs(300)))
-            .await
-            .map_err(|e| e.to_string())?
+            .await?
         {
             return Ok(false);
         }
@@ -200,5 +209,35 @@ impl DailyJob {
                 () = stop.cancelled() => break,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn a_failed_run_keeps_its_cause() {
+        let error = DayJobError::from(LedgerError::Store(StoreError::Unavailable(
+            "redis down".to_owned(),
+        )));
+        assert_eq!(
+            error.to_string(),
+            "listing the requests: store unavailable: redis down"
+        );
+        let cause = error.source().map(ToString::to_string);
+        assert_eq!(cause.as_deref(), Some("store unavailable: redis down"));
+        assert!(
+            error
+                .source()
+                .is_some_and(|s| s.downcast_ref::<LedgerError>().is_some())
+        );
+        let error = DayJobError::from(StoreError::Backend("corrupt".to_owned()));
+        assert!(
+            error
+                .source()
+                .is_some_and(|s| s.downcast_ref::<StoreError>().is_some())
+        );
     }
 }

@@ -19,7 +19,7 @@ pub mod people;
 pub mod wecom;
 
 pub use announce::OaAnnouncer;
-pub use daily::{DailyJob, DayJob};
+pub use daily::{DailyJob, DayJob, DayJobError};
 pub use delivery::{Delivery, DeliveryKind, Notice};
 pub use handler_cards::{HandlerCards, HandlerReminders, request_card};
 pub use handoff::{EmailTransport, HandoffError, HandoffTargets, HandoffWatcher, WebhookTransport};

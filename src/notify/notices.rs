@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::daily::DayJob;
+use super::daily::{DayJob, DayJobError};
 use super::delivery::{Delivery, Notice};
 use super::outbox::Outbox;
 use crate::catalog::MessageKey;
@@ -207,10 +207,10 @@ impl DayJob for BatchPush {
         schedule.done_at(day)
     }
 
-    async fn run(&self, day: BatchDay, now: DateTime<Utc>) -> Result<usize, String> {
+    async fn run(&self, day: BatchDay, now: DateTime<Utc>) -> Result<usize, DayJobError> {
         self.notifier
             .push_batch(self.ledger.as_ref(), day, now)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(DayJobError::from)
     }
 }
