@@ -195,7 +195,8 @@ impl Supervisor {
     }
 }
 
-/// A task's place in [`Supervisor::running`], given up when the task ends or is aborted.
+/// A task's place in the supervisor's count of running tasks, given up when the task ends or is
+/// aborted.
 struct Running {
     map: Arc<Mutex<BTreeMap<&'static str, usize>>>,
     name: &'static str,

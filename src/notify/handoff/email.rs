@@ -34,6 +34,8 @@ use crate::store::Store;
 
 const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
 
+// The shape is `notify::delivery`'s (the outbox stores it); how a request becomes a mail is this
+// module's, so the constructor lives here.
 impl EmailJob {
     /// Renders the email for `request`, sent to `to` under the idempotency key `key`.
     #[must_use]
