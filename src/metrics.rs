@@ -307,6 +307,12 @@ pub fn daily_job_succeeded(job: &str, unix_secs: i64) {
     }
 }
 
+/// Background task `task` was started: its restart counter is shown from now on, at 0, so an
+/// alert on its increase sees the first restart too (a series that appears at 1 has no rise).
+pub fn background_task(task: &str) {
+    let _ = metrics().background_restarts.with_label_values(&[task]);
+}
+
 /// The supervisor restarted background task `task` after it panicked.
 pub fn background_restart(task: &str) {
     metrics()

@@ -107,6 +107,7 @@ impl Supervisor {
         let cancel = self.cancel.clone();
         let backoff = self.backoff;
         let running = Running::enter(&self.running, name);
+        crate::metrics::background_task(name);
         let task = self.tracker.spawn(async move {
             let _running = running;
             let mut restarts = 0u32;
@@ -324,8 +325,9 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(runs.load(Ordering::SeqCst), 1);
         assert!(
-            !crate::metrics::render().contains("task=\"unit-returns\""),
-            "a task that ends is no restart"
+            crate::metrics::render()
+                .contains("kaitong_background_restarts_total{task=\"unit-returns\"} 0"),
+            "a started task is shown at 0, and a task that ends is no restart"
         );
     }
 

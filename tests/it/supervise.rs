@@ -55,6 +55,11 @@ async fn a_background_task_that_panics_is_restarted_and_the_restart_counted_on_m
             .any(|l| l == "kaitong_background_restarts_total{task=\"it_panics_once\"} 1"),
         "{metrics}"
     );
+    // The application's own loops are shown from their start, so the first restart is a rise.
+    for task in ["purger", "catalog_reload", "admin_listener"] {
+        let line = format!("kaitong_background_restarts_total{{task=\"{task}\"}} 0");
+        assert!(metrics.lines().any(|l| l == line), "{line} in:\n{metrics}");
+    }
     let logs = harness::captured_logs();
     let panicked = logs
         .lines()
