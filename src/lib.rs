@@ -7,6 +7,7 @@
 //! - [`catalog`]: the services, fields and wording loaded from `dialogs/`.
 //! - [`store`]: key-value persistence, Redis or an embedded file, behind one trait.
 //! - [`http`]: axum routes; [`startup`]: builds and runs the server; [`config`]: settings.
+//! - [`supervisor`]: runs the background loops by name, restarting one that panics.
 //! - [`tools`]: test and demo tooling (WeCom simulator and peer, `kaitong chat`, `load`, `eval`);
 //!   production modules never import it.
 
@@ -24,6 +25,7 @@ pub mod requests;
 pub mod secret;
 pub mod startup;
 pub mod store;
+pub mod supervisor;
 pub mod telemetry;
 pub mod tools;
 pub mod wecom;

@@ -32,6 +32,7 @@ struct Metrics {
     requests_open: IntGaugeVec,
     requests_overdue: IntGaugeVec,
     daily_job_last_success: IntGaugeVec,
+    background_restarts: IntCounterVec,
 }
 
 fn metrics() -> &'static Metrics {
@@ -166,6 +167,11 @@ fn metrics() -> &'static Metrics {
                 "When each daily job (cutoff 16:00, push and reminder 17:30) last completed a day, unix seconds",
                 &["job"],
             ),
+            background_restarts: counter(
+                "background_restarts_total",
+                "Background tasks (outbox worker, daily jobs, gauges, purger, reloader, admin listener) restarted after a panic, by task",
+                &["task"],
+            ),
             registry,
         }
     })
@@ -299,6 +305,20 @@ pub fn daily_job_succeeded(job: &str, unix_secs: i64) {
     if unix_secs > gauge.get() {
         gauge.set(unix_secs);
     }
+}
+
+/// Background task `task` was started: its restart counter is shown from now on, at 0, so an
+/// alert on its increase sees the first restart too (a series that appears at 1 has no rise).
+pub fn background_task(task: &str) {
+    let _ = metrics().background_restarts.with_label_values(&[task]);
+}
+
+/// The supervisor restarted background task `task` after it panicked.
+pub fn background_restart(task: &str) {
+    metrics()
+        .background_restarts
+        .with_label_values(&[task])
+        .inc();
 }
 
 /// The text exposition of every metric: ours and the process's own (`process::render`).

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 use crate::catalog::MessageKey;
 use crate::catalog::{CatalogError, CatalogHandle};
@@ -28,6 +29,7 @@ use crate::requests::{
     ScheduleError, StoreLedger, WatchedLedger, Watcher, queue_counts,
 };
 use crate::store::{self, SealKeySettingError, Sealer, Store, StoreError};
+use crate::supervisor::Supervisor;
 use crate::wecom::api::{ResponseUrls, WecomApi};
 use crate::wecom::{AesKeySettingError, MsgCrypt};
 use std::collections::HashMap;
@@ -51,9 +53,9 @@ pub enum StartupError {
     #[error("understanding: {0}")]
     Tuning(#[from] TuningError),
     #[error("WeCom API client: {0}")]
-    Api(String),
+    Api(#[from] crate::wecom::api::ApiError),
     #[error("hand-off: {0}")]
-    Handoff(String),
+    Handoff(#[from] crate::notify::HandoffError),
     #[error("embeddings: {0}")]
     Embeddings(#[from] crate::embed::EmbedError),
     #[error("cannot listen on {addr}: {source}")]
@@ -91,6 +93,9 @@ pub struct Application {
     background: Option<Background>,
     /// Background contact lookups, ended at shutdown (they hold the store).
     lookups: Option<Lookups>,
+    /// Runs the background work while serving, restarts a loop that panics, stops it all at
+    /// shutdown.
+    supervisor: Supervisor,
 }
 
 /// The second listener and what it serves.
@@ -131,8 +136,7 @@ impl Parts {
             settings.wecom.secret.expose().to_owned(),
             settings.wecom.agent_id,
         )
-        .map(Arc::new)
-        .map_err(|e| StartupError::Api(e.to_string()))?;
+        .map(Arc::new)?;
         let outbox = Outbox::new(Arc::clone(&store))
             .with_policy(RetryPolicy {
                 give_up_after: Duration::from_secs(
@@ -189,9 +193,7 @@ impl Parts {
             people.map(|people| Requesters::new(people, Arc::clone(&plain_ledger))),
             Some(Arc::clone(&api)),
             Some(Arc::clone(&plain_ledger)),
-        )
-        .map_err(|e| StartupError::Handoff(e.to_string()))?
-        {
+        )? {
             transports.insert(transport.kind(), transport);
         }
         outbox.set_configured(transports.keys().copied());
@@ -306,36 +308,35 @@ pub struct Background {
 }
 
 impl Background {
-    /// Spawns the outbox worker, the cut-off cards and the daily push; they stop when `stop`
-    /// flips.
-    pub fn spawn(
-        self,
-        stop: &tokio::sync::watch::Sender<bool>,
-    ) -> Vec<tokio::task::JoinHandle<()>> {
-        vec![
-            tokio::spawn(
-                self.outbox
-                    .run(self.transports, self.tick, stop.subscribe()),
-            ),
-            tokio::spawn(
-                self.push
-                    .run(self.tick.max(Duration::from_secs(1)), stop.subscribe()),
-            ),
-            tokio::spawn(
-                self.cutoff
-                    .run(self.tick.max(Duration::from_secs(1)), stop.subscribe()),
-            ),
-            tokio::spawn(
-                self.reminder
-                    .run(self.tick.max(Duration::from_secs(1)), stop.subscribe()),
-            ),
-            tokio::spawn(queue_gauges(
-                Arc::clone(&self.ledger),
-                self.schedule,
-                QUEUE_GAUGES_EVERY,
-                stop.subscribe(),
-            )),
-        ]
+    /// Starts the outbox worker, the daily jobs and the gauges under `supervisor`, each by
+    /// name; they stop when it shuts down.
+    pub fn spawn(self, supervisor: &Supervisor) {
+        let Self {
+            outbox,
+            transports,
+            tick,
+            push,
+            cutoff,
+            reminder,
+            ledger,
+            schedule,
+        } = self;
+        let transports = Arc::new(transports);
+        supervisor.spawn("outbox", move |stop| {
+            let (outbox, transports) = (outbox.clone(), Arc::clone(&transports));
+            async move { outbox.run(&transports, tick, stop).await }
+        });
+        let every = tick.max(Duration::from_secs(1));
+        for job in [push, cutoff, reminder] {
+            let job = Arc::new(job);
+            supervisor.spawn(job.name(), move |stop| {
+                let job = Arc::clone(&job);
+                async move { job.run(every, stop).await }
+            });
+        }
+        supervisor.spawn("queue_gauges", move |stop| {
+            queue_gauges(Arc::clone(&ledger), schedule, QUEUE_GAUGES_EVERY, stop)
+        });
     }
 }
 
@@ -364,13 +365,13 @@ pub async fn refresh_queue_gauges(
     Ok(())
 }
 
-/// Recounts the gauges every `every` until `stop` changes; a failed count keeps the last
+/// Recounts the gauges every `every` until `stop` is cancelled; a failed count keeps the last
 /// numbers (logged, the store being down is already reported by `/readyz`).
 async fn queue_gauges(
     ledger: Arc<dyn Ledger>,
     schedule: BatchSchedule,
     every: Duration,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    stop: CancellationToken,
 ) {
     let mut interval = tokio::time::interval(every);
     loop {
@@ -380,7 +381,7 @@ async fn queue_gauges(
                     tracing::warn!(error = %e, "open and overdue gauges not refreshed");
                 }
             }
-            _ = stop.changed() => break,
+            () = stop.cancelled() => break,
         }
     }
 }
@@ -508,10 +509,7 @@ impl Application {
             Arc::clone(&store),
             channel_settings,
         )
-        .with_response_urls(
-            ResponseUrls::new(&settings.wecom.api_base)
-                .map_err(|e| StartupError::Api(e.to_string()))?,
-        );
+        .with_response_urls(ResponseUrls::new(&settings.wecom.api_base)?);
         let state = AppState {
             app: Arc::new(app),
             aibot: Arc::new(aibot),
@@ -550,6 +548,7 @@ impl Application {
             catalog,
             background: None,
             lookups: None,
+            supervisor: Supervisor::default(),
         })
     }
 
@@ -570,6 +569,14 @@ impl Application {
         self.admin.as_ref().map(|a| a.local_addr)
     }
 
+    /// The supervisor of the background work. A task started on it before or while the
+    /// application runs is restarted after a panic like the application's own loops and
+    /// stopped with them at shutdown.
+    #[must_use]
+    pub fn supervisor(&self) -> &Supervisor {
+        &self.supervisor
+    }
+
     #[must_use]
     pub fn port(&self) -> u16 {
         self.local_addr.port()
@@ -588,43 +595,56 @@ impl Application {
             max_connections = self.limits.max_connections,
             "kaitong listening"
         );
+        let supervisor = self.supervisor;
+        // The admin listener stops accepting with the public one; the rest of the background
+        // work keeps going (the outbox sends what the last callbacks queued) until the public
+        // listener is done. Started first: if its socket cannot be handed over, nothing else
+        // has started yet.
+        let stop_admin = supervisor.token();
+        if let Some(admin) = self.admin {
+            spawn_admin(
+                &supervisor,
+                admin,
+                self.bodies,
+                self.limits,
+                stop_admin.clone(),
+            )?;
+        }
         let purge_store = Arc::clone(&self.store);
-        let purger = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(60));
-            loop {
-                tick.tick().await;
-                if let Err(e) = purge_store.purge_expired().await {
-                    tracing::warn!(error = %e, "purging expired records failed");
-                }
+        supervisor.spawn("purger", move |stop| {
+            let store = Arc::clone(&purge_store);
+            async move {
+                stop.run_until_cancelled(async {
+                    let mut tick = tokio::time::interval(Duration::from_secs(60));
+                    loop {
+                        tick.tick().await;
+                        if let Err(e) = store.purge_expired().await {
+                            tracing::warn!(error = %e, "purging expired records failed");
+                        }
+                    }
+                })
+                .await;
             }
         });
-        let reloader = tokio::spawn(crate::catalog::reload_on_sighup(self.catalog.clone()));
-        let (stop_background, _) = tokio::sync::watch::channel(false);
+        let catalog = self.catalog.clone();
+        supervisor.spawn("catalog_reload", move |stop| {
+            let catalog = catalog.clone();
+            async move {
+                stop.run_until_cancelled(crate::catalog::reload_on_sighup(catalog))
+                    .await;
+            }
+        });
         let lookups = self.lookups;
-        let workers = self
-            .background
-            .map(|b| b.spawn(&stop_background))
-            .unwrap_or_default();
+        if let Some(background) = self.background {
+            background.spawn(&supervisor);
+        }
         let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
         let grace = self.grace;
-        let (stop_admin_tx, mut stop_admin_rx) = tokio::sync::watch::channel(false);
-        let bodies = self.bodies;
-        let admin = self.admin.map(|admin| {
-            tokio::spawn(crate::http::serve::serve(
-                admin.listener,
-                // The console's login and the API get the same body deadline and cap.
-                crate::http::bounded(admin.router, bodies, crate::config::REQUEST_TIMEOUT),
-                self.limits,
-                async move {
-                    let _ = stop_admin_rx.wait_for(|stop| *stop).await;
-                },
-            ))
-        });
         let signal = async move {
             shutdown.await;
             tracing::info!("shutdown requested; finishing in-flight callbacks");
             let _ = stopped_tx.send(());
-            let _ = stop_admin_tx.send(true);
+            stop_admin.cancel();
         };
         let router = crate::http::bounded(self.router, self.bodies, crate::config::REQUEST_TIMEOUT);
         let server = crate::http::serve::serve(self.listener, router, self.limits, signal);
@@ -638,29 +658,59 @@ impl Application {
                 Ok(())
             }
         };
-        purger.abort();
-        reloader.abort();
-        if let Some(mut admin) = admin {
-            // Its shutdown was signalled with the public listener's; a console page still
-            // loading gets a moment, then the rest is dropped.
-            if tokio::time::timeout(Duration::from_secs(1), &mut admin)
-                .await
-                .is_err()
-            {
-                admin.abort();
-            }
-        }
-        // Let a worker finish the item it is sending; it stops before the next one.
-        let _ = stop_background.send(true);
-        for worker in workers {
-            let _ = tokio::time::timeout(Duration::from_secs(5), worker).await;
-        }
+        // A worker finishes the item it is sending and stops before the next one.
+        supervisor.shutdown(BACKGROUND_GRACE).await;
         if let Some(lookups) = lookups {
             lookups.stop().await;
         }
         tracing::info!("kaitong stopped");
         result
     }
+}
+
+/// How long the background work gets to stop at shutdown before it is aborted.
+const BACKGROUND_GRACE: Duration = Duration::from_secs(5);
+
+/// How long a console page still loading gets once the background work is told to stop.
+const ADMIN_GRACE: Duration = Duration::from_secs(1);
+
+/// Serves the admin listener as the supervised task `admin_listener`: it stops accepting when
+/// `stop` is cancelled (with the public listener), and what is still open a moment after the
+/// supervisor's shutdown is dropped. A restart after a panic serves a duplicate of the same
+/// socket, so the address stays the same and nothing is re-bound.
+fn spawn_admin(
+    supervisor: &Supervisor,
+    admin: AdminListener,
+    bodies: crate::http::BodyLimits,
+    limits: ConnectionLimits,
+    stop: CancellationToken,
+) -> std::io::Result<()> {
+    // The console's login and the API get the same body deadline and cap.
+    let router = crate::http::bounded(admin.router, bodies, crate::config::REQUEST_TIMEOUT);
+    let socket = admin.listener.into_std()?;
+    supervisor.spawn("admin_listener", move |shutdown| {
+        let listener = socket.try_clone().and_then(TcpListener::from_std);
+        let (router, stop) = (router.clone(), stop.clone());
+        async move {
+            let listener = match listener {
+                Ok(listener) => listener,
+                Err(e) => {
+                    // Out of descriptors, most likely: worth another try after the backoff.
+                    panic!("the admin listener's socket cannot be served again: {e}");
+                }
+            };
+            let serve = crate::http::serve::serve(listener, router, limits, stop.cancelled_owned());
+            let cut = async {
+                shutdown.cancelled().await;
+                tokio::time::sleep(ADMIN_GRACE).await;
+            };
+            tokio::select! {
+                () = serve => {}
+                () = cut => {}
+            }
+        }
+    });
+    Ok(())
 }
 
 async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartupError> {
@@ -719,5 +769,41 @@ pub fn static_encoder(
             tracing::warn!(error = %e, "no in-process embedding table; understanding by words only");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn api_and_handoff_errors_keep_their_cause() {
+        let error = StartupError::from(crate::wecom::api::ApiError::InvalidRequest {
+            path: "gettoken",
+            reason: "bad base".to_owned(),
+        });
+        assert_eq!(
+            error.to_string(),
+            "WeCom API client: WeCom API gettoken: invalid request: bad base"
+        );
+        assert!(
+            error
+                .source()
+                .is_some_and(|s| { s.downcast_ref::<crate::wecom::api::ApiError>().is_some() })
+        );
+        let error = StartupError::from(crate::notify::HandoffError::MissingSecret {
+            what: "platform webhook",
+        });
+        assert!(
+            error
+                .to_string()
+                .starts_with("hand-off: platform webhook is set")
+        );
+        assert!(
+            error
+                .source()
+                .is_some_and(|s| { s.downcast_ref::<crate::notify::HandoffError>().is_some() })
+        );
     }
 }

@@ -6,8 +6,8 @@
 
 use chrono::{DateTime, Utc};
 
+use super::delivery::{Delivery, Notice};
 use super::outbox::Outbox;
-use super::{Delivery, Notice};
 use crate::catalog::{CatalogHandle, FilingRoute, MessageKey};
 use crate::domain::UserId;
 use crate::requests::{Handler, HandlerDirectory, Request, Watcher};

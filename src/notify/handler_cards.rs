@@ -14,8 +14,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::Delivery;
-use super::notices::{DayJob, Notice};
+use super::daily::{DayJob, DayJobError};
+use super::delivery::{Delivery, Notice};
 use super::outbox::Outbox;
 use crate::catalog::MessageKey;
 use crate::catalog::{CatalogHandle, Messages, Window};
@@ -292,7 +292,7 @@ impl DayJob for HandlerCards {
         schedule.cutoff_at(day)
     }
 
-    async fn run(&self, day: BatchDay, now: DateTime<Utc>) -> Result<usize, String> {
+    async fn run(&self, day: BatchDay, now: DateTime<Utc>) -> Result<usize, DayJobError> {
         if self.handlers.is_empty() {
             return Ok(0);
         }
@@ -301,8 +301,7 @@ impl DayJob for HandlerCards {
         let batch: Vec<Request> = self
             .ledger
             .list(&RequestFilter::open())
-            .await
-            .map_err(|e| e.to_string())?
+            .await?
             .into_iter()
             .filter(|r| r.batch <= day)
             .collect();
@@ -339,8 +338,7 @@ impl DayJob for HandlerCards {
                     now,
                     now,
                 )
-                .await
-                .map_err(|e| e.to_string())?
+                .await?
             {
                 queued += 1;
             }
@@ -366,8 +364,7 @@ impl DayJob for HandlerCards {
                         now,
                         cards_due,
                     )
-                    .await
-                    .map_err(|e| e.to_string())?
+                    .await?
                 {
                     queued += 1;
                 }
@@ -469,7 +466,7 @@ impl DayJob for HandlerReminders {
         schedule.done_at(day)
     }
 
-    async fn run(&self, day: BatchDay, now: DateTime<Utc>) -> Result<usize, String> {
+    async fn run(&self, day: BatchDay, now: DateTime<Utc>) -> Result<usize, DayJobError> {
         let cards = &self.cards;
         if cards.handlers.is_empty() {
             return Ok(0);
@@ -482,8 +479,7 @@ impl DayJob for HandlerReminders {
         let overdue: Vec<Request> = cards
             .ledger
             .list(&RequestFilter::open())
-            .await
-            .map_err(|e| e.to_string())?
+            .await?
             .into_iter()
             .filter(|r| r.batch <= day && r.is_overdue(&cards.schedule, due))
             .collect();
@@ -511,8 +507,7 @@ impl DayJob for HandlerReminders {
                     now,
                     now,
                 )
-                .await
-                .map_err(|e| e.to_string())?
+                .await?
             {
                 queued += 1;
             }

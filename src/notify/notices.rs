@@ -9,28 +9,14 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 
-use super::Delivery;
+use super::daily::{DayJob, DayJobError};
+use super::delivery::{Delivery, Notice};
 use super::outbox::Outbox;
 use crate::catalog::MessageKey;
 use crate::catalog::{Catalog, CatalogHandle};
 use crate::requests::{BatchDay, BatchSchedule, Ledger, Request, RequestFilter, Status, Watcher};
-use crate::store::{Store, StoreError, keys};
-
-/// A notice as queued: who gets which text.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Notice {
-    pub touser: String,
-    pub text: String,
-    /// A template card to send instead of the text (the handlers' cut-off cards); the text
-    /// then only names it in logs and the console.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub card: Option<crate::wecom::cards::TemplateCard>,
-    /// A text sent just before the card: what the card cannot show whole.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub before_card: Option<String>,
-}
+use crate::store::{StoreError, keys};
 
 /// Composes and queues notices.
 #[derive(Clone)]
@@ -221,197 +207,10 @@ impl DayJob for BatchPush {
         schedule.done_at(day)
     }
 
-    async fn run(&self, day: BatchDay, now: DateTime<Utc>) -> Result<usize, String> {
+    async fn run(&self, day: BatchDay, now: DateTime<Utc>) -> Result<usize, DayJobError> {
         self.notifier
             .push_batch(self.ledger.as_ref(), day, now)
             .await
-            .map_err(|e| e.to_string())
-    }
-}
-
-/// Work done once per batch day at a time of that day (the 16:00 cards, the 17:30 push).
-#[async_trait::async_trait]
-pub trait DayJob: Send + Sync + 'static {
-    /// Names the job's records in the store (`job:{name}:{day}:done|lease`).
-    fn name(&self) -> &'static str;
-    /// When the job for `day` is due.
-    fn due(&self, schedule: &BatchSchedule, day: BatchDay) -> Option<DateTime<Utc>>;
-    /// Queues the day's work; it must be idempotent by key, since a run that fails half-way is
-    /// run again.
-    async fn run(&self, day: BatchDay, now: DateTime<Utc>) -> Result<usize, String>;
-}
-
-/// Runs a [`DayJob`] once per day, when due, across restarts and instances.
-///
-/// Each tick looks at the last few batch days whose due time has passed; a day without a
-/// "done" record is run under a lease (one instance at a time), then recorded. A run
-/// missed while the bot was down therefore happens at the next start, once.
-pub struct DailyJob {
-    job: Arc<dyn DayJob>,
-    store: Arc<dyn Store>,
-    schedule: BatchSchedule,
-    /// How many past days to catch up on after downtime.
-    catch_up_days: u32,
-    /// Days known to be done, so a tick every second does not ask the store again.
-    known_done: std::sync::Mutex<std::collections::HashSet<BatchDay>>,
-}
-
-impl DailyJob {
-    #[must_use]
-    pub fn new(
-        job: Arc<dyn DayJob>,
-        store: Arc<dyn Store>,
-        schedule: BatchSchedule,
-        catch_up_days: u32,
-    ) -> Self {
-        Self {
-            job,
-            store,
-            schedule,
-            catch_up_days,
-            known_done: std::sync::Mutex::new(std::collections::HashSet::new()),
-        }
-    }
-
-    fn is_known_done(&self, day: BatchDay) -> bool {
-        self.known_done
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .contains(&day)
-    }
-
-    fn remember_done(&self, day: BatchDay) {
-        let mut known = self
-            .known_done
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        // Only the catch-up window matters; older days are never looked at again.
-        if known.len() > 64 {
-            known.clear();
-        }
-        known.insert(day);
-    }
-
-    /// One check; returns the days run now.
-    pub async fn tick(&self, now: DateTime<Utc>) -> Vec<BatchDay> {
-        let mut ran = Vec::new();
-        let today = self.schedule.local_date(now);
-        for back in (0..=self.catch_up_days).rev() {
-            let Some(date) = today.checked_sub_days(chrono::Days::new(u64::from(back))) else {
-                continue;
-            };
-            let day = BatchDay(date);
-            if self.is_known_done(day)
-                || self
-                    .job
-                    .due(&self.schedule, day)
-                    .is_none_or(|due| now < due)
-            {
-                continue;
-            }
-            match self.run_once(day, now).await {
-                Ok(true) => ran.push(day),
-                Ok(false) => {}
-                Err(e) => {
-                    tracing::warn!(job = self.job.name(), batch = %day, error = %e, "daily job failed; will retry");
-                }
-            }
-        }
-        ran
-    }
-
-    /// Whether `day`'s run was due before the store was last restored from a backup.
-    async fn ran_before_restore(&self, day: BatchDay) -> Result<bool, String> {
-        let Some(due) = self.job.due(&self.schedule, day) else {
-            return Ok(false);
-        };
-        let restored = self
-            .store
-            .get(&keys::store_restored_at())
-            .await
-            .map_err(|e| e.to_string())?
-            .and_then(|v| String::from_utf8(v).ok())
-            .and_then(|v| DateTime::parse_from_rfc3339(v.trim()).ok());
-        Ok(restored.is_some_and(|at| due <= at.with_timezone(&Utc)))
-    }
-
-    /// Records `day`'s run as done, in the store (kept a month: long past any catch-up window)
-    /// and in memory.
-    async fn mark_done(
-        &self,
-        done_key: &str,
-        day: BatchDay,
-        now: DateTime<Utc>,
-    ) -> Result<(), String> {
-        self.store
-            .put(
-                done_key,
-                now.to_rfc3339().as_bytes(),
-                Some(std::time::Duration::from_secs(31 * 86400)),
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-        crate::metrics::daily_job_succeeded(self.job.name(), now.timestamp());
-        self.remember_done(day);
-        Ok(())
-    }
-
-    async fn run_once(&self, day: BatchDay, now: DateTime<Utc>) -> Result<bool, String> {
-        let name = self.job.name();
-        let done_key = keys::day_job_done(name, &day.to_string());
-        if let Some(done) = self.store.get(&done_key).await.map_err(|e| e.to_string())? {
-            // Run by another instance (or before a restart): its time is this job's last
-            // success too, so each instance's gauge tells whether the job ran anywhere.
-            if let Some(at) = std::str::from_utf8(&done)
-                .ok()
-                .and_then(|v| DateTime::parse_from_rfc3339(v.trim()).ok())
-            {
-                crate::metrics::daily_job_succeeded(name, at.timestamp());
-            }
-            self.remember_done(day);
-            return Ok(false);
-        }
-        if self.ran_before_restore(day).await? {
-            // Due before the store was restored from a backup: it ran then, on the store the
-            // backup came from; running it again would resend the day with stale content.
-            tracing::info!(job = name, batch = %day, "daily job due before the store was restored; not run again");
-            self.mark_done(&done_key, day, now).await?;
-            return Ok(false);
-        }
-        let lease = keys::day_job_lease(name, &day.to_string());
-        if !self
-            .store
-            .put_if_absent(&lease, b"1", Some(std::time::Duration::from_secs(300)))
-            .await
-            .map_err(|e| e.to_string())?
-        {
-            return Ok(false);
-        }
-        match self.job.run(day, now).await {
-            Ok(_) => {
-                self.mark_done(&done_key, day, now).await?;
-                let _ = self.store.delete(&lease).await;
-                Ok(true)
-            }
-            Err(e) => {
-                let _ = self.store.delete(&lease).await;
-                Err(e)
-            }
-        }
-    }
-
-    /// Ticks every `every` until `stop` changes.
-    pub async fn run(
-        self,
-        every: std::time::Duration,
-        mut stop: tokio::sync::watch::Receiver<bool>,
-    ) {
-        let mut interval = tokio::time::interval(every);
-        loop {
-            tokio::select! {
-                _ = interval.tick() => { self.tick(Utc::now()).await; }
-                _ = stop.changed() => break,
-            }
-        }
+            .map_err(DayJobError::from)
     }
 }

@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
-use super::{Delivery, DeliveryKind};
+use super::delivery::{Delivery, DeliveryKind};
 use crate::requests::{DeliveryRecord, Ledger, LedgerError};
 use crate::store::{Store, StoreError, keys};
 
@@ -584,24 +584,23 @@ impl Outbox {
         }
     }
 
-    /// Runs passes every `tick` until `stop` resolves.
+    /// Runs passes every `tick` until `stop` is cancelled; a send under way is finished first.
     pub async fn run(
-        self,
-        transports: HashMap<DeliveryKind, Arc<dyn Transport>>,
+        &self,
+        transports: &HashMap<DeliveryKind, Arc<dyn Transport>>,
         tick: Duration,
-        stop: tokio::sync::watch::Receiver<bool>,
+        stop: tokio_util::sync::CancellationToken,
     ) {
-        let mut stop = stop;
         let mut interval = tokio::time::interval(tick);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = interval.tick() => {
-                    if let Err(e) = self.run_pass(&transports, Utc::now()).await {
+                    if let Err(e) = self.run_pass(transports, Utc::now()).await {
                         tracing::warn!(error = %e, "outbox pass failed; store unavailable?");
                     }
                 }
-                _ = stop.changed() => break,
+                () = stop.cancelled() => break,
             }
         }
     }

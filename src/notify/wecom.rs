@@ -7,8 +7,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::delivery::{Delivery, DeliveryKind};
 use super::outbox::{DeliveryError, OutboxItem, Transport};
-use super::{Delivery, DeliveryKind};
 use crate::wecom::api::{DuplicateCheck, MessageBody, OutboundMessage, WecomApi};
 
 const PER_MEMBER_PER_MINUTE: usize = 30;

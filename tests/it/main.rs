@@ -45,6 +45,7 @@ mod secrets_at_rest;
 mod seed_promises;
 mod static_table;
 mod store;
+mod supervise;
 mod surface;
 mod trust;
 mod understanding;

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::{DateTime, Utc};
 use kaitong::domain::UserId;
-use kaitong::notify::{DailyJob, DayJob};
+use kaitong::notify::{DailyJob, DayJob, DayJobError};
 use kaitong::requests::{BatchDay, BatchSchedule};
 use kaitong::store::{EmbeddedStore, Store, restore_file};
 
@@ -24,7 +24,7 @@ impl DayJob for Counting {
     fn due(&self, schedule: &BatchSchedule, day: BatchDay) -> Option<DateTime<Utc>> {
         schedule.done_at(day)
     }
-    async fn run(&self, _day: BatchDay, _now: DateTime<Utc>) -> Result<usize, String> {
+    async fn run(&self, _day: BatchDay, _now: DateTime<Utc>) -> Result<usize, DayJobError> {
         self.0.fetch_add(1, Ordering::SeqCst);
         Ok(1)
     }

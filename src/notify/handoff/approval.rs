@@ -9,11 +9,11 @@ use std::sync::Arc;
 
 use chrono::Utc;
 
-use super::HandoffError;
+use super::error::HandoffError;
 use crate::config::HandoffSection;
 use crate::domain::{ApprovalChange, ApprovalSink, ApprovalStatus, RequestId};
+use crate::notify::delivery::{Delivery, DeliveryKind};
 use crate::notify::outbox::{DeliveryError, OutboxItem, Transport};
-use crate::notify::{Delivery, DeliveryKind};
 use crate::requests::{ExternalTicket, Ledger, LedgerError, Status};
 use crate::store::{Store, keys};
 use crate::wecom::api::{ApplyText, WecomApi};

@@ -15,17 +15,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::error::HandoffError;
+use crate::catalog::{FieldValue, Window};
 use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use serde::{Deserialize, Serialize};
 
-use super::HandoffError;
-use crate::catalog::Window;
 use crate::domain::{ChannelKind, Conversation};
+use crate::notify::delivery::{Delivery, DeliveryKind};
 use crate::notify::outbox::{DeliveryError, OutboxItem, Transport};
 use crate::notify::people::Requesters;
-use crate::notify::{Delivery, DeliveryKind};
+// What the outbox keeps for one e-mail; re-exported where it has always been named.
+pub use crate::notify::delivery::{AttachmentRef, EmailJob};
 use crate::requests::Request;
 use crate::requests::attachments::{self, BlobRef};
 use crate::secret::Secret;
@@ -33,31 +34,13 @@ use crate::store::Store;
 
 const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// What the outbox keeps for one email.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EmailJob {
-    pub to: String,
-    pub subject: String,
-    pub body: String,
-    /// Stable per hand-off, so a message resent after a crash mid-send can be recognised.
-    pub message_id: String,
-    pub attachments: Vec<AttachmentRef>,
-}
-
-/// An attachment to load when sending.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AttachmentRef {
-    pub file_name: String,
-    /// Named `store_key` on the wire, as queued items have always spelled it.
-    #[serde(rename = "store_key")]
-    pub blob: BlobRef,
-}
-
+// The shape is `notify::delivery`'s (the outbox stores it); how a request becomes a mail is this
+// module's, so the constructor lives here.
 impl EmailJob {
     /// Renders the email for `request`, sent to `to` under the idempotency key `key`.
     #[must_use]
     pub fn of(request: &Request, to: &str, key: &str) -> Self {
-        let attachments = super::attachments_of(request);
+        let attachments = attachments_of(request);
         Self {
             to: to.trim().to_owned(),
             subject: subject(request),
@@ -420,6 +403,22 @@ impl Transport for EmailTransport {
             }
         }
     }
+}
+
+/// The attachments of a request: file name and where their bytes are kept.
+fn attachments_of(request: &Request) -> Vec<AttachmentRef> {
+    request
+        .form
+        .answers
+        .iter()
+        .filter_map(|(field, value)| match value {
+            FieldValue::Attachment { file_name, .. } => Some(AttachmentRef {
+                file_name: file_name.clone(),
+                blob: BlobRef::of(&request.form.form_id, field.as_str()),
+            }),
+            _ => None,
+        })
+        .collect()
 }
 
 #[cfg(test)]

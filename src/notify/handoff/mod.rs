@@ -32,48 +32,33 @@
 
 pub mod approval;
 pub mod email;
+pub mod error;
 pub mod state;
 pub mod webhook;
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 
-use crate::catalog::{Catalog, FieldValue, FilingRoute};
+use crate::catalog::{Catalog, FilingRoute};
 use crate::config::HandoffSection;
+use crate::notify::delivery::{Delivery, DeliveryKind};
 use crate::notify::outbox::{Outbox, Transport};
 use crate::notify::people::Requesters;
-use crate::notify::{Delivery, DeliveryKind};
-use crate::requests::attachments::BlobRef;
-use crate::requests::{Contact, Request, Watcher};
+use crate::requests::{Request, Watcher};
 use crate::store::{Store, StoreError, keys};
 use crate::wecom::api::WecomApi;
 
+// The webhook event is the platform team's contract; its shape lives with the other
+// deliveries, below the outbox that stores it.
+pub use crate::notify::delivery::{
+    EVENT_FILED, EVENT_STATUS, FieldView, HistoryView, RequestView, RequesterView, RoutingView,
+    ServiceView, WebhookEvent,
+};
 pub use email::EmailTransport;
+pub use error::HandoffError;
 pub use state::{HandoffState, handoff_state};
 pub use webhook::{WebhookTransport, sign, verify_signature};
-
-/// `event` of a newly filed request.
-pub const EVENT_FILED: &str = "request.filed";
-/// `event` of a status change of a request filed earlier.
-pub const EVENT_STATUS: &str = "request.status";
-
-/// A hand-off transport could not be built from the settings (start-up should stop on this).
-#[derive(Debug, thiserror::Error)]
-pub enum HandoffError {
-    /// Never includes the URL itself: it may carry credentials.
-    #[error("invalid {what} URL: {reason}")]
-    InvalidUrl { what: &'static str, reason: String },
-    #[error("{what} is set but its secret is empty: requests would go out unsigned")]
-    MissingSecret { what: &'static str },
-    #[error("invalid mail_from {0:?}: {1}")]
-    MailFrom(String, String),
-    #[error("could not build the {what} client: {reason}")]
-    Client { what: &'static str, reason: String },
-    #[error("OA approvals: {0}")]
-    Approval(String),
-}
 
 /// Which destinations are switched on (a non-empty URL in `[handoff]`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -205,159 +190,6 @@ pub fn transports_naming(
 }
 
 // ---------------------------------------------------------------------------------------------
-// The webhook event (the platform team's contract; keep changes additive).
-
-/// The JSON body POSTed to the webhooks.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct WebhookEvent {
-    /// [`EVENT_FILED`] or [`EVENT_STATUS`].
-    pub event: String,
-    /// Same as the `X-Kaitong-Idempotency-Key` header: the receiver must treat a repeated key
-    /// as already handled (the bot retries until it sees a 2xx).
-    pub idempotency_key: String,
-    pub request: RequestView,
-}
-
-/// A snapshot of a request as the handling side sees it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RequestView {
-    /// `KT-YYYYMMDD-NNNN`.
-    pub id: String,
-    /// Number of status changes so far (1 when filed). Events may arrive out of order after
-    /// retries: keep the snapshot with the highest version.
-    pub version: usize,
-    pub service: ServiceView,
-    /// `ops`, `rnd`, `functional` or `mailbox`.
-    pub team: String,
-    pub routing: RoutingView,
-    /// The daily batch the request joins, `YYYY-MM-DD` (Asia/Shanghai).
-    pub batch_day: String,
-    pub submitted_at: DateTime<Utc>,
-    /// `submitted`, `processing`, `done`, `rejected` or `cancelled`.
-    pub status: String,
-    pub status_since: DateTime<Utc>,
-    pub requester: RequesterView,
-    /// Every answer as label and display text; secrets are masked (`****1234`).
-    pub fields: Vec<FieldView>,
-    pub history: Vec<HistoryView>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ServiceView {
-    pub id: u16,
-    pub name: String,
-}
-
-/// Where the catalog routes the service.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum RoutingView {
-    ResourcePlatform,
-    OaTicket,
-    /// No address when the seed names none (the handling side answers by e-mail).
-    Email {
-        address: Option<String>,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RequesterView {
-    /// The WeCom userid.
-    pub userid: String,
-    /// `app` (self-built app) or `aibot` (AI bot).
-    pub channel: String,
-    /// From WeCom's contacts (`user/get`), when it says; absent otherwise.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// Department names, the main one first; absent when unknown.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub departments: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub email: Option<String>,
-}
-
-impl RequesterView {
-    /// Fills in what WeCom's contacts say about the requester.
-    pub fn name_from(&mut self, contact: &Contact) {
-        self.name = Some(contact.name.clone());
-        self.departments.clone_from(&contact.departments);
-        self.email.clone_from(&contact.email);
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FieldView {
-    pub label: String,
-    pub value: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HistoryView {
-    pub status: String,
-    pub at: DateTime<Utc>,
-    pub by: String,
-    pub note: Option<String>,
-}
-
-impl RequestView {
-    #[must_use]
-    pub fn of(request: &Request) -> Self {
-        let form = &request.form;
-        Self {
-            id: request.id.to_string(),
-            version: request.history.len(),
-            service: ServiceView {
-                id: form.service.get(),
-                name: form.service_name.clone(),
-            },
-            team: form.team.key().to_owned(),
-            routing: match &form.routing {
-                FilingRoute::ResourcePlatform => RoutingView::ResourcePlatform,
-                FilingRoute::OaTicket => RoutingView::OaTicket,
-                FilingRoute::Email { address } => RoutingView::Email {
-                    address: address.clone(),
-                },
-            },
-            batch_day: request.batch.to_string(),
-            submitted_at: request.submitted_at,
-            status: request.status().as_str().to_owned(),
-            status_since: request.status_since(),
-            requester: {
-                let mut view = RequesterView {
-                    userid: form.requester.user.as_str().to_owned(),
-                    channel: form.requester.channel.as_str().to_owned(),
-                    name: None,
-                    departments: Vec::new(),
-                    email: None,
-                };
-                if let Some(contact) = &request.contact {
-                    view.name_from(contact);
-                }
-                view
-            },
-            fields: form
-                .summary
-                .iter()
-                .map(|(label, value)| FieldView {
-                    label: label.clone(),
-                    value: value.clone(),
-                })
-                .collect(),
-            history: request
-                .history
-                .iter()
-                .map(|c| HistoryView {
-                    status: c.status.as_str().to_owned(),
-                    at: c.at,
-                    by: c.by.clone(),
-                    note: c.note.clone(),
-                })
-                .collect(),
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
 // The watcher.
 
 /// One outbox item the watcher wants queued.
@@ -476,20 +308,4 @@ impl Watcher for HandoffWatcher {
         }
         outcome
     }
-}
-
-/// The attachments of a request: file name and where their bytes are kept.
-fn attachments_of(request: &Request) -> Vec<email::AttachmentRef> {
-    request
-        .form
-        .answers
-        .iter()
-        .filter_map(|(field, value)| match value {
-            FieldValue::Attachment { file_name, .. } => Some(email::AttachmentRef {
-                file_name: file_name.clone(),
-                blob: BlobRef::of(&request.form.form_id, field.as_str()),
-            }),
-            _ => None,
-        })
-        .collect()
 }

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::catalog::FilingRoute;
-use crate::notify::DeliveryKind;
+use crate::notify::delivery::DeliveryKind;
 use crate::notify::outbox::{ItemState, Outbox};
 use crate::requests::Request;
 use crate::store::{StoreError, keys};

@@ -2,7 +2,7 @@
 //!
 //! # Request
 //!
-//! `POST <url>` with the body a [`WebhookEvent`](super::WebhookEvent) in JSON and the headers
+//! `POST <url>` with the body a [`WebhookEvent`](crate::notify::delivery::WebhookEvent) in JSON and the headers
 //!
 //! | header | value |
 //! | --- | --- |
@@ -41,10 +41,10 @@ use hmac::{Hmac, Mac};
 use reqwest::header::{CONTENT_TYPE, HeaderMap, RETRY_AFTER};
 use sha2::Sha256;
 
-use super::HandoffError;
+use super::error::HandoffError;
+use crate::notify::delivery::{Delivery, DeliveryKind};
 use crate::notify::outbox::{DeliveryError, OutboxItem, Transport};
 use crate::notify::people::Requesters;
-use crate::notify::{Delivery, DeliveryKind};
 use crate::secret::Secret;
 
 type HmacSha256 = Hmac<Sha256>;
