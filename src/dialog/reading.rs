@@ -143,6 +143,15 @@ pub fn read(
         .is_some_and(|p| leading_customer(&p.text) == Some(p.text.as_str()))
         && named.first().is_some_and(Option::is_none);
     let labels = field_labels(catalog);
+    // "fz_sport，A，nb_tools，开B": the piece after a customer names its service, in the same
+    // clause or opening the next.
+    let names_next = |j: usize| {
+        pieces.get(j + 1).is_some_and(|next| {
+            named[j + 1].is_some()
+                || (next.clause != pieces[j].clause
+                    && described.get(next.clause).copied().flatten().is_some())
+        })
+    };
     let mut last_customer: Option<String> = None;
     let mut pending: Vec<String> = Vec::new();
     let mut clause_named = false;
@@ -207,7 +216,7 @@ pub fn read(
             && !corrects
             && !groups.is_empty()
             && (!clause_named || next_customer)
-            && named_later[j]
+            && (named_later[j] || next_customer && names_next(j))
         {
             pending.push(piece.text.clone());
             continue;

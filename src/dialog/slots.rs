@@ -1258,18 +1258,27 @@ impl Scan<'_> {
         }
         // A lone mainland mobile number is a common login, but digits say little on their own:
         // asked about ("卖家账号是 138… 吗?"), never filled.
+        let mobiles: Vec<Range<usize>> = number_spans(text)
+            .into_iter()
+            .map(|(r, _)| r)
+            .filter(|r| {
+                let t = text[r.clone()].trim();
+                t.len() == 11 && is_seller_account(t) && !self.overlaps_used(r)
+            })
+            .collect();
         if tokens.is_empty() && !self.out.answers.contains_key(self.field(i).key()) {
-            let mobiles: Vec<Range<usize>> = number_spans(text)
-                .into_iter()
-                .map(|(r, _)| r)
-                .filter(|r| {
-                    let t = text[r.clone()].trim();
-                    t.len() == 11 && is_seller_account(t) && !self.overlaps_used(r)
-                })
-                .collect();
             if let [r] = mobiles.as_slice() {
                 self.ask_about(i, r.clone(), text[r.clone()].trim());
             }
+        } else if !tokens.is_empty() {
+            // "给 yd_a01 yd_b02 还有 13605718899 都开下": a mobile number listed among accounts
+            // is one more customer, never dropped.
+            for r in mobiles {
+                let start = r.start + (text[r.clone()].len() - text[r.clone()].trim_start().len());
+                let t = text[r.clone()].trim();
+                tokens.push((start..start + t.len(), false));
+            }
+            tokens.sort_by_key(|(span, _)| span.start);
         }
         let mut values: Vec<(Range<usize>, String)> = Vec::new();
         for (span, _) in &tokens {

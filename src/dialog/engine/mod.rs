@@ -1833,6 +1833,25 @@ mod tests {
     }
 
     #[test]
+    fn a_mobile_number_listed_among_accounts_is_one_more_customer_and_commas_split_customers() {
+        let f = fixture();
+        let out = f.say(
+            Session::default(),
+            &["物流追踪 给 qa_one1 qa_two2 还有 13700001111 都开下"],
+        );
+        let said = text(&out.reply);
+        assert!(said.contains("qa_two2"), "{said}");
+        assert!(said.contains("13700001111"), "{said}");
+        let out = f.say(
+            Session::default(),
+            &["aa_one1，开电子发票，bb_two2，开货品摘要"],
+        );
+        let said = text(&out.reply);
+        assert!(said.contains("aa_one1 #7"), "{said}");
+        assert!(said.contains("bb_two2 #32"), "{said}");
+    }
+
+    #[test]
     fn a_name_set_apart_from_its_label_is_taken_and_a_sentence_there_is_not() {
         let f = fixture();
         let out = f.say(
