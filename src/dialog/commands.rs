@@ -304,6 +304,12 @@ pub struct PlainWords {
     pub cancel_verbs: Vec<String>,
     #[serde(default)]
     pub request_nouns: Vec<String>,
+    /// "我昨天提的…", "之前申请的…": words pointing at a request the person filed …
+    #[serde(default)]
+    pub own_request_refs: Vec<String>,
+    /// … which, with one of these closing the message, ask how it stands ("…那个怎么样了").
+    #[serde(default)]
+    pub status_endings: Vec<String>,
 }
 
 /// Reads a status question, "my requests" or a withdrawal said in plain words; a request id in
@@ -330,8 +336,14 @@ pub fn parse_plain(text: &str, words: &PlainWords) -> Option<RequestCommand> {
     if id.is_none() && has(&words.why_rejected) {
         return Some(RequestCommand::LatestRejected);
     }
+    // "我昨天提的电子发票那个怎么样了": a filed request pointed at and asked about.
+    let asks_how = words.status_endings.iter().any(|w| {
+        folded
+            .trim_end_matches(['?', '？', '。', '~'])
+            .ends_with(w.as_str())
+    }) || folded.ends_with(['?', '？']);
     // Before "my requests": "我的申请到哪了" asks where the request is, not for the list.
-    if has(&words.status) {
+    if has(&words.status) || (has(&words.own_request_refs) && asks_how) {
         return Some(id.map_or(RequestCommand::LatestStatus, |id| {
             RequestCommand::Status(Some(id))
         }));

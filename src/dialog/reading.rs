@@ -42,11 +42,19 @@ pub struct Reading {
     /// The requests, in the order they were named.
     pub plan: Vec<Planned>,
     /// Services named and then corrected away or taken back.
-    pub dropped: Vec<ServiceId>,
+    pub dropped: Vec<Dropped>,
     /// Words for a customer that name or describe no service: not filed, and said so.
     pub unread: Vec<String>,
     /// Questions asked on the way ("这个多久能好?"): never a value, answered.
     pub questions: Vec<String>,
+}
+
+/// A service the message named and then took back: corrected to another (`instead`) or
+/// withdrawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dropped {
+    pub service: ServiceId,
+    pub instead: Option<ServiceId>,
 }
 
 static REQUEST_NUMBER: LazyLock<Option<Regex>> =
@@ -157,7 +165,7 @@ pub fn read(
     let mut clause_named = false;
     let mut preamble: Vec<String> = Vec::new();
     let mut groups: Vec<Group> = Vec::new();
-    let mut dropped: Vec<ServiceId> = Vec::new();
+    let mut dropped: Vec<Dropped> = Vec::new();
     // "电子发票 哦不 物流追踪": a correction standing alone applies to the service named next.
     let mut correction_pending = false;
     let mut questions: Vec<(usize, String)> = Vec::new();
@@ -192,7 +200,7 @@ pub fn read(
                     .flatten()
                     .filter(|_| starts_request(&clauses[piece.clause], &groups))
             })
-            .filter(|id| !dropped.contains(id));
+            .filter(|id| !dropped.iter().any(|d| d.service == *id));
         // Only the piece right after it: "调到50 哦不对 51 …" corrected the number instead.
         let follows_correction = correction_pending && mention.is_some();
         correction_pending = corrects && mention.is_none();
@@ -224,7 +232,10 @@ pub fn read(
         match mention {
             Some(id) if withdraws => {
                 // "电子发票先别开了": the service is taken back, wherever it was named.
-                dropped.push(id);
+                dropped.push(Dropped {
+                    service: id,
+                    instead: None,
+                });
                 groups.retain(|g| g.service != id);
             }
             Some(id) if corrects && !groups.is_empty() => {
@@ -233,7 +244,10 @@ pub fn read(
                 if let Some(last) = groups.last_mut()
                     && last.service != id
                 {
-                    dropped.push(last.service);
+                    dropped.push(Dropped {
+                        service: last.service,
+                        instead: Some(id),
+                    });
                     last.service = id;
                 }
                 if let Some(last) = groups.last_mut() {
@@ -258,7 +272,10 @@ pub fn read(
             // "电子发票 先别开了": a withdrawal standing alone takes back the service before it.
             None if withdraws && !groups.is_empty() => {
                 if let Some(last) = groups.pop() {
-                    dropped.push(last.service);
+                    dropped.push(Dropped {
+                        service: last.service,
+                        instead: None,
+                    });
                 }
             }
             // "这个多久能好?": a question that names no service is answered, never a value.

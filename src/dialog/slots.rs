@@ -67,6 +67,13 @@ pub struct SlotWords {
     /// Right before a code, these say it is no account ("仓库WH_ZZ1", "编号PDD003").
     #[serde(default)]
     pub code_labels: Vec<String>,
+    /// Words that end in a frame word but frame no customer ("推给wms的单子": 给 in 推给).
+    #[serde(default)]
+    pub frame_exceptions: Vec<String>,
+    /// Names of systems and things people write in Latin letters ("wms", "erp", "sku"): never a
+    /// customer's account unless said after an account label.
+    #[serde(default)]
+    pub not_accounts: Vec<String>,
 }
 
 /// A value the message gives for a field but which the field refuses.
@@ -1250,7 +1257,16 @@ impl Scan<'_> {
                     && (3..=40).contains(&tok.len())
                     && tok.chars().any(|c| c.is_ascii_digit() || c == '_');
                 let letters = tok.chars().any(|c| c.is_ascii_alphabetic());
-                if (shaped || (framed && letters && tok.len() >= 2)) && is_seller_account(tok) {
+                let a_thing = self
+                    .words
+                    .not_accounts
+                    .iter()
+                    .any(|w| w.eq_ignore_ascii_case(tok));
+                if a_thing {
+                    tracing::debug!(word = tok, "a system's name, no account");
+                } else if (shaped || (framed && letters && tok.len() >= 2))
+                    && is_seller_account(tok)
+                {
                     tokens.push((span, framed));
                 }
             }
@@ -1312,6 +1328,14 @@ impl Scan<'_> {
     fn framed(&self, span: &Range<usize>) -> bool {
         let before = self.text[..span.start].trim_end();
         let after = self.text[span.end..].trim_start();
+        if self
+            .words
+            .frame_exceptions
+            .iter()
+            .any(|w| before.ends_with(w.as_str()))
+        {
+            return false;
+        }
         self.words
             .account_frames_before
             .iter()

@@ -93,7 +93,7 @@ pub fn report(
                 account: p.account,
             })
             .collect(),
-        dropped: reading.dropped.iter().map(|d| d.get()).collect(),
+        dropped: reading.dropped.iter().map(|d| d.service.get()).collect(),
         unread: reading.unread,
         service,
         candidates: ranked

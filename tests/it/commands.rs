@@ -544,6 +544,14 @@ async fn hurried_status_questions_name_a_service_or_a_command_after_a_few_words(
     let named = bot.say("hurry", "我昨天提的电子发票开了没").await;
     assert_eq!(named, status, "the 电子发票 request, not the latest one");
     assert!(!named.contains("开通「"), "no new form: {named}");
+    // Pointed at and asked about in other words: the same answer, no new form.
+    for asked in [
+        "我昨天提的电子发票那个怎么样了",
+        "之前申请的电子发票呢",
+        "我提的电子发票咋样了？",
+    ] {
+        assert_eq!(bot.say("hurry", asked).await, status, "{asked}");
+    }
     let other = bot.say("hurry", "支付宝数据透视开了吗").await;
     assert!(
         other.contains("还没有提交过") && other.contains("支付宝数据透视"),

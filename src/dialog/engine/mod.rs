@@ -553,6 +553,10 @@ impl Engine<'_> {
         if reading.plan.len() < 2
             && let Some((dropped, wanted)) = self.matcher.corrected(text)
         {
+            let dropped = crate::dialog::reading::Dropped {
+                service: dropped,
+                instead: Some(wanted),
+            };
             self.say_dropped(&[dropped], wanted, t);
             return self.start(wanted, text, None, t);
         }
@@ -753,14 +757,24 @@ impl Engine<'_> {
     }
 
     /// Says which services the message named and then corrected away or took back.
-    fn say_dropped(&self, dropped: &[ServiceId], wanted: ServiceId, t: &mut Turn) {
-        let Some(wanted) = self.service_label(wanted) else {
-            return;
-        };
-        for d in dropped.iter().filter_map(|id| self.service_label(*id)) {
+    /// Says what the message took back: each corrected service with the one it became, or
+    /// (withdrawn) with `wanted`, the request that goes ahead.
+    fn say_dropped(
+        &self,
+        dropped: &[crate::dialog::reading::Dropped],
+        wanted: ServiceId,
+        t: &mut Turn,
+    ) {
+        for d in dropped {
+            let (Some(name), Some(instead)) = (
+                self.service_label(d.service),
+                self.service_label(d.instead.unwrap_or(wanted)),
+            ) else {
+                continue;
+            };
             t.say.push(self.m().render(
                 MessageKey::CorrectionTaken,
-                &[("dropped", &d), ("wanted", &wanted)],
+                &[("dropped", &name), ("wanted", &instead)],
             ));
         }
     }
@@ -1849,6 +1863,28 @@ mod tests {
         let said = text(&out.reply);
         assert!(said.contains("aa_one1 #7"), "{said}");
         assert!(said.contains("bb_two2 #32"), "{said}");
+    }
+
+    #[test]
+    fn a_system_named_after_a_frame_word_inside_a_verb_is_no_customer() {
+        let f = fixture();
+        let out = f.say(Session::default(), &["推给wms的单子不显示金额"]);
+        let said = text(&out.reply);
+        assert!(said.contains("#70"), "{said}");
+        assert!(!said.contains("wms"), "{said}");
+        assert!(said.contains("请提供客户的卖家账号"), "{said}");
+    }
+
+    #[test]
+    fn a_correction_inside_a_plan_names_the_service_it_became() {
+        let f = fixture();
+        let out = f.say(
+            Session::default(),
+            &["aa_shop1开电子发票 bb_shop2开物流追踪 哦不对 bb_shop2是开货品摘要"],
+        );
+        let said = text(&out.reply);
+        assert!(said.contains("按更正办「#32"), "{said}");
+        assert!(!said.contains("按更正办「#7"), "{said}");
     }
 
     #[test]

@@ -161,6 +161,8 @@ impl Tuning {
             &mut tuning.plain_commands.resubmit,
             &mut tuning.plain_commands.cancel_verbs,
             &mut tuning.plain_commands.request_nouns,
+            &mut tuning.plain_commands.own_request_refs,
+            &mut tuning.plain_commands.status_endings,
         ] {
             for word in list.iter_mut() {
                 *word = fold(word);
