@@ -62,6 +62,17 @@ impl Engine<'_> {
             t.say.push(field.spec.render_prompt());
             return State::Filling { form };
         }
+        // "有哪些服务能开" where a reason is asked is a question, never the reason: answered,
+        // and the question stays.
+        if !found.answers.contains_key(&key)
+            && matches!(field.spec.kind, FieldKind::Text { .. })
+            && self.asks_about_catalog(text)
+        {
+            tracing::info!(field = %key, "a question about the catalog at a text prompt");
+            t.say.push(self.services(""));
+            t.say.push(field.spec.render_prompt());
+            return State::Filling { form };
+        }
         match self.read_answer(field, text, &found) {
             Ok((value, cued)) => self.accept(form, field, text, value, cued, t),
             Err(message) => self.refuse(form, field, text, message, &mut t.say),

@@ -533,6 +533,12 @@ impl Engine<'_> {
             }
             None => {}
         }
+        // "帮我看下有哪些服务能开": the catalog is asked about, no service asked for.
+        if self.asks_about_catalog(text) {
+            tracing::info!("a question about the catalog; answered with its list");
+            t.say.push(self.services(""));
+            return State::Idle;
+        }
         // "电子发票开通要收费吗": a question about a service, with no customer and no request
         // words, is answered as one; it starts no form.
         if let Some(state) = self.info_question(text, t) {
@@ -694,6 +700,17 @@ impl Engine<'_> {
         }
         let text = next.text.unwrap_or_default();
         self.start(next.service, &text, next.account, t)
+    }
+
+    /// Whether `text` asks what the catalog holds ("有哪些服务能开"; `[reading]
+    /// catalog_questions`).
+    fn asks_about_catalog(&self, text: &str) -> bool {
+        let folded = fold(text);
+        self.tuning()
+            .reading
+            .catalog_questions
+            .iter()
+            .any(|q| folded.contains(q.as_str()))
     }
 
     /// A question about a service ("多少钱", "有什么区别", "会影响…吗"): said to be one the bot
@@ -1885,6 +1902,31 @@ mod tests {
         let said = text(&out.reply);
         assert!(said.contains("按更正办「#32"), "{said}");
         assert!(!said.contains("按更正办「#7"), "{said}");
+    }
+
+    #[test]
+    fn a_question_about_the_catalog_lists_it_and_starts_no_form() {
+        let f = fixture();
+        for q in ["帮我看下有哪些服务能开", "你们都能开啥"] {
+            let out = f.say(Session::default(), &[q]);
+            assert!(
+                matches!(out.session.state, State::Idle),
+                "{q}: {:?}",
+                out.reply
+            );
+            assert!(!text(&out.reply).contains("开通「"), "{q}: {:?}", out.reply);
+        }
+        // Asked where the reason is asked: answered, and never the reason.
+        let out = f.say(
+            Session::default(),
+            &["gz_tea01 开个物流追踪", "有哪些服务能开"],
+        );
+        let State::Filling { form } = &out.session.state else {
+            panic!("a form: {:?}", out.reply);
+        };
+        let shown: Vec<String> = form.answers.values().map(|v| v.display(false)).collect();
+        assert!(!shown.iter().any(|v| v.contains("服务")), "{shown:?}");
+        assert!(text(&out.reply).contains("申请原因"), "{:?}", out.reply);
     }
 
     #[test]

@@ -75,6 +75,9 @@ pub struct ReadingWords {
     /// … unless it also holds one of these, which ask for it outright.
     #[serde(default)]
     pub outright_request_words: Vec<String>,
+    /// "有哪些服务能开": a question about the catalog itself, answered with its list.
+    #[serde(default)]
+    pub catalog_questions: Vec<String>,
 }
 
 /// Words for the conversation commands; each list holds whole-message forms.
