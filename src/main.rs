@@ -754,22 +754,32 @@ async fn eval(
     }
     let first = &rows[0].1;
     println!(
-        "lines {}  in-scope {}  out-of-scope {}",
-        first.lines, first.in_scope, first.out_of_scope
+        "lines {}  requests {}  out-of-scope {}  acts {}",
+        first.lines, first.in_scope, first.out_of_scope, first.acts
     );
     println!(
-        "{:<40} {:>8} {:>8} {:>8} {:>6} {:>6}",
-        "understanding", "top-1", "offered", "none", "close", "missed"
+        "{:<44} {:>7} {:>8} {:>9} {:>9} {:>7} {:>6} {:>6}",
+        "understanding", "top-1", "offered", "taken ok", "taken BAD", "none", "close", "missed"
     );
     for (name, r) in &rows {
         println!(
-            "{:<40} {:>7.1}% {:>7.1}% {:>7.1}% {:>6} {:>6}",
+            "{:<44} {:>6.1}% {:>7.1}% {:>8.1}% {:>8.1}% {:>6.1}% {:>6} {:>6}",
             name,
             r.top1_accuracy * 100.0,
             r.offered_accuracy * 100.0,
+            r.taken_right_ratio * 100.0,
+            r.taken_wrong_ratio * 100.0,
             r.none_accuracy * 100.0,
             r.ambiguous,
             r.missed
+        );
+    }
+    if first.acts > 0 {
+        println!(
+            "acts read as meant {:.1}% ({}/{})",
+            first.act_accuracy * 100.0,
+            first.act_correct,
+            first.acts
         );
     }
     if let Some(min_none) = sweep {

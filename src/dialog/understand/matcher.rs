@@ -390,6 +390,34 @@ impl Matcher {
             .any(|p| p.chars.len() >= 3 && contains(&chars, &p.chars))
     }
 
+    /// Whether a message asks ABOUT a service (its price, its difference from another, its
+    /// effects: `[reading] info_question_markers`) rather than for it: no customer named and no
+    /// outright request word. The bot answers it as a question and starts no form.
+    #[must_use]
+    pub fn asks_about(&self, text: &str) -> bool {
+        let words = &self.tuning.reading;
+        let folded = fold(text);
+        let asks_info = words
+            .info_question_markers
+            .iter()
+            .any(|m| folded.contains(m.as_str()));
+        if !asks_info {
+            return false;
+        }
+        let asks_for = words
+            .outright_request_words
+            .iter()
+            .any(|m| folded.contains(m.as_str()));
+        let customer = text
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+            .any(|tok| {
+                tok.len() >= 3
+                    && tok.chars().any(|c| c.is_ascii_digit() || c == '_')
+                    && crate::catalog::value::is_seller_account(tok)
+            });
+        !asks_for && !customer
+    }
+
     /// Decides between a clear winner, a close call (2–4 options) and nothing.
     #[must_use]
     pub fn verdict(&self, ranked: &[Scored]) -> Verdict {
