@@ -50,6 +50,9 @@ fn weigh(counts: &HashMap<String, u32>, idf: &HashMap<String, f32>) -> Vec<(Stri
                 .map(|w| (g.clone(), (1.0 + (*n as f32).ln()) * w))
         })
         .collect();
+    // A fixed order, so every sum below is the same bit for bit in every process (the learned
+    // ranking's training is reproduced exactly).
+    weighted.sort_by(|a, b| a.0.cmp(&b.0));
     let norm = weighted.iter().map(|(_, w)| w * w).sum::<f32>().sqrt();
     if norm > 0.0 {
         for (_, w) in &mut weighted {
@@ -97,6 +100,18 @@ impl ExampleIndex {
     /// Per service (catalog order), the mean of its `top_k` best example similarities.
     #[must_use]
     pub fn similarities(&self, text: &str, top_k: usize) -> Vec<(ServiceId, f32)> {
+        self.similarities_leaving_out(text, top_k, None)
+    }
+
+    /// [`ExampleIndex::similarities`] without the example at `left_out` (catalog order of all
+    /// examples): an example scored against the others, for training.
+    #[must_use]
+    pub fn similarities_leaving_out(
+        &self,
+        text: &str,
+        top_k: usize,
+        left_out: Option<usize>,
+    ) -> Vec<(ServiceId, f32)> {
         let top_k = top_k.max(1);
         let mut dots = vec![0.0f32; self.slots.len()];
         for (g, w) in weigh(&grams(text), &self.idf) {
@@ -108,8 +123,10 @@ impl ExampleIndex {
         }
         // The same top-k mean as the embedding spaces (`meaning`), without a sort per example.
         let mut best = vec![vec![f32::MIN; top_k]; self.order.len()];
-        for (slot, d) in self.slots.iter().zip(dots) {
-            keep_best(&mut best[*slot], d);
+        for (i, (slot, d)) in self.slots.iter().zip(dots).enumerate() {
+            if Some(i) != left_out {
+                keep_best(&mut best[*slot], d);
+            }
         }
         self.order
             .iter()

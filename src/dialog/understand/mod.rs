@@ -15,5 +15,5 @@ mod tuning;
 
 pub use matcher::{Matcher, Scored, Verdict};
 pub use tuning::{
-    CommandWords, MeaningTuning, ReadingWords, SmallTalk, SpaceThresholds, Tuning, TuningError,
+    CommandWords, LearnedTuning, MeaningTuning, ReadingWords, SmallTalk, SpaceThresholds, Tuning, TuningError,
 };
