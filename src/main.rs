@@ -804,6 +804,12 @@ async fn eval(
             .map_or_else(|| "-".to_owned(), |s| s.name.clone())
     };
     let shown = if all { usize::MAX } else { 20 };
+    if all && let Some((label, report)) = rows.last() {
+        println!("lines not taken right by {label} (expected, what was done):");
+        for (text, expected, got) in &report.misses {
+            println!("  #{expected:<3} {got:<40} {text}");
+        }
+    }
     for (label, report) in &rows {
         println!("confusions of {label} (expected → got, 0 = nothing):");
         for (expected, got, n) in report.confusions.iter().take(shown) {
@@ -817,7 +823,11 @@ async fn eval(
     Ok(())
 }
 
-fn train(settings: &Settings, check: bool, calibrate: Option<&std::path::Path>) -> anyhow::Result<()> {
+fn train(
+    settings: &Settings,
+    check: bool,
+    calibrate: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
     let encoder = kaitong::startup::static_encoder(settings)
         .ok_or_else(|| anyhow::anyhow!("the in-process embedding table did not load"))?;
     if let Some(file) = calibrate {
@@ -849,11 +859,17 @@ fn calibrate_learned(
     use kaitong::dialog::meaning::Space;
     let catalog = load_catalog(settings)?;
     let tuning = load_tuning(settings)?;
-    anyhow::ensure!(tuning.learned.is_some(), "no [learned] in understanding.toml");
+    anyhow::ensure!(
+        tuning.learned.is_some(),
+        "no [learned] in understanding.toml"
+    );
     let mut trial = Matcher::new(&catalog, tuning.clone());
     let set = kaitong::tools::eval::parse(&std::fs::read_to_string(file)?)?;
     let space = Space::encode(&catalog, encoder);
-    let queries: Vec<_> = set.iter().map(|l| encoder.encode_message(&l.text)).collect();
+    let queries: Vec<_> = set
+        .iter()
+        .map(|l| encoder.encode_message(&l.text))
+        .collect();
     let mut rows = Vec::new();
     for t in 0..30u8 {
         let take = 0.30 + f64::from(t) * 0.02;

@@ -14,6 +14,8 @@ use crate::domain::ServiceId;
 /// The TF-IDF index of the examples.
 #[derive(Debug, Default)]
 pub struct ExampleIndex {
+    /// Grams of toneless pinyin syllables instead of characters (homophone typos: 力润 for 利润).
+    sounds: bool,
     /// Distinct services, in catalog order (the output order).
     order: Vec<ServiceId>,
     /// Slot in `order` of each example.
@@ -24,16 +26,25 @@ pub struct ExampleIndex {
     postings: HashMap<String, Vec<(u32, f32)>>,
 }
 
-/// Character unigrams and bigrams of each run between spaces and punctuation, lowercased.
-fn grams(text: &str) -> HashMap<String, u32> {
+/// Character unigrams and bigrams of each run between spaces and punctuation, lowercased; with
+/// `sounds`, of each character's toneless pinyin syllable instead.
+fn grams(text: &str, sounds: bool) -> HashMap<String, u32> {
+    use pinyin::ToPinyin;
     let text = super::text::meaning_text(text).to_lowercase();
     let mut out: HashMap<String, u32> = HashMap::new();
     for run in text.split(|c: char| c.is_whitespace() || (!c.is_alphanumeric() && c != '_')) {
-        let chars: Vec<char> = run.chars().collect();
-        for (i, c) in chars.iter().enumerate() {
-            *out.entry(c.to_string()).or_default() += 1;
-            if let Some(next) = chars.get(i + 1) {
-                *out.entry([*c, *next].iter().collect()).or_default() += 1;
+        let units: Vec<String> = run
+            .chars()
+            .map(|c| match c.to_pinyin() {
+                Some(p) if sounds => p.plain().to_owned(),
+                _ => c.to_string(),
+            })
+            .collect();
+        let joint = if sounds { "·" } else { "" };
+        for (i, u) in units.iter().enumerate() {
+            *out.entry(u.clone()).or_default() += 1;
+            if let Some(next) = units.get(i + 1) {
+                *out.entry(format!("{u}{joint}{next}")).or_default() += 1;
             }
         }
     }
@@ -65,13 +76,26 @@ fn weigh(counts: &HashMap<String, u32>, idf: &HashMap<String, f32>) -> Vec<(Stri
 impl ExampleIndex {
     #[must_use]
     pub fn new(catalog: &Catalog) -> Self {
-        let mut index = Self::default();
+        Self::build(catalog, false)
+    }
+
+    /// The same index over the examples' sounds (toneless pinyin syllables).
+    #[must_use]
+    pub fn sounds(catalog: &Catalog) -> Self {
+        Self::build(catalog, true)
+    }
+
+    fn build(catalog: &Catalog, sounds: bool) -> Self {
+        let mut index = Self {
+            sounds,
+            ..Self::default()
+        };
         let mut docs: Vec<HashMap<String, u32>> = Vec::new();
         for service in catalog.services() {
             index.order.push(service.id);
             for example in &service.examples {
                 index.slots.push(index.order.len() - 1);
-                docs.push(grams(example));
+                docs.push(grams(example, sounds));
             }
         }
         let mut df: HashMap<&str, usize> = HashMap::new();
@@ -114,7 +138,7 @@ impl ExampleIndex {
     ) -> Vec<(ServiceId, f32)> {
         let top_k = top_k.max(1);
         let mut dots = vec![0.0f32; self.slots.len()];
-        for (g, w) in weigh(&grams(text), &self.idf) {
+        for (g, w) in weigh(&grams(text, self.sounds), &self.idf) {
             for (example, ew) in self.postings.get(&g).into_iter().flatten() {
                 if let Some(d) = dots.get_mut(*example as usize) {
                     *d += w * ew;

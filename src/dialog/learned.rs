@@ -22,22 +22,26 @@ use crate::dialog::text::fold;
 use crate::domain::ServiceId;
 
 /// The features, in weight order.
-pub const FEATURES: [&str; 15] = [
+pub const FEATURES: [&str; 19] = [
     "example",
     "example_best",
     "example_lead",
     "passage",
     "words",
     "words_lead",
+    "sounds",
+    "sounds_lead",
     "lexical_relative",
     "lexical_log",
     "specific_phrase",
     "named_in_full",
     "bias",
     "how_to_question",
-    "question_about",
+    "question",
     "short",
     "customer",
+    "catalog_words",
+    "nearest_example",
 ];
 
 /// How many features a row holds.
@@ -186,7 +190,8 @@ pub fn fit(samples: &[Sample], knobs: &TrainingKnobs) -> Weights {
 fn pass(samples: &[Sample], w: &Row, l2: f64) -> (f64, Row, [Row; N]) {
     let mut ll = -0.5 * l2 * dot(w, w);
     let mut grad: Row = std::array::from_fn(|i| -l2 * w[i]);
-    let mut hess: [Row; N] = std::array::from_fn(|i| std::array::from_fn(|j| if i == j { l2 } else { 0.0 }));
+    let mut hess: [Row; N] =
+        std::array::from_fn(|i| std::array::from_fn(|j| if i == j { l2 } else { 0.0 }));
     for sample in samples {
         let scores: Vec<f64> = sample.rows.iter().map(|r| dot(w, r)).collect();
         let top = scores.iter().copied().fold(0.0f64, f64::max);
@@ -302,7 +307,11 @@ impl PhraseIndex {
                 if p.chars().count() < 2 || own.iter().any(|(q, _)| *q == p) {
                     continue;
                 }
-                let df = texts.iter().filter(|t| t.contains(p.as_str())).count().max(1);
+                let df = texts
+                    .iter()
+                    .filter(|t| t.contains(p.as_str()))
+                    .count()
+                    .max(1);
                 #[allow(clippy::cast_precision_loss)]
                 let specificity = 1.0 - (df as f64).ln() / n.ln();
                 own.push((p, specificity));
@@ -358,7 +367,11 @@ mod tests {
                 continue;
             }
             let y = i % 2;
-            if y == 0 { a[0] = 1.0 } else { b[0] = 1.0 }
+            if y == 0 {
+                a[0] = 1.0
+            } else {
+                b[0] = 1.0
+            }
             samples.push(Sample {
                 rows: vec![a, b],
                 label: Some(y),

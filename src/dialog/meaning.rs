@@ -11,12 +11,12 @@
 use std::collections::HashMap;
 
 use super::examples::{keep_best, mean_kept};
+use super::learned::{Row, Sample, Weights};
 use super::text::meaning_text;
 use super::understand::{Matcher, Scored, Verdict};
 use crate::catalog::Catalog;
 use crate::domain::ServiceId;
 use crate::embed::{Vector, cosine};
-use super::learned::{Row, Sample, Weights};
 
 /// Turns a sentence into a vector in-process (the distilled table).
 pub trait SentenceEncoder: Send + Sync {
@@ -429,12 +429,19 @@ impl Matcher {
             .iter()
             .map(|id| words.get(id).copied().unwrap_or(0.0))
             .collect();
+        let sounds: HashMap<ServiceId, f32> = self
+            .example_sounds()
+            .similarities_leaving_out(text, TOP_K, left_out)
+            .into_iter()
+            .collect();
+        let sound_of: Vec<f32> = space
+            .services
+            .iter()
+            .map(|id| sounds.get(id).copied().unwrap_or(0.0))
+            .collect();
         let lex: HashMap<ServiceId, f32> = ranked.iter().map(|s| (s.id, s.score)).collect();
         let min_score = self.tuning().min_score;
-        let lex_best = ranked
-            .first()
-            .map_or(min_score, |b| b.score)
-            .max(min_score);
+        let lex_best = ranked.first().map_or(min_score, |b| b.score).max(min_score);
         // The best and second-best of a column, for each service's lead over the others.
         let top_two = |values: &mut dyn Iterator<Item = f32>| {
             values.fold((f32::MIN, f32::MIN), |(a, b), v| {
@@ -443,10 +450,20 @@ impl Matcher {
         };
         let (ex_a, ex_b) = top_two(&mut stats.iter().map(|s| s.0));
         let (w_a, w_b) = top_two(&mut word_of.iter().copied());
+        let (s_a, s_b) = top_two(&mut sound_of.iter().copied());
         let lead = |v: f32, a: f32, b: f32| f64::from(if v >= a { v - b } else { v - a });
         let flag = |b: bool| if b { 1.0 } else { 0.0 };
         let how_to = flag(self.asks_how(text));
-        let about = flag(self.asks_about(text));
+        // A question of any kind: a question mark or a question ending.
+        let question = flag(
+            text.contains(['?', '？'])
+                || tuning_endings(self)
+                    .iter()
+                    .any(|e| folded.ends_with(e.as_str())),
+        );
+        let catalog_words =
+            f64::from(lex_best.max(0.0)).ln_1p() / 3.0 * flag(ranked.first().is_some());
+        let nearest = f64::from(ex_a.max(0.0));
         let short = flag(folded.chars().count() < 6);
         let customer = flag(Self::names_customer(text));
         space
@@ -454,7 +471,8 @@ impl Matcher {
             .iter()
             .zip(&stats)
             .zip(&word_of)
-            .map(|((id, (ex, best, passage)), w)| {
+            .zip(&sound_of)
+            .map(|(((id, (ex, best, passage)), w), sd)| {
                 let l = lex.get(id).copied().unwrap_or(0.0);
                 [
                     f64::from(*ex),
@@ -463,15 +481,19 @@ impl Matcher {
                     f64::from(*passage),
                     f64::from(*w),
                     lead(*w, w_a, w_b),
+                    f64::from(*sd),
+                    lead(*sd, s_a, s_b),
                     f64::from(l / lex_best),
                     f64::from(l).ln_1p() / 3.0,
                     self.specific_phrases().best(*id, &folded),
                     flag(l > 0.0 && self.names_fully(*id, text)),
                     1.0,
                     how_to,
-                    about,
+                    question,
                     short,
                     customer,
+                    catalog_words,
+                    nearest,
                 ]
             })
             .collect()
@@ -545,6 +567,10 @@ impl Matcher {
         }
         samples
     }
+}
+
+fn tuning_endings(matcher: &Matcher) -> &[String] {
+    &matcher.tuning().reading.question_endings
 }
 
 /// Take, offer a short list, or out of scope, from the learned probabilities.

@@ -96,7 +96,11 @@ pub fn normalise_text(text: &str) -> String {
 /// The words of a text as jieba cuts it (no HMM, the dictionary's words).
 #[must_use]
 pub fn words(text: &str) -> Vec<&str> {
-    jieba().cut(text, false).into_iter().map(|t| t.word).collect()
+    jieba()
+        .cut(text, false)
+        .into_iter()
+        .map(|t| t.word)
+        .collect()
 }
 
 /// Whether a jieba token is worth a vector: whitespace and punctuation carry no meaning.

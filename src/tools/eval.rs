@@ -153,6 +153,9 @@ pub struct EvalReport {
     /// … read as that act in plain words (`commands::parse_plain`).
     pub act_correct: usize,
     pub act_accuracy: f64,
+    /// (text, expected, what the bot did) of every line not taken right, out-of-scope lines
+    /// not recognised included.
+    pub misses: Vec<(String, u16, String)>,
     /// (expected, got) → count; got = 0 means nothing.
     pub confusions: Vec<(u16, u16, usize)>,
 }
@@ -267,6 +270,9 @@ pub fn evaluate_with(
                 if verdict == Verdict::Nothing {
                     report.none_correct += 1;
                 } else if let Some(top) = ranked.first() {
+                    report
+                        .misses
+                        .push((item.text.clone(), 0, format!("{verdict:?}")));
                     *confusions.entry((0, top.id.get())).or_default() += 1;
                 }
             }
@@ -274,6 +280,11 @@ pub fn evaluate_with(
                 report.in_scope += 1;
                 let ok = |id: ServiceId| id.get() == expected || item.alt.contains(&id.get());
                 let top = ranked.first().map(|s| s.id);
+                if !matches!(verdict, Verdict::Service(id) if ok(id)) {
+                    report
+                        .misses
+                        .push((item.text.clone(), expected, format!("{verdict:?}")));
+                }
                 if top.is_some_and(ok) {
                     report.top1_correct += 1;
                 } else {

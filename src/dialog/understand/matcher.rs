@@ -69,6 +69,8 @@ pub struct Matcher {
     joined_names: Vec<String>,
     /// How specific each service's phrases are across the catalog (the learned ranking).
     specific: crate::dialog::learned::PhraseIndex,
+    /// The examples' sounds (the learned ranking).
+    sounds: ExampleIndex,
 }
 
 /// Where matcher generations come from: every `Matcher::new` takes the next one, so a memo
@@ -200,6 +202,7 @@ impl Matcher {
             pinyin_patterns,
             examples: ExampleIndex::new(catalog),
             specific: crate::dialog::learned::PhraseIndex::new(catalog),
+            sounds: ExampleIndex::sounds(catalog),
             joined_names: joined_names(&phrases, &tuning),
             phrases,
             tuning,
@@ -230,6 +233,12 @@ impl Matcher {
         &self.examples
     }
 
+    /// The examples by their sounds (toneless pinyin).
+    #[must_use]
+    pub fn example_sounds(&self) -> &ExampleIndex {
+        &self.sounds
+    }
+
     /// How specific each service's phrases are.
     #[must_use]
     pub fn specific_phrases(&self) -> &crate::dialog::learned::PhraseIndex {
@@ -248,7 +257,11 @@ impl Matcher {
                     let mut wc = w.chars();
                     wc.next() == Some(c)
                         && (wc.as_str().is_empty()
-                            || self.tuning.cue_word_endings.iter().any(|e| e == wc.as_str()))
+                            || self
+                                .tuning
+                                .cue_word_endings
+                                .iter()
+                                .any(|e| e == wc.as_str()))
                 }),
                 (Some(_), Some(_)) => folded.contains(m.as_str()),
                 _ => false,
@@ -262,8 +275,22 @@ impl Matcher {
     pub fn asks_how(&self, text: &str) -> bool {
         let folded = fold(text);
         let words: Vec<&str> = crate::embed::static_table::words(&folded);
-        self.has_word(&folded, &words, &self.tuning.question_markers)
-            && !self.has_word(&folded, &words, &self.tuning.request_markers)
+        if !self.has_word(&folded, &words, &self.tuning.question_markers) {
+            return false;
+        }
+        // "怎么调", "如何申请": the verb a how-word asks about is no request.
+        let mut asked = String::new();
+        let mut request_words: Vec<&str> = Vec::with_capacity(words.len());
+        let mut after_how = false;
+        for w in &words {
+            if !after_how {
+                request_words.push(w);
+                asked.push_str(w);
+                asked.push(' ');
+            }
+            after_how = self.tuning.how_words.iter().any(|h| h == w);
+        }
+        !self.has_word(&asked, &request_words, &self.tuning.request_markers)
     }
 
     /// Whether a message names a customer by an account-shaped token ("a_1", "shop2024").

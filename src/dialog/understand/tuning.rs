@@ -38,6 +38,10 @@ pub struct Tuning {
     /// of these ("开个", "调下"): never inside another word (提 in 提交, 开 in 开通).
     #[serde(default)]
     pub cue_word_endings: Vec<String>,
+    /// Words that ask how ("怎么", "如何"): the word right after one is what is asked about,
+    /// not a request ("怎么调" asks; it requests nothing).
+    #[serde(default)]
+    pub how_words: Vec<String>,
     /// The learned ranking over the in-process space (`dialog::learned`).
     #[serde(default)]
     pub learned: Option<LearnedTuning>,
