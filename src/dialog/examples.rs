@@ -14,7 +14,8 @@ use crate::domain::ServiceId;
 /// The TF-IDF index of the examples.
 #[derive(Debug, Default)]
 pub struct ExampleIndex {
-    /// Grams of toneless pinyin syllables instead of characters (homophone typos: 力润 for 利润).
+    /// Letter trigrams of toneless pinyin instead of characters (homophone typos: 力润 for 利润,
+    /// pinyin typed: "wuliu").
     sounds: bool,
     /// Distinct services, in catalog order (the output order).
     order: Vec<ServiceId>,
@@ -27,24 +28,32 @@ pub struct ExampleIndex {
 }
 
 /// Character unigrams and bigrams of each run between spaces and punctuation, lowercased; with
-/// `sounds`, of each character's toneless pinyin syllable instead.
+/// `sounds`, letter trigrams of the run's toneless pinyin instead.
 fn grams(text: &str, sounds: bool) -> HashMap<String, u32> {
     use pinyin::ToPinyin;
     let text = super::text::meaning_text(text).to_lowercase();
     let mut out: HashMap<String, u32> = HashMap::new();
     for run in text.split(|c: char| c.is_whitespace() || (!c.is_alphanumeric() && c != '_')) {
-        let units: Vec<String> = run
-            .chars()
-            .map(|c| match c.to_pinyin() {
-                Some(p) if sounds => p.plain().to_owned(),
-                _ => c.to_string(),
-            })
-            .collect();
-        let joint = if sounds { "·" } else { "" };
-        for (i, u) in units.iter().enumerate() {
-            *out.entry(u.clone()).or_default() += 1;
-            if let Some(next) = units.get(i + 1) {
-                *out.entry(format!("{u}{joint}{next}")).or_default() += 1;
+        if sounds {
+            // Letter trigrams of the run's sounds: 利润, 力润 and "lirun" typed in pinyin all
+            // read "lir iru run".
+            let letters: Vec<char> = run
+                .chars()
+                .flat_map(|c| match c.to_pinyin() {
+                    Some(p) => p.plain().chars().collect::<Vec<_>>(),
+                    None => vec![c],
+                })
+                .collect();
+            for w in letters.windows(3) {
+                *out.entry(w.iter().collect()).or_default() += 1;
+            }
+            continue;
+        }
+        let chars: Vec<char> = run.chars().collect();
+        for (i, c) in chars.iter().enumerate() {
+            *out.entry(c.to_string()).or_default() += 1;
+            if let Some(next) = chars.get(i + 1) {
+                *out.entry([*c, *next].iter().collect()).or_default() += 1;
             }
         }
     }
