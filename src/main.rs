@@ -785,6 +785,9 @@ async fn eval(
             r.missed
         );
     }
+    for (name, r) in rows.iter().skip(1) {
+        println!("median understanding {:.0} µs ({name})", r.median_us);
+    }
     if first.acts > 0 {
         println!(
             "acts read as meant {:.1}% ({}/{})",

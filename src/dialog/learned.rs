@@ -187,6 +187,8 @@ pub fn fit(samples: &[Sample], knobs: &TrainingKnobs) -> Weights {
 }
 
 /// The penalised log-likelihood at `w`, its gradient and the negated Hessian.
+// Matrix code reads best with indices (a triangle, a symmetric copy).
+#[allow(clippy::needless_range_loop)]
 fn pass(samples: &[Sample], w: &Row, l2: f64) -> (f64, Row, [Row; N]) {
     let mut ll = -0.5 * l2 * dot(w, w);
     let mut grad: Row = std::array::from_fn(|i| -l2 * w[i]);
@@ -235,6 +237,7 @@ fn pass(samples: &[Sample], w: &Row, l2: f64) -> (f64, Row, [Row; N]) {
 }
 
 /// Solves `a x = b` by Gaussian elimination with partial pivoting (`a` is positive definite).
+#[allow(clippy::needless_range_loop)]
 fn solve(mut a: [Row; N], mut b: Row) -> Row {
     for col in 0..N {
         let pivot = (col..N)

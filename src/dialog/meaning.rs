@@ -461,8 +461,7 @@ impl Matcher {
                     .iter()
                     .any(|e| folded.ends_with(e.as_str())),
         );
-        let catalog_words =
-            f64::from(lex_best.max(0.0)).ln_1p() / 3.0 * flag(ranked.first().is_some());
+        let catalog_words = f64::from(lex_best.max(0.0)).ln_1p() / 3.0 * flag(!ranked.is_empty());
         let nearest = f64::from(ex_a.max(0.0));
         let short = flag(folded.chars().count() < 6);
         let customer = flag(Self::names_customer(text));

@@ -153,6 +153,9 @@ pub struct EvalReport {
     /// … read as that act in plain words (`commands::parse_plain`).
     pub act_correct: usize,
     pub act_accuracy: f64,
+    /// The median time of understanding one line (ranking and verdict; the message's vector
+    /// is computed before), in microseconds.
+    pub median_us: f64,
     /// (text, expected, what the bot did) of every line not taken right, out-of-scope lines
     /// not recognised included.
     pub misses: Vec<(String, u16, String)>,
@@ -241,10 +244,19 @@ pub fn evaluate_meaning(
     queries: &[crate::embed::Vector],
     set: &[Labelled],
 ) -> EvalReport {
+    let times = std::cell::RefCell::new(Vec::with_capacity(set.len()));
     let mut report = evaluate_with(set, |item, i| {
+        let started = std::time::Instant::now();
         let u = matcher.understand_with(&item.text, queries.get(i).map(|q| (space, q.as_slice())));
-        (u.ranked, first_message(matcher, &item.text, u.verdict))
+        let verdict = first_message(matcher, &item.text, u.verdict);
+        times
+            .borrow_mut()
+            .push(started.elapsed().as_secs_f64() * 1e6);
+        (u.ranked, verdict)
     });
+    let mut times = times.into_inner();
+    times.sort_by(f64::total_cmp);
+    report.median_us = times.get(times.len() / 2).copied().unwrap_or(0.0);
     evaluate_acts(matcher, set, &mut report);
     report
 }
