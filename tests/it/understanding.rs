@@ -366,7 +366,7 @@ fn the_wording_set_stays_at_the_measured_level() {
             0.70,
             0.01,
             0.83,
-            0.41,
+            0.64,
         ),
         (
             "test",
