@@ -89,6 +89,16 @@ enum Command {
         #[arg(long)]
         sweep: Option<f64>,
     },
+    /// Train the learned ranking's weights from the catalog (dialogs/ranking/weights.toml).
+    Train {
+        /// Only compare: exit 1 when retraining gives another file than the one shipped.
+        #[arg(long)]
+        check: bool,
+        /// Instead of training, try a grid of `[learned]` thresholds on this labelled file and
+        /// print those that take at most 2 % of requests wrongly.
+        #[arg(long)]
+        calibrate: Option<PathBuf>,
+    },
     /// Play labelled conversations through the bot and judge what ends up in the ledger.
     Conversations {
         file: PathBuf,
@@ -314,6 +324,7 @@ async fn run() -> anyhow::Result<()> {
             transcripts,
         } => conversations(&settings, &file, split, only, transcripts).await,
         Command::Eval { file, all, sweep } => eval(&settings, &file, all, sweep).await,
+        Command::Train { check, calibrate } => train(&settings, check, calibrate.as_deref()),
         Command::Catalog { command } => catalog(&settings, command),
         Command::Store { command } => store(&settings, command).await,
         Command::Distill {
@@ -754,22 +765,35 @@ async fn eval(
     }
     let first = &rows[0].1;
     println!(
-        "lines {}  in-scope {}  out-of-scope {}",
-        first.lines, first.in_scope, first.out_of_scope
+        "lines {}  requests {}  out-of-scope {}  acts {}",
+        first.lines, first.in_scope, first.out_of_scope, first.acts
     );
     println!(
-        "{:<40} {:>8} {:>8} {:>8} {:>6} {:>6}",
-        "understanding", "top-1", "offered", "none", "close", "missed"
+        "{:<44} {:>7} {:>8} {:>9} {:>9} {:>7} {:>6} {:>6}",
+        "understanding", "top-1", "offered", "taken ok", "taken BAD", "none", "close", "missed"
     );
     for (name, r) in &rows {
         println!(
-            "{:<40} {:>7.1}% {:>7.1}% {:>7.1}% {:>6} {:>6}",
+            "{:<44} {:>6.1}% {:>7.1}% {:>8.1}% {:>8.1}% {:>6.1}% {:>6} {:>6}",
             name,
             r.top1_accuracy * 100.0,
             r.offered_accuracy * 100.0,
+            r.taken_right_ratio * 100.0,
+            r.taken_wrong_ratio * 100.0,
             r.none_accuracy * 100.0,
             r.ambiguous,
             r.missed
+        );
+    }
+    for (name, r) in rows.iter().skip(1) {
+        println!("median understanding {:.0} µs ({name})", r.median_us);
+    }
+    if first.acts > 0 {
+        println!(
+            "acts read as meant {:.1}% ({}/{})",
+            first.act_accuracy * 100.0,
+            first.act_correct,
+            first.acts
         );
     }
     if let Some(min_none) = sweep {
@@ -783,6 +807,12 @@ async fn eval(
             .map_or_else(|| "-".to_owned(), |s| s.name.clone())
     };
     let shown = if all { usize::MAX } else { 20 };
+    if all && let Some((label, report)) = rows.last() {
+        println!("lines not taken right by {label} (expected, what was done):");
+        for (text, expected, got) in &report.misses {
+            println!("  #{expected:<3} {got:<40} {text}");
+        }
+    }
     for (label, report) in &rows {
         println!("confusions of {label} (expected → got, 0 = nothing):");
         for (expected, got, n) in report.confusions.iter().take(shown) {
@@ -792,6 +822,91 @@ async fn eval(
                 name(*got)
             );
         }
+    }
+    Ok(())
+}
+
+fn train(
+    settings: &Settings,
+    check: bool,
+    calibrate: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    let encoder = kaitong::startup::static_encoder(settings)
+        .ok_or_else(|| anyhow::anyhow!("the in-process embedding table did not load"))?;
+    if let Some(file) = calibrate {
+        return calibrate_learned(settings, encoder.as_ref(), file);
+    }
+    let dir = &settings.dialogs.dir;
+    let text = kaitong::tools::train::train(dir, encoder.as_ref())?;
+    let path = dir.join(kaitong::tools::train::WEIGHTS);
+    if check {
+        let shipped = std::fs::read_to_string(&path).unwrap_or_default();
+        if shipped != text {
+            eprintln!("{} differs from a retraining", path.display());
+            std::process::exit(1);
+        }
+        println!("{} is reproduced by retraining", path.display());
+        return Ok(());
+    }
+    std::fs::write(&path, &text)?;
+    print!("{text}");
+    Ok(())
+}
+
+/// Tries `[learned]` take / offer thresholds on a labelled file (the wording set's dev half).
+fn calibrate_learned(
+    settings: &Settings,
+    encoder: &dyn kaitong::dialog::meaning::SentenceEncoder,
+    file: &std::path::Path,
+) -> anyhow::Result<()> {
+    use kaitong::dialog::meaning::Space;
+    let catalog = load_catalog(settings)?;
+    let tuning = load_tuning(settings)?;
+    anyhow::ensure!(
+        tuning.learned.is_some(),
+        "no [learned] in understanding.toml"
+    );
+    let mut trial = Matcher::new(&catalog, tuning.clone());
+    let set = kaitong::tools::eval::parse(&std::fs::read_to_string(file)?)?;
+    let space = Space::encode(&catalog, encoder);
+    let queries: Vec<_> = set
+        .iter()
+        .map(|l| encoder.encode_message(&l.text))
+        .collect();
+    let mut rows = Vec::new();
+    for t in 0..30u8 {
+        let take = 0.30 + f64::from(t) * 0.02;
+        for o in 0..20u8 {
+            let offer = 0.05 + f64::from(o) * 0.05;
+            for cover in [0.7, 0.8, 0.9] {
+                let mut tuning = tuning.clone();
+                if let Some(l) = tuning.learned.as_mut() {
+                    l.take = take;
+                    l.offer = offer;
+                    l.offer_cover = cover;
+                }
+                trial.set_tuning(tuning);
+                let r = kaitong::tools::eval::evaluate_meaning(&trial, &space, &queries, &set);
+                if r.taken_wrong_ratio <= 0.02 {
+                    rows.push((take, offer, cover, r));
+                }
+            }
+        }
+    }
+    rows.sort_by(|a, b| {
+        (b.3.offered_accuracy + b.3.none_accuracy + b.3.taken_right_ratio)
+            .total_cmp(&(a.3.offered_accuracy + a.3.none_accuracy + a.3.taken_right_ratio))
+    });
+    println!("take  offer cover   top-1 offered taken-ok taken-BAD   none");
+    for (take, offer, cover, r) in rows.iter().take(25) {
+        println!(
+            "{take:.2}  {offer:.2}  {cover:.1}   {:5.1}%  {:5.1}%  {:5.1}%   {:5.1}%  {:5.1}%",
+            r.top1_accuracy * 100.0,
+            r.offered_accuracy * 100.0,
+            r.taken_right_ratio * 100.0,
+            r.taken_wrong_ratio * 100.0,
+            r.none_accuracy * 100.0
+        );
     }
     Ok(())
 }

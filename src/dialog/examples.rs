@@ -14,6 +14,9 @@ use crate::domain::ServiceId;
 /// The TF-IDF index of the examples.
 #[derive(Debug, Default)]
 pub struct ExampleIndex {
+    /// Letter trigrams of toneless pinyin instead of characters (homophone typos: 力润 for 利润,
+    /// pinyin typed: "wuliu").
+    sounds: bool,
     /// Distinct services, in catalog order (the output order).
     order: Vec<ServiceId>,
     /// Slot in `order` of each example.
@@ -24,11 +27,28 @@ pub struct ExampleIndex {
     postings: HashMap<String, Vec<(u32, f32)>>,
 }
 
-/// Character unigrams and bigrams of each run between spaces and punctuation, lowercased.
-fn grams(text: &str) -> HashMap<String, u32> {
+/// Character unigrams and bigrams of each run between spaces and punctuation, lowercased; with
+/// `sounds`, letter trigrams of the run's toneless pinyin instead.
+fn grams(text: &str, sounds: bool) -> HashMap<String, u32> {
+    use pinyin::ToPinyin;
     let text = super::text::meaning_text(text).to_lowercase();
     let mut out: HashMap<String, u32> = HashMap::new();
     for run in text.split(|c: char| c.is_whitespace() || (!c.is_alphanumeric() && c != '_')) {
+        if sounds {
+            // Letter trigrams of the run's sounds: 利润, 力润 and "lirun" typed in pinyin all
+            // read "lir iru run".
+            let letters: Vec<char> = run
+                .chars()
+                .flat_map(|c| match c.to_pinyin() {
+                    Some(p) => p.plain().chars().collect::<Vec<_>>(),
+                    None => vec![c],
+                })
+                .collect();
+            for w in letters.windows(3) {
+                *out.entry(w.iter().collect()).or_default() += 1;
+            }
+            continue;
+        }
         let chars: Vec<char> = run.chars().collect();
         for (i, c) in chars.iter().enumerate() {
             *out.entry(c.to_string()).or_default() += 1;
@@ -50,6 +70,9 @@ fn weigh(counts: &HashMap<String, u32>, idf: &HashMap<String, f32>) -> Vec<(Stri
                 .map(|w| (g.clone(), (1.0 + (*n as f32).ln()) * w))
         })
         .collect();
+    // A fixed order, so every sum below is the same bit for bit in every process (the learned
+    // ranking's training is reproduced exactly).
+    weighted.sort_by(|a, b| a.0.cmp(&b.0));
     let norm = weighted.iter().map(|(_, w)| w * w).sum::<f32>().sqrt();
     if norm > 0.0 {
         for (_, w) in &mut weighted {
@@ -62,13 +85,26 @@ fn weigh(counts: &HashMap<String, u32>, idf: &HashMap<String, f32>) -> Vec<(Stri
 impl ExampleIndex {
     #[must_use]
     pub fn new(catalog: &Catalog) -> Self {
-        let mut index = Self::default();
+        Self::build(catalog, false)
+    }
+
+    /// The same index over the examples' sounds (toneless pinyin syllables).
+    #[must_use]
+    pub fn sounds(catalog: &Catalog) -> Self {
+        Self::build(catalog, true)
+    }
+
+    fn build(catalog: &Catalog, sounds: bool) -> Self {
+        let mut index = Self {
+            sounds,
+            ..Self::default()
+        };
         let mut docs: Vec<HashMap<String, u32>> = Vec::new();
         for service in catalog.services() {
             index.order.push(service.id);
             for example in &service.examples {
                 index.slots.push(index.order.len() - 1);
-                docs.push(grams(example));
+                docs.push(grams(example, sounds));
             }
         }
         let mut df: HashMap<&str, usize> = HashMap::new();
@@ -97,9 +133,21 @@ impl ExampleIndex {
     /// Per service (catalog order), the mean of its `top_k` best example similarities.
     #[must_use]
     pub fn similarities(&self, text: &str, top_k: usize) -> Vec<(ServiceId, f32)> {
+        self.similarities_leaving_out(text, top_k, None)
+    }
+
+    /// [`ExampleIndex::similarities`] without the example at `left_out` (catalog order of all
+    /// examples): an example scored against the others, for training.
+    #[must_use]
+    pub fn similarities_leaving_out(
+        &self,
+        text: &str,
+        top_k: usize,
+        left_out: Option<usize>,
+    ) -> Vec<(ServiceId, f32)> {
         let top_k = top_k.max(1);
         let mut dots = vec![0.0f32; self.slots.len()];
-        for (g, w) in weigh(&grams(text), &self.idf) {
+        for (g, w) in weigh(&grams(text, self.sounds), &self.idf) {
             for (example, ew) in self.postings.get(&g).into_iter().flatten() {
                 if let Some(d) = dots.get_mut(*example as usize) {
                     *d += w * ew;
@@ -108,8 +156,10 @@ impl ExampleIndex {
         }
         // The same top-k mean as the embedding spaces (`meaning`), without a sort per example.
         let mut best = vec![vec![f32::MIN; top_k]; self.order.len()];
-        for (slot, d) in self.slots.iter().zip(dots) {
-            keep_best(&mut best[*slot], d);
+        for (i, (slot, d)) in self.slots.iter().zip(dots).enumerate() {
+            if Some(i) != left_out {
+                keep_best(&mut best[*slot], d);
+            }
         }
         self.order
             .iter()

@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 
 use super::examples::{keep_best, mean_kept};
+use super::learned::{Row, Sample, Weights};
 use super::text::meaning_text;
 use super::understand::{Matcher, Scored, Verdict};
 use crate::catalog::Catalog;
@@ -191,6 +192,63 @@ impl Space {
         self.dims
     }
 
+    /// The services in slot order (the order of [`Space::example_stats`]).
+    #[must_use]
+    pub fn services(&self) -> &[ServiceId] {
+        &self.services
+    }
+
+    /// How many examples the space holds (catalog order: services, then their examples).
+    #[must_use]
+    pub fn examples(&self) -> usize {
+        self.example_slots.len()
+    }
+
+    /// Example `i`'s vector.
+    #[must_use]
+    pub fn example_vector(&self, i: usize) -> Option<&[f32]> {
+        self.example_matrix.chunks_exact(self.dims.max(1)).nth(i)
+    }
+
+    /// Per service (slot order): the mean of the `top_k` best example similarities, the best
+    /// one, and the passage similarity; the example at `left_out` is not compared (training).
+    #[must_use]
+    pub fn example_stats(
+        &self,
+        query: &[f32],
+        top_k: usize,
+        left_out: Option<usize>,
+    ) -> Vec<(f32, f32, f32)> {
+        let top_k = top_k.max(1);
+        if self.dims == 0 || query.len() != self.dims {
+            return vec![(0.0, 0.0, 0.0); self.services.len()];
+        }
+        let mut best = vec![vec![f32::MIN; top_k]; self.services.len()];
+        for (i, (row, slot)) in self
+            .example_matrix
+            .chunks_exact(self.dims)
+            .zip(&self.example_slots)
+            .enumerate()
+        {
+            if Some(i) != left_out {
+                keep_best(&mut best[*slot], cosine(query, row));
+            }
+        }
+        let mut out: Vec<(f32, f32, f32)> = best
+            .iter()
+            .map(|b| (mean_kept(b), b[0].max(0.0), 0.0))
+            .collect();
+        for (row, slot) in self
+            .passage_matrix
+            .chunks_exact(self.dims)
+            .zip(&self.passage_slots)
+        {
+            let p = &mut out[*slot].2;
+            *p = p.max(cosine(query, row));
+        }
+        out
+    }
+
     /// (example similarity, passage similarity) per service, in slot order; the example
     /// similarity is the mean of the `top_k` best examples.
     fn similarities(&self, query: &[f32], top_k: usize) -> Vec<(f32, f32)> {
@@ -255,25 +313,33 @@ impl Matcher {
         let (Some(t), Some((space, query))) = (self.tuning().meaning.as_ref(), meaning) else {
             return lexical;
         };
+        let folded = super::text::fold(text);
+        let tuning = self.tuning();
+        if tuning.small_talk(text).is_some() || folded.chars().count() < 4 {
+            return lexical;
+        }
+        // A lexical close call between services the message names in full ("支付宝数据透视":
+        // #5 and #47) stays the person's to choose: meaning does not pick between twins.
+        if let Verdict::Ambiguous(ids) = &lexical.verdict
+            && ids.iter().filter(|id| self.names_fully(**id, text)).count() >= 2
+        {
+            return lexical;
+        }
+        if space.kind == SpaceKind::Static
+            && let Some(learned) = tuning.learned.as_ref()
+            && let Some(model) = learned.model.as_ref()
+        {
+            if learned.words_decide_when_clear && self.lexically_clear(&ranked) {
+                return lexical;
+            }
+            return self.understand_learned(text, space, query, &ranked, learned, model);
+        }
         if self.lexically_clear(&ranked) || query.iter().all(|x| *x == 0.0) {
             return lexical;
         }
-        // Small talk, very short messages and how-to questions ("怎么打印快递单") never become a
-        // service by meaning: they are answered by the words' verdict (usually nothing).
-        let folded = super::text::fold(text);
-        let tuning = self.tuning();
-        let asks_how = tuning
-            .question_markers
-            .iter()
-            .any(|m| folded.contains(m.as_str()));
-        let requests = tuning
-            .request_markers
-            .iter()
-            .any(|m| folded.contains(m.as_str()));
-        if tuning.small_talk(text).is_some()
-            || folded.chars().count() < 4
-            || (asks_how && !requests)
-        {
+        // How-to questions ("怎么打印快递单") never become a service by meaning: they are
+        // answered by the words' verdict (usually nothing).
+        if self.asks_how(text) {
             return lexical;
         }
         let thresholds = match space.kind {
@@ -309,13 +375,6 @@ impl Matcher {
         let Some(best) = blended.first().copied() else {
             return lexical;
         };
-        // A lexical close call between services the message names in full ("支付宝数据透视":
-        // #5 and #47) stays the person's to choose: meaning does not pick between twins.
-        if let Verdict::Ambiguous(ids) = &lexical.verdict
-            && ids.iter().filter(|id| self.names_fully(**id, text)).count() >= 2
-        {
-            return lexical;
-        }
         let runner_up = blended.get(1).map_or(0.0, |s| s.score);
         let verdict =
             if best.score >= thresholds.accept && best.score - runner_up >= thresholds.margin {
@@ -342,6 +401,207 @@ impl Matcher {
             verdict,
             by_meaning: true,
         }
+    }
+}
+
+impl Matcher {
+    /// The learned ranking's feature rows (`dialog::learned::FEATURES`), one per service in
+    /// the space's slot order. `left_out` is the example the message is (training).
+    #[must_use]
+    pub fn learned_rows(
+        &self,
+        text: &str,
+        space: &Space,
+        query: &[f32],
+        ranked: &[Scored],
+        left_out: Option<usize>,
+    ) -> Vec<Row> {
+        const TOP_K: usize = 2;
+        let folded = super::text::fold(text);
+        let stats = space.example_stats(query, TOP_K, left_out);
+        let words: HashMap<ServiceId, f32> = self
+            .examples()
+            .similarities_leaving_out(text, TOP_K, left_out)
+            .into_iter()
+            .collect();
+        let word_of: Vec<f32> = space
+            .services
+            .iter()
+            .map(|id| words.get(id).copied().unwrap_or(0.0))
+            .collect();
+        let sounds: HashMap<ServiceId, f32> = self
+            .example_sounds()
+            .similarities_leaving_out(text, TOP_K, left_out)
+            .into_iter()
+            .collect();
+        let sound_of: Vec<f32> = space
+            .services
+            .iter()
+            .map(|id| sounds.get(id).copied().unwrap_or(0.0))
+            .collect();
+        let lex: HashMap<ServiceId, f32> = ranked.iter().map(|s| (s.id, s.score)).collect();
+        let min_score = self.tuning().min_score;
+        let lex_best = ranked.first().map_or(min_score, |b| b.score).max(min_score);
+        // The best and second-best of a column, for each service's lead over the others.
+        let top_two = |values: &mut dyn Iterator<Item = f32>| {
+            values.fold((f32::MIN, f32::MIN), |(a, b), v| {
+                if v > a { (v, a) } else { (a, b.max(v)) }
+            })
+        };
+        let (ex_a, ex_b) = top_two(&mut stats.iter().map(|s| s.0));
+        let (w_a, w_b) = top_two(&mut word_of.iter().copied());
+        let (s_a, s_b) = top_two(&mut sound_of.iter().copied());
+        let lead = |v: f32, a: f32, b: f32| f64::from(if v >= a { v - b } else { v - a });
+        let flag = |b: bool| if b { 1.0 } else { 0.0 };
+        let how_to = flag(self.asks_how(text));
+        // A question of any kind: a question mark or a question ending.
+        let question = flag(
+            text.contains(['?', '？'])
+                || tuning_endings(self)
+                    .iter()
+                    .any(|e| folded.ends_with(e.as_str())),
+        );
+        let catalog_words = f64::from(lex_best.max(0.0)).ln_1p() / 3.0 * flag(!ranked.is_empty());
+        let nearest = f64::from(ex_a.max(0.0));
+        let short = flag(folded.chars().count() < 6);
+        let customer = flag(Self::names_customer(text));
+        space
+            .services
+            .iter()
+            .zip(&stats)
+            .zip(&word_of)
+            .zip(&sound_of)
+            .map(|(((id, (ex, best, passage)), w), sd)| {
+                let l = lex.get(id).copied().unwrap_or(0.0);
+                [
+                    f64::from(*ex),
+                    f64::from(*best),
+                    lead(*ex, ex_a, ex_b),
+                    f64::from(*passage),
+                    f64::from(*w),
+                    lead(*w, w_a, w_b),
+                    f64::from(*sd),
+                    lead(*sd, s_a, s_b),
+                    f64::from(l / lex_best),
+                    f64::from(l).ln_1p() / 3.0,
+                    self.specific_phrases().best(*id, &folded),
+                    flag(l > 0.0 && self.names_fully(*id, text)),
+                    1.0,
+                    how_to,
+                    question,
+                    short,
+                    customer,
+                    catalog_words,
+                    nearest,
+                ]
+            })
+            .collect()
+    }
+
+    /// The learned ranking's verdict: a service whose probability reaches `take` is taken; a
+    /// message likely enough to ask for some service gets a short list; anything else is out of
+    /// scope.
+    fn understand_learned(
+        &self,
+        text: &str,
+        space: &Space,
+        query: &[f32],
+        ranked: &[Scored],
+        learned: &super::understand::LearnedTuning,
+        model: &Weights,
+    ) -> Understood {
+        let rows = self.learned_rows(text, space, query, ranked, None);
+        let (probabilities, none) = model.probabilities(&space.services, &rows);
+        let verdict = learned_verdict(&probabilities, none, learned);
+        #[allow(clippy::cast_possible_truncation)]
+        let ranked = probabilities
+            .iter()
+            .map(|(id, p)| Scored {
+                id: *id,
+                score: *p as f32,
+            })
+            .collect();
+        Understood {
+            ranked,
+            verdict,
+            by_meaning: true,
+        }
+    }
+
+    /// The training samples of the learned ranking: every catalog example scored against the
+    /// others (its own vector and words left out), labelled with its service, then each
+    /// out-of-scope line (with its vector) labelled as none of them.
+    #[must_use]
+    pub fn learned_samples(
+        &self,
+        catalog: &Catalog,
+        space: &Space,
+        out_of_scope: &[(String, Vector)],
+        negative_weight: f64,
+    ) -> Vec<Sample> {
+        let mut samples = Vec::new();
+        let mut i = 0usize;
+        for service in catalog.services() {
+            let label = space.services.iter().position(|id| *id == service.id);
+            for example in &service.examples {
+                let Some(query) = space.example_vector(i) else {
+                    break;
+                };
+                let ranked = self.rank(example);
+                samples.push(Sample {
+                    rows: self.learned_rows(example, space, query, &ranked, Some(i)),
+                    label,
+                    weight: 1.0,
+                });
+                i += 1;
+            }
+        }
+        for (text, query) in out_of_scope {
+            let ranked = self.rank(text);
+            samples.push(Sample {
+                rows: self.learned_rows(text, space, query, &ranked, None),
+                label: None,
+                weight: negative_weight,
+            });
+        }
+        samples
+    }
+}
+
+fn tuning_endings(matcher: &Matcher) -> &[String] {
+    &matcher.tuning().reading.question_endings
+}
+
+/// Take, offer a short list, or out of scope, from the learned probabilities.
+fn learned_verdict(
+    probabilities: &[(ServiceId, f64)],
+    none: f64,
+    learned: &super::understand::LearnedTuning,
+) -> Verdict {
+    let Some(&(best, p)) = probabilities.first() else {
+        return Verdict::Nothing;
+    };
+    if p >= learned.take {
+        return Verdict::Service(best);
+    }
+    let mass = 1.0 - none;
+    if mass < learned.offer || mass <= 0.0 {
+        return Verdict::Nothing;
+    }
+    let mut covered = 0.0;
+    let options: Vec<ServiceId> = probabilities
+        .iter()
+        .take(4)
+        .take_while(|(_, p)| {
+            let go_on = covered < learned.offer_cover * mass;
+            covered += p;
+            go_on
+        })
+        .map(|(id, _)| *id)
+        .collect();
+    match options.as_slice() {
+        [] | [_] => Verdict::Ambiguous(probabilities.iter().take(2).map(|(id, _)| *id).collect()),
+        _ => Verdict::Ambiguous(options),
     }
 }
 

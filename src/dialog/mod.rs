@@ -7,6 +7,7 @@ mod bot;
 pub mod commands;
 pub mod engine;
 pub mod examples;
+pub mod learned;
 pub mod meaning;
 pub mod reading;
 pub mod session;

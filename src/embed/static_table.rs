@@ -93,6 +93,16 @@ pub fn normalise_text(text: &str) -> String {
     normalize_width(text).to_lowercase()
 }
 
+/// The words of a text as jieba cuts it (no HMM, the dictionary's words).
+#[must_use]
+pub fn words(text: &str) -> Vec<&str> {
+    jieba()
+        .cut(text, false)
+        .into_iter()
+        .map(|t| t.word)
+        .collect()
+}
+
 /// Whether a jieba token is worth a vector: whitespace and punctuation carry no meaning.
 #[must_use]
 pub fn is_content_token(token: &str) -> bool {

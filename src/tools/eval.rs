@@ -28,6 +28,12 @@ pub struct Labelled {
     pub extra_accounts: Vec<String>,
     #[serde(default)]
     pub class: Option<String>,
+    /// The set's kind of line (`symptom`, `oos`, `act`, …), when it says.
+    #[serde(default)]
+    pub style: Option<String>,
+    /// An own-request act line: `status`, `why_rejected`, `my_requests` or `withdraw`.
+    #[serde(default)]
+    pub act: Option<String>,
 }
 
 /// The slot metric: a line is exact when every expected value is found and nothing else is.
@@ -132,9 +138,27 @@ pub struct EvalReport {
     pub ambiguous: usize,
     /// In-scope lines the bot found nothing for.
     pub missed: usize,
-    /// Out-of-scope lines correctly matched to nothing.
+    /// In-scope lines taken without asking (one clear winner) that are right …
+    pub taken_right: usize,
+    pub taken_right_ratio: f64,
+    /// … and WRONG: the costly error (a form for a service nobody asked for).
+    pub taken_wrong: usize,
+    pub taken_wrong_ratio: f64,
+    /// Out-of-scope lines recognised as such: nothing matched, or answered as small talk or as
+    /// a question about a service (no form started).
     pub none_correct: usize,
     pub none_accuracy: f64,
+    /// Own-request act lines (`"act"`: status, why_rejected, my_requests, withdraw) …
+    pub acts: usize,
+    /// … read as that act in plain words (`commands::parse_plain`).
+    pub act_correct: usize,
+    pub act_accuracy: f64,
+    /// The median time of understanding one line (ranking and verdict; the message's vector
+    /// is computed before), in microseconds.
+    pub median_us: f64,
+    /// (text, expected, what the bot did) of every line not taken right, out-of-scope lines
+    /// not recognised included.
+    pub misses: Vec<(String, u16, String)>,
     /// (expected, got) → count; got = 0 means nothing.
     pub confusions: Vec<(u16, u16, usize)>,
 }
@@ -172,11 +196,44 @@ fn ratio(n: usize, d: usize) -> f64 {
 /// Scores understanding by words alone.
 #[must_use]
 pub fn evaluate(matcher: &Matcher, set: &[Labelled]) -> EvalReport {
-    evaluate_with(set, |item, _| {
+    let mut report = evaluate_with(set, |item, _| {
         let ranked = matcher.rank(&item.text);
-        let verdict = matcher.verdict(&ranked);
+        let verdict = first_message(matcher, &item.text, matcher.verdict(&ranked));
         (ranked, verdict)
-    })
+    });
+    evaluate_acts(matcher, set, &mut report);
+    report
+}
+
+/// What the bot does with a first message beside ranking: small talk and a question about a
+/// service (`Matcher::asks_about`) start no form, whatever the ranking says.
+fn first_message(matcher: &Matcher, text: &str, verdict: Verdict) -> Verdict {
+    if matcher.tuning().small_talk(text).is_some() || matcher.asks_about(text) {
+        Verdict::Nothing
+    } else {
+        verdict
+    }
+}
+
+/// Whether `text` is read as the act `act` (the set's names) in plain words.
+fn reads_as_act(matcher: &Matcher, text: &str, act: &str) -> bool {
+    use crate::dialog::commands::{RequestCommand as C, parse_plain};
+    let Some(command) = parse_plain(text, &matcher.tuning().plain_commands) else {
+        return false;
+    };
+    match act {
+        "status" => matches!(
+            command,
+            C::Status(_) | C::LatestStatus | C::LatestStatusOf(_)
+        ),
+        "why_rejected" => matches!(command, C::LatestRejected),
+        "my_requests" => matches!(command, C::Mine | C::Today { .. }),
+        "withdraw" => matches!(
+            command,
+            C::Cancel(_) | C::CancelLatest | C::CancelLatestOf(_)
+        ),
+        _ => false,
+    }
 }
 
 /// Scores the hybrid with meaning in `space`; `queries[i]` is line i's vector in that space.
@@ -187,13 +244,25 @@ pub fn evaluate_meaning(
     queries: &[crate::embed::Vector],
     set: &[Labelled],
 ) -> EvalReport {
-    evaluate_with(set, |item, i| {
+    let times = std::cell::RefCell::new(Vec::with_capacity(set.len()));
+    let mut report = evaluate_with(set, |item, i| {
+        let started = std::time::Instant::now();
         let u = matcher.understand_with(&item.text, queries.get(i).map(|q| (space, q.as_slice())));
-        (u.ranked, u.verdict)
-    })
+        let verdict = first_message(matcher, &item.text, u.verdict);
+        times
+            .borrow_mut()
+            .push(started.elapsed().as_secs_f64() * 1e6);
+        (u.ranked, verdict)
+    });
+    let mut times = times.into_inner();
+    times.sort_by(f64::total_cmp);
+    report.median_us = times.get(times.len() / 2).copied().unwrap_or(0.0);
+    evaluate_acts(matcher, set, &mut report);
+    report
 }
 
 /// Scores any understanding: `understand(line, index)` gives the ranking and the verdict.
+/// Act lines (`"act"`) are scored by [`evaluate_acts`], not here.
 pub fn evaluate_with(
     set: &[Labelled],
     understand: impl Fn(&Labelled, usize) -> (Vec<crate::dialog::understand::Scored>, Verdict),
@@ -202,6 +271,10 @@ pub fn evaluate_with(
     let mut confusions: BTreeMap<(u16, u16), usize> = BTreeMap::new();
     for (i, item) in set.iter().enumerate() {
         report.lines += 1;
+        if item.act.is_some() {
+            report.acts += 1;
+            continue;
+        }
         let (ranked, verdict) = understand(item, i);
         match item.service {
             None => {
@@ -209,6 +282,9 @@ pub fn evaluate_with(
                 if verdict == Verdict::Nothing {
                     report.none_correct += 1;
                 } else if let Some(top) = ranked.first() {
+                    report
+                        .misses
+                        .push((item.text.clone(), 0, format!("{verdict:?}")));
                     *confusions.entry((0, top.id.get())).or_default() += 1;
                 }
             }
@@ -216,6 +292,11 @@ pub fn evaluate_with(
                 report.in_scope += 1;
                 let ok = |id: ServiceId| id.get() == expected || item.alt.contains(&id.get());
                 let top = ranked.first().map(|s| s.id);
+                if !matches!(verdict, Verdict::Service(id) if ok(id)) {
+                    report
+                        .misses
+                        .push((item.text.clone(), expected, format!("{verdict:?}")));
+                }
                 if top.is_some_and(ok) {
                     report.top1_correct += 1;
                 } else {
@@ -224,7 +305,10 @@ pub fn evaluate_with(
                         .or_default() += 1;
                 }
                 match verdict {
-                    Verdict::Service(id) if ok(id) => report.offered_correct += 1,
+                    Verdict::Service(id) if ok(id) => {
+                        report.offered_correct += 1;
+                        report.taken_right += 1;
+                    }
                     Verdict::Ambiguous(ids) => {
                         report.ambiguous += 1;
                         if ids.into_iter().any(ok) {
@@ -232,7 +316,7 @@ pub fn evaluate_with(
                         }
                     }
                     Verdict::Nothing => report.missed += 1,
-                    Verdict::Service(_) => {}
+                    Verdict::Service(_) => report.taken_wrong += 1,
                 }
             }
         }
@@ -240,6 +324,8 @@ pub fn evaluate_with(
     report.top1_accuracy = ratio(report.top1_correct, report.in_scope);
     report.offered_accuracy = ratio(report.offered_correct, report.in_scope);
     report.none_accuracy = ratio(report.none_correct, report.out_of_scope);
+    report.taken_right_ratio = ratio(report.taken_right, report.in_scope);
+    report.taken_wrong_ratio = ratio(report.taken_wrong, report.in_scope);
     let mut confusions: Vec<(u16, u16, usize)> = confusions
         .into_iter()
         .map(|((e, g), n)| (e, g, n))
@@ -247,4 +333,14 @@ pub fn evaluate_with(
     confusions.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
     report.confusions = confusions;
     report
+}
+
+/// Scores the act lines of `set` into `report`: each must be read as its act in plain words.
+fn evaluate_acts(matcher: &Matcher, set: &[Labelled], report: &mut EvalReport) {
+    report.act_correct = set
+        .iter()
+        .filter_map(|l| l.act.as_deref().map(|a| (l, a)))
+        .filter(|(l, act)| reads_as_act(matcher, &l.text, act))
+        .count();
+    report.act_accuracy = ratio(report.act_correct, report.acts);
 }

@@ -6,6 +6,7 @@
 //! - [`load`]: `kaitong load` and the echo baseline it is compared against.
 //! - [`eval`]: `kaitong eval`, scoring understanding against a labelled set.
 //! - [`conversations`]: `kaitong conversations`, whole conversations judged by the ledger.
+//! - [`train`]: `kaitong train`, the learned ranking's weights from the catalog.
 //!
 //! Production modules never import this tree; only `main.rs`, tests and benches do (checked with
 //! the other dependency rules by `tests/it/architecture.rs`). It may use
@@ -17,4 +18,5 @@ pub mod eval;
 pub mod load;
 pub mod peer;
 pub mod simulator;
+pub mod train;
 pub mod understand_report;

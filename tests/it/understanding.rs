@@ -344,3 +344,124 @@ fn figures_with_the_default_table_stay_at_the_measured_level() {
         );
     }
 }
+
+/// The independent wording set (`tests/fixtures/wording_eval.README.md`), scored as `kaitong eval`
+/// does with the in-process default: floors just below the measured five columns on each half
+/// (dev tuned on, test never), and a ceiling on the costly error, a service taken without asking
+/// that nobody asked for.
+#[test]
+fn the_wording_set_stays_at_the_measured_level() {
+    use kaitong::dialog::meaning::Space;
+    let (catalog, matcher) = matcher();
+    let settings = kaitong::config::Settings::load_with_env(None, Vec::new()).unwrap();
+    let encoder = kaitong::startup::static_encoder(&settings).expect("the committed table loads");
+    let space = Space::encode(&catalog, encoder.as_ref());
+    // (half, top-1, offered, taken right, taken wrong at most, out of scope, acts)
+    for (half, text, top1, offered, taken, wrong, none, acts) in [
+        (
+            "dev",
+            include_str!("../fixtures/wording_eval_dev.jsonl"),
+            0.90,
+            0.91,
+            0.70,
+            0.01,
+            0.83,
+            0.64,
+        ),
+        (
+            "test",
+            include_str!("../fixtures/wording_eval_test.jsonl"),
+            0.88,
+            0.91,
+            0.67,
+            0.02,
+            0.79,
+            0.41,
+        ),
+    ] {
+        let set = parse(text).unwrap();
+        let queries: Vec<_> = set
+            .iter()
+            .map(|l| encoder.encode_message(&l.text))
+            .collect();
+        let r = kaitong::tools::eval::evaluate_meaning(&matcher, &space, &queries, &set);
+        let shown = format!(
+            "{half}: top-1 {:.3} offered {:.3} taken {:.3} wrong {:.3} none {:.3} acts {:.3}",
+            r.top1_accuracy,
+            r.offered_accuracy,
+            r.taken_right_ratio,
+            r.taken_wrong_ratio,
+            r.none_accuracy,
+            r.act_accuracy
+        );
+        assert!(
+            r.in_scope > 250 && r.out_of_scope > 40 && r.acts > 15,
+            "{shown}"
+        );
+        assert!(r.top1_accuracy >= top1, "{shown}");
+        assert!(r.offered_accuracy >= offered, "{shown}");
+        assert!(r.taken_right_ratio >= taken, "{shown}");
+        assert!(r.taken_wrong_ratio <= wrong, "{shown}");
+        assert!(r.none_accuracy >= none, "{shown}");
+        assert!(r.act_accuracy >= acts, "{shown}");
+    }
+}
+
+#[test]
+fn eval_prints_the_five_columns_for_both_wording_halves() {
+    for half in ["dev", "test"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_kaitong"))
+            .args(["eval", &format!("tests/fixtures/wording_eval_{half}.jsonl")])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{half}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        for column in [
+            "top-1",
+            "offered",
+            "taken ok",
+            "taken BAD",
+            "none",
+            "acts read as meant",
+        ] {
+            assert!(text.contains(column), "{half}: no {column}: {text}");
+        }
+    }
+}
+
+/// `kaitong train` is deterministic: retraining on the committed catalog, table and training
+/// file gives the committed weights byte for byte.
+#[test]
+fn retraining_reproduces_the_shipped_weights() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("dialogs");
+    let settings = kaitong::config::Settings::load_with_env(None, Vec::new()).unwrap();
+    let encoder = kaitong::startup::static_encoder(&settings).expect("the committed table loads");
+    let trained = kaitong::tools::train::train(&dir, encoder.as_ref()).unwrap();
+    let shipped = std::fs::read_to_string(dir.join(kaitong::tools::train::WEIGHTS)).unwrap();
+    assert_eq!(
+        trained, shipped,
+        "run `kaitong train` and commit the weights"
+    );
+}
+
+/// A one-character cue fires only as a word: 提 in 提交 and 开 in 开通 ask for nothing, and
+/// the verb after a how-word is what is asked about.
+#[test]
+fn cue_characters_inside_other_words_do_not_make_a_request() {
+    let (_, matcher) = matcher();
+    for question in [
+        "盘点单提交以后在哪里审核",
+        "开通以后在哪里看报表",
+        "怎么调大发货单的字体",
+        "如何申请年假",
+    ] {
+        assert!(matcher.asks_how(question), "{question}");
+    }
+    for request in [
+        "帮我开个电子发票吗",
+        "在哪里都行 麻烦帮忙申请一下",
+        "提一下物流追踪 在哪看进度",
+    ] {
+        assert!(!matcher.asks_how(request), "{request}");
+    }
+}

@@ -717,24 +717,7 @@ impl Engine<'_> {
     /// cannot answer, with how to ask for the service instead. `None` when the message also
     /// names a customer or asks for something outright ("帮 a_1 开…").
     fn info_question(&self, text: &str, t: &mut Turn) -> Option<State> {
-        let words = &self.tuning().reading;
-        let folded = fold(text);
-        let asks_info = words
-            .info_question_markers
-            .iter()
-            .any(|m| folded.contains(m.as_str()));
-        let asks_for = words
-            .outright_request_words
-            .iter()
-            .any(|m| folded.contains(m.as_str()));
-        let customer = text
-            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
-            .any(|tok| {
-                tok.len() >= 3
-                    && tok.chars().any(|c| c.is_ascii_digit() || c == '_')
-                    && crate::catalog::value::is_seller_account(tok)
-            });
-        if !asks_info || asks_for || customer {
+        if !self.matcher.asks_about(text) {
             return None;
         }
         let ranked = self.matcher.rank(text);

@@ -67,6 +67,10 @@ pub struct Matcher {
     /// connectives ("回传备注和标旗上限调整"): a message is never cut inside them.
     phrases: Vec<String>,
     joined_names: Vec<String>,
+    /// How specific each service's phrases are across the catalog (the learned ranking).
+    specific: crate::dialog::learned::PhraseIndex,
+    /// The examples' sounds (the learned ranking).
+    sounds: ExampleIndex,
 }
 
 /// Where matcher generations come from: every `Matcher::new` takes the next one, so a memo
@@ -197,6 +201,8 @@ impl Matcher {
             idf,
             pinyin_patterns,
             examples: ExampleIndex::new(catalog),
+            specific: crate::dialog::learned::PhraseIndex::new(catalog),
+            sounds: ExampleIndex::sounds(catalog),
             joined_names: joined_names(&phrases, &tuning),
             phrases,
             tuning,
@@ -225,6 +231,77 @@ impl Matcher {
     #[must_use]
     pub fn examples(&self) -> &ExampleIndex {
         &self.examples
+    }
+
+    /// The examples by their sounds (toneless pinyin).
+    #[must_use]
+    pub fn example_sounds(&self) -> &ExampleIndex {
+        &self.sounds
+    }
+
+    /// How specific each service's phrases are.
+    #[must_use]
+    pub fn specific_phrases(&self) -> &crate::dialog::learned::PhraseIndex {
+        &self.specific
+    }
+
+    /// Whether the folded text holds one of `markers` as a word: a marker of two or more
+    /// characters anywhere, a one-character marker only as a word of its own (jieba's cut) or
+    /// followed by one of `cue_word_endings` ("开个"), never inside another word (提 in 提交,
+    /// 开 in 开通, 要 in 重要).
+    fn has_word(&self, folded: &str, words: &[&str], markers: &[String]) -> bool {
+        markers.iter().any(|m| {
+            let mut chars = m.chars();
+            match (chars.next(), chars.next()) {
+                (Some(c), None) => words.iter().any(|w| {
+                    let mut wc = w.chars();
+                    wc.next() == Some(c)
+                        && (wc.as_str().is_empty()
+                            || self
+                                .tuning
+                                .cue_word_endings
+                                .iter()
+                                .any(|e| e == wc.as_str()))
+                }),
+                (Some(_), Some(_)) => folded.contains(m.as_str()),
+                _ => false,
+            }
+        })
+    }
+
+    /// Whether a message asks how to do something in the ERP (a question marker and no request
+    /// word, both as words): such a message is no request to enable a service.
+    #[must_use]
+    pub fn asks_how(&self, text: &str) -> bool {
+        let folded = fold(text);
+        let words: Vec<&str> = crate::embed::static_table::words(&folded);
+        if !self.has_word(&folded, &words, &self.tuning.question_markers) {
+            return false;
+        }
+        // "怎么调", "如何申请": the verb a how-word asks about is no request.
+        let mut asked = String::new();
+        let mut request_words: Vec<&str> = Vec::with_capacity(words.len());
+        let mut after_how = false;
+        for w in &words {
+            if !after_how {
+                request_words.push(w);
+                asked.push_str(w);
+                asked.push(' ');
+            }
+            after_how = self.tuning.how_words.iter().any(|h| h == w);
+        }
+        !self.has_word(&asked, &request_words, &self.tuning.request_markers)
+    }
+
+    /// Whether a message names a customer by an account-shaped token ("a_1", "shop2024").
+    #[must_use]
+    pub fn names_customer(text: &str) -> bool {
+        text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+            .any(|tok| {
+                tok.len() >= 3
+                    && tok.chars().any(|c| c.is_ascii_digit() || c == '_')
+                    && crate::catalog::value::is_seller_account(tok)
+            })
     }
 
     /// Which pinyin patterns occur in `text_pinyin` (overlapping occurrences count).
@@ -325,17 +402,7 @@ impl Matcher {
         text_chars.sort_unstable();
         text_chars.dedup();
         let pinyin_hits = self.pinyin_hits(&to_pinyin(&folded));
-        let asks_how = self
-            .tuning
-            .question_markers
-            .iter()
-            .any(|m| folded.contains(m.as_str()));
-        let requests = self
-            .tuning
-            .request_markers
-            .iter()
-            .any(|m| folded.contains(m.as_str()));
-        let discount = if asks_how && !requests {
+        let discount = if self.asks_how(text) {
             self.tuning.question_discount
         } else {
             1.0
@@ -388,6 +455,27 @@ impl Matcher {
             .filter(|e| e.id == id)
             .flat_map(|e| &e.names)
             .any(|p| p.chars.len() >= 3 && contains(&chars, &p.chars))
+    }
+
+    /// Whether a message asks ABOUT a service (its price, its difference from another, its
+    /// effects: `[reading] info_question_markers`) rather than for it: no customer named and no
+    /// outright request word. The bot answers it as a question and starts no form.
+    #[must_use]
+    pub fn asks_about(&self, text: &str) -> bool {
+        let words = &self.tuning.reading;
+        let folded = fold(text);
+        let asks_info = words
+            .info_question_markers
+            .iter()
+            .any(|m| folded.contains(m.as_str()));
+        if !asks_info {
+            return false;
+        }
+        let asks_for = words
+            .outright_request_words
+            .iter()
+            .any(|m| folded.contains(m.as_str()));
+        !asks_for && !Self::names_customer(text)
     }
 
     /// Decides between a clear winner, a close call (2–4 options) and nothing.

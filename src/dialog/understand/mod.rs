@@ -15,5 +15,6 @@ mod tuning;
 
 pub use matcher::{Matcher, Scored, Verdict};
 pub use tuning::{
-    CommandWords, MeaningTuning, ReadingWords, SmallTalk, SpaceThresholds, Tuning, TuningError,
+    CommandWords, LearnedTuning, MeaningTuning, ReadingWords, SmallTalk, SpaceThresholds, Tuning,
+    TuningError,
 };

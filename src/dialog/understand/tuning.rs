@@ -34,6 +34,41 @@ pub struct Tuning {
     /// The hybrid with meaning; without it understanding is by words alone.
     #[serde(default)]
     pub meaning: Option<MeaningTuning>,
+    /// A one-character cue (开, 提, 调 …) counts only as a word of its own, or followed by one
+    /// of these ("开个", "调下"): never inside another word (提 in 提交, 开 in 开通).
+    #[serde(default)]
+    pub cue_word_endings: Vec<String>,
+    /// Words that ask how ("怎么", "如何"): the word right after one is what is asked about,
+    /// not a request ("怎么调" asks; it requests nothing).
+    #[serde(default)]
+    pub how_words: Vec<String>,
+    /// The learned ranking over the in-process space (`dialog::learned`).
+    #[serde(default)]
+    pub learned: Option<LearnedTuning>,
+}
+
+/// `[learned]` in `dialogs/understanding.toml`: the trained weights' file and the thresholds
+/// of the decision, calibrated on the wording set's dev half.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LearnedTuning {
+    /// The weights file, relative to the dialogs folder.
+    pub weights: String,
+    /// A service whose probability is at least this is taken without asking.
+    pub take: f64,
+    /// Below this probability that the message asks for any service at all, it is out of
+    /// scope; at or above it (and no service taken) a short list is offered.
+    pub offer: f64,
+    /// The list holds the best services until they cover this share of the services' mass
+    /// (2–4 of them).
+    pub offer_cover: f64,
+    /// Whether a clear winner by words alone (`[meaning] clear_lexical_score`) still decides
+    /// before the model.
+    #[serde(default)]
+    pub words_decide_when_clear: bool,
+    /// The weights, read at load.
+    #[serde(skip)]
+    pub model: Option<crate::dialog::learned::Weights>,
 }
 
 /// Word lists for reading a message (`[reading]` in `dialogs/understanding.toml`).
@@ -117,8 +152,14 @@ pub struct TuningError {
 }
 
 impl Tuning {
-    /// Loads `understanding.toml` from the dialogs folder.
+    /// Loads `understanding.toml` from the dialogs folder, with the learned ranking's weights.
     pub fn load(dir: &std::path::Path) -> Result<Self, TuningError> {
+        Self::load_with(dir, true)
+    }
+
+    /// Loads `understanding.toml`; without `read_weights` the learned ranking is left out
+    /// (training reads everything but the weights it is about to write).
+    pub fn load_with(dir: &std::path::Path, read_weights: bool) -> Result<Self, TuningError> {
         let path = dir.join("understanding.toml");
         let text = std::fs::read_to_string(&path).map_err(|e| TuningError {
             path: path.display().to_string(),
@@ -170,6 +211,22 @@ impl Tuning {
             for word in list.iter_mut() {
                 *word = fold(word);
             }
+        }
+        if !read_weights {
+            tuning.learned = None;
+        }
+        if let Some(learned) = tuning.learned.as_mut() {
+            let file = dir.join(&learned.weights);
+            let text = std::fs::read_to_string(&file).map_err(|e| TuningError {
+                path: file.display().to_string(),
+                reason: e.to_string(),
+            })?;
+            learned.model = Some(crate::dialog::learned::Weights::parse(&text).map_err(
+                |reason| TuningError {
+                    path: file.display().to_string(),
+                    reason,
+                },
+            )?);
         }
         tuning.chat_commands = std::mem::take(&mut tuning.chat_commands)
             .checked()
