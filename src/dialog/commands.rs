@@ -343,7 +343,8 @@ pub fn parse_plain(text: &str, words: &PlainWords) -> Option<RequestCommand> {
             .ends_with(w.as_str())
     }) || folded.ends_with(['?', '？']);
     // Before "my requests": "我的申请到哪了" asks where the request is, not for the list.
-    if has(&words.status) || (has(&words.own_request_refs) && asks_how) {
+    // "我提的申请呢" asks for the list ("my requests" words), not how one stands.
+    if has(&words.status) || (has(&words.own_request_refs) && asks_how && !has(&words.mine)) {
         return Some(id.map_or(RequestCommand::LatestStatus, |id| {
             RequestCommand::Status(Some(id))
         }));
