@@ -228,7 +228,7 @@ pub fn number_spans(text: &str) -> Vec<(std::ops::Range<usize>, i64)> {
     static NUMBER: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
     let re = NUMBER.get_or_init(|| {
         regex::Regex::new(
-            r"[0-9][0-9,]*(?:\.[0-9]+)?\s*[wWkK万千百]?|[零〇一二两三四五六七八九十百千万]{2,}",
+            r"[0-9][0-9,]*(?:\.[0-9]+)?\s*(?:[wWkK万千百][零〇一二两三四五六七八九0-9]?)?|[零〇一二两三四五六七八九十百千万]{2,}",
         )
         .unwrap_or_else(|_| regex::Regex::new("$^").unwrap_or_else(|_| std::process::abort()))
     });
@@ -237,6 +237,23 @@ pub fn number_spans(text: &str) -> Vec<(std::ops::Range<usize>, i64)> {
     for m in re.find_iter(text) {
         let mut end = m.end();
         let mut span = m.as_str();
+        // "3千5" is 3500, but in "3千50" or "2k5x" the digits after the unit are something else:
+        // the unit alone is read ("3千"), never a number the person did not write.
+        let unit_digit = span.chars().next_back().is_some_and(|c| c.is_ascii_digit())
+            && span
+                .chars()
+                .rev()
+                .nth(1)
+                .is_some_and(|c| matches!(c, 'w' | 'W' | 'k' | 'K' | '万' | '千' | '百'));
+        if unit_digit
+            && text[end..]
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphanumeric())
+        {
+            span = &span[..span.len() - 1];
+            end -= 1;
+        }
         // A trailing w/k glued to more letters is part of a word ("3kg", "5wms"), not a multiplier.
         let after = text[end..].chars().next();
         if span.ends_with(['w', 'W', 'k', 'K']) && after.is_some_and(|c| c.is_ascii_alphabetic()) {
@@ -503,6 +520,27 @@ pub fn parse_integer(raw: &str) -> Option<i64> {
     if let Ok(n) = s.parse::<i64>() {
         return Some(n);
     }
+    // Colloquial: a lone digit after the unit means the next lower unit, as in Chinese
+    // numerals ("2百五" = 250, "3千5" = 3500, "1万2" = 12000, "1w5" = 15000), never the
+    // unit alone with the digit dropped.
+    let chars: Vec<char> = s.chars().collect();
+    if let [head @ .., unit, last] = chars.as_slice()
+        && !head.is_empty()
+        && head.iter().all(char::is_ascii_digit)
+        && let Some(d) = last
+            .to_digit(10)
+            .map(i64::from)
+            .or_else(|| chinese_digit(*last))
+        && let Some(mult) = match unit {
+            '百' => Some(100),
+            '千' | 'k' | 'K' => Some(1_000),
+            '万' | 'w' | 'W' => Some(10_000),
+            _ => None,
+        }
+    {
+        let n: i64 = head.iter().collect::<String>().parse().ok()?;
+        return n.checked_mul(mult)?.checked_add(d * (mult / 10));
+    }
     // Arabic number with a unit suffix: "3万", "1w", "1.5万", "2k", "3千".
     let lower = s.to_lowercase();
     for (suffix, mult) in [
@@ -654,6 +692,31 @@ pub fn parse_duration_hours(raw: &str) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_digit_after_a_unit_is_the_next_lower_unit_never_dropped() {
+        for (said, n) in [
+            ("2百五", 250),
+            ("3千5", 3500),
+            ("1万2", 12000),
+            ("1w5", 15000),
+            ("2k5", 2500),
+            ("3千", 3000),
+        ] {
+            assert_eq!(parse_integer(said), Some(n), "{said}");
+        }
+        let found: Vec<i64> = number_spans("上限调到2百五 账号 zz_09")
+            .into_iter()
+            .map(|(_, n)| n)
+            .collect();
+        assert_eq!(found, vec![250]);
+        // "3千50" is no colloquial number: only what is certain is read.
+        let found: Vec<i64> = number_spans("调到3千50")
+            .into_iter()
+            .map(|(_, n)| n)
+            .collect();
+        assert!(!found.contains(&3500), "{found:?}");
+    }
 
     #[test]
     fn a_request_number_is_never_a_seller_account() {
