@@ -277,6 +277,28 @@ pub fn number_spans(text: &str) -> Vec<(std::ops::Range<usize>, i64)> {
     out
 }
 
+/// How a code is written: letters as `a`, digits as `9`, marks as themselves
+/// ("WH-BJ01" → "aa-aa99").
+pub fn code_shape(code: &str) -> String {
+    code.chars()
+        .map(|c| match c {
+            c if c.is_ascii_alphabetic() => 'a',
+            c if c.is_ascii_digit() => '9',
+            c => c,
+        })
+        .collect()
+}
+
+/// How an id is written, loosely: which kinds of letters and marks it holds. Ids of one list
+/// share it; an account among codes does not ("WH002" vs "wdt_yz01").
+pub fn id_family(id: &str) -> (bool, bool, bool) {
+    (
+        id.chars().any(|c| c.is_ascii_lowercase()),
+        id.chars().any(|c| c.is_ascii_uppercase()),
+        id.contains('_'),
+    )
+}
+
 /// The number a short phrase holds, when it holds exactly one ("3000吧" → 3000).
 pub(super) fn the_one_number(input: &str) -> Option<i64> {
     let spans = number_spans(input);

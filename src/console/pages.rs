@@ -317,51 +317,30 @@ pub(crate) async fn act(
         }
         _ => return not_found(&session),
     };
-    match result {
-        Ok(_) => Redirect::to(&format!("/console/requests/{id}?ok={action}")).into_response(),
+    // Every refusal shows the detail page again with its own status and words.
+    let (status, text) = match result {
+        Ok(_) => {
+            return Redirect::to(&format!("/console/requests/{id}?ok={action}")).into_response();
+        }
         Err(DeskError::NotFound) => {
             log_refusal(404, "request not visible", &path, &peer);
-            not_found(&session)
+            return not_found(&session);
         }
-        Err(DeskError::ReasonRequired) => {
-            refuse_action(
-                &state,
-                &session,
-                &id,
-                &peer,
-                &path,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "驳回需要填写原因",
-            )
-            .await
-        }
-        Err(DeskError::TooLate) => {
-            refuse_action(
-                &state,
-                &session,
-                &id,
-                &peer,
-                &path,
-                StatusCode::CONFLICT,
-                "只能重新打开今天完成或驳回的申请",
-            )
-            .await
-        }
-        Err(DeskError::NotNow { from, .. }) => {
-            let text = format!("当前状态（{from}）不能{verb}");
-            refuse_action(
-                &state,
-                &session,
-                &id,
-                &peer,
-                &path,
-                StatusCode::CONFLICT,
-                &text,
-            )
-            .await
-        }
-        Err(e) => internal(&session, &e),
-    }
+        Err(DeskError::ReasonRequired) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "驳回需要填写原因".to_owned(),
+        ),
+        Err(DeskError::TooLate) => (
+            StatusCode::CONFLICT,
+            "只能重新打开今天完成或驳回的申请".to_owned(),
+        ),
+        Err(DeskError::NotNow { from, .. }) => (
+            StatusCode::CONFLICT,
+            format!("当前状态（{from}）不能{verb}"),
+        ),
+        Err(e) => return internal(&session, &e),
+    };
+    refuse_action(&state, &session, &id, &peer, &path, status, &text).await
 }
 
 /// Where the request's hand-off stands; `None` (the section says so) when the store cannot say.

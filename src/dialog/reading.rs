@@ -146,11 +146,8 @@ pub fn read(
     // "ab_shop 开A B cd_shop 开C": a message that opens with its customer names each customer
     // before that customer's services, so a customer standing between two services is the
     // next one's, not the one's before it.
-    let customers_lead = pieces
-        .first()
-        .is_some_and(|p| leading_customer(&p.text) == Some(p.text.as_str()))
+    let customers_lead = pieces.first().is_some_and(|p| is_customer(&p.text))
         && named.first().is_some_and(Option::is_none);
-    let labels = field_labels(catalog);
     // "fz_sport，A，nb_tools，开B": the piece after a customer names its service, in the same
     // clause or opening the next.
     let names_next = |j: usize| {
@@ -160,7 +157,7 @@ pub fn read(
                     && described.get(next.clause).copied().flatten().is_some())
         })
     };
-    let mut last_customer: Option<String> = None;
+    let mut last_customer: Option<&str> = None;
     let mut pending: Vec<String> = Vec::new();
     let mut clause_named = false;
     let mut preamble: Vec<String> = Vec::new();
@@ -209,15 +206,14 @@ pub fn read(
             clause_named = true;
         }
         // "仓库编号 CK01" is a value after its label, no customer.
-        let customer = (leading_customer(&piece.text) == Some(piece.text.as_str())
-            && !(j > 0 && ends_with_label(&pieces[j - 1].text, &labels)))
-        .then(|| piece.text.clone());
+        let customer = (is_customer(&piece.text)
+            && !(j > 0 && ends_with_label(&pieces[j - 1].text, catalog)))
+        .then_some(piece.text.as_str());
         let next_customer = customers_lead
             && customer.is_some()
-            && last_customer.is_some()
-            && last_customer != customer;
+            && last_customer.is_some_and(|l| Some(l) != customer);
         if customer.is_some() {
-            last_customer.clone_from(&customer);
+            last_customer = customer;
         }
         if mention.is_none()
             && !withdraws
@@ -323,9 +319,7 @@ pub fn read(
         .and_then(|g| g.pieces.first())
         .and_then(|p| leading_customer(p));
     // Only an account ("lyf_store跟gz_tea01都要…") lists customers of the same request.
-    let only_accounts = preamble
-        .iter()
-        .all(|p| leading_customer(p).is_some_and(|a| a.len() == p.len()));
+    let only_accounts = preamble.iter().all(|p| is_customer(p));
     // "nb_outdoor要开批量拆单 还有订单合并上限…": a customer's words that ask for something and
     // end before a connective are a request of their own, even when the next names no customer.
     let asked_apart = groups.first().is_some_and(|g| g.joined)
@@ -679,22 +673,21 @@ fn split_by_account(groups: Vec<Group>) -> Vec<Group> {
     out
 }
 
-/// Every field label and cue of the catalog, folded: the words a value follows.
-fn field_labels(catalog: &Catalog) -> Vec<String> {
+/// Whether `piece` ends with a field's label or cue ("仓库编号", "账号是"). Asked only of
+/// the rare piece that is a customer-shaped token, so the labels are not folded per message.
+fn ends_with_label(piece: &str, catalog: &Catalog) -> bool {
+    let folded = fold(piece);
+    let folded = folded.trim_end_matches(['是', '为', ':', '：']);
     catalog
         .fields()
         .flat_map(|f| std::iter::once(&f.label).chain(&f.cues))
         .map(|w| fold(w))
-        .collect()
+        .any(|l| !l.is_empty() && folded.ends_with(l.as_str()))
 }
 
-/// Whether `piece` ends with a field's label or cue ("仓库编号", "账号是").
-fn ends_with_label(piece: &str, labels: &[String]) -> bool {
-    let folded = fold(piece);
-    let folded = folded.trim_end_matches(['是', '为', ':', '：']);
-    labels
-        .iter()
-        .any(|l| !l.is_empty() && folded.ends_with(l.as_str()))
+/// A piece that is a customer and nothing else ("ab_shop", "13605718899").
+fn is_customer(piece: &str) -> bool {
+    leading_customer(piece) == Some(piece)
 }
 
 /// A customer opening a piece: an account-shaped token or a mainland mobile number (a

@@ -20,7 +20,7 @@ use regex::Regex;
 use super::text::fold;
 
 use crate::catalog::MessageKey;
-use crate::catalog::value::{is_han, is_seller_account, normalize_width, number_spans};
+use crate::catalog::value::{id_family, is_han, is_seller_account, normalize_width, number_spans};
 use crate::catalog::{Answers, Catalog, FieldKey, FieldKind, FieldValue, Service, ServiceField};
 
 /// Word lists for slot extraction (`[slots]` in `dialogs/understanding.toml`).
@@ -470,16 +470,6 @@ fn value_just_before(found: &Extraction, head: &str) -> Option<FieldKey> {
                 .find(|n| !n.raw.is_empty() && head.ends_with(n.raw.as_str()))
                 .map(|n| n.key.clone())
         })
-}
-
-/// How an id is written, loosely: which kinds of letters and marks it holds. Ids of one list
-/// share it; an account among codes does not ("WH002" vs "wdt_yz01").
-fn id_family(id: &str) -> (bool, bool, bool) {
-    (
-        id.chars().any(|c| c.is_ascii_lowercase()),
-        id.chars().any(|c| c.is_ascii_uppercase()),
-        id.contains('_'),
-    )
 }
 
 fn is_clause_mark(c: char) -> bool {
@@ -1274,26 +1264,28 @@ impl Scan<'_> {
         }
         // A lone mainland mobile number is a common login, but digits say little on their own:
         // asked about ("卖家账号是 138… 吗?"), never filled.
-        let mobiles: Vec<Range<usize>> = number_spans(text)
-            .into_iter()
-            .map(|(r, _)| r)
-            .filter(|r| {
-                let t = text[r.clone()].trim();
-                t.len() == 11 && is_seller_account(t) && !self.overlaps_used(r)
-            })
-            .collect();
-        if tokens.is_empty() && !self.out.answers.contains_key(self.field(i).key()) {
-            if let [r] = mobiles.as_slice() {
-                self.ask_about(i, r.clone(), text[r.clone()].trim());
+        let mobiles = || -> Vec<Range<usize>> {
+            number_spans(text)
+                .into_iter()
+                .filter_map(|(r, _)| {
+                    let raw = &text[r.clone()];
+                    let start = r.start + (raw.len() - raw.trim_start().len());
+                    let r = start..start + raw.trim().len();
+                    let t = &text[r.clone()];
+                    (t.len() == 11 && is_seller_account(t) && !self.overlaps_used(&r)).then_some(r)
+                })
+                .collect()
+        };
+        if tokens.is_empty() {
+            if !self.out.answers.contains_key(self.field(i).key())
+                && let [r] = mobiles().as_slice()
+            {
+                self.ask_about(i, r.clone(), &text[r.clone()]);
             }
-        } else if !tokens.is_empty() {
+        } else {
             // "给 yd_a01 yd_b02 还有 13605718899 都开下": a mobile number listed among accounts
             // is one more customer, never dropped.
-            for r in mobiles {
-                let start = r.start + (text[r.clone()].len() - text[r.clone()].trim_start().len());
-                let t = text[r.clone()].trim();
-                tokens.push((start..start + t.len(), false));
-            }
+            tokens.extend(mobiles().into_iter().map(|r| (r, false)));
             tokens.sort_by_key(|(span, _)| span.start);
         }
         let mut values: Vec<(Range<usize>, String)> = Vec::new();

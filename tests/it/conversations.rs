@@ -7,7 +7,7 @@
 
 use std::collections::BTreeSet;
 
-use kaitong::tools::conversations::{Rig, parse, render};
+use kaitong::tools::conversations::{Conversation, Report, Rig, parse, render};
 
 use crate::harness;
 
@@ -25,17 +25,7 @@ async fn the_conversation_suite_ends_as_meant_and_files_no_more_wrong_values_tha
     for channel in ["app", "aibot", "group"] {
         assert!(set.iter().any(|c| c.channel == channel), "{channel}");
     }
-    let dir = tempfile::tempdir().unwrap();
-    let rig = Rig::build(&harness::test_settings(), dir.path())
-        .await
-        .unwrap();
-    let dev = rig.run(&set, Some("dev")).await;
-    let test = rig.run(&set, Some("test")).await;
-    let shown = format!(
-        "dev:\n{}\ntest:\n{}",
-        render(&dev, false),
-        render(&test, false)
-    );
+    let (dev, test, shown) = both_halves(&set).await;
     assert_eq!(dev.conversations + test.conversations, set.len(), "{shown}");
     assert!(dev.passed >= 87 && dev.wrong_filings == 0, "{shown}");
     assert!(test.passed >= 78 && test.wrong_filings <= 8, "{shown}");
@@ -50,17 +40,7 @@ const FRESH: &str = include_str!("../fixtures/conversations_fresh.jsonl");
 async fn the_fresh_conversation_set_ends_as_meant_as_measured() {
     let set = parse(FRESH).unwrap();
     assert_eq!(set.len(), 64);
-    let dir = tempfile::tempdir().unwrap();
-    let rig = Rig::build(&harness::test_settings(), dir.path())
-        .await
-        .unwrap();
-    let dev = rig.run(&set, Some("dev")).await;
-    let test = rig.run(&set, Some("test")).await;
-    let shown = format!(
-        "dev:\n{}\ntest:\n{}",
-        render(&dev, false),
-        render(&test, false)
-    );
+    let (dev, test, shown) = both_halves(&set).await;
     assert!(dev.passed >= 32 && dev.wrong_filings == 0, "{shown}");
     assert!(test.passed >= 24 && test.wrong_filings <= 1, "{shown}");
 }
@@ -81,4 +61,21 @@ async fn a_conversation_that_files_a_value_nobody_meant_fails_the_judge() {
     let set = parse(&line.replace("\"2000\"", "\"100\"")).unwrap();
     let report = rig.run(&set, None).await;
     assert_eq!(report.passed, 1, "{}", render(&report, true));
+}
+
+/// Plays the dev and the test half of `set` through a fresh rig; the reports and both
+/// rendered, for failure messages.
+async fn both_halves(set: &[Conversation]) -> (Report, Report, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let rig = Rig::build(&harness::test_settings(), dir.path())
+        .await
+        .unwrap();
+    let dev = rig.run(set, Some("dev")).await;
+    let test = rig.run(set, Some("test")).await;
+    let shown = format!(
+        "dev:\n{}\ntest:\n{}",
+        render(&dev, false),
+        render(&test, false)
+    );
+    (dev, test, shown)
 }

@@ -7,6 +7,7 @@ use std::ops::ControlFlow;
 use super::command::FormCommand;
 use super::{Engine, Say, Turn, pick_number};
 use crate::catalog::MessageKey;
+use crate::catalog::value::code_shape;
 use crate::catalog::{FieldKey, FieldKind, Service, ServiceField};
 use crate::dialog::session::{Form, State, Step};
 use crate::dialog::text::fold;
@@ -759,8 +760,7 @@ impl Engine<'_> {
         if !free_text
             && let Step::Ask(key) = &form.step
             && let Some(f) = service.field(key)
-            && (f.spec.parse_answer(text).is_ok()
-                || self.extract(service, text).answers.contains_key(key))
+            && (f.spec.parse_answer(text).is_ok() || own.answers.contains_key(key))
         {
             return None;
         }
@@ -817,18 +817,6 @@ impl Engine<'_> {
 
 /// Whether `a` reads as a mistyped `b`: at most two single-character edits (a swap of two
 /// neighbours is one), on strings of four or more characters.
-/// How a code is written: letters as `a`, digits as `9`, marks as themselves
-/// ("WH-BJ01" → "aa-aa99").
-fn code_shape(code: &str) -> String {
-    code.chars()
-        .map(|c| match c {
-            c if c.is_ascii_alphabetic() => 'a',
-            c if c.is_ascii_digit() => '9',
-            c => c,
-        })
-        .collect()
-}
-
 fn close_spelling(a: &str, b: &str) -> bool {
     let (a, b) = (a.to_lowercase(), b.to_lowercase());
     a != b && a.chars().count().min(b.chars().count()) >= 4 && strsim::osa_distance(&a, &b) <= 2
