@@ -185,6 +185,7 @@ message_keys! {
     NothingToConfirm = "nothing_to_confirm",
     AlreadyFiled = "already_filed",
     NotAtSummary = "not_at_summary",
+    ReplaceAtSummary = "replace_at_summary",
     NoticedValue = "noticed_value",
     CorrectedValue = "corrected_value",
     NoticedPlatform = "noticed_platform",

@@ -23,7 +23,7 @@ use super::slots::{SlotWords, extract};
 use super::text::fold;
 use super::understand::{Matcher, ReadingWords, Verdict};
 use crate::catalog::Catalog;
-use crate::catalog::value::{is_seller_account, normalize_width};
+use crate::catalog::value::{is_han, is_seller_account, normalize_width};
 use crate::domain::{RequestId, ServiceId};
 
 /// One request the message makes: its service, the text its values are read from, and the
@@ -79,6 +79,51 @@ pub fn references(text: &str) -> Vec<RequestId> {
         }
     }
     out
+}
+
+/// Sets a message's questions apart from the rest ("客户要对物流费用 这个多久能好啊" →
+/// "客户要对物流费用", ["这个多久能好啊"]): clauses that end with a question mark or particle or
+/// ask when. Where a free-text answer is asked, a question is answered, never the answer.
+#[must_use]
+pub fn questions_apart(text: &str, words: &ReadingWords) -> (String, Vec<String>) {
+    let text = normalize_width(text);
+    let mut rest: Vec<String> = Vec::new();
+    let mut questions: Vec<String> = Vec::new();
+    let asks_itself = |piece: &str| {
+        words
+            .when_questions
+            .iter()
+            .any(|w| piece.contains(w.as_str()))
+            || words
+                .question_endings
+                .iter()
+                .any(|e| piece.ends_with(e.as_str()))
+    };
+    let han = |piece: &str| piece.chars().filter(|c| is_han(*c)).count();
+    for clause in clauses(&text, words, &[]) {
+        if !clause.question {
+            rest.push(clause.text.trim().to_owned());
+            continue;
+        }
+        // "客户要对物流费用 这个多久能好啊": the words before the asking piece stay the answer,
+        // except a short lead-in of the question ("这个", "请问").
+        let pieces: Vec<&str> = clause.text.split_whitespace().collect();
+        let mut from = pieces
+            .iter()
+            .position(|p| asks_itself(p))
+            .unwrap_or(pieces.len().saturating_sub(1));
+        while from > 0 && han(pieces[from - 1]) < 3 {
+            from -= 1;
+        }
+        if from > 0 {
+            rest.push(pieces[..from].join(" "));
+        }
+        questions.push(pieces[from..].join(" "));
+    }
+    if questions.is_empty() {
+        return (text.trim().to_owned(), questions);
+    }
+    (rest.join("，"), questions)
 }
 
 /// A piece of the message between two cuts.
@@ -275,7 +320,15 @@ pub fn read(
                 }
             }
             // "这个多久能好?": a question that names no service is answered, never a value.
-            None if clauses[piece.clause].question && !named_later[j] && !clause_named => {
+            // "fz_shoes 开店铺利润报表 多久能好 客户要看利润": a piece asking when is a question
+            // wherever it stands.
+            None if (clauses[piece.clause].question && !named_later[j] && !clause_named)
+                || (!groups.is_empty()
+                    && words
+                        .when_questions
+                        .iter()
+                        .any(|w| piece.text.contains(w.as_str()))) =>
+            {
                 match questions.last_mut() {
                     Some((c, q)) if *c == piece.clause => {
                         q.push(' ');
@@ -606,6 +659,23 @@ fn clauses(text: &str, words: &ReadingWords, names: &[String]) -> Vec<Clause> {
                 }
             }
         }
+        // "A放到400 B也调到80": a clause setting two numbers for two things is two clauses.
+        let mut k = first;
+        while k < out.len() {
+            if let Some(at) = second_amount_cut(&out[k].text, words) {
+                let rest = out[k].text[at..].trim_start().to_owned();
+                out[k].text.truncate(at);
+                out.insert(
+                    k + 1,
+                    Clause {
+                        text: rest,
+                        joined: true,
+                        question: false,
+                    },
+                );
+            }
+            k += 1;
+        }
         // The question mark ends the last clause of its chunk; particles and "when" words
         // make any clause a question.
         let count = out.len();
@@ -621,6 +691,44 @@ fn clauses(text: &str, words: &ReadingWords, names: &[String]) -> Vec<Clause> {
     }
     out.retain(|c| !c.text.trim().is_empty());
     out
+}
+
+static AMOUNT: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    Regex::new(r"^\s*(?:\d+(?:\.\d+)?|[一二两三四五六七八九十百千万]+)[万千百wWkK]?(?:\d+)?").ok()
+});
+
+/// Where a clause that sets two numbers for two things is cut ("辅助单位数量放到400 货品能指定
+/// 的仓库数也调到80" → after "400"): a number after an amount cue, then words of their own
+/// (two Chinese characters or more, no correction among them), then another cue and number.
+fn second_amount_cut(text: &str, words: &ReadingWords) -> Option<usize> {
+    let re = AMOUNT.as_ref()?;
+    // Every "cue + number": where the cue starts and where the number ends.
+    let mut set: Vec<(usize, usize)> = Vec::new();
+    for cue in &words.amount_split_cues {
+        for (at, _) in text.match_indices(cue.as_str()) {
+            let after = at + cue.len();
+            if let Some(m) = re.find(&text[after..]) {
+                set.push((at, after + m.end()));
+            }
+        }
+    }
+    set.sort_unstable();
+    set.dedup_by_key(|(at, _)| *at);
+    set.windows(2).find_map(|pair| {
+        let [(_, end), (next, _)] = pair else {
+            return None;
+        };
+        if next <= end {
+            return None;
+        }
+        let between = &text[*end..*next];
+        let han = between.chars().filter(|c| is_han(*c)).count();
+        let corrects = words
+            .service_corrections
+            .iter()
+            .any(|m| between.contains(m.as_str()));
+        (han >= 2 && !corrects).then_some(*end)
+    })
 }
 
 /// Whether the connective at byte `at` of `s` is part of a word that joins nothing: an
@@ -752,6 +860,56 @@ mod tests {
         let cut = clauses("回传备注和标旗上限调整调到150和电子发票", &words(), &names);
         let texts: Vec<&str> = cut.iter().map(|c| c.text.as_str()).collect();
         assert_eq!(texts, ["回传备注和标旗上限调整调到150", "电子发票"]);
+    }
+
+    #[test]
+    fn a_clause_setting_two_numbers_for_two_things_is_cut_after_the_first() {
+        let words = ReadingWords {
+            amount_split_cues: ["调到", "放到"].map(String::from).to_vec(),
+            service_corrections: ["不对"].map(String::from).to_vec(),
+            ..words()
+        };
+        let texts = |t: &str| -> Vec<String> {
+            clauses(t, &words, &[])
+                .into_iter()
+                .map(|c| c.text)
+                .collect()
+        };
+        assert_eq!(
+            texts("lyf_store 辅助单位数量要放到400 货品能指定的仓库数也调到80"),
+            [
+                "lyf_store 辅助单位数量要放到400",
+                "货品能指定的仓库数也调到80"
+            ]
+        );
+        // A correction between the two, or nothing said in between, keeps one clause.
+        assert_eq!(
+            texts("上限调到3000 不对 调到2500"),
+            ["上限调到3000 不对 调到2500"]
+        );
+        assert_eq!(texts("调到3千 调到2500吧"), ["调到3千 调到2500吧"]);
+        assert_eq!(texts("上限调到一万 也放到2万"), ["上限调到一万 也放到2万"]);
+    }
+
+    #[test]
+    fn questions_are_set_apart_from_the_answer() {
+        let (rest, questions) = questions_apart("客户要对物流费用 这个 多久能好啊", &words());
+        assert_eq!(
+            (rest.as_str(), questions),
+            ("客户要对物流费用", vec!["这个 多久能好啊".to_owned()])
+        );
+        let (rest, questions) = questions_apart("客户要对物流费用，这个多久能好啊", &words());
+        assert_eq!(
+            (rest.as_str(), questions),
+            ("客户要对物流费用", vec!["这个多久能好啊".to_owned()])
+        );
+        let (rest, questions) = questions_apart("你是机器人吗", &words());
+        assert_eq!(
+            (rest.as_str(), questions),
+            ("", vec!["你是机器人吗".to_owned()])
+        );
+        let (rest, questions) = questions_apart("大促订单太多", &words());
+        assert_eq!((rest.as_str(), questions.len()), ("大促订单太多", 0));
     }
 
     #[test]

@@ -74,6 +74,13 @@ pub struct SlotWords {
     /// customer's account unless said after an account label.
     #[serde(default)]
     pub not_accounts: Vec<String>,
+    /// "不是 客户要看利润" where a reason is asked: the person rejects what was proposed and
+    /// gives the reason after it; these openers are no part of it.
+    #[serde(default)]
+    pub rejection_openers: Vec<String>,
+    /// A piece holding one of these asks something ("多久能好"): never offered as a reason.
+    #[serde(default)]
+    pub question_words: Vec<String>,
 }
 
 /// A value the message gives for a field but which the field refuses.
@@ -323,6 +330,7 @@ pub fn explanation(
         let marked = |list: &[String]| list.iter().any(|m| folded.contains(m.as_str()));
         if marked(&words.correction_markers)
             || marked(&words.not_yet_words)
+            || marked(&words.question_words)
             || words
                 .explanation_skip_endings
                 .iter()
@@ -338,7 +346,9 @@ pub fn explanation(
         for w in &words.explanation_fillers {
             rest = rest.replace(w.as_str(), "");
         }
-        if rest.chars().filter(|c| is_han(*c)).count() >= words.explanation_min_han {
+        if rest.chars().filter(|c| is_han(*c)).count() >= words.explanation_min_han
+            && !out.contains(&piece)
+        {
             out.push(piece);
         }
     }

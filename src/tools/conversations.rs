@@ -561,6 +561,48 @@ fn account_of(r: &Request) -> Option<String> {
         .map(|(_, v)| v.display(false))
 }
 
+/// Whether a filed prose value (a reason) is the person's reason in their own words: it
+/// shares a two-character word with the meant one, and it is no question ("这个多久能好啊") or
+/// rejection ("不是 客户要看利润") the bot took for the reason. The judge keeps its own short
+/// lists on purpose: judging the bot with the bot's own word lists would pass its blind spots.
+fn prose_as_meant(got: &str, meant: &str) -> bool {
+    const NOT_A_REASON_START: [&str; 6] = ["不是", "不对", "哦不", "算了", "搞错", "写错"];
+    const QUESTIONS: [&str; 8] = [
+        "多久",
+        "什么时候",
+        "几点",
+        "好了没",
+        "能好",
+        "好了吗",
+        "进度",
+        "吗",
+    ];
+    let got_s = squash(got);
+    let meant_s = squash(meant);
+    if NOT_A_REASON_START
+        .iter()
+        .any(|w| got_s.starts_with(w) && !meant_s.starts_with(w))
+    {
+        return false;
+    }
+    if QUESTIONS
+        .iter()
+        .any(|w| got_s.contains(w) && !meant_s.contains(w))
+    {
+        return false;
+    }
+    let han = |s: &str| -> Vec<char> {
+        s.chars()
+            .filter(|c| crate::catalog::value::is_han(*c))
+            .collect()
+    };
+    let (g, m) = (han(&got_s), han(&meant_s));
+    if g.len() < 2 || m.len() < 2 {
+        return true;
+    }
+    g.windows(2).any(|w| m.windows(2).any(|v| v == w))
+}
+
 fn squash(s: &str) -> String {
     crate::catalog::value::normalize_width(s)
         .chars()
@@ -667,7 +709,12 @@ fn differences(service: &Service, m: &Meant, answers: &crate::catalog::Answers) 
         let got = answers.get(f.key());
         match (&f.spec.kind, got) {
             (FieldKind::Attachment { .. }, Some(FieldValue::Attachment { .. })) => {}
-            (_, Some(_)) if f.spec.prose => {}
+            (_, Some(g)) if f.spec.prose => {
+                let got = g.display(false);
+                if !prose_as_meant(&got, raw) {
+                    out.push(format!("{label}={got} (meant {raw})"));
+                }
+            }
             (_, got) => {
                 let want = f.spec.parse_answer(raw).ok();
                 let same = match (&want, got) {

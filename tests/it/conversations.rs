@@ -28,7 +28,27 @@ async fn the_conversation_suite_ends_as_meant_and_files_no_more_wrong_values_tha
     let (dev, test, shown) = both_halves(&set).await;
     assert_eq!(dev.conversations + test.conversations, set.len(), "{shown}");
     assert!(dev.passed >= 87 && dev.wrong_filings == 0, "{shown}");
-    assert!(test.passed >= 78 && test.wrong_filings <= 8, "{shown}");
+    // The judge compares reasons strictly since the trials showed it passing "这个多久能好啊"
+    // filed as a reason: the test half's measure went from 78 / 8 wrong to 75 / 11 wrong
+    // with the same bot; the floor is the strict measure.
+    assert!(test.passed >= 75 && test.wrong_filings <= 11, "{shown}");
+}
+
+const TRIALS: &str = include_str!("../fixtures/conversations_trials.jsonl");
+
+/// The surprises of 62 conversations typed through `kaitong chat` by a seed-only session as a
+/// hurried salesperson (app, aibot, a group): all tuned on, so all must end as meant.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_chat_trials_end_as_meant() {
+    let set = parse(TRIALS).unwrap();
+    assert!(set.len() >= 50, "{}", set.len());
+    let dir = tempfile::tempdir().unwrap();
+    let rig = Rig::build(&harness::test_settings(), dir.path())
+        .await
+        .unwrap();
+    let report = rig.run(&set, None).await;
+    assert_eq!(report.passed, set.len(), "{}", render(&report, false));
+    assert_eq!(report.wrong_filings, 0, "{}", render(&report, false));
 }
 
 const FRESH: &str = include_str!("../fixtures/conversations_fresh.jsonl");
@@ -57,6 +77,10 @@ async fn a_conversation_that_files_a_value_nobody_meant_fails_the_judge() {
     let report = rig.run(&set, None).await;
     assert_eq!(report.passed, 0, "{}", render(&report, true));
     assert_eq!(report.wrong_filings, 1, "{}", render(&report, true));
+    // A question filed as the reason is a wrong filing too, however loosely prose is read.
+    let asked = r#"{"id": "j2", "split": "dev", "class": "judge", "channel": "app", "turns": ["物流追踪 账号 judge_02", "这个多久能好啊 客户要看轨迹", "确认"], "expect": [{"service": 6, "account": "judge_02", "fields": {"卖家账号": "judge_02", "申请原因": "客户要看物流轨迹"}}]}"#;
+    let report = rig.run(&parse(asked).unwrap(), None).await;
+    assert_eq!(report.passed, 1, "{}", render(&report, true));
     // And the same conversation with the value meant passes.
     let set = parse(&line.replace("\"2000\"", "\"100\"")).unwrap();
     let report = rig.run(&set, None).await;

@@ -73,10 +73,50 @@ impl Engine<'_> {
             t.say.push(field.spec.render_prompt());
             return State::Filling { form };
         }
+        // Where a reason is asked, "这个多久能好啊" or "你是机器人吗" is a question, never the
+        // reason: it is answered and the words said besides it are the answer; "不是 客户要看
+        // 利润" rejects what was proposed, and the reason is what follows.
+        let own;
+        let mut text = text;
+        if !found.answers.contains_key(&key) && matches!(field.spec.kind, FieldKind::Text { .. }) {
+            let (rest, questions) =
+                crate::dialog::reading::questions_apart(text, &self.tuning().reading);
+            if !questions.is_empty() {
+                tracing::info!(field = %key, "a question where free text is asked: answered");
+                self.answer_questions(&questions, form.service, t);
+                if rest.trim().is_empty() {
+                    t.say.push(field.spec.render_prompt());
+                    return State::Filling { form };
+                }
+            }
+            own = self.without_rejection(&rest);
+            text = &own;
+        }
         match self.read_answer(field, text, &found) {
             Ok((value, cued)) => self.accept(form, field, text, value, cued, t),
             Err(message) => self.refuse(form, field, text, message, &mut t.say),
         }
+    }
+
+    /// "不是 客户要看利润" → "客户要看利润": a rejection opening free text is no part of it
+    /// (`[slots] rejection_openers`); a message that is only the opener stays as it is.
+    fn without_rejection(&self, text: &str) -> String {
+        let trimmed = text.trim();
+        for opener in &self.tuning().slots.rejection_openers {
+            // Only an opener standing apart ("不是 …", "不对，是 …"): "不是很好用" is a reason.
+            if let Some(rest) = trimmed.strip_prefix(opener.as_str())
+                && rest.starts_with(|c: char| c.is_whitespace() || "，,。:：!！、是".contains(c))
+            {
+                let rest = rest.trim_start_matches(|c: char| {
+                    c.is_whitespace() || "，,。.:：!！、".contains(c)
+                });
+                let rest = rest.strip_prefix('是').unwrap_or(rest).trim_start();
+                if !rest.is_empty() {
+                    return rest.to_owned();
+                }
+            }
+        }
+        trimmed.to_owned()
     }
 
     /// A message made only of values for other fields ("原始单号 3456…" while the reason is

@@ -9,7 +9,7 @@ use super::{Engine, Say, Turn, pick_number};
 use crate::catalog::MessageKey;
 use crate::catalog::value::code_shape;
 use crate::catalog::{FieldKey, FieldKind, Service, ServiceField};
-use crate::dialog::session::{Form, State, Step};
+use crate::dialog::session::{Form, Offer, State, Step};
 use crate::dialog::text::fold;
 use crate::dialog::understand::{SmallTalk, Tuning, Verdict};
 use crate::domain::{ChoiceOption, ServiceId};
@@ -132,6 +132,11 @@ impl Engine<'_> {
             // The other questions go first; the file is asked again at the end.
             return self.advance(form, t);
         }
+        // "客户要对物流费用" at the summary: a new reason, never a switch and never lost.
+        let form = match self.new_reason_at_summary(form, service, text, t) {
+            ControlFlow::Break(state) => return state,
+            ControlFlow::Continue(form) => form,
+        };
         // A message that names another service is never taken as a field value.
         if let Some(target) = self.names_other_service(service, &form, text) {
             return self.switch_prompt(form, target, text.to_owned(), &mut t.say);
@@ -481,11 +486,16 @@ impl Engine<'_> {
     ) -> ControlFlow<State, Form> {
         // The offered value typed again says yes too ("卖家账号是「义乌小商品批发」吗?" answered
         // with 义乌小商品批发 once more).
+        // Any plain yes takes it ("好的", "ok", "确认" too: the person agrees with what was read
+        // back; the summary still comes before anything is filed).
+        let words = &self.tuning().commands;
+        let agrees = Tuning::is(&words.yes, text)
+            || Tuning::is(&words.plain_yes, text)
+            || Tuning::is(&words.confirm, text)
+            || self.tuning().small_talk(text) == Some(SmallTalk::Acknowledgement);
         if let Some(f) = current
             && let Some(i) = form.offers.iter().position(|o| {
-                &o.key == f.key()
-                    && (Tuning::is(&self.tuning().commands.yes, text)
-                        || fold(&o.value.display(false)) == fold(text))
+                &o.key == f.key() && (agrees || fold(&o.value.display(false)) == fold(text))
             })
         {
             let offer = form.offers.remove(i);
@@ -496,7 +506,64 @@ impl Engine<'_> {
             form.failures = 0;
             return ControlFlow::Break(self.advance(form, t));
         }
+        // "否" to a value proposed for a field that holds one already: it keeps its value.
+        if let Some(f) = current
+            && Tuning::is(&words.no, text)
+            && form.answers.contains_key(f.key())
+            && form.offers.iter().any(|o| &o.key == f.key())
+        {
+            form.offers.retain(|o| &o.key != f.key());
+            return ControlFlow::Break(self.advance(form, t));
+        }
         ControlFlow::Continue(form)
+    }
+
+    /// At the summary, words that only explain why ("客户要对物流费用") are a new reason: the
+    /// bot asks whether to replace the one in the form (an offer, taken on a yes; a no keeps
+    /// the form as it was). Filed as typed, the old reason would go out unseen.
+    fn new_reason_at_summary(
+        &self,
+        mut form: Form,
+        service: &Service,
+        text: &str,
+        t: &mut Turn,
+    ) -> ControlFlow<State, Form> {
+        if form.step != Step::Summary {
+            return ControlFlow::Continue(form);
+        }
+        let prose: Vec<&ServiceField> = service
+            .active_fields(&form.answers)
+            .filter(|f| f.spec.prose && matches!(f.spec.kind, FieldKind::Text { .. }))
+            .collect();
+        let [field] = prose.as_slice() else {
+            return ControlFlow::Continue(form);
+        };
+        if !self.only_explains(service.id, text) {
+            return ControlFlow::Continue(form);
+        }
+        let Ok(value) = field.spec.parse_answer(text.trim()) else {
+            return ControlFlow::Continue(form);
+        };
+        if form.answers.get(field.key()) == Some(&value) {
+            return ControlFlow::Continue(form);
+        }
+        tracing::info!(field = %field.key(), "new free text at the summary: offered to replace");
+        let question = self.m().render(
+            MessageKey::ReplaceAtSummary,
+            &[
+                ("label", &field.spec.label),
+                ("value", &field.spec.display_value(&value)),
+            ],
+        );
+        t.say.push(question.clone());
+        form.offers.retain(|o| o.key != *field.key());
+        form.offers.push(Offer {
+            key: field.key().clone(),
+            value,
+            question,
+        });
+        form.step = Step::Ask(field.key().clone());
+        ControlFlow::Break(State::Filling { form })
     }
 
     /// A conversation command inside a form. `Continue` hands the form back when the command

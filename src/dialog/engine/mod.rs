@@ -583,7 +583,7 @@ impl Engine<'_> {
         ) {
             // "电子发票和物流追踪 电子发票先别开了" or "A 哦不 B": one request is left.
             self.say_dropped(&reading.dropped, only.service, t);
-            return self.start(only.service, &only.text, only.account.clone(), t);
+            return self.start_or_dequeue(only.service, &only.text, only.account.clone(), t);
         }
         let understood = self.matcher.understand_with(text, self.meaning);
         let verdict = understood.verdict;
@@ -595,7 +595,7 @@ impl Engine<'_> {
             (Verdict::Nothing, _) => "none",
         });
         match verdict {
-            Verdict::Service(id) => self.start(id, text, None, t),
+            Verdict::Service(id) => self.start_or_dequeue(id, text, None, t),
             Verdict::Ambiguous(options) => {
                 // The options are numbered by the channel (text) or shown as buttons (cards).
                 t.say.push(
@@ -609,11 +609,71 @@ impl Engine<'_> {
                     text: text.to_owned(),
                 }
             }
+            // "客户要盯发货时效" right after "回复「继续」开始办理": words that only explain are
+            // the queued request's, which starts with them.
+            Verdict::Nothing
+                if t.queue
+                    .first()
+                    .is_some_and(|q| q.parked.is_none() && self.only_explains(q.service, text)) =>
+            {
+                let mut next = t.queue.remove(0);
+                next.text = Some(format!("{} {text}", next.text.unwrap_or_default()));
+                self.start_queued(next, t)
+            }
             Verdict::Nothing => {
                 t.say.push(self.m().get(MessageKey::NothingMatched));
                 State::Idle
             }
         }
+    }
+
+    /// Starts `id`; when it is queued already (named in an earlier message's plan), the queued
+    /// request is the one started, with its own words and account, and is no longer queued: a
+    /// request is never offered again after it was filed.
+    fn start_or_dequeue(
+        &self,
+        id: ServiceId,
+        text: &str,
+        account: Option<String>,
+        t: &mut Turn,
+    ) -> State {
+        let Some(at) = t
+            .queue
+            .iter()
+            .position(|q| q.service == id && q.parked.is_none())
+        else {
+            return self.start(id, text, account, t);
+        };
+        let queued = t.queue.remove(at);
+        let words = match queued.text {
+            Some(own) => format!("{own} {text}"),
+            None => text.to_owned(),
+        };
+        tracing::info!(service = %id, "a queued request named again: started from the queue");
+        self.start(id, &words, account.or(queued.account), t)
+    }
+
+    /// Whether `text` only explains why a request of `service` is wanted (no question, no
+    /// value, no service): the reason the person gives before 「继续」.
+    pub(super) fn only_explains(&self, service: ServiceId, text: &str) -> bool {
+        let Some(s) = self.catalog.service(service) else {
+            return false;
+        };
+        let found = self.extract(s, text);
+        found.answers.is_empty()
+            && crate::dialog::slots::explanation(
+                self.catalog,
+                s,
+                &self.tuning().slots,
+                text,
+                &found,
+            )
+            .is_some_and(|e| {
+                let bare = |s: &str| -> String {
+                    fold(s).chars().filter(|c| c.is_alphanumeric()).collect()
+                };
+                bare(&e) == bare(text)
+            })
     }
 
     /// Reads the plan back ("我理解为 2 份申请: ① …"), queues all but the first with their own
@@ -2013,5 +2073,91 @@ mod tests {
                 out.reply
             );
         }
+    }
+
+    /// The reason the filed form holds, by the field's label.
+    fn reason_filed(out: &Outcome) -> Option<String> {
+        let form = out.file.as_ref()?;
+        form.answers
+            .iter()
+            .find(|(k, _)| k.as_str() == "reason")
+            .map(|(_, v)| v.display(false))
+    }
+
+    #[test]
+    fn a_question_where_a_reason_is_asked_is_answered_and_never_the_reason() {
+        let f = fixture();
+        let asked = f.say(
+            Session::default(),
+            &["物流追踪 账号 wl_q1", "这个多久能好啊"],
+        );
+        assert!(text(&asked.reply).contains("17:30"), "{:?}", asked.reply);
+        let State::Filling { form } = &asked.session.state else {
+            panic!("still filling: {:?}", asked.reply);
+        };
+        assert!(!form.answers.keys().any(|k| k.as_str() == "reason"));
+        let filed = f.say(asked.session, &["客户要看物流轨迹", "确认"]);
+        assert_eq!(reason_filed(&filed).as_deref(), Some("客户要看物流轨迹"));
+        // "不是 X" after a proposal: the reason is X, without the rejection.
+        let filed = f.say(
+            Session::default(),
+            &["物流追踪 账号 wl_q2", "不是 客户要看物流轨迹", "确认"],
+        );
+        assert_eq!(reason_filed(&filed).as_deref(), Some("客户要看物流轨迹"));
+        // "不是很清楚…" is a reason that starts so.
+        let filed = f.say(
+            Session::default(),
+            &["物流追踪 账号 wl_q3", "不是很清楚物流到哪了", "确认"],
+        );
+        assert_eq!(
+            reason_filed(&filed).as_deref(),
+            Some("不是很清楚物流到哪了")
+        );
+    }
+
+    #[test]
+    fn a_new_reason_at_the_summary_is_offered_and_never_lost_or_taken_for_a_switch() {
+        let f = fixture();
+        let summary = f.say(
+            Session::default(),
+            &["物流对账统计报表 账号 dz_r1 原因是客户要对账"],
+        );
+        let offered = f.say(summary.session, &["客户要核对物流费用"]);
+        assert!(offered.file.is_none());
+        assert!(text(&offered.reply).contains("改成"), "{:?}", offered.reply);
+        let changed = f.say(offered.session.clone(), &["是", "确认"]);
+        assert_eq!(
+            reason_filed(&changed).as_deref(),
+            Some("客户要核对物流费用")
+        );
+        let kept = f.say(offered.session, &["否", "确认"]);
+        assert_eq!(reason_filed(&kept).as_deref(), Some("客户要对账"));
+    }
+
+    #[test]
+    fn a_queued_request_started_by_its_reason_leaves_the_queue() {
+        let f = fixture();
+        let first = f.say(
+            Session::default(),
+            &[
+                "sh_q1 要开物流追踪和超期订单预警",
+                "客户要看物流轨迹",
+                "确认",
+            ],
+        );
+        assert!(first.file.is_some(), "{:?}", first.reply);
+        assert_eq!(first.session.queue.len(), 1, "{:?}", first.reply);
+        // The reason typed instead of 继续 starts the queued request, with its account.
+        let second = f.say(first.session, &["客户要盯发货时效"]);
+        let State::Filling { form } = &second.session.state else {
+            panic!("the queued form: {:?}", second.reply);
+        };
+        assert_eq!(form.service, ServiceId(48));
+        assert!(
+            second.session.queue.is_empty(),
+            "{:?}",
+            second.session.queue
+        );
+        assert!(text(&second.reply).contains("sh_q1"), "{:?}", second.reply);
     }
 }

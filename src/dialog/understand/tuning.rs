@@ -113,6 +113,11 @@ pub struct ReadingWords {
     /// "有哪些服务能开": a question about the catalog itself, answered with its list.
     #[serde(default)]
     pub catalog_questions: Vec<String>,
+    /// "辅助单位数量放到400 货品能指定的仓库数也调到80": a clause that sets a number with one of
+    /// these and then, after words of its own, sets another is two requests, cut after the
+    /// first number (unless a correction stands between them).
+    #[serde(default)]
+    pub amount_split_cues: Vec<String>,
 }
 
 /// Words for the conversation commands; each list holds whole-message forms.
