@@ -9,6 +9,9 @@ ENV GIT_COMMIT=${GIT_COMMIT}
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY src ./src
 COPY benches ./benches
+# The workspace's other member (the developer's tools): cargo reads its manifest; `--bin kaitong`
+# builds none of it.
+COPY dev ./dev
 COPY config ./config
 COPY dialogs ./dialogs
 RUN cargo build --release --locked --bin kaitong

@@ -10,7 +10,7 @@ use chrono::{TimeZone, Utc};
 use kaitong::catalog::{Answers, FilingRoute, Team, Window};
 use kaitong::domain::{ChannelKind, Conversation, ServiceId, UserId};
 use kaitong::requests::{FiledForm, Requester};
-use kaitong::tools::simulator::{SimulatedApp, WecomSimulator};
+use kaitong_dev::simulator::{SimulatedApp, WecomSimulator};
 
 const NOTICES: usize = 10_000;
 

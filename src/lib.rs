@@ -8,8 +8,10 @@
 //! - [`store`]: key-value persistence, Redis or an embedded file, behind one trait.
 //! - [`http`]: axum routes; [`startup`]: builds and runs the server; [`config`]: settings.
 //! - [`supervisor`]: runs the background loops by name, restarting one that panics.
-//! - [`tools`]: test and demo tooling (WeCom simulator and peer, `kaitong chat`, `load`, `eval`);
-//!   production modules never import it.
+//!
+//! The production binary `kaitong` (`src/main.rs`, its commands in `src/cli/`) is built on this
+//! library; so is the developer's crate `kaitong-dev` (`dev/`: the WeCom simulator and peer,
+//! `chat`, `load`, `eval`, `train`, …), which this library never names.
 
 pub mod catalog;
 pub mod channel;
@@ -27,5 +29,4 @@ pub mod startup;
 pub mod store;
 pub mod supervisor;
 pub mod telemetry;
-pub mod tools;
 pub mod wecom;

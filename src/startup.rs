@@ -441,7 +441,7 @@ impl Application {
         Ok(app)
     }
 
-    /// Builds with an explicit store and bot (tests and `kaitong chat` use this).
+    /// Builds with an explicit store and bot (tests and `kaitong-dev chat` use this).
     pub async fn build_with(
         settings: &Settings,
         store: Arc<dyn Store>,

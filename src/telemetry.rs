@@ -21,3 +21,23 @@ pub fn init(format: LogFormat, filter: &str) -> bool {
         LogFormat::Text => builder.try_init().is_ok(),
     }
 }
+
+/// An error and its causes on one line, each said once (a typed error often repeats its source
+/// in its own message): how both binaries report a failure, since operators read it in
+/// journald, where a multi-line chain is split across entries.
+#[must_use]
+pub fn one_line(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = String::new();
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        let text = error.to_string();
+        if !out.contains(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+        cause = error.source();
+    }
+    out
+}

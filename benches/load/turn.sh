@@ -9,10 +9,13 @@
 # on Redis. Then the echo baseline and the Python peer (wechatpy under gunicorn -w 2, only
 # decrypts and echoes; `benches/peer/wechatpy_echo.py`) with the same closed loop, if
 # PEER_GUNICORN points at gunicorn. One JSON line per run on stdout: label, store, mode and
-# the `kaitong load` report. Needs redis-server; uses ports 8080, 8090, 8091 and 6390.
+# the `kaitong-dev load` report. Needs redis-server; uses ports 8080, 8090, 8091 and 6390.
+# LOADER names the binary that drives the load and runs the echo baseline (default: BIN_A, as
+# for builds before the workspace split; since then `kaitong-dev`, e.g.
+# LOADER=target/release/kaitong-dev).
 set -euo pipefail
 REPS=$1; shift
-LOADER=$1 # the first binary also drives the load (the client is the same in every build)
+LOADER=${LOADER:-$1} # the client is the same in every build
 DIR=$(mktemp -d)
 redis-server --port 6390 --save "" --appendonly no --daemonize yes --logfile "$DIR/redis.log" >/dev/null
 trap 'redis-cli -p 6390 shutdown nosave >/dev/null 2>&1 || true; rm -rf "$DIR"' EXIT

@@ -1,4 +1,4 @@
-"""The Python peer `kaitong load` is compared against (BENCHMARKS.md, issue 13).
+"""The Python peer `kaitong-dev load` is compared against (BENCHMARKS.md, issue 13).
 
 A WSGI app that does what kaitong's echo baseline does and nothing more: verify the signature,
 decrypt the callback with wechatpy, parse the message, answer its text back encrypted and signed.
@@ -7,7 +7,7 @@ No store, no dialog. Run it with two sync workers (one per core of the benchmark
     python3 -m venv /tmp/peervenv && /tmp/peervenv/bin/pip install wechatpy gunicorn cryptography
     /tmp/peervenv/bin/gunicorn -w 2 -b 127.0.0.1:8091 --chdir benches/peer wechatpy_echo:app
 
-The credentials are config/default.toml's demo values, which `kaitong load` signs with.
+The credentials are config/default.toml's demo values, which `kaitong-dev load` signs with.
 """
 
 from urllib.parse import parse_qs

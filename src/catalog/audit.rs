@@ -1,4 +1,4 @@
-//! `kaitong catalog audit`: the catalog against the seed, row by row. The seed is the only
+//! `kaitong-dev catalog audit`: the catalog against the seed, row by row. The seed is the only
 //! source of what the bot may promise; every channel, team, handler, window, address, choice
 //! list and cap the catalog holds is either found in the seed's row or marked in the data as an
 //! assumption (`[[assumed]]` in the service file) with a note saying why. Pure: the caller reads
@@ -397,7 +397,7 @@ fn audit_service(s: &Service, row: Option<&String>) -> RowAudit {
     }
 }
 
-/// The report `kaitong catalog audit` prints: one line per row, then its assumptions and
+/// The report `kaitong-dev catalog audit` prints: one line per row, then its assumptions and
 /// anything unmarked, then a total.
 #[must_use]
 pub fn render_audit(audit: &Audit) -> String {

@@ -317,7 +317,7 @@ impl AppChannel {
                     }
                 });
             } else {
-                // Only a deployment without the app's API (tests, `kaitong chat` by URL) ends
+                // Only a deployment without the app's API (tests, `kaitong-dev chat` by URL) ends
                 // up here: WeCom's passive reply has room for one message.
                 tracing::warn!(
                     channel = "app",

@@ -1,4 +1,4 @@
-//! `kaitong distill`: builds the static table from an embedding server.
+//! `kaitong-dev distill`: builds the static table from an embedding server.
 //!
 //! 1. Vocabulary: the most frequent words of jieba's bundled dictionary, every character of
 //!    those words (the fallback for words the table lacks), and every jieba token of the catalog.

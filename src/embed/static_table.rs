@@ -1,5 +1,5 @@
 //! The in-process default: a static token-vector table distilled from a real model
-//! (`kaitong distill`), loaded at start and on reload. No server, no model weights at run time:
+//! (`kaitong-dev distill`), loaded at start and on reload. No server, no model weights at run time:
 //! a message is cut into words with jieba, each word's stored vector is looked up, and the
 //! frequency-weighted mean is the message's vector (model2vec style).
 //!

@@ -1,5 +1,6 @@
 //! The WeCom wire protocol: callback crypto, envelope shapes of both inbound channels, and the
-//! outbound server API client. WeCom's own side (simulator, callback peer) is in `crate::tools`.
+//! outbound server API client. WeCom's own side (simulator, callback peer) is in the
+//! developer's crate (`kaitong_dev`, `dev/`).
 //!
 //! Owns bytes and wire formats only; it must not know about dialogs, requests or the store.
 

@@ -2,7 +2,9 @@
 //! top-level module may name which (`crate::…`, and `super::…` that leaves a module), that the
 //! sub-modules inside each top-level module form no cycle, that in the modules listed a child
 //! never imports its parent's items while the parent imports it (a loop through `mod.rs`),
-//! and that store keys are spelled only in `store::keys`.
+//! that store keys are spelled only in `store::keys`, and the workspace's one rule between its
+//! crates: the developer's crate `kaitong-dev` (`dev/`) may depend on the library, never the
+//! reverse, and the production crate's sources never name it or a `tools` module.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -14,8 +16,9 @@ use regex::Regex;
 const BOTTOM: &[&str] = &["domain", "secret", "config", "metrics"];
 
 /// Each top-level module and what else it may import (besides [`BOTTOM`]). Not listed:
-/// `startup`, `main.rs` and `tools`, the composition roots, which may import anything; no
-/// module listed here may import them.
+/// `startup` and the binary's `main.rs` and `cli` (its commands), the composition roots, which
+/// may import anything; no module listed here may import them. (The binary's modules are not
+/// the library's, so a library module could not name them anyway.)
 const ALLOWED: &[(&str, &[&str])] = &[
     ("domain", &[]),
     ("secret", &[]),
@@ -509,7 +512,7 @@ fn store_keys_are_spelled_only_in_store_keys() {
     let mut spelled = Vec::new();
     for source in &sources {
         let path = source.relative.to_string_lossy().replace('\\', "/");
-        if path == "store/keys.rs" || path.starts_with("tools/") {
+        if path == "store/keys.rs" {
             continue;
         }
         for (n, line) in code_of(&source.text).lines().enumerate() {
@@ -550,4 +553,123 @@ fn the_checks_see_a_broken_rule() {
         .into_iter()
         .collect();
     assert_eq!(find_cycle(&cyclic), Some(vec!["a", "b", "c", "a"]));
+}
+
+/// The source without its comments (unit tests kept: a test of the production crate may not
+/// reach the developer's crate either, since that would link a second copy of the library).
+fn without_comments(text: &str) -> String {
+    text.lines()
+        .map(|line| match line.find("//") {
+            Some(at) if !line[..at].contains('"') => &line[..at],
+            _ => line,
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn the_production_crate_never_names_the_dev_crate_or_a_tools_module() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    assert!(
+        !root.join("src/tools").exists(),
+        "src/tools/ is back: test tooling belongs in dev/ (kaitong-dev)"
+    );
+    let named = Regex::new(r"\bkaitong_dev\b|\bkaitong-dev\b|\btools::|\bmod\s+tools\b")
+        .expect("a valid regex");
+    let mut found = Vec::new();
+    let mut sources = sources();
+    sources.push(Source {
+        relative: PathBuf::from("../build.rs"),
+        text: std::fs::read_to_string(root.join("build.rs")).expect("build.rs is readable"),
+    });
+    for source in &sources {
+        for (n, line) in without_comments(&source.text).lines().enumerate() {
+            if named.is_match(line) {
+                found.push(format!(
+                    "src/{}:{}: {}",
+                    source.relative.display(),
+                    n + 1,
+                    line.trim()
+                ));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "the production crate names the developer's crate or a tools module:\n{}",
+        found.join("\n")
+    );
+    // The check reads what it should: a mention in code is found, one in a comment is not.
+    assert!(named.is_match(&without_comments("use kaitong_dev::simulator; // x")));
+    assert!(named.is_match(&without_comments("crate::tools::peer::app_text_xml()")));
+    assert!(!named.is_match(&without_comments("// see kaitong_dev::simulator")));
+}
+
+/// The dependency tables of a manifest (`[dependencies]`, `[build-dependencies]`,
+/// `[dev-dependencies]`, and the same under `[target.'…']`), by kind, with the names in each.
+fn dependencies(manifest: &Path) -> BTreeMap<String, BTreeSet<String>> {
+    let text = std::fs::read_to_string(manifest).expect("a readable manifest");
+    let value: toml::Value = toml::from_str(&text).expect("a valid manifest");
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut tables = vec![value.clone()];
+    if let Some(targets) = value.get("target").and_then(toml::Value::as_table) {
+        tables.extend(targets.values().cloned());
+    }
+    for table in &tables {
+        for kind in ["dependencies", "build-dependencies", "dev-dependencies"] {
+            if let Some(deps) = table.get(kind).and_then(toml::Value::as_table) {
+                out.entry(kind.to_owned())
+                    .or_default()
+                    .extend(deps.keys().cloned());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn the_dev_crate_depends_on_the_library_never_the_reverse() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let production = dependencies(&root.join("Cargo.toml"));
+    for kind in ["dependencies", "build-dependencies"] {
+        let names = production.get(kind).cloned().unwrap_or_default();
+        assert!(
+            !names.contains("kaitong-dev"),
+            "kaitong's [{kind}] names kaitong-dev: the production binary would link the tools"
+        );
+        assert!(
+            !names.contains("multer"),
+            "kaitong's [{kind}] names multer, which only the simulator uses"
+        );
+    }
+    // The tests and benches drive the bot with the simulator: a dev-dependency only.
+    assert!(
+        production
+            .get("dev-dependencies")
+            .is_some_and(|d| d.contains("kaitong-dev")),
+        "{production:?}"
+    );
+    let dev = dependencies(&root.join("dev/Cargo.toml"));
+    assert!(
+        dev.get("dependencies")
+            .is_some_and(|d| d.contains("kaitong")),
+        "kaitong-dev builds on the library: {dev:?}"
+    );
+    // The workspace holds both crates, and `cargo test` at the root runs both.
+    let manifest: toml::Value = toml::from_str(
+        &std::fs::read_to_string(root.join("Cargo.toml")).expect("a readable manifest"),
+    )
+    .expect("a valid manifest");
+    for key in ["members", "default-members"] {
+        let members: Vec<&str> = manifest["workspace"][key]
+            .as_array()
+            .expect("a list")
+            .iter()
+            .filter_map(toml::Value::as_str)
+            .collect();
+        assert!(
+            members.contains(&".") && members.contains(&"dev"),
+            "workspace.{key} = {members:?}"
+        );
+    }
 }

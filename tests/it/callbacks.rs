@@ -8,9 +8,9 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use kaitong::domain::{AttachmentKind, CardAction, Content, Conversation, MediaSource};
-use kaitong::tools::peer::{self, WecomPeer};
 use kaitong::wecom::MsgCrypt;
 use kaitong::wecom::app_xml::InnerMessage;
+use kaitong_dev::peer::{self, WecomPeer};
 
 use crate::harness::{self, BACKENDS, Backend, RecordingBot, TestApp};
 

@@ -8,9 +8,9 @@ use kaitong::config::{HandlerAccountSettings, Settings};
 use kaitong::domain::RequestId;
 use kaitong::requests::{Ledger, Status, token_hash};
 use kaitong::startup::{Application, Parts};
-use kaitong::tools::peer;
-use kaitong::tools::simulator::SimulatorHandle;
 use kaitong::wecom::app_xml::InnerMessage;
+use kaitong_dev::peer;
+use kaitong_dev::simulator::SimulatorHandle;
 
 use crate::harness::{self, Backend, RecordingBot, TestApp};
 

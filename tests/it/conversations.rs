@@ -1,13 +1,13 @@
 //! The conversation suite (`tests/fixtures/conversations.jsonl`, written from the seed alone by a
 //! session that saw neither the catalog nor the code): whole conversations played through the
 //! production bot, judged only by what the ledger holds afterwards. The floors below are the
-//! measured results; they may only go up. `kaitong conversations FILE --transcripts` shows
+//! measured results; they may only go up. `kaitong-dev conversations FILE --transcripts` shows
 //! every failure.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeSet;
 
-use kaitong::tools::conversations::{Conversation, Report, Rig, parse, render};
+use kaitong_dev::conversations::{Conversation, Report, Rig, parse, render};
 
 use crate::harness;
 

@@ -178,7 +178,7 @@ async fn a_kill_9_during_turns_loses_no_answered_turn() {
     const PEOPLE: usize = 64;
     let settings = kaitong::config::Settings::load_with_env(None, Vec::new()).unwrap();
     let sim = harness::wecom_simulator(&settings).await;
-    let peer = kaitong::tools::peer::WecomPeer::new(
+    let peer = kaitong_dev::peer::WecomPeer::new(
         kaitong::wecom::MsgCrypt::for_app(&settings.wecom).unwrap(),
     );
     let corp = settings.wecom.corp_id.clone();
@@ -220,7 +220,7 @@ async fn a_kill_9_during_turns_loses_no_answered_turn() {
                     "客户需要开电子发票".to_owned()
                 };
                 let msg_id = (person as u64) * 1_000_000 + round + 1;
-                let inner = kaitong::tools::peer::app_text_xml(
+                let inner = kaitong_dev::peer::app_text_xml(
                     &corp,
                     &format!("crash{person}"),
                     &agent,
@@ -241,7 +241,7 @@ async fn a_kill_9_during_turns_loses_no_answered_turn() {
                 });
                 if turn == 1 {
                     // 取消, so the next round starts a fresh form.
-                    let inner = kaitong::tools::peer::app_text_xml(
+                    let inner = kaitong_dev::peer::app_text_xml(
                         &corp,
                         &format!("crash{person}"),
                         &agent,
@@ -305,7 +305,7 @@ async fn a_kill_9_during_turns_loses_no_answered_turn() {
     // is not answered as it is to a person with no form.
     let say_reason = |user: String, msg_id: u64| {
         let inner =
-            kaitong::tools::peer::app_text_xml(&corp, &user, &agent, msg_id, "客户需要开电子发票");
+            kaitong_dev::peer::app_text_xml(&corp, &user, &agent, msg_id, "客户需要开电子发票");
         peer.app_callback(&inner, &agent).unwrap()
     };
     let cb = say_reason("nobody".to_owned(), 999_999_999);

@@ -167,6 +167,15 @@ fn the_deploy_kit_files_agree() {
     assert!(dockerfile.contains("VOLUME [\"/var/lib/kaitong\"]"));
     assert!(dockerfile.contains("embedded:///var/lib/kaitong/"));
     assert!(dockerfile.contains("build.rs"), "build.rs names the commit");
+    // The workspace's manifest names dev/ as a member: without it cargo refuses to build.
+    assert!(
+        dockerfile.contains("COPY dev ./dev"),
+        "the workspace member dev/"
+    );
+    assert!(
+        dockerfile.contains("--bin kaitong\n"),
+        "only the production binary"
+    );
     let ignore = repo_file(".dockerignore");
     for entry in ["target/", ".git/"] {
         assert!(ignore.lines().any(|l| l.trim() == entry), "{entry}");

@@ -8,9 +8,9 @@ use kaitong::domain::RequestId;
 use kaitong::requests::{Ledger, Status};
 use kaitong::startup::Parts;
 use kaitong::store::Store;
-use kaitong::tools::peer;
-use kaitong::tools::simulator::SimulatorHandle;
 use kaitong::wecom::app_xml::InnerMessage;
+use kaitong_dev::peer;
+use kaitong_dev::simulator::SimulatorHandle;
 
 use crate::harness::{self, BACKENDS, Backend, TestApp};
 

@@ -9,8 +9,8 @@ use std::time::Duration;
 use kaitong::config::Settings;
 use kaitong::startup::{Application, Parts};
 use kaitong::store::{RedisStore, Store};
-use kaitong::tools::simulator::SimulatorHandle;
 use kaitong::wecom::app_xml::InnerMessage;
+use kaitong_dev::simulator::SimulatorHandle;
 
 use crate::harness::{self, Backend, TestApp};
 

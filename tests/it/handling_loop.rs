@@ -11,8 +11,8 @@ use kaitong::config::{HandlerAccountSettings, Settings};
 use kaitong::domain::RequestId;
 use kaitong::requests::{Status, token_hash};
 use kaitong::startup::Parts;
-use kaitong::tools::simulator::{SentMessage, SimulatorHandle};
 use kaitong::wecom::app_xml::InnerMessage;
+use kaitong_dev::simulator::{SentMessage, SimulatorHandle};
 
 use crate::harness::{self, Backend, TestApp};
 

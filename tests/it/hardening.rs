@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kaitong::tools::peer;
+use kaitong_dev::peer;
 
 use crate::harness::{self, Backend, RecordingBot, TestApp};
 

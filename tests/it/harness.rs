@@ -16,8 +16,8 @@ use kaitong::config::Settings;
 use kaitong::domain::Bot;
 use kaitong::startup::Application;
 use kaitong::store::{EmbeddedStore, RedisStore, Store};
-use kaitong::tools::peer::WecomPeer;
 use kaitong::wecom::MsgCrypt;
+use kaitong_dev::peer::WecomPeer;
 use proptest::test_runner::{Config as ProptestConfig, FileFailurePersistence};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::Layer;
@@ -365,16 +365,16 @@ impl Bot for RecordingBot {
 }
 
 /// Test settings whose WeCom API is the given simulator.
-pub fn test_settings_with_api(sim: &kaitong::tools::simulator::SimulatorHandle) -> Settings {
+pub fn test_settings_with_api(sim: &kaitong_dev::simulator::SimulatorHandle) -> Settings {
     let mut settings = test_settings();
     settings.wecom.api_base = sim.base_url();
     settings
 }
 
 /// The in-repo WeCom API simulator, knowing the app configured in `settings`.
-pub async fn wecom_simulator(settings: &Settings) -> kaitong::tools::simulator::SimulatorHandle {
-    kaitong::tools::simulator::WecomSimulator::new()
-        .with_app(kaitong::tools::simulator::SimulatedApp::new(
+pub async fn wecom_simulator(settings: &Settings) -> kaitong_dev::simulator::SimulatorHandle {
+    kaitong_dev::simulator::WecomSimulator::new()
+        .with_app(kaitong_dev::simulator::SimulatedApp::new(
             settings.wecom.corp_id.clone(),
             settings.wecom.secret.expose(),
             settings.wecom.agent_id,
@@ -387,7 +387,7 @@ pub async fn wecom_simulator(settings: &Settings) -> kaitong::tools::simulator::
 impl TestApp {
     /// A 1:1 text through the self-built app; the decrypted reply text, `None` for an empty 200.
     pub async fn say_raw(&self, user: &str, text: &str) -> Option<String> {
-        let inner = kaitong::tools::peer::app_text_xml(
+        let inner = kaitong_dev::peer::app_text_xml(
             &self.corp_id(),
             user,
             &self.agent_id(),
@@ -444,7 +444,7 @@ impl TestApp {
             Some(_) => format!("@开通助手 {text}"),
             None => text.to_owned(),
         };
-        let json = kaitong::tools::peer::aibot_text_json(
+        let json = kaitong_dev::peer::aibot_text_json(
             &format!("m{}", rand::random::<u64>()),
             user,
             chat,

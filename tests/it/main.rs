@@ -50,3 +50,4 @@ mod surface;
 mod trust;
 mod understanding;
 mod wecom_api;
+mod workspace;

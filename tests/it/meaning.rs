@@ -17,7 +17,7 @@ use kaitong::dialog::understand::Matcher;
 use kaitong::dialog::understand::Tuning;
 use kaitong::embed::{ServerEmbedder, TextKind, embed_cached};
 use kaitong::startup::Parts;
-use kaitong::tools::eval::{evaluate_meaning, parse};
+use kaitong_dev::eval::{evaluate_meaning, parse};
 
 use crate::harness::{self, Backend, TestApp};
 
@@ -99,7 +99,7 @@ async fn figures_with_the_real_model_stay_at_the_measured_level() {
             report.none_accuracy
         );
         // Meaning must add to words, never take away (the lexical figure on the same lines).
-        let lexical = kaitong::tools::eval::evaluate(&matcher, &set);
+        let lexical = kaitong_dev::eval::evaluate(&matcher, &set);
         assert!(report.top1_accuracy > lexical.top1_accuracy, "{file}");
     }
 }

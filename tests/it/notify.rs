@@ -12,7 +12,7 @@ use kaitong::notify::{Delivery, DeliveryKind};
 use kaitong::requests::{FiledForm, Handler, Requester, TeamScope};
 use kaitong::startup::Parts;
 use kaitong::store::Store;
-use kaitong::tools::simulator::SimulatorHandle;
+use kaitong_dev::simulator::SimulatorHandle;
 
 use crate::harness::{self, BACKENDS, Backend};
 

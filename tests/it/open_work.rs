@@ -13,7 +13,7 @@ use kaitong::domain::{ChannelKind, Conversation, ServiceId, UserId};
 use kaitong::requests::{BatchDay, FiledForm, Requester, token_hash};
 use kaitong::startup::{Application, Parts};
 use kaitong::store::Store;
-use kaitong::tools::simulator::{SentMessage, SimulatorHandle};
+use kaitong_dev::simulator::{SentMessage, SimulatorHandle};
 
 use crate::harness::{self, Backend, TestApp};
 

@@ -19,7 +19,6 @@ use kaitong::domain::{
 };
 use kaitong::requests::{BatchDay, FiledForm, Request, Requester, Status};
 use kaitong::startup::Application;
-use kaitong::tools::simulator::SimulatorHandle;
 use kaitong::wecom::TEXT_LIMIT_BYTES;
 use kaitong::wecom::aibot_json::STREAM_LIMIT_BYTES;
 use kaitong::wecom::cards::{
@@ -27,6 +26,7 @@ use kaitong::wecom::cards::{
     REPLACE_NAME_CHARS, SOURCE_DESC_CHARS, SUB_TITLE_CHARS, TITLE_CHARS, TITLE_DESC_CHARS,
     VALUE_CHARS,
 };
+use kaitong_dev::simulator::SimulatorHandle;
 use proptest::prelude::*;
 use serde_json::Value;
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use kaitong::domain::RequestId;
 use kaitong::requests::Ledger;
 use kaitong::startup::Parts;
-use kaitong::tools::simulator::SimulatorHandle;
+use kaitong_dev::simulator::SimulatorHandle;
 
 use crate::harness::{self, Backend, TestApp};
 

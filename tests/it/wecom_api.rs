@@ -8,15 +8,15 @@ mod wecom {
     use std::sync::Arc;
     use std::time::{Duration, Instant};
 
-    use kaitong::tools::simulator::{
-        DEFAULT_AGENT_ID, DEFAULT_CORP_ID, DEFAULT_SECRET, SimulatedApp, SimulatorHandle,
-        WecomSimulator,
-    };
     use kaitong::wecom::TEXT_LIMIT_BYTES;
     use kaitong::wecom::api::{
         ApiError, ApiSettings, DuplicateCheck, MediaKind, MessageBody, OutboundMessage, WecomApi,
     };
     use kaitong::wecom::cards::{Button, ButtonInteraction, MainTitle, TemplateCard};
+    use kaitong_dev::simulator::{
+        DEFAULT_AGENT_ID, DEFAULT_CORP_ID, DEFAULT_SECRET, SimulatedApp, SimulatorHandle,
+        WecomSimulator,
+    };
 
     async fn simulator() -> SimulatorHandle {
         WecomSimulator::start().await.unwrap()

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 /// WeCom's global errcodes (DOC-90313) by name, the one list the client and the simulator
-/// (`crate::tools::simulator`) share. Never branch on `errmsg`.
+/// (`kaitong_dev::simulator`, in `dev/`) share. Never branch on `errmsg`.
 pub mod errcode {
     pub const SYSTEM_BUSY: i64 = -1;
     pub const INVALID_SECRET: i64 = 40001;

@@ -1,14 +1,14 @@
-//! The JSON shape `kaitong understand` prints; only the CLI uses it.
+//! The JSON shape `kaitong-dev understand` prints; only the CLI uses it.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::catalog::Catalog;
-use crate::dialog::understand::{Matcher, Verdict};
-use crate::domain::ServiceId;
+use kaitong::catalog::Catalog;
+use kaitong::dialog::understand::{Matcher, Verdict};
+use kaitong::domain::ServiceId;
 
-/// JSON shape printed by `kaitong understand`.
+/// JSON shape printed by `kaitong-dev understand`.
 #[derive(Debug, Serialize)]
 pub struct UnderstandReport {
     pub service: Option<ServiceRef>,
@@ -42,14 +42,14 @@ pub struct CandidateRef {
     pub score: f32,
 }
 
-/// Runs understanding on one utterance, as `kaitong understand` reports it; `meaning` is the
+/// Runs understanding on one utterance, as `kaitong-dev understand` reports it; `meaning` is the
 /// message's vector in an embedding space (the configured backend), when there is one.
 #[must_use]
 pub fn report(
     catalog: &Catalog,
     matcher: &Matcher,
     text: &str,
-    meaning: Option<(&crate::dialog::meaning::Space, &[f32])>,
+    meaning: Option<(&kaitong::dialog::meaning::Space, &[f32])>,
 ) -> UnderstandReport {
     let understood = matcher.understand_with(text, meaning);
     let ranked = understood.ranked;
@@ -70,7 +70,7 @@ pub fn report(
         .as_ref()
         .and_then(|s| catalog.service(ServiceId(s.id)))
         .map(|s| {
-            crate::dialog::slots::extract(catalog, s, &matcher.tuning().slots, text)
+            kaitong::dialog::slots::extract(catalog, s, &matcher.tuning().slots, text)
                 .answers
                 .iter()
                 .map(|(k, v)| {
@@ -82,7 +82,7 @@ pub fn report(
         .unwrap_or_default();
     let tuning = matcher.tuning();
     let reading =
-        crate::dialog::reading::read(catalog, matcher, &tuning.reading, &tuning.slots, text);
+        kaitong::dialog::reading::read(catalog, matcher, &tuning.reading, &tuning.slots, text);
     UnderstandReport {
         plan: reading
             .plan

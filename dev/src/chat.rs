@@ -1,4 +1,4 @@
-//! `kaitong chat`: a terminal stand-in for WeCom. Each typed line is encrypted and signed
+//! `kaitong-dev chat`: a terminal stand-in for WeCom. Each typed line is encrypted and signed
 //! exactly as WeCom would, posted to the bot, and the encrypted reply is opened and printed.
 
 use std::io::{BufRead, Write};
@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use rand::Rng;
 
-use crate::config::Settings;
-use crate::domain::ChannelKind;
-use crate::tools::peer::{self, WecomPeer};
-use crate::tools::simulator::{SentMessage, SimulatorHandle};
-use crate::wecom::MsgCrypt;
-use crate::wecom::app_xml::InnerMessage;
+use crate::peer::{self, WecomPeer};
+use crate::simulator::{SentMessage, SimulatorHandle};
+use kaitong::config::Settings;
+use kaitong::domain::ChannelKind;
+use kaitong::wecom::MsgCrypt;
+use kaitong::wecom::app_xml::InnerMessage;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChatError {
@@ -24,9 +24,9 @@ pub enum ChatError {
     #[error("reply could not be opened: {0}")]
     Reply(#[from] peer::PeerError),
     #[error(transparent)]
-    AesKey(#[from] crate::wecom::AesKeySettingError),
+    AesKey(#[from] kaitong::wecom::AesKeySettingError),
     #[error(transparent)]
-    Crypto(#[from] crate::wecom::CryptoError),
+    Crypto(#[from] kaitong::wecom::CryptoError),
     #[error("terminal: {0}")]
     Io(#[from] std::io::Error),
 }

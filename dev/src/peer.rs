@@ -1,8 +1,8 @@
 //! The WeCom server's side of a callback: builds signed, encrypted callbacks the way WeCom does
-//! and opens the replies. `kaitong chat` and the end-to-end tests speak through it.
+//! and opens the replies. `kaitong-dev chat` and the end-to-end tests speak through it.
 
-use crate::wecom::aibot_json::ReplyEnvelope;
-use crate::wecom::crypto::{CryptoError, MsgCrypt};
+use kaitong::wecom::aibot_json::ReplyEnvelope;
+use kaitong::wecom::crypto::{CryptoError, MsgCrypt};
 use rand::Rng;
 
 /// A signed callback ready to send: the query string (already percent-encoded) and the body.
@@ -174,7 +174,7 @@ pub fn app_text_xml(
     format!(
         "<xml><ToUserName><![CDATA[{corp_id}]]></ToUserName><FromUserName><![CDATA[{user}]]></FromUserName><CreateTime>{}</CreateTime><MsgType><![CDATA[text]]></MsgType><Content>{}</Content><MsgId>{msg_id}</MsgId><AgentID>{agent_id}</AgentID></xml>",
         chrono::Utc::now().timestamp(),
-        crate::wecom::app_xml::cdata(content)
+        kaitong::wecom::app_xml::cdata(content)
     )
 }
 

@@ -1,4 +1,4 @@
-//! `kaitong conversations`: whole conversations judged by what ends up in the ledger.
+//! `kaitong-dev conversations`: whole conversations judged by what ends up in the ledger.
 //!
 //! A line of the set (`tests/fixtures/conversations.jsonl`) is one person's conversation: the
 //! messages they type (`turns`), the requests they filed before (`before`), and the requests
@@ -16,14 +16,14 @@ use std::sync::Arc;
 use chrono::{Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{Catalog, FieldKind, FieldValue, Service, ServiceField};
-use crate::dialog::session::{Session, State, Step};
-use crate::domain::{
+use kaitong::catalog::{Catalog, FieldKind, FieldValue, Service, ServiceField};
+use kaitong::dialog::session::{Session, State, Step};
+use kaitong::domain::{
     Attachment, AttachmentKind, Bot, ChannelKind, Content, Conversation as Chat, Inbound,
     MediaSource, Reply, ServiceId, UserId,
 };
-use crate::requests::{FiledForm, Ledger, Request, Requester, Status};
-use crate::store::{Store, keys};
+use kaitong::requests::{FiledForm, Ledger, Request, Requester, Status};
+use kaitong::store::{Store, keys};
 
 /// One labelled conversation.
 #[derive(Debug, Clone, Deserialize)]
@@ -132,15 +132,15 @@ pub struct Rig {
     pub ledger: Arc<dyn Ledger>,
     pub store: Arc<dyn Store>,
     /// WeCom's server API: the files a person sends are stored here for the bot to download.
-    pub wecom: crate::tools::simulator::SimulatorHandle,
+    pub wecom: crate::simulator::SimulatorHandle,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum RigError {
     #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
+    Store(#[from] kaitong::store::StoreError),
     #[error(transparent)]
-    Startup(#[from] crate::startup::StartupError),
+    Startup(#[from] kaitong::startup::StartupError),
     #[error("the WeCom API simulator did not start: {0}")]
     Simulator(#[from] std::io::Error),
 }
@@ -148,12 +148,12 @@ pub enum RigError {
 impl Rig {
     /// The production parts over a fresh embedded store in `dir`, WeCom's API simulated.
     pub async fn build(
-        settings: &crate::config::Settings,
+        settings: &kaitong::config::Settings,
         dir: &std::path::Path,
     ) -> Result<Self, RigError> {
         let mut settings = settings.clone();
-        let wecom = crate::tools::simulator::WecomSimulator::new()
-            .with_app(crate::tools::simulator::SimulatedApp::new(
+        let wecom = crate::simulator::WecomSimulator::new()
+            .with_app(crate::simulator::SimulatedApp::new(
                 settings.wecom.corp_id.clone(),
                 settings.wecom.secret.expose(),
                 settings.wecom.agent_id,
@@ -163,8 +163,8 @@ impl Rig {
         wecom.set_per_user_minute_limit(None);
         settings.wecom.api_base = wecom.base_url();
         let url = format!("embedded://{}", dir.join("conversations.redb").display());
-        let store = crate::store::open(&url, "").await?;
-        let parts = crate::startup::Parts::build(&settings, Arc::clone(&store))?;
+        let store = kaitong::store::open(&url, "").await?;
+        let parts = kaitong::startup::Parts::build(&settings, Arc::clone(&store))?;
         Ok(Self {
             catalog: parts.catalog.current(),
             bot: parts.bot,
@@ -291,7 +291,7 @@ impl Person<'_> {
     /// The person's requests on both channels (a form moved to the 1:1 chat of the other
     /// channel files under that channel).
     async fn mine(&self) -> Vec<Request> {
-        crate::dialog::commands::person_requests(self.rig.ledger.as_ref(), &self.user)
+        kaitong::dialog::commands::person_requests(self.rig.ledger.as_ref(), &self.user)
             .await
             .unwrap_or_default()
     }
@@ -331,7 +331,7 @@ impl Person<'_> {
                     .push(format!("before: no service #{}", e.service));
                 continue;
             };
-            let mut answers = crate::catalog::Answers::new();
+            let mut answers = kaitong::catalog::Answers::new();
             for (label, raw) in &e.fields {
                 if let Some(f) = field_for_label(service, label)
                     && let Ok(v) = f.spec.parse_answer(raw)
@@ -528,7 +528,7 @@ impl Person<'_> {
 }
 
 /// The meant request a form is for: same service, same account when the form has one.
-fn pick_meant<'m>(open: &[&'m Meant], form: &crate::dialog::session::Form) -> Option<&'m Meant> {
+fn pick_meant<'m>(open: &[&'m Meant], form: &kaitong::dialog::session::Form) -> Option<&'m Meant> {
     let account = form
         .answers
         .iter()
@@ -604,7 +604,7 @@ fn prose_as_meant(got: &str, meant: &str) -> bool {
 }
 
 fn squash(s: &str) -> String {
-    crate::catalog::value::normalize_width(s)
+    kaitong::catalog::value::normalize_width(s)
         .chars()
         .filter(|c| !c.is_whitespace() && !"()（）:：、,，".contains(*c))
         .collect::<String>()
@@ -699,7 +699,7 @@ fn judge(catalog: &Catalog, expect: &[Meant], filed: &[Request]) -> (usize, usiz
 
 /// Every meant value the filed answers do not hold. Prose (申请原因) is compared loosely: the
 /// person's own words in any form are fine, it is never a value another field meant.
-fn differences(service: &Service, m: &Meant, answers: &crate::catalog::Answers) -> Vec<String> {
+fn differences(service: &Service, m: &Meant, answers: &kaitong::catalog::Answers) -> Vec<String> {
     let mut out = Vec::new();
     for (label, raw) in &m.fields {
         let Some(f) = field_for_label(service, label) else {

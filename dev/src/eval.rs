@@ -1,4 +1,4 @@
-//! Scoring understanding against a labelled JSONL set (`kaitong eval`, and the test that pins
+//! Scoring understanding against a labelled JSONL set (`kaitong-dev eval`, and the test that pins
 //! the accuracy). A line is `{"text": "...", "service": 7 | null, "alt": [47]}`; a slot line
 //! adds the values expected in the form, `"slots": {"seller_account": "shop_a1"}`, and optionally
 //! `"noticed"` (values the bot must answer about instead of using), `"unsure"` (uncued values it
@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::dialog::understand::{Matcher, Verdict};
-use crate::domain::ServiceId;
+use kaitong::dialog::understand::{Matcher, Verdict};
+use kaitong::domain::ServiceId;
 
 #[derive(Debug, Deserialize)]
 pub struct Labelled {
@@ -59,8 +59,8 @@ fn show(map: &BTreeMap<String, String>) -> String {
 /// Scores slot extraction on the lines that carry `slots`, each against its labelled service.
 #[must_use]
 pub fn evaluate_slots(
-    catalog: &crate::catalog::Catalog,
-    words: &crate::dialog::slots::SlotWords,
+    catalog: &kaitong::catalog::Catalog,
+    words: &kaitong::dialog::slots::SlotWords,
     set: &[Labelled],
 ) -> SlotReport {
     let mut report = SlotReport::default();
@@ -72,7 +72,7 @@ pub fn evaluate_slots(
             continue;
         };
         report.lines += 1;
-        let found = crate::dialog::slots::extract(catalog, service, words, &item.text);
+        let found = kaitong::dialog::slots::extract(catalog, service, words, &item.text);
         let got: BTreeMap<String, String> = found
             .answers
             .iter()
@@ -182,7 +182,7 @@ pub fn parse(jsonl: &str) -> Result<Vec<Labelled>, EvalError> {
             })?;
             // Lines are what people typed in a group chat; the dialog sees them as the
             // AI-bot channel hands them over, @mentions stripped.
-            labelled.text = crate::channel::strip_mentions(&labelled.text);
+            labelled.text = kaitong::channel::strip_mentions(&labelled.text);
             Ok(labelled)
         })
         .collect()
@@ -217,7 +217,7 @@ fn first_message(matcher: &Matcher, text: &str, verdict: Verdict) -> Verdict {
 
 /// Whether `text` is read as the act `act` (the set's names) in plain words.
 fn reads_as_act(matcher: &Matcher, text: &str, act: &str) -> bool {
-    use crate::dialog::commands::{RequestCommand as C, parse_plain};
+    use kaitong::dialog::commands::{RequestCommand as C, parse_plain};
     let Some(command) = parse_plain(text, &matcher.tuning().plain_commands) else {
         return false;
     };
@@ -240,8 +240,8 @@ fn reads_as_act(matcher: &Matcher, text: &str, act: &str) -> bool {
 #[must_use]
 pub fn evaluate_meaning(
     matcher: &Matcher,
-    space: &crate::dialog::meaning::Space,
-    queries: &[crate::embed::Vector],
+    space: &kaitong::dialog::meaning::Space,
+    queries: &[kaitong::embed::Vector],
     set: &[Labelled],
 ) -> EvalReport {
     let times = std::cell::RefCell::new(Vec::with_capacity(set.len()));
@@ -265,7 +265,7 @@ pub fn evaluate_meaning(
 /// Act lines (`"act"`) are scored by [`evaluate_acts`], not here.
 pub fn evaluate_with(
     set: &[Labelled],
-    understand: impl Fn(&Labelled, usize) -> (Vec<crate::dialog::understand::Scored>, Verdict),
+    understand: impl Fn(&Labelled, usize) -> (Vec<kaitong::dialog::understand::Scored>, Verdict),
 ) -> EvalReport {
     let mut report = EvalReport::default();
     let mut confusions: BTreeMap<(u16, u16), usize> = BTreeMap::new();

@@ -1,14 +1,14 @@
-//! `kaitong train`: the learned ranking's weights (`dialog::learned`) from the catalog's own
+//! `kaitong-dev train`: the learned ranking's weights (`dialog::learned`) from the catalog's own
 //! examples and the out-of-scope lines of `dialogs/ranking/training.toml`, with the in-process
 //! embedding table. Deterministic: the same catalog, table and file give the same
 //! `dialogs/ranking/weights.toml` byte for byte (a test retrains and compares).
 
 use std::path::Path;
 
-use crate::catalog::Catalog;
-use crate::dialog::learned::{TrainingKnobs, fit};
-use crate::dialog::meaning::{SentenceEncoder, Space};
-use crate::dialog::understand::{Matcher, Tuning};
+use kaitong::catalog::Catalog;
+use kaitong::dialog::learned::{TrainingKnobs, fit};
+use kaitong::dialog::meaning::{SentenceEncoder, Space};
+use kaitong::dialog::understand::{Matcher, Tuning};
 
 /// Where the weights live, relative to the dialogs folder.
 pub const WEIGHTS: &str = "ranking/weights.toml";
@@ -30,7 +30,7 @@ pub fn train(dir: &Path, encoder: &dyn SentenceEncoder) -> anyhow::Result<String
     let matcher = Matcher::new(&catalog, tuning);
     let file: TrainingFile = toml::from_str(&std::fs::read_to_string(dir.join(TRAINING))?)?;
     let space = Space::encode(&catalog, encoder);
-    let negatives: Vec<(String, crate::embed::Vector)> = file
+    let negatives: Vec<(String, kaitong::embed::Vector)> = file
         .out_of_scope
         .iter()
         .map(|t| (t.clone(), encoder.encode_message(t)))
@@ -40,7 +40,7 @@ pub fn train(dir: &Path, encoder: &dyn SentenceEncoder) -> anyhow::Result<String
     let weights = fit(&samples, &file.training);
     let knobs = &file.training;
     Ok(weights.render(&[
-        ("trained_by", "kaitong train".to_owned()),
+        ("trained_by", "kaitong-dev train".to_owned()),
         (
             "positives",
             format!(

@@ -1,5 +1,5 @@
-//! `kaitong load`: drives a running bot with many people's really encrypted callbacks and
-//! reports throughput and latency; `kaitong echo-baseline` is the minimal server (decrypt and
+//! `kaitong-dev load`: drives a running bot with many people's really encrypted callbacks and
+//! reports throughput and latency; `kaitong-dev echo-baseline` is the minimal server (decrypt and
 //! encrypt only) the same load is compared against. Loopback only: never point it elsewhere.
 
 use std::sync::Arc;
@@ -10,10 +10,10 @@ use axum::extract::{RawQuery, State};
 use axum::routing::post;
 use serde::Serialize;
 
-use crate::config::Settings;
-use crate::tools::peer::{self, WecomPeer};
-use crate::wecom::app_xml::{self, Envelope, InnerMessage};
-use crate::wecom::{CallbackQuery, MsgCrypt};
+use crate::peer::{self, WecomPeer};
+use kaitong::config::Settings;
+use kaitong::wecom::app_xml::{self, Envelope, InnerMessage};
+use kaitong::wecom::{CallbackQuery, MsgCrypt};
 
 /// What a conversation turn of the load says, in order, per simulated person.
 const SCRIPT: [&str; 3] = [
@@ -51,9 +51,9 @@ pub struct LoadReport {
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error(transparent)]
-    AesKey(#[from] crate::wecom::AesKeySettingError),
+    AesKey(#[from] kaitong::wecom::AesKeySettingError),
     #[error(transparent)]
-    Crypto(#[from] crate::wecom::CryptoError),
+    Crypto(#[from] kaitong::wecom::CryptoError),
     #[error("load targets must be on this machine (loopback), not {0}")]
     NotLoopback(String),
 }

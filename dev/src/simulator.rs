@@ -3,12 +3,12 @@
 //! `user/get` and `department/list` (60011 for members outside the visible range), approvals
 //! (`oa/applyevent`, and the `sys_approval_change` callback's XML) and the AI bot's
 //! `response_url` (`aibot/response?response_code=…`, see [`SimulatorHandle::response_url`]) with
-//! WeCom's real JSON shapes and errcodes (PROTOCOL.md §4, §5, §7), so tests and `kaitong chat`
+//! WeCom's real JSON shapes and errcodes (PROTOCOL.md §4, §5, §7), so tests and `kaitong-dev chat`
 //! never need the real server.
 //!
 //! Owns: the simulated apps, tokens, delivered messages, stored media and response codes, plus
 //! test hooks on [`SimulatorHandle`] (fault injection, delays, token expiry, counters). It must
-//! not depend on the client in [`crate::wecom::api`] for parsing: it reads raw JSON, and multipart with
+//! not depend on the client in [`kaitong::wecom::api`] for parsing: it reads raw JSON, and multipart with
 //! `multer`, the way WeCom would, so client bugs show up as WeCom errors rather than being
 //! mirrored.
 //!
@@ -44,13 +44,24 @@ use rand::Rng;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
-use crate::wecom::TEXT_LIMIT_BYTES;
-use crate::wecom::api::{DEFAULT_DUPLICATE_CHECK_INTERVAL, errcode};
+use kaitong::wecom::TEXT_LIMIT_BYTES;
+use kaitong::wecom::api::{DEFAULT_DUPLICATE_CHECK_INTERVAL, errcode};
 
 /// The app [`WecomSimulator::start`] configures.
 pub const DEFAULT_CORP_ID: &str = "wwsimulatedcorp0001";
 pub const DEFAULT_SECRET: &str = "simulated-app-secret-0001";
 pub const DEFAULT_AGENT_ID: u32 = 1_000_002;
+
+/// Text the simulator's own code puts into any binary that links it: a reply of its fallback
+/// route, its log line when it stops, and its source file's name (panic locations, tracing's
+/// metadata). The root's `tests/it/workspace.rs` asserts the production binary holds none of
+/// them; this crate's `tests/it/binary.rs` that `kaitong-dev` holds them all, so that check can
+/// fail. Change them together with the code they are taken from.
+pub const MARKERS: &[&str] = &[
+    "api not simulated by kaitong",
+    "WeCom simulator stopped",
+    "simulator.rs",
+];
 
 const TOKEN_LIFETIME: Duration = Duration::from_secs(7200);
 const MEDIA_LIFETIME: Duration = Duration::from_secs(3 * 24 * 3600);
@@ -239,7 +250,7 @@ impl Drop for SimulatorHandle {
 }
 
 impl SimulatorHandle {
-    /// `http://127.0.0.1:PORT/cgi-bin`, the `api_base` for [`crate::wecom::api::WecomApi`].
+    /// `http://127.0.0.1:PORT/cgi-bin`, the `api_base` for [`kaitong::wecom::api::WecomApi`].
     #[must_use]
     pub fn base_url(&self) -> String {
         format!("http://{}/cgi-bin", self.addr)
@@ -464,7 +475,7 @@ impl SimulatorHandle {
     /// The inner XML of the `sys_approval_change` callback WeCom sends when approval `sp_no`
     /// reaches `status` (2 已通过, 3 已驳回, …) by `approver`'s decision with `speech` (their
     /// comment), shaped as WeCom's "审批申请状态变化回调通知". Encrypt and sign it with
-    /// [`crate::tools::peer::WecomPeer::app_callback`].
+    /// [`crate::peer::WecomPeer::app_callback`].
     #[must_use]
     pub fn approval_change_xml(
         &self,
@@ -474,7 +485,7 @@ impl SimulatorHandle {
         speech: &str,
         create_time: i64,
     ) -> String {
-        use crate::wecom::app_xml::cdata;
+        use kaitong::wecom::app_xml::cdata;
         let state = self.shared.lock();
         let filed = state.approvals.iter().find(|a| a.sp_no == sp_no);
         let creator = filed.map_or("", |a| a.creator.as_str());
