@@ -593,7 +593,7 @@ fn prose_as_meant(got: &str, meant: &str) -> bool {
     }
     let han = |s: &str| -> Vec<char> {
         s.chars()
-            .filter(|c| crate::catalog::value::is_han(*c))
+            .filter(|c| kaitong::catalog::value::is_han(*c))
             .collect()
     };
     let (g, m) = (han(&got_s), han(&meant_s));
