@@ -24,7 +24,10 @@ const MASTER_NAME: &str = "mymaster";
 const BUSY: &str = "系统繁忙,请稍后再试";
 const FILING_FAILED: &str = "提交失败了";
 /// The whole scenario must finish within this (a hung failover fails, it does not stall CI).
-const SCENARIO_LIMIT: Duration = Duration::from_secs(60);
+/// It guards against a hang, it times nothing: on two busy cores the three scenarios of this
+/// binary start their debug-built instances side by side (each loads the catalog and the word
+/// table), and 2 of 34 runs spent 40 s there before the first kill and crossed a 60 s limit.
+const SCENARIO_LIMIT: Duration = Duration::from_secs(180);
 
 fn installed(binary: &str) -> bool {
     Command::new(binary)
