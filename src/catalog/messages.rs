@@ -186,6 +186,7 @@ message_keys! {
     AlreadyFiled = "already_filed",
     NotAtSummary = "not_at_summary",
     ReplaceAtSummary = "replace_at_summary",
+    NotAReason = "not_a_reason",
     NoticedValue = "noticed_value",
     CorrectedValue = "corrected_value",
     NoticedPlatform = "noticed_platform",

@@ -81,6 +81,15 @@ pub struct SlotWords {
     /// A piece holding one of these asks something ("多久能好"): never offered as a reason.
     #[serde(default)]
     pub question_words: Vec<String>,
+    /// "只要淘宝京东": the options after the last of these are the whole list.
+    #[serde(default)]
+    pub list_set_words: Vec<String>,
+    /// Platform → its nicknames ("拼多多" → pdd): an unoffered platform is noticed by these too.
+    #[serde(default)]
+    pub platform_nicknames: std::collections::BTreeMap<String, Vec<String>>,
+    /// Talk about the conversation, never a reason ("点错了", "没问题 提交").
+    #[serde(default)]
+    pub not_reason_words: Vec<String>,
 }
 
 /// A value the message gives for a field but which the field refuses.
@@ -295,7 +304,6 @@ pub fn extract(catalog: &Catalog, service: &Service, words: &SlotWords, text: &s
 /// first line is not asked for again.
 #[must_use]
 pub fn explanation(
-    catalog: &Catalog,
     service: &Service,
     words: &SlotWords,
     text: &str,
@@ -307,9 +315,12 @@ pub fn explanation(
         .map(|n| fold(n))
         .filter(|n| n.chars().count() >= 2)
         .collect();
-    let labels: Vec<String> = catalog
-        .fields()
-        .flat_map(|f| std::iter::once(&f.label).chain(&f.cues))
+    // The service's own labels: a piece naming one carries a value. Another service's label
+    // in a reason is just a word ("客户食品要管保质期").
+    let labels: Vec<String> = service
+        .fields
+        .iter()
+        .flat_map(|f| std::iter::once(&f.spec.label).chain(&f.spec.cues))
         .map(|c| fold(c))
         .collect();
     let mut out: Vec<&str> = Vec::new();
@@ -335,14 +346,18 @@ pub fn explanation(
                 .explanation_skip_endings
                 .iter()
                 .any(|e| folded.ends_with(e.as_str()))
-            || names.iter().any(|n| folded.contains(n.as_str()))
             || labels
                 .iter()
                 .any(|l| l.chars().count() >= 2 && folded.contains(l.as_str()))
         {
             continue;
         }
+        // The service's own name is no reason ("开子母单"), the words around it may be
+        // ("客户顺丰子母单要拿原始单").
         let mut rest = folded.clone();
+        for n in &names {
+            rest = rest.replace(n.as_str(), "");
+        }
         for w in &words.explanation_fillers {
             rest = rest.replace(w.as_str(), "");
         }
@@ -1531,9 +1546,25 @@ impl Scan<'_> {
         }
         for p in &self.words.platforms {
             let p_lower = p.to_lowercase();
-            let named = lower
-                .match_indices(p_lower.as_str())
-                .any(|(at, _)| !self.overlaps_used(&(at..at + p_lower.len())));
+            let named_as = |word: &str| {
+                lower.match_indices(word).any(|(at, _)| {
+                    let end = at + word.len();
+                    // A nickname in Latin letters stands alone ("pdd和tb"), never inside a
+                    // longer run ("jdk", "tb_shop1").
+                    let apart = !word.is_ascii()
+                        || (!lower[..at]
+                            .ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+                            && !lower[end..]
+                                .starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_'));
+                    apart && !self.overlaps_used(&(at..end))
+                })
+            };
+            let named = named_as(p_lower.as_str())
+                || self
+                    .words
+                    .platform_nicknames
+                    .get(p)
+                    .is_some_and(|nicks| nicks.iter().any(|n| named_as(&n.to_lowercase())));
             let offered = options
                 .iter()
                 .any(|o| o.contains(p.as_str()) || p.contains(o.as_str()))
@@ -1542,7 +1573,15 @@ impl Scan<'_> {
                     .spec
                     .synonyms
                     .iter()
-                    .any(|(word, _)| word == p);
+                    // 抖音 said as "dy" where dy means the offered 抖店.
+                    .any(|(word, _)| {
+                        word == p
+                            || self
+                                .words
+                                .platform_nicknames
+                                .get(p)
+                                .is_some_and(|n| n.contains(word))
+                    });
             if named && !offered && !self.out.noticed.iter().any(|n| n.key == key) {
                 let spec = &self.field(i).spec;
                 let why = spec.messages.render(

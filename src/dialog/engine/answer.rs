@@ -9,6 +9,7 @@ use crate::catalog::{FieldKey, FieldKind, FieldValue, Service, ServiceField};
 use crate::dialog::commands::RequestCommand;
 use crate::dialog::session::{Form, Offer, State, Step};
 use crate::dialog::slots::{Corrected, Extraction};
+use crate::dialog::text::fold;
 use crate::dialog::understand::{SmallTalk, Tuning};
 
 impl Engine<'_> {
@@ -26,7 +27,15 @@ impl Engine<'_> {
         // A cued value inside a sentence ("账号是 abc_1", "调到3000吧") wins over reading the
         // whole message as the value; then the whole message.
         let found = self.extract(service, text);
-        self.say_corrected(&found.corrected, t);
+        // Only a correction that changes something is said ("CK003 打错了 CK030" where no
+        // account was asked changes no account).
+        let applied: Vec<Corrected> = found
+            .corrected
+            .iter()
+            .filter(|c| c.key == key || found.cued.contains(&c.key))
+            .cloned()
+            .collect();
+        self.say_corrected(&applied, t);
         let form = match self.other_fields_only(form, service, &key, &found, text, t) {
             ControlFlow::Break(state) => return state,
             ControlFlow::Continue(form) => form,
@@ -91,11 +100,51 @@ impl Engine<'_> {
             }
             own = self.without_rejection(&rest);
             text = &own;
+            if field.spec.prose && self.only_conversation_talk(text) {
+                tracing::info!(field = %key, "talk about the conversation where a reason is asked");
+                t.say.push(
+                    self.m()
+                        .render(MessageKey::NotAReason, &[("label", &field.spec.label)]),
+                );
+                t.say.push(field.spec.render_prompt());
+                return State::Filling { form };
+            }
         }
         match self.read_answer(field, text, &found) {
             Ok((value, cued)) => self.accept(form, field, text, value, cued, t),
             Err(message) => self.refuse(form, field, text, message, &mut t.say),
         }
+    }
+
+    /// "点错了 是对的", "CK003 打错了 CK030", "不对不对 按错了 没问题 提交": words about the
+    /// conversation (`[slots] not_reason_words`, corrections, codes) with fewer than
+    /// `explanation_min_han` Chinese characters of anything else. A short reason that holds
+    /// none of them ("大促单多") is still a reason.
+    fn only_conversation_talk(&self, text: &str) -> bool {
+        let words = &self.tuning().slots;
+        let mut rest = fold(text);
+        let mut talk = false;
+        for w in words
+            .not_reason_words
+            .iter()
+            .chain(&words.correction_markers)
+        {
+            if rest.contains(w.as_str()) {
+                talk = true;
+                rest = rest.replace(w.as_str(), " ");
+            }
+        }
+        let codes = rest
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+            .any(|token| token.chars().any(|c| c.is_ascii_digit()));
+        for w in &words.explanation_fillers {
+            rest = rest.replace(w.as_str(), " ");
+        }
+        let han = rest
+            .chars()
+            .filter(|c| crate::catalog::value::is_han(*c))
+            .count();
+        (talk || codes) && han < words.explanation_min_han.max(1) && (talk || han == 0)
     }
 
     /// "不是 客户要看利润" → "客户要看利润": a rejection opening free text is no part of it
@@ -130,6 +179,38 @@ impl Engine<'_> {
         text: &str,
         t: &mut Turn,
     ) -> ControlFlow<State, Form> {
+        // "快手不要了 只要淘宝京东", "那就只开淘宝": the options after 只要 are the whole list.
+        let folded_text = fold(text);
+        let set_from = self
+            .tuning()
+            .slots
+            .list_set_words
+            .iter()
+            .filter_map(|w| folded_text.rfind(w.as_str()).map(|at| at + w.len()))
+            .max();
+        let set_lists = set_from
+            .map(|at| self.extract(service, &folded_text[at..]))
+            .map(|after| {
+                after
+                    .answers
+                    .into_iter()
+                    .filter(|(k, _)| {
+                        k != key
+                            && service.field(k).is_some_and(|f| {
+                                matches!(f.spec.kind, FieldKind::MultiChoice { .. })
+                            })
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        let found = &{
+            let mut found = found.clone();
+            for (k, v) in set_lists {
+                found.answers.insert(k.clone(), v);
+                found.cued.insert(k);
+            }
+            found
+        };
         let others: Vec<_> = found
             .answers
             .iter()

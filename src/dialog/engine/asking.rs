@@ -25,13 +25,8 @@ impl Engine<'_> {
         };
         let m = self.m();
         let found = self.extract(service, text);
-        let explained = crate::dialog::slots::explanation(
-            self.catalog,
-            service,
-            &self.tuning().slots,
-            text,
-            &found,
-        );
+        let explained =
+            crate::dialog::slots::explanation(service, &self.tuning().slots, text, &found);
         let Extraction {
             mut answers,
             noticed,

@@ -31,6 +31,15 @@ impl Engine<'_> {
             Step::Ask(key) => service.field(key),
             _ => None,
         };
+        // "wms不支持 哦不对 点错了 是支持的" at a yes/no: the answer after the last correction.
+        if let Some(f) = current
+            && f.spec.kind.is_closed()
+            && let Some((_, tail)) =
+                crate::dialog::slots::split_correction(text, &self.tuning().slots)
+            && f.spec.parse_answer(&tail).is_ok()
+        {
+            return self.answer(form, &tail, t);
+        }
         // A yes/no or option question reads its own words first: "没有" is 否 there, not 跳过.
         if let Some(f) = current
             && f.spec.kind.is_closed()
@@ -367,8 +376,10 @@ impl Engine<'_> {
             .queue
             .iter()
             .position(|q| self.matcher.names_fully(q.service, text));
+        // "快手不要了 只要淘宝京东" takes back a value, not the form.
         let short = text.chars().filter(|c| !c.is_whitespace()).count()
-            <= self.tuning().reading.bare_withdrawal_max_chars;
+            <= self.tuning().reading.bare_withdrawal_max_chars
+            && self.extract(service, text).answers.is_empty();
         if self.matcher.names_fully(service.id, text) || (short && queued_at.is_none()) {
             tracing::info!(service = %service.id, "form withdrawn by name");
             t.say.push(

@@ -661,19 +661,14 @@ impl Engine<'_> {
         };
         let found = self.extract(s, text);
         found.answers.is_empty()
-            && crate::dialog::slots::explanation(
-                self.catalog,
-                s,
-                &self.tuning().slots,
-                text,
-                &found,
+            && crate::dialog::slots::explanation(s, &self.tuning().slots, text, &found).is_some_and(
+                |e| {
+                    let bare = |s: &str| -> String {
+                        fold(s).chars().filter(|c| c.is_alphanumeric()).collect()
+                    };
+                    bare(&e) == bare(text)
+                },
             )
-            .is_some_and(|e| {
-                let bare = |s: &str| -> String {
-                    fold(s).chars().filter(|c| c.is_alphanumeric()).collect()
-                };
-                bare(&e) == bare(text)
-            })
     }
 
     /// Reads the plan back ("我理解为 2 份申请: ① …"), queues all but the first with their own
