@@ -93,6 +93,7 @@ pub fn questions_apart(text: &str, words: &ReadingWords) -> (String, Vec<String>
         words
             .when_questions
             .iter()
+            .chain(&words.why_words)
             .any(|w| piece.contains(w.as_str()))
             || words
                 .question_endings
@@ -101,7 +102,7 @@ pub fn questions_apart(text: &str, words: &ReadingWords) -> (String, Vec<String>
     };
     let han = |piece: &str| piece.chars().filter(|c| is_han(*c)).count();
     for clause in clauses(&text, words, &[]) {
-        if !clause.question {
+        if !clause.question && !asks_itself(&clause.text) {
             rest.push(clause.text.trim().to_owned());
             continue;
         }

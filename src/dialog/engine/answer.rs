@@ -82,23 +82,28 @@ impl Engine<'_> {
             t.say.push(field.spec.render_prompt());
             return State::Filling { form };
         }
-        // Where a reason is asked, "这个多久能好啊" or "你是机器人吗" is a question, never the
-        // reason: it is answered and the words said besides it are the answer; "不是 客户要看
-        // 利润" rejects what was proposed, and the reason is what follows.
+        // "为啥要免责声明" or "多久能好" where any field is asked is a question, never a
+        // value: answered, and the question stays.
+        let prose = matches!(field.spec.kind, FieldKind::Text { .. });
+        let (rest, questions) =
+            crate::dialog::reading::questions_apart(text, &self.tuning().reading);
+        if !found.answers.contains_key(&key)
+            && !questions.is_empty()
+            && (prose || (rest.trim().is_empty() && field.spec.parse_answer(text).is_err()))
+        {
+            tracing::info!(field = %key, "a question where a field is asked: answered");
+            self.answer_field_questions(service, field, &questions, t);
+            if rest.trim().is_empty() {
+                t.say.push(field.spec.render_prompt());
+                return State::Filling { form };
+            }
+        }
+        // Where a reason is asked, the words said besides a question are the answer; "不是
+        // 客户要看利润" rejects what was proposed, and the reason is what follows.
         let own;
         let mut text = text;
-        if !found.answers.contains_key(&key) && matches!(field.spec.kind, FieldKind::Text { .. }) {
-            let (rest, questions) =
-                crate::dialog::reading::questions_apart(text, &self.tuning().reading);
-            if !questions.is_empty() {
-                tracing::info!(field = %key, "a question where free text is asked: answered");
-                self.answer_questions(&questions, form.service, t);
-                if rest.trim().is_empty() {
-                    t.say.push(field.spec.render_prompt());
-                    return State::Filling { form };
-                }
-            }
-            own = self.without_rejection(&rest);
+        if !found.answers.contains_key(&key) && prose {
+            own = self.without_rejection(if questions.is_empty() { text } else { &rest });
             text = &own;
             if field.spec.prose && self.only_conversation_talk(text) {
                 tracing::info!(field = %key, "talk about the conversation where a reason is asked");
@@ -145,6 +150,52 @@ impl Engine<'_> {
             .filter(|c| crate::catalog::value::is_han(*c))
             .count();
         (talk || codes) && han < words.explanation_min_han.max(1) && (talk || han == 0)
+    }
+
+    /// Answers questions asked where `field` is asked: one naming a field of the service
+    /// ("为啥要免责声明") gets that field's help; a when question the schedule; any other the
+    /// asked field's help.
+    fn answer_field_questions(
+        &self,
+        service: &Service,
+        field: &ServiceField,
+        questions: &[String],
+        t: &mut Turn,
+    ) {
+        let when_words = &self.tuning().reading.when_questions;
+        for q in questions {
+            let folded = fold(q);
+            let named = service.fields.iter().find(|f| {
+                std::iter::once(&f.spec.label)
+                    .chain(&f.spec.cues)
+                    .any(|l| l.chars().count() >= 2 && folded.contains(&fold(l)))
+            });
+            if named.is_none() && when_words.iter().any(|w| folded.contains(w.as_str())) {
+                self.answer_questions(std::slice::from_ref(q), service.id, t);
+                continue;
+            }
+            let why = self
+                .tuning()
+                .reading
+                .why_words
+                .iter()
+                .any(|w| folded.contains(w.as_str()));
+            if named.is_none() && !why {
+                // "你是机器人吗": said to be one the bot cannot answer.
+                self.answer_questions(std::slice::from_ref(q), service.id, t);
+                continue;
+            }
+            let about = named.unwrap_or(field);
+            let help = if about.spec.help.is_empty() {
+                about.spec.render_prompt()
+            } else {
+                about.spec.help.clone()
+            };
+            t.say.push(self.m().render(
+                MessageKey::FieldHelp,
+                &[("label", &about.spec.label), ("help", &help)],
+            ));
+        }
     }
 
     /// "不是 客户要看利润" → "客户要看利润": a rejection opening free text is no part of it
@@ -203,6 +254,7 @@ impl Engine<'_> {
                     .collect::<Vec<_>>()
             })
             .unwrap_or_default();
+        let sets_list = !set_lists.is_empty();
         let found = &{
             let mut found = found.clone();
             for (k, v) in set_lists {
@@ -229,7 +281,7 @@ impl Engine<'_> {
         let closed = service.field(key).is_some_and(|f| f.spec.kind.is_closed());
         if found.answers.contains_key(key)
             || others.is_empty()
-            || (found.leftover_chars > 4 && !closed)
+            || (found.leftover_chars > 4 && !closed && !sets_list)
         {
             return ControlFlow::Continue(form);
         }

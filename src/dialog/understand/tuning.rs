@@ -118,6 +118,10 @@ pub struct ReadingWords {
     /// first number (unless a correction stands between them).
     #[serde(default)]
     pub amount_split_cues: Vec<String>,
+    /// "为啥要免责声明", "仓库子类型是啥意思": where a field is asked, a why or what-is question;
+    /// answered with the help of the field it names (else the asked one's), never a value.
+    #[serde(default)]
+    pub why_words: Vec<String>,
 }
 
 /// Words for the conversation commands; each list holds whole-message forms.
