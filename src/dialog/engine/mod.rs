@@ -2155,4 +2155,85 @@ mod tests {
         );
         assert!(text(&second.reply).contains("sh_q1"), "{:?}", second.reply);
     }
+
+    #[test]
+    fn talk_about_the_conversation_is_never_the_reason() {
+        let f = fixture();
+        for talk in [
+            "点错了 是对的",
+            "不对不对 按错了 没问题 提交",
+            "CK003 打错了 CK030",
+        ] {
+            let out = f.say(Session::default(), &["物流追踪 账号 wl_t1", talk]);
+            let State::Filling { form } = &out.session.state else {
+                panic!("{talk}: {:?}", out.reply);
+            };
+            assert!(
+                !form.answers.keys().any(|k| k.as_str() == "reason"),
+                "{talk}: {:?}",
+                form.answers
+            );
+            assert!(
+                !text(&out.reply).contains("卖家账号」不用"),
+                "{talk}: {:?}",
+                out.reply
+            );
+        }
+    }
+
+    #[test]
+    fn only_these_options_set_the_list_and_taking_one_back_keeps_the_form() {
+        let f = fixture();
+        let out = f.say(
+            Session::default(),
+            &["hz_l1 开明文打印 tb jd ks 都要", "快手不要了 只要淘宝京东"],
+        );
+        let State::Filling { form } = &out.session.state else {
+            panic!("the form stays: {:?}", out.reply);
+        };
+        let platforms = form
+            .answers
+            .iter()
+            .find(|(k, _)| k.as_str() == "plaintext_platforms")
+            .map(|(_, v)| v.display(false));
+        assert_eq!(platforms.as_deref(), Some("淘宝、京东"), "{:?}", out.reply);
+    }
+
+    #[test]
+    fn an_unoffered_platform_said_by_its_nickname_is_answered() {
+        let f = fixture();
+        let out = f.say(Session::default(), &["hz_l2 明文打印 pdd和tb都要"]);
+        assert!(text(&out.reply).contains("拼多多"), "{:?}", out.reply);
+    }
+
+    #[test]
+    fn a_yes_no_answer_after_a_correction_is_the_answer() {
+        let f = fixture();
+        let out = f.say(
+            Session::default(),
+            &["wh_c1 开发货单回传SN码", "wms不支持 哦不对 点错了 是支持的"],
+        );
+        let State::Filling { form } = &out.session.state else {
+            panic!("not refused: {:?}", out.reply);
+        };
+        assert!(
+            form.answers.values().any(|v| v.display(false) == "是"),
+            "{:?}",
+            form.answers
+        );
+    }
+
+    #[test]
+    fn a_why_question_at_a_number_prompt_gets_the_named_fields_help() {
+        let f = fixture();
+        let out = f.say(
+            Session::default(),
+            &["hz_w1 批量补发上限调整", "为啥要免责声明"],
+        );
+        assert!(text(&out.reply).contains("免责声明"), "{:?}", out.reply);
+        let State::Filling { form } = &out.session.state else {
+            panic!("{:?}", out.reply);
+        };
+        assert!(matches!(&form.step, Step::Ask(k) if k.as_str() != "disclaimer"));
+    }
 }
