@@ -616,9 +616,8 @@ impl Engine<'_> {
                     .first()
                     .is_some_and(|q| q.parked.is_none() && self.only_explains(q.service, text)) =>
             {
-                let mut next = t.queue.remove(0);
-                next.text = Some(format!("{} {text}", next.text.unwrap_or_default()));
-                self.start_queued(next, t)
+                let next = t.queue.remove(0);
+                self.start_queued_with_answer(next, text, t)
             }
             Verdict::Nothing => {
                 t.say.push(self.m().get(MessageKey::NothingMatched));
@@ -645,12 +644,26 @@ impl Engine<'_> {
             return self.start(id, text, account, t);
         };
         let queued = t.queue.remove(at);
+        // Only a reason ("客户要盯发货时效", understood as the queued service): the request
+        // starts with its own words and the reason answers it.
+        if self.only_explains(id, text) {
+            return self.start_queued_with_answer(queued, text, t);
+        }
         let words = match queued.text {
             Some(own) => format!("{own} {text}"),
             None => text.to_owned(),
         };
         tracing::info!(service = %id, "a queued request named again: started from the queue");
         self.start(id, &words, account.or(queued.account), t)
+    }
+
+    /// Starts a queued request with its own words, then reads `text` in it as the person's
+    /// next message (the reason asked, or a new reason offered at the summary).
+    fn start_queued_with_answer(&self, next: Queued, text: &str, t: &mut Turn) -> State {
+        match self.start_queued(next, t) {
+            State::Filling { form } => self.filling(form, text, None, t),
+            other => other,
+        }
     }
 
     /// Whether `text` only explains why a request of `service` is wanted (no question, no
