@@ -39,9 +39,16 @@ const ALLOWED: &[(&str, &[&str])] = &[
     // adapters; the channel reaches the dialog only through `domain::Bot`.
     ("dialog", &["catalog", "embed", "requests", "store"]),
     ("notify", &["catalog", "requests", "store", "wecom"]),
-    // Adapters.
-    ("console", &["catalog", "requests", "notify", "store"]),
-    ("http", &["channel", "console", "wecom", "store"]),
+    // Adapters. Each turns its errors into responses in one place, which logs the cause chain
+    // with `telemetry::one_line` (a leaf: it imports only the bottom row).
+    (
+        "console",
+        &["catalog", "requests", "notify", "store", "telemetry"],
+    ),
+    (
+        "http",
+        &["channel", "console", "wecom", "store", "telemetry"],
+    ),
 ];
 
 struct Source {
