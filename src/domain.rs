@@ -2,6 +2,12 @@
 //! `Conversation`), which service (`ServiceId`) and request (`RequestId`), the one inbound
 //! message both channels produce (`Inbound`, `Content`), the bot's `Reply`, and the `Bot` trait.
 //!
+//! Also the ports: what the bot and the channels ask of the outside by domain meaning —
+//! fetching an attachment (`AttachmentFetcher`), sending and recognising blank templates
+//! (`BlankTemplates`), relabelling a handled card (`CardRelabeler`), acting on an approval
+//! (`ApprovalSink`) — with the one error they fail with (`PortError`). The adapters (`channel`,
+//! `notify`) implement them and `startup` injects them, so `dialog` names no adapter.
+//!
 //! Owns these shapes and their parsing. It imports nothing from the crate, so any module may
 //! import it; it must not know wire formats, store keys or what the bot decides.
 
@@ -305,7 +311,89 @@ impl ApprovalStatus {
 /// change could not be acted on now and WeCom's retry should try again.
 #[async_trait::async_trait]
 pub trait ApprovalSink: Send + Sync + 'static {
-    async fn approval_changed(&self, change: ApprovalChange) -> Result<(), String>;
+    async fn approval_changed(&self, change: ApprovalChange) -> Result<(), PortError>;
+}
+
+/// Why a port's adapter failed. The adapter's own error is kept whole as the source, so a log
+/// line can still walk to the cause (an errcode, a timeout, a refused connection) while the
+/// domain names none of the adapter's types. The message repeats the source's: the bot logs
+/// `%error` and cannot reach `telemetry::one_line` (which says a repeated cause once).
+#[derive(Debug, thiserror::Error)]
+#[error("{what} failed: {source}")]
+pub struct PortError {
+    /// What was attempted, for the log ("attachment download", "template send").
+    what: &'static str,
+    #[source]
+    source: Box<dyn std::error::Error + Send + Sync + 'static>,
+}
+
+impl PortError {
+    pub fn new(
+        what: &'static str,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> Self {
+        Self {
+            what,
+            source: source.into(),
+        }
+    }
+}
+
+/// A downloaded attachment.
+#[derive(Clone, PartialEq, Eq)]
+pub struct FetchedMedia {
+    pub file_name: Option<String>,
+    pub bytes: Vec<u8>,
+}
+
+impl std::fmt::Debug for FetchedMedia {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The bytes are a person's file: their length says enough in a log.
+        f.debug_struct("FetchedMedia")
+            .field("file_name", &self.file_name)
+            .field("len", &self.bytes.len())
+            .finish()
+    }
+}
+
+/// Downloads an attachment named in an inbound message (WeCom's copies expire, so the bot
+/// keeps the bytes with the request).
+#[async_trait::async_trait]
+pub trait AttachmentFetcher: Send + Sync + 'static {
+    async fn fetch(&self, source: &MediaSource) -> Result<FetchedMedia, PortError>;
+}
+
+/// The blank templates fields name (免责声明填写样板.docx), sent to the person as files and
+/// recognised when sent back unchanged.
+#[async_trait::async_trait]
+pub trait BlankTemplates: Send + Sync + 'static {
+    /// The template's bytes, when a usable file of that name is configured.
+    async fn content(&self, name: &str) -> Option<Vec<u8>>;
+    /// Whether a usable file of that name is configured (without copying it).
+    fn available(&self, name: &str) -> bool;
+    /// Sends the template to `user` as a file message.
+    async fn send(&self, user: &UserId, name: &str) -> Result<(), PortError>;
+}
+
+/// What a handled card's buttons say instead: who handled it (`full`) or, when that does not
+/// read whole on the channel's button, the status alone (`short`). The channel knows what
+/// fits, so it chooses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandledLabel {
+    pub full: String,
+    pub short: String,
+}
+
+/// Relabels a card someone clicked, so everyone who got it sees it was handled and by whom.
+#[async_trait::async_trait]
+pub trait CardRelabeler: Send + Sync + 'static {
+    /// Replaces the buttons of the card behind `response_code` (single use, 72 h).
+    async fn relabel(
+        &self,
+        user: &UserId,
+        response_code: &str,
+        label: &HandledLabel,
+    ) -> Result<(), PortError>;
 }
 
 #[cfg(test)]
@@ -321,6 +409,15 @@ mod tests {
         );
         assert!(RequestId::parse("KT-2026-1").is_none());
         assert!(RequestId::parse("hello").is_none());
+    }
+
+    #[test]
+    fn a_port_error_keeps_its_cause() {
+        let cause = std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer");
+        let error = PortError::new("attachment download", cause);
+        assert_eq!(error.to_string(), "attachment download failed: no answer");
+        let source = std::error::Error::source(&error).unwrap();
+        assert!(source.downcast_ref::<std::io::Error>().is_some());
     }
 
     #[test]

@@ -1,9 +1,21 @@
-//! [`Secret`]: a value that must never be printed (app secrets, tokens, keys, SMTP URLs).
+//! [`Secret`]: a value that must never be printed (app secrets, tokens, keys, SMTP URLs), and
+//! [`constant_time_eq`], the one comparison of a given value with a secret one.
 //!
 //! A leaf: imports nothing from the crate, so settings and the API client share one type
 //! without depending on each other.
 
 use serde::Deserialize;
+
+/// Whether `given` equals `expected`, in a time that does not depend on where they differ: a
+/// token, signature or CSRF value compared byte by byte would tell a guesser how much of a guess
+/// was right. Only the lengths may show in the time (they are not secret). An empty `expected`
+/// equals nothing, so an unset secret never lets anyone in.
+#[must_use]
+pub fn constant_time_eq(given: &[u8], expected: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    // `ct_eq` on slices of different lengths is false without comparing their bytes.
+    !expected.is_empty() && bool::from(given.ct_eq(expected))
+}
 
 /// A value that must never be printed; `Debug` shows only whether it is set.
 #[derive(Clone, Deserialize, Default, PartialEq, Eq)]

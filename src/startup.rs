@@ -9,14 +9,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::catalog::MessageKey;
 use crate::catalog::{CatalogError, CatalogHandle};
-use crate::channel::cards::CardUpdater;
 use crate::channel::media::{WecomMediaFetcher, WecomTemplateFiles};
 use crate::channel::{AiBotChannel, AppChannel, ChannelSettings, ReplyCache};
 use crate::config::{ConfigError, Settings};
 use crate::console::LoginThrottle;
 use crate::dialog::DialogBot;
 use crate::dialog::understand::TuningError;
-use crate::domain::Bot;
+use crate::domain::{Bot, CardRelabeler};
 use crate::http::serve::ConnectionLimits;
 use crate::http::{AppState, admin_router, public_router};
 use crate::notify::handoff::HandoffWatcher;
@@ -218,7 +217,7 @@ impl Parts {
             handlers.clone(),
             settings.handlers.admins.clone(),
         )
-        .with_card_updates(Arc::clone(&api) as Arc<dyn CardUpdater>);
+        .with_card_updates(Arc::clone(&api) as Arc<dyn CardRelabeler>);
         if !settings.dialogs.templates_dir.as_os_str().is_empty() {
             dialog = dialog.with_templates(Arc::new(WecomTemplateFiles::new(
                 Arc::clone(&api),

@@ -11,7 +11,9 @@
 //! names when every name fits whole and no two read the same; otherwise they show the options'
 //! numbers and the numbered list is in the text the person reads.
 
-use crate::domain::{ChoiceOption, Reply, UserId, numbered_options};
+use crate::domain::{
+    CardRelabeler, ChoiceOption, HandledLabel, PortError, Reply, UserId, numbered_options,
+};
 use crate::wecom::cards::{
     BUTTON_TEXT_CHARS, Button, ButtonInteraction, MAX_BUTTONS, MainTitle, REPLACE_NAME_CHARS,
     SUB_TITLE_CHARS, TITLE_CHARS, TITLE_DESC_CHARS, TemplateCard, TextNotice, fits,
@@ -227,28 +229,20 @@ pub fn handled_label(full: String, short: &str) -> String {
     }
 }
 
-/// Relabels a card someone clicked, so everyone who got it sees it was handled and by whom.
+/// The card adapter behind `domain::CardRelabeler`: `update_template_card` with the click's
+/// code, the label chosen by what fits a button ([`handled_label`]).
 #[async_trait::async_trait]
-pub trait CardUpdater: Send + Sync + 'static {
-    /// Replaces the buttons of the card behind `response_code` (single use, 72 h) with `label`.
+impl CardRelabeler for crate::wecom::api::WecomApi {
     async fn relabel(
         &self,
         user: &UserId,
         response_code: &str,
-        label: &str,
-    ) -> Result<(), crate::wecom::api::ApiError>;
-}
-
-#[async_trait::async_trait]
-impl CardUpdater for crate::wecom::api::WecomApi {
-    async fn relabel(
-        &self,
-        user: &UserId,
-        response_code: &str,
-        label: &str,
-    ) -> Result<(), crate::wecom::api::ApiError> {
-        self.update_template_card(&[user.as_str()], response_code, label)
+        label: &HandledLabel,
+    ) -> Result<(), PortError> {
+        let label = handled_label(label.full.clone(), &label.short);
+        self.update_template_card(&[user.as_str()], response_code, &label)
             .await
+            .map_err(|e| PortError::new("card relabel", e))
     }
 }
 

@@ -1,42 +1,31 @@
 //! Fetching what people attach (disclaimers, screenshots): app media by `media/get`, AI-bot
-//! media from its encrypted URL (valid five minutes), decrypted with the bot's key.
+//! media from its encrypted URL (valid five minutes), decrypted with the bot's key; and the
+//! blank templates sent as files. The adapters behind `domain::AttachmentFetcher` and
+//! `domain::BlankTemplates`.
 
 use crate::wecom::AesKey;
 use crate::wecom::api::WecomApi;
 
-use crate::domain::{MediaSource, UserId};
+use crate::domain::{
+    AttachmentFetcher, BlankTemplates, FetchedMedia, MediaSource, PortError, UserId,
+};
 use crate::store::keys;
 
-/// A downloaded attachment.
-#[derive(Clone, PartialEq, Eq)]
-pub struct FetchedMedia {
-    pub file_name: Option<String>,
-    pub bytes: Vec<u8>,
-}
-
-impl std::fmt::Debug for FetchedMedia {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FetchedMedia")
-            .field("file_name", &self.file_name)
-            .field("len", &self.bytes.len())
-            .finish()
-    }
-}
-
+/// Why an attachment could not be downloaded.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
     #[error("media/get failed: {0}")]
     Api(#[from] crate::wecom::api::ApiError),
+    /// The AI bot's encrypted URL could not be read; the URL is dropped from the error (it
+    /// carries a signature and may reach a log).
     #[error("download failed: {0}")]
-    Download(String),
+    Download(#[source] reqwest::Error),
+    #[error("download failed: HTTP {0}")]
+    Status(reqwest::StatusCode),
+    #[error("download failed: over {cap} bytes")]
+    TooLarge { cap: usize },
     #[error("decryption failed: {0}")]
     Decrypt(#[from] crate::wecom::CryptoError),
-}
-
-/// Downloads an attachment named in an inbound message.
-#[async_trait::async_trait]
-pub trait AttachmentFetcher: Send + Sync + 'static {
-    async fn fetch(&self, source: &MediaSource) -> Result<FetchedMedia, FetchError>;
 }
 
 /// The real fetcher: WeCom's API for app media, HTTPS + AES for AI-bot media.
@@ -65,7 +54,16 @@ impl WecomMediaFetcher {
 
 #[async_trait::async_trait]
 impl AttachmentFetcher for WecomMediaFetcher {
-    async fn fetch(&self, source: &MediaSource) -> Result<FetchedMedia, FetchError> {
+    async fn fetch(&self, source: &MediaSource) -> Result<FetchedMedia, PortError> {
+        self.download(source)
+            .await
+            .map_err(|e| PortError::new("attachment download", e))
+    }
+}
+
+impl WecomMediaFetcher {
+    /// The attachment's bytes: `media/get` for app media, the AI bot's encrypted URL else.
+    pub async fn download(&self, source: &MediaSource) -> Result<FetchedMedia, FetchError> {
         match source {
             MediaSource::MediaId(id) => {
                 let media = self.api.media_get(id).await?;
@@ -80,9 +78,9 @@ impl AttachmentFetcher for WecomMediaFetcher {
                     .get(url)
                     .send()
                     .await
-                    .map_err(|e| FetchError::Download(e.without_url().to_string()))?;
+                    .map_err(|e| FetchError::Download(e.without_url()))?;
                 if !response.status().is_success() {
-                    return Err(FetchError::Download(format!("HTTP {}", response.status())));
+                    return Err(FetchError::Status(response.status()));
                 }
                 let file_name = response
                     .headers()
@@ -93,9 +91,11 @@ impl AttachmentFetcher for WecomMediaFetcher {
                 let bytes = response
                     .bytes()
                     .await
-                    .map_err(|e| FetchError::Download(e.without_url().to_string()))?;
+                    .map_err(|e| FetchError::Download(e.without_url()))?;
                 if bytes.len() > self.max_bytes {
-                    return Err(FetchError::Download("file too large".into()));
+                    return Err(FetchError::TooLarge {
+                        cap: self.max_bytes,
+                    });
                 }
                 Ok(FetchedMedia {
                     file_name,
@@ -106,21 +106,11 @@ impl AttachmentFetcher for WecomMediaFetcher {
     }
 }
 
-/// The blank templates fields name (免责声明填写样板.docx), sent to the person as files.
-#[async_trait::async_trait]
-pub trait TemplateFiles: Send + Sync + 'static {
-    /// The template's bytes, when a usable file of that name is configured.
-    async fn content(&self, name: &str) -> Option<Vec<u8>>;
-    /// Whether a usable file of that name is configured (without copying it).
-    fn available(&self, name: &str) -> bool;
-    /// Sends the template to `user` as a file message.
-    async fn send(&self, user: &UserId, name: &str) -> Result<(), TemplateError>;
-}
-
+/// Why a blank template could not be sent.
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
-    #[error("no template file {0}")]
-    Missing(String),
+    #[error("no template file {name}")]
+    Missing { name: String },
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
@@ -295,7 +285,7 @@ impl WecomTemplateFiles {
 }
 
 #[async_trait::async_trait]
-impl TemplateFiles for WecomTemplateFiles {
+impl BlankTemplates for WecomTemplateFiles {
     async fn content(&self, name: &str) -> Option<Vec<u8>> {
         self.templates.get(name).map(|t| t.bytes.to_vec())
     }
@@ -304,11 +294,22 @@ impl TemplateFiles for WecomTemplateFiles {
         self.templates.contains_key(name)
     }
 
-    async fn send(&self, user: &UserId, name: &str) -> Result<(), TemplateError> {
+    async fn send(&self, user: &UserId, name: &str) -> Result<(), PortError> {
+        self.send_template(user, name)
+            .await
+            .map_err(|e| PortError::new("template send", e))
+    }
+}
+
+impl WecomTemplateFiles {
+    /// Sends the template `name` to `user`, uploading it first when no cached upload stands.
+    pub async fn send_template(&self, user: &UserId, name: &str) -> Result<(), TemplateError> {
         let template = self
             .templates
             .get(name)
-            .ok_or_else(|| TemplateError::Missing(name.to_owned()))?;
+            .ok_or_else(|| TemplateError::Missing {
+                name: name.to_owned(),
+            })?;
         let media_id = self.media_id(name, template, false).await?;
         match self.send_media(user, &media_id).await {
             // WeCom forgot the upload early (40007): upload again, once.

@@ -83,10 +83,8 @@ impl ConsoleSession {
         path: &str,
         peer: &Peer,
     ) -> Option<Response> {
-        use subtle::ConstantTimeEq;
         let given = form.get("csrf").map(String::as_str).unwrap_or_default();
-        let ok = given.len() == self.csrf.len()
-            && bool::from(given.as_bytes().ct_eq(self.csrf.as_bytes()));
+        let ok = crate::secret::constant_time_eq(given.as_bytes(), self.csrf.as_bytes());
         if ok {
             return None;
         }

@@ -14,6 +14,7 @@ use axum::response::Response;
 use chrono::{DateTime, Days, Utc};
 use maud::{Markup, html};
 
+use super::failure::{OnPage, PageFailure};
 use super::html::{html_response, layout};
 use super::session::ConsoleSession;
 use super::{BatchView, ConsoleState, Listing, TEAMS, visible_batch};
@@ -121,7 +122,10 @@ impl Dashboard {
     }
 }
 
-pub(crate) async fn page(State(state): State<ConsoleState>, session: ConsoleSession) -> Response {
+pub(crate) async fn page(
+    State(state): State<ConsoleState>,
+    session: ConsoleSession,
+) -> Result<Response, PageFailure> {
     let now = Utc::now();
     let schedule = &state.schedule;
     let teams: Vec<Team> = TEAMS
@@ -141,10 +145,11 @@ pub(crate) async fn page(State(state): State<ConsoleState>, session: ConsoleSess
             team: None,
             search: None,
         };
-        match visible_batch(&state, &session.handler, &view, now).await {
-            Ok(list) => recent.extend(list),
-            Err(e) => return unavailable(&session, &e),
-        }
+        recent.extend(
+            visible_batch(&state, &session.handler, &view, now)
+                .await
+                .on(&session)?,
+        );
     }
     let queue = BatchView {
         listing: Listing::Open {
@@ -154,10 +159,9 @@ pub(crate) async fn page(State(state): State<ConsoleState>, session: ConsoleSess
         team: None,
         search: None,
     };
-    let open = match visible_batch(&state, &session.handler, &queue, now).await {
-        Ok(list) => list,
-        Err(e) => return unavailable(&session, &e),
-    };
+    let open = visible_batch(&state, &session.handler, &queue, now)
+        .await
+        .on(&session)?;
     let dashboard = Dashboard::build(schedule, now, &teams, &recent, &open);
     let body = html! {
         h1 { "看板" }
@@ -173,17 +177,10 @@ pub(crate) async fn page(State(state): State<ConsoleState>, session: ConsoleSess
         h2 { "申请最多的服务" }
         (services_chart(&dashboard))
     };
-    html_response(StatusCode::OK, layout("看板", Some(&session), None, body))
-}
-
-fn unavailable(session: &ConsoleSession, error: &dyn std::fmt::Display) -> Response {
-    tracing::error!(error = %error, handler = %session.handler.name, "console: dashboard failed");
-    super::html::message_page(
-        StatusCode::SERVICE_UNAVAILABLE,
-        Some(session),
-        "暂时无法处理",
-        "存储暂时不可用，请稍后重试。",
-    )
+    Ok(html_response(
+        StatusCode::OK,
+        layout("看板", Some(&session), None, body),
+    ))
 }
 
 /// Open and overdue now, one row per team, each number a link to that list.

@@ -18,71 +18,106 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::ApiHandler;
-use super::{BatchQuery, ConsoleState, Listing, Peer, log_refusal, visible_batch};
+use super::{BatchQuery, ConsoleState, FilterError, Listing, Peer, log_refusal, visible_batch};
 use crate::domain::RequestId;
 use crate::notify::handoff::{HandoffState, handoff_state};
-use crate::requests::{BatchSchedule, DeskError, Request};
+use crate::requests::{BatchSchedule, DeskError, LedgerError, Request};
+use crate::telemetry::one_line;
 
-/// A refusal: logged once (without the token) and answered as JSON.
-fn refuse(status: StatusCode, code: &str, message: &str, path: &str, peer: &Peer) -> Response {
-    log_refusal(status.as_u16(), message, path, peer);
-    (status, Json(json!({ "error": code, "message": message }))).into_response()
+/// Why an API call is answered with an error. Each variant's status, `error` code and
+/// `message` are spelled in [`ApiError::answer`], the one place; the cause is kept as source and
+/// logged by [`Refused`]'s response.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ApiError {
+    #[error("malformed JSON body: {0}")]
+    MalformedBody(#[source] serde_json::Error),
+    #[error("{}", .0.body_text())]
+    BadQuery(#[source] QueryRejection),
+    #[error(transparent)]
+    BadFilter(#[from] FilterError),
+    /// What `requests::ticket_problem` found wrong with a ticket number.
+    #[error("{problem}")]
+    InvalidTicket { problem: &'static str },
+    #[error(transparent)]
+    Desk(#[from] DeskError),
+    #[error("listing failed")]
+    Listing(#[source] LedgerError),
 }
 
-/// A handler action's answer: the request as it now stands, or why the desk refused.
-fn acted(
-    result: Result<Request, DeskError>,
-    state: &ConsoleState,
-    path: &str,
-    peer: &Peer,
-) -> Response {
-    match result {
-        Ok(request) => Json(request_json(&request, &state.schedule, Utc::now())).into_response(),
-        Err(e) => desk_refusal(&e, path, peer),
+impl ApiError {
+    /// The status, `error` code and `message` the caller reads.
+    fn answer(&self) -> (StatusCode, &'static str, String) {
+        match self {
+            Self::MalformedBody(_) | Self::BadQuery(_) | Self::BadFilter(_) => {
+                (StatusCode::BAD_REQUEST, "bad_request", self.to_string())
+            }
+            Self::InvalidTicket { problem } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_ticket",
+                (*problem).to_owned(),
+            ),
+            Self::Desk(DeskError::NotFound) => (
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such request".to_owned(),
+            ),
+            Self::Desk(DeskError::ReasonRequired) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "reason_required",
+                "a reason is required to reject".to_owned(),
+            ),
+            Self::Desk(e @ DeskError::NotNow { .. }) => {
+                (StatusCode::CONFLICT, "invalid_transition", e.to_string())
+            }
+            Self::Desk(DeskError::TooLate) => (
+                StatusCode::CONFLICT,
+                "reopen_too_late",
+                "only a request handled today can be reopened".to_owned(),
+            ),
+            // The cause stays in the log: the caller learns only to retry.
+            Self::Desk(DeskError::Ledger(_)) | Self::Listing(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "storage unavailable, retry later".to_owned(),
+            ),
+        }
+    }
+
+    /// This error, refused at `path` for `peer`.
+    fn at(self, path: &str, peer: &Peer) -> Refused {
+        Refused {
+            error: self,
+            path: path.to_owned(),
+            peer: peer.clone(),
+        }
     }
 }
 
-fn desk_refusal(error: &DeskError, path: &str, peer: &Peer) -> Response {
-    match error {
-        DeskError::NotFound => refuse(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "no such request",
-            path,
-            peer,
-        ),
-        DeskError::ReasonRequired => refuse(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "reason_required",
-            "a reason is required to reject",
-            path,
-            peer,
-        ),
-        DeskError::NotNow { .. } => refuse(
-            StatusCode::CONFLICT,
-            "invalid_transition",
-            &error.to_string(),
-            path,
-            peer,
-        ),
-        DeskError::TooLate => refuse(
-            StatusCode::CONFLICT,
-            "reopen_too_late",
-            "only a request handled today can be reopened",
-            path,
-            peer,
-        ),
-        DeskError::Ledger(e) => internal(e),
+/// An [`ApiError`] with where it happened and from whom: the response every API handler fails
+/// with. Turning it into a response is the one place an API error is logged — a refusal once
+/// (why, where, whom; never the token), a failure of our side with its whole cause chain.
+#[derive(Debug)]
+pub(crate) struct Refused {
+    error: ApiError,
+    path: String,
+    peer: Peer,
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        let (status, code, message) = self.error.answer();
+        if status.is_server_error() {
+            tracing::error!(error = %one_line(&self.error), path = %self.path, "api: ledger or store failed");
+        } else {
+            log_refusal(status.as_u16(), &message, &self.path, &self.peer);
+        }
+        (status, Json(json!({ "error": code, "message": message }))).into_response()
     }
 }
 
-fn internal(error: &dyn std::fmt::Display) -> Response {
-    tracing::error!(error = %error, "api: ledger or store failed");
-    (
-        StatusCode::SERVICE_UNAVAILABLE,
-        Json(json!({ "error": "unavailable", "message": "storage unavailable, retry later" })),
-    )
-        .into_response()
+/// A handler action's answer: the request as it now stands.
+fn acted(request: &Request, state: &ConsoleState) -> Json<Value> {
+    Json(request_json(request, &state.schedule, Utc::now()))
 }
 
 fn rfc3339(at: chrono::DateTime<Utc>) -> String {
@@ -152,7 +187,7 @@ pub(crate) async fn list(
     peer: Peer,
     OriginalUri(uri): OriginalUri,
     query: Result<Query<BatchQuery>, QueryRejection>,
-) -> Response {
+) -> Result<Json<Value>, Refused> {
     listing(state, handler, peer, uri.path(), query, false).await
 }
 
@@ -163,7 +198,7 @@ pub(crate) async fn open(
     peer: Peer,
     OriginalUri(uri): OriginalUri,
     query: Result<Query<BatchQuery>, QueryRejection>,
-) -> Response {
+) -> Result<Json<Value>, Refused> {
     let query = query.map(|Query(mut q)| {
         q.open = Some("1".to_owned());
         Query(q)
@@ -178,48 +213,27 @@ async fn listing(
     path: &str,
     query: Result<Query<BatchQuery>, QueryRejection>,
     open_by_default: bool,
-) -> Response {
+) -> Result<Json<Value>, Refused> {
     let now = Utc::now();
-    let view = match query {
-        Ok(Query(q)) => match q.check(&state.schedule, now, open_by_default) {
-            Ok(view) => view,
-            Err(e) => {
-                return refuse(
-                    StatusCode::BAD_REQUEST,
-                    "bad_request",
-                    &e.to_string(),
-                    path,
-                    &peer,
-                );
-            }
-        },
-        Err(e) => {
-            return refuse(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                &e.body_text(),
-                path,
-                &peer,
-            );
-        }
-    };
-    match visible_batch(&state, &handler, &view, now).await {
-        Ok(requests) => {
-            let overdue = requests
-                .iter()
-                .filter(|r| r.is_overdue(&state.schedule, now))
-                .count();
-            Json(json!({
-                "view": match view.listing { Listing::Open { .. } => "open", Listing::Day(_) => "day" },
-                "day": view.day().map(|d| d.to_string()),
-                "count": requests.len(),
-                "overdue": overdue,
-                "requests": requests.iter().map(|r| request_json(r, &state.schedule, now)).collect::<Vec<_>>(),
-            }))
-            .into_response()
-        }
-        Err(e) => internal(&e),
-    }
+    let refused = |e: ApiError| e.at(path, &peer);
+    let Query(query) = query.map_err(|e| refused(ApiError::BadQuery(e)))?;
+    let view = query
+        .check(&state.schedule, now, open_by_default)
+        .map_err(|e| refused(e.into()))?;
+    let requests = visible_batch(&state, &handler, &view, now)
+        .await
+        .map_err(|e| refused(ApiError::Listing(e)))?;
+    let overdue = requests
+        .iter()
+        .filter(|r| r.is_overdue(&state.schedule, now))
+        .count();
+    Ok(Json(json!({
+        "view": match view.listing { Listing::Open { .. } => "open", Listing::Day(_) => "day" },
+        "day": view.day().map(|d| d.to_string()),
+        "count": requests.len(),
+        "overdue": overdue,
+        "requests": requests.iter().map(|r| request_json(r, &state.schedule, now)).collect::<Vec<_>>(),
+    })))
 }
 
 pub(crate) async fn get_one(
@@ -228,27 +242,22 @@ pub(crate) async fn get_one(
     peer: Peer,
     OriginalUri(uri): OriginalUri,
     Path(id): Path<String>,
-) -> Response {
-    let Some(id) = RequestId::parse(&id) else {
-        return desk_refusal(&DeskError::NotFound, uri.path(), &peer);
-    };
-    match state.desk.visible(&handler, &id).await {
-        Ok(request) => {
-            let mut body = request_json(&request, &state.schedule, Utc::now());
-            let handoff = match handoff_state(&state.outbox, &request).await {
-                Ok(found) => handoff_json(&found),
-                Err(e) => {
-                    tracing::warn!(request = %request.id, error = %e, "hand-off state unavailable");
-                    json!({ "state": "unavailable" })
-                }
-            };
-            if let Some(object) = body.as_object_mut() {
-                object.insert("handoff".to_owned(), handoff);
-            }
-            Json(body).into_response()
+) -> Result<Json<Value>, Refused> {
+    let refused = |e: DeskError| ApiError::from(e).at(uri.path(), &peer);
+    let id = RequestId::parse(&id).ok_or_else(|| refused(DeskError::NotFound))?;
+    let request = state.desk.visible(&handler, &id).await.map_err(refused)?;
+    let mut body = request_json(&request, &state.schedule, Utc::now());
+    let handoff = match handoff_state(&state.outbox, &request).await {
+        Ok(found) => handoff_json(&found),
+        Err(e) => {
+            tracing::warn!(request = %request.id, error = %e, "hand-off state unavailable");
+            json!({ "state": "unavailable" })
         }
-        Err(e) => desk_refusal(&e, uri.path(), &peer),
+    };
+    if let Some(object) = body.as_object_mut() {
+        object.insert("handoff".to_owned(), handoff);
     }
+    Ok(Json(body))
 }
 
 /// `{"state": "delivered", "at": …}`, `{"state": "waiting", "attempts": n, "error": …}`,
@@ -287,27 +296,19 @@ pub(crate) async fn ticket(
     OriginalUri(uri): OriginalUri,
     Path(id): Path<String>,
     body: Bytes,
-) -> Response {
-    let path = uri.path();
-    let (body, id): (TicketBody, RequestId) = match action_input(&body, &id, path, &peer) {
-        Ok(input) => input,
-        Err(refused) => return refused,
-    };
+) -> Result<Json<Value>, Refused> {
+    let refused = |e: ApiError| e.at(uri.path(), &peer);
+    let (body, id): (TicketBody, RequestId) = action_input(&body, &id).map_err(refused)?;
     let number = body.ticket.unwrap_or_default();
     if let Some(problem) = crate::requests::ticket_problem(&number) {
-        return refuse(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_ticket",
-            problem,
-            path,
-            &peer,
-        );
+        return Err(refused(ApiError::InvalidTicket { problem }));
     }
-    let result = state
+    let request = state
         .desk
         .set_ticket(&handler, &id, &number, Utc::now())
-        .await;
-    acted(result, &state, path, &peer)
+        .await
+        .map_err(|e| refused(e.into()))?;
+    Ok(acted(&request, &state))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -322,27 +323,22 @@ struct RejectBody {
     reason: Option<String>,
 }
 
-/// The body and the request id of an action, or the refusal to send instead.
-// The refusal is returned straight to axum by the caller; boxing it would buy nothing.
-#[allow(clippy::result_large_err)]
+/// The body and the request id of an action.
 fn action_input<T: Default + for<'de> Deserialize<'de>>(
     body: &[u8],
     id: &str,
-    path: &str,
-    peer: &Peer,
-) -> Result<(T, RequestId), Response> {
-    let body = parse_body(body)
-        .map_err(|message| refuse(StatusCode::BAD_REQUEST, "bad_request", &message, path, peer))?;
-    let id = RequestId::parse(id).ok_or_else(|| desk_refusal(&DeskError::NotFound, path, peer))?;
+) -> Result<(T, RequestId), ApiError> {
+    let body = parse_body(body)?;
+    let id = RequestId::parse(id).ok_or(DeskError::NotFound)?;
     Ok((body, id))
 }
 
 /// An empty body means "no fields"; anything else must be a JSON object of the right shape.
-fn parse_body<T: Default + for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, String> {
+fn parse_body<T: Default + for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(body).map_err(|e| format!("malformed JSON body: {e}"))
+    serde_json::from_slice(body).map_err(ApiError::MalformedBody)
 }
 
 pub(crate) async fn complete(
@@ -352,17 +348,15 @@ pub(crate) async fn complete(
     OriginalUri(uri): OriginalUri,
     Path(id): Path<String>,
     body: Bytes,
-) -> Response {
-    let path = uri.path();
-    let (body, id): (CompleteBody, RequestId) = match action_input(&body, &id, path, &peer) {
-        Ok(input) => input,
-        Err(refused) => return refused,
-    };
-    let result = state
+) -> Result<Json<Value>, Refused> {
+    let refused = |e: ApiError| e.at(uri.path(), &peer);
+    let (body, id): (CompleteBody, RequestId) = action_input(&body, &id).map_err(refused)?;
+    let request = state
         .desk
         .complete(&handler, &id, body.note, Utc::now())
-        .await;
-    acted(result, &state, path, &peer)
+        .await
+        .map_err(|e| refused(e.into()))?;
+    Ok(acted(&request, &state))
 }
 
 /// `POST …/reopen {"note"}`: takes back today's 完成 or 驳回.
@@ -373,17 +367,15 @@ pub(crate) async fn reopen(
     OriginalUri(uri): OriginalUri,
     Path(id): Path<String>,
     body: Bytes,
-) -> Response {
-    let path = uri.path();
-    let (body, id): (CompleteBody, RequestId) = match action_input(&body, &id, path, &peer) {
-        Ok(input) => input,
-        Err(refused) => return refused,
-    };
-    let result = state
+) -> Result<Json<Value>, Refused> {
+    let refused = |e: ApiError| e.at(uri.path(), &peer);
+    let (body, id): (CompleteBody, RequestId) = action_input(&body, &id).map_err(refused)?;
+    let request = state
         .desk
         .reopen(&handler, &id, body.note, Utc::now())
-        .await;
-    acted(result, &state, path, &peer)
+        .await
+        .map_err(|e| refused(e.into()))?;
+    Ok(acted(&request, &state))
 }
 
 pub(crate) async fn reject(
@@ -393,13 +385,14 @@ pub(crate) async fn reject(
     OriginalUri(uri): OriginalUri,
     Path(id): Path<String>,
     body: Bytes,
-) -> Response {
-    let path = uri.path();
-    let (body, id): (RejectBody, RequestId) = match action_input(&body, &id, path, &peer) {
-        Ok(input) => input,
-        Err(refused) => return refused,
-    };
+) -> Result<Json<Value>, Refused> {
+    let refused = |e: ApiError| e.at(uri.path(), &peer);
+    let (body, id): (RejectBody, RequestId) = action_input(&body, &id).map_err(refused)?;
     let reason = body.reason.unwrap_or_default();
-    let result = state.desk.reject(&handler, &id, &reason, Utc::now()).await;
-    acted(result, &state, path, &peer)
+    let request = state
+        .desk
+        .reject(&handler, &id, &reason, Utc::now())
+        .await
+        .map_err(|e| refused(e.into()))?;
+    Ok(acted(&request, &state))
 }

@@ -13,6 +13,7 @@
 mod auth;
 mod csv;
 mod dashboard;
+mod failure;
 mod html;
 mod json_api;
 mod pages;
@@ -99,6 +100,7 @@ const STATUSES: [Status; 5] = [
 ];
 
 /// Where a request came from, for refusal logs.
+#[derive(Debug, Clone)]
 pub(crate) struct Peer(pub String);
 
 impl Peer {

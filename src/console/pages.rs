@@ -9,6 +9,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::Utc;
 
+use super::failure::{OnPage, PageError, PageFailure};
 use super::html::{self, Notice};
 use super::session::ConsoleSession;
 use super::{BatchQuery, ConsoleState, Peer, log_refusal, visible_batch};
@@ -22,31 +23,12 @@ use crate::store::keys;
 /// Longest note or reason accepted; the forms say so too.
 const MAX_TEXT_CHARS: usize = 2000;
 
-fn not_found(session: &ConsoleSession) -> Response {
-    html::message_page(
-        StatusCode::NOT_FOUND,
-        Some(session),
-        "找不到该申请",
-        "单号不存在，或不属于你的处理组。",
-    )
-}
-
-fn internal(session: &ConsoleSession, error: &dyn std::fmt::Display) -> Response {
-    tracing::error!(error = %error, handler = %session.handler.name, "console: ledger or store failed");
-    html::message_page(
-        StatusCode::SERVICE_UNAVAILABLE,
-        Some(session),
-        "暂时无法处理",
-        "存储暂时不可用，请稍后重试。",
-    )
-}
-
 pub(crate) async fn batch(
     State(state): State<ConsoleState>,
     session: ConsoleSession,
     peer: Peer,
     query: Result<Query<BatchQuery>, QueryRejection>,
-) -> Response {
+) -> Result<Response, PageFailure> {
     let now = Utc::now();
     let checked = match query {
         Ok(Query(q)) => q.check(&state.schedule, now, true),
@@ -56,24 +38,30 @@ pub(crate) async fn batch(
         Ok(view) => view,
         Err(e) => {
             log_refusal(400, &e.to_string(), "/console", &peer);
-            return html::message_page(
+            return Ok(html::message_page(
                 StatusCode::BAD_REQUEST,
                 Some(&session),
                 "筛选条件有误",
                 e.chinese(),
-            );
+            ));
         }
     };
-    let all = match visible_batch(&state, &session.handler, &view.any_status(), now).await {
-        Ok(list) => list,
-        Err(e) => return internal(&session, &e),
-    };
+    let all = visible_batch(&state, &session.handler, &view.any_status(), now)
+        .await
+        .on(&session)?;
     let shown: Vec<Request> = all
         .iter()
         .filter(|r| view.status.is_none_or(|s| r.status() == s))
         .cloned()
         .collect();
-    html::batch_page(&session, &state.schedule, &view, &all, &shown, now)
+    Ok(html::batch_page(
+        &session,
+        &state.schedule,
+        &view,
+        &all,
+        &shown,
+        now,
+    ))
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -103,26 +91,25 @@ pub(crate) async fn detail(
     session: ConsoleSession,
     Path(id): Path<String>,
     query: Result<Query<DetailQuery>, QueryRejection>,
-) -> Response {
-    let Some(id) = RequestId::parse(&id) else {
-        return not_found(&session);
-    };
+) -> Result<Response, PageFailure> {
+    let id = RequestId::parse(&id).ok_or_else(|| PageError::NotFound.on(&session))?;
     let notice = query
         .ok()
         .and_then(|Query(q)| q.ok)
         .and_then(|code| ok_notice(&code));
-    match state.desk.visible(&session.handler, &id).await {
-        Ok(request) => html::detail_page(
-            StatusCode::OK,
-            &session,
-            &state.schedule,
-            &request,
-            handoff_of(&state, &request).await.as_ref(),
-            notice.as_ref(),
-        ),
-        Err(DeskError::NotFound) => not_found(&session),
-        Err(e) => internal(&session, &e),
-    }
+    let request = state
+        .desk
+        .visible(&session.handler, &id)
+        .await
+        .on(&session)?;
+    Ok(html::detail_page(
+        StatusCode::OK,
+        &session,
+        &state.schedule,
+        &request,
+        handoff_of(&state, &request).await.as_ref(),
+        notice.as_ref(),
+    ))
 }
 
 /// `filename*` (RFC 5987/6266) carries the real name; the plain `filename` is an ASCII
@@ -154,15 +141,13 @@ pub(crate) async fn attachment(
     session: ConsoleSession,
     peer: Peer,
     Path((id, field)): Path<(String, String)>,
-) -> Response {
-    let Some(id) = RequestId::parse(&id) else {
-        return not_found(&session);
-    };
-    let request = match state.desk.visible(&session.handler, &id).await {
-        Ok(request) => request,
-        Err(DeskError::NotFound) => return not_found(&session),
-        Err(e) => return internal(&session, &e),
-    };
+) -> Result<Response, PageFailure> {
+    let id = RequestId::parse(&id).ok_or_else(|| PageError::NotFound.on(&session))?;
+    let request = state
+        .desk
+        .visible(&session.handler, &id)
+        .await
+        .on(&session)?;
     let file_name =
         FieldKey::parse(&field)
             .ok()
@@ -177,25 +162,24 @@ pub(crate) async fn attachment(
             "/console/requests/…/attachments",
             &peer,
         );
-        return html::message_page(
+        return Ok(html::message_page(
             StatusCode::NOT_FOUND,
             Some(&session),
             "找不到附件",
             "该申请没有这个附件。",
-        );
+        ));
     };
     let blob = BlobRef::of(&request.form.form_id, &field);
-    let bytes = match attachments::load_blob(state.store.as_ref(), &blob).await {
-        Ok(Some(bytes)) => bytes,
-        Ok(None) => {
-            return html::message_page(
-                StatusCode::NOT_FOUND,
-                Some(&session),
-                "附件未保存",
-                "提交时附件未能下载保存，请联系申请人重新发送。",
-            );
-        }
-        Err(e) => return internal(&session, &e),
+    let Some(bytes) = attachments::load_blob(state.store.as_ref(), &blob)
+        .await
+        .on(&session)?
+    else {
+        return Ok(html::message_page(
+            StatusCode::NOT_FOUND,
+            Some(&session),
+            "附件未保存",
+            "提交时附件未能下载保存，请联系申请人重新发送。",
+        ));
     };
     tracing::info!(request = %id, field, handler = %session.handler.name, "attachment downloaded");
     let mut response = bytes.into_response();
@@ -213,7 +197,7 @@ pub(crate) async fn attachment(
     if let Ok(value) = HeaderValue::from_str(&content_disposition(&file_name)) {
         headers.insert(header::CONTENT_DISPOSITION, value);
     }
-    response
+    Ok(response)
 }
 
 fn form_text<'a>(form: &'a HashMap<String, String>, name: &str) -> &'a str {
@@ -242,15 +226,13 @@ pub(crate) async fn act(
     peer: Peer,
     Path((id, action)): Path<(String, String)>,
     form: Result<Form<HashMap<String, String>>, FormRejection>,
-) -> Response {
+) -> Result<Response, PageFailure> {
     let path = format!("/console/requests/{id}/{action}");
     let form = form.map(|Form(f)| f).unwrap_or_default();
     if let Some(refused) = session.csrf_refusal(&form, &path, &peer) {
-        return refused;
+        return Ok(refused);
     }
-    let Some(id) = RequestId::parse(&id) else {
-        return not_found(&session);
-    };
+    let id = RequestId::parse(&id).ok_or_else(|| PageError::NotFound.on(&session))?;
     let handler = &session.handler;
     let now = Utc::now();
     if let Some(problem) = text_problem(&action, &form) {
@@ -268,26 +250,22 @@ pub(crate) async fn act(
     // 完成 and 驳回 tell the requester and cannot be taken back after today: the first post
     // shows what will happen, the second (with `confirmed`) does it.
     if matches!(action.as_str(), "complete" | "reject") && form_text(&form, "confirmed") != "1" {
-        match state.desk.visible(handler, &id).await {
-            Ok(request) if request.is_open() => {
-                return html::confirm_page(
-                    &session,
-                    &request,
-                    &action,
-                    form_text(
-                        &form,
-                        if action == "complete" {
-                            "note"
-                        } else {
-                            "reason"
-                        },
-                    ),
-                );
-            }
-            // Already handled: the action below answers why it cannot be done now.
-            Ok(_) => {}
-            Err(DeskError::NotFound) => return not_found(&session),
-            Err(e) => return internal(&session, &e),
+        let request = state.desk.visible(handler, &id).await.on(&session)?;
+        // Already handled: the action below answers why it cannot be done now.
+        if request.is_open() {
+            return Ok(html::confirm_page(
+                &session,
+                &request,
+                &action,
+                form_text(
+                    &form,
+                    if action == "complete" {
+                        "note"
+                    } else {
+                        "reason"
+                    },
+                ),
+            ));
         }
     }
     let (verb, result) = match action.as_str() {
@@ -315,16 +293,16 @@ pub(crate) async fn act(
                 state.desk.set_ticket(handler, &id, number, now).await,
             )
         }
-        _ => return not_found(&session),
+        _ => return Err(PageError::NotFound.on(&session)),
     };
     // Every refusal shows the detail page again with its own status and words.
     let (status, text) = match result {
         Ok(_) => {
-            return Redirect::to(&format!("/console/requests/{id}?ok={action}")).into_response();
+            return Ok(Redirect::to(&format!("/console/requests/{id}?ok={action}")).into_response());
         }
         Err(DeskError::NotFound) => {
             log_refusal(404, "request not visible", &path, &peer);
-            return not_found(&session);
+            return Err(PageError::NotFound.on(&session));
         }
         Err(DeskError::ReasonRequired) => (
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -338,7 +316,7 @@ pub(crate) async fn act(
             StatusCode::CONFLICT,
             format!("当前状态（{from}）不能{verb}"),
         ),
-        Err(e) => return internal(&session, &e),
+        Err(e) => return Err(PageError::from(e).on(&session)),
     };
     refuse_action(&state, &session, &id, &peer, &path, status, &text).await
 }
@@ -363,53 +341,39 @@ async fn refuse_action(
     path: &str,
     status: StatusCode,
     text: &str,
-) -> Response {
+) -> Result<Response, PageFailure> {
     log_refusal(status.as_u16(), text, path, peer);
-    match state.desk.visible(&session.handler, id).await {
-        Ok(request) => html::detail_page(
-            status,
-            session,
-            &state.schedule,
-            &request,
-            handoff_of(state, &request).await.as_ref(),
-            Some(&Notice::Err(text.to_owned())),
-        ),
-        Err(DeskError::NotFound) => not_found(session),
-        Err(e) => internal(session, &e),
-    }
+    let request = state.desk.visible(&session.handler, id).await.on(session)?;
+    Ok(html::detail_page(
+        status,
+        session,
+        &state.schedule,
+        &request,
+        handoff_of(state, &request).await.as_ref(),
+        Some(&Notice::Err(text.to_owned())),
+    ))
 }
 
 pub(crate) async fn deliveries(
     State(state): State<ConsoleState>,
     session: ConsoleSession,
     query: Result<Query<DetailQuery>, QueryRejection>,
-) -> Response {
+) -> Result<Response, PageFailure> {
     let notice = query
         .ok()
         .and_then(|Query(q)| q.ok)
         .and_then(|code| ok_notice(&code));
-    let failed = match state.outbox.failed().await {
-        Ok(items) => items,
-        Err(e) => return internal(&session, &e),
-    };
-    let pending = match state.outbox.all_pending().await {
-        Ok(items) => items,
-        Err(e) => return internal(&session, &e),
-    };
-    let (failed, pending) = match (
-        own_items(&state, &session, failed).await,
-        own_items(&state, &session, pending).await,
-    ) {
-        (Ok(failed), Ok(pending)) => (failed, pending),
-        (Err(e), _) | (_, Err(e)) => return internal(&session, &e),
-    };
-    html::deliveries_page(
+    let failed = state.outbox.failed().await.on(&session)?;
+    let pending = state.outbox.all_pending().await.on(&session)?;
+    let failed = own_items(&state, &session, failed).await.on(&session)?;
+    let pending = own_items(&state, &session, pending).await.on(&session)?;
+    Ok(html::deliveries_page(
         &session,
         &state.schedule,
         &failed,
         &pending,
         notice.as_ref(),
-    )
+    ))
 }
 
 pub(crate) async fn retry(
@@ -417,32 +381,29 @@ pub(crate) async fn retry(
     session: ConsoleSession,
     peer: Peer,
     form: Result<Form<HashMap<String, String>>, FormRejection>,
-) -> Response {
+) -> Result<Response, PageFailure> {
     let path = "/console/deliveries/retry";
     let form = form.map(|Form(f)| f).unwrap_or_default();
     if let Some(refused) = session.csrf_refusal(&form, path, &peer) {
-        return refused;
+        return Ok(refused);
     }
     let kind = form_text(&form, "kind");
     let id = form_text(&form, "id");
-    match item_visible(&state, &session, id).await {
-        Ok(true) => {}
-        Ok(false) => {
-            log_refusal(404, "delivery outside the handler's team", path, &peer);
-            return no_such_delivery(&session);
-        }
-        Err(e) => return internal(&session, &e),
+    if !item_visible(&state, &session, id).await.on(&session)? {
+        log_refusal(404, "delivery outside the handler's team", path, &peer);
+        return Err(PageError::NoSuchDelivery.on(&session));
     }
-    match state.outbox.requeue_failed(kind, id, Utc::now()).await {
-        Ok(true) => {
-            tracing::info!(kind, id, handler = %session.handler.name, "failed delivery requeued");
-            Redirect::to("/console/deliveries?ok=retry").into_response()
-        }
-        Ok(false) => {
-            log_refusal(404, "no such failed delivery", path, &peer);
-            no_such_delivery(&session)
-        }
-        Err(e) => internal(&session, &e),
+    if state
+        .outbox
+        .requeue_failed(kind, id, Utc::now())
+        .await
+        .on(&session)?
+    {
+        tracing::info!(kind, id, handler = %session.handler.name, "failed delivery requeued");
+        Ok(Redirect::to("/console/deliveries?ok=retry").into_response())
+    } else {
+        log_refusal(404, "no such failed delivery", path, &peer);
+        Err(PageError::NoSuchDelivery.on(&session))
     }
 }
 
@@ -452,46 +413,29 @@ pub(crate) async fn retry_all(
     session: ConsoleSession,
     peer: Peer,
     form: Result<Form<HashMap<String, String>>, FormRejection>,
-) -> Response {
+) -> Result<Response, PageFailure> {
     let path = "/console/deliveries/retry-all";
     let form = form.map(|Form(f)| f).unwrap_or_default();
     if let Some(refused) = session.csrf_refusal(&form, path, &peer) {
-        return refused;
+        return Ok(refused);
     }
-    let failed = match state.outbox.failed().await {
-        Ok(items) => items,
-        Err(e) => return internal(&session, &e),
-    };
-    let own = match own_items(&state, &session, failed).await {
-        Ok(own) => own,
-        Err(e) => return internal(&session, &e),
-    };
+    let failed = state.outbox.failed().await.on(&session)?;
+    let own = own_items(&state, &session, failed).await.on(&session)?;
     let now = Utc::now();
     let mut requeued = 0;
     for item in &own {
-        match state
+        // False: requeued by someone else meanwhile.
+        if state
             .outbox
             .requeue_failed(item.delivery.kind(), &item.id, now)
             .await
+            .on(&session)?
         {
-            Ok(true) => requeued += 1,
-            // Requeued by someone else meanwhile.
-            Ok(false) => {}
-            Err(e) => return internal(&session, &e),
+            requeued += 1;
         }
     }
     tracing::info!(requeued, handler = %session.handler.name, "failed deliveries requeued");
-    Redirect::to("/console/deliveries?ok=retry_all").into_response()
-}
-
-/// An unknown item and another team's item get the same answer, so existence does not leak.
-fn no_such_delivery(session: &ConsoleSession) -> Response {
-    html::message_page(
-        StatusCode::NOT_FOUND,
-        Some(session),
-        "找不到该投递",
-        "它可能已被重新排队，或不属于你的处理组。",
-    )
+    Ok(Redirect::to("/console/deliveries?ok=retry_all").into_response())
 }
 
 /// Whether the handler may see (and retry) the outbox item `id`: a handler of every team sees

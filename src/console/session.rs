@@ -5,6 +5,7 @@
 use crate::requests::Handler;
 
 /// A logged-in handler, with the session's CSRF token for the forms.
+#[derive(Clone)]
 pub(crate) struct ConsoleSession {
     pub handler: Handler,
     pub csrf: String,

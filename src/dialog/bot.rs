@@ -15,9 +15,10 @@ use super::session::{Session, State, Step};
 use super::understand::{Matcher, Tuning, TuningError};
 use crate::catalog::MessageKey;
 use crate::catalog::{Catalog, CatalogHandle};
-use crate::channel::cards::CardUpdater;
-use crate::channel::media::{AttachmentFetcher, TemplateFiles};
-use crate::domain::{Bot, Content, Inbound, Reply, RequestId, UserId};
+use crate::domain::{
+    AttachmentFetcher, BlankTemplates, Bot, CardRelabeler, Content, HandledLabel, Inbound, Reply,
+    RequestId, UserId,
+};
 use crate::embed::ServerEmbedder;
 use crate::requests::{
     BatchSchedule, Desk, DeskAction, DeskError, FiledForm, HandlerDirectory, Ledger, Request,
@@ -67,9 +68,9 @@ pub struct DialogBot {
     admins: Vec<String>,
     meaning: Arc<MeaningState>,
     /// Relabels a handler's clicked card once the request is handled.
-    cards: Option<Arc<dyn CardUpdater>>,
+    cards: Option<Arc<dyn CardRelabeler>>,
     /// Blank templates sent as files when a field naming one is asked.
-    templates: Option<Arc<dyn TemplateFiles>>,
+    templates: Option<Arc<dyn BlankTemplates>>,
 }
 
 /// What understanding by meaning needs at run time: the in-process encoder and its space for
@@ -251,14 +252,14 @@ impl DialogBot {
 
     /// Relabels handlers' cards after a click has been acted on.
     #[must_use]
-    pub fn with_card_updates(mut self, cards: Arc<dyn CardUpdater>) -> Self {
+    pub fn with_card_updates(mut self, cards: Arc<dyn CardRelabeler>) -> Self {
         self.cards = Some(cards);
         self
     }
 
     /// Sends the blank templates fields name, and recognises them when sent back unchanged.
     #[must_use]
-    pub fn with_templates(mut self, templates: Arc<dyn TemplateFiles>) -> Self {
+    pub fn with_templates(mut self, templates: Arc<dyn BlankTemplates>) -> Self {
         self.templates = Some(templates);
         self
     }
@@ -619,12 +620,15 @@ impl DialogBot {
                 .last()
                 .map(|c| c.by.clone())
                 .unwrap_or_default();
-            let label = catalog.messages().render(
-                MessageKey::CardHandled,
-                &[("status", request.status().label()), ("by", &by)],
-            );
-            // A long handler id would not read whole on the button: the status alone does.
-            let label = crate::channel::cards::handled_label(label, request.status().label());
+            // A long handler id would not read whole on the button: the channel then shows the
+            // status alone.
+            let label = HandledLabel {
+                full: catalog.messages().render(
+                    MessageKey::CardHandled,
+                    &[("status", request.status().label()), ("by", &by)],
+                ),
+                short: request.status().label().to_owned(),
+            };
             match tokio::time::timeout(CARD_UPDATE_BUDGET, cards.relabel(user, code, &label)).await
             {
                 Ok(Ok(())) => {}

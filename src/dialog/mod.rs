@@ -1,7 +1,10 @@
 //! The conversation: understanding free text, the form state machine, and what the bot says.
 //!
 //! Works on domain messages and the catalog only; it must not know about XML, HTTP or Redis
-//! (sessions go through the `Store` trait).
+//! (sessions go through the `Store` trait). What it asks of the outside — downloading an
+//! attachment, sending a blank template, relabelling a clicked card — goes through the ports in
+//! `domain`, which `startup` fills with the channel's adapters; `tests/it/architecture.rs` checks
+//! that no file here names an adapter or a concrete store.
 
 mod bot;
 pub mod commands;

@@ -17,6 +17,7 @@ use axum::routing::get;
 
 use crate::channel::{AiBotChannel, AppChannel, CallbackResponse, Rejection};
 use crate::store::Store;
+use crate::telemetry::one_line;
 use crate::wecom::CallbackQuery;
 
 /// Shared by every handler.
@@ -38,7 +39,7 @@ pub struct AppState {
 }
 
 /// Which inbound channel a route serves, for logs.
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 enum Route {
     App,
     AiBot,
@@ -104,33 +105,98 @@ fn peer(request: &Request) -> String {
         )
 }
 
-fn reject(route: Route, peer: &str, rejection: &Rejection) -> Response {
-    let status = if rejection.is_unauthenticated() {
-        StatusCode::UNAUTHORIZED
-    } else {
-        StatusCode::BAD_REQUEST
-    };
-    crate::metrics::callback(
-        route.name(),
-        if status == StatusCode::UNAUTHORIZED {
-            "rejected_401"
-        } else {
-            "rejected_400"
-        },
-    );
-    tracing::warn!(
-        channel = route.name(),
-        peer = %peer,
-        status = status.as_u16(),
-        reason = %rejection,
-        "callback rejected"
-    );
-    let body = if status == StatusCode::UNAUTHORIZED {
-        "unauthorized"
-    } else {
-        "bad request"
-    };
-    (status, body).into_response()
+/// Why a callback is not answered with a reply. Each variant's status and body are in
+/// [`CallbackFailure`]'s response, the one place; a rejection keeps the channel's reason as
+/// source.
+#[derive(Debug, thiserror::Error)]
+enum CallbackError {
+    #[error("callback refused")]
+    Rejected(#[source] Rejection),
+    /// Declared or actual size over `limit` bytes: 413.
+    #[error("body over the size limit of {limit} bytes")]
+    TooLarge { limit: usize },
+    /// The body did not finish arriving within `timeout`: 408.
+    #[error("body not received within {timeout:?}")]
+    TimedOut { timeout: Duration },
+}
+
+impl CallbackError {
+    fn of_body(error: BodyError, limit: usize, timeout: Duration) -> Self {
+        match error {
+            BodyError::TooLarge => Self::TooLarge { limit },
+            BodyError::TimedOut => Self::TimedOut { timeout },
+        }
+    }
+
+    fn on(self, route: Route, peer: String) -> CallbackFailure {
+        CallbackFailure {
+            error: self,
+            route,
+            peer,
+        }
+    }
+}
+
+/// A [`CallbackError`] with the route and the peer it came from: turning it into a response
+/// logs it once (never the token or the key), counts it, and answers its status.
+struct CallbackFailure {
+    error: CallbackError,
+    route: Route,
+    peer: String,
+}
+
+impl IntoResponse for CallbackFailure {
+    fn into_response(self) -> Response {
+        let (channel, peer) = (self.route.name(), self.peer.as_str());
+        match &self.error {
+            CallbackError::Rejected(rejection) => {
+                let unauthenticated = rejection.is_unauthenticated();
+                let (status, outcome, body) = if unauthenticated {
+                    (StatusCode::UNAUTHORIZED, "rejected_401", "unauthorized")
+                } else {
+                    (StatusCode::BAD_REQUEST, "rejected_400", "bad request")
+                };
+                crate::metrics::callback(channel, outcome);
+                tracing::warn!(
+                    channel,
+                    peer = %peer,
+                    status = status.as_u16(),
+                    reason = %one_line(rejection),
+                    "callback rejected"
+                );
+                (status, body).into_response()
+            }
+            CallbackError::TooLarge { limit } => {
+                tracing::warn!(
+                    channel,
+                    peer = %peer,
+                    status = 413,
+                    reason = "body over the size limit",
+                    limit,
+                    "callback rejected"
+                );
+                crate::metrics::callback(channel, "too_large");
+                (StatusCode::PAYLOAD_TOO_LARGE, "payload too large").into_response()
+            }
+            CallbackError::TimedOut { timeout } => {
+                tracing::warn!(
+                    channel,
+                    peer = %peer,
+                    status = 408,
+                    reason = "body not received in time",
+                    timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+                    "callback rejected"
+                );
+                crate::metrics::callback(channel, "body_timeout");
+                (
+                    StatusCode::REQUEST_TIMEOUT,
+                    [(header::CONNECTION, "close")],
+                    "request timeout",
+                )
+                    .into_response()
+            }
+        }
+    }
 }
 
 fn respond(response: CallbackResponse) -> Response {
@@ -261,101 +327,85 @@ async fn bound_body(
     }
 }
 
-async fn verify(state: &AppState, route: Route, request: Request) -> Response {
+async fn verify(
+    state: &AppState,
+    route: Route,
+    request: Request,
+) -> Result<Response, CallbackFailure> {
     let peer = peer(&request);
     let query = CallbackQuery::parse(request.uri().query().unwrap_or(""));
     let result = match route {
         Route::App => state.app.verify_url(&query, now()),
         Route::AiBot => state.aibot.verify_url(&query, now()),
     };
-    match result {
-        Ok(echo) => {
-            tracing::info!(channel = route.name(), peer = %peer, "URL verified");
-            ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], echo).into_response()
-        }
-        Err(rejection) => reject(route, &peer, &rejection),
-    }
+    let echo = result.map_err(|e| CallbackError::Rejected(e).on(route, peer.clone()))?;
+    tracing::info!(channel = route.name(), peer = %peer, "URL verified");
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], echo).into_response())
 }
 
-async fn callback(state: &AppState, route: Route, request: Request) -> Response {
+async fn callback(
+    state: &AppState,
+    route: Route,
+    request: Request,
+) -> Result<Response, CallbackFailure> {
     let started = Instant::now();
     let peer = peer(&request);
     let query = CallbackQuery::parse(request.uri().query().unwrap_or(""));
-    let body = match read_body(request, state.max_body_bytes, state.body_read_timeout).await {
-        Ok(body) => body,
-        Err(BodyError::TooLarge) => {
-            tracing::warn!(
-                channel = route.name(),
-                peer = %peer,
-                status = 413,
-                reason = "body over the size limit",
-                limit = state.max_body_bytes,
-                "callback rejected"
-            );
-            crate::metrics::callback(route.name(), "too_large");
-            return (StatusCode::PAYLOAD_TOO_LARGE, "payload too large").into_response();
-        }
-        Err(BodyError::TimedOut) => {
-            tracing::warn!(
-                channel = route.name(),
-                peer = %peer,
-                status = 408,
-                reason = "body not received in time",
-                timeout_ms = u64::try_from(state.body_read_timeout.as_millis()).unwrap_or(u64::MAX),
-                "callback rejected"
-            );
-            crate::metrics::callback(route.name(), "body_timeout");
-            return (
-                StatusCode::REQUEST_TIMEOUT,
-                [(header::CONNECTION, "close")],
-                "request timeout",
-            )
-                .into_response();
-        }
-    };
+    let (limit, timeout) = (state.max_body_bytes, state.body_read_timeout);
+    let body = read_body(request, limit, timeout)
+        .await
+        .map_err(|e| CallbackError::of_body(e, limit, timeout).on(route, peer.clone()))?;
     let result = match route {
         Route::App => state.app.receive(&query, &body, now()).await,
         Route::AiBot => state.aibot.receive(&query, &body, now()).await,
     };
-    match result {
-        Ok(response) => {
-            crate::metrics::callback(
-                route.name(),
-                if response.body.is_empty() {
-                    "empty"
-                } else {
-                    "replied"
-                },
-            );
-            // Debug, not info: one line per callback is the bulk of an info log under load
-            // (formatting and writing it cost more than a store read); the counts and
-            // latencies are in `/metrics` (kaitong_callbacks_total, kaitong_turn_seconds).
-            tracing::debug!(
-                channel = route.name(),
-                peer = %peer,
-                replied = !response.body.is_empty(),
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "callback handled"
-            );
-            respond(response)
-        }
-        Err(rejection) => reject(route, &peer, &rejection),
-    }
+    let response = result.map_err(|e| CallbackError::Rejected(e).on(route, peer.clone()))?;
+    crate::metrics::callback(
+        route.name(),
+        if response.body.is_empty() {
+            "empty"
+        } else {
+            "replied"
+        },
+    );
+    // Debug, not info: one line per callback is the bulk of an info log under load
+    // (formatting and writing it cost more than a store read); the counts and
+    // latencies are in `/metrics` (kaitong_callbacks_total, kaitong_turn_seconds).
+    tracing::debug!(
+        channel = route.name(),
+        peer = %peer,
+        replied = !response.body.is_empty(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "callback handled"
+    );
+    Ok(respond(response))
 }
 
-async fn app_verify(State(state): State<AppState>, request: Request) -> Response {
+async fn app_verify(
+    State(state): State<AppState>,
+    request: Request,
+) -> Result<Response, CallbackFailure> {
     verify(&state, Route::App, request).await
 }
 
-async fn app_callback(State(state): State<AppState>, request: Request) -> Response {
+async fn app_callback(
+    State(state): State<AppState>,
+    request: Request,
+) -> Result<Response, CallbackFailure> {
     callback(&state, Route::App, request).await
 }
 
-async fn aibot_verify(State(state): State<AppState>, request: Request) -> Response {
+async fn aibot_verify(
+    State(state): State<AppState>,
+    request: Request,
+) -> Result<Response, CallbackFailure> {
     verify(&state, Route::AiBot, request).await
 }
 
-async fn aibot_callback(State(state): State<AppState>, request: Request) -> Response {
+async fn aibot_callback(
+    State(state): State<AppState>,
+    request: Request,
+) -> Result<Response, CallbackFailure> {
     callback(&state, Route::AiBot, request).await
 }
 
@@ -428,12 +478,68 @@ async fn readyz_detailed(State(state): State<AppState>) -> Response {
     (StatusCode::OK, body).into_response()
 }
 
+/// Why an admin request is refused or failed. Each variant's status and body are in
+/// [`AdminFailure`]'s response, the one place, which also logs it once.
+#[derive(Debug, thiserror::Error)]
+enum AdminError {
+    #[error("{reason}")]
+    Throttled {
+        wait: Duration,
+        reason: &'static str,
+    },
+    #[error("bad admin token")]
+    BadToken,
+    #[error("backup failed: {0}")]
+    Backup(#[source] crate::store::StoreError),
+    #[error("backup failed: {0}")]
+    ReadBackup(#[source] std::io::Error),
+}
+
+/// An [`AdminError`] with the peer it answers.
+struct AdminFailure {
+    error: AdminError,
+    peer: String,
+}
+
+impl IntoResponse for AdminFailure {
+    fn into_response(self) -> Response {
+        let peer = self.peer.as_str();
+        match &self.error {
+            AdminError::Throttled { wait, reason } => {
+                tracing::warn!(peer = %peer, status = 429, reason, "admin request refused");
+                let secs = crate::console::retry_after_secs(*wait);
+                (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [(header::RETRY_AFTER, secs.to_string())],
+                    "too many failed attempts",
+                )
+                    .into_response()
+            }
+            AdminError::BadToken => {
+                tracing::warn!(peer = %peer, status = 401, reason = "bad admin token", "admin request refused");
+                (StatusCode::UNAUTHORIZED, "unauthorized").into_response()
+            }
+            AdminError::Backup(_) | AdminError::ReadBackup(_) => {
+                tracing::error!(error = %one_line(&self.error), "store backup failed");
+                // The operator asked for it: the cause is theirs to read.
+                (StatusCode::INTERNAL_SERVER_ERROR, self.error.to_string()).into_response()
+            }
+        }
+    }
+}
+
 /// `POST /admin/store/backup` (bearer `admin.token`): a consistent copy of the embedded store
 /// as a redb file, taken while the server keeps running (the file itself is locked by redb, so
 /// `kaitong store backup` comes here when the server is up).
-async fn store_backup(State(state): State<AppState>, request: Request) -> Response {
-    use subtle::ConstantTimeEq;
+async fn store_backup(
+    State(state): State<AppState>,
+    request: Request,
+) -> Result<Response, AdminFailure> {
     let peer = peer(&request);
+    let refused = |error: AdminError| AdminFailure {
+        error,
+        peer: peer.clone(),
+    };
     let given = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -446,56 +552,41 @@ async fn store_backup(State(state): State<AppState>, request: Request) -> Respon
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip());
-    let throttled = |wait: Duration, reason: &str| {
-        tracing::warn!(peer = %peer, status = 429, reason, "admin request refused");
-        let secs = crate::console::retry_after_secs(wait);
-        (
-            StatusCode::TOO_MANY_REQUESTS,
-            [(header::RETRY_AFTER, secs.to_string())],
-            "too many failed attempts",
-        )
-            .into_response()
-    };
     if let Err(wait) = state.admin_throttle.check_peer(ip) {
-        return throttled(wait, "too many failed admin tokens");
+        return Err(refused(AdminError::Throttled {
+            wait,
+            reason: "too many failed admin tokens",
+        }));
     }
-    let expected = state.admin_token.expose().as_bytes();
-    if expected.is_empty() || given.len() != expected.len() || !bool::from(given.ct_eq(expected)) {
+    if !crate::secret::constant_time_eq(given, state.admin_token.expose().as_bytes()) {
         let tried = String::from_utf8_lossy(given);
         // Like the console: an empty prefix bucket refuses wrong tokens only.
-        if let Err(wait) = state.admin_throttle.check_prefix(&tried) {
-            state.admin_throttle.failed(ip, &tried);
-            return throttled(wait, "too many failed admin tokens with this prefix");
-        }
+        let throttled = state.admin_throttle.check_prefix(&tried);
         state.admin_throttle.failed(ip, &tried);
-        tracing::warn!(peer = %peer, status = 401, reason = "bad admin token", "admin request refused");
-        return (StatusCode::UNAUTHORIZED, "unauthorized").into_response();
+        return Err(refused(match throttled {
+            Err(wait) => AdminError::Throttled {
+                wait,
+                reason: "too many failed admin tokens with this prefix",
+            },
+            Ok(()) => AdminError::BadToken,
+        }));
     }
     let dest = std::env::temp_dir().join(format!(
         "kaitong-backup-{}.db",
         hex::encode(rand::random::<[u8; 8]>())
     ));
-    let result = state.store.backup_to(&dest).await;
-    let bytes = match result {
+    let bytes = match state.store.backup_to(&dest).await {
         Ok(records) => match tokio::fs::read(&dest).await {
             Ok(bytes) => {
                 tracing::info!(peer = %peer, records, bytes = bytes.len(), "store backup taken");
                 Ok(bytes)
             }
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(AdminError::ReadBackup(e)),
         },
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(AdminError::Backup(e)),
     };
+    // Removed whatever happened: a half-written copy holds records too.
     let _ = tokio::fs::remove_file(&dest).await;
-    match bytes {
-        Ok(bytes) => ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "store backup failed");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("backup failed: {e}"),
-            )
-                .into_response()
-        }
-    }
+    let bytes = bytes.map_err(refused)?;
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
 }

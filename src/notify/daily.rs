@@ -220,7 +220,7 @@ mod tests {
     #[test]
     fn a_failed_run_keeps_its_cause() {
         let error = DayJobError::from(LedgerError::Store(StoreError::Unavailable(
-            "redis down".to_owned(),
+            "redis down".into(),
         )));
         assert_eq!(
             error.to_string(),
@@ -233,7 +233,7 @@ mod tests {
                 .source()
                 .is_some_and(|s| s.downcast_ref::<LedgerError>().is_some())
         );
-        let error = DayJobError::from(StoreError::Backend("corrupt".to_owned()));
+        let error = DayJobError::from(StoreError::Backend("corrupt".into()));
         assert!(
             error
                 .source()

@@ -148,9 +148,8 @@ impl HandlerDirectory {
         }
         let hash = token_hash(token);
         let same = |stored: &str| {
-            use subtle::ConstantTimeEq;
             let stored = stored.to_ascii_lowercase();
-            stored.len() == hash.len() && bool::from(stored.as_bytes().ct_eq(hash.as_bytes()))
+            crate::secret::constant_time_eq(hash.as_bytes(), stored.as_bytes())
         };
         // Checked even when an account matched, so the time taken does not tell an admin
         // token from a handler's.

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use redb::{Database, ReadableTable, TableDefinition};
 
-use super::{Durability, Store, StoreError};
+use super::{Cause, Durability, Store, StoreError};
 
 /// value = expiry in unix millis (8 bytes, big-endian; 0 = never) followed by the payload.
 const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
@@ -39,8 +39,8 @@ fn live(record: &[u8], now: u64) -> Option<&[u8]> {
     (expiry == 0 || expiry > now).then_some(payload)
 }
 
-fn backend<E: std::fmt::Display>(e: E) -> StoreError {
-    StoreError::Backend(e.to_string())
+fn backend<E: std::error::Error + Send + Sync + 'static>(e: E) -> StoreError {
+    StoreError::Backend(Cause::of(e))
 }
 
 /// One write, run inside the writer's shared transaction. It returns whether it changed
@@ -216,7 +216,7 @@ fn guarded<T>(path: &Path, f: impl FnOnce() -> Result<T, redb::Error>) -> Result
             Err(StoreError::Backend(format!(
                 "embedded store {}: cannot open it for writing: {e} (the folder must be writable by the bot, e.g. /var/lib/kaitong)",
                 path.display()
-            )))
+            ).into()))
         }
         Ok(Err(e)) => Err(damaged(path, e)),
         Err(payload) => Err(damaged(path, panic_text(payload.as_ref()))),
@@ -233,7 +233,7 @@ fn open_checked(path: &Path, create: bool) -> Result<(Database, usize), StoreErr
         Ok(meta) if meta.len() == 0 => return Err(damaged(path, "the file is empty (0 bytes)")),
         Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {}
-        Err(e) => return Err(StoreError::Backend(format!("{}: {e}", path.display()))),
+        Err(e) => return Err(StoreError::Backend(Cause::within(path.display(), e))),
     }
     guarded(path, || {
         let db = Database::create(path)?;
@@ -274,10 +274,10 @@ pub fn check_file(path: &Path) -> Result<CheckReport, StoreError> {
     match std::fs::metadata(path) {
         Ok(meta) if meta.len() == 0 => return Err(damaged(path, "the file is empty (0 bytes)")),
         Ok(_) => {}
-        Err(e) => return Err(StoreError::Backend(format!("{}: {e}", path.display()))),
+        Err(e) => return Err(StoreError::Backend(Cause::within(path.display(), e))),
     }
     let original = std::fs::File::open(path)
-        .map_err(|e| StoreError::Backend(format!("{}: {e}", path.display())))?;
+        .map_err(|e| StoreError::Backend(Cause::within(path.display(), e)))?;
     // The same advisory lock redb takes: a running server holds it.
     match original.try_lock() {
         Ok(()) => {}
@@ -285,7 +285,7 @@ pub fn check_file(path: &Path) -> Result<CheckReport, StoreError> {
             return Err(StoreError::InUse(path.display().to_string()));
         }
         Err(std::fs::TryLockError::Error(e)) => {
-            return Err(StoreError::Backend(format!("{}: {e}", path.display())));
+            return Err(StoreError::Backend(Cause::within(path.display(), e)));
         }
     }
     let copy = std::env::temp_dir().join(format!(
@@ -295,8 +295,12 @@ pub fn check_file(path: &Path) -> Result<CheckReport, StoreError> {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos())
     ));
-    let copied = std::fs::copy(path, &copy)
-        .map_err(|e| StoreError::Backend(format!("copying {} to check it: {e}", path.display())));
+    let copied = std::fs::copy(path, &copy).map_err(|e| {
+        StoreError::Backend(Cause::within(
+            format!("copying {} to check it", path.display()),
+            e,
+        ))
+    });
     drop(original);
     let outcome = copied.and_then(|_| check_copy(path, &copy));
     let _ = std::fs::remove_file(&copy);
@@ -416,10 +420,13 @@ impl EmbeddedStore {
         let path = path.as_ref().to_path_buf();
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| {
-                StoreError::Backend(format!(
-                    "embedded store {}: cannot create its folder: {e}",
-                    path.display()
-                ))
+                StoreError::Backend(
+                    format!(
+                        "embedded store {}: cannot create its folder: {e}",
+                        path.display()
+                    )
+                    .into(),
+                )
             })?;
         }
         let (db, _) = open_checked(&path, true)?;
@@ -460,7 +467,8 @@ impl EmbeddedStore {
                 let finish: Finish = Box::new(move |error| {
                     let error = error.map_or_else(
                         || StoreError::Backend("no transaction".into()),
-                        |e| StoreError::Backend(e.to_string()),
+                        // The commit's error is shared by every write in it: each says it again.
+                        |e| StoreError::Backend(e.to_string().into()),
                     );
                     let _ = tx.send(Err(error));
                 });
@@ -470,7 +478,7 @@ impl EmbeddedStore {
             let changed = matches!(outcome, Ok((_, true)));
             let finish: Finish = Box::new(move |commit_error| {
                 let result = match (outcome, commit_error) {
-                    (Ok((_, true)), Some(e)) => Err(StoreError::Backend(e.to_string())),
+                    (Ok((_, true)), Some(e)) => Err(StoreError::Backend(e.to_string().into())),
                     (Ok((value, _)), _) => Ok(value),
                     (Err(e), _) => Err(e),
                 };
@@ -614,7 +622,7 @@ impl Store for EmbeddedStore {
                 Some(bytes) => std::str::from_utf8(&bytes)
                     .ok()
                     .and_then(|s| s.parse::<u64>().ok())
-                    .ok_or_else(|| StoreError::Backend(format!("{key} is not a counter")))?,
+                    .ok_or_else(|| StoreError::Backend(format!("{key} is not a counter").into()))?,
                 None => 0,
             };
             let next = current + 1;
@@ -690,10 +698,13 @@ impl Store for EmbeddedStore {
         let dest = dest.to_path_buf();
         tokio::task::spawn_blocking(move || {
             if dest.exists() {
-                return Err(StoreError::Backend(format!(
-                    "{} already exists; a backup never overwrites a file",
-                    dest.display()
-                )));
+                return Err(StoreError::Backend(
+                    format!(
+                        "{} already exists; a backup never overwrites a file",
+                        dest.display()
+                    )
+                    .into(),
+                ));
             }
             // One read transaction is a consistent snapshot; writers carry on meanwhile.
             let txn = db.begin_read().map_err(backend)?;

@@ -25,10 +25,10 @@ pub use sealed::{KeySample, SealKey, SealKeyError, SealKeySettingError, Sealed, 
 pub enum StoreError {
     /// The backend cannot be reached right now (Redis down, timeout); the caller may retry later.
     #[error("store unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Cause),
     /// The backend answered but failed (corrupt file, protocol error).
     #[error("store failure: {0}")]
-    Backend(String),
+    Backend(#[source] Cause),
     /// A store URL of an unknown scheme; holds the scheme only (the rest may hold a password).
     #[error(
         "unsupported store url scheme {0:?}: expected embedded://PATH, redis://HOST:PORT or \
@@ -56,6 +56,65 @@ pub enum StoreError {
         "store.secret_key 打不开存储里的记录: 抽查的 {sealed} 条加密记录一条也打不开(密钥配错了?换过密钥时旧密钥要放进 store.previous_secret_keys)"
     )]
     WrongKey { sealed: usize },
+}
+
+/// What a store failure says, with the backend's own error when there is one (a Redis, redb or
+/// file error kept whole), so a log line walks down to it; a failure of our own making (a
+/// truncated sealed record, a stopped writer) is a message alone.
+#[derive(Debug)]
+pub struct Cause {
+    message: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl Cause {
+    /// The backend's error, said as it says itself.
+    pub fn of(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self {
+            message: error.to_string(),
+            source: Some(Box::new(error)),
+        }
+    }
+
+    /// The backend's error, after what was being done (`path: error`).
+    pub fn within(
+        context: impl std::fmt::Display,
+        error: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            message: format!("{context}: {error}"),
+            source: Some(Box::new(error)),
+        }
+    }
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Cause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl From<String> for Cause {
+    fn from(message: String) -> Self {
+        Self {
+            message,
+            source: None,
+        }
+    }
+}
+
+impl From<&str> for Cause {
+    fn from(message: &str) -> Self {
+        message.to_owned().into()
+    }
 }
 
 /// How durable a write must be when the call that made it returns.
@@ -327,5 +386,33 @@ impl Store for Metered {
 
     async fn backup_to(&self, dest: &std::path::Path) -> Result<usize, StoreError> {
         self.inner.backup_to(dest).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn a_backend_failure_keeps_the_backend_error_as_its_source() {
+        let io = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "denied");
+        let error = StoreError::Backend(Cause::within("/var/lib/kaitong/store.db", io));
+        assert_eq!(
+            error.to_string(),
+            "store failure: /var/lib/kaitong/store.db: denied"
+        );
+        let cause = error.source().unwrap();
+        assert!(
+            cause
+                .source()
+                .unwrap()
+                .downcast_ref::<std::io::Error>()
+                .is_some()
+        );
+        // A failure of our own making is its message alone.
+        let error = StoreError::Unavailable("connect timed out".into());
+        assert!(error.source().unwrap().source().is_none());
     }
 }

@@ -40,7 +40,7 @@ use redis::{Cmd, Pipeline, RedisFuture, Value};
 use tokio::sync::Mutex;
 
 use super::sentinel::{SCHEME as SENTINEL_SCHEME, SentinelLink, SentinelUrl};
-use super::{Store, StoreError};
+use super::{Cause, Store, StoreError};
 
 /// Fails fast while Redis is down so a callback can still answer inside WeCom's 5 s budget.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
@@ -108,7 +108,7 @@ impl Failure {
     }
 }
 
-fn failure_of(e: &redis::RedisError) -> Failure {
+fn failure_of(e: redis::RedisError) -> Failure {
     use redis::ErrorKind;
     let refused_before_running = matches!(
         e.kind(),
@@ -119,11 +119,11 @@ fn failure_of(e: &redis::RedisError) -> Failure {
     ) || e.code() == Some("NOREPLICAS")
         || e.is_connection_refusal();
     if refused_before_running {
-        Failure::NotDone(StoreError::Unavailable(e.to_string()))
+        Failure::NotDone(StoreError::Unavailable(Cause::of(e)))
     } else if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() {
-        Failure::Unknown(StoreError::Unavailable(e.to_string()))
+        Failure::Unknown(StoreError::Unavailable(Cause::of(e)))
     } else {
-        Failure::Final(StoreError::Backend(e.to_string()))
+        Failure::Final(StoreError::Backend(Cause::of(e)))
     }
 }
 
@@ -243,8 +243,7 @@ impl RedisStore {
                 parsed.describe(),
             )
         } else {
-            let client =
-                redis::Client::open(url).map_err(|e| StoreError::Backend(e.to_string()))?;
+            let client = redis::Client::open(url).map_err(|e| StoreError::Backend(Cause::of(e)))?;
             let info = client.get_connection_info();
             let described = format!("redis:{}/{}", info.addr, info.redis.db);
             (
@@ -284,7 +283,7 @@ impl RedisStore {
                 )
                 .await
                 .map_err(|_| StoreError::Unavailable("connect timed out".into()))?
-                .map_err(|e| failure_of(&e).into_error())?;
+                .map_err(|e| failure_of(e).into_error())?;
                 *slot = Some(conn.clone());
                 Ok(Conn::Managed(conn))
             }
@@ -331,7 +330,7 @@ impl RedisStore {
                 )
                 .await
                 .map_err(|_| StoreError::Unavailable("connect to the master timed out".into()))?
-                .map_err(|e| failure_of(&e).into_error())?;
+                .map_err(|e| failure_of(e).into_error())?;
                 let generation = generations.fetch_add(1, Ordering::Relaxed) + 1;
                 tracing::info!(
                     store = %self.url_for_logs,
@@ -386,7 +385,7 @@ impl RedisStore {
         if replica_ack.is_zero() {
             return Ok(());
         }
-        let ran = |e: redis::RedisError| match failure_of(&e) {
+        let ran = |e: redis::RedisError| match failure_of(e) {
             // The write ran; whether it reached a replica is unknown.
             Failure::NotDone(e) => Failure::Unknown(e),
             other => other,
@@ -413,9 +412,9 @@ impl RedisStore {
             Ok(())
         } else {
             link.replica_view_stale();
-            Err(Failure::Unknown(StoreError::Unavailable(format!(
-                "write not confirmed by a replica within {millis} ms"
-            ))))
+            Err(Failure::Unknown(StoreError::Unavailable(
+                format!("write not confirmed by a replica within {millis} ms").into(),
+            )))
         }
     }
 
@@ -431,7 +430,7 @@ impl RedisStore {
         } else {
             Err(Failure::Unknown(StoreError::Unavailable(format!(
                 "write on {addr} has no replica and the sentinels do not confirm it as the master"
-            ))))
+            ).into())))
         }
     }
 
@@ -463,7 +462,7 @@ impl RedisStore {
                         Ok((value, true)) => {
                             self.confirm_replicated(&mut conn).await.map(|()| value)
                         }
-                        Err(e) => Err(failure_of(&e)),
+                        Err(e) => Err(failure_of(e)),
                     };
                     match attempt {
                         Ok(value) => return Ok(value),

@@ -131,7 +131,7 @@ impl Sealer {
                     aad: key.as_bytes(),
                 },
             )
-            .map_err(|_| StoreError::Backend(format!("sealing {key} failed")))?;
+            .map_err(|_| StoreError::Backend(format!("sealing {key} failed").into()))?;
         let mut record = Vec::with_capacity(HEADER_LEN + ciphertext.len());
         record.extend_from_slice(MAGIC);
         record.extend_from_slice(&self.current.id);
@@ -145,12 +145,12 @@ impl Sealer {
         let Some(rest) = record.strip_prefix(MAGIC.as_slice()) else {
             return Ok(record.to_vec());
         };
-        let (id, rest) = rest
-            .split_at_checked(ID_LEN)
-            .ok_or_else(|| StoreError::Backend(format!("sealed record {key} is truncated")))?;
-        let (nonce, ciphertext) = rest
-            .split_at_checked(NONCE_LEN)
-            .ok_or_else(|| StoreError::Backend(format!("sealed record {key} is truncated")))?;
+        let (id, rest) = rest.split_at_checked(ID_LEN).ok_or_else(|| {
+            StoreError::Backend(format!("sealed record {key} is truncated").into())
+        })?;
+        let (nonce, ciphertext) = rest.split_at_checked(NONCE_LEN).ok_or_else(|| {
+            StoreError::Backend(format!("sealed record {key} is truncated").into())
+        })?;
         let sealer = std::iter::once(&self.current)
             .chain(&self.previous)
             .find(|k| k.id == id)
@@ -159,7 +159,7 @@ impl Sealer {
                     "record {key} is sealed with key {} which is neither store.secret_key nor in \
                      store.previous_secret_keys",
                     hex::encode(id)
-                ))
+                ).into())
             })?;
         sealer
             .cipher
@@ -170,7 +170,9 @@ impl Sealer {
                     aad: key.as_bytes(),
                 },
             )
-            .map_err(|_| StoreError::Backend(format!("sealed record {key} failed authentication")))
+            .map_err(|_| {
+                StoreError::Backend(format!("sealed record {key} failed authentication").into())
+            })
     }
 }
 

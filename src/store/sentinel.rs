@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use redis::sentinel::{Sentinel, SentinelNodeConnectionInfo};
 use tokio::sync::Mutex;
 
-use super::StoreError;
+use super::{Cause, StoreError};
 
 pub const SCHEME: &str = "redis+sentinel://";
 const DEFAULT_SENTINEL_PORT: u16 = 26379;
@@ -248,22 +248,25 @@ impl SentinelLink {
                     "the sentinels disagree about the master; following none without a majority"
                 );
             }
-            return Err(StoreError::Unavailable(format!(
-                "no master named by a majority ({needed} of {}) of the sentinels (named: {})",
-                self.each_sentinel.len(),
-                if named.is_empty() {
-                    "none".to_owned()
-                } else {
-                    named.join(", ")
-                }
-            )));
+            return Err(StoreError::Unavailable(
+                format!(
+                    "no master named by a majority ({needed} of {}) of the sentinels (named: {})",
+                    self.each_sentinel.len(),
+                    if named.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        named.join(", ")
+                    }
+                )
+                .into(),
+            ));
         };
         let info = redis::ConnectionInfo {
             addr: redis::ConnectionAddr::Tcp(host.clone(), port),
             redis: self.node.redis_connection_info.clone().unwrap_or_default(),
         };
         let client =
-            redis::Client::open(info).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            redis::Client::open(info).map_err(|e| StoreError::Unavailable(Cause::of(e)))?;
         // The server must itself say it is a master (a demoted one says "slave").
         let role = tokio::time::timeout(LOOKUP_TIMEOUT, async {
             let mut conn = client.get_multiplexed_async_connection().await?;
@@ -273,19 +276,21 @@ impl SentinelLink {
         })
         .await
         .map_err(|_| {
-            StoreError::Unavailable(format!(
-                "the master {host}:{port} did not answer ROLE in time"
-            ))
+            StoreError::Unavailable(
+                format!("the master {host}:{port} did not answer ROLE in time").into(),
+            )
         })?
-        .map_err(|e| StoreError::Unavailable(format!("the master {host}:{port}: {e}")))?;
+        .map_err(|e| {
+            StoreError::Unavailable(Cause::within(format!("the master {host}:{port}"), e))
+        })?;
         let is_master = role
             .first()
             .and_then(|v| redis::from_redis_value::<String>(v).ok())
             .is_some_and(|r| r == "master");
         if !is_master {
-            return Err(StoreError::Unavailable(format!(
-                "{host}:{port}, named by the sentinels, is not a master (ROLE)"
-            )));
+            return Err(StoreError::Unavailable(
+                format!("{host}:{port}, named by the sentinels, is not a master (ROLE)").into(),
+            ));
         }
         // Its replicas must be the ones the sentinels monitor: a master whose replicas are all
         // strangers to them is another replication group under the same address or name.
@@ -298,9 +303,10 @@ impl SentinelLink {
                 monitored = ?monitored,
                 "the master's replicas are not the ones the sentinels monitor; not following it"
             );
-            return Err(StoreError::Unavailable(format!(
-                "{host}:{port}: its replicas are not the ones the sentinels monitor"
-            )));
+            return Err(StoreError::Unavailable(
+                format!("{host}:{port}: its replicas are not the ones the sentinels monitor")
+                    .into(),
+            ));
         }
         Ok(client)
     }

@@ -9,7 +9,6 @@ use base64::Engine;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use rand::RngCore;
 use sha1::{Digest, Sha1};
-use subtle::ConstantTimeEq;
 
 use crate::config::{AiBotSection, WecomSection};
 
@@ -259,8 +258,7 @@ impl MsgCrypt {
     ) -> Result<(), CryptoError> {
         let expected = self.signature(timestamp, nonce, encrypted);
         let given = signature.to_ascii_lowercase();
-        if expected.len() == given.len() && bool::from(expected.as_bytes().ct_eq(given.as_bytes()))
-        {
+        if crate::secret::constant_time_eq(given.as_bytes(), expected.as_bytes()) {
             Ok(())
         } else {
             Err(CryptoError::ValidateSignature)

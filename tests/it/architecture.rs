@@ -34,16 +34,21 @@ const ALLOWED: &[(&str, &[&str])] = &[
     // The flow: wecom → channel → dialog → requests → notify.
     ("channel", &["wecom", "store"]),
     ("requests", &["catalog", "store"]),
-    // The dialog uses the channel's outbound helpers (attachment download, blank templates,
-    // relabelling a clicked card); the channel reaches the dialog only through `domain::Bot`.
-    (
-        "dialog",
-        &["channel", "catalog", "embed", "requests", "store"],
-    ),
+    // The dialog reaches the outside only through the ports in `domain` (attachment download,
+    // blank templates, relabelling a clicked card), which `startup` fills with the channel's
+    // adapters; the channel reaches the dialog only through `domain::Bot`.
+    ("dialog", &["catalog", "embed", "requests", "store"]),
     ("notify", &["catalog", "requests", "store", "wecom"]),
-    // Adapters.
-    ("console", &["catalog", "requests", "notify", "store"]),
-    ("http", &["channel", "console", "wecom", "store"]),
+    // Adapters. Each turns its errors into responses in one place, which logs the cause chain
+    // with `telemetry::one_line` (a leaf: it imports only the bottom row).
+    (
+        "console",
+        &["catalog", "requests", "notify", "store", "telemetry"],
+    ),
+    (
+        "http",
+        &["channel", "console", "wecom", "store", "telemetry"],
+    ),
 ];
 
 struct Source {
@@ -205,6 +210,92 @@ fn top_level_modules_import_only_what_the_rules_allow() {
         "imports against ARCHITECTURE.md's rules:\n{}",
         broken.join("\n")
     );
+}
+
+/// What `dialog` never names, below the top-level rule: the adapters (the channels, WeCom's wire
+/// and API, the HTTP routes, the console) and the store's concrete backends, which it reaches
+/// only as `dyn Store`. A path is forbidden when it starts with one of these.
+const DIALOG_NEVER_NAMES: &[&[&str]] = &[
+    &["channel"],
+    &["wecom"],
+    &["http"],
+    &["console"],
+    &["store", "embedded"],
+    &["store", "redis_store"],
+    &["store", "sentinel"],
+    &["store", "EmbeddedStore"],
+    &["store", "RedisStore"],
+    &["store", "check_file"],
+    &["store", "restore_file"],
+];
+
+/// Each named path of the `dialog` sources that starts with a [`DIALOG_NEVER_NAMES`] entry, as
+/// "file names path".
+fn dialog_adapter_imports(sources: &[Source]) -> Vec<String> {
+    let mut found = Vec::new();
+    for source in sources {
+        if module_path(&source.relative).first().map(String::as_str) != Some("dialog") {
+            continue;
+        }
+        for path in named_paths(source) {
+            if DIALOG_NEVER_NAMES.iter().any(|never| {
+                path.len() >= never.len() && path.iter().zip(*never).all(|(a, b)| a == b)
+            }) {
+                found.push(format!(
+                    "{} names {}",
+                    source.relative.display(),
+                    path.join("::")
+                ));
+            }
+        }
+    }
+    found.sort();
+    found.dedup();
+    found
+}
+
+#[test]
+fn the_dialog_names_no_adapter_and_no_concrete_store() {
+    let found = dialog_adapter_imports(&sources());
+    assert!(
+        found.is_empty(),
+        "the dialog reaches an adapter or a concrete store (add a port to `domain` and inject it \
+         in `startup`; use `dyn Store`):\n{}",
+        found.join("\n")
+    );
+    // The check reads what it should: each kind of offence is found, in any spelling of the
+    // path, and a comment or a unit test is not counted.
+    let source = |path: &str, text: &str| Source {
+        relative: PathBuf::from(path),
+        text: text.to_owned(),
+    };
+    let offending = [
+        source(
+            "dialog/bot.rs",
+            "use crate::channel::media::WecomMediaFetcher;",
+        ),
+        source(
+            "dialog/mod.rs",
+            "use crate::{store::Store, wecom::api::WecomApi};",
+        ),
+        source(
+            "dialog/commands.rs",
+            "let s = crate::store::RedisStore::open(u);",
+        ),
+        source("dialog/session.rs", "use crate::store::embedded::Snapshot;"),
+        source("dialog/engine/mod.rs", "fn f(_: &crate::console::Csrf) {}"),
+        source("dialog/understand/tuning.rs", "use crate::http::AppState;"),
+    ];
+    assert_eq!(dialog_adapter_imports(&offending).len(), offending.len());
+    let fine = [
+        source(
+            "dialog/bot.rs",
+            "use crate::store::{Store, keys};\nuse crate::domain::CardRelabeler;\n\
+             // crate::channel::cards relabels it\n#[cfg(test)]\nuse crate::store::EmbeddedStore;",
+        ),
+        source("channel/app.rs", "use crate::wecom::api::WecomApi;"),
+    ];
+    assert_eq!(dialog_adapter_imports(&fine), Vec::<String>::new());
 }
 
 /// What each listed module may import: its own list, plus [`BOTTOM`] for every module above the

@@ -11,7 +11,7 @@ use chrono::Utc;
 
 use super::error::HandoffError;
 use crate::config::HandoffSection;
-use crate::domain::{ApprovalChange, ApprovalSink, ApprovalStatus, RequestId};
+use crate::domain::{ApprovalChange, ApprovalSink, ApprovalStatus, PortError, RequestId};
 use crate::notify::delivery::{Delivery, DeliveryKind};
 use crate::notify::outbox::{DeliveryError, OutboxItem, Transport};
 use crate::requests::{ExternalTicket, Ledger, LedgerError, Status};
@@ -177,7 +177,7 @@ impl ApprovalDesk {
 
 #[async_trait::async_trait]
 impl ApprovalSink for ApprovalDesk {
-    async fn approval_changed(&self, change: ApprovalChange) -> Result<(), String> {
+    async fn approval_changed(&self, change: ApprovalChange) -> Result<(), PortError> {
         let (to, note) = match change.status {
             ApprovalStatus::Approved => (Status::Done, change.comment.clone()),
             ApprovalStatus::Rejected => (
@@ -197,7 +197,7 @@ impl ApprovalSink for ApprovalDesk {
         let id = match self.store.get(&keys::approval(&change.sp_no)).await {
             Ok(Some(bytes)) => RequestId::parse(&String::from_utf8_lossy(&bytes)),
             Ok(None) => None,
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(PortError::new("approval's request lookup", e)),
         };
         let Some(id) = id else {
             tracing::warn!(sp_no = %change.sp_no, "approval change for no request of ours ignored");
@@ -221,7 +221,7 @@ impl ApprovalSink for ApprovalDesk {
                 tracing::warn!(request = %id, sp_no = %change.sp_no, "approval's request is gone");
                 Ok(())
             }
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(PortError::new("request transition by approval", e)),
         }
     }
 }
