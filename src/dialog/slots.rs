@@ -352,18 +352,22 @@ pub fn explanation(
         {
             continue;
         }
-        // The service's own name is no reason ("开子母单"), the words around it may be
-        // ("客户顺丰子母单要拿原始单").
-        let mut rest = folded.clone();
+        // The service's own name alone is no reason ("开子母单"); with a word of the person's
+        // around it, it is part of one ("客户要看物流轨迹", "客户顺丰子母单要拿原始单").
+        let han = |s: &str| s.chars().filter(|c| is_han(*c)).count();
+        let without_fillers = |mut s: String| {
+            for w in &words.explanation_fillers {
+                s = s.replace(w.as_str(), "");
+            }
+            s
+        };
+        let said = without_fillers(folded.clone());
+        let mut own = folded.clone();
         for n in &names {
-            rest = rest.replace(n.as_str(), "");
+            own = own.replace(n.as_str(), "");
         }
-        for w in &words.explanation_fillers {
-            rest = rest.replace(w.as_str(), "");
-        }
-        if rest.chars().filter(|c| is_han(*c)).count() >= words.explanation_min_han
-            && !out.contains(&piece)
-        {
+        let own = without_fillers(own);
+        if han(&said) >= words.explanation_min_han && han(&own) >= 1 && !out.contains(&piece) {
             out.push(piece);
         }
     }

@@ -30,8 +30,8 @@ async fn the_conversation_suite_ends_as_meant_and_files_no_more_wrong_values_tha
     assert!(dev.passed >= 87 && dev.wrong_filings == 0, "{shown}");
     // The judge compares reasons strictly since the trials showed it passing "这个多久能好啊"
     // filed as a reason: the test half's measure went from 78 / 8 wrong to 75 / 11 wrong
-    // with the same bot; the floor is the strict measure.
-    assert!(test.passed >= 75 && test.wrong_filings <= 11, "{shown}");
+    // with the same bot; the floor is the strict measure (76 / 10 after this round's work).
+    assert!(test.passed >= 76 && test.wrong_filings <= 10, "{shown}");
 }
 
 const THIRD: &str = include_str!("../fixtures/conversations_third.jsonl");

@@ -122,7 +122,7 @@ impl Engine<'_> {
     }
 
     /// "点错了 是对的", "CK003 打错了 CK030", "不对不对 按错了 没问题 提交": words about the
-    /// conversation (`[slots] not_reason_words`, corrections, codes) with fewer than
+    /// conversation (`[slots] not_reason_words`, corrections) and codes, with fewer than
     /// `explanation_min_han` Chinese characters of anything else. A short reason that holds
     /// none of them ("大促单多") is still a reason.
     fn only_conversation_talk(&self, text: &str) -> bool {
@@ -139,9 +139,6 @@ impl Engine<'_> {
                 rest = rest.replace(w.as_str(), " ");
             }
         }
-        let codes = rest
-            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
-            .any(|token| token.chars().any(|c| c.is_ascii_digit()));
         for w in &words.explanation_fillers {
             rest = rest.replace(w.as_str(), " ");
         }
@@ -149,7 +146,8 @@ impl Engine<'_> {
             .chars()
             .filter(|c| crate::catalog::value::is_han(*c))
             .count();
-        (talk || codes) && han < words.explanation_min_han.max(1) && (talk || han == 0)
+        // A code alone is the field's own refusal to give ("这像是账号或编号").
+        talk && han < words.explanation_min_han.max(1)
     }
 
     /// Answers questions asked where `field` is asked: one naming a field of the service
