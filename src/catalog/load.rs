@@ -826,29 +826,23 @@ impl ConditionTarget<'_> {
             });
         }
         if let Some(value) = c.is {
-            self.require(matches!(self.kind, FieldKind::YesNo), "`is` needs a yes/no")?;
+            if !matches!(self.kind, FieldKind::YesNo) {
+                let reason = format!("`is` needs a yes/no field, `{field}` is not");
+                return Err(self.src.err(self.span, reason));
+            }
             return Ok(Condition::Is { field, value });
         }
         if let Some(value) = c.gt {
-            let numeric = matches!(
+            if !matches!(
                 self.kind,
                 FieldKind::Integer { .. } | FieldKind::Money { .. } | FieldKind::Duration { .. }
-            );
-            self.require(numeric, "`gt` needs a numeric")?;
+            ) {
+                let reason = format!("`gt` needs a numeric field, `{field}` is not");
+                return Err(self.src.err(self.span, reason));
+            }
             return Ok(Condition::GreaterThan { field, value });
         }
         Err(self.src.err(self.span, "condition has no operator"))
-    }
-
-    /// "`is` needs a yes/no field, `x` is not" unless `fits`.
-    fn require(&self, fits: bool, needs: &str) -> Result<()> {
-        if fits {
-            return Ok(());
-        }
-        let key = &self.key;
-        Err(self
-            .src
-            .err(self.span.clone(), format!("{needs} field, `{key}` is not")))
     }
 
     /// `value` must be one of the field's options (`multi`: of a multi-choice field); text
