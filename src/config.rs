@@ -597,6 +597,31 @@ fn required(key: &'static str, value: &str) -> Result<(), ConfigError> {
     }
 }
 
+/// "must be positive" for `key` when its value `is_zero`.
+fn positive(key: &'static str, is_zero: bool) -> Result<(), ConfigError> {
+    if is_zero {
+        return Err(ConfigError::Invalid {
+            key,
+            reason: "must be positive".into(),
+        });
+    }
+    Ok(())
+}
+
+/// A read timeout of `ms` must be positive and end before the whole request's timeout.
+fn within_request_timeout(key: &'static str, ms: u64) -> Result<(), ConfigError> {
+    if ms == 0 || Duration::from_millis(ms) >= REQUEST_TIMEOUT {
+        return Err(ConfigError::Invalid {
+            key,
+            reason: format!(
+                "must be between 1 and {} (the request timeout)",
+                REQUEST_TIMEOUT.as_millis() - 1
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// The user info (`user:password`) of a URL-shaped string, if it has one.
 fn url_user_info(value: &str) -> Option<&str> {
     let (_, rest) = value.split_once("://")?;
@@ -742,6 +767,35 @@ impl Settings {
     fn validate(&self) -> Result<(), ConfigError> {
         self.listen_addr()?;
         self.admin_listen_addr()?;
+        self.validate_schedule()?;
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
+            return Err(ConfigError::Invalid {
+                key: "log.filter",
+                reason: format!("不是有效的日志过滤写法(例如 info 或 info,kaitong=debug): {e}"),
+            });
+        }
+        self.validate_required()?;
+        if self.idempotency.reply_ttl_secs < 600 {
+            return Err(ConfigError::Invalid {
+                key: "idempotency.reply_ttl_secs",
+                reason: "must be at least 600 so every WeCom retry finds the reply".into(),
+            });
+        }
+        positive(
+            "dialogs.session_ttl_secs",
+            self.dialogs.session_ttl_secs == 0,
+        )?;
+        if self.console.login_burst == 0 || self.console.login_refill_ms == 0 {
+            return Err(ConfigError::Invalid {
+                key: "console.login_burst",
+                reason: "login_burst and login_refill_ms must be positive".into(),
+            });
+        }
+        self.validate_server()
+    }
+
+    /// The day's cut-off comes before its done-by time.
+    fn validate_schedule(&self) -> Result<(), ConfigError> {
         let time = |t: &str| chrono::NaiveTime::parse_from_str(t.trim(), "%H:%M").ok();
         if let (Some(cutoff), Some(done_by)) =
             (time(&self.schedule.cutoff), time(&self.schedule.done_by))
@@ -756,12 +810,11 @@ impl Settings {
                 ),
             });
         }
-        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
-            return Err(ConfigError::Invalid {
-                key: "log.filter",
-                reason: format!("不是有效的日志过滤写法(例如 info 或 info,kaitong=debug): {e}"),
-            });
-        }
+        Ok(())
+    }
+
+    /// The settings without which nothing works: the store, WeCom's and the admin's secrets.
+    fn validate_required(&self) -> Result<(), ConfigError> {
         required("store.url", &self.store.url)?;
         required("wecom.corp_id", &self.wecom.corp_id)?;
         required("wecom.token", self.wecom.token.expose())?;
@@ -775,60 +828,21 @@ impl Settings {
             "aibot.encoding_aes_key",
             self.aibot.encoding_aes_key.expose(),
         )?;
-        required("admin.token", self.admin.token.expose())?;
-        if self.idempotency.reply_ttl_secs < 600 {
-            return Err(ConfigError::Invalid {
-                key: "idempotency.reply_ttl_secs",
-                reason: "must be at least 600 so every WeCom retry finds the reply".into(),
-            });
-        }
-        if self.dialogs.session_ttl_secs == 0 {
-            return Err(ConfigError::Invalid {
-                key: "dialogs.session_ttl_secs",
-                reason: "must be positive".into(),
-            });
-        }
-        if self.console.login_burst == 0 || self.console.login_refill_ms == 0 {
-            return Err(ConfigError::Invalid {
-                key: "console.login_burst",
-                reason: "login_burst and login_refill_ms must be positive".into(),
-            });
-        }
-        if self.server.body_read_timeout_ms == 0
-            || Duration::from_millis(self.server.body_read_timeout_ms) >= REQUEST_TIMEOUT
-        {
-            return Err(ConfigError::Invalid {
-                key: "server.body_read_timeout_ms",
-                reason: format!(
-                    "must be between 1 and {} (the request timeout)",
-                    REQUEST_TIMEOUT.as_millis() - 1
-                ),
-            });
-        }
-        if self.server.max_connections == 0 {
-            return Err(ConfigError::Invalid {
-                key: "server.max_connections",
-                reason: "must be positive".into(),
-            });
-        }
-        if self.server.max_connections_per_address == 0 {
-            return Err(ConfigError::Invalid {
-                key: "server.max_connections_per_address",
-                reason: "must be positive".into(),
-            });
-        }
-        if self.server.header_read_timeout_ms == 0
-            || Duration::from_millis(self.server.header_read_timeout_ms) >= REQUEST_TIMEOUT
-        {
-            return Err(ConfigError::Invalid {
-                key: "server.header_read_timeout_ms",
-                reason: format!(
-                    "must be between 1 and {} (the request timeout)",
-                    REQUEST_TIMEOUT.as_millis() - 1
-                ),
-            });
-        }
-        if Duration::from_millis(self.server.idle_timeout_ms) <= REQUEST_TIMEOUT {
+        required("admin.token", self.admin.token.expose())
+    }
+
+    /// The HTTP server's limits: read timeouts inside the request timeout, idle connections
+    /// outliving it, and no zero caps.
+    fn validate_server(&self) -> Result<(), ConfigError> {
+        let s = &self.server;
+        within_request_timeout("server.body_read_timeout_ms", s.body_read_timeout_ms)?;
+        positive("server.max_connections", s.max_connections == 0)?;
+        positive(
+            "server.max_connections_per_address",
+            s.max_connections_per_address == 0,
+        )?;
+        within_request_timeout("server.header_read_timeout_ms", s.header_read_timeout_ms)?;
+        if Duration::from_millis(s.idle_timeout_ms) <= REQUEST_TIMEOUT {
             return Err(ConfigError::Invalid {
                 key: "server.idle_timeout_ms",
                 reason: format!(
@@ -837,13 +851,7 @@ impl Settings {
                 ),
             });
         }
-        if self.server.max_body_bytes == 0 {
-            return Err(ConfigError::Invalid {
-                key: "server.max_body_bytes",
-                reason: "must be positive".into(),
-            });
-        }
-        Ok(())
+        positive("server.max_body_bytes", s.max_body_bytes == 0)
     }
 
     /// The admin listener's address; `None` when `server.admin_listen` is empty.

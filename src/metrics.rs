@@ -13,168 +13,226 @@ use prometheus::{
 
 struct Metrics {
     registry: Registry,
+    turns: TurnMetrics,
+    outbox: OutboxMetrics,
+    server: ServerMetrics,
+    work: WorkMetrics,
+}
+
+/// What happens to a message: its callback, its answer, how it was understood.
+struct TurnMetrics {
     callbacks: IntCounterVec,
     turn_seconds: HistogramVec,
     understanding: IntCounterVec,
     embedding_fallbacks: IntCounterVec,
     embedding_space_texts: IntGauge,
     transitions: IntCounterVec,
-    outbox_depth: IntGauge,
-    outbox_oldest_seconds: IntGauge,
-    outbox_failed: IntGauge,
-    outbox_pending_by_kind: IntGaugeVec,
-    outbox_failed_by_kind: IntGaugeVec,
-    outbox_attempt_failures: IntCounterVec,
+}
+
+/// Messages waiting to go out, and their failures.
+struct OutboxMetrics {
+    depth: IntGauge,
+    oldest_seconds: IntGauge,
+    failed: IntGauge,
+    pending_by_kind: IntGaugeVec,
+    failed_by_kind: IntGaugeVec,
+    attempt_failures: IntCounterVec,
+}
+
+/// The process's dependencies and connections.
+struct ServerMetrics {
     wecom_api: IntCounterVec,
     store_seconds: HistogramVec,
     connections_open: IntGauge,
     connection_cap_hits: IntCounter,
+    background_restarts: IntCounterVec,
+}
+
+/// The teams' open work and the daily jobs.
+struct WorkMetrics {
     requests_open: IntGaugeVec,
     requests_overdue: IntGaugeVec,
     daily_job_last_success: IntGaugeVec,
-    background_restarts: IntCounterVec,
 }
+
+/// Latency buckets for work that is usually well under a second.
+const FAST_BUCKETS: &[f64] = &[
+    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0,
+];
 
 fn metrics() -> &'static Metrics {
     static METRICS: OnceLock<Metrics> = OnceLock::new();
     METRICS.get_or_init(|| {
         let registry =
             Registry::new_custom(Some("kaitong".into()), None).unwrap_or_else(|_| Registry::new());
-        // Metric definitions are constants; a failure here is a programming error caught by
-        // the tests, so fall back to unregistered metrics rather than abort.
-        let counter = |name: &str, help: &str, labels: &[&str]| {
-            let c = IntCounterVec::new(Opts::new(name, help), labels)
-                .unwrap_or_else(|_| std::process::abort());
-            let _ = registry.register(Box::new(c.clone()));
-            c
-        };
-        let histogram = |name: &str, help: &str, labels: &[&str], buckets: Vec<f64>| {
-            let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)
-                .unwrap_or_else(|_| std::process::abort());
-            let _ = registry.register(Box::new(h.clone()));
-            h
-        };
-        let gauge = |name: &str, help: &str| {
-            let g = IntGauge::new(name, help).unwrap_or_else(|_| std::process::abort());
-            let _ = registry.register(Box::new(g.clone()));
-            g
-        };
         register_build_info(&registry);
-        let gauges = |name: &str, help: &str, labels: &[&str]| {
-            let g = IntGaugeVec::new(Opts::new(name, help), labels)
-                .unwrap_or_else(|_| std::process::abort());
-            let _ = registry.register(Box::new(g.clone()));
-            g
+        let r = Registrar {
+            registry: &registry,
         };
-        let fast = vec![
-            0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-            1.0, 2.5, 5.0,
-        ];
+        let turns = TurnMetrics::register(&r);
+        let outbox = OutboxMetrics::register(&r);
+        let server = ServerMetrics::register(&r);
+        let work = WorkMetrics::register(&r);
         Metrics {
-            callbacks: counter(
+            turns,
+            outbox,
+            server,
+            work,
+            registry,
+        }
+    })
+}
+
+/// Creates metrics and registers them. Metric definitions are constants; a failure here is a
+/// programming error caught by the tests, so fall back to unregistered metrics rather than
+/// abort (a definition the library refuses outright does abort).
+struct Registrar<'a> {
+    registry: &'a Registry,
+}
+
+impl Registrar<'_> {
+    fn counter(&self, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+        let c = IntCounterVec::new(Opts::new(name, help), labels)
+            .unwrap_or_else(|_| std::process::abort());
+        let _ = self.registry.register(Box::new(c.clone()));
+        c
+    }
+
+    fn plain_counter(&self, name: &str, help: &str) -> IntCounter {
+        let c = IntCounter::new(name, help).unwrap_or_else(|_| std::process::abort());
+        let _ = self.registry.register(Box::new(c.clone()));
+        c
+    }
+
+    fn histogram(&self, name: &str, help: &str, labels: &[&str]) -> HistogramVec {
+        let opts = HistogramOpts::new(name, help).buckets(FAST_BUCKETS.to_vec());
+        let h = HistogramVec::new(opts, labels).unwrap_or_else(|_| std::process::abort());
+        let _ = self.registry.register(Box::new(h.clone()));
+        h
+    }
+
+    fn gauge(&self, name: &str, help: &str) -> IntGauge {
+        let g = IntGauge::new(name, help).unwrap_or_else(|_| std::process::abort());
+        let _ = self.registry.register(Box::new(g.clone()));
+        g
+    }
+
+    fn gauges(&self, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+        let g = IntGaugeVec::new(Opts::new(name, help), labels)
+            .unwrap_or_else(|_| std::process::abort());
+        let _ = self.registry.register(Box::new(g.clone()));
+        g
+    }
+}
+
+impl TurnMetrics {
+    fn register(r: &Registrar<'_>) -> Self {
+        Self {
+            callbacks: r.counter(
                 "callbacks_total",
                 "WeCom callbacks by channel and result",
                 &["channel", "result"],
             ),
-            turn_seconds: histogram(
+            turn_seconds: r.histogram(
                 "turn_seconds",
                 "Time for the bot to answer one message",
                 &["channel"],
-                fast.clone(),
             ),
-            understanding: counter(
+            understanding: r.counter(
                 "understanding_total",
                 "Understanding outcomes",
                 &["outcome"],
             ),
-            embedding_space_texts: gauge(
+            embedding_space_texts: r.gauge(
                 "embedding_server_space_texts",
                 "Catalog texts embedded by the embedding server for the current catalog (0: not ready)",
             ),
-            embedding_fallbacks: counter(
+            embedding_fallbacks: r.counter(
                 "embedding_fallbacks_total",
                 "Messages understood with the in-process table because the embedding server failed",
                 &["reason"],
             ),
-            transitions: counter(
+            transitions: r.counter(
                 "request_transitions_total",
                 "Requests filed or moved, by new status",
                 &["status"],
             ),
-            outbox_depth: gauge("outbox_pending", "Messages waiting in the outbox"),
-            outbox_oldest_seconds: gauge(
+        }
+    }
+}
+
+impl OutboxMetrics {
+    fn register(r: &Registrar<'_>) -> Self {
+        Self {
+            depth: r.gauge("outbox_pending", "Messages waiting in the outbox"),
+            oldest_seconds: r.gauge(
                 "outbox_oldest_seconds",
                 "Age of the oldest waiting outbox message",
             ),
-            outbox_failed: gauge("outbox_failed", "Outbox messages given up"),
-            outbox_pending_by_kind: {
-                let g = IntGaugeVec::new(
-                    Opts::new(
-                        "outbox_pending_by_kind",
-                        "Messages waiting in the outbox, by transport",
-                    ),
-                    &["kind"],
-                )
-                .unwrap_or_else(|_| std::process::abort());
-                let _ = registry.register(Box::new(g.clone()));
-                g
-            },
-            outbox_failed_by_kind: {
-                let g = IntGaugeVec::new(
-                    Opts::new(
-                        "outbox_failed_by_kind",
-                        "Outbox messages given up, by transport",
-                    ),
-                    &["kind"],
-                )
-                .unwrap_or_else(|_| std::process::abort());
-                let _ = registry.register(Box::new(g.clone()));
-                g
-            },
-            outbox_attempt_failures: counter(
+            failed: r.gauge("outbox_failed", "Outbox messages given up"),
+            pending_by_kind: r.gauges(
+                "outbox_pending_by_kind",
+                "Messages waiting in the outbox, by transport",
+                &["kind"],
+            ),
+            failed_by_kind: r.gauges(
+                "outbox_failed_by_kind",
+                "Outbox messages given up, by transport",
+                &["kind"],
+            ),
+            attempt_failures: r.counter(
                 "outbox_attempt_failures_total",
                 "Failed delivery attempts by transport and cause (refused, DNS, TLS, timeout, errcode N, HTTP N, …)",
                 &["kind", "cause"],
             ),
-            wecom_api: counter(
+        }
+    }
+}
+
+impl ServerMetrics {
+    fn register(r: &Registrar<'_>) -> Self {
+        Self {
+            wecom_api: r.counter(
                 "wecom_api_calls_total",
                 "WeCom API calls by path and errcode",
                 &["path", "errcode"],
             ),
-            store_seconds: histogram("store_seconds", "Store operation latency", &["op"], fast),
-            connections_open: gauge("connections_open", "Open HTTP connections"),
-            connection_cap_hits: {
-                let c = IntCounter::new(
-                    "connection_cap_hits_total",
-                    "Times the accept loop waited because server.max_connections were open",
-                )
-                .unwrap_or_else(|_| std::process::abort());
-                let _ = registry.register(Box::new(c.clone()));
-                c
-            },
-            requests_open: gauges(
-                "requests_open",
-                "Requests submitted or processing now, any batch day, by handling team",
-                &["team"],
+            store_seconds: r.histogram("store_seconds", "Store operation latency", &["op"]),
+            connections_open: r.gauge("connections_open", "Open HTTP connections"),
+            connection_cap_hits: r.plain_counter(
+                "connection_cap_hits_total",
+                "Times the accept loop waited because server.max_connections were open",
             ),
-            requests_overdue: gauges(
-                "requests_overdue",
-                "Open requests past their batch's done-by time (逾期), by handling team",
-                &["team"],
-            ),
-            daily_job_last_success: gauges(
-                "daily_job_last_success_timestamp_seconds",
-                "When each daily job (cutoff 16:00, push and reminder 17:30) last completed a day, unix seconds",
-                &["job"],
-            ),
-            background_restarts: counter(
+            background_restarts: r.counter(
                 "background_restarts_total",
                 "Background tasks (outbox worker, daily jobs, gauges, purger, reloader, admin listener) restarted after a panic, by task",
                 &["task"],
             ),
-            registry,
         }
-    })
+    }
+}
+
+impl WorkMetrics {
+    fn register(r: &Registrar<'_>) -> Self {
+        Self {
+            requests_open: r.gauges(
+                "requests_open",
+                "Requests submitted or processing now, any batch day, by handling team",
+                &["team"],
+            ),
+            requests_overdue: r.gauges(
+                "requests_overdue",
+                "Open requests past their batch's done-by time (逾期), by handling team",
+                &["team"],
+            ),
+            daily_job_last_success: r.gauges(
+                "daily_job_last_success_timestamp_seconds",
+                "When each daily job (cutoff 16:00, push and reminder 17:30) last completed a day, unix seconds",
+                &["job"],
+            ),
+        }
+    }
 }
 
 /// `kaitong_build_info{version,commit}` = 1: which build answers, for dashboards and alerts on
@@ -196,6 +254,7 @@ fn register_build_info(registry: &Registry) {
 
 pub fn callback(channel: &str, result: &str) {
     metrics()
+        .turns
         .callbacks
         .with_label_values(&[channel, result])
         .inc();
@@ -203,18 +262,24 @@ pub fn callback(channel: &str, result: &str) {
 
 pub fn turn(channel: &str, took: Duration) {
     metrics()
+        .turns
         .turn_seconds
         .with_label_values(&[channel])
         .observe(took.as_secs_f64());
 }
 
 pub fn understanding(outcome: &str) {
-    metrics().understanding.with_label_values(&[outcome]).inc();
+    metrics()
+        .turns
+        .understanding
+        .with_label_values(&[outcome])
+        .inc();
 }
 
 /// The server's catalog space is ready with this many texts.
 pub fn embedding_space_ready(texts: usize) {
     metrics()
+        .turns
         .embedding_space_texts
         .set(i64::try_from(texts).unwrap_or(i64::MAX));
 }
@@ -222,17 +287,23 @@ pub fn embedding_space_ready(texts: usize) {
 /// The embedding server failed (timeout, status, garbage); the in-process table answered.
 pub fn embedding_fallback(reason: &str) {
     metrics()
+        .turns
         .embedding_fallbacks
         .with_label_values(&[reason])
         .inc();
 }
 
 pub fn transition(status: &str) {
-    metrics().transitions.with_label_values(&[status]).inc();
+    metrics()
+        .turns
+        .transitions
+        .with_label_values(&[status])
+        .inc();
 }
 
 pub fn wecom_api(path: &str, errcode: i64) {
     metrics()
+        .server
         .wecom_api
         .with_label_values(&[path, &errcode.to_string()])
         .inc();
@@ -240,6 +311,7 @@ pub fn wecom_api(path: &str, errcode: i64) {
 
 pub fn store(op: &str, took: Duration) {
     metrics()
+        .server
         .store_seconds
         .with_label_values(&[op])
         .observe(took.as_secs_f64());
@@ -247,21 +319,26 @@ pub fn store(op: &str, took: Duration) {
 
 pub fn outbox(pending: usize, oldest: Option<Duration>, failed: usize) {
     let m = metrics();
-    m.outbox_depth
+    m.outbox
+        .depth
         .set(i64::try_from(pending).unwrap_or(i64::MAX));
-    m.outbox_oldest_seconds
+    m.outbox
+        .oldest_seconds
         .set(oldest.map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)));
-    m.outbox_failed
+    m.outbox
+        .failed
         .set(i64::try_from(failed).unwrap_or(i64::MAX));
 }
 
 /// One transport's share of the outbox: waiting and given up.
 pub fn outbox_kind(kind: &str, pending: usize, failed: usize) {
     let m = metrics();
-    m.outbox_pending_by_kind
+    m.outbox
+        .pending_by_kind
         .with_label_values(&[kind])
         .set(i64::try_from(pending).unwrap_or(i64::MAX));
-    m.outbox_failed_by_kind
+    m.outbox
+        .failed_by_kind
         .with_label_values(&[kind])
         .set(i64::try_from(failed).unwrap_or(i64::MAX));
 }
@@ -269,30 +346,33 @@ pub fn outbox_kind(kind: &str, pending: usize, failed: usize) {
 /// A delivery attempt failed (retried or given up).
 pub fn outbox_failure(kind: &str, cause: &str) {
     metrics()
-        .outbox_attempt_failures
+        .outbox
+        .attempt_failures
         .with_label_values(&[kind, cause])
         .inc();
 }
 
 pub fn connection_opened() {
-    metrics().connections_open.inc();
+    metrics().server.connections_open.inc();
 }
 
 pub fn connection_closed() {
-    metrics().connections_open.dec();
+    metrics().server.connections_open.dec();
 }
 
 pub fn connection_cap_hit() {
-    metrics().connection_cap_hits.inc();
+    metrics().server.connection_cap_hits.inc();
 }
 
 /// The open-work queue of one team now.
 pub fn open_requests(team: &str, open: usize, overdue: usize) {
     let m = metrics();
-    m.requests_open
+    m.work
+        .requests_open
         .with_label_values(&[team])
         .set(i64::try_from(open).unwrap_or(i64::MAX));
-    m.requests_overdue
+    m.work
+        .requests_overdue
         .with_label_values(&[team])
         .set(i64::try_from(overdue).unwrap_or(i64::MAX));
 }
@@ -301,7 +381,10 @@ pub fn open_requests(team: &str, open: usize, overdue: usize) {
 /// store's done record). Only ever moves forward, so a day found done later by another
 /// instance never sets it back.
 pub fn daily_job_succeeded(job: &str, unix_secs: i64) {
-    let gauge = metrics().daily_job_last_success.with_label_values(&[job]);
+    let gauge = metrics()
+        .work
+        .daily_job_last_success
+        .with_label_values(&[job]);
     if unix_secs > gauge.get() {
         gauge.set(unix_secs);
     }
@@ -310,12 +393,16 @@ pub fn daily_job_succeeded(job: &str, unix_secs: i64) {
 /// Background task `task` was started: its restart counter is shown from now on, at 0, so an
 /// alert on its increase sees the first restart too (a series that appears at 1 has no rise).
 pub fn background_task(task: &str) {
-    let _ = metrics().background_restarts.with_label_values(&[task]);
+    let _ = metrics()
+        .server
+        .background_restarts
+        .with_label_values(&[task]);
 }
 
 /// The supervisor restarted background task `task` after it panicked.
 pub fn background_restart(task: &str) {
     metrics()
+        .server
         .background_restarts
         .with_label_values(&[task])
         .inc();
@@ -345,15 +432,47 @@ mod process {
     const USER_HZ: f64 = 100.0;
 
     pub(super) fn render() -> String {
-        let mut out = String::new();
-        let mut metric = |name: &str, kind: &str, help: &str, value: Option<f64>| {
+        let mut out = Exposition::default();
+        write_stat_metrics(&mut out);
+        write_memory_metrics(&mut out);
+        let open = std::fs::read_dir("/proc/self/fd")
+            .ok()
+            .map(|dir| dir.count() as f64);
+        out.metric(
+            "process_open_fds",
+            "gauge",
+            "Number of open file descriptors.",
+            open,
+        );
+        out.metric(
+            "process_max_fds",
+            "gauge",
+            "Maximum number of open file descriptors.",
+            max_fds(),
+        );
+        out.text
+    }
+
+    /// The text exposition being written.
+    #[derive(Default)]
+    struct Exposition {
+        text: String,
+    }
+
+    impl Exposition {
+        /// One metric with its help and type; nothing when its value could not be read.
+        fn metric(&mut self, name: &str, kind: &str, help: &str, value: Option<f64>) {
             if let Some(value) = value {
                 let _ = write!(
-                    out,
+                    self.text,
                     "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
                 );
             }
-        };
+        }
+    }
+
+    /// CPU time and start time, from `/proc/self/stat`.
+    fn write_stat_metrics(out: &mut Exposition) {
         let stat = std::fs::read_to_string("/proc/self/stat").ok();
         // Fields after the command name, which is in parentheses and may hold spaces: index 0
         // is field 3 (state), so field N is at N - 3.
@@ -366,7 +485,7 @@ mod process {
         let cpu = field(14)
             .zip(field(15))
             .map(|(user, system)| (user + system) / USER_HZ);
-        metric(
+        out.metric(
             "process_cpu_seconds_total",
             "counter",
             "Total user and system CPU time spent in seconds.",
@@ -375,12 +494,16 @@ mod process {
         let start = field(22)
             .zip(boot_time())
             .map(|(ticks, boot)| boot + ticks / USER_HZ);
-        metric(
+        out.metric(
             "process_start_time_seconds",
             "gauge",
             "Start time of the process since unix epoch in seconds.",
             start,
         );
+    }
+
+    /// Resident and virtual memory, from `/proc/self/status`.
+    fn write_memory_metrics(out: &mut Exposition) {
         let status = std::fs::read_to_string("/proc/self/status").ok();
         let kib = |key: &str| {
             status.as_deref().and_then(|s| {
@@ -396,34 +519,18 @@ mod process {
                     .map(|kib| kib * 1024.0)
             })
         };
-        metric(
+        out.metric(
             "process_resident_memory_bytes",
             "gauge",
             "Resident memory size in bytes.",
             kib("VmRSS:"),
         );
-        metric(
+        out.metric(
             "process_virtual_memory_bytes",
             "gauge",
             "Virtual memory size in bytes.",
             kib("VmSize:"),
         );
-        let open = std::fs::read_dir("/proc/self/fd")
-            .ok()
-            .map(|dir| dir.count() as f64);
-        metric(
-            "process_open_fds",
-            "gauge",
-            "Number of open file descriptors.",
-            open,
-        );
-        metric(
-            "process_max_fds",
-            "gauge",
-            "Maximum number of open file descriptors.",
-            max_fds(),
-        );
-        out
     }
 
     /// `btime` of `/proc/stat`: when the machine booted, in seconds since the epoch.

@@ -391,139 +391,177 @@ impl Person<'_> {
     /// Answers what the bot asks, as a person who knows `expect` and does not re-read.
     async fn finish(&mut self, expect: &[Meant], earlier: &[String]) {
         for _ in 0..MAX_STEPS {
-            // Requests filed before the conversation are no answer to what it means.
-            let filed: Vec<Request> = self
-                .mine()
-                .await
-                .into_iter()
-                .filter(|r| !earlier.iter().any(|e| e == r.id.as_str()))
-                .collect();
-            let open: Vec<&Meant> = expect
-                .iter()
-                .filter(|m| {
-                    let same = expect
-                        .iter()
-                        .filter(|o| o.service == m.service && o.account == m.account)
-                        .count();
-                    filed
-                        .iter()
-                        .filter(|r| r.form.service.get() == m.service && account_of(r) == m.account)
-                        .count()
-                        < same
-                })
-                .collect();
+            let open = self.still_open(expect, earlier).await;
             let (chat, session) = self.session().await;
-            let reply = match &session.state {
-                State::Idle | State::MovedToPrivate { .. } if open.is_empty() => return,
-                // The runner speaks in the chat it was given; the form went on elsewhere.
-                State::MovedToPrivate { service } => {
-                    self.problems
-                        .push(format!("stuck: #{service} went on in the 1:1 chat"));
-                    return;
-                }
-                State::Idle if !session.queue.is_empty() => "继续".to_owned(),
-                State::Idle => {
-                    let last = self
-                        .transcript
-                        .last()
-                        .map(|(_, t)| t.clone())
-                        .unwrap_or_default();
-                    if last.contains("继续") && last.contains("回复") {
-                        "继续".to_owned()
-                    } else {
-                        self.problems.push(format!(
-                            "stuck: {} meant request(s) never started: {}",
-                            open.len(),
-                            open.iter()
-                                .map(|m| format!("#{}", m.service))
-                                .collect::<Vec<_>>()
-                                .join(" ")
-                        ));
-                        return;
-                    }
-                }
-                State::Choosing { options, .. } => {
-                    match options
-                        .iter()
-                        .position(|o| open.iter().any(|m| m.service == o.get()))
-                    {
-                        Some(i) => (i + 1).to_string(),
-                        None => {
-                            self.problems.push(format!(
-                                "the meant service was not among the options {:?}",
-                                options.iter().map(|o| o.get()).collect::<Vec<_>>()
-                            ));
-                            return;
-                        }
-                    }
-                }
-                State::ConfirmSwitch { form, target, .. } => {
-                    let current_meant = open.iter().any(|m| m.service == form.service.get());
-                    let target_meant = open.iter().any(|m| m.service == target.get());
-                    match (current_meant, target_meant) {
-                        (true, true) => "稍后".into(),
-                        (false, true) => "切换".into(),
-                        _ => "继续填".into(),
-                    }
-                }
-                // Told that the same request was filed lately, a person who did not mean
-                // another one withdraws it.
-                State::Filling { form }
-                    if !open.iter().any(|m| m.service == form.service.get())
-                        && self.transcript.last().is_some_and(|(_, t)| {
-                            earlier.iter().any(|id| t.contains(id.as_str()))
-                        }) =>
-                {
-                    "取消".into()
-                }
-                State::Filling { form } => {
-                    let Some(service) = self.rig.catalog.service(form.service) else {
-                        return;
-                    };
-                    match &form.step {
-                        Step::Summary => "确认".into(),
-                        Step::PickEdit => "返回".into(),
-                        Step::Ask(key) => {
-                            let target = pick_meant(&open, form);
-                            match service.field(key) {
-                                Some(f) if matches!(f.spec.kind, FieldKind::Attachment { .. }) => {
-                                    let media_id = format!("media_{}", rand::random::<u32>());
-                                    self.rig.wecom.add_media(
-                                        &media_id,
-                                        "免责声明_已盖章.pdf",
-                                        b"%PDF-1.4 signed and stamped",
-                                    );
-                                    let content = Content::Attachment(Attachment {
-                                        kind: AttachmentKind::File,
-                                        source: MediaSource::MediaId(media_id),
-                                        file_name: Some("免责声明_已盖章.pdf".into()),
-                                    });
-                                    self.say_in(chat, content).await;
-                                    continue;
-                                }
-                                Some(f) => match target.and_then(|m| value_for(service, f, m)) {
-                                    Some(v) => v,
-                                    None if !f.required => "跳过".into(),
-                                    None => {
-                                        // The person has no answer the set gives: the form went
-                                        // somewhere they did not mean (a wrong service or value).
-                                        self.problems.push(format!(
-                                            "asked 「{}」 of #{}, which the person has no answer for",
-                                            f.spec.label, service.id
-                                        ));
-                                        return;
-                                    }
-                                },
-                                None => "跳过".into(),
-                            }
-                        }
-                    }
-                }
+            let Some(answer) = self.answer_to(&session, &open, earlier) else {
+                return;
             };
-            self.say_in(chat, Content::Text(reply)).await;
+            self.say_in(chat, answer).await;
         }
         self.problems
             .push(format!("no end after {MAX_STEPS} answers"));
+    }
+
+    /// The meant requests not filed yet: as many of each service and account as meant.
+    async fn still_open<'m>(&self, expect: &'m [Meant], earlier: &[String]) -> Vec<&'m Meant> {
+        // Requests filed before the conversation are no answer to what it means.
+        let filed: Vec<Request> = self
+            .mine()
+            .await
+            .into_iter()
+            .filter(|r| !earlier.iter().any(|e| e == r.id.as_str()))
+            .collect();
+        expect
+            .iter()
+            .filter(|m| {
+                let same = expect
+                    .iter()
+                    .filter(|o| o.service == m.service && o.account == m.account)
+                    .count();
+                filed
+                    .iter()
+                    .filter(|r| r.form.service.get() == m.service && account_of(r) == m.account)
+                    .count()
+                    < same
+            })
+            .collect()
+    }
+
+    /// What the person says next in `session`, with `open` still to file; `None` when the
+    /// conversation is over, done or stuck (stuck is noted as a problem).
+    fn answer_to(
+        &mut self,
+        session: &Session,
+        open: &[&Meant],
+        earlier: &[String],
+    ) -> Option<Content> {
+        let reply = match &session.state {
+            State::Idle | State::MovedToPrivate { .. } if open.is_empty() => return None,
+            // The runner speaks in the chat it was given; the form went on elsewhere.
+            State::MovedToPrivate { service } => {
+                self.problems
+                    .push(format!("stuck: #{service} went on in the 1:1 chat"));
+                return None;
+            }
+            State::Idle => self.idle_answer(session, open)?,
+            State::Choosing { options, .. } => self.choosing_answer(options, open)?,
+            State::ConfirmSwitch { form, target, .. } => {
+                let current_meant = open.iter().any(|m| m.service == form.service.get());
+                let target_meant = open.iter().any(|m| m.service == target.get());
+                match (current_meant, target_meant) {
+                    (true, true) => "稍后".into(),
+                    (false, true) => "切换".into(),
+                    _ => "继续填".into(),
+                }
+            }
+            // Told that the same request was filed lately, a person who did not mean
+            // another one withdraws it.
+            State::Filling { form }
+                if !open.iter().any(|m| m.service == form.service.get())
+                    && self
+                        .transcript
+                        .last()
+                        .is_some_and(|(_, t)| earlier.iter().any(|id| t.contains(id.as_str()))) =>
+            {
+                "取消".into()
+            }
+            State::Filling { form } => return self.filling_answer(form, open),
+        };
+        Some(Content::Text(reply))
+    }
+
+    /// Idle with requests still meant: go on with the queue, or with what the bot offered to
+    /// go on with; anything else means they never started.
+    fn idle_answer(&mut self, session: &Session, open: &[&Meant]) -> Option<String> {
+        if !session.queue.is_empty() {
+            return Some("继续".to_owned());
+        }
+        let last = self
+            .transcript
+            .last()
+            .map(|(_, t)| t.clone())
+            .unwrap_or_default();
+        if last.contains("继续") && last.contains("回复") {
+            return Some("继续".to_owned());
+        }
+        self.problems.push(format!(
+            "stuck: {} meant request(s) never started: {}",
+            open.len(),
+            open.iter()
+                .map(|m| format!("#{}", m.service))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ));
+        None
+    }
+
+    /// The number of the first option that is meant.
+    fn choosing_answer(&mut self, options: &[ServiceId], open: &[&Meant]) -> Option<String> {
+        match options
+            .iter()
+            .position(|o| open.iter().any(|m| m.service == o.get()))
+        {
+            Some(i) => Some((i + 1).to_string()),
+            None => {
+                self.problems.push(format!(
+                    "the meant service was not among the options {:?}",
+                    options.iter().map(|o| o.get()).collect::<Vec<_>>()
+                ));
+                None
+            }
+        }
+    }
+
+    /// Confirms the summary, leaves the edit menu, or answers the field asked: a signed file
+    /// for an attachment, the meant value, or 跳过 for an optional field it has none for.
+    fn filling_answer(
+        &mut self,
+        form: &kaitong::dialog::session::Form,
+        open: &[&Meant],
+    ) -> Option<Content> {
+        let catalog = Arc::clone(&self.rig.catalog);
+        let service = catalog.service(form.service)?;
+        let key = match &form.step {
+            Step::Summary => return Some(Content::Text("确认".into())),
+            Step::PickEdit => return Some(Content::Text("返回".into())),
+            Step::Ask(key) => key,
+        };
+        let target = pick_meant(open, form);
+        let reply = match service.field(key) {
+            Some(f) if matches!(f.spec.kind, FieldKind::Attachment { .. }) => {
+                return Some(self.signed_disclaimer());
+            }
+            Some(f) => match target.and_then(|m| value_for(service, f, m)) {
+                Some(v) => v,
+                None if !f.required => "跳过".into(),
+                None => {
+                    // The person has no answer the set gives: the form went
+                    // somewhere they did not mean (a wrong service or value).
+                    self.problems.push(format!(
+                        "asked 「{}」 of #{}, which the person has no answer for",
+                        f.spec.label, service.id
+                    ));
+                    return None;
+                }
+            },
+            None => "跳过".into(),
+        };
+        Some(Content::Text(reply))
+    }
+
+    /// The signed and stamped 免责声明, uploaded to the simulator as the person's file.
+    fn signed_disclaimer(&self) -> Content {
+        let media_id = format!("media_{}", rand::random::<u32>());
+        self.rig.wecom.add_media(
+            &media_id,
+            "免责声明_已盖章.pdf",
+            b"%PDF-1.4 signed and stamped",
+        );
+        Content::Attachment(Attachment {
+            kind: AttachmentKind::File,
+            source: MediaSource::MediaId(media_id),
+            file_name: Some("免责声明_已盖章.pdf".into()),
+        })
     }
 }
 

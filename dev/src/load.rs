@@ -80,41 +80,8 @@ fn peak_rss_mib(pid: u32) -> Option<f64> {
 
 /// Runs the plan: builds every callback first (so encryption is not timed), then sends them.
 pub async fn run(settings: &Settings, plan: LoadPlan) -> Result<LoadReport, LoadError> {
-    let host = plan
-        .url
-        .trim_start_matches("http://")
-        .split(['/', ':'])
-        .next()
-        .unwrap_or_default()
-        .to_owned();
-    if !(host == "localhost" || host.starts_with("127.") || host == "[::1]") {
-        return Err(LoadError::NotLoopback(host));
-    }
-    let peer = WecomPeer::new(MsgCrypt::for_app(&settings.wecom)?);
-    let corp = settings.wecom.corp_id.clone();
-    let agent = settings.wecom.agent_id.to_string();
-    let users = plan.users.max(1);
-    // Fresh message ids each run, so no callback is answered from a previous run's replies.
-    let run_base = u64::from(rand::random::<u32>()) << 24;
-    let mut callbacks = Vec::with_capacity(plan.requests);
-    for i in 0..plan.requests {
-        let user = i % users;
-        let turn = (i / users) % SCRIPT.len();
-        let text = SCRIPT[turn].replace("{u}", &user.to_string());
-        let inner = peer::app_text_xml(
-            &corp,
-            &format!("load{user}"),
-            &agent,
-            run_base + (i as u64) + 1,
-            &text,
-        );
-        let cb = peer.app_callback(&inner, &agent)?;
-        callbacks.push((
-            format!("{}/wecom/app?{}", plan.url.trim_end_matches('/'), cb.query),
-            cb.body,
-        ));
-    }
-    let callbacks = Arc::new(callbacks);
+    check_loopback(&plan.url)?;
+    let callbacks = Arc::new(build_callbacks(settings, &plan)?);
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(plan.concurrency)
         .timeout(Duration::from_secs(30))
@@ -126,30 +93,7 @@ pub async fn run(settings: &Settings, plan: LoadPlan) -> Result<LoadReport, Load
         .map(|_| {
             let (client, callbacks, next) =
                 (client.clone(), Arc::clone(&callbacks), Arc::clone(&next));
-            let rate = plan.rate;
-            tokio::spawn(async move {
-                let mut results = Vec::new();
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some((url, body)) = callbacks.get(i) else {
-                        break;
-                    };
-                    if let Some(rate) = rate {
-                        let due =
-                            started + Duration::from_secs_f64(i as f64 / f64::from(rate.max(1)));
-                        tokio::time::sleep_until(due.into()).await;
-                    }
-                    let sent = Instant::now();
-                    let ok = match client.post(url).body(body.clone()).send().await {
-                        Ok(r) if r.status().is_success() => {
-                            r.bytes().await.is_ok_and(|b| !b.is_empty())
-                        }
-                        _ => false,
-                    };
-                    results.push((sent.elapsed(), ok));
-                }
-                results
-            })
+            tokio::spawn(send_callbacks(client, callbacks, next, started, plan.rate))
         })
         .collect();
     let mut latencies = Vec::with_capacity(plan.requests);
@@ -175,6 +119,82 @@ pub async fn run(settings: &Settings, plan: LoadPlan) -> Result<LoadReport, Load
         max_ms: percentile(&latencies, 1.0),
         server_peak_rss_mib: plan.pid.and_then(peak_rss_mib),
     })
+}
+
+/// Load is only ever sent to this machine.
+fn check_loopback(url: &str) -> Result<(), LoadError> {
+    let host = url
+        .trim_start_matches("http://")
+        .split(['/', ':'])
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    if !(host == "localhost" || host.starts_with("127.") || host == "[::1]") {
+        return Err(LoadError::NotLoopback(host));
+    }
+    Ok(())
+}
+
+/// Every callback of the plan, encrypted and signed: (URL, body). The users take turns, each
+/// going through the script.
+fn build_callbacks(
+    settings: &Settings,
+    plan: &LoadPlan,
+) -> Result<Vec<(String, String)>, LoadError> {
+    let peer = WecomPeer::new(MsgCrypt::for_app(&settings.wecom)?);
+    let corp = settings.wecom.corp_id.clone();
+    let agent = settings.wecom.agent_id.to_string();
+    let users = plan.users.max(1);
+    // Fresh message ids each run, so no callback is answered from a previous run's replies.
+    let run_base = u64::from(rand::random::<u32>()) << 24;
+    let mut callbacks = Vec::with_capacity(plan.requests);
+    for i in 0..plan.requests {
+        let user = i % users;
+        let turn = (i / users) % SCRIPT.len();
+        let text = SCRIPT[turn].replace("{u}", &user.to_string());
+        let inner = peer::app_text_xml(
+            &corp,
+            &format!("load{user}"),
+            &agent,
+            run_base + (i as u64) + 1,
+            &text,
+        );
+        let cb = peer.app_callback(&inner, &agent)?;
+        callbacks.push((
+            format!("{}/wecom/app?{}", plan.url.trim_end_matches('/'), cb.query),
+            cb.body,
+        ));
+    }
+    Ok(callbacks)
+}
+
+/// One worker: sends the next unsent callback until none is left, at `rate` overall when
+/// set; how long each took and whether it was answered.
+async fn send_callbacks(
+    client: reqwest::Client,
+    callbacks: Arc<Vec<(String, String)>>,
+    next: Arc<AtomicUsize>,
+    started: Instant,
+    rate: Option<u32>,
+) -> Vec<(Duration, bool)> {
+    let mut results = Vec::new();
+    loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        let Some((url, body)) = callbacks.get(i) else {
+            break;
+        };
+        if let Some(rate) = rate {
+            let due = started + Duration::from_secs_f64(i as f64 / f64::from(rate.max(1)));
+            tokio::time::sleep_until(due.into()).await;
+        }
+        let sent = Instant::now();
+        let ok = match client.post(url).body(body.clone()).send().await {
+            Ok(r) if r.status().is_success() => r.bytes().await.is_ok_and(|b| !b.is_empty()),
+            _ => false,
+        };
+        results.push((sent.elapsed(), ok));
+    }
+    results
 }
 
 /// The baseline: verify, decrypt, parse, and answer an encrypted echo. No store, no bot.

@@ -922,62 +922,14 @@ async fn message_send(
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_owned();
-    let content = match msgtype.as_str() {
-        "text" | "markdown" => {
-            let content = body
-                .get(&msgtype)
-                .and_then(|payload| payload.get("content"))
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            if content.is_empty() {
-                return wecom_error(errcode::EMPTY_CONTENT, "empty content");
-            }
-            if content.len() > TEXT_LIMIT_BYTES {
-                return wecom_error(errcode::CONTENT_TOO_LONG, "content size out of limit");
-            }
-            content.to_owned()
-        }
-        "image" | "voice" | "video" | "file" => {
-            // A media message names an uploaded file that has not expired.
-            let media_id = body
-                .pointer(&format!("/{msgtype}/media_id"))
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            match state.media.get(media_id) {
-                Some(entry) if entry.created.elapsed() < MEDIA_LIFETIME => {
-                    body[&msgtype].to_string()
-                }
-                _ => return wecom_error(errcode::INVALID_MEDIA_ID, "invalid media_id"),
-            }
-        }
-        "template_card" | "textcard" | "news" | "mpnews" => match body.get(&msgtype) {
-            Some(payload) if payload.is_object() => payload.to_string(),
-            _ => return wecom_error(errcode::INVALID_PARAMETER, "invalid Request Parameter"),
-        },
-        _ => return wecom_error(errcode::INVALID_MSGTYPE, "invalid message type"),
+    let content = match message_content(&state, &msgtype, &body) {
+        Ok(content) => content,
+        Err(refused) => return refused.into_response(),
     };
-    let touser = id_list(&body, "touser");
-    let toparty = id_list(&body, "toparty");
-    let totag = id_list(&body, "totag");
-    if touser.is_empty() && toparty.is_empty() && totag.is_empty() {
-        return wecom_error(
-            errcode::RECIPIENTS_EMPTY,
-            "All touser & toparty & totag invalid",
-        );
-    }
-
-    let (invalid, rest): (Vec<String>, Vec<String>) = touser
-        .into_iter()
-        .partition(|user| state.invalid_users.contains(user));
-    let (unlicensed, deliverable): (Vec<String>, Vec<String>) = rest
-        .into_iter()
-        .partition(|user| state.unlicensed_users.contains(user));
-    if deliverable.is_empty() && toparty.is_empty() && totag.is_empty() {
-        return wecom_error(
-            errcode::ALL_RECIPIENTS_INVALID,
-            "user & party & tag all invalid",
-        );
-    }
+    let recipients = match Recipients::of(&state, &body) {
+        Ok(recipients) => recipients,
+        Err(refused) => return refused.into_response(),
+    };
 
     // An interaction card yields a single-use response_code for updating it later.
     let card_type = body
@@ -991,79 +943,208 @@ async fn message_send(
         ))
     .then(|| state.issue_response_code(app_agent));
 
-    let now = Instant::now();
-    let duplicate_check = body
-        .get("enable_duplicate_check")
-        .and_then(Value::as_u64)
-        .unwrap_or(0)
-        == 1;
-    let mut recipients = deliverable.clone();
-    recipients.sort();
-    let dedupe_key = format!(
-        "{app_agent}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{msgtype}\u{1f}{content}",
-        recipients.join("|"),
-        toparty.join("|"),
-        totag.join("|"),
+    let msgid = state.send_once(
+        Outgoing {
+            app_agent,
+            msgtype: &msgtype,
+            content,
+            body: &body,
+        },
+        &recipients,
     );
-    state
-        .recent
-        .retain(|_, (_, sent, interval)| now.duration_since(*sent) < *interval);
-    let earlier = state
-        .recent
-        .get(&dedupe_key)
-        .map(|(msgid, _, _)| msgid.clone());
-    let msgid = match earlier {
-        Some(msgid) if duplicate_check => {
-            state.duplicates_suppressed += 1;
-            msgid
-        }
-        _ => {
-            let msgid = state.next_msgid();
-            if duplicate_check {
-                let interval = body
-                    .get("duplicate_check_interval")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(DEFAULT_DUPLICATE_CHECK_INTERVAL.as_secs())
-                    .min(MAX_DUPLICATE_INTERVAL_SECS);
-                state.recent.insert(
-                    dedupe_key,
-                    (msgid.clone(), now, Duration::from_secs(interval)),
-                );
-            }
-            let delivered: Vec<String> = deliverable
-                .iter()
-                .filter(|user| state.admit_delivery(app_agent, user, now))
-                .cloned()
-                .collect();
-            if delivered.is_empty() && !deliverable.is_empty() {
-                // WeCom accepts and silently drops over-limit messages.
-                state.rate_dropped += 1;
-            } else {
-                state.sent.push(SentMessage {
-                    agent_id: app_agent,
-                    touser: delivered,
-                    msgtype: msgtype.clone(),
-                    content,
-                    msgid: msgid.clone(),
-                    time: chrono::Utc::now(),
-                    body: body.clone(),
-                });
-            }
-            msgid
-        }
-    };
-
     let mut reply = json!({
-        "invaliduser": invalid.join("|"),
+        "invaliduser": recipients.invalid.join("|"),
         "invalidparty": "",
         "invalidtag": "",
-        "unlicenseduser": unlicensed.join("|"),
+        "unlicenseduser": recipients.unlicensed.join("|"),
         "msgid": msgid,
     });
     if let (Some(code), Some(object)) = (response_code, reply.as_object_mut()) {
         object.insert("response_code".to_owned(), json!(code));
     }
     ok(reply)
+}
+
+/// What a message says, as the simulator records it, or WeCom's refusal of it: text within
+/// the limit, an unexpired upload, or a card's or article's object.
+fn message_content(state: &SimState, msgtype: &str, body: &Value) -> Result<String, Rejection> {
+    match msgtype {
+        "text" | "markdown" => {
+            let content = body
+                .get(msgtype)
+                .and_then(|payload| payload.get("content"))
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            if content.is_empty() {
+                return Err(Rejection::WeCom(errcode::EMPTY_CONTENT, "empty content"));
+            }
+            if content.len() > TEXT_LIMIT_BYTES {
+                return Err(Rejection::WeCom(
+                    errcode::CONTENT_TOO_LONG,
+                    "content size out of limit",
+                ));
+            }
+            Ok(content.to_owned())
+        }
+        "image" | "voice" | "video" | "file" => {
+            // A media message names an uploaded file that has not expired.
+            let media_id = body
+                .pointer(&format!("/{msgtype}/media_id"))
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            match state.media.get(media_id) {
+                Some(entry) if entry.created.elapsed() < MEDIA_LIFETIME => {
+                    Ok(body[msgtype].to_string())
+                }
+                _ => Err(Rejection::WeCom(
+                    errcode::INVALID_MEDIA_ID,
+                    "invalid media_id",
+                )),
+            }
+        }
+        "template_card" | "textcard" | "news" | "mpnews" => match body.get(msgtype) {
+            Some(payload) if payload.is_object() => Ok(payload.to_string()),
+            _ => Err(Rejection::WeCom(
+                errcode::INVALID_PARAMETER,
+                "invalid Request Parameter",
+            )),
+        },
+        _ => Err(Rejection::WeCom(
+            errcode::INVALID_MSGTYPE,
+            "invalid message type",
+        )),
+    }
+}
+
+/// A message's recipients, sorted as WeCom answers: unknown users, users without a licence,
+/// and those it can reach.
+struct Recipients {
+    invalid: Vec<String>,
+    unlicensed: Vec<String>,
+    deliverable: Vec<String>,
+    toparty: Vec<String>,
+    totag: Vec<String>,
+}
+
+impl Recipients {
+    /// The recipients of `body`, or WeCom's refusal when it names none, or none it can reach.
+    fn of(state: &SimState, body: &Value) -> Result<Self, Rejection> {
+        let touser = id_list(body, "touser");
+        let toparty = id_list(body, "toparty");
+        let totag = id_list(body, "totag");
+        if touser.is_empty() && toparty.is_empty() && totag.is_empty() {
+            return Err(Rejection::WeCom(
+                errcode::RECIPIENTS_EMPTY,
+                "All touser & toparty & totag invalid",
+            ));
+        }
+        let (invalid, rest): (Vec<String>, Vec<String>) = touser
+            .into_iter()
+            .partition(|user| state.invalid_users.contains(user));
+        let (unlicensed, deliverable): (Vec<String>, Vec<String>) = rest
+            .into_iter()
+            .partition(|user| state.unlicensed_users.contains(user));
+        if deliverable.is_empty() && toparty.is_empty() && totag.is_empty() {
+            return Err(Rejection::WeCom(
+                errcode::ALL_RECIPIENTS_INVALID,
+                "user & party & tag all invalid",
+            ));
+        }
+        Ok(Self {
+            invalid,
+            unlicensed,
+            deliverable,
+            toparty,
+            totag,
+        })
+    }
+}
+
+/// An admitted message on its way out.
+struct Outgoing<'a> {
+    app_agent: u32,
+    msgtype: &'a str,
+    content: String,
+    body: &'a Value,
+}
+
+impl SimState {
+    /// Sends `message` unless WeCom's duplicate check (when asked for) finds the same message
+    /// sent within its interval; the message id either way.
+    fn send_once(&mut self, message: Outgoing<'_>, recipients: &Recipients) -> String {
+        let now = Instant::now();
+        let duplicate_check = message
+            .body
+            .get("enable_duplicate_check")
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
+            == 1;
+        let mut sorted = recipients.deliverable.clone();
+        sorted.sort();
+        let dedupe_key = format!(
+            "{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}",
+            message.app_agent,
+            sorted.join("|"),
+            recipients.toparty.join("|"),
+            recipients.totag.join("|"),
+            message.msgtype,
+            message.content,
+        );
+        self.recent
+            .retain(|_, (_, sent, interval)| now.duration_since(*sent) < *interval);
+        let earlier = self
+            .recent
+            .get(&dedupe_key)
+            .map(|(msgid, _, _)| msgid.clone());
+        if let Some(msgid) = earlier.filter(|_| duplicate_check) {
+            self.duplicates_suppressed += 1;
+            return msgid;
+        }
+        let msgid = self.next_msgid();
+        if duplicate_check {
+            let interval = message
+                .body
+                .get("duplicate_check_interval")
+                .and_then(Value::as_u64)
+                .unwrap_or(DEFAULT_DUPLICATE_CHECK_INTERVAL.as_secs())
+                .min(MAX_DUPLICATE_INTERVAL_SECS);
+            self.recent.insert(
+                dedupe_key,
+                (msgid.clone(), now, Duration::from_secs(interval)),
+            );
+        }
+        self.deliver(message, &recipients.deliverable, &msgid, now);
+        msgid
+    }
+
+    /// Records the message as sent to the members within their minute's limit; WeCom accepts
+    /// and silently drops over-limit messages.
+    fn deliver(
+        &mut self,
+        message: Outgoing<'_>,
+        deliverable: &[String],
+        msgid: &str,
+        now: Instant,
+    ) {
+        let delivered: Vec<String> = deliverable
+            .iter()
+            .filter(|user| self.admit_delivery(message.app_agent, user, now))
+            .cloned()
+            .collect();
+        if delivered.is_empty() && !deliverable.is_empty() {
+            self.rate_dropped += 1;
+        } else {
+            self.sent.push(SentMessage {
+                agent_id: message.app_agent,
+                touser: delivered,
+                msgtype: message.msgtype.to_owned(),
+                content: message.content,
+                msgid: msgid.to_owned(),
+                time: chrono::Utc::now(),
+                body: message.body.clone(),
+            });
+        }
+    }
 }
 
 fn guess_content_type(file_name: &str) -> &'static str {

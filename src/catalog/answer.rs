@@ -3,6 +3,8 @@
 //! (from `dialogs/messages.toml`) states the rule; `as_other` and `over_cap` say what to offer
 //! instead of a refusal. Pure: no I/O, no clock.
 
+use regex::Regex;
+
 use super::messages::MessageKey;
 use super::model::{FieldKind, FieldSpec};
 use super::value::{
@@ -16,230 +18,278 @@ impl FieldSpec {
     pub fn parse_answer(&self, raw: &str) -> Result<FieldValue, AnswerError> {
         let input = normalize_width(raw.trim());
         let input = input.trim();
-        let m = &self.messages;
-        let label = self.label.as_str();
-        let example = self.example.as_str();
-        let err = |key: MessageKey, extra: &[(&str, &str)]| {
-            let mut args: Vec<(&str, &str)> = vec![("label", label), ("example", example)];
-            args.extend_from_slice(extra);
-            AnswerError {
-                message: m.render(key, &args),
-            }
-        };
         if input.is_empty() && !matches!(self.kind, FieldKind::Attachment { .. }) {
-            return Err(err(MessageKey::ErrEmpty, &[]));
+            return Err(self.refusal(MessageKey::ErrEmpty, &[]));
         }
         match &self.kind {
-            FieldKind::SellerAccount => {
-                if is_seller_account(input) {
-                    Ok(FieldValue::Text(input.to_owned()))
-                } else {
-                    Err(err(MessageKey::ErrSellerAccount, &[]))
-                }
-            }
+            FieldKind::SellerAccount => self.text_if(
+                is_seller_account(input),
+                input,
+                MessageKey::ErrSellerAccount,
+            ),
             FieldKind::Text {
                 min_chars,
                 max_chars,
-            } => {
-                let n = input.chars().filter(|c| !c.is_whitespace()).count();
-                let code_like = input
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '@'))
-                    && input.chars().any(|c| c.is_ascii_digit() || c == '_');
-                if self.prose && code_like {
-                    Err(err(MessageKey::ErrNotProse, &[]))
-                } else if n < *min_chars {
-                    Err(err(
-                        MessageKey::ErrTextTooShort,
-                        &[("min", &min_chars.to_string())],
-                    ))
-                } else if n > *max_chars {
-                    Err(err(
-                        MessageKey::ErrTextTooLong,
-                        &[("max", &max_chars.to_string())],
-                    ))
-                } else {
-                    Ok(FieldValue::Text(input.to_owned()))
-                }
-            }
+            } => self.parse_text(input, *min_chars, *max_chars),
             FieldKind::Identifier { pattern, hint } => {
                 if pattern.is_match(input) {
                     Ok(FieldValue::Text(input.to_owned()))
                 } else {
-                    Err(err(MessageKey::ErrPattern, &[("hint", hint)]))
+                    Err(self.refusal(MessageKey::ErrPattern, &[("hint", hint)]))
                 }
             }
-            FieldKind::Email => {
-                if is_email(input) {
-                    Ok(FieldValue::Text(input.to_owned()))
-                } else {
-                    Err(err(MessageKey::ErrEmail, &[]))
-                }
-            }
+            FieldKind::Email => self.text_if(is_email(input), input, MessageKey::ErrEmail),
             FieldKind::Integer {
                 min,
                 max,
                 default,
                 allowed,
                 ..
-            } => {
-                let n = parse_integer(input)
-                    .or_else(|| the_one_number(input))
-                    .ok_or_else(|| err(MessageKey::ErrInteger, &[]))?;
-                if !allowed.is_empty() && !allowed.contains(&n) {
-                    let list: Vec<String> = allowed.iter().map(|a| a.to_string()).collect();
-                    return Err(err(
-                        MessageKey::ErrIntegerAllowed,
-                        &[("allowed", &list.join("/"))],
-                    ));
-                }
-                if let Some(min) = min.filter(|min| n < *min) {
-                    return Err(err(MessageKey::ErrIntegerMin, &[("min", &min.to_string())]));
-                }
-                if let Some(max) = max.filter(|max| n > *max) {
-                    return Err(err(MessageKey::ErrIntegerMax, &[("max", &max.to_string())]));
-                }
-                // A limit with a default below its cap is raised, never lowered: asking for the
-                // default (or less) is not an adjustment (#60: 默认 200 上限 400).
-                if let (Some(d), Some(max)) = (default, max)
-                    && d < max
-                    && n <= *d
-                {
-                    return Err(err(
-                        MessageKey::ErrIntegerNotAboveDefault,
-                        &[("default", &d.to_string()), ("max", &max.to_string())],
-                    ));
-                }
-                Ok(FieldValue::Integer(n))
-            }
+            } => self.parse_integer_field(input, *min, *max, *default, allowed),
             FieldKind::Money {
                 min_cents,
                 max_cents,
-            } => {
-                let cents = parse_money(input).ok_or_else(|| err(MessageKey::ErrMoney, &[]))?;
-                if let Some(min) = min_cents.filter(|m| cents < *m) {
-                    return Err(err(
-                        MessageKey::ErrMoneyMin,
-                        &[("min", &(min / 100).to_string())],
-                    ));
-                }
-                if let Some(max) = max_cents.filter(|m| cents > *m) {
-                    return Err(err(
-                        MessageKey::ErrMoneyMax,
-                        &[("max", &(max / 100).to_string())],
-                    ));
-                }
-                Ok(FieldValue::Money { cents })
-            }
-            FieldKind::SingleChoice { options } => {
-                if self.other_allowed {
-                    if let Some(rest) = other_text(input) {
-                        return match rest {
-                            "" => Err(err(MessageKey::ErrOtherEmpty, &[])),
-                            // "其他: 调拨单" when 调拨单 is listed is simply 调拨单.
-                            t => Ok(FieldValue::Choice(
-                                exact_option(t, options)
-                                    .map_or_else(|| other_value(t), ToOwned::to_owned),
-                            )),
-                        };
-                    }
-                    if is_other_number(input, options) {
-                        return Err(err(MessageKey::ErrOtherEmpty, &[]));
-                    }
-                }
-                pick_option(&self.with_synonyms(input), options)
-                    .map(FieldValue::Choice)
-                    .map_err(|e| choice_error(e, options, &err))
-            }
-            FieldKind::MultiChoice { options } => {
-                if says_all(input) {
-                    return Ok(FieldValue::Choices(options.clone()));
-                }
-                let mut picked: Vec<String> = Vec::new();
-                let mut listed = input;
-                let mut other: Option<String> = None;
-                if self.other_allowed {
-                    if is_other_number(input, options) {
-                        return Err(err(MessageKey::ErrOtherEmpty, &[]));
-                    }
-                    // "采购单, 其他: 库存调整单": the listed part, then the free text.
-                    if let Some(at) = other_start(input) {
-                        let rest = other_text(&input[at..]).unwrap_or_default();
-                        if rest.is_empty() {
-                            return Err(err(MessageKey::ErrOtherEmpty, &[]));
-                        }
-                        match exact_option(rest, options) {
-                            Some(o) => picked.push(o.to_owned()),
-                            None => other = Some(other_value(rest)),
-                        }
-                        listed = &input[..at];
-                    }
-                }
-                let input = self.with_synonyms(listed);
-                for token in split_choices(&input, options) {
-                    let choice =
-                        pick_option(token, options).map_err(|e| choice_error(e, options, &err))?;
-                    if !picked.contains(&choice) {
-                        picked.push(choice);
-                    }
-                }
-                // Keep catalog order so summaries are stable; "其他: …" goes last.
-                picked.sort_by_key(|p| options.iter().position(|o| o == p));
-                picked.extend(other);
-                if picked.is_empty() {
-                    return Err(err(
-                        MessageKey::ErrChoice,
-                        &[("options", &numbered(options))],
-                    ));
-                }
-                Ok(FieldValue::Choices(picked))
-            }
+            } => self.parse_money_field(input, *min_cents, *max_cents),
+            FieldKind::SingleChoice { options } => self.parse_single_choice(input, options),
+            FieldKind::MultiChoice { options } => self.parse_multi_choice(input, options),
             FieldKind::YesNo => parse_yes_no(input)
                 .map(FieldValue::Bool)
-                .ok_or_else(|| err(MessageKey::ErrYesNo, &[])),
-            FieldKind::Attachment { template } => Err(err(
+                .ok_or_else(|| self.refusal(MessageKey::ErrYesNo, &[])),
+            FieldKind::Attachment { template } => Err(self.refusal(
                 MessageKey::ErrAttachment,
                 &[("template", template.as_deref().unwrap_or("免责声明"))],
             )),
             FieldKind::IdList { pattern, max_items } => {
-                let mut ids: Vec<String> = Vec::new();
-                for token in split_list(input) {
-                    if let Some(p) = pattern
-                        && !p.is_match(token)
-                    {
-                        return Err(err(MessageKey::ErrIdListItem, &[("item", token)]));
-                    }
-                    if !ids.iter().any(|i| i == token) {
-                        ids.push(token.to_owned());
-                    }
-                }
-                if ids.is_empty() {
-                    return Err(err(MessageKey::ErrIdListEmpty, &[]));
-                }
-                if let Some(max) = max_items.filter(|m| ids.len() > *m) {
-                    return Err(err(
-                        MessageKey::ErrIdListTooMany,
-                        &[("max", &max.to_string())],
-                    ));
-                }
-                Ok(FieldValue::IdList(ids))
+                self.parse_id_list(input, pattern.as_ref(), *max_items)
             }
-            FieldKind::Duration { max_hours } => {
-                if is_permanent(input) {
-                    let max = max_hours.unwrap_or(0).to_string();
-                    return Err(err(MessageKey::ErrDurationPermanent, &[("max", &max)]));
-                }
-                let hours =
-                    parse_duration_hours(input).ok_or_else(|| err(MessageKey::ErrDuration, &[]))?;
-                if let Some(max) = max_hours.filter(|m| hours > *m) {
-                    return Err(err(
-                        MessageKey::ErrDurationMax,
-                        &[("max", &max.to_string())],
-                    ));
-                }
-                Ok(FieldValue::DurationHours(hours))
+            FieldKind::Duration { max_hours } => self.parse_duration(input, *max_hours),
+        }
+    }
+
+    /// The refusal for `key`, worded with this field's label and example plus `extra`.
+    fn refusal(&self, key: MessageKey, extra: &[(&str, &str)]) -> AnswerError {
+        let mut args: Vec<(&str, &str)> = vec![
+            ("label", self.label.as_str()),
+            ("example", self.example.as_str()),
+        ];
+        args.extend_from_slice(extra);
+        AnswerError {
+            message: self.messages.render(key, &args),
+        }
+    }
+
+    /// The answer as text when `valid`, else the refusal `key`.
+    fn text_if(
+        &self,
+        valid: bool,
+        input: &str,
+        key: MessageKey,
+    ) -> Result<FieldValue, AnswerError> {
+        if valid {
+            Ok(FieldValue::Text(input.to_owned()))
+        } else {
+            Err(self.refusal(key, &[]))
+        }
+    }
+
+    fn parse_text(
+        &self,
+        input: &str,
+        min_chars: usize,
+        max_chars: usize,
+    ) -> Result<FieldValue, AnswerError> {
+        let n = input.chars().filter(|c| !c.is_whitespace()).count();
+        let code_like = input
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '@'))
+            && input.chars().any(|c| c.is_ascii_digit() || c == '_');
+        if self.prose && code_like {
+            Err(self.refusal(MessageKey::ErrNotProse, &[]))
+        } else if n < min_chars {
+            Err(self.refusal(
+                MessageKey::ErrTextTooShort,
+                &[("min", &min_chars.to_string())],
+            ))
+        } else if n > max_chars {
+            Err(self.refusal(
+                MessageKey::ErrTextTooLong,
+                &[("max", &max_chars.to_string())],
+            ))
+        } else {
+            Ok(FieldValue::Text(input.to_owned()))
+        }
+    }
+
+    fn parse_integer_field(
+        &self,
+        input: &str,
+        min: Option<i64>,
+        max: Option<i64>,
+        default: Option<i64>,
+        allowed: &[i64],
+    ) -> Result<FieldValue, AnswerError> {
+        let n = parse_integer(input)
+            .or_else(|| the_one_number(input))
+            .ok_or_else(|| self.refusal(MessageKey::ErrInteger, &[]))?;
+        if !allowed.is_empty() && !allowed.contains(&n) {
+            let list: Vec<String> = allowed.iter().map(|a| a.to_string()).collect();
+            return Err(self.refusal(
+                MessageKey::ErrIntegerAllowed,
+                &[("allowed", &list.join("/"))],
+            ));
+        }
+        if let Some(min) = min.filter(|min| n < *min) {
+            return Err(self.refusal(MessageKey::ErrIntegerMin, &[("min", &min.to_string())]));
+        }
+        if let Some(max) = max.filter(|max| n > *max) {
+            return Err(self.refusal(MessageKey::ErrIntegerMax, &[("max", &max.to_string())]));
+        }
+        // A limit with a default below its cap is raised, never lowered: asking for the
+        // default (or less) is not an adjustment (#60: 默认 200 上限 400).
+        if let (Some(d), Some(max)) = (default, max)
+            && d < max
+            && n <= d
+        {
+            return Err(self.refusal(
+                MessageKey::ErrIntegerNotAboveDefault,
+                &[("default", &d.to_string()), ("max", &max.to_string())],
+            ));
+        }
+        Ok(FieldValue::Integer(n))
+    }
+
+    fn parse_money_field(
+        &self,
+        input: &str,
+        min_cents: Option<i64>,
+        max_cents: Option<i64>,
+    ) -> Result<FieldValue, AnswerError> {
+        let cents = parse_money(input).ok_or_else(|| self.refusal(MessageKey::ErrMoney, &[]))?;
+        if let Some(min) = min_cents.filter(|m| cents < *m) {
+            return Err(self.refusal(
+                MessageKey::ErrMoneyMin,
+                &[("min", &(min / 100).to_string())],
+            ));
+        }
+        if let Some(max) = max_cents.filter(|m| cents > *m) {
+            return Err(self.refusal(
+                MessageKey::ErrMoneyMax,
+                &[("max", &(max / 100).to_string())],
+            ));
+        }
+        Ok(FieldValue::Money { cents })
+    }
+
+    fn parse_single_choice(
+        &self,
+        input: &str,
+        options: &[String],
+    ) -> Result<FieldValue, AnswerError> {
+        if self.other_allowed {
+            if let Some(rest) = other_text(input) {
+                return match rest {
+                    "" => Err(self.refusal(MessageKey::ErrOtherEmpty, &[])),
+                    // "其他: 调拨单" when 调拨单 is listed is simply 调拨单.
+                    t => Ok(FieldValue::Choice(
+                        exact_option(t, options).map_or_else(|| other_value(t), ToOwned::to_owned),
+                    )),
+                };
+            }
+            if is_other_number(input, options) {
+                return Err(self.refusal(MessageKey::ErrOtherEmpty, &[]));
             }
         }
+        pick_option(&self.with_synonyms(input), options)
+            .map(FieldValue::Choice)
+            .map_err(|e| choice_error(e, options, &|k, x| self.refusal(k, x)))
+    }
+
+    fn parse_multi_choice(
+        &self,
+        input: &str,
+        options: &[String],
+    ) -> Result<FieldValue, AnswerError> {
+        if says_all(input) {
+            return Ok(FieldValue::Choices(options.to_vec()));
+        }
+        let mut picked: Vec<String> = Vec::new();
+        let mut listed = input;
+        let mut other: Option<String> = None;
+        if self.other_allowed {
+            if is_other_number(input, options) {
+                return Err(self.refusal(MessageKey::ErrOtherEmpty, &[]));
+            }
+            // "采购单, 其他: 库存调整单": the listed part, then the free text.
+            if let Some(at) = other_start(input) {
+                let rest = other_text(&input[at..]).unwrap_or_default();
+                if rest.is_empty() {
+                    return Err(self.refusal(MessageKey::ErrOtherEmpty, &[]));
+                }
+                match exact_option(rest, options) {
+                    Some(o) => picked.push(o.to_owned()),
+                    None => other = Some(other_value(rest)),
+                }
+                listed = &input[..at];
+            }
+        }
+        let input = self.with_synonyms(listed);
+        for token in split_choices(&input, options) {
+            let choice = pick_option(token, options)
+                .map_err(|e| choice_error(e, options, &|k, x| self.refusal(k, x)))?;
+            if !picked.contains(&choice) {
+                picked.push(choice);
+            }
+        }
+        // Keep catalog order so summaries are stable; "其他: …" goes last.
+        picked.sort_by_key(|p| options.iter().position(|o| o == p));
+        picked.extend(other);
+        if picked.is_empty() {
+            return Err(self.refusal(MessageKey::ErrChoice, &[("options", &numbered(options))]));
+        }
+        Ok(FieldValue::Choices(picked))
+    }
+
+    fn parse_id_list(
+        &self,
+        input: &str,
+        pattern: Option<&Regex>,
+        max_items: Option<usize>,
+    ) -> Result<FieldValue, AnswerError> {
+        let mut ids: Vec<String> = Vec::new();
+        for token in split_list(input) {
+            if let Some(p) = pattern
+                && !p.is_match(token)
+            {
+                return Err(self.refusal(MessageKey::ErrIdListItem, &[("item", token)]));
+            }
+            if !ids.iter().any(|i| i == token) {
+                ids.push(token.to_owned());
+            }
+        }
+        if ids.is_empty() {
+            return Err(self.refusal(MessageKey::ErrIdListEmpty, &[]));
+        }
+        if let Some(max) = max_items.filter(|m| ids.len() > *m) {
+            return Err(self.refusal(MessageKey::ErrIdListTooMany, &[("max", &max.to_string())]));
+        }
+        Ok(FieldValue::IdList(ids))
+    }
+
+    fn parse_duration(
+        &self,
+        input: &str,
+        max_hours: Option<u32>,
+    ) -> Result<FieldValue, AnswerError> {
+        if is_permanent(input) {
+            let max = max_hours.unwrap_or(0).to_string();
+            return Err(self.refusal(MessageKey::ErrDurationPermanent, &[("max", &max)]));
+        }
+        let hours = parse_duration_hours(input)
+            .ok_or_else(|| self.refusal(MessageKey::ErrDuration, &[]))?;
+        if let Some(max) = max_hours.filter(|m| hours > *m) {
+            return Err(self.refusal(MessageKey::ErrDurationMax, &[("max", &max.to_string())]));
+        }
+        Ok(FieldValue::DurationHours(hours))
     }
 }
 

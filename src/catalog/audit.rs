@@ -208,11 +208,9 @@ pub fn audit(catalog: &Catalog, seed: &str) -> Audit {
 }
 
 fn audit_service(s: &Service, row: Option<&String>) -> RowAudit {
-    let mut unmarked = Vec::new();
-    let mut flag = |what: AssumedValue, finding: String| {
-        if !s.is_assumed(&what) {
-            unmarked.push(format!("{what}: {finding}"));
-        }
+    let mut findings = Findings {
+        service: s,
+        unmarked: Vec::new(),
     };
     let catalog_channel = s.route.label();
     let mut catalog_handler = s.team.label().to_owned();
@@ -220,7 +218,7 @@ fn audit_service(s: &Service, row: Option<&String>) -> RowAudit {
         let _ = write!(catalog_handler, " · {h}");
     }
     let Some(row) = row else {
-        flag(AssumedValue::Route, "the seed has no such row".into());
+        findings.flag(AssumedValue::Route, "the seed has no such row".into());
         return RowAudit {
             id: s.id,
             name: s.name.clone(),
@@ -232,61 +230,197 @@ fn audit_service(s: &Service, row: Option<&String>) -> RowAudit {
             handler_agrees: false,
             notes_agree: false,
             assumptions: s.assumed.clone(),
-            unmarked,
+            unmarked: findings.unmarked,
         };
     };
     let text = norm(row);
-
-    // Filing route.
     let seed_channel = channel_of(row).map(|(c, _)| c);
-    let channel_agrees = seed_channel == Some(SeedChannel::of(&s.route));
-    if !channel_agrees {
-        flag(
-            AssumedValue::Route,
-            format!("{catalog_channel} is not the seed's channel"),
-        );
+    let channel_agrees = findings.route(seed_channel, &text);
+    let (seed_handler, handler_agrees) = findings.handler(row, &text);
+    findings.window(&text);
+    findings.wording(&text);
+    findings.field_lists(row, &text);
+    RowAudit {
+        id: s.id,
+        name: s.name.clone(),
+        seed_channel: seed_channel.map_or("—", SeedChannel::label).to_owned(),
+        catalog_channel,
+        channel_agrees,
+        seed_handler,
+        catalog_handler,
+        handler_agrees,
+        notes_agree: text.ends_with(&norm(&s.seed_notes)),
+        assumptions: s.assumed.clone(),
+        unmarked: findings.unmarked,
     }
-    if let FilingRoute::Email {
-        address: Some(address),
-    } = &s.route
-        && !text.contains(&norm(address))
-    {
-        flag(
-            AssumedValue::RouteAddress,
-            format!("{address} is not in the seed's row"),
-        );
+}
+
+/// What one service says that its seed row does not, and is not marked as assumed. Each
+/// method audits one part of the service against `text`, the row normalised by [`norm`].
+struct Findings<'a> {
+    service: &'a Service,
+    unmarked: Vec<String>,
+}
+
+impl Findings<'_> {
+    /// Notes `finding` about `what` unless the service marks `what` as assumed.
+    fn flag(&mut self, what: AssumedValue, finding: String) {
+        if !self.service.is_assumed(&what) {
+            self.unmarked.push(format!("{what}: {finding}"));
+        }
     }
 
-    // Team and handler.
-    let column = handler_column(row);
+    /// Filing route: whether the seed's channel is the catalog's.
+    fn route(&mut self, seed_channel: Option<SeedChannel>, text: &str) -> bool {
+        let s = self.service;
+        let channel_agrees = seed_channel == Some(SeedChannel::of(&s.route));
+        if !channel_agrees {
+            let catalog_channel = s.route.label();
+            self.flag(
+                AssumedValue::Route,
+                format!("{catalog_channel} is not the seed's channel"),
+            );
+        }
+        if let FilingRoute::Email {
+            address: Some(address),
+        } = &s.route
+            && !text.contains(&norm(address))
+        {
+            self.flag(
+                AssumedValue::RouteAddress,
+                format!("{address} is not in the seed's row"),
+            );
+        }
+        channel_agrees
+    }
+
+    /// Team and handler: the seed's handler as shown, and whether the catalog agrees.
+    fn handler(&mut self, row: &str, text: &str) -> (String, bool) {
+        let s = self.service;
+        let column = handler_column(row);
+        let team_agrees = match (s.team, column) {
+            (Team::Mailbox, _) => matches!(
+                &s.route,
+                FilingRoute::Email { address: Some(a) } if text.contains(&norm(a))
+            ),
+            (team, Some(col)) => team == col,
+            (team, None) => text.contains(team.label()),
+        };
+        if !team_agrees {
+            self.flag(
+                AssumedValue::Team,
+                format!("{} is not the seed's handler", s.team.label()),
+            );
+        }
+        let person_agrees = s.handler.as_ref().is_none_or(|h| text.contains(&norm(h)));
+        if let Some(h) = &s.handler
+            && !person_agrees
+        {
+            self.flag(
+                AssumedValue::Handler,
+                format!("{h} is not in the seed's row"),
+            );
+        }
+        (seed_handler(s, column, text), team_agrees && person_agrees)
+    }
+
+    /// Window: its promises, and any team it names, come from the seed.
+    fn window(&mut self, text: &str) {
+        let Window::Custom(window) = &self.service.window else {
+            return;
+        };
+        for m in PROMISE.find_iter(window) {
+            if !text.contains(&norm(m.as_str())) {
+                self.flag(
+                    AssumedValue::Window,
+                    format!("\"{}\" is not in the seed's row", m.as_str()),
+                );
+            }
+        }
+        for (word, _) in TEAM_WORDS {
+            if window.contains(word) && !text.contains(word) {
+                self.flag(
+                    AssumedValue::Window,
+                    format!("names {word}, the seed's row does not"),
+                );
+            }
+        }
+    }
+
+    /// Wording: what notes, preconditions, warnings and outcomes promise.
+    fn wording(&mut self, text: &str) {
+        let s = self.service;
+        let wording = s
+            .notes
+            .iter()
+            .chain(&s.preconditions)
+            .chain(&s.warnings)
+            .chain(s.refusals.iter().map(|r| &r.message))
+            .chain(s.guidance.iter().map(|g| &g.message));
+        for t in wording {
+            for m in PROMISE.find_iter(t) {
+                if !text.contains(&norm(m.as_str())) {
+                    self.flag(
+                        AssumedValue::Notes,
+                        format!("\"{}\" is not in the seed's row", m.as_str()),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Field choice lists and caps.
+    fn field_lists(&mut self, row: &str, text: &str) {
+        let numbers = seed_numbers(row);
+        for f in &self.service.fields {
+            match &f.spec.kind {
+                FieldKind::SingleChoice { options } | FieldKind::MultiChoice { options } => {
+                    let missing: Vec<&str> = options
+                        .iter()
+                        .filter(|o| !text.contains(&norm(o)))
+                        .map(String::as_str)
+                        .collect();
+                    if !missing.is_empty() {
+                        self.flag(
+                            AssumedValue::Options(f.key().clone()),
+                            format!("{} not in the seed's row", missing.join("、")),
+                        );
+                    }
+                }
+                FieldKind::Integer {
+                    max,
+                    default,
+                    allowed,
+                    ..
+                } => {
+                    let missing: Vec<String> = max
+                        .iter()
+                        .chain(default)
+                        .chain(allowed)
+                        .filter(|n| !numbers.contains(n))
+                        .map(i64::to_string)
+                        .collect();
+                    if !missing.is_empty() {
+                        self.flag(
+                            AssumedValue::Cap(f.key().clone()),
+                            format!("{} not in the seed's row", missing.join("/")),
+                        );
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// The seed's handler as the report shows it: its handler column (or the teams the row
+/// mentions), then the catalog's person when the row names them; "—" when nothing.
+fn seed_handler(s: &Service, column: Option<Team>, text: &str) -> String {
     let mentioned: Vec<&str> = TEAM_WORDS
         .iter()
         .map(|(w, _)| *w)
         .filter(|w| text.contains(w))
         .collect();
-    let team_agrees = match (s.team, column) {
-        (Team::Mailbox, _) => matches!(
-            &s.route,
-            FilingRoute::Email { address: Some(a) } if text.contains(&norm(a))
-        ),
-        (team, Some(col)) => team == col,
-        (team, None) => text.contains(team.label()),
-    };
-    if !team_agrees {
-        flag(
-            AssumedValue::Team,
-            format!("{} is not the seed's handler", s.team.label()),
-        );
-    }
-    let person_agrees = s.handler.as_ref().is_none_or(|h| text.contains(&norm(h)));
-    if let Some(h) = &s.handler
-        && !person_agrees
-    {
-        flag(
-            AssumedValue::Handler,
-            format!("{h} is not in the seed's row"),
-        );
-    }
     let mut seed_handler = match column {
         Some(t) => t.label().to_owned(),
         None if mentioned.is_empty() => String::new(),
@@ -301,100 +435,7 @@ fn audit_service(s: &Service, row: Option<&String>) -> RowAudit {
     if seed_handler.is_empty() {
         seed_handler = "—".into();
     }
-
-    // Window: its promises, and any team it names, come from the seed.
-    if let Window::Custom(window) = &s.window {
-        for m in PROMISE.find_iter(window) {
-            if !text.contains(&norm(m.as_str())) {
-                flag(
-                    AssumedValue::Window,
-                    format!("\"{}\" is not in the seed's row", m.as_str()),
-                );
-            }
-        }
-        for (word, _) in TEAM_WORDS {
-            if window.contains(word) && !text.contains(word) {
-                flag(
-                    AssumedValue::Window,
-                    format!("names {word}, the seed's row does not"),
-                );
-            }
-        }
-    }
-
-    // Wording: what notes, preconditions, warnings and outcomes promise.
-    let wording = s
-        .notes
-        .iter()
-        .chain(&s.preconditions)
-        .chain(&s.warnings)
-        .chain(s.refusals.iter().map(|r| &r.message))
-        .chain(s.guidance.iter().map(|g| &g.message));
-    for t in wording {
-        for m in PROMISE.find_iter(t) {
-            if !text.contains(&norm(m.as_str())) {
-                flag(
-                    AssumedValue::Notes,
-                    format!("\"{}\" is not in the seed's row", m.as_str()),
-                );
-            }
-        }
-    }
-
-    // Field choice lists and caps.
-    let numbers = seed_numbers(row);
-    for f in &s.fields {
-        match &f.spec.kind {
-            FieldKind::SingleChoice { options } | FieldKind::MultiChoice { options } => {
-                let missing: Vec<&str> = options
-                    .iter()
-                    .filter(|o| !text.contains(&norm(o)))
-                    .map(String::as_str)
-                    .collect();
-                if !missing.is_empty() {
-                    flag(
-                        AssumedValue::Options(f.key().clone()),
-                        format!("{} not in the seed's row", missing.join("、")),
-                    );
-                }
-            }
-            FieldKind::Integer {
-                max,
-                default,
-                allowed,
-                ..
-            } => {
-                let missing: Vec<String> = max
-                    .iter()
-                    .chain(default)
-                    .chain(allowed)
-                    .filter(|n| !numbers.contains(n))
-                    .map(i64::to_string)
-                    .collect();
-                if !missing.is_empty() {
-                    flag(
-                        AssumedValue::Cap(f.key().clone()),
-                        format!("{} not in the seed's row", missing.join("/")),
-                    );
-                }
-            }
-            _ => {}
-        }
-    }
-
-    RowAudit {
-        id: s.id,
-        name: s.name.clone(),
-        seed_channel: seed_channel.map_or("—", SeedChannel::label).to_owned(),
-        catalog_channel,
-        channel_agrees,
-        seed_handler,
-        catalog_handler,
-        handler_agrees: team_agrees && person_agrees,
-        notes_agree: text.ends_with(&norm(&s.seed_notes)),
-        assumptions: s.assumed.clone(),
-        unmarked,
-    }
+    seed_handler
 }
 
 /// The report `kaitong-dev catalog audit` prints: one line per row, then its assumptions and

@@ -31,8 +31,20 @@ pub fn render_list(catalog: &Catalog) -> String {
 /// Everything about one service.
 pub fn render_show(catalog: &Catalog, id: ServiceId) -> Option<String> {
     let s = catalog.service(id)?;
-    let m = catalog.messages();
     let mut o = String::new();
+    write_show_header(&mut o, catalog, s);
+    write_show_fields(&mut o, s);
+    write_list(&mut o, "前置条件(需确认)", &s.preconditions);
+    write_list(&mut o, "注意事项(需知悉)", &s.warnings);
+    write_show_outcomes(&mut o, s);
+    write_list(&mut o, "说明", &s.notes);
+    write_show_tail(&mut o, catalog, s);
+    Some(o)
+}
+
+/// Name, category, handler, route, window, applicant, aliases and keywords.
+fn write_show_header(o: &mut String, catalog: &Catalog, s: &Service) {
+    let m = catalog.messages();
     let _ = writeln!(o, "#{} {}", s.id, s.name);
     if s.seed_name.split_whitespace().collect::<String>()
         != s.name.split_whitespace().collect::<String>()
@@ -66,49 +78,60 @@ pub fn render_show(catalog: &Catalog, id: ServiceId) -> Option<String> {
     if !s.keywords.is_empty() {
         let _ = writeln!(o, "关键词: {}", s.keywords.join("、"));
     }
-    let label_of = |key: &super::FieldKey| {
-        s.field(key)
-            .map_or_else(|| key.to_string(), |f| f.spec.label.clone())
-    };
-    if !s.fields.is_empty() {
-        let _ = writeln!(o, "字段:");
-        for (i, f) in s.fields.iter().enumerate() {
-            let mut line = format!(
-                "  {}. {} [{}] {}",
-                i + 1,
-                f.spec.label,
-                f.spec.kind.type_name(),
-                f.spec.kind.describe()
-            );
-            if !f.required {
-                line.push_str(" (可选)");
-            }
-            if f.spec.sensitive {
-                line.push_str(" (敏感, 脱敏显示)");
-            }
-            if let Some(w) = &f.when {
-                let target = w.field().map(label_of).unwrap_or_default();
-                let _ = write!(line, " 仅当 {}", w.describe(&target));
-            }
-            let _ = writeln!(o, "{line}");
+}
+
+/// The label of the service's field `key`, or the key when the service has no such field.
+fn label_of(s: &Service, key: &super::FieldKey) -> String {
+    s.field(key)
+        .map_or_else(|| key.to_string(), |f| f.spec.label.clone())
+}
+
+/// One numbered line per field: type, rule, and when it is optional, secret or conditional.
+fn write_show_fields(o: &mut String, s: &Service) {
+    if s.fields.is_empty() {
+        return;
+    }
+    let _ = writeln!(o, "字段:");
+    for (i, f) in s.fields.iter().enumerate() {
+        let mut line = format!(
+            "  {}. {} [{}] {}",
+            i + 1,
+            f.spec.label,
+            f.spec.kind.type_name(),
+            f.spec.kind.describe()
+        );
+        if !f.required {
+            line.push_str(" (可选)");
+        }
+        if f.spec.sensitive {
+            line.push_str(" (敏感, 脱敏显示)");
+        }
+        if let Some(w) = &f.when {
+            let target = w.field().map(|k| label_of(s, k)).unwrap_or_default();
+            let _ = write!(line, " 仅当 {}", w.describe(&target));
+        }
+        let _ = writeln!(o, "{line}");
+    }
+}
+
+/// A titled bullet list; nothing when `items` is empty.
+fn write_list(o: &mut String, title: &str, items: &[String]) {
+    if !items.is_empty() {
+        let _ = writeln!(o, "{title}:");
+        for it in items {
+            let _ = writeln!(o, "  - {it}");
         }
     }
-    let list = |o: &mut String, title: &str, items: &[String]| {
-        if !items.is_empty() {
-            let _ = writeln!(o, "{title}:");
-            for it in items {
-                let _ = writeln!(o, "  - {it}");
-            }
-        }
-    };
-    list(&mut o, "前置条件(需确认)", &s.preconditions);
-    list(&mut o, "注意事项(需知悉)", &s.warnings);
+}
+
+/// Refusals and guidance, each with the condition that triggers it.
+fn write_show_outcomes(o: &mut String, s: &Service) {
     for r in &s.refusals {
-        let target = r.when.field().map(label_of).unwrap_or_default();
+        let target = r.when.field().map(|k| label_of(s, k)).unwrap_or_default();
         let _ = writeln!(o, "拒绝: 当 {} → {}", r.when.describe(&target), r.message);
     }
     for g in &s.guidance {
-        let target = g.when.field().map(label_of).unwrap_or_default();
+        let target = g.when.field().map(|k| label_of(s, k)).unwrap_or_default();
         let _ = writeln!(
             o,
             "指引(不提交): 当 {} → {}",
@@ -116,7 +139,10 @@ pub fn render_show(catalog: &Catalog, id: ServiceId) -> Option<String> {
             g.message
         );
     }
-    list(&mut o, "说明", &s.notes);
+}
+
+/// Related services, assumptions and the seed's notes as written.
+fn write_show_tail(o: &mut String, catalog: &Catalog, s: &Service) {
     if !s.related.is_empty() {
         let rel: Vec<String> = s
             .related
@@ -138,7 +164,6 @@ pub fn render_show(catalog: &Catalog, id: ServiceId) -> Option<String> {
             let _ = writeln!(o, "  | {}", line.trim_end());
         }
     }
-    Some(o)
 }
 
 /// The `check` command: the success line or the error, as text.

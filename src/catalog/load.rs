@@ -21,7 +21,7 @@ use super::model::{
 };
 use super::raw::{
     RawAssumption, RawCategoriesFile, RawChannelKind, RawCondition, RawConstraints, RawFieldHead,
-    RawFieldsFile, RawOutcome, RawService,
+    RawFieldRef, RawFieldsFile, RawOutcome, RawService,
 };
 use super::value::FieldKey;
 
@@ -284,17 +284,7 @@ fn build_kind(kind: &Spanned<String>, c: &RawConstraints, src: &Src) -> Result<F
     let v = |s: &Option<Spanned<i64>>| s.as_ref().map(|s| *s.get_ref());
     Ok(match kind.get_ref().as_str() {
         "seller_account" => FieldKind::SellerAccount,
-        "text" => {
-            let min_chars = c.min_chars.unwrap_or(1);
-            let max_chars = c.max_chars.unwrap_or(500);
-            if min_chars > max_chars {
-                return Err(src.err(kind.span(), "min_chars is greater than max_chars"));
-            }
-            FieldKind::Text {
-                min_chars,
-                max_chars,
-            }
-        }
+        "text" => text_kind(kind, c, src)?,
         "identifier" => {
             let Some(p) = &c.pattern else {
                 return Err(src.err(kind.span(), "identifier field needs a `pattern`"));
@@ -305,59 +295,13 @@ fn build_kind(kind: &Spanned<String>, c: &RawConstraints, src: &Src) -> Result<F
             }
         }
         "email" => FieldKind::Email,
-        "integer" => {
-            let (min, max, default) = (v(&c.min), v(&c.max), v(&c.default));
-            if let (Some(lo), Some(hi)) = (min, max)
-                && lo > hi
-            {
-                let span = c.max.as_ref().map_or(kind.span(), |s| s.span());
-                return Err(src.err(span, format!("min {lo} is greater than max {hi}")));
-            }
-            let allowed = match &c.allowed {
-                Some(a) if a.get_ref().is_empty() => {
-                    return Err(src.err(a.span(), "empty `allowed` list"));
-                }
-                Some(a) => a.get_ref().clone(),
-                None => Vec::new(),
-            };
-            if let (Some(d), Some(ds)) = (default, &c.default) {
-                let below = min.is_some_and(|m| d < m);
-                let above = max.is_some_and(|m| d > m);
-                let not_allowed = !allowed.is_empty() && !allowed.contains(&d);
-                if below || above || not_allowed {
-                    return Err(src.err(
-                        ds.span(),
-                        format!("default {d} is outside the cap (min {min:?}, max {max:?}, allowed {allowed:?})"),
-                    ));
-                }
-            }
-            FieldKind::Integer {
-                min,
-                max,
-                default,
-                allowed,
-                unit: c.unit.clone().unwrap_or_default(),
-            }
-        }
+        "integer" => integer_kind(kind, c, src)?,
         "money" => FieldKind::Money {
             min_cents: v(&c.min).map(|m| m.saturating_mul(100)),
             max_cents: v(&c.max).map(|m| m.saturating_mul(100)),
         },
         "choice" | "multi_choice" => {
-            let options = match &c.options {
-                None => return Err(src.err(kind.span(), "choice field needs `options`")),
-                Some(o) if o.get_ref().is_empty() => {
-                    return Err(src.err(o.span(), "empty choice list"));
-                }
-                Some(o) => {
-                    let list = o.get_ref().clone();
-                    let unique: BTreeSet<&String> = list.iter().collect();
-                    if unique.len() != list.len() || list.iter().any(|x| x.trim().is_empty()) {
-                        return Err(src.err(o.span(), "choice list has duplicate or blank options"));
-                    }
-                    list
-                }
-            };
+            let options = choice_options(kind, c, src)?;
             if kind.get_ref() == "choice" {
                 FieldKind::SingleChoice { options }
             } else {
@@ -381,6 +325,85 @@ fn build_kind(kind: &Spanned<String>, c: &RawConstraints, src: &Src) -> Result<F
     })
 }
 
+fn text_kind(kind: &Spanned<String>, c: &RawConstraints, src: &Src) -> Result<FieldKind> {
+    let min_chars = c.min_chars.unwrap_or(1);
+    let max_chars = c.max_chars.unwrap_or(500);
+    if min_chars > max_chars {
+        return Err(src.err(kind.span(), "min_chars is greater than max_chars"));
+    }
+    Ok(FieldKind::Text {
+        min_chars,
+        max_chars,
+    })
+}
+
+fn integer_kind(kind: &Spanned<String>, c: &RawConstraints, src: &Src) -> Result<FieldKind> {
+    let v = |s: &Option<Spanned<i64>>| s.as_ref().map(|s| *s.get_ref());
+    let (min, max, default) = (v(&c.min), v(&c.max), v(&c.default));
+    if let (Some(lo), Some(hi)) = (min, max)
+        && lo > hi
+    {
+        let span = c.max.as_ref().map_or(kind.span(), |s| s.span());
+        return Err(src.err(span, format!("min {lo} is greater than max {hi}")));
+    }
+    let allowed = match &c.allowed {
+        Some(a) if a.get_ref().is_empty() => {
+            return Err(src.err(a.span(), "empty `allowed` list"));
+        }
+        Some(a) => a.get_ref().clone(),
+        None => Vec::new(),
+    };
+    if let Some(ds) = &c.default {
+        check_default_within_cap(ds, min, max, &allowed, src)?;
+    }
+    Ok(FieldKind::Integer {
+        min,
+        max,
+        default,
+        allowed,
+        unit: c.unit.clone().unwrap_or_default(),
+    })
+}
+
+/// A default the field itself would refuse could never be kept.
+fn check_default_within_cap(
+    default: &Spanned<i64>,
+    min: Option<i64>,
+    max: Option<i64>,
+    allowed: &[i64],
+    src: &Src,
+) -> Result<()> {
+    let d = *default.get_ref();
+    let below = min.is_some_and(|m| d < m);
+    let above = max.is_some_and(|m| d > m);
+    let not_allowed = !allowed.is_empty() && !allowed.contains(&d);
+    if below || above || not_allowed {
+        return Err(src.err(
+            default.span(),
+            format!(
+                "default {d} is outside the cap (min {min:?}, max {max:?}, allowed {allowed:?})"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The options of a choice field: present, not empty, no blank or repeated entries.
+fn choice_options(kind: &Spanned<String>, c: &RawConstraints, src: &Src) -> Result<Vec<String>> {
+    match &c.options {
+        None => Err(src.err(kind.span(), "choice field needs `options`")),
+        Some(o) if o.get_ref().is_empty() => Err(src.err(o.span(), "empty choice list")),
+        Some(o) => {
+            let list = o.get_ref().clone();
+            let unique: BTreeSet<&String> = list.iter().collect();
+            if unique.len() != list.len() || list.iter().any(|x| x.trim().is_empty()) {
+                return Err(src.err(o.span(), "choice list has duplicate or blank options"));
+            }
+            Ok(list)
+        }
+    }
+}
+
 fn convert_service(
     raw: RawService,
     src: &Src,
@@ -389,36 +412,8 @@ fn convert_service(
     categories: &BTreeSet<&str>,
 ) -> Result<Service> {
     let id = ServiceId(*raw.id.get_ref());
-    if raw.name.trim().is_empty() || raw.seed_name.trim().is_empty() {
-        return Err(src.err(raw.id.span(), "`name` and `seed_name` must not be empty"));
-    }
-    if !categories.contains(raw.category.get_ref().as_str()) {
-        return Err(src.err(
-            raw.category.span(),
-            format!("unknown category `{}`", raw.category.get_ref()),
-        ));
-    }
-    let channel = match (raw.channel.get_ref(), raw.channel_address) {
-        (RawChannelKind::Email, Some(address)) if address.contains('@') => FilingRoute::Email {
-            address: Some(address),
-        },
-        (RawChannelKind::Email, Some(_)) => {
-            return Err(src.err(
-                raw.channel.span(),
-                "`channel_address` must be an e-mail address",
-            ));
-        }
-        // The seed does not always name the mailbox (#10); no address is better than a copied one.
-        (RawChannelKind::Email, None) => FilingRoute::Email { address: None },
-        (_, Some(_)) => {
-            return Err(src.err(
-                raw.channel.span(),
-                "`channel_address` is only valid with channel = \"email\"",
-            ));
-        }
-        (RawChannelKind::ResourcePlatform, None) => FilingRoute::ResourcePlatform,
-        (RawChannelKind::OaTicket, None) => FilingRoute::OaTicket,
-    };
+    check_names_and_category(&raw, src, categories)?;
+    let channel = filing_route(&raw.channel, raw.channel_address, src)?;
 
     // Only the resource platform has the daily 16:00 batch; an OA ticket or an e-mail must say
     // what the seed says instead, so no receipt promises 17:30 for them.
@@ -431,108 +426,14 @@ fn convert_service(
 
     let mut fields: Vec<ServiceField> = Vec::new();
     for r in raw.fields {
-        let (head, over) = r.split();
-        let at = head.key.span();
-        let key = FieldKey::parse(head.key.get_ref()).map_err(|e| src.err(at.clone(), e))?;
-        let Some(lib) = library.get(&key) else {
-            return Err(src.err(at, format!("unknown field `{key}` (not in fields.toml)")));
-        };
-        if fields.iter().any(|f| f.key() == &key) {
-            return Err(src.err(at, format!("field `{key}` listed twice")));
-        }
-        let merged = merge(&lib.constraints, over, &at);
-        let type_here = Spanned::new(at.clone(), lib.head.kind.get_ref().clone());
-        let kind = build_kind(&type_here, &merged, src)?;
-        let when = head
-            .when
-            .as_ref()
-            .map(|w| convert_condition(w, &fields, src))
-            .transpose()?;
-        let other_allowed = match &head.other_allowed {
-            Some(flag)
-                if *flag.get_ref()
-                    && !matches!(
-                        kind,
-                        FieldKind::SingleChoice { .. } | FieldKind::MultiChoice { .. }
-                    ) =>
-            {
-                return Err(src.err(
-                    flag.span(),
-                    format!("`other_allowed` needs a choice field, `{key}` is not"),
-                ));
-            }
-            Some(flag) => *flag.get_ref(),
-            None => false,
-        };
-        let spec = FieldSpec {
-            key,
-            label: head.label.unwrap_or_else(|| lib.head.label.clone()),
-            prompt: head.prompt.unwrap_or_else(|| lib.head.prompt.clone()),
-            example: head.example.unwrap_or_else(|| lib.head.example.clone()),
-            help: head.help.unwrap_or_else(|| lib.head.help.clone()),
-            // The library label stays a cue when a service renames the field.
-            cues: lib
-                .head
-                .cues
-                .iter()
-                .cloned()
-                .chain(std::iter::once(lib.head.label.clone()))
-                .collect(),
-            yes_phrases: lib.head.yes_phrases.clone(),
-            no_phrases: lib.head.no_phrases.clone(),
-            synonyms: flat_synonyms(&lib.head.synonyms),
-            kind,
-            sensitive: lib.head.sensitive,
-            prose: lib.head.prose,
-            name_like: lib.head.name_like,
-            other_allowed,
-            messages: Arc::clone(messages),
-        };
-        // A prompt's example must satisfy the field's own rule (an example of 200 under a cap
-        // of 50 teaches the wrong answer). Secrets and files have illustrative examples only.
-        if !spec.example.is_empty()
-            && !spec.sensitive
-            && !matches!(spec.kind, FieldKind::Attachment { .. })
-            && let Err(e) = spec.parse_answer(&spec.example)
-        {
-            return Err(src.err(
-                at,
-                format!(
-                    "example `{}` of field `{}` breaks its own rule: {}",
-                    spec.example, spec.key, e.message
-                ),
-            ));
-        }
-        // A field never prompted cannot be required: nobody would ever be asked for it.
-        let asked = match &head.ask {
-            Some(flag) if !*flag.get_ref() && !head.optional => {
-                return Err(src.err(
-                    flag.span(),
-                    format!("`ask = false` needs `optional = true` on `{}`", spec.key),
-                ));
-            }
-            Some(flag) => *flag.get_ref(),
-            None => true,
-        };
-        fields.push(ServiceField {
-            spec,
-            required: !head.optional,
-            asked,
-            when,
-        });
+        let field = convert_field(r, &fields, src, library, messages)?;
+        fields.push(field);
     }
-
-    let outcome = |o: &RawOutcome| -> Result<(Condition, String)> {
-        if o.message.trim().is_empty() {
-            return Err(src.err(o.when.span(), "empty message"));
-        }
-        Ok((convert_condition(&o.when, &fields, src)?, o.message.clone()))
-    };
     let refusals = raw
         .refusals
         .iter()
         .map(|o| {
-            outcome(o).map(|(when, message)| Refusal {
+            convert_outcome(o, &fields, src).map(|(when, message)| Refusal {
                 when,
                 message,
                 keep_form: o.keep_form,
@@ -542,32 +443,10 @@ fn convert_service(
     let guidance = raw
         .guidance
         .iter()
-        .map(|o| outcome(o).map(|(when, message)| Guidance { when, message }))
+        .map(|o| convert_outcome(o, &fields, src).map(|(when, message)| Guidance { when, message }))
         .collect::<Result<Vec<_>>>()?;
-
-    let examples_span = raw.examples.span();
-    let examples = raw.examples.into_inner();
-    for (i, e) in examples.iter().enumerate() {
-        if e.trim().chars().count() < 2 {
-            return Err(src.err(examples_span.clone(), format!("example {} is empty", i + 1)));
-        }
-        if examples[..i].contains(e) {
-            return Err(src.err(
-                examples_span.clone(),
-                format!("example `{e}` is listed twice"),
-            ));
-        }
-    }
-
-    let mut related = Vec::new();
-    for r in &raw.related {
-        let rid = ServiceId(*r.get_ref());
-        if rid == id || related.contains(&rid) {
-            return Err(src.err(r.span(), format!("related id {rid} is self or repeated")));
-        }
-        related.push(rid);
-    }
-
+    let examples = checked_examples(raw.examples, src)?;
+    let related = convert_related(&raw.related, id, src)?;
     let assumed = convert_assumptions(&raw.assumed, &fields, &channel, raw.handler.is_some(), src)?;
 
     Ok(Service {
@@ -597,6 +476,217 @@ fn convert_service(
         seed_notes: raw.seed_notes,
         source: src.path.clone(),
     })
+}
+
+fn check_names_and_category(
+    raw: &RawService,
+    src: &Src,
+    categories: &BTreeSet<&str>,
+) -> Result<()> {
+    if raw.name.trim().is_empty() || raw.seed_name.trim().is_empty() {
+        return Err(src.err(raw.id.span(), "`name` and `seed_name` must not be empty"));
+    }
+    if !categories.contains(raw.category.get_ref().as_str()) {
+        return Err(src.err(
+            raw.category.span(),
+            format!("unknown category `{}`", raw.category.get_ref()),
+        ));
+    }
+    Ok(())
+}
+
+/// Where the service is filed; only an e-mail route takes an address.
+fn filing_route(
+    channel: &Spanned<RawChannelKind>,
+    address: Option<String>,
+    src: &Src,
+) -> Result<FilingRoute> {
+    Ok(match (channel.get_ref(), address) {
+        (RawChannelKind::Email, Some(address)) if address.contains('@') => FilingRoute::Email {
+            address: Some(address),
+        },
+        (RawChannelKind::Email, Some(_)) => {
+            return Err(src.err(
+                channel.span(),
+                "`channel_address` must be an e-mail address",
+            ));
+        }
+        // The seed does not always name the mailbox (#10); no address is better than a copied one.
+        (RawChannelKind::Email, None) => FilingRoute::Email { address: None },
+        (_, Some(_)) => {
+            return Err(src.err(
+                channel.span(),
+                "`channel_address` is only valid with channel = \"email\"",
+            ));
+        }
+        (RawChannelKind::ResourcePlatform, None) => FilingRoute::ResourcePlatform,
+        (RawChannelKind::OaTicket, None) => FilingRoute::OaTicket,
+    })
+}
+
+/// One of a service's fields: the library field with the service's overrides applied;
+/// `earlier` are the fields before it, the only ones its condition may name.
+fn convert_field(
+    r: RawFieldRef,
+    earlier: &[ServiceField],
+    src: &Src,
+    library: &Library,
+    messages: &Arc<Messages>,
+) -> Result<ServiceField> {
+    let (head, over) = r.split();
+    let at = head.key.span();
+    let key = FieldKey::parse(head.key.get_ref()).map_err(|e| src.err(at.clone(), e))?;
+    let Some(lib) = library.get(&key) else {
+        return Err(src.err(at, format!("unknown field `{key}` (not in fields.toml)")));
+    };
+    if earlier.iter().any(|f| f.key() == &key) {
+        return Err(src.err(at, format!("field `{key}` listed twice")));
+    }
+    let merged = merge(&lib.constraints, over, &at);
+    let type_here = Spanned::new(at.clone(), lib.head.kind.get_ref().clone());
+    let kind = build_kind(&type_here, &merged, src)?;
+    let when = head
+        .when
+        .as_ref()
+        .map(|w| convert_condition(w, earlier, src))
+        .transpose()?;
+    let other_allowed = other_allowed_flag(head.other_allowed.as_ref(), &kind, &key, src)?;
+    let spec = FieldSpec {
+        key,
+        label: head.label.unwrap_or_else(|| lib.head.label.clone()),
+        prompt: head.prompt.unwrap_or_else(|| lib.head.prompt.clone()),
+        example: head.example.unwrap_or_else(|| lib.head.example.clone()),
+        help: head.help.unwrap_or_else(|| lib.head.help.clone()),
+        // The library label stays a cue when a service renames the field.
+        cues: lib
+            .head
+            .cues
+            .iter()
+            .cloned()
+            .chain(std::iter::once(lib.head.label.clone()))
+            .collect(),
+        yes_phrases: lib.head.yes_phrases.clone(),
+        no_phrases: lib.head.no_phrases.clone(),
+        synonyms: flat_synonyms(&lib.head.synonyms),
+        kind,
+        sensitive: lib.head.sensitive,
+        prose: lib.head.prose,
+        name_like: lib.head.name_like,
+        other_allowed,
+        messages: Arc::clone(messages),
+    };
+    check_example_obeys_rule(&spec, at, src)?;
+    let asked = asked_flag(head.ask.as_ref(), head.optional, &spec.key, src)?;
+    Ok(ServiceField {
+        spec,
+        required: !head.optional,
+        asked,
+        when,
+    })
+}
+
+/// `other_allowed = true` only makes sense where there is a list to go beyond.
+fn other_allowed_flag(
+    flag: Option<&Spanned<bool>>,
+    kind: &FieldKind,
+    key: &FieldKey,
+    src: &Src,
+) -> Result<bool> {
+    match flag {
+        Some(flag)
+            if *flag.get_ref()
+                && !matches!(
+                    kind,
+                    FieldKind::SingleChoice { .. } | FieldKind::MultiChoice { .. }
+                ) =>
+        {
+            Err(src.err(
+                flag.span(),
+                format!("`other_allowed` needs a choice field, `{key}` is not"),
+            ))
+        }
+        Some(flag) => Ok(*flag.get_ref()),
+        None => Ok(false),
+    }
+}
+
+/// A prompt's example must satisfy the field's own rule (an example of 200 under a cap
+/// of 50 teaches the wrong answer). Secrets and files have illustrative examples only.
+fn check_example_obeys_rule(spec: &FieldSpec, at: Range<usize>, src: &Src) -> Result<()> {
+    if !spec.example.is_empty()
+        && !spec.sensitive
+        && !matches!(spec.kind, FieldKind::Attachment { .. })
+        && let Err(e) = spec.parse_answer(&spec.example)
+    {
+        return Err(src.err(
+            at,
+            format!(
+                "example `{}` of field `{}` breaks its own rule: {}",
+                spec.example, spec.key, e.message
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A field never prompted cannot be required: nobody would ever be asked for it.
+fn asked_flag(
+    ask: Option<&Spanned<bool>>,
+    optional: bool,
+    key: &FieldKey,
+    src: &Src,
+) -> Result<bool> {
+    match ask {
+        Some(flag) if !*flag.get_ref() && !optional => Err(src.err(
+            flag.span(),
+            format!("`ask = false` needs `optional = true` on `{key}`"),
+        )),
+        Some(flag) => Ok(*flag.get_ref()),
+        None => Ok(true),
+    }
+}
+
+/// A refusal's or guidance's condition and its (non-empty) message.
+fn convert_outcome(
+    o: &RawOutcome,
+    fields: &[ServiceField],
+    src: &Src,
+) -> Result<(Condition, String)> {
+    if o.message.trim().is_empty() {
+        return Err(src.err(o.when.span(), "empty message"));
+    }
+    Ok((convert_condition(&o.when, fields, src)?, o.message.clone()))
+}
+
+/// The example utterances, each real (two characters or more) and listed once.
+fn checked_examples(raw: Spanned<Vec<String>>, src: &Src) -> Result<Vec<String>> {
+    let examples_span = raw.span();
+    let examples = raw.into_inner();
+    for (i, e) in examples.iter().enumerate() {
+        if e.trim().chars().count() < 2 {
+            return Err(src.err(examples_span.clone(), format!("example {} is empty", i + 1)));
+        }
+        if examples[..i].contains(e) {
+            return Err(src.err(
+                examples_span.clone(),
+                format!("example `{e}` is listed twice"),
+            ));
+        }
+    }
+    Ok(examples)
+}
+
+/// Related ids, none the service itself and none twice (existence is checked across files).
+fn convert_related(raw: &[Spanned<u16>], id: ServiceId, src: &Src) -> Result<Vec<ServiceId>> {
+    let mut related = Vec::new();
+    for r in raw {
+        let rid = ServiceId(*r.get_ref());
+        if rid == id || related.contains(&rid) {
+            return Err(src.err(r.span(), format!("related id {rid} is self or repeated")));
+        }
+        related.push(rid);
+    }
+    Ok(related)
 }
 
 /// Reads `[[assumed]]`: each names a value this service really has (a field's options, its
@@ -688,18 +778,87 @@ fn convert_condition(
             format!("condition references unknown or later field `{key}`"),
         ));
     };
-    let kind = &target.spec.kind;
-    let check_option = |value: &str, multi: bool| -> Result<()> {
-        let options = match (kind, multi) {
+    let on = ConditionTarget {
+        key,
+        kind: &target.spec.kind,
+        span,
+        src,
+    };
+    on.operator(c)
+}
+
+/// The field a condition tests, with what is needed to word a rejection.
+struct ConditionTarget<'a> {
+    key: FieldKey,
+    kind: &'a FieldKind,
+    span: Range<usize>,
+    src: &'a Src,
+}
+
+impl ConditionTarget<'_> {
+    /// The condition for the one operator `c` has, checked against the field's type.
+    fn operator(self, c: &RawCondition) -> Result<Condition> {
+        let field = self.key.clone();
+        if let Some(value) = &c.equals {
+            self.check_option(value, false)?;
+            return Ok(Condition::Equals {
+                field,
+                value: value.clone(),
+            });
+        }
+        if let Some(values) = &c.any_of {
+            if values.is_empty() {
+                return Err(self.src.err(self.span, "empty `any_of` list"));
+            }
+            for v in values {
+                self.check_option(v, false)?;
+            }
+            return Ok(Condition::AnyOf {
+                field,
+                values: values.clone(),
+            });
+        }
+        if let Some(value) = &c.contains {
+            self.check_option(value, true)?;
+            return Ok(Condition::Contains {
+                field,
+                value: value.clone(),
+            });
+        }
+        if let Some(value) = c.is {
+            if !matches!(self.kind, FieldKind::YesNo) {
+                let reason = format!("`is` needs a yes/no field, `{field}` is not");
+                return Err(self.src.err(self.span, reason));
+            }
+            return Ok(Condition::Is { field, value });
+        }
+        if let Some(value) = c.gt {
+            if !matches!(
+                self.kind,
+                FieldKind::Integer { .. } | FieldKind::Money { .. } | FieldKind::Duration { .. }
+            ) {
+                let reason = format!("`gt` needs a numeric field, `{field}` is not");
+                return Err(self.src.err(self.span, reason));
+            }
+            return Ok(Condition::GreaterThan { field, value });
+        }
+        Err(self.src.err(self.span, "condition has no operator"))
+    }
+
+    /// `value` must be one of the field's options (`multi`: of a multi-choice field); text
+    /// fields take any value.
+    fn check_option(&self, value: &str, multi: bool) -> Result<()> {
+        let key = &self.key;
+        let options = match (self.kind, multi) {
             (FieldKind::SingleChoice { options }, false)
             | (FieldKind::MultiChoice { options }, true) => options,
             (FieldKind::Text { .. } | FieldKind::Identifier { .. }, false) => return Ok(()),
             _ => {
-                return Err(src.err(
-                    span.clone(),
+                return Err(self.src.err(
+                    self.span.clone(),
                     format!(
                         "operator does not fit the type of field `{key}` ({})",
-                        kind.type_name()
+                        self.kind.type_name()
                     ),
                 ));
             }
@@ -707,55 +866,12 @@ fn convert_condition(
         if options.iter().any(|o| o == value) {
             Ok(())
         } else {
-            Err(src.err(
-                span.clone(),
+            Err(self.src.err(
+                self.span.clone(),
                 format!("`{value}` is not an option of field `{key}`"),
             ))
         }
-    };
-    let field = key.clone();
-    if let Some(value) = &c.equals {
-        check_option(value, false)?;
-        return Ok(Condition::Equals {
-            field,
-            value: value.clone(),
-        });
     }
-    if let Some(values) = &c.any_of {
-        if values.is_empty() {
-            return Err(src.err(span, "empty `any_of` list"));
-        }
-        for v in values {
-            check_option(v, false)?;
-        }
-        return Ok(Condition::AnyOf {
-            field,
-            values: values.clone(),
-        });
-    }
-    if let Some(value) = &c.contains {
-        check_option(value, true)?;
-        return Ok(Condition::Contains {
-            field,
-            value: value.clone(),
-        });
-    }
-    if let Some(value) = c.is {
-        if !matches!(kind, FieldKind::YesNo) {
-            return Err(src.err(span, format!("`is` needs a yes/no field, `{key}` is not")));
-        }
-        return Ok(Condition::Is { field, value });
-    }
-    if let Some(value) = c.gt {
-        if !matches!(
-            kind,
-            FieldKind::Integer { .. } | FieldKind::Money { .. } | FieldKind::Duration { .. }
-        ) {
-            return Err(src.err(span, format!("`gt` needs a numeric field, `{key}` is not")));
-        }
-        return Ok(Condition::GreaterThan { field, value });
-    }
-    Err(src.err(span, "condition has no operator"))
 }
 
 /// Related services must exist and link back (near-duplicates are shown

@@ -400,6 +400,27 @@ pub(super) fn is_email(s: &str) -> bool {
 /// Yes or no as people answer a yes/no question: "是", "对的", "已经结项了", "没有", "还没结项",
 /// "不支持". Unsure answers ("不确定", "不知道") and bare command words ("确认") are neither.
 pub(super) fn parse_yes_no(s: &str) -> Option<bool> {
+    let core = yes_no_core(s);
+    let core = core.as_str();
+    if UNSURE_WORDS.iter().any(|u| core.contains(u)) && !NO_WORDS.contains(&core) {
+        return None;
+    }
+    if NO_WORDS.contains(&core) {
+        return Some(false);
+    }
+    if YES_WORDS.contains(&core) {
+        return Some(true);
+    }
+    // Short phrases: a negation decides; otherwise "已经/已/有/支持/是…" says yes.
+    if core.chars().count() > 10 {
+        return None;
+    }
+    short_phrase_yes_no(core)
+}
+
+/// The answer folded (lowercase, letters and digits only) without trailing particles
+/// ("对的" → "对"); the folded answer itself when it is all particles ("嗯").
+fn yes_no_core(s: &str) -> String {
     let folded: String = s
         .trim()
         .to_lowercase()
@@ -407,85 +428,16 @@ pub(super) fn parse_yes_no(s: &str) -> Option<bool> {
         .filter(|c| c.is_alphanumeric())
         .collect();
     let core = folded.trim_end_matches(['了', '的', '啦', '呀', '啊', '哦', '吧', '呢', '嗯']);
-    let core = if core.is_empty() {
-        folded.as_str()
+    if core.is_empty() {
+        folded.clone()
     } else {
-        core
-    };
-    const UNSURE: &[&str] = &[
-        "不确定",
-        "不知道",
-        "不清楚",
-        "不一定",
-        "可能",
-        "也许",
-        "待确认",
-        "看情况",
-        "不好说",
-        "确认",
-    ];
-    const NO: &[&str] = &[
-        "否",
-        "不是",
-        "不",
-        "不对",
-        "没有",
-        "没",
-        "无",
-        "未",
-        "不支持",
-        "不行",
-        "no",
-        "n",
-        "0",
-        "false",
-        "不要",
-        "不需要",
-        "不可以",
-        "没结项",
-        "未结项",
-        "还没",
-        "还没有",
-        "尚未",
-    ];
-    const YES: &[&str] = &[
-        "是",
-        "是的",
-        "对",
-        "对的",
-        "有",
-        "支持",
-        "已",
-        "已结项",
-        "结项",
-        "好",
-        "好",
-        "可以",
-        "嗯",
-        "yes",
-        "y",
-        "1",
-        "true",
-        "ok",
-        "要",
-        "需要",
-        "没错",
-        "是滴",
-        "必须",
-    ];
-    if UNSURE.iter().any(|u| core.contains(u)) && !NO.contains(&core) {
-        return None;
+        core.to_owned()
     }
-    if NO.contains(&core) {
-        return Some(false);
-    }
-    if YES.contains(&core) {
-        return Some(true);
-    }
-    // Short phrases: a negation decides; otherwise "已经/已/有/支持/是…" says yes.
-    if core.chars().count() > 10 {
-        return None;
-    }
+}
+
+/// Yes or no for a short phrase that is not a listed answer: a negation decides, then a
+/// leading "已经/已/有/支持/是…".
+fn short_phrase_yes_no(core: &str) -> Option<bool> {
     // A word that only begins like a yes is none: "对接自研WMS" (a reason typed at a yes/no
     // question was filed as 是), "是否…", "有赞", "有没有".
     if ["对接", "对应", "是否", "有赞", "有没有", "有些", "已读"]
@@ -509,6 +461,73 @@ pub(super) fn parse_yes_no(s: &str) -> Option<bool> {
     }
     None
 }
+
+/// Answers that are neither yes nor no: doubt, or a bare command word.
+const UNSURE_WORDS: &[&str] = &[
+    "不确定",
+    "不知道",
+    "不清楚",
+    "不一定",
+    "可能",
+    "也许",
+    "待确认",
+    "看情况",
+    "不好说",
+    "确认",
+];
+
+/// Whole answers that say no.
+const NO_WORDS: &[&str] = &[
+    "否",
+    "不是",
+    "不",
+    "不对",
+    "没有",
+    "没",
+    "无",
+    "未",
+    "不支持",
+    "不行",
+    "no",
+    "n",
+    "0",
+    "false",
+    "不要",
+    "不需要",
+    "不可以",
+    "没结项",
+    "未结项",
+    "还没",
+    "还没有",
+    "尚未",
+];
+
+/// Whole answers that say yes.
+const YES_WORDS: &[&str] = &[
+    "是",
+    "是的",
+    "对",
+    "对的",
+    "有",
+    "支持",
+    "已",
+    "已结项",
+    "结项",
+    "好",
+    "好",
+    "可以",
+    "嗯",
+    "yes",
+    "y",
+    "1",
+    "true",
+    "ok",
+    "要",
+    "需要",
+    "没错",
+    "是滴",
+    "必须",
+];
 
 fn chinese_digit(c: char) -> Option<i64> {
     Some(match c {

@@ -306,13 +306,6 @@ pub fn strip_mentions(text: &str) -> String {
 }
 
 fn content_of(message: &BotMessage) -> Option<(Content, Shape)> {
-    let attachment = |kind, url: &str, name: Option<String>| {
-        Content::Attachment(Attachment {
-            kind,
-            source: MediaSource::EncryptedUrl(url.to_owned()),
-            file_name: name,
-        })
-    };
     let content = match message.msgtype.as_str() {
         "text" => Content::Text(strip_mentions(
             &message
@@ -335,56 +328,69 @@ fn content_of(message: &BotMessage) -> Option<(Content, Shape)> {
             attachment(AttachmentKind::File, &file.url, file.filename.clone())
         }
         "video" => attachment(AttachmentKind::Video, &message.video.as_ref()?.url, None),
-        "mixed" => {
-            let items = &message.mixed.as_ref()?.msg_item;
-            let text: Vec<&str> = items
-                .iter()
-                .filter_map(|i| i.text.as_ref().map(|t| t.content.as_str()))
-                .collect();
-            if text.is_empty() {
-                let image = items.iter().find_map(|i| i.image.as_ref())?;
-                attachment(AttachmentKind::Image, &image.url, None)
-            } else {
-                Content::Text(strip_mentions(&text.join("\n")))
-            }
-        }
-        "event" => {
-            let event = message.event.as_ref()?;
-            return match event.eventtype.as_str() {
-                "enter_chat" => Some((Content::Entered, Shape::Welcome)),
-                "template_card_event" => {
-                    let card = event.template_card_event.as_ref()?;
-                    Some((
-                        Content::CardAction(CardAction {
-                            task_id: card.task_id.clone(),
-                            key: card.event_key.clone(),
-                            selections: card
-                                .selected_items
-                                .as_ref()
-                                .map(|s| {
-                                    s.selected_item
-                                        .iter()
-                                        .map(|i| {
-                                            (i.question_key.clone(), i.option_ids.option_id.clone())
-                                        })
-                                        .collect()
-                                })
-                                .unwrap_or_default(),
-                            // The AI bot updates a card by its passive reply, not by a code.
-                            response_code: None,
-                        }),
-                        Shape::CardUpdate,
-                    ))
-                }
-                other => {
-                    tracing::info!(channel = "aibot", event = other, "event ignored");
-                    None
-                }
-            };
-        }
+        "mixed" => mixed_content(&message.mixed.as_ref()?.msg_item)?,
+        "event" => return event_content(message.event.as_ref()?),
         other => Content::Unsupported(other.to_owned()),
     };
     Some((content, Shape::Stream))
+}
+
+/// A file the bot received, fetched later from its encrypted URL.
+fn attachment(kind: AttachmentKind, url: &str, name: Option<String>) -> Content {
+    Content::Attachment(Attachment {
+        kind,
+        source: MediaSource::EncryptedUrl(url.to_owned()),
+        file_name: name,
+    })
+}
+
+/// A mixed message is its text; only a message of images alone is its first image.
+fn mixed_content(items: &[aibot_json::MixedItem]) -> Option<Content> {
+    let text: Vec<&str> = items
+        .iter()
+        .filter_map(|i| i.text.as_ref().map(|t| t.content.as_str()))
+        .collect();
+    if text.is_empty() {
+        let image = items.iter().find_map(|i| i.image.as_ref())?;
+        Some(attachment(AttachmentKind::Image, &image.url, None))
+    } else {
+        Some(Content::Text(strip_mentions(&text.join("\n"))))
+    }
+}
+
+/// Entering the chat and clicking a card; other events are ignored.
+fn event_content(event: &aibot_json::Event) -> Option<(Content, Shape)> {
+    match event.eventtype.as_str() {
+        "enter_chat" => Some((Content::Entered, Shape::Welcome)),
+        "template_card_event" => {
+            let card = event.template_card_event.as_ref()?;
+            Some((Content::CardAction(card_action(card)), Shape::CardUpdate))
+        }
+        other => {
+            tracing::info!(channel = "aibot", event = other, "event ignored");
+            None
+        }
+    }
+}
+
+/// The clicked button or submitted selections of a card.
+fn card_action(card: &aibot_json::CardEvent) -> CardAction {
+    CardAction {
+        task_id: card.task_id.clone(),
+        key: card.event_key.clone(),
+        selections: card
+            .selected_items
+            .as_ref()
+            .map(|s| {
+                s.selected_item
+                    .iter()
+                    .map(|i| (i.question_key.clone(), i.option_ids.option_id.clone()))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        // The AI bot updates a card by its passive reply, not by a code.
+        response_code: None,
+    }
 }
 
 #[cfg(test)]

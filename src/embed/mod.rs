@@ -204,6 +204,30 @@ impl ServerEmbedder {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
+        let response = self
+            .request(texts, kind, timeout)
+            .send()
+            .await
+            .map_err(|e| EmbedError::Unavailable(e.to_string()))?;
+        let status = response.status();
+        let bytes = read_capped(response, response_cap(texts.len())).await?;
+        if !status.is_success() {
+            let body = String::from_utf8_lossy(&bytes).chars().take(200).collect();
+            return Err(EmbedError::Status {
+                status: status.as_u16(),
+                body,
+            });
+        }
+        parse_vectors(&bytes, texts.len())
+    }
+
+    /// The embeddings request for `texts`, each with the prefix of its kind.
+    fn request(
+        &self,
+        texts: &[String],
+        kind: TextKind,
+        timeout: Duration,
+    ) -> reqwest::RequestBuilder {
         let prefix = match kind {
             TextKind::Query => &self.query_prefix,
             TextKind::Passage => &self.passage_prefix,
@@ -225,61 +249,59 @@ impl ServerEmbedder {
         if let Some(key) = &self.api_key {
             request = request.bearer_auth(key);
         }
-        let mut response = request
-            .send()
-            .await
-            .map_err(|e| EmbedError::Unavailable(e.to_string()))?;
-        let status = response.status();
-        let cap = response_cap(texts.len());
-        if response
-            .content_length()
-            .is_some_and(|len| len > cap as u64)
-        {
+        request
+    }
+}
+
+/// The response's body, refused as soon as it would pass `cap` bytes.
+async fn read_capped(mut response: reqwest::Response, cap: usize) -> Result<Vec<u8>, EmbedError> {
+    if response
+        .content_length()
+        .is_some_and(|len| len > cap as u64)
+    {
+        return Err(EmbedError::TooLarge { cap });
+    }
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| EmbedError::Unavailable(e.to_string()))?
+    {
+        if bytes.len() + chunk.len() > cap {
             return Err(EmbedError::TooLarge { cap });
         }
-        let mut bytes = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| EmbedError::Unavailable(e.to_string()))?
-        {
-            if bytes.len() + chunk.len() > cap {
-                return Err(EmbedError::TooLarge { cap });
-            }
-            bytes.extend_from_slice(&chunk);
-        }
-        if !status.is_success() {
-            let body = String::from_utf8_lossy(&bytes).chars().take(200).collect();
-            return Err(EmbedError::Status {
-                status: status.as_u16(),
-                body,
-            });
-        }
-        let parsed: EmbeddingResponse =
-            serde_json::from_slice(&bytes).map_err(|e| EmbedError::Garbage(e.to_string()))?;
-        if parsed.data.len() != texts.len() {
-            return Err(EmbedError::Garbage(format!(
-                "{} vectors for {} texts",
-                parsed.data.len(),
-                texts.len()
-            )));
-        }
-        let mut items = parsed.data;
-        items.sort_by_key(|i| i.index.unwrap_or(0));
-        let dims = items[0].embedding.len();
-        let mut out = Vec::with_capacity(items.len());
-        for item in items {
-            let mut v = item.embedding;
-            if v.is_empty() || v.len() != dims || v.iter().any(|x| !x.is_finite()) {
-                return Err(EmbedError::Garbage(
-                    "vectors of mixed or zero dimension".into(),
-                ));
-            }
-            normalise(&mut v);
-            out.push(v);
-        }
-        Ok(out)
+        bytes.extend_from_slice(&chunk);
     }
+    Ok(bytes)
+}
+
+/// The `expected` vectors of a response, in the order of its texts, normalised; one of
+/// another dimension, empty or not finite makes it garbage.
+fn parse_vectors(bytes: &[u8], expected: usize) -> Result<Vec<Vector>, EmbedError> {
+    let parsed: EmbeddingResponse =
+        serde_json::from_slice(bytes).map_err(|e| EmbedError::Garbage(e.to_string()))?;
+    if parsed.data.len() != expected {
+        return Err(EmbedError::Garbage(format!(
+            "{} vectors for {} texts",
+            parsed.data.len(),
+            expected
+        )));
+    }
+    let mut items = parsed.data;
+    items.sort_by_key(|i| i.index.unwrap_or(0));
+    let dims = items[0].embedding.len();
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        let mut v = item.embedding;
+        if v.is_empty() || v.len() != dims || v.iter().any(|x| !x.is_finite()) {
+            return Err(EmbedError::Garbage(
+                "vectors of mixed or zero dimension".into(),
+            ));
+        }
+        normalise(&mut v);
+        out.push(v);
+    }
+    Ok(out)
 }
 
 /// The store key of one cached vector: model, kind and a hash of the text.

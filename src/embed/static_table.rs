@@ -125,86 +125,15 @@ impl StaticTable {
 
     /// Parses a table held in memory; the error is the reason, without a path.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
-        if bytes.len() < MAGIC.len() + 4 + CHECKSUM_LEN {
-            return Err(format!("{} bytes is too short to be a table", bytes.len()));
-        }
-        if &bytes[..4] != MAGIC {
-            return Err("not a kvec table (bad magic)".into());
-        }
-        let (body, checksum) = bytes.split_at(bytes.len() - CHECKSUM_LEN);
-        if Sha256::digest(body).as_slice() != checksum {
-            return Err("checksum mismatch (truncated or corrupt)".into());
-        }
+        let body = checked_body(bytes)?;
         let mut r = Reader { bytes: body, at: 4 };
-        let version = r.u32()?;
-        if version != VERSION {
-            return Err(format!(
-                "format version {version}, this build reads {VERSION}"
-            ));
-        }
-        let header_len = r.u32()? as usize;
-        if header_len > MAX_HEADER {
-            return Err(format!("provenance header of {header_len} bytes"));
-        }
-        let provenance: Provenance = serde_json::from_slice(r.take(header_len)?)
-            .map_err(|e| format!("provenance header: {e}"))?;
-        let words = r.u32()? as usize;
-        let dims = r.u32()? as usize;
-        if dims == 0 || dims > MAX_DIMS {
-            return Err(format!("{dims} dimensions"));
-        }
-        if provenance.words != words || provenance.dims != dims {
-            return Err(format!(
-                "header says {} words × {} dims, body {words} × {dims}",
-                provenance.words, provenance.dims
-            ));
-        }
-        let blob_len = r.u32()? as usize;
-        // Check the whole remaining length before allocating anything sized by the header.
-        let rest = words
-            .checked_mul(dims + 8)
-            .ok_or_else(|| "size overflow".to_owned())?;
-        if r.remaining() != blob_len.saturating_add(rest) {
-            return Err(format!(
-                "{} bytes of body for {words} words × {dims} dims",
-                r.remaining()
-            ));
-        }
-        let blob = std::str::from_utf8(r.take(blob_len)?).map_err(|e| format!("words: {e}"))?;
-        let mut index = HashMap::with_capacity(words);
-        for (row, word) in blob.split_terminator('\n').enumerate() {
-            if word.is_empty() {
-                return Err(format!("empty word at row {row}"));
-            }
-            let row = u32::try_from(row).map_err(|_| "too many words".to_owned())?;
-            if index.insert(Box::from(word), row).is_some() {
-                return Err(format!("word {word:?} twice"));
-            }
-        }
-        if index.len() != words {
-            return Err(format!("{} words listed, header says {words}", index.len()));
-        }
-        let freqs: Vec<u32> = (0..words).map(|_| r.u32()).collect::<Result<_, _>>()?;
-        let scales: Vec<f32> = (0..words).map(|_| r.f32()).collect::<Result<_, _>>()?;
-        if scales.iter().any(|s| !s.is_finite() || *s < 0.0) {
-            return Err("a row scale is negative or not finite".into());
-        }
+        let (provenance, words, dims) = read_header(&mut r)?;
+        let index = read_word_index(&mut r, words, dims)?;
+        let factor = read_row_factors(&mut r, words)?;
         let vectors: Vec<i8> = r
             .take(words * dims)?
             .iter()
             .map(|b| i8::from_ne_bytes([*b]))
-            .collect();
-        let total: f64 = freqs.iter().map(|f| f64::from(*f)).sum::<f64>().max(1.0);
-        let factor = freqs
-            .iter()
-            .zip(&scales)
-            .map(|(f, s)| {
-                let p = f64::from(*f) / total;
-                // f32 is plenty: the weight only scales a row before the final normalisation.
-                #[allow(clippy::cast_possible_truncation)]
-                let w = (SIF_A / (SIF_A + p)) as f32;
-                w * s
-            })
             .collect();
         Ok(Self {
             provenance,
@@ -358,6 +287,103 @@ fn quantise(v: &[f32]) -> (f32, Vec<i8>) {
         .map(|x| (x / scale).round().clamp(-127.0, 127.0) as i8)
         .collect();
     (scale, q)
+}
+/// The table without its checksum, once its length, magic and checksum are right.
+fn checked_body(bytes: &[u8]) -> Result<&[u8], String> {
+    if bytes.len() < MAGIC.len() + 4 + CHECKSUM_LEN {
+        return Err(format!("{} bytes is too short to be a table", bytes.len()));
+    }
+    if &bytes[..4] != MAGIC {
+        return Err("not a kvec table (bad magic)".into());
+    }
+    let (body, checksum) = bytes.split_at(bytes.len() - CHECKSUM_LEN);
+    if Sha256::digest(body).as_slice() != checksum {
+        return Err("checksum mismatch (truncated or corrupt)".into());
+    }
+    Ok(body)
+}
+
+/// Version, provenance, and the word and dimension counts, which must agree with it.
+fn read_header(r: &mut Reader<'_>) -> Result<(Provenance, usize, usize), String> {
+    let version = r.u32()?;
+    if version != VERSION {
+        return Err(format!(
+            "format version {version}, this build reads {VERSION}"
+        ));
+    }
+    let header_len = r.u32()? as usize;
+    if header_len > MAX_HEADER {
+        return Err(format!("provenance header of {header_len} bytes"));
+    }
+    let provenance: Provenance = serde_json::from_slice(r.take(header_len)?)
+        .map_err(|e| format!("provenance header: {e}"))?;
+    let words = r.u32()? as usize;
+    let dims = r.u32()? as usize;
+    if dims == 0 || dims > MAX_DIMS {
+        return Err(format!("{dims} dimensions"));
+    }
+    if provenance.words != words || provenance.dims != dims {
+        return Err(format!(
+            "header says {} words × {} dims, body {words} × {dims}",
+            provenance.words, provenance.dims
+        ));
+    }
+    Ok((provenance, words, dims))
+}
+
+/// The words, one per line, each once: the row of each word.
+fn read_word_index(
+    r: &mut Reader<'_>,
+    words: usize,
+    dims: usize,
+) -> Result<HashMap<Box<str>, u32>, String> {
+    let blob_len = r.u32()? as usize;
+    // Check the whole remaining length before allocating anything sized by the header.
+    let rest = words
+        .checked_mul(dims + 8)
+        .ok_or_else(|| "size overflow".to_owned())?;
+    if r.remaining() != blob_len.saturating_add(rest) {
+        return Err(format!(
+            "{} bytes of body for {words} words × {dims} dims",
+            r.remaining()
+        ));
+    }
+    let blob = std::str::from_utf8(r.take(blob_len)?).map_err(|e| format!("words: {e}"))?;
+    let mut index = HashMap::with_capacity(words);
+    for (row, word) in blob.split_terminator('\n').enumerate() {
+        if word.is_empty() {
+            return Err(format!("empty word at row {row}"));
+        }
+        let row = u32::try_from(row).map_err(|_| "too many words".to_owned())?;
+        if index.insert(Box::from(word), row).is_some() {
+            return Err(format!("word {word:?} twice"));
+        }
+    }
+    if index.len() != words {
+        return Err(format!("{} words listed, header says {words}", index.len()));
+    }
+    Ok(index)
+}
+
+/// Each row's frequency and quantisation scale, folded into one factor: scale × SIF weight.
+fn read_row_factors(r: &mut Reader<'_>, words: usize) -> Result<Vec<f32>, String> {
+    let freqs: Vec<u32> = (0..words).map(|_| r.u32()).collect::<Result<_, _>>()?;
+    let scales: Vec<f32> = (0..words).map(|_| r.f32()).collect::<Result<_, _>>()?;
+    if scales.iter().any(|s| !s.is_finite() || *s < 0.0) {
+        return Err("a row scale is negative or not finite".into());
+    }
+    let total: f64 = freqs.iter().map(|f| f64::from(*f)).sum::<f64>().max(1.0);
+    Ok(freqs
+        .iter()
+        .zip(&scales)
+        .map(|(f, s)| {
+            let p = f64::from(*f) / total;
+            // f32 is plenty: the weight only scales a row before the final normalisation.
+            #[allow(clippy::cast_possible_truncation)]
+            let w = (SIF_A / (SIF_A + p)) as f32;
+            w * s
+        })
+        .collect())
 }
 
 /// A cursor that refuses to read past the end instead of panicking.

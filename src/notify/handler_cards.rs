@@ -82,50 +82,98 @@ pub fn request_card(
     } else {
         (format!("#{}", request.form.service), Some(service.as_str()))
     };
-    let line = |label: &str, value: &str| {
-        messages.render(
-            MessageKey::SummaryLine,
-            &[("label", label), ("value", value)],
-        )
-    };
-    let (rows, others): (Vec<_>, Vec<_>) = request
-        .form
-        .summary
-        .iter()
-        .partition(|(label, value)| fits(label, KEYNAME_CHARS) && fits(value, VALUE_CHARS));
-    let (rows, overflow) = rows.split_at(rows.len().min(MAX_FIELDS));
-    let below: Vec<String> = name_line
-        .map(str::to_owned)
-        .into_iter()
-        .chain(
-            others
-                .iter()
-                .chain(overflow)
-                .map(|(label, value)| line(label, value)),
-        )
-        .collect();
-    let below = below.join("\n");
-    let (sub_title, before) = if fits(&below, SUB_TITLE_CHARS) {
-        (below, None)
-    } else {
-        let details: Vec<String> = std::iter::once(format!("{} {service}", request.id))
+    let layout = CardLayout::of(messages, request, &service, name_line);
+    let source = card_source(messages, position, overdue);
+    let mut card = ButtonInteraction::new(
+        &source,
+        MainTitle::new(&title, &title_desc(request)),
+        &task_id(request, user),
+        card_buttons(messages, request),
+    );
+    if !layout.fields.is_empty() {
+        card = card.with_fields(layout.fields);
+    }
+    if !layout.sub_title.is_empty() {
+        card = card.with_sub_title(&layout.sub_title);
+    }
+    // The card opens the request's own page, not the list the handler would search.
+    if !console_url.is_empty() {
+        let page = format!("{console_url}/console/requests/{}", request.id);
+        card = card.with_link(&page, messages.get(MessageKey::HandlerCardConsole));
+    }
+    (TemplateCard::ButtonInteraction(card), layout.before)
+}
+
+/// Where a request's summary goes: rows on the card, lines under the title, or a text sent
+/// before the card.
+struct CardLayout {
+    fields: Vec<HorizontalContent>,
+    sub_title: String,
+    before: Option<String>,
+}
+
+impl CardLayout {
+    /// Rows for the fields WeCom shows whole (up to [`MAX_FIELDS`]); the rest, after
+    /// `name_line`, under the title when they fit there, else every field in the text before.
+    fn of(messages: &Messages, request: &Request, service: &str, name_line: Option<&str>) -> Self {
+        let line = |label: &str, value: &str| summary_line(messages, label, value);
+        let (rows, others): (Vec<_>, Vec<_>) = request
+            .form
+            .summary
+            .iter()
+            .partition(|(label, value)| fits(label, KEYNAME_CHARS) && fits(value, VALUE_CHARS));
+        let (rows, overflow) = rows.split_at(rows.len().min(MAX_FIELDS));
+        let below: Vec<String> = name_line
+            .map(str::to_owned)
+            .into_iter()
             .chain(
-                request
-                    .form
-                    .summary
+                others
                     .iter()
+                    .chain(overflow)
                     .map(|(label, value)| line(label, value)),
             )
             .collect();
-        let name = name_line
-            .filter(|name| fits(name, SUB_TITLE_CHARS))
-            .unwrap_or_default();
-        (name.to_owned(), Some(details.join("\n")))
-    };
-    let fields: Vec<HorizontalContent> = rows
-        .iter()
-        .map(|(label, value)| HorizontalContent::new(label, value))
-        .collect();
+        let below = below.join("\n");
+        let (sub_title, before) = if fits(&below, SUB_TITLE_CHARS) {
+            (below, None)
+        } else {
+            let details: Vec<String> = std::iter::once(format!("{} {service}", request.id))
+                .chain(
+                    request
+                        .form
+                        .summary
+                        .iter()
+                        .map(|(label, value)| line(label, value)),
+                )
+                .collect();
+            let name = name_line
+                .filter(|name| fits(name, SUB_TITLE_CHARS))
+                .unwrap_or_default();
+            (name.to_owned(), Some(details.join("\n")))
+        };
+        let fields = rows
+            .iter()
+            .map(|(label, value)| HorizontalContent::new(label, value))
+            .collect();
+        Self {
+            fields,
+            sub_title,
+            before,
+        }
+    }
+}
+
+/// "label: value" as the summary writes it.
+fn summary_line(messages: &Messages, label: &str, value: &str) -> String {
+    messages.render(
+        MessageKey::SummaryLine,
+        &[("label", label), ("value", value)],
+    )
+}
+
+/// The card's source line: its place in the batch, and whether it is overdue; the bare
+/// "n/total" when the wording is too long for the line.
+fn card_source(messages: &Messages, position: (usize, usize), overdue: bool) -> String {
     let source = messages.render(
         if overdue {
             MessageKey::HandlerCardSourceOverdue
@@ -137,12 +185,16 @@ pub fn request_card(
             ("total", &position.1.to_string()),
         ],
     );
-    let source = if fits(&source, SOURCE_DESC_CHARS) {
+    if fits(&source, SOURCE_DESC_CHARS) {
         source
     } else {
         format!("{}/{}", position.0, position.1)
-    };
-    let buttons = vec![
+    }
+}
+
+/// 完成 and 驳回, keyed by the desk action they take on the request.
+fn card_buttons(messages: &Messages, request: &Request) -> Vec<Button> {
+    vec![
         Button::new(
             messages.get(MessageKey::HandlerCardDone),
             1,
@@ -153,10 +205,13 @@ pub fn request_card(
             2,
             DeskAction::Reject(request.id.clone()).key(),
         ),
-    ];
-    // The grey line under the title: the number, and who asked when WeCom's contacts said
-    // and it fits (else the number alone; the name is on the console's page).
-    let desc = request
+    ]
+}
+
+/// The grey line under the title: the number, and who asked when WeCom's contacts said
+/// and it fits (else the number alone; the name is on the console's page).
+fn title_desc(request: &Request) -> String {
+    request
         .contact
         .as_ref()
         .map(|contact| format!("{} · {}", request.id, contact.label()))
@@ -168,25 +223,7 @@ pub fn request_card(
                 .map(|contact| format!("{} · {}", request.id, contact.name))
                 .filter(|desc| fits(desc, TITLE_DESC_CHARS))
         })
-        .unwrap_or_else(|| request.id.to_string());
-    let mut card = ButtonInteraction::new(
-        &source,
-        MainTitle::new(&title, &desc),
-        &task_id(request, user),
-        buttons,
-    );
-    if !fields.is_empty() {
-        card = card.with_fields(fields);
-    }
-    if !sub_title.is_empty() {
-        card = card.with_sub_title(&sub_title);
-    }
-    // The card opens the request's own page, not the list the handler would search.
-    if !console_url.is_empty() {
-        let page = format!("{console_url}/console/requests/{}", request.id);
-        card = card.with_link(&page, messages.get(MessageKey::HandlerCardConsole));
-    }
-    (TemplateCard::ButtonInteraction(card), before)
+        .unwrap_or_else(|| request.id.to_string())
 }
 
 impl HandlerCards {
@@ -269,6 +306,67 @@ impl HandlerCards {
             .to_owned()
     }
 
+    /// The day's batch and whatever earlier batches left open (overdue: carried forward
+    /// until someone handles it), oldest first.
+    async fn open_up_to(&self, day: BatchDay) -> Result<Vec<Request>, DayJobError> {
+        Ok(self
+            .ledger
+            .list(&RequestFilter::open())
+            .await?
+            .into_iter()
+            .filter(|r| r.batch <= day)
+            .collect())
+    }
+
+    /// Queues one handler's overview and the cards of its first requests; how many of them
+    /// were new to the outbox.
+    async fn queue_batch(
+        &self,
+        messages: &Messages,
+        day: BatchDay,
+        now: DateTime<Utc>,
+        user: &UserId,
+        open: &[&Request],
+    ) -> Result<usize, DayJobError> {
+        let mut queued = 0;
+        // The outbox sends a pass's items side by side; the cards wait a moment so the
+        // overview is the first thing the handler reads.
+        let cards_due = now + chrono::Duration::seconds(CARDS_AFTER_SECS);
+        let overdue = open.iter().filter(|r| r.batch < day).count();
+        let overview = Notice {
+            touser: user.to_string(),
+            text: self.overview(messages, day, open, overdue),
+            card: None,
+            before_card: None,
+        };
+        let day_label = day.to_string();
+        let key = keys::handler_card_overview(&day_label, user);
+        if self.queue(key, overview, now, now).await? {
+            queued += 1;
+        }
+        for (i, request) in open.iter().take(MAX_REQUEST_CARDS).enumerate() {
+            let (card, before_card) = request_card(
+                messages,
+                request,
+                user,
+                (i + 1, open.len()),
+                &self.console_url,
+                request.is_overdue(&self.schedule, now),
+            );
+            let notice = Notice {
+                touser: user.to_string(),
+                text: format!("{} #{}", request.id, request.form.service),
+                card: Some(card),
+                before_card,
+            };
+            let key = keys::handler_card(&day_label, user, &request.id);
+            if self.queue(key, notice, now, cards_due).await? {
+                queued += 1;
+            }
+        }
+        Ok(queued)
+    }
+
     async fn queue(
         &self,
         key: String,
@@ -296,22 +394,10 @@ impl DayJob for HandlerCards {
         if self.handlers.is_empty() {
             return Ok(0);
         }
-        // The day's batch and whatever earlier batches left open (overdue: carried forward
-        // until someone handles it), oldest first.
-        let batch: Vec<Request> = self
-            .ledger
-            .list(&RequestFilter::open())
-            .await?
-            .into_iter()
-            .filter(|r| r.batch <= day)
-            .collect();
-        let schedule = self.schedule;
+        let batch = self.open_up_to(day).await?;
         let catalog = self.catalog.current();
         let messages = catalog.messages();
         let mut queued = 0;
-        // The outbox sends a pass's items side by side; the cards wait a moment so the
-        // overview is the first thing the handler reads.
-        let cards_due = now + chrono::Duration::seconds(CARDS_AFTER_SECS);
         for (handler, user) in &self.handlers {
             // The 16:00 batch only: OA tickets and e-mails are handled on their own channel.
             let open: Vec<&Request> = batch
@@ -323,52 +409,7 @@ impl DayJob for HandlerCards {
             if open.is_empty() {
                 continue;
             }
-            let overdue = open.iter().filter(|r| r.batch < day).count();
-            let overview = Notice {
-                touser: user.to_string(),
-                text: self.overview(messages, day, &open, overdue),
-                card: None,
-                before_card: None,
-            };
-            let day_label = day.to_string();
-            if self
-                .queue(
-                    keys::handler_card_overview(&day_label, user),
-                    overview,
-                    now,
-                    now,
-                )
-                .await?
-            {
-                queued += 1;
-            }
-            for (i, request) in open.iter().take(MAX_REQUEST_CARDS).enumerate() {
-                let (card, before_card) = request_card(
-                    messages,
-                    request,
-                    user,
-                    (i + 1, open.len()),
-                    &self.console_url,
-                    request.is_overdue(&schedule, now),
-                );
-                let notice = Notice {
-                    touser: user.to_string(),
-                    text: format!("{} #{}", request.id, request.form.service),
-                    card: Some(card),
-                    before_card,
-                };
-                if self
-                    .queue(
-                        keys::handler_card(&day_label, user, &request.id),
-                        notice,
-                        now,
-                        cards_due,
-                    )
-                    .await?
-                {
-                    queued += 1;
-                }
-            }
+            queued += self.queue_batch(messages, day, now, user, &open).await?;
         }
         tracing::info!(batch = %day, queued, "cut-off cards queued");
         Ok(queued)

@@ -7,9 +7,11 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::delivery::{Delivery, DeliveryKind};
+use super::delivery::{Delivery, DeliveryKind, Notice};
 use super::outbox::{DeliveryError, OutboxItem, Transport};
-use crate::wecom::api::{DuplicateCheck, MessageBody, OutboundMessage, WecomApi};
+use crate::wecom::api::{
+    ApiError, DuplicateCheck, MessageBody, OutboundMessage, SendOutcome, WecomApi,
+};
 
 const PER_MEMBER_PER_MINUTE: usize = 30;
 
@@ -63,6 +65,67 @@ impl WecomTransport {
             }
         }
     }
+
+    /// Sends the notice: its text, or its card after the text the card cannot show whole.
+    async fn send_notice(&self, notice: &Notice) -> Result<SendOutcome, ApiError> {
+        let Some(card) = &notice.card else {
+            return self
+                .api
+                .send_text(
+                    &[notice.touser.as_str()],
+                    &notice.text,
+                    Some(DuplicateCheck::default()),
+                )
+                .await;
+        };
+        // What the card cannot show whole comes first; a resend after a failed card
+        // repeats it, and WeCom's duplicate check drops the repeat.
+        if let Some(before) = notice.before_card.as_deref().filter(|t| !t.is_empty()) {
+            self.api
+                .send_text(
+                    &[notice.touser.as_str()],
+                    before,
+                    Some(DuplicateCheck::default()),
+                )
+                .await?;
+        }
+        let message = OutboundMessage::new(
+            &[notice.touser.as_str()],
+            MessageBody::TemplateCard {
+                template_card: card.clone(),
+            },
+        )
+        .with_duplicate_check(Some(DuplicateCheck::default()));
+        self.api.send(&message).await
+    }
+
+    /// The outbox's view of a failed send to `user` of `messages` messages, giving their
+    /// slots back when the send surely reached nobody.
+    fn failure(&self, user: &str, messages: usize, e: &ApiError) -> DeliveryError {
+        // A timeout or a reset may have delivered: those keep their slots.
+        if !matches!(e.cause().as_str(), "timeout" | "reset") {
+            self.release(user, messages);
+        }
+        if let Some(fix) = e.config_problem() {
+            // A configuration problem: say what to fix, and keep trying slowly so the
+            // notice goes out once it is fixed.
+            tracing::error!(error = %e, fix, "WeCom refused the notice: configuration problem");
+            return DeliveryError {
+                message: format!("{e} — {fix}"),
+                retryable: true,
+                retry_after: Some(Duration::from_secs(300)),
+                cause: e.cause(),
+            };
+        }
+        // No hint of our own for a transport error or a busy WeCom: the outbox's
+        // backoff decides, so an outage costs minutes of waiting, not the notice.
+        DeliveryError {
+            message: e.to_string(),
+            retryable: e.is_retryable(),
+            retry_after: e.retry_after(),
+            cause: e.cause(),
+        }
+    }
 }
 
 #[async_trait::async_trait]
@@ -85,75 +148,14 @@ impl Transport for WecomTransport {
                 cause: "member minute limit".into(),
             });
         }
-        let sent = match &notice.card {
-            Some(card) => {
-                // What the card cannot show whole comes first; a resend after a failed card
-                // repeats it, and WeCom's duplicate check drops the repeat.
-                let before = match notice.before_card.as_deref().filter(|t| !t.is_empty()) {
-                    Some(before) => self
-                        .api
-                        .send_text(
-                            &[notice.touser.as_str()],
-                            before,
-                            Some(DuplicateCheck::default()),
-                        )
-                        .await
-                        .map(Some),
-                    None => Ok(None),
-                };
-                let message = OutboundMessage::new(
-                    &[notice.touser.as_str()],
-                    MessageBody::TemplateCard {
-                        template_card: card.clone(),
-                    },
-                )
-                .with_duplicate_check(Some(DuplicateCheck::default()));
-                match before {
-                    Ok(_) => self.api.send(&message).await,
-                    Err(e) => Err(e),
-                }
-            }
-            None => {
-                self.api
-                    .send_text(
-                        &[notice.touser.as_str()],
-                        &notice.text,
-                        Some(DuplicateCheck::default()),
-                    )
-                    .await
-            }
-        };
+        let sent = self.send_notice(notice).await;
         match sent {
             Ok(outcome) if outcome.invaliduser.contains(&notice.touser) => Err(
                 DeliveryError::permanent(format!("{} is not a member WeCom knows", notice.touser))
                     .with_cause("invalid user"),
             ),
             Ok(_) => Ok(()),
-            Err(e) => {
-                // A timeout or a reset may have delivered: those keep their slots.
-                if !matches!(e.cause().as_str(), "timeout" | "reset") {
-                    self.release(&notice.touser, messages);
-                }
-                if let Some(fix) = e.config_problem() {
-                    // A configuration problem: say what to fix, and keep trying slowly so the
-                    // notice goes out once it is fixed.
-                    tracing::error!(error = %e, fix, "WeCom refused the notice: configuration problem");
-                    return Err(DeliveryError {
-                        message: format!("{e} — {fix}"),
-                        retryable: true,
-                        retry_after: Some(Duration::from_secs(300)),
-                        cause: e.cause(),
-                    });
-                }
-                // No hint of our own for a transport error or a busy WeCom: the outbox's
-                // backoff decides, so an outage costs minutes of waiting, not the notice.
-                Err(DeliveryError {
-                    message: e.to_string(),
-                    retryable: e.is_retryable(),
-                    retry_after: e.retry_after(),
-                    cause: e.cause(),
-                })
-            }
+            Err(e) => Err(self.failure(&notice.touser, messages, &e)),
         }
     }
 }

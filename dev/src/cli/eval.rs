@@ -8,6 +8,7 @@ use clap::Args;
 use kaitong::catalog::Catalog;
 use kaitong::config::Settings;
 use kaitong::dialog::understand::Matcher;
+use kaitong_dev::eval::Labelled;
 
 #[derive(Args)]
 pub struct EvalArgs {
@@ -31,43 +32,72 @@ async fn eval(
     all: bool,
     sweep: Option<f64>,
 ) -> anyhow::Result<()> {
-    use kaitong::dialog::meaning::Space;
-    use kaitong::dialog::text::meaning_text;
-    use kaitong_dev::eval::{EvalReport, evaluate, evaluate_meaning};
     let catalog = super::load_catalog(settings)?;
     let matcher = Matcher::new(&catalog, super::load_tuning(settings)?);
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let set = kaitong_dev::eval::parse(&text)?;
     if set.iter().any(|l| l.slots.is_some()) {
-        let slots = kaitong_dev::eval::evaluate_slots(&catalog, &matcher.tuning().slots, &set);
-        println!(
-            "slots exact {:.1}% ({}/{})  fully answered (noticed + unsure + extra accounts) {:.1}% ({}/{})",
-            slots.exact_ratio * 100.0,
-            slots.exact,
-            slots.lines,
-            slots.fully_answered_ratio * 100.0,
-            slots.fully_answered,
-            slots.lines
-        );
-        if all {
-            for (text, expected, got) in &slots.misses {
-                println!("  miss: {text}\n    expected {expected}\n    got      {got}");
-            }
+        print_slots(&catalog, &matcher, &set, all);
+    }
+    let (rows, spaces) = understand_all(settings, &catalog, &matcher, &set).await?;
+    print_scores(&rows);
+    if let Some(min_none) = sweep {
+        for (space, queries) in &spaces {
+            sweep_thresholds(&catalog, &matcher, space, queries, &set, min_none);
         }
     }
-    let mut rows: Vec<(String, EvalReport)> =
-        vec![("lexical".to_owned(), evaluate(&matcher, &set))];
-    let mut spaces: Vec<(Space, Vec<kaitong::embed::Vector>)> = Vec::new();
+    print_misses(&catalog, &rows, all);
+    Ok(())
+}
+
+/// Each way of understanding with its report: lexical, then by meaning in every space
+/// available.
+type Rows = Vec<(String, kaitong_dev::eval::EvalReport)>;
+/// The meaning spaces tried, each with the lines' vectors in it.
+type Spaces = Vec<(kaitong::dialog::meaning::Space, Vec<kaitong::embed::Vector>)>;
+
+/// How the set's slots were read: exact, and fully answered; with `all`, every miss.
+fn print_slots(catalog: &Catalog, matcher: &Matcher, set: &[Labelled], all: bool) {
+    let slots = kaitong_dev::eval::evaluate_slots(catalog, &matcher.tuning().slots, set);
+    println!(
+        "slots exact {:.1}% ({}/{})  fully answered (noticed + unsure + extra accounts) {:.1}% ({}/{})",
+        slots.exact_ratio * 100.0,
+        slots.exact,
+        slots.lines,
+        slots.fully_answered_ratio * 100.0,
+        slots.fully_answered,
+        slots.lines
+    );
+    if all {
+        for (text, expected, got) in &slots.misses {
+            println!("  miss: {text}\n    expected {expected}\n    got      {got}");
+        }
+    }
+}
+
+/// Evaluates the set lexically, with the built-in table, and with the embedding server when
+/// each is configured.
+async fn understand_all(
+    settings: &Settings,
+    catalog: &Catalog,
+    matcher: &Matcher,
+    set: &[Labelled],
+) -> anyhow::Result<(Rows, Spaces)> {
+    use kaitong::dialog::meaning::Space;
+    use kaitong::dialog::text::meaning_text;
+    use kaitong_dev::eval::{evaluate, evaluate_meaning};
+    let mut rows: Rows = vec![("lexical".to_owned(), evaluate(matcher, set))];
+    let mut spaces: Spaces = Vec::new();
     if let Some(encoder) = kaitong::startup::static_encoder(settings) {
-        let space = Space::encode(&catalog, encoder.as_ref());
+        let space = Space::encode(catalog, encoder.as_ref());
         let queries: Vec<_> = set
             .iter()
             .map(|l| encoder.encode_message(&l.text))
             .collect();
         rows.push((
             format!("default ({})", space.model),
-            evaluate_meaning(&matcher, &space, &queries, &set),
+            evaluate_meaning(matcher, &space, &queries, set),
         ));
         spaces.push((space, queries));
     }
@@ -78,17 +108,22 @@ async fn eval(
             .await
             .ok();
         let store = store.as_deref();
-        let space = Space::from_server(&catalog, &server, store).await?;
+        let space = Space::from_server(catalog, &server, store).await?;
         let lines: Vec<String> = set.iter().map(|l| meaning_text(&l.text)).collect();
         let queries =
             kaitong::embed::embed_cached(&server, store, &lines, kaitong::embed::TextKind::Query)
                 .await?;
         rows.push((
             format!("server ({})", server.model_id()),
-            evaluate_meaning(&matcher, &space, &queries, &set),
+            evaluate_meaning(matcher, &space, &queries, set),
         ));
         spaces.push((space, queries));
     }
+    Ok((rows, spaces))
+}
+
+/// The set's counts, one line of scores per way of understanding, its speed, and the acts.
+fn print_scores(rows: &Rows) {
     let first = &rows[0].1;
     println!(
         "lines {}  requests {}  out-of-scope {}  acts {}",
@@ -98,7 +133,7 @@ async fn eval(
         "{:<44} {:>7} {:>8} {:>9} {:>9} {:>7} {:>6} {:>6}",
         "understanding", "top-1", "offered", "taken ok", "taken BAD", "none", "close", "missed"
     );
-    for (name, r) in &rows {
+    for (name, r) in rows {
         println!(
             "{:<44} {:>6.1}% {:>7.1}% {:>8.1}% {:>8.1}% {:>6.1}% {:>6} {:>6}",
             name,
@@ -122,11 +157,11 @@ async fn eval(
             first.acts
         );
     }
-    if let Some(min_none) = sweep {
-        for (space, queries) in &spaces {
-            sweep_thresholds(&catalog, &matcher, space, queries, &set, min_none);
-        }
-    }
+}
+
+/// With `all`, the lines the last way got wrong; then each way's confusions (the top 20
+/// unless `all`).
+fn print_misses(catalog: &Catalog, rows: &Rows, all: bool) {
     let name = |id: u16| {
         catalog
             .service(kaitong::domain::ServiceId(id))
@@ -139,7 +174,7 @@ async fn eval(
             println!("  #{expected:<3} {got:<40} {text}");
         }
     }
-    for (label, report) in &rows {
+    for (label, report) in rows {
         println!("confusions of {label} (expected → got, 0 = nothing):");
         for (expected, got, n) in report.confusions.iter().take(shown) {
             println!(
@@ -149,7 +184,6 @@ async fn eval(
             );
         }
     }
-    Ok(())
 }
 
 /// Tries a grid of accept / margin / offer thresholds for one space and prints the ten with

@@ -12,7 +12,7 @@ use chrono::Utc;
 use super::error::HandoffError;
 use crate::config::HandoffSection;
 use crate::domain::{ApprovalChange, ApprovalSink, ApprovalStatus, PortError, RequestId};
-use crate::notify::delivery::{Delivery, DeliveryKind};
+use crate::notify::delivery::{Delivery, DeliveryKind, RequestView};
 use crate::notify::outbox::{DeliveryError, OutboxItem, Transport};
 use crate::requests::{ExternalTicket, Ledger, LedgerError, Status};
 use crate::store::{Store, keys};
@@ -68,6 +68,82 @@ impl ApprovalTransport {
             ledger: None,
         })
     }
+
+    /// Files the request as an approval of its requester; the approval's number.
+    async fn file_approval(&self, request: &RequestView) -> Result<String, DeliveryError> {
+        let mut text = format!(
+            "开通申请 {}\n服务: #{} {}\n申请人: {}\n",
+            request.id, request.service.id, request.service.name, request.requester.userid
+        );
+        for field in &request.fields {
+            text.push_str(&format!("{}: {}\n", field.label, field.value));
+        }
+        let texts = [ApplyText {
+            control: "Textarea".to_owned(),
+            id: self.control_id.clone(),
+            text,
+        }];
+        let summary = [
+            format!(
+                "{} #{} {}",
+                request.id, request.service.id, request.service.name
+            ),
+            request
+                .fields
+                .first()
+                .map(|f| format!("{}: {}", f.label, f.value))
+                .unwrap_or_default(),
+        ];
+        let summary: Vec<String> = summary.into_iter().filter(|s| !s.is_empty()).collect();
+        self.api
+            .oa_applyevent(
+                &request.requester.userid,
+                &self.template_id,
+                &texts,
+                &summary,
+            )
+            .await
+            .map_err(|e| DeliveryError {
+                message: e.to_string(),
+                retryable: e.is_retryable(),
+                retry_after: e.retry_after(),
+                cause: e.cause(),
+            })
+    }
+
+    /// Stores the approval's number both ways: the callback finds the request by it, and a
+    /// resend finds it under the request (`key`).
+    async fn remember(&self, id: &RequestId, key: &str, sp_no: &str) -> Result<(), DeliveryError> {
+        let stored = async {
+            self.store
+                .put(&keys::approval(sp_no), id.as_str().as_bytes(), None)
+                .await?;
+            self.store.put(key, sp_no.as_bytes(), None).await
+        };
+        if let Err(e) = stored.await {
+            // Filed in WeCom but not remembered: its callback would find no request. Loud.
+            tracing::error!(request = %id, sp_no = %sp_no, error = %e, "approval filed but its number not stored");
+            return Err(DeliveryError::retry(format!(
+                "approval {sp_no} not stored: {e}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Records the approval's number as the request's ticket number, when there is a ledger.
+    async fn record_ticket_number(&self, id: &RequestId, sp_no: &str) {
+        if let Some(ledger) = &self.ledger {
+            let ticket = ExternalTicket {
+                number: sp_no.to_owned(),
+                by: APPROVAL_ACTOR.to_owned(),
+                at: Utc::now(),
+            };
+            // Filed either way; the number is also on the approval's WeCom page.
+            if let Err(e) = ledger.set_external_ticket(id, ticket).await {
+                tracing::warn!(request = %id, sp_no = %sp_no, error = %e, "approval number not recorded as the ticket number");
+            }
+        }
+    }
 }
 
 #[async_trait::async_trait]
@@ -93,70 +169,10 @@ impl Transport for ApprovalTransport {
             tracing::info!(request = %id, sp_no = %String::from_utf8_lossy(&sp_no), "approval filed before; not again");
             return Ok(());
         }
-        let mut text = format!(
-            "开通申请 {}\n服务: #{} {}\n申请人: {}\n",
-            request.id, request.service.id, request.service.name, request.requester.userid
-        );
-        for field in &request.fields {
-            text.push_str(&format!("{}: {}\n", field.label, field.value));
-        }
-        let texts = [ApplyText {
-            control: "Textarea".to_owned(),
-            id: self.control_id.clone(),
-            text,
-        }];
-        let summary = [
-            format!(
-                "{} #{} {}",
-                request.id, request.service.id, request.service.name
-            ),
-            request
-                .fields
-                .first()
-                .map(|f| format!("{}: {}", f.label, f.value))
-                .unwrap_or_default(),
-        ];
-        let summary: Vec<String> = summary.into_iter().filter(|s| !s.is_empty()).collect();
-        let sp_no = self
-            .api
-            .oa_applyevent(
-                &request.requester.userid,
-                &self.template_id,
-                &texts,
-                &summary,
-            )
-            .await
-            .map_err(|e| DeliveryError {
-                message: e.to_string(),
-                retryable: e.is_retryable(),
-                retry_after: e.retry_after(),
-                cause: e.cause(),
-            })?;
-        let stored = async {
-            self.store
-                .put(&keys::approval(&sp_no), id.as_str().as_bytes(), None)
-                .await?;
-            self.store.put(&key, sp_no.as_bytes(), None).await
-        };
-        if let Err(e) = stored.await {
-            // Filed in WeCom but not remembered: its callback would find no request. Loud.
-            tracing::error!(request = %id, sp_no = %sp_no, error = %e, "approval filed but its number not stored");
-            return Err(DeliveryError::retry(format!(
-                "approval {sp_no} not stored: {e}"
-            )));
-        }
+        let sp_no = self.file_approval(request).await?;
+        self.remember(&id, &key, &sp_no).await?;
         tracing::info!(request = %id, sp_no = %sp_no, "OA ticket filed as a WeCom approval");
-        if let Some(ledger) = &self.ledger {
-            let ticket = ExternalTicket {
-                number: sp_no.clone(),
-                by: APPROVAL_ACTOR.to_owned(),
-                at: Utc::now(),
-            };
-            // Filed either way; the number is also on the approval's WeCom page.
-            if let Err(e) = ledger.set_external_ticket(&id, ticket).await {
-                tracing::warn!(request = %id, sp_no = %sp_no, error = %e, "approval number not recorded as the ticket number");
-            }
-        }
+        self.record_ticket_number(&id, &sp_no).await;
         Ok(())
     }
 }

@@ -288,7 +288,7 @@ impl WecomApi {
             path,
             source: source.without_url(),
         };
-        let mut response = request.send().await.map_err(transport)?;
+        let response = request.send().await.map_err(transport)?;
         let status = response.status();
         let content_type = response
             .headers()
@@ -300,73 +300,120 @@ impl WecomApi {
             .headers()
             .get(reqwest::header::CONTENT_DISPOSITION)
             .map(|value| value.as_bytes().to_vec());
-        let media_type = content_type
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        let declared_json = media_type == "application/json";
+        let declared_json = media_type(&content_type) == "application/json";
         // Only media/get may answer with large non-JSON bodies.
         let limit = if declared_json || expect == Expect::Json {
             self.settings.json_body_cap
         } else {
             self.settings.media_body_cap
         };
-        if response
-            .content_length()
-            .is_some_and(|length| length > limit as u64)
-        {
+        let bytes = read_body(path, response, limit).await?;
+        reply_of(
+            path,
+            status,
+            expect,
+            Received {
+                content_type,
+                content_disposition,
+                bytes,
+            },
+        )
+    }
+}
+
+/// A response's body as read, with the headers that say what it is.
+struct Received {
+    content_type: String,
+    content_disposition: Option<Vec<u8>>,
+    bytes: Vec<u8>,
+}
+
+/// The media type of a Content-Type, lowercase, without parameters.
+fn media_type(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// The body of `response`, refused as soon as it would pass `limit` bytes.
+async fn read_body(
+    path: &'static str,
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, ApiError> {
+    let transport = |source: reqwest::Error| ApiError::Transport {
+        path,
+        source: source.without_url(),
+    };
+    if response
+        .content_length()
+        .is_some_and(|length| length > limit as u64)
+    {
+        return Err(ApiError::BodyTooLarge { path, limit });
+    }
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(transport)? {
+        if bytes.len() + chunk.len() > limit {
             return Err(ApiError::BodyTooLarge { path, limit });
         }
-        let mut bytes = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(transport)? {
-            if bytes.len() + chunk.len() > limit {
-                return Err(ApiError::BodyTooLarge { path, limit });
-            }
-            bytes.extend_from_slice(&chunk);
-        }
-
-        // WeCom error bodies come as application/json, sometimes text/plain; a text/plain body
-        // that is not an errcode object is a downloaded .txt file. JSON-only endpoints are read
-        // as JSON whatever the label, as long as the body carries an errcode.
-        let status_body = if declared_json || expect == Expect::Json || media_type == "text/plain" {
-            serde_json::from_slice::<Status>(&bytes)
-                .ok()
-                .filter(|_| declared_json || looks_like_status(&bytes))
-        } else {
-            None
-        };
-        if let Some(reply_status) = status_body {
-            if reply_status.errcode != 0 {
-                return Err(ApiError::WeCom {
-                    path,
-                    errcode: reply_status.errcode,
-                    errmsg: reply_status.errmsg,
-                });
-            }
-            if status.is_success() {
-                return Ok(Reply::Json(Bytes::from(bytes)));
-            }
-        }
-        if !status.is_success() {
-            return Err(ApiError::Http {
-                path,
-                status: status.as_u16(),
-            });
-        }
-        if declared_json || expect == Expect::Json {
-            return Err(ApiError::InvalidResponse {
-                path,
-                reason: format!("body is not a WeCom JSON object (Content-Type {media_type:?})"),
-            });
-        }
-        Ok(Reply::Binary {
-            content_type,
-            content_disposition,
-            bytes,
-        })
+        bytes.extend_from_slice(&chunk);
     }
+    Ok(bytes)
+}
+
+/// What a response with HTTP `status` means: WeCom's errcode when its body carries one, a
+/// JSON reply, a downloaded file, or the HTTP error.
+fn reply_of(
+    path: &'static str,
+    status: reqwest::StatusCode,
+    expect: Expect,
+    received: Received,
+) -> Result<Reply, ApiError> {
+    let media_type = media_type(&received.content_type);
+    let declared_json = media_type == "application/json";
+    let bytes = received.bytes;
+    // WeCom error bodies come as application/json, sometimes text/plain; a text/plain body
+    // that is not an errcode object is a downloaded .txt file. JSON-only endpoints are read
+    // as JSON whatever the label, as long as the body carries an errcode.
+    let status_body = if declared_json || expect == Expect::Json || media_type == "text/plain" {
+        serde_json::from_slice::<Status>(&bytes)
+            .ok()
+            .filter(|_| declared_json || looks_like_status(&bytes))
+    } else {
+        None
+    };
+    if let Some(reply_status) = status_body {
+        if reply_status.errcode != 0 {
+            return Err(ApiError::WeCom {
+                path,
+                errcode: reply_status.errcode,
+                errmsg: reply_status.errmsg,
+            });
+        }
+        if status.is_success() {
+            return Ok(Reply::Json(Bytes::from(bytes)));
+        }
+    }
+    if !status.is_success() {
+        return Err(ApiError::Http {
+            path,
+            status: status.as_u16(),
+        });
+    }
+    if declared_json || expect == Expect::Json {
+        return Err(ApiError::InvalidResponse {
+            path,
+            reason: format!("body is not a WeCom JSON object (Content-Type {media_type:?})"),
+        });
+    }
+    Ok(Reply::Binary {
+        content_type: received.content_type,
+        content_disposition: received.content_disposition,
+        bytes,
+    })
 }
 
 fn looks_like_status(bytes: &[u8]) -> bool {
