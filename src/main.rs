@@ -8,9 +8,6 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use kaitong::config::Settings;
-use kaitong::startup::check_settings;
-
 use cli::catalog::CatalogCommand;
 use cli::store::StoreCommand;
 
@@ -58,39 +55,16 @@ enum Command {
     },
 }
 
-/// The loaded settings, for taking their secrets out of the one error line `main` prints.
-static REDACT: std::sync::OnceLock<Settings> = std::sync::OnceLock::new();
-
 #[tokio::main]
 async fn main() {
-    // Every failure is one line: operators read it in journald, where a multi-line chain is
-    // split across entries.
     if let Err(e) = run().await {
-        let line = kaitong::telemetry::one_line(e.as_ref());
-        let line = match REDACT.get() {
-            Some(settings) => settings.redact_secrets(&line),
-            None => line,
-        };
-        eprintln!("kaitong: {line}");
-        std::process::exit(1);
+        kaitong::startup::exit_with_error("kaitong", e.as_ref());
     }
 }
 
 async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let settings = match Settings::load(cli.config.as_deref()) {
-        Ok(settings) => settings,
-        Err(e) => {
-            eprintln!("kaitong: {e}");
-            std::process::exit(2);
-        }
-    };
-    // The settings other modules build from (keys, schedule, accounts) are refused alike.
-    let _ = REDACT.set(settings.clone());
-    if let Err(e) = check_settings(&settings) {
-        eprintln!("kaitong: {}", settings.redact_secrets(&e.to_string()));
-        std::process::exit(2);
-    }
+    let settings = kaitong::startup::settings_or_exit("kaitong", cli.config.as_deref());
     if matches!(cli.command, Command::Serve)
         && let Err(e) = settings.refuse_demo_secrets_in_public()
     {

@@ -64,6 +64,43 @@ pub enum StartupError {
     },
 }
 
+/// The settings a binary runs with, kept for taking their secrets out of its last line.
+static LOADED: std::sync::OnceLock<Settings> = std::sync::OnceLock::new();
+
+/// For a binary's `main` (`kaitong`, `kaitong-dev`): the settings layered from `config`, and
+/// checked as `serve` would build them. A refusal is one line naming `program` and the process
+/// ends with status 2, before anything is opened.
+#[must_use]
+pub fn settings_or_exit(program: &str, config: Option<&std::path::Path>) -> Settings {
+    let settings = match Settings::load(config) {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("{program}: {e}");
+            std::process::exit(2);
+        }
+    };
+    // The settings other modules build from (keys, schedule, accounts) are refused alike.
+    let _ = LOADED.set(settings.clone());
+    if let Err(e) = check_settings(&settings) {
+        eprintln!("{program}: {}", settings.redact_secrets(&e.to_string()));
+        std::process::exit(2);
+    }
+    settings
+}
+
+/// For a binary's `main`: a failed command as one line (operators read it in journald, where
+/// a multi-line chain is split across entries), the loaded settings' secrets taken out; the
+/// process ends with status 1.
+pub fn exit_with_error(program: &str, error: &(dyn std::error::Error + 'static)) -> ! {
+    let line = crate::telemetry::one_line(error);
+    let line = match LOADED.get() {
+        Some(settings) => settings.redact_secrets(&line),
+        None => line,
+    };
+    eprintln!("{program}: {line}");
+    std::process::exit(1);
+}
+
 /// Builds, and drops, every value another module makes from its settings section (the
 /// channels' crypto, the batch schedule, the handler accounts, the seal keys), so a bad one
 /// refuses start-up with its setting named before anything is opened or served.

@@ -8,9 +8,6 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use kaitong::config::Settings;
-use kaitong::startup::check_settings;
-
 #[derive(Parser)]
 #[command(
     name = "kaitong-dev",
@@ -50,36 +47,16 @@ enum Command {
     },
 }
 
-/// The loaded settings, for taking their secrets out of the one error line `main` prints.
-static REDACT: std::sync::OnceLock<Settings> = std::sync::OnceLock::new();
-
 #[tokio::main]
 async fn main() {
     if let Err(e) = run().await {
-        let line = kaitong::telemetry::one_line(e.as_ref());
-        let line = match REDACT.get() {
-            Some(settings) => settings.redact_secrets(&line),
-            None => line,
-        };
-        eprintln!("kaitong-dev: {line}");
-        std::process::exit(1);
+        kaitong::startup::exit_with_error("kaitong-dev", e.as_ref());
     }
 }
 
 async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let settings = match Settings::load(cli.config.as_deref()) {
-        Ok(settings) => settings,
-        Err(e) => {
-            eprintln!("kaitong-dev: {e}");
-            std::process::exit(2);
-        }
-    };
-    let _ = REDACT.set(settings.clone());
-    if let Err(e) = check_settings(&settings) {
-        eprintln!("kaitong-dev: {}", settings.redact_secrets(&e.to_string()));
-        std::process::exit(2);
-    }
+    let settings = kaitong::startup::settings_or_exit("kaitong-dev", cli.config.as_deref());
     match cli.command {
         Command::Chat(args) => cli::chat::run(settings, args).await,
         Command::Understand(args) => cli::understand::run(&settings, args).await,
