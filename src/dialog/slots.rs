@@ -467,6 +467,24 @@ pub fn split_correction(text: &str, words: &SlotWords) -> Option<(String, String
     (!head.is_empty() && !tail.is_empty()).then_some((head, tail))
 }
 
+/// "不是 客户要看利润" → "客户要看利润": what follows one of `openers` standing apart (a space, a
+/// mark or 是 after it: "不是很好用" is not opened by 不是); `None` when no opener opens `text`
+/// or nothing follows it.
+#[must_use]
+pub fn after_opener<'t>(text: &'t str, openers: &[String]) -> Option<&'t str> {
+    let text = text.trim();
+    openers.iter().find_map(|opener| {
+        let rest = text.strip_prefix(opener.as_str())?;
+        let apart = rest.starts_with(|c: char| {
+            c.is_whitespace() || is_clause_mark(c) || matches!(c, ':' | '：' | '是')
+        });
+        let rest = rest.trim_start_matches(|c: char| c.is_whitespace() || is_clause_mark(c));
+        let rest = rest.strip_prefix([':', '：']).unwrap_or(rest).trim_start();
+        let rest = rest.strip_prefix('是').unwrap_or(rest).trim_start();
+        (apart && !rest.is_empty()).then_some(rest)
+    })
+}
+
 /// Whether the refused value `raw` is what `bare` opens with (digits, or the first token).
 fn number_or_token_opens(bare: &str, raw: &str) -> bool {
     bare.starts_with(raw)

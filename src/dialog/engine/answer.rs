@@ -199,22 +199,9 @@ impl Engine<'_> {
     /// "不是 客户要看利润" → "客户要看利润": a rejection opening free text is no part of it
     /// (`[slots] rejection_openers`); a message that is only the opener stays as it is.
     fn without_rejection(&self, text: &str) -> String {
-        let trimmed = text.trim();
-        for opener in &self.tuning().slots.rejection_openers {
-            // Only an opener standing apart ("不是 …", "不对，是 …"): "不是很好用" is a reason.
-            if let Some(rest) = trimmed.strip_prefix(opener.as_str())
-                && rest.starts_with(|c: char| c.is_whitespace() || "，,。:：!！、是".contains(c))
-            {
-                let rest = rest.trim_start_matches(|c: char| {
-                    c.is_whitespace() || "，,。.:：!！、".contains(c)
-                });
-                let rest = rest.strip_prefix('是').unwrap_or(rest).trim_start();
-                if !rest.is_empty() {
-                    return rest.to_owned();
-                }
-            }
-        }
-        trimmed.to_owned()
+        crate::dialog::slots::after_opener(text, &self.tuning().slots.rejection_openers)
+            .unwrap_or(text.trim())
+            .to_owned()
     }
 
     /// A message made only of values for other fields ("原始单号 3456…" while the reason is
@@ -253,14 +240,16 @@ impl Engine<'_> {
             })
             .unwrap_or_default();
         let sets_list = !set_lists.is_empty();
-        let found = &{
-            let mut found = found.clone();
+        // Copied only when a list is set, which few messages do.
+        let mut found = std::borrow::Cow::Borrowed(found);
+        if sets_list {
+            let found = found.to_mut();
             for (k, v) in set_lists {
                 found.answers.insert(k.clone(), v);
                 found.cued.insert(k);
             }
-            found
-        };
+        }
+        let found = found.as_ref();
         let others: Vec<_> = found
             .answers
             .iter()
