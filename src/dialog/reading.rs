@@ -172,6 +172,7 @@ pub fn read(
     if let Some(re) = REQUEST_NUMBER.as_ref() {
         text = re.replace_all(&text, " ").into_owned();
     }
+    let text = accounts_corrected(&text);
     let clauses = clauses(&text, words, matcher.joined_names());
     let pieces = pieces(&clauses);
     // The service each piece names plainly, ranked once per piece.
@@ -213,8 +214,50 @@ pub fn read(
     let mut correction_pending = false;
     let mut questions: Vec<(usize, String)> = Vec::new();
     let mut shared_clause: Option<usize> = None;
+    // "A调到2500 另外 B调到150 哦不对 赠品那个写错了 应该是2000": a correction that names an
+    // earlier request (by its service, or by words only its name holds) is that request's,
+    // with the marker said just before it; the words after it go there too, until the next
+    // service named.
+    let mut marker_at: Option<(usize, usize)> = None;
+    let mut target: Option<usize> = None;
     for (j, piece) in pieces.iter().enumerate() {
         let folded = fold(&piece.text);
+        let marks_correction = slot_words
+            .correction_markers
+            .iter()
+            .chain(&words.service_corrections)
+            .any(|m| folded.contains(m.as_str()));
+        let back = (marks_correction || marker_at.is_some())
+            .then(|| {
+                named[j]
+                    .and_then(|id| groups.iter().position(|g| g.service == id))
+                    .or_else(|| {
+                        named[j]
+                            .is_none()
+                            .then(|| name_part(catalog, &folded, &groups))
+                            .flatten()
+                    })
+            })
+            .flatten()
+            .filter(|&k| k + 1 < groups.len() || target.is_some_and(|t| t != k));
+        if let Some(k) = back {
+            let mut moved = Vec::new();
+            if let Some((g, from)) = marker_at.take()
+                && g != k
+                && let Some(group) = groups.get_mut(g)
+                && from <= group.pieces.len()
+            {
+                moved = group.pieces.split_off(from);
+            }
+            moved.push(piece.text.clone());
+            groups[k].pieces.extend(moved);
+            target = Some(k);
+            correction_pending = false;
+            if first_of_clause_at(&pieces, j) {
+                clause_named = false;
+            }
+            continue;
+        }
         // The word lists are folded at load.
         let corrects = words
             .service_corrections
@@ -298,6 +341,8 @@ pub fn read(
             }
             Some(id) => {
                 // The same service named again ("订单合并上限 … 合并上限 150") adds to it.
+                target = None;
+                marker_at = None;
                 let mut own = std::mem::take(&mut pending);
                 own.push(piece.text.clone());
                 if let Some(g) = groups.iter_mut().rev().find(|g| g.service == id) {
@@ -323,7 +368,13 @@ pub fn read(
             // "这个多久能好?": a question that names no service is answered, never a value.
             // "fz_shoes 开店铺利润报表 多久能好 客户要看利润": a piece asking when is a question
             // wherever it stands.
-            None if (clauses[piece.clause].question && !named_later[j] && !clause_named)
+            // A value or a correction before the asking words ("jd和ks 不是dy 今天能好吗") is
+            // no part of the question.
+            None if (clauses[piece.clause].question
+                && !named_later[j]
+                && !clause_named
+                && (!holds_value(&piece.text, marks_correction)
+                    || asks_itself(words, &piece.text)))
                 || (!groups.is_empty()
                     && words
                         .when_questions
@@ -353,8 +404,11 @@ pub fn read(
                     for g in &mut groups {
                         g.shared.push(piece.text.clone());
                     }
-                } else if let Some(last) = groups.last_mut() {
-                    last.pieces.push(piece.text.clone());
+                } else if let Some(k) = target.or(groups.len().checked_sub(1)) {
+                    if marks_correction && marker_at.is_none() {
+                        marker_at = Some((k, groups[k].pieces.len()));
+                    }
+                    groups[k].pieces.push(piece.text.clone());
                 } else {
                     preamble.push(piece.text.clone());
                 }
@@ -740,6 +794,110 @@ fn in_word(s: &str, at: usize, words: &ReadingWords, names: &[String]) -> bool {
             .any(|(p, _)| p <= at && at < p + w.len())
     };
     words.connective_exceptions.iter().any(covers) || names.iter().any(covers)
+}
+
+/// Whether a piece says a value (letters or digits) or corrects one.
+fn holds_value(piece: &str, corrects: bool) -> bool {
+    corrects || piece.chars().any(|c| c.is_ascii_alphanumeric())
+}
+
+/// Whether a piece itself asks: when, why, or a question ending.
+fn asks_itself(words: &ReadingWords, piece: &str) -> bool {
+    words
+        .when_questions
+        .iter()
+        .chain(&words.why_words)
+        .any(|w| piece.contains(w.as_str()))
+        || words
+            .question_endings
+            .iter()
+            .any(|e| piece.trim_end_matches(['?', '？']).ends_with(e.as_str()))
+        || piece.ends_with(['?', '？'])
+}
+
+/// Whether piece `j` opens its clause.
+fn first_of_clause_at(pieces: &[Piece], j: usize) -> bool {
+    j == 0 || pieces.get(j - 1).map(|p| p.clause) != pieces.get(j).map(|p| p.clause)
+}
+
+/// The earlier request a correction names by words only its service's name holds ("赠品那个
+/// 写错了" after 赠品策略上限 and 订单合并上限): two Chinese characters in a row that occur in
+/// the names of exactly one request's service. `None` when they name none, or several.
+fn name_part(catalog: &Catalog, folded: &str, groups: &[Group]) -> Option<usize> {
+    let names: Vec<Vec<String>> = groups
+        .iter()
+        .map(|g| {
+            catalog.service(g.service).map_or_else(Vec::new, |s| {
+                std::iter::once(&s.name)
+                    .chain(&s.aliases)
+                    .map(|n| fold(n))
+                    .collect()
+            })
+        })
+        .collect();
+    let chars: Vec<char> = folded.chars().collect();
+    let mut found: Option<usize> = None;
+    for pair in chars.windows(2) {
+        if !pair.iter().all(|c| is_han(*c)) {
+            continue;
+        }
+        let pair: String = pair.iter().collect();
+        let holders: Vec<usize> = names
+            .iter()
+            .enumerate()
+            .filter(|(_, ns)| ns.iter().any(|n| n.contains(pair.as_str())))
+            .map(|(k, _)| k)
+            .collect();
+        match (holders.as_slice(), found) {
+            ([k], None) => found = Some(*k),
+            ([k], Some(f)) if *k == f => {}
+            ([_], Some(_)) => return None,
+            _ => {}
+        }
+    }
+    found
+}
+
+static ACCOUNT_CORRECTION: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    Regex::new(
+        r"(?:不是\s*([A-Za-z0-9_.@-]{3,})\s*(?:而|应该)?是|([A-Za-z0-9_.@-]{3,})\s*(?:写错了|打错了|搞错了|错了)\s*(?:应该是|是)?)\s*([A-Za-z0-9_.@-]{3,})",
+    )
+    .ok()
+});
+
+/// "给 sz_ld_2 原因要对快递费用 不是 sz_ld_2 是 sz_ld02": an account corrected with the old one
+/// written out is replaced wherever it was said, and the correction itself is no value. Only
+/// when the old account was said before the correction and both are account-shaped.
+fn accounts_corrected(text: &str) -> String {
+    let Some(re) = ACCOUNT_CORRECTION.as_ref() else {
+        return text.to_owned();
+    };
+    let mut out = text.to_owned();
+    while let Some(c) = re.captures(&out) {
+        let (Some(whole), Some(now)) = (c.get(0), c.get(3)) else {
+            break;
+        };
+        let Some(was) = c.get(1).or_else(|| c.get(2)) else {
+            break;
+        };
+        let (was, now) = (was.as_str().to_owned(), now.as_str().to_owned());
+        let before = &out[..whole.start()];
+        if was == now
+            || !is_seller_account(&was)
+            || !is_seller_account(&now)
+            || !was.chars().any(|c| c.is_ascii_alphabetic())
+            || !before.contains(was.as_str())
+        {
+            break;
+        }
+        let rest = out[whole.end()..].to_owned();
+        out = format!(
+            "{} {}",
+            before.replace(was.as_str(), &now).trim_end(),
+            rest.trim_start()
+        );
+    }
+    out
 }
 
 /// "订单合并上限 yw_socks要150 lyf_store要200": one service, two customers each with their own

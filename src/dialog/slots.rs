@@ -84,6 +84,9 @@ pub struct SlotWords {
     /// "只要淘宝京东": the options after the last of these are the whole list.
     #[serde(default)]
     pub list_set_words: Vec<String>,
+    /// "平台是jd和ks 不是dy": an option right after one of these is not wanted, never added.
+    #[serde(default)]
+    pub option_negations: Vec<String>,
     /// Platform → its nicknames ("拼多多" → pdd): an unoffered platform is noticed by these too.
     #[serde(default)]
     pub platform_nicknames: std::collections::BTreeMap<String, Vec<String>>,
@@ -742,13 +745,37 @@ impl Scan<'_> {
                 words.push((lowered(c), Some(i)));
             }
         }
+        // Another field's label that only shortens one of this service's labels ("平台" of
+        // 需要开通的平台) names that field here, not a field this service lacks.
+        let own_labels: Vec<Cow<'_, str>> = self
+            .service
+            .fields
+            .iter()
+            .map(|f| lowered(&f.spec.label))
+            .collect();
+        let shortened = |word: &str| -> Option<usize> {
+            let holders: Vec<usize> = own_labels
+                .iter()
+                .enumerate()
+                .filter(|(_, l)| word.chars().count() >= 2 && l.ends_with(word))
+                .map(|(i, _)| i)
+                .collect();
+            match holders.as_slice() {
+                [i] => Some(*i),
+                _ => None,
+            }
+        };
         for spec in catalog.fields() {
             if self.service.field(&spec.key).is_some() {
                 continue;
             }
-            words.push((lowered(&spec.label), None));
+            let label = lowered(&spec.label);
+            let field = shortened(&label);
+            words.push((label, field));
             for c in &spec.cues {
-                words.push((lowered(c), None));
+                let cue = lowered(c);
+                let field = shortened(&cue);
+                words.push((cue, field));
             }
         }
         for w in &self.words.foreign_account_labels {
@@ -1025,7 +1052,26 @@ impl Scan<'_> {
                     .unwrap_or(rest.len());
                 let value = rest[..clause_end].trim();
                 // The first word alone when it answers ("是否多仓:否 wdt_zlz02"), else the clause.
-                let word_end = value.find(char::is_whitespace).unwrap_or(value.len());
+                let mut word_end = value.find(char::is_whitespace).unwrap_or(value.len());
+                // "平台是jd ks 不是dy": a list goes on over the words that are options each.
+                if matches!(field.spec.kind, FieldKind::MultiChoice { .. })
+                    && field.spec.parse_answer(&value[..word_end]).is_ok()
+                {
+                    let mut at = word_end;
+                    while let Some(next) = value[at..].split_whitespace().next() {
+                        let end = at + value[at..].find(next).unwrap_or(0) + next.len();
+                        let negated = self
+                            .words
+                            .option_negations
+                            .iter()
+                            .any(|n| !n.is_empty() && next.starts_with(n.as_str()));
+                        if negated || field.spec.parse_answer(next).is_err() {
+                            break;
+                        }
+                        word_end = end;
+                        at = end;
+                    }
+                }
                 let word = &value[..word_end];
                 let notice = matches!(field.spec.kind, FieldKind::Duration { .. });
                 if !word.is_empty() && field.spec.parse_answer(word).is_ok() {
@@ -1521,7 +1567,14 @@ impl Scan<'_> {
             let mut options: Vec<String> = Vec::new();
             let mut source = None;
             for (span, f, o) in &kept {
-                if *f == i && !options.contains(o) {
+                let negated = {
+                    let before = self.text[..span.start].trim_end();
+                    self.words
+                        .option_negations
+                        .iter()
+                        .any(|n| !n.is_empty() && before.ends_with(n.as_str()))
+                };
+                if *f == i && !options.contains(o) && !negated {
                     options.push(o.clone());
                     source.get_or_insert_with(|| self.text[span.clone()].to_owned());
                 }

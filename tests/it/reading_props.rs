@@ -154,3 +154,111 @@ fn numbers_after_cue(text: &str) -> Vec<i64> {
         })
         .collect()
 }
+
+/// The first two Chinese characters of `name` that no other name in `others` holds.
+fn own_part(name: &str, others: &[&str]) -> Option<String> {
+    let chars: Vec<char> = name.chars().collect();
+    chars
+        .windows(2)
+        .filter(|w| w.iter().all(|c| ('\u{4e00}'..='\u{9fff}').contains(c)))
+        .map(|w| w.iter().collect::<String>())
+        .find(|part| others.iter().all(|o| !o.contains(part.as_str())))
+}
+
+/// The numbers a request's text gives its one integer field.
+fn integers(text: &str, id: ServiceId) -> Vec<i64> {
+    let f = &*FIXTURE;
+    let service = f.catalog.service(id).unwrap();
+    extract(&f.catalog, service, &f.matcher.tuning().slots, text)
+        .answers
+        .values()
+        .filter_map(|v| match v {
+            FieldValue::Integer(n) => Some(*n),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_correction_naming_an_earlier_request_mends_that_one_only() {
+    // "A调到x 另外B调到y 哦不对 <A的词>那个写错了 应该是z": z is A's, y stays B's. Every pair
+    // of limit raises whose first has words of its own.
+    let f = &*FIXTURE;
+    let mut tried = 0;
+    for (a, a_name, a_lo, a_hi) in &f.raises {
+        for (b, b_name, b_lo, b_hi) in &f.raises {
+            if a == b {
+                continue;
+            }
+            let Some(part) = own_part(a_name, &[b_name.as_str()]) else {
+                continue;
+            };
+            tried += 1;
+            let (x, z) = (a_lo + 1, (a_lo + a_hi) / 2);
+            let y = (b_lo + b_hi) / 2 + 1;
+            let text = format!(
+                "sh_one01 {a_name}调到{x} 另外 bj_two02 的{b_name}调到{y} 哦不对 {part}那个写错了 \
+                 应该是{z} 什么时候能好"
+            );
+            let tuning = f.matcher.tuning();
+            let reading = read(
+                &f.catalog,
+                &f.matcher,
+                &tuning.reading,
+                &tuning.slots,
+                &text,
+            );
+            let planned: Vec<ServiceId> = reading.plan.iter().map(|p| p.service).collect();
+            assert_eq!(planned, vec![*a, *b], "{text}");
+            assert_eq!(
+                integers(&reading.plan[0].text, *a),
+                vec![z],
+                "{text}: {:?}",
+                reading.plan
+            );
+            assert_eq!(
+                integers(&reading.plan[1].text, *b),
+                vec![y],
+                "{text}: {:?}",
+                reading.plan
+            );
+            assert_eq!(
+                reading.plan[0].account.as_deref(),
+                Some("sh_one01"),
+                "{text}"
+            );
+            assert_eq!(
+                reading.plan[1].account.as_deref(),
+                Some("bj_two02"),
+                "{text}"
+            );
+            assert_eq!(
+                reading.questions.len(),
+                1,
+                "{text}: {:?}",
+                reading.questions
+            );
+        }
+    }
+    assert!(tried >= 20, "only {tried} pairs tried");
+}
+
+#[test]
+fn an_account_corrected_with_the_old_one_written_out_is_replaced_where_it_was_said() {
+    let f = &*FIXTURE;
+    let tuning = f.matcher.tuning();
+    for text in [
+        "sz_ld 开电子发票 客户要开票 另外物流追踪也开一下 给 sz_ld_2 不是 sz_ld_2 是 sz_ld02",
+        "sz_ld 开电子发票 客户要开票 另外物流追踪也开一下 给 sz_ld_2 sz_ld_2写错了 应该是 sz_ld02",
+    ] {
+        let reading = read(&f.catalog, &f.matcher, &tuning.reading, &tuning.slots, text);
+        let accounts: Vec<Option<&str>> =
+            reading.plan.iter().map(|p| p.account.as_deref()).collect();
+        assert_eq!(accounts, vec![Some("sz_ld"), Some("sz_ld02")], "{text}");
+        assert!(
+            reading.plan.iter().all(|p| !p.text.contains("sz_ld_2")),
+            "{text}: {:?}",
+            reading.plan
+        );
+    }
+}

@@ -386,3 +386,25 @@ fn cue_characters_inside_other_words_do_not_make_a_request() {
         assert!(!matcher.asks_how(request), "{request}");
     }
 }
+
+#[test]
+fn a_short_label_names_the_services_own_field_and_a_negated_option_is_left_out() {
+    // "平台" is also another service's label: here it shortens 需要开通的平台. "不是dy" takes
+    // 抖店 out of the list said before it.
+    let (catalog, matcher) = matcher();
+    let service = catalog
+        .service(kaitong::domain::ServiceId(49))
+        .expect("#49");
+    let words = &matcher.tuning().slots;
+    for (text, meant) in [
+        ("发货单明文打印 平台 ks", "快手"),
+        ("发货单明文打印 平台：jd", "京东"),
+        ("发货单明文打印 平台jd和dy 客户要看地址", "京东、抖店"),
+        ("发货单明文打印 平台是jd ks 不是dy", "京东、快手"),
+        ("发货单明文打印 开淘宝 不要快手", "淘宝"),
+    ] {
+        let found = kaitong::dialog::slots::extract(&catalog, service, words, text);
+        let got: Vec<String> = found.answers.values().map(|v| v.display(false)).collect();
+        assert_eq!(got, vec![meant.to_owned()], "{text}");
+    }
+}
