@@ -1277,6 +1277,7 @@ impl DialogBot {
             state,
             queue: std::mem::take(&mut outcome.session.queue),
             updated_at: outcome.session.updated_at,
+            recent: None,
         };
         let bytes = serde_json::to_vec(&form_session).unwrap_or_default();
         self.store

@@ -16,6 +16,19 @@ pub struct Session {
     pub queue: Vec<Queued>,
     /// Unix seconds of the last message; older than the TTL means the form expired.
     pub updated_at: i64,
+    /// The last form that left the conversation, cancelled or filed.
+    #[serde(default)]
+    pub recent: Option<Recent>,
+}
+
+/// The last form that left the conversation: cancelled (a misclick right after is undone,
+/// "点错了 不取消") or filed (the same request again for another customer, "一样的 给 X 也开").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Recent {
+    pub form: Form,
+    pub cancelled: bool,
+    /// Unix seconds when it left.
+    pub at: i64,
 }
 
 /// A request waiting its turn: the service, and the seller account it is for when one was given.

@@ -5,6 +5,7 @@
 use regex::Regex;
 
 use super::Engine;
+use crate::dialog::text::fold;
 use crate::dialog::understand::Tuning;
 use crate::domain::ServiceId;
 
@@ -105,7 +106,56 @@ impl Engine<'_> {
                     .find(|w| !w.is_empty())
                     .is_some_and(|last| last != trimmed && Tuning::is(&w.cancel, last))
         };
-        if is(&w.cancel) || ends_cancelled() {
+        // "算了不弄了", "算了吧 不办了": cancel words one after another, nothing else.
+        let only_cancel_words = || {
+            let folded: String = fold(trimmed)
+                .chars()
+                .filter(|c| c.is_alphanumeric())
+                .collect();
+            let mut rest = folded.as_str();
+            let mut words = 0;
+            while !rest.is_empty() {
+                let longest = w
+                    .cancel
+                    .iter()
+                    .filter(|c| !c.is_empty() && rest.starts_with(c.as_str()))
+                    .map(String::len)
+                    .max();
+                if let Some(len) = longest {
+                    rest = &rest[len..];
+                    words += 1;
+                } else if let Some(c) = rest
+                    .chars()
+                    .next()
+                    .filter(|c| "吧啊哦呀啦嘛哈了".contains(*c))
+                {
+                    rest = &rest[c.len_utf8()..];
+                } else {
+                    return false;
+                }
+            }
+            words >= 2
+        };
+        // "先不弄了 等客户签了免责声明再说": a message opening with a cancel of three characters
+        // or more, standing apart, then saying why.
+        let opens_cancelled = || {
+            trimmed.chars().count() <= 30
+                && trimmed
+                    .split(|c: char| c.is_whitespace() || ",，。!！".contains(c))
+                    .next()
+                    .filter(|first| *first != trimmed)
+                    .is_some_and(|first| {
+                        let first = fold(first);
+                        // Only 先/那/就 before it: "快手不要了" takes back an option.
+                        w.cancel.iter().any(|c| {
+                            c.chars().count() >= 3
+                                && first.strip_suffix(c.as_str()).is_some_and(|lead| {
+                                    lead.chars().all(|ch| "先那就还".contains(ch))
+                                })
+                        })
+                    })
+        };
+        if is(&w.cancel) || ends_cancelled() || only_cancel_words() || opens_cancelled() {
             Some(FormCommand::Cancel)
         } else if is(&w.back) {
             Some(FormCommand::Back)

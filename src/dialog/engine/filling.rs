@@ -141,6 +141,24 @@ impl Engine<'_> {
             // The other questions go first; the file is asked again at the end.
             return self.advance(form, t);
         }
+        // "等下 我问下客户要几台" at any other question: no answer; the form waits for it.
+        if let Some(f) = current
+            && !matches!(f.spec.kind, FieldKind::Attachment { .. })
+            && (f.spec.prose || f.spec.parse_answer(text).is_err())
+            && self
+                .tuning()
+                .commands
+                .answer_later
+                .iter()
+                .any(|w| fold(text).contains(w.as_str()))
+        {
+            tracing::info!(field = %f.key(), "the person will answer later: the form waits");
+            t.say.push(
+                self.m()
+                    .render(MessageKey::AnswerLater, &[("label", &f.spec.label)]),
+            );
+            return State::Filling { form };
+        }
         // "客户要对物流费用" at the summary: a new reason, never a switch and never lost.
         let form = match self.new_reason_at_summary(form, service, text, t) {
             ControlFlow::Break(state) => return state,
@@ -591,6 +609,11 @@ impl Engine<'_> {
         let m = self.m();
         let state = match command {
             FormCommand::Cancel if !t.queue.is_empty() => {
+                t.recent = Some(crate::dialog::session::Recent {
+                    form: form.clone(),
+                    cancelled: true,
+                    at: t.now.timestamp(),
+                });
                 // Only this request is dropped: the ones queued behind it are named, and wait.
                 t.say.push(m.render(
                     MessageKey::CancelledQueueLeft,
@@ -602,6 +625,11 @@ impl Engine<'_> {
                 State::Idle
             }
             FormCommand::Cancel => {
+                t.recent = Some(crate::dialog::session::Recent {
+                    form: form.clone(),
+                    cancelled: true,
+                    at: t.now.timestamp(),
+                });
                 t.say.push(m.get(MessageKey::Cancelled));
                 State::Idle
             }

@@ -13,6 +13,7 @@ mod answer;
 mod asking;
 mod command;
 mod filling;
+mod recent;
 mod reopen;
 mod slash;
 mod summary;
@@ -65,6 +66,8 @@ struct Turn {
     say: Say,
     queue: Vec<Queued>,
     file: Option<Form>,
+    /// The last form that left the conversation (`Session::recent`).
+    recent: Option<crate::dialog::session::Recent>,
 }
 
 /// The reply under construction: paragraphs, and options if the last one is a question.
@@ -121,6 +124,7 @@ impl Engine<'_> {
             say: Say::default(),
             queue: Vec::new(),
             file: None,
+            recent: None,
         };
         let mut session = if expired {
             if !matches!(session.state, State::Idle) {
@@ -133,6 +137,7 @@ impl Engine<'_> {
         session.updated_at = now.timestamp();
         let state = std::mem::take(&mut session.state);
         t.queue = std::mem::take(&mut session.queue);
+        t.recent = session.recent.take();
         let next = match content {
             Content::Text(text) if crate::catalog::value::has_control_chars(text) => {
                 // Refused at the edge: NUL, BEL or ESC are never stored or shown.
@@ -156,6 +161,14 @@ impl Engine<'_> {
         };
         session.state = next;
         session.queue = t.queue;
+        if let Some(form) = &t.file {
+            t.recent = Some(crate::dialog::session::Recent {
+                form: form.clone(),
+                cancelled: false,
+                at: now.timestamp(),
+            });
+        }
+        session.recent = t.recent;
         Self::outcome(session, t.say, t.file)
     }
 
@@ -187,6 +200,7 @@ impl Engine<'_> {
                 say: Say::default(),
                 queue: Vec::new(),
                 file: None,
+                recent: None,
             };
             let name = self.service_label(parked.service).unwrap_or_default();
             match self.on_attachment(State::Filling { form: *parked }, attachment, &mut inner) {
@@ -304,7 +318,10 @@ impl Engine<'_> {
         let text = text.trim();
         let command = self.command(text);
         match state {
-            State::Idle => self.idle(text, command, t),
+            State::Idle => match self.again(text, command.as_ref(), t) {
+                Some(state) => state,
+                None => self.idle(text, command, t),
+            },
             State::Choosing {
                 options,
                 text: original,

@@ -142,6 +142,16 @@ pub struct CommandWords {
     pub later: Vec<String>,
     /// At a file question: the file comes later ("等下发", "先放着"); the form waits for it.
     pub file_later: Vec<String>,
+    /// At any other question: the person goes to find the answer ("等下 我问下客户"); the
+    /// words are no answer and the form waits.
+    #[serde(default)]
+    pub answer_later: Vec<String>,
+    /// Right after 取消: the cancel was a misclick ("点错了 不取消"); the form comes back.
+    #[serde(default)]
+    pub undo_cancel: Vec<String>,
+    /// Right after filing: the same request again ("一样的 给 X 也开"), for the account named.
+    #[serde(default)]
+    pub same_again: Vec<String>,
     pub keep: Vec<String>,
     /// "已确认" and the like: never a new request when nothing waits for confirmation.
     pub confirm_like: Vec<String>,
@@ -196,6 +206,9 @@ impl Tuning {
             &mut c.switch,
             &mut c.later,
             &mut c.file_later,
+            &mut c.answer_later,
+            &mut c.undo_cancel,
+            &mut c.same_again,
             &mut c.keep,
             &mut c.confirm_like,
             &mut c.plain_yes,
