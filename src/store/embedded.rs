@@ -7,7 +7,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use redb::{Database, ReadableTable, TableDefinition};
 
-use super::{Cause, Durability, Store, StoreError};
+use super::backend::{Durability, Store};
+use super::error::{Cause, StoreError};
 
 /// value = expiry in unix millis (8 bytes, big-endian; 0 = never) followed by the payload.
 const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
