@@ -12,8 +12,8 @@ use regex::Regex;
 use serde::de::DeserializeOwned;
 use toml::Spanned;
 
-use super::Catalog;
 use super::condition::Condition;
+use super::loaded::Catalog;
 use super::messages::{MessageKey, Messages};
 use super::model::{
     AssumedValue, Assumption, Category, FieldKind, FieldSpec, FilingRoute, Guidance, Refusal,
@@ -104,6 +104,14 @@ impl Src {
 struct LibField {
     head: RawFieldHead,
     constraints: RawConstraints,
+}
+
+impl Catalog {
+    /// Loads and validates `dir` (containing `messages.toml`,
+    /// `categories.toml`, `fields.toml` and `services/*.toml`).
+    pub fn load(dir: &Path) -> Result<Catalog> {
+        load(dir)
+    }
 }
 
 pub(super) fn load(dir: &Path) -> Result<Catalog> {
