@@ -4,9 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{
-    CallbackResponse, ChannelSettings, Rejection, ReplyCache, open, reply_stamp, signed_query,
+use super::callback::{
+    CallbackResponse, ChannelSettings, Rejection, open, reply_stamp, signed_query,
 };
+use super::dedupe::ReplyCache;
 use crate::domain::{
     Attachment, AttachmentKind, Bot, CardAction, ChannelKind, Content, Conversation, Inbound,
     MediaSource, Reply, UserId,
@@ -68,7 +69,7 @@ impl AiBotChannel {
     }
 
     pub fn verify_url(&self, query: &CallbackQuery, now: i64) -> Result<String, Rejection> {
-        super::verify_url(&self.crypt, query, now, self.settings.timestamp_window)
+        super::callback::verify_url(&self.crypt, query, now, self.settings.timestamp_window)
     }
 
     pub async fn receive(
@@ -116,7 +117,7 @@ impl AiBotChannel {
         let key = keys::dedupe_aibot_message(&message.aibotid, message.msgid.trim());
         let shape = &shape;
         let response_url = message.response_url.as_deref();
-        let Some(plaintext) = super::answer_once(
+        let Some(plaintext) = super::callback::answer_once(
             ChannelKind::AiBot,
             &self.replies,
             &self.settings,

@@ -2,9 +2,10 @@
 
 use std::sync::Arc;
 
-use super::{
-    CallbackResponse, ChannelSettings, Rejection, ReplyCache, open, reply_stamp, signed_query,
+use super::callback::{
+    CallbackResponse, ChannelSettings, Rejection, open, reply_stamp, signed_query,
 };
+use super::dedupe::ReplyCache;
 use crate::domain::{
     ApprovalChange, ApprovalSink, ApprovalStatus, Attachment, AttachmentKind, Bot, CardAction,
     ChannelKind, Content, Conversation, Inbound, MediaSource, Reply, UserId,
@@ -91,7 +92,7 @@ impl AppChannel {
 
     /// GET: URL verification; the answer is the decrypted echostr, verbatim.
     pub fn verify_url(&self, query: &CallbackQuery, now: i64) -> Result<String, Rejection> {
-        super::verify_url(&self.crypt, query, now, self.settings.timestamp_window)
+        super::callback::verify_url(&self.crypt, query, now, self.settings.timestamp_window)
     }
 
     /// POST: one message or event.
@@ -145,7 +146,7 @@ impl AppChannel {
             let sender = &sender;
             async move { self.deliver(sender, now, &reply).await }
         };
-        let Some(plaintext) = super::answer_once(
+        let Some(plaintext) = super::callback::answer_once(
             ChannelKind::App,
             &self.replies,
             &self.settings,
