@@ -30,7 +30,7 @@ pub use load::CatalogError;
 pub use loaded::Catalog;
 pub use messages::{MessageKey, Messages};
 pub use model::{
-    ApplicantRule, AssumedValue, Assumption, Category, FieldKind, FieldSpec, FilingRoute, Guidance,
-    Refusal, Service, ServiceField, Team, Window,
+    ApplicantRule, AssumedValue, Assumption, AssumptionError, Category, FieldKind, FieldSpec,
+    FilingRoute, Guidance, Refusal, Service, ServiceField, Team, Window,
 };
-pub use value::{AnswerError, Answers, FieldKey, FieldValue};
+pub use value::{AnswerError, Answers, FieldKey, FieldValue, InvalidFieldKey};
