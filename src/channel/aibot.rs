@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::callback::{
-    CallbackResponse, ChannelSettings, Rejection, open, reply_stamp, signed_query,
+    CallbackResponse, ChannelSettings, Malformed, Rejection, open, reply_stamp, signed_query,
 };
 use super::dedupe::ReplyCache;
 use crate::domain::{
@@ -79,18 +79,16 @@ impl AiBotChannel {
         now: i64,
     ) -> Result<CallbackResponse, Rejection> {
         let signed = signed_query(query, now, self.settings.timestamp_window)?;
-        let encrypted =
-            aibot_json::parse_envelope(body).map_err(|e| Rejection::Malformed(e.to_string()))?;
+        let encrypted = aibot_json::parse_envelope(body).map_err(Malformed::Json)?;
         let plain = open(&self.crypt, &signed, &encrypted)?;
-        let message = BotMessage::parse(&plain).map_err(|e| Rejection::Malformed(e.to_string()))?;
+        let message = BotMessage::parse(&plain).map_err(Malformed::Json)?;
 
         if message.msgtype == "stream" {
             return Ok(self.refresh_stream(&message).await);
         }
-        let sender = UserId::parse(&message.from.userid)
-            .ok_or_else(|| Rejection::Malformed("from.userid is empty".into()))?;
+        let sender = UserId::parse(&message.from.userid).ok_or(Malformed::Empty("from.userid"))?;
         if message.msgid.trim().is_empty() {
-            return Err(Rejection::Malformed("msgid is empty".into()));
+            return Err(Malformed::Empty("msgid").into());
         }
         let Some((content, shape)) = content_of(&message) else {
             tracing::info!(channel = "aibot", msgtype = %message.msgtype, "event needs no reply");
@@ -104,7 +102,7 @@ impl AiBotChannel {
                 Conversation::Group(chat.trim().to_owned())
             }
             (Some("group"), _) => {
-                return Err(Rejection::Malformed("group message without chatid".into()));
+                return Err(Malformed::GroupWithoutChatId.into());
             }
             _ => Conversation::Direct,
         };

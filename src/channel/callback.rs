@@ -6,10 +6,12 @@ use std::time::Duration;
 
 use super::dedupe::{Outcome, ReplyCache};
 use crate::domain::{Bot, ChannelKind, Inbound, Reply};
+use crate::wecom::aibot_json::JsonError;
+use crate::wecom::app_xml::XmlError;
 use crate::wecom::{CallbackQuery, CryptoError, MsgCrypt};
 
 /// Why a callback was refused; each maps to one HTTP status in `http`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum Rejection {
     #[error("missing query parameter {0}")]
     MissingParameter(&'static str),
@@ -20,7 +22,30 @@ pub enum Rejection {
     #[error("receive id does not match this app")]
     ReceiveIdMismatch,
     #[error("malformed callback: {0}")]
-    Malformed(String),
+    Malformed(#[from] Malformed),
+}
+
+/// What is wrong with a callback refused as malformed.
+#[derive(Debug, thiserror::Error)]
+pub enum Malformed {
+    /// A part that must be text is not UTF-8 (`body`, `message`, `echostr`).
+    #[error("{0} is not UTF-8")]
+    NotUtf8(&'static str),
+    /// A field that must be set is empty (`FromUserName`, `from.userid`, `msgid`).
+    #[error("{0} is empty")]
+    Empty(&'static str),
+    #[error("group message without chatid")]
+    GroupWithoutChatId,
+    /// The app channel's XML envelope or message.
+    #[error(transparent)]
+    Xml(XmlError),
+    /// The AI bot's JSON envelope or message.
+    #[error(transparent)]
+    Json(JsonError),
+    /// Decrypting failed, other than for a foreign receive id; with the code Tencent's sample
+    /// libraries give it.
+    #[error("{0} ({code})", code = .0.code())]
+    Crypto(#[source] CryptoError),
 }
 
 impl Rejection {
@@ -104,7 +129,7 @@ pub(super) fn open(
         .map_err(|_| Rejection::BadSignature)?;
     crypt.decrypt(encrypted).map_err(|e| match e {
         CryptoError::ValidateReceiveId => Rejection::ReceiveIdMismatch,
-        other => Rejection::Malformed(format!("{other} ({})", other.code())),
+        other => Rejection::Malformed(Malformed::Crypto(other)),
     })
 }
 
@@ -121,7 +146,7 @@ pub(super) fn verify_url(
         .as_deref()
         .ok_or(Rejection::MissingParameter("echostr"))?;
     let plain = open(crypt, &signed, echostr)?;
-    String::from_utf8(plain).map_err(|_| Rejection::Malformed("echostr is not UTF-8".into()))
+    String::from_utf8(plain).map_err(|_| Malformed::NotUtf8("echostr").into())
 }
 
 /// A fresh timestamp and nonce for a reply envelope.

@@ -18,5 +18,5 @@ pub mod media;
 
 pub use aibot::{AiBotChannel, strip_mentions};
 pub use app::AppChannel;
-pub use callback::{CallbackResponse, ChannelSettings, Rejection};
+pub use callback::{CallbackResponse, ChannelSettings, Malformed, Rejection};
 pub use dedupe::{Outcome, ReplyCache};
