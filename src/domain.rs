@@ -24,11 +24,16 @@ impl ServiceId {
     }
 }
 
+/// Text that is not a service id; holds the text as given.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a service id: {0:?}")]
+pub struct NotAServiceId(pub String);
+
 impl std::str::FromStr for ServiceId {
-    type Err = String;
+    type Err = NotAServiceId;
 
     /// Accepts "33", "#33", "＃33", "33号" (what users type for an id).
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self, NotAServiceId> {
         let t = s
             .trim()
             .trim_start_matches(['#', '＃'])
@@ -36,7 +41,7 @@ impl std::str::FromStr for ServiceId {
             .trim();
         match t.parse::<u16>() {
             Ok(n) if n > 0 => Ok(Self(n)),
-            _ => Err(format!("not a service id: {s:?}")),
+            _ => Err(NotAServiceId(s.to_owned())),
         }
     }
 }

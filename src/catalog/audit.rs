@@ -11,7 +11,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::Catalog;
+use super::loaded::Catalog;
 use super::model::{AssumedValue, Assumption, FieldKind, FilingRoute, Service, Team, Window};
 
 /// Where the seed says a request goes (its 申请渠道 column).

@@ -5,9 +5,10 @@ use crate::domain::ServiceId;
 use std::fmt::Write as _;
 use std::path::Path;
 
+use super::load::CatalogError;
+use super::loaded::Catalog;
 use super::messages::MessageKey;
 use super::model::{ApplicantRule, FilingRoute, Service, Window};
-use super::{Catalog, CatalogError};
 
 /// All services grouped by category, with ids.
 pub fn render_list(catalog: &Catalog) -> String {
@@ -81,7 +82,7 @@ fn write_show_header(o: &mut String, catalog: &Catalog, s: &Service) {
 }
 
 /// The label of the service's field `key`, or the key when the service has no such field.
-fn label_of(s: &Service, key: &super::FieldKey) -> String {
+fn label_of(s: &Service, key: &super::value::FieldKey) -> String {
     s.field(key)
         .map_or_else(|| key.to_string(), |f| f.spec.label.clone())
 }

@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use super::{Catalog, CatalogError};
+use super::load::CatalogError;
+use super::loaded::Catalog;
 
 /// Cloneable handle to the current catalog.
 #[derive(Debug, Clone)]

@@ -12,8 +12,8 @@ use regex::Regex;
 use serde::de::DeserializeOwned;
 use toml::Spanned;
 
-use super::Catalog;
 use super::condition::Condition;
+use super::loaded::Catalog;
 use super::messages::{MessageKey, Messages};
 use super::model::{
     AssumedValue, Assumption, Category, FieldKind, FieldSpec, FilingRoute, Guidance, Refusal,
@@ -104,6 +104,14 @@ impl Src {
 struct LibField {
     head: RawFieldHead,
     constraints: RawConstraints,
+}
+
+impl Catalog {
+    /// Loads and validates `dir` (containing `messages.toml`,
+    /// `categories.toml`, `fields.toml` and `services/*.toml`).
+    pub fn load(dir: &Path) -> Result<Catalog> {
+        load(dir)
+    }
 }
 
 pub(super) fn load(dir: &Path) -> Result<Catalog> {
@@ -218,7 +226,8 @@ fn load_fields(
     let mut specs = BTreeMap::new();
     for f in raw.field {
         let (head, constraints) = f.split();
-        let key = FieldKey::parse(head.key.get_ref()).map_err(|e| src.err(head.key.span(), e))?;
+        let key = FieldKey::parse(head.key.get_ref())
+            .map_err(|e| src.err(head.key.span(), e.to_string()))?;
         if library.contains_key(&key) {
             return Err(src.err(head.key.span(), format!("duplicate field key `{key}`")));
         }
@@ -535,7 +544,8 @@ fn convert_field(
 ) -> Result<ServiceField> {
     let (head, over) = r.split();
     let at = head.key.span();
-    let key = FieldKey::parse(head.key.get_ref()).map_err(|e| src.err(at.clone(), e))?;
+    let key =
+        FieldKey::parse(head.key.get_ref()).map_err(|e| src.err(at.clone(), e.to_string()))?;
     let Some(lib) = library.get(&key) else {
         return Err(src.err(at, format!("unknown field `{key}` (not in fields.toml)")));
     };
@@ -701,7 +711,8 @@ fn convert_assumptions(
     let mut out: Vec<Assumption> = Vec::new();
     for a in raw {
         let span = a.what.span();
-        let what = AssumedValue::parse(a.what.get_ref()).map_err(|e| src.err(span.clone(), e))?;
+        let what = AssumedValue::parse(a.what.get_ref())
+            .map_err(|e| src.err(span.clone(), e.to_string()))?;
         let field_kind = |k: &FieldKey| fields.iter().find(|f| f.key() == k).map(|f| &f.spec.kind);
         let exists = match &what {
             AssumedValue::Handler => has_handler,
@@ -771,7 +782,8 @@ fn convert_condition(
         ));
     }
     let fspan = field_name.span();
-    let key = FieldKey::parse(field_name.get_ref()).map_err(|e| src.err(fspan.clone(), e))?;
+    let key =
+        FieldKey::parse(field_name.get_ref()).map_err(|e| src.err(fspan.clone(), e.to_string()))?;
     let Some(target) = earlier.iter().find(|f| f.key() == &key) else {
         return Err(src.err(
             fspan,

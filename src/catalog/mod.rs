@@ -8,7 +8,8 @@
 //! engine only reads it; ranking free text is `dialog::understand`.
 //!
 //! Inside, modules only depend downwards: `value`, `messages` → `condition` → `model` →
-//! `answer`, `raw`, `audit` → `load` → this file's [`Catalog`] (`handle`, `cli` read it).
+//! `answer`, `raw`, `loaded` (the [`Catalog`] itself) → `audit`, `load` → `handle`, `cli`;
+//! this file only declares and re-exports.
 
 mod answer;
 pub mod audit;
@@ -16,94 +17,20 @@ pub mod cli;
 pub mod condition;
 mod handle;
 mod load;
+mod loaded;
 pub mod messages;
 pub mod model;
 mod raw;
 pub mod value;
 
-use crate::domain::ServiceId;
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-
 pub use cli::{render_list, render_show};
 pub use condition::Condition;
 pub use handle::{CatalogHandle, reload_on_sighup};
 pub use load::CatalogError;
+pub use loaded::Catalog;
 pub use messages::{MessageKey, Messages};
 pub use model::{
-    ApplicantRule, AssumedValue, Assumption, Category, FieldKind, FieldSpec, FilingRoute, Guidance,
-    Refusal, Service, ServiceField, Team, Window,
+    ApplicantRule, AssumedValue, Assumption, AssumptionError, Category, FieldKind, FieldSpec,
+    FilingRoute, Guidance, Refusal, Service, ServiceField, Team, Window,
 };
-pub use value::{AnswerError, Answers, FieldKey, FieldValue};
-
-/// A loaded, consistent catalog. Cheap to share behind an `Arc`.
-#[derive(Debug)]
-pub struct Catalog {
-    services: BTreeMap<ServiceId, Service>,
-    fields: BTreeMap<FieldKey, FieldSpec>,
-    categories: Vec<Category>,
-    messages: Arc<Messages>,
-    dir: PathBuf,
-}
-
-impl Catalog {
-    /// Loads and validates `dir` (containing `messages.toml`,
-    /// `categories.toml`, `fields.toml` and `services/*.toml`).
-    pub fn load(dir: &Path) -> Result<Catalog, CatalogError> {
-        load::load(dir)
-    }
-
-    /// Services in id order.
-    pub fn services(&self) -> impl Iterator<Item = &Service> {
-        self.services.values()
-    }
-
-    pub fn service(&self, id: ServiceId) -> Option<&Service> {
-        self.services.get(&id)
-    }
-
-    pub fn service_count(&self) -> usize {
-        self.services.len()
-    }
-
-    /// A field of the shared library (unmerged with any service override).
-    pub fn field(&self, key: &FieldKey) -> Option<&FieldSpec> {
-        self.fields.get(key)
-    }
-
-    pub fn fields(&self) -> impl Iterator<Item = &FieldSpec> {
-        self.fields.values()
-    }
-
-    pub fn field_count(&self) -> usize {
-        self.fields.len()
-    }
-
-    pub fn messages(&self) -> &Messages {
-        &self.messages
-    }
-
-    /// Categories in file order.
-    pub fn categories(&self) -> &[Category] {
-        &self.categories
-    }
-
-    pub fn category(&self, key: &str) -> Option<&Category> {
-        self.categories.iter().find(|c| c.key == key)
-    }
-
-    /// The directory the catalog was loaded from.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    /// The line `check` prints on success.
-    pub fn summary_line(&self) -> String {
-        format!(
-            "catalog OK: {} services, {} fields",
-            self.service_count(),
-            self.field_count()
-        )
-    }
-}
+pub use value::{AnswerError, Answers, FieldKey, FieldValue, InvalidFieldKey};

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::condition::Condition;
 use super::messages::MessageKey;
 use super::messages::Messages;
-use super::value::{Answers, FieldKey, FieldValue};
+use super::value::{Answers, FieldKey, FieldValue, InvalidFieldKey};
 
 /// Who handles the request once filed (the seed's 处理人 column).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -466,11 +466,24 @@ pub enum AssumedValue {
     Cap(FieldKey),
 }
 
+/// Why an `[[assumed]]` entry's `what` is not one the data may name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AssumptionError {
+    /// `options.<field>` or `cap.<field>` with a key that is not lower snake case.
+    #[error(transparent)]
+    FieldKey(#[from] InvalidFieldKey),
+    #[error(
+        "unknown assumption `{0}`: expected team, handler, window, channel, \
+         channel_address, notes, options.<field> or cap.<field>"
+    )]
+    Unknown(String),
+}
+
 impl AssumedValue {
     /// Reads the data spelling: `team`, `handler`, `window`, `channel`, `channel_address`,
     /// `notes`, `options.<field>`, `cap.<field>`.
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        let field = |k: &str| FieldKey::parse(k);
+    pub fn parse(raw: &str) -> Result<Self, AssumptionError> {
+        let field = |k: &str| FieldKey::parse(k).map_err(AssumptionError::from);
         match raw.trim() {
             "channel" => Ok(Self::Route),
             "channel_address" => Ok(Self::RouteAddress),
@@ -481,10 +494,7 @@ impl AssumedValue {
             other => match other.split_once('.') {
                 Some(("options", k)) => field(k).map(Self::Options),
                 Some(("cap", k)) => field(k).map(Self::Cap),
-                _ => Err(format!(
-                    "unknown assumption `{other}`: expected team, handler, window, channel, \
-                     channel_address, notes, options.<field> or cap.<field>"
-                )),
+                _ => Err(AssumptionError::Unknown(other.to_owned())),
             },
         }
     }

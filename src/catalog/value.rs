@@ -14,9 +14,14 @@ use serde::{Deserialize, Serialize};
 #[serde(try_from = "String", into = "String")]
 pub struct FieldKey(String);
 
+/// A field key that is not lower snake case; holds the key as given.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid field key {0:?}: expected lower_snake_case")]
+pub struct InvalidFieldKey(pub String);
+
 impl FieldKey {
     /// Accepts `^[a-z][a-z0-9_]*$`.
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, InvalidFieldKey> {
         let mut chars = s.chars();
         let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase());
         if first_ok
@@ -25,9 +30,7 @@ impl FieldKey {
         {
             Ok(Self(s.to_owned()))
         } else {
-            Err(format!(
-                "invalid field key {s:?}: expected lower_snake_case"
-            ))
+            Err(InvalidFieldKey(s.to_owned()))
         }
     }
 
@@ -37,15 +40,15 @@ impl FieldKey {
 }
 
 impl TryFrom<String> for FieldKey {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
+    type Error = InvalidFieldKey;
+    fn try_from(s: String) -> Result<Self, InvalidFieldKey> {
         Self::parse(&s)
     }
 }
 
 impl std::str::FromStr for FieldKey {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = InvalidFieldKey;
+    fn from_str(s: &str) -> Result<Self, InvalidFieldKey> {
         Self::parse(s)
     }
 }

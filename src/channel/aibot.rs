@@ -4,9 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{
-    CallbackResponse, ChannelSettings, Rejection, ReplyCache, open, reply_stamp, signed_query,
+use super::callback::{
+    CallbackResponse, ChannelSettings, Malformed, Rejection, open, reply_stamp, signed_query,
 };
+use super::dedupe::ReplyCache;
 use crate::domain::{
     Attachment, AttachmentKind, Bot, CardAction, ChannelKind, Content, Conversation, Inbound,
     MediaSource, Reply, UserId,
@@ -68,7 +69,7 @@ impl AiBotChannel {
     }
 
     pub fn verify_url(&self, query: &CallbackQuery, now: i64) -> Result<String, Rejection> {
-        super::verify_url(&self.crypt, query, now, self.settings.timestamp_window)
+        super::callback::verify_url(&self.crypt, query, now, self.settings.timestamp_window)
     }
 
     pub async fn receive(
@@ -78,18 +79,16 @@ impl AiBotChannel {
         now: i64,
     ) -> Result<CallbackResponse, Rejection> {
         let signed = signed_query(query, now, self.settings.timestamp_window)?;
-        let encrypted =
-            aibot_json::parse_envelope(body).map_err(|e| Rejection::Malformed(e.to_string()))?;
+        let encrypted = aibot_json::parse_envelope(body).map_err(Malformed::Json)?;
         let plain = open(&self.crypt, &signed, &encrypted)?;
-        let message = BotMessage::parse(&plain).map_err(|e| Rejection::Malformed(e.to_string()))?;
+        let message = BotMessage::parse(&plain).map_err(Malformed::Json)?;
 
         if message.msgtype == "stream" {
             return Ok(self.refresh_stream(&message).await);
         }
-        let sender = UserId::parse(&message.from.userid)
-            .ok_or_else(|| Rejection::Malformed("from.userid is empty".into()))?;
+        let sender = UserId::parse(&message.from.userid).ok_or(Malformed::Empty("from.userid"))?;
         if message.msgid.trim().is_empty() {
-            return Err(Rejection::Malformed("msgid is empty".into()));
+            return Err(Malformed::Empty("msgid").into());
         }
         let Some((content, shape)) = content_of(&message) else {
             tracing::info!(channel = "aibot", msgtype = %message.msgtype, "event needs no reply");
@@ -103,7 +102,7 @@ impl AiBotChannel {
                 Conversation::Group(chat.trim().to_owned())
             }
             (Some("group"), _) => {
-                return Err(Rejection::Malformed("group message without chatid".into()));
+                return Err(Malformed::GroupWithoutChatId.into());
             }
             _ => Conversation::Direct,
         };
@@ -116,7 +115,7 @@ impl AiBotChannel {
         let key = keys::dedupe_aibot_message(&message.aibotid, message.msgid.trim());
         let shape = &shape;
         let response_url = message.response_url.as_deref();
-        let Some(plaintext) = super::answer_once(
+        let Some(plaintext) = super::callback::answer_once(
             ChannelKind::AiBot,
             &self.replies,
             &self.settings,

@@ -2,9 +2,10 @@
 
 use std::sync::Arc;
 
-use super::{
-    CallbackResponse, ChannelSettings, Rejection, ReplyCache, open, reply_stamp, signed_query,
+use super::callback::{
+    CallbackResponse, ChannelSettings, Malformed, Rejection, open, reply_stamp, signed_query,
 };
+use super::dedupe::ReplyCache;
 use crate::domain::{
     ApprovalChange, ApprovalSink, ApprovalStatus, Attachment, AttachmentKind, Bot, CardAction,
     ChannelKind, Content, Conversation, Inbound, MediaSource, Reply, UserId,
@@ -91,7 +92,7 @@ impl AppChannel {
 
     /// GET: URL verification; the answer is the decrypted echostr, verbatim.
     pub fn verify_url(&self, query: &CallbackQuery, now: i64) -> Result<String, Rejection> {
-        super::verify_url(&self.crypt, query, now, self.settings.timestamp_window)
+        super::callback::verify_url(&self.crypt, query, now, self.settings.timestamp_window)
     }
 
     /// POST: one message or event.
@@ -102,16 +103,13 @@ impl AppChannel {
         now: i64,
     ) -> Result<CallbackResponse, Rejection> {
         let signed = signed_query(query, now, self.settings.timestamp_window)?;
-        let body = std::str::from_utf8(body)
-            .map_err(|_| Rejection::Malformed("body is not UTF-8".into()))?;
-        let encrypted = Envelope::parse(body).map_err(|e| Rejection::Malformed(e.to_string()))?;
+        let body = std::str::from_utf8(body).map_err(|_| Malformed::NotUtf8("body"))?;
+        let encrypted = Envelope::parse(body).map_err(Malformed::Xml)?;
         let plain = open(&self.crypt, &signed, &encrypted)?;
-        let plain = String::from_utf8(plain)
-            .map_err(|_| Rejection::Malformed("message is not UTF-8".into()))?;
-        let message =
-            InnerMessage::parse(&plain).map_err(|e| Rejection::Malformed(e.to_string()))?;
-        let sender = UserId::parse(&message.from_user_name)
-            .ok_or_else(|| Rejection::Malformed("FromUserName is empty".into()))?;
+        let plain = String::from_utf8(plain).map_err(|_| Malformed::NotUtf8("message"))?;
+        let message = InnerMessage::parse(&plain).map_err(Malformed::Xml)?;
+        let sender =
+            UserId::parse(&message.from_user_name).ok_or(Malformed::Empty("FromUserName"))?;
 
         if message.msg_type.trim() == "event"
             && message.event.as_deref().map(str::trim) == Some("sys_approval_change")
@@ -145,7 +143,7 @@ impl AppChannel {
             let sender = &sender;
             async move { self.deliver(sender, now, &reply).await }
         };
-        let Some(plaintext) = super::answer_once(
+        let Some(plaintext) = super::callback::answer_once(
             ChannelKind::App,
             &self.replies,
             &self.settings,

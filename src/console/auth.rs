@@ -15,9 +15,11 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::{Deserialize, Serialize};
 
+use super::html;
+use super::peer::{Peer, log_refusal};
 use super::session::ConsoleSession;
+use super::state::ConsoleState;
 use super::throttle::retry_after_secs;
-use super::{ConsoleState, Peer, html, log_refusal};
 use crate::catalog::Team;
 use crate::requests::{Handler, TeamScope, token_hash};
 use crate::store::keys;

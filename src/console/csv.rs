@@ -10,11 +10,12 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 
+use super::display::local_time;
+use super::html;
+use super::listing::{BatchQuery, BatchView, FilterError, Listing, parse_day, visible_batch};
+use super::peer::{Peer, log_refusal};
 use super::session::ConsoleSession;
-use super::{
-    BatchQuery, BatchView, ConsoleState, FilterError, Listing, Peer, html, local_time, log_refusal,
-    parse_day, visible_batch,
-};
+use super::state::ConsoleState;
 use crate::requests::{BatchDay, BatchSchedule, LedgerError, Request};
 
 /// The fixed columns; one column per field label follows.

@@ -14,10 +14,12 @@ use axum::response::Response;
 use chrono::{DateTime, Days, Utc};
 use maud::{Markup, html};
 
+use super::display::TEAMS;
 use super::failure::{OnPage, PageFailure};
 use super::html::{html_response, layout};
+use super::listing::{BatchView, Listing, visible_batch};
 use super::session::ConsoleSession;
-use super::{BatchView, ConsoleState, Listing, TEAMS, visible_batch};
+use super::state::ConsoleState;
 use crate::catalog::Team;
 use crate::requests::{BatchDay, BatchSchedule, Request};
 
@@ -165,7 +167,7 @@ pub(crate) async fn page(
     let dashboard = Dashboard::build(schedule, now, &teams, &recent, &open);
     let body = html! {
         h1 { "看板" }
-        p class="muted" { "最近 " (DAYS) " 天（按批次日期），截至 " (super::local_time(schedule, now, "%m-%d %H:%M")) }
+        p class="muted" { "最近 " (DAYS) " 天（按批次日期），截至 " (super::display::local_time(schedule, now, "%m-%d %H:%M")) }
         h2 { "现在待处理" }
         (now_table(&dashboard))
         h2 { "每天申请数（按处理组）" }

@@ -14,7 +14,8 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 use super::session::ConsoleSession;
 use chrono::{DateTime, Utc};
 
-use super::{BatchView, Listing, STATUSES, TEAMS, age, local_time};
+use super::display::{STATUSES, TEAMS, age, local_time};
+use super::listing::{BatchView, Listing};
 use crate::catalog::FieldValue;
 use crate::notify::OutboxItem;
 use crate::notify::handoff::HandoffState;

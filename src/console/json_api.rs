@@ -18,7 +18,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::ApiHandler;
-use super::{BatchQuery, ConsoleState, FilterError, Listing, Peer, log_refusal, visible_batch};
+use super::listing::{BatchQuery, FilterError, Listing, visible_batch};
+use super::peer::{Peer, log_refusal};
+use super::state::ConsoleState;
 use crate::domain::RequestId;
 use crate::notify::handoff::{HandoffState, handoff_state};
 use crate::requests::{BatchSchedule, DeskError, LedgerError, Request};

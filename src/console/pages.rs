@@ -11,8 +11,10 @@ use chrono::Utc;
 
 use super::failure::{OnPage, PageError, PageFailure};
 use super::html::{self, Notice};
+use super::listing::{BatchQuery, visible_batch};
+use super::peer::{Peer, log_refusal};
 use super::session::ConsoleSession;
-use super::{BatchQuery, ConsoleState, Peer, log_refusal, visible_batch};
+use super::state::ConsoleState;
 use crate::catalog::{FieldKey, FieldValue};
 use crate::domain::RequestId;
 use crate::notify::handoff::{HandoffState, handoff_state};
@@ -32,7 +34,7 @@ pub(crate) async fn batch(
     let now = Utc::now();
     let checked = match query {
         Ok(Query(q)) => q.check(&state.schedule, now, true),
-        Err(_) => Err(super::FilterError::Day),
+        Err(_) => Err(super::listing::FilterError::Day),
     };
     let view = match checked {
         Ok(view) => view,

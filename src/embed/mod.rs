@@ -40,8 +40,12 @@ pub enum EmbedError {
     /// The answer was longer than any honest answer to the request could be.
     #[error("embedding server answer too large (over {cap} bytes); not read further")]
     TooLarge { cap: usize },
-    #[error("embedding table {path}: {reason}")]
-    Table { path: String, reason: String },
+    #[error("embedding table {path}: {source}")]
+    Table {
+        path: String,
+        #[source]
+        source: static_table::TableError,
+    },
     #[error("distillation: {0}")]
     Distill(String),
 }

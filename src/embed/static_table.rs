@@ -42,6 +42,69 @@ const MAX_HEADER: usize = 64 * 1024;
 /// rare, telling word for nearly 1.
 const SIF_A: f64 = 1e-3;
 
+/// Why a table is refused when read, or rows cannot be written as one. Without a path:
+/// [`EmbedError::Table`] adds it.
+#[derive(Debug, thiserror::Error)]
+pub enum TableError {
+    /// Reading, writing or renaming the file.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error("{0} bytes is too short to be a table")]
+    TooShort(usize),
+    #[error("not a kvec table (bad magic)")]
+    BadMagic,
+    #[error("checksum mismatch (truncated or corrupt)")]
+    Checksum,
+    #[error("format version {0}, this build reads {VERSION}")]
+    Version(u32),
+    #[error("provenance header of {0} bytes")]
+    HeaderTooLong(usize),
+    #[error("provenance header: {0}")]
+    Header(#[source] serde_json::Error),
+    /// The provenance could not be written as JSON.
+    #[error(transparent)]
+    Provenance(serde_json::Error),
+    #[error("{0} dimensions")]
+    Dimensions(usize),
+    #[error("header says {header_words} words × {header_dims} dims, body {words} × {dims}")]
+    Counts {
+        header_words: usize,
+        header_dims: usize,
+        words: usize,
+        dims: usize,
+    },
+    #[error("size overflow")]
+    SizeOverflow,
+    #[error("{remaining} bytes of body for {words} words × {dims} dims")]
+    BodyLength {
+        remaining: usize,
+        words: usize,
+        dims: usize,
+    },
+    #[error("words: {0}")]
+    Words(#[source] std::str::Utf8Error),
+    #[error("empty word at row {0}")]
+    EmptyWord(usize),
+    #[error("too many words")]
+    TooManyWords,
+    #[error("word {0:?} twice")]
+    WordTwice(String),
+    #[error("{listed} words listed, header says {words}")]
+    WordCount { listed: usize, words: usize },
+    #[error("a row scale is negative or not finite")]
+    BadScale,
+    #[error("truncated at byte {0}")]
+    Truncated(usize),
+    #[error("provenance says {provenance} words, {rows} rows")]
+    RowCount { provenance: usize, rows: usize },
+    #[error("word {0:?} cannot be stored")]
+    Unstorable(String),
+    #[error("vector of {word:?} is not {dims} finite values")]
+    BadVector { word: String, dims: usize },
+    #[error("{0} does not fit a u32")]
+    TooLarge(usize),
+}
+
 /// Where a table came from, stored in its header and shown by `PROVENANCE.md`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Provenance {
@@ -115,16 +178,16 @@ impl StaticTable {
     /// Reads and checks a table; anything short, corrupt or inconsistent is refused with
     /// [`EmbedError::Table`] naming the path.
     pub fn load(path: &Path) -> Result<Self, EmbedError> {
-        let table_error = |reason: String| EmbedError::Table {
+        let table_error = |source: TableError| EmbedError::Table {
             path: path.display().to_string(),
-            reason,
+            source,
         };
-        let bytes = std::fs::read(path).map_err(|e| table_error(e.to_string()))?;
+        let bytes = std::fs::read(path).map_err(|e| table_error(e.into()))?;
         Self::from_bytes(&bytes).map_err(table_error)
     }
 
     /// Parses a table held in memory; the error is the reason, without a path.
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, TableError> {
         let body = checked_body(bytes)?;
         let mut r = Reader { bytes: body, at: 4 };
         let (provenance, words, dims) = read_header(&mut r)?;
@@ -145,34 +208,33 @@ impl StaticTable {
     }
 
     /// Serialises rows into the file format; every vector must have `provenance.dims` elements.
-    pub fn to_bytes(provenance: &Provenance, rows: &[Row]) -> Result<Vec<u8>, String> {
+    pub fn to_bytes(provenance: &Provenance, rows: &[Row]) -> Result<Vec<u8>, TableError> {
         let dims = provenance.dims;
         if provenance.words != rows.len() {
-            return Err(format!(
-                "provenance says {} words, {} rows",
-                provenance.words,
-                rows.len()
-            ));
+            return Err(TableError::RowCount {
+                provenance: provenance.words,
+                rows: rows.len(),
+            });
         }
         if dims == 0 || dims > MAX_DIMS {
-            return Err(format!("{dims} dimensions"));
+            return Err(TableError::Dimensions(dims));
         }
-        let header = serde_json::to_vec(provenance).map_err(|e| e.to_string())?;
+        let header = serde_json::to_vec(provenance).map_err(TableError::Provenance)?;
         let mut blob = String::new();
         for row in rows {
             if !is_content_token(&row.word) || row.word.contains('\n') {
-                return Err(format!("word {:?} cannot be stored", row.word));
+                return Err(TableError::Unstorable(row.word.clone()));
             }
             if row.vector.len() != dims || row.vector.iter().any(|x| !x.is_finite()) {
-                return Err(format!(
-                    "vector of {:?} is not {dims} finite values",
-                    row.word
-                ));
+                return Err(TableError::BadVector {
+                    word: row.word.clone(),
+                    dims,
+                });
             }
             blob.push_str(&row.word);
             blob.push('\n');
         }
-        let len32 = |n: usize| u32::try_from(n).map_err(|_| format!("{n} does not fit a u32"));
+        let len32 = |n: usize| u32::try_from(n).map_err(|_| TableError::TooLarge(n));
         let mut out = Vec::with_capacity(blob.len() + rows.len() * (dims + 8) + header.len() + 64);
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&VERSION.to_le_bytes());
@@ -199,17 +261,17 @@ impl StaticTable {
 
     /// Writes a table next to `path` and renames it into place, so a reader never sees half.
     pub fn write(path: &Path, provenance: &Provenance, rows: &[Row]) -> Result<u64, EmbedError> {
-        let table_error = |reason: String| EmbedError::Table {
+        let table_error = |source: TableError| EmbedError::Table {
             path: path.display().to_string(),
-            reason,
+            source,
         };
         let bytes = Self::to_bytes(provenance, rows).map_err(table_error)?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| table_error(e.to_string()))?;
+            std::fs::create_dir_all(dir).map_err(|e| table_error(e.into()))?;
         }
         let tmp = path.with_extension("kvec.tmp");
-        std::fs::write(&tmp, &bytes).map_err(|e| table_error(e.to_string()))?;
-        std::fs::rename(&tmp, path).map_err(|e| table_error(e.to_string()))?;
+        std::fs::write(&tmp, &bytes).map_err(|e| table_error(e.into()))?;
+        std::fs::rename(&tmp, path).map_err(|e| table_error(e.into()))?;
         Ok(bytes.len() as u64)
     }
 
@@ -289,44 +351,44 @@ fn quantise(v: &[f32]) -> (f32, Vec<i8>) {
     (scale, q)
 }
 /// The table without its checksum, once its length, magic and checksum are right.
-fn checked_body(bytes: &[u8]) -> Result<&[u8], String> {
+fn checked_body(bytes: &[u8]) -> Result<&[u8], TableError> {
     if bytes.len() < MAGIC.len() + 4 + CHECKSUM_LEN {
-        return Err(format!("{} bytes is too short to be a table", bytes.len()));
+        return Err(TableError::TooShort(bytes.len()));
     }
     if &bytes[..4] != MAGIC {
-        return Err("not a kvec table (bad magic)".into());
+        return Err(TableError::BadMagic);
     }
     let (body, checksum) = bytes.split_at(bytes.len() - CHECKSUM_LEN);
     if Sha256::digest(body).as_slice() != checksum {
-        return Err("checksum mismatch (truncated or corrupt)".into());
+        return Err(TableError::Checksum);
     }
     Ok(body)
 }
 
 /// Version, provenance, and the word and dimension counts, which must agree with it.
-fn read_header(r: &mut Reader<'_>) -> Result<(Provenance, usize, usize), String> {
+fn read_header(r: &mut Reader<'_>) -> Result<(Provenance, usize, usize), TableError> {
     let version = r.u32()?;
     if version != VERSION {
-        return Err(format!(
-            "format version {version}, this build reads {VERSION}"
-        ));
+        return Err(TableError::Version(version));
     }
     let header_len = r.u32()? as usize;
     if header_len > MAX_HEADER {
-        return Err(format!("provenance header of {header_len} bytes"));
+        return Err(TableError::HeaderTooLong(header_len));
     }
-    let provenance: Provenance = serde_json::from_slice(r.take(header_len)?)
-        .map_err(|e| format!("provenance header: {e}"))?;
+    let provenance: Provenance =
+        serde_json::from_slice(r.take(header_len)?).map_err(TableError::Header)?;
     let words = r.u32()? as usize;
     let dims = r.u32()? as usize;
     if dims == 0 || dims > MAX_DIMS {
-        return Err(format!("{dims} dimensions"));
+        return Err(TableError::Dimensions(dims));
     }
     if provenance.words != words || provenance.dims != dims {
-        return Err(format!(
-            "header says {} words × {} dims, body {words} × {dims}",
-            provenance.words, provenance.dims
-        ));
+        return Err(TableError::Counts {
+            header_words: provenance.words,
+            header_dims: provenance.dims,
+            words,
+            dims,
+        });
     }
     Ok((provenance, words, dims))
 }
@@ -336,41 +398,45 @@ fn read_word_index(
     r: &mut Reader<'_>,
     words: usize,
     dims: usize,
-) -> Result<HashMap<Box<str>, u32>, String> {
+) -> Result<HashMap<Box<str>, u32>, TableError> {
     let blob_len = r.u32()? as usize;
     // Check the whole remaining length before allocating anything sized by the header.
     let rest = words
         .checked_mul(dims + 8)
-        .ok_or_else(|| "size overflow".to_owned())?;
+        .ok_or(TableError::SizeOverflow)?;
     if r.remaining() != blob_len.saturating_add(rest) {
-        return Err(format!(
-            "{} bytes of body for {words} words × {dims} dims",
-            r.remaining()
-        ));
+        return Err(TableError::BodyLength {
+            remaining: r.remaining(),
+            words,
+            dims,
+        });
     }
-    let blob = std::str::from_utf8(r.take(blob_len)?).map_err(|e| format!("words: {e}"))?;
+    let blob = std::str::from_utf8(r.take(blob_len)?).map_err(TableError::Words)?;
     let mut index = HashMap::with_capacity(words);
     for (row, word) in blob.split_terminator('\n').enumerate() {
         if word.is_empty() {
-            return Err(format!("empty word at row {row}"));
+            return Err(TableError::EmptyWord(row));
         }
-        let row = u32::try_from(row).map_err(|_| "too many words".to_owned())?;
+        let row = u32::try_from(row).map_err(|_| TableError::TooManyWords)?;
         if index.insert(Box::from(word), row).is_some() {
-            return Err(format!("word {word:?} twice"));
+            return Err(TableError::WordTwice(word.to_owned()));
         }
     }
     if index.len() != words {
-        return Err(format!("{} words listed, header says {words}", index.len()));
+        return Err(TableError::WordCount {
+            listed: index.len(),
+            words,
+        });
     }
     Ok(index)
 }
 
 /// Each row's frequency and quantisation scale, folded into one factor: scale × SIF weight.
-fn read_row_factors(r: &mut Reader<'_>, words: usize) -> Result<Vec<f32>, String> {
+fn read_row_factors(r: &mut Reader<'_>, words: usize) -> Result<Vec<f32>, TableError> {
     let freqs: Vec<u32> = (0..words).map(|_| r.u32()).collect::<Result<_, _>>()?;
     let scales: Vec<f32> = (0..words).map(|_| r.f32()).collect::<Result<_, _>>()?;
     if scales.iter().any(|s| !s.is_finite() || *s < 0.0) {
-        return Err("a row scale is negative or not finite".into());
+        return Err(TableError::BadScale);
     }
     let total: f64 = freqs.iter().map(|f| f64::from(*f)).sum::<f64>().max(1.0);
     Ok(freqs
@@ -393,27 +459,27 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], TableError> {
         let end = self
             .at
             .checked_add(n)
             .filter(|end| *end <= self.bytes.len())
-            .ok_or_else(|| format!("truncated at byte {}", self.at))?;
+            .ok_or(TableError::Truncated(self.at))?;
         let slice = &self.bytes[self.at..end];
         self.at = end;
         Ok(slice)
     }
 
-    fn array4(&mut self) -> Result<[u8; 4], String> {
+    fn array4(&mut self) -> Result<[u8; 4], TableError> {
         let s = self.take(4)?;
         Ok([s[0], s[1], s[2], s[3]])
     }
 
-    fn u32(&mut self) -> Result<u32, String> {
+    fn u32(&mut self) -> Result<u32, TableError> {
         self.array4().map(u32::from_le_bytes)
     }
 
-    fn f32(&mut self) -> Result<f32, String> {
+    fn f32(&mut self) -> Result<f32, TableError> {
         self.array4().map(f32::from_le_bytes)
     }
 

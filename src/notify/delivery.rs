@@ -61,6 +61,17 @@ pub enum Delivery {
     },
 }
 
+/// Why a stored item cannot be read as a [`Delivery`]: its `reason` when it is kept as
+/// [`Delivery::Unreadable`].
+#[derive(Debug, thiserror::Error)]
+enum ReadError {
+    #[error("unknown kind")]
+    Kind,
+    /// The payload is not the kind's shape.
+    #[error(transparent)]
+    Payload(serde_json::Error),
+}
+
 impl Delivery {
     /// The stored kind string: [`DeliveryKind::as_str`], or an unreadable item's own.
     #[must_use]
@@ -125,20 +136,22 @@ impl Delivery {
         fn typed<T: serde::de::DeserializeOwned>(
             payload: &serde_json::Value,
             wrap: fn(T) -> Delivery,
-        ) -> Result<Delivery, String> {
-            T::deserialize(payload).map(wrap).map_err(|e| e.to_string())
+        ) -> Result<Delivery, ReadError> {
+            T::deserialize(payload)
+                .map(wrap)
+                .map_err(ReadError::Payload)
         }
         let read = match DeliveryKind::parse(&kind) {
             Some(DeliveryKind::Wecom) => typed(&payload, Self::Wecom),
             Some(DeliveryKind::Webhook) => typed(&payload, Self::Webhook),
             Some(DeliveryKind::Oa) => typed(&payload, Self::Oa),
             Some(DeliveryKind::Email) => typed(&payload, Self::Email),
-            None => Err("unknown kind".to_owned()),
+            None => Err(ReadError::Kind),
         };
-        read.unwrap_or_else(|reason| Self::Unreadable {
+        read.unwrap_or_else(|why| Self::Unreadable {
             kind,
             payload,
-            reason,
+            reason: why.to_string(),
         })
     }
 }

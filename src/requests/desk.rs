@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::{Ledger, LedgerError, Request, Status};
+use super::ledger::{Ledger, LedgerError};
+use super::record::{Request, Status};
 use crate::catalog::Team;
 use crate::config::{HandlerAccountSettings, HandlersSection};
 use crate::domain::{ChannelKind, RequestId, UserId};
@@ -326,7 +327,7 @@ impl Desk {
             .ledger
             .set_external_ticket(
                 id,
-                super::ExternalTicket {
+                super::record::ExternalTicket {
                     number: number.trim().to_owned(),
                     by: handler.name.clone(),
                     at: now,

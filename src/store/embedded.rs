@@ -7,7 +7,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use redb::{Database, ReadableTable, TableDefinition};
 
-use super::{Cause, Durability, Store, StoreError};
+use super::backend::{Durability, Store};
+use super::error::{Cause, StoreError};
 
 /// value = expiry in unix millis (8 bytes, big-endian; 0 = never) followed by the payload.
 const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
@@ -190,12 +191,26 @@ fn damaged(path: &Path, reason: impl std::fmt::Display) -> StoreError {
     }
 }
 
+/// Any of redb's errors, boxed: `redb::Error` is large, and every closure [`guarded`] runs
+/// returns it.
+struct Redb(Box<redb::Error>);
+
+impl<E: Into<redb::Error>> From<E> for Redb {
+    fn from(error: E) -> Self {
+        Self(Box::new(error.into()))
+    }
+}
+
 /// Runs `f` on a store file, turning redb's errors and panics into [`StoreError`]s: a file
 /// held by another process is `InUse`, anything else wrong with it is `Damaged`.
-fn guarded<T>(path: &Path, f: impl FnOnce() -> Result<T, redb::Error>) -> Result<T, StoreError> {
+fn guarded<T>(path: &Path, f: impl FnOnce() -> Result<T, Redb>) -> Result<T, StoreError> {
     quiet_open_panics();
     OPENING.with(|o| o.set(true));
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    let outcome = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        // Unboxed here, so the arms below match redb's error itself.
+        Ok(result) => Ok(result.map_err(|Redb(error)| *error)),
+        Err(panic) => Err(panic),
+    };
     OPENING.with(|o| o.set(false));
     match outcome {
         Ok(Ok(value)) => Ok(value),
@@ -226,8 +241,6 @@ fn guarded<T>(path: &Path, f: impl FnOnce() -> Result<T, redb::Error>) -> Result
 /// Opens the database file and reads every record once, so a damaged file is found at
 /// start-up instead of by the first request that touches the broken part. An existing empty
 /// file is damaged (redb would silently start a new store in it, hiding the loss).
-// redb's own error type is large; these closures run once per open, not per request.
-#[allow(clippy::result_large_err)]
 fn open_checked(path: &Path, create: bool) -> Result<(Database, usize), StoreError> {
     match std::fs::metadata(path) {
         Ok(meta) if meta.len() == 0 => return Err(damaged(path, "the file is empty (0 bytes)")),
@@ -268,8 +281,6 @@ pub struct CheckReport {
 /// so a damaged file stays exactly as it was for `kaitong store restore` or a closer look. A
 /// damaged file is reported with how many of its records could still be read. The file must not
 /// be in use.
-// redb's own error type is large; these closures run once per open, not per request.
-#[allow(clippy::result_large_err)]
 pub fn check_file(path: &Path) -> Result<CheckReport, StoreError> {
     match std::fs::metadata(path) {
         Ok(meta) if meta.len() == 0 => return Err(damaged(path, "the file is empty (0 bytes)")),
@@ -308,7 +319,6 @@ pub fn check_file(path: &Path) -> Result<CheckReport, StoreError> {
 }
 
 /// The checks of [`check_file`] on `copy`, a private copy of `path` (errors name `path`).
-#[allow(clippy::result_large_err)]
 fn check_copy(path: &Path, copy: &Path) -> Result<CheckReport, StoreError> {
     let mut db = guarded(path, || Ok(Database::open(copy)?))?;
     let (records, readable_error) = guarded(path, || Ok(readable_records(&db)))?;
@@ -365,8 +375,6 @@ fn readable_records(db: &Database) -> (usize, Option<String>) {
 /// Replaces the store file at `path` with the backup at `backup`, after checking the backup.
 /// The current file (if any) is kept beside it as `PATH.before-restore-UNIXTIME`. The store
 /// must not be in use.
-// redb's own error type is large; these closures run once per open, not per request.
-#[allow(clippy::result_large_err)]
 pub fn restore_file(backup: &Path, path: &Path) -> Result<std::path::PathBuf, StoreError> {
     check_file(backup)?;
     if path.exists() {

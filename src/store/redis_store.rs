@@ -39,8 +39,9 @@ use redis::aio::{
 use redis::{Cmd, Pipeline, RedisFuture, Value};
 use tokio::sync::Mutex;
 
+use super::backend::Store;
+use super::error::{Cause, StoreError};
 use super::sentinel::{SCHEME as SENTINEL_SCHEME, SentinelLink, SentinelUrl};
-use super::{Cause, Store, StoreError};
 
 /// Fails fast while Redis is down so a callback can still answer inside WeCom's 5 s budget.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);

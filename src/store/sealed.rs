@@ -23,7 +23,8 @@ use chacha20poly1305::aead::{Aead, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit, Nonce};
 use sha2::Digest;
 
-use super::{Durability, Store, StoreError, Versioned};
+use super::backend::{Durability, Store, Versioned};
+use super::error::StoreError;
 use crate::config::StoreSection;
 use crate::secret::Secret;
 

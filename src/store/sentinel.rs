@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use redis::sentinel::{Sentinel, SentinelNodeConnectionInfo};
 use tokio::sync::Mutex;
 
-use super::{Cause, StoreError};
+use super::error::{Cause, StoreError};
 
 pub const SCHEME: &str = "redis+sentinel://";
 const DEFAULT_SENTINEL_PORT: u16 = 26379;

@@ -8,7 +8,7 @@ use super::cards::{TemplateCard, TextNotice};
 #[derive(Debug, thiserror::Error)]
 pub enum JsonError {
     #[error("malformed JSON: {0}")]
-    Malformed(String),
+    Malformed(#[source] serde_json::Error),
     #[error("missing field {0}")]
     Missing(&'static str),
 }
@@ -23,8 +23,7 @@ struct Envelope {
 
 /// Returns the ciphertext of a well-formed `{"encrypt": "..."}` body.
 pub fn parse_envelope(body: &[u8]) -> Result<String, JsonError> {
-    let envelope: Envelope =
-        serde_json::from_slice(body).map_err(|e| JsonError::Malformed(e.to_string()))?;
+    let envelope: Envelope = serde_json::from_slice(body).map_err(JsonError::Malformed)?;
     envelope
         .encrypt
         .or(envelope.encrypt_capitalised)
@@ -132,8 +131,7 @@ pub struct OptionIds {
 
 impl BotMessage {
     pub fn parse(json: &[u8]) -> Result<Self, JsonError> {
-        let msg: BotMessage =
-            serde_json::from_slice(json).map_err(|e| JsonError::Malformed(e.to_string()))?;
+        let msg: BotMessage = serde_json::from_slice(json).map_err(JsonError::Malformed)?;
         if msg.msgtype.is_empty() {
             return Err(JsonError::Missing("msgtype"));
         }

@@ -8,7 +8,7 @@ use super::TEXT_LIMIT_BYTES;
 #[derive(Debug, thiserror::Error)]
 pub enum XmlError {
     #[error("malformed XML: {0}")]
-    Malformed(String),
+    Malformed(#[source] quick_xml::DeError),
     #[error("missing element {0}")]
     Missing(&'static str),
 }
@@ -27,8 +27,7 @@ pub struct Envelope {
 impl Envelope {
     /// Returns the ciphertext of a well-formed envelope.
     pub fn parse(body: &str) -> Result<String, XmlError> {
-        let envelope: Envelope =
-            quick_xml::de::from_str(body).map_err(|e| XmlError::Malformed(e.to_string()))?;
+        let envelope: Envelope = quick_xml::de::from_str(body).map_err(XmlError::Malformed)?;
         envelope
             .encrypt
             .map(|e| e.trim().to_owned())
@@ -185,8 +184,7 @@ pub struct OptionIds {
 
 impl InnerMessage {
     pub fn parse(xml: &str) -> Result<Self, XmlError> {
-        let msg: InnerMessage =
-            quick_xml::de::from_str(xml).map_err(|e| XmlError::Malformed(e.to_string()))?;
+        let msg: InnerMessage = quick_xml::de::from_str(xml).map_err(XmlError::Malformed)?;
         if msg.msg_type.trim().is_empty() {
             return Err(XmlError::Missing("MsgType"));
         }

@@ -4,7 +4,7 @@
 
 use regex::Regex;
 
-use super::Engine;
+use super::context::Engine;
 use crate::dialog::text::fold;
 use crate::dialog::understand::Tuning;
 use crate::domain::ServiceId;

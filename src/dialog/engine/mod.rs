@@ -12,6 +12,7 @@
 mod answer;
 mod asking;
 mod command;
+mod context;
 mod filling;
 mod recent;
 mod reopen;
@@ -21,14 +22,14 @@ mod summary;
 use chrono::{DateTime, Utc};
 
 use self::command::FormCommand;
+pub use self::context::Engine;
 use super::session::{Form, Queued, Session, State, Step};
 use super::slots::{Extraction, extract};
 use super::text::fold;
-use super::understand::{Matcher, SmallTalk, Tuning, Verdict};
+use super::understand::{SmallTalk, Tuning, Verdict};
 use crate::catalog::MessageKey;
-use crate::catalog::{Catalog, FieldKind, FieldValue, Messages, Service, ServiceField};
+use crate::catalog::{FieldKind, FieldValue, Messages, Service, ServiceField};
 use crate::domain::{ChoiceOption, Content, Reply, ServiceId};
-use crate::requests::BatchSchedule;
 
 /// What one turn decided.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,17 +47,6 @@ pub struct Outcome {
     /// The message asked about the person's requests ("好了没") where a field is asked: the
     /// bot answers it from the ledger before the question (the engine knows no ledger).
     pub ledger_question: Option<crate::dialog::commands::RequestCommand>,
-}
-
-/// Everything a turn reads; cheap to build per message.
-pub struct Engine<'a> {
-    pub catalog: &'a Catalog,
-    pub matcher: &'a Matcher,
-    pub schedule: &'a BatchSchedule,
-    /// Secrets and disclaimers are never asked for in a group chat.
-    pub in_group: bool,
-    /// The message in an embedding space, when its words alone were not clear.
-    pub meaning: Option<(&'a crate::dialog::meaning::Space, &'a [f32])>,
 }
 
 /// One turn's working set, shared by its steps: the clock, the reply being built, the person's
@@ -953,6 +943,9 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+    use crate::catalog::Catalog;
+    use crate::dialog::understand::Matcher;
+    use crate::requests::BatchSchedule;
 
     struct Fixture {
         catalog: Catalog,

@@ -7,7 +7,9 @@
 
 use serde::Deserialize;
 
-use super::{ApiError, RequestBody, WecomApi};
+use super::client::WecomApi;
+use super::errors::ApiError;
+use super::wire::RequestBody;
 
 /// One member as `user/get` answers (the fields we use).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -141,7 +143,7 @@ impl WecomApi {
                 reqwest::Method::POST,
                 PATH,
                 &[],
-                super::json_body(PATH, &body)?,
+                super::wire::json_body(PATH, &body)?,
             )
             .await?;
         if applied.sp_no.trim().is_empty() {

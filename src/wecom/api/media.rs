@@ -6,7 +6,9 @@ use std::fmt;
 use axum::body::Bytes;
 use serde::Deserialize;
 
-use super::{ApiError, Expect, Reply, RequestBody, WecomApi};
+use super::client::WecomApi;
+use super::errors::ApiError;
+use super::wire::{Expect, Reply, RequestBody};
 
 #[derive(Deserialize)]
 struct UploadReply {

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{ApiError, WecomApi, json_body};
+use super::client::WecomApi;
+use super::errors::ApiError;
+use super::wire::json_body;
 use crate::wecom::TEXT_LIMIT_BYTES;
 use crate::wecom::cards::{ButtonReplacement, TemplateCard};
 use crate::wecom::text::message_parts;

@@ -12,8 +12,9 @@
 //! Logs carry only the API path and the errcode. `reqwest` errors are stripped of their URL
 //! because the URL carries the token (or, for gettoken, the secret).
 //!
-//! Layout: this file holds the client and its one call path (token, send, capped read, errcode
-//! check); `errors` the error type and errcode classification; `token` the token cache;
+//! Layout: `client` holds the client, its settings and state; this file its one call path
+//! (token, send, capped read, errcode check); `wire` the request and reply shapes of a call;
+//! `errors` the error type and errcode classification; `token` the token cache;
 //! `messages` the `message/send` and `update_template_card` shapes and calls; `media` the
 //! media calls, upload form and Content-Disposition parsing; `response_url` the AI bot's one
 //! extra message per callback (no token). Text is split by [`crate::wecom::text`].
@@ -22,23 +23,19 @@
 //! serves in `Range` chunks, else errcode 830002) are not supported; a multi-part `send_text`
 //! that fails midway has already delivered the earlier parts.
 
+mod client;
 mod contacts;
 mod errors;
 mod media;
 mod messages;
 mod response_url;
 mod token;
+mod wire;
 
-use std::fmt;
-use std::time::Duration;
-
-// `bytes::Bytes` via axum's re-export (no direct `bytes` dependency): request bodies are
-// cloned cheaply when a call is retried with a fresh token.
 use axum::body::Bytes;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
-use tokio::sync::Mutex;
 
+pub use client::{ApiSettings, WecomApi};
 pub use contacts::{ApplyText, Department, Member};
 pub use errors::{ApiError, errcode, source_chain, transport_cause};
 pub use media::{Media, MediaKind, parse_content_disposition_filename};
@@ -48,144 +45,8 @@ pub use messages::{
 };
 pub use response_url::ResponseUrls;
 
-use crate::secret::Secret;
 use media::media_form;
-use token::CachedToken;
-
-/// Tunables for one client. `Default` is what production uses.
-#[derive(Debug, Clone)]
-pub struct ApiSettings {
-    pub connect_timeout: Duration,
-    /// Whole-request timeout, headers and body.
-    pub request_timeout: Duration,
-    /// Cap on JSON response bodies.
-    pub json_body_cap: usize,
-    /// Cap on `media/get` bodies; WeCom serves at most 20 MB per request.
-    pub media_body_cap: usize,
-    /// Refresh the token this long before WeCom says it expires, so a token never dies in flight.
-    pub token_refresh_margin: Duration,
-}
-
-impl Default for ApiSettings {
-    fn default() -> Self {
-        Self {
-            connect_timeout: Duration::from_secs(3),
-            request_timeout: Duration::from_secs(10),
-            json_body_cap: 1024 * 1024,
-            media_body_cap: 20 * 1024 * 1024,
-            token_refresh_margin: Duration::from_secs(300),
-        }
-    }
-}
-
-impl ApiSettings {
-    /// A `reqwest::Client` with these timeouts. Redirects are not followed: the WeCom API never
-    /// redirects, and following one would carry the token to another host.
-    fn http_client(&self) -> Result<reqwest::Client, ApiError> {
-        reqwest::Client::builder()
-            .connect_timeout(self.connect_timeout)
-            .timeout(self.request_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|source| ApiError::Transport {
-                path: "client",
-                source: source.without_url(),
-            })
-    }
-}
-
-/// `{"errcode":…,"errmsg":…}`, present on every JSON answer.
-#[derive(Deserialize)]
-struct Status {
-    #[serde(default)]
-    errcode: i64,
-    #[serde(default)]
-    errmsg: String,
-}
-
-enum RequestBody {
-    Empty,
-    Json(Bytes),
-    /// A `multipart/form-data` upload with the single part WeCom reads, `media`; rebuilt for
-    /// each attempt (a reqwest form is consumed by sending it).
-    Media {
-        file_name: String,
-        bytes: Bytes,
-    },
-}
-
-/// What kind of successful answer an endpoint gives; decides the body cap and whether
-/// non-JSON bodies are valid.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Expect {
-    Json,
-    /// Raw bytes on success (media/get), JSON only on error.
-    Media,
-}
-
-/// What a successful call returned: a JSON object (errcode 0) or raw bytes (media/get).
-enum Reply {
-    Json(Bytes),
-    Binary {
-        content_type: String,
-        content_disposition: Option<Vec<u8>>,
-        bytes: Vec<u8>,
-    },
-}
-
-/// The WeCom API client for one app. Cheap to share behind an `Arc`; all methods take `&self`.
-pub struct WecomApi {
-    api_base: String,
-    corp_id: String,
-    secret: Secret,
-    agent_id: u32,
-    http: reqwest::Client,
-    settings: ApiSettings,
-    /// Held across a gettoken call so concurrent callers share one refresh (single flight).
-    token: Mutex<Option<CachedToken>>,
-}
-
-impl fmt::Debug for WecomApi {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WecomApi")
-            .field("api_base", &self.api_base)
-            .field("corp_id", &self.corp_id)
-            .field("secret", &self.secret)
-            .field("agent_id", &self.agent_id)
-            .finish_non_exhaustive()
-    }
-}
-
-impl WecomApi {
-    /// A client with the default settings (connect 3 s, total 10 s, 1 MiB JSON, 20 MiB media).
-    pub fn new(
-        api_base: impl Into<String>,
-        corp_id: impl Into<String>,
-        secret: String,
-        agent_id: u32,
-    ) -> Result<Self, ApiError> {
-        Self::with_settings(api_base, corp_id, secret, agent_id, ApiSettings::default())
-    }
-
-    pub fn with_settings(
-        api_base: impl Into<String>,
-        corp_id: impl Into<String>,
-        secret: String,
-        agent_id: u32,
-        settings: ApiSettings,
-    ) -> Result<Self, ApiError> {
-        let http = settings.http_client()?;
-        Ok(Self {
-            api_base: api_base.into().trim_end_matches('/').to_owned(),
-            corp_id: corp_id.into(),
-            secret: Secret::from(secret),
-            agent_id,
-            http,
-            settings,
-            token: Mutex::new(None),
-        })
-    }
-}
+use wire::{Expect, Reply, RequestBody, Status, decode, not_json};
 
 impl WecomApi {
     fn url(&self, path: &str) -> String {
@@ -419,39 +280,4 @@ fn reply_of(
 fn looks_like_status(bytes: &[u8]) -> bool {
     serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(bytes)
         .is_ok_and(|object| object.contains_key("errcode"))
-}
-
-fn json_body<T: Serialize>(path: &'static str, value: &T) -> Result<RequestBody, ApiError> {
-    serde_json::to_vec(value)
-        .map(|bytes| RequestBody::Json(Bytes::from(bytes)))
-        .map_err(|error| ApiError::InvalidRequest {
-            path,
-            reason: error.to_string(),
-        })
-}
-
-fn decode<T: DeserializeOwned>(path: &'static str, bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(|error| ApiError::InvalidResponse {
-        path,
-        reason: error.to_string(),
-    })
-}
-
-fn not_json(path: &'static str) -> ApiError {
-    ApiError::InvalidResponse {
-        path,
-        reason: "expected a JSON body".to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn debug_redacts_the_secret() {
-        let api = WecomApi::new("http://127.0.0.1:1/cgi-bin", "corp", "s3cr3t".into(), 1)
-            .expect("client");
-        assert!(!format!("{api:?}").contains("s3cr3t"));
-    }
 }

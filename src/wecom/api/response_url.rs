@@ -5,7 +5,9 @@
 
 use std::time::Duration;
 
-use super::{ApiError, ApiSettings, Status};
+use super::client::ApiSettings;
+use super::errors::ApiError;
+use super::wire::Status;
 
 const PATH: &str = "aibot/response";
 

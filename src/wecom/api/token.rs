@@ -5,12 +5,9 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use super::{ApiError, Expect, Reply, WecomApi, decode, not_json};
-
-pub(super) struct CachedToken {
-    value: String,
-    refresh_at: Instant,
-}
+use super::client::{CachedToken, WecomApi};
+use super::errors::ApiError;
+use super::wire::{Expect, Reply, decode, not_json};
 
 #[derive(Deserialize)]
 struct TokenReply {
