@@ -271,11 +271,19 @@ pub fn read(
         if first_of_clause {
             clause_named = false;
         }
+        // Right after a correction the piece says what is meant: read it as a clause of its
+        // own ("不是超期订单预警 是超期订单预警界面汇总看版", with its typo).
         let mention = named[j]
+            .or_else(|| {
+                correction_pending
+                    .then(|| mention(catalog, matcher, &piece.text, true))
+                    .flatten()
+            })
             // After a request, a clause that is only a clear word match must ask for something
             // too ("，另外客户说包裹太多查不过来" explains; it is no #20 request).
             .filter(|&id| {
                 groups.is_empty()
+                    || correction_pending
                     || matcher.names_fully(id, &piece.text)
                     || asks(words, &clauses[piece.clause].text)
             })
@@ -289,7 +297,14 @@ pub fn read(
             .filter(|id| !dropped.iter().any(|d| d.service == *id));
         // Only the piece right after it: "调到50 哦不对 51 …" corrected the number instead.
         let follows_correction = correction_pending && mention.is_some();
-        correction_pending = corrects && mention.is_none();
+        // "X … 不是X 是Y": the request named and disowned is replaced by the one named next.
+        let disowns_last = mention.is_some()
+            && groups.last().map(|g| g.service) == mention
+            && words
+                .negations
+                .iter()
+                .any(|n| folded.starts_with(n.as_str()));
+        correction_pending = (corrects && mention.is_none()) || disowns_last;
         let corrects = corrects || follows_correction;
         if mention.is_some() {
             clause_named = true;
@@ -517,14 +532,14 @@ pub fn read(
 fn mention(catalog: &Catalog, matcher: &Matcher, piece: &str, clause: bool) -> Option<ServiceId> {
     let ranked = matcher.rank_words(piece);
     let full = |id: ServiceId| matcher.names_fully(id, piece);
-    match matcher.verdict(&ranked) {
-        Verdict::Service(id) if full(id) => Some(id),
-        Verdict::Service(id) if clause && matcher.lexically_clear(&ranked) => Some(id),
+    let folded = fold(piece);
+    let chosen = match matcher.verdict(&ranked) {
+        Verdict::Service(id) if full(id) => id,
+        Verdict::Service(id) if clause && matcher.lexically_clear(&ranked) => return Some(id),
         Verdict::Ambiguous(ids) => {
             let named = ids.iter().copied().find(|&id| full(id))?;
             // "开个韵达的物流追踪": 物流追踪 is named in full, but the first candidate's name
             // holds it and says more (韵达物流追踪): the specific one is meant.
-            let folded = fold(piece);
             let more_specific = ids.iter().copied().find(|&other| {
                 let (Some(o), Some(n)) = (catalog.service(other), catalog.service(named)) else {
                     return false;
@@ -536,10 +551,40 @@ fn mention(catalog: &Catalog, matcher: &Matcher, piece: &str, clause: bool) -> O
                     && !extra.is_empty()
                     && folded.contains(extra.as_str())
             });
-            Some(more_specific.unwrap_or(named))
+            more_specific.unwrap_or(named)
         }
-        _ => None,
-    }
+        _ => return None,
+    };
+    // "采购开单加批次有效期": 批次有效期 is #15's name in full, but #65's name holds nearly
+    // every word said (采购开单 … 批次 … 有效期): the one that covers more is meant.
+    let covers = |id: ServiceId| -> usize {
+        let Some(s) = catalog.service(id) else {
+            return 0;
+        };
+        let names: Vec<String> = std::iter::once(&s.name)
+            .chain(&s.aliases)
+            .map(|n| fold(n))
+            .collect();
+        let chars: Vec<char> = folded.chars().filter(|c| is_han(*c)).collect();
+        chars
+            .windows(2)
+            .filter(|w| {
+                let pair: String = w.iter().collect();
+                names.iter().any(|n| n.contains(pair.as_str()))
+            })
+            .count()
+    };
+    let own = covers(chosen);
+    let wider = ranked
+        .iter()
+        .take(4)
+        .map(|s| s.id)
+        .filter(|&other| other != chosen)
+        .map(|other| (covers(other), other))
+        .max()
+        .filter(|(c, _)| *c >= own + 2)
+        .map(|(_, other)| other);
+    Some(wider.unwrap_or(chosen))
 }
 
 /// For each clause in which no piece names a service: the service the whole clause clearly

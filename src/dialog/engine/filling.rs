@@ -141,7 +141,17 @@ impl Engine<'_> {
             // The other questions go first; the file is asked again at the end.
             return self.advance(form, t);
         }
-        // "等下 我问下客户要几台" at any other question: no answer; the form waits for it.
+        // "客户要对物流费用" at the summary: a new reason, never a switch and never lost.
+        let form = match self.new_reason_at_summary(form, service, text, t) {
+            ControlFlow::Break(state) => return state,
+            ControlFlow::Continue(form) => form,
+        };
+        // A message that names another service is never taken as a field value.
+        if let Some(target) = self.names_other_service(service, &form, text) {
+            return self.switch_prompt(form, target, text.to_owned(), &mut t.say);
+        }
+        // "等下 我问下客户要几台" at any other question (naming no other service): no
+        // answer; the form waits for it.
         if let Some(f) = current
             && !matches!(f.spec.kind, FieldKind::Attachment { .. })
             && (f.spec.prose || f.spec.parse_answer(text).is_err())
@@ -158,15 +168,6 @@ impl Engine<'_> {
                     .render(MessageKey::AnswerLater, &[("label", &f.spec.label)]),
             );
             return State::Filling { form };
-        }
-        // "客户要对物流费用" at the summary: a new reason, never a switch and never lost.
-        let form = match self.new_reason_at_summary(form, service, text, t) {
-            ControlFlow::Break(state) => return state,
-            ControlFlow::Continue(form) => form,
-        };
-        // A message that names another service is never taken as a field value.
-        if let Some(target) = self.names_other_service(service, &form, text) {
-            return self.switch_prompt(form, target, text.to_owned(), &mut t.say);
         }
         match form.step.clone() {
             Step::PickEdit => self.pick_edit(form, service, text, &mut t.say),
