@@ -30,8 +30,8 @@ async fn the_conversation_suite_ends_as_meant_and_files_no_more_wrong_values_tha
     assert!(dev.passed >= 87 && dev.wrong_filings == 0, "{shown}");
     // The judge compares reasons strictly since the trials showed it passing "这个多久能好啊"
     // filed as a reason: the test half's measure went from 78 / 8 wrong to 75 / 11 wrong
-    // with the same bot; the floor is the strict measure (76 / 10 after this round's work).
-    assert!(test.passed >= 76 && test.wrong_filings <= 10, "{shown}");
+    // with the same bot; the floor is the strict measure (77 / 10 after the fourth set's round).
+    assert!(test.passed >= 77 && test.wrong_filings <= 10, "{shown}");
 }
 
 const THIRD: &str = include_str!("../fixtures/conversations_third.jsonl");
@@ -45,7 +45,22 @@ async fn the_third_conversation_set_ends_as_meant_as_measured() {
     assert_eq!(set.len(), 80);
     let (dev, test, shown) = both_halves(&set).await;
     assert!(dev.passed >= 36 && dev.wrong_filings == 0, "{shown}");
-    assert!(test.passed >= 27 && test.wrong_filings <= 5, "{shown}");
+    assert!(test.passed >= 30 && test.wrong_filings <= 5, "{shown}");
+}
+
+const FOURTH: &str = include_str!("../fixtures/conversations_fourth.jsonl");
+
+/// A fourth seed-only set (`tests/fixtures/conversations_fourth.README.md`): the hurried long
+/// line (two customers, a correction and a question), mid-form detours, caps, the service in
+/// the customer's words, and endings. Before tuning: dev 35/50 with 7 wrong filings, test 32/50
+/// with 7; the dev half was tuned on once, the test half only reported.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_fourth_conversation_set_ends_as_meant_as_measured() {
+    let set = parse(FOURTH).unwrap();
+    assert_eq!(set.len(), 100);
+    let (dev, test, shown) = both_halves(&set).await;
+    assert!(dev.passed >= 46 && dev.wrong_filings <= 1, "{shown}");
+    assert!(test.passed >= 38 && test.wrong_filings <= 4, "{shown}");
 }
 
 const TRIALS: &str = include_str!("../fixtures/conversations_trials.jsonl");
