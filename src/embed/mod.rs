@@ -8,7 +8,12 @@
 //! cache keys.
 
 pub mod distill;
+pub mod error;
 pub mod static_table;
+pub mod vector;
+
+pub use error::{EmbedError, TableError};
+pub use vector::{Vector, cosine, normalise};
 
 use std::time::Duration;
 
@@ -17,9 +22,6 @@ use serde::{Deserialize, Serialize};
 use crate::config::EmbeddingsSection;
 use crate::store::keys;
 
-/// An L2-normalised vector.
-pub type Vector = Vec<f32>;
-
 /// e5/bge-style models embed questions and documents differently.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TextKind {
@@ -27,57 +29,6 @@ pub enum TextKind {
     Query,
     /// Catalog text: names, aliases, notes, examples.
     Passage,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum EmbedError {
-    #[error("embedding server unreachable or slow: {0}")]
-    Unavailable(String),
-    #[error("embedding server answered {status}: {body}")]
-    Status { status: u16, body: String },
-    #[error("embedding server answered garbage: {0}")]
-    Garbage(String),
-    /// The answer was longer than any honest answer to the request could be.
-    #[error("embedding server answer too large (over {cap} bytes); not read further")]
-    TooLarge { cap: usize },
-    #[error("embedding table {path}: {source}")]
-    Table {
-        path: String,
-        #[source]
-        source: static_table::TableError,
-    },
-    #[error("distillation: {0}")]
-    Distill(String),
-}
-
-/// Cosine similarity of two normalised vectors (0 when the dimensions differ).
-#[must_use]
-pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    if a.len() != b.len() {
-        return 0.0;
-    }
-    // Eight independent sums: the compiler may then use SIMD lanes (one running sum cannot be
-    // reordered), which is most of the time spent comparing a message with the catalog.
-    let mut lanes = [0.0f32; 8];
-    let (a8, a_rest) = a.split_at(a.len() - a.len() % 8);
-    let (b8, b_rest) = b.split_at(b.len() - b.len() % 8);
-    for (x, y) in a8.chunks_exact(8).zip(b8.chunks_exact(8)) {
-        for i in 0..8 {
-            lanes[i] += x[i] * y[i];
-        }
-    }
-    let tail: f32 = a_rest.iter().zip(b_rest).map(|(x, y)| x * y).sum();
-    lanes.iter().sum::<f32>() + tail
-}
-
-/// Scales a vector to unit length; a zero vector stays zero.
-pub fn normalise(v: &mut [f32]) {
-    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if norm > 0.0 {
-        for x in v.iter_mut() {
-            *x /= norm;
-        }
-    }
 }
 
 /// The most an honest answer for `texts` texts can take: 256 KiB a vector (8192 dimensions

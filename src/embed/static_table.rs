@@ -28,7 +28,8 @@ use jieba_rs::Jieba;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{EmbedError, Vector, normalise};
+use super::error::{EmbedError, TableError};
+use super::vector::{Vector, normalise};
 use crate::catalog::value::normalize_width;
 
 const MAGIC: &[u8; 4] = b"KVEC";
@@ -41,69 +42,6 @@ const MAX_HEADER: usize = 64 * 1024;
 /// SIF's `a`: a word with probability `p` weighs `a / (a + p)`, so "的" counts for little and a
 /// rare, telling word for nearly 1.
 const SIF_A: f64 = 1e-3;
-
-/// Why a table is refused when read, or rows cannot be written as one. Without a path:
-/// [`EmbedError::Table`] adds it.
-#[derive(Debug, thiserror::Error)]
-pub enum TableError {
-    /// Reading, writing or renaming the file.
-    #[error(transparent)]
-    Io(#[from] std::io::Error),
-    #[error("{0} bytes is too short to be a table")]
-    TooShort(usize),
-    #[error("not a kvec table (bad magic)")]
-    BadMagic,
-    #[error("checksum mismatch (truncated or corrupt)")]
-    Checksum,
-    #[error("format version {0}, this build reads {VERSION}")]
-    Version(u32),
-    #[error("provenance header of {0} bytes")]
-    HeaderTooLong(usize),
-    #[error("provenance header: {0}")]
-    Header(#[source] serde_json::Error),
-    /// The provenance could not be written as JSON.
-    #[error(transparent)]
-    Provenance(serde_json::Error),
-    #[error("{0} dimensions")]
-    Dimensions(usize),
-    #[error("header says {header_words} words × {header_dims} dims, body {words} × {dims}")]
-    Counts {
-        header_words: usize,
-        header_dims: usize,
-        words: usize,
-        dims: usize,
-    },
-    #[error("size overflow")]
-    SizeOverflow,
-    #[error("{remaining} bytes of body for {words} words × {dims} dims")]
-    BodyLength {
-        remaining: usize,
-        words: usize,
-        dims: usize,
-    },
-    #[error("words: {0}")]
-    Words(#[source] std::str::Utf8Error),
-    #[error("empty word at row {0}")]
-    EmptyWord(usize),
-    #[error("too many words")]
-    TooManyWords,
-    #[error("word {0:?} twice")]
-    WordTwice(String),
-    #[error("{listed} words listed, header says {words}")]
-    WordCount { listed: usize, words: usize },
-    #[error("a row scale is negative or not finite")]
-    BadScale,
-    #[error("truncated at byte {0}")]
-    Truncated(usize),
-    #[error("provenance says {provenance} words, {rows} rows")]
-    RowCount { provenance: usize, rows: usize },
-    #[error("word {0:?} cannot be stored")]
-    Unstorable(String),
-    #[error("vector of {word:?} is not {dims} finite values")]
-    BadVector { word: String, dims: usize },
-    #[error("{0} does not fit a u32")]
-    TooLarge(usize),
-}
 
 /// Where a table came from, stored in its header and shown by `PROVENANCE.md`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -369,7 +307,10 @@ fn checked_body(bytes: &[u8]) -> Result<&[u8], TableError> {
 fn read_header(r: &mut Reader<'_>) -> Result<(Provenance, usize, usize), TableError> {
     let version = r.u32()?;
     if version != VERSION {
-        return Err(TableError::Version(version));
+        return Err(TableError::Version {
+            found: version,
+            reads: VERSION,
+        });
     }
     let header_len = r.u32()? as usize;
     if header_len > MAX_HEADER {
