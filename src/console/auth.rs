@@ -13,6 +13,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use serde::{Deserialize, Serialize};
 
 use super::html;
@@ -63,17 +64,23 @@ fn parse_scope(raw: &str) -> Option<TeamScope> {
     }
 }
 
-/// The value of one cookie in the `Cookie` header(s).
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.trim())
+/// The session id the `Cookie` header(s) carry, if any.
+fn session_id(headers: &HeaderMap) -> Option<String> {
+    CookieJar::from_headers(headers)
+        .get(SESSION_COOKIE)
+        .map(|c| c.value().to_owned())
         .filter(|v| !v.is_empty())
+}
+
+/// The session cookie as `Set-Cookie` sends it: `HttpOnly; SameSite=Strict; Path=/console`
+/// and the given `Max-Age` (0 clears it).
+fn session_cookie(id: String, max_age: Duration) -> Cookie<'static> {
+    Cookie::build((SESSION_COOKIE, id))
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .path("/console")
+        .max_age(time::Duration::try_from(max_age).unwrap_or(time::Duration::MAX))
+        .build()
 }
 
 impl ConsoleSession {
@@ -113,11 +120,11 @@ impl FromRequestParts<ConsoleState> for ConsoleSession {
     ) -> Result<Self, Self::Rejection> {
         let path = parts.uri.path().to_owned();
         let peer = Peer::of(&parts.extensions);
-        let Some(id) = cookie(&parts.headers, SESSION_COOKIE) else {
+        let Some(id) = session_id(&parts.headers) else {
             tracing::info!(path, peer = %peer.0, "console: no session, sent to login");
             return Err(to_login());
         };
-        let key = session_key(id);
+        let key = session_key(&id);
         let record = match state.store.get(&key).await {
             Ok(Some(bytes)) => serde_json::from_slice::<SessionRecord>(&bytes).ok(),
             Ok(None) => None,
@@ -258,16 +265,9 @@ pub(crate) async fn login(
         return html::unavailable();
     }
     tracing::info!(handler = %handler.name, peer = %peer.0, "console login");
-    let secure = if behind_tls(&headers) { "; Secure" } else { "" };
-    let cookie = format!(
-        "{SESSION_COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/console; Max-Age={}{secure}",
-        SESSION_TTL.as_secs()
-    );
-    let mut response = Redirect::to("/console").into_response();
-    if let Ok(value) = HeaderValue::from_str(&cookie) {
-        response.headers_mut().insert(header::SET_COOKIE, value);
-    }
-    response
+    let mut cookie = session_cookie(id, SESSION_TTL);
+    cookie.set_secure(behind_tls(&headers));
+    (CookieJar::new().add(cookie), Redirect::to("/console")).into_response()
 }
 
 pub(crate) async fn logout(
@@ -285,14 +285,12 @@ pub(crate) async fn logout(
         return html::unavailable();
     }
     tracing::info!(handler = %session.handler.name, "console logout");
-    let mut response = Redirect::to("/console/login").into_response();
-    response.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_static(
-            "kt_console=; HttpOnly; SameSite=Strict; Path=/console; Max-Age=0",
-        ),
-    );
-    response
+    let cleared = session_cookie(String::new(), Duration::ZERO);
+    (
+        CookieJar::new().add(cleared),
+        Redirect::to("/console/login"),
+    )
+        .into_response()
 }
 
 /// A handler (or the admin, with `admin.token`) calling the API with
@@ -372,14 +370,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cookies_are_found_among_others() {
+    fn the_session_id_is_found_among_other_cookies() {
         let mut headers = HeaderMap::new();
         headers.insert(
             header::COOKIE,
             HeaderValue::from_static("a=1; kt_console=abc ; b=2"),
         );
-        assert_eq!(cookie(&headers, SESSION_COOKIE), Some("abc"));
-        assert_eq!(cookie(&headers, "c"), None);
+        assert_eq!(session_id(&headers).as_deref(), Some("abc"));
+        headers.insert(header::COOKIE, HeaderValue::from_static("a=1; kt_console="));
+        assert_eq!(session_id(&headers), None);
+    }
+
+    #[test]
+    fn the_session_cookie_keeps_its_attributes() {
+        assert_eq!(
+            session_cookie("abc".to_owned(), SESSION_TTL).to_string(),
+            "kt_console=abc; HttpOnly; SameSite=Strict; Path=/console; Max-Age=43200"
+        );
+        assert_eq!(
+            session_cookie(String::new(), Duration::ZERO).to_string(),
+            "kt_console=; HttpOnly; SameSite=Strict; Path=/console; Max-Age=0"
+        );
+        let mut secure = session_cookie("abc".to_owned(), SESSION_TTL);
+        secure.set_secure(true);
+        assert_eq!(
+            secure.to_string(),
+            "kt_console=abc; HttpOnly; SameSite=Strict; Secure; Path=/console; Max-Age=43200"
+        );
     }
 
     #[test]
