@@ -43,6 +43,7 @@ impl Backoff {
 
     /// The wait before restart number `restart`, counted from 0 since the task last ran
     /// healthy.
+    /// A function of the count rather than a `backon` iterator: a healthy run sets it back to 0.
     #[must_use]
     pub fn delay(&self, restart: u32) -> Duration {
         let factor = 1u32.checked_shl(restart).unwrap_or(u32::MAX);

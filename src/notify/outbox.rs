@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use backon::{ExponentialBuilder, Retryable};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -167,7 +168,8 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// Exponential backoff: first_delay × 2^(attempts-1), capped.
+    /// Exponential backoff: first_delay × 2^(attempts-1), capped. A function of the stored
+    /// attempt count, not a `backon` iterator: the schedule must survive restarts and instances.
     #[must_use]
     pub fn delay(&self, attempts: u32) -> Duration {
         let factor = 2u32.saturating_pow(attempts.saturating_sub(1).min(20));
@@ -178,10 +180,12 @@ impl RetryPolicy {
 /// Items of one kind sent at once within a pass.
 const PASS_CONCURRENCY: usize = 32;
 
-/// Tries at marking a sent item done while the store fails over (0.2 + 0.4 + 0.8 + 1.6 s of
+/// Retries at marking a sent item done while the store fails over (0.2 + 0.4 + 0.8 + 1.6 s of
 /// waiting: longer than a Sentinel failover of this deployment's settings takes).
-const MARK_ATTEMPTS: u32 = 5;
-const MARK_RETRY_FIRST: Duration = Duration::from_millis(200);
+const MARK_RETRIES: ExponentialBuilder = ExponentialBuilder::new()
+    .with_min_delay(Duration::from_millis(200))
+    .without_max_delay()
+    .with_max_times(4);
 
 enum Delivered {
     Sent,
@@ -538,26 +542,22 @@ impl Outbox {
     /// store that is failing over right now is tried a few more times before giving up: an
     /// unmarked item would be sent again once its lease runs out.
     async fn mark_sent(&self, id: &str, pending: &str) -> Result<(), StoreError> {
-        let mut wait = MARK_RETRY_FIRST;
-        let mut attempt = 1;
-        loop {
-            let marked = async {
-                self.store
-                    .put(&keys::outbox_done(id), b"sent", None)
-                    .await?;
-                self.store.delete(pending).await.map(drop)
+        let mut attempt = 0;
+        (|| async {
+            self.store
+                .put(&keys::outbox_done(id), b"sent", None)
+                .await?;
+            self.store.delete(pending).await.map(drop)
+        })
+        .retry(MARK_RETRIES)
+        .when(|e| matches!(e, StoreError::Unavailable(_)))
+        .notify(|e, _| {
+            attempt += 1;
+            if let StoreError::Unavailable(e) = e {
+                tracing::warn!(id, attempt, error = %e, "sent, but not yet marked done; trying again");
             }
-            .await;
-            match marked {
-                Err(StoreError::Unavailable(e)) if attempt < MARK_ATTEMPTS => {
-                    tracing::warn!(id, attempt, error = %e, "sent, but not yet marked done; trying again");
-                    tokio::time::sleep(wait).await;
-                    wait *= 2;
-                    attempt += 1;
-                }
-                other => return other,
-            }
-        }
+        })
+        .await
     }
 
     /// Records a delivered item in its request's history; a failure is only logged (the
@@ -653,6 +653,14 @@ mod tests {
         let item: OutboxItem = serde_json::from_str(&odd).unwrap();
         assert!(matches!(item.delivery, Delivery::Unreadable { .. }));
         assert_eq!(serde_json::to_string(&item).unwrap(), odd);
+    }
+
+    #[test]
+    fn marking_done_waits_a_few_seconds_at_most() {
+        use backon::BackoffBuilder;
+        // backon doubles in f32: 400 ms comes out 6 ns longer, below tokio's 1 ms timer.
+        let waits: Vec<u128> = MARK_RETRIES.build().map(|d| d.as_millis()).collect();
+        assert_eq!(waits, [200, 400, 800, 1600]);
     }
 
     #[test]

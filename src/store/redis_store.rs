@@ -452,6 +452,7 @@ impl RedisStore {
     {
         let sentinel = matches!(self.route, Route::Sentinel { .. });
         let started = Instant::now();
+        // Doubled by hand, not `backon`: the budget counts the operations' time, not only pauses.
         let mut pause = FIRST_PAUSE;
         let mut maybe_ran = false;
         loop {
