@@ -44,6 +44,7 @@ message_keys! {
     Cancelled = "cancelled",
     CancelUndone = "cancel_undone",
     SameAgain = "same_again",
+    SameQueued = "same_queued",
     FiledReceipt = "filed_receipt",
     Busy = "busy",
     FormExpired = "form_expired",

@@ -799,7 +799,14 @@ fn form_account(
 /// `notice` before what the reply says (the question stays last).
 /// `reply` without the line `line`.
 fn strip_from_reply(reply: Reply, line: &str) -> Reply {
-    let strip = |text: String| text.replace(&format!("{line}\n"), "").replace(line, "");
+    // Paragraphs are joined by a blank line: the line goes with the break after it.
+    let strip = |text: String| {
+        text.replace(&format!("{line}\n\n"), "")
+            .replace(&format!("{line}\n"), "")
+            .replace(line, "")
+            .trim_start()
+            .to_owned()
+    };
     match reply {
         Reply::Text(text) => Reply::Text(strip(text)),
         Reply::Choices { text, options } => Reply::Choices {

@@ -57,11 +57,12 @@ impl Engine<'_> {
         }
         // "在吗 好了没" where a reason, an account or a code is asked is a question about a
         // request, not an answer: the bot answers it from the ledger and the question stays.
+        // At any other question too ("好了没" at a file or a yes/no), when it is no answer.
         if !found.answers.contains_key(&key)
-            && matches!(
+            && (matches!(
                 field.spec.kind,
                 FieldKind::Text { .. } | FieldKind::SellerAccount | FieldKind::Identifier { .. }
-            )
+            ) || field.spec.parse_answer(text).is_err())
             && let Some(command) =
                 crate::dialog::commands::parse_plain(text, &self.tuning().plain_commands)
                     .filter(|c| !matches!(c, RequestCommand::ResubmitLatest))
@@ -105,6 +106,26 @@ impl Engine<'_> {
         if !found.answers.contains_key(&key) && prose {
             own = self.without_rejection(if questions.is_empty() { text } else { &rest });
             text = &own;
+            // "一样的 给 wdt_mm02 也开" where a reason is asked: the same request for another
+            // customer, queued after this one; never this one's reason.
+            if field.spec.prose
+                && let Some(other) = self.same_for_another(&form, text)
+            {
+                tracing::info!(field = %key, "the same service asked for another account mid-form");
+                let name = self.service_label(form.service).unwrap_or_default();
+                t.say.push(self.m().render(
+                    MessageKey::SameQueued,
+                    &[("name", &name), ("account", &other)],
+                ));
+                t.queue.push(crate::dialog::session::Queued {
+                    service: form.service,
+                    account: Some(other),
+                    text: None,
+                    parked: None,
+                });
+                t.say.push(field.spec.render_prompt());
+                return State::Filling { form };
+            }
             if field.spec.prose && self.only_conversation_talk(text) {
                 tracing::info!(field = %key, "talk about the conversation where a reason is asked");
                 t.say.push(
@@ -119,6 +140,34 @@ impl Engine<'_> {
             Ok((value, cued)) => self.accept(form, field, text, value, cued, t),
             Err(message) => self.refuse(form, field, text, message, &mut t.say),
         }
+    }
+
+    /// "一样的 给 wdt_mm02 也开": another account than the form's, with a word asking for the
+    /// same again (`[commands] same_again`).
+    fn same_for_another(&self, form: &Form, text: &str) -> Option<String> {
+        let folded = fold(text);
+        if !self
+            .tuning()
+            .commands
+            .same_again
+            .iter()
+            .any(|w| folded.contains(w.as_str()))
+        {
+            return None;
+        }
+        let own = self.seller_account(form);
+        let mut others = text
+            .split(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '@')))
+            .filter(|t| {
+                t.len() >= 4
+                    && t.chars().any(|c| c.is_ascii_alphabetic())
+                    && t.chars().any(|c| c.is_ascii_digit() || c == '_')
+                    && crate::catalog::value::is_seller_account(t)
+                    && own.as_deref() != Some(*t)
+            });
+        let first = others.next()?;
+        // Two other accounts: not read here (asked as the reason's own words are).
+        others.next().is_none().then(|| first.to_owned())
     }
 
     /// "点错了 是对的", "CK003 打错了 CK030", "不对不对 按错了 没问题 提交": words about the

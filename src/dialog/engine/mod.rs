@@ -603,6 +603,16 @@ impl Engine<'_> {
         });
         match verdict {
             Verdict::Service(id) => self.start_or_dequeue(id, text, None, t),
+            // "合单太多" right after "回复「继续」": a close call one of whose options is the
+            // request waiting first is that request.
+            Verdict::Ambiguous(options)
+                if t.queue
+                    .first()
+                    .is_some_and(|q| q.parked.is_none() && options.contains(&q.service)) =>
+            {
+                let id = t.queue[0].service;
+                self.start_or_dequeue(id, text, None, t)
+            }
             Verdict::Ambiguous(options) => {
                 // The options are numbered by the channel (text) or shown as buttons (cards).
                 t.say.push(
@@ -668,7 +678,16 @@ impl Engine<'_> {
     /// next message (the reason asked, or a new reason offered at the summary).
     fn start_queued_with_answer(&self, next: Queued, text: &str, t: &mut Turn) -> State {
         match self.start_queued(next, t) {
-            State::Filling { form } => self.filling(form, text, None, t),
+            State::Filling { form } => {
+                // The question the words answer is not shown: the next one follows them.
+                if let Step::Ask(key) = &form.step
+                    && let Some(f) = self.service(&form).and_then(|s| s.field(key))
+                    && t.say.parts.last() == Some(&f.spec.render_prompt())
+                {
+                    t.say.parts.pop();
+                }
+                self.filling(form, text, None, t)
+            }
             other => other,
         }
     }
