@@ -59,7 +59,7 @@ async fn the_fourth_conversation_set_ends_as_meant_as_measured() {
     let set = parse(FOURTH).unwrap();
     assert_eq!(set.len(), 100);
     let (dev, test, shown) = both_halves(&set).await;
-    assert!(dev.passed >= 46 && dev.wrong_filings <= 1, "{shown}");
+    assert!(dev.passed >= 47 && dev.wrong_filings <= 1, "{shown}");
     assert!(test.passed >= 38 && test.wrong_filings <= 4, "{shown}");
 }
 

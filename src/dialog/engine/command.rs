@@ -97,21 +97,9 @@ impl Engine<'_> {
         }
         let w = &self.tuning().commands;
         let is = |list: &[String]| Tuning::is(list, trimmed);
-        // "算了 取消", "不是韵达了 取消": a short message that ends with a cancel word standing
-        // apart from the words before it cancels too ("客户要取消" is no command).
-        let ends_cancelled = || {
-            trimmed.chars().count() <= 20
-                && trimmed
-                    .rsplit(|c: char| c.is_whitespace() || ",，。!！".contains(c))
-                    .find(|w| !w.is_empty())
-                    .is_some_and(|last| last != trimmed && Tuning::is(&w.cancel, last))
-        };
         // "算了不弄了", "算了吧 不办了": cancel words one after another, nothing else.
-        let only_cancel_words = || {
-            let folded: String = fold(trimmed)
-                .chars()
-                .filter(|c| c.is_alphanumeric())
-                .collect();
+        let only_cancel_words = |said: &str| {
+            let folded: String = fold(said).chars().filter(|c| c.is_alphanumeric()).collect();
             let mut rest = folded.as_str();
             let mut words = 0;
             while !rest.is_empty() {
@@ -136,6 +124,17 @@ impl Engine<'_> {
             }
             words >= 2
         };
+        // "算了 取消", "不是韵达了 取消", "200不够 那算了不弄了": a short message that ends with cancel words
+        // standing apart from the words before it cancels too ("客户要取消" is no command).
+        let ends_cancelled = || {
+            trimmed.chars().count() <= 20
+                && trimmed
+                    .rsplit(|c: char| c.is_whitespace() || ",，。!！".contains(c))
+                    .find(|w| !w.is_empty())
+                    .is_some_and(|last| {
+                        last != trimmed && (Tuning::is(&w.cancel, last) || only_cancel_words(last))
+                    })
+        };
         // "先不弄了 等客户签了免责声明再说": a message opening with a cancel of three characters
         // or more, standing apart, then saying why.
         let opens_cancelled = || {
@@ -155,7 +154,7 @@ impl Engine<'_> {
                         })
                     })
         };
-        if is(&w.cancel) || ends_cancelled() || only_cancel_words() || opens_cancelled() {
+        if is(&w.cancel) || ends_cancelled() || only_cancel_words(trimmed) || opens_cancelled() {
             Some(FormCommand::Cancel)
         } else if is(&w.back) {
             Some(FormCommand::Back)
