@@ -153,6 +153,10 @@ pub struct EvalReport {
     /// … read as that act in plain words (`commands::parse_plain`).
     pub act_correct: usize,
     pub act_accuracy: f64,
+    /// (text, act) of every act line not read as its act.
+    pub act_misses: Vec<(String, String)>,
+    /// Request lines read as a question about one's own requests (a request lost).
+    pub requests_read_as_acts: usize,
     /// The median time of understanding one line (ranking and verdict; the message's vector
     /// is computed before), in microseconds.
     pub median_us: f64,
@@ -337,10 +341,22 @@ pub fn evaluate_with(
 
 /// Scores the act lines of `set` into `report`: each must be read as its act in plain words.
 fn evaluate_acts(matcher: &Matcher, set: &[Labelled], report: &mut EvalReport) {
-    report.act_correct = set
+    let (read, missed): (Vec<_>, Vec<_>) = set
         .iter()
         .filter_map(|l| l.act.as_deref().map(|a| (l, a)))
-        .filter(|(l, act)| reads_as_act(matcher, &l.text, act))
+        .partition(|(l, act)| reads_as_act(matcher, &l.text, act));
+    report.act_correct = read.len();
+    report.requests_read_as_acts = set
+        .iter()
+        .filter(|l| l.service.is_some())
+        .filter(|l| {
+            kaitong::dialog::commands::parse_plain(&l.text, &matcher.tuning().plain_commands)
+                .is_some()
+        })
         .count();
+    report.act_misses = missed
+        .into_iter()
+        .map(|(l, act)| (l.text.clone(), act.to_owned()))
+        .collect();
     report.act_accuracy = ratio(report.act_correct, report.acts);
 }

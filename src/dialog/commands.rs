@@ -310,6 +310,66 @@ pub struct PlainWords {
     /// … which, with one of these closing the message, ask how it stands ("…那个怎么样了").
     #[serde(default)]
     pub status_endings: Vec<String>,
+    /// Examples of each question about one's own requests, for the messages no listed phrase
+    /// reads: the act whose example's words the message holds most of.
+    #[serde(default)]
+    pub examples: ActExamples,
+}
+
+/// Examples of the read-only acts (withdrawing is never read from similarity: it changes a
+/// filed request).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActExamples {
+    #[serde(default)]
+    pub status: Vec<String>,
+    #[serde(default)]
+    pub why_rejected: Vec<String>,
+    #[serde(default)]
+    pub mine: Vec<String>,
+    /// Share of an example's character pairs the message must hold (0 = never).
+    #[serde(default)]
+    pub min_cover: f32,
+}
+
+/// The character pairs of a text's letters, digits and Chinese characters.
+fn pairs(text: &str) -> std::collections::HashSet<(char, char)> {
+    let chars: Vec<char> = super::text::fold(text)
+        .chars()
+        .filter(|c| c.is_alphanumeric())
+        .collect();
+    chars.windows(2).map(|w| (w[0], w[1])).collect()
+}
+
+/// The act whose example the message covers most (at least `min_cover` of the example's
+/// character pairs, an example of three pairs or more), when one act alone is best.
+fn act_by_examples(text: &str, examples: &ActExamples) -> Option<RequestCommand> {
+    if examples.min_cover <= 0.0 {
+        return None;
+    }
+    let said = pairs(text);
+    let best = |list: &[String]| -> f32 {
+        list.iter()
+            .map(|e| pairs(e))
+            .filter(|e| e.len() >= 3)
+            .map(|e| {
+                #[allow(clippy::cast_precision_loss)]
+                let cover = e.intersection(&said).count() as f32 / e.len() as f32;
+                cover
+            })
+            .fold(0.0, f32::max)
+    };
+    let scored = [
+        (best(&examples.status), RequestCommand::LatestStatus),
+        (best(&examples.why_rejected), RequestCommand::LatestRejected),
+        (best(&examples.mine), RequestCommand::Mine),
+    ];
+    let top = scored.iter().map(|(s, _)| *s).fold(0.0, f32::max);
+    let mut winners = scored
+        .into_iter()
+        .filter(|(s, _)| *s >= top && top >= examples.min_cover);
+    let (_, command) = winners.next()?;
+    winners.next().is_none().then_some(command)
 }
 
 /// Reads a status question, "my requests" or a withdrawal said in plain words; a request id in
@@ -351,6 +411,10 @@ pub fn parse_plain(text: &str, words: &PlainWords) -> Option<RequestCommand> {
     }
     if has(&words.mine) {
         return Some(RequestCommand::Mine);
+    }
+    // No listed phrase: by the examples, when the message names no request of its own.
+    if id.is_none() {
+        return act_by_examples(text, &words.examples);
     }
     None
 }

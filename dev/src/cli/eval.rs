@@ -156,6 +156,14 @@ fn print_scores(rows: &Rows) {
             first.act_correct,
             first.acts
         );
+        println!(
+            "requests read as acts {} of {}",
+            first.requests_read_as_acts,
+            first.lines - first.acts - first.out_of_scope
+        );
+        for (text, act) in &first.act_misses {
+            println!("    act {act} not read: {text}");
+        }
     }
 }
 
