@@ -89,17 +89,8 @@ pub fn questions_apart(text: &str, words: &ReadingWords) -> (String, Vec<String>
     let text = normalize_width(text);
     let mut rest: Vec<String> = Vec::new();
     let mut questions: Vec<String> = Vec::new();
-    let asks_itself = |piece: &str| {
-        words
-            .when_questions
-            .iter()
-            .chain(&words.why_words)
-            .any(|w| piece.contains(w.as_str()))
-            || words
-                .question_endings
-                .iter()
-                .any(|e| piece.ends_with(e.as_str()))
-    };
+    // Clauses are cut at question marks, so a piece here never ends with one.
+    let asks_itself = |piece: &str| asks_itself(words, piece);
     let han = |piece: &str| piece.chars().filter(|c| is_han(*c)).count();
     for clause in clauses(&text, words, &[]) {
         if !clause.question && !asks_itself(&clause.text) {
@@ -222,24 +213,21 @@ pub fn read(
     let mut target: Option<usize> = None;
     for (j, piece) in pieces.iter().enumerate() {
         let folded = fold(&piece.text);
+        let first_of_clause = j == 0 || pieces[j - 1].clause != piece.clause;
+        if first_of_clause {
+            clause_named = false;
+        }
         let marks_correction = slot_words
             .correction_markers
             .iter()
             .chain(&words.service_corrections)
             .any(|m| folded.contains(m.as_str()));
-        let back = (marks_correction || marker_at.is_some())
-            .then(|| {
-                named[j]
-                    .and_then(|id| groups.iter().position(|g| g.service == id))
-                    .or_else(|| {
-                        named[j]
-                            .is_none()
-                            .then(|| name_part(catalog, &folded, &groups))
-                            .flatten()
-                    })
-            })
-            .flatten()
-            .filter(|&k| k + 1 < groups.len() || target.is_some_and(|t| t != k));
+        let named_back = match named[j] {
+            _ if !marks_correction && marker_at.is_none() => None,
+            Some(id) => groups.iter().position(|g| g.service == id),
+            None => name_part(catalog, &folded, &groups),
+        };
+        let back = named_back.filter(|&k| k + 1 < groups.len() || target.is_some_and(|t| t != k));
         if let Some(k) = back {
             let mut moved = Vec::new();
             if let Some((g, from)) = marker_at.take()
@@ -253,9 +241,6 @@ pub fn read(
             groups[k].pieces.extend(moved);
             target = Some(k);
             correction_pending = false;
-            if first_of_clause_at(&pieces, j) {
-                clause_named = false;
-            }
             continue;
         }
         // The word lists are folded at load.
@@ -267,10 +252,6 @@ pub fn read(
             .withdrawals
             .iter()
             .any(|m| folded.contains(m.as_str()));
-        let first_of_clause = j == 0 || pieces[j - 1].clause != piece.clause;
-        if first_of_clause {
-            clause_named = false;
-        }
         // Right after a correction the piece says what is meant: read it as a clause of its
         // own ("不是超期订单预警 是超期订单预警界面汇总看版", with its typo).
         let mention = named[j]
@@ -557,15 +538,9 @@ fn mention(catalog: &Catalog, matcher: &Matcher, piece: &str, clause: bool) -> O
     };
     // "采购开单加批次有效期": 批次有效期 is #15's name in full, but #65's name holds nearly
     // every word said (采购开单 … 批次 … 有效期): the one that covers more is meant.
+    let chars: Vec<char> = folded.chars().filter(|c| is_han(*c)).collect();
     let covers = |id: ServiceId| -> usize {
-        let Some(s) = catalog.service(id) else {
-            return 0;
-        };
-        let names: Vec<String> = std::iter::once(&s.name)
-            .chain(&s.aliases)
-            .map(|n| fold(n))
-            .collect();
-        let chars: Vec<char> = folded.chars().filter(|c| is_han(*c)).collect();
+        let names = folded_names(catalog, id);
         chars
             .windows(2)
             .filter(|w| {
@@ -860,9 +835,14 @@ fn asks_itself(words: &ReadingWords, piece: &str) -> bool {
         || piece.ends_with(['?', '？'])
 }
 
-/// Whether piece `j` opens its clause.
-fn first_of_clause_at(pieces: &[Piece], j: usize) -> bool {
-    j == 0 || pieces.get(j - 1).map(|p| p.clause) != pieces.get(j).map(|p| p.clause)
+/// A service's name and aliases, folded.
+fn folded_names(catalog: &Catalog, id: ServiceId) -> Vec<String> {
+    catalog.service(id).map_or_else(Vec::new, |s| {
+        std::iter::once(&s.name)
+            .chain(&s.aliases)
+            .map(|n| fold(n))
+            .collect()
+    })
 }
 
 /// The earlier request a correction names by words only its service's name holds ("赠品那个
@@ -871,14 +851,7 @@ fn first_of_clause_at(pieces: &[Piece], j: usize) -> bool {
 fn name_part(catalog: &Catalog, folded: &str, groups: &[Group]) -> Option<usize> {
     let names: Vec<Vec<String>> = groups
         .iter()
-        .map(|g| {
-            catalog.service(g.service).map_or_else(Vec::new, |s| {
-                std::iter::once(&s.name)
-                    .chain(&s.aliases)
-                    .map(|n| fold(n))
-                    .collect()
-            })
-        })
+        .map(|g| folded_names(catalog, g.service))
         .collect();
     let chars: Vec<char> = folded.chars().collect();
     let mut found: Option<usize> = None;

@@ -158,6 +158,19 @@ pub enum Step {
 }
 
 impl Form {
+    /// A new form of `service` holding `answers`, ordered the way its fields would have been
+    /// asked (so 返回 walks back over them in that order).
+    #[must_use]
+    pub fn prefilled(service: &crate::catalog::Service, answers: Answers, now: i64) -> Self {
+        let order = service
+            .fields
+            .iter()
+            .map(|f| f.key().clone())
+            .filter(|k| answers.contains_key(k))
+            .collect();
+        Self::new(service.id, answers, order, now)
+    }
+
     #[must_use]
     /// A new form; `order` lists the prefilled fields in the service's field order, so 返回
     /// walks back over them the way they would have been asked.

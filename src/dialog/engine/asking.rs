@@ -134,13 +134,7 @@ impl Engine<'_> {
                 }),
             );
         }
-        let order = service
-            .fields
-            .iter()
-            .map(|f| f.key().clone())
-            .filter(|k| answers.contains_key(k))
-            .collect();
-        let mut form = Form::new(id, answers, order, t.now.timestamp());
+        let mut form = Form::prefilled(service, answers, t.now.timestamp());
         form.offers = offers;
         self.advance(form, t)
     }

@@ -88,6 +88,7 @@ impl Engine<'_> {
             }
             _ => {}
         }
+        let folded = fold(text);
         // "等下发" at a file question: nothing to check yet; the form waits for the file.
         // No text is a file, so the words may stand anywhere in the message.
         if let Some(f) = current
@@ -97,7 +98,7 @@ impl Engine<'_> {
                 .commands
                 .file_later
                 .iter()
-                .any(|w| fold(text).contains(w.as_str()))
+                .any(|w| folded.contains(w.as_str()))
         {
             let mut form = form;
             let already = form.deferred.contains(f.key());
@@ -160,7 +161,7 @@ impl Engine<'_> {
                 .commands
                 .answer_later
                 .iter()
-                .any(|w| fold(text).contains(w.as_str()))
+                .any(|w| folded.contains(w.as_str()))
         {
             tracing::info!(field = %f.key(), "the person will answer later: the form waits");
             t.say.push(

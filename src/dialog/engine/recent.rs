@@ -25,6 +25,7 @@ impl Engine<'_> {
         let recent = t.recent.as_ref()?;
         let age = t.now.timestamp() - recent.at;
         let words = &self.tuning().commands;
+        let folded = fold(text);
         if recent.cancelled {
             let short = text.chars().count() <= 12;
             let undo = Tuning::is(&words.undo_cancel, text)
@@ -32,7 +33,7 @@ impl Engine<'_> {
                     && words
                         .undo_cancel
                         .iter()
-                        .any(|w| fold(text).contains(w.as_str())));
+                        .any(|w| folded.contains(w.as_str())));
             if !(undo && age <= UNDO_WINDOW_SECS && command.is_none()) {
                 return None;
             }
@@ -47,10 +48,7 @@ impl Engine<'_> {
         }
         if age > AGAIN_WINDOW_SECS
             || command.is_some()
-            || !words
-                .same_again
-                .iter()
-                .any(|w| fold(text).contains(w.as_str()))
+            || !words.same_again.iter().any(|w| folded.contains(w.as_str()))
         {
             return None;
         }
@@ -95,14 +93,8 @@ impl Engine<'_> {
         for (key, value) in found.answers {
             answers.insert(key, value);
         }
-        let order = service
-            .fields
-            .iter()
-            .map(|f| f.key().clone())
-            .filter(|k| answers.contains_key(k))
-            .collect();
-        let mut form = Form::new(service.id, answers, order, t.now.timestamp());
-        form.step = crate::dialog::session::Step::Summary;
+        // A new form shows its summary first; `advance` asks what the other customer lacks.
+        let form = Form::prefilled(service, answers, t.now.timestamp());
         let name = self.service_label(service.id).unwrap_or_default();
         tracing::info!(service = %service.id, "the same request again for another account");
         t.say.push(self.m().render(

@@ -28,13 +28,7 @@ impl Engine<'_> {
             say.push(self.m().get(MessageKey::CmdNotFound));
             return Self::outcome(session, say, None);
         };
-        let order = found
-            .fields
-            .iter()
-            .map(|f| f.key().clone())
-            .filter(|k| answers.contains_key(k))
-            .collect();
-        let mut form = Form::new(service, answers, order, now.timestamp());
+        let mut form = Form::prefilled(found, answers, now.timestamp());
         form.resubmit_of = Some(rejected.to_owned());
         form.step = Step::PickEdit;
         let m = self.m();
