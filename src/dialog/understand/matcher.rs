@@ -51,6 +51,24 @@ struct Entry {
     keywords: Vec<Phrase>,
 }
 
+/// One service's name held whole inside another service's longer name ("超期订单预警" inside
+/// "超期订单预警界面汇总看板", "物流追踪" inside "韵达物流追踪"). A message that names the
+/// shorter one in full and also says some of the longer name's other words ("…预警的看板",
+/// "韵达的物流追踪") means the longer, more specific one: the generic name must not win on
+/// being named "in full" (issue 21, class 2).
+struct Nested {
+    /// The service with the longer name.
+    outer: ServiceId,
+    /// The service whose name is held inside it.
+    inner: ServiceId,
+    /// The inner name, folded.
+    inner_chars: Vec<char>,
+    /// The inner name's weight: what the outer one scores at least when it is meant.
+    inner_weight: f32,
+    /// The outer name's characters before and after the inner name.
+    rest: [Vec<char>; 2],
+}
+
 /// The catalog, indexed for ranking.
 pub struct Matcher {
     entries: Vec<Entry>,
@@ -71,6 +89,8 @@ pub struct Matcher {
     specific: crate::dialog::learned::PhraseIndex,
     /// The examples' sounds (the learned ranking).
     sounds: ExampleIndex,
+    /// Names held inside other services' names.
+    nested: Vec<Nested>,
 }
 
 /// Where matcher generations come from: every `Matcher::new` takes the next one, so a memo
@@ -196,7 +216,9 @@ impl Matcher {
             .iter()
             .flat_map(|s| phrases_of(s).map(str::to_owned))
             .collect();
+        let nested = nested_names(&entries);
         Self {
+            nested,
             entries,
             idf,
             pinyin_patterns,
@@ -318,6 +340,67 @@ impl Matcher {
         hits
     }
 
+    /// The nested names `chars` means the longer of, with the weight of the longer name's own
+    /// words it says: the inner name is there in full, a run of 2+ specific characters of the
+    /// rest of the outer name is there too, and the outer name itself is not there whole.
+    fn more_specific(&self, chars: &[char]) -> Vec<(&Nested, f32)> {
+        self.nested
+            .iter()
+            .filter_map(|n| {
+                // The outer name's own words must stand next to the inner name, on their side
+                // of it, at most one character apart ("超期订单预警的看板", "韵达的物流追踪"): a value
+                // said elsewhere ("自流转类型 菜鸟") is no sign of "菜鸟自流转…". They must
+                // not be words of the inner service's names too (抖音 names #24 and #25).
+                let inner_names: Vec<&[char]> = self
+                    .entries
+                    .iter()
+                    .filter(|e| e.id == n.inner)
+                    .flat_map(|e| e.names.iter().map(|p| p.chars.as_slice()))
+                    .collect();
+                let len = n.inner_chars.len();
+                let said = (0..chars.len().saturating_sub(len - 1))
+                    .filter(|&at| chars[at..at + len] == *n.inner_chars)
+                    .map(|at| {
+                        self.said_beside(chars, &n.rest[0], &inner_names, |k| {
+                            [at.checked_sub(k), at.checked_sub(k + 1)]
+                        }) + self.said_beside(chars, &n.rest[1], &inner_names, |_| {
+                            [Some(at + len), Some(at + len + 1)]
+                        })
+                    })
+                    .fold(0.0f32, f32::max);
+                (said > 0.0).then_some((n, said))
+            })
+            .collect()
+    }
+
+    /// The weight of the longest specific run (2+ characters) of `rest` that `chars` holds at
+    /// one of the positions `starts` gives for the run's length.
+    fn said_beside(
+        &self,
+        chars: &[char],
+        rest: &[char],
+        inner_names: &[&[char]],
+        starts: impl Fn(usize) -> [Option<usize>; 2],
+    ) -> f32 {
+        for k in (2..=rest.len()).rev() {
+            let best = rest
+                .windows(k)
+                .filter(|w| {
+                    starts(k)
+                        .into_iter()
+                        .flatten()
+                        .any(|at| chars.get(at..at + k) == Some(*w))
+                })
+                .filter(|w| !self.is_generic(w) && !inner_names.iter().any(|n| contains(n, w)))
+                .map(|w| w.iter().map(|&c| self.char_weight(c)).sum::<f32>())
+                .fold(0.0f32, f32::max);
+            if best > 0.0 {
+                return best;
+            }
+        }
+        0.0
+    }
+
     fn is_generic(&self, run: &[char]) -> bool {
         let run: String = run.iter().collect();
         self.tuning.generic_words.iter().any(|g| g.contains(&run))
@@ -427,8 +510,19 @@ impl Matcher {
                     score: (name + 0.5 * keywords) * discount,
                 }
             })
-            .filter(|s| s.score >= self.tuning.min_score)
             .collect();
+        // The more specific service scores at least what the shorter name scored, plus the
+        // words of its own it was told.
+        for (n, said) in self.more_specific(&chars) {
+            let inner = scored
+                .iter()
+                .find(|s| s.id == n.inner)
+                .map_or(n.inner_weight * discount, |s| s.score);
+            if let Some(outer) = scored.iter_mut().find(|s| s.id == n.outer) {
+                outer.score = outer.score.max(inner + said * discount);
+            }
+        }
+        scored.retain(|s| s.score >= self.tuning.min_score);
         scored.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
         scored
     }
@@ -448,13 +542,23 @@ impl Matcher {
     /// Whether `text` contains one of the service's names or aliases in full (3+ characters):
     /// the bar for reading a mid-form message as a request to switch services.
     #[must_use]
+    ///
+    /// A shorter name said inside a longer, more specific one's words ("超期订单预警的看板")
+    /// names the longer one in full, not the shorter.
     pub fn names_fully(&self, id: ServiceId, text: &str) -> bool {
         let chars: Vec<char> = fold(text).chars().collect();
-        self.entries
+        let named = self
+            .entries
             .iter()
             .filter(|e| e.id == id)
             .flat_map(|e| &e.names)
-            .any(|p| p.chars.len() >= 3 && contains(&chars, &p.chars))
+            .any(|p| p.chars.len() >= 3 && contains(&chars, &p.chars));
+        let specific = self.more_specific(&chars);
+        if named {
+            !specific.iter().any(|(n, _)| n.inner == id)
+        } else {
+            specific.iter().any(|(n, _)| n.outer == id)
+        }
     }
 
     /// Whether a message asks ABOUT a service (its price, its difference from another, its
@@ -525,6 +629,37 @@ impl Matcher {
     }
 }
 
+/// Every pair of services where one's name (3+ characters) sits inside the other's.
+fn nested_names(entries: &[Entry]) -> Vec<Nested> {
+    let mut nested = Vec::new();
+    for outer in entries {
+        for inner in entries.iter().filter(|e| e.id != outer.id) {
+            for po in &outer.names {
+                for pi in inner.names.iter().filter(|p| p.chars.len() >= 3) {
+                    let Some(at) = po.chars.windows(pi.chars.len()).position(|w| w == pi.chars)
+                    else {
+                        continue;
+                    };
+                    if po.chars.len() == pi.chars.len() {
+                        continue;
+                    }
+                    nested.push(Nested {
+                        outer: outer.id,
+                        inner: inner.id,
+                        inner_chars: pi.chars.clone(),
+                        inner_weight: pi.weight,
+                        rest: [
+                            po.chars[..at].to_vec(),
+                            po.chars[at + pi.chars.len()..].to_vec(),
+                        ],
+                    });
+                }
+            }
+        }
+    }
+    nested
+}
+
 fn joined_names(phrases: &[String], tuning: &Tuning) -> Vec<String> {
     let connectives = &tuning.reading.connectives;
     phrases
@@ -544,6 +679,33 @@ fn phrases_of(service: &Service) -> impl Iterator<Item = &str> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    fn matcher() -> Matcher {
+        let catalog = crate::catalog::Catalog::load(std::path::Path::new("dialogs")).unwrap();
+        Matcher::new(
+            &catalog,
+            Tuning::load(std::path::Path::new("dialogs")).unwrap(),
+        )
+    }
+
+    #[test]
+    fn a_name_said_with_a_longer_names_own_words_means_the_longer_one() {
+        let m = matcher();
+        let best = |t: &str| m.rank(t).first().map(|s| s.id.get());
+        // The shorter name alone is the shorter service.
+        assert_eq!(best("超期订单预警"), Some(48));
+        assert_eq!(best("物流追踪"), Some(6));
+        // With words only the longer name has, the longer one.
+        assert_eq!(best("超期订单预警的看板"), Some(77));
+        assert_eq!(best("韵达的物流追踪"), Some(64));
+        assert!(m.names_fully("77".parse::<ServiceId>().unwrap(), "超期订单预警的看板"));
+        assert!(!m.names_fully("48".parse::<ServiceId>().unwrap(), "超期订单预警的看板"));
+        // Generic words and the inner name's own letters are no such sign.
+        assert_eq!(best("开通超期订单预警"), Some(48));
+        assert!(m.names_fully("48".parse::<ServiceId>().unwrap(), "开通超期订单预警"));
+        // Only next to the inner name: a field's value said elsewhere is no sign.
+        assert_ne!(best("自流转多仓要开 自流转类型 菜鸟"), Some(80));
+    }
 
     #[test]
     fn one_typo_is_tolerated_only_for_longer_phrases() {
