@@ -163,7 +163,7 @@ pub fn read(
     if let Some(re) = REQUEST_NUMBER.as_ref() {
         text = re.replace_all(&text, " ").into_owned();
     }
-    let text = accounts_corrected(&text);
+    let text = numbers_corrected(&accounts_corrected(&text));
     let clauses = clauses(&text, words, matcher.joined_names());
     let pieces = pieces(&clauses);
     // The service each piece names plainly, ranked once per piece.
@@ -225,7 +225,8 @@ pub fn read(
         let named_back = match named[j] {
             _ if !marks_correction && marker_at.is_none() => None,
             Some(id) => groups.iter().position(|g| g.service == id),
-            None => name_part(catalog, &folded, &groups),
+            None => name_part(catalog, &folded, &groups)
+                .or_else(|| ordinal_part(words, &folded, groups.len())),
         };
         let back = named_back.filter(|&k| k + 1 < groups.len() || target.is_some_and(|t| t != k));
         if let Some(k) = back {
@@ -802,8 +803,37 @@ fn second_amount_cut(text: &str, words: &ReadingWords) -> Option<usize> {
             .service_corrections
             .iter()
             .any(|m| between.contains(m.as_str()));
-        (han >= 2 && !corrects).then_some(*end)
+        if han < 2 || corrects {
+            return None;
+        }
+        // "A加到350 开了太多分销店 第二个 bb_02 B调到300": the words up to the next customer are
+        // still the first request's (its reason); the cut is before that customer (and the
+        // ordinal word naming it).
+        Some(next_customer_at(between, words).map_or(*end, |at| end + at))
     })
+}
+
+/// Where, in `between` (after a request's number), a customer of the next request begins: an
+/// account-shaped token after some words, with an ordinal word ("第二个") right before it.
+fn next_customer_at(between: &str, words: &ReadingWords) -> Option<usize> {
+    let at = between.char_indices().find_map(|(i, c)| {
+        let after_boundary = between[..i]
+            .chars()
+            .next_back()
+            .is_some_and(|p| !(p.is_ascii_alphanumeric() || matches!(p, '_' | '-' | '.' | '@')));
+        (c.is_ascii_alphabetic() && after_boundary && leading_account(&between[i..]).is_some())
+            .then_some(i)
+    })?;
+    let before = between[..at].trim_end();
+    let start = words
+        .ordinal_references
+        .keys()
+        .filter(|w| before.ends_with(w.as_str()))
+        .map(|w| before.len() - w.len())
+        .min()
+        .unwrap_or(at);
+    let own_words = between[..start].chars().filter(|c| is_han(*c)).count();
+    (own_words >= 2).then_some(start)
 }
 
 /// Whether the connective at byte `at` of `s` is part of a word that joins nothing: an
@@ -883,6 +913,19 @@ static ACCOUNT_CORRECTION: LazyLock<Option<Regex>> = LazyLock::new(|| {
     .ok()
 });
 
+/// The request a correction points at by its place ("第一个店写错了"), among `count`.
+fn ordinal_part(words: &ReadingWords, folded: &str, count: usize) -> Option<usize> {
+    let (_, &place) = words
+        .ordinal_references
+        .iter()
+        .filter(|(w, _)| folded.contains(w.as_str()))
+        .max_by_key(|(w, _)| w.chars().count())?;
+    match place {
+        0 => count.checked_sub(1),
+        n => (n <= count).then(|| n - 1),
+    }
+}
+
 /// "给 sz_ld_2 原因要对快递费用 不是 sz_ld_2 是 sz_ld02": an account corrected with the old one
 /// written out is replaced wherever it was said, and the correction itself is no value. Only
 /// when the old account was said before the correction and both are account-shaped.
@@ -916,6 +959,46 @@ fn accounts_corrected(text: &str) -> String {
         );
     }
     out
+}
+
+static NUMBER_CORRECTION: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r"不是\s*(\d+)\s*(?:而|应该)?是\s*(\d+)(?:[^\d.]|$)").ok());
+
+/// "wh_lele调到120 cq_food调到200 … 不是120是150": a number corrected with the old one written
+/// out replaces it where it was said, when it was said exactly once before (as a number of its
+/// own, not inside a longer one or an account); the correction itself is then no value.
+fn numbers_corrected(text: &str) -> String {
+    let Some(re) = NUMBER_CORRECTION.as_ref() else {
+        return text.to_owned();
+    };
+    let Some(c) = re.captures(text) else {
+        return text.to_owned();
+    };
+    let (Some(whole), Some(was), Some(now)) = (c.get(0), c.get(1), c.get(2)) else {
+        return text.to_owned();
+    };
+    let before = &text[..whole.start()];
+    let standalone: Vec<usize> = before
+        .match_indices(was.as_str())
+        .map(|(at, _)| at)
+        .filter(|&at| {
+            let prev = before[..at].chars().next_back();
+            let next = before[at + was.len()..].chars().next();
+            !prev.is_some_and(|p| p.is_ascii_alphanumeric() || matches!(p, '_' | '.' | '-'))
+                && !next.is_some_and(|n| n.is_ascii_alphanumeric() || matches!(n, '_' | '.'))
+        })
+        .collect();
+    let [at] = standalone.as_slice() else {
+        return text.to_owned();
+    };
+    let rest = &text[now.end()..];
+    format!(
+        "{}{}{} {}",
+        &before[..*at],
+        now.as_str(),
+        before[at + was.len()..].trim_end(),
+        rest.trim_start()
+    )
 }
 
 /// "订单合并上限 yw_socks要150 lyf_store要200": one service, two customers each with their own
@@ -1087,6 +1170,19 @@ mod tests {
         );
         let (rest, questions) = questions_apart("大促订单太多", &words());
         assert_eq!((rest.as_str(), questions.len()), ("大促订单太多", 0));
+    }
+
+    #[test]
+    fn a_number_corrected_with_the_old_one_written_out_replaces_it_where_it_was_said() {
+        assert_eq!(
+            numbers_corrected("a_1调到120 b_2调到200 原因多 不是120是150 要多久"),
+            "a_1调到150 b_2调到200 原因多 要多久"
+        );
+        // Said twice before, or only inside a longer number: which one is meant is unclear.
+        let twice = "a_1调到120 b_2也120 不是120是150";
+        assert_eq!(numbers_corrected(twice), twice);
+        let inside = "调到1200 不是120是150";
+        assert_eq!(numbers_corrected(inside), inside);
     }
 
     #[test]

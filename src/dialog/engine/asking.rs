@@ -7,9 +7,25 @@ use crate::catalog::{FieldKey, FieldKind, FieldValue, Service, ServiceField};
 use crate::dialog::session::{Form, Offer, Queued, State, Step};
 use crate::dialog::slots::{Corrected, Extraction};
 use crate::dialog::text::fold;
+use crate::dialog::understand::Verdict;
 use crate::domain::{ChoiceOption, ServiceId};
 
 impl Engine<'_> {
+    /// Whether `text` still means `id` once the pieces of `said` are taken out.
+    fn understood_without(&self, id: ServiceId, text: &str, said: &str) -> bool {
+        let mut rest = text.to_owned();
+        for piece in said.split('，') {
+            rest = rest.replace(piece, " ");
+        }
+        // Words alone (the message's vector is of the whole text): the service must still
+        // come first, clearly or in a close call.
+        match self.matcher.understand_with(&rest, None).verdict {
+            Verdict::Service(s) => s == id,
+            Verdict::Ambiguous(close) => close.first() == Some(&id),
+            Verdict::Nothing => false,
+        }
+    }
+
     /// Starts a form for `id` with what `text` already carries; `carried` is the seller account
     /// of the request this one follows (a switch, a queued service), used when `text` has none.
     pub(super) fn start(
@@ -102,8 +118,10 @@ impl Engine<'_> {
             && !noticed.iter().any(|n| &n.key == field.key())
             && let Some(said) = explained
             // "帮忙取消几个未付款订单" describes the request itself: only where the service was
-            // named are the other words why it is wanted.
-            && self.matcher.names_fully(service.id, text)
+            // named, or is still understood without them ("要用jd沧海的库存做自流转 … 他们货都
+            // 在沧海仓"), are the other words why it is wanted.
+            && (self.matcher.names_fully(service.id, text)
+                || self.understood_without(service.id, text, &said))
             && let Ok(value) = field.spec.parse_answer(&said)
         {
             offers.push(Offer {
