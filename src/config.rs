@@ -540,6 +540,9 @@ pub struct EmbeddingsSection {
     /// idle (when it is busy, the texts asked meanwhile go together anyway).
     #[serde(default)]
     pub query_batch_wait_ms: u64,
+    /// Calls for messages out at once; what arrives meanwhile waits to go in the next batch.
+    #[serde(default = "default_query_calls_in_flight")]
+    pub query_calls_in_flight: usize,
     /// Message vectors kept in memory by text (0: none); a repeated message costs no call.
     #[serde(default = "default_query_cache_entries")]
     pub query_cache_entries: usize,
@@ -558,6 +561,7 @@ impl Default for EmbeddingsSection {
             table: default_embeddings_table(),
             query_batch_max: default_query_batch_max(),
             query_batch_wait_ms: 0,
+            query_calls_in_flight: default_query_calls_in_flight(),
             query_cache_entries: default_query_cache_entries(),
         }
     }
@@ -574,6 +578,9 @@ fn default_true() -> bool {
 }
 fn default_query_batch_max() -> usize {
     32
+}
+fn default_query_calls_in_flight() -> usize {
+    2
 }
 fn default_query_cache_entries() -> usize {
     4096
@@ -822,6 +829,10 @@ impl Settings {
         positive(
             "embeddings.query_batch_max",
             self.embeddings.query_batch_max == 0,
+        )?;
+        positive(
+            "embeddings.query_calls_in_flight",
+            self.embeddings.query_calls_in_flight == 0,
         )?;
         // A wait is for gathering texts that arrive together, not a budget of its own: longer
         // than a few ms it only eats into the message's `timeout_ms`.

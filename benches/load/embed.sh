@@ -36,10 +36,15 @@ idle() {
 }
 for rate in $RATES; do
   idle
+  if curl -s -o /dev/null http://127.0.0.1:18081/metrics; then
+    echo "something already listens on 18081: stop it first" >&2
+    exit 1
+  fi
   "$KT" serve &
   pid=$!
   # The catalog's server space (read back from the store after the first start).
   until curl -s http://127.0.0.1:18081/metrics | grep -q '^kaitong_embedding_server_space_texts [1-9]'; do
+    kill -0 "$pid"
     sleep 1
   done
   "$DEV" load --url http://127.0.0.1:18080 --requests "$N" --concurrency 512 --rate "$rate" \

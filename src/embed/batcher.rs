@@ -8,8 +8,10 @@
 //!
 //! How: callers send (text, oneshot) through an mpsc channel to one task. The task takes the
 //! first waiting text, drains whatever else is queued (up to `max_batch`), sends one request,
-//! and answers every caller. One batch is in flight at a time: while the model works, the next
-//! batch forms in the queue, which is where the coalescing comes from. Each caller keeps its
+//! and answers every caller. At most `in_flight` calls are out at once (2 by default): while
+//! they are, the next batch forms in the queue, which is where the coalescing comes from; two
+//! rather than one so the server's per-call work (HTTP, JSON) overlaps the other call's
+//! inference instead of adding to every message's wait. Each caller keeps its
 //! own deadline (the message budget, counted from when it asked); a caller past it gets
 //! [`EmbedError::Unavailable`] and falls back, and a batch skips callers that already gave up.
 //! A batch is cut to what the server can answer inside its callers' deadlines at the cost per
@@ -24,7 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::error::EmbedError;
@@ -51,6 +53,8 @@ pub struct BatchOptions {
     pub cache_entries: usize,
     /// A caller's budget, from asking to having its vector.
     pub deadline: Duration,
+    /// Calls out at once.
+    pub in_flight: usize,
 }
 
 /// What the batcher did, since it was made (for tests and benchmarks; `/metrics` has the same
@@ -193,8 +197,14 @@ async fn run<S: QuerySink>(
     // Jobs taken from the channel and not yet answered, oldest first.
     let mut pending: VecDeque<Job> = VecDeque::new();
     // What one text has recently cost the server (seconds, 0: not measured yet).
-    let mut per_text = 0.0f64;
+    let per_text = Arc::new(Mutex::new(0.0f64));
+    let slots = Arc::new(Semaphore::new(options.in_flight.max(1)));
     loop {
+        // A batch is formed only once a call can go out: what arrives while every slot is
+        // busy joins it.
+        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+            break;
+        };
         if pending.is_empty() {
             let Some(first) = rx.recv().await else {
                 break;
@@ -242,10 +252,11 @@ async fn run<S: QuerySink>(
             .take(considered)
             .map(|j| j.deadline)
             .collect();
+        let estimate = *per_text.lock().unwrap_or_else(PoisonError::into_inner);
         let plan = fit(
             &deadlines,
             Instant::now(),
-            Duration::from_secs_f64(per_text),
+            Duration::from_secs_f64(estimate),
         );
         let mut batch = Vec::new();
         let mut later = VecDeque::new();
@@ -257,7 +268,7 @@ async fn run<S: QuerySink>(
                 Fit::Hopeless => {
                     let _ = job.reply.send(Err(EmbedError::Unavailable(format!(
                         "the embedding server could not answer before the deadline (about {} ms a text lately)",
-                        (per_text * 1000.0).round()
+                        (estimate * 1000.0).round()
                     ))));
                 }
             }
@@ -274,27 +285,36 @@ async fn run<S: QuerySink>(
             .texts_sent
             .fetch_add(texts as u64, Ordering::Relaxed);
         crate::metrics::embedding_query_call(texts);
-        let started = Instant::now();
-        let result = sink.embed_queries(batch.texts.clone()).await;
-        #[allow(clippy::cast_precision_loss)]
-        let cost = started.elapsed().as_secs_f64() / texts as f64;
-        match &result {
-            Ok(vectors) if vectors.len() == texts => {
-                per_text = if per_text == 0.0 {
-                    cost
+        let (sink, cache, per_text) =
+            (Arc::clone(&sink), Arc::clone(&cache), Arc::clone(&per_text));
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let result = sink.embed_queries(batch.texts.clone()).await;
+            #[allow(clippy::cast_precision_loss)]
+            let cost = started.elapsed().as_secs_f64() / texts as f64;
+            let learn = |sample: f64| {
+                let mut estimate = per_text.lock().unwrap_or_else(PoisonError::into_inner);
+                *estimate = if *estimate == 0.0 {
+                    sample
                 } else {
-                    0.7 * per_text + 0.3 * cost
+                    0.7 * *estimate + 0.3 * sample
                 };
-                let mut cache = lock(&cache);
-                for (text, v) in batch.texts.iter().zip(vectors) {
-                    cache.put(text, v);
+            };
+            match &result {
+                Ok(vectors) if vectors.len() == texts => {
+                    learn(cost);
+                    let mut cache = lock(&cache);
+                    for (text, v) in batch.texts.iter().zip(vectors) {
+                        cache.put(text, v);
+                    }
                 }
+                // A timeout says at least this much; a quick refusal says nothing of the cost.
+                Err(EmbedError::Unavailable(_)) => learn(cost),
+                _ => {}
             }
-            // A timeout says at least this much; a quick refusal says nothing about the cost.
-            Err(EmbedError::Unavailable(_)) => per_text = per_text.max(cost),
-            _ => {}
-        }
-        batch.answer(result);
+            batch.answer(result);
+            drop(slot);
+        });
     }
 }
 
@@ -313,8 +333,8 @@ enum Fit {
 /// costs the server about `per_text`: as many as keep the call's estimated time (`per_text` ×
 /// texts) inside every one of their deadlines. A batch too big for the budget would time out
 /// for all its callers, and the next one too: cut to what fits, the server keeps answering
-/// some in time under overload instead of none. The oldest job that is not hopeless is always
-/// sent, so a wrong estimate can slow the queue, never stop it.
+/// some in time under overload instead of none. At least one job is always sent, so a wrong
+/// estimate can slow the queue, never stop it.
 fn fit(deadlines: &[Instant], now: Instant, per_text: Duration) -> Vec<Fit> {
     let mut out = Vec::with_capacity(deadlines.len());
     let mut kept: u32 = 0;
@@ -333,6 +353,17 @@ fn fit(deadlines: &[Instant], now: Instant, per_text: Duration) -> Vec<Fit> {
         } else {
             out.push(Fit::Later);
         }
+    }
+    // Nothing fits: the job with the most time left goes alone all the same, so the estimate
+    // keeps being measured (one slow call must not shut the server out for good).
+    if kept == 0
+        && let Some(most) = deadlines
+            .iter()
+            .enumerate()
+            .max_by_key(|(_, d)| **d)
+            .map(|(i, _)| i)
+    {
+        out[most] = Fit::Send;
     }
     out
 }
@@ -489,6 +520,7 @@ mod tests {
             wait: Duration::ZERO,
             cache_entries: 100,
             deadline: Duration::from_secs(5),
+            in_flight: 1,
         }
     }
 
@@ -676,7 +708,8 @@ mod tests {
                 .all(|f| *f == Send)
         );
         assert_eq!(fit(&deadlines[..1], now, ms(400))[0], Send);
-        assert_eq!(fit(&deadlines[..1], now, ms(500))[0], Hopeless);
+        // Nothing fits: the one with the most time left goes anyway (the estimate may be stale).
+        assert_eq!(fit(&deadlines[..2], now, ms(2000)), vec![Hopeless, Send]);
     }
 
     #[tokio::test]

@@ -61,6 +61,7 @@ impl batcher::QueryBatcher<ServerEmbedder> {
                 wait: Duration::from_millis(section.query_batch_wait_ms),
                 cache_entries: section.query_cache_entries,
                 deadline,
+                in_flight: section.query_calls_in_flight,
             },
         )
     }
