@@ -580,7 +580,7 @@ fn default_query_batch_max() -> usize {
     32
 }
 fn default_query_calls_in_flight() -> usize {
-    2
+    1
 }
 fn default_query_cache_entries() -> usize {
     4096

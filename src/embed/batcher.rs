@@ -8,10 +8,10 @@
 //!
 //! How: callers send (text, oneshot) through an mpsc channel to one task. The task takes the
 //! first waiting text, drains whatever else is queued (up to `max_batch`), sends one request,
-//! and answers every caller. At most `in_flight` calls are out at once (2 by default): while
-//! they are, the next batch forms in the queue, which is where the coalescing comes from; two
-//! rather than one so the server's per-call work (HTTP, JSON) overlaps the other call's
-//! inference instead of adding to every message's wait. Each caller keeps its
+//! and answers every caller. At most `in_flight` calls are out at once (1 by default: a second
+//! call only queues at a server that runs one inference at a time, and its wait there inflates
+//! the cost estimate): while they are, the next batch forms in the queue, which is where the
+//! coalescing comes from. Each caller keeps its
 //! own deadline (the message budget, counted from when it asked); a caller past it gets
 //! [`EmbedError::Unavailable`] and falls back, and a batch skips callers that already gave up.
 //! A batch is cut to what the server can answer inside its callers' deadlines at the cost per
