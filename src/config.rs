@@ -507,7 +507,7 @@ pub struct NotifySection {
 }
 
 /// `[embeddings]` in the configuration.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmbeddingsSection {
     /// `http://host:port` or `…/v1/embeddings` of an OpenAI-compatible server; empty = none.
@@ -533,6 +533,38 @@ pub struct EmbeddingsSection {
     /// The distilled in-process table, relative to the dialogs folder.
     #[serde(default = "default_embeddings_table")]
     pub table: String,
+    /// The most message texts in one call to the server.
+    #[serde(default = "default_query_batch_max")]
+    pub query_batch_max: usize,
+    /// How long a message's text waits for others before its call goes out when the server is
+    /// idle (when it is busy, the texts asked meanwhile go together anyway).
+    #[serde(default)]
+    pub query_batch_wait_ms: u64,
+    /// Calls for messages out at once; what arrives meanwhile waits to go in the next batch.
+    #[serde(default = "default_query_calls_in_flight")]
+    pub query_calls_in_flight: usize,
+    /// Message vectors kept in memory by text (0: none); a repeated message costs no call.
+    #[serde(default = "default_query_cache_entries")]
+    pub query_cache_entries: usize,
+}
+
+impl Default for EmbeddingsSection {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            model: String::new(),
+            api_key: Secret::default(),
+            timeout_ms: default_embeddings_timeout_ms(),
+            query_prefix: String::new(),
+            passage_prefix: String::new(),
+            send_input_type: default_true(),
+            table: default_embeddings_table(),
+            query_batch_max: default_query_batch_max(),
+            query_batch_wait_ms: 0,
+            query_calls_in_flight: default_query_calls_in_flight(),
+            query_cache_entries: default_query_cache_entries(),
+        }
+    }
 }
 
 fn default_admin_listen() -> String {
@@ -543,6 +575,15 @@ fn default_embeddings_timeout_ms() -> u64 {
 }
 fn default_true() -> bool {
     true
+}
+fn default_query_batch_max() -> usize {
+    32
+}
+fn default_query_calls_in_flight() -> usize {
+    1
+}
+fn default_query_cache_entries() -> usize {
+    4096
 }
 fn default_embeddings_table() -> String {
     "embeddings/zh-static.kvec".to_owned()
@@ -785,6 +826,22 @@ impl Settings {
             "dialogs.session_ttl_secs",
             self.dialogs.session_ttl_secs == 0,
         )?;
+        positive(
+            "embeddings.query_batch_max",
+            self.embeddings.query_batch_max == 0,
+        )?;
+        positive(
+            "embeddings.query_calls_in_flight",
+            self.embeddings.query_calls_in_flight == 0,
+        )?;
+        // A wait is for gathering texts that arrive together, not a budget of its own: longer
+        // than a few ms it only eats into the message's `timeout_ms`.
+        if self.embeddings.query_batch_wait_ms > 50 {
+            return Err(ConfigError::Invalid {
+                key: "embeddings.query_batch_wait_ms",
+                reason: "at most 50 (it is spent inside every message's timeout_ms)".into(),
+            });
+        }
         if self.console.login_burst == 0 || self.console.login_refill_ms == 0 {
             return Err(ConfigError::Invalid {
                 key: "console.login_burst",

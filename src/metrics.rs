@@ -26,6 +26,8 @@ struct TurnMetrics {
     understanding: IntCounterVec,
     embedding_fallbacks: IntCounterVec,
     embedding_space_texts: IntGauge,
+    embedding_query_calls: IntCounter,
+    embedding_query_texts: IntCounterVec,
     transitions: IntCounterVec,
 }
 
@@ -152,6 +154,15 @@ impl TurnMetrics {
                 "embedding_fallbacks_total",
                 "Messages understood with the in-process table because the embedding server failed",
                 &["reason"],
+            ),
+            embedding_query_calls: r.plain_counter(
+                "embedding_query_calls_total",
+                "Calls to the embedding server for people's messages (each carries a batch)",
+            ),
+            embedding_query_texts: r.counter(
+                "embedding_query_texts_total",
+                "Message texts embedded, by where the vector came from (server: sent in a batch; cache: repeated text)",
+                &["source"],
             ),
             transitions: r.counter(
                 "request_transitions_total",
@@ -290,6 +301,24 @@ pub fn embedding_fallback(reason: &str) {
         .turns
         .embedding_fallbacks
         .with_label_values(&[reason])
+        .inc();
+}
+
+/// One call to the embedding server carrying `texts` distinct message texts.
+pub fn embedding_query_call(texts: usize) {
+    let m = &metrics().turns;
+    m.embedding_query_calls.inc();
+    m.embedding_query_texts
+        .with_label_values(&["server"])
+        .inc_by(texts as u64);
+}
+
+/// A message's vector came from the query cache: no call.
+pub fn embedding_query_cached() {
+    metrics()
+        .turns
+        .embedding_query_texts
+        .with_label_values(&["cache"])
         .inc();
 }
 

@@ -248,6 +248,7 @@ impl Parts {
         .with_meaning(
             static_encoder(settings),
             crate::embed::ServerEmbedder::from_settings(&settings.embeddings)?,
+            &settings.embeddings,
         )
         .with_commands(
             desk.clone(),

@@ -32,6 +32,25 @@ pub struct LoadPlan {
     pub rate: Option<u32>,
     /// Server process to read the peak RSS of (Linux /proc).
     pub pid: Option<u32>,
+    /// Free-text requests to send instead of the script, in turn, each from a person of its
+    /// own (so every message is a new request, the kind understanding by meaning reads).
+    pub messages: Option<Vec<String>>,
+    /// The server's `/metrics` (admin listener), read before and after the run for the
+    /// embedding counters.
+    pub metrics_url: Option<String>,
+}
+
+/// What the embedding server did during the run: deltas of the server's counters.
+#[derive(Debug, Default, Serialize)]
+pub struct EmbeddingCounts {
+    /// Messages that fell back to the in-process table (`kaitong_embedding_fallbacks_total`).
+    pub fallbacks: u64,
+    /// Calls to the embedding server for messages (absent before batching: 0).
+    pub calls: u64,
+    /// Message texts sent to the server in those calls.
+    pub texts_sent: u64,
+    /// Message texts answered from the query cache.
+    pub cache_hits: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -46,6 +65,23 @@ pub struct LoadReport {
     pub p99_ms: f64,
     pub max_ms: f64,
     pub server_peak_rss_mib: Option<f64>,
+    pub embedding: Option<EmbeddingCounts>,
+}
+
+/// The texts of a file of messages: one a line, or JSON lines with a `text` field (the
+/// evaluation sets); blank lines skipped.
+#[must_use]
+pub fn read_messages(file: &str) -> Vec<String> {
+    file.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .ok()
+                .and_then(|v| v.get("text")?.as_str().map(str::to_owned))
+                .unwrap_or_else(|| l.to_owned())
+        })
+        .collect()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,12 +117,19 @@ fn peak_rss_mib(pid: u32) -> Option<f64> {
 /// Runs the plan: builds every callback first (so encryption is not timed), then sends them.
 pub async fn run(settings: &Settings, plan: LoadPlan) -> Result<LoadReport, LoadError> {
     check_loopback(&plan.url)?;
+    if let Some(url) = &plan.metrics_url {
+        check_loopback(url)?;
+    }
     let callbacks = Arc::new(build_callbacks(settings, &plan)?);
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(plan.concurrency)
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap_or_default();
+    let before = match &plan.metrics_url {
+        Some(url) => Some(embedding_counts(&client, url).await),
+        None => None,
+    };
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let workers: Vec<_> = (0..plan.concurrency.max(1))
@@ -106,6 +149,18 @@ pub async fn run(settings: &Settings, plan: LoadPlan) -> Result<LoadReport, Load
     }
     let seconds = started.elapsed().as_secs_f64();
     latencies.sort();
+    let embedding = match (&plan.metrics_url, before) {
+        (Some(url), Some(before)) => {
+            let after = embedding_counts(&client, url).await;
+            Some(EmbeddingCounts {
+                fallbacks: after.fallbacks.saturating_sub(before.fallbacks),
+                calls: after.calls.saturating_sub(before.calls),
+                texts_sent: after.texts_sent.saturating_sub(before.texts_sent),
+                cache_hits: after.cache_hits.saturating_sub(before.cache_hits),
+            })
+        }
+        _ => None,
+    };
     #[allow(clippy::cast_precision_loss)]
     Ok(LoadReport {
         requests: latencies.len(),
@@ -118,7 +173,48 @@ pub async fn run(settings: &Settings, plan: LoadPlan) -> Result<LoadReport, Load
         p99_ms: percentile(&latencies, 0.99),
         max_ms: percentile(&latencies, 1.0),
         server_peak_rss_mib: plan.pid.and_then(peak_rss_mib),
+        embedding,
     })
+}
+
+/// The embedding counters of a server's `/metrics` now (zeros when it cannot be read: the
+/// report then shows no change rather than failing the run).
+async fn embedding_counts(client: &reqwest::Client, url: &str) -> EmbeddingCounts {
+    let text = match client.get(url).send().await {
+        Ok(r) => r.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    EmbeddingCounts {
+        fallbacks: metric_sum(&text, "kaitong_embedding_fallbacks_total", None),
+        calls: metric_sum(&text, "kaitong_embedding_query_calls_total", None),
+        texts_sent: metric_sum(
+            &text,
+            "kaitong_embedding_query_texts_total",
+            Some("source=\"server\""),
+        ),
+        cache_hits: metric_sum(
+            &text,
+            "kaitong_embedding_query_texts_total",
+            Some("source=\"cache\""),
+        ),
+    }
+}
+
+/// The sum of a Prometheus text exposition's samples of `name` (with `label` when given).
+fn metric_sum(text: &str, name: &str, label: Option<&str>) -> u64 {
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with([' ', '{']))
+        })
+        .filter(|l| label.is_none_or(|label| l.contains(label)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|v| {
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let v = v as u64;
+            v
+        })
+        .sum()
 }
 
 /// Load is only ever sent to this machine.
@@ -149,16 +245,23 @@ fn build_callbacks(
     let run_base = u64::from(rand::random::<u32>()) << 24;
     let mut callbacks = Vec::with_capacity(plan.requests);
     for i in 0..plan.requests {
-        let user = i % users;
-        let turn = (i / users) % SCRIPT.len();
-        let text = SCRIPT[turn].replace("{u}", &user.to_string());
-        let inner = peer::app_text_xml(
-            &corp,
-            &format!("load{user}"),
-            &agent,
-            run_base + (i as u64) + 1,
-            &text,
-        );
+        let (person, text) = match plan.messages.as_deref() {
+            // A person of its own per message, new each run: every message is a new request
+            // (a person left mid-form by an earlier run would read it as an answer).
+            Some(messages) if !messages.is_empty() => (
+                format!("msg{run_base:x}_{i}"),
+                messages[i % messages.len()].clone(),
+            ),
+            _ => {
+                let user = i % users;
+                let turn = (i / users) % SCRIPT.len();
+                (
+                    format!("load{user}"),
+                    SCRIPT[turn].replace("{u}", &user.to_string()),
+                )
+            }
+        };
+        let inner = peer::app_text_xml(&corp, &person, &agent, run_base + (i as u64) + 1, &text);
         let cb = peer.app_callback(&inner, &agent)?;
         callbacks.push((
             format!("{}/wecom/app?{}", plan.url.trim_end_matches('/'), cb.query),

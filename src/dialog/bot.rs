@@ -19,7 +19,7 @@ use crate::domain::{
     AttachmentFetcher, BlankTemplates, Bot, CardRelabeler, Content, HandledLabel, Inbound, Reply,
     RequestId, UserId,
 };
-use crate::embed::ServerEmbedder;
+use crate::embed::{QueryBatcher, ServerEmbedder};
 use crate::requests::{
     BatchSchedule, Desk, DeskAction, DeskError, FiledForm, HandlerDirectory, Ledger, Request,
     RequestFilter, Requester, Status, attachments,
@@ -82,6 +82,8 @@ pub struct MeaningState {
     encoder: Option<Arc<dyn SentenceEncoder>>,
     static_space: RwLock<Option<(Arc<Catalog>, Arc<Space>)>>,
     server: Option<Arc<ServerEmbedder>>,
+    /// People's messages to the server: concurrent ones in one call, repeated ones cached.
+    queries: Option<QueryBatcher>,
     server_space: RwLock<Option<(Arc<Catalog>, Arc<Space>)>>,
     building: std::sync::atomic::AtomicBool,
     outage: std::sync::atomic::AtomicBool,
@@ -171,19 +173,13 @@ impl MeaningState {
         store: &Arc<dyn Store>,
         text: &str,
     ) -> Option<MessageMeaning> {
-        if let (Some(server), Some(space)) = (&self.server, self.server_space(catalog, store)) {
-            match server
-                .embed(&[text.to_owned()], crate::embed::TextKind::Query)
-                .await
-            {
-                Ok(mut v) if v.first().is_some_and(|v| v.len() == space.dims()) => {
+        if let (Some(queries), Some(space)) = (&self.queries, self.server_space(catalog, store)) {
+            match queries.embed(text).await {
+                Ok(vector) if vector.len() == space.dims() => {
                     if self.outage.swap(false, std::sync::atomic::Ordering::SeqCst) {
                         tracing::info!("embedding server answers again");
                     }
-                    return Some(MessageMeaning {
-                        space,
-                        vector: v.swap_remove(0),
-                    });
+                    return Some(MessageMeaning { space, vector });
                 }
                 Ok(_) => self.fallback(
                     "dimension",
@@ -265,16 +261,23 @@ impl DialogBot {
     }
 
     /// Understanding by meaning: the in-process encoder (the distilled table) and, when
-    /// configured, an embedding server. The server's catalog space is built in the background.
+    /// configured, an embedding server (people's messages batched and cached as `settings`
+    /// say). The server's catalog space is built in the background.
     #[must_use]
     pub fn with_meaning(
         mut self,
         encoder: Option<Arc<dyn SentenceEncoder>>,
         server: Option<ServerEmbedder>,
+        settings: &crate::config::EmbeddingsSection,
     ) -> Self {
+        let server = server.map(Arc::new);
+        let queries = server
+            .as_ref()
+            .map(|s| QueryBatcher::for_server(Arc::clone(s), settings));
         self.meaning = Arc::new(MeaningState {
             encoder,
-            server: server.map(Arc::new),
+            server,
+            queries,
             ..MeaningState::default()
         });
         let (catalog, _) = self.snapshot();

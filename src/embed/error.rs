@@ -22,6 +22,24 @@ pub enum EmbedError {
     Distill(String),
 }
 
+impl EmbedError {
+    /// The same failure for another caller of one batch (the error itself cannot be cloned:
+    /// the table's carries an I/O error, which a server call never returns).
+    #[must_use]
+    pub fn for_another_caller(&self) -> Self {
+        match self {
+            Self::Unavailable(s) => Self::Unavailable(s.clone()),
+            Self::Status { status, body } => Self::Status {
+                status: *status,
+                body: body.clone(),
+            },
+            Self::TooLarge { cap } => Self::TooLarge { cap: *cap },
+            Self::Garbage(s) => Self::Garbage(s.clone()),
+            other => Self::Garbage(other.to_string()),
+        }
+    }
+}
+
 /// Why a table is refused when read, or rows cannot be written as one. Without a path:
 /// [`EmbedError::Table`] adds it.
 #[derive(Debug, thiserror::Error)]

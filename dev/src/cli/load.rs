@@ -1,12 +1,14 @@
 //! `kaitong-dev load`: drives a running bot with encrypted callbacks; `kaitong-dev
 //! echo-baseline`: the minimal server it is compared against.
 
+use anyhow::Context;
 use clap::Args;
 
 use kaitong::config::Settings;
 use kaitong::startup::shutdown_signal;
 use kaitong::wecom::MsgCrypt;
 use kaitong_dev::load::LoadPlan;
+use kaitong_dev::simulator::{SimulatedApp, WecomSimulator};
 
 #[derive(Args)]
 pub struct LoadArgs {
@@ -26,6 +28,18 @@ pub struct LoadArgs {
     /// Server process id, to report its peak RSS.
     #[arg(long)]
     pub pid: Option<u32>,
+    /// Send these messages instead of the script, each as a new request from a person of its
+    /// own: a file of lines, or JSON lines with a "text" field (tests/fixtures/*_eval*.jsonl).
+    #[arg(long)]
+    pub messages: Option<std::path::PathBuf>,
+    /// The server's /metrics (http://<server.admin_listen>/metrics): reports the embedding
+    /// fallbacks, calls and cache hits during the run.
+    #[arg(long)]
+    pub metrics: Option<String>,
+    /// Run the WeCom API simulator on this address for the run (start `kaitong serve` with
+    /// KAITONG_WECOM__API_BASE=http://ADDR/cgi-bin), so the cards a reply sends go somewhere.
+    #[arg(long, value_name = "ADDR")]
+    pub simulator: Option<std::net::SocketAddr>,
 }
 
 #[derive(Args)]
@@ -35,6 +49,16 @@ pub struct EchoBaselineArgs {
 }
 
 pub async fn run(settings: &Settings, args: LoadArgs) -> anyhow::Result<()> {
+    let messages = match &args.messages {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let messages = kaitong_dev::load::read_messages(&text);
+            anyhow::ensure!(!messages.is_empty(), "{} has no messages", path.display());
+            Some(messages)
+        }
+        None => None,
+    };
     let plan = LoadPlan {
         url: args.url,
         requests: args.requests,
@@ -42,6 +66,24 @@ pub async fn run(settings: &Settings, args: LoadArgs) -> anyhow::Result<()> {
         concurrency: args.concurrency,
         rate: args.rate,
         pid: args.pid,
+        messages,
+        metrics_url: args.metrics,
+    };
+    let _simulator = match args.simulator {
+        Some(addr) => {
+            let simulator = WecomSimulator::new()
+                .with_app(SimulatedApp::new(
+                    settings.wecom.corp_id.clone(),
+                    settings.wecom.secret.expose(),
+                    settings.wecom.agent_id,
+                ))
+                .spawn_on(addr)
+                .await
+                .with_context(|| format!("could not start the WeCom API simulator on {addr}"))?;
+            simulator.set_per_user_minute_limit(None);
+            Some(simulator)
+        }
+        None => None,
     };
     let report = kaitong_dev::load::run(settings, plan).await?;
     println!("{}", serde_json::to_string_pretty(&report)?);
