@@ -353,8 +353,9 @@ pub fn read(
                     });
                 }
             }
-            // "电子发票 先别开了": a withdrawal standing alone takes back the service before it.
-            None if withdraws && !groups.is_empty() => {
+            // "电子发票 先别开了": a withdrawal standing alone takes back the service before it
+            // ("店不开了" says why a shop is unbound: it has a subject of its own).
+            None if withdraws && !groups.is_empty() && withdraws_alone(words, &folded) => {
                 if let Some(last) = groups.pop() {
                     dropped.push(Dropped {
                         service: last.service,
@@ -912,6 +913,28 @@ static ACCOUNT_CORRECTION: LazyLock<Option<Regex>> = LazyLock::new(|| {
     )
     .ok()
 });
+
+/// Whether `folded` is a withdrawal and nothing else: only lead words (data, `[reading]
+/// withdrawal_leads`: "客户说", "先", "那") before the withdrawal word, only particles after it.
+/// "客户说先不开了" is one; "店不开了" (the shop closes: a reason) is not.
+#[must_use]
+pub fn withdraws_alone(words: &ReadingWords, folded: &str) -> bool {
+    words.withdrawals.iter().any(|w| {
+        folded.match_indices(w.as_str()).any(|(at, _)| {
+            let mut lead = &folded[..at];
+            while let Some(rest) = words
+                .withdrawal_leads
+                .iter()
+                .filter(|l| !l.is_empty())
+                .find_map(|l| lead.strip_prefix(l.as_str()))
+            {
+                lead = rest;
+            }
+            let after = &folded[at + w.len()..];
+            lead.is_empty() && after.chars().all(|c| "了吧啊哈呀哦啦嘛".contains(c))
+        })
+    })
+}
 
 /// The request a correction points at by its place ("第一个店写错了"), among `count`.
 fn ordinal_part(words: &ReadingWords, folded: &str, count: usize) -> Option<usize> {

@@ -854,9 +854,30 @@ impl Scan<'_> {
     ) -> bool {
         let field = self.field(field_index);
         let key = field.key().clone();
-        if self.out.answers.contains_key(&key) {
-            return false;
+        if let Some(was) = self.out.answers.get(&key) {
+            // "店铺编号SP0015 … 哦 店铺编号是SP0016": a code's label said again with another code
+            // restates it; the later one stands and the reply says what it replaced. Never an
+            // account by default. (Numbers are left alone: "上限调到150 之前上限100不够" says
+            // the old value in passing.)
+            let restated = matches!(
+                field.spec.kind,
+                FieldKind::Identifier { .. } | FieldKind::Email
+            ) && field.spec.parse_answer(raw).is_ok_and(|v| v != *was)
+                && !self.customer_between(&key, span.start);
+            if !restated {
+                return false;
+            }
+            let was = was.display(false);
+            let label = field.spec.label.clone();
+            self.out.answers.remove(&key);
+            self.out.sources.remove(&key);
+            self.out.corrected.push(Corrected {
+                key: key.clone(),
+                label,
+                was,
+            });
         }
+        let field = self.field(field_index);
         match field.spec.parse_answer(raw) {
             Ok(value) => {
                 self.out
@@ -873,6 +894,28 @@ impl Scan<'_> {
                 false
             }
         }
+    }
+
+    /// Whether another customer's account stands between the value of `key` taken so far and
+    /// byte `at` ("hz_yc1 … 店铺编号DY001，hz_yc2也开 店铺编号DY009": each code is its own
+    /// customer's).
+    fn customer_between(&self, key: &FieldKey, at: usize) -> bool {
+        let Some(from) = self
+            .out
+            .sources
+            .get(key)
+            .and_then(|s| self.text.find(s.as_str()).map(|p| p + s.len()))
+        else {
+            return false;
+        };
+        self.text.get(from..at).is_some_and(|between| {
+            between.split(|c: char| !is_ident(c)).any(|t| {
+                t.len() >= 3
+                    && t.chars().any(|c| c.is_ascii_alphabetic())
+                    && t.chars().any(|c| c.is_ascii_digit() || c == '_')
+                    && is_seller_account(t)
+            })
+        })
     }
 
     /// Records that the message gives `raw` for a field which refuses it (`why`), once per field.

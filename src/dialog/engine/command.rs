@@ -144,6 +144,10 @@ impl Engine<'_> {
                     .next()
                     .filter(|first| *first != trimmed)
                     .is_some_and(|first| {
+                        // "算了不弄了 客户说再考虑下": cancel words one after another.
+                        if only_cancel_words(first) {
+                            return true;
+                        }
                         let first = fold(first);
                         // Only 先/那/就 before it: "快手不要了" takes back an option.
                         w.cancel.iter().any(|c| {

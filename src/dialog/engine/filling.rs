@@ -397,8 +397,10 @@ impl Engine<'_> {
             .iter()
             .position(|q| self.matcher.names_fully(q.service, text));
         // "快手不要了 只要淘宝京东" takes back a value, not the form.
+        // "店不开了" where #23's reason is asked says why; it has a subject of its own.
         let short = text.chars().filter(|c| !c.is_whitespace()).count()
             <= self.tuning().reading.bare_withdrawal_max_chars
+            && crate::dialog::reading::withdraws_alone(&self.tuning().reading, &folded)
             && self.extract(service, text).answers.is_empty();
         if self.matcher.names_fully(service.id, text) || (short && queued_at.is_none()) {
             tracing::info!(service = %service.id, "form withdrawn by name");
@@ -448,7 +450,7 @@ impl Engine<'_> {
             })
         });
         let Some(end) = disowned_end else {
-            return ControlFlow::Continue(form);
+            return self.corrected_to_another(form, service, text, t);
         };
         let rest = text[crate::dialog::text::typed_offset(text, &map, end)..].trim();
         // "不是电子发票 是导出…": the 是 that opens the rest says what is meant; it is no value.
@@ -504,6 +506,50 @@ impl Engine<'_> {
                 ControlFlow::Break(State::Idle)
             }
         }
+    }
+
+    /// "等等看错了 预警他们已经有了 要的是那个超期订单预警的汇总看板": a correction marker, then
+    /// another service named in full (and the form's own not named after it) is a change of
+    /// mind at any step, even to a near-duplicate: the form is dropped and the named service
+    /// starts with the form's seller account and what was said after the marker.
+    fn corrected_to_another(
+        &self,
+        form: Form,
+        service: &Service,
+        text: &str,
+        t: &mut Turn,
+    ) -> ControlFlow<State, Form> {
+        let (folded, map) = crate::dialog::text::fold_mapped(text);
+        let Some(end) = self
+            .tuning()
+            .correction_markers
+            .iter()
+            .filter_map(|m| folded.rfind(m.as_str()).map(|at| at + m.len()))
+            .max()
+        else {
+            return ControlFlow::Continue(form);
+        };
+        let rest = text[crate::dialog::text::typed_offset(text, &map, end)..].trim();
+        if self.matcher.names_fully(service.id, rest) {
+            return ControlFlow::Continue(form);
+        }
+        let Some(id) = self
+            .matcher
+            .rank_words(rest)
+            .iter()
+            .map(|s| s.id)
+            .find(|&id| id != service.id && self.matcher.names_fully(id, rest))
+        else {
+            return ControlFlow::Continue(form);
+        };
+        tracing::info!(from = %service.id, to = %id, "form corrected to another service");
+        let label = |id| self.service_label(id).unwrap_or_default();
+        t.say.push(self.m().render(
+            MessageKey::CorrectionTaken,
+            &[("dropped", &label(service.id)), ("wanted", &label(id))],
+        ));
+        let account = self.seller_account(&form);
+        ControlFlow::Break(self.start(id, rest, account, t))
     }
 
     /// A value the bot proposed for the asked field (a cap, "其他: …", a Chinese account read

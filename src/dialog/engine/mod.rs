@@ -2278,4 +2278,108 @@ mod tests {
         };
         assert!(matches!(&form.step, Step::Ask(k) if k.as_str() != "disclaimer"));
     }
+
+    #[test]
+    fn surprises_from_the_fifth_seed_only_set() {
+        let f = fixture();
+        let shown = |out: &Outcome| -> Vec<String> {
+            match &out.session.state {
+                State::Filling { form } => {
+                    form.answers.values().map(|v| v.display(false)).collect()
+                }
+                other => panic!("a form: {other:?} {:?}", out.reply),
+            }
+        };
+        // A correction pointing at the first request by its place corrects that one's account,
+        // and the words before the second customer are the first one's reason.
+        let out = f.say(
+            Session::default(),
+            &["第一个sh_q 店铺仓库数量上限加到350 开了太多分销店 第二个gz_mb按货品属性拆分上限调到300 组合装太多拆不过来 等下第一个店写错了 是sh_q01"],
+        );
+        assert!(
+            shown(&out).contains(&"sh_q01".to_owned()),
+            "{:?}",
+            out.reply
+        );
+        assert!(
+            text(&out.reply).contains("开了太多分销店"),
+            "{:?}",
+            out.reply
+        );
+        let queued = &out.session.queue;
+        assert_eq!(queued.len(), 1, "{queued:?}");
+        assert_eq!(queued[0].account.as_deref(), Some("gz_mb"));
+        // A number corrected with the old one written out is that number's.
+        let out = f.say(
+            Session::default(),
+            &["同名未合并最大数量两个店都要调 wh_l调到120 cq_h调到200 原因都是同一个买家拍好几单没合上 不是120是150"],
+        );
+        assert!(shown(&out).contains(&"150".to_owned()), "{:?}", out.reply);
+        assert!(
+            out.session.queue[0]
+                .text
+                .as_deref()
+                .is_some_and(|t| t.contains("200")),
+            "{:?}",
+            out.session.queue
+        );
+        // Cancel words one after another, then why: the form is given up, not given a reason.
+        let out = f.say(
+            Session::default(),
+            &[
+                "相同货品多行明细合并推送到外仓 账号tz_fw",
+                "算了不弄了 客户说再考虑下",
+            ],
+        );
+        assert!(matches!(out.session.state, State::Idle), "{:?}", out.reply);
+        // "行 都提了吧" where a reason is asked is talk, not the reason.
+        let out = f.say(
+            Session::default(),
+            &["zz_b 赠品策略上限1500", "行 都提了吧"],
+        );
+        assert!(
+            !shown(&out).iter().any(|v| v.contains("提了")),
+            "{:?}",
+            out.reply
+        );
+        // "店不开了" is why a shop is unbound, not a withdrawal of the request.
+        let out = f.say(
+            Session::default(),
+            &["yw_x1要解绑一个店 店铺编号SP0012 pdd的 店不开了 顺便开个抖店云仓 店铺编号SP0015 哦云仓那个店铺编号是SP0016"],
+        );
+        assert!(
+            matches!(&out.session.state, State::Filling { form } if form.service == ServiceId(23)),
+            "{:?}",
+            out.reply
+        );
+        // A code's label said again restates the code; it never becomes the account.
+        let queued = &out.session.queue;
+        assert_eq!(queued.len(), 1, "{queued:?}");
+        assert_eq!(queued[0].account.as_deref(), Some("yw_x1"), "{queued:?}");
+        let out = f.say(
+            Session::default(),
+            &["yw_x2 开个抖店云仓 店铺编号SP0015 哦 店铺编号是SP0016"],
+        );
+        let values = shown(&out);
+        assert!(values.contains(&"SP0016".to_owned()), "{values:?}");
+        assert!(!values.contains(&"SP0015".to_owned()), "{values:?}");
+        assert!(
+            text(&out.reply).contains("SP0015"),
+            "the replaced code is told: {:?}",
+            out.reply
+        );
+        // A correction naming a near-duplicate in full switches to it at once, account kept.
+        let out = f.say(
+            Session::default(),
+            &[
+                "sy_d1超期订单预警开一下",
+                "等等看错了 预警他们已经有了 要的是那个超期订单预警的汇总看板",
+            ],
+        );
+        let State::Filling { form } = &out.session.state else {
+            panic!("a form: {:?}", out.reply);
+        };
+        assert_eq!(form.service, ServiceId(77), "{:?}", out.reply);
+        assert!(shown(&out).contains(&"sy_d1".to_owned()));
+    }
 }

@@ -124,6 +124,9 @@ pub struct ReadingWords {
     pub why_words: Vec<String>,
     /// In a correction, words that point at an earlier request by its place in the message
     /// ("第一个店写错了", "后面那个改成300"): place 1 is the first request, 0 the last one.
+    /// Words that may stand before a withdrawal that withdraws on its own ("客户说先不开了").
+    #[serde(default)]
+    pub withdrawal_leads: Vec<String>,
     #[serde(default)]
     pub ordinal_references: std::collections::BTreeMap<String, usize>,
 }
@@ -221,6 +224,7 @@ impl Tuning {
             // The reading compares these with folded pieces.
             &mut tuning.reading.service_corrections,
             &mut tuning.reading.withdrawals,
+            &mut tuning.reading.withdrawal_leads,
             &mut tuning.reading.shared_markers,
             &mut tuning.reading.negations,
             // Folded here once, not per message (`commands::parse_plain` compares as they are).
