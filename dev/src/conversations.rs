@@ -221,7 +221,12 @@ impl Rig {
         };
         let before_ids = person.file_earlier(&c.before).await;
         for turn in &c.turns {
-            let mut text = turn.clone();
+            // What the channel hands the bot: a group message without its leading @mentions.
+            let mut text = if matches!(person.chat, Chat::Group(_)) {
+                kaitong::channel::strip_mentions(turn)
+            } else {
+                turn.clone()
+            };
             for (i, id) in before_ids.iter().enumerate() {
                 text = text.replace(&format!("{{KT{}}}", i + 1), id);
             }

@@ -191,6 +191,8 @@ message_keys! {
     NotAtSummary = "not_at_summary",
     ReplaceAtSummary = "replace_at_summary",
     NotAReason = "not_a_reason",
+    FormStillOpen = "form_still_open",
+    FormStillAtSummary = "form_still_at_summary",
     NoticedValue = "noticed_value",
     CorrectedValue = "corrected_value",
     NoticedPlatform = "noticed_platform",

@@ -866,7 +866,7 @@ impl DialogBot {
             message.content = Content::Text(command);
         }
         let reopen = match self.route(&catalog, &matcher, &message).await {
-            Route::Answered(reply) => return reply,
+            Route::Answered(reply) => return self.with_open_form(&catalog, &message, reply).await,
             Route::Reopen(request) => Some(*request),
             Route::Conversation => None,
         };
@@ -1189,6 +1189,42 @@ impl DialogBot {
 
     /// The person's session as stored (with its version for the save) and as read; an
     /// unreadable one (older format) is reset rather than blocking the person.
+    /// A reply given beside the conversation (a request number looked up mid-form) reminds
+    /// the person of the form that waits and asks its question again, so it is not lost under
+    /// the answer.
+    async fn with_open_form(&self, catalog: &Catalog, message: &Inbound, reply: Reply) -> Reply {
+        let Reply::Text(text) = reply else {
+            return reply;
+        };
+        let Ok((_, session)) = self.load_session(catalog, &session_key(message)).await else {
+            return Reply::Text(text);
+        };
+        let super::session::State::Filling { form } = &session.state else {
+            return Reply::Text(text);
+        };
+        let Some(service) = catalog.service(form.service) else {
+            return Reply::Text(text);
+        };
+        let name = format!("#{} {}", service.id, service.name);
+        let m = catalog.messages();
+        let again = match &form.step {
+            super::session::Step::Ask(key) => service.field(key).map(|f| {
+                m.render(
+                    MessageKey::FormStillOpen,
+                    &[("name", &name), ("prompt", &f.spec.render_prompt())],
+                )
+            }),
+            super::session::Step::Summary => {
+                Some(m.render(MessageKey::FormStillAtSummary, &[("name", &name)]))
+            }
+            super::session::Step::PickEdit => None,
+        };
+        Reply::Text(match again {
+            Some(again) => format!("{text}\n\n{again}"),
+            None => text,
+        })
+    }
+
     async fn load_session(
         &self,
         catalog: &Catalog,

@@ -931,7 +931,14 @@ pub fn withdraws_alone(words: &ReadingWords, folded: &str) -> bool {
                 lead = rest;
             }
             let after = &folded[at + w.len()..];
-            lead.is_empty() && after.chars().all(|c| "了吧啊哈呀哦啦嘛".contains(c))
+            // "客户说不够就先不弄了": after 就 the withdrawal is the consequence, whatever led
+            // to it.
+            let consequence = words
+                .withdrawal_consequences
+                .iter()
+                .any(|c| !c.is_empty() && folded[..at].ends_with(c.as_str()));
+            (lead.is_empty() || consequence)
+                && after.chars().all(|c| "了吧啊哈呀哦啦嘛".contains(c))
         })
     })
 }

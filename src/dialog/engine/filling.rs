@@ -398,10 +398,20 @@ impl Engine<'_> {
             .position(|q| self.matcher.names_fully(q.service, text));
         // "快手不要了 只要淘宝京东" takes back a value, not the form.
         // "店不开了" where #23's reason is asked says why; it has a subject of its own.
+        let reading = &self.tuning().reading;
         let short = text.chars().filter(|c| !c.is_whitespace()).count()
-            <= self.tuning().reading.bare_withdrawal_max_chars
-            && crate::dialog::reading::withdraws_alone(&self.tuning().reading, &folded)
+            <= reading.bare_withdrawal_max_chars
+            && crate::dialog::reading::withdraws_alone(reading, &folded)
             && self.extract(service, text).answers.is_empty();
+        // "200不够 客户说不够就先不弄了": the last words withdraw on their own, whatever came
+        // before them (a value there is why).
+        let ends_withdrawn = text
+            .rsplit(|c: char| c.is_whitespace() || "，,。!！".contains(c))
+            .find(|p| !p.is_empty())
+            .is_some_and(|last| {
+                last != text.trim() && crate::dialog::reading::withdraws_alone(reading, &fold(last))
+            });
+        let short = short || ends_withdrawn;
         if self.matcher.names_fully(service.id, text) || (short && queued_at.is_none()) {
             tracing::info!(service = %service.id, "form withdrawn by name");
             t.say.push(

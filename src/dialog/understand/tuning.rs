@@ -127,6 +127,10 @@ pub struct ReadingWords {
     /// Words that may stand before a withdrawal that withdraws on its own ("客户说先不开了").
     #[serde(default)]
     pub withdrawal_leads: Vec<String>,
+    /// Right before a withdrawal, one of these makes it one whatever came before ("客户说不够
+    /// 就先不弄了").
+    #[serde(default)]
+    pub withdrawal_consequences: Vec<String>,
     #[serde(default)]
     pub ordinal_references: std::collections::BTreeMap<String, usize>,
 }
@@ -225,6 +229,7 @@ impl Tuning {
             &mut tuning.reading.service_corrections,
             &mut tuning.reading.withdrawals,
             &mut tuning.reading.withdrawal_leads,
+            &mut tuning.reading.withdrawal_consequences,
             &mut tuning.reading.shared_markers,
             &mut tuning.reading.negations,
             // Folded here once, not per message (`commands::parse_plain` compares as they are).
