@@ -192,6 +192,8 @@ message_keys! {
     ReplaceAtSummary = "replace_at_summary",
     NotAReason = "not_a_reason",
     FormStillOpen = "form_still_open",
+    InlineWarnings = "inline_warnings",
+    InlineNoWarnings = "inline_no_warnings",
     FormStillAtSummary = "form_still_at_summary",
     NoticedValue = "noticed_value",
     CorrectedValue = "corrected_value",

@@ -377,7 +377,13 @@ pub fn read(
                     && words
                         .when_questions
                         .iter()
-                        .any(|w| piece.text.contains(w.as_str()))) =>
+                        .any(|w| piece.text.contains(w.as_str())))
+                // "开电子发票 账号 X 客户要开票 能试用吗": a piece that asks on its own, after
+                // the request, is a question even in the clause that named the service.
+                || (!groups.is_empty()
+                    && !named_later[j]
+                    && !holds_value(&piece.text, marks_correction)
+                    && asks_itself(words, &piece.text)) =>
             {
                 match questions.last_mut() {
                     Some((c, q)) if *c == piece.clause => {

@@ -218,7 +218,7 @@ impl Engine<'_> {
                     .any(|l| l.chars().count() >= 2 && folded.contains(&fold(l)))
             });
             if named.is_none() && when_words.iter().any(|w| folded.contains(w.as_str())) {
-                self.answer_questions(std::slice::from_ref(q), service.id, t);
+                self.answer_questions(std::slice::from_ref(q), &[service.id], t);
                 continue;
             }
             let why = self
@@ -229,7 +229,7 @@ impl Engine<'_> {
                 .any(|w| folded.contains(w.as_str()));
             if named.is_none() && !why {
                 // "你是机器人吗": said to be one the bot cannot answer.
-                self.answer_questions(std::slice::from_ref(q), service.id, t);
+                self.answer_questions(std::slice::from_ref(q), &[service.id], t);
                 continue;
             }
             let about = named.unwrap_or(field);

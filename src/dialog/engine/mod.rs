@@ -578,9 +578,8 @@ impl Engine<'_> {
             t.say
                 .push(self.m().render(MessageKey::UnreadPart, &[("text", said)]));
         }
-        if let Some(first) = reading.plan.first() {
-            self.answer_questions(&reading.questions, first.service, t);
-        }
+        let planned: Vec<ServiceId> = reading.plan.iter().map(|p| p.service).collect();
+        self.answer_questions(&reading.questions, &planned, t);
         if reading.plan.len() > 1 {
             return self.plan(reading, t);
         }
@@ -831,13 +830,53 @@ impl Engine<'_> {
 
     /// Questions asked on the way to a request: "多久能好" gets the service's schedule, any
     /// other is said back as one the bot cannot answer, so it is never silently dropped.
-    fn answer_questions(&self, questions: &[String], service: ServiceId, t: &mut Turn) {
-        let Some(s) = self.catalog.service(service) else {
+    fn answer_questions(&self, questions: &[String], planned: &[ServiceId], t: &mut Turn) {
+        let Some(s) = planned.first().and_then(|id| self.catalog.service(*id)) else {
             return;
         };
+        let mut services: Vec<&Service> = Vec::new();
+        for id in planned {
+            if let Some(p) = self.catalog.service(*id)
+                && !services.iter().any(|o| o.id == p.id)
+            {
+                services.push(p);
+            }
+        }
         let when_words = &self.tuning().reading.when_questions;
         let window = self.window_text(s, t.now);
+        let warning_words = &self.tuning().reading.warning_questions;
         for q in questions {
+            // "有风险吗", "能试用吗": the seed's warnings for the service are the answer.
+            if warning_words.iter().any(|w| q.contains(w.as_str())) {
+                // Every planned service's warnings, each under its name when there are several.
+                let several = services.len() > 1;
+                let warnings: String = services
+                    .iter()
+                    .flat_map(|p| {
+                        p.warnings.iter().map(move |w| {
+                            if several {
+                                format!("\n· {}: {w}", p.name)
+                            } else {
+                                format!("\n· {w}")
+                            }
+                        })
+                    })
+                    .collect();
+                let names: Vec<&str> = services.iter().map(|p| p.name.as_str()).collect();
+                let said = if warnings.is_empty() {
+                    self.m().render(
+                        MessageKey::InlineNoWarnings,
+                        &[("text", q), ("name", &names.join("」「"))],
+                    )
+                } else {
+                    self.m().render(
+                        MessageKey::InlineWarnings,
+                        &[("text", q), ("warnings", &warnings)],
+                    )
+                };
+                t.say.push(said);
+                continue;
+            }
             let key = if when_words.iter().any(|w| q.contains(w.as_str())) {
                 MessageKey::InlineWhen
             } else {
@@ -2381,5 +2420,25 @@ mod tests {
         };
         assert_eq!(form.service, ServiceId(77), "{:?}", out.reply);
         assert!(shown(&out).contains(&"sy_d1".to_owned()));
+        // "能试用吗" after the request is a question, answered with the service's warnings;
+        // never part of the reason.
+        let out = f.say(
+            Session::default(),
+            &["开电子发票 账号 fp_s9 客户要给买家开票 能试用吗"],
+        );
+        let said = text(&out.reply);
+        assert!(
+            said.contains("能试用吗") && said.contains("不支持试用"),
+            "{said}"
+        );
+        assert!(
+            !said.contains("申请原因是 客户要给买家开票 能试用吗"),
+            "{said}"
+        );
+        // Asked where a reason is asked, the same answer, and the question comes again.
+        let out = f.say(Session::default(), &["帮 fp_s8 开电子发票", "有风险吗"]);
+        let said = text(&out.reply);
+        assert!(said.contains("无法撤回"), "{said}");
+        assert!(matches!(out.session.state, State::Filling { .. }), "{said}");
     }
 }

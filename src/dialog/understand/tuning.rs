@@ -124,6 +124,10 @@ pub struct ReadingWords {
     pub why_words: Vec<String>,
     /// In a correction, words that point at an earlier request by its place in the message
     /// ("第一个店写错了", "后面那个改成300"): place 1 is the first request, 0 the last one.
+    /// A question holding one of these ("有风险吗", "能试用吗") is answered with the service's
+    /// warnings.
+    #[serde(default)]
+    pub warning_questions: Vec<String>,
     /// Words that may stand before a withdrawal that withdraws on its own ("客户说先不开了").
     #[serde(default)]
     pub withdrawal_leads: Vec<String>,
