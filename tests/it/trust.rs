@@ -243,15 +243,17 @@ async fn class_03_a_free_text_prompt_does_not_swallow_another_request() {
         assert!(!summary.contains("好了没"), "{via:?} {summary}");
 
         // A correction naming another service at the reason prompt is not the reason (found
-        // trying the bot: "额 不对 是电子发票" was filed as #6's 申请原因).
+        // trying the bot: "额 不对 是电子发票" was filed as #6's 申请原因). It is a change of
+        // mind said outright: the form moves to the named service at once, says what it
+        // dropped, and keeps the account.
         bot.say("c4", "dy店铺要开物流追踪 账号 dy_c4").await;
         let reply = bot.say("c4", "额 不对 是电子发票").await;
         assert!(
-            reply.contains("#7") && reply.contains("切换"),
+            reply.contains("#7") && reply.contains("#6 物流追踪") && reply.contains("不办"),
             "{via:?} {reply}"
         );
-        let reply = bot.say("c4", "切换").await;
-        assert!(reply.contains("#7"), "{via:?} switched: {reply}");
+        assert!(reply.contains("dy_c4"), "{via:?} account kept: {reply}");
+        assert!(reply.contains("申请原因"), "{via:?} #7's question: {reply}");
         assert!(!reply.contains("不对"), "{via:?} {reply}");
     }
 }
