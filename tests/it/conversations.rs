@@ -60,7 +60,22 @@ async fn the_fourth_conversation_set_ends_as_meant_as_measured() {
     assert_eq!(set.len(), 100);
     let (dev, test, shown) = both_halves(&set).await;
     assert!(dev.passed >= 47 && dev.wrong_filings <= 1, "{shown}");
-    assert!(test.passed >= 38 && test.wrong_filings <= 4, "{shown}");
+    assert!(test.passed >= 40 && test.wrong_filings <= 3, "{shown}");
+}
+
+const FIFTH: &str = include_str!("../fixtures/conversations_fifth.jsonl");
+
+/// A fifth seed-only set (`tests/fixtures/conversations_fifth.README.md`), 80 conversations over
+/// 70 services: long mixed lines, mid-form detours, caps, symptoms, endings; group turns
+/// addressed with "@kaitong". Before tuning: dev 28/40 with 7 wrong filings, test 22/40 with 8;
+/// the dev half was tuned on once, the test half only reported.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_fifth_conversation_set_ends_as_meant_as_measured() {
+    let set = parse(FIFTH).unwrap();
+    assert_eq!(set.len(), 80);
+    let (dev, test, shown) = both_halves(&set).await;
+    assert!(dev.passed >= 38 && dev.wrong_filings == 0, "{shown}");
+    assert!(test.passed >= 22 && test.wrong_filings <= 9, "{shown}");
 }
 
 const TRIALS: &str = include_str!("../fixtures/conversations_trials.jsonl");
