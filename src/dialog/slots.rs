@@ -47,6 +47,10 @@ pub struct SlotWords {
     /// Words that make free text after its label a promise, not the value ("原因等下发你").
     #[serde(default)]
     pub not_yet_words: Vec<String>,
+    /// Free text after its label that only says "the same as before" ("原因一样", "同上"): no
+    /// value of its own, never refused as too short.
+    #[serde(default)]
+    pub same_as_before: Vec<String>,
     /// Words that open free text after its label and are no part of it ("原因都是大促").
     #[serde(default)]
     pub prose_openers: Vec<String>,
@@ -1085,7 +1089,12 @@ impl Scan<'_> {
                         .not_yet_words
                         .iter()
                         .any(|w| value.contains(w.as_str()));
-                    if !value.is_empty() && !promise {
+                    let same = self
+                        .words
+                        .same_as_before
+                        .iter()
+                        .any(|w| value.trim_end_matches(['的', '了']) == w.as_str());
+                    if !value.is_empty() && !promise && !same {
                         let at = start + rest.find(value).unwrap_or(0);
                         self.offer(i, at..at + value.len(), value, value);
                     }

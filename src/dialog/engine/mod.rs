@@ -2440,5 +2440,14 @@ mod tests {
         let said = text(&out.reply);
         assert!(said.contains("无法撤回"), "{said}");
         assert!(matches!(out.session.state, State::Filling { .. }), "{said}");
+        // "原因一样" after a second account is no reason of its own (never refused as too
+        // short); the first customer's reason is offered.
+        let out = f.say(
+            Session::default(),
+            &["帮 km_t1 开个顺丰子母单聚合打印 客户嫌子母单打出来太乱 还有 km_t2 也要 原因一样"],
+        );
+        let said = text(&out.reply);
+        assert!(said.contains("申请原因是 客户嫌子母单打出来太乱"), "{said}");
+        assert!(!said.contains("一样 没有填入"), "{said}");
     }
 }
