@@ -126,7 +126,13 @@ impl Engine<'_> {
                 t.say.push(field.spec.render_prompt());
                 return State::Filling { form };
             }
-            if field.spec.prose && self.only_conversation_talk(text) {
+            // "sh_bb2 开物流追踪 客户要看轨迹" sent again where the reason is asked: the request
+            // itself, restated (the form's service in full, its account), is no reason.
+            let restated = self.matcher.names_fully(form.service, text)
+                && self
+                    .seller_account(&form)
+                    .is_some_and(|a| text.contains(a.as_str()));
+            if field.spec.prose && (restated || self.only_conversation_talk(text)) {
                 tracing::info!(field = %key, "talk about the conversation where a reason is asked");
                 t.say.push(
                     self.m()

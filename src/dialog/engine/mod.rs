@@ -2449,5 +2449,18 @@ mod tests {
         let said = text(&out.reply);
         assert!(said.contains("申请原因是 客户嫌子母单打出来太乱"), "{said}");
         assert!(!said.contains("一样 没有填入"), "{said}");
+        // The request sent again where its reason is asked is no reason.
+        let out = f.say(
+            Session::default(),
+            &[
+                "sh_b2 开物流追踪 客户要看轨迹",
+                "sh_b2 开物流追踪 客户要看轨迹",
+            ],
+        );
+        assert!(
+            !shown(&out).iter().any(|v| v.contains("开物流追踪")),
+            "{:?}",
+            out.reply
+        );
     }
 }
