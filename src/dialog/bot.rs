@@ -1193,9 +1193,12 @@ impl DialogBot {
     /// the person of the form that waits and asks its question again, so it is not lost under
     /// the answer.
     async fn with_open_form(&self, catalog: &Catalog, message: &Inbound, reply: Reply) -> Reply {
-        let Reply::Text(text) = reply else {
+        // Only what the person typed: a card click (a handler's action) concerns no form, and
+        // needs no session read.
+        let (Reply::Text(text), Content::Text(_)) = (&reply, &message.content) else {
             return reply;
         };
+        let text = text.clone();
         let Ok((_, session)) = self.load_session(catalog, &session_key(message)).await else {
             return Reply::Text(text);
         };

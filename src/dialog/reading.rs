@@ -20,7 +20,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use super::slots::{SlotWords, extract};
-use super::text::fold;
+use super::text::{TRAILING_PARTICLES, fold};
 use super::understand::{Matcher, ReadingWords, Verdict};
 use crate::catalog::Catalog;
 use crate::catalog::value::{is_han, is_seller_account, normalize_width};
@@ -944,7 +944,7 @@ pub fn withdraws_alone(words: &ReadingWords, folded: &str) -> bool {
                 .iter()
                 .any(|c| !c.is_empty() && folded[..at].ends_with(c.as_str()));
             (lead.is_empty() || consequence)
-                && after.chars().all(|c| "了吧啊哈呀哦啦嘛".contains(c))
+                && after.chars().all(|c| TRAILING_PARTICLES.contains(c))
         })
     })
 }

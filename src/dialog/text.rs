@@ -17,8 +17,13 @@ thread_local! {
         const { std::cell::RefCell::new((String::new(), String::new())) };
 }
 
+/// Sentence-final particles that add tone, not meaning ("不弄了吧", "算了啊"): what may stand
+/// after a cancel or withdrawal that still stands on its own.
+pub const TRAILING_PARTICLES: &str = "了吧啊哈呀哦啦嘛";
+
 /// Lower-cases, normalises width, drops whitespace and punctuation.
 #[must_use]
+
 pub fn fold(text: &str) -> String {
     if let Some(folded) = LAST_FOLD.with_borrow(|(t, f)| (t == text).then(|| f.clone())) {
         return folded;

@@ -52,7 +52,7 @@ pub async fn run(settings: Settings, args: ChatArgs) -> anyhow::Result<()> {
 }
 
 /// The WeCom API simulator with the configured app, on `addr`, without the per-member limit.
-async fn start_simulator(
+pub(crate) async fn start_simulator(
     settings: &Settings,
     addr: std::net::SocketAddr,
 ) -> anyhow::Result<SimulatorHandle> {

@@ -8,7 +8,6 @@ use kaitong::config::Settings;
 use kaitong::startup::shutdown_signal;
 use kaitong::wecom::MsgCrypt;
 use kaitong_dev::load::LoadPlan;
-use kaitong_dev::simulator::{SimulatedApp, WecomSimulator};
 
 #[derive(Args)]
 pub struct LoadArgs {
@@ -69,20 +68,9 @@ pub async fn run(settings: &Settings, args: LoadArgs) -> anyhow::Result<()> {
         messages,
         metrics_url: args.metrics,
     };
+    // Keeps the simulator running for the whole load run.
     let _simulator = match args.simulator {
-        Some(addr) => {
-            let simulator = WecomSimulator::new()
-                .with_app(SimulatedApp::new(
-                    settings.wecom.corp_id.clone(),
-                    settings.wecom.secret.expose(),
-                    settings.wecom.agent_id,
-                ))
-                .spawn_on(addr)
-                .await
-                .with_context(|| format!("could not start the WeCom API simulator on {addr}"))?;
-            simulator.set_per_user_minute_limit(None);
-            Some(simulator)
-        }
+        Some(addr) => Some(super::chat::start_simulator(&settings, addr).await?),
         None => None,
     };
     let report = kaitong_dev::load::run(settings, plan).await?;

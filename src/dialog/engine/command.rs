@@ -115,7 +115,7 @@ impl Engine<'_> {
                 } else if let Some(c) = rest
                     .chars()
                     .next()
-                    .filter(|c| "吧啊哦呀啦嘛哈了".contains(*c))
+                    .filter(|c| crate::dialog::text::TRAILING_PARTICLES.contains(*c))
                 {
                     rest = &rest[c.len_utf8()..];
                 } else {

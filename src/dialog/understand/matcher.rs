@@ -67,6 +67,8 @@ struct Nested {
     inner_weight: f32,
     /// The outer name's characters before and after the inner name.
     rest: [Vec<char>; 2],
+    /// Every name of the inner service: words of these are no sign of the outer one.
+    inner_names: Vec<Vec<char>>,
 }
 
 /// The catalog, indexed for ranking.
@@ -346,31 +348,29 @@ impl Matcher {
     fn more_specific(&self, chars: &[char]) -> Vec<(&Nested, f32)> {
         self.nested
             .iter()
-            .filter_map(|n| {
-                // The outer name's own words must stand next to the inner name, on their side
-                // of it, at most one character apart ("超期订单预警的看板", "韵达的物流追踪"): a value
-                // said elsewhere ("自流转类型 菜鸟") is no sign of "菜鸟自流转…". They must
-                // not be words of the inner service's names too (抖音 names #24 and #25).
-                let inner_names: Vec<&[char]> = self
-                    .entries
-                    .iter()
-                    .filter(|e| e.id == n.inner)
-                    .flat_map(|e| e.names.iter().map(|p| p.chars.as_slice()))
-                    .collect();
-                let len = n.inner_chars.len();
-                let said = (0..chars.len().saturating_sub(len - 1))
-                    .filter(|&at| chars[at..at + len] == *n.inner_chars)
-                    .map(|at| {
-                        self.said_beside(chars, &n.rest[0], &inner_names, |k| {
-                            [at.checked_sub(k), at.checked_sub(k + 1)]
-                        }) + self.said_beside(chars, &n.rest[1], &inner_names, |_| {
-                            [Some(at + len), Some(at + len + 1)]
-                        })
-                    })
-                    .fold(0.0f32, f32::max);
-                (said > 0.0).then_some((n, said))
-            })
+            .filter_map(|n| self.said_of_outer(n, chars).map(|said| (n, said)))
             .collect()
+    }
+
+    /// How much of `n`'s outer name `chars` says beside the inner name, if any.
+    ///
+    /// The outer name's own words must stand next to the inner name, on their side of it, at
+    /// most one character apart ("超期订单预警的看板", "韵达的物流追踪"): a value said elsewhere
+    /// ("自流转类型 菜鸟") is no sign of "菜鸟自流转…". They must not be words of the inner
+    /// service's names too (抖音 names #24 and #25).
+    fn said_of_outer(&self, n: &Nested, chars: &[char]) -> Option<f32> {
+        let len = n.inner_chars.len();
+        let said = (0..chars.len().saturating_sub(len - 1))
+            .filter(|&at| chars[at..at + len] == *n.inner_chars)
+            .map(|at| {
+                self.said_beside(chars, &n.rest[0], &n.inner_names, |k| {
+                    [at.checked_sub(k), at.checked_sub(k + 1)]
+                }) + self.said_beside(chars, &n.rest[1], &n.inner_names, |_| {
+                    [Some(at + len), Some(at + len + 1)]
+                })
+            })
+            .fold(0.0f32, f32::max);
+        (said > 0.0).then_some(said)
     }
 
     /// The weight of the longest specific run (2+ characters) of `rest` that `chars` holds at
@@ -379,7 +379,7 @@ impl Matcher {
         &self,
         chars: &[char],
         rest: &[char],
-        inner_names: &[&[char]],
+        inner_names: &[Vec<char>],
         starts: impl Fn(usize) -> [Option<usize>; 2],
     ) -> f32 {
         for k in (2..=rest.len()).rev() {
@@ -553,11 +553,13 @@ impl Matcher {
             .filter(|e| e.id == id)
             .flat_map(|e| &e.names)
             .any(|p| p.chars.len() >= 3 && contains(&chars, &p.chars));
-        let specific = self.more_specific(&chars);
+        // Only the pairs this service is part of, on its side: `names_fully` runs for many
+        // services per turn.
+        let said = |n: &Nested| self.said_of_outer(n, &chars).is_some();
         if named {
-            !specific.iter().any(|(n, _)| n.inner == id)
+            !self.nested.iter().filter(|n| n.inner == id).any(said)
         } else {
-            specific.iter().any(|(n, _)| n.outer == id)
+            self.nested.iter().filter(|n| n.outer == id).any(said)
         }
     }
 
@@ -640,7 +642,15 @@ fn nested_names(entries: &[Entry]) -> Vec<Nested> {
                     else {
                         continue;
                     };
-                    if po.chars.len() == pi.chars.len() {
+                    let rest = [
+                        po.chars[..at].to_vec(),
+                        po.chars[at + pi.chars.len()..].to_vec(),
+                    ];
+                    // A service's name and seed name are often the same text: one pair each.
+                    let known = nested.iter().any(|n: &Nested| {
+                        n.outer == outer.id && n.inner_chars == pi.chars && n.rest == rest
+                    });
+                    if po.chars.len() == pi.chars.len() || known {
                         continue;
                     }
                     nested.push(Nested {
@@ -648,10 +658,8 @@ fn nested_names(entries: &[Entry]) -> Vec<Nested> {
                         inner: inner.id,
                         inner_chars: pi.chars.clone(),
                         inner_weight: pi.weight,
-                        rest: [
-                            po.chars[..at].to_vec(),
-                            po.chars[at + pi.chars.len()..].to_vec(),
-                        ],
+                        rest,
+                        inner_names: inner.names.iter().map(|p| p.chars.clone()).collect(),
                     });
                 }
             }
