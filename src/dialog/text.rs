@@ -23,7 +23,6 @@ pub const TRAILING_PARTICLES: &str = "了吧啊哈呀哦啦嘛";
 
 /// Lower-cases, normalises width, drops whitespace and punctuation.
 #[must_use]
-
 pub fn fold(text: &str) -> String {
     if let Some(folded) = LAST_FOLD.with_borrow(|(t, f)| (t == text).then(|| f.clone())) {
         return folded;
