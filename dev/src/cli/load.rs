@@ -70,7 +70,7 @@ pub async fn run(settings: &Settings, args: LoadArgs) -> anyhow::Result<()> {
     };
     // Keeps the simulator running for the whole load run.
     let _simulator = match args.simulator {
-        Some(addr) => Some(super::chat::start_simulator(&settings, addr).await?),
+        Some(addr) => Some(super::chat::start_simulator(settings, addr).await?),
         None => None,
     };
     let report = kaitong_dev::load::run(settings, plan).await?;
