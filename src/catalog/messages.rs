@@ -171,6 +171,7 @@ message_keys! {
     InfoQuestion = "info_question",
     InfoQuestionAbout = "info_question_about",
     MovedToPrivateReminder = "moved_to_private_reminder",
+    HandedToPrivateForm = "handed_to_private_form",
     ParkedForFile = "parked_for_file",
     ParkedResumed = "parked_resumed",
     ParkedFileKept = "parked_file_kept",

@@ -886,6 +886,19 @@ impl DialogBot {
         for _ in 0..MAX_ATTEMPTS {
             match self.attempt(&cx, &mut meaning).await {
                 Attempt::Done(reply) => return reply,
+                Attempt::ForPrivate => {
+                    drop(_turn);
+                    tracing::info!(key = %key, "a group message handed to the form in the 1:1 chat");
+                    let private = Inbound {
+                        conversation: crate::domain::Conversation::Direct,
+                        ..message.clone()
+                    };
+                    let reply = Box::pin(self.turn(private, durability)).await;
+                    return prepend(
+                        reply,
+                        catalog.messages().get(MessageKey::HandedToPrivateForm),
+                    );
+                }
                 Attempt::LostRace => {
                     tracing::info!(key = %key, "session changed concurrently; re-running the turn");
                 }
@@ -1078,6 +1091,9 @@ impl DialogBot {
             }
             None => engine.turn(session, expired, &content, now),
         };
+        if outcome.for_private {
+            return Attempt::ForPrivate;
+        }
         let mut reply = std::mem::replace(&mut outcome.reply, Reply::Nothing);
         // "好了没" mid-form is no answer to the question: it is answered from the ledger, and
         // the question follows (the engine knows no ledger; it says it saw a status question).
@@ -1399,6 +1415,9 @@ struct TurnContext<'a> {
 /// How one try of a turn ended.
 enum Attempt {
     Done(Reply),
+    /// A group message meant for the form that went on in the person's 1:1 chat: it is that
+    /// form's turn.
+    ForPrivate,
     /// Another turn saved the session first: try again on the fresh one.
     LostRace,
 }

@@ -267,7 +267,10 @@ pub fn read(
                 groups.is_empty()
                     || correction_pending
                     || matcher.names_fully(id, &piece.text)
-                    || asks(words, &clauses[piece.clause].text)
+                    || asks(
+                        words,
+                        &own_words(&pieces, &named, j, &words.service_corrections),
+                    )
             })
             .or_else(|| {
                 // A clause that describes its service instead of naming it.
@@ -607,6 +610,44 @@ fn described_clauses(
         .collect()
 }
 
+/// The words of piece `j`'s clause that are its own: the piece, the words after it up to the
+/// next service named or correction, and the plain words right before it ("另外 开 …"), never a piece before
+/// it that holds a value or named a service. "帮A开个物流追踪 客户老问包裹到哪了" and "A调到40
+/// 大件家具一单好几个包裹": the 开 and 调 asked for the service before; the words after it only
+/// explain, so 包裹 starts no request.
+fn own_words(
+    pieces: &[Piece],
+    named: &[Option<ServiceId>],
+    j: usize,
+    corrections: &[String],
+) -> String {
+    let clause = pieces[j].clause;
+    let from = (0..j)
+        .rev()
+        .take_while(|&k| {
+            pieces[k].clause == clause
+                && named[k].is_none()
+                && !pieces[k].text.chars().any(|c| c.is_ascii_alphanumeric())
+        })
+        .last()
+        .unwrap_or(j);
+    let to = (j + 1..pieces.len())
+        // "… 不对 调到45" corrects what was said before; its 调 asks for nothing new.
+        .find(|&k| {
+            pieces[k].clause != clause
+                || named[k].is_some()
+                || corrections
+                    .iter()
+                    .any(|m| fold(&pieces[k].text).starts_with(m.as_str()))
+        })
+        .unwrap_or(pieces.len());
+    pieces[from..to]
+        .iter()
+        .map(|p| p.text.as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Whether `text` asks for something (holds a request word: 开/调/上限/重置 …), not only
 /// explains.
 fn asks(words: &ReadingWords, text: &str) -> bool {
@@ -886,9 +927,18 @@ fn folded_names(catalog: &Catalog, id: ServiceId) -> Vec<String> {
 /// 写错了" after 赠品策略上限 and 订单合并上限): two Chinese characters in a row that occur in
 /// the names of exactly one request's service. `None` when they name none, or several.
 fn name_part(catalog: &Catalog, folded: &str, groups: &[Group]) -> Option<usize> {
-    let names: Vec<Vec<String>> = groups
+    let services: Vec<ServiceId> = groups.iter().map(|g| g.service).collect();
+    named_by_part(catalog, folded, &services)
+}
+
+/// Which of `services` the words `folded` name by a part of its name only ("透视的先不提了"
+/// among 数据透视明细账上限调整 and 报表查询日期延长): two Chinese characters in a row that
+/// occur in the names of exactly one of them. `None` when they name none, or several.
+#[must_use]
+pub fn named_by_part(catalog: &Catalog, folded: &str, services: &[ServiceId]) -> Option<usize> {
+    let names: Vec<Vec<String>> = services
         .iter()
-        .map(|g| folded_names(catalog, g.service))
+        .map(|&id| folded_names(catalog, id))
         .collect();
     let chars: Vec<char> = folded.chars().collect();
     let mut found: Option<usize> = None;

@@ -192,10 +192,22 @@ pub fn extract(catalog: &Catalog, service: &Service, words: &SlotWords, text: &s
         return whole;
     }
     // "调到3000 哦不对 2500": the filler before the marker belongs to it, not to the value.
-    let head = text[..marker.start]
-        .trim_end()
-        .trim_end_matches(|c: char| words.fillers.iter().any(|f| f.starts_with(c)))
-        .trim_end();
+    let trim = |s: &'_ str| -> usize {
+        s.trim_end()
+            .trim_end_matches(|c: char| words.fillers.iter().any(|f| f.starts_with(c)))
+            .trim_end()
+            .len()
+    };
+    let mut head = &text[..trim(&text[..marker.start])];
+    // "仓库编号CK-07 写错了应该是CK-01": markers said in a row are one correction; the value
+    // before the first of them is what it corrects.
+    while let Some(m) = words
+        .correction_markers
+        .iter()
+        .find(|m| !m.is_empty() && head.ends_with(m.as_str()))
+    {
+        head = &head[..trim(&head[..head.len() - m.len()])];
+    }
     let tail = text[marker.end..].trim_start();
     let mut out = extract_normalised(catalog, service, words, head);
     let mut later = extract_normalised(catalog, service, words, tail);
@@ -362,12 +374,7 @@ pub fn explanation(
         // The service's own name alone is no reason ("开子母单"); with a word of the person's
         // around it, it is part of one ("客户要看物流轨迹", "客户顺丰子母单要拿原始单").
         let han = |s: &str| s.chars().filter(|c| is_han(*c)).count();
-        let without_fillers = |mut s: String| {
-            for w in &words.explanation_fillers {
-                s = s.replace(w.as_str(), "");
-            }
-            s
-        };
+        let without_fillers = |s: String| without_fillers(&s, &words.explanation_fillers);
         // "批次有效期管理 账号X 委外仓要看批次": a piece that is part of the service's own name
         // names it; it says nothing about why.
         if folded.chars().count() >= 3 && names.iter().any(|n| n.contains(folded.as_str())) {
@@ -384,6 +391,35 @@ pub fn explanation(
         }
     }
     (!out.is_empty() && words.explanation_min_han > 0).then(|| out.join("，"))
+}
+
+/// `s` without its polite and request words ("客户要给买家开票" → 买家开票). Fillers of two
+/// characters or more go wherever they stand; a one-character filler (开, 要, 给 …) only where it
+/// stands beside another filler or at an edge, so the 开 of 开票 stays a word of the reason.
+#[must_use]
+pub fn without_fillers(s: &str, fillers: &[String]) -> String {
+    let mut rest = s.to_owned();
+    for w in fillers.iter().filter(|w| w.chars().count() >= 2) {
+        rest = rest.replace(w.as_str(), " ");
+    }
+    let single: Vec<char> = fillers
+        .iter()
+        .filter_map(|w| {
+            let mut cs = w.chars();
+            match (cs.next(), cs.next()) {
+                (Some(c), None) => Some(c),
+                _ => None,
+            }
+        })
+        .collect();
+    rest.split_whitespace()
+        .map(|segment| {
+            segment
+                .trim_start_matches(|c| single.contains(&c))
+                .trim_end_matches(|c| single.contains(&c))
+        })
+        .collect::<Vec<_>>()
+        .concat()
 }
 
 /// `s` opens with an ASCII account of `len` bytes, then one space and a short piece that reads
@@ -1497,7 +1533,7 @@ impl Scan<'_> {
         }
         let spans = number_spans(text);
         for (r, n) in spans {
-            if self.overlaps_used(&r) {
+            if self.overlaps_used(&r) || Self::not_an_amount(text, &r) {
                 continue;
             }
             let before = text[..r.start]
@@ -1520,7 +1556,15 @@ impl Scan<'_> {
         }
     }
 
-    /// One number standing alone ("… cz_01 100000") where the service asks for one number:
+    /// "调一下", "改一点", "调两次": a one-character numeral that counts the act, not an amount.
+fn not_an_amount(text: &str, r: &Range<usize>) -> bool {
+    let numeral = &text[r.clone()];
+    numeral.chars().count() == 1
+        && !numeral.starts_with(|c: char| c.is_ascii_digit())
+        && text[r.end..].starts_with(['下', '点', '些', '次', '遍', '会', '起', '样', '直', '般', '共', '定'])
+}
+
+/// One number standing alone ("… cz_01 100000") where the service asks for one number:
     /// not taken, but offered for a yes when the field is asked. A refused one is noticed.
     fn bare_number(&mut self, i: usize) {
         let text = self.text;
@@ -1790,4 +1834,24 @@ fn email_regex() -> &'static Regex {
         Regex::new(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
             .unwrap_or_else(|_| Regex::new("$^").unwrap_or_else(|_| std::process::abort()))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_fillers;
+
+    fn fillers() -> Vec<String> {
+        ["客户", "一下", "帮我", "开", "要", "给", "了", "吧"]
+            .map(String::from)
+            .to_vec()
+    }
+
+    #[test]
+    fn one_character_fillers_go_only_at_the_edges_of_what_is_said() {
+        // 开 of 开票 is a word of the reason; 要 and 给 lead it.
+        assert_eq!(without_fillers("客户要给买家开票", &fillers()), "买家开票");
+        // Only request talk: nothing is left.
+        assert_eq!(without_fillers("帮我开一下吧", &fillers()), "");
+        assert_eq!(without_fillers("要开了", &fillers()), "");
+    }
 }

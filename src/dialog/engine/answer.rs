@@ -194,9 +194,7 @@ impl Engine<'_> {
                 rest = rest.replace(w.as_str(), " ");
             }
         }
-        for w in &words.explanation_fillers {
-            rest = rest.replace(w.as_str(), " ");
-        }
+        let rest = crate::dialog::slots::without_fillers(&rest, &words.explanation_fillers);
         let han = rest
             .chars()
             .filter(|c| crate::catalog::value::is_han(*c))

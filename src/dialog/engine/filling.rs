@@ -412,7 +412,23 @@ impl Engine<'_> {
                 last != text.trim() && crate::dialog::reading::withdraws_alone(reading, &fold(last))
             });
         let short = short || ends_withdrawn;
-        if self.matcher.names_fully(service.id, text) || (short && queued_at.is_none()) {
+        // "那透视的先不提了 只提报表延长": the words that withdraw name one request by a part
+        // of its name (the form's own, or a queued one).
+        let by_part = {
+            let piece = text
+                .split(|c: char| c.is_whitespace() || "，,。!！;；".contains(c))
+                .map(fold)
+                .find(|p| reading.withdrawals.iter().any(|w| p.contains(w.as_str())));
+            let services: Vec<ServiceId> = std::iter::once(service.id)
+                .chain(t.queue.iter().map(|q| q.service))
+                .collect();
+            piece.and_then(|p| crate::dialog::reading::named_by_part(self.catalog, &p, &services))
+        };
+        let queued_at = queued_at.or(by_part.and_then(|k| k.checked_sub(1)));
+        if self.matcher.names_fully(service.id, text)
+            || by_part == Some(0)
+            || (short && queued_at.is_none())
+        {
             tracing::info!(service = %service.id, "form withdrawn by name");
             t.say.push(
                 self.m()

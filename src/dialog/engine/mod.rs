@@ -47,6 +47,9 @@ pub struct Outcome {
     /// The message asked about the person's requests ("好了没") where a field is asked: the
     /// bot answers it from the ledger before the question (the engine knows no ledger).
     pub ledger_question: Option<crate::dialog::commands::RequestCommand>,
+    /// A group message meant for the form that went on in the 1:1 chat ("数量打错了 应该是180"
+    /// after the move): the bot hands it to that form rather than dropping it.
+    pub for_private: bool,
 }
 
 /// One turn's working set, shared by its steps: the clock, the reply being built, the person's
@@ -66,6 +69,7 @@ struct Say {
     parts: Vec<String>,
     options: Vec<ChoiceOption>,
     move_to_private: bool,
+    for_private: bool,
     template: Option<String>,
     ledger_question: Option<crate::dialog::commands::RequestCommand>,
 }
@@ -288,6 +292,7 @@ impl Engine<'_> {
 
     fn outcome(session: Session, say: Say, file: Option<Form>) -> Outcome {
         let move_to_private = say.move_to_private;
+        let for_private = say.for_private;
         let template = say.template.clone();
         let ledger_question = say.ledger_question.clone();
         Outcome {
@@ -297,6 +302,7 @@ impl Engine<'_> {
             move_to_private,
             template,
             ledger_question,
+            for_private,
         }
     }
 
@@ -338,6 +344,13 @@ impl Engine<'_> {
                 };
                 if starts_anew {
                     return self.idle(text, command, t);
+                }
+                // A value or a correction is the form's: the bot hands it over. A word about
+                // the move itself ("等下发", "好") only hears where the form went.
+                if !text.chars().all(|c| crate::catalog::value::is_han(c) || !c.is_alphanumeric())
+                    || self.tuning().slots.correction_markers.iter().any(|m| fold(text).contains(m.as_str()))
+                {
+                    t.say.for_private = true;
                 }
                 let name = self.service_label(service).unwrap_or_default();
                 t.say.push(
