@@ -172,6 +172,7 @@ message_keys! {
     InfoQuestionAbout = "info_question_about",
     MovedToPrivateReminder = "moved_to_private_reminder",
     HandedToPrivateForm = "handed_to_private_form",
+    ValueKept = "value_kept",
     ParkedForFile = "parked_for_file",
     ParkedResumed = "parked_resumed",
     ParkedFileKept = "parked_file_kept",

@@ -1035,7 +1035,9 @@ impl DialogBot {
                 return Attempt::Done(self.run_command(catalog, desk, command, message).await);
             }
             let words = &matcher.tuning().commands;
+            // With requests queued, a 确认 goes on with the next one (the engine's to start).
             if matches!(session.state, State::Idle)
+                && session.queue.is_empty()
                 && (Tuning::is(&words.confirm, text) || Tuning::is(&words.confirm_like, text))
                 && let Some(reply) = self.recent_receipt(catalog, message, now).await
             {

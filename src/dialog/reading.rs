@@ -226,7 +226,8 @@ pub fn read(
             _ if !marks_correction && marker_at.is_none() => None,
             Some(id) => groups.iter().position(|g| g.service == id),
             None => name_part(catalog, &folded, &groups)
-                .or_else(|| ordinal_part(words, &folded, groups.len())),
+                .or_else(|| ordinal_part(words, &folded, groups.len()))
+                .or_else(|| account_part(&folded, &groups)),
         };
         let back = named_back.filter(|&k| k + 1 < groups.len() || target.is_some_and(|t| t != k));
         if let Some(k) = back {
@@ -929,6 +930,36 @@ fn folded_names(catalog: &Catalog, id: ServiceId) -> Vec<String> {
 fn name_part(catalog: &Catalog, folded: &str, groups: &[Group]) -> Option<usize> {
     let services: Vec<ServiceId> = groups.iter().map(|g| g.service).collect();
     named_by_part(catalog, folded, &services)
+}
+
+/// The earlier request a correction names by its customer ("aa那个是2500" after aa_01 … and
+/// bb_02 …): a token of letters and digits in the words, followed by 那个/的, that opens the
+/// account of exactly one request. `None` when it opens none, or several.
+fn account_part(folded: &str, groups: &[Group]) -> Option<usize> {
+    static TOKEN: LazyLock<Option<Regex>> =
+        LazyLock::new(|| Regex::new(r"([a-z0-9_.\-]{2,20})\s*的?(?:那个|那单|那家|的)").ok());
+    let token = TOKEN
+        .as_ref()?
+        .captures(folded)?
+        .get(1)?
+        .as_str()
+        .to_owned();
+    let accounts: Vec<Option<String>> = groups
+        .iter()
+        .map(|g| {
+            g.pieces
+                .iter()
+                .find_map(|p| leading_customer(p).map(str::to_lowercase))
+        })
+        .collect();
+    let mut holders = accounts
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| a.as_deref().is_some_and(|a| a.starts_with(token.as_str())));
+    match (holders.next(), holders.next()) {
+        (Some((k, _)), None) => Some(k),
+        _ => None,
+    }
 }
 
 /// Which of `services` the words `folded` name by a part of its name only ("透视的先不提了"

@@ -91,6 +91,9 @@ pub struct SlotWords {
     /// "平台是jd和ks 不是dy": an option right after one of these is not wanted, never added.
     #[serde(default)]
     pub option_negations: Vec<String>,
+    /// "快手不要了": an option of a list answered, right before one of these, leaves the list.
+    #[serde(default)]
+    pub option_removals: Vec<String>,
     /// Platform → its nicknames ("拼多多" → pdd): an unoffered platform is noticed by these too.
     #[serde(default)]
     pub platform_nicknames: std::collections::BTreeMap<String, Vec<String>>,
@@ -208,7 +211,8 @@ pub fn extract(catalog: &Catalog, service: &Service, words: &SlotWords, text: &s
     {
         head = &head[..trim(&head[..head.len() - m.len()])];
     }
-    let tail = text[marker.end..].trim_start();
+    // "哦不对 bb那个是180", "合并那个 150": the words that point at the request are no value.
+    let tail = strip_reference(text[marker.end..].trim_start());
     let mut out = extract_normalised(catalog, service, words, head);
     let mut later = extract_normalised(catalog, service, words, tail);
     // "订单合并上限100 … 哦合并那个写错了 是150": a bare number after the marker corrects the
@@ -707,6 +711,19 @@ fn skip_account_lead(s: &str) -> usize {
 }
 
 /// A separator between a cue and its value: spaces and "是/为/:/=".
+static REFERENCE: std::sync::LazyLock<Option<Regex>> = std::sync::LazyLock::new(|| {
+    Regex::new(r"^(?:[A-Za-z0-9_.\-]{1,20}|\p{Han}{1,6}?)\s*的?(?:那个|那单|那家|那条|那一个)\s*")
+        .ok()
+});
+
+/// `s` without the words that open it by pointing at a request ("bb那个是180" → "是180").
+fn strip_reference(s: &str) -> &str {
+    REFERENCE
+        .as_ref()
+        .and_then(|re| re.find(s))
+        .map_or(s, |m| s[m.end()..].trim_start())
+}
+
 fn skip_separators(s: &str) -> usize {
     let mut n = 0;
     for c in s.chars() {
@@ -1217,7 +1234,15 @@ impl Scan<'_> {
             .chinese_account_stop_words
             .iter()
             .chain(&self.words.not_yet_words)
-            .any(|w| word.contains(w.as_str()));
+            // A one-character word only where it opens or ends the word: 都 in 成都小女人
+            // is part of a name.
+            .any(|w| {
+                if w.chars().count() == 1 {
+                    word.starts_with(w.as_str()) || word.ends_with(w.as_str())
+                } else {
+                    word.contains(w.as_str())
+                }
+            });
         (name_chars && (2..=30).contains(&chars) && word.chars().any(is_han) && !sentence)
             .then_some(word)
     }
@@ -1557,14 +1582,16 @@ impl Scan<'_> {
     }
 
     /// "调一下", "改一点", "调两次": a one-character numeral that counts the act, not an amount.
-fn not_an_amount(text: &str, r: &Range<usize>) -> bool {
-    let numeral = &text[r.clone()];
-    numeral.chars().count() == 1
-        && !numeral.starts_with(|c: char| c.is_ascii_digit())
-        && text[r.end..].starts_with(['下', '点', '些', '次', '遍', '会', '起', '样', '直', '般', '共', '定'])
-}
+    fn not_an_amount(text: &str, r: &Range<usize>) -> bool {
+        let numeral = &text[r.clone()];
+        numeral.chars().count() == 1
+            && !numeral.starts_with(|c: char| c.is_ascii_digit())
+            && text[r.end..].starts_with([
+                '下', '点', '些', '次', '遍', '会', '起', '样', '直', '般', '共', '定',
+            ])
+    }
 
-/// One number standing alone ("… cz_01 100000") where the service asks for one number:
+    /// One number standing alone ("… cz_01 100000") where the service asks for one number:
     /// not taken, but offered for a yes when the field is asked. A refused one is noticed.
     fn bare_number(&mut self, i: usize) {
         let text = self.text;

@@ -8,7 +8,7 @@ use super::command::FormCommand;
 use super::{Engine, Say, Turn, pick_number};
 use crate::catalog::MessageKey;
 use crate::catalog::value::code_shape;
-use crate::catalog::{FieldKey, FieldKind, Service, ServiceField};
+use crate::catalog::{FieldKey, FieldKind, FieldValue, Service, ServiceField};
 use crate::dialog::session::{Form, Offer, State, Step};
 use crate::dialog::text::fold;
 use crate::dialog::understand::{SmallTalk, Tuning, Verdict};
@@ -51,6 +51,11 @@ impl Engine<'_> {
             return self.answer(form, text, t);
         }
         let form = match self.take_offer(form, current, text, t) {
+            ControlFlow::Break(state) => return state,
+            ControlFlow::Continue(form) => form,
+        };
+        // "算了快手不要了": options taken back from a list already answered.
+        let form = match self.remove_options(form, service, text, t) {
             ControlFlow::Break(state) => return state,
             ControlFlow::Continue(form) => form,
         };
@@ -204,6 +209,93 @@ impl Engine<'_> {
         }
     }
 
+    /// Options taken back from a list already answered ("算了快手不要了", "去掉快手"): an
+    /// option of the list (or its nickname) right before a removal word (`[slots]
+    /// option_removals`) or right after a negation (`option_negations`) leaves the list, when
+    /// something is left and the message does not say the whole list again (只要淘宝京东).
+    fn remove_options(
+        &self,
+        mut form: Form,
+        service: &Service,
+        text: &str,
+        t: &mut Turn,
+    ) -> ControlFlow<State, Form> {
+        let words = &self.tuning().slots;
+        let folded = fold(text);
+        if words
+            .list_set_words
+            .iter()
+            .any(|w| folded.contains(w.as_str()))
+        {
+            return ControlFlow::Continue(form);
+        }
+        let mut changed = None;
+        for f in &service.fields {
+            let Some(FieldValue::Choices(list)) = form.answers.get(f.key()) else {
+                continue;
+            };
+            let removed: Vec<&String> = list
+                .iter()
+                .filter(|option| {
+                    let mut names: Vec<String> = vec![fold(option)];
+                    names.extend(
+                        f.spec
+                            .synonyms
+                            .iter()
+                            .filter(|(_, to)| to == *option)
+                            .map(|(word, _)| fold(word)),
+                    );
+                    if let Some(nicks) = words.platform_nicknames.get(option.as_str()) {
+                        names.extend(nicks.iter().map(|n| fold(n)));
+                    }
+                    names.iter().filter(|n| !n.is_empty()).any(|n| {
+                        folded.match_indices(n.as_str()).any(|(at, _)| {
+                            let after = folded[at + n.len()..].trim_start();
+                            let before = folded[..at].trim_end();
+                            words
+                                .option_removals
+                                .iter()
+                                .any(|r| after.starts_with(r.as_str()))
+                                || words
+                                    .option_negations
+                                    .iter()
+                                    .any(|r| before.ends_with(r.as_str()))
+                        })
+                    })
+                })
+                .collect();
+            if removed.is_empty() || removed.len() == list.len() {
+                continue;
+            }
+            let now: Vec<String> = list
+                .iter()
+                .filter(|o| !removed.contains(o))
+                .cloned()
+                .collect();
+            changed = Some((
+                f,
+                FieldValue::Choices(list.clone()),
+                FieldValue::Choices(now),
+            ));
+            break;
+        }
+        let Some((f, was, now)) = changed else {
+            return ControlFlow::Continue(form);
+        };
+        tracing::info!(field = %f.key(), "options taken back from a list");
+        t.say.push(self.m().render(
+            MessageKey::ValueChanged,
+            &[
+                ("label", &f.spec.label),
+                ("was", &f.spec.display_value(&was)),
+                ("now", &f.spec.display_value(&now)),
+            ],
+        ));
+        form.answers.insert(f.key().clone(), now);
+        form.failures = 0;
+        ControlFlow::Break(self.advance(form, t))
+    }
+
     /// A correction of a value already given ("账号写错了 应该是 abc132", "刚才数量说错了 改成
     /// 180", "仓库编号改成 CK03"): the message holds a correction marker and names an answered
     /// field by its label or a cue; the value after the marker, read as that field's, replaces
@@ -298,6 +390,7 @@ impl Engine<'_> {
             _ => None,
         };
         let mut changes = Vec::new();
+        let mut unchanged = Vec::new();
         for f in &service.fields {
             let Some(was) = form.answers.get(f.key()) else {
                 continue;
@@ -342,11 +435,24 @@ impl Engine<'_> {
             }
             let labelled = format!("{} {tail}", f.spec.label);
             let found = self.extract(service, &labelled);
-            if let Some(now) = found.answers.get(f.key())
-                && now != was
-            {
-                changes.push((f, was.clone(), now.clone()));
+            match found.answers.get(f.key()) {
+                Some(now) if now != was => changes.push((f, was.clone(), now.clone())),
+                Some(_) => unchanged.push((f, was.clone())),
+                None => {}
             }
+        }
+        // "不对 pdd不行的话就只开淘宝" where the reason is asked: the correction names a value
+        // already taken; it says so and is no answer to the question.
+        if let ([], [(f, was)]) = (changes.as_slice(), unchanged.as_slice()) {
+            tracing::info!(field = %f.key(), "a correction that keeps the value");
+            t.say.push(self.m().render(
+                MessageKey::ValueKept,
+                &[
+                    ("label", &f.spec.label),
+                    ("now", &f.spec.display_value(was)),
+                ],
+            ));
+            return ControlFlow::Break(self.advance(form, t));
         }
         let [(f, was, now)] = changes.as_slice() else {
             return ControlFlow::Continue(form);

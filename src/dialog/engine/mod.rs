@@ -347,8 +347,15 @@ impl Engine<'_> {
                 }
                 // A value or a correction is the form's: the bot hands it over. A word about
                 // the move itself ("等下发", "好") only hears where the form went.
-                if !text.chars().all(|c| crate::catalog::value::is_han(c) || !c.is_alphanumeric())
-                    || self.tuning().slots.correction_markers.iter().any(|m| fold(text).contains(m.as_str()))
+                if !text
+                    .chars()
+                    .all(|c| crate::catalog::value::is_han(c) || !c.is_alphanumeric())
+                    || self
+                        .tuning()
+                        .slots
+                        .correction_markers
+                        .iter()
+                        .any(|m| fold(text).contains(m.as_str()))
                 {
                     t.say.for_private = true;
                 }
@@ -483,9 +490,10 @@ impl Engine<'_> {
     }
 
     fn idle(&self, text: &str, command: Option<FormCommand>, t: &mut Turn) -> State {
-        // Right after "回复「继续」开始办理", a yes or "1" means go on ("好的", "嗯", "1").
+        // Right after "回复「继续」开始办理", a yes, a 确认 or "1" means go on ("好的", "嗯", "1").
         let go_on = || {
-            Tuning::is(&self.tuning().commands.yes, text)
+            matches!(command, Some(FormCommand::Confirm))
+                || Tuning::is(&self.tuning().commands.yes, text)
                 || self.tuning().small_talk(text) == Some(SmallTalk::Acknowledgement)
                 || pick_number(text, 1) == Some(0)
         };
