@@ -222,6 +222,30 @@ pub fn read(
             .iter()
             .chain(&words.service_corrections)
             .any(|m| folded.contains(m.as_str()));
+        // "ww_2开电子发票 哦不对ww那个也是物流追踪": a correction that names a customer by its
+        // account and another service changes that customer's request to it.
+        if marks_correction
+            && let Some(id) = named[j]
+            && let Some(k) = account_part(&folded, &groups)
+            && groups[k].service != id
+            && !groups.iter().any(|g| {
+                g.service == id
+                    && g.pieces.iter().any(|p| {
+                        leading_customer(p)
+                            .is_some_and(|a| groups[k].pieces.iter().any(|q| q.contains(a)))
+                    })
+            })
+        {
+            dropped.push(Dropped {
+                service: groups[k].service,
+                instead: Some(id),
+            });
+            groups[k].service = id;
+            groups[k].pieces.push(piece.text.clone());
+            target = Some(k);
+            correction_pending = false;
+            continue;
+        }
         let named_back = match named[j] {
             _ if !marks_correction && marker_at.is_none() => None,
             Some(id) => groups.iter().position(|g| g.service == id),

@@ -381,10 +381,14 @@ pub fn explanation(
         let without_fillers = |s: String| without_fillers(&s, &words.explanation_fillers);
         // "批次有效期管理 账号X 委外仓要看批次": a piece that is part of the service's own name
         // names it; it says nothing about why.
-        if folded.chars().count() >= 3 && names.iter().any(|n| n.contains(folded.as_str())) {
+        let said = without_fillers(folded.clone());
+        // "开子母单展示子单货品明细": with its request words set aside, still the name.
+        if [&folded, &said]
+            .iter()
+            .any(|p| p.chars().count() >= 3 && names.iter().any(|n| n.contains(p.as_str())))
+        {
             continue;
         }
-        let said = without_fillers(folded.clone());
         let mut own = folded.clone();
         for n in &names {
             own = own.replace(n.as_str(), "");
