@@ -528,8 +528,21 @@ pub fn read(
             .text
             .split_whitespace()
             .any(|p| leading_customer(p).is_some());
+        // "森屿家居 开电子发票 … 另外qiyue_kids要开物流追踪": an account that opens a later
+        // request's own words is that request's customer, never an earlier one's.
+        let opens_later = only.as_deref().is_some_and(|one| {
+            plan[i + 1..].iter().any(|p| {
+                p.account.as_deref() == Some(one)
+                    && p.text
+                        .split_whitespace()
+                        .next()
+                        .and_then(leading_customer)
+                        .is_some_and(|a| a.eq_ignore_ascii_case(one))
+            })
+        });
         if plan[i].account.is_none() && !own_customer {
             plan[i].account = match (&only, i) {
+                (Some(_), _) if opens_later => None,
                 (Some(one), _) => Some(one.clone()),
                 (None, 0) => None,
                 (None, _) => plan[i - 1].account.clone(),

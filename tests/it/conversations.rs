@@ -31,9 +31,8 @@ async fn the_conversation_suite_ends_as_meant_and_files_no_more_wrong_values_tha
     // The judge compares reasons strictly since the trials showed it passing "这个多久能好啊"
     // filed as a reason: the test half's measure went from 78 / 8 wrong to 75 / 11 wrong
     // with the same bot; the floor is the strict measure (77 / 10 after the fourth set's round,
-    // 75 / 12 after the sixth's: #26/#63/#66/#82/#46 no longer ask a number the seed does not
-    // ask for, and keep one only when it is said, which this set's writer did not expect).
-    assert!(test.passed >= 75 && test.wrong_filings <= 12, "{shown}");
+    // 77 / 9 after the sixth's).
+    assert!(test.passed >= 77 && test.wrong_filings <= 9, "{shown}");
 }
 
 const THIRD: &str = include_str!("../fixtures/conversations_third.jsonl");
@@ -62,7 +61,7 @@ async fn the_fourth_conversation_set_ends_as_meant_as_measured() {
     assert_eq!(set.len(), 100);
     let (dev, test, shown) = both_halves(&set).await;
     assert!(dev.passed >= 48 && dev.wrong_filings <= 1, "{shown}");
-    assert!(test.passed >= 44 && test.wrong_filings <= 1, "{shown}");
+    assert!(test.passed >= 45 && test.wrong_filings <= 1, "{shown}");
 }
 
 const FIFTH: &str = include_str!("../fixtures/conversations_fifth.jsonl");
@@ -77,10 +76,10 @@ async fn the_fifth_conversation_set_ends_as_meant_as_measured() {
     assert_eq!(set.len(), 80);
     let (dev, test, shown) = both_halves(&set).await;
     assert!(dev.passed >= 39 && dev.wrong_filings == 0, "{shown}");
-    // 20 / 12 after the sixth set's round (22 / 9 before): measured with the round's changes
-    // taken out one at a time, two of the three came from #46/#82 keeping a number said
-    // unasked (this writer files none), one from 调/改 read as amount cues.
-    assert!(test.passed >= 20 && test.wrong_filings <= 12, "{shown}");
+    // 20 / 11 after the sixth set's round (22 / 9 before): measured with the round's changes
+    // taken out one at a time, two came from #46/#82 keeping a number said unasked (this
+    // writer files none), one from 调/改 read as amount cues.
+    assert!(test.passed >= 20 && test.wrong_filings <= 11, "{shown}");
 }
 
 const SIXTH: &str = include_str!("../fixtures/conversations_sixth.jsonl");
@@ -94,7 +93,7 @@ async fn the_sixth_conversation_set_ends_as_meant_as_measured() {
     let set = parse(SIXTH).unwrap();
     assert_eq!(set.len(), 120);
     let (dev, test, shown) = both_halves(&set).await;
-    assert!(dev.passed >= 54 && dev.wrong_filings <= 3, "{shown}");
+    assert!(dev.passed >= 55 && dev.wrong_filings <= 2, "{shown}");
     assert!(test.passed >= 53 && test.wrong_filings <= 5, "{shown}");
 }
 
