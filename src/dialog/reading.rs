@@ -1172,7 +1172,14 @@ fn split_by_account(groups: Vec<Group>) -> Vec<Group> {
             .filter(|&&i| {
                 let p = &g.pieces[i];
                 let account = leading_account(p).unwrap_or_default();
-                p[account.len()..].chars().any(|c| c.is_ascii_digit())
+                let rest = &p[account.len()..];
+                // "duoduo_bj要组合装销量报表": words of its own after the account, not only
+                // request talk ("也要").
+                let own_words = rest
+                    .chars()
+                    .filter(|c| is_han(*c) && !"要也开都的了再还给帮就是".contains(*c))
+                    .count();
+                rest.chars().any(|c| c.is_ascii_digit()) || own_words >= 3
             })
             .count();
         if starts.len() < 2 || own_values < 2 || starts[0] == 0 {
@@ -1180,15 +1187,27 @@ fn split_by_account(groups: Vec<Group>) -> Vec<Group> {
             continue;
         }
         let head: Vec<String> = g.pieces[..starts[0]].to_vec();
+        // "… duoduo_sz要多次购买查询 原因是客户运营要分析…": a reason said after the last
+        // customer, labelled, is every customer's.
+        let last = starts.last().copied().unwrap_or_default();
+        let shared_from = (last + 1..g.pieces.len())
+            .find(|&i| g.pieces[i].starts_with("原因"))
+            .unwrap_or(g.pieces.len());
+        let mut shared = g.shared.clone();
+        shared.extend(g.pieces[shared_from..].iter().cloned());
         for (k, &at) in starts.iter().enumerate() {
-            let end = starts.get(k + 1).copied().unwrap_or(g.pieces.len());
+            let end = starts
+                .get(k + 1)
+                .copied()
+                .unwrap_or(shared_from)
+                .min(shared_from.max(at + 1));
             let mut pieces = head.clone();
             pieces.extend(g.pieces[at..end].iter().cloned());
             out.push(Group {
                 service: g.service,
                 pieces,
                 joined: g.joined,
-                shared: g.shared.clone(),
+                shared: shared.clone(),
             });
         }
     }

@@ -93,7 +93,7 @@ async fn the_sixth_conversation_set_ends_as_meant_as_measured() {
     let set = parse(SIXTH).unwrap();
     assert_eq!(set.len(), 120);
     let (dev, test, shown) = both_halves(&set).await;
-    assert!(dev.passed >= 55 && dev.wrong_filings <= 2, "{shown}");
+    assert!(dev.passed >= 56 && dev.wrong_filings <= 1, "{shown}");
     assert!(test.passed >= 53 && test.wrong_filings <= 5, "{shown}");
 }
 
