@@ -1205,18 +1205,18 @@ impl DialogBot {
         ))
     }
 
-    /// The person's session as stored (with its version for the save) and as read; an
-    /// unreadable one (older format) is reset rather than blocking the person.
     /// A reply given beside the conversation (a request number looked up mid-form) reminds
     /// the person of the form that waits and asks its question again, so it is not lost under
     /// the answer.
     async fn with_open_form(&self, catalog: &Catalog, message: &Inbound, reply: Reply) -> Reply {
         // Only what the person typed: a card click (a handler's action) concerns no form, and
         // needs no session read.
-        let (Reply::Text(text), Content::Text(_)) = (&reply, &message.content) else {
+        if !matches!(message.content, Content::Text(_)) {
+            return reply;
+        }
+        let Reply::Text(text) = reply else {
             return reply;
         };
-        let text = text.clone();
         let Ok((_, session)) = self.load_session(catalog, &session_key(message)).await else {
             return Reply::Text(text);
         };
@@ -1246,6 +1246,8 @@ impl DialogBot {
         })
     }
 
+    /// The person's session as stored (with its version for the save) and as read; an
+    /// unreadable one (older format) is reset rather than blocking the person.
     async fn load_session(
         &self,
         catalog: &Catalog,

@@ -228,13 +228,9 @@ pub fn read(
             && let Some(id) = named[j]
             && let Some(k) = account_part(&folded, &groups)
             && groups[k].service != id
-            && !groups.iter().any(|g| {
-                g.service == id
-                    && g.pieces.iter().any(|p| {
-                        leading_customer(p)
-                            .is_some_and(|a| groups[k].pieces.iter().any(|q| q.contains(a)))
-                    })
-            })
+            && !groups
+                .iter()
+                .any(|g| g.service == id && group_customer(g) == group_customer(&groups[k]))
         {
             dropped.push(Dropped {
                 service: groups[k].service,
@@ -491,7 +487,7 @@ pub fn read(
         }
         preamble.clear();
     }
-    let groups = split_by_account(groups);
+    let groups = split_by_account(catalog, slot_words, groups);
     let mut plan: Vec<Planned> = Vec::new();
     for (i, g) in groups.iter().enumerate() {
         let mut parts: Vec<&str> = Vec::new();
@@ -530,19 +526,21 @@ pub fn read(
             .any(|p| leading_customer(p).is_some());
         // "森屿家居 开电子发票 … 另外qiyue_kids要开物流追踪": an account that opens a later
         // request's own words is that request's customer, never an earlier one's.
-        let opens_later = only.as_deref().is_some_and(|one| {
-            plan[i + 1..].iter().any(|p| {
-                p.account.as_deref() == Some(one)
-                    && p.text
-                        .split_whitespace()
-                        .next()
-                        .and_then(leading_customer)
-                        .is_some_and(|a| a.eq_ignore_ascii_case(one))
+        let opens_later = || {
+            only.as_deref().is_some_and(|one| {
+                plan[i + 1..].iter().any(|p| {
+                    p.account.as_deref() == Some(one)
+                        && p.text
+                            .split_whitespace()
+                            .next()
+                            .and_then(leading_customer)
+                            .is_some_and(|a| a.eq_ignore_ascii_case(one))
+                })
             })
-        });
+        };
         if plan[i].account.is_none() && !own_customer {
             plan[i].account = match (&only, i) {
-                (Some(_), _) if opens_later => None,
+                (Some(_), _) if opens_later() => None,
                 (Some(one), _) => Some(one.clone()),
                 (None, 0) => None,
                 (None, _) => plan[i - 1].account.clone(),
@@ -672,11 +670,10 @@ fn own_words(
     let to = (j + 1..pieces.len())
         // "… 不对 调到45" corrects what was said before; its 调 asks for nothing new.
         .find(|&k| {
-            pieces[k].clause != clause
-                || named[k].is_some()
-                || corrections
-                    .iter()
-                    .any(|m| fold(&pieces[k].text).starts_with(m.as_str()))
+            pieces[k].clause != clause || named[k].is_some() || {
+                let folded = fold(&pieces[k].text);
+                corrections.iter().any(|m| folded.starts_with(m.as_str()))
+            }
         })
         .unwrap_or(pieces.len());
     pieces[from..to]
@@ -981,22 +978,18 @@ fn account_part(folded: &str, groups: &[Group]) -> Option<usize> {
         .get(1)?
         .as_str()
         .to_owned();
-    let accounts: Vec<Option<String>> = groups
-        .iter()
-        .map(|g| {
-            g.pieces
-                .iter()
-                .find_map(|p| leading_customer(p).map(str::to_lowercase))
-        })
-        .collect();
-    let mut holders = accounts
-        .iter()
-        .enumerate()
-        .filter(|(_, a)| a.as_deref().is_some_and(|a| a.starts_with(token.as_str())));
+    let mut holders = groups.iter().enumerate().filter(|(_, g)| {
+        group_customer(g).is_some_and(|a| a.to_lowercase().starts_with(token.as_str()))
+    });
     match (holders.next(), holders.next()) {
         (Some((k, _)), None) => Some(k),
         _ => None,
     }
+}
+
+/// The customer a request's words name first.
+fn group_customer(g: &Group) -> Option<&str> {
+    g.pieces.iter().find_map(|p| leading_customer(p))
 }
 
 /// Which of `services` the words `folded` name by a part of its name only ("透视的先不提了"
@@ -1157,9 +1150,18 @@ fn numbers_corrected(text: &str) -> String {
 
 /// "订单合并上限 yw_socks要150 lyf_store要200": one service, two customers each with their own
 /// value: one request per customer, each with the service's words and its own piece.
-fn split_by_account(groups: Vec<Group>) -> Vec<Group> {
+fn split_by_account(catalog: &Catalog, slot_words: &SlotWords, groups: Vec<Group>) -> Vec<Group> {
     let mut out = Vec::new();
     for g in groups {
+        // The labels of the service's free-text fields ("原因", "理由").
+        let prose_labels: Vec<&String> = catalog
+            .service(g.service)
+            .into_iter()
+            .flat_map(|s| &s.fields)
+            .filter(|f| f.spec.prose)
+            .flat_map(|f| std::iter::once(&f.spec.label).chain(&f.spec.cues))
+            .filter(|l| !l.is_empty())
+            .collect();
         let starts: Vec<usize> = g
             .pieces
             .iter()
@@ -1175,10 +1177,11 @@ fn split_by_account(groups: Vec<Group>) -> Vec<Group> {
                 let rest = &p[account.len()..];
                 // "duoduo_bj要组合装销量报表": words of its own after the account, not only
                 // request talk ("也要").
-                let own_words = rest
-                    .chars()
-                    .filter(|c| is_han(*c) && !"要也开都的了再还给帮就是".contains(*c))
-                    .count();
+                let own_words =
+                    super::slots::without_fillers(rest, &slot_words.explanation_fillers)
+                        .chars()
+                        .filter(|c| is_han(*c))
+                        .count();
                 rest.chars().any(|c| c.is_ascii_digit()) || own_words >= 3
             })
             .count();
@@ -1191,7 +1194,11 @@ fn split_by_account(groups: Vec<Group>) -> Vec<Group> {
         // customer, labelled, is every customer's.
         let last = starts.last().copied().unwrap_or_default();
         let shared_from = (last + 1..g.pieces.len())
-            .find(|&i| g.pieces[i].starts_with("原因"))
+            .find(|&i| {
+                prose_labels
+                    .iter()
+                    .any(|l| g.pieces[i].starts_with(l.as_str()))
+            })
             .unwrap_or(g.pieces.len());
         let mut shared = g.shared.clone();
         shared.extend(g.pieces[shared_from..].iter().cloned());

@@ -21,7 +21,9 @@ use super::text::fold;
 
 use crate::catalog::MessageKey;
 use crate::catalog::value::{id_family, is_han, is_seller_account, normalize_width, number_spans};
-use crate::catalog::{Answers, Catalog, FieldKey, FieldKind, FieldValue, Service, ServiceField};
+use crate::catalog::{
+    Answers, Catalog, FieldKey, FieldKind, FieldSpec, FieldValue, Service, ServiceField,
+};
 
 /// Word lists for slot extraction (`[slots]` in `dialogs/understanding.toml`).
 #[derive(Debug, Clone, Default, serde::Deserialize)]
@@ -714,7 +716,6 @@ fn skip_account_lead(s: &str) -> usize {
     })
 }
 
-/// A separator between a cue and its value: spaces and "是/为/:/=".
 static REFERENCE: std::sync::LazyLock<Option<Regex>> = std::sync::LazyLock::new(|| {
     Regex::new(r"^(?:[A-Za-z0-9_.\-]{1,20}|\p{Han}{1,6}?)\s*的?(?:那个|那单|那家|那条|那一个)\s*")
         .ok()
@@ -728,6 +729,7 @@ fn strip_reference(s: &str) -> &str {
         .map_or(s, |m| s[m.end()..].trim_start())
 }
 
+/// A separator between a cue and its value: spaces and "是/为/:/=".
 fn skip_separators(s: &str) -> usize {
     let mut n = 0;
     for c in s.chars() {
@@ -1659,19 +1661,8 @@ impl Scan<'_> {
                 continue;
             };
             for o in options {
-                let o_lower = normalize_width(o).to_lowercase();
-                let synonyms: Vec<String> = f
-                    .spec
-                    .synonyms
-                    .iter()
-                    .filter(|(_, option)| option == o)
-                    .map(|(word, _)| normalize_width(word).to_lowercase())
-                    .collect();
-                let forms = std::iter::once(o_lower.as_str())
-                    .chain(short_option(&o_lower))
-                    .chain(synonyms.iter().map(String::as_str));
-                for form in forms {
-                    for (at, _) in lower.match_indices(form) {
+                for form in option_forms(&f.spec, o) {
+                    for (at, _) in lower.match_indices(form.as_str()) {
                         let span = at..at + form.len();
                         if !self
                             .used
@@ -1834,6 +1825,26 @@ impl Scan<'_> {
 }
 
 /// An option's short form people type ("店铺利润" for 店铺利润报表), when distinctive enough.
+/// How an option of a choice field is said, width-normalised and lower-cased: the option, its
+/// short form ("订单缺货汇总" for "订单缺货汇总(档口模式)") and the field's synonyms of it ("ks"
+/// for 快手).
+#[must_use]
+pub fn option_forms(spec: &FieldSpec, option: &str) -> Vec<String> {
+    let lower = normalize_width(option).to_lowercase();
+    let mut forms: Vec<String> = short_option(&lower)
+        .map(str::to_owned)
+        .into_iter()
+        .collect();
+    forms.insert(0, lower.clone());
+    forms.extend(
+        spec.synonyms
+            .iter()
+            .filter(|(_, o)| o == option)
+            .map(|(word, _)| normalize_width(word).to_lowercase()),
+    );
+    forms
+}
+
 fn short_option(option: &str) -> Option<&str> {
     // "订单缺货汇总(档口模式)" is said without its parenthesis.
     if let Some(head) = option.split_once('(').map(|(h, _)| h)

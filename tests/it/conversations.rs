@@ -42,11 +42,7 @@ const THIRD: &str = include_str!("../fixtures/conversations_third.jsonl");
 /// dev 29/40 with 6 wrong filings, test 27/40 with 5; the dev half was tuned on once.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_third_conversation_set_ends_as_meant_as_measured() {
-    let set = parse(THIRD).unwrap();
-    assert_eq!(set.len(), 80);
-    let (dev, test, shown) = both_halves(&set).await;
-    assert!(dev.passed >= 37 && dev.wrong_filings == 0, "{shown}");
-    assert!(test.passed >= 31 && test.wrong_filings <= 4, "{shown}");
+    holds_its_floors(THIRD, 80, (37, 0), (31, 4)).await;
 }
 
 const FOURTH: &str = include_str!("../fixtures/conversations_fourth.jsonl");
@@ -57,11 +53,7 @@ const FOURTH: &str = include_str!("../fixtures/conversations_fourth.jsonl");
 /// with 7; the dev half was tuned on once, the test half only reported.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_fourth_conversation_set_ends_as_meant_as_measured() {
-    let set = parse(FOURTH).unwrap();
-    assert_eq!(set.len(), 100);
-    let (dev, test, shown) = both_halves(&set).await;
-    assert!(dev.passed >= 48 && dev.wrong_filings <= 1, "{shown}");
-    assert!(test.passed >= 45 && test.wrong_filings <= 1, "{shown}");
+    holds_its_floors(FOURTH, 100, (48, 1), (45, 1)).await;
 }
 
 const FIFTH: &str = include_str!("../fixtures/conversations_fifth.jsonl");
@@ -72,14 +64,16 @@ const FIFTH: &str = include_str!("../fixtures/conversations_fifth.jsonl");
 /// the dev half was tuned on once, the test half only reported.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_fifth_conversation_set_ends_as_meant_as_measured() {
-    let set = parse(FIFTH).unwrap();
-    assert_eq!(set.len(), 80);
-    let (dev, test, shown) = both_halves(&set).await;
-    assert!(dev.passed >= 39 && dev.wrong_filings == 0, "{shown}");
-    // 20 / 11 after the sixth set's round (22 / 9 before): measured with the round's changes
-    // taken out one at a time, two came from #46/#82 keeping a number said unasked (this
-    // writer files none), one from 调/改 read as amount cues.
-    assert!(test.passed >= 20 && test.wrong_filings <= 11, "{shown}");
+    holds_its_floors(
+        FIFTH,
+        80,
+        (39, 0),
+        // 20 / 11 after the sixth set's round (22 / 9 before): measured with the round's changes
+        // taken out one at a time, two came from #46/#82 keeping a number said unasked (this
+        // writer files none), one from 调/改 read as amount cues.
+        (20, 11),
+    )
+    .await;
 }
 
 const SIXTH: &str = include_str!("../fixtures/conversations_sixth.jsonl");
@@ -90,17 +84,14 @@ const SIXTH: &str = include_str!("../fixtures/conversations_sixth.jsonl");
 /// half was tuned on once, the test half only reported.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_sixth_conversation_set_ends_as_meant_as_measured() {
-    let set = parse(SIXTH).unwrap();
-    assert_eq!(set.len(), 120);
-    let (dev, test, shown) = both_halves(&set).await;
-    assert!(dev.passed >= 56 && dev.wrong_filings <= 1, "{shown}");
-    assert!(test.passed >= 53 && test.wrong_filings <= 5, "{shown}");
+    holds_its_floors(SIXTH, 120, (56, 1), (53, 5)).await;
 }
 
 const TRIALS: &str = include_str!("../fixtures/conversations_trials.jsonl");
 
-/// The surprises of 62 conversations typed through `kaitong chat` by a seed-only session as a
-/// hurried salesperson (app, aibot, a group): all tuned on, so all must end as meant.
+/// The surprises of the conversations typed through `kaitong chat` (by a seed-only session and
+/// the lead sessions) as a hurried salesperson (app, aibot, a group): all tuned on, so all must
+/// end as meant.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_chat_trials_end_as_meant() {
     let set = parse(TRIALS).unwrap();
@@ -121,11 +112,7 @@ const FRESH: &str = include_str!("../fixtures/conversations_fresh.jsonl");
 /// dev half was tuned on once, its test half is only reported.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_fresh_conversation_set_ends_as_meant_as_measured() {
-    let set = parse(FRESH).unwrap();
-    assert_eq!(set.len(), 64);
-    let (dev, test, shown) = both_halves(&set).await;
-    assert!(dev.passed >= 32 && dev.wrong_filings == 0, "{shown}");
-    assert!(test.passed >= 26 && test.wrong_filings <= 1, "{shown}");
+    holds_its_floors(FRESH, 64, (32, 0), (26, 1)).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -148,6 +135,27 @@ async fn a_conversation_that_files_a_value_nobody_meant_fails_the_judge() {
     let set = parse(&line.replace("\"2000\"", "\"100\"")).unwrap();
     let report = rig.run(&set, None).await;
     assert_eq!(report.passed, 1, "{}", render(&report, true));
+}
+
+/// Parses `set`, checks its size, and holds each half to its floor: (at least this many
+/// conversations ending as meant, at most this many wrong filings).
+async fn holds_its_floors(
+    set: &str,
+    len: usize,
+    dev_floor: (usize, usize),
+    test_floor: (usize, usize),
+) {
+    let set = parse(set).unwrap();
+    assert_eq!(set.len(), len);
+    let (dev, test, shown) = both_halves(&set).await;
+    assert!(
+        dev.passed >= dev_floor.0 && dev.wrong_filings <= dev_floor.1,
+        "{shown}"
+    );
+    assert!(
+        test.passed >= test_floor.0 && test.wrong_filings <= test_floor.1,
+        "{shown}"
+    );
 }
 
 /// Plays the dev and the test half of `set` through a fresh rig; the reports and both

@@ -210,12 +210,13 @@ impl Engine<'_> {
     }
 
     /// Options taken back from a list already answered ("算了快手不要了", "去掉快手"): an
-    /// option of the list (or its nickname) right before a removal word (`[slots]
-    /// option_removals`) or right after a negation (`option_negations`) leaves the list, when
-    /// something is left and the message does not say the whole list again (只要淘宝京东).
+    /// option of the list, as the field's question reads it (`slots::option_forms`), right
+    /// before a removal word (`[slots] option_removals`) or right after a negation
+    /// (`option_negations`) leaves the list, when something is left and the message does not
+    /// say the whole list again (只要淘宝京东).
     fn remove_options(
         &self,
-        mut form: Form,
+        form: Form,
         service: &Service,
         text: &str,
         t: &mut Turn,
@@ -229,71 +230,67 @@ impl Engine<'_> {
         {
             return ControlFlow::Continue(form);
         }
-        let mut changed = None;
-        for f in &service.fields {
+        let taken_back = |form_of: &str| {
+            folded.match_indices(form_of).any(|(at, _)| {
+                let after = folded[at + form_of.len()..].trim_start();
+                let before = folded[..at].trim_end();
+                words
+                    .option_removals
+                    .iter()
+                    .any(|r| after.starts_with(r.as_str()))
+                    || words
+                        .option_negations
+                        .iter()
+                        .any(|r| before.ends_with(r.as_str()))
+            })
+        };
+        let changed = service.fields.iter().find_map(|f| {
             let Some(FieldValue::Choices(list)) = form.answers.get(f.key()) else {
-                continue;
+                return None;
             };
-            let removed: Vec<&String> = list
+            let kept: Vec<String> = list
                 .iter()
-                .filter(|option| {
-                    let mut names: Vec<String> = vec![fold(option)];
-                    names.extend(
-                        f.spec
-                            .synonyms
-                            .iter()
-                            .filter(|(_, to)| to == *option)
-                            .map(|(word, _)| fold(word)),
-                    );
-                    if let Some(nicks) = words.platform_nicknames.get(option.as_str()) {
-                        names.extend(nicks.iter().map(|n| fold(n)));
-                    }
-                    names.iter().filter(|n| !n.is_empty()).any(|n| {
-                        folded.match_indices(n.as_str()).any(|(at, _)| {
-                            let after = folded[at + n.len()..].trim_start();
-                            let before = folded[..at].trim_end();
-                            words
-                                .option_removals
-                                .iter()
-                                .any(|r| after.starts_with(r.as_str()))
-                                || words
-                                    .option_negations
-                                    .iter()
-                                    .any(|r| before.ends_with(r.as_str()))
-                        })
-                    })
+                .filter(|o| {
+                    !crate::dialog::slots::option_forms(&f.spec, o)
+                        .iter()
+                        .any(|said| !said.is_empty() && taken_back(said))
                 })
-                .collect();
-            if removed.is_empty() || removed.len() == list.len() {
-                continue;
-            }
-            let now: Vec<String> = list
-                .iter()
-                .filter(|o| !removed.contains(o))
                 .cloned()
                 .collect();
-            changed = Some((
-                f,
-                FieldValue::Choices(list.clone()),
-                FieldValue::Choices(now),
-            ));
-            break;
-        }
-        let Some((f, was, now)) = changed else {
+            (!kept.is_empty() && kept.len() < list.len()).then_some((f, FieldValue::Choices(kept)))
+        });
+        let Some((f, now)) = changed else {
             return ControlFlow::Continue(form);
         };
         tracing::info!(field = %f.key(), "options taken back from a list");
+        ControlFlow::Break(self.change_value(form, f, now, t))
+    }
+
+    /// Puts `now` in `f`'s place, says what it replaced, and goes on where the form was (the
+    /// summary is shown again; at a question the same question follows).
+    fn change_value(
+        &self,
+        mut form: Form,
+        f: &ServiceField,
+        now: FieldValue,
+        t: &mut Turn,
+    ) -> State {
+        let was = form
+            .answers
+            .get(f.key())
+            .map(|v| f.spec.display_value(v))
+            .unwrap_or_default();
         t.say.push(self.m().render(
             MessageKey::ValueChanged,
             &[
                 ("label", &f.spec.label),
-                ("was", &f.spec.display_value(&was)),
+                ("was", &was),
                 ("now", &f.spec.display_value(&now)),
             ],
         ));
         form.answers.insert(f.key().clone(), now);
         form.failures = 0;
-        ControlFlow::Break(self.advance(form, t))
+        self.advance(form, t)
     }
 
     /// A correction of a value already given ("账号写错了 应该是 abc132", "刚才数量说错了 改成
@@ -302,7 +299,7 @@ impl Engine<'_> {
     /// the old one, the person hears what changed, and the form goes on where it was.
     pub(super) fn correct_answered(
         &self,
-        mut form: Form,
+        form: Form,
         service: &Service,
         current: Option<&ServiceField>,
         text: &str,
@@ -436,8 +433,8 @@ impl Engine<'_> {
             let labelled = format!("{} {tail}", f.spec.label);
             let found = self.extract(service, &labelled);
             match found.answers.get(f.key()) {
-                Some(now) if now != was => changes.push((f, was.clone(), now.clone())),
-                Some(_) => unchanged.push((f, was.clone())),
+                Some(now) if now != was => changes.push((f, now.clone())),
+                Some(_) => unchanged.push((f, was)),
                 None => {}
             }
         }
@@ -454,21 +451,10 @@ impl Engine<'_> {
             ));
             return ControlFlow::Break(self.advance(form, t));
         }
-        let [(f, was, now)] = changes.as_slice() else {
+        let Ok([(f, now)]) = <[_; 1]>::try_from(changes) else {
             return ControlFlow::Continue(form);
         };
-        t.say.push(self.m().render(
-            MessageKey::ValueChanged,
-            &[
-                ("label", &f.spec.label),
-                ("was", &f.spec.display_value(was)),
-                ("now", &f.spec.display_value(now)),
-            ],
-        ));
-        form.answers.insert(f.key().clone(), now.clone());
-        form.failures = 0;
-        // At the summary the form is shown again; at a question the same question follows.
-        ControlFlow::Break(self.advance(form, t))
+        ControlFlow::Break(self.change_value(form, f, now, t))
     }
 
     /// The form's own service disowned at any step ("搞错了 不是电子发票 是导出要看完整手机号
@@ -592,17 +578,11 @@ impl Engine<'_> {
             .or_else(|| rest.strip_prefix("要"))
             .unwrap_or(rest)
             .trim();
-        let account = self.seller_account(&form);
         let understood = self.matcher.understand_with(rest, self.meaning);
-        let label = |id| self.service_label(id).unwrap_or_default();
-        let dropped = label(service.id);
+        let dropped = self.service_label(service.id).unwrap_or_default();
         match understood.verdict {
             Verdict::Service(id) if id != service.id => {
-                t.say.push(self.m().render(
-                    MessageKey::CorrectionTaken,
-                    &[("dropped", &dropped), ("wanted", &label(id))],
-                ));
-                ControlFlow::Break(self.start(id, rest, account, t))
+                ControlFlow::Break(self.correct_to(&form, id, rest, t))
             }
             Verdict::Ambiguous(options) if !options.contains(&service.id) => {
                 t.say.push(
@@ -616,7 +596,7 @@ impl Engine<'_> {
                 );
                 self.offer(&options, &mut t.say);
                 // The account rides along in the words the chosen service reads.
-                let text = match &account {
+                let text = match &self.seller_account(&form) {
                     Some(a) => format!("{rest} 卖家账号 {a}"),
                     None => rest.to_owned(),
                 };
@@ -675,13 +655,18 @@ impl Engine<'_> {
             return ControlFlow::Continue(form);
         };
         tracing::info!(from = %service.id, to = %id, "form corrected to another service");
+        ControlFlow::Break(self.correct_to(&form, id, rest, t))
+    }
+
+    /// The form given up for `id`, which starts with `rest` and the form's seller account; the
+    /// person hears which was dropped for which.
+    fn correct_to(&self, form: &Form, id: ServiceId, rest: &str, t: &mut Turn) -> State {
         let label = |id| self.service_label(id).unwrap_or_default();
         t.say.push(self.m().render(
             MessageKey::CorrectionTaken,
-            &[("dropped", &label(service.id)), ("wanted", &label(id))],
+            &[("dropped", &label(form.service)), ("wanted", &label(id))],
         ));
-        let account = self.seller_account(&form);
-        ControlFlow::Break(self.start(id, rest, account, t))
+        self.start(id, rest, self.seller_account(form), t)
     }
 
     /// A value the bot proposed for the asked field (a cap, "其他: …", a Chinese account read

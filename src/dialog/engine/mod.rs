@@ -347,6 +347,7 @@ impl Engine<'_> {
                 }
                 // A value or a correction is the form's: the bot hands it over. A word about
                 // the move itself ("等下发", "好") only hears where the form went.
+                let folded = fold(text);
                 if !text
                     .chars()
                     .all(|c| crate::catalog::value::is_han(c) || !c.is_alphanumeric())
@@ -355,7 +356,7 @@ impl Engine<'_> {
                         .slots
                         .correction_markers
                         .iter()
-                        .any(|m| fold(text).contains(m.as_str()))
+                        .any(|m| folded.contains(m.as_str()))
                 {
                     t.say.for_private = true;
                 }
@@ -852,17 +853,15 @@ impl Engine<'_> {
     /// Questions asked on the way to a request: "多久能好" gets the service's schedule, any
     /// other is said back as one the bot cannot answer, so it is never silently dropped.
     fn answer_questions(&self, questions: &[String], planned: &[ServiceId], t: &mut Turn) {
-        let Some(s) = planned.first().and_then(|id| self.catalog.service(*id)) else {
-            return;
-        };
         let mut services: Vec<&Service> = Vec::new();
-        for id in planned {
-            if let Some(p) = self.catalog.service(*id)
-                && !services.iter().any(|o| o.id == p.id)
-            {
+        for p in planned.iter().filter_map(|id| self.catalog.service(*id)) {
+            if !services.iter().any(|o| o.id == p.id) {
                 services.push(p);
             }
         }
+        let Some(s) = services.first().copied() else {
+            return;
+        };
         let when_words = &self.tuning().reading.when_questions;
         let window = self.window_text(s, t.now);
         let warning_words = &self.tuning().reading.warning_questions;

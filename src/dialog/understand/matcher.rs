@@ -541,10 +541,10 @@ impl Matcher {
 
     /// Whether `text` contains one of the service's names or aliases in full (3+ characters):
     /// the bar for reading a mid-form message as a request to switch services.
-    #[must_use]
     ///
     /// A shorter name said inside a longer, more specific one's words ("超期订单预警的看板")
     /// names the longer one in full, not the shorter.
+    #[must_use]
     pub fn names_fully(&self, id: ServiceId, text: &str) -> bool {
         let chars: Vec<char> = fold(text).chars().collect();
         let named = self

@@ -122,8 +122,6 @@ pub struct ReadingWords {
     /// answered with the help of the field it names (else the asked one's), never a value.
     #[serde(default)]
     pub why_words: Vec<String>,
-    /// In a correction, words that point at an earlier request by its place in the message
-    /// ("第一个店写错了", "后面那个改成300"): place 1 is the first request, 0 the last one.
     /// A question holding one of these ("有风险吗", "能试用吗") is answered with the service's
     /// warnings.
     #[serde(default)]
@@ -135,6 +133,8 @@ pub struct ReadingWords {
     /// 就先不弄了").
     #[serde(default)]
     pub withdrawal_consequences: Vec<String>,
+    /// In a correction, words that point at an earlier request by its place in the message
+    /// ("第一个店写错了", "后面那个改成300"): place 1 is the first request, 0 the last one.
     #[serde(default)]
     pub ordinal_references: std::collections::BTreeMap<String, usize>,
 }
